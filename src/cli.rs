@@ -1,0 +1,91 @@
+//! The command line: subcommands and their flags (clap derive). Parsing only; `commands` runs them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Design-space exploration for LSTM inference accelerators: which precision, how many tiles
+/// and cores, and what it costs.
+#[derive(Debug, Parser)]
+#[command(name = "lstm-dse", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a model on input sequences at one precision and write the hidden states or outputs.
+    Infer(InferArgs),
+    /// List the built-in benchmark models.
+    Models,
+    /// Print a model's layers and sizes.
+    Inspect(ModelArgs),
+    /// Write seeded random input sequences (standard normal) that fit a model.
+    GenInput(GenInputArgs),
+    /// List the GPU adapters wgpu can use (honours WGPU_BACKEND and WGPU_ADAPTER_NAME).
+    Devices,
+}
+
+/// Which model to load.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model: a .onnx file, a .safetensors file (PyTorch nn.LSTM naming) or builtin:NAME.
+    #[arg(long, value_name = "FILE|builtin:NAME")]
+    pub model: String,
+    /// safetensors only: name of a dense head after the LSTM (`fc` reads fc.weight, fc.bias).
+    #[arg(long, value_name = "NAME")]
+    pub head: Option<String>,
+    /// safetensors only: activation after the head.
+    #[arg(long, value_name = "none|sigmoid|softmax")]
+    pub head_activation: Option<String>,
+}
+
+/// What `infer` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    /// The last LSTM layer's hidden sequence, [T, H*directions] or [N, T, H*directions].
+    Hidden,
+    /// The dense head's output, [T, O] or [N, T, O].
+    Output,
+}
+
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Precision config: one format for everything (fp32, fx8, fx16.12, fp16, bf16, fp8e4m3,
+    /// fp8e5m2, e<E>m<M>) or per role: w=weights, a=activations, p=pre-activations, c=cell
+    /// state, e.g. `w=fx8,a=fx8,c=fx16`. See docs/NUMERICS.md.
+    #[arg(long, default_value = "fp32", value_name = "CONFIG")]
+    pub precision: String,
+    /// Output file (float32 .npy); written whole or not at all.
+    #[arg(long, value_name = "Y.npy")]
+    pub output: PathBuf,
+    /// Write the last layer's hidden states or the head's output.
+    #[arg(long, value_enum, default_value_t = What::Hidden)]
+    pub what: What,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenInputArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of sequences N.
+    #[arg(long, default_value_t = 4)]
+    pub sequences: usize,
+    /// Steps per sequence T.
+    #[arg(long, default_value_t = 32)]
+    pub steps: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output file, float32 [N, T, I].
+    #[arg(long, value_name = "X.npy")]
+    pub output: PathBuf,
+}

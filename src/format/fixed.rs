@@ -1,0 +1,206 @@
+//! Two's-complement fixed point: quantization of single values, the per-tensor choice of
+//! fraction bits, and the saturating, round-half-to-even rescale of wide accumulators that
+//! the integer datapath (CPU evaluator and GPU kernels alike) is built from.
+
+use super::{MAX_FIXED_BITS, MAX_FRAC_BITS};
+
+/// A resolved fixed-point format: `bits` including the sign, value = code * 2^-frac.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fixed {
+    pub bits: u32,
+    pub frac: i32,
+}
+
+/// The smallest integer `e` with `2^e >= m`, computed exactly from the bits of `m` (> 0).
+pub fn ceil_log2(m: f32) -> i32 {
+    let b = m.to_bits() & 0x7fff_ffff;
+    let (mant, exp) = if b >> 23 == 0 {
+        // Subnormal: m = mant * 2^-149.
+        (b, -149)
+    } else {
+        ((b & 0x7f_ffff) | 0x80_0000, (b >> 23) as i32 - 127 - 23)
+    };
+    // m = mant * 2^exp with mant > 0.
+    let lead = 31 - mant.leading_zeros() as i32;
+    let pow2 = mant & (mant - 1) == 0;
+    exp + lead + if pow2 { 0 } else { 1 }
+}
+
+impl Fixed {
+    /// Smallest code, -2^(bits-1).
+    pub fn min_code(self) -> i32 {
+        -(1 << (self.bits - 1))
+    }
+
+    /// Largest code, 2^(bits-1) - 1.
+    pub fn max_code(self) -> i32 {
+        (1 << (self.bits - 1)) - 1
+    }
+
+    /// Fraction bits for a tensor whose largest magnitude is `max_abs`: the most that still
+    /// leave room for `2^ceil(log2 max_abs)` (which itself saturates by one step), clamped to
+    /// `0..=30`. A tensor of zeros gets `bits - 1`.
+    pub fn for_max_abs(bits: u32, max_abs: f32) -> Fixed {
+        debug_assert!((2..=MAX_FIXED_BITS).contains(&bits));
+        let e = if max_abs > 0.0 && max_abs.is_finite() {
+            ceil_log2(max_abs)
+        } else {
+            0
+        };
+        Fixed {
+            bits,
+            frac: (bits as i32 - 1 - e).clamp(0, MAX_FRAC_BITS),
+        }
+    }
+
+    /// The code of `x`: round half to even of `x * 2^frac`, saturated to the code range.
+    /// Exact: the scaling is done in f64, where it cannot round.
+    pub fn quantize(self, x: f32) -> i32 {
+        let y = (x as f64 * pow2(self.frac)).round_ties_even();
+        y.clamp(self.min_code() as f64, self.max_code() as f64) as i32
+    }
+
+    /// The value of a code (exact in f32: at most 16 significant bits).
+    pub fn to_f32(self, code: i32) -> f32 {
+        (code as f64 * pow2(-self.frac)) as f32
+    }
+
+    /// Position of a code in a lookup table over all codes (offset binary).
+    pub fn table_index(self, code: i32) -> usize {
+        (code - self.min_code()) as usize
+    }
+
+    /// Saturates a wide integer to the code range.
+    pub fn saturate(self, v: i128) -> i32 {
+        v.clamp(self.min_code() as i128, self.max_code() as i128) as i32
+    }
+}
+
+/// 2^e as f64 (exact for the exponents used here).
+pub fn pow2(e: i32) -> f64 {
+    2f64.powi(e)
+}
+
+/// Round half to even of `x / 2^s` for `s >= 1`, on integers.
+pub fn shift_round_half_even(x: i128, s: u32) -> i128 {
+    if s == 0 {
+        return x;
+    }
+    if s >= 100 {
+        // |x| < 2^99 here, so |x / 2^s| < 1/2.
+        return 0;
+    }
+    let q = x >> s;
+    let r = x - (q << s);
+    let half = 1i128 << (s - 1);
+    if r > half || (r == half && q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// `acc * 2^-shift` rounded half to even and saturated to `to`: how every wide sum of the
+/// integer datapath becomes a narrow code. A negative shift multiplies (exactly).
+pub fn rescale(acc: i64, shift: i32, to: Fixed) -> i32 {
+    let v = if shift >= 0 {
+        shift_round_half_even(acc as i128, shift as u32)
+    } else {
+        (acc as i128) << (-shift).min(64)
+    };
+    to.saturate(v)
+}
+
+/// Whether a sum fits a signed 64-bit accumulator (with one bit of margin). Each term is
+/// (how many, log2 of its largest magnitude, left shift applied to it).
+pub fn rescale_bound_ok(terms: &[(f64, u32, i32)]) -> bool {
+    let total: f64 = terms
+        .iter()
+        .map(|&(n, bits, shift)| n * pow2(bits as i32 + shift))
+        .sum();
+    total < pow2(62)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ceil_log2_is_exact() {
+        assert_eq!(ceil_log2(1.0), 0);
+        assert_eq!(ceil_log2(1.0000001), 1);
+        assert_eq!(ceil_log2(0.5), -1);
+        assert_eq!(ceil_log2(0.75), 0);
+        assert_eq!(ceil_log2(3.0), 2);
+        assert_eq!(ceil_log2(4.0), 2);
+        assert_eq!(ceil_log2(f32::from_bits(1)), -149);
+        assert_eq!(ceil_log2(f32::from_bits(3)), -147);
+    }
+
+    #[test]
+    fn auto_fraction_bits() {
+        assert_eq!(Fixed::for_max_abs(8, 1.0).frac, 7);
+        assert_eq!(Fixed::for_max_abs(8, 0.3).frac, 8);
+        assert_eq!(Fixed::for_max_abs(8, 5.0).frac, 4);
+        assert_eq!(Fixed::for_max_abs(8, 1e6).frac, 0);
+        assert_eq!(Fixed::for_max_abs(16, 1e-12).frac, 30);
+        assert_eq!(Fixed::for_max_abs(8, 0.0).frac, 7);
+    }
+
+    #[test]
+    fn round_half_even_ties() {
+        let f = Fixed { bits: 8, frac: 1 };
+        assert_eq!(f.quantize(0.25), 0); // 0.5 -> 0
+        assert_eq!(f.quantize(0.75), 2); // 1.5 -> 2
+        assert_eq!(f.quantize(1.25), 2); // 2.5 -> 2
+        assert_eq!(f.quantize(-0.75), -2);
+        assert_eq!(f.quantize(-1.25), -2);
+        assert_eq!(shift_round_half_even(5, 1), 2);
+        assert_eq!(shift_round_half_even(7, 1), 4);
+        assert_eq!(shift_round_half_even(-5, 1), -2);
+        assert_eq!(shift_round_half_even(-7, 1), -4);
+        assert_eq!(shift_round_half_even(6, 2), 2); // 1.5 -> 2
+        assert_eq!(shift_round_half_even(10, 2), 2); // 2.5 -> 2
+        assert_eq!(shift_round_half_even(-6, 2), -2);
+    }
+
+    #[test]
+    fn saturates_at_limits() {
+        let f = Fixed { bits: 8, frac: 4 };
+        assert_eq!(f.quantize(100.0), 127);
+        assert_eq!(f.quantize(-100.0), -128);
+        assert_eq!(f.quantize(f32::MAX), 127);
+        assert_eq!(rescale(i64::MAX, 0, f), 127);
+        assert_eq!(rescale(-5, -70, f), -128);
+        assert_eq!(rescale(3, -2, f), 12);
+    }
+
+    proptest! {
+        #[test]
+        fn quantize_is_idempotent(bits in 2u32..=16, frac in 0i32..=20, x in -1e4f32..1e4f32) {
+            let f = Fixed { bits, frac };
+            let once = f.to_f32(f.quantize(x));
+            prop_assert_eq!(f.quantize(once), f.quantize(x));
+            prop_assert_eq!(f.to_f32(f.quantize(once)).to_bits(), once.to_bits());
+        }
+
+        #[test]
+        fn error_never_grows_with_bits_at_fixed_range(bits in 2u32..16, x in -0.999f32..0.999f32) {
+            // Same range [-1, 1): each extra bit is an extra fraction bit.
+            let narrow = Fixed { bits, frac: bits as i32 - 1 };
+            let wide = Fixed { bits: bits + 1, frac: bits as i32 };
+            let en = (narrow.to_f32(narrow.quantize(x)) - x).abs();
+            let ew = (wide.to_f32(wide.quantize(x)) - x).abs();
+            prop_assert!(ew <= en, "x={} narrow {} wide {}", x, en, ew);
+        }
+
+        #[test]
+        fn rescale_matches_real_rounding(acc in -1i64<<40..1i64<<40, shift in 0i32..20) {
+            let f = Fixed { bits: 16, frac: 0 };
+            let exact = acc as f64 / pow2(shift);
+            let want = exact.round_ties_even().clamp(-32768.0, 32767.0) as i32;
+            prop_assert_eq!(rescale(acc, shift, f), want);
+        }
+    }
+}

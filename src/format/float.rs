@@ -1,0 +1,256 @@
+//! Narrow binary floating point (`fp16`, `bf16`, `fp8e4m3`, `fp8e5m2`, `e<E>m<M>`), emulated
+//! on f32 values: rounding to the format, and the bit codes that index activation tables.
+//!
+//! Rounding is defined on integers (the f32 significand), so any device reproduces it bit for
+//! bit: f32 subnormal inputs flush to zero, the significand is rounded half to even at the
+//! format's quantum (subnormals of the format included), results beyond the largest finite
+//! value saturate to it, and zero is always +0.
+
+use std::fmt;
+
+/// A binary floating-point format with `exp_bits` exponent and `man_bits` stored mantissa
+/// bits. `finite_only` is the OCP FP8 E4M3 convention: no infinities, the all-ones exponent
+/// holds normal numbers and only `S.1111.111` is NaN (largest value 448).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FloatFormat {
+    pub exp_bits: u32,
+    pub man_bits: u32,
+    pub finite_only: bool,
+}
+
+impl FloatFormat {
+    pub const FP16: FloatFormat = FloatFormat::new(5, 10, false);
+    pub const BF16: FloatFormat = FloatFormat::new(8, 7, false);
+    pub const FP8_E4M3: FloatFormat = FloatFormat::new(4, 3, true);
+    pub const FP8_E5M2: FloatFormat = FloatFormat::new(5, 2, false);
+
+    const fn new(exp_bits: u32, man_bits: u32, finite_only: bool) -> Self {
+        FloatFormat {
+            exp_bits,
+            man_bits,
+            finite_only,
+        }
+    }
+
+    /// The general IEEE-754-like `e<E>m<M>` (with infinities reserved): E in 2..=8, M in 1..=23.
+    pub fn ieee_like(exp_bits: u32, man_bits: u32) -> Result<Self, String> {
+        if !(2..=8).contains(&exp_bits) {
+            return Err(format!("exponent width must be 2..=8 bits, got {exp_bits}"));
+        }
+        if !(1..=23).contains(&man_bits) {
+            return Err(format!(
+                "mantissa width must be 1..=23 bits, got {man_bits}"
+            ));
+        }
+        Ok(FloatFormat::new(exp_bits, man_bits, false))
+    }
+
+    /// Total width: sign + exponent + mantissa.
+    pub fn bits(self) -> u32 {
+        1 + self.exp_bits + self.man_bits
+    }
+
+    fn bias(self) -> i32 {
+        (1 << (self.exp_bits - 1)) - 1
+    }
+
+    /// Exponent of the smallest normal number.
+    pub fn emin(self) -> i32 {
+        1 - self.bias()
+    }
+
+    /// Exponent of the largest finite number.
+    pub fn emax(self) -> i32 {
+        let top = (1 << self.exp_bits) - if self.finite_only { 1 } else { 2 };
+        top - self.bias()
+    }
+
+    /// The largest finite value.
+    pub fn max_finite(self) -> f64 {
+        let m = self.man_bits as i32;
+        let sig = (1u64 << (m + 1)) - if self.finite_only { 2 } else { 1 };
+        sig as f64 * 2f64.powi(self.emax() - m)
+    }
+
+    /// Rounds an f32 to this format (see the module doc); NaN stays NaN.
+    pub fn round(self, x: f32) -> f32 {
+        if x.is_nan() {
+            return x;
+        }
+        let bits = x.to_bits();
+        let negative = bits >> 31 == 1;
+        let biased = ((bits >> 23) & 0xff) as i32;
+        if biased == 0 {
+            return 0.0;
+        }
+        let max = self.max_finite();
+        if biased == 0xff {
+            let m = max as f32;
+            return if negative { -m } else { m };
+        }
+        let e = biased - 127;
+        let mant = (bits & 0x7f_ffff) | 0x80_0000; // x = mant * 2^(e - 23)
+        let m = self.man_bits as i32;
+        let drop = 23 - m + (self.emin() - e).max(0);
+        let r: u64 = if drop >= 25 {
+            0
+        } else {
+            super::fixed::shift_round_half_even(mant as i128, drop as u32) as u64
+        };
+        if r == 0 {
+            return 0.0;
+        }
+        let q = e.max(self.emin()) - m; // result = r * 2^q
+        let mut v = r as f64 * 2f64.powi(q);
+        if v > max {
+            v = max;
+        }
+        if v < f32::MIN_POSITIVE as f64 {
+            // Only E = 8 formats reach here: their subnormals are f32 subnormals, flushed.
+            return 0.0;
+        }
+        let v = v as f32; // exact: at most 24 significant bits, in the f32 normal range
+        if negative {
+            -v
+        } else {
+            v
+        }
+    }
+
+    /// The bit code of a value of this format (`x` must be a result of [`FloatFormat::round`]).
+    pub fn encode(self, x: f32) -> u32 {
+        let m = self.man_bits;
+        let sign = if x.is_sign_negative() && x != 0.0 {
+            1u32 << (self.exp_bits + m)
+        } else {
+            0
+        };
+        let a = x.abs();
+        if a == 0.0 {
+            return 0;
+        }
+        let bits = a.to_bits();
+        let e = ((bits >> 23) & 0xff) as i32 - 127;
+        if e >= self.emin() {
+            let biased = (e + self.bias()) as u32;
+            let frac = (bits & 0x7f_ffff) >> (23 - m);
+            sign | biased << m | frac
+        } else {
+            let frac = (a as f64 * 2f64.powi(m as i32 - self.emin())) as u32;
+            sign | frac
+        }
+    }
+
+    /// The value of a bit code (infinities and NaN decode as such).
+    pub fn decode(self, code: u32) -> f32 {
+        let m = self.man_bits;
+        let negative = code >> (self.exp_bits + m) & 1 == 1;
+        let biased = (code >> m) & ((1 << self.exp_bits) - 1);
+        let frac = code & ((1 << m) - 1);
+        let all_ones = biased == (1 << self.exp_bits) - 1;
+        let v = if !self.finite_only && all_ones {
+            if frac == 0 {
+                f64::INFINITY
+            } else {
+                f64::NAN
+            }
+        } else if self.finite_only && all_ones && frac == (1 << m) - 1 {
+            f64::NAN
+        } else if biased == 0 {
+            frac as f64 * 2f64.powi(self.emin() - m as i32)
+        } else {
+            ((1u64 << m) | frac as u64) as f64 * 2f64.powi(biased as i32 - self.bias() - m as i32)
+        };
+        let v = v as f32;
+        if negative {
+            -v
+        } else {
+            v
+        }
+    }
+}
+
+impl fmt::Display for FloatFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            FloatFormat::FP16 => write!(f, "fp16"),
+            FloatFormat::BF16 => write!(f, "bf16"),
+            FloatFormat::FP8_E4M3 => write!(f, "fp8e4m3"),
+            FloatFormat::FP8_E5M2 => write!(f, "fp8e5m2"),
+            FloatFormat {
+                exp_bits, man_bits, ..
+            } => write!(f, "e{exp_bits}m{man_bits}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_limits() {
+        assert_eq!(FloatFormat::FP16.max_finite(), 65504.0);
+        assert_eq!(FloatFormat::BF16.max_finite(), 3.3895313892515355e38);
+        assert_eq!(FloatFormat::FP8_E4M3.max_finite(), 448.0);
+        assert_eq!(FloatFormat::FP8_E5M2.max_finite(), 57344.0);
+        assert_eq!(FloatFormat::FP16.round(1e9), 65504.0);
+        assert_eq!(FloatFormat::FP8_E4M3.round(-1000.0), -448.0);
+        assert_eq!(FloatFormat::FP16.round(f32::INFINITY), 65504.0);
+    }
+
+    #[test]
+    fn matches_ieee_half_conversion() {
+        // Rust's f32 -> f16 cast is not stable; compare against hand-checked values instead.
+        let f = FloatFormat::FP16;
+        assert_eq!(f.round(1.0 + 1.0 / 4096.0), 1.0); // below half an ulp
+        assert_eq!(f.round(1.0 + 1.0 / 2048.0), 1.0); // tie, even
+        assert_eq!(f.round(1.0 + 3.0 / 2048.0), 1.0 + 2.0 / 1024.0); // tie, to even
+        assert_eq!(f.round(6.0e-8), 5.9604645e-8); // smallest subnormal 2^-24
+        assert_eq!(f.round(2.0e-8), 0.0);
+        assert_eq!(f.round(3.0e-8), 5.9604645e-8); // above half of 2^-24
+        assert_eq!(f.round(-0.0).to_bits(), 0);
+    }
+
+    #[test]
+    fn codes_round_trip_every_value() {
+        for f in [
+            FloatFormat::FP16,
+            FloatFormat::BF16,
+            FloatFormat::FP8_E4M3,
+            FloatFormat::FP8_E5M2,
+        ] {
+            for code in 0..(1u32 << f.bits()) {
+                let v = f.decode(code);
+                if !v.is_finite() || (v != 0.0 && v.abs() < f32::MIN_POSITIVE) {
+                    continue;
+                }
+                if v == 0.0 {
+                    continue; // -0 is not produced by round
+                }
+                assert_eq!(f.round(v), v, "{f} code {code:#x}");
+                assert_eq!(f.encode(v), code, "{f} value {v}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_is_idempotent_and_monotone(x in -1e6f32..1e6f32, y in -1e6f32..1e6f32, e in 2u32..=8, m in 1u32..=12) {
+            let f = FloatFormat::ieee_like(e, m).unwrap();
+            let rx = f.round(x);
+            prop_assert_eq!(f.round(rx).to_bits(), rx.to_bits());
+            if x <= y {
+                prop_assert!(rx <= f.round(y));
+            }
+        }
+
+        #[test]
+        fn more_mantissa_never_worse(x in -100f32..100f32, m in 1u32..=22) {
+            let narrow = FloatFormat::ieee_like(8, m).unwrap();
+            let wide = FloatFormat::ieee_like(8, m + 1).unwrap();
+            prop_assert!((wide.round(x) - x).abs() <= (narrow.round(x) - x).abs());
+        }
+    }
+}

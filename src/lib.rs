@@ -1,0 +1,12 @@
+//! lstm-dse: design-space exploration for LSTM inference accelerators.
+//!
+//! The pipeline: a model and input sequences ([`lstm`]) are evaluated at many numeric
+//! precisions ([`format`]) to obtain error and precision traces; those traces and ranges of
+//! accelerator parameters feed an analytical cost model; the results are swept, written as CSV
+//! and reduced to Pareto fronts. [`cli`] holds the command-line surface and [`commands`] runs it.
+
+pub mod cli;
+pub mod commands;
+pub mod format;
+pub mod gpu;
+pub mod lstm;

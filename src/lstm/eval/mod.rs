@@ -1,0 +1,237 @@
+//! The CPU reference evaluator: runs a model on a batch of sequences at one or more precision
+//! configs, rayon-parallel over (config, sequence) pairs and deterministic (each pair is
+//! computed sequentially, in the order docs/NUMERICS.md fixes, so the thread count never
+//! changes a bit). fp32 is plain f32 math; other configs follow NUMERICS.md exactly: the
+//! integer datapath when every format is fixed point, float emulation otherwise.
+
+mod cell;
+pub mod plan;
+
+pub use plan::{Calibration, CellFormats, CellRange, LayerRange, Plan};
+
+use crate::format::{Format, PrecisionConfig};
+use crate::lstm::npy::Sequences;
+use crate::lstm::{HeadActivation, Model};
+use rayon::prelude::*;
+
+/// Why an evaluation cannot run; `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("precision '{config}': {problem}")]
+    Plan { config: String, problem: String },
+    #[error("{input}: {got} features per step, but the model '{model}' expects {want}")]
+    InputWidth {
+        input: String,
+        model: String,
+        got: usize,
+        want: usize,
+    },
+}
+
+/// The hidden and cell states of one layer for every sequence and step: `[N, T, D*H]` each,
+/// forward direction first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerStates {
+    pub h: Vec<f32>,
+    pub c: Vec<f32>,
+}
+
+/// The result of one precision config over the batch.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub config: PrecisionConfig,
+    /// The last layer's hidden sequence, `[N, T, D*H]`.
+    pub hidden: Vec<f32>,
+    /// The head's output, `[N, T, O]`, when the model has a head.
+    pub output: Option<Vec<f32>>,
+    /// Every layer's h and c, when asked for.
+    pub states: Option<Vec<LayerStates>>,
+    /// The resolved formats, `[layer][direction]`.
+    pub formats: Vec<Vec<CellFormats>>,
+}
+
+/// One sequence's result: per layer (h, c) as `[T, D*H]`, and the head output `[T, O]`.
+struct SeqOut {
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    output: Option<Vec<f32>>,
+    ranges: Vec<(f32, Vec<CellRange>)>,
+}
+
+fn check_input(model: &Model, seqs: &Sequences, input_name: &str) -> Result<(), EvalError> {
+    if seqs.width != model.input_size() {
+        return Err(EvalError::InputWidth {
+            input: input_name.to_string(),
+            model: model.name.clone(),
+            got: seqs.width,
+            want: model.input_size(),
+        });
+    }
+    Ok(())
+}
+
+fn needs_calibration(c: &PrecisionConfig) -> bool {
+    [c.w, c.a, c.p, c.c]
+        .iter()
+        .any(|f| matches!(f, Format::Fixed { frac: None, .. }))
+}
+
+/// Measures the ranges of an fp32 run over the batch (see [`Calibration`]).
+pub fn calibrate(model: &Model, seqs: &Sequences) -> Calibration {
+    let plan = Plan::new(model, PrecisionConfig::FP32, None).expect("fp32 needs no calibration");
+    let outs: Vec<SeqOut> = (0..seqs.count)
+        .into_par_iter()
+        .map(|n| run_sequence(model, &plan, seqs.sequence(n), seqs.steps))
+        .collect();
+    let mut layers: Vec<LayerRange> = model
+        .layers
+        .iter()
+        .map(|l| LayerRange {
+            h_max: 0.0,
+            cells: vec![CellRange::default(); l.cells.len()],
+        })
+        .collect();
+    for out in &outs {
+        for (lr, (h_max, cells)) in layers.iter_mut().zip(&out.ranges) {
+            lr.h_max = lr.h_max.max(*h_max);
+            for (cr, c) in lr.cells.iter_mut().zip(cells) {
+                cr.c_max = cr.c_max.max(c.c_max);
+                cr.pre_max = cr.pre_max.max(c.pre_max);
+            }
+        }
+    }
+    Calibration {
+        input_max: seqs.data.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+        layers,
+    }
+}
+
+/// Evaluates `model` on `seqs` at every config in `configs` (results in the same order).
+/// `input_name` names the input in errors; `keep_states` keeps every layer's h and c.
+pub fn evaluate(
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+    configs: &[PrecisionConfig],
+    keep_states: bool,
+) -> Result<Vec<Run>, EvalError> {
+    check_input(model, seqs, input_name)?;
+    let cal = configs
+        .iter()
+        .any(needs_calibration)
+        .then(|| calibrate(model, seqs));
+    let plans = configs
+        .iter()
+        .map(|&c| Plan::new(model, c, cal.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outs: Vec<SeqOut> = (0..plans.len() * seqs.count)
+        .into_par_iter()
+        .map(|task| {
+            let (p, n) = (task / seqs.count, task % seqs.count);
+            run_sequence(model, &plans[p], seqs.sequence(n), seqs.steps)
+        })
+        .collect();
+    let mut runs = Vec::with_capacity(plans.len());
+    for (p, chunk) in plans.iter().zip(outs.chunks(seqs.count.max(1))) {
+        let last = chunk[0].layers.len() - 1;
+        let hidden = chunk
+            .iter()
+            .flat_map(|o| o.layers[last].0.iter().copied())
+            .collect();
+        let output = model.head.as_ref().map(|_| {
+            chunk
+                .iter()
+                .flat_map(|o| o.output.iter().flatten().copied())
+                .collect()
+        });
+        let states = keep_states.then(|| {
+            (0..=last)
+                .map(|l| LayerStates {
+                    h: chunk
+                        .iter()
+                        .flat_map(|o| o.layers[l].0.iter().copied())
+                        .collect(),
+                    c: chunk
+                        .iter()
+                        .flat_map(|o| o.layers[l].1.iter().copied())
+                        .collect(),
+                })
+                .collect()
+        });
+        runs.push(Run {
+            config: p.config,
+            hidden,
+            output,
+            states,
+            formats: p
+                .layers
+                .iter()
+                .map(|cells| cells.iter().map(|c| c.formats).collect())
+                .collect(),
+        });
+    }
+    Ok(runs)
+}
+
+/// Runs every layer (and the head) over one sequence `[T, I]`.
+fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut {
+    let mut x = seq.to_vec();
+    let mut width = model.input_size();
+    let mut layers = Vec::with_capacity(model.layers.len());
+    let mut ranges = Vec::with_capacity(model.layers.len());
+    for (layer, cells) in model.layers.iter().zip(&plan.layers) {
+        let hsz = layer.hidden_size;
+        let stride = hsz * layer.direction.count();
+        let mut h_out = vec![0.0f32; steps * stride];
+        let mut c_out = vec![0.0f32; steps * stride];
+        let mut cell_ranges = Vec::with_capacity(cells.len());
+        for (k, cp) in cells.iter().enumerate() {
+            let io = cell::CellIo {
+                xs: &x,
+                input: width,
+                hidden: hsz,
+                steps,
+                reversed: layer.direction.is_reversed(k),
+                offset: k * hsz,
+                stride,
+            };
+            let r = cell::run(cp, &io, &mut h_out, &mut c_out);
+            cell_ranges.push(r);
+        }
+        let h_max = cells
+            .iter()
+            .flat_map(|c| c.h0.iter())
+            .chain(&h_out)
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        ranges.push((h_max, cell_ranges));
+        x = h_out.clone();
+        width = stride;
+        layers.push((h_out, c_out));
+    }
+    let output = model.head.as_ref().map(|head| {
+        let mut y = vec![0.0f32; steps * head.output_size];
+        for t in 0..steps {
+            let h = &x[t * width..(t + 1) * width];
+            let row = &mut y[t * head.output_size..(t + 1) * head.output_size];
+            for (o, out) in row.iter_mut().enumerate() {
+                let w = &head.weight[o * width..(o + 1) * width];
+                *out = w.iter().zip(h).fold(0.0f32, |s, (a, b)| s + a * b) + head.bias[o];
+            }
+            match head.activation {
+                HeadActivation::None => {}
+                HeadActivation::Sigmoid => row.iter_mut().for_each(|v| *v = plan::sigmoid32(*v)),
+                HeadActivation::Softmax => {
+                    let m = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                    row.iter_mut().for_each(|v| *v = (*v - m).exp());
+                    let s: f32 = row.iter().sum();
+                    row.iter_mut().for_each(|v| *v /= s);
+                }
+            }
+        }
+        y
+    });
+    SeqOut {
+        layers,
+        output,
+        ranges,
+    }
+}

@@ -1,0 +1,358 @@
+//! From (model, precision config, calibration) to everything a cell needs to run: the
+//! resolved format of every tensor, the quantized weights, the activation lookup tables and,
+//! on the integer datapath, the accumulator alignment shifts (checked to fit 64 bits).
+//! This is the part a GPU kernel uploads once per configuration.
+
+use super::EvalError;
+use crate::format::{fixed::rescale_bound_ok, Fixed, PrecisionConfig, Resolved};
+use crate::lstm::{Cell, Model};
+
+/// Largest magnitudes seen in an fp32 run over the batch: they choose the fraction bits of
+/// `fx<bits>` formats for tensors whose range is only known from data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// max |x| of the model input.
+    pub input_max: f32,
+    pub layers: Vec<LayerRange>,
+}
+
+/// Ranges of one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRange {
+    /// max |h| over every step and direction (and the initial state).
+    pub h_max: f32,
+    /// Per direction.
+    pub cells: Vec<CellRange>,
+}
+
+/// Ranges of one direction of one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CellRange {
+    /// max |c| over every step (and the initial state).
+    pub c_max: f32,
+    /// max |pre-activation| over every gate and step.
+    pub pre_max: f32,
+}
+
+/// The resolved format of every tensor of one cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellFormats {
+    /// Layer input (for layers after the first: the previous layer's h format).
+    pub x: Resolved,
+    /// Hidden state (shared by both directions of a layer).
+    pub h: Resolved,
+    /// Gate outputs and tanh(c): range [-1, 1].
+    pub gate: Resolved,
+    /// Gate pre-activations.
+    pub pre: Resolved,
+    /// Cell state.
+    pub c: Resolved,
+    /// Input weights W.
+    pub w: Resolved,
+    /// Recurrent weights R.
+    pub r: Resolved,
+    /// Combined bias b_ih + b_hh.
+    pub b: Resolved,
+    /// Peepholes.
+    pub peep: Resolved,
+}
+
+/// An activation unit: a table over every code of its input format when that format has at
+/// most 16 bits (entries already rounded to the output format), else computed in f32.
+#[derive(Debug, Clone)]
+pub enum Act {
+    Table { input: Resolved, values: Vec<f32> },
+    Direct { tanh: bool, out: Resolved },
+}
+
+impl Act {
+    fn new(tanh: bool, input: Resolved, out: Resolved) -> Act {
+        match input.table_len() {
+            Some(n) => Act::Table {
+                input,
+                values: (0..n)
+                    .map(|k| out.round(table_entry(tanh, input.table_value(k))))
+                    .collect(),
+            },
+            None => Act::Direct { tanh, out },
+        }
+    }
+
+    /// Applies the unit to a value of its input format.
+    #[inline]
+    pub fn apply(&self, v: f32) -> f32 {
+        match self {
+            Act::Table { input, values } => values[input.table_index(v)],
+            Act::Direct { tanh, out } => out.round(if *tanh { v.tanh() } else { sigmoid32(v) }),
+        }
+    }
+
+    /// The table as codes of a fixed-point output format (integer datapath).
+    fn codes(&self, out: Fixed) -> Vec<i32> {
+        match self {
+            Act::Table { values, .. } => values.iter().map(|&v| out.quantize(v)).collect(),
+            Act::Direct { .. } => Vec::new(),
+        }
+    }
+}
+
+/// fp32 sigmoid, the reference: 1 / (1 + exp(-x)).
+#[inline]
+pub fn sigmoid32(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// A table entry before output rounding: the function in f64, rounded once to f32.
+pub fn table_entry(tanh: bool, v: f32) -> f32 {
+    let v = v as f64;
+    (if tanh {
+        v.tanh()
+    } else {
+        1.0 / (1.0 + (-v).exp())
+    }) as f32
+}
+
+/// Everything one direction of one layer needs at one precision config.
+#[derive(Debug, Clone)]
+pub struct CellPlan {
+    pub formats: CellFormats,
+    /// Weights rounded to their formats (f32 values), combined bias, peepholes.
+    pub w: Vec<f32>,
+    pub r: Vec<f32>,
+    pub b: Vec<f32>,
+    pub peep: Option<Vec<f32>>,
+    pub h0: Vec<f32>,
+    pub c0: Vec<f32>,
+    pub sigmoid: Act,
+    pub tanh_pre: Act,
+    pub tanh_c: Act,
+    /// Present when every format is fixed point.
+    pub int: Option<IntCell>,
+}
+
+/// The integer datapath of one cell: codes, tables of codes and alignment shifts.
+#[derive(Debug, Clone)]
+pub struct IntCell {
+    pub x: Fixed,
+    pub h: Fixed,
+    pub gate: Fixed,
+    pub pre: Fixed,
+    pub c: Fixed,
+    pub w: Vec<i32>,
+    pub r: Vec<i32>,
+    pub b: Vec<i32>,
+    pub peep: Option<Vec<i32>>,
+    pub h0: Vec<i32>,
+    pub c0: Vec<i32>,
+    /// Left shifts that bring W.x, R.h, b and P.c to the accumulator's fraction bits.
+    pub shift_wx: u32,
+    pub shift_rh: u32,
+    pub shift_b: u32,
+    pub shift_pc: u32,
+    /// Right shift from the accumulator to the pre-activation format (may be negative).
+    pub pre_shift: i32,
+    /// Cell update: left shifts of f*c and i*g to a common frac, right shift to c.
+    pub shift_fc: u32,
+    pub shift_ig: u32,
+    pub c_shift: i32,
+    /// Right shift from o*tanh(c) (2 * gate frac) to h.
+    pub h_shift: i32,
+    pub sigmoid: Vec<i32>,
+    pub tanh_pre: Vec<i32>,
+    pub tanh_c: Vec<i32>,
+}
+
+/// A whole model at one precision config: `layers[l][k]` is direction k of layer l.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub config: PrecisionConfig,
+    pub layers: Vec<Vec<CellPlan>>,
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+fn round_all(f: Resolved, v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| f.round(x)).collect()
+}
+
+fn fixed(f: Resolved) -> Option<Fixed> {
+    match f {
+        Resolved::Fixed(x) => Some(x),
+        _ => None,
+    }
+}
+
+impl Plan {
+    /// Resolves `config` for `model`; `cal` is needed only when some format has open fraction
+    /// bits (it may be `None` otherwise).
+    pub fn new(
+        model: &Model,
+        config: PrecisionConfig,
+        cal: Option<&Calibration>,
+    ) -> Result<Plan, EvalError> {
+        let cal_for = |what: &str| {
+            cal.ok_or_else(|| EvalError::Plan {
+                config: config.to_string(),
+                problem: format!("{what} needs calibration data"),
+            })
+        };
+        let range = |max: Option<f32>| max.unwrap_or(0.0);
+        let needs =
+            |f: crate::format::Format| matches!(f, crate::format::Format::Fixed { frac: None, .. });
+        let mut x_fmt = if needs(config.a) {
+            config.a.resolve(cal_for("the input format")?.input_max)
+        } else {
+            config.a.resolve(0.0)
+        };
+        let gate = config.a.resolve(1.0);
+        let mut layers = Vec::with_capacity(model.layers.len());
+        for (l, layer) in model.layers.iter().enumerate() {
+            let lr = cal.map(|c| &c.layers[l]);
+            let h_fmt = config.a.resolve(range(lr.map(|r| r.h_max)));
+            let mut cells = Vec::with_capacity(layer.cells.len());
+            for (k, cell) in layer.cells.iter().enumerate() {
+                let cr = lr.map(|r| r.cells[k]).unwrap_or_default();
+                let bias: Vec<f32> = cell
+                    .b_ih
+                    .iter()
+                    .zip(&cell.b_hh)
+                    .map(|(a, b)| a + b)
+                    .collect();
+                let formats = CellFormats {
+                    x: x_fmt,
+                    h: h_fmt,
+                    gate,
+                    pre: config.p.resolve(cr.pre_max),
+                    c: config.c.resolve(cr.c_max),
+                    w: config.w.resolve(max_abs(&cell.w)),
+                    r: config.w.resolve(max_abs(&cell.r)),
+                    b: config.w.resolve(max_abs(&bias)),
+                    peep: config
+                        .w
+                        .resolve(cell.peephole.as_deref().map_or(0.0, max_abs)),
+                };
+                cells.push(
+                    CellPlan::new(cell, &bias, formats, layer.hidden_size).map_err(|problem| {
+                        EvalError::Plan {
+                            config: config.to_string(),
+                            problem: format!("layer {l} direction {k}: {problem}"),
+                        }
+                    })?,
+                );
+            }
+            layers.push(cells);
+            x_fmt = h_fmt;
+        }
+        Ok(Plan { config, layers })
+    }
+}
+
+impl CellPlan {
+    fn new(cell: &Cell, bias: &[f32], f: CellFormats, hidden: usize) -> Result<CellPlan, String> {
+        let zeros = vec![0.0; hidden];
+        let h0 = round_all(f.h, cell.h0.as_deref().unwrap_or(&zeros));
+        let c0 = round_all(f.c, cell.c0.as_deref().unwrap_or(&zeros));
+        let sigmoid = Act::new(false, f.pre, f.gate);
+        let tanh_pre = Act::new(true, f.pre, f.gate);
+        let tanh_c = Act::new(true, f.c, f.gate);
+        let mut plan = CellPlan {
+            formats: f,
+            w: round_all(f.w, &cell.w),
+            r: round_all(f.r, &cell.r),
+            b: round_all(f.b, bias),
+            peep: cell.peephole.as_deref().map(|p| round_all(f.peep, p)),
+            h0,
+            c0,
+            sigmoid,
+            tanh_pre,
+            tanh_c,
+            int: None,
+        };
+        plan.int = IntCell::new(&plan, cell.w.len() / (4 * hidden), hidden)?;
+        Ok(plan)
+    }
+}
+
+impl IntCell {
+    /// `None` unless every format is fixed point.
+    fn new(p: &CellPlan, input: usize, hidden: usize) -> Result<Option<IntCell>, String> {
+        let f = &p.formats;
+        let all = [f.x, f.h, f.gate, f.pre, f.c, f.w, f.r, f.b, f.peep].map(fixed);
+        let [Some(x), Some(h), Some(gate), Some(pre), Some(c), Some(w), Some(r), Some(b), Some(pf)] =
+            all
+        else {
+            return Ok(None);
+        };
+        let codes =
+            |fmt: Fixed, v: &[f32]| v.iter().map(|&x| fmt.quantize(x)).collect::<Vec<i32>>();
+        // Pre-activation accumulator: every term at the largest fraction-bit count among them.
+        let has_peep = p.peep.is_some();
+        let f_wx = w.frac + x.frac;
+        let f_rh = r.frac + h.frac;
+        let f_pc = pf.frac + c.frac;
+        let acc = f_wx
+            .max(f_rh)
+            .max(b.frac)
+            .max(if has_peep { f_pc } else { i32::MIN });
+        let (shift_wx, shift_rh, shift_b, shift_pc) = (
+            acc - f_wx,
+            acc - f_rh,
+            acc - b.frac,
+            if has_peep { acc - f_pc } else { 0 },
+        );
+        let terms = [
+            (input as f64, w.bits + x.bits - 2, shift_wx),
+            (hidden as f64, r.bits + h.bits - 2, shift_rh),
+            (1.0, b.bits - 1, shift_b),
+            (
+                if has_peep { 1.0 } else { 0.0 },
+                pf.bits + c.bits - 2,
+                shift_pc,
+            ),
+        ];
+        if !rescale_bound_ok(&terms) {
+            return Err(format!(
+                "the gate accumulator would exceed 64 bits (fraction bits W {} x {}, R {} h {}, b {}): give explicit fraction bits closer together",
+                w.frac, x.frac, r.frac, h.frac, b.frac
+            ));
+        }
+        // Cell update: f*c + i*g.
+        let f_fc = gate.frac + c.frac;
+        let f_ig = 2 * gate.frac;
+        let upd = f_fc.max(f_ig);
+        let (shift_fc, shift_ig) = ((upd - f_fc) as u32, (upd - f_ig) as u32);
+        if !rescale_bound_ok(&[
+            (1.0, gate.bits + c.bits - 2, shift_fc as i32),
+            (1.0, 2 * gate.bits - 2, shift_ig as i32),
+        ]) {
+            return Err("the cell-update sum would exceed 64 bits".into());
+        }
+        Ok(Some(IntCell {
+            x,
+            h,
+            gate,
+            pre,
+            c,
+            w: codes(w, &p.w),
+            r: codes(r, &p.r),
+            b: codes(b, &p.b),
+            peep: p.peep.as_deref().map(|v| codes(pf, v)),
+            h0: codes(h, &p.h0),
+            c0: codes(c, &p.c0),
+            shift_wx: shift_wx as u32,
+            shift_rh: shift_rh as u32,
+            shift_b: shift_b as u32,
+            shift_pc: shift_pc as u32,
+            pre_shift: acc - pre.frac,
+            shift_fc,
+            shift_ig,
+            c_shift: upd - c.frac,
+            h_shift: f_ig - h.frac,
+            sigmoid: p.sigmoid.codes(gate),
+            tanh_pre: p.tanh_pre.codes(gate),
+            tanh_c: p.tanh_c.codes(gate),
+        }))
+    }
+}

@@ -1,0 +1,344 @@
+//! LSTM models: the in-memory description every stage works on, loading it from ONNX,
+//! safetensors or the built-in benchmark shapes, the `.npy` input sequences, and the CPU
+//! reference evaluator that every GPU kernel is held against.
+//!
+//! Internally a cell's gates are stored in PyTorch order **i, f, g, o** (input, forget, cell
+//! candidate, output), rows `[4H, ...]`; importers reorder from their file's convention.
+
+pub mod builtin;
+pub mod eval;
+pub mod npy;
+pub mod onnx;
+mod onnx_proto;
+pub mod safetensors;
+
+use std::path::Path;
+
+/// Why a model or an input could not be used. `Display` is one line naming the file (or
+/// model) and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{file}: {problem}")]
+    Invalid { file: String, problem: String },
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ModelError {
+    pub(crate) fn invalid(file: impl Into<String>, problem: impl Into<String>) -> Self {
+        ModelError::Invalid {
+            file: file.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Which way a layer runs over the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Reverse,
+    Bidirectional,
+}
+
+impl Direction {
+    /// Number of cells (1, or 2 for bidirectional).
+    pub fn count(self) -> usize {
+        if self == Direction::Bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Whether cell `k` of a layer with this direction walks the sequence backwards.
+    pub fn is_reversed(self, k: usize) -> bool {
+        match self {
+            Direction::Forward => false,
+            Direction::Reverse => true,
+            Direction::Bidirectional => k == 1,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Reverse => "reverse",
+            Direction::Bidirectional => "bidirectional",
+        }
+    }
+}
+
+/// The weights of one direction of one layer (gate order i, f, g, o).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Input weights `[4H, I]`, row-major.
+    pub w: Vec<f32>,
+    /// Recurrent weights `[4H, H]`, row-major.
+    pub r: Vec<f32>,
+    /// Input bias `[4H]`.
+    pub b_ih: Vec<f32>,
+    /// Recurrent bias `[4H]`.
+    pub b_hh: Vec<f32>,
+    /// Peephole weights `[3H]` in order i, f, o (ONNX `P`), if any.
+    pub peephole: Option<Vec<f32>>,
+    /// Initial hidden state `[H]` (zeros if absent).
+    pub h0: Option<Vec<f32>>,
+    /// Initial cell state `[H]` (zeros if absent).
+    pub c0: Option<Vec<f32>>,
+}
+
+/// One LSTM layer: one cell per direction (forward first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub direction: Direction,
+    pub cells: Vec<Cell>,
+}
+
+impl Layer {
+    /// Width of this layer's output: hidden size times directions.
+    pub fn output_size(&self) -> usize {
+        self.hidden_size * self.direction.count()
+    }
+}
+
+/// The activation after the dense head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadActivation {
+    None,
+    Sigmoid,
+    Softmax,
+}
+
+impl std::str::FromStr for HeadActivation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(HeadActivation::None),
+            "sigmoid" => Ok(HeadActivation::Sigmoid),
+            "softmax" => Ok(HeadActivation::Softmax),
+            _ => Err(format!(
+                "unknown head activation '{s}' (none, sigmoid, softmax)"
+            )),
+        }
+    }
+}
+
+/// A dense layer applied to the last LSTM layer's hidden state at every step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub input_size: usize,
+    pub output_size: usize,
+    /// `[O, In]`, row-major.
+    pub weight: Vec<f32>,
+    /// `[O]`.
+    pub bias: Vec<f32>,
+    pub activation: HeadActivation,
+}
+
+/// A stack of LSTM layers with an optional dense head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// Where it came from: a file name or `builtin:NAME`.
+    pub name: String,
+    pub layers: Vec<Layer>,
+    pub head: Option<Head>,
+}
+
+impl Model {
+    /// Width of the model's input.
+    pub fn input_size(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.input_size)
+    }
+
+    /// Width of the last layer's hidden output (hidden size times directions).
+    pub fn hidden_output_size(&self) -> usize {
+        self.layers.last().map_or(0, Layer::output_size)
+    }
+
+    /// Multiply-accumulates of the LSTM layers for one time step of one sequence.
+    pub fn macs_per_step(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| {
+                let h = l.hidden_size as u64;
+                (4 * h * (l.input_size as u64 + h)) * l.direction.count() as u64
+            })
+            .sum()
+    }
+
+    /// Checks every shape against the sizes it must agree with, and that all weights are
+    /// finite. Importers call this; the message names the layer and tensor.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |p: String| Err(ModelError::invalid(&self.name, p));
+        if self.layers.is_empty() {
+            return bad("model has no LSTM layer".into());
+        }
+        let mut expected_input = self.layers[0].input_size;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (i, h) = (layer.input_size, layer.hidden_size);
+            if i == 0 || h == 0 {
+                return bad(format!(
+                    "layer {l}: input size {i} and hidden size {h} must be > 0"
+                ));
+            }
+            if i != expected_input {
+                return bad(format!(
+                    "layer {l}: input size {i} does not match the previous layer's output {expected_input}"
+                ));
+            }
+            if layer.cells.len() != layer.direction.count() {
+                return bad(format!(
+                    "layer {l}: {} direction needs {} cell(s), found {}",
+                    layer.direction.name(),
+                    layer.direction.count(),
+                    layer.cells.len()
+                ));
+            }
+            for (k, c) in layer.cells.iter().enumerate() {
+                let shapes: [(&str, usize, Option<usize>); 7] = [
+                    ("W", 4 * h * i, Some(c.w.len())),
+                    ("R", 4 * h * h, Some(c.r.len())),
+                    ("input bias", 4 * h, Some(c.b_ih.len())),
+                    ("recurrent bias", 4 * h, Some(c.b_hh.len())),
+                    ("peephole", 3 * h, c.peephole.as_ref().map(Vec::len)),
+                    ("initial h", h, c.h0.as_ref().map(Vec::len)),
+                    ("initial c", h, c.c0.as_ref().map(Vec::len)),
+                ];
+                for (what, want, got) in shapes {
+                    if let Some(got) = got {
+                        if got != want {
+                            return bad(format!(
+                                "layer {l} direction {k}: {what} has {got} values, expected {want}"
+                            ));
+                        }
+                    }
+                }
+                let tensors = [
+                    ("W", Some(&c.w)),
+                    ("R", Some(&c.r)),
+                    ("input bias", Some(&c.b_ih)),
+                    ("recurrent bias", Some(&c.b_hh)),
+                    ("peephole", c.peephole.as_ref()),
+                    ("initial h", c.h0.as_ref()),
+                    ("initial c", c.c0.as_ref()),
+                ];
+                for (what, t) in tensors {
+                    if let Some(pos) = t.and_then(|t| t.iter().position(|v| !v.is_finite())) {
+                        return bad(format!(
+                            "layer {l} direction {k}: {what} has a non-finite value (NaN or Inf) at index {pos}"
+                        ));
+                    }
+                }
+            }
+            expected_input = layer.output_size();
+        }
+        if let Some(head) = &self.head {
+            if head.input_size != expected_input {
+                return bad(format!(
+                    "head: input size {} does not match the last layer's output {expected_input}",
+                    head.input_size
+                ));
+            }
+            if head.output_size == 0
+                || head.weight.len() != head.input_size * head.output_size
+                || head.bias.len() != head.output_size
+            {
+                return bad(format!(
+                    "head: weight has {} values and bias {} for a {}x{} layer",
+                    head.weight.len(),
+                    head.bias.len(),
+                    head.output_size,
+                    head.input_size
+                ));
+            }
+            if let Some(pos) = head
+                .weight
+                .iter()
+                .chain(&head.bias)
+                .position(|v| !v.is_finite())
+            {
+                return bad(format!(
+                    "head: non-finite value (NaN or Inf) at index {pos}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One line per layer, for `--help`-style listings and logs.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let peep = if layer.cells.iter().any(|c| c.peephole.is_some()) {
+                ", peepholes"
+            } else {
+                ""
+            };
+            s += &format!(
+                "  layer {l}: LSTM {} -> {} ({}{peep})\n",
+                layer.input_size,
+                layer.hidden_size,
+                layer.direction.name()
+            );
+        }
+        if let Some(h) = &self.head {
+            s += &format!(
+                "  head: dense {} -> {} ({:?})\n",
+                h.input_size, h.output_size, h.activation
+            );
+        }
+        s
+    }
+}
+
+/// How a model file is named on the command line: a path or `builtin:NAME`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// For safetensors: the name prefix of a dense head (`fc` → `fc.weight`, `fc.bias`).
+    pub head: Option<String>,
+    /// For safetensors: the activation after that head.
+    pub head_activation: Option<HeadActivation>,
+}
+
+/// Loads a model from `builtin:NAME`, a `.onnx` file or a `.safetensors` file, and validates it.
+pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
+    let model = if let Some(name) = spec.strip_prefix("builtin:") {
+        builtin::build(name)?
+    } else {
+        let path = Path::new(spec);
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            file: spec.to_string(),
+            source,
+        })?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "onnx" => onnx::parse(spec, &bytes)?,
+            "safetensors" => safetensors::parse(spec, &bytes, opts)?,
+            _ => {
+                return Err(ModelError::invalid(
+                    spec,
+                    "unknown model kind: expected a .onnx or .safetensors file or builtin:NAME",
+                ))
+            }
+        }
+    };
+    if (opts.head.is_some() || opts.head_activation.is_some()) && !spec.ends_with(".safetensors") {
+        return Err(ModelError::invalid(
+            spec,
+            "--head and --head-activation apply to safetensors models only",
+        ));
+    }
+    model.validate()?;
+    Ok(model)
+}

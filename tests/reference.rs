@@ -1,0 +1,135 @@
+//! fp32 evaluation against onnxruntime: every fixture in tests/data (made by
+//! tools/make_fixtures.py) must agree within 1e-5 max abs, through the library and through the
+//! `infer` command.
+
+use lstm_dse::format::PrecisionConfig;
+use lstm_dse::lstm::{self, eval, npy, HeadActivation, LoadOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TOL: f32 = 1e-5;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .map(|(i, (x, y))| ((x - y).abs(), i))
+        .fold((0.0, 0), |m, d| if d.0 > m.0 { d } else { m })
+}
+
+/// Loads `model`, runs `fixture.x.npy` at fp32 and checks hidden (and output) references.
+fn check(model: &str, fixture: &str, opts: LoadOptions) {
+    let m = lstm::load(data(model).to_str().unwrap(), &opts).unwrap();
+    let x = npy::read_sequences(&data(&format!("{fixture}.x.npy"))).unwrap();
+    let run = &eval::evaluate(&m, &x, fixture, &[PrecisionConfig::FP32], false).unwrap()[0];
+    let (shape, want) = npy::read_f32(&data(&format!("{fixture}.hidden.npy"))).unwrap();
+    assert_eq!(shape, vec![x.count, x.steps, m.hidden_output_size()]);
+    let (d, at) = max_abs_diff(&run.hidden, &want);
+    assert!(
+        d <= TOL,
+        "{model}: hidden differs from onnxruntime by {d} at index {at}"
+    );
+    let out_file = data(&format!("{fixture}.output.npy"));
+    if out_file.exists() {
+        let (_, want) = npy::read_f32(&out_file).unwrap();
+        let (d, at) = max_abs_diff(run.output.as_ref().expect("model has a head"), &want);
+        assert!(
+            d <= TOL,
+            "{model}: output differs from onnxruntime by {d} at index {at}"
+        );
+    }
+}
+
+#[test]
+fn onnx_lstm_with_peepholes_and_initial_state() {
+    check("peephole.onnx", "peephole", LoadOptions::default());
+}
+
+#[test]
+fn onnx_two_layer_bidirectional() {
+    check("bidir.onnx", "bidir", LoadOptions::default());
+}
+
+#[test]
+fn torch_exported_three_layer_lstm_with_softmax_head() {
+    check("torch_lstm3.onnx", "torch_lstm3", LoadOptions::default());
+    check(
+        "torch_lstm3_static.onnx",
+        "torch_lstm3",
+        LoadOptions::default(),
+    );
+}
+
+#[test]
+fn torch_exported_bidirectional() {
+    check("torch_bilstm.onnx", "torch_bilstm", LoadOptions::default());
+}
+
+#[test]
+fn same_weights_as_safetensors() {
+    let opts = LoadOptions {
+        head: Some("fc".into()),
+        head_activation: Some(HeadActivation::Softmax),
+    };
+    check("torch_lstm3.safetensors", "torch_lstm3", opts);
+    check(
+        "torch_bilstm.safetensors",
+        "torch_bilstm",
+        LoadOptions::default(),
+    );
+    // The two files describe the same model.
+    let a = lstm::load(
+        data("torch_lstm3.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let b = lstm::load(
+        data("torch_lstm3.safetensors").to_str().unwrap(),
+        &LoadOptions {
+            head: Some("fc".into()),
+            head_activation: Some(HeadActivation::Softmax),
+        },
+    )
+    .unwrap();
+    assert_eq!(a.layers.len(), b.layers.len());
+    for (la, lb) in a.layers.iter().zip(&b.layers) {
+        let (ca, cb) = (&la.cells[0], &lb.cells[0]);
+        assert_eq!(
+            (&ca.w, &ca.r, &ca.b_ih, &ca.b_hh),
+            (&cb.w, &cb.r, &cb.b_ih, &cb.b_hh)
+        );
+    }
+}
+
+#[test]
+fn infer_command_writes_what_onnxruntime_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, reference) in [
+        ("hidden", "torch_lstm3.hidden.npy"),
+        ("output", "torch_lstm3.output.npy"),
+    ] {
+        let out = dir.path().join(format!("{what}.npy"));
+        let status = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(["infer", "--quiet", "--model"])
+            .arg(data("torch_lstm3.onnx"))
+            .arg("--input")
+            .arg(data("torch_lstm3.x.npy"))
+            .args(["--precision", "fp32", "--what", what, "--output"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let (shape, got) = npy::read_f32(&out).unwrap();
+        let (want_shape, want) = npy::read_f32(&data(reference)).unwrap();
+        assert_eq!(shape, want_shape);
+        let (d, at) = max_abs_diff(&got, &want);
+        assert!(d <= TOL, "infer --what {what}: {d} at {at}");
+    }
+}

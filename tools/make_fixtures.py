@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Generate the small LSTM test fixtures in tests/data/ (see tests/data/README.md).
+
+Usage:  pip install -r tools/requirements-fixtures.txt && python3 tools/make_fixtures.py [--out DIR]
+
+Deterministic: every random value comes from a fixed seed. Conventions:
+  <name>.x.npy       float32 [N, T, I]     batch-first model input
+  <name>.hidden.npy  float32 [N, T, D*H]   last LSTM layer's full hidden sequence (forward half first)
+  <name>.output.npy  float32 [N, T, O]     head output at every step
+All references come from onnxruntime (CPUExecutionProvider) run on the written .onnx file; to read
+the last LSTM layer's Y, an in-memory copy of the graph gets that value as an extra output.
+Hand-built graphs are cross-checked against a small numpy LSTM, torch graphs against torch itself.
+"""
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import safetensors
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.torch import save_file
+from torch import nn
+
+N, T = 3, 7
+OPSET = 17
+OUT = Path("tests/data")
+
+
+# ---------------------------------------------------------------- helpers
+def save_npy(name, arr, dtype=np.float32):
+    arr = np.ascontiguousarray(arr)
+    assert arr.dtype == dtype, (name, arr.dtype)
+    np.save(OUT / name, arr)
+
+
+def save_onnx(name, model, check=True):
+    if check:
+        onnx.checker.check_model(model)
+    onnx.save(model, str(OUT / name))
+
+
+def make_x(seed, i, n=N, t=T):
+    return np.random.default_rng(seed).standard_normal((n, t, i)).astype(np.float32)
+
+
+def ort_run(path, x_ours, extra):
+    """Run ORT on an in-memory copy of `path` with value `extra` added as a graph output."""
+    m = onnx.load(str(path))
+    if extra not in [o.name for o in m.graph.output]:
+        m.graph.output.append(helper.make_tensor_value_info(extra, TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x_ours.transpose(1, 0, 2))}
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed)))
+
+
+def last_lstm_y(path):
+    return [n for n in onnx.load(str(path)).graph.node if n.op_type == "LSTM"][-1].output[0]
+
+
+def y_to_ours(y):
+    """ONNX LSTM Y [T, D, N, H] -> [N, T, D*H] (forward half first)."""
+    t, d, n, h = y.shape
+    return np.ascontiguousarray(y.transpose(2, 0, 1, 3).reshape(n, t, d * h))
+
+
+def tnc_to_ours(a):
+    """[T, N, C] -> [N, T, C]."""
+    return np.ascontiguousarray(a.transpose(1, 0, 2))
+
+
+def maxdiff(a, b):
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def np_lstm(x, W, R, B, h0=None, c0=None, P=None):
+    """ONNX-semantics LSTM (gates i,o,f,c; peepholes i,o,f). x [T,N,I]; W [D,4H,I] ... -> Y [T,D,N,H]."""
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
+    D, H = W.shape[0], R.shape[2]
+    ys = np.zeros((x.shape[0], D, x.shape[1], H))
+    for d in range(D):
+        b = B[d, :4 * H] + B[d, 4 * H:]
+        p = np.zeros(3 * H) if P is None else P[d]
+        h = np.zeros((x.shape[1], H)) if h0 is None else h0[d].astype(np.float64)
+        c = np.zeros((x.shape[1], H)) if c0 is None else c0[d].astype(np.float64)
+        for t in (range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))):
+            g = x[t] @ W[d].T + h @ R[d].T + b
+            i = sig(g[:, :H] + p[:H] * c)
+            f = sig(g[:, 2 * H:3 * H] + p[2 * H:] * c)
+            c = f * c + i * np.tanh(g[:, 3 * H:])
+            h = sig(g[:, H:2 * H] + p[H:2 * H] * c) * np.tanh(c)
+            ys[t, d] = h
+    return ys
+
+
+def tensor_vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def make_model(nodes, name, inputs, outputs, inits):
+    g = helper.make_graph(nodes, name, inputs, outputs,
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="lstm-dse make_fixtures.py")
+    m.ir_version = 8  # opset 17 needs IR >= 8; keep it low for old readers
+    return m
+
+
+def lstm_weights(rng, d, i, h, lo=-0.4, hi=0.4):
+    u = lambda *s: rng.uniform(lo, hi, s).astype(np.float32)
+    return u(d, 4 * h, i), u(d, 4 * h, h), u(d, 8 * h)
+
+
+def describe(path):
+    """Compact node-by-node listing of an ONNX graph (printed; copied into the README)."""
+    g = onnx.load(str(path)).graph
+    inits = {i.name: list(i.dims) for i in g.initializer}
+    lines = [f"  inputs: {[(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]) for i in g.input]}",
+             f"  initializers: {inits}"]
+    for k, n in enumerate(g.node):
+        attrs = {}
+        for a in n.attribute:
+            v = helper.get_attribute_value(a)
+            if isinstance(v, onnx.TensorProto):
+                v = numpy_helper.to_array(v)
+                v = v.tolist() if v.size <= 4 else f"{v.dtype}{list(v.shape)}"
+            attrs[a.name] = v.decode() if isinstance(v, bytes) else v
+        lines.append(f"  {k:2d} {n.op_type} {list(n.input)} -> {list(n.output)} {attrs or ''}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- hand-built fixtures
+def fixture_peephole():
+    I, H = 5, 7
+    rng = np.random.default_rng(1)
+    W, R, B = lstm_weights(rng, 1, I, H)
+    P = rng.uniform(-0.4, 0.4, (1, 3 * H)).astype(np.float32)
+    # batch dim of initial states must equal N for ORT: repeat one vector N times (identical rows)
+    h0 = np.repeat(rng.uniform(-0.4, 0.4, (1, 1, H)).astype(np.float32), N, axis=1)
+    c0 = np.repeat(rng.uniform(-0.4, 0.4, (1, 1, H)).astype(np.float32), N, axis=1)
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "initial_h", "initial_c", "P"], ["Y"],
+                            name="lstm", hidden_size=H, direction="forward")
+    m = make_model([node], "peephole", [tensor_vi("X", ["T", "N", I])], [tensor_vi("Y", ["T", 1, "N", H])],
+                   dict(W=W, R=R, B=B, initial_h=h0, initial_c=c0, P=P))
+    save_onnx("peephole.onnx", m)
+    x = make_x(11, I)
+    y = ort_run(OUT / "peephole.onnx", x, "Y")["Y"]
+    save_npy("peephole.x.npy", x)
+    save_npy("peephole.hidden.npy", y_to_ours(y))
+    ref = np_lstm(x.transpose(1, 0, 2).astype(np.float64), W, R, B, h0, c0, P)
+    print(f"peephole: max|numpy - ORT| = {maxdiff(ref, y):.3g}")
+
+
+def fixture_bidir():
+    I, H = 4, 6
+    rng = np.random.default_rng(2)
+    W1, R1, B1 = lstm_weights(rng, 2, I, H)
+    W2, R2, B2 = lstm_weights(rng, 2, 2 * H, H)
+    nodes = [
+        helper.make_node("LSTM", ["X", "W1", "R1", "B1"], ["Y1"], name="lstm1", hidden_size=H,
+                         direction="bidirectional"),
+        helper.make_node("Transpose", ["Y1"], ["Y1t"], name="transpose1", perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["Y1t", "shape"], ["X2"], name="reshape1"),
+        helper.make_node("LSTM", ["X2", "W2", "R2", "B2"], ["Y"], name="lstm2", hidden_size=H,
+                         direction="bidirectional"),
+    ]
+    inits = dict(W1=W1, R1=R1, B1=B1, shape=np.array([0, 0, -1], np.int64), W2=W2, R2=R2, B2=B2)
+    m = make_model(nodes, "bidir", [tensor_vi("X", ["T", "N", I])], [tensor_vi("Y", ["T", 2, "N", H])], inits)
+    save_onnx("bidir.onnx", m)
+    x = make_x(12, I)
+    y = ort_run(OUT / "bidir.onnx", x, "Y")["Y"]
+    save_npy("bidir.x.npy", x)
+    save_npy("bidir.hidden.npy", y_to_ours(y))
+    y1 = np_lstm(x.transpose(1, 0, 2).astype(np.float64), W1, R1, B1)
+    ref = np_lstm(y1.transpose(0, 2, 1, 3).reshape(T, N, 2 * H), W2, R2, B2)
+    print(f"bidir: max|numpy - ORT| = {maxdiff(ref, y):.3g}")
+
+
+# ---------------------------------------------------------------- torch fixtures
+class LSTMHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size=8, hidden_size=16, num_layers=3)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return torch.softmax(self.fc(self.lstm(x)[0]), dim=-1)
+
+
+class BiLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(input_size=6, hidden_size=10, num_layers=2, bidirectional=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+def export(module, x_tni, name, dynamic):
+    kw = dict(dynamic_axes={"x": {0: "T", 1: "N"}, "y": {0: "T", 1: "N"}}) if dynamic else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x_tni,), str(OUT / name), dynamo=False, opset_version=OPSET,
+                          input_names=["x"], output_names=["y"], do_constant_folding=True, **kw)
+    onnx.checker.check_model(onnx.load(str(OUT / name)))
+
+
+def torch_fixture(name, module, i, seed_x, has_head, static_variant=False):
+    x = make_x(seed_x, i)
+    xt = torch.from_numpy(x.transpose(1, 0, 2).copy())
+    with torch.no_grad():
+        hid_t = tnc_to_ours(getattr(module, "lstm" if has_head else "rnn")(xt)[0].numpy())
+        out_t = tnc_to_ours(module(xt).numpy())
+    variants = [(f"{name}.onnx", True)] + ([(f"{name}_static.onnx", False)] if static_variant else [])
+    for fname, dyn in variants:
+        export(module, xt, fname, dyn)
+        yname = last_lstm_y(OUT / fname)
+        res = ort_run(OUT / fname, x, yname)
+        hid, out = y_to_ours(res[yname]), tnc_to_ours(res["y"])
+        print(f"{fname}: max|torch - ORT| hidden = {maxdiff(hid_t, hid):.3g}"
+              + (f", output = {maxdiff(out_t, out):.3g}" if has_head else ""))
+        if fname == f"{name}.onnx":
+            save_npy(f"{name}.x.npy", x)
+            save_npy(f"{name}.hidden.npy", hid)
+            if has_head:
+                save_npy(f"{name}.output.npy", out)
+        else:
+            print(f"  {fname} vs {name}.onnx (ORT): hidden {maxdiff(hid, np.load(OUT / f'{name}.hidden.npy')):.3g}")
+        print(describe(OUT / fname))
+    sd = {k: v.detach().to(torch.float32).contiguous() for k, v in module.state_dict().items()}
+    save_file(sd, str(OUT / f"{name}.safetensors"), metadata={"format": "pt"})
+
+
+# ---------------------------------------------------------------- bad inputs
+def fixture_bad_inputs():
+    I, H = 3, 4
+    rng = np.random.default_rng(3)
+    W, R, B = lstm_weights(rng, 1, I, H)
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=H),
+             helper.make_node("Relu", ["Y"], ["Z"], name="relu_after_lstm")]
+    m = make_model(nodes, "unsupported_op", [tensor_vi("X", ["T", "N", I])], [tensor_vi("Z", ["T", 1, "N", H])],
+                   dict(W=W, R=R, B=B))
+    save_onnx("unsupported_op.onnx", m)
+
+    R_bad = rng.uniform(-0.4, 0.4, (1, 4 * H, H + 1)).astype(np.float32)
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=H)
+    m = make_model([node], "bad_shapes", [tensor_vi("X", ["T", "N", I])], [tensor_vi("Y", ["T", 1, "N", H])],
+                   dict(W=W, R=R_bad, B=B))
+    save_onnx("bad_shapes.onnx", m, check=False)
+
+    torch.manual_seed(4)
+    lstm = nn.LSTM(input_size=5, hidden_size=4)
+    sd = {f"lstm.{k}": v.detach().clone().contiguous() for k, v in lstm.state_dict().items()}
+    sd["lstm.weight_hh_l0"][1, 2] = float("nan")
+    save_file(sd, str(OUT / "nan_weights.safetensors"), metadata={"format": "pt"})
+
+    x = np.random.default_rng(5).standard_normal((2, 4, 5))
+    save_npy("float64.x.npy", x, dtype=np.float64)
+    x = x.astype(np.float32)
+    x[1, 2, 3] = np.nan
+    save_npy("nan.x.npy", x)
+    (OUT / "not_a_model.onnx").write_text("hello\n")
+
+
+def main():
+    global OUT
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="tests/data", help="output directory (default: tests/data)")
+    OUT = Path(ap.parse_args().out)
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    print(f"numpy {np.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}, "
+          f"safetensors {safetensors.__version__}, torch {torch.__version__}")
+
+    fixture_peephole()
+    fixture_bidir()
+    torch.manual_seed(0)
+    torch_fixture("torch_lstm3", LSTMHead().eval(), 8, 13, has_head=True, static_variant=True)
+    torch.manual_seed(0)
+    torch_fixture("torch_bilstm", BiLSTM().eval(), 6, 14, has_head=False)
+    fixture_bad_inputs()
+
+    print("\nfiles:")
+    for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):
+        assert f.stat().st_size < 1_000_000, f
+        a = np.load(f) if f.suffix == ".npy" else None
+        print(f"  {f.name:32s} {f.stat().st_size:8d} B  " + (f"{a.dtype} {list(a.shape)}" if a is not None else ""))
+
+
+if __name__ == "__main__":
+    main()
