@@ -37,6 +37,9 @@ impl ModelError {
     }
 }
 
+/// A dense float tensor as read from a file: (shape, row-major data).
+pub(crate) type Tensor = (Vec<usize>, Vec<f32>);
+
 /// Which way a layer runs over the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

@@ -148,6 +148,9 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Model
     for v in data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
     let tmp = path.with_extension("npy.partial");
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(&bytes).map_err(io)?;

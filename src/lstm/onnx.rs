@@ -10,7 +10,7 @@
 //! express, is an error naming the node.
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
-use super::{Cell, Direction, Head, HeadActivation, Layer, Model, ModelError};
+use super::{Cell, Direction, Head, HeadActivation, Layer, Model, ModelError, Tensor};
 use prost::Message;
 use std::collections::HashMap;
 
@@ -174,7 +174,10 @@ fn tensor_val(t: &TensorProto) -> Result<Val, String> {
         return Err("external data is not supported; save the model with weights inside".into());
     }
     let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-    let n: usize = dims.iter().product();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("has an impossibly large shape")?;
     let raw = &t.raw_data;
     match t.data_type {
         pb::FLOAT | pb::DOUBLE => {
@@ -268,12 +271,7 @@ impl Builder {
         }
     }
 
-    fn floats(
-        &self,
-        node: &NodeProto,
-        k: usize,
-        what: &str,
-    ) -> Result<Option<(Vec<usize>, Vec<f32>)>, String> {
+    fn floats(&self, node: &NodeProto, k: usize, what: &str) -> Result<Option<Tensor>, String> {
         match self.input(node, k)? {
             None => Ok(None),
             Some(Val::Floats { dims, data }) => Ok(Some((dims.clone(), data.clone()))),

@@ -4,7 +4,7 @@
 //! internally). The prefix is found from the `weight_ih_l0` key; a dense head is named with
 //! `--head NAME` (`NAME.weight [O, In]`, `NAME.bias [O]`).
 
-use super::{Cell, Direction, Head, HeadActivation, Layer, LoadOptions, Model, ModelError};
+use super::{Cell, Direction, Head, HeadActivation, Layer, LoadOptions, Model, ModelError, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
 /// Parses a safetensors file; `file` names it in errors.
@@ -31,7 +31,7 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
             )))
         }
     };
-    let get = |name: &str| -> Result<Option<(Vec<usize>, Vec<f32>)>, ModelError> {
+    let get = |name: &str| -> Result<Option<Tensor>, ModelError> {
         match st.tensor(name) {
             Err(_) => Ok(None),
             Ok(view) => {
@@ -46,9 +46,11 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
                         .chunks_exact(8)
                         .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                         .collect(),
-                    other => return Err(err(format!(
+                    other => {
+                        return Err(err(format!(
                         "tensor '{name}': dtype {other:?} is not supported (float32 or float64)"
-                    ))),
+                    )))
+                    }
                 };
                 Ok(Some((view.shape().to_vec(), data)))
             }

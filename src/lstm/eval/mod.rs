@@ -76,8 +76,8 @@ fn needs_calibration(c: &PrecisionConfig) -> bool {
 }
 
 /// Measures the ranges of an fp32 run over the batch (see [`Calibration`]).
-pub fn calibrate(model: &Model, seqs: &Sequences) -> Calibration {
-    let plan = Plan::new(model, PrecisionConfig::FP32, None).expect("fp32 needs no calibration");
+pub fn calibrate(model: &Model, seqs: &Sequences) -> Result<Calibration, EvalError> {
+    let plan = Plan::new(model, PrecisionConfig::FP32, None)?;
     let outs: Vec<SeqOut> = (0..seqs.count)
         .into_par_iter()
         .map(|n| run_sequence(model, &plan, seqs.sequence(n), seqs.steps))
@@ -99,10 +99,10 @@ pub fn calibrate(model: &Model, seqs: &Sequences) -> Calibration {
             }
         }
     }
-    Calibration {
+    Ok(Calibration {
         input_max: seqs.data.iter().fold(0.0f32, |m, v| m.max(v.abs())),
         layers,
-    }
+    })
 }
 
 /// Evaluates `model` on `seqs` at every config in `configs` (results in the same order).
@@ -115,10 +115,11 @@ pub fn evaluate(
     keep_states: bool,
 ) -> Result<Vec<Run>, EvalError> {
     check_input(model, seqs, input_name)?;
-    let cal = configs
-        .iter()
-        .any(needs_calibration)
-        .then(|| calibrate(model, seqs));
+    let cal = if configs.iter().any(needs_calibration) {
+        Some(calibrate(model, seqs)?)
+    } else {
+        None
+    };
     let plans = configs
         .iter()
         .map(|&c| Plan::new(model, c, cal.as_ref()))
