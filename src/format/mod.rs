@@ -8,6 +8,7 @@
 //! `docs/NUMERICS.md`; this module owns the rounding of single values, the evaluator owns the
 //! rest.
 
+pub mod detmath;
 pub mod fixed;
 pub mod float;
 
@@ -171,10 +172,11 @@ pub enum Resolved {
 }
 
 impl Resolved {
-    /// Rounds an f32 value to this format (round half to even, saturating; see NUMERICS.md).
+    /// Rounds an f32 value to this format (round half to even, saturating; fp32 only flushes
+    /// subnormals; see NUMERICS.md).
     pub fn round(self, x: f32) -> f32 {
         match self {
-            Resolved::Fp32 => x,
+            Resolved::Fp32 => detmath::ftz(x),
             Resolved::Fixed(f) => f.to_f32(f.quantize(x)),
             Resolved::Float(f) => f.round(x),
         }

@@ -4,6 +4,7 @@
 //! 64 bits. Both evaluate in the same fixed order, which the GPU kernels repeat.
 
 use super::plan::{CellPlan, CellRange, IntCell};
+use crate::format::detmath::ftz;
 use crate::format::fixed::rescale;
 
 /// Where a cell reads its input and writes its states.
@@ -28,24 +29,13 @@ pub fn run(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> C
     }
 }
 
-/// Flush-to-zero of f32 subnormals, applied after every operation of a non-fp32 float lane
-/// so that devices that flush and devices that do not agree bit for bit.
-#[inline]
-fn ftz(v: f32) -> f32 {
-    if v.abs() < f32::MIN_POSITIVE {
-        0.0
-    } else {
-        v
-    }
-}
-
 fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
     let (i, h) = (io.input, io.hidden);
     let f = &p.formats;
-    // fp32 lanes are plain f32 math; every other float lane flushes subnormals.
-    let flush = !(f.pre.is_fp32() && f.c.is_fp32() && f.w.is_fp32() && f.x.is_fp32());
-    let add = |a: f32, b: f32| if flush { ftz(a + b) } else { a + b };
-    let mul = |a: f32, b: f32| if flush { ftz(a * b) } else { a * b };
+    // Subnormal results are flushed after every operation, so that devices that flush and
+    // devices that do not agree bit for bit.
+    let add = |a: f32, b: f32| ftz(a + b);
+    let mul = |a: f32, b: f32| ftz(a * b);
     let mut hv = p.h0.clone();
     let mut cv = p.c0.clone();
     let mut xq = vec![0.0f32; i];

@@ -4,7 +4,7 @@
 //! This is the part a GPU kernel uploads once per configuration.
 
 use super::EvalError;
-use crate::format::{fixed::rescale_bound_ok, Fixed, PrecisionConfig, Resolved};
+use crate::format::{detmath, fixed::rescale_bound_ok, Fixed, PrecisionConfig, Resolved};
 use crate::lstm::{Cell, Model};
 
 /// Largest magnitudes seen in an fp32 run over the batch: they choose the fraction bits of
@@ -83,7 +83,7 @@ impl Act {
     pub fn apply(&self, v: f32) -> f32 {
         match self {
             Act::Table { input, values } => values[input.table_index(v)],
-            Act::Direct { tanh, out } => out.round(if *tanh { v.tanh() } else { sigmoid32(v) }),
+            Act::Direct { tanh, out } => out.round(if *tanh { detmath::tanh(v) } else { detmath::sigmoid(v) }),
         }
     }
 
@@ -94,12 +94,6 @@ impl Act {
             Act::Direct { .. } => Vec::new(),
         }
     }
-}
-
-/// fp32 sigmoid, the reference: 1 / (1 + exp(-x)).
-#[inline]
-pub fn sigmoid32(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// A table entry before output rounding: the function in f64, rounded once to f32.
