@@ -24,6 +24,8 @@ pub enum Command {
     GenInput(GenInputArgs),
     /// List the GPU adapters wgpu can use (honours WGPU_BACKEND and WGPU_ADAPTER_NAME).
     Devices,
+    /// Cost one accelerator design point: cycles, latency, energy, area (docs/MODEL.md).
+    Model(ModelCostArgs),
 }
 
 /// Which model to load.
@@ -88,4 +90,37 @@ pub struct GenInputArgs {
     /// Output file, float32 [N, T, I].
     #[arg(long, value_name = "X.npy")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelCostArgs {
+    /// Architecture description (TOML), e.g. sweeps/arch/epur.toml.
+    #[arg(long, value_name = "ARCH.toml")]
+    pub arch: std::path::PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Override an architecture field, e.g. `--set compute.units=8` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Fixed precision of the workload when no policy is given (weights and activations).
+    #[arg(long, default_value = "fx16", value_name = "CONFIG")]
+    pub precision: String,
+    /// Measured precision behaviour: a policies.csv written by `lstm-dse dynamic`.
+    #[arg(long, value_name = "policies.csv", requires = "policy")]
+    pub policies: Option<std::path::PathBuf>,
+    /// Which policy of --policies to cost.
+    #[arg(long, value_name = "K", requires = "policies")]
+    pub policy: Option<u64>,
+    /// Steps per sequence.
+    #[arg(long, default_value_t = 100)]
+    pub seq_len: usize,
+    /// Sequences in flight (batch).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Baseline architecture for speedup / energy saving, costed at fixed --precision.
+    #[arg(long, value_name = "ARCH.toml")]
+    pub baseline: Option<std::path::PathBuf>,
+    /// Print one CSV row (with header) instead of the summary block.
+    #[arg(long)]
+    pub csv: bool,
 }

@@ -1,7 +1,8 @@
 //! Runs the parsed command line: each subcommand loads what it needs, calls the library and
 //! reports. Errors carry the file or token they are about; `main` prints them on one line.
 
-use crate::cli::{Cli, Command, GenInputArgs, InferArgs, ModelArgs, What};
+use crate::accel;
+use crate::cli::{Cli, Command, GenInputArgs, InferArgs, ModelArgs, ModelCostArgs, What};
 use crate::format::PrecisionConfig;
 use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
 use anyhow::{bail, Context, Result};
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::GenInput(a) => gen_input(&a),
+        Command::Model(a) => model_cost(&a),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {
@@ -141,5 +143,64 @@ fn gen_input(a: &GenInputArgs) -> Result<()> {
         model.input_size(),
         a.output.display()
     );
+    Ok(())
+}
+
+/// The accelerator model's view of a model: its layer shapes.
+pub fn workload_of(
+    model: &Model,
+    seq_len: usize,
+    batch: usize,
+    precision: accel::PrecisionProfile,
+) -> accel::Workload {
+    accel::Workload {
+        name: model.name.clone(),
+        layers: model
+            .layers
+            .iter()
+            .map(|l| accel::LayerShape {
+                input_size: l.input_size,
+                hidden_size: l.hidden_size,
+                directions: l.direction.count(),
+            })
+            .collect(),
+        seq_len,
+        batch,
+        precision,
+    }
+}
+
+fn model_cost(a: &ModelCostArgs) -> Result<()> {
+    let config: PrecisionConfig = a.precision.parse()?;
+    let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
+    let model = load_model(&a.model)?;
+    let precision = match (&a.policies, a.policy) {
+        (Some(path), Some(k)) => accel::read_policy(path, k)?,
+        _ => fixed.clone(),
+    };
+    let arch = accel::load_arch_with_overrides(&a.arch, &a.set)?;
+    let workload = workload_of(&model, a.seq_len, a.batch, precision);
+    let point = accel::evaluate(&arch, &workload)?;
+    let base = match &a.baseline {
+        None => None,
+        Some(path) => {
+            let barch = accel::load_arch_with_overrides(path, &[])?;
+            let bw = workload_of(&model, a.seq_len, a.batch, fixed);
+            let bp = accel::evaluate(&barch, &bw)?;
+            Some((path.display().to_string(), accel::compare(&point, &bp)))
+        }
+    };
+    let base_ref = base.as_ref().map(|(n, c)| (n.as_str(), c));
+    if a.csv {
+        let mut w = csv::Writer::from_writer(std::io::stdout());
+        let arch_name = a.arch.display().to_string();
+        w.serialize(point.csv_row(&arch_name, &workload.name, base_ref))?;
+        w.flush()?;
+    } else {
+        print!(
+            "{}",
+            accel::format_summary(&point, &arch, &workload, base_ref)
+        );
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! accelerator parameters feed an analytical cost model; the results are swept, written as CSV
 //! and reduced to Pareto fronts. [`cli`] holds the command-line surface and [`commands`] runs it.
 
+pub mod accel;
 pub mod cli;
 pub mod commands;
 pub mod format;

@@ -185,7 +185,11 @@ fn builtin_that_does_not_exist_and_misplaced_head_flags() {
 #[test]
 fn damaged_model_files_give_errors_not_panics() {
     use lstm_dse::lstm::{onnx, safetensors, LoadOptions};
-    for (name, is_onnx) in [("torch_lstm3.onnx", true), ("bidir.onnx", true), ("torch_lstm3.safetensors", false)] {
+    for (name, is_onnx) in [
+        ("torch_lstm3.onnx", true),
+        ("bidir.onnx", true),
+        ("torch_lstm3.safetensors", false),
+    ] {
         let bytes = std::fs::read(data(name)).unwrap();
         let parse = |b: &[u8]| {
             let r = std::panic::catch_unwind(|| {

@@ -25,7 +25,15 @@ pub fn exp(x: f32) -> f32 {
     let k = (x * LOG2E).round_ties_even();
     let r = (x - k * LN2_HI) - k * LN2_LO;
     let mut p = 1.0 / 5040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
         p = p * r + c;
     }
     p * f32::from_bits(((k as i32 + 127) as u32) << 23)
@@ -67,7 +75,8 @@ mod tests {
 
     fn ulps(a: f32, b: f64) -> f64 {
         let b32 = b as f32;
-        ((a as f64 - b) / (b32.abs() as f64 * f32::EPSILON as f64).max(f32::MIN_POSITIVE as f64)).abs()
+        ((a as f64 - b) / (b32.abs() as f64 * f32::EPSILON as f64).max(f32::MIN_POSITIVE as f64))
+            .abs()
     }
 
     #[test]
@@ -76,7 +85,9 @@ mod tests {
         let mut x = -30.0f32;
         while x < 30.0 {
             worst.0 = worst.0.max(ulps(exp(x), (x as f64).exp()));
-            worst.1 = worst.1.max(((sigmoid(x) as f64) - 1.0 / (1.0 + (-(x as f64)).exp())).abs());
+            worst.1 = worst
+                .1
+                .max(((sigmoid(x) as f64) - 1.0 / (1.0 + (-(x as f64)).exp())).abs());
             worst.2 = worst.2.max(((tanh(x) as f64) - (x as f64).tanh()).abs());
             x += 0.001_37;
         }

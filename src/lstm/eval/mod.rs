@@ -219,7 +219,9 @@ fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut
             }
             match head.activation {
                 HeadActivation::None => {}
-                HeadActivation::Sigmoid => row.iter_mut().for_each(|v| *v = crate::format::detmath::sigmoid(*v)),
+                HeadActivation::Sigmoid => row
+                    .iter_mut()
+                    .for_each(|v| *v = crate::format::detmath::sigmoid(*v)),
                 HeadActivation::Softmax => {
                     let m = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
                     row.iter_mut().for_each(|v| *v = (*v - m).exp());

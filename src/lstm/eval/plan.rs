@@ -83,7 +83,11 @@ impl Act {
     pub fn apply(&self, v: f32) -> f32 {
         match self {
             Act::Table { input, values } => values[input.table_index(v)],
-            Act::Direct { tanh, out } => out.round(if *tanh { detmath::tanh(v) } else { detmath::sigmoid(v) }),
+            Act::Direct { tanh, out } => out.round(if *tanh {
+                detmath::tanh(v)
+            } else {
+                detmath::sigmoid(v)
+            }),
         }
     }
 

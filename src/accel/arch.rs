@@ -1,0 +1,281 @@
+//! The validated architecture: `Arch` is what `evaluate` reads. It is built once from an
+//! `ArchSpec` by `Arch::from_spec`, which checks every range (sizes >= 1, energies >= 0,
+//! precisions the multiplier can run) and converts to domain types with units in their names,
+//! so the hot path never re-checks a field.
+
+use super::error::{invalid, AccelError};
+use super::spec::{ArchSpec, DispatchPolicy, InputProduct, MulticoreMode, MultiplierKind};
+
+/// Compute resources of one core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compute {
+    pub units: u32,
+    pub multipliers_per_unit: u32,
+    pub multiplier_bits: u32,
+    pub multiplier_kind: MultiplierKind,
+    pub min_precision_bits: u32,
+    pub clock_mhz: f64,
+    pub tail_lanes: u32,
+    pub tail_latency_cycles: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatch {
+    pub policy: DispatchPolicy,
+    pub tile_rows: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub input_product: InputProduct,
+    pub overlap_tail: bool,
+    pub reconfig_cycles: u32,
+}
+
+/// On-chip memories are per core; DRAM bandwidth is shared by all cores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Memory {
+    pub sram_weight_kib: f64,
+    pub sram_activation_kib: f64,
+    pub dram_gb_per_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Energy {
+    pub mult_pj_8bit: f64,
+    pub add_pj_32bit: f64,
+    pub bit_parallel_overhead: f64,
+    pub sram_pj_per_bit_8kib: f64,
+    pub sram_size_exponent: f64,
+    pub dram_pj_per_byte: f64,
+    pub tail_pj_per_element: f64,
+    pub static_mw_per_mm2: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Area {
+    pub mult_um2_8bit: f64,
+    pub add_um2_32bit: f64,
+    pub bit_parallel_overhead: f64,
+    pub serial_lane_um2_per_bit: f64,
+    pub sram_mm2_per_kib: f64,
+    pub tail_um2_per_lane: f64,
+    pub control_mm2_per_unit: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracking {
+    pub enabled: bool,
+    pub pj_per_element: f64,
+    pub area_mm2: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Multicore {
+    pub cores: u32,
+    pub mode: MulticoreMode,
+    pub link_latency_cycles: u32,
+    pub link_gb_per_s: f64,
+    pub link_pj_per_byte: f64,
+    pub link_area_mm2_per_core: f64,
+}
+
+/// A validated accelerator configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arch {
+    pub name: String,
+    pub compute: Compute,
+    pub dispatch: Dispatch,
+    pub schedule: Schedule,
+    pub memory: Memory,
+    pub energy: Energy,
+    pub area: Area,
+    pub tracking: Tracking,
+    pub multicore: Multicore,
+}
+
+struct Checker<'a> {
+    origin: &'a str,
+}
+
+impl Checker<'_> {
+    fn count(&self, field: &str, v: i64, min: i64) -> Result<u32, AccelError> {
+        if v < min {
+            return Err(invalid(
+                self.origin,
+                field,
+                format!("must be >= {min}, got {v}"),
+            ));
+        }
+        u32::try_from(v).map_err(|_| invalid(self.origin, field, format!("too large: {v}")))
+    }
+
+    fn positive(&self, field: &str, v: f64) -> Result<f64, AccelError> {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(invalid(self.origin, field, format!("must be > 0, got {v}")))
+        }
+    }
+
+    fn non_negative(&self, field: &str, v: f64) -> Result<f64, AccelError> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(invalid(
+                self.origin,
+                field,
+                format!("must be >= 0, got {v}"),
+            ))
+        }
+    }
+
+    fn factor(&self, field: &str, v: f64) -> Result<f64, AccelError> {
+        if v.is_finite() && v >= 1.0 {
+            Ok(v)
+        } else {
+            Err(invalid(
+                self.origin,
+                field,
+                format!("must be >= 1, got {v}"),
+            ))
+        }
+    }
+}
+
+impl Arch {
+    /// Checks every field of `spec`; `origin` (usually the file path) names it in errors.
+    pub fn from_spec(spec: &ArchSpec, origin: &str) -> Result<Arch, AccelError> {
+        let c = Checker { origin };
+        let s = &spec.compute;
+        let multiplier_bits = c.count("compute.multiplier_bits", s.multiplier_bits, 1)?;
+        let min_precision_bits = c.count("compute.min_precision_bits", s.min_precision_bits, 1)?;
+        if min_precision_bits > multiplier_bits {
+            return Err(invalid(
+                origin,
+                "compute.min_precision_bits",
+                format!("must be <= compute.multiplier_bits ({multiplier_bits}), got {min_precision_bits}"),
+            ));
+        }
+        if s.multiplier_kind == MultiplierKind::BitParallel
+            && !(multiplier_bits.is_power_of_two() && min_precision_bits.is_power_of_two())
+        {
+            return Err(invalid(
+                origin,
+                "compute.multiplier_bits",
+                format!(
+                    "a bit-parallel multiplier splits in halves: multiplier_bits and min_precision_bits must be powers of two, got {multiplier_bits} and {min_precision_bits}"
+                ),
+            ));
+        }
+        let compute = Compute {
+            units: c.count("compute.units", s.units, 1)?,
+            multipliers_per_unit: c.count(
+                "compute.multipliers_per_unit",
+                s.multipliers_per_unit,
+                1,
+            )?,
+            multiplier_bits,
+            multiplier_kind: s.multiplier_kind,
+            min_precision_bits,
+            clock_mhz: c.positive("compute.clock_mhz", s.clock_mhz)?,
+            tail_lanes: c.count("compute.tail_lanes", s.tail_lanes, 1)?,
+            tail_latency_cycles: c.count(
+                "compute.tail_latency_cycles",
+                s.tail_latency_cycles,
+                0,
+            )?,
+        };
+        let dispatch = Dispatch {
+            policy: spec.dispatch.policy,
+            tile_rows: c.count("dispatch.tile_rows", spec.dispatch.tile_rows, 1)?,
+        };
+        let schedule = Schedule {
+            input_product: spec.schedule.input_product,
+            overlap_tail: spec.schedule.overlap_tail,
+            reconfig_cycles: c.count(
+                "schedule.reconfig_cycles",
+                spec.schedule.reconfig_cycles,
+                0,
+            )?,
+        };
+        let m = &spec.memory;
+        let memory = Memory {
+            sram_weight_kib: c.non_negative("memory.sram_weight_kib", m.sram_weight_kib)?,
+            sram_activation_kib: c
+                .non_negative("memory.sram_activation_kib", m.sram_activation_kib)?,
+            dram_gb_per_s: c.positive("memory.dram_gb_per_s", m.dram_gb_per_s)?,
+        };
+        let e = &spec.energy;
+        let energy = Energy {
+            mult_pj_8bit: c.non_negative("energy.mult_pj_8bit", e.mult_pj_8bit)?,
+            add_pj_32bit: c.non_negative("energy.add_pj_32bit", e.add_pj_32bit)?,
+            bit_parallel_overhead: c
+                .factor("energy.bit_parallel_overhead", e.bit_parallel_overhead)?,
+            sram_pj_per_bit_8kib: c
+                .non_negative("energy.sram_pj_per_bit_8kib", e.sram_pj_per_bit_8kib)?,
+            sram_size_exponent: c
+                .non_negative("energy.sram_size_exponent", e.sram_size_exponent)?,
+            dram_pj_per_byte: c.non_negative("energy.dram_pj_per_byte", e.dram_pj_per_byte)?,
+            tail_pj_per_element: c
+                .non_negative("energy.tail_pj_per_element", e.tail_pj_per_element)?,
+            static_mw_per_mm2: c.non_negative("energy.static_mw_per_mm2", e.static_mw_per_mm2)?,
+        };
+        let a = &spec.area;
+        let area = Area {
+            mult_um2_8bit: c.non_negative("area.mult_um2_8bit", a.mult_um2_8bit)?,
+            add_um2_32bit: c.non_negative("area.add_um2_32bit", a.add_um2_32bit)?,
+            bit_parallel_overhead: c
+                .factor("area.bit_parallel_overhead", a.bit_parallel_overhead)?,
+            serial_lane_um2_per_bit: c
+                .non_negative("area.serial_lane_um2_per_bit", a.serial_lane_um2_per_bit)?,
+            sram_mm2_per_kib: c.non_negative("area.sram_mm2_per_kib", a.sram_mm2_per_kib)?,
+            tail_um2_per_lane: c.non_negative("area.tail_um2_per_lane", a.tail_um2_per_lane)?,
+            control_mm2_per_unit: c
+                .non_negative("area.control_mm2_per_unit", a.control_mm2_per_unit)?,
+        };
+        let t = &spec.tracking;
+        let tracking = Tracking {
+            enabled: t.enabled,
+            pj_per_element: c.non_negative("tracking.pj_per_element", t.pj_per_element)?,
+            area_mm2: c.non_negative("tracking.area_mm2", t.area_mm2)?,
+        };
+        let mc = &spec.multicore;
+        let multicore = Multicore {
+            cores: c.count("multicore.cores", mc.cores, 1)?,
+            mode: mc.mode,
+            link_latency_cycles: c.count(
+                "multicore.link_latency_cycles",
+                mc.link_latency_cycles,
+                0,
+            )?,
+            link_gb_per_s: c.positive("multicore.link_gb_per_s", mc.link_gb_per_s)?,
+            link_pj_per_byte: c.non_negative("multicore.link_pj_per_byte", mc.link_pj_per_byte)?,
+            link_area_mm2_per_core: c.non_negative(
+                "multicore.link_area_mm2_per_core",
+                mc.link_area_mm2_per_core,
+            )?,
+        };
+        Ok(Arch {
+            name: spec.name.clone(),
+            compute,
+            dispatch,
+            schedule,
+            memory,
+            energy,
+            area,
+            tracking,
+            multicore,
+        })
+    }
+
+    /// DRAM bytes per clock cycle for the whole chip (shared by all cores).
+    pub fn dram_bytes_per_cycle(&self) -> f64 {
+        self.memory.dram_gb_per_s * 1e3 / self.compute.clock_mhz
+    }
+
+    /// Bytes per clock cycle of one core's inter-core link.
+    pub fn link_bytes_per_cycle(&self) -> f64 {
+        self.multicore.link_gb_per_s * 1e3 / self.compute.clock_mhz
+    }
+}

@@ -1,0 +1,134 @@
+//! `evaluate`: one design point (arch x workload) to latency, throughput, energy with its
+//! breakdown, area, utilization and traffic. It validates the workload against the arch, runs
+//! the multicore timeline, then prices every counted event. Allocation-free apart from the
+//! error path, so sweeps can call it millions of times per second.
+
+use super::arch::Arch;
+use super::energy::{area, mac_pj, sram_pj_per_bit};
+use super::error::AccelError;
+use super::multicore;
+use super::timing::{LevelRates, GATES};
+use super::workload::Workload;
+
+/// Everything the model says about one configuration running one workload.
+///
+/// Energies cover the whole run: `sequences` sequences (batch x copies). Power is the average
+/// over the run, so `energy_uj = power_mw * latency_us / 1000` holds by construction and
+/// `static_uj = static_power_mw * latency_us / 1000` is checked by a test.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DesignPoint {
+    pub cycles: f64,
+    pub latency_us: f64,
+    pub sequences: f64,
+    pub throughput_seq_per_s: f64,
+    pub energy_uj: f64,
+    pub compute_uj: f64,
+    pub sram_uj: f64,
+    pub dram_uj: f64,
+    pub link_uj: f64,
+    pub tracking_uj: f64,
+    pub static_uj: f64,
+    pub energy_per_seq_uj: f64,
+    pub power_mw: f64,
+    pub static_power_mw: f64,
+    pub area_mm2: f64,
+    pub compute_area_mm2: f64,
+    pub sram_area_mm2: f64,
+    pub control_area_mm2: f64,
+    pub tracking_area_mm2: f64,
+    pub link_area_mm2: f64,
+    /// Useful multiplier work / available multiplier slots over the run, all cores.
+    pub utilization: f64,
+    pub dram_bytes: f64,
+    /// Share of the run's cycles in which DRAM bandwidth, not compute, sets the pace.
+    pub dram_bound_fraction: f64,
+    pub macs: f64,
+    pub gflops_per_w: f64,
+}
+
+/// Evaluates one design point.
+pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
+    workload.validate()?;
+    let p = &workload.precision;
+    if p.is_dynamic() && !arch.tracking.enabled {
+        return Err(AccelError::Workload {
+            workload: workload.name.clone(),
+            message: format!(
+                "uses dynamic precision but arch '{}' has no precision-tracking unit (set tracking.enabled=true)",
+                arch.name
+            ),
+        });
+    }
+    let rates = LevelRates::new(arch, workload)?;
+    let tl = multicore::run(arch, workload, &rates);
+
+    let t = workload.seq_len as f64;
+    let batch = workload.batch as f64;
+    let mut mac_energy_pj = 0.0;
+    let mut macs = 0.0;
+    let mut cell_updates = 0.0;
+    for (i, l) in workload.layers.iter().enumerate() {
+        let dirs = l.directions as f64;
+        let hidden = l.hidden_size as f64;
+        let step_macs = batch * GATES as f64 * dirs * hidden * (l.input_size as f64 + hidden);
+        for (rate, &frac) in rates.as_slice().iter().zip(p.fractions_for(i)) {
+            mac_energy_pj += frac * t * step_macs * mac_pj(arch, rate);
+        }
+        macs += t * step_macs;
+        cell_updates += t * batch * hidden * dirs;
+    }
+    let copies = tl.copies;
+    let compute_pj = copies * (mac_energy_pj + cell_updates * arch.energy.tail_pj_per_element);
+    let tracking_pj = if p.is_dynamic() {
+        copies * cell_updates * arch.tracking.pj_per_element
+    } else {
+        0.0
+    };
+    let weight_bank_kib = arch.memory.sram_weight_kib / f64::from(arch.compute.units);
+    let sram_pj = tl.weight_sram_bits * sram_pj_per_bit(arch, weight_bank_kib)
+        + tl.activation_sram_bits * sram_pj_per_bit(arch, arch.memory.sram_activation_kib);
+    let dram_pj = tl.dram_bytes * arch.energy.dram_pj_per_byte;
+    let link_pj = tl.link_bytes * arch.multicore.link_pj_per_byte;
+
+    let chip = area(arch);
+    let static_power_mw = chip.total_mm2 * arch.energy.static_mw_per_mm2;
+    let latency_us = tl.cycles / arch.compute.clock_mhz;
+    // mW x us = nJ = 1e-3 uJ; pJ = 1e-6 uJ.
+    let static_uj = static_power_mw * latency_us * 1e-3;
+    let compute_uj = compute_pj * 1e-6;
+    let sram_uj = sram_pj * 1e-6;
+    let dram_uj = dram_pj * 1e-6;
+    let link_uj = link_pj * 1e-6;
+    let tracking_uj = tracking_pj * 1e-6;
+    let energy_uj = compute_uj + sram_uj + dram_uj + link_uj + tracking_uj + static_uj;
+    let sequences = copies * batch;
+    let total_macs = copies * macs;
+    Ok(DesignPoint {
+        cycles: tl.cycles,
+        latency_us,
+        sequences,
+        throughput_seq_per_s: sequences / (latency_us * 1e-6),
+        energy_uj,
+        compute_uj,
+        sram_uj,
+        dram_uj,
+        link_uj,
+        tracking_uj,
+        static_uj,
+        energy_per_seq_uj: energy_uj / sequences,
+        power_mw: energy_uj / latency_us * 1e3,
+        static_power_mw,
+        area_mm2: chip.total_mm2,
+        compute_area_mm2: chip.compute_mm2,
+        sram_area_mm2: chip.sram_mm2,
+        control_area_mm2: chip.control_mm2,
+        tracking_area_mm2: chip.tracking_mm2,
+        link_area_mm2: chip.link_mm2,
+        utilization: tl.ideal_core_cycles / (f64::from(arch.multicore.cores) * tl.cycles),
+        dram_bytes: tl.dram_bytes,
+        dram_bound_fraction: (tl.dram_bound_cycles / tl.cycles).min(1.0),
+        macs: total_macs,
+        // 2 flops per MAC; uJ x 1e3 = nJ, and flops / nJ = Gflop/J = Gflop/s per W.
+        gflops_per_w: 2.0 * total_macs / (energy_uj * 1e3),
+    })
+}

@@ -1,0 +1,73 @@
+//! The analytical accelerator model: for an LSTM inference accelerator configuration (`Arch`,
+//! from `sweeps/arch/*.toml`) and a workload (layer shapes, sequence length, batch, measured
+//! precision mix), closed-form cycles, energy and area. It covers an E-PUR-style baseline,
+//! precision-scaled multipliers (bit-parallel and bit-serial), LSTM-Sharp tiled dispatch and
+//! scheduling, three multicore modes over a shared DRAM, weight residency and streaming with
+//! DPRed compression, and dynamic precision with its tracking unit. Pure functions apart from
+//! the small loaders (`load_arch`, `read_policy`); every equation is in docs/MODEL.md.
+//!
+//! Typical use:
+//! ```no_run
+//! use lstm_dse::accel::{apply_set, evaluate, load_arch, Arch, LayerShape, PrecisionProfile, Workload};
+//! # fn main() -> Result<(), lstm_dse::accel::AccelError> {
+//! let path = std::path::Path::new("sweeps/arch/epur.toml");
+//! let mut spec = load_arch(path)?;
+//! apply_set(&mut spec, "compute.units=8")?;
+//! let arch = Arch::from_spec(&spec, "sweeps/arch/epur.toml")?;
+//! let workload = Workload {
+//!     name: "toy".into(),
+//!     layers: vec![LayerShape { input_size: 256, hidden_size: 256, directions: 1 }],
+//!     seq_len: 50,
+//!     batch: 1,
+//!     precision: PrecisionProfile::fixed(16, 16),
+//! };
+//! let point = evaluate(&arch, &workload)?;
+//! println!("{:.1} us", point.latency_us);
+//! # Ok(()) }
+//! ```
+
+mod arch;
+mod energy;
+mod error;
+mod evaluate;
+mod multicore;
+mod report;
+mod spec;
+mod timing;
+mod workload;
+
+#[cfg(test)]
+mod test_golden;
+#[cfg(test)]
+mod test_model;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod test_validation;
+
+pub use arch::{Arch, Area, Compute, Dispatch, Energy, Memory, Multicore, Schedule, Tracking};
+pub use energy::{area, AreaBreakdown};
+pub use error::AccelError;
+pub use evaluate::{evaluate, DesignPoint};
+pub use report::{compare, format_summary, AccelCsvRow, Comparison};
+pub use spec::{
+    apply_set, load_arch, ArchSpec, AreaSpec, ComputeSpec, DispatchPolicy, DispatchSpec,
+    EnergySpec, InputProduct, MemorySpec, MulticoreMode, MulticoreSpec, MultiplierKind,
+    ScheduleSpec, TrackingSpec,
+};
+pub use timing::MAX_PRECISION_LEVELS;
+pub use workload::{
+    format_bits, parse_policy, read_policy, LayerShape, PrecisionLevel, PrecisionProfile, Workload,
+};
+
+/// Loads, applies `--set` overrides in order, and validates: the one call the CLI needs.
+pub fn load_arch_with_overrides(
+    path: &std::path::Path,
+    overrides: &[String],
+) -> Result<Arch, AccelError> {
+    let mut spec = load_arch(path)?;
+    for assignment in overrides {
+        apply_set(&mut spec, assignment)?;
+    }
+    Arch::from_spec(&spec, &path.display().to_string())
+}

@@ -1,0 +1,225 @@
+//! The architecture description as written in `sweeps/arch/*.toml`: plain serde structs that
+//! mirror the file one to one (`deny_unknown_fields`, so a misspelt field is an error naming
+//! it), the loader, and `apply_set`, which overrides any field by its dotted key
+//! (`compute.units=8`) for `--set` and sweep files. Range checks live in `arch.rs`, which turns
+//! an `ArchSpec` into the validated `Arch` the model evaluates.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{one_line, AccelError};
+
+/// How a multiplier trades precision for throughput.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MultiplierKind {
+    /// A plain `multiplier_bits`-wide multiplier: one product per cycle at any precision.
+    Fixed,
+    /// Bit Fusion-style composable multiplier: narrower operands give more products per cycle.
+    BitParallel,
+    /// Stripes/DPRed-style serial lane: activation bits are processed one per cycle.
+    BitSerial,
+}
+
+/// How the gate matrix rows are handed to the computation units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DispatchPolicy {
+    /// E-PUR: each unit statically owns whole gate matrices (one gate per unit).
+    GatePerUnit,
+    /// LSTM-Sharp: the matrix is cut into tiles that any free unit takes.
+    Tiled,
+}
+
+/// When the input product W x_t is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputProduct {
+    /// For every step, just before that step's recurrent product.
+    PerStep,
+    /// For all steps of a layer at once, before its recurrence (E-PUR's weight locality).
+    Batched,
+}
+
+/// How several cores share one workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MulticoreMode {
+    /// Each core runs its own copy of the workload (independent sequences or models).
+    Multiprogramming,
+    /// Consecutive layers on consecutive cores: a wavefront over (layer, step).
+    Multithreading,
+    /// All cores split every layer's rows and exchange h after every step.
+    Helper,
+}
+
+/// A whole `sweeps/arch/*.toml` file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchSpec {
+    pub name: String,
+    pub compute: ComputeSpec,
+    pub dispatch: DispatchSpec,
+    pub schedule: ScheduleSpec,
+    pub memory: MemorySpec,
+    pub energy: EnergySpec,
+    pub area: AreaSpec,
+    pub tracking: TrackingSpec,
+    pub multicore: MulticoreSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeSpec {
+    pub units: i64,
+    pub multipliers_per_unit: i64,
+    pub multiplier_bits: i64,
+    pub multiplier_kind: MultiplierKind,
+    pub min_precision_bits: i64,
+    pub clock_mhz: f64,
+    pub tail_lanes: i64,
+    pub tail_latency_cycles: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSpec {
+    pub policy: DispatchPolicy,
+    pub tile_rows: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    pub input_product: InputProduct,
+    pub overlap_tail: bool,
+    pub reconfig_cycles: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySpec {
+    pub sram_weight_kib: f64,
+    pub sram_activation_kib: f64,
+    pub dram_gb_per_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnergySpec {
+    pub mult_pj_8bit: f64,
+    pub add_pj_32bit: f64,
+    pub bit_parallel_overhead: f64,
+    pub sram_pj_per_bit_8kib: f64,
+    pub sram_size_exponent: f64,
+    pub dram_pj_per_byte: f64,
+    pub tail_pj_per_element: f64,
+    pub static_mw_per_mm2: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AreaSpec {
+    pub mult_um2_8bit: f64,
+    pub add_um2_32bit: f64,
+    pub bit_parallel_overhead: f64,
+    pub serial_lane_um2_per_bit: f64,
+    pub sram_mm2_per_kib: f64,
+    pub tail_um2_per_lane: f64,
+    pub control_mm2_per_unit: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingSpec {
+    pub enabled: bool,
+    pub pj_per_element: f64,
+    pub area_mm2: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MulticoreSpec {
+    pub cores: i64,
+    pub mode: MulticoreMode,
+    pub link_latency_cycles: i64,
+    pub link_gb_per_s: f64,
+    pub link_pj_per_byte: f64,
+    pub link_area_mm2_per_core: f64,
+}
+
+/// Reads and parses one architecture file. Range checks happen in [`super::Arch::from_spec`].
+pub fn load_arch(path: &Path) -> Result<ArchSpec, AccelError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| AccelError::Io {
+        path: shown.clone(),
+        message: one_line(&e.to_string()),
+    })?;
+    ArchSpec::from_toml_str(&text, &shown)
+}
+
+impl ArchSpec {
+    /// Parses TOML text; `origin` names the source in error messages.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, AccelError> {
+        toml::from_str(text).map_err(|e| AccelError::Parse {
+            path: origin.to_string(),
+            line: e
+                .span()
+                .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count())
+                .unwrap_or(0),
+            message: one_line(e.message()),
+        })
+    }
+}
+
+/// Overrides one field by its dotted key: `apply_set(&mut spec, "compute.units=8")`.
+///
+/// The value is read as a TOML value (`8`, `2.5`, `true`, `"tiled"`); a bare word that is not
+/// valid TOML is taken as a string, so `dispatch.policy=tiled` works without quotes. The key
+/// must name an existing field, and the value must have that field's type.
+pub fn apply_set(spec: &mut ArchSpec, assignment: &str) -> Result<(), AccelError> {
+    let fail = |message: String| AccelError::Set {
+        assignment: assignment.to_string(),
+        message,
+    };
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| fail("expected key=value".to_string()))?;
+    let (key, raw) = (key.trim(), raw.trim());
+    let value = parse_value(raw);
+
+    let mut root = toml::Value::try_from(&*spec).map_err(|e| fail(one_line(&e.to_string())))?;
+    let mut slot = &mut root;
+    for part in key.split('.') {
+        let table = slot
+            .as_table_mut()
+            .ok_or_else(|| fail(format!("'{key}' goes below a value")))?;
+        slot = table
+            .get_mut(part)
+            .ok_or_else(|| fail(format!("unknown field '{part}' in key '{key}'")))?;
+    }
+    if slot.is_table() {
+        return Err(fail(format!("'{key}' is a section, not a field")));
+    }
+    // An integer given for a float field is fine (`clock_mhz=1000`).
+    *slot = match (&*slot, value) {
+        (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+        (_, v) => v,
+    };
+    *spec = root
+        .try_into()
+        .map_err(|e: toml::de::Error| fail(one_line(e.message())))?;
+    Ok(())
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        v: toml::Value,
+    }
+    match toml::from_str::<Wrapper>(&format!("v = {raw}")) {
+        Ok(w) => w.v,
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}

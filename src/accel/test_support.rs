@@ -1,0 +1,117 @@
+//! Shared fixtures for the model's tests: the shipped architecture files (with overrides) and
+//! a few workloads shaped like the papers' models.
+
+use std::path::PathBuf;
+
+use super::{apply_set, load_arch, Arch, LayerShape, PrecisionLevel, PrecisionProfile, Workload};
+
+pub(crate) fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `sweeps/arch/<name>.toml` with `sets` applied, validated.
+pub(crate) fn arch(name: &str, sets: &[&str]) -> Arch {
+    let rel = format!("sweeps/arch/{name}.toml");
+    let mut spec = load_arch(&repo_path(&rel)).expect("shipped arch file loads");
+    for s in sets {
+        apply_set(&mut spec, s).expect("override applies");
+    }
+    Arch::from_spec(&spec, &rel).expect("shipped arch file validates")
+}
+
+pub(crate) fn uniform(
+    name: &str,
+    layers: usize,
+    input: usize,
+    hidden: usize,
+    seq_len: usize,
+) -> Workload {
+    let mut shapes = vec![LayerShape {
+        input_size: input,
+        hidden_size: hidden,
+        directions: 1,
+    }];
+    shapes.extend((1..layers).map(|_| LayerShape {
+        input_size: hidden,
+        hidden_size: hidden,
+        directions: 1,
+    }));
+    Workload {
+        name: name.to_string(),
+        layers: shapes,
+        seq_len,
+        batch: 1,
+        precision: PrecisionProfile::fixed(16, 16),
+    }
+}
+
+/// GNMT-like encoder: 8 layers of 1024 cells, the first bidirectional.
+pub(crate) fn gnmt_like() -> Workload {
+    let mut layers = vec![
+        LayerShape {
+            input_size: 1024,
+            hidden_size: 1024,
+            directions: 2,
+        },
+        LayerShape {
+            input_size: 2048,
+            hidden_size: 1024,
+            directions: 1,
+        },
+    ];
+    layers.extend((2..8).map(|_| LayerShape {
+        input_size: 1024,
+        hidden_size: 1024,
+        directions: 1,
+    }));
+    Workload {
+        name: "gnmt-like".to_string(),
+        layers,
+        seq_len: 50,
+        batch: 1,
+        precision: PrecisionProfile::fixed(16, 16),
+    }
+}
+
+/// Two precision levels, `low_fraction` of the steps at the low one.
+pub(crate) fn two_level(low_bits: u32, high_bits: u32, low_fraction: f64) -> PrecisionProfile {
+    PrecisionProfile::dynamic(
+        vec![
+            PrecisionLevel {
+                weight_bits: low_bits,
+                activation_bits: low_bits,
+            },
+            PrecisionLevel {
+                weight_bits: high_bits,
+                activation_bits: high_bits,
+            },
+        ],
+        vec![low_fraction, 1.0 - low_fraction],
+    )
+}
+
+pub(crate) fn rel_close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
+}
+
+/// EESEN-like speech model (Miao et al. 2015): 5 bidirectional layers of 320 cells over 120
+/// features. Every layer's weights fit epur.toml's weight memory at 16 bits.
+pub(crate) fn eesen_like() -> Workload {
+    let mut layers = vec![LayerShape {
+        input_size: 120,
+        hidden_size: 320,
+        directions: 2,
+    }];
+    layers.extend((1..5).map(|_| LayerShape {
+        input_size: 640,
+        hidden_size: 320,
+        directions: 2,
+    }));
+    Workload {
+        name: "eesen-like".to_string(),
+        layers,
+        seq_len: 100,
+        batch: 1,
+        precision: PrecisionProfile::fixed(16, 16),
+    }
+}

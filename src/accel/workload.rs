@@ -1,0 +1,314 @@
+//! What the accelerator runs: layer shapes, sequence length, batch, and the precision
+//! behaviour (fixed, or a measured mix of levels from the GPU stage's `policies.csv`, plus
+//! optional DPRed footprint ratios). The main crate fills a `Workload` from a built-in or
+//! imported model; `read_policy` turns one row of `policies.csv` into a `PrecisionProfile`.
+
+use std::path::Path;
+
+use super::error::{one_line, AccelError};
+
+/// One LSTM layer. `input_size` is the width of x_t as this layer sees it (for a layer after
+/// a bidirectional one, twice the previous hidden size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerShape {
+    pub input_size: usize,
+    pub hidden_size: usize,
+    /// 1 (unidirectional) or 2 (bidirectional).
+    pub directions: usize,
+}
+
+/// Operand widths of one precision level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrecisionLevel {
+    pub weight_bits: u32,
+    pub activation_bits: u32,
+}
+
+/// Precision behaviour of a workload.
+///
+/// One level = fixed precision. Several levels (lowest first) = dynamic precision: each step
+/// runs at one level, `step_fraction[k]` of the steps at level k (measured by the GPU stage),
+/// optionally per layer. DPRed ratios (0, 1] scale weight and activation footprint and
+/// off-chip traffic; 1.0 means no group encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrecisionProfile {
+    pub levels: Vec<PrecisionLevel>,
+    pub step_fraction: Vec<f64>,
+    /// Empty, or one fraction vector per layer (each as long as `levels`).
+    pub layer_step_fraction: Vec<Vec<f64>>,
+    pub dpred_weight_ratio: f64,
+    pub dpred_activation_ratio: f64,
+}
+
+impl PrecisionProfile {
+    /// Every step at one precision.
+    pub fn fixed(weight_bits: u32, activation_bits: u32) -> Self {
+        PrecisionProfile {
+            levels: vec![PrecisionLevel {
+                weight_bits,
+                activation_bits,
+            }],
+            step_fraction: vec![1.0],
+            layer_step_fraction: Vec::new(),
+            dpred_weight_ratio: 1.0,
+            dpred_activation_ratio: 1.0,
+        }
+    }
+
+    /// Steps spread over `levels` (lowest first) by the measured `step_fraction`.
+    pub fn dynamic(levels: Vec<PrecisionLevel>, step_fraction: Vec<f64>) -> Self {
+        PrecisionProfile {
+            levels,
+            step_fraction,
+            layer_step_fraction: Vec::new(),
+            dpred_weight_ratio: 1.0,
+            dpred_activation_ratio: 1.0,
+        }
+    }
+
+    /// Sets DPRed footprint ratios (compressed / uncompressed, in (0, 1]).
+    pub fn with_dpred(mut self, weight_ratio: f64, activation_ratio: f64) -> Self {
+        self.dpred_weight_ratio = weight_ratio;
+        self.dpred_activation_ratio = activation_ratio;
+        self
+    }
+
+    /// True when steps switch precision, which needs the precision-tracking unit.
+    pub fn is_dynamic(&self) -> bool {
+        self.levels.len() > 1
+    }
+
+    /// Step fractions for layer `layer` (per-layer when measured, else overall).
+    pub fn fractions_for(&self, layer: usize) -> &[f64] {
+        self.layer_step_fraction
+            .get(layer)
+            .map_or(&self.step_fraction[..], |f| &f[..])
+    }
+
+    /// The widest level; weights are stored at this width.
+    pub fn widest(&self) -> PrecisionLevel {
+        self.levels
+            .iter()
+            .copied()
+            .max_by_key(|l| (l.weight_bits, l.activation_bits))
+            .unwrap_or(PrecisionLevel {
+                weight_bits: 0,
+                activation_bits: 0,
+            })
+    }
+}
+
+/// A model's shapes plus how it is run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub name: String,
+    pub layers: Vec<LayerShape>,
+    pub seq_len: usize,
+    pub batch: usize,
+    pub precision: PrecisionProfile,
+}
+
+impl Workload {
+    /// Checks shapes and precision; `evaluate` calls it on every point (it is cheap).
+    pub fn validate(&self) -> Result<(), AccelError> {
+        let fail = |message: String| AccelError::Workload {
+            workload: self.name.clone(),
+            message,
+        };
+        if self.layers.is_empty() {
+            return Err(fail("has no layers".into()));
+        }
+        if self.seq_len == 0 || self.batch == 0 {
+            return Err(fail(format!(
+                "seq_len and batch must be >= 1, got seq_len {} batch {}",
+                self.seq_len, self.batch
+            )));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            if l.input_size == 0 || l.hidden_size == 0 {
+                return Err(fail(format!(
+                    "layer {i}: input_size and hidden_size must be >= 1, got {} and {}",
+                    l.input_size, l.hidden_size
+                )));
+            }
+            if !(l.directions == 1 || l.directions == 2) {
+                return Err(fail(format!(
+                    "layer {i}: directions must be 1 or 2, got {}",
+                    l.directions
+                )));
+            }
+        }
+        let p = &self.precision;
+        if p.levels.is_empty() {
+            return Err(fail("precision has no levels".into()));
+        }
+        for (k, l) in p.levels.iter().enumerate() {
+            if l.weight_bits == 0 || l.activation_bits == 0 {
+                return Err(fail(format!("precision level {k}: bits must be >= 1")));
+            }
+        }
+        check_fractions(&p.step_fraction, p.levels.len())
+            .map_err(|m| fail(format!("step_fraction: {m}")))?;
+        if !p.layer_step_fraction.is_empty() && p.layer_step_fraction.len() != self.layers.len() {
+            return Err(fail(format!(
+                "layer_step_fraction has {} entries for {} layers",
+                p.layer_step_fraction.len(),
+                self.layers.len()
+            )));
+        }
+        for (i, f) in p.layer_step_fraction.iter().enumerate() {
+            check_fractions(f, p.levels.len())
+                .map_err(|m| fail(format!("layer_step_fraction[{i}]: {m}")))?;
+        }
+        for (name, r) in [
+            ("dpred_weight_ratio", p.dpred_weight_ratio),
+            ("dpred_activation_ratio", p.dpred_activation_ratio),
+        ] {
+            if !(r > 0.0 && r <= 1.0) {
+                return Err(fail(format!("{name} must be in (0, 1], got {r}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_fractions(f: &[f64], levels: usize) -> Result<(), String> {
+    if f.len() != levels {
+        return Err(format!("{} fractions for {levels} levels", f.len()));
+    }
+    if f.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+        return Err(format!("fractions must be >= 0, got {f:?}"));
+    }
+    let sum: f64 = f.iter().sum();
+    if (sum - 1.0).abs() > 1e-3 {
+        return Err(format!("fractions must sum to 1, got {sum}"));
+    }
+    Ok(())
+}
+
+/// Bits of a format name as the GPU stage writes it (`fx8`, `fx16`, `fp16`, `int4`): the
+/// trailing decimal digits. The main crate owns the formats; here only the width matters.
+pub fn format_bits(name: &str) -> Option<u32> {
+    let digits = name.trim_start_matches(|c: char| !c.is_ascii_digit());
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|b| *b > 0)
+}
+
+/// Reads policy `id` from a `policies.csv` (columns `policy`, `levels` such as `fx8|fx16`
+/// lowest first, `frac_level_<k>`, optionally `frac_l<layer>_level_<k>`; other columns are
+/// ignored). Each level applies to weights and activations alike.
+pub fn read_policy(path: &Path, id: u64) -> Result<PrecisionProfile, AccelError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| AccelError::Io {
+        path: shown.clone(),
+        message: one_line(&e.to_string()),
+    })?;
+    parse_policy(&text, &shown, id)
+}
+
+/// [`read_policy`] on text already in memory; `origin` names it in errors.
+pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfile, AccelError> {
+    let parse_err = |line: usize, message: String| AccelError::Parse {
+        path: origin.to_string(),
+        line,
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| parse_err(1, one_line(&e.to_string())))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let policy_col = col("policy").ok_or_else(|| parse_err(1, "no 'policy' column".into()))?;
+    let levels_col = col("levels").ok_or_else(|| parse_err(1, "no 'levels' column".into()))?;
+
+    for (row, record) in reader.records().enumerate() {
+        let line = row + 2;
+        let record = record.map_err(|e| parse_err(line, one_line(&e.to_string())))?;
+        let this_id: u64 = record
+            .get(policy_col)
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| parse_err(line, "column 'policy': not an integer id".into()))?;
+        if this_id != id {
+            continue;
+        }
+        let mut levels = Vec::new();
+        for name in record.get(levels_col).unwrap_or("").split('|') {
+            let bits = format_bits(name.trim()).ok_or_else(|| {
+                parse_err(
+                    line,
+                    format!("column 'levels': cannot read bits from '{name}'"),
+                )
+            })?;
+            levels.push(PrecisionLevel {
+                weight_bits: bits,
+                activation_bits: bits,
+            });
+        }
+        let value = |name: &str| -> Result<Option<f64>, AccelError> {
+            match col(name)
+                .and_then(|c| record.get(c))
+                .filter(|s| !s.is_empty())
+            {
+                None => Ok(None),
+                Some(s) => s
+                    .parse::<f64>()
+                    .map(Some)
+                    .map_err(|_| parse_err(line, format!("column '{name}': not a number: '{s}'"))),
+            }
+        };
+        let mut step_fraction = Vec::with_capacity(levels.len());
+        for k in 0..levels.len() {
+            let name = format!("frac_level_{k}");
+            step_fraction.push(
+                value(&name)?.ok_or_else(|| parse_err(line, format!("missing column '{name}'")))?,
+            );
+        }
+        // Per-layer columns may exist in the file yet be empty for this row (e.g. a fixed
+        // policy): then the overall fractions apply to every layer.
+        let mut layer_step_fraction = Vec::new();
+        for layer in 0.. {
+            if col(&format!("frac_l{layer}_level_0")).is_none() {
+                break;
+            }
+            let mut f = Vec::with_capacity(levels.len());
+            for k in 0..levels.len() {
+                f.push(value(&format!("frac_l{layer}_level_{k}"))?);
+            }
+            if f.iter().all(Option::is_none) {
+                break;
+            }
+            let f: Option<Vec<f64>> = f.into_iter().collect();
+            let f = f.ok_or_else(|| {
+                parse_err(
+                    line,
+                    format!("layer {layer}: some 'frac_l{layer}_level_<k>' values missing"),
+                )
+            })?;
+            if let Err(m) = check_fractions(&f, levels.len()) {
+                return Err(parse_err(line, format!("policy {id} layer {layer}: {m}")));
+            }
+            layer_step_fraction.push(f);
+        }
+        let profile = PrecisionProfile {
+            levels,
+            step_fraction,
+            layer_step_fraction,
+            dpred_weight_ratio: 1.0,
+            dpred_activation_ratio: 1.0,
+        };
+        if let Err(m) = check_fractions(&profile.step_fraction, profile.levels.len()) {
+            return Err(parse_err(line, format!("policy {id}: {m}")));
+        }
+        return Ok(profile);
+    }
+    Err(AccelError::PolicyNotFound {
+        path: origin.to_string(),
+        id,
+    })
+}
