@@ -1,6 +1,39 @@
-//! GPU access through wgpu. For now: finding adapters, honouring `WGPU_BACKEND` and
-//! `WGPU_ADAPTER_NAME`, so a user can check which device the GPU stage would run on (lavapipe
-//! on machines without a GPU). The precision-trace kernels build on this.
+//! GPU access through wgpu: choosing an adapter (honouring `WGPU_BACKEND` and
+//! `WGPU_ADAPTER_NAME`), and the one [`GpuContext`] — device, queue, pipelines — that is built
+//! once and reused for every evaluation. Getting a device is kept apart from running kernels
+//! ([`GpuContext::from_adapter`]) so tests and callers can bring their own.
+
+mod lstm;
+
+use std::fmt;
+
+/// Why the GPU stage cannot run; `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found{0} (install mesa-vulkan-drivers for a CPU Vulkan adapter, or use --device cpu)")]
+    NoAdapter(String),
+    #[error("GPU device request failed: {0}")]
+    Device(String),
+    #[error("model too large for the adapter '{adapter}': {what} needs {need} bytes, but {limit} allows {have}")]
+    TooLarge {
+        adapter: String,
+        what: String,
+        need: u64,
+        limit: &'static str,
+        have: u64,
+    },
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+}
+
+/// Which adapters a caller accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterChoice {
+    /// Only real GPUs (discrete, integrated, virtual); software rasterisers are skipped.
+    HardwareOnly,
+    /// Any adapter, including CPU implementations such as lavapipe.
+    Any,
+}
 
 /// One adapter wgpu can see.
 #[derive(Debug, Clone)]
@@ -11,23 +44,115 @@ pub struct AdapterSummary {
     pub driver: String,
 }
 
-/// Every adapter of the backends allowed by `WGPU_BACKEND` (all by default).
-pub fn list_adapters() -> Vec<AdapterSummary> {
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}) {}",
+            self.name, self.backend, self.device_type, self.driver
+        )
+    }
+}
+
+fn summary(info: &wgpu::AdapterInfo) -> AdapterSummary {
+    AdapterSummary {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+    }
+}
+
+fn adapters() -> Vec<wgpu::Adapter> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
     pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+/// Every adapter of the backends allowed by `WGPU_BACKEND` (all by default).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    adapters().iter().map(|a| summary(&a.get_info())).collect()
+}
+
+/// The best adapter: `WGPU_ADAPTER_NAME` (a case-insensitive substring) narrows the choice;
+/// real GPUs beat software ones, and native compute backends beat OpenGL.
+pub fn choose_adapter(choice: AdapterChoice) -> Result<wgpu::Adapter, GpuError> {
+    let wanted = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .map(|s| s.to_lowercase());
+    let rank = |info: &wgpu::AdapterInfo| {
+        let device = match info.device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Other => 3,
+            wgpu::DeviceType::Cpu => 4,
+        };
+        (device, u8::from(info.backend == wgpu::Backend::Gl))
+    };
+    let mut found: Vec<wgpu::Adapter> = adapters()
         .into_iter()
-        .map(|a| {
+        .filter(|a| {
             let info = a.get_info();
-            AdapterSummary {
-                name: info.name,
-                backend: format!("{:?}", info.backend),
-                device_type: format!("{:?}", info.device_type),
-                driver: format!("{} {}", info.driver, info.driver_info)
-                    .trim()
-                    .to_string(),
-            }
+            let name_ok = wanted
+                .as_ref()
+                .is_none_or(|w| info.name.to_lowercase().contains(w));
+            let kind_ok = choice == AdapterChoice::Any || info.device_type != wgpu::DeviceType::Cpu;
+            name_ok && kind_ok && info.backend != wgpu::Backend::Noop
         })
-        .collect()
+        .collect();
+    found.sort_by_key(|a| rank(&a.get_info()));
+    found.into_iter().next().ok_or_else(|| {
+        let mut why = String::new();
+        if let Some(w) = &wanted {
+            why += &format!(" matching WGPU_ADAPTER_NAME='{w}'");
+        }
+        if choice == AdapterChoice::HardwareOnly {
+            why += " (hardware GPUs only)";
+        }
+        GpuError::NoAdapter(why)
+    })
+}
+
+/// Device, queue and compiled pipelines: create once, reuse for every evaluation.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    lstm: lstm::Pipelines,
+}
+
+impl GpuContext {
+    /// Chooses an adapter (see [`choose_adapter`]) and builds the context.
+    pub fn new(choice: AdapterChoice) -> Result<Self, GpuError> {
+        Self::from_adapter(&choose_adapter(choice)?)
+    }
+
+    /// Builds the context on a given adapter, asking for the adapter's own limits so that
+    /// large problems need fewer chunks.
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self, GpuError> {
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("lstm-dse"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::default(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let lstm = lstm::Pipelines::new(&device);
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter: summary(&adapter.get_info()),
+            limits,
+            lstm,
+        })
+    }
 }

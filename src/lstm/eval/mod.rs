@@ -51,10 +51,10 @@ pub struct Run {
 }
 
 /// One sequence's result: per layer (h, c) as `[T, D*H]`, and the head output `[T, O]`.
-struct SeqOut {
-    layers: Vec<(Vec<f32>, Vec<f32>)>,
-    output: Option<Vec<f32>>,
-    ranges: Vec<(f32, Vec<CellRange>)>,
+pub(crate) struct SeqOut {
+    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+    pub output: Option<Vec<f32>>,
+    pub ranges: Vec<(f32, Vec<CellRange>)>,
 }
 
 fn check_input(model: &Model, seqs: &Sequences, input_name: &str) -> Result<(), EvalError> {
@@ -105,8 +105,28 @@ pub fn calibrate(model: &Model, seqs: &Sequences) -> Result<Calibration, EvalErr
     })
 }
 
-/// Evaluates `model` on `seqs` at every config in `configs` (results in the same order).
-/// `input_name` names the input in errors; `keep_states` keeps every layer's h and c.
+/// Checks the input against the model, calibrates when a config needs it, and resolves every
+/// config into a [`Plan`]: the part shared by the CPU and GPU evaluators.
+pub fn prepare(
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+    configs: &[PrecisionConfig],
+) -> Result<Vec<Plan>, EvalError> {
+    check_input(model, seqs, input_name)?;
+    let cal = if configs.iter().any(needs_calibration) {
+        Some(calibrate(model, seqs)?)
+    } else {
+        None
+    };
+    configs
+        .iter()
+        .map(|&c| Plan::new(model, c, cal.as_ref()))
+        .collect()
+}
+
+/// Evaluates `model` on `seqs` at every config in `configs` on the CPU (results in the same
+/// order). `input_name` names the input in errors; `keep_states` keeps every layer's h and c.
 pub fn evaluate(
     model: &Model,
     seqs: &Sequences,
@@ -114,16 +134,12 @@ pub fn evaluate(
     configs: &[PrecisionConfig],
     keep_states: bool,
 ) -> Result<Vec<Run>, EvalError> {
-    check_input(model, seqs, input_name)?;
-    let cal = if configs.iter().any(needs_calibration) {
-        Some(calibrate(model, seqs)?)
-    } else {
-        None
-    };
-    let plans = configs
-        .iter()
-        .map(|&c| Plan::new(model, c, cal.as_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let plans = prepare(model, seqs, input_name, configs)?;
+    Ok(run_cpu(model, seqs, &plans, keep_states))
+}
+
+/// Runs prepared plans on the CPU, rayon-parallel over (plan, sequence).
+pub fn run_cpu(model: &Model, seqs: &Sequences, plans: &[Plan], keep_states: bool) -> Vec<Run> {
     let outs: Vec<SeqOut> = (0..plans.len() * seqs.count)
         .into_par_iter()
         .map(|task| {
@@ -131,9 +147,20 @@ pub fn evaluate(
             run_sequence(model, &plans[p], seqs.sequence(n), seqs.steps)
         })
         .collect();
+    assemble(model, plans, outs, seqs.count, keep_states)
+}
+
+/// Gathers per-(plan, sequence) results (plan-major order) into one [`Run`] per plan.
+pub(crate) fn assemble(
+    model: &Model,
+    plans: &[Plan],
+    outs: Vec<SeqOut>,
+    count: usize,
+    keep_states: bool,
+) -> Vec<Run> {
     let mut runs = Vec::with_capacity(plans.len());
-    for (p, chunk) in plans.iter().zip(outs.chunks(seqs.count.max(1))) {
-        let last = chunk[0].layers.len() - 1;
+    for (p, chunk) in plans.iter().zip(outs.chunks(count.max(1))) {
+        let last = model.layers.len() - 1;
         let hidden = chunk
             .iter()
             .flat_map(|o| o.layers[last].0.iter().copied())
@@ -170,7 +197,7 @@ pub fn evaluate(
                 .collect(),
         });
     }
-    Ok(runs)
+    runs
 }
 
 /// Runs every layer (and the head) over one sequence `[T, I]`.
@@ -208,7 +235,19 @@ fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut
         width = stride;
         layers.push((h_out, c_out));
     }
-    let output = model.head.as_ref().map(|head| {
+    let output = apply_head(model, &x, steps);
+    SeqOut {
+        layers,
+        output,
+        ranges,
+    }
+}
+
+/// The dense head over a `[T, W]` hidden sequence of the last layer: `[T, O]` (plain f32,
+/// NUMERICS.md section 8), or `None` without a head.
+pub(crate) fn apply_head(model: &Model, x: &[f32], steps: usize) -> Option<Vec<f32>> {
+    let width = model.hidden_output_size();
+    model.head.as_ref().map(|head| {
         let mut y = vec![0.0f32; steps * head.output_size];
         for t in 0..steps {
             let h = &x[t * width..(t + 1) * width];
@@ -231,10 +270,5 @@ fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut
             }
         }
         y
-    });
-    SeqOut {
-        layers,
-        output,
-        ranges,
-    }
+    })
 }

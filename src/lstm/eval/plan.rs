@@ -131,6 +131,8 @@ pub struct CellPlan {
 /// The integer datapath of one cell: codes, tables of codes and alignment shifts.
 #[derive(Debug, Clone)]
 pub struct IntCell {
+    pub w_fmt: Fixed,
+    pub r_fmt: Fixed,
     pub x: Fixed,
     pub h: Fixed,
     pub gate: Fixed,
@@ -300,14 +302,16 @@ impl IntCell {
             acc - b.frac,
             if has_peep { acc - f_pc } else { 0 },
         );
+        // A pre-activation format finer than the accumulator widens the sum before rescaling.
+        let widen = (pre.frac - acc).max(0);
         let terms = [
-            (input as f64, w.bits + x.bits - 2, shift_wx),
-            (hidden as f64, r.bits + h.bits - 2, shift_rh),
-            (1.0, b.bits - 1, shift_b),
+            (input as f64, w.bits + x.bits - 2, shift_wx + widen),
+            (hidden as f64, r.bits + h.bits - 2, shift_rh + widen),
+            (1.0, b.bits - 1, shift_b + widen),
             (
                 if has_peep { 1.0 } else { 0.0 },
                 pf.bits + c.bits - 2,
-                shift_pc,
+                shift_pc + widen,
             ),
         ];
         if !rescale_bound_ok(&terms) {
@@ -328,6 +332,8 @@ impl IntCell {
             return Err("the cell-update sum would exceed 64 bits".into());
         }
         Ok(Some(IntCell {
+            w_fmt: w,
+            r_fmt: r,
             x,
             h,
             gate,

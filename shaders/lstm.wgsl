@@ -1,0 +1,493 @@
+// LSTM layer kernels for the precision-trace engine. One lane = one (precision config,
+// sequence) pair; every dispatch advances all lanes and both directions of one layer by one
+// step. `gates` computes the four gate sums of every row; `cell_update` applies the activation
+// tables, updates c and h and records them. Semantics: docs/NUMERICS.md (section 6 for float
+// lanes, section 7 for integer lanes). CPU twin: src/lstm/eval/cell.rs. Any change here must
+// keep the two bit-identical (tests/gpu.rs).
+
+struct Dims {
+    lanes: u32,
+    dirs: u32,
+    input: u32,
+    hidden: u32,
+    steps: u32,
+    // sequences per config in this chunk: lane = config * seqs + sequence
+    seqs: u32,
+    // bit k set: direction k walks the sequence backwards
+    rev_mask: u32,
+    // threads per row of a 2-D dispatch (workgroups in x times 64)
+    threads_x: u32,
+    // distance between time steps in `xin`, in words
+    x_stride: u32,
+    // always 0; makes `keep` opaque so compilers cannot fuse a multiply into an add
+    zero: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+struct Step {
+    s: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+// A resolved number format: kind 0 = fp32, 1 = fixed point, 2 = narrow float.
+struct Fmt {
+    kind: u32,
+    bits: u32,
+    frac: i32,
+    // exponent bits | mantissa bits << 8
+    em: u32,
+    maxf: f32,
+}
+
+// Everything one (config, direction) needs; offsets index `weights` and `tables`.
+struct Cell {
+    // 0 = integer datapath, 1 = float datapath
+    mode: u32,
+    w_off: u32,
+    r_off: u32,
+    b_off: u32,
+    p_off: u32,
+    has_peep: u32,
+    sig_off: u32,
+    tanhp_off: u32,
+    tanhc_off: u32,
+    // bit 0: pre-activation tables exist; bit 1: tanh(c) table exists
+    table_mask: u32,
+    shift_wx: u32,
+    shift_rh: u32,
+    shift_b: u32,
+    shift_pc: u32,
+    pre_shift: i32,
+    shift_fc: u32,
+    shift_ig: u32,
+    c_shift: i32,
+    h_shift: i32,
+    // products summed in i32 before widening to 64 bits (exact by construction)
+    chunk_wx: u32,
+    chunk_rh: u32,
+    pad0: u32,
+    pre: Fmt,
+    c: Fmt,
+    gate: Fmt,
+    h: Fmt,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> cells: array<Cell>;
+@group(0) @binding(2) var<storage, read> weights: array<u32>;
+@group(0) @binding(3) var<storage, read> tables: array<u32>;
+// layer input [lane, T, x_stride]: codes (integer lanes) or f32 bits (float lanes)
+@group(0) @binding(4) var<storage, read> xin: array<u32>;
+// recurrent state [lane, dir, {h, c}, H]
+@group(0) @binding(5) var<storage, read_write> state: array<u32>;
+// gate sums [lane, dir, 4H, {lo, hi}]
+@group(0) @binding(6) var<storage, read_write> acc: array<u32>;
+// layer output [lane, T, {h, c}, dirs * H]
+@group(0) @binding(7) var<storage, read_write> outs: array<u32>;
+@group(1) @binding(0) var<uniform> step: Step;
+
+const LOG2E: f32 = 0x1.715476p+0f;
+const LN2_HI: f32 = 0x1.63p-1f;
+const LN2_LO: f32 = -0x1.bd0106p-13f;
+const C7: f32 = 0x1.a01a02p-13f;
+const C6: f32 = 0x1.6c16c2p-10f;
+const C5: f32 = 0x1.111112p-7f;
+const C4: f32 = 0x1.555556p-5f;
+const C3: f32 = 0x1.555556p-3f;
+const T1: f32 = -0x1.555556p-2f;
+const T2: f32 = 0x1.111112p-3f;
+const T3: f32 = -0x1.ba1ba2p-5f;
+const MIN_NORMAL: f32 = 0x1.0p-126f;
+
+// ---- 64-bit two's-complement integers as vec2<u32>(lo, hi) ----
+
+fn i64_from(v: i32) -> vec2<u32> {
+    return vec2<u32>(bitcast<u32>(v), select(0u, 0xffffffffu, v < 0));
+}
+
+fn i64_add(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = a.x + b.x;
+    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+
+fn i64_shl(a: vec2<u32>, s: u32) -> vec2<u32> {
+    if (s == 0u) {
+        return a;
+    }
+    if (s >= 32u) {
+        return vec2<u32>(0u, a.x << (s - 32u));
+    }
+    return vec2<u32>(a.x << s, (a.y << s) | (a.x >> (32u - s)));
+}
+
+// Arithmetic shift right by s in 1..63 (floor division by 2^s).
+fn i64_sar(a: vec2<u32>, s: u32) -> vec2<u32> {
+    let hi = bitcast<i32>(a.y);
+    if (s >= 32u) {
+        return vec2<u32>(bitcast<u32>(hi >> (s - 32u)), bitcast<u32>(hi >> 31u));
+    }
+    return vec2<u32>((a.x >> s) | (a.y << (32u - s)), bitcast<u32>(hi >> s));
+}
+
+// a / 2^s rounded half to even.
+fn rne_shift(a: vec2<u32>, s: u32) -> vec2<u32> {
+    if (s == 0u) {
+        return a;
+    }
+    var q = i64_sar(a, s);
+    var r: vec2<u32>;
+    var half: vec2<u32>;
+    if (s < 32u) {
+        r = vec2<u32>(a.x & ((1u << s) - 1u), 0u);
+        half = vec2<u32>(1u << (s - 1u), 0u);
+    } else if (s == 32u) {
+        r = vec2<u32>(a.x, 0u);
+        half = vec2<u32>(0x80000000u, 0u);
+    } else {
+        r = vec2<u32>(a.x, a.y & ((1u << (s - 32u)) - 1u));
+        half = vec2<u32>(0u, 1u << (s - 33u));
+    }
+    let gt = r.y > half.y || (r.y == half.y && r.x > half.x);
+    let eq = r.y == half.y && r.x == half.x;
+    if (gt || (eq && (q.x & 1u) == 1u)) {
+        q = i64_add(q, vec2<u32>(1u, 0u));
+    }
+    return q;
+}
+
+fn saturate(v: vec2<u32>, bits: u32) -> i32 {
+    let maxv = (1 << (bits - 1u)) - 1;
+    let minv = -maxv - 1;
+    let hi = bitcast<i32>(v.y);
+    if (hi > 0 || (hi == 0 && v.x > u32(maxv))) {
+        return maxv;
+    }
+    if (hi < -1 || (hi == -1 && v.x < bitcast<u32>(minv))) {
+        return minv;
+    }
+    return bitcast<i32>(v.x);
+}
+
+// NUMERICS.md section 7: sat(RNE(a / 2^s)); a negative s multiplies.
+fn rescale(a: vec2<u32>, s: i32, bits: u32) -> i32 {
+    if (s >= 0) {
+        return saturate(rne_shift(a, u32(s)), bits);
+    }
+    return saturate(i64_shl(a, u32(-s)), bits);
+}
+
+// ---- f32 helpers: no fused multiply-add, subnormals flushed ----
+
+fn keep(v: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(v) ^ dims.zero);
+}
+
+fn ftz(v: f32) -> f32 {
+    return select(v, 0.0, abs(v) < MIN_NORMAL);
+}
+
+fn fadd(a: f32, b: f32) -> f32 {
+    return ftz(a + b);
+}
+
+fn fmul(a: f32, b: f32) -> f32 {
+    return ftz(keep(a * b));
+}
+
+// 2^e for e in -126..127, exactly.
+fn pow2(e: i32) -> f32 {
+    return bitcast<f32>(u32(e + 127) << 23u);
+}
+
+// ---- number formats (NUMERICS.md section 1) ----
+
+fn round_fixed(f: Fmt, x: f32) -> f32 {
+    let maxc = f32((1 << (f.bits - 1u)) - 1);
+    let code = clamp(round(x * pow2(f.frac)), -maxc - 1.0, maxc);
+    return select(code * pow2(-f.frac), 0.0, code == 0.0);
+}
+
+fn round_float(f: Fmt, x: f32) -> f32 {
+    let b = bitcast<u32>(x);
+    let be = (b >> 23u) & 0xffu;
+    if (be == 0u) {
+        return 0.0;
+    }
+    var v = f.maxf;
+    if (be != 255u) {
+        let ebits = f.em & 0xffu;
+        let m = (f.em >> 8u) & 0xffu;
+        let e = i32(be) - 127;
+        let mant = (b & 0x7fffffu) | 0x800000u;
+        let emin = 2 - (1 << (ebits - 1u));
+        let d = u32(23 - i32(m) + max(0, emin - e));
+        var r = 0u;
+        if (d == 0u) {
+            r = mant;
+        } else if (d < 25u) {
+            let q = mant >> d;
+            let rem = mant & ((1u << d) - 1u);
+            let half = 1u << (d - 1u);
+            r = q + select(0u, 1u, rem > half || (rem == half && (q & 1u) == 1u));
+        }
+        if (r == 0u) {
+            return 0.0;
+        }
+        let q = max(e, emin) - i32(m);
+        if (q + i32(firstLeadingBit(r)) < -126) {
+            return 0.0;
+        }
+        let q1 = q / 2;
+        v = min(f32(r) * pow2(q1) * pow2(q - q1), f.maxf);
+    }
+    return select(v, -v, (b >> 31u) == 1u);
+}
+
+fn fmt_round(f: Fmt, x: f32) -> f32 {
+    if (f.kind == 1u) {
+        return round_fixed(f, x);
+    }
+    if (f.kind == 2u) {
+        return round_float(f, x);
+    }
+    return ftz(x);
+}
+
+// Table index of a value of format f (NUMERICS.md section 1.3).
+fn fmt_index(f: Fmt, x: f32) -> u32 {
+    if (f.kind == 1u) {
+        return u32(i32(round(x * pow2(f.frac))) + (1 << (f.bits - 1u)));
+    }
+    let ebits = f.em & 0xffu;
+    let m = (f.em >> 8u) & 0xffu;
+    let a = abs(x);
+    if (a == 0.0) {
+        return 0u;
+    }
+    let sign = select(0u, 1u << (ebits + m), x < 0.0);
+    let b = bitcast<u32>(a);
+    let e = i32(b >> 23u) - 127;
+    let bias = (1 << (ebits - 1u)) - 1;
+    if (e >= 1 - bias) {
+        return sign | (u32(e + bias) << m) | ((b & 0x7fffffu) >> (23u - m));
+    }
+    return sign | u32(a * pow2(i32(m) - 1 + bias));
+}
+
+// ---- reproducible exp / sigmoid / tanh (CPU twin: src/format/detmath.rs) ----
+
+fn det_exp(x0: f32) -> f32 {
+    let x = clamp(x0, -87.0, 88.0);
+    let k = round(x * LOG2E);
+    let r = (x - keep(k * LN2_HI)) - keep(k * LN2_LO);
+    var p = C7;
+    p = keep(p * r) + C6;
+    p = keep(p * r) + C5;
+    p = keep(p * r) + C4;
+    p = keep(p * r) + C3;
+    p = keep(p * r) + 0.5;
+    p = keep(p * r) + 1.0;
+    p = keep(p * r) + 1.0;
+    return p * pow2(i32(k));
+}
+
+fn det_recip(d: f32) -> f32 {
+    var y = bitcast<f32>(0x7ef311c3u - bitcast<u32>(d));
+    for (var i = 0; i < 4; i++) {
+        y = keep(y * (2.0 - keep(d * y)));
+    }
+    return y;
+}
+
+fn det_sigmoid(x: f32) -> f32 {
+    return det_recip(1.0 + det_exp(-clamp(x, -87.0, 87.0)));
+}
+
+fn det_tanh(x: f32) -> f32 {
+    let a = abs(x);
+    var y: f32;
+    if (a < 0.0625) {
+        let a2 = keep(a * a);
+        y = a + keep(a * keep(a2 * (T1 + keep(a2 * (T2 + keep(a2 * T3))))));
+    } else {
+        y = 1.0 - keep(2.0 * det_recip(1.0 + det_exp(min(keep(2.0 * a), 87.0))));
+    }
+    return select(y, -y, x < 0.0);
+}
+
+// Activation units of a float lane: which = 0 sigmoid(pre), 1 tanh(pre), 2 tanh(c).
+fn act(cell: Cell, which: u32, v: f32) -> f32 {
+    if (which == 2u) {
+        if ((cell.table_mask & 2u) != 0u) {
+            return bitcast<f32>(tables[cell.tanhc_off + fmt_index(cell.c, v)]);
+        }
+        return fmt_round(cell.gate, det_tanh(v));
+    }
+    if ((cell.table_mask & 1u) != 0u) {
+        let off = select(cell.sig_off, cell.tanhp_off, which == 1u);
+        return bitcast<f32>(tables[off + fmt_index(cell.pre, v)]);
+    }
+    if (which == 1u) {
+        return fmt_round(cell.gate, det_tanh(v));
+    }
+    return fmt_round(cell.gate, det_sigmoid(v));
+}
+
+// Integer table lookup by code.
+fn tab(off: u32, f: Fmt, code: i32) -> i32 {
+    return bitcast<i32>(tables[off + u32(code + (1 << (f.bits - 1u)))]);
+}
+
+fn step_t(dir: u32) -> u32 {
+    if (((dims.rev_mask >> dir) & 1u) == 1u) {
+        return dims.steps - 1u - step.s;
+    }
+    return step.s;
+}
+
+fn wi(k: u32) -> i32 {
+    return bitcast<i32>(weights[k]);
+}
+
+fn wf(k: u32) -> f32 {
+    return bitcast<f32>(weights[k]);
+}
+
+@compute @workgroup_size(64)
+fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = gid.x + gid.y * dims.threads_x;
+    let hsz = dims.hidden;
+    let rows = 4u * hsz;
+    let isz = dims.input;
+    if (idx >= dims.lanes * dims.dirs * rows) {
+        return;
+    }
+    let row = idx % rows;
+    let ld = idx / rows;
+    let dir = ld % dims.dirs;
+    let lane = ld / dims.dirs;
+    let cell = cells[(lane / dims.seqs) * dims.dirs + dir];
+    let xb = (lane * dims.steps + step_t(dir)) * dims.x_stride;
+    let hb = ld * 2u * hsz;
+    let wb = cell.w_off + row * isz;
+    let rb = cell.r_off + row * hsz;
+    if (cell.mode == 0u) {
+        var total = vec2<u32>(0u, 0u);
+        var part = 0;
+        var n = 0u;
+        for (var k = 0u; k < isz; k++) {
+            part += wi(wb + k) * bitcast<i32>(xin[xb + k]);
+            n += 1u;
+            if (n == cell.chunk_wx) {
+                total = i64_add(total, i64_from(part));
+                part = 0;
+                n = 0u;
+            }
+        }
+        let wx = i64_add(total, i64_from(part));
+        total = vec2<u32>(0u, 0u);
+        part = 0;
+        n = 0u;
+        for (var k = 0u; k < hsz; k++) {
+            part += wi(rb + k) * bitcast<i32>(state[hb + k]);
+            n += 1u;
+            if (n == cell.chunk_rh) {
+                total = i64_add(total, i64_from(part));
+                part = 0;
+                n = 0u;
+            }
+        }
+        let rh = i64_add(total, i64_from(part));
+        var a = i64_add(i64_shl(wx, cell.shift_wx), i64_shl(rh, cell.shift_rh));
+        a = i64_add(a, i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b));
+        acc[idx * 2u] = a.x;
+        acc[idx * 2u + 1u] = a.y;
+    } else {
+        var s = 0.0;
+        for (var k = 0u; k < isz; k++) {
+            s = fadd(s, fmul(wf(wb + k), bitcast<f32>(xin[xb + k])));
+        }
+        for (var k = 0u; k < hsz; k++) {
+            s = fadd(s, fmul(wf(rb + k), bitcast<f32>(state[hb + k])));
+        }
+        s = fadd(s, wf(cell.b_off + row));
+        acc[idx * 2u] = bitcast<u32>(s);
+    }
+}
+
+fn acc64(row: u32) -> vec2<u32> {
+    return vec2<u32>(acc[row * 2u], acc[row * 2u + 1u]);
+}
+
+fn accf(row: u32) -> f32 {
+    return bitcast<f32>(acc[row * 2u]);
+}
+
+@compute @workgroup_size(64)
+fn cell_update(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = gid.x + gid.y * dims.threads_x;
+    let hsz = dims.hidden;
+    if (idx >= dims.lanes * dims.dirs * hsz) {
+        return;
+    }
+    let j = idx % hsz;
+    let ld = idx / hsz;
+    let dir = ld % dims.dirs;
+    let lane = ld / dims.dirs;
+    let cell = cells[(lane / dims.seqs) * dims.dirs + dir];
+    let ab = ld * 4u * hsz;
+    let sb = ld * 2u * hsz;
+    let dh = dims.dirs * hsz;
+    let ob = (lane * dims.steps + step_t(dir)) * 2u * dh + dir * hsz + j;
+    let peep = cell.has_peep == 1u;
+    if (cell.mode == 0u) {
+        let cp = bitcast<i32>(state[sb + hsz + j]);
+        var ai = acc64(ab + j);
+        var af = acc64(ab + hsz + j);
+        var ao = acc64(ab + 3u * hsz + j);
+        if (peep) {
+            ai = i64_add(ai, i64_shl(i64_from(wi(cell.p_off + j) * cp), cell.shift_pc));
+            af = i64_add(af, i64_shl(i64_from(wi(cell.p_off + hsz + j) * cp), cell.shift_pc));
+        }
+        let ig = tab(cell.sig_off, cell.pre, rescale(ai, cell.pre_shift, cell.pre.bits));
+        let fg = tab(cell.sig_off, cell.pre, rescale(af, cell.pre_shift, cell.pre.bits));
+        let gg = tab(cell.tanhp_off, cell.pre, rescale(acc64(ab + 2u * hsz + j), cell.pre_shift, cell.pre.bits));
+        let upd = i64_add(i64_shl(i64_from(fg * cp), cell.shift_fc), i64_shl(i64_from(ig * gg), cell.shift_ig));
+        let cn = rescale(upd, cell.c_shift, cell.c.bits);
+        if (peep) {
+            ao = i64_add(ao, i64_shl(i64_from(wi(cell.p_off + 2u * hsz + j) * cn), cell.shift_pc));
+        }
+        let og = tab(cell.sig_off, cell.pre, rescale(ao, cell.pre_shift, cell.pre.bits));
+        let tc = tab(cell.tanhc_off, cell.c, cn);
+        let hn = rescale(i64_from(og * tc), cell.h_shift, cell.h.bits);
+        state[sb + j] = bitcast<u32>(hn);
+        state[sb + hsz + j] = bitcast<u32>(cn);
+        outs[ob] = bitcast<u32>(hn);
+        outs[ob + dh] = bitcast<u32>(cn);
+    } else {
+        let cp = bitcast<f32>(state[sb + hsz + j]);
+        var ai = accf(ab + j);
+        var af = accf(ab + hsz + j);
+        var ao = accf(ab + 3u * hsz + j);
+        if (peep) {
+            ai = fadd(ai, fmul(wf(cell.p_off + j), cp));
+            af = fadd(af, fmul(wf(cell.p_off + hsz + j), cp));
+        }
+        let ig = act(cell, 0u, fmt_round(cell.pre, ai));
+        let fg = act(cell, 0u, fmt_round(cell.pre, af));
+        let gg = act(cell, 1u, fmt_round(cell.pre, accf(ab + 2u * hsz + j)));
+        let cn = fmt_round(cell.c, fadd(fmul(fg, cp), fmul(ig, gg)));
+        if (peep) {
+            ao = fadd(ao, fmul(wf(cell.p_off + 2u * hsz + j), cn));
+        }
+        let og = act(cell, 0u, fmt_round(cell.pre, ao));
+        let hn = fmt_round(cell.h, fmul(og, act(cell, 2u, cn)));
+        state[sb + j] = bitcast<u32>(hn);
+        state[sb + hsz + j] = bitcast<u32>(cn);
+        outs[ob] = bitcast<u32>(hn);
+        outs[ob + dh] = bitcast<u32>(cn);
+    }
+}

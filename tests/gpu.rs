@@ -1,0 +1,130 @@
+//! GPU kernels against their CPU twin: identical bits for every lane, fixed point (4 to 16
+//! bits, several fraction splits) and float formats alike, on shapes smaller than a workgroup,
+//! not divisible by it, bidirectional and peephole layers, batches of sequences. Runs on any
+//! adapter, lavapipe included (CI installs it); without one it says so and passes.
+
+use lstm_dse::format::parse_config_list;
+use lstm_dse::gpu::{AdapterChoice, GpuContext};
+use lstm_dse::lstm::eval::{self, Run};
+use lstm_dse::lstm::{self, builtin::SplitMix64, npy::Sequences, LoadOptions, Model};
+use std::path::Path;
+use std::sync::OnceLock;
+
+fn gpu() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| match GpuContext::new(AdapterChoice::Any) {
+        Ok(c) => {
+            eprintln!("adapter: {}", c.adapter);
+            Some(c)
+        }
+        Err(e) => {
+            eprintln!("skipping: no adapter ({e})");
+            None
+        }
+    })
+    .as_ref()
+}
+
+fn fixture(name: &str) -> Model {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    lstm::load(p.to_str().unwrap(), &LoadOptions::default()).unwrap()
+}
+
+fn inputs(model: &Model, n: usize, t: usize, seed: u64) -> Sequences {
+    let mut rng = SplitMix64::new(seed);
+    let data = (0..n * t * model.input_size())
+        .map(|_| rng.normal())
+        .collect();
+    Sequences::new("x", [n, t, model.input_size()], data, true).unwrap()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+/// Runs `configs` on both devices and demands equal bits everywhere, naming the first
+/// difference.
+fn same_bits(ctx: &GpuContext, model: &Model, x: &Sequences, configs: &str) {
+    let configs = parse_config_list(configs).unwrap();
+    let plans = eval::prepare(model, x, "x", &configs).unwrap();
+    let cpu: Vec<Run> = eval::run_cpu(model, x, &plans, true);
+    let gpu = ctx.run(model, x, &plans, true, &mut |_, _| {}).unwrap();
+    for (c, g) in cpu.iter().zip(&gpu) {
+        for (l, (sc, sg)) in c
+            .states
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(g.states.as_ref().unwrap())
+            .enumerate()
+        {
+            for (what, a, b) in [("h", &sc.h, &sg.h), ("c", &sc.c, &sg.c)] {
+                if let Some(i) = bits(a).iter().zip(bits(b)).position(|(p, q)| *p != q) {
+                    panic!(
+                        "{} {}: layer {l} {what}[{i}]: cpu {} gpu {}",
+                        model.name, c.config, a[i], b[i]
+                    );
+                }
+            }
+        }
+        assert_eq!(bits(&c.hidden), bits(&g.hidden));
+        if let (Some(a), Some(b)) = (&c.output, &g.output) {
+            assert_eq!(bits(a), bits(b), "{}: head output", c.config);
+        }
+    }
+}
+
+const FIXED: &str = "fx4;fx6;fx8;fx12;fx16;fx8.6;fx16.10;w=fx8,a=fx8,c=fx16;w=fx6.5,a=fx8.7,p=fx10.6,c=fx12.9;w=fx16,a=fx8";
+const FLOAT: &str = "fp32;fp16;bf16;fp8e4m3;fp8e5m2;e3m4;w=fp16,a=fp16,p=fp32,c=fp32;w=fx8,a=fp16";
+
+#[test]
+fn three_layer_fixture_fixed_and_float() {
+    let Some(ctx) = gpu() else { return };
+    let m = fixture("torch_lstm3.onnx");
+    let x = inputs(&m, 3, 9, 1);
+    same_bits(ctx, &m, &x, FIXED);
+    same_bits(ctx, &m, &x, FLOAT);
+}
+
+#[test]
+fn bidirectional_and_peephole_layers() {
+    let Some(ctx) = gpu() else { return };
+    for name in ["bidir.onnx", "peephole.onnx", "torch_bilstm.onnx"] {
+        let m = fixture(name);
+        let x = inputs(&m, 3, 6, 2);
+        same_bits(ctx, &m, &x, FIXED);
+        same_bits(ctx, &m, &x, FLOAT);
+    }
+}
+
+#[test]
+fn shapes_around_the_workgroup_size() {
+    let Some(ctx) = gpu() else { return };
+    // Hidden sizes below, at and not dividing the 64-thread workgroup; one sequence and many.
+    for (hidden, n) in [(1, 1), (3, 5), (16, 2), (17, 3), (65, 2)] {
+        let mut m = lstm_dse::lstm::builtin::build("tiny").unwrap();
+        let mut rng = SplitMix64::new(hidden as u64);
+        let input = 5;
+        let cell = lstm_dse::lstm::Cell {
+            w: rng.fill(4 * hidden * input, 0.5),
+            r: rng.fill(4 * hidden * hidden, 0.5),
+            b_ih: rng.fill(4 * hidden, 0.5),
+            b_hh: rng.fill(4 * hidden, 0.5),
+            peephole: Some(rng.fill(3 * hidden, 0.5)),
+            h0: None,
+            c0: Some(rng.fill(hidden, 1.0)),
+        };
+        m.layers = vec![lstm_dse::lstm::Layer {
+            input_size: input,
+            hidden_size: hidden,
+            direction: lstm_dse::lstm::Direction::Reverse,
+            cells: vec![cell],
+        }];
+        m.head = None;
+        m.validate().unwrap();
+        let x = inputs(&m, n, 4, 3);
+        same_bits(ctx, &m, &x, "fx8;fx16;w=fx4,a=fx6,c=fx10;fp16;fp32");
+    }
+}

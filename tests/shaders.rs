@@ -1,0 +1,75 @@
+//! Every `shaders/*.wgsl` parses and validates with naga, with no adapter needed.
+
+#[test]
+fn every_shader_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "wgsl") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+        count += 1;
+    }
+    assert!(count > 0, "no shaders found in {}", dir.display());
+}
+
+#[test]
+fn shader_constants_match_the_cpu_twin() {
+    // The reproducible exp/tanh constants must be the same f32 values in WGSL and Rust.
+    let src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/lstm.wgsl")).unwrap();
+    for (name, value) in [
+        ("LOG2E", std::f32::consts::LOG2_E),
+        ("LN2_HI", 0.693_359_4f32),
+        ("LN2_LO", -2.121_944_4e-4f32),
+        ("C7", 1.0f32 / 5040.0),
+        ("C6", 1.0f32 / 720.0),
+        ("C5", 1.0f32 / 120.0),
+        ("C4", 1.0f32 / 24.0),
+        ("C3", 1.0f32 / 6.0),
+        ("T1", -1.0f32 / 3.0),
+        ("T2", 2.0f32 / 15.0),
+        ("T3", -17.0f32 / 315.0),
+        ("MIN_NORMAL", f32::MIN_POSITIVE),
+    ] {
+        let line = src
+            .lines()
+            .find(|l| l.starts_with(&format!("const {name}: f32 = ")))
+            .unwrap();
+        let lit = line
+            .split("= ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(';')
+            .trim_end_matches('f');
+        assert_eq!(parse_hex_float(lit), value as f64, "{name}");
+    }
+}
+
+/// Parses `[-]0x1.abcp-3`.
+fn parse_hex_float(s: &str) -> f64 {
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let s = s.strip_prefix("0x").unwrap();
+    let (mant, exp) = s.split_once('p').unwrap();
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let mut v = u64::from_str_radix(int, 16).unwrap() as f64;
+    for (i, c) in frac.chars().enumerate() {
+        v += c.to_digit(16).unwrap() as f64 / 16f64.powi(i as i32 + 1);
+    }
+    let v = v * 2f64.powi(exp.parse().unwrap());
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
