@@ -24,6 +24,11 @@ pub enum Command {
     GenInput(GenInputArgs),
     /// List the GPU adapters wgpu can use (honours WGPU_BACKEND and WGPU_ADAPTER_NAME).
     Devices,
+    /// Evaluate many precisions at once (GPU lanes) and write error and precision traces.
+    Trace(TraceArgs),
+    /// Benchmarks (GPU lanes against the CPU evaluator).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Cost one accelerator design point: cycles, latency, energy, area (docs/MODEL.md).
     Model(ModelCostArgs),
 }
@@ -123,4 +128,56 @@ pub struct ModelCostArgs {
     /// Print one CSV row (with header) instead of the summary block.
     #[arg(long)]
     pub csv: bool,
+}
+
+/// Where lanes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    /// A hardware GPU if there is one, otherwise the CPU evaluator (with a notice).
+    Auto,
+    /// Any GPU adapter, including software ones (lavapipe); an error if there is none.
+    Gpu,
+    /// The CPU evaluator.
+    Cpu,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Candidate precision configs: "fp32,fx16,fx12,fx8" or, with roles, separated by ';'
+    /// ("w=fx8,a=fx8;w=fx16,a=fx16"). fp32 is always run as the reference.
+    #[arg(long, value_name = "LIST")]
+    pub precisions: String,
+    /// Output directory for errors.csv, cell_delta.csv and summary.csv.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+    /// Largest per-step hidden error (max abs, unitless) a precision may make and still count
+    /// as sufficient for that step.
+    #[arg(long, default_value_t = 0.01)]
+    pub tolerance: f32,
+    /// No progress bar, no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// GPU trace lanes and the CPU evaluator side by side on stated workloads.
+    Trace(BenchTraceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTraceArgs {
+    /// Timed repetitions per workload and device (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Smaller workloads (a smoke run, not for quoting).
+    #[arg(long)]
+    pub quick: bool,
 }

@@ -2,9 +2,14 @@
 //! reports. Errors carry the file or token they are about; `main` prints them on one line.
 
 use crate::accel;
-use crate::cli::{Cli, Command, GenInputArgs, InferArgs, ModelArgs, ModelCostArgs, What};
+use crate::cli::{
+    BenchCommand, BenchTraceArgs, Cli, Command, Device, GenInputArgs, InferArgs, ModelArgs,
+    ModelCostArgs, TraceArgs, What,
+};
+use crate::format::parse_config_list;
 use crate::format::PrecisionConfig;
 use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
+use crate::trace::{self, DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
 
 /// Runs one command.
@@ -23,6 +28,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::GenInput(a) => gen_input(&a),
         Command::Model(a) => model_cost(&a),
+        Command::Trace(a) => trace_cmd(&a),
+        Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {
@@ -201,6 +208,123 @@ fn model_cost(a: &ModelCostArgs) -> Result<()> {
             "{}",
             accel::format_summary(&point, &arch, &workload, base_ref)
         );
+    }
+    Ok(())
+}
+
+fn progress_bar(quiet: bool, what: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    // Draws only when stderr is a terminal.
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} lane-steps ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn trace_cmd(a: &TraceArgs) -> Result<()> {
+    let configs = parse_config_list(&a.precisions)?;
+    if a.tolerance.is_nan() || a.tolerance <= 0.0 {
+        return Err(trace::TraceError::Tolerance(a.tolerance).into());
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("--out {}: exists and is not a directory", a.out.display());
+    }
+    let model = load_model(&a.model)?;
+    let seqs = npy::read_sequences(&a.input)?;
+    let choice = match a.device {
+        Device::Auto => DeviceChoice::Auto,
+        Device::Gpu => DeviceChoice::Gpu,
+        Device::Cpu => DeviceChoice::Cpu,
+    };
+    let (engine, notice) = Engine::select(choice)?;
+    if !a.quiet {
+        if let Some(n) = notice {
+            eprintln!("{n}");
+        }
+        eprintln!("device: {}", engine.name());
+    }
+    let bar = progress_bar(a.quiet, "trace");
+    let input_name = a.input.display().to_string();
+    let t = trace::run(
+        &engine,
+        &model,
+        &seqs,
+        &input_name,
+        &configs,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    trace::write_csvs(&t, &model, a.tolerance, &a.out)
+        .with_context(|| format!("writing into {}", a.out.display()))?;
+    if !a.quiet {
+        let (_, _, summary) = trace::rows(&t, &model, a.tolerance);
+        println!(
+            "{:<28} {:>12} {:>14} {:>10} {:>8}",
+            "precision", "hidden_rmse", "hidden_max_abs", "within_tol", "top1"
+        );
+        for r in summary {
+            let top1 = r
+                .top1_agreement
+                .map_or("-".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "{:<28} {:>12.3e} {:>14.3e} {:>10.4} {:>8}",
+                r.precision, r.hidden_rmse, r.hidden_max_abs, r.steps_within_tolerance, top1
+            );
+        }
+        eprintln!(
+            "wrote errors.csv, cell_delta.csv, summary.csv to {}",
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn bench_trace(a: &BenchTraceArgs) -> Result<()> {
+    if a.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let gpu = match Engine::select(DeviceChoice::Gpu) {
+        Ok((e, _)) => Some(e),
+        Err(e) => {
+            println!("no GPU adapter ({e}): measuring the CPU evaluator only");
+            None
+        }
+    };
+    let cpu = Engine::Cpu;
+    println!("| workload | engine | lanes | steps | median s | lane-steps/s | GMAC/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for w in trace::bench::workloads(a.quick) {
+        let mut medians = Vec::new();
+        for engine in gpu.iter().chain([&cpu]) {
+            let m = trace::bench::measure(engine, &w, a.reps)?;
+            println!(
+                "| {} | {} | {} | {} | {:.4} | {:.0} | {:.2} |",
+                m.workload,
+                m.engine,
+                m.lanes,
+                m.steps,
+                m.median_s,
+                m.lane_steps_per_s,
+                m.gmac_per_s
+            );
+            medians.push(m.median_s);
+        }
+        if let [g, c] = medians[..] {
+            println!(
+                "| {} | GPU/CPU speed ratio | | | | {:.2}x | |",
+                w.name,
+                c / g
+            );
+        }
     }
     Ok(())
 }

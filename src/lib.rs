@@ -11,3 +11,4 @@ pub mod commands;
 pub mod format;
 pub mod gpu;
 pub mod lstm;
+pub mod trace;

@@ -17,7 +17,7 @@ const WORKGROUP: u32 = 64;
 /// Steps encoded per submission (progress is reported between submissions).
 const STEPS_PER_SUBMIT: usize = 128;
 /// Upper bound on one buffer, whatever the adapter allows (keeps host memory sane).
-const BUFFER_CAP: u64 = 1 << 30;
+pub(super) const BUFFER_CAP: u64 = 1 << 30;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -350,9 +350,9 @@ impl GpuContext {
     fn cap(&self) -> (u64, &'static str) {
         let binding = self.limits.max_storage_buffer_binding_size;
         let buffer = self.limits.max_buffer_size;
-        let have = binding.min(buffer).min(BUFFER_CAP);
-        let name = if have == BUFFER_CAP {
-            "lstm-dse's 1 GiB per-buffer cap"
+        let have = binding.min(buffer).min(self.buffer_cap);
+        let name = if have == self.buffer_cap && self.buffer_cap < binding.min(buffer) {
+            "lstm-dse's per-buffer cap"
         } else if binding <= buffer {
             "max_storage_buffer_binding_size"
         } else {

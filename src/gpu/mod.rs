@@ -123,6 +123,9 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Largest buffer this context creates (at most the adapter's limits); see
+    /// [`GpuContext::limit_buffers`].
+    buffer_cap: u64,
     lstm: lstm::Pipelines,
 }
 
@@ -151,8 +154,15 @@ impl GpuContext {
             device,
             queue,
             adapter: summary(&adapter.get_info()),
+            buffer_cap: lstm::BUFFER_CAP,
             limits,
             lstm,
         })
+    }
+
+    /// Lowers the per-buffer cap, as if the adapter were smaller: large problems are then
+    /// split into more chunks (or refused). For tests and for sharing a device.
+    pub fn limit_buffers(&mut self, bytes: u64) {
+        self.buffer_cap = bytes.min(lstm::BUFFER_CAP);
     }
 }

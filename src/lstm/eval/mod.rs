@@ -17,6 +17,8 @@ use rayon::prelude::*;
 /// Why an evaluation cannot run; `Display` is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    #[error(transparent)]
+    Input(#[from] crate::lstm::ModelError),
     #[error("precision '{config}': {problem}")]
     Plan { config: String, problem: String },
     #[error("{input}: {got} features per step, but the model '{model}' expects {want}")]

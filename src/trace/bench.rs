@@ -1,0 +1,132 @@
+//! `lstm-dse bench trace`: the GPU lanes and the CPU evaluator, side by side in one run, on
+//! stated workloads. Plans (quantized weights, tables) are built once outside the timing; each
+//! timed run covers uploading, all steps of all layers and reading the states back.
+
+use super::Engine;
+use crate::format::parse_config_list;
+use crate::lstm::builtin::{self, SplitMix64};
+use crate::lstm::eval;
+use crate::lstm::npy::Sequences;
+use crate::lstm::{Cell, Direction, Layer, Model};
+use std::time::Instant;
+
+/// One benchmark workload.
+pub struct Workload {
+    pub name: String,
+    pub model: Model,
+    pub configs: String,
+    pub sequences: usize,
+    pub steps: usize,
+}
+
+impl Workload {
+    pub fn lanes(&self) -> usize {
+        self.sequences * parse_config_list(&self.configs).map_or(0, |c| c.len())
+    }
+}
+
+/// One measured (workload, engine) pair.
+pub struct Measurement {
+    pub workload: String,
+    pub engine: String,
+    pub lanes: usize,
+    pub steps: usize,
+    pub median_s: f64,
+    pub lane_steps_per_s: f64,
+    pub gmac_per_s: f64,
+}
+
+/// A GNMT-sized layer: 1024 inputs, 1024 hidden, seeded PyTorch-style weights.
+fn gnmt_layer() -> Model {
+    let (i, h) = (1024, 1024);
+    let mut rng = SplitMix64::new(1024);
+    let bound = 1.0 / (h as f32).sqrt();
+    let cell = Cell {
+        w: rng.fill(4 * h * i, bound),
+        r: rng.fill(4 * h * h, bound),
+        b_ih: rng.fill(4 * h, bound),
+        b_hh: rng.fill(4 * h, bound),
+        peephole: None,
+        h0: None,
+        c0: None,
+    };
+    Model {
+        name: "gnmt-layer (1024 -> 1024)".into(),
+        layers: vec![Layer {
+            input_size: i,
+            hidden_size: h,
+            direction: Direction::Forward,
+            cells: vec![cell],
+        }],
+        head: None,
+    }
+}
+
+/// The stated workloads: a small 2-layer model with 64 lanes, and a GNMT-sized layer with 64
+/// lanes (`quick` shrinks both).
+pub fn workloads(quick: bool) -> Vec<Workload> {
+    let tiny = builtin::build("tiny").expect("built-in tiny exists");
+    vec![
+        Workload {
+            name: "tiny (16 -> 32 -> 32)".into(),
+            model: tiny,
+            configs: "fp32;fx8;fx12;fx16;fp16;bf16;fp8e4m3;w=fx8,a=fx8,c=fx16".into(),
+            sequences: 8,
+            steps: if quick { 8 } else { 64 },
+        },
+        Workload {
+            name: "gnmt-layer (1024 -> 1024)".into(),
+            model: gnmt_layer(),
+            configs: if quick {
+                "fx8;fp16".into()
+            } else {
+                "fp32;fx8;fx16;fp16".into()
+            },
+            sequences: if quick { 2 } else { 16 },
+            steps: if quick { 2 } else { 8 },
+        },
+    ]
+}
+
+/// Times `reps` runs of `w` on `engine` (after one untimed warm-up run).
+pub fn measure(
+    engine: &Engine,
+    w: &Workload,
+    reps: usize,
+) -> Result<Measurement, super::TraceError> {
+    let configs = parse_config_list(&w.configs).map_err(|e| {
+        super::TraceError::Eval(eval::EvalError::Plan {
+            config: w.configs.clone(),
+            problem: e.to_string(),
+        })
+    })?;
+    let mut rng = SplitMix64::new(7);
+    let width = w.model.input_size();
+    let data = (0..w.sequences * w.steps * width)
+        .map(|_| rng.normal())
+        .collect();
+    let seqs = Sequences::new(&w.name, [w.sequences, w.steps, width], data, true)
+        .map_err(eval::EvalError::from)?;
+    let plans = eval::prepare(&w.model, &seqs, &w.name, &configs)?;
+    let mut times = Vec::with_capacity(reps);
+    for rep in 0..=reps {
+        let start = Instant::now();
+        engine.run(&w.model, &seqs, &plans, &mut |_, _| {})?;
+        if rep > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let lanes = plans.len() * w.sequences;
+    let lane_steps = (lanes * w.steps) as f64;
+    Ok(Measurement {
+        workload: w.name.clone(),
+        engine: engine.name(),
+        lanes,
+        steps: w.steps,
+        median_s: median,
+        lane_steps_per_s: lane_steps / median,
+        gmac_per_s: lane_steps * w.model.macs_per_step() as f64 / median / 1e9,
+    })
+}

@@ -1,0 +1,249 @@
+//! Reduces a [`Trace`] to rows and writes the three CSV files. Rows come out in a fixed order
+//! (precision as listed, then sequence, layer, direction, step), so the same input gives the
+//! same bytes on every run and every device.
+
+use super::Trace;
+use crate::lstm::Model;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// One row of `errors.csv`: a precision's error against fp32 at one step of one direction of
+/// one layer of one sequence (over that direction's H units). Unitless, like the states.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRow {
+    pub precision: String,
+    pub sequence: usize,
+    pub layer: usize,
+    pub direction: usize,
+    pub step: usize,
+    pub hidden_rmse: f64,
+    pub hidden_max_abs: f64,
+    pub cell_rmse: f64,
+    pub cell_max_abs: f64,
+}
+
+/// One row of `cell_delta.csv`: how much the fp32 cell state moved at this step, and the
+/// narrowest listed precision whose hidden error stays within the tolerance here.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellDeltaRow {
+    pub sequence: usize,
+    pub layer: usize,
+    pub direction: usize,
+    pub step: usize,
+    pub delta_c_max_abs: f64,
+    pub delta_c_mean_abs: f64,
+    pub required_precision: String,
+}
+
+/// One row of `summary.csv`: whole-run figures of one precision.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    pub precision: String,
+    /// w + a + p + c widths, the order used for "narrowest".
+    pub total_bits: u32,
+    pub hidden_rmse: f64,
+    pub hidden_max_abs: f64,
+    pub cell_rmse: f64,
+    pub cell_max_abs: f64,
+    /// Fraction of (sequence, layer, direction, step) rows with hidden_max_abs <= tolerance.
+    pub steps_within_tolerance: f64,
+    pub output_rmse: Option<f64>,
+    pub output_max_abs: Option<f64>,
+    /// Fraction of (sequence, step) whose arg-max class equals fp32's (multi-class heads).
+    pub top1_agreement: Option<f64>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Acc {
+    sq: f64,
+    max: f64,
+    n: usize,
+}
+
+impl Acc {
+    fn add(&mut self, a: &[f32], b: &[f32]) {
+        for (x, y) in a.iter().zip(b) {
+            let d = (*x as f64 - *y as f64).abs();
+            self.sq += d * d;
+            self.max = self.max.max(d);
+        }
+        self.n += a.len();
+    }
+    fn rmse(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            (self.sq / self.n as f64).sqrt()
+        }
+    }
+}
+
+fn total_bits(c: &crate::format::PrecisionConfig) -> u32 {
+    c.w.bits() + c.a.bits() + c.p.bits() + c.c.bits()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
+        )
+        .0
+}
+
+/// Builds the rows of the three files.
+pub fn rows(
+    trace: &Trace,
+    model: &Model,
+    tolerance: f32,
+) -> (Vec<ErrorRow>, Vec<CellDeltaRow>, Vec<SummaryRow>) {
+    let reference = &trace.runs[0];
+    let (n_seq, steps) = (trace.sequences, trace.steps);
+    let mut listed: Vec<usize> = Vec::new();
+    for &i in &trace.listed {
+        if !listed.contains(&i) {
+            listed.push(i);
+        }
+    }
+    let ref_states = reference.states.as_deref().unwrap_or_default();
+    let mut errors = Vec::new();
+    // within[p][row]: whether precision p meets the tolerance at that (seq, layer, dir, step).
+    let mut within: Vec<Vec<bool>> = Vec::new();
+    let mut summary = Vec::new();
+    for &p in &listed {
+        let run = &trace.runs[p];
+        let states = run.states.as_deref().unwrap_or_default();
+        let (mut h_all, mut c_all) = (Acc::default(), Acc::default());
+        let mut ok = Vec::new();
+        for n in 0..n_seq {
+            for (l, layer) in model.layers.iter().enumerate() {
+                let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+                for k in 0..dirs {
+                    for t in 0..steps {
+                        let at = (n * steps + t) * hsz * dirs + k * hsz;
+                        let span = at..at + hsz;
+                        let (mut h, mut c) = (Acc::default(), Acc::default());
+                        h.add(&states[l].h[span.clone()], &ref_states[l].h[span.clone()]);
+                        c.add(&states[l].c[span.clone()], &ref_states[l].c[span]);
+                        for (all, one) in [(&mut h_all, &h), (&mut c_all, &c)] {
+                            all.sq += one.sq;
+                            all.n += one.n;
+                            all.max = all.max.max(one.max);
+                        }
+                        ok.push(h.max <= tolerance as f64);
+                        errors.push(ErrorRow {
+                            precision: run.config.to_string(),
+                            sequence: n,
+                            layer: l,
+                            direction: k,
+                            step: t,
+                            hidden_rmse: h.rmse(),
+                            hidden_max_abs: h.max,
+                            cell_rmse: c.rmse(),
+                            cell_max_abs: c.max,
+                        });
+                    }
+                }
+            }
+        }
+        let (mut out_rmse, mut out_max, mut top1) = (None, None, None);
+        if let (Some(head), Some(o), Some(r)) = (&model.head, &run.output, &reference.output) {
+            let mut acc = Acc::default();
+            acc.add(o, r);
+            out_rmse = Some(acc.rmse());
+            out_max = Some(acc.max);
+            if head.output_size > 1 {
+                let rows = o.chunks(head.output_size).zip(r.chunks(head.output_size));
+                let agree = rows.clone().filter(|(a, b)| argmax(a) == argmax(b)).count();
+                top1 = Some(agree as f64 / rows.count().max(1) as f64);
+            }
+        }
+        summary.push(SummaryRow {
+            precision: run.config.to_string(),
+            total_bits: total_bits(&run.config),
+            hidden_rmse: h_all.rmse(),
+            hidden_max_abs: h_all.max,
+            cell_rmse: c_all.rmse(),
+            cell_max_abs: c_all.max,
+            steps_within_tolerance: ok.iter().filter(|&&b| b).count() as f64
+                / ok.len().max(1) as f64,
+            output_rmse: out_rmse,
+            output_max_abs: out_max,
+            top1_agreement: top1,
+        });
+        within.push(ok);
+    }
+    // Narrowest first; ties keep the listed order.
+    let mut by_width: Vec<usize> = (0..listed.len()).collect();
+    by_width.sort_by_key(|&i| total_bits(&trace.runs[listed[i]].config));
+    let mut deltas = Vec::new();
+    let mut row = 0;
+    for n in 0..n_seq {
+        for (l, layer) in model.layers.iter().enumerate() {
+            let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+            for k in 0..dirs {
+                let zeros = vec![0.0f32; hsz];
+                let c0 = layer.cells[k].c0.as_deref().unwrap_or(&zeros);
+                let reversed = layer.direction.is_reversed(k);
+                for t in 0..steps {
+                    let at = |t: usize| (n * steps + t) * hsz * dirs + k * hsz;
+                    let c = &ref_states[l].c[at(t)..at(t) + hsz];
+                    let prev = match (reversed, t) {
+                        (false, 0) => c0,
+                        (false, _) => &ref_states[l].c[at(t - 1)..at(t - 1) + hsz],
+                        (true, t) if t + 1 == steps => c0,
+                        (true, _) => &ref_states[l].c[at(t + 1)..at(t + 1) + hsz],
+                    };
+                    let d: Vec<f64> = c
+                        .iter()
+                        .zip(prev)
+                        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+                        .collect();
+                    let required = by_width.iter().find(|&&i| within[i][row]).map_or_else(
+                        || "fp32".to_string(),
+                        |&i| trace.runs[listed[i]].config.to_string(),
+                    );
+                    deltas.push(CellDeltaRow {
+                        sequence: n,
+                        layer: l,
+                        direction: k,
+                        step: t,
+                        delta_c_max_abs: d.iter().copied().fold(0.0, f64::max),
+                        delta_c_mean_abs: d.iter().sum::<f64>() / hsz as f64,
+                        required_precision: required,
+                    });
+                    row += 1;
+                }
+            }
+        }
+    }
+    (errors, deltas, summary)
+}
+
+fn write_csv<R: Serialize>(path: &Path, rows: &[R]) -> std::io::Result<()> {
+    let tmp = path.with_extension("csv.partial");
+    {
+        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(std::fs::File::create(&tmp)?));
+        for r in rows {
+            w.serialize(r).map_err(std::io::Error::other)?;
+        }
+        let mut inner = w
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        inner.flush()?;
+        inner.get_ref().sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes `errors.csv`, `cell_delta.csv` and `summary.csv` into `dir` (created if needed);
+/// each file appears whole or not at all.
+pub fn write_csvs(trace: &Trace, model: &Model, tolerance: f32, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let (errors, deltas, summary) = rows(trace, model, tolerance);
+    write_csv(&dir.join("errors.csv"), &errors)?;
+    write_csv(&dir.join("cell_delta.csv"), &deltas)?;
+    write_csv(&dir.join("summary.csv"), &summary)
+}

@@ -1,0 +1,235 @@
+//! The trace stage: fp32 lanes reproduce the CPU evaluator exactly, fx16 beats fx8 at every
+//! step, chunked GPU runs equal unchunked ones, output bytes are stable, and bad input is
+//! refused with exit code 2.
+
+use lstm_dse::format::{parse_config_list, PrecisionConfig};
+use lstm_dse::gpu::{AdapterChoice, GpuContext};
+use lstm_dse::lstm::{self, eval, npy, LoadOptions, Model};
+use lstm_dse::trace::{self, Engine};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn fixture() -> (Model, npy::Sequences) {
+    let m = lstm::load(
+        data("torch_lstm3.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let x = npy::read_sequences(&data("torch_lstm3.x.npy")).unwrap();
+    (m, x)
+}
+
+fn engines() -> Vec<Engine> {
+    let mut v = vec![Engine::Cpu];
+    match GpuContext::new(AdapterChoice::Any) {
+        Ok(ctx) => v.push(Engine::Gpu(Box::new(ctx))),
+        Err(e) => eprintln!("skipping the GPU engine: no adapter ({e})"),
+    }
+    v
+}
+
+#[test]
+fn fp32_lanes_reproduce_the_cpu_evaluator_and_fx16_beats_fx8_everywhere() {
+    let (m, x) = fixture();
+    let reference = &eval::evaluate(&m, &x, "x", &[PrecisionConfig::FP32], true).unwrap()[0];
+    let configs = parse_config_list("fx16,fx8").unwrap();
+    for engine in engines() {
+        let t = trace::run(&engine, &m, &x, "x", &configs, &mut |_, _| {}).unwrap();
+        for (a, b) in t.runs[0]
+            .states
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(reference.states.as_ref().unwrap())
+        {
+            assert!(
+                a.h.iter()
+                    .zip(&b.h)
+                    .all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{}",
+                engine.name()
+            );
+            assert!(a
+                .c
+                .iter()
+                .zip(&b.c)
+                .all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+        let (errors, _, _) = trace::rows(&t, &m, 0.01);
+        let (fx16, fx8): (Vec<_>, Vec<_>) = errors.iter().partition(|r| r.precision == "fx16");
+        assert_eq!(fx16.len(), fx8.len());
+        assert_eq!(fx16.len(), x.count * x.steps * m.layers.len());
+        for (a, b) in fx16.iter().zip(&fx8) {
+            assert_eq!((a.sequence, a.layer, a.step), (b.sequence, b.layer, b.step));
+            assert!(
+                a.hidden_rmse < b.hidden_rmse,
+                "sequence {} layer {} step {}: fx16 {} not below fx8 {}",
+                a.sequence,
+                a.layer,
+                a.step,
+                a.hidden_rmse,
+                b.hidden_rmse
+            );
+        }
+    }
+}
+
+#[test]
+fn chunked_gpu_runs_equal_the_cpu_and_oversized_models_are_refused() {
+    let Ok(mut ctx) = GpuContext::new(AdapterChoice::Any) else {
+        eprintln!("skipping: no adapter");
+        return;
+    };
+    let (m, x) = fixture();
+    let configs = parse_config_list("fx8;fx12;fp16;fp32;w=fx8,a=fx8,c=fx16").unwrap();
+    let plans = eval::prepare(&m, &x, "x", &configs).unwrap();
+    let cpu = eval::run_cpu(&m, &x, &plans, true);
+    let same = |cpu: &[eval::Run], gpu: &[eval::Run]| {
+        for (c, g) in cpu.iter().zip(gpu) {
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&c.hidden), bits(&g.hidden), "{}", c.config);
+        }
+    };
+    // Room for one config's fp16 tables (786 KB) at a time: one chunk per config.
+    ctx.limit_buffers(800_000);
+    same(
+        &cpu,
+        &ctx.run(&m, &x, &plans, true, &mut |_, _| {}).unwrap(),
+    );
+    // Long sequences and a cap that holds one lane's states: one chunk per (config, sequence).
+    let mut rng = lstm::builtin::SplitMix64::new(5);
+    let long: Vec<f32> = (0..3 * 200 * 8).map(|_| rng.normal()).collect();
+    let long = npy::Sequences::new("long", [3, 200, 8], long, true).unwrap();
+    let plans = eval::prepare(&m, &long, "long", &parse_config_list("fx4;fx8").unwrap()).unwrap();
+    ctx.limit_buffers(30_000);
+    let mut calls = 0;
+    let gpu = ctx
+        .run(&m, &long, &plans, true, &mut |_, _| calls += 1)
+        .unwrap();
+    assert!(
+        calls >= 6 * 3,
+        "expected one submission per chunk and layer, saw {calls}"
+    );
+    same(&eval::run_cpu(&m, &long, &plans, true), &gpu);
+    ctx.limit_buffers(1024);
+    let err = ctx
+        .run(&m, &x, &plans, true, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("too large for the adapter")
+            && err.contains("per-buffer cap")
+            && err.contains("1024"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+fn lstm_dse(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn trace_command_writes_identical_bytes_on_every_run_and_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, x) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
+    let mut outs = Vec::new();
+    for (k, device) in ["cpu", "auto", "cpu"].iter().enumerate() {
+        let out = dir.path().join(format!("run{k}"));
+        let o = lstm_dse(&[
+            "trace",
+            "--quiet",
+            "--model",
+            m.to_str().unwrap(),
+            "--input",
+            x.to_str().unwrap(),
+            "--precisions",
+            "fp32,fx16,fx8,fp16",
+            "--device",
+            device,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outs.push(out);
+    }
+    for f in ["errors.csv", "cell_delta.csv", "summary.csv"] {
+        let first = std::fs::read(outs[0].join(f)).unwrap();
+        for o in &outs[1..] {
+            assert_eq!(first, std::fs::read(o.join(f)).unwrap(), "{f} differs");
+        }
+    }
+    let summary = std::fs::read_to_string(outs[0].join("summary.csv")).unwrap();
+    assert!(summary
+        .starts_with("precision,total_bits,hidden_rmse,hidden_max_abs,cell_rmse,cell_max_abs,"));
+    assert_eq!(summary.lines().count(), 5);
+}
+
+#[test]
+fn trace_bad_input_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let (m, x) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
+    let out = dir.path().join("out");
+    let base = |prec: &str, tol: &str, out: &Path, device: &str| {
+        lstm_dse(&[
+            "trace",
+            "--model",
+            m.to_str().unwrap(),
+            "--input",
+            x.to_str().unwrap(),
+            "--precisions",
+            prec,
+            &format!("--tolerance={tol}"),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            device,
+        ])
+    };
+    for (o, expect) in [
+        (base("fp32,fx99", "0.01", &out, "cpu"), "'fx99'"),
+        (base("fx8", "0", &out, "cpu"), "--tolerance must be > 0"),
+        (base("fx8", "-1e-3", &out, "cpu"), "--tolerance must be > 0"),
+        (
+            base("fx8", "0.01", &file, "cpu"),
+            "exists and is not a directory",
+        ),
+    ] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{err} should mention {expect}");
+    }
+    assert!(!out.exists());
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args([
+            "trace",
+            "--model",
+            m.to_str().unwrap(),
+            "--input",
+            x.to_str().unwrap(),
+            "--precisions",
+            "fx8",
+        ])
+        .args(["--out", out.to_str().unwrap(), "--device", "gpu"])
+        .env("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no GPU adapter found matching WGPU_ADAPTER_NAME"),
+        "{err}"
+    );
+}
