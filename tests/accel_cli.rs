@@ -1,0 +1,122 @@
+//! `lstm-dse model`: one design point from the command line, and its bad input (exit 2, one
+//! line naming the file or field).
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fails(args: &[&str], expect: &[&str]) {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for e in expect {
+        assert!(err.contains(e), "{err:?} should mention {e:?}");
+    }
+}
+
+const BASE: [&str; 5] = [
+    "model",
+    "--arch",
+    "sweeps/arch/epur.toml",
+    "--model",
+    "builtin:tiny",
+];
+
+#[test]
+fn prints_a_design_point_and_a_csv_row() {
+    let o = run(&BASE);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for field in ["cycles", "latency", "energy", "area", "utilization"] {
+        assert!(text.contains(field), "summary lacks {field}: {text}");
+    }
+    let mut args = vec![
+        "model",
+        "--arch",
+        "sweeps/arch/epur.toml",
+        "--model",
+        "builtin:eesen",
+    ];
+    args.extend([
+        "--csv",
+        "--baseline",
+        "sweeps/arch/epur.toml",
+        "--set",
+        "compute.multipliers_per_unit=64",
+    ]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), row.len());
+    let speedup: f64 = row[header.iter().position(|h| *h == "speedup").unwrap()]
+        .parse()
+        .unwrap();
+    assert!(
+        speedup > 1.5,
+        "4x the multipliers should pay off on EESEN: {speedup}"
+    );
+}
+
+#[test]
+fn bad_architecture_and_policy_input() {
+    fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(extra);
+        a
+    }
+    fails(
+        &with(&["--set", "compute.unitz=3"]),
+        &["unknown field 'unitz'"],
+    );
+    fails(
+        &with(&["--set", "compute.units=0"]),
+        &["compute.units", "0"],
+    );
+    fails(&with(&["--set", "compute.units=-4"]), &["compute.units"]);
+    fails(&with(&["--set", "multicore.cores=0"]), &["multicore.cores"]);
+    fails(&with(&["--precision", "fx2"]), &["2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.csv");
+    std::fs::write(
+        &policies,
+        "policy,levels,frac_level_0,frac_level_1\n0,fx8|fx16,0.7,0.3\n",
+    )
+    .unwrap();
+    let p = policies.to_str().unwrap();
+    fails(
+        &with(&[
+            "--policies",
+            p,
+            "--policy",
+            "3",
+            "--set",
+            "tracking.enabled=true",
+        ]),
+        &["policies.csv", "3"],
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\n[compute]\nunits = 4\nbogus = 1\n").unwrap();
+    let mut a = vec![
+        "model",
+        "--arch",
+        bad.to_str().unwrap(),
+        "--model",
+        "builtin:tiny",
+    ];
+    a.truncate(5);
+    fails(&a, &["bad.toml"]);
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sweeps/arch/sharp.toml")
+        .exists());
+}
