@@ -26,6 +26,9 @@ pub enum Command {
     Devices,
     /// Evaluate many precisions at once (GPU lanes) and write error and precision traces.
     Trace(TraceArgs),
+    /// Simulate dynamic precision policies (levels chosen per step from cell-state change),
+    /// closed-loop, for a grid of thresholds; write policies.csv.
+    Dynamic(DynamicArgs),
     /// Benchmarks (GPU lanes against the CPU evaluator).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -180,4 +183,50 @@ pub struct BenchTraceArgs {
     /// Smaller workloads (a smoke run, not for quoting).
     #[arg(long)]
     pub quick: bool,
+}
+
+/// When a measured cell-state change takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimingArg {
+    /// The change measured at step t picks the precision of step t+1 (realisable in hardware).
+    Causal,
+    /// Step t is redone at the precision its own change asks for (an upper bound).
+    Oracle,
+}
+
+#[derive(Debug, Args)]
+pub struct DynamicArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Precision levels, lowest first: fixed-point configs, e.g. "fx8,fx16" (";" between
+    /// configs that name roles). Lower levels drop low bits of the highest level's formats.
+    #[arg(long, value_name = "LIST")]
+    pub levels: String,
+    /// The measure of the change Δc = c_t − c_{t−1} over a layer direction's units: max_abs,
+    /// mean_abs or frac_above:<e> (fraction of units with |Δc| > e).
+    #[arg(long, default_value = "max_abs")]
+    pub metric: String,
+    /// Policies, comma-separated; each has one threshold per level boundary, '/'-separated.
+    /// A threshold may be a number (inf allowed), start:stop:count or log:start:stop:count
+    /// (ranges expand to a grid). A step runs at the level = number of thresholds its
+    /// metric reaches.
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub thresholds: String,
+    #[arg(long, value_enum, default_value_t = TimingArg::Causal)]
+    pub timing: TimingArg,
+    /// Output directory for policies.csv (and the trace of --trace-policy).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Class labels, float32 .npy [N] (class of the last step) or [N, T]: adds task accuracy.
+    #[arg(long, value_name = "Y.npy")]
+    pub labels: Option<PathBuf>,
+    /// Also write policy_<K>_trace.csv: the per-step metric, level and errors of policy K.
+    #[arg(long, value_name = "K")]
+    pub trace_policy: Option<usize>,
+    /// No progress bar, no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

@@ -8,6 +8,7 @@
 pub mod accel;
 pub mod cli;
 pub mod commands;
+pub mod dynamic;
 pub mod format;
 pub mod gpu;
 pub mod lstm;

@@ -102,48 +102,12 @@ fn run_int(q: &IntCell, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> Ce
     let mut cv = q.c0.clone();
     let mut xq = vec![0i32; i];
     let mut acc = vec![0i64; 4 * h];
-    let sig = |code: i32, fmt: crate::format::Fixed| q.sigmoid[fmt.table_index(code)];
     for s in 0..io.steps {
         let t = if io.reversed { io.steps - 1 - s } else { s };
         for (c, &x) in xq.iter_mut().zip(&io.xs[t * i..(t + 1) * i]) {
             *c = q.x.quantize(x);
         }
-        for (j, a) in acc.iter_mut().enumerate() {
-            let wx: i64 = q.w[j * i..(j + 1) * i]
-                .iter()
-                .zip(&xq)
-                .map(|(&w, &x)| w as i64 * x as i64)
-                .sum();
-            let rh: i64 = q.r[j * h..(j + 1) * h]
-                .iter()
-                .zip(&hv)
-                .map(|(&r, &x)| r as i64 * x as i64)
-                .sum();
-            *a = (wx << q.shift_wx) + (rh << q.shift_rh) + ((q.b[j] as i64) << q.shift_b);
-        }
-        for jj in 0..h {
-            let (mut ai, mut af) = (acc[jj], acc[h + jj]);
-            if let Some(pp) = &q.peep {
-                ai += (pp[jj] as i64 * cv[jj] as i64) << q.shift_pc;
-                af += (pp[h + jj] as i64 * cv[jj] as i64) << q.shift_pc;
-            }
-            let pi = rescale(ai, q.pre_shift, q.pre);
-            let pf = rescale(af, q.pre_shift, q.pre);
-            let pg = rescale(acc[2 * h + jj], q.pre_shift, q.pre);
-            let ig = sig(pi, q.pre) as i64;
-            let fg = sig(pf, q.pre) as i64;
-            let gg = q.tanh_pre[q.pre.table_index(pg)] as i64;
-            let upd = ((fg * cv[jj] as i64) << q.shift_fc) + ((ig * gg) << q.shift_ig);
-            let c_new = rescale(upd, q.c_shift, q.c);
-            let mut ao = acc[3 * h + jj];
-            if let Some(pp) = &q.peep {
-                ao += (pp[2 * h + jj] as i64 * c_new as i64) << q.shift_pc;
-            }
-            let og = sig(rescale(ao, q.pre_shift, q.pre), q.pre) as i64;
-            let tc = q.tanh_c[q.c.table_index(c_new)] as i64;
-            hv[jj] = rescale(og * tc, q.h_shift, q.h);
-            cv[jj] = c_new;
-        }
+        int_step(q, &xq, &mut hv, &mut cv, &mut acc);
         let row = t * io.stride + io.offset;
         for jj in 0..h {
             h_out[row + jj] = q.h.to_f32(hv[jj]);
@@ -151,4 +115,45 @@ fn run_int(q: &IntCell, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> Ce
         }
     }
     CellRange::default()
+}
+
+/// One step of the integer datapath (NUMERICS.md section 7): input codes `xq`, state codes
+/// `hv`, `cv` updated in place; `acc` is scratch of 4H.
+pub fn int_step(q: &IntCell, xq: &[i32], hv: &mut [i32], cv: &mut [i32], acc: &mut [i64]) {
+    let (i, h) = (xq.len(), hv.len());
+    let sig = |code: i32| q.sigmoid[q.pre.table_index(code)] as i64;
+    for (j, a) in acc.iter_mut().enumerate() {
+        let wx: i64 = q.w[j * i..(j + 1) * i]
+            .iter()
+            .zip(xq)
+            .map(|(&w, &x)| w as i64 * x as i64)
+            .sum();
+        let rh: i64 = q.r[j * h..(j + 1) * h]
+            .iter()
+            .zip(hv.iter())
+            .map(|(&r, &x)| r as i64 * x as i64)
+            .sum();
+        *a = (wx << q.shift_wx) + (rh << q.shift_rh) + ((q.b[j] as i64) << q.shift_b);
+    }
+    for jj in 0..h {
+        let (mut ai, mut af) = (acc[jj], acc[h + jj]);
+        if let Some(pp) = &q.peep {
+            ai += (pp[jj] as i64 * cv[jj] as i64) << q.shift_pc;
+            af += (pp[h + jj] as i64 * cv[jj] as i64) << q.shift_pc;
+        }
+        let ig = sig(rescale(ai, q.pre_shift, q.pre));
+        let fg = sig(rescale(af, q.pre_shift, q.pre));
+        let pg = rescale(acc[2 * h + jj], q.pre_shift, q.pre);
+        let gg = q.tanh_pre[q.pre.table_index(pg)] as i64;
+        let upd = ((fg * cv[jj] as i64) << q.shift_fc) + ((ig * gg) << q.shift_ig);
+        let c_new = rescale(upd, q.c_shift, q.c);
+        let mut ao = acc[3 * h + jj];
+        if let Some(pp) = &q.peep {
+            ao += (pp[2 * h + jj] as i64 * c_new as i64) << q.shift_pc;
+        }
+        let og = sig(rescale(ao, q.pre_shift, q.pre));
+        let tc = q.tanh_c[q.c.table_index(c_new)] as i64;
+        hv[jj] = rescale(og * tc, q.h_shift, q.h);
+        cv[jj] = c_new;
+    }
 }

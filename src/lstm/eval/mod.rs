@@ -4,7 +4,7 @@
 //! changes a bit). fp32 is plain f32 math; other configs follow NUMERICS.md exactly: the
 //! integer datapath when every format is fixed point, float emulation otherwise.
 
-mod cell;
+pub mod cell;
 pub mod plan;
 
 pub use plan::{Calibration, CellFormats, CellRange, LayerRange, Plan};

@@ -250,6 +250,26 @@ impl Plan {
 }
 
 impl CellPlan {
+    /// A lower precision level of `high` (docs/NUMERICS.md section 11): `formats` keep each
+    /// tensor's range with fewer fraction bits, and the weights and initial states are the
+    /// high level's values rounded to them (dropping low bits, round half to even).
+    pub fn derived(
+        high: &CellPlan,
+        formats: CellFormats,
+        hidden: usize,
+    ) -> Result<CellPlan, String> {
+        let cell = Cell {
+            w: high.w.clone(),
+            r: high.r.clone(),
+            b_ih: high.b.clone(),
+            b_hh: vec![0.0; high.b.len()],
+            peephole: high.peep.clone(),
+            h0: Some(high.h0.clone()),
+            c0: Some(high.c0.clone()),
+        };
+        CellPlan::new(&cell, &high.b, formats, hidden)
+    }
+
     fn new(cell: &Cell, bias: &[f32], f: CellFormats, hidden: usize) -> Result<CellPlan, String> {
         let zeros = vec![0.0; hidden];
         let h0 = round_all(f.h, cell.h0.as_deref().unwrap_or(&zeros));

@@ -1,0 +1,304 @@
+//! Dynamic precision selection from cell-state change (Silfa et al., arXiv 1911.04244) as
+//! explorable design parameters: a [`PolicySpec`] (precision levels, a metric over
+//! Δc = c_t − c_{t−1}, causal or oracle timing) and a grid of thresholds, each threshold tuple
+//! one policy. Simulation is closed-loop: the level chosen at a step changes every state that
+//! follows. Semantics: docs/NUMERICS.md section 11; simulation in `sim`, CSV in `report`.
+
+mod report;
+mod sim;
+
+pub use report::{policy_rows, trace_rows, write_policies, PolicyTraceRow};
+pub use sim::{simulate, LaneResult, Simulation};
+
+use crate::format::{Fixed, Format, PrecisionConfig, Resolved};
+use crate::lstm::eval::{CellFormats, EvalError, Plan};
+use crate::lstm::Model;
+
+/// A bad policy description; `Display` is one line naming the flag or token.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{flag}: {problem}")]
+    Bad { flag: &'static str, problem: String },
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+fn bad(flag: &'static str, problem: impl Into<String>) -> PolicyError {
+    PolicyError::Bad {
+        flag,
+        problem: problem.into(),
+    }
+}
+
+/// What summarises Δc over the H units of one layer direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    MaxAbs,
+    MeanAbs,
+    /// Fraction of units with |Δc| > e.
+    FracAbove(f64),
+}
+
+impl std::str::FromStr for Metric {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        match s {
+            "max_abs" => Ok(Metric::MaxAbs),
+            "mean_abs" => Ok(Metric::MeanAbs),
+            _ => match s.strip_prefix("frac_above:").map(str::parse::<f64>) {
+                Some(Ok(e)) if e >= 0.0 && e.is_finite() => Ok(Metric::FracAbove(e)),
+                _ => Err(bad(
+                    "--metric",
+                    format!("'{s}': expected max_abs, mean_abs or frac_above:<e> with e >= 0"),
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Metric::MaxAbs => write!(f, "max_abs"),
+            Metric::MeanAbs => write!(f, "mean_abs"),
+            Metric::FracAbove(e) => write!(f, "frac_above:{e}"),
+        }
+    }
+}
+
+/// When the measured change takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// The change measured at step t picks the level of step t+1 (what hardware can do).
+    Causal,
+    /// Step t is first run at the highest level, then redone at the level its own change asks
+    /// for (an upper bound on what the metric can achieve).
+    Oracle,
+}
+
+/// Levels, metric and timing shared by a grid of policies.
+#[derive(Debug, Clone)]
+pub struct PolicySpec {
+    /// Fixed-point configs, lowest first.
+    pub levels: Vec<PrecisionConfig>,
+    pub metric: Metric,
+    pub timing: Timing,
+}
+
+fn total_bits(c: &PrecisionConfig) -> u32 {
+    c.w.bits() + c.a.bits() + c.p.bits() + c.c.bits()
+}
+
+impl PolicySpec {
+    /// Checks the levels: at least two, all fixed point, ordered by width (every role no
+    /// narrower than the level before, the total strictly wider), lower levels without
+    /// explicit fraction bits (they are derived from the highest level's).
+    pub fn new(
+        levels: Vec<PrecisionConfig>,
+        metric: Metric,
+        timing: Timing,
+    ) -> Result<Self, PolicyError> {
+        if levels.len() < 2 {
+            return Err(bad(
+                "--levels",
+                "give at least two levels, lowest first (e.g. fx8,fx16)",
+            ));
+        }
+        for (k, l) in levels.iter().enumerate() {
+            if !l.is_integer() {
+                return Err(bad("--levels", format!("'{l}': levels must be fixed-point configs (a precision-scalable integer datapath)")));
+            }
+            let roles = [l.w, l.a, l.p, l.c];
+            if k + 1 < levels.len()
+                && roles
+                    .iter()
+                    .any(|f| matches!(f, Format::Fixed { frac: Some(_), .. }))
+            {
+                return Err(bad(
+                    "--levels",
+                    format!("'{l}': only the highest level may give fraction bits; lower levels drop low bits of the highest level's formats"),
+                ));
+            }
+        }
+        for pair in levels.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let narrower = [(a.w, b.w), (a.a, b.a), (a.p, b.p), (a.c, b.c)]
+                .iter()
+                .any(|(x, y)| x.bits() > y.bits());
+            if narrower || total_bits(a) >= total_bits(b) {
+                return Err(bad(
+                    "--levels",
+                    format!("levels are not ordered by width: '{a}' comes before '{b}'"),
+                ));
+            }
+        }
+        Ok(PolicySpec {
+            levels,
+            metric,
+            timing,
+        })
+    }
+}
+
+/// One policy: thresholds, one fewer than the levels, non-decreasing. A step's level is the number
+/// of thresholds its metric reaches (metric >= threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub thresholds: Vec<f64>,
+}
+
+fn parse_range(tok: &str) -> Result<Vec<f64>, PolicyError> {
+    let num = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| !v.is_nan())
+            .ok_or_else(|| bad("--thresholds", format!("'{s}' is not a number")))
+    };
+    let parts: Vec<&str> = tok.split(':').collect();
+    let (log, parts) = match parts.first() {
+        Some(&"log") => (true, &parts[1..]),
+        _ => (false, &parts[..]),
+    };
+    match parts {
+        [v] if !log => Ok(vec![num(v)?]),
+        [a, b, n] => {
+            let (a, b) = (num(a)?, num(b)?);
+            let n: usize = n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                bad(
+                    "--thresholds",
+                    format!("'{tok}': the count must be a whole number >= 1"),
+                )
+            })?;
+            if !(a.is_finite() && b.is_finite()) || b < a || (log && a <= 0.0) {
+                return Err(bad(
+                    "--thresholds",
+                    format!("'{tok}': need finite start <= stop (and start > 0 for log)"),
+                ));
+            }
+            Ok((0..n)
+                .map(|k| {
+                    let f = if n == 1 {
+                        0.0
+                    } else {
+                        k as f64 / (n - 1) as f64
+                    };
+                    if log {
+                        a * (b / a).powf(f)
+                    } else {
+                        a + (b - a) * f
+                    }
+                })
+                .collect())
+        }
+        _ => Err(bad(
+            "--thresholds",
+            format!("'{tok}': expected a number, start:stop:count or log:start:stop:count"),
+        )),
+    }
+}
+
+/// Parses `--thresholds` for `levels` levels: policies separated by commas; within a policy
+/// the thresholds of successive level boundaries are separated by `/`; each may be a number
+/// (`inf`, `-inf` allowed), `start:stop:count` or `log:start:stop:count`, and ranges expand to
+/// their cartesian product (tuples that decrease are skipped).
+pub fn parse_thresholds(s: &str, levels: usize) -> Result<Vec<Policy>, PolicyError> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let parts: Vec<&str> = item.split('/').collect();
+        if parts.len() != levels - 1 {
+            return Err(bad(
+                "--thresholds",
+                format!("'{item}' has {} threshold(s); {levels} levels need {} per policy (separate them with '/')", parts.len(), levels - 1),
+            ));
+        }
+        let lists = parts
+            .iter()
+            .map(|p| parse_range(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let single = lists.iter().all(|l| l.len() == 1);
+        let mut tuples: Vec<Vec<f64>> = vec![Vec::new()];
+        for list in &lists {
+            tuples = tuples
+                .iter()
+                .flat_map(|t| list.iter().map(move |v| [t.clone(), vec![*v]].concat()))
+                .collect();
+        }
+        for t in tuples {
+            if t.windows(2).all(|w| w[0] <= w[1]) {
+                out.push(Policy { thresholds: t });
+            } else if single {
+                return Err(bad(
+                    "--thresholds",
+                    format!(
+                        "'{item}': thresholds must be increasing (each at least the one before)"
+                    ),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("--thresholds", "no policy given"));
+    }
+    Ok(out)
+}
+
+fn drop_to(f: Resolved, bits: u32) -> Resolved {
+    match f {
+        Resolved::Fixed(x) => Resolved::Fixed(Fixed {
+            bits,
+            frac: x.frac - (x.bits as i32 - bits as i32),
+        }),
+        other => other,
+    }
+}
+
+/// Every level of every cell: `levels[level]` is a full [`Plan`]; the highest is resolved
+/// normally (with calibration), the lower ones derived from it by dropping low bits.
+pub struct LevelPlans {
+    pub levels: Vec<Plan>,
+}
+
+impl LevelPlans {
+    /// Resolves the highest level with `eval::prepare` (same calibration as `trace`) and
+    /// derives the others.
+    pub fn new(model: &Model, highest: Plan, spec: &PolicySpec) -> Result<Self, PolicyError> {
+        let mut levels = Vec::with_capacity(spec.levels.len());
+        for cfg in &spec.levels[..spec.levels.len() - 1] {
+            let mut layers = Vec::with_capacity(highest.layers.len());
+            for (l, cells) in highest.layers.iter().enumerate() {
+                let mut derived = Vec::with_capacity(cells.len());
+                for (k, hi) in cells.iter().enumerate() {
+                    let f = hi.formats;
+                    let formats = CellFormats {
+                        x: drop_to(f.x, cfg.a.bits()),
+                        h: drop_to(f.h, cfg.a.bits()),
+                        gate: drop_to(f.gate, cfg.a.bits()),
+                        pre: drop_to(f.pre, cfg.p.bits()),
+                        c: drop_to(f.c, cfg.c.bits()),
+                        w: drop_to(f.w, cfg.w.bits()),
+                        r: drop_to(f.r, cfg.w.bits()),
+                        b: drop_to(f.b, cfg.w.bits()),
+                        peep: drop_to(f.peep, cfg.w.bits()),
+                    };
+                    let cell = crate::lstm::eval::plan::CellPlan::derived(
+                        hi,
+                        formats,
+                        model.layers[l].hidden_size,
+                    )
+                    .map_err(|p| {
+                        bad("--levels", format!("'{cfg}': layer {l} direction {k}: {p}"))
+                    })?;
+                    derived.push(cell);
+                }
+                layers.push(derived);
+            }
+            levels.push(Plan {
+                config: *cfg,
+                layers,
+            });
+        }
+        levels.push(highest);
+        Ok(LevelPlans { levels })
+    }
+}

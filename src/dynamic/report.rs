@@ -1,0 +1,276 @@
+//! `policies.csv` (one row per policy: time at each level, switches, accuracy against fp32
+//! and, with labels, task accuracy) and the per-step trace of one policy. The column layout of
+//! policies.csv is what `accel::read_policy` reads (`policy`, `levels`, `frac_level_<k>`,
+//! `frac_l<layer>_level_<k>`).
+
+use super::{Policy, PolicySpec, Simulation};
+use crate::lstm::eval::Run;
+use crate::lstm::Model;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
+        )
+        .0
+}
+
+/// Task accuracy of `output` (`[N, T, O]`) against labels: `[N]` (class of the last step) or
+/// `[N, T]` (a class per step).
+pub fn task_accuracy(output: &[f32], classes: usize, steps: usize, labels: &[f32]) -> f64 {
+    let rows: Vec<&[f32]> = output.chunks(classes).collect();
+    let n = rows.len() / steps.max(1);
+    let picks: Vec<(usize, f32)> = if labels.len() == n {
+        (0..n)
+            .map(|s| (argmax(rows[s * steps + steps - 1]), labels[s]))
+            .collect()
+    } else {
+        rows.iter()
+            .zip(labels)
+            .map(|(r, &l)| (argmax(r), l))
+            .collect()
+    };
+    picks.iter().filter(|(p, l)| *p as f32 == *l).count() as f64 / picks.len().max(1) as f64
+}
+
+fn fmt(v: f64) -> String {
+    format!("{v}")
+}
+
+/// Header and rows of policies.csv.
+pub fn policy_rows(
+    model: &Model,
+    spec: &PolicySpec,
+    policies: &[Policy],
+    sim: &Simulation,
+    reference: &Run,
+    labels: Option<&[f32]>,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let nl = spec.levels.len();
+    let mut header: Vec<String> = ["policy", "levels", "metric", "timing", "thresholds"]
+        .map(String::from)
+        .to_vec();
+    header.extend((0..nl).map(|k| format!("frac_level_{k}")));
+    for l in 0..model.layers.len() {
+        header.extend((0..nl).map(|k| format!("frac_l{l}_level_{k}")));
+    }
+    header.extend(
+        [
+            "switches_per_1000_steps",
+            "hidden_rmse",
+            "hidden_max_abs",
+            "cell_rmse",
+            "cell_max_abs",
+            "output_rmse",
+            "output_max_abs",
+            "top1_agreement",
+        ]
+        .map(String::from),
+    );
+    if labels.is_some() {
+        header.extend(["fp32_task_accuracy", "task_accuracy"].map(String::from));
+    }
+    let levels = spec
+        .levels
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("|");
+    let ref_states = reference.states.as_deref().unwrap_or_default();
+    let (n_seq, steps) = (sim.sequences, sim.steps);
+    let classes = model.head.as_ref().map_or(0, |h| h.output_size);
+    let fp32_task = labels.and_then(|lab| {
+        reference
+            .output
+            .as_ref()
+            .map(|o| task_accuracy(o, classes, steps, lab))
+    });
+    let mut rows = Vec::with_capacity(policies.len());
+    for (p, policy) in policies.iter().enumerate() {
+        let lanes = &sim.lanes[p * n_seq..(p + 1) * n_seq];
+        let mut count = vec![vec![0u64; nl]; model.layers.len()];
+        let (mut switches, mut transitions) = (0u64, 0u64);
+        for lane in lanes {
+            for (l, dirs) in lane.levels.iter().enumerate() {
+                for seq_levels in dirs {
+                    for &k in seq_levels {
+                        count[l][k as usize] += 1;
+                    }
+                    switches += seq_levels.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+                    transitions += seq_levels.len() as u64;
+                }
+            }
+        }
+        let total: u64 = count.iter().flatten().sum();
+        let mut row = vec![
+            p.to_string(),
+            levels.clone(),
+            spec.metric.to_string(),
+            format!("{:?}", spec.timing).to_lowercase(),
+            policy
+                .thresholds
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join("|"),
+        ];
+        for k in 0..nl {
+            row.push(fmt(
+                count.iter().map(|c| c[k]).sum::<u64>() as f64 / total.max(1) as f64
+            ));
+        }
+        for c in &count {
+            let lt: u64 = c.iter().sum();
+            row.extend(c.iter().map(|&v| fmt(v as f64 / lt.max(1) as f64)));
+        }
+        row.push(fmt(1000.0 * switches as f64 / transitions.max(1) as f64));
+        // Errors against fp32 over every layer's states, and the head output.
+        let (mut hs, mut hm, mut cs, mut cm, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);
+        let (mut os, mut om, mut on, mut agree, mut rows_out) =
+            (0.0f64, 0.0f64, 0usize, 0usize, 0usize);
+        for (s, lane) in lanes.iter().enumerate() {
+            for (l, (h, c)) in lane.layers.iter().enumerate() {
+                let w = h.len() / steps;
+                let span = s * steps * w..(s + 1) * steps * w;
+                for (a, b) in h.iter().zip(&ref_states[l].h[span.clone()]) {
+                    let d = (*a as f64 - *b as f64).abs();
+                    hs += d * d;
+                    hm = hm.max(d);
+                }
+                for (a, b) in c.iter().zip(&ref_states[l].c[span]) {
+                    let d = (*a as f64 - *b as f64).abs();
+                    cs += d * d;
+                    cm = cm.max(d);
+                }
+                n += h.len();
+            }
+            if let (Some(o), Some(r)) = (&lane.output, &reference.output) {
+                let r = &r[s * o.len()..(s + 1) * o.len()];
+                for (a, b) in o.iter().zip(r) {
+                    let d = (*a as f64 - *b as f64).abs();
+                    os += d * d;
+                    om = om.max(d);
+                }
+                on += o.len();
+                for (x, y) in o.chunks(classes).zip(r.chunks(classes)) {
+                    agree += usize::from(argmax(x) == argmax(y));
+                    rows_out += 1;
+                }
+            }
+        }
+        let rms = |s: f64, n: usize| (s / n.max(1) as f64).sqrt();
+        row.extend([fmt(rms(hs, n)), fmt(hm), fmt(rms(cs, n)), fmt(cm)]);
+        if on > 0 {
+            row.extend([fmt(rms(os, on)), fmt(om)]);
+            row.push(if classes > 1 {
+                fmt(agree as f64 / rows_out as f64)
+            } else {
+                String::new()
+            });
+        } else {
+            row.extend([String::new(), String::new(), String::new()]);
+        }
+        if let Some(lab) = labels {
+            let out: Vec<f32> = lanes
+                .iter()
+                .flat_map(|l| l.output.iter().flatten().copied())
+                .collect();
+            row.push(fp32_task.map_or(String::new(), fmt));
+            row.push(if classes > 0 {
+                fmt(task_accuracy(&out, classes, steps, lab))
+            } else {
+                String::new()
+            });
+        }
+        rows.push(row);
+    }
+    (header, rows)
+}
+
+/// One row of the per-step trace of one policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyTraceRow {
+    pub sequence: usize,
+    pub layer: usize,
+    pub direction: usize,
+    pub step: usize,
+    /// The Δc metric of this step (unitless; a fraction for frac_above).
+    pub delta_c_metric: f64,
+    pub level: usize,
+    pub level_precision: String,
+    pub hidden_max_abs: f64,
+    pub cell_max_abs: f64,
+}
+
+/// The per-step trace of policy `p`.
+pub fn trace_rows(
+    model: &Model,
+    spec: &PolicySpec,
+    sim: &Simulation,
+    reference: &Run,
+    p: usize,
+) -> Vec<PolicyTraceRow> {
+    let ref_states = reference.states.as_deref().unwrap_or_default();
+    let steps = sim.steps;
+    let mut rows = Vec::new();
+    for s in 0..sim.sequences {
+        let lane = &sim.lanes[p * sim.sequences + s];
+        for (l, layer) in model.layers.iter().enumerate() {
+            let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+            for k in 0..dirs {
+                for t in 0..steps {
+                    let at = t * hsz * dirs + k * hsz;
+                    let rat = (s * steps + t) * hsz * dirs + k * hsz;
+                    let max = |a: &[f32], b: &[f32]| {
+                        a.iter()
+                            .zip(b)
+                            .map(|(x, y)| (*x as f64 - *y as f64).abs())
+                            .fold(0.0, f64::max)
+                    };
+                    let level = lane.levels[l][k][t] as usize;
+                    rows.push(PolicyTraceRow {
+                        sequence: s,
+                        layer: l,
+                        direction: k,
+                        step: t,
+                        delta_c_metric: lane.metrics[l][k][t],
+                        level,
+                        level_precision: spec.levels[level].to_string(),
+                        hidden_max_abs: max(
+                            &lane.layers[l].0[at..at + hsz],
+                            &ref_states[l].h[rat..rat + hsz],
+                        ),
+                        cell_max_abs: max(
+                            &lane.layers[l].1[at..at + hsz],
+                            &ref_states[l].c[rat..rat + hsz],
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// Writes rows to `path` whole or not at all.
+pub fn write_policies(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let tmp = path.with_extension("csv.partial");
+    {
+        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(std::fs::File::create(&tmp)?));
+        w.write_record(header).map_err(std::io::Error::other)?;
+        for r in rows {
+            w.write_record(r).map_err(std::io::Error::other)?;
+        }
+        let mut inner = w
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        inner.flush()?;
+        inner.get_ref().sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,235 @@
+//! Closed-loop simulation of precision policies on the CPU: every (policy, sequence) lane
+//! walks its layers step by step; the recurrent state is kept in the highest level's formats,
+//! a step at a lower level reads it rounded down (RNE) and writes its result back exactly, and
+//! the level of each step follows from the integer Δc metric (docs/NUMERICS.md section 11).
+//! rayon-parallel over lanes, deterministic.
+
+use super::{LevelPlans, Metric, Policy, PolicySpec, Timing};
+use crate::format::fixed::{pow2, rescale};
+use crate::lstm::eval::apply_head;
+use crate::lstm::eval::cell::int_step;
+use crate::lstm::eval::plan::IntCell;
+use crate::lstm::npy::Sequences;
+use crate::lstm::Model;
+use rayon::prelude::*;
+
+/// One lane's result.
+#[derive(Debug, Clone)]
+pub struct LaneResult {
+    /// Per layer: (h, c) values as `[T, D*H]` (exact values of the highest level's formats).
+    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Head output `[T, O]`.
+    pub output: Option<Vec<f32>>,
+    /// `levels[layer][direction][t]`: the level step t ran at.
+    pub levels: Vec<Vec<Vec<u8>>>,
+    /// `metrics[layer][direction][t]`: the Δc metric of step t (real units; a fraction for
+    /// `frac_above`).
+    pub metrics: Vec<Vec<Vec<f64>>>,
+}
+
+/// All lanes, policy-major: lane `p * sequences + n`.
+pub struct Simulation {
+    pub lanes: Vec<LaneResult>,
+    pub sequences: usize,
+    pub steps: usize,
+}
+
+/// A metric as integer comparisons on codes of the highest cell format (frac `f`).
+struct IntMetric {
+    metric: Metric,
+    /// Only for `frac_above`: |Δ| must exceed this many code steps.
+    above: i64,
+    /// Per boundary: the metric reaches threshold k when its integer value >= bounds[k].
+    bounds: Vec<i64>,
+    scale: f64,
+}
+
+impl IntMetric {
+    fn new(metric: Metric, policy: &Policy, frac: i32, hidden: usize) -> Self {
+        let unit = pow2(frac);
+        let scale = match metric {
+            Metric::MaxAbs => unit,
+            Metric::MeanAbs => unit * hidden as f64,
+            Metric::FracAbove(_) => hidden as f64,
+        };
+        let bounds = policy
+            .thresholds
+            .iter()
+            .map(|&t| {
+                let v = (t * scale).ceil();
+                if v <= 0.0 {
+                    0
+                } else if v >= 1e18 {
+                    i64::MAX
+                } else {
+                    v as i64
+                }
+            })
+            .collect();
+        let above = match metric {
+            Metric::FracAbove(e) => (e * unit).floor().min(1e18) as i64,
+            _ => 0,
+        };
+        IntMetric {
+            metric,
+            above,
+            bounds,
+            scale,
+        }
+    }
+
+    /// (integer value, real value) of Δ = new − old.
+    fn eval(&self, new: &[i32], old: &[i32]) -> (i64, f64) {
+        let d = new
+            .iter()
+            .zip(old)
+            .map(|(a, b)| (*a as i64 - *b as i64).abs());
+        let v = match self.metric {
+            Metric::MaxAbs => d.max().unwrap_or(0),
+            Metric::MeanAbs => d.sum(),
+            Metric::FracAbove(_) => d.filter(|&x| x > self.above).count() as i64,
+        };
+        (v, v as f64 / self.scale)
+    }
+
+    fn level(&self, value: i64) -> usize {
+        self.bounds.iter().filter(|&&b| value >= b).count()
+    }
+}
+
+/// Runs one step at level `q` on input values `x`, from state codes kept in `hi`'s formats:
+/// the state is rounded down to `q`'s formats (RNE, i.e. dropping low bits), the step runs,
+/// and the result goes back up exactly (same range, more fraction bits).
+fn step_at(q: &IntCell, hi: &IntCell, x: &[f32], h: &mut [i32], c: &mut [i32], acc: &mut [i64]) {
+    let xq: Vec<i32> = x.iter().map(|&v| q.x.quantize(v)).collect();
+    if std::ptr::eq(q, hi) {
+        int_step(q, &xq, h, c, acc);
+        return;
+    }
+    let down = |v: &mut [i32], from: i32, to: crate::format::Fixed| {
+        for e in v.iter_mut() {
+            *e = rescale(*e as i64, from - to.frac, to);
+        }
+    };
+    down(h, hi.h.frac, q.h);
+    down(c, hi.c.frac, q.c);
+    int_step(q, &xq, h, c, acc);
+    let (dh, dc) = (hi.h.frac - q.h.frac, hi.c.frac - q.c.frac);
+    h.iter_mut().for_each(|e| *e <<= dh);
+    c.iter_mut().for_each(|e| *e <<= dc);
+}
+
+fn lane(
+    model: &Model,
+    plans: &LevelPlans,
+    spec: &PolicySpec,
+    policy: &Policy,
+    seq: &[f32],
+    steps: usize,
+) -> LaneResult {
+    let top = plans.levels.len() - 1;
+    let mut x_vals = seq.to_vec();
+    let mut width = model.input_size();
+    let mut result = LaneResult {
+        layers: Vec::new(),
+        output: None,
+        levels: Vec::new(),
+        metrics: Vec::new(),
+    };
+    for (l, layer) in model.layers.iter().enumerate() {
+        let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+        let stride = hsz * dirs;
+        let (mut h_out, mut c_out) = (vec![0.0f32; steps * stride], vec![0.0f32; steps * stride]);
+        let (mut lv, mut mv) = (Vec::new(), Vec::new());
+        for k in 0..dirs {
+            let cells: Vec<&IntCell> = plans
+                .levels
+                .iter()
+                .filter_map(|p| p.layers[l][k].int.as_ref())
+                .collect();
+            let hi = cells[top];
+            let metric = IntMetric::new(spec.metric, policy, hi.c.frac, hsz);
+            let (mut h, mut c) = (hi.h0.clone(), hi.c0.clone());
+            let mut acc = vec![0i64; 4 * hsz];
+            let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
+            let mut previous = 0i64;
+            for s in 0..steps {
+                let t = if layer.direction.is_reversed(k) {
+                    steps - 1 - s
+                } else {
+                    s
+                };
+                let x = &x_vals[t * width..(t + 1) * width];
+                let (mut hn, mut cn) = (h.clone(), c.clone());
+                let level = match spec.timing {
+                    Timing::Causal => {
+                        let level = metric.level(previous);
+                        step_at(cells[level], hi, x, &mut hn, &mut cn, &mut acc);
+                        level
+                    }
+                    Timing::Oracle => {
+                        step_at(hi, hi, x, &mut hn, &mut cn, &mut acc);
+                        let level = metric.level(metric.eval(&cn, &c).0);
+                        if level < top {
+                            (hn, cn) = (h.clone(), c.clone());
+                            step_at(cells[level], hi, x, &mut hn, &mut cn, &mut acc);
+                        }
+                        level
+                    }
+                };
+                let (value, real) = metric.eval(&cn, &c);
+                previous = value;
+                (h, c) = (hn, cn);
+                levels[t] = level as u8;
+                metrics[t] = real;
+                let row = t * stride + k * hsz;
+                for j in 0..hsz {
+                    h_out[row + j] = hi.h.to_f32(h[j]);
+                    c_out[row + j] = hi.c.to_f32(c[j]);
+                }
+            }
+            lv.push(levels);
+            mv.push(metrics);
+        }
+        result.levels.push(lv);
+        result.metrics.push(mv);
+        x_vals = h_out.clone();
+        width = stride;
+        result.layers.push((h_out, c_out));
+    }
+    result.output = apply_head(model, &x_vals, steps);
+    result
+}
+
+/// Simulates every policy on every sequence; `lane_done` is called once per finished lane
+/// (from any thread).
+pub fn simulate(
+    model: &Model,
+    seqs: &Sequences,
+    spec: &PolicySpec,
+    plans: &LevelPlans,
+    policies: &[Policy],
+    lane_done: &(dyn Fn() + Sync),
+) -> Simulation {
+    let lanes = (0..policies.len() * seqs.count)
+        .into_par_iter()
+        .map(|i| {
+            let (p, n) = (i / seqs.count, i % seqs.count);
+            let r = lane(
+                model,
+                plans,
+                spec,
+                &policies[p],
+                seqs.sequence(n),
+                seqs.steps,
+            );
+            lane_done();
+            r
+        })
+        .collect();
+    Simulation {
+        lanes,
+        sequences: seqs.count,
+        steps: seqs.steps,
+    }
+}

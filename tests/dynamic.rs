@@ -1,0 +1,237 @@
+//! Dynamic precision policies: the fixed-level limits (all +inf = lowest level, all 0 = highest
+//! level, bit for bit, causal and oracle), threshold monotonicity, the command's outputs, and
+//! bad input.
+
+use lstm_dse::dynamic::{self, LevelPlans, Metric, PolicySpec, Timing};
+use lstm_dse::format::{parse_config_list, PrecisionConfig};
+use lstm_dse::lstm::{self, eval, npy, LoadOptions, Model};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+fn fixture() -> (Model, npy::Sequences) {
+    let m = lstm::load(
+        data("tests/data/torch_lstm3.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let x = npy::read_sequences(&data("tests/data/torch_lstm3.x.npy")).unwrap();
+    (m, x)
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+#[test]
+fn infinite_thresholds_give_the_lowest_level_and_zero_the_highest() {
+    let (m, x) = fixture();
+    for levels in [
+        "fx8,fx16",
+        "fx6,fx10,fx16",
+        "w=fx8,a=fx8,c=fx12;w=fx12,a=fx12,c=fx16",
+    ] {
+        for timing in [Timing::Causal, Timing::Oracle] {
+            for metric in [Metric::MaxAbs, Metric::MeanAbs, Metric::FracAbove(0.01)] {
+                let spec =
+                    PolicySpec::new(parse_config_list(levels).unwrap(), metric, timing).unwrap();
+                let n = spec.levels.len();
+                let top = spec.levels[n - 1];
+                let plans = eval::prepare(&m, &x, "x", &[top]).unwrap();
+                let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
+                let inf = vec!["inf"; n - 1].join("/");
+                let zero = vec!["0"; n - 1].join("/");
+                let policies = dynamic::parse_thresholds(&format!("{inf},{zero}"), n).unwrap();
+                let sim = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
+                for (p, level) in [(0, 0), (1, n - 1)] {
+                    let fixed = eval::run_cpu(&m, &x, &lp.levels[level..=level], true).remove(0);
+                    let states = fixed.states.unwrap();
+                    for s in 0..x.count {
+                        let lane = &sim.lanes[p * x.count + s];
+                        for (l, (h, c)) in lane.layers.iter().enumerate() {
+                            let span = s * h.len()..(s + 1) * h.len();
+                            assert_eq!(
+                                bits(h),
+                                bits(&states[l].h[span.clone()]),
+                                "{levels} {timing:?} {metric} policy {p} layer {l} h"
+                            );
+                            assert_eq!(
+                                bits(c),
+                                bits(&states[l].c[span]),
+                                "{levels} {timing:?} {metric} policy {p} layer {l} c"
+                            );
+                            assert!(lane.levels[l]
+                                .iter()
+                                .flatten()
+                                .all(|&k| k as usize == level));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_threshold_grid_spans_all_high_to_all_low() {
+    // Closed loop: states differ between policies, so the fraction at the lowest level need
+    // not be monotonic in the threshold; the end points are fixed and the middle is mixed.
+    let (m, x) = fixture();
+    let spec = PolicySpec::new(
+        parse_config_list("fx8,fx16").unwrap(),
+        Metric::MaxAbs,
+        Timing::Oracle,
+    )
+    .unwrap();
+    let plans = eval::prepare(&m, &x, "x", &[spec.levels[1]]).unwrap();
+    let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
+    let policies = dynamic::parse_thresholds("0,0.05:2:8,inf", 2).unwrap();
+    assert_eq!(policies.len(), 10);
+    let sim = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
+    let reference = eval::evaluate(&m, &x, "x", &[PrecisionConfig::FP32], true)
+        .unwrap()
+        .remove(0);
+    let (header, rows) = dynamic::policy_rows(&m, &spec, &policies, &sim, &reference, None);
+    let f0 = header.iter().position(|h| h == "frac_level_0").unwrap();
+    let fracs: Vec<f64> = rows.iter().map(|r| r[f0].parse().unwrap()).collect();
+    assert_eq!(fracs[0], 0.0);
+    assert_eq!(fracs[9], 1.0);
+    assert!(fracs.iter().any(|&f| f > 0.0 && f < 1.0), "{fracs:?}");
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const BASE: [&str; 6] = [
+    "dynamic",
+    "--model",
+    "models/digits_lstm.onnx",
+    "--input",
+    "models/digits_test.x.npy",
+    "--quiet",
+];
+
+#[test]
+fn dynamic_command_on_the_trained_model_reads_labels_and_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outs = Vec::new();
+    for k in 0..2 {
+        let out = dir.path().join(format!("run{k}"));
+        let mut a = BASE.to_vec();
+        a.extend([
+            "--labels",
+            "models/digits_test.labels.npy",
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            "0,log:0.1:2:4,inf",
+        ]);
+        a.extend([
+            "--timing",
+            "causal",
+            "--trace-policy",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let o = run(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outs.push(std::fs::read(out.join("policies.csv")).unwrap());
+        assert!(out.join("policy_2_trace.csv").exists());
+    }
+    assert_eq!(outs[0], outs[1]);
+    let text = String::from_utf8(outs.remove(0)).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    assert!(header.contains(&"task_accuracy") && header.contains(&"fp32_task_accuracy"));
+    assert_eq!(text.lines().count(), 1 + 6);
+    // The accelerator model reads this file.
+    let p = dir.path().join("run1/policies.csv");
+    let profile = lstm_dse::accel::read_policy(&p, 3).unwrap();
+    assert_eq!(profile.levels.len(), 2);
+}
+
+#[test]
+fn bad_policy_input() {
+    let fails = |extra: &[&str], expect: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o");
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(extra);
+        a.extend(["--out", out.to_str().unwrap()]);
+        let o = run(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{err:?} should mention {expect:?}");
+        assert!(!out.exists());
+    };
+    fails(
+        &["--levels", "fx8,fx12,fx16", "--thresholds", "0.5/0.1"],
+        "must be increasing",
+    );
+    fails(
+        &["--levels", "fx8,fx12,fx16", "--thresholds", "0.5"],
+        "3 levels need 2 per policy",
+    );
+    fails(
+        &["--levels", "fx8,fx16", "--thresholds", "0.1/0.2"],
+        "2 levels need 1 per policy",
+    );
+    fails(
+        &["--levels", "fx16,fx8", "--thresholds", "0.1"],
+        "not ordered by width",
+    );
+    fails(
+        &["--levels", "fx8", "--thresholds", "0.1"],
+        "at least two levels",
+    );
+    fails(
+        &["--levels", "fp16,fx16", "--thresholds", "0.1"],
+        "fixed-point",
+    );
+    fails(
+        &[
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            "0.1",
+            "--metric",
+            "median",
+        ],
+        "--metric",
+    );
+    fails(
+        &["--levels", "fx8,fx16", "--thresholds", "1:0:3"],
+        "start <= stop",
+    );
+    fails(
+        &[
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            "0.1",
+            "--labels",
+            "tests/data/peephole.x.npy",
+        ],
+        "do not match the input",
+    );
+    fails(
+        &[
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            "0.1",
+            "--trace-policy",
+            "4",
+        ],
+        "--trace-policy 4",
+    );
+}
