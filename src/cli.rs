@@ -29,6 +29,9 @@ pub enum Command {
     /// Simulate dynamic precision policies (levels chosen per step from cell-state change),
     /// closed-loop, for a grid of thresholds; write policies.csv.
     Dynamic(DynamicArgs),
+    /// DPRed per-group precision: group widths of weights (static) and activations (dynamic)
+    /// and the off-chip footprint they allow; writes groups.csv.
+    Groups(GroupsArgs),
     /// Benchmarks (GPU lanes against the CPU evaluator).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -227,6 +230,27 @@ pub struct DynamicArgs {
     #[arg(long, value_name = "K")]
     pub trace_policy: Option<usize>,
     /// No progress bar, no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Group sizes (values per group), comma-separated.
+    #[arg(long, default_value = "16,32,64,128,256", value_name = "LIST")]
+    pub group_sizes: String,
+    /// The base fixed-point precision the groups compress (e.g. fx16, fx8).
+    #[arg(long, default_value = "fx16", value_name = "CONFIG")]
+    pub base: String,
+    /// Output directory for groups.csv.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
 }

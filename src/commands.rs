@@ -3,8 +3,8 @@
 
 use crate::accel;
 use crate::cli::{
-    BenchCommand, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs, InferArgs,
-    ModelArgs, ModelCostArgs, TimingArg, TraceArgs, What,
+    BenchCommand, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs, GroupsArgs,
+    InferArgs, ModelArgs, ModelCostArgs, TimingArg, TraceArgs, What,
 };
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(a) => model_cost(&a),
         Command::Trace(a) => trace_cmd(&a),
         Command::Dynamic(a) => dynamic_cmd(&a),
+        Command::Groups(a) => groups_cmd(&a),
         Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
@@ -455,6 +456,54 @@ fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
             );
         }
         eprintln!("wrote {} policies to {}", rows.len(), path.display());
+    }
+    Ok(())
+}
+
+fn groups_cmd(a: &GroupsArgs) -> Result<()> {
+    let sizes = a
+        .group_sizes
+        .split(',')
+        .map(|t| match t.trim().parse::<usize>() {
+            Ok(g) if g > 0 => Ok(g),
+            _ => Err(anyhow::anyhow!(
+                "--group-sizes: '{}' is not a group size >= 1",
+                t.trim()
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let base: PrecisionConfig = a.base.parse()?;
+    if !base.is_integer() {
+        bail!(
+            "--base '{}': DPRed groups compress a fixed-point base format (e.g. fx16, fx8)",
+            a.base
+        );
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("--out {}: exists and is not a directory", a.out.display());
+    }
+    let model = load_model(&a.model)?;
+    let seqs = npy::read_sequences(&a.input)?;
+    let stats =
+        dynamic::groups::measure(&model, &seqs, &a.input.display().to_string(), base, &sizes)?;
+    let (header, rows) = dynamic::groups::rows(&stats);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let path = a.out.join("groups.csv");
+    dynamic::write_policies(&path, &header, &rows)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if !a.quiet {
+        println!("tensor       group  mean_width  footprint  with_zero_bitmap");
+        for s in &stats {
+            println!(
+                "{:<12} {:>5} {:>11.3} {:>10.3} {:>17.3}",
+                s.kind,
+                s.group_size,
+                s.mean_width(),
+                s.ratio(false),
+                s.ratio(true)
+            );
+        }
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! one policy. Simulation is closed-loop: the level chosen at a step changes every state that
 //! follows. Semantics: docs/NUMERICS.md section 11; simulation in `sim`, CSV in `report`.
 
+pub mod groups;
 mod report;
 mod sim;
 
