@@ -184,11 +184,13 @@ fn parse_range(tok: &str) -> Result<Vec<f64>, PolicyError> {
                     } else {
                         k as f64 / (n - 1) as f64
                     };
-                    if log {
+                    let v = if log {
                         a * (b / a).powf(f)
                     } else {
                         a + (b - a) * f
-                    }
+                    };
+                    // 12 significant digits: 0.45, not 0.44999999999999996, in the CSV.
+                    format!("{v:.11e}").parse().unwrap_or(v)
                 })
                 .collect())
         }
