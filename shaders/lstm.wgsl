@@ -1,6 +1,7 @@
 // LSTM layer kernels for the precision-trace engine. One lane = one (precision config,
-// sequence) pair; every dispatch advances all lanes and both directions of one layer by one
-// step. `gates` computes the four gate sums of every row; `cell_update` applies the activation
+// sequence) pair — or, in policy mode, one (precision policy, sequence) pair whose level is
+// chosen step by step by `select` (docs/NUMERICS.md section 11; CPU twin src/dynamic/sim.rs).
+// Every dispatch advances all lanes and both directions of one layer by one step. `gates` computes the four gate sums of every row; `cell_update` applies the activation
 // tables, updates c and h and records them. Semantics: docs/NUMERICS.md (section 6 for float
 // lanes, section 7 for integer lanes). CPU twin: src/lstm/eval/cell.rs. Any change here must
 // keep the two bit-identical (tests/gpu.rs).
@@ -21,13 +22,29 @@ struct Dims {
     x_stride: u32,
     // always 0; makes `keep` opaque so compilers cannot fuse a multiply into an add
     zero: u32,
+    // 1: policy lanes (cells are [level, dir], the lane's level lives in `pol`)
+    policy: u32,
+    levels: u32,
+    // policy mode, layer 0: `xin` holds f32 input values (quantized per level)
+    x_f32: u32,
+    // policy metric: 0 max_abs, 1 mean_abs, 2 frac_above
+    metric: u32,
+    // frac_above: |dc| code steps to exceed, per direction
+    above0: i32,
+    above1: i32,
+    // word offsets of the regions of `pol`
+    off_bounds: u32,
+    off_cprev: u32,
+    off_x: u32,
+    off_saved: u32,
+    off_trace: u32,
     pad0: u32,
-    pad1: u32,
 }
 
 struct Step {
     s: u32,
-    pad0: u32,
+    // 0: the step; 1: oracle redo (only lanes whose level dropped); 2: oracle decision
+    phase: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -73,6 +90,7 @@ struct Cell {
     c: Fmt,
     gate: Fmt,
     h: Fmt,
+    x: Fmt,
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
@@ -87,6 +105,11 @@ struct Cell {
 @group(0) @binding(6) var<storage, read_write> acc: array<u32>;
 // layer output [lane, T, {h, c}, dirs * H]
 @group(0) @binding(7) var<storage, read_write> outs: array<u32>;
+// policy lanes: per (lane, dir) control words {level, redo, -, -} first, then the regions
+// named by dims.off_*: thresholds as integer bounds [policy, dir, level - 1], the previous
+// cell state [lane, dir, H], the input at the lane's level [lane, dir, I], the state saved
+// for an oracle redo [lane, dir, 2H], and the level of every step [lane, dir, T]
+@group(0) @binding(8) var<storage, read_write> pol: array<u32>;
 @group(1) @binding(0) var<uniform> step: Step;
 
 const LOG2E: f32 = 0x1.715476p+0f;
@@ -369,8 +392,16 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ld = idx / rows;
     let dir = ld % dims.dirs;
     let lane = ld / dims.dirs;
-    let cell = cells[(lane / dims.seqs) * dims.dirs + dir];
-    let xb = (lane * dims.steps + step_t(dir)) * dims.x_stride;
+    if (skip(ld)) {
+        return;
+    }
+    let cell = cell_of(lane, ld, dir);
+    var xb = (lane * dims.steps + step_t(dir)) * dims.x_stride;
+    var xsrc = 0u;
+    if (dims.policy == 1u) {
+        xb = dims.off_x + ld * isz;
+        xsrc = 1u;
+    }
     let hb = ld * 2u * hsz;
     let wb = cell.w_off + row * isz;
     let rb = cell.r_off + row * hsz;
@@ -379,7 +410,7 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
         var part = 0;
         var n = 0u;
         for (var k = 0u; k < isz; k++) {
-            part += wi(wb + k) * bitcast<i32>(xin[xb + k]);
+            part += wi(wb + k) * xcode(xsrc, xb + k);
             n += 1u;
             if (n == cell.chunk_wx) {
                 total = i64_add(total, i64_from(part));
@@ -437,7 +468,10 @@ fn cell_update(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ld = idx / hsz;
     let dir = ld % dims.dirs;
     let lane = ld / dims.dirs;
-    let cell = cells[(lane / dims.seqs) * dims.dirs + dir];
+    if (skip(ld)) {
+        return;
+    }
+    let cell = cell_of(lane, ld, dir);
     let ab = ld * 4u * hsz;
     let sb = ld * 2u * hsz;
     let dh = dims.dirs * hsz;
@@ -465,8 +499,15 @@ fn cell_update(@builtin(global_invocation_id) gid: vec3<u32>) {
         let hn = rescale(i64_from(og * tc), cell.h_shift, cell.h.bits);
         state[sb + j] = bitcast<u32>(hn);
         state[sb + hsz + j] = bitcast<u32>(cn);
-        outs[ob] = bitcast<u32>(hn);
-        outs[ob + dh] = bitcast<u32>(cn);
+        if (dims.policy == 1u) {
+            // Outputs in the highest level's formats: exact left shifts.
+            let hi = cells[(dims.levels - 1u) * dims.dirs + dir];
+            outs[ob] = bitcast<u32>(hn << u32(hi.h.frac - cell.h.frac));
+            outs[ob + dh] = bitcast<u32>(cn << u32(hi.c.frac - cell.c.frac));
+        } else {
+            outs[ob] = bitcast<u32>(hn);
+            outs[ob + dh] = bitcast<u32>(cn);
+        }
     } else {
         let cp = bitcast<f32>(state[sb + hsz + j]);
         var ai = accf(ab + j);
@@ -489,5 +530,174 @@ fn cell_update(@builtin(global_invocation_id) gid: vec3<u32>) {
         state[sb + hsz + j] = bitcast<u32>(cn);
         outs[ob] = bitcast<u32>(hn);
         outs[ob + dh] = bitcast<u32>(cn);
+    }
+}
+
+// ---- policy lanes (docs/NUMERICS.md section 11) ----
+
+fn ctrl(ld: u32) -> u32 {
+    return ld * 4u;
+}
+
+fn cell_of(lane: u32, ld: u32, dir: u32) -> Cell {
+    if (dims.policy == 1u) {
+        return cells[pol[ctrl(ld)] * dims.dirs + dir];
+    }
+    return cells[(lane / dims.seqs) * dims.dirs + dir];
+}
+
+// In an oracle redo pass only lanes whose level dropped run.
+fn skip(ld: u32) -> bool {
+    return dims.policy == 1u && step.phase == 1u && pol[ctrl(ld) + 1u] == 0u;
+}
+
+fn xcode(src: u32, k: u32) -> i32 {
+    if (src == 1u) {
+        return bitcast<i32>(pol[k]);
+    }
+    return bitcast<i32>(xin[k]);
+}
+
+// sat(RNE(code / 2^s)) on 32-bit codes (s >= 0), or an exact left shift for s < 0.
+fn rescale32(code: i32, s: i32, bits: u32) -> i32 {
+    if (s <= 0) {
+        return code << u32(-s);
+    }
+    return rescale(i64_from(code), s, bits);
+}
+
+fn quantize(f: Fmt, x: f32) -> i32 {
+    let maxc = f32((1 << (f.bits - 1u)) - 1);
+    return i32(clamp(round(x * pow2(f.frac)), -maxc - 1.0, maxc));
+}
+
+// Moves the lane's state from `src_level` to `dst_level` and writes its input for step `t`
+// at `dst_level` into the scratch region.
+fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: u32) {
+    let hsz = dims.hidden;
+    let a = cells[src_level * dims.dirs + dir];
+    let b = cells[dst_level * dims.dirs + dir];
+    let sb = ld * 2u * hsz;
+    if (src_level != dst_level) {
+        for (var j = 0u; j < hsz; j++) {
+            let h = bitcast<i32>(state[sb + j]);
+            let c = bitcast<i32>(state[sb + hsz + j]);
+            state[sb + j] = bitcast<u32>(rescale32(h, a.h.frac - b.h.frac, b.h.bits));
+            state[sb + hsz + j] = bitcast<u32>(rescale32(c, a.c.frac - b.c.frac, b.c.bits));
+        }
+    }
+    let hi = cells[(dims.levels - 1u) * dims.dirs + dir];
+    let xb = (lane * dims.steps + t) * dims.x_stride;
+    for (var k = 0u; k < dims.input; k++) {
+        var code: i32;
+        if (dims.x_f32 == 1u) {
+            code = quantize(b.x, bitcast<f32>(xin[xb + k]));
+        } else {
+            code = rescale32(bitcast<i32>(xin[xb + k]), hi.x.frac - b.x.frac, b.x.bits);
+        }
+        pol[dims.off_x + ld * dims.input + k] = bitcast<u32>(code);
+    }
+    pol[ctrl(ld)] = dst_level;
+}
+
+// The metric of c_t (in `outs`, highest formats) against the previous cell state, as an
+// integer (NUMERICS.md section 11).
+fn metric_of(lane: u32, ld: u32, dir: u32, t: u32) -> i32 {
+    let hsz = dims.hidden;
+    let dh = dims.dirs * hsz;
+    let cb = (lane * dims.steps + t) * 2u * dh + dh + dir * hsz;
+    var above = dims.above0;
+    if (dir == 1u) {
+        above = dims.above1;
+    }
+    var v = 0;
+    for (var j = 0u; j < hsz; j++) {
+        let d = abs(bitcast<i32>(outs[cb + j]) - bitcast<i32>(pol[dims.off_cprev + ld * hsz + j]));
+        if (dims.metric == 0u) {
+            v = max(v, d);
+        } else if (dims.metric == 1u) {
+            v += d;
+        } else if (d > above) {
+            v += 1;
+        }
+    }
+    return v;
+}
+
+fn level_for(lane: u32, dir: u32, metric: i32) -> u32 {
+    let nb = dims.levels - 1u;
+    let base = dims.off_bounds + ((lane / dims.seqs) * dims.dirs + dir) * nb;
+    var level = 0u;
+    for (var k = 0u; k < nb; k++) {
+        if (metric >= bitcast<i32>(pol[base + k])) {
+            level += 1u;
+        }
+    }
+    return level;
+}
+
+// Remembers c_t (highest formats) as the previous cell state.
+fn keep_c(lane: u32, ld: u32, dir: u32, t: u32) {
+    let hsz = dims.hidden;
+    let dh = dims.dirs * hsz;
+    let cb = (lane * dims.steps + t) * 2u * dh + dh + dir * hsz;
+    for (var j = 0u; j < hsz; j++) {
+        pol[dims.off_cprev + ld * hsz + j] = outs[cb + j];
+    }
+}
+
+fn prev_t(dir: u32) -> u32 {
+    if (((dims.rev_mask >> dir) & 1u) == 1u) {
+        return dims.steps - step.s;
+    }
+    return step.s - 1u;
+}
+
+// One thread per (lane, dir). Phase 0, before step s: causal lanes pick the level of step s
+// from the change of step s - 1 (0 before the first step); oracle lanes go to the highest
+// level and save their state. Phase 2, after step s (oracle): pick the level from step s's
+// own change and, if lower, restore the saved state at that level for the redo pass.
+@compute @workgroup_size(64)
+fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let ld = gid.x + gid.y * dims.threads_x;
+    if (ld >= dims.lanes * dims.dirs) {
+        return;
+    }
+    let dir = ld % dims.dirs;
+    let lane = ld / dims.dirs;
+    let t = step_t(dir);
+    let top = dims.levels - 1u;
+    let hsz = dims.hidden;
+    let sb = ld * 2u * hsz;
+    let trace = dims.off_trace + ld * dims.steps + t;
+    let oracle = dims.off_saved != 0u;
+    if (step.phase == 0u) {
+        var metric = 0;
+        if (step.s > 0u) {
+            metric = metric_of(lane, ld, dir, prev_t(dir));
+            keep_c(lane, ld, dir, prev_t(dir));
+        }
+        if (oracle) {
+            enter_level(lane, ld, dir, pol[ctrl(ld)], top, t);
+            for (var j = 0u; j < 2u * hsz; j++) {
+                pol[dims.off_saved + ld * 2u * hsz + j] = state[sb + j];
+            }
+            pol[trace] = top;
+        } else {
+            let level = level_for(lane, dir, metric);
+            enter_level(lane, ld, dir, pol[ctrl(ld)], level, t);
+            pol[trace] = level;
+        }
+        pol[ctrl(ld) + 1u] = 0u;
+        return;
+    }
+    let level = level_for(lane, dir, metric_of(lane, ld, dir, t));
+    if (level < top) {
+        for (var j = 0u; j < 2u * hsz; j++) {
+            state[sb + j] = pol[dims.off_saved + ld * 2u * hsz + j];
+        }
+        enter_level(lane, ld, dir, top, level, t);
+        pol[ctrl(ld) + 1u] = 1u;
+        pol[trace] = level;
     }
 }

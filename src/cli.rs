@@ -229,6 +229,8 @@ pub struct DynamicArgs {
     /// Also write policy_<K>_trace.csv: the per-step metric, level and errors of policy K.
     #[arg(long, value_name = "K")]
     pub trace_policy: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
     /// No progress bar, no summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -247,6 +249,9 @@ pub struct GroupsArgs {
     /// The base fixed-point precision the groups compress (e.g. fx16, fx8).
     #[arg(long, default_value = "fx16", value_name = "CONFIG")]
     pub base: String,
+    /// Where the base-precision run that produces the activations executes.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
     /// Output directory for groups.csv.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

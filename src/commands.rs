@@ -215,6 +215,23 @@ fn model_cost(a: &ModelCostArgs) -> Result<()> {
     Ok(())
 }
 
+/// Chooses where lanes run, telling the user unless `quiet`.
+fn engine_for(device: Device, quiet: bool) -> Result<Engine> {
+    let choice = match device {
+        Device::Auto => DeviceChoice::Auto,
+        Device::Gpu => DeviceChoice::Gpu,
+        Device::Cpu => DeviceChoice::Cpu,
+    };
+    let (engine, notice) = Engine::select(choice)?;
+    if !quiet {
+        if let Some(n) = notice {
+            eprintln!("{n}");
+        }
+        eprintln!("device: {}", engine.name());
+    }
+    Ok(engine)
+}
+
 fn progress_bar(quiet: bool, what: &str) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
@@ -240,18 +257,7 @@ fn trace_cmd(a: &TraceArgs) -> Result<()> {
     }
     let model = load_model(&a.model)?;
     let seqs = npy::read_sequences(&a.input)?;
-    let choice = match a.device {
-        Device::Auto => DeviceChoice::Auto,
-        Device::Gpu => DeviceChoice::Gpu,
-        Device::Cpu => DeviceChoice::Cpu,
-    };
-    let (engine, notice) = Engine::select(choice)?;
-    if !a.quiet {
-        if let Some(n) = notice {
-            eprintln!("{n}");
-        }
-        eprintln!("device: {}", engine.name());
-    }
+    let engine = engine_for(a.device, a.quiet)?;
     let bar = progress_bar(a.quiet, "trace");
     let input_name = a.input.display().to_string();
     let t = trace::run(
@@ -484,8 +490,9 @@ fn groups_cmd(a: &GroupsArgs) -> Result<()> {
     }
     let model = load_model(&a.model)?;
     let seqs = npy::read_sequences(&a.input)?;
-    let stats =
-        dynamic::groups::measure(&model, &seqs, &a.input.display().to_string(), base, &sizes)?;
+    let engine = engine_for(a.device, a.quiet)?;
+    let input_name = a.input.display().to_string();
+    let stats = dynamic::groups::measure(&engine, &model, &seqs, &input_name, base, &sizes)?;
     let (header, rows) = dynamic::groups::rows(&stats);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let path = a.out.join("groups.csv");

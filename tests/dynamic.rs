@@ -235,3 +235,53 @@ fn bad_policy_input() {
         "--trace-policy 4",
     );
 }
+
+#[test]
+fn gpu_policy_lanes_equal_the_cpu_simulation_bit_for_bit() {
+    let Ok(ctx) = lstm_dse::gpu::GpuContext::new(lstm_dse::gpu::AdapterChoice::Any) else {
+        eprintln!("skipping: no adapter");
+        return;
+    };
+    for (model, input) in [
+        (
+            "tests/data/torch_lstm3.onnx",
+            "tests/data/torch_lstm3.x.npy",
+        ),
+        (
+            "tests/data/torch_bilstm.onnx",
+            "tests/data/torch_bilstm.x.npy",
+        ),
+    ] {
+        let m = lstm::load(data(model).to_str().unwrap(), &LoadOptions::default()).unwrap();
+        let x = npy::read_sequences(&data(input)).unwrap();
+        for (levels, thresholds) in [
+            ("fx6,fx16", "0,0.02,0.05,0.1,0.3,inf"),
+            ("fx4,fx8,fx12", "0/0,0.02/0.1,0.05/0.5,inf/inf"),
+        ] {
+            for timing in [Timing::Causal, Timing::Oracle] {
+                for metric in [Metric::MaxAbs, Metric::MeanAbs, Metric::FracAbove(0.02)] {
+                    let spec = PolicySpec::new(parse_config_list(levels).unwrap(), metric, timing)
+                        .unwrap();
+                    let n = spec.levels.len();
+                    let plans = eval::prepare(&m, &x, "x", &[spec.levels[n - 1]]).unwrap();
+                    let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
+                    let policies = dynamic::parse_thresholds(thresholds, n).unwrap();
+                    let cpu = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
+                    let gpu = ctx
+                        .simulate_policies(&m, &x, &spec, &lp, &policies, &mut |_, _| {})
+                        .unwrap();
+                    for (i, (c, g)) in cpu.lanes.iter().zip(&gpu.lanes).enumerate() {
+                        let what = format!("{model} {levels} {timing:?} {metric} lane {i}");
+                        assert_eq!(c.levels, g.levels, "{what}: levels");
+                        for (l, ((ch, cc), (gh, gc))) in c.layers.iter().zip(&g.layers).enumerate()
+                        {
+                            assert_eq!(bits(ch), bits(gh), "{what}: layer {l} h");
+                            assert_eq!(bits(cc), bits(gc), "{what}: layer {l} c");
+                        }
+                        assert_eq!(c.metrics, g.metrics, "{what}: metrics");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -8,9 +8,10 @@
 //! layer input x_t and the output h_t of every step of every sequence, at the base precision).
 
 use crate::format::PrecisionConfig;
-use crate::lstm::eval::{self, EvalError};
+use crate::lstm::eval;
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
+use crate::trace::{Engine, TraceError};
 
 /// Width in bits of a two's-complement code: leading one of the magnitude + sign.
 pub fn value_width(code: i32) -> u32 {
@@ -94,17 +95,20 @@ impl GroupStats {
 }
 
 /// Measures weights and activations of `model` on `seqs` at the fixed-point `base` config,
-/// for each group size. Results: for each size, weights then activations.
+/// for each group size; the base-precision run producing the activations executes on
+/// `engine` (GPU lanes or the CPU evaluator: the same bits). Results: for each size, weights
+/// then activations.
 pub fn measure(
+    engine: &Engine,
     model: &Model,
     seqs: &Sequences,
     input_name: &str,
     base: PrecisionConfig,
     sizes: &[usize],
-) -> Result<Vec<GroupStats>, EvalError> {
+) -> Result<Vec<GroupStats>, TraceError> {
     let plans = eval::prepare(model, seqs, input_name, &[base])?;
     let plan = &plans[0];
-    let run = eval::run_cpu(model, seqs, &plans, true).remove(0);
+    let run = engine.run(model, seqs, &plans, &mut |_, _| {})?.remove(0);
     let states = run.states.as_deref().unwrap_or_default();
     let bits_w = base.w.bits();
     let bits_a = base.a.bits();

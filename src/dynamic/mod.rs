@@ -6,10 +6,31 @@
 
 pub mod groups;
 mod report;
-mod sim;
+pub(crate) mod sim;
 
 pub use report::{policy_rows, trace_rows, write_policies, PolicyTraceRow};
 pub use sim::{simulate, LaneResult, Simulation};
+
+/// What the GPU twin of the simulation shares with it.
+pub(crate) mod sim_support {
+    pub use super::sim::lane_metrics;
+    use super::{sim::IntMetric, Metric, Policy};
+
+    /// A policy's integer thresholds (and frac_above's code threshold) for a cell whose
+    /// highest cell format has `frac` fraction bits and `hidden` units.
+    pub struct Bounds {
+        pub bounds: Vec<i64>,
+        pub above: i64,
+    }
+
+    pub fn int_metric(metric: Metric, policy: &Policy, frac: i32, hidden: usize) -> Bounds {
+        let m = IntMetric::new(metric, policy, frac, hidden);
+        Bounds {
+            bounds: m.bounds,
+            above: m.above,
+        }
+    }
+}
 
 use crate::format::{Fixed, Format, PrecisionConfig, Resolved};
 use crate::lstm::eval::{CellFormats, EvalError, Plan};

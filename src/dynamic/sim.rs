@@ -35,17 +35,17 @@ pub struct Simulation {
 }
 
 /// A metric as integer comparisons on codes of the highest cell format (frac `f`).
-struct IntMetric {
+pub struct IntMetric {
     metric: Metric,
     /// Only for `frac_above`: |Δ| must exceed this many code steps.
-    above: i64,
+    pub above: i64,
     /// Per boundary: the metric reaches threshold k when its integer value >= bounds[k].
-    bounds: Vec<i64>,
+    pub bounds: Vec<i64>,
     scale: f64,
 }
 
 impl IntMetric {
-    fn new(metric: Metric, policy: &Policy, frac: i32, hidden: usize) -> Self {
+    pub fn new(metric: Metric, policy: &Policy, frac: i32, hidden: usize) -> Self {
         let unit = pow2(frac);
         let scale = match metric {
             Metric::MaxAbs => unit,
@@ -79,7 +79,7 @@ impl IntMetric {
     }
 
     /// (integer value, real value) of Δ = new − old.
-    fn eval(&self, new: &[i32], old: &[i32]) -> (i64, f64) {
+    pub fn eval(&self, new: &[i32], old: &[i32]) -> (i64, f64) {
         let d = new
             .iter()
             .zip(old)
@@ -232,4 +232,53 @@ pub fn simulate(
         sequences: seqs.count,
         steps: seqs.steps,
     }
+}
+
+/// The Δc metric of every step of a lane, recomputed from its cell states (values of the
+/// highest level's formats, `[T, D*H]` per layer): what the GPU path reports.
+pub fn lane_metrics(
+    model: &Model,
+    plans: &LevelPlans,
+    spec: &PolicySpec,
+    policy: &Policy,
+    layers: &[(Vec<f32>, Vec<f32>)],
+    steps: usize,
+) -> Vec<Vec<Vec<f64>>> {
+    let top = plans.levels.len() - 1;
+    model
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| {
+            let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+            (0..dirs)
+                .map(|k| {
+                    let Some(hi) = plans.levels[top].layers[l][k].int.as_ref() else {
+                        return vec![0.0; steps];
+                    };
+                    let metric = IntMetric::new(spec.metric, policy, hi.c.frac, hsz);
+                    let codes = |t: usize| -> Vec<i32> {
+                        let at = t * hsz * dirs + k * hsz;
+                        layers[l].1[at..at + hsz]
+                            .iter()
+                            .map(|&v| hi.c.quantize(v))
+                            .collect()
+                    };
+                    let mut prev = hi.c0.clone();
+                    let mut out = vec![0.0; steps];
+                    for s in 0..steps {
+                        let t = if layer.direction.is_reversed(k) {
+                            steps - 1 - s
+                        } else {
+                            s
+                        };
+                        let c = codes(t);
+                        out[t] = metric.eval(&c, &prev).1;
+                        prev = c;
+                    }
+                    out
+                })
+                .collect()
+        })
+        .collect()
 }

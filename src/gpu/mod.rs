@@ -4,6 +4,8 @@
 //! ([`GpuContext::from_adapter`]) so tests and callers can bring their own.
 
 mod lstm;
+mod policy;
+mod run;
 
 use std::fmt;
 

@@ -1,0 +1,102 @@
+//! Dynamic precision policies on the GPU: one lane per (policy, sequence), thousands of
+//! threshold settings at once, closed-loop (the level of each step is chosen on the device
+//! from the lane's own cell-state change). The twin of `dynamic::simulate`, bit for bit.
+
+use super::run::PolicyLanes;
+use super::{GpuContext, GpuError};
+use crate::dynamic::{
+    sim_support, LaneResult, LevelPlans, Metric, Policy, PolicySpec, Simulation, Timing,
+};
+use crate::lstm::eval::apply_head;
+use crate::lstm::npy::Sequences;
+use crate::lstm::Model;
+
+impl GpuContext {
+    /// Simulates every policy on every sequence. `progress(done, total)` counts lane-steps.
+    pub fn simulate_policies(
+        &self,
+        model: &Model,
+        seqs: &Sequences,
+        spec: &PolicySpec,
+        plans: &LevelPlans,
+        policies: &[Policy],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Simulation, GpuError> {
+        let top = plans.levels.len() - 1;
+        let clamp = |v: i64| v.clamp(0, i32::MAX as i64) as i32;
+        let mut above = Vec::new();
+        for (l, layer) in model.layers.iter().enumerate() {
+            let mut a = [0i32; 2];
+            for (k, slot) in a.iter_mut().enumerate().take(layer.direction.count()) {
+                if let Some(hi) = plans.levels[top].layers[l][k].int.as_ref() {
+                    *slot = clamp(
+                        sim_support::int_metric(
+                            spec.metric,
+                            &policies[0],
+                            hi.c.frac,
+                            layer.hidden_size,
+                        )
+                        .above,
+                    );
+                }
+            }
+            above.push(a);
+        }
+        let bounds = policies
+            .iter()
+            .map(|p| {
+                model
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .map(|(l, layer)| {
+                        (0..layer.direction.count())
+                            .flat_map(|k| {
+                                let frac = plans.levels[top].layers[l][k]
+                                    .int
+                                    .as_ref()
+                                    .map_or(0, |q| q.c.frac);
+                                sim_support::int_metric(spec.metric, p, frac, layer.hidden_size)
+                                    .bounds
+                                    .into_iter()
+                                    .map(clamp)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let lanes = PolicyLanes {
+            levels: plans.levels.iter().collect(),
+            bounds,
+            metric: match spec.metric {
+                Metric::MaxAbs => 0,
+                Metric::MeanAbs => 1,
+                Metric::FracAbove(_) => 2,
+            },
+            above,
+            oracle: spec.timing == Timing::Oracle,
+        };
+        let outs = self.run_lanes(model, seqs, &[], Some(&lanes), progress)?;
+        let results = outs
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let policy = &policies[i / seqs.count];
+                let metrics =
+                    sim_support::lane_metrics(model, plans, spec, policy, &o.layers, seqs.steps);
+                LaneResult {
+                    output: apply_head(model, &o.layers[o.layers.len() - 1].0, seqs.steps),
+                    layers: o.layers,
+                    levels: o.levels,
+                    metrics,
+                }
+            })
+            .collect();
+        Ok(Simulation {
+            lanes: results,
+            sequences: seqs.count,
+            steps: seqs.steps,
+        })
+    }
+}

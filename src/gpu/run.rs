@@ -1,0 +1,516 @@
+//! Running lanes on the GPU: sizing chunks to the adapter's limits, uploading a layer at a
+//! time, encoding every step (two dispatches, or more for policy lanes) and reading the states
+//! back. Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level
+//! is chosen per step on the device (see [`LaneSet`]).
+
+use super::lstm::{lane_input, lane_states, layer_upload, Dims, STEPS_PER_SUBMIT, WORKGROUP};
+use super::{GpuContext, GpuError};
+use crate::lstm::eval::{apply_head, assemble, Plan, Run, SeqOut};
+use crate::lstm::npy::Sequences;
+use crate::lstm::Model;
+use wgpu::util::DeviceExt;
+
+/// What the lanes of a chunk are.
+pub(super) enum LaneSet<'a> {
+    /// One lane per (config, sequence); cells `[config][dir]`.
+    Configs(&'a [&'a Plan]),
+    /// One lane per (policy, sequence); cells `[level][dir]`.
+    Policies(&'a PolicyLanes<'a>),
+}
+
+/// Policy lanes of one chunk.
+pub(super) struct PolicyLanes<'a> {
+    /// Every level's plan, lowest first.
+    pub levels: Vec<&'a Plan>,
+    /// `bounds[policy][layer]`: the integer thresholds, `[dir][boundary]` flattened.
+    pub bounds: Vec<Vec<Vec<i32>>>,
+    /// 0 max_abs, 1 mean_abs, 2 frac_above.
+    pub metric: u32,
+    /// `above[layer][dir]` for frac_above.
+    pub above: Vec<[i32; 2]>,
+    pub oracle: bool,
+}
+
+impl LaneSet<'_> {
+    fn groups(&self) -> usize {
+        match self {
+            LaneSet::Configs(p) => p.len(),
+            LaneSet::Policies(p) => p.bounds.len(),
+        }
+    }
+}
+
+/// One lane's states per layer, and (policy lanes) the level of every step `[layer][dir][t]`.
+pub(super) struct LaneOut {
+    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+    pub levels: Vec<Vec<Vec<u8>>>,
+}
+
+impl GpuContext {
+    /// Runs prepared plans (from `eval::prepare`) on the GPU: the twin of `eval::run_cpu`,
+    /// equal to it bit for bit. `progress(done, total)` counts lane-steps.
+    pub fn run(
+        &self,
+        model: &Model,
+        seqs: &Sequences,
+        plans: &[Plan],
+        keep_states: bool,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<Run>, GpuError> {
+        let refs: Vec<&Plan> = plans.iter().collect();
+        let outs = self.run_lanes(model, seqs, &refs, None, progress)?;
+        let outs = outs
+            .into_iter()
+            .map(|o| SeqOut {
+                output: apply_head(model, &o.layers[o.layers.len() - 1].0, seqs.steps),
+                layers: o.layers,
+                ranges: Vec::new(),
+            })
+            .collect();
+        Ok(assemble(model, plans, outs, seqs.count, keep_states))
+    }
+
+    pub(super) fn cap(&self) -> (u64, &'static str) {
+        let binding = self.limits.max_storage_buffer_binding_size;
+        let buffer = self.limits.max_buffer_size;
+        let have = binding.min(buffer).min(self.buffer_cap);
+        let name = if have == self.buffer_cap && self.buffer_cap < binding.min(buffer) {
+            "lstm-dse's per-buffer cap"
+        } else if binding <= buffer {
+            "max_storage_buffer_binding_size"
+        } else {
+            "max_buffer_size"
+        };
+        (have, name)
+    }
+
+    fn too_large(&self, what: String, need: u64) -> GpuError {
+        let (have, limit) = self.cap();
+        GpuError::TooLarge {
+            adapter: self.adapter.name.clone(),
+            what,
+            need,
+            limit,
+            have,
+        }
+    }
+
+    /// Runs every (group, sequence) lane, group-major, in chunks that fit the limits. Groups
+    /// are the configs of `plans`, or the policies of `policy` (whose `levels` are the plans).
+    pub(super) fn run_lanes(
+        &self,
+        model: &Model,
+        seqs: &Sequences,
+        plans: &[&Plan],
+        policy: Option<&PolicyLanes>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<LaneOut>, GpuError> {
+        let (cap, _) = self.cap();
+        let steps = seqs.steps as u64;
+        let groups = policy.map_or(plans.len(), |p| p.bounds.len());
+        // Bytes per lane and per group (config, or all levels) of the largest layer.
+        let (mut lane_bytes, mut group_bytes) = (0u64, 0u64);
+        let mut input = model.input_size() as u64;
+        for (l, layer) in model.layers.iter().enumerate() {
+            let (d, h) = (layer.direction.count() as u64, layer.hidden_size as u64);
+            let per_lane = [
+                steps * input.max(2 * d * h),
+                steps * 2 * d * h,
+                d * 8 * h,
+                d * (4 + 4 * h + input + steps),
+            ];
+            lane_bytes = lane_bytes.max(4 * per_lane.iter().max().copied().unwrap_or(0));
+            let units: Vec<Vec<&Plan>> = match policy {
+                None => plans.iter().map(|p| vec![*p]).collect(),
+                Some(p) => vec![p.levels.clone()],
+            };
+            for unit in units {
+                let up = layer_upload(&unit, l);
+                let need = 4 * up.weights.len().max(up.tables.len()) as u64;
+                if need > cap {
+                    return Err(self.too_large(
+                        format!("layer {l}'s weights at {}", unit[unit.len() - 1].config),
+                        need,
+                    ));
+                }
+                group_bytes = group_bytes.max(need);
+            }
+            input = layer.output_size() as u64;
+        }
+        if lane_bytes > cap {
+            return Err(self.too_large(format!("one sequence of {steps} steps"), lane_bytes));
+        }
+        let max_lanes = (cap / lane_bytes.max(1)) as usize;
+        let max_groups = if policy.is_some() {
+            usize::MAX
+        } else {
+            (cap / group_bytes.max(1)).max(1) as usize
+        };
+        let seq_chunk = seqs.count.min(max_lanes).max(1);
+        let group_chunk = groups
+            .min(max_groups)
+            .min((max_lanes / seq_chunk).max(1))
+            .max(1);
+        let total = (groups * seqs.count) as u64 * steps * model.layers.len() as u64;
+        let mut done = 0u64;
+        let mut outs: Vec<Option<LaneOut>> = (0..groups * seqs.count).map(|_| None).collect();
+        for g0 in (0..groups).step_by(group_chunk) {
+            let g1 = (g0 + group_chunk).min(groups);
+            let chunk_plans: Vec<&Plan> = if policy.is_some() {
+                Vec::new()
+            } else {
+                plans[g0..g1].to_vec()
+            };
+            let chunk_policy = policy.map(|p| PolicyLanes {
+                levels: p.levels.clone(),
+                bounds: p.bounds[g0..g1].to_vec(),
+                metric: p.metric,
+                above: p.above.clone(),
+                oracle: p.oracle,
+            });
+            let set = match &chunk_policy {
+                Some(p) => LaneSet::Policies(p),
+                None => LaneSet::Configs(&chunk_plans),
+            };
+            for s0 in (0..seqs.count).step_by(seq_chunk) {
+                let nseq = seq_chunk.min(seqs.count - s0);
+                let lanes = self.run_chunk(model, seqs, &set, s0, nseq, &mut |n| {
+                    done += n;
+                    progress(done, total);
+                })?;
+                for (lane, out) in lanes.into_iter().enumerate() {
+                    outs[(g0 + lane / nseq) * seqs.count + s0 + lane % nseq] = Some(out);
+                }
+            }
+        }
+        outs.into_iter()
+            .map(|o| o.ok_or_else(|| GpuError::Readback("a lane produced no result".into())))
+            .collect()
+    }
+
+    /// One chunk: the groups of `set` x sequences `s0..s0+nseq`, every layer.
+    fn run_chunk(
+        &self,
+        model: &Model,
+        seqs: &Sequences,
+        set: &LaneSet,
+        s0: usize,
+        nseq: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<LaneOut>, GpuError> {
+        let dev = &self.device;
+        let steps = seqs.steps;
+        let lanes = set.groups() * nseq;
+        let storage = wgpu::BufferUsages::STORAGE;
+        let words = |label: &str, data: &[u32], extra: wgpu::BufferUsages| {
+            dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: storage | extra,
+            })
+        };
+        let mut xin_data = Vec::with_capacity(lanes * steps * model.input_size());
+        for g in 0..set.groups() {
+            for s in s0..s0 + nseq {
+                match set {
+                    LaneSet::Configs(plans) => {
+                        xin_data.extend(lane_input(plans[g], seqs.sequence(s)))
+                    }
+                    LaneSet::Policies(_) => {
+                        xin_data.extend(seqs.sequence(s).iter().map(|v| v.to_bits()))
+                    }
+                }
+            }
+        }
+        let mut xin = words("xin", &xin_data, wgpu::BufferUsages::empty());
+        let mut x_stride = model.input_size();
+        // Step uniforms: three phases per step (see shaders/lstm.wgsl `Step`).
+        let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let mut step_words = vec![0u32; 3 * steps * align / 4];
+        for s in 0..steps {
+            for phase in 0..3 {
+                step_words[(3 * s + phase) * align / 4] = s as u32;
+                step_words[(3 * s + phase) * align / 4 + 1] = phase as u32;
+            }
+        }
+        let step_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("steps"),
+            contents: bytemuck::cast_slice(&step_words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let step_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("step"),
+            layout: &self.lstm.layout1,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &step_buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(16),
+                }),
+            }],
+        });
+        let mut result: Vec<LaneOut> = (0..lanes)
+            .map(|_| LaneOut {
+                layers: Vec::new(),
+                levels: Vec::new(),
+            })
+            .collect();
+        for (l, layer) in model.layers.iter().enumerate() {
+            let (d, h) = (layer.direction.count(), layer.hidden_size);
+            let (unit, top) = match set {
+                LaneSet::Configs(plans) => (plans.to_vec(), 0),
+                LaneSet::Policies(p) => (p.levels.clone(), p.levels.len() - 1),
+            };
+            let up = layer_upload(&unit, l);
+            let mut init = Vec::with_capacity(lanes * d * 2 * h);
+            for g in 0..set.groups() {
+                let cfg_init = match set {
+                    LaneSet::Configs(_) => &up.init[g],
+                    LaneSet::Policies(_) => &up.init[top],
+                };
+                for _ in 0..nseq {
+                    init.extend_from_slice(cfg_init);
+                }
+            }
+            let mut dims = Dims {
+                lanes: lanes as u32,
+                dirs: d as u32,
+                input: layer.input_size as u32,
+                hidden: h as u32,
+                steps: steps as u32,
+                seqs: nseq as u32,
+                rev_mask: (0..d)
+                    .filter(|&k| layer.direction.is_reversed(k))
+                    .fold(0u32, |m, k| m | 1 << k),
+                x_stride: x_stride as u32,
+                ..Default::default()
+            };
+            let pol_data = match set {
+                LaneSet::Configs(_) => vec![0u32; 4],
+                LaneSet::Policies(p) => {
+                    policy_region(&mut dims, p, l, &init, lanes, d, h, layer.input_size, steps)
+                }
+            };
+            let cells = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("cells"),
+                contents: bytemuck::cast_slice(&up.cells),
+                usage: storage,
+            });
+            let weights = words("weights", &up.weights, wgpu::BufferUsages::empty());
+            let tables = words("tables", &up.tables, wgpu::BufferUsages::empty());
+            let state = words("state", &init, wgpu::BufferUsages::empty());
+            let pol = words("policy", &pol_data, wgpu::BufferUsages::COPY_SRC);
+            let acc = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("acc"),
+                size: (lanes * d * 4 * h * 2 * 4) as u64,
+                usage: storage,
+                mapped_at_creation: false,
+            });
+            let out_size = (lanes * steps * 2 * d * h * 4) as u64;
+            let outs = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("outs"),
+                size: out_size,
+                usage: storage | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let max_dim = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+            let groups_of = |threads: usize| (threads as u64).div_ceil(WORKGROUP as u64);
+            let gate_groups = groups_of(lanes * d * 4 * h);
+            let x_groups = gate_groups.min(max_dim) as u32;
+            dims.threads_x = x_groups * WORKGROUP;
+            let dims_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("dims"),
+                contents: bytemuck::bytes_of(&dims),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+                wgpu::BindGroupEntry {
+                    binding,
+                    resource: buffer.as_entire_binding(),
+                }
+            }
+            let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("lstm data"),
+                layout: &self.lstm.layout0,
+                entries: &[
+                    entry(0, &dims_buf),
+                    entry(1, &cells),
+                    entry(2, &weights),
+                    entry(3, &tables),
+                    entry(4, &xin),
+                    entry(5, &state),
+                    entry(6, &acc),
+                    entry(7, &outs),
+                    entry(8, &pol),
+                ],
+            });
+            let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
+                let y = n.div_ceil(x_groups as u64) as u32;
+                let x = if y == 1 { n as u32 } else { x_groups };
+                pass.dispatch_workgroups(x, y, 1);
+            };
+            let cell_groups = groups_of(lanes * d * h);
+            let select_groups = groups_of(lanes * d);
+            let policy = match set {
+                LaneSet::Policies(p) => Some(p.oracle),
+                LaneSet::Configs(_) => None,
+            };
+            for first in (0..steps).step_by(STEPS_PER_SUBMIT) {
+                let last = (first + STEPS_PER_SUBMIT).min(steps);
+                let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("steps"),
+                });
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("lstm steps"),
+                        timestamp_writes: None,
+                    });
+                    pass.set_bind_group(0, &group, &[]);
+                    let stage = |pass: &mut wgpu::ComputePass,
+                                 s: usize,
+                                 phase: usize,
+                                 pipeline: &wgpu::ComputePipeline,
+                                 n: u64| {
+                        pass.set_bind_group(1, &step_group, &[((3 * s + phase) * align) as u32]);
+                        pass.set_pipeline(pipeline);
+                        dispatch(pass, n);
+                    };
+                    for s in first..last {
+                        if policy.is_some() {
+                            stage(&mut pass, s, 0, &self.lstm.select, select_groups);
+                        }
+                        stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
+                        stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
+                        if policy == Some(true) {
+                            stage(&mut pass, s, 2, &self.lstm.select, select_groups);
+                            stage(&mut pass, s, 1, &self.lstm.gates, gate_groups);
+                            stage(&mut pass, s, 1, &self.lstm.cell, cell_groups);
+                        }
+                    }
+                }
+                self.queue.submit([enc.finish()]);
+                self.device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| GpuError::Readback(e.to_string()))?;
+                progress(((last - first) * lanes) as u64);
+            }
+            let words_out = self.read_back(&outs, out_size)?;
+            let lane_words = steps * 2 * d * h;
+            let trace = match set {
+                LaneSet::Policies(_) => {
+                    let start = dims.off_trace as usize;
+                    let all = self.read_back(&pol, (pol_data.len() * 4) as u64)?;
+                    Some(all[start..start + lanes * d * steps].to_vec())
+                }
+                LaneSet::Configs(_) => None,
+            };
+            for (lane, res) in result.iter_mut().enumerate() {
+                let plan = match set {
+                    LaneSet::Configs(plans) => plans[lane / nseq],
+                    LaneSet::Policies(p) => p.levels[top],
+                };
+                res.layers.push(lane_states(
+                    &plan.layers[l],
+                    &words_out[lane * lane_words..(lane + 1) * lane_words],
+                    steps,
+                    h,
+                ));
+                if let Some(tr) = &trace {
+                    res.levels.push(
+                        (0..d)
+                            .map(|k| {
+                                tr[(lane * d + k) * steps..(lane * d + k + 1) * steps]
+                                    .iter()
+                                    .map(|&v| v as u8)
+                                    .collect()
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            xin = outs;
+            x_stride = 2 * d * h;
+        }
+        Ok(result)
+    }
+
+    fn read_back(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u32>, GpuError> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let words = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, u32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(words)
+    }
+}
+
+/// Lays out the `pol` buffer of one layer (see shaders/lstm.wgsl) and fills `dims`' offsets.
+#[allow(clippy::too_many_arguments)]
+fn policy_region(
+    dims: &mut Dims,
+    p: &PolicyLanes,
+    layer: usize,
+    init: &[u32],
+    lanes: usize,
+    dirs: usize,
+    hidden: usize,
+    input: usize,
+    steps: usize,
+) -> Vec<u32> {
+    let top = p.levels.len() - 1;
+    dims.policy = 1;
+    dims.levels = p.levels.len() as u32;
+    dims.x_f32 = u32::from(layer == 0);
+    dims.metric = p.metric;
+    dims.above = p.above[layer];
+    let ld = lanes * dirs;
+    let mut data = Vec::new();
+    for _ in 0..ld {
+        data.extend([top as u32, 0, 0, 0]);
+    }
+    dims.off_bounds = data.len() as u32;
+    for g in &p.bounds {
+        data.extend(g[layer].iter().map(|&b| b as u32));
+    }
+    dims.off_cprev = data.len() as u32;
+    // The initial c of every lane and direction (state is [lane, dir, {h, c}, H]).
+    for k in 0..ld {
+        data.extend_from_slice(&init[k * 2 * hidden + hidden..(k + 1) * 2 * hidden]);
+    }
+    dims.off_x = data.len() as u32;
+    data.extend(std::iter::repeat_n(0, ld * input));
+    if p.oracle {
+        dims.off_saved = data.len() as u32;
+        data.extend(std::iter::repeat_n(0, ld * 2 * hidden));
+    }
+    dims.off_trace = data.len() as u32;
+    data.extend(std::iter::repeat_n(0, ld * steps));
+    data
+}
