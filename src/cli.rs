@@ -122,6 +122,13 @@ pub struct ModelCostArgs {
     /// Which policy of --policies to cost.
     #[arg(long, value_name = "K", requires = "policies")]
     pub policy: Option<u64>,
+    /// Measured DPRed group widths: a groups.csv written by `lstm-dse groups`; off-chip traffic
+    /// and footprint shrink by its ratios (zero-bitmap encoding).
+    #[arg(long, value_name = "groups.csv", requires = "group_size")]
+    pub groups: Option<std::path::PathBuf>,
+    /// Which group size of --groups to use.
+    #[arg(long, value_name = "G", requires = "groups")]
+    pub group_size: Option<usize>,
     /// Steps per sequence.
     #[arg(long, default_value_t = 100)]
     pub seq_len: usize,

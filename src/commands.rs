@@ -184,10 +184,14 @@ fn model_cost(a: &ModelCostArgs) -> Result<()> {
     let config: PrecisionConfig = a.precision.parse()?;
     let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
     let model = load_model(&a.model)?;
-    let precision = match (&a.policies, a.policy) {
+    let mut precision = match (&a.policies, a.policy) {
         (Some(path), Some(k)) => accel::read_policy(path, k)?,
         _ => fixed.clone(),
     };
+    if let (Some(path), Some(g)) = (&a.groups, a.group_size) {
+        let (w, act) = accel::read_group_ratios(path, g, true)?;
+        precision = precision.with_dpred(w, act);
+    }
     let arch = accel::load_arch_with_overrides(&a.arch, &a.set)?;
     let workload = workload_of(&model, a.seq_len, a.batch, precision);
     let point = accel::evaluate(&arch, &workload)?;

@@ -120,3 +120,52 @@ fn bad_architecture_and_policy_input() {
         .join("sweeps/arch/sharp.toml")
         .exists());
 }
+
+#[test]
+fn measured_group_widths_shrink_dram_traffic() {
+    let dram = |extra: &[&str]| -> f64 {
+        let mut a = vec![
+            "model",
+            "--arch",
+            "sweeps/arch/epur.toml",
+            "--model",
+            "builtin:zaremba-large",
+            "--csv",
+        ];
+        a.extend_from_slice(extra);
+        let o = run(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+        row[header.iter().position(|h| *h == "dram_bytes").unwrap()]
+            .parse()
+            .unwrap()
+    };
+    let plain = dram(&[]);
+    let grouped = dram(&[
+        "--groups",
+        "results/groups/digits_fx16.8/groups.csv",
+        "--group-size",
+        "16",
+    ]);
+    assert!(
+        grouped < 0.6 * plain,
+        "DPRed ratios ~0.53 should cut streamed weights: {grouped} vs {plain}"
+    );
+    fails(
+        &[
+            "model",
+            "--arch",
+            "sweeps/arch/epur.toml",
+            "--model",
+            "builtin:tiny",
+            "--groups",
+            "results/groups/digits_fx16/groups.csv",
+            "--group-size",
+            "7",
+        ],
+        &["groups.csv", "group size 7"],
+    );
+}

@@ -285,3 +285,56 @@ fn gpu_policy_lanes_equal_the_cpu_simulation_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn groups_command_and_its_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    let base = [
+        "groups",
+        "--model",
+        "models/digits_lstm.onnx",
+        "--input",
+        "models/digits_test.x.npy",
+        "--quiet",
+        "--device",
+        "cpu",
+    ];
+    let mut a = base.to_vec();
+    a.extend([
+        "--base",
+        "fx8",
+        "--group-sizes",
+        "16,256",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("groups.csv")).unwrap();
+    assert_eq!(text.lines().count(), 1 + 4);
+    assert!(text
+        .starts_with("tensor,group_size,base_bits,groups,values,mean_width_bits,footprint_ratio,"));
+    for (sizes, b, expect) in [
+        ("16,0", "fx8", "'0' is not a group size"),
+        ("x", "fx8", "'x'"),
+        ("16", "fp16", "fixed-point base"),
+    ] {
+        let mut a = base.to_vec();
+        let o2 = dir.path().join("bad");
+        a.extend([
+            "--base",
+            b,
+            "--group-sizes",
+            sizes,
+            "--out",
+            o2.to_str().unwrap(),
+        ]);
+        let o = run(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{err:?} should mention {expect:?}");
+        assert!(!o2.exists());
+    }
+}

@@ -239,16 +239,27 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
         }
         let mut levels = Vec::new();
         for name in record.get(levels_col).unwrap_or("").split('|') {
-            let bits = format_bits(name.trim()).ok_or_else(|| {
-                parse_err(
-                    line,
-                    format!("column 'levels': cannot read bits from '{name}'"),
-                )
-            })?;
-            levels.push(PrecisionLevel {
-                weight_bits: bits,
-                activation_bits: bits,
-            });
+            // A precision config (`fx8`, `w=fx8,a=fx8,c=fx16`): weights and activations
+            // widths; anything else by its trailing digits (`int4`).
+            let level = match name.trim().parse::<crate::format::PrecisionConfig>() {
+                Ok(c) => PrecisionLevel {
+                    weight_bits: c.w.bits(),
+                    activation_bits: c.a.bits(),
+                },
+                Err(_) => {
+                    let bits = format_bits(name.trim()).ok_or_else(|| {
+                        parse_err(
+                            line,
+                            format!("column 'levels': cannot read bits from '{name}'"),
+                        )
+                    })?;
+                    PrecisionLevel {
+                        weight_bits: bits,
+                        activation_bits: bits,
+                    }
+                }
+            };
+            levels.push(level);
         }
         let value = |name: &str| -> Result<Option<f64>, AccelError> {
             match col(name)
@@ -311,4 +322,68 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
         path: origin.to_string(),
         id,
     })
+}
+
+/// Reads the DPRed footprint ratios (weights, activations) for `group_size` from a
+/// `groups.csv` written by `lstm-dse groups` (column `footprint_ratio_zero_bitmap`, or
+/// `footprint_ratio` when `zero_bitmap` is false).
+pub fn read_group_ratios(
+    path: &Path,
+    group_size: usize,
+    zero_bitmap: bool,
+) -> Result<(f64, f64), AccelError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| AccelError::Io {
+        path: shown.clone(),
+        message: one_line(&e.to_string()),
+    })?;
+    let parse_err = |line: usize, message: String| AccelError::Parse {
+        path: shown.clone(),
+        line,
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| parse_err(1, one_line(&e.to_string())))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| parse_err(1, format!("no '{name}' column")))
+    };
+    let ratio_name = if zero_bitmap {
+        "footprint_ratio_zero_bitmap"
+    } else {
+        "footprint_ratio"
+    };
+    let (tensor, size, ratio) = (col("tensor")?, col("group_size")?, col(ratio_name)?);
+    let (mut weights, mut activations) = (None, None);
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| parse_err(row + 2, one_line(&e.to_string())))?;
+        if record.get(size).and_then(|s| s.parse::<usize>().ok()) != Some(group_size) {
+            continue;
+        }
+        let value: f64 = record
+            .get(ratio)
+            .and_then(|s| s.parse().ok())
+            .filter(|v: &f64| *v > 0.0 && *v <= 1.5)
+            .ok_or_else(|| parse_err(row + 2, format!("column '{ratio_name}': not a ratio")))?;
+        match record.get(tensor) {
+            Some("weights") => weights = Some(value.min(1.0)),
+            Some("activations") => activations = Some(value.min(1.0)),
+            _ => {}
+        }
+    }
+    match (weights, activations) {
+        (Some(w), Some(a)) => Ok((w, a)),
+        _ => Err(AccelError::Invalid {
+            origin: shown.clone(),
+            field: "group_size".into(),
+            message: format!("no weights and activations rows for group size {group_size}"),
+        }),
+    }
 }
