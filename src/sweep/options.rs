@@ -1,0 +1,254 @@
+//! The precision stage of a sweep: for each model, every precision option (fixed configs,
+//! dynamic policies, each with optional DPRed compression) with its accuracy against fp32 and
+//! the precision profile the accelerator model costs. Computed once per distinct (model,
+//! input, precision settings) and cached on disk under a content hash, so a sweep over new
+//! architectures reuses it.
+
+use super::spec::{PrecisionSpec, SpecError, WorkloadSpec};
+use crate::accel::{PrecisionLevel, PrecisionProfile};
+use crate::dynamic::{self, LevelPlans, Metric, PolicySpec, Timing};
+use crate::format::{parse_config_list, PrecisionConfig};
+use crate::lstm::eval;
+use crate::lstm::npy::Sequences;
+use crate::lstm::Model;
+use crate::trace::{self, Engine};
+use serde::{Deserialize, Serialize};
+
+/// One precision option of one model, with its measured accuracy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrecisionOption {
+    /// `fx8`, or the levels of a policy (`fx8|fx16`).
+    pub precision: String,
+    /// Policy thresholds (`|`-separated); empty for fixed options.
+    pub thresholds: String,
+    /// DPRed group size (0: none).
+    pub dpred_group_size: usize,
+    /// (weight bits, activation bits) per level, lowest first.
+    pub levels: Vec<(u32, u32)>,
+    /// Fraction of steps per level (overall).
+    pub fractions: Vec<f64>,
+    /// Per layer.
+    pub layer_fractions: Vec<Vec<f64>>,
+    pub dpred_weight_ratio: f64,
+    pub dpred_activation_ratio: f64,
+    pub hidden_rmse: f64,
+    pub output_rmse: Option<f64>,
+    pub output_max_abs: Option<f64>,
+    pub top1_agreement: Option<f64>,
+    pub task_accuracy: Option<f64>,
+}
+
+impl PrecisionOption {
+    /// The profile the accelerator model costs.
+    pub fn profile(&self) -> PrecisionProfile {
+        let levels = self
+            .levels
+            .iter()
+            .map(|&(w, a)| PrecisionLevel {
+                weight_bits: w,
+                activation_bits: a,
+            })
+            .collect();
+        let mut p = if self.levels.len() == 1 {
+            let (w, a) = self.levels[0];
+            PrecisionProfile::fixed(w, a)
+        } else {
+            let mut p = PrecisionProfile::dynamic(levels, self.fractions.clone());
+            p.layer_step_fraction = self.layer_fractions.clone();
+            p
+        };
+        if self.dpred_group_size > 0 {
+            p = p.with_dpred(self.dpred_weight_ratio, self.dpred_activation_ratio);
+        }
+        p
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    option: Vec<PrecisionOption>,
+}
+
+/// FNV-1a, 64 bits: a stable content hash (the same on every platform and run).
+pub fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for p in parts {
+        for &b in p.iter().chain(&[0xffu8]) {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn bad(file: &str, key: &str, problem: impl Into<String>) -> SpecError {
+    SpecError {
+        file: file.to_string(),
+        key: key.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Every precision option of `model` (cached under `cache_dir`).
+#[allow(clippy::too_many_arguments)]
+pub fn options(
+    file: &str,
+    engine: &Engine,
+    model_name: &str,
+    model: &Model,
+    seqs: &Sequences,
+    labels: Option<&[f32]>,
+    identity: &[u8],
+    w: &WorkloadSpec,
+    p: &PrecisionSpec,
+    cache_dir: &std::path::Path,
+) -> anyhow::Result<Vec<PrecisionOption>> {
+    let settings = toml::to_string(&(w, p)).unwrap_or_default();
+    let key = fnv64(&[env!("CARGO_PKG_VERSION").as_bytes(), model_name.as_bytes(), identity, settings.as_bytes()]);
+    let path = cache_dir.join(format!("{key:016x}.toml"));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(c) = toml::from_str::<CacheFile>(&text) {
+            return Ok(c.option);
+        }
+    }
+    let opts = compute(file, engine, model, seqs, labels, p)?;
+    std::fs::create_dir_all(cache_dir)?;
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, toml::to_string(&CacheFile { option: opts.clone() })?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(opts)
+}
+
+fn compute(
+    file: &str,
+    engine: &Engine,
+    model: &Model,
+    seqs: &Sequences,
+    labels: Option<&[f32]>,
+    p: &PrecisionSpec,
+) -> anyhow::Result<Vec<PrecisionOption>> {
+    let classes = model.head.as_ref().map_or(0, |h| h.output_size);
+    let mut base: Vec<PrecisionOption> = Vec::new();
+    let mut bases: Vec<PrecisionConfig> = Vec::new();
+    if !p.fixed.is_empty() {
+        let configs = parse_config_list(&p.fixed.join(";")).map_err(|e| bad(file, "precision.fixed", e.to_string()))?;
+        let t = trace::run(engine, model, seqs, "sweep input", &configs, &mut |_, _| {})?;
+        let (_, _, summary) = trace::rows(&t, model, p.tolerance as f32);
+        for (k, (c, s)) in configs.iter().zip(summary).enumerate() {
+            let run = &t.runs[t.listed[k]];
+            let task = labels.zip(run.output.as_ref()).map(|(l, o)| dynamic::task_accuracy(o, classes, seqs.steps, l));
+            base.push(PrecisionOption {
+                precision: c.to_string(),
+                thresholds: String::new(),
+                dpred_group_size: 0,
+                levels: vec![(c.w.bits(), c.a.bits())],
+                fractions: vec![1.0],
+                layer_fractions: Vec::new(),
+                dpred_weight_ratio: 1.0,
+                dpred_activation_ratio: 1.0,
+                hidden_rmse: s.hidden_rmse,
+                output_rmse: s.output_rmse,
+                output_max_abs: s.output_max_abs,
+                top1_agreement: s.top1_agreement,
+                task_accuracy: task,
+            });
+            bases.push(*c);
+        }
+    }
+    if !p.levels.is_empty() {
+        let levels = parse_config_list(&p.levels.join(";")).map_err(|e| bad(file, "precision.levels", e.to_string()))?;
+        let metric: Metric = p.metric.parse().map_err(|e: dynamic::PolicyError| bad(file, "precision.metric", e.to_string()))?;
+        let timing = match p.timing.as_str() {
+            "causal" => Timing::Causal,
+            "oracle" => Timing::Oracle,
+            t => return Err(bad(file, "precision.timing", format!("'{t}': expected causal or oracle")).into()),
+        };
+        let spec = PolicySpec::new(levels, metric, timing).map_err(|e| bad(file, "precision.levels", e.to_string()))?;
+        let policies = dynamic::parse_thresholds(&p.thresholds, spec.levels.len())
+            .map_err(|e| bad(file, "precision.thresholds", e.to_string()))?;
+        let top = spec.levels[spec.levels.len() - 1];
+        let mut plans = eval::prepare(model, seqs, "sweep input", &[PrecisionConfig::FP32, top])?;
+        let reference = eval::run_cpu(model, seqs, &plans[..1], true).remove(0);
+        let lp = LevelPlans::new(model, plans.remove(1), &spec)?;
+        let sim = match engine {
+            Engine::Gpu(ctx) => ctx.simulate_policies(model, seqs, &spec, &lp, &policies, &mut |_, _| {})?,
+            Engine::Cpu => dynamic::simulate(model, seqs, &spec, &lp, &policies, &|| {}),
+        };
+        let (header, rows) = dynamic::policy_rows(model, &spec, &policies, &sim, &reference, labels);
+        let col = |row: &[String], name: &str| -> Option<f64> { header.iter().position(|h| h == name).and_then(|i| row[i].parse().ok()) };
+        let nl = spec.levels.len();
+        for row in &rows {
+            base.push(PrecisionOption {
+                precision: row[1].clone(),
+                thresholds: row[4].clone(),
+                dpred_group_size: 0,
+                levels: spec.levels.iter().map(|c| (c.w.bits(), c.a.bits())).collect(),
+                fractions: (0..nl).map(|k| col(row, &format!("frac_level_{k}")).unwrap_or(0.0)).collect(),
+                layer_fractions: (0..model.layers.len())
+                    .map(|l| (0..nl).map(|k| col(row, &format!("frac_l{l}_level_{k}")).unwrap_or(0.0)).collect())
+                    .collect(),
+                dpred_weight_ratio: 1.0,
+                dpred_activation_ratio: 1.0,
+                hidden_rmse: col(row, "hidden_rmse").unwrap_or(0.0),
+                output_rmse: col(row, "output_rmse"),
+                output_max_abs: col(row, "output_max_abs"),
+                top1_agreement: col(row, "top1_agreement"),
+                task_accuracy: col(row, "task_accuracy"),
+            });
+            bases.push(top);
+        }
+    }
+    // DPRed variants: every option again per group size, with ratios measured at its (highest)
+    // precision.
+    let sizes: Vec<usize> = p.dpred_group_sizes.iter().copied().filter(|&g| g > 0).collect();
+    let mut out = Vec::new();
+    if p.dpred_group_sizes.contains(&0) || sizes.is_empty() {
+        out.extend(base.iter().cloned());
+    }
+    if !sizes.is_empty() {
+        let mut measured: Vec<(PrecisionConfig, Vec<dynamic::groups::GroupStats>)> = Vec::new();
+        for (opt, cfg) in base.iter().zip(&bases) {
+            if !cfg.is_integer() {
+                continue;
+            }
+            if !measured.iter().any(|(c, _)| c == cfg) {
+                measured.push((*cfg, dynamic::groups::measure(engine, model, seqs, "sweep input", *cfg, &sizes)?));
+            }
+            let stats = &measured.iter().find(|(c, _)| c == cfg).map(|(_, s)| s).ok_or_else(|| anyhow::anyhow!("groups"))?;
+            for &g in &sizes {
+                let ratio = |kind: &str| {
+                    stats
+                        .iter()
+                        .find(|s| s.group_size == g && s.kind == kind)
+                        .map_or(1.0, |s| s.ratio(true).min(1.0))
+                };
+                let mut o = opt.clone();
+                o.dpred_group_size = g;
+                o.dpred_weight_ratio = ratio("weights");
+                o.dpred_activation_ratio = ratio("activations");
+                out.push(o);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Inputs for a model: the spec's file, or seeded normal sequences of the model's width.
+pub fn inputs(file: &str, w: &WorkloadSpec, model: &Model) -> anyhow::Result<(Sequences, Vec<u8>)> {
+    match &w.input {
+        Some(p) => {
+            let path = super::spec::resolve_path(p);
+            let bytes = std::fs::read(&path).map_err(|e| bad(file, "workload.input", format!("{p}: {e}")))?;
+            Ok((crate::lstm::npy::read_sequences(&path)?, bytes))
+        }
+        None => {
+            if w.sequences == 0 || w.steps == 0 {
+                return Err(bad(file, "workload.sequences", "sequences and steps must be >= 1").into());
+            }
+            let mut rng = crate::lstm::builtin::SplitMix64::new(w.seed);
+            let width = model.input_size();
+            let data = (0..w.sequences * w.steps * width).map(|_| rng.normal()).collect();
+            let seqs = Sequences::new("generated input", [w.sequences, w.steps, width], data, true)?;
+            Ok((seqs, format!("generated {} {} {}", w.sequences, w.steps, w.seed).into_bytes()))
+        }
+    }
+}

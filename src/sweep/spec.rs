@@ -1,0 +1,269 @@
+//! The sweep file (`sweeps/*.toml`): serde structs that reject unknown keys, parsed once and
+//! validated into a [`Plan`] of concrete values — ranges expanded, defaults filled — which is
+//! also written back as `spec.resolved.toml` so that a run can be reproduced exactly.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A bad sweep file or flag; `Display` is one line naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {problem}")]
+pub struct SpecError {
+    pub file: String,
+    pub key: String,
+    pub problem: String,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    pub name: String,
+    pub workload: WorkloadSpec,
+    pub precision: PrecisionSpec,
+    pub arch: ArchRanges,
+    pub pareto: ParetoSpec,
+}
+
+/// Models and the sequences they are evaluated on.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// `builtin:NAME`, `.onnx` or `.safetensors` paths (relative to the sweep file's directory's
+    /// parent, i.e. the repository root, or absolute).
+    pub models: Vec<String>,
+    /// safetensors: dense head name and activation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_activation: Option<String>,
+    /// Input sequences (.npy); when absent, seeded standard-normal inputs of the model's width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Class labels (.npy) for task accuracy (needs `input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    /// Generated inputs: how many sequences and steps, and the seed.
+    #[serde(default = "default_sequences")]
+    pub sequences: usize,
+    #[serde(default = "default_steps")]
+    pub steps: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Steps per sequence costed by the accelerator model (default: the input's).
+    #[serde(default)]
+    pub seq_len: usize,
+    /// Sequences in flight on the accelerator.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+}
+
+fn default_sequences() -> usize {
+    8
+}
+fn default_steps() -> usize {
+    16
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_batch() -> usize {
+    1
+}
+
+/// The precision options every architecture point is costed with.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrecisionSpec {
+    /// Fixed precision configs (each traced against fp32).
+    #[serde(default)]
+    pub fixed: Vec<String>,
+    /// Dynamic policies: levels (lowest first), metric, timing and a threshold grid (the
+    /// `lstm-dse dynamic --thresholds` syntax). Empty `levels`: no dynamic options.
+    #[serde(default)]
+    pub levels: Vec<String>,
+    #[serde(default = "default_metric")]
+    pub metric: String,
+    #[serde(default = "default_timing")]
+    pub timing: String,
+    #[serde(default)]
+    pub thresholds: String,
+    /// DPRed group sizes; each adds a variant of every option whose off-chip traffic shrinks
+    /// by the measured group widths (0 = no compression).
+    #[serde(default = "default_dpred")]
+    pub dpred_group_sizes: Vec<usize>,
+    /// Per-step tolerance (hidden max abs) used by trace summaries.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Where lanes run: auto, gpu or cpu.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_metric() -> String {
+    "max_abs".into()
+}
+fn default_timing() -> String {
+    "causal".into()
+}
+fn default_dpred() -> Vec<usize> {
+    vec![0]
+}
+fn default_tolerance() -> f64 {
+    0.01
+}
+fn default_device() -> String {
+    "auto".into()
+}
+
+/// A value in a range list: a number or a word (e.g. a dispatch policy).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// A range: a list of values, or a string `start:stop:step` / `log:start:stop:count`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum RangeSpec {
+    List(Vec<Value>),
+    Text(String),
+    One(Value),
+}
+
+/// The base architecture and the parameters swept over it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchRanges {
+    /// An architecture file (`sweeps/arch/*.toml`).
+    pub base: String,
+    /// Dotted architecture fields (`compute.units`) and their ranges.
+    #[serde(default)]
+    pub ranges: BTreeMap<String, RangeSpec>,
+    /// Architecture against which `speedup` and `energy_saving` are reported (default: the
+    /// base, at the widest fixed option).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+}
+
+/// Objectives and constraints of the front.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParetoSpec {
+    #[serde(default)]
+    pub minimize: Vec<String>,
+    #[serde(default)]
+    pub maximize: Vec<String>,
+    /// A `--where` expression over result columns, e.g. `top1_agreement >= 0.99`.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// Parses a sweep file; unknown keys are errors naming the key.
+pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: file.clone(),
+        key: "file".into(),
+        problem: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().replace('\n', " ");
+        let key = e.span().map_or_else(|| "toml".to_string(), |s| format!("at byte {}", s.start));
+        SpecError {
+            file,
+            key,
+            problem: msg,
+        }
+    })
+}
+
+/// Expands one range into its values (as strings for `--set`).
+pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecError> {
+    let bad = |problem: String| SpecError {
+        file: file.to_string(),
+        key: format!("arch.ranges.\"{key}\""),
+        problem,
+    };
+    let show = |v: &Value| match v {
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => format!("{f}"),
+        Value::Text(s) => s.clone(),
+    };
+    let values = match r {
+        RangeSpec::List(v) => v.iter().map(show).collect::<Vec<_>>(),
+        RangeSpec::One(v) => vec![show(v)],
+        RangeSpec::Text(t) => {
+            let parts: Vec<&str> = t.split(':').collect();
+            let num = |s: &str| s.trim().parse::<f64>().map_err(|_| bad(format!("'{s}' in '{t}' is not a number")));
+            match parts[..] {
+                ["log", a, b, n] => {
+                    let (a, b) = (num(a)?, num(b)?);
+                    let n: usize = n.trim().parse().map_err(|_| bad(format!("'{n}' is not a count")))?;
+                    if n == 0 || a <= 0.0 || b <= 0.0 {
+                        return Err(bad(format!("'{t}': log ranges need start, stop > 0 and a count >= 1")));
+                    }
+                    (0..n)
+                        .map(|k| {
+                            let f = if n == 1 { 0.0 } else { k as f64 / (n - 1) as f64 };
+                            let v: f64 = format!("{:.11e}", a * (b / a).powf(f)).parse().unwrap_or(a);
+                            format!("{v}")
+                        })
+                        .collect()
+                }
+                [a, b, step] => {
+                    let (a, b, step) = (num(a)?, num(b)?, num(step)?);
+                    if step == 0.0 || (b - a) * step < 0.0 {
+                        return Err(bad(format!("'{t}': the step {step} goes the wrong way (or is 0) from {a} to {b}")));
+                    }
+                    let n = ((b - a) / step + 1e-9).floor() as usize + 1;
+                    let int = [a, b, step].iter().all(|v| v.fract() == 0.0);
+                    (0..n)
+                        .map(|k| {
+                            let v = a + step * k as f64;
+                            if int {
+                                format!("{}", v as i64)
+                            } else {
+                                let v: f64 = format!("{v:.11e}").parse().unwrap_or(v);
+                                format!("{v}")
+                            }
+                        })
+                        .collect()
+                }
+                _ => return Err(bad(format!("'{t}': expected a list, start:stop:step or log:start:stop:count"))),
+            }
+        }
+    };
+    if values.is_empty() {
+        return Err(bad("empty range".into()));
+    }
+    Ok(values)
+}
+
+/// Resolves a path in the spec: relative paths are relative to the current directory.
+pub fn resolve_path(p: &str) -> PathBuf {
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_expand() {
+        let t = |s: &str| RangeSpec::Text(s.into());
+        assert_eq!(expand("f", "k", &t("4:16:4")).unwrap(), ["4", "8", "12", "16"]);
+        assert_eq!(expand("f", "k", &t("0.5:1.5:0.5")).unwrap(), ["0.5", "1", "1.5"]);
+        assert_eq!(expand("f", "k", &t("log:1:100:3")).unwrap(), ["1", "10", "100"]);
+        assert_eq!(expand("f", "k", &t("16:4:-4")).unwrap(), ["16", "12", "8", "4"]);
+        let e = expand("f", "k", &t("4:16:-4")).unwrap_err().to_string();
+        assert!(e.contains("wrong way"), "{e}");
+        assert!(expand("f", "k", &RangeSpec::List(vec![])).unwrap_err().to_string().contains("empty range"));
+        let l = RangeSpec::List(vec![Value::Int(2), Value::Text("tiled".into())]);
+        assert_eq!(expand("f", "k", &l).unwrap(), ["2", "tiled"]);
+    }
+}
