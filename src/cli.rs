@@ -32,6 +32,13 @@ pub enum Command {
     /// DPRed per-group precision: group widths of weights (static) and activations (dynamic)
     /// and the off-chip footprint they allow; writes groups.csv.
     Groups(GroupsArgs),
+    /// Run a sweep file: every (model, precision option, architecture point) costed, written to
+    /// results.csv, reduced to a Pareto front (front.csv, front.svg).
+    Sweep(SweepArgs),
+    /// Combine the outputs of sharded sweep runs into the results of a single run.
+    Merge(MergeArgs),
+    /// The non-dominated rows of any results CSV for chosen objectives.
+    Pareto(crate::pareto::ParetoArgs),
     /// Benchmarks (GPU lanes against the CPU evaluator).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -265,4 +272,42 @@ pub struct GroupsArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file.
+    #[arg(default_value = "sweeps/quick.toml", value_name = "SWEEP.toml")]
+    pub spec: PathBuf,
+    /// Output directory (default: results/<name of the sweep>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Finish an interrupted run (refused when the spec changed).
+    #[arg(long)]
+    pub resume: bool,
+    /// Run only the points with index = i mod N, e.g. --shard 0/4 (combine with `merge`).
+    #[arg(long, value_name = "i/N")]
+    pub shard: Option<String>,
+    /// Threads for the architecture stage (the results do not depend on it).
+    #[arg(long, value_name = "J")]
+    pub jobs: Option<usize>,
+    /// Cache of precision results, keyed by a content hash of model, input and settings.
+    #[arg(long, default_value = ".lstm-dse-cache", value_name = "DIR")]
+    pub cache: PathBuf,
+    /// A reduced run (two values per range, few sequences, one policy): to check a sweep file.
+    #[arg(long)]
+    pub smoke: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Shard output directories.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged results go.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }

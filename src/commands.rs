@@ -4,7 +4,7 @@
 use crate::accel;
 use crate::cli::{
     BenchCommand, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs, GroupsArgs,
-    InferArgs, ModelArgs, ModelCostArgs, TimingArg, TraceArgs, What,
+    InferArgs, ModelArgs, ModelCostArgs, SweepArgs, TimingArg, TraceArgs, What,
 };
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
@@ -32,6 +32,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trace(a) => trace_cmd(&a),
         Command::Dynamic(a) => dynamic_cmd(&a),
         Command::Groups(a) => groups_cmd(&a),
+        Command::Sweep(a) => sweep_cmd(&a),
+        Command::Merge(a) => crate::sweep::merge(&a.dirs, &a.out),
+        Command::Pareto(a) => crate::pareto::run(&a),
         Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
@@ -515,6 +518,81 @@ fn groups_cmd(a: &GroupsArgs) -> Result<()> {
             );
         }
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// indicatif bars for the sweep's stages.
+struct Bars {
+    quiet: bool,
+    bar: std::sync::Mutex<indicatif::ProgressBar>,
+}
+
+impl crate::sweep::Progress for Bars {
+    fn stage(&self, name: &str, total: u64) {
+        let bar = progress_bar(self.quiet, name);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_length(total);
+        if let Ok(mut slot) = self.bar.lock() {
+            std::mem::replace(&mut *slot, bar).finish_and_clear();
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Ok(bar) = self.bar.lock() {
+            bar.inc(n);
+        }
+    }
+}
+
+fn sweep_cmd(a: &SweepArgs) -> Result<()> {
+    let shard = match &a.shard {
+        None => None,
+        Some(s) => {
+            let parsed = s.split_once('/').and_then(|(i, n)| {
+                Some((
+                    i.trim().parse::<usize>().ok()?,
+                    n.trim().parse::<usize>().ok()?,
+                ))
+            });
+            match parsed {
+                Some((i, n)) if n >= 1 && i < n => Some((i, n)),
+                _ => bail!("--shard '{s}': expected i/N with 0 <= i < N, e.g. 0/4"),
+            }
+        }
+    };
+    let name = crate::sweep::spec::load(&a.spec)?.name;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new("results").join(&name));
+    let opts = crate::sweep::RunOptions {
+        out: out.clone(),
+        resume: a.resume,
+        shard,
+        cache_dir: a.cache.clone(),
+        smoke: a.smoke,
+    };
+    let bars = Bars {
+        quiet: a.quiet,
+        bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
+    };
+    let go = || crate::sweep::run(&a.spec, &opts, &bars);
+    match a.jobs {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(j) => rayon::ThreadPoolBuilder::new()
+            .num_threads(j)
+            .build()?
+            .install(go)?,
+        None => go()?,
+    }
+    if let Ok(bar) = bars.bar.lock() {
+        bar.finish_and_clear();
+    }
+    if !a.quiet {
+        eprintln!("wrote {}", out.display());
     }
     Ok(())
 }

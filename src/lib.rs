@@ -12,4 +12,6 @@ pub mod dynamic;
 pub mod format;
 pub mod gpu;
 pub mod lstm;
+pub mod pareto;
+pub mod sweep;
 pub mod trace;

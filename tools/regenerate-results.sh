@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the committed dynamic-precision and DPRed results under results/ (quoted in
-# docs/VALIDATION.md) from the shipped trained model. Deterministic: same bytes every run.
+# Regenerates every committed result under results/ (quoted in docs/VALIDATION.md and the
+# README): the shipped sweeps, and the dynamic-precision and DPRed studies of the trained
+# model. Deterministic: the same bytes on every run and thread count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -18,4 +19,7 @@ for levels in fx6,fx16 fx8,fx16; do
 done
 for base in fx16 fx8 fx16.8 fx8.4; do
   "$bin" groups --model "$m" --input "$x" --base "$base" --out "results/groups/digits_$base" --quiet
+done
+for spec in quick dynamic-precision lstm-sharp dpred multicore; do
+  "$bin" sweep "sweeps/$spec.toml" --out "results/$spec" --quiet
 done

@@ -8,7 +8,7 @@ pub mod groups;
 mod report;
 pub(crate) mod sim;
 
-pub use report::{policy_rows, trace_rows, write_policies, PolicyTraceRow};
+pub use report::{policy_rows, task_accuracy, trace_rows, write_policies, PolicyTraceRow};
 pub use sim::{simulate, LaneResult, Simulation};
 
 /// What the GPU twin of the simulation shares with it.

@@ -35,7 +35,7 @@ pub struct RunOptions {
 }
 
 /// Progress reports from the runner (the binary draws bars).
-pub trait Progress {
+pub trait Progress: Sync {
     fn stage(&self, name: &str, total: u64);
     fn advance(&self, n: u64);
 }
@@ -68,7 +68,15 @@ const ACCURACY: [&str; 6] = [
 
 /// Every column of results.csv for a spec whose ranges have these keys.
 pub fn columns(range_keys: &[String]) -> Vec<String> {
-    let mut c: Vec<String> = ["point", "model", "precision", "thresholds", "dpred_group_size"].map(String::from).to_vec();
+    let mut c: Vec<String> = [
+        "point",
+        "model",
+        "precision",
+        "thresholds",
+        "dpred_group_size",
+    ]
+    .map(String::from)
+    .to_vec();
     c.extend(range_keys.iter().cloned());
     c.extend(METRICS.iter().map(|s| s.to_string()));
     c.extend(["speedup", "energy_saving"].map(String::from));
@@ -107,10 +115,18 @@ fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         return Err(bad("workload.models", "no model given".into()).into());
     }
     if spec.precision.fixed.is_empty() && spec.precision.levels.is_empty() {
-        return Err(bad("precision", "give fixed configs and/or dynamic levels".into()).into());
+        return Err(bad(
+            "precision",
+            "give fixed configs and/or dynamic levels".into(),
+        )
+        .into());
     }
     if spec.pareto.minimize.is_empty() && spec.pareto.maximize.is_empty() {
-        return Err(bad("pareto", "give at least one objective (minimize or maximize)".into()).into());
+        return Err(bad(
+            "pareto",
+            "give at least one objective (minimize or maximize)".into(),
+        )
+        .into());
     }
     if smoke {
         spec.workload.sequences = spec.workload.sequences.min(4);
@@ -129,20 +145,30 @@ fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         }
         values.push(v);
     }
-    let base = accel::load_arch(Path::new(&spec.arch.base)).map_err(|e| bad("arch.base", e.to_string()))?;
+    let base = accel::load_arch(Path::new(&spec.arch.base))
+        .map_err(|e| bad("arch.base", e.to_string()))?;
     // Every key must be a real field: try the first value of each.
     let mut probe = base.clone();
     for (k, v) in keys.iter().zip(&values) {
-        accel::apply_set(&mut probe, &format!("{k}={}", v[0])).map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
+        accel::apply_set(&mut probe, &format!("{k}={}", v[0]))
+            .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
     }
     let columns = columns(&keys);
     for c in spec.pareto.minimize.iter().chain(&spec.pareto.maximize) {
         if !columns.contains(c) {
-            return Err(bad("pareto", format!("objective '{c}' names no column (columns: {})", columns.join(", "))).into());
+            return Err(bad(
+                "pareto",
+                format!(
+                    "objective '{c}' names no column (columns: {})",
+                    columns.join(", ")
+                ),
+            )
+            .into());
         }
     }
     if let Some(f) = &spec.pareto.filter {
-        crate::pareto::Filter::parse(f, &columns).map_err(|e| bad("pareto.where", e.to_string()))?;
+        crate::pareto::Filter::parse(f, &columns)
+            .map_err(|e| bad("pareto.where", e.to_string()))?;
     }
     let resolved = toml::to_string(&Resolved {
         spec: &spec,
@@ -218,10 +244,13 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
     progress.stage("precision", w.models.len() as u64);
     let mut models = Vec::new();
     for name in &w.models {
-        let head_activation = match &w.head_activation {
-            Some(s) => Some(s.parse().map_err(|e: String| anyhow::anyhow!("{file}: workload.head_activation: {e}"))?),
-            None => None,
-        };
+        let head_activation =
+            match &w.head_activation {
+                Some(s) => Some(s.parse().map_err(|e: String| {
+                    anyhow::anyhow!("{file}: workload.head_activation: {e}")
+                })?),
+                None => None,
+            };
         let opts = LoadOptions {
             head: w.head.clone(),
             head_activation,
@@ -234,14 +263,32 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
         };
         let mut identity = input_id;
         if !name.starts_with("builtin:") {
-            identity.extend(std::fs::read(name).with_context(|| format!("{file}: workload.models: {name}"))?);
+            identity.extend(
+                std::fs::read(name).with_context(|| format!("{file}: workload.models: {name}"))?,
+            );
         }
         if let Some(l) = &labels {
             identity.extend(l.iter().flat_map(|v| v.to_le_bytes()));
         }
-        let opts = options::options(&file, &engine, name, &model, &seqs, labels.as_deref(), &identity, w, &p.spec.precision, &o.cache_dir)?;
+        let opts = options::options(
+            &file,
+            &engine,
+            name,
+            &model,
+            &seqs,
+            labels.as_deref(),
+            &identity,
+            w,
+            &p.spec.precision,
+            &o.cache_dir,
+        )?;
         let seq_len = if w.seq_len > 0 { w.seq_len } else { seqs.steps };
-        let workload = crate::commands::workload_of(&model, seq_len, w.batch.max(1), accel::PrecisionProfile::fixed(16, 16));
+        let workload = crate::commands::workload_of(
+            &model,
+            seq_len,
+            w.batch.max(1),
+            accel::PrecisionProfile::fixed(16, 16),
+        );
         models.push((name.clone(), workload, opts));
         progress.advance(1);
     }
@@ -253,7 +300,12 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
     };
     let mut baselines = Vec::new();
     for (_, workload, opts) in &models {
-        let widest = opts.iter().filter(|o| o.levels.len() == 1).map(|o| o.levels[0]).max().unwrap_or((16, 16));
+        let widest = opts
+            .iter()
+            .filter(|o| o.levels.len() == 1)
+            .map(|o| o.levels[0])
+            .max()
+            .unwrap_or((16, 16));
         let mut wl = workload.clone();
         wl.precision = accel::PrecisionProfile::fixed(widest.0, widest.1);
         baselines.push(accel::evaluate(&baseline_arch, &wl).ok());
@@ -261,11 +313,18 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
 
     // Stage 2: every point.
     let arch_points: usize = p.values.iter().map(Vec::len).product();
-    let per_model: Vec<usize> = models.iter().map(|(_, _, o)| o.len() * arch_points).collect();
+    let per_model: Vec<usize> = models
+        .iter()
+        .map(|(_, _, o)| o.len() * arch_points)
+        .collect();
     let total: usize = per_model.iter().sum();
     let (shard_i, shard_n) = o.shard.unwrap_or((0, 1));
     let mine: Vec<usize> = (shard_i..total).step_by(shard_n).collect();
-    let done = if o.resume { complete_rows(&results)? } else { 0 };
+    let done = if o.resume {
+        complete_rows(&results)?
+    } else {
+        0
+    };
     if done == 0 {
         let mut f = std::fs::File::create(&results)?;
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -314,7 +373,13 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
             d.dram_bytes,
             d.gflops_per_w,
         ];
-        let mut row = vec![idx.to_string(), name.clone(), opt.precision.clone(), opt.thresholds.clone(), opt.dpred_group_size.to_string()];
+        let mut row = vec![
+            idx.to_string(),
+            name.clone(),
+            opt.precision.clone(),
+            opt.thresholds.clone(),
+            opt.dpred_group_size.to_string(),
+        ];
         row.extend(chosen.iter().cloned());
         row.extend(metrics.iter().map(|v| format!("{v}")));
         row.push(fmt_opt(cmp.map(|c| c.speedup)));
@@ -327,7 +392,13 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
             fmt_opt(opt.task_accuracy),
             format!("{}", opt.fractions.first().copied().unwrap_or(1.0)),
         ]);
-        let config = format!("{name}|{}|{}|{}|{}", opt.precision, opt.thresholds, opt.dpred_group_size, chosen.join("|"));
+        let config = format!(
+            "{name}|{}|{}|{}|{}",
+            opt.precision,
+            opt.thresholds,
+            opt.dpred_group_size,
+            chosen.join("|")
+        );
         row.push(format!("{:016x}", fnv64(&[config.as_bytes()])));
         row.push(env!("CARGO_PKG_VERSION").to_string());
         Some(row)
@@ -358,7 +429,11 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
 
 /// Rows already complete in a results file (a partial last line is cut off).
 fn complete_rows(path: &Path) -> Result<usize> {
-    let Ok(mut f) = std::fs::OpenOptions::new().read(true).write(true).open(path) else {
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    else {
         return Ok(0);
     };
     let mut bytes = Vec::new();
@@ -374,32 +449,62 @@ fn complete_rows(path: &Path) -> Result<usize> {
 
 /// front.csv and front.svg of a results directory, for the spec's objectives.
 pub fn write_front(out: &Path, spec: &SweepSpec) -> Result<()> {
-    let front = crate::pareto::front_of_csv(&out.join("results.csv"), &spec.pareto.minimize, &spec.pareto.maximize, spec.pareto.filter.as_deref())?;
+    let front = crate::pareto::front_of_csv(
+        &out.join("results.csv"),
+        &spec.pareto.minimize,
+        &spec.pareto.maximize,
+        spec.pareto.filter.as_deref(),
+    )?;
     crate::pareto::write_front_csv(&out.join("front.csv"), &front)?;
-    let objectives: Vec<&String> = spec.pareto.minimize.iter().chain(&spec.pareto.maximize).collect();
+    let objectives: Vec<&String> = spec
+        .pareto
+        .minimize
+        .iter()
+        .chain(&spec.pareto.maximize)
+        .collect();
     if objectives.len() >= 2 {
         let col = |name: &str| -> Vec<f64> {
             let i = front.header.iter().position(|h| h == name).unwrap_or(0);
-            front.rows.iter().map(|r| r.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)).collect()
+            front
+                .rows
+                .iter()
+                .map(|r| r.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+                .collect()
         };
         let (x, y) = (col(objectives[0]), col(objectives[1]));
-        crate::pareto::plot_front_svg(&out.join("front.svg"), &spec.name, (objectives[0], &x), (objectives[1], &y), &front.on_front)?;
+        crate::pareto::plot_front_svg(
+            &out.join("front.svg"),
+            &spec.name,
+            (objectives[0], &x),
+            (objectives[1], &y),
+            &front.on_front,
+        )?;
     }
     Ok(())
 }
 
 /// Combines shard outputs into the results a single run gives.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
-    let Some(first) = dirs.first() else { bail!("merge: give at least one directory") };
-    let resolved = std::fs::read_to_string(first.join("spec.resolved.toml")).with_context(|| format!("{}: no spec.resolved.toml", first.display()))?;
+    let Some(first) = dirs.first() else {
+        bail!("merge: give at least one directory")
+    };
+    let resolved = std::fs::read_to_string(first.join("spec.resolved.toml"))
+        .with_context(|| format!("{}: no spec.resolved.toml", first.display()))?;
     let mut header: Option<csv::StringRecord> = None;
     let mut rows: Vec<(u64, csv::StringRecord)> = Vec::new();
     for d in dirs {
-        let r = std::fs::read_to_string(d.join("spec.resolved.toml")).with_context(|| format!("{}: no spec.resolved.toml", d.display()))?;
+        let r = std::fs::read_to_string(d.join("spec.resolved.toml"))
+            .with_context(|| format!("{}: no spec.resolved.toml", d.display()))?;
         if r != resolved {
-            bail!("merge: {} was run from a different spec than {} ({})", d.display(), first.display(), first_difference(&resolved, &r));
+            bail!(
+                "merge: {} was run from a different spec than {} ({})",
+                d.display(),
+                first.display(),
+                first_difference(&resolved, &r)
+            );
         }
-        let mut rd = csv::Reader::from_path(d.join("results.csv")).with_context(|| format!("{}: no results.csv", d.display()))?;
+        let mut rd = csv::Reader::from_path(d.join("results.csv"))
+            .with_context(|| format!("{}: no results.csv", d.display()))?;
         let h = rd.headers()?.clone();
         if header.as_ref().is_some_and(|x| *x != h) {
             bail!("merge: {} has different columns", d.display());
@@ -407,7 +512,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         header = Some(h);
         for rec in rd.records() {
             let rec = rec?;
-            let idx: u64 = rec.get(0).and_then(|v| v.parse().ok()).ok_or_else(|| anyhow::anyhow!("{}: a row without a point index", d.display()))?;
+            let idx: u64 = rec
+                .get(0)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("{}: a row without a point index", d.display()))?;
             rows.push((idx, rec));
         }
     }

@@ -102,8 +102,21 @@ pub fn options(
     p: &PrecisionSpec,
     cache_dir: &std::path::Path,
 ) -> anyhow::Result<Vec<PrecisionOption>> {
-    let settings = toml::to_string(&(w, p)).unwrap_or_default();
-    let key = fnv64(&[env!("CARGO_PKG_VERSION").as_bytes(), model_name.as_bytes(), identity, settings.as_bytes()]);
+    #[derive(Serialize)]
+    struct Key<'a> {
+        workload: &'a WorkloadSpec,
+        precision: &'a PrecisionSpec,
+    }
+    let settings = toml::to_string(&Key {
+        workload: w,
+        precision: p,
+    })?;
+    let key = fnv64(&[
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        model_name.as_bytes(),
+        identity,
+        settings.as_bytes(),
+    ]);
     let path = cache_dir.join(format!("{key:016x}.toml"));
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Ok(c) = toml::from_str::<CacheFile>(&text) {
@@ -113,7 +126,12 @@ pub fn options(
     let opts = compute(file, engine, model, seqs, labels, p)?;
     std::fs::create_dir_all(cache_dir)?;
     let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, toml::to_string(&CacheFile { option: opts.clone() })?)?;
+    std::fs::write(
+        &tmp,
+        toml::to_string(&CacheFile {
+            option: opts.clone(),
+        })?,
+    )?;
     std::fs::rename(&tmp, &path)?;
     Ok(opts)
 }
@@ -130,12 +148,15 @@ fn compute(
     let mut base: Vec<PrecisionOption> = Vec::new();
     let mut bases: Vec<PrecisionConfig> = Vec::new();
     if !p.fixed.is_empty() {
-        let configs = parse_config_list(&p.fixed.join(";")).map_err(|e| bad(file, "precision.fixed", e.to_string()))?;
+        let configs = parse_config_list(&p.fixed.join(";"))
+            .map_err(|e| bad(file, "precision.fixed", e.to_string()))?;
         let t = trace::run(engine, model, seqs, "sweep input", &configs, &mut |_, _| {})?;
         let (_, _, summary) = trace::rows(&t, model, p.tolerance as f32);
         for (k, (c, s)) in configs.iter().zip(summary).enumerate() {
             let run = &t.runs[t.listed[k]];
-            let task = labels.zip(run.output.as_ref()).map(|(l, o)| dynamic::task_accuracy(o, classes, seqs.steps, l));
+            let task = labels
+                .zip(run.output.as_ref())
+                .map(|(l, o)| dynamic::task_accuracy(o, classes, seqs.steps, l));
             base.push(PrecisionOption {
                 precision: c.to_string(),
                 thresholds: String::new(),
@@ -155,14 +176,26 @@ fn compute(
         }
     }
     if !p.levels.is_empty() {
-        let levels = parse_config_list(&p.levels.join(";")).map_err(|e| bad(file, "precision.levels", e.to_string()))?;
-        let metric: Metric = p.metric.parse().map_err(|e: dynamic::PolicyError| bad(file, "precision.metric", e.to_string()))?;
+        let levels = parse_config_list(&p.levels.join(";"))
+            .map_err(|e| bad(file, "precision.levels", e.to_string()))?;
+        let metric: Metric = p
+            .metric
+            .parse()
+            .map_err(|e: dynamic::PolicyError| bad(file, "precision.metric", e.to_string()))?;
         let timing = match p.timing.as_str() {
             "causal" => Timing::Causal,
             "oracle" => Timing::Oracle,
-            t => return Err(bad(file, "precision.timing", format!("'{t}': expected causal or oracle")).into()),
+            t => {
+                return Err(bad(
+                    file,
+                    "precision.timing",
+                    format!("'{t}': expected causal or oracle"),
+                )
+                .into())
+            }
         };
-        let spec = PolicySpec::new(levels, metric, timing).map_err(|e| bad(file, "precision.levels", e.to_string()))?;
+        let spec = PolicySpec::new(levels, metric, timing)
+            .map_err(|e| bad(file, "precision.levels", e.to_string()))?;
         let policies = dynamic::parse_thresholds(&p.thresholds, spec.levels.len())
             .map_err(|e| bad(file, "precision.thresholds", e.to_string()))?;
         let top = spec.levels[spec.levels.len() - 1];
@@ -170,21 +203,39 @@ fn compute(
         let reference = eval::run_cpu(model, seqs, &plans[..1], true).remove(0);
         let lp = LevelPlans::new(model, plans.remove(1), &spec)?;
         let sim = match engine {
-            Engine::Gpu(ctx) => ctx.simulate_policies(model, seqs, &spec, &lp, &policies, &mut |_, _| {})?,
+            Engine::Gpu(ctx) => {
+                ctx.simulate_policies(model, seqs, &spec, &lp, &policies, &mut |_, _| {})?
+            }
             Engine::Cpu => dynamic::simulate(model, seqs, &spec, &lp, &policies, &|| {}),
         };
-        let (header, rows) = dynamic::policy_rows(model, &spec, &policies, &sim, &reference, labels);
-        let col = |row: &[String], name: &str| -> Option<f64> { header.iter().position(|h| h == name).and_then(|i| row[i].parse().ok()) };
+        let (header, rows) =
+            dynamic::policy_rows(model, &spec, &policies, &sim, &reference, labels);
+        let col = |row: &[String], name: &str| -> Option<f64> {
+            header
+                .iter()
+                .position(|h| h == name)
+                .and_then(|i| row[i].parse().ok())
+        };
         let nl = spec.levels.len();
         for row in &rows {
             base.push(PrecisionOption {
                 precision: row[1].clone(),
                 thresholds: row[4].clone(),
                 dpred_group_size: 0,
-                levels: spec.levels.iter().map(|c| (c.w.bits(), c.a.bits())).collect(),
-                fractions: (0..nl).map(|k| col(row, &format!("frac_level_{k}")).unwrap_or(0.0)).collect(),
+                levels: spec
+                    .levels
+                    .iter()
+                    .map(|c| (c.w.bits(), c.a.bits()))
+                    .collect(),
+                fractions: (0..nl)
+                    .map(|k| col(row, &format!("frac_level_{k}")).unwrap_or(0.0))
+                    .collect(),
                 layer_fractions: (0..model.layers.len())
-                    .map(|l| (0..nl).map(|k| col(row, &format!("frac_l{l}_level_{k}")).unwrap_or(0.0)).collect())
+                    .map(|l| {
+                        (0..nl)
+                            .map(|k| col(row, &format!("frac_l{l}_level_{k}")).unwrap_or(0.0))
+                            .collect()
+                    })
                     .collect(),
                 dpred_weight_ratio: 1.0,
                 dpred_activation_ratio: 1.0,
@@ -199,7 +250,12 @@ fn compute(
     }
     // DPRed variants: every option again per group size, with ratios measured at its (highest)
     // precision.
-    let sizes: Vec<usize> = p.dpred_group_sizes.iter().copied().filter(|&g| g > 0).collect();
+    let sizes: Vec<usize> = p
+        .dpred_group_sizes
+        .iter()
+        .copied()
+        .filter(|&g| g > 0)
+        .collect();
     let mut out = Vec::new();
     if p.dpred_group_sizes.contains(&0) || sizes.is_empty() {
         out.extend(base.iter().cloned());
@@ -211,9 +267,16 @@ fn compute(
                 continue;
             }
             if !measured.iter().any(|(c, _)| c == cfg) {
-                measured.push((*cfg, dynamic::groups::measure(engine, model, seqs, "sweep input", *cfg, &sizes)?));
+                measured.push((
+                    *cfg,
+                    dynamic::groups::measure(engine, model, seqs, "sweep input", *cfg, &sizes)?,
+                ));
             }
-            let stats = &measured.iter().find(|(c, _)| c == cfg).map(|(_, s)| s).ok_or_else(|| anyhow::anyhow!("groups"))?;
+            let stats = &measured
+                .iter()
+                .find(|(c, _)| c == cfg)
+                .map(|(_, s)| s)
+                .ok_or_else(|| anyhow::anyhow!("groups"))?;
             for &g in &sizes {
                 let ratio = |kind: &str| {
                     stats
@@ -237,18 +300,30 @@ pub fn inputs(file: &str, w: &WorkloadSpec, model: &Model) -> anyhow::Result<(Se
     match &w.input {
         Some(p) => {
             let path = super::spec::resolve_path(p);
-            let bytes = std::fs::read(&path).map_err(|e| bad(file, "workload.input", format!("{p}: {e}")))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| bad(file, "workload.input", format!("{p}: {e}")))?;
             Ok((crate::lstm::npy::read_sequences(&path)?, bytes))
         }
         None => {
             if w.sequences == 0 || w.steps == 0 {
-                return Err(bad(file, "workload.sequences", "sequences and steps must be >= 1").into());
+                return Err(bad(
+                    file,
+                    "workload.sequences",
+                    "sequences and steps must be >= 1",
+                )
+                .into());
             }
             let mut rng = crate::lstm::builtin::SplitMix64::new(w.seed);
             let width = model.input_size();
-            let data = (0..w.sequences * w.steps * width).map(|_| rng.normal()).collect();
-            let seqs = Sequences::new("generated input", [w.sequences, w.steps, width], data, true)?;
-            Ok((seqs, format!("generated {} {} {}", w.sequences, w.steps, w.seed).into_bytes()))
+            let data = (0..w.sequences * w.steps * width)
+                .map(|_| rng.normal())
+                .collect();
+            let seqs =
+                Sequences::new("generated input", [w.sequences, w.steps, width], data, true)?;
+            Ok((
+                seqs,
+                format!("generated {} {} {}", w.sequences, w.steps, w.seed).into_bytes(),
+            ))
         }
     }
 }

@@ -121,6 +121,7 @@ fn default_device() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Value {
+    Bool(bool),
     Int(i64),
     Float(f64),
     Text(String),
@@ -129,6 +130,9 @@ pub enum Value {
 /// A range: a list of values, or a string `start:stop:step` / `log:start:stop:count`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
+#[serde(
+    expecting = "a list of values, a string start:stop:step or log:start:stop:count, or one value"
+)]
 pub enum RangeSpec {
     List(Vec<Value>),
     Text(String),
@@ -173,7 +177,15 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
     })?;
     toml::from_str(&text).map_err(|e| {
         let msg = e.message().replace('\n', " ");
-        let key = e.span().map_or_else(|| "toml".to_string(), |s| format!("at byte {}", s.start));
+        let key = e.span().map_or_else(
+            || "toml".to_string(),
+            |s| {
+                format!(
+                    "line {}",
+                    text[..s.start.min(text.len())].lines().count().max(1)
+                )
+            },
+        );
         SpecError {
             file,
             key,
@@ -190,6 +202,7 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
         problem,
     };
     let show = |v: &Value| match v {
+        Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => format!("{f}"),
         Value::Text(s) => s.clone(),
@@ -199,18 +212,32 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
         RangeSpec::One(v) => vec![show(v)],
         RangeSpec::Text(t) => {
             let parts: Vec<&str> = t.split(':').collect();
-            let num = |s: &str| s.trim().parse::<f64>().map_err(|_| bad(format!("'{s}' in '{t}' is not a number")));
+            let num = |s: &str| {
+                s.trim()
+                    .parse::<f64>()
+                    .map_err(|_| bad(format!("'{s}' in '{t}' is not a number")))
+            };
             match parts[..] {
                 ["log", a, b, n] => {
                     let (a, b) = (num(a)?, num(b)?);
-                    let n: usize = n.trim().parse().map_err(|_| bad(format!("'{n}' is not a count")))?;
+                    let n: usize = n
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("'{n}' is not a count")))?;
                     if n == 0 || a <= 0.0 || b <= 0.0 {
-                        return Err(bad(format!("'{t}': log ranges need start, stop > 0 and a count >= 1")));
+                        return Err(bad(format!(
+                            "'{t}': log ranges need start, stop > 0 and a count >= 1"
+                        )));
                     }
                     (0..n)
                         .map(|k| {
-                            let f = if n == 1 { 0.0 } else { k as f64 / (n - 1) as f64 };
-                            let v: f64 = format!("{:.11e}", a * (b / a).powf(f)).parse().unwrap_or(a);
+                            let f = if n == 1 {
+                                0.0
+                            } else {
+                                k as f64 / (n - 1) as f64
+                            };
+                            let v: f64 =
+                                format!("{:.11e}", a * (b / a).powf(f)).parse().unwrap_or(a);
                             format!("{v}")
                         })
                         .collect()
@@ -218,7 +245,9 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                 [a, b, step] => {
                     let (a, b, step) = (num(a)?, num(b)?, num(step)?);
                     if step == 0.0 || (b - a) * step < 0.0 {
-                        return Err(bad(format!("'{t}': the step {step} goes the wrong way (or is 0) from {a} to {b}")));
+                        return Err(bad(format!(
+                            "'{t}': the step {step} goes the wrong way (or is 0) from {a} to {b}"
+                        )));
                     }
                     let n = ((b - a) / step + 1e-9).floor() as usize + 1;
                     let int = [a, b, step].iter().all(|v| v.fract() == 0.0);
@@ -234,7 +263,11 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                         })
                         .collect()
                 }
-                _ => return Err(bad(format!("'{t}': expected a list, start:stop:step or log:start:stop:count"))),
+                _ => {
+                    return Err(bad(format!(
+                        "'{t}': expected a list, start:stop:step or log:start:stop:count"
+                    )))
+                }
             }
         }
     };
@@ -256,13 +289,28 @@ mod tests {
     #[test]
     fn ranges_expand() {
         let t = |s: &str| RangeSpec::Text(s.into());
-        assert_eq!(expand("f", "k", &t("4:16:4")).unwrap(), ["4", "8", "12", "16"]);
-        assert_eq!(expand("f", "k", &t("0.5:1.5:0.5")).unwrap(), ["0.5", "1", "1.5"]);
-        assert_eq!(expand("f", "k", &t("log:1:100:3")).unwrap(), ["1", "10", "100"]);
-        assert_eq!(expand("f", "k", &t("16:4:-4")).unwrap(), ["16", "12", "8", "4"]);
+        assert_eq!(
+            expand("f", "k", &t("4:16:4")).unwrap(),
+            ["4", "8", "12", "16"]
+        );
+        assert_eq!(
+            expand("f", "k", &t("0.5:1.5:0.5")).unwrap(),
+            ["0.5", "1", "1.5"]
+        );
+        assert_eq!(
+            expand("f", "k", &t("log:1:100:3")).unwrap(),
+            ["1", "10", "100"]
+        );
+        assert_eq!(
+            expand("f", "k", &t("16:4:-4")).unwrap(),
+            ["16", "12", "8", "4"]
+        );
         let e = expand("f", "k", &t("4:16:-4")).unwrap_err().to_string();
         assert!(e.contains("wrong way"), "{e}");
-        assert!(expand("f", "k", &RangeSpec::List(vec![])).unwrap_err().to_string().contains("empty range"));
+        assert!(expand("f", "k", &RangeSpec::List(vec![]))
+            .unwrap_err()
+            .to_string()
+            .contains("empty range"));
         let l = RangeSpec::List(vec![Value::Int(2), Value::Text("tiled".into())]);
         assert_eq!(expand("f", "k", &l).unwrap(), ["2", "tiled"]);
     }

@@ -1,0 +1,467 @@
+//! Row filters such as `top1_agreement >= 0.99 and latency_us < 100`: the `--where` of
+//! `lstm-dse pareto` and the constraints of a sweep spec.
+//!
+//! Grammar (`and` binds tighter than `or`; keywords are case-insensitive; `&&`, `||` and `!`
+//! are accepted too):
+//!
+//! ```text
+//! expr       := conj ("or" conj)*
+//! conj       := unary ("and" unary)*
+//! unary      := "not" unary | "(" expr ")" | comparison
+//! comparison := operand ("<" | "<=" | ">" | ">=" | "==" | "=" | "!=") operand
+//! operand    := column | ["-" | "+"] number
+//! column     := [A-Za-z_][A-Za-z0-9_]*
+//! number     := 12 | 0.5 | .5 | 1e-3 | inf | infinity
+//! ```
+//!
+//! Comparisons follow IEEE 754: a NaN cell makes every comparison false except `!=`.
+
+use std::fmt;
+
+use super::ParetoError;
+
+/// A parsed, column-checked row filter; see the module documentation for the syntax.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    text: String,
+    expr: Expr,
+    columns: Vec<usize>,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    fn apply(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Operand {
+    Column(usize),
+    Value(f64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expr {
+    Or(Box<Expr>, Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    Cmp(Operand, CmpOp, Operand),
+}
+
+impl Filter {
+    /// Parses `text`, resolving column names against `columns` (a CSV header). Errors name the
+    /// unknown column, or the 1-based character position and token where parsing failed.
+    pub fn parse(text: &str, columns: &[String]) -> Result<Filter, ParetoError> {
+        let tokens = lex(text)?;
+        let mut p = Parser {
+            text,
+            tokens,
+            at: 0,
+            columns,
+            used: Vec::new(),
+            depth: 0,
+        };
+        let expr = p.expr()?;
+        if let Some(t) = p.tokens.get(p.at) {
+            return Err(p.error(t, "expected `and`, `or` or the end"));
+        }
+        let mut used = p.used;
+        used.sort_unstable();
+        used.dedup();
+        Ok(Filter {
+            text: text.to_string(),
+            expr,
+            columns: used,
+        })
+    }
+
+    /// Whether `row` (one value per column of the header given to [`Filter::parse`]) passes.
+    /// Only the cells of [`Filter::columns`] are read.
+    ///
+    /// # Panics
+    /// If `row` is shorter than the header.
+    pub fn eval(&self, row: &[f64]) -> bool {
+        eval(&self.expr, row)
+    }
+
+    /// The column indices the filter reads, ascending.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn eval(e: &Expr, row: &[f64]) -> bool {
+    let value = |o: &Operand| match *o {
+        Operand::Column(c) => row[c],
+        Operand::Value(v) => v,
+    };
+    match e {
+        Expr::Or(a, b) => eval(a, row) || eval(b, row),
+        Expr::And(a, b) => eval(a, row) && eval(b, row),
+        Expr::Not(a) => !eval(a, row),
+        Expr::Cmp(a, op, b) => op.apply(value(a), value(b)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Number(f64),
+    Op(CmpOp),
+    Sign(f64),
+    Open,
+    Close,
+    And,
+    Or,
+    Not,
+}
+
+struct Token {
+    tok: Tok,
+    /// 1-based character position in the text.
+    pos: usize,
+    lexeme: String,
+}
+
+fn lex(text: &str) -> Result<Vec<Token>, ParetoError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        let tok = if c.is_whitespace() {
+            i += 1;
+            continue;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            match word.to_ascii_lowercase().as_str() {
+                "and" => Tok::And,
+                "or" => Tok::Or,
+                "not" => Tok::Not,
+                "inf" | "infinity" => Tok::Number(f64::INFINITY),
+                _ => Tok::Ident(word),
+            }
+        } else if c.is_ascii_digit() || c == '.' {
+            while i < chars.len() {
+                let d = chars[i];
+                let exp_sign =
+                    (d == '+' || d == '-') && matches!(chars[i - 1], 'e' | 'E') && i - 1 > start;
+                if d.is_ascii_alphanumeric() || d == '.' || d == '_' || exp_sign {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            let word: String = chars[start..i].iter().collect();
+            match word.parse::<f64>() {
+                Ok(v) => Tok::Number(v),
+                Err(_) => {
+                    return Err(ParetoError::FilterSyntax {
+                        text: text.to_string(),
+                        pos: start + 1,
+                        message: format!("`{word}` is not a number"),
+                    })
+                }
+            }
+        } else {
+            let next = chars.get(i + 1).copied();
+            let (tok, len) = match (c, next) {
+                ('<', Some('=')) => (Tok::Op(CmpOp::Le), 2),
+                ('>', Some('=')) => (Tok::Op(CmpOp::Ge), 2),
+                ('=', Some('=')) => (Tok::Op(CmpOp::Eq), 2),
+                ('!', Some('=')) => (Tok::Op(CmpOp::Ne), 2),
+                ('&', Some('&')) => (Tok::And, 2),
+                ('|', Some('|')) => (Tok::Or, 2),
+                ('<', _) => (Tok::Op(CmpOp::Lt), 1),
+                ('>', _) => (Tok::Op(CmpOp::Gt), 1),
+                ('=', _) => (Tok::Op(CmpOp::Eq), 1),
+                ('!', _) => (Tok::Not, 1),
+                ('(', _) => (Tok::Open, 1),
+                (')', _) => (Tok::Close, 1),
+                ('-', _) => (Tok::Sign(-1.0), 1),
+                ('+', _) => (Tok::Sign(1.0), 1),
+                _ => {
+                    return Err(ParetoError::FilterSyntax {
+                        text: text.to_string(),
+                        pos: start + 1,
+                        message: format!("unexpected character `{c}`"),
+                    })
+                }
+            };
+            i += len;
+            tok
+        };
+        out.push(Token {
+            tok,
+            pos: start + 1,
+            lexeme: chars[start..i].iter().collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// Nesting deeper than this is surely a mistake, and recursion must stay bounded.
+const MAX_DEPTH: usize = 200;
+
+struct Parser<'a> {
+    text: &'a str,
+    tokens: Vec<Token>,
+    at: usize,
+    columns: &'a [String],
+    used: Vec<usize>,
+    depth: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, t: &Token, what: &str) -> ParetoError {
+        ParetoError::FilterSyntax {
+            text: self.text.to_string(),
+            pos: t.pos,
+            message: format!("{what}, found `{}`", t.lexeme),
+        }
+    }
+
+    fn error_here(&self, what: &str) -> ParetoError {
+        match self.tokens.get(self.at) {
+            Some(t) => self.error(t, what),
+            None => ParetoError::FilterSyntax {
+                text: self.text.to_string(),
+                pos: self.text.chars().count() + 1,
+                message: format!("{what}, found the end"),
+            },
+        }
+    }
+
+    fn peek(&self) -> Option<&Tok> {
+        self.tokens.get(self.at).map(|t| &t.tok)
+    }
+
+    fn expr(&mut self) -> Result<Expr, ParetoError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error_here("expression nested too deeply"));
+        }
+        let mut e = self.conj()?;
+        while self.peek() == Some(&Tok::Or) {
+            self.at += 1;
+            e = Expr::Or(Box::new(e), Box::new(self.conj()?));
+        }
+        self.depth -= 1;
+        Ok(e)
+    }
+
+    fn conj(&mut self) -> Result<Expr, ParetoError> {
+        let mut e = self.unary()?;
+        while self.peek() == Some(&Tok::And) {
+            self.at += 1;
+            e = Expr::And(Box::new(e), Box::new(self.unary()?));
+        }
+        Ok(e)
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParetoError> {
+        match self.peek() {
+            Some(Tok::Not) => {
+                self.at += 1;
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(self.error_here("expression nested too deeply"));
+                }
+                let e = self.unary()?;
+                self.depth -= 1;
+                Ok(Expr::Not(Box::new(e)))
+            }
+            Some(Tok::Open) => {
+                self.at += 1;
+                let e = self.expr()?;
+                if self.peek() != Some(&Tok::Close) {
+                    return Err(self.error_here("expected `)`"));
+                }
+                self.at += 1;
+                Ok(e)
+            }
+            _ => {
+                let a = self.operand()?;
+                let op = match self.peek() {
+                    Some(Tok::Op(op)) => *op,
+                    _ => return Err(self.error_here("expected a comparison (< <= > >= == !=)")),
+                };
+                self.at += 1;
+                let b = self.operand()?;
+                Ok(Expr::Cmp(a, op, b))
+            }
+        }
+    }
+
+    fn operand(&mut self) -> Result<Operand, ParetoError> {
+        let sign = match self.peek() {
+            Some(Tok::Sign(s)) => {
+                let s = *s;
+                self.at += 1;
+                Some(s)
+            }
+            _ => None,
+        };
+        let what = "expected a column name or a number";
+        let Some(t) = self.tokens.get(self.at) else {
+            return Err(self.error_here(what));
+        };
+        let operand = match (&t.tok, sign) {
+            (Tok::Number(v), s) => Operand::Value(s.unwrap_or(1.0) * v),
+            (Tok::Ident(name), None) => match self.columns.iter().position(|c| c == name) {
+                Some(c) => {
+                    self.used.push(c);
+                    Operand::Column(c)
+                }
+                None => {
+                    return Err(ParetoError::FilterColumn {
+                        column: name.clone(),
+                        text: self.text.to_string(),
+                        available: self.columns.join(", "),
+                    })
+                }
+            },
+            (_, Some(_)) => return Err(self.error(t, "expected a number after the sign")),
+            _ => return Err(self.error(t, what)),
+        };
+        self.at += 1;
+        Ok(operand)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols() -> Vec<String> {
+        ["top1_agreement", "latency_us", "output_rmse", "area_mm2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn passes(text: &str, row: [f64; 4]) -> bool {
+        Filter::parse(text, &cols()).expect("parses").eval(&row)
+    }
+
+    fn err(text: &str) -> String {
+        Filter::parse(text, &cols())
+            .expect_err("must not parse")
+            .to_string()
+    }
+
+    #[test]
+    fn comparisons_and_connectives() {
+        let f = "top1_agreement >= 0.99 and latency_us < 100";
+        assert!(passes(f, [0.99, 99.0, 0.0, 0.0]));
+        assert!(!passes(f, [0.98, 99.0, 0.0, 0.0]));
+        assert!(!passes(f, [1.0, 100.0, 0.0, 0.0]));
+        let g = "output_rmse <= 0.01 or area_mm2 < 5";
+        assert!(passes(g, [0.0, 0.0, 0.02, 4.0]));
+        assert!(!passes(g, [0.0, 0.0, 0.02, 5.0]));
+        assert!(passes(
+            "latency_us == 3 && area_mm2 != 3",
+            [0.0, 3.0, 0.0, 1.0]
+        ));
+        assert!(passes("latency_us = 3", [0.0, 3.0, 0.0, 1.0]));
+        assert!(passes("output_rmse < 1e-3", [0.0, 0.0, 5e-4, 0.0]));
+        assert!(passes("output_rmse > -1E+2", [0.0, 0.0, -5.0, 0.0]));
+        assert!(passes("latency_us < inf", [0.0, 1e300, 0.0, 0.0]));
+        assert!(passes("latency_us > -INF", [0.0, -1e300, 0.0, 0.0]));
+        assert!(passes("1 < latency_us", [0.0, 2.0, 0.0, 0.0]));
+        assert!(passes("latency_us < area_mm2", [0.0, 2.0, 0.0, 3.0]));
+        assert!(passes("latency_us > .5", [0.0, 0.6, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn precedence_not_and_parentheses() {
+        // and binds tighter: a or (b and c)
+        let t = "latency_us < 1 or area_mm2 < 1 and output_rmse < 1";
+        assert!(passes(t, [0.0, 0.0, 5.0, 5.0]));
+        let t = "(latency_us < 1 or area_mm2 < 1) and output_rmse < 1";
+        assert!(!passes(t, [0.0, 0.0, 5.0, 5.0]));
+        assert!(passes("not latency_us < 1", [0.0, 2.0, 0.0, 0.0]));
+        assert!(passes(
+            "NOT (latency_us < 1 OR area_mm2 < 1)",
+            [0.0, 2.0, 0.0, 2.0]
+        ));
+        assert!(passes(
+            "!(latency_us < 1) || not not area_mm2 < 1",
+            [0.0, 2.0, 0.0, 2.0]
+        ));
+        assert!(passes("((((latency_us < 1))))", [0.0, 0.0, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn nan_compares_false_except_ne() {
+        assert!(!passes("latency_us < 1", [0.0, f64::NAN, 0.0, 0.0]));
+        assert!(!passes("latency_us >= 1", [0.0, f64::NAN, 0.0, 0.0]));
+        assert!(passes("latency_us != 1", [0.0, f64::NAN, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn columns_used() {
+        let f = Filter::parse("area_mm2 < 1 or latency_us > area_mm2", &cols()).expect("parses");
+        assert_eq!(f.columns(), &[1, 3]);
+        assert_eq!(f.to_string(), "area_mm2 < 1 or latency_us > area_mm2");
+    }
+
+    #[test]
+    fn errors_are_one_line_and_say_where() {
+        let e = err("energy_uj < 3");
+        assert!(e.contains("`energy_uj`") && e.contains("latency_us"), "{e}");
+        let e = err("latency_us 100");
+        assert!(e.contains("character 12") && e.contains("`100`"), "{e}");
+        let e = err("latency_us < ");
+        assert!(e.contains("the end"), "{e}");
+        let e = err("(latency_us < 1");
+        assert!(e.contains("expected `)`"), "{e}");
+        let e = err("latency_us < 1 area_mm2 < 2");
+        assert!(
+            e.contains("character 16") && e.contains("`area_mm2`"),
+            "{e}"
+        );
+        let e = err("latency_us < 1.2.3");
+        assert!(e.contains("`1.2.3` is not a number"), "{e}");
+        let e = err("latency_us < 1 and");
+        assert!(e.contains("the end"), "{e}");
+        let e = err("latency_us # 1");
+        assert!(e.contains("`#`"), "{e}");
+        let e = err("latency_us < -area_mm2");
+        assert!(e.contains("number after the sign"), "{e}");
+        assert!(err("").contains("the end"));
+        let deep = format!("{}latency_us < 1{}", "(".repeat(500), ")".repeat(500));
+        assert!(err(&deep).contains("nested too deeply"));
+        for t in ["a <", "latency_us < 1 or", "1e", "latency_us << 2", "()"] {
+            assert!(!err(t).contains('\n'), "{t}");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Pareto fronts: the non-dominated rows of a results table for chosen objectives.
+//!
+//! This module owns the last stage of the pipeline. [`front`] finds the non-dominated rows of a
+//! numeric table (every objective minimised); [`Filter`] parses the `--where` expressions and
+//! sweep-spec constraints that select rows first; [`front_of_csv`] and [`write_front_csv`] do
+//! both on any CSV with a header; [`plot_front_svg`] draws a front; and [`ParetoArgs`] with
+//! [`run`] is the `lstm-dse pareto` command.
+
+mod command;
+mod filter;
+mod front;
+mod plot;
+mod table;
+mod tree;
+
+use std::path::PathBuf;
+
+pub use command::{run, ParetoArgs};
+pub use filter::{CmpOp, Filter};
+pub use front::{dominates, front};
+pub use plot::plot_front_svg;
+pub use table::{front_of_csv, write_front_csv, FrontResult, Objective, Sense};
+
+/// Why a front could not be computed, read or written; `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ParetoError {
+    #[error("no objectives: name at least one column with --minimize or --maximize")]
+    NoObjectives,
+    #[error("objective `{0}` is named twice")]
+    DuplicateObjective(String),
+    #[error("{}: objective `{column}` is not a column (columns: {available})", path.display())]
+    ObjectiveColumn {
+        path: PathBuf,
+        column: String,
+        available: String,
+    },
+    #[error("expression `{text}` names column `{column}`, which is not one of: {available}")]
+    FilterColumn {
+        column: String,
+        text: String,
+        available: String,
+    },
+    #[error("expression `{text}`: at character {pos}: {message}")]
+    FilterSyntax {
+        text: String,
+        pos: usize,
+        message: String,
+    },
+    #[error("{}:{line}: column `{column}`: {problem}", path.display())]
+    BadCell {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        problem: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: plot: {message}", path.display())]
+    Plot { path: PathBuf, message: String },
+}
+
+/// `path` with `.partial` appended to its file name: written first, then renamed over `path`,
+/// so that a reader never sees half a file.
+fn partial_path(path: &std::path::Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}

@@ -1,0 +1,190 @@
+//! SVG plot of a front over two columns: every row faint, the front strong and joined in
+//! x order. Text stays SVG `<text>` (no font files needed), and equal input gives equal bytes.
+
+use std::cmp::Ordering;
+use std::ops::Range;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::{partial_path, ParetoError};
+
+/// Dominated points beyond this many are thinned by a fixed stride: an SVG of millions of
+/// circles helps nobody, and the front itself is always drawn whole.
+const MAX_FAINT_POINTS: usize = 50_000;
+
+const FAINT: RGBColor = RGBColor(200, 200, 200);
+const STRONG: RGBColor = RGBColor(200, 40, 30);
+
+/// Draws the points `(x.1[i], y.1[i])` to the SVG file `path`: points with `on_front[i]` in a
+/// strong colour joined by a line in x order, the others small and light grey, with `x.0` and
+/// `y.0` as axis labels. Non-finite points are left out. Written atomically.
+pub fn plot_front_svg(
+    path: &Path,
+    title: &str,
+    x: (&str, &[f64]),
+    y: (&str, &[f64]),
+    on_front: &[bool],
+) -> Result<(), ParetoError> {
+    let fail = |message: String| ParetoError::Plot {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (xs, ys) = (x.1, y.1);
+    if xs.len() != ys.len() || xs.len() != on_front.len() {
+        return Err(fail(format!(
+            "{} x values, {} y values and {} front flags",
+            xs.len(),
+            ys.len(),
+            on_front.len()
+        )));
+    }
+    let finite: Vec<usize> = (0..xs.len())
+        .filter(|&i| xs[i].is_finite() && ys[i].is_finite())
+        .collect();
+    let x_range = padded_range(finite.iter().map(|&i| xs[i]));
+    let y_range = padded_range(finite.iter().map(|&i| ys[i]));
+
+    let mut front: Vec<(f64, f64)> = finite
+        .iter()
+        .filter(|&&i| on_front[i])
+        .map(|&i| (xs[i], ys[i]))
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let faint: Vec<(f64, f64)> = finite
+        .iter()
+        .filter(|&&i| !on_front[i])
+        .map(|&i| (xs[i], ys[i]))
+        .collect();
+    let stride = faint.len().div_ceil(MAX_FAINT_POINTS).max(1);
+
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| ParetoError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let tmp = partial_path(path);
+    {
+        let root = SVGBackend::new(&tmp, (900, 640)).into_drawing_area();
+        let draw = |e: &dyn std::fmt::Display| fail(e.to_string());
+        root.fill(&WHITE).map_err(|e| draw(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(18)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x_range, y_range)
+            .map_err(|e| draw(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x.0)
+            .y_desc(y.0)
+            .axis_desc_style(("sans-serif", 17))
+            .label_style(("sans-serif", 14))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()
+            .map_err(|e| draw(&e))?;
+        chart
+            .draw_series(
+                faint
+                    .iter()
+                    .step_by(stride)
+                    .map(|&p| Circle::new(p, 2, FAINT.filled())),
+            )
+            .map_err(|e| draw(&e))?
+            .label("dominated")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, FAINT.filled()));
+        chart
+            .draw_series(LineSeries::new(
+                front.iter().copied(),
+                STRONG.stroke_width(2),
+            ))
+            .map_err(|e| draw(&e))?;
+        chart
+            .draw_series(front.iter().map(|&p| Circle::new(p, 4, STRONG.filled())))
+            .map_err(|e| draw(&e))?
+            .label("front")
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, STRONG.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(|e| draw(&e))?;
+        root.present().map_err(|e| draw(&e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|source| ParetoError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The span of `values` with 5% margins; a single value gets a unit-sized span around it.
+fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    match lo.partial_cmp(&hi) {
+        Some(Ordering::Less) => {
+            let pad = (hi - lo) * 0.05;
+            (lo - pad)..(hi + pad)
+        }
+        Some(Ordering::Equal) => {
+            let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.05 };
+            (lo - pad)..(hi + pad)
+        }
+        _ => 0.0..1.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_labels_points_and_is_deterministic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let xs = [1.0, 2.0, 3.0, 2.5, 4.0, f64::INFINITY];
+        let ys = [5.0, 3.0, 1.0, 4.0, 4.5, 0.0];
+        let front = [true, true, true, false, false, false];
+        let a = dir.path().join("a.svg");
+        let b = dir.path().join("nested/b.svg");
+        for p in [&a, &b] {
+            plot_front_svg(p, "Front", ("latency_us", &xs), ("energy_uj", &ys), &front)
+                .expect("plot");
+        }
+        let svg = std::fs::read_to_string(&a).expect("read");
+        assert_eq!(svg, std::fs::read_to_string(&b).expect("read"));
+        assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+        // The backend puts each label on a line of its own inside <text>.
+        for label in ["latency_us", "energy_uj", "Front", "front", "dominated"] {
+            assert!(
+                svg.contains(&format!(">\n{label}\n</text>")),
+                "missing {label}"
+            );
+        }
+        assert!(svg.contains("<polyline"));
+        assert!(svg.matches("<circle").count() >= 5);
+        assert!(!partial_path(&a).exists());
+    }
+
+    #[test]
+    fn degenerate_inputs_still_plot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("p.svg");
+        plot_front_svg(&p, "empty", ("x", &[]), ("y", &[]), &[]).expect("empty plot");
+        plot_front_svg(&p, "one", ("x", &[0.0]), ("y", &[2.0]), &[true]).expect("single");
+        let e = plot_front_svg(&p, "bad", ("x", &[0.0]), ("y", &[]), &[true]).expect_err("len");
+        assert!(e.to_string().contains("1 x values, 0 y values"));
+    }
+
+    #[test]
+    fn range_padding() {
+        assert_eq!(padded_range([0.0, 10.0].into_iter()), -0.5..10.5);
+        assert_eq!(padded_range([2.0].into_iter()), 1.9..2.1);
+        assert_eq!(padded_range(std::iter::empty()), 0.0..1.0);
+    }
+}

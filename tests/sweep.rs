@@ -1,0 +1,295 @@
+//! Sweeps end to end through the binary: outputs, byte-identical results across --jobs, after
+//! an interruption and --resume, and after --shard + merge; every shipped sweep file runs in
+//! smoke mode; bad sweep files and flags exit 2 with one line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lstm_dse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) {
+    let o = lstm_dse(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+const SPEC: &str = r#"
+name = "test"
+[workload]
+models = ["builtin:tiny"]
+sequences = 2
+steps = 4
+seq_len = 20
+[precision]
+fixed = ["fx6", "fx8", "fx16"]
+levels = ["fx6", "fx16"]
+thresholds = "0,0.5,inf"
+device = "cpu"
+[arch]
+base = "sweeps/arch/epur.toml"
+[arch.ranges]
+"compute.multiplier_kind" = ["bit-parallel"]
+"tracking.enabled" = [true]
+"compute.units" = "4:12:4"
+"compute.multipliers_per_unit" = [8, 16, 32]
+"dispatch.policy" = ["gate-per-unit", "tiled"]
+[pareto]
+minimize = ["latency_us", "energy_uj"]
+maximize = ["top1_agreement"]
+where = "top1_agreement >= 0.5"
+"#;
+
+fn spec_file(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("spec.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn read(p: PathBuf) -> Vec<u8> {
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn results_are_identical_across_jobs_resume_and_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec_file(dir.path(), SPEC);
+    let s = spec.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let out = |name: &str| dir.path().join(name);
+    let o = |name: &str| out(name).to_str().unwrap().to_string();
+    ok(&[
+        "sweep",
+        s,
+        "--out",
+        &o("plain"),
+        "--cache",
+        c,
+        "--quiet",
+        "--jobs",
+        "1",
+    ]);
+    for f in [
+        "results.csv",
+        "front.csv",
+        "front.svg",
+        "spec.resolved.toml",
+    ] {
+        assert!(out("plain").join(f).exists(), "{f} missing");
+    }
+    let plain = read(out("plain").join("results.csv"));
+    let rows = String::from_utf8_lossy(&plain).lines().count() - 1;
+    assert_eq!(
+        rows,
+        6 * 3 * 3 * 2,
+        "3 fixed options + 3 policies, x 18 architecture points"
+    );
+    // Any thread count.
+    ok(&[
+        "sweep",
+        s,
+        "--out",
+        &o("jobs2"),
+        "--cache",
+        c,
+        "--quiet",
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(plain, read(out("jobs2").join("results.csv")));
+    // Interrupted mid-row (as after kill -9), then resumed.
+    std::fs::create_dir_all(out("resumed")).unwrap();
+    let cut = plain.len() * 2 / 3 + 7;
+    std::fs::write(out("resumed").join("results.csv"), &plain[..cut]).unwrap();
+    std::fs::copy(
+        out("plain").join("spec.resolved.toml"),
+        out("resumed").join("spec.resolved.toml"),
+    )
+    .unwrap();
+    ok(&[
+        "sweep",
+        s,
+        "--out",
+        &o("resumed"),
+        "--cache",
+        c,
+        "--quiet",
+        "--resume",
+    ]);
+    assert_eq!(plain, read(out("resumed").join("results.csv")));
+    assert_eq!(
+        read(out("plain").join("front.csv")),
+        read(out("resumed").join("front.csv"))
+    );
+    // Sharded, then merged.
+    for i in 0..3 {
+        ok(&[
+            "sweep",
+            s,
+            "--out",
+            &o(&format!("shard{i}")),
+            "--cache",
+            c,
+            "--quiet",
+            "--shard",
+            &format!("{i}/3"),
+        ]);
+    }
+    ok(&[
+        "merge",
+        &o("shard0"),
+        &o("shard1"),
+        &o("shard2"),
+        "--out",
+        &o("merged"),
+    ]);
+    for f in ["results.csv", "front.csv", "front.svg"] {
+        assert_eq!(
+            read(out("plain").join(f)),
+            read(out("merged").join(f)),
+            "{f} differs after merge"
+        );
+    }
+    // The runs above reused one cached precision result; other precision settings get their own.
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    let other = spec_file(
+        dir.path(),
+        &SPEC.replace("fixed = [\"fx6\", \"fx8\", \"fx16\"]", "fixed = [\"fx12\"]"),
+    );
+    ok(&[
+        "sweep",
+        other.to_str().unwrap(),
+        "--out",
+        &o("other"),
+        "--cache",
+        c,
+        "--quiet",
+    ]);
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+    let text = String::from_utf8(read(out("other").join("results.csv"))).unwrap();
+    assert!(
+        text.contains(",fx12,") && !text.contains(",fx8,"),
+        "stale cache used"
+    );
+}
+
+#[test]
+fn every_shipped_sweep_runs_in_smoke_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweeps = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    let mut n = 0;
+    for e in std::fs::read_dir(&sweeps).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+        let out = dir.path().join(&name);
+        let cache = dir.path().join("cache");
+        ok(&[
+            "sweep",
+            p.to_str().unwrap(),
+            "--smoke",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+        ]);
+        let rows = std::fs::read_to_string(out.join("results.csv"))
+            .unwrap()
+            .lines()
+            .count();
+        assert!(rows > 1, "{name}: no rows");
+        assert!(out.join("front.csv").exists(), "{name}: no front");
+        n += 1;
+    }
+    assert!(n >= 5, "expected quick + four paper sweeps, found {n}");
+}
+
+#[test]
+fn bad_sweeps_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let cases: Vec<(String, Vec<&str>, &str)> = vec![
+        (
+            SPEC.replace("[pareto]", "[pareto]\nbogus = 1"),
+            vec![],
+            "bogus",
+        ),
+        (SPEC.replace("\"4:12:4\"", "[]"), vec![], "empty range"),
+        (
+            SPEC.replace("\"4:12:4\"", "\"4:12:-4\""),
+            vec![],
+            "wrong way",
+        ),
+        (
+            SPEC.replace(
+                "maximize = [\"top1_agreement\"]",
+                "maximize = [\"accuracy\"]",
+            ),
+            vec![],
+            "'accuracy' names no column",
+        ),
+        (
+            SPEC.replace("top1_agreement >= 0.5", "top1_agreement >>= 0.5"),
+            vec![],
+            "pareto.where",
+        ),
+        (SPEC.to_string(), vec!["--shard", "3/2"], "--shard '3/2'"),
+        (
+            SPEC.replace("\"compute.units\"", "\"compute.unitz\""),
+            vec![],
+            "unitz",
+        ),
+    ];
+    for (text, extra, expect) in cases {
+        let spec = spec_file(dir.path(), &text);
+        let mut args = vec!["sweep", spec.to_str().unwrap(), "--out", o, "--quiet"];
+        args.extend(extra);
+        let r = lstm_dse(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{expect}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{err:?} should mention {expect:?}");
+    }
+    // Resuming against a changed spec is refused, naming the setting.
+    let spec = spec_file(dir.path(), SPEC);
+    let c = dir.path().join("cache");
+    ok(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        o,
+        "--quiet",
+        "--cache",
+        c.to_str().unwrap(),
+    ]);
+    let spec = spec_file(dir.path(), &SPEC.replace("seq_len = 20", "seq_len = 30"));
+    let r = lstm_dse(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        o,
+        "--quiet",
+        "--resume",
+        "--cache",
+        c.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("spec changed") && err.contains("seq_len"),
+        "{err}"
+    );
+}
