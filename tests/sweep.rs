@@ -293,3 +293,67 @@ fn bad_sweeps_exit_2_with_one_line() {
         "{err}"
     );
 }
+
+#[test]
+fn killed_with_sigkill_then_resumed_equals_the_plain_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // A larger grid, so that the kill lands while rows are being written.
+    let big = SPEC
+        .replace("\"4:12:4\"", "\"1:32:1\"")
+        .replace("[8, 16, 32]", "\"4:128:4\"")
+        .replace("fixed = [\"fx6\", \"fx8\", \"fx16\"]", "fixed = [\"fx8\"]");
+    let spec = spec_file(dir.path(), &big);
+    let s = spec.to_str().unwrap();
+    let c = dir.path().join("cache");
+    let (plain, killed) = (dir.path().join("plain"), dir.path().join("killed"));
+    ok(&[
+        "sweep",
+        s,
+        "--out",
+        plain.to_str().unwrap(),
+        "--cache",
+        c.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "sweep",
+            s,
+            "--out",
+            killed.to_str().unwrap(),
+            "--cache",
+            c.to_str().unwrap(),
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    // Wait until some rows exist, then kill -9 (wherever it is: the outcome must not depend on it).
+    let results = killed.join("results.csv");
+    for _ in 0..400 {
+        if std::fs::metadata(&results)
+            .map(|m| m.len() > 4096)
+            .unwrap_or(false)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ok(&[
+        "sweep",
+        s,
+        "--out",
+        killed.to_str().unwrap(),
+        "--cache",
+        c.to_str().unwrap(),
+        "--quiet",
+        "--resume",
+    ]);
+    assert_eq!(read(plain.join("results.csv")), read(results));
+    assert_eq!(
+        read(plain.join("front.csv")),
+        read(killed.join("front.csv"))
+    );
+}
