@@ -13,5 +13,6 @@ pub mod format;
 pub mod gpu;
 pub mod lstm;
 pub mod pareto;
+pub mod report;
 pub mod sweep;
 pub mod trace;

@@ -7,7 +7,6 @@ use super::{Policy, PolicySpec, Simulation};
 use crate::lstm::eval::Run;
 use crate::lstm::Model;
 use serde::Serialize;
-use std::io::Write;
 use std::path::Path;
 
 fn argmax(v: &[f32]) -> usize {
@@ -257,20 +256,10 @@ pub fn trace_rows(
     rows
 }
 
-/// Writes rows to `path` whole or not at all.
+/// Writes a header and rows to `path` whole or not at all.
 pub fn write_policies(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let tmp = path.with_extension("csv.partial");
-    {
-        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(std::fs::File::create(&tmp)?));
-        w.write_record(header).map_err(std::io::Error::other)?;
-        for r in rows {
-            w.write_record(r).map_err(std::io::Error::other)?;
-        }
-        let mut inner = w
-            .into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        inner.flush()?;
-        inner.get_ref().sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    crate::report::write_csv_atomic(path, |w| {
+        w.write_record(header)?;
+        rows.iter().try_for_each(|r| w.write_record(r))
+    })
 }

@@ -3,7 +3,6 @@
 //! written to a temporary file and renamed, so a failed run never leaves half a file.
 
 use super::ModelError;
-use std::io::Write;
 use std::path::Path;
 
 /// A batch of `count` sequences of `steps` steps of `width` features, `[N, T, I]` row-major.
@@ -148,15 +147,7 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Model
     for v in data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    let tmp = path.with_extension("npy.partial");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(&bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::report::write_atomic(path, |out| out.write_all(&bytes)).map_err(io)
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use super::{front_of_csv, plot_front_svg, write_front_csv};
 
 /// The non-dominated rows of a results CSV for the chosen objective columns.
@@ -33,13 +31,13 @@ pub struct ParetoArgs {
 /// Runs `lstm-dse pareto`: reads, filters, writes the front, plots it if asked, and prints
 /// "N rows, M pass the filter, K on the front" to stderr.
 pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
+    // The errors name the file, line, column or expression themselves.
     let result = front_of_csv(
         &args.input,
         &args.minimize,
         &args.maximize,
         args.filter.as_deref(),
-    )
-    .with_context(|| format!("pareto front of {}", args.input.display()))?;
+    )?;
     write_front_csv(&args.out, &result)?;
     if let Some(plot) = &args.plot {
         let name = args

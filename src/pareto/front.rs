@@ -37,8 +37,9 @@ pub fn dominates(a: &[f64], b: &[f64]) -> bool {
 ///
 /// Rows that are equal in every objective do not dominate each other, so duplicates of a front
 /// row are all on the front; the result depends only on the set of rows, not on their order.
-/// `-0.0` and `0.0` are equal. NaN must be rejected by the caller (checked in debug builds);
-/// with NaN present the result is unspecified but the function does not panic.
+/// `-0.0` and `0.0` are equal; infinities are ordinary values. NaN must be rejected by the
+/// caller ([`front_of_csv`](super::front_of_csv) does): debug builds assert it, and release
+/// builds return an unspecified (but in-bounds) result.
 ///
 /// # Panics
 /// If `dims` is 0 or `points.len()` is not a multiple of `dims`.

@@ -5,7 +5,6 @@
 use super::Trace;
 use crate::lstm::Model;
 use serde::Serialize;
-use std::io::Write;
 use std::path::Path;
 
 /// One row of `errors.csv`: a precision's error against fp32 at one step of one direction of
@@ -223,19 +222,7 @@ pub fn rows(
 }
 
 fn write_csv<R: Serialize>(path: &Path, rows: &[R]) -> std::io::Result<()> {
-    let tmp = path.with_extension("csv.partial");
-    {
-        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(std::fs::File::create(&tmp)?));
-        for r in rows {
-            w.serialize(r).map_err(std::io::Error::other)?;
-        }
-        let mut inner = w
-            .into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        inner.flush()?;
-        inner.get_ref().sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    crate::report::write_csv_atomic(path, |w| rows.iter().try_for_each(|r| w.serialize(r)))
 }
 
 /// Writes `errors.csv`, `cell_delta.csv` and `summary.csv` into `dir` (created if needed);
