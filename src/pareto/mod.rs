@@ -64,10 +64,4 @@ pub enum ParetoError {
     Plot { path: PathBuf, message: String },
 }
 
-/// `path` with `.partial` appended to its file name: written first, then renamed over `path`,
-/// so that a reader never sees half a file.
-fn partial_path(path: &std::path::Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
-    name.push(".partial");
-    path.with_file_name(name)
-}
+use crate::report::partial_path;

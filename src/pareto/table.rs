@@ -1,10 +1,9 @@
 //! Fronts of CSV files: read any table with a header, filter its rows, find the front of the
 //! named columns, and write the front rows back out unchanged.
 
-use std::io::Write;
 use std::path::Path;
 
-use super::{front, partial_path, Filter, ParetoError};
+use super::{front, Filter, ParetoError};
 
 /// Whether an objective is to be made small or large.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,28 +187,11 @@ pub fn write_front_csv(path: &Path, result: &FrontResult) -> Result<(), ParetoEr
         path: path.to_path_buf(),
         source,
     };
-    let csv_err = |source| ParetoError::Csv {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err)?;
-    }
-    let tmp = partial_path(path);
-    {
-        let file = std::fs::File::create(&tmp).map_err(io_err)?;
-        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-        w.write_record(&result.header).map_err(csv_err)?;
-        for r in result.front_rows() {
-            w.write_record(r).map_err(csv_err)?;
-        }
-        let mut inner = w
-            .into_inner()
-            .map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
-        inner.flush().map_err(io_err)?;
-        inner.get_ref().sync_all().map_err(io_err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err)
+    crate::report::write_csv_atomic(path, |w| {
+        w.write_record(&result.header)?;
+        result.front_rows().try_for_each(|r| w.write_record(r))
+    })
+    .map_err(io_err)
 }
 
 #[cfg(test)]
@@ -262,7 +244,7 @@ f,30,1,0.999
             "design,latency_us,energy_uj,top1_agreement\n\
              a,10,5,0.999\nb,20,2,0.995\ne,10,5,0.999\nf,30,1,0.999\n"
         );
-        assert!(!partial_path(&out).exists());
+        assert!(!crate::report::partial_path(&out).exists());
     }
 
     #[test]
