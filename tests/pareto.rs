@@ -1,0 +1,83 @@
+//! `lstm-dse pareto` through the binary, on a results file a sweep wrote.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn front_of_a_results_file_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (front, plot) = (dir.path().join("front.csv"), dir.path().join("front.svg"));
+    let o = run(&[
+        "pareto",
+        "results/quick/results.csv",
+        "--minimize",
+        "latency_us,energy_uj",
+        "--maximize",
+        "task_accuracy",
+        "--where",
+        "task_accuracy >= 0.97 and area_mm2 < 50",
+        "--out",
+        front.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&front).unwrap();
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            // latency_us, energy_uj, task_accuracy, area_mm2 by header position
+            let h: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+            ["latency_us", "energy_uj", "task_accuracy", "area_mm2"]
+                .iter()
+                .map(|c| f[h.iter().position(|x| x == c).unwrap()].parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert!(r[2] >= 0.97 && r[3] < 50.0, "filter not applied: {r:?}");
+    }
+    // No front row dominates another.
+    for a in &rows {
+        for b in &rows {
+            let dominates = a[0] <= b[0]
+                && a[1] <= b[1]
+                && a[2] >= b[2]
+                && (a[0] < b[0] || a[1] < b[1] || a[2] > b[2]);
+            assert!(!dominates, "{a:?} dominates {b:?}");
+        }
+    }
+    assert!(std::fs::read_to_string(&plot)
+        .unwrap()
+        .contains("latency_us"));
+    for (args, expect) in [
+        (vec!["--minimize", "nope"], "nope"),
+        (
+            vec!["--minimize", "latency_us", "--where", "latency_us <"],
+            "expression `latency_us <`",
+        ),
+    ] {
+        let mut a = vec![
+            "pareto",
+            "results/quick/results.csv",
+            "--out",
+            front.to_str().unwrap(),
+        ];
+        a.extend(args);
+        let o = run(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{err}");
+    }
+}
