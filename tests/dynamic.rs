@@ -338,3 +338,57 @@ fn groups_command_and_its_bad_input() {
         assert!(!o2.exists());
     }
 }
+
+#[test]
+fn gpu_group_widths_equal_the_cpu_twin() {
+    use lstm_dse::dynamic::groups;
+    use lstm_dse::trace::Engine;
+    let Ok(mut ctx) = lstm_dse::gpu::GpuContext::new(lstm_dse::gpu::AdapterChoice::Any) else {
+        eprintln!("skipping: no adapter");
+        return;
+    };
+    let m = lstm::load(
+        data("models/digits_lstm.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let x = npy::read_sequences(&data("models/digits_test.x.npy")).unwrap();
+    for base in ["fx16", "fx8.4"] {
+        let base: PrecisionConfig = base.parse().unwrap();
+        let (w, a) = groups::collect(&Engine::Cpu, &m, &x, "x", base).unwrap();
+        for (v, bits) in [(&w, base.w.bits()), (&a, base.a.bits())] {
+            for g in [1, 7, 16, 256] {
+                let cpu = v.stats("t", g, bits);
+                let mut gpu = groups::GroupStats {
+                    hist: vec![0; bits as usize],
+                    values: 0,
+                    bits_plain: 0,
+                    bits_best: 0,
+                    ..cpu.clone()
+                };
+                for (width, len, nonzero) in ctx.group_widths(&v.codes, &v.lens, g, bits).unwrap() {
+                    gpu.add_group(width, len, nonzero);
+                }
+                assert_eq!(cpu, gpu, "{base} group size {g}");
+            }
+        }
+        // Small buffers: the groups are split over several dispatches, with the same result.
+        ctx.limit_buffers(4096);
+        let cpu = a.stats("t", 16, base.a.bits());
+        let mut gpu = groups::GroupStats {
+            hist: vec![0; base.a.bits() as usize],
+            values: 0,
+            bits_plain: 0,
+            bits_best: 0,
+            ..cpu.clone()
+        };
+        for (width, len, nonzero) in ctx
+            .group_widths(&a.codes, &a.lens, 16, base.a.bits())
+            .unwrap()
+        {
+            gpu.add_group(width, len, nonzero);
+        }
+        assert_eq!(cpu, gpu);
+        ctx.limit_buffers(u64::MAX);
+    }
+}

@@ -6,6 +6,7 @@
 //! stored), the smaller of the two encodings kept per group. Weights are measured statically
 //! (W and R of every layer, group by group along each row), activations dynamically (the
 //! layer input x_t and the output h_t of every step of every sequence, at the base precision).
+//! The widths are found by `shaders/groups.wgsl` on a GPU engine; this file is its CPU twin.
 
 use crate::format::PrecisionConfig;
 use crate::lstm::eval;
@@ -60,15 +61,19 @@ impl GroupStats {
                 .max()
                 .unwrap_or(1)
                 .min(self.base_bits);
-            self.hist[w as usize - 1] += 1;
-            let n = g.len() as u64;
-            let nonzero = g.iter().filter(|&&c| c != 0).count() as u64;
-            let plain = self.header_bits() + n * w as u64;
-            let bitmap = self.header_bits() + n + nonzero * w as u64;
-            self.values += n;
-            self.bits_plain += plain;
-            self.bits_best += plain.min(bitmap);
+            self.add_group(w, g.len(), g.iter().filter(|&&c| c != 0).count());
         }
+    }
+
+    /// Adds one group of `len` values, `nonzero` of them non-zero, stored at `width` bits.
+    pub fn add_group(&mut self, width: u32, len: usize, nonzero: usize) {
+        let (n, w) = (len as u64, width.clamp(1, self.base_bits) as u64);
+        self.hist[w as usize - 1] += 1;
+        let plain = self.header_bits() + n * w;
+        let bitmap = self.header_bits() + n + nonzero as u64 * w;
+        self.values += n;
+        self.bits_plain += plain;
+        self.bits_best += plain.min(bitmap);
     }
 
     /// Mean group width in bits (weighted by group).
@@ -94,10 +99,77 @@ impl GroupStats {
     }
 }
 
-/// Measures weights and activations of `model` on `seqs` at the fixed-point `base` config,
-/// for each group size; the base-precision run producing the activations executes on
-/// `engine` (GPU lanes or the CPU evaluator: the same bits). Results: for each size, weights
-/// then activations.
+/// Codes cut into vectors (rows of W and R, or activation vectors): concatenated codes and
+/// the length of each vector. Groups never span two vectors.
+#[derive(Debug, Default, Clone)]
+pub struct Vectors {
+    pub codes: Vec<i32>,
+    pub lens: Vec<usize>,
+}
+
+impl Vectors {
+    fn push(&mut self, v: impl IntoIterator<Item = i32>) {
+        let before = self.codes.len();
+        self.codes.extend(v);
+        self.lens.push(self.codes.len() - before);
+    }
+
+    /// Group statistics at group size `g` and base width `bits`, on the CPU.
+    pub fn stats(&self, kind: &'static str, g: usize, bits: u32) -> GroupStats {
+        let mut s = GroupStats::new(kind, g, bits);
+        let mut at = 0;
+        for &n in &self.lens {
+            s.add(&self.codes[at..at + n]);
+            at += n;
+        }
+        s
+    }
+}
+
+/// The weights (static) and activations (x_t of layer 0 and h_t of every layer, every step
+/// and sequence) of `model` on `seqs` at the fixed-point `base` config, as codes; the
+/// base-precision run executes on `engine` (GPU lanes or the CPU evaluator: the same bits).
+pub fn collect(
+    engine: &Engine,
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+    base: PrecisionConfig,
+) -> Result<(Vectors, Vectors), TraceError> {
+    let plans = eval::prepare(model, seqs, input_name, &[base])?;
+    let plan = &plans[0];
+    let run = engine.run(model, seqs, &plans, &mut |_, _| {})?.remove(0);
+    let states = run.states.as_deref().unwrap_or_default();
+    let (mut weights, mut acts) = (Vectors::default(), Vectors::default());
+    for (l, (layer, cells)) in model.layers.iter().zip(&plan.layers).enumerate() {
+        for cell in cells {
+            let Some(q) = &cell.int else { continue };
+            for row in
+                q.w.chunks(layer.input_size)
+                    .chain(q.r.chunks(layer.hidden_size))
+            {
+                weights.push(row.iter().copied());
+            }
+        }
+        let Some(q) = &cells[0].int else { continue };
+        let width = layer.output_size();
+        for n in 0..seqs.count {
+            for t in 0..seqs.steps {
+                if l == 0 {
+                    let x = &seqs.sequence(n)[t * layer.input_size..(t + 1) * layer.input_size];
+                    acts.push(x.iter().map(|&v| q.x.quantize(v)));
+                }
+                let at = (n * seqs.steps + t) * width;
+                acts.push(states[l].h[at..at + width].iter().map(|&v| q.h.quantize(v)));
+            }
+        }
+    }
+    Ok((weights, acts))
+}
+
+/// Measures weights and activations for each group size: the widths are found on the GPU
+/// (`shaders/groups.wgsl`) when `engine` is one, else on the CPU; the same numbers either way.
+/// Results: for each size, weights then activations.
 pub fn measure(
     engine: &Engine,
     model: &Model,
@@ -106,45 +178,24 @@ pub fn measure(
     base: PrecisionConfig,
     sizes: &[usize],
 ) -> Result<Vec<GroupStats>, TraceError> {
-    let plans = eval::prepare(model, seqs, input_name, &[base])?;
-    let plan = &plans[0];
-    let run = engine.run(model, seqs, &plans, &mut |_, _| {})?.remove(0);
-    let states = run.states.as_deref().unwrap_or_default();
-    let bits_w = base.w.bits();
-    let bits_a = base.a.bits();
+    let (weights, acts) = collect(engine, model, seqs, input_name, base)?;
     let mut out = Vec::new();
     for &g in sizes {
-        let mut w = GroupStats::new("weights", g, bits_w);
-        let mut a = GroupStats::new("activations", g, bits_a);
-        for (l, (layer, cells)) in model.layers.iter().zip(&plan.layers).enumerate() {
-            for cell in cells {
-                let Some(q) = &cell.int else { continue };
-                for row in
-                    q.w.chunks(layer.input_size)
-                        .chain(q.r.chunks(layer.hidden_size))
-                {
-                    w.add(row);
-                }
-            }
-            let (x_fmt, h_fmt) = match (&cells[0].int, cells.first()) {
-                (Some(q), _) => (q.x, q.h),
-                _ => continue,
-            };
-            let width = layer.output_size();
-            for n in 0..seqs.count {
-                for t in 0..seqs.steps {
-                    if l == 0 {
-                        let x = &seqs.sequence(n)[t * layer.input_size..(t + 1) * layer.input_size];
-                        a.add(&x.iter().map(|&v| x_fmt.quantize(v)).collect::<Vec<_>>());
+        for (kind, v, bits) in [
+            ("weights", &weights, base.w.bits()),
+            ("activations", &acts, base.a.bits()),
+        ] {
+            out.push(match engine {
+                Engine::Gpu(ctx) => {
+                    let mut s = GroupStats::new(kind, g, bits);
+                    for (width, len, nonzero) in ctx.group_widths(&v.codes, &v.lens, g, bits)? {
+                        s.add_group(width, len, nonzero);
                     }
-                    let at = (n * seqs.steps + t) * width;
-                    let h = &states[l].h[at..at + width];
-                    a.add(&h.iter().map(|&v| h_fmt.quantize(v)).collect::<Vec<_>>());
+                    s
                 }
-            }
+                Engine::Cpu => v.stats(kind, g, bits),
+            });
         }
-        out.push(w);
-        out.push(a);
     }
     Ok(out)
 }

@@ -3,6 +3,7 @@
 //! once and reused for every evaluation. Getting a device is kept apart from running kernels
 //! ([`GpuContext::from_adapter`]) so tests and callers can bring their own.
 
+mod groups;
 mod lstm;
 mod policy;
 mod run;
@@ -129,6 +130,7 @@ pub struct GpuContext {
     /// [`GpuContext::limit_buffers`].
     buffer_cap: u64,
     lstm: lstm::Pipelines,
+    groups: groups::Pipeline,
 }
 
 impl GpuContext {
@@ -152,6 +154,7 @@ impl GpuContext {
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let lstm = lstm::Pipelines::new(&device);
+        let groups = groups::Pipeline::new(&device);
         Ok(GpuContext {
             device,
             queue,
@@ -159,6 +162,7 @@ impl GpuContext {
             buffer_cap: lstm::BUFFER_CAP,
             limits,
             lstm,
+            groups,
         })
     }
 
