@@ -27,6 +27,8 @@ pub enum GpuError {
     },
     #[error("GPU readback failed: {0}")]
     Readback(String),
+    #[error("not supported on the GPU: {0} (use --device cpu)")]
+    Unsupported(String),
 }
 
 /// Which adapters a caller accepts.

@@ -23,6 +23,15 @@ impl GpuContext {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Simulation, GpuError> {
         let top = plans.levels.len() - 1;
+        // The device sums |Δc| codes (each < 2^16) in an i32.
+        if spec.metric == Metric::MeanAbs {
+            if let Some(l) = model.layers.iter().find(|l| l.hidden_size >= 1 << 15) {
+                return Err(GpuError::Unsupported(format!(
+                    "the mean_abs metric over a layer of {} units (the device sums in 32 bits: at most 32767)",
+                    l.hidden_size
+                )));
+            }
+        }
         let clamp = |v: i64| v.clamp(0, i32::MAX as i64) as i32;
         let mut above = Vec::new();
         for (l, layer) in model.layers.iter().enumerate() {
