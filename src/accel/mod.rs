@@ -57,8 +57,8 @@ pub use spec::{
 };
 pub use timing::MAX_PRECISION_LEVELS;
 pub use workload::{
-    format_bits, parse_policy, read_group_ratios, read_policy, LayerShape, PrecisionLevel,
-    PrecisionProfile, Workload,
+    format_bits, parse_policy, read_group_ratios, read_policy, workload_of, LayerShape,
+    PrecisionLevel, PrecisionProfile, Workload,
 };
 
 /// Loads, applies `--set` overrides in order, and validates: the one call the CLI needs.

@@ -387,3 +387,27 @@ pub fn read_group_ratios(
         }),
     }
 }
+
+/// The accelerator model's view of a model: its layer shapes.
+pub fn workload_of(
+    model: &crate::lstm::Model,
+    seq_len: usize,
+    batch: usize,
+    precision: PrecisionProfile,
+) -> Workload {
+    Workload {
+        name: model.name.clone(),
+        layers: model
+            .layers
+            .iter()
+            .map(|l| LayerShape {
+                input_size: l.input_size,
+                hidden_size: l.hidden_size,
+                directions: l.direction.count(),
+            })
+            .collect(),
+        seq_len,
+        batch,
+        precision,
+    }
+}

@@ -283,7 +283,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
             &o.cache_dir,
         )?;
         let seq_len = if w.seq_len > 0 { w.seq_len } else { seqs.steps };
-        let workload = crate::commands::workload_of(
+        let workload = accel::workload_of(
             &model,
             seq_len,
             w.batch.max(1),

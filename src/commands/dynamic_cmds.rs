@@ -1,0 +1,184 @@
+//! `dynamic` and `groups`: precision policies and DPRed per-group precision.
+
+use super::*;
+
+/// Reads class labels for `seqs` and checks them against the model's head.
+pub(super) fn read_labels(
+    path: &std::path::Path,
+    model: &Model,
+    seqs: &npy::Sequences,
+) -> Result<Vec<f32>> {
+    let name = path.display();
+    let (shape, labels) = npy::read_f32(path)?;
+    let want_n = [seqs.count];
+    let want_nt = [seqs.count, seqs.steps];
+    if shape[..] != want_n[..] && shape[..] != want_nt[..] {
+        bail!(
+            "{name}: labels of shape {shape:?} do not match the input: expected [{}] or [{}, {}]",
+            seqs.count,
+            seqs.count,
+            seqs.steps
+        );
+    }
+    let Some(head) = &model.head else {
+        bail!("{name}: labels need a model with a classification head");
+    };
+    if let Some(bad) = labels
+        .iter()
+        .find(|&&v| v.fract() != 0.0 || v < 0.0 || v >= head.output_size as f32)
+    {
+        bail!(
+            "{name}: label {bad} is not a class index 0..{}",
+            head.output_size - 1
+        );
+    }
+    Ok(labels)
+}
+
+pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
+    let levels = parse_config_list(&a.levels)?;
+    let metric: Metric = a.metric.parse()?;
+    let timing = match a.timing {
+        TimingArg::Causal => Timing::Causal,
+        TimingArg::Oracle => Timing::Oracle,
+    };
+    let spec = PolicySpec::new(levels, metric, timing)?;
+    let policies = dynamic::parse_thresholds(&a.thresholds, spec.levels.len())?;
+    if let Some(k) = a.trace_policy {
+        if k >= policies.len() {
+            bail!(
+                "--trace-policy {k}: there are {} policies (0..{})",
+                policies.len(),
+                policies.len() - 1
+            );
+        }
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("--out {}: exists and is not a directory", a.out.display());
+    }
+    let model = load_model(&a.model)?;
+    let seqs = npy::read_sequences(&a.input)?;
+    let labels = a
+        .labels
+        .as_ref()
+        .map(|p| read_labels(p, &model, &seqs))
+        .transpose()?;
+    let input_name = a.input.display().to_string();
+    let highest = spec.levels[spec.levels.len() - 1];
+    let mut plans = eval::prepare(
+        &model,
+        &seqs,
+        &input_name,
+        &[PrecisionConfig::FP32, highest],
+    )?;
+    let reference = eval::run_cpu(&model, &seqs, &plans[..1], true).remove(0);
+    let level_plans = dynamic::LevelPlans::new(&model, plans.remove(1), &spec)?;
+    let bar = progress_bar(a.quiet, "policies");
+    bar.set_length((policies.len() * seqs.count) as u64);
+    let sim = dynamic::simulate(&model, &seqs, &spec, &level_plans, &policies, &|| {
+        bar.inc(1)
+    });
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let (header, rows) = dynamic::policy_rows(
+        &model,
+        &spec,
+        &policies,
+        &sim,
+        &reference,
+        labels.as_deref(),
+    );
+    let path = a.out.join("policies.csv");
+    dynamic::write_policies(&path, &header, &rows)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(k) = a.trace_policy {
+        let path = a.out.join(format!("policy_{k}_trace.csv"));
+        let trace = dynamic::trace_rows(&model, &spec, &sim, &reference, k);
+        let mut w =
+            csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+        for r in trace {
+            w.serialize(r)?;
+        }
+        w.flush()?;
+    }
+    if !a.quiet {
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let pick = [
+            "policy",
+            "thresholds",
+            "frac_level_0",
+            "switches_per_1000_steps",
+            "output_max_abs",
+            "top1_agreement",
+            "task_accuracy",
+        ];
+        let idx: Vec<usize> = pick.iter().filter_map(|n| col(n)).collect();
+        println!(
+            "{}",
+            idx.iter()
+                .map(|&i| header[i].as_str())
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
+        for r in &rows {
+            println!(
+                "{}",
+                idx.iter()
+                    .map(|&i| r[i].as_str())
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
+        }
+        eprintln!("wrote {} policies to {}", rows.len(), path.display());
+    }
+    Ok(())
+}
+
+pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
+    let sizes = a
+        .group_sizes
+        .split(',')
+        .map(|t| match t.trim().parse::<usize>() {
+            Ok(g) if g > 0 => Ok(g),
+            _ => Err(anyhow::anyhow!(
+                "--group-sizes: '{}' is not a group size >= 1",
+                t.trim()
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let base: PrecisionConfig = a.base.parse()?;
+    if !base.is_integer() {
+        bail!(
+            "--base '{}': DPRed groups compress a fixed-point base format (e.g. fx16, fx8)",
+            a.base
+        );
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("--out {}: exists and is not a directory", a.out.display());
+    }
+    let model = load_model(&a.model)?;
+    let seqs = npy::read_sequences(&a.input)?;
+    let engine = engine_for(a.device, a.quiet)?;
+    let input_name = a.input.display().to_string();
+    let stats = dynamic::groups::measure(&engine, &model, &seqs, &input_name, base, &sizes)?;
+    let (header, rows) = dynamic::groups::rows(&stats);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let path = a.out.join("groups.csv");
+    dynamic::write_policies(&path, &header, &rows)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if !a.quiet {
+        println!("tensor       group  mean_width  footprint  with_zero_bitmap");
+        for s in &stats {
+            println!(
+                "{:<12} {:>5} {:>11.3} {:>10.3} {:>17.3}",
+                s.kind,
+                s.group_size,
+                s.mean_width(),
+                s.ratio(false),
+                s.ratio(true)
+            );
+        }
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

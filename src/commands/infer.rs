@@ -1,0 +1,97 @@
+//! `infer`, `models`, `gen-input`: one model at one precision, and its inputs.
+
+use super::*;
+
+pub(super) fn infer(a: &InferArgs) -> Result<()> {
+    let config: PrecisionConfig = a.precision.parse()?;
+    let model = load_model(&a.model)?;
+    let seqs = npy::read_sequences(&a.input)?;
+    if a.what == What::Output && model.head.is_none() {
+        bail!(
+            "{}: --what output needs a model with a dense head",
+            model.name
+        );
+    }
+    let input_name = a.input.display().to_string();
+    let runs = eval::evaluate(&model, &seqs, &input_name, &[config], false)?;
+    let run = &runs[0];
+    let (data, width) = match a.what {
+        What::Hidden => (&run.hidden, model.hidden_output_size()),
+        What::Output => match (&run.output, &model.head) {
+            (Some(o), Some(h)) => (o, h.output_size),
+            _ => bail!("{}: the model has no head", model.name),
+        },
+    };
+    let shape: Vec<usize> = if seqs.batched {
+        vec![seqs.count, seqs.steps, width]
+    } else {
+        vec![seqs.steps, width]
+    };
+    npy::write_f32(&a.output, &shape, data)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    if !a.quiet {
+        eprintln!(
+            "{}: {} sequence(s) x {} steps at {} -> {} {:?}",
+            model.name,
+            seqs.count,
+            seqs.steps,
+            config,
+            a.output.display(),
+            shape
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn models() {
+    println!(
+        "{:<16} {:>7} {:>12} {:>14}  description",
+        "name", "layers", "parameters", "MACs/step"
+    );
+    for b in builtin::BUILTINS {
+        let mut input = b.input;
+        let (mut params, mut macs) = (0u64, 0u64);
+        for &(h, dir) in b.layers {
+            let per = (4 * h * (input + h) + 8 * h) as u64 * dir.count() as u64;
+            params += per;
+            macs += (4 * h * (input + h)) as u64 * dir.count() as u64;
+            input = h * dir.count();
+        }
+        if let Some((o, _)) = b.head {
+            params += (o * (input + 1)) as u64;
+        }
+        println!(
+            "{:<16} {:>7} {:>12} {:>14}  {}",
+            format!("builtin:{}", b.name),
+            b.layers.len(),
+            params,
+            macs,
+            b.summary
+        );
+    }
+    println!("\nShapes follow the papers named in docs/MODELS.md; weights are seeded random, NOT trained.");
+}
+
+pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
+    let model = load_model(&a.model)?;
+    if a.sequences == 0 || a.steps == 0 {
+        bail!("--sequences and --steps must be at least 1");
+    }
+    let mut rng = builtin::SplitMix64::new(a.seed);
+    let n = a.sequences * a.steps * model.input_size();
+    let data: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+    npy::write_f32(
+        &a.output,
+        &[a.sequences, a.steps, model.input_size()],
+        &data,
+    )?;
+    eprintln!(
+        "{}: wrote {} sequence(s) x {} steps x {} features to {}",
+        model.name,
+        a.sequences,
+        a.steps,
+        model.input_size(),
+        a.output.display()
+    );
+    Ok(())
+}

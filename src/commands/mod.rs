@@ -1,0 +1,112 @@
+//! Runs the parsed command line: each subcommand loads what it needs, calls the library and
+//! reports. Errors carry the file or token they are about; `main` prints them on one line.
+//! One file per family of commands; the helpers shared by them (model loading, device choice,
+//! progress bars) live here.
+
+mod cost;
+mod dynamic_cmds;
+mod infer;
+mod sweep;
+mod trace_cmds;
+
+use cost::model_cost;
+use dynamic_cmds::{dynamic_cmd, groups_cmd};
+use infer::{gen_input, infer, models};
+use sweep::sweep_cmd;
+use trace_cmds::{bench_trace, trace_cmd};
+
+use crate::accel;
+use crate::cli::{
+    BenchCommand, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs, GroupsArgs,
+    InferArgs, ModelArgs, ModelCostArgs, SweepArgs, TimingArg, TraceArgs, What,
+};
+use crate::dynamic::{self, Metric, PolicySpec, Timing};
+use crate::format::parse_config_list;
+use crate::format::PrecisionConfig;
+use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
+use crate::trace::{self, DeviceChoice, Engine};
+use anyhow::{bail, Context, Result};
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Infer(a) => infer(&a),
+        Command::Models => {
+            models();
+            Ok(())
+        }
+        Command::Inspect(a) => {
+            let m = load_model(&a)?;
+            print!("{}\n{}", m.name, m.describe());
+            println!("  {} multiply-accumulates per step", m.macs_per_step());
+            Ok(())
+        }
+        Command::GenInput(a) => gen_input(&a),
+        Command::Model(a) => model_cost(&a),
+        Command::Trace(a) => trace_cmd(&a),
+        Command::Dynamic(a) => dynamic_cmd(&a),
+        Command::Groups(a) => groups_cmd(&a),
+        Command::Sweep(a) => sweep_cmd(&a),
+        Command::Merge(a) => crate::sweep::merge(&a.dirs, &a.out),
+        Command::Pareto(a) => crate::pareto::run(&a),
+        Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
+        Command::Devices => {
+            let adapters = crate::gpu::list_adapters();
+            if adapters.is_empty() {
+                println!("no GPU adapter found (install mesa-vulkan-drivers for lavapipe)");
+            }
+            for a in adapters {
+                println!("{} ({}, {}) {}", a.name, a.backend, a.device_type, a.driver);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Loads and validates the model named on the command line.
+pub fn load_model(a: &ModelArgs) -> Result<Model> {
+    let head_activation = match &a.head_activation {
+        None => None,
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| anyhow::anyhow!("--head-activation: {e}"))?,
+        ),
+    };
+    let opts = LoadOptions {
+        head: a.head.clone(),
+        head_activation,
+    };
+    Ok(lstm::load(&a.model, &opts)?)
+}
+
+/// Chooses where lanes run, telling the user unless `quiet`.
+fn engine_for(device: Device, quiet: bool) -> Result<Engine> {
+    let choice = match device {
+        Device::Auto => DeviceChoice::Auto,
+        Device::Gpu => DeviceChoice::Gpu,
+        Device::Cpu => DeviceChoice::Cpu,
+    };
+    let (engine, notice) = Engine::select(choice)?;
+    if !quiet {
+        if let Some(n) = notice {
+            eprintln!("{n}");
+        }
+        eprintln!("device: {}", engine.name());
+    }
+    Ok(engine)
+}
+
+fn progress_bar(quiet: bool, what: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    // Draws only when stderr is a terminal.
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} lane-steps ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}

@@ -1,0 +1,78 @@
+//! `sweep`: the batch runner, with indicatif bars for its stages.
+
+use super::*;
+
+/// indicatif bars for the sweep's stages.
+struct Bars {
+    quiet: bool,
+    bar: std::sync::Mutex<indicatif::ProgressBar>,
+}
+
+impl crate::sweep::Progress for Bars {
+    fn stage(&self, name: &str, total: u64) {
+        let bar = progress_bar(self.quiet, name);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_length(total);
+        if let Ok(mut slot) = self.bar.lock() {
+            std::mem::replace(&mut *slot, bar).finish_and_clear();
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Ok(bar) = self.bar.lock() {
+            bar.inc(n);
+        }
+    }
+}
+
+pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
+    let shard = match &a.shard {
+        None => None,
+        Some(s) => {
+            let parsed = s.split_once('/').and_then(|(i, n)| {
+                Some((
+                    i.trim().parse::<usize>().ok()?,
+                    n.trim().parse::<usize>().ok()?,
+                ))
+            });
+            match parsed {
+                Some((i, n)) if n >= 1 && i < n => Some((i, n)),
+                _ => bail!("--shard '{s}': expected i/N with 0 <= i < N, e.g. 0/4"),
+            }
+        }
+    };
+    let name = crate::sweep::spec::load(&a.spec)?.name;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new("results").join(&name));
+    let opts = crate::sweep::RunOptions {
+        out: out.clone(),
+        resume: a.resume,
+        shard,
+        cache_dir: a.cache.clone(),
+        smoke: a.smoke,
+    };
+    let bars = Bars {
+        quiet: a.quiet,
+        bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
+    };
+    let go = || crate::sweep::run(&a.spec, &opts, &bars);
+    match a.jobs {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(j) => rayon::ThreadPoolBuilder::new()
+            .num_threads(j)
+            .build()?
+            .install(go)?,
+        None => go()?,
+    }
+    if let Ok(bar) = bars.bar.lock() {
+        bar.finish_and_clear();
+    }
+    if !a.quiet {
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! `trace` and `bench trace`: many precisions at once on GPU lanes or the CPU evaluator.
+
+use super::*;
+
+pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
+    let configs = parse_config_list(&a.precisions)?;
+    if a.tolerance.is_nan() || a.tolerance <= 0.0 {
+        return Err(trace::TraceError::Tolerance(a.tolerance).into());
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("--out {}: exists and is not a directory", a.out.display());
+    }
+    let model = load_model(&a.model)?;
+    let seqs = npy::read_sequences(&a.input)?;
+    let engine = engine_for(a.device, a.quiet)?;
+    let bar = progress_bar(a.quiet, "trace");
+    let input_name = a.input.display().to_string();
+    let t = trace::run(
+        &engine,
+        &model,
+        &seqs,
+        &input_name,
+        &configs,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    trace::write_csvs(&t, &model, a.tolerance, &a.out)
+        .with_context(|| format!("writing into {}", a.out.display()))?;
+    if !a.quiet {
+        let (_, _, summary) = trace::rows(&t, &model, a.tolerance);
+        println!(
+            "{:<28} {:>12} {:>14} {:>10} {:>8}",
+            "precision", "hidden_rmse", "hidden_max_abs", "within_tol", "top1"
+        );
+        for r in summary {
+            let top1 = r
+                .top1_agreement
+                .map_or("-".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "{:<28} {:>12.3e} {:>14.3e} {:>10.4} {:>8}",
+                r.precision, r.hidden_rmse, r.hidden_max_abs, r.steps_within_tolerance, top1
+            );
+        }
+        eprintln!(
+            "wrote errors.csv, cell_delta.csv, summary.csv to {}",
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn bench_trace(a: &BenchTraceArgs) -> Result<()> {
+    if a.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let gpu = match Engine::select(DeviceChoice::Gpu) {
+        Ok((e, _)) => Some(e),
+        Err(e) => {
+            println!("no GPU adapter ({e}): measuring the CPU evaluator only");
+            None
+        }
+    };
+    let cpu = Engine::Cpu;
+    println!("| workload | engine | lanes | steps | median s | lane-steps/s | GMAC/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for w in trace::bench::workloads(a.quick) {
+        let mut medians = Vec::new();
+        for engine in gpu.iter().chain([&cpu]) {
+            let m = trace::bench::measure(engine, &w, a.reps)?;
+            println!(
+                "| {} | {} | {} | {} | {:.4} | {:.0} | {:.2} |",
+                m.workload,
+                m.engine,
+                m.lanes,
+                m.steps,
+                m.median_s,
+                m.lane_steps_per_s,
+                m.gmac_per_s
+            );
+            medians.push(m.median_s);
+        }
+        if let [g, c] = medians[..] {
+            println!(
+                "| {} | GPU/CPU speed ratio | | | | {:.2}x | |",
+                w.name,
+                c / g
+            );
+        }
+    }
+    Ok(())
+}
