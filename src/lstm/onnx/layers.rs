@@ -1,0 +1,311 @@
+//! The model-bearing nodes: ONNX `LSTM` layers (gate order i, o, f, c, reordered to the
+//! internal i, f, g, o) and the dense head (MatMul / Gemm, Add, Sigmoid / Softmax).
+
+use super::*;
+
+impl Builder {
+    pub(super) fn lstm(&mut self, node: &NodeProto) -> Result<(), String> {
+        let axes = self.seq(node, 0)?;
+        if self.head.linear.is_some() {
+            return Err("an LSTM after the dense head is not supported".into());
+        }
+        for unsupported in ["clip", "activation_alpha", "activation_beta"] {
+            if attr(node, unsupported).is_some() {
+                return Err(format!("attribute '{unsupported}' is not supported"));
+            }
+        }
+        if attr_i(node, "input_forget", 0) != 0 {
+            return Err("input_forget=1 (coupled gates) is not supported".into());
+        }
+        if attr_i(node, "layout", 0) != 0 {
+            return Err("layout=1 (batch-first LSTM) is not supported".into());
+        }
+        if let Some(a) = attr(node, "activations") {
+            let names: Vec<String> = a
+                .strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+                .collect();
+            if names.chunks(3).any(|c| c != ["sigmoid", "tanh", "tanh"]) {
+                return Err(format!(
+                    "activations {names:?}: only the default Sigmoid, Tanh, Tanh are supported"
+                ));
+            }
+        }
+        let direction = match attr(node, "direction")
+            .map(|a| String::from_utf8_lossy(&a.s).to_string())
+            .as_deref()
+        {
+            None | Some("forward") => Direction::Forward,
+            Some("reverse") => Direction::Reverse,
+            Some("bidirectional") => Direction::Bidirectional,
+            Some(d) => {
+                return Err(format!(
+                    "direction '{d}' is not one of forward, reverse, bidirectional"
+                ))
+            }
+        };
+        let d = direction.count();
+        let (wd, w) = self.floats(node, 1, "W")?.ok_or("W is missing")?;
+        let (rd, r) = self.floats(node, 2, "R")?.ok_or("R is missing")?;
+        let hidden = attr(node, "hidden_size")
+            .map(|a| a.i as usize)
+            .unwrap_or(rd.get(2).copied().unwrap_or(0));
+        let input_size = wd.get(2).copied().unwrap_or(0);
+        if wd != [d, 4 * hidden, input_size] || hidden == 0 || input_size == 0 {
+            return Err(format!(
+                "W has shape {wd:?}, expected [{d}, {}, input_size] for hidden_size {hidden}",
+                4 * hidden
+            ));
+        }
+        if rd != [d, 4 * hidden, hidden] {
+            return Err(format!(
+                "R has shape {rd:?}, expected [{d}, {}, {hidden}] for hidden_size {hidden}",
+                4 * hidden
+            ));
+        }
+        match axes[..] {
+            [Axis::Steps, Axis::Batch, Axis::Feat(w)] if w.is_none() || w == Some(input_size) => {}
+            _ => {
+                return Err(format!(
+                    "X has axes {axes:?}; expected [steps, batch, {input_size} features]"
+                ))
+            }
+        }
+        if self.input(node, 4)?.is_some() {
+            return Err(
+                "sequence_lens is not supported: every sequence runs for all its steps".into(),
+            );
+        }
+        let b = self.floats(node, 3, "B")?;
+        let p = self.floats(node, 7, "P")?;
+        let check = |what: &str, got: &[usize], want: &[usize]| {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{what} has shape {got:?}, expected {want:?}"))
+            }
+        };
+        if let Some((bd, _)) = &b {
+            check("B", bd, &[d, 8 * hidden])?;
+        }
+        if let Some((pd, _)) = &p {
+            check("P", pd, &[d, 3 * hidden])?;
+        }
+        let h0 = self.initial_state(node, 5, "initial_h", d, hidden)?;
+        let c0 = self.initial_state(node, 6, "initial_c", d, hidden)?;
+        let h = hidden;
+        let mut cells = Vec::with_capacity(d);
+        for k in 0..d {
+            // ONNX gate blocks i, o, f, c -> internal i, f, g, o.
+            let gates = |data: &[f32], per_gate: usize, base: usize| -> Vec<f32> {
+                [0, 2, 3, 1]
+                    .iter()
+                    .flat_map(|&g| {
+                        data[base + g * per_gate..base + (g + 1) * per_gate]
+                            .iter()
+                            .copied()
+                    })
+                    .collect()
+            };
+            let (bi, bh) = match &b {
+                Some((_, bv)) => (gates(bv, h, k * 8 * h), gates(bv, h, k * 8 * h + 4 * h)),
+                None => (vec![0.0; 4 * h], vec![0.0; 4 * h]),
+            };
+            let peephole = p.as_ref().map(|(_, pv)| {
+                let s = &pv[k * 3 * h..(k + 1) * 3 * h];
+                [0, 2, 1]
+                    .iter()
+                    .flat_map(|&g| s[g * h..(g + 1) * h].iter().copied())
+                    .collect()
+            });
+            cells.push(Cell {
+                w: gates(&w, h * input_size, k * 4 * h * input_size),
+                r: gates(&r, h * h, k * 4 * h * h),
+                b_ih: bi,
+                b_hh: bh,
+                peephole,
+                h0: h0.as_ref().map(|s| s[k].clone()),
+                c0: c0.as_ref().map(|s| s[k].clone()),
+            });
+        }
+        self.layers.push(Layer {
+            input_size,
+            hidden_size: hidden,
+            direction,
+            cells,
+        });
+        self.advance(
+            node,
+            vec![
+                Axis::Steps,
+                Axis::Dirs(d),
+                Axis::Batch,
+                Axis::Feat(Some(hidden)),
+            ],
+        );
+        self.set(node, 1, Val::State);
+        self.set(node, 2, Val::State);
+        Ok(())
+    }
+
+    /// An initial state `[D, batch, H]`: one vector per direction, the same for every sequence.
+    fn initial_state(
+        &self,
+        node: &NodeProto,
+        k: usize,
+        what: &str,
+        d: usize,
+        h: usize,
+    ) -> Result<Option<Vec<Vec<f32>>>, String> {
+        match self.input(node, k)? {
+            None => Ok(None),
+            Some(Val::Filled { value, dims }) => {
+                if dims.len() != 3
+                    || dims[0] != Dim::Known(d as i64)
+                    || !matches!(dims[2], Dim::Known(x) if x == h as i64)
+                {
+                    return Err(format!(
+                        "{what} has shape {dims:?}, expected [{d}, batch, {h}]"
+                    ));
+                }
+                Ok(Some(vec![vec![*value; h]; d]))
+            }
+            Some(Val::Floats { dims, data }) => {
+                if dims.len() != 3 || dims[0] != d || dims[2] != h || dims[1] == 0 {
+                    return Err(format!(
+                        "{what} has shape {dims:?}, expected [{d}, batch, {h}]"
+                    ));
+                }
+                let n = dims[1];
+                let rows: Vec<Vec<f32>> = (0..d)
+                    .map(|k| data[k * n * h..k * n * h + h].to_vec())
+                    .collect();
+                for k in 0..d {
+                    for j in 1..n {
+                        if data[(k * n + j) * h..(k * n + j + 1) * h] != rows[k][..] {
+                            return Err(format!("{what} differs between batch entries; per-sequence initial states are not supported"));
+                        }
+                    }
+                }
+                Ok(Some(rows))
+            }
+            Some(_) => Err(format!("{what} must be a constant or a filled tensor")),
+        }
+    }
+
+    /// Features of a sequence value: the last axis, with steps and batch (or rows) before it.
+    fn features(axes: &[Axis]) -> Result<usize, String> {
+        match axes {
+            [Axis::Steps, Axis::Batch, Axis::Feat(Some(w))]
+            | [Axis::Batch, Axis::Steps, Axis::Feat(Some(w))]
+            | [Axis::Rows, Axis::Feat(Some(w))] => Ok(*w),
+            _ => Err(format!(
+                "the dense head needs [steps, batch, features]; the value has axes {axes:?}"
+            )),
+        }
+    }
+
+    pub(super) fn dense(&mut self, node: &NodeProto) -> Result<(), String> {
+        let axes = self.seq(node, 0)?;
+        if self.head.linear.is_some() {
+            return Err("only one dense layer is supported in the head".into());
+        }
+        let fin = Self::features(&axes)?;
+        let (wd, w) = self
+            .floats(node, 1, "the weight")?
+            .ok_or("weight is missing")?;
+        let trans_b = node.op_type == "Gemm" && attr_i(node, "transB", 0) == 1;
+        if node.op_type == "Gemm" {
+            if attr_i(node, "transA", 0) != 0 {
+                return Err("transA=1 is not supported".into());
+            }
+            for a in ["alpha", "beta"] {
+                if attr(node, a).is_some_and(|x| x.f != 1.0) {
+                    return Err(format!("{a} other than 1 is not supported"));
+                }
+            }
+        }
+        let (rows, cols) = match wd[..] {
+            [r, c] => (r, c),
+            _ => return Err(format!("weight has shape {wd:?}, expected a matrix")),
+        };
+        let (kin, out) = if trans_b { (cols, rows) } else { (rows, cols) };
+        if kin != fin {
+            return Err(format!(
+                "weight has shape {wd:?} but the sequence has {fin} features"
+            ));
+        }
+        // Store as [out, in].
+        let weight = if trans_b {
+            w
+        } else {
+            (0..out)
+                .flat_map(|o| (0..kin).map(move |i| (o, i)))
+                .map(|(o, i)| w[i * out + o])
+                .collect()
+        };
+        self.head.linear = Some((fin, out, weight));
+        if node.op_type == "Gemm" {
+            if let Some((cd, c)) = self.floats(node, 2, "the bias")? {
+                if c.len() != out {
+                    return Err(format!("bias has shape {cd:?}, expected [{out}]"));
+                }
+                self.head.bias = Some(c);
+            }
+        }
+        let mut axes = axes;
+        let last = axes.len() - 1;
+        axes[last] = Axis::Feat(Some(out));
+        self.advance(node, axes);
+        Ok(())
+    }
+
+    pub(super) fn bias(&mut self, node: &NodeProto) -> Result<(), String> {
+        let (seq_at, const_at) = match (self.input(node, 0)?, self.input(node, 1)?) {
+            (Some(Val::Seq { .. }), _) => (0, 1),
+            (_, Some(Val::Seq { .. })) => (1, 0),
+            _ => return Err("only adding a bias to the dense head's output is supported".into()),
+        };
+        let axes = self.seq(node, seq_at)?;
+        let Some((_, out, _)) = self.head.linear else {
+            return Err(
+                "adding to the LSTM output is not supported (only a bias after the dense layer)"
+                    .into(),
+            );
+        };
+        if self.head.bias.is_some() || self.head.activation.is_some() {
+            return Err("a second bias in the head is not supported".into());
+        }
+        let (bd, bv) = self
+            .floats(node, const_at, "the bias")?
+            .ok_or("bias is missing")?;
+        if bv.len() != out {
+            return Err(format!("bias has shape {bd:?}, expected [{out}]"));
+        }
+        self.head.bias = Some(bv);
+        self.advance(node, axes);
+        Ok(())
+    }
+
+    /// Sigmoid or Softmax after the dense head.
+    pub(super) fn activation(&mut self, node: &NodeProto) -> Result<(), String> {
+        let axes = self.seq(node, 0)?;
+        if self.head.linear.is_none() || self.head.activation.is_some() {
+            return Err("an activation is supported only once, after the dense head".into());
+        }
+        if node.op_type == "Softmax" {
+            let axis = attr_i(node, "axis", -1);
+            if axis != -1 && axis != axes.len() as i64 - 1 {
+                return Err(format!(
+                    "softmax over axis {axis}; only the feature (last) axis is supported"
+                ));
+            }
+            self.head.activation = Some(HeadActivation::Softmax);
+        } else {
+            self.head.activation = Some(HeadActivation::Sigmoid);
+        }
+        self.advance(node, axes);
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! ONNX import: graphs whose recurrent layers are ONNX `LSTM` nodes (gate order i, o, f, c),
+//! joined by the shape plumbing exporters emit, with an optional head of MatMul/Gemm, Add and
+//! Sigmoid/Softmax.
+//!
+//! The importer walks the nodes in order and gives every value a meaning: a constant, a small
+//! integer vector (shapes), a tensor filled with one value (the zero initial states that
+//! `torch.onnx.export` builds from `Shape`/`ConstantOfShape`/`Expand`), or the sequence flowing
+//! through the model, whose axes (steps, batch, directions, features) are tracked through
+//! Transpose/Squeeze/Reshape. Any other op, or an op used in a way the model description cannot
+//! express, is an error naming the node.
+
+mod layers;
+mod shapes;
+
+use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
+use super::{Cell, Direction, Head, HeadActivation, Layer, Model, ModelError, Tensor};
+use prost::Message;
+use std::collections::HashMap;
+
+/// One dimension of a shape value: known, or the symbolic sequence length / batch size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dim {
+    Known(i64),
+    Steps,
+    Batch,
+    Unknown,
+}
+
+/// An axis of the sequence value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Axis {
+    Steps,
+    Batch,
+    /// Steps and batch flattened into rows (before a Gemm head).
+    Rows,
+    Dirs(usize),
+    /// Features; `None` for the graph input before the first LSTM fixes its width.
+    Feat(Option<usize>),
+}
+
+#[derive(Debug, Clone)]
+enum Val {
+    Floats {
+        dims: Vec<usize>,
+        data: Vec<f32>,
+    },
+    Ints {
+        vals: Vec<Dim>,
+        scalar: bool,
+    },
+    Filled {
+        value: f32,
+        dims: Vec<Dim>,
+    },
+    /// The model's data path after `stage` pieces (layers and head parts).
+    Seq {
+        axes: Vec<Axis>,
+        stage: usize,
+    },
+    /// An LSTM's Y_h / Y_c: not representable.
+    State,
+}
+
+#[derive(Default)]
+struct HeadParts {
+    linear: Option<(usize, usize, Vec<f32>)>, // (in, out, weight [out, in])
+    bias: Option<Vec<f32>>,
+    activation: Option<HeadActivation>,
+}
+
+/// Parses an ONNX model; `file` names it in errors.
+pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
+    let proto = pb::ModelProto::decode(bytes).map_err(|e| {
+        ModelError::invalid(
+            file,
+            format!("not an ONNX model (protobuf decode failed: {e})"),
+        )
+    })?;
+    let graph = proto
+        .graph
+        .ok_or_else(|| ModelError::invalid(file, "not an ONNX model (no graph)"))?;
+    let mut vals: HashMap<String, Val> = HashMap::new();
+    for t in &graph.initializer {
+        vals.insert(
+            t.name.clone(),
+            tensor_val(t)
+                .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))?,
+        );
+    }
+    let inputs: Vec<&str> = graph
+        .input
+        .iter()
+        .map(|v| v.name.as_str())
+        .filter(|n| !vals.contains_key(*n))
+        .collect();
+    let [input] = inputs[..] else {
+        return Err(ModelError::invalid(
+            file,
+            format!(
+                "expected exactly one graph input (the sequence), found {}: {inputs:?}",
+                inputs.len()
+            ),
+        ));
+    };
+    vals.insert(
+        input.to_string(),
+        Val::Seq {
+            axes: vec![Axis::Steps, Axis::Batch, Axis::Feat(None)],
+            stage: 0,
+        },
+    );
+    let mut b = Builder {
+        vals,
+        layers: Vec::new(),
+        head: HeadParts::default(),
+        stage: 0,
+    };
+    for (idx, node) in graph.node.iter().enumerate() {
+        let label = if node.name.is_empty() {
+            format!("#{idx}")
+        } else {
+            node.name.clone()
+        };
+        b.node(node).map_err(|p| {
+            ModelError::invalid(file, format!("node '{label}' ({}): {p}", node.op_type))
+        })?;
+    }
+    let out = graph
+        .output
+        .iter()
+        .find(|o| matches!(b.vals.get(&o.name), Some(Val::Seq { .. })))
+        .ok_or_else(|| ModelError::invalid(file, "no graph output carries the LSTM sequence"))?;
+    if let Some(Val::Seq { stage, .. }) = b.vals.get(&out.name) {
+        if *stage != b.stage {
+            return Err(ModelError::invalid(
+                file,
+                format!(
+                    "graph output '{}' is not the result of the last layer",
+                    out.name
+                ),
+            ));
+        }
+    }
+    let head = match b.head {
+        HeadParts {
+            linear: None,
+            activation: None,
+            ..
+        } => None,
+        HeadParts {
+            linear: Some((i, o, weight)),
+            bias,
+            activation,
+        } => Some(Head {
+            input_size: i,
+            output_size: o,
+            weight,
+            bias: bias.unwrap_or_else(|| vec![0.0; o]),
+            activation: activation.unwrap_or(HeadActivation::None),
+        }),
+        HeadParts { linear: None, .. } => {
+            return Err(ModelError::invalid(
+                file,
+                "an output activation without a dense layer before it",
+            ))
+        }
+    };
+    Ok(Model {
+        name: file.to_string(),
+        layers: b.layers,
+        head,
+    })
+}
+
+fn tensor_val(t: &TensorProto) -> Result<Val, String> {
+    if t.data_location == 1 {
+        return Err("external data is not supported; save the model with weights inside".into());
+    }
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("has an impossibly large shape")?;
+    let raw = &t.raw_data;
+    match t.data_type {
+        pb::FLOAT | pb::DOUBLE => {
+            let data: Vec<f32> = if t.data_type == pb::FLOAT && !raw.is_empty() {
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            } else if t.data_type == pb::DOUBLE && !raw.is_empty() {
+                raw.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                    .collect()
+            } else if t.data_type == pb::FLOAT {
+                t.float_data.clone()
+            } else {
+                t.double_data.iter().map(|&d| d as f32).collect()
+            };
+            if data.len() != n {
+                return Err(format!("has {} values for shape {dims:?}", data.len()));
+            }
+            Ok(Val::Floats { dims, data })
+        }
+        pb::INT64 | pb::INT32 => {
+            let vals: Vec<i64> = match (t.data_type, raw.is_empty()) {
+                (pb::INT64, false) => raw
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect(),
+                (pb::INT64, true) => t.int64_data.clone(),
+                (_, false) => raw
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                    .collect(),
+                (_, true) => t.int32_data.iter().map(|&v| v as i64).collect(),
+            };
+            if vals.len() != n {
+                return Err(format!("has {} values for shape {dims:?}", vals.len()));
+            }
+            Ok(Val::Ints {
+                vals: vals.into_iter().map(Dim::Known).collect(),
+                scalar: dims.is_empty(),
+            })
+        }
+        other => Err(format!(
+            "tensor element type {other} is not supported (float32, float64, int32, int64)"
+        )),
+    }
+}
+
+fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(node, name).map_or(default, |a| a.i)
+}
+
+struct Builder {
+    vals: HashMap<String, Val>,
+    layers: Vec<Layer>,
+    head: HeadParts,
+    stage: usize,
+}
+
+impl Builder {
+    fn input(&self, node: &NodeProto, k: usize) -> Result<Option<&Val>, String> {
+        match node.input.get(k).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(name) => match self.vals.get(name) {
+                Some(Val::State) => Err(format!("uses '{name}', an LSTM's last-state output (Y_h / Y_c), which is not supported")),
+                Some(v) => Ok(Some(v)),
+                None => Err(format!("input '{name}' is not produced by any earlier node")),
+            },
+        }
+    }
+
+    fn req(&self, node: &NodeProto, k: usize) -> Result<&Val, String> {
+        self.input(node, k)?
+            .ok_or_else(|| format!("missing input {k}"))
+    }
+
+    fn ints(&self, node: &NodeProto, k: usize) -> Result<Vec<i64>, String> {
+        match self.req(node, k)? {
+            Val::Ints { vals, .. } => vals
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(v) => Ok(*v),
+                    _ => Err(format!("input {k} must be a constant")),
+                })
+                .collect(),
+            _ => Err(format!("input {k} must be an integer constant")),
+        }
+    }
+
+    fn floats(&self, node: &NodeProto, k: usize, what: &str) -> Result<Option<Tensor>, String> {
+        match self.input(node, k)? {
+            None => Ok(None),
+            Some(Val::Floats { dims, data }) => Ok(Some((dims.clone(), data.clone()))),
+            Some(_) => Err(format!("{what} must be a constant tensor (an initializer)")),
+        }
+    }
+
+    fn set(&mut self, node: &NodeProto, k: usize, v: Val) {
+        if let Some(name) = node.output.get(k) {
+            if !name.is_empty() {
+                self.vals.insert(name.clone(), v);
+            }
+        }
+    }
+
+    /// The sequence input `k`, which must be the latest stage of the data path.
+    fn seq(&self, node: &NodeProto, k: usize) -> Result<Vec<Axis>, String> {
+        match self.req(node, k)? {
+            Val::Seq { axes, stage } if *stage == self.stage => Ok(axes.clone()),
+            Val::Seq { .. } => Err(
+                "consumes an earlier stage of the model (skip connections are not supported)"
+                    .into(),
+            ),
+            _ => Err(format!("input {k} must be the LSTM sequence")),
+        }
+    }
+
+    fn advance(&mut self, node: &NodeProto, axes: Vec<Axis>) {
+        self.stage += 1;
+        let stage = self.stage;
+        self.set(node, 0, Val::Seq { axes, stage });
+    }
+
+    fn node(&mut self, node: &NodeProto) -> Result<(), String> {
+        if !node.domain.is_empty() && node.domain != "ai.onnx" {
+            return Err(format!(
+                "operator domain '{}' is not supported",
+                node.domain
+            ));
+        }
+        let any_seq =
+            (0..node.input.len()).any(|k| matches!(self.input(node, k), Ok(Some(Val::Seq { .. }))));
+        if self.constant_op(node, any_seq)? || self.layout_op(node)? {
+            return Ok(());
+        }
+        match node.op_type.as_str() {
+            "LSTM" => self.lstm(node),
+            "MatMul" | "Gemm" => self.dense(node),
+            "Add" => self.bias(node),
+            "Sigmoid" | "Softmax" => self.activation(node),
+            op => {
+                let how = if any_seq {
+                    "on the LSTM data path"
+                } else {
+                    "here"
+                };
+                Err(format!("operator {op} is not supported {how} (see docs/MODELS.md for what the importer accepts)"))
+            }
+        }
+    }
+}
