@@ -17,7 +17,8 @@ const FAINT: RGBColor = RGBColor(200, 200, 200);
 const STRONG: RGBColor = RGBColor(200, 40, 30);
 
 /// Draws the points `(x.1[i], y.1[i])` to the SVG file `path`: points with `on_front[i]` in a
-/// strong colour joined by a line in x order, the others small and light grey, with `x.0` and
+/// strong colour (joined by a line in x order when they form a staircase in this projection),
+/// the others small and light grey, with `x.0` and
 /// `y.0` as axis labels. Non-finite points are left out. Written atomically.
 pub fn plot_front_svg(
     path: &Path,
@@ -95,12 +96,19 @@ pub fn plot_front_svg(
             .map_err(|e| draw(&e))?
             .label("dominated")
             .legend(|(x, y)| Circle::new((x + 10, y), 3, FAINT.filled()));
-        chart
-            .draw_series(LineSeries::new(
-                front.iter().copied(),
-                STRONG.stroke_width(2),
-            ))
-            .map_err(|e| draw(&e))?;
+        // A staircase only when the front is one in this projection: with more than two
+        // objectives, front points need not be monotone in the first two, and a line through
+        // them would suggest a trade-off curve that is not there.
+        let monotone = front.windows(2).all(|w| w[1].1 <= w[0].1)
+            || front.windows(2).all(|w| w[1].1 >= w[0].1);
+        if monotone {
+            chart
+                .draw_series(LineSeries::new(
+                    front.iter().copied(),
+                    STRONG.stroke_width(2),
+                ))
+                .map_err(|e| draw(&e))?;
+        }
         chart
             .draw_series(front.iter().map(|&p| Circle::new(p, 4, STRONG.filled())))
             .map_err(|e| draw(&e))?

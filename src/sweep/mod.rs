@@ -472,9 +472,18 @@ pub fn write_front(out: &Path, spec: &SweepSpec) -> Result<()> {
                 .collect()
         };
         let (x, y) = (col(objectives[0]), col(objectives[1]));
+        let title = if objectives.len() > 2 {
+            format!(
+                "{}: front of {} objectives, shown on the first two",
+                spec.name,
+                objectives.len()
+            )
+        } else {
+            spec.name.clone()
+        };
         crate::pareto::plot_front_svg(
             &out.join("front.svg"),
-            &spec.name,
+            &title,
             (objectives[0], &x),
             (objectives[1], &y),
             &front.on_front,
