@@ -196,20 +196,20 @@ pub fn format_bits(name: &str) -> Option<u32> {
     digits.parse().ok().filter(|b| *b > 0)
 }
 
-/// Reads policy `id` from a `policies.csv` (columns `policy`, `levels` such as `fx8|fx16`
-/// lowest first, `frac_level_<k>`, optionally `frac_l<layer>_level_<k>`; other columns are
-/// ignored). Each level applies to weights and activations alike.
-pub fn read_policy(path: &Path, id: u64) -> Result<PrecisionProfile, AccelError> {
+/// A measurement file (policies.csv, groups.csv) read whole: (name for errors, text).
+fn read_text(path: &Path) -> Result<(String, String), AccelError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| AccelError::Io {
         path: shown.clone(),
         message: one_line(&e.to_string()),
     })?;
-    parse_policy(&text, &shown, id)
+    Ok((shown, text))
 }
 
-/// [`read_policy`] on text already in memory; `origin` names it in errors.
-pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfile, AccelError> {
+/// The header and the records of a CSV text, each record with its line number.
+type Rows = (csv::StringRecord, Vec<(usize, csv::StringRecord)>);
+
+fn csv_rows(text: &str, origin: &str) -> Result<Rows, AccelError> {
     let parse_err = |line: usize, message: String| AccelError::Parse {
         path: origin.to_string(),
         line,
@@ -222,13 +222,38 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
         .headers()
         .map_err(|e| parse_err(1, one_line(&e.to_string())))?
         .clone();
+    let rows = reader
+        .records()
+        .enumerate()
+        .map(|(i, r)| {
+            r.map(|r| (i + 2, r))
+                .map_err(|e| parse_err(i + 2, one_line(&e.to_string())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((headers, rows))
+}
+
+/// Reads policy `id` from a `policies.csv` (columns `policy`, `levels` such as `fx8|fx16`
+/// lowest first, `frac_level_<k>`, optionally `frac_l<layer>_level_<k>`; other columns are
+/// ignored). Each level applies to weights and activations alike.
+pub fn read_policy(path: &Path, id: u64) -> Result<PrecisionProfile, AccelError> {
+    let (shown, text) = read_text(path)?;
+    parse_policy(&text, &shown, id)
+}
+
+/// [`read_policy`] on text already in memory; `origin` names it in errors.
+pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfile, AccelError> {
+    let parse_err = |line: usize, message: String| AccelError::Parse {
+        path: origin.to_string(),
+        line,
+        message,
+    };
+    let (headers, records) = csv_rows(text, origin)?;
     let col = |name: &str| headers.iter().position(|h| h == name);
     let policy_col = col("policy").ok_or_else(|| parse_err(1, "no 'policy' column".into()))?;
     let levels_col = col("levels").ok_or_else(|| parse_err(1, "no 'levels' column".into()))?;
 
-    for (row, record) in reader.records().enumerate() {
-        let line = row + 2;
-        let record = record.map_err(|e| parse_err(line, one_line(&e.to_string())))?;
+    for (line, record) in records {
         let this_id: u64 = record
             .get(policy_col)
             .unwrap_or("")
@@ -332,23 +357,13 @@ pub fn read_group_ratios(
     group_size: usize,
     zero_bitmap: bool,
 ) -> Result<(f64, f64), AccelError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| AccelError::Io {
-        path: shown.clone(),
-        message: one_line(&e.to_string()),
-    })?;
+    let (shown, text) = read_text(path)?;
     let parse_err = |line: usize, message: String| AccelError::Parse {
         path: shown.clone(),
         line,
         message,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| parse_err(1, one_line(&e.to_string())))?
-        .clone();
+    let (headers, records) = csv_rows(&text, &shown)?;
     let col = |name: &str| {
         headers
             .iter()
@@ -362,8 +377,7 @@ pub fn read_group_ratios(
     };
     let (tensor, size, ratio) = (col("tensor")?, col("group_size")?, col(ratio_name)?);
     let (mut weights, mut activations) = (None, None);
-    for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| parse_err(row + 2, one_line(&e.to_string())))?;
+    for (line, record) in records {
         if record.get(size).and_then(|s| s.parse::<usize>().ok()) != Some(group_size) {
             continue;
         }
@@ -371,7 +385,7 @@ pub fn read_group_ratios(
             .get(ratio)
             .and_then(|s| s.parse().ok())
             .filter(|v: &f64| *v > 0.0 && *v <= 1.5)
-            .ok_or_else(|| parse_err(row + 2, format!("column '{ratio_name}': not a ratio")))?;
+            .ok_or_else(|| parse_err(line, format!("column '{ratio_name}': not a ratio")))?;
         match record.get(tensor) {
             Some("weights") => weights = Some(value.min(1.0)),
             Some("activations") => activations = Some(value.min(1.0)),
