@@ -107,10 +107,6 @@ pub struct PolicySpec {
     pub timing: Timing,
 }
 
-fn total_bits(c: &PrecisionConfig) -> u32 {
-    c.w.bits() + c.a.bits() + c.p.bits() + c.c.bits()
-}
-
 impl PolicySpec {
     /// Checks the levels: at least two, all fixed point, ordered by width (every role no
     /// narrower than the level before, the total strictly wider), lower levels without
@@ -147,7 +143,7 @@ impl PolicySpec {
             let narrower = [(a.w, b.w), (a.a, b.a), (a.p, b.p), (a.c, b.c)]
                 .iter()
                 .any(|(x, y)| x.bits() > y.bits());
-            if narrower || total_bits(a) >= total_bits(b) {
+            if narrower || a.total_bits() >= b.total_bits() {
                 return Err(bad(
                     "--levels",
                     format!("levels are not ordered by width: '{a}' comes before '{b}'"),

@@ -6,18 +6,9 @@
 use super::{Policy, PolicySpec, Simulation};
 use crate::lstm::eval::Run;
 use crate::lstm::Model;
+use crate::trace::stats::{argmax, top1_agreement, ErrorStats};
 use serde::Serialize;
 use std::path::Path;
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
-        )
-        .0
-}
 
 /// Task accuracy of `output` (`[N, T, O]`) against labels: `[N]` (class of the last step) or
 /// `[N, T]` (a class per step).
@@ -128,57 +119,35 @@ pub fn policy_rows(
             row.extend(c.iter().map(|&v| fmt(v as f64 / lt.max(1) as f64)));
         }
         row.push(fmt(1000.0 * switches as f64 / transitions.max(1) as f64));
-        // Errors against fp32 over every layer's states, and the head output.
-        let (mut hs, mut hm, mut cs, mut cm, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);
-        let (mut os, mut om, mut on, mut agree, mut rows_out) =
-            (0.0f64, 0.0f64, 0usize, 0usize, 0usize);
+        // Errors against fp32 over every layer's states, and the head output (lanes are in
+        // sequence order, so their concatenated outputs line up with the reference's).
+        let (mut h_err, mut c_err) = (ErrorStats::default(), ErrorStats::default());
         for (s, lane) in lanes.iter().enumerate() {
             for (l, (h, c)) in lane.layers.iter().enumerate() {
-                let w = h.len() / steps;
-                let span = s * steps * w..(s + 1) * steps * w;
-                for (a, b) in h.iter().zip(&ref_states[l].h[span.clone()]) {
-                    let d = (*a as f64 - *b as f64).abs();
-                    hs += d * d;
-                    hm = hm.max(d);
-                }
-                for (a, b) in c.iter().zip(&ref_states[l].c[span]) {
-                    let d = (*a as f64 - *b as f64).abs();
-                    cs += d * d;
-                    cm = cm.max(d);
-                }
-                n += h.len();
-            }
-            if let (Some(o), Some(r)) = (&lane.output, &reference.output) {
-                let r = &r[s * o.len()..(s + 1) * o.len()];
-                for (a, b) in o.iter().zip(r) {
-                    let d = (*a as f64 - *b as f64).abs();
-                    os += d * d;
-                    om = om.max(d);
-                }
-                on += o.len();
-                for (x, y) in o.chunks(classes).zip(r.chunks(classes)) {
-                    agree += usize::from(argmax(x) == argmax(y));
-                    rows_out += 1;
-                }
+                let span = s * h.len()..(s + 1) * h.len();
+                h_err.add(h, &ref_states[l].h[span.clone()]);
+                c_err.add(c, &ref_states[l].c[span]);
             }
         }
-        let rms = |s: f64, n: usize| (s / n.max(1) as f64).sqrt();
-        row.extend([fmt(rms(hs, n)), fmt(hm), fmt(rms(cs, n)), fmt(cm)]);
-        if on > 0 {
-            row.extend([fmt(rms(os, on)), fmt(om)]);
-            row.push(if classes > 1 {
-                fmt(agree as f64 / rows_out as f64)
-            } else {
-                String::new()
-            });
-        } else {
-            row.extend([String::new(), String::new(), String::new()]);
+        row.extend([h_err.rmse(), h_err.max_abs(), c_err.rmse(), c_err.max_abs()].map(fmt));
+        let out: Vec<f32> = lanes
+            .iter()
+            .flat_map(|l| l.output.iter().flatten().copied())
+            .collect();
+        match &reference.output {
+            Some(r) if !out.is_empty() => {
+                let mut o_err = ErrorStats::default();
+                o_err.add(&out, r);
+                row.extend([fmt(o_err.rmse()), fmt(o_err.max_abs())]);
+                row.push(if classes > 1 {
+                    fmt(top1_agreement(&out, r, classes))
+                } else {
+                    String::new()
+                });
+            }
+            _ => row.extend([String::new(), String::new(), String::new()]),
         }
         if let Some(lab) = labels {
-            let out: Vec<f32> = lanes
-                .iter()
-                .flat_map(|l| l.output.iter().flatten().copied())
-                .collect();
             row.push(fp32_task.map_or(String::new(), fmt));
             row.push(if classes > 0 {
                 fmt(task_accuracy(&out, classes, steps, lab))

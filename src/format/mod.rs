@@ -265,6 +265,11 @@ impl PrecisionConfig {
     pub fn is_fp32(&self) -> bool {
         *self == Self::FP32
     }
+
+    /// w + a + p + c widths: the order "narrower" refers to.
+    pub fn total_bits(&self) -> u32 {
+        self.w.bits() + self.a.bits() + self.p.bits() + self.c.bits()
+    }
 }
 
 impl fmt::Display for PrecisionConfig {

@@ -6,6 +6,7 @@
 
 pub mod bench;
 mod report;
+pub mod stats;
 
 pub use report::{rows, write_csvs, CellDeltaRow, ErrorRow, SummaryRow};
 

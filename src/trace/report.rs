@@ -2,6 +2,7 @@
 //! (precision as listed, then sequence, layer, direction, step), so the same input gives the
 //! same bytes on every run and every device.
 
+use super::stats::{top1_agreement, ErrorStats as Acc};
 use super::Trace;
 use crate::lstm::Model;
 use serde::Serialize;
@@ -53,45 +54,6 @@ pub struct SummaryRow {
     pub top1_agreement: Option<f64>,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Acc {
-    sq: f64,
-    max: f64,
-    n: usize,
-}
-
-impl Acc {
-    fn add(&mut self, a: &[f32], b: &[f32]) {
-        for (x, y) in a.iter().zip(b) {
-            let d = (*x as f64 - *y as f64).abs();
-            self.sq += d * d;
-            self.max = self.max.max(d);
-        }
-        self.n += a.len();
-    }
-    fn rmse(&self) -> f64 {
-        if self.n == 0 {
-            0.0
-        } else {
-            (self.sq / self.n as f64).sqrt()
-        }
-    }
-}
-
-fn total_bits(c: &crate::format::PrecisionConfig) -> u32 {
-    c.w.bits() + c.a.bits() + c.p.bits() + c.c.bits()
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
-        )
-        .0
-}
-
 /// Builds the rows of the three files.
 pub fn rows(
     trace: &Trace,
@@ -126,12 +88,9 @@ pub fn rows(
                         let (mut h, mut c) = (Acc::default(), Acc::default());
                         h.add(&states[l].h[span.clone()], &ref_states[l].h[span.clone()]);
                         c.add(&states[l].c[span.clone()], &ref_states[l].c[span]);
-                        for (all, one) in [(&mut h_all, &h), (&mut c_all, &c)] {
-                            all.sq += one.sq;
-                            all.n += one.n;
-                            all.max = all.max.max(one.max);
-                        }
-                        ok.push(h.max <= tolerance as f64);
+                        h_all.merge(&h);
+                        c_all.merge(&c);
+                        ok.push(h.max_abs() <= tolerance as f64);
                         errors.push(ErrorRow {
                             precision: run.config.to_string(),
                             sequence: n,
@@ -139,9 +98,9 @@ pub fn rows(
                             direction: k,
                             step: t,
                             hidden_rmse: h.rmse(),
-                            hidden_max_abs: h.max,
+                            hidden_max_abs: h.max_abs(),
                             cell_rmse: c.rmse(),
-                            cell_max_abs: c.max,
+                            cell_max_abs: c.max_abs(),
                         });
                     }
                 }
@@ -152,20 +111,18 @@ pub fn rows(
             let mut acc = Acc::default();
             acc.add(o, r);
             out_rmse = Some(acc.rmse());
-            out_max = Some(acc.max);
+            out_max = Some(acc.max_abs());
             if head.output_size > 1 {
-                let rows = o.chunks(head.output_size).zip(r.chunks(head.output_size));
-                let agree = rows.clone().filter(|(a, b)| argmax(a) == argmax(b)).count();
-                top1 = Some(agree as f64 / rows.count().max(1) as f64);
+                top1 = Some(top1_agreement(o, r, head.output_size));
             }
         }
         summary.push(SummaryRow {
             precision: run.config.to_string(),
-            total_bits: total_bits(&run.config),
+            total_bits: run.config.total_bits(),
             hidden_rmse: h_all.rmse(),
-            hidden_max_abs: h_all.max,
+            hidden_max_abs: h_all.max_abs(),
             cell_rmse: c_all.rmse(),
-            cell_max_abs: c_all.max,
+            cell_max_abs: c_all.max_abs(),
             steps_within_tolerance: ok.iter().filter(|&&b| b).count() as f64
                 / ok.len().max(1) as f64,
             output_rmse: out_rmse,
@@ -176,7 +133,7 @@ pub fn rows(
     }
     // Narrowest first; ties keep the listed order.
     let mut by_width: Vec<usize> = (0..listed.len()).collect();
-    by_width.sort_by_key(|&i| total_bits(&trace.runs[listed[i]].config));
+    by_width.sort_by_key(|&i| trace.runs[listed[i]].config.total_bits());
     let mut deltas = Vec::new();
     let mut row = 0;
     for n in 0..n_seq {
