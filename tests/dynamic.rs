@@ -123,9 +123,12 @@ const BASE: [&str; 6] = [
 fn dynamic_command_on_the_trained_model_reads_labels_and_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let mut outs = Vec::new();
-    for k in 0..2 {
+    // The second run uses GPU lanes when there is any adapter: the same bytes.
+    let gpu = lstm_dse::gpu::GpuContext::new(lstm_dse::gpu::AdapterChoice::Any).is_ok();
+    for (k, device) in [(0, "cpu"), (1, if gpu { "gpu" } else { "cpu" })] {
         let out = dir.path().join(format!("run{k}"));
         let mut a = BASE.to_vec();
+        a.extend(["--device", device]);
         a.extend([
             "--labels",
             "models/digits_test.labels.npy",

@@ -64,20 +64,20 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         .map(|p| read_labels(p, &model, &seqs))
         .transpose()?;
     let input_name = a.input.display().to_string();
-    let highest = spec.levels[spec.levels.len() - 1];
-    let mut plans = eval::prepare(
+    let engine = engine_for(a.device, a.quiet)?;
+    let bar = progress_bar(a.quiet, "policies");
+    let (sim, reference) = dynamic::run(
+        &engine,
         &model,
         &seqs,
         &input_name,
-        &[PrecisionConfig::FP32, highest],
+        &spec,
+        &policies,
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
     )?;
-    let reference = eval::run_cpu(&model, &seqs, &plans[..1], true).remove(0);
-    let level_plans = dynamic::LevelPlans::new(&model, plans.remove(1), &spec)?;
-    let bar = progress_bar(a.quiet, "policies");
-    bar.set_length((policies.len() * seqs.count) as u64);
-    let sim = dynamic::simulate(&model, &seqs, &spec, &level_plans, &policies, &|| {
-        bar.inc(1)
-    });
     bar.finish_and_clear();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let (header, rows) = dynamic::policy_rows(

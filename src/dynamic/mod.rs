@@ -33,8 +33,10 @@ pub(crate) mod sim_support {
 }
 
 use crate::format::{Fixed, Format, PrecisionConfig, Resolved};
-use crate::lstm::eval::{CellFormats, EvalError, Plan};
+use crate::lstm::eval::{self, CellFormats, EvalError, Plan, Run};
+use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
+use crate::trace::Engine;
 
 /// A bad policy description; `Display` is one line naming the flag or token.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,8 @@ pub enum PolicyError {
     Bad { flag: &'static str, problem: String },
     #[error(transparent)]
     Eval(#[from] EvalError),
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
 }
 
 fn bad(flag: &'static str, problem: impl Into<String>) -> PolicyError {
@@ -321,4 +325,40 @@ impl LevelPlans {
         levels.push(highest);
         Ok(LevelPlans { levels })
     }
+}
+
+/// Simulates `policies` on `engine` (GPU policy lanes or the CPU simulation: the same bits),
+/// and runs the fp32 reference they are judged against. `progress(done, total)` counts lanes
+/// on the CPU, lane-steps on the GPU.
+pub fn run(
+    engine: &Engine,
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+    spec: &PolicySpec,
+    policies: &[Policy],
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(Simulation, Run), PolicyError> {
+    let top = spec.levels[spec.levels.len() - 1];
+    let mut plans = eval::prepare(model, seqs, input_name, &[PrecisionConfig::FP32, top])?;
+    let reference = eval::run_cpu(model, seqs, &plans[..1], true).remove(0);
+    let levels = LevelPlans::new(model, plans.remove(1), spec)?;
+    let sim = match engine {
+        Engine::Gpu(ctx) => {
+            ctx.simulate_policies(model, seqs, spec, &levels, policies, &mut |d, t| {
+                progress(d, t)
+            })?
+        }
+        Engine::Cpu => {
+            let total = (policies.len() * seqs.count) as u64;
+            let done = std::sync::atomic::AtomicU64::new(0);
+            simulate(model, seqs, spec, &levels, policies, &|| {
+                progress(
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                    total,
+                )
+            })
+        }
+    };
+    Ok((sim, reference))
 }

@@ -6,9 +6,8 @@
 
 use super::spec::{PrecisionSpec, SpecError, WorkloadSpec};
 use crate::accel::{PrecisionLevel, PrecisionProfile};
-use crate::dynamic::{self, LevelPlans, Metric, PolicySpec, Timing};
+use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::{parse_config_list, PrecisionConfig};
-use crate::lstm::eval;
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use crate::trace::{self, Engine};
@@ -199,15 +198,15 @@ fn compute(
         let policies = dynamic::parse_thresholds(&p.thresholds, spec.levels.len())
             .map_err(|e| bad(file, "precision.thresholds", e.to_string()))?;
         let top = spec.levels[spec.levels.len() - 1];
-        let mut plans = eval::prepare(model, seqs, "sweep input", &[PrecisionConfig::FP32, top])?;
-        let reference = eval::run_cpu(model, seqs, &plans[..1], true).remove(0);
-        let lp = LevelPlans::new(model, plans.remove(1), &spec)?;
-        let sim = match engine {
-            Engine::Gpu(ctx) => {
-                ctx.simulate_policies(model, seqs, &spec, &lp, &policies, &mut |_, _| {})?
-            }
-            Engine::Cpu => dynamic::simulate(model, seqs, &spec, &lp, &policies, &|| {}),
-        };
+        let (sim, reference) = dynamic::run(
+            engine,
+            model,
+            seqs,
+            "sweep input",
+            &spec,
+            &policies,
+            &|_, _| {},
+        )?;
         let (header, rows) =
             dynamic::policy_rows(model, &spec, &policies, &sim, &reference, labels);
         let col = |row: &[String], name: &str| -> Option<f64> {
