@@ -43,13 +43,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
             }
         }
     };
-    let name = crate::sweep::spec::load(&a.spec)?.name;
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| std::path::Path::new("results").join(&name));
     let opts = crate::sweep::RunOptions {
-        out: out.clone(),
+        out: a.out.clone(),
         resume: a.resume,
         shard,
         cache_dir: a.cache.clone(),
@@ -60,14 +55,14 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
     };
     let go = || crate::sweep::run(&a.spec, &opts, &bars);
-    match a.jobs {
+    let out = match a.jobs {
         Some(0) => bail!("--jobs must be at least 1"),
         Some(j) => rayon::ThreadPoolBuilder::new()
             .num_threads(j)
             .build()?
             .install(go)?,
         None => go()?,
-    }
+    };
     if let Ok(bar) = bars.bar.lock() {
         bar.finish_and_clear();
     }

@@ -27,10 +27,9 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
-    trace::write_csvs(&t, &model, a.tolerance, &a.out)
+    let summary = trace::write_csvs(&t, &model, a.tolerance, &a.out)
         .with_context(|| format!("writing into {}", a.out.display()))?;
     if !a.quiet {
-        let (_, _, summary) = trace::rows(&t, &model, a.tolerance);
         println!(
             "{:<28} {:>12} {:>14} {:>10} {:>8}",
             "precision", "hidden_rmse", "hidden_max_abs", "within_tol", "top1"

@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 /// How to run a sweep.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub out: PathBuf,
+    /// Output directory (default: `results/<name of the sweep>`).
+    pub out: Option<PathBuf>,
     pub resume: bool,
     /// `(i, n)`: this run takes points with index % n == i.
     pub shard: Option<(usize, usize)>,
@@ -203,22 +204,26 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!("{v}"))
 }
 
-/// Runs a sweep file.
-pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
+/// Runs a sweep file; returns the output directory.
+pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathBuf> {
     let p = prepare(path, o.smoke)?;
     let file = path.display().to_string();
-    if o.out.exists() && !o.out.is_dir() {
-        bail!("--out {}: exists and is not a directory", o.out.display());
+    let out = o
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("results").join(&p.spec.name));
+    if out.exists() && !out.is_dir() {
+        bail!("--out {}: exists and is not a directory", out.display());
     }
-    std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
-    let resolved_path = o.out.join("spec.resolved.toml");
-    let results = o.out.join("results.csv");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let resolved_path = out.join("spec.resolved.toml");
+    let results = out.join("results.csv");
     if o.resume {
         if let Ok(old) = std::fs::read_to_string(&resolved_path) {
             if old != p.resolved {
                 bail!(
                     "--resume {}: the spec changed since the interrupted run ({}); rerun without --resume",
-                    o.out.display(),
+                    out.display(),
                     first_difference(&old, &p.resolved)
                 );
             }
@@ -226,7 +231,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
     } else {
         let _ = std::fs::remove_file(&results);
         for f in ["front.csv", "front.svg"] {
-            let _ = std::fs::remove_file(o.out.join(f));
+            let _ = std::fs::remove_file(out.join(f));
         }
     }
     std::fs::write(&resolved_path, &p.resolved)?;
@@ -334,29 +339,49 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
     }
     progress.stage("design points", mine.len() as u64);
     progress.advance(done as u64);
+    // Built once: every architecture point (its swept values and the validated arch; None
+    // when the values do not make a valid design) and every (model, option) workload.
+    let archs: Vec<Option<(Vec<String>, accel::Arch)>> = (0..arch_points)
+        .into_par_iter()
+        .map(|mut ai| {
+            let mut chosen = vec![String::new(); p.keys.len()];
+            for k in (0..p.keys.len()).rev() {
+                let n = p.values[k].len();
+                chosen[k] = p.values[k][ai % n].clone();
+                ai /= n;
+            }
+            let mut spec = p.base.clone();
+            for (k, v) in p.keys.iter().zip(&chosen) {
+                accel::apply_set(&mut spec, &format!("{k}={v}")).ok()?;
+            }
+            let arch = accel::Arch::from_spec(&spec, &p.spec.arch.base).ok()?;
+            Some((chosen, arch))
+        })
+        .collect();
+    let workloads: Vec<Vec<accel::Workload>> = models
+        .iter()
+        .map(|(_, workload, opts)| {
+            opts.iter()
+                .map(|o| {
+                    let mut wl = workload.clone();
+                    wl.precision = o.profile();
+                    wl
+                })
+                .collect()
+        })
+        .collect();
     let point_row = |idx: usize| -> Option<Vec<String>> {
         let (mut m, mut rest) = (0, idx);
         while rest >= per_model[m] {
             rest -= per_model[m];
             m += 1;
         }
-        let (name, workload, opts) = &models[m];
-        let (oi, mut ai) = (rest / arch_points, rest % arch_points);
+        let (name, _, opts) = &models[m];
+        let (oi, ai) = (rest / arch_points, rest % arch_points);
         let opt = &opts[oi];
-        let mut chosen = vec![String::new(); p.keys.len()];
-        for k in (0..p.keys.len()).rev() {
-            let n = p.values[k].len();
-            chosen[k] = p.values[k][ai % n].clone();
-            ai /= n;
-        }
-        let mut spec = p.base.clone();
-        for (k, v) in p.keys.iter().zip(&chosen) {
-            accel::apply_set(&mut spec, &format!("{k}={v}")).ok()?;
-        }
-        let arch = accel::Arch::from_spec(&spec, &p.spec.arch.base).ok()?;
-        let mut wl = workload.clone();
-        wl.precision = opt.profile();
-        let d = accel::evaluate(&arch, &wl).ok()?;
+        let (chosen, arch) = archs[ai].as_ref()?;
+        let wl = &workloads[m][oi];
+        let d = accel::evaluate(arch, wl).ok()?;
         let cmp = baselines[m].as_ref().map(|b| accel::compare(&d, b));
         let metrics = [
             d.cycles,
@@ -422,9 +447,9 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<()> {
         eprintln!("note: {skipped} point(s) skipped: the architecture cannot run that precision option (e.g. dynamic precision without tracking.enabled)");
     }
     if o.shard.is_none() {
-        write_front(&o.out, &p.spec)?;
+        write_front(&out, &p.spec)?;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Rows already complete in a results file (a partial last line is cut off).

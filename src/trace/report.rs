@@ -183,11 +183,17 @@ fn write_csv<R: Serialize>(path: &Path, rows: &[R]) -> std::io::Result<()> {
 }
 
 /// Writes `errors.csv`, `cell_delta.csv` and `summary.csv` into `dir` (created if needed);
-/// each file appears whole or not at all.
-pub fn write_csvs(trace: &Trace, model: &Model, tolerance: f32, dir: &Path) -> std::io::Result<()> {
+/// each file appears whole or not at all. Returns the summary rows.
+pub fn write_csvs(
+    trace: &Trace,
+    model: &Model,
+    tolerance: f32,
+    dir: &Path,
+) -> std::io::Result<Vec<SummaryRow>> {
     std::fs::create_dir_all(dir)?;
     let (errors, deltas, summary) = rows(trace, model, tolerance);
     write_csv(&dir.join("errors.csv"), &errors)?;
     write_csv(&dir.join("cell_delta.csv"), &deltas)?;
-    write_csv(&dir.join("summary.csv"), &summary)
+    write_csv(&dir.join("summary.csv"), &summary)?;
+    Ok(summary)
 }
