@@ -272,6 +272,22 @@ fn upload_cell(
     }
     c
 }
+/// Words of weights and of tables `layer_upload` would pack for `plans` (without packing).
+pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
+    let table = |a: &Act| match a {
+        Act::Table { values, .. } => values.len(),
+        Act::Direct { .. } => 0,
+    };
+    plans
+        .iter()
+        .flat_map(|p| &p.layers[layer])
+        .fold((0, 0), |(w, t), c| {
+            let weights = c.w.len() + c.r.len() + c.b.len() + c.peep.as_ref().map_or(0, Vec::len);
+            let tables = table(&c.sigmoid) + table(&c.tanh_pre) + table(&c.tanh_c);
+            (w + weights, t + tables)
+        })
+}
+
 /// Builds one layer's upload for a chunk of plans.
 pub(super) fn layer_upload(plans: &[&Plan], layer: usize) -> LayerUpload {
     let mut up = LayerUpload {

@@ -3,7 +3,9 @@
 //! back. Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level
 //! is chosen per step on the device (see [`LaneSet`]).
 
-use super::lstm::{lane_input, lane_states, layer_upload, Dims, STEPS_PER_SUBMIT, WORKGROUP};
+use super::lstm::{
+    lane_input, lane_states, layer_upload, upload_words, Dims, STEPS_PER_SUBMIT, WORKGROUP,
+};
 use super::{GpuContext, GpuError};
 use crate::lstm::eval::{apply_head, assemble, Plan, Run, SeqOut};
 use crate::lstm::npy::Sequences;
@@ -125,8 +127,8 @@ impl GpuContext {
                 Some(p) => vec![p.levels.clone()],
             };
             for unit in units {
-                let up = layer_upload(&unit, l);
-                let need = 4 * up.weights.len().max(up.tables.len()) as u64;
+                let (weights, tables) = upload_words(&unit, l);
+                let need = 4 * weights.max(tables).max(1) as u64;
                 if need > cap {
                     return Err(self.too_large(
                         format!("layer {l}'s weights at {}", unit[unit.len() - 1].config),
