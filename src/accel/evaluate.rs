@@ -46,6 +46,27 @@ pub struct DesignPoint {
     pub gflops_per_w: f64,
 }
 
+impl DesignPoint {
+    /// The figures a sweep writes per point, with their column names (units in the names).
+    pub fn sweep_columns(&self) -> [(&'static str, f64); 13] {
+        [
+            ("cycles", self.cycles),
+            ("latency_us", self.latency_us),
+            ("throughput_seq_per_s", self.throughput_seq_per_s),
+            ("energy_uj", self.energy_uj),
+            ("compute_uj", self.compute_uj),
+            ("sram_uj", self.sram_uj),
+            ("dram_uj", self.dram_uj),
+            ("static_uj", self.static_uj),
+            ("energy_per_seq_uj", self.energy_per_seq_uj),
+            ("area_mm2", self.area_mm2),
+            ("utilization", self.utilization),
+            ("dram_bytes", self.dram_bytes),
+            ("gflops_per_w", self.gflops_per_w),
+        ]
+    }
+}
+
 /// Evaluates one design point.
 pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
     workload.validate()?;

@@ -41,23 +41,6 @@ pub trait Progress: Sync {
     fn advance(&self, n: u64);
 }
 
-/// The metric columns taken from each design point, in order.
-const METRICS: [&str; 13] = [
-    "cycles",
-    "latency_us",
-    "throughput_seq_per_s",
-    "energy_uj",
-    "compute_uj",
-    "sram_uj",
-    "dram_uj",
-    "static_uj",
-    "energy_per_seq_uj",
-    "area_mm2",
-    "utilization",
-    "dram_bytes",
-    "gflops_per_w",
-];
-
 const ACCURACY: [&str; 6] = [
     "hidden_rmse",
     "output_rmse",
@@ -79,7 +62,11 @@ pub fn columns(range_keys: &[String]) -> Vec<String> {
     .map(String::from)
     .to_vec();
     c.extend(range_keys.iter().cloned());
-    c.extend(METRICS.iter().map(|s| s.to_string()));
+    c.extend(
+        accel::DesignPoint::default()
+            .sweep_columns()
+            .map(|(name, _)| name.to_string()),
+    );
     c.extend(["speedup", "energy_saving"].map(String::from));
     c.extend(ACCURACY.iter().map(|s| s.to_string()));
     c.extend(["config_hash", "tool_version"].map(String::from));
@@ -383,21 +370,6 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         let wl = &workloads[m][oi];
         let d = accel::evaluate(arch, wl).ok()?;
         let cmp = baselines[m].as_ref().map(|b| accel::compare(&d, b));
-        let metrics = [
-            d.cycles,
-            d.latency_us,
-            d.throughput_seq_per_s,
-            d.energy_uj,
-            d.compute_uj,
-            d.sram_uj,
-            d.dram_uj,
-            d.static_uj,
-            d.energy_per_seq_uj,
-            d.area_mm2,
-            d.utilization,
-            d.dram_bytes,
-            d.gflops_per_w,
-        ];
         let mut row = vec![
             idx.to_string(),
             name.clone(),
@@ -406,7 +378,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             opt.dpred_group_size.to_string(),
         ];
         row.extend(chosen.iter().cloned());
-        row.extend(metrics.iter().map(|v| format!("{v}")));
+        row.extend(d.sweep_columns().map(|(_, v)| format!("{v}")));
         row.push(fmt_opt(cmp.map(|c| c.speedup)));
         row.push(fmt_opt(cmp.map(|c| c.energy_saving)));
         row.extend([
