@@ -39,6 +39,8 @@ struct Dims {
     off_saved: u32,
     off_trace: u32,
     pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 struct Step {

@@ -190,6 +190,32 @@ pub struct TraceArgs {
 pub enum BenchCommand {
     /// GPU trace lanes and the CPU evaluator side by side on stated workloads.
     Trace(BenchTraceArgs),
+    /// GMAC/s of every lane kind on one model and input (tools/bench_onnxruntime.py puts
+    /// onnxruntime beside it).
+    Engine(BenchEngineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEngineArgs {
+    /// Model (default: one seeded 1024 -> 1024 LSTM layer).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Input `.npy` (default: 16 seeded sequences x 50 steps).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Lane kinds, comma-separated: precision configs (`fp32`, `fx8`, ...), `trace8`,
+    /// `policy`, or `scalar:<config>` (the per-sequence scalar evaluator).
+    #[arg(long, default_value = "fp32,fp16,bf16,fx16,fx8,trace8,policy")]
+    pub lanes: String,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Engines to measure: cpu, gpu (any adapter, lavapipe included) or both.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CSV instead of a markdown table.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,8 @@
 //! level, bit for bit, causal and oracle), threshold monotonicity, the command's outputs, and
 //! bad input.
 
+mod common;
+
 use lstm_dse::dynamic::{self, LevelPlans, Metric, PolicySpec, Timing};
 use lstm_dse::format::{parse_config_list, PrecisionConfig};
 use lstm_dse::lstm::{self, eval, npy, LoadOptions, Model};
@@ -124,7 +126,7 @@ fn dynamic_command_on_the_trained_model_reads_labels_and_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let mut outs = Vec::new();
     // The second run uses GPU lanes when there is any adapter: the same bytes.
-    let gpu = lstm_dse::gpu::GpuContext::new(lstm_dse::gpu::AdapterChoice::Any).is_ok();
+    let gpu = common::gpu_context().is_some();
     for (k, device) in [(0, "cpu"), (1, if gpu { "gpu" } else { "cpu" })] {
         let out = dir.path().join(format!("run{k}"));
         let mut a = BASE.to_vec();
@@ -241,8 +243,7 @@ fn bad_policy_input() {
 
 #[test]
 fn gpu_policy_lanes_equal_the_cpu_simulation_bit_for_bit() {
-    let Ok(ctx) = lstm_dse::gpu::GpuContext::new(lstm_dse::gpu::AdapterChoice::Any) else {
-        eprintln!("skipping: no adapter");
+    let Some(ctx) = common::gpu_context() else {
         return;
     };
     for (model, input) in [
@@ -346,8 +347,7 @@ fn groups_command_and_its_bad_input() {
 fn gpu_group_widths_equal_the_cpu_twin() {
     use lstm_dse::dynamic::groups;
     use lstm_dse::trace::Engine;
-    let Ok(mut ctx) = lstm_dse::gpu::GpuContext::new(lstm_dse::gpu::AdapterChoice::Any) else {
-        eprintln!("skipping: no adapter");
+    let Some(mut ctx) = common::gpu_context() else {
         return;
     };
     let m = lstm::load(

@@ -3,8 +3,10 @@
 //! not divisible by it, bidirectional and peephole layers, batches of sequences. Runs on any
 //! adapter, lavapipe included (CI installs it); without one it says so and passes.
 
+mod common;
+
 use lstm_dse::format::parse_config_list;
-use lstm_dse::gpu::{AdapterChoice, GpuContext};
+use lstm_dse::gpu::GpuContext;
 use lstm_dse::lstm::eval::{self, Run};
 use lstm_dse::lstm::{self, builtin::SplitMix64, npy::Sequences, LoadOptions, Model};
 use std::path::Path;
@@ -12,17 +14,7 @@ use std::sync::OnceLock;
 
 fn gpu() -> Option<&'static GpuContext> {
     static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::new(AdapterChoice::Any) {
-        Ok(c) => {
-            eprintln!("adapter: {}", c.adapter);
-            Some(c)
-        }
-        Err(e) => {
-            eprintln!("skipping: no adapter ({e})");
-            None
-        }
-    })
-    .as_ref()
+    CTX.get_or_init(common::gpu_context).as_ref()
 }
 
 fn fixture(name: &str) -> Model {

@@ -73,3 +73,38 @@ fn parse_hex_float(s: &str) -> f64 {
         v
     }
 }
+
+#[test]
+fn host_structs_match_the_shader_layouts() {
+    // Every Rust struct uploaded to a shader has the size and field offsets naga computes for
+    // the WGSL struct of the same role (a mismatch shifts every later field on the device).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for (file, host) in lstm_dse::gpu::host_layouts() {
+        let src = std::fs::read_to_string(dir.join(file)).unwrap();
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(host.wgsl_name))
+            .unwrap_or_else(|| panic!("{file}: no struct {}", host.wgsl_name));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else {
+            panic!("{file}: {} is not a struct", host.wgsl_name);
+        };
+        assert_eq!(
+            *span as usize, host.size,
+            "{file}: size of {}",
+            host.wgsl_name
+        );
+        for (field, offset) in &host.fields {
+            let m = members
+                .iter()
+                .find(|m| m.name.as_deref() == Some(field))
+                .unwrap_or_else(|| panic!("{file}: {}.{field} missing", host.wgsl_name));
+            assert_eq!(
+                m.offset as usize, *offset,
+                "{file}: offset of {}.{field}",
+                host.wgsl_name
+            );
+        }
+    }
+}

@@ -13,12 +13,12 @@ use cost::model_cost;
 use dynamic_cmds::{dynamic_cmd, groups_cmd};
 use infer::{gen_input, infer, models};
 use sweep::sweep_cmd;
-use trace_cmds::{bench_trace, trace_cmd};
+use trace_cmds::{bench_engine, bench_trace, trace_cmd};
 
 use crate::accel;
 use crate::cli::{
-    BenchCommand, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs, GroupsArgs,
-    InferArgs, ModelArgs, ModelCostArgs, SweepArgs, TimingArg, TraceArgs, What,
+    BenchCommand, BenchEngineArgs, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs,
+    GroupsArgs, InferArgs, ModelArgs, ModelCostArgs, SweepArgs, TimingArg, TraceArgs, What,
 };
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(a) => crate::sweep::merge(&a.dirs, &a.out),
         Command::Pareto(a) => crate::pareto::run(&a),
         Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
+        Command::Bench(BenchCommand::Engine(a)) => bench_engine(&a),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {

@@ -91,3 +91,55 @@ pub(super) fn bench_trace(a: &BenchTraceArgs) -> Result<()> {
     }
     Ok(())
 }
+
+pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
+    if a.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let (model, seqs) = match (&a.model, &a.input) {
+        (Some(m), Some(x)) => (
+            lstm::load(m, &LoadOptions::default())?,
+            lstm::npy::read_sequences(x)?,
+        ),
+        (None, None) => trace::bench::default_engine_workload(),
+        _ => bail!("--model and --input go together (or give neither for the built-in workload)"),
+    };
+    let mut engines = Vec::new();
+    match a.device.as_str() {
+        "cpu" => engines.push(Engine::Cpu),
+        "gpu" | "both" => {
+            engines.push(Engine::select(DeviceChoice::Gpu)?.0);
+            if a.device == "both" {
+                engines.push(Engine::Cpu);
+            }
+        }
+        other => bail!("--device: '{other}' is not one of cpu, gpu, both"),
+    }
+    if a.csv {
+        println!("engine,lanes,configs,median_s,gmac_per_s");
+    } else {
+        println!("| engine | lanes | configs | median s | GMAC/s |");
+        println!("|---|---|---|---|---|");
+    }
+    for engine in &engines {
+        for kind in a.lanes.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if kind.starts_with("scalar:") && !matches!(engine, Engine::Cpu) {
+                continue;
+            }
+            let r = trace::bench::engine_row(engine, &model, &seqs, kind, a.reps)
+                .map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
+            if a.csv {
+                println!(
+                    "{},{},{},{:.6},{:.3}",
+                    r.engine, r.kind, r.configs, r.median_s, r.gmac_per_s
+                );
+            } else {
+                println!(
+                    "| {} | {} | {} | {:.4} | {:.2} |",
+                    r.engine, r.kind, r.configs, r.median_s, r.gmac_per_s
+                );
+            }
+        }
+    }
+    Ok(())
+}

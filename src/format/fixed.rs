@@ -33,6 +33,11 @@ impl Fixed {
     }
 
     /// Largest code, 2^(bits-1) - 1.
+    /// The largest code magnitude, 2^(bits-1).
+    pub fn max_code_abs(self) -> f64 {
+        -(self.min_code() as f64)
+    }
+
     pub fn max_code(self) -> i32 {
         (1 << (self.bits - 1)) - 1
     }

@@ -14,6 +14,19 @@ struct Params {
     pad: u32,
 }
 
+/// The layout of [`Params`] (checked against the shader by `tests/shaders.rs`).
+pub fn host_layout() -> super::lstm::HostLayout {
+    super::lstm::HostLayout {
+        wgsl_name: "Params",
+        size: std::mem::size_of::<Params>(),
+        fields: vec![
+            ("groups", std::mem::offset_of!(Params, groups)),
+            ("base_bits", std::mem::offset_of!(Params, base_bits)),
+            ("threads_x", std::mem::offset_of!(Params, threads_x)),
+        ],
+    }
+}
+
 /// The compiled kernel.
 pub(super) struct Pipeline {
     pipeline: wgpu::ComputePipeline,

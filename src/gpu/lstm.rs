@@ -81,6 +81,48 @@ pub(super) struct CellGpu {
     x: FmtGpu,
 }
 
+/// The host side of a struct the shaders declare: its WGSL name, size and field offsets in
+/// bytes (`tests/shaders.rs` checks them against naga's layout of the shader).
+pub struct HostLayout {
+    pub wgsl_name: &'static str,
+    pub size: usize,
+    pub fields: Vec<(&'static str, usize)>,
+}
+
+macro_rules! layout {
+    ($wgsl:literal, $ty:ty, [$($field:ident),*]) => {
+        HostLayout {
+            wgsl_name: $wgsl,
+            size: std::mem::size_of::<$ty>(),
+            fields: vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+        }
+    };
+}
+
+/// The layouts of the LSTM kernels' host structs.
+pub fn host_layouts() -> Vec<HostLayout> {
+    vec![
+        layout!(
+            "Dims",
+            Dims,
+            [
+                lanes, dirs, input, hidden, steps, seqs, rev_mask, threads_x, x_stride, zero,
+                policy, levels, x_f32, metric, off_bounds, off_cprev, off_x, off_saved, off_trace
+            ]
+        ),
+        layout!("Fmt", FmtGpu, [kind, bits, frac, em, maxf]),
+        layout!(
+            "Cell",
+            CellGpu,
+            [
+                mode, w_off, r_off, b_off, p_off, has_peep, sig_off, tanhp_off, tanhc_off,
+                table_mask, shift_wx, shift_rh, shift_b, shift_pc, pre_shift, shift_fc, shift_ig,
+                c_shift, h_shift, chunk_wx, chunk_rh, pre, c, gate, h, x
+            ]
+        ),
+    ]
+}
+
 fn fmt_gpu(r: Resolved) -> FmtGpu {
     match r {
         Resolved::Fp32 => FmtGpu::default(),

@@ -5,6 +5,19 @@
 
 mod groups;
 mod lstm;
+
+pub use lstm::HostLayout;
+
+/// Every host struct mirrored by a WGSL struct, per shader file name: the layouts that
+/// `tests/shaders.rs` checks against naga's reflection of the shaders.
+pub fn host_layouts() -> Vec<(&'static str, HostLayout)> {
+    let mut v: Vec<_> = lstm::host_layouts()
+        .into_iter()
+        .map(|l| ("lstm.wgsl", l))
+        .collect();
+    v.push(("groups.wgsl", groups::host_layout()));
+    v
+}
 mod policy;
 mod run;
 

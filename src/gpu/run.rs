@@ -66,7 +66,6 @@ impl GpuContext {
             .map(|o| SeqOut {
                 output: apply_head(model, &o.layers[o.layers.len() - 1].0, seqs.steps),
                 layers: o.layers,
-                ranges: Vec::new(),
             })
             .collect();
         Ok(assemble(model, plans, outs, seqs.count, keep_states))

@@ -130,3 +130,121 @@ pub fn measure(
         gmac_per_s: lane_steps * w.model.macs_per_step() as f64 / median / 1e9,
     })
 }
+
+/// One row of `lstm-dse bench engine`: a lane kind on one engine.
+pub struct EngineRow {
+    pub engine: String,
+    pub kind: String,
+    /// Precision configs (or policies) run at once; GMAC/s counts all of them.
+    pub configs: usize,
+    pub median_s: f64,
+    pub gmac_per_s: f64,
+}
+
+/// The precisions of the 8-precision trace of the engine benchmark.
+pub const TRACE8: &str = "fx16;fx12;fx10;fx8;fx6;fp16;bf16;fp8e4m3";
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Times `reps` runs (after one warm-up) of one lane kind: a precision config string (plans
+/// built outside the timing), `trace8` (the whole `trace` stage: calibration, fp32 reference
+/// and the eight precisions of [`TRACE8`]), `policy` (one closed-loop fx8/fx16 causal policy
+/// per sequence, reference included) or `scalar:<config>` (the per-sequence scalar evaluator,
+/// for comparison; CPU only).
+pub fn engine_row(
+    engine: &Engine,
+    model: &Model,
+    seqs: &Sequences,
+    kind: &str,
+    reps: usize,
+) -> Result<EngineRow, String> {
+    let mut times = Vec::with_capacity(reps);
+    let macs = (seqs.count * seqs.steps) as f64 * model.macs_per_step() as f64;
+    let configs;
+    if kind == "trace8" {
+        let list = parse_config_list(TRACE8).map_err(|e| e.to_string())?;
+        configs = list.len() + 1;
+        for rep in 0..=reps {
+            let start = Instant::now();
+            super::run(engine, model, seqs, "input", &list, &mut |_, _| {})
+                .map_err(|e| e.to_string())?;
+            if rep > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+    } else if kind == "policy" {
+        let levels = parse_config_list("fx8,fx16").map_err(|e| e.to_string())?;
+        let spec = crate::dynamic::PolicySpec::new(
+            levels,
+            crate::dynamic::Metric::MaxAbs,
+            crate::dynamic::Timing::Causal,
+        )
+        .map_err(|e| e.to_string())?;
+        let policies = [crate::dynamic::Policy {
+            thresholds: vec![0.05],
+        }];
+        // The policy lanes and the fp32 reference they are judged against.
+        configs = 2;
+        for rep in 0..=reps {
+            let start = Instant::now();
+            crate::dynamic::run(engine, model, seqs, "input", &spec, &policies, &|_, _| {})
+                .map_err(|e| e.to_string())?;
+            if rep > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+    } else {
+        let (scalar, config) = match kind.strip_prefix("scalar:") {
+            Some(c) => (true, c),
+            None => (false, kind),
+        };
+        let list = parse_config_list(config).map_err(|e| e.to_string())?;
+        let plans = eval::prepare(model, seqs, "input", &list).map_err(|e| e.to_string())?;
+        configs = plans.len();
+        for rep in 0..=reps {
+            let start = Instant::now();
+            match (scalar, engine) {
+                (true, _) => {
+                    eval::run_cpu_scalar(model, seqs, &plans, false);
+                }
+                (false, Engine::Cpu) => {
+                    eval::run_cpu(model, seqs, &plans, false);
+                }
+                (false, _) => {
+                    engine
+                        .run(model, seqs, &plans, &mut |_, _| {})
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            if rep > 0 {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let median_s = median(times);
+    let name = match engine {
+        Engine::Cpu => format!("cpu-{}", eval::gemm::isa_name()),
+        Engine::Gpu(ctx) => ctx.adapter.name.replace(',', " "),
+    };
+    Ok(EngineRow {
+        engine: name,
+        kind: kind.to_string(),
+        configs,
+        median_s,
+        gmac_per_s: macs * configs as f64 / median_s / 1e9,
+    })
+}
+
+/// The engine benchmark's built-in workload: one seeded 1024 -> 1024 layer, 16 sequences x 50
+/// steps of seeded normal inputs.
+pub fn default_engine_workload() -> (Model, Sequences) {
+    let model = gnmt_layer();
+    let (n, t, i) = (16, 50, model.input_size());
+    let mut rng = SplitMix64::new(7);
+    let data = (0..n * t * i).map(|_| rng.normal()).collect();
+    let seqs = Sequences::new("input", [n, t, i], data, true).expect("finite seeded input");
+    (model, seqs)
+}

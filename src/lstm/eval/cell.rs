@@ -29,13 +29,45 @@ pub fn run(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> C
     }
 }
 
+/// One f32 operation of the float datapath: subnormal results are flushed after every
+/// operation, so that devices that flush and devices that do not agree bit for bit.
+#[inline(always)]
+pub(crate) fn add(a: f32, b: f32) -> f32 {
+    ftz(a + b)
+}
+
+#[inline(always)]
+pub(crate) fn mul(a: f32, b: f32) -> f32 {
+    ftz(a * b)
+}
+
+/// The element-wise part of a float step for unit j (NUMERICS.md §6): the four gate sums
+/// (bias included), the previous cell value; returns (h, c, largest |pre-activation|).
+#[inline]
+pub(crate) fn float_unit(p: &CellPlan, j: usize, sums: [f32; 4], c_prev: f32) -> (f32, f32, f32) {
+    let f = &p.formats;
+    let h = p.b.len() / 4;
+    let [mut ai, mut af, ag, mut ao] = sums;
+    if let Some(pp) = &p.peep {
+        ai = add(ai, mul(pp[j], c_prev));
+        af = add(af, mul(pp[h + j], c_prev));
+    }
+    let ig = p.sigmoid.apply(f.pre.round(ai));
+    let fg = p.sigmoid.apply(f.pre.round(af));
+    let gg = p.tanh_pre.apply(f.pre.round(ag));
+    let c_new = f.c.round(add(mul(fg, c_prev), mul(ig, gg)));
+    if let Some(pp) = &p.peep {
+        ao = add(ao, mul(pp[2 * h + j], c_new));
+    }
+    let og = p.sigmoid.apply(f.pre.round(ao));
+    let h_new = f.h.round(mul(og, p.tanh_c.apply(c_new)));
+    let pre = ai.abs().max(af.abs()).max(ag.abs()).max(ao.abs());
+    (h_new, c_new, pre)
+}
+
 fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
     let (i, h) = (io.input, io.hidden);
     let f = &p.formats;
-    // Subnormal results are flushed after every operation, so that devices that flush and
-    // devices that do not agree bit for bit.
-    let add = |a: f32, b: f32| ftz(a + b);
-    let mul = |a: f32, b: f32| ftz(a * b);
     let mut hv = p.h0.clone();
     let mut cv = p.c0.clone();
     let mut xq = vec![0.0f32; i];
@@ -54,37 +86,12 @@ fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) ->
             for (&r, &hk) in p.r[j * h..(j + 1) * h].iter().zip(&hv) {
                 sum = add(sum, mul(r, hk));
             }
-            sum = add(sum, p.b[j]);
-            *a = sum;
+            *a = add(sum, p.b[j]);
         }
         for jj in 0..h {
-            let (mut ai, mut af) = (acc[jj], acc[h + jj]);
-            if let Some(pp) = &p.peep {
-                ai = add(ai, mul(pp[jj], cv[jj]));
-                af = add(af, mul(pp[h + jj], cv[jj]));
-            }
-            let (pi, pf, pg) = (
-                f.pre.round(ai),
-                f.pre.round(af),
-                f.pre.round(acc[2 * h + jj]),
-            );
-            let ig = p.sigmoid.apply(pi);
-            let fg = p.sigmoid.apply(pf);
-            let gg = p.tanh_pre.apply(pg);
-            let c_new = f.c.round(add(mul(fg, cv[jj]), mul(ig, gg)));
-            let mut ao = acc[3 * h + jj];
-            if let Some(pp) = &p.peep {
-                ao = add(ao, mul(pp[2 * h + jj], c_new));
-            }
-            let po = f.pre.round(ao);
-            let og = p.sigmoid.apply(po);
-            let h_new = f.h.round(mul(og, p.tanh_c.apply(c_new)));
-            range.pre_max = range
-                .pre_max
-                .max(ai.abs())
-                .max(af.abs())
-                .max(acc[2 * h + jj].abs())
-                .max(ao.abs());
+            let sums = [acc[jj], acc[h + jj], acc[2 * h + jj], acc[3 * h + jj]];
+            let (h_new, c_new, pre) = float_unit(p, jj, sums, cv[jj]);
+            range.pre_max = range.pre_max.max(pre);
             range.c_max = range.c_max.max(c_new.abs()).max(cv[jj].abs());
             cv[jj] = c_new;
             hv[jj] = h_new;
@@ -121,7 +128,6 @@ fn run_int(q: &IntCell, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> Ce
 /// `hv`, `cv` updated in place; `acc` is scratch of 4H.
 pub fn int_step(q: &IntCell, xq: &[i32], hv: &mut [i32], cv: &mut [i32], acc: &mut [i64]) {
     let (i, h) = (xq.len(), hv.len());
-    let sig = |code: i32| q.sigmoid[q.pre.table_index(code)] as i64;
     for (j, a) in acc.iter_mut().enumerate() {
         let wx: i64 = q.w[j * i..(j + 1) * i]
             .iter()
@@ -133,27 +139,43 @@ pub fn int_step(q: &IntCell, xq: &[i32], hv: &mut [i32], cv: &mut [i32], acc: &m
             .zip(hv.iter())
             .map(|(&r, &x)| r as i64 * x as i64)
             .sum();
-        *a = (wx << q.shift_wx) + (rh << q.shift_rh) + ((q.b[j] as i64) << q.shift_b);
+        *a = int_gate_sum(q, j, wx, rh);
     }
     for jj in 0..h {
-        let (mut ai, mut af) = (acc[jj], acc[h + jj]);
-        if let Some(pp) = &q.peep {
-            ai += (pp[jj] as i64 * cv[jj] as i64) << q.shift_pc;
-            af += (pp[h + jj] as i64 * cv[jj] as i64) << q.shift_pc;
-        }
-        let ig = sig(rescale(ai, q.pre_shift, q.pre));
-        let fg = sig(rescale(af, q.pre_shift, q.pre));
-        let pg = rescale(acc[2 * h + jj], q.pre_shift, q.pre);
-        let gg = q.tanh_pre[q.pre.table_index(pg)] as i64;
-        let upd = ((fg * cv[jj] as i64) << q.shift_fc) + ((ig * gg) << q.shift_ig);
-        let c_new = rescale(upd, q.c_shift, q.c);
-        let mut ao = acc[3 * h + jj];
-        if let Some(pp) = &q.peep {
-            ao += (pp[2 * h + jj] as i64 * c_new as i64) << q.shift_pc;
-        }
-        let og = sig(rescale(ao, q.pre_shift, q.pre));
-        let tc = q.tanh_c[q.c.table_index(c_new)] as i64;
-        hv[jj] = rescale(og * tc, q.h_shift, q.h);
+        let sums = [acc[jj], acc[h + jj], acc[2 * h + jj], acc[3 * h + jj]];
+        let (h_new, c_new) = int_unit(q, jj, sums, cv[jj]);
+        hv[jj] = h_new;
         cv[jj] = c_new;
     }
+}
+
+/// The accumulator of gate row `j` from the exact sums W·x and R·h (NUMERICS.md §7).
+#[inline(always)]
+pub(crate) fn int_gate_sum(q: &IntCell, j: usize, wx: i64, rh: i64) -> i64 {
+    (wx << q.shift_wx) + (rh << q.shift_rh) + ((q.b[j] as i64) << q.shift_b)
+}
+
+/// The element-wise part of an integer step for unit j: the four gate accumulators and the
+/// previous cell code; returns the new (h, c) codes.
+#[inline]
+pub(crate) fn int_unit(q: &IntCell, j: usize, sums: [i64; 4], c_prev: i32) -> (i32, i32) {
+    let h = q.h0.len();
+    let sig = |code: i32| q.sigmoid[q.pre.table_index(code)] as i64;
+    let [mut ai, mut af, ag, mut ao] = sums;
+    if let Some(pp) = &q.peep {
+        ai += (pp[j] as i64 * c_prev as i64) << q.shift_pc;
+        af += (pp[h + j] as i64 * c_prev as i64) << q.shift_pc;
+    }
+    let ig = sig(rescale(ai, q.pre_shift, q.pre));
+    let fg = sig(rescale(af, q.pre_shift, q.pre));
+    let pg = rescale(ag, q.pre_shift, q.pre);
+    let gg = q.tanh_pre[q.pre.table_index(pg)] as i64;
+    let upd = ((fg * c_prev as i64) << q.shift_fc) + ((ig * gg) << q.shift_ig);
+    let c_new = rescale(upd, q.c_shift, q.c);
+    if let Some(pp) = &q.peep {
+        ao += (pp[2 * h + j] as i64 * c_new as i64) << q.shift_pc;
+    }
+    let og = sig(rescale(ao, q.pre_shift, q.pre));
+    let tc = q.tanh_c[q.c.table_index(c_new)] as i64;
+    (rescale(og * tc, q.h_shift, q.h), c_new)
 }

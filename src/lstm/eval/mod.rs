@@ -1,10 +1,15 @@
-//! The CPU reference evaluator: runs a model on a batch of sequences at one or more precision
-//! configs, rayon-parallel over (config, sequence) pairs and deterministic (each pair is
-//! computed sequentially, in the order docs/NUMERICS.md fixes, so the thread count never
-//! changes a bit). fp32 is plain f32 math; other configs follow NUMERICS.md exactly: the
-//! integer datapath when every format is fixed point, float emulation otherwise.
+//! The CPU evaluator: runs a model on a batch of sequences at one or more precision configs.
+//! fp32 is plain f32 math; other configs follow NUMERICS.md exactly: the integer datapath when
+//! every format is fixed point, float emulation otherwise.
+//!
+//! Two implementations of the same arithmetic: the lane-batched engine ([`batch`], on the
+//! register-blocked products of [`gemm`]) that every command uses, and the per-sequence scalar
+//! loop ([`cell`], [`run_cpu_scalar`]) kept as the plain reading of NUMERICS.md and as the
+//! baseline of `lstm-dse bench engine`. Both are deterministic whatever the thread count.
 
+mod batch;
 pub mod cell;
+pub mod gemm;
 pub mod plan;
 
 pub use plan::{Calibration, CellFormats, CellRange, LayerRange, Plan};
@@ -56,7 +61,6 @@ pub struct Run {
 pub(crate) struct SeqOut {
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
     pub output: Option<Vec<f32>>,
-    pub ranges: Vec<(f32, Vec<CellRange>)>,
 }
 
 fn check_input(model: &Model, seqs: &Sequences, input_name: &str) -> Result<(), EvalError> {
@@ -80,30 +84,16 @@ fn needs_calibration(c: &PrecisionConfig) -> bool {
 /// Measures the ranges of an fp32 run over the batch (see [`Calibration`]).
 pub fn calibrate(model: &Model, seqs: &Sequences) -> Result<Calibration, EvalError> {
     let plan = Plan::new(model, PrecisionConfig::FP32, None)?;
-    let outs: Vec<SeqOut> = (0..seqs.count)
-        .into_par_iter()
-        .map(|n| run_sequence(model, &plan, seqs.sequence(n), seqs.steps))
-        .collect();
-    let mut layers: Vec<LayerRange> = model
-        .layers
-        .iter()
-        .map(|l| LayerRange {
-            h_max: 0.0,
-            cells: vec![CellRange::default(); l.cells.len()],
-        })
-        .collect();
-    for out in &outs {
-        for (lr, (h_max, cells)) in layers.iter_mut().zip(&out.ranges) {
-            lr.h_max = lr.h_max.max(*h_max);
-            for (cr, c) in lr.cells.iter_mut().zip(cells) {
-                cr.c_max = cr.c_max.max(c.c_max);
-                cr.pre_max = cr.pre_max.max(c.pre_max);
-            }
-        }
-    }
+    let outs = batch::run_layers(model, &plan, &seqs.data, seqs.count, seqs.steps);
     Ok(Calibration {
         input_max: seqs.data.iter().fold(0.0f32, |m, v| m.max(v.abs())),
-        layers,
+        layers: outs
+            .iter()
+            .map(|o| LayerRange {
+                h_max: o.h_max,
+                cells: o.ranges.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -140,8 +130,49 @@ pub fn evaluate(
     Ok(run_cpu(model, seqs, &plans, keep_states))
 }
 
-/// Runs prepared plans on the CPU, rayon-parallel over (plan, sequence).
+/// Runs prepared plans on the CPU with the lane-batched engine (rayon inside each product and
+/// across plans).
 pub fn run_cpu(model: &Model, seqs: &Sequences, plans: &[Plan], keep_states: bool) -> Vec<Run> {
+    plans
+        .par_iter()
+        .map(|plan| {
+            let mut layers = batch::run_layers(model, plan, &seqs.data, seqs.count, seqs.steps);
+            let width = model.hidden_output_size();
+            let last = layers.last().map(|o| o.h.clone()).unwrap_or_default();
+            let output = model.head.as_ref().map(|_| {
+                (0..seqs.count)
+                    .flat_map(|n| {
+                        let seq = &last[n * seqs.steps * width..(n + 1) * seqs.steps * width];
+                        apply_head(model, seq, seqs.steps).unwrap_or_default()
+                    })
+                    .collect()
+            });
+            let states = keep_states.then(|| {
+                layers
+                    .drain(..)
+                    .map(|o| LayerStates { h: o.h, c: o.c })
+                    .collect()
+            });
+            Run {
+                config: plan.config,
+                hidden: last,
+                output,
+                states,
+                formats: formats_of(plan),
+            }
+        })
+        .collect()
+}
+
+/// The per-sequence scalar evaluator (the step of NUMERICS.md read literally, one sequence
+/// and one row at a time), rayon-parallel over (plan, sequence): the same bits as
+/// [`run_cpu`], far slower; kept as a baseline and a second implementation.
+pub fn run_cpu_scalar(
+    model: &Model,
+    seqs: &Sequences,
+    plans: &[Plan],
+    keep_states: bool,
+) -> Vec<Run> {
     let outs: Vec<SeqOut> = (0..plans.len() * seqs.count)
         .into_par_iter()
         .map(|task| {
@@ -150,6 +181,13 @@ pub fn run_cpu(model: &Model, seqs: &Sequences, plans: &[Plan], keep_states: boo
         })
         .collect();
     assemble(model, plans, outs, seqs.count, keep_states)
+}
+
+fn formats_of(plan: &Plan) -> Vec<Vec<CellFormats>> {
+    plan.layers
+        .iter()
+        .map(|cells| cells.iter().map(|c| c.formats).collect())
+        .collect()
 }
 
 /// Gathers per-(plan, sequence) results (plan-major order) into one [`Run`] per plan.
@@ -192,28 +230,22 @@ pub(crate) fn assemble(
             hidden,
             output,
             states,
-            formats: p
-                .layers
-                .iter()
-                .map(|cells| cells.iter().map(|c| c.formats).collect())
-                .collect(),
+            formats: formats_of(p),
         });
     }
     runs
 }
 
-/// Runs every layer (and the head) over one sequence `[T, I]`.
+/// Runs every layer (and the head) over one sequence `[T, I]` with the scalar cell.
 fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut {
     let mut x = seq.to_vec();
     let mut width = model.input_size();
     let mut layers = Vec::with_capacity(model.layers.len());
-    let mut ranges = Vec::with_capacity(model.layers.len());
     for (layer, cells) in model.layers.iter().zip(&plan.layers) {
         let hsz = layer.hidden_size;
         let stride = hsz * layer.direction.count();
         let mut h_out = vec![0.0f32; steps * stride];
         let mut c_out = vec![0.0f32; steps * stride];
-        let mut cell_ranges = Vec::with_capacity(cells.len());
         for (k, cp) in cells.iter().enumerate() {
             let io = cell::CellIo {
                 xs: &x,
@@ -224,25 +256,14 @@ fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut
                 offset: k * hsz,
                 stride,
             };
-            let r = cell::run(cp, &io, &mut h_out, &mut c_out);
-            cell_ranges.push(r);
+            cell::run(cp, &io, &mut h_out, &mut c_out);
         }
-        let h_max = cells
-            .iter()
-            .flat_map(|c| c.h0.iter())
-            .chain(&h_out)
-            .fold(0.0f32, |m, v| m.max(v.abs()));
-        ranges.push((h_max, cell_ranges));
         x = h_out.clone();
         width = stride;
         layers.push((h_out, c_out));
     }
     let output = apply_head(model, &x, steps);
-    SeqOut {
-        layers,
-        output,
-        ranges,
-    }
+    SeqOut { layers, output }
 }
 
 /// The dense head over a `[T, W]` hidden sequence of the last layer: `[T, O]` (plain f32,

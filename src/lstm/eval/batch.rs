@@ -1,0 +1,293 @@
+//! The lane-batched CPU engine: all sequences of one precision config advance together, so
+//! each weight is read once per step for the whole batch instead of once per sequence.
+//!
+//! Per layer and direction: the input products W·x of **every step** are one matrix product
+//! (4H x I weights times I x (T·N) inputs) before the recurrence; each step then continues
+//! those sums with R·h (4H x H times H x N states) and applies the element-wise cell update
+//! ([`cell::float_unit`] / [`cell::int_unit`], the same code the scalar path runs). Every sum
+//! keeps the k order of docs/NUMERICS.md (W·x first, then R·h, then b), so the bits equal the
+//! scalar evaluator's; `tests/engine.rs` checks that against a scalar oracle kept in the tests.
+//!
+//! Integer lanes hold codes exactly in f32 (block sums below 2^24) or f64 (below 2^53) and
+//! widen to i64 between blocks ([`ExactProduct`]); their sums are exact, so any block split
+//! gives the same integers.
+//!
+//! States are kept lane-minor (`[H][lanes]`, lanes padded to [`gemm::COL_ALIGN`]): the layout
+//! the product reads them in.
+
+use super::cell::{self, float_unit, int_gate_sum, int_unit};
+use super::gemm::{self, abs_range, no_subnormals, Elem, Packed, COL_ALIGN};
+use super::plan::{CellPlan, CellRange, IntCell};
+use crate::lstm::Model;
+use rayon::prelude::*;
+
+/// One layer's states for every sequence: `[N, T, D*H]` each.
+pub(crate) struct LayerOut {
+    pub h: Vec<f32>,
+    pub c: Vec<f32>,
+    /// max |h| over steps, directions and h0 (calibration).
+    pub h_max: f32,
+    /// Per direction (calibration; float lanes only).
+    pub ranges: Vec<CellRange>,
+}
+
+/// Where one direction of a layer reads and writes, for `n` sequences of `steps` steps.
+struct Io<'a> {
+    /// Layer input `[N, T, input]`.
+    x: &'a [f32],
+    input: usize,
+    n: usize,
+    steps: usize,
+    reversed: bool,
+    /// Column offset of this direction in the `[N, T, stride]` outputs.
+    offset: usize,
+    stride: usize,
+}
+
+impl Io<'_> {
+    fn lanes(&self) -> usize {
+        self.n.div_ceil(COL_ALIGN) * COL_ALIGN
+    }
+
+    fn time(&self, s: usize) -> usize {
+        if self.reversed {
+            self.steps - 1 - s
+        } else {
+            s
+        }
+    }
+
+    /// The layer input transposed to `[input][T * lanes]` (column t*lanes + n), each value
+    /// mapped by `f`; padding columns are zero.
+    fn columns<T: Copy + Default + Send>(&self, f: impl Fn(f32) -> T + Sync) -> Vec<T> {
+        let (lanes, cols) = (self.lanes(), self.steps * self.lanes());
+        let mut b = vec![T::default(); self.input * cols];
+        b.par_chunks_mut(cols).enumerate().for_each(|(k, row)| {
+            for t in 0..self.steps {
+                for n in 0..self.n {
+                    row[t * lanes + n] = f(self.x[(n * self.steps + t) * self.input + k]);
+                }
+            }
+        });
+        b
+    }
+
+    fn out_index(&self, n: usize, t: usize, j: usize) -> usize {
+        (n * self.steps + t) * self.stride + self.offset + j
+    }
+}
+
+/// Runs every layer of `model` for a batch of `n` sequences (`x`: `[N, T, I]`) at one plan.
+pub(crate) fn run_layers(
+    model: &Model,
+    plan: &super::Plan,
+    x: &[f32],
+    n: usize,
+    steps: usize,
+) -> Vec<LayerOut> {
+    let mut outs: Vec<LayerOut> = Vec::with_capacity(model.layers.len());
+    for (layer, cells) in model.layers.iter().zip(&plan.layers) {
+        let input = outs.last().map_or(x, |o: &LayerOut| &o.h);
+        let hsz = layer.hidden_size;
+        let stride = hsz * layer.direction.count();
+        let mut h = vec![0.0f32; n * steps * stride];
+        let mut c = vec![0.0f32; n * steps * stride];
+        let mut ranges = Vec::with_capacity(cells.len());
+        for (k, cp) in cells.iter().enumerate() {
+            let io = Io {
+                x: input,
+                input: layer.input_size,
+                n,
+                steps,
+                reversed: layer.direction.is_reversed(k),
+                offset: k * hsz,
+                stride,
+            };
+            let range = match &cp.int {
+                Some(q) => run_int(q, &io, &mut h, &mut c),
+                None => run_float(cp, &io, &mut h, &mut c),
+            };
+            ranges.push(range);
+        }
+        let h_max = cells
+            .iter()
+            .flat_map(|c| c.h0.iter())
+            .chain(&h)
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        outs.push(LayerOut {
+            h,
+            c,
+            h_max,
+            ranges,
+        });
+    }
+    outs
+}
+
+fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+    let (hsz, lanes) = (p.h0.len(), io.lanes());
+    let rows = 4 * hsz;
+    let fx = p.formats.x;
+    // Input products of every step: XW[r][t*lanes + n], summed from +0 over k in order.
+    let xq = io.columns(|v| fx.round(v));
+    let w = Packed::new(&p.w, rows, io.input);
+    let cols = io.steps * lanes;
+    let mut xw = vec![0.0f32; rows * cols];
+    let ftz = !no_subnormals(w.min_nonzero, abs_range(&xq).0);
+    gemm::gemm(&w, 0, io.input, &xq, cols, cols, &mut xw, cols, ftz);
+    drop(xq);
+    let r = Packed::new(&p.r, rows, hsz);
+    let mut h = vec![0.0f32; hsz * lanes];
+    let mut c = vec![0.0f32; hsz * lanes];
+    for j in 0..hsz {
+        for n in 0..io.n {
+            h[j * lanes + n] = p.h0[j];
+            c[j * lanes + n] = p.c0[j];
+        }
+    }
+    let mut acc = vec![0.0f32; rows * lanes];
+    let mut range = CellRange::default();
+    for s in 0..io.steps {
+        let t = io.time(s);
+        for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
+            dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
+        }
+        let ftz = !no_subnormals(r.min_nonzero, abs_range(&h).0);
+        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, ftz);
+        for j in 0..hsz {
+            for n in 0..io.n {
+                let sum = |g: usize| cell::add(acc[(g * hsz + j) * lanes + n], p.b[g * hsz + j]);
+                let c_prev = c[j * lanes + n];
+                let (h_new, c_new, pre) =
+                    float_unit(p, j, [sum(0), sum(1), sum(2), sum(3)], c_prev);
+                range.pre_max = range.pre_max.max(pre);
+                range.c_max = range.c_max.max(c_new.abs()).max(c_prev.abs());
+                h[j * lanes + n] = h_new;
+                c[j * lanes + n] = c_new;
+                let at = io.out_index(n, t, j);
+                h_out[at] = h_new;
+                c_out[at] = c_new;
+            }
+        }
+    }
+    range
+}
+
+/// An exact integer product on codes: f32 when block sums stay below 2^24, else f64 (below
+/// 2^53); blocks are summed in i64.
+enum ExactProduct {
+    F32(Packed<f32>),
+    F64(Packed<f64>),
+}
+
+impl ExactProduct {
+    /// Packs `codes` (`rows x k`) for products with operands of at most `b_max` in magnitude.
+    fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
+        let a_max = codes.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
+        // Worth f32 when a block of at least 16 terms cannot leave f32's exact integers.
+        if a_max * b_max * 16.0 <= f32_exact() {
+            let v: Vec<f32> = codes.iter().map(|&c| c as f32).collect();
+            ExactProduct::F32(Packed::new(&v, rows, k))
+        } else {
+            let v: Vec<f64> = codes.iter().map(|&c| c as f64).collect();
+            ExactProduct::F64(Packed::new(&v, rows, k))
+        }
+    }
+
+    /// `out[r][col] = Σ_k A[r][k]·B[k][col]` exactly, B given as codes (`k x ncols`, stride
+    /// ncols, padding zero).
+    fn product(&self, b: &[i32], ncols: usize, out: &mut [i64]) {
+        let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
+        match self {
+            ExactProduct::F32(a) => {
+                let bf: Vec<f32> = b.iter().map(|&c| c as f32).collect();
+                blocks(a, &bf, b_max, f32_exact(), ncols, out);
+            }
+            ExactProduct::F64(a) => {
+                let bf: Vec<f64> = b.iter().map(|&c| c as f64).collect();
+                blocks(a, &bf, b_max, 2f64.powi(53), ncols, out);
+            }
+        }
+    }
+}
+
+fn f32_exact() -> f64 {
+    2f64.powi(24)
+}
+
+/// Sums the product in k blocks short enough to stay exact in `T`, adding each block to `out`
+/// in i64.
+fn blocks<T: Elem + Into<f64>>(
+    a: &Packed<T>,
+    b: &[T],
+    b_max: f64,
+    exact: f64,
+    ncols: usize,
+    out: &mut [i64],
+) {
+    out.fill(0);
+    let per_term = (a.max_abs * b_max).max(1.0);
+    let block = ((exact / per_term).floor() as usize).clamp(1, a.k.max(1));
+    let mut tmp = vec![T::default(); a.rows * ncols];
+    let mut k0 = 0;
+    while k0 < a.k {
+        let k1 = (k0 + block).min(a.k);
+        tmp.fill(T::default());
+        gemm::gemm(
+            a,
+            k0,
+            k1,
+            &b[k0 * ncols..],
+            ncols,
+            ncols,
+            &mut tmp,
+            ncols,
+            false,
+        );
+        out.par_iter_mut()
+            .zip(&tmp)
+            .for_each(|(o, &v)| *o += Into::<f64>::into(v) as i64);
+        k0 = k1;
+    }
+}
+
+fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+    let (hsz, lanes) = (q.h0.len(), io.lanes());
+    let rows = 4 * hsz;
+    let cols = io.steps * lanes;
+    let xq = io.columns(|v| q.x.quantize(v));
+    let w = ExactProduct::new(&q.w, rows, io.input, q.x.max_code_abs());
+    let mut wx = vec![0i64; rows * cols];
+    w.product(&xq, cols, &mut wx);
+    drop(xq);
+    let r = ExactProduct::new(&q.r, rows, hsz, q.h.max_code_abs());
+    let mut h = vec![0i32; hsz * lanes];
+    let mut c = vec![0i32; hsz * lanes];
+    for j in 0..hsz {
+        for n in 0..io.n {
+            h[j * lanes + n] = q.h0[j];
+            c[j * lanes + n] = q.c0[j];
+        }
+    }
+    let mut rh = vec![0i64; rows * lanes];
+    for s in 0..io.steps {
+        let t = io.time(s);
+        r.product(&h, lanes, &mut rh);
+        for j in 0..hsz {
+            for n in 0..io.n {
+                let sum = |g: usize| {
+                    let row = g * hsz + j;
+                    int_gate_sum(q, row, wx[row * cols + t * lanes + n], rh[row * lanes + n])
+                };
+                let (h_new, c_new) =
+                    int_unit(q, j, [sum(0), sum(1), sum(2), sum(3)], c[j * lanes + n]);
+                h[j * lanes + n] = h_new;
+                c[j * lanes + n] = c_new;
+                let at = io.out_index(n, t, j);
+                h_out[at] = q.h.to_f32(h_new);
+                c_out[at] = q.c.to_f32(c_new);
+            }
+        }
+    }
+    CellRange::default()
+}

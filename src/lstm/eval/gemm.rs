@@ -1,0 +1,366 @@
+//! The engine's matrix product: `C = C + A·B` where every output element sums its k terms
+//! **strictly in k order, one multiply and one add per term, never fused** — the summation order
+//! of docs/NUMERICS.md §6 — at GEMM speed.
+//!
+//! This is the classic register-blocked shape (BLIS, `matrixmultiply`): A (the weights, fixed
+//! for a whole run) is packed once into panels of [`MR`] rows; a microkernel keeps an
+//! `MR x NR` tile of C in registers and walks k, each step broadcasting MR weights against NR
+//! consecutive columns of B (lanes, or (step, lane) pairs). Because every accumulator sees its
+//! terms in k order and the loop over k is split only into consecutive blocks (the partial sum
+//! goes to memory and comes back unchanged), the bits equal the scalar loop's. Rust never
+//! contracts `a * b + c` into an FMA, so the vector code rounds exactly like the scalar code.
+//!
+//! Float lanes flush subnormal results after every operation (NUMERICS.md §5). The fast kernel
+//! skips the flush when it provably cannot matter: if every non-zero |a| times every non-zero
+//! |b| is at least 2^-101, no product is subnormal and (by the argument in
+//! [`no_subnormals`]) no partial sum is either; otherwise the flushing kernel runs.
+//!
+//! The integer datapath uses the same kernel on small integers held exactly in f32 (products
+//! and block sums below 2^24) or f64 (below 2^53); the caller picks the type and block length.
+//!
+//! Run-time dispatch: AVX-512 and AVX2 builds of the same generic kernel where the CPU has
+//! them, a portable build elsewhere. Rows are split over rayon; the thread count never changes
+//! a bit (each element is computed by one thread, in one order).
+
+use rayon::prelude::*;
+use std::ops::{Add, Mul};
+
+/// Rows per packed panel (and per microkernel tile).
+pub const MR: usize = 8;
+/// Columns of B and C are padded to a multiple of this (the widest microkernel tile).
+pub const COL_ALIGN: usize = 16;
+/// Depth of one k block (keeps a `KC x NR` strip of B in L1).
+const KC: usize = 256;
+/// Rows per rayon task (a multiple of MR).
+const ROWS_PER_TASK: usize = 64;
+
+/// An element type of the product: f32 (float lanes, small-integer lanes) or f64 (wider
+/// integer lanes, exact below 2^53).
+pub trait Elem:
+    Copy + Default + PartialEq + Send + Sync + Add<Output = Self> + Mul<Output = Self> + 'static
+{
+    /// NUMERICS.md §5: a subnormal (or -0) result becomes +0. Never needed for f64.
+    fn ftz(self) -> Self;
+    fn abs_f64(self) -> f64;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn ftz(self) -> Self {
+        if self.abs() < f32::MIN_POSITIVE {
+            0.0
+        } else {
+            self
+        }
+    }
+    fn abs_f64(self) -> f64 {
+        self.abs() as f64
+    }
+}
+
+impl Elem for f64 {
+    #[inline(always)]
+    fn ftz(self) -> Self {
+        self
+    }
+    fn abs_f64(self) -> f64 {
+        self.abs()
+    }
+}
+
+/// A `rows x k` matrix packed in panels of [`MR`] rows (zero rows pad the last panel): panel
+/// p holds, for each kk, `A[p*MR + i][kk]` for i in 0..MR.
+#[derive(Debug, Clone)]
+pub struct Packed<T> {
+    pub rows: usize,
+    pub k: usize,
+    data: Vec<T>,
+    /// The smallest non-zero |a| (f64::INFINITY when all are zero).
+    pub min_nonzero: f64,
+    /// The largest |a|.
+    pub max_abs: f64,
+}
+
+impl<T: Elem> Packed<T> {
+    /// Packs a row-major `rows x k` matrix.
+    pub fn new(a: &[T], rows: usize, k: usize) -> Self {
+        debug_assert_eq!(a.len(), rows * k);
+        let panels = rows.div_ceil(MR);
+        let mut data = vec![T::default(); panels * MR * k];
+        for p in 0..panels {
+            let panel = &mut data[p * MR * k..(p + 1) * MR * k];
+            for i in 0..MR.min(rows - p * MR) {
+                let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * MR + i] = v;
+                }
+            }
+        }
+        let (min_nonzero, max_abs) = abs_range(a);
+        Packed {
+            rows,
+            k,
+            data,
+            min_nonzero,
+            max_abs,
+        }
+    }
+
+    fn panel(&self, p: usize) -> &[T] {
+        &self.data[p * MR * self.k..(p + 1) * MR * self.k]
+    }
+}
+
+/// (smallest non-zero |v|, largest |v|).
+pub fn abs_range<T: Elem>(v: &[T]) -> (f64, f64) {
+    v.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
+        let a = x.abs_f64();
+        (if a > 0.0 { lo.min(a) } else { lo }, hi.max(a))
+    })
+}
+
+/// Whether the unflushed kernel gives the flushed kernel's bits: true when every non-zero
+/// product |a·b| is at least 2^-101 (so, rounded, at least 2^-102).
+///
+/// Why that suffices: partial sums start at +0 and, by induction, are 0 or normal. Adding a
+/// product p (0 or |p| >= 2^-102) to a normal s: if |s| >= 2^-103 both operands are
+/// multiples of 2^-126 (their ulps), so the exact sum is 0 or at least 2^-126 — normal; if
+/// |s| < 2^-103 then |s + p| > 2^-102 - 2^-103 — normal. No product or sum is ever subnormal,
+/// and a sum started at +0 is never -0 (round to nearest gives -0 only for -0 + -0), so the
+/// flushes are identities. The initial value of C must be 0 or normal (it always is: it is
+/// itself such a sum).
+pub fn no_subnormals(min_a: f64, min_b: f64) -> bool {
+    min_a * min_b >= 2f64.powi(-101)
+}
+
+/// `C[r][c] = C[r][c] + Σ_{kk in k0..k1} A[r][kk]·B[kk][c]`, for rows `0..a.rows` and
+/// columns `0..ncols` (ncols a multiple of [`COL_ALIGN`]); B is `k x ncols` with row stride
+/// `ldb` (row kk of B pairs with column kk of A), C is `a.rows x ncols` with stride `ldc`.
+/// `ftz` selects the flushing kernel (float lanes whose operands may underflow).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Elem>(
+    a: &Packed<T>,
+    k0: usize,
+    k1: usize,
+    b: &[T],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [T],
+    ldc: usize,
+    ftz: bool,
+) {
+    assert!(ncols % COL_ALIGN == 0 && ncols <= ldb && ncols <= ldc && k1 <= a.k && k0 <= k1);
+    assert!(b.len() >= (k1 - k0).saturating_sub(1) * ldb + ncols || k1 == k0);
+    assert!(c.len() >= a.rows.saturating_sub(1) * ldc + ncols || a.rows == 0);
+    if a.rows == 0 || ncols == 0 || k0 == k1 {
+        return;
+    }
+    let isa = Isa::detect();
+    let task_rows = ROWS_PER_TASK;
+    let body = |(task, c_rows): (usize, &mut [T])| {
+        let first_panel = task * task_rows / MR;
+        let rows_here = (a.rows - task * task_rows).min(task_rows);
+        let job = Job {
+            a,
+            first_panel,
+            rows: rows_here,
+            k0,
+            k1,
+            b,
+            ldb,
+            ncols,
+            c: c_rows,
+            ldc,
+        };
+        isa.run(job, ftz);
+    };
+    let c = &mut c[..(a.rows - 1) * ldc + ncols];
+    let work = a.rows as u64 * ncols as u64 * (k1 - k0) as u64;
+    if work < 1 << 16 {
+        c.chunks_mut(task_rows * ldc).enumerate().for_each(body);
+    } else {
+        c.par_chunks_mut(task_rows * ldc).enumerate().for_each(body);
+    }
+}
+
+/// One thread's share: rows `first_panel*MR ..+ rows` of C.
+struct Job<'a, T> {
+    a: &'a Packed<T>,
+    first_panel: usize,
+    rows: usize,
+    k0: usize,
+    k1: usize,
+    b: &'a [T],
+    ldb: usize,
+    ncols: usize,
+    c: &'a mut [T],
+    ldc: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_some() {
+                return Isa::Portable;
+            }
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    fn run<T: Elem>(self, job: Job<'_, T>, ftz: bool) {
+        let wide = std::mem::size_of::<T>() == 4;
+        match (self, ftz) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, true) => unsafe { avx512::<T, true>(job, wide) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, false) => unsafe { avx2::<T, false>(job, wide) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, true) => unsafe { avx2::<T, true>(job, wide) },
+            (_, false) => blocked::<T, 4, false>(job),
+            (_, true) => blocked::<T, 4, true>(job),
+        }
+    }
+}
+
+/// The ISA in use, for benchmark tables.
+pub fn isa_name() -> &'static str {
+    match Isa::detect() {
+        Isa::Avx512 => "avx512",
+        Isa::Avx2 => "avx2",
+        Isa::Portable => "portable",
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
+    if f32_sized {
+        blocked::<T, 16, FTZ>(job)
+    } else {
+        blocked::<T, 8, FTZ>(job)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
+    if f32_sized {
+        blocked::<T, 8, FTZ>(job)
+    } else {
+        blocked::<T, 4, FTZ>(job)
+    }
+}
+
+/// Cache blocking: k in blocks of KC (in order), then column strips of NR, then row panels.
+#[inline(always)]
+fn blocked<T: Elem, const NR: usize, const FTZ: bool>(job: Job<'_, T>) {
+    let panels = job.rows.div_ceil(MR);
+    let mut kb = job.k0;
+    while kb < job.k1 {
+        let ke = (kb + KC).min(job.k1);
+        for col in (0..job.ncols).step_by(NR) {
+            let b = &job.b[(kb - job.k0) * job.ldb + col..];
+            for p in 0..panels {
+                let panel = job.a.panel(job.first_panel + p);
+                let a = &panel[kb * MR..ke * MR];
+                let rows = (job.rows - p * MR).min(MR);
+                let c = &mut job.c[p * MR * job.ldc + col..];
+                micro::<T, NR, FTZ>(a, b, job.ldb, c, job.ldc, rows);
+            }
+        }
+        kb = ke;
+    }
+}
+
+/// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term.
+#[inline(always)]
+fn micro<T: Elem, const NR: usize, const FTZ: bool>(
+    a: &[T],
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    rows: usize,
+) {
+    let mut acc = [[T::default(); NR]; MR];
+    for (i, row) in acc.iter_mut().enumerate().take(rows) {
+        row.copy_from_slice(&c[i * ldc..i * ldc + NR]);
+    }
+    for (kk, av) in a.chunks_exact(MR).enumerate() {
+        let bv: &[T; NR] = b[kk * ldb..kk * ldb + NR]
+            .try_into()
+            .expect("strip of NR columns");
+        for i in 0..MR {
+            let ai = av[i];
+            for j in 0..NR {
+                if FTZ {
+                    acc[i][j] = (acc[i][j] + (ai * bv[j]).ftz()).ftz();
+                } else {
+                    acc[i][j] = acc[i][j] + ai * bv[j];
+                }
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate().take(rows) {
+        c[i * ldc..i * ldc + NR].copy_from_slice(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scalar(a: &[f32], rows: usize, k: usize, b: &[f32], cols: usize, c0: &[f32]) -> Vec<f32> {
+        let mut c = c0.to_vec();
+        for r in 0..rows {
+            for j in 0..cols {
+                let mut s = c[r * cols + j];
+                for kk in 0..k {
+                    s = (s + (a[r * k + kk] * b[kk * cols + j]).ftz()).ftz();
+                }
+                c[r * cols + j] = s;
+            }
+        }
+        c
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn equals_the_scalar_loop(rows in 1usize..40, k in 0usize..600, colblocks in 1usize..3,
+                                  seed in any::<u64>(), tiny in any::<bool>()) {
+            let cols = colblocks * COL_ALIGN;
+            let mut s = seed | 1;
+            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
+            // Tiny operands make subnormal products and partial sums (the flushing kernel).
+            let scale = if tiny { 1e-19 } else { 1.0 };
+            let a: Vec<f32> = (0..rows * k).map(|_| next() * scale).collect();
+            let b: Vec<f32> = (0..k * cols).map(|_| next() * scale).collect();
+            let c0: Vec<f32> = (0..rows * cols).map(|_| if tiny { 0.0 } else { next() }).collect();
+            let want = scalar(&a, rows, k, &b, cols, &c0);
+            let packed = Packed::new(&a, rows, k);
+            let (min_b, _) = abs_range(&b);
+            let mut got = c0.clone();
+            gemm(&packed, 0, k, &b, cols, cols, &mut got, cols, !no_subnormals(packed.min_nonzero, min_b));
+            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same);
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Engine conformance: the lane-batched CPU engine (and the per-sequence scalar evaluator, and
+//! the GPU lanes where an adapter exists) against a plain scalar implementation of
+//! docs/NUMERICS.md §6/§7 kept here as the oracle. Every format kind, peepholes, initial
+//! states, forward / reverse / bidirectional layers, stacked layers, and shapes that do not
+//! divide the kernels' tiles (H = 1, 3, 33, 1000; lanes = 1, 7, 65).
+
+mod common;
+
+use lstm_dse::format::detmath::ftz;
+use lstm_dse::format::fixed::rescale;
+use lstm_dse::format::parse_config_list;
+use lstm_dse::lstm::builtin::SplitMix64;
+use lstm_dse::lstm::eval::{self, plan::CellPlan, Plan};
+use lstm_dse::lstm::npy::Sequences;
+use lstm_dse::lstm::{Cell, Direction, Layer, Model};
+
+/// One direction of one layer, literally as NUMERICS.md §6 (float) or §7 (integer) reads.
+fn oracle_cell(
+    p: &CellPlan,
+    x: &[f32],
+    input: usize,
+    steps: usize,
+    rev: bool,
+) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let hsz = p.h0.len();
+    let mut out = vec![(vec![], vec![]); steps];
+    if let Some(q) = &p.int {
+        let (mut h, mut c) = (q.h0.clone(), q.c0.clone());
+        for s in 0..steps {
+            let t = if rev { steps - 1 - s } else { s };
+            let xq: Vec<i64> = x[t * input..(t + 1) * input]
+                .iter()
+                .map(|&v| q.x.quantize(v) as i64)
+                .collect();
+            let mut acc = vec![0i64; 4 * hsz];
+            for (r, a) in acc.iter_mut().enumerate() {
+                let mut wx = 0i64;
+                for k in 0..input {
+                    wx += q.w[r * input + k] as i64 * xq[k];
+                }
+                let mut rh = 0i64;
+                for k in 0..hsz {
+                    rh += q.r[r * hsz + k] as i64 * h[k] as i64;
+                }
+                *a = (wx << q.shift_wx) + (rh << q.shift_rh) + ((q.b[r] as i64) << q.shift_b);
+            }
+            let (mut hn, mut cn) = (h.clone(), c.clone());
+            for j in 0..hsz {
+                let (mut ai, mut af, ag, mut ao) =
+                    (acc[j], acc[hsz + j], acc[2 * hsz + j], acc[3 * hsz + j]);
+                if let Some(pp) = &q.peep {
+                    ai += (pp[j] as i64 * c[j] as i64) << q.shift_pc;
+                    af += (pp[hsz + j] as i64 * c[j] as i64) << q.shift_pc;
+                }
+                let sig =
+                    |a: i64| q.sigmoid[q.pre.table_index(rescale(a, q.pre_shift, q.pre))] as i64;
+                let (i, f) = (sig(ai), sig(af));
+                let g = q.tanh_pre[q.pre.table_index(rescale(ag, q.pre_shift, q.pre))] as i64;
+                let u = ((f * c[j] as i64) << q.shift_fc) + ((i * g) << q.shift_ig);
+                cn[j] = rescale(u, q.c_shift, q.c);
+                if let Some(pp) = &q.peep {
+                    ao += (pp[2 * hsz + j] as i64 * cn[j] as i64) << q.shift_pc;
+                }
+                let o = sig(ao);
+                hn[j] = rescale(o * q.tanh_c[q.c.table_index(cn[j])] as i64, q.h_shift, q.h);
+            }
+            (h, c) = (hn, cn);
+            out[t] = (
+                h.iter().map(|&v| q.h.to_f32(v)).collect(),
+                c.iter().map(|&v| q.c.to_f32(v)).collect(),
+            );
+        }
+        return out;
+    }
+    let f = &p.formats;
+    let add = |a: f32, b: f32| ftz(a + b);
+    let mul = |a: f32, b: f32| ftz(a * b);
+    let (mut h, mut c) = (p.h0.clone(), p.c0.clone());
+    for s in 0..steps {
+        let t = if rev { steps - 1 - s } else { s };
+        let xq: Vec<f32> = x[t * input..(t + 1) * input]
+            .iter()
+            .map(|&v| f.x.round(v))
+            .collect();
+        let mut acc = vec![0.0f32; 4 * hsz];
+        for (r, a) in acc.iter_mut().enumerate() {
+            let mut s = 0.0f32;
+            for k in 0..input {
+                s = add(s, mul(p.w[r * input + k], xq[k]));
+            }
+            for k in 0..hsz {
+                s = add(s, mul(p.r[r * hsz + k], h[k]));
+            }
+            *a = add(s, p.b[r]);
+        }
+        let (mut hn, mut cn) = (h.clone(), c.clone());
+        for j in 0..hsz {
+            let (mut ai, mut af) = (acc[j], acc[hsz + j]);
+            if let Some(pp) = &p.peep {
+                ai = add(ai, mul(pp[j], c[j]));
+                af = add(af, mul(pp[hsz + j], c[j]));
+            }
+            let i = p.sigmoid.apply(f.pre.round(ai));
+            let fg = p.sigmoid.apply(f.pre.round(af));
+            let g = p.tanh_pre.apply(f.pre.round(acc[2 * hsz + j]));
+            cn[j] = f.c.round(add(mul(fg, c[j]), mul(i, g)));
+            let mut ao = acc[3 * hsz + j];
+            if let Some(pp) = &p.peep {
+                ao = add(ao, mul(pp[2 * hsz + j], cn[j]));
+            }
+            let o = p.sigmoid.apply(f.pre.round(ao));
+            hn[j] = f.h.round(mul(o, p.tanh_c.apply(cn[j])));
+        }
+        (h, c) = (hn, cn);
+        out[t] = (h.clone(), c.clone());
+    }
+    out
+}
+
+/// Every layer's (h, c) as `[N, T, D*H]`, by the oracle.
+fn oracle(model: &Model, plan: &Plan, seqs: &Sequences) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let (n, steps) = (seqs.count, seqs.steps);
+    let mut x = seqs.data.clone();
+    let mut result = Vec::new();
+    for (layer, cells) in model.layers.iter().zip(&plan.layers) {
+        let stride = layer.hidden_size * layer.direction.count();
+        let (mut h, mut c) = (vec![0.0; n * steps * stride], vec![0.0; n * steps * stride]);
+        for seq in 0..n {
+            let xs = &x[seq * steps * layer.input_size..(seq + 1) * steps * layer.input_size];
+            for (k, cp) in cells.iter().enumerate() {
+                let states = oracle_cell(
+                    cp,
+                    xs,
+                    layer.input_size,
+                    steps,
+                    layer.direction.is_reversed(k),
+                );
+                for (t, (hv, cv)) in states.iter().enumerate() {
+                    let at = (seq * steps + t) * stride + k * layer.hidden_size;
+                    h[at..at + layer.hidden_size].copy_from_slice(hv);
+                    c[at..at + layer.hidden_size].copy_from_slice(cv);
+                }
+            }
+        }
+        x = h.clone();
+        result.push((h, c));
+    }
+    result
+}
+
+fn model(
+    seed: u64,
+    input: usize,
+    hidden: &[usize],
+    dirs: &[Direction],
+    peep: bool,
+    init: bool,
+) -> Model {
+    let mut rng = SplitMix64::new(seed);
+    let mut width = input;
+    let layers = hidden
+        .iter()
+        .zip(dirs)
+        .map(|(&h, &d)| {
+            let bound = 1.0 / (h as f32).sqrt();
+            let cells = (0..d.count())
+                .map(|_| Cell {
+                    w: rng.fill(4 * h * width, bound),
+                    r: rng.fill(4 * h * h, bound),
+                    b_ih: rng.fill(4 * h, bound),
+                    b_hh: rng.fill(4 * h, bound),
+                    peephole: peep.then(|| rng.fill(3 * h, 0.5)),
+                    h0: init.then(|| rng.fill(h, 0.9)),
+                    c0: init.then(|| rng.fill(h, 2.0)),
+                })
+                .collect();
+            let layer = Layer {
+                input_size: width,
+                hidden_size: h,
+                direction: d,
+                cells,
+            };
+            width = h * d.count();
+            layer
+        })
+        .collect();
+    Model {
+        name: format!("random-{seed}"),
+        layers,
+        head: None,
+    }
+}
+
+fn inputs(seed: u64, n: usize, steps: usize, width: usize, scale: f32) -> Sequences {
+    let mut rng = SplitMix64::new(seed);
+    let data = (0..n * steps * width)
+        .map(|_| rng.normal() * scale)
+        .collect();
+    Sequences::new("x", [n, steps, width], data, true).unwrap()
+}
+
+const CONFIGS: &str =
+    "fp32;fx8;fx16;fx12.9;w=fx6,a=fx8,c=fx16;fx4;fp16;bf16;fp8e4m3;fp8e5m2;e8m10;w=fx8,a=fp16";
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Runs every config on the batched engine (and the scalar evaluator) and compares every
+/// layer's states with the oracle, bit for bit.
+fn check(model: &Model, seqs: &Sequences, configs: &str) {
+    let configs = parse_config_list(configs).unwrap();
+    let plans = eval::prepare(model, seqs, "x", &configs).unwrap();
+    let batched = eval::run_cpu(model, seqs, &plans, true);
+    let scalar = eval::run_cpu_scalar(model, seqs, &plans, true);
+    for ((plan, run), slow) in plans.iter().zip(&batched).zip(&scalar) {
+        let want = oracle(model, plan, seqs);
+        for (l, ((h, c), got)) in want.iter().zip(run.states.as_ref().unwrap()).enumerate() {
+            let what = format!(
+                "{} layer {l} (H {:?}, lanes {})",
+                plan.config, model.layers[l].hidden_size, seqs.count
+            );
+            assert_eq!(bits(h), bits(&got.h), "batched h: {what}");
+            assert_eq!(bits(c), bits(&got.c), "batched c: {what}");
+            let s = &slow.states.as_ref().unwrap()[l];
+            assert_eq!(bits(h), bits(&s.h), "scalar h: {what}");
+        }
+        assert_eq!(bits(&run.hidden), bits(&slow.hidden));
+    }
+}
+
+#[test]
+fn batched_engine_equals_the_oracle_on_every_format_and_direction() {
+    let m = model(
+        1,
+        5,
+        &[3, 33],
+        &[Direction::Bidirectional, Direction::Reverse],
+        true,
+        true,
+    );
+    for lanes in [1, 7, 65] {
+        check(&m, &inputs(lanes as u64, lanes, 6, 5, 1.5), CONFIGS);
+    }
+}
+
+#[test]
+fn one_unit_and_a_wide_layer() {
+    let m = model(2, 3, &[1], &[Direction::Forward], false, false);
+    check(&m, &inputs(3, 7, 9, 3, 1.0), CONFIGS);
+    let wide = model(4, 17, &[1000], &[Direction::Forward], false, true);
+    check(&wide, &inputs(5, 2, 3, 17, 1.0), "fp32;fx8;fx16;bf16");
+}
+
+#[test]
+fn tiny_values_take_the_flushing_kernel_and_still_agree() {
+    // Inputs near 1e-20 make products below the smallest normal f32: the engine must fall
+    // back to the kernel that flushes every subnormal result.
+    let m = model(6, 8, &[9], &[Direction::Forward], true, false);
+    check(&m, &inputs(7, 7, 5, 8, 1e-20), "fp32;e8m10;bf16");
+}
+
+#[test]
+fn gpu_lanes_equal_the_batched_engine() {
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let m = model(
+        8,
+        5,
+        &[3, 33],
+        &[Direction::Bidirectional, Direction::Forward],
+        true,
+        true,
+    );
+    let seqs = inputs(9, 7, 6, 5, 1.5);
+    let configs = parse_config_list(CONFIGS).unwrap();
+    let plans = eval::prepare(&m, &seqs, "x", &configs).unwrap();
+    let cpu = eval::run_cpu(&m, &seqs, &plans, true);
+    let gpu = ctx.run(&m, &seqs, &plans, true, &mut |_, _| {}).unwrap();
+    for (a, b) in cpu.iter().zip(&gpu) {
+        for (la, lb) in a
+            .states
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(b.states.as_ref().unwrap())
+        {
+            assert_eq!(bits(&la.h), bits(&lb.h), "{} on {}", a.config, ctx.adapter);
+            assert_eq!(bits(&la.c), bits(&lb.c), "{} on {}", a.config, ctx.adapter);
+        }
+    }
+}
