@@ -5,11 +5,12 @@
 //! follows. Semantics: docs/NUMERICS.md section 11; simulation in `sim`, CSV in `report`.
 
 pub mod groups;
+pub(crate) mod lanes;
 mod report;
-pub(crate) mod sim;
+mod sim;
 
 pub use report::{policy_rows, task_accuracy, trace_rows, write_policies, PolicyTraceRow};
-pub use sim::{simulate, LaneResult, Simulation};
+pub use sim::{simulate, simulate_scalar, LaneResult, Simulation};
 
 /// What the GPU twin of the simulation shares with it.
 pub(crate) mod sim_support {

@@ -92,7 +92,7 @@ impl IntMetric {
         (v, v as f64 / self.scale)
     }
 
-    fn level(&self, value: i64) -> usize {
+    pub(super) fn level(&self, value: i64) -> usize {
         self.bounds.iter().filter(|&&b| value >= b).count()
     }
 }
@@ -201,9 +201,27 @@ fn lane(
     result
 }
 
-/// Simulates every policy on every sequence; `lane_done` is called once per finished lane
-/// (from any thread).
+/// Simulates every policy on every sequence on the lane-batched engine
+/// ([`super::lanes`]); `lane_done` is called once per finished lane.
 pub fn simulate(
+    model: &Model,
+    seqs: &Sequences,
+    spec: &PolicySpec,
+    plans: &LevelPlans,
+    policies: &[Policy],
+    lane_done: &(dyn Fn() + Sync),
+) -> Simulation {
+    Simulation {
+        lanes: super::lanes::simulate_batched(model, seqs, spec, plans, policies, lane_done),
+        sequences: seqs.count,
+        steps: seqs.steps,
+    }
+}
+
+/// The same simulation one lane at a time with the scalar step (rayon over lanes): the
+/// literal reading of NUMERICS.md §11, kept as the second implementation the batched one is
+/// tested against.
+pub fn simulate_scalar(
     model: &Model,
     seqs: &Sequences,
     spec: &PolicySpec,

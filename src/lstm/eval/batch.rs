@@ -32,24 +32,24 @@ pub(crate) struct LayerOut {
 }
 
 /// Where one direction of a layer reads and writes, for `n` sequences of `steps` steps.
-struct Io<'a> {
+pub(crate) struct Io<'a> {
     /// Layer input `[N, T, input]`.
-    x: &'a [f32],
-    input: usize,
-    n: usize,
-    steps: usize,
-    reversed: bool,
+    pub x: &'a [f32],
+    pub input: usize,
+    pub n: usize,
+    pub steps: usize,
+    pub reversed: bool,
     /// Column offset of this direction in the `[N, T, stride]` outputs.
-    offset: usize,
-    stride: usize,
+    pub offset: usize,
+    pub stride: usize,
 }
 
 impl Io<'_> {
-    fn lanes(&self) -> usize {
+    pub fn lanes(&self) -> usize {
         self.n.div_ceil(COL_ALIGN) * COL_ALIGN
     }
 
-    fn time(&self, s: usize) -> usize {
+    pub fn time(&self, s: usize) -> usize {
         if self.reversed {
             self.steps - 1 - s
         } else {
@@ -59,7 +59,7 @@ impl Io<'_> {
 
     /// The layer input transposed to `[input][T * lanes]` (column t*lanes + n), each value
     /// mapped by `f`; padding columns are zero.
-    fn columns<T: Copy + Default + Send>(&self, f: impl Fn(f32) -> T + Sync) -> Vec<T> {
+    pub fn columns<T: Copy + Default + Send>(&self, f: impl Fn(f32) -> T + Sync) -> Vec<T> {
         let (lanes, cols) = (self.lanes(), self.steps * self.lanes());
         let mut b = vec![T::default(); self.input * cols];
         b.par_chunks_mut(cols).enumerate().for_each(|(k, row)| {
@@ -72,7 +72,7 @@ impl Io<'_> {
         b
     }
 
-    fn out_index(&self, n: usize, t: usize, j: usize) -> usize {
+    pub fn out_index(&self, n: usize, t: usize, j: usize) -> usize {
         (n * self.steps + t) * self.stride + self.offset + j
     }
 }
@@ -175,14 +175,14 @@ fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> Cel
 
 /// An exact integer product on codes: f32 when block sums stay below 2^24, else f64 (below
 /// 2^53); blocks are summed in i64.
-enum ExactProduct {
+pub(crate) enum ExactProduct {
     F32(Packed<f32>),
     F64(Packed<f64>),
 }
 
 impl ExactProduct {
     /// Packs `codes` (`rows x k`) for products with operands of at most `b_max` in magnitude.
-    fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
+    pub fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
         let a_max = codes.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
         // Worth f32 when a block of at least 16 terms cannot leave f32's exact integers.
         if a_max * b_max * 16.0 <= f32_exact() {
@@ -196,7 +196,7 @@ impl ExactProduct {
 
     /// `out[r][col] = Σ_k A[r][k]·B[k][col]` exactly, B given as codes (`k x ncols`, stride
     /// ncols, padding zero).
-    fn product(&self, b: &[i32], ncols: usize, out: &mut [i64]) {
+    pub fn product(&self, b: &[i32], ncols: usize, out: &mut [i64]) {
         let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
         match self {
             ExactProduct::F32(a) => {

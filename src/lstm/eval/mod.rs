@@ -7,7 +7,7 @@
 //! loop ([`cell`], [`run_cpu_scalar`]) kept as the plain reading of NUMERICS.md and as the
 //! baseline of `lstm-dse bench engine`. Both are deterministic whatever the thread count.
 
-mod batch;
+pub(crate) mod batch;
 pub mod cell;
 pub mod gemm;
 pub mod plan;
