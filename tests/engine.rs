@@ -4,6 +4,9 @@
 //! states, forward / reverse / bidirectional layers, stacked layers, and shapes that do not
 //! divide the kernels' tiles (H = 1, 3, 33, 1000; lanes = 1, 7, 65).
 
+// The oracle indexes like the document's formulas on purpose.
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use lstm_dse::format::detmath::ftz;

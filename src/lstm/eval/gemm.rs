@@ -149,7 +149,9 @@ pub fn gemm<T: Elem>(
     ldc: usize,
     ftz: bool,
 ) {
-    assert!(ncols % COL_ALIGN == 0 && ncols <= ldb && ncols <= ldc && k1 <= a.k && k0 <= k1);
+    assert!(
+        ncols.is_multiple_of(COL_ALIGN) && ncols <= ldb && ncols <= ldc && k1 <= a.k && k0 <= k1
+    );
     assert!(b.len() >= (k1 - k0).saturating_sub(1) * ldb + ncols || k1 == k0);
     assert!(c.len() >= a.rows.saturating_sub(1) * ldc + ncols || a.rows == 0);
     if a.rows == 0 || ncols == 0 || k0 == k1 {
