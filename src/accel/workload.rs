@@ -151,7 +151,7 @@ impl Workload {
             .map_err(|m| fail(format!("step_fraction: {m}")))?;
         if !p.layer_step_fraction.is_empty() && p.layer_step_fraction.len() != self.layers.len() {
             return Err(fail(format!(
-                "layer_step_fraction has {} entries for {} layers",
+                "the policy has per-layer fractions (policies.csv columns frac_l<layer>_level_<k>) for {} layer(s), the model has {}; use the policies.csv measured on this model",
                 p.layer_step_fraction.len(),
                 self.layers.len()
             )));
