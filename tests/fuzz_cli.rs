@@ -112,8 +112,8 @@ minimize = ["latency_us", "energy_uj", "area_mm2"]
 "#;
 
 const POLICIES: &str =
-    "policy,levels,thresholds,frac_level_0,frac_level_1,frac_l0_level_0,frac_l0_level_1\n\
-0,fx8|fx16,0.5,0.25,0.75,0.5,0.5\n";
+    "policy,levels,thresholds,frac_level_0,frac_level_1,frac_l0_level_0,frac_l0_level_1,frac_l1_level_0,frac_l1_level_1\n\
+0,fx8|fx16,0.5,0.25,0.75,0.5,0.5,0,1\n";
 
 fn results_seed() -> Vec<u8> {
     let text = String::from_utf8(seed_file("results/quick/results.csv")).expect("utf-8");
