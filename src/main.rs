@@ -31,8 +31,19 @@ fn main() -> ExitCode {
     match lstm_dse::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line whatever the message holds (a library's multi-line error text).
-            let msg = format!("{e:#}");
+            // The context chain on one line, each cause once (an error that already shows
+            // its source would otherwise print it twice), whatever line breaks a library's
+            // message holds.
+            let mut msg = String::new();
+            for cause in e.chain() {
+                let text = cause.to_string();
+                if !msg.contains(&text) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&text);
+                }
+            }
             eprintln!(
                 "error: {}",
                 msg.split_whitespace().collect::<Vec<_>>().join(" ")

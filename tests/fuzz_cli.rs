@@ -22,7 +22,8 @@ const MAX_MEMORY: &str = "512M";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// How a run ended, if it broke the law.
-fn run_checked(args: &[String]) -> Result<(), String> {
+/// Returns the exit code (0 or 2) of a lawful run.
+fn run_checked(args: &[String]) -> Result<i32, String> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(format!("ulimit -v {MEMORY_LIMIT_KIB}; exec \"$0\" \"$@\""))
@@ -53,12 +54,12 @@ fn run_checked(args: &[String]) -> Result<(), String> {
         let _ = s.read_to_string(&mut err);
     }
     match status.code() {
-        Some(0) => Ok(()),
+        Some(0) => Ok(0),
         Some(2) => {
             let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
             let errors = lines.iter().filter(|l| l.starts_with("error")).count();
             if errors == 1 && lines.last().is_some_and(|l| l.starts_with("error")) {
-                Ok(())
+                Ok(2)
             } else {
                 Err(format!(
                     "exit 2 without exactly one final error line: {err:?}"
@@ -291,8 +292,11 @@ fn expand_args(args: &[&str], file: &Path, out: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Runs `jobs` on two threads; returns the failures.
+/// Runs `jobs` on a few threads; returns the failures. Prints how many runs of each target
+/// (the label up to its last '-') succeeded, so that a mutator that only ever produces
+/// rejected input shows.
 fn run_all(jobs: Vec<(String, Vec<String>, Option<Vec<u8>>, tempfile::TempDir)>) -> Vec<String> {
+    let tally = std::sync::Mutex::new(std::collections::BTreeMap::<String, (usize, usize)>::new());
     let jobs = std::sync::Mutex::new(jobs);
     let failures = std::sync::Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
@@ -304,7 +308,14 @@ fn run_all(jobs: Vec<(String, Vec<String>, Option<Vec<u8>>, tempfile::TempDir)>)
                 else {
                     break;
                 };
-                if let Err(why) = run_checked(&args) {
+                let target = label.rsplit_once('-').map_or(label.as_str(), |(t, _)| t);
+                let result = run_checked(&args);
+                if let Ok(mut t) = tally.lock() {
+                    let e = t.entry(target.to_string()).or_default();
+                    e.0 += 1;
+                    e.1 += usize::from(result == Ok(0));
+                }
+                if let Err(why) = result {
                     let kept = input
                         .map(|b| keep_failure(&label, &b).display().to_string())
                         .unwrap_or_default();
@@ -318,6 +329,9 @@ fn run_all(jobs: Vec<(String, Vec<String>, Option<Vec<u8>>, tempfile::TempDir)>)
             });
         }
     });
+    for (target, (runs, ok)) in tally.into_inner().unwrap_or_default() {
+        eprintln!("{target}: {runs} runs, {ok} exit 0, the rest exit 2");
+    }
     failures.into_inner().unwrap_or_default()
 }
 

@@ -27,8 +27,7 @@ pub(super) fn infer(a: &InferArgs) -> Result<()> {
     } else {
         vec![seqs.steps, width]
     };
-    npy::write_f32(&a.output, &shape, data)
-        .with_context(|| format!("writing {}", a.output.display()))?;
+    npy::write_f32(&a.output, &shape, data)?;
     if !a.quiet {
         eprintln!(
             "{}: {} sequence(s) x {} steps at {} -> {} {:?}",

@@ -541,9 +541,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     }
     rows.sort_by_key(|(i, _)| *i);
     rows.dedup_by_key(|(i, _)| *i);
-    std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("spec.resolved.toml"), &resolved)?;
-    let mut w = csv::Writer::from_path(out.join("results.csv"))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let resolved_path = out.join("spec.resolved.toml");
+    std::fs::write(&resolved_path, &resolved)
+        .with_context(|| format!("writing {}", resolved_path.display()))?;
+    let results = out.join("results.csv");
+    let mut w = csv::Writer::from_path(&results)
+        .with_context(|| format!("writing {}", results.display()))?;
     if let Some(h) = &header {
         w.write_record(h)?;
     }

@@ -84,7 +84,13 @@ pub const NASTY_NUMBERS: &[&str] = &[
 /// range syntax...). Numbers in text are often replaced by [`NASTY_NUMBERS`].
 pub fn mutate(rng: &mut Rng, bytes: &[u8], dict: &[&str]) -> Vec<u8> {
     let mut b = bytes.to_vec();
-    let rounds = 1 + rng.below(4);
+    // Mostly one mutation, so that much of what is produced still parses and reaches the
+    // code behind the parser; sometimes several.
+    let rounds = if rng.below(4) == 0 {
+        2 + rng.below(3)
+    } else {
+        1
+    };
     for _ in 0..rounds {
         let len = b.len();
         match rng.below(10) {
