@@ -292,10 +292,13 @@ fn expand_args(args: &[&str], file: &Path, out: &Path) -> Vec<String> {
         .collect()
 }
 
+/// One run: a label, the arguments, the input to keep if it fails, the directory it writes in.
+type Job = (String, Vec<String>, Option<Vec<u8>>, tempfile::TempDir);
+
 /// Runs `jobs` on a few threads; returns the failures. Prints how many runs of each target
 /// (the label up to its last '-') succeeded, so that a mutator that only ever produces
 /// rejected input shows.
-fn run_all(jobs: Vec<(String, Vec<String>, Option<Vec<u8>>, tempfile::TempDir)>) -> Vec<String> {
+fn run_all(jobs: Vec<Job>) -> Vec<String> {
     let tally = std::sync::Mutex::new(std::collections::BTreeMap::<String, (usize, usize)>::new());
     let jobs = std::sync::Mutex::new(jobs);
     let failures = std::sync::Mutex::new(Vec::new());
