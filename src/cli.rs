@@ -10,6 +10,19 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Size limits checked before large allocations (docs/FUZZING.md, README "Limits").
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Most design points per sweep (also values per range, policies per threshold grid).
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::limits::DEFAULT_MAX_POINTS)]
+    pub max_points: u64,
+    /// Most memory one run may plan to use (estimated before allocating): 8G, 512M, bytes.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "8G")]
+    pub max_memory: String,
 }
 
 #[derive(Debug, Subcommand)]

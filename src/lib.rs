@@ -11,6 +11,7 @@ pub mod commands;
 pub mod dynamic;
 pub mod format;
 pub mod gpu;
+pub mod limits;
 pub mod lstm;
 pub mod pareto;
 pub mod report;

@@ -210,3 +210,324 @@ fn damaged_model_files_give_errors_not_panics() {
         }
     }
 }
+
+/// Runs the binary (from the repository root) and checks it fails with one line mentioning
+/// every string of `expect`; returns stderr.
+fn fails(args: &[&str], expect: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{args:?}: expected exit 2, stderr: {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line, got: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    for e in expect {
+        assert!(err.contains(e), "stderr {err:?} should mention {e:?}");
+    }
+    err
+}
+
+/// A small sweep file (builtin model, generated inputs, CPU lanes) with `edit` applied as
+/// (original line, replacement) pairs; returns (its directory, its path).
+fn sweep_file(edits: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let mut text = r#"name = "bad"
+[workload]
+models = ["builtin:tiny"]
+sequences = 2
+steps = 4
+[precision]
+fixed = ["fx8"]
+levels = ["fx8", "fx16"]
+thresholds = "0,inf"
+device = "cpu"
+[arch]
+base = "sweeps/arch/epur.toml"
+[arch.ranges]
+"compute.units" = [2, 4]
+[pareto]
+minimize = ["latency_us", "energy_uj"]
+"#
+    .to_string();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, text).unwrap();
+    let s = p.display().to_string();
+    (dir, s)
+}
+
+fn sweep_fails(edits: &[(&str, &str)], expect: &[&str]) -> String {
+    let (dir, spec) = sweep_file(edits);
+    let out = dir.path().join("out").display().to_string();
+    let cache = dir.path().join("cache").display().to_string();
+    let err = fails(
+        &["sweep", &spec, "--out", &out, "--cache", &cache, "--quiet"],
+        expect,
+    );
+    assert!(
+        !dir.path().join("out/results.csv").exists(),
+        "a sweep refused before it runs writes no results"
+    );
+    err
+}
+
+#[test]
+fn npy_shapes_that_wrap_around_or_exceed_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (k, shape) in [
+        "(288230376151711760, 8, 8)",
+        "(2305843009213694080, 8)",
+        "(16, 288230376151711752, 8)",
+        "(4294967296, 4294967296, 8)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        b.extend_from_slice(dict.as_bytes());
+        b.resize(b.len() + 4096, 0);
+        let p = dir.path().join(format!("x{k}.npy"));
+        std::fs::write(&p, b).unwrap();
+        let x = p.display().to_string();
+        fails(
+            &[
+                "infer",
+                "--model",
+                "models/digits_lstm.onnx",
+                "--input",
+                &x,
+                "--precision",
+                "fx8",
+                "--output",
+                "/dev/null",
+            ],
+            &[&x, "shape"],
+        );
+    }
+    // A header that is not a dict is one line, too (npyz printed six).
+    let p = dir.path().join("art.npy");
+    let mut b = b"\x93NUMPY\x01\x00\x20\x00".to_vec();
+    b.extend_from_slice(b"{'descr': '<f4', 'shape': (((( \n");
+    std::fs::write(&p, b).unwrap();
+    let x = p.display().to_string();
+    fails(
+        &[
+            "infer",
+            "--model",
+            "builtin:tiny",
+            "--input",
+            &x,
+            "--precision",
+            "fx8",
+            "--output",
+            "/dev/null",
+        ],
+        &[&x, "not a .npy file"],
+    );
+}
+
+#[test]
+fn sweeps_too_large_are_refused_before_allocating() {
+    sweep_fails(
+        &[(
+            r#""compute.units" = [2, 4]"#,
+            r#""compute.units" = "1:1e12:1""#,
+        )],
+        &[
+            "bad.toml",
+            "arch.ranges.\"compute.units\"",
+            "1000000000000 values",
+            "--max-points",
+        ],
+    );
+    sweep_fails(
+        &[(
+            r#""compute.units" = [2, 4]"#,
+            r#""compute.units" = "log:1:10:1000000000000""#,
+        )],
+        &["arch.ranges.\"compute.units\"", "--max-points"],
+    );
+    sweep_fails(
+        &[(
+            r#""compute.units" = [2, 4]"#,
+            r#""compute.units" = "0:inf:1""#,
+        )],
+        &["arch.ranges.\"compute.units\"", "unbounded range"],
+    );
+    // A cross product of 1e21 points: each range alone is within the limit.
+    let ranges = (0..7)
+        .map(|k| format!("\"compute.units{k}\" = \"1:1000:1\""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    sweep_fails(
+        &[(r#""compute.units" = [2, 4]"#, &ranges)],
+        &["arch.ranges", "design points", "--max-points"],
+    );
+    sweep_fails(
+        &[(
+            r#"thresholds = "0,inf""#,
+            r#"thresholds = "0:1:1000000000000""#,
+        )],
+        &["precision.thresholds", "1000000000000", "--max-points"],
+    );
+    sweep_fails(
+        &[("sequences = 2", "sequences = 1000000000000")],
+        &["workload.sequences", "generated inputs", "--max-memory"],
+    );
+    sweep_fails(
+        &[("steps = 4", "steps = 1000000000000")],
+        &["workload.sequences", "--max-memory"],
+    );
+}
+
+#[test]
+fn flags_that_ask_for_too_much_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.npy").display().to_string();
+    fails(
+        &[
+            "gen-input",
+            "--model",
+            "builtin:tiny",
+            "--sequences",
+            "1000000000000",
+            "--output",
+            &out,
+        ],
+        &["--sequences 1000000000000", "--max-memory"],
+    );
+    fails(
+        &[
+            "gen-input",
+            "--model",
+            "builtin:tiny",
+            "--steps",
+            "1000000000000",
+            "--output",
+            &out,
+        ],
+        &["--max-memory"],
+    );
+    fails(
+        &[
+            "dynamic",
+            "--model",
+            "builtin:tiny",
+            "--input",
+            "tests/data/peephole.x.npy",
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            "0:1:1000000000000",
+            "--out",
+            &out,
+        ],
+        &["--thresholds", "1000000000000", "--max-points"],
+    );
+    let (d, spec) = sweep_file(&[]);
+    let o = d.path().join("o").display().to_string();
+    fails(
+        &["sweep", &spec, "--jobs", "5000", "--out", &o],
+        &["--jobs 5000", "1 to 256"],
+    );
+    fails(
+        &["sweep", &spec, "--jobs", "1000000", "--out", &o],
+        &["--jobs 1000000"],
+    );
+    fails(
+        &["sweep", &spec, "--max-memory", "lots", "--out", &o],
+        &["--max-memory", "'lots'"],
+    );
+    fails(
+        &["sweep", &spec, "--max-points", "0", "--out", &o],
+        &["--max-points"],
+    );
+    // The limits are flags: a small one refuses what the default allows.
+    fails(
+        &["sweep", &spec, "--max-points", "3", "--out", &o],
+        &["bad.toml", "design points", "more than the limit of 3"],
+    );
+    // clap's own usage errors are one line too.
+    fails(&["gen-input", "--sequences", "-1"], &["error:"]);
+}
+
+#[test]
+fn messages_name_the_spec_file_key_and_column() {
+    // A directory where a model file is expected: the spec, the key and the path.
+    sweep_fails(
+        &[(r#"models = ["builtin:tiny"]"#, r#"models = ["models"]"#)],
+        &["bad.toml", "workload.models", "models", "is a directory"],
+    );
+    // Objectives that are words are refused before the sweep runs, naming the key.
+    sweep_fails(
+        &[(
+            r#"minimize = ["latency_us", "energy_uj"]"#,
+            r#"minimize = ["latency_us", "precision"]"#,
+        )],
+        &["bad.toml", "pareto.minimize", "'precision'", "numeric"],
+    );
+    sweep_fails(
+        &[
+            (
+                r#""compute.units" = [2, 4]"#,
+                r#""dispatch.policy" = ["tiled", "gate-per-unit"]"#,
+            ),
+            (
+                r#"minimize = ["latency_us", "energy_uj"]"#,
+                r#"maximize = ["dispatch.policy"]"#,
+            ),
+        ],
+        &["pareto.maximize", "'tiled'"],
+    );
+    // policies.csv measured on another model: the columns, not an internal field name.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policies.csv");
+    std::fs::write(
+        &p,
+        "policy,levels,frac_level_0,frac_level_1,frac_l0_level_0,frac_l0_level_1,frac_l1_level_0,frac_l1_level_1\n\
+         0,fx8|fx16,0.5,0.5,0.5,0.5,0.5,0.5\n",
+    )
+    .unwrap();
+    let pol = p.display().to_string();
+    let err = fails(
+        &[
+            "model",
+            "--arch",
+            "sweeps/arch/epur.toml",
+            "--model",
+            "builtin:gnmt",
+            "--policies",
+            &pol,
+            "--policy",
+            "0",
+            "--set",
+            "tracking.enabled=true",
+        ],
+        &[&pol, "frac_l0_level_<k> .. frac_l1_level_<k>", "2 layer(s)"],
+    );
+    assert!(!err.contains("layer_step_fraction"), "{err}");
+    // A write that fails names the file (here spec.resolved.toml is a directory).
+    let (d, spec) = sweep_file(&[]);
+    let out = d.path().join("o");
+    std::fs::create_dir_all(out.join("spec.resolved.toml")).unwrap();
+    let o = out.display().to_string();
+    fails(
+        &["sweep", &spec, "--out", &o, "--quiet"],
+        &["spec.resolved.toml"],
+    );
+}

@@ -137,6 +137,23 @@ impl Workload {
                     l.directions
                 )));
             }
+            // The cost model counts in u64: a run's multiply-accumulates per layer must fit
+            // with room to spare (every integer product in timing is a factor of it).
+            let macs = [
+                4 * l.directions as u128,
+                l.hidden_size as u128,
+                l.input_size as u128 + l.hidden_size as u128,
+                self.batch as u128,
+                self.seq_len as u128,
+            ]
+            .iter()
+            .try_fold(1u128, |a, &b| a.checked_mul(b));
+            if macs.is_none_or(|m| m > 1 << 60) {
+                return Err(fail(format!(
+                    "layer {i}: seq_len {} x batch {} is too large for the cost model (more than 2^60 multiply-accumulates)",
+                    self.seq_len, self.batch
+                )));
+            }
         }
         let p = &self.precision;
         if p.levels.is_empty() {
@@ -151,7 +168,7 @@ impl Workload {
             .map_err(|m| fail(format!("step_fraction: {m}")))?;
         if !p.layer_step_fraction.is_empty() && p.layer_step_fraction.len() != self.layers.len() {
             return Err(fail(format!(
-                "layer_step_fraction has {} entries for {} layers",
+                "the policy has per-layer fractions (policies.csv columns frac_l<layer>_level_<k>) for {} layer(s), the model has {}; use the policies.csv measured on this model",
                 p.layer_step_fraction.len(),
                 self.layers.len()
             )));

@@ -7,7 +7,20 @@ pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
     let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
     let model = load_model(&a.model)?;
     let mut precision = match (&a.policies, a.policy) {
-        (Some(path), Some(k)) => accel::read_policy(path, k)?,
+        (Some(path), Some(k)) => {
+            let p = accel::read_policy(path, k)?;
+            let n = p.layer_step_fraction.len();
+            if n > 0 && n != model.layers.len() {
+                bail!(
+                    "{}: policy {k}: columns frac_l0_level_<k> .. frac_l{}_level_<k> give fractions for {n} layer(s), but {} has {} layer(s); use the policies.csv measured on this model",
+                    path.display(),
+                    n - 1,
+                    model.name,
+                    model.layers.len()
+                );
+            }
+            p
+        }
         _ => fixed.clone(),
     };
     if let (Some(path), Some(g)) = (&a.groups, a.group_size) {

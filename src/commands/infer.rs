@@ -27,8 +27,7 @@ pub(super) fn infer(a: &InferArgs) -> Result<()> {
     } else {
         vec![seqs.steps, width]
     };
-    npy::write_f32(&a.output, &shape, data)
-        .with_context(|| format!("writing {}", a.output.display()))?;
+    npy::write_f32(&a.output, &shape, data)?;
     if !a.quiet {
         eprintln!(
             "{}: {} sequence(s) x {} steps at {} -> {} {:?}",
@@ -77,8 +76,17 @@ pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
     if a.sequences == 0 || a.steps == 0 {
         bail!("--sequences and --steps must be at least 1");
     }
+    let width = model.input_size();
+    let need = crate::limits::product(&[4, a.sequences as u128, a.steps as u128, width as u128]);
+    crate::limits::check_memory(
+        &format!(
+            "--sequences {} --steps {}: {width} features each",
+            a.sequences, a.steps
+        ),
+        need,
+    )?;
     let mut rng = builtin::SplitMix64::new(a.seed);
-    let n = a.sequences * a.steps * model.input_size();
+    let n = a.sequences * a.steps * width;
     let data: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
     npy::write_f32(
         &a.output,

@@ -29,6 +29,15 @@ use anyhow::{bail, Context, Result};
 
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<()> {
+    let max_memory_bytes = crate::limits::parse_size(&cli.limits.max_memory)
+        .map_err(|e| anyhow::anyhow!("--max-memory: {e}"))?;
+    if cli.limits.max_points == 0 {
+        bail!("--max-points: must be at least 1");
+    }
+    crate::limits::set(crate::limits::Limits {
+        max_points: cli.limits.max_points,
+        max_memory_bytes,
+    });
     match cli.command {
         Command::Infer(a) => infer(&a),
         Command::Models => {

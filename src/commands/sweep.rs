@@ -27,6 +27,10 @@ impl crate::sweep::Progress for Bars {
     }
 }
 
+/// Most threads `--jobs` may ask for: each rayon thread reserves a stack, and thousands of
+/// them exhaust memory without making the sweep faster.
+const MAX_JOBS: usize = 256;
+
 pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     let shard = match &a.shard {
         None => None,
@@ -56,7 +60,11 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     };
     let go = || crate::sweep::run(&a.spec, &opts, &bars);
     let out = match a.jobs {
-        Some(0) => bail!("--jobs must be at least 1"),
+        Some(j) if j == 0 || j > MAX_JOBS => {
+            bail!(
+                "--jobs {j}: give 1 to {MAX_JOBS} threads (more only add memory and start-up time)"
+            )
+        }
         Some(j) => rayon::ThreadPoolBuilder::new()
             .num_threads(j)
             .build()?

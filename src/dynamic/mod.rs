@@ -170,77 +170,139 @@ pub struct Policy {
     pub thresholds: Vec<f64>,
 }
 
-fn parse_range(tok: &str) -> Result<Vec<f64>, PolicyError> {
-    let num = |s: &str| {
-        s.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| !v.is_nan())
-            .ok_or_else(|| bad("--thresholds", format!("'{s}' is not a number")))
-    };
-    let parts: Vec<&str> = tok.split(':').collect();
-    let (log, parts) = match parts.first() {
-        Some(&"log") => (true, &parts[1..]),
-        _ => (false, &parts[..]),
-    };
-    match parts {
-        [v] if !log => Ok(vec![num(v)?]),
-        [a, b, n] => {
-            let (a, b) = (num(a)?, num(b)?);
-            let n: usize = n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
-                bad(
-                    "--thresholds",
-                    format!("'{tok}': the count must be a whole number >= 1"),
-                )
-            })?;
-            if !(a.is_finite() && b.is_finite()) || b < a || (log && a <= 0.0) {
-                return Err(bad(
-                    "--thresholds",
-                    format!("'{tok}': need finite start <= stop (and start > 0 for log)"),
-                ));
-            }
-            Ok((0..n)
-                .map(|k| {
-                    let f = if n == 1 {
-                        0.0
-                    } else {
-                        k as f64 / (n - 1) as f64
-                    };
-                    let v = if log {
-                        a * (b / a).powf(f)
-                    } else {
-                        a + (b - a) * f
-                    };
-                    // 12 significant digits: 0.45, not 0.44999999999999996, in the CSV.
-                    format!("{v:.11e}").parse().unwrap_or(v)
+/// A threshold token: a number, `start:stop:count` or `log:start:stop:count`, checked.
+struct Range {
+    log: bool,
+    start: f64,
+    stop: f64,
+    count: u64,
+}
+
+impl Range {
+    fn parse(tok: &str) -> Result<Range, PolicyError> {
+        let num = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| !v.is_nan())
+                .ok_or_else(|| bad("--thresholds", format!("'{s}' is not a number")))
+        };
+        let parts: Vec<&str> = tok.split(':').collect();
+        let (log, parts) = match parts.first() {
+            Some(&"log") => (true, &parts[1..]),
+            _ => (false, &parts[..]),
+        };
+        match parts {
+            [v] if !log => {
+                let v = num(v)?;
+                Ok(Range {
+                    log,
+                    start: v,
+                    stop: v,
+                    count: 1,
                 })
-                .collect())
+            }
+            [a, b, n] => {
+                let (a, b) = (num(a)?, num(b)?);
+                let count: u64 = n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                    bad(
+                        "--thresholds",
+                        format!("'{tok}': the count must be a whole number >= 1"),
+                    )
+                })?;
+                if !(a.is_finite() && b.is_finite()) || b < a || (log && a <= 0.0) {
+                    return Err(bad(
+                        "--thresholds",
+                        format!("'{tok}': need finite start <= stop (and start > 0 for log)"),
+                    ));
+                }
+                crate::limits::check_points(&format!("'{tok}'"), Some(count as u128), "thresholds")
+                    .map_err(|e| bad("--thresholds", e.to_string()))?;
+                Ok(Range {
+                    log,
+                    start: a,
+                    stop: b,
+                    count,
+                })
+            }
+            _ => Err(bad(
+                "--thresholds",
+                format!("'{tok}': expected a number, start:stop:count or log:start:stop:count"),
+            )),
         }
-        _ => Err(bad(
-            "--thresholds",
-            format!("'{tok}': expected a number, start:stop:count or log:start:stop:count"),
-        )),
     }
+
+    fn values(&self) -> Vec<f64> {
+        let (a, b, n) = (self.start, self.stop, self.count as usize);
+        if n == 1 && a == b {
+            return vec![a];
+        }
+        (0..n)
+            .map(|k| {
+                let f = if n == 1 {
+                    0.0
+                } else {
+                    k as f64 / (n - 1) as f64
+                };
+                let v = if self.log {
+                    a * (b / a).powf(f)
+                } else {
+                    a + (b - a) * f
+                };
+                // 12 significant digits: 0.45, not 0.44999999999999996, in the CSV.
+                format!("{v:.11e}").parse().unwrap_or(v)
+            })
+            .collect()
+    }
+}
+
+/// The policies of one comma-separated item of `--thresholds`, as ranges, checked.
+fn parse_item(item: &str, levels: usize) -> Result<Vec<Range>, PolicyError> {
+    let parts: Vec<&str> = item.split('/').collect();
+    if parts.len() + 1 != levels {
+        return Err(bad(
+            "--thresholds",
+            format!("'{item}' has {} threshold(s); {levels} levels need {} per policy (separate them with '/')", parts.len(), levels.saturating_sub(1)),
+        ));
+    }
+    parts.iter().map(|p| Range::parse(p)).collect()
+}
+
+/// How many policies `--thresholds` describes at most (tuples that decrease are skipped
+/// later), without expanding it; over the points limit (`--max-points`) is an error.
+pub fn count_policies(s: &str, levels: usize) -> Result<u128, PolicyError> {
+    let mut total = Some(0u128);
+    for item in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let counts: Vec<u128> = parse_item(item, levels)?
+            .iter()
+            .map(|r| r.count as u128)
+            .collect();
+        total = total
+            .zip(crate::limits::product(&counts))
+            .and_then(|(t, n)| t.checked_add(n));
+        crate::limits::check_points("--thresholds", total, "policies").map_err(|e| {
+            PolicyError::Bad {
+                flag: "--thresholds",
+                problem: e.to_string().replacen("--thresholds: ", "", 1),
+            }
+        })?;
+    }
+    total.ok_or_else(|| bad("--thresholds", "too many policies"))
 }
 
 /// Parses `--thresholds` for `levels` levels: policies separated by commas; within a policy
 /// the thresholds of successive level boundaries are separated by `/`; each may be a number
 /// (`inf`, `-inf` allowed), `start:stop:count` or `log:start:stop:count`, and ranges expand to
-/// their cartesian product (tuples that decrease are skipped).
+/// their cartesian product (tuples that decrease are skipped). The grid is counted before it
+/// is expanded ([`count_policies`]).
 pub fn parse_thresholds(s: &str, levels: usize) -> Result<Vec<Policy>, PolicyError> {
+    count_policies(s, levels)?;
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        let parts: Vec<&str> = item.split('/').collect();
-        if parts.len() != levels - 1 {
-            return Err(bad(
-                "--thresholds",
-                format!("'{item}' has {} threshold(s); {levels} levels need {} per policy (separate them with '/')", parts.len(), levels - 1),
-            ));
-        }
-        let lists = parts
+        let lists: Vec<Vec<f64>> = parse_item(item, levels)?
             .iter()
-            .map(|p| parse_range(p))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(Range::values)
+            .collect();
         let single = lists.iter().all(|l| l.len() == 1);
         let mut tuples: Vec<Vec<f64>> = vec![Vec::new()];
         for list in &lists {
@@ -328,6 +390,19 @@ impl LevelPlans {
     }
 }
 
+/// Bytes one simulated lane (a policy on a sequence of `steps` steps) keeps: per layer and
+/// direction the hidden and cell values (f32), the level (u8) and the metric (f64) of every
+/// step, and the head output. Used to refuse a grid too large for memory before running it.
+pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
+    let per_step: u128 = model
+        .layers
+        .iter()
+        .map(|l| l.direction.count() as u128 * (8 * l.hidden_size as u128 + 9))
+        .sum::<u128>()
+        + model.head.as_ref().map_or(0, |h| 4 * h.output_size as u128);
+    per_step * steps as u128
+}
+
 /// Simulates `policies` on `engine` (GPU policy lanes or the CPU simulation: the same bits),
 /// and runs the fp32 reference they are judged against. `progress(done, total)` counts lanes
 /// on the CPU, lane-steps on the GPU.
@@ -340,6 +415,22 @@ pub fn run(
     policies: &[Policy],
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Simulation, Run), PolicyError> {
+    let lanes = (policies.len() as u128).checked_mul(seqs.count as u128);
+    let need = lanes.and_then(|n| n.checked_mul(lane_bytes(model, seqs.steps)));
+    crate::limits::check_memory(
+        &format!(
+            "--thresholds: {} policies x {} sequences",
+            policies.len(),
+            seqs.count
+        ),
+        need,
+    )
+    .map_err(|e| {
+        bad(
+            "--thresholds",
+            e.to_string().replacen("--thresholds: ", "", 1),
+        )
+    })?;
     let top = spec.levels[spec.levels.len() - 1];
     let mut plans = eval::prepare(model, seqs, input_name, &[PrecisionConfig::FP32, top])?;
     let reference = eval::run_cpu(model, seqs, &plans[..1], true).remove(0);

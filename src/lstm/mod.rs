@@ -20,12 +20,9 @@ use std::path::Path;
 pub enum ModelError {
     #[error("{file}: {problem}")]
     Invalid { file: String, problem: String },
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is part of the message, not a chained source, so `{:#}` prints it once.
+    #[error("{file}: {cause}")]
+    Io { file: String, cause: std::io::Error },
 }
 
 impl ModelError {
@@ -316,10 +313,20 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
         builtin::build(name)?
     } else {
         let path = Path::new(spec);
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        let io = |cause| ModelError::Io {
             file: spec.to_string(),
-            source,
-        })?;
+            cause,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if meta.is_dir() {
+            return Err(ModelError::invalid(
+                spec,
+                "is a directory, expected a .onnx or .safetensors file",
+            ));
+        }
+        crate::limits::check_memory("model file", Some(meta.len() as u128))
+            .map_err(|e| ModelError::invalid(spec, e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(io)?;
         let ext = path
             .extension()
             .and_then(|e| e.to_str())

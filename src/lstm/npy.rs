@@ -1,6 +1,10 @@
 //! Input sequences and output arrays as NumPy `.npy` files: float32 `[T, I]` (one sequence) or
 //! `[N, T, I]` (a batch of sequences of one length) in, float32 arrays out. Outputs are
 //! written to a temporary file and renamed, so a failed run never leaves half a file.
+//!
+//! The reader is our own (a few dozen lines of header parsing): every size in a header is
+//! checked against the file's length with checked arithmetic before anything is allocated,
+//! so a hostile header is a one-line error, never a panic or an abort.
 
 use super::ModelError;
 use std::path::Path;
@@ -38,10 +42,11 @@ impl Sequences {
                 format!("empty input of shape {shape:?}"),
             ));
         }
-        if data.len() != count * steps * width {
+        let need = count.checked_mul(steps).and_then(|n| n.checked_mul(width));
+        if need != Some(data.len()) {
             return Err(ModelError::invalid(
                 name,
-                "data length does not match the shape",
+                format!("{} values do not fill the shape {shape:?}", data.len()),
             ));
         }
         if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
@@ -68,28 +73,7 @@ impl Sequences {
 /// Reads a float32 `.npy` of shape `[T, I]` or `[N, T, I]`.
 pub fn read_sequences(path: &Path) -> Result<Sequences, ModelError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-        file: name.clone(),
-        source,
-    })?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .map_err(|e| ModelError::invalid(&name, format!("not a .npy file ({e})")))?;
-    let descr = npy.dtype().descr();
-    if descr != "'<f4'" {
-        return Err(ModelError::invalid(
-            &name,
-            format!(
-                "dtype is {descr}, expected float32 ('<f4'); convert with x.astype(numpy.float32)"
-            ),
-        ));
-    }
-    if npy.order() != npyz::Order::C {
-        return Err(ModelError::invalid(
-            &name,
-            "Fortran-order arrays are not supported; save a C-order array",
-        ));
-    }
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let (shape, data) = read_f32(path)?;
     let (dims, batched) = match shape[..] {
         [t, i] => ([1, t, i], false),
         [n, t, i] => ([n, t, i], true),
@@ -100,34 +84,298 @@ pub fn read_sequences(path: &Path) -> Result<Sequences, ModelError> {
             ))
         }
     };
-    let data: Vec<f32> = npy
-        .into_vec()
-        .map_err(|e| ModelError::invalid(&name, format!("truncated or unreadable data ({e})")))?;
     Sequences::new(&name, dims, data, batched)
 }
 
-/// Reads any float32 `.npy` as (shape, data); used by tests and tools.
+/// Reads any float32 `.npy` (C order) as (shape, data). The header is checked before anything
+/// is allocated: the file must hold exactly the bytes its shape needs, so a header that
+/// claims more data than the file has (or a shape whose product overflows) is an error, not
+/// an allocation.
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    let io = |cause| ModelError::Io {
         file: name.clone(),
-        source,
-    })?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .map_err(|e| ModelError::invalid(&name, format!("not a .npy file ({e})")))?;
-    let shape = npy.shape().iter().map(|&d| d as usize).collect();
-    let data = npy
-        .into_vec::<f32>()
-        .map_err(|e| ModelError::invalid(&name, format!("not float32 data ({e})")))?;
-    Ok((shape, data))
+        cause,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(ModelError::invalid(
+            &name,
+            "is a directory, expected a .npy file",
+        ));
+    }
+    crate::limits::check_memory("the file", Some(meta.len() as u128))
+        .map_err(|e| ModelError::invalid(&name, e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(io)?;
+    parse_f32(&name, &bytes)
+}
+
+/// [`read_f32`] on bytes already in memory; `name` is used in errors.
+pub fn parse_f32(name: &str, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+    let bad = |p: String| ModelError::invalid(name, p);
+    let header = header::parse(bytes).map_err(|p| bad(format!("not a .npy file ({p})")))?;
+    let big_endian = match header.descr.as_str() {
+        "<f4" => false,
+        ">f4" => true,
+        d => {
+            return Err(bad(format!(
+                "dtype is '{d}', expected float32 ('<f4'); convert with x.astype(numpy.float32)"
+            )))
+        }
+    };
+    if header.fortran_order {
+        return Err(bad(
+            "Fortran-order arrays are not supported; save a C-order array".into(),
+        ));
+    }
+    let data = &bytes[header.data_start..];
+    let need = header
+        .shape
+        .iter()
+        .try_fold(4u128, |a, &d| a.checked_mul(d as u128));
+    match need {
+        Some(n) if n == data.len() as u128 => {}
+        Some(n) => {
+            return Err(bad(format!(
+                "shape {:?} needs {n} bytes of float32 data, the file has {}{}",
+                header.shape,
+                data.len(),
+                if n > data.len() as u128 {
+                    " (truncated, or a wrong shape in the header)"
+                } else {
+                    " (extra bytes after the data)"
+                }
+            )))
+        }
+        None => {
+            return Err(bad(format!(
+                "shape {:?} has more elements than any file can hold",
+                header.shape
+            )))
+        }
+    }
+    let shape = header
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| {
+            bad(format!(
+                "shape {:?} does not fit this machine",
+                header.shape
+            ))
+        })?;
+    let values = data
+        .chunks_exact(4)
+        .map(|c| {
+            let b = [c[0], c[1], c[2], c[3]];
+            if big_endian {
+                f32::from_be_bytes(b)
+            } else {
+                f32::from_le_bytes(b)
+            }
+        })
+        .collect();
+    Ok((shape, values))
+}
+
+/// The `.npy` header: magic, version, then a Python dict literal with `descr`,
+/// `fortran_order` and `shape` (numpy's `lib/format.py`).
+mod header {
+    /// What the header says, and where the data starts.
+    pub struct Header {
+        pub descr: String,
+        pub fortran_order: bool,
+        pub shape: Vec<u64>,
+        pub data_start: usize,
+    }
+
+    /// Longest header accepted (numpy itself refuses more than 10,000 bytes by default).
+    const MAX_HEADER: usize = 1 << 16;
+    /// Deepest nesting of the dict literal.
+    const MAX_DEPTH: usize = 4;
+
+    pub fn parse(bytes: &[u8]) -> Result<Header, String> {
+        if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+            return Err("no \\x93NUMPY magic at the start".into());
+        }
+        let (len, start) = match bytes[6] {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            2 | 3 if bytes.len() >= 12 => (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            ),
+            v => return Err(format!("format version {v}.{} is not supported", bytes[7])),
+        };
+        if len > MAX_HEADER {
+            return Err(format!("a header of {len} bytes (at most {MAX_HEADER})"));
+        }
+        let end = start + len;
+        if end > bytes.len() {
+            return Err(format!(
+                "the header of {len} bytes runs past the end of the file ({} bytes)",
+                bytes.len()
+            ));
+        }
+        let text = std::str::from_utf8(&bytes[start..end])
+            .map_err(|_| "the header is not text".to_string())?;
+        let mut p = Parser {
+            s: text.as_bytes(),
+            at: 0,
+        };
+        let Lit::Dict(items) = p.value(0)? else {
+            return Err("the header is not a dict".into());
+        };
+        p.ws();
+        if p.at != p.s.len() {
+            return Err(format!(
+                "unexpected text after the header dict at byte {}",
+                p.at
+            ));
+        }
+        let get = |key: &str| {
+            items
+                .iter()
+                .find(|(k, _)| matches!(k, Lit::Str(s) if s == key))
+                .map(|(_, v)| v)
+                .ok_or_else(|| format!("the header has no '{key}'"))
+        };
+        let Lit::Str(descr) = get("descr")? else {
+            return Err("'descr' is not a string (structured dtypes are not supported)".into());
+        };
+        let Lit::Bool(fortran_order) = get("fortran_order")? else {
+            return Err("'fortran_order' is not True or False".into());
+        };
+        let Lit::Seq(dims) = get("shape")? else {
+            return Err("'shape' is not a tuple".into());
+        };
+        let shape = dims
+            .iter()
+            .map(|d| match d {
+                Lit::Int(n) => Ok(*n),
+                _ => Err("'shape' holds something other than whole numbers".to_string()),
+            })
+            .collect::<Result<Vec<u64>, String>>()?;
+        Ok(Header {
+            descr: descr.clone(),
+            fortran_order: *fortran_order,
+            shape,
+            data_start: end,
+        })
+    }
+
+    enum Lit {
+        Str(String),
+        Bool(bool),
+        Int(u64),
+        Seq(Vec<Lit>),
+        Dict(Vec<(Lit, Lit)>),
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        at: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.s.get(self.at).is_some_and(|c| c.is_ascii_whitespace()) {
+                self.at += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> bool {
+            self.ws();
+            if self.s.get(self.at) == Some(&c) {
+                self.at += 1;
+                true
+            } else {
+                false
+            }
+        }
+
+        fn value(&mut self, depth: usize) -> Result<Lit, String> {
+            if depth > MAX_DEPTH {
+                return Err("the header is nested too deeply".into());
+            }
+            self.ws();
+            let at = self.at;
+            match self.s.get(at) {
+                Some(b'{') => {
+                    self.at += 1;
+                    let mut items = Vec::new();
+                    while !self.eat(b'}') {
+                        let k = self.value(depth + 1)?;
+                        if !self.eat(b':') {
+                            return Err(format!("expected ':' at byte {}", self.at));
+                        }
+                        items.push((k, self.value(depth + 1)?));
+                        if !self.eat(b',') && !self.eat(b'}') {
+                            return Err(format!("expected ',' or '}}' at byte {}", self.at));
+                        } else if self.s.get(self.at - 1) == Some(&b'}') {
+                            break;
+                        }
+                    }
+                    Ok(Lit::Dict(items))
+                }
+                Some(&open @ (b'(' | b'[')) => {
+                    let close = if open == b'(' { b')' } else { b']' };
+                    self.at += 1;
+                    let mut items = Vec::new();
+                    while !self.eat(close) {
+                        items.push(self.value(depth + 1)?);
+                        if !self.eat(b',') && !self.eat(close) {
+                            return Err(format!("expected ',' at byte {}", self.at));
+                        } else if self.s.get(self.at - 1) == Some(&close) {
+                            break;
+                        }
+                    }
+                    Ok(Lit::Seq(items))
+                }
+                Some(&q @ (b'\'' | b'"')) => {
+                    let rest = &self.s[at + 1..];
+                    let n = rest
+                        .iter()
+                        .position(|&c| c == q)
+                        .ok_or_else(|| format!("unterminated string at byte {at}"))?;
+                    self.at = at + 1 + n + 1;
+                    Ok(Lit::Str(String::from_utf8_lossy(&rest[..n]).into_owned()))
+                }
+                Some(c) if c.is_ascii_digit() => {
+                    let n = self.s[at..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_digit())
+                        .count();
+                    self.at = at + n;
+                    if self.s.get(self.at) == Some(&b'L') {
+                        self.at += 1;
+                    }
+                    let digits = std::str::from_utf8(&self.s[at..at + n]).unwrap_or("");
+                    digits
+                        .parse()
+                        .map(Lit::Int)
+                        .map_err(|_| format!("the number {digits} is too large"))
+                }
+                _ if self.s[at..].starts_with(b"True") => {
+                    self.at += 4;
+                    Ok(Lit::Bool(true))
+                }
+                _ if self.s[at..].starts_with(b"False") => {
+                    self.at += 5;
+                    Ok(Lit::Bool(false))
+                }
+                _ => Err(format!("unexpected text at byte {at}")),
+            }
+        }
+    }
 }
 
 /// Writes a float32 C-order `.npy` (format 1.0) atomically.
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), ModelError> {
     let name = path.display().to_string();
-    let io = |source| ModelError::Io {
+    let io = |cause| ModelError::Io {
         file: name.clone(),
-        source,
+        cause,
     };
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     let dims = if dims.len() == 1 {
@@ -154,6 +402,59 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Model
 mod tests {
     use super::*;
 
+    /// A file with a hand-written header (format 1.0) and `data_bytes` bytes of data.
+    fn with_header(dict: &str, data_bytes: usize) -> Vec<u8> {
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(dict.len() as u16 + 1).to_le_bytes());
+        b.extend_from_slice(dict.as_bytes());
+        b.push(b'\n');
+        b.extend(std::iter::repeat_n(0u8, data_bytes));
+        b
+    }
+
+    #[test]
+    fn shapes_that_wrap_or_exceed_the_file_are_one_line_errors() {
+        let shapes = [
+            "(288230376151711760, 8, 8)",
+            "(2305843009213694080, 8)",
+            "(16, 288230376151711752, 8)",
+            "(4294967296, 4294967296, 8)",
+            "(0, 18446744073709551615, 18446744073709551615)",
+            "(99999999999999999999999, 1)",
+            "(64, 4)",
+        ];
+        for shape in shapes {
+            let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            let e = parse_f32("x.npy", &with_header(&dict, 4096))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("x.npy: ") && !e.contains('\n'), "{e}");
+            assert!(
+                e.contains("shape") || e.contains("too large"),
+                "{shape}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_variants_numpy_writes_are_read() {
+        // Lists, 'L' suffixes, no trailing comma, double quotes, other key order, v2.0.
+        for dict in [
+            "{'descr': '<f4', 'fortran_order': False, 'shape': [2, 3]}",
+            "{\"shape\": (2L, 3L), \"fortran_order\": False, \"descr\": \"<f4\"}",
+            "{ 'descr' : '<f4' , 'fortran_order' : False , 'shape' : ( 2 , 3 , ) , }",
+        ] {
+            let (shape, data) = parse_f32("x", &with_header(dict, 24)).unwrap();
+            assert_eq!((shape, data.len()), (vec![2, 3], 6), "{dict}");
+        }
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        let dict = "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }\n";
+        v2.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+        v2.extend_from_slice(dict.as_bytes());
+        v2.extend_from_slice(&1.5f32.to_be_bytes());
+        assert_eq!(parse_f32("x", &v2).unwrap(), (vec![1], vec![1.5]));
+    }
+
     #[test]
     fn round_trips_through_our_writer_and_npyz() {
         let dir = tempfile::tempdir().unwrap();
@@ -163,9 +464,32 @@ mod tests {
         let s = read_sequences(&p).unwrap();
         assert_eq!((s.count, s.steps, s.width, s.batched), (2, 3, 4, true));
         assert_eq!(s.data, data);
+        // npyz (an independent reader) agrees with what we wrote.
+        let bytes = std::fs::read(&p).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        assert_eq!(npy.shape(), &[2, 3, 4]);
+        assert_eq!(npy.into_vec::<f32>().unwrap(), data);
         write_f32(&p, &[6, 4], &data).unwrap();
         let s = read_sequences(&p).unwrap();
         assert_eq!((s.count, s.steps, s.width, s.batched), (1, 6, 4, false));
+    }
+
+    proptest::proptest! {
+        /// Our reader and npyz agree on every array our writer makes (any rank 0..4 shape).
+        #[test]
+        fn reader_agrees_with_npyz(shape in proptest::collection::vec(0usize..5, 0..4), seed in 0u64..1000) {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|k| (k as f32 - seed as f32) * 0.25).collect();
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("x.npy");
+            write_f32(&p, &shape, &data).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            let theirs = npyz::NpyFile::new(&bytes[..]).unwrap();
+            let their_shape: Vec<usize> = theirs.shape().iter().map(|&d| d as usize).collect();
+            let their_data = theirs.into_vec::<f32>().unwrap();
+            let ours = parse_f32("x", &bytes).unwrap();
+            proptest::prop_assert_eq!(ours, (their_shape, their_data));
+        }
     }
 
     #[test]

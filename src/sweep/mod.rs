@@ -133,6 +133,8 @@ fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         }
         values.push(v);
     }
+    spec::check_size(&file, &spec, &values)?;
+    spec::check_objectives(&file, &spec, &keys, &values)?;
     let base = accel::load_arch(Path::new(&spec.arch.base))
         .map_err(|e| bad("arch.base", e.to_string()))?;
     // Every key must be a real field: try the first value of each.
@@ -221,7 +223,8 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             let _ = std::fs::remove_file(out.join(f));
         }
     }
-    std::fs::write(&resolved_path, &p.resolved)?;
+    std::fs::write(&resolved_path, &p.resolved)
+        .with_context(|| format!("writing {}", resolved_path.display()))?;
 
     let choice = match p.spec.precision.device.as_str() {
         "auto" => DeviceChoice::Auto,
@@ -232,6 +235,11 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     let (engine, _) = Engine::select(choice)?;
 
     // Stage 1: precision options of every model (cached).
+    let bad_key = |key: &str, e: lstm::ModelError| SpecError {
+        file: file.clone(),
+        key: key.into(),
+        problem: e.to_string(),
+    };
     let w = &p.spec.workload;
     progress.stage("precision", w.models.len() as u64);
     let mut models = Vec::new();
@@ -247,7 +255,8 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             head: w.head.clone(),
             head_activation,
         };
-        let model = lstm::load(name, &opts)?;
+        let model = lstm::load(name, &opts).map_err(|e| bad_key("workload.models", e))?;
+        spec::check_input_memory(&file, w, model.input_size())?;
         let (seqs, input_id) = options::inputs(&file, w, &model)?;
         let labels = match &w.labels {
             None => None,
@@ -318,7 +327,8 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         0
     };
     if done == 0 {
-        let mut f = std::fs::File::create(&results)?;
+        let mut f = std::fs::File::create(&results)
+            .with_context(|| format!("writing {}", results.display()))?;
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&p.columns)?;
         f.write_all(&w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
@@ -410,8 +420,12 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         }
         skipped += rows.iter().filter(|r| r.is_none()).count();
         let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&results)?;
-        f.write_all(&bytes)?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&results)
+            .with_context(|| format!("writing {}", results.display()))?;
+        f.write_all(&bytes)
+            .with_context(|| format!("writing {}", results.display()))?;
         f.sync_data()?;
         progress.advance(chunk.len() as u64);
     }
@@ -527,9 +541,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     }
     rows.sort_by_key(|(i, _)| *i);
     rows.dedup_by_key(|(i, _)| *i);
-    std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("spec.resolved.toml"), &resolved)?;
-    let mut w = csv::Writer::from_path(out.join("results.csv"))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let resolved_path = out.join("spec.resolved.toml");
+    std::fs::write(&resolved_path, &resolved)
+        .with_context(|| format!("writing {}", resolved_path.display()))?;
+    let results = out.join("results.csv");
+    let mut w = csv::Writer::from_path(&results)
+        .with_context(|| format!("writing {}", results.display()))?;
     if let Some(h) = &header {
         w.write_record(h)?;
     }

@@ -215,20 +215,39 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
             let num = |s: &str| {
                 s.trim()
                     .parse::<f64>()
-                    .map_err(|_| bad(format!("'{s}' in '{t}' is not a number")))
+                    .ok()
+                    .filter(|v| !v.is_nan())
+                    .ok_or_else(|| bad(format!("'{s}' in '{t}' is not a number")))
+            };
+            let unbounded = |a: f64, b: f64| {
+                (!a.is_finite() || !b.is_finite()).then(|| {
+                    bad(format!(
+                        "'{t}': unbounded range (start and stop must be finite numbers)"
+                    ))
+                })
+            };
+            let within_limit = |count: f64| {
+                let n = (count.is_finite() && count < 1e38).then_some(count as u128);
+                crate::limits::check_points(&format!("'{t}'"), n, "values")
+                    .map_err(|e| bad(e.to_string()))
             };
             match parts[..] {
                 ["log", a, b, n] => {
                     let (a, b) = (num(a)?, num(b)?);
-                    let n: usize = n
+                    if let Some(e) = unbounded(a, b) {
+                        return Err(e);
+                    }
+                    let n: u64 = n
                         .trim()
                         .parse()
-                        .map_err(|_| bad(format!("'{n}' is not a count")))?;
+                        .map_err(|_| bad(format!("'{n}' in '{t}' is not a count")))?;
                     if n == 0 || a <= 0.0 || b <= 0.0 {
                         return Err(bad(format!(
                             "'{t}': log ranges need start, stop > 0 and a count >= 1"
                         )));
                     }
+                    within_limit(n as f64)?;
+                    let n = n as usize;
                     (0..n)
                         .map(|k| {
                             let f = if n == 1 {
@@ -244,12 +263,17 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                 }
                 [a, b, step] => {
                     let (a, b, step) = (num(a)?, num(b)?, num(step)?);
-                    if step == 0.0 || (b - a) * step < 0.0 {
+                    if let Some(e) = unbounded(a, b) {
+                        return Err(e);
+                    }
+                    if step == 0.0 || !step.is_finite() || (b - a) * step < 0.0 {
                         return Err(bad(format!(
                             "'{t}': the step {step} goes the wrong way (or is 0) from {a} to {b}"
                         )));
                     }
-                    let n = ((b - a) / step + 1e-9).floor() as usize + 1;
+                    let count = ((b - a) / step + 1e-9).floor() + 1.0;
+                    within_limit(count)?;
+                    let n = count as usize;
                     let int = [a, b, step].iter().all(|v| v.fract() == 0.0);
                     (0..n)
                         .map(|k| {
@@ -275,6 +299,115 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
         return Err(bad("empty range".into()));
     }
     Ok(values)
+}
+
+/// Columns of results.csv that hold words, not numbers (besides text-valued ranges).
+const TEXT_COLUMNS: [&str; 5] = [
+    "model",
+    "precision",
+    "thresholds",
+    "config_hash",
+    "tool_version",
+];
+
+/// Checks, before the sweep runs, that every objective is a numeric column: words
+/// (`precision`, a range of dispatch policies...) cannot be minimized.
+pub fn check_objectives(
+    file: &str,
+    spec: &SweepSpec,
+    keys: &[String],
+    values: &[Vec<String>],
+) -> Result<(), SpecError> {
+    for (list, key) in [
+        (&spec.pareto.minimize, "pareto.minimize"),
+        (&spec.pareto.maximize, "pareto.maximize"),
+    ] {
+        for c in list {
+            let text_range = keys
+                .iter()
+                .zip(values)
+                .find(|(k, _)| *k == c)
+                .and_then(|(_, v)| v.iter().find(|v| v.parse::<f64>().is_err()));
+            let problem = if TEXT_COLUMNS.contains(&c.as_str()) {
+                format!(
+                    "'{c}' is a column of words, not numbers; objectives must be numeric columns"
+                )
+            } else if let Some(v) = text_range {
+                format!(
+                    "'{c}' takes the value '{v}', not a number; objectives must be numeric columns"
+                )
+            } else {
+                continue;
+            };
+            return Err(SpecError {
+                file: file.to_string(),
+                key: key.to_string(),
+                problem,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks the memory generated inputs need (`sequences x steps x width` float32 values)
+/// against `--max-memory`; `width` is the model's input width (1 when not yet known).
+pub fn check_input_memory(file: &str, w: &WorkloadSpec, width: usize) -> Result<(), SpecError> {
+    if w.input.is_some() {
+        return Ok(());
+    }
+    let need = crate::limits::product(&[4, w.sequences as u128, w.steps as u128, width as u128]);
+    crate::limits::check_memory(
+        &format!(
+            "{} sequences x {} steps x {width} features",
+            w.sequences, w.steps
+        ),
+        need,
+    )
+    .map_err(|e| SpecError {
+        file: file.to_string(),
+        key: "workload.sequences".into(),
+        problem: format!("generated inputs: {e}"),
+    })
+}
+
+/// Checks, before anything is computed, that the sweep stays within `--max-points`: models x
+/// precision options (fixed configs and threshold policies, times DPRed variants) x
+/// architecture points (the product of the ranges' lengths), counted with checked
+/// arithmetic; and that generated inputs fit `--max-memory`.
+pub fn check_size(file: &str, spec: &SweepSpec, values: &[Vec<String>]) -> Result<(), SpecError> {
+    let bad = |key: &str, problem: String| SpecError {
+        file: file.to_string(),
+        key: key.to_string(),
+        problem,
+    };
+    check_input_memory(file, &spec.workload, 1)?;
+    let p = &spec.precision;
+    let policies = if p.levels.is_empty() {
+        0
+    } else {
+        crate::dynamic::count_policies(&p.thresholds, p.levels.len())
+            .map_err(|e| bad("precision.thresholds", e.to_string()))?
+    };
+    let sizes = p.dpred_group_sizes.iter().filter(|&&g| g > 0).count() as u128;
+    let variants = sizes + u128::from(sizes == 0 || p.dpred_group_sizes.contains(&0));
+    let options = (p.fixed.len() as u128 + policies).checked_mul(variants);
+    let lens: Vec<u128> = values.iter().map(|v| v.len() as u128).collect();
+    let arch_points = crate::limits::product(&lens);
+    let points = options
+        .zip(arch_points)
+        .and_then(|(o, a)| o.checked_mul(a))
+        .and_then(|n| n.checked_mul(spec.workload.models.len() as u128));
+    let what = format!(
+        "{} model(s) x {} precision option(s) x {} architecture point(s)",
+        spec.workload.models.len(),
+        crate::limits::Count(options),
+        crate::limits::Count(arch_points),
+    );
+    let key = match arch_points {
+        Some(a) if a <= crate::limits::current().max_points as u128 => "precision",
+        _ => "arch.ranges",
+    };
+    crate::limits::check_points(&what, points, "design points").map_err(|e| bad(key, e.to_string()))
 }
 
 /// Resolves a path in the spec: relative paths are relative to the current directory.
@@ -313,5 +446,31 @@ mod tests {
             .contains("empty range"));
         let l = RangeSpec::List(vec![Value::Int(2), Value::Text("tiled".into())]);
         assert_eq!(expand("f", "k", &l).unwrap(), ["2", "tiled"]);
+    }
+
+    #[test]
+    fn huge_and_unbounded_ranges_are_refused_before_expanding() {
+        let t = |s: &str| {
+            expand("f", "k", &RangeSpec::Text(s.into()))
+                .unwrap_err()
+                .to_string()
+        };
+        for (range, want) in [
+            ("0:inf:1", "unbounded range"),
+            ("-inf:0:1", "unbounded range"),
+            ("log:1:inf:3", "unbounded range"),
+            (
+                "1:1e12:1",
+                "1000000000000 values, more than the limit of 10000000",
+            ),
+            ("log:1:10:1000000000000", "1000000000000 values"),
+            ("0:1e300:1e-300", "more than 2^128 values"),
+            ("0:1:nan", "is not a number"),
+            ("log:1:10:99999999999999999999999", "is not a count"),
+        ] {
+            let e = t(range);
+            assert!(e.contains(want) && !e.contains('\n'), "{range}: {e}");
+            assert!(e.starts_with("f: arch.ranges.\"k\": "), "{e}");
+        }
     }
 }
