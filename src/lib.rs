@@ -16,3 +16,4 @@ pub mod pareto;
 pub mod report;
 pub mod sweep;
 pub mod trace;
+pub mod view;

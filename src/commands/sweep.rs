@@ -12,10 +12,14 @@ impl crate::sweep::Progress for Bars {
     fn stage(&self, name: &str, total: u64) {
         let bar = progress_bar(self.quiet, name);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {pos}/{len} ({elapsed}, {eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_length(total);
+        // The precision stage reports once per model: keep the spinner moving in between.
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
         if let Ok(mut slot) = self.bar.lock() {
             std::mem::replace(&mut *slot, bar).finish_and_clear();
         }
@@ -67,7 +71,13 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     if !a.quiet {
-        eprintln!("wrote {}", out.display());
+        match shard {
+            Some((i, n)) => eprintln!(
+                "shard {i}/{n}: wrote {} (combine the shards with `lstm-dse merge`)",
+                out.display()
+            ),
+            None => print!("{}", crate::view::SweepDir::open(&out)?.summary()),
+        }
     }
     Ok(())
 }
