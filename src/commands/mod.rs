@@ -8,12 +8,14 @@ mod dynamic_cmds;
 mod infer;
 mod sweep;
 mod trace_cmds;
+mod view_cmds;
 
 use cost::model_cost;
 use dynamic_cmds::{dynamic_cmd, groups_cmd};
 use infer::{gen_input, infer, models};
 use sweep::sweep_cmd;
 use trace_cmds::{bench_trace, trace_cmd};
+use view_cmds::{plot_front, plot_trace, report_cmd};
 
 use crate::accel;
 use crate::cli::{
@@ -50,6 +52,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(a) => crate::sweep::merge(&a.dirs, &a.out),
         Command::Pareto(a) => crate::pareto::run(&a),
         Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
+        Command::Report(a) => report_cmd(&a),
+        Command::Plot(crate::cli::PlotCommand::Trace(a)) => plot_trace(&a),
+        Command::Plot(crate::cli::PlotCommand::Front(a)) => plot_front(&a),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {

@@ -70,6 +70,9 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     if let Ok(bar) = bars.bar.lock() {
         bar.finish_and_clear();
     }
+    if shard.is_none() {
+        super::view_cmds::write_report(&out, 0, a.quiet)?;
+    }
     if !a.quiet {
         match shard {
             Some((i, n)) => eprintln!(

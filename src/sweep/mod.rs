@@ -10,7 +10,7 @@
 mod options;
 pub mod spec;
 
-pub use options::{fnv64, PrecisionOption};
+pub use options::{fnv64, inputs, PrecisionOption};
 pub use spec::{SpecError, SweepSpec};
 
 use crate::accel::{self, ArchSpec};

@@ -4,6 +4,10 @@
 //! (`results.csv`, `front.csv`, `spec.resolved.toml`), so it works the same on a single run, a
 //! merged sharded run or a directory copied from a cluster.
 
+pub mod page;
+pub mod stage;
+pub mod svg;
+
 use crate::sweep::SweepSpec;
 use std::path::{Path, PathBuf};
 
