@@ -44,6 +44,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// Cost one accelerator design point: cycles, latency, energy, area (docs/MODEL.md).
     Model(ModelCostArgs),
+    /// Progress of a `sweep --slurm` run: shards done, running, pending, failed.
+    Status(StatusArgs),
     /// Write report.html for a sweep directory: the front in every pair of objectives, the
     /// front table, the precision stage over time, the spec and provenance (self-contained).
     Report(ReportArgs),
@@ -306,6 +308,37 @@ pub struct SweepArgs {
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run only the precision stage (filling --cache) and stop: phase 1 of a cluster run.
+    #[arg(long, conflicts_with_all = ["shard", "slurm"])]
+    pub precision_only: bool,
+    /// Run on SLURM: write batch scripts under OUT/slurm/ for the precision stage (once), a job
+    /// array of --shards shards (each with --resume) and a merge job, and submit them with
+    /// sbatch (docs/CLUSTER.md).
+    #[arg(long, requires = "shards", conflicts_with_all = ["shard", "resume"])]
+    pub slurm: bool,
+    /// With --slurm: the number of shards (array tasks).
+    #[arg(long, value_name = "N", requires = "slurm")]
+    pub shards: Option<usize>,
+    /// With --slurm: the partition of every job.
+    #[arg(long, value_name = "P", requires = "slurm")]
+    pub partition: Option<String>,
+    /// With --slurm: the time limit of each job (SLURM syntax: MM, HH:MM:SS, D-HH:MM, ...).
+    #[arg(long, value_name = "T", requires = "slurm")]
+    pub time: Option<String>,
+    /// With --slurm: write and print the scripts, submit nothing.
+    #[arg(long, requires = "slurm")]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The output directory of a `sweep --slurm` run.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Resubmit the failed or pre-empted shards (they continue with --resume) and a new merge
+    /// job after them.
+    #[arg(long)]
+    pub resubmit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 
 pub mod accel;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod dynamic;
 pub mod format;

@@ -3,6 +3,7 @@
 //! One file per family of commands; the helpers shared by them (model loading, device choice,
 //! progress bars) live here.
 
+mod cluster_cmds;
 mod cost;
 mod dynamic_cmds;
 mod infer;
@@ -10,6 +11,7 @@ mod sweep;
 mod trace_cmds;
 mod view_cmds;
 
+use cluster_cmds::status_cmd;
 use cost::model_cost;
 use dynamic_cmds::{dynamic_cmd, groups_cmd};
 use infer::{gen_input, infer, models};
@@ -53,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pareto(a) => crate::pareto::run(&a),
         Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
         Command::Report(a) => report_cmd(&a),
+        Command::Status(a) => status_cmd(&a),
         Command::Plot(crate::cli::PlotCommand::Trace(a)) => plot_trace(&a),
         Command::Plot(crate::cli::PlotCommand::Front(a)) => plot_front(&a),
         Command::Devices => {

@@ -32,6 +32,9 @@ impl crate::sweep::Progress for Bars {
 }
 
 pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
+    if a.slurm {
+        return super::cluster_cmds::slurm_sweep(a);
+    }
     let shard = match &a.shard {
         None => None,
         Some(s) => {
@@ -53,6 +56,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         shard,
         cache_dir: a.cache.clone(),
         smoke: a.smoke,
+        precision_only: a.precision_only,
     };
     let bars = Bars {
         quiet: a.quiet,
@@ -70,10 +74,12 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     if let Ok(bar) = bars.bar.lock() {
         bar.finish_and_clear();
     }
-    if shard.is_none() {
+    if shard.is_none() && !a.precision_only {
         super::view_cmds::write_report(&out, 0, a.quiet)?;
     }
-    if !a.quiet {
+    if !a.quiet && a.precision_only {
+        eprintln!("precision stage cached in {}", a.cache.display());
+    } else if !a.quiet {
         match shard {
             Some((i, n)) => eprintln!(
                 "shard {i}/{n}: wrote {} (combine the shards with `lstm-dse merge`)",

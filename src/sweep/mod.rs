@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Small smoke run: at most two values per range, three policies, four sequences.
     pub smoke: bool,
+    /// Stop after the precision stage (it fills the cache): phase 1 of a cluster run.
+    pub precision_only: bool,
 }
 
 /// Progress reports from the runner (the binary draws bars).
@@ -283,6 +285,9 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         );
         models.push((name.clone(), workload, opts));
         progress.advance(1);
+    }
+    if o.precision_only {
+        return Ok(out);
     }
 
     // Baseline per model: the baseline (or base) architecture at the widest fixed option.
