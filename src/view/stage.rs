@@ -61,7 +61,7 @@ fn f64_cell(t: &Table, row: &[String], name: &str) -> f64 {
 }
 
 /// The rows of `t` for `sequence`, the last layer and direction 0, in step order.
-fn shown_rows<'a>(t: &'a Table, sequence: usize) -> Vec<&'a Vec<String>> {
+fn shown_rows(t: &Table, sequence: usize) -> Vec<&Vec<String>> {
     let last = t
         .rows
         .iter()
