@@ -75,7 +75,11 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     if shard.is_none() && !a.precision_only {
-        super::view_cmds::write_report(&out, 0, a.quiet)?;
+        // The results are complete at this point: a page that cannot be drawn is worth a
+        // warning, not a failed sweep (`lstm-dse report` retries it).
+        if let Err(e) = super::view_cmds::write_report(&out, 0, a.quiet) {
+            eprintln!("warning: report.html not written: {e:#}");
+        }
     }
     if !a.quiet && a.precision_only {
         eprintln!("precision stage cached in {}", a.cache.display());

@@ -12,6 +12,8 @@ use std::path::Path;
 
 /// At most this many results rows are drawn faint behind the front (thinned by a fixed stride).
 const BACKGROUND_POINTS: usize = 3000;
+/// At most this many front points per scatter-matrix panel (a fixed stride beyond).
+const FRONT_POINTS: usize = 3000;
 /// Front rows listed in the table (all are in front.csv).
 const TABLE_ROWS: usize = 500;
 /// Policy timelines shown per model.
@@ -159,6 +161,7 @@ pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; overflow: auto; }}
 
     // The front in every pair of objectives: a lower-triangular scatter matrix.
     let k = objectives.len();
+    let front_stride = sweep.front.rows.len().div_ceil(FRONT_POINTS).max(1);
     let _ = write!(
         h,
         r#"<h2>Pareto front in every pair of objectives</h2>
@@ -190,7 +193,7 @@ pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; overflow: auto; }}
             for (x, y) in background.iter().zip(&d.background[row]) {
                 c.point(*x, *y, 1.6, FAINT, "design point");
             }
-            for i in 0..front[col].len() {
+            for i in (0..front[col].len()).step_by(front_stride) {
                 c.point(front[col][i], front[row][i], 3.2, STRONG, &tips[i]);
             }
             let _ = write!(h, r#"<div class="fig">{}</div>"#, c.finish());

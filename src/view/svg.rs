@@ -117,11 +117,12 @@ impl Scale {
         }
         let raw = (self.hi - self.lo) / n.max(1) as f64;
         let mag = 10f64.powf(raw.log10().floor());
+        // The round step (1, 2 or 5 times a power of ten) nearest to the raw one.
         let step = [1.0, 2.0, 5.0, 10.0]
             .iter()
             .map(|m| m * mag)
-            .find(|s| *s >= raw)
-            .unwrap_or(10.0 * mag);
+            .min_by(|a, b| (a / raw).ln().abs().total_cmp(&(b / raw).ln().abs()))
+            .unwrap_or(mag);
         let first = (self.lo / step).ceil() as i64;
         let last = (self.hi / step).floor() as i64;
         (first..=last).map(|k| k as f64 * step).collect()
@@ -484,7 +485,8 @@ mod tests {
         assert_eq!(t, vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
         let l = Scale::fit(&[1e-5, 0.0, 1e-1], 100.0, 0.0, true);
         assert!(l.px(0.0).is_none());
-        assert_eq!(l.ticks(10), vec![1e-4, 1e-3, 1e-2]);
+        assert_eq!(l.ticks(10), vec![1e-5, 1e-4, 1e-3, 1e-2, 1e-1]);
+        assert_eq!(l.ticks(2), vec![1e-5, 1e-3, 1e-1]);
         let one = Scale::fit(&[3.0], 0.0, 10.0, false);
         assert!(one.px(3.0).is_some_and(|p| (p - 5.0).abs() < 1e-9));
     }
