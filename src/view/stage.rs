@@ -3,8 +3,8 @@
 //! each step ran at (a timeline). Read from the files `lstm-dse trace` (errors.csv) and
 //! `lstm-dse dynamic --trace-policy` (policy_<K>_trace.csv) write, or computed for a sweep
 //! directory from its `spec.resolved.toml`: the sweep's cache keeps whole-run figures only, so
-//! the one sequence shown is rerun here (on the CPU evaluator, which computes the GPU lanes'
-//! bits) rather than storing every step of every sequence in the cache.
+//! the one sequence shown is rerun here (on the device the spec names; CPU and GPU lanes give
+//! the same bits) rather than storing every step of every sequence in the cache.
 //!
 //! Shown: the last layer's forward direction (the states the head reads).
 
@@ -14,7 +14,7 @@ use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
 use crate::lstm::npy::Sequences;
 use crate::lstm::{self, LoadOptions};
-use crate::trace::{self, Engine};
+use crate::trace::{self, DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -185,7 +185,13 @@ pub fn compute_for_sweep(
 ) -> Result<Vec<StageTraces>> {
     let file = sweep.dir.join("spec.resolved.toml").display().to_string();
     let (w, p) = (&sweep.spec.workload, &sweep.spec.precision);
-    let engine = Engine::Cpu;
+    // As the sweep chose: a hardware GPU under "auto" when there is one (same bits as the CPU).
+    let choice = match p.device.as_str() {
+        "gpu" => DeviceChoice::Gpu,
+        "cpu" => DeviceChoice::Cpu,
+        _ => DeviceChoice::Auto,
+    };
+    let (engine, _) = Engine::select(choice)?;
     let models: Vec<&String> = w.models.iter().take(max_models).collect();
     let mut out = Vec::new();
     for (mi, name) in models.iter().enumerate() {

@@ -112,8 +112,21 @@ impl Scale {
     pub fn ticks(&self, n: usize) -> Vec<f64> {
         if self.log {
             let (a, b) = (self.lo.ceil() as i32, self.hi.floor() as i32);
-            let step = ((b - a) as usize / n.max(1)).max(1);
-            return (a..=b).step_by(step).map(|e| 10f64.powi(e)).collect();
+            if b > a {
+                let step = ((b - a) as usize / n.max(1)).max(1);
+                return (a..=b).step_by(step).map(|e| 10f64.powi(e)).collect();
+            }
+            // Within about one decade: 1, 2 and 5 times its powers of ten, else the ends.
+            let inside = |v: f64| (self.lo..=self.hi).contains(&v.log10());
+            let mut t: Vec<f64> = (self.lo.floor() as i32..=self.hi.ceil() as i32)
+                .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+                .filter(|&v| inside(v))
+                .collect();
+            if t.len() < 2 {
+                let pad = (self.hi - self.lo) * 0.05 / 1.1;
+                t = vec![10f64.powf(self.lo + pad), 10f64.powf(self.hi - pad)];
+            }
+            return t;
         }
         let raw = (self.hi - self.lo) / n.max(1) as f64;
         let mag = 10f64.powf(raw.log10().floor());
@@ -487,6 +500,15 @@ mod tests {
         assert!(l.px(0.0).is_none());
         assert_eq!(l.ticks(10), vec![1e-5, 1e-4, 1e-3, 1e-2, 1e-1]);
         assert_eq!(l.ticks(2), vec![1e-5, 1e-3, 1e-1]);
+        // Inside one decade: 1-2-5 ticks, or the two ends.
+        let d = Scale::fit(&[1.1e-6, 6e-6], 100.0, 0.0, true);
+        let t = d.ticks(5);
+        assert_eq!(t.len(), 2);
+        assert!((t[0] / 2e-6 - 1.0).abs() < 1e-12 && (t[1] / 5e-6 - 1.0).abs() < 1e-12);
+        let e = Scale::fit(&[1.1e-6, 1.3e-6], 100.0, 0.0, true);
+        let t = e.ticks(5);
+        assert_eq!(t.len(), 2);
+        assert!(t[0] >= 1.09e-6 && t[1] <= 1.31e-6 && t[0] < t[1], "{t:?}");
         let one = Scale::fit(&[3.0], 0.0, 10.0, false);
         assert!(one.px(3.0).is_some_and(|p| (p - 5.0).abs() < 1e-9));
     }
