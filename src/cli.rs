@@ -57,6 +57,14 @@ pub enum Command {
     Bench(BenchCommand),
     /// Cost one accelerator design point: cycles, latency, energy, area (docs/MODEL.md).
     Model(ModelCostArgs),
+    /// Progress of a `sweep --slurm` run: shards done, running, pending, failed.
+    Status(StatusArgs),
+    /// Write report.html for a sweep directory: the front in every pair of objectives, the
+    /// front table, the precision stage over time, the spec and provenance (self-contained).
+    Report(ReportArgs),
+    /// SVG figures of a sweep or trace directory.
+    #[command(subcommand)]
+    Plot(PlotCommand),
 }
 
 /// Which model to load.
@@ -339,6 +347,37 @@ pub struct SweepArgs {
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run only the precision stage (filling --cache) and stop: phase 1 of a cluster run.
+    #[arg(long, conflicts_with_all = ["shard", "slurm"])]
+    pub precision_only: bool,
+    /// Run on SLURM: write batch scripts under OUT/slurm/ for the precision stage (once), a job
+    /// array of --shards shards (each with --resume) and a merge job, and submit them with
+    /// sbatch (docs/CLUSTER.md).
+    #[arg(long, requires = "shards", conflicts_with_all = ["shard", "resume"])]
+    pub slurm: bool,
+    /// With --slurm: the number of shards (array tasks).
+    #[arg(long, value_name = "N", requires = "slurm")]
+    pub shards: Option<usize>,
+    /// With --slurm: the partition of every job.
+    #[arg(long, value_name = "P", requires = "slurm")]
+    pub partition: Option<String>,
+    /// With --slurm: the time limit of each job (SLURM syntax: MM, HH:MM:SS, D-HH:MM, ...).
+    #[arg(long, value_name = "T", requires = "slurm")]
+    pub time: Option<String>,
+    /// With --slurm: write and print the scripts, submit nothing.
+    #[arg(long, requires = "slurm")]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The output directory of a `sweep --slurm` run.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Resubmit the failed or pre-empted shards (they continue with --resume) and a new merge
+    /// job after them.
+    #[arg(long)]
+    pub resubmit: bool,
 }
 
 #[derive(Debug, Args)]
@@ -349,4 +388,68 @@ pub struct MergeArgs {
     /// Where the merged results go.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A sweep output directory (results.csv, front.csv, spec.resolved.toml).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Which input sequence the precision-stage plots show (0-based).
+    #[arg(long, default_value_t = 0)]
+    pub sequence: usize,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlotCommand {
+    /// Per-step error of every precision over a sequence, and for dynamic policies the
+    /// cell-state change with the level chosen per step (a timeline).
+    Trace(PlotTraceArgs),
+    /// The Pareto front over two objectives, with colour and size for a third and fourth.
+    Front(PlotFrontArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlotTraceArgs {
+    /// A sweep output directory, a `trace --out` directory (errors.csv) or a `dynamic --out`
+    /// directory with policy_<K>_trace.csv files.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Which sequence (0-based).
+    #[arg(long, default_value_t = 0)]
+    pub sequence: usize,
+    /// Output SVG (default: DIR/trace_seq<K>.svg).
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotFrontArgs {
+    /// A sweep output directory (its front.csv and objectives).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Column on the x axis (default: the first objective).
+    #[arg(long)]
+    pub x: Option<String>,
+    /// Column on the y axis (default: the second objective).
+    #[arg(long)]
+    pub y: Option<String>,
+    /// Column shown as colour (default: the third objective, if any).
+    #[arg(long)]
+    pub colour: Option<String>,
+    /// Column shown as point size (default: the fourth objective, if any).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Output SVG (default: DIR/front_objectives.svg).
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

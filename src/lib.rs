@@ -7,6 +7,7 @@
 
 pub mod accel;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod dynamic;
 pub mod format;
@@ -17,3 +18,4 @@ pub mod pareto;
 pub mod report;
 pub mod sweep;
 pub mod trace;
+pub mod view;

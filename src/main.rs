@@ -3,6 +3,7 @@
 
 use clap::error::ErrorKind;
 use clap::Parser;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let _runtime_dir = RuntimeDir::ensure();
     match lstm_dse::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -49,6 +51,43 @@ fn main() -> ExitCode {
                 msg.split_whitespace().collect::<Vec<_>>().join(" ")
             );
             ExitCode::from(2)
+        }
+    }
+}
+
+/// A private `XDG_RUNTIME_DIR` for this process when the environment has none (a batch job,
+/// a container, ssh without a login session). The Vulkan loader probes the window systems
+/// while wgpu lists adapters, and libwayland then prints "error: XDG_RUNTIME_DIR is invalid
+/// or not set" on every run although nothing failed. Set before any thread starts; removed
+/// when `main` returns.
+struct RuntimeDir(Option<PathBuf>);
+
+impl RuntimeDir {
+    fn ensure() -> Self {
+        let valid = std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|d| !d.is_empty() && PathBuf::from(d).is_dir());
+        if valid {
+            return RuntimeDir(None);
+        }
+        let dir = std::env::temp_dir().join(format!("lstm-dse-runtime-{}", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        match builder.create(&dir) {
+            Ok(()) => {
+                std::env::set_var("XDG_RUNTIME_DIR", &dir);
+                RuntimeDir(Some(dir))
+            }
+            // Not worth failing a run for: the message is cosmetic.
+            Err(_) => RuntimeDir(None),
+        }
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

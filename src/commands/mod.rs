@@ -3,17 +3,21 @@
 //! One file per family of commands; the helpers shared by them (model loading, device choice,
 //! progress bars) live here.
 
+mod cluster_cmds;
 mod cost;
 mod dynamic_cmds;
 mod infer;
 mod sweep;
 mod trace_cmds;
+mod view_cmds;
 
+use cluster_cmds::status_cmd;
 use cost::model_cost;
 use dynamic_cmds::{dynamic_cmd, groups_cmd};
 use infer::{gen_input, infer, models};
 use sweep::sweep_cmd;
 use trace_cmds::{bench_engine, bench_trace, trace_cmd};
+use view_cmds::{plot_front, plot_trace, report_cmd};
 
 use crate::accel;
 use crate::cli::{
@@ -60,6 +64,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pareto(a) => crate::pareto::run(&a),
         Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
         Command::Bench(BenchCommand::Engine(a)) => bench_engine(&a),
+        Command::Report(a) => report_cmd(&a),
+        Command::Status(a) => status_cmd(&a),
+        Command::Plot(crate::cli::PlotCommand::Trace(a)) => plot_trace(&a),
+        Command::Plot(crate::cli::PlotCommand::Front(a)) => plot_front(&a),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {

@@ -12,10 +12,14 @@ impl crate::sweep::Progress for Bars {
     fn stage(&self, name: &str, total: u64) {
         let bar = progress_bar(self.quiet, name);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {pos}/{len} ({elapsed}, {eta} left)",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_length(total);
+        // The precision stage reports once per model: keep the spinner moving in between.
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
         if let Ok(mut slot) = self.bar.lock() {
             std::mem::replace(&mut *slot, bar).finish_and_clear();
         }
@@ -32,6 +36,9 @@ impl crate::sweep::Progress for Bars {
 const MAX_JOBS: usize = 256;
 
 pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
+    if a.slurm {
+        return super::cluster_cmds::slurm_sweep(a);
+    }
     let shard = match &a.shard {
         None => None,
         Some(s) => {
@@ -53,6 +60,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         shard,
         cache_dir: a.cache.clone(),
         smoke: a.smoke,
+        precision_only: a.precision_only,
     };
     let bars = Bars {
         quiet: a.quiet,
@@ -74,8 +82,23 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     if let Ok(bar) = bars.bar.lock() {
         bar.finish_and_clear();
     }
-    if !a.quiet {
-        eprintln!("wrote {}", out.display());
+    if shard.is_none() && !a.precision_only {
+        // The results are complete at this point: a page that cannot be drawn is worth a
+        // warning, not a failed sweep (`lstm-dse report` retries it).
+        if let Err(e) = super::view_cmds::write_report(&out, 0, a.quiet) {
+            eprintln!("warning: report.html not written: {e:#}");
+        }
+    }
+    if !a.quiet && a.precision_only {
+        eprintln!("precision stage cached in {}", a.cache.display());
+    } else if !a.quiet {
+        match shard {
+            Some((i, n)) => eprintln!(
+                "shard {i}/{n}: wrote {} (combine the shards with `lstm-dse merge`)",
+                out.display()
+            ),
+            None => print!("{}", crate::view::SweepDir::open(&out)?.summary()),
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@
 mod options;
 pub mod spec;
 
-pub use options::{fnv64, PrecisionOption};
+pub use options::{fnv64, inputs, PrecisionOption};
 pub use spec::{SpecError, SweepSpec};
 
 use crate::accel::{self, ArchSpec};
@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Small smoke run: at most two values per range, three policies, four sequences.
     pub smoke: bool,
+    /// Stop after the precision stage (it fills the cache): phase 1 of a cluster run.
+    pub precision_only: bool,
 }
 
 /// Progress reports from the runner (the binary draws bars).
@@ -292,6 +294,9 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         );
         models.push((name.clone(), workload, opts));
         progress.advance(1);
+    }
+    if o.precision_only {
+        return Ok(out);
     }
 
     // Baseline per model: the baseline (or base) architecture at the widest fixed option.

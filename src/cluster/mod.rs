@@ -1,0 +1,599 @@
+//! Sweeps on a SLURM cluster, in three phases: the precision stage once per model and input
+//! into the content-addressed cache (phase 1), a job array of architecture shards that read it
+//! and run with `--resume` (phase 2), and a merge job that runs after every shard succeeded
+//! (phase 3, `afterok`), followed by the report page. The batch scripts are plain bash with
+//! `#SBATCH` lines, written under `OUT/slurm/`, so they can be read and submitted by hand
+//! (`submit.sh`). Jobs leave markers in `OUT/slurm/state/`; [`status`] combines them with the
+//! queue (`squeue`) to tell done, running, pending and failed shards apart.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why a cluster run cannot be set up or queried; `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "--time '{0}': not a SLURM time limit (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS)"
+    )]
+    Time(String),
+    #[error("--partition '{0}': not a partition name (letters, digits, '_', '-', '.')")]
+    PartitionName(String),
+    #[error("--partition '{name}': no such partition (sinfo lists: {known})")]
+    NoPartition { name: String, known: String },
+    #[error("--shards {0}: give at least 1")]
+    Shards(usize),
+    #[error("--slurm: `{0}` not found on PATH (install the SLURM client tools, or use --dry-run to write the scripts only)")]
+    Missing(&'static str),
+    #[error("{command} failed: {message}")]
+    Scheduler { command: String, message: String },
+    #[error("{}: {problem}", path.display())]
+    File { path: PathBuf, problem: String },
+}
+
+fn file_error(path: &Path, e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::File {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    }
+}
+
+/// Checks a SLURM time limit: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`, or
+/// `UNLIMITED`/`infinite`.
+pub fn check_time(t: &str) -> Result<(), ClusterError> {
+    let bad = || ClusterError::Time(t.to_string());
+    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
+        return Ok(());
+    }
+    let digits = |s: &str| !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
+    let (days, rest) = match t.split_once('-') {
+        Some((d, r)) => (Some(d), r),
+        None => (None, t),
+    };
+    if days.is_some_and(|d| !digits(d)) {
+        return Err(bad());
+    }
+    let parts: Vec<&str> = rest.split(':').collect();
+    let ok = parts.iter().all(|p| digits(p))
+        && match days {
+            Some(_) => (1..=3).contains(&parts.len()),
+            None => (1..=3).contains(&parts.len()),
+        };
+    let nonzero = t.bytes().any(|b| (b'1'..=b'9').contains(&b));
+    if ok && nonzero {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Checks the spelling of a partition name (its existence is asked of `sinfo` at submission).
+pub fn check_partition(p: &str) -> Result<(), ClusterError> {
+    let ok = !p.is_empty()
+        && p.len() <= 64
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ClusterError::PartitionName(p.to_string()))
+    }
+}
+
+/// Quotes a word for bash.
+fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn shp(p: &Path) -> String {
+    sh(&p.display().to_string())
+}
+
+/// Everything the batch scripts need; every path absolute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The sweep's name (job names).
+    pub name: String,
+    pub spec: PathBuf,
+    /// Output directory: shards in `shards/<i>/`, scripts in `slurm/`, merged results here.
+    pub out: PathBuf,
+    /// Where jobs run (the checkout: relative paths in the spec resolve from here).
+    pub workdir: PathBuf,
+    pub binary: PathBuf,
+    /// The content-addressed precision cache, on a filesystem every node sees.
+    pub cache: PathBuf,
+    pub shards: usize,
+    pub partition: Option<String>,
+    pub time: Option<String>,
+    /// Threads per shard (`--cpus-per-task` and `--jobs`).
+    pub jobs: Option<usize>,
+    pub smoke: bool,
+}
+
+impl Plan {
+    /// Checks the flags.
+    pub fn check(&self) -> Result<(), ClusterError> {
+        if self.shards == 0 {
+            return Err(ClusterError::Shards(0));
+        }
+        if let Some(t) = &self.time {
+            check_time(t)?;
+        }
+        if let Some(p) = &self.partition {
+            check_partition(p)?;
+        }
+        Ok(())
+    }
+
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.out.join("slurm")
+    }
+
+    fn header(&self, phase: &str, log: &str, extra: &[String]) -> String {
+        let mut s = format!(
+            "#!/usr/bin/env bash\n# lstm-dse sweep '{}' on SLURM, {phase}.\n# Written by `lstm-dse sweep --slurm`; submit all phases with submit.sh.\n#SBATCH --job-name=lstm-dse-{}\n#SBATCH --output={}\n",
+            self.name,
+            self.name,
+            self.slurm_dir().join("logs").join(log).display()
+        );
+        for e in extra {
+            s.push_str(&format!("#SBATCH {e}\n"));
+        }
+        if let Some(p) = &self.partition {
+            s.push_str(&format!("#SBATCH --partition={p}\n"));
+        }
+        if let Some(t) = &self.time {
+            s.push_str(&format!("#SBATCH --time={t}\n"));
+        }
+        if let Some(j) = self.jobs {
+            s.push_str(&format!("#SBATCH --cpus-per-task={j}\n"));
+        }
+        s.push_str(&format!(
+            "set -euo pipefail\ncd {}\nstate={}\nmkdir -p \"$state\"\n",
+            shp(&self.workdir),
+            shp(&self.slurm_dir().join("state"))
+        ));
+        s
+    }
+
+    fn sweep_flags(&self) -> String {
+        let mut f = format!("--cache {} --quiet", shp(&self.cache));
+        if let Some(j) = self.jobs {
+            f.push_str(&format!(" --jobs {j}"));
+        }
+        if self.smoke {
+            f.push_str(" --smoke");
+        }
+        f
+    }
+
+    /// The scripts by file name: precision.sh, shards.sh, merge.sh, submit.sh.
+    pub fn scripts(&self) -> Vec<(&'static str, String)> {
+        let bin = shp(&self.binary);
+        let spec = shp(&self.spec);
+        let mut precision = self.header(
+            "phase 1: the precision stage once, into the cache",
+            "precision.out",
+            &[],
+        );
+        precision.push_str(&format!(
+            "echo \"${{SLURM_JOB_ID:-}}\" > \"$state/precision.started\"\n{bin} sweep {spec} --precision-only --out {} {}\ntouch \"$state/precision.done\"\n",
+            shp(&self.slurm_dir().join("precision")),
+            self.sweep_flags()
+        ));
+        let mut shards = self.header(
+            &format!(
+                "phase 2: shard i of {} (array task i), resumable (a requeued or resubmitted task continues where it stopped)",
+                self.shards
+            ),
+            "shard-%a.out",
+            &[
+                format!("--array=0-{}", self.shards - 1),
+                "--requeue".to_string(),
+            ],
+        );
+        shards.push_str(&format!(
+            "i=${{SLURM_ARRAY_TASK_ID:?run as an array task, or set SLURM_ARRAY_TASK_ID}}\necho \"${{SLURM_JOB_ID:-}}\" > \"$state/shard-$i.started\"\n{bin} sweep {spec} --shard \"$i/{}\" --out {}\"/$i\" --resume {}\ntouch \"$state/shard-$i.done\"\n",
+            self.shards,
+            shp(&self.out.join("shards")),
+            self.sweep_flags()
+        ));
+        let mut merge = self.header(
+            "phase 3: merge the shards, write the front and report.html",
+            "merge.out",
+            &[],
+        );
+        let dirs: Vec<String> = (0..self.shards)
+            .map(|i| shp(&self.out.join("shards").join(i.to_string())))
+            .collect();
+        merge.push_str(&format!(
+            "echo \"${{SLURM_JOB_ID:-}}\" > \"$state/merge.started\"\n{bin} merge {} --out {}\n{bin} report {} --quiet\ntouch \"$state/merge.done\"\n",
+            dirs.join(" "),
+            shp(&self.out),
+            shp(&self.out)
+        ));
+        let submit = format!(
+            "#!/usr/bin/env bash\n# Submits the three phases of sweep '{}' in order, each after the previous one\n# succeeded (what `lstm-dse sweep --slurm` does). Progress: lstm-dse status {}\nset -euo pipefail\ncd {}\np=$(sbatch --parsable precision.sh | cut -d';' -f1)\ns=$(sbatch --parsable --dependency=afterok:$p shards.sh | cut -d';' -f1)\nm=$(sbatch --parsable --dependency=afterok:$s merge.sh | cut -d';' -f1)\necho \"submitted: precision $p, shards $s (array of {}), merge $m\"\n",
+            self.name,
+            shp(&self.out),
+            shp(&self.slurm_dir()),
+            self.shards
+        );
+        vec![
+            ("precision.sh", precision),
+            ("shards.sh", shards),
+            ("merge.sh", merge),
+            ("submit.sh", submit),
+        ]
+    }
+
+    /// Writes the scripts (executable) and the log and state folders.
+    pub fn write(&self) -> Result<(), ClusterError> {
+        let dir = self.slurm_dir();
+        for sub in ["logs", "state"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| file_error(&dir.join(sub), e))?;
+        }
+        for (name, text) in self.scripts() {
+            let path = dir.join(name);
+            crate::report::write_atomic(&path, |w| w.write_all(text.as_bytes()))
+                .map_err(|e| file_error(&path, e))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| file_error(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The jobs of a submitted run (`OUT/slurm/jobs.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Jobs {
+    pub shards: usize,
+    pub precision: String,
+    /// Job ids of the shard arrays: the first submission, then each resubmission.
+    pub shard_arrays: Vec<String>,
+    pub merge: String,
+}
+
+impl Jobs {
+    fn path(out: &Path) -> PathBuf {
+        out.join("slurm").join("jobs.toml")
+    }
+
+    pub fn load(out: &Path) -> Result<Jobs, ClusterError> {
+        let path = Jobs::path(out);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            file_error(
+                &path,
+                format!("{e} (was this directory run with sweep --slurm?)"),
+            )
+        })?;
+        toml::from_str(&text).map_err(|e| file_error(&path, e.message()))
+    }
+
+    fn save(&self, out: &Path) -> Result<(), ClusterError> {
+        let path = Jobs::path(out);
+        let text = toml::to_string(self).map_err(|e| file_error(&path, e))?;
+        crate::report::write_atomic(&path, |w| w.write_all(text.as_bytes()))
+            .map_err(|e| file_error(&path, e))
+    }
+}
+
+fn need(tool: &'static str) -> Result<(), ClusterError> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
+    if found {
+        Ok(())
+    } else {
+        Err(ClusterError::Missing(tool))
+    }
+}
+
+fn run_tool(cmd: &mut Command) -> Result<String, ClusterError> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let o = cmd.output().map_err(|e| ClusterError::Scheduler {
+        command: shown.clone(),
+        message: e.to_string(),
+    })?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        return Err(ClusterError::Scheduler {
+            command: shown,
+            message: err
+                .lines()
+                .next()
+                .unwrap_or("no message")
+                .trim()
+                .to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// `sbatch --parsable [args] script` in the script's folder; returns the job id.
+fn sbatch(dir: &Path, args: &[String], script: &str) -> Result<String, ClusterError> {
+    let out = run_tool(
+        Command::new("sbatch")
+            .current_dir(dir)
+            .arg("--parsable")
+            .args(args)
+            .arg(script),
+    )?;
+    Ok(out.split(';').next().unwrap_or("").trim().to_string())
+}
+
+/// Checks that the scheduler can take the jobs: sbatch on PATH, the partition known.
+pub fn preflight(plan: &Plan) -> Result<(), ClusterError> {
+    need("sbatch")?;
+    if let Some(p) = &plan.partition {
+        need("sinfo")?;
+        let known = run_tool(Command::new("sinfo").args(["-h", "-o", "%R"]))?;
+        let known: Vec<&str> = known.lines().map(str::trim).collect();
+        if !known.contains(&p.as_str()) {
+            return Err(ClusterError::NoPartition {
+                name: p.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Submits the three phases with afterok dependencies; records the job ids.
+pub fn submit(plan: &Plan) -> Result<Jobs, ClusterError> {
+    preflight(plan)?;
+    let dir = plan.slurm_dir();
+    let p = sbatch(&dir, &[], "precision.sh")?;
+    let s = sbatch(&dir, &[format!("--dependency=afterok:{p}")], "shards.sh")?;
+    let m = sbatch(&dir, &[format!("--dependency=afterok:{s}")], "merge.sh")?;
+    let jobs = Jobs {
+        shards: plan.shards,
+        precision: p,
+        shard_arrays: vec![s],
+        merge: m,
+    };
+    jobs.save(&plan.out)?;
+    Ok(jobs)
+}
+
+/// Where one job (or array task) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Done,
+    Running,
+    Pending,
+    /// Started and neither finished nor in the queue any more (failed, cancelled, pre-empted
+    /// without requeue), or never started and no longer queued (a dependency failed).
+    Failed,
+}
+
+/// The run as the markers and the queue show it.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub jobs: Jobs,
+    pub precision: State,
+    pub shards: Vec<State>,
+    pub merge: State,
+    /// False when `squeue` could not be asked (then not-done jobs count as failed).
+    pub queue_known: bool,
+}
+
+/// Queue states of `ids`: for arrays, keyed by `(array job id, task id)`.
+fn queue(ids: &[&str]) -> Option<Vec<(String, Option<usize>, String)>> {
+    need("squeue").ok()?;
+    let out =
+        run_tool(Command::new("squeue").args(["-h", "-r", "-o", "%F %K %t", "-j", &ids.join(",")]));
+    // squeue exits non-zero when none of the ids is known any more: nothing is queued.
+    let out = out.unwrap_or_default();
+    Some(
+        out.lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let (job, task, st) = (f.next()?, f.next()?, f.next()?);
+                Some((job.to_string(), task.parse().ok(), st.to_string()))
+            })
+            .collect(),
+    )
+}
+
+fn queued_state(st: &str) -> State {
+    match st {
+        "R" | "CG" | "CF" | "S" | "ST" => State::Running,
+        _ => State::Pending,
+    }
+}
+
+/// Reads the state of a `sweep --slurm` output directory.
+pub fn status(out: &Path) -> Result<Status, ClusterError> {
+    let jobs = Jobs::load(out)?;
+    let state = out.join("slurm").join("state");
+    let done = |name: &str| state.join(format!("{name}.done")).exists();
+    let mut ids: Vec<&str> = vec![&jobs.precision, &jobs.merge];
+    ids.extend(jobs.shard_arrays.iter().map(String::as_str));
+    let q = queue(&ids);
+    let queue_known = q.is_some();
+    let q = q.unwrap_or_default();
+    let single = |id: &str, marker: &str| {
+        if done(marker) {
+            return State::Done;
+        }
+        q.iter()
+            .find(|(j, _, _)| j == id)
+            .map_or(State::Failed, |(_, _, st)| queued_state(st))
+    };
+    let precision = single(&jobs.precision, "precision");
+    let merge = single(&jobs.merge, "merge");
+    let shards = (0..jobs.shards)
+        .map(|i| {
+            if done(&format!("shard-{i}")) {
+                return State::Done;
+            }
+            q.iter()
+                .find(|(j, t, _)| jobs.shard_arrays.contains(j) && *t == Some(i))
+                .map_or(State::Failed, |(_, _, st)| queued_state(st))
+        })
+        .collect();
+    Ok(Status {
+        jobs,
+        precision,
+        shards,
+        merge,
+        queue_known,
+    })
+}
+
+/// Resubmits what failed: the precision job if it did, the failed shards as a new array (they
+/// continue with --resume), and a new merge job after them (the old one is cancelled: its
+/// dependency can no longer be met).
+pub fn resubmit(out: &Path, st: &Status) -> Result<Jobs, ClusterError> {
+    need("sbatch")?;
+    let dir = out.join("slurm");
+    let mut jobs = st.jobs.clone();
+    let mut after_precision = Vec::new();
+    if st.precision == State::Failed {
+        jobs.precision = sbatch(&dir, &[], "precision.sh")?;
+        after_precision.push(format!("--dependency=afterok:{}", jobs.precision));
+    }
+    let failed: Vec<String> = st
+        .shards
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s == State::Failed)
+        .map(|(i, _)| i.to_string())
+        .collect();
+    let mut merge_after: Vec<String> = st
+        .shards
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, State::Running | State::Pending))
+        .filter_map(|_| st.jobs.shard_arrays.last().cloned())
+        .take(1)
+        .collect();
+    if !failed.is_empty() {
+        let mut args = after_precision;
+        args.push(format!("--array={}", failed.join(",")));
+        let id = sbatch(&dir, &args, "shards.sh")?;
+        jobs.shard_arrays.push(id.clone());
+        merge_after.push(id);
+    }
+    if st.merge != State::Done {
+        if matches!(st.merge, State::Pending | State::Running) {
+            let _ = run_tool(Command::new("scancel").arg(&st.jobs.merge));
+        }
+        let dep: Vec<String> = merge_after
+            .iter()
+            .map(|id| format!("afterok:{id}"))
+            .collect();
+        let args = if dep.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("--dependency={}", dep.join(","))]
+        };
+        jobs.merge = sbatch(&dir, &args, "merge.sh")?;
+    }
+    jobs.save(out)?;
+    Ok(jobs)
+}
+
+impl Status {
+    /// The failed shard indices.
+    pub fn failed(&self) -> Vec<usize> {
+        (0..self.shards.len())
+            .filter(|&i| self.shards[i] == State::Failed)
+            .collect()
+    }
+
+    /// Whether anything needs resubmitting.
+    pub fn needs_resubmit(&self) -> bool {
+        self.precision == State::Failed || !self.failed().is_empty() || self.merge == State::Failed
+    }
+
+    /// A few lines for people.
+    pub fn describe(&self, out: &Path) -> String {
+        let count = |s: State| self.shards.iter().filter(|&&x| x == s).count();
+        let word = |s: State| match s {
+            State::Done => "done",
+            State::Running => "running",
+            State::Pending => "pending",
+            State::Failed => "failed",
+        };
+        let mut s = format!(
+            "precision: {} (job {})\nshards: {} done, {} running, {} pending, {} failed (of {}; arrays {})\nmerge: {} (job {})\n",
+            word(self.precision),
+            self.jobs.precision,
+            count(State::Done),
+            count(State::Running),
+            count(State::Pending),
+            count(State::Failed),
+            self.shards.len(),
+            self.jobs.shard_arrays.join(", "),
+            word(self.merge),
+            self.jobs.merge
+        );
+        if !self.queue_known {
+            s.push_str("note: squeue not found: jobs not marked done are shown as failed\n");
+        }
+        if self.needs_resubmit() {
+            let failed: Vec<String> = self.failed().iter().map(|i| i.to_string()).collect();
+            s.push_str(&format!(
+                "failed or pre-empted shards: [{}]; resubmit with: lstm-dse status {} --resubmit\n",
+                failed.join(", "),
+                out.display()
+            ));
+        } else if self.merge == State::Done {
+            s.push_str(&format!(
+                "finished: results in {}, report {}\n",
+                out.display(),
+                out.join("report.html").display()
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_time_limits() {
+        for ok in [
+            "30",
+            "30:00",
+            "1:00:00",
+            "2-0",
+            "2-12:00",
+            "2-12:00:00",
+            "UNLIMITED",
+        ] {
+            assert!(check_time(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "abc",
+            "1h",
+            "1:2:3:4",
+            "-1",
+            "0",
+            "0:00",
+            "1-",
+            "2-1:2:3:4",
+            "1.5",
+        ] {
+            assert!(check_time(bad).is_err(), "{bad}");
+        }
+        assert!(check_partition("gpu-a100").is_ok());
+        for bad in ["", "a b", "x;rm", "p\n"] {
+            assert!(check_partition(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quoting_survives_spaces_and_quotes() {
+        assert_eq!(sh("a b"), "'a b'");
+        assert_eq!(sh("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,84 @@
+//! `sweep --slurm` and `status`: a sweep as SLURM jobs, and where they stand.
+
+use super::*;
+use crate::cli::StatusArgs;
+use crate::cluster::{self, Plan};
+
+fn absolute(p: &std::path::Path) -> Result<std::path::PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+/// Writes the batch scripts of a cluster run and submits them (or prints them with --dry-run).
+pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
+    let spec = crate::sweep::spec::load(&a.spec)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new("results").join(&spec.name));
+    let plan = Plan {
+        name: spec.name.clone(),
+        spec: absolute(&a.spec)?,
+        out: absolute(&out)?,
+        workdir: std::env::current_dir()?,
+        binary: std::env::current_exe()?,
+        cache: absolute(&a.cache)?,
+        shards: a.shards.unwrap_or(0),
+        partition: a.partition.clone(),
+        time: a.time.clone(),
+        jobs: a.jobs,
+        smoke: a.smoke,
+    };
+    plan.check()?;
+    if !a.dry_run {
+        // Before anything is written: a run that cannot be submitted leaves nothing behind.
+        cluster::preflight(&plan)?;
+    }
+    plan.write()?;
+    let dir = plan.slurm_dir();
+    if a.dry_run {
+        for (name, text) in plan.scripts() {
+            println!("# ---- {} ----\n{text}", dir.join(name).display());
+        }
+        eprintln!(
+            "wrote the scripts to {}; submit them with {}",
+            dir.display(),
+            dir.join("submit.sh").display()
+        );
+        return Ok(());
+    }
+    let jobs = cluster::submit(&plan)?;
+    if !a.quiet {
+        println!(
+            "submitted {}: precision job {}, shards array {} ({} tasks), merge job {}\nprogress: lstm-dse status {}",
+            plan.name,
+            jobs.precision,
+            jobs.shard_arrays.join(","),
+            jobs.shards,
+            jobs.merge,
+            plan.out.display()
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn status_cmd(a: &StatusArgs) -> Result<()> {
+    let st = cluster::status(&a.dir)?;
+    print!("{}", st.describe(&a.dir));
+    if a.resubmit {
+        if !st.needs_resubmit() {
+            println!("nothing to resubmit");
+            return Ok(());
+        }
+        let jobs = cluster::resubmit(&a.dir, &st)?;
+        println!(
+            "resubmitted: shards array {}, merge job {}",
+            jobs.shard_arrays.last().map_or("-", String::as_str),
+            jobs.merge
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `report` and `plot`: the report page and SVG figures of a sweep, trace or dynamic directory.
+
+use super::*;
+use crate::cli::{PlotFrontArgs, PlotTraceArgs, ReportArgs};
+use crate::view::{self, stage, svg, SweepDir};
+use std::path::Path;
+
+/// A bar over the models whose precision stage is rerun for the plots.
+fn stage_bar(quiet: bool) -> indicatif::ProgressBar {
+    let bar = progress_bar(quiet, "precision stage (plots)");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {pos}/{len} models ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// Writes report.html for a sweep directory; returns its path.
+pub(super) fn write_report(dir: &Path, sequence: usize, quiet: bool) -> Result<std::path::PathBuf> {
+    let bar = stage_bar(quiet);
+    let path = view::page::report_dir(dir, sequence, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    path
+}
+
+pub(super) fn report_cmd(a: &ReportArgs) -> Result<()> {
+    let path = write_report(&a.dir, a.sequence, a.quiet)?;
+    if !a.quiet {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn write_svg(path: &Path, svg: &str) -> Result<()> {
+    crate::report::write_atomic(path, |w| w.write_all(svg.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
+    if !a.dir.is_dir() {
+        bail!("{}: not a directory", a.dir.display());
+    }
+    let traces = if a.dir.join("spec.resolved.toml").exists() {
+        let sweep = SweepDir::open(&a.dir)?;
+        let bar = stage_bar(a.quiet);
+        let t = stage::compute_for_sweep(&sweep, a.sequence, usize::MAX, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+        bar.finish_and_clear();
+        t?
+    } else {
+        vec![stage::from_csv_dir(&a.dir, a.sequence)?]
+    };
+    const W: f64 = 900.0;
+    let mut parts = Vec::new();
+    for st in &traces {
+        if !st.errors.is_empty() || st.policies.iter().any(|p| !p.hidden_max_abs.is_empty()) {
+            parts.push((stage::error_figure(st, W, 360.0), 360.0));
+        }
+        for tl in &st.policies {
+            parts.push((stage::timeline_figure(st, tl, W, 260.0), 260.0));
+        }
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.dir.join(format!("trace_seq{}.svg", a.sequence)));
+    write_svg(&out, &svg::stack(&parts, W))?;
+    if !a.quiet {
+        eprintln!("wrote {} ({} figures)", out.display(), parts.len());
+    }
+    Ok(())
+}
+
+pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
+    let sweep = SweepDir::open(&a.dir)?;
+    if sweep.front.rows.is_empty() {
+        bail!(
+            "{}: no front.csv rows (a shard? merge the shards first)",
+            a.dir.join("front.csv").display()
+        );
+    }
+    let objectives: Vec<String> = sweep.objectives().into_iter().map(|o| o.column).collect();
+    let pick =
+        |given: &Option<String>, k: usize| given.clone().or_else(|| objectives.get(k).cloned());
+    let (Some(x), Some(y)) = (pick(&a.x, 0), pick(&a.y, 1)) else {
+        bail!("--x and --y: the sweep has fewer than two objectives; name the columns");
+    };
+    let (colour, size) = (pick(&a.colour, 2), pick(&a.size, 3));
+    let mut named = vec![x.clone(), y.clone()];
+    named.extend(colour.iter().cloned());
+    named.extend(size.iter().cloned());
+    for c in &named {
+        if sweep.front.col(c).is_none() {
+            bail!(
+                "{}: no column '{c}' (columns: {})",
+                a.dir.join("front.csv").display(),
+                sweep.front.header.join(", ")
+            );
+        }
+    }
+    let values: Vec<Vec<f64>> = named.iter().map(|c| sweep.front.numbers(c)).collect();
+    let sample = view::page::sample_results(&sweep, &named[..2])?;
+    let background: Vec<(f64, f64)> = sample[0]
+        .iter()
+        .zip(&sample[1])
+        .map(|(x, y)| (*x, *y))
+        .collect();
+    let tips: Vec<String> = (0..sweep.front.rows.len())
+        .map(|i| sweep.describe(i))
+        .collect();
+    let title = format!("{}: Pareto front", sweep.spec.name);
+    let fig = svg::FrontFigure {
+        title: &title,
+        x: (&x, &values[0]),
+        y: (&y, &values[1]),
+        colour: colour.as_deref().map(|c| (c, values[2].as_slice())),
+        size: size
+            .as_deref()
+            .map(|c| (c, values[if colour.is_some() { 3 } else { 2 }].as_slice())),
+        tips: &tips,
+        background: &background,
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.dir.join("front_objectives.svg"));
+    write_svg(&out, &fig.render(900.0, 560.0))?;
+    if !a.quiet {
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}

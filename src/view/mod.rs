@@ -1,0 +1,281 @@
+//! What a finished sweep shows a person: the closing summary printed by `sweep`, the
+//! self-contained `report.html` ([`page`]), and the SVG figures ([`svg`]) of the front and of
+//! the precision stage ([`stage`]). Everything here reads the files a sweep writes
+//! (`results.csv`, `front.csv`, `spec.resolved.toml`), so it works the same on a single run, a
+//! merged sharded run or a directory copied from a cluster.
+
+pub mod page;
+pub mod stage;
+pub mod svg;
+
+use crate::sweep::SweepSpec;
+use std::path::{Path, PathBuf};
+
+/// Why a sweep directory cannot be shown; `Display` is one line naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("{}: {problem}", path.display())]
+    File { path: PathBuf, problem: String },
+}
+
+fn file_error(path: &Path, problem: impl std::fmt::Display) -> ViewError {
+    ViewError::File {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
+    }
+}
+
+/// A CSV file held as text cells.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Reads a whole CSV file with a header.
+    pub fn read(path: &Path) -> Result<Table, ViewError> {
+        let mut rd = csv::Reader::from_path(path).map_err(|e| file_error(path, e))?;
+        let header = rd
+            .headers()
+            .map_err(|e| file_error(path, e))?
+            .iter()
+            .map(String::from)
+            .collect();
+        let mut rows = Vec::new();
+        for rec in rd.records() {
+            let rec = rec.map_err(|e| file_error(path, e))?;
+            rows.push(rec.iter().map(String::from).collect());
+        }
+        Ok(Table { header, rows })
+    }
+
+    /// The index of a column.
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// A column as numbers (NaN where a cell is empty or not a number).
+    pub fn numbers(&self, name: &str) -> Vec<f64> {
+        let Some(i) = self.col(name) else {
+            return vec![f64::NAN; self.rows.len()];
+        };
+        self.rows
+            .iter()
+            .map(|r| r.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+            .collect()
+    }
+}
+
+/// One objective of the sweep and its direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Objective {
+    pub column: String,
+    pub maximize: bool,
+}
+
+/// The files of a sweep's output directory.
+#[derive(Debug, Clone)]
+pub struct SweepDir {
+    pub dir: PathBuf,
+    pub spec: SweepSpec,
+    /// `spec.resolved.toml` as written (the provenance of every row).
+    pub resolved: String,
+    /// Rows of `results.csv` (header excluded).
+    pub points: usize,
+    /// `front.csv` (empty when the front was not written, e.g. a shard).
+    pub front: Table,
+    /// The header of `results.csv`.
+    pub columns: Vec<String>,
+}
+
+impl SweepDir {
+    /// Reads a sweep directory (results.csv is counted, not held).
+    pub fn open(dir: &Path) -> Result<SweepDir, ViewError> {
+        let resolved_path = dir.join("spec.resolved.toml");
+        let resolved = std::fs::read_to_string(&resolved_path).map_err(|e| {
+            file_error(
+                &resolved_path,
+                format!("{e} (is this a sweep output directory?)"),
+            )
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Back {
+            spec: SweepSpec,
+        }
+        let spec = toml::from_str::<Back>(&resolved)
+            .map_err(|e| file_error(&resolved_path, e.message()))?
+            .spec;
+        let results = dir.join("results.csv");
+        let mut rd = csv::Reader::from_path(&results).map_err(|e| file_error(&results, e))?;
+        let columns = rd
+            .headers()
+            .map_err(|e| file_error(&results, e))?
+            .iter()
+            .map(String::from)
+            .collect();
+        let mut points = 0;
+        let mut rec = csv::ByteRecord::new();
+        while rd
+            .read_byte_record(&mut rec)
+            .map_err(|e| file_error(&results, e))?
+        {
+            points += 1;
+        }
+        let front_path = dir.join("front.csv");
+        let front = if front_path.exists() {
+            Table::read(&front_path)?
+        } else {
+            Table::default()
+        };
+        Ok(SweepDir {
+            dir: dir.to_path_buf(),
+            spec,
+            resolved,
+            points,
+            front,
+            columns,
+        })
+    }
+
+    /// The objectives, minimised first, as the spec lists them.
+    pub fn objectives(&self) -> Vec<Objective> {
+        let p = &self.spec.pareto;
+        p.minimize
+            .iter()
+            .map(|c| Objective {
+                column: c.clone(),
+                maximize: false,
+            })
+            .chain(p.maximize.iter().map(|c| Objective {
+                column: c.clone(),
+                maximize: true,
+            }))
+            .collect()
+    }
+
+    /// The columns that say what a design is: model, precision option and swept parameters.
+    pub fn config_columns(&self) -> Vec<String> {
+        let mut c: Vec<String> = ["model", "precision", "thresholds", "dpred_group_size"]
+            .map(String::from)
+            .to_vec();
+        c.extend(self.spec.arch.ranges.keys().cloned());
+        c
+    }
+
+    /// For each objective, the front row that is best in it (ties: the first in file order,
+    /// which is point order).
+    pub fn best_per_objective(&self) -> Vec<(Objective, Option<usize>)> {
+        self.objectives()
+            .into_iter()
+            .map(|o| {
+                let values = self.front.numbers(&o.column);
+                let mut best: Option<usize> = None;
+                for (i, v) in values.iter().enumerate() {
+                    if !v.is_finite() {
+                        continue;
+                    }
+                    let better = match best {
+                        None => true,
+                        Some(b) if o.maximize => *v > values[b],
+                        Some(b) => *v < values[b],
+                    };
+                    if better {
+                        best = Some(i);
+                    }
+                }
+                (o, best)
+            })
+            .collect()
+    }
+
+    /// The key parameters of front row `i`: `name=value` for every configuration column that
+    /// is set (empty thresholds and a zero group size are left out).
+    pub fn describe(&self, i: usize) -> String {
+        let row = &self.front.rows[i];
+        self.config_columns()
+            .iter()
+            .filter_map(|c| {
+                let v = row.get(self.front.col(c)?)?;
+                let unset = v.is_empty() || (c == "dpred_group_size" && v == "0");
+                (!unset).then(|| format!("{c}={v}"))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The closing summary of a sweep: points, front size, the best design per objective with
+    /// its key parameters, and where the files are.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}: {} design points, {} on the Pareto front ({} objectives)\n",
+            self.spec.name,
+            self.points,
+            self.front.rows.len(),
+            self.objectives().len()
+        );
+        for (o, best) in self.best_per_objective() {
+            let Some(i) = best else { continue };
+            let value = &self.front.rows[i][self.front.col(&o.column).unwrap_or(0)];
+            s.push_str(&format!(
+                "  best {} ({}): {} = {}\n      {}\n",
+                o.column,
+                if o.maximize { "max" } else { "min" },
+                o.column,
+                short_number(value),
+                self.describe(i)
+            ));
+        }
+        let mut files: Vec<&str> = vec!["results.csv", "front.csv", "front.svg", "report.html"];
+        files.retain(|f| self.dir.join(f).exists());
+        s.push_str(&format!(
+            "files: {} in {}\n",
+            files.join(", "),
+            self.dir.display()
+        ));
+        s
+    }
+}
+
+/// A number cell shortened to 4 significant digits for people (files keep every digit).
+pub fn short_number(cell: &str) -> String {
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() => format_sig(v),
+        _ => cell.to_string(),
+    }
+}
+
+/// `v` with about 4 significant digits, without exponent for everyday magnitudes.
+pub fn format_sig(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if !(-3..6).contains(&mag) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - mag).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(format_sig(0.0), "0");
+        assert_eq!(format_sig(11.904), "11.9");
+        assert_eq!(format_sig(5.1973088), "5.197");
+        assert_eq!(format_sig(0.978), "0.978");
+        assert_eq!(format_sig(84005.376), "84005");
+        assert_eq!(format_sig(1.5e-5), "1.500e-5");
+        assert_eq!(format_sig(-2.5), "-2.5");
+        assert_eq!(short_number("abc"), "abc");
+    }
+}

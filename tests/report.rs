@@ -1,0 +1,403 @@
+//! What a person sees after a sweep, through the binary: a clean terminal (no `error:` lines on
+//! success, a closing summary that `--quiet` silences), and the report page and plots.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lstm_dse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // As in a batch job or a container: the Vulkan loader then used to print
+        // "error: XDG_RUNTIME_DIR is invalid or not set".
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(args)
+        .output()
+        .expect("run lstm-dse")
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let o = lstm_dse(args);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "{args:?}: {err}");
+    (out, err)
+}
+
+/// A small sweep with fixed and dynamic precision and four objectives; runs in a second.
+const SPEC: &str = r#"
+name = "look"
+[workload]
+models = ["builtin:tiny"]
+sequences = 2
+steps = 6
+seq_len = 20
+[precision]
+fixed = ["fx6", "fx8", "fx16"]
+levels = ["fx6", "fx16"]
+thresholds = "0,0.05,inf"
+device = "auto"
+[arch]
+base = "sweeps/arch/epur.toml"
+[arch.ranges]
+"compute.multiplier_kind" = ["bit-parallel"]
+"tracking.enabled" = [true]
+"compute.units" = "4:12:4"
+"compute.multipliers_per_unit" = [8, 16, 32]
+[pareto]
+minimize = ["latency_us", "energy_uj", "area_mm2"]
+maximize = ["top1_agreement"]
+"#;
+
+fn sweep_into(dir: &Path, extra: &[&str]) -> (PathBuf, String, String) {
+    let spec = dir.join("look.toml");
+    std::fs::write(&spec, SPEC).expect("write spec");
+    let out = dir.join("out");
+    let cache = dir.join("cache");
+    let mut args = vec![
+        "sweep",
+        spec.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--cache",
+        cache.to_str().expect("utf-8"),
+    ];
+    args.extend(extra);
+    let (stdout, stderr) = ok(&args);
+    (out, stdout, stderr)
+}
+
+#[test]
+fn a_sweep_ends_clean_with_a_summary_and_quiet_silences_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, stdout, stderr) = sweep_into(dir.path(), &[]);
+    assert!(
+        !stderr.to_lowercase().contains("error"),
+        "a successful sweep printed an error line:\n{stderr}"
+    );
+    // The summary: points, front size, the best design of each objective, the files.
+    let points = std::fs::read_to_string(out.join("results.csv"))
+        .expect("results")
+        .lines()
+        .count()
+        - 1;
+    let front = std::fs::read_to_string(out.join("front.csv"))
+        .expect("front")
+        .lines()
+        .count()
+        - 1;
+    assert!(
+        stdout.contains(&format!(
+            "{points} design points, {front} on the Pareto front"
+        )),
+        "{stdout}"
+    );
+    for objective in ["latency_us (min)", "energy_uj (min)", "area_mm2 (min)"] {
+        assert!(stdout.contains(&format!("best {objective}")), "{stdout}");
+    }
+    assert!(stdout.contains("best top1_agreement (max)"), "{stdout}");
+    assert!(stdout.contains("compute.units="), "{stdout}");
+    assert!(stdout.contains(&out.display().to_string()), "{stdout}");
+
+    // The best latency in the summary is the smallest latency of results.csv (an independent
+    // reading of the file, not the code that wrote the summary).
+    let mut rd = csv::Reader::from_path(out.join("results.csv")).expect("csv");
+    let col = rd
+        .headers()
+        .expect("header")
+        .iter()
+        .position(|h| h == "latency_us")
+        .expect("latency column");
+    let min = rd
+        .records()
+        .map(|r| r.expect("row")[col].parse::<f64>().expect("number"))
+        .fold(f64::INFINITY, f64::min);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("best latency_us"))
+        .expect("latency line");
+    let shown: f64 = line
+        .rsplit("= ")
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a number");
+    assert!(
+        (shown - min).abs() <= min * 1e-3,
+        "summary says {shown}, results say {min}"
+    );
+
+    let (stdout, stderr) = {
+        let (_, o, e) = sweep_into(dir.path(), &["--quiet"]);
+        (o, e)
+    };
+    assert_eq!(stdout, "", "--quiet printed to stdout");
+    assert_eq!(stderr, "", "--quiet printed to stderr");
+}
+
+/// The headless browser: `$CHROMIUM`, else Debian's `chromium`. Outside CI a missing browser
+/// skips the test with a message; in CI (`CI=true`, where .ci/run installs it) it fails.
+fn chromium() -> Option<String> {
+    let candidates = std::env::var("CHROMIUM")
+        .ok()
+        .into_iter()
+        .chain(["chromium", "chromium-browser", "google-chrome"].map(String::from));
+    for c in candidates {
+        let found = Command::new(&c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if found {
+            return Some(c);
+        }
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no chromium: .ci/run installs Debian's chromium"
+    );
+    eprintln!("skipping: no chromium found (apt-get install chromium, or set CHROMIUM)");
+    None
+}
+
+/// Loads `page` in headless chromium with every host name unresolvable (no network), takes a
+/// full-page screenshot; returns the decoded RGB(A) pixels, width, height and the browser's
+/// log.
+fn screenshot(
+    browser: &str,
+    page: &Path,
+    dir: &Path,
+    size: (u32, u32),
+) -> (Vec<u8>, u32, u32, usize, String) {
+    let shot = dir.join("shot.png");
+    let o = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .arg(format!("--window-size={},{}", size.0, size.1))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("run chromium");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "chromium failed:\n{log}");
+    let decoder = png::Decoder::new(std::fs::File::open(&shot).expect("screenshot written"));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    buf.truncate(info.buffer_size());
+    let channels = info.color_type.samples();
+    (buf, info.width, info.height, channels, log)
+}
+
+#[test]
+fn the_report_renders_in_a_headless_browser_without_network() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = out.join("report.html");
+    let html = std::fs::read_to_string(&page).expect("report.html written by the sweep");
+
+    // Self-contained: no script, nothing fetched; the only URL is the SVG namespace.
+    for banned in [
+        "<script", " src=", " href=", "url(", "@import", "<link", "<iframe",
+    ] {
+        assert!(!html.contains(banned), "report.html contains {banned}");
+    }
+    let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!without_ns.contains("http:") && !without_ns.contains("https:"));
+    // 4 objectives: 6 pairs in the scatter matrix, the colour/size front (a chart nested in
+    // the figure that holds its colour and size keys: 2), the error plot, one timeline per
+    // policy (3 thresholds).
+    assert_eq!(
+        html.matches("<svg").count(),
+        6 + 2 + 1 + 3,
+        "figures in the page"
+    );
+    let front_rows = std::fs::read_to_string(out.join("front.csv"))
+        .expect("front")
+        .lines()
+        .count()
+        - 1;
+    // One table row per front design (plus the header row).
+    let table = html
+        .split("<h2>Designs on the front</h2>")
+        .nth(1)
+        .and_then(|s| s.split("</table>").next())
+        .expect("front table");
+    assert_eq!(table.matches("<tr>").count(), front_rows + 1);
+    assert!(html.contains("spec.resolved.toml") && html.contains("[spec.pareto]"));
+
+    let (px, w, h, ch, log) = screenshot(&browser, &page, dir.path(), (1400, 3200));
+    for bad in ["Uncaught", "ERR_NAME_NOT_RESOLVED", "net::ERR", ":CONSOLE("] {
+        assert!(!log.contains(bad), "browser log has {bad}:\n{log}");
+    }
+    let pixel = |x: u32, y: u32| {
+        let i = ((y * w + x) as usize) * ch;
+        (px[i] as i32, px[i + 1] as i32, px[i + 2] as i32)
+    };
+    // Non-blank: the page's figures put ink in every 200-pixel band down to the error plot.
+    let ink = |y0: u32, y1: u32| {
+        let mut n = 0usize;
+        for y in y0..y1.min(h) {
+            for x in 0..w {
+                let (r, g, b) = pixel(x, y);
+                if r < 235 || g < 235 || b < 235 {
+                    n += 1;
+                }
+            }
+        }
+        n as f64 / ((y1.min(h) - y0) * w) as f64
+    };
+    let bands: Vec<f64> = (0..h / 200).map(|k| ink(k * 200, (k + 1) * 200)).collect();
+    let inked = bands.iter().filter(|&&f| f > 0.005).count();
+    assert!(
+        inked * 10 >= bands.len() * 8,
+        "blank regions in the screenshot: ink per band {bands:?}"
+    );
+    // The figures' own colours are on screen: red front points, viridis colour of the third
+    // objective (its dark end), and the trace lines / level strips (first palette colour).
+    let count = |pred: &dyn Fn(i32, i32, i32) -> bool| {
+        let mut n = 0;
+        for y in 0..h {
+            for x in 0..w {
+                let (r, g, b) = pixel(x, y);
+                if pred(r, g, b) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let red = count(&|r, g, b| r > 180 && g < 90 && b < 90);
+    let purple = count(&|r, g, b| (50..130).contains(&r) && g < 70 && (80..150).contains(&b));
+    let blue =
+        count(&|r, g, b| (r - 0x4e).abs() < 12 && (g - 0x79).abs() < 12 && (b - 0xa7).abs() < 12);
+    assert!(red > 200, "front points: {red} red pixels");
+    assert!(purple > 20, "colour scale: {purple} purple pixels");
+    assert!(
+        blue > 200,
+        "trace lines and level strips: {blue} blue pixels"
+    );
+}
+
+#[test]
+fn plots_of_trace_dynamic_and_sweep_directories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (out, _, _) = sweep_into(d, &["--quiet"]);
+    let input = d.join("x.npy");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    ok(&[
+        "gen-input",
+        "--model",
+        "builtin:tiny",
+        "--sequences",
+        "2",
+        "--steps",
+        "6",
+        "--output",
+        &s(&input),
+    ]);
+    let tr = d.join("tr");
+    ok(&[
+        "trace",
+        "--model",
+        "builtin:tiny",
+        "--input",
+        &s(&input),
+        "--precisions",
+        "fx6,fx16",
+        "--out",
+        &s(&tr),
+        "--device",
+        "cpu",
+        "-q",
+    ]);
+    ok(&[
+        "dynamic",
+        "--model",
+        "builtin:tiny",
+        "--input",
+        &s(&input),
+        "--levels",
+        "fx6,fx16",
+        "--thresholds",
+        "0.05",
+        "--trace-policy",
+        "0",
+        "--out",
+        &s(&tr),
+        "--device",
+        "cpu",
+        "-q",
+    ]);
+    ok(&["plot", "trace", &s(&tr), "--sequence", "1", "-q"]);
+    let svg = std::fs::read_to_string(tr.join("trace_seq1.svg")).expect("trace plot");
+    // The error plot and one timeline; one line per precision and policy.
+    assert!(svg.contains("fx6") && svg.contains("fx16") && svg.contains("policy 0"));
+    assert_eq!(svg.matches("<polyline").count(), 2 + 1 + 1 + 1, "{svg}");
+
+    // The timeline's levels are those of policy_0_trace.csv for sequence 1, last layer,
+    // forward: each step's band tooltip names its level.
+    let mut rd = csv::Reader::from_path(tr.join("policy_0_trace.csv")).expect("trace csv");
+    let hdr = rd.headers().expect("hdr").clone();
+    let c = |n: &str| hdr.iter().position(|h| h == n).expect(n);
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.expect("row")).collect();
+    let last = rows
+        .iter()
+        .map(|r| r[c("layer")].parse::<usize>().expect("layer"))
+        .max()
+        .expect("rows");
+    for r in rows.iter().filter(|r| {
+        &r[c("sequence")] == "1"
+            && r[c("layer")].parse::<usize>().ok() == Some(last)
+            && &r[c("direction")] == "0"
+    }) {
+        let want = format!(
+            "step {}: level {} ({})",
+            &r[c("step")],
+            &r[c("level")],
+            &r[c("level_precision")]
+        );
+        assert!(svg.contains(&want), "missing {want}");
+    }
+
+    ok(&["plot", "trace", &s(&out), "-q"]);
+    assert!(out.join("trace_seq0.svg").exists());
+    ok(&["plot", "front", &s(&out), "-q"]);
+    let front = std::fs::read_to_string(out.join("front_objectives.svg")).expect("front plot");
+    assert!(front.contains("colour: area_mm2") && front.contains("size: top1_agreement"));
+    let on_front = std::fs::read_to_string(out.join("front.csv"))
+        .expect("front")
+        .lines()
+        .count()
+        - 1;
+    // One tooltip per front point that names its configuration.
+    assert_eq!(front.matches("<title>model=").count(), on_front);
+
+    // Bad input: one line, exit 2.
+    for args in [
+        vec!["plot", "front", &s(&out), "--x", "nope"],
+        vec!["plot", "trace", &s(d), "-q"],
+        vec!["report", &s(&tr)],
+        vec!["plot", "trace", &s(&out), "--sequence", "99"],
+    ] {
+        let o = lstm_dse(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}

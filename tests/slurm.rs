@@ -1,0 +1,304 @@
+//! Sweeps on a real SLURM scheduler: `sweep --slurm --shards 3` submitted through sbatch to a
+//! one-node cluster on localhost (tools/slurm-local.sh, started by .ci/run) gives the bytes of
+//! a single-process run; a pre-empted shard is found by `status` and finished by
+//! `status --resubmit`. Outside CI, a machine where the scheduler cannot start skips with a
+//! message; with CI=true the test fails instead. `--dry-run` and bad flags need no scheduler.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn lstm_dse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("run lstm-dse")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = lstm_dse(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+const SPEC: &str = r#"
+name = "onslurm"
+[workload]
+models = ["builtin:tiny"]
+sequences = 2
+steps = 5
+seq_len = 20
+[precision]
+fixed = ["fx6", "fx8", "fx16"]
+levels = ["fx6", "fx16"]
+thresholds = "0,0.05,inf"
+device = "cpu"
+[arch]
+base = "sweeps/arch/epur.toml"
+[arch.ranges]
+"compute.multiplier_kind" = ["bit-parallel"]
+"tracking.enabled" = [true]
+"compute.units" = "4:16:4"
+"compute.multipliers_per_unit" = [8, 16, 32]
+"dispatch.policy" = ["gate-per-unit", "tiled"]
+[pareto]
+minimize = ["latency_us", "energy_uj", "area_mm2"]
+maximize = ["top1_agreement"]
+"#;
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+fn node_up() -> bool {
+    Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            let t = String::from_utf8_lossy(&o.stdout);
+            o.status.success() && (t.contains("idle") || t.contains("mix") || t.contains("alloc"))
+        })
+}
+
+/// A working scheduler: one already up, or the one tools/slurm-local.sh starts.
+fn scheduler() -> bool {
+    if node_up() {
+        return true;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/slurm-local.sh");
+    let started = Command::new("bash").arg(&script).output();
+    if node_up() {
+        return true;
+    }
+    let why = match started {
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        !in_ci(),
+        "CI=true but the SLURM scheduler could not start: {why}"
+    );
+    eprintln!("skipping: no SLURM scheduler could be started here ({why})");
+    false
+}
+
+/// Waits until `marker` exists, failing with the logs if `status` reports a failure.
+fn wait_for(out: &Path, marker: &str, limit: Duration) {
+    let start = Instant::now();
+    let path = out.join("slurm/state").join(marker);
+    while !path.exists() {
+        let status = ok(&["status", s(out)]);
+        if status.contains("failed or pre-empted") || start.elapsed() > limit {
+            let logs: String = std::fs::read_dir(out.join("slurm/logs"))
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| {
+                            format!(
+                                "--- {}\n{}",
+                                e.path().display(),
+                                std::fs::read_to_string(e.path()).unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            panic!("waiting for {marker}:\n{status}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn read(p: PathBuf) -> Vec<u8> {
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_three_shard_slurm_run_gives_the_bytes_of_one_process_and_resumes_a_lost_shard() {
+    if !scheduler() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let spec = d.join("spec.toml");
+    std::fs::write(&spec, SPEC).expect("spec");
+    let (single, cluster) = (d.join("single"), d.join("cluster"));
+    ok(&[
+        "sweep",
+        s(&spec),
+        "--out",
+        s(&single),
+        "--cache",
+        s(&d.join("cache-single")),
+        "--quiet",
+    ]);
+
+    let cache = d.join("cache-cluster");
+    let said = ok(&[
+        "sweep",
+        s(&spec),
+        "--slurm",
+        "--shards",
+        "3",
+        "--time",
+        "10:00",
+        "--out",
+        s(&cluster),
+        "--cache",
+        s(&cache),
+    ]);
+    assert!(said.contains("submitted onslurm"), "{said}");
+    wait_for(&cluster, "merge.done", Duration::from_secs(300));
+    let status = ok(&["status", s(&cluster)]);
+    assert!(
+        status.contains("shards: 3 done, 0 running, 0 pending, 0 failed"),
+        "{status}"
+    );
+    for f in ["results.csv", "front.csv"] {
+        assert!(
+            read(single.join(f)) == read(cluster.join(f)),
+            "{f} differs between one process and 3 SLURM shards"
+        );
+    }
+    assert!(cluster.join("report.html").exists());
+    // The precision stage ran once, in phase 1: its cache entry was not rewritten by a shard
+    // (written before phase 1 marked itself done).
+    let entries: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("cache")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+    assert!(mtime(&entries[0]) <= mtime(&cluster.join("slurm/state/precision.done")));
+
+    // A pre-empted shard: its marker gone, its results cut mid-row, the merge not run.
+    let shard1 = cluster.join("shards/1/results.csv");
+    let text = std::fs::read_to_string(&shard1).expect("shard 1");
+    let cut = text.len() / 2;
+    std::fs::write(&shard1, &text.as_bytes()[..cut]).expect("cut");
+    for f in [
+        "slurm/state/shard-1.done",
+        "slurm/state/merge.done",
+        "results.csv",
+        "front.csv",
+    ] {
+        std::fs::remove_file(cluster.join(f)).expect("remove");
+    }
+    let status = ok(&["status", s(&cluster)]);
+    assert!(
+        status.contains("2 done, 0 running, 0 pending, 1 failed"),
+        "{status}"
+    );
+    assert!(
+        status.contains("failed or pre-empted shards: [1]"),
+        "{status}"
+    );
+    let said = ok(&["status", s(&cluster), "--resubmit"]);
+    assert!(said.contains("resubmitted"), "{said}");
+    wait_for(&cluster, "merge.done", Duration::from_secs(300));
+    for f in ["results.csv", "front.csv"] {
+        assert!(
+            read(single.join(f)) == read(cluster.join(f)),
+            "{f} differs after the resubmitted shard"
+        );
+    }
+}
+
+#[test]
+fn dry_run_writes_readable_scripts_and_bad_flags_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let spec = d.join("spec.toml");
+    std::fs::write(&spec, SPEC).expect("spec");
+    let out = d.join("out");
+    let printed = ok(&[
+        "sweep",
+        s(&spec),
+        "--slurm",
+        "--shards",
+        "4",
+        "--partition",
+        "batch",
+        "--time",
+        "1-00:00",
+        "--dry-run",
+        "--out",
+        s(&out),
+    ]);
+    let slurm = out.join("slurm");
+    for name in ["precision.sh", "shards.sh", "merge.sh", "submit.sh"] {
+        let path = slurm.join(name);
+        let text = std::fs::read_to_string(&path).expect("script written");
+        assert!(printed.contains(&text), "{name} not printed");
+        let check = Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .expect("bash");
+        assert!(
+            check.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        if name != "submit.sh" {
+            assert!(text.contains("#SBATCH --partition=batch"), "{name}");
+            assert!(text.contains("#SBATCH --time=1-00:00"), "{name}");
+        }
+    }
+    let shards = std::fs::read_to_string(slurm.join("shards.sh")).expect("shards");
+    assert!(shards.contains("#SBATCH --array=0-3"));
+    assert!(shards.contains("--shard \"$i/4\"") && shards.contains("--resume"));
+    let submit = std::fs::read_to_string(slurm.join("submit.sh")).expect("submit");
+    assert!(submit.contains("--dependency=afterok:$p shards.sh"));
+    assert!(submit.contains("--dependency=afterok:$s merge.sh"));
+    assert!(
+        !slurm.join("jobs.toml").exists(),
+        "--dry-run submitted something"
+    );
+
+    // Bad flags, and a machine without sbatch: exit 2, one line, nothing written.
+    let empty = d.join("empty-path");
+    std::fs::create_dir(&empty).expect("dir");
+    let cases: Vec<(Vec<&str>, Option<&Path>, &str)> = vec![
+        (vec!["--time", "1h"], None, "--time '1h'"),
+        (vec!["--time", "0"], None, "--time '0'"),
+        (vec!["--partition", "a b"], None, "--partition 'a b'"),
+        (vec!["--shards", "0"], None, "--shards 0"),
+        (vec![], Some(&empty), "sbatch"),
+    ];
+    for (extra, path, want) in cases {
+        let fresh = d.join("fresh");
+        let mut args = vec!["sweep", s(&spec), "--slurm", "--out", s(&fresh)];
+        if !extra.contains(&"--shards") {
+            args.extend(["--shards", "3"]);
+        }
+        args.extend(extra.iter().copied());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lstm-dse"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args(&args);
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        let o = cmd.output().expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!fresh.exists(), "{args:?} wrote {}", fresh.display());
+    }
+    // status of a directory that never ran on SLURM.
+    let o = lstm_dse(&["status", s(d)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("jobs.toml"));
+}
