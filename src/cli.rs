@@ -44,6 +44,9 @@ pub enum Command {
     Bench(BenchCommand),
     /// Cost one accelerator design point: cycles, latency, energy, area (docs/MODEL.md).
     Model(ModelCostArgs),
+    /// Run one accelerator design point through the event-level reference simulator (same
+    /// inputs as `model`) and compare its cycles with the closed-form model.
+    Simulate(ModelCostArgs),
 }
 
 /// Which model to load.

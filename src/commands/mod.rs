@@ -9,7 +9,7 @@ mod infer;
 mod sweep;
 mod trace_cmds;
 
-use cost::model_cost;
+use cost::{model_cost, simulate_cmd};
 use dynamic_cmds::{dynamic_cmd, groups_cmd};
 use infer::{gen_input, infer, models};
 use sweep::sweep_cmd;
@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::GenInput(a) => gen_input(&a),
         Command::Model(a) => model_cost(&a),
+        Command::Simulate(a) => simulate_cmd(&a),
         Command::Trace(a) => trace_cmd(&a),
         Command::Dynamic(a) => dynamic_cmd(&a),
         Command::Groups(a) => groups_cmd(&a),
