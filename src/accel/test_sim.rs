@@ -259,3 +259,49 @@ proptest! {
         prop_assert!(narrow.energy_uj <= wide.energy_uj * (1.0 + 1e-12));
     }
 }
+
+#[test]
+fn dpred_bit_serial_time_follows_the_widest_group_of_a_pass() {
+    // 8 multipliers per unit, groups of 4: each column pass covers 2 groups. Widths 4 or 16
+    // bits with equal odds (base 16): by enumeration of the 4 width pairs, the pass takes
+    // E[max] = (4 + 16 + 16 + 16) / 4 = 13 of 16 cycles per product; the mean width (10) would
+    // say 10/16.
+    let a = arch(
+        "epur",
+        &[
+            "compute.multiplier_kind=bit-serial",
+            "compute.multipliers_per_unit=8",
+            "compute.tail_latency_cycles=0",
+            "memory.dram_gb_per_s=1e9",
+            "schedule.input_product=per-step",
+        ],
+    );
+    let mut w = uniform("u", 1, 256, 256, 10);
+    let plain = evaluate(&a, &w).expect("evaluates").cycles;
+    let mut hist = vec![0.0; 16];
+    hist[3] = 0.5;
+    hist[15] = 0.5;
+    let pairs = [(4.0f64, 4.0f64), (4.0, 16.0), (16.0, 4.0), (16.0, 16.0)];
+    let expected = pairs.iter().map(|(x, y)| x.max(*y)).sum::<f64>() / 4.0 / 16.0;
+    w.precision = PrecisionProfile::fixed(16, 16).with_group_widths(hist, 4);
+    let dpred = evaluate(&a, &w).expect("evaluates").cycles;
+    // Tail and loads are negligible next to the 16-cycle products.
+    assert!(
+        rel_close(dpred / plain, expected, 0.01),
+        "{} vs {expected}",
+        dpred / plain
+    );
+}
+
+#[test]
+fn technology_node_scales_on_chip_energy_and_area_only() {
+    let w = eesen_like();
+    let base = evaluate(&arch("sharp", &[]), &w).expect("45 nm");
+    let half = evaluate(&arch("sharp", &["technology.node_nm=22.5"]), &w).expect("22.5 nm");
+    // (22.5 / 45)^1 for energy, ^2 for area; DRAM energy and cycles unchanged.
+    assert!(rel_close(half.compute_uj, base.compute_uj / 2.0, 1e-12));
+    assert!(rel_close(half.sram_uj, base.sram_uj / 2.0, 1e-12));
+    assert!(rel_close(half.area_mm2, base.area_mm2 / 4.0, 1e-12));
+    assert_eq!(half.dram_uj, base.dram_uj);
+    assert_eq!(half.cycles, base.cycles);
+}
