@@ -128,7 +128,12 @@ fn level_sums(
     let widest = &rates[workload.precision.widest_index()];
     let rho = sh.reconfig;
     let early = dynamic && plan != Plan::Sequential;
-    let in_wide = matvec(arch, widest, sh.blocks, sh.cells, sh.input, sh.batch);
+    // Only a dynamic overlapped plan runs its input products at the widest level.
+    let in_wide = if early && plan == Plan::Overlapped {
+        matvec(arch, widest, sh.blocks, sh.cells, sh.input, sh.batch)
+    } else {
+        MatVec::default()
+    };
     let batched = if plan == Plan::Batched {
         let r = if dynamic { widest } else { &rates[0] };
         Some((
