@@ -75,6 +75,7 @@ fn eesen_dynamic() -> Workload {
     Workload {
         name: "eesen-like-dynamic".into(),
         layers,
+        head: None,
         seq_len: 100,
         batch: 1,
         precision: PrecisionProfile::dynamic(vec![level(8), level(16)], vec![0.72, 0.28]),
@@ -92,6 +93,7 @@ fn two_layer_fixed() -> Workload {
             };
             2
         ],
+        head: None,
         seq_len: 50,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

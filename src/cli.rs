@@ -65,6 +65,9 @@ pub enum Command {
     /// SVG figures of a sweep or trace directory.
     #[command(subcommand)]
     Plot(PlotCommand),
+    /// Run one accelerator design point through the event-level reference simulator (same
+    /// inputs as `model`) and compare its cycles with the closed-form model.
+    Simulate(ModelCostArgs),
 }
 
 /// Which model to load.

@@ -30,6 +30,7 @@ pub struct Schedule {
     pub input_product: InputProduct,
     pub overlap_tail: bool,
     pub reconfig_cycles: u32,
+    pub precision_switch_cycles: u32,
 }
 
 /// On-chip memories are per core; DRAM bandwidth is shared by all cores.
@@ -38,6 +39,8 @@ pub struct Memory {
     pub sram_weight_kib: f64,
     pub sram_activation_kib: f64,
     pub dram_gb_per_s: f64,
+    pub sram_bank_kib: f64,
+    pub sram_row_bits: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +53,19 @@ pub struct Energy {
     pub dram_pj_per_byte: f64,
     pub tail_pj_per_element: f64,
     pub static_mw_per_mm2: f64,
+    pub sram_access_share: f64,
+    pub precision_switch_pj: f64,
+    pub softmax_pj_per_element: f64,
+}
+
+/// The process node and the factors applied to the 45 nm reference figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Technology {
+    pub node_nm: f64,
+    /// (node / 45)^energy_exponent: applied to every on-chip pJ figure (not DRAM).
+    pub energy_scale: f64,
+    /// (node / 45)^area_exponent: applied to every area figure.
+    pub area_scale: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +108,11 @@ pub struct Arch {
     pub area: Area,
     pub tracking: Tracking,
     pub multicore: Multicore,
+    pub technology: Technology,
 }
+
+/// The node of the reference energy and area figures (Horowitz, ISSCC 2014).
+pub const REFERENCE_NODE_NM: f64 = 45.0;
 
 struct Checker<'a> {
     origin: &'a str,
@@ -198,47 +218,77 @@ impl Arch {
                 spec.schedule.reconfig_cycles,
                 0,
             )?,
+            precision_switch_cycles: c.count(
+                "schedule.precision_switch_cycles",
+                spec.schedule.precision_switch_cycles,
+                0,
+            )?,
         };
+        let tech = &spec.technology;
+        let node_nm = c.positive("technology.node_nm", tech.node_nm)?;
+        let ratio = node_nm / REFERENCE_NODE_NM;
+        let technology = Technology {
+            node_nm,
+            energy_scale: ratio
+                .powf(c.non_negative("technology.energy_exponent", tech.energy_exponent)?),
+            area_scale: ratio.powf(c.non_negative("technology.area_exponent", tech.area_exponent)?),
+        };
+        let (es, ar) = (technology.energy_scale, technology.area_scale);
         let m = &spec.memory;
         let memory = Memory {
             sram_weight_kib: c.non_negative("memory.sram_weight_kib", m.sram_weight_kib)?,
             sram_activation_kib: c
                 .non_negative("memory.sram_activation_kib", m.sram_activation_kib)?,
             dram_gb_per_s: c.positive("memory.dram_gb_per_s", m.dram_gb_per_s)?,
+            sram_bank_kib: c.positive("memory.sram_bank_kib", m.sram_bank_kib)?,
+            sram_row_bits: c.count("memory.sram_row_bits", m.sram_row_bits, 1)?,
         };
         let e = &spec.energy;
         let energy = Energy {
-            mult_pj_8bit: c.non_negative("energy.mult_pj_8bit", e.mult_pj_8bit)?,
-            add_pj_32bit: c.non_negative("energy.add_pj_32bit", e.add_pj_32bit)?,
+            mult_pj_8bit: es * c.non_negative("energy.mult_pj_8bit", e.mult_pj_8bit)?,
+            add_pj_32bit: es * c.non_negative("energy.add_pj_32bit", e.add_pj_32bit)?,
             bit_parallel_overhead: c
                 .factor("energy.bit_parallel_overhead", e.bit_parallel_overhead)?,
-            sram_pj_per_bit_8kib: c
-                .non_negative("energy.sram_pj_per_bit_8kib", e.sram_pj_per_bit_8kib)?,
+            sram_pj_per_bit_8kib: es
+                * c.non_negative("energy.sram_pj_per_bit_8kib", e.sram_pj_per_bit_8kib)?,
             sram_size_exponent: c
                 .non_negative("energy.sram_size_exponent", e.sram_size_exponent)?,
             dram_pj_per_byte: c.non_negative("energy.dram_pj_per_byte", e.dram_pj_per_byte)?,
-            tail_pj_per_element: c
-                .non_negative("energy.tail_pj_per_element", e.tail_pj_per_element)?,
+            tail_pj_per_element: es
+                * c.non_negative("energy.tail_pj_per_element", e.tail_pj_per_element)?,
             static_mw_per_mm2: c.non_negative("energy.static_mw_per_mm2", e.static_mw_per_mm2)?,
+            sram_access_share: c.non_negative("energy.sram_access_share", e.sram_access_share)?,
+            precision_switch_pj: es
+                * c.non_negative("energy.precision_switch_pj", e.precision_switch_pj)?,
+            softmax_pj_per_element: es
+                * c.non_negative("energy.softmax_pj_per_element", e.softmax_pj_per_element)?,
         };
+        if energy.sram_access_share > 1.0 {
+            return Err(invalid(
+                origin,
+                "energy.sram_access_share",
+                format!("must be <= 1, got {}", energy.sram_access_share),
+            ));
+        }
         let a = &spec.area;
         let area = Area {
-            mult_um2_8bit: c.non_negative("area.mult_um2_8bit", a.mult_um2_8bit)?,
-            add_um2_32bit: c.non_negative("area.add_um2_32bit", a.add_um2_32bit)?,
+            mult_um2_8bit: ar * c.non_negative("area.mult_um2_8bit", a.mult_um2_8bit)?,
+            add_um2_32bit: ar * c.non_negative("area.add_um2_32bit", a.add_um2_32bit)?,
             bit_parallel_overhead: c
                 .factor("area.bit_parallel_overhead", a.bit_parallel_overhead)?,
-            serial_lane_um2_per_bit: c
-                .non_negative("area.serial_lane_um2_per_bit", a.serial_lane_um2_per_bit)?,
-            sram_mm2_per_kib: c.non_negative("area.sram_mm2_per_kib", a.sram_mm2_per_kib)?,
-            tail_um2_per_lane: c.non_negative("area.tail_um2_per_lane", a.tail_um2_per_lane)?,
-            control_mm2_per_unit: c
-                .non_negative("area.control_mm2_per_unit", a.control_mm2_per_unit)?,
+            serial_lane_um2_per_bit: ar
+                * c.non_negative("area.serial_lane_um2_per_bit", a.serial_lane_um2_per_bit)?,
+            sram_mm2_per_kib: ar * c.non_negative("area.sram_mm2_per_kib", a.sram_mm2_per_kib)?,
+            tail_um2_per_lane: ar
+                * c.non_negative("area.tail_um2_per_lane", a.tail_um2_per_lane)?,
+            control_mm2_per_unit: ar
+                * c.non_negative("area.control_mm2_per_unit", a.control_mm2_per_unit)?,
         };
         let t = &spec.tracking;
         let tracking = Tracking {
             enabled: t.enabled,
-            pj_per_element: c.non_negative("tracking.pj_per_element", t.pj_per_element)?,
-            area_mm2: c.non_negative("tracking.area_mm2", t.area_mm2)?,
+            pj_per_element: es * c.non_negative("tracking.pj_per_element", t.pj_per_element)?,
+            area_mm2: ar * c.non_negative("tracking.area_mm2", t.area_mm2)?,
         };
         let mc = &spec.multicore;
         let multicore = Multicore {
@@ -250,11 +300,13 @@ impl Arch {
                 0,
             )?,
             link_gb_per_s: c.positive("multicore.link_gb_per_s", mc.link_gb_per_s)?,
-            link_pj_per_byte: c.non_negative("multicore.link_pj_per_byte", mc.link_pj_per_byte)?,
-            link_area_mm2_per_core: c.non_negative(
-                "multicore.link_area_mm2_per_core",
-                mc.link_area_mm2_per_core,
-            )?,
+            link_pj_per_byte: es
+                * c.non_negative("multicore.link_pj_per_byte", mc.link_pj_per_byte)?,
+            link_area_mm2_per_core: ar
+                * c.non_negative(
+                    "multicore.link_area_mm2_per_core",
+                    mc.link_area_mm2_per_core,
+                )?,
         };
         Ok(Arch {
             name: spec.name.clone(),
@@ -266,6 +318,7 @@ impl Arch {
             area,
             tracking,
             multicore,
+            technology,
         })
     }
 

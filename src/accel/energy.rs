@@ -1,7 +1,8 @@
 //! Energy per operation and chip area. Per-op energies scale from the reference figures in the
-//! architecture file (Horowitz, ISSCC 2014, 45 nm): multipliers quadratically with operand
-//! width, adders linearly, SRAM per bit with bank capacity to a CACTI-like power law. Area sums
-//! multipliers, adders, SRAM, control, the precision-tracking unit and inter-core links.
+//! architecture file (Horowitz, ISSCC 2014, 45 nm, scaled to `technology.node_nm` when the
+//! `Arch` is built): multipliers quadratically with operand width, adders linearly, SRAM by row
+//! read with bank capacity to a CACTI-like power law. Area sums multipliers, adders, SRAM,
+//! control, the precision-tracking unit and inter-core links.
 
 use super::arch::Arch;
 use super::spec::MultiplierKind;
@@ -86,8 +87,13 @@ pub(crate) fn mac_pj(arch: &Arch, rate: &LaneRate) -> f64 {
     }
 }
 
-/// Energy per bit read from an SRAM bank of `kib` KiB, in pJ (CACTI-like power law; banks
-/// below 1 KiB are costed as 1 KiB).
+/// Energy per useful bit read from an SRAM bank of `kib` KiB with rows of
+/// `memory.sram_row_bits`, in pJ. A row read costs
+/// E_row = e8 * 64 * (kib / 8)^x * (a + (1 - a) * R / 64): the 8 KiB 64-bit reference read
+/// (Horowitz: 10 pJ, e8 = 0.156 pJ/bit) split into a per-access share a (decoder, word line,
+/// H-tree) and a per-bit share (bit lines, sense amplifiers), both growing with the bank as a
+/// CACTI-like power law (x = 0.5). Reads are sequential through a row buffer, so a bit costs
+/// E_row / R. Banks below 1 KiB are costed as 1 KiB.
 pub(crate) fn sram_pj_per_bit(arch: &Arch, kib: f64) -> f64 {
     let e = &arch.energy;
     let ratio = kib.max(1.0) / 8.0;
@@ -97,5 +103,7 @@ pub(crate) fn sram_pj_per_bit(arch: &Arch, kib: f64) -> f64 {
     } else {
         ratio.powf(e.sram_size_exponent)
     };
-    e.sram_pj_per_bit_8kib * scale
+    let row = f64::from(arch.memory.sram_row_bits);
+    let a = e.sram_access_share;
+    e.sram_pj_per_bit_8kib * scale * (a * 64.0 / row + (1.0 - a))
 }

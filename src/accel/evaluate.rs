@@ -4,7 +4,7 @@
 //! error path, so sweeps can call it millions of times per second.
 
 use super::arch::Arch;
-use super::energy::{area, mac_pj, sram_pj_per_bit};
+use super::energy::{area, sram_pj_per_bit};
 use super::error::AccelError;
 use super::multicore;
 use super::timing::{LevelRates, GATES};
@@ -85,29 +85,36 @@ pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelEr
 
     let t = workload.seq_len as f64;
     let batch = workload.batch as f64;
-    let mut mac_energy_pj = 0.0;
     let mut macs = 0.0;
     let mut cell_updates = 0.0;
-    for (i, l) in workload.layers.iter().enumerate() {
+    for l in &workload.layers {
         let dirs = l.directions as f64;
         let hidden = l.hidden_size as f64;
-        let step_macs = batch * GATES as f64 * dirs * hidden * (l.input_size as f64 + hidden);
-        for (rate, &frac) in rates.as_slice().iter().zip(p.fractions_for(i)) {
-            mac_energy_pj += frac * t * step_macs * mac_pj(arch, rate);
-        }
-        macs += t * step_macs;
+        macs += t * batch * GATES as f64 * dirs * hidden * (l.input_size as f64 + hidden);
         cell_updates += t * batch * hidden * dirs;
     }
+    if let Some(h) = workload.head {
+        macs += t * batch * (h.input_size * h.output_size) as f64;
+    }
     let copies = tl.copies;
-    let compute_pj = copies * (mac_energy_pj + cell_updates * arch.energy.tail_pj_per_element);
+    let e = &arch.energy;
+    let compute_pj = tl.mac_pj
+        + copies * cell_updates * e.tail_pj_per_element
+        + tl.head_elements * e.softmax_pj_per_element
+        + tl.switches * e.precision_switch_pj;
     let tracking_pj = if p.is_dynamic() {
         copies * cell_updates * arch.tracking.pj_per_element
     } else {
         0.0
     };
-    let weight_bank_kib = arch.memory.sram_weight_kib / f64::from(arch.compute.units);
+    let weight_bank_kib = (arch.memory.sram_weight_kib / f64::from(arch.compute.units))
+        .min(arch.memory.sram_bank_kib);
+    let activation_bank_kib = arch
+        .memory
+        .sram_activation_kib
+        .min(arch.memory.sram_bank_kib);
     let sram_pj = tl.weight_sram_bits * sram_pj_per_bit(arch, weight_bank_kib)
-        + tl.activation_sram_bits * sram_pj_per_bit(arch, arch.memory.sram_activation_kib);
+        + tl.activation_sram_bits * sram_pj_per_bit(arch, activation_bank_kib);
     let dram_pj = tl.dram_bytes * arch.energy.dram_pj_per_byte;
     let link_pj = tl.link_bytes * arch.multicore.link_pj_per_byte;
 

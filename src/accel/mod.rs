@@ -17,6 +17,7 @@
 //! let workload = Workload {
 //!     name: "toy".into(),
 //!     layers: vec![LayerShape { input_size: 256, hidden_size: 256, directions: 1 }],
+//!     head: None,
 //!     seq_len: 50,
 //!     batch: 1,
 //!     precision: PrecisionProfile::fixed(16, 16),
@@ -30,8 +31,10 @@ mod arch;
 mod energy;
 mod error;
 mod evaluate;
+mod layer;
 mod multicore;
 mod report;
+mod sim;
 mod spec;
 mod timing;
 mod workload;
@@ -41,24 +44,30 @@ mod test_golden;
 #[cfg(test)]
 mod test_model;
 #[cfg(test)]
+mod test_sim;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod test_validation;
 
-pub use arch::{Arch, Area, Compute, Dispatch, Energy, Memory, Multicore, Schedule, Tracking};
+pub use arch::{
+    Arch, Area, Compute, Dispatch, Energy, Memory, Multicore, Schedule, Technology, Tracking,
+    REFERENCE_NODE_NM,
+};
 pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
+pub use sim::{level_sequence, realise_levels, simulate, simulate_with, SimPlan, SimResult};
 pub use spec::{
     apply_set, load_arch, ArchSpec, AreaSpec, ComputeSpec, DispatchPolicy, DispatchSpec,
     EnergySpec, InputProduct, MemorySpec, MulticoreMode, MulticoreSpec, MultiplierKind,
-    ScheduleSpec, TrackingSpec,
+    ScheduleSpec, TechnologySpec, TrackingSpec,
 };
 pub use timing::MAX_PRECISION_LEVELS;
 pub use workload::{
-    format_bits, parse_policy, read_group_ratios, read_policy, workload_of, LayerShape,
-    PrecisionLevel, PrecisionProfile, Workload,
+    format_bits, independent_switch_rate, parse_policy, read_group_ratios, read_group_widths,
+    read_policy, workload_of, HeadShape, LayerShape, PrecisionLevel, PrecisionProfile, Workload,
 };
 
 /// Loads, applies `--set` overrides in order, and validates: the one call the CLI needs.

@@ -1,13 +1,15 @@
 //! How N cores with a shared DRAM interface split a workload (Peng et al., MCSoC 2019):
 //! multiprogramming (a copy per core), multithreading (consecutive layers on consecutive
-//! cores, a wavefront over (layer, step)), and helper (cores split every layer's cells and
-//! exchange h over a link each step). One core is the degenerate case of all three. The
-//! result is a `Timeline`: total cycles plus the traffic and busy counts energy needs.
+//! cores, a wavefront over (layer, step) where the dependencies allow one), and helper (cores
+//! split every layer's cells and exchange h over a link each step). One core is the degenerate
+//! case of all three. The result is a `Timeline`: total cycles plus the traffic, busy counts
+//! and event counts energy needs.
 
 use super::arch::Arch;
+use super::layer::{head_cost, layer_cost, HeadCost, LayerContext, LayerCost};
 use super::spec::{InputProduct, MulticoreMode};
-use super::timing::{layer_cost, LayerContext, LayerCost, LevelRates};
-use super::workload::Workload;
+use super::timing::LevelRates;
+use super::workload::{LayerShape, Workload};
 
 /// Whole-run totals for all cores.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -24,6 +26,12 @@ pub(crate) struct Timeline {
     pub copies: f64,
     /// Cores that do work; the rest idle (multithreading with fewer layers than cores).
     pub active_cores: f64,
+    /// Multiply-accumulate energy of all cores, in pJ.
+    pub mac_pj: f64,
+    /// Precision switches, all cores.
+    pub switches: f64,
+    /// Softmax/sigmoid elements of the head, all cores.
+    pub head_elements: f64,
 }
 
 impl Timeline {
@@ -32,7 +40,26 @@ impl Timeline {
         self.dram_bytes += times * cost.dram_bytes;
         self.weight_sram_bits += times * cost.weight_sram_bits;
         self.activation_sram_bits += times * cost.activation_sram_bits;
+        self.mac_pj += times * cost.mac_pj;
+        self.switches += times * cost.switches;
     }
+
+    fn add_head(&mut self, cost: &HeadCost, times: f64) {
+        self.ideal_core_cycles += times * cost.ideal_cycles;
+        self.dram_bytes += times * cost.dram_bytes;
+        self.weight_sram_bits += times * cost.weight_sram_bits;
+        self.activation_sram_bits += times * cost.activation_sram_bits;
+        self.mac_pj += times * cost.mac_pj;
+        self.head_elements += times * cost.activation_elements;
+    }
+}
+
+/// Whether layer `next` can start before layer `prev` has finished: only between two
+/// unidirectional layers (h_t of the layer below is final after its step t). A bidirectional
+/// layer's step 0 needs the backward state of the layer below at step 0, which it produces
+/// last, and its own backward half starts at step T-1: both wait for the whole layer below.
+pub(crate) fn pipelines(prev: &LayerShape, next: &LayerShape) -> bool {
+    prev.directions == 1 && next.directions == 1
 }
 
 /// Runs the workload on all cores under the arch's multicore mode.
@@ -54,11 +81,12 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates) -> Timel
         MulticoreMode::Multiprogramming | MulticoreMode::Helper => {
             let helper = mode == MulticoreMode::Helper;
             let copies = if helper { 1.0 } else { cores as f64 };
+            let bpc = chip_bpc / cores as f64;
             for (i, shape) in workload.layers.iter().enumerate() {
                 let ctx = LayerContext {
                     split: if helper { cores } else { 1 },
                     input_product: arch.schedule.input_product,
-                    dram_bytes_per_cycle: chip_bpc / cores as f64,
+                    dram_bytes_per_cycle: bpc,
                     keeps_output: true,
                     first_layer: i == 0,
                     last_layer: i == last,
@@ -73,59 +101,110 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates) -> Timel
                         t * cost.exchange_bytes_per_step * (cores * (cores - 1)) as f64;
                 }
             }
+            let head = head_cost(arch, workload, rates, if helper { cores } else { 1 }, bpc);
+            tl.cycles += head.cycles;
+            tl.add_head(&head, cores as f64);
+            // All of a core's traffic (the head's outputs included) within the run.
+            let traffic = tl.dram_bytes / cores as f64 / bpc;
+            if traffic > tl.cycles {
+                tl.cycles = traffic;
+                tl.dram_bound_cycles = traffic;
+            }
             tl.copies = copies;
             tl.active_cores = cores as f64;
         }
-        MulticoreMode::Multithreading => {
-            // Layer l+1's input at step t is h^l_t, produced on another core one wavefront
-            // slot earlier: input products cannot be batched over steps in this mode.
-            let stages = cores.min(layers as u64);
-            let link_bpc = arch.link_bytes_per_cycle();
-            let link_latency = f64::from(arch.multicore.link_latency_cycles);
-            let mut stage = 0u64;
-            let mut stage_step = 0.0f64;
-            let mut max_stage_step = 0.0f64;
-            let mut fill = 0.0f64;
-            let mut max_hop = 0.0f64;
-            let mut chip_dram_bytes = 0.0;
-            for (i, shape) in workload.layers.iter().enumerate() {
-                let this_stage = i as u64 * stages / layers as u64;
-                if this_stage != stage {
-                    max_stage_step = max_stage_step.max(stage_step);
-                    stage_step = 0.0;
-                    stage = this_stage;
-                }
-                let ctx = LayerContext {
-                    split: 1,
-                    input_product: InputProduct::PerStep,
-                    dram_bytes_per_cycle: chip_bpc / stages as f64,
-                    keeps_output: false,
-                    first_layer: i == 0,
-                    last_layer: i == last,
-                };
-                let cost = layer_cost(arch, workload, rates, i, shape, &ctx, &mut cache);
-                stage_step += cost.step_cycles;
-                fill += cost.step_cycles + cost.once_cycles;
-                tl.dram_bound_cycles += cost.dram_bound_cycles;
-                chip_dram_bytes += cost.dram_bytes;
-                tl.add_layer(&cost, 1.0);
-                let next_stage = (i as u64 + 1) * stages / layers as u64;
-                if i != last && next_stage != this_stage {
-                    let bytes = (workload.batch * shape.hidden_size * shape.directions) as f64
-                        * cost.activation_bytes_per_value;
-                    let hop = bytes / link_bpc;
-                    max_hop = max_hop.max(hop);
-                    fill += link_latency + hop;
-                    tl.link_bytes += t * bytes;
-                }
-            }
-            max_stage_step = max_stage_step.max(stage_step);
-            let wavefront = fill + (t - 1.0) * max_stage_step.max(max_hop);
-            tl.cycles = wavefront.max(chip_dram_bytes / chip_bpc);
-            tl.dram_bound_cycles = tl.dram_bound_cycles.min(tl.cycles);
-            tl.copies = 1.0;
-            tl.active_cores = stages as f64;
-        }
+        MulticoreMode::Multithreading => multithreading(arch, workload, rates, &mut tl),
     }
     tl
+}
+
+/// Multithreading: S = min(N, L) stages of consecutive layers (layer l on stage l*S/L), input
+/// products per step. Layers form segments separated by the boundaries that cannot pipeline
+/// (`pipelines`); within a segment the stages run a wavefront over steps, segments run one
+/// after another. Per segment (docs/MODEL.md section 4):
+/// start (each stage's weight load, begun when its core finished the previous segment, less
+/// the fill ahead of it) + sum of the layers' first steps and edges + hops
+/// + (T-1) * max(slowest stage step, slowest hop).
+fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut Timeline) {
+    let layers = workload.layers.len();
+    let last = layers - 1;
+    let stages = u64::from(arch.multicore.cores).min(layers as u64) as usize;
+    let stage_of = |l: usize| l * stages / layers;
+    let chip_bpc = arch.dram_bytes_per_cycle();
+    let bpc = chip_bpc / stages as f64;
+    let link_bpc = arch.link_bytes_per_cycle();
+    let link_latency = f64::from(arch.multicore.link_latency_cycles);
+    let t = workload.seq_len as f64;
+    let mut cache = None;
+    let mut chip_dram_bytes = 0.0;
+    let mut seg_start = 0;
+    let mut stage_step = vec![0.0f64; stages];
+    let mut stage_load = vec![0.0f64; stages];
+    let mut stage_offset = vec![f64::INFINITY; stages];
+    let (mut fill, mut max_hop, mut barrier) = (0.0f64, 0.0f64, 0.0f64);
+    // When each core finished its previous segment's work: it may load its next layers'
+    // weights from then on, while other cores still compute.
+    let mut core_free = vec![0.0f64; stages];
+    let mut now = 0.0f64;
+    for (i, shape) in workload.layers.iter().enumerate() {
+        let ctx = LayerContext {
+            split: 1,
+            input_product: InputProduct::PerStep,
+            dram_bytes_per_cycle: bpc,
+            keeps_output: false,
+            first_layer: i == 0,
+            last_layer: i == last,
+        };
+        let cost = layer_cost(arch, workload, rates, i, shape, &ctx, &mut cache);
+        let j = stage_of(i);
+        stage_offset[j] = stage_offset[j].min(fill);
+        stage_step[j] += cost.step_cycles;
+        stage_load[j] += cost.load_cycles;
+        fill += cost.edge_cycles + cost.step_cycles;
+        tl.dram_bound_cycles += cost.dram_bound_cycles;
+        chip_dram_bytes += cost.dram_bytes;
+        tl.add_layer(&cost, 1.0);
+        let hop_bytes = (workload.batch * shape.hidden_size * shape.directions) as f64
+            * cost.activation_bytes_per_value;
+        let hop = hop_bytes / link_bpc;
+        let crosses = i != last && stage_of(i + 1) != j;
+        if crosses {
+            tl.link_bytes += t * hop_bytes;
+        }
+        let ends_segment = i == last || !pipelines(shape, &workload.layers[i + 1]);
+        if crosses && !ends_segment {
+            max_hop = max_hop.max(hop);
+            fill += link_latency + hop;
+        }
+        if ends_segment {
+            let begin = now + barrier;
+            let delay = (0..stages)
+                .filter(|&j| stage_offset[j].is_finite())
+                .map(|j| core_free[j] + stage_load[j] - begin - stage_offset[j])
+                .fold(0.0f64, f64::max);
+            let slowest = stage_step.iter().copied().fold(max_hop, f64::max);
+            now = begin + delay + fill + (t - 1.0) * slowest;
+            for j in (0..stages).filter(|&j| stage_offset[j].is_finite()) {
+                core_free[j] = now;
+            }
+            // The next segment starts when the last h of this one has crossed over.
+            barrier = if crosses { link_latency + hop } else { 0.0 };
+            seg_start = i + 1;
+            stage_step.iter_mut().for_each(|s| *s = 0.0);
+            stage_load.iter_mut().for_each(|s| *s = 0.0);
+            stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
+            fill = 0.0;
+            max_hop = 0.0;
+        }
+    }
+    debug_assert_eq!(seg_start, layers);
+    tl.cycles = now;
+    let head = head_cost(arch, workload, rates, 1, bpc);
+    tl.cycles += head.cycles;
+    tl.add_head(&head, 1.0);
+    chip_dram_bytes += head.dram_bytes;
+    tl.cycles = tl.cycles.max(chip_dram_bytes / chip_bpc);
+    tl.dram_bound_cycles = tl.dram_bound_cycles.min(tl.cycles);
+    tl.copies = 1.0;
+    tl.active_cores = stages as f64;
 }

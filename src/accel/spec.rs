@@ -67,6 +67,9 @@ pub struct ArchSpec {
     pub area: AreaSpec,
     pub tracking: TrackingSpec,
     pub multicore: MulticoreSpec,
+    /// Optional in files written before it existed: defaults to the 45 nm reference node.
+    #[serde(default)]
+    pub technology: TechnologySpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -95,6 +98,10 @@ pub struct ScheduleSpec {
     pub input_product: InputProduct,
     pub overlap_tail: bool,
     pub reconfig_cycles: i64,
+    /// Cycles the units stall when the tracking unit changes the precision level between
+    /// two steps (mode change of the multipliers and pipeline drain).
+    #[serde(default = "default_precision_switch_cycles")]
+    pub precision_switch_cycles: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -103,6 +110,12 @@ pub struct MemorySpec {
     pub sram_weight_kib: f64,
     pub sram_activation_kib: f64,
     pub dram_gb_per_s: f64,
+    /// Capacity of one SRAM bank (the buffers are built from banks of this size).
+    #[serde(default = "default_sram_bank_kib")]
+    pub sram_bank_kib: f64,
+    /// Bits delivered by one row read of a bank.
+    #[serde(default = "default_sram_row_bits")]
+    pub sram_row_bits: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -116,6 +129,16 @@ pub struct EnergySpec {
     pub dram_pj_per_byte: f64,
     pub tail_pj_per_element: f64,
     pub static_mw_per_mm2: f64,
+    /// Share of an SRAM access's energy that is paid per access (decoder, word line, H-tree)
+    /// rather than per bit read (bit lines, sense amplifiers), at the 8 KiB 64-bit reference.
+    #[serde(default = "default_sram_access_share")]
+    pub sram_access_share: f64,
+    /// Energy of one precision switch (multiplier mode change, pipeline drain).
+    #[serde(default = "default_precision_switch_pj")]
+    pub precision_switch_pj: f64,
+    /// Energy of one softmax element of the output head (exponent LUT, sum, divide).
+    #[serde(default = "default_softmax_pj_per_element")]
+    pub softmax_pj_per_element: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -147,6 +170,57 @@ pub struct MulticoreSpec {
     pub link_gb_per_s: f64,
     pub link_pj_per_byte: f64,
     pub link_area_mm2_per_core: f64,
+}
+
+/// Process node: the energy and area figures of the file are given at 45 nm (Horowitz, ISSCC
+/// 2014) and scaled to `node_nm` by (node_nm / 45)^exponent.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TechnologySpec {
+    pub node_nm: f64,
+    pub energy_exponent: f64,
+    pub area_exponent: f64,
+}
+
+impl Default for TechnologySpec {
+    fn default() -> Self {
+        TechnologySpec {
+            // The node of the reference figures: no scaling.
+            node_nm: 45.0,
+            // ASSUMPTION: switched capacitance scales with feature size at a supply voltage
+            // that no longer scales (E = C V^2), so energy per operation ~ node^1.
+            energy_exponent: 1.0,
+            // ASSUMPTION: ideal area scaling, ~ node^2.
+            area_exponent: 2.0,
+        }
+    }
+}
+
+// Defaults of the fields added after the first architecture files (docs/MODEL.md section 8).
+fn default_precision_switch_cycles() -> i64 {
+    // ASSUMPTION: same as one input/recurrent reconfiguration of LSTM-Sharp's units.
+    4
+}
+fn default_sram_bank_kib() -> f64 {
+    // ASSUMPTION: 64 KiB banks, a common CACTI-optimal sub-array organisation at 45 nm.
+    64.0
+}
+fn default_sram_row_bits() -> i64 {
+    // ASSUMPTION: 256-bit rows (16 weights of 16 bits per row read).
+    256
+}
+fn default_sram_access_share() -> f64 {
+    // ASSUMPTION: half of Horowitz's 10 pJ 64-bit 8 KB read is per access.
+    0.5
+}
+fn default_precision_switch_pj() -> f64 {
+    // ASSUMPTION: rewriting the mode registers of 64 multipliers and draining a 4-stage
+    // pipeline, ~ 64 x 16-bit register writes at ~0.05 pJ/bit.
+    50.0
+}
+fn default_softmax_pj_per_element() -> f64 {
+    // ASSUMPTION: one exponent LUT read, one 32-bit add, one 16-bit multiply (~2 pJ at 45 nm).
+    2.0
 }
 
 /// Reads and parses one architecture file. Range checks happen in [`super::Arch::from_spec`].

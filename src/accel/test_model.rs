@@ -209,6 +209,8 @@ fn bit_parallel_scales_linearly_at_batch_one_and_quadratically_with_reuse() {
         "compute.multiplier_kind=bit-parallel",
         "schedule.input_product=per-step",
         "compute.tail_latency_cycles=0",
+        // Ample bandwidth: the (width-proportional) weight load does not blur the compute.
+        "memory.dram_gb_per_s=1e6",
     ];
     let a = arch("epur", &sets);
     // 512 cells: the weights fit on chip at 16 bits too, so only compute changes.
@@ -233,6 +235,7 @@ fn bit_serial_time_is_proportional_to_activation_precision() {
             "compute.multiplier_kind=bit-serial",
             "compute.min_precision_bits=1",
             "compute.tail_latency_cycles=0",
+            "memory.dram_gb_per_s=1e6",
         ],
     );
     let mut w = uniform("u", 1, 512, 512, 10);
@@ -303,9 +306,11 @@ fn energy_is_power_times_time() {
 #[test]
 fn doubling_clock_halves_latency_of_compute_bound_points_only() {
     let w = eesen_like();
-    let slow = evaluate(&arch("epur", &[]), &w).expect("500 MHz");
-    let fast = evaluate(&arch("epur", &["compute.clock_mhz=1000"]), &w).expect("1 GHz");
-    assert_eq!(slow.dram_bound_fraction, 0.0);
+    // Ample bandwidth: the weight loads take no time, nothing is DRAM-bound.
+    let ample = "memory.dram_gb_per_s=1e9";
+    let slow = evaluate(&arch("epur", &[ample]), &w).expect("500 MHz");
+    let fast = evaluate(&arch("epur", &[ample, "compute.clock_mhz=1000"]), &w).expect("1 GHz");
+    assert!(slow.dram_bound_fraction < 1e-6);
     assert!(rel_close(fast.latency_us, slow.latency_us / 2.0, 1e-9));
 
     // Per-step input products: with nothing resident every step streams all its weights.
@@ -432,7 +437,8 @@ proptest! {
         let base = evaluate(&a, &w).expect("evaluates");
         let mut w2 = w.clone();
         let low = w.precision.step_fraction[0] + (1.0 - w.precision.step_fraction[0]) * more;
-        w2.precision = two_level(8, 16, low);
+        // At the same switch rate (more switches cost cycles of their own).
+        w2.precision = two_level(8, 16, low).with_switch_rate(w.precision.switch_rate);
         let faster = evaluate(&a, &w2).expect("evaluates");
         prop_assert!(faster.cycles <= base.cycles * (1.0 + 1e-9));
     }

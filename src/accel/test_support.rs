@@ -39,6 +39,7 @@ pub(crate) fn uniform(
     Workload {
         name: name.to_string(),
         layers: shapes,
+        head: None,
         seq_len,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),
@@ -67,6 +68,7 @@ pub(crate) fn gnmt_like() -> Workload {
     Workload {
         name: "gnmt-like".to_string(),
         layers,
+        head: None,
         seq_len: 50,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),
@@ -110,6 +112,7 @@ pub(crate) fn eesen_like() -> Workload {
     Workload {
         name: "eesen-like".to_string(),
         layers,
+        head: None,
         seq_len: 100,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

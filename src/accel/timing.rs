@@ -1,13 +1,12 @@
-//! Cycles of one LSTM layer on one core: multiplier throughput per precision level, the two
-//! matrix-vector products (input W x_t, recurrent U h_{t-1}) under the dispatch policy
-//! (E-PUR gate-per-unit or LSTM-Sharp tiles), the element-wise tail, the schedule that may hide
-//! that tail behind the next step's input product, and the DRAM bound when weights do not fit
-//! on chip. Everything here is closed form and allocation-free; equations are in docs/MODEL.md.
+//! Multiplier throughput per precision level and the cost of one matrix-vector product (input
+//! W x_t or recurrent U h_{t-1}) under the dispatch policy (E-PUR gate-per-unit or LSTM-Sharp
+//! tiles). The schedule of a whole layer is in `layer.rs`. Everything here is closed form and
+//! allocation-free; equations are in docs/MODEL.md sections 1 and 2.
 
 use super::arch::Arch;
 use super::error::AccelError;
-use super::spec::{DispatchPolicy, InputProduct, MultiplierKind};
-use super::workload::{LayerShape, PrecisionLevel, Workload};
+use super::spec::{DispatchPolicy, MultiplierKind};
+use super::workload::{PrecisionLevel, Workload};
 
 /// LSTM gates per direction (input, forget, cell, output).
 pub(crate) const GATES: u64 = 4;
@@ -98,14 +97,37 @@ pub(crate) fn lane_rate(
         MultiplierKind::BitSerial => LaneRate {
             weight_par: 1,
             activation_par: 1,
-            // DPRed: each activation group runs at its own detected width, so the mean
-            // serial time shrinks by the measured activation footprint ratio.
-            serial_cycles: f64::from(level.activation_bits)
-                * workload.precision.dpred_activation_ratio,
+            serial_cycles: serial_cycles(arch, workload, level.activation_bits),
             weight_bits: level.weight_bits,
             activation_bits: level.activation_bits,
         },
     })
+}
+
+/// Cycles one bit-serial product takes at `bits` activation bits. With DPRed, each activation
+/// group is streamed at its own detected width, and the lanes of a unit advance in lockstep,
+/// so a column pass takes as long as the widest of the n = max(1, M / G) groups it covers:
+/// E[max of n widths] from the measured width histogram (widths scaled from the histogram's
+/// base precision to `bits`). Without a histogram, the mean footprint ratio r_a (optimistic).
+fn serial_cycles(arch: &Arch, workload: &Workload, bits: u32) -> f64 {
+    let p = &workload.precision;
+    let hist = &p.group_width_fractions;
+    if hist.is_empty() {
+        return f64::from(bits) * p.dpred_activation_ratio;
+    }
+    let groups = (f64::from(arch.compute.multipliers_per_unit) / p.group_size as f64)
+        .ceil()
+        .max(1.0);
+    let base = hist.len() as f64;
+    let (mut below, mut expected) = (0.0f64, 0.0f64);
+    for (i, &f) in hist.iter().enumerate() {
+        let upto = (below + f).min(1.0);
+        // P(max of n widths = w) = F(w)^n - F(w-1)^n.
+        let p_max = upto.powf(groups) - below.powf(groups);
+        expected += p_max * (i + 1) as f64;
+        below = upto;
+    }
+    (expected / base * f64::from(bits)).max(1.0)
 }
 
 /// Lane rates of every level of the workload, computed once per evaluation.
@@ -203,229 +225,4 @@ pub(crate) fn matvec(
         activation_sram_bits: (units_used * cols * vectors) as f64
             * f64::from(rate.activation_bits),
     }
-}
-
-/// How a layer is run on a core, fixed by the multicore mode.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct LayerContext {
-    /// Cores that split this layer's cells (helper mode), else 1.
-    pub split: u64,
-    pub input_product: InputProduct,
-    /// DRAM bytes per cycle this core can count on.
-    pub dram_bytes_per_cycle: f64,
-    /// Whether the layer's output sequence must be kept for a later layer on the same core.
-    pub keeps_output: bool,
-    pub first_layer: bool,
-    pub last_layer: bool,
-}
-
-/// One layer on one core, level-weighted over the workload's precision mix.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct LayerCost {
-    /// Mean cycles of one step (including a DRAM bound), as the schedule exposes them.
-    pub step_cycles: f64,
-    /// Cycles paid once per layer (batched input pass, first input product, reconfiguration).
-    pub once_cycles: f64,
-    /// Total cycles for the layer on its own: max(T*step + once, DRAM time).
-    pub layer_cycles: f64,
-    /// Of `layer_cycles`, those in which DRAM bandwidth is the bound.
-    pub dram_bound_cycles: f64,
-    pub ideal_cycles: f64,
-    pub dram_bytes: f64,
-    /// h bytes this core sends to the other helpers per step.
-    pub exchange_bytes_per_step: f64,
-    pub weight_sram_bits: f64,
-    pub activation_sram_bits: f64,
-    /// Activation width of the widest level, for traffic between layers and cores.
-    pub activation_bytes_per_value: f64,
-}
-
-/// What makes two layers' per-step costs identical.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct CacheKey {
-    shape: LayerShape,
-    split: u64,
-    input_product: InputProduct,
-    dram_bytes_per_cycle: f64,
-}
-
-/// Level-weighted per-step sums of one layer.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct LevelSums {
-    step_cycles: f64,
-    once_cycles: f64,
-    ideal_cycles: f64,
-    weight_sram_bits: f64,
-    activation_sram_bits: f64,
-    bound_steps: f64,
-}
-
-/// Cycles and traffic of layer `index` for one core's share; `cache` carries the previous
-/// layer's per-step costs between calls (start with `None`).
-pub(crate) fn layer_cost(
-    arch: &Arch,
-    workload: &Workload,
-    rates: &LevelRates,
-    index: usize,
-    shape: &LayerShape,
-    ctx: &LayerContext,
-    cache: &mut Option<(CacheKey, usize, LevelSums)>,
-) -> LayerCost {
-    let p = &workload.precision;
-    let t = workload.seq_len as f64;
-    let batch = workload.batch as u64;
-    let dirs = shape.directions as u64;
-    let blocks = GATES * dirs;
-    let cells = ceil_div(shape.hidden_size as u64, ctx.split);
-    let hidden = shape.hidden_size as u64;
-    let input = shape.input_size as u64;
-    let reconfig = 2.0 * f64::from(arch.schedule.reconfig_cycles);
-    let tail = ceil_div(batch * dirs * cells, u64::from(arch.compute.tail_lanes)) as f64
-        + f64::from(arch.compute.tail_latency_cycles);
-
-    let widest = p.widest();
-    let act_bytes = f64::from(widest.activation_bits) / 8.0 * p.dpred_activation_ratio;
-    let exchange_bytes = if ctx.split > 1 {
-        (batch * dirs * cells) as f64 * act_bytes
-    } else {
-        0.0
-    };
-    let exchange = if ctx.split > 1 {
-        // Each core receives the other cores' slices of h_t before the next U h product.
-        f64::from(arch.multicore.link_latency_cycles)
-            + exchange_bytes * (ctx.split - 1) as f64 / arch.link_bytes_per_cycle()
-    } else {
-        0.0
-    };
-
-    // Weights are stored at the widest level, shrunk by DPRed; the recurrent matrix is kept
-    // on chip first because it is read every step.
-    let weight_bytes = f64::from(widest.weight_bits) / 8.0 * p.dpred_weight_ratio;
-    let u_bytes = (blocks * cells * hidden) as f64 * weight_bytes;
-    let w_bytes = (blocks * cells * input) as f64 * weight_bytes;
-    let sram = arch.memory.sram_weight_kib * 1024.0;
-    let u_resident = u_bytes.min(sram);
-    let w_resident = w_bytes.min(sram - u_resident);
-    let per_step = ctx.input_product == InputProduct::PerStep;
-    let streamed_per_step =
-        (u_bytes - u_resident) + if per_step { w_bytes - w_resident } else { 0.0 };
-    let mut dram_bytes = u_resident + w_resident + t * streamed_per_step;
-    if !per_step {
-        dram_bytes += w_bytes - w_resident;
-    }
-    let seq_bytes = t * (batch * dirs * cells) as f64 * act_bytes;
-    if ctx.first_layer {
-        dram_bytes += t * (batch * input) as f64 * act_bytes / ctx.split as f64;
-    }
-    if ctx.last_layer {
-        dram_bytes += seq_bytes;
-    } else if ctx.keeps_output && seq_bytes > arch.memory.sram_activation_kib * 1024.0 {
-        // The output sequence spills: written now, read back by the next layer.
-        dram_bytes += 2.0 * seq_bytes;
-    }
-    let bpc = ctx.dram_bytes_per_cycle;
-    let stream_cycles = streamed_per_step / bpc;
-
-    // Consecutive identical layers (the common case: stacks of equal layers) share their
-    // per-step costs; only the activation traffic of the first and last layer differs.
-    let key = CacheKey {
-        shape: *shape,
-        split: ctx.split,
-        input_product: ctx.input_product,
-        dram_bytes_per_cycle: bpc,
-    };
-    let sums = match cache {
-        Some((k, prev_index, sums))
-            if *k == key && p.fractions_for(*prev_index) == p.fractions_for(index) =>
-        {
-            *sums
-        }
-        _ => {
-            let mut sums = LevelSums::default();
-            for (rate, &frac) in rates.as_slice().iter().zip(p.fractions_for(index)) {
-                if frac == 0.0 {
-                    continue;
-                }
-                let rate = *rate;
-                let rec = matvec(arch, &rate, blocks, cells, hidden, batch);
-                let (input_mv, once) = if per_step {
-                    let mv = matvec(arch, &rate, blocks, cells, input, batch);
-                    let once = if arch.schedule.overlap_tail {
-                        mv.cycles
-                    } else {
-                        0.0
-                    };
-                    (mv, once)
-                } else {
-                    // Batched over all steps: the level's rate applies to its share of the steps.
-                    let mv = matvec(
-                        arch,
-                        &rate,
-                        blocks,
-                        cells,
-                        input,
-                        batch * workload.seq_len as u64,
-                    );
-                    (mv, mv.cycles + reconfig)
-                };
-                let post = tail + exchange;
-                let compute_step = if !per_step {
-                    rec.cycles + post
-                } else if arch.schedule.overlap_tail {
-                    rec.cycles + post.max(input_mv.cycles + reconfig)
-                } else {
-                    rec.cycles + post + input_mv.cycles + reconfig
-                };
-                let step = compute_step.max(stream_cycles);
-                if stream_cycles > compute_step {
-                    sums.bound_steps += frac * t;
-                }
-                let steps = frac * t;
-                sums.step_cycles += frac * step;
-                sums.once_cycles += frac * once;
-                let (in_ideal, in_w_bits, in_a_bits) = if per_step {
-                    (
-                        steps * input_mv.ideal_cycles,
-                        steps * input_mv.weight_sram_bits,
-                        steps * input_mv.activation_sram_bits,
-                    )
-                } else {
-                    (
-                        frac * input_mv.ideal_cycles,
-                        frac * input_mv.weight_sram_bits,
-                        frac * input_mv.activation_sram_bits,
-                    )
-                };
-                sums.ideal_cycles += steps * rec.ideal_cycles + in_ideal;
-                sums.weight_sram_bits += steps * rec.weight_sram_bits + in_w_bits;
-                // Plus writing h_t back for the next step.
-                sums.activation_sram_bits += steps
-                    * (rec.activation_sram_bits
-                        + (batch * dirs * cells) as f64 * f64::from(rate.activation_bits))
-                    + in_a_bits;
-            }
-            *cache = Some((key, index, sums));
-            sums
-        }
-    };
-    let mut cost = LayerCost {
-        dram_bytes,
-        exchange_bytes_per_step: exchange_bytes,
-        activation_bytes_per_value: act_bytes,
-        step_cycles: sums.step_cycles,
-        once_cycles: sums.once_cycles,
-        ideal_cycles: sums.ideal_cycles,
-        weight_sram_bits: sums.weight_sram_bits,
-        activation_sram_bits: sums.activation_sram_bits,
-        ..LayerCost::default()
-    };
-    let compute_total = t * cost.step_cycles + cost.once_cycles;
-    let dram_cycles = dram_bytes / bpc;
-    cost.layer_cycles = compute_total.max(dram_cycles);
-    cost.dram_bound_cycles = if dram_cycles > compute_total {
-        cost.layer_cycles
-    } else {
-        sums.bound_steps * stream_cycles
-    };
-    cost
 }

@@ -38,6 +38,15 @@ pub struct PrecisionProfile {
     pub layer_step_fraction: Vec<Vec<f64>>,
     pub dpred_weight_ratio: f64,
     pub dpred_activation_ratio: f64,
+    /// Probability that a step runs at a different level from the step before it (measured:
+    /// `switches_per_1000_steps / 1000` of `policies.csv`; by default the value for steps
+    /// drawn independently from the mix, 1 - sum phi_k^2). 0 for fixed precision.
+    pub switch_rate: f64,
+    /// DPRed activation group widths on bit-serial units: fraction of groups at each width
+    /// 1..=len (from `groups.csv`'s `frac_groups_width_<w>`), measured against a base
+    /// precision of `len` bits, and the group size. Empty: the mean footprint ratio is used.
+    pub group_width_fractions: Vec<f64>,
+    pub group_size: usize,
 }
 
 impl PrecisionProfile {
@@ -52,18 +61,46 @@ impl PrecisionProfile {
             layer_step_fraction: Vec::new(),
             dpred_weight_ratio: 1.0,
             dpred_activation_ratio: 1.0,
+            switch_rate: 0.0,
+            group_width_fractions: Vec::new(),
+            group_size: 0,
         }
     }
 
     /// Steps spread over `levels` (lowest first) by the measured `step_fraction`.
     pub fn dynamic(levels: Vec<PrecisionLevel>, step_fraction: Vec<f64>) -> Self {
+        let switch_rate = independent_switch_rate(&step_fraction);
         PrecisionProfile {
             levels,
             step_fraction,
             layer_step_fraction: Vec::new(),
             dpred_weight_ratio: 1.0,
             dpred_activation_ratio: 1.0,
+            switch_rate,
+            group_width_fractions: Vec::new(),
+            group_size: 0,
         }
+    }
+
+    /// Sets the measured probability of a level change between consecutive steps.
+    pub fn with_switch_rate(mut self, rate: f64) -> Self {
+        self.switch_rate = rate;
+        self
+    }
+
+    /// Sets the measured DPRed group-width histogram (see `group_width_fractions`).
+    pub fn with_group_widths(mut self, fractions: Vec<f64>, group_size: usize) -> Self {
+        self.group_width_fractions = fractions;
+        self.group_size = group_size;
+        self
+    }
+
+    /// Index of the widest level (weights are stored, and products whose level is not known
+    /// yet run, at this level).
+    pub fn widest_index(&self) -> usize {
+        (0..self.levels.len())
+            .max_by_key(|&k| (self.levels[k].weight_bits, self.levels[k].activation_bits))
+            .unwrap_or(0)
     }
 
     /// Sets DPRed footprint ratios (compressed / uncompressed, in (0, 1]).
@@ -98,11 +135,31 @@ impl PrecisionProfile {
     }
 }
 
+/// Switch probability of steps drawn independently from the mix `f`: 1 - sum f_k^2.
+pub fn independent_switch_rate(f: &[f64]) -> f64 {
+    if f.len() < 2 {
+        return 0.0;
+    }
+    (1.0 - f.iter().map(|x| x * x).sum::<f64>()).max(0.0)
+}
+
+/// The dense output layer applied to every step's last hidden output (a classifier or a
+/// language model's vocabulary projection), with its activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadShape {
+    pub input_size: usize,
+    pub output_size: usize,
+    /// Softmax (exponent, sum and divide per output) or sigmoid on every output.
+    pub activation: bool,
+}
+
 /// A model's shapes plus how it is run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     pub name: String,
     pub layers: Vec<LayerShape>,
+    /// The output head, costed after the last layer (None: the LSTM stack only).
+    pub head: Option<HeadShape>,
     pub seq_len: usize,
     pub batch: usize,
     pub precision: PrecisionProfile,
@@ -123,6 +180,14 @@ impl Workload {
                 "seq_len and batch must be >= 1, got seq_len {} batch {}",
                 self.seq_len, self.batch
             )));
+        }
+        if let Some(h) = self.head {
+            if h.input_size == 0 || h.output_size == 0 {
+                return Err(fail(format!(
+                    "head: input_size and output_size must be >= 1, got {} and {}",
+                    h.input_size, h.output_size
+                )));
+            }
         }
         for (i, l) in self.layers.iter().enumerate() {
             if l.input_size == 0 || l.hidden_size == 0 {
@@ -184,6 +249,23 @@ impl Workload {
             if !(r > 0.0 && r <= 1.0) {
                 return Err(fail(format!("{name} must be in (0, 1], got {r}")));
             }
+        }
+        if !(p.switch_rate.is_finite() && (0.0..=1.0).contains(&p.switch_rate)) {
+            return Err(fail(format!(
+                "switch_rate must be in [0, 1], got {}",
+                p.switch_rate
+            )));
+        }
+        if !p.group_width_fractions.is_empty() {
+            if p.group_size == 0 || p.group_width_fractions.len() > 64 {
+                return Err(fail(format!(
+                    "group widths: group size {} and {} widths (need >= 1 and <= 64)",
+                    p.group_size,
+                    p.group_width_fractions.len()
+                )));
+            }
+            check_fractions(&p.group_width_fractions, p.group_width_fractions.len())
+                .map_err(|m| fail(format!("group width fractions: {m}")))?;
         }
         Ok(())
     }
@@ -315,6 +397,7 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
                     .map_err(|_| parse_err(line, format!("column '{name}': not a number: '{s}'"))),
             }
         };
+        let levels_len = levels.len();
         let mut step_fraction = Vec::with_capacity(levels.len());
         for k in 0..levels.len() {
             let name = format!("frac_level_{k}");
@@ -348,12 +431,25 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
             }
             layer_step_fraction.push(f);
         }
+        let switch_rate = match value("switches_per_1000_steps")? {
+            Some(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => v / 1000.0,
+            Some(v) => {
+                return Err(parse_err(
+                    line,
+                    format!("column 'switches_per_1000_steps': must be in [0, 1000], got {v}"),
+                ))
+            }
+            None => independent_switch_rate(&step_fraction),
+        };
         let profile = PrecisionProfile {
             levels,
             step_fraction,
             layer_step_fraction,
             dpred_weight_ratio: 1.0,
             dpred_activation_ratio: 1.0,
+            switch_rate: if levels_len > 1 { switch_rate } else { 0.0 },
+            group_width_fractions: Vec::new(),
+            group_size: 0,
         };
         if let Err(m) = check_fractions(&profile.step_fraction, profile.levels.len()) {
             return Err(parse_err(line, format!("policy {id}: {m}")));
@@ -419,6 +515,66 @@ pub fn read_group_ratios(
     }
 }
 
+/// Reads the activation group-width histogram for `group_size` from a `groups.csv`
+/// (`frac_groups_width_<w>` for w = 1, 2, ... up to the base precision), for DPRed on
+/// bit-serial units (`PrecisionProfile::group_width_fractions`).
+pub fn read_group_widths(path: &Path, group_size: usize) -> Result<Vec<f64>, AccelError> {
+    let (shown, text) = read_text(path)?;
+    let parse_err = |line: usize, message: String| AccelError::Parse {
+        path: shown.clone(),
+        line,
+        message,
+    };
+    let (headers, records) = csv_rows(&text, &shown)?;
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (tensor, size) = match (col("tensor"), col("group_size")) {
+        (Some(t), Some(s)) => (t, s),
+        _ => return Err(parse_err(1, "no 'tensor' and 'group_size' columns".into())),
+    };
+    let width_cols: Vec<usize> = (1..)
+        .map_while(|w| col(&format!("frac_groups_width_{w}")))
+        .collect();
+    if width_cols.is_empty() {
+        return Err(parse_err(1, "no 'frac_groups_width_1' column".into()));
+    }
+    for (line, record) in records {
+        if record.get(size).and_then(|s| s.parse::<usize>().ok()) != Some(group_size)
+            || record.get(tensor) != Some("activations")
+        {
+            continue;
+        }
+        let widths = width_cols
+            .iter()
+            .map(|&c| {
+                record
+                    .get(c)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| parse_err(line, format!("column {}: not a fraction", c + 1)))
+            })
+            .collect::<Result<Vec<f64>, _>>()?;
+        // The histogram's widths run up to the base precision; drop the unused top.
+        let used = widths.iter().rposition(|&f| f > 0.0).map_or(0, |i| i + 1);
+        let base = record
+            .get(col("base_bits").unwrap_or(usize::MAX))
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(used)
+            .clamp(used.max(1), widths.len());
+        let mut widths = widths[..base].to_vec();
+        let sum: f64 = widths.iter().sum();
+        if sum <= 0.0 {
+            return Err(parse_err(line, "group widths sum to 0".into()));
+        }
+        widths.iter_mut().for_each(|f| *f /= sum);
+        return Ok(widths);
+    }
+    Err(AccelError::Invalid {
+        origin: shown.clone(),
+        field: "group_size".into(),
+        message: format!("no activations row for group size {group_size}"),
+    })
+}
+
 /// The accelerator model's view of a model: its layer shapes.
 pub fn workload_of(
     model: &crate::lstm::Model,
@@ -437,6 +593,11 @@ pub fn workload_of(
                 directions: l.direction.count(),
             })
             .collect(),
+        head: model.head.as_ref().map(|h| HeadShape {
+            input_size: h.input_size,
+            output_size: h.output_size,
+            activation: h.activation != crate::lstm::HeadActivation::None,
+        }),
         seq_len,
         batch,
         precision,

@@ -1,8 +1,10 @@
-//! `model`: one accelerator design point from the command line.
+//! `model`: one accelerator design point from the command line; `simulate`: the same point
+//! through the event-level reference simulator, compared with the closed form.
 
 use super::*;
 
-pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
+/// The arch, the workload and the fixed-precision profile a `model`/`simulate` line names.
+fn design_point(a: &ModelCostArgs) -> Result<(accel::Arch, accel::Workload, Model)> {
     let config: PrecisionConfig = a.precision.parse()?;
     let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
     let model = load_model(&a.model)?;
@@ -25,14 +27,22 @@ pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
     };
     if let (Some(path), Some(g)) = (&a.groups, a.group_size) {
         let (w, act) = accel::read_group_ratios(path, g, true)?;
-        precision = precision.with_dpred(w, act);
+        let widths = accel::read_group_widths(path, g)?;
+        precision = precision.with_dpred(w, act).with_group_widths(widths, g);
     }
     let arch = accel::load_arch_with_overrides(&a.arch, &a.set)?;
     let workload = accel::workload_of(&model, a.seq_len, a.batch, precision);
+    Ok((arch, workload, model))
+}
+
+pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
+    let (arch, workload, model) = design_point(a)?;
     let point = accel::evaluate(&arch, &workload)?;
     let base = match &a.baseline {
         None => None,
         Some(path) => {
+            let config: PrecisionConfig = a.precision.parse()?;
+            let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
             let barch = accel::load_arch_with_overrides(path, &[])?;
             let bw = accel::workload_of(&model, a.seq_len, a.batch, fixed);
             let bp = accel::evaluate(&barch, &bw)?;
@@ -49,6 +59,56 @@ pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
         print!(
             "{}",
             accel::format_summary(&point, &arch, &workload, base_ref)
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn simulate_cmd(a: &ModelCostArgs) -> Result<()> {
+    if a.baseline.is_some() {
+        bail!("--baseline: not used by simulate (use `lstm-dse model`)");
+    }
+    let (arch, mut workload, _) = design_point(a)?;
+    // The simulator runs a concrete level sequence: the measured fractions rounded to whole
+    // steps, with the measured switch rate; the closed form is evaluated on that same sequence.
+    let (levels, realised) = accel::realise_levels(&workload)?;
+    workload.precision = realised;
+    let sim = accel::simulate(&arch, &workload, &levels)?;
+    let point = accel::evaluate(&arch, &workload)?;
+    let diff = (point.cycles - sim.cycles) / sim.cycles;
+    if a.csv {
+        println!("arch,workload,sim_cycles,model_cycles,model_minus_sim_rel,tiles,products,switches,sim_dram_bytes,model_dram_bytes");
+        println!(
+            "{},{},{},{},{:.6},{},{},{},{},{}",
+            a.arch.display(),
+            workload.name,
+            sim.cycles,
+            point.cycles,
+            diff,
+            sim.tiles,
+            sim.products,
+            sim.switches,
+            sim.dram_bytes,
+            point.dram_bytes
+        );
+    } else {
+        println!(
+            "{} on {} (T = {}, batch {})",
+            workload.name, arch.name, workload.seq_len, workload.batch
+        );
+        println!("  simulated cycles    {:.0}", sim.cycles);
+        println!(
+            "  closed-form cycles  {:.0} ({:+.3}%)",
+            point.cycles,
+            100.0 * diff
+        );
+        println!(
+            "  events              {} products, {} tiles, {} precision switches",
+            sim.products, sim.tiles, sim.switches
+        );
+        println!(
+            "  DRAM bytes          {:.0} simulated, {:.0} closed form",
+            sim.dram_bytes, point.dram_bytes
         );
     }
     Ok(())

@@ -12,7 +12,7 @@ mod trace_cmds;
 mod view_cmds;
 
 use cluster_cmds::status_cmd;
-use cost::model_cost;
+use cost::{model_cost, simulate_cmd};
 use dynamic_cmds::{dynamic_cmd, groups_cmd};
 use infer::{gen_input, infer, models};
 use sweep::sweep_cmd;
@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::GenInput(a) => gen_input(&a),
         Command::Model(a) => model_cost(&a),
+        Command::Simulate(a) => simulate_cmd(&a),
         Command::Trace(a) => trace_cmd(&a),
         Command::Dynamic(a) => dynamic_cmd(&a),
         Command::Groups(a) => groups_cmd(&a),

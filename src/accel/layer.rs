@@ -1,0 +1,453 @@
+//! One LSTM layer on one core: the closed form of the causal schedule of docs/MODEL.md
+//! section 3. Operations per step t are the input product In(t) = W x_t, the recurrent product
+//! Rec(t) = U h_{t-1} and the element-wise tail Tail(t); Rec(t) needs Tail(t-1), Tail(t) needs
+//! In(t) and Rec(t), products run one at a time on the core's unit array, and the precision
+//! level of step t is known only when Tail(t-1) ends. Work that starts before the level is known
+//! (batched input products, an input product overlapped with the previous tail) runs at the
+//! widest level. The event-level simulator (`sim.rs`) runs the same graph operation by operation;
+//! `test_sim.rs` checks this closed form against it.
+
+use super::arch::Arch;
+use super::energy::mac_pj;
+use super::spec::InputProduct;
+use super::timing::{ceil_div, matvec, LaneRate, LevelRates, MatVec, GATES};
+use super::workload::{LayerShape, Workload};
+
+/// How a layer is run on a core, fixed by the multicore mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LayerContext {
+    /// Cores that split this layer's cells (helper mode), else 1.
+    pub split: u64,
+    pub input_product: InputProduct,
+    /// DRAM bytes per cycle this core can count on.
+    pub dram_bytes_per_cycle: f64,
+    /// Whether the layer's output sequence must be kept for a later layer on the same core.
+    pub keeps_output: bool,
+    pub first_layer: bool,
+    pub last_layer: bool,
+}
+
+/// One layer on one core, level-weighted over the workload's precision mix.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct LayerCost {
+    /// Loading the layer's weights before its first product (exposed: the weight memory holds
+    /// one layer, so the next layer's weights cannot be prefetched into it).
+    pub load_cycles: f64,
+    /// Mean cycles of one steady-state step, DRAM streaming and precision switches included.
+    pub step_cycles: f64,
+    /// Cycles outside the T steady steps: the products before the first recurrent product,
+    /// the last step's tail in place of a steady step's, step 0 not waiting for a stream.
+    pub edge_cycles: f64,
+    /// Total for the layer on its own: load + edge + T * step + switches.
+    pub layer_cycles: f64,
+    /// Of `layer_cycles`, those in which DRAM bandwidth is the bound.
+    pub dram_bound_cycles: f64,
+    pub ideal_cycles: f64,
+    pub dram_bytes: f64,
+    /// h bytes this core sends to the other helpers per step.
+    pub exchange_bytes_per_step: f64,
+    pub weight_sram_bits: f64,
+    pub activation_sram_bits: f64,
+    /// Energy of the layer's multiply-accumulates on this core, in pJ.
+    pub mac_pj: f64,
+    /// Precision switches of the layer (expected).
+    pub switches: f64,
+    /// Activation width of the widest level, for traffic between layers and cores.
+    pub activation_bytes_per_value: f64,
+}
+
+/// What makes two layers' per-step costs identical.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CacheKey {
+    shape: LayerShape,
+    split: u64,
+    input_product: InputProduct,
+    dram_bytes_per_cycle: f64,
+}
+
+/// Level-weighted sums of one layer under one schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct LevelSums {
+    /// sum_k phi_k max(step_k, stream).
+    step_cycles: f64,
+    /// sum_k phi_k step_k (compute only).
+    compute_step_cycles: f64,
+    /// Products before the first recurrent product (cycles).
+    pre_cycles: f64,
+    /// Last step's tail minus a steady step's overlap term.
+    end_fix: f64,
+    /// Stream-bound layers: cycles from the end of the load until step 1's first
+    /// stream-dependent product could start, and from the arrival of the last stream to the
+    /// end of the layer.
+    first_gate: f64,
+    last: f64,
+    /// sum_k phi_k rec_k.
+    rec_cycles: f64,
+    ideal_cycles: f64,
+    weight_sram_bits: f64,
+    activation_sram_bits: f64,
+    mac_pj: f64,
+    bound_steps: f64,
+    input_at_widest: bool,
+}
+
+/// The three schedules of one layer (docs/MODEL.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// In(t) after Tail(t-1), at step t's level.
+    Sequential,
+    /// In(t+1) right after Rec(t), overlapping Tail(t), at the widest level when dynamic.
+    Overlapped,
+    /// All In(t) before the recurrence, at the widest level when dynamic.
+    Batched,
+}
+
+/// Per-step constants of a layer shared by every level.
+struct Shape {
+    blocks: u64,
+    cells: u64,
+    hidden: u64,
+    input: u64,
+    batch: u64,
+    steps: u64,
+    post: f64,
+    reconfig: f64,
+    stream: f64,
+}
+
+fn level_sums(
+    arch: &Arch,
+    workload: &Workload,
+    rates: &[LaneRate],
+    fractions: &[f64],
+    sh: &Shape,
+    plan: Plan,
+) -> LevelSums {
+    let t = sh.steps as f64;
+    let dynamic = rates.len() > 1;
+    let widest = &rates[workload.precision.widest_index()];
+    let rho = sh.reconfig;
+    let early = dynamic && plan != Plan::Sequential;
+    // Only a dynamic overlapped plan runs its input products at the widest level.
+    let in_wide = if early && plan == Plan::Overlapped {
+        matvec(arch, widest, sh.blocks, sh.cells, sh.input, sh.batch)
+    } else {
+        MatVec::default()
+    };
+    let batched = if plan == Plan::Batched {
+        let r = if dynamic { widest } else { &rates[0] };
+        Some((
+            matvec(arch, r, sh.blocks, sh.cells, sh.input, sh.batch * sh.steps),
+            mac_pj(arch, r),
+        ))
+    } else {
+        None
+    };
+    let mut s = LevelSums {
+        input_at_widest: early,
+        ..LevelSums::default()
+    };
+    let in_macs = (sh.blocks * sh.cells * sh.input * sh.batch) as f64;
+    let rec_macs = (sh.blocks * sh.cells * sh.hidden * sh.batch) as f64;
+    let h_bits = (sh.batch * sh.blocks / GATES * sh.cells) as f64;
+    for (rate, &frac) in rates.iter().zip(fractions) {
+        if frac == 0.0 {
+            continue;
+        }
+        let rec = matvec(arch, rate, sh.blocks, sh.cells, sh.hidden, sh.batch);
+        let input = if early {
+            in_wide
+        } else {
+            matvec(arch, rate, sh.blocks, sh.cells, sh.input, sh.batch)
+        };
+        let step = match plan {
+            Plan::Sequential => input.cycles + rho + rec.cycles + sh.post.max(rho),
+            Plan::Overlapped => rec.cycles + sh.post.max(input.cycles + 2.0 * rho),
+            Plan::Batched => rec.cycles + sh.post,
+        };
+        if plan == Plan::Overlapped && !early {
+            // Fixed precision: the first input product runs at the step's (only) level.
+            s.pre_cycles += frac * (input.cycles + rho);
+        } else if plan == Plan::Overlapped {
+            // Step 0's level is known at the start: its input product runs at that level.
+            let first = matvec(arch, rate, sh.blocks, sh.cells, sh.input, sh.batch);
+            s.pre_cycles += frac * (first.cycles + rho);
+        }
+        s.rec_cycles += frac * rec.cycles;
+        s.step_cycles += frac * step.max(sh.stream);
+        s.compute_step_cycles += frac * step;
+        if sh.stream > step {
+            s.bound_steps += frac * (t - 1.0);
+        }
+        let steps = frac * t;
+        let rec_pj = mac_pj(arch, rate);
+        s.mac_pj += steps * rec_macs * rec_pj;
+        s.ideal_cycles += steps * rec.ideal_cycles;
+        s.weight_sram_bits += steps * rec.weight_sram_bits;
+        // The recurrent product's activations plus writing h_t back for the next step.
+        s.activation_sram_bits +=
+            steps * (rec.activation_sram_bits + h_bits * f64::from(rate.activation_bits));
+        if batched.is_none() {
+            let in_pj = if early { mac_pj(arch, widest) } else { rec_pj };
+            s.mac_pj += steps * in_macs * in_pj;
+            s.ideal_cycles += steps * input.ideal_cycles;
+            s.weight_sram_bits += steps * input.weight_sram_bits;
+            s.activation_sram_bits += steps * input.activation_sram_bits;
+        }
+    }
+    let in_wide_overlap = sh.post.max(in_wide.cycles + 2.0 * rho);
+    match plan {
+        Plan::Sequential => {
+            s.first_gate = s.compute_step_cycles;
+            s.last = s.compute_step_cycles + sh.post - sh.post.max(rho);
+        }
+        Plan::Overlapped => {
+            // In(s) waits for its stream; In(s), rho, Rec(s), Tail(s) follow it.
+            let lead = if early {
+                in_wide.cycles + rho
+            } else {
+                s.pre_cycles
+            };
+            s.first_gate = s.pre_cycles + s.rec_cycles + rho;
+            s.last = lead + s.rec_cycles + sh.post;
+        }
+        Plan::Batched => {}
+    }
+    match plan {
+        Plan::Sequential => s.end_fix = sh.post - sh.post.max(rho),
+        Plan::Overlapped => {
+            // A fixed-precision overlap term is the same at every level (one level).
+            let overlap = if early {
+                in_wide_overlap
+            } else {
+                let only = matvec(arch, &rates[0], sh.blocks, sh.cells, sh.input, sh.batch);
+                sh.post.max(only.cycles + 2.0 * rho)
+            };
+            s.end_fix = sh.post - overlap;
+        }
+        Plan::Batched => {
+            let (mv, pj): (MatVec, f64) = batched.unwrap_or_default();
+            s.pre_cycles = mv.cycles + rho;
+            s.first_gate = s.pre_cycles + s.compute_step_cycles;
+            s.last = s.compute_step_cycles;
+            s.mac_pj += t * in_macs * pj;
+            s.ideal_cycles += mv.ideal_cycles;
+            s.weight_sram_bits += mv.weight_sram_bits;
+            s.activation_sram_bits += mv.activation_sram_bits;
+        }
+    }
+    s
+}
+
+/// Cycles of a layer from its sums, before the DRAM bound. Compute-bound (streams hide
+/// behind the step before): load + pre + step 0 + (T-1) * steady step + end fix. Stream-bound
+/// (step s >= 1 starts when its stream arrives, one stream time apart):
+/// load + max(first gate, stream) + (T-2) * steady step + last. The larger of the two.
+fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f64 {
+    let compute = s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.step_cycles + s.end_fix;
+    let streamed = if t >= 2.0 && stream > 0.0 {
+        s.first_gate.max(stream) + (t - 2.0) * s.step_cycles + s.last
+    } else {
+        0.0
+    };
+    load + compute.max(streamed) + switch_cycles
+}
+
+/// Cycles and traffic of layer `index` for one core's share; `cache` carries the previous
+/// layer's sums between calls (start with `None`).
+pub(crate) fn layer_cost(
+    arch: &Arch,
+    workload: &Workload,
+    rates: &LevelRates,
+    index: usize,
+    shape: &LayerShape,
+    ctx: &LayerContext,
+    cache: &mut Option<(CacheKey, usize, LevelSums)>,
+) -> LayerCost {
+    let p = &workload.precision;
+    let t = workload.seq_len as f64;
+    let batch = workload.batch as u64;
+    let dirs = shape.directions as u64;
+    let blocks = GATES * dirs;
+    let cells = ceil_div(shape.hidden_size as u64, ctx.split);
+    let hidden = shape.hidden_size as u64;
+    let input = shape.input_size as u64;
+    let tail = ceil_div(batch * dirs * cells, u64::from(arch.compute.tail_lanes)) as f64
+        + f64::from(arch.compute.tail_latency_cycles);
+
+    let widest = p.widest();
+    let act_bytes = f64::from(widest.activation_bits) / 8.0 * p.dpred_activation_ratio;
+    let exchange_bytes = if ctx.split > 1 {
+        (batch * dirs * cells) as f64 * act_bytes
+    } else {
+        0.0
+    };
+    let exchange = if ctx.split > 1 {
+        // Each core receives the other cores' slices of h_t before the next U h product.
+        f64::from(arch.multicore.link_latency_cycles)
+            + exchange_bytes * (ctx.split - 1) as f64 / arch.link_bytes_per_cycle()
+    } else {
+        0.0
+    };
+
+    // Weights are stored at the widest level, shrunk by DPRed; the recurrent matrix is kept
+    // on chip first because it is read every step.
+    let weight_bytes = f64::from(widest.weight_bits) / 8.0 * p.dpred_weight_ratio;
+    let u_bytes = (blocks * cells * hidden) as f64 * weight_bytes;
+    let w_bytes = (blocks * cells * input) as f64 * weight_bytes;
+    let sram = arch.memory.sram_weight_kib * 1024.0;
+    let u_resident = u_bytes.min(sram);
+    let w_resident = w_bytes.min(sram - u_resident);
+    let per_step = ctx.input_product == InputProduct::PerStep;
+    let streamed_per_step =
+        (u_bytes - u_resident) + if per_step { w_bytes - w_resident } else { 0.0 };
+    // Step 0 (or the batched input product) needs every weight of the layer, whatever fits:
+    // they are fetched before it, the resident part kept; steps 1.. stream the rest again,
+    // double-buffered behind the step before.
+    let load_bytes = u_bytes + w_bytes;
+    let mut dram_bytes = load_bytes + (t - 1.0) * streamed_per_step;
+    let seq_bytes = t * (batch * dirs * cells) as f64 * act_bytes;
+    if ctx.first_layer {
+        dram_bytes += t * (batch * input) as f64 * act_bytes / ctx.split as f64;
+    }
+    if ctx.last_layer {
+        dram_bytes += seq_bytes;
+    } else if ctx.keeps_output && seq_bytes > arch.memory.sram_activation_kib * 1024.0 {
+        // The output sequence spills: written now, read back by the next layer.
+        dram_bytes += 2.0 * seq_bytes;
+    }
+    let bpc = ctx.dram_bytes_per_cycle;
+    let stream = streamed_per_step / bpc;
+    let load = load_bytes / bpc;
+    let switches = if p.is_dynamic() {
+        p.switch_rate * (t - 1.0)
+    } else {
+        0.0
+    };
+    let switch_cycles = switches * f64::from(arch.schedule.precision_switch_cycles);
+
+    // Consecutive identical layers (stacks of equal layers) share their sums.
+    let key = CacheKey {
+        shape: *shape,
+        split: ctx.split,
+        input_product: ctx.input_product,
+        dram_bytes_per_cycle: bpc,
+    };
+    let sums = match cache {
+        Some((k, prev_index, sums))
+            if *k == key && p.fractions_for(*prev_index) == p.fractions_for(index) =>
+        {
+            *sums
+        }
+        _ => {
+            let sh = Shape {
+                blocks,
+                cells,
+                hidden,
+                input,
+                batch,
+                steps: workload.seq_len as u64,
+                post: tail + exchange,
+                reconfig: f64::from(arch.schedule.reconfig_cycles),
+                stream,
+            };
+            let fractions = p.fractions_for(index);
+            let r = rates.as_slice();
+            let sums = match (per_step, arch.schedule.overlap_tail) {
+                (false, _) => level_sums(arch, workload, r, fractions, &sh, Plan::Batched),
+                (true, false) => level_sums(arch, workload, r, fractions, &sh, Plan::Sequential),
+                (true, true) => {
+                    let over = level_sums(arch, workload, r, fractions, &sh, Plan::Overlapped);
+                    if p.is_dynamic() {
+                        // An early input product must run at the widest level; the schedule
+                        // keeps it only when that is faster than waiting for the level.
+                        let wait = level_sums(arch, workload, r, fractions, &sh, Plan::Sequential);
+                        if total(&wait, 0.0, stream, t, 0.0) < total(&over, 0.0, stream, t, 0.0) {
+                            wait
+                        } else {
+                            over
+                        }
+                    } else {
+                        over
+                    }
+                }
+            };
+            *cache = Some((key, index, sums));
+            sums
+        }
+    };
+    let compute_total = total(&sums, load, stream, t, switch_cycles);
+    let edge = compute_total - load - switch_cycles - t * sums.step_cycles;
+    let dram_cycles = dram_bytes / bpc;
+    // Activation traffic (inputs, outputs, spills) bounds the whole run, not each layer:
+    // the caller takes max(sum of layers, all traffic / bandwidth).
+    let layer_cycles = compute_total;
+    LayerCost {
+        load_cycles: load,
+        step_cycles: sums.step_cycles + switch_cycles / t,
+        edge_cycles: edge,
+        layer_cycles,
+        dram_bound_cycles: (load + sums.bound_steps * stream).min(dram_cycles.max(load)),
+        ideal_cycles: sums.ideal_cycles,
+        dram_bytes,
+        exchange_bytes_per_step: exchange_bytes,
+        weight_sram_bits: sums.weight_sram_bits,
+        activation_sram_bits: sums.activation_sram_bits,
+        mac_pj: sums.mac_pj,
+        switches,
+        activation_bytes_per_value: act_bytes,
+    }
+}
+
+/// The output head after the last layer, on one core's share (`split` cores divide its
+/// outputs): its weights are loaded once (exposed), the dense product is batched over all
+/// B*T vectors at the widest level, then softmax/sigmoid runs on the tail lanes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct HeadCost {
+    pub cycles: f64,
+    pub ideal_cycles: f64,
+    pub dram_bytes: f64,
+    pub weight_sram_bits: f64,
+    pub activation_sram_bits: f64,
+    pub mac_pj: f64,
+    pub activation_elements: f64,
+}
+
+pub(crate) fn head_cost(
+    arch: &Arch,
+    workload: &Workload,
+    rates: &LevelRates,
+    split: u64,
+    bpc: f64,
+) -> HeadCost {
+    let Some(head) = workload.head else {
+        return HeadCost::default();
+    };
+    let p = &workload.precision;
+    let widest = p.widest();
+    let rate = &rates.as_slice()[p.widest_index()];
+    let outputs = ceil_div(head.output_size as u64, split);
+    let vectors = (workload.batch * workload.seq_len) as u64;
+    let mv = matvec(arch, rate, 1, outputs, head.input_size as u64, vectors);
+    let weight_bytes = (outputs * head.input_size as u64) as f64 * f64::from(widest.weight_bits)
+        / 8.0
+        * p.dpred_weight_ratio;
+    let act_bytes = f64::from(widest.activation_bits) / 8.0 * p.dpred_activation_ratio;
+    let elements = (outputs * vectors) as f64;
+    let activation = if head.activation {
+        ceil_div(outputs * vectors, u64::from(arch.compute.tail_lanes)) as f64
+            + f64::from(arch.compute.tail_latency_cycles)
+    } else {
+        0.0
+    };
+    HeadCost {
+        // The reconfiguration from the last recurrent product hides behind the weight load.
+        cycles: weight_bytes / bpc + mv.cycles + activation,
+        ideal_cycles: mv.ideal_cycles,
+        dram_bytes: weight_bytes + elements * act_bytes,
+        weight_sram_bits: mv.weight_sram_bits,
+        activation_sram_bits: mv.activation_sram_bits,
+        mac_pj: (outputs * head.input_size as u64 * vectors) as f64 * mac_pj(arch, rate),
+        activation_elements: if head.activation { elements } else { 0.0 },
+    }
+}

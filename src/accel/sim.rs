@@ -1,0 +1,644 @@
+//! The event-level reference simulator (`lstm-dse simulate`): the workload as a graph of
+//! operations over (layer, step) - weight loads and per-step weight streams on a DRAM server,
+//! input and recurrent products cut into tiles dispatched to a core's units as they free up,
+//! element-wise tails on a pipelined tail server, h exchanges and hops on link servers,
+//! precision switches on the units - each started when its true dependencies are done and its
+//! resource is free. Precision levels are a concrete sequence per layer (not fractions), the
+//! level of step s is known when Tail(s-1) ends, and switches are counted where the sequence
+//! changes. It shares only the hardware description with the closed form (multiplier rates,
+//! `lane_rate`); the timing is computed operation by operation. docs/MODEL.md section 3
+//! describes the graph; `test_sim.rs` checks `evaluate` against it.
+
+use super::arch::Arch;
+use super::error::AccelError;
+use super::multicore::pipelines;
+use super::spec::{DispatchPolicy, InputProduct, MulticoreMode};
+use super::timing::{lane_rate, LaneRate};
+use super::workload::Workload;
+
+/// Which schedule a layer runs (the same three as the closed form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimPlan {
+    Sequential,
+    Overlapped,
+    Batched,
+}
+
+/// What the simulator reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SimResult {
+    pub cycles: f64,
+    /// Tiles dispatched to units (a measure of the simulation's size).
+    pub tiles: u64,
+    pub products: u64,
+    pub switches: u64,
+    pub dram_bytes: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Input,
+    Recurrent,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Core {
+    units_free: f64,
+    last_kind: Option<Kind>,
+    tail_free: f64,
+    dram_free: f64,
+    link_free: f64,
+    unit_free: Vec<f64>,
+    /// When this core's previous run of co-resident layers finished (weights may be replaced).
+    run_done: f64,
+}
+
+struct Sim<'a> {
+    arch: &'a Arch,
+    rates: Vec<LaneRate>,
+    widest: usize,
+    cores: Vec<Core>,
+    split: u64,
+    bpc: f64,
+    result: SimResult,
+}
+
+/// Per-layer times the dependencies refer to.
+#[derive(Debug, Clone)]
+struct LayerTimes {
+    /// End of Tail(s) (+ the h exchange in helper mode): h_s final on its core.
+    post: Vec<f64>,
+    /// End of Tail(s) alone: the level of step s+1 is known.
+    decided: Vec<f64>,
+    /// End of step s's last product (its stream buffer may be refilled).
+    products_done: Vec<f64>,
+    /// End of the products of step s (input, for overlapped plans issued early).
+    input_done: Vec<f64>,
+    last_end: f64,
+}
+
+impl Sim<'_> {
+    fn ceil(a: u64, b: u64) -> u64 {
+        a.div_ceil(b)
+    }
+
+    /// Runs `blocks` matrices of `rows` x `cols` times `vectors` vectors: start once the units
+    /// are free (plus a reconfiguration when the product kind changes) and `ready`, after a
+    /// precision switch if one is due, then tile by tile on the first free unit.
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &mut self,
+        core: usize,
+        ready: f64,
+        kind: Kind,
+        level: usize,
+        blocks: u64,
+        rows: u64,
+        cols: u64,
+        vectors: u64,
+        switch_after: Option<f64>,
+    ) -> f64 {
+        let a = self.arch;
+        let rate = self.rates[level];
+        let c = &mut self.cores[core];
+        let reconfig = match c.last_kind {
+            Some(k) if k != kind => f64::from(a.schedule.reconfig_cycles),
+            _ => 0.0,
+        };
+        let mut start = ready.max(c.units_free + reconfig);
+        if let Some(decided) = switch_after {
+            start = start.max(decided) + f64::from(a.schedule.precision_switch_cycles);
+            self.result.switches += 1;
+        }
+        let units = a.compute.units as usize;
+        c.unit_free.clear();
+        c.unit_free.resize(units, start);
+        let cols_per_pass = u64::from(a.compute.multipliers_per_unit) * rate.weight_par;
+        let col_passes = Self::ceil(cols, cols_per_pass);
+        let reuse = vectors.min(rate.activation_par);
+        let vector_passes = Self::ceil(vectors, reuse);
+        match a.dispatch.policy {
+            DispatchPolicy::Tiled => {
+                let tile_rows = u64::from(a.dispatch.tile_rows);
+                let tiles = Self::ceil(blocks * rows, tile_rows) * col_passes;
+                let d = (tile_rows * vector_passes) as f64 * rate.serial_cycles;
+                for _ in 0..tiles {
+                    let u = first_free(&c.unit_free);
+                    c.unit_free[u] += d;
+                }
+                self.result.tiles += tiles;
+            }
+            DispatchPolicy::GatePerUnit => {
+                let d = (rows * col_passes * vector_passes) as f64 * rate.serial_cycles;
+                for g in 0..blocks as usize {
+                    c.unit_free[g % units] += d;
+                }
+                self.result.tiles += blocks;
+            }
+        }
+        let end = c.unit_free.iter().copied().fold(start, f64::max);
+        c.units_free = end;
+        c.last_kind = Some(kind);
+        self.result.products += 1;
+        end
+    }
+
+    /// Element-wise work of `elements` values on the pipelined tail lanes.
+    fn tail(&mut self, core: usize, ready: f64, elements: u64) -> f64 {
+        let a = &self.arch.compute;
+        let c = &mut self.cores[core];
+        let start = ready.max(c.tail_free);
+        let busy = Self::ceil(elements, u64::from(a.tail_lanes)) as f64;
+        c.tail_free = start + busy;
+        start + busy + f64::from(a.tail_latency_cycles)
+    }
+
+    /// A DRAM transfer on this core's share of the channel (a FIFO bandwidth server).
+    fn dram(&mut self, core: usize, ready: f64, bytes: f64) -> f64 {
+        let c = &mut self.cores[core];
+        let start = ready.max(c.dram_free);
+        c.dram_free = start + bytes / self.bpc;
+        self.result.dram_bytes += bytes;
+        c.dram_free
+    }
+
+    /// `bytes` over this core's link: serialised at the link rate, then the hop latency.
+    fn link(&mut self, core: usize, ready: f64, bytes: f64) -> f64 {
+        let m = &self.arch.multicore;
+        let c = &mut self.cores[core];
+        let start = ready.max(c.link_free);
+        c.link_free = start + bytes / self.arch.link_bytes_per_cycle();
+        c.link_free + f64::from(m.link_latency_cycles)
+    }
+}
+
+fn first_free(free: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &f) in free.iter().enumerate() {
+        if f < free[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The processing step of layer `l - 1` after which the inputs of step `s` of layer `l` are
+/// final (a bidirectional layer's step s covers positions s and T-1-s; a bidirectional
+/// layer's output at position p is final after step max(p, T-1-p)).
+fn needed_step(w: &Workload, l: usize, s: usize) -> usize {
+    let last = w.seq_len - 1;
+    let below_bidir = w.layers[l - 1].directions == 2;
+    let positions: &[usize] = if w.layers[l].directions == 2 {
+        &[s, last - s]
+    } else {
+        &[s]
+    };
+    positions
+        .iter()
+        .map(|&p| if below_bidir { p.max(last - p) } else { p })
+        .max()
+        .unwrap_or(s)
+}
+
+/// Simulates `workload` on `arch` with the level sequence `levels[layer][step]` (indices into
+/// the workload's precision levels) and one plan for every layer.
+pub fn simulate_with(
+    arch: &Arch,
+    w: &Workload,
+    levels: &[Vec<usize>],
+    plan: SimPlan,
+) -> Result<SimResult, AccelError> {
+    w.validate()?;
+    let rates = w
+        .precision
+        .levels
+        .iter()
+        .map(|l| lane_rate(arch, w, *l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = u64::from(arch.multicore.cores);
+    let mode = if n == 1 {
+        MulticoreMode::Multiprogramming
+    } else {
+        arch.multicore.mode
+    };
+    let layers = w.layers.len();
+    let stages = if mode == MulticoreMode::Multithreading {
+        (n as usize).min(layers)
+    } else {
+        1
+    };
+    let chip_bpc = arch.dram_bytes_per_cycle();
+    let mut sim = Sim {
+        arch,
+        widest: w.precision.widest_index(),
+        rates,
+        cores: vec![Core::default(); stages],
+        split: if mode == MulticoreMode::Helper { n } else { 1 },
+        bpc: chip_bpc
+            / if mode == MulticoreMode::Multithreading {
+                stages as u64
+            } else {
+                n
+            } as f64,
+        result: SimResult::default(),
+    };
+    let core_of = |l: usize| l * stages / layers;
+    let t_len = w.seq_len;
+    let mut times: Vec<LayerTimes> = (0..layers)
+        .map(|_| LayerTimes {
+            post: vec![0.0; t_len],
+            decided: vec![0.0; t_len],
+            products_done: vec![0.0; t_len],
+            input_done: vec![f64::NAN; t_len],
+            last_end: 0.0,
+        })
+        .collect();
+
+    // Program order: layer by layer on one core; in multithreading, by wavefront index
+    // d(l, s) = max(d(l, s-1), d(l-1, needed step)) + 1, a topological order of the graph.
+    let mut order: Vec<(usize, usize, usize)> = Vec::with_capacity(layers * t_len);
+    if mode == MulticoreMode::Multithreading {
+        let mut d = vec![vec![0usize; t_len]; layers];
+        for l in 0..layers {
+            for s in 0..t_len {
+                let mut v = if s > 0 { d[l][s - 1] + 1 } else { 0 };
+                if l > 0 {
+                    v = v.max(d[l - 1][needed_step(w, l, s)] + 1);
+                }
+                d[l][s] = v;
+                order.push((v, l, s));
+            }
+        }
+        order.sort_unstable();
+    } else {
+        for l in 0..layers {
+            for s in 0..t_len {
+                order.push((0, l, s));
+            }
+        }
+    }
+    let plan_of = |_: usize| plan;
+    let dynamic = w.precision.is_dynamic();
+    let act_bytes =
+        f64::from(w.precision.widest().activation_bits) / 8.0 * w.precision.dpred_activation_ratio;
+    let weight_bytes =
+        f64::from(w.precision.widest().weight_bits) / 8.0 * w.precision.dpred_weight_ratio;
+    let sram = arch.memory.sram_weight_kib * 1024.0;
+    let (b, t) = (w.batch as u64, t_len as u64);
+    let mut loaded = vec![f64::NAN; layers];
+    let mut stream_bytes = vec![0.0f64; layers];
+    let mut run_of = vec![0usize; layers];
+    for l in 1..layers {
+        run_of[l] = run_of[l - 1] + usize::from(!pipelines(&w.layers[l - 1], &w.layers[l]));
+    }
+    let mut dram_extra = 0.0;
+    for &(_, l, s) in &order {
+        let shape = w.layers[l];
+        let core = if stages > 1 { core_of(l) } else { 0 };
+        let p = plan_of(l);
+        let dirs = shape.directions as u64;
+        let blocks = 4 * dirs;
+        let cells = (shape.hidden_size as u64).div_ceil(sim.split);
+        let (hidden, input) = (shape.hidden_size as u64, shape.input_size as u64);
+        if s == 0 {
+            // The layer's weights: the recurrent matrix stays on chip first; the rest of the
+            // input matrix streams every step (per-step products) or once (batched).
+            let u = (blocks * cells * hidden) as f64 * weight_bytes;
+            let wb = (blocks * cells * input) as f64 * weight_bytes;
+            let u_res = u.min(sram);
+            let w_res = wb.min(sram - u_res);
+            // Step 0 (or the batched product) needs all of them, whatever stays resident.
+            let load = u + wb;
+            stream_bytes[l] = (u - u_res)
+                + if p == SimPlan::Batched {
+                    0.0
+                } else {
+                    wb - w_res
+                };
+            // Weights of a new run of layers replace the previous run's on this core.
+            let same_run_before = (0..l).any(|k| core_of(k) == core && run_of[k] == run_of[l]);
+            let ready = if same_run_before || stages == 1 && l == 0 {
+                0.0
+            } else {
+                sim.cores[core].run_done
+            };
+            let ready = if stages == 1 && l > 0 {
+                times[l - 1].last_end
+            } else {
+                ready
+            };
+            loaded[l] = sim.dram(core, ready, load);
+            let seq = (t * b * dirs * cells) as f64 * act_bytes;
+            if l == 0 {
+                dram_extra += (t * b * input) as f64 * act_bytes / sim.split as f64;
+            }
+            if l == layers - 1 {
+                dram_extra += seq;
+            } else if stages == 1 && seq > arch.memory.sram_activation_kib * 1024.0 {
+                dram_extra += 2.0 * seq;
+            }
+        }
+        // The step's weight stream (steps 1..; step 0 uses the load): double-buffered, so it
+        // may start once step s-2 is done.
+        let stream_of = |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> f64 {
+            if stream_bytes[l] <= 0.0 || step == 0 {
+                return 0.0;
+            }
+            let free = if step >= 2 {
+                times[l].products_done[step - 2]
+            } else {
+                0.0
+            };
+            sim.dram(core, free, stream_bytes[l])
+        };
+        // Inputs of step `step` from the layer below (plus its hop when on another core).
+        let input_ready = |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> f64 {
+            if l == 0 {
+                return 0.0;
+            }
+            let below = l - 1;
+            let need = if p == SimPlan::Batched {
+                t_len - 1
+            } else {
+                needed_step(w, l, step)
+            };
+            let done = times[below].post[need];
+            if stages > 1 && core_of(below) != core {
+                let bytes = (b
+                    * w.layers[below].hidden_size as u64
+                    * w.layers[below].directions as u64) as f64
+                    * act_bytes;
+                // One hop per produced step; the link is a FIFO server.
+                sim.link(core_of(below), done, bytes)
+            } else {
+                done
+            }
+        };
+        let level = levels[l][s];
+        let switch = dynamic && s > 0 && levels[l][s - 1] != level;
+        let decided = if s > 0 { times[l].decided[s - 1] } else { 0.0 };
+        let prev_post = if s > 0 { times[l].post[s - 1] } else { 0.0 };
+        let stream = if p == SimPlan::Overlapped && s > 0 {
+            // Fetched when In(s) was issued early.
+            0.0
+        } else {
+            stream_of(&mut sim, &times, s)
+        };
+        let load_done = loaded[l];
+        let in_end = match p {
+            SimPlan::Batched => {
+                if s == 0 {
+                    let lv = if dynamic { sim.widest } else { 0 };
+                    let ready = input_ready(&mut sim, &times, 0).max(load_done);
+                    sim.product(
+                        core,
+                        ready,
+                        Kind::Input,
+                        lv,
+                        blocks,
+                        cells,
+                        input,
+                        b * t,
+                        None,
+                    )
+                } else {
+                    0.0
+                }
+            }
+            SimPlan::Sequential => {
+                let ready = input_ready(&mut sim, &times, s)
+                    .max(load_done)
+                    .max(stream)
+                    .max(prev_post);
+                let sw = switch.then_some(decided);
+                sim.product(core, ready, Kind::Input, level, blocks, cells, input, b, sw)
+            }
+            SimPlan::Overlapped => {
+                if s == 0 {
+                    let ready = input_ready(&mut sim, &times, 0).max(load_done).max(stream);
+                    sim.product(
+                        core,
+                        ready,
+                        Kind::Input,
+                        level,
+                        blocks,
+                        cells,
+                        input,
+                        b,
+                        None,
+                    )
+                } else {
+                    times[l].input_done[s]
+                }
+            }
+        };
+        let rec_ready = in_end.max(prev_post).max(load_done).max(stream);
+        let rec_switch = (switch && p != SimPlan::Sequential).then_some(decided);
+        let rec_end = sim.product(
+            core,
+            rec_ready,
+            Kind::Recurrent,
+            level,
+            blocks,
+            cells,
+            hidden,
+            b,
+            rec_switch,
+        );
+        // Step s's stream buffer is free once In(s) and Rec(s) are done.
+        let products_end = rec_end.max(in_end);
+        if p == SimPlan::Overlapped && s + 1 < t_len {
+            // The next step's input product, issued before step s+1's level is known.
+            let next_stream = stream_of(&mut sim, &times, s + 1);
+            let ready = input_ready(&mut sim, &times, s + 1).max(next_stream);
+            let lv = if dynamic {
+                sim.widest
+            } else {
+                levels[l][s + 1]
+            };
+            let end = sim.product(core, ready, Kind::Input, lv, blocks, cells, input, b, None);
+            times[l].input_done[s + 1] = end.max(next_stream);
+        }
+        let tail_end = sim.tail(core, rec_end.max(in_end), b * dirs * cells);
+        let post = if sim.split > 1 {
+            let bytes = (b * dirs * cells) as f64 * act_bytes * (sim.split - 1) as f64;
+            sim.link(core, tail_end, bytes)
+        } else {
+            tail_end
+        };
+        let lt = &mut times[l];
+        lt.decided[s] = tail_end;
+        lt.post[s] = post;
+        lt.products_done[s] = products_end;
+        lt.last_end = lt.last_end.max(post).max(products_end);
+        let c = &mut sim.cores[core];
+        c.run_done = c.run_done.max(post).max(products_end);
+    }
+    let mut end = times.iter().map(|x| x.last_end).fold(0.0, f64::max);
+    if let Some(head) = w.head {
+        let core = sim.cores.len() - 1;
+        let outputs = (head.output_size as u64).div_ceil(sim.split);
+        let bytes = (outputs * head.input_size as u64) as f64 * weight_bytes;
+        let loaded = sim.dram(core, end, bytes);
+        let widest = sim.widest;
+        let mv_end = sim.product(
+            core,
+            loaded,
+            Kind::Input,
+            widest,
+            1,
+            outputs,
+            head.input_size as u64,
+            b * t,
+            None,
+        );
+        end = if head.activation {
+            sim.tail(core, mv_end, outputs * b * t)
+        } else {
+            mv_end
+        };
+        dram_extra += (outputs * b * t) as f64 * act_bytes;
+    }
+    sim.result.dram_bytes += dram_extra;
+    // Activation traffic (inputs, outputs, spills) is a throughput bound only.
+    sim.result.cycles = end.max(sim.result.dram_bytes / (sim.bpc * stages as f64));
+    if mode != MulticoreMode::Multithreading {
+        // The simulated core stands for n identical ones (copies, or helpers' slices).
+        sim.result.dram_bytes *= n as f64;
+    }
+    Ok(sim.result)
+}
+
+/// The plan the arch's schedule names (the closed form's choice between overlapping and
+/// waiting for the level is made by running both, see [`simulate`]).
+fn plans_of(arch: &Arch, dynamic: bool) -> Vec<SimPlan> {
+    // Multithreading computes input products per step (layer l+1 at step t needs h^l_t).
+    let input_product =
+        if arch.multicore.cores > 1 && arch.multicore.mode == MulticoreMode::Multithreading {
+            InputProduct::PerStep
+        } else {
+            arch.schedule.input_product
+        };
+    match (input_product, arch.schedule.overlap_tail) {
+        (InputProduct::Batched, _) => vec![SimPlan::Batched],
+        (InputProduct::PerStep, false) => vec![SimPlan::Sequential],
+        (InputProduct::PerStep, true) if dynamic => {
+            vec![SimPlan::Overlapped, SimPlan::Sequential]
+        }
+        (InputProduct::PerStep, true) => vec![SimPlan::Overlapped],
+    }
+}
+
+/// Simulates with the arch's schedule; with dynamic precision and `overlap_tail`, the faster
+/// of overlapping at the widest level and waiting for the level (as the closed form chooses).
+pub fn simulate(arch: &Arch, w: &Workload, levels: &[Vec<usize>]) -> Result<SimResult, AccelError> {
+    let mut best: Option<SimResult> = None;
+    for plan in plans_of(arch, w.precision.is_dynamic()) {
+        let r = simulate_with(arch, w, levels, plan)?;
+        if best.is_none_or(|b| r.cycles < b.cycles) {
+            best = Some(r);
+        }
+    }
+    best.ok_or_else(|| AccelError::Workload {
+        workload: w.name.clone(),
+        message: "no schedule to simulate".into(),
+    })
+}
+
+/// A level sequence of `steps` steps with `counts[k]` steps at level k and about `switches`
+/// changes of level: runs cycle through the levels in order, each level's steps spread evenly
+/// over its runs. Used by `lstm-dse simulate` to turn measured fractions into a sequence.
+pub fn level_sequence(counts: &[usize], switches: usize) -> Vec<usize> {
+    let present: Vec<usize> = (0..counts.len()).filter(|&k| counts[k] > 0).collect();
+    if present.len() <= 1 {
+        return vec![present.first().copied().unwrap_or(0); counts.iter().sum()];
+    }
+    // Runs per level: at least one each, at most the level's steps.
+    let mut runs = vec![0usize; counts.len()];
+    let wanted = (switches + 1).max(present.len());
+    let mut assigned = 0;
+    'fill: loop {
+        let mut progressed = false;
+        for &k in &present {
+            if assigned == wanted {
+                break 'fill;
+            }
+            if runs[k] < counts[k] {
+                runs[k] += 1;
+                assigned += 1;
+                progressed = true;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(counts.iter().sum());
+    let mut done = vec![0usize; counts.len()];
+    let mut left = runs.clone();
+    while left.iter().any(|&r| r > 0) {
+        for &k in &present {
+            if left[k] == 0 {
+                continue;
+            }
+            // This run's share of level k's remaining steps.
+            let len = (counts[k] - done[k]).div_ceil(left[k]);
+            out.extend(std::iter::repeat_n(k, len));
+            done[k] += len;
+            left[k] -= 1;
+        }
+    }
+    out
+}
+
+/// A concrete level sequence per layer for `w`'s precision profile (fractions rounded to whole
+/// steps by largest remainder, switches at the profile's rate), and the profile those
+/// sequences realise exactly (per-layer fractions and the mean switch rate), so that the
+/// closed form and the simulator see the same steps.
+pub fn realise_levels(
+    w: &Workload,
+) -> Result<(Vec<Vec<usize>>, super::workload::PrecisionProfile), AccelError> {
+    w.validate()?;
+    let p = &w.precision;
+    let t = w.seq_len;
+    let mut levels = Vec::with_capacity(w.layers.len());
+    let mut fractions = Vec::with_capacity(w.layers.len());
+    let mut switches = 0usize;
+    for l in 0..w.layers.len() {
+        let f = p.fractions_for(l);
+        let mut counts: Vec<usize> = f.iter().map(|x| (x * t as f64).floor() as usize).collect();
+        let mut order: Vec<usize> = (0..f.len()).collect();
+        order.sort_by(|&a, &b| {
+            let ra = f[a] * t as f64 - counts[a] as f64;
+            let rb = f[b] * t as f64 - counts[b] as f64;
+            rb.total_cmp(&ra).then(a.cmp(&b))
+        });
+        let mut i = 0;
+        while counts.iter().sum::<usize>() < t {
+            counts[order[i % order.len()]] += 1;
+            i += 1;
+        }
+        let want = (p.switch_rate * (t as f64 - 1.0)).round() as usize;
+        let seq = level_sequence(&counts, want);
+        switches += seq.windows(2).filter(|x| x[0] != x[1]).count();
+        fractions.push(
+            counts
+                .iter()
+                .map(|&c| c as f64 / t as f64)
+                .collect::<Vec<f64>>(),
+        );
+        levels.push(seq);
+    }
+    let mut profile = p.clone();
+    let k = p.levels.len();
+    profile.step_fraction = (0..k)
+        .map(|j| fractions.iter().map(|f| f[j]).sum::<f64>() / fractions.len() as f64)
+        .collect();
+    profile.layer_step_fraction = fractions;
+    profile.switch_rate = if p.is_dynamic() && t > 1 {
+        switches as f64 / (w.layers.len() * (t - 1)) as f64
+    } else {
+        0.0
+    };
+    Ok((levels, profile))
+}

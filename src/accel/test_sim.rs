@@ -1,0 +1,307 @@
+//! The closed form against the event-level simulator on thousands of random small design
+//! points (within 5% in cycles, exactly where docs/MODEL.md says the closed form is exact), and
+//! the invariants of the causal schedule: overlap never slower, multithreading never above the
+//! dependency bound, more resources never worse, lower precision never slower or costlier.
+
+use proptest::prelude::*;
+
+use super::spec::{InputProduct, MulticoreMode};
+use super::test_support::*;
+use super::*;
+
+fn small_arch() -> impl Strategy<Value = Arch> {
+    (
+        (1i64..7, 1i64..9, 0usize..3, 1i64..9, any::<bool>()),
+        (
+            0usize..3,
+            any::<bool>(),
+            0i64..7,
+            0i64..9,
+            1i64..9,
+            0i64..25,
+        ),
+        (0usize..4, 1.0f64..60.0, 1i64..5, 0usize..3, 0i64..40),
+    )
+        .prop_map(
+            |(
+                (units, mults, kind, tile_rows, tiled),
+                (schedule, overlap, reconfig, switch, lanes, latency),
+                (sram, dram, cores, mode, link_latency),
+            )| {
+                let kinds = ["fixed", "bit-parallel", "bit-serial"];
+                let schedules = ["per-step", "per-step", "batched"];
+                let srams = ["1.0", "8.0", "64.0", "8192.0"];
+                let modes = ["multiprogramming", "multithreading", "helper"];
+                let sets = [
+                    format!("compute.units={units}"),
+                    format!("compute.multipliers_per_unit={mults}"),
+                    format!("compute.multiplier_kind={}", kinds[kind]),
+                    format!("dispatch.tile_rows={tile_rows}"),
+                    format!(
+                        "dispatch.policy={}",
+                        if tiled { "tiled" } else { "gate-per-unit" }
+                    ),
+                    format!("schedule.input_product={}", schedules[schedule]),
+                    format!("schedule.overlap_tail={overlap}"),
+                    format!("schedule.reconfig_cycles={reconfig}"),
+                    format!("schedule.precision_switch_cycles={switch}"),
+                    format!("compute.tail_lanes={lanes}"),
+                    format!("compute.tail_latency_cycles={latency}"),
+                    format!("memory.sram_weight_kib={}", srams[sram]),
+                    format!("memory.dram_gb_per_s={dram}"),
+                    format!("multicore.cores={cores}"),
+                    format!("multicore.mode={}", modes[mode]),
+                    format!("multicore.link_latency_cycles={link_latency}"),
+                    "tracking.enabled=true".to_string(),
+                ];
+                let refs: Vec<&str> = sets.iter().map(String::as_str).collect();
+                arch("epur", &refs)
+            },
+        )
+}
+
+/// A small workload and one level sequence used by every layer (dynamic: levels 8 and 16).
+fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize>>)> {
+    (
+        prop::collection::vec((1usize..3, 1usize..40), 1..4),
+        1usize..40,
+        8usize..17,
+        1usize..3,
+        prop::option::of((1usize..40, any::<bool>())),
+        prop::option::of(prop::collection::vec(0usize..2, 16)),
+    )
+        .prop_map(|(shapes, input, t, batch, head, seq)| {
+            let mut layers = Vec::new();
+            let mut width = input;
+            for (dirs, hidden) in shapes {
+                layers.push(LayerShape {
+                    input_size: width,
+                    hidden_size: hidden,
+                    directions: dirs,
+                });
+                width = hidden * dirs;
+            }
+            let (precision, seq) = match seq {
+                None => (PrecisionProfile::fixed(16, 16), vec![0; t]),
+                Some(s) => {
+                    let s = s[..t].to_vec();
+                    let low = s.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
+                    let switches = s.windows(2).filter(|w| w[0] != w[1]).count();
+                    let p =
+                        two_level(8, 16, low).with_switch_rate(switches as f64 / (t - 1) as f64);
+                    (p, s)
+                }
+            };
+            let n = layers.len();
+            let w = Workload {
+                name: "random".into(),
+                layers,
+                head: head.map(|(outputs, activation)| HeadShape {
+                    input_size: width,
+                    output_size: outputs,
+                    activation,
+                }),
+                seq_len: t,
+                batch,
+                precision,
+            };
+            (w, vec![seq; n])
+        })
+}
+
+/// Where docs/MODEL.md says the closed form is exact: one core's schedule (any multicore
+/// mode but multithreading), nothing streamed after step 0, not bound by activation
+/// traffic, and no choice between overlapping and waiting (fixed precision or no overlap).
+fn claims_exact(a: &Arch, w: &Workload, point: &DesignPoint) -> bool {
+    let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
+    let overlapped_dynamic = w.precision.is_dynamic()
+        && a.schedule.overlap_tail
+        && a.schedule.input_product == InputProduct::PerStep;
+    // A weight load shorter than the reconfiguration would expose part of it.
+    let bpc = a.dram_bytes_per_cycle() / f64::from(a.multicore.cores);
+    let rho = f64::from(a.schedule.reconfig_cycles);
+    let loads_cover_reconfig = w.layers.iter().all(|l| {
+        (8 * l.directions * l.hidden_size * (l.hidden_size + l.input_size)) as f64 / bpc >= rho
+    }) && w
+        .head
+        .is_none_or(|h| (2 * h.input_size * h.output_size) as f64 / bpc >= rho);
+    !mt && fits(a, w)
+        && !overlapped_dynamic
+        && loads_cover_reconfig
+        && point.dram_bytes / a.dram_bytes_per_cycle() < 0.5 * point.cycles
+}
+
+/// Whether every layer's weights (of one core's share) fit the weight memory: nothing streams.
+fn fits(a: &Arch, w: &Workload) -> bool {
+    let split = if a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Helper {
+        a.multicore.cores as usize
+    } else {
+        1
+    };
+    w.layers.iter().all(|l| {
+        let cells = l.hidden_size.div_ceil(split);
+        (8 * l.directions * cells * (l.hidden_size + l.input_size)) as f64
+            <= a.memory.sram_weight_kib * 1024.0
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn closed_form_within_5_percent_of_simulator(a in small_arch(), (w, levels) in small_workload()) {
+        let point = evaluate(&a, &w).expect("point evaluates");
+        let sim = simulate(&a, &w, &levels).expect("point simulates");
+        let rel = (point.cycles - sim.cycles) / sim.cycles;
+        if claims_exact(&a, &w, &point) {
+            prop_assert!(rel.abs() < 1e-9, "claimed exact: model {} sim {}", point.cycles, sim.cycles);
+        }
+        let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
+        // Multithreading with several layers per core: the simulator issues their products
+        // and streams in program order, so an early input product of an upper layer waits for
+        // the layer below and the channel may idle; the closed form adds per-layer step times
+        // as if each kept its overlap: 30% (docs/MODEL.md section 4).
+        // Streamed weights: the closed form approximates the first and last streams of a
+        // layer (docs/MODEL.md section 3); measured within 10% here, 5% when nothing streams.
+        // Dynamic precision with overlap: the closed form picks overlap-or-wait per layer on
+        // expected step times, the simulator per run on the actual sequence: also 10%.
+        let overlapped_dynamic = w.precision.is_dynamic()
+            && a.schedule.overlap_tail
+            && a.schedule.input_product == InputProduct::PerStep;
+        let tolerance = match (mt, fits(&a, &w)) {
+            (true, _) => 0.30,
+            (false, false) => 0.10,
+            _ if overlapped_dynamic => 0.10,
+            _ => 0.05,
+        };
+        prop_assert!(rel.abs() <= tolerance, "model {} sim {} ({:+.2}%)", point.cycles, sim.cycles, 100.0 * rel);
+        prop_assert!((point.dram_bytes - sim.dram_bytes).abs() <= 1e-6 * sim.dram_bytes.max(1.0));
+    }
+}
+
+fn with(a: &Arch, f: impl FnOnce(&mut Arch)) -> Arch {
+    let mut b = a.clone();
+    f(&mut b);
+    b
+}
+
+fn cycles(a: &Arch, w: &Workload) -> f64 {
+    evaluate(a, w).expect("point evaluates").cycles
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn overlap_is_never_slower(a in small_arch(), (w, _) in small_workload()) {
+        let base = with(&a, |b| b.schedule.input_product = InputProduct::PerStep);
+        let on = cycles(&with(&base, |b| b.schedule.overlap_tail = true), &w);
+        let off = cycles(&with(&base, |b| b.schedule.overlap_tail = false), &w);
+        prop_assert!(on <= off * (1.0 + 1e-12), "overlap {on} > no overlap {off}");
+    }
+
+    #[test]
+    fn multithreading_respects_the_dependency_bound(a in small_arch(), (mut w, _) in small_workload(), cores in 2u32..6) {
+        // Loads made negligible: what is left is the dependency structure.
+        let one = with(&a, |b| {
+            b.schedule.input_product = InputProduct::PerStep;
+            b.memory.dram_gb_per_s = 1e9;
+            b.multicore.cores = 1;
+        });
+        let mt = with(&one, |b| {
+            b.multicore.cores = cores;
+            b.multicore.mode = MulticoreMode::Multithreading;
+        });
+        let stages = (cores as usize).min(w.layers.len()) as f64;
+        let speedup = cycles(&one, &w) / cycles(&mt, &w);
+        prop_assert!(speedup <= stages * (1.0 + 1e-9), "speedup {speedup} on {stages} stages");
+        // All layers bidirectional: no two layers can overlap, so no speedup at all.
+        let mut width = w.layers[0].input_size;
+        for l in &mut w.layers {
+            l.directions = 2;
+            l.input_size = width;
+            width = 2 * l.hidden_size;
+        }
+        if let Some(h) = &mut w.head {
+            h.input_size = width;
+        }
+        let speedup = cycles(&one, &w) / cycles(&mt, &w);
+        prop_assert!(speedup <= 1.0 + 1e-9, "bidirectional stack sped up {speedup}x");
+    }
+
+    #[test]
+    fn more_resources_are_never_worse(a in small_arch(), (w, _) in small_workload()) {
+        let latency = |x: &Arch| evaluate(x, &w).expect("point evaluates").latency_us;
+        let base = latency(&a);
+        let more = [
+            with(&a, |b| b.compute.units += 1),
+            with(&a, |b| b.compute.multipliers_per_unit += 1),
+            with(&a, |b| b.memory.sram_weight_kib *= 2.0),
+            with(&a, |b| b.memory.dram_gb_per_s *= 2.0),
+            with(&a, |b| b.compute.clock_mhz *= 2.0),
+            with(&a, |b| b.compute.tail_lanes += 1),
+        ];
+        for (i, m) in more.iter().enumerate() {
+            let l = latency(m);
+            prop_assert!(l <= base * (1.0 + 1e-9), "resource {i}: {l} > {base}");
+        }
+    }
+
+    #[test]
+    fn lower_precision_is_never_slower_or_costlier(a in small_arch(), (mut w, _) in small_workload(), serial in any::<bool>()) {
+        let kind = if serial { MultiplierKind::BitSerial } else { MultiplierKind::BitParallel };
+        let a = with(&a, |b| b.compute.multiplier_kind = kind);
+        w.precision = PrecisionProfile::fixed(16, 16);
+        let wide = evaluate(&a, &w).expect("16-bit evaluates");
+        w.precision = PrecisionProfile::fixed(8, 8);
+        let narrow = evaluate(&a, &w).expect("8-bit evaluates");
+        prop_assert!(narrow.cycles <= wide.cycles * (1.0 + 1e-12));
+        prop_assert!(narrow.energy_uj <= wide.energy_uj * (1.0 + 1e-12));
+    }
+}
+
+#[test]
+fn dpred_bit_serial_time_follows_the_widest_group_of_a_pass() {
+    // 8 multipliers per unit, groups of 4: each column pass covers 2 groups. Widths 4 or 16
+    // bits with equal odds (base 16): by enumeration of the 4 width pairs, the pass takes
+    // E[max] = (4 + 16 + 16 + 16) / 4 = 13 of 16 cycles per product; the mean width (10) would
+    // say 10/16.
+    let a = arch(
+        "epur",
+        &[
+            "compute.multiplier_kind=bit-serial",
+            "compute.multipliers_per_unit=8",
+            "compute.tail_latency_cycles=0",
+            "memory.dram_gb_per_s=1e9",
+            "schedule.input_product=per-step",
+        ],
+    );
+    let mut w = uniform("u", 1, 256, 256, 10);
+    let plain = evaluate(&a, &w).expect("evaluates").cycles;
+    let mut hist = vec![0.0; 16];
+    hist[3] = 0.5;
+    hist[15] = 0.5;
+    let pairs = [(4.0f64, 4.0f64), (4.0, 16.0), (16.0, 4.0), (16.0, 16.0)];
+    let expected = pairs.iter().map(|(x, y)| x.max(*y)).sum::<f64>() / 4.0 / 16.0;
+    w.precision = PrecisionProfile::fixed(16, 16).with_group_widths(hist, 4);
+    let dpred = evaluate(&a, &w).expect("evaluates").cycles;
+    // Tail and loads are negligible next to the 16-cycle products.
+    assert!(
+        rel_close(dpred / plain, expected, 0.01),
+        "{} vs {expected}",
+        dpred / plain
+    );
+}
+
+#[test]
+fn technology_node_scales_on_chip_energy_and_area_only() {
+    let w = eesen_like();
+    let base = evaluate(&arch("sharp", &[]), &w).expect("45 nm");
+    let half = evaluate(&arch("sharp", &["technology.node_nm=22.5"]), &w).expect("22.5 nm");
+    // (22.5 / 45)^1 for energy, ^2 for area; DRAM energy and cycles unchanged.
+    assert!(rel_close(half.compute_uj, base.compute_uj / 2.0, 1e-12));
+    assert!(rel_close(half.sram_uj, base.sram_uj / 2.0, 1e-12));
+    assert!(rel_close(half.area_mm2, base.area_mm2 / 4.0, 1e-12));
+    assert_eq!(half.dram_uj, base.dram_uj);
+    assert_eq!(half.cycles, base.cycles);
+}
