@@ -32,6 +32,7 @@ mod error;
 mod evaluate;
 mod multicore;
 mod report;
+mod set;
 mod spec;
 mod timing;
 mod workload;
@@ -50,6 +51,7 @@ pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
+pub use set::Override;
 pub use spec::{
     apply_set, load_arch, ArchSpec, AreaSpec, ComputeSpec, DispatchPolicy, DispatchSpec,
     EnergySpec, InputProduct, MemorySpec, MulticoreMode, MulticoreSpec, MultiplierKind,
