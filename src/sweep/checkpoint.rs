@@ -29,7 +29,7 @@ pub struct Points {
 
 impl Points {
     fn contains(&self, i: usize) -> bool {
-        i < self.total && i >= self.start && (i - self.start) % self.step == 0
+        i < self.total && i >= self.start && (i - self.start).is_multiple_of(self.step)
     }
 }
 

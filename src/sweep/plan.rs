@@ -70,7 +70,9 @@ pub struct Plan {
 /// builds its own (a few hundred nanoseconds) and memory stays flat.
 const PREBUILT_ARCHS: usize = 1 << 16;
 
-/// What a point gives.
+/// What a point gives. Rows are the common case and live on the stack (boxing them would
+/// allocate once per point on the hot path), hence the large variant.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome<'a> {
     Row(Row<'a>),
     /// Why the point has no row (one line).
