@@ -24,13 +24,18 @@ pub fn write_atomic(
         std::fs::create_dir_all(dir)?;
     }
     let tmp = partial_path(path);
-    {
+    let written = (|| {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         fill(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        // A full disk or a failing `fill` must not leave the temporary file behind.
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    written
 }
 
 /// Writes a CSV file atomically: `fill` writes the records.
@@ -62,5 +67,6 @@ mod tests {
             "a,b\n",
             "a failed write keeps the old file"
         );
+        assert!(!partial_path(&p).exists(), "the temporary file is removed");
     }
 }

@@ -35,6 +35,7 @@ mod layer;
 mod multicore;
 mod report;
 mod sim;
+mod set;
 mod spec;
 mod timing;
 mod workload;
@@ -59,6 +60,7 @@ pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
 pub use sim::{level_sequence, realise_levels, simulate, simulate_with, SimPlan, SimResult};
+pub use set::Override;
 pub use spec::{
     apply_set, load_arch, ArchSpec, AreaSpec, ComputeSpec, DispatchPolicy, DispatchSpec,
     EnergySpec, InputProduct, MemorySpec, MulticoreMode, MulticoreSpec, MultiplierKind,

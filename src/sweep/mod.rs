@@ -2,23 +2,39 @@
 //! architecture parameters; every (model, precision option, architecture point) is costed by
 //! the analytical model and written to `results.csv`, then reduced to a Pareto front.
 //!
-//! Runs are durable and reproducible: points have a fixed order and index; rows are appended
-//! in whole, flushed chunks, so `--resume` after an interruption finishes the file with the
-//! same bytes an uninterrupted run gives; `--shard i/N` takes the points whose index is i mod
-//! N and `merge` puts shards back together; the thread count never changes a byte.
+//! The stages, each in its module: [`spec`] reads the file; [`prepare`] validates it and
+//! records what it read (`spec.resolved.toml`, with a content hash of every input file);
+//! [`options`] computes the precision options of each model (cached); [`plan`] numbers every
+//! point and costs any of them on demand into a typed [`row::Row`]; [`checkpoint`] verifies
+//! an interrupted run's files before `--resume` appends to them; [`front`] gathers the Pareto
+//! front from the rows; [`outdir`] locks the output directory and publishes a run only once
+//! it has finished. Points are indexed, so the bytes do not depend on threads, interruptions
+//! and resumes, or on `--shard i/N` + `merge`.
 
+mod checkpoint;
+mod front;
 mod options;
+mod outdir;
+mod plan;
+mod row;
 pub mod spec;
 
-pub use options::{fnv64, inputs, PrecisionOption};
+pub use options::{fnv64, inputs, PrecisionOption, NUMERICS_VERSION};
+pub use row::columns;
 pub use spec::{SpecError, SweepSpec};
 
-use crate::accel::{self, ArchSpec};
+use crate::accel::{self, ArchSpec, Override};
 use crate::lstm::{self, LoadOptions};
 use crate::trace::{DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
+use checkpoint::{Done, Points};
+use front::{FrontPart, FrontSpec};
+use outdir::OutDir;
+use plan::{ModelPlan, Outcome, Plan, PlannedOption};
 use rayon::prelude::*;
-use std::io::{Read, Seek, Write};
+use row::{Axes, Col, TextCell};
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How to run a sweep.
@@ -33,7 +49,7 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Small smoke run: at most two values per range, three policies, four sequences.
     pub smoke: bool,
-    /// Stop after the precision stage (it fills the cache): phase 1 of a cluster run.
+    /// Stop after the precision stage (fills the cache; phase 1 of a SLURM run).
     pub precision_only: bool,
 }
 
@@ -43,54 +59,34 @@ pub trait Progress: Sync {
     fn advance(&self, n: u64);
 }
 
-const ACCURACY: [&str; 6] = [
-    "hidden_rmse",
-    "output_rmse",
-    "output_max_abs",
-    "top1_agreement",
-    "task_accuracy",
-    "frac_low_precision",
-];
-
-/// Every column of results.csv for a spec whose ranges have these keys.
-pub fn columns(range_keys: &[String]) -> Vec<String> {
-    let mut c: Vec<String> = [
-        "point",
-        "model",
-        "precision",
-        "thresholds",
-        "dpred_group_size",
-    ]
-    .map(String::from)
-    .to_vec();
-    c.extend(range_keys.iter().cloned());
-    c.extend(
-        accel::DesignPoint::default()
-            .sweep_columns()
-            .map(|(name, _)| name.to_string()),
-    );
-    c.extend(["speedup", "energy_saving"].map(String::from));
-    c.extend(ACCURACY.iter().map(|s| s.to_string()));
-    c.extend(["config_hash", "tool_version"].map(String::from));
-    c
-}
-
-/// What `spec.resolved.toml` holds: the spec with every default filled, and the base
-/// architecture file's values.
+/// What `spec.resolved.toml` holds: the spec with every default filled, a content hash of
+/// every file it reads, and the base architecture file's values.
 #[derive(serde::Serialize)]
 struct Resolved<'a> {
     spec: &'a SweepSpec,
+    inputs: &'a BTreeMap<String, String>,
     arch_base: &'a ArchSpec,
 }
 
-/// Everything decided before the first point: expanded ranges, arch base, columns.
+/// Everything decided before the first point.
 struct Prepared {
     spec: SweepSpec,
-    keys: Vec<String>,
-    values: Vec<Vec<String>>,
+    file: String,
+    axes: Axes,
     base: ArchSpec,
     resolved: String,
     columns: Vec<String>,
+    kinds: Vec<Col>,
+}
+
+/// Content hash of a file for `spec.resolved.toml`: `fnv64:<hex>:<bytes>`.
+fn content_hash(file: &str, key: &str, path: &str) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| SpecError {
+        file: file.to_string(),
+        key: key.to_string(),
+        problem: format!("{path}: {e}"),
+    })?;
+    Ok(format!("fnv64:{:016x}:{}", fnv64(&[&bytes]), bytes.len()))
 }
 
 fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
@@ -118,6 +114,9 @@ fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         )
         .into());
     }
+    if spec.arch.ranges.len() > row::MAX_KEYS {
+        return Err(bad("arch.ranges", format!("more than {} keys", row::MAX_KEYS)).into());
+    }
     if smoke {
         spec.workload.sequences = spec.workload.sequences.min(4);
         spec.workload.steps = spec.workload.steps.min(6);
@@ -126,54 +125,150 @@ fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             spec.precision.thresholds = first.join(",");
         }
     }
+    // Every file the run reads, with its content hash (provenance, checked by resume/merge).
+    let mut inputs = BTreeMap::new();
+    let w = &spec.workload;
+    for m in w.models.iter().filter(|m| !m.starts_with("builtin:")) {
+        inputs.insert(m.clone(), content_hash(&file, "workload.models", m)?);
+    }
+    for (key, p) in [
+        ("workload.input", &w.input),
+        ("workload.labels", &w.labels),
+        ("arch.baseline", &spec.arch.baseline),
+    ] {
+        if let Some(p) = p {
+            inputs.insert(p.clone(), content_hash(&file, key, p)?);
+        }
+    }
+    inputs.insert(
+        spec.arch.base.clone(),
+        content_hash(&file, "arch.base", &spec.arch.base)?,
+    );
+    let base = accel::load_arch(Path::new(&spec.arch.base))
+        .map_err(|e| bad("arch.base", e.to_string()))?;
+    // Every value of every range, checked once and turned into a typed override.
     let keys: Vec<String> = spec.arch.ranges.keys().cloned().collect();
-    let mut values = Vec::new();
+    let mut raw = Vec::with_capacity(keys.len());
     for k in &keys {
         let mut v = spec::expand(&file, k, &spec.arch.ranges[k])?;
         if smoke {
             v.truncate(2);
         }
-        values.push(v);
+        raw.push(v);
     }
-    spec::check_size(&file, &spec, &values)?;
-    spec::check_objectives(&file, &spec, &keys, &values)?;
-    let base = accel::load_arch(Path::new(&spec.arch.base))
-        .map_err(|e| bad("arch.base", e.to_string()))?;
-    // Every key must be a real field: try the first value of each.
-    let mut probe = base.clone();
-    for (k, v) in keys.iter().zip(&values) {
-        accel::apply_set(&mut probe, &format!("{k}={}", v[0]))
+    spec::check_size(&file, &spec, &raw)?;
+    let (mut values, mut overrides) = (Vec::new(), Vec::new());
+    for (k, v) in keys.iter().zip(raw) {
+        let o = v
+            .iter()
+            .map(|v| Override::parse(&base, k, v))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
+        values.push(v.into_iter().map(TextCell::new).collect::<Vec<_>>());
+        overrides.push(o);
     }
-    let columns = columns(&keys);
-    for c in spec.pareto.minimize.iter().chain(&spec.pareto.maximize) {
-        if !columns.contains(c) {
-            return Err(bad(
-                "pareto",
-                format!(
-                    "objective '{c}' names no column (columns: {})",
-                    columns.join(", ")
-                ),
-            )
-            .into());
+    let axes = Axes {
+        keys,
+        values,
+        overrides,
+    };
+    let columns = columns(&axes.keys);
+    let kinds = row::kinds(axes.keys.len());
+    // Objectives and constraints must name numeric columns: said now, not after the run.
+    let text_column = |c: usize| -> Option<String> {
+        match kinds[c] {
+            Col::Lead(i) if i < 3 => Some("holds text, not numbers".into()),
+            Col::ConfigHash | Col::ToolVersion => Some("holds text, not numbers".into()),
+            Col::Arch(k) => axes.values[k]
+                .iter()
+                .find(|v| v.number.is_err())
+                .map(|v| format!("has the value '{}', not a number", v.raw)),
+            _ => None,
+        }
+    };
+    for (key, names) in [
+        ("pareto.minimize", &spec.pareto.minimize),
+        ("pareto.maximize", &spec.pareto.maximize),
+    ] {
+        for c in names {
+            let Some(i) = columns.iter().position(|x| x == c.trim()) else {
+                return Err(bad(
+                    key,
+                    format!(
+                        "objective '{c}' names no column (columns: {})",
+                        columns.join(", ")
+                    ),
+                )
+                .into());
+            };
+            if let Some(problem) = text_column(i) {
+                return Err(bad(key, format!("column '{c}' {problem}")).into());
+            }
         }
     }
     if let Some(f) = &spec.pareto.filter {
-        crate::pareto::Filter::parse(f, &columns)
+        let filter = crate::pareto::Filter::parse(f, &columns)
             .map_err(|e| bad("pareto.where", e.to_string()))?;
+        for &i in filter.columns() {
+            if let Some(problem) = text_column(i) {
+                return Err(
+                    bad("pareto.where", format!("column '{}' {problem}", columns[i])).into(),
+                );
+            }
+        }
     }
     let resolved = toml::to_string(&Resolved {
         spec: &spec,
+        inputs: &inputs,
         arch_base: &base,
     })?;
     Ok(Prepared {
         spec,
-        keys,
-        values,
+        file,
+        axes,
         base,
         resolved,
         columns,
+        kinds,
     })
+}
+
+/// Refuses to continue or combine runs whose resolved specs differ, naming a changed input
+/// file first, otherwise the first differing setting.
+fn same_run(old: &str, new: &str, what: &str, advice: &str) -> Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    let inputs = |text: &str| -> BTreeMap<String, String> {
+        toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("inputs").and_then(|v| v.as_table()).cloned())
+            .map(|t| {
+                t.into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (a, b) = (inputs(old), inputs(new));
+    for (file, hash) in &b {
+        match a.get(file) {
+            Some(h) if h != hash => bail!(
+                "{what}: input {file} changed since then (content hash was {h}, now {hash}); {advice}"
+            ),
+            None if !a.is_empty() => {
+                bail!("{what}: input {file} was not read by that run; {advice}")
+            }
+            _ => {}
+        }
+    }
+    if a.is_empty() && !b.is_empty() {
+        bail!("{what}: that run recorded no content hashes of its inputs, so they cannot be checked; {advice}");
+    }
+    bail!(
+        "{what}: the spec changed since then ({}); {advice}",
+        first_difference(old, new)
+    )
 }
 
 /// The first setting (line) where two resolved specs differ.
@@ -191,43 +286,9 @@ fn first_difference(a: &str, b: &str) -> String {
     format!("the number of settings (after line {n})")
 }
 
-fn fmt_opt(v: Option<f64>) -> String {
-    v.map_or(String::new(), |v| format!("{v}"))
-}
-
-/// Runs a sweep file; returns the output directory.
-pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathBuf> {
-    let p = prepare(path, o.smoke)?;
-    let file = path.display().to_string();
-    let out = o
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("results").join(&p.spec.name));
-    if out.exists() && !out.is_dir() {
-        bail!("--out {}: exists and is not a directory", out.display());
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let resolved_path = out.join("spec.resolved.toml");
-    let results = out.join("results.csv");
-    if o.resume {
-        if let Ok(old) = std::fs::read_to_string(&resolved_path) {
-            if old != p.resolved {
-                bail!(
-                    "--resume {}: the spec changed since the interrupted run ({}); rerun without --resume",
-                    out.display(),
-                    first_difference(&old, &p.resolved)
-                );
-            }
-        }
-    } else {
-        let _ = std::fs::remove_file(&results);
-        for f in ["front.csv", "front.svg"] {
-            let _ = std::fs::remove_file(out.join(f));
-        }
-    }
-    std::fs::write(&resolved_path, &p.resolved)
-        .with_context(|| format!("writing {}", resolved_path.display()))?;
-
+/// The precision stage: every model's options (cached) and baseline.
+fn model_plans(p: &Prepared, cache_dir: &Path, progress: &dyn Progress) -> Result<Vec<ModelPlan>> {
+    let file = &p.file;
     let choice = match p.spec.precision.device.as_str() {
         "auto" => DeviceChoice::Auto,
         "gpu" => DeviceChoice::Gpu,
@@ -235,14 +296,11 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         d => bail!("{file}: precision.device: '{d}' is not auto, gpu or cpu"),
     };
     let (engine, _) = Engine::select(choice)?;
-
-    // Stage 1: precision options of every model (cached).
-    let bad_key = |key: &str, e: lstm::ModelError| SpecError {
-        file: file.clone(),
-        key: key.into(),
-        problem: e.to_string(),
-    };
     let w = &p.spec.workload;
+    let baseline_arch = match &p.spec.arch.baseline {
+        Some(b) => accel::Arch::from_spec(&accel::load_arch(Path::new(b))?, b)?,
+        None => accel::Arch::from_spec(&p.base, &p.spec.arch.base)?,
+    };
     progress.stage("precision", w.models.len() as u64);
     let mut models = Vec::new();
     for name in &w.models {
@@ -257,9 +315,13 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             head: w.head.clone(),
             head_activation,
         };
-        let model = lstm::load(name, &opts).map_err(|e| bad_key("workload.models", e))?;
-        spec::check_input_memory(&file, w, model.input_size())?;
-        let (seqs, input_id) = options::inputs(&file, w, &model)?;
+        let model = lstm::load(name, &opts).map_err(|e| SpecError {
+            file: file.clone(),
+            key: "workload.models".into(),
+            problem: e.to_string(),
+        })?;
+        spec::check_input_memory(file, w, model.input_size())?;
+        let (seqs, input_id) = options::inputs(file, w, &model)?;
         let labels = match &w.labels {
             None => None,
             Some(l) => Some(crate::lstm::npy::read_f32(Path::new(l))?.1),
@@ -274,7 +336,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             identity.extend(l.iter().flat_map(|v| v.to_le_bytes()));
         }
         let opts = options::options(
-            &file,
+            file,
             &engine,
             name,
             &model,
@@ -283,7 +345,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             &identity,
             w,
             &p.spec.precision,
-            &o.cache_dir,
+            cache_dir,
         )?;
         let seq_len = if w.seq_len > 0 { w.seq_len } else { seqs.steps };
         let workload = accel::workload_of(
@@ -292,20 +354,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             w.batch.max(1),
             accel::PrecisionProfile::fixed(16, 16),
         );
-        models.push((name.clone(), workload, opts));
-        progress.advance(1);
-    }
-    if o.precision_only {
-        return Ok(out);
-    }
-
-    // Baseline per model: the baseline (or base) architecture at the widest fixed option.
-    let baseline_arch = match &p.spec.arch.baseline {
-        Some(b) => accel::Arch::from_spec(&accel::load_arch(Path::new(b))?, b)?,
-        None => accel::Arch::from_spec(&p.base, &p.spec.arch.base)?,
-    };
-    let mut baselines = Vec::new();
-    for (_, workload, opts) in &models {
+        // Baseline: the baseline (or base) architecture at the widest fixed option.
         let widest = opts
             .iter()
             .filter(|o| o.levels.len() == 1)
@@ -314,156 +363,239 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             .unwrap_or((16, 16));
         let mut wl = workload.clone();
         wl.precision = accel::PrecisionProfile::fixed(widest.0, widest.1);
-        baselines.push(accel::evaluate(&baseline_arch, &wl).ok());
+        let baseline = accel::evaluate(&baseline_arch, &wl).ok();
+        let options = opts
+            .iter()
+            .map(|o| {
+                let mut wl = workload.clone();
+                wl.precision = o.profile();
+                PlannedOption::new(name, o, wl)
+            })
+            .collect();
+        models.push(ModelPlan { options, baseline });
+        progress.advance(1);
     }
+    Ok(models)
+}
 
-    // Stage 2: every point.
-    let arch_points: usize = p.values.iter().map(Vec::len).product();
-    let per_model: Vec<usize> = models
-        .iter()
-        .map(|(_, _, o)| o.len() * arch_points)
-        .collect();
-    let total: usize = per_model.iter().sum();
-    let (shard_i, shard_n) = o.shard.unwrap_or((0, 1));
-    let mine: Vec<usize> = (shard_i..total).step_by(shard_n).collect();
-    let done = if o.resume {
-        complete_rows(&results)?
-    } else {
-        0
-    };
-    if done == 0 {
-        let mut f = std::fs::File::create(&results)
-            .with_context(|| format!("writing {}", results.display()))?;
+/// Picks the staging directory of this run: fresh, or (with `--resume`) the interrupted run's,
+/// or a finished run's files copied there to be verified and completed.
+fn staging(out: &OutDir, p: &Prepared, resume: bool) -> Result<PathBuf> {
+    let s = out.staging();
+    let resolved = s.join("spec.resolved.toml");
+    let what = format!("--resume {}", out.dir.display());
+    let advice = "rerun without --resume to start afresh";
+    if resume && resolved.exists() {
+        let old = std::fs::read_to_string(&resolved)
+            .with_context(|| format!("{}: cannot read", resolved.display()))?;
+        same_run(&old, &p.resolved, &what, advice)?;
+        return Ok(s);
+    }
+    let from_published = resume && out.dir.join("results.csv").exists();
+    if from_published {
+        let old = std::fs::read_to_string(out.dir.join("spec.resolved.toml")).map_err(|_| {
+            anyhow::anyhow!("{what}: results.csv has no spec.resolved.toml beside it, so what produced it cannot be checked; {advice}")
+        })?;
+        same_run(&old, &p.resolved, &what, advice)?;
+    }
+    let s = out.fresh_staging()?;
+    if from_published {
+        for f in ["results.csv", "skipped.csv"] {
+            if out.dir.join(f).exists() {
+                std::fs::copy(out.dir.join(f), s.join(f))
+                    .with_context(|| format!("{}: cannot copy", s.join(f).display()))?;
+            }
+        }
+    }
+    crate::report::write_atomic(&resolved, |w| w.write_all(p.resolved.as_bytes()))
+        .with_context(|| format!("{}: cannot write", resolved.display()))?;
+    Ok(s)
+}
+
+/// Points per batch appended to the checkpoint files; rayon splits each batch in pieces.
+const BATCH: usize = 1 << 16;
+const PIECE: usize = 2048;
+
+/// Runs a sweep file; returns the output directory.
+pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathBuf> {
+    let p = prepare(path, o.smoke)?;
+    let out_path = o
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("results").join(&p.spec.name));
+    let out = OutDir::lock(&out_path)?;
+    let models = model_plans(&p, &o.cache_dir, progress)?;
+    if o.precision_only {
+        return Ok(out_path);
+    }
+    let dir = staging(&out, &p, o.resume)?;
+    let plan = Plan::new(p.axes, models, p.base, &p.spec.arch.base)
+        .ok_or_else(|| anyhow::anyhow!("{}: the number of points overflows", p.file))?;
+    let header = {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&p.columns)?;
-        f.write_all(&w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
-        f.sync_all()?;
-    }
-    progress.stage("design points", mine.len() as u64);
-    progress.advance(done as u64);
-    // Built once: every architecture point (its swept values and the validated arch; None
-    // when the values do not make a valid design) and every (model, option) workload.
-    let archs: Vec<Option<(Vec<String>, accel::Arch)>> = (0..arch_points)
-        .into_par_iter()
-        .map(|mut ai| {
-            let mut chosen = vec![String::new(); p.keys.len()];
-            for k in (0..p.keys.len()).rev() {
-                let n = p.values[k].len();
-                chosen[k] = p.values[k][ai % n].clone();
-                ai /= n;
-            }
-            let mut spec = p.base.clone();
-            for (k, v) in p.keys.iter().zip(&chosen) {
-                accel::apply_set(&mut spec, &format!("{k}={v}")).ok()?;
-            }
-            let arch = accel::Arch::from_spec(&spec, &p.spec.arch.base).ok()?;
-            Some((chosen, arch))
-        })
-        .collect();
-    let workloads: Vec<Vec<accel::Workload>> = models
-        .iter()
-        .map(|(_, workload, opts)| {
-            opts.iter()
-                .map(|o| {
-                    let mut wl = workload.clone();
-                    wl.precision = o.profile();
-                    wl
-                })
-                .collect()
-        })
-        .collect();
-    let point_row = |idx: usize| -> Option<Vec<String>> {
-        let (mut m, mut rest) = (0, idx);
-        while rest >= per_model[m] {
-            rest -= per_model[m];
-            m += 1;
-        }
-        let (name, _, opts) = &models[m];
-        let (oi, ai) = (rest / arch_points, rest % arch_points);
-        let opt = &opts[oi];
-        let (chosen, arch) = archs[ai].as_ref()?;
-        let wl = &workloads[m][oi];
-        let d = accel::evaluate(arch, wl).ok()?;
-        let cmp = baselines[m].as_ref().map(|b| accel::compare(&d, b));
-        let mut row = vec![
-            idx.to_string(),
-            name.clone(),
-            opt.precision.clone(),
-            opt.thresholds.clone(),
-            opt.dpred_group_size.to_string(),
-        ];
-        row.extend(chosen.iter().cloned());
-        row.extend(d.sweep_columns().map(|(_, v)| format!("{v}")));
-        row.push(fmt_opt(cmp.map(|c| c.speedup)));
-        row.push(fmt_opt(cmp.map(|c| c.energy_saving)));
-        row.extend([
-            format!("{}", opt.hidden_rmse),
-            fmt_opt(opt.output_rmse),
-            fmt_opt(opt.output_max_abs),
-            fmt_opt(opt.top1_agreement),
-            fmt_opt(opt.task_accuracy),
-            format!("{}", opt.fractions.first().copied().unwrap_or(1.0)),
-        ]);
-        let config = format!(
-            "{name}|{}|{}|{}|{}",
-            opt.precision,
-            opt.thresholds,
-            opt.dpred_group_size,
-            chosen.join("|")
-        );
-        row.push(format!("{:016x}", fnv64(&[config.as_bytes()])));
-        row.push(env!("CARGO_PKG_VERSION").to_string());
-        Some(row)
+        w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?
     };
-    const CHUNK: usize = 4096;
-    let mut skipped = 0usize;
-    for chunk in mine[done.min(mine.len())..].chunks(CHUNK) {
-        let rows: Vec<Option<Vec<String>>> = chunk.par_iter().map(|&i| point_row(i)).collect();
-        let mut w = csv::Writer::from_writer(Vec::new());
-        for r in rows.iter().flatten() {
-            w.write_record(r)?;
+    let (shard_i, shard_n) = o.shard.unwrap_or((0, 1));
+    let points = Points {
+        start: shard_i,
+        step: shard_n,
+        total: plan.total,
+    };
+    let with_front = o.shard.is_none();
+    let fspec = FrontSpec::new(&p.spec, &p.columns, &p.kinds)
+        .map_err(|e| anyhow::anyhow!("{}: pareto: {e}", p.file))?;
+    let mut front = FrontPart::default();
+    let mut scratch = Vec::new();
+    let done = checkpoint::verify(&dir, &plan, points, &p.columns, &header, &mut |r| {
+        if with_front {
+            fspec.add(&mut front, r, &mut scratch)?;
         }
-        skipped += rows.iter().filter(|r| r.is_none()).count();
-        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    })?;
+    let mine = plan.total.saturating_sub(shard_i).div_ceil(shard_n);
+    progress.stage("design points", mine as u64);
+    let (results, skipped) = (dir.join("results.csv"), dir.join("skipped.csv"));
+    let kept = |e: std::io::Error, file: &Path, done: usize| {
+        anyhow::anyhow!(
+            "{}: {e}; the {done} points finished so far are kept: rerun with --resume to continue",
+            file.display()
+        )
+    };
+    // Create both files with their headers, so that they exist even with nothing to append.
+    for (f, h) in [
+        (&results, &header[..]),
+        (&skipped, checkpoint::SKIPPED_HEADER),
+    ] {
+        checkpoint::append(f, h, b"").map_err(|e| kept(e, f, 0))?;
+    }
+    let mut todo = pending(&done, points);
+    let mut finished = count_done(&done, points);
+    progress.advance(finished as u64);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        batch.extend(todo.by_ref().take(BATCH));
+        if batch.is_empty() {
+            break;
+        }
+        let pieces: Vec<(Vec<u8>, Vec<u8>, FrontPart)> = batch
+            .par_chunks(PIECE)
+            .map(|piece| {
+                let (mut rows, mut skips) = (Vec::with_capacity(piece.len() * 400), Vec::new());
+                let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
+                for &i in piece {
+                    match plan.outcome(i) {
+                        Outcome::Row(r) => {
+                            r.write(&mut rows);
+                            if with_front {
+                                fspec.add(&mut part, &r, &mut scratch)?;
+                            }
+                        }
+                        Outcome::Skipped(why) => checkpoint::skipped_line(&mut skips, i, &why),
+                    }
+                }
+                Ok((rows, skips, part))
+            })
+            .collect::<Result<_>>()?;
+        // A batch's skipped points first, then its rows: see checkpoint's module doc.
+        let skips: Vec<u8> = pieces.iter().flat_map(|p| p.1.iter().copied()).collect();
+        checkpoint::append(&skipped, checkpoint::SKIPPED_HEADER, &skips)
+            .map_err(|e| kept(e, &skipped, finished))?;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&results)
-            .with_context(|| format!("writing {}", results.display()))?;
-        f.write_all(&bytes)
-            .with_context(|| format!("writing {}", results.display()))?;
-        f.sync_data()?;
-        progress.advance(chunk.len() as u64);
+            .map_err(|e| kept(e, &results, finished))?;
+        for (rows, _, part) in pieces {
+            f.write_all(&rows)
+                .map_err(|e| kept(e, &results, finished))?;
+            front.points.extend(part.points);
+            front.values.extend(part.values);
+        }
+        finished += batch.len();
+        progress.advance(batch.len() as u64);
     }
-    if skipped > 0 {
-        eprintln!("note: {skipped} point(s) skipped: the architecture cannot run that precision option (e.g. dynamic precision without tracking.enabled)");
+    if std::fs::metadata(&skipped).map(|m| m.len()).unwrap_or(0)
+        == checkpoint::SKIPPED_HEADER.len() as u64
+    {
+        std::fs::remove_file(&skipped).map_err(|e| kept(e, &skipped, finished))?;
+    } else {
+        let n = std::fs::read(&skipped)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count() - 1)
+            .unwrap_or(0);
+        eprintln!("note: {n} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
     }
-    if o.shard.is_none() {
-        write_front(&out, &p.spec)?;
+    if with_front {
+        write_front_of(&dir, &p.spec, &plan, &fspec, &front, &header)?;
     }
-    Ok(out)
+    out.publish()?;
+    Ok(out_path)
 }
 
-/// Rows already complete in a results file (a partial last line is cut off).
-fn complete_rows(path: &Path) -> Result<usize> {
-    let Ok(mut f) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-    else {
-        return Ok(0);
-    };
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)?;
-    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if keep < bytes.len() {
-        f.set_len(keep as u64)?;
-        f.seek(std::io::SeekFrom::End(0))?;
-    }
-    let lines = bytes[..keep].iter().filter(|&&b| b == b'\n').count();
-    Ok(lines.saturating_sub(1))
+/// The points of `points` not in `done`, in order.
+fn pending(done: &Done, points: Points) -> impl Iterator<Item = usize> + '_ {
+    let from = done.through.map_or(points.start, |t| t + points.step);
+    (from..points.total)
+        .step_by(points.step)
+        .filter(move |i| !done.beyond.contains(i))
 }
 
-/// front.csv and front.svg of a results directory, for the spec's objectives.
+fn count_done(done: &Done, points: Points) -> usize {
+    done.through
+        .map_or(0, |t| (t - points.start) / points.step + 1)
+        + done.beyond.len()
+}
+
+/// front.csv and front.svg from the gathered rows, into `dir`.
+fn write_front_of(
+    dir: &Path,
+    spec: &SweepSpec,
+    plan: &Plan,
+    fspec: &FrontSpec,
+    front: &FrontPart,
+    header: &[u8],
+) -> Result<()> {
+    let on = fspec.finish(front);
+    let path = dir.join("front.csv");
+    crate::report::write_atomic(&path, |w| {
+        w.write_all(header)?;
+        let mut buf = Vec::new();
+        for (&p, _) in front.points.iter().zip(&on).filter(|(_, &f)| f) {
+            if let Outcome::Row(r) = plan.outcome(p as usize) {
+                buf.clear();
+                r.write(&mut buf);
+                w.write_all(&buf)?;
+            }
+        }
+        Ok(())
+    })
+    .with_context(|| format!("{}: cannot write", path.display()))?;
+    if fspec.dims() >= 2 {
+        let ((xn, x), (yn, y)) = (fspec.objective(front, 0), fspec.objective(front, 1));
+        crate::pareto::plot_front_svg(
+            &dir.join("front.svg"),
+            &plot_title(spec, fspec.dims()),
+            (&xn, &x),
+            (&yn, &y),
+            &on,
+        )?;
+    }
+    Ok(())
+}
+
+fn plot_title(spec: &SweepSpec, objectives: usize) -> String {
+    if objectives > 2 {
+        format!(
+            "{}: front of {} objectives, shown on the first two",
+            spec.name, objectives
+        )
+    } else {
+        spec.name.clone()
+    }
+}
+
+/// front.csv and front.svg of a results directory, for the spec's objectives (read back from
+/// `results.csv`; a sweep itself gathers its front as it goes).
 pub fn write_front(out: &Path, spec: &SweepSpec) -> Result<()> {
     let front = crate::pareto::front_of_csv(
         &out.join("results.csv"),
@@ -479,27 +611,10 @@ pub fn write_front(out: &Path, spec: &SweepSpec) -> Result<()> {
         .chain(&spec.pareto.maximize)
         .collect();
     if objectives.len() >= 2 {
-        let col = |name: &str| -> Vec<f64> {
-            let i = front.header.iter().position(|h| h == name).unwrap_or(0);
-            front
-                .rows
-                .iter()
-                .map(|r| r.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
-                .collect()
-        };
-        let (x, y) = (col(objectives[0]), col(objectives[1]));
-        let title = if objectives.len() > 2 {
-            format!(
-                "{}: front of {} objectives, shown on the first two",
-                spec.name,
-                objectives.len()
-            )
-        } else {
-            spec.name.clone()
-        };
+        let (x, y) = (front.objective_values(0), front.objective_values(1));
         crate::pareto::plot_front_svg(
             &out.join("front.svg"),
-            &title,
+            &plot_title(spec, objectives.len()),
             (objectives[0], &x),
             (objectives[1], &y),
             &front.on_front,
@@ -508,62 +623,93 @@ pub fn write_front(out: &Path, spec: &SweepSpec) -> Result<()> {
     Ok(())
 }
 
-/// Combines shard outputs into the results a single run gives.
+/// Combines shard outputs into the results a single run gives. Every shard must come from the
+/// same resolved spec (inputs included); a point in two shards must have the same row.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let Some(first) = dirs.first() else {
         bail!("merge: give at least one directory")
     };
-    let resolved = std::fs::read_to_string(first.join("spec.resolved.toml"))
-        .with_context(|| format!("{}: no spec.resolved.toml", first.display()))?;
-    let mut header: Option<csv::StringRecord> = None;
-    let mut rows: Vec<(u64, csv::StringRecord)> = Vec::new();
+    let read_resolved = |d: &Path| {
+        std::fs::read_to_string(d.join("spec.resolved.toml"))
+            .with_context(|| format!("merge: {}: no spec.resolved.toml", d.display()))
+    };
+    let resolved = read_resolved(first)?;
+    let mut header: Option<csv::ByteRecord> = None;
+    let mut rows: BTreeMap<u64, (csv::ByteRecord, PathBuf)> = BTreeMap::new();
+    let mut skipped: BTreeMap<u64, csv::ByteRecord> = BTreeMap::new();
     for d in dirs {
-        let r = std::fs::read_to_string(d.join("spec.resolved.toml"))
-            .with_context(|| format!("{}: no spec.resolved.toml", d.display()))?;
-        if r != resolved {
-            bail!(
-                "merge: {} was run from a different spec than {} ({})",
-                d.display(),
-                first.display(),
-                first_difference(&resolved, &r)
-            );
-        }
-        let mut rd = csv::Reader::from_path(d.join("results.csv"))
-            .with_context(|| format!("{}: no results.csv", d.display()))?;
-        let h = rd.headers()?.clone();
+        same_run(
+            &read_resolved(d)?,
+            &resolved,
+            &format!("merge: {} and {}", d.display(), first.display()),
+            "merge only shards of one run",
+        )?;
+        let results = d.join("results.csv");
+        let mut rd = csv::Reader::from_path(&results)
+            .with_context(|| format!("merge: {}: cannot read", results.display()))?;
+        let h = rd.byte_headers()?.clone();
         if header.as_ref().is_some_and(|x| *x != h) {
-            bail!("merge: {} has different columns", d.display());
+            bail!("merge: {} has different columns", results.display());
         }
         header = Some(h);
-        for rec in rd.records() {
-            let rec = rec?;
-            let idx: u64 = rec
-                .get(0)
+        for rec in rd.byte_records() {
+            let rec = rec.with_context(|| format!("merge: {}", results.display()))?;
+            let line = rec.position().map_or(0, |p| p.line());
+            let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
+                .ok()
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("{}: a row without a point index", d.display()))?;
-            rows.push((idx, rec));
+                .ok_or_else(|| {
+                    anyhow::anyhow!("merge: {}: line {line}: no point index", results.display())
+                })?;
+            if let Some((other, from)) = rows.get(&idx) {
+                if *other != rec {
+                    bail!(
+                        "merge: {}: line {line}: point {idx} differs from its row in {}",
+                        results.display(),
+                        from.display()
+                    );
+                }
+            }
+            rows.insert(idx, (rec, results.clone()));
+        }
+        let sk = d.join("skipped.csv");
+        if sk.exists() {
+            let mut rd = csv::Reader::from_path(&sk)
+                .with_context(|| format!("merge: {}: cannot read", sk.display()))?;
+            for rec in rd.byte_records() {
+                let rec = rec.with_context(|| format!("merge: {}", sk.display()))?;
+                let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("merge: {}: a line without a point index", sk.display())
+                    })?;
+                skipped.insert(idx, rec);
+            }
         }
     }
-    rows.sort_by_key(|(i, _)| *i);
-    rows.dedup_by_key(|(i, _)| *i);
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let resolved_path = out.join("spec.resolved.toml");
-    std::fs::write(&resolved_path, &resolved)
-        .with_context(|| format!("writing {}", resolved_path.display()))?;
-    let results = out.join("results.csv");
-    let mut w = csv::Writer::from_path(&results)
-        .with_context(|| format!("writing {}", results.display()))?;
-    if let Some(h) = &header {
-        w.write_record(h)?;
+    let out = OutDir::lock(out)?;
+    let s = out.fresh_staging()?;
+    crate::report::write_atomic(&s.join("spec.resolved.toml"), |w| {
+        w.write_all(resolved.as_bytes())
+    })?;
+    crate::report::write_csv_atomic(&s.join("results.csv"), |w| {
+        if let Some(h) = &header {
+            w.write_byte_record(h)?;
+        }
+        rows.values().try_for_each(|(r, _)| w.write_byte_record(r))
+    })?;
+    if !skipped.is_empty() {
+        crate::report::write_csv_atomic(&s.join("skipped.csv"), |w| {
+            w.write_record(["point", "reason"])?;
+            skipped.values().try_for_each(|r| w.write_byte_record(r))
+        })?;
     }
-    for (_, r) in &rows {
-        w.write_record(r)?;
-    }
-    w.flush()?;
     #[derive(serde::Deserialize)]
     struct Back {
         spec: SweepSpec,
     }
     let back: Back = toml::from_str(&resolved)?;
-    write_front(out, &back.spec)
+    write_front(&s, &back.spec)?;
+    out.publish()
 }

@@ -68,15 +68,39 @@ struct CacheFile {
     option: Vec<PrecisionOption>,
 }
 
-/// FNV-1a, 64 bits: a stable content hash (the same on every platform and run).
+/// FNV-1a, 64 bits: a stable content hash (the same on every platform and run). Each part is
+/// followed by a 0xff byte, so `["ab", "c"]` and `["a", "bc"]` differ.
 pub fn fnv64(parts: &[&[u8]]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for p in parts {
-        for &b in p.iter().chain(&[0xffu8]) {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    h
+    parts
+        .iter()
+        .fold(FNV_INIT, |h, p| fnv_add(fnv_add(h, p), &[0xff]))
+}
+
+/// The FNV-1a starting state.
+pub const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Continues an FNV-1a hash `h` over `bytes`.
+pub fn fnv_add(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The version of the numerics behind cached precision results. Bump it with every change
+/// to the number formats, the traced kernels or the dynamic-precision policies that changes
+/// a result (the rule is stated in docs/NUMERICS.md, "Cached results"). The cache key also
+/// hashes docs/NUMERICS.md itself, so any change to the document invalidates the cache too.
+pub const NUMERICS_VERSION: u32 = 2;
+
+/// What keys the precision cache besides the inputs and settings: tool and numerics version
+/// and the numerics document.
+fn numerics_identity() -> String {
+    format!(
+        "{} numerics {} doc {:016x}",
+        env!("CARGO_PKG_VERSION"),
+        NUMERICS_VERSION,
+        fnv64(&[include_str!("../../docs/NUMERICS.md").as_bytes()])
+    )
 }
 
 fn bad(file: &str, key: &str, problem: impl Into<String>) -> SpecError {
@@ -111,7 +135,7 @@ pub fn options(
         precision: p,
     })?;
     let key = fnv64(&[
-        env!("CARGO_PKG_VERSION").as_bytes(),
+        numerics_identity().as_bytes(),
         model_name.as_bytes(),
         identity,
         settings.as_bytes(),
@@ -123,15 +147,11 @@ pub fn options(
         }
     }
     let opts = compute(file, engine, model, seqs, labels, p)?;
-    std::fs::create_dir_all(cache_dir)?;
-    let tmp = path.with_extension("partial");
-    std::fs::write(
-        &tmp,
-        toml::to_string(&CacheFile {
-            option: opts.clone(),
-        })?,
-    )?;
-    std::fs::rename(&tmp, &path)?;
+    let text = toml::to_string(&CacheFile {
+        option: opts.clone(),
+    })?;
+    crate::report::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(opts)
 }
 

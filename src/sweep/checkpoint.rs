@@ -1,0 +1,272 @@
+//! Checkpoints: `results.csv` and `skipped.csv` in the staging directory are the run's
+//! progress, indexed by point. Rows are appended in index order in whole chunks, a chunk's
+//! skipped points before its rows, so after a kill (at any byte) the files hold every point
+//! up to some index, perhaps a cut last line, and perhaps the skipped points of one chunk
+//! beyond it.
+//!
+//! [`verify`] reads them back before anything is appended: the header must be this plan's;
+//! every line must be exactly the row (or the skip reason) this plan gives for its point,
+//! in increasing point order, without a gap, a duplicate, a point of another shard, a NUL
+//! byte or a CR. A cut last line is removed; anything else is refused naming the file and
+//! line. What it returns is the set of points done, so the run goes on from there.
+
+use super::plan::{Outcome, Plan};
+use super::row::Row;
+use anyhow::{bail, Result};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+
+pub const SKIPPED_HEADER: &[u8] = b"point,reason\n";
+
+/// The points of one run: `start, start + step, ...` below the plan's total.
+#[derive(Debug, Clone, Copy)]
+pub struct Points {
+    pub start: usize,
+    pub step: usize,
+    pub total: usize,
+}
+
+impl Points {
+    fn contains(&self, i: usize) -> bool {
+        i < self.total && i >= self.start && (i - self.start).is_multiple_of(self.step)
+    }
+}
+
+/// What is already done: every point of the run up to and including `through` (none when
+/// `None`), and the points in `beyond`.
+#[derive(Debug, Default)]
+pub struct Done {
+    pub through: Option<usize>,
+    pub beyond: BTreeSet<usize>,
+    pub rows: u64,
+}
+
+/// One line of a checkpoint file, with its point.
+struct Line<'a> {
+    number: usize,
+    point: usize,
+    text: &'a [u8],
+}
+
+/// Reads a checkpoint file: checks the header, cuts a partial last line (rewriting the file),
+/// and returns the lines with their point index.
+fn lines<'a>(path: &Path, bytes: &'a mut Vec<u8>, header: &[u8]) -> Result<Vec<Line<'a>>> {
+    let name = path.display();
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if keep < bytes.len() {
+        // A line cut by a kill while appending: drop it (it is recomputed).
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.set_len(keep as u64)?;
+        bytes.truncate(keep);
+    }
+    let bytes: &'a [u8] = bytes;
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !bytes.starts_with(header) {
+        bail!("{name}: line 1: the header is not this sweep's columns (a file from another spec or tool version, or edited)");
+    }
+    let mut out = Vec::new();
+    let mut prev: Option<usize> = None;
+    for (k, text) in bytes[header.len()..]
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .take_while(|(_, t)| !t.is_empty())
+    {
+        let number = k + 2;
+        if text.contains(&0) {
+            bail!("{name}: line {number}: NUL bytes (the file was damaged, e.g. by a crash of the machine)");
+        }
+        if text.contains(&b'\r') {
+            bail!("{name}: line {number}: a carriage return (CRLF line ends: the file was edited or converted)");
+        }
+        let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+        let point = std::str::from_utf8(&text[..digits])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|_| text.get(digits) == Some(&b','));
+        let Some(point) = point else {
+            bail!("{name}: line {number}: does not start with a point index");
+        };
+        if prev.is_some_and(|p| point <= p) {
+            bail!("{name}: line {number}: point {point} comes after point {} (duplicated or reordered rows)", prev.unwrap_or(0));
+        }
+        prev = Some(point);
+        out.push(Line {
+            number,
+            point,
+            text,
+        });
+    }
+    if out.len()
+        != bytes[header.len()..]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    {
+        let n = out.len() + 2;
+        bail!("{name}: line {n}: an empty line");
+    }
+    Ok(out)
+}
+
+/// The first column where two rows differ, for the message.
+fn first_difference(columns: &[String], got: &[u8], want: &[u8]) -> String {
+    let (g, w) = (String::from_utf8_lossy(got), String::from_utf8_lossy(want));
+    for (k, (a, b)) in g.split(',').zip(w.split(',')).enumerate() {
+        if a != b {
+            let col = columns.get(k).map_or("?", String::as_str);
+            return format!("column `{col}` is '{a}', this run gives '{b}'");
+        }
+    }
+    "the number of columns differs".to_string()
+}
+
+/// Verifies the checkpoint files in `dir` against `plan` (see the module doc) and returns what
+/// is done. Every verified row is handed to `row` in order (the front is built from them).
+pub fn verify(
+    dir: &Path,
+    plan: &Plan,
+    points: Points,
+    columns: &[String],
+    header: &[u8],
+    row: &mut dyn FnMut(&Row) -> Result<()>,
+) -> Result<Done> {
+    let (rpath, spath) = (dir.join("results.csv"), dir.join("skipped.csv"));
+    let mut rbytes = std::fs::read(&rpath).unwrap_or_default();
+    let mut sbytes = std::fs::read(&spath).unwrap_or_default();
+    let rows = lines(&rpath, &mut rbytes, header)?;
+    let skips = lines(&spath, &mut sbytes, SKIPPED_HEADER)?;
+    for (file, ls) in [(&rpath, &rows), (&spath, &skips)] {
+        if let Some(l) = ls.iter().find(|l| !points.contains(l.point)) {
+            bail!(
+                "{}: line {}: point {} is not a point of this run ({} points{})",
+                file.display(),
+                l.number,
+                l.point,
+                points.total,
+                if points.step > 1 {
+                    ", this shard's only"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let last_row = rows.last().map(|l| l.point);
+    let last = last_row.max(skips.last().map(|l| l.point));
+    let mut done = Done::default();
+    let Some(last) = last else {
+        return Ok(done);
+    };
+    let (mut r, mut s) = (rows.iter().peekable(), skips.iter().peekable());
+    let mut buf = Vec::new();
+    let mut i = points.start;
+    let mut contiguous = true;
+    while i <= last {
+        let in_rows = r.peek().filter(|l| l.point == i).is_some();
+        let in_skips = s.peek().filter(|l| l.point == i).is_some();
+        let outcome = plan.outcome(i);
+        match (outcome, in_rows, in_skips) {
+            (_, true, true) => {
+                let (a, b) = (
+                    r.peek().map_or(0, |l| l.number),
+                    s.peek().map_or(0, |l| l.number),
+                );
+                bail!(
+                    "{}: line {a}: point {i} is also in {} line {b}",
+                    rpath.display(),
+                    spath.display()
+                );
+            }
+            (Outcome::Row(want), true, false) => {
+                let line = r.next().map_or(&[][..], |l| l.text);
+                buf.clear();
+                want.write(&mut buf);
+                if line != &buf[..buf.len() - 1] {
+                    let number = rows.iter().find(|l| l.point == i).map_or(0, |l| l.number);
+                    bail!(
+                        "{}: line {number}: not the row of point {i}: {}",
+                        rpath.display(),
+                        first_difference(columns, line, &buf[..buf.len() - 1])
+                    );
+                }
+                row(&want)?;
+                done.rows += 1;
+            }
+            (Outcome::Skipped(why), false, true) => {
+                let line = s.next().map_or(&[][..], |l| l.text);
+                buf.clear();
+                skipped_line(&mut buf, i, &why);
+                if line != &buf[..buf.len() - 1] {
+                    let number = skips.iter().find(|l| l.point == i).map_or(0, |l| l.number);
+                    bail!(
+                        "{}: line {number}: point {i}: not the reason this run gives ('{}')",
+                        spath.display(),
+                        why
+                    );
+                }
+            }
+            (Outcome::Row(_), false, true) => {
+                let number = skips.iter().find(|l| l.point == i).map_or(0, |l| l.number);
+                bail!(
+                    "{}: line {number}: point {i} is listed as skipped, but this run costs it",
+                    spath.display()
+                );
+            }
+            (Outcome::Skipped(_), true, false) => {
+                let number = rows.iter().find(|l| l.point == i).map_or(0, |l| l.number);
+                bail!(
+                    "{}: line {number}: point {i} has a row, but this run skips it",
+                    rpath.display()
+                );
+            }
+            (outcome, false, false) => {
+                // Not done: fine only past the last row, and only for a point with a row
+                // (a chunk's skipped points are written before its rows).
+                let missing = match (outcome, last_row) {
+                    (Outcome::Skipped(_), _) => Some(&spath),
+                    (_, Some(lr)) if i < lr => Some(&rpath),
+                    _ => None,
+                };
+                if let Some(file) = missing {
+                    bail!(
+                        "{}: point {i} is missing (before point {last}): lines were removed",
+                        file.display()
+                    );
+                }
+                contiguous = false;
+                i += points.step;
+                continue;
+            }
+        }
+        if contiguous {
+            done.through = Some(i);
+        } else {
+            done.beyond.insert(i);
+        }
+        i += points.step;
+    }
+    Ok(done)
+}
+
+/// A line of `skipped.csv`.
+pub fn skipped_line(out: &mut Vec<u8>, point: usize, why: &str) {
+    super::row::push_u64(out, point as u64);
+    out.push(b',');
+    out.extend_from_slice(&super::row::csv_cell(why));
+    out.push(b'\n');
+}
+
+/// Appends bytes to a checkpoint file (creating it with `header` when it is new or empty).
+pub fn append(path: &Path, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if f.metadata()?.len() == 0 {
+        f.write_all(header)?;
+    }
+    f.write_all(bytes)
+}

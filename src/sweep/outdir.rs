@@ -1,0 +1,149 @@
+//! The output directory of a sweep, kept whole:
+//!
+//! - **one run at a time**: `OUT/.lock` is held with an advisory lock (`flock`) for the whole
+//!   run and holds the holder's process id; a second run on the same directory stops with
+//!   exit 2 naming that pid. The kernel drops the lock when its holder dies, so a lock left by
+//!   a killed run is simply taken over.
+//! - **finished results are never destroyed by a run that fails**: a run works in
+//!   `OUT/.incomplete/` and only a finished run replaces the published files in `OUT/`. Files
+//!   are moved one by one; `.incomplete/PUBLISH` marks a finished run whose move was
+//!   interrupted, and the next run on the directory completes it before anything else.
+
+use anyhow::{bail, Context, Result};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The files a finished sweep publishes, in the order they are moved (results first, the
+/// resolved spec that vouches for them last).
+pub const PUBLISHED: [&str; 5] = [
+    "results.csv",
+    "skipped.csv",
+    "front.csv",
+    "front.svg",
+    "spec.resolved.toml",
+];
+
+const STAGING: &str = ".incomplete";
+const PUBLISH_MARK: &str = "PUBLISH";
+
+/// A locked output directory.
+pub struct OutDir {
+    pub dir: PathBuf,
+    /// Held open for the lock's lifetime.
+    _lock: File,
+}
+
+impl OutDir {
+    /// Creates (if needed) and locks `dir`; completes an interrupted publication.
+    pub fn lock(dir: &Path) -> Result<OutDir> {
+        if dir.exists() && !dir.is_dir() {
+            bail!("--out {}: exists and is not a directory", dir.display());
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+        let path = dir.join(".lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let holder = if pid.is_empty() {
+                    "another process".to_string()
+                } else {
+                    format!("process {pid}")
+                };
+                bail!(
+                    "--out {}: another sweep is writing there ({holder} holds {}); wait for it or choose another --out",
+                    dir.display(),
+                    path.display()
+                );
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("{}: cannot lock", path.display()))
+            }
+        }
+        // The pid is for the message above only; the lock itself is the kernel's.
+        file.set_len(0)?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        writeln!(file, "{}", std::process::id())?;
+        let out = OutDir {
+            dir: dir.to_path_buf(),
+            _lock: file,
+        };
+        if out.staging().join(PUBLISH_MARK).exists() {
+            out.move_published()?;
+        }
+        Ok(out)
+    }
+
+    /// Where the running (or interrupted) run writes.
+    pub fn staging(&self) -> PathBuf {
+        self.dir.join(STAGING)
+    }
+
+    /// A fresh, empty staging directory (an earlier unfinished run's work is dropped).
+    pub fn fresh_staging(&self) -> Result<PathBuf> {
+        let s = self.staging();
+        if s.exists() {
+            std::fs::remove_dir_all(&s)
+                .with_context(|| format!("{}: cannot remove", s.display()))?;
+        }
+        std::fs::create_dir_all(&s).with_context(|| format!("{}: cannot create", s.display()))?;
+        Ok(s)
+    }
+
+    /// Publishes the finished staging directory: its files replace those in `OUT/`; published
+    /// files it does not have are removed from `OUT/`.
+    pub fn publish(&self) -> Result<()> {
+        let s = self.staging();
+        for name in PUBLISHED {
+            if s.join(name).exists() {
+                sync(&s.join(name))?;
+            }
+        }
+        let mark = s.join(PUBLISH_MARK);
+        File::create(&mark)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("{}: cannot write", mark.display()))?;
+        sync_dir(&s);
+        self.move_published()
+    }
+
+    fn move_published(&self) -> Result<()> {
+        let s = self.staging();
+        for name in PUBLISHED {
+            let (from, to) = (s.join(name), self.dir.join(name));
+            if from.exists() {
+                std::fs::rename(&from, &to)
+                    .with_context(|| format!("{}: cannot move into place", to.display()))?;
+            } else if to.exists() {
+                std::fs::remove_file(&to)
+                    .with_context(|| format!("{}: cannot remove the old file", to.display()))?;
+            }
+        }
+        sync_dir(&self.dir);
+        std::fs::remove_dir_all(&s).with_context(|| format!("{}: cannot remove", s.display()))
+    }
+}
+
+fn sync(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("{}: cannot sync to disk", path.display()))
+}
+
+/// Makes renames in `dir` durable (best effort: not every platform can open a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

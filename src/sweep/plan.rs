@@ -1,0 +1,183 @@
+//! The point plan: every design point of a sweep by its index, without materialising any of
+//! them. Point `i` is (model, precision option, architecture point) in that order of
+//! nesting, the architecture fastest and, within it, the last swept key fastest (a mixed-radix
+//! number). An architecture point is built on demand from the base spec and the typed
+//! overrides of its swept values; each point either gives a [`Row`] or is skipped with the
+//! reason the model gives (an invalid combination of values, or an option the architecture
+//! cannot run).
+
+use super::options::{fnv_add, PrecisionOption, FNV_INIT};
+use super::row::{Axes, OptionText, Row, TextCell};
+use crate::accel::{self, Arch, ArchSpec, DesignPoint, Workload};
+
+/// One model's options, ready to cost.
+pub struct ModelPlan {
+    pub options: Vec<PlannedOption>,
+    /// The baseline design point (speedup / energy_saving reference), if it can run.
+    pub baseline: Option<DesignPoint>,
+}
+
+pub struct PlannedOption {
+    pub workload: Workload,
+    pub text: OptionText,
+}
+
+impl PlannedOption {
+    pub fn new(model: &str, o: &PrecisionOption, workload: Workload) -> PlannedOption {
+        let opt = super::row::opt_text;
+        let lead = [
+            TextCell::new(model),
+            TextCell::new(o.precision.clone()),
+            TextCell::new(o.thresholds.clone()),
+            TextCell::new(o.dpred_group_size.to_string()),
+        ];
+        let hash_prefix = lead
+            .iter()
+            .fold(FNV_INIT, |h, c| fnv_add(fnv_add(h, c.raw.as_bytes()), b"|"));
+        PlannedOption {
+            workload,
+            text: OptionText {
+                lead,
+                accuracy: [
+                    TextCell::new(opt(Some(o.hidden_rmse))),
+                    TextCell::new(opt(o.output_rmse)),
+                    TextCell::new(opt(o.output_max_abs)),
+                    TextCell::new(opt(o.top1_agreement)),
+                    TextCell::new(opt(o.task_accuracy)),
+                    TextCell::new(opt(Some(o.fractions.first().copied().unwrap_or(1.0)))),
+                ],
+                hash_prefix,
+            },
+        }
+    }
+}
+
+/// Every point of a sweep, by index.
+pub struct Plan {
+    pub axes: Axes,
+    pub models: Vec<ModelPlan>,
+    base: ArchSpec,
+    base_origin: String,
+    arch_points: usize,
+    /// Points per model (options x architecture points).
+    per_model: Vec<usize>,
+    pub total: usize,
+    /// All architecture points, when there are few enough to build once.
+    archs: Option<Vec<Result<Arch, String>>>,
+}
+
+/// Architecture points built up front when there are at most this many; beyond, each point
+/// builds its own (a few hundred nanoseconds) and memory stays flat.
+const PREBUILT_ARCHS: usize = 1 << 16;
+
+/// What a point gives. Rows are the common case and live on the stack (boxing them would
+/// allocate once per point on the hot path), hence the large variant.
+#[allow(clippy::large_enum_variant)]
+pub enum Outcome<'a> {
+    Row(Row<'a>),
+    /// Why the point has no row (one line).
+    Skipped(String),
+}
+
+impl Plan {
+    /// Returns `None` when the number of points overflows.
+    pub fn new(
+        axes: Axes,
+        models: Vec<ModelPlan>,
+        base: ArchSpec,
+        base_origin: &str,
+    ) -> Option<Plan> {
+        let arch_points = axes
+            .values
+            .iter()
+            .try_fold(1usize, |a, v| a.checked_mul(v.len()))?;
+        let per_model: Vec<usize> = models
+            .iter()
+            .map(|m| m.options.len().checked_mul(arch_points))
+            .collect::<Option<_>>()?;
+        let total = per_model
+            .iter()
+            .try_fold(0usize, |a, &n| a.checked_add(n))?;
+        let mut plan = Plan {
+            axes,
+            models,
+            base,
+            base_origin: base_origin.to_string(),
+            arch_points,
+            per_model,
+            total,
+            archs: None,
+        };
+        if arch_points <= PREBUILT_ARCHS && arch_points < total {
+            use rayon::prelude::*;
+            let archs = (0..arch_points)
+                .into_par_iter()
+                .map(|ai| plan.build_arch(ai))
+                .collect();
+            plan.archs = Some(archs);
+        }
+        Some(plan)
+    }
+
+    fn build_arch(&self, ai: usize) -> Result<Arch, String> {
+        let mut spec = self.base.clone();
+        let digits = self.axes.digits(ai);
+        for (k, overrides) in self.axes.overrides.iter().enumerate() {
+            overrides[digits[k]]
+                .apply(&mut spec)
+                .map_err(|e| e.to_string())?;
+        }
+        Arch::from_spec(&spec, &self.base_origin).map_err(|e| e.to_string())
+    }
+
+    /// (model, option, architecture point) of point `idx < total`.
+    fn locate(&self, idx: usize) -> (usize, usize, usize) {
+        let (mut m, mut rest) = (0, idx);
+        while rest >= self.per_model[m] {
+            rest -= self.per_model[m];
+            m += 1;
+        }
+        (m, rest / self.arch_points, rest % self.arch_points)
+    }
+
+    /// Costs point `idx` (< total).
+    pub fn outcome(&self, idx: usize) -> Outcome<'_> {
+        let (m, oi, ai) = self.locate(idx);
+        let model = &self.models[m];
+        let opt = &model.options[oi];
+        let built;
+        let arch = match &self.archs {
+            Some(all) => &all[ai],
+            None => {
+                built = self.build_arch(ai);
+                &built
+            }
+        };
+        let arch = match arch {
+            Ok(a) => a,
+            Err(e) => return Outcome::Skipped(e.clone()),
+        };
+        let design = match accel::evaluate(arch, &opt.workload) {
+            Ok(d) => d,
+            Err(e) => return Outcome::Skipped(e.to_string()),
+        };
+        let mut hash = opt.text.hash_prefix;
+        for (k, c) in self.axes.cells(ai).enumerate() {
+            if k > 0 {
+                hash = fnv_add(hash, b"|");
+            }
+            hash = fnv_add(hash, c.raw.as_bytes());
+        }
+        let cmp = model.baseline.as_ref().map(|b| accel::compare(&design, b));
+        Outcome::Row(Row {
+            point: idx as u64,
+            option: &opt.text,
+            axes: &self.axes,
+            arch_point: ai,
+            design,
+            speedup: cmp.map(|c| c.speedup),
+            energy_saving: cmp.map(|c| c.energy_saving),
+            config_hash: fnv_add(hash, &[0xff]),
+        })
+    }
+}
