@@ -49,9 +49,12 @@ fields! {
     Input "schedule.input_product" => schedule.input_product;
     Bool "schedule.overlap_tail" => schedule.overlap_tail;
     Int "schedule.reconfig_cycles" => schedule.reconfig_cycles;
+    Int "schedule.precision_switch_cycles" => schedule.precision_switch_cycles;
     Float "memory.sram_weight_kib" => memory.sram_weight_kib;
     Float "memory.sram_activation_kib" => memory.sram_activation_kib;
     Float "memory.dram_gb_per_s" => memory.dram_gb_per_s;
+    Float "memory.sram_bank_kib" => memory.sram_bank_kib;
+    Int "memory.sram_row_bits" => memory.sram_row_bits;
     Float "energy.mult_pj_8bit" => energy.mult_pj_8bit;
     Float "energy.add_pj_32bit" => energy.add_pj_32bit;
     Float "energy.bit_parallel_overhead" => energy.bit_parallel_overhead;
@@ -60,6 +63,12 @@ fields! {
     Float "energy.dram_pj_per_byte" => energy.dram_pj_per_byte;
     Float "energy.tail_pj_per_element" => energy.tail_pj_per_element;
     Float "energy.static_mw_per_mm2" => energy.static_mw_per_mm2;
+    Float "energy.sram_access_share" => energy.sram_access_share;
+    Float "energy.precision_switch_pj" => energy.precision_switch_pj;
+    Float "energy.softmax_pj_per_element" => energy.softmax_pj_per_element;
+    Float "technology.node_nm" => technology.node_nm;
+    Float "technology.energy_exponent" => technology.energy_exponent;
+    Float "technology.area_exponent" => technology.area_exponent;
     Float "area.mult_um2_8bit" => area.mult_um2_8bit;
     Float "area.add_um2_32bit" => area.add_um2_32bit;
     Float "area.bit_parallel_overhead" => area.bit_parallel_overhead;
