@@ -34,8 +34,8 @@ mod evaluate;
 mod layer;
 mod multicore;
 mod report;
-mod sim;
 mod set;
+mod sim;
 mod spec;
 mod timing;
 mod workload;
@@ -59,8 +59,8 @@ pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
-pub use sim::{level_sequence, realise_levels, simulate, simulate_with, SimPlan, SimResult};
 pub use set::Override;
+pub use sim::{level_sequence, realise_levels, simulate, simulate_with, SimPlan, SimResult};
 pub use spec::{
     apply_set, load_arch, ArchSpec, AreaSpec, ComputeSpec, DispatchPolicy, DispatchSpec,
     EnergySpec, InputProduct, MemorySpec, MulticoreMode, MulticoreSpec, MultiplierKind,
