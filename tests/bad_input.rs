@@ -479,7 +479,7 @@ fn messages_name_the_spec_file_key_and_column() {
             r#"minimize = ["latency_us", "energy_uj"]"#,
             r#"minimize = ["latency_us", "precision"]"#,
         )],
-        &["bad.toml", "pareto.minimize", "'precision'", "numeric"],
+        &["bad.toml", "pareto.minimize", "'precision'", "not numbers"],
     );
     sweep_fails(
         &[

@@ -81,11 +81,15 @@ struct Prepared {
 
 /// Content hash of a file for `spec.resolved.toml`: `fnv64:<hex>:<bytes>`.
 fn content_hash(file: &str, key: &str, path: &str) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| SpecError {
+    let bad = |problem: String| SpecError {
         file: file.to_string(),
         key: key.to_string(),
-        problem: format!("{path}: {e}"),
-    })?;
+        problem,
+    };
+    if Path::new(path).is_dir() {
+        return Err(bad(format!("{path}: is a directory, expected a file")).into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("{path}: {e}")))?;
     Ok(format!("fnv64:{:016x}:{}", fnv64(&[&bytes]), bytes.len()))
 }
 
@@ -515,20 +519,24 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         finished += batch.len();
         progress.advance(batch.len() as u64);
     }
+    let mut skipped_points = 0;
     if std::fs::metadata(&skipped).map(|m| m.len()).unwrap_or(0)
         == checkpoint::SKIPPED_HEADER.len() as u64
     {
         std::fs::remove_file(&skipped).map_err(|e| kept(e, &skipped, finished))?;
     } else {
-        let n = std::fs::read(&skipped)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count() - 1)
+        skipped_points = std::fs::read(&skipped)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1))
             .unwrap_or(0);
-        eprintln!("note: {n} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
     }
     if with_front {
         write_front_of(&dir, &p.spec, &plan, &fspec, &front, &header)?;
     }
     out.publish()?;
+    // Said only once the results are in place, so a failing run prints one line.
+    if skipped_points > 0 {
+        eprintln!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
+    }
     Ok(out_path)
 }
 
