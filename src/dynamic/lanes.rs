@@ -151,14 +151,8 @@ fn direction(
         })
         .collect();
     // State of every lane in the highest level's formats, [H][lanes].
-    let mut h = vec![0i32; hsz * lanes];
-    let mut c = vec![0i32; hsz * lanes];
-    for j in 0..hsz {
-        for n in 0..io.n {
-            h[j * lanes + n] = hi.h0[j];
-            c[j * lanes + n] = hi.c0[j];
-        }
-    }
+    let mut h = io.initial(&hi.h0);
+    let mut c = io.initial(&hi.c0);
     let mut chosen = vec![vec![0u8; io.steps]; io.n];
     let mut values = vec![vec![0.0f64; io.steps]; io.n];
     let mut previous = vec![0i64; io.n];

@@ -301,54 +301,6 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
     Ok(values)
 }
 
-/// Columns of results.csv that hold words, not numbers (besides text-valued ranges).
-const TEXT_COLUMNS: [&str; 5] = [
-    "model",
-    "precision",
-    "thresholds",
-    "config_hash",
-    "tool_version",
-];
-
-/// Checks, before the sweep runs, that every objective is a numeric column: words
-/// (`precision`, a range of dispatch policies...) cannot be minimized.
-pub fn check_objectives(
-    file: &str,
-    spec: &SweepSpec,
-    keys: &[String],
-    values: &[Vec<String>],
-) -> Result<(), SpecError> {
-    for (list, key) in [
-        (&spec.pareto.minimize, "pareto.minimize"),
-        (&spec.pareto.maximize, "pareto.maximize"),
-    ] {
-        for c in list {
-            let text_range = keys
-                .iter()
-                .zip(values)
-                .find(|(k, _)| *k == c)
-                .and_then(|(_, v)| v.iter().find(|v| v.parse::<f64>().is_err()));
-            let problem = if TEXT_COLUMNS.contains(&c.as_str()) {
-                format!(
-                    "'{c}' is a column of words, not numbers; objectives must be numeric columns"
-                )
-            } else if let Some(v) = text_range {
-                format!(
-                    "'{c}' takes the value '{v}', not a number; objectives must be numeric columns"
-                )
-            } else {
-                continue;
-            };
-            return Err(SpecError {
-                file: file.to_string(),
-                key: key.to_string(),
-                problem,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Checks the memory generated inputs need (`sequences x steps x width` float32 values)
 /// against `--max-memory`; `width` is the model's input width (1 when not yet known).
 pub fn check_input_memory(file: &str, w: &WorkloadSpec, width: usize) -> Result<(), SpecError> {

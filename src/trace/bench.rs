@@ -108,16 +108,11 @@ pub fn measure(
     let seqs = Sequences::new(&w.name, [w.sequences, w.steps, width], data, true)
         .map_err(eval::EvalError::from)?;
     let plans = eval::prepare(&w.model, &seqs, &w.name, &configs)?;
-    let mut times = Vec::with_capacity(reps);
-    for rep in 0..=reps {
-        let start = Instant::now();
-        engine.run(&w.model, &seqs, &plans, &mut |_, _| {})?;
-        if rep > 0 {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median = median_time(reps, || {
+        engine
+            .run(&w.model, &seqs, &plans, &mut |_, _| {})
+            .map(drop)
+    })?;
     let lanes = plans.len() * w.sequences;
     let lane_steps = (lanes * w.steps) as f64;
     Ok(Measurement {
@@ -144,9 +139,17 @@ pub struct EngineRow {
 /// The precisions of the 8-precision trace of the engine benchmark.
 pub const TRACE8: &str = "fx16;fx12;fx10;fx8;fx6;fp16;bf16;fp8e4m3";
 
-fn median(mut times: Vec<f64>) -> f64 {
+/// The median of `reps` timed calls of `run`, after one untimed warm-up call.
+fn median_time<E>(reps: usize, mut run: impl FnMut() -> Result<(), E>) -> Result<f64, E> {
+    run()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        run()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    Ok(times[times.len() / 2])
 }
 
 /// Times `reps` runs (after one warm-up) of one lane kind: a precision config string (plans
@@ -161,20 +164,17 @@ pub fn engine_row(
     kind: &str,
     reps: usize,
 ) -> Result<EngineRow, String> {
-    let mut times = Vec::with_capacity(reps);
     let macs = (seqs.count * seqs.steps) as f64 * model.macs_per_step() as f64;
     let configs;
+    let median_s;
     if kind == "trace8" {
         let list = parse_config_list(TRACE8).map_err(|e| e.to_string())?;
         configs = list.len() + 1;
-        for rep in 0..=reps {
-            let start = Instant::now();
+        median_s = median_time(reps, || {
             super::run(engine, model, seqs, "input", &list, &mut |_, _| {})
-                .map_err(|e| e.to_string())?;
-            if rep > 0 {
-                times.push(start.elapsed().as_secs_f64());
-            }
-        }
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
     } else if kind == "policy" {
         let levels = parse_config_list("fx8,fx16").map_err(|e| e.to_string())?;
         let spec = crate::dynamic::PolicySpec::new(
@@ -188,14 +188,11 @@ pub fn engine_row(
         }];
         // The policy lanes and the fp32 reference they are judged against.
         configs = 2;
-        for rep in 0..=reps {
-            let start = Instant::now();
+        median_s = median_time(reps, || {
             crate::dynamic::run(engine, model, seqs, "input", &spec, &policies, &|_, _| {})
-                .map_err(|e| e.to_string())?;
-            if rep > 0 {
-                times.push(start.elapsed().as_secs_f64());
-            }
-        }
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
     } else {
         let (scalar, config) = match kind.strip_prefix("scalar:") {
             Some(c) => (true, c),
@@ -204,27 +201,19 @@ pub fn engine_row(
         let list = parse_config_list(config).map_err(|e| e.to_string())?;
         let plans = eval::prepare(model, seqs, "input", &list).map_err(|e| e.to_string())?;
         configs = plans.len();
-        for rep in 0..=reps {
-            let start = Instant::now();
+        median_s = median_time(reps, || {
             match (scalar, engine) {
-                (true, _) => {
-                    eval::run_cpu_scalar(model, seqs, &plans, false);
-                }
-                (false, Engine::Cpu) => {
-                    eval::run_cpu(model, seqs, &plans, false);
-                }
-                (false, _) => {
+                (true, _) => drop(eval::run_cpu_scalar(model, seqs, &plans, false)),
+                (false, Engine::Cpu) => drop(eval::run_cpu(model, seqs, &plans, false)),
+                (false, _) => drop(
                     engine
                         .run(model, seqs, &plans, &mut |_, _| {})
-                        .map_err(|e| e.to_string())?;
-                }
+                        .map_err(|e| e.to_string())?,
+                ),
             }
-            if rep > 0 {
-                times.push(start.elapsed().as_secs_f64());
-            }
-        }
+            Ok::<(), String>(())
+        })?;
     }
-    let median_s = median(times);
     let name = match engine {
         Engine::Cpu => format!("cpu-{}", eval::gemm::isa_name()),
         Engine::Gpu(ctx) => ctx.adapter.name.replace(',', " "),

@@ -72,6 +72,16 @@ impl Io<'_> {
         b
     }
 
+    /// An initial state `[H]` repeated for every lane as `[H][lanes]` (padding lanes zero).
+    pub fn initial<T: Copy + Default>(&self, v: &[T]) -> Vec<T> {
+        let lanes = self.lanes();
+        let mut out = vec![T::default(); v.len() * lanes];
+        for (row, &x) in out.chunks_exact_mut(lanes).zip(v) {
+            row[..self.n].fill(x);
+        }
+        out
+    }
+
     pub fn out_index(&self, n: usize, t: usize, j: usize) -> usize {
         (n * self.steps + t) * self.stride + self.offset + j
     }
@@ -137,14 +147,8 @@ fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> Cel
     gemm::gemm(&w, 0, io.input, &xq, cols, cols, &mut xw, cols, ftz);
     drop(xq);
     let r = Packed::new(&p.r, rows, hsz);
-    let mut h = vec![0.0f32; hsz * lanes];
-    let mut c = vec![0.0f32; hsz * lanes];
-    for j in 0..hsz {
-        for n in 0..io.n {
-            h[j * lanes + n] = p.h0[j];
-            c[j * lanes + n] = p.c0[j];
-        }
-    }
+    let mut h = io.initial(&p.h0);
+    let mut c = io.initial(&p.c0);
     let mut acc = vec![0.0f32; rows * lanes];
     let mut range = CellRange::default();
     for s in 0..io.steps {
@@ -261,14 +265,8 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
     w.product(&xq, cols, &mut wx);
     drop(xq);
     let r = ExactProduct::new(&q.r, rows, hsz, q.h.max_code_abs());
-    let mut h = vec![0i32; hsz * lanes];
-    let mut c = vec![0i32; hsz * lanes];
-    for j in 0..hsz {
-        for n in 0..io.n {
-            h[j * lanes + n] = q.h0[j];
-            c[j * lanes + n] = q.c0[j];
-        }
-    }
+    let mut h = io.initial(&q.h0);
+    let mut c = io.initial(&q.c0);
     let mut rh = vec![0i64; rows * lanes];
     for s in 0..io.steps {
         let t = io.time(s);
