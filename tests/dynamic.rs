@@ -93,9 +93,7 @@ fn a_threshold_grid_spans_all_high_to_all_low() {
     let policies = dynamic::parse_thresholds("0,0.05:2:8,inf", 2).unwrap();
     assert_eq!(policies.len(), 10);
     let sim = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
-    let reference = eval::evaluate(&m, &x, "x", &[PrecisionConfig::FP32], true)
-        .unwrap()
-        .remove(0);
+    let reference = eval::reference::evaluate(&m, &x);
     let (header, rows) = dynamic::policy_rows(&m, &spec, &policies, &sim, &reference, None);
     let f0 = header.iter().position(|h| h == "frac_level_0").unwrap();
     let fracs: Vec<f64> = rows.iter().map(|r| r[f0].parse().unwrap()).collect();
@@ -155,7 +153,7 @@ fn dynamic_command_on_the_trained_model_reads_labels_and_is_stable() {
     assert_eq!(outs[0], outs[1]);
     let text = String::from_utf8(outs.remove(0)).unwrap();
     let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
-    assert!(header.contains(&"task_accuracy") && header.contains(&"fp32_task_accuracy"));
+    assert!(header.contains(&"task_accuracy") && header.contains(&"reference_task_accuracy"));
     assert_eq!(text.lines().count(), 1 + 6);
     // The accelerator model reads this file.
     let p = dir.path().join("run1/policies.csv");

@@ -34,7 +34,7 @@ pub(crate) mod sim_support {
 }
 
 use crate::format::{Fixed, Format, PrecisionConfig, Resolved};
-use crate::lstm::eval::{self, CellFormats, EvalError, Plan, Run};
+use crate::lstm::eval::{self, CellFormats, EvalError, Plan, Reference};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use crate::trace::Engine;
@@ -414,7 +414,7 @@ pub fn run(
     spec: &PolicySpec,
     policies: &[Policy],
     progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<(Simulation, Run), PolicyError> {
+) -> Result<(Simulation, Reference), PolicyError> {
     let lanes = (policies.len() as u128).checked_mul(seqs.count as u128);
     let need = lanes.and_then(|n| n.checked_mul(lane_bytes(model, seqs.steps)));
     crate::limits::check_memory(
@@ -432,9 +432,9 @@ pub fn run(
         )
     })?;
     let top = spec.levels[spec.levels.len() - 1];
-    let mut plans = eval::prepare(model, seqs, input_name, &[PrecisionConfig::FP32, top])?;
-    let reference = eval::run_cpu(model, seqs, &plans[..1], true).remove(0);
-    let levels = LevelPlans::new(model, plans.remove(1), spec)?;
+    let mut plans = eval::prepare(model, seqs, input_name, &[top])?;
+    let reference = eval::reference::evaluate(model, seqs);
+    let levels = LevelPlans::new(model, plans.remove(0), spec)?;
     let sim = match engine {
         Engine::Gpu(ctx) => {
             ctx.simulate_policies(model, seqs, spec, &levels, policies, &mut |d, t| {

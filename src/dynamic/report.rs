@@ -4,7 +4,7 @@
 //! `frac_l<layer>_level_<k>`).
 
 use super::{Policy, PolicySpec, Simulation};
-use crate::lstm::eval::Run;
+use crate::lstm::eval::Reference;
 use crate::lstm::Model;
 use crate::trace::stats::{argmax, top1_agreement, ErrorStats};
 use serde::Serialize;
@@ -38,7 +38,7 @@ pub fn policy_rows(
     spec: &PolicySpec,
     policies: &[Policy],
     sim: &Simulation,
-    reference: &Run,
+    reference: &Reference,
     labels: Option<&[f32]>,
 ) -> (Vec<String>, Vec<Vec<String>>) {
     let nl = spec.levels.len();
@@ -63,7 +63,7 @@ pub fn policy_rows(
         .map(String::from),
     );
     if labels.is_some() {
-        header.extend(["fp32_task_accuracy", "task_accuracy"].map(String::from));
+        header.extend(["reference_task_accuracy", "task_accuracy"].map(String::from));
     }
     let levels = spec
         .levels
@@ -71,10 +71,10 @@ pub fn policy_rows(
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join("|");
-    let ref_states = reference.states.as_deref().unwrap_or_default();
+    let ref_states = &reference.states;
     let (n_seq, steps) = (sim.sequences, sim.steps);
     let classes = model.head.as_ref().map_or(0, |h| h.output_size);
-    let fp32_task = labels.and_then(|lab| {
+    let ref_task = labels.and_then(|lab| {
         reference
             .output
             .as_ref()
@@ -119,7 +119,7 @@ pub fn policy_rows(
             row.extend(c.iter().map(|&v| fmt(v as f64 / lt.max(1) as f64)));
         }
         row.push(fmt(1000.0 * switches as f64 / transitions.max(1) as f64));
-        // Errors against fp32 over every layer's states, and the head output (lanes are in
+        // Errors against the float64 reference over every layer's states, and the head output (lanes are in
         // sequence order, so their concatenated outputs line up with the reference's).
         let (mut h_err, mut c_err) = (ErrorStats::default(), ErrorStats::default());
         for (s, lane) in lanes.iter().enumerate() {
@@ -148,7 +148,7 @@ pub fn policy_rows(
             _ => row.extend([String::new(), String::new(), String::new()]),
         }
         if let Some(lab) = labels {
-            row.push(fp32_task.map_or(String::new(), fmt));
+            row.push(ref_task.map_or(String::new(), fmt));
             row.push(if classes > 0 {
                 fmt(task_accuracy(&out, classes, steps, lab))
             } else {
@@ -180,10 +180,10 @@ pub fn trace_rows(
     model: &Model,
     spec: &PolicySpec,
     sim: &Simulation,
-    reference: &Run,
+    reference: &Reference,
     p: usize,
 ) -> Vec<PolicyTraceRow> {
-    let ref_states = reference.states.as_deref().unwrap_or_default();
+    let ref_states = &reference.states;
     let steps = sim.steps;
     let mut rows = Vec::new();
     for s in 0..sim.sequences {

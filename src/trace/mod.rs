@@ -1,4 +1,4 @@
-//! The precision-trace stage: run the fp32 reference and every candidate precision over the
+//! The precision-trace stage: run the float64 reference and every candidate precision over the
 //! same sequences (on the GPU or the CPU evaluator: the same bits either way) and reduce the
 //! states to error traces — per step, per precision — and the cell-state change that dynamic
 //! precision selection keys on. Writes `errors.csv`, `cell_delta.csv` and `summary.csv`
@@ -12,7 +12,7 @@ pub use report::{rows, write_csvs, CellDeltaRow, ErrorRow, SummaryRow};
 
 use crate::format::PrecisionConfig;
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
-use crate::lstm::eval::{self, EvalError, Run};
+use crate::lstm::eval::{self, reference, EvalError, Reference, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 
@@ -89,8 +89,10 @@ pub enum TraceError {
     Tolerance(f32),
 }
 
-/// The runs of a trace: `runs[0]` is the fp32 reference, then the candidates in list order.
+/// The runs of a trace: the float64 reference and the candidates (each distinct config once).
 pub struct Trace {
+    /// The accurate reference every error is measured against (docs/NUMERICS.md §14).
+    pub reference: Reference,
     pub runs: Vec<Run>,
     /// Index in `runs` of each candidate precision as listed by the user.
     pub listed: Vec<usize>,
@@ -98,8 +100,8 @@ pub struct Trace {
     pub steps: usize,
 }
 
-/// Runs the fp32 reference and every config in `configs` (fp32 in the list is the reference
-/// itself, not run twice).
+/// Evaluates the float64 reference (CPU) and every config in `configs` (on `engine`); a config
+/// listed twice runs once.
 pub fn run(
     engine: &Engine,
     model: &Model,
@@ -108,7 +110,7 @@ pub fn run(
     configs: &[PrecisionConfig],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Trace, TraceError> {
-    let mut all = vec![PrecisionConfig::FP32];
+    let mut all: Vec<PrecisionConfig> = Vec::new();
     let mut listed = Vec::with_capacity(configs.len());
     for c in configs {
         match all.iter().position(|x| x == c) {
@@ -122,6 +124,7 @@ pub fn run(
     let plans = eval::prepare(model, seqs, input_name, &all)?;
     let runs = engine.run(model, seqs, &plans, progress)?;
     Ok(Trace {
+        reference: reference::evaluate(model, seqs),
         runs,
         listed,
         sequences: seqs.count,

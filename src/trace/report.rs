@@ -8,7 +8,7 @@ use crate::lstm::Model;
 use serde::Serialize;
 use std::path::Path;
 
-/// One row of `errors.csv`: a precision's error against fp32 at one step of one direction of
+/// One row of `errors.csv`: a precision's error against the float64 reference at one step of one direction of
 /// one layer of one sequence (over that direction's H units). Unitless, like the states.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorRow {
@@ -23,8 +23,9 @@ pub struct ErrorRow {
     pub cell_max_abs: f64,
 }
 
-/// One row of `cell_delta.csv`: how much the fp32 cell state moved at this step, and the
-/// narrowest listed precision whose hidden error stays within the tolerance here.
+/// One row of `cell_delta.csv`: how much the reference cell state moved at this step, and the
+/// narrowest listed precision whose hidden error stays within the tolerance here (`reference`
+/// when none does).
 #[derive(Debug, Clone, Serialize)]
 pub struct CellDeltaRow {
     pub sequence: usize,
@@ -50,7 +51,7 @@ pub struct SummaryRow {
     pub steps_within_tolerance: f64,
     pub output_rmse: Option<f64>,
     pub output_max_abs: Option<f64>,
-    /// Fraction of (sequence, step) whose arg-max class equals fp32's (multi-class heads).
+    /// Fraction of (sequence, step) whose arg-max class equals the reference's (multi-class heads).
     pub top1_agreement: Option<f64>,
 }
 
@@ -60,7 +61,7 @@ pub fn rows(
     model: &Model,
     tolerance: f32,
 ) -> (Vec<ErrorRow>, Vec<CellDeltaRow>, Vec<SummaryRow>) {
-    let reference = &trace.runs[0];
+    let reference = &trace.reference;
     let (n_seq, steps) = (trace.sequences, trace.steps);
     let mut listed: Vec<usize> = Vec::new();
     for &i in &trace.listed {
@@ -68,7 +69,7 @@ pub fn rows(
             listed.push(i);
         }
     }
-    let ref_states = reference.states.as_deref().unwrap_or_default();
+    let ref_states = &reference.states;
     let mut errors = Vec::new();
     // within[p][row]: whether precision p meets the tolerance at that (seq, layer, dir, step).
     let mut within: Vec<Vec<bool>> = Vec::new();
@@ -158,7 +159,7 @@ pub fn rows(
                         .map(|(a, b)| (*a as f64 - *b as f64).abs())
                         .collect();
                     let required = by_width.iter().find(|&&i| within[i][row]).map_or_else(
-                        || "fp32".to_string(),
+                        || "reference".to_string(),
                         |&i| trace.runs[listed[i]].config.to_string(),
                     );
                     deltas.push(CellDeltaRow {

@@ -11,8 +11,10 @@ pub(crate) mod batch;
 pub mod cell;
 pub mod gemm;
 pub mod plan;
+pub mod reference;
 
 pub use plan::{Calibration, CellFormats, CellRange, LayerRange, Plan};
+pub use reference::Reference;
 
 use crate::format::{Format, PrecisionConfig};
 use crate::lstm::npy::Sequences;

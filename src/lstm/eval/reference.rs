@@ -1,0 +1,176 @@
+//! The accurate reference every error figure is measured against: the model evaluated in
+//! float64 on the CPU (docs/NUMERICS.md §14). Weights, inputs and initial states are the
+//! model's f32 values taken exactly; every sum, product, `exp` and `tanh` is f64; nothing is
+//! rounded until the states are stored, once, as f32 (a relative error of at most 2^-24).
+//!
+//! It is not a candidate precision and has no GPU twin: it is the yardstick, computed once per
+//! batch. `fp32` stays an ordinary candidate, bit-exact as §6 specifies, and is compared with
+//! this reference like any other precision. The products use the same blocked kernels as the
+//! engine ([`gemm`] over f64), so the reference costs about one extra fp32 pass at half the
+//! vector width.
+
+use super::gemm::{self, Packed, COL_ALIGN};
+use super::LayerStates;
+use crate::lstm::npy::Sequences;
+use crate::lstm::{HeadActivation, Model};
+use rayon::prelude::*;
+
+/// The reference evaluation of a batch: the same shapes as a [`super::Run`].
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// The last layer's hidden sequence, `[N, T, D*H]`.
+    pub hidden: Vec<f32>,
+    /// The head's output, `[N, T, O]`, when the model has a head.
+    pub output: Option<Vec<f32>>,
+    /// Every layer's h and c, `[N, T, D*H]` each.
+    pub states: Vec<LayerStates>,
+}
+
+fn sigmoid(v: f64) -> f64 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// Evaluates `model` on `seqs` in float64.
+pub fn evaluate(model: &Model, seqs: &Sequences) -> Reference {
+    let (n, steps) = (seqs.count, seqs.steps);
+    let mut x: Vec<f64> = seqs.data.iter().map(|&v| v as f64).collect();
+    let mut width = model.input_size();
+    let mut states = Vec::with_capacity(model.layers.len());
+    for layer in &model.layers {
+        let hsz = layer.hidden_size;
+        let stride = hsz * layer.direction.count();
+        let mut h = vec![0.0f64; n * steps * stride];
+        let mut c = vec![0.0f64; n * steps * stride];
+        for (k, cell) in layer.cells.iter().enumerate() {
+            let dir = Direction {
+                input: width,
+                hidden: hsz,
+                n,
+                steps,
+                reversed: layer.direction.is_reversed(k),
+                offset: k * hsz,
+                stride,
+            };
+            dir.run(cell, &x, &mut h, &mut c);
+        }
+        states.push(LayerStates {
+            h: h.iter().map(|&v| v as f32).collect(),
+            c: c.iter().map(|&v| v as f32).collect(),
+        });
+        x = h;
+        width = stride;
+    }
+    let output = model.head.as_ref().map(|head| {
+        let mut y = vec![0.0f32; n * steps * head.output_size];
+        y.par_chunks_mut(head.output_size)
+            .zip(x.par_chunks(width))
+            .for_each(|(out, h)| {
+                let mut row: Vec<f64> = (0..head.output_size)
+                    .map(|o| {
+                        let w = &head.weight[o * width..(o + 1) * width];
+                        w.iter().zip(h).map(|(&a, &b)| a as f64 * b).sum::<f64>()
+                            + head.bias[o] as f64
+                    })
+                    .collect();
+                match head.activation {
+                    HeadActivation::None => {}
+                    HeadActivation::Sigmoid => row.iter_mut().for_each(|v| *v = sigmoid(*v)),
+                    HeadActivation::Softmax => {
+                        let m = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+                        row.iter_mut().for_each(|v| *v = (*v - m).exp());
+                        let s: f64 = row.iter().sum();
+                        row.iter_mut().for_each(|v| *v /= s);
+                    }
+                }
+                for (o, v) in out.iter_mut().zip(row) {
+                    *o = v as f32;
+                }
+            });
+        y
+    });
+    let hidden = states.last().map(|s| s.h.clone()).unwrap_or_default();
+    Reference {
+        hidden,
+        output,
+        states,
+    }
+}
+
+/// One direction of one layer over the batch.
+struct Direction {
+    input: usize,
+    hidden: usize,
+    n: usize,
+    steps: usize,
+    reversed: bool,
+    offset: usize,
+    stride: usize,
+}
+
+impl Direction {
+    fn run(&self, cell: &crate::lstm::Cell, x: &[f64], h_out: &mut [f64], c_out: &mut [f64]) {
+        let (hsz, n, steps) = (self.hidden, self.n, self.steps);
+        let rows = 4 * hsz;
+        let lanes = n.div_ceil(COL_ALIGN) * COL_ALIGN;
+        let cols = steps * lanes;
+        // Input products of every step, column t*lanes + n.
+        let mut xt = vec![0.0f64; self.input * cols];
+        xt.par_chunks_mut(cols).enumerate().for_each(|(k, row)| {
+            for t in 0..steps {
+                for s in 0..n {
+                    row[t * lanes + s] = x[(s * steps + t) * self.input + k];
+                }
+            }
+        });
+        let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+        let w = Packed::new(&wide(&cell.w), rows, self.input);
+        let mut xw = vec![0.0f64; rows * cols];
+        gemm::gemm(&w, 0, self.input, &xt, cols, cols, &mut xw, cols, false);
+        drop(xt);
+        let r = Packed::new(&wide(&cell.r), rows, hsz);
+        let bias: Vec<f64> = cell
+            .b_ih
+            .iter()
+            .zip(&cell.b_hh)
+            .map(|(&a, &b)| a as f64 + b as f64)
+            .collect();
+        let peep = cell.peephole.as_deref().map(wide);
+        let initial = |v: Option<&Vec<f32>>| {
+            let mut out = vec![0.0f64; hsz * lanes];
+            if let Some(v) = v {
+                for (row, &a) in out.chunks_exact_mut(lanes).zip(v) {
+                    row[..n].fill(a as f64);
+                }
+            }
+            out
+        };
+        let mut h = initial(cell.h0.as_ref());
+        let mut c = initial(cell.c0.as_ref());
+        let mut acc = vec![0.0f64; rows * lanes];
+        for s in 0..steps {
+            let t = if self.reversed { steps - 1 - s } else { s };
+            for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
+                dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
+            }
+            gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, false);
+            for j in 0..hsz {
+                for lane in 0..n {
+                    let a = |g: usize| acc[(g * hsz + j) * lanes + lane] + bias[g * hsz + j];
+                    let c_prev = c[j * lanes + lane];
+                    let p = |g: usize, cv: f64| peep.as_ref().map_or(0.0, |p| p[g * hsz + j] * cv);
+                    let i = sigmoid(a(0) + p(0, c_prev));
+                    let f = sigmoid(a(1) + p(1, c_prev));
+                    let g = a(2).tanh();
+                    let c_new = f * c_prev + i * g;
+                    let o = sigmoid(a(3) + p(2, c_new));
+                    let h_new = o * c_new.tanh();
+                    h[j * lanes + lane] = h_new;
+                    c[j * lanes + lane] = c_new;
+                    let at = (lane * steps + t) * self.stride + self.offset + j;
+                    h_out[at] = h_new;
+                    c_out[at] = c_new;
+                }
+            }
+        }
+    }
+}
