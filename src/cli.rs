@@ -33,6 +33,9 @@ pub enum Command {
     Models,
     /// Print a model's layers and sizes.
     Inspect(ModelArgs),
+    /// Every tensor's range on an input batch (max and percentiles of |v|) and the fixed-point
+    /// format (fraction bits) each precision config gives it under its calibration rule.
+    Ranges(RangesArgs),
     /// Write seeded random input sequences (standard normal) that fit a model.
     GenInput(GenInputArgs),
     /// List the GPU adapters wgpu can use (honours WGPU_BACKEND and WGPU_ADAPTER_NAME).
@@ -117,6 +120,26 @@ pub struct InferArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RangesArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Calibration sequences: float32 .npy of shape [T, I] or [N, T, I].
+    #[arg(long, value_name = "X.npy")]
+    pub input: PathBuf,
+    /// Precision configs whose resolved formats to show (NUMERICS.md §3: `cal=max|mse|p<q>`,
+    /// `wscale=tensor|channel`).
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "fx8;fx8,cal=p99.99;fx8,cal=mse;fx16;fx16,cal=mse"
+    )]
+    pub precisions: String,
+    /// Also write the table as CSV (written whole or not at all).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct GenInputArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -193,7 +216,7 @@ pub struct TraceArgs {
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
     /// Candidate precision configs: "fp32,fx16,fx12,fx8" or, with roles, separated by ';'
-    /// ("w=fx8,a=fx8;w=fx16,a=fx16"). fp32 is always run as the reference.
+    /// ("w=fx8,a=fx8;w=fx16,a=fx16"). Errors are measured against a float64 reference.
     #[arg(long, value_name = "LIST")]
     pub precisions: String,
     /// Output directory for errors.csv, cell_delta.csv and summary.csv.

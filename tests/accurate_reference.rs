@@ -14,7 +14,10 @@ use lstm_dse::lstm::{Cell, Direction, Head, HeadActivation, Layer, Model};
 
 fn model(seed: u64, input: usize) -> Model {
     let mut rng = SplitMix64::new(seed);
-    let shape = [(48, Direction::Bidirectional, true), (32, Direction::Forward, false)];
+    let shape = [
+        (48, Direction::Bidirectional, true),
+        (32, Direction::Forward, false),
+    ];
     let mut width = input;
     let layers = shape
         .iter()
@@ -59,8 +62,11 @@ fn sig(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
 }
 
-/// Every layer's (h, c) `[N, T, D*H]` and the head output, all in f64.
-fn float64(m: &Model, seqs: &Sequences) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>) {
+/// Per layer (h, c), each `[N, T, D*H]`.
+type States = Vec<(Vec<f64>, Vec<f64>)>;
+
+/// Every layer's (h, c) and the head output, all in f64.
+fn float64(m: &Model, seqs: &Sequences) -> (States, Vec<f64>) {
     let (n, steps) = (seqs.count, seqs.steps);
     let mut x: Vec<f64> = seqs.data.iter().map(|&v| v as f64).collect();
     let mut width = m.input_size();
@@ -72,8 +78,20 @@ fn float64(m: &Model, seqs: &Sequences) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>)
         for (k, cell) in layer.cells.iter().enumerate() {
             let rev = layer.direction.is_reversed(k);
             for s in 0..n {
-                let mut h: Vec<f64> = cell.h0.as_ref().unwrap().iter().map(|&v| v as f64).collect();
-                let mut c: Vec<f64> = cell.c0.as_ref().unwrap().iter().map(|&v| v as f64).collect();
+                let mut h: Vec<f64> = cell
+                    .h0
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                let mut c: Vec<f64> = cell
+                    .c0
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
                 for step in 0..steps {
                     let t = if rev { steps - 1 - step } else { step };
                     let xt = &x[(s * steps + t) * width..(s * steps + t + 1) * width];
@@ -89,7 +107,9 @@ fn float64(m: &Model, seqs: &Sequences) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>)
                     };
                     let acc: Vec<f64> = (0..4 * hs).map(|r| gate(r, &h)).collect();
                     let p = |g: usize, j: usize, cv: f64| {
-                        cell.peephole.as_ref().map_or(0.0, |p| p[g * hs + j] as f64 * cv)
+                        cell.peephole
+                            .as_ref()
+                            .map_or(0.0, |p| p[g * hs + j] as f64 * cv)
                     };
                     for j in 0..hs {
                         let i = sig(acc[j] + p(0, j, c[j]));
@@ -162,8 +182,14 @@ fn reference_is_within_1e_6_of_float64_on_long_wide_sequences() {
     assert!(dout <= 1e-6, "output is {dout} from float64");
     // The fp32 candidate sums strictly sequentially in f32: a real, larger error that the
     // reference makes visible instead of hiding (it would be 0 if fp32 were the yardstick).
-    let fp32 = &eval::evaluate(&m, &seqs, "x", &[lstm_dse::format::PrecisionConfig::FP32], true)
-        .unwrap()[0];
+    let fp32 = &eval::evaluate(
+        &m,
+        &seqs,
+        "x",
+        &[lstm_dse::format::PrecisionConfig::FP32],
+        true,
+    )
+    .unwrap()[0];
     let d32 = max_diff(&fp32.states.as_ref().unwrap()[0].h, &want[0].0, false);
     assert!(
         d32 > 10.0 * max_diff(&got.states[0].h, &want[0].0, false) && d32 < 1e-2,

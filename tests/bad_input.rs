@@ -531,3 +531,12 @@ fn messages_name_the_spec_file_key_and_column() {
         &["spec.resolved.toml"],
     );
 }
+
+#[test]
+fn calibration_options_name_the_bad_token() {
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    infer_fails(&m, &x, "fx8,cal=p0", &["'p0'", "(0, 100]"]);
+    infer_fails(&m, &x, "fx8,cal=p101", &["'p101'", "(0, 100]"]);
+    infer_fails(&m, &x, "fx8,cal=median", &["'median'", "calibration rule"]);
+    infer_fails(&m, &x, "fx8,wscale=rows", &["'rows'", "weight scale"]);
+}

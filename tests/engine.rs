@@ -203,7 +203,7 @@ fn inputs(seed: u64, n: usize, steps: usize, width: usize, scale: f32) -> Sequen
 }
 
 const CONFIGS: &str =
-    "fp32;fx8;fx16;fx12.9;w=fx6,a=fx8,c=fx16;fx4;fp16;bf16;fp8e4m3;fp8e5m2;e8m10;w=fx8,a=fp16";
+    "fp32;fx8;fx16;fx12.9;w=fx6,a=fx8,c=fx16;fx4;fp16;bf16;fp8e4m3;fp8e5m2;e8m10;w=fx8,a=fp16;fx8,cal=p99.5;w=fx8,a=fx8,c=fx16,cal=mse;fp16,cal=mse";
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()

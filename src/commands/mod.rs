@@ -7,6 +7,7 @@ mod cluster_cmds;
 mod cost;
 mod dynamic_cmds;
 mod infer;
+mod ranges;
 mod sweep;
 mod trace_cmds;
 mod view_cmds;
@@ -15,6 +16,7 @@ use cluster_cmds::status_cmd;
 use cost::{model_cost, simulate_cmd};
 use dynamic_cmds::{dynamic_cmd, groups_cmd};
 use infer::{gen_input, infer, models};
+use ranges::ranges_cmd;
 use sweep::sweep_cmd;
 use trace_cmds::{bench_engine, bench_trace, trace_cmd};
 use view_cmds::{plot_front, plot_trace, report_cmd};
@@ -22,7 +24,8 @@ use view_cmds::{plot_front, plot_trace, report_cmd};
 use crate::accel;
 use crate::cli::{
     BenchCommand, BenchEngineArgs, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs,
-    GroupsArgs, InferArgs, ModelArgs, ModelCostArgs, SweepArgs, TimingArg, TraceArgs, What,
+    GroupsArgs, InferArgs, ModelArgs, ModelCostArgs, RangesArgs, SweepArgs, TimingArg, TraceArgs,
+    What,
 };
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::GenInput(a) => gen_input(&a),
+        Command::Ranges(a) => ranges_cmd(&a),
         Command::Model(a) => model_cost(&a),
         Command::Simulate(a) => simulate_cmd(&a),
         Command::Trace(a) => trace_cmd(&a),

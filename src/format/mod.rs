@@ -172,6 +172,14 @@ pub enum Resolved {
 }
 
 impl Resolved {
+    /// Fraction bits of a fixed-point format.
+    pub fn frac(self) -> Option<i32> {
+        match self {
+            Resolved::Fixed(f) => Some(f.frac),
+            _ => None,
+        }
+    }
+
     /// Rounds an f32 value to this format (round half to even, saturating; fp32 only flushes
     /// subnormals; see NUMERICS.md).
     pub fn round(self, x: f32) -> f32 {
@@ -238,6 +246,80 @@ pub struct PrecisionConfig {
     pub p: Format,
     /// The cell state c.
     pub c: Format,
+    /// How `fx<b>` formats of data-derived tensors choose their range (NUMERICS.md §3.1).
+    pub cal: CalRule,
+    /// Weight ranges per tensor or per output row (NUMERICS.md §3.2).
+    pub wscale: WeightScale,
+}
+
+/// A percentage in (0, 100], kept as its f64 bits so configs stay `Eq` and `Hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Percent(u64);
+
+impl Percent {
+    /// `None` unless 0 < q <= 100.
+    pub fn new(q: f64) -> Option<Percent> {
+        (q > 0.0 && q <= 100.0).then_some(Percent(q.to_bits()))
+    }
+
+    pub fn value(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+/// Calibration rule for `fx<b>` formats of x, h, pre-activations and c.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CalRule {
+    /// The largest magnitude of the calibration run (§3).
+    #[default]
+    Max,
+    /// A percentile of the magnitudes (outliers saturate).
+    Percentile(Percent),
+    /// The fraction bits with the least squared error over the calibration values.
+    Mse,
+}
+
+impl fmt::Display for CalRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CalRule::Max => write!(f, "max"),
+            CalRule::Percentile(q) => write!(f, "p{}", q.value()),
+            CalRule::Mse => write!(f, "mse"),
+        }
+    }
+}
+
+impl FromStr for CalRule {
+    type Err = FormatError;
+
+    fn from_str(s: &str) -> Result<Self, FormatError> {
+        match s {
+            "max" => Ok(CalRule::Max),
+            "mse" => Ok(CalRule::Mse),
+            _ => {
+                let Some(q) = s.strip_prefix('p') else {
+                    return Err(bad(
+                        s,
+                        "unknown calibration rule (expected max, mse or p<percent>, e.g. p99.99)",
+                    ));
+                };
+                let v: f64 = q
+                    .parse()
+                    .map_err(|_| bad(s, "expected p<percent> with a number, e.g. p99.99"))?;
+                Percent::new(v)
+                    .map(CalRule::Percentile)
+                    .ok_or_else(|| bad(s, "the percentile must be in (0, 100]"))
+            }
+        }
+    }
+}
+
+/// Whether weight formats resolve per tensor or per output row ("per channel").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WeightScale {
+    #[default]
+    Tensor,
+    Channel,
 }
 
 impl PrecisionConfig {
@@ -251,6 +333,8 @@ impl PrecisionConfig {
             a: f,
             p: f,
             c: f,
+            cal: CalRule::Max,
+            wscale: WeightScale::Tensor,
         }
     }
 
@@ -275,10 +359,17 @@ impl PrecisionConfig {
 impl fmt::Display for PrecisionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.w == self.a && self.a == self.p && self.p == self.c {
-            write!(f, "{}", self.w)
+            write!(f, "{}", self.w)?;
         } else {
-            write!(f, "w={},a={},p={},c={}", self.w, self.a, self.p, self.c)
+            write!(f, "w={},a={},p={},c={}", self.w, self.a, self.p, self.c)?;
         }
+        if self.cal != CalRule::Max {
+            write!(f, ",cal={}", self.cal)?;
+        }
+        if self.wscale == WeightScale::Channel {
+            write!(f, ",wscale=channel")?;
+        }
+        Ok(())
     }
 }
 
@@ -287,17 +378,46 @@ impl FromStr for PrecisionConfig {
 
     /// `fx8` (all roles) or `w=fx8,a=fx8,p=fx16,c=fx16`. Roles left out take a neighbour's
     /// format: `w` and `a` each other's, `p` and `c` each other's, and failing that `a`'s.
+    /// Options follow as `cal=max|mse|p<percent>` and `wscale=tensor|channel`; a bare format
+    /// first (`fx8,cal=mse`) gives every role.
     fn from_str(s: &str) -> Result<Self, FormatError> {
         let s = s.trim();
         if !s.contains('=') {
             return s.parse::<Format>().map(PrecisionConfig::uniform);
         }
         let (mut w, mut a, mut p, mut c) = (None, None, None, None);
-        for part in s.split(',') {
+        let (mut cal, mut wscale) = (None, None);
+        for (n, part) in s.split(',').enumerate() {
             let part = part.trim();
             let Some((key, value)) = part.split_once('=') else {
+                if n == 0 {
+                    a = Some(part.parse::<Format>()?);
+                    continue;
+                }
                 return Err(bad(part, "expected role=format (roles: w, a, p, c)"));
             };
+            let value = value.trim();
+            match key.trim() {
+                "cal" if cal.is_none() => {
+                    cal = Some(value.parse::<CalRule>()?);
+                    continue;
+                }
+                "wscale" if wscale.is_none() => {
+                    wscale = Some(match value {
+                        "tensor" => WeightScale::Tensor,
+                        "channel" => WeightScale::Channel,
+                        _ => {
+                            return Err(bad(
+                                value,
+                                "unknown weight scale (expected tensor or channel)",
+                            ))
+                        }
+                    });
+                    continue;
+                }
+                "cal" | "wscale" => return Err(bad(part, "option given twice")),
+                _ => {}
+            }
             let slot = match key.trim() {
                 "w" => &mut w,
                 "a" => &mut a,
@@ -319,7 +439,14 @@ impl FromStr for PrecisionConfig {
         let w = w.unwrap_or(a);
         let p2 = p.or(c).unwrap_or(a);
         let c = c.unwrap_or(p2);
-        Ok(PrecisionConfig { w, a, p: p2, c })
+        Ok(PrecisionConfig {
+            w,
+            a,
+            p: p2,
+            c,
+            cal: cal.unwrap_or_default(),
+            wscale: wscale.unwrap_or_default(),
+        })
     }
 }
 
@@ -391,6 +518,33 @@ mod tests {
         assert!("w=fx8,a".parse::<PrecisionConfig>().is_err());
         let e = "w=fx8,a=fx99".parse::<PrecisionConfig>().unwrap_err();
         assert_eq!(e.token, "fx99");
+    }
+
+    #[test]
+    fn calibration_and_weight_scale_options_round_trip_and_reject_bad_tokens() {
+        for s in [
+            "fx8,cal=mse",
+            "fx8,cal=p99.99",
+            "w=fx8,a=fx8,p=fx16,c=fx16,cal=p50,wscale=channel",
+        ] {
+            let c: PrecisionConfig = s.parse().unwrap();
+            assert_eq!(c.to_string(), s);
+        }
+        let c: PrecisionConfig = "fx8,cal=p100".parse().unwrap();
+        assert_eq!(c.cal, CalRule::Percentile(Percent::new(100.0).unwrap()));
+        for (s, token) in [
+            ("fx8,cal=p0", "p0"),
+            ("fx8,cal=p100.5", "p100.5"),
+            ("fx8,cal=p-1", "p-1"),
+            ("fx8,cal=pabc", "pabc"),
+            ("fx8,cal=median", "median"),
+            ("fx8,wscale=row", "row"),
+            ("fx8,cal=mse,cal=max", "cal=max"),
+        ] {
+            let e = s.parse::<PrecisionConfig>().unwrap_err();
+            assert_eq!(e.token, token, "{s}: {e}");
+        }
+        assert_eq!(parse_config_list("fx8,cal=mse;fx16").unwrap().len(), 2);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! States are kept lane-minor (`[H][lanes]`, lanes padded to [`gemm::COL_ALIGN`]): the layout
 //! the product reads them in.
 
+use super::calib::Histogram;
 use super::cell::{self, float_unit, int_gate_sum, int_unit};
 use super::gemm::{self, abs_range, no_subnormals, Elem, Packed, COL_ALIGN};
 use super::plan::{CellPlan, CellRange, IntCell};
@@ -29,6 +30,8 @@ pub(crate) struct LayerOut {
     pub h_max: f32,
     /// Per direction (calibration; float lanes only).
     pub ranges: Vec<CellRange>,
+    /// Per direction, when asked for: every pre-activation (calibration; float lanes only).
+    pub pre_hist: Vec<Option<Histogram>>,
 }
 
 /// Where one direction of a layer reads and writes, for `n` sequences of `steps` steps.
@@ -95,6 +98,18 @@ pub(crate) fn run_layers(
     n: usize,
     steps: usize,
 ) -> Vec<LayerOut> {
+    run_layers_with(model, plan, x, n, steps, false)
+}
+
+/// [`run_layers`], recording every pre-activation in a histogram when `hist` is set.
+pub(crate) fn run_layers_with(
+    model: &Model,
+    plan: &super::Plan,
+    x: &[f32],
+    n: usize,
+    steps: usize,
+    hist: bool,
+) -> Vec<LayerOut> {
     let mut outs: Vec<LayerOut> = Vec::with_capacity(model.layers.len());
     for (layer, cells) in model.layers.iter().zip(&plan.layers) {
         let input = outs.last().map_or(x, |o: &LayerOut| &o.h);
@@ -103,6 +118,7 @@ pub(crate) fn run_layers(
         let mut h = vec![0.0f32; n * steps * stride];
         let mut c = vec![0.0f32; n * steps * stride];
         let mut ranges = Vec::with_capacity(cells.len());
+        let mut pre_hist = Vec::with_capacity(cells.len());
         for (k, cp) in cells.iter().enumerate() {
             let io = Io {
                 x: input,
@@ -113,11 +129,13 @@ pub(crate) fn run_layers(
                 offset: k * hsz,
                 stride,
             };
+            let mut pre = hist.then(Histogram::default);
             let range = match &cp.int {
                 Some(q) => run_int(q, &io, &mut h, &mut c),
-                None => run_float(cp, &io, &mut h, &mut c),
+                None => run_float(cp, &io, &mut h, &mut c, pre.as_mut()),
             };
             ranges.push(range);
+            pre_hist.push(pre);
         }
         let h_max = cells
             .iter()
@@ -129,12 +147,19 @@ pub(crate) fn run_layers(
             c,
             h_max,
             ranges,
+            pre_hist,
         });
     }
     outs
 }
 
-fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+fn run_float(
+    p: &CellPlan,
+    io: &Io,
+    h_out: &mut [f32],
+    c_out: &mut [f32],
+    mut hist: Option<&mut Histogram>,
+) -> CellRange {
     let (hsz, lanes) = (p.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let fx = p.formats.x;
@@ -164,7 +189,10 @@ fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> Cel
                 let c_prev = c[j * lanes + n];
                 let (h_new, c_new, pre) =
                     float_unit(p, j, [sum(0), sum(1), sum(2), sum(3)], c_prev);
-                range.pre_max = range.pre_max.max(pre);
+                if let Some(hist) = hist.as_deref_mut() {
+                    pre.iter().for_each(|&v| hist.add(v));
+                }
+                range.pre_max = pre.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
                 range.c_max = range.c_max.max(c_new.abs()).max(c_prev.abs());
                 h[j * lanes + n] = h_new;
                 c[j * lanes + n] = c_new;

@@ -42,9 +42,15 @@ pub(crate) fn mul(a: f32, b: f32) -> f32 {
 }
 
 /// The element-wise part of a float step for unit j (NUMERICS.md §6): the four gate sums
-/// (bias included), the previous cell value; returns (h, c, largest |pre-activation|).
+/// (bias included), the previous cell value; returns (h, c, the four pre-activations with
+/// their peephole terms).
 #[inline]
-pub(crate) fn float_unit(p: &CellPlan, j: usize, sums: [f32; 4], c_prev: f32) -> (f32, f32, f32) {
+pub(crate) fn float_unit(
+    p: &CellPlan,
+    j: usize,
+    sums: [f32; 4],
+    c_prev: f32,
+) -> (f32, f32, [f32; 4]) {
     let f = &p.formats;
     let h = p.b.len() / 4;
     let [mut ai, mut af, ag, mut ao] = sums;
@@ -61,8 +67,7 @@ pub(crate) fn float_unit(p: &CellPlan, j: usize, sums: [f32; 4], c_prev: f32) ->
     }
     let og = p.sigmoid.apply(f.pre.round(ao));
     let h_new = f.h.round(mul(og, p.tanh_c.apply(c_new)));
-    let pre = ai.abs().max(af.abs()).max(ag.abs()).max(ao.abs());
-    (h_new, c_new, pre)
+    (h_new, c_new, [ai, af, ag, ao])
 }
 
 fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
@@ -91,7 +96,7 @@ fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) ->
         for jj in 0..h {
             let sums = [acc[jj], acc[h + jj], acc[2 * h + jj], acc[3 * h + jj]];
             let (h_new, c_new, pre) = float_unit(p, jj, sums, cv[jj]);
-            range.pre_max = range.pre_max.max(pre);
+            range.pre_max = pre.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
             range.c_max = range.c_max.max(c_new.abs()).max(cv[jj].abs());
             cv[jj] = c_new;
             hv[jj] = h_new;

@@ -8,12 +8,13 @@
 //! baseline of `lstm-dse bench engine`. Both are deterministic whatever the thread count.
 
 pub(crate) mod batch;
+pub mod calib;
 pub mod cell;
 pub mod gemm;
 pub mod plan;
 pub mod reference;
 
-pub use plan::{Calibration, CellFormats, CellRange, LayerRange, Plan};
+pub use plan::{CalHist, Calibration, CellFormats, CellRange, DataTensor, LayerRange, Plan};
 pub use reference::Reference;
 
 use crate::format::{Format, PrecisionConfig};
@@ -83,10 +84,41 @@ fn needs_calibration(c: &PrecisionConfig) -> bool {
         .any(|f| matches!(f, Format::Fixed { frac: None, .. }))
 }
 
-/// Measures the ranges of an fp32 run over the batch (see [`Calibration`]).
-pub fn calibrate(model: &Model, seqs: &Sequences) -> Result<Calibration, EvalError> {
+/// Measures the ranges of an fp32 run over the batch (see [`Calibration`]); `hist` also
+/// records their distributions (for calibration rules other than `max`).
+pub fn calibrate(model: &Model, seqs: &Sequences, hist: bool) -> Result<Calibration, EvalError> {
     let plan = Plan::new(model, PrecisionConfig::FP32, None)?;
-    let outs = batch::run_layers(model, &plan, &seqs.data, seqs.count, seqs.steps);
+    let outs = batch::run_layers_with(model, &plan, &seqs.data, seqs.count, seqs.steps, hist);
+    let hist = hist.then(|| {
+        let mut input = calib::Histogram::default();
+        input.extend(&seqs.data);
+        let layers = model
+            .layers
+            .iter()
+            .zip(&outs)
+            .map(|(layer, o)| {
+                let mut h = calib::Histogram::default();
+                h.extend(&o.h);
+                let hsz = layer.hidden_size;
+                let cells = layer
+                    .cells
+                    .iter()
+                    .enumerate()
+                    .map(|(k, cell)| {
+                        let mut c = calib::Histogram::default();
+                        for row in o.c.chunks(hsz * layer.direction.count()) {
+                            c.extend(&row[k * hsz..(k + 1) * hsz]);
+                        }
+                        c.extend(cell.c0.as_deref().unwrap_or_default());
+                        h.extend(cell.h0.as_deref().unwrap_or_default());
+                        (o.pre_hist[k].clone().unwrap_or_default(), c)
+                    })
+                    .collect();
+                (h, cells)
+            })
+            .collect();
+        CalHist { input, layers }
+    });
     Ok(Calibration {
         input_max: seqs.data.iter().fold(0.0f32, |m, v| m.max(v.abs())),
         layers: outs
@@ -96,6 +128,7 @@ pub fn calibrate(model: &Model, seqs: &Sequences) -> Result<Calibration, EvalErr
                 cells: o.ranges.clone(),
             })
             .collect(),
+        hist,
     })
 }
 
@@ -109,7 +142,8 @@ pub fn prepare(
 ) -> Result<Vec<Plan>, EvalError> {
     check_input(model, seqs, input_name)?;
     let cal = if configs.iter().any(needs_calibration) {
-        Some(calibrate(model, seqs)?)
+        let rules = configs.iter().any(|c| c.cal != crate::format::CalRule::Max);
+        Some(calibrate(model, seqs, rules)?)
     } else {
         None
     };

@@ -3,17 +3,63 @@
 //! on the integer datapath, the accumulator alignment shifts (checked to fit 64 bits).
 //! This is the part a GPU kernel uploads once per configuration.
 
+use super::calib::Histogram;
 use super::EvalError;
-use crate::format::{detmath, fixed::rescale_bound_ok, Fixed, PrecisionConfig, Resolved};
+use crate::format::{
+    detmath, fixed::rescale_bound_ok, CalRule, Fixed, Format, PrecisionConfig, Resolved,
+};
 use crate::lstm::{Cell, Model};
 
 /// Largest magnitudes seen in an fp32 run over the batch: they choose the fraction bits of
-/// `fx<bits>` formats for tensors whose range is only known from data.
+/// `fx<bits>` formats for tensors whose range is only known from data. With `hist`, the whole
+/// distributions too, for the calibration rules other than `max` ([`super::calib`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     /// max |x| of the model input.
     pub input_max: f32,
     pub layers: Vec<LayerRange>,
+    pub hist: Option<CalHist>,
+}
+
+/// Histograms of every data-derived tensor of the calibration run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalHist {
+    pub input: Histogram,
+    /// Per layer: h (both directions, every step, h0), then per direction (pre, c).
+    pub layers: Vec<(Histogram, Vec<(Histogram, Histogram)>)>,
+}
+
+/// Which data-derived tensor a range is asked for.
+#[derive(Debug, Clone, Copy)]
+pub enum DataTensor {
+    Input,
+    H(usize),
+    Pre(usize, usize),
+    C(usize, usize),
+}
+
+impl Calibration {
+    /// The range `m` of §3 for `tensor` in `format` under `rule`.
+    pub fn range(&self, tensor: DataTensor, rule: CalRule, format: Format) -> f32 {
+        let max = match tensor {
+            DataTensor::Input => self.input_max,
+            DataTensor::H(l) => self.layers[l].h_max,
+            DataTensor::Pre(l, k) => self.layers[l].cells[k].pre_max,
+            DataTensor::C(l, k) => self.layers[l].cells[k].c_max,
+        };
+        match (&self.hist, rule) {
+            (_, CalRule::Max) | (None, _) => max,
+            (Some(h), rule) => {
+                let hist = match tensor {
+                    DataTensor::Input => &h.input,
+                    DataTensor::H(l) => &h.layers[l].0,
+                    DataTensor::Pre(l, k) => &h.layers[l].1[k].0,
+                    DataTensor::C(l, k) => &h.layers[l].1[k].1,
+                };
+                hist.range(rule, format)
+            }
+        }
+    }
 }
 
 /// Ranges of one layer.
@@ -198,22 +244,20 @@ impl Plan {
                 problem: format!("{what} needs calibration data"),
             })
         };
-        let range = |max: Option<f32>| max.unwrap_or(0.0);
-        let needs =
-            |f: crate::format::Format| matches!(f, crate::format::Format::Fixed { frac: None, .. });
+        let needs = |f: Format| matches!(f, Format::Fixed { frac: None, .. });
+        let data = |t: DataTensor, f: Format| cal.map_or(0.0, |c| c.range(t, config.cal, f));
         let mut x_fmt = if needs(config.a) {
-            config.a.resolve(cal_for("the input format")?.input_max)
+            cal_for("the input format")?;
+            config.a.resolve(data(DataTensor::Input, config.a))
         } else {
             config.a.resolve(0.0)
         };
         let gate = config.a.resolve(1.0);
         let mut layers = Vec::with_capacity(model.layers.len());
         for (l, layer) in model.layers.iter().enumerate() {
-            let lr = cal.map(|c| &c.layers[l]);
-            let h_fmt = config.a.resolve(range(lr.map(|r| r.h_max)));
+            let h_fmt = config.a.resolve(data(DataTensor::H(l), config.a));
             let mut cells = Vec::with_capacity(layer.cells.len());
             for (k, cell) in layer.cells.iter().enumerate() {
-                let cr = lr.map(|r| r.cells[k]).unwrap_or_default();
                 let bias: Vec<f32> = cell
                     .b_ih
                     .iter()
@@ -224,8 +268,8 @@ impl Plan {
                     x: x_fmt,
                     h: h_fmt,
                     gate,
-                    pre: config.p.resolve(cr.pre_max),
-                    c: config.c.resolve(cr.c_max),
+                    pre: config.p.resolve(data(DataTensor::Pre(l, k), config.p)),
+                    c: config.c.resolve(data(DataTensor::C(l, k), config.c)),
                     w: config.w.resolve(max_abs(&cell.w)),
                     r: config.w.resolve(max_abs(&cell.r)),
                     b: config.w.resolve(max_abs(&bias)),

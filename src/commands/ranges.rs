@@ -1,0 +1,128 @@
+//! `ranges`: every tensor's range on a calibration batch and the format each precision config
+//! resolves it to (docs/NUMERICS.md §3), so an architect sees where fraction bits go before
+//! running a study: a cell state reaching |c| ~ 900 leaves `fx16` six fraction bits.
+
+use super::*;
+use crate::lstm::eval::calib::Histogram;
+use crate::lstm::eval::CellFormats;
+
+/// One row: a tensor of one layer direction, its magnitudes and the formats it gets.
+struct Row {
+    layer: usize,
+    direction: usize,
+    tensor: &'static str,
+    max: f32,
+    p99_9: f32,
+    p99_99: f32,
+    formats: Vec<String>,
+}
+
+pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let seqs = npy::read_sequences(&a.input)?;
+    let configs = parse_config_list(&a.precisions).context("--precisions")?;
+    let input_name = a.input.display().to_string();
+    // Plans resolve every config (and check the input against the model).
+    let plans = eval::prepare(&model, &seqs, &input_name, &configs)?;
+    let cal = eval::calibrate(&model, &seqs, true)?;
+    let hist = cal.hist.as_ref().context("calibration histograms")?;
+    let weight_hist = |v: &[f32]| {
+        let mut h = Histogram::default();
+        h.extend(v);
+        h
+    };
+    let mut rows = Vec::new();
+    for (l, layer) in model.layers.iter().enumerate() {
+        for (k, cell) in layer.cells.iter().enumerate() {
+            let bias: Vec<f32> = cell
+                .b_ih
+                .iter()
+                .zip(&cell.b_hh)
+                .map(|(x, y)| x + y)
+                .collect();
+            let mut tensors: Vec<(&'static str, Histogram, fn(&CellFormats) -> String)> = vec![
+                (
+                    "x",
+                    if l == 0 {
+                        hist.input.clone()
+                    } else {
+                        hist.layers[l - 1].0.clone()
+                    },
+                    |f| f.x.to_string(),
+                ),
+                ("W", weight_hist(&cell.w), |f| f.w.to_string()),
+                ("R", weight_hist(&cell.r), |f| f.r.to_string()),
+                ("b", weight_hist(&bias), |f| f.b.to_string()),
+            ];
+            if let Some(p) = &cell.peephole {
+                tensors.push(("P", weight_hist(p), |f| f.peep.to_string()));
+            }
+            tensors.push(("pre", hist.layers[l].1[k].0.clone(), |f| f.pre.to_string()));
+            tensors.push(("c", hist.layers[l].1[k].1.clone(), |f| f.c.to_string()));
+            tensors.push(("h", hist.layers[l].0.clone(), |f| f.h.to_string()));
+            for (name, h, fmt) in tensors {
+                rows.push(Row {
+                    layer: l,
+                    direction: k,
+                    tensor: name,
+                    max: h.max,
+                    p99_9: h.percentile(99.9),
+                    p99_99: h.percentile(99.99),
+                    formats: plans.iter().map(|p| fmt(&p.layers[l][k].formats)).collect(),
+                });
+            }
+        }
+    }
+    let names: Vec<String> = configs.iter().map(|c| c.to_string()).collect();
+    print!(
+        "{:>5} {:>3} {:<6} {:>12} {:>12} {:>12}",
+        "layer", "dir", "tensor", "max|v|", "p99.9", "p99.99"
+    );
+    for n in &names {
+        print!("  {n:>14}");
+    }
+    println!();
+    for r in &rows {
+        print!(
+            "{:>5} {:>3} {:<6} {:>12.6e} {:>12.6e} {:>12.6e}",
+            r.layer, r.direction, r.tensor, r.max, r.p99_9, r.p99_99
+        );
+        for f in &r.formats {
+            print!("  {f:>14}");
+        }
+        println!();
+    }
+    println!("(formats: fx<bits>.<fraction bits> as each config resolves the tensor; floats and explicit fraction bits do not depend on the data)");
+    if let Some(path) = &a.csv {
+        crate::report::write_csv_atomic(path, |w| {
+            let mut header = vec![
+                "layer",
+                "direction",
+                "tensor",
+                "max_abs",
+                "p99_9_abs",
+                "p99_99_abs",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+            header.extend(names.iter().cloned());
+            w.write_record(&header)?;
+            for r in &rows {
+                let mut rec = vec![
+                    r.layer.to_string(),
+                    r.direction.to_string(),
+                    r.tensor.to_string(),
+                    r.max.to_string(),
+                    r.p99_9.to_string(),
+                    r.p99_99.to_string(),
+                ];
+                rec.extend(r.formats.iter().cloned());
+                w.write_record(&rec)?;
+            }
+            Ok(())
+        })
+        .with_context(|| path.display().to_string())?;
+    }
+    Ok(())
+}

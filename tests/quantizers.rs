@@ -1,0 +1,97 @@
+//! Quantizer options (docs/NUMERICS.md §3.1): calibration rules change which fraction bits an
+//! `fx<b>` tensor gets, as a brute-force search over the calibration values says they should,
+//! and `lstm-dse ranges` reports them.
+
+use lstm_dse::format::{parse_config_list, Format};
+use lstm_dse::lstm::{self, eval, npy, LoadOptions};
+use std::path::Path;
+use std::process::Command;
+
+fn root(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .display()
+        .to_string()
+}
+
+/// The exact q-th percentile of |v| by sorting (the oracle for the histogram's).
+fn percentile(v: &[f32], q: f64) -> f32 {
+    let mut a: Vec<f32> = v.iter().map(|x| x.abs()).collect();
+    a.sort_by(f32::total_cmp);
+    let k = ((q / 100.0) * a.len() as f64).ceil().max(1.0) as usize;
+    a[k - 1]
+}
+
+#[test]
+fn percentile_calibration_resolves_like_the_sorted_values_say() {
+    let m = lstm::load(&root("models/digits_lstm.onnx"), &LoadOptions::default()).unwrap();
+    let x = npy::read_sequences(Path::new(&root("models/digits_test.x.npy"))).unwrap();
+    let configs = parse_config_list("fx8,cal=p99;fx12,cal=p99.9;fx8").unwrap();
+    let plans = eval::prepare(&m, &x, "x", &configs).unwrap();
+    let fp32 = &eval::evaluate(
+        &m,
+        &x,
+        "x",
+        &[lstm_dse::format::PrecisionConfig::FP32],
+        true,
+    )
+    .unwrap()[0];
+    for (config, plan) in configs.iter().zip(&plans) {
+        let Format::Fixed { bits, .. } = config.a else {
+            unreachable!()
+        };
+        let q = match config.cal {
+            lstm_dse::format::CalRule::Percentile(q) => q.value(),
+            _ => 100.0,
+        };
+        for (l, states) in fp32.states.as_ref().unwrap().iter().enumerate() {
+            let mut h = states.h.clone();
+            h.extend(m.layers[l].cells[0].h0.as_deref().unwrap_or_default());
+            // The histogram rounds the percentile up to its bin edge (at most 2^-8 relative),
+            // so the resolved fraction bits are those of the exact percentile, or one fewer
+            // when that edge crosses a power of two.
+            let exact = Format::Fixed { bits, frac: None }
+                .resolve(percentile(&h, q))
+                .frac()
+                .unwrap();
+            let got = plan.layers[l][0].formats.h.frac().unwrap();
+            assert!(
+                got == exact || got == exact - 1,
+                "{config} layer {l}: h frac {got}, exact {exact}"
+            );
+        }
+    }
+    // p100 is max, bit for bit.
+    let same = eval::prepare(&m, &x, "x", &parse_config_list("fx8;fx8,cal=p100").unwrap()).unwrap();
+    assert_eq!(same[0].layers[1][0].formats, same[1].layers[1][0].formats);
+}
+
+#[test]
+fn ranges_command_reports_every_tensor_and_writes_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("ranges.csv");
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args([
+            "ranges",
+            "--model",
+            &root("models/digits_lstm.onnx"),
+            "--input",
+        ])
+        .arg(root("models/digits_test.x.npy"))
+        .args(["--precisions", "fx8;fx16,cal=mse", "--csv"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "layer,direction,tensor,max_abs,p99_9_abs,p99_99_abs,fx8,\"fx16,cal=mse\""
+    );
+    // 2 layers x (x, W, R, b, pre, c, h).
+    assert_eq!(lines.len(), 1 + 2 * 7);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("0,0,c,") && l.contains(",fx8.")));
+}
