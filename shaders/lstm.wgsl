@@ -27,9 +27,10 @@ struct Dims {
     levels: u32,
     // policy mode, layer 0: `xin` holds f32 input values (quantized per level)
     x_f32: u32,
-    // policy metric: 0 max_abs, 1 mean_abs, 2 frac_above
+    // policy metric: 0 max_abs, 1 mean_abs, 2 frac_above, 3 rel_max_abs
     metric: u32,
-    // frac_above: |dc| code steps to exceed, per direction
+    // frac_above: |dc| code steps to exceed, per direction; rel_max_abs: f32 bits of eps
+    // in code steps
     above0: i32,
     above1: i32,
     // word offsets of the regions of `pol`
@@ -38,7 +39,8 @@ struct Dims {
     off_x: u32,
     off_saved: u32,
     off_trace: u32,
-    pad0: u32,
+    // causal policies: the level of the first step
+    start: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -602,36 +604,50 @@ fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: 
     pol[ctrl(ld)] = dst_level;
 }
 
+fn above_of(dir: u32) -> i32 {
+    if (dir == 1u) {
+        return dims.above1;
+    }
+    return dims.above0;
+}
+
 // The metric of c_t (in `outs`, highest formats) against the previous cell state, as an
-// integer (NUMERICS.md section 11).
-fn metric_of(lane: u32, ld: u32, dir: u32, t: u32) -> i32 {
+// integer (NUMERICS.md section 11): (value, max |c_prev| for rel_max_abs).
+fn metric_of(lane: u32, ld: u32, dir: u32, t: u32) -> vec2<i32> {
     let hsz = dims.hidden;
     let dh = dims.dirs * hsz;
     let cb = (lane * dims.steps + t) * 2u * dh + dh + dir * hsz;
-    var above = dims.above0;
-    if (dir == 1u) {
-        above = dims.above1;
-    }
+    let above = above_of(dir);
     var v = 0;
+    var base = 0;
     for (var j = 0u; j < hsz; j++) {
-        let d = abs(bitcast<i32>(outs[cb + j]) - bitcast<i32>(pol[dims.off_cprev + ld * hsz + j]));
-        if (dims.metric == 0u) {
+        let old = bitcast<i32>(pol[dims.off_cprev + ld * hsz + j]);
+        let d = abs(bitcast<i32>(outs[cb + j]) - old);
+        if (dims.metric == 0u || dims.metric == 3u) {
             v = max(v, d);
+            base = max(base, abs(old));
         } else if (dims.metric == 1u) {
             v += d;
         } else if (d > above) {
             v += 1;
         }
     }
-    return v;
+    return vec2<i32>(v, base);
 }
 
-fn level_for(lane: u32, dir: u32, metric: i32) -> u32 {
+fn level_for(lane: u32, dir: u32, m: vec2<i32>) -> u32 {
     let nb = dims.levels - 1u;
     let base = dims.off_bounds + ((lane / dims.seqs) * dims.dirs + dir) * nb;
     var level = 0u;
+    // rel_max_abs: f32(value) >= ftz(theta * ftz(f32(base) + eps)), theta = +inf never.
+    let denom = ftz(f32(m.y) + bitcast<f32>(above_of(dir)));
     for (var k = 0u; k < nb; k++) {
-        if (metric >= bitcast<i32>(pol[base + k])) {
+        if (dims.metric == 3u) {
+            let th = pol[base + k];
+            if (th != 0x7f800000u && f32(m.x) >= fmul(bitcast<f32>(th), denom)) {
+                level += 1u;
+            }
+        } else if (m.x >= bitcast<i32>(pol[base + k])) {
             level += 1u;
         }
     }
@@ -656,7 +672,7 @@ fn prev_t(dir: u32) -> u32 {
 }
 
 // One thread per (lane, dir). Phase 0, before step s: causal lanes pick the level of step s
-// from the change of step s - 1 (0 before the first step); oracle lanes go to the highest
+// from the change of step s - 1 (`dims.start` at the first step); oracle lanes go to the highest
 // level and save their state. Phase 2, after step s (oracle): pick the level from step s's
 // own change and, if lower, restore the saved state at that level for the redo pass.
 @compute @workgroup_size(64)
@@ -674,7 +690,7 @@ fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
     let trace = dims.off_trace + ld * dims.steps + t;
     let oracle = dims.off_saved != 0u;
     if (step.phase == 0u) {
-        var metric = 0;
+        var metric = vec2<i32>(0, 0);
         if (step.s > 0u) {
             metric = metric_of(lane, ld, dir, prev_t(dir));
             keep_c(lane, ld, dir, prev_t(dir));
@@ -686,7 +702,10 @@ fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             pol[trace] = top;
         } else {
-            let level = level_for(lane, dir, metric);
+            var level = dims.start;
+            if (step.s > 0u) {
+                level = level_for(lane, dir, metric);
+            }
             enter_level(lane, ld, dir, pol[ctrl(ld)], level, t);
             pol[trace] = level;
         }

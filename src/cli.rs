@@ -296,9 +296,14 @@ pub struct DynamicArgs {
     #[arg(long, value_name = "LIST")]
     pub levels: String,
     /// The measure of the change Δc = c_t − c_{t−1} over a layer direction's units: max_abs,
-    /// mean_abs or frac_above:<e> (fraction of units with |Δc| > e).
+    /// mean_abs, frac_above:<e> (fraction of units with |Δc| > e) or rel_max_abs:<eps>
+    /// (max |Δc| / (max |c_{t−1}| + eps): relative to the state's magnitude).
     #[arg(long, default_value = "max_abs")]
     pub metric: String,
+    /// Causal timing: the level of the first step, before any change is measured: high, low
+    /// or a level index.
+    #[arg(long, default_value = "high")]
+    pub start: String,
     /// Policies, comma-separated; each has one threshold per level boundary, '/'-separated.
     /// A threshold may be a number (inf allowed), start:stop:count or log:start:stop:count
     /// (ranges expand to a grid). A step runs at the level = number of thresholds its

@@ -46,9 +46,12 @@ fn infinite_thresholds_give_the_lowest_level_and_zero_the_highest() {
                 let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
                 let inf = vec!["inf"; n - 1].join("/");
                 let zero = vec!["0"; n - 1].join("/");
-                let policies = dynamic::parse_thresholds(&format!("{inf},{zero}"), n).unwrap();
-                let sim = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
-                for (p, level) in [(0, 0), (1, n - 1)] {
+                // Causal lanes start where the thresholds keep them, so every step is at one
+                // level: +inf from the lowest, 0 from the highest.
+                for (p, level, start) in [(0, 0, "low"), (1, n - 1, "high")] {
+                    let spec = spec.clone().starting_at(start).unwrap();
+                    let policies = dynamic::parse_thresholds(&format!("{inf},{zero}"), n).unwrap();
+                    let sim = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
                     let fixed = eval::run_cpu(&m, &x, &lp.levels[level..=level], true).remove(0);
                     let states = fixed.states.unwrap();
                     for s in 0..x.count {
@@ -260,9 +263,20 @@ fn gpu_policy_lanes_equal_the_cpu_simulation_bit_for_bit() {
             ("fx6,fx16", "0,0.02,0.05,0.1,0.3,inf"),
             ("fx4,fx8,fx12", "0/0,0.02/0.1,0.05/0.5,inf/inf"),
         ] {
-            for timing in [Timing::Causal, Timing::Oracle] {
-                for metric in [Metric::MaxAbs, Metric::MeanAbs, Metric::FracAbove(0.02)] {
+            for (timing, start) in [
+                (Timing::Causal, "high"),
+                (Timing::Causal, "low"),
+                (Timing::Oracle, "high"),
+            ] {
+                for metric in [
+                    Metric::MaxAbs,
+                    Metric::MeanAbs,
+                    Metric::FracAbove(0.02),
+                    Metric::RelMaxAbs(0.05),
+                ] {
                     let spec = PolicySpec::new(parse_config_list(levels).unwrap(), metric, timing)
+                        .unwrap()
+                        .starting_at(start)
                         .unwrap();
                     let n = spec.levels.len();
                     let plans = eval::prepare(&m, &x, "x", &[spec.levels[n - 1]]).unwrap();
@@ -273,7 +287,7 @@ fn gpu_policy_lanes_equal_the_cpu_simulation_bit_for_bit() {
                         .simulate_policies(&m, &x, &spec, &lp, &policies, &mut |_, _| {})
                         .unwrap();
                     for (i, (c, g)) in cpu.lanes.iter().zip(&gpu.lanes).enumerate() {
-                        let what = format!("{model} {levels} {timing:?} {metric} lane {i}");
+                        let what = format!("{model} {levels} {timing:?} {start} {metric} lane {i}");
                         assert_eq!(c.levels, g.levels, "{what}: levels");
                         for (l, ((ch, cc), (gh, gc))) in c.layers.iter().zip(&g.layers).enumerate()
                         {
@@ -415,9 +429,20 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
             ("fx6,fx16", "0,0.01,0.02,0.05,0.1,0.3,inf"),
             ("fx4,fx8,fx12", "0/0,0.02/0.1,0.05/0.5,inf/inf"),
         ] {
-            for timing in [Timing::Causal, Timing::Oracle] {
-                for metric in [Metric::MaxAbs, Metric::MeanAbs, Metric::FracAbove(0.02)] {
+            for (timing, start) in [
+                (Timing::Causal, "high"),
+                (Timing::Causal, "low"),
+                (Timing::Oracle, "high"),
+            ] {
+                for metric in [
+                    Metric::MaxAbs,
+                    Metric::MeanAbs,
+                    Metric::FracAbove(0.02),
+                    Metric::RelMaxAbs(0.05),
+                ] {
                     let spec = PolicySpec::new(parse_config_list(levels).unwrap(), metric, timing)
+                        .unwrap()
+                        .starting_at(start)
                         .unwrap();
                     let n = spec.levels.len();
                     let plans = eval::prepare(&m, &x, "x", &[spec.levels[n - 1]]).unwrap();
@@ -427,8 +452,11 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
                     let slow = dynamic::simulate_scalar(&m, &x, &spec, &lp, &policies, &|| {});
                     let mut switched = false;
                     for (i, (a, b)) in fast.lanes.iter().zip(&slow.lanes).enumerate() {
-                        let what = format!("{model} {levels} {timing:?} {metric} lane {i}");
+                        let what = format!("{model} {levels} {timing:?} {start} {metric} lane {i}");
                         assert_eq!(a.levels, b.levels, "{what}: levels");
+                        if timing == Timing::Causal {
+                            causal_levels_follow_the_real_metric(&policies[i / x.count], a, &what);
+                        }
                         for (l, ((ah, ac), (bh, bc))) in a.layers.iter().zip(&b.layers).enumerate()
                         {
                             assert_eq!(bits(ah), bits(bh), "{what}: layer {l} h");
@@ -453,4 +481,122 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
             }
         }
     }
+}
+
+/// Causal decisions against the metric's real value computed in f64: in every direction the
+/// level of step s + 1 is the number of thresholds the real metric of step s reaches, except
+/// within 1e-5 (relative) of a threshold, where the integer or f32 comparison may round.
+fn causal_levels_follow_the_real_metric(
+    policy: &dynamic::Policy,
+    lane: &dynamic::LaneResult,
+    what: &str,
+) {
+    for (l, dirs) in lane.levels.iter().enumerate() {
+        for (k, levels) in dirs.iter().enumerate() {
+            let steps = levels.len();
+            let order: Vec<usize> = if k == 0 {
+                (0..steps).collect()
+            } else {
+                (0..steps).rev().collect()
+            };
+            for w in order.windows(2) {
+                let real = lane.metrics[l][k][w[0]];
+                let near = policy
+                    .thresholds
+                    .iter()
+                    .any(|&t| t.is_finite() && (real - t).abs() <= 1e-5 * t.abs().max(1e-9));
+                if near {
+                    continue;
+                }
+                let want = policy.thresholds.iter().filter(|&&t| real >= t).count();
+                assert_eq!(
+                    levels[w[1]] as usize, want,
+                    "{what}: layer {l} direction {k} step {}: metric {real}",
+                    w[1]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn causal_lanes_start_at_the_chosen_level() {
+    // All-+inf thresholds: after the first step every lane is at the lowest level; the first
+    // step runs at the starting level (the highest by default).
+    let (m, x) = fixture();
+    for (start, first) in [("high", 1u8), ("low", 0), ("1", 1)] {
+        let spec = PolicySpec::new(
+            parse_config_list("fx8,fx16").unwrap(),
+            Metric::MaxAbs,
+            Timing::Causal,
+        )
+        .unwrap()
+        .starting_at(start)
+        .unwrap();
+        let plans = eval::prepare(&m, &x, "x", &[spec.levels[1]]).unwrap();
+        let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
+        let policies = dynamic::parse_thresholds("inf", 2).unwrap();
+        for sim in [
+            dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {}),
+            dynamic::simulate_scalar(&m, &x, &spec, &lp, &policies, &|| {}),
+        ] {
+            for lane in &sim.lanes {
+                for dirs in &lane.levels {
+                    let v = &dirs[0];
+                    assert_eq!(v[0], first, "start {start}");
+                    assert!(v[1..].iter().all(|&k| k == 0), "start {start}: {v:?}");
+                }
+            }
+        }
+    }
+    let spec = PolicySpec::new(
+        parse_config_list("fx8,fx16").unwrap(),
+        Metric::MaxAbs,
+        Timing::Causal,
+    )
+    .unwrap();
+    for bad in ["2", "mid", "-1"] {
+        let e = spec.clone().starting_at(bad).unwrap_err().to_string();
+        assert!(e.contains("--start") && e.contains(bad), "{e}");
+    }
+}
+
+#[test]
+fn thresholds_below_the_low_levels_resolution_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w");
+    let mut a = BASE.to_vec();
+    a.extend([
+        "--device",
+        "cpu",
+        "--levels",
+        "fx6,fx16",
+        "--thresholds",
+        "1e-6,0.5,inf",
+    ]);
+    a.extend(["--out", out.to_str().unwrap()]);
+    let o = run(&a);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // fx6 keeps at most a few fraction bits of c: 1e-6 is far below its step, 0.5 is not.
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("1 of 3 policies") && warnings[0].contains("'fx6'"),
+        "{err}"
+    );
+    // A relative metric with a bad eps is refused naming the token.
+    let mut a = BASE.to_vec();
+    a.extend([
+        "--levels",
+        "fx6,fx16",
+        "--thresholds",
+        "0.1",
+        "--metric",
+        "rel_max_abs:0",
+    ]);
+    a.extend(["--out", out.to_str().unwrap()]);
+    let o = run(&a);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'rel_max_abs:0'"));
 }

@@ -42,7 +42,7 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         TimingArg::Causal => Timing::Causal,
         TimingArg::Oracle => Timing::Oracle,
     };
-    let spec = PolicySpec::new(levels, metric, timing)?;
+    let spec = PolicySpec::new(levels, metric, timing)?.starting_at(&a.start)?;
     let policies = dynamic::parse_thresholds(&a.thresholds, spec.levels.len())?;
     if let Some(k) = a.trace_policy {
         if k >= policies.len() {

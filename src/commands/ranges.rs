@@ -6,6 +6,9 @@ use super::*;
 use crate::lstm::eval::calib::Histogram;
 use crate::lstm::eval::CellFormats;
 
+/// A tensor's name, its values' histogram and how to print its format from a cell's formats.
+type Tensor = (&'static str, Histogram, fn(&CellFormats) -> String);
+
 /// One row: a tensor of one layer direction, its magnitudes and the formats it gets.
 struct Row {
     layer: usize,
@@ -40,7 +43,7 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
                 .zip(&cell.b_hh)
                 .map(|(x, y)| x + y)
                 .collect();
-            let mut tensors: Vec<(&'static str, Histogram, fn(&CellFormats) -> String)> = vec![
+            let mut tensors: Vec<Tensor> = vec![
                 (
                     "x",
                     if l == 0 {

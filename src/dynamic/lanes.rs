@@ -6,7 +6,7 @@
 //! result is the per-lane scalar simulation's ([`super::sim`]) bit for bit, which
 //! `tests/dynamic.rs` checks.
 
-use super::sim::{IntMetric, LaneResult};
+use super::sim::{Change, IntMetric, LaneResult};
 use super::{LevelPlans, Policy, PolicySpec, Timing};
 use crate::format::fixed::rescale;
 use crate::lstm::eval::apply_head;
@@ -89,8 +89,7 @@ pub(super) fn simulate_chunk(
                     )
                 })
                 .collect();
-            let (levels, values) =
-                direction(&cells, &io, spec.timing, &metrics, &mut h_out, &mut c_out);
+            let (levels, values) = direction(&cells, &io, spec, &metrics, &mut h_out, &mut c_out);
             for (lane, r) in results.iter_mut().enumerate() {
                 r.levels[l].push(levels[lane].clone());
                 r.metrics[l].push(values[lane].clone());
@@ -127,12 +126,12 @@ struct Level<'a> {
 fn direction(
     cells: &[&IntCell],
     io: &Io,
-    timing: Timing,
+    spec: &PolicySpec,
     metrics: &[IntMetric],
     h_out: &mut [f32],
     c_out: &mut [f32],
 ) -> (Vec<Vec<u8>>, Vec<Vec<f64>>) {
-    let top = cells.len() - 1;
+    let (top, start) = (cells.len() - 1, spec.start);
     let hi = cells[top];
     let hsz = hi.h0.len();
     let (lanes, cols) = (io.lanes(), io.steps * io.lanes());
@@ -155,13 +154,18 @@ fn direction(
     let mut c = io.initial(&hi.c0);
     let mut chosen = vec![vec![0u8; io.steps]; io.n];
     let mut values = vec![vec![0.0f64; io.steps]; io.n];
-    let mut previous = vec![0i64; io.n];
+    let mut previous = vec![Change::default(); io.n];
     for s in 0..io.steps {
         let t = io.time(s);
         let (mut hn, mut cn) = (h.clone(), c.clone());
-        let level_of: Vec<usize> = match timing {
+        let level_of: Vec<usize> = match spec.timing {
             Timing::Causal => {
-                let lv: Vec<usize> = (0..io.n).map(|n| metrics[n].level(previous[n])).collect();
+                let lv: Vec<usize> = (0..io.n)
+                    .map(|n| match s {
+                        0 => start,
+                        _ => metrics[n].level(previous[n]),
+                    })
+                    .collect();
                 for (k, level) in levels.iter().enumerate() {
                     let group: Vec<usize> = (0..io.n).filter(|&n| lv[n] == k).collect();
                     step(level, hi, &group, t, lanes, &h, &c, &mut hn, &mut cn);
@@ -205,7 +209,7 @@ fn delta(
     n: usize,
     lanes: usize,
     hsz: usize,
-) -> (i64, f64) {
+) -> (Change, f64) {
     let a: Vec<i32> = (0..hsz).map(|j| new[j * lanes + n]).collect();
     let b: Vec<i32> = (0..hsz).map(|j| old[j * lanes + n]).collect();
     m.eval(&a, &b)

@@ -19,6 +19,8 @@ pub(crate) mod sim_support {
 
     /// A policy's integer thresholds (and frac_above's code threshold) for a cell whose
     /// highest cell format has `frac` fraction bits and `hidden` units.
+    /// For `rel_max_abs` the words carry f32 bits instead: `bounds` max(θ, 0) per boundary,
+    /// `above` eps in code steps.
     pub struct Bounds {
         pub bounds: Vec<i64>,
         pub above: i64,
@@ -26,9 +28,15 @@ pub(crate) mod sim_support {
 
     pub fn int_metric(metric: Metric, policy: &Policy, frac: i32, hidden: usize) -> Bounds {
         let m = IntMetric::new(metric, policy, frac, hidden);
-        Bounds {
-            bounds: m.bounds,
-            above: m.above,
+        match m.rel {
+            Some((thetas, e)) => Bounds {
+                bounds: thetas.iter().map(|t| t.to_bits() as i32 as i64).collect(),
+                above: e.to_bits() as i32 as i64,
+            },
+            None => Bounds {
+                bounds: m.bounds,
+                above: m.above,
+            },
         }
     }
 }
@@ -64,6 +72,9 @@ pub enum Metric {
     MeanAbs,
     /// Fraction of units with |Δc| > e.
     FracAbove(f64),
+    /// max |Δc| relative to the state's magnitude: max|Δc| / (max|c_prev| + eps)
+    /// (NUMERICS.md §11), eps in [1e-12, 1e6].
+    RelMaxAbs(f64),
 }
 
 impl std::str::FromStr for Metric {
@@ -72,11 +83,20 @@ impl std::str::FromStr for Metric {
         match s {
             "max_abs" => Ok(Metric::MaxAbs),
             "mean_abs" => Ok(Metric::MeanAbs),
+            _ if s.starts_with("rel_max_abs") => {
+                match s.strip_prefix("rel_max_abs:").map(str::parse::<f64>) {
+                    Some(Ok(e)) if (1e-12..=1e6).contains(&e) => Ok(Metric::RelMaxAbs(e)),
+                    _ => Err(bad(
+                        "--metric",
+                        format!("'{s}': expected rel_max_abs:<eps> with 1e-12 <= eps <= 1e6"),
+                    )),
+                }
+            }
             _ => match s.strip_prefix("frac_above:").map(str::parse::<f64>) {
                 Some(Ok(e)) if e >= 0.0 && e.is_finite() => Ok(Metric::FracAbove(e)),
                 _ => Err(bad(
                     "--metric",
-                    format!("'{s}': expected max_abs, mean_abs or frac_above:<e> with e >= 0"),
+                    format!("'{s}': expected max_abs, mean_abs, frac_above:<e> with e >= 0 or rel_max_abs:<eps>"),
                 )),
             },
         }
@@ -89,6 +109,7 @@ impl std::fmt::Display for Metric {
             Metric::MaxAbs => write!(f, "max_abs"),
             Metric::MeanAbs => write!(f, "mean_abs"),
             Metric::FracAbove(e) => write!(f, "frac_above:{e}"),
+            Metric::RelMaxAbs(e) => write!(f, "rel_max_abs:{e}"),
         }
     }
 }
@@ -110,6 +131,9 @@ pub struct PolicySpec {
     pub levels: Vec<PrecisionConfig>,
     pub metric: Metric,
     pub timing: Timing,
+    /// The level of the first step under causal timing (no change has been measured yet);
+    /// the highest by default ([`PolicySpec::starting_at`]).
+    pub start: usize,
 }
 
 impl PolicySpec {
@@ -155,11 +179,33 @@ impl PolicySpec {
                 ));
             }
         }
+        let start = levels.len() - 1;
         Ok(PolicySpec {
             levels,
             metric,
             timing,
+            start,
         })
+    }
+
+    /// Sets the causal starting level: `high` (the default), `low` or a level index.
+    pub fn starting_at(mut self, start: &str) -> Result<Self, PolicyError> {
+        let top = self.levels.len() - 1;
+        self.start = match start {
+            "high" => top,
+            "low" => 0,
+            k => k
+                .parse::<usize>()
+                .ok()
+                .filter(|&k| k <= top)
+                .ok_or_else(|| {
+                    bad(
+                        "--start",
+                        format!("'{k}': expected high, low or a level index 0..={top}"),
+                    )
+                })?,
+        };
+        Ok(self)
     }
 }
 
@@ -330,6 +376,55 @@ pub fn parse_thresholds(s: &str, levels: usize) -> Result<Vec<Policy>, PolicyErr
     Ok(out)
 }
 
+/// One line per level boundary whose threshold lies below the lower level's resolution of
+/// the metric in some layer direction (0 < θ < 2^-f of that level's cell format for
+/// `max_abs`, 2^-f / H for `mean_abs`): every change such a level can make reaches it, so
+/// the threshold cannot tell small changes from large ones there. Empty for other metrics.
+pub fn resolution_warnings(
+    model: &Model,
+    plans: &LevelPlans,
+    spec: &PolicySpec,
+    policies: &[Policy],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in 0..spec.levels.len() - 1 {
+        let mut worst: Option<(f64, usize, usize)> = None;
+        for (l, layer) in model.layers.iter().enumerate() {
+            for k in 0..layer.direction.count() {
+                let Some(q) = plans.levels[b].layers[l][k].int.as_ref() else {
+                    continue;
+                };
+                let res = match spec.metric {
+                    Metric::MaxAbs => crate::format::fixed::pow2(-q.c.frac),
+                    Metric::MeanAbs => {
+                        crate::format::fixed::pow2(-q.c.frac) / layer.hidden_size as f64
+                    }
+                    _ => continue,
+                };
+                if worst.is_none_or(|(r, _, _)| res > r) {
+                    worst = Some((res, l, k));
+                }
+            }
+        }
+        let Some((res, l, k)) = worst else { continue };
+        let below = policies
+            .iter()
+            .filter(|p| p.thresholds[b] > 0.0 && p.thresholds[b] < res)
+            .count();
+        if below > 0 {
+            out.push(format!(
+                "warning: {below} of {} policies have a threshold between levels '{}' and '{}' below the {} resolution of '{}' ({res:e} in layer {l} direction {k}): any change at that level reaches it",
+                policies.len(),
+                spec.levels[b],
+                spec.levels[b + 1],
+                spec.metric,
+                spec.levels[b],
+            ));
+        }
+    }
+    out
+}
+
 fn drop_to(f: Resolved, bits: u32) -> Resolved {
     match f {
         Resolved::Fixed(x) => Resolved::Fixed(Fixed {
@@ -435,6 +530,9 @@ pub fn run(
     let mut plans = eval::prepare(model, seqs, input_name, &[top])?;
     let reference = eval::reference::evaluate(model, seqs);
     let levels = LevelPlans::new(model, plans.remove(0), spec)?;
+    for w in resolution_warnings(model, &levels, spec, policies) {
+        eprintln!("{w}");
+    }
     let sim = match engine {
         Engine::Gpu(ctx) => {
             ctx.simulate_policies(model, seqs, spec, &levels, policies, &mut |d, t| {

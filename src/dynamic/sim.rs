@@ -5,6 +5,7 @@
 //! rayon-parallel over lanes, deterministic.
 
 use super::{LevelPlans, Metric, Policy, PolicySpec, Timing};
+use crate::format::detmath::ftz;
 use crate::format::fixed::{pow2, rescale};
 use crate::lstm::eval::apply_head;
 use crate::lstm::eval::cell::int_step;
@@ -41,16 +42,37 @@ pub struct IntMetric {
     pub above: i64,
     /// Per boundary: the metric reaches threshold k when its integer value >= bounds[k].
     pub bounds: Vec<i64>,
+    /// Only for `rel_max_abs`: per boundary max(θ, 0) as f32, and eps in code steps
+    /// (f32(eps · 2^f)).
+    pub rel: Option<(Vec<f32>, f32)>,
     scale: f64,
+}
+
+/// One step's change: the metric's integer value and, for `rel_max_abs`, max |c_prev| in codes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Change {
+    pub value: i64,
+    pub base: i64,
 }
 
 impl IntMetric {
     pub fn new(metric: Metric, policy: &Policy, frac: i32, hidden: usize) -> Self {
         let unit = pow2(frac);
         let scale = match metric {
-            Metric::MaxAbs => unit,
+            Metric::MaxAbs | Metric::RelMaxAbs(_) => unit,
             Metric::MeanAbs => unit * hidden as f64,
             Metric::FracAbove(_) => hidden as f64,
+        };
+        let rel = match metric {
+            Metric::RelMaxAbs(eps) => Some((
+                policy
+                    .thresholds
+                    .iter()
+                    .map(|&t| t.max(0.0) as f32)
+                    .collect(),
+                (eps * unit) as f32,
+            )),
+            _ => None,
         };
         let bounds = policy
             .thresholds
@@ -74,26 +96,48 @@ impl IntMetric {
             metric,
             above,
             bounds,
+            rel,
             scale,
         }
     }
 
-    /// (integer value, real value) of Δ = new − old.
-    pub fn eval(&self, new: &[i32], old: &[i32]) -> (i64, f64) {
+    /// The change from `old` to `new` and its real value (unitless; a fraction for
+    /// `frac_above`, relative for `rel_max_abs`).
+    pub fn eval(&self, new: &[i32], old: &[i32]) -> (Change, f64) {
         let d = new
             .iter()
             .zip(old)
             .map(|(a, b)| (*a as i64 - *b as i64).abs());
         let v = match self.metric {
-            Metric::MaxAbs => d.max().unwrap_or(0),
+            Metric::MaxAbs | Metric::RelMaxAbs(_) => d.max().unwrap_or(0),
             Metric::MeanAbs => d.sum(),
             Metric::FracAbove(_) => d.filter(|&x| x > self.above).count() as i64,
         };
-        (v, v as f64 / self.scale)
+        let base = match self.rel {
+            Some(_) => old.iter().map(|c| (*c as i64).abs()).max().unwrap_or(0),
+            None => 0,
+        };
+        let real = match &self.rel {
+            Some((_, e)) => v as f64 / (base as f64 + *e as f64),
+            None => v as f64 / self.scale,
+        };
+        (Change { value: v, base }, real)
     }
 
-    pub(super) fn level(&self, value: i64) -> usize {
-        self.bounds.iter().filter(|&&b| value >= b).count()
+    /// The number of thresholds the change reaches. `rel_max_abs` compares in f32, each
+    /// operation rounded and flushed as in the float datapath, so the GPU decides alike:
+    /// `f32(value) >= ftz(θ · ftz(f32(base) + e))`, θ = +inf never reached.
+    pub(crate) fn level(&self, ch: Change) -> usize {
+        match &self.rel {
+            Some((thetas, e)) => {
+                let denom = ftz(ch.base as f32 + e);
+                thetas
+                    .iter()
+                    .filter(|&&t| t != f32::INFINITY && ch.value as f32 >= ftz(t * denom))
+                    .count()
+            }
+            None => self.bounds.iter().filter(|&&b| ch.value >= b).count(),
+        }
     }
 }
 
@@ -152,7 +196,7 @@ fn lane(
             let (mut h, mut c) = (hi.h0.clone(), hi.c0.clone());
             let mut acc = vec![0i64; 4 * hsz];
             let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
-            let mut previous = 0i64;
+            let mut previous = Change::default();
             for s in 0..steps {
                 let t = if layer.direction.is_reversed(k) {
                     steps - 1 - s
@@ -163,7 +207,11 @@ fn lane(
                 let (mut hn, mut cn) = (h.clone(), c.clone());
                 let level = match spec.timing {
                     Timing::Causal => {
-                        let level = metric.level(previous);
+                        let level = if s == 0 {
+                            spec.start
+                        } else {
+                            metric.level(previous)
+                        };
                         step_at(cells[level], hi, x, &mut hn, &mut cn, &mut acc);
                         level
                     }

@@ -36,7 +36,8 @@ pub(super) struct Dims {
     pub off_x: u32,
     pub off_saved: u32,
     pub off_trace: u32,
-    pub pad: [u32; 3],
+    pub start: u32,
+    pub pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -107,7 +108,8 @@ pub fn host_layouts() -> Vec<HostLayout> {
             Dims,
             [
                 lanes, dirs, input, hidden, steps, seqs, rev_mask, threads_x, x_stride, zero,
-                policy, levels, x_f32, metric, off_bounds, off_cprev, off_x, off_saved, off_trace
+                policy, levels, x_f32, metric, off_bounds, off_cprev, off_x, off_saved, off_trace,
+                start
             ]
         ),
         layout!("Fmt", FmtGpu, [kind, bits, frac, em, maxf]),

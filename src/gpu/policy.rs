@@ -32,7 +32,15 @@ impl GpuContext {
                 )));
             }
         }
-        let clamp = |v: i64| v.clamp(0, i32::MAX as i64) as i32;
+        // Integer bounds saturate at i32::MAX; rel_max_abs words are f32 bits, kept as they are.
+        let rel = matches!(spec.metric, Metric::RelMaxAbs(_));
+        let clamp = |v: i64| {
+            if rel {
+                v as i32
+            } else {
+                v.clamp(0, i32::MAX as i64) as i32
+            }
+        };
         let mut above = Vec::new();
         for (l, layer) in model.layers.iter().enumerate() {
             let mut a = [0i32; 2];
@@ -82,7 +90,9 @@ impl GpuContext {
                 Metric::MaxAbs => 0,
                 Metric::MeanAbs => 1,
                 Metric::FracAbove(_) => 2,
+                Metric::RelMaxAbs(_) => 3,
             },
+            start: spec.start as u32,
             above,
             oracle: spec.timing == Timing::Oracle,
         };

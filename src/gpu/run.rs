@@ -26,8 +26,10 @@ pub(super) struct PolicyLanes<'a> {
     pub levels: Vec<&'a Plan>,
     /// `bounds[policy][layer]`: the integer thresholds, `[dir][boundary]` flattened.
     pub bounds: Vec<Vec<Vec<i32>>>,
-    /// 0 max_abs, 1 mean_abs, 2 frac_above.
+    /// 0 max_abs, 1 mean_abs, 2 frac_above, 3 rel_max_abs.
     pub metric: u32,
+    /// The causal level of the first step.
+    pub start: u32,
     /// `above[layer][dir]` for frac_above.
     pub above: Vec<[i32; 2]>,
     pub oracle: bool,
@@ -166,6 +168,7 @@ impl GpuContext {
                 levels: p.levels.clone(),
                 bounds: p.bounds[g0..g1].to_vec(),
                 metric: p.metric,
+                start: p.start,
                 above: p.above.clone(),
                 oracle: p.oracle,
             });
@@ -490,6 +493,7 @@ fn policy_region(
     dims.levels = p.levels.len() as u32;
     dims.x_f32 = u32::from(layer == 0);
     dims.metric = p.metric;
+    dims.start = p.start;
     dims.above = p.above[layer];
     let ld = lanes * dirs;
     let mut data = Vec::new();

@@ -214,7 +214,9 @@ fn compute(
             }
         };
         let spec = PolicySpec::new(levels, metric, timing)
-            .map_err(|e| bad(file, "precision.levels", e.to_string()))?;
+            .map_err(|e| bad(file, "precision.levels", e.to_string()))?
+            .starting_at(&p.start)
+            .map_err(|e| bad(file, "precision.start", e.to_string()))?;
         let policies = dynamic::parse_thresholds(&p.thresholds, spec.levels.len())
             .map_err(|e| bad(file, "precision.thresholds", e.to_string()))?;
         let top = spec.levels[spec.levels.len() - 1];

@@ -76,7 +76,7 @@ fn default_batch() -> usize {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PrecisionSpec {
-    /// Fixed precision configs (each traced against fp32).
+    /// Fixed precision configs (each traced against the float64 reference).
     #[serde(default)]
     pub fixed: Vec<String>,
     /// Dynamic policies: levels (lowest first), metric, timing and a threshold grid (the
@@ -87,6 +87,9 @@ pub struct PrecisionSpec {
     pub metric: String,
     #[serde(default = "default_timing")]
     pub timing: String,
+    /// The level of a causal policy's first step: high (default), low or a level index.
+    #[serde(default = "default_start")]
+    pub start: String,
     #[serde(default)]
     pub thresholds: String,
     /// DPRed group sizes; each adds a variant of every option whose off-chip traffic shrinks
@@ -106,6 +109,9 @@ fn default_metric() -> String {
 }
 fn default_timing() -> String {
     "causal".into()
+}
+fn default_start() -> String {
+    "high".into()
 }
 fn default_dpred() -> Vec<usize> {
     vec![0]

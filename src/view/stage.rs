@@ -258,7 +258,7 @@ pub fn compute_for_sweep(
                 "oracle" => Timing::Oracle,
                 _ => Timing::Causal,
             };
-            let spec = PolicySpec::new(levels, metric, timing)?;
+            let spec = PolicySpec::new(levels, metric, timing)?.starting_at(&p.start)?;
             let policies = dynamic::parse_thresholds(&p.thresholds, spec.levels.len())?;
             let (sim, reference) = dynamic::run(
                 &engine,
