@@ -133,3 +133,10 @@ fn infer_command_writes_what_onnxruntime_computes() {
         assert!(d <= TOL, "infer --what {what}: {d} at {at}");
     }
 }
+
+#[test]
+fn onnx_reshape_gemm_reshape_head() {
+    // LSTM -> Squeeze -> Reshape [-1, H] -> Gemm -> Reshape [T, N, -1] (T, N from Shape/Gather)
+    // -> Softmax: the 2-D dense pattern exporters write around a head.
+    check("reshape_gemm.onnx", "reshape_gemm", LoadOptions::default());
+}

@@ -181,6 +181,44 @@ def fixture_bidir():
     print(f"bidir: max|numpy - ORT| = {maxdiff(ref, y):.3g}")
 
 
+def fixture_reshape_gemm():
+    """LSTM -> Squeeze -> Reshape [-1, H] -> Gemm (transB) -> Reshape [T, N, -1] -> Softmax: the 2-D
+    dense pattern exporters write; the target shape is computed from Shape/Gather of the LSTM output."""
+    I, H, O = 4, 6, 5
+    rng = np.random.default_rng(6)
+    W, R, B = lstm_weights(rng, 1, I, H)
+    Wd = rng.uniform(-0.8, 0.8, (O, H)).astype(np.float32)
+    bd = rng.uniform(-0.3, 0.3, (O,)).astype(np.float32)
+    nodes = [
+        helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=H),
+        helper.make_node("Squeeze", ["Y", "axis1"], ["Ys"], name="squeeze"),
+        helper.make_node("Shape", ["Ys"], ["shp"], name="shape"),
+        helper.make_node("Gather", ["shp", "i0"], ["t"], name="gather_t", axis=0),
+        helper.make_node("Gather", ["shp", "i1"], ["n"], name="gather_n", axis=0),
+        helper.make_node("Reshape", ["Ys", "rows_shape"], ["rows"], name="flatten"),
+        helper.make_node("Gemm", ["rows", "Wd", "bd"], ["logits2d"], name="dense", transB=1),
+        helper.make_node("Concat", ["t", "n", "minus1"], ["out_shape"], name="concat", axis=0),
+        helper.make_node("Reshape", ["logits2d", "out_shape"], ["logits"], name="unflatten"),
+        helper.make_node("Softmax", ["logits"], ["Z"], name="softmax", axis=-1),
+    ]
+    inits = dict(W=W, R=R, B=B, Wd=Wd, bd=bd, axis1=np.array([1], np.int64),
+                 i0=np.array([0], np.int64), i1=np.array([1], np.int64),
+                 rows_shape=np.array([-1, H], np.int64), minus1=np.array([-1], np.int64))
+    m = make_model(nodes, "reshape_gemm", [tensor_vi("X", ["T", "N", I])], [tensor_vi("Z", ["T", "N", O])],
+                   inits)
+    save_onnx("reshape_gemm.onnx", m)
+    x = make_x(15, I)
+    res = ort_run(OUT / "reshape_gemm.onnx", x, "Ys")
+    save_npy("reshape_gemm.x.npy", x)
+    save_npy("reshape_gemm.hidden.npy", tnc_to_ours(res["Ys"]))
+    save_npy("reshape_gemm.output.npy", tnc_to_ours(res["Z"]))
+    ref = np_lstm(x.transpose(1, 0, 2).astype(np.float64), W, R, B)[:, 0]
+    logits = ref @ Wd.T.astype(np.float64) + bd
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    print(f"reshape_gemm: max|numpy - ORT| = {maxdiff(e / e.sum(-1, keepdims=True), res['Z']):.3g}")
+    print(describe(OUT / "reshape_gemm.onnx"))
+
+
 # ---------------------------------------------------------------- torch fixtures
 class LSTMHead(nn.Module):
     def __init__(self):
@@ -271,14 +309,20 @@ def main():
     global OUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="tests/data", help="output directory (default: tests/data)")
-    OUT = Path(ap.parse_args().out)
+    ap.add_argument("--only", help="write only this fixture (e.g. reshape_gemm)")
+    args = ap.parse_args()
+    OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     print(f"numpy {np.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}, "
           f"safetensors {safetensors.__version__}, torch {torch.__version__}")
 
+    if args.only:
+        globals()[f"fixture_{args.only}"]()
+        return
     fixture_peephole()
     fixture_bidir()
+    fixture_reshape_gemm()
     torch.manual_seed(0)
     torch_fixture("torch_lstm3", LSTMHead().eval(), 8, 13, has_head=True, static_variant=True)
     torch.manual_seed(0)

@@ -199,7 +199,7 @@ impl Builder {
         match axes {
             [Axis::Steps, Axis::Batch, Axis::Feat(Some(w))]
             | [Axis::Batch, Axis::Steps, Axis::Feat(Some(w))]
-            | [Axis::Rows, Axis::Feat(Some(w))] => Ok(*w),
+            | [Axis::Rows { .. }, Axis::Feat(Some(w))] => Ok(*w),
             _ => Err(format!(
                 "the dense head needs [steps, batch, features]; the value has axes {axes:?}"
             )),

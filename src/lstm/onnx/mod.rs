@@ -31,8 +31,11 @@ enum Dim {
 enum Axis {
     Steps,
     Batch,
-    /// Steps and batch flattened into rows (before a Gemm head).
-    Rows,
+    /// Steps and batch flattened into rows (around a 2-D Gemm head); `steps_first` records
+    /// their order so a Reshape can restore them.
+    Rows {
+        steps_first: bool,
+    },
     Dirs(usize),
     /// Features; `None` for the graph input before the first LSTM fixes its width.
     Feat(Option<usize>),
@@ -259,6 +262,14 @@ impl Builder {
     fn req(&self, node: &NodeProto, k: usize) -> Result<&Val, String> {
         self.input(node, k)?
             .ok_or_else(|| format!("missing input {k}"))
+    }
+
+    /// An integer vector whose entries may be symbolic (the steps or batch of the sequence).
+    fn dims(&self, node: &NodeProto, k: usize) -> Result<Vec<Dim>, String> {
+        match self.req(node, k)? {
+            Val::Ints { vals, .. } => Ok(vals.clone()),
+            _ => Err(format!("input {k} must be an integer vector")),
+        }
     }
 
     fn ints(&self, node: &NodeProto, k: usize) -> Result<Vec<i64>, String> {

@@ -223,7 +223,7 @@ impl Builder {
             }
             "Reshape" => {
                 let axes = self.seq(node, 0)?;
-                let shape = self.ints(node, 1)?;
+                let shape = self.dims(node, 1)?;
                 let axes = reshape(&axes, &shape)?;
                 let stage = self.stage;
                 self.set(node, 0, Val::Seq { axes, stage });
@@ -238,7 +238,7 @@ fn axis_dim(a: &Axis) -> Dim {
     match a {
         Axis::Steps => Dim::Steps,
         Axis::Batch => Dim::Batch,
-        Axis::Rows => Dim::Unknown,
+        Axis::Rows { .. } => Dim::Unknown,
         Axis::Dirs(d) => Dim::Known(*d as i64),
         Axis::Feat(Some(w)) => Dim::Known(*w as i64),
         Axis::Feat(None) => Dim::Unknown,
@@ -254,9 +254,71 @@ fn slice_dims(vals: Vec<Dim>, start: i64, end: Option<i64>) -> Vec<Dim> {
         .unwrap_or_default()
 }
 
+/// Whether a target dimension keeps the sequence axis `a` in place: 0 (copy), -1 (inferred),
+/// or the axis' own symbolic size.
+fn keeps(d: Dim, a: Axis) -> bool {
+    matches!(
+        (d, a),
+        (Dim::Known(0 | -1), _) | (Dim::Steps, Axis::Steps) | (Dim::Batch, Axis::Batch)
+    )
+}
+
 /// Reshapes the exporters emit: merging directions and hidden into features (rank 3, first two
-/// axes kept), or flattening steps and batch into rows (rank 2, before a Gemm).
-fn reshape(axes: &[Axis], shape: &[i64]) -> Result<Vec<Axis>, String> {
+/// axes kept), flattening steps and batch into rows (rank 2, before a Gemm), and restoring
+/// them after it (rank 3 from rows). Target sizes may be symbolic (computed with Shape/Gather
+/// from the sequence); a constant size for steps or batch is taken to be that axis (the model
+/// description is shape-polymorphic, so it cannot be checked against one input).
+fn reshape(axes: &[Axis], shape: &[Dim]) -> Result<Vec<Axis>, String> {
+    let shown: Vec<String> = shape
+        .iter()
+        .map(|d| match d {
+            Dim::Known(v) => v.to_string(),
+            Dim::Steps => "steps".into(),
+            Dim::Batch => "batch".into(),
+            Dim::Unknown => "?".into(),
+        })
+        .collect();
+    let shape_str = format!("[{}]", shown.join(", "));
+    if let [Axis::Rows { steps_first }, Axis::Feat(Some(w))] = axes {
+        let (first, second) = if *steps_first {
+            (Axis::Steps, Axis::Batch)
+        } else {
+            (Axis::Batch, Axis::Steps)
+        };
+        let lead = |d: Dim, a: Axis| match d {
+            Dim::Known(0) => false,
+            Dim::Known(v) if v > 0 => true,
+            d => keeps(d, a),
+        };
+        let inferred = shape.iter().filter(|d| **d == Dim::Known(-1)).count();
+        return match shape {
+            [a, b, c]
+                if lead(*a, first)
+                    && lead(*b, second)
+                    && inferred <= 1
+                    && matches!(c, Dim::Known(v) if *v == -1 || *v == *w as i64) =>
+            {
+                Ok(vec![first, second, Axis::Feat(Some(*w))])
+            }
+            _ => Err(format!(
+                "Reshape of {w} features per row to {shape_str} is not supported: expected [{}, {}, {w}] (or -1 for one of them)",
+                if *steps_first { "steps" } else { "batch" },
+                if *steps_first { "batch" } else { "steps" },
+            )),
+        };
+    }
+    let shape: Vec<i64> = shape
+        .iter()
+        .enumerate()
+        .map(|(k, d)| match (d, axes.get(k)) {
+            (Dim::Known(v), _) => Ok(*v),
+            (d, Some(a)) if keeps(*d, *a) => Ok(0),
+            _ => Err(format!(
+                "Reshape to {shape_str}: a symbolic size that does not keep its axis"
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    let shape = &shape[..];
     let width = |rest: &[Axis]| -> Option<usize> {
         rest.iter().try_fold(1usize, |acc, a| match a {
             Axis::Dirs(d) => Some(acc * d),
@@ -288,7 +350,12 @@ fn reshape(axes: &[Axis], shape: &[i64]) -> Result<Vec<Axis>, String> {
                     "Reshape to {shape:?} does not keep {w} features per row"
                 ));
             }
-            Ok(vec![Axis::Rows, Axis::Feat(Some(w))])
+            Ok(vec![
+                Axis::Rows {
+                    steps_first: axes[0] == Axis::Steps,
+                },
+                Axis::Feat(Some(w)),
+            ])
         }
         _ => Err(format!(
             "Reshape of axes {axes:?} to {shape:?} is not supported"
