@@ -89,7 +89,9 @@ struct Cell {
     // products summed in i32 before widening to 64 bits (exact by construction)
     chunk_wx: u32,
     chunk_rh: u32,
-    pad0: u32,
+    // word offset of per-row extra shifts (W.x in the low 16 bits, R.h in the high), or
+    // 0xffffffff when the weights have one format per tensor
+    rs_off: u32,
     pre: Fmt,
     c: Fmt,
     gate: Fmt,
@@ -436,7 +438,14 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
         let rh = i64_add(total, i64_from(part));
-        var a = i64_add(i64_shl(wx, cell.shift_wx), i64_shl(rh, cell.shift_rh));
+        var ew = 0u;
+        var er = 0u;
+        if (cell.rs_off != 0xffffffffu) {
+            let e = weights[cell.rs_off + row];
+            ew = e & 0xffffu;
+            er = e >> 16u;
+        }
+        var a = i64_add(i64_shl(wx, cell.shift_wx + ew), i64_shl(rh, cell.shift_rh + er));
         a = i64_add(a, i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b));
         acc[idx * 2u] = a.x;
         acc[idx * 2u + 1u] = a.y;

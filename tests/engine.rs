@@ -35,17 +35,37 @@ fn oracle_cell(
                 .iter()
                 .map(|&v| q.x.quantize(v) as i64)
                 .collect();
+            // §7: every term shifted to the accumulator's fraction bits F (the largest of
+            // the terms'); with wscale=channel (§3.2) each row of W and R has its own format.
+            // Codes are read back from the rounded weight values, not from the plan's codes.
+            let big_f = q.pre_shift + q.pre.frac;
+            let frac = |r: lstm_dse::format::Resolved| r.frac().unwrap();
+            let row_frac = |which: usize, r: usize| match (&p.rows, which) {
+                (Some(rows), 0) => frac(rows.w[r]),
+                (Some(rows), _) => frac(rows.r[r]),
+                (None, 0) => frac(p.formats.w),
+                (None, _) => frac(p.formats.r),
+            };
+            let code = |v: f32, f: i32| {
+                let c = v as f64 * 2f64.powi(f);
+                assert_eq!(c, c.round(), "weight {v} is not on its grid 2^-{f}");
+                c as i64
+            };
             let mut acc = vec![0i64; 4 * hsz];
             for (r, a) in acc.iter_mut().enumerate() {
+                let (fw, fr) = (row_frac(0, r), row_frac(1, r));
                 let mut wx = 0i64;
                 for k in 0..input {
-                    wx += q.w[r * input + k] as i64 * xq[k];
+                    wx += code(p.w[r * input + k], fw) * xq[k];
                 }
                 let mut rh = 0i64;
                 for k in 0..hsz {
-                    rh += q.r[r * hsz + k] as i64 * h[k] as i64;
+                    rh += code(p.r[r * hsz + k], fr) * h[k] as i64;
                 }
-                *a = (wx << q.shift_wx) + (rh << q.shift_rh) + ((q.b[r] as i64) << q.shift_b);
+                let fb = frac(p.formats.b);
+                *a = (wx << (big_f - fw - q.x.frac))
+                    + (rh << (big_f - fr - q.h.frac))
+                    + (code(p.b[r], fb) << (big_f - fb));
             }
             let (mut hn, mut cn) = (h.clone(), c.clone());
             for j in 0..hsz {
@@ -203,7 +223,7 @@ fn inputs(seed: u64, n: usize, steps: usize, width: usize, scale: f32) -> Sequen
 }
 
 const CONFIGS: &str =
-    "fp32;fx8;fx16;fx12.9;w=fx6,a=fx8,c=fx16;fx4;fp16;bf16;fp8e4m3;fp8e5m2;e8m10;w=fx8,a=fp16;fx8,cal=p99.5;w=fx8,a=fx8,c=fx16,cal=mse;fp16,cal=mse";
+    "fp32;fx8;fx16;fx12.9;w=fx6,a=fx8,c=fx16;fx4;fp16;bf16;fp8e4m3;fp8e5m2;e8m10;w=fx8,a=fp16;fx8,cal=p99.5;w=fx8,a=fx8,c=fx16,cal=mse;fp16,cal=mse;w=fx8,a=fx8,c=fx16,wscale=channel;fx6,wscale=channel;w=fx8,a=fp16,wscale=channel";
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
@@ -291,6 +311,59 @@ fn gpu_lanes_equal_the_batched_engine() {
         {
             assert_eq!(bits(&la.h), bits(&lb.h), "{} on {}", a.config, ctx.adapter);
             assert_eq!(bits(&la.c), bits(&lb.c), "{} on {}", a.config, ctx.adapter);
+        }
+    }
+}
+
+#[test]
+fn per_channel_weights_differ_by_row_agree_everywhere_and_cut_the_error() {
+    // Rows of W and R scaled by 2^-(r mod 6): per-row formats really differ, so the per-row
+    // shifts of §7 are exercised on the CPU engine, the scalar evaluator, the oracle and the
+    // GPU lanes. And per-channel ranges keep more fraction bits for the small rows, so the
+    // error against the float64 reference must drop.
+    let mut m = model(21, 12, &[10], &[Direction::Bidirectional], true, true);
+    for cell in &mut m.layers[0].cells {
+        for (r, row) in cell.w.chunks_mut(12).enumerate() {
+            row.iter_mut()
+                .for_each(|v| *v *= 0.5f32.powi((r % 6) as i32));
+        }
+        for (r, row) in cell.r.chunks_mut(10).enumerate() {
+            row.iter_mut()
+                .for_each(|v| *v *= 0.5f32.powi((r % 6) as i32));
+        }
+    }
+    let seqs = inputs(22, 9, 12, 12, 1.0);
+    let both = "w=fx6,a=fx12,c=fx16;w=fx6,a=fx12,c=fx16,wscale=channel";
+    check(&m, &seqs, both);
+    let configs = parse_config_list(both).unwrap();
+    let plans = eval::prepare(&m, &seqs, "x", &configs).unwrap();
+    let rows = plans[1].layers[0][0].rows.as_ref().unwrap();
+    let mut fracs: Vec<i32> = rows.w.iter().map(|f| f.frac().unwrap()).collect();
+    fracs.dedup();
+    assert!(fracs.len() > 3, "row formats should differ: {fracs:?}");
+    let runs = eval::run_cpu(&m, &seqs, &plans, true);
+    let reference = eval::reference::evaluate(&m, &seqs);
+    let err = |h: &[f32]| {
+        h.iter()
+            .zip(&reference.hidden)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+    };
+    let (tensor, channel) = (err(&runs[0].hidden), err(&runs[1].hidden));
+    assert!(
+        channel < 0.8 * tensor,
+        "per-channel {channel} vs per-tensor {tensor}"
+    );
+    if let Some(ctx) = common::gpu_context() {
+        let gpu = ctx.run(&m, &seqs, &plans, true, &mut |_, _| {}).unwrap();
+        for (a, b) in runs.iter().zip(&gpu) {
+            assert_eq!(
+                bits(&a.hidden),
+                bits(&b.hidden),
+                "{} on {}",
+                a.config,
+                ctx.adapter
+            );
         }
     }
 }

@@ -152,6 +152,9 @@ impl PolicySpec {
             ));
         }
         for (k, l) in levels.iter().enumerate() {
+            if l.wscale == crate::format::WeightScale::Channel {
+                return Err(bad("--levels", format!("'{l}': wscale=channel is not supported in dynamic levels (lower levels derive per-tensor formats)")));
+            }
             if !l.is_integer() {
                 return Err(bad("--levels", format!("'{l}': levels must be fixed-point configs (a precision-scalable integer datapath)")));
             }

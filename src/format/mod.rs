@@ -439,13 +439,20 @@ impl FromStr for PrecisionConfig {
         let w = w.unwrap_or(a);
         let p2 = p.or(c).unwrap_or(a);
         let c = c.unwrap_or(p2);
+        let wscale = wscale.unwrap_or_default();
+        if wscale == WeightScale::Channel && !matches!(w, Format::Fixed { frac: None, .. }) {
+            return Err(bad(
+                "wscale=channel",
+                format!("per-channel weight ranges need a fixed-point weight format without fraction bits (fx<b>), not '{w}'"),
+            ));
+        }
         Ok(PrecisionConfig {
             w,
             a,
             p: p2,
             c,
             cal: cal.unwrap_or_default(),
-            wscale: wscale.unwrap_or_default(),
+            wscale,
         })
     }
 }

@@ -74,7 +74,8 @@ pub(super) struct CellGpu {
     h_shift: i32,
     chunk_wx: u32,
     chunk_rh: u32,
-    pad0: u32,
+    /// Word offset of the per-row extra shifts (W·x | R·h << 16), or u32::MAX for none.
+    rs_off: u32,
     pre: FmtGpu,
     c: FmtGpu,
     gate: FmtGpu,
@@ -119,7 +120,7 @@ pub fn host_layouts() -> Vec<HostLayout> {
             [
                 mode, w_off, r_off, b_off, p_off, has_peep, sig_off, tanhp_off, tanhc_off,
                 table_mask, shift_wx, shift_rh, shift_b, shift_pc, pre_shift, shift_fc, shift_ig,
-                c_shift, h_shift, chunk_wx, chunk_rh, pre, c, gate, h, x
+                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, pre, c, gate, h, x
             ]
         ),
     ]
@@ -285,6 +286,10 @@ fn upload_cell(
                 (q.shift_wx, q.shift_rh, q.shift_b, q.shift_pc);
             (c.pre_shift, c.shift_fc, c.shift_ig) = (q.pre_shift, q.shift_fc, q.shift_ig);
             (c.c_shift, c.h_shift) = (q.c_shift, q.h_shift);
+            c.rs_off = match &q.row_extra {
+                Some(e) => put(weights, &mut e.iter().map(|&(w, r)| w | (r << 16))),
+                None => u32::MAX,
+            };
             c.chunk_wx = chunk(q.w_fmt.bits + q.x.bits - 2);
             c.chunk_rh = chunk(q.r_fmt.bits + q.h.bits - 2);
             init.extend(bits_i(&q.h0));

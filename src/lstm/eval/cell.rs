@@ -157,7 +157,8 @@ pub fn int_step(q: &IntCell, xq: &[i32], hv: &mut [i32], cv: &mut [i32], acc: &m
 /// The accumulator of gate row `j` from the exact sums W·x and R·h (NUMERICS.md §7).
 #[inline(always)]
 pub(crate) fn int_gate_sum(q: &IntCell, j: usize, wx: i64, rh: i64) -> i64 {
-    (wx << q.shift_wx) + (rh << q.shift_rh) + ((q.b[j] as i64) << q.shift_b)
+    let (ew, er) = q.row_extra.as_ref().map_or((0, 0), |e| e[j]);
+    (wx << (q.shift_wx + ew)) + (rh << (q.shift_rh + er)) + ((q.b[j] as i64) << q.shift_b)
 }
 
 /// The element-wise part of an integer step for unit j: the four gate accumulators and the

@@ -7,6 +7,7 @@ use super::calib::Histogram;
 use super::EvalError;
 use crate::format::{
     detmath, fixed::rescale_bound_ok, CalRule, Fixed, Format, PrecisionConfig, Resolved,
+    WeightScale,
 };
 use crate::lstm::{Cell, Model};
 
@@ -172,6 +173,40 @@ pub struct CellPlan {
     pub tanh_c: Act,
     /// Present when every format is fixed point.
     pub int: Option<IntCell>,
+    /// `wscale=channel`: the format of every row of W and of R (NUMERICS.md §3.2); the
+    /// tensor formats in `formats` are then those of their widest-range row.
+    pub rows: Option<RowFormats>,
+}
+
+/// Per-row (per output channel) formats of W and R.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowFormats {
+    pub w: Vec<Resolved>,
+    pub r: Vec<Resolved>,
+}
+
+impl RowFormats {
+    /// Each of the `rows` rows of `w` (`rows x k`) resolved from its own largest magnitude.
+    fn resolve(f: Format, w: &[f32], r: &[f32], rows: usize) -> RowFormats {
+        let each = |v: &[f32]| -> Vec<Resolved> {
+            let k = v.len() / rows.max(1);
+            (0..rows)
+                .map(|i| f.resolve(max_abs(&v[i * k..(i + 1) * k])))
+                .collect()
+        };
+        RowFormats {
+            w: each(w),
+            r: each(r),
+        }
+    }
+}
+
+fn round_rows(fmts: &[Resolved], v: &[f32]) -> Vec<f32> {
+    let k = v.len() / fmts.len().max(1);
+    v.chunks(k.max(1))
+        .zip(fmts)
+        .flat_map(|(row, f)| row.iter().map(|&x| f.round(x)))
+        .collect()
 }
 
 /// The integer datapath of one cell: codes, tables of codes and alignment shifts.
@@ -203,6 +238,9 @@ pub struct IntCell {
     pub c_shift: i32,
     /// Right shift from o*tanh(c) (2 * gate frac) to h.
     pub h_shift: i32,
+    /// `wscale=channel`: per row, the extra left shifts of W·x and R·h (the row's fraction
+    /// bits below the finest row's).
+    pub row_extra: Option<Vec<(u32, u32)>>,
     pub sigmoid: Vec<i32>,
     pub tanh_pre: Vec<i32>,
     pub tanh_c: Vec<i32>,
@@ -277,13 +315,16 @@ impl Plan {
                         .w
                         .resolve(cell.peephole.as_deref().map_or(0.0, max_abs)),
                 };
+                let rows = (config.wscale == WeightScale::Channel).then(|| {
+                    RowFormats::resolve(config.w, &cell.w, &cell.r, 4 * layer.hidden_size)
+                });
                 cells.push(
-                    CellPlan::new(cell, &bias, formats, layer.hidden_size).map_err(|problem| {
-                        EvalError::Plan {
+                    CellPlan::new(cell, &bias, formats, layer.hidden_size, rows).map_err(
+                        |problem| EvalError::Plan {
                             config: config.to_string(),
                             problem: format!("layer {l} direction {k}: {problem}"),
-                        }
-                    })?,
+                        },
+                    )?,
                 );
             }
             layers.push(cells);
@@ -311,10 +352,16 @@ impl CellPlan {
             h0: Some(high.h0.clone()),
             c0: Some(high.c0.clone()),
         };
-        CellPlan::new(&cell, &high.b, formats, hidden)
+        CellPlan::new(&cell, &high.b, formats, hidden, None)
     }
 
-    fn new(cell: &Cell, bias: &[f32], f: CellFormats, hidden: usize) -> Result<CellPlan, String> {
+    fn new(
+        cell: &Cell,
+        bias: &[f32],
+        f: CellFormats,
+        hidden: usize,
+        rows: Option<RowFormats>,
+    ) -> Result<CellPlan, String> {
         let zeros = vec![0.0; hidden];
         let h0 = round_all(f.h, cell.h0.as_deref().unwrap_or(&zeros));
         let c0 = round_all(f.c, cell.c0.as_deref().unwrap_or(&zeros));
@@ -323,8 +370,14 @@ impl CellPlan {
         let tanh_c = Act::new(true, f.c, f.gate);
         let mut plan = CellPlan {
             formats: f,
-            w: round_all(f.w, &cell.w),
-            r: round_all(f.r, &cell.r),
+            w: match &rows {
+                Some(rf) => round_rows(&rf.w, &cell.w),
+                None => round_all(f.w, &cell.w),
+            },
+            r: match &rows {
+                Some(rf) => round_rows(&rf.r, &cell.r),
+                None => round_all(f.r, &cell.r),
+            },
             b: round_all(f.b, bias),
             peep: cell.peephole.as_deref().map(|p| round_all(f.peep, p)),
             h0,
@@ -333,6 +386,7 @@ impl CellPlan {
             tanh_pre,
             tanh_c,
             int: None,
+            rows,
         };
         plan.int = IntCell::new(&plan, cell.w.len() / (4 * hidden), hidden)?;
         Ok(plan)
@@ -351,6 +405,44 @@ impl IntCell {
         };
         let codes =
             |fmt: Fixed, v: &[f32]| v.iter().map(|&x| fmt.quantize(x)).collect::<Vec<i32>>();
+        // Per-row weight formats: the accumulator aligns to the finest row; each row's W·x and
+        // R·h are shifted further left by its fraction bits below that (exact).
+        let row_fixed =
+            |v: &[Resolved]| v.iter().map(|&r| fixed(r)).collect::<Option<Vec<Fixed>>>();
+        let row_fmts = match &p.rows {
+            Some(rf) => match (row_fixed(&rf.w), row_fixed(&rf.r)) {
+                (Some(rw), Some(rr)) => Some((rw, rr)),
+                _ => return Ok(None),
+            },
+            None => None,
+        };
+        let finest = |v: &[Fixed], base: Fixed| {
+            v.iter().map(|f| f.frac).max().map_or(base, |frac| Fixed {
+                bits: base.bits,
+                frac,
+            })
+        };
+        let (w, r) = match &row_fmts {
+            Some((rw, rr)) => (finest(rw, w), finest(rr, r)),
+            None => (w, r),
+        };
+        let row_extra: Option<Vec<(u32, u32)>> = row_fmts.as_ref().map(|(rw, rr)| {
+            rw.iter()
+                .zip(rr)
+                .map(|(a, b)| ((w.frac - a.frac) as u32, (r.frac - b.frac) as u32))
+                .collect()
+        });
+        let max_extra = row_extra.as_ref().map_or((0, 0), |v| {
+            v.iter()
+                .fold((0, 0), |m, e| (m.0.max(e.0 as i32), m.1.max(e.1 as i32)))
+        });
+        let row_codes = |fmts: &[Fixed], v: &[f32]| -> Vec<i32> {
+            let k = v.len() / fmts.len().max(1);
+            v.chunks(k.max(1))
+                .zip(fmts)
+                .flat_map(|(row, f)| row.iter().map(|&x| f.quantize(x)))
+                .collect()
+        };
         // Pre-activation accumulator: every term at the largest fraction-bit count among them.
         let has_peep = p.peep.is_some();
         let f_wx = w.frac + x.frac;
@@ -369,8 +461,16 @@ impl IntCell {
         // A pre-activation format finer than the accumulator widens the sum before rescaling.
         let widen = (pre.frac - acc).max(0);
         let terms = [
-            (input as f64, w.bits + x.bits - 2, shift_wx + widen),
-            (hidden as f64, r.bits + h.bits - 2, shift_rh + widen),
+            (
+                input as f64,
+                w.bits + x.bits - 2,
+                shift_wx + widen + max_extra.0,
+            ),
+            (
+                hidden as f64,
+                r.bits + h.bits - 2,
+                shift_rh + widen + max_extra.1,
+            ),
             (1.0, b.bits - 1, shift_b + widen),
             (
                 if has_peep { 1.0 } else { 0.0 },
@@ -403,8 +503,14 @@ impl IntCell {
             gate,
             pre,
             c,
-            w: codes(w, &p.w),
-            r: codes(r, &p.r),
+            w: match &row_fmts {
+                Some((rw, _)) => row_codes(rw, &p.w),
+                None => codes(w, &p.w),
+            },
+            r: match &row_fmts {
+                Some((_, rr)) => row_codes(rr, &p.r),
+                None => codes(r, &p.r),
+            },
             b: codes(b, &p.b),
             peep: p.peep.as_deref().map(|v| codes(pf, v)),
             h0: codes(h, &p.h0),
@@ -418,6 +524,7 @@ impl IntCell {
             shift_ig,
             c_shift: upd - c.frac,
             h_shift: f_ig - h.frac,
+            row_extra,
             sigmoid: p.sigmoid.codes(gate),
             tanh_pre: p.tanh_pre.codes(gate),
             tanh_c: p.tanh_c.codes(gate),
