@@ -462,6 +462,122 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// ---- the lane-blocked gate product (config lanes) ----
+//
+// One thread computes one gate row for LB lanes (sequences) of one config and direction.
+// Weights are stored k-major for these lanes (`weights[w_off + k * rows + row]`), so the
+// threads of a wave, which hold consecutive rows, read consecutive words (coalesced), and
+// each weight word read serves LB lanes from registers. No workgroup memory and no barriers
+// (barriers are costly on CPU Vulkan implementations). Every lane's sum still takes its terms
+// one at a time in k order (W.x, then R.h, then b): the bits of `gates` and of the CPU
+// (docs/NUMERICS.md sections 6, 7 and 10).
+
+const LB: u32 = 4u;
+
+@compute @workgroup_size(64)
+fn gates_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = gid.x + gid.y * dims.threads_x;
+    let hsz = dims.hidden;
+    let rows = 4u * hsz;
+    let isz = dims.input;
+    let blocks = (dims.seqs + LB - 1u) / LB;
+    let configs = dims.lanes / dims.seqs;
+    if (idx >= rows * blocks * dims.dirs * configs) {
+        return;
+    }
+    let row = idx % rows;
+    let rest = idx / rows;
+    let seq0 = (rest % blocks) * LB;
+    let cd = rest / blocks;
+    let dir = cd % dims.dirs;
+    let cfg = cd / dims.dirs;
+    let cell = cells[cfg * dims.dirs + dir];
+    let t = step_t(dir);
+    let n_here = min(LB, dims.seqs - seq0);
+    var xb: array<u32, 4>;
+    var hb: array<u32, 4>;
+    for (var l = 0u; l < LB; l++) {
+        let lane = cfg * dims.seqs + seq0 + min(l, n_here - 1u);
+        xb[l] = (lane * dims.steps + t) * dims.x_stride;
+        hb[l] = (lane * dims.dirs + dir) * 2u * hsz;
+    }
+    var fs: array<f32, 4>;
+    var part: array<i32, 4>;
+    var total: array<vec2<u32>, 4>;
+    var wx: array<vec2<u32>, 4>;
+    if (cell.mode == 1u) {
+        for (var k = 0u; k < isz; k++) {
+            let w = wf(cell.w_off + k * rows + row);
+            for (var l = 0u; l < LB; l++) {
+                fs[l] = fadd(fs[l], fmul(w, bitcast<f32>(xin[xb[l] + k])));
+            }
+        }
+        for (var k = 0u; k < hsz; k++) {
+            let w = wf(cell.r_off + k * rows + row);
+            for (var l = 0u; l < LB; l++) {
+                fs[l] = fadd(fs[l], fmul(w, bitcast<f32>(state[hb[l] + k])));
+            }
+        }
+        let b = wf(cell.b_off + row);
+        for (var l = 0u; l < n_here; l++) {
+            let ld = (cfg * dims.seqs + seq0 + l) * dims.dirs + dir;
+            acc[(ld * rows + row) * 2u] = bitcast<u32>(fadd(fs[l], b));
+        }
+        return;
+    }
+    var n = 0u;
+    for (var k = 0u; k < isz; k++) {
+        let w = wi(cell.w_off + k * rows + row);
+        for (var l = 0u; l < LB; l++) {
+            part[l] += w * bitcast<i32>(xin[xb[l] + k]);
+        }
+        n += 1u;
+        if (n == cell.chunk_wx) {
+            for (var l = 0u; l < LB; l++) {
+                total[l] = i64_add(total[l], i64_from(part[l]));
+                part[l] = 0;
+            }
+            n = 0u;
+        }
+    }
+    for (var l = 0u; l < LB; l++) {
+        wx[l] = i64_add(total[l], i64_from(part[l]));
+        total[l] = vec2<u32>(0u, 0u);
+        part[l] = 0;
+    }
+    n = 0u;
+    for (var k = 0u; k < hsz; k++) {
+        let w = wi(cell.r_off + k * rows + row);
+        for (var l = 0u; l < LB; l++) {
+            part[l] += w * bitcast<i32>(state[hb[l] + k]);
+        }
+        n += 1u;
+        if (n == cell.chunk_rh) {
+            for (var l = 0u; l < LB; l++) {
+                total[l] = i64_add(total[l], i64_from(part[l]));
+                part[l] = 0;
+            }
+            n = 0u;
+        }
+    }
+    var ew = 0u;
+    var er = 0u;
+    if (cell.rs_off != 0xffffffffu) {
+        let e = weights[cell.rs_off + row];
+        ew = e & 0xffffu;
+        er = e >> 16u;
+    }
+    let bias = i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b);
+    for (var l = 0u; l < n_here; l++) {
+        let rh = i64_add(total[l], i64_from(part[l]));
+        var a = i64_add(i64_shl(wx[l], cell.shift_wx + ew), i64_shl(rh, cell.shift_rh + er));
+        a = i64_add(a, bias);
+        let ld = (cfg * dims.seqs + seq0 + l) * dims.dirs + dir;
+        acc[(ld * rows + row) * 2u] = a.x;
+        acc[(ld * rows + row) * 2u + 1u] = a.y;
+    }
+}
+
 fn acc64(row: u32) -> vec2<u32> {
     return vec2<u32>(acc[row * 2u], acc[row * 2u + 1u]);
 }

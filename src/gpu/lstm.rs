@@ -8,6 +8,8 @@ use crate::lstm::eval::Plan;
 use bytemuck::{Pod, Zeroable};
 
 pub(super) const WORKGROUP: u32 = 64;
+/// Lanes (sequences) one `gates_lanes` thread computes (LB in shaders/lstm.wgsl).
+pub(super) const LANE_BLOCK: usize = 4;
 /// Steps encoded per submission (progress is reported between submissions).
 pub(super) const STEPS_PER_SUBMIT: usize = 128;
 /// Upper bound on one buffer, whatever the adapter allows (keeps host memory sane).
@@ -152,7 +154,10 @@ fn chunk(bits: u32) -> u32 {
 
 /// The compiled kernels and their bind-group layouts.
 pub(super) struct Pipelines {
+    /// One thread per (lane, row): policy lanes, whose lanes of one tile may differ in level.
     pub gates: wgpu::ComputePipeline,
+    /// Lane-blocked product over k-major weights for config lanes (`gates_lanes`).
+    pub gates_lanes: wgpu::ComputePipeline,
     pub cell: wgpu::ComputePipeline,
     pub select: wgpu::ComputePipeline,
     pub layout0: wgpu::BindGroupLayout,
@@ -223,6 +228,7 @@ impl Pipelines {
         };
         Pipelines {
             gates: pipeline("gates"),
+            gates_lanes: pipeline("gates_lanes"),
             cell: pipeline("cell_update"),
             select: pipeline("select_level"),
             layout0,
@@ -248,8 +254,17 @@ fn bits_f(v: &[f32]) -> impl Iterator<Item = u32> + '_ {
     v.iter().map(|x| x.to_bits())
 }
 
+/// `m` (`rows x k`, row-major) as `[k][rows]`.
+fn transpose<T: Copy>(m: &[T], rows: usize) -> Vec<T> {
+    let k = m.len() / rows.max(1);
+    (0..k)
+        .flat_map(|kk| (0..rows).map(move |r| m[r * k + kk]))
+        .collect()
+}
+
 fn upload_cell(
     p: &CellPlan,
+    k_major: bool,
     weights: &mut Vec<u32>,
     tables: &mut Vec<u32>,
     init: &mut Vec<u32>,
@@ -271,8 +286,13 @@ fn upload_cell(
     match &p.int {
         Some(q) => {
             c.mode = 0;
-            c.w_off = put(weights, &mut bits_i(&q.w));
-            c.r_off = put(weights, &mut bits_i(&q.r));
+            let rows = q.b.len();
+            let (w, r) = match k_major {
+                true => (transpose(&q.w, rows), transpose(&q.r, rows)),
+                false => (q.w.clone(), q.r.clone()),
+            };
+            c.w_off = put(weights, &mut bits_i(&w));
+            c.r_off = put(weights, &mut bits_i(&r));
             c.b_off = put(weights, &mut bits_i(&q.b));
             if let Some(pp) = &q.peep {
                 c.p_off = put(weights, &mut bits_i(pp));
@@ -297,8 +317,13 @@ fn upload_cell(
         }
         None => {
             c.mode = 1;
-            c.w_off = put(weights, &mut bits_f(&p.w));
-            c.r_off = put(weights, &mut bits_f(&p.r));
+            let rows = p.b.len();
+            let (w, r) = match k_major {
+                true => (transpose(&p.w, rows), transpose(&p.r, rows)),
+                false => (p.w.clone(), p.r.clone()),
+            };
+            c.w_off = put(weights, &mut bits_f(&w));
+            c.r_off = put(weights, &mut bits_f(&r));
             c.b_off = put(weights, &mut bits_f(&p.b));
             if let Some(pp) = &p.peep {
                 c.p_off = put(weights, &mut bits_f(pp));
@@ -338,7 +363,9 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
 }
 
 /// Builds one layer's upload for a chunk of plans.
-pub(super) fn layer_upload(plans: &[&Plan], layer: usize) -> LayerUpload {
+/// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed (`[k][row]`, the layout
+/// `gates_lanes` reads coalesced) instead of row-major (`gates`, policy lanes).
+pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> LayerUpload {
     let mut up = LayerUpload {
         cells: Vec::new(),
         weights: Vec::new(),
@@ -350,6 +377,7 @@ pub(super) fn layer_upload(plans: &[&Plan], layer: usize) -> LayerUpload {
         for cell in &plan.layers[layer] {
             up.cells.push(upload_cell(
                 cell,
+                k_major,
                 &mut up.weights,
                 &mut up.tables,
                 &mut init,

@@ -4,7 +4,8 @@
 //! is chosen per step on the device (see [`LaneSet`]).
 
 use super::lstm::{
-    lane_input, lane_states, layer_upload, upload_words, Dims, STEPS_PER_SUBMIT, WORKGROUP,
+    lane_input, lane_states, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT,
+    WORKGROUP,
 };
 use super::{GpuContext, GpuError};
 use crate::lstm::eval::{apply_head, assemble, Plan, Run, SeqOut};
@@ -266,7 +267,7 @@ impl GpuContext {
                 LaneSet::Configs(plans) => (plans.to_vec(), 0),
                 LaneSet::Policies(p) => (p.levels.clone(), p.levels.len() - 1),
             };
-            let up = layer_upload(&unit, l);
+            let up = layer_upload(&unit, l, matches!(set, LaneSet::Configs(_)));
             let mut init = Vec::with_capacity(lanes * d * 2 * h);
             for g in 0..set.groups() {
                 let cfg_init = match set {
@@ -355,6 +356,8 @@ impl GpuContext {
                 pass.dispatch_workgroups(x, y, 1);
             };
             let cell_groups = groups_of(lanes * d * h);
+            // Config lanes: one thread per (row, block of LANE_BLOCK sequences).
+            let lane_groups = groups_of(d * 4 * h * set.groups() * nseq.div_ceil(LANE_BLOCK));
             let select_groups = groups_of(lanes * d);
             let policy = match set {
                 LaneSet::Policies(p) => Some(p.oracle),
@@ -384,7 +387,10 @@ impl GpuContext {
                         if policy.is_some() {
                             stage(&mut pass, s, 0, &self.lstm.select, select_groups);
                         }
-                        stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
+                        match policy {
+                            None => stage(&mut pass, s, 0, &self.lstm.gates_lanes, lane_groups),
+                            Some(_) => stage(&mut pass, s, 0, &self.lstm.gates, gate_groups),
+                        }
                         stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
                         if policy == Some(true) {
                             stage(&mut pass, s, 2, &self.lstm.select, select_groups);
