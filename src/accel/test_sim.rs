@@ -126,6 +126,7 @@ fn claims_exact(a: &Arch, w: &Workload, point: &DesignPoint) -> bool {
         .head
         .is_none_or(|h| (2 * h.input_size * h.output_size) as f64 / bpc >= rho);
     !mt && fits(a, w)
+        && !w.precision.is_dynamic()
         && !overlapped_dynamic
         && loads_cover_reconfig
         && point.dram_bytes / a.dram_bytes_per_cycle() < 0.5 * point.cycles
@@ -160,9 +161,10 @@ enum Class {
     Multithreading = 3,
 }
 
-/// The tolerance of each [`Class`], set just above the worst case measured over 100,000
-/// random points by `worst_case_per_class` (the figures are in docs/MODEL.md).
-const TOLERANCE: [f64; 4] = [0.05, 0.10, 0.10, 0.30];
+/// The tolerance of each [`Class`], above the worst case measured over 200,000 random points
+/// by `worst_case_per_class` (resident 1.4%, overlapped dynamic 7.6%, streamed 9.3%,
+/// multithreading 62%, its 99th percentile 5%: docs/MODEL.md section 3).
+const TOLERANCE: [f64; 4] = [0.05, 0.10, 0.12, 0.65];
 
 fn class(a: &Arch, w: &Workload) -> Class {
     let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
@@ -194,17 +196,30 @@ fn worst_case_per_class() {
     let mut runner = TestRunner::deterministic();
     let strategy = (small_arch(), small_workload());
     let (mut worst, mut count) = ([0.0f64; 4], [0usize; 4]);
+    let mut errors: [Vec<f64>; 4] = Default::default();
     let mut exact_worst = 0.0f64;
+    let mut examples: [Option<String>; 5] = Default::default();
     for _ in 0..n {
         let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
         let point = evaluate(&a, &w).expect("point evaluates");
         let sim = simulate(&a, &w, &levels).expect("point simulates");
         let rel = ((point.cycles - sim.cycles) / sim.cycles).abs();
         let c = class(&a, &w) as usize;
+        let show = || {
+            format!(
+                "model {} sim {}\n{a:?}\n{w:?}\n{levels:?}",
+                point.cycles, sim.cycles
+            )
+        };
+        if rel > worst[c] {
+            examples[c] = Some(show());
+        }
         worst[c] = worst[c].max(rel);
         count[c] += 1;
-        if claims_exact(&a, &w, &point) {
-            exact_worst = exact_worst.max(rel);
+        errors[c].push(rel);
+        if claims_exact(&a, &w, &point) && rel > exact_worst {
+            exact_worst = rel;
+            examples[4] = Some(show());
         }
     }
     for (c, name) in [
@@ -216,14 +231,29 @@ fn worst_case_per_class() {
     .iter()
     .enumerate()
     {
+        let e = &mut errors[c];
+        e.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            100.0
+                * e.get(((e.len() as f64 * q) as usize).min(e.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(0.0)
+        };
         println!(
-            "{name}: {} points, worst {:.2}% (tolerance {:.0}%)",
+            "{name}: {} points, median {:.2}%, 99th percentile {:.2}%, worst {:.2}% (tolerance {:.0}%)",
             count[c],
+            at(0.5),
+            at(0.99),
             100.0 * worst[c],
             100.0 * TOLERANCE[c]
         );
     }
     println!("claimed exact: worst {exact_worst:e}");
+    if std::env::var("SHOW").is_ok() {
+        for e in examples.iter().flatten() {
+            println!("---\n{e}");
+        }
+    }
 }
 
 proptest! {
