@@ -383,7 +383,7 @@ mod tests {
             f64::NEG_INFINITY,
             879.043600562588,
             0.00009095086612041402,
-            -88594481949449.125,
+            -(88_594_481_949_449.0 + 0.125), // an exact tie between two shortest candidates
             0.5,
             2.5,
             0.125,

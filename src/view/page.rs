@@ -78,7 +78,7 @@ fn digest(sweep: &SweepDir, columns: &[String]) -> Result<ResultsDigest, ViewErr
             header = Some(h);
             return Ok(true);
         };
-        let sampled = n % stride == 0;
+        let sampled = n.is_multiple_of(stride);
         n += 1;
         let span = field_span(raw, key_fields.0, key_fields.1);
         let same_option = !last_key.is_empty() && span == Some(&last_key[..]);
