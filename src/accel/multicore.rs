@@ -141,6 +141,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_step = vec![0.0f64; stages];
     let mut stage_load = vec![0.0f64; stages];
     let mut stage_offset = vec![f64::INFINITY; stages];
+    // DRAM-bound cycles of each stage's layers in the current segment: the stages run at
+    // the same time, so a segment is DRAM-bound for as long as its most DRAM-bound stage
+    // (adding them up would count concurrent cycles several times over).
+    let mut stage_bound = vec![0.0f64; stages];
     let (mut fill, mut max_hop, mut barrier) = (0.0f64, 0.0f64, 0.0f64);
     // When each core finished its previous segment's work: it may load its next layers'
     // weights from then on, while other cores still compute.
@@ -161,7 +165,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         stage_step[j] += cost.step_cycles;
         stage_load[j] += cost.load_cycles;
         fill += cost.edge_cycles + cost.step_cycles;
-        tl.dram_bound_cycles += cost.dram_bound_cycles;
+        stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
         tl.add_layer(&cost, 1.0);
         let hop_bytes = (workload.batch * shape.hidden_size * shape.directions) as f64
@@ -183,7 +187,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 .map(|j| core_free[j] + stage_load[j] - begin - stage_offset[j])
                 .fold(0.0f64, f64::max);
             let slowest = stage_step.iter().copied().fold(max_hop, f64::max);
-            now = begin + delay + fill + (t - 1.0) * slowest;
+            let end = begin + delay + fill + (t - 1.0) * slowest;
+            let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);
+            tl.dram_bound_cycles += bound.min(end - now);
+            now = end;
             for j in (0..stages).filter(|&j| stage_offset[j].is_finite()) {
                 core_free[j] = now;
             }
@@ -192,6 +199,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             seg_start = i + 1;
             stage_step.iter_mut().for_each(|s| *s = 0.0);
             stage_load.iter_mut().for_each(|s| *s = 0.0);
+            stage_bound.iter_mut().for_each(|s| *s = 0.0);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;
@@ -203,8 +211,11 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     tl.cycles += head.cycles;
     tl.add_head(&head, 1.0);
     chip_dram_bytes += head.dram_bytes;
-    tl.cycles = tl.cycles.max(chip_dram_bytes / chip_bpc);
-    tl.dram_bound_cycles = tl.dram_bound_cycles.min(tl.cycles);
+    let traffic = chip_dram_bytes / chip_bpc;
+    if traffic > tl.cycles {
+        tl.cycles = traffic;
+        tl.dram_bound_cycles = traffic;
+    }
     tl.copies = 1.0;
     tl.active_cores = stages as f64;
 }

@@ -443,3 +443,36 @@ proptest! {
         prop_assert!(faster.cycles <= base.cycles * (1.0 + 1e-9));
     }
 }
+
+#[test]
+fn multithreading_counts_concurrent_dram_bound_cycles_once() {
+    // Four identical unidirectional layers, one per core, weights resident: every stage
+    // loads its layer at the same time on a quarter of the bandwidth, then computes. The run
+    // is DRAM-bound for one load, the time one layer's load takes on a quarter of the
+    // bandwidth, which multiprogramming on four cores (a quarter each) gives for one layer.
+    let sets = [
+        "multicore.cores=4",
+        "memory.sram_weight_kib=8192",
+        "memory.dram_gb_per_s=64",
+        "schedule.input_product=per-step",
+    ];
+    let mut mt_sets = sets.to_vec();
+    mt_sets.push("multicore.mode=multithreading");
+    let mut mp_sets = sets.to_vec();
+    mp_sets.push("multicore.mode=multiprogramming");
+    let mt = evaluate(&arch("sharp", &mt_sets), &uniform("four", 4, 256, 256, 100)).expect("mt");
+    let mp = evaluate(&arch("sharp", &mp_sets), &uniform("one", 1, 256, 256, 100)).expect("mp");
+    let (mt_bound, mp_bound) = (
+        mt.dram_bound_fraction * mt.cycles,
+        mp.dram_bound_fraction * mp.cycles,
+    );
+    assert!(
+        mp_bound > 0.0 && mt.dram_bound_fraction < 1.0,
+        "{mp_bound} {}",
+        mt.dram_bound_fraction
+    );
+    assert!(
+        rel_close(mt_bound, mp_bound, 1e-9),
+        "multithreading {mt_bound} DRAM-bound cycles, one layer's load {mp_bound}"
+    );
+}

@@ -126,6 +126,7 @@ fn claims_exact(a: &Arch, w: &Workload, point: &DesignPoint) -> bool {
         .head
         .is_none_or(|h| (2 * h.input_size * h.output_size) as f64 / bpc >= rho);
     !mt && fits(a, w)
+        && !w.precision.is_dynamic()
         && !overlapped_dynamic
         && loads_cover_reconfig
         && point.dram_bytes / a.dram_bytes_per_cycle() < 0.5 * point.cycles
@@ -145,6 +146,116 @@ fn fits(a: &Arch, w: &Workload) -> bool {
     })
 }
 
+/// Which tolerance of [`TOLERANCE`] a point gets (docs/MODEL.md section 3, "Exact or bound").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// One core's schedule, weights resident, no overlap-or-wait choice: 5%.
+    Resident = 0,
+    /// Dynamic precision choosing between overlapping and waiting (expected step times in the
+    /// closed form, the actual level sequence in the simulator).
+    OverlappedDynamic = 1,
+    /// Weights streamed after step 0 (the first and last streams of a layer approximated).
+    Streamed = 2,
+    /// Multithreading: a core's products issue in program order in the simulator, which the
+    /// closed form's per-layer step times ignore.
+    Multithreading = 3,
+}
+
+/// The tolerance of each [`Class`], above the worst case measured over 200,000 random points
+/// by `worst_case_per_class` (resident 1.4%, overlapped dynamic 7.6%, streamed 9.3%,
+/// multithreading 62%, its 99th percentile 5%: docs/MODEL.md section 3).
+const TOLERANCE: [f64; 4] = [0.05, 0.10, 0.12, 0.65];
+
+fn class(a: &Arch, w: &Workload) -> Class {
+    let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
+    let overlapped_dynamic = w.precision.is_dynamic()
+        && a.schedule.overlap_tail
+        && a.schedule.input_product == InputProduct::PerStep;
+    if mt {
+        Class::Multithreading
+    } else if !fits(a, w) {
+        Class::Streamed
+    } else if overlapped_dynamic {
+        Class::OverlappedDynamic
+    } else {
+        Class::Resident
+    }
+}
+
+/// The worst closed-form error per class over many random points, printed for docs/MODEL.md:
+/// `cargo test --release --lib worst_case_per_class -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement (about a minute in release), quoted in docs/MODEL.md"]
+fn worst_case_per_class() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let n: usize = std::env::var("POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut runner = TestRunner::deterministic();
+    let strategy = (small_arch(), small_workload());
+    let (mut worst, mut count) = ([0.0f64; 4], [0usize; 4]);
+    let mut errors: [Vec<f64>; 4] = Default::default();
+    let mut exact_worst = 0.0f64;
+    let mut examples: [Option<String>; 5] = Default::default();
+    for _ in 0..n {
+        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+        let point = evaluate(&a, &w).expect("point evaluates");
+        let sim = simulate(&a, &w, &levels).expect("point simulates");
+        let rel = ((point.cycles - sim.cycles) / sim.cycles).abs();
+        let c = class(&a, &w) as usize;
+        let show = || {
+            format!(
+                "model {} sim {}\n{a:?}\n{w:?}\n{levels:?}",
+                point.cycles, sim.cycles
+            )
+        };
+        if rel > worst[c] {
+            examples[c] = Some(show());
+        }
+        worst[c] = worst[c].max(rel);
+        count[c] += 1;
+        errors[c].push(rel);
+        if claims_exact(&a, &w, &point) && rel > exact_worst {
+            exact_worst = rel;
+            examples[4] = Some(show());
+        }
+    }
+    for (c, name) in [
+        "resident",
+        "overlapped dynamic",
+        "streamed",
+        "multithreading",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let e = &mut errors[c];
+        e.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            100.0
+                * e.get(((e.len() as f64 * q) as usize).min(e.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(0.0)
+        };
+        println!(
+            "{name}: {} points, median {:.2}%, 99th percentile {:.2}%, worst {:.2}% (tolerance {:.0}%)",
+            count[c],
+            at(0.5),
+            at(0.99),
+            100.0 * worst[c],
+            100.0 * TOLERANCE[c]
+        );
+    }
+    println!("claimed exact: worst {exact_worst:e}");
+    if std::env::var("SHOW").is_ok() {
+        for e in examples.iter().flatten() {
+            println!("---\n{e}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
@@ -156,24 +267,7 @@ proptest! {
         if claims_exact(&a, &w, &point) {
             prop_assert!(rel.abs() < 1e-9, "claimed exact: model {} sim {}", point.cycles, sim.cycles);
         }
-        let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
-        // Multithreading with several layers per core: the simulator issues their products
-        // and streams in program order, so an early input product of an upper layer waits for
-        // the layer below and the channel may idle; the closed form adds per-layer step times
-        // as if each kept its overlap: 30% (docs/MODEL.md section 4).
-        // Streamed weights: the closed form approximates the first and last streams of a
-        // layer (docs/MODEL.md section 3); measured within 10% here, 5% when nothing streams.
-        // Dynamic precision with overlap: the closed form picks overlap-or-wait per layer on
-        // expected step times, the simulator per run on the actual sequence: also 10%.
-        let overlapped_dynamic = w.precision.is_dynamic()
-            && a.schedule.overlap_tail
-            && a.schedule.input_product == InputProduct::PerStep;
-        let tolerance = match (mt, fits(&a, &w)) {
-            (true, _) => 0.30,
-            (false, false) => 0.10,
-            _ if overlapped_dynamic => 0.10,
-            _ => 0.05,
-        };
+        let tolerance = TOLERANCE[class(&a, &w) as usize];
         prop_assert!(rel.abs() <= tolerance, "model {} sim {} ({:+.2}%)", point.cycles, sim.cycles, 100.0 * rel);
         prop_assert!((point.dram_bytes - sim.dram_bytes).abs() <= 1e-6 * sim.dram_bytes.max(1.0));
     }

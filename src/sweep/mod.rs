@@ -473,52 +473,42 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     ] {
         checkpoint::append(f, h, b"").map_err(|e| kept(e, f, 0))?;
     }
-    let mut todo = pending(&done, points);
-    let mut finished = count_done(&done, points);
+    let todo = pending(&done, points);
+    let finished = count_done(&done, points);
     progress.advance(finished as u64);
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        batch.clear();
-        batch.extend(todo.by_ref().take(BATCH));
-        if batch.is_empty() {
-            break;
-        }
-        let pieces: Vec<(Vec<u8>, Vec<u8>, FrontPart)> = batch
-            .par_chunks(PIECE)
-            .map(|piece| {
-                let (mut rows, mut skips) = (Vec::with_capacity(piece.len() * 400), Vec::new());
-                let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
-                for &i in piece {
-                    match plan.outcome(i) {
-                        Outcome::Row(r) => {
-                            r.write(&mut rows);
-                            if with_front {
-                                fspec.add(&mut part, &r, &mut scratch)?;
-                            }
-                        }
-                        Outcome::Skipped(why) => checkpoint::skipped_line(&mut skips, i, &why),
-                    }
+    // Costing and writing overlap: this thread costs batch k + 1 (on the rayon pool) while a
+    // writer thread appends batch k, in order (a batch's skipped points, then its rows: see
+    // checkpoint's module doc). An error on either side stops both; what was appended stays.
+    let (front, finished) = std::thread::scope(|s| -> Result<(FrontPart, usize)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Piece>)>(1);
+        let (results, skipped) = (&results, &skipped);
+        let writer = s.spawn(move || -> Result<(FrontPart, usize)> {
+            let (mut front, mut finished) = (front, finished);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(results)
+                .map_err(|e| kept(e, results, finished))?;
+            for (n, pieces) in rx {
+                let skips: Vec<u8> = pieces.iter().flat_map(|p| p.1.iter().copied()).collect();
+                checkpoint::append(skipped, checkpoint::SKIPPED_HEADER, &skips)
+                    .map_err(|e| kept(e, skipped, finished))?;
+                for (rows, _, part) in pieces {
+                    f.write_all(&rows).map_err(|e| kept(e, results, finished))?;
+                    front.points.extend(part.points);
+                    front.values.extend(part.values);
                 }
-                Ok((rows, skips, part))
-            })
-            .collect::<Result<_>>()?;
-        // A batch's skipped points first, then its rows: see checkpoint's module doc.
-        let skips: Vec<u8> = pieces.iter().flat_map(|p| p.1.iter().copied()).collect();
-        checkpoint::append(&skipped, checkpoint::SKIPPED_HEADER, &skips)
-            .map_err(|e| kept(e, &skipped, finished))?;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&results)
-            .map_err(|e| kept(e, &results, finished))?;
-        for (rows, _, part) in pieces {
-            f.write_all(&rows)
-                .map_err(|e| kept(e, &results, finished))?;
-            front.points.extend(part.points);
-            front.values.extend(part.values);
-        }
-        finished += batch.len();
-        progress.advance(batch.len() as u64);
-    }
+                finished += n;
+                progress.advance(n as u64);
+            }
+            Ok((front, finished))
+        });
+        let costed = cost_batches(todo, &plan, &fspec, with_front, &tx);
+        drop(tx);
+        let front = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the results writer panicked"))??;
+        costed.map(|()| front)
+    })?;
     let mut skipped_points = 0;
     if std::fs::metadata(&skipped).map(|m| m.len()).unwrap_or(0)
         == checkpoint::SKIPPED_HEADER.len() as u64
@@ -538,6 +528,52 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
         eprintln!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
     }
     Ok(out_path)
+}
+
+/// A piece of a batch: its rows, its skipped-point lines and its front rows.
+type Piece = (Vec<u8>, Vec<u8>, FrontPart);
+
+/// Costs the points of `todo` in batches (rayon splits each in pieces) and hands each batch,
+/// in order, to the writer; stops at the first error or when the writer has stopped.
+fn cost_batches(
+    mut todo: impl Iterator<Item = usize>,
+    plan: &Plan,
+    fspec: &FrontSpec,
+    with_front: bool,
+    tx: &std::sync::mpsc::SyncSender<(usize, Vec<Piece>)>,
+) -> Result<()> {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        batch.extend(todo.by_ref().take(BATCH));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let pieces: Vec<Piece> = batch
+            .par_chunks(PIECE)
+            .map(|piece| {
+                // Rows are about 420 bytes; room for more avoids copying as the buffer grows.
+                let (mut rows, mut skips) = (Vec::with_capacity(piece.len() * 640), Vec::new());
+                let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
+                for &i in piece {
+                    match plan.outcome(i) {
+                        Outcome::Row(r) => {
+                            r.write(&mut rows);
+                            if with_front {
+                                fspec.add(&mut part, &r, &mut scratch)?;
+                            }
+                        }
+                        Outcome::Skipped(why) => checkpoint::skipped_line(&mut skips, i, &why),
+                    }
+                }
+                Ok((rows, skips, part))
+            })
+            .collect::<Result<_>>()?;
+        if tx.send((batch.len(), pieces)).is_err() {
+            // The writer stopped on an error, which it returns.
+            return Ok(());
+        }
+    }
 }
 
 /// The points of `points` not in `done`, in order.

@@ -30,6 +30,13 @@ pub struct PrecisionOption {
     pub layer_fractions: Vec<Vec<f64>>,
     pub dpred_weight_ratio: f64,
     pub dpred_activation_ratio: f64,
+    /// Measured level switches per step of a dynamic policy (`switches_per_1000_steps / 1000`
+    /// of its policy row); `None` for fixed options.
+    pub switch_rate: Option<f64>,
+    /// DPRed: fraction of activation groups at each width 1..=base bits, measured at the
+    /// option's precision (`frac_groups_width_<w>`); empty without DPRed. (No serde default:
+    /// a cache written before these fields existed fails to parse and is recomputed.)
+    pub activation_group_widths: Vec<f64>,
     pub hidden_rmse: f64,
     pub output_rmse: Option<f64>,
     pub output_max_abs: Option<f64>,
@@ -56,8 +63,15 @@ impl PrecisionOption {
             p.layer_step_fraction = self.layer_fractions.clone();
             p
         };
+        if let (Some(rate), true) = (self.switch_rate, p.is_dynamic()) {
+            p = p.with_switch_rate(rate);
+        }
         if self.dpred_group_size > 0 {
             p = p.with_dpred(self.dpred_weight_ratio, self.dpred_activation_ratio);
+            if !self.activation_group_widths.is_empty() {
+                p = p
+                    .with_group_widths(self.activation_group_widths.clone(), self.dpred_group_size);
+            }
         }
         p
     }
@@ -185,6 +199,8 @@ fn compute(
                 layer_fractions: Vec::new(),
                 dpred_weight_ratio: 1.0,
                 dpred_activation_ratio: 1.0,
+                switch_rate: None,
+                activation_group_widths: Vec::new(),
                 hidden_rmse: s.hidden_rmse,
                 output_rmse: s.output_rmse,
                 output_max_abs: s.output_max_abs,
@@ -260,6 +276,8 @@ fn compute(
                     .collect(),
                 dpred_weight_ratio: 1.0,
                 dpred_activation_ratio: 1.0,
+                switch_rate: col(row, "switches_per_1000_steps").map(|s| (s / 1000.0).min(1.0)),
+                activation_group_widths: Vec::new(),
                 hidden_rmse: col(row, "hidden_rmse").unwrap_or(0.0),
                 output_rmse: col(row, "output_rmse"),
                 output_max_abs: col(row, "output_max_abs"),
@@ -309,6 +327,16 @@ fn compute(
                 o.dpred_group_size = g;
                 o.dpred_weight_ratio = ratio("weights");
                 o.dpred_activation_ratio = ratio("activations");
+                if let Some(a) = stats
+                    .iter()
+                    .find(|s| s.group_size == g && s.kind == "activations")
+                {
+                    let groups: u64 = a.hist.iter().sum();
+                    if groups > 0 {
+                        o.activation_group_widths =
+                            a.hist.iter().map(|&n| n as f64 / groups as f64).collect();
+                    }
+                }
                 out.push(o);
             }
         }

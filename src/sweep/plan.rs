@@ -181,3 +181,49 @@ impl Plan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn option(levels: Vec<(u32, u32)>, fractions: Vec<f64>) -> PrecisionOption {
+        PrecisionOption {
+            precision: "p".into(),
+            thresholds: String::new(),
+            dpred_group_size: 0,
+            levels,
+            fractions,
+            layer_fractions: Vec::new(),
+            dpred_weight_ratio: 1.0,
+            dpred_activation_ratio: 1.0,
+            switch_rate: None,
+            activation_group_widths: Vec::new(),
+            hidden_rmse: 0.0,
+            output_rmse: None,
+            output_max_abs: None,
+            top1_agreement: None,
+            task_accuracy: None,
+        }
+    }
+
+    #[test]
+    fn measured_switch_rates_and_group_widths_reach_the_profile() {
+        // A policy that switched on 30 of 1000 steps: the profile carries 0.03, not the
+        // rate of independent draws from its 70/30 mix (0.42).
+        let mut dynamic = option(vec![(8, 8), (16, 16)], vec![0.7, 0.3]);
+        let estimated = dynamic.profile().switch_rate;
+        assert!((estimated - 0.42).abs() < 1e-12, "{estimated}");
+        dynamic.switch_rate = Some(0.03);
+        assert_eq!(dynamic.profile().switch_rate, 0.03);
+        // A fixed option has no switches whatever it carries.
+        let mut fixed = option(vec![(16, 16)], vec![1.0]);
+        fixed.switch_rate = Some(0.5);
+        assert_eq!(fixed.profile().switch_rate, 0.0);
+        // DPRed: the measured activation widths and the group size.
+        fixed.dpred_group_size = 16;
+        fixed.activation_group_widths = vec![0.0, 0.25, 0.75];
+        let p = fixed.profile();
+        assert_eq!(p.group_width_fractions, vec![0.0, 0.25, 0.75]);
+        assert_eq!(p.group_size, 16);
+    }
+}

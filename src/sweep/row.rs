@@ -236,12 +236,118 @@ fn push_hex16(out: &mut Vec<u8>, v: u64) {
     }
 }
 
-/// Appends `v` exactly as `format!("{v}")` prints it. (ryu's shortest digits differ from
-/// the standard library's on exact ties, e.g. -88594481949449.125, which the property test
-/// below found; the standard formatter is kept so committed results keep their bytes.)
+/// Appends `v` exactly as `format!("{v}")` prints it (the standard library's shortest
+/// round-trip digits, plain decimal notation), fast.
+///
+/// Integers below 2^53 go through `itoa`. Other finite numbers take ryu's shortest digits,
+/// rewritten into `{}`'s notation, except where the two can differ: both pick the shortest
+/// digits that read back as `v` and, of those, the nearest to `v`, but on an exact tie
+/// (`v` exactly halfway between two shortest candidates, e.g. -88594481949449.125) ryu rounds
+/// to even and the standard library rounds up. A tie needs `v`'s exact decimal expansion to be
+/// at most 18 significant digits long, so every such `v` (and zero, infinities, NaN, and
+/// integers from 2^53 on) is printed by the standard formatter itself.
 pub fn push_f64(out: &mut Vec<u8>, v: f64) {
     use std::io::Write;
-    let _ = write!(out, "{v}");
+    const TWO_53: f64 = 9_007_199_254_740_992.0;
+    if v.is_finite() && v != 0.0 && v.fract() == 0.0 && v.abs() < TWO_53 {
+        if v < 0.0 {
+            out.push(b'-');
+        }
+        push_u64(out, v.abs() as u64);
+    } else if !v.is_finite() || v == 0.0 || short_exact_decimal(v) {
+        let _ = write!(out, "{v}");
+    } else {
+        push_ryu_as_display(out, v);
+    }
+}
+
+/// Whether the exact decimal expansion of finite, non-zero `v` has at most 18 significant
+/// digits (then a tie between two shortest round-trip candidates is possible).
+fn short_exact_decimal(v: f64) -> bool {
+    let bits = v.to_bits();
+    let (exp_bits, frac) = (((bits >> 52) & 0x7ff) as i32, bits & ((1u64 << 52) - 1));
+    // v = m * 2^e exactly.
+    let (mut m, mut e) = if exp_bits == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u64 << 52), exp_bits - 1075)
+    };
+    let tz = m.trailing_zeros();
+    m >>= tz;
+    e += tz as i32;
+    if e >= 0 {
+        // An integer (from 2^53 on here): let the standard formatter print it.
+        return true;
+    }
+    // v = m * 5^s / 10^s with m odd: its significant digits are those of m * 5^s.
+    let s = (-e) as u32;
+    if s > 26 {
+        return false; // 5^26 > 10^18
+    }
+    (m as u128) * 5u128.pow(s) < 1_000_000_000_000_000_000u128
+}
+
+/// Ryu's shortest digits of finite, non-zero `v`, written as `{}` writes them: no exponent,
+/// no trailing `.0`.
+fn push_ryu_as_display(out: &mut Vec<u8>, v: f64) {
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(v).as_bytes();
+    // An exponent, if any, is among the last five bytes ("e-324").
+    let tail = text.len().saturating_sub(5);
+    let (mantissa, exp10) = match text[tail..].iter().position(|&c| c == b'e') {
+        Some(i) => (&text[..tail + i], parse_exp(&text[tail + i + 1..])),
+        // Without an exponent, ryu writes a non-integer as `{}` does ("12.34", "0.001234").
+        None => return out.extend_from_slice(text),
+    };
+    let mut digits = [0u8; 24];
+    let (mut n, mut point) = (0usize, None);
+    for &c in mantissa {
+        match c {
+            b'.' => point = Some(n),
+            b'0'..=b'9' => {
+                digits[n] = c;
+                n += 1;
+            }
+            _ => {}
+        }
+    }
+    // Value = 0.d1 d2 ... dn * 10^dec.
+    let mut dec = point.unwrap_or(n) as i32 + exp10;
+    let lead = digits[..n].iter().take_while(|&&c| c == b'0').count();
+    dec -= lead as i32;
+    let digits = &digits[lead..n];
+    let len = digits.len() - digits.iter().rev().take_while(|&&c| c == b'0').count();
+    let digits = &digits[..len];
+    if v < 0.0 {
+        out.push(b'-');
+    }
+    if dec <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-dec) as usize));
+        out.extend_from_slice(digits);
+    } else if (dec as usize) < digits.len() {
+        out.extend_from_slice(&digits[..dec as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[dec as usize..]);
+    } else {
+        out.extend_from_slice(digits);
+        out.extend(std::iter::repeat_n(b'0', dec as usize - digits.len()));
+    }
+}
+
+fn parse_exp(t: &[u8]) -> i32 {
+    let (neg, t) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        _ => (false, t),
+    };
+    let x = t
+        .iter()
+        .fold(0i32, |a, &c| a * 10 + i32::from(c.wrapping_sub(b'0')));
+    if neg {
+        -x
+    } else {
+        x
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +383,19 @@ mod tests {
             f64::NEG_INFINITY,
             879.043600562588,
             0.00009095086612041402,
+            -(88_594_481_949_449.0 + 0.125), // an exact tie between two shortest candidates
+            0.5,
+            2.5,
+            0.125,
+            1e16,
+            1e15 + 0.5,
+            9007199254740992.0,
+            9007199254740993.0,
+            -9007199254740991.0,
+            123.456,
+            1e-5,
+            1.0000000000000002,
+            0.30000000000000004,
         ] {
             assert_eq!(text(v), format!("{v}"), "{v:e}");
         }
@@ -288,6 +407,16 @@ mod tests {
         fn floats_print_like_display(bits in any::<u64>()) {
             let v = f64::from_bits(bits);
             prop_assert_eq!(text(v), format!("{v}"));
+        }
+
+        /// Numbers with few fraction bits (where exact ties between shortest candidates live)
+        /// and integers around 2^53, which random bits almost never hit.
+        #[test]
+        fn short_fractions_print_like_display(m in any::<i64>(), shift in 0u32..80) {
+            let v = m as f64 / 2f64.powi(shift as i32);
+            prop_assert_eq!(text(v), format!("{v}"));
+            let w = (m >> 8) as f64 + 0.5f64.powi((shift % 8) as i32 + 1);
+            prop_assert_eq!(text(w), format!("{w}"));
         }
 
         #[test]

@@ -5,6 +5,7 @@
 //! merged sharded run or a directory copied from a cluster.
 
 pub mod page;
+mod scan;
 pub mod stage;
 pub mod svg;
 
@@ -114,14 +115,7 @@ impl SweepDir {
             .iter()
             .map(String::from)
             .collect();
-        let mut points = 0;
-        let mut rec = csv::ByteRecord::new();
-        while rd
-            .read_byte_record(&mut rec)
-            .map_err(|e| file_error(&results, e))?
-        {
-            points += 1;
-        }
+        let points = scan::count_rows(&results).map_err(|e| file_error(&results, e))?;
         let front_path = dir.join("front.csv");
         let front = if front_path.exists() {
             Table::read(&front_path)?

@@ -43,24 +43,64 @@ const OPTION_COLUMNS: [&str; 10] = [
 
 fn digest(sweep: &SweepDir, columns: &[String]) -> Result<ResultsDigest, ViewError> {
     let path = sweep.dir.join("results.csv");
-    let mut rd = csv::Reader::from_path(&path).map_err(|e| super::file_error(&path, e))?;
-    let header = rd
-        .headers()
-        .map_err(|e| super::file_error(&path, e))?
-        .clone();
-    let idx = |n: &str| header.iter().position(|h| h == n);
-    let objectives: Vec<Option<usize>> = columns.iter().map(|c| idx(c)).collect();
-    let opt_cols: Vec<(usize, &str)> = OPTION_COLUMNS
-        .iter()
-        .filter_map(|n| Some((idx(n)?, *n)))
-        .collect();
+    let bad = |e: &dyn std::fmt::Display| super::file_error(&path, e);
     let stride = sweep.points.div_ceil(BACKGROUND_POINTS).max(1);
-    let mut background = vec![Vec::new(); objectives.len()];
+    let mut header: Option<Vec<String>> = None;
+    let (mut objectives, mut opt_cols) = (Vec::new(), Vec::new());
+    let mut key_fields = (0, 0);
+    let mut background: Vec<Vec<f64>> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut options = Vec::new();
-    for (n, rec) in rd.records().enumerate() {
-        let rec = rec.map_err(|e| super::file_error(&path, e))?;
-        if n % stride == 0 {
+    // Rows come grouped by option, so a row whose option cells are byte for byte those of
+    // the row before is neither parsed nor looked up (a million-point file is read at memory
+    // speed); the rest are parsed by the csv crate.
+    let mut last_key: Vec<u8> = Vec::new();
+    let mut n = 0usize;
+    let mut failed: Option<String> = None;
+    super::scan::for_each_record(&path, |raw| {
+        let Some(h) = &header else {
+            let h = super::scan::fields(raw).map_err(std::io::Error::other)?;
+            let idx = |n: &str| h.iter().position(|x| x.as_str() == n);
+            objectives = columns
+                .iter()
+                .map(|c| idx(c))
+                .collect::<Vec<Option<usize>>>();
+            opt_cols = OPTION_COLUMNS
+                .iter()
+                .filter_map(|n| Some((idx(n)?, *n)))
+                .collect::<Vec<(usize, &str)>>();
+            let keys = &opt_cols[..opt_cols.len().min(4)];
+            key_fields = (
+                keys.iter().map(|k| k.0).min().unwrap_or(0),
+                keys.iter().map(|k| k.0).max().unwrap_or(0),
+            );
+            background = vec![Vec::new(); objectives.len()];
+            header = Some(h);
+            return Ok(true);
+        };
+        let sampled = n.is_multiple_of(stride);
+        n += 1;
+        let span = field_span(raw, key_fields.0, key_fields.1);
+        let same_option = !last_key.is_empty() && span == Some(&last_key[..]);
+        if !sampled && same_option {
+            return Ok(true);
+        }
+        let rec = match super::scan::fields(raw) {
+            Ok(r) if r.len() == h.len() => r,
+            Ok(r) => {
+                failed = Some(format!(
+                    "record {n}: {} fields, the header has {}",
+                    r.len(),
+                    h.len()
+                ));
+                return Ok(false);
+            }
+            Err(e) => {
+                failed = Some(format!("record {n}: {e}"));
+                return Ok(false);
+            }
+        };
+        if sampled {
             for (k, o) in objectives.iter().enumerate() {
                 let v = o
                     .and_then(|i| rec.get(i))
@@ -69,25 +109,57 @@ fn digest(sweep: &SweepDir, columns: &[String]) -> Result<ResultsDigest, ViewErr
                 background[k].push(v);
             }
         }
-        let key: Vec<&str> = opt_cols[..opt_cols.len().min(4)]
-            .iter()
-            .map(|(i, _)| rec.get(*i).unwrap_or(""))
-            .collect();
-        if !seen.contains(&key.join("\u{1}")) {
-            seen.insert(key.join("\u{1}"));
-            options.push(
-                opt_cols
-                    .iter()
-                    .map(|(i, _)| rec.get(*i).unwrap_or("").to_string())
-                    .collect(),
-            );
+        if !same_option {
+            last_key = span.map(<[u8]>::to_vec).unwrap_or_default();
+            let key: Vec<&str> = opt_cols[..opt_cols.len().min(4)]
+                .iter()
+                .map(|(i, _)| rec.get(*i).map_or("", String::as_str))
+                .collect();
+            if seen.insert(key.join("\u{1}")) {
+                options.push(
+                    opt_cols
+                        .iter()
+                        .map(|(i, _)| rec.get(*i).cloned().unwrap_or_default())
+                        .collect(),
+                );
+            }
         }
+        Ok(true)
+    })
+    .map_err(|e| bad(&e))?;
+    if let Some(problem) = failed {
+        return Err(bad(&problem));
+    }
+    if header.is_none() {
+        return Err(bad(&"empty file, expected a header"));
     }
     Ok(ResultsDigest {
         background,
         options_header: opt_cols.iter().map(|(_, n)| n.to_string()).collect(),
         options,
     })
+}
+
+/// The raw bytes of fields `lo..=hi` of a record (commas inside quoted fields skipped), or
+/// `None` when it has fewer fields.
+fn field_span(rec: &[u8], lo: usize, hi: usize) -> Option<&[u8]> {
+    let (mut field, mut from, mut quoted) = (0usize, 0usize, false);
+    for (i, &c) in rec.iter().enumerate() {
+        match c {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                if field == hi {
+                    return Some(&rec[from..i]);
+                }
+                field += 1;
+                if field == lo {
+                    from = i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    (field == hi).then_some(&rec[from..])
 }
 
 /// A sample of at most a few thousand rows of `results.csv` (a fixed stride): per column, the
