@@ -20,6 +20,36 @@ done
 for base in fx16 fx8 fx16.8 fx8.4; do
   "$bin" groups --model "$m" --input "$x" --base "$base" --out "results/groups/digits_$base" --quiet
 done
+# The real trained models of models/README.md (docs/VALIDATION.md): keyword spotting on
+# espeak-ng speech (uni- and bidirectional) and a character language model on fortunes.
+kx=models/kws_test.x.npy
+ky=models/kws_test.labels.npy
+grid="0,log:0.001:10:13,inf"
+for model in kws_lstm kws_bilstm; do
+  for metric in max_abs rel_max_abs:0.01; do
+    for timing in causal oracle; do
+      "$bin" dynamic --model "models/$model.onnx" --input "$kx" --labels "$ky" --levels fx8,fx16 \
+        --metric "$metric" --thresholds "$grid" --timing "$timing" \
+        --out "results/dynamic/${model}_fx8_fx16_${metric%%:*}_$timing" --quiet
+    done
+  done
+done
+# The trap issue 11 describes: a causal policy that starts at the low level.
+"$bin" dynamic --model models/kws_lstm.onnx --input "$kx" --labels "$ky" --levels fx8,fx16 \
+  --metric max_abs --thresholds "$grid" --timing causal --start low \
+  --out results/dynamic/kws_lstm_fx8_fx16_max_abs_causal_start_low --quiet
+for metric in max_abs rel_max_abs:0.01; do
+  "$bin" dynamic --model models/charlm_lstm.onnx --input models/charlm_test.x.npy \
+    --labels models/charlm_test.labels.npy --levels fx8,fx16 --metric "$metric" \
+    --thresholds "$grid" --timing causal \
+    --out "results/dynamic/charlm_lstm_fx8_fx16_${metric%%:*}_causal" --quiet
+done
+for base in fx16 fx8 fx16.8 fx8.4; do
+  "$bin" groups --model models/kws_lstm.onnx --input "$kx" --base "$base" \
+    --out "results/groups/kws_lstm_$base" --quiet
+  "$bin" groups --model models/charlm_lstm.onnx --input models/charlm_test.x.npy --base "$base" \
+    --out "results/groups/charlm_lstm_$base" --quiet
+done
 for spec in quick dynamic-precision lstm-sharp dpred multicore; do
   "$bin" sweep "sweeps/$spec.toml" --out "results/$spec" --quiet
 done
