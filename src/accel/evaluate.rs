@@ -67,8 +67,27 @@ impl DesignPoint {
     }
 }
 
-/// Evaluates one design point.
+/// Evaluates one design point. With dynamic precision and `overlap_tail`, the schedule may
+/// also decline to overlap: each layer already picks the faster of overlapping at the widest
+/// level and waiting for the step's level, but in a multithreading pipeline the per-layer
+/// choice can lengthen the slowest stage, so the point is the faster of that and waiting
+/// everywhere (what the simulator runs; overlap is then never slower than no overlap).
 pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
+    let point = evaluate_schedule(arch, workload)?;
+    if !(arch.schedule.overlap_tail && workload.precision.is_dynamic()) {
+        return Ok(point);
+    }
+    let mut wait = arch.clone();
+    wait.schedule.overlap_tail = false;
+    let waiting = evaluate_schedule(&wait, workload)?;
+    Ok(if waiting.cycles < point.cycles {
+        waiting
+    } else {
+        point
+    })
+}
+
+fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
     workload.validate()?;
     let p = &workload.precision;
     if p.is_dynamic() && !arch.tracking.enabled {
