@@ -764,12 +764,15 @@ fn level_for(lane: u32, dir: u32, m: vec2<i32>) -> u32 {
     let nb = dims.levels - 1u;
     let base = dims.off_bounds + ((lane / dims.seqs) * dims.dirs + dir) * nb;
     var level = 0u;
-    // rel_max_abs: f32(value) >= ftz(theta * ftz(f32(base) + eps)), theta = +inf never.
+    // rel_max_abs: theta = 0 always, +inf never, otherwise a non-zero change with
+    // f32(value) >= ftz(theta * ftz(f32(base) + eps)).
     let denom = ftz(f32(m.y) + bitcast<f32>(above_of(dir)));
     for (var k = 0u; k < nb; k++) {
         if (dims.metric == 3u) {
             let th = pol[base + k];
-            if (th != 0x7f800000u && f32(m.x) >= fmul(bitcast<f32>(th), denom)) {
+            let hit = th == 0u
+                || (th != 0x7f800000u && m.x > 0 && f32(m.x) >= fmul(bitcast<f32>(th), denom));
+            if (hit) {
                 level += 1u;
             }
         } else if (m.x >= bitcast<i32>(pol[base + k])) {

@@ -455,7 +455,12 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
                         let what = format!("{model} {levels} {timing:?} {start} {metric} lane {i}");
                         assert_eq!(a.levels, b.levels, "{what}: levels");
                         if timing == Timing::Causal {
-                            causal_levels_follow_the_real_metric(&policies[i / x.count], a, &what);
+                            causal_levels_follow_the_real_metric(
+                                &m,
+                                &policies[i / x.count],
+                                a,
+                                &what,
+                            );
                         }
                         for (l, ((ah, ac), (bh, bc))) in a.layers.iter().zip(&b.layers).enumerate()
                         {
@@ -487,6 +492,7 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
 /// level of step s + 1 is the number of thresholds the real metric of step s reaches, except
 /// within 1e-5 (relative) of a threshold, where the integer or f32 comparison may round.
 fn causal_levels_follow_the_real_metric(
+    model: &Model,
     policy: &dynamic::Policy,
     lane: &dynamic::LaneResult,
     what: &str,
@@ -494,7 +500,7 @@ fn causal_levels_follow_the_real_metric(
     for (l, dirs) in lane.levels.iter().enumerate() {
         for (k, levels) in dirs.iter().enumerate() {
             let steps = levels.len();
-            let order: Vec<usize> = if k == 0 {
+            let order: Vec<usize> = if !model.layers[l].direction.is_reversed(k) {
                 (0..steps).collect()
             } else {
                 (0..steps).rev().collect()

@@ -1,6 +1,7 @@
 //! Quantizer options (docs/NUMERICS.md §3.1): calibration rules change which fraction bits an
-//! `fx<b>` tensor gets, as a brute-force search over the calibration values says they should,
-//! and `lstm-dse ranges` reports them.
+//! `fx<b>` tensor gets, as the sorted calibration values say they should (the MSE rule against
+//! a brute-force search: `calib::tests::mse_matches_a_brute_force_search_on_the_values`), and
+//! `lstm-dse ranges` reports them.
 
 use lstm_dse::format::{parse_config_list, Format};
 use lstm_dse::lstm::{self, eval, npy, LoadOptions};
@@ -14,9 +15,9 @@ fn root(p: &str) -> String {
         .to_string()
 }
 
-/// The exact q-th percentile of |v| by sorting (the oracle for the histogram's).
+/// The exact q-th percentile of the non-zero |v| by sorting (the oracle for the histogram's).
 fn percentile(v: &[f32], q: f64) -> f32 {
-    let mut a: Vec<f32> = v.iter().map(|x| x.abs()).collect();
+    let mut a: Vec<f32> = v.iter().map(|x| x.abs()).filter(|&x| x > 0.0).collect();
     a.sort_by(f32::total_cmp);
     let k = ((q / 100.0) * a.len() as f64).ceil().max(1.0) as usize;
     a[k - 1]

@@ -68,7 +68,14 @@ impl IntMetric {
                 policy
                     .thresholds
                     .iter()
-                    .map(|&t| t.max(0.0) as f32)
+                    // θ ≤ 0 is stored as 0 (always reached); a positive θ stays positive.
+                    .map(|&t| {
+                        if t > 0.0 {
+                            (t as f32).max(f32::MIN_POSITIVE)
+                        } else {
+                            0.0
+                        }
+                    })
                     .collect(),
                 (eps * unit) as f32,
             )),
@@ -126,15 +133,17 @@ impl IntMetric {
 
     /// The number of thresholds the change reaches. `rel_max_abs` compares in f32, each
     /// operation rounded and flushed as in the float datapath, so the GPU decides alike:
-    /// `f32(value) >= ftz(θ · ftz(f32(base) + e))`, θ = +inf never reached.
+    /// θ = 0 always, θ = +inf never, otherwise a non-zero change with
+    /// `f32(value) >= ftz(θ · ftz(f32(base) + e))`.
     pub(crate) fn level(&self, ch: Change) -> usize {
         match &self.rel {
             Some((thetas, e)) => {
                 let denom = ftz(ch.base as f32 + e);
-                thetas
-                    .iter()
-                    .filter(|&&t| t != f32::INFINITY && ch.value as f32 >= ftz(t * denom))
-                    .count()
+                let reaches = |t: f32| {
+                    t == 0.0
+                        || (t != f32::INFINITY && ch.value > 0 && ch.value as f32 >= ftz(t * denom))
+                };
+                thetas.iter().filter(|&&t| reaches(t)).count()
             }
             None => self.bounds.iter().filter(|&&b| ch.value >= b).count(),
         }

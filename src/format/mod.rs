@@ -379,7 +379,7 @@ impl FromStr for PrecisionConfig {
     /// `fx8` (all roles) or `w=fx8,a=fx8,p=fx16,c=fx16`. Roles left out take a neighbour's
     /// format: `w` and `a` each other's, `p` and `c` each other's, and failing that `a`'s.
     /// Options follow as `cal=max|mse|p<percent>` and `wscale=tensor|channel`; a bare format
-    /// first (`fx8,cal=mse`) gives every role.
+    /// first (`fx8,cal=mse`) is the `a` role, so alone it gives every role.
     fn from_str(s: &str) -> Result<Self, FormatError> {
         let s = s.trim();
         if !s.contains('=') {

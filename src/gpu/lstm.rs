@@ -356,7 +356,13 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
         .iter()
         .flat_map(|p| &p.layers[layer])
         .fold((0, 0), |(w, t), c| {
-            let weights = c.w.len() + c.r.len() + c.b.len() + c.peep.as_ref().map_or(0, Vec::len);
+            let rows = c
+                .int
+                .as_ref()
+                .and_then(|q| q.row_extra.as_ref())
+                .map_or(0, Vec::len);
+            let weights =
+                c.w.len() + c.r.len() + c.b.len() + c.peep.as_ref().map_or(0, Vec::len) + rows;
             let tables = table(&c.sigmoid) + table(&c.tanh_pre) + table(&c.tanh_c);
             (w + weights, t + tables)
         })

@@ -8,11 +8,13 @@
 //! rule gives the same format whatever the thread count. Rules:
 //!
 //! * `max` (default): the largest |v| (exact, kept beside the histogram).
-//! * `p<q>` with 0 < q ≤ 100: the smallest bin upper edge below which at least q % of the values
-//!   lie, never above the exact maximum (so `p100` = `max`).
+//! * `p<q>` with 0 < q ≤ 100: the smallest bin upper edge below which at least q % of the
+//!   non-zero values lie, never above the exact maximum (so `p100` = `max`). Bin 0 (zero and
+//!   the smallest f32 subnormals) is left out: those values are 0 in every format, and a tensor
+//!   that is mostly zeros (one-hot inputs, padding) must keep the range of its non-zero values.
 //! * `mse`: the fraction bits that minimise the squared rounding-and-clipping error over the
-//!   histogram (each bin represented by its midpoint), searched from the `max` choice up to 8
-//!   more fraction bits; ties keep fewer fraction bits.
+//!   histogram (each bin represented by its midpoint, bin 0 left out), searched from the `max`
+//!   choice up to 8 more fraction bits; ties keep fewer fraction bits.
 
 use crate::format::{CalRule, Format};
 
@@ -75,16 +77,16 @@ impl Histogram {
         f32::from_bits(((bin as u32) << SHIFT) | (1 << (SHIFT - 1))) as f64
     }
 
-    /// The smallest bin upper edge with at least `q` % of the values at or below it, capped
-    /// at the exact maximum.
+    /// The smallest bin upper edge with at least `q` % of the non-zero values (bins 1..) at or
+    /// below it, capped at the exact maximum; 0 when every value is zero.
     pub fn percentile(&self, q: f64) -> f32 {
-        let total = self.total();
+        let total: u64 = self.counts[1..].iter().sum();
         if total == 0 {
             return 0.0;
         }
         let need = ((q / 100.0) * total as f64).ceil().max(1.0) as u64;
         let mut seen = 0u64;
-        for (bin, &n) in self.counts.iter().enumerate() {
+        for (bin, &n) in self.counts.iter().enumerate().skip(1) {
             seen += n;
             if seen >= need {
                 return Self::upper_edge(bin).min(self.max);
@@ -100,6 +102,7 @@ impl Histogram {
         self.counts
             .iter()
             .enumerate()
+            .skip(1)
             .filter(|(_, &n)| n > 0)
             .map(|(bin, &n)| {
                 let v = Self::midpoint(bin).min(self.max as f64);
@@ -156,6 +159,60 @@ mod tests {
         );
         let p = h.range(CalRule::Percentile(Percent::new(99.0).unwrap()), fx(8));
         assert!((0.98..1.0).contains(&p), "{p}");
+    }
+
+    #[test]
+    fn mostly_zero_tensors_keep_the_range_of_their_non_zero_values() {
+        // A one-hot input over 256 symbols: 99.6 % exact zeros.
+        let mut h = Histogram::default();
+        for k in 0..256 * 100 {
+            h.add(if k % 256 == 0 { 1.0 } else { 0.0 });
+        }
+        let p = Percent::new(99.0).unwrap();
+        assert_eq!(h.range(CalRule::Percentile(p), fx(8)), 1.0);
+        let f = fx(8).resolve(h.range(CalRule::Mse, fx(8))).frac().unwrap();
+        // m = 1 (e = 0) gives fx8.7; the zeros cost nothing at any scale.
+        assert_eq!(f, 7);
+    }
+
+    /// The MSE rule against a brute-force search over the raw values (not the histogram).
+    #[test]
+    fn mse_matches_a_brute_force_search_on_the_values() {
+        let mut rng = crate::lstm::builtin::SplitMix64::new(3);
+        for round in 0..20 {
+            let scale = [0.01f32, 0.3, 5.0, 120.0][round % 4];
+            let v: Vec<f32> = (0..5000)
+                .map(|k| rng.normal() * scale * if k % 97 == 0 { 20.0 } else { 1.0 })
+                .collect();
+            let mut h = Histogram::default();
+            h.extend(&v);
+            let base = fx(8).resolve(h.max).frac().unwrap();
+            let err = |f: i32| -> f64 {
+                let top = 127.0f64;
+                v.iter()
+                    .map(|&x| {
+                        let x = (x as f64).abs();
+                        let q = (x * 2f64.powi(f)).round_ties_even().min(top) / 2f64.powi(f);
+                        (q - x) * (q - x)
+                    })
+                    .sum()
+            };
+            let errs: Vec<(i32, f64)> = (base..=base + 8).map(|f| (f, err(f))).collect();
+            let best =
+                errs.iter()
+                    .cloned()
+                    .fold((base, f64::INFINITY), |b, e| if e.1 < b.1 { e } else { b });
+            let got = fx(8).resolve(h.range(CalRule::Mse, fx(8))).frac().unwrap();
+            // The histogram represents each bin by its midpoint (relative width 2^-8): its
+            // choice must be the brute-force optimum or within 2 % of its error.
+            let got_err = errs.iter().find(|e| e.0 == got).unwrap().1;
+            assert!(
+                got_err <= best.1 * 1.02,
+                "scale {scale}: got f={got} ({got_err}), best f={} ({})",
+                best.0,
+                best.1
+            );
+        }
     }
 
     #[test]

@@ -48,6 +48,10 @@ impl Calibration {
             DataTensor::Pre(l, k) => self.layers[l].cells[k].pre_max,
             DataTensor::C(l, k) => self.layers[l].cells[k].c_max,
         };
+        debug_assert!(
+            rule == CalRule::Max || self.hist.is_some(),
+            "calibration rule {rule} needs the histograms (calibrate(.., true))"
+        );
         match (&self.hist, rule) {
             (_, CalRule::Max) | (None, _) => max,
             (Some(h), rule) => {

@@ -4,7 +4,7 @@
 //! rounded until the states are stored, once, as f32 (a relative error of at most 2^-24).
 //!
 //! It is not a candidate precision and has no GPU twin: it is the yardstick, computed once per
-//! batch. `fp32` stays an ordinary candidate, bit-exact as §6 specifies, and is compared with
+//! trace or policy run. `fp32` stays an ordinary candidate, bit-exact as §6 specifies, and is compared with
 //! this reference like any other precision. The products use the same blocked kernels as the
 //! engine ([`gemm`] over f64), so the reference costs about one extra fp32 pass at half the
 //! vector width.
