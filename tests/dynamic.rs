@@ -606,3 +606,44 @@ fn thresholds_below_the_low_levels_resolution_are_warned_about() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("'rel_max_abs:0'"));
 }
+
+#[test]
+fn bits_per_character_of_the_language_model_match_onnxruntime() {
+    // models/README.md: onnxruntime gives 2.1704 bits per character on the committed slice
+    // (tools/train_charlm.py). The float64 reference must agree; fx16 everywhere costs little.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lm");
+    let o = run(&[
+        "dynamic",
+        "--model",
+        "models/charlm_lstm.onnx",
+        "--input",
+        "models/charlm_test.x.npy",
+        "--labels",
+        "models/charlm_test.labels.npy",
+        "--levels",
+        "fx8,fx16",
+        "--thresholds",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut rd = csv::Reader::from_path(out.join("policies.csv")).unwrap();
+    let h = rd.headers().unwrap().clone();
+    let row = rd.records().next().unwrap().unwrap();
+    let get = |c: &str| -> f64 { row[h.iter().position(|x| x == c).unwrap()].parse().unwrap() };
+    let reference = get("reference_task_bits");
+    assert!(
+        (reference - 2.1704).abs() < 5e-4,
+        "reference {reference} bits per character"
+    );
+    let fx16 = get("task_bits");
+    assert!(
+        fx16 >= reference - 1e-3 && fx16 < reference + 0.01,
+        "fx16 {fx16}"
+    );
+}

@@ -9,7 +9,9 @@ pub(crate) mod lanes;
 mod report;
 mod sim;
 
-pub use report::{policy_rows, task_accuracy, trace_rows, write_policies, PolicyTraceRow};
+pub use report::{
+    policy_rows, task_accuracy, task_bits, trace_rows, write_policies, PolicyTraceRow,
+};
 pub use sim::{simulate, simulate_scalar, LaneResult, Simulation};
 
 /// What the GPU twin of the simulation shares with it.

@@ -1,5 +1,5 @@
-//! `policies.csv` (one row per policy: time at each level, switches, accuracy against fp32
-//! and, with labels, task accuracy) and the per-step trace of one policy. The column layout of
+//! `policies.csv` (one row per policy: time at each level, switches, accuracy against the
+//! float64 reference and, with labels, task accuracy and, for softmax heads, bits per label) and the per-step trace of one policy. The column layout of
 //! policies.csv is what `accel::read_policy` reads (`policy`, `levels`, `frac_level_<k>`,
 //! `frac_l<layer>_level_<k>`).
 
@@ -26,6 +26,31 @@ pub fn task_accuracy(output: &[f32], classes: usize, steps: usize, labels: &[f32
             .collect()
     };
     picks.iter().filter(|(p, l)| *p as f32 == *l).count() as f64 / picks.len().max(1) as f64
+}
+
+/// Cross-entropy of softmax `output` (`[N, T, O]`) against labels (`[N]`: the last step;
+/// `[N, T]`: every step), in bits per label: the mean of −log2 p(label), p floored at 2^-100
+/// (a label outside the classes counts as that floor). For a character model: bits per
+/// character.
+pub fn task_bits(output: &[f32], classes: usize, steps: usize, labels: &[f32]) -> f64 {
+    let rows: Vec<&[f32]> = output.chunks(classes.max(1)).collect();
+    let n = rows.len() / steps.max(1);
+    let prob = |r: &[f32], l: f32| {
+        let p = if l >= 0.0 && (l as usize) < r.len() && l.fract() == 0.0 {
+            r[l as usize] as f64
+        } else {
+            0.0
+        };
+        -p.max(2f64.powi(-100)).log2()
+    };
+    let bits: Vec<f64> = if labels.len() == n {
+        (0..n)
+            .map(|s| prob(rows[s * steps + steps - 1], labels[s]))
+            .collect()
+    } else {
+        rows.iter().zip(labels).map(|(r, &l)| prob(r, l)).collect()
+    };
+    bits.iter().sum::<f64>() / bits.len().max(1) as f64
 }
 
 fn fmt(v: f64) -> String {
@@ -62,8 +87,15 @@ pub fn policy_rows(
         ]
         .map(String::from),
     );
+    let softmax = matches!(
+        model.head.as_ref().map(|h| h.activation),
+        Some(crate::lstm::HeadActivation::Softmax)
+    );
     if labels.is_some() {
         header.extend(["reference_task_accuracy", "task_accuracy"].map(String::from));
+        if softmax {
+            header.extend(["reference_task_bits", "task_bits"].map(String::from));
+        }
     }
     let levels = spec
         .levels
@@ -79,6 +111,12 @@ pub fn policy_rows(
             .output
             .as_ref()
             .map(|o| task_accuracy(o, classes, steps, lab))
+    });
+    let ref_bits = labels.filter(|_| softmax).and_then(|lab| {
+        reference
+            .output
+            .as_ref()
+            .map(|o| task_bits(o, classes, steps, lab))
     });
     let mut rows = Vec::with_capacity(policies.len());
     for (p, policy) in policies.iter().enumerate() {
@@ -154,6 +192,10 @@ pub fn policy_rows(
             } else {
                 String::new()
             });
+            if softmax {
+                row.push(ref_bits.map_or(String::new(), fmt));
+                row.push(fmt(task_bits(&out, classes, steps, lab)));
+            }
         }
         rows.push(row);
     }
@@ -231,4 +273,21 @@ pub fn write_policies(path: &Path, header: &[String], rows: &[Vec<String>]) -> s
         w.write_record(header)?;
         rows.iter().try_for_each(|r| w.write_record(r))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_bits;
+
+    #[test]
+    fn bits_per_label_by_hand() {
+        // One sequence, two steps, two classes.
+        let out = [0.5, 0.5, 0.25, 0.75];
+        let per_step = task_bits(&out, 2, 2, &[0.0, 1.0]);
+        assert!((per_step - (1.0 + (4.0f64 / 3.0).log2()) / 2.0).abs() < 1e-12);
+        let last = task_bits(&out, 2, 2, &[1.0]);
+        assert!((last - -(0.75f64).log2()).abs() < 1e-12);
+        // A label the head cannot give costs the floor, 100 bits.
+        assert_eq!(task_bits(&out, 2, 2, &[7.0]), 100.0);
+    }
 }
