@@ -385,6 +385,20 @@ fn wf(k: u32) -> f32 {
     return bitcast<f32>(weights[k]);
 }
 
+// The accumulator of gate row `row` from the exact sums W.x and R.h (NUMERICS.md section 7,
+// per-row shifts of section 3.2). CPU twin: `int_gate_sum` in src/lstm/eval/cell.rs.
+fn int_gate_sum(cell: Cell, row: u32, wx: vec2<u32>, rh: vec2<u32>) -> vec2<u32> {
+    var ew = 0u;
+    var er = 0u;
+    if (cell.rs_off != 0xffffffffu) {
+        let e = weights[cell.rs_off + row];
+        ew = e & 0xffffu;
+        er = e >> 16u;
+    }
+    let a = i64_add(i64_shl(wx, cell.shift_wx + ew), i64_shl(rh, cell.shift_rh + er));
+    return i64_add(a, i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b));
+}
+
 @compute @workgroup_size(64)
 fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let idx = gid.x + gid.y * dims.threads_x;
@@ -438,15 +452,7 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
         let rh = i64_add(total, i64_from(part));
-        var ew = 0u;
-        var er = 0u;
-        if (cell.rs_off != 0xffffffffu) {
-            let e = weights[cell.rs_off + row];
-            ew = e & 0xffffu;
-            er = e >> 16u;
-        }
-        var a = i64_add(i64_shl(wx, cell.shift_wx + ew), i64_shl(rh, cell.shift_rh + er));
-        a = i64_add(a, i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b));
+        let a = int_gate_sum(cell, row, wx, rh);
         acc[idx * 2u] = a.x;
         acc[idx * 2u + 1u] = a.y;
     } else {
@@ -560,18 +566,8 @@ fn gates_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
             n = 0u;
         }
     }
-    var ew = 0u;
-    var er = 0u;
-    if (cell.rs_off != 0xffffffffu) {
-        let e = weights[cell.rs_off + row];
-        ew = e & 0xffffu;
-        er = e >> 16u;
-    }
-    let bias = i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b);
     for (var l = 0u; l < n_here; l++) {
-        let rh = i64_add(total[l], i64_from(part[l]));
-        var a = i64_add(i64_shl(wx[l], cell.shift_wx + ew), i64_shl(rh, cell.shift_rh + er));
-        a = i64_add(a, bias);
+        let a = int_gate_sum(cell, row, wx[l], i64_add(total[l], i64_from(part[l])));
         let ld = (cfg * dims.seqs + seq0 + l) * dims.dirs + dir;
         acc[(ld * rows + row) * 2u] = a.x;
         acc[(ld * rows + row) * 2u + 1u] = a.y;

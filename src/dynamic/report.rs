@@ -10,47 +10,46 @@ use crate::trace::stats::{argmax, top1_agreement, ErrorStats};
 use serde::Serialize;
 use std::path::Path;
 
+/// The (output row, label) pairs labels are scored on: `[N]` labels pair with the last step
+/// of each sequence, `[N, T]` labels with every step.
+fn labelled<'a>(
+    output: &'a [f32],
+    classes: usize,
+    steps: usize,
+    labels: &'a [f32],
+) -> Vec<(&'a [f32], f32)> {
+    let rows: Vec<&[f32]> = output.chunks(classes.max(1)).collect();
+    let n = rows.len() / steps.max(1);
+    if labels.len() == n {
+        (0..n)
+            .map(|s| (rows[s * steps + steps - 1], labels[s]))
+            .collect()
+    } else {
+        rows.into_iter().zip(labels.iter().copied()).collect()
+    }
+}
+
 /// Task accuracy of `output` (`[N, T, O]`) against labels: `[N]` (class of the last step) or
 /// `[N, T]` (a class per step).
 pub fn task_accuracy(output: &[f32], classes: usize, steps: usize, labels: &[f32]) -> f64 {
-    let rows: Vec<&[f32]> = output.chunks(classes).collect();
-    let n = rows.len() / steps.max(1);
-    let picks: Vec<(usize, f32)> = if labels.len() == n {
-        (0..n)
-            .map(|s| (argmax(rows[s * steps + steps - 1]), labels[s]))
-            .collect()
-    } else {
-        rows.iter()
-            .zip(labels)
-            .map(|(r, &l)| (argmax(r), l))
-            .collect()
-    };
-    picks.iter().filter(|(p, l)| *p as f32 == *l).count() as f64 / picks.len().max(1) as f64
+    let picks = labelled(output, classes, steps, labels);
+    picks.iter().filter(|(r, l)| argmax(r) as f32 == *l).count() as f64 / picks.len().max(1) as f64
 }
 
-/// Cross-entropy of softmax `output` (`[N, T, O]`) against labels (`[N]`: the last step;
-/// `[N, T]`: every step), in bits per label: the mean of −log2 p(label), p floored at 2^-100
-/// (a label outside the classes counts as that floor). For a character model: bits per
-/// character.
+/// Cross-entropy of softmax `output` (`[N, T, O]`) against the same labels, in bits per label:
+/// the mean of −log2 p(label), p floored at 2^-100 (a label outside the classes counts as that
+/// floor). For a character model: bits per character.
 pub fn task_bits(output: &[f32], classes: usize, steps: usize, labels: &[f32]) -> f64 {
-    let rows: Vec<&[f32]> = output.chunks(classes.max(1)).collect();
-    let n = rows.len() / steps.max(1);
-    let prob = |r: &[f32], l: f32| {
-        let p = if l >= 0.0 && (l as usize) < r.len() && l.fract() == 0.0 {
+    let picks = labelled(output, classes, steps, labels);
+    let bits = |r: &[f32], l: f32| {
+        let p = if l >= 0.0 && l.fract() == 0.0 && (l as usize) < r.len() {
             r[l as usize] as f64
         } else {
             0.0
         };
         -p.max(2f64.powi(-100)).log2()
     };
-    let bits: Vec<f64> = if labels.len() == n {
-        (0..n)
-            .map(|s| prob(rows[s * steps + steps - 1], labels[s]))
-            .collect()
-    } else {
-        rows.iter().zip(labels).map(|(r, &l)| prob(r, l)).collect()
-    };
-    bits.iter().sum::<f64>() / bits.len().max(1) as f64
+    picks.iter().map(|&(r, l)| bits(r, l)).sum::<f64>() / picks.len().max(1) as f64
 }
 
 fn fmt(v: f64) -> String {

@@ -34,10 +34,11 @@ pub(crate) struct LayerOut {
     pub pre_hist: Vec<Option<Histogram>>,
 }
 
-/// Where one direction of a layer reads and writes, for `n` sequences of `steps` steps.
-pub(crate) struct Io<'a> {
+/// Where one direction of a layer reads and writes, for `n` sequences of `steps` steps. The
+/// layer input is f32 for the engine, f64 for the float64 reference.
+pub(crate) struct Io<'a, X = f32> {
     /// Layer input `[N, T, input]`.
-    pub x: &'a [f32],
+    pub x: &'a [X],
     pub input: usize,
     pub n: usize,
     pub steps: usize,
@@ -47,7 +48,7 @@ pub(crate) struct Io<'a> {
     pub stride: usize,
 }
 
-impl Io<'_> {
+impl<X: Copy + Sync> Io<'_, X> {
     pub fn lanes(&self) -> usize {
         self.n.div_ceil(COL_ALIGN) * COL_ALIGN
     }
@@ -62,7 +63,7 @@ impl Io<'_> {
 
     /// The layer input transposed to `[input][T * lanes]` (column t*lanes + n), each value
     /// mapped by `f`; padding columns are zero.
-    pub fn columns<T: Copy + Default + Send>(&self, f: impl Fn(f32) -> T + Sync) -> Vec<T> {
+    pub fn columns<T: Copy + Default + Send>(&self, f: impl Fn(X) -> T + Sync) -> Vec<T> {
         let (lanes, cols) = (self.lanes(), self.steps * self.lanes());
         let mut b = vec![T::default(); self.input * cols];
         b.par_chunks_mut(cols).enumerate().for_each(|(k, row)| {

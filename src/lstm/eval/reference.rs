@@ -9,10 +9,11 @@
 //! engine ([`gemm`] over f64), so the reference costs about one extra fp32 pass at half the
 //! vector width.
 
-use super::gemm::{self, Packed, COL_ALIGN};
+use super::batch::Io;
+use super::gemm::{self, Packed};
 use super::LayerStates;
 use crate::lstm::npy::Sequences;
-use crate::lstm::{HeadActivation, Model};
+use crate::lstm::{Cell, HeadActivation, Model};
 use rayon::prelude::*;
 
 /// The reference evaluation of a batch: the same shapes as a [`super::Run`].
@@ -42,16 +43,16 @@ pub fn evaluate(model: &Model, seqs: &Sequences) -> Reference {
         let mut h = vec![0.0f64; n * steps * stride];
         let mut c = vec![0.0f64; n * steps * stride];
         for (k, cell) in layer.cells.iter().enumerate() {
-            let dir = Direction {
+            let io = Io {
+                x: &x,
                 input: width,
-                hidden: hsz,
                 n,
                 steps,
                 reversed: layer.direction.is_reversed(k),
                 offset: k * hsz,
                 stride,
             };
-            dir.run(cell, &x, &mut h, &mut c);
+            direction(cell, hsz, &io, &mut h, &mut c);
         }
         states.push(LayerStates {
             h: h.iter().map(|&v| v as f32).collect(),
@@ -96,80 +97,51 @@ pub fn evaluate(model: &Model, seqs: &Sequences) -> Reference {
     }
 }
 
-/// One direction of one layer over the batch.
-struct Direction {
-    input: usize,
-    hidden: usize,
-    n: usize,
-    steps: usize,
-    reversed: bool,
-    offset: usize,
-    stride: usize,
-}
-
-impl Direction {
-    fn run(&self, cell: &crate::lstm::Cell, x: &[f64], h_out: &mut [f64], c_out: &mut [f64]) {
-        let (hsz, n, steps) = (self.hidden, self.n, self.steps);
-        let rows = 4 * hsz;
-        let lanes = n.div_ceil(COL_ALIGN) * COL_ALIGN;
-        let cols = steps * lanes;
-        // Input products of every step, column t*lanes + n.
-        let mut xt = vec![0.0f64; self.input * cols];
-        xt.par_chunks_mut(cols).enumerate().for_each(|(k, row)| {
-            for t in 0..steps {
-                for s in 0..n {
-                    row[t * lanes + s] = x[(s * steps + t) * self.input + k];
-                }
-            }
-        });
-        let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-        let w = Packed::new(&wide(&cell.w), rows, self.input);
-        let mut xw = vec![0.0f64; rows * cols];
-        gemm::gemm(&w, 0, self.input, &xt, cols, cols, &mut xw, cols, false);
-        drop(xt);
-        let r = Packed::new(&wide(&cell.r), rows, hsz);
-        let bias: Vec<f64> = cell
-            .b_ih
-            .iter()
-            .zip(&cell.b_hh)
-            .map(|(&a, &b)| a as f64 + b as f64)
-            .collect();
-        let peep = cell.peephole.as_deref().map(wide);
-        let initial = |v: Option<&Vec<f32>>| {
-            let mut out = vec![0.0f64; hsz * lanes];
-            if let Some(v) = v {
-                for (row, &a) in out.chunks_exact_mut(lanes).zip(v) {
-                    row[..n].fill(a as f64);
-                }
-            }
-            out
-        };
-        let mut h = initial(cell.h0.as_ref());
-        let mut c = initial(cell.c0.as_ref());
-        let mut acc = vec![0.0f64; rows * lanes];
-        for s in 0..steps {
-            let t = if self.reversed { steps - 1 - s } else { s };
-            for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
-                dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
-            }
-            gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, false);
-            for j in 0..hsz {
-                for lane in 0..n {
-                    let a = |g: usize| acc[(g * hsz + j) * lanes + lane] + bias[g * hsz + j];
-                    let c_prev = c[j * lanes + lane];
-                    let p = |g: usize, cv: f64| peep.as_ref().map_or(0.0, |p| p[g * hsz + j] * cv);
-                    let i = sigmoid(a(0) + p(0, c_prev));
-                    let f = sigmoid(a(1) + p(1, c_prev));
-                    let g = a(2).tanh();
-                    let c_new = f * c_prev + i * g;
-                    let o = sigmoid(a(3) + p(2, c_new));
-                    let h_new = o * c_new.tanh();
-                    h[j * lanes + lane] = h_new;
-                    c[j * lanes + lane] = c_new;
-                    let at = (lane * steps + t) * self.stride + self.offset + j;
-                    h_out[at] = h_new;
-                    c_out[at] = c_new;
-                }
+/// One direction of one layer over the batch, laid out like the engine's ([`Io`]).
+fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &mut [f64]) {
+    let (rows, lanes) = (4 * hsz, io.lanes());
+    let cols = io.steps * lanes;
+    let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+    // Input products of every step, column t*lanes + n.
+    let xt = io.columns(|v| v);
+    let w = Packed::new(&wide(&cell.w), rows, io.input);
+    let mut xw = vec![0.0f64; rows * cols];
+    gemm::gemm(&w, 0, io.input, &xt, cols, cols, &mut xw, cols, false);
+    drop(xt);
+    let r = Packed::new(&wide(&cell.r), rows, hsz);
+    let bias: Vec<f64> = cell
+        .b_ih
+        .iter()
+        .zip(&cell.b_hh)
+        .map(|(&a, &b)| a as f64 + b as f64)
+        .collect();
+    let peep = cell.peephole.as_deref().map(wide);
+    let zeros = vec![0.0f32; hsz];
+    let mut h = io.initial(&wide(cell.h0.as_deref().unwrap_or(&zeros)));
+    let mut c = io.initial(&wide(cell.c0.as_deref().unwrap_or(&zeros)));
+    let mut acc = vec![0.0f64; rows * lanes];
+    for s in 0..io.steps {
+        let t = io.time(s);
+        for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
+            dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
+        }
+        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, false);
+        for j in 0..hsz {
+            for lane in 0..io.n {
+                let a = |g: usize| acc[(g * hsz + j) * lanes + lane] + bias[g * hsz + j];
+                let c_prev = c[j * lanes + lane];
+                let p = |g: usize, cv: f64| peep.as_ref().map_or(0.0, |p| p[g * hsz + j] * cv);
+                let i = sigmoid(a(0) + p(0, c_prev));
+                let f = sigmoid(a(1) + p(1, c_prev));
+                let g = a(2).tanh();
+                let c_new = f * c_prev + i * g;
+                let o = sigmoid(a(3) + p(2, c_new));
+                let h_new = o * c_new.tanh();
+                h[j * lanes + lane] = h_new;
+                c[j * lanes + lane] = c_new;
+                let at = io.out_index(lane, t, j);
+                h_out[at] = h_new;
+                c_out[at] = c_new;
             }
         }
     }
