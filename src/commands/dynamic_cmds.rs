@@ -73,6 +73,7 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         &input_name,
         &spec,
         &policies,
+        None,
         &|done, total| {
             bar.set_length(total);
             bar.set_position(done);

@@ -504,8 +504,9 @@ pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
 }
 
 /// Simulates `policies` on `engine` (GPU policy lanes or the CPU simulation: the same bits),
-/// and runs the fp32 reference they are judged against. `progress(done, total)` counts lanes
-/// on the CPU, lane-steps on the GPU.
+/// and returns them with the float64 reference they are judged against: `reference` when the
+/// caller already evaluated it on the same `seqs` (a sweep's trace did), else computed here.
+/// `progress(done, total)` counts lanes on the CPU, lane-steps on the GPU.
 pub fn run(
     engine: &Engine,
     model: &Model,
@@ -513,6 +514,7 @@ pub fn run(
     input_name: &str,
     spec: &PolicySpec,
     policies: &[Policy],
+    reference: Option<Reference>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Simulation, Reference), PolicyError> {
     let lanes = (policies.len() as u128).checked_mul(seqs.count as u128);
@@ -533,7 +535,7 @@ pub fn run(
     })?;
     let top = spec.levels[spec.levels.len() - 1];
     let mut plans = eval::prepare(model, seqs, input_name, &[top])?;
-    let reference = eval::reference::evaluate(model, seqs);
+    let reference = reference.unwrap_or_else(|| eval::reference::evaluate(model, seqs));
     let levels = LevelPlans::new(model, plans.remove(0), spec)?;
     for w in resolution_warnings(model, &levels, spec, policies) {
         eprintln!("{w}");

@@ -180,6 +180,8 @@ fn compute(
     let classes = model.head.as_ref().map_or(0, |h| h.output_size);
     let mut base: Vec<PrecisionOption> = Vec::new();
     let mut bases: Vec<PrecisionConfig> = Vec::new();
+    // The float64 reference of the fixed options' trace, reused by the dynamic options.
+    let mut reference = None;
     if !p.fixed.is_empty() {
         let configs = parse_config_list(&p.fixed.join(";"))
             .map_err(|e| bad(file, "precision.fixed", e.to_string()))?;
@@ -209,6 +211,7 @@ fn compute(
             });
             bases.push(*c);
         }
+        reference = Some(t.reference);
     }
     if !p.levels.is_empty() {
         let levels = parse_config_list(&p.levels.join(";"))
@@ -243,6 +246,7 @@ fn compute(
             "sweep input",
             &spec,
             &policies,
+            reference.take(),
             &|_, _| {},
         )?;
         let (header, rows) =

@@ -189,9 +189,18 @@ pub fn engine_row(
         // The policy lanes and the fp32 reference they are judged against.
         configs = 2;
         median_s = median_time(reps, || {
-            crate::dynamic::run(engine, model, seqs, "input", &spec, &policies, &|_, _| {})
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            crate::dynamic::run(
+                engine,
+                model,
+                seqs,
+                "input",
+                &spec,
+                &policies,
+                None,
+                &|_, _| {},
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
         })?;
     } else {
         let (scalar, config) = match kind.strip_prefix("scalar:") {

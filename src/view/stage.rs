@@ -229,6 +229,8 @@ pub fn compute_for_sweep(
         };
         let last = model.layers.len().saturating_sub(1);
         let forward = |rows_layer: usize, dir: usize| rows_layer == last && dir == 0;
+        // The trace's float64 reference, reused by the policies below (same sequence).
+        let mut reference = None;
         if !p.fixed.is_empty() {
             let configs = parse_config_list(&p.fixed.join(";"))
                 .with_context(|| format!("{file}: precision.fixed"))?;
@@ -249,6 +251,7 @@ pub fn compute_for_sweep(
                         .push((r.precision.clone(), vec![r.hidden_max_abs])),
                 }
             }
+            reference = Some(t.reference);
         }
         if !p.levels.is_empty() {
             let levels = parse_config_list(&p.levels.join(";"))
@@ -267,6 +270,7 @@ pub fn compute_for_sweep(
                 "sweep input",
                 &spec,
                 &policies,
+                reference.take(),
                 &|_, _| {},
             )?;
             for (k, policy) in policies.iter().enumerate() {
