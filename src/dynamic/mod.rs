@@ -507,6 +507,7 @@ pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
 /// and returns them with the float64 reference they are judged against: `reference` when the
 /// caller already evaluated it on the same `seqs` (a sweep's trace did), else computed here.
 /// `progress(done, total)` counts lanes on the CPU, lane-steps on the GPU.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &Engine,
     model: &Model,
