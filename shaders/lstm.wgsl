@@ -41,7 +41,9 @@ struct Dims {
     off_trace: u32,
     // causal policies: the level of the first step
     start: u32,
-    pad1: u32,
+    // policy lanes: 1 = the state travels between levels as f32 values (any levels,
+    // NUMERICS.md section 11.1), 0 = as codes of the highest level (nested fixed point)
+    values: u32,
     pad2: u32,
 }
 
@@ -458,7 +460,7 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else {
         var s = 0.0;
         for (var k = 0u; k < isz; k++) {
-            s = fadd(s, fmul(wf(wb + k), bitcast<f32>(xin[xb + k])));
+            s = fadd(s, fmul(wf(wb + k), bitcast<f32>(xcode(xsrc, xb + k))));
         }
         for (var k = 0u; k < hsz; k++) {
             s = fadd(s, fmul(wf(rb + k), bitcast<f32>(state[hb + k])));
@@ -624,7 +626,11 @@ fn cell_update(@builtin(global_invocation_id) gid: vec3<u32>) {
         let hn = rescale(i64_from(og * tc), cell.h_shift, cell.h.bits);
         state[sb + j] = bitcast<u32>(hn);
         state[sb + hsz + j] = bitcast<u32>(cn);
-        if (dims.policy == 1u) {
+        if (dims.values == 1u) {
+            // Outputs as f32 values (exact: codes have at most 16 bits).
+            outs[ob] = bitcast<u32>(f32(hn) * pow2(-cell.h.frac));
+            outs[ob + dh] = bitcast<u32>(f32(cn) * pow2(-cell.c.frac));
+        } else if (dims.policy == 1u) {
             // Outputs in the highest level's formats: exact left shifts.
             let hi = cells[(dims.levels - 1u) * dims.dirs + dir];
             outs[ob] = bitcast<u32>(hn << u32(hi.h.frac - cell.h.frac));
@@ -696,6 +702,22 @@ fn quantize(f: Fmt, x: f32) -> i32 {
     return i32(clamp(round(x * pow2(f.frac)), -maxc - 1.0, maxc));
 }
 
+// A state word of cell `c` (a code of format f, or f32 bits) as an f32 value.
+fn word_value(c: Cell, f: Fmt, w: u32) -> f32 {
+    if (c.mode == 0u) {
+        return f32(bitcast<i32>(w)) * pow2(-f.frac);
+    }
+    return bitcast<f32>(w);
+}
+
+// An f32 value as a word of cell `c` in format f: its code, or its rounding as f32 bits.
+fn value_word(c: Cell, f: Fmt, v: f32) -> u32 {
+    if (c.mode == 0u) {
+        return bitcast<u32>(quantize(f, v));
+    }
+    return bitcast<u32>(fmt_round(f, v));
+}
+
 // Moves the lane's state from `src_level` to `dst_level` and writes its input for step `t`
 // at `dst_level` into the scratch region.
 fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: u32) {
@@ -703,7 +725,14 @@ fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: 
     let a = cells[src_level * dims.dirs + dir];
     let b = cells[dst_level * dims.dirs + dir];
     let sb = ld * 2u * hsz;
-    if (src_level != dst_level) {
+    if (src_level != dst_level && dims.values == 1u) {
+        for (var j = 0u; j < hsz; j++) {
+            let h = word_value(a, a.h, state[sb + j]);
+            let c = word_value(a, a.c, state[sb + hsz + j]);
+            state[sb + j] = value_word(b, b.h, h);
+            state[sb + hsz + j] = value_word(b, b.c, c);
+        }
+    } else if (src_level != dst_level) {
         for (var j = 0u; j < hsz; j++) {
             let h = bitcast<i32>(state[sb + j]);
             let c = bitcast<i32>(state[sb + hsz + j]);
@@ -716,7 +745,7 @@ fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: 
     for (var k = 0u; k < dims.input; k++) {
         var code: i32;
         if (dims.x_f32 == 1u) {
-            code = quantize(b.x, bitcast<f32>(xin[xb + k]));
+            code = bitcast<i32>(value_word(b, b.x, bitcast<f32>(xin[xb + k])));
         } else {
             code = rescale32(bitcast<i32>(xin[xb + k]), hi.x.frac - b.x.frac, b.x.bits);
         }
@@ -741,6 +770,29 @@ fn metric_of(lane: u32, ld: u32, dir: u32, t: u32) -> vec2<i32> {
     let above = above_of(dir);
     var v = 0;
     var base = 0;
+    if (dims.values == 1u) {
+        // f32 values (NUMERICS.md section 11.1): d = |ftz(c - c_prev)|; max, an in-order sum
+        // or a count of d > e; returned as f32 bits (non-negative: they order like integers).
+        var vf = 0.0;
+        var bf = 0.0;
+        let e = bitcast<f32>(above);
+        for (var j = 0u; j < hsz; j++) {
+            let old = bitcast<f32>(pol[dims.off_cprev + ld * hsz + j]);
+            let d = abs(fadd(bitcast<f32>(outs[cb + j]), -old));
+            if (dims.metric == 0u || dims.metric == 3u) {
+                vf = max(vf, d);
+            } else if (dims.metric == 1u) {
+                vf = fadd(vf, d);
+            } else if (d > e) {
+                v += 1;
+            }
+            bf = max(bf, abs(old));
+        }
+        if (dims.metric != 2u) {
+            v = bitcast<i32>(vf);
+        }
+        return vec2<i32>(v, bitcast<i32>(bf));
+    }
     for (var j = 0u; j < hsz; j++) {
         let old = bitcast<i32>(pol[dims.off_cprev + ld * hsz + j]);
         let d = abs(bitcast<i32>(outs[cb + j]) - old);
@@ -762,12 +814,19 @@ fn level_for(lane: u32, dir: u32, m: vec2<i32>) -> u32 {
     var level = 0u;
     // rel_max_abs: theta = 0 always, +inf never, otherwise a non-zero change with
     // f32(value) >= ftz(theta * ftz(f32(base) + eps)).
-    let denom = ftz(f32(m.y) + bitcast<f32>(above_of(dir)));
+    // (With a state kept as values, value and base are f32 bits.)
+    var v = f32(m.x);
+    var b = f32(m.y);
+    if (dims.values == 1u) {
+        v = bitcast<f32>(m.x);
+        b = bitcast<f32>(m.y);
+    }
+    let denom = ftz(b + bitcast<f32>(above_of(dir)));
     for (var k = 0u; k < nb; k++) {
         if (dims.metric == 3u) {
             let th = pol[base + k];
             let hit = th == 0u
-                || (th != 0x7f800000u && m.x > 0 && f32(m.x) >= fmul(bitcast<f32>(th), denom));
+                || (th != 0x7f800000u && v > 0.0 && v >= fmul(bitcast<f32>(th), denom));
             if (hit) {
                 level += 1u;
             }

@@ -291,8 +291,10 @@ pub struct DynamicArgs {
     /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
-    /// Precision levels, lowest first: fixed-point configs, e.g. "fx8,fx16" (";" between
-    /// configs that name roles). Lower levels drop low bits of the highest level's formats.
+    /// Precision levels, lowest first, ordered by width: any configs, e.g. "fx8,fx16",
+    /// "fp8e4m3,fp16", "fx8;bf16;fp32" (";" between configs that name roles or options).
+    /// Nested fixed-point levels drop low bits of the highest level's formats; other sets run
+    /// each level as its own config with the state carried as values (NUMERICS.md §11).
     #[arg(long, value_name = "LIST")]
     pub levels: String,
     /// The measure of the change Δc = c_t − c_{t−1} over a layer direction's units: max_abs,

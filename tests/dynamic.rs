@@ -193,7 +193,7 @@ fn bad_policy_input() {
     );
     fails(
         &["--levels", "fx16,fx8", "--thresholds", "0.1"],
-        "not ordered by width",
+        "cannot be ordered by width",
     );
     fails(
         &["--levels", "fx8", "--thresholds", "0.1"],
@@ -201,7 +201,7 @@ fn bad_policy_input() {
     );
     fails(
         &["--levels", "fp16,fx16", "--thresholds", "0.1"],
-        "fixed-point",
+        "cannot be ordered",
     );
     fails(
         &[

@@ -38,6 +38,12 @@ done
 "$bin" dynamic --model models/kws_lstm.onnx --input "$kx" --labels "$ky" --levels fx8,fx16 \
   --metric max_abs --thresholds "$grid" --timing causal --start low \
   --out results/dynamic/kws_lstm_fx8_fx16_max_abs_causal_start_low --quiet
+# Levels of any config (NUMERICS.md §11.1): a float pair and a fixed/float pair.
+for levels in fp8e4m3,fp16 fx8,fp16; do
+  "$bin" dynamic --model models/kws_lstm.onnx --input "$kx" --labels "$ky" --levels "$levels" \
+    --metric rel_max_abs:0.01 --thresholds "$grid" --timing causal \
+    --out "results/dynamic/kws_lstm_${levels/,/_}_rel_max_abs_causal" --quiet
+done
 for metric in max_abs rel_max_abs:0.01; do
   "$bin" dynamic --model models/charlm_lstm.onnx --input models/charlm_test.x.npy \
     --labels models/charlm_test.labels.npy --levels fx8,fx16 --metric "$metric" \

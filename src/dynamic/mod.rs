@@ -6,8 +6,12 @@
 
 pub mod groups;
 pub(crate) mod lanes;
+mod levels;
 mod report;
 mod sim;
+mod values;
+
+pub use levels::{resolution_warnings, LevelPlans, LevelState};
 
 pub use report::{
     policy_rows, task_accuracy, task_bits, trace_rows, write_policies, PolicyTraceRow,
@@ -28,6 +32,21 @@ pub(crate) mod sim_support {
         pub above: i64,
     }
 
+    /// The same words for a state kept as values (`super::values::ValueMetric`): bounds as
+    /// f32 bits (`max_abs`, `mean_abs`) or counts (`frac_above`), `above` the f32 bits of
+    /// e or eps; `rel_max_abs` bounds as in [`int_metric`].
+    pub fn value_metric(metric: Metric, policy: &Policy, hidden: usize) -> Bounds {
+        let m = super::values::ValueMetric::new(metric, policy, hidden);
+        let bounds = match metric {
+            Metric::RelMaxAbs(_) => int_metric(metric, policy, 0, hidden).bounds,
+            _ => m.bounds,
+        };
+        Bounds {
+            bounds,
+            above: m.above.to_bits() as i32 as i64,
+        }
+    }
+
     pub fn int_metric(metric: Metric, policy: &Policy, frac: i32, hidden: usize) -> Bounds {
         let m = IntMetric::new(metric, policy, frac, hidden);
         match m.rel {
@@ -43,8 +62,8 @@ pub(crate) mod sim_support {
     }
 }
 
-use crate::format::{Fixed, Format, PrecisionConfig, Resolved};
-use crate::lstm::eval::{self, CellFormats, EvalError, Plan, Reference};
+use crate::format::PrecisionConfig;
+use crate::lstm::eval::{self, EvalError, Reference};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use crate::trace::Engine;
@@ -129,19 +148,23 @@ pub enum Timing {
 /// Levels, metric and timing shared by a grid of policies.
 #[derive(Debug, Clone)]
 pub struct PolicySpec {
-    /// Fixed-point configs, lowest first.
+    /// Precision configs, lowest (narrowest) first.
     pub levels: Vec<PrecisionConfig>,
     pub metric: Metric,
     pub timing: Timing,
     /// The level of the first step under causal timing (no change has been measured yet);
     /// the highest by default ([`PolicySpec::starting_at`]).
     pub start: usize,
+    /// How a lane's state travels between levels.
+    pub state: LevelState,
 }
 
 impl PolicySpec {
-    /// Checks the levels: at least two, all fixed point, ordered by width (every role no
-    /// narrower than the level before, the total strictly wider), lower levels without
-    /// explicit fraction bits (they are derived from the highest level's).
+    /// Checks the levels: at least two, ordered by width (every role no narrower than the
+    /// level before, the total strictly wider). Nested fixed-point levels keep the state as
+    /// codes of the highest level; any other set (float formats, mixed configs, explicit
+    /// fraction bits, per-channel weights, per-level calibration) keeps it as values
+    /// ([`LevelState`]).
     pub fn new(
         levels: Vec<PrecisionConfig>,
         metric: Metric,
@@ -153,44 +176,27 @@ impl PolicySpec {
                 "give at least two levels, lowest first (e.g. fx8,fx16)",
             ));
         }
-        for (k, l) in levels.iter().enumerate() {
-            if l.wscale == crate::format::WeightScale::Channel {
-                return Err(bad("--levels", format!("'{l}': wscale=channel is not supported in dynamic levels (lower levels derive per-tensor formats)")));
-            }
-            if !l.is_integer() {
-                return Err(bad("--levels", format!("'{l}': levels must be fixed-point configs (a precision-scalable integer datapath)")));
-            }
-            let roles = [l.w, l.a, l.p, l.c];
-            if k + 1 < levels.len()
-                && roles
-                    .iter()
-                    .any(|f| matches!(f, Format::Fixed { frac: Some(_), .. }))
-            {
-                return Err(bad(
-                    "--levels",
-                    format!("'{l}': only the highest level may give fraction bits; lower levels drop low bits of the highest level's formats"),
-                ));
-            }
-        }
-        for pair in levels.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            let narrower = [(a.w, b.w), (a.a, b.a), (a.p, b.p), (a.c, b.c)]
-                .iter()
-                .any(|(x, y)| x.bits() > y.bits());
-            if narrower || a.total_bits() >= b.total_bits() {
-                return Err(bad(
-                    "--levels",
-                    format!("levels are not ordered by width: '{a}' comes before '{b}'"),
-                ));
-            }
-        }
+        levels::check_order(&levels)?;
+        let state = if levels::nested(&levels) {
+            LevelState::Codes
+        } else {
+            LevelState::Values
+        };
         let start = levels.len() - 1;
         Ok(PolicySpec {
             levels,
             metric,
             timing,
             start,
+            state,
         })
+    }
+
+    /// Keeps the state as f32 values even for nested fixed-point levels (the general rule of
+    /// NUMERICS.md §11, which gives the same bits as codes there: `tests/dynamic.rs`).
+    pub fn value_state(mut self) -> Self {
+        self.state = LevelState::Values;
+        self
     }
 
     /// Sets the causal starting level: `high` (the default), `low` or a level index.
@@ -381,115 +387,6 @@ pub fn parse_thresholds(s: &str, levels: usize) -> Result<Vec<Policy>, PolicyErr
     Ok(out)
 }
 
-/// One line per level boundary whose threshold lies below the lower level's resolution of
-/// the metric in some layer direction (0 < θ < 2^-f of that level's cell format for
-/// `max_abs`, 2^-f / H for `mean_abs`): every change such a level can make reaches it, so
-/// the threshold cannot tell small changes from large ones there. Empty for other metrics.
-pub fn resolution_warnings(
-    model: &Model,
-    plans: &LevelPlans,
-    spec: &PolicySpec,
-    policies: &[Policy],
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for b in 0..spec.levels.len() - 1 {
-        let mut worst: Option<(f64, usize, usize)> = None;
-        for (l, layer) in model.layers.iter().enumerate() {
-            for k in 0..layer.direction.count() {
-                let Some(q) = plans.levels[b].layers[l][k].int.as_ref() else {
-                    continue;
-                };
-                let res = match spec.metric {
-                    Metric::MaxAbs => crate::format::fixed::pow2(-q.c.frac),
-                    Metric::MeanAbs => {
-                        crate::format::fixed::pow2(-q.c.frac) / layer.hidden_size as f64
-                    }
-                    _ => continue,
-                };
-                if worst.is_none_or(|(r, _, _)| res > r) {
-                    worst = Some((res, l, k));
-                }
-            }
-        }
-        let Some((res, l, k)) = worst else { continue };
-        let below = policies
-            .iter()
-            .filter(|p| p.thresholds[b] > 0.0 && p.thresholds[b] < res)
-            .count();
-        if below > 0 {
-            out.push(format!(
-                "warning: {below} of {} policies have a threshold between levels '{}' and '{}' below the {} resolution of '{}' ({res:e} in layer {l} direction {k}): any change at that level reaches it",
-                policies.len(),
-                spec.levels[b],
-                spec.levels[b + 1],
-                spec.metric,
-                spec.levels[b],
-            ));
-        }
-    }
-    out
-}
-
-fn drop_to(f: Resolved, bits: u32) -> Resolved {
-    match f {
-        Resolved::Fixed(x) => Resolved::Fixed(Fixed {
-            bits,
-            frac: x.frac - (x.bits as i32 - bits as i32),
-        }),
-        other => other,
-    }
-}
-
-/// Every level of every cell: `levels[level]` is a full [`Plan`]; the highest is resolved
-/// normally (with calibration), the lower ones derived from it by dropping low bits.
-pub struct LevelPlans {
-    pub levels: Vec<Plan>,
-}
-
-impl LevelPlans {
-    /// Resolves the highest level with `eval::prepare` (same calibration as `trace`) and
-    /// derives the others.
-    pub fn new(model: &Model, highest: Plan, spec: &PolicySpec) -> Result<Self, PolicyError> {
-        let mut levels = Vec::with_capacity(spec.levels.len());
-        for cfg in &spec.levels[..spec.levels.len() - 1] {
-            let mut layers = Vec::with_capacity(highest.layers.len());
-            for (l, cells) in highest.layers.iter().enumerate() {
-                let mut derived = Vec::with_capacity(cells.len());
-                for (k, hi) in cells.iter().enumerate() {
-                    let f = hi.formats;
-                    let formats = CellFormats {
-                        x: drop_to(f.x, cfg.a.bits()),
-                        h: drop_to(f.h, cfg.a.bits()),
-                        gate: drop_to(f.gate, cfg.a.bits()),
-                        pre: drop_to(f.pre, cfg.p.bits()),
-                        c: drop_to(f.c, cfg.c.bits()),
-                        w: drop_to(f.w, cfg.w.bits()),
-                        r: drop_to(f.r, cfg.w.bits()),
-                        b: drop_to(f.b, cfg.w.bits()),
-                        peep: drop_to(f.peep, cfg.w.bits()),
-                    };
-                    let cell = crate::lstm::eval::plan::CellPlan::derived(
-                        hi,
-                        formats,
-                        model.layers[l].hidden_size,
-                    )
-                    .map_err(|p| {
-                        bad("--levels", format!("'{cfg}': layer {l} direction {k}: {p}"))
-                    })?;
-                    derived.push(cell);
-                }
-                layers.push(derived);
-            }
-            levels.push(Plan {
-                config: *cfg,
-                layers,
-            });
-        }
-        levels.push(highest);
-        Ok(LevelPlans { levels })
-    }
-}
-
 /// Bytes one simulated lane (a policy on a sequence of `steps` steps) keeps: per layer and
 /// direction the hidden and cell values (f32), the level (u8) and the metric (f64) of every
 /// step, and the head output. Used to refuse a grid too large for memory before running it.
@@ -534,10 +431,8 @@ pub fn run(
             e.to_string().replacen("--thresholds: ", "", 1),
         )
     })?;
-    let top = spec.levels[spec.levels.len() - 1];
-    let mut plans = eval::prepare(model, seqs, input_name, &[top])?;
+    let levels = LevelPlans::prepare(model, seqs, input_name, spec)?;
     let reference = reference.unwrap_or_else(|| eval::reference::evaluate(model, seqs));
-    let levels = LevelPlans::new(model, plans.remove(0), spec)?;
     for w in resolution_warnings(model, &levels, spec, policies) {
         eprintln!("{w}");
     }

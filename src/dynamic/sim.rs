@@ -4,7 +4,7 @@
 //! the level of each step follows from the integer Δc metric (docs/NUMERICS.md section 11).
 //! rayon-parallel over lanes, deterministic.
 
-use super::{LevelPlans, Metric, Policy, PolicySpec, Timing};
+use super::{LevelPlans, LevelState, Metric, Policy, PolicySpec, Timing};
 use crate::format::detmath::ftz;
 use crate::format::fixed::{pow2, rescale};
 use crate::lstm::eval::apply_head;
@@ -258,8 +258,9 @@ fn lane(
     result
 }
 
-/// Simulates every policy on every sequence on the lane-batched engine
-/// ([`super::lanes`]); `lane_done` is called once per finished lane.
+/// Simulates every policy on every sequence: on the lane-batched engine ([`super::lanes`])
+/// for a state kept as codes, one lane at a time ([`super::values`]) for a state kept as
+/// values; `lane_done` is called once per finished lane.
 pub fn simulate(
     model: &Model,
     seqs: &Sequences,
@@ -268,8 +269,16 @@ pub fn simulate(
     policies: &[Policy],
     lane_done: &(dyn Fn() + Sync),
 ) -> Simulation {
+    let lanes = match plans.state {
+        LevelState::Codes => {
+            super::lanes::simulate_batched(model, seqs, spec, plans, policies, lane_done)
+        }
+        LevelState::Values => {
+            super::values::simulate(model, seqs, spec, plans, policies, lane_done)
+        }
+    };
     Simulation {
-        lanes: super::lanes::simulate_batched(model, seqs, spec, plans, policies, lane_done),
+        lanes,
         sequences: seqs.count,
         steps: seqs.steps,
     }
@@ -277,7 +286,7 @@ pub fn simulate(
 
 /// The same simulation one lane at a time with the scalar step (rayon over lanes): the
 /// literal reading of NUMERICS.md §11, kept as the second implementation the batched one is
-/// tested against.
+/// tested against (a state kept as values has only this form).
 pub fn simulate_scalar(
     model: &Model,
     seqs: &Sequences,
@@ -286,6 +295,9 @@ pub fn simulate_scalar(
     policies: &[Policy],
     lane_done: &(dyn Fn() + Sync),
 ) -> Simulation {
+    if plans.state == LevelState::Values {
+        return simulate(model, seqs, spec, plans, policies, lane_done);
+    }
     let lanes = (0..policies.len() * seqs.count)
         .into_par_iter()
         .map(|i| {
@@ -310,7 +322,8 @@ pub fn simulate_scalar(
 }
 
 /// The Δc metric of every step of a lane, recomputed from its cell states (values of the
-/// highest level's formats, `[T, D*H]` per layer): what the GPU path reports.
+/// highest level's formats, or any level's for a state kept as values; `[T, D*H]` per
+/// layer): what the GPU path reports.
 pub fn lane_metrics(
     model: &Model,
     plans: &LevelPlans,
@@ -319,6 +332,9 @@ pub fn lane_metrics(
     layers: &[(Vec<f32>, Vec<f32>)],
     steps: usize,
 ) -> Vec<Vec<Vec<f64>>> {
+    if plans.state == LevelState::Values {
+        return super::values::lane_metrics(model, plans, spec, policy, layers, steps);
+    }
     let top = plans.levels.len() - 1;
     model
         .layers

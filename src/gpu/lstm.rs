@@ -39,7 +39,9 @@ pub(super) struct Dims {
     pub off_saved: u32,
     pub off_trace: u32,
     pub start: u32,
-    pub pad: [u32; 2],
+    /// Policy lanes keep their state as f32 values (any levels), not codes (nested levels).
+    pub values: u32,
+    pub pad: u32,
 }
 
 #[repr(C)]
@@ -112,7 +114,7 @@ pub fn host_layouts() -> Vec<HostLayout> {
             [
                 lanes, dirs, input, hidden, steps, seqs, rev_mask, threads_x, x_stride, zero,
                 policy, levels, x_f32, metric, off_bounds, off_cprev, off_x, off_saved, off_trace,
-                start
+                start, values
             ]
         ),
         layout!("Fmt", FmtGpu, [kind, bits, frac, em, maxf]),

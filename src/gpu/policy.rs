@@ -5,7 +5,7 @@
 use super::run::PolicyLanes;
 use super::{GpuContext, GpuError};
 use crate::dynamic::{
-    sim_support, LaneResult, LevelPlans, Metric, Policy, PolicySpec, Simulation, Timing,
+    sim_support, LaneResult, LevelPlans, LevelState, Metric, Policy, PolicySpec, Simulation, Timing,
 };
 use crate::lstm::eval::apply_head;
 use crate::lstm::npy::Sequences;
@@ -23,8 +23,9 @@ impl GpuContext {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Simulation, GpuError> {
         let top = plans.levels.len() - 1;
-        // The device sums |Δc| codes (each < 2^16) in an i32.
-        if spec.metric == Metric::MeanAbs {
+        let values = plans.state == LevelState::Values;
+        // With a state kept as codes the device sums |Δc| codes (each < 2^16) in an i32.
+        if spec.metric == Metric::MeanAbs && !values {
             if let Some(l) = model.layers.iter().find(|l| l.hidden_size >= 1 << 15) {
                 return Err(GpuError::Unsupported(format!(
                     "the mean_abs metric over a layer of {} units (the device sums in 32 bits: at most 32767)",
@@ -32,8 +33,20 @@ impl GpuContext {
                 )));
             }
         }
-        // Integer bounds saturate at i32::MAX; rel_max_abs words are f32 bits, kept as they are.
-        let rel = matches!(spec.metric, Metric::RelMaxAbs(_));
+        // Integer bounds (counts, and f32 bits of non-negative values, which order like
+        // integers) saturate at i32::MAX; rel_max_abs words of a state kept as codes are f32
+        // bits, kept as they are.
+        let rel = matches!(spec.metric, Metric::RelMaxAbs(_)) && !values;
+        let words = |p: &Policy, l: usize, k: usize, hidden: usize| {
+            if values {
+                return sim_support::value_metric(spec.metric, p, hidden);
+            }
+            let frac = plans.levels[top].layers[l][k]
+                .int
+                .as_ref()
+                .map_or(0, |q| q.c.frac);
+            sim_support::int_metric(spec.metric, p, frac, hidden)
+        };
         let clamp = |v: i64| {
             if rel {
                 v as i32
@@ -45,17 +58,7 @@ impl GpuContext {
         for (l, layer) in model.layers.iter().enumerate() {
             let mut a = [0i32; 2];
             for (k, slot) in a.iter_mut().enumerate().take(layer.direction.count()) {
-                if let Some(hi) = plans.levels[top].layers[l][k].int.as_ref() {
-                    *slot = clamp(
-                        sim_support::int_metric(
-                            spec.metric,
-                            &policies[0],
-                            hi.c.frac,
-                            layer.hidden_size,
-                        )
-                        .above,
-                    );
-                }
+                *slot = clamp(words(&policies[0], l, k, layer.hidden_size).above);
             }
             above.push(a);
         }
@@ -69,11 +72,7 @@ impl GpuContext {
                     .map(|(l, layer)| {
                         (0..layer.direction.count())
                             .flat_map(|k| {
-                                let frac = plans.levels[top].layers[l][k]
-                                    .int
-                                    .as_ref()
-                                    .map_or(0, |q| q.c.frac);
-                                sim_support::int_metric(spec.metric, p, frac, layer.hidden_size)
+                                words(p, l, k, layer.hidden_size)
                                     .bounds
                                     .into_iter()
                                     .map(clamp)
@@ -93,6 +92,7 @@ impl GpuContext {
                 Metric::RelMaxAbs(_) => 3,
             },
             start: spec.start as u32,
+            values,
             above,
             oracle: spec.timing == Timing::Oracle,
         };

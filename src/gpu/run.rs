@@ -31,6 +31,8 @@ pub(super) struct PolicyLanes<'a> {
     pub metric: u32,
     /// The causal level of the first step.
     pub start: u32,
+    /// The state travels between levels as f32 values (any levels), not as codes.
+    pub values: bool,
     /// `above[layer][dir]` for frac_above.
     pub above: Vec<[i32; 2]>,
     pub oracle: bool,
@@ -170,6 +172,7 @@ impl GpuContext {
                 bounds: p.bounds[g0..g1].to_vec(),
                 metric: p.metric,
                 start: p.start,
+                values: p.values,
                 above: p.above.clone(),
                 oracle: p.oracle,
             });
@@ -416,16 +419,14 @@ impl GpuContext {
                 LaneSet::Configs(_) => None,
             };
             for (lane, res) in result.iter_mut().enumerate() {
-                let plan = match set {
-                    LaneSet::Configs(plans) => plans[lane / nseq],
-                    LaneSet::Policies(p) => p.levels[top],
-                };
-                res.layers.push(lane_states(
-                    &plan.layers[l],
-                    &words_out[lane * lane_words..(lane + 1) * lane_words],
-                    steps,
-                    h,
-                ));
+                let words = &words_out[lane * lane_words..(lane + 1) * lane_words];
+                res.layers.push(match set {
+                    LaneSet::Configs(plans) => {
+                        lane_states(&plans[lane / nseq].layers[l], words, steps, h)
+                    }
+                    LaneSet::Policies(p) if p.values => lane_values(words, steps, d * h),
+                    LaneSet::Policies(p) => lane_states(&p.levels[top].layers[l], words, steps, h),
+                });
                 if let Some(tr) = &trace {
                     res.levels.push(
                         (0..d)
@@ -481,6 +482,20 @@ impl GpuContext {
     }
 }
 
+/// Read-back words of one policy lane and layer kept as values (`[T, {h, c}, width]` f32
+/// bits) as (h, c) values `[T, width]`.
+fn lane_values(words: &[u32], steps: usize, width: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut h, mut c) = (
+        Vec::with_capacity(steps * width),
+        Vec::with_capacity(steps * width),
+    );
+    for row in words.chunks(2 * width).take(steps) {
+        h.extend(row[..width].iter().map(|&w| f32::from_bits(w)));
+        c.extend(row[width..].iter().map(|&w| f32::from_bits(w)));
+    }
+    (h, c)
+}
+
 /// Lays out the `pol` buffer of one layer (see shaders/lstm.wgsl) and fills `dims`' offsets.
 #[allow(clippy::too_many_arguments)]
 fn policy_region(
@@ -497,7 +512,9 @@ fn policy_region(
     let top = p.levels.len() - 1;
     dims.policy = 1;
     dims.levels = p.levels.len() as u32;
-    dims.x_f32 = u32::from(layer == 0);
+    dims.values = u32::from(p.values);
+    // Layer 0 reads f32 inputs; with a state kept as values so do the later layers.
+    dims.x_f32 = u32::from(layer == 0 || p.values);
     dims.metric = p.metric;
     dims.start = p.start;
     dims.above = p.above[layer];
@@ -511,9 +528,14 @@ fn policy_region(
         data.extend(g[layer].iter().map(|&b| b as u32));
     }
     dims.off_cprev = data.len() as u32;
-    // The initial c of every lane and direction (state is [lane, dir, {h, c}, H]).
+    // The initial c of every lane and direction (state is [lane, dir, {h, c}, H]), as f32
+    // values for a state kept as values.
     for k in 0..ld {
-        data.extend_from_slice(&init[k * 2 * hidden + hidden..(k + 1) * 2 * hidden]);
+        let c0 = &init[k * 2 * hidden + hidden..(k + 1) * 2 * hidden];
+        match (p.values, &p.levels[top].layers[layer][k % dirs].int) {
+            (true, Some(q)) => data.extend(c0.iter().map(|&w| q.c.to_f32(w as i32).to_bits())),
+            _ => data.extend_from_slice(c0),
+        }
     }
     dims.off_x = data.len() as u32;
     data.extend(std::iter::repeat_n(0, ld * input));

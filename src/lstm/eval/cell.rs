@@ -83,29 +83,44 @@ fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) ->
         for (q, &x) in xq.iter_mut().zip(&io.xs[t * i..(t + 1) * i]) {
             *q = f.x.round(x);
         }
-        for (j, a) in acc.iter_mut().enumerate() {
-            let mut sum = 0.0f32;
-            for (&w, &x) in p.w[j * i..(j + 1) * i].iter().zip(&xq) {
-                sum = add(sum, mul(w, x));
-            }
-            for (&r, &hk) in p.r[j * h..(j + 1) * h].iter().zip(&hv) {
-                sum = add(sum, mul(r, hk));
-            }
-            *a = add(sum, p.b[j]);
-        }
-        for jj in 0..h {
-            let sums = [acc[jj], acc[h + jj], acc[2 * h + jj], acc[3 * h + jj]];
-            let (h_new, c_new, pre) = float_unit(p, jj, sums, cv[jj]);
-            range.pre_max = pre.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
-            range.c_max = range.c_max.max(c_new.abs()).max(cv[jj].abs());
-            cv[jj] = c_new;
-            hv[jj] = h_new;
-        }
+        float_step(p, &xq, &mut hv, &mut cv, &mut acc, &mut range);
         let row = t * io.stride + io.offset;
         h_out[row..row + h].copy_from_slice(&hv);
         c_out[row..row + h].copy_from_slice(&cv);
     }
     range
+}
+
+/// One step of the float datapath (NUMERICS.md section 6): input values `xq` (already in the
+/// x format), states `hv`, `cv` updated in place; `acc` is scratch of 4H; `range` gathers the
+/// magnitudes calibration needs.
+pub fn float_step(
+    p: &CellPlan,
+    xq: &[f32],
+    hv: &mut [f32],
+    cv: &mut [f32],
+    acc: &mut [f32],
+    range: &mut CellRange,
+) {
+    let (i, h) = (xq.len(), hv.len());
+    for (j, a) in acc.iter_mut().enumerate() {
+        let mut sum = 0.0f32;
+        for (&w, &x) in p.w[j * i..(j + 1) * i].iter().zip(xq) {
+            sum = add(sum, mul(w, x));
+        }
+        for (&r, &hk) in p.r[j * h..(j + 1) * h].iter().zip(hv.iter()) {
+            sum = add(sum, mul(r, hk));
+        }
+        *a = add(sum, p.b[j]);
+    }
+    for jj in 0..h {
+        let sums = [acc[jj], acc[h + jj], acc[2 * h + jj], acc[3 * h + jj]];
+        let (h_new, c_new, pre) = float_unit(p, jj, sums, cv[jj]);
+        range.pre_max = pre.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
+        range.c_max = range.c_max.max(c_new.abs()).max(cv[jj].abs());
+        cv[jj] = c_new;
+        hv[jj] = h_new;
+    }
 }
 
 fn run_int(q: &IntCell, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {

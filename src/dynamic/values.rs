@@ -1,0 +1,321 @@
+//! Policy lanes whose state is kept as f32 values ([`LevelState::Values`], docs/NUMERICS.md
+//! §11.1): levels may be any precision configs (float formats, mixed configs, per-channel
+//! weights, per-level calibration). A step at level q rounds the incoming h, c and x values
+//! into q's formats, runs q's own step (integer or float datapath), and hands h and c on as
+//! values; the Δc metric is computed from those values in f32. One lane at a time, rayon over
+//! lanes: the CPU twin of the GPU's value-state policy lanes, bit for bit.
+//!
+//! [`LevelState::Values`]: super::LevelState::Values
+
+use super::sim::{Change, LaneResult};
+use super::{LevelPlans, Metric, Policy, PolicySpec, Timing};
+use crate::format::detmath::ftz;
+use crate::lstm::eval::apply_head;
+use crate::lstm::eval::cell::{float_step, int_step};
+use crate::lstm::eval::plan::{CellPlan, CellRange};
+use crate::lstm::npy::Sequences;
+use crate::lstm::Model;
+use rayon::prelude::*;
+
+/// The smallest f32 at or above `x` (0 for x <= 0, +inf above the largest f32).
+fn ceil_f32(x: f64) -> f32 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    let f = x as f32;
+    if (f as f64) < x {
+        f.next_up()
+    } else {
+        f
+    }
+}
+
+/// The largest f32 at or below `x` (x >= 0).
+fn floor_f32(x: f64) -> f32 {
+    let f = x as f32;
+    if (f as f64) > x {
+        f.next_down()
+    } else {
+        f
+    }
+}
+
+/// A metric over f32 cell values (NUMERICS.md §11.1). Every per-unit change is
+/// d_j = |ftz(c_j − p_j)| in f32; `max_abs` and `rel_max_abs` take max d_j, `mean_abs` sums d_j
+/// in unit order in f32 (each sum flushed), `frac_above` counts d_j > e.
+pub struct ValueMetric {
+    metric: Metric,
+    /// Per boundary: the metric reaches threshold k when its value (f32 bits for `max_abs`
+    /// and `mean_abs`, a count for `frac_above`) is >= bounds[k].
+    pub bounds: Vec<i64>,
+    /// `frac_above`: the largest f32 <= e; `rel_max_abs`: f32(eps).
+    pub above: f32,
+    /// `rel_max_abs`: per boundary max(θ, 0) as f32 (positive θ at least the smallest normal).
+    rel: Option<Vec<f32>>,
+    hidden: usize,
+}
+
+impl ValueMetric {
+    pub fn new(metric: Metric, policy: &Policy, hidden: usize) -> Self {
+        let h = hidden as f64;
+        let bounds = policy
+            .thresholds
+            .iter()
+            .map(|&t| match metric {
+                // Non-negative f32 values order like their bit patterns.
+                Metric::MaxAbs | Metric::RelMaxAbs(_) => ceil_f32(t).to_bits() as i64,
+                Metric::MeanAbs => ceil_f32(t * h).to_bits() as i64,
+                Metric::FracAbove(_) => {
+                    let v = (t * h).ceil();
+                    if v <= 0.0 {
+                        0
+                    } else if v >= 1e18 {
+                        i64::MAX
+                    } else {
+                        v as i64
+                    }
+                }
+            })
+            .collect();
+        let above = match metric {
+            Metric::FracAbove(e) => floor_f32(e),
+            Metric::RelMaxAbs(eps) => eps as f32,
+            _ => 0.0,
+        };
+        let rel = matches!(metric, Metric::RelMaxAbs(_)).then(|| {
+            policy
+                .thresholds
+                .iter()
+                .map(|&t| {
+                    if t > 0.0 {
+                        (t as f32).max(f32::MIN_POSITIVE)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        });
+        ValueMetric {
+            metric,
+            bounds,
+            above,
+            rel,
+            hidden,
+        }
+    }
+
+    /// The change from `old` to `new` and its real value (a fraction for `frac_above`,
+    /// relative for `rel_max_abs`). `value` holds f32 bits, or a count for `frac_above`;
+    /// `base` the f32 bits of max |old|.
+    pub fn eval(&self, new: &[f32], old: &[f32]) -> (Change, f64) {
+        let (mut v, mut count, mut base) = (0.0f32, 0i64, 0.0f32);
+        for (&a, &b) in new.iter().zip(old) {
+            let d = ftz(a - b).abs();
+            match self.metric {
+                Metric::MaxAbs | Metric::RelMaxAbs(_) => v = v.max(d),
+                Metric::MeanAbs => v = ftz(v + d),
+                Metric::FracAbove(_) => count += i64::from(d > self.above),
+            }
+            base = base.max(b.abs());
+        }
+        let h = self.hidden.max(1) as f64;
+        let (value, real) = match self.metric {
+            Metric::MaxAbs => (v.to_bits() as i64, v as f64),
+            Metric::MeanAbs => (v.to_bits() as i64, v as f64 / h),
+            Metric::FracAbove(_) => (count, count as f64 / h),
+            Metric::RelMaxAbs(_) => (
+                v.to_bits() as i64,
+                v as f64 / (base as f64 + self.above as f64),
+            ),
+        };
+        let base = base.to_bits() as i64;
+        (Change { value, base }, real)
+    }
+
+    /// The number of thresholds the change reaches; `rel_max_abs` decides in f32 as the
+    /// integer metric does: θ = 0 always, +inf never, otherwise a non-zero change with
+    /// `v >= ftz(θ · ftz(max|c_prev| + eps))`.
+    pub fn level(&self, ch: Change) -> usize {
+        match &self.rel {
+            Some(thetas) => {
+                let v = f32::from_bits(ch.value as u32);
+                let denom = ftz(f32::from_bits(ch.base as u32) + self.above);
+                let reaches =
+                    |t: f32| t == 0.0 || (t != f32::INFINITY && v > 0.0 && v >= ftz(t * denom));
+                thetas.iter().filter(|&&t| reaches(t)).count()
+            }
+            None => self.bounds.iter().filter(|&&b| ch.value >= b).count(),
+        }
+    }
+}
+
+/// Runs one step of cell `p` on input values `x`: h and c (values of any level's formats)
+/// are rounded into `p`'s formats, the step runs on `p`'s datapath, and the new h and c
+/// values replace them.
+fn step_values(p: &CellPlan, x: &[f32], h: &mut [f32], c: &mut [f32]) {
+    let hsz = h.len();
+    match &p.int {
+        Some(q) => {
+            let xq: Vec<i32> = x.iter().map(|&v| q.x.quantize(v)).collect();
+            let mut hc: Vec<i32> = h.iter().map(|&v| q.h.quantize(v)).collect();
+            let mut cc: Vec<i32> = c.iter().map(|&v| q.c.quantize(v)).collect();
+            int_step(q, &xq, &mut hc, &mut cc, &mut vec![0i64; 4 * hsz]);
+            for j in 0..hsz {
+                h[j] = q.h.to_f32(hc[j]);
+                c[j] = q.c.to_f32(cc[j]);
+            }
+        }
+        None => {
+            let f = &p.formats;
+            let xq: Vec<f32> = x.iter().map(|&v| f.x.round(v)).collect();
+            h.iter_mut().for_each(|v| *v = f.h.round(*v));
+            c.iter_mut().for_each(|v| *v = f.c.round(*v));
+            let mut range = CellRange::default();
+            float_step(p, &xq, h, c, &mut vec![0.0; 4 * hsz], &mut range);
+        }
+    }
+}
+
+fn lane(
+    model: &Model,
+    plans: &LevelPlans,
+    spec: &PolicySpec,
+    policy: &Policy,
+    seq: &[f32],
+    steps: usize,
+) -> LaneResult {
+    let top = plans.levels.len() - 1;
+    let mut x_vals = seq.to_vec();
+    let mut width = model.input_size();
+    let mut result = LaneResult {
+        layers: Vec::new(),
+        output: None,
+        levels: Vec::new(),
+        metrics: Vec::new(),
+    };
+    for (l, layer) in model.layers.iter().enumerate() {
+        let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+        let stride = hsz * dirs;
+        let (mut h_out, mut c_out) = (vec![0.0f32; steps * stride], vec![0.0f32; steps * stride]);
+        let (mut lv, mut mv) = (Vec::new(), Vec::new());
+        for k in 0..dirs {
+            let cells: Vec<&CellPlan> = plans.levels.iter().map(|p| &p.layers[l][k]).collect();
+            let metric = ValueMetric::new(spec.metric, policy, hsz);
+            let (mut h, mut c) = (cells[top].h0.clone(), cells[top].c0.clone());
+            let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
+            let mut previous = Change::default();
+            for s in 0..steps {
+                let t = if layer.direction.is_reversed(k) {
+                    steps - 1 - s
+                } else {
+                    s
+                };
+                let x = &x_vals[t * width..(t + 1) * width];
+                let (mut hn, mut cn) = (h.clone(), c.clone());
+                let level = match spec.timing {
+                    Timing::Causal => {
+                        let level = match s {
+                            0 => spec.start,
+                            _ => metric.level(previous),
+                        };
+                        step_values(cells[level], x, &mut hn, &mut cn);
+                        level
+                    }
+                    Timing::Oracle => {
+                        step_values(cells[top], x, &mut hn, &mut cn);
+                        let level = metric.level(metric.eval(&cn, &c).0);
+                        if level < top {
+                            (hn, cn) = (h.clone(), c.clone());
+                            step_values(cells[level], x, &mut hn, &mut cn);
+                        }
+                        level
+                    }
+                };
+                let (value, real) = metric.eval(&cn, &c);
+                previous = value;
+                (h, c) = (hn, cn);
+                levels[t] = level as u8;
+                metrics[t] = real;
+                let row = t * stride + k * hsz;
+                h_out[row..row + hsz].copy_from_slice(&h);
+                c_out[row..row + hsz].copy_from_slice(&c);
+            }
+            lv.push(levels);
+            mv.push(metrics);
+        }
+        result.levels.push(lv);
+        result.metrics.push(mv);
+        x_vals = h_out.clone();
+        width = stride;
+        result.layers.push((h_out, c_out));
+    }
+    result.output = apply_head(model, &x_vals, steps);
+    result
+}
+
+/// Every (policy, sequence) lane, policy-major; `lane_done` is called once per finished lane.
+pub(super) fn simulate(
+    model: &Model,
+    seqs: &Sequences,
+    spec: &PolicySpec,
+    plans: &LevelPlans,
+    policies: &[Policy],
+    lane_done: &(dyn Fn() + Sync),
+) -> Vec<LaneResult> {
+    (0..policies.len() * seqs.count)
+        .into_par_iter()
+        .map(|i| {
+            let (p, n) = (i / seqs.count, i % seqs.count);
+            let r = lane(
+                model,
+                plans,
+                spec,
+                &policies[p],
+                seqs.sequence(n),
+                seqs.steps,
+            );
+            lane_done();
+            r
+        })
+        .collect()
+}
+
+/// The metric of every step of a lane, recomputed from its cell values (`[T, D*H]` per
+/// layer): what the GPU path reports.
+pub(super) fn lane_metrics(
+    model: &Model,
+    plans: &LevelPlans,
+    spec: &PolicySpec,
+    policy: &Policy,
+    layers: &[(Vec<f32>, Vec<f32>)],
+    steps: usize,
+) -> Vec<Vec<Vec<f64>>> {
+    let top = plans.levels.len() - 1;
+    model
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| {
+            let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+            (0..dirs)
+                .map(|k| {
+                    let metric = ValueMetric::new(spec.metric, policy, hsz);
+                    let mut prev = plans.levels[top].layers[l][k].c0.clone();
+                    let mut out = vec![0.0; steps];
+                    for s in 0..steps {
+                        let t = if layer.direction.is_reversed(k) {
+                            steps - 1 - s
+                        } else {
+                            s
+                        };
+                        let at = t * hsz * dirs + k * hsz;
+                        let c = &layers[l].1[at..at + hsz];
+                        out[t] = metric.eval(c, &prev).1;
+                        prev = c.to_vec();
+                    }
+                    out
+                })
+                .collect()
+        })
+        .collect()
+}
