@@ -188,7 +188,7 @@ fn compute(
         let t = trace::run(engine, model, seqs, "sweep input", &configs, &mut |_, _| {})?;
         let (_, _, summary) = trace::rows(&t, model, p.tolerance as f32);
         for (k, (c, s)) in configs.iter().zip(summary).enumerate() {
-            let run = &t.runs[t.listed[k]];
+            let run = &t.results[t.listed[k]];
             let task = labels
                 .zip(run.output.as_ref())
                 .map(|(l, o)| dynamic::task_accuracy(o, classes, seqs.steps, l));

@@ -15,6 +15,7 @@ use crate::gpu::{AdapterChoice, GpuContext, GpuError};
 use crate::lstm::eval::{self, reference, EvalError, Reference, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
+use rayon::prelude::*;
 
 /// Where lanes run.
 pub enum Engine {
@@ -89,19 +90,72 @@ pub enum TraceError {
     Tolerance(f32),
 }
 
-/// The runs of a trace: the float64 reference and the candidates (each distinct config once).
+/// One config's errors against the reference, reduced as soon as its run finished (so a
+/// trace holds the states of only a few configs at a time).
+pub struct ConfigErrors {
+    pub config: PrecisionConfig,
+    /// Head output `[N, T, O]` (for task accuracy), when the model has a head.
+    pub output: Option<Vec<f32>>,
+    /// Hidden and cell error over one direction's H units, per (sequence, layer, direction,
+    /// step) in that order (the rows of `errors.csv`).
+    pub steps: Vec<(stats::ErrorStats, stats::ErrorStats)>,
+}
+
+/// The float64 reference and the candidates' reduced errors (each distinct config once).
 pub struct Trace {
     /// The accurate reference every error is measured against (docs/NUMERICS.md §14).
     pub reference: Reference,
-    pub runs: Vec<Run>,
-    /// Index in `runs` of each candidate precision as listed by the user.
+    pub results: Vec<ConfigErrors>,
+    /// Index in `results` of each candidate precision as listed by the user.
     pub listed: Vec<usize>,
     pub sequences: usize,
     pub steps: usize,
 }
 
-/// Evaluates the float64 reference (CPU) and every config in `configs` (on `engine`); a config
-/// listed twice runs once.
+/// States of all configs evaluated together stay below this (more configs run in turns).
+const STATE_BUDGET_BYTES: u64 = 1 << 30;
+
+/// Bytes of every layer's h and c (f32) of one config over `seqs`.
+fn state_bytes(model: &Model, seqs: &Sequences) -> u64 {
+    let lane_steps = (seqs.count * seqs.steps) as u64;
+    model
+        .layers
+        .iter()
+        .map(|l| 2 * 4 * lane_steps * (l.direction.count() * l.hidden_size) as u64)
+        .sum()
+}
+
+/// Reduces one run to its per-step errors against `reference` (and drops its states).
+fn reduce(run: Run, reference: &Reference, model: &Model, seqs: &Sequences) -> ConfigErrors {
+    let states = run.states.unwrap_or_default();
+    let ref_states = &reference.states;
+    let mut steps = Vec::new();
+    for n in 0..seqs.count {
+        for (l, layer) in model.layers.iter().enumerate() {
+            let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+            for k in 0..dirs {
+                for t in 0..seqs.steps {
+                    let at = (n * seqs.steps + t) * hsz * dirs + k * hsz;
+                    let span = at..at + hsz;
+                    let (mut h, mut c) =
+                        (stats::ErrorStats::default(), stats::ErrorStats::default());
+                    h.add(&states[l].h[span.clone()], &ref_states[l].h[span.clone()]);
+                    c.add(&states[l].c[span.clone()], &ref_states[l].c[span]);
+                    steps.push((h, c));
+                }
+            }
+        }
+    }
+    ConfigErrors {
+        config: run.config,
+        output: run.output,
+        steps,
+    }
+}
+
+/// Evaluates the float64 reference (CPU) and every config in `configs` (on `engine`), a
+/// config listed twice once, and reduces each run to its errors: configs run in turns whose
+/// states fit [`STATE_BUDGET_BYTES`] (at least one config a turn).
 pub fn run(
     engine: &Engine,
     model: &Model,
@@ -122,10 +176,25 @@ pub fn run(
         }
     }
     let plans = eval::prepare(model, seqs, input_name, &all)?;
-    let runs = engine.run(model, seqs, &plans, progress)?;
+    let reference = reference::evaluate(model, seqs);
+    let turn = (STATE_BUDGET_BYTES / state_bytes(model, seqs).max(1)).max(1) as usize;
+    let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
+    let total = per_config * plans.len() as u64;
+    let mut results = Vec::with_capacity(plans.len());
+    for (i, group) in plans.chunks(turn).enumerate() {
+        let before = (i * turn) as u64 * per_config;
+        let runs = engine.run(model, seqs, group, &mut |done, _| {
+            progress(before + done, total)
+        })?;
+        let reduced: Vec<ConfigErrors> = runs
+            .into_par_iter()
+            .map(|r| reduce(r, &reference, model, seqs))
+            .collect();
+        results.extend(reduced);
+    }
     Ok(Trace {
-        reference: reference::evaluate(model, seqs),
-        runs,
+        reference,
+        results,
         listed,
         sequences: seqs.count,
         steps: seqs.steps,

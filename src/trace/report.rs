@@ -1,4 +1,4 @@
-//! Reduces a [`Trace`] to rows and writes the three CSV files. Rows come out in a fixed order
+//! Turns a [`Trace`] (per-step errors already reduced) into rows and writes the three CSV files. Rows come out in a fixed order
 //! (precision as listed, then sequence, layer, direction, step), so the same input gives the
 //! same bytes on every run and every device.
 
@@ -75,22 +75,19 @@ pub fn rows(
     let mut within: Vec<Vec<bool>> = Vec::new();
     let mut summary = Vec::new();
     for &p in &listed {
-        let run = &trace.runs[p];
-        let states = run.states.as_deref().unwrap_or_default();
+        let run = &trace.results[p];
+        let mut reduced = run.steps.iter();
         let (mut h_all, mut c_all) = (Acc::default(), Acc::default());
         let mut ok = Vec::new();
         for n in 0..n_seq {
             for (l, layer) in model.layers.iter().enumerate() {
-                let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
-                for k in 0..dirs {
+                for k in 0..layer.direction.count() {
                     for t in 0..steps {
-                        let at = (n * steps + t) * hsz * dirs + k * hsz;
-                        let span = at..at + hsz;
-                        let (mut h, mut c) = (Acc::default(), Acc::default());
-                        h.add(&states[l].h[span.clone()], &ref_states[l].h[span.clone()]);
-                        c.add(&states[l].c[span.clone()], &ref_states[l].c[span]);
-                        h_all.merge(&h);
-                        c_all.merge(&c);
+                        let Some((h, c)) = reduced.next() else {
+                            continue;
+                        };
+                        h_all.merge(h);
+                        c_all.merge(c);
                         ok.push(h.max_abs() <= tolerance as f64);
                         errors.push(ErrorRow {
                             precision: run.config.to_string(),
@@ -134,7 +131,7 @@ pub fn rows(
     }
     // Narrowest first; ties keep the listed order.
     let mut by_width: Vec<usize> = (0..listed.len()).collect();
-    by_width.sort_by_key(|&i| trace.runs[listed[i]].config.total_bits());
+    by_width.sort_by_key(|&i| trace.results[listed[i]].config.total_bits());
     let mut deltas = Vec::new();
     let mut row = 0;
     for n in 0..n_seq {
@@ -160,7 +157,7 @@ pub fn rows(
                         .collect();
                     let required = by_width.iter().find(|&&i| within[i][row]).map_or_else(
                         || "reference".to_string(),
-                        |&i| trace.runs[listed[i]].config.to_string(),
+                        |&i| trace.results[listed[i]].config.to_string(),
                     );
                     deltas.push(CellDeltaRow {
                         sequence: n,
