@@ -1,33 +1,56 @@
-//! Every `shaders/*.wgsl` parses and validates with naga, with no adapter needed.
+//! Every shader module parses and validates with naga, with no adapter needed; every
+//! `shaders/*.wgsl` file belongs to a module; host structs match the WGSL layouts.
+
+use lstm_dse::gpu::shader_modules;
+
+fn source(module: &str) -> &'static str {
+    shader_modules()
+        .into_iter()
+        .find(|(name, _, _)| *name == module)
+        .map(|(_, _, src)| src)
+        .unwrap_or_else(|| panic!("no shader module {module}"))
+}
 
 #[test]
 fn every_shader_validates() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let modules = shader_modules();
+    for (name, _, src) in &modules {
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    }
+    // No file is left out of the modules (it would never be compiled or checked).
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "wgsl") {
             continue;
         }
-        let src = std::fs::read_to_string(&path).unwrap();
-        let module = naga::front::wgsl::parse_str(&src)
-            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+        let file = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            modules
+                .iter()
+                .any(|(_, files, _)| files.contains(&file.as_str())),
+            "{file} is in no shader module"
+        );
         count += 1;
     }
-    assert!(count > 0, "no shaders found in {}", dir.display());
+    assert_eq!(
+        count,
+        modules.iter().map(|(_, f, _)| f.len()).sum::<usize>()
+    );
 }
 
 #[test]
 fn shader_constants_match_the_cpu_twin() {
     // The reproducible exp/tanh constants must be the same f32 values in WGSL and Rust.
-    let src =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/lstm.wgsl")).unwrap();
+    let src = source("lstm");
     for (name, value) in [
         ("LOG2E", std::f32::consts::LOG2_E),
         ("LN2_HI", 0.693_359_4f32),
@@ -78,10 +101,8 @@ fn parse_hex_float(s: &str) -> f64 {
 fn host_structs_match_the_shader_layouts() {
     // Every Rust struct uploaded to a shader has the size and field offsets naga computes for
     // the WGSL struct of the same role (a mismatch shifts every later field on the device).
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     for (file, host) in lstm_dse::gpu::host_layouts() {
-        let src = std::fs::read_to_string(dir.join(file)).unwrap();
-        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        let module = naga::front::wgsl::parse_str(source(file)).unwrap();
         let (_, ty) = module
             .types
             .iter()

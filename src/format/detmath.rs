@@ -1,6 +1,6 @@
 //! Reproducible f32 exp, sigmoid and tanh, built only from operations every IEEE / Vulkan
 //! device rounds correctly (add, subtract, multiply, compare, bit moves): no library `exp`,
-//! no division. The WGSL kernels carry the same code (`shaders/lstm.wgsl`), so float lanes
+//! no division. The WGSL kernels carry the same code (`shaders/numerics.wgsl`), so float lanes
 //! whose activations are computed rather than looked up agree bit for bit across devices.
 //! Accuracy: a few ulp, far inside the 1e-5 we are held to against onnxruntime.
 

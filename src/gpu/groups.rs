@@ -34,7 +34,10 @@ pub(super) struct Pipeline {
 
 impl Pipeline {
     pub(super) fn new(device: &wgpu::Device) -> Self {
-        let module = device.create_shader_module(wgpu::include_wgsl!("../../shaders/groups.wgsl"));
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("groups"),
+            source: wgpu::ShaderSource::Wgsl(super::GROUPS_SHADER.into()),
+        });
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("group widths"),
             layout: None,

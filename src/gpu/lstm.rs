@@ -1,4 +1,4 @@
-//! Host-side mirror of `shaders/lstm.wgsl`: the uniform and cell structs, the pipelines, and
+//! Host-side mirror of the LSTM kernels (`shaders/lstm*.wgsl`, `numerics.wgsl`): the uniform and cell structs, the pipelines, and
 //! the packing of a layer's quantized weights, activation tables and initial states (once per
 //! layer and chunk). Running chunks is `run.rs`.
 
@@ -8,7 +8,7 @@ use crate::lstm::eval::Plan;
 use bytemuck::{Pod, Zeroable};
 
 pub(super) const WORKGROUP: u32 = 64;
-/// Lanes (sequences) one `gates_lanes` thread computes (LB in shaders/lstm.wgsl).
+/// Lanes (sequences) one `gates_lanes` thread computes (LB in shaders/lstm_step.wgsl).
 pub(super) const LANE_BLOCK: usize = 4;
 /// Steps encoded per submission (progress is reported between submissions).
 pub(super) const STEPS_PER_SUBMIT: usize = 128;
@@ -194,7 +194,10 @@ fn uniform(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
 
 impl Pipelines {
     pub(super) fn new(device: &wgpu::Device) -> Self {
-        let module = device.create_shader_module(wgpu::include_wgsl!("../../shaders/lstm.wgsl"));
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("lstm"),
+            source: wgpu::ShaderSource::Wgsl(super::LSTM_SHADER.into()),
+        });
         let layout0 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("lstm data"),
             entries: &[

@@ -8,14 +8,43 @@ mod lstm;
 
 pub use lstm::HostLayout;
 
-/// Every host struct mirrored by a WGSL struct, per shader file name: the layouts that
+/// The LSTM kernels' WGSL module: layout, exact numerics, the step kernels and the policy
+/// lanes, one file per concept under `shaders/`, concatenated in this order.
+pub const LSTM_SHADER: &str = concat!(
+    include_str!("../../shaders/lstm.wgsl"),
+    include_str!("../../shaders/numerics.wgsl"),
+    include_str!("../../shaders/lstm_step.wgsl"),
+    include_str!("../../shaders/lstm_policy.wgsl"),
+);
+
+/// The DPRed group-width kernel's WGSL module.
+pub const GROUPS_SHADER: &str = include_str!("../../shaders/groups.wgsl");
+
+/// Every shader module: (name, the `shaders/` files it is made of, source).
+pub fn shader_modules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
+    vec![
+        (
+            "lstm",
+            vec![
+                "lstm.wgsl",
+                "numerics.wgsl",
+                "lstm_step.wgsl",
+                "lstm_policy.wgsl",
+            ],
+            LSTM_SHADER,
+        ),
+        ("groups", vec!["groups.wgsl"], GROUPS_SHADER),
+    ]
+}
+
+/// Every host struct mirrored by a WGSL struct, per shader module: the layouts that
 /// `tests/shaders.rs` checks against naga's reflection of the shaders.
 pub fn host_layouts() -> Vec<(&'static str, HostLayout)> {
     let mut v: Vec<_> = lstm::host_layouts()
         .into_iter()
-        .map(|l| ("lstm.wgsl", l))
+        .map(|l| ("lstm", l))
         .collect();
-    v.push(("groups.wgsl", groups::host_layout()));
+    v.push(("groups", groups::host_layout()));
     v
 }
 mod policy;
