@@ -112,16 +112,21 @@ pub struct Trace {
     pub steps: usize,
 }
 
-/// States of all configs evaluated together stay below this (more configs run in turns).
-const STATE_BUDGET_BYTES: u64 = 1 << 30;
+/// The configs evaluated together (their plans and states) stay below this; more configs
+/// run in turns.
+const TURN_BUDGET_BYTES: u64 = 1 << 30;
 
-/// Bytes of every layer's h and c (f32) of one config over `seqs`.
-fn state_bytes(model: &Model, seqs: &Sequences) -> u64 {
+/// Bytes one config holds while it runs: every layer's h and c (f32) over `seqs`, and its
+/// plan's weights (f32 values, i32 codes and a packed copy: 12 bytes per weight).
+fn config_bytes(model: &Model, seqs: &Sequences) -> u64 {
     let lane_steps = (seqs.count * seqs.steps) as u64;
     model
         .layers
         .iter()
-        .map(|l| 2 * 4 * lane_steps * (l.direction.count() * l.hidden_size) as u64)
+        .map(|l| {
+            let (d, h) = (l.direction.count() as u64, l.hidden_size as u64);
+            2 * 4 * lane_steps * d * h + 12 * d * 4 * h * (l.input_size as u64 + h)
+        })
         .sum()
 }
 
@@ -154,8 +159,8 @@ fn reduce(run: Run, reference: &Reference, model: &Model, seqs: &Sequences) -> C
 }
 
 /// Evaluates the float64 reference (CPU) and every config in `configs` (on `engine`), a
-/// config listed twice once, and reduces each run to its errors: configs run in turns whose
-/// states fit [`STATE_BUDGET_BYTES`] (at least one config a turn).
+/// config listed twice once, and reduces each run to its errors: configs are planned and run
+/// in turns that fit [`TURN_BUDGET_BYTES`] (at least one config a turn).
 pub fn run(
     engine: &Engine,
     model: &Model,
@@ -163,6 +168,26 @@ pub fn run(
     input_name: &str,
     configs: &[PrecisionConfig],
     progress: &mut dyn FnMut(u64, u64),
+) -> Result<Trace, TraceError> {
+    run_in_turns(
+        engine,
+        model,
+        seqs,
+        input_name,
+        configs,
+        progress,
+        TURN_BUDGET_BYTES,
+    )
+}
+
+fn run_in_turns(
+    engine: &Engine,
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+    configs: &[PrecisionConfig],
+    progress: &mut dyn FnMut(u64, u64),
+    budget: u64,
 ) -> Result<Trace, TraceError> {
     let mut all: Vec<PrecisionConfig> = Vec::new();
     let mut listed = Vec::with_capacity(configs.len());
@@ -175,17 +200,22 @@ pub fn run(
             }
         }
     }
-    let plans = eval::prepare(model, seqs, input_name, &all)?;
+    let cal = eval::prepare_calibration(model, seqs, input_name, &all)?;
     let reference = reference::evaluate(model, seqs);
-    let turn = (STATE_BUDGET_BYTES / state_bytes(model, seqs).max(1)).max(1) as usize;
+    let turn = (budget / config_bytes(model, seqs).max(1)).max(1) as usize;
     let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
-    let total = per_config * plans.len() as u64;
-    let mut results = Vec::with_capacity(plans.len());
-    for (i, group) in plans.chunks(turn).enumerate() {
+    let total = per_config * all.len() as u64;
+    let mut results = Vec::with_capacity(all.len());
+    for (i, group) in all.chunks(turn).enumerate() {
+        let plans = group
+            .iter()
+            .map(|&c| eval::Plan::new(model, c, cal.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         let before = (i * turn) as u64 * per_config;
-        let runs = engine.run(model, seqs, group, &mut |done, _| {
+        let runs = engine.run(model, seqs, &plans, &mut |done, _| {
             progress(before + done, total)
         })?;
+        drop(plans);
         let reduced: Vec<ConfigErrors> = runs
             .into_par_iter()
             .map(|r| reduce(r, &reference, model, seqs))
@@ -199,4 +229,46 @@ pub fn run(
         sequences: seqs.count,
         steps: seqs.steps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::parse_config_list;
+
+    #[test]
+    fn configs_run_one_per_turn_give_the_rows_of_one_turn() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let model = crate::lstm::load(
+            dir.join("torch_bilstm.onnx").to_str().unwrap(),
+            &crate::lstm::LoadOptions::default(),
+        )
+        .unwrap();
+        let seqs = crate::lstm::npy::read_sequences(&dir.join("torch_bilstm.x.npy")).unwrap();
+        let configs = parse_config_list("fx8,fp16,fx16,fx8,fp32").unwrap();
+        let mut rows = Vec::new();
+        let mut calls = Vec::new();
+        for budget in [1, u64::MAX] {
+            let mut seen = Vec::new();
+            let t = run_in_turns(
+                &Engine::Cpu,
+                &model,
+                &seqs,
+                "x",
+                &configs,
+                &mut |d, n| seen.push((d, n)),
+                budget,
+            )
+            .unwrap();
+            assert_eq!(t.results.len(), 4, "fx8 listed twice runs once");
+            let (e, d, s) = report::rows(&t, &model, 0.01);
+            rows.push(format!("{e:?}{d:?}{s:?}"));
+            calls.push(seen);
+        }
+        assert_eq!(rows[0], rows[1]);
+        // Progress counts up to the same total, once per turn.
+        assert_eq!(calls[0].len(), 4);
+        assert_eq!(calls[1].len(), 1);
+        assert_eq!(calls[0].last(), calls[1].last());
+    }
 }

@@ -140,17 +140,27 @@ pub fn prepare(
     input_name: &str,
     configs: &[PrecisionConfig],
 ) -> Result<Vec<Plan>, EvalError> {
-    check_input(model, seqs, input_name)?;
-    let cal = if configs.iter().any(needs_calibration) {
-        let rules = configs.iter().any(|c| c.cal != crate::format::CalRule::Max);
-        Some(calibrate(model, seqs, rules)?)
-    } else {
-        None
-    };
+    let cal = prepare_calibration(model, seqs, input_name, configs)?;
     configs
         .iter()
         .map(|&c| Plan::new(model, c, cal.as_ref()))
         .collect()
+}
+
+/// [`prepare`] without the plans: checks the input and calibrates when a config needs it, so
+/// that a caller can build the plans a few at a time (`Plan::new`) and keep memory bounded.
+pub fn prepare_calibration(
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+    configs: &[PrecisionConfig],
+) -> Result<Option<Calibration>, EvalError> {
+    check_input(model, seqs, input_name)?;
+    if !configs.iter().any(needs_calibration) {
+        return Ok(None);
+    }
+    let rules = configs.iter().any(|c| c.cal != crate::format::CalRule::Max);
+    Ok(Some(calibrate(model, seqs, rules)?))
 }
 
 /// Evaluates `model` on `seqs` at every config in `configs` on the CPU (results in the same
