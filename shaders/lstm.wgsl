@@ -118,7 +118,7 @@ struct Cell {
 @group(0) @binding(6) var<storage, read_write> acc: array<u32>;
 // layer output [lane, T, {h, c}, dirs * H]
 @group(0) @binding(7) var<storage, read_write> outs: array<u32>;
-// policy lanes: per (lane, dir) control words {level, redo, -, -} first, then the regions
+// policy lanes: per (lane, dir) control words {level, redo, saved level, -} first, then the regions
 // named by dims.off_*: thresholds as integer bounds [policy, dir, level - 1], the previous
 // cell state [lane, dir, H], the input at the lane's level [lane, dir, I], the state saved
 // for an oracle redo [lane, dir, 2H], and the level of every step [lane, dir, T]

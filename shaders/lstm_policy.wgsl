@@ -193,8 +193,8 @@ fn prev_t(dir: u32) -> u32 {
 
 // One thread per (lane, dir). Phase 0, before step s: causal lanes pick the level of step s
 // from the change of step s - 1 (`dims.start` at the first step); oracle lanes go to the highest
-// level and save their state. Phase 2, after step s (oracle): pick the level from step s's
-// own change and, if lower, restore the saved state at that level for the redo pass.
+// level, saving their state and its level first. Phase 2, after step s (oracle): pick the level
+// from step s's own change and, if lower, move the saved state to that level for the redo.
 @compute @workgroup_size(64)
 fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ld = gid.x + gid.y * dims.threads_x;
@@ -216,10 +216,13 @@ fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
             keep_c(lane, ld, dir, prev_t(dir));
         }
         if (oracle) {
-            enter_level(lane, ld, dir, pol[ctrl(ld)], top, t);
+            // Save the state as it is (in its level's words) and that level: a redo starts
+            // from it, not from its rounding to the top level (which may not hold it exactly).
             for (var j = 0u; j < 2u * hsz; j++) {
                 pol[dims.off_saved + ld * 2u * hsz + j] = state[sb + j];
             }
+            pol[ctrl(ld) + 2u] = pol[ctrl(ld)];
+            enter_level(lane, ld, dir, pol[ctrl(ld)], top, t);
             pol[trace] = top;
         } else {
             var level = dims.start;
@@ -237,7 +240,7 @@ fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var j = 0u; j < 2u * hsz; j++) {
             state[sb + j] = pol[dims.off_saved + ld * 2u * hsz + j];
         }
-        enter_level(lane, ld, dir, top, level, t);
+        enter_level(lane, ld, dir, pol[ctrl(ld) + 2u], level, t);
         pol[ctrl(ld) + 1u] = 1u;
         pol[trace] = level;
     }
