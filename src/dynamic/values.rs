@@ -11,8 +11,8 @@ use super::sim::{Change, LaneResult};
 use super::{LevelPlans, Metric, Policy, PolicySpec, Timing};
 use crate::format::detmath::ftz;
 use crate::lstm::eval::apply_head;
-use crate::lstm::eval::cell::{float_step, int_step};
-use crate::lstm::eval::plan::{CellPlan, CellRange};
+use crate::lstm::eval::cell::{add, float_unit, int_step, mul};
+use crate::lstm::eval::plan::CellPlan;
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use rayon::prelude::*;
@@ -149,10 +149,58 @@ impl ValueMetric {
     }
 }
 
+/// A float level's W and R stored k-major (`[k][4H]`): a step then walks k outside and the
+/// rows inside, which vectorizes, while every row still takes its terms one at a time in k
+/// order (W·x, R·h, then b), one multiply and one add each, flushed — the bits of
+/// [`float_step`](crate::lstm::eval::cell::float_step)'s row loops (NUMERICS.md §6).
+pub(super) struct Columns {
+    w: Vec<f32>,
+    r: Vec<f32>,
+}
+
+impl Columns {
+    /// Empty for an integer cell.
+    fn new(p: &CellPlan) -> Columns {
+        let rows = p.b.len();
+        let t = |m: &[f32]| -> Vec<f32> {
+            let k = m.len() / rows.max(1);
+            (0..k)
+                .flat_map(|kk| (0..rows).map(move |r| m[r * k + kk]))
+                .collect()
+        };
+        match p.int {
+            Some(_) => Columns {
+                w: Vec::new(),
+                r: Vec::new(),
+            },
+            None => Columns {
+                w: t(&p.w),
+                r: t(&p.r),
+            },
+        }
+    }
+}
+
+/// `Columns` of every level, layer and direction: `[level][layer][dir]`.
+type LevelColumns = Vec<Vec<Vec<Columns>>>;
+
+fn level_columns(plans: &LevelPlans) -> LevelColumns {
+    plans
+        .levels
+        .iter()
+        .map(|p| {
+            p.layers
+                .iter()
+                .map(|cells| cells.iter().map(Columns::new).collect())
+                .collect()
+        })
+        .collect()
+}
+
 /// Runs one step of cell `p` on input values `x`: h and c (values of any level's formats)
 /// are rounded into `p`'s formats, the step runs on `p`'s datapath, and the new h and c
-/// values replace them.
-fn step_values(p: &CellPlan, x: &[f32], h: &mut [f32], c: &mut [f32]) {
+/// values replace them. `cols` is `p`'s k-major weights (used by a float cell).
+fn step_values(p: &CellPlan, cols: &Columns, x: &[f32], h: &mut [f32], c: &mut [f32]) {
     let hsz = h.len();
     match &p.int {
         Some(q) => {
@@ -167,18 +215,39 @@ fn step_values(p: &CellPlan, x: &[f32], h: &mut [f32], c: &mut [f32]) {
         }
         None => {
             let f = &p.formats;
-            let xq: Vec<f32> = x.iter().map(|&v| f.x.round(v)).collect();
             h.iter_mut().for_each(|v| *v = f.h.round(*v));
             c.iter_mut().for_each(|v| *v = f.c.round(*v));
-            let mut range = CellRange::default();
-            float_step(p, &xq, h, c, &mut vec![0.0; 4 * hsz], &mut range);
+            let rows = p.b.len();
+            let mut acc = vec![0.0f32; rows];
+            for (k, &v) in x.iter().enumerate() {
+                let xk = f.x.round(v);
+                for (a, &w) in acc.iter_mut().zip(&cols.w[k * rows..(k + 1) * rows]) {
+                    *a = add(*a, mul(w, xk));
+                }
+            }
+            for (k, &hk) in h.iter().enumerate() {
+                for (a, &r) in acc.iter_mut().zip(&cols.r[k * rows..(k + 1) * rows]) {
+                    *a = add(*a, mul(r, hk));
+                }
+            }
+            for (a, &b) in acc.iter_mut().zip(&p.b) {
+                *a = add(*a, b);
+            }
+            for j in 0..hsz {
+                let sums = [acc[j], acc[hsz + j], acc[2 * hsz + j], acc[3 * hsz + j]];
+                let (h_new, c_new, _) = float_unit(p, j, sums, c[j]);
+                h[j] = h_new;
+                c[j] = c_new;
+            }
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn lane(
     model: &Model,
     plans: &LevelPlans,
+    columns: &LevelColumns,
     spec: &PolicySpec,
     policy: &Policy,
     seq: &[f32],
@@ -200,6 +269,7 @@ fn lane(
         let (mut lv, mut mv) = (Vec::new(), Vec::new());
         for k in 0..dirs {
             let cells: Vec<&CellPlan> = plans.levels.iter().map(|p| &p.layers[l][k]).collect();
+            let cols: Vec<&Columns> = columns.iter().map(|c| &c[l][k]).collect();
             let metric = ValueMetric::new(spec.metric, policy, hsz);
             let (mut h, mut c) = (cells[top].h0.clone(), cells[top].c0.clone());
             let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
@@ -218,15 +288,15 @@ fn lane(
                             0 => spec.start,
                             _ => metric.level(previous),
                         };
-                        step_values(cells[level], x, &mut hn, &mut cn);
+                        step_values(cells[level], cols[level], x, &mut hn, &mut cn);
                         level
                     }
                     Timing::Oracle => {
-                        step_values(cells[top], x, &mut hn, &mut cn);
+                        step_values(cells[top], cols[top], x, &mut hn, &mut cn);
                         let level = metric.level(metric.eval(&cn, &c).0);
                         if level < top {
                             (hn, cn) = (h.clone(), c.clone());
-                            step_values(cells[level], x, &mut hn, &mut cn);
+                            step_values(cells[level], cols[level], x, &mut hn, &mut cn);
                         }
                         level
                     }
@@ -262,6 +332,7 @@ pub(super) fn simulate(
     policies: &[Policy],
     lane_done: &(dyn Fn() + Sync),
 ) -> Vec<LaneResult> {
+    let columns = level_columns(plans);
     (0..policies.len() * seqs.count)
         .into_par_iter()
         .map(|i| {
@@ -269,6 +340,7 @@ pub(super) fn simulate(
             let r = lane(
                 model,
                 plans,
+                &columns,
                 spec,
                 &policies[p],
                 seqs.sequence(n),
