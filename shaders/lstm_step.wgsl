@@ -144,22 +144,35 @@ fn gates_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
     var total: array<vec2<u32>, 4>;
     var wx: array<vec2<u32>, 4>;
     if (cell.mode == 1u) {
+        // The LB = 4 lanes as the components of a vec4 (no dynamically indexed private
+        // arrays, which CPU implementations spill to memory).
+        let xv = vec4<u32>(xb[0], xb[1], xb[2], xb[3]);
+        let hv = vec4<u32>(hb[0], hb[1], hb[2], hb[3]);
+        var s4 = vec4<f32>(0.0);
         for (var k = 0u; k < isz; k++) {
-            let w = wf(cell.w_off + k * rows + row);
-            for (var l = 0u; l < LB; l++) {
-                fs[l] = fadd(fs[l], fmul(w, bitcast<f32>(xin[xb[l] + k])));
-            }
+            let w = vec4<f32>(wf(cell.w_off + k * rows + row));
+            let x = vec4<f32>(
+                bitcast<f32>(xin[xv.x + k]),
+                bitcast<f32>(xin[xv.y + k]),
+                bitcast<f32>(xin[xv.z + k]),
+                bitcast<f32>(xin[xv.w + k]),
+            );
+            s4 = fadd4(s4, fmul4(w, x));
         }
         for (var k = 0u; k < hsz; k++) {
-            let w = wf(cell.r_off + k * rows + row);
-            for (var l = 0u; l < LB; l++) {
-                fs[l] = fadd(fs[l], fmul(w, bitcast<f32>(state[hb[l] + k])));
-            }
+            let w = vec4<f32>(wf(cell.r_off + k * rows + row));
+            let h = vec4<f32>(
+                bitcast<f32>(state[hv.x + k]),
+                bitcast<f32>(state[hv.y + k]),
+                bitcast<f32>(state[hv.z + k]),
+                bitcast<f32>(state[hv.w + k]),
+            );
+            s4 = fadd4(s4, fmul4(w, h));
         }
-        let b = wf(cell.b_off + row);
+        s4 = fadd4(s4, vec4<f32>(wf(cell.b_off + row)));
         for (var l = 0u; l < n_here; l++) {
             let ld = (cfg * dims.seqs + seq0 + l) * dims.dirs + dir;
-            acc[(ld * rows + row) * 2u] = bitcast<u32>(fadd(fs[l], b));
+            acc[(ld * rows + row) * 2u] = bitcast<u32>(s4[l]);
         }
         return;
     }

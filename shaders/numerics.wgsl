@@ -98,6 +98,19 @@ fn fmul(a: f32, b: f32) -> f32 {
     return ftz(keep(a * b));
 }
 
+// The same, component-wise on four lanes.
+fn ftz4(v: vec4<f32>) -> vec4<f32> {
+    return select(v, vec4<f32>(0.0), abs(v) < vec4<f32>(MIN_NORMAL));
+}
+
+fn fadd4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return ftz4(a + b);
+}
+
+fn fmul4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return ftz4(bitcast<vec4<f32>>(bitcast<vec4<u32>>(a * b) ^ vec4<u32>(dims.zero)));
+}
+
 // 2^e for e in -126..127, exactly.
 fn pow2(e: i32) -> f32 {
     return bitcast<f32>(u32(e + 127) << 23u);
