@@ -132,22 +132,12 @@ fn gates_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
     let cell = cells[cfg * dims.dirs + dir];
     let t = step_t(dir);
     let n_here = min(LB, dims.seqs - seq0);
-    var xb: array<u32, 4>;
-    var hb: array<u32, 4>;
-    for (var l = 0u; l < LB; l++) {
-        let lane = cfg * dims.seqs + seq0 + min(l, n_here - 1u);
-        xb[l] = (lane * dims.steps + t) * dims.x_stride;
-        hb[l] = (lane * dims.dirs + dir) * 2u * hsz;
-    }
-    var fs: array<f32, 4>;
-    var part: array<i32, 4>;
-    var total: array<vec2<u32>, 4>;
-    var wx: array<vec2<u32>, 4>;
+    // The LB = 4 lanes are the components of vec4s (dynamically indexed private arrays are
+    // spilled to memory by CPU implementations); a short last block repeats its last lane.
+    let lanes = vec4<u32>(cfg * dims.seqs + seq0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
+    let xv = (lanes * dims.steps + t) * dims.x_stride;
+    let hv = (lanes * dims.dirs + dir) * 2u * hsz;
     if (cell.mode == 1u) {
-        // The LB = 4 lanes as the components of a vec4 (no dynamically indexed private
-        // arrays, which CPU implementations spill to memory).
-        let xv = vec4<u32>(xb[0], xb[1], xb[2], xb[3]);
-        let hv = vec4<u32>(hb[0], hb[1], hb[2], hb[3]);
         var s4 = vec4<f32>(0.0);
         for (var k = 0u; k < isz; k++) {
             let w = vec4<f32>(wf(cell.w_off + k * rows + row));
@@ -176,47 +166,68 @@ fn gates_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
+    // Integer lanes: four partial sums in a vec4<i32>, widened into four 64-bit totals kept
+    // as (lo, hi) vec4<u32> pairs (the vector form of i64_from / i64_add).
+    var part4 = vec4<i32>(0);
+    var lo = vec4<u32>(0u);
+    var hi = vec4<u32>(0u);
     var n = 0u;
     for (var k = 0u; k < isz; k++) {
-        let w = wi(cell.w_off + k * rows + row);
-        for (var l = 0u; l < LB; l++) {
-            part[l] += w * bitcast<i32>(xin[xb[l] + k]);
-        }
+        let w = vec4<i32>(wi(cell.w_off + k * rows + row));
+        let x = vec4<i32>(
+            bitcast<i32>(xin[xv.x + k]),
+            bitcast<i32>(xin[xv.y + k]),
+            bitcast<i32>(xin[xv.z + k]),
+            bitcast<i32>(xin[xv.w + k]),
+        );
+        part4 += w * x;
         n += 1u;
         if (n == cell.chunk_wx) {
-            for (var l = 0u; l < LB; l++) {
-                total[l] = i64_add(total[l], i64_from(part[l]));
-                part[l] = 0;
-            }
+            widen4(&lo, &hi, part4);
+            part4 = vec4<i32>(0);
             n = 0u;
         }
     }
-    for (var l = 0u; l < LB; l++) {
-        wx[l] = i64_add(total[l], i64_from(part[l]));
-        total[l] = vec2<u32>(0u, 0u);
-        part[l] = 0;
-    }
+    widen4(&lo, &hi, part4);
+    let wx_lo = lo;
+    let wx_hi = hi;
+    part4 = vec4<i32>(0);
+    lo = vec4<u32>(0u);
+    hi = vec4<u32>(0u);
     n = 0u;
     for (var k = 0u; k < hsz; k++) {
-        let w = wi(cell.r_off + k * rows + row);
-        for (var l = 0u; l < LB; l++) {
-            part[l] += w * bitcast<i32>(state[hb[l] + k]);
-        }
+        let w = vec4<i32>(wi(cell.r_off + k * rows + row));
+        let h = vec4<i32>(
+            bitcast<i32>(state[hv.x + k]),
+            bitcast<i32>(state[hv.y + k]),
+            bitcast<i32>(state[hv.z + k]),
+            bitcast<i32>(state[hv.w + k]),
+        );
+        part4 += w * h;
         n += 1u;
         if (n == cell.chunk_rh) {
-            for (var l = 0u; l < LB; l++) {
-                total[l] = i64_add(total[l], i64_from(part[l]));
-                part[l] = 0;
-            }
+            widen4(&lo, &hi, part4);
+            part4 = vec4<i32>(0);
             n = 0u;
         }
     }
+    widen4(&lo, &hi, part4);
     for (var l = 0u; l < n_here; l++) {
-        let a = int_gate_sum(cell, row, wx[l], i64_add(total[l], i64_from(part[l])));
+        let wx = vec2<u32>(wx_lo[l], wx_hi[l]);
+        let a = int_gate_sum(cell, row, wx, vec2<u32>(lo[l], hi[l]));
         let ld = (cfg * dims.seqs + seq0 + l) * dims.dirs + dir;
         acc[(ld * rows + row) * 2u] = a.x;
         acc[(ld * rows + row) * 2u + 1u] = a.y;
     }
+}
+
+// Adds four i32 partial sums to four 64-bit totals (lo, hi words), component-wise.
+fn widen4(lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
+    let p = bitcast<vec4<u32>>(part);
+    let sum = *lo + p;
+    let carry = select(vec4<u32>(0u), vec4<u32>(1u), sum < *lo);
+    *hi = *hi + select(vec4<u32>(0u), vec4<u32>(0xffffffffu), part < vec4<i32>(0)) + carry;
+    *lo = sum;
 }
 
 fn acc64(row: u32) -> vec2<u32> {
