@@ -30,9 +30,9 @@ use anyhow::{bail, Context, Result};
 use checkpoint::{Done, Points};
 use front::{FrontPart, FrontSpec};
 use outdir::OutDir;
-use plan::{ModelPlan, Outcome, Plan, PlannedOption};
+use plan::{Cursor, ModelPlan, Outcome, Plan, PlannedOption};
 use rayon::prelude::*;
-use row::{Axes, Col, TextCell};
+use row::{Axes, Col, Recent, TextCell};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -479,9 +479,11 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     // Costing and writing overlap: this thread costs batch k + 1 (on the rayon pool) while a
     // writer thread appends batch k, in order (a batch's skipped points, then its rows: see
     // checkpoint's module doc). An error on either side stops both; what was appended stays.
+    let pool = Pool::default();
     let (front, finished) = std::thread::scope(|s| -> Result<(FrontPart, usize)> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Piece>)>(1);
         let (results, skipped) = (&results, &skipped);
+        let pool = &pool;
         let writer = s.spawn(move || -> Result<(FrontPart, usize)> {
             let (mut front, mut finished) = (front, finished);
             let mut f = std::fs::OpenOptions::new()
@@ -494,6 +496,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
                     .map_err(|e| kept(e, skipped, finished))?;
                 for (rows, _, part) in pieces {
                     f.write_all(&rows).map_err(|e| kept(e, results, finished))?;
+                    pool.give(rows);
                     front.points.extend(part.points);
                     front.values.extend(part.values);
                 }
@@ -502,7 +505,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             }
             Ok((front, finished))
         });
-        let costed = cost_batches(todo, &plan, &fspec, with_front, &tx);
+        let costed = cost_batches(todo, &plan, &fspec, with_front, &tx, pool);
         drop(tx);
         let front = writer
             .join()
@@ -530,6 +533,31 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     Ok(out_path)
 }
 
+/// Row buffers the writer has emptied, for the next pieces (fresh megabyte buffers would be
+/// page-faulted in anew for every batch).
+#[derive(Default)]
+struct Pool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut v = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        v.clear();
+        v.reserve(capacity);
+        v
+    }
+
+    fn give(&self, v: Vec<u8>) {
+        if let Ok(mut p) = self.0.lock() {
+            p.push(v);
+        }
+    }
+}
+
 /// A piece of a batch: its rows, its skipped-point lines and its front rows.
 type Piece = (Vec<u8>, Vec<u8>, FrontPart);
 
@@ -541,6 +569,7 @@ fn cost_batches(
     fspec: &FrontSpec,
     with_front: bool,
     tx: &std::sync::mpsc::SyncSender<(usize, Vec<Piece>)>,
+    pool: &Pool,
 ) -> Result<()> {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -553,12 +582,14 @@ fn cost_batches(
             .par_chunks(PIECE)
             .map(|piece| {
                 // Rows are about 420 bytes; room for more avoids copying as the buffer grows.
-                let (mut rows, mut skips) = (Vec::with_capacity(piece.len() * 640), Vec::new());
+                let mut rows = pool.take(piece.len() * 640);
+                let mut skips = Vec::new();
                 let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
+                let (mut cursor, mut recent) = (Cursor::default(), Recent::default());
                 for &i in piece {
-                    match plan.outcome(i) {
+                    match plan.outcome(i, &mut cursor) {
                         Outcome::Row(r) => {
-                            r.write(&mut rows);
+                            r.write_with(&mut rows, &mut recent);
                             if with_front {
                                 fspec.add(&mut part, &r, &mut scratch)?;
                             }
@@ -604,8 +635,9 @@ fn write_front_of(
     crate::report::write_atomic(&path, |w| {
         w.write_all(header)?;
         let mut buf = Vec::new();
+        let mut cursor = Cursor::default();
         for (&p, _) in front.points.iter().zip(&on).filter(|(_, &f)| f) {
-            if let Outcome::Row(r) = plan.outcome(p as usize) {
+            if let Outcome::Row(r) = plan.outcome(p as usize, &mut cursor) {
                 buf.clear();
                 r.write(&mut buf);
                 w.write_all(&buf)?;
