@@ -422,6 +422,16 @@ const PIECE: usize = 2048;
 
 /// Runs a sweep file; returns the output directory.
 pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathBuf> {
+    run_counted(path, o, progress).map(|(out, _)| out)
+}
+
+/// [`run`], also returning the number of rows in results.csv when this run wrote all of
+/// them (`None` for `--resume` and `--precision-only`).
+pub fn run_counted(
+    path: &Path,
+    o: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<(PathBuf, Option<usize>)> {
     let p = prepare(path, o.smoke)?;
     let out_path = o
         .out
@@ -430,7 +440,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     let out = OutDir::lock(&out_path)?;
     let models = model_plans(&p, &o.cache_dir, progress)?;
     if o.precision_only {
-        return Ok(out_path);
+        return Ok((out_path, None));
     }
     let dir = staging(&out, &p, o.resume)?;
     let plan = Plan::new(p.axes, models, p.base, &p.spec.arch.base)
@@ -530,7 +540,10 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     if skipped_points > 0 {
         eprintln!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
     }
-    Ok(out_path)
+    // A fresh run appended every point to results.csv or skipped.csv (a resumed one is
+    // left to be counted from the files).
+    let rows = (!o.resume).then(|| finished - skipped_points);
+    Ok((out_path, rows))
 }
 
 /// Row buffers the writer has emptied, for the next pieces (fresh megabyte buffers would be

@@ -293,11 +293,19 @@ impl Recent {
     #[inline]
     fn push(&mut self, out: &mut Vec<u8>, v: f64, slot: usize) {
         let bits = v.to_bits();
-        for s in 0..SLOTS {
-            if self.bits[s] == bits && self.len[s] != 0 {
-                put(out, &self.text[s], usize::from(self.len[s]));
-                return;
+        // The column's own number in the row before, else any slot (branch-free scan).
+        let mut hit = slot;
+        if self.bits[slot] != bits || self.len[slot] == 0 {
+            hit = SLOTS;
+            for s in 0..SLOTS {
+                if (self.bits[s] == bits) & (self.len[s] != 0) {
+                    hit = s;
+                }
             }
+        }
+        if hit < SLOTS {
+            put(out, &self.text[hit], usize::from(self.len[hit]));
+            return;
         }
         match format_fast(v, &mut self.text[slot]) {
             Some(n) => {
