@@ -5,7 +5,7 @@
 //! keeps committed results byte for byte), integers through `itoa`; text cells are CSV-quoted
 //! once per distinct value, not once per row.
 
-use crate::accel::DesignPoint;
+use crate::accel::{DesignPoint, SWEEP_COLUMNS};
 
 /// Accuracy columns of a precision option (documented in docs/OUTPUTS.md).
 pub const ACCURACY: [&str; 6] = [
@@ -211,7 +211,10 @@ impl Row<'_> {
             out.push(b',');
             recent.push(out, v, slot);
         }
-        for (slot, v) in [(13, self.speedup), (14, self.energy_saving)] {
+        for (slot, v) in [
+            (SWEEP_COLUMNS, self.speedup),
+            (SWEEP_COLUMNS + 1, self.energy_saving),
+        ] {
             out.push(b',');
             if let Some(v) = v {
                 recent.push(out, v, slot);
@@ -274,7 +277,8 @@ pub struct Recent {
     text: [[u8; TEXT]; SLOTS],
 }
 
-const SLOTS: usize = 15;
+/// One slot per numeric column: the model's figures, then speedup and energy saving.
+const SLOTS: usize = SWEEP_COLUMNS + 2;
 const TEXT: usize = 32;
 
 impl Default for Recent {
@@ -559,7 +563,7 @@ mod tests {
         #[test]
         fn recent_numbers_print_like_push_f64(
             pool in proptest::collection::vec(any::<u64>(), 1..6),
-            picks in proptest::collection::vec((0usize..6, 0usize..15), 1..60),
+            picks in proptest::collection::vec((0usize..6, 0usize..SLOTS), 1..60),
         ) {
             let mut recent = Recent::default();
             let (mut fast, mut plain) = (Vec::new(), Vec::new());
