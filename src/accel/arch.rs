@@ -99,7 +99,8 @@ pub struct Multicore {
 /// A validated accelerator configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arch {
-    pub name: String,
+    /// Shared, so that cloning an architecture (once per sweep point) does not allocate.
+    pub name: std::sync::Arc<str>,
     pub compute: Compute,
     pub dispatch: Dispatch,
     pub schedule: Schedule,
@@ -118,54 +119,93 @@ struct Checker<'a> {
     origin: &'a str,
 }
 
+// Inlined, with the error paths out of line: a sweep validates every field of a fresh
+// architecture point, millions of times.
 impl Checker<'_> {
+    #[inline]
     fn count(&self, field: &str, v: i64, min: i64) -> Result<u32, AccelError> {
-        if v < min {
-            return Err(invalid(
-                self.origin,
-                field,
-                format!("must be >= {min}, got {v}"),
-            ));
+        match u32::try_from(v) {
+            Ok(x) if v >= min => Ok(x),
+            _ => Err(self.bad_count(field, v, min)),
         }
-        u32::try_from(v).map_err(|_| invalid(self.origin, field, format!("too large: {v}")))
     }
 
+    #[cold]
+    #[inline(never)]
+    fn bad_count(&self, field: &str, v: i64, min: i64) -> AccelError {
+        if v < min {
+            invalid(self.origin, field, format!("must be >= {min}, got {v}"))
+        } else {
+            invalid(self.origin, field, format!("too large: {v}"))
+        }
+    }
+
+    #[inline]
     fn positive(&self, field: &str, v: f64) -> Result<f64, AccelError> {
         if v.is_finite() && v > 0.0 {
             Ok(v)
         } else {
-            Err(invalid(self.origin, field, format!("must be > 0, got {v}")))
+            Err(self.bad(field, "> 0", v))
         }
     }
 
+    #[inline]
     fn non_negative(&self, field: &str, v: f64) -> Result<f64, AccelError> {
         if v.is_finite() && v >= 0.0 {
             Ok(v)
         } else {
-            Err(invalid(
-                self.origin,
-                field,
-                format!("must be >= 0, got {v}"),
-            ))
+            Err(self.bad(field, ">= 0", v))
         }
     }
 
+    #[inline]
     fn factor(&self, field: &str, v: f64) -> Result<f64, AccelError> {
         if v.is_finite() && v >= 1.0 {
             Ok(v)
         } else {
-            Err(invalid(
-                self.origin,
-                field,
-                format!("must be >= 1, got {v}"),
-            ))
+            Err(self.bad(field, ">= 1", v))
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad(&self, field: &str, bound: &str, v: f64) -> AccelError {
+        invalid(self.origin, field, format!("must be {bound}, got {v}"))
+    }
+}
+
+/// `ratio^exponent`; exactly 1 at the reference node without calling `powf` (as `powf` gives).
+#[inline]
+fn scale(ratio: f64, exponent: f64) -> f64 {
+    if ratio == 1.0 {
+        1.0
+    } else {
+        ratio.powf(exponent)
     }
 }
 
 impl Arch {
     /// Checks every field of `spec`; `origin` (usually the file path) names it in errors.
     pub fn from_spec(spec: &ArchSpec, origin: &str) -> Result<Arch, AccelError> {
+        Arch::checked(spec, origin, spec.name.as_str().into())
+    }
+
+    /// [`Arch::from_spec`] for a sweep's next point: `like`'s name is shared when `spec`
+    /// has the same one (no allocation per point).
+    pub fn from_spec_like(spec: &ArchSpec, origin: &str, like: &Arch) -> Result<Arch, AccelError> {
+        let name = if *like.name == *spec.name {
+            like.name.clone()
+        } else {
+            spec.name.as_str().into()
+        };
+        Arch::checked(spec, origin, name)
+    }
+
+    fn checked(
+        spec: &ArchSpec,
+        origin: &str,
+        name: std::sync::Arc<str>,
+    ) -> Result<Arch, AccelError> {
         let c = Checker { origin };
         let s = &spec.compute;
         let multiplier_bits = c.count("compute.multiplier_bits", s.multiplier_bits, 1)?;
@@ -229,9 +269,14 @@ impl Arch {
         let ratio = node_nm / REFERENCE_NODE_NM;
         let technology = Technology {
             node_nm,
-            energy_scale: ratio
-                .powf(c.non_negative("technology.energy_exponent", tech.energy_exponent)?),
-            area_scale: ratio.powf(c.non_negative("technology.area_exponent", tech.area_exponent)?),
+            energy_scale: scale(
+                ratio,
+                c.non_negative("technology.energy_exponent", tech.energy_exponent)?,
+            ),
+            area_scale: scale(
+                ratio,
+                c.non_negative("technology.area_exponent", tech.area_exponent)?,
+            ),
         };
         let (es, ar) = (technology.energy_scale, technology.area_scale);
         let m = &spec.memory;
@@ -309,7 +354,7 @@ impl Arch {
                 )?,
         };
         Ok(Arch {
-            name: spec.name.clone(),
+            name,
             compute,
             dispatch,
             schedule,

@@ -47,6 +47,8 @@ pub(crate) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+#[cold]
+#[inline(never)]
 pub(crate) fn invalid(origin: &str, field: &str, message: impl Into<String>) -> AccelError {
     AccelError::Invalid {
         origin: origin.to_string(),

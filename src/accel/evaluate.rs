@@ -46,9 +46,12 @@ pub struct DesignPoint {
     pub gflops_per_w: f64,
 }
 
+/// How many figures [`DesignPoint::sweep_columns`] gives.
+pub const SWEEP_COLUMNS: usize = 13;
+
 impl DesignPoint {
     /// The figures a sweep writes per point, with their column names (units in the names).
-    pub fn sweep_columns(&self) -> [(&'static str, f64); 13] {
+    pub fn sweep_columns(&self) -> [(&'static str, f64); SWEEP_COLUMNS] {
         [
             ("cycles", self.cycles),
             ("latency_us", self.latency_us),

@@ -35,6 +35,11 @@ pub(crate) struct LayerCost {
     pub load_cycles: f64,
     /// Mean cycles of one steady-state step, DRAM streaming and precision switches included.
     pub step_cycles: f64,
+    /// Of a steady step, the cycles the unit array is busy (products, reconfigurations and
+    /// precision switches; per-step input products): what other layers on the core cannot use.
+    pub busy_cycles: f64,
+    /// DRAM cycles of one step's weight stream (0 when the weights stay on chip).
+    pub stream_cycles: f64,
     /// Cycles outside the T steady steps: the products before the first recurrent product,
     /// the last step's tail in place of a steady step's, step 0 not waiting for a stream.
     pub edge_cycles: f64,
@@ -83,6 +88,9 @@ pub(crate) struct LevelSums {
     last: f64,
     /// sum_k phi_k rec_k.
     rec_cycles: f64,
+    /// sum_k phi_k (in_k + rec_k + 2 rho): the units' busy cycles per step (the input and
+    /// recurrent products and the reconfigurations into and out of them).
+    busy_cycles: f64,
     ideal_cycles: f64,
     weight_sram_bits: f64,
     activation_sram_bits: f64,
@@ -174,6 +182,7 @@ fn level_sums(
             s.pre_cycles += frac * (first.cycles + rho);
         }
         s.rec_cycles += frac * rec.cycles;
+        s.busy_cycles += frac * (input.cycles + rec.cycles + 2.0 * rho);
         s.step_cycles += frac * step.max(sh.stream);
         s.compute_step_cycles += frac * step;
         if sh.stream > step {
@@ -385,6 +394,8 @@ pub(crate) fn layer_cost(
     LayerCost {
         load_cycles: load,
         step_cycles: sums.step_cycles + switch_cycles / t,
+        busy_cycles: sums.busy_cycles + switch_cycles / t,
+        stream_cycles: stream,
         edge_cycles: edge,
         layer_cycles,
         dram_bound_cycles: (load + sums.bound_steps * stream).min(dram_cycles.max(load)),

@@ -57,7 +57,7 @@ pub use arch::{
 };
 pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;
-pub use evaluate::{evaluate, DesignPoint};
+pub use evaluate::{evaluate, DesignPoint, SWEEP_COLUMNS};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
 pub use set::Override;
 pub use sim::{level_sequence, realise_levels, simulate, simulate_with, SimPlan, SimResult};

@@ -138,7 +138,15 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut cache = None;
     let mut chip_dram_bytes = 0.0;
     let mut seg_start = 0;
+    // Per stage in the current segment: the slowest of its layers' own steps, and what its
+    // layers share per round of the wavefront (each layer one step): the unit array and the
+    // core's DRAM share.
     let mut stage_step = vec![0.0f64; stages];
+    let mut stage_busy = vec![0.0f64; stages];
+    let mut stage_stream = vec![0.0f64; stages];
+    // The own step of the stage's last layer so far, and how many layers it holds.
+    let mut stage_last_step = vec![0.0f64; stages];
+    let mut stage_layers = vec![0usize; stages];
     let mut stage_load = vec![0.0f64; stages];
     let mut stage_offset = vec![f64::INFINITY; stages];
     // DRAM-bound cycles of each stage's layers in the current segment: the stages run at
@@ -149,6 +157,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // When each core finished its previous segment's work: it may load its next layers'
     // weights from then on, while other cores still compute.
     let mut core_free = vec![0.0f64; stages];
+    // The latest segment start its layers' weight loads allow (see the loop).
+    let mut load_gate = f64::NEG_INFINITY;
     let mut now = 0.0f64;
     for (i, shape) in workload.layers.iter().enumerate() {
         let ctx = LayerContext {
@@ -162,8 +172,22 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         let cost = layer_cost(arch, workload, rates, i, shape, &ctx, &mut cache);
         let j = stage_of(i);
         stage_offset[j] = stage_offset[j].min(fill);
-        stage_step[j] += cost.step_cycles;
+        stage_step[j] = stage_step[j].max(cost.step_cycles);
+        stage_last_step[j] = cost.step_cycles;
+        stage_layers[j] += 1;
+        stage_stream[j] += cost.stream_cycles;
         stage_load[j] += cost.load_cycles;
+        // The layer's first product waits for its own weights only: a core loads its layers
+        // one after another (its DRAM share is one server), each as soon as the core finished
+        // the previous segment, while the layers loaded before compute.
+        load_gate = load_gate.max(core_free[j] + stage_load[j] - fill);
+        // A core issues its products in wavefront order: this layer's first step comes after
+        // one step of each layer before it on the core (the round it joins), not right after
+        // the step it waits for.
+        if t >= 2.0 {
+            fill += stage_busy[j];
+        }
+        stage_busy[j] += cost.busy_cycles;
         fill += cost.edge_cycles + cost.step_cycles;
         stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
@@ -182,12 +206,22 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         }
         if ends_segment {
             let begin = now + barrier;
-            let delay = (0..stages)
-                .filter(|&j| stage_offset[j].is_finite())
-                .map(|j| core_free[j] + stage_load[j] - begin - stage_offset[j])
-                .fold(0.0f64, f64::max);
-            let slowest = stage_step.iter().copied().fold(max_hop, f64::max);
-            let end = begin + delay + fill + (t - 1.0) * slowest;
+            let delay = (load_gate - begin).max(0.0);
+            let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);
+            let slowest = (0..stages).map(period).fold(max_hop, f64::max);
+            // Drain: in the last round of a core that shares its units between layers, its
+            // last layer runs alone (the layers before it have finished), at its own step;
+            // the pipeline then runs at the pace of the stages after it.
+            let mut drain = 0.0;
+            if t >= 2.0 {
+                if let Some(j) = (0..stages).rev().find(|&j| period(j) == slowest) {
+                    if stage_layers[j] >= 2 && stage_busy[j] == slowest {
+                        let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
+                        drain = slowest - stage_last_step[j].max(after).min(slowest);
+                    }
+                }
+            }
+            let end = begin + delay + fill + (t - 1.0) * slowest - drain;
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);
             tl.dram_bound_cycles += bound.min(end - now);
             now = end;
@@ -198,11 +232,16 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             barrier = if crosses { link_latency + hop } else { 0.0 };
             seg_start = i + 1;
             stage_step.iter_mut().for_each(|s| *s = 0.0);
+            stage_busy.iter_mut().for_each(|s| *s = 0.0);
+            stage_last_step.iter_mut().for_each(|s| *s = 0.0);
+            stage_layers.iter_mut().for_each(|s| *s = 0);
+            stage_stream.iter_mut().for_each(|s| *s = 0.0);
             stage_load.iter_mut().for_each(|s| *s = 0.0);
             stage_bound.iter_mut().for_each(|s| *s = 0.0);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;
+            load_gate = f64::NEG_INFINITY;
         }
     }
     debug_assert_eq!(seg_start, layers);

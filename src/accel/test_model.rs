@@ -24,7 +24,7 @@ fn err_of_set(sets: &[&str]) -> String {
 fn shipped_arch_files_load_and_validate() {
     for name in ["epur", "sharp", "multicore"] {
         let a = arch(name, &[]);
-        assert_eq!(a.name, name);
+        assert_eq!(&*a.name, name);
         evaluate(&a, &eesen_like()).expect("evaluates");
     }
 }
@@ -415,6 +415,15 @@ fn arb_workload() -> impl Strategy<Value = Workload> {
 }
 
 proptest! {
+    /// The floating-point ceiling division against integer `div_ceil` (the oracle), over the
+    /// range the model uses it in (and around exact multiples, where truncation matters).
+    #[test]
+    fn ceil_div_matches_integer_division(a in 0u64..1 << 40, b in 1u64..1 << 20, k in 0u64..1 << 20) {
+        prop_assert_eq!(super::timing::ceil_div(a, b), a.div_ceil(b));
+        prop_assert_eq!(super::timing::ceil_div(k * b, b), k);
+        prop_assert_eq!(super::timing::ceil_div(k * b + 1, b), (k * b + 1).div_ceil(b));
+    }
+
     #[test]
     fn points_are_finite_and_bounded(a in arb_arch(), w in arb_workload()) {
         let p = evaluate(&a, &w).expect("valid inputs evaluate");

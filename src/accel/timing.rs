@@ -15,10 +15,13 @@ pub(crate) const GATES: u64 = 4;
 pub const MAX_PRECISION_LEVELS: usize = 8;
 
 /// ceil(a / b) in floating point: exact while a + b < 2^52 (far above any layer size here),
-/// and several times cheaper than 64-bit integer division on the hot path.
+/// and several times cheaper than 64-bit integer division on the hot path. The ceiling is
+/// taken by truncation and a compare (`f64::ceil` is a library call on baseline x86-64).
 #[inline]
 pub(crate) fn ceil_div(a: u64, b: u64) -> u64 {
-    (a as f64 / b as f64).ceil() as u64
+    let q = a as f64 / b as f64;
+    let t = q as u64;
+    t + u64::from((t as f64) < q)
 }
 
 /// What one multiplier delivers at one precision level.

@@ -66,8 +66,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         quiet: a.quiet,
         bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
     };
-    let go = || crate::sweep::run(&a.spec, &opts, &bars);
-    let out = match a.jobs {
+    let go = || crate::sweep::run_counted(&a.spec, &opts, &bars);
+    let (out, rows) = match a.jobs {
         Some(j) if j == 0 || j > MAX_JOBS => {
             bail!(
                 "--jobs {j}: give 1 to {MAX_JOBS} threads (more only add memory and start-up time)"
@@ -85,7 +85,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     if shard.is_none() && !a.precision_only {
         // The results are complete at this point: a page that cannot be drawn is worth a
         // warning, not a failed sweep (`lstm-dse report` retries it).
-        if let Err(e) = super::view_cmds::write_report(&out, 0, a.quiet) {
+        if let Err(e) = super::view_cmds::write_report(&out, 0, rows, a.quiet) {
             eprintln!("warning: report.html not written: {e:#}");
         }
     }
@@ -97,7 +97,10 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
                 "shard {i}/{n}: wrote {} (combine the shards with `lstm-dse merge`)",
                 out.display()
             ),
-            None => print!("{}", crate::view::SweepDir::open(&out)?.summary()),
+            None => print!(
+                "{}",
+                crate::view::SweepDir::open_with_rows(&out, rows)?.summary()
+            ),
         }
     }
     Ok(())

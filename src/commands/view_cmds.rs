@@ -18,10 +18,16 @@ fn stage_bar(quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-/// Writes report.html for a sweep directory; returns its path.
-pub(super) fn write_report(dir: &Path, sequence: usize, quiet: bool) -> Result<std::path::PathBuf> {
+/// Writes report.html for a sweep directory (`rows`: results.csv's row count, when known);
+/// returns its path.
+pub(super) fn write_report(
+    dir: &Path,
+    sequence: usize,
+    rows: Option<usize>,
+    quiet: bool,
+) -> Result<std::path::PathBuf> {
     let bar = stage_bar(quiet);
-    let path = view::page::report_dir(dir, sequence, &|done, total| {
+    let path = view::page::report_dir(dir, sequence, rows, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });
@@ -30,7 +36,7 @@ pub(super) fn write_report(dir: &Path, sequence: usize, quiet: bool) -> Result<s
 }
 
 pub(super) fn report_cmd(a: &ReportArgs) -> Result<()> {
-    let path = write_report(&a.dir, a.sequence, a.quiet)?;
+    let path = write_report(&a.dir, a.sequence, None, a.quiet)?;
     if !a.quiet {
         eprintln!("wrote {}", path.display());
     }

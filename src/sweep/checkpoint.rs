@@ -10,7 +10,7 @@
 //! byte or a CR. A cut last line is removed; anything else is refused naming the file and
 //! line. What it returns is the set of points done, so the run goes on from there.
 
-use super::plan::{Outcome, Plan};
+use super::plan::{Cursor, Outcome, Plan};
 use super::row::Row;
 use anyhow::{bail, Result};
 use std::collections::BTreeSet;
@@ -162,12 +162,13 @@ pub fn verify(
     };
     let (mut r, mut s) = (rows.iter().peekable(), skips.iter().peekable());
     let mut buf = Vec::new();
+    let mut cursor = Cursor::default();
     let mut i = points.start;
     let mut contiguous = true;
     while i <= last {
         let in_rows = r.peek().filter(|l| l.point == i).is_some();
         let in_skips = s.peek().filter(|l| l.point == i).is_some();
-        let outcome = plan.outcome(i);
+        let outcome = plan.outcome(i, &mut cursor);
         match (outcome, in_rows, in_skips) {
             (_, true, true) => {
                 let (a, b) = (

@@ -30,9 +30,9 @@ use anyhow::{bail, Context, Result};
 use checkpoint::{Done, Points};
 use front::{FrontPart, FrontSpec};
 use outdir::OutDir;
-use plan::{ModelPlan, Outcome, Plan, PlannedOption};
+use plan::{Cursor, ModelPlan, Outcome, Plan, PlannedOption};
 use rayon::prelude::*;
-use row::{Axes, Col, TextCell};
+use row::{Axes, Col, Recent, TextCell};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -422,6 +422,16 @@ const PIECE: usize = 2048;
 
 /// Runs a sweep file; returns the output directory.
 pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathBuf> {
+    run_counted(path, o, progress).map(|(out, _)| out)
+}
+
+/// [`run`], also returning the number of rows in results.csv when this run wrote all of
+/// them (`None` for `--resume` and `--precision-only`).
+pub fn run_counted(
+    path: &Path,
+    o: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<(PathBuf, Option<usize>)> {
     let p = prepare(path, o.smoke)?;
     let out_path = o
         .out
@@ -430,7 +440,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     let out = OutDir::lock(&out_path)?;
     let models = model_plans(&p, &o.cache_dir, progress)?;
     if o.precision_only {
-        return Ok(out_path);
+        return Ok((out_path, None));
     }
     let dir = staging(&out, &p, o.resume)?;
     let plan = Plan::new(p.axes, models, p.base, &p.spec.arch.base)
@@ -479,9 +489,11 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     // Costing and writing overlap: this thread costs batch k + 1 (on the rayon pool) while a
     // writer thread appends batch k, in order (a batch's skipped points, then its rows: see
     // checkpoint's module doc). An error on either side stops both; what was appended stays.
+    let pool = Pool::default();
     let (front, finished) = std::thread::scope(|s| -> Result<(FrontPart, usize)> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Piece>)>(1);
         let (results, skipped) = (&results, &skipped);
+        let pool = &pool;
         let writer = s.spawn(move || -> Result<(FrontPart, usize)> {
             let (mut front, mut finished) = (front, finished);
             let mut f = std::fs::OpenOptions::new()
@@ -494,6 +506,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
                     .map_err(|e| kept(e, skipped, finished))?;
                 for (rows, _, part) in pieces {
                     f.write_all(&rows).map_err(|e| kept(e, results, finished))?;
+                    pool.give(rows);
                     front.points.extend(part.points);
                     front.values.extend(part.values);
                 }
@@ -502,7 +515,7 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
             }
             Ok((front, finished))
         });
-        let costed = cost_batches(todo, &plan, &fspec, with_front, &tx);
+        let costed = cost_batches(todo, &plan, &fspec, with_front, &tx, pool);
         drop(tx);
         let front = writer
             .join()
@@ -527,7 +540,35 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
     if skipped_points > 0 {
         eprintln!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
     }
-    Ok(out_path)
+    // A fresh run appended every point to results.csv or skipped.csv (a resumed one is
+    // left to be counted from the files).
+    let rows = (!o.resume).then(|| finished - skipped_points);
+    Ok((out_path, rows))
+}
+
+/// Row buffers the writer has emptied, for the next pieces (fresh megabyte buffers would be
+/// page-faulted in anew for every batch).
+#[derive(Default)]
+struct Pool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut v = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        v.clear();
+        v.reserve(capacity);
+        v
+    }
+
+    fn give(&self, v: Vec<u8>) {
+        if let Ok(mut p) = self.0.lock() {
+            p.push(v);
+        }
+    }
 }
 
 /// A piece of a batch: its rows, its skipped-point lines and its front rows.
@@ -541,6 +582,7 @@ fn cost_batches(
     fspec: &FrontSpec,
     with_front: bool,
     tx: &std::sync::mpsc::SyncSender<(usize, Vec<Piece>)>,
+    pool: &Pool,
 ) -> Result<()> {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -553,12 +595,14 @@ fn cost_batches(
             .par_chunks(PIECE)
             .map(|piece| {
                 // Rows are about 420 bytes; room for more avoids copying as the buffer grows.
-                let (mut rows, mut skips) = (Vec::with_capacity(piece.len() * 640), Vec::new());
+                let mut rows = pool.take(piece.len() * 640);
+                let mut skips = Vec::new();
                 let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
+                let (mut cursor, mut recent) = (Cursor::default(), Recent::default());
                 for &i in piece {
-                    match plan.outcome(i) {
+                    match plan.outcome(i, &mut cursor) {
                         Outcome::Row(r) => {
-                            r.write(&mut rows);
+                            r.write_with(&mut rows, &mut recent);
                             if with_front {
                                 fspec.add(&mut part, &r, &mut scratch)?;
                             }
@@ -604,8 +648,9 @@ fn write_front_of(
     crate::report::write_atomic(&path, |w| {
         w.write_all(header)?;
         let mut buf = Vec::new();
+        let mut cursor = Cursor::default();
         for (&p, _) in front.points.iter().zip(&on).filter(|(_, &f)| f) {
-            if let Outcome::Row(r) = plan.outcome(p as usize) {
+            if let Outcome::Row(r) = plan.outcome(p as usize, &mut cursor) {
                 buf.clear();
                 r.write(&mut buf);
                 w.write_all(&buf)?;

@@ -7,7 +7,7 @@
 //! cannot run).
 
 use super::options::{fnv_add, PrecisionOption, FNV_INIT};
-use super::row::{Axes, OptionText, Row, TextCell};
+use super::row::{Axes, OptionText, Row, TextCell, MAX_KEYS};
 use crate::accel::{self, Arch, ArchSpec, DesignPoint, Workload};
 
 /// One model's options, ready to cost.
@@ -36,9 +36,9 @@ impl PlannedOption {
             .fold(FNV_INIT, |h, c| fnv_add(fnv_add(h, c.raw.as_bytes()), b"|"));
         PlannedOption {
             workload,
-            text: OptionText {
+            text: OptionText::new(
                 lead,
-                accuracy: [
+                [
                     TextCell::new(opt(Some(o.hidden_rmse))),
                     TextCell::new(opt(o.output_rmse)),
                     TextCell::new(opt(o.output_max_abs)),
@@ -47,7 +47,7 @@ impl PlannedOption {
                     TextCell::new(opt(Some(o.fractions.first().copied().unwrap_or(1.0)))),
                 ],
                 hash_prefix,
-            },
+            ),
         }
     }
 }
@@ -140,18 +140,77 @@ impl Plan {
         (m, rest / self.arch_points, rest % self.arch_points)
     }
 
-    /// Costs point `idx` (< total).
-    pub fn outcome(&self, idx: usize) -> Outcome<'_> {
+    /// Moves `cursor` to architecture point `ai`: its value digits, and its architecture
+    /// unless they were built up front. Neighbouring points differ in the last keys only, so
+    /// the cursor's spec takes just the overrides whose value changed; the result is the
+    /// architecture [`Plan::build_arch`] gives (each override sets its own key).
+    fn seek(&self, ai: usize, cursor: &mut Cursor) {
+        if cursor.ai == Some(ai) {
+            return;
+        }
+        let n = self.axes.keys.len();
+        let mut digits = cursor.digits;
+        if cursor.ai.is_some_and(|prev| prev + 1 == ai) {
+            // Mixed-radix increment, last key fastest.
+            for k in (0..n).rev() {
+                digits[k] += 1;
+                if digits[k] < self.axes.values[k].len() {
+                    break;
+                }
+                digits[k] = 0;
+            }
+        } else {
+            digits = self.axes.digits(ai);
+        }
+        if self.archs.is_none() {
+            cursor.arch = self.incremental_arch(ai, &digits, cursor);
+        }
+        cursor.digits = digits;
+        cursor.ai = Some(ai);
+    }
+
+    fn incremental_arch(
+        &self,
+        ai: usize,
+        digits: &[usize; MAX_KEYS],
+        cursor: &mut Cursor,
+    ) -> Result<Arch, String> {
+        let Some(spec) = cursor.spec.as_mut() else {
+            let mut spec = self.base.clone();
+            for (k, overrides) in self.axes.overrides.iter().enumerate() {
+                if let Err(e) = overrides[digits[k]].apply(&mut spec) {
+                    return Err(e.to_string());
+                }
+            }
+            let arch = Arch::from_spec(&spec, &self.base_origin).map_err(|e| e.to_string());
+            cursor.spec = Some(spec);
+            return arch;
+        };
+        for (k, overrides) in self.axes.overrides.iter().enumerate() {
+            if digits[k] != cursor.digits[k] && overrides[digits[k]].apply(spec).is_err() {
+                // A spec an override failed on is not trusted further: start afresh.
+                cursor.spec = None;
+                return self.build_arch(ai);
+            }
+        }
+        match &cursor.arch {
+            Ok(like) => Arch::from_spec_like(spec, &self.base_origin, like),
+            Err(_) => Arch::from_spec(spec, &self.base_origin),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Costs point `idx` (< total); `cursor` carries what consecutive points share (one
+    /// cursor per thread, any start).
+    pub fn outcome<'a>(&'a self, idx: usize, cursor: &'a mut Cursor) -> Outcome<'a> {
         let (m, oi, ai) = self.locate(idx);
         let model = &self.models[m];
         let opt = &model.options[oi];
-        let built;
+        self.seek(ai, cursor);
+        let cursor = &*cursor;
         let arch = match &self.archs {
             Some(all) => &all[ai],
-            None => {
-                built = self.build_arch(ai);
-                &built
-            }
+            None => &cursor.arch,
         };
         let arch = match arch {
             Ok(a) => a,
@@ -161,8 +220,10 @@ impl Plan {
             Ok(d) => d,
             Err(e) => return Outcome::Skipped(e.to_string()),
         };
+        let n = self.axes.keys.len();
+        let digits = &cursor.digits[..n];
         let mut hash = opt.text.hash_prefix;
-        for (k, c) in self.axes.cells(ai).enumerate() {
+        for (k, c) in self.axes.cells(digits).enumerate() {
             if k > 0 {
                 hash = fnv_add(hash, b"|");
             }
@@ -173,12 +234,32 @@ impl Plan {
             point: idx as u64,
             option: &opt.text,
             axes: &self.axes,
-            arch_point: ai,
+            digits,
             design,
             speedup: cmp.map(|c| c.speedup),
             energy_saving: cmp.map(|c| c.energy_saving),
             config_hash: fnv_add(hash, &[0xff]),
         })
+    }
+}
+
+/// A costing thread's position in the plan: the architecture point it is at (value digits,
+/// and the spec and architecture built for it when they are not built up front).
+pub struct Cursor {
+    ai: Option<usize>,
+    digits: [usize; MAX_KEYS],
+    spec: Option<ArchSpec>,
+    arch: Result<Arch, String>,
+}
+
+impl Default for Cursor {
+    fn default() -> Cursor {
+        Cursor {
+            ai: None,
+            digits: [0; MAX_KEYS],
+            spec: None,
+            arch: Err(String::new()),
+        }
     }
 }
 
@@ -203,6 +284,59 @@ mod tests {
             output_max_abs: None,
             top1_agreement: None,
             task_accuracy: None,
+        }
+    }
+
+    /// A plan over swept keys with invalid values among them (no options: only the
+    /// architecture points matter here, and none are built up front).
+    fn arch_plan() -> Plan {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let base = accel::load_arch(&root.join("sweeps/arch/epur.toml")).expect("epur.toml");
+        let ranges: [(&str, &[&str]); 4] = [
+            ("compute.clock_mhz", &["100", "-1", "500"]),
+            ("compute.units", &["1", "0", "7"]),
+            ("memory.dram_gb_per_s", &["2.5", "10"]),
+            ("compute.multipliers_per_unit", &["3", "16", "-2"]),
+        ];
+        let mut axes = Axes {
+            keys: Vec::new(),
+            values: Vec::new(),
+            overrides: Vec::new(),
+        };
+        for (k, vals) in ranges {
+            axes.keys.push(k.to_string());
+            axes.values
+                .push(vals.iter().map(|v| TextCell::new(*v)).collect());
+            axes.overrides.push(
+                vals.iter()
+                    .map(|v| accel::Override::parse(&base, k, v).expect("parses"))
+                    .collect(),
+            );
+        }
+        Plan::new(axes, Vec::new(), base, "epur.toml").expect("small plan")
+    }
+
+    proptest::proptest! {
+        /// A cursor moved over architecture points in any order (neighbours, jumps, repeats)
+        /// gives the architecture (or the error) that building the point from the base spec
+        /// gives: the oracle.
+        #[test]
+        fn cursor_architectures_match_building_from_the_base(
+            walk in proptest::collection::vec((0usize..54, proptest::bool::ANY), 1..80)
+        ) {
+            let plan = arch_plan();
+            let mut cursor = Cursor::default();
+            let mut prev = None;
+            for (jump, step) in walk {
+                let ai = match (prev, step) {
+                    (Some(p), true) => (p + 1) % 54,
+                    _ => jump,
+                };
+                plan.seek(ai, &mut cursor);
+                proptest::prop_assert_eq!(&cursor.digits, &plan.axes.digits(ai));
+                proptest::prop_assert_eq!(&cursor.arch, &plan.build_arch(ai), "point {}", ai);
+                prev = Some(ai);
+            }
         }
     }
 

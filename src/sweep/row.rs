@@ -5,7 +5,7 @@
 //! keeps committed results byte for byte), integers through `itoa`; text cells are CSV-quoted
 //! once per distinct value, not once per row.
 
-use crate::accel::DesignPoint;
+use crate::accel::{DesignPoint, SWEEP_COLUMNS};
 
 /// Accuracy columns of a precision option (documented in docs/OUTPUTS.md).
 pub const ACCURACY: [&str; 6] = [
@@ -47,6 +47,9 @@ pub struct TextCell {
     pub raw: String,
     pub csv: Vec<u8>,
     pub number: Result<f64, String>,
+    /// `,` and the CSV form in a fixed-size block (copied without a call to `memcpy`), when
+    /// it fits (length 0 otherwise).
+    comma_csv: ([u8; TEXT], usize),
 }
 
 impl TextCell {
@@ -59,12 +62,40 @@ impl TextCell {
             t.parse::<f64>()
                 .map_err(|_| format!("`{t}` is not a number"))
         };
+        let csv = csv_cell(&raw);
+        let mut comma_csv = ([0; TEXT], 0);
+        if csv.len() < TEXT {
+            comma_csv.0[0] = b',';
+            comma_csv.0[1..=csv.len()].copy_from_slice(&csv);
+            comma_csv.1 = csv.len() + 1;
+        }
         TextCell {
-            csv: csv_cell(&raw),
+            csv,
             raw,
             number,
+            comma_csv,
         }
     }
+
+    /// Appends `,` and the cell.
+    #[inline]
+    fn push_after_comma(&self, out: &mut Vec<u8>) {
+        if self.comma_csv.1 > 0 {
+            put(out, &self.comma_csv.0, self.comma_csv.1);
+        } else {
+            out.push(b',');
+            out.extend_from_slice(&self.csv);
+        }
+    }
+}
+
+/// Several cells as they follow each other in a row: `,a,b,c`.
+fn joined(cells: &[TextCell]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in cells {
+        c.push_after_comma(&mut out);
+    }
+    out
 }
 
 /// The text cells of one (model, precision option): `model`, `precision`, `thresholds`,
@@ -76,6 +107,21 @@ pub struct OptionText {
     /// FNV state after `model|precision|thresholds|dpred_group_size|` (the config hash
     /// continues with the swept values).
     pub hash_prefix: u64,
+    /// `,` + the lead cells and `,` + the accuracy cells, as they appear in every row.
+    lead_csv: Vec<u8>,
+    accuracy_csv: Vec<u8>,
+}
+
+impl OptionText {
+    pub fn new(lead: [TextCell; 4], accuracy: [TextCell; 6], hash_prefix: u64) -> OptionText {
+        OptionText {
+            lead_csv: joined(&lead),
+            accuracy_csv: joined(&accuracy),
+            lead,
+            accuracy,
+            hash_prefix,
+        }
+    }
 }
 
 /// What a column holds.
@@ -127,10 +173,9 @@ impl Axes {
         out
     }
 
-    /// The swept value cells of architecture point `ai`.
-    pub fn cells(&self, ai: usize) -> impl Iterator<Item = &TextCell> {
-        let d = self.digits(ai);
-        (0..self.keys.len()).map(move |k| &self.values[k][d[k]])
+    /// The swept value cells at value `digits` (one per key, as [`Axes::digits`] gives).
+    pub fn cells<'a>(&'a self, digits: &'a [usize]) -> impl Iterator<Item = &'a TextCell> + 'a {
+        digits.iter().enumerate().map(|(k, &d)| &self.values[k][d])
     }
 }
 
@@ -139,8 +184,8 @@ pub struct Row<'a> {
     pub point: u64,
     pub option: &'a OptionText,
     pub axes: &'a Axes,
-    /// The architecture point (index into the cross product of `axes`).
-    pub arch_point: usize,
+    /// The value index of every swept key (the architecture point's digits).
+    pub digits: &'a [usize],
     pub design: DesignPoint,
     pub speedup: Option<f64>,
     pub energy_saving: Option<f64>,
@@ -150,29 +195,32 @@ pub struct Row<'a> {
 impl Row<'_> {
     /// Appends the row and its line end to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
+        self.write_with(out, &mut Recent::default());
+    }
+
+    /// [`Row::write`], reusing the text of numbers `recent` has seen (in this row or the rows
+    /// before it on this thread): many columns repeat from row to row (energy and area do not
+    /// depend on the fastest-varying keys), and one number's text never changes.
+    pub fn write_with(&self, out: &mut Vec<u8>, recent: &mut Recent) {
         push_u64(out, self.point);
-        for c in &self.option.lead {
-            out.push(b',');
-            out.extend_from_slice(&c.csv);
+        out.extend_from_slice(&self.option.lead_csv);
+        for v in self.axes.cells(self.digits) {
+            v.push_after_comma(out);
         }
-        for v in self.axes.cells(self.arch_point) {
+        for (slot, (_, v)) in self.design.sweep_columns().into_iter().enumerate() {
             out.push(b',');
-            out.extend_from_slice(&v.csv);
+            recent.push(out, v, slot);
         }
-        for (_, v) in self.design.sweep_columns() {
-            out.push(b',');
-            push_f64(out, v);
-        }
-        for v in [self.speedup, self.energy_saving] {
+        for (slot, v) in [
+            (SWEEP_COLUMNS, self.speedup),
+            (SWEEP_COLUMNS + 1, self.energy_saving),
+        ] {
             out.push(b',');
             if let Some(v) = v {
-                push_f64(out, v);
+                recent.push(out, v, slot);
             }
         }
-        for c in &self.option.accuracy {
-            out.push(b',');
-            out.extend_from_slice(&c.csv);
-        }
+        out.extend_from_slice(&self.option.accuracy_csv);
         out.push(b',');
         push_hex16(out, self.config_hash);
         out.push(b',');
@@ -186,10 +234,7 @@ impl Row<'_> {
         match col {
             Col::Point => Ok(self.point as f64),
             Col::Lead(i) => self.option.lead[i].number.clone(),
-            Col::Arch(k) => {
-                let d = self.axes.digits(self.arch_point);
-                self.axes.values[k][d[k]].number.clone()
-            }
+            Col::Arch(k) => self.axes.values[k][self.digits[k]].number.clone(),
             Col::Metric(i) => Ok(self.design.sweep_columns()[i].1),
             Col::Speedup => self.speedup.map_or_else(missing, Ok),
             Col::EnergySaving => self.energy_saving.map_or_else(missing, Ok),
@@ -225,6 +270,61 @@ pub fn opt_text(v: Option<f64>) -> String {
     })
 }
 
+/// Numbers of a row (one slot per numeric column) with their text as [`push_f64`] writes it.
+pub struct Recent {
+    bits: [u64; SLOTS],
+    len: [u8; SLOTS],
+    text: [[u8; TEXT]; SLOTS],
+}
+
+/// One slot per numeric column: the model's figures, then speedup and energy saving.
+const SLOTS: usize = SWEEP_COLUMNS + 2;
+const TEXT: usize = 32;
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            bits: [0; SLOTS],
+            len: [0; SLOTS], // 0: the slot holds nothing
+            text: [[0; TEXT]; SLOTS],
+        }
+    }
+}
+
+impl Recent {
+    /// Appends `v` as [`push_f64`] does, from any slot that holds the same bits, else
+    /// formatted and kept in `slot` (the common cases, see [`format_fast`]).
+    #[inline]
+    fn push(&mut self, out: &mut Vec<u8>, v: f64, slot: usize) {
+        let bits = v.to_bits();
+        // The column's own number in the row before, else any slot (branch-free scan).
+        let mut hit = slot;
+        if self.bits[slot] != bits || self.len[slot] == 0 {
+            hit = SLOTS;
+            for s in 0..SLOTS {
+                if (self.bits[s] == bits) & (self.len[s] != 0) {
+                    hit = s;
+                }
+            }
+        }
+        if hit < SLOTS {
+            put(out, &self.text[hit], usize::from(self.len[hit]));
+            return;
+        }
+        match format_fast(v, &mut self.text[slot]) {
+            Some(n) => {
+                self.len[slot] = n as u8;
+                self.bits[slot] = bits;
+                put(out, &self.text[slot], n);
+            }
+            None => {
+                self.len[slot] = 0;
+                push_f64_slow(out, v);
+            }
+        }
+    }
+}
+
 pub fn push_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
@@ -239,22 +339,61 @@ fn push_hex16(out: &mut Vec<u8>, v: u64) {
 /// Appends `v` exactly as `format!("{v}")` prints it (the standard library's shortest
 /// round-trip digits, plain decimal notation), fast.
 ///
-/// Integers below 2^53 go through `itoa`. Other finite numbers take ryu's shortest digits,
-/// rewritten into `{}`'s notation, except where the two can differ: both pick the shortest
-/// digits that read back as `v` and, of those, the nearest to `v`, but on an exact tie
-/// (`v` exactly halfway between two shortest candidates, e.g. -88594481949449.125) ryu rounds
-/// to even and the standard library rounds up. A tie needs `v`'s exact decimal expansion to be
-/// at most 18 significant digits long, so every such `v` (and zero, infinities, NaN, and
-/// integers from 2^53 on) is printed by the standard formatter itself.
+/// Integers below 2^53 are written digit by digit. Other finite numbers take ryu's shortest
+/// digits, rewritten into `{}`'s notation, except where the two can differ: both pick the
+/// shortest digits that read back as `v` and, of those, the nearest to `v`, but on an exact
+/// tie (`v` exactly halfway between two shortest candidates, e.g. -88594481949449.125) ryu
+/// rounds to even and the standard library rounds up. A tie needs `v`'s exact decimal
+/// expansion to be at most 18 significant digits long, so every such `v` (and zero,
+/// infinities, NaN, and integers from 2^53 on) is printed by the standard formatter itself.
 pub fn push_f64(out: &mut Vec<u8>, v: f64) {
-    use std::io::Write;
+    let mut text = [0u8; TEXT];
+    match format_fast(v, &mut text) {
+        Some(n) => put(out, &text, n),
+        None => push_f64_slow(out, v),
+    }
+}
+
+/// The first `n` bytes of `text`, by a fixed-length copy (inlined; a call to `memcpy` per
+/// number cost more than the copy itself).
+#[inline]
+fn put(out: &mut Vec<u8>, text: &[u8; TEXT], n: usize) {
+    let start = out.len();
+    out.extend_from_slice(text);
+    out.truncate(start + n);
+}
+
+/// [`push_f64`]'s common cases written into `text`: integers below 2^53, and numbers ryu
+/// writes without an exponent that are not possible ties. Returns the length, or `None`
+/// for the rest.
+#[inline]
+fn format_fast(v: f64, text: &mut [u8; TEXT]) -> Option<usize> {
     const TWO_53: f64 = 9_007_199_254_740_992.0;
     if v.is_finite() && v != 0.0 && v.fract() == 0.0 && v.abs() < TWO_53 {
-        if v < 0.0 {
-            out.push(b'-');
+        let neg = usize::from(v < 0.0);
+        text[0] = b'-';
+        let mut x = v.abs() as u64;
+        let n = neg + x.ilog10() as usize + 1;
+        for i in (neg..n).rev() {
+            text[i] = b'0' + (x % 10) as u8;
+            x /= 10;
         }
-        push_u64(out, v.abs() as u64);
-    } else if !v.is_finite() || v == 0.0 || short_exact_decimal(v) {
+        return Some(n);
+    }
+    if !v.is_finite() || v == 0.0 || short_exact_decimal(v) {
+        return None;
+    }
+    // SAFETY: ryu writes at most 24 bytes for a finite number; `text` holds 32.
+    let n = unsafe { ryu::raw::format64(v, text.as_mut_ptr()) };
+    // Without an exponent (within the last five bytes, "e-324"), ryu writes a non-integer
+    // as `{}` does ("12.34", "0.001234").
+    let tail = n.saturating_sub(5);
+    (!text[tail..n].contains(&b'e')).then_some(n)
+}
+
+fn push_f64_slow(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    if !v.is_finite() || v == 0.0 || short_exact_decimal(v) {
         let _ = write!(out, "{v}");
     } else {
         push_ryu_as_display(out, v);
@@ -417,6 +556,26 @@ mod tests {
             prop_assert_eq!(text(v), format!("{v}"));
             let w = (m >> 8) as f64 + 0.5f64.powi((shift % 8) as i32 + 1);
             prop_assert_eq!(text(w), format!("{w}"));
+        }
+
+        /// Numbers written through `Recent` (repeats within and across rows, from any slot)
+        /// read as `push_f64` writes them one by one.
+        #[test]
+        fn recent_numbers_print_like_push_f64(
+            pool in proptest::collection::vec(any::<u64>(), 1..6),
+            picks in proptest::collection::vec((0usize..6, 0usize..SLOTS), 1..60),
+        ) {
+            let mut recent = Recent::default();
+            let (mut fast, mut plain) = (Vec::new(), Vec::new());
+            for (i, slot) in picks {
+                let v = f64::from_bits(pool[i % pool.len()]);
+                let v = if i % 2 == 0 { v } else { (v.to_bits() >> 12) as f64 / 8.0 };
+                recent.push(&mut fast, v, slot);
+                push_f64(&mut plain, v);
+                fast.push(b',');
+                plain.push(b',');
+            }
+            prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&plain));
         }
 
         #[test]

@@ -93,6 +93,12 @@ pub struct SweepDir {
 impl SweepDir {
     /// Reads a sweep directory (results.csv is counted, not held).
     pub fn open(dir: &Path) -> Result<SweepDir, ViewError> {
+        SweepDir::open_with_rows(dir, None)
+    }
+
+    /// [`SweepDir::open`], with results.csv's row count when the caller knows it (a sweep
+    /// that has just written it), which saves reading the file once more.
+    pub fn open_with_rows(dir: &Path, rows: Option<usize>) -> Result<SweepDir, ViewError> {
         let resolved_path = dir.join("spec.resolved.toml");
         let resolved = std::fs::read_to_string(&resolved_path).map_err(|e| {
             file_error(
@@ -115,7 +121,10 @@ impl SweepDir {
             .iter()
             .map(String::from)
             .collect();
-        let points = scan::count_rows(&results).map_err(|e| file_error(&results, e))?;
+        let points = match rows {
+            Some(n) => n,
+            None => scan::count_rows(&results).map_err(|e| file_error(&results, e))?,
+        };
         let front_path = dir.join("front.csv");
         let front = if front_path.exists() {
             Table::read(&front_path)?

@@ -404,12 +404,14 @@ pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; overflow: auto; }}
 }
 
 /// `report.html` of the sweep directory `dir`, with the precision stage of `sequence`.
+/// `rows`: results.csv's row count, when known (see [`SweepDir::open_with_rows`]).
 pub fn report_dir(
     dir: &Path,
     sequence: usize,
+    rows: Option<usize>,
     progress: &dyn Fn(u64, u64),
 ) -> anyhow::Result<std::path::PathBuf> {
-    let sweep = SweepDir::open(dir)?;
+    let sweep = SweepDir::open_with_rows(dir, rows)?;
     let stage = super::stage::compute_for_sweep(&sweep, sequence, 3, progress)?;
     Ok(write_report(&sweep, &stage)?)
 }
