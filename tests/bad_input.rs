@@ -342,6 +342,27 @@ fn npy_shapes_that_wrap_around_or_exceed_the_file() {
 }
 
 #[test]
+fn sweep_levels_that_cannot_be_ordered_name_the_field_and_both_levels() {
+    for (levels, names) in [
+        (r#"levels = ["fp16", "fx16"]"#, ["'fp16'", "'fx16'"]),
+        (r#"levels = ["bf16", "fp16"]"#, ["'bf16'", "'fp16'"]),
+        (r#"levels = ["fx16", "fx8"]"#, ["'fx16'", "'fx8'"]),
+    ] {
+        let err = sweep_fails(
+            &[(r#"levels = ["fx8", "fx16"]"#, levels)],
+            &[
+                "bad.toml",
+                "precision.levels",
+                "cannot be ordered",
+                names[0],
+                names[1],
+            ],
+        );
+        assert!(!err.contains("--levels"), "{err}");
+    }
+}
+
+#[test]
 fn sweeps_too_large_are_refused_before_allocating() {
     sweep_fails(
         &[(

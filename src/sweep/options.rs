@@ -233,7 +233,10 @@ fn compute(
             }
         };
         let spec = PolicySpec::new(levels, metric, timing)
-            .map_err(|e| bad(file, "precision.levels", e.to_string()))?
+            .map_err(|e| {
+                let e = e.to_string().replacen("--levels: ", "", 1);
+                bad(file, "precision.levels", e)
+            })?
             .starting_at(&p.start)
             .map_err(|e| bad(file, "precision.start", e.to_string()))?;
         let policies = dynamic::parse_thresholds(&p.thresholds, spec.levels.len())
