@@ -72,45 +72,58 @@ impl FloatFormat {
         sig as f64 * 2f64.powi(self.emax() - m)
     }
 
-    /// Rounds an f32 to this format (see the module doc); NaN stays NaN.
+    /// The largest finite value as an f32 (exact: at most 24 significant bits, and the
+    /// exponent of every format here is an f32 normal exponent).
+    fn max_f32(self) -> f32 {
+        let m = self.man_bits as i32;
+        let sig = (1u32 << (m + 1)) - if self.finite_only { 2 } else { 1 };
+        sig as f32 * pow2f(self.emax() - m)
+    }
+
+    /// Rounds an f32 to this format (see the module doc); NaN stays NaN. Integer operations
+    /// on the significand and exact scalings by powers of two only (the GPU's `round_float`
+    /// does the same); `tests::round_equals_the_reference_definition` checks it against the
+    /// definition read literally.
     pub fn round(self, x: f32) -> f32 {
         if x.is_nan() {
             return x;
         }
         let bits = x.to_bits();
-        let negative = bits >> 31 == 1;
         let biased = ((bits >> 23) & 0xff) as i32;
         if biased == 0 {
             return 0.0;
         }
-        let max = self.max_finite();
-        if biased == 0xff {
-            let m = max as f32;
-            return if negative { -m } else { m };
-        }
-        let e = biased - 127;
-        let mant = (bits & 0x7f_ffff) | 0x80_0000; // x = mant * 2^(e - 23)
-        let m = self.man_bits as i32;
-        let drop = 23 - m + (self.emin() - e).max(0);
-        let r: u64 = if drop >= 25 {
-            0
+        let max = self.max_f32();
+        let v = if biased == 0xff {
+            max
         } else {
-            super::fixed::shift_round_half_even(mant as i128, drop as u32) as u64
+            let e = biased - 127;
+            let mant = (bits & 0x7f_ffff) | 0x80_0000; // x = mant * 2^(e - 23)
+            let m = self.man_bits as i32;
+            let emin = self.emin();
+            let drop = (23 - m + (emin - e).max(0)) as u32;
+            let r = match drop {
+                0 => mant,
+                1..=24 => {
+                    let q = mant >> drop;
+                    let rem = mant & ((1 << drop) - 1);
+                    let half = 1 << (drop - 1);
+                    q + u32::from(rem > half || (rem == half && q & 1 == 1))
+                }
+                _ => 0,
+            };
+            if r == 0 {
+                return 0.0;
+            }
+            let q = e.max(emin) - m; // result = r * 2^q
+            if q + (31 - r.leading_zeros() as i32) < -126 {
+                // Only E = 8 formats reach here: their subnormals are f32 subnormals, flushed.
+                return 0.0;
+            }
+            let q1 = q / 2;
+            (r as f32 * pow2f(q1) * pow2f(q - q1)).min(max)
         };
-        if r == 0 {
-            return 0.0;
-        }
-        let q = e.max(self.emin()) - m; // result = r * 2^q
-        let mut v = r as f64 * 2f64.powi(q);
-        if v > max {
-            v = max;
-        }
-        if v < f32::MIN_POSITIVE as f64 {
-            // Only E = 8 formats reach here: their subnormals are f32 subnormals, flushed.
-            return 0.0;
-        }
-        let v = v as f32; // exact: at most 24 significant bits, in the f32 normal range
-        if negative {
+        if bits >> 31 == 1 {
             -v
         } else {
             v
@@ -184,10 +197,102 @@ impl fmt::Display for FloatFormat {
     }
 }
 
+/// 2^e for e in -126..=127, exactly.
+fn pow2f(e: i32) -> f32 {
+    f32::from_bits(((e + 127) as u32) << 23)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The rounding read literally (the previous implementation, in i128 and f64): the oracle
+    /// of the fast `round`.
+    fn round_reference(f: FloatFormat, x: f32) -> f32 {
+        if x.is_nan() {
+            return x;
+        }
+        let bits = x.to_bits();
+        let negative = bits >> 31 == 1;
+        let biased = ((bits >> 23) & 0xff) as i32;
+        if biased == 0 {
+            return 0.0;
+        }
+        let max = f.max_finite();
+        if biased == 0xff {
+            let m = max as f32;
+            return if negative { -m } else { m };
+        }
+        let e = biased - 127;
+        let mant = (bits & 0x7f_ffff) | 0x80_0000;
+        let m = f.man_bits as i32;
+        let drop = 23 - m + (f.emin() - e).max(0);
+        let r: u64 = if drop >= 25 {
+            0
+        } else {
+            crate::format::fixed::shift_round_half_even(mant as i128, drop as u32) as u64
+        };
+        if r == 0 {
+            return 0.0;
+        }
+        let q = e.max(f.emin()) - m;
+        let mut v = r as f64 * 2f64.powi(q);
+        if v > max {
+            v = max;
+        }
+        if v < f32::MIN_POSITIVE as f64 {
+            return 0.0;
+        }
+        let v = v as f32;
+        if negative {
+            -v
+        } else {
+            v
+        }
+    }
+
+    fn formats() -> Vec<FloatFormat> {
+        let mut v = vec![
+            FloatFormat::FP16,
+            FloatFormat::BF16,
+            FloatFormat::FP8_E4M3,
+            FloatFormat::FP8_E5M2,
+        ];
+        for (e, m) in [(2, 1), (3, 2), (8, 1), (8, 23), (6, 9), (2, 23), (5, 22)] {
+            v.push(FloatFormat::ieee_like(e, m).unwrap());
+        }
+        v
+    }
+
+    #[test]
+    fn round_equals_the_reference_definition() {
+        // Every 251st f32 bit pattern (all exponents, signs and mantissa patterns) plus the
+        // neighbourhood of every power of two, for every format kind.
+        for f in formats() {
+            assert_eq!(f.max_f32() as f64, f.max_finite(), "{f}");
+            let check = |b: u32| {
+                let x = f32::from_bits(b);
+                let (a, r) = (f.round(x), round_reference(f, x));
+                assert!(
+                    a.to_bits() == r.to_bits() || (a.is_nan() && r.is_nan()),
+                    "{f} {x:e} ({b:#x}): {a:e} vs {r:e}"
+                );
+            };
+            for b in (0..=u32::MAX).step_by(251) {
+                check(b);
+            }
+            for e in 0..=255u32 {
+                for d in 0..64u32 {
+                    for sign in [0, 1u32 << 31] {
+                        check(sign | (e << 23) | d);
+                        check(sign | (e << 23) | (0x7f_ffff - d));
+                        check(sign | (e << 23) | (0x40_0000 ^ d));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn known_limits() {
