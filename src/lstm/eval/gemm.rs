@@ -25,14 +25,15 @@
 use rayon::prelude::*;
 use std::ops::{Add, Mul};
 
-/// Rows per packed panel (and per microkernel tile).
-pub const MR: usize = 8;
+/// Rows per packed panel (and per microkernel tile): 6 rows x 16 columns is 12 accumulator
+/// registers of 8 f32 in the AVX2 kernel, the most the 16 ymm registers leave room for.
+pub const MR: usize = 6;
 /// Columns of B and C are padded to a multiple of this (the widest microkernel tile).
 pub const COL_ALIGN: usize = 16;
 /// Depth of one k block (keeps a `KC x NR` strip of B in L1).
 const KC: usize = 256;
 /// Rows per rayon task (a multiple of MR).
-const ROWS_PER_TASK: usize = 64;
+const ROWS_PER_TASK: usize = 16 * MR;
 
 /// An element type of the product: f32 (float lanes, small-integer lanes) or f64 (wider
 /// integer lanes, exact below 2^53).
@@ -225,6 +226,29 @@ impl Isa {
 
     fn run<T: Elem>(self, job: Job<'_, T>, ftz: bool) {
         let wide = std::mem::size_of::<T>() == 4;
+        #[cfg(target_arch = "x86_64")]
+        if self == Isa::Avx2 && !ftz && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        {
+            // SAFETY: T is f32 (checked above), so the casts are identities; AVX2 is present.
+            unsafe {
+                let job = Job {
+                    a: &*(job.a as *const Packed<T>).cast::<Packed<f32>>(),
+                    first_panel: job.first_panel,
+                    rows: job.rows,
+                    k0: job.k0,
+                    k1: job.k1,
+                    b: std::slice::from_raw_parts(job.b.as_ptr().cast::<f32>(), job.b.len()),
+                    ldb: job.ldb,
+                    ncols: job.ncols,
+                    c: std::slice::from_raw_parts_mut(
+                        job.c.as_mut_ptr().cast::<f32>(),
+                        job.c.len(),
+                    ),
+                    ldc: job.ldc,
+                };
+                return avx2_f32::blocked(job);
+            }
+        }
         match (self, ftz) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
@@ -266,6 +290,68 @@ unsafe fn avx2<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
         blocked::<T, 8, FTZ>(job)
     } else {
         blocked::<T, 4, FTZ>(job)
+    }
+}
+
+/// The f32 kernel without flushing, written with AVX2 intrinsics: a tile of [`MR`] rows x 16
+/// columns in 12 registers, one `vmulps` then one `vaddps` per term (never `vfmadd`), k in
+/// order. The same cache blocking as [`blocked`].
+#[cfg(target_arch = "x86_64")]
+mod avx2_f32 {
+    use super::{Job, KC, MR};
+    use std::arch::x86_64::*;
+
+    const NR: usize = 16;
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn blocked(job: Job<'_, f32>) {
+        let panels = job.rows.div_ceil(MR);
+        let mut kb = job.k0;
+        while kb < job.k1 {
+            let ke = (kb + KC).min(job.k1);
+            for col in (0..job.ncols).step_by(NR) {
+                let b = &job.b[(kb - job.k0) * job.ldb + col..];
+                // The last k of the strip must lie inside b.
+                debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
+                for p in 0..panels {
+                    let panel = job.a.panel(job.first_panel + p);
+                    let a = &panel[kb * MR..ke * MR];
+                    let rows = (job.rows - p * MR).min(MR);
+                    let c = &mut job.c[p * MR * job.ldc + col..];
+                    debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
+                    micro(a, b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
+                }
+            }
+            kb = ke;
+        }
+    }
+
+    /// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`, at least
+    /// `a.len() / MR` rows; `c`: `rows` rows of 16 with stride `ldc`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn micro(a: &[f32], b: *const f32, ldb: usize, c: *mut f32, ldc: usize, rows: usize) {
+        let zero = _mm256_setzero_ps();
+        let mut acc = [[zero; 2]; MR];
+        for (i, row) in acc.iter_mut().enumerate().take(rows) {
+            row[0] = _mm256_loadu_ps(c.add(i * ldc));
+            row[1] = _mm256_loadu_ps(c.add(i * ldc + 8));
+        }
+        let mut bp = b;
+        for av in a.chunks_exact(MR) {
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            for i in 0..MR {
+                let ai = _mm256_broadcast_ss(&av[i]);
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_mul_ps(ai, b0));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_mul_ps(ai, b1));
+            }
+            bp = bp.add(ldb);
+        }
+        for (i, row) in acc.iter().enumerate().take(rows) {
+            _mm256_storeu_ps(c.add(i * ldc), row[0]);
+            _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
+        }
     }
 }
 

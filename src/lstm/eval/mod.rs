@@ -10,6 +10,7 @@
 pub(crate) mod batch;
 pub mod calib;
 pub mod cell;
+mod fp32cell;
 pub mod gemm;
 pub mod plan;
 pub mod reference;
