@@ -19,6 +19,7 @@ use super::calib::Histogram;
 use super::cell::{self, float_unit, int_gate_sum, int_unit};
 use super::fp32cell;
 use super::gemm::{self, abs_range, no_subnormals, Elem, Packed, COL_ALIGN};
+use super::intgemm::{self, Layout, PackedI16};
 use super::plan::{Act, CellPlan, CellRange, IntCell};
 use crate::lstm::Model;
 use rayon::prelude::*;
@@ -390,6 +391,8 @@ fn max_range(a: CellRange, b: CellRange) -> CellRange {
 /// An exact integer product on codes: f32 when block sums stay below 2^24, else f64 (below
 /// 2^53); blocks are summed in i64.
 pub(crate) enum ExactProduct {
+    /// Codes of at most 16 bits on `vpmaddwd` ([`intgemm`]).
+    I16(PackedI16),
     F32(Packed<f32>),
     F64(Packed<f64>),
 }
@@ -397,6 +400,13 @@ pub(crate) enum ExactProduct {
 impl ExactProduct {
     /// Packs `codes` (`rows x k`) for products with operands of at most `b_max` in magnitude.
     pub fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
+        if intgemm::available() && b_max <= i16::MAX as f64 + 1.0 {
+            if let Some(p) = PackedI16::new(codes, rows, k) {
+                if p.block_pairs(b_max as u64).is_some() {
+                    return ExactProduct::I16(p);
+                }
+            }
+        }
         let a_max = codes.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
         // Worth f32 when a block of at least 16 terms cannot leave f32's exact integers.
         if a_max * b_max * 16.0 <= f32_exact() {
@@ -411,8 +421,34 @@ impl ExactProduct {
     /// `out[r][col] = Σ_k A[r][k]·B[k][col]` exactly, B given as codes (`k x ncols`, stride
     /// ncols, padding zero).
     pub fn product(&self, b: &[i32], ncols: usize, out: &mut [i64]) {
+        self.product_in(b, ncols, out, Layout::RowMajor)
+    }
+
+    /// [`ExactProduct::product`] with the result in `layout`.
+    pub fn product_in(&self, b: &[i32], ncols: usize, out: &mut [i64], layout: Layout) {
         let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
+        if let ExactProduct::I16(a) = self {
+            let fits = b.iter().all(|&c| i16::try_from(c).is_ok());
+            if let (Some(block), true) = (a.block_pairs(b_max as u64), fits) {
+                return intgemm::product(a, b, ncols, block, out, layout);
+            }
+        }
+        if layout == Layout::StripMajor {
+            let mut rm = vec![0i64; out.len()];
+            self.product_in(b, ncols, &mut rm, Layout::RowMajor);
+            let rows = out.len() / ncols.max(1);
+            out.par_chunks_mut(rows * COL_ALIGN)
+                .enumerate()
+                .for_each(|(s, dst)| {
+                    for (r, d) in dst.chunks_exact_mut(COL_ALIGN).enumerate() {
+                        let at = r * ncols + s * COL_ALIGN;
+                        d.copy_from_slice(&rm[at..at + COL_ALIGN]);
+                    }
+                });
+            return;
+        }
         match self {
+            ExactProduct::I16(a) => intgemm::product_plain(a, b, ncols, out),
             ExactProduct::F32(a) => {
                 let bf: Vec<f32> = b.iter().map(|&c| c as f32).collect();
                 blocks(a, &bf, b_max, f32_exact(), ncols, out);
@@ -471,8 +507,9 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
     let cols = io.steps * lanes;
     let xq = io.columns(|v| q.x.quantize(v));
     let w = ExactProduct::new(&q.w, rows, io.input, q.x.max_code_abs());
+    // Strip-major: the sums of step t, lane n, row r at [(t*lanes + n) / 16][r][n % 16].
     let mut wx = vec![0i64; rows * cols];
-    w.product(&xq, cols, &mut wx);
+    w.product_in(&xq, cols, &mut wx, Layout::StripMajor);
     drop(xq);
     drop(w);
     let r = ExactProduct::new(&q.r, rows, hsz, q.h.max_code_abs());
@@ -487,7 +524,10 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
             for n in 0..io.n {
                 let sum = |g: usize| {
                     let row = g * hsz + j;
-                    int_gate_sum(q, row, wx[row * cols + t * lanes + n], rh[row * lanes + n])
+                    let col = t * lanes + n;
+                    let at =
+                        (col / COL_ALIGN) * rows * COL_ALIGN + row * COL_ALIGN + col % COL_ALIGN;
+                    int_gate_sum(q, row, wx[at], rh[row * lanes + n])
                 };
                 (h[n], c[n]) = int_unit(
                     q,

@@ -159,6 +159,25 @@ pub fn gemm<T: Elem>(
         return;
     }
     let isa = Isa::detect();
+    // Several column strips: B is copied once into strip-major order (`[strip][kk][16]`), so
+    // that a microkernel walks consecutive memory instead of one cache line (and page) per k.
+    let packed_b;
+    let (b, ldb, b_strip) = if ncols > COL_ALIGN && ldb > COL_ALIGN {
+        let depth = k1 - k0;
+        let mut v = vec![T::default(); depth * ncols];
+        v.par_chunks_mut(depth * COL_ALIGN)
+            .enumerate()
+            .for_each(|(strip, dst)| {
+                for (kk, row) in dst.chunks_exact_mut(COL_ALIGN).enumerate() {
+                    let at = kk * ldb + strip * COL_ALIGN;
+                    row.copy_from_slice(&b[at..at + COL_ALIGN]);
+                }
+            });
+        packed_b = v;
+        (&packed_b[..], COL_ALIGN, depth * COL_ALIGN)
+    } else {
+        (b, ldb, COL_ALIGN)
+    };
     let task_rows = ROWS_PER_TASK;
     let body = |(task, c_rows): (usize, &mut [T])| {
         let first_panel = task * task_rows / MR;
@@ -171,6 +190,7 @@ pub fn gemm<T: Elem>(
             k1,
             b,
             ldb,
+            b_strip,
             ncols,
             c: c_rows,
             ldc,
@@ -195,9 +215,19 @@ struct Job<'a, T> {
     k1: usize,
     b: &'a [T],
     ldb: usize,
+    /// Offset from one strip of [`COL_ALIGN`] columns of B to the next: [`COL_ALIGN`] in a
+    /// row-major B, the strip's size in a strip-major one.
+    b_strip: usize,
     ncols: usize,
     c: &'a mut [T],
     ldc: usize,
+}
+
+impl<T> Job<'_, T> {
+    /// Where row kk (absolute) of column `col` of B starts.
+    fn b_at(&self, kk: usize, col: usize) -> usize {
+        (col / COL_ALIGN) * self.b_strip + (kk - self.k0) * self.ldb + col % COL_ALIGN
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -239,6 +269,7 @@ impl Isa {
                     k1: job.k1,
                     b: std::slice::from_raw_parts(job.b.as_ptr().cast::<f32>(), job.b.len()),
                     ldb: job.ldb,
+                    b_strip: job.b_strip,
                     ncols: job.ncols,
                     c: std::slice::from_raw_parts_mut(
                         job.c.as_mut_ptr().cast::<f32>(),
@@ -310,7 +341,7 @@ mod avx2_f32 {
         while kb < job.k1 {
             let ke = (kb + KC).min(job.k1);
             for col in (0..job.ncols).step_by(NR) {
-                let b = &job.b[(kb - job.k0) * job.ldb + col..];
+                let b = &job.b[job.b_at(kb, col)..];
                 // The last k of the strip must lie inside b.
                 debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
                 for p in 0..panels {
@@ -363,7 +394,7 @@ fn blocked<T: Elem, const NR: usize, const FTZ: bool>(job: Job<'_, T>) {
     while kb < job.k1 {
         let ke = (kb + KC).min(job.k1);
         for col in (0..job.ncols).step_by(NR) {
-            let b = &job.b[(kb - job.k0) * job.ldb + col..];
+            let b = &job.b[job.b_at(kb, col)..];
             for p in 0..panels {
                 let panel = job.a.panel(job.first_panel + p);
                 let a = &panel[kb * MR..ke * MR];

@@ -12,6 +12,7 @@ pub mod calib;
 pub mod cell;
 mod fp32cell;
 pub mod gemm;
+pub mod intgemm;
 pub mod plan;
 pub mod reference;
 
