@@ -393,6 +393,12 @@ fn max_range(a: CellRange, b: CellRange) -> CellRange {
 pub(crate) enum ExactProduct {
     /// Codes of at most 16 bits on `vpmaddwd` ([`intgemm`]).
     I16(PackedI16),
+    /// 16-bit codes whose pair products could overflow i32 (fx16 x fx16): A = 256·hi + lo
+    /// with hi = A >> 8 and lo = A & 255, two exact narrow products combined in i64.
+    Split {
+        hi: PackedI16,
+        lo: PackedI16,
+    },
     F32(Packed<f32>),
     F64(Packed<f64>),
 }
@@ -404,6 +410,17 @@ impl ExactProduct {
             if let Some(p) = PackedI16::new(codes, rows, k) {
                 if p.block_pairs(b_max as u64).is_some() {
                     return ExactProduct::I16(p);
+                }
+                let hi: Vec<i32> = codes.iter().map(|&c| c >> 8).collect();
+                let lo: Vec<i32> = codes.iter().map(|&c| c & 255).collect();
+                if let (Some(hi), Some(lo)) =
+                    (PackedI16::new(&hi, rows, k), PackedI16::new(&lo, rows, k))
+                {
+                    if hi.block_pairs(b_max as u64).is_some()
+                        && lo.block_pairs(b_max as u64).is_some()
+                    {
+                        return ExactProduct::Split { hi, lo };
+                    }
                 }
             }
         }
@@ -427,28 +444,42 @@ impl ExactProduct {
     /// [`ExactProduct::product`] with the result in `layout`.
     pub fn product_in(&self, b: &[i32], ncols: usize, out: &mut [i64], layout: Layout) {
         let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
-        if let ExactProduct::I16(a) = self {
-            let fits = b.iter().all(|&c| i16::try_from(c).is_ok());
-            if let (Some(block), true) = (a.block_pairs(b_max as u64), fits) {
-                return intgemm::product(a, b, ncols, block, out, layout);
+        let fits = || b.iter().all(|&c| i16::try_from(c).is_ok());
+        match self {
+            ExactProduct::I16(a) => {
+                if let (Some(block), true) = (a.block_pairs(b_max as u64), fits()) {
+                    return intgemm::product(a, b, ncols, block, out, layout);
+                }
             }
+            ExactProduct::Split { hi, lo } => {
+                let blocks = (hi.block_pairs(b_max as u64), lo.block_pairs(b_max as u64));
+                if let ((Some(bh), Some(bl)), true) = (blocks, fits()) {
+                    let mut low = vec![0i64; out.len()];
+                    intgemm::product(hi, b, ncols, bh, out, layout);
+                    intgemm::product(lo, b, ncols, bl, &mut low, layout);
+                    out.par_iter_mut()
+                        .zip(&low)
+                        .for_each(|(h, &l)| *h = *h * 256 + l);
+                    return;
+                }
+            }
+            ExactProduct::F32(_) | ExactProduct::F64(_) => {}
         }
         if layout == Layout::StripMajor {
             let mut rm = vec![0i64; out.len()];
             self.product_in(b, ncols, &mut rm, Layout::RowMajor);
-            let rows = out.len() / ncols.max(1);
-            out.par_chunks_mut(rows * COL_ALIGN)
-                .enumerate()
-                .for_each(|(s, dst)| {
-                    for (r, d) in dst.chunks_exact_mut(COL_ALIGN).enumerate() {
-                        let at = r * ncols + s * COL_ALIGN;
-                        d.copy_from_slice(&rm[at..at + COL_ALIGN]);
-                    }
-                });
-            return;
+            return relayout(rm, ncols, out, layout);
         }
         match self {
             ExactProduct::I16(a) => intgemm::product_plain(a, b, ncols, out),
+            ExactProduct::Split { hi, lo } => {
+                let mut low = vec![0i64; out.len()];
+                intgemm::product_plain(hi, b, ncols, out);
+                intgemm::product_plain(lo, b, ncols, &mut low);
+                out.iter_mut()
+                    .zip(&low)
+                    .for_each(|(h, &l)| *h = *h * 256 + l);
+            }
             ExactProduct::F32(a) => {
                 let bf: Vec<f32> = b.iter().map(|&c| c as f32).collect();
                 blocks(a, &bf, b_max, f32_exact(), ncols, out);
@@ -457,6 +488,24 @@ impl ExactProduct {
                 let bf: Vec<f64> = b.iter().map(|&c| c as f64).collect();
                 blocks(a, &bf, b_max, 2f64.powi(53), ncols, out);
             }
+        }
+    }
+}
+
+/// Copies a row-major `rows x ncols` result into `out` in `layout`.
+fn relayout(rm: Vec<i64>, ncols: usize, out: &mut [i64], layout: Layout) {
+    match layout {
+        Layout::RowMajor => out.copy_from_slice(&rm),
+        Layout::StripMajor => {
+            let rows = out.len() / ncols.max(1);
+            out.par_chunks_mut((rows * COL_ALIGN).max(1))
+                .enumerate()
+                .for_each(|(s, dst)| {
+                    for (r, d) in dst.chunks_exact_mut(COL_ALIGN).enumerate() {
+                        let at = r * ncols + s * COL_ALIGN;
+                        d.copy_from_slice(&rm[at..at + COL_ALIGN]);
+                    }
+                });
         }
     }
 }
@@ -541,4 +590,70 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
     }
     states.write_out(io, h_out, c_out, |v| q.h.to_f32(v), |v| q.c.to_f32(v));
     CellRange::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        /// Every variant (i16, split 16-bit, f32, f64 blocks) and both layouts equal the plain
+        /// i64 loop, including the extreme codes of each width.
+        #[test]
+        fn exact_product_equals_the_plain_loop(rows in 1usize..30, k in 0usize..200,
+                                               strips in 1usize..3, a_bits in 2u32..=24,
+                                               b_bits in 2u32..=24, seed in any::<u64>(),
+                                               extreme in any::<bool>()) {
+            let cols = strips * COL_ALIGN;
+            let (a_max, b_max) = (1i64 << (a_bits - 1), 1i64 << (b_bits - 1));
+            let mut s = seed | 1;
+            let mut next = |m: i64| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                if extreme { if s & 1 == 0 { -m } else { m - 1 } }
+                else { ((s >> 20) % (2 * m as u64)) as i64 - m }
+            };
+            let a: Vec<i32> = (0..rows * k).map(|_| next(a_max) as i32).collect();
+            let b: Vec<i32> = (0..k * cols).map(|_| next(b_max) as i32).collect();
+            let mut want = vec![0i64; rows * cols];
+            for r in 0..rows {
+                for j in 0..cols {
+                    want[r * cols + j] = (0..k).map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64).sum();
+                }
+            }
+            let p = ExactProduct::new(&a, rows, k, b_max as f64);
+            let mut got = vec![3i64; rows * cols];
+            p.product(&b, cols, &mut got);
+            prop_assert_eq!(&got, &want);
+            p.product_in(&b, cols, &mut got, Layout::StripMajor);
+            for r in 0..rows {
+                for j in 0..cols {
+                    prop_assert_eq!(got[(j / 16) * rows * 16 + r * 16 + j % 16], want[r * cols + j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_codes_take_the_split_product() {
+        if !intgemm::available() {
+            return;
+        }
+        let a = vec![-32768, 32767, -1, 255, 256, -257];
+        let p = ExactProduct::new(&a, 6, 1, 32768.0);
+        assert!(matches!(p, ExactProduct::Split { .. }));
+        let b: Vec<i32> = (0..16)
+            .map(|j| if j % 2 == 0 { -32768 } else { 32767 })
+            .collect();
+        let mut got = vec![0i64; 6 * 16];
+        p.product(&b, 16, &mut got);
+        for r in 0..6 {
+            for j in 0..16 {
+                assert_eq!(got[r * 16 + j], a[r] as i64 * b[j] as i64);
+            }
+        }
+    }
 }
