@@ -21,6 +21,8 @@ use super::fp32cell;
 use super::gemm::{self, abs_range, no_subnormals, Elem, Packed, COL_ALIGN};
 use super::intgemm::{self, Layout, PackedI16};
 use super::plan::{Act, CellPlan, CellRange, IntCell};
+use crate::format::fixed::pow2;
+use crate::format::Fixed;
 use crate::lstm::Model;
 use rayon::prelude::*;
 
@@ -492,6 +494,20 @@ impl ExactProduct {
     }
 }
 
+/// [`Fixed::quantize`] with the power of two computed once (the same operations, so the same
+/// codes).
+fn quantizer(f: Fixed) -> impl Fn(f32) -> i32 + Sync {
+    let scale = pow2(f.frac);
+    let (lo, hi) = (f.min_code() as f64, f.max_code() as f64);
+    move |x| (x as f64 * scale).round_ties_even().clamp(lo, hi) as i32
+}
+
+/// [`Fixed::to_f32`] with the power of two computed once.
+fn to_f32(f: Fixed) -> impl Fn(i32) -> f32 + Sync {
+    let scale = pow2(-f.frac);
+    move |code| (code as f64 * scale) as f32
+}
+
 /// Copies a row-major `rows x ncols` result into `out` in `layout`.
 fn relayout(rm: Vec<i64>, ncols: usize, out: &mut [i64], layout: Layout) {
     match layout {
@@ -554,7 +570,7 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
     let (hsz, lanes) = (q.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let cols = io.steps * lanes;
-    let xq = io.columns(|v| q.x.quantize(v));
+    let xq = io.columns(quantizer(q.x));
     let w = ExactProduct::new(&q.w, rows, io.input, q.x.max_code_abs());
     // Strip-major: the sums of step t, lane n, row r at [(t*lanes + n) / 16][r][n % 16].
     let mut wx = vec![0i64; rows * cols];
@@ -588,7 +604,7 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
             CellRange::default()
         });
     }
-    states.write_out(io, h_out, c_out, |v| q.h.to_f32(v), |v| q.c.to_f32(v));
+    states.write_out(io, h_out, c_out, to_f32(q.h), to_f32(q.c));
     CellRange::default()
 }
 
@@ -632,6 +648,27 @@ mod tests {
             for r in 0..rows {
                 for j in 0..cols {
                     prop_assert_eq!(got[(j / 16) * rows * 16 + r * 16 + j % 16], want[r * cols + j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_hoisted_quantizer_equals_fixed_quantize() {
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for bits in 2..=16 {
+            for frac in -4..20 {
+                let f = Fixed { bits, frac };
+                let (q, back) = (quantizer(f), to_f32(f));
+                for _ in 0..300 {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    let x = f32::from_bits((s >> 32) as u32);
+                    let x = if x.is_finite() { x } else { (s as f32) * 1e-12 };
+                    assert_eq!(q(x), f.quantize(x), "{x:e} {f:?}");
+                    let code = q(x);
+                    assert_eq!(back(code).to_bits(), f.to_f32(code).to_bits());
                 }
             }
         }
