@@ -350,8 +350,8 @@ where
     T: Copy + Send + Sync,
     U: Fn(usize, &mut [T], &mut [T], Option<&mut [f32]>) -> CellRange + Sync,
 {
-    // Blocks of at least 2048 lane-units, at most 4 per thread; a small step stays here.
-    let blocks = (hsz * lanes / 2048).clamp(1, 4 * rayon::current_num_threads());
+    // Blocks of at least 8192 lane-units, at most 4 per thread; a small step stays here.
+    let blocks = (hsz * lanes / 8192).clamp(1, 4 * rayon::current_num_threads());
     let jc = hsz.div_ceil(blocks).max(1);
     let body = |(ci, (hc, cc)): (usize, (&mut [T], &mut [T])), mut pc: Option<&mut [f32]>| {
         let mut range = CellRange::default();

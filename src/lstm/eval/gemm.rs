@@ -32,6 +32,10 @@ pub const MR: usize = 6;
 pub const COL_ALIGN: usize = 16;
 /// Depth of one k block (keeps a `KC x NR` strip of B in L1).
 const KC: usize = 256;
+/// Products of fewer multiply-adds than this run on the calling thread: about 0.1 ms of work,
+/// more than rayon's hand-off costs on a busy machine (small models run their configs in
+/// parallel instead).
+pub const SERIAL_WORK: u64 = 1 << 22;
 /// Rows per rayon task (a multiple of MR).
 const ROWS_PER_TASK: usize = 16 * MR;
 
@@ -199,7 +203,7 @@ pub fn gemm<T: Elem>(
     };
     let c = &mut c[..(a.rows - 1) * ldc + ncols];
     let work = a.rows as u64 * ncols as u64 * (k1 - k0) as u64;
-    if work < 1 << 16 {
+    if work < SERIAL_WORK {
         c.chunks_mut(task_rows * ldc).enumerate().for_each(body);
     } else {
         c.par_chunks_mut(task_rows * ldc).enumerate().for_each(body);

@@ -175,7 +175,7 @@ pub fn product(
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (first, rows, &base, c_strip, c_row);
     };
-    if a.rows * ncols * a.k < 1 << 16 {
+    if a.rows * ncols * a.k < super::gemm::SERIAL_WORK as usize {
         (0..tasks).for_each(body);
     } else {
         (0..tasks).into_par_iter().for_each(body);
