@@ -18,9 +18,13 @@
 //! The integer datapath uses the same kernel on small integers held exactly in f32 (products
 //! and block sums below 2^24) or f64 (below 2^53); the caller picks the type and block length.
 //!
-//! Run-time dispatch: AVX-512 and AVX2 builds of the same generic kernel where the CPU has
-//! them, a portable build elsewhere. Rows are split over rayon; the thread count never changes
-//! a bit (each element is computed by one thread, in one order).
+//! Run-time dispatch: where the CPU has AVX2, f32 products without flushing (every fp32 and
+//! float-emulation lane in practice) run a hand-written 6 x 16 microkernel (`avx2_f32`: 12
+//! accumulator registers, `vmulps` then `vaddps`); the flushing kernel, f64, AVX-512 and the
+//! portable path are builds of the same generic kernel. A B of several column strips is first
+//! copied strip-major, so a microkernel walks consecutive memory. Rows are split over rayon
+//! (small products stay on the calling thread); the thread count never changes a bit (each
+//! element is computed by one thread, in one order).
 
 use rayon::prelude::*;
 use std::ops::{Add, Mul};

@@ -8,7 +8,7 @@
 //! into the 64-bit result. Integer sums do not depend on their order, so the result equals the
 //! plain loop over k in i64 bit for bit, whatever the blocking or the thread count.
 //!
-//! A is packed once (panels of [`MR`] rows, k in pairs: `[panel][k/2][MR][2]`), B per product
+//! A is packed once (panels of `MR` = 6 rows, k in pairs: `[panel][k/2][MR][2]`), B per product
 //! (`[strip of 16 columns][k/2][16][2]`); odd k is padded with a zero term.
 
 use rayon::prelude::*;
@@ -79,7 +79,7 @@ impl PackedI16 {
         Some((i32::MAX as u64 / pair.max(1)).min(KCP as u64) as usize)
     }
 
-    /// A[r][kk], read back from the packing.
+    /// `A[r][kk]`, read back from the packing.
     fn at(&self, r: usize, kk: usize) -> i64 {
         self.panel(r / MR)[(kk / 2) * MR * 2 + (r % MR) * 2 + kk % 2] as i64
     }

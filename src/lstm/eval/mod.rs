@@ -10,6 +10,7 @@
 pub(crate) mod batch;
 pub mod calib;
 pub mod cell;
+mod exact;
 mod fp32cell;
 pub mod gemm;
 pub mod intgemm;
