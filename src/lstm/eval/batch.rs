@@ -8,17 +8,27 @@
 //! keeps the k order of docs/NUMERICS.md (W·x first, then R·h, then b), so the bits equal the
 //! scalar evaluator's; `tests/engine.rs` checks that against a scalar oracle kept in the tests.
 //!
-//! Integer lanes hold codes exactly in f32 (block sums below 2^24) or f64 (below 2^53) and
-//! widen to i64 between blocks ([`ExactProduct`]); their sums are exact, so any block split
-//! gives the same integers.
+//! Integer lanes multiply codes exactly ([`ExactProduct`]): codes of at most 16 bits on the
+//! `vpmaddwd` kernel of [`super::intgemm`] (16-bit x 16-bit codes as two halves of the weights), else
+//! codes held exactly in f32 (block sums below 2^24) or f64 (below 2^53); blocks are widened to
+//! i64. Integer sums are exact, so any block split or kernel gives the same integers.
+//!
+//! The element-wise step runs rayon-parallel over blocks of units; fp32 lanes use the
+//! vectorized unit of [`fp32cell`]. Each step's states are kept (`[step][H][lanes]`) and
+//! scattered into the `[N, T, D*H]` outputs once at the end.
 //!
 //! States are kept lane-minor (`[H][lanes]`, lanes padded to [`gemm::COL_ALIGN`]): the layout
 //! the product reads them in.
 
 use super::calib::Histogram;
 use super::cell::{self, float_unit, int_gate_sum, int_unit};
-use super::gemm::{self, abs_range, no_subnormals, Elem, Packed, COL_ALIGN};
-use super::plan::{CellPlan, CellRange, IntCell};
+pub(crate) use super::exact::ExactProduct;
+use super::fp32cell;
+use super::gemm::{self, abs_range, no_subnormals, Packed, COL_ALIGN};
+use super::intgemm::Layout;
+use super::plan::{Act, CellPlan, CellRange, IntCell};
+use crate::format::fixed::pow2;
+use crate::format::Fixed;
 use crate::lstm::Model;
 use rayon::prelude::*;
 
@@ -172,149 +182,298 @@ fn run_float(
     let ftz = !no_subnormals(w.min_nonzero, abs_range(&xq).0);
     gemm::gemm(&w, 0, io.input, &xq, cols, cols, &mut xw, cols, ftz);
     drop(xq);
+    drop(w);
     let r = Packed::new(&p.r, rows, hsz);
-    let mut h = io.initial(&p.h0);
-    let mut c = io.initial(&p.c0);
+    let mut states = States::new(io, &p.h0, &p.c0);
     let mut acc = vec![0.0f32; rows * lanes];
-    let mut range = CellRange::default();
+    // Pre-activations of one step, `[H][lanes][4]`, when a histogram wants them.
+    let mut pre = hist.as_ref().map(|_| vec![0.0f32; hsz * lanes * 4]);
+    // fp32 lanes: the vectorized unit (the same bits as `float_unit`).
+    let fast = fp32cell::available() && plain_fp32(p);
+    let mut range = CellRange {
+        c_max: p.c0.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+        pre_max: 0.0,
+    };
     for s in 0..io.steps {
-        let t = io.time(s);
-        for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
-            dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
-        }
-        let ftz = !no_subnormals(r.min_nonzero, abs_range(&h).0);
-        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, ftz);
-        for j in 0..hsz {
-            for n in 0..io.n {
-                let sum = |g: usize| cell::add(acc[(g * hsz + j) * lanes + n], p.b[g * hsz + j]);
-                let c_prev = c[j * lanes + n];
-                let (h_new, c_new, pre) =
-                    float_unit(p, j, [sum(0), sum(1), sum(2), sum(3)], c_prev);
-                if let Some(hist) = hist.as_deref_mut() {
-                    pre.iter().for_each(|&v| hist.add(v));
+        copy_step(&xw, cols, io.time(s), lanes, &mut acc);
+        let (h_prev, c_prev, h_next, c_next) = states.step(s);
+        let ftz = !no_subnormals(r.min_nonzero, abs_range(h_prev).0);
+        gemm::gemm(&r, 0, hsz, h_prev, lanes, lanes, &mut acc, lanes, ftz);
+        let acc = &acc;
+        let seen = units(
+            (hsz, lanes),
+            h_next,
+            c_next,
+            pre.as_deref_mut(),
+            |j, h, c, pre| {
+                let acc =
+                    [0, 1, 2, 3].map(|g| &acc[(g * hsz + j) * lanes..(g * hsz + j + 1) * lanes]);
+                let c_prev = &c_prev[j * lanes..(j + 1) * lanes];
+                if fast {
+                    let unit = fp32cell::Unit {
+                        acc,
+                        bias: [0, 1, 2, 3].map(|g| p.b[g * hsz + j]),
+                        peep: p
+                            .peep
+                            .as_ref()
+                            .map(|pp| [pp[j], pp[hsz + j], pp[2 * hsz + j]]),
+                        c_prev,
+                    };
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        // SAFETY: `fast` implies AVX2; every slice is `lanes` long, a multiple of 8.
+                        let (pre_max, c_max) =
+                            unsafe { fp32cell::unit_avx2(&unit, io.n, h, c, pre) };
+                        return CellRange { pre_max, c_max };
+                    }
                 }
-                range.pre_max = pre.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
-                range.c_max = range.c_max.max(c_new.abs()).max(c_prev.abs());
-                h[j * lanes + n] = h_new;
-                c[j * lanes + n] = c_new;
-                let at = io.out_index(n, t, j);
-                h_out[at] = h_new;
-                c_out[at] = c_new;
+                let mut range = CellRange::default();
+                let mut pre = pre;
+                for n in 0..io.n {
+                    let sum = |g: usize| cell::add(acc[g][n], p.b[g * hsz + j]);
+                    let (hn, cn, a) = float_unit(p, j, [sum(0), sum(1), sum(2), sum(3)], c_prev[n]);
+                    range.pre_max = a.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
+                    range.c_max = range.c_max.max(cn.abs());
+                    h[n] = hn;
+                    c[n] = cn;
+                    if let Some(pre) = pre.as_deref_mut() {
+                        pre[n * 4..n * 4 + 4].copy_from_slice(&a);
+                    }
+                }
+                range
+            },
+        );
+        range.pre_max = range.pre_max.max(seen.pre_max);
+        range.c_max = range.c_max.max(seen.c_max);
+        if let (Some(hist), Some(pre)) = (hist.as_deref_mut(), pre.as_deref()) {
+            // A histogram is integer counts and a maximum: the order of adding is free.
+            for unit in pre.chunks_exact(lanes * 4) {
+                unit[..io.n * 4].iter().for_each(|&v| hist.add(v));
             }
         }
     }
+    states.write_out(io, h_out, c_out, |v| v, |v| v);
     range
 }
 
-/// An exact integer product on codes: f32 when block sums stay below 2^24, else f64 (below
-/// 2^53); blocks are summed in i64.
-pub(crate) enum ExactProduct {
-    F32(Packed<f32>),
-    F64(Packed<f64>),
+/// Whether every rounding of the element-wise step is fp32's (a flush) and every activation
+/// is computed: the case [`fp32cell`] vectorizes.
+fn plain_fp32(p: &CellPlan) -> bool {
+    let f = &p.formats;
+    let direct = |a: &Act| matches!(a, Act::Direct { out, .. } if out.is_fp32());
+    [f.pre, f.c, f.h, f.gate].iter().all(|r| r.is_fp32())
+        && direct(&p.sigmoid)
+        && direct(&p.tanh_pre)
+        && direct(&p.tanh_c)
 }
 
-impl ExactProduct {
-    /// Packs `codes` (`rows x k`) for products with operands of at most `b_max` in magnitude.
-    pub fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
-        let a_max = codes.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
-        // Worth f32 when a block of at least 16 terms cannot leave f32's exact integers.
-        if a_max * b_max * 16.0 <= f32_exact() {
-            let v: Vec<f32> = codes.iter().map(|&c| c as f32).collect();
-            ExactProduct::F32(Packed::new(&v, rows, k))
+/// Rows `[row][t*lanes .. (t+1)*lanes]` of the input products: the starting sums of a step.
+fn copy_step<T: Copy>(xw: &[T], cols: usize, t: usize, lanes: usize, acc: &mut [T]) {
+    for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
+        dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
+    }
+}
+
+/// The states of every step of one direction, `[step][H][lanes]` in step order (the states
+/// after step s are the product input of step s + 1), and the initial states.
+struct States<T> {
+    hn: usize,
+    h0: Vec<T>,
+    c0: Vec<T>,
+    h: Vec<T>,
+    c: Vec<T>,
+}
+
+impl<T: Copy + Default + Send + Sync> States<T> {
+    fn new(io: &Io, h0: &[T], c0: &[T]) -> Self {
+        let hn = h0.len() * io.lanes();
+        States {
+            hn,
+            h0: io.initial(h0),
+            c0: io.initial(c0),
+            h: vec![T::default(); io.steps * hn],
+            c: vec![T::default(); io.steps * hn],
+        }
+    }
+
+    /// (h before step s, c before step s, h after it, c after it).
+    fn step(&mut self, s: usize) -> (&[T], &[T], &mut [T], &mut [T]) {
+        let hn = self.hn;
+        let (h_done, h_rest) = self.h.split_at_mut(s * hn);
+        let (c_done, c_rest) = self.c.split_at_mut(s * hn);
+        let (h_prev, c_prev) = if s == 0 {
+            (&self.h0[..], &self.c0[..])
         } else {
-            let v: Vec<f64> = codes.iter().map(|&c| c as f64).collect();
-            ExactProduct::F64(Packed::new(&v, rows, k))
-        }
+            (&h_done[(s - 1) * hn..], &c_done[(s - 1) * hn..])
+        };
+        (h_prev, c_prev, &mut h_rest[..hn], &mut c_rest[..hn])
     }
 
-    /// `out[r][col] = Σ_k A[r][k]·B[k][col]` exactly, B given as codes (`k x ncols`, stride
-    /// ncols, padding zero).
-    pub fn product(&self, b: &[i32], ncols: usize, out: &mut [i64]) {
-        let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
-        match self {
-            ExactProduct::F32(a) => {
-                let bf: Vec<f32> = b.iter().map(|&c| c as f32).collect();
-                blocks(a, &bf, b_max, f32_exact(), ncols, out);
-            }
-            ExactProduct::F64(a) => {
-                let bf: Vec<f64> = b.iter().map(|&c| c as f64).collect();
-                blocks(a, &bf, b_max, 2f64.powi(53), ncols, out);
-            }
-        }
+    /// Scatters the states into the `[N, T, stride]` outputs, as f32 values by `hf`, `cf`.
+    fn write_out(
+        &self,
+        io: &Io,
+        h_out: &mut [f32],
+        c_out: &mut [f32],
+        hf: impl Fn(T) -> f32 + Sync,
+        cf: impl Fn(T) -> f32 + Sync,
+    ) {
+        let lanes = io.lanes();
+        let hsz = self.hn / lanes;
+        let seq = io.steps * io.stride;
+        h_out
+            .par_chunks_mut(seq)
+            .zip(c_out.par_chunks_mut(seq))
+            .enumerate()
+            .for_each(|(n, (ho, co))| {
+                for s in 0..io.steps {
+                    let at = io.time(s) * io.stride + io.offset;
+                    let hs = &self.h[s * self.hn..(s + 1) * self.hn];
+                    let cs = &self.c[s * self.hn..(s + 1) * self.hn];
+                    for j in 0..hsz {
+                        ho[at + j] = hf(hs[j * lanes + n]);
+                        co[at + j] = cf(cs[j * lanes + n]);
+                    }
+                }
+            });
     }
 }
 
-fn f32_exact() -> f64 {
-    2f64.powi(24)
+/// The element-wise part of one step, rayon-parallel over blocks of units. `unit(j, h, c,
+/// pre)` writes the new states of unit j for every lane (`h`, `c`: `lanes` long; `pre`: the
+/// four pre-activations per lane, `[lanes][4]`, when asked for) and returns the ranges it saw;
+/// `dims` is (H, lanes). The states are `[H][lanes]`, `pre` `[H][lanes][4]`. Every value is
+/// computed by one call, so the thread count changes no bit (and a maximum does not depend on
+/// the order it is taken in).
+fn units<T, U>(
+    (hsz, lanes): (usize, usize),
+    h_next: &mut [T],
+    c_next: &mut [T],
+    pre: Option<&mut [f32]>,
+    unit: U,
+) -> CellRange
+where
+    T: Copy + Send + Sync,
+    U: Fn(usize, &mut [T], &mut [T], Option<&mut [f32]>) -> CellRange + Sync,
+{
+    // Blocks of at least 8192 lane-units, at most 4 per thread; a small step stays here.
+    let blocks = (hsz * lanes / 8192).clamp(1, 4 * rayon::current_num_threads());
+    let jc = hsz.div_ceil(blocks).max(1);
+    let body = |(ci, (hc, cc)): (usize, (&mut [T], &mut [T])), mut pc: Option<&mut [f32]>| {
+        let mut range = CellRange::default();
+        for (jj, (h, c)) in hc
+            .chunks_exact_mut(lanes)
+            .zip(cc.chunks_exact_mut(lanes))
+            .enumerate()
+        {
+            let p = pc
+                .as_deref_mut()
+                .map(|p| &mut p[jj * lanes * 4..(jj + 1) * lanes * 4]);
+            let r = unit(ci * jc + jj, h, c, p);
+            range = max_range(range, r);
+        }
+        range
+    };
+    let states = h_next
+        .par_chunks_mut(jc * lanes)
+        .zip(c_next.par_chunks_mut(jc * lanes))
+        .enumerate();
+    match pre {
+        Some(pre) => states
+            .zip(pre.par_chunks_mut(jc * lanes * 4))
+            .map(|(s, pc)| body(s, Some(pc)))
+            .reduce(CellRange::default, max_range),
+        None => states
+            .map(|s| body(s, None))
+            .reduce(CellRange::default, max_range),
+    }
 }
 
-/// Sums the product in k blocks short enough to stay exact in `T`, adding each block to `out`
-/// in i64.
-fn blocks<T: Elem + Into<f64>>(
-    a: &Packed<T>,
-    b: &[T],
-    b_max: f64,
-    exact: f64,
-    ncols: usize,
-    out: &mut [i64],
-) {
-    out.fill(0);
-    let per_term = (a.max_abs * b_max).max(1.0);
-    let block = ((exact / per_term).floor() as usize).clamp(1, a.k.max(1));
-    let mut tmp = vec![T::default(); a.rows * ncols];
-    let mut k0 = 0;
-    while k0 < a.k {
-        let k1 = (k0 + block).min(a.k);
-        tmp.fill(T::default());
-        gemm::gemm(
-            a,
-            k0,
-            k1,
-            &b[k0 * ncols..],
-            ncols,
-            ncols,
-            &mut tmp,
-            ncols,
-            false,
-        );
-        out.par_iter_mut()
-            .zip(&tmp)
-            .for_each(|(o, &v)| *o += Into::<f64>::into(v) as i64);
-        k0 = k1;
+fn max_range(a: CellRange, b: CellRange) -> CellRange {
+    CellRange {
+        pre_max: a.pre_max.max(b.pre_max),
+        c_max: a.c_max.max(b.c_max),
     }
+}
+
+/// [`Fixed::quantize`] with the power of two computed once (the same operations, so the same
+/// codes).
+fn quantizer(f: Fixed) -> impl Fn(f32) -> i32 + Sync {
+    let scale = pow2(f.frac);
+    let (lo, hi) = (f.min_code() as f64, f.max_code() as f64);
+    move |x| (x as f64 * scale).round_ties_even().clamp(lo, hi) as i32
+}
+
+/// [`Fixed::to_f32`] with the power of two computed once.
+fn to_f32(f: Fixed) -> impl Fn(i32) -> f32 + Sync {
+    let scale = pow2(-f.frac);
+    move |code| (code as f64 * scale) as f32
 }
 
 fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
     let (hsz, lanes) = (q.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let cols = io.steps * lanes;
-    let xq = io.columns(|v| q.x.quantize(v));
+    let xq = io.columns(quantizer(q.x));
     let w = ExactProduct::new(&q.w, rows, io.input, q.x.max_code_abs());
+    // Strip-major: the sums of step t, lane n, row r at [(t*lanes + n) / 16][r][n % 16].
     let mut wx = vec![0i64; rows * cols];
-    w.product(&xq, cols, &mut wx);
+    w.product_in(&xq, cols, &mut wx, Layout::StripMajor);
     drop(xq);
+    drop(w);
     let r = ExactProduct::new(&q.r, rows, hsz, q.h.max_code_abs());
-    let mut h = io.initial(&q.h0);
-    let mut c = io.initial(&q.c0);
+    let mut states = States::new(io, &q.h0, &q.c0);
     let mut rh = vec![0i64; rows * lanes];
     for s in 0..io.steps {
         let t = io.time(s);
-        r.product(&h, lanes, &mut rh);
-        for j in 0..hsz {
+        let (h_prev, c_prev, h_next, c_next) = states.step(s);
+        r.product(h_prev, lanes, &mut rh);
+        let (wx, rh) = (&wx, &rh);
+        units((hsz, lanes), h_next, c_next, None, |j, h, c, _| {
             for n in 0..io.n {
                 let sum = |g: usize| {
                     let row = g * hsz + j;
-                    int_gate_sum(q, row, wx[row * cols + t * lanes + n], rh[row * lanes + n])
+                    let col = t * lanes + n;
+                    let at =
+                        (col / COL_ALIGN) * rows * COL_ALIGN + row * COL_ALIGN + col % COL_ALIGN;
+                    int_gate_sum(q, row, wx[at], rh[row * lanes + n])
                 };
-                let (h_new, c_new) =
-                    int_unit(q, j, [sum(0), sum(1), sum(2), sum(3)], c[j * lanes + n]);
-                h[j * lanes + n] = h_new;
-                c[j * lanes + n] = c_new;
-                let at = io.out_index(n, t, j);
-                h_out[at] = q.h.to_f32(h_new);
-                c_out[at] = q.c.to_f32(c_new);
+                (h[n], c[n]) = int_unit(
+                    q,
+                    j,
+                    [sum(0), sum(1), sum(2), sum(3)],
+                    c_prev[j * lanes + n],
+                );
+            }
+            CellRange::default()
+        });
+    }
+    states.write_out(io, h_out, c_out, to_f32(q.h), to_f32(q.c));
+    CellRange::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hoisted_quantizer_equals_fixed_quantize() {
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for bits in 2..=16 {
+            for frac in -4..20 {
+                let f = Fixed { bits, frac };
+                let (q, back) = (quantizer(f), to_f32(f));
+                for _ in 0..300 {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    let x = f32::from_bits((s >> 32) as u32);
+                    let x = if x.is_finite() { x } else { (s as f32) * 1e-12 };
+                    assert_eq!(q(x), f.quantize(x), "{x:e} {f:?}");
+                    let code = q(x);
+                    assert_eq!(back(code).to_bits(), f.to_f32(code).to_bits());
+                }
             }
         }
     }
-    CellRange::default()
 }

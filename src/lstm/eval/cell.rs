@@ -6,6 +6,7 @@
 use super::plan::{CellPlan, CellRange, IntCell};
 use crate::format::detmath::ftz;
 use crate::format::fixed::rescale;
+use crate::format::Fixed;
 
 /// Where a cell reads its input and writes its states.
 pub struct CellIo<'a> {
@@ -176,6 +177,32 @@ pub(crate) fn int_gate_sum(q: &IntCell, j: usize, wx: i64, rh: i64) -> i64 {
     (wx << (q.shift_wx + ew)) + (rh << (q.shift_rh + er)) + ((q.b[j] as i64) << q.shift_b)
 }
 
+/// [`rescale`] on 64-bit integers (the hot path of [`int_unit`]): the same result for every
+/// input (a test compares them); negative shifts go to [`rescale`] itself.
+#[inline(always)]
+pub(crate) fn rescale64(acc: i64, shift: i32, to: Fixed) -> i32 {
+    let v = if shift < 0 {
+        return rescale(acc, shift, to);
+    } else if shift == 0 {
+        acc
+    } else if shift >= 64 {
+        // |acc / 2^shift| <= 1/2, and exactly 1/2 only for -2^63 / 2^64, which rounds to
+        // the even 0.
+        0
+    } else {
+        let s = shift as u32;
+        let q = acc >> s;
+        let r = acc & ((1u64 << s) - 1) as i64;
+        let half = 1i64 << (s - 1);
+        if r > half || (r == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        }
+    };
+    v.clamp(to.min_code() as i64, to.max_code() as i64) as i32
+}
+
 /// The element-wise part of an integer step for unit j: the four gate accumulators and the
 /// previous cell code; returns the new (h, c) codes.
 #[inline]
@@ -187,16 +214,62 @@ pub(crate) fn int_unit(q: &IntCell, j: usize, sums: [i64; 4], c_prev: i32) -> (i
         ai += (pp[j] as i64 * c_prev as i64) << q.shift_pc;
         af += (pp[h + j] as i64 * c_prev as i64) << q.shift_pc;
     }
-    let ig = sig(rescale(ai, q.pre_shift, q.pre));
-    let fg = sig(rescale(af, q.pre_shift, q.pre));
-    let pg = rescale(ag, q.pre_shift, q.pre);
+    let ig = sig(rescale64(ai, q.pre_shift, q.pre));
+    let fg = sig(rescale64(af, q.pre_shift, q.pre));
+    let pg = rescale64(ag, q.pre_shift, q.pre);
     let gg = q.tanh_pre[q.pre.table_index(pg)] as i64;
     let upd = ((fg * c_prev as i64) << q.shift_fc) + ((ig * gg) << q.shift_ig);
-    let c_new = rescale(upd, q.c_shift, q.c);
+    let c_new = rescale64(upd, q.c_shift, q.c);
     if let Some(pp) = &q.peep {
         ao += (pp[2 * h + j] as i64 * c_new as i64) << q.shift_pc;
     }
-    let og = sig(rescale(ao, q.pre_shift, q.pre));
+    let og = sig(rescale64(ao, q.pre_shift, q.pre));
     let tc = q.tanh_c[q.c.table_index(c_new)] as i64;
-    (rescale(og * tc, q.h_shift, q.h), c_new)
+    (rescale64(og * tc, q.h_shift, q.h), c_new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn rescale64_equals_rescale(acc in any::<i64>(), small in -5000i64..5000, pick in 0u8..4,
+                                    shift in -70i32..110, bits in 2u32..=24, frac in -8i32..30) {
+            let acc = match pick {
+                0 => acc,
+                1 => small,
+                2 => i64::MIN + small.abs(),
+                _ => (small << (shift.clamp(0, 40) as u32)) + (1 << (shift.clamp(1, 40) - 1)),
+            };
+            let to = Fixed { bits, frac };
+            prop_assert_eq!(rescale64(acc, shift, to), rescale(acc, shift, to));
+        }
+    }
+
+    #[test]
+    fn rescale64_edges() {
+        let to = Fixed { bits: 24, frac: 0 };
+        for acc in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            1,
+            i64::MAX,
+            3 << 20,
+            -(3 << 20),
+            5 << 19,
+        ] {
+            for shift in [-3, 0, 1, 2, 20, 21, 62, 63, 64, 65, 99, 100, 101] {
+                assert_eq!(
+                    rescale64(acc, shift, to),
+                    rescale(acc, shift, to),
+                    "{acc} {shift}"
+                );
+            }
+        }
+    }
 }

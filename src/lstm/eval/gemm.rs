@@ -18,21 +18,30 @@
 //! The integer datapath uses the same kernel on small integers held exactly in f32 (products
 //! and block sums below 2^24) or f64 (below 2^53); the caller picks the type and block length.
 //!
-//! Run-time dispatch: AVX-512 and AVX2 builds of the same generic kernel where the CPU has
-//! them, a portable build elsewhere. Rows are split over rayon; the thread count never changes
-//! a bit (each element is computed by one thread, in one order).
+//! Run-time dispatch: where the CPU has AVX2, f32 products without flushing (every fp32 and
+//! float-emulation lane in practice) run a hand-written 6 x 16 microkernel (`avx2_f32`: 12
+//! accumulator registers, `vmulps` then `vaddps`); the flushing kernel, f64, AVX-512 and the
+//! portable path are builds of the same generic kernel. A B of several column strips is first
+//! copied strip-major, so a microkernel walks consecutive memory. Rows are split over rayon
+//! (small products stay on the calling thread); the thread count never changes a bit (each
+//! element is computed by one thread, in one order).
 
 use rayon::prelude::*;
 use std::ops::{Add, Mul};
 
-/// Rows per packed panel (and per microkernel tile).
-pub const MR: usize = 8;
+/// Rows per packed panel (and per microkernel tile): 6 rows x 16 columns is 12 accumulator
+/// registers of 8 f32 in the AVX2 kernel, the most the 16 ymm registers leave room for.
+pub const MR: usize = 6;
 /// Columns of B and C are padded to a multiple of this (the widest microkernel tile).
 pub const COL_ALIGN: usize = 16;
 /// Depth of one k block (keeps a `KC x NR` strip of B in L1).
 const KC: usize = 256;
+/// Products of fewer multiply-adds than this run on the calling thread: about 0.1 ms of work,
+/// more than rayon's hand-off costs on a busy machine (small models run their configs in
+/// parallel instead).
+pub const SERIAL_WORK: u64 = 1 << 22;
 /// Rows per rayon task (a multiple of MR).
-const ROWS_PER_TASK: usize = 64;
+const ROWS_PER_TASK: usize = 16 * MR;
 
 /// An element type of the product: f32 (float lanes, small-integer lanes) or f64 (wider
 /// integer lanes, exact below 2^53).
@@ -158,6 +167,25 @@ pub fn gemm<T: Elem>(
         return;
     }
     let isa = Isa::detect();
+    // Several column strips: B is copied once into strip-major order (`[strip][kk][16]`), so
+    // that a microkernel walks consecutive memory instead of one cache line (and page) per k.
+    let packed_b;
+    let (b, ldb, b_strip) = if ncols > COL_ALIGN && ldb > COL_ALIGN {
+        let depth = k1 - k0;
+        let mut v = vec![T::default(); depth * ncols];
+        v.par_chunks_mut(depth * COL_ALIGN)
+            .enumerate()
+            .for_each(|(strip, dst)| {
+                for (kk, row) in dst.chunks_exact_mut(COL_ALIGN).enumerate() {
+                    let at = kk * ldb + strip * COL_ALIGN;
+                    row.copy_from_slice(&b[at..at + COL_ALIGN]);
+                }
+            });
+        packed_b = v;
+        (&packed_b[..], COL_ALIGN, depth * COL_ALIGN)
+    } else {
+        (b, ldb, COL_ALIGN)
+    };
     let task_rows = ROWS_PER_TASK;
     let body = |(task, c_rows): (usize, &mut [T])| {
         let first_panel = task * task_rows / MR;
@@ -170,6 +198,7 @@ pub fn gemm<T: Elem>(
             k1,
             b,
             ldb,
+            b_strip,
             ncols,
             c: c_rows,
             ldc,
@@ -178,7 +207,7 @@ pub fn gemm<T: Elem>(
     };
     let c = &mut c[..(a.rows - 1) * ldc + ncols];
     let work = a.rows as u64 * ncols as u64 * (k1 - k0) as u64;
-    if work < 1 << 16 {
+    if work < SERIAL_WORK {
         c.chunks_mut(task_rows * ldc).enumerate().for_each(body);
     } else {
         c.par_chunks_mut(task_rows * ldc).enumerate().for_each(body);
@@ -194,9 +223,19 @@ struct Job<'a, T> {
     k1: usize,
     b: &'a [T],
     ldb: usize,
+    /// Offset from one strip of [`COL_ALIGN`] columns of B to the next: [`COL_ALIGN`] in a
+    /// row-major B, the strip's size in a strip-major one.
+    b_strip: usize,
     ncols: usize,
     c: &'a mut [T],
     ldc: usize,
+}
+
+impl<T> Job<'_, T> {
+    /// Where row kk (absolute) of column `col` of B starts.
+    fn b_at(&self, kk: usize, col: usize) -> usize {
+        (col / COL_ALIGN) * self.b_strip + (kk - self.k0) * self.ldb + col % COL_ALIGN
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -225,6 +264,30 @@ impl Isa {
 
     fn run<T: Elem>(self, job: Job<'_, T>, ftz: bool) {
         let wide = std::mem::size_of::<T>() == 4;
+        #[cfg(target_arch = "x86_64")]
+        if self == Isa::Avx2 && !ftz && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        {
+            // SAFETY: T is f32 (checked above), so the casts are identities; AVX2 is present.
+            unsafe {
+                let job = Job {
+                    a: &*(job.a as *const Packed<T>).cast::<Packed<f32>>(),
+                    first_panel: job.first_panel,
+                    rows: job.rows,
+                    k0: job.k0,
+                    k1: job.k1,
+                    b: std::slice::from_raw_parts(job.b.as_ptr().cast::<f32>(), job.b.len()),
+                    ldb: job.ldb,
+                    b_strip: job.b_strip,
+                    ncols: job.ncols,
+                    c: std::slice::from_raw_parts_mut(
+                        job.c.as_mut_ptr().cast::<f32>(),
+                        job.c.len(),
+                    ),
+                    ldc: job.ldc,
+                };
+                return avx2_f32::blocked(job);
+            }
+        }
         match (self, ftz) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
@@ -269,6 +332,68 @@ unsafe fn avx2<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
     }
 }
 
+/// The f32 kernel without flushing, written with AVX2 intrinsics: a tile of [`MR`] rows x 16
+/// columns in 12 registers, one `vmulps` then one `vaddps` per term (never `vfmadd`), k in
+/// order. The same cache blocking as [`blocked`].
+#[cfg(target_arch = "x86_64")]
+mod avx2_f32 {
+    use super::{Job, KC, MR};
+    use std::arch::x86_64::*;
+
+    const NR: usize = 16;
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn blocked(job: Job<'_, f32>) {
+        let panels = job.rows.div_ceil(MR);
+        let mut kb = job.k0;
+        while kb < job.k1 {
+            let ke = (kb + KC).min(job.k1);
+            for col in (0..job.ncols).step_by(NR) {
+                let b = &job.b[job.b_at(kb, col)..];
+                // The last k of the strip must lie inside b.
+                debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
+                for p in 0..panels {
+                    let panel = job.a.panel(job.first_panel + p);
+                    let a = &panel[kb * MR..ke * MR];
+                    let rows = (job.rows - p * MR).min(MR);
+                    let c = &mut job.c[p * MR * job.ldc + col..];
+                    debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
+                    micro(a, b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
+                }
+            }
+            kb = ke;
+        }
+    }
+
+    /// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`, at least
+    /// `a.len() / MR` rows; `c`: `rows` rows of 16 with stride `ldc`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn micro(a: &[f32], b: *const f32, ldb: usize, c: *mut f32, ldc: usize, rows: usize) {
+        let zero = _mm256_setzero_ps();
+        let mut acc = [[zero; 2]; MR];
+        for (i, row) in acc.iter_mut().enumerate().take(rows) {
+            row[0] = _mm256_loadu_ps(c.add(i * ldc));
+            row[1] = _mm256_loadu_ps(c.add(i * ldc + 8));
+        }
+        let mut bp = b;
+        for av in a.chunks_exact(MR) {
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            for i in 0..MR {
+                let ai = _mm256_broadcast_ss(&av[i]);
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_mul_ps(ai, b0));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_mul_ps(ai, b1));
+            }
+            bp = bp.add(ldb);
+        }
+        for (i, row) in acc.iter().enumerate().take(rows) {
+            _mm256_storeu_ps(c.add(i * ldc), row[0]);
+            _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
+        }
+    }
+}
+
 /// Cache blocking: k in blocks of KC (in order), then column strips of NR, then row panels.
 #[inline(always)]
 fn blocked<T: Elem, const NR: usize, const FTZ: bool>(job: Job<'_, T>) {
@@ -277,7 +402,7 @@ fn blocked<T: Elem, const NR: usize, const FTZ: bool>(job: Job<'_, T>) {
     while kb < job.k1 {
         let ke = (kb + KC).min(job.k1);
         for col in (0..job.ncols).step_by(NR) {
-            let b = &job.b[(kb - job.k0) * job.ldb + col..];
+            let b = &job.b[job.b_at(kb, col)..];
             for p in 0..panels {
                 let panel = job.a.panel(job.first_panel + p);
                 let a = &panel[kb * MR..ke * MR];

@@ -10,7 +10,10 @@
 pub(crate) mod batch;
 pub mod calib;
 pub mod cell;
+mod exact;
+mod fp32cell;
 pub mod gemm;
+pub mod intgemm;
 pub mod plan;
 pub mod reference;
 

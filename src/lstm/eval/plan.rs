@@ -10,6 +10,7 @@ use crate::format::{
     WeightScale,
 };
 use crate::lstm::{Cell, Model};
+use rayon::prelude::*;
 
 /// Largest magnitudes seen in an fp32 run over the batch: they choose the fraction bits of
 /// `fx<bits>` formats for tensors whose range is only known from data. With `hist`, the whole
@@ -207,9 +208,9 @@ impl RowFormats {
 
 fn round_rows(fmts: &[Resolved], v: &[f32]) -> Vec<f32> {
     let k = v.len() / fmts.len().max(1);
-    v.chunks(k.max(1))
+    v.par_chunks(k.max(1))
         .zip(fmts)
-        .flat_map(|(row, f)| row.iter().map(|&x| f.round(x)))
+        .flat_map_iter(|(row, f)| row.iter().map(|&x| f.round(x)))
         .collect()
 }
 
@@ -262,7 +263,7 @@ fn max_abs(v: &[f32]) -> f32 {
 }
 
 fn round_all(f: Resolved, v: &[f32]) -> Vec<f32> {
-    v.iter().map(|&x| f.round(x)).collect()
+    v.par_iter().map(|&x| f.round(x)).collect()
 }
 
 fn fixed(f: Resolved) -> Option<Fixed> {
@@ -408,7 +409,7 @@ impl IntCell {
             return Ok(None);
         };
         let codes =
-            |fmt: Fixed, v: &[f32]| v.iter().map(|&x| fmt.quantize(x)).collect::<Vec<i32>>();
+            |fmt: Fixed, v: &[f32]| v.par_iter().map(|&x| fmt.quantize(x)).collect::<Vec<i32>>();
         // Per-row weight formats: the accumulator aligns to the finest row; each row's W·x and
         // R·h are shifted further left by its fraction bits below that (exact).
         let row_fixed =
@@ -442,9 +443,9 @@ impl IntCell {
         });
         let row_codes = |fmts: &[Fixed], v: &[f32]| -> Vec<i32> {
             let k = v.len() / fmts.len().max(1);
-            v.chunks(k.max(1))
+            v.par_chunks(k.max(1))
                 .zip(fmts)
-                .flat_map(|(row, f)| row.iter().map(|&x| f.quantize(x)))
+                .flat_map_iter(|(row, f)| row.iter().map(|&x| f.quantize(x)))
                 .collect()
         };
         // Pre-activation accumulator: every term at the largest fraction-bit count among them.

@@ -1,0 +1,236 @@
+//! Exact integer products of codes (the integer datapath's W·x and R·h): the narrow
+//! `vpmaddwd` kernel of [`intgemm`] where the codes fit 16 bits, else codes held exactly in f32
+//! or f64 on [`gemm`], summed in blocks short enough to stay exact and widened to i64. Integer
+//! sums do not depend on their order, so every variant gives the same integers.
+
+use super::gemm::{self, Elem, Packed, COL_ALIGN};
+use super::intgemm::{self, Layout, PackedI16};
+use rayon::prelude::*;
+
+/// An exact integer product on codes: f32 when block sums stay below 2^24, else f64 (below
+/// 2^53); blocks are summed in i64.
+pub(crate) enum ExactProduct {
+    /// Codes of at most 16 bits on `vpmaddwd` ([`intgemm`]).
+    I16(PackedI16),
+    /// 16-bit codes whose pair products could overflow i32 (fx16 x fx16): A = 256·hi + lo
+    /// with hi = A >> 8 and lo = A & 255, two exact narrow products combined in i64.
+    Split {
+        hi: PackedI16,
+        lo: PackedI16,
+    },
+    F32(Packed<f32>),
+    F64(Packed<f64>),
+}
+
+impl ExactProduct {
+    /// Packs `codes` (`rows x k`) for products with operands of at most `b_max` in magnitude.
+    pub fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
+        if intgemm::available() && b_max <= i16::MAX as f64 + 1.0 {
+            if let Some(p) = PackedI16::new(codes, rows, k) {
+                if p.block_pairs(b_max as u64).is_some() {
+                    return ExactProduct::I16(p);
+                }
+                let hi: Vec<i32> = codes.iter().map(|&c| c >> 8).collect();
+                let lo: Vec<i32> = codes.iter().map(|&c| c & 255).collect();
+                if let (Some(hi), Some(lo)) =
+                    (PackedI16::new(&hi, rows, k), PackedI16::new(&lo, rows, k))
+                {
+                    if hi.block_pairs(b_max as u64).is_some()
+                        && lo.block_pairs(b_max as u64).is_some()
+                    {
+                        return ExactProduct::Split { hi, lo };
+                    }
+                }
+            }
+        }
+        let a_max = codes.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
+        // Worth f32 when a block of at least 16 terms cannot leave f32's exact integers.
+        if a_max * b_max * 16.0 <= f32_exact() {
+            let v: Vec<f32> = codes.iter().map(|&c| c as f32).collect();
+            ExactProduct::F32(Packed::new(&v, rows, k))
+        } else {
+            let v: Vec<f64> = codes.iter().map(|&c| c as f64).collect();
+            ExactProduct::F64(Packed::new(&v, rows, k))
+        }
+    }
+
+    /// `out[r][col] = Σ_k A[r][k]·B[k][col]` exactly, B given as codes (`k x ncols`, stride
+    /// ncols, padding zero).
+    pub fn product(&self, b: &[i32], ncols: usize, out: &mut [i64]) {
+        self.product_in(b, ncols, out, Layout::RowMajor)
+    }
+
+    /// [`ExactProduct::product`] with the result in `layout`.
+    pub fn product_in(&self, b: &[i32], ncols: usize, out: &mut [i64], layout: Layout) {
+        let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
+        let fits = || b.iter().all(|&c| i16::try_from(c).is_ok());
+        match self {
+            ExactProduct::I16(a) => {
+                if let (Some(block), true) = (a.block_pairs(b_max as u64), fits()) {
+                    return intgemm::product(a, b, ncols, block, out, layout);
+                }
+            }
+            ExactProduct::Split { hi, lo } => {
+                let blocks = (hi.block_pairs(b_max as u64), lo.block_pairs(b_max as u64));
+                if let ((Some(bh), Some(bl)), true) = (blocks, fits()) {
+                    let mut low = vec![0i64; out.len()];
+                    intgemm::product(hi, b, ncols, bh, out, layout);
+                    intgemm::product(lo, b, ncols, bl, &mut low, layout);
+                    out.par_iter_mut()
+                        .zip(&low)
+                        .for_each(|(h, &l)| *h = *h * 256 + l);
+                    return;
+                }
+            }
+            ExactProduct::F32(_) | ExactProduct::F64(_) => {}
+        }
+        if layout == Layout::StripMajor {
+            let mut rm = vec![0i64; out.len()];
+            self.product_in(b, ncols, &mut rm, Layout::RowMajor);
+            return relayout(rm, ncols, out, layout);
+        }
+        match self {
+            ExactProduct::I16(a) => intgemm::product_plain(a, b, ncols, out),
+            ExactProduct::Split { hi, lo } => {
+                let mut low = vec![0i64; out.len()];
+                intgemm::product_plain(hi, b, ncols, out);
+                intgemm::product_plain(lo, b, ncols, &mut low);
+                out.iter_mut()
+                    .zip(&low)
+                    .for_each(|(h, &l)| *h = *h * 256 + l);
+            }
+            ExactProduct::F32(a) => {
+                let bf: Vec<f32> = b.iter().map(|&c| c as f32).collect();
+                blocks(a, &bf, b_max, f32_exact(), ncols, out);
+            }
+            ExactProduct::F64(a) => {
+                let bf: Vec<f64> = b.iter().map(|&c| c as f64).collect();
+                blocks(a, &bf, b_max, 2f64.powi(53), ncols, out);
+            }
+        }
+    }
+}
+
+/// Copies a row-major `rows x ncols` result into `out` in `layout`.
+fn relayout(rm: Vec<i64>, ncols: usize, out: &mut [i64], layout: Layout) {
+    match layout {
+        Layout::RowMajor => out.copy_from_slice(&rm),
+        Layout::StripMajor => {
+            let rows = out.len() / ncols.max(1);
+            out.par_chunks_mut((rows * COL_ALIGN).max(1))
+                .enumerate()
+                .for_each(|(s, dst)| {
+                    for (r, d) in dst.chunks_exact_mut(COL_ALIGN).enumerate() {
+                        let at = r * ncols + s * COL_ALIGN;
+                        d.copy_from_slice(&rm[at..at + COL_ALIGN]);
+                    }
+                });
+        }
+    }
+}
+
+fn f32_exact() -> f64 {
+    2f64.powi(24)
+}
+
+/// Sums the product in k blocks short enough to stay exact in `T`, adding each block to `out`
+/// in i64.
+fn blocks<T: Elem + Into<f64>>(
+    a: &Packed<T>,
+    b: &[T],
+    b_max: f64,
+    exact: f64,
+    ncols: usize,
+    out: &mut [i64],
+) {
+    out.fill(0);
+    let per_term = (a.max_abs * b_max).max(1.0);
+    let block = ((exact / per_term).floor() as usize).clamp(1, a.k.max(1));
+    let mut tmp = vec![T::default(); a.rows * ncols];
+    let mut k0 = 0;
+    while k0 < a.k {
+        let k1 = (k0 + block).min(a.k);
+        tmp.fill(T::default());
+        gemm::gemm(
+            a,
+            k0,
+            k1,
+            &b[k0 * ncols..],
+            ncols,
+            ncols,
+            &mut tmp,
+            ncols,
+            false,
+        );
+        out.par_iter_mut()
+            .zip(&tmp)
+            .for_each(|(o, &v)| *o += Into::<f64>::into(v) as i64);
+        k0 = k1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        /// Every variant (i16, split 16-bit, f32, f64 blocks) and both layouts equal the plain
+        /// i64 loop, including the extreme codes of each width.
+        #[test]
+        fn exact_product_equals_the_plain_loop(rows in 1usize..30, k in 0usize..200,
+                                               strips in 1usize..3, a_bits in 2u32..=24,
+                                               b_bits in 2u32..=24, seed in any::<u64>(),
+                                               extreme in any::<bool>()) {
+            let cols = strips * COL_ALIGN;
+            let (a_max, b_max) = (1i64 << (a_bits - 1), 1i64 << (b_bits - 1));
+            let mut s = seed | 1;
+            let mut next = |m: i64| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                if extreme { if s & 1 == 0 { -m } else { m - 1 } }
+                else { ((s >> 20) % (2 * m as u64)) as i64 - m }
+            };
+            let a: Vec<i32> = (0..rows * k).map(|_| next(a_max) as i32).collect();
+            let b: Vec<i32> = (0..k * cols).map(|_| next(b_max) as i32).collect();
+            let mut want = vec![0i64; rows * cols];
+            for r in 0..rows {
+                for j in 0..cols {
+                    want[r * cols + j] = (0..k).map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64).sum();
+                }
+            }
+            let p = ExactProduct::new(&a, rows, k, b_max as f64);
+            let mut got = vec![3i64; rows * cols];
+            p.product(&b, cols, &mut got);
+            prop_assert_eq!(&got, &want);
+            p.product_in(&b, cols, &mut got, Layout::StripMajor);
+            for r in 0..rows {
+                for j in 0..cols {
+                    prop_assert_eq!(got[(j / 16) * rows * 16 + r * 16 + j % 16], want[r * cols + j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_codes_take_the_split_product() {
+        if !intgemm::available() {
+            return;
+        }
+        let a = vec![-32768, 32767, -1, 255, 256, -257];
+        let p = ExactProduct::new(&a, 6, 1, 32768.0);
+        assert!(matches!(p, ExactProduct::Split { .. }));
+        let b: Vec<i32> = (0..16)
+            .map(|j| if j % 2 == 0 { -32768 } else { 32767 })
+            .collect();
+        let mut got = vec![0i64; 6 * 16];
+        p.product(&b, 16, &mut got);
+        for r in 0..6 {
+            for j in 0..16 {
+                assert_eq!(got[r * 16 + j], a[r] as i64 * b[j] as i64);
+            }
+        }
+    }
+}

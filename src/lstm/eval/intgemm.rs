@@ -1,0 +1,370 @@
+//! The exact integer product of narrow codes: `out[r][c] = Σ_k A[r][k]·B[k][c]` in i64, with
+//! A and B codes that fit 16 bits, on AVX2's `vpmaddwd` (sixteen 16-bit products summed in
+//! pairs into eight 32-bit lanes per instruction).
+//!
+//! Exactness: a pair sum is at most `2·|A|max·|B|max` in magnitude and a block of `m` pairs at
+//! most `m` times that; blocks are cut so that this bound stays within `i32::MAX` (checked
+//! when the weights are packed, [`PackedI16::new`]), and each block's 32-bit sums are widened
+//! into the 64-bit result. Integer sums do not depend on their order, so the result equals the
+//! plain loop over k in i64 bit for bit, whatever the blocking or the thread count.
+//!
+//! A is packed once (panels of `MR` = 6 rows, k in pairs: `[panel][k/2][MR][2]`), B per product
+//! (`[strip of 16 columns][k/2][16][2]`); odd k is padded with a zero term.
+
+use rayon::prelude::*;
+
+/// Rows per panel and microkernel tile (12 accumulator registers of 8 x i32).
+const MR: usize = 6;
+/// Columns per strip (two registers of 8).
+const NR: usize = 16;
+/// Pairs of k per cache block (B strip: 16 KiB).
+const KCP: usize = 256;
+/// Rows per rayon task.
+const ROWS_PER_TASK: usize = 16 * MR;
+
+/// A `rows x k` matrix of codes packed for the kernel, with the largest pair-sum block it
+/// allows for a given bound on B.
+#[derive(Debug, Clone)]
+pub struct PackedI16 {
+    pub rows: usize,
+    pub k: usize,
+    /// Pairs of k (k rounded up to even, halved).
+    kp: usize,
+    data: Vec<i16>,
+    /// Largest |code|.
+    pub max_abs: u64,
+}
+
+impl PackedI16 {
+    /// Packs row-major `codes`; `None` when a code does not fit i16.
+    pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
+        debug_assert_eq!(codes.len(), rows * k);
+        if codes.iter().any(|&c| i16::try_from(c).is_err()) {
+            return None;
+        }
+        let kp = k.div_ceil(2);
+        let panels = rows.div_ceil(MR);
+        let mut data = vec![0i16; panels * kp * MR * 2];
+        data.par_chunks_mut((kp * MR * 2).max(1))
+            .enumerate()
+            .for_each(|(p, panel)| {
+                for i in 0..MR.min(rows - p * MR) {
+                    let row = &codes[(p * MR + i) * k..(p * MR + i + 1) * k];
+                    for (kk, &v) in row.iter().enumerate() {
+                        panel[(kk / 2) * MR * 2 + i * 2 + kk % 2] = v as i16;
+                    }
+                }
+            });
+        let max_abs = codes
+            .iter()
+            .map(|c| c.unsigned_abs() as u64)
+            .max()
+            .unwrap_or(0);
+        Some(PackedI16 {
+            rows,
+            k,
+            kp,
+            data,
+            max_abs,
+        })
+    }
+
+    /// Pairs per 32-bit block for operands B of at most `b_max` in magnitude: `None` when
+    /// even one pair could overflow i32.
+    pub fn block_pairs(&self, b_max: u64) -> Option<usize> {
+        let pair = 2 * self.max_abs * b_max;
+        if pair > i32::MAX as u64 {
+            return None;
+        }
+        Some((i32::MAX as u64 / pair.max(1)).min(KCP as u64) as usize)
+    }
+
+    /// `A[r][kk]`, read back from the packing.
+    fn at(&self, r: usize, kk: usize) -> i64 {
+        self.panel(r / MR)[(kk / 2) * MR * 2 + (r % MR) * 2 + kk % 2] as i64
+    }
+
+    fn panel(&self, p: usize) -> &[i16] {
+        &self.data[p * self.kp * MR * 2..(p + 1) * self.kp * MR * 2]
+    }
+}
+
+/// Whether the kernel can run here (AVX2).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_none() && is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `out = A·B` exactly by the plain loop in i64, row-major (any operands; the fallback of
+/// [`product`]).
+pub fn product_plain(a: &PackedI16, b: &[i32], ncols: usize, out: &mut [i64]) {
+    out[..a.rows * ncols]
+        .par_chunks_mut(ncols.max(1))
+        .enumerate()
+        .for_each(|(r, row)| {
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = (0..a.k)
+                    .map(|kk| a.at(r, kk) * b[kk * ncols + j] as i64)
+                    .sum();
+            }
+        });
+}
+
+/// How the result is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `[row][col]` (stride ncols).
+    RowMajor,
+    /// `[col / 16][row][col % 16]`: with 16 lanes per step, each step's sums are one
+    /// contiguous block (what the recurrent loop reads).
+    StripMajor,
+}
+
+/// `out = A·B` exactly (`out`: `a.rows x ncols` in `layout`, overwritten). `b` is `a.k x
+/// ncols` (stride ncols, ncols a multiple of 16) with every |code| at most `b_max` and
+/// fitting i16; `block` comes from [`PackedI16::block_pairs`]. Needs [`available`].
+pub fn product(
+    a: &PackedI16,
+    b: &[i32],
+    ncols: usize,
+    block: usize,
+    out: &mut [i64],
+    layout: Layout,
+) {
+    assert!(available() && ncols.is_multiple_of(NR) && block >= 1);
+    assert!(b.len() >= a.k * ncols && out.len() >= a.rows * ncols);
+    out[..a.rows * ncols].fill(0);
+    if a.rows == 0 || ncols == 0 || a.k == 0 {
+        return;
+    }
+    // B in strips of 16 columns, k in pairs: [strip][kp][16][2].
+    let strip = a.kp * NR * 2;
+    let mut bp = vec![0i16; (ncols / NR) * strip];
+    bp.par_chunks_mut(strip).enumerate().for_each(|(s, dst)| {
+        for kk in 0..a.k {
+            let row = &b[kk * ncols + s * NR..kk * ncols + (s + 1) * NR];
+            for (j, &v) in row.iter().enumerate() {
+                dst[(kk / 2) * NR * 2 + j * 2 + kk % 2] = v as i16;
+            }
+        }
+    });
+    // (offset between strips, offset between rows) of the output.
+    let (c_strip, c_row) = match layout {
+        Layout::RowMajor => (NR, ncols),
+        Layout::StripMajor => (a.rows * NR, NR),
+    };
+    let base = SendPtr(out.as_mut_ptr());
+    let tasks = a.rows.div_ceil(ROWS_PER_TASK);
+    let body = |task: usize| {
+        let first = task * ROWS_PER_TASK / MR;
+        let rows = (a.rows - task * ROWS_PER_TASK).min(ROWS_PER_TASK);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 asserted above. Task `task` writes only its own rows
+        // `task*ROWS_PER_TASK ..+ rows` of `out` (of every strip), all inside `out`'s
+        // `a.rows * ncols` elements; no two tasks share a row.
+        unsafe {
+            let c = base.get().add(task * ROWS_PER_TASK * c_row);
+            avx2::blocked(a, first, rows, &bp, strip, ncols, block, c, c_strip, c_row)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (first, rows, &base, c_strip, c_row);
+    };
+    if a.rows * ncols * a.k < super::gemm::SERIAL_WORK as usize {
+        (0..tasks).for_each(body);
+    } else {
+        (0..tasks).into_par_iter().for_each(body);
+    }
+}
+
+/// A raw pointer the row tasks share; each writes a disjoint set of elements.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut i64);
+// SAFETY: used only to hand disjoint parts of one buffer to rayon tasks (see `product`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut i64 {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{PackedI16, KCP, MR, NR};
+    use std::arch::x86_64::*;
+
+    /// Rows `first*MR ..+ rows` of the product into `c` (their first row; element (row r,
+    /// column j) at `(j / 16) * c_strip + r * c_row + j % 16`).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn blocked(
+        a: &PackedI16,
+        first: usize,
+        rows: usize,
+        bp: &[i16],
+        strip: usize,
+        ncols: usize,
+        block: usize,
+        c: *mut i64,
+        c_strip: usize,
+        c_row: usize,
+    ) {
+        let panels = rows.div_ceil(MR);
+        let step = block.min(KCP);
+        let mut kb = 0;
+        while kb < a.kp {
+            let ke = (kb + step).min(a.kp);
+            for s in 0..ncols / NR {
+                let b = &bp[s * strip + kb * NR * 2..s * strip + ke * NR * 2];
+                for p in 0..panels {
+                    let panel = a.panel(first + p);
+                    let av = &panel[kb * MR * 2..ke * MR * 2];
+                    let r = (rows - p * MR).min(MR);
+                    let cc = c.add(s * c_strip + p * MR * c_row);
+                    micro(av, b, cc, c_row, r);
+                }
+            }
+            kb = ke;
+        }
+    }
+
+    /// One block: a 6 x 16 tile of 32-bit sums from zero, then added to the 64-bit `c`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn micro(a: &[i16], b: &[i16], c: *mut i64, ldc: usize, rows: usize) {
+        debug_assert_eq!(a.len() / (MR * 2), b.len() / (NR * 2));
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        let mut ap = a.as_ptr();
+        let mut bq = b.as_ptr();
+        for _ in 0..a.len() / (MR * 2) {
+            let b0 = _mm256_loadu_si256(bq.cast());
+            let b1 = _mm256_loadu_si256(bq.add(16).cast());
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm256_set1_epi32(ap.add(2 * i).cast::<i32>().read_unaligned());
+                row[0] = _mm256_add_epi32(row[0], _mm256_madd_epi16(ai, b0));
+                row[1] = _mm256_add_epi32(row[1], _mm256_madd_epi16(ai, b1));
+            }
+            ap = ap.add(MR * 2);
+            bq = bq.add(NR * 2);
+        }
+        for (i, row) in acc.iter().enumerate().take(rows) {
+            for (h, &v) in row.iter().enumerate() {
+                let dst = c.add(i * ldc + h * 8);
+                let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+                let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(v));
+                let d0 = _mm256_loadu_si256(dst.cast());
+                let d1 = _mm256_loadu_si256(dst.add(4).cast());
+                _mm256_storeu_si256(dst.cast(), _mm256_add_epi64(d0, lo));
+                _mm256_storeu_si256(dst.add(4).cast(), _mm256_add_epi64(d1, hi));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn plain(a: &[i32], rows: usize, k: usize, b: &[i32], cols: usize) -> Vec<i64> {
+        let mut out = vec![0i64; rows * cols];
+        for r in 0..rows {
+            for j in 0..cols {
+                out[r * cols + j] = (0..k)
+                    .map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64)
+                    .sum();
+            }
+        }
+        out
+    }
+
+    fn check(rows: usize, k: usize, cols: usize, a_max: i32, b_max: i32, seed: u64, extreme: bool) {
+        let mut s = seed | 1;
+        let mut next = |m: i32| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            if extreme {
+                // The worst case for the 32-bit blocks: every term at the largest magnitude,
+                // all of one sign.
+                -m
+            } else {
+                ((s >> 33) % (2 * m as u64 + 1)) as i32 - m
+            }
+        };
+        let a: Vec<i32> = (0..rows * k).map(|_| next(a_max)).collect();
+        let b: Vec<i32> = (0..k * cols).map(|_| next(b_max)).collect();
+        let packed = PackedI16::new(&a, rows, k).expect("codes fit i16");
+        let Some(block) = packed.block_pairs(b_max as u64) else {
+            return;
+        };
+        let want = plain(&a, rows, k, &b, cols);
+        let mut got = vec![7i64; rows * cols];
+        product(&packed, &b, cols, block, &mut got, Layout::RowMajor);
+        assert_eq!(
+            got, want,
+            "rows {rows} k {k} cols {cols} a {a_max} b {b_max}"
+        );
+        product(&packed, &b, cols, block, &mut got, Layout::StripMajor);
+        for r in 0..rows {
+            for j in 0..cols {
+                assert_eq!(
+                    got[(j / 16) * rows * 16 + r * 16 + j % 16],
+                    want[r * cols + j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn awkward_shapes_and_overflow_boundaries() {
+        if !available() {
+            return;
+        }
+        for (rows, k, cols) in [
+            (4, 1, 16),
+            (12, 3, 16),
+            (132, 33, 16),
+            (7, 1000, 32),
+            (4000, 9, 16),
+        ] {
+            for (a_max, b_max) in [(1, 1), (127, 128), (128, 128), (2047, 2048), (32767, 32767)] {
+                check(rows, k, cols, a_max, b_max, 3, false);
+                check(rows, k, cols, a_max, b_max, 5, true);
+            }
+        }
+        // Blocks cut by the i32 bound rather than the cache block: 15, 2 and 1 pairs, each
+        // filled to within one pair of i32::MAX by same-sign extreme terms.
+        for m in [8191, 23170, 32767] {
+            check(6, 3001, 16, m, m, 9, true);
+            check(13, 301, 32, m, m, 11, false);
+        }
+    }
+
+    #[test]
+    fn codes_too_wide_or_pairs_that_could_overflow_are_refused() {
+        assert!(PackedI16::new(&[40000], 1, 1).is_none());
+        let p = PackedI16::new(&[-32768], 1, 1).expect("fits i16");
+        assert_eq!(p.block_pairs(32768), None);
+        assert_eq!(p.block_pairs(32767), Some(1));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn equals_the_plain_loop(rows in 1usize..40, k in 0usize..300, strips in 1usize..3,
+                                 a_bits in 1u32..16, b_bits in 1u32..16, seed in any::<u64>(),
+                                 extreme in any::<bool>()) {
+            if available() {
+                check(rows, k, strips * 16, (1 << a_bits) - 1, (1 << b_bits) - 1, seed, extreme);
+            }
+        }
+    }
+}
