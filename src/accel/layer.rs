@@ -207,7 +207,8 @@ fn level_sums(
     let in_wide_overlap = sh.post.max(in_wide.cycles + 2.0 * rho);
     match plan {
         Plan::Sequential => {
-            s.first_gate = s.compute_step_cycles;
+            // Step 0's products (In, rho, Rec) end; the tail does not hold the stream buffer.
+            s.first_gate = s.compute_step_cycles - sh.post.max(rho);
             s.last = s.compute_step_cycles + sh.post - sh.post.max(rho);
         }
         Plan::Overlapped => {
@@ -217,7 +218,7 @@ fn level_sums(
             } else {
                 s.pre_cycles
             };
-            s.first_gate = s.pre_cycles + s.rec_cycles + rho;
+            s.first_gate = s.pre_cycles + s.rec_cycles;
             s.last = lead + s.rec_cycles + sh.post;
         }
         Plan::Batched => {}
@@ -237,7 +238,7 @@ fn level_sums(
         Plan::Batched => {
             let (mv, pj): (MatVec, f64) = batched.unwrap_or_default();
             s.pre_cycles = mv.cycles + rho;
-            s.first_gate = s.pre_cycles + s.compute_step_cycles;
+            s.first_gate = s.pre_cycles + s.rec_cycles;
             s.last = s.compute_step_cycles;
             s.mac_pj += t * in_macs * pj;
             s.ideal_cycles += mv.ideal_cycles;
@@ -253,7 +254,7 @@ fn level_sums(
 /// (step s >= 1 starts when its stream arrives, one stream time apart):
 /// load + max(first gate, stream) + (T-2) * steady step + last. The larger of the two.
 fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f64 {
-    let compute = s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.step_cycles + s.end_fix;
+    let compute = s.pre_cycles + t * s.compute_step_cycles + s.end_fix;
     let streamed = if t >= 2.0 && stream > 0.0 {
         s.first_gate.max(stream) + (t - 2.0) * s.step_cycles + s.last
     } else {
