@@ -43,6 +43,10 @@ pub(crate) struct LayerCost {
     /// Cycles outside the T steady steps: the products before the first recurrent product,
     /// the last step's tail in place of a steady step's, step 0 not waiting for a stream.
     pub edge_cycles: f64,
+    /// Of `edge_cycles`, the wait for the first weight stream after the load (a stream-bound
+    /// layer): it shrinks, cycle for cycle, by the time between the end of the load and the
+    /// layer's first product when other work separates them (multithreading).
+    pub first_stream_cycles: f64,
     /// Total for the layer on its own: load + edge + T * step + switches.
     pub layer_cycles: f64,
     /// Of `layer_cycles`, those in which DRAM bandwidth is the bound.
@@ -250,17 +254,27 @@ fn level_sums(
 }
 
 /// Cycles of a layer from its sums, before the DRAM bound. Compute-bound (streams hide
-/// behind the step before): load + pre + step 0 + (T-1) * steady step + end fix. Stream-bound
-/// (step s >= 1 starts when its stream arrives, one stream time apart):
-/// load + max(first gate, stream) + (T-2) * steady step + last. The larger of the two.
+/// behind the step before): load + pre + step 0 + (T-1) * steady compute step + end fix.
+/// Stream-bound (step s >= 1 starts when its stream arrives, one stream time apart; stream 2
+/// may start when step 0's products are done, the double buffer): load + max(first gate,
+/// stream) + (T-2) * steady step + last. The larger of the two.
 fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f64 {
+    load + paths(s, stream, t).0 + switch_cycles
+}
+
+/// The longest path of a layer after its load, and how much of it is the wait for the first
+/// stream (it starts at the end of the load; in multithreading, other work may separate the
+/// load from the layer's first product, and the first stream arrives during it).
+fn paths(s: &LevelSums, stream: f64, t: f64) -> (f64, f64) {
     let compute = s.pre_cycles + t * s.compute_step_cycles + s.end_fix;
-    let streamed = if t >= 2.0 && stream > 0.0 {
-        s.first_gate.max(stream) + (t - 2.0) * s.step_cycles + s.last
+    if t >= 2.0 && stream > 0.0 {
+        let rest = (t - 2.0) * s.step_cycles + s.last;
+        let with_first = compute.max(s.first_gate.max(stream) + rest);
+        let without = compute.max(s.first_gate + rest);
+        (with_first, with_first - without)
     } else {
-        0.0
-    };
-    load + compute.max(streamed) + switch_cycles
+        (compute, 0.0)
+    }
 }
 
 /// Cycles and traffic of layer `index` for one core's share; `cache` carries the previous
@@ -387,6 +401,7 @@ pub(crate) fn layer_cost(
         }
     };
     let compute_total = total(&sums, load, stream, t, switch_cycles);
+    let first_stream_cycles = paths(&sums, stream, t).1;
     let edge = compute_total - load - switch_cycles - t * sums.step_cycles;
     let dram_cycles = dram_bytes / bpc;
     // Activation traffic (inputs, outputs, spills) bounds the whole run, not each layer:
@@ -398,6 +413,7 @@ pub(crate) fn layer_cost(
         busy_cycles: sums.busy_cycles + switch_cycles / t,
         stream_cycles: stream,
         edge_cycles: edge,
+        first_stream_cycles,
         layer_cycles,
         dram_bound_cycles: (load + sums.bound_steps * stream).min(dram_cycles.max(load)),
         ideal_cycles: sums.ideal_cycles,
