@@ -125,6 +125,49 @@ struct Shape {
     post: f64,
     reconfig: f64,
     stream: f64,
+    /// Expected level changes per step (dynamic precision).
+    switch_rate: f64,
+}
+
+/// Mean cycles per step of a stream-bound layer whose steps take different times (dynamic
+/// precision), from `(fraction, step, gap)` per level: `gap` is the part of a step between its
+/// products' end and the next step's first product (the tail, reconfigurations). The stream
+/// buffer is double: stream s may start once step s-2's products are done, so the longest
+/// path runs along the streams (one stream time per step) and leaves them only for a run of
+/// steps slower than a stream, which gains its excess over the streams minus one gap (the run
+/// re-enters the streams from its products' end, not its tail), or minus the deficit of the
+/// fast run before it when that is smaller (two slow runs then merge into one path). Runs per
+/// level from the switch rate (switches * phi_k (1 - phi_k) / (1 - sum phi^2), plus phi_k for
+/// the first step), the fast deficit shared among the slow runs. Never above
+/// sum_k phi_k max(step_k, stream), the pace with a single buffer.
+fn stream_bound_pace(levels: &[(f64, f64, f64)], stream: f64, t: f64, switch_rate: f64) -> f64 {
+    let mixed: f64 = levels.iter().map(|&(f, st, _)| f * st.max(stream)).sum();
+    let sumsq: f64 = levels.iter().map(|&(f, _, _)| f * f).sum();
+    if 1.0 - sumsq <= 1e-12 || t < 2.0 {
+        return mixed;
+    }
+    let switches = switch_rate * (t - 1.0);
+    let runs = |f: f64| (switches * f * (1.0 - f) / (1.0 - sumsq) + f).clamp(0.0, t * f);
+    let slow_runs: f64 = levels
+        .iter()
+        .filter(|&&(_, st, _)| st > stream)
+        .map(|&(f, _, _)| runs(f))
+        .sum();
+    if slow_runs <= 0.0 {
+        return mixed;
+    }
+    let fast_deficit: f64 = levels
+        .iter()
+        .filter(|&&(_, st, _)| st < stream)
+        .map(|&(f, st, _)| t * f * (stream - st))
+        .sum();
+    let per_gap = fast_deficit / slow_runs;
+    let gain: f64 = levels
+        .iter()
+        .filter(|&&(_, st, _)| st > stream)
+        .map(|&(f, st, gap)| (t * f * (st - stream) - runs(f) * gap.min(per_gap)).max(0.0))
+        .sum();
+    (stream + gain / t).min(mixed)
 }
 
 fn level_sums(
@@ -162,6 +205,9 @@ fn level_sums(
     let in_macs = (sh.blocks * sh.cells * sh.input * sh.batch) as f64;
     let rec_macs = (sh.blocks * sh.cells * sh.hidden * sh.batch) as f64;
     let h_bits = (sh.batch * sh.blocks / GATES * sh.cells) as f64;
+    // (fraction, step, gap) of each level present, for the stream-bound pace.
+    let mut steps_of = [(0.0f64, 0.0f64, 0.0f64); super::timing::MAX_PRECISION_LEVELS];
+    let mut levels = 0;
     for (rate, &frac) in rates.iter().zip(fractions) {
         if frac == 0.0 {
             continue;
@@ -188,6 +234,16 @@ fn level_sums(
         s.rec_cycles += frac * rec.cycles;
         s.busy_cycles += frac * (input.cycles + rec.cycles + 2.0 * rho);
         s.step_cycles += frac * step.max(sh.stream);
+        // Cycles of a step not spent from its stream's arrival to its products' end.
+        let gap = match plan {
+            Plan::Sequential => sh.post.max(rho),
+            Plan::Overlapped => step - (input.cycles + rho + rec.cycles),
+            Plan::Batched => sh.post,
+        };
+        if levels < steps_of.len() {
+            steps_of[levels] = (frac, step, gap);
+            levels += 1;
+        }
         s.compute_step_cycles += frac * step;
         if sh.stream > step {
             s.bound_steps += frac * (t - 1.0);
@@ -207,6 +263,9 @@ fn level_sums(
             s.weight_sram_bits += steps * input.weight_sram_bits;
             s.activation_sram_bits += steps * input.activation_sram_bits;
         }
+    }
+    if levels >= 2 && sh.stream > 0.0 {
+        s.step_cycles = stream_bound_pace(&steps_of[..levels], sh.stream, t, sh.switch_rate);
     }
     let in_wide_overlap = sh.post.max(in_wide.cycles + 2.0 * rho);
     match plan {
@@ -374,6 +433,7 @@ pub(crate) fn layer_cost(
                 post: tail + exchange,
                 reconfig: f64::from(arch.schedule.reconfig_cycles),
                 stream,
+                switch_rate: if p.is_dynamic() { p.switch_rate } else { 0.0 },
             };
             let fractions = p.fractions_for(index);
             let r = rates.as_slice();
