@@ -325,7 +325,8 @@ fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f
 /// stream (it starts at the end of the load; in multithreading, other work may separate the
 /// load from the layer's first product, and the first stream arrives during it).
 fn paths(s: &LevelSums, stream: f64, t: f64) -> (f64, f64) {
-    let compute = s.pre_cycles + t * s.compute_step_cycles + s.end_fix;
+    let compute =
+        s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
     if t >= 2.0 && stream > 0.0 {
         let rest = (t - 2.0) * s.step_cycles + s.last;
         let with_first = compute.max(s.first_gate.max(stream) + rest);
