@@ -178,6 +178,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         stage_step[j] = stage_step[j].max(cost.step_cycles);
         stage_last_step[j] = cost.step_cycles;
         stage_layers[j] += 1;
+        // Only a layer alone on its core in the segment: the loads and streams of co-resident
+        // layers are interleaved on the core's DRAM share in wavefront order.
+        let shares_core = stage_layers[j] > 1
+            || (i != last && stage_of(i + 1) == j && pipelines(shape, &workload.layers[i + 1]));
         stage_stream[j] += cost.stream_cycles;
         stage_load[j] += cost.load_cycles;
         // The layer's first product waits for its own weights only: a core loads its layers
@@ -196,7 +200,11 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         fill += cost.edge_cycles + cost.step_cycles;
         // The first weight stream follows the load on the DRAM server: the time between the
         // end of the load and the layer's first product hides it.
-        let prefetched = cost.first_stream_cycles.min(chain - load_end);
+        let prefetched = if shares_core {
+            0.0
+        } else {
+            cost.first_stream_cycles.min(chain - load_end)
+        };
         chain += cost.edge_cycles - prefetched + cost.step_cycles;
         stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
