@@ -43,6 +43,10 @@ pub(crate) struct LayerCost {
     /// Cycles outside the T steady steps: the products before the first recurrent product,
     /// the last step's tail in place of a steady step's, step 0 not waiting for a stream.
     pub edge_cycles: f64,
+    /// Of `edge_cycles`, the wait for the first weight stream after the load (a stream-bound
+    /// layer): it shrinks, cycle for cycle, by the time between the end of the load and the
+    /// layer's first product when other work separates them (multithreading).
+    pub first_stream_cycles: f64,
     /// Total for the layer on its own: load + edge + T * step + switches.
     pub layer_cycles: f64,
     /// Of `layer_cycles`, those in which DRAM bandwidth is the bound.
@@ -121,6 +125,49 @@ struct Shape {
     post: f64,
     reconfig: f64,
     stream: f64,
+    /// Expected level changes per step (dynamic precision).
+    switch_rate: f64,
+}
+
+/// Mean cycles per step of a stream-bound layer whose steps take different times (dynamic
+/// precision), from `(fraction, step, gap)` per level: `gap` is the part of a step between its
+/// products' end and the next step's first product (the tail, reconfigurations). The stream
+/// buffer is double: stream s may start once step s-2's products are done, so the longest
+/// path runs along the streams (one stream time per step) and leaves them only for a run of
+/// steps slower than a stream, which gains its excess over the streams minus one gap (the run
+/// re-enters the streams from its products' end, not its tail), or minus the deficit of the
+/// fast run before it when that is smaller (two slow runs then merge into one path). Runs per
+/// level from the switch rate (switches * phi_k (1 - phi_k) / (1 - sum phi^2), plus phi_k for
+/// the first step), the fast deficit shared among the slow runs. Never above
+/// sum_k phi_k max(step_k, stream), the pace with a single buffer.
+fn stream_bound_pace(levels: &[(f64, f64, f64)], stream: f64, t: f64, switch_rate: f64) -> f64 {
+    let mixed: f64 = levels.iter().map(|&(f, st, _)| f * st.max(stream)).sum();
+    let sumsq: f64 = levels.iter().map(|&(f, _, _)| f * f).sum();
+    if 1.0 - sumsq <= 1e-12 || t < 2.0 {
+        return mixed;
+    }
+    let switches = switch_rate * (t - 1.0);
+    let runs = |f: f64| (switches * f * (1.0 - f) / (1.0 - sumsq) + f).clamp(0.0, t * f);
+    let slow_runs: f64 = levels
+        .iter()
+        .filter(|&&(_, st, _)| st > stream)
+        .map(|&(f, _, _)| runs(f))
+        .sum();
+    if slow_runs <= 0.0 {
+        return mixed;
+    }
+    let fast_deficit: f64 = levels
+        .iter()
+        .filter(|&&(_, st, _)| st < stream)
+        .map(|&(f, st, _)| t * f * (stream - st))
+        .sum();
+    let per_gap = fast_deficit / slow_runs;
+    let gain: f64 = levels
+        .iter()
+        .filter(|&&(_, st, _)| st > stream)
+        .map(|&(f, st, gap)| (t * f * (st - stream) - runs(f) * gap.min(per_gap)).max(0.0))
+        .sum();
+    (stream + gain / t).min(mixed)
 }
 
 fn level_sums(
@@ -158,6 +205,9 @@ fn level_sums(
     let in_macs = (sh.blocks * sh.cells * sh.input * sh.batch) as f64;
     let rec_macs = (sh.blocks * sh.cells * sh.hidden * sh.batch) as f64;
     let h_bits = (sh.batch * sh.blocks / GATES * sh.cells) as f64;
+    // (fraction, step, gap) of each level present, for the stream-bound pace.
+    let mut steps_of = [(0.0f64, 0.0f64, 0.0f64); super::timing::MAX_PRECISION_LEVELS];
+    let mut levels = 0;
     for (rate, &frac) in rates.iter().zip(fractions) {
         if frac == 0.0 {
             continue;
@@ -184,6 +234,16 @@ fn level_sums(
         s.rec_cycles += frac * rec.cycles;
         s.busy_cycles += frac * (input.cycles + rec.cycles + 2.0 * rho);
         s.step_cycles += frac * step.max(sh.stream);
+        // Cycles of a step not spent from its stream's arrival to its products' end.
+        let gap = match plan {
+            Plan::Sequential => sh.post.max(rho),
+            Plan::Overlapped => step - (input.cycles + rho + rec.cycles),
+            Plan::Batched => sh.post,
+        };
+        if levels < steps_of.len() {
+            steps_of[levels] = (frac, step, gap);
+            levels += 1;
+        }
         s.compute_step_cycles += frac * step;
         if sh.stream > step {
             s.bound_steps += frac * (t - 1.0);
@@ -204,10 +264,14 @@ fn level_sums(
             s.activation_sram_bits += steps * input.activation_sram_bits;
         }
     }
+    if levels >= 2 && sh.stream > 0.0 {
+        s.step_cycles = stream_bound_pace(&steps_of[..levels], sh.stream, t, sh.switch_rate);
+    }
     let in_wide_overlap = sh.post.max(in_wide.cycles + 2.0 * rho);
     match plan {
         Plan::Sequential => {
-            s.first_gate = s.compute_step_cycles;
+            // Step 0's products (In, rho, Rec) end; the tail does not hold the stream buffer.
+            s.first_gate = s.compute_step_cycles - sh.post.max(rho);
             s.last = s.compute_step_cycles + sh.post - sh.post.max(rho);
         }
         Plan::Overlapped => {
@@ -217,7 +281,7 @@ fn level_sums(
             } else {
                 s.pre_cycles
             };
-            s.first_gate = s.pre_cycles + s.rec_cycles + rho;
+            s.first_gate = s.pre_cycles + s.rec_cycles;
             s.last = lead + s.rec_cycles + sh.post;
         }
         Plan::Batched => {}
@@ -237,7 +301,7 @@ fn level_sums(
         Plan::Batched => {
             let (mv, pj): (MatVec, f64) = batched.unwrap_or_default();
             s.pre_cycles = mv.cycles + rho;
-            s.first_gate = s.pre_cycles + s.compute_step_cycles;
+            s.first_gate = s.pre_cycles + s.rec_cycles;
             s.last = s.compute_step_cycles;
             s.mac_pj += t * in_macs * pj;
             s.ideal_cycles += mv.ideal_cycles;
@@ -249,17 +313,28 @@ fn level_sums(
 }
 
 /// Cycles of a layer from its sums, before the DRAM bound. Compute-bound (streams hide
-/// behind the step before): load + pre + step 0 + (T-1) * steady step + end fix. Stream-bound
-/// (step s >= 1 starts when its stream arrives, one stream time apart):
-/// load + max(first gate, stream) + (T-2) * steady step + last. The larger of the two.
+/// behind the step before): load + pre + step 0 + (T-1) * steady compute step + end fix.
+/// Stream-bound (step s >= 1 starts when its stream arrives, one stream time apart; stream 2
+/// may start when step 0's products are done, the double buffer): load + max(first gate,
+/// stream) + (T-2) * steady step + last. The larger of the two.
 fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f64 {
-    let compute = s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.step_cycles + s.end_fix;
-    let streamed = if t >= 2.0 && stream > 0.0 {
-        s.first_gate.max(stream) + (t - 2.0) * s.step_cycles + s.last
+    load + paths(s, stream, t).0 + switch_cycles
+}
+
+/// The longest path of a layer after its load, and how much of it is the wait for the first
+/// stream (it starts at the end of the load; in multithreading, other work may separate the
+/// load from the layer's first product, and the first stream arrives during it).
+fn paths(s: &LevelSums, stream: f64, t: f64) -> (f64, f64) {
+    let compute =
+        s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
+    if t >= 2.0 && stream > 0.0 {
+        let rest = (t - 2.0) * s.step_cycles + s.last;
+        let with_first = compute.max(s.first_gate.max(stream) + rest);
+        let without = compute.max(s.first_gate + rest);
+        (with_first, with_first - without)
     } else {
-        0.0
-    };
-    load + compute.max(streamed) + switch_cycles
+        (compute, 0.0)
+    }
 }
 
 /// Cycles and traffic of layer `index` for one core's share; `cache` carries the previous
@@ -359,6 +434,7 @@ pub(crate) fn layer_cost(
                 post: tail + exchange,
                 reconfig: f64::from(arch.schedule.reconfig_cycles),
                 stream,
+                switch_rate: if p.is_dynamic() { p.switch_rate } else { 0.0 },
             };
             let fractions = p.fractions_for(index);
             let r = rates.as_slice();
@@ -386,6 +462,7 @@ pub(crate) fn layer_cost(
         }
     };
     let compute_total = total(&sums, load, stream, t, switch_cycles);
+    let first_stream_cycles = paths(&sums, stream, t).1;
     let edge = compute_total - load - switch_cycles - t * sums.step_cycles;
     let dram_cycles = dram_bytes / bpc;
     // Activation traffic (inputs, outputs, spills) bounds the whole run, not each layer:
@@ -397,6 +474,7 @@ pub(crate) fn layer_cost(
         busy_cycles: sums.busy_cycles + switch_cycles / t,
         stream_cycles: stream,
         edge_cycles: edge,
+        first_stream_cycles,
         layer_cycles,
         dram_bound_cycles: (load + sums.bound_steps * stream).min(dram_cycles.max(load)),
         ideal_cycles: sums.ideal_cycles,

@@ -60,7 +60,9 @@ pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint, SWEEP_COLUMNS};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
 pub use set::Override;
-pub use sim::{level_sequence, realise_levels, simulate, simulate_with, SimPlan, SimResult};
+pub use sim::{
+    level_sequence, realise_levels, simulate, simulate_plans, simulate_with, SimPlan, SimResult,
+};
 pub use spec::{
     apply_set, load_arch, ArchSpec, AreaSpec, ComputeSpec, DispatchPolicy, DispatchSpec,
     EnergySpec, InputProduct, MemorySpec, MulticoreMode, MulticoreSpec, MultiplierKind,

@@ -153,12 +153,15 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // the same time, so a segment is DRAM-bound for as long as its most DRAM-bound stage
     // (adding them up would count concurrent cycles several times over).
     let mut stage_bound = vec![0.0f64; stages];
-    let (mut fill, mut max_hop, mut barrier) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut fill, mut max_hop) = (0.0f64, 0.0f64);
     // When each core finished its previous segment's work: it may load its next layers'
     // weights from then on, while other cores still compute.
     let mut core_free = vec![0.0f64; stages];
-    // The latest segment start its layers' weight loads allow (see the loop).
-    let mut load_gate = f64::NEG_INFINITY;
+    // The end of the current segment's fill so far (absolute cycles): the previous segment's
+    // end (plus the hop of its last h), each layer's first product no earlier than its own
+    // weights (a core loads its layers one after another, its DRAM share is one server, from
+    // when it finished the previous segment; the layers loaded before it already compute).
+    let mut chain = 0.0f64;
     let mut now = 0.0f64;
     for (i, shape) in workload.layers.iter().enumerate() {
         let ctx = LayerContext {
@@ -175,20 +178,34 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         stage_step[j] = stage_step[j].max(cost.step_cycles);
         stage_last_step[j] = cost.step_cycles;
         stage_layers[j] += 1;
+        // Only a layer alone on its core in the segment: the loads and streams of co-resident
+        // layers are interleaved on the core's DRAM share in wavefront order.
+        let shares_core = stage_layers[j] > 1
+            || (i != last && stage_of(i + 1) == j && pipelines(shape, &workload.layers[i + 1]));
         stage_stream[j] += cost.stream_cycles;
         stage_load[j] += cost.load_cycles;
         // The layer's first product waits for its own weights only: a core loads its layers
         // one after another (its DRAM share is one server), each as soon as the core finished
         // the previous segment, while the layers loaded before compute.
-        load_gate = load_gate.max(core_free[j] + stage_load[j] - fill);
+        let load_end = core_free[j] + stage_load[j];
+        chain = chain.max(load_end);
         // A core issues its products in wavefront order: this layer's first step comes after
         // one step of each layer before it on the core (the round it joins), not right after
         // the step it waits for.
         if t >= 2.0 {
             fill += stage_busy[j];
+            chain += stage_busy[j];
         }
         stage_busy[j] += cost.busy_cycles;
         fill += cost.edge_cycles + cost.step_cycles;
+        // The first weight stream follows the load on the DRAM server: the time between the
+        // end of the load and the layer's first product hides it.
+        let prefetched = if shares_core {
+            0.0
+        } else {
+            cost.first_stream_cycles.min(chain - load_end)
+        };
+        chain += cost.edge_cycles - prefetched + cost.step_cycles;
         stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
         tl.add_layer(&cost, 1.0);
@@ -203,10 +220,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         if crosses && !ends_segment {
             max_hop = max_hop.max(hop);
             fill += link_latency + hop;
+            chain += link_latency + hop;
         }
         if ends_segment {
-            let begin = now + barrier;
-            let delay = (load_gate - begin).max(0.0);
             let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);
             let slowest = (0..stages).map(period).fold(max_hop, f64::max);
             // Drain: in the last round of a core that shares its units between layers, its
@@ -221,7 +237,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                     }
                 }
             }
-            let end = begin + delay + fill + (t - 1.0) * slowest - drain;
+            let end = chain + (t - 1.0) * slowest - drain;
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);
             tl.dram_bound_cycles += bound.min(end - now);
             now = end;
@@ -229,7 +245,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 core_free[j] = now;
             }
             // The next segment starts when the last h of this one has crossed over.
-            barrier = if crosses { link_latency + hop } else { 0.0 };
+            let barrier = if crosses { link_latency + hop } else { 0.0 };
+            chain = now + barrier;
             seg_start = i + 1;
             stage_step.iter_mut().for_each(|s| *s = 0.0);
             stage_busy.iter_mut().for_each(|s| *s = 0.0);
@@ -241,7 +258,6 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;
-            load_gate = f64::NEG_INFINITY;
         }
     }
     debug_assert_eq!(seg_start, layers);

@@ -208,7 +208,23 @@ pub fn simulate_with(
     levels: &[Vec<usize>],
     plan: SimPlan,
 ) -> Result<SimResult, AccelError> {
+    simulate_plans(arch, w, levels, &vec![plan; w.layers.len()])
+}
+
+/// As [`simulate_with`], with `plans[layer]` the plan of each layer.
+pub fn simulate_plans(
+    arch: &Arch,
+    w: &Workload,
+    levels: &[Vec<usize>],
+    plans: &[SimPlan],
+) -> Result<SimResult, AccelError> {
     w.validate()?;
+    if plans.len() != w.layers.len() {
+        return Err(AccelError::Workload {
+            workload: w.name.clone(),
+            message: format!("{} plans for {} layers", plans.len(), w.layers.len()),
+        });
+    }
     let rates = w
         .precision
         .levels
@@ -277,7 +293,7 @@ pub fn simulate_with(
             }
         }
     }
-    let plan_of = |_: usize| plan;
+    let plan_of = |l: usize| plans[l];
     let dynamic = w.precision.is_dynamic();
     let act_bytes =
         f64::from(w.precision.widest().activation_bits) / 8.0 * w.precision.dpred_activation_ratio;
@@ -529,20 +545,43 @@ fn plans_of(arch: &Arch, dynamic: bool) -> Vec<SimPlan> {
     }
 }
 
-/// Simulates with the arch's schedule; with dynamic precision and `overlap_tail`, the faster
-/// of overlapping at the widest level and waiting for the level (as the closed form chooses).
+/// Simulates with the arch's schedule; with dynamic precision and `overlap_tail`, each layer
+/// overlaps at the widest level or waits for the level, whichever is faster, as the closed
+/// form chooses per layer: starting from the faster of all-overlapped and all-waiting, each
+/// layer in turn takes the other plan when that shortens the run (layers + 2 simulations).
 pub fn simulate(arch: &Arch, w: &Workload, levels: &[Vec<usize>]) -> Result<SimResult, AccelError> {
-    let mut best: Option<SimResult> = None;
-    for plan in plans_of(arch, w.precision.is_dynamic()) {
-        let r = simulate_with(arch, w, levels, plan)?;
-        if best.is_none_or(|b| r.cycles < b.cycles) {
-            best = Some(r);
+    let mut best: Option<(SimResult, Vec<SimPlan>)> = None;
+    let candidates = plans_of(arch, w.precision.is_dynamic());
+    for &plan in &candidates {
+        let plans = vec![plan; w.layers.len()];
+        let r = simulate_plans(arch, w, levels, &plans)?;
+        if best.as_ref().is_none_or(|(b, _)| r.cycles < b.cycles) {
+            best = Some((r, plans));
         }
     }
-    best.ok_or_else(|| AccelError::Workload {
-        workload: w.name.clone(),
-        message: "no schedule to simulate".into(),
-    })
+    let Some((mut result, mut plans)) = best else {
+        return Err(AccelError::Workload {
+            workload: w.name.clone(),
+            message: "no schedule to simulate".into(),
+        });
+    };
+    if candidates.len() > 1 && w.layers.len() > 1 {
+        for l in 0..plans.len() {
+            let keep = plans[l];
+            plans[l] = if keep == candidates[0] {
+                candidates[1]
+            } else {
+                candidates[0]
+            };
+            let r = simulate_plans(arch, w, levels, &plans)?;
+            if r.cycles < result.cycles {
+                result = r;
+            } else {
+                plans[l] = keep;
+            }
+        }
+    }
+    Ok(result)
 }
 
 /// A level sequence of `steps` steps with `counts[k]` steps at level k and about `switches`
