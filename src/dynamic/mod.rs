@@ -38,7 +38,10 @@ pub(crate) mod sim_support {
     pub fn value_metric(metric: Metric, policy: &Policy, hidden: usize) -> Bounds {
         let m = super::values::ValueMetric::new(metric, policy, hidden);
         let bounds = match metric {
-            Metric::RelMaxAbs(_) => int_metric(metric, policy, 0, hidden).bounds,
+            Metric::RelMaxAbs(_) => super::sim::rel_thresholds(policy)
+                .iter()
+                .map(|t| t.to_bits() as i32 as i64)
+                .collect(),
             _ => m.bounds,
         };
         Bounds {

@@ -48,6 +48,34 @@ pub struct IntMetric {
     scale: f64,
 }
 
+/// `rel_max_abs` thresholds as the f32 words both metrics and the GPU compare with: θ ≤ 0 is
+/// 0 (always reached), a positive θ stays positive (at least the smallest normal).
+pub(crate) fn rel_thresholds(policy: &Policy) -> Vec<f32> {
+    policy
+        .thresholds
+        .iter()
+        .map(|&t| {
+            if t > 0.0 {
+                (t as f32).max(f32::MIN_POSITIVE)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// The `rel_max_abs` decision (NUMERICS.md §11), in f32 with every operation rounded and
+/// flushed as in the float datapath so the GPU decides alike: the number of thresholds θ
+/// reached by a change `v` over a state of magnitude `base` — θ = 0 always, θ = +inf never,
+/// otherwise `v > 0` and `v >= ftz(θ · ftz(base + eps))`. Codes or values, in one unit.
+pub(crate) fn rel_level(thetas: &[f32], v: f32, base: f32, eps: f32) -> usize {
+    let denom = ftz(base + eps);
+    thetas
+        .iter()
+        .filter(|&&t| t == 0.0 || (t != f32::INFINITY && v > 0.0 && v >= ftz(t * denom)))
+        .count()
+}
+
 /// One step's change: the metric's integer value and, for `rel_max_abs`, max |c_prev| in codes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Change {
@@ -64,21 +92,7 @@ impl IntMetric {
             Metric::FracAbove(_) => hidden as f64,
         };
         let rel = match metric {
-            Metric::RelMaxAbs(eps) => Some((
-                policy
-                    .thresholds
-                    .iter()
-                    // θ ≤ 0 is stored as 0 (always reached); a positive θ stays positive.
-                    .map(|&t| {
-                        if t > 0.0 {
-                            (t as f32).max(f32::MIN_POSITIVE)
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect(),
-                (eps * unit) as f32,
-            )),
+            Metric::RelMaxAbs(eps) => Some((rel_thresholds(policy), (eps * unit) as f32)),
             _ => None,
         };
         let bounds = policy
@@ -137,14 +151,7 @@ impl IntMetric {
     /// `f32(value) >= ftz(θ · ftz(f32(base) + e))`.
     pub(crate) fn level(&self, ch: Change) -> usize {
         match &self.rel {
-            Some((thetas, e)) => {
-                let denom = ftz(ch.base as f32 + e);
-                let reaches = |t: f32| {
-                    t == 0.0
-                        || (t != f32::INFINITY && ch.value > 0 && ch.value as f32 >= ftz(t * denom))
-                };
-                thetas.iter().filter(|&&t| reaches(t)).count()
-            }
+            Some((thetas, e)) => rel_level(thetas, ch.value as f32, ch.base as f32, *e),
             None => self.bounds.iter().filter(|&&b| ch.value >= b).count(),
         }
     }

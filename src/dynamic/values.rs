@@ -7,7 +7,7 @@
 //!
 //! [`LevelState::Values`]: super::LevelState::Values
 
-use super::sim::{Change, LaneResult};
+use super::sim::{rel_level, rel_thresholds, Change, LaneResult};
 use super::{LevelPlans, Metric, Policy, PolicySpec, Timing};
 use crate::format::detmath::ftz;
 use crate::lstm::eval::apply_head;
@@ -82,19 +82,7 @@ impl ValueMetric {
             Metric::RelMaxAbs(eps) => eps as f32,
             _ => 0.0,
         };
-        let rel = matches!(metric, Metric::RelMaxAbs(_)).then(|| {
-            policy
-                .thresholds
-                .iter()
-                .map(|&t| {
-                    if t > 0.0 {
-                        (t as f32).max(f32::MIN_POSITIVE)
-                    } else {
-                        0.0
-                    }
-                })
-                .collect()
-        });
+        let rel = matches!(metric, Metric::RelMaxAbs(_)).then(|| rel_thresholds(policy));
         ValueMetric {
             metric,
             bounds,
@@ -137,13 +125,12 @@ impl ValueMetric {
     /// `v >= ftz(θ · ftz(max|c_prev| + eps))`.
     pub fn level(&self, ch: Change) -> usize {
         match &self.rel {
-            Some(thetas) => {
-                let v = f32::from_bits(ch.value as u32);
-                let denom = ftz(f32::from_bits(ch.base as u32) + self.above);
-                let reaches =
-                    |t: f32| t == 0.0 || (t != f32::INFINITY && v > 0.0 && v >= ftz(t * denom));
-                thetas.iter().filter(|&&t| reaches(t)).count()
-            }
+            Some(thetas) => rel_level(
+                thetas,
+                f32::from_bits(ch.value as u32),
+                f32::from_bits(ch.base as u32),
+                self.above,
+            ),
             None => self.bounds.iter().filter(|&&b| ch.value >= b).count(),
         }
     }
