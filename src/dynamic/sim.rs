@@ -214,11 +214,7 @@ fn lane(
             let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
             let mut previous = Change::default();
             for s in 0..steps {
-                let t = if layer.direction.is_reversed(k) {
-                    steps - 1 - s
-                } else {
-                    s
-                };
+                let t = layer.direction.time(k, s, steps);
                 let x = &x_vals[t * width..(t + 1) * width];
                 let (mut hn, mut cn) = (h.clone(), c.clone());
                 let level = match spec.timing {
@@ -365,11 +361,7 @@ pub fn lane_metrics(
                     let mut prev = hi.c0.clone();
                     let mut out = vec![0.0; steps];
                     for s in 0..steps {
-                        let t = if layer.direction.is_reversed(k) {
-                            steps - 1 - s
-                        } else {
-                            s
-                        };
+                        let t = layer.direction.time(k, s, steps);
                         let c = codes(t);
                         out[t] = metric.eval(&c, &prev).1;
                         prev = c;

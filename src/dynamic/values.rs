@@ -262,11 +262,7 @@ fn lane(
             let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
             let mut previous = Change::default();
             for s in 0..steps {
-                let t = if layer.direction.is_reversed(k) {
-                    steps - 1 - s
-                } else {
-                    s
-                };
+                let t = layer.direction.time(k, s, steps);
                 let x = &x_vals[t * width..(t + 1) * width];
                 let (mut hn, mut cn) = (h.clone(), c.clone());
                 let level = match spec.timing {
@@ -362,11 +358,7 @@ pub(super) fn lane_metrics(
                     let mut prev = plans.levels[top].layers[l][k].c0.clone();
                     let mut out = vec![0.0; steps];
                     for s in 0..steps {
-                        let t = if layer.direction.is_reversed(k) {
-                            steps - 1 - s
-                        } else {
-                            s
-                        };
+                        let t = layer.direction.time(k, s, steps);
                         let at = t * hsz * dirs + k * hsz;
                         let c = &layers[l].1[at..at + hsz];
                         out[t] = metric.eval(c, &prev).1;

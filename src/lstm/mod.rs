@@ -64,6 +64,16 @@ impl Direction {
         }
     }
 
+    /// The time index of the `s`-th step direction `k` takes over `steps` steps (reversed
+    /// directions walk the sequence backwards).
+    pub fn time(self, k: usize, s: usize, steps: usize) -> usize {
+        if self.is_reversed(k) {
+            steps - 1 - s
+        } else {
+            s
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Direction::Forward => "forward",
