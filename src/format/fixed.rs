@@ -61,8 +61,11 @@ impl Fixed {
     /// The code of `x`: round half to even of `x * 2^frac`, saturated to the code range.
     /// Exact: the scaling is done in f64, where it cannot round.
     pub fn quantize(self, x: f32) -> i32 {
-        let y = (x as f64 * pow2(self.frac)).round_ties_even();
-        y.clamp(self.min_code() as f64, self.max_code() as f64) as i32
+        round_clamp(
+            x as f64 * pow2(self.frac),
+            self.min_code() as f64,
+            self.max_code() as f64,
+        )
     }
 
     /// The value of a code (exact in f32: at most 16 significant bits).
@@ -81,9 +84,25 @@ impl Fixed {
     }
 }
 
-/// 2^e as f64 (exact for the exponents used here).
+/// 2^e as f64, exactly (built from its exponent bits where 2^e is normal).
+#[inline]
 pub fn pow2(e: i32) -> f64 {
-    2f64.powi(e)
+    if (-1022..=1023).contains(&e) {
+        f64::from_bits(((e + 1023) as u64) << 52)
+    } else {
+        2f64.powi(e)
+    }
+}
+
+/// `y.round_ties_even().clamp(lo, hi) as i32` for integer bounds of magnitude below 2^51,
+/// without a libm call: clamping first gives the same result (rounding is monotone and keeps
+/// integers), and below 2^51 adding then subtracting 1.5·2^52 rounds to an integer by the
+/// hardware's round-half-to-even. NaN gives 0, as before.
+#[inline]
+pub fn round_clamp(y: f64, lo: f64, hi: f64) -> i32 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    debug_assert!(lo <= hi && lo.abs() < MAGIC / 3.0 && hi.abs() < MAGIC / 3.0);
+    ((y.clamp(lo, hi) + MAGIC) - MAGIC) as i32
 }
 
 /// Round half to even of `x / 2^s` for `s >= 1`, on integers.
@@ -179,6 +198,49 @@ mod tests {
         assert_eq!(rescale(i64::MAX, 0, f), 127);
         assert_eq!(rescale(-5, -70, f), -128);
         assert_eq!(rescale(3, -2, f), 12);
+    }
+
+    #[test]
+    fn round_clamp_and_pow2_equal_their_literal_definitions() {
+        for e in -1100..1100 {
+            assert_eq!(pow2(e).to_bits(), 2f64.powi(e).to_bits(), "2^{e}");
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let check = |y: f64, lo: f64, hi: f64| {
+            let want = y.round_ties_even().clamp(lo, hi) as i32;
+            assert_eq!(round_clamp(y, lo, hi), want, "{y:e} in [{lo}, {hi}]");
+        };
+        for (lo, hi) in [
+            (-128.0, 127.0),
+            (-32768.0, 32767.0),
+            (-2147483648.0, 2147483647.0),
+        ] {
+            // Every half-way point near zero and the bounds, and their neighbours.
+            for k in -70_000i64..70_000 {
+                let y = k as f64 / 2.0;
+                for v in [y, y.next_up(), y.next_down()] {
+                    check(v, lo, hi);
+                }
+            }
+            for v in [
+                hi + 0.5,
+                lo - 0.5,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NAN,
+                1e300,
+                -0.0,
+            ] {
+                check(v, lo, hi);
+            }
+            for _ in 0..100_000 {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                check(f64::from_bits(s), lo, hi);
+                check((s as i64 >> 20) as f64 / 1024.0, lo, hi);
+            }
+        }
     }
 
     proptest! {

@@ -27,7 +27,7 @@ use super::fp32cell;
 use super::gemm::{self, abs_range, no_subnormals, Packed, COL_ALIGN};
 use super::intgemm::Layout;
 use super::plan::{Act, CellPlan, CellRange, IntCell};
-use crate::format::fixed::pow2;
+use crate::format::fixed::{pow2, round_clamp};
 use crate::format::Fixed;
 use crate::lstm::Model;
 use rayon::prelude::*;
@@ -401,7 +401,7 @@ fn max_range(a: CellRange, b: CellRange) -> CellRange {
 fn quantizer(f: Fixed) -> impl Fn(f32) -> i32 + Sync {
     let scale = pow2(f.frac);
     let (lo, hi) = (f.min_code() as f64, f.max_code() as f64);
-    move |x| (x as f64 * scale).round_ties_even().clamp(lo, hi) as i32
+    move |x| round_clamp(x as f64 * scale, lo, hi)
 }
 
 /// [`Fixed::to_f32`] with the power of two computed once.
@@ -469,7 +469,13 @@ mod tests {
                     s ^= s << 17;
                     let x = f32::from_bits((s >> 32) as u32);
                     let x = if x.is_finite() { x } else { (s as f32) * 1e-12 };
-                    assert_eq!(q(x), f.quantize(x), "{x:e} {f:?}");
+                    // The literal definition (NUMERICS.md §3), written out here.
+                    let want = (x as f64 * 2f64.powi(f.frac))
+                        .round_ties_even()
+                        .clamp(f.min_code() as f64, f.max_code() as f64)
+                        as i32;
+                    assert_eq!(q(x), want, "{x:e} {f:?}");
+                    assert_eq!(f.quantize(x), want, "{x:e} {f:?}");
                     let code = q(x);
                     assert_eq!(back(code).to_bits(), f.to_f32(code).to_bits());
                 }

@@ -18,14 +18,16 @@
 //! The integer datapath uses the same kernel on small integers held exactly in f32 (products
 //! and block sums below 2^24) or f64 (below 2^53); the caller picks the type and block length.
 //!
-//! Run-time dispatch: where the CPU has AVX2, f32 products without flushing (every fp32 and
-//! float-emulation lane in practice) run a hand-written 6 x 16 microkernel (`avx2_f32`: 12
-//! accumulator registers, `vmulps` then `vaddps`); the flushing kernel, f64, AVX-512 and the
-//! portable path are builds of the same generic kernel. A B of several column strips is first
+//! Run-time dispatch: products without flushing (every fp32, float-emulation and float64
+//! reference product in practice) run hand-written microkernels ([`super::gemm_simd`]: AVX2
+//! f32, AVX-512 f32 and f64; each a multiply then an add per term, never fused); the flushing
+//! kernel, f64 on AVX2 and the portable path are builds of the same generic kernel. A B of several column strips is first
 //! copied strip-major, so a microkernel walks consecutive memory. Rows are split over rayon
 //! (small products stay on the calling thread); the thread count never changes a bit (each
 //! element is computed by one thread, in one order).
 
+#[cfg(target_arch = "x86_64")]
+use super::gemm_simd;
 use rayon::prelude::*;
 use std::ops::{Add, Mul};
 
@@ -35,7 +37,7 @@ pub const MR: usize = 6;
 /// Columns of B and C are padded to a multiple of this (the widest microkernel tile).
 pub const COL_ALIGN: usize = 16;
 /// Depth of one k block (keeps a `KC x NR` strip of B in L1).
-const KC: usize = 256;
+pub(super) const KC: usize = 256;
 /// Products of fewer multiply-adds than this run on the calling thread: about 0.1 ms of work,
 /// more than rayon's hand-off costs on a busy machine (small models run their configs in
 /// parallel instead).
@@ -96,16 +98,21 @@ impl<T: Elem> Packed<T> {
         debug_assert_eq!(a.len(), rows * k);
         let panels = rows.div_ceil(MR);
         let mut data = vec![T::default(); panels * MR * k];
-        for p in 0..panels {
-            let panel = &mut data[p * MR * k..(p + 1) * MR * k];
-            for i in 0..MR.min(rows - p * MR) {
-                let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
-                for (kk, &v) in row.iter().enumerate() {
-                    panel[kk * MR + i] = v;
+        data.par_chunks_mut((MR * k).max(1))
+            .enumerate()
+            .for_each(|(p, panel)| {
+                for i in 0..MR.min(rows - p * MR) {
+                    let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
+                    for (kk, &v) in row.iter().enumerate() {
+                        panel[kk * MR + i] = v;
+                    }
                 }
-            }
-        }
-        let (min_nonzero, max_abs) = abs_range(a);
+            });
+        // Minimum and maximum do not depend on the order they are taken in.
+        let (min_nonzero, max_abs) = a
+            .par_chunks(1 << 16)
+            .map(abs_range)
+            .reduce(|| (f64::INFINITY, 0.0), |x, y| (x.0.min(y.0), x.1.max(y.1)));
         Packed {
             rows,
             k,
@@ -115,7 +122,7 @@ impl<T: Elem> Packed<T> {
         }
     }
 
-    fn panel(&self, p: usize) -> &[T] {
+    pub(super) fn panel(&self, p: usize) -> &[T] {
         &self.data[p * MR * self.k..(p + 1) * MR * self.k]
     }
 }
@@ -158,6 +165,23 @@ pub fn gemm<T: Elem>(
     ldc: usize,
     ftz: bool,
 ) {
+    gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, ftz)
+}
+
+/// [`gemm`] on a chosen instruction set (tests run every one the machine has).
+#[allow(clippy::too_many_arguments)]
+fn gemm_on<T: Elem>(
+    isa: Isa,
+    a: &Packed<T>,
+    k0: usize,
+    k1: usize,
+    b: &[T],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [T],
+    ldc: usize,
+    ftz: bool,
+) {
     assert!(
         ncols.is_multiple_of(COL_ALIGN) && ncols <= ldb && ncols <= ldc && k1 <= a.k && k0 <= k1
     );
@@ -166,7 +190,6 @@ pub fn gemm<T: Elem>(
     if a.rows == 0 || ncols == 0 || k0 == k1 {
         return;
     }
-    let isa = Isa::detect();
     // Several column strips: B is copied once into strip-major order (`[strip][kk][16]`), so
     // that a microkernel walks consecutive memory instead of one cache line (and page) per k.
     let packed_b;
@@ -215,26 +238,37 @@ pub fn gemm<T: Elem>(
 }
 
 /// One thread's share: rows `first_panel*MR ..+ rows` of C.
-struct Job<'a, T> {
-    a: &'a Packed<T>,
-    first_panel: usize,
-    rows: usize,
-    k0: usize,
-    k1: usize,
-    b: &'a [T],
-    ldb: usize,
+pub(super) struct Job<'a, T> {
+    pub a: &'a Packed<T>,
+    pub first_panel: usize,
+    pub rows: usize,
+    pub k0: usize,
+    pub k1: usize,
+    pub b: &'a [T],
+    pub ldb: usize,
     /// Offset from one strip of [`COL_ALIGN`] columns of B to the next: [`COL_ALIGN`] in a
     /// row-major B, the strip's size in a strip-major one.
-    b_strip: usize,
-    ncols: usize,
-    c: &'a mut [T],
-    ldc: usize,
+    pub b_strip: usize,
+    pub ncols: usize,
+    pub c: &'a mut [T],
+    pub ldc: usize,
 }
 
-impl<T> Job<'_, T> {
+impl<'a, T: 'static> Job<'a, T> {
     /// Where row kk (absolute) of column `col` of B starts.
-    fn b_at(&self, kk: usize, col: usize) -> usize {
+    pub fn b_at(&self, kk: usize, col: usize) -> usize {
         (col / COL_ALIGN) * self.b_strip + (kk - self.k0) * self.ldb + col % COL_ALIGN
+    }
+
+    /// The same job typed as `U`, when `U` is `T`.
+    fn cast<U: 'static>(self) -> Result<Job<'a, U>, Self> {
+        if std::any::TypeId::of::<T>() != std::any::TypeId::of::<U>() {
+            return Err(self);
+        }
+        let job = std::mem::ManuallyDrop::new(self);
+        // SAFETY: U is T (same TypeId), so this reads the value as its own type; Job has no
+        // drop glue and the original is not used again.
+        Ok(unsafe { std::ptr::read((&*job as *const Job<'a, T>).cast::<Job<'a, U>>()) })
     }
 }
 
@@ -246,6 +280,16 @@ enum Isa {
 }
 
 impl Isa {
+    /// Every instruction set this machine can run, widest first.
+    #[cfg(test)]
+    fn all_here() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|&i| i == Isa::Portable || i == Isa::Avx2 && best != Isa::Portable || i == best)
+            .collect()
+    }
+
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
@@ -262,32 +306,33 @@ impl Isa {
         Isa::Portable
     }
 
+    /// Runs `job` on a hand-written microkernel where there is one (f32, and f64 on AVX-512,
+    /// without flushing: every fp32, float-emulation and float64 reference product in
+    /// practice); hands it back otherwise.
+    #[cfg(target_arch = "x86_64")]
+    fn simd<'a, T: Elem>(self, job: Job<'a, T>, ftz: bool) -> Option<Job<'a, T>> {
+        if ftz || self == Isa::Portable {
+            return Some(job);
+        }
+        // SAFETY (the three kernels): the ISA was detected at run time.
+        match job.cast::<f32>() {
+            Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f32(job) },
+            Ok(job) => unsafe { gemm_simd::avx2_f32(job) },
+            Err(job) => match job.cast::<f64>() {
+                Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f64(job) },
+                Ok(job) => return job.cast::<T>().ok(),
+                Err(job) => return Some(job),
+            },
+        }
+        None
+    }
+
     fn run<T: Elem>(self, job: Job<'_, T>, ftz: bool) {
         let wide = std::mem::size_of::<T>() == 4;
         #[cfg(target_arch = "x86_64")]
-        if self == Isa::Avx2 && !ftz && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        {
-            // SAFETY: T is f32 (checked above), so the casts are identities; AVX2 is present.
-            unsafe {
-                let job = Job {
-                    a: &*(job.a as *const Packed<T>).cast::<Packed<f32>>(),
-                    first_panel: job.first_panel,
-                    rows: job.rows,
-                    k0: job.k0,
-                    k1: job.k1,
-                    b: std::slice::from_raw_parts(job.b.as_ptr().cast::<f32>(), job.b.len()),
-                    ldb: job.ldb,
-                    b_strip: job.b_strip,
-                    ncols: job.ncols,
-                    c: std::slice::from_raw_parts_mut(
-                        job.c.as_mut_ptr().cast::<f32>(),
-                        job.c.len(),
-                    ),
-                    ldc: job.ldc,
-                };
-                return avx2_f32::blocked(job);
-            }
-        }
+        let Some(job) = self.simd(job, ftz) else {
+            return;
+        };
         match (self, ftz) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
@@ -329,68 +374,6 @@ unsafe fn avx2<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
         blocked::<T, 8, FTZ>(job)
     } else {
         blocked::<T, 4, FTZ>(job)
-    }
-}
-
-/// The f32 kernel without flushing, written with AVX2 intrinsics: a tile of [`MR`] rows x 16
-/// columns in 12 registers, one `vmulps` then one `vaddps` per term (never `vfmadd`), k in
-/// order. The same cache blocking as [`blocked`].
-#[cfg(target_arch = "x86_64")]
-mod avx2_f32 {
-    use super::{Job, KC, MR};
-    use std::arch::x86_64::*;
-
-    const NR: usize = 16;
-
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn blocked(job: Job<'_, f32>) {
-        let panels = job.rows.div_ceil(MR);
-        let mut kb = job.k0;
-        while kb < job.k1 {
-            let ke = (kb + KC).min(job.k1);
-            for col in (0..job.ncols).step_by(NR) {
-                let b = &job.b[job.b_at(kb, col)..];
-                // The last k of the strip must lie inside b.
-                debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
-                for p in 0..panels {
-                    let panel = job.a.panel(job.first_panel + p);
-                    let a = &panel[kb * MR..ke * MR];
-                    let rows = (job.rows - p * MR).min(MR);
-                    let c = &mut job.c[p * MR * job.ldc + col..];
-                    debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
-                    micro(a, b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
-                }
-            }
-            kb = ke;
-        }
-    }
-
-    /// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`, at least
-    /// `a.len() / MR` rows; `c`: `rows` rows of 16 with stride `ldc`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn micro(a: &[f32], b: *const f32, ldb: usize, c: *mut f32, ldc: usize, rows: usize) {
-        let zero = _mm256_setzero_ps();
-        let mut acc = [[zero; 2]; MR];
-        for (i, row) in acc.iter_mut().enumerate().take(rows) {
-            row[0] = _mm256_loadu_ps(c.add(i * ldc));
-            row[1] = _mm256_loadu_ps(c.add(i * ldc + 8));
-        }
-        let mut bp = b;
-        for av in a.chunks_exact(MR) {
-            let b0 = _mm256_loadu_ps(bp);
-            let b1 = _mm256_loadu_ps(bp.add(8));
-            for i in 0..MR {
-                let ai = _mm256_broadcast_ss(&av[i]);
-                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_mul_ps(ai, b0));
-                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_mul_ps(ai, b1));
-            }
-            bp = bp.add(ldb);
-        }
-        for (i, row) in acc.iter().enumerate().take(rows) {
-            _mm256_storeu_ps(c.add(i * ldc), row[0]);
-            _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
-        }
     }
 }
 
@@ -471,7 +454,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
-        fn equals_the_scalar_loop(rows in 1usize..40, k in 0usize..600, colblocks in 1usize..3,
+        fn equals_the_scalar_loop(rows in 1usize..200, k in 0usize..600, colblocks in 1usize..3,
                                   seed in any::<u64>(), tiny in any::<bool>()) {
             let cols = colblocks * COL_ALIGN;
             let mut s = seed | 1;
@@ -484,10 +467,38 @@ mod tests {
             let want = scalar(&a, rows, k, &b, cols, &c0);
             let packed = Packed::new(&a, rows, k);
             let (min_b, _) = abs_range(&b);
-            let mut got = c0.clone();
-            gemm(&packed, 0, k, &b, cols, cols, &mut got, cols, !no_subnormals(packed.min_nonzero, min_b));
-            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
-            prop_assert!(same);
+            for isa in Isa::all_here() {
+                let mut got = c0.clone();
+                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, !no_subnormals(packed.min_nonzero, min_b));
+                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                prop_assert!(same, "{:?}", isa);
+            }
+        }
+
+        #[test]
+        fn f64_equals_the_scalar_loop(rows in 1usize..200, k in 0usize..600, colblocks in 1usize..3,
+                                      seed in any::<u64>()) {
+            let cols = colblocks * COL_ALIGN;
+            let mut s = seed | 1;
+            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5 };
+            let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
+            let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
+            let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
+            let mut want = c0.clone();
+            for r in 0..rows {
+                for j in 0..cols {
+                    for kk in 0..k {
+                        want[r * cols + j] += a[r * k + kk] * b[kk * cols + j];
+                    }
+                }
+            }
+            let packed = Packed::new(&a, rows, k);
+            for isa in Isa::all_here() {
+                let mut got = c0.clone();
+                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, false);
+                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                prop_assert!(same, "{:?}", isa);
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The exact integer product of narrow codes: `out[r][c] = Σ_k A[r][k]·B[k][c]` in i64, with
-//! A and B codes that fit 16 bits, on AVX2's `vpmaddwd` (sixteen 16-bit products summed in
-//! pairs into eight 32-bit lanes per instruction).
+//! A and B codes that fit 16 bits, on `vpmaddwd` (16-bit products summed in pairs into 32-bit
+//! lanes: eight per instruction on AVX2, sixteen on AVX-512BW) or, where the CPU has
+//! AVX-512 VNNI, `vpdpwssd` (the same pair sums added to the 32-bit accumulator in one
+//! instruction, wrapping like `vpaddd`: exact under the same block bound).
 //!
 //! Exactness: a pair sum is at most `2·|A|max·|B|max` in magnitude and a block of `m` pairs at
 //! most `m` times that; blocks are cut so that this bound stays within `i32::MAX` (checked
@@ -89,16 +91,52 @@ impl PackedI16 {
     }
 }
 
-/// Whether the kernel can run here (AVX2).
+/// The instruction sets the kernel is built for, widest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// AVX-512BW with VNNI: `vpdpwssd`, 12 rows x 16 columns.
+    Avx512Vnni,
+    /// AVX-512BW: `vpmaddwd` + `vpaddd` on zmm, 12 rows x 16 columns.
+    Avx512,
+    /// AVX2: `vpmaddwd` + `vpaddd` on ymm, 6 rows x 16 columns.
+    Avx2,
+}
+
+impl Kernel {
+    /// The widest kernel this machine runs (`None`: none, or `LSTM_DSE_PORTABLE_KERNELS` set).
+    fn detect() -> Option<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_some() {
+                return None;
+            }
+            if is_x86_feature_detected!("avx512bw") {
+                if is_x86_feature_detected!("avx512vnni") {
+                    return Some(Kernel::Avx512Vnni);
+                }
+                return Some(Kernel::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") {
+                return Some(Kernel::Avx2);
+            }
+        }
+        None
+    }
+
+    /// Every kernel this machine runs (tests compare each with the plain loop).
+    #[cfg(test)]
+    fn all_here() -> Vec<Kernel> {
+        let order = [Kernel::Avx512Vnni, Kernel::Avx512, Kernel::Avx2];
+        match Kernel::detect() {
+            Some(best) => order.into_iter().skip_while(|&k| k != best).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Whether the kernel can run here (AVX2 or wider).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_none() && is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Kernel::detect().is_some()
 }
 
 /// `out = A·B` exactly by the plain loop in i64, row-major (any operands; the fallback of
@@ -137,7 +175,20 @@ pub fn product(
     out: &mut [i64],
     layout: Layout,
 ) {
-    assert!(available() && ncols.is_multiple_of(NR) && block >= 1);
+    let kernel = Kernel::detect().expect("intgemm::available()");
+    product_on(kernel, a, b, ncols, block, out, layout)
+}
+
+fn product_on(
+    kernel: Kernel,
+    a: &PackedI16,
+    b: &[i32],
+    ncols: usize,
+    block: usize,
+    out: &mut [i64],
+    layout: Layout,
+) {
+    assert!(ncols.is_multiple_of(NR) && block >= 1);
     assert!(b.len() >= a.k * ncols && out.len() >= a.rows * ncols);
     out[..a.rows * ncols].fill(0);
     if a.rows == 0 || ncols == 0 || a.k == 0 {
@@ -165,20 +216,85 @@ pub fn product(
         let first = task * ROWS_PER_TASK / MR;
         let rows = (a.rows - task * ROWS_PER_TASK).min(ROWS_PER_TASK);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 asserted above. Task `task` writes only its own rows
-        // `task*ROWS_PER_TASK ..+ rows` of `out` (of every strip), all inside `out`'s
-        // `a.rows * ncols` elements; no two tasks share a row.
+        // SAFETY: the kernel's instruction set was detected at run time. Task `task` writes
+        // only its own rows `task*ROWS_PER_TASK ..+ rows` of `out` (of every strip), all inside
+        // `out`'s `a.rows * ncols` elements; no two tasks share a row.
         unsafe {
-            let c = base.get().add(task * ROWS_PER_TASK * c_row);
-            avx2::blocked(a, first, rows, &bp, strip, ncols, block, c, c_strip, c_row)
+            let t = Task {
+                a,
+                first,
+                rows,
+                bp: &bp,
+                strip,
+                ncols,
+                block,
+                c: base.get().add(task * ROWS_PER_TASK * c_row),
+                c_strip,
+                c_row,
+            };
+            match kernel {
+                Kernel::Avx512Vnni => avx512::blocked_vnni(&t),
+                Kernel::Avx512 => avx512::blocked(&t),
+                Kernel::Avx2 => avx2::blocked(&t),
+            }
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (first, rows, &base, c_strip, c_row);
+        let _ = (kernel, first, rows, &base, c_strip, c_row);
     };
     if a.rows * ncols * a.k < super::gemm::SERIAL_WORK as usize {
         (0..tasks).for_each(body);
     } else {
         (0..tasks).into_par_iter().for_each(body);
+    }
+}
+
+/// One rayon task's share of a product: rows `first*MR ..+ rows` of A (panel `first` on), B
+/// packed in strips of `strip` pairs-of-columns (`[strip][kp][16][2]`), 32-bit blocks of
+/// `block` pairs, written to `c` (the task's first row; element (row r, column j) at
+/// `(j / 16) * c_strip + r * c_row + j % 16`).
+#[cfg(target_arch = "x86_64")]
+struct Task<'a> {
+    a: &'a PackedI16,
+    first: usize,
+    rows: usize,
+    bp: &'a [i16],
+    strip: usize,
+    ncols: usize,
+    block: usize,
+    c: *mut i64,
+    c_strip: usize,
+    c_row: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Task<'_> {
+    /// Calls `tile(a panels' k-pair block, B block, C of the tile, rows in the tile)` for every
+    /// (k block, strip, group of `P` panels), k blocks in order (integer sums are exact in any
+    /// order; this order keeps a B block in L1 across the panels).
+    #[inline(always)]
+    unsafe fn walk<const P: usize>(
+        &self,
+        mut tile: impl FnMut([&[i16]; P], &[i16], *mut i64, usize),
+    ) {
+        let panels = self.rows.div_ceil(MR);
+        let step = self.block.min(KCP);
+        let mut kb = 0;
+        while kb < self.a.kp {
+            let ke = (kb + step).min(self.a.kp);
+            for s in 0..self.ncols / NR {
+                let b = &self.bp[s * self.strip + kb * NR * 2..s * self.strip + ke * NR * 2];
+                for p in (0..panels).step_by(P) {
+                    let av: [&[i16]; P] = std::array::from_fn(|q| {
+                        // Past the last panel: the last one again, its rows not stored.
+                        let panel = self.a.panel(self.first + (p + q).min(panels - 1));
+                        &panel[kb * MR * 2..ke * MR * 2]
+                    });
+                    let r = (self.rows - p * MR).min(P * MR);
+                    tile(av, b, self.c.add(s * self.c_strip + p * MR * self.c_row), r);
+                }
+            }
+            kb = ke;
+        }
     }
 }
 
@@ -197,42 +313,13 @@ impl SendPtr {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{PackedI16, KCP, MR, NR};
+    use super::{Task, MR, NR};
     use std::arch::x86_64::*;
 
-    /// Rows `first*MR ..+ rows` of the product into `c` (their first row; element (row r,
-    /// column j) at `(j / 16) * c_strip + r * c_row + j % 16`).
-    #[allow(clippy::too_many_arguments)]
+    /// A task's rows on 6 x 16 tiles.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn blocked(
-        a: &PackedI16,
-        first: usize,
-        rows: usize,
-        bp: &[i16],
-        strip: usize,
-        ncols: usize,
-        block: usize,
-        c: *mut i64,
-        c_strip: usize,
-        c_row: usize,
-    ) {
-        let panels = rows.div_ceil(MR);
-        let step = block.min(KCP);
-        let mut kb = 0;
-        while kb < a.kp {
-            let ke = (kb + step).min(a.kp);
-            for s in 0..ncols / NR {
-                let b = &bp[s * strip + kb * NR * 2..s * strip + ke * NR * 2];
-                for p in 0..panels {
-                    let panel = a.panel(first + p);
-                    let av = &panel[kb * MR * 2..ke * MR * 2];
-                    let r = (rows - p * MR).min(MR);
-                    let cc = c.add(s * c_strip + p * MR * c_row);
-                    micro(av, b, cc, c_row, r);
-                }
-            }
-            kb = ke;
-        }
+    pub(super) unsafe fn blocked(t: &Task<'_>) {
+        t.walk::<1>(|[a], b, c, rows| micro(a, b, c, t.c_row, rows));
     }
 
     /// One block: a 6 x 16 tile of 32-bit sums from zero, then added to the 64-bit `c`.
@@ -264,6 +351,67 @@ mod avx2 {
                 _mm256_storeu_si256(dst.cast(), _mm256_add_epi64(d0, lo));
                 _mm256_storeu_si256(dst.add(4).cast(), _mm256_add_epi64(d1, hi));
             }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Task, MR, NR};
+    use std::arch::x86_64::*;
+
+    /// A task's rows on 12 x 16 tiles (two panels against one zmm of B per k pair),
+    /// `vpdpwssd`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn blocked_vnni(t: &Task<'_>) {
+        t.walk::<2>(|a, b, c, rows| micro::<true>(a, b, c, t.c_row, rows));
+    }
+
+    /// The same with `vpmaddwd` then `vpaddd`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn blocked(t: &Task<'_>) {
+        t.walk::<2>(|a, b, c, rows| micro::<false>(a, b, c, t.c_row, rows));
+    }
+
+    /// One block: a 12 x 16 tile of 32-bit sums from zero, then added to the 64-bit `c`
+    /// (`rows` of them). Always inlined into a caller with the features it needs.
+    #[inline(always)]
+    unsafe fn micro<const VNNI: bool>(
+        a: [&[i16]; 2],
+        b: &[i16],
+        c: *mut i64,
+        ldc: usize,
+        rows: usize,
+    ) {
+        debug_assert_eq!(a[0].len() / (MR * 2), b.len() / (NR * 2));
+        let mut acc = [[_mm512_setzero_si512(); MR]; 2];
+        let (mut a0, mut a1) = (a[0].as_ptr(), a[1].as_ptr());
+        let mut bq = b.as_ptr();
+        for _ in 0..b.len() / (NR * 2) {
+            let bv = _mm512_loadu_si512(bq.cast());
+            for (panel, ap) in acc.iter_mut().zip([a0, a1]) {
+                for (i, acc) in panel.iter_mut().enumerate() {
+                    let ai = _mm512_set1_epi32(ap.add(2 * i).cast::<i32>().read_unaligned());
+                    *acc = if VNNI {
+                        _mm512_dpwssd_epi32(*acc, ai, bv)
+                    } else {
+                        _mm512_add_epi32(*acc, _mm512_madd_epi16(ai, bv))
+                    };
+                }
+            }
+            a0 = a0.add(MR * 2);
+            a1 = a1.add(MR * 2);
+            bq = bq.add(NR * 2);
+        }
+        for r in 0..rows {
+            let v = acc[r / MR][r % MR];
+            let dst = c.add(r * ldc);
+            let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+            let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(v));
+            let d0 = _mm512_loadu_si512(dst.cast());
+            let d1 = _mm512_loadu_si512(dst.add(8).cast());
+            _mm512_storeu_si512(dst.cast(), _mm512_add_epi64(d0, lo));
+            _mm512_storeu_si512(dst.add(8).cast(), _mm512_add_epi64(d1, hi));
         }
     }
 }
@@ -306,19 +454,30 @@ mod tests {
             return;
         };
         let want = plain(&a, rows, k, &b, cols);
-        let mut got = vec![7i64; rows * cols];
-        product(&packed, &b, cols, block, &mut got, Layout::RowMajor);
-        assert_eq!(
-            got, want,
-            "rows {rows} k {k} cols {cols} a {a_max} b {b_max}"
-        );
-        product(&packed, &b, cols, block, &mut got, Layout::StripMajor);
-        for r in 0..rows {
-            for j in 0..cols {
-                assert_eq!(
-                    got[(j / 16) * rows * 16 + r * 16 + j % 16],
-                    want[r * cols + j]
-                );
+        for kernel in Kernel::all_here() {
+            let mut got = vec![7i64; rows * cols];
+            product_on(kernel, &packed, &b, cols, block, &mut got, Layout::RowMajor);
+            assert_eq!(
+                got, want,
+                "{kernel:?} rows {rows} k {k} cols {cols} a {a_max} b {b_max}"
+            );
+            product_on(
+                kernel,
+                &packed,
+                &b,
+                cols,
+                block,
+                &mut got,
+                Layout::StripMajor,
+            );
+            for r in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(
+                        got[(j / 16) * rows * 16 + r * 16 + j % 16],
+                        want[r * cols + j],
+                        "{kernel:?}"
+                    );
+                }
             }
         }
     }

@@ -13,6 +13,8 @@ pub mod cell;
 mod exact;
 mod fp32cell;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemm_simd;
 pub mod intgemm;
 pub mod plan;
 pub mod reference;

@@ -1,0 +1,216 @@
+//! Hand-written x86 microkernels of [`super::gemm`]: the same product, the same cache blocking
+//! (k in blocks of [`KC`], in order; then 16-column strips of B; then row panels), and the same
+//! arithmetic per output element — k in order, one multiply then one add per term (`vmulps` /
+//! `vaddps`, never `vfmadd`) — so every kernel gives the scalar loop's bits. They differ only
+//! in how many accumulators they keep in registers:
+//!
+//! | kernel | tile (rows x columns) | accumulators |
+//! | --- | --- | --- |
+//! | [`avx2_f32`] | 6 x 16 (one panel) | 12 ymm of 8 f32 |
+//! | [`avx512_f32`] | 12 x 16 (two panels) | 12 zmm of 16 f32 |
+//! | [`avx512_f64`] | 6 x 16 (one panel) | 12 zmm of 8 f64 |
+//!
+//! Twelve independent accumulators hide the add latency (4 cycles, two ports) while leaving
+//! registers for B and the broadcast weights. None of them flushes subnormals: the caller
+//! runs the generic flushing kernel when [`super::gemm::no_subnormals`] cannot prove the
+//! flush an identity. Tested against the scalar loop by `gemm::tests` on whatever this machine
+//! runs, and each kernel by name in this module's tests.
+
+use super::gemm::{Job, KC, MR};
+use std::arch::x86_64::*;
+
+/// Columns per strip of B (the packing of [`super::gemm::gemm`]).
+const NR: usize = 16;
+
+/// The AVX2 f32 kernel: a 6 x 16 tile per panel.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn avx2_f32(job: Job<'_, f32>) {
+    let panels = job.rows.div_ceil(MR);
+    let mut kb = job.k0;
+    while kb < job.k1 {
+        let ke = (kb + KC).min(job.k1);
+        for col in (0..job.ncols).step_by(NR) {
+            let b = &job.b[job.b_at(kb, col)..];
+            // The last k of the strip must lie inside b.
+            debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
+            for p in 0..panels {
+                let a = &job.a.panel(job.first_panel + p)[kb * MR..ke * MR];
+                let rows = (job.rows - p * MR).min(MR);
+                let c = &mut job.c[p * MR * job.ldc + col..];
+                debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
+                avx2_f32_tile(a, b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
+            }
+        }
+        kb = ke;
+    }
+}
+
+/// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`, at least
+/// `a.len() / MR` rows; `c`: `rows` rows of 16 with stride `ldc`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_f32_tile(
+    a: &[f32],
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+) {
+    let zero = _mm256_setzero_ps();
+    let mut acc = [[zero; 2]; MR];
+    for (i, row) in acc.iter_mut().enumerate().take(rows) {
+        row[0] = _mm256_loadu_ps(c.add(i * ldc));
+        row[1] = _mm256_loadu_ps(c.add(i * ldc + 8));
+    }
+    let mut bp = b;
+    for av in a.chunks_exact(MR) {
+        let b0 = _mm256_loadu_ps(bp);
+        let b1 = _mm256_loadu_ps(bp.add(8));
+        for i in 0..MR {
+            let ai = _mm256_broadcast_ss(&av[i]);
+            acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_mul_ps(ai, b0));
+            acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_mul_ps(ai, b1));
+        }
+        bp = bp.add(ldb);
+    }
+    for (i, row) in acc.iter().enumerate().take(rows) {
+        _mm256_storeu_ps(c.add(i * ldc), row[0]);
+        _mm256_storeu_ps(c.add(i * ldc + 8), row[1]);
+    }
+}
+
+/// The AVX-512 f32 kernel: 12 x 16 tiles (two panels against one zmm of B per k); an odd last
+/// panel runs alone.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f32(job: Job<'_, f32>) {
+    let panels = job.rows.div_ceil(MR);
+    let mut kb = job.k0;
+    while kb < job.k1 {
+        let ke = (kb + KC).min(job.k1);
+        for col in (0..job.ncols).step_by(NR) {
+            let b = &job.b[job.b_at(kb, col)..];
+            debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
+            let mut p = 0;
+            while p < panels {
+                let rows = (job.rows - p * MR).min(2 * MR);
+                let a0 = &job.a.panel(job.first_panel + p)[kb * MR..ke * MR];
+                let c = &mut job.c[p * MR * job.ldc + col..];
+                debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
+                if rows > MR {
+                    let a1 = &job.a.panel(job.first_panel + p + 1)[kb * MR..ke * MR];
+                    avx512_f32_tile::<2>(
+                        [a0, a1],
+                        b.as_ptr(),
+                        job.ldb,
+                        c.as_mut_ptr(),
+                        job.ldc,
+                        rows,
+                    );
+                    p += 2;
+                } else {
+                    avx512_f32_tile::<1>([a0], b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
+                    p += 1;
+                }
+            }
+        }
+        kb = ke;
+    }
+}
+
+/// `P` panels (`a[q]`: MR weights per k each) against a strip of 16 columns of B; `c`: `rows`
+/// (at most P x MR) rows of 16 with stride `ldc`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_f32_tile<const P: usize>(
+    a: [&[f32]; P],
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); MR]; P];
+    for r in 0..rows {
+        acc[r / MR][r % MR] = _mm512_loadu_ps(c.add(r * ldc));
+    }
+    let depth = a[0].len() / MR;
+    let mut bp = b;
+    for kk in 0..depth {
+        let bv = _mm512_loadu_ps(bp);
+        for (panel, aq) in acc.iter_mut().zip(a) {
+            let av = aq.as_ptr().add(kk * MR);
+            for (i, acc) in panel.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*av.add(i));
+                *acc = _mm512_add_ps(*acc, _mm512_mul_ps(ai, bv));
+            }
+        }
+        bp = bp.add(ldb);
+    }
+    for r in 0..rows {
+        _mm512_storeu_ps(c.add(r * ldc), acc[r / MR][r % MR]);
+    }
+}
+
+/// The AVX-512 f64 kernel (the float64 reference, wide integer codes): 6 x 16 tiles.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f64(job: Job<'_, f64>) {
+    let panels = job.rows.div_ceil(MR);
+    let mut kb = job.k0;
+    while kb < job.k1 {
+        let ke = (kb + KC).min(job.k1);
+        for col in (0..job.ncols).step_by(NR) {
+            let b = &job.b[job.b_at(kb, col)..];
+            debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
+            for p in 0..panels {
+                let a = &job.a.panel(job.first_panel + p)[kb * MR..ke * MR];
+                let rows = (job.rows - p * MR).min(MR);
+                let c = &mut job.c[p * MR * job.ldc + col..];
+                debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
+                avx512_f64_tile(a, b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
+            }
+        }
+        kb = ke;
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_f64_tile(
+    a: &[f64],
+    b: *const f64,
+    ldb: usize,
+    c: *mut f64,
+    ldc: usize,
+    rows: usize,
+) {
+    let mut acc = [[_mm512_setzero_pd(); 2]; MR];
+    for (i, row) in acc.iter_mut().enumerate().take(rows) {
+        row[0] = _mm512_loadu_pd(c.add(i * ldc));
+        row[1] = _mm512_loadu_pd(c.add(i * ldc + 8));
+    }
+    let mut bp = b;
+    for av in a.chunks_exact(MR) {
+        let b0 = _mm512_loadu_pd(bp);
+        let b1 = _mm512_loadu_pd(bp.add(8));
+        for i in 0..MR {
+            let ai = _mm512_set1_pd(av[i]);
+            acc[i][0] = _mm512_add_pd(acc[i][0], _mm512_mul_pd(ai, b0));
+            acc[i][1] = _mm512_add_pd(acc[i][1], _mm512_mul_pd(ai, b1));
+        }
+        bp = bp.add(ldb);
+    }
+    for (i, row) in acc.iter().enumerate().take(rows) {
+        _mm512_storeu_pd(c.add(i * ldc), row[0]);
+        _mm512_storeu_pd(c.add(i * ldc + 8), row[1]);
+    }
+}
