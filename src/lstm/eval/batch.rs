@@ -424,12 +424,35 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
     let r = ExactProduct::new(&q.r, rows, hsz, q.h.max_code_abs());
     let mut states = States::new(io, &q.h0, &q.c0);
     let mut rh = vec![0i64; rows * lanes];
+    #[cfg(target_arch = "x86_64")]
+    let fast = super::intcell::available() && super::intcell::supports(q);
     for s in 0..io.steps {
         let t = io.time(s);
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
         r.product(h_prev, lanes, &mut rh);
         let (wx, rh) = (&wx, &rh);
         units((hsz, lanes), h_next, c_next, None, |j, h, c, _| {
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                for n0 in (0..io.n).step_by(8) {
+                    let col = t * lanes + n0;
+                    let at = |row: usize| {
+                        (col / COL_ALIGN) * rows * COL_ALIGN + row * COL_ALIGN + col % COL_ALIGN
+                    };
+                    let x = super::intcell::Lanes {
+                        wx: [0, 1, 2, 3].map(|g| &wx[at(g * hsz + j)..at(g * hsz + j) + 8]),
+                        rh: [0, 1, 2, 3].map(|g| &rh[(g * hsz + j) * lanes + n0..][..8]),
+                        c_prev: &c_prev[j * lanes + n0..][..8],
+                    };
+                    let live = (io.n - n0).min(8);
+                    // SAFETY: `fast` checked the CPU and the cell; lanes are padded to a
+                    // multiple of 16, so each slice holds 8 elements and h, c hold `live`.
+                    unsafe {
+                        super::intcell::unit8(q, j, &x, live, &mut h[n0..], &mut c[n0..]);
+                    }
+                }
+                return CellRange::default();
+            }
             for n in 0..io.n {
                 let sum = |g: usize| {
                     let row = g * hsz + j;

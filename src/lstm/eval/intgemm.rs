@@ -41,7 +41,14 @@ impl PackedI16 {
     /// Packs row-major `codes`; `None` when a code does not fit i16.
     pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
         debug_assert_eq!(codes.len(), rows * k);
-        if codes.iter().any(|&c| i16::try_from(c).is_err()) {
+        // The largest |code| (a maximum: any order, any thread count).
+        let max_abs = codes
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().map(|c| c.unsigned_abs() as u64).max().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        // |code| <= 32768 fits i16 except +32768 itself.
+        if max_abs > 32768 || max_abs == 32768 && codes.contains(&32768) {
             return None;
         }
         let kp = k.div_ceil(2);
@@ -57,11 +64,6 @@ impl PackedI16 {
                     }
                 }
             });
-        let max_abs = codes
-            .iter()
-            .map(|c| c.unsigned_abs() as u64)
-            .max()
-            .unwrap_or(0);
         Some(PackedI16 {
             rows,
             k,

@@ -15,6 +15,8 @@ mod fp32cell;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_simd;
+#[cfg(target_arch = "x86_64")]
+mod intcell;
 pub mod intgemm;
 pub mod plan;
 pub mod reference;
