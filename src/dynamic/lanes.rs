@@ -16,6 +16,7 @@ use crate::lstm::eval::gemm::COL_ALIGN;
 use crate::lstm::eval::plan::IntCell;
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
+use rayon::prelude::*;
 
 /// Lanes per chunk: bounded so the per-level input products (`4H x T x lanes` i64) stay
 /// near 256 MiB, at least one column tile.
@@ -238,15 +239,18 @@ fn step(
     let (dh, dc) = (hi.h.frac - q.h.frac, hi.c.frac - q.c.frac);
     let width = group.len().div_ceil(COL_ALIGN) * COL_ALIGN;
     let mut b = vec![0i32; hsz * width];
-    for j in 0..hsz {
+    b.par_chunks_mut(width).enumerate().for_each(|(j, row)| {
         for (g, &n) in group.iter().enumerate() {
-            b[j * width + g] = rescale(h[j * lanes + n] as i64, dh, q.h);
+            row[g] = rescale(h[j * lanes + n] as i64, dh, q.h);
         }
-    }
+    });
     let mut rh = vec![0i64; 4 * hsz * width];
     level.r.product(&b, width, &mut rh);
     let cols = level.wx.len() / (4 * hsz);
-    for j in 0..hsz {
+    // Units in parallel: each (unit, lane) is computed by one call, in one order.
+    let rh = &rh;
+    let units = hn.par_chunks_mut(lanes).zip(cn.par_chunks_mut(lanes));
+    units.enumerate().for_each(|(j, (hn, cn))| {
         for (g, &n) in group.iter().enumerate() {
             let sum = |gate: usize| {
                 let row = gate * hsz + j;
@@ -259,10 +263,10 @@ fn step(
             };
             let c_prev = rescale(c[j * lanes + n] as i64, dc, q.c);
             let (h_new, c_new) = int_unit(q, j, [sum(0), sum(1), sum(2), sum(3)], c_prev);
-            hn[j * lanes + n] = h_new << dh;
-            cn[j * lanes + n] = c_new << dc;
+            hn[n] = h_new << dh;
+            cn[n] = c_new << dc;
         }
-    }
+    });
 }
 
 /// Every lane of `policies` x sequences, in chunks (rayon inside the products); `lane_done`

@@ -90,8 +90,16 @@ pub fn pow2(e: i32) -> f64 {
     if (-1022..=1023).contains(&e) {
         f64::from_bits(((e + 1023) as u64) << 52)
     } else {
-        2f64.powi(e)
+        pow2_outside(e)
     }
+}
+
+/// `2f64.powi(e)` out of line: LLVM treats `powi` as free of side effects and would compute it
+/// before the range test of [`pow2`] on every call.
+#[cold]
+#[inline(never)]
+fn pow2_outside(e: i32) -> f64 {
+    2f64.powi(e)
 }
 
 /// `y.round_ties_even().clamp(lo, hi) as i32` for integer bounds of magnitude below 2^51,
