@@ -21,10 +21,10 @@
 //! Run-time dispatch: products without flushing (every fp32, float-emulation and float64
 //! reference product in practice) run hand-written microkernels ([`super::gemm_simd`]: AVX2
 //! f32, AVX-512 f32 and f64; each a multiply then an add per term, never fused); the flushing
-//! kernel, f64 on AVX2 and the portable path are builds of the same generic kernel. A B of several column strips is first
-//! copied strip-major, so a microkernel walks consecutive memory. Rows are split over rayon
-//! (small products stay on the calling thread); the thread count never changes a bit (each
-//! element is computed by one thread, in one order).
+//! kernel, f64 on AVX2 and the portable path are builds of the same generic kernel. A B of
+//! several column strips is first copied strip-major, so a microkernel walks consecutive
+//! memory. Rows are split over rayon (small products stay on the calling thread); the thread
+//! count never changes a bit (each element is computed by one thread, in one order).
 
 #[cfg(target_arch = "x86_64")]
 use super::gemm_simd;

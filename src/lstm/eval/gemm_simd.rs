@@ -16,18 +16,20 @@
 //! flush an identity. Tested against the scalar loop by `gemm::tests` on whatever this machine
 //! runs, and each kernel by name in this module's tests.
 
-use super::gemm::{Job, KC, MR};
+use super::gemm::{Elem, Job, KC, MR};
 use std::arch::x86_64::*;
 
 /// Columns per strip of B (the packing of [`super::gemm::gemm`]).
 const NR: usize = 16;
 
-/// The AVX2 f32 kernel: a 6 x 16 tile per panel.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn avx2_f32(job: Job<'_, f32>) {
+/// Calls `tile(weights of P panels for the k block, B strip at the block, C tile, rows)` for
+/// every k block (in order), 16-column strip of B and group of `P` row panels; a last group
+/// short of panels repeats the last one, whose rows past `rows` are not stored.
+#[inline(always)]
+unsafe fn walk<T: Elem, const P: usize>(
+    job: &mut Job<'_, T>,
+    mut tile: impl FnMut([&[T]; P], *const T, *mut T, usize),
+) {
     let panels = job.rows.div_ceil(MR);
     let mut kb = job.k0;
     while kb < job.k1 {
@@ -36,16 +38,30 @@ pub(super) unsafe fn avx2_f32(job: Job<'_, f32>) {
             let b = &job.b[job.b_at(kb, col)..];
             // The last k of the strip must lie inside b.
             debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
-            for p in 0..panels {
-                let a = &job.a.panel(job.first_panel + p)[kb * MR..ke * MR];
-                let rows = (job.rows - p * MR).min(MR);
+            for p in (0..panels).step_by(P) {
+                let rows = (job.rows - p * MR).min(P * MR);
+                let a: [&[T]; P] = std::array::from_fn(|q| {
+                    &job.a.panel(job.first_panel + (p + q).min(panels - 1))[kb * MR..ke * MR]
+                });
                 let c = &mut job.c[p * MR * job.ldc + col..];
                 debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
-                avx2_f32_tile(a, b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
+                tile(a, b.as_ptr(), c.as_mut_ptr(), rows);
             }
         }
         kb = ke;
     }
+}
+
+/// The AVX2 f32 kernel: a 6 x 16 tile per panel.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn avx2_f32(mut job: Job<'_, f32>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    walk::<f32, 1>(&mut job, |[a], b, c, rows| {
+        avx2_f32_tile(a, b, ldb, c, ldc, rows)
+    });
 }
 
 /// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`, at least
@@ -83,45 +99,16 @@ unsafe fn avx2_f32_tile(
     }
 }
 
-/// The AVX-512 f32 kernel: 12 x 16 tiles (two panels against one zmm of B per k); an odd last
-/// panel runs alone.
+/// The AVX-512 f32 kernel: 12 x 16 tiles (two panels against one zmm of B per k).
 ///
 /// # Safety
 /// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn avx512_f32(job: Job<'_, f32>) {
-    let panels = job.rows.div_ceil(MR);
-    let mut kb = job.k0;
-    while kb < job.k1 {
-        let ke = (kb + KC).min(job.k1);
-        for col in (0..job.ncols).step_by(NR) {
-            let b = &job.b[job.b_at(kb, col)..];
-            debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
-            let mut p = 0;
-            while p < panels {
-                let rows = (job.rows - p * MR).min(2 * MR);
-                let a0 = &job.a.panel(job.first_panel + p)[kb * MR..ke * MR];
-                let c = &mut job.c[p * MR * job.ldc + col..];
-                debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
-                if rows > MR {
-                    let a1 = &job.a.panel(job.first_panel + p + 1)[kb * MR..ke * MR];
-                    avx512_f32_tile::<2>(
-                        [a0, a1],
-                        b.as_ptr(),
-                        job.ldb,
-                        c.as_mut_ptr(),
-                        job.ldc,
-                        rows,
-                    );
-                    p += 2;
-                } else {
-                    avx512_f32_tile::<1>([a0], b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
-                    p += 1;
-                }
-            }
-        }
-        kb = ke;
-    }
+pub(super) unsafe fn avx512_f32(mut job: Job<'_, f32>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    walk::<f32, 2>(&mut job, |a, b, c, rows| {
+        avx512_f32_tile(a, b, ldb, c, ldc, rows)
+    });
 }
 
 /// `P` panels (`a[q]`: MR weights per k each) against a strip of 16 columns of B; `c`: `rows`
@@ -163,26 +150,15 @@ unsafe fn avx512_f32_tile<const P: usize>(
 /// # Safety
 /// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn avx512_f64(job: Job<'_, f64>) {
-    let panels = job.rows.div_ceil(MR);
-    let mut kb = job.k0;
-    while kb < job.k1 {
-        let ke = (kb + KC).min(job.k1);
-        for col in (0..job.ncols).step_by(NR) {
-            let b = &job.b[job.b_at(kb, col)..];
-            debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
-            for p in 0..panels {
-                let a = &job.a.panel(job.first_panel + p)[kb * MR..ke * MR];
-                let rows = (job.rows - p * MR).min(MR);
-                let c = &mut job.c[p * MR * job.ldc + col..];
-                debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
-                avx512_f64_tile(a, b.as_ptr(), job.ldb, c.as_mut_ptr(), job.ldc, rows);
-            }
-        }
-        kb = ke;
-    }
+pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    walk::<f64, 1>(&mut job, |[a], b, c, rows| {
+        avx512_f64_tile(a, b, ldb, c, ldc, rows)
+    });
 }
 
+/// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`; `c`: `rows` rows
+/// of 16 with stride `ldc`.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_f64_tile(
