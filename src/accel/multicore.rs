@@ -153,6 +153,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // the same time, so a segment is DRAM-bound for as long as its most DRAM-bound stage
     // (adding them up would count concurrent cycles several times over).
     let mut stage_bound = vec![0.0f64; stages];
+    // The first-stream credit taken by each stage's (lone) layer in the current segment: it
+    // holds only if that layer's own stream chain paces the segment (see below).
+    let mut stage_credit = vec![0.0f64; stages];
     let (mut fill, mut max_hop) = (0.0f64, 0.0f64);
     // When each core finished its previous segment's work: it may load its next layers'
     // weights from then on, while other cores still compute.
@@ -205,6 +208,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         } else {
             cost.first_stream_cycles.min(chain - load_end)
         };
+        stage_credit[j] += prefetched;
         chain += cost.edge_cycles - prefetched + cost.step_cycles;
         stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
@@ -237,7 +241,16 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                     }
                 }
             }
-            let end = chain + (t - 1.0) * slowest - drain;
+            // The credit is the layer's first stream, fetched while it waited: its stream chain
+            // then runs from its first product, fg + (T-2) str + last instead of e + (T-1)
+            // str. When a slower stage paces the segment, the layer's streams are fetched
+            // ahead anyway and the path through it is its first step + (T-1) P, which the
+            // credit would shorten by a stream it never waited for.
+            let unpaced: f64 = (0..stages)
+                .filter(|&j| period(j) < slowest)
+                .map(|j| stage_credit[j])
+                .sum();
+            let end = chain + unpaced + (t - 1.0) * slowest - drain;
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);
             tl.dram_bound_cycles += bound.min(end - now);
             now = end;
@@ -255,6 +268,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_stream.iter_mut().for_each(|s| *s = 0.0);
             stage_load.iter_mut().for_each(|s| *s = 0.0);
             stage_bound.iter_mut().for_each(|s| *s = 0.0);
+            stage_credit.iter_mut().for_each(|s| *s = 0.0);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;
