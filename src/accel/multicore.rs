@@ -146,6 +146,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_stream = vec![0.0f64; stages];
     // The own step of the stage's last layer so far, and how many layers it holds.
     let mut stage_last_step = vec![0.0f64; stages];
+    let mut stage_last_busy = vec![0.0f64; stages];
     let mut stage_layers = vec![0usize; stages];
     let mut stage_load = vec![0.0f64; stages];
     let mut stage_offset = vec![f64::INFINITY; stages];
@@ -200,6 +201,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             chain += stage_busy[j];
         }
         stage_busy[j] += cost.busy_cycles;
+        stage_last_busy[j] = cost.busy_cycles;
         fill += cost.edge_cycles + cost.step_cycles;
         // The first weight stream follows the load on the DRAM server: the time between the
         // end of the load and the layer's first product hides it.
@@ -235,9 +237,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             let mut drain = 0.0;
             if t >= 2.0 {
                 if let Some(j) = (0..stages).rev().find(|&j| period(j) == slowest) {
-                    if stage_layers[j] >= 2 && stage_busy[j] == slowest {
+                    if stage_layers[j] >= 2 {
                         let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                        drain = slowest - stage_last_step[j].max(after).min(slowest);
+                        let room = slowest - stage_last_step[j].max(after).min(slowest);
+                        drain = room.min(stage_busy[j] - stage_last_busy[j]);
                     }
                 }
             }
