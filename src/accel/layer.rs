@@ -89,6 +89,10 @@ pub(crate) struct LevelSums {
     /// stream-dependent product could start, and from the arrival of the last stream to the
     /// end of the layer.
     first_gate: f64,
+    /// With dynamic precision, the expected wait after the load before stream 2 may start:
+    /// sum_k phi_k max(first gate at level k, stream) (step 0's level is k with probability
+    /// phi_k; the mean first gate under the max would understate it).
+    first_wait: f64,
     last: f64,
     /// sum_k phi_k rec_k.
     rec_cycles: f64,
@@ -101,6 +105,8 @@ pub(crate) struct LevelSums {
     mac_pj: f64,
     bound_steps: f64,
     input_at_widest: bool,
+    /// Levels present (with a non-zero fraction).
+    levels: usize,
 }
 
 /// The three schedules of one layer (docs/MODEL.md section 3).
@@ -136,9 +142,10 @@ struct Shape {
 /// path runs along the streams (one stream time per step) and leaves them only for a run of
 /// steps slower than a stream, which gains its excess over the streams minus one gap (the run
 /// re-enters the streams from its products' end, not its tail), or minus the deficit of the
-/// fast run before it when that is smaller (two slow runs then merge into one path). Runs per
-/// level from the switch rate (switches * phi_k (1 - phi_k) / (1 - sum phi^2), plus phi_k for
-/// the first step), the fast deficit shared among the slow runs. Never above
+/// fast run between it and the next slow run when that is smaller (two slow runs then merge
+/// into one path). Runs per level from the switch rate (switches * phi_k (1 - phi_k) /
+/// (1 - sum phi^2), plus phi_k for the first step); a fast run's deficit is the mean one, the
+/// fast deficit over the fast runs. Never above
 /// sum_k phi_k max(step_k, stream), the pace with a single buffer.
 fn stream_bound_pace(levels: &[(f64, f64, f64)], stream: f64, t: f64, switch_rate: f64) -> f64 {
     let mixed: f64 = levels.iter().map(|&(f, st, _)| f * st.max(stream)).sum();
@@ -161,7 +168,16 @@ fn stream_bound_pace(levels: &[(f64, f64, f64)], stream: f64, t: f64, switch_rat
         .filter(|&&(_, st, _)| st < stream)
         .map(|&(f, st, _)| t * f * (stream - st))
         .sum();
-    let per_gap = fast_deficit / slow_runs;
+    let fast_runs: f64 = levels
+        .iter()
+        .filter(|&&(_, st, _)| st < stream)
+        .map(|&(f, _, _)| runs(f))
+        .sum();
+    let per_gap = if fast_runs > 0.0 {
+        fast_deficit / fast_runs
+    } else {
+        0.0
+    };
     let gain: f64 = levels
         .iter()
         .filter(|&&(_, st, _)| st > stream)
@@ -202,6 +218,8 @@ fn level_sums(
         input_at_widest: early,
         ..LevelSums::default()
     };
+    // Products before step 0's recurrent one when they do not depend on the level.
+    let batched_pre = batched.map_or(0.0, |(mv, _)| mv.cycles + rho);
     let in_macs = (sh.blocks * sh.cells * sh.input * sh.batch) as f64;
     let rec_macs = (sh.blocks * sh.cells * sh.hidden * sh.batch) as f64;
     let h_bits = (sh.batch * sh.blocks / GATES * sh.cells) as f64;
@@ -232,6 +250,16 @@ fn level_sums(
             s.pre_cycles += frac * (first.cycles + rho);
         }
         s.rec_cycles += frac * rec.cycles;
+        let first_gate = rec.cycles
+            + match plan {
+                Plan::Sequential => input.cycles + rho,
+                Plan::Overlapped if early => {
+                    matvec(arch, rate, sh.blocks, sh.cells, sh.input, sh.batch).cycles + rho
+                }
+                Plan::Overlapped => input.cycles + rho,
+                Plan::Batched => batched_pre,
+            };
+        s.first_wait += frac * first_gate.max(sh.stream);
         s.busy_cycles += frac * (input.cycles + rec.cycles + 2.0 * rho);
         s.step_cycles += frac * step.max(sh.stream);
         // Cycles of a step not spent from its stream's arrival to its products' end.
@@ -264,6 +292,7 @@ fn level_sums(
             s.activation_sram_bits += steps * input.activation_sram_bits;
         }
     }
+    s.levels = levels;
     if levels >= 2 && sh.stream > 0.0 {
         s.step_cycles = stream_bound_pace(&steps_of[..levels], sh.stream, t, sh.switch_rate);
     }
@@ -329,7 +358,12 @@ fn paths(s: &LevelSums, stream: f64, t: f64) -> (f64, f64) {
         s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
     if t >= 2.0 && stream > 0.0 {
         let rest = (t - 2.0) * s.step_cycles + s.last;
-        let with_first = compute.max(s.first_gate.max(stream) + rest);
+        let first = if s.levels >= 2 {
+            s.first_wait
+        } else {
+            s.first_gate.max(stream)
+        };
+        let with_first = compute.max(first + rest);
         let without = compute.max(s.first_gate + rest);
         (with_first, with_first - without)
     } else {

@@ -32,6 +32,7 @@ mod energy;
 mod error;
 mod evaluate;
 mod layer;
+mod levels;
 mod multicore;
 mod report;
 mod set;
@@ -58,11 +59,10 @@ pub use arch::{
 pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint, SWEEP_COLUMNS};
+pub use levels::{level_sequence, realise_levels};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
 pub use set::Override;
-pub use sim::{
-    level_sequence, realise_levels, simulate, simulate_plans, simulate_with, SimPlan, SimResult,
-};
+pub use sim::{simulate, simulate_plans, simulate_with, SimPlan, SimResult};
 pub use spec::{
     apply_set, load_arch, ArchSpec, AreaSpec, ComputeSpec, DispatchPolicy, DispatchSpec,
     EnergySpec, InputProduct, MemorySpec, MulticoreMode, MulticoreSpec, MultiplierKind,

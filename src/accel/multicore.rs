@@ -146,6 +146,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_stream = vec![0.0f64; stages];
     // The own step of the stage's last layer so far, and how many layers it holds.
     let mut stage_last_step = vec![0.0f64; stages];
+    let mut stage_last_busy = vec![0.0f64; stages];
     let mut stage_layers = vec![0usize; stages];
     let mut stage_load = vec![0.0f64; stages];
     let mut stage_offset = vec![f64::INFINITY; stages];
@@ -153,6 +154,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // the same time, so a segment is DRAM-bound for as long as its most DRAM-bound stage
     // (adding them up would count concurrent cycles several times over).
     let mut stage_bound = vec![0.0f64; stages];
+    // The first-stream credit taken by each stage's (lone) layer in the current segment: it
+    // holds only if that layer's own stream chain paces the segment (see below).
+    let mut stage_credit = vec![0.0f64; stages];
     let (mut fill, mut max_hop) = (0.0f64, 0.0f64);
     // When each core finished its previous segment's work: it may load its next layers'
     // weights from then on, while other cores still compute.
@@ -197,6 +201,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             chain += stage_busy[j];
         }
         stage_busy[j] += cost.busy_cycles;
+        stage_last_busy[j] = cost.busy_cycles;
         fill += cost.edge_cycles + cost.step_cycles;
         // The first weight stream follows the load on the DRAM server: the time between the
         // end of the load and the layer's first product hides it.
@@ -205,6 +210,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         } else {
             cost.first_stream_cycles.min(chain - load_end)
         };
+        stage_credit[j] += prefetched;
         chain += cost.edge_cycles - prefetched + cost.step_cycles;
         stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
@@ -231,13 +237,23 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             let mut drain = 0.0;
             if t >= 2.0 {
                 if let Some(j) = (0..stages).rev().find(|&j| period(j) == slowest) {
-                    if stage_layers[j] >= 2 && stage_busy[j] == slowest {
+                    if stage_layers[j] >= 2 {
                         let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                        drain = slowest - stage_last_step[j].max(after).min(slowest);
+                        let room = slowest - stage_last_step[j].max(after).min(slowest);
+                        drain = room.min(stage_busy[j] - stage_last_busy[j]);
                     }
                 }
             }
-            let end = chain + (t - 1.0) * slowest - drain;
+            // The credit is the layer's first stream, fetched while it waited: its stream chain
+            // then runs from its first product, fg + (T-2) str + last instead of e + (T-1)
+            // str. When a slower stage paces the segment, the layer's streams are fetched
+            // ahead anyway and the path through it is its first step + (T-1) P, which the
+            // credit would shorten by a stream it never waited for.
+            let unpaced: f64 = (0..stages)
+                .filter(|&j| period(j) < slowest)
+                .map(|j| stage_credit[j])
+                .sum();
+            let end = chain + unpaced + (t - 1.0) * slowest - drain;
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);
             tl.dram_bound_cycles += bound.min(end - now);
             now = end;
@@ -255,6 +271,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_stream.iter_mut().for_each(|s| *s = 0.0);
             stage_load.iter_mut().for_each(|s| *s = 0.0);
             stage_bound.iter_mut().for_each(|s| *s = 0.0);
+            stage_credit.iter_mut().for_each(|s| *s = 0.0);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;
