@@ -130,6 +130,11 @@ impl Plan {
         Arch::from_spec(&spec, &self.base_origin).map_err(|e| e.to_string())
     }
 
+    /// Whether point `idx` is the first of its (model, precision option).
+    pub fn starts_option(&self, idx: usize) -> bool {
+        idx.is_multiple_of(self.arch_points)
+    }
+
     /// (model, option, architecture point) of point `idx < total`.
     fn locate(&self, idx: usize) -> (usize, usize, usize) {
         let (mut m, mut rest) = (0, idx);
