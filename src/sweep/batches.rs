@@ -29,6 +29,40 @@ const KEEP_BYTES: usize = 64 << 20;
 #[derive(Debug, Clone, Copy)]
 pub struct Keep {
     pub stride: usize,
+    /// Points per precision option (a new option starts at each multiple).
+    pub per_option: usize,
+}
+
+/// A piece's walk over [`Keep`]'s rows (indices must increase): the next multiple of each
+/// period, advanced by additions instead of two divisions per point.
+struct KeepWalk {
+    period: [usize; 2],
+    next: [usize; 2],
+}
+
+impl KeepWalk {
+    fn new(k: Keep, from: usize) -> KeepWalk {
+        let period = [k.stride.max(1), k.per_option.max(1)];
+        KeepWalk {
+            period,
+            next: period.map(|p| from.div_ceil(p) * p),
+        }
+    }
+
+    /// Whether point `i` is kept.
+    fn keeps(&mut self, i: usize) -> bool {
+        let mut hit = false;
+        for (next, period) in self.next.iter_mut().zip(self.period) {
+            if *next < i {
+                *next = i.div_ceil(period) * period;
+            }
+            if *next == i {
+                hit = true;
+                *next += period;
+            }
+        }
+        hit
+    }
 }
 
 /// What the writer hands back: the front gathered, the points finished (skipped ones
@@ -170,15 +204,14 @@ fn cost_batches(
                 let (mut skips, mut kept) = (Vec::new(), Vec::new());
                 let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
                 let (mut cursor, mut recent) = (Cursor::default(), Recent::default());
+                let mut walk = keep.map(|k| KeepWalk::new(k, piece.first().copied().unwrap_or(0)));
                 for &i in piece {
                     match plan.outcome(i, &mut cursor) {
                         Outcome::Row(r) => {
                             let start = rows.len();
                             r.write_with(&mut rows, &mut recent);
-                            if let Some(k) = keep {
-                                if i.is_multiple_of(k.stride) || plan.starts_option(i) {
-                                    kept.push((i, rows[start..rows.len() - 1].to_vec()));
-                                }
+                            if walk.as_mut().is_some_and(|w| w.keeps(i)) {
+                                kept.push((i, rows[start..rows.len() - 1].to_vec()));
                             }
                             if with_front {
                                 fspec.add(&mut part, &r, &mut scratch)?;
@@ -199,6 +232,33 @@ fn cost_batches(
         if tx.send((batch.len(), pieces)).is_err() {
             // The writer stopped on an error, which it returns.
             return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The walk keeps exactly the multiples of either period (the oracle: `%`), from any
+        /// start, over increasing indices with gaps.
+        #[test]
+        fn keep_walk_matches_remainders(
+            stride in 1usize..50,
+            per_option in 1usize..50,
+            from in 0usize..500,
+            steps in proptest::collection::vec(1usize..4, 0..300),
+        ) {
+            let k = Keep { stride, per_option };
+            let mut walk = KeepWalk::new(k, from);
+            let mut i = from;
+            for s in steps {
+                let want = i % stride == 0 || i % per_option == 0;
+                prop_assert_eq!(walk.keeps(i), want, "point {}", i);
+                i += s;
+            }
         }
     }
 }

@@ -32,9 +32,10 @@ pub struct FrontPart {
     pub values: Vec<f64>,
     /// Rows that passed the `where` filter.
     pub kept: usize,
-    /// The first two objectives of every kept row, interleaved (x, y), for front.svg (empty
-    /// with fewer than two objectives).
-    pub xy: Vec<f64>,
+    /// The first two objectives of every kept row, for front.svg (empty with fewer than two
+    /// objectives).
+    pub xs: Vec<f64>,
+    pub ys: Vec<f64>,
 }
 
 impl FrontPart {
@@ -45,7 +46,8 @@ impl FrontPart {
             .extend(other.kept_at.into_iter().map(|k| k + self.kept));
         self.values.extend(other.values);
         self.kept += other.kept;
-        self.xy.extend(other.xy);
+        self.xs.extend(other.xs);
+        self.ys.extend(other.ys);
     }
 }
 
@@ -115,7 +117,8 @@ impl FrontSpec {
             part.values.push(v);
         }
         if self.objectives.len() >= 2 {
-            part.xy.extend_from_slice(&part.values[first..first + 2]);
+            part.xs.push(part.values[first]);
+            part.ys.push(part.values[first + 1]);
         }
         Ok(())
     }
@@ -164,12 +167,9 @@ impl FrontSpec {
         self.objectives.len()
     }
 
-    /// Objective `k < 2`'s name and its value for every kept row.
-    pub fn objective(&self, all: &FrontPart, k: usize) -> (String, Vec<f64>) {
-        (
-            self.objectives[k].1.clone(),
-            all.xy.iter().skip(k).step_by(2).copied().collect(),
-        )
+    /// Objective `k`'s name.
+    pub fn name(&self, k: usize) -> &str {
+        &self.objectives[k].1
     }
 }
 
@@ -255,7 +255,8 @@ mod tests {
             };
             prop_assert_eq!(front(&joined, &on_joined), front(&whole, &on_whole));
             prop_assert_eq!(joined.kept, values.len());
-            prop_assert_eq!(&joined.xy, &whole.xy);
+            prop_assert_eq!(&joined.xs, &whole.xs);
+            prop_assert_eq!(&joined.ys, &whole.ys);
         }
     }
 }

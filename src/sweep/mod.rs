@@ -495,6 +495,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     // report.html reads are then known in advance (checked below: any skip drops them).
     let keep = (with_front && !o.resume).then(|| batches::Keep {
         stride: crate::view::page::background_stride(plan.total),
+        per_option: plan.per_option(),
     });
     let sink = batches::Sink {
         results: &results,
@@ -584,7 +585,6 @@ fn write_front_of(
     })
     .with_context(|| format!("{}: cannot write", path.display()))?;
     if fspec.dims() >= 2 {
-        let ((xn, x), (yn, y)) = (fspec.objective(front, 0), fspec.objective(front, 1));
         // The plot flags every kept row; `on` flags the candidates.
         let mut on_kept = vec![false; front.kept];
         for (&k, _) in front.kept_at.iter().zip(&on).filter(|(_, &f)| f) {
@@ -593,8 +593,8 @@ fn write_front_of(
         crate::pareto::plot_front_svg(
             &dir.join("front.svg"),
             &plot_title(spec, fspec.dims()),
-            (&xn, &x),
-            (&yn, &y),
+            (fspec.name(0), &front.xs),
+            (fspec.name(1), &front.ys),
             &on_kept,
         )?;
     }
