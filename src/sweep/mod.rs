@@ -493,7 +493,10 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     progress.advance(finished as u64);
     // A fresh run of every point writes row i for point i unless it skips points; the rows
     // report.html reads are then known in advance (checked below: any skip drops them).
-    let keep = (with_front && !o.resume).then(|| batches::Keep {
+    // They are a few thousand plus one per precision option: with very many options the
+    // page reads the file instead.
+    let options = plan.total / plan.per_option().max(1);
+    let keep = (with_front && !o.resume && options <= 100_000).then(|| batches::Keep {
         stride: crate::view::page::background_stride(plan.total),
         per_option: plan.per_option(),
     });
