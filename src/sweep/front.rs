@@ -150,8 +150,8 @@ impl FrontSpec {
         }
         let on = self.finish(part);
         let mut k = 0;
-        for i in 0..on.len() {
-            if on[i] {
+        for (i, &f) in on.iter().enumerate() {
+            if f {
                 part.points[k] = part.points[i];
                 part.kept_at[k] = part.kept_at[i];
                 part.values.copy_within(i * d..(i + 1) * d, k * d);
