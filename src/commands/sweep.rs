@@ -67,7 +67,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
     };
     let go = || crate::sweep::run_counted(&a.spec, &opts, &bars);
-    let (out, rows) = match a.jobs {
+    let finished = match a.jobs {
         Some(j) if j == 0 || j > MAX_JOBS => {
             bail!(
                 "--jobs {j}: give 1 to {MAX_JOBS} threads (more only add memory and start-up time)"
@@ -82,10 +82,23 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     if let Ok(bar) = bars.bar.lock() {
         bar.finish_and_clear();
     }
+    let (out, rows) = (&finished.out, finished.rows);
     if shard.is_none() && !a.precision_only {
         // The results are complete at this point: a page that cannot be drawn is worth a
         // warning, not a failed sweep (`lstm-dse report` retries it).
-        if let Err(e) = super::view_cmds::write_report(&out, 0, rows, a.quiet) {
+        let bar = super::view_cmds::stage_bar(a.quiet);
+        let written = crate::view::page::report_dir_with(
+            out,
+            0,
+            rows,
+            finished.records.as_ref(),
+            &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            },
+        );
+        bar.finish_and_clear();
+        if let Err(e) = written {
             eprintln!("warning: report.html not written: {e:#}");
         }
     }
@@ -99,7 +112,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
             ),
             None => print!(
                 "{}",
-                crate::view::SweepDir::open_with_rows(&out, rows)?.summary()
+                crate::view::SweepDir::open_with_rows(out, rows)?.summary()
             ),
         }
     }

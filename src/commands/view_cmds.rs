@@ -6,7 +6,7 @@ use crate::view::{self, stage, svg, SweepDir};
 use std::path::Path;
 
 /// A bar over the models whose precision stage is rerun for the plots.
-fn stage_bar(quiet: bool) -> indicatif::ProgressBar {
+pub(super) fn stage_bar(quiet: bool) -> indicatif::ProgressBar {
     let bar = progress_bar(quiet, "precision stage (plots)");
     bar.set_style(
         indicatif::ProgressStyle::with_template(

@@ -40,25 +40,7 @@ pub fn plot_front_svg(
             on_front.len()
         )));
     }
-    let finite: Vec<usize> = (0..xs.len())
-        .filter(|&i| xs[i].is_finite() && ys[i].is_finite())
-        .collect();
-    let x_range = padded_range(finite.iter().map(|&i| xs[i]));
-    let y_range = padded_range(finite.iter().map(|&i| ys[i]));
-
-    let mut front: Vec<(f64, f64)> = finite
-        .iter()
-        .filter(|&&i| on_front[i])
-        .map(|&i| (xs[i], ys[i]))
-        .collect();
-    front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let faint: Vec<(f64, f64)> = finite
-        .iter()
-        .filter(|&&i| !on_front[i])
-        .map(|&i| (xs[i], ys[i]))
-        .collect();
-    let stride = faint.len().div_ceil(MAX_FAINT_POINTS).max(1);
-
+    let svg = render(title, x, y, on_front, true).map_err(fail)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| ParetoError::Io {
             path: path.to_path_buf(),
@@ -66,9 +48,53 @@ pub fn plot_front_svg(
         })?;
     }
     let tmp = partial_path(path);
+    let io = |source| ParetoError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, svg).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The SVG text of [`plot_front_svg`]. Plotters spends microseconds on each circle, so with
+/// `fast` the dominated points (up to [`MAX_FAINT_POINTS`] of them) are written here, each
+/// as plotters writes the first of them, at the pixel plotters maps it to; any doubt (the
+/// first circle not where it is expected) falls back to plotters drawing every one.
+fn render(
+    title: &str,
+    x: (&str, &[f64]),
+    y: (&str, &[f64]),
+    on_front: &[bool],
+    fast: bool,
+) -> Result<String, String> {
+    let (xs, ys) = (x.1, y.1);
+    let finite = || (0..xs.len()).filter(|&i| xs[i].is_finite() && ys[i].is_finite());
+    let x_range = padded_range(finite().map(|i| xs[i]));
+    let y_range = padded_range(finite().map(|i| ys[i]));
+
+    let mut front: Vec<(f64, f64)> = finite()
+        .filter(|&i| on_front[i])
+        .map(|i| (xs[i], ys[i]))
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let faint_all = || finite().filter(|&i| !on_front[i]);
+    let stride = faint_all().count().div_ceil(MAX_FAINT_POINTS).max(1);
+    let faint: Vec<(f64, f64)> = faint_all()
+        .step_by(stride)
+        .map(|i| (xs[i], ys[i]))
+        .collect();
+
+    let mut svg = String::new();
+    // The faint points plotters draws, and where they land (for the fast path).
+    let drawn = if fast {
+        faint.len().min(1)
+    } else {
+        faint.len()
+    };
+    let mut pixels = Vec::new();
     {
-        let root = SVGBackend::new(&tmp, (900, 640)).into_drawing_area();
-        let draw = |e: &dyn std::fmt::Display| fail(e.to_string());
+        let root = SVGBackend::with_string(&mut svg, (900, 640)).into_drawing_area();
+        let draw = |e: &dyn std::fmt::Display| e.to_string();
         root.fill(&WHITE).map_err(|e| draw(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
@@ -86,11 +112,21 @@ pub fn plot_front_svg(
             .light_line_style(RGBColor(240, 240, 240))
             .draw()
             .map_err(|e| draw(&e))?;
+        if fast {
+            // As plotters places a circle: the mapped point clamped to the plotting area.
+            let (xr, yr) = chart.plotting_area().get_pixel_range();
+            pixels = faint
+                .iter()
+                .map(|p| {
+                    let (px, py) = chart.backend_coord(p);
+                    (px.min(xr.end).max(xr.start), py.min(yr.end).max(yr.start))
+                })
+                .collect();
+        }
         chart
             .draw_series(
-                faint
+                faint[..drawn]
                     .iter()
-                    .step_by(stride)
                     .map(|&p| Circle::new(p, 2, FAINT.filled())),
             )
             .map_err(|e| draw(&e))?
@@ -124,10 +160,34 @@ pub fn plot_front_svg(
             .map_err(|e| draw(&e))?;
         root.present().map_err(|e| draw(&e))?;
     }
-    std::fs::rename(&tmp, path).map_err(|source| ParetoError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    if drawn == faint.len() {
+        return Ok(svg);
+    }
+    // The first faint circle is the first circle of the page; the rest follow it.
+    let first = |(px, py): (i32, i32)| format!("<circle cx=\"{px}\" cy=\"{py}\" ");
+    let lead = first(pixels[0]);
+    let Some(at) = svg
+        .find("<circle ")
+        .filter(|&at| svg[at..].starts_with(&lead))
+    else {
+        return render(title, x, y, on_front, false);
+    };
+    let Some(len) = svg[at..].find("/>\n").map(|n| n + 3) else {
+        return render(title, x, y, on_front, false);
+    };
+    let rest = &svg[at + lead.len()..at + len];
+    let mut circles = String::with_capacity(len * pixels.len() + 16);
+    for &p in &pixels {
+        let mut b = itoa::Buffer::new();
+        circles.push_str("<circle cx=\"");
+        circles.push_str(b.format(p.0));
+        circles.push_str("\" cy=\"");
+        circles.push_str(b.format(p.1));
+        circles.push_str("\" ");
+        circles.push_str(rest);
+    }
+    svg.replace_range(at..at + len, &circles);
+    Ok(svg)
 }
 
 /// The span of `values` with 5% margins; a single value gets a unit-sized span around it.
@@ -187,6 +247,28 @@ mod tests {
         plot_front_svg(&p, "one", ("x", &[0.0]), ("y", &[2.0]), &[true]).expect("single");
         let e = plot_front_svg(&p, "bad", ("x", &[0.0]), ("y", &[]), &[true]).expect_err("len");
         assert!(e.to_string().contains("1 x values, 0 y values"));
+    }
+
+    proptest::proptest! {
+        /// The fast path's page is the page plotters draws circle by circle (the oracle), on
+        /// random points with non-finite values, repeats, thinning and any front.
+        #[test]
+        fn fast_faint_points_draw_like_plotters(
+            points in proptest::collection::vec((0u8..40, -3i32..50, proptest::bool::ANY), 0..120),
+            spread in 1e-3f64..1e6,
+            max in 1usize..4,
+        ) {
+            let xs: Vec<f64> = points.iter().map(|p| match p.0 {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                v => f64::from(v) * spread,
+            }).collect();
+            let ys: Vec<f64> = points.iter().map(|p| f64::from(p.1) / 7.0).collect();
+            let on: Vec<bool> = points.iter().map(|p| p.2 && p.1 % max as i32 == 0).collect();
+            let fast = render("t", ("x", &xs), ("y", &ys), &on, true).unwrap();
+            let slow = render("t", ("x", &xs), ("y", &ys), &on, false).unwrap();
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     #[test]

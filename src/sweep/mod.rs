@@ -11,6 +11,7 @@
 //! it has finished. Points are indexed, so the bytes do not depend on threads, interruptions
 //! and resumes, or on `--shard i/N` + `merge`.
 
+mod batches;
 mod checkpoint;
 mod front;
 mod options;
@@ -31,10 +32,8 @@ use checkpoint::{Done, Points};
 use front::{FrontPart, FrontSpec};
 use outdir::OutDir;
 use plan::{Cursor, ModelPlan, Outcome, Plan, PlannedOption};
-use rayon::prelude::*;
-use row::{Axes, Col, Recent, TextCell};
+use row::{Axes, Col, TextCell};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How to run a sweep.
@@ -416,22 +415,24 @@ fn staging(out: &OutDir, p: &Prepared, resume: bool) -> Result<PathBuf> {
     Ok(s)
 }
 
-/// Points per batch appended to the checkpoint files; rayon splits each batch in pieces.
-const BATCH: usize = 1 << 16;
-const PIECE: usize = 2048;
-
 /// Runs a sweep file; returns the output directory.
 pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathBuf> {
-    run_counted(path, o, progress).map(|(out, _)| out)
+    run_counted(path, o, progress).map(|f| f.out)
 }
 
-/// [`run`], also returning the number of rows in results.csv when this run wrote all of
-/// them (`None` for `--resume` and `--precision-only`).
-pub fn run_counted(
-    path: &Path,
-    o: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<(PathBuf, Option<usize>)> {
+/// What a run tells the binary beside its output directory.
+pub struct Finished {
+    pub out: PathBuf,
+    /// The number of rows in results.csv when this run wrote all of them (`None` for
+    /// `--resume` and `--precision-only`).
+    pub rows: Option<usize>,
+    /// The rows of results.csv that report.html reads, when this run wrote every row and
+    /// skipped no point (so the page need not read the file back).
+    pub records: Option<crate::view::page::Records>,
+}
+
+/// [`run`], also returning what the run knows of results.csv.
+pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<Finished> {
     let p = prepare(path, o.smoke)?;
     let out_path = o
         .out
@@ -440,7 +441,11 @@ pub fn run_counted(
     let out = OutDir::lock(&out_path)?;
     let models = model_plans(&p, &o.cache_dir, progress)?;
     if o.precision_only {
-        return Ok((out_path, None));
+        return Ok(Finished {
+            out: out_path,
+            rows: None,
+            records: None,
+        });
     }
     let dir = staging(&out, &p, o.resume)?;
     let plan = Plan::new(p.axes, models, p.base, &p.spec.arch.base)
@@ -486,42 +491,28 @@ pub fn run_counted(
     let todo = pending(&done, points);
     let finished = count_done(&done, points);
     progress.advance(finished as u64);
-    // Costing and writing overlap: this thread costs batch k + 1 (on the rayon pool) while a
-    // writer thread appends batch k, in order (a batch's skipped points, then its rows: see
-    // checkpoint's module doc). An error on either side stops both; what was appended stays.
-    let pool = Pool::default();
-    let (front, finished) = std::thread::scope(|s| -> Result<(FrontPart, usize)> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Piece>)>(1);
-        let (results, skipped) = (&results, &skipped);
-        let pool = &pool;
-        let writer = s.spawn(move || -> Result<(FrontPart, usize)> {
-            let (mut front, mut finished) = (front, finished);
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(results)
-                .map_err(|e| kept(e, results, finished))?;
-            for (n, pieces) in rx {
-                let skips: Vec<u8> = pieces.iter().flat_map(|p| p.1.iter().copied()).collect();
-                checkpoint::append(skipped, checkpoint::SKIPPED_HEADER, &skips)
-                    .map_err(|e| kept(e, skipped, finished))?;
-                for (rows, _, part) in pieces {
-                    f.write_all(&rows).map_err(|e| kept(e, results, finished))?;
-                    pool.give(rows);
-                    front.points.extend(part.points);
-                    front.values.extend(part.values);
-                }
-                finished += n;
-                progress.advance(n as u64);
-            }
-            Ok((front, finished))
-        });
-        let costed = cost_batches(todo, &plan, &fspec, with_front, &tx, pool);
-        drop(tx);
-        let front = writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the results writer panicked"))??;
-        costed.map(|()| front)
-    })?;
+    // A fresh run of every point writes row i for point i unless it skips points; the rows
+    // report.html reads are then known in advance (checked below: any skip drops them).
+    // They are a few thousand plus one per precision option: with very many options the
+    // page reads the file instead.
+    let options = plan.total / plan.per_option().max(1);
+    let keep = (with_front && !o.resume && options <= 100_000).then(|| batches::Keep {
+        stride: crate::view::page::background_stride(plan.total),
+        per_option: plan.per_option(),
+    });
+    let sink = batches::Sink {
+        results: &results,
+        skipped: &skipped,
+        progress,
+        kept_error: &kept,
+    };
+    let batches::Written {
+        front,
+        finished,
+        kept: kept_rows,
+    } = batches::cost_and_write(
+        todo, &plan, &fspec, with_front, keep, front, finished, &sink,
+    )?;
     let mut skipped_points = 0;
     if std::fs::metadata(&skipped).map(|m| m.len()).unwrap_or(0)
         == checkpoint::SKIPPED_HEADER.len() as u64
@@ -543,81 +534,18 @@ pub fn run_counted(
     // A fresh run appended every point to results.csv or skipped.csv (a resumed one is
     // left to be counted from the files).
     let rows = (!o.resume).then(|| finished - skipped_points);
-    Ok((out_path, rows))
-}
-
-/// Row buffers the writer has emptied, for the next pieces (fresh megabyte buffers would be
-/// page-faulted in anew for every batch).
-#[derive(Default)]
-struct Pool(std::sync::Mutex<Vec<Vec<u8>>>);
-
-impl Pool {
-    fn take(&self, capacity: usize) -> Vec<u8> {
-        let mut v = self
-            .0
-            .lock()
-            .ok()
-            .and_then(|mut p| p.pop())
-            .unwrap_or_default();
-        v.clear();
-        v.reserve(capacity);
-        v
-    }
-
-    fn give(&self, v: Vec<u8>) {
-        if let Ok(mut p) = self.0.lock() {
-            p.push(v);
-        }
-    }
-}
-
-/// A piece of a batch: its rows, its skipped-point lines and its front rows.
-type Piece = (Vec<u8>, Vec<u8>, FrontPart);
-
-/// Costs the points of `todo` in batches (rayon splits each in pieces) and hands each batch,
-/// in order, to the writer; stops at the first error or when the writer has stopped.
-fn cost_batches(
-    mut todo: impl Iterator<Item = usize>,
-    plan: &Plan,
-    fspec: &FrontSpec,
-    with_front: bool,
-    tx: &std::sync::mpsc::SyncSender<(usize, Vec<Piece>)>,
-    pool: &Pool,
-) -> Result<()> {
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        batch.clear();
-        batch.extend(todo.by_ref().take(BATCH));
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let pieces: Vec<Piece> = batch
-            .par_chunks(PIECE)
-            .map(|piece| {
-                // Rows are about 420 bytes; room for more avoids copying as the buffer grows.
-                let mut rows = pool.take(piece.len() * 640);
-                let mut skips = Vec::new();
-                let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
-                let (mut cursor, mut recent) = (Cursor::default(), Recent::default());
-                for &i in piece {
-                    match plan.outcome(i, &mut cursor) {
-                        Outcome::Row(r) => {
-                            r.write_with(&mut rows, &mut recent);
-                            if with_front {
-                                fspec.add(&mut part, &r, &mut scratch)?;
-                            }
-                        }
-                        Outcome::Skipped(why) => checkpoint::skipped_line(&mut skips, i, &why),
-                    }
-                }
-                Ok((rows, skips, part))
-            })
-            .collect::<Result<_>>()?;
-        if tx.send((batch.len(), pieces)).is_err() {
-            // The writer stopped on an error, which it returns.
-            return Ok(());
-        }
-    }
+    let records = kept_rows
+        .filter(|_| skipped_points == 0 && rows == Some(plan.total))
+        .map(|lines| crate::view::page::Records {
+            rows: plan.total,
+            header: header.strip_suffix(b"\n").unwrap_or(&header).to_vec(),
+            lines,
+        });
+    Ok(Finished {
+        out: out_path,
+        rows,
+        records,
+    })
 }
 
 /// The points of `points` not in `done`, in order.
@@ -660,13 +588,17 @@ fn write_front_of(
     })
     .with_context(|| format!("{}: cannot write", path.display()))?;
     if fspec.dims() >= 2 {
-        let ((xn, x), (yn, y)) = (fspec.objective(front, 0), fspec.objective(front, 1));
+        // The plot flags every kept row; `on` flags the candidates.
+        let mut on_kept = vec![false; front.kept];
+        for (&k, _) in front.kept_at.iter().zip(&on).filter(|(_, &f)| f) {
+            on_kept[k] = true;
+        }
         crate::pareto::plot_front_svg(
             &dir.join("front.svg"),
             &plot_title(spec, fspec.dims()),
-            (&xn, &x),
-            (&yn, &y),
-            &on,
+            (fspec.name(0), &front.xs),
+            (fspec.name(1), &front.ys),
+            &on_kept,
         )?;
     }
     Ok(())

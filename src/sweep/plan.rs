@@ -130,6 +130,11 @@ impl Plan {
         Arch::from_spec(&spec, &self.base_origin).map_err(|e| e.to_string())
     }
 
+    /// Points per (model, precision option): a new option starts at every multiple.
+    pub fn per_option(&self) -> usize {
+        self.arch_points
+    }
+
     /// (model, option, architecture point) of point `idx < total`.
     fn locate(&self, idx: usize) -> (usize, usize, usize) {
         let (mut m, mut rest) = (0, idx);
@@ -207,7 +212,6 @@ impl Plan {
         let model = &self.models[m];
         let opt = &model.options[oi];
         self.seek(ai, cursor);
-        let cursor = &*cursor;
         let arch = match &self.archs {
             Some(all) => &all[ai],
             None => &cursor.arch,
@@ -221,14 +225,9 @@ impl Plan {
             Err(e) => return Outcome::Skipped(e.to_string()),
         };
         let n = self.axes.keys.len();
+        let hash = self.config_hash(opt.text.hash_prefix, (m, oi), cursor);
+        let cursor = &*cursor;
         let digits = &cursor.digits[..n];
-        let mut hash = opt.text.hash_prefix;
-        for (k, c) in self.axes.cells(digits).enumerate() {
-            if k > 0 {
-                hash = fnv_add(hash, b"|");
-            }
-            hash = fnv_add(hash, c.raw.as_bytes());
-        }
         let cmp = model.baseline.as_ref().map(|b| accel::compare(&design, b));
         Outcome::Row(Row {
             point: idx as u64,
@@ -238,8 +237,34 @@ impl Plan {
             design,
             speedup: cmp.map(|c| c.speedup),
             energy_saving: cmp.map(|c| c.energy_saving),
-            config_hash: fnv_add(hash, &[0xff]),
+            config_hash: hash,
         })
+    }
+
+    /// The config hash of an option (`prefix`: its FNV state, [`OptionText::hash_prefix`])
+    /// and the cursor's swept values: FNV over
+    /// `model|precision|thresholds|dpred_group_size|v1|...|vn` and `0xff`. The state before
+    /// the last (fastest) value is kept in the cursor, as it changes once per row of values.
+    fn config_hash(&self, prefix: u64, option: (usize, usize), cursor: &mut Cursor) -> u64 {
+        let n = self.axes.keys.len();
+        let Some(last) = n.checked_sub(1) else {
+            return fnv_add(prefix, &[0xff]);
+        };
+        let digits = &cursor.digits;
+        let fresh = cursor
+            .hash
+            .as_ref()
+            .is_some_and(|(o, d, _)| *o == option && d[..last] == digits[..last]);
+        if !fresh {
+            let mut h = prefix;
+            for c in self.axes.cells(&digits[..last]) {
+                h = fnv_add(fnv_add(h, c.raw.as_bytes()), b"|");
+            }
+            cursor.hash = Some((option, *digits, h));
+        }
+        let h = cursor.hash.as_ref().map_or(0, |(_, _, h)| *h);
+        let h = fnv_add(h, self.axes.values[last][digits[last]].raw.as_bytes());
+        fnv_add(h, &[0xff])
     }
 }
 
@@ -250,6 +275,9 @@ pub struct Cursor {
     digits: [usize; MAX_KEYS],
     spec: Option<ArchSpec>,
     arch: Result<Arch, String>,
+    /// The config hash state before the last swept value: (model, option), the digits it
+    /// was computed at (all but the last count) and the state.
+    hash: Option<((usize, usize), [usize; MAX_KEYS], u64)>,
 }
 
 impl Default for Cursor {
@@ -259,6 +287,7 @@ impl Default for Cursor {
             digits: [0; MAX_KEYS],
             spec: None,
             arch: Err(String::new()),
+            hash: None,
         }
     }
 }
@@ -336,6 +365,32 @@ mod tests {
                 proptest::prop_assert_eq!(&cursor.digits, &plan.axes.digits(ai));
                 proptest::prop_assert_eq!(&cursor.arch, &plan.build_arch(ai), "point {}", ai);
                 prev = Some(ai);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The config hash with the cursor's cached state equals FNV over the whole text
+        /// (the oracle), over random walks through options and architecture points.
+        #[test]
+        fn cached_config_hashes_match_hashing_the_whole_text(
+            walk in proptest::collection::vec((0usize..54, 0usize..3), 1..80)
+        ) {
+            let plan = arch_plan();
+            let mut cursor = Cursor::default();
+            for (ai, option) in walk {
+                plan.seek(ai, &mut cursor);
+                // An option's prefix is the FNV state of its text.
+                let prefix = fnv_add(FNV_INIT, &[option as u8]);
+                let got = plan.config_hash(prefix, (0, option), &mut cursor);
+                let n = plan.axes.keys.len();
+                let text: Vec<&str> = plan
+                    .axes
+                    .cells(&cursor.digits[..n])
+                    .map(|c| c.raw.as_str())
+                    .collect();
+                let want = fnv_add(fnv_add(prefix, text.join("|").as_bytes()), &[0xff]);
+                proptest::prop_assert_eq!(got, want);
             }
         }
     }

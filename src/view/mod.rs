@@ -4,6 +4,7 @@
 //! (`results.csv`, `front.csv`, `spec.resolved.toml`), so it works the same on a single run, a
 //! merged sharded run or a directory copied from a cluster.
 
+mod digest;
 pub mod page;
 mod scan;
 pub mod stage;

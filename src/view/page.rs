@@ -4,14 +4,14 @@
 //! time, and the spec with its provenance. Inline SVG and CSS only: no script, no fonts, no
 //! link to anything, so it opens from disk with no network.
 
+use super::digest::digest;
+pub use super::digest::{background_stride, sample_results, Records};
 use super::stage::{error_figure, timeline_figure, StageTraces};
 use super::svg::{esc, Chart, FrontFigure, FAINT, STRONG};
 use super::{format_sig, SweepDir, ViewError};
 use std::fmt::Write;
 use std::path::Path;
 
-/// At most this many results rows are drawn faint behind the front (thinned by a fixed stride).
-const BACKGROUND_POINTS: usize = 3000;
 /// At most this many front points per scatter-matrix panel (a fixed stride beyond).
 const FRONT_POINTS: usize = 3000;
 /// Front rows listed in the table (all are in front.csv).
@@ -19,162 +19,21 @@ const TABLE_ROWS: usize = 500;
 /// Policy timelines shown per model.
 const TIMELINES: usize = 6;
 
-/// The background sample and the distinct precision options of `results.csv`.
-struct ResultsDigest {
-    /// Per objective, the values of the sampled rows.
-    background: Vec<Vec<f64>>,
-    /// Header and rows of the distinct precision options (first occurrence, point order).
-    options_header: Vec<String>,
-    options: Vec<Vec<String>>,
-}
-
-const OPTION_COLUMNS: [&str; 10] = [
-    "model",
-    "precision",
-    "thresholds",
-    "dpred_group_size",
-    "hidden_rmse",
-    "output_rmse",
-    "output_max_abs",
-    "top1_agreement",
-    "task_accuracy",
-    "frac_low_precision",
-];
-
-fn digest(sweep: &SweepDir, columns: &[String]) -> Result<ResultsDigest, ViewError> {
-    let path = sweep.dir.join("results.csv");
-    let bad = |e: &dyn std::fmt::Display| super::file_error(&path, e);
-    let stride = sweep.points.div_ceil(BACKGROUND_POINTS).max(1);
-    let mut header: Option<Vec<String>> = None;
-    let (mut objectives, mut opt_cols) = (Vec::new(), Vec::new());
-    let mut key_fields = (0, 0);
-    let mut background: Vec<Vec<f64>> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut options = Vec::new();
-    // Rows come grouped by option, so a row whose option cells are byte for byte those of
-    // the row before is neither parsed nor looked up (a million-point file is read at memory
-    // speed); the rest are parsed by the csv crate.
-    let mut last_key: Vec<u8> = Vec::new();
-    let mut n = 0usize;
-    let mut failed: Option<String> = None;
-    super::scan::for_each_record(&path, |raw| {
-        let Some(h) = &header else {
-            let h = super::scan::fields(raw).map_err(std::io::Error::other)?;
-            let idx = |n: &str| h.iter().position(|x| x.as_str() == n);
-            objectives = columns
-                .iter()
-                .map(|c| idx(c))
-                .collect::<Vec<Option<usize>>>();
-            opt_cols = OPTION_COLUMNS
-                .iter()
-                .filter_map(|n| Some((idx(n)?, *n)))
-                .collect::<Vec<(usize, &str)>>();
-            let keys = &opt_cols[..opt_cols.len().min(4)];
-            key_fields = (
-                keys.iter().map(|k| k.0).min().unwrap_or(0),
-                keys.iter().map(|k| k.0).max().unwrap_or(0),
-            );
-            background = vec![Vec::new(); objectives.len()];
-            header = Some(h);
-            return Ok(true);
-        };
-        let sampled = n.is_multiple_of(stride);
-        n += 1;
-        let span = field_span(raw, key_fields.0, key_fields.1);
-        let same_option = !last_key.is_empty() && span == Some(&last_key[..]);
-        if !sampled && same_option {
-            return Ok(true);
-        }
-        let rec = match super::scan::fields(raw) {
-            Ok(r) if r.len() == h.len() => r,
-            Ok(r) => {
-                failed = Some(format!(
-                    "record {n}: {} fields, the header has {}",
-                    r.len(),
-                    h.len()
-                ));
-                return Ok(false);
-            }
-            Err(e) => {
-                failed = Some(format!("record {n}: {e}"));
-                return Ok(false);
-            }
-        };
-        if sampled {
-            for (k, o) in objectives.iter().enumerate() {
-                let v = o
-                    .and_then(|i| rec.get(i))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(f64::NAN);
-                background[k].push(v);
-            }
-        }
-        if !same_option {
-            last_key = span.map(<[u8]>::to_vec).unwrap_or_default();
-            let key: Vec<&str> = opt_cols[..opt_cols.len().min(4)]
-                .iter()
-                .map(|(i, _)| rec.get(*i).map_or("", String::as_str))
-                .collect();
-            if seen.insert(key.join("\u{1}")) {
-                options.push(
-                    opt_cols
-                        .iter()
-                        .map(|(i, _)| rec.get(*i).cloned().unwrap_or_default())
-                        .collect(),
-                );
-            }
-        }
-        Ok(true)
-    })
-    .map_err(|e| bad(&e))?;
-    if let Some(problem) = failed {
-        return Err(bad(&problem));
-    }
-    if header.is_none() {
-        return Err(bad(&"empty file, expected a header"));
-    }
-    Ok(ResultsDigest {
-        background,
-        options_header: opt_cols.iter().map(|(_, n)| n.to_string()).collect(),
-        options,
-    })
-}
-
-/// The raw bytes of fields `lo..=hi` of a record (commas inside quoted fields skipped), or
-/// `None` when it has fewer fields.
-fn field_span(rec: &[u8], lo: usize, hi: usize) -> Option<&[u8]> {
-    let (mut field, mut from, mut quoted) = (0usize, 0usize, false);
-    for (i, &c) in rec.iter().enumerate() {
-        match c {
-            b'"' => quoted = !quoted,
-            b',' if !quoted => {
-                if field == hi {
-                    return Some(&rec[from..i]);
-                }
-                field += 1;
-                if field == lo {
-                    from = i + 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    (field == hi).then_some(&rec[from..])
-}
-
-/// A sample of at most a few thousand rows of `results.csv` (a fixed stride): per column, the
-/// values (NaN where empty).
-pub fn sample_results(sweep: &SweepDir, columns: &[String]) -> Result<Vec<Vec<f64>>, ViewError> {
-    Ok(digest(sweep, columns)?.background)
-}
-
 /// Writes `report.html` into the sweep directory (atomically); `stage` are the precision-stage
 /// traces to show (may be empty). Returns the path.
 pub fn write_report(
     sweep: &SweepDir,
     stage: &[StageTraces],
 ) -> Result<std::path::PathBuf, ViewError> {
-    let html = render(sweep, stage)?;
+    write_report_with(sweep, stage, None)
+}
+
+fn write_report_with(
+    sweep: &SweepDir,
+    stage: &[StageTraces],
+    kept: Option<&Records>,
+) -> Result<std::path::PathBuf, ViewError> {
+    let html = render_with(sweep, stage, kept)?;
     let path = sweep.dir.join("report.html");
     crate::report::write_atomic(&path, |w| w.write_all(html.as_bytes()))
         .map_err(|e| super::file_error(&path, e))?;
@@ -198,9 +57,18 @@ fn tip(sweep: &SweepDir, i: usize) -> String {
 
 /// The page as a string.
 pub fn render(sweep: &SweepDir, stage: &[StageTraces]) -> Result<String, ViewError> {
+    render_with(sweep, stage, None)
+}
+
+/// [`render`], from the rows of results.csv a sweep `kept` when given (the same page).
+pub fn render_with(
+    sweep: &SweepDir,
+    stage: &[StageTraces],
+    kept: Option<&Records>,
+) -> Result<String, ViewError> {
     let objectives = sweep.objectives();
     let names: Vec<String> = objectives.iter().map(|o| o.column.clone()).collect();
-    let d = digest(sweep, &names)?;
+    let d = digest(sweep, &names, kept)?;
     let front: Vec<Vec<f64>> = objectives
         .iter()
         .map(|o| sweep.front.numbers(&o.column))
@@ -411,7 +279,20 @@ pub fn report_dir(
     rows: Option<usize>,
     progress: &dyn Fn(u64, u64),
 ) -> anyhow::Result<std::path::PathBuf> {
+    report_dir_with(dir, sequence, rows, None, progress)
+}
+
+/// [`report_dir`], from the rows of results.csv that the sweep which has just written it
+/// `kept` (their row count is then `kept.rows`).
+pub fn report_dir_with(
+    dir: &Path,
+    sequence: usize,
+    rows: Option<usize>,
+    kept: Option<&Records>,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<std::path::PathBuf> {
+    let rows = kept.map(|k| k.rows).or(rows);
     let sweep = SweepDir::open_with_rows(dir, rows)?;
     let stage = super::stage::compute_for_sweep(&sweep, sequence, 3, progress)?;
-    Ok(write_report(&sweep, &stage)?)
+    Ok(write_report_with(&sweep, &stage, kept)?)
 }
