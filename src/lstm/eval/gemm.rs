@@ -37,7 +37,7 @@ pub const MR: usize = 6;
 /// Columns of B and C are padded to a multiple of this (the widest microkernel tile).
 pub const COL_ALIGN: usize = 16;
 /// Depth of one k block (keeps a `KC x NR` strip of B in L1).
-pub(super) const KC: usize = 256;
+const KC: usize = 256;
 /// Products of fewer multiply-adds than this run on the calling thread: about 0.1 ms of work,
 /// more than rayon's hand-off costs on a busy machine (small models run their configs in
 /// parallel instead).
@@ -260,6 +260,40 @@ impl<'a, T: 'static> Job<'a, T> {
         (col / COL_ALIGN) * self.b_strip + (kk - self.k0) * self.ldb + col % COL_ALIGN
     }
 
+    /// Calls `tile(weights of P panels for the k block, B strip at the block, C tile, rows)`
+    /// for every k block of [`KC`] (in order), strip of `NR` columns of B and group of `P` row
+    /// panels; a last group short of panels repeats the last one, whose rows past `rows` the
+    /// tile must not store. Every microkernel walks the job this way.
+    #[inline(always)]
+    pub fn walk<const P: usize, const NR: usize>(
+        &mut self,
+        mut tile: impl FnMut([&[T]; P], &[T], &mut [T], usize),
+    ) where
+        T: Elem,
+    {
+        let panels = self.rows.div_ceil(MR);
+        let mut kb = self.k0;
+        while kb < self.k1 {
+            let ke = (kb + KC).min(self.k1);
+            for col in (0..self.ncols).step_by(NR) {
+                let b = &self.b[self.b_at(kb, col)..];
+                // The last k of the strip must lie inside b.
+                debug_assert!(b.len() >= (ke - kb - 1) * self.ldb + NR);
+                for p in (0..panels).step_by(P) {
+                    let rows = (self.rows - p * MR).min(P * MR);
+                    let a: [&[T]; P] = std::array::from_fn(|q| {
+                        let panel = self.a.panel(self.first_panel + (p + q).min(panels - 1));
+                        &panel[kb * MR..ke * MR]
+                    });
+                    let c = &mut self.c[p * MR * self.ldc + col..];
+                    debug_assert!(c.len() >= (rows - 1) * self.ldc + NR);
+                    tile(a, b, c, rows);
+                }
+            }
+            kb = ke;
+        }
+    }
+
     /// The same job typed as `U`, when `U` is `T`.
     fn cast<U: 'static>(self) -> Result<Job<'a, U>, Self> {
         if std::any::TypeId::of::<T>() != std::any::TypeId::of::<U>() {
@@ -379,23 +413,9 @@ unsafe fn avx2<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
 
 /// Cache blocking: k in blocks of KC (in order), then column strips of NR, then row panels.
 #[inline(always)]
-fn blocked<T: Elem, const NR: usize, const FTZ: bool>(job: Job<'_, T>) {
-    let panels = job.rows.div_ceil(MR);
-    let mut kb = job.k0;
-    while kb < job.k1 {
-        let ke = (kb + KC).min(job.k1);
-        for col in (0..job.ncols).step_by(NR) {
-            let b = &job.b[job.b_at(kb, col)..];
-            for p in 0..panels {
-                let panel = job.a.panel(job.first_panel + p);
-                let a = &panel[kb * MR..ke * MR];
-                let rows = (job.rows - p * MR).min(MR);
-                let c = &mut job.c[p * MR * job.ldc + col..];
-                micro::<T, NR, FTZ>(a, b, job.ldb, c, job.ldc, rows);
-            }
-        }
-        kb = ke;
-    }
+fn blocked<T: Elem, const NR: usize, const FTZ: bool>(mut job: Job<'_, T>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    job.walk::<1, NR>(|[a], b, c, rows| micro::<T, NR, FTZ>(a, b, ldb, c, ldc, rows));
 }
 
 /// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term.

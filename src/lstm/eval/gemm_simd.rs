@@ -1,8 +1,8 @@
-//! Hand-written x86 microkernels of [`super::gemm`]: the same product, the same cache blocking
-//! (k in blocks of [`KC`], in order; then 16-column strips of B; then row panels), and the same
-//! arithmetic per output element — k in order, one multiply then one add per term (`vmulps` /
-//! `vaddps`, never `vfmadd`) — so every kernel gives the scalar loop's bits. They differ only
-//! in how many accumulators they keep in registers:
+//! Hand-written x86 microkernels of [`super::gemm`]: the same product, the same cache
+//! blocking ([`Job::walk`]: k in blocks, in order; then 16-column strips of B; then row
+//! panels), and the same arithmetic per output element — k in order, one multiply then one
+//! add per term (`vmulps` / `vaddps`, never `vfmadd`) — so every kernel gives the scalar
+//! loop's bits. They differ only in how many accumulators they keep in registers:
 //!
 //! | kernel | tile (rows x columns) | accumulators |
 //! | --- | --- | --- |
@@ -13,44 +13,14 @@
 //! Twelve independent accumulators hide the add latency (4 cycles, two ports) while leaving
 //! registers for B and the broadcast weights. None of them flushes subnormals: the caller
 //! runs the generic flushing kernel when [`super::gemm::no_subnormals`] cannot prove the
-//! flush an identity. Tested against the scalar loop by `gemm::tests` on whatever this machine
-//! runs, and each kernel by name in this module's tests.
+//! flush an identity. `gemm::tests` runs every instruction set the machine has (AVX-512, AVX2,
+//! portable) against a scalar loop, f32 and f64.
 
-use super::gemm::{Elem, Job, KC, MR};
+use super::gemm::{Job, MR};
 use std::arch::x86_64::*;
 
 /// Columns per strip of B (the packing of [`super::gemm::gemm`]).
 const NR: usize = 16;
-
-/// Calls `tile(weights of P panels for the k block, B strip at the block, C tile, rows)` for
-/// every k block (in order), 16-column strip of B and group of `P` row panels; a last group
-/// short of panels repeats the last one, whose rows past `rows` are not stored.
-#[inline(always)]
-unsafe fn walk<T: Elem, const P: usize>(
-    job: &mut Job<'_, T>,
-    mut tile: impl FnMut([&[T]; P], *const T, *mut T, usize),
-) {
-    let panels = job.rows.div_ceil(MR);
-    let mut kb = job.k0;
-    while kb < job.k1 {
-        let ke = (kb + KC).min(job.k1);
-        for col in (0..job.ncols).step_by(NR) {
-            let b = &job.b[job.b_at(kb, col)..];
-            // The last k of the strip must lie inside b.
-            debug_assert!(b.len() >= (ke - kb - 1) * job.ldb + NR);
-            for p in (0..panels).step_by(P) {
-                let rows = (job.rows - p * MR).min(P * MR);
-                let a: [&[T]; P] = std::array::from_fn(|q| {
-                    &job.a.panel(job.first_panel + (p + q).min(panels - 1))[kb * MR..ke * MR]
-                });
-                let c = &mut job.c[p * MR * job.ldc + col..];
-                debug_assert!(c.len() >= (rows - 1) * job.ldc + NR);
-                tile(a, b.as_ptr(), c.as_mut_ptr(), rows);
-            }
-        }
-        kb = ke;
-    }
-}
 
 /// The AVX2 f32 kernel: a 6 x 16 tile per panel.
 ///
@@ -59,8 +29,8 @@ unsafe fn walk<T: Elem, const P: usize>(
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn avx2_f32(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
-    walk::<f32, 1>(&mut job, |[a], b, c, rows| {
-        avx2_f32_tile(a, b, ldb, c, ldc, rows)
+    job.walk::<1, NR>(|[a], b, c, rows| {
+        avx2_f32_tile(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
     });
 }
 
@@ -106,8 +76,8 @@ unsafe fn avx2_f32_tile(
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn avx512_f32(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
-    walk::<f32, 2>(&mut job, |a, b, c, rows| {
-        avx512_f32_tile(a, b, ldb, c, ldc, rows)
+    job.walk::<2, NR>(|a, b, c, rows| {
+        avx512_f32_tile(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
     });
 }
 
@@ -152,8 +122,8 @@ unsafe fn avx512_f32_tile<const P: usize>(
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
-    walk::<f64, 1>(&mut job, |[a], b, c, rows| {
-        avx512_f64_tile(a, b, ldb, c, ldc, rows)
+    job.walk::<1, NR>(|[a], b, c, rows| {
+        avx512_f64_tile(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
     });
 }
 
