@@ -21,7 +21,7 @@ mod row;
 pub mod spec;
 
 pub use options::{fnv64, inputs, PrecisionOption, NUMERICS_VERSION};
-pub use row::columns;
+pub use row::{columns, ACCURACY};
 pub use spec::{SpecError, SweepSpec};
 
 use crate::accel::{self, ArchSpec, Override};

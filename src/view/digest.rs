@@ -19,18 +19,9 @@ pub(super) struct ResultsDigest {
     pub options: Vec<Vec<String>>,
 }
 
-const OPTION_COLUMNS: [&str; 10] = [
-    "model",
-    "precision",
-    "thresholds",
-    "dpred_group_size",
-    "hidden_rmse",
-    "output_rmse",
-    "output_max_abs",
-    "top1_agreement",
-    "task_accuracy",
-    "frac_low_precision",
-];
+/// The columns that name a precision option; its accuracy columns
+/// ([`crate::sweep::ACCURACY`]) follow them in the page's option table.
+const OPTION_KEYS: [&str; 4] = ["model", "precision", "thresholds", "dpred_group_size"];
 
 /// The rows of `results.csv` the page reads, as the sweep that has just written the file
 /// kept them, so that the page does not read hundreds of MB back: the header line and, in
@@ -130,8 +121,9 @@ impl<'a> Digester<'a> {
         let h = super::scan::fields(raw).map_err(std::io::Error::other)?;
         let idx = |n: &str| h.iter().position(|x| x.as_str() == n);
         self.objectives = self.columns.iter().map(|c| idx(c)).collect();
-        self.opt_cols = OPTION_COLUMNS
+        self.opt_cols = OPTION_KEYS
             .iter()
+            .chain(&crate::sweep::ACCURACY)
             .filter_map(|n| Some((idx(n)?, *n)))
             .collect();
         let keys = &self.opt_cols[..self.opt_cols.len().min(4)];
