@@ -5,7 +5,7 @@
 //! one-to-one onto 8 x i64 vectors.
 //!
 //! Covered: cells without peepholes or per-row weight scales, and rescales by right shifts of
-//! 0..63 (every format pair the planner makes in practice); [`supports`] says whether a cell
+//! 0..63 (the fx8 cells of the engine benchmark qualify); [`supports`] says whether a cell
 //! qualifies, and the caller runs the scalar unit otherwise. Tested against
 //! [`super::cell::int_unit`] on random cells and sums (this module's tests), and end to end by
 //! `tests/engine.rs` against the scalar oracle of NUMERICS.md.
