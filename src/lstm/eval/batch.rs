@@ -418,6 +418,9 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
     let w = ExactProduct::new(&q.w, rows, io.input, q.x.max_code_abs());
     // Strip-major: the sums of step t, lane n, row r at [(t*lanes + n) / 16][r][n % 16].
     let mut wx = vec![0i64; rows * cols];
+    let strip_at = |row: usize, col: usize| {
+        (col / COL_ALIGN) * rows * COL_ALIGN + row * COL_ALIGN + col % COL_ALIGN
+    };
     w.product_in(&xq, cols, &mut wx, Layout::StripMajor);
     drop(xq);
     drop(w);
@@ -435,12 +438,8 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
             #[cfg(target_arch = "x86_64")]
             if fast {
                 for n0 in (0..io.n).step_by(8) {
-                    let col = t * lanes + n0;
-                    let at = |row: usize| {
-                        (col / COL_ALIGN) * rows * COL_ALIGN + row * COL_ALIGN + col % COL_ALIGN
-                    };
                     let x = super::intcell::Lanes {
-                        wx: [0, 1, 2, 3].map(|g| &wx[at(g * hsz + j)..at(g * hsz + j) + 8]),
+                        wx: [0, 1, 2, 3].map(|g| &wx[strip_at(g * hsz + j, t * lanes + n0)..][..8]),
                         rh: [0, 1, 2, 3].map(|g| &rh[(g * hsz + j) * lanes + n0..][..8]),
                         c_prev: &c_prev[j * lanes + n0..][..8],
                     };
@@ -456,10 +455,12 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
             for n in 0..io.n {
                 let sum = |g: usize| {
                     let row = g * hsz + j;
-                    let col = t * lanes + n;
-                    let at =
-                        (col / COL_ALIGN) * rows * COL_ALIGN + row * COL_ALIGN + col % COL_ALIGN;
-                    int_gate_sum(q, row, wx[at], rh[row * lanes + n])
+                    int_gate_sum(
+                        q,
+                        row,
+                        wx[strip_at(row, t * lanes + n)],
+                        rh[row * lanes + n],
+                    )
                 };
                 (h[n], c[n]) = int_unit(
                     q,

@@ -320,7 +320,7 @@ impl Isa {
         let best = Isa::detect();
         [Isa::Avx512, Isa::Avx2, Isa::Portable]
             .into_iter()
-            .filter(|&i| i == Isa::Portable || i == Isa::Avx2 && best != Isa::Portable || i == best)
+            .skip_while(|&i| i != best)
             .collect()
     }
 
@@ -352,11 +352,11 @@ impl Isa {
         match job.cast::<f32>() {
             Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f32(job) },
             Ok(job) => unsafe { gemm_simd::avx2_f32(job) },
-            Err(job) => match job.cast::<f64>() {
-                Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f64(job) },
-                Ok(job) => return job.cast::<T>().ok(),
+            Err(job) if self == Isa::Avx512 => match job.cast::<f64>() {
+                Ok(job) => unsafe { gemm_simd::avx512_f64(job) },
                 Err(job) => return Some(job),
             },
+            Err(job) => return Some(job),
         }
         None
     }
