@@ -119,7 +119,7 @@ struct Level<'a> {
     q: &'a IntCell,
     /// W·x of every step and lane: `[4H][T * lanes]`.
     wx: Vec<i64>,
-    r: ExactProduct,
+    r: &'a ExactProduct,
 }
 
 /// Per-lane levels and metric values `[lane][t]` of one direction; writes h and c (values of
@@ -140,13 +140,13 @@ fn direction(
         .iter()
         .map(|q| {
             let xq = io.columns(|v| q.x.quantize(v));
-            let w = ExactProduct::new(&q.w, 4 * hsz, io.input, q.x.max_code_abs());
+            let w = q.w_product();
             let mut wx = vec![0i64; 4 * hsz * cols];
             w.product(&xq, cols, &mut wx);
             Level {
                 q,
                 wx,
-                r: ExactProduct::new(&q.r, 4 * hsz, hsz, q.h.max_code_abs()),
+                r: q.r_product(),
             }
         })
         .collect();

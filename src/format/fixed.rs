@@ -68,6 +68,20 @@ impl Fixed {
         )
     }
 
+    /// [`Fixed::quantize`] with the power of two computed once (the same operations, so the
+    /// same codes), for loops over tensors.
+    pub fn quantizer(self) -> impl Fn(f32) -> i32 + Copy + Sync {
+        let scale = pow2(self.frac);
+        let (lo, hi) = (self.min_code() as f64, self.max_code() as f64);
+        move |x| round_clamp(x as f64 * scale, lo, hi)
+    }
+
+    /// [`Fixed::to_f32`] with the power of two computed once.
+    pub fn dequantizer(self) -> impl Fn(i32) -> f32 + Copy + Sync {
+        let scale = pow2(-self.frac);
+        move |code| (code as f64 * scale) as f32
+    }
+
     /// The value of a code (exact in f32: at most 16 significant bits).
     pub fn to_f32(self, code: i32) -> f32 {
         (code as f64 * pow2(-self.frac)) as f32
@@ -156,6 +170,33 @@ pub fn rescale_bound_ok(terms: &[(f64, u32, i32)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hoisted_quantizer_equals_fixed_quantize() {
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for bits in 2..=16 {
+            for frac in -4..20 {
+                let f = Fixed { bits, frac };
+                let (q, back) = (f.quantizer(), f.dequantizer());
+                for _ in 0..300 {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    let x = f32::from_bits((s >> 32) as u32);
+                    let x = if x.is_finite() { x } else { (s as f32) * 1e-12 };
+                    // The literal definition (NUMERICS.md §3), written out here.
+                    let want = (x as f64 * 2f64.powi(f.frac))
+                        .round_ties_even()
+                        .clamp(f.min_code() as f64, f.max_code() as f64)
+                        as i32;
+                    assert_eq!(q(x), want, "{x:e} {f:?}");
+                    assert_eq!(f.quantize(x), want, "{x:e} {f:?}");
+                    let code = q(x);
+                    assert_eq!(back(code).to_bits(), f.to_f32(code).to_bits());
+                }
+            }
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

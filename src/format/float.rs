@@ -80,51 +80,45 @@ impl FloatFormat {
         sig as f32 * pow2f(self.emax() - m)
     }
 
-    /// Rounds an f32 to this format (see the module doc); NaN stays NaN. Integer operations
-    /// on the significand and exact scalings by powers of two only (the GPU's `round_float`
-    /// does the same); `tests::round_equals_the_reference_definition` checks it against the
-    /// definition read literally.
+    /// Rounds an f32 to this format (see the module doc); NaN stays NaN. Without branches
+    /// on the value (so loops over tensors vectorize): an integer round half to even on the
+    /// bits of |x|, or below the format's smallest normal an exact add and subtract of a power
+    /// of two; `tests::round_equals_the_reference_definition` checks it bit for bit against the
+    /// definition read literally, in integers (what the GPU's `round_float` does).
+    #[inline]
     pub fn round(self, x: f32) -> f32 {
-        if x.is_nan() {
-            return x;
-        }
+        let m = self.man_bits;
+        let drop = 23 - m; // significand bits dropped at or above the format's emin
         let bits = x.to_bits();
-        let biased = ((bits >> 23) & 0xff) as i32;
-        if biased == 0 {
-            return 0.0;
-        }
-        let max = self.max_f32();
-        let v = if biased == 0xff {
-            max
+        let a = bits & 0x7fff_ffff; // |x|
+                                    // At or above 2^emin: round half to even on the bits of |x| (a carry out of the
+                                    // significand steps the exponent, as it should).
+        let (half, lsb) = if drop == 0 {
+            (0, 0)
         } else {
-            let e = biased - 127;
-            let mant = (bits & 0x7f_ffff) | 0x80_0000; // x = mant * 2^(e - 23)
-            let m = self.man_bits as i32;
-            let emin = self.emin();
-            let drop = (23 - m + (emin - e).max(0)) as u32;
-            let r = match drop {
-                0 => mant,
-                1..=24 => {
-                    let q = mant >> drop;
-                    let rem = mant & ((1 << drop) - 1);
-                    let half = 1 << (drop - 1);
-                    q + u32::from(rem > half || (rem == half && q & 1 == 1))
-                }
-                _ => 0,
-            };
-            if r == 0 {
-                return 0.0;
-            }
-            let q = e.max(emin) - m; // result = r * 2^q
-            if q + (31 - r.leading_zeros() as i32) < -126 {
-                // Only E = 8 formats reach here: their subnormals are f32 subnormals, flushed.
-                return 0.0;
-            }
-            let q1 = q / 2;
-            (r as f32 * pow2f(q1) * pow2f(q - q1)).min(max)
+            ((1u32 << (drop - 1)) - 1, (a >> drop) & 1)
         };
-        if bits >> 31 == 1 {
-            -v
+        let normal = f32::from_bits((a + half + lsb) & !((1u32 << drop) - 1));
+        // Below 2^emin (formats with fewer than 8 exponent bits): the format's quantum there
+        // is 2^(emin - m); adding then subtracting 2^(emin - m + 23), whose f32 ulp is that
+        // quantum, rounds half to even exactly (its significand count 2^23 is even).
+        let emin = self.emin();
+        let quantum_shift = pow2f((emin - m as i32 + 23).clamp(-126, 127));
+        let abs = f32::from_bits(a);
+        let below = (abs + quantum_shift) - quantum_shift;
+        let min_normal = ((emin.max(-126) + 127) as u32) << 23;
+        let mut v = if a < min_normal { below } else { normal };
+        v = v.min(self.max_f32());
+        if a >= 0x7f80_0000 {
+            v = self.max_f32(); // infinities saturate (NaN is returned below)
+        }
+        if a < 0x0080_0000 || v == 0.0 {
+            v = 0.0; // f32 subnormal inputs flush; zero is +0
+        } else {
+            v = f32::from_bits(v.to_bits() | (bits & 0x8000_0000));
+        }
+        if x.is_nan() {
+            x
         } else {
             v
         }
@@ -291,6 +285,24 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Every f32 bit pattern, for the named formats: `cargo test --release --lib
+    /// every_f32_rounds_as_the_reference -- --ignored` (a few minutes on two cores).
+    #[test]
+    #[ignore = "exhaustive: 2^32 values per format"]
+    fn every_f32_rounds_as_the_reference() {
+        use rayon::prelude::*;
+        for f in formats().into_iter().take(4) {
+            (0..=u32::MAX).into_par_iter().for_each(|b| {
+                let x = f32::from_bits(b);
+                let (a, r) = (f.round(x), round_reference(f, x));
+                assert!(
+                    a.to_bits() == r.to_bits() || (a.is_nan() && r.is_nan()),
+                    "{f} {x:e} ({b:#x}): {a:e} vs {r:e}"
+                );
+            });
         }
     }
 

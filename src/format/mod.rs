@@ -11,6 +11,7 @@
 pub mod detmath;
 pub mod fixed;
 pub mod float;
+pub mod tensor;
 
 pub use fixed::Fixed;
 pub use float::FloatFormat;

@@ -24,11 +24,9 @@ use super::calib::Histogram;
 use super::cell::{self, float_unit, int_gate_sum, int_unit};
 pub(crate) use super::exact::ExactProduct;
 use super::fp32cell;
-use super::gemm::{self, abs_range, no_subnormals, Packed, COL_ALIGN};
+use super::gemm::{self, abs_range, no_subnormals, COL_ALIGN};
 use super::intgemm::Layout;
 use super::plan::{Act, CellPlan, CellRange, IntCell};
-use crate::format::fixed::{pow2, round_clamp};
-use crate::format::Fixed;
 use crate::lstm::Model;
 use rayon::prelude::*;
 
@@ -176,14 +174,13 @@ fn run_float(
     let fx = p.formats.x;
     // Input products of every step: XW[r][t*lanes + n], summed from +0 over k in order.
     let xq = io.columns(|v| fx.round(v));
-    let w = Packed::new(&p.w, rows, io.input);
+    let w = p.w_packed();
     let cols = io.steps * lanes;
     let mut xw = vec![0.0f32; rows * cols];
     let ftz = !no_subnormals(w.min_nonzero, abs_range(&xq).0);
-    gemm::gemm(&w, 0, io.input, &xq, cols, cols, &mut xw, cols, ftz);
+    gemm::gemm(w, 0, io.input, &xq, cols, cols, &mut xw, cols, ftz);
     drop(xq);
-    drop(w);
-    let r = Packed::new(&p.r, rows, hsz);
+    let r = p.r_packed();
     let mut states = States::new(io, &p.h0, &p.c0);
     let mut acc = vec![0.0f32; rows * lanes];
     // Pre-activations of one step, `[H][lanes][4]`, when a histogram wants them.
@@ -198,7 +195,7 @@ fn run_float(
         copy_step(&xw, cols, io.time(s), lanes, &mut acc);
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
         let ftz = !no_subnormals(r.min_nonzero, abs_range(h_prev).0);
-        gemm::gemm(&r, 0, hsz, h_prev, lanes, lanes, &mut acc, lanes, ftz);
+        gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut acc, lanes, ftz);
         let acc = &acc;
         let seen = units(
             (hsz, lanes),
@@ -396,26 +393,12 @@ fn max_range(a: CellRange, b: CellRange) -> CellRange {
     }
 }
 
-/// [`Fixed::quantize`] with the power of two computed once (the same operations, so the same
-/// codes).
-fn quantizer(f: Fixed) -> impl Fn(f32) -> i32 + Sync {
-    let scale = pow2(f.frac);
-    let (lo, hi) = (f.min_code() as f64, f.max_code() as f64);
-    move |x| round_clamp(x as f64 * scale, lo, hi)
-}
-
-/// [`Fixed::to_f32`] with the power of two computed once.
-fn to_f32(f: Fixed) -> impl Fn(i32) -> f32 + Sync {
-    let scale = pow2(-f.frac);
-    move |code| (code as f64 * scale) as f32
-}
-
 fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
     let (hsz, lanes) = (q.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let cols = io.steps * lanes;
-    let xq = io.columns(quantizer(q.x));
-    let w = ExactProduct::new(&q.w, rows, io.input, q.x.max_code_abs());
+    let xq = io.columns(q.x.quantizer());
+    let w = q.w_product();
     // Strip-major: the sums of step t, lane n, row r at [(t*lanes + n) / 16][r][n % 16].
     let mut wx = vec![0i64; rows * cols];
     let strip_at = |row: usize, col: usize| {
@@ -423,8 +406,7 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
     };
     w.product_in(&xq, cols, &mut wx, Layout::StripMajor);
     drop(xq);
-    drop(w);
-    let r = ExactProduct::new(&q.r, rows, hsz, q.h.max_code_abs());
+    let r = q.r_product();
     let mut states = States::new(io, &q.h0, &q.c0);
     let mut rh = vec![0i64; rows * lanes];
     #[cfg(target_arch = "x86_64")]
@@ -472,38 +454,6 @@ fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRa
             CellRange::default()
         });
     }
-    states.write_out(io, h_out, c_out, to_f32(q.h), to_f32(q.c));
+    states.write_out(io, h_out, c_out, q.h.dequantizer(), q.c.dequantizer());
     CellRange::default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hoisted_quantizer_equals_fixed_quantize() {
-        let mut s = 0x1234_5678_9abc_def1u64;
-        for bits in 2..=16 {
-            for frac in -4..20 {
-                let f = Fixed { bits, frac };
-                let (q, back) = (quantizer(f), to_f32(f));
-                for _ in 0..300 {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    let x = f32::from_bits((s >> 32) as u32);
-                    let x = if x.is_finite() { x } else { (s as f32) * 1e-12 };
-                    // The literal definition (NUMERICS.md §3), written out here.
-                    let want = (x as f64 * 2f64.powi(f.frac))
-                        .round_ties_even()
-                        .clamp(f.min_code() as f64, f.max_code() as f64)
-                        as i32;
-                    assert_eq!(q(x), want, "{x:e} {f:?}");
-                    assert_eq!(f.quantize(x), want, "{x:e} {f:?}");
-                    let code = q(x);
-                    assert_eq!(back(code).to_bits(), f.to_f32(code).to_bits());
-                }
-            }
-        }
-    }
 }

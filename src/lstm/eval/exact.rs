@@ -1,15 +1,19 @@
-//! Exact integer products of codes (the integer datapath's W·x and R·h): the narrow
-//! `vpmaddwd` kernel of [`intgemm`] where the codes fit 16 bits, else codes held exactly in f32
+//! Exact integer products of codes (the integer datapath's W·x and R·h): the `vpdpbusd`
+//! kernel of [`intgemm8`] where both operands are 8-bit codes, the `vpmaddwd` kernel of
+//! [`intgemm`] where the codes fit 16 bits, else codes held exactly in f32
 //! or f64 on [`gemm`], summed in blocks short enough to stay exact and widened to i64. Integer
 //! sums do not depend on their order, so every variant gives the same integers.
 
 use super::gemm::{self, Elem, Packed, COL_ALIGN};
 use super::intgemm::{self, Layout, PackedI16};
+use super::intgemm8::{self, PackedI8};
 use rayon::prelude::*;
 
 /// An exact integer product on codes: f32 when block sums stay below 2^24, else f64 (below
 /// 2^53); blocks are summed in i64.
 pub(crate) enum ExactProduct {
+    /// 8-bit codes times 8-bit codes on `vpdpbusd` ([`intgemm8`]).
+    I8(PackedI8),
     /// Codes of at most 16 bits on `vpmaddwd` ([`intgemm`]).
     I16(PackedI16),
     /// 16-bit codes whose pair products could overflow i32 (fx16 x fx16): A = 256·hi + lo
@@ -25,6 +29,11 @@ pub(crate) enum ExactProduct {
 impl ExactProduct {
     /// Packs `codes` (`rows x k`) for products with operands of at most `b_max` in magnitude.
     pub fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
+        if intgemm8::available() && b_max <= 128.0 {
+            if let Some(p) = PackedI8::new(codes, rows, k) {
+                return ExactProduct::I8(p);
+            }
+        }
         if intgemm::available() && b_max <= i16::MAX as f64 + 1.0 {
             if let Some(p) = PackedI16::new(codes, rows, k) {
                 if p.block_pairs(b_max as u64).is_some() {
@@ -65,6 +74,11 @@ impl ExactProduct {
         let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
         let fits = || b.iter().all(|&c| i16::try_from(c).is_ok());
         match self {
+            ExactProduct::I8(a) => {
+                if b.iter().all(|&c| i8::try_from(c).is_ok()) {
+                    return intgemm8::product(a, b, ncols, out, layout);
+                }
+            }
             ExactProduct::I16(a) => {
                 if let (Some(block), true) = (a.block_pairs(b_max as u64), fits()) {
                     return intgemm::product(a, b, ncols, block, out, layout);
@@ -90,6 +104,7 @@ impl ExactProduct {
             return relayout(rm, ncols, out, layout);
         }
         match self {
+            ExactProduct::I8(a) => intgemm8::product_plain(a, b, ncols, out),
             ExactProduct::I16(a) => intgemm::product_plain(a, b, ncols, out),
             ExactProduct::Split { hi, lo } => {
                 let mut low = vec![0i64; out.len()];

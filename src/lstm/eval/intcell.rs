@@ -170,6 +170,7 @@ mod tests {
             sigmoid: table(1 << pre.bits, gate, &mut next),
             tanh_pre: table(1 << pre.bits, gate, &mut next),
             tanh_c: table(1 << c.bits, gate, &mut next),
+            packs: Default::default(),
         }
     }
 

@@ -18,6 +18,8 @@ mod gemm_simd;
 #[cfg(target_arch = "x86_64")]
 mod intcell;
 pub mod intgemm;
+pub mod intgemm8;
+mod packs;
 pub mod plan;
 pub mod reference;
 

@@ -4,9 +4,12 @@
 //! This is the part a GPU kernel uploads once per configuration.
 
 use super::calib::Histogram;
+use super::exact::ExactProduct;
+use super::gemm::Packed;
+use super::packs::{FloatPacks, IntPacks};
 use super::EvalError;
 use crate::format::{
-    detmath, fixed::rescale_bound_ok, CalRule, Fixed, Format, PrecisionConfig, Resolved,
+    detmath, fixed::rescale_bound_ok, tensor, CalRule, Fixed, Format, PrecisionConfig, Resolved,
     WeightScale,
 };
 use crate::lstm::{Cell, Model};
@@ -181,6 +184,8 @@ pub struct CellPlan {
     /// `wscale=channel`: the format of every row of W and of R (NUMERICS.md §3.2); the
     /// tensor formats in `formats` are then those of their widest-range row.
     pub rows: Option<RowFormats>,
+    /// W and R packed for the float kernels on first use.
+    pub(crate) packs: FloatPacks,
 }
 
 /// Per-row (per output channel) formats of W and R.
@@ -249,6 +254,8 @@ pub struct IntCell {
     pub sigmoid: Vec<i32>,
     pub tanh_pre: Vec<i32>,
     pub tanh_c: Vec<i32>,
+    /// W and R codes packed for the exact products on first use.
+    pub(crate) packs: IntPacks,
 }
 
 /// A whole model at one precision config: `layers[l][k]` is direction k of layer l.
@@ -262,8 +269,16 @@ fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
 
+/// `v` rounded to `f` (the format chosen outside the loop, so the loop vectorizes).
 fn round_all(f: Resolved, v: &[f32]) -> Vec<f32> {
-    v.par_iter().map(|&x| f.round(x)).collect()
+    match f {
+        Resolved::Fp32 => tensor::map(v, detmath::ftz),
+        Resolved::Fixed(q) => {
+            let (code, value) = (q.quantizer(), q.dequantizer());
+            tensor::map(v, |x| value(code(x)))
+        }
+        Resolved::Float(ff) => tensor::map(v, |x| ff.round(x)),
+    }
 }
 
 fn fixed(f: Resolved) -> Option<Fixed> {
@@ -392,13 +407,58 @@ impl CellPlan {
             tanh_c,
             int: None,
             rows,
+            packs: FloatPacks::default(),
         };
         plan.int = IntCell::new(&plan, cell.w.len() / (4 * hidden), hidden)?;
         Ok(plan)
     }
 }
 
+impl CellPlan {
+    /// W (`4H x input`) packed for the float kernels, on first use.
+    pub(crate) fn w_packed(&self) -> &Packed<f32> {
+        let rows = self.b.len();
+        self.packs
+            .w
+            .get_or(|| Packed::new(&self.w, rows, self.w.len() / rows.max(1)))
+    }
+
+    /// R (`4H x H`) packed for the float kernels, on first use.
+    pub(crate) fn r_packed(&self) -> &Packed<f32> {
+        let rows = self.b.len();
+        self.packs
+            .r
+            .get_or(|| Packed::new(&self.r, rows, self.r.len() / rows.max(1)))
+    }
+}
+
 impl IntCell {
+    /// W codes packed for the exact product with x codes, on first use.
+    pub(crate) fn w_product(&self) -> &ExactProduct {
+        let rows = self.b.len();
+        self.packs.w.get_or(|| {
+            ExactProduct::new(
+                &self.w,
+                rows,
+                self.w.len() / rows.max(1),
+                self.x.max_code_abs(),
+            )
+        })
+    }
+
+    /// R codes packed for the exact product with h codes, on first use.
+    pub(crate) fn r_product(&self) -> &ExactProduct {
+        let rows = self.b.len();
+        self.packs.r.get_or(|| {
+            ExactProduct::new(
+                &self.r,
+                rows,
+                self.r.len() / rows.max(1),
+                self.h.max_code_abs(),
+            )
+        })
+    }
+
     /// `None` unless every format is fixed point.
     fn new(p: &CellPlan, input: usize, hidden: usize) -> Result<Option<IntCell>, String> {
         let f = &p.formats;
@@ -408,8 +468,7 @@ impl IntCell {
         else {
             return Ok(None);
         };
-        let codes =
-            |fmt: Fixed, v: &[f32]| v.par_iter().map(|&x| fmt.quantize(x)).collect::<Vec<i32>>();
+        let codes = |fmt: Fixed, v: &[f32]| tensor::map(v, fmt.quantizer());
         // Per-row weight formats: the accumulator aligns to the finest row; each row's W·x and
         // R·h are shifted further left by its fraction bits below that (exact).
         let row_fixed =
@@ -533,6 +592,7 @@ impl IntCell {
             sigmoid: p.sigmoid.codes(gate),
             tanh_pre: p.tanh_pre.codes(gate),
             tanh_c: p.tanh_c.codes(gate),
+            packs: IntPacks::default(),
         }))
     }
 }

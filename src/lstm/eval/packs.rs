@@ -1,0 +1,56 @@
+//! Weights packed for the batched kernels, once per plan: the first run of a plan packs W and
+//! R ([`Packed`] for float lanes, [`ExactProduct`] for integer lanes) and every later run of
+//! the same plan (benchmark repetitions, chunked runs, policy lanes) reuses them. A packing is
+//! a pure function of the plan's weights, which never change after the plan is built, so a
+//! cached packing is the packing a fresh run would make.
+
+use super::exact::ExactProduct;
+use super::gemm::Packed;
+use std::sync::OnceLock;
+
+/// A value computed on first use. Cloning gives an empty cache (the clone packs again when
+/// used), so plans stay cheap to clone and print.
+pub(crate) struct Lazy<T>(OnceLock<T>);
+
+impl<T> Lazy<T> {
+    pub fn get_or(&self, make: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(make)
+    }
+}
+
+impl<T> Default for Lazy<T> {
+    fn default() -> Self {
+        Lazy(OnceLock::new())
+    }
+}
+
+impl<T> Clone for Lazy<T> {
+    fn clone(&self) -> Self {
+        Lazy::default()
+    }
+}
+
+impl<T> std::fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.0.get().is_some() {
+            "packed"
+        } else {
+            "not packed"
+        };
+        write!(f, "Lazy({state})")
+    }
+}
+
+/// The packed W (`4H x input`) and R (`4H x H`) of a float cell.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FloatPacks {
+    pub w: Lazy<Packed<f32>>,
+    pub r: Lazy<Packed<f32>>,
+}
+
+/// The packed W and R codes of an integer cell.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IntPacks {
+    pub w: Lazy<ExactProduct>,
+    pub r: Lazy<ExactProduct>,
+}
