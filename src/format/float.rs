@@ -50,7 +50,7 @@ impl FloatFormat {
         1 + self.exp_bits + self.man_bits
     }
 
-    fn bias(self) -> i32 {
+    pub(crate) fn bias(self) -> i32 {
         (1 << (self.exp_bits - 1)) - 1
     }
 
@@ -74,7 +74,7 @@ impl FloatFormat {
 
     /// The largest finite value as an f32 (exact: at most 24 significant bits, and the
     /// exponent of every format here is an f32 normal exponent).
-    fn max_f32(self) -> f32 {
+    pub(crate) fn max_f32(self) -> f32 {
         let m = self.man_bits as i32;
         let sig = (1u32 << (m + 1)) - if self.finite_only { 2 } else { 1 };
         sig as f32 * pow2f(self.emax() - m)
@@ -125,27 +125,25 @@ impl FloatFormat {
     }
 
     /// The bit code of a value of this format (`x` must be a result of [`FloatFormat::round`]).
+    /// Without branches on the value, like `round`: both the normal and the subnormal code
+    /// are computed and one is chosen.
+    #[inline]
     pub fn encode(self, x: f32) -> u32 {
         let m = self.man_bits;
-        let sign = if x.is_sign_negative() && x != 0.0 {
-            1u32 << (self.exp_bits + m)
+        let bits = x.to_bits();
+        let a = bits & 0x7fff_ffff;
+        let sign = if a != 0 {
+            (bits >> 31) << (self.exp_bits + m)
         } else {
             0
         };
-        let a = x.abs();
-        if a == 0.0 {
-            return 0;
-        }
-        let bits = a.to_bits();
-        let e = ((bits >> 23) & 0xff) as i32 - 127;
-        if e >= self.emin() {
-            let biased = (e + self.bias()) as u32;
-            let frac = (bits & 0x7f_ffff) >> (23 - m);
-            sign | biased << m | frac
-        } else {
-            let frac = (a as f64 * 2f64.powi(m as i32 - self.emin())) as u32;
-            sign | frac
-        }
+        let e = (a >> 23) as i32 - 127;
+        let normal = ((e + self.bias()) as u32) << m | (a & 0x7f_ffff) >> (23 - m);
+        // Below 2^emin, |x| is a multiple of 2^(emin - m): scaling by 2^(m - emin) is exact.
+        // (Only formats with fewer than 8 exponent bits get here, so the scale is in range.)
+        let scale = pow2f((m as i32 - self.emin()).min(127));
+        let subnormal = (f32::from_bits(a) * scale) as u32;
+        sign | if e >= self.emin() { normal } else { subnormal }
     }
 
     /// The value of a bit code (infinities and NaN decode as such).
@@ -192,7 +190,7 @@ impl fmt::Display for FloatFormat {
 }
 
 /// 2^e for e in -126..=127, exactly.
-fn pow2f(e: i32) -> f32 {
+pub(crate) fn pow2f(e: i32) -> f32 {
     f32::from_bits(((e + 127) as u32) << 23)
 }
 

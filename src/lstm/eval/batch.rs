@@ -14,7 +14,7 @@
 //! i64. Integer sums are exact, so any block split or kernel gives the same integers.
 //!
 //! The element-wise step runs rayon-parallel over blocks of units; fp32 lanes use the
-//! vectorized unit of [`fp32cell`]. Each step's states are kept (`[step][H][lanes]`) and
+//! vectorized unit of [`fp32cell`], narrow-float lanes the vectorized loop of [`narrowcell`]. Each step's states are kept (`[step][H][lanes]`) and
 //! scattered into the `[N, T, D*H]` outputs once at the end.
 //!
 //! States are kept lane-minor (`[H][lanes]`, lanes padded to [`gemm::COL_ALIGN`]): the layout
@@ -26,6 +26,7 @@ pub(crate) use super::exact::ExactProduct;
 use super::fp32cell;
 use super::gemm::{self, abs_range, no_subnormals, COL_ALIGN};
 use super::intgemm::Layout;
+use super::narrowcell;
 use super::plan::{Act, CellPlan, CellRange, IntCell};
 use crate::lstm::Model;
 use rayon::prelude::*;
@@ -187,6 +188,8 @@ fn run_float(
     let mut pre = hist.as_ref().map(|_| vec![0.0f32; hsz * lanes * 4]);
     // fp32 lanes: the vectorized unit (the same bits as `float_unit`).
     let fast = fp32cell::available() && plain_fp32(p);
+    // Narrow-float lanes: the vectorized loop of `narrowcell` (the same bits as `float_unit`).
+    let narrow = narrowcell::Narrow::of(p);
     let mut range = CellRange {
         c_max: p.c0.iter().fold(0.0f32, |m, v| m.max(v.abs())),
         pre_max: 0.0,
@@ -223,6 +226,14 @@ fn run_float(
                             unsafe { fp32cell::unit_avx2(&unit, io.n, h, c, pre) };
                         return CellRange { pre_max, c_max };
                     }
+                }
+                if let (Some(nw), None) = (&narrow, &pre) {
+                    let u = narrowcell::Unit {
+                        acc,
+                        bias: [0, 1, 2, 3].map(|g| p.b[g * hsz + j]),
+                        c_prev,
+                    };
+                    return narrowcell::unit(nw, &u, &mut h[..io.n], &mut c[..io.n]);
                 }
                 let mut range = CellRange::default();
                 let mut pre = pre;

@@ -19,6 +19,9 @@ mod gemm_simd;
 mod intcell;
 pub mod intgemm;
 pub mod intgemm8;
+mod narrowcell;
+#[cfg(target_arch = "x86_64")]
+mod narrowcell_avx512;
 mod packs;
 pub mod plan;
 pub mod reference;
