@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | [`avx2_f32`] | 6 x 16 (one panel) | 12 ymm of 8 f32 |
 //! | [`avx512_f32`] | 24 x 16 (four panels) | 24 zmm of 16 f32 |
-//! | [`avx512_f64`] | 6 x 16 (one panel) | 12 zmm of 8 f64 |
+//! | [`avx512_f64`] | 12 x 16 (two panels) | 24 zmm of 8 f64 |
 //!
 //! Twelve or more independent accumulators hide the add latency (4 cycles, two ports) while
 //! leaving registers for B and the broadcast weights; the AVX-512 f32 kernel keeps 24 (one
@@ -117,48 +117,55 @@ unsafe fn avx512_f32_tile<const P: usize>(
     }
 }
 
-/// The AVX-512 f64 kernel (the float64 reference, wide integer codes): 6 x 16 tiles.
+/// The AVX-512 f64 kernel (the float64 reference, wide integer codes): 12 x 16 tiles (two
+/// panels against two zmm of B per k).
 ///
 /// # Safety
 /// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
-    job.walk::<1, NR>(|[a], b, c, rows| {
+    job.walk::<2, NR>(|a, b, c, rows| {
         avx512_f64_tile(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
     });
 }
 
-/// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`; `c`: `rows` rows
-/// of 16 with stride `ldc`.
+/// `P` panels (`a[q]`: MR weights per k each) against a strip of 16 columns of B (row
+/// stride `ldb`); `c`: `rows` (at most P x MR) rows of 16 with stride `ldc`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_f64_tile(
-    a: &[f64],
+unsafe fn avx512_f64_tile<const P: usize>(
+    a: [&[f64]; P],
     b: *const f64,
     ldb: usize,
     c: *mut f64,
     ldc: usize,
     rows: usize,
 ) {
-    let mut acc = [[_mm512_setzero_pd(); 2]; MR];
-    for (i, row) in acc.iter_mut().enumerate().take(rows) {
-        row[0] = _mm512_loadu_pd(c.add(i * ldc));
-        row[1] = _mm512_loadu_pd(c.add(i * ldc + 8));
+    let mut acc = [[[_mm512_setzero_pd(); 2]; MR]; P];
+    for r in 0..rows {
+        let row = &mut acc[r / MR][r % MR];
+        row[0] = _mm512_loadu_pd(c.add(r * ldc));
+        row[1] = _mm512_loadu_pd(c.add(r * ldc + 8));
     }
+    let depth = a[0].len() / MR;
     let mut bp = b;
-    for av in a.chunks_exact(MR) {
+    for kk in 0..depth {
         let b0 = _mm512_loadu_pd(bp);
         let b1 = _mm512_loadu_pd(bp.add(8));
-        for i in 0..MR {
-            let ai = _mm512_set1_pd(av[i]);
-            acc[i][0] = _mm512_add_pd(acc[i][0], _mm512_mul_pd(ai, b0));
-            acc[i][1] = _mm512_add_pd(acc[i][1], _mm512_mul_pd(ai, b1));
+        for (panel, aq) in acc.iter_mut().zip(a) {
+            let av = aq.as_ptr().add(kk * MR);
+            for (i, row) in panel.iter_mut().enumerate() {
+                let ai = _mm512_set1_pd(*av.add(i));
+                row[0] = _mm512_add_pd(row[0], _mm512_mul_pd(ai, b0));
+                row[1] = _mm512_add_pd(row[1], _mm512_mul_pd(ai, b1));
+            }
         }
         bp = bp.add(ldb);
     }
-    for (i, row) in acc.iter().enumerate().take(rows) {
-        _mm512_storeu_pd(c.add(i * ldc), row[0]);
-        _mm512_storeu_pd(c.add(i * ldc + 8), row[1]);
+    for r in 0..rows {
+        let row = &acc[r / MR][r % MR];
+        _mm512_storeu_pd(c.add(r * ldc), row[0]);
+        _mm512_storeu_pd(c.add(r * ldc + 8), row[1]);
     }
 }
