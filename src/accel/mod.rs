@@ -33,6 +33,7 @@ mod error;
 mod evaluate;
 mod layer;
 mod levels;
+mod memo;
 mod multicore;
 mod report;
 mod set;
