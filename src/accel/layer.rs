@@ -9,9 +9,8 @@
 
 use super::arch::Arch;
 use super::energy::mac_pj;
-use super::memo::matvec;
 use super::spec::InputProduct;
-use super::timing::{ceil_div, LaneRate, LevelRates, MatVec, GATES};
+use super::timing::{ceil_div, matvec, LaneRate, LevelRates, MatVec, GATES};
 use super::workload::{LayerShape, Workload};
 
 /// How a layer is run on a core, fixed by the multicore mode.

@@ -33,7 +33,6 @@ mod error;
 mod evaluate;
 mod layer;
 mod levels;
-mod memo;
 mod multicore;
 mod report;
 mod set;
