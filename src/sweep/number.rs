@@ -19,10 +19,9 @@ pub struct Recent {
 
 /// Ways of [`Recent`] (a row has fifteen numbers).
 const WAYS: usize = 64;
-/// Bytes of a number's block (the longest text the fast path writes is 24); a power of two,
-/// so that an index masked by `TEXT - 1` needs no bounds check.
+/// Bytes of a number's block (the longest text the fast path writes is 24).
 pub(super) const TEXT: usize = 32;
-const _: () = assert!(TEXT.is_power_of_two() && WAYS.is_power_of_two());
+const _: () = assert!(WAYS.is_power_of_two());
 
 impl Default for Recent {
     fn default() -> Recent {
@@ -47,11 +46,10 @@ impl Recent {
             put(out, &self.text[way], usize::from(self.len[way]));
             return;
         }
-        match format_fast(v, &mut self.text[way]) {
+        match format_fast(v, &mut self.text[way], out) {
             Some(n) => {
                 self.len[way] = n as u8;
                 self.bits[way] = bits;
-                put(out, &self.text[way], n);
             }
             None => {
                 self.len[way] = 0;
@@ -74,8 +72,8 @@ impl Recent {
 /// infinities, NaN, and integers from 2^53 on) is printed by the standard formatter itself.
 pub fn push_f64(out: &mut Vec<u8>, v: f64) {
     let mut text = [0u8; TEXT];
-    match format_fast(v, &mut text) {
-        Some(n) => put(out, &text, n),
+    match format_fast(v, &mut text, out) {
+        Some(_) => {}
         None => push_f64_slow(out, v),
     }
 }
@@ -89,11 +87,11 @@ pub(super) fn put(out: &mut Vec<u8>, text: &[u8; TEXT], n: usize) {
     out.truncate(start + n);
 }
 
-/// [`push_f64`]'s common cases written into `text`: integers below 2^53, and numbers Żmij
-/// writes without an exponent that are not possible ties. Returns the length, or `None`
-/// for the rest.
+/// [`push_f64`]'s common cases written into `text` and appended to `out`: integers below
+/// 2^53, and numbers Żmij writes without an exponent that are not possible ties. Returns the
+/// length, or `None` (nothing written to `out`) for the rest.
 #[inline]
-fn format_fast(v: f64, text: &mut [u8; TEXT]) -> Option<usize> {
+fn format_fast(v: f64, text: &mut [u8; TEXT], out: &mut Vec<u8>) -> Option<usize> {
     const TWO_53: f64 = 9_007_199_254_740_992.0;
     // An integer below 2^53 (NaN fails the first test); the round trip through i64 is one
     // conversion each way where `fract` is a library call on baseline x86-64.
@@ -106,6 +104,7 @@ fn format_fast(v: f64, text: &mut [u8; TEXT]) -> Option<usize> {
             text[i] = b'0' + (x % 10) as u8;
             x /= 10;
         }
+        put(out, text, n);
         return Some(n);
     }
     if !v.is_finite() || v == 0.0 || short_exact_decimal(v) {
@@ -116,34 +115,44 @@ fn format_fast(v: f64, text: &mut [u8; TEXT]) -> Option<usize> {
     let mut buf = zmij::Buffer::new();
     let s = buf.format_finite(v).as_bytes();
     let n = s.len();
-    copy_short(text, s);
     // Without an exponent (within the last five bytes, "e-324"), both write a non-integer
-    // as `{}` does ("12.34", "0.001234"). Five loads and compares, no call to `memchr`: an
-    // index below 0 wraps to the block's last bytes, which text of at most 24 bytes never
-    // writes (they stay 0).
-    let at = |k: usize| text[n.wrapping_sub(k) & (TEXT - 1)] == b'e';
-    let exponent = at(1) | at(2) | at(3) | at(4) | at(5);
-    (!exponent).then_some(n)
+    // as `{}` does ("12.34", "0.001234"). Five byte compares, no call to `memchr`.
+    let at = |k: usize| n >= k && s[n - k] == b'e';
+    if at(1) | at(2) | at(3) | at(4) | at(5) {
+        return None;
+    }
+    copy_short(text, out, s);
+    Some(n)
 }
 
-/// `text[..src.len()] = src` for `src` of at most 32 bytes, by two overlapping fixed-size
-/// copies (inlined; a variable-length copy is a call to `memcpy`, which cost more than the
-/// formatting saved).
+/// `text[..src.len()] = src` and `src` appended to `out`, for `src` of at most 32 bytes, each
+/// by two overlapping fixed-size copies from the same two loads: inlined (a variable-length
+/// copy is a call to `memcpy`), and `src`, just written by the formatter in narrower stores,
+/// is read once (a wide load of fresh narrow stores stalls until they reach the cache).
 #[inline]
-fn copy_short(text: &mut [u8; TEXT], src: &[u8]) {
-    let n = src.len();
-    if n >= 16 {
-        text[..16].copy_from_slice(&src[..16]);
-        text[n - 16..n].copy_from_slice(&src[n - 16..]);
-    } else if n >= 8 {
-        text[..8].copy_from_slice(&src[..8]);
-        text[n - 8..n].copy_from_slice(&src[n - 8..]);
-    } else if n >= 4 {
-        text[..4].copy_from_slice(&src[..4]);
-        text[n - 4..n].copy_from_slice(&src[n - 4..]);
-    } else {
-        for (t, &c) in text.iter_mut().zip(src) {
-            *t = c;
+fn copy_short(text: &mut [u8; TEXT], out: &mut Vec<u8>, src: &[u8]) {
+    fn two<const W: usize>(text: &mut [u8; TEXT], out: &mut Vec<u8>, src: &[u8]) {
+        let n = src.len();
+        let mut head = [0u8; W];
+        let mut tail = [0u8; W];
+        head.copy_from_slice(&src[..W]);
+        tail.copy_from_slice(&src[n - W..]);
+        text[..W].copy_from_slice(&head);
+        text[n - W..n].copy_from_slice(&tail);
+        let start = out.len();
+        out.extend_from_slice(&head);
+        out.truncate(start + n - W);
+        out.extend_from_slice(&tail);
+    }
+    match src.len() {
+        16.. => two::<16>(text, out, src),
+        8..=15 => two::<8>(text, out, src),
+        4..=7 => two::<4>(text, out, src),
+        _ => {
+            for (t, &c) in text.iter_mut().zip(src) {
+                *t = c;
+            }
+            out.extend_from_slice(src);
         }
     }
 }
