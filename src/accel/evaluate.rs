@@ -75,6 +75,7 @@ impl DesignPoint {
 /// level and waiting for the step's level, but in a multithreading pipeline the per-layer
 /// choice can lengthen the slowest stage, so the point is the faster of that and waiting
 /// everywhere (what the simulator runs; overlap is then never slower than no overlap).
+#[inline]
 pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
     let point = evaluate_schedule(arch, workload)?;
     if !(arch.schedule.overlap_tail && workload.precision.is_dynamic()) {
@@ -90,6 +91,10 @@ pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelEr
     })
 }
 
+// Inlined into `evaluate` (and, through it, into a sweep's loop), so the point is built where
+// the caller keeps it: returned through two calls, its 200 bytes were copied by `memcpy` at
+// each.
+#[inline(always)]
 fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
     workload.validate()?;
     let p = &workload.precision;

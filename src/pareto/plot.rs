@@ -176,18 +176,21 @@ fn render(
         return render(title, x, y, on_front, false);
     };
     let rest = &svg[at + lead.len()..at + len];
-    let mut circles = String::with_capacity(len * pixels.len() + 16);
+    // The page with the circles in place of the first one, copied piece by piece
+    // (`String::replace_range` splices byte by byte: ~10 ms for a 4.6 MB page).
+    let mut page = String::with_capacity(svg.len() + (len + 8) * pixels.len());
+    page.push_str(&svg[..at]);
     for &p in &pixels {
         let mut b = itoa::Buffer::new();
-        circles.push_str("<circle cx=\"");
-        circles.push_str(b.format(p.0));
-        circles.push_str("\" cy=\"");
-        circles.push_str(b.format(p.1));
-        circles.push_str("\" ");
-        circles.push_str(rest);
+        page.push_str("<circle cx=\"");
+        page.push_str(b.format(p.0));
+        page.push_str("\" cy=\"");
+        page.push_str(b.format(p.1));
+        page.push_str("\" ");
+        page.push_str(rest);
     }
-    svg.replace_range(at..at + len, &circles);
-    Ok(svg)
+    page.push_str(&svg[at + len..]);
+    Ok(page)
 }
 
 /// The span of `values` with 5% margins; a single value gets a unit-sized span around it.

@@ -7,8 +7,8 @@
 
 use super::checkpoint;
 use super::front::{FrontPart, FrontSpec};
+use super::number::Recent;
 use super::plan::{Cursor, Outcome, Plan};
-use super::row::Recent;
 use super::Progress;
 use anyhow::Result;
 use rayon::prelude::*;

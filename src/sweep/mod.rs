@@ -14,6 +14,7 @@
 mod batches;
 mod checkpoint;
 mod front;
+mod number;
 mod options;
 mod outdir;
 mod plan;

@@ -148,59 +148,81 @@ impl Plan {
     /// Moves `cursor` to architecture point `ai`: its value digits, and its architecture
     /// unless they were built up front. Neighbouring points differ in the last keys only, so
     /// the cursor's spec takes just the overrides whose value changed; the result is the
-    /// architecture [`Plan::build_arch`] gives (each override sets its own key).
+    /// architecture [`Plan::build_arch`] gives (each override sets its own key). The digits
+    /// of a step to the next point change in place (copying all `MAX_KEYS` of them in and out
+    /// was two `memcpy` calls per point).
     fn seek(&self, ai: usize, cursor: &mut Cursor) {
         if cursor.ai == Some(ai) {
             return;
         }
         let n = self.axes.keys.len();
-        let mut digits = cursor.digits;
         if cursor.ai.is_some_and(|prev| prev + 1 == ai) {
-            // Mixed-radix increment, last key fastest.
-            for k in (0..n).rev() {
-                digits[k] += 1;
-                if digits[k] < self.axes.values[k].len() {
+            // Mixed-radix increment, last key fastest: key `first` steps up, the keys after
+            // it roll over to their first value (a change only when they have several).
+            let mut first = n;
+            while first > 0 {
+                first -= 1;
+                cursor.digits[first] += 1;
+                if cursor.digits[first] < self.axes.values[first].len() {
                     break;
                 }
-                digits[k] = 0;
+                cursor.digits[first] = 0;
+            }
+            if self.archs.is_none() {
+                let lens = |k: usize| self.axes.values[k].len();
+                let changed = |k: usize| k == first || (k > first && lens(k) > 1);
+                cursor.arch = self.incremental_arch(
+                    ai,
+                    &cursor.digits,
+                    changed,
+                    &mut cursor.spec,
+                    &cursor.arch,
+                );
             }
         } else {
-            digits = self.axes.digits(ai);
+            let digits = self.axes.digits(ai);
+            if self.archs.is_none() {
+                let old = &cursor.digits;
+                let changed = |k: usize| digits[k] != old[k];
+                cursor.arch =
+                    self.incremental_arch(ai, &digits, changed, &mut cursor.spec, &cursor.arch);
+            }
+            cursor.digits = digits;
         }
-        if self.archs.is_none() {
-            cursor.arch = self.incremental_arch(ai, &digits, cursor);
-        }
-        cursor.digits = digits;
         cursor.ai = Some(ai);
     }
 
+    /// The architecture at `digits` (point `ai`): from the cursor's `spec` with the overrides
+    /// of the `changed` keys applied, else from the base spec.
     fn incremental_arch(
         &self,
         ai: usize,
         digits: &[usize; MAX_KEYS],
-        cursor: &mut Cursor,
+        changed: impl Fn(usize) -> bool,
+        spec: &mut Option<ArchSpec>,
+        prev: &Result<Arch, String>,
     ) -> Result<Arch, String> {
-        let Some(spec) = cursor.spec.as_mut() else {
-            let mut spec = self.base.clone();
+        let Some(s) = spec.as_mut() else {
+            let mut fresh = self.base.clone();
             for (k, overrides) in self.axes.overrides.iter().enumerate() {
-                if let Err(e) = overrides[digits[k]].apply(&mut spec) {
+                if let Err(e) = overrides[digits[k]].apply(&mut fresh) {
                     return Err(e.to_string());
                 }
             }
-            let arch = Arch::from_spec(&spec, &self.base_origin).map_err(|e| e.to_string());
-            cursor.spec = Some(spec);
+            let arch = Arch::from_spec(&fresh, &self.base_origin).map_err(|e| e.to_string());
+            *spec = Some(fresh);
             return arch;
         };
         for (k, overrides) in self.axes.overrides.iter().enumerate() {
-            if digits[k] != cursor.digits[k] && overrides[digits[k]].apply(spec).is_err() {
+            if changed(k) && overrides[digits[k]].apply(s).is_err() {
                 // A spec an override failed on is not trusted further: start afresh.
-                cursor.spec = None;
+                *spec = None;
                 return self.build_arch(ai);
             }
         }
-        match &cursor.arch {
-            Ok(like) => Arch::from_spec_like(spec, &self.base_origin, like),
-            Err(_) => Arch::from_spec(spec, &self.base_origin),
+        match prev {
+            Ok(like) => Arch::from_spec_like(s, &self.base_origin, like),
+            Err(_) => Arch::from_spec(s, &self.base_origin),
         }
         .map_err(|e| e.to_string())
     }
