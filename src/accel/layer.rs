@@ -10,7 +10,7 @@
 use super::arch::Arch;
 use super::energy::mac_pj;
 use super::spec::InputProduct;
-use super::timing::{ceil_div, matvec, LaneRate, LevelRates, MatVec, GATES};
+use super::timing::{ceil_div, matvec, LaneRate, LevelRates, MatVec, GATES, MAX_PRECISION_LEVELS};
 use super::workload::{LayerShape, Workload};
 
 /// How a layer is run on a core, fixed by the multicore mode.
@@ -63,6 +63,15 @@ pub(crate) struct LayerCost {
     pub switches: f64,
     /// Activation width of the widest level, for traffic between layers and cores.
     pub activation_bytes_per_value: f64,
+    /// Per precision level (indexed as the workload's levels; 0 where a level is absent): the
+    /// layer's own step at that level (its stream included, switches at their mean rate), and
+    /// the units' busy cycles of such a step. Multithreading's pipeline crosses from layer to
+    /// layer at the steps that suit its longest path (docs/MODEL.md section 4).
+    pub level_step: [f64; MAX_PRECISION_LEVELS],
+    pub level_busy: [f64; MAX_PRECISION_LEVELS],
+    /// Whether the layer waits for its weight stream at some level present (a stream-bound
+    /// step): its double buffer then absorbs a late input.
+    pub waits_for_stream: bool,
 }
 
 /// What makes two layers' per-step costs identical.
@@ -107,6 +116,11 @@ pub(crate) struct LevelSums {
     input_at_widest: bool,
     /// Levels present (with a non-zero fraction).
     levels: usize,
+    /// Whether some level present waits for the stream (step_k <= stream > 0).
+    waits_for_stream: bool,
+    /// Per level index: max(step_k, stream) and in_k + rec_k + 2 rho (0 where absent).
+    level_step: [f64; MAX_PRECISION_LEVELS],
+    level_busy: [f64; MAX_PRECISION_LEVELS],
 }
 
 /// The three schedules of one layer (docs/MODEL.md section 3).
@@ -224,9 +238,9 @@ fn level_sums(
     let rec_macs = (sh.blocks * sh.cells * sh.hidden * sh.batch) as f64;
     let h_bits = (sh.batch * sh.blocks / GATES * sh.cells) as f64;
     // (fraction, step, gap) of each level present, for the stream-bound pace.
-    let mut steps_of = [(0.0f64, 0.0f64, 0.0f64); super::timing::MAX_PRECISION_LEVELS];
+    let mut steps_of = [(0.0f64, 0.0f64, 0.0f64); MAX_PRECISION_LEVELS];
     let mut levels = 0;
-    for (rate, &frac) in rates.iter().zip(fractions) {
+    for (index, (rate, &frac)) in rates.iter().zip(fractions).enumerate() {
         if frac == 0.0 {
             continue;
         }
@@ -262,6 +276,11 @@ fn level_sums(
         s.first_wait += frac * first_gate.max(sh.stream);
         s.busy_cycles += frac * (input.cycles + rec.cycles + 2.0 * rho);
         s.step_cycles += frac * step.max(sh.stream);
+        s.waits_for_stream |= sh.stream > 0.0 && step <= sh.stream;
+        if index < MAX_PRECISION_LEVELS {
+            s.level_step[index] = step.max(sh.stream);
+            s.level_busy[index] = input.cycles + rec.cycles + 2.0 * rho;
+        }
         // Cycles of a step not spent from its stream's arrival to its products' end.
         let gap = match plan {
             Plan::Sequential => sh.post.max(rho),
@@ -502,6 +521,19 @@ pub(crate) fn layer_cost(
     // Activation traffic (inputs, outputs, spills) bounds the whole run, not each layer:
     // the caller takes max(sum of layers, all traffic / bandwidth).
     let layer_cycles = compute_total;
+    let mut level_step = sums.level_step;
+    let mut level_busy = sums.level_busy;
+    for (k, f) in p
+        .fractions_for(index)
+        .iter()
+        .enumerate()
+        .take(MAX_PRECISION_LEVELS)
+    {
+        if *f > 0.0 {
+            level_step[k] += switch_cycles / t;
+            level_busy[k] += switch_cycles / t;
+        }
+    }
     LayerCost {
         load_cycles: load,
         step_cycles: sums.step_cycles + switch_cycles / t,
@@ -519,6 +551,9 @@ pub(crate) fn layer_cost(
         mac_pj: sums.mac_pj,
         switches,
         activation_bytes_per_value: act_bytes,
+        level_step,
+        level_busy,
+        waits_for_stream: sums.waits_for_stream,
     }
 }
 

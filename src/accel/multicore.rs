@@ -8,7 +8,7 @@
 use super::arch::Arch;
 use super::layer::{head_cost, layer_cost, HeadCost, LayerContext, LayerCost};
 use super::spec::{InputProduct, MulticoreMode};
-use super::timing::LevelRates;
+use super::timing::{LevelRates, MAX_PRECISION_LEVELS};
 use super::workload::{LayerShape, Workload};
 
 /// Whole-run totals for all cores.
@@ -157,6 +157,15 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // The first-stream credit taken by each stage's (lone) layer in the current segment: it
     // holds only if that layer's own stream chain paces the segment (see below).
     let mut stage_credit = vec![0.0f64; stages];
+    // Per stage and precision level (dynamic precision): the slowest own step of its layers,
+    // the sum of their busy cycles and the sum of their own steps (a column of the pipeline).
+    const NO_LEVELS: [f64; MAX_PRECISION_LEVELS] = [0.0; MAX_PRECISION_LEVELS];
+    let mut stage_level_step = vec![NO_LEVELS; stages];
+    let mut stage_level_busy = vec![NO_LEVELS; stages];
+    let mut stage_level_column = vec![NO_LEVELS; stages];
+    let mut stage_waits = vec![false; stages];
+    let phi = &workload.precision.step_fraction;
+    let dynamic = workload.precision.is_dynamic();
     let (mut fill, mut max_hop) = (0.0f64, 0.0f64);
     // When each core finished its previous segment's work: it may load its next layers'
     // weights from then on, while other cores still compute.
@@ -192,16 +201,25 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         // one after another (its DRAM share is one server), each as soon as the core finished
         // the previous segment, while the layers loaded before compute.
         let load_end = core_free[j] + stage_load[j];
-        chain = chain.max(load_end);
         // A core issues its products in wavefront order: this layer's first step comes after
         // one step of each layer before it on the core (the round it joins), not right after
-        // the step it waits for.
+        // the step it waits for. Those steps are ready once the step it waits for is done, and
+        // run while its weights still load: they delay it only past the end of its load.
         if t >= 2.0 {
             fill += stage_busy[j];
             chain += stage_busy[j];
         }
+        chain = chain.max(load_end);
         stage_busy[j] += cost.busy_cycles;
         stage_last_busy[j] = cost.busy_cycles;
+        stage_waits[j] |= cost.waits_for_stream;
+        if dynamic {
+            for k in 0..phi.len().min(MAX_PRECISION_LEVELS) {
+                stage_level_step[j][k] = stage_level_step[j][k].max(cost.level_step[k]);
+                stage_level_busy[j][k] += cost.level_busy[k];
+                stage_level_column[j][k] += cost.level_step[k];
+            }
+        }
         fill += cost.edge_cycles + cost.step_cycles;
         // The first weight stream follows the load on the DRAM server: the time between the
         // end of the load and the layer's first product hides it.
@@ -253,7 +271,48 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 .filter(|&j| period(j) < slowest)
                 .map(|j| stage_credit[j])
                 .sum();
-            let end = chain + unpaced + (t - 1.0) * slowest - drain;
+            // Dynamic precision: the longest path crosses into and out of the pacing stage at
+            // the steps that suit it (slow ones), not at step 0 and step T-1.
+            let mut crossing = 0.0;
+            if dynamic && t >= 2.0 && slowest > max_hop {
+                if let Some(p) = (0..stages).rev().find(|&j| period(j) == slowest) {
+                    let first = stage_of(seg_start);
+                    let level_period = |j: usize, k: usize| {
+                        stage_level_step[j][k]
+                            .max(stage_level_busy[j][k])
+                            .max(stage_stream[j])
+                    };
+                    let levels = phi.len().min(MAX_PRECISION_LEVELS);
+                    let best = |range: &mut dyn Iterator<Item = usize>| {
+                        let (mut column, mut gain) = (NO_LEVELS, 0.0f64);
+                        for m in range {
+                            let mut deficit = NO_LEVELS;
+                            for k in 0..levels {
+                                column[k] += stage_level_column[m][k];
+                                deficit[k] = level_period(p, k) - level_period(m, k);
+                            }
+                            gain = gain.max(crossing_gain(
+                                &column[..levels],
+                                &deficit[..levels],
+                                &phi[..levels],
+                                t,
+                                workload.precision.switch_rate,
+                            ));
+                        }
+                        gain
+                    };
+                    // A pacer waiting for its streams at some level absorbs a late input in
+                    // its double buffer.
+                    let stream_paced = stage_waits[p];
+                    let up = if stream_paced {
+                        0.0
+                    } else {
+                        best(&mut (first..p).rev())
+                    };
+                    crossing = up + best(&mut (p + 1..=j));
+                }
+            }
+            let end = chain + unpaced + (t - 1.0) * slowest - drain + crossing;
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);
             tl.dram_bound_cycles += bound.min(end - now);
             now = end;
@@ -272,6 +331,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_load.iter_mut().for_each(|s| *s = 0.0);
             stage_bound.iter_mut().for_each(|s| *s = 0.0);
             stage_credit.iter_mut().for_each(|s| *s = 0.0);
+            stage_level_step.iter_mut().for_each(|s| *s = NO_LEVELS);
+            stage_level_busy.iter_mut().for_each(|s| *s = NO_LEVELS);
+            stage_level_column.iter_mut().for_each(|s| *s = NO_LEVELS);
+            stage_waits.iter_mut().for_each(|s| *s = false);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;
@@ -290,4 +353,57 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     }
     tl.copies = 1.0;
     tl.active_cores = stages as f64;
+}
+
+/// The expected extra length of a pipeline's longest path from choosing where it crosses a run
+/// of stages (docs/MODEL.md section 4, "Dynamic precision"). `column[k]`: the crossed stages'
+/// own steps at level k (the cost of passing them at one step of level k); `deficit[k]`: what a
+/// step at level k costs the path when it walks the stage it leaves from instead of the pacing
+/// stage. The closed form crosses at step 0 (into the pacing stage; out of it at step T-1), at
+/// the mean column. The path may instead walk on until the first step at the slowest column
+/// level M: D steps later, D = 0 with probability phi_M, else geometric with the per-step odds
+/// q of entering level M (the runs of level M over the other levels' steps), and it does so
+/// while the gain Delta = column_M - mean other column exceeds D times the mean other deficit.
+/// O(levels).
+fn crossing_gain(column: &[f64], deficit: &[f64], phi: &[f64], t: f64, switch_rate: f64) -> f64 {
+    let Some(m) = (0..phi.len())
+        .filter(|&k| phi[k] > 0.0)
+        .max_by(|&a, &b| column[a].total_cmp(&column[b]))
+    else {
+        return 0.0;
+    };
+    let pm = phi[m];
+    if pm >= 1.0 - 1e-12 {
+        return 0.0;
+    }
+    let mean: f64 = phi.iter().zip(column).map(|(f, c)| f * c).sum();
+    let others = 1.0 - pm;
+    let delta = column[m] - (mean - pm * column[m]) / others;
+    if delta <= 0.0 {
+        return 0.0;
+    }
+    let cost = (0..phi.len())
+        .filter(|&k| k != m)
+        .map(|k| phi[k] * deficit[k])
+        .sum::<f64>()
+        / others;
+    let sumsq: f64 = phi.iter().map(|f| f * f).sum();
+    let switches = switch_rate * (t - 1.0);
+    let runs = if 1.0 - sumsq > 1e-12 {
+        (switches * pm * others / (1.0 - sumsq) + pm).clamp(0.0, t * pm)
+    } else {
+        pm
+    };
+    let q = (runs / (t * others)).clamp(0.0, 1.0);
+    let mut n = t - 1.0;
+    if cost > 0.0 {
+        n = n.min((delta / cost).floor());
+    }
+    if q <= 0.0 || n < 1.0 {
+        return 0.0;
+    }
+    // sum_{D=1}^{n} q (1-q)^(D-1) (Delta - D cost).
+    let survive = (1.0 - q).powf(n);
+    let expected = delta * (1.0 - survive) - cost.max(0.0) * (1.0 - survive * (1.0 + n * q)) / q;
+    others * expected.max(0.0)
 }

@@ -159,9 +159,10 @@ enum Class {
     /// Multithreading at fixed precision, weights resident (the pipeline's fill, steady
     /// rounds, drain and segment barriers, docs/MODEL.md section 4).
     Multithreading = 3,
-    /// Multithreading with dynamic precision: the pipeline's pace is set by the actual step
-    /// times of each level sequence (a longest path over random step times), the closed form
-    /// sees their means; with `overlap_tail`, also the overlap-or-wait choice.
+    /// Multithreading with dynamic precision: the pipeline's longest path runs over the actual
+    /// step times of the level sequence (it crosses from layer to layer at slow steps), the
+    /// closed form sees the fractions and the switch rate (the expected crossing gain);
+    /// with `overlap_tail`, also the overlap-or-wait choice.
     MultithreadingDynamic = 4,
     /// Multithreading with weights streamed after step 0.
     MultithreadingStreamed = 5,
@@ -169,9 +170,11 @@ enum Class {
 
 /// The tolerance of each [`Class`], at or above the worst case measured over 200,000 random
 /// points by `worst_case_per_class` (resident 1.43%, overlapped dynamic 4.27%, streamed
-/// 4.80%, multithreading 4.56%, multithreading with dynamic precision 7.89%, multithreading
-/// with streamed weights 7.36%: docs/MODEL.md section 3).
-const TOLERANCE: [f64; 6] = [0.05, 0.05, 0.05, 0.05, 0.08, 0.08];
+/// 4.80%, multithreading 3.09%, multithreading with dynamic precision 4.94%, multithreading
+/// with streamed weights 7.32%: docs/MODEL.md section 3). Streamed multithreading gets 10%:
+/// a fresh random run found a point at -9.38% (kept in proptest-regressions). Over
+/// 1,000,000 points the tails go further (docs/MODEL.md section 3, "Beyond 200,000 points").
+const TOLERANCE: [f64; 6] = [0.05, 0.05, 0.05, 0.05, 0.05, 0.10];
 
 fn class(a: &Arch, w: &Workload) -> Class {
     let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
@@ -208,6 +211,8 @@ fn worst_case_per_class() {
     let mut runner = TestRunner::deterministic();
     let strategy = (small_arch(), small_workload());
     let (mut worst, mut count) = ([0.0f64; 6], [0usize; 6]);
+    // Signed extremes: the closed form below (low) and above (high) the simulator.
+    let (mut low, mut high) = ([0.0f64; 6], [0.0f64; 6]);
     let mut errors: [Vec<f64>; 6] = Default::default();
     let mut exact_worst = 0.0f64;
     let mut examples: [Option<String>; 7] = Default::default();
@@ -215,8 +220,11 @@ fn worst_case_per_class() {
         let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
         let point = evaluate(&a, &w).expect("point evaluates");
         let sim = simulate(&a, &w, &levels).expect("point simulates");
-        let rel = ((point.cycles - sim.cycles) / sim.cycles).abs();
+        let signed = (point.cycles - sim.cycles) / sim.cycles;
+        let rel = signed.abs();
         let c = class(&a, &w) as usize;
+        low[c] = low[c].min(signed);
+        high[c] = high[c].max(signed);
         let show = || {
             format!(
                 "model {} sim {}\n{a:?}\n{w:?}\n{levels:?}",
@@ -254,11 +262,13 @@ fn worst_case_per_class() {
                     .unwrap_or(0.0)
         };
         println!(
-            "{name}: {} points, median {:.2}%, 99th percentile {:.2}%, worst {:.2}% (tolerance {:.0}%)",
+            "{name}: {} points, median {:.2}%, 99th percentile {:.2}%, worst {:.2}% ({:+.2}% .. {:+.2}%, tolerance {:.0}%)",
             count[c],
             at(0.5),
             at(0.99),
             100.0 * worst[c],
+            100.0 * low[c],
+            100.0 * high[c],
             100.0 * TOLERANCE[c]
         );
     }
