@@ -14,8 +14,9 @@
 //! i64. Integer sums are exact, so any block split or kernel gives the same integers.
 //!
 //! The element-wise step runs rayon-parallel over blocks of units; fp32 lanes use the
-//! vectorized unit of [`fp32cell`], narrow-float lanes the vectorized loop of [`narrowcell`]. Each step's states are kept (`[step][H][lanes]`) and
-//! scattered into the `[N, T, D*H]` outputs once at the end.
+//! vectorized unit of [`fp32cell`], narrow-float lanes that of [`narrowcell`]. Each step's
+//! states are kept (`[step][H][lanes]`) and scattered into the `[N, T, D*H]` outputs once at
+//! the end. W and R are packed once per plan ([`super::packs`]).
 //!
 //! States are kept lane-minor (`[H][lanes]`, lanes padded to [`gemm::COL_ALIGN`]): the layout
 //! the product reads them in.

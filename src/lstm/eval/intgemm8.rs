@@ -11,7 +11,7 @@
 //! `vpaddd`, so below the bound nothing wraps). Integer sums do not depend on their order, so
 //! the result equals the plain i64 loop bit for bit, whatever the blocking or thread count.
 //!
-//! A is packed once (panels of [`MR`] rows, k in quads: `[panel][k/4][MR][4]`, with its row
+//! A is packed once (panels of `MR` rows, k in quads: `[panel][k/4][MR][4]`, with its row
 //! sums), B per product (`[strip of 16 columns][k/4][16][4]` offset bytes); k is padded with
 //! zero terms of A.
 
