@@ -72,6 +72,9 @@ pub(crate) struct LayerCost {
     /// Whether the layer waits for its weight stream at some level present (a stream-bound
     /// step): its double buffer then absorbs a late input.
     pub waits_for_stream: bool,
+    /// The last step's tail and h exchange: the cycles from the layer's last (recurrent)
+    /// product to its end, which the reconfiguration into the next input product may overlap.
+    pub post_cycles: f64,
 }
 
 /// What makes two layers' per-step costs identical.
@@ -554,6 +557,7 @@ pub(crate) fn layer_cost(
         level_step,
         level_busy,
         waits_for_stream: sums.waits_for_stream,
+        post_cycles: tail + exchange,
     }
 }
 
@@ -563,6 +567,8 @@ pub(crate) fn layer_cost(
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct HeadCost {
     pub cycles: f64,
+    /// Loading the head's weights (of `cycles`), after the last layer ends.
+    pub load_cycles: f64,
     pub ideal_cycles: f64,
     pub dram_bytes: f64,
     pub weight_sram_bits: f64,
@@ -599,8 +605,10 @@ pub(crate) fn head_cost(
         0.0
     };
     HeadCost {
-        // The reconfiguration from the last recurrent product hides behind the weight load.
+        // The reconfiguration from the last recurrent product overlaps the last tail and the
+        // weight load; the caller adds what they leave exposed (`reconfig_exposed`).
         cycles: weight_bytes / bpc + mv.cycles + activation,
+        load_cycles: weight_bytes / bpc,
         ideal_cycles: mv.ideal_cycles,
         dram_bytes: weight_bytes + elements * act_bytes,
         weight_sram_bits: mv.weight_sram_bits,

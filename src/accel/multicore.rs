@@ -82,6 +82,10 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates) -> Timel
             let helper = mode == MulticoreMode::Helper;
             let copies = if helper { 1.0 } else { cores as f64 };
             let bpc = chip_bpc / cores as f64;
+            let rho = f64::from(arch.schedule.reconfig_cycles);
+            // The previous layer's last tail and exchange: what the reconfiguration from its
+            // last recurrent product into the next input product overlaps, with the next load.
+            let mut prev_post: Option<f64> = None;
             for (i, shape) in workload.layers.iter().enumerate() {
                 let ctx = LayerContext {
                     split: if helper { cores } else { 1 },
@@ -92,7 +96,8 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates) -> Timel
                     last_layer: i == last,
                 };
                 let cost = layer_cost(arch, workload, rates, i, shape, &ctx, &mut cache);
-                tl.cycles += cost.layer_cycles;
+                tl.cycles += cost.layer_cycles + reconfig_exposed(rho, prev_post, cost.load_cycles);
+                prev_post = Some(cost.post_cycles);
                 tl.dram_bound_cycles += cost.dram_bound_cycles;
                 tl.add_layer(&cost, cores as f64);
                 if helper {
@@ -102,7 +107,9 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates) -> Timel
                 }
             }
             let head = head_cost(arch, workload, rates, if helper { cores } else { 1 }, bpc);
-            tl.cycles += head.cycles;
+            if workload.head.is_some() {
+                tl.cycles += head.cycles + reconfig_exposed(rho, prev_post, head.load_cycles);
+            }
             tl.add_head(&head, cores as f64);
             // All of a core's traffic (the head's outputs included) within the run.
             let traffic = tl.dram_bytes / cores as f64 / bpc;
@@ -116,6 +123,15 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates) -> Timel
         MulticoreMode::Multithreading => multithreading(arch, workload, rates, &mut tl),
     }
     tl
+}
+
+/// On one core's schedule, the part of the reconfiguration rho from a layer's last recurrent
+/// product into the next input product (the next layer's first, or the head's) that neither
+/// the layer's last tail and exchange (`post`) nor the next weight load hides:
+/// max(0, rho - post - load). The first layer starts on an idle array (nothing to reconfigure).
+/// docs/MODEL.md section 3, "Layer boundaries".
+fn reconfig_exposed(rho: f64, post: Option<f64>, load: f64) -> f64 {
+    post.map_or(0.0, |post| (rho - post - load).max(0.0))
 }
 
 /// Multithreading: S = min(N, L) stages of consecutive layers (layer l on stage l*S/L), input
@@ -176,6 +192,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // when it finished the previous segment; the layers loaded before it already compute).
     let mut chain = 0.0f64;
     let mut now = 0.0f64;
+    // The last layer's last tail: the head's product follows it on the last core, whose units
+    // reconfigure from the last recurrent product meanwhile (as on one core).
+    let mut last_post = 0.0f64;
     for (i, shape) in workload.layers.iter().enumerate() {
         let ctx = LayerContext {
             split: 1,
@@ -186,6 +205,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             last_layer: i == last,
         };
         let cost = layer_cost(arch, workload, rates, i, shape, &ctx, &mut cache);
+        last_post = cost.post_cycles;
         let j = stage_of(i);
         stage_offset[j] = stage_offset[j].min(fill);
         stage_step[j] = stage_step[j].max(cost.step_cycles);
@@ -343,7 +363,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     debug_assert_eq!(seg_start, layers);
     tl.cycles = now;
     let head = head_cost(arch, workload, rates, 1, bpc);
-    tl.cycles += head.cycles;
+    if workload.head.is_some() {
+        let rho = f64::from(arch.schedule.reconfig_cycles);
+        tl.cycles += head.cycles + reconfig_exposed(rho, Some(last_post), head.load_cycles);
+    }
     tl.add_head(&head, 1.0);
     chip_dram_bytes += head.dram_bytes;
     let traffic = chip_dram_bytes / chip_bpc;
