@@ -9,6 +9,7 @@ pub mod accel;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod cpu;
 pub mod dynamic;
 pub mod format;
 pub mod gpu;

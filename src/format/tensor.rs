@@ -34,7 +34,7 @@ where
 fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_none()
+        !crate::cpu::portable()
             && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512dq")
             && is_x86_feature_detected!("avx512vl")

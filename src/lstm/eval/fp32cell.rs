@@ -12,7 +12,7 @@
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_none() && is_x86_feature_detected!("avx2")
+        !crate::cpu::portable() && is_x86_feature_detected!("avx2")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -327,7 +327,7 @@ impl Isa {
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_some() {
+            if crate::cpu::portable() {
                 return Isa::Portable;
             }
             if is_x86_feature_detected!("avx512f") {

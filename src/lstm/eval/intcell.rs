@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 
 /// Whether this machine runs the vector unit (AVX-512F/BW/DQ, and not forced portable).
 pub fn available() -> bool {
-    std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_none()
+    !crate::cpu::portable()
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512dq")

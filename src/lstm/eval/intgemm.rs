@@ -109,7 +109,7 @@ impl Kernel {
     fn detect() -> Option<Kernel> {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_some() {
+            if crate::cpu::portable() {
                 return None;
             }
             if is_x86_feature_detected!("avx512bw") {

@@ -47,7 +47,7 @@ pub struct PackedI8 {
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_none()
+        !crate::cpu::portable()
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni")
     }

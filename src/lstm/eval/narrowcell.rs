@@ -90,7 +90,7 @@ pub(crate) fn unit(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) -> CellR
 
 #[cfg(target_arch = "x86_64")]
 fn avx512() -> bool {
-    std::env::var_os("LSTM_DSE_PORTABLE_KERNELS").is_none()
+    !crate::cpu::portable()
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512dq")
         && is_x86_feature_detected!("avx512vl")
