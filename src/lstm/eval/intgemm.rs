@@ -300,15 +300,16 @@ impl Task<'_> {
     }
 }
 
-/// A raw pointer the row tasks share; each writes a disjoint set of elements.
+/// A raw pointer the row tasks share; each writes a disjoint set of elements (also the
+/// tasks of [`super::intgemm8`]).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut i64);
+pub(super) struct SendPtr(pub(super) *mut i64);
 // SAFETY: used only to hand disjoint parts of one buffer to rayon tasks (see `product`).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
-    fn get(self) -> *mut i64 {
+    pub(super) fn get(self) -> *mut i64 {
         self.0
     }
 }
@@ -358,7 +359,7 @@ mod avx2 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use super::{Task, MR, NR};
     use std::arch::x86_64::*;
 
@@ -405,6 +406,18 @@ mod avx512 {
             a1 = a1.add(MR * 2);
             bq = bq.add(NR * 2);
         }
+        widen_add(&acc, c, ldc, rows);
+    }
+
+    /// Adds a tile's 32-bit block sums (`P` panels of `MR` rows of 16 lanes), widened to i64,
+    /// to the first `rows` rows of `c` (stride `ldc`). Shared with [`super::super::intgemm8`].
+    #[inline(always)]
+    pub(in crate::lstm::eval) unsafe fn widen_add<const P: usize>(
+        acc: &[[__m512i; MR]; P],
+        c: *mut i64,
+        ldc: usize,
+        rows: usize,
+    ) {
         for r in 0..rows {
             let v = acc[r / MR][r % MR];
             let dst = c.add(r * ldc);

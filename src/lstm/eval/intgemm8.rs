@@ -15,7 +15,7 @@
 //! sums), B per product (`[strip of 16 columns][k/4][16][4]` offset bytes); k is padded with
 //! zero terms of A.
 
-use super::intgemm::Layout;
+use super::intgemm::{Layout, SendPtr};
 use rayon::prelude::*;
 
 /// Rows per panel (the microkernel takes `P` panels: P x 6 rows x 16 columns).
@@ -212,19 +212,6 @@ struct Task<'a> {
     c_row: usize,
 }
 
-/// A raw pointer the row tasks share; each writes a disjoint set of elements.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut i64);
-// SAFETY: used only to hand disjoint parts of one buffer to rayon tasks (see `product`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut i64 {
-        self.0
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Task, MR, NR};
@@ -276,16 +263,7 @@ mod avx512 {
             }
             bq = bq.add(NR * 4);
         }
-        for r in 0..rows {
-            let v = acc[r / MR][r % MR];
-            let dst = c.add(r * ldc);
-            let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
-            let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(v));
-            let d0 = _mm512_loadu_si512(dst.cast());
-            let d1 = _mm512_loadu_si512(dst.add(8).cast());
-            _mm512_storeu_si512(dst.cast(), _mm512_add_epi64(d0, lo));
-            _mm512_storeu_si512(dst.add(8).cast(), _mm512_add_epi64(d1, hi));
-        }
+        super::super::intgemm::avx512::widen_add(&acc, c, ldc, rows);
     }
 }
 
