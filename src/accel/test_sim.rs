@@ -289,14 +289,6 @@ fn monotonicity_violations() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let names = [
-        "units + 1",
-        "multipliers + 1",
-        "SRAM x 2",
-        "DRAM x 2",
-        "clock x 2",
-        "tail lanes + 1",
-    ];
     let (mut count, mut worst) = ([0usize; 6], [0.0f64; 6]);
     let mut examples: [Option<String>; 6] = Default::default();
     let mut runner = TestRunner::deterministic();
@@ -305,14 +297,7 @@ fn monotonicity_violations() {
         let (a, (w, _)) = strategy.new_tree(&mut runner).expect("a point").current();
         let latency = |x: &Arch| evaluate(x, &w).expect("point evaluates").latency_us;
         let base = latency(&a);
-        let more = [
-            with(&a, |b| b.compute.units += 1),
-            with(&a, |b| b.compute.multipliers_per_unit += 1),
-            with(&a, |b| b.memory.sram_weight_kib *= 2.0),
-            with(&a, |b| b.memory.dram_gb_per_s *= 2.0),
-            with(&a, |b| b.compute.clock_mhz *= 2.0),
-            with(&a, |b| b.compute.tail_lanes += 1),
-        ];
+        let more = more_resources(&a);
         for (i, m) in more.iter().enumerate() {
             let worse = latency(m) / base - 1.0;
             if worse > 1e-9 {
@@ -327,7 +312,7 @@ fn monotonicity_violations() {
     for i in 0..6 {
         println!(
             "{}: {} of {n} points slower, worst {:.3}%",
-            names[i],
+            MORE_RESOURCES[i],
             count[i],
             100.0 * worst[i]
         );
@@ -445,6 +430,28 @@ fn exposed_reconfiguration_before_the_head_is_exact() {
     );
 }
 
+/// What `more_resources` adds, in its order.
+const MORE_RESOURCES: [&str; 6] = [
+    "units + 1",
+    "multipliers + 1",
+    "SRAM x 2",
+    "DRAM x 2",
+    "clock x 2",
+    "tail lanes + 1",
+];
+
+/// `a` with one more of each resource in turn ([`MORE_RESOURCES`]).
+fn more_resources(a: &Arch) -> [Arch; 6] {
+    [
+        with(a, |b| b.compute.units += 1),
+        with(a, |b| b.compute.multipliers_per_unit += 1),
+        with(a, |b| b.memory.sram_weight_kib *= 2.0),
+        with(a, |b| b.memory.dram_gb_per_s *= 2.0),
+        with(a, |b| b.compute.clock_mhz *= 2.0),
+        with(a, |b| b.compute.tail_lanes += 1),
+    ]
+}
+
 fn with(a: &Arch, f: impl FnOnce(&mut Arch)) -> Arch {
     let mut b = a.clone();
     f(&mut b);
@@ -512,14 +519,7 @@ proptest! {
     fn more_resources_are_never_worse(a in small_arch(), (w, _) in small_workload()) {
         let latency = |x: &Arch| evaluate(x, &w).expect("point evaluates").latency_us;
         let base = latency(&a);
-        let more = [
-            with(&a, |b| b.compute.units += 1),
-            with(&a, |b| b.compute.multipliers_per_unit += 1),
-            with(&a, |b| b.memory.sram_weight_kib *= 2.0),
-            with(&a, |b| b.memory.dram_gb_per_s *= 2.0),
-            with(&a, |b| b.compute.clock_mhz *= 2.0),
-            with(&a, |b| b.compute.tail_lanes += 1),
-        ];
+        let more = more_resources(&a);
         for (i, m) in more.iter().enumerate() {
             let l = latency(m);
             prop_assert!(l <= base * (1.0 + 1e-9), "resource {i}: {l} > {base}");

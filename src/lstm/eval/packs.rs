@@ -41,6 +41,21 @@ impl<T> std::fmt::Debug for Lazy<T> {
     }
 }
 
+impl Lazy<Packed<f32>> {
+    /// `v` (`rows x k`, row-major) packed for the float kernels, on first use.
+    pub fn packed(&self, v: &[f32], rows: usize) -> &Packed<f32> {
+        self.get_or(|| Packed::new(v, rows, v.len() / rows.max(1)))
+    }
+}
+
+impl Lazy<ExactProduct> {
+    /// `codes` (`rows x k`, row-major) packed for exact products with operands of at most
+    /// `b_max` in magnitude, on first use.
+    pub fn packed(&self, codes: &[i32], rows: usize, b_max: f64) -> &ExactProduct {
+        self.get_or(|| ExactProduct::new(codes, rows, codes.len() / rows.max(1), b_max))
+    }
+}
+
 /// The packed W (`4H x input`) and R (`4H x H`) of a float cell.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FloatPacks {

@@ -417,46 +417,28 @@ impl CellPlan {
 impl CellPlan {
     /// W (`4H x input`) packed for the float kernels, on first use.
     pub(crate) fn w_packed(&self) -> &Packed<f32> {
-        let rows = self.b.len();
-        self.packs
-            .w
-            .get_or(|| Packed::new(&self.w, rows, self.w.len() / rows.max(1)))
+        self.packs.w.packed(&self.w, self.b.len())
     }
 
     /// R (`4H x H`) packed for the float kernels, on first use.
     pub(crate) fn r_packed(&self) -> &Packed<f32> {
-        let rows = self.b.len();
-        self.packs
-            .r
-            .get_or(|| Packed::new(&self.r, rows, self.r.len() / rows.max(1)))
+        self.packs.r.packed(&self.r, self.b.len())
     }
 }
 
 impl IntCell {
     /// W codes packed for the exact product with x codes, on first use.
     pub(crate) fn w_product(&self) -> &ExactProduct {
-        let rows = self.b.len();
-        self.packs.w.get_or(|| {
-            ExactProduct::new(
-                &self.w,
-                rows,
-                self.w.len() / rows.max(1),
-                self.x.max_code_abs(),
-            )
-        })
+        self.packs
+            .w
+            .packed(&self.w, self.b.len(), self.x.max_code_abs())
     }
 
     /// R codes packed for the exact product with h codes, on first use.
     pub(crate) fn r_product(&self) -> &ExactProduct {
-        let rows = self.b.len();
-        self.packs.r.get_or(|| {
-            ExactProduct::new(
-                &self.r,
-                rows,
-                self.r.len() / rows.max(1),
-                self.h.max_code_abs(),
-            )
-        })
+        self.packs
+            .r
+            .packed(&self.r, self.b.len(), self.h.max_code_abs())
     }
 
     /// `None` unless every format is fixed point.
