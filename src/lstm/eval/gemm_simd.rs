@@ -11,9 +11,8 @@
 //! | [`avx512_f64`] | 12 x 16 (two panels) | 24 zmm of 8 f64 |
 //!
 //! Twelve or more independent accumulators hide the add latency (4 cycles, two ports) while
-//! leaving registers for B and the broadcast weights; the AVX-512 f32 kernel keeps 24 (one
-//! load of B per 24 rows instead of 12: about 5% less CPU time than 12 x 16 on the 1024
-//! layer, single thread, on the AMD EPYC project machine of 2026-12-02). None of them flushes subnormals: the caller
+//! leaving registers for B and the broadcast weights; the AVX-512 kernels keep 24 (one load
+//! of B per 24 rows of f32, 12 of f64: the measurement is in results/bench/engine.md). None of them flushes subnormals: the caller
 //! runs the generic flushing kernel when [`super::gemm::no_subnormals`] cannot prove the
 //! flush an identity. `gemm::tests` runs every instruction set the machine has (AVX-512, AVX2,
 //! portable) against a scalar loop, f32 and f64.
