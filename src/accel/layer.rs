@@ -69,9 +69,10 @@ pub(crate) struct LayerCost {
     /// layer at the steps that suit its longest path (docs/MODEL.md section 4).
     pub level_step: [f64; MAX_PRECISION_LEVELS],
     pub level_busy: [f64; MAX_PRECISION_LEVELS],
-    /// Whether the layer waits for its weight stream at some level present (a stream-bound
-    /// step): its double buffer then absorbs a late input.
-    pub waits_for_stream: bool,
+    /// The mean time a step's weight stream outlasts the step, sum_k phi_k max(0, str - step_k)
+    /// (0 when nothing streams): how late an input may come without delaying the stream-bound
+    /// path, which the double buffer absorbs (docs/MODEL.md section 4).
+    pub stream_slack: f64,
     /// The last step's tail and h exchange: the cycles from the layer's last (recurrent)
     /// product to its end, which the reconfiguration into the next input product may overlap.
     pub post_cycles: f64,
@@ -119,8 +120,8 @@ pub(crate) struct LevelSums {
     input_at_widest: bool,
     /// Levels present (with a non-zero fraction).
     levels: usize,
-    /// Whether some level present waits for the stream (step_k <= stream > 0).
-    waits_for_stream: bool,
+    /// sum_k phi_k max(0, stream - step_k) (0 when nothing streams).
+    stream_slack: f64,
     /// Per level index: max(step_k, stream) and in_k + rec_k + 2 rho (0 where absent).
     level_step: [f64; MAX_PRECISION_LEVELS],
     level_busy: [f64; MAX_PRECISION_LEVELS],
@@ -279,7 +280,9 @@ fn level_sums(
         s.first_wait += frac * first_gate.max(sh.stream);
         s.busy_cycles += frac * (input.cycles + rec.cycles + 2.0 * rho);
         s.step_cycles += frac * step.max(sh.stream);
-        s.waits_for_stream |= sh.stream > 0.0 && step <= sh.stream;
+        if sh.stream > 0.0 {
+            s.stream_slack += frac * (sh.stream - step).max(0.0);
+        }
         if index < MAX_PRECISION_LEVELS {
             s.level_step[index] = step.max(sh.stream);
             s.level_busy[index] = input.cycles + rec.cycles + 2.0 * rho;
@@ -556,7 +559,7 @@ pub(crate) fn layer_cost(
         activation_bytes_per_value: act_bytes,
         level_step,
         level_busy,
-        waits_for_stream: sums.waits_for_stream,
+        stream_slack: sums.stream_slack,
         post_cycles: tail + exchange,
     }
 }

@@ -179,7 +179,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_level_step = vec![NO_LEVELS; stages];
     let mut stage_level_busy = vec![NO_LEVELS; stages];
     let mut stage_level_column = vec![NO_LEVELS; stages];
-    let mut stage_waits = vec![false; stages];
+    let mut stage_slack = vec![f64::INFINITY; stages];
     let phi = &workload.precision.step_fraction;
     let dynamic = workload.precision.is_dynamic();
     let (mut fill, mut max_hop) = (0.0f64, 0.0f64);
@@ -195,6 +195,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // The last layer's last tail: the head's product follows it on the last core, whose units
     // reconfigure from the last recurrent product meanwhile (as on one core).
     let mut last_post = 0.0f64;
+    // The current segment's layers: (stage, the own cycles of its last step, the hop after it).
+    let mut seg_layers: Vec<(usize, f64, f64)> = Vec::with_capacity(layers);
     for (i, shape) in workload.layers.iter().enumerate() {
         let ctx = LayerContext {
             split: 1,
@@ -232,7 +234,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         chain = chain.max(load_end);
         stage_busy[j] += cost.busy_cycles;
         stage_last_busy[j] = cost.busy_cycles;
-        stage_waits[j] |= cost.waits_for_stream;
+        stage_slack[j] = stage_slack[j].min(cost.stream_slack);
         if dynamic {
             for k in 0..phi.len().min(MAX_PRECISION_LEVELS) {
                 stage_level_step[j][k] = stage_level_step[j][k].max(cost.level_step[k]);
@@ -261,10 +263,14 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             tl.link_bytes += t * hop_bytes;
         }
         let ends_segment = i == last || !pipelines(shape, &workload.layers[i + 1]);
+        let own_last = cost.step_cycles.min(cost.busy_cycles + cost.post_cycles);
         if crosses && !ends_segment {
             max_hop = max_hop.max(hop);
             fill += link_latency + hop;
             chain += link_latency + hop;
+            seg_layers.push((j, own_last, link_latency + hop));
+        } else {
+            seg_layers.push((j, own_last, 0.0));
         }
         if ends_segment {
             let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);
@@ -272,16 +278,31 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // Drain: in the last round of a core that shares its units between layers, its
             // last layer runs alone (the layers before it have finished), at its own step;
             // the pipeline then runs at the pace of the stages after it.
-            let mut drain = 0.0;
-            if t >= 2.0 {
-                if let Some(j) = (0..stages).rev().find(|&j| period(j) == slowest) {
-                    if stage_layers[j] >= 2 {
-                        let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                        let room = slowest - stage_last_step[j].max(after).min(slowest);
-                        drain = room.min(stage_busy[j] - stage_last_busy[j]);
-                    }
-                }
-            }
+            // The steady rounds less the drain: in the last round of a core that shares its
+            // units between layers, its last layer runs alone (the layers before it have
+            // finished), at its own step, and the pipeline then runs at the pace of the stages
+            // after it. That holds for the rounds set by the units or by a layer's own step; the
+            // core's streams run ahead of its steps (double buffer), so rounds set by them end
+            // with the last stream and have no drain. The longest of these paths over every
+            // stage and resource: each is monotone in the resources, so their maximum is.
+            let rounds = (0..stages)
+                .map(|j| {
+                    let stream = (t - 1.0) * stage_stream[j];
+                    let steady = |pace: f64| {
+                        let mut drain = 0.0;
+                        if t >= 2.0 && stage_layers[j] >= 2 {
+                            let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
+                            let floor = stage_last_step[j].max(after);
+                            drain = (pace - floor)
+                                .max(0.0)
+                                .min(stage_busy[j] - stage_last_busy[j]);
+                        }
+                        (t - 1.0) * pace - drain
+                    };
+                    let stream = if stage_layers[j] >= 2 { 0.0 } else { stream };
+                    stream.max(steady(stage_step[j])).max(steady(stage_busy[j]))
+                })
+                .fold((t - 1.0) * max_hop, f64::max);
             // The credit is the layer's first stream, fetched while it waited: its stream chain
             // then runs from its first product, fg + (T-2) str + last instead of e + (T-1)
             // str. When a slower stage paces the segment, the layer's streams are fetched
@@ -321,18 +342,27 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                         }
                         gain
                     };
-                    // A pacer waiting for its streams at some level absorbs a late input in
-                    // its double buffer.
-                    let stream_paced = stage_waits[p];
-                    let up = if stream_paced {
-                        0.0
-                    } else {
-                        best(&mut (first..p).rev())
-                    };
+                    // A pacer whose streams outlast its steps absorbs a late input in its
+                    // double buffer, up to the slack of its least slack layer.
+                    let up = (best(&mut (first..p).rev()) - stage_slack[p]).max(0.0);
                     crossing = up + best(&mut (p + 1..=j));
                 }
             }
-            let end = chain + unpaced + (t - 1.0) * slowest - drain + crossing;
+            let mut end = chain + unpaced + rounds + crossing;
+            // A core whose layers share its DRAM share: its loads and then the streams of all
+            // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
+            // of its step), then its last layer's last step and what follows it downstream.
+            for j in (0..stages).filter(|&j| stage_layers[j] >= 2 && stage_stream[j] > 0.0) {
+                if let Some(m) = seg_layers.iter().rposition(|&(s, _, _)| s == j) {
+                    let downstream: f64 = seg_layers[m].2
+                        + seg_layers[m + 1..]
+                            .iter()
+                            .map(|&(_, own, hop)| own + hop)
+                            .sum::<f64>();
+                    let streams = core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j];
+                    end = end.max(streams + seg_layers[m].1 + downstream);
+                }
+            }
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);
             tl.dram_bound_cycles += bound.min(end - now);
             now = end;
@@ -354,10 +384,11 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_level_step.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_busy.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_column.iter_mut().for_each(|s| *s = NO_LEVELS);
-            stage_waits.iter_mut().for_each(|s| *s = false);
+            stage_slack.iter_mut().for_each(|s| *s = f64::INFINITY);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;
+            seg_layers.clear();
         }
     }
     debug_assert_eq!(seg_start, layers);
