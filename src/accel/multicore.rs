@@ -195,8 +195,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // The last layer's last tail: the head's product follows it on the last core, whose units
     // reconfigure from the last recurrent product meanwhile (as on one core).
     let mut last_post = 0.0f64;
-    // The current segment's layers: (stage, the own cycles of its last step, the hop after it).
-    let mut seg_layers: Vec<(usize, f64, f64)> = Vec::with_capacity(layers);
+    // The current segment's layers: (stage, the own cycles of its last step, the hop after it,
+    // whether it streams).
+    let mut seg_layers: Vec<(usize, f64, f64, bool)> = Vec::with_capacity(layers);
     for (i, shape) in workload.layers.iter().enumerate() {
         let ctx = LayerContext {
             split: 1,
@@ -268,9 +269,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             max_hop = max_hop.max(hop);
             fill += link_latency + hop;
             chain += link_latency + hop;
-            seg_layers.push((j, own_last, link_latency + hop));
+            seg_layers.push((j, own_last, link_latency + hop, cost.stream_cycles > 0.0));
         } else {
-            seg_layers.push((j, own_last, 0.0));
+            seg_layers.push((j, own_last, 0.0, cost.stream_cycles > 0.0));
         }
         if ends_segment {
             let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);
@@ -351,16 +352,13 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             let mut end = chain + unpaced + rounds + crossing;
             // A core whose layers share its DRAM share: its loads and then the streams of all
             // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
-            // of its step), then its last layer's last step and what follows it downstream.
+            // of its step), then the last step of the last layer that streams, the last steps
+            // of the layers after it and the hops between them.
             for j in (0..stages).filter(|&j| stage_layers[j] >= 2 && stage_stream[j] > 0.0) {
-                if let Some(m) = seg_layers.iter().rposition(|&(s, _, _)| s == j) {
-                    let downstream: f64 = seg_layers[m].2
-                        + seg_layers[m + 1..]
-                            .iter()
-                            .map(|&(_, own, hop)| own + hop)
-                            .sum::<f64>();
+                if let Some(m) = seg_layers.iter().rposition(|l| l.0 == j && l.3) {
+                    let after: f64 = seg_layers[m..].iter().map(|l| l.1 + l.2).sum();
                     let streams = core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j];
-                    end = end.max(streams + seg_layers[m].1 + downstream);
+                    end = end.max(streams + after);
                 }
             }
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);

@@ -543,12 +543,30 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
             stack(&[(6, 36), (36, 1), (1, 6)], 12, 1),
         ),
     ];
-    for (a, w) in &cases {
+    // The 1,000,000-point tail of the class (-6.80%): after core 0's last stream (its first
+    // layer's), that layer's last step and the second layer's come before the hop (now -2.3%).
+    let tail = (
+        mt(
+            5,
+            7,
+            "bit-parallel",
+            "tiled",
+            4,
+            true,
+            2,
+            (1, 18),
+            6.920467959676362,
+            16,
+        ),
+        stack(&[(3, 34), (34, 11), (11, 11)], 10, 1),
+    );
+    let within = |i: usize| if i < cases.len() { 0.01 } else { 0.05 };
+    for (i, (a, w)) in cases.iter().chain(std::iter::once(&tail)).enumerate() {
         let levels = vec![vec![0; w.seq_len]; w.layers.len()];
         let model = cycles(a, w);
         let sim = simulate(a, w, &levels).expect("point simulates").cycles;
         assert!(
-            (model - sim).abs() <= 0.01 * sim,
+            (model - sim).abs() <= within(i) * sim,
             "model {model} sim {sim} ({:+.2}%)",
             100.0 * (model / sim - 1.0)
         );
