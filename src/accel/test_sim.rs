@@ -438,8 +438,8 @@ fn exposed_reconfiguration_before_the_head_is_exact() {
 
 /// Multithreading points whose weights stream while layers share a core, from the
 /// monotonicity measurement of docs/MODEL.md section 9 (2 cores, 3 layers: the first two on
-/// core 0). Before this round one more multiplier made the first 0.05% slower (-0.21% against
-/// the simulator): its drain took the busy cycles of the layer before the last off rounds set
+/// core 0; `memory` is (DRAM GB/s, weight KiB)). Before this round one more multiplier made
+/// the first 0.05% slower (-0.21% against the simulator): its drain took the busy cycles of the layer before the last off rounds set
 /// by the core's streams, which have no drain. Dropping that drain alone put the second at
 /// +7.4% and the third at +5.5%: the core's stream path is its own (loads, then every
 /// stream, then the last step), not the fill plus the rounds (docs/MODEL.md section 4).
@@ -455,7 +455,7 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
         overlap: bool,
         rho: u32,
         tail: (u32, u32),
-        dram: f64,
+        memory: (f64, f64),
         link: u32,
     ) -> Arch {
         let sets = [
@@ -469,8 +469,8 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
             format!("schedule.reconfig_cycles={rho}"),
             format!("compute.tail_lanes={}", tail.0),
             format!("compute.tail_latency_cycles={}", tail.1),
-            "memory.sram_weight_kib=1.0".to_string(),
-            format!("memory.dram_gb_per_s={dram}"),
+            format!("memory.sram_weight_kib={}", memory.1),
+            format!("memory.dram_gb_per_s={}", memory.0),
             "multicore.cores=2".to_string(),
             "multicore.mode=multithreading".to_string(),
             format!("multicore.link_latency_cycles={link}"),
@@ -505,7 +505,7 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
                 true,
                 2,
                 (7, 6),
-                1.8508647724877418,
+                (1.8508647724877418, 1.0),
                 25,
             ),
             stack(&[(9, 10), (10, 28), (28, 13)], 9, 2),
@@ -521,7 +521,7 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
                 true,
                 1,
                 (6, 16),
-                40.32937134407455,
+                (40.32937134407455, 1.0),
                 31,
             ),
             stack(&[(2, 37), (37, 4), (4, 7)], 10, 1),
@@ -537,7 +537,7 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
                 false,
                 5,
                 (1, 17),
-                41.16861306374897,
+                (41.16861306374897, 1.0),
                 31,
             ),
             stack(&[(6, 36), (36, 1), (1, 6)], 12, 1),
@@ -555,7 +555,7 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
             true,
             2,
             (1, 18),
-            6.920467959676362,
+            (6.920467959676362, 8.0),
             16,
         ),
         stack(&[(3, 34), (34, 11), (11, 11)], 10, 1),
