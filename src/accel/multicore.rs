@@ -198,6 +198,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // The current segment's layers: (stage, the own cycles of its last step, the hop after it,
     // whether it streams).
     let mut seg_layers: Vec<(usize, f64, f64, bool)> = Vec::with_capacity(layers);
+    // Per stage, its first layer in the segment: when its input can first start a product,
+    // its step 0's products (the busy cycles of a step), its load and one stream.
+    let mut stage_first = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); stages];
     for (i, shape) in workload.layers.iter().enumerate() {
         let ctx = LayerContext {
             split: 1,
@@ -231,6 +234,14 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         if t >= 2.0 {
             fill += stage_busy[j];
             chain += stage_busy[j];
+        }
+        if stage_layers[j] == 1 {
+            stage_first[j] = (
+                chain,
+                cost.busy_cycles,
+                cost.load_cycles,
+                cost.stream_cycles,
+            );
         }
         chain = chain.max(load_end);
         stage_busy[j] += cost.busy_cycles;
@@ -357,7 +368,12 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             for j in (0..stages).filter(|&j| stage_layers[j] >= 2 && stage_stream[j] > 0.0) {
                 if let Some(m) = seg_layers.iter().rposition(|l| l.0 == j && l.3) {
                     let after: f64 = seg_layers[m..].iter().map(|l| l.1 + l.2).sum();
-                    let streams = core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j];
+                    // Stream 2 of the core's first layer waits for its step 0's products,
+                    // which wait for its input: the rest of the DRAM work follows them.
+                    let (input, gate, load, stream) = stage_first[j];
+                    let rest = stage_load[j] - load + (t - 1.0) * stage_stream[j] - stream;
+                    let streams = (core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j])
+                        .max(input.max(core_free[j] + load) + gate + rest);
                     end = end.max(streams + after);
                 }
             }
