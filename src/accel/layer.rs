@@ -101,6 +101,11 @@ pub(crate) struct LevelSums {
     pre_cycles: f64,
     /// Last step's tail minus a steady step's overlap term.
     end_fix: f64,
+    /// With dynamic precision and a stream, the share of the precision switches that the
+    /// stream-bound path hides: a switch into step s (issued when Tail(s-1) ends) delays step
+    /// s, which matters there only if the step then takes longer than a stream
+    /// (docs/MODEL.md section 3, "Switches behind streams"). 0 otherwise.
+    switches_hidden: f64,
     /// Stream-bound layers: cycles from the end of the load until step 1's first
     /// stream-dependent product could start, and from the arrival of the last stream to the
     /// end of the layer.
@@ -379,6 +384,30 @@ fn level_sums(
     if levels >= 2 && sh.stream > 0.0 {
         s.step_cycles = stream_bound_pace(&steps_of[..levels], sh.stream, t, sh.switch_rate);
     }
+    // Switches on the stream-bound path: into step T-1 (after the last stream) always paid;
+    // into a middle step at level k, paid as far as it makes that step longer than a stream
+    // (a slow level: all of it; a fast one: step_k + switch - str, at most the switch; less
+    // the step's gap, as the pace re-enters the streams, hid too much: the next step waits
+    // for the tail), the switches spread over the levels as the pace's runs are.
+    let switch = f64::from(arch.schedule.precision_switch_cycles);
+    if levels >= 2 && sh.stream > 0.0 && switch > 0.0 && t > 2.0 {
+        let sumsq: f64 = steps_of[..levels].iter().map(|l| l.0 * l.0).sum();
+        if 1.0 - sumsq > 1e-12 {
+            let paid: f64 = steps_of[..levels]
+                .iter()
+                .map(|&(f, st, _, _)| {
+                    let share = f * (1.0 - f) / (1.0 - sumsq);
+                    let part = if st > sh.stream {
+                        1.0
+                    } else {
+                        ((st + switch - sh.stream).max(0.0) / switch).min(1.0)
+                    };
+                    share * part
+                })
+                .sum();
+            s.switches_hidden = ((t - 2.0) * (1.0 - paid) / (t - 1.0)).clamp(0.0, 1.0);
+        }
+    }
     // The stream-bound path runs step 0 (first gate), T-2 paced streams and step T-1 (last):
     // with the first and last steps' levels known, the T-2 in between hold the rest of the
     // steps, T phi_k - phi0_k - phi1_k at level k (else the mean pace, as before).
@@ -450,19 +479,27 @@ fn level_sums(
 /// behind the step before): load + pre + step 0 + (T-1) * steady compute step + end fix.
 /// Stream-bound (step s >= 1 starts when its stream arrives, one stream time apart; stream 2
 /// may start when step 0's products are done, the double buffer): load + max(first gate,
-/// stream) + (T-2) * steady step + last. The larger of the two.
+/// stream) + (T-2) * steady step + last. The larger of the two, plus the precision switches
+/// (on the stream-bound path only those its steps cannot hide in their wait for a stream).
 fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f64 {
-    load + paths(s, stream, t).0 + switch_cycles
+    load + paths(s, stream, t, switch_cycles).0 + switch_cycles
 }
 
 /// The longest path of a layer after its load, and how much of it is the wait for the first
 /// stream (it starts at the end of the load; in multithreading, other work may separate the
 /// load from the layer's first product, and the first stream arrives during it).
-fn paths(s: &LevelSums, stream: f64, t: f64) -> (f64, f64) {
+/// `switch_cycles` (added by the caller) are all on the compute-bound path; the stream-bound
+/// path is credited the share its steps hide.
+fn paths(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> (f64, f64) {
     let compute =
         s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
     if t >= 2.0 && stream > 0.0 {
-        let rest = (t - 2.0) * s.mid_step_cycles + s.last;
+        let hidden = switch_cycles * s.switches_hidden;
+        let rest = if hidden > 0.0 {
+            (t - 2.0) * s.mid_step_cycles + s.last - hidden
+        } else {
+            (t - 2.0) * s.mid_step_cycles + s.last
+        };
         let first = if s.levels >= 2 {
             s.first_wait
         } else {
@@ -648,7 +685,7 @@ pub(crate) fn layer_cost(
         }
     };
     let compute_total = total(&sums, load, stream, t, switch_cycles);
-    let first_stream_cycles = paths(&sums, stream, t).1;
+    let first_stream_cycles = paths(&sums, stream, t, switch_cycles).1;
     let edge = compute_total - load - switch_cycles - t * sums.step_cycles;
     let dram_cycles = dram_bytes / bpc;
     // Activation traffic (inputs, outputs, spills) bounds the whole run, not each layer:

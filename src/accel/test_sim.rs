@@ -172,13 +172,14 @@ enum Class {
 
 /// The tolerance of each [`Class`], at or above the worst case measured over 200,000 random
 /// points by `worst_case_per_class` (2026-12-02, the random profiles carrying their sequence's
-/// first and last levels: resident and overlapped dynamic exact to rounding, streamed 3.64%,
+/// first and last levels: resident and overlapped dynamic exact to rounding, streamed 2.32%,
 /// multithreading 3.09%, multithreading with dynamic precision 4.94%, multithreading with
-/// streamed weights 6.99%; with the first and last levels unknown 4.27%, 4.80%, 3.09%, 4.94%,
-/// 7.32%: docs/MODEL.md section 3). Streamed multithreading gets 10%: a fresh random run found
-/// a point at -9.38% (kept in proptest-regressions). Over 1,000,000 points the tails go
-/// further: streamed 5.67%, multithreading with dynamic precision 6.19%, with streamed weights
-/// 10.26% (docs/MODEL.md section 3, "Beyond 200,000 points").
+/// streamed weights 7.02%; the previous round, without the first and last steps and the
+/// switches behind streams: 4.27%, 4.80%, 3.09%, 4.94%, 7.32%: docs/MODEL.md section 3).
+/// Streamed multithreading gets 10%: a fresh random run found a point at -9.38% (kept in
+/// proptest-regressions). Over 1,000,000 points the one-core classes hold (streamed 3.07%)
+/// and multithreading goes further: 6.19% with dynamic precision, 10.30% with streamed
+/// weights (docs/MODEL.md section 3, "Beyond 200,000 points").
 const TOLERANCE: [f64; 6] = [0.05, 0.05, 0.05, 0.05, 0.05, 0.10];
 
 fn class(a: &Arch, w: &Workload) -> Class {
@@ -459,8 +460,9 @@ fn exposed_reconfiguration_before_the_head_is_exact() {
 /// their `SHOW=1` points. Overlap-or-wait: step 0's input product runs at step 0's level (low
 /// here); the closed form took the fractions' mean, +6.13%. Streamed: a stream-bound layer
 /// ends a step after its last stream, at the last step's level (low here); the mean, +5.86%.
-/// With the sequence's first and last levels (one-hot fractions) both are within 5%, and the
-/// profile without them still gives the old figures.
+/// With the sequence's first and last levels (one-hot fractions) both are within 5%; without
+/// them both are still above 5% (overlap-or-wait still at +6.13%; streamed +5.42% since
+/// switches behind stream waits are hidden, +5.86% before).
 #[test]
 fn first_and_last_steps_levels_close_the_one_core_tails() {
     let one_hot = |k: usize| {
@@ -485,7 +487,7 @@ fn first_and_last_steps_levels_close_the_one_core_tails() {
         let before = evaluate(a, &w).expect("point evaluates").cycles;
         let before_rel = (before - sim.cycles) / sim.cycles;
         assert!(
-            (before_rel - was).abs() < 5e-5,
+            (before_rel - was).abs() < 5e-5 && before_rel > 0.05,
             "unknown first/last steps: model {before} sim {} ({:+.2}%)",
             sim.cycles,
             100.0 * before_rel
@@ -575,18 +577,19 @@ fn first_and_last_steps_levels_close_the_one_core_tails() {
         ..w
     };
     assert_eq!(class(&a, &w), Class::Streamed);
-    check(&a, layer, 2, vec![1, 1, 0, 1, 1, 1, 1, 0], 0.0586);
+    check(&a, layer, 2, vec![1, 1, 0, 1, 1, 1, 1, 0], 0.0542);
 }
 
-/// The streamed class's worst over 1,000,000 points once the first and last steps are known
-/// (+5.67%, docs/MODEL.md section 3, "Beyond 200,000 points"), a cause the closed form does
-/// not model: every step is faster than its stream at both levels, so the simulator's units
-/// wait for each stream and a precision switch costs nothing there, while the closed form
-/// adds switch_rate (T-1) precision_switch_cycles to the layer (9 switches of 6 cycles). With
-/// free switches the two agree. A model that hides switches in a stream-bound step's slack
-/// should turn the first assertion into agreement.
+/// The streamed class's worst over 1,000,000 points once the first and last steps were known
+/// (+5.67%, docs/MODEL.md section 3, "Switches behind streams"): every step is faster than its
+/// stream at both levels, so the simulator's units wait for each stream and a precision
+/// switch (9 of 6 cycles here) only delays products that end before the next stream anyway.
+/// The closed form charged switch_rate (T-1) precision_switch_cycles whatever bounded the
+/// layer (54 cycles over); it now charges the stream-bound path only the switch into the last
+/// step (expected switch_rate x 6 = 4.5 cycles; this sequence has none there) and those that
+/// push a step past its stream. With free switches the two agree exactly.
 #[test]
-fn switches_hidden_behind_stream_waits_are_charged_by_the_closed_form() {
+fn switches_behind_stream_waits_are_hidden() {
     let a = arch(
         "epur",
         &[
@@ -631,7 +634,7 @@ fn switches_hidden_behind_stream_waits_are_charged_by_the_closed_form() {
     let levels = std::slice::from_ref(&seq);
     let model = evaluate(&a, &w).expect("point evaluates").cycles;
     let sim = simulate(&a, &w, levels).expect("point simulates").cycles;
-    assert!((model - sim - 54.0).abs() < 1e-9, "model {model} sim {sim}");
+    assert!((model - sim - 4.5).abs() < 1e-9, "model {model} sim {sim}");
     let free = with(&a, |b| b.schedule.precision_switch_cycles = 0);
     let model = evaluate(&free, &w).expect("point evaluates").cycles;
     let sim = simulate(&free, &w, levels).expect("point simulates").cycles;
