@@ -386,9 +386,10 @@ fn level_sums(
     }
     // Switches on the stream-bound path: into step T-1 (after the last stream) always paid;
     // into a middle step at level k, paid as far as it makes that step longer than a stream
-    // (a slow level: all of it; a fast one: step_k + switch - str, at most the switch; less
-    // the step's gap, as the pace re-enters the streams, hid too much: the next step waits
-    // for the tail), the switches spread over the levels as the pace's runs are.
+    // (a slow level: all of it; a fast one: step_k + switch - str, at most the switch; not
+    // less the step's gap as in the pace, since the next step waits for the tail: the same
+    // worst figures over 200,000 points, and the safer side), the switches spread over the
+    // levels as the pace's runs are.
     let switch = f64::from(arch.schedule.precision_switch_cycles);
     if levels >= 2 && sh.stream > 0.0 && switch > 0.0 && t > 2.0 {
         let sumsq: f64 = steps_of[..levels].iter().map(|l| l.0 * l.0).sum();
