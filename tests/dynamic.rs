@@ -162,6 +162,10 @@ fn dynamic_command_on_the_trained_model_reads_labels_and_is_stable() {
     let p = dir.path().join("run1/policies.csv");
     let profile = lstm_dse::accel::read_policy(&p, 3).unwrap();
     assert_eq!(profile.levels.len(), 2);
+    // Causal policies start every sequence at the highest level (the default `--start`): the
+    // first step's fractions say so; the last step's are measured, one per level.
+    assert_eq!(profile.first_step_fraction, vec![0.0, 1.0]);
+    assert_eq!(profile.last_step_fraction.len(), 2);
 }
 
 #[test]

@@ -90,21 +90,31 @@ pub(crate) struct CacheKey {
 /// Level-weighted sums of one layer under one schedule.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct LevelSums {
-    /// sum_k phi_k max(step_k, stream).
+    /// sum_k phi_k max(step_k, stream) (with dynamic precision and a stream, the
+    /// double-buffered pace of `stream_bound_pace`).
     step_cycles: f64,
+    /// The same pace over steps 1..T-2 only, between the first gate and `last` on the
+    /// stream-bound path: `step_cycles` unless the first or last step's level is measured.
+    mid_step_cycles: f64,
     /// sum_k phi_k step_k (compute only).
     compute_step_cycles: f64,
     /// Products before the first recurrent product (cycles).
     pre_cycles: f64,
     /// Last step's tail minus a steady step's overlap term.
     end_fix: f64,
+    /// With dynamic precision and a stream, the share of the precision switches that the
+    /// stream-bound path hides: a switch into step s (issued when Tail(s-1) ends) delays step
+    /// s, which matters there only if the step then takes longer than a stream
+    /// (docs/MODEL.md section 3, "Switches behind streams"). 0 otherwise.
+    switches_hidden: f64,
     /// Stream-bound layers: cycles from the end of the load until step 1's first
     /// stream-dependent product could start, and from the arrival of the last stream to the
     /// end of the layer.
     first_gate: f64,
     /// With dynamic precision, the expected wait after the load before stream 2 may start:
-    /// sum_k phi_k max(first gate at level k, stream) (step 0's level is k with probability
-    /// phi_k; the mean first gate under the max would understate it).
+    /// sum_k phi0_k max(first gate at level k, stream) (step 0's level is k with probability
+    /// phi0_k, the first step's fractions, else phi_k; the mean first gate under the max would
+    /// understate it).
     first_wait: f64,
     last: f64,
     /// sum_k phi_k rec_k.
@@ -154,7 +164,7 @@ struct Shape {
 }
 
 /// Mean cycles per step of a stream-bound layer whose steps take different times (dynamic
-/// precision), from `(fraction, step, gap)` per level: `gap` is the part of a step between its
+/// precision), from `(fraction, step, gap, first)` per level ([`Level`]): `gap` is the part of a step between its
 /// products' end and the next step's first product (the tail, reconfigurations). The stream
 /// buffer is double: stream s may start once step s-2's products are done, so the longest
 /// path runs along the streams (one stream time per step) and leaves them only for a run of
@@ -162,34 +172,36 @@ struct Shape {
 /// re-enters the streams from its products' end, not its tail), or minus the deficit of the
 /// fast run between it and the next slow run when that is smaller (two slow runs then merge
 /// into one path). Runs per level from the switch rate (switches * phi_k (1 - phi_k) /
-/// (1 - sum phi^2), plus phi_k for the first step); a fast run's deficit is the mean one, the
+/// (1 - sum phi^2), plus phi0_k, the odds that the first step is at level k: the first step's
+/// fractions when measured, else phi_k); a fast run's deficit is the mean one, the
 /// fast deficit over the fast runs. Never above
 /// sum_k phi_k max(step_k, stream), the pace with a single buffer.
-fn stream_bound_pace(levels: &[(f64, f64, f64)], stream: f64, t: f64, switch_rate: f64) -> f64 {
-    let mixed: f64 = levels.iter().map(|&(f, st, _)| f * st.max(stream)).sum();
-    let sumsq: f64 = levels.iter().map(|&(f, _, _)| f * f).sum();
+fn stream_bound_pace(levels: &[Level], stream: f64, t: f64, switch_rate: f64) -> f64 {
+    let mixed: f64 = levels.iter().map(|&(f, st, _, _)| f * st.max(stream)).sum();
+    let sumsq: f64 = levels.iter().map(|&(f, _, _, _)| f * f).sum();
     if 1.0 - sumsq <= 1e-12 || t < 2.0 {
         return mixed;
     }
     let switches = switch_rate * (t - 1.0);
-    let runs = |f: f64| (switches * f * (1.0 - f) / (1.0 - sumsq) + f).clamp(0.0, t * f);
+    let runs =
+        |f: f64, first: f64| (switches * f * (1.0 - f) / (1.0 - sumsq) + first).clamp(0.0, t * f);
     let slow_runs: f64 = levels
         .iter()
-        .filter(|&&(_, st, _)| st > stream)
-        .map(|&(f, _, _)| runs(f))
+        .filter(|&&(_, st, _, _)| st > stream)
+        .map(|&(f, _, _, f0)| runs(f, f0))
         .sum();
     if slow_runs <= 0.0 {
         return mixed;
     }
     let fast_deficit: f64 = levels
         .iter()
-        .filter(|&&(_, st, _)| st < stream)
-        .map(|&(f, st, _)| t * f * (stream - st))
+        .filter(|&&(_, st, _, _)| st < stream)
+        .map(|&(f, st, _, _)| t * f * (stream - st))
         .sum();
     let fast_runs: f64 = levels
         .iter()
-        .filter(|&&(_, st, _)| st < stream)
-        .map(|&(f, _, _)| runs(f))
+        .filter(|&&(_, st, _, _)| st < stream)
+        .map(|&(f, _, _, f0)| runs(f, f0))
         .sum();
     let per_gap = if fast_runs > 0.0 {
         fast_deficit / fast_runs
@@ -198,17 +210,54 @@ fn stream_bound_pace(levels: &[(f64, f64, f64)], stream: f64, t: f64, switch_rat
     };
     let gain: f64 = levels
         .iter()
-        .filter(|&&(_, st, _)| st > stream)
-        .map(|&(f, st, gap)| (t * f * (st - stream) - runs(f) * gap.min(per_gap)).max(0.0))
+        .filter(|&&(_, st, _, _)| st > stream)
+        .map(|&(f, st, gap, f0)| (t * f * (st - stream) - runs(f, f0) * gap.min(per_gap)).max(0.0))
         .sum();
     (stream + gain / t).min(mixed)
 }
 
+/// One level present, for [`stream_bound_pace`]: (fraction of the steps, step, gap, odds that
+/// the first step is at this level).
+type Level = (f64, f64, f64, f64);
+
+/// Per level index, the odds that the first (or last) step of the layer runs at that level:
+/// `edge` (a profile's `first_step_fraction` or `last_step_fraction`) over the levels present
+/// in the layer (`fractions` non-zero), renormalised if it puts weight elsewhere (the edge
+/// fractions are the profile's, the step fractions may be the layer's); `fractions` itself
+/// when `edge` is `fractions` (unknown edge: exactly the arithmetic without edge terms) or
+/// gives no weight to a level present.
+fn edge_weights(edge: &[f64], fractions: &[f64]) -> [f64; MAX_PRECISION_LEVELS] {
+    let mut w = [0.0; MAX_PRECISION_LEVELS];
+    let n = fractions.len().min(MAX_PRECISION_LEVELS);
+    if edge != fractions {
+        let mut sum = 0.0;
+        for k in 0..n {
+            if fractions[k] != 0.0 {
+                w[k] = edge.get(k).copied().unwrap_or(0.0);
+                sum += w[k];
+            }
+        }
+        if sum > 0.0 {
+            if sum != 1.0 {
+                w.iter_mut().for_each(|x| *x /= sum);
+            }
+            return w;
+        }
+    }
+    w[..n].copy_from_slice(&fractions[..n]);
+    w
+}
+
+/// The level-weighted sums of a layer: `fractions` of the steps per level, `first` and
+/// `last` the odds of the first and last step's level (`fractions` when unknown).
+#[allow(clippy::too_many_arguments)]
 fn level_sums(
     arch: &Arch,
     workload: &Workload,
     rates: &[LaneRate],
     fractions: &[f64],
+    first: &[f64],
+    last: &[f64],
     sh: &Shape,
     plan: Plan,
 ) -> LevelSums {
@@ -241,13 +290,25 @@ fn level_sums(
     let in_macs = (sh.blocks * sh.cells * sh.input * sh.batch) as f64;
     let rec_macs = (sh.blocks * sh.cells * sh.hidden * sh.batch) as f64;
     let h_bits = (sh.batch * sh.blocks / GATES * sh.cells) as f64;
-    // (fraction, step, gap) of each level present, for the stream-bound pace.
-    let mut steps_of = [(0.0f64, 0.0f64, 0.0f64); MAX_PRECISION_LEVELS];
+    // (fraction, step, gap, first) of each level present, for the stream-bound pace.
+    let mut steps_of: [Level; MAX_PRECISION_LEVELS] = [(0.0, 0.0, 0.0, 0.0); MAX_PRECISION_LEVELS];
+    let mut edge_of = [(0.0f64, 0.0f64); MAX_PRECISION_LEVELS];
     let mut levels = 0;
+    // Odds of step 0's and step T-1's level: the step fractions unless measured.
+    let first_w = edge_weights(first, fractions);
+    let last_w = edge_weights(last, fractions);
+    // Step 0's recurrent product and whole step, step T-1's (weighted by first_w, last_w).
+    let (mut first_rec, mut first_step) = (0.0, 0.0);
+    let (mut last_rec, mut last_step) = (0.0, 0.0);
     for (index, (rate, &frac)) in rates.iter().zip(fractions).enumerate() {
         if frac == 0.0 {
             continue;
         }
+        let (f0, f1) = if index < MAX_PRECISION_LEVELS {
+            (first_w[index], last_w[index])
+        } else {
+            (frac, frac)
+        };
         let rec = matvec(arch, rate, sh.blocks, sh.cells, sh.hidden, sh.batch);
         let input = if early {
             in_wide
@@ -265,9 +326,11 @@ fn level_sums(
         } else if plan == Plan::Overlapped {
             // Step 0's level is known at the start: its input product runs at that level.
             let first = matvec(arch, rate, sh.blocks, sh.cells, sh.input, sh.batch);
-            s.pre_cycles += frac * (first.cycles + rho);
+            s.pre_cycles += f0 * (first.cycles + rho);
         }
         s.rec_cycles += frac * rec.cycles;
+        first_rec += f0 * rec.cycles;
+        last_rec += f1 * rec.cycles;
         let first_gate = rec.cycles
             + match plan {
                 Plan::Sequential => input.cycles + rho,
@@ -277,7 +340,7 @@ fn level_sums(
                 Plan::Overlapped => input.cycles + rho,
                 Plan::Batched => batched_pre,
             };
-        s.first_wait += frac * first_gate.max(sh.stream);
+        s.first_wait += f0 * first_gate.max(sh.stream);
         s.busy_cycles += frac * (input.cycles + rec.cycles + 2.0 * rho);
         s.step_cycles += frac * step.max(sh.stream);
         if sh.stream > 0.0 {
@@ -294,10 +357,13 @@ fn level_sums(
             Plan::Batched => sh.post,
         };
         if levels < steps_of.len() {
-            steps_of[levels] = (frac, step, gap);
+            steps_of[levels] = (frac, step, gap, f0);
+            edge_of[levels] = (f0, f1);
             levels += 1;
         }
         s.compute_step_cycles += frac * step;
+        first_step += f0 * step;
+        last_step += f1 * step;
         if sh.stream > step {
             s.bound_steps += frac * (t - 1.0);
         }
@@ -321,12 +387,59 @@ fn level_sums(
     if levels >= 2 && sh.stream > 0.0 {
         s.step_cycles = stream_bound_pace(&steps_of[..levels], sh.stream, t, sh.switch_rate);
     }
+    // Switches on the stream-bound path: into step T-1 (after the last stream) always paid;
+    // into a middle step at level k, paid as far as it makes that step longer than a stream
+    // (a slow level: all of it; a fast one: step_k + switch - str, at most the switch; not
+    // less the step's gap as in the pace, since the next step waits for the tail: the same
+    // worst figures over 200,000 points, and the safer side), the switches spread over the
+    // levels as the pace's runs are.
+    let switch = f64::from(arch.schedule.precision_switch_cycles);
+    if levels >= 2 && sh.stream > 0.0 && switch > 0.0 && t > 2.0 {
+        let sumsq: f64 = steps_of[..levels].iter().map(|l| l.0 * l.0).sum();
+        if 1.0 - sumsq > 1e-12 {
+            let paid: f64 = steps_of[..levels]
+                .iter()
+                .map(|&(f, st, _, _)| {
+                    let share = f * (1.0 - f) / (1.0 - sumsq);
+                    let part = if st > sh.stream {
+                        1.0
+                    } else {
+                        ((st + switch - sh.stream).max(0.0) / switch).min(1.0)
+                    };
+                    share * part
+                })
+                .sum();
+            s.switches_hidden = ((t - 2.0) * (1.0 - paid) / (t - 1.0)).clamp(0.0, 1.0);
+        }
+    }
+    // The stream-bound path runs step 0 (first gate), T-2 paced streams and step T-1 (last):
+    // with the first and last steps' levels known, the T-2 in between hold the rest of the
+    // steps, T phi_k - phi0_k - phi1_k at level k (else the mean pace, as before).
+    s.mid_step_cycles = s.step_cycles;
+    if (first != fractions || last != fractions) && levels >= 2 && sh.stream > 0.0 && t > 2.0 {
+        let mut mid = steps_of;
+        let mut sum = 0.0;
+        for (l, &(f0, f1)) in mid[..levels].iter_mut().zip(&edge_of) {
+            l.0 = (t * l.0 - f0 - f1).max(0.0);
+            sum += l.0;
+        }
+        if sum > 0.0 {
+            for l in &mut mid[..levels] {
+                l.0 /= sum;
+                // Step 1's level: no better guess than the middle steps' mix.
+                l.3 = l.0;
+            }
+            s.mid_step_cycles =
+                stream_bound_pace(&mid[..levels], sh.stream, t - 2.0, sh.switch_rate);
+        }
+    }
     let in_wide_overlap = sh.post.max(in_wide.cycles + 2.0 * rho);
     match plan {
         Plan::Sequential => {
             // Step 0's products (In, rho, Rec) end; the tail does not hold the stream buffer.
-            s.first_gate = s.compute_step_cycles - sh.post.max(rho);
-            s.last = s.compute_step_cycles + sh.post - sh.post.max(rho);
+            // The last stream feeds step T-1, at its level.
+            s.first_gate = first_step - sh.post.max(rho);
+            s.last = last_step + sh.post - sh.post.max(rho);
         }
         Plan::Overlapped => {
             // In(s) waits for its stream; In(s), rho, Rec(s), Tail(s) follow it.
@@ -335,8 +448,8 @@ fn level_sums(
             } else {
                 s.pre_cycles
             };
-            s.first_gate = s.pre_cycles + s.rec_cycles;
-            s.last = lead + s.rec_cycles + sh.post;
+            s.first_gate = s.pre_cycles + first_rec;
+            s.last = lead + last_rec + sh.post;
         }
         Plan::Batched => {}
     }
@@ -355,8 +468,8 @@ fn level_sums(
         Plan::Batched => {
             let (mv, pj): (MatVec, f64) = batched.unwrap_or_default();
             s.pre_cycles = mv.cycles + rho;
-            s.first_gate = s.pre_cycles + s.rec_cycles;
-            s.last = s.compute_step_cycles;
+            s.first_gate = s.pre_cycles + first_rec;
+            s.last = last_step;
             s.mac_pj += t * in_macs * pj;
             s.ideal_cycles += mv.ideal_cycles;
             s.weight_sram_bits += mv.weight_sram_bits;
@@ -370,19 +483,27 @@ fn level_sums(
 /// behind the step before): load + pre + step 0 + (T-1) * steady compute step + end fix.
 /// Stream-bound (step s >= 1 starts when its stream arrives, one stream time apart; stream 2
 /// may start when step 0's products are done, the double buffer): load + max(first gate,
-/// stream) + (T-2) * steady step + last. The larger of the two.
+/// stream) + (T-2) * steady step + last. The larger of the two, plus the precision switches
+/// (on the stream-bound path only those its steps cannot hide in their wait for a stream).
 fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f64 {
-    load + paths(s, stream, t).0 + switch_cycles
+    load + paths(s, stream, t, switch_cycles).0 + switch_cycles
 }
 
 /// The longest path of a layer after its load, and how much of it is the wait for the first
 /// stream (it starts at the end of the load; in multithreading, other work may separate the
 /// load from the layer's first product, and the first stream arrives during it).
-fn paths(s: &LevelSums, stream: f64, t: f64) -> (f64, f64) {
+/// `switch_cycles` (added by the caller) are all on the compute-bound path; the stream-bound
+/// path is credited the share its steps hide.
+fn paths(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> (f64, f64) {
     let compute =
         s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
     if t >= 2.0 && stream > 0.0 {
-        let rest = (t - 2.0) * s.step_cycles + s.last;
+        let hidden = switch_cycles * s.switches_hidden;
+        let rest = if hidden > 0.0 {
+            (t - 2.0) * s.mid_step_cycles + s.last - hidden
+        } else {
+            (t - 2.0) * s.mid_step_cycles + s.last
+        };
         let first = if s.levels >= 2 {
             s.first_wait
         } else {
@@ -496,16 +617,63 @@ pub(crate) fn layer_cost(
                 switch_rate: if p.is_dynamic() { p.switch_rate } else { 0.0 },
             };
             let fractions = p.fractions_for(index);
+            // The first and last steps' level odds, when measured (else the step fractions).
+            let first: &[f64] = if p.is_dynamic() && !p.first_step_fraction.is_empty() {
+                &p.first_step_fraction
+            } else {
+                fractions
+            };
+            let last: &[f64] = if p.is_dynamic() && !p.last_step_fraction.is_empty() {
+                &p.last_step_fraction
+            } else {
+                fractions
+            };
             let r = rates.as_slice();
             let sums = match (per_step, arch.schedule.overlap_tail) {
-                (false, _) => level_sums(arch, workload, r, fractions, &sh, Plan::Batched),
-                (true, false) => level_sums(arch, workload, r, fractions, &sh, Plan::Sequential),
+                (false, _) => level_sums(
+                    arch,
+                    workload,
+                    r,
+                    fractions,
+                    first,
+                    last,
+                    &sh,
+                    Plan::Batched,
+                ),
+                (true, false) => level_sums(
+                    arch,
+                    workload,
+                    r,
+                    fractions,
+                    first,
+                    last,
+                    &sh,
+                    Plan::Sequential,
+                ),
                 (true, true) => {
-                    let over = level_sums(arch, workload, r, fractions, &sh, Plan::Overlapped);
+                    let over = level_sums(
+                        arch,
+                        workload,
+                        r,
+                        fractions,
+                        first,
+                        last,
+                        &sh,
+                        Plan::Overlapped,
+                    );
                     if p.is_dynamic() {
                         // An early input product must run at the widest level; the schedule
                         // keeps it only when that is faster than waiting for the level.
-                        let wait = level_sums(arch, workload, r, fractions, &sh, Plan::Sequential);
+                        let wait = level_sums(
+                            arch,
+                            workload,
+                            r,
+                            fractions,
+                            first,
+                            last,
+                            &sh,
+                            Plan::Sequential,
+                        );
                         if total(&wait, 0.0, stream, t, 0.0) < total(&over, 0.0, stream, t, 0.0) {
                             wait
                         } else {
@@ -521,7 +689,7 @@ pub(crate) fn layer_cost(
         }
     };
     let compute_total = total(&sums, load, stream, t, switch_cycles);
-    let first_stream_cycles = paths(&sums, stream, t).1;
+    let first_stream_cycles = paths(&sums, stream, t, switch_cycles).1;
     let edge = compute_total - load - switch_cycles - t * sums.step_cycles;
     let dram_cycles = dram_bytes / bpc;
     // Activation traffic (inputs, outputs, spills) bounds the whole run, not each layer:

@@ -54,7 +54,8 @@ pub fn level_sequence(counts: &[usize], switches: usize) -> Vec<usize> {
 
 /// A concrete level sequence per layer for `w`'s precision profile (fractions rounded to whole
 /// steps by largest remainder, switches at the profile's rate), and the profile those
-/// sequences realise exactly (per-layer fractions and the mean switch rate), so that the
+/// sequences realise exactly (per-layer fractions, the mean switch rate, the first and last
+/// steps' levels), so that the
 /// closed form and the simulator see the same steps.
 pub fn realise_levels(
     w: &Workload,
@@ -96,6 +97,20 @@ pub fn realise_levels(
         .map(|j| fractions.iter().map(|f| f[j]).sum::<f64>() / fractions.len() as f64)
         .collect();
     profile.layer_step_fraction = fractions;
+    // The first and last steps' levels of these sequences (the mean over layers; one-hot when
+    // the layers agree, as when every layer has the same levels present), not the measured
+    // ones: `level_sequence` does not place its runs by them.
+    let edge = |at: fn(&Vec<usize>) -> usize| -> Vec<f64> {
+        let mut f = vec![0.0; k];
+        for seq in &levels {
+            f[at(seq)] += 1.0 / levels.len() as f64;
+        }
+        f
+    };
+    if p.is_dynamic() && t > 0 && !levels.is_empty() {
+        profile.first_step_fraction = edge(|s| s[0]);
+        profile.last_step_fraction = edge(|s| s[s.len() - 1]);
+    }
     profile.switch_rate = if p.is_dynamic() && t > 1 {
         switches as f64 / (w.layers.len() * (t - 1)) as f64
     } else {

@@ -146,6 +146,102 @@ fn missing_policy_id_is_an_error_naming_file_and_id() {
 }
 
 #[test]
+fn first_and_last_step_fractions_are_optional_and_checked() {
+    // Old files (no such columns) and rows that leave them empty: unknown, empty vectors.
+    let p = parse_policy(POLICIES, "policies.csv", 7).expect("policy 7");
+    assert!(p.first_step_fraction.is_empty() && p.last_step_fraction.is_empty());
+    let head = "policy,levels,frac_level_0,frac_level_1,frac_first_level_0,frac_first_level_1,frac_last_level_0,frac_last_level_1\n";
+    let p = parse_policy(
+        &format!("{head}1,fx8|fx16,0.7,0.3,0,1,0.25,0.75\n2,fx8|fx16,0.7,0.3,,,,\n"),
+        "p.csv",
+        1,
+    )
+    .expect("policy 1");
+    assert_eq!(p.first_step_fraction, vec![0.0, 1.0]);
+    assert_eq!(p.last_step_fraction, vec![0.25, 0.75]);
+    let q = parse_policy(&format!("{head}2,fx8|fx16,0.7,0.3,,,,\n"), "p.csv", 2).expect("policy 2");
+    assert!(q.first_step_fraction.is_empty() && q.last_step_fraction.is_empty());
+    // Each bad row: a one-line error naming the file, the line and the columns.
+    for (row, want) in [
+        (
+            "3,fx8|fx16,0.7,0.3,0.5,0.6,0,1",
+            "'frac_first_level_<k>': fractions must sum to 1",
+        ),
+        (
+            "3,fx8|fx16,0.7,0.3,0,1,-0.5,1.5",
+            "'frac_last_level_<k>': fractions must be >= 0",
+        ),
+        (
+            "3,fx8|fx16,0.7,0.3,0,,0,1",
+            "some 'frac_first_level_<k>' values missing",
+        ),
+        (
+            "3,fx8|fx16,0.7,0.3,0,1,0.5,0.5000001",
+            "'frac_last_level_<k>': fractions must sum to 1",
+        ),
+        (
+            "3,fx8|fx16,0.7,0.3,0,1,x,1",
+            "column 'frac_last_level_0': not a number",
+        ),
+    ] {
+        let e = parse_policy(&format!("{head}{row}\n"), "p.csv", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("p.csv:2:") && e.contains(want) && !e.contains('\n'),
+            "{e}"
+        );
+    }
+    // Set in code: checked with the workload, by field name.
+    let mut w = uniform("u", 1, 8, 8, 4);
+    w.precision = two_level(8, 16, 0.5).with_edge_steps(vec![1.0], Vec::new());
+    let e = w.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("first_step_fraction: 1 fractions for 2 levels"),
+        "{e}"
+    );
+    w.precision = two_level(8, 16, 0.5).with_edge_steps(Vec::new(), vec![0.5, f64::NAN]);
+    let e = w.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("last_step_fraction: fractions must be >= 0"),
+        "{e}"
+    );
+    w.precision = two_level(8, 16, 0.5).with_edge_steps(vec![0.0, 1.0], vec![1.0, 0.0]);
+    w.validate().expect("one-hot fractions are valid");
+    // Edge fractions equal to the step fractions are the same arithmetic as none, to the bit.
+    let a = arch(
+        "epur",
+        &[
+            "schedule.input_product=per-step",
+            "schedule.overlap_tail=true",
+            "compute.tail_latency_cycles=200",
+            "compute.multiplier_kind=bit-parallel",
+            "tracking.enabled=true",
+        ],
+    );
+    let mut w = uniform("u", 1, 64, 64, 10);
+    w.precision = two_level(8, 16, 0.72);
+    let unknown = evaluate(&a, &w).expect("evaluates");
+    w.precision = w
+        .precision
+        .clone()
+        .with_edge_steps(vec![0.72, 0.28], vec![0.72, 0.28]);
+    assert_eq!(evaluate(&a, &w).expect("evaluates"), unknown);
+    // Known levels move it: starting high costs more than the mean start.
+    w.precision = w
+        .precision
+        .clone()
+        .with_edge_steps(vec![0.0, 1.0], vec![0.0, 1.0]);
+    let high = evaluate(&a, &w).expect("evaluates");
+    assert!(
+        high.cycles > unknown.cycles,
+        "{} <= {}",
+        high.cycles,
+        unknown.cycles
+    );
+}
+
+#[test]
 fn precision_narrower_than_supported_is_rejected() {
     let a = arch(
         "epur",

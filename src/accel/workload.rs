@@ -47,6 +47,15 @@ pub struct PrecisionProfile {
     /// precision of `len` bits, and the group size. Empty: the mean footprint ratio is used.
     pub group_width_fractions: Vec<f64>,
     pub group_size: usize,
+    /// Fraction of sequences (and layers) whose first step, step 0, runs at each level, as
+    /// long as `levels`; empty: unknown, `step_fraction` is used. Step 0's input product
+    /// runs at its level (known at the start), so the closed form's first products and first
+    /// stream gate weigh the levels by this (docs/MODEL.md section 3, "First and last steps").
+    /// Measured: policies.csv's `frac_first_level_<k>`.
+    pub first_step_fraction: Vec<f64>,
+    /// The same for the last step, T-1 (a stream-bound layer ends a step after its last
+    /// stream, at that step's level); empty: `step_fraction`. Measured: `frac_last_level_<k>`.
+    pub last_step_fraction: Vec<f64>,
 }
 
 impl PrecisionProfile {
@@ -64,6 +73,8 @@ impl PrecisionProfile {
             switch_rate: 0.0,
             group_width_fractions: Vec::new(),
             group_size: 0,
+            first_step_fraction: Vec::new(),
+            last_step_fraction: Vec::new(),
         }
     }
 
@@ -79,12 +90,22 @@ impl PrecisionProfile {
             switch_rate,
             group_width_fractions: Vec::new(),
             group_size: 0,
+            first_step_fraction: Vec::new(),
+            last_step_fraction: Vec::new(),
         }
     }
 
     /// Sets the measured probability of a level change between consecutive steps.
     pub fn with_switch_rate(mut self, rate: f64) -> Self {
         self.switch_rate = rate;
+        self
+    }
+
+    /// Sets the measured level fractions of the first and of the last step (see
+    /// `first_step_fraction`; empty vectors: unknown).
+    pub fn with_edge_steps(mut self, first: Vec<f64>, last: Vec<f64>) -> Self {
+        self.first_step_fraction = first;
+        self.last_step_fraction = last;
         self
     }
 
@@ -120,6 +141,24 @@ impl PrecisionProfile {
         self.layer_step_fraction
             .get(layer)
             .map_or(&self.step_fraction[..], |f| &f[..])
+    }
+
+    /// Level fractions of the first step (measured, else `step_fraction`).
+    pub fn first_fractions(&self) -> &[f64] {
+        if self.first_step_fraction.is_empty() {
+            &self.step_fraction
+        } else {
+            &self.first_step_fraction
+        }
+    }
+
+    /// Level fractions of the last step (measured, else `step_fraction`).
+    pub fn last_fractions(&self) -> &[f64] {
+        if self.last_step_fraction.is_empty() {
+            &self.step_fraction
+        } else {
+            &self.last_step_fraction
+        }
     }
 
     /// The widest level; weights are stored at this width.
@@ -242,6 +281,12 @@ impl Workload {
             check_fractions(f, p.levels.len())
                 .map_err(|m| fail(format!("layer_step_fraction[{i}]: {m}")))?;
         }
+        for (name, f) in [
+            ("first_step_fraction", &p.first_step_fraction),
+            ("last_step_fraction", &p.last_step_fraction),
+        ] {
+            check_edge_fractions(f, p.levels.len()).map_err(|m| fail(format!("{name}: {m}")))?;
+        }
         for (name, r) in [
             ("dpred_weight_ratio", p.dpred_weight_ratio),
             ("dpred_activation_ratio", p.dpred_activation_ratio),
@@ -281,6 +326,25 @@ fn check_fractions(f: &[f64], levels: usize) -> Result<(), String> {
     let sum: f64 = f.iter().sum();
     if (sum - 1.0).abs() > 1e-3 {
         return Err(format!("fractions must sum to 1, got {sum}"));
+    }
+    Ok(())
+}
+
+/// The optional first- or last-step fractions: empty (unknown), or one per level, each
+/// finite and >= 0, summing to 1 within 1e-9 (they are counts of sequences over a total).
+fn check_edge_fractions(f: &[f64], levels: usize) -> Result<(), String> {
+    if f.is_empty() {
+        return Ok(());
+    }
+    if f.len() != levels {
+        return Err(format!("{} fractions for {levels} levels", f.len()));
+    }
+    if f.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+        return Err(format!("fractions must be >= 0, got {f:?}"));
+    }
+    let sum: f64 = f.iter().sum();
+    if (sum - 1.0).abs() > 1e-9 {
+        return Err(format!("fractions must sum to 1 (within 1e-9), got {sum}"));
     }
     Ok(())
 }
@@ -333,8 +397,9 @@ fn csv_rows(text: &str, origin: &str) -> Result<Rows, AccelError> {
 }
 
 /// Reads policy `id` from a `policies.csv` (columns `policy`, `levels` such as `fx8|fx16`
-/// lowest first, `frac_level_<k>`, optionally `frac_l<layer>_level_<k>`; other columns are
-/// ignored). Each level applies to weights and activations alike.
+/// lowest first, `frac_level_<k>`, optionally `frac_l<layer>_level_<k>`, `switches_per_1000_steps`
+/// and the first and last steps' `frac_first_level_<k>`, `frac_last_level_<k>`; other columns
+/// are ignored). Each level applies to weights and activations alike.
 pub fn read_policy(path: &Path, id: u64) -> Result<PrecisionProfile, AccelError> {
     let (shown, text) = read_text(path)?;
     parse_policy(&text, &shown, id)
@@ -431,6 +496,32 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
             }
             layer_step_fraction.push(f);
         }
+        // Optional (files written before these columns existed have none): the level fractions
+        // of the first and of the last step over the measured sequences.
+        let mut edges = [Vec::new(), Vec::new()];
+        for (edge, which) in edges.iter_mut().zip(["first", "last"]) {
+            let mut f = Vec::with_capacity(levels_len);
+            for k in 0..levels_len {
+                f.push(value(&format!("frac_{which}_level_{k}"))?);
+            }
+            if f.iter().all(Option::is_none) {
+                continue;
+            }
+            let f: Option<Vec<f64>> = f.into_iter().collect();
+            *edge = f.ok_or_else(|| {
+                parse_err(
+                    line,
+                    format!("policy {id}: some 'frac_{which}_level_<k>' values missing"),
+                )
+            })?;
+            if let Err(m) = check_edge_fractions(edge, levels_len) {
+                return Err(parse_err(
+                    line,
+                    format!("policy {id}: columns 'frac_{which}_level_<k>': {m}"),
+                ));
+            }
+        }
+        let [first_step_fraction, last_step_fraction] = edges;
         let switch_rate = match value("switches_per_1000_steps")? {
             Some(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => v / 1000.0,
             Some(v) => {
@@ -450,6 +541,8 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
             switch_rate: if levels_len > 1 { switch_rate } else { 0.0 },
             group_width_fractions: Vec::new(),
             group_size: 0,
+            first_step_fraction,
+            last_step_fraction,
         };
         if let Err(m) = check_fractions(&profile.step_fraction, profile.levels.len()) {
             return Err(parse_err(line, format!("policy {id}: {m}")));

@@ -1,7 +1,7 @@
 //! `policies.csv` (one row per policy: time at each level, switches, accuracy against the
 //! float64 reference and, with labels, task accuracy and, for softmax heads, bits per label) and the per-step trace of one policy. The column layout of
 //! policies.csv is what `accel::read_policy` reads (`policy`, `levels`, `frac_level_<k>`,
-//! `frac_l<layer>_level_<k>`).
+//! `frac_l<layer>_level_<k>`, `frac_first_level_<k>`, `frac_last_level_<k>`).
 
 use super::{Policy, PolicySpec, Simulation};
 use crate::lstm::eval::Reference;
@@ -73,6 +73,11 @@ pub fn policy_rows(
     for l in 0..model.layers.len() {
         header.extend((0..nl).map(|k| format!("frac_l{l}_level_{k}")));
     }
+    // The level of each sequence's first and last step (in each layer's and direction's own
+    // order): the accelerator model's step 0 and step T-1.
+    for which in ["first", "last"] {
+        header.extend((0..nl).map(|k| format!("frac_{which}_level_{k}")));
+    }
     header.extend(
         [
             "switches_per_1000_steps",
@@ -121,12 +126,24 @@ pub fn policy_rows(
     for (p, policy) in policies.iter().enumerate() {
         let lanes = &sim.lanes[p * n_seq..(p + 1) * n_seq];
         let mut count = vec![vec![0u64; nl]; model.layers.len()];
+        let (mut firsts, mut lasts) = (vec![0u64; nl], vec![0u64; nl]);
         let (mut switches, mut transitions) = (0u64, 0u64);
         for lane in lanes {
             for (l, dirs) in lane.levels.iter().enumerate() {
-                for seq_levels in dirs {
+                for (d, seq_levels) in dirs.iter().enumerate() {
                     for &k in seq_levels {
                         count[l][k as usize] += 1;
+                    }
+                    // Levels are stored by time position; a reversed direction starts at T-1.
+                    let (first, last) = (seq_levels.first(), seq_levels.last());
+                    let (first, last) = if model.layers[l].direction.is_reversed(d) {
+                        (last, first)
+                    } else {
+                        (first, last)
+                    };
+                    if let (Some(&f), Some(&e)) = (first, last) {
+                        firsts[f as usize] += 1;
+                        lasts[e as usize] += 1;
                     }
                     switches += seq_levels.windows(2).filter(|w| w[0] != w[1]).count() as u64;
                     transitions += seq_levels.len() as u64;
@@ -154,6 +171,10 @@ pub fn policy_rows(
         for c in &count {
             let lt: u64 = c.iter().sum();
             row.extend(c.iter().map(|&v| fmt(v as f64 / lt.max(1) as f64)));
+        }
+        for edge in [&firsts, &lasts] {
+            let n: u64 = edge.iter().sum();
+            row.extend(edge.iter().map(|&v| fmt(v as f64 / n.max(1) as f64)));
         }
         row.push(fmt(1000.0 * switches as f64 / transitions.max(1) as f64));
         // Errors against the float64 reference over every layer's states, and the head output (lanes are in

@@ -28,6 +28,11 @@ pub struct PrecisionOption {
     pub fractions: Vec<f64>,
     /// Per layer.
     pub layer_fractions: Vec<Vec<f64>>,
+    /// Fraction of sequences whose first (last) step runs at each level, measured over every
+    /// layer and direction (`frac_first_level_<k>`, `frac_last_level_<k>` of the policy row);
+    /// empty for fixed options.
+    pub first_step_fractions: Vec<f64>,
+    pub last_step_fractions: Vec<f64>,
     pub dpred_weight_ratio: f64,
     pub dpred_activation_ratio: f64,
     /// Measured level switches per step of a dynamic policy (`switches_per_1000_steps / 1000`
@@ -59,7 +64,10 @@ impl PrecisionOption {
             let (w, a) = self.levels[0];
             PrecisionProfile::fixed(w, a)
         } else {
-            let mut p = PrecisionProfile::dynamic(levels, self.fractions.clone());
+            let mut p = PrecisionProfile::dynamic(levels, self.fractions.clone()).with_edge_steps(
+                self.first_step_fractions.clone(),
+                self.last_step_fractions.clone(),
+            );
             p.layer_step_fraction = self.layer_fractions.clone();
             p
         };
@@ -199,6 +207,8 @@ fn compute(
                 levels: vec![(c.w.bits(), c.a.bits())],
                 fractions: vec![1.0],
                 layer_fractions: Vec::new(),
+                first_step_fractions: Vec::new(),
+                last_step_fractions: Vec::new(),
                 dpred_weight_ratio: 1.0,
                 dpred_activation_ratio: 1.0,
                 switch_rate: None,
@@ -262,6 +272,13 @@ fn compute(
         };
         let nl = spec.levels.len();
         for row in &rows {
+            // The first and last steps' level fractions (empty if the row has none).
+            let edge = |which: &str| -> Vec<f64> {
+                (0..nl)
+                    .map(|k| col(row, &format!("frac_{which}_level_{k}")))
+                    .collect::<Option<Vec<f64>>>()
+                    .unwrap_or_default()
+            };
             base.push(PrecisionOption {
                 precision: row[1].clone(),
                 thresholds: row[4].clone(),
@@ -281,6 +298,8 @@ fn compute(
                             .collect()
                     })
                     .collect(),
+                first_step_fractions: edge("first"),
+                last_step_fractions: edge("last"),
                 dpred_weight_ratio: 1.0,
                 dpred_activation_ratio: 1.0,
                 switch_rate: col(row, "switches_per_1000_steps").map(|s| (s / 1000.0).min(1.0)),

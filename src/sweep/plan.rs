@@ -326,6 +326,8 @@ mod tests {
             levels,
             fractions,
             layer_fractions: Vec::new(),
+            first_step_fractions: Vec::new(),
+            last_step_fractions: Vec::new(),
             dpred_weight_ratio: 1.0,
             dpred_activation_ratio: 1.0,
             switch_rate: None,
@@ -426,6 +428,12 @@ mod tests {
         assert!((estimated - 0.42).abs() < 1e-12, "{estimated}");
         dynamic.switch_rate = Some(0.03);
         assert_eq!(dynamic.profile().switch_rate, 0.03);
+        // The measured first and last steps' levels reach the profile too.
+        dynamic.first_step_fractions = vec![0.0, 1.0];
+        dynamic.last_step_fractions = vec![0.25, 0.75];
+        let p = dynamic.profile();
+        assert_eq!(p.first_step_fraction, vec![0.0, 1.0]);
+        assert_eq!(p.last_step_fraction, vec![0.25, 0.75]);
         // A fixed option has no switches whatever it carries.
         let mut fixed = option(vec![(16, 16)], vec![1.0]);
         fixed.switch_rate = Some(0.5);
