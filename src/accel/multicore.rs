@@ -336,7 +336,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                             .max(stage_stream[j])
                     };
                     let levels = phi.len().min(MAX_PRECISION_LEVELS);
-                    let best = |range: &mut dyn Iterator<Item = usize>| {
+                    let best = |range: &mut dyn Iterator<Item = usize>, edge: &[f64]| {
                         let (mut column, mut gain) = (NO_LEVELS, 0.0f64);
                         for m in range {
                             let mut deficit = NO_LEVELS;
@@ -348,6 +348,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                                 &column[..levels],
                                 &deficit[..levels],
                                 &phi[..levels],
+                                &edge[..levels],
                                 t,
                                 workload.precision.switch_rate,
                             ));
@@ -356,8 +357,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                     };
                     // A pacer whose streams outlast its steps absorbs a late input in its
                     // double buffer, up to the slack of its least slack layer.
-                    let up = (best(&mut (first..p).rev()) - stage_slack[p]).max(0.0);
-                    crossing = up + best(&mut (p + 1..=j));
+                    let pr = &workload.precision;
+                    let up = (best(&mut (first..p).rev(), pr.first_fractions()) - stage_slack[p])
+                        .max(0.0);
+                    crossing = up + best(&mut (p + 1..=j), pr.last_fractions());
                 }
             }
             let mut end = chain + unpaced + rounds + crossing;
@@ -428,12 +431,21 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
 /// own steps at level k (the cost of passing them at one step of level k); `deficit[k]`: what a
 /// step at level k costs the path when it walks the stage it leaves from instead of the pacing
 /// stage. The closed form crosses at step 0 (into the pacing stage; out of it at step T-1), at
-/// the mean column. The path may instead walk on until the first step at the slowest column
-/// level M: D steps later, D = 0 with probability phi_M, else geometric with the per-step odds
-/// q of entering level M (the runs of level M over the other levels' steps), and it does so
-/// while the gain Delta = column_M - mean other column exceeds D times the mean other deficit.
-/// O(levels).
-fn crossing_gain(column: &[f64], deficit: &[f64], phi: &[f64], t: f64, switch_rate: f64) -> f64 {
+/// the mean column. The step it crosses at (step 0 into the pacing stage, T-1 out of it) has
+/// the level mix `edge` (the profile's first or last step fractions; the step fractions when
+/// unknown): that shifts the column by sum_k (edge_k - phi_k) column_k. The path may instead
+/// walk on until the first step at the slowest column level M: D steps later, D = 0 with
+/// probability edge_M, else geometric with the per-step odds q of entering level M (the runs
+/// of level M over the other levels' steps), and it does so while the gain Delta = column_M -
+/// the edge step's mean other column exceeds D times the mean other deficit. O(levels).
+fn crossing_gain(
+    column: &[f64],
+    deficit: &[f64],
+    phi: &[f64],
+    edge: &[f64],
+    t: f64,
+    switch_rate: f64,
+) -> f64 {
     let Some(m) = (0..phi.len())
         .filter(|&k| phi[k] > 0.0)
         .max_by(|&a, &b| column[a].total_cmp(&column[b]))
@@ -441,14 +453,19 @@ fn crossing_gain(column: &[f64], deficit: &[f64], phi: &[f64], t: f64, switch_ra
         return 0.0;
     };
     let pm = phi[m];
-    if pm >= 1.0 - 1e-12 {
-        return 0.0;
-    }
+    // The chain passes the run at the mean column; the edge step's level has its own mix.
     let mean: f64 = phi.iter().zip(column).map(|(f, c)| f * c).sum();
+    let at_edge: f64 = edge.iter().zip(column).map(|(f, c)| f * c).sum();
+    let shift = at_edge - mean;
+    let em = edge[m];
+    if pm >= 1.0 - 1e-12 || em >= 1.0 - 1e-12 {
+        return shift;
+    }
     let others = 1.0 - pm;
-    let delta = column[m] - (mean - pm * column[m]) / others;
+    let eothers = 1.0 - em;
+    let delta = column[m] - (at_edge - em * column[m]) / eothers;
     if delta <= 0.0 {
-        return 0.0;
+        return shift;
     }
     let cost = (0..phi.len())
         .filter(|&k| k != m)
@@ -468,10 +485,10 @@ fn crossing_gain(column: &[f64], deficit: &[f64], phi: &[f64], t: f64, switch_ra
         n = n.min((delta / cost).floor());
     }
     if q <= 0.0 || n < 1.0 {
-        return 0.0;
+        return shift;
     }
     // sum_{D=1}^{n} q (1-q)^(D-1) (Delta - D cost).
     let survive = (1.0 - q).powf(n);
     let expected = delta * (1.0 - survive) - cost.max(0.0) * (1.0 - survive * (1.0 + n * q)) / q;
-    others * expected.max(0.0)
+    shift + eothers * expected.max(0.0)
 }
