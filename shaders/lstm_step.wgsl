@@ -102,29 +102,42 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---- the lane-blocked gate product (config lanes) ----
 //
-// One thread computes one gate row for LB lanes (sequences) of one config and direction.
-// Weights are stored k-major for these lanes (`weights[w_off + k * rows + row]`), so the
-// threads of a wave, which hold consecutive rows, read consecutive words (coalesced), and
-// each weight word read serves LB lanes from registers. No workgroup memory and no barriers
-// (barriers are costly on CPU Vulkan implementations). Every lane's sum still takes its terms
-// one at a time in k order (W.x, then R.h, then b): the bits of `gates` and of the CPU
-// (docs/NUMERICS.md sections 6, 7 and 10).
+// One thread computes the four gate rows (i, f, g, o) of one unit j for LB lanes (sequences)
+// of one config and direction: each x or h word read serves four rows, each weight word LB
+// lanes, all from registers. Weights are stored k-major for these lanes
+// (`weights[w_off + k * rows + row]`), so the threads of a wave, which hold consecutive
+// units, read consecutive words (coalesced). Workgroup w holds units [64 * (w % tiles), +64)
+// of one (config, direction, block of LB sequences): everything but the unit is the same
+// across the workgroup. No workgroup memory and no barriers (barriers are costly on CPU
+// Vulkan implementations). Every lane's sum still takes its terms one at a time in k order
+// (W.x, then R.h, then b): the bits of `gates` and of the CPU (docs/NUMERICS.md sections 6,
+// 7 and 10).
 
 const LB: u32 = 4u;
 
+// The x (or h) words at k of the four lanes whose first words are at `base` in `xin`.
+fn x4(base: vec4<u32>, k: u32) -> vec4<u32> {
+    return vec4<u32>(xin[base.x + k], xin[base.y + k], xin[base.z + k], xin[base.w + k]);
+}
+
+fn h4(base: vec4<u32>, k: u32) -> vec4<u32> {
+    return vec4<u32>(state[base.x + k], state[base.y + k], state[base.z + k], state[base.w + k]);
+}
+
 @compute @workgroup_size(64)
-fn gates_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = gid.x + gid.y * dims.threads_x;
+fn gates_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let hsz = dims.hidden;
     let rows = 4u * hsz;
     let isz = dims.input;
+    let tiles = (hsz + 63u) / 64u;
     let blocks = (dims.seqs + LB - 1u) / LB;
     let configs = dims.lanes / dims.seqs;
-    if (idx >= rows * blocks * dims.dirs * configs) {
+    let w = wid.x + wid.y * (dims.threads_x / 64u);
+    let rest = w / tiles;
+    let j = (w % tiles) * 64u + lid.x;
+    if (rest >= blocks * dims.dirs * configs || j >= hsz) {
         return;
     }
-    let row = idx % rows;
-    let rest = idx / rows;
     let seq0 = (rest % blocks) * LB;
     let cd = rest / blocks;
     let dir = cd % dims.dirs;
@@ -137,88 +150,147 @@ fn gates_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
     let lanes = vec4<u32>(cfg * dims.seqs + seq0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
     let xv = (lanes * dims.steps + t) * dims.x_stride;
     let hv = (lanes * dims.dirs + dir) * 2u * hsz;
+    // Word index of lane l's gate row g * H + j in `acc` is (ld_l * rows + g * H + j) * 2.
+    let ab = ((lanes * dims.dirs + dir) * rows + j) * 2u;
     if (cell.mode == 1u) {
-        var s4 = vec4<f32>(0.0);
+        var si = vec4<f32>(0.0);
+        var sf = vec4<f32>(0.0);
+        var sg = vec4<f32>(0.0);
+        var so = vec4<f32>(0.0);
         for (var k = 0u; k < isz; k++) {
-            let w = vec4<f32>(wf(cell.w_off + k * rows + row));
-            let x = vec4<f32>(
-                bitcast<f32>(xin[xv.x + k]),
-                bitcast<f32>(xin[xv.y + k]),
-                bitcast<f32>(xin[xv.z + k]),
-                bitcast<f32>(xin[xv.w + k]),
-            );
-            s4 = fadd4(s4, fmul4(w, x));
+            let x = bitcast<vec4<f32>>(x4(xv, k));
+            let wr = cell.w_off + k * rows + j;
+            si = fadd4(si, fmul4(vec4<f32>(wf(wr)), x));
+            sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), x));
+            sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), x));
+            so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), x));
         }
         for (var k = 0u; k < hsz; k++) {
-            let w = vec4<f32>(wf(cell.r_off + k * rows + row));
-            let h = vec4<f32>(
-                bitcast<f32>(state[hv.x + k]),
-                bitcast<f32>(state[hv.y + k]),
-                bitcast<f32>(state[hv.z + k]),
-                bitcast<f32>(state[hv.w + k]),
-            );
-            s4 = fadd4(s4, fmul4(w, h));
+            let h = bitcast<vec4<f32>>(h4(hv, k));
+            let wr = cell.r_off + k * rows + j;
+            si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
+            sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
+            sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
+            so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
         }
-        s4 = fadd4(s4, vec4<f32>(wf(cell.b_off + row)));
+        let b = cell.b_off + j;
+        si = fadd4(si, vec4<f32>(wf(b)));
+        sf = fadd4(sf, vec4<f32>(wf(b + hsz)));
+        sg = fadd4(sg, vec4<f32>(wf(b + 2u * hsz)));
+        so = fadd4(so, vec4<f32>(wf(b + 3u * hsz)));
         for (var l = 0u; l < n_here; l++) {
-            let ld = (cfg * dims.seqs + seq0 + l) * dims.dirs + dir;
-            acc[(ld * rows + row) * 2u] = bitcast<u32>(s4[l]);
+            acc[ab[l]] = bitcast<u32>(si[l]);
+            acc[ab[l] + 2u * hsz] = bitcast<u32>(sf[l]);
+            acc[ab[l] + 4u * hsz] = bitcast<u32>(sg[l]);
+            acc[ab[l] + 6u * hsz] = bitcast<u32>(so[l]);
         }
         return;
     }
-    // Integer lanes: four partial sums in a vec4<i32>, widened into four 64-bit totals kept
-    // as (lo, hi) vec4<u32> pairs (the vector form of i64_from / i64_add).
-    var part4 = vec4<i32>(0);
-    var lo = vec4<u32>(0u);
-    var hi = vec4<u32>(0u);
-    var n = 0u;
-    for (var k = 0u; k < isz; k++) {
-        let w = vec4<i32>(wi(cell.w_off + k * rows + row));
-        let x = vec4<i32>(
-            bitcast<i32>(xin[xv.x + k]),
-            bitcast<i32>(xin[xv.y + k]),
-            bitcast<i32>(xin[xv.z + k]),
-            bitcast<i32>(xin[xv.w + k]),
-        );
-        part4 += w * x;
-        n += 1u;
-        if (n == cell.chunk_wx) {
-            widen4(&lo, &hi, part4);
-            part4 = vec4<i32>(0);
-            n = 0u;
+    // Integer lanes: per gate row, four partial sums in a vec4<i32>, summed over chunks of at
+    // most `chunk_wx` (`chunk_rh`) products, which cannot overflow, each chunk widened into
+    // four 64-bit totals kept as (lo, hi) vec4<u32> pairs (the vector form of i64_from /
+    // i64_add). Integer sums are exact, so the grouping does not change the bits; the inner
+    // loops have no branch (with 8-bit codes one chunk is longer than any row).
+    var lo_i = vec4<u32>(0u);
+    var hi_i = vec4<u32>(0u);
+    var lo_f = vec4<u32>(0u);
+    var hi_f = vec4<u32>(0u);
+    var lo_g = vec4<u32>(0u);
+    var hi_g = vec4<u32>(0u);
+    var lo_o = vec4<u32>(0u);
+    var hi_o = vec4<u32>(0u);
+    for (var k0 = 0u; k0 < isz; k0 += cell.chunk_wx) {
+        let k1 = min(isz, k0 + cell.chunk_wx);
+        var pi = vec4<i32>(0);
+        var pf = vec4<i32>(0);
+        var pg = vec4<i32>(0);
+        var po = vec4<i32>(0);
+        for (var k = k0; k < k1; k++) {
+            let x = bitcast<vec4<i32>>(x4(xv, k));
+            let wr = cell.w_off + k * rows + j;
+            pi += vec4<i32>(wi(wr)) * x;
+            pf += vec4<i32>(wi(wr + hsz)) * x;
+            pg += vec4<i32>(wi(wr + 2u * hsz)) * x;
+            po += vec4<i32>(wi(wr + 3u * hsz)) * x;
         }
+        widen4(&lo_i, &hi_i, pi);
+        widen4(&lo_f, &hi_f, pf);
+        widen4(&lo_g, &hi_g, pg);
+        widen4(&lo_o, &hi_o, po);
     }
-    widen4(&lo, &hi, part4);
-    let wx_lo = lo;
-    let wx_hi = hi;
-    part4 = vec4<i32>(0);
-    lo = vec4<u32>(0u);
-    hi = vec4<u32>(0u);
-    n = 0u;
-    for (var k = 0u; k < hsz; k++) {
-        let w = vec4<i32>(wi(cell.r_off + k * rows + row));
-        let h = vec4<i32>(
-            bitcast<i32>(state[hv.x + k]),
-            bitcast<i32>(state[hv.y + k]),
-            bitcast<i32>(state[hv.z + k]),
-            bitcast<i32>(state[hv.w + k]),
-        );
-        part4 += w * h;
-        n += 1u;
-        if (n == cell.chunk_rh) {
-            widen4(&lo, &hi, part4);
-            part4 = vec4<i32>(0);
-            n = 0u;
+    // W.x is complete: fold it (shifted) and the bias into the accumulators, then add R.h.
+    // The 64-bit sums wrap like the CPU's i64 adds, so the order of the three terms of
+    // `int_gate_sum` does not change the bits.
+    int_gate_wx(cell, j, &lo_i, &hi_i);
+    int_gate_wx(cell, j + hsz, &lo_f, &hi_f);
+    int_gate_wx(cell, j + 2u * hsz, &lo_g, &hi_g);
+    int_gate_wx(cell, j + 3u * hsz, &lo_o, &hi_o);
+    for (var k0 = 0u; k0 < hsz; k0 += cell.chunk_rh) {
+        let k1 = min(hsz, k0 + cell.chunk_rh);
+        var pi = vec4<i32>(0);
+        var pf = vec4<i32>(0);
+        var pg = vec4<i32>(0);
+        var po = vec4<i32>(0);
+        for (var k = k0; k < k1; k++) {
+            let h = bitcast<vec4<i32>>(h4(hv, k));
+            let wr = cell.r_off + k * rows + j;
+            pi += vec4<i32>(wi(wr)) * h;
+            pf += vec4<i32>(wi(wr + hsz)) * h;
+            pg += vec4<i32>(wi(wr + 2u * hsz)) * h;
+            po += vec4<i32>(wi(wr + 3u * hsz)) * h;
         }
+        int_gate_rh(cell, j, &lo_i, &hi_i, pi);
+        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, pf);
+        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, pg);
+        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, po);
     }
-    widen4(&lo, &hi, part4);
     for (var l = 0u; l < n_here; l++) {
-        let wx = vec2<u32>(wx_lo[l], wx_hi[l]);
-        let a = int_gate_sum(cell, row, wx, vec2<u32>(lo[l], hi[l]));
-        let ld = (cfg * dims.seqs + seq0 + l) * dims.dirs + dir;
-        acc[(ld * rows + row) * 2u] = a.x;
-        acc[(ld * rows + row) * 2u + 1u] = a.y;
+        acc[ab[l]] = lo_i[l];
+        acc[ab[l] + 1u] = hi_i[l];
+        acc[ab[l] + 2u * hsz] = lo_f[l];
+        acc[ab[l] + 2u * hsz + 1u] = hi_f[l];
+        acc[ab[l] + 4u * hsz] = lo_g[l];
+        acc[ab[l] + 4u * hsz + 1u] = hi_g[l];
+        acc[ab[l] + 6u * hsz] = lo_o[l];
+        acc[ab[l] + 6u * hsz + 1u] = hi_o[l];
     }
+}
+
+// Four lanes' W.x totals of gate row `row` (lo, hi) become (W.x << (shift_wx + ew)) +
+// (b << shift_b), the first two terms of `int_gate_sum`.
+fn int_gate_wx(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>) {
+    var ew = 0u;
+    if (cell.rs_off != 0xffffffffu) {
+        ew = weights[cell.rs_off + row] & 0xffffu;
+    }
+    let b = i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b);
+    var l4 = *lo;
+    var h4v = *hi;
+    for (var l = 0u; l < 4u; l++) {
+        let a = i64_add(i64_shl(vec2<u32>(l4[l], h4v[l]), cell.shift_wx + ew), b);
+        l4[l] = a.x;
+        h4v[l] = a.y;
+    }
+    *lo = l4;
+    *hi = h4v;
+}
+
+// Adds four lanes' chunk of R.h products of gate row `row`, shifted by shift_rh (plus the
+// row's extra shift), to their 64-bit accumulators.
+fn int_gate_rh(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
+    var er = 0u;
+    if (cell.rs_off != 0xffffffffu) {
+        er = weights[cell.rs_off + row] >> 16u;
+    }
+    var l4 = *lo;
+    var h4v = *hi;
+    for (var l = 0u; l < 4u; l++) {
+        let a = i64_add(vec2<u32>(l4[l], h4v[l]), i64_shl(i64_from(part[l]), cell.shift_rh + er));
+        l4[l] = a.x;
+        h4v[l] = a.y;
+    }
+    *lo = l4;
+    *hi = h4v;
 }
 
 // Adds four i32 partial sums to four 64-bit totals (lo, hi words), component-wise.

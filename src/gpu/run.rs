@@ -359,8 +359,10 @@ impl GpuContext {
                 pass.dispatch_workgroups(x, y, 1);
             };
             let cell_groups = groups_of(lanes * d * h);
-            // Config lanes: one thread per (row, block of LANE_BLOCK sequences).
-            let lane_groups = groups_of(d * 4 * h * set.groups() * nseq.div_ceil(LANE_BLOCK));
+            // Config lanes: one workgroup per (tile of WORKGROUP units, block of LANE_BLOCK
+            // sequences), one thread per unit (its four gate rows) of the tile.
+            let row_tiles = h.div_ceil(WORKGROUP as usize);
+            let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
             let select_groups = groups_of(lanes * d);
             let policy = match set {
                 LaneSet::Policies(p) => Some(p.oracle),
