@@ -5,9 +5,9 @@
 // One lane = one (precision config, sequence) pair — or, in policy mode, one (precision
 // policy, sequence) pair whose level is chosen step by step by `select_level`
 // (docs/NUMERICS.md section 11; CPU twins src/dynamic/sim.rs and src/dynamic/values.rs).
-// Every dispatch advances all lanes and both directions of one layer by one step: `gates` /
-// `gates_lanes` compute the four gate sums of every row; `cell_update` applies the activation
-// tables, updates c and h and records them. Semantics: docs/NUMERICS.md (section 6 for float
+// Every step advances all lanes and both directions of one layer: for policy lanes `gates`
+// computes the four gate sums of every row and `cell_update` applies the activation tables,
+// updates c and h and records them; for config lanes `step_lanes` does both in one dispatch. Semantics: docs/NUMERICS.md (section 6 for float
 // lanes, section 7 for integer lanes). CPU twin: src/lstm/eval/cell.rs. Any change here must
 // keep the two bit-identical (tests/gpu.rs, tests/engine.rs, tests/dynamic*.rs).
 

@@ -1,6 +1,7 @@
 // LSTM kernels, part 3 of 4 (after numerics.wgsl): one step of every lane — the gate sums
-// (`gates`: one thread per (lane, row); `gates_lanes`: lane-blocked over k-major weights) and
-// the cell update. CPU twin: src/lstm/eval/cell.rs (and the batched engine, batch.rs).
+// (`gates`: one thread per (lane, row), policy lanes) and the cell update (`cell_update`), or
+// both at once for config lanes (`step_lanes`: lane-blocked over k-major weights). CPU twin:
+// src/lstm/eval/cell.rs (and the batched engine, batch.rs).
 
 fn step_t(dir: u32) -> u32 {
     if (((dims.rev_mask >> dir) & 1u) == 1u) {
@@ -100,11 +101,14 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// ---- the lane-blocked gate product (config lanes) ----
+// ---- one whole step of config lanes: lane-blocked gate products and the cell update ----
 //
 // One thread computes the four gate rows (i, f, g, o) of one unit j for LB lanes (sequences)
-// of one config and direction: each x or h word read serves four rows, each weight word LB
-// lanes, all from registers. Weights are stored k-major for these lanes
+// of one config and direction, then updates the unit's c and h of those lanes from registers
+// (one dispatch per step; no gate sums go through memory): each x or h word read serves four
+// rows, each weight word LB lanes. The h of step t - 1 is read from `outs` (from `state` at
+// the first step), and the new h goes only to `outs`, so no thread overwrites an h that
+// another thread of the same dispatch still reads. Weights are stored k-major for these lanes
 // (`weights[w_off + k * rows + row]`), so the threads of a wave, which hold consecutive
 // units, read consecutive words (coalesced). Workgroup w holds units [64 * (w % tiles), +64)
 // of one (config, direction, block of LB sequences): everything but the unit is the same
@@ -124,8 +128,12 @@ fn h4(base: vec4<u32>, k: u32) -> vec4<u32> {
     return vec4<u32>(state[base.x + k], state[base.y + k], state[base.z + k], state[base.w + k]);
 }
 
+fn o4(base: vec4<u32>, k: u32) -> vec4<u32> {
+    return vec4<u32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
+}
+
 @compute @workgroup_size(64)
-fn gates_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let hsz = dims.hidden;
     let rows = 4u * hsz;
     let isz = dims.input;
@@ -150,8 +158,13 @@ fn gates_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let lanes = vec4<u32>(cfg * dims.seqs + seq0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
     let xv = (lanes * dims.steps + t) * dims.x_stride;
     let hv = (lanes * dims.dirs + dir) * 2u * hsz;
-    // Word index of lane l's gate row g * H + j in `acc` is (ld_l * rows + g * H + j) * 2.
-    let ab = ((lanes * dims.dirs + dir) * rows + j) * 2u;
+    // The previous step's h in `outs` ([lane, T, {h, c}, dirs * H]); unused at the first step.
+    let first = step.s == 0u;
+    var t_prev = t - 1u;
+    if (((dims.rev_mask >> dir) & 1u) == 1u) {
+        t_prev = t + 1u;
+    }
+    let ov = (lanes * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz;
     if (cell.mode == 1u) {
         var si = vec4<f32>(0.0);
         var sf = vec4<f32>(0.0);
@@ -165,13 +178,24 @@ fn gates_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), x));
             so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), x));
         }
-        for (var k = 0u; k < hsz; k++) {
-            let h = bitcast<vec4<f32>>(h4(hv, k));
-            let wr = cell.r_off + k * rows + j;
-            si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
-            sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
-            sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
-            so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
+        if (first) {
+            for (var k = 0u; k < hsz; k++) {
+                let h = bitcast<vec4<f32>>(h4(hv, k));
+                let wr = cell.r_off + k * rows + j;
+                si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
+                sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
+                sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
+                so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
+            }
+        } else {
+            for (var k = 0u; k < hsz; k++) {
+                let h = bitcast<vec4<f32>>(o4(ov, k));
+                let wr = cell.r_off + k * rows + j;
+                si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
+                sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
+                sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
+                so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
+            }
         }
         let b = cell.b_off + j;
         si = fadd4(si, vec4<f32>(wf(b)));
@@ -179,10 +203,8 @@ fn gates_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         sg = fadd4(sg, vec4<f32>(wf(b + 2u * hsz)));
         so = fadd4(so, vec4<f32>(wf(b + 3u * hsz)));
         for (var l = 0u; l < n_here; l++) {
-            acc[ab[l]] = bitcast<u32>(si[l]);
-            acc[ab[l] + 2u * hsz] = bitcast<u32>(sf[l]);
-            acc[ab[l] + 4u * hsz] = bitcast<u32>(sg[l]);
-            acc[ab[l] + 6u * hsz] = bitcast<u32>(so[l]);
+            let lane = lanes[l];
+            cell_float(cell, lane, lane * dims.dirs + dir, dir, j, si[l], sf[l], sg[l], so[l], false);
         }
         return;
     }
@@ -231,13 +253,24 @@ fn gates_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         var pf = vec4<i32>(0);
         var pg = vec4<i32>(0);
         var po = vec4<i32>(0);
-        for (var k = k0; k < k1; k++) {
-            let h = bitcast<vec4<i32>>(h4(hv, k));
-            let wr = cell.r_off + k * rows + j;
-            pi += vec4<i32>(wi(wr)) * h;
-            pf += vec4<i32>(wi(wr + hsz)) * h;
-            pg += vec4<i32>(wi(wr + 2u * hsz)) * h;
-            po += vec4<i32>(wi(wr + 3u * hsz)) * h;
+        if (first) {
+            for (var k = k0; k < k1; k++) {
+                let h = bitcast<vec4<i32>>(h4(hv, k));
+                let wr = cell.r_off + k * rows + j;
+                pi += vec4<i32>(wi(wr)) * h;
+                pf += vec4<i32>(wi(wr + hsz)) * h;
+                pg += vec4<i32>(wi(wr + 2u * hsz)) * h;
+                po += vec4<i32>(wi(wr + 3u * hsz)) * h;
+            }
+        } else {
+            for (var k = k0; k < k1; k++) {
+                let h = bitcast<vec4<i32>>(o4(ov, k));
+                let wr = cell.r_off + k * rows + j;
+                pi += vec4<i32>(wi(wr)) * h;
+                pf += vec4<i32>(wi(wr + hsz)) * h;
+                pg += vec4<i32>(wi(wr + 2u * hsz)) * h;
+                po += vec4<i32>(wi(wr + 3u * hsz)) * h;
+            }
         }
         int_gate_rh(cell, j, &lo_i, &hi_i, pi);
         int_gate_rh(cell, j + hsz, &lo_f, &hi_f, pf);
@@ -245,14 +278,12 @@ fn gates_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, po);
     }
     for (var l = 0u; l < n_here; l++) {
-        acc[ab[l]] = lo_i[l];
-        acc[ab[l] + 1u] = hi_i[l];
-        acc[ab[l] + 2u * hsz] = lo_f[l];
-        acc[ab[l] + 2u * hsz + 1u] = hi_f[l];
-        acc[ab[l] + 4u * hsz] = lo_g[l];
-        acc[ab[l] + 4u * hsz + 1u] = hi_g[l];
-        acc[ab[l] + 6u * hsz] = lo_o[l];
-        acc[ab[l] + 6u * hsz + 1u] = hi_o[l];
+        let lane = lanes[l];
+        let ai = vec2<u32>(lo_i[l], hi_i[l]);
+        let af = vec2<u32>(lo_f[l], hi_f[l]);
+        let ag = vec2<u32>(lo_g[l], hi_g[l]);
+        let ao = vec2<u32>(lo_o[l], hi_o[l]);
+        cell_int(cell, lane, lane * dims.dirs + dir, dir, j, ai, af, ag, ao, false);
     }
 }
 
@@ -326,66 +357,87 @@ fn cell_update(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let cell = cell_of(lane, ld, dir);
     let ab = ld * 4u * hsz;
+    if (cell.mode == 0u) {
+        cell_int(cell, lane, ld, dir, j, acc64(ab + j), acc64(ab + hsz + j), acc64(ab + 2u * hsz + j), acc64(ab + 3u * hsz + j), true);
+    } else {
+        cell_float(cell, lane, ld, dir, j, accf(ab + j), accf(ab + hsz + j), accf(ab + 2u * hsz + j), accf(ab + 3u * hsz + j), true);
+    }
+}
+
+// The integer cell update of unit j of lane `lane`, direction `dir` (ld = lane * dirs + dir)
+// from its four gate accumulators: c and h go to `state` (h only with `h_state`) and to `outs`.
+fn cell_int(cell: Cell, lane: u32, ld: u32, dir: u32, j: u32, ai0: vec2<u32>, af0: vec2<u32>, ag: vec2<u32>, ao0: vec2<u32>, h_state: bool) {
+    let hsz = dims.hidden;
     let sb = ld * 2u * hsz;
     let dh = dims.dirs * hsz;
     let ob = (lane * dims.steps + step_t(dir)) * 2u * dh + dir * hsz + j;
     let peep = cell.has_peep == 1u;
-    if (cell.mode == 0u) {
-        let cp = bitcast<i32>(state[sb + hsz + j]);
-        var ai = acc64(ab + j);
-        var af = acc64(ab + hsz + j);
-        var ao = acc64(ab + 3u * hsz + j);
-        if (peep) {
-            ai = i64_add(ai, i64_shl(i64_from(wi(cell.p_off + j) * cp), cell.shift_pc));
-            af = i64_add(af, i64_shl(i64_from(wi(cell.p_off + hsz + j) * cp), cell.shift_pc));
-        }
-        let ig = tab(cell.sig_off, cell.pre, rescale(ai, cell.pre_shift, cell.pre.bits));
-        let fg = tab(cell.sig_off, cell.pre, rescale(af, cell.pre_shift, cell.pre.bits));
-        let gg = tab(cell.tanhp_off, cell.pre, rescale(acc64(ab + 2u * hsz + j), cell.pre_shift, cell.pre.bits));
-        let upd = i64_add(i64_shl(i64_from(fg * cp), cell.shift_fc), i64_shl(i64_from(ig * gg), cell.shift_ig));
-        let cn = rescale(upd, cell.c_shift, cell.c.bits);
-        if (peep) {
-            ao = i64_add(ao, i64_shl(i64_from(wi(cell.p_off + 2u * hsz + j) * cn), cell.shift_pc));
-        }
-        let og = tab(cell.sig_off, cell.pre, rescale(ao, cell.pre_shift, cell.pre.bits));
-        let tc = tab(cell.tanhc_off, cell.c, cn);
-        let hn = rescale(i64_from(og * tc), cell.h_shift, cell.h.bits);
+    let cp = bitcast<i32>(state[sb + hsz + j]);
+    var ai = ai0;
+    var af = af0;
+    var ao = ao0;
+    if (peep) {
+        ai = i64_add(ai, i64_shl(i64_from(wi(cell.p_off + j) * cp), cell.shift_pc));
+        af = i64_add(af, i64_shl(i64_from(wi(cell.p_off + hsz + j) * cp), cell.shift_pc));
+    }
+    let ig = tab(cell.sig_off, cell.pre, rescale(ai, cell.pre_shift, cell.pre.bits));
+    let fg = tab(cell.sig_off, cell.pre, rescale(af, cell.pre_shift, cell.pre.bits));
+    let gg = tab(cell.tanhp_off, cell.pre, rescale(ag, cell.pre_shift, cell.pre.bits));
+    let upd = i64_add(i64_shl(i64_from(fg * cp), cell.shift_fc), i64_shl(i64_from(ig * gg), cell.shift_ig));
+    let cn = rescale(upd, cell.c_shift, cell.c.bits);
+    if (peep) {
+        ao = i64_add(ao, i64_shl(i64_from(wi(cell.p_off + 2u * hsz + j) * cn), cell.shift_pc));
+    }
+    let og = tab(cell.sig_off, cell.pre, rescale(ao, cell.pre_shift, cell.pre.bits));
+    let tc = tab(cell.tanhc_off, cell.c, cn);
+    let hn = rescale(i64_from(og * tc), cell.h_shift, cell.h.bits);
+    if (h_state) {
         state[sb + j] = bitcast<u32>(hn);
-        state[sb + hsz + j] = bitcast<u32>(cn);
-        if (dims.values == 1u) {
-            // Outputs as f32 values (exact: codes have at most 16 bits).
-            outs[ob] = bitcast<u32>(f32(hn) * pow2(-cell.h.frac));
-            outs[ob + dh] = bitcast<u32>(f32(cn) * pow2(-cell.c.frac));
-        } else if (dims.policy == 1u) {
-            // Outputs in the highest level's formats: exact left shifts.
-            let hi = cells[(dims.levels - 1u) * dims.dirs + dir];
-            outs[ob] = bitcast<u32>(hn << u32(hi.h.frac - cell.h.frac));
-            outs[ob + dh] = bitcast<u32>(cn << u32(hi.c.frac - cell.c.frac));
-        } else {
-            outs[ob] = bitcast<u32>(hn);
-            outs[ob + dh] = bitcast<u32>(cn);
-        }
+    }
+    state[sb + hsz + j] = bitcast<u32>(cn);
+    if (dims.values == 1u) {
+        // Outputs as f32 values (exact: codes have at most 16 bits).
+        outs[ob] = bitcast<u32>(f32(hn) * pow2(-cell.h.frac));
+        outs[ob + dh] = bitcast<u32>(f32(cn) * pow2(-cell.c.frac));
+    } else if (dims.policy == 1u) {
+        // Outputs in the highest level's formats: exact left shifts.
+        let hi = cells[(dims.levels - 1u) * dims.dirs + dir];
+        outs[ob] = bitcast<u32>(hn << u32(hi.h.frac - cell.h.frac));
+        outs[ob + dh] = bitcast<u32>(cn << u32(hi.c.frac - cell.c.frac));
     } else {
-        let cp = bitcast<f32>(state[sb + hsz + j]);
-        var ai = accf(ab + j);
-        var af = accf(ab + hsz + j);
-        var ao = accf(ab + 3u * hsz + j);
-        if (peep) {
-            ai = fadd(ai, fmul(wf(cell.p_off + j), cp));
-            af = fadd(af, fmul(wf(cell.p_off + hsz + j), cp));
-        }
-        let ig = act(cell, 0u, fmt_round(cell.pre, ai));
-        let fg = act(cell, 0u, fmt_round(cell.pre, af));
-        let gg = act(cell, 1u, fmt_round(cell.pre, accf(ab + 2u * hsz + j)));
-        let cn = fmt_round(cell.c, fadd(fmul(fg, cp), fmul(ig, gg)));
-        if (peep) {
-            ao = fadd(ao, fmul(wf(cell.p_off + 2u * hsz + j), cn));
-        }
-        let og = act(cell, 0u, fmt_round(cell.pre, ao));
-        let hn = fmt_round(cell.h, fmul(og, act(cell, 2u, cn)));
-        state[sb + j] = bitcast<u32>(hn);
-        state[sb + hsz + j] = bitcast<u32>(cn);
         outs[ob] = bitcast<u32>(hn);
         outs[ob + dh] = bitcast<u32>(cn);
     }
+}
+
+// The float twin of `cell_int`.
+fn cell_float(cell: Cell, lane: u32, ld: u32, dir: u32, j: u32, ai0: f32, af0: f32, ag: f32, ao0: f32, h_state: bool) {
+    let hsz = dims.hidden;
+    let sb = ld * 2u * hsz;
+    let dh = dims.dirs * hsz;
+    let ob = (lane * dims.steps + step_t(dir)) * 2u * dh + dir * hsz + j;
+    let peep = cell.has_peep == 1u;
+    let cp = bitcast<f32>(state[sb + hsz + j]);
+    var ai = ai0;
+    var af = af0;
+    var ao = ao0;
+    if (peep) {
+        ai = fadd(ai, fmul(wf(cell.p_off + j), cp));
+        af = fadd(af, fmul(wf(cell.p_off + hsz + j), cp));
+    }
+    let ig = act(cell, 0u, fmt_round(cell.pre, ai));
+    let fg = act(cell, 0u, fmt_round(cell.pre, af));
+    let gg = act(cell, 1u, fmt_round(cell.pre, ag));
+    let cn = fmt_round(cell.c, fadd(fmul(fg, cp), fmul(ig, gg)));
+    if (peep) {
+        ao = fadd(ao, fmul(wf(cell.p_off + 2u * hsz + j), cn));
+    }
+    let og = act(cell, 0u, fmt_round(cell.pre, ao));
+    let hn = fmt_round(cell.h, fmul(og, act(cell, 2u, cn)));
+    if (h_state) {
+        state[sb + j] = bitcast<u32>(hn);
+    }
+    state[sb + hsz + j] = bitcast<u32>(cn);
+    outs[ob] = bitcast<u32>(hn);
+    outs[ob + dh] = bitcast<u32>(cn);
 }

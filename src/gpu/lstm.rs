@@ -8,7 +8,7 @@ use crate::lstm::eval::Plan;
 use bytemuck::{Pod, Zeroable};
 
 pub(super) const WORKGROUP: u32 = 64;
-/// Lanes (sequences) one `gates_lanes` thread computes (LB in shaders/lstm_step.wgsl).
+/// Lanes (sequences) one `step_lanes` thread computes (LB in shaders/lstm_step.wgsl).
 pub(super) const LANE_BLOCK: usize = 4;
 /// Steps encoded per submission (progress is reported between submissions).
 pub(super) const STEPS_PER_SUBMIT: usize = 128;
@@ -158,8 +158,9 @@ fn chunk(bits: u32) -> u32 {
 pub(super) struct Pipelines {
     /// One thread per (lane, row): policy lanes, whose lanes of one tile may differ in level.
     pub gates: wgpu::ComputePipeline,
-    /// Lane-blocked product over k-major weights for config lanes (`gates_lanes`).
-    pub gates_lanes: wgpu::ComputePipeline,
+    /// A whole step of config lanes (`step_lanes`): lane-blocked products over k-major weights
+    /// and the cell update, one thread per (unit, block of lanes).
+    pub step_lanes: wgpu::ComputePipeline,
     pub cell: wgpu::ComputePipeline,
     pub select: wgpu::ComputePipeline,
     pub layout0: wgpu::BindGroupLayout,
@@ -233,7 +234,7 @@ impl Pipelines {
         };
         Pipelines {
             gates: pipeline("gates"),
-            gates_lanes: pipeline("gates_lanes"),
+            step_lanes: pipeline("step_lanes"),
             cell: pipeline("cell_update"),
             select: pipeline("select_level"),
             layout0,
@@ -375,7 +376,7 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
 
 /// Builds one layer's upload for a chunk of plans.
 /// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed (`[k][row]`, the layout
-/// `gates_lanes` reads coalesced) instead of row-major (`gates`, policy lanes).
+/// `step_lanes` reads coalesced) instead of row-major (`gates`, policy lanes).
 pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> LayerUpload {
     let mut up = LayerUpload {
         cells: Vec::new(),

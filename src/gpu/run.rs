@@ -1,6 +1,6 @@
 //! Running lanes on the GPU: sizing chunks to the adapter's limits, uploading a layer at a
-//! time, encoding every step (two dispatches, or more for policy lanes) and reading the states
-//! back. Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level
+//! time, encoding every step (one dispatch for config lanes, two or more for policy lanes),
+//! many steps per submission, and reading the states back once per layer. Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level
 //! is chosen per step on the device (see [`LaneSet`]).
 
 use super::lstm::{
@@ -393,10 +393,13 @@ impl GpuContext {
                             stage(&mut pass, s, 0, &self.lstm.select, select_groups);
                         }
                         match policy {
-                            None => stage(&mut pass, s, 0, &self.lstm.gates_lanes, lane_groups),
-                            Some(_) => stage(&mut pass, s, 0, &self.lstm.gates, gate_groups),
+                            // Config lanes: the whole step in one dispatch.
+                            None => stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups),
+                            Some(_) => {
+                                stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
+                                stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
+                            }
                         }
-                        stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
                         if policy == Some(true) {
                             stage(&mut pass, s, 2, &self.lstm.select, select_groups);
                             stage(&mut pass, s, 1, &self.lstm.gates, gate_groups);
