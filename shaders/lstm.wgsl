@@ -99,6 +99,9 @@ struct Cell {
     // word offset of per-row extra shifts (W.x in the low 16 bits, R.h in the high), or
     // 0xffffffff when the weights have one format per tensor
     rs_off: u32,
+    // 1: W and R hold four 8-bit codes per word along k (k-major `step_lanes` layout,
+    // `[k / 4][row]`, the code of k % 4 = m in bits 8m .. 8m + 7, rows padded with 0 codes)
+    packed: u32,
     pre: Fmt,
     c: Fmt,
     gate: Fmt,

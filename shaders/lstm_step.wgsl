@@ -132,6 +132,54 @@ fn o4(base: vec4<u32>, k: u32) -> vec4<u32> {
     return vec4<u32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
 }
 
+fn xi4(base: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(x4(base, k));
+}
+
+fn hi4(base: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(h4(base, k));
+}
+
+fn oi4(base: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(o4(base, k));
+}
+
+// Partial sums of the four gate rows (i, f, g, o) of one unit, four lanes each.
+struct P4 {
+    i: vec4<i32>,
+    f: vec4<i32>,
+    g: vec4<i32>,
+    o: vec4<i32>,
+}
+
+// One k: the weights of the four gate rows (words wr, wr + H, wr + 2H, wr + 3H) times x.
+fn mac1(p: P4, wr: u32, hsz: u32, x: vec4<i32>) -> P4 {
+    var r = p;
+    r.i += vec4<i32>(wi(wr)) * x;
+    r.f += vec4<i32>(wi(wr + hsz)) * x;
+    r.g += vec4<i32>(wi(wr + 2u * hsz)) * x;
+    r.o += vec4<i32>(wi(wr + 3u * hsz)) * x;
+    return r;
+}
+
+// The four products of one packed weight word (8-bit codes of k .. k + 3, k in the low byte)
+// with the x of those k.
+fn dot4(w: i32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> vec4<i32> {
+    let a = vec4<i32>(extractBits(w, 0u, 8u)) * x0 + vec4<i32>(extractBits(w, 8u, 8u)) * x1;
+    return a + vec4<i32>(extractBits(w, 16u, 8u)) * x2 + vec4<i32>(extractBits(w, 24u, 8u)) * x3;
+}
+
+// Four k of packed weights (padding codes past the row are 0, so the clamped x they meet
+// add nothing).
+fn mac4(p: P4, wr: u32, hsz: u32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> P4 {
+    var r = p;
+    r.i += dot4(wi(wr), x0, x1, x2, x3);
+    r.f += dot4(wi(wr + hsz), x0, x1, x2, x3);
+    r.g += dot4(wi(wr + 2u * hsz), x0, x1, x2, x3);
+    r.o += dot4(wi(wr + 3u * hsz), x0, x1, x2, x3);
+    return r;
+}
+
 @compute @workgroup_size(64)
 fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let hsz = dims.hidden;
@@ -212,7 +260,10 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     // most `chunk_wx` (`chunk_rh`) products, which cannot overflow, each chunk widened into
     // four 64-bit totals kept as (lo, hi) vec4<u32> pairs (the vector form of i64_from /
     // i64_add). Integer sums are exact, so the grouping does not change the bits; the inner
-    // loops have no branch (with 8-bit codes one chunk is longer than any row).
+    // loops have no branch (with 8-bit codes one chunk is longer than any row). Packed cells
+    // hold four 8-bit weight codes per word (`mac4`): a quarter of the weight reads.
+    let packed = cell.packed == 1u;
+    let per = select(1u, 4u, packed);
     var lo_i = vec4<u32>(0u);
     var hi_i = vec4<u32>(0u);
     var lo_f = vec4<u32>(0u);
@@ -221,24 +272,27 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     var hi_g = vec4<u32>(0u);
     var lo_o = vec4<u32>(0u);
     var hi_o = vec4<u32>(0u);
-    for (var k0 = 0u; k0 < isz; k0 += cell.chunk_wx) {
-        let k1 = min(isz, k0 + cell.chunk_wx);
-        var pi = vec4<i32>(0);
-        var pf = vec4<i32>(0);
-        var pg = vec4<i32>(0);
-        var po = vec4<i32>(0);
-        for (var k = k0; k < k1; k++) {
-            let x = bitcast<vec4<i32>>(x4(xv, k));
-            let wr = cell.w_off + k * rows + j;
-            pi += vec4<i32>(wi(wr)) * x;
-            pf += vec4<i32>(wi(wr + hsz)) * x;
-            pg += vec4<i32>(wi(wr + 2u * hsz)) * x;
-            po += vec4<i32>(wi(wr + 3u * hsz)) * x;
+    // Weight words per row of W (R), and weight words per chunk.
+    let nx = (isz + per - 1u) / per;
+    let cx = cell.chunk_wx / per;
+    for (var q0 = 0u; q0 < nx; q0 += cx) {
+        let q1 = min(nx, q0 + cx);
+        var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+        if (packed) {
+            for (var q = q0; q < q1; q++) {
+                let k = 4u * q;
+                let e = isz - 1u;
+                p = mac4(p, cell.w_off + q * rows + j, hsz, xi4(xv, k), xi4(xv, min(k + 1u, e)), xi4(xv, min(k + 2u, e)), xi4(xv, min(k + 3u, e)));
+            }
+        } else {
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.w_off + q * rows + j, hsz, xi4(xv, q));
+            }
         }
-        widen4(&lo_i, &hi_i, pi);
-        widen4(&lo_f, &hi_f, pf);
-        widen4(&lo_g, &hi_g, pg);
-        widen4(&lo_o, &hi_o, po);
+        widen4(&lo_i, &hi_i, p.i);
+        widen4(&lo_f, &hi_f, p.f);
+        widen4(&lo_g, &hi_g, p.g);
+        widen4(&lo_o, &hi_o, p.o);
     }
     // W.x is complete: fold it (shifted) and the bias into the accumulators, then add R.h.
     // The 64-bit sums wrap like the CPU's i64 adds, so the order of the three terms of
@@ -247,35 +301,35 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     int_gate_wx(cell, j + hsz, &lo_f, &hi_f);
     int_gate_wx(cell, j + 2u * hsz, &lo_g, &hi_g);
     int_gate_wx(cell, j + 3u * hsz, &lo_o, &hi_o);
-    for (var k0 = 0u; k0 < hsz; k0 += cell.chunk_rh) {
-        let k1 = min(hsz, k0 + cell.chunk_rh);
-        var pi = vec4<i32>(0);
-        var pf = vec4<i32>(0);
-        var pg = vec4<i32>(0);
-        var po = vec4<i32>(0);
-        if (first) {
-            for (var k = k0; k < k1; k++) {
-                let h = bitcast<vec4<i32>>(h4(hv, k));
-                let wr = cell.r_off + k * rows + j;
-                pi += vec4<i32>(wi(wr)) * h;
-                pf += vec4<i32>(wi(wr + hsz)) * h;
-                pg += vec4<i32>(wi(wr + 2u * hsz)) * h;
-                po += vec4<i32>(wi(wr + 3u * hsz)) * h;
+    let nh = (hsz + per - 1u) / per;
+    let ch = cell.chunk_rh / per;
+    for (var q0 = 0u; q0 < nh; q0 += ch) {
+        let q1 = min(nh, q0 + ch);
+        var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+        let e = hsz - 1u;
+        if (packed && first) {
+            for (var q = q0; q < q1; q++) {
+                let k = 4u * q;
+                p = mac4(p, cell.r_off + q * rows + j, hsz, hi4(hv, k), hi4(hv, min(k + 1u, e)), hi4(hv, min(k + 2u, e)), hi4(hv, min(k + 3u, e)));
+            }
+        } else if (packed) {
+            for (var q = q0; q < q1; q++) {
+                let k = 4u * q;
+                p = mac4(p, cell.r_off + q * rows + j, hsz, oi4(ov, k), oi4(ov, min(k + 1u, e)), oi4(ov, min(k + 2u, e)), oi4(ov, min(k + 3u, e)));
+            }
+        } else if (first) {
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.r_off + q * rows + j, hsz, hi4(hv, q));
             }
         } else {
-            for (var k = k0; k < k1; k++) {
-                let h = bitcast<vec4<i32>>(o4(ov, k));
-                let wr = cell.r_off + k * rows + j;
-                pi += vec4<i32>(wi(wr)) * h;
-                pf += vec4<i32>(wi(wr + hsz)) * h;
-                pg += vec4<i32>(wi(wr + 2u * hsz)) * h;
-                po += vec4<i32>(wi(wr + 3u * hsz)) * h;
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.r_off + q * rows + j, hsz, oi4(ov, q));
             }
         }
-        int_gate_rh(cell, j, &lo_i, &hi_i, pi);
-        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, pf);
-        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, pg);
-        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, po);
+        int_gate_rh(cell, j, &lo_i, &hi_i, p.i);
+        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, p.f);
+        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, p.g);
+        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, p.o);
     }
     for (var l = 0u; l < n_here; l++) {
         let lane = lanes[l];

@@ -80,6 +80,8 @@ pub(super) struct CellGpu {
     chunk_rh: u32,
     /// Word offset of the per-row extra shifts (W·x | R·h << 16), or u32::MAX for none.
     rs_off: u32,
+    /// 1: W and R hold four 8-bit codes per word along k (see [`pack_k_major`]).
+    packed: u32,
     pre: FmtGpu,
     c: FmtGpu,
     gate: FmtGpu,
@@ -124,7 +126,7 @@ pub fn host_layouts() -> Vec<HostLayout> {
             [
                 mode, w_off, r_off, b_off, p_off, has_peep, sig_off, tanhp_off, tanhc_off,
                 table_mask, shift_wx, shift_rh, shift_b, shift_pc, pre_shift, shift_fc, shift_ig,
-                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, pre, c, gate, h, x
+                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, pre, c, gate, h, x
             ]
         ),
     ]
@@ -268,6 +270,22 @@ fn transpose<T: Copy>(m: &[T], rows: usize) -> Vec<T> {
         .collect()
 }
 
+/// `m` (`rows x k`, row-major codes that fit in 8 bits) as `[k / 4][rows]` words holding the
+/// codes of four consecutive k, the first in the low byte; a row's last word is padded with
+/// 0 codes.
+fn pack_k_major(m: &[i32], rows: usize) -> Vec<i32> {
+    let k = m.len() / rows.max(1);
+    (0..k.div_ceil(4))
+        .flat_map(|q| {
+            (0..rows).map(move |r| {
+                (0..4).filter(|&b| 4 * q + b < k).fold(0u32, |w, b| {
+                    w | (m[r * k + 4 * q + b] as u8 as u32) << (8 * b)
+                }) as i32
+            })
+        })
+        .collect()
+}
+
 fn upload_cell(
     p: &CellPlan,
     k_major: bool,
@@ -293,10 +311,17 @@ fn upload_cell(
         Some(q) => {
             c.mode = 0;
             let rows = q.b.len();
-            let (w, r) = match k_major {
-                true => (transpose(&q.w, rows), transpose(&q.r, rows)),
-                false => (q.w.clone(), q.r.clone()),
+            c.chunk_wx = chunk(q.w_fmt.bits + q.x.bits - 2);
+            c.chunk_rh = chunk(q.r_fmt.bits + q.h.bits - 2);
+            let byte = |v: &[i32]| v.iter().all(|&x| i8::try_from(x).is_ok());
+            // Packing needs chunks of whole words (any grouping of an exact sum is exact).
+            let pack = k_major && byte(&q.w) && byte(&q.r) && c.chunk_wx >= 4 && c.chunk_rh >= 4;
+            let (w, r) = match (k_major, pack) {
+                (true, true) => (pack_k_major(&q.w, rows), pack_k_major(&q.r, rows)),
+                (true, false) => (transpose(&q.w, rows), transpose(&q.r, rows)),
+                (false, _) => (q.w.clone(), q.r.clone()),
             };
+            c.packed = u32::from(pack);
             c.w_off = put(weights, &mut bits_i(&w));
             c.r_off = put(weights, &mut bits_i(&r));
             c.b_off = put(weights, &mut bits_i(&q.b));
@@ -316,8 +341,6 @@ fn upload_cell(
                 Some(e) => put(weights, &mut e.iter().map(|&(w, r)| w | (r << 16))),
                 None => u32::MAX,
             };
-            c.chunk_wx = chunk(q.w_fmt.bits + q.x.bits - 2);
-            c.chunk_rh = chunk(q.r_fmt.bits + q.h.bits - 2);
             init.extend(bits_i(&q.h0));
             init.extend(bits_i(&q.c0));
         }
