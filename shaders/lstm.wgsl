@@ -127,6 +127,13 @@ struct Cell {
 // for an oracle redo [lane, dir, 2H], and the level of every step [lane, dir, T]
 @group(0) @binding(8) var<storage, read_write> pol: array<u32>;
 @group(1) @binding(0) var<uniform> step: Step;
+// Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of
+// every lane `[lane, dir, I + H]`, the same buffer written as `stage_s` and then read as
+// `stage_u`. src/gpu/lstm.rs sets STAGE_VEC4S to the adapter's uniform binding limit (at most
+// 64 KiB) when it builds the module.
+const STAGE_VEC4S: u32 = 4096u;
+@group(2) @binding(0) var<uniform> stage_u: array<vec4<u32>, STAGE_VEC4S>;
+@group(2) @binding(1) var<storage, read_write> stage_s: array<u32>;
 
 const LOG2E: f32 = 0x1.715476p+0f;
 const LN2_HI: f32 = 0x1.63p-1f;

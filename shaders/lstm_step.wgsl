@@ -119,29 +119,48 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 const LB: u32 = 4u;
 
-// The x (or h) words at k of the four lanes whose first words are at `base` in `xin`.
-fn x4(base: vec4<u32>, k: u32) -> vec4<u32> {
+// The x (or h) words at k of the four lanes whose first words are at `base` in `xin`
+// (`state`, `outs`), or, staged, at `sb` in `stage_u`. `staged` is a constant at every call
+// (see `step_lanes`), so compilers drop the other branch.
+fn sw(i: u32) -> u32 {
+    return stage_u[i >> 2u][i & 3u];
+}
+
+fn s4(sb: vec4<u32>, k: u32) -> vec4<u32> {
+    return vec4<u32>(sw(sb.x + k), sw(sb.y + k), sw(sb.z + k), sw(sb.w + k));
+}
+
+fn x4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+    if (staged) {
+        return s4(sb, k);
+    }
     return vec4<u32>(xin[base.x + k], xin[base.y + k], xin[base.z + k], xin[base.w + k]);
 }
 
-fn h4(base: vec4<u32>, k: u32) -> vec4<u32> {
+fn h4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+    if (staged) {
+        return s4(sb, k);
+    }
     return vec4<u32>(state[base.x + k], state[base.y + k], state[base.z + k], state[base.w + k]);
 }
 
-fn o4(base: vec4<u32>, k: u32) -> vec4<u32> {
+fn o4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+    if (staged) {
+        return s4(sb, k);
+    }
     return vec4<u32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
 }
 
-fn xi4(base: vec4<u32>, k: u32) -> vec4<i32> {
-    return bitcast<vec4<i32>>(x4(base, k));
+fn xi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(x4(staged, base, sb, k));
 }
 
-fn hi4(base: vec4<u32>, k: u32) -> vec4<i32> {
-    return bitcast<vec4<i32>>(h4(base, k));
+fn hi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(h4(staged, base, sb, k));
 }
 
-fn oi4(base: vec4<u32>, k: u32) -> vec4<i32> {
-    return bitcast<vec4<i32>>(o4(base, k));
+fn oi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(o4(staged, base, sb, k));
 }
 
 // Partial sums of the four gate rows (i, f, g, o) of one unit, four lanes each.
@@ -182,6 +201,49 @@ fn mac4(p: P4, wr: u32, hsz: u32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x
 
 @compute @workgroup_size(64)
 fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    step_body(wid, lid, false);
+}
+
+// The same, reading x and the previous h from `stage_u` (filled by `stage_lanes` just
+// before): reads at one address for the whole workgroup, which CPU implementations turn into
+// one load and a broadcast.
+@compute @workgroup_size(64)
+fn step_lanes_staged(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    step_body(wid, lid, true);
+}
+
+// Copies what `step_lanes_staged` reads at this step into the stage, `[lane, dir, I + H]`:
+// the x of the step, then the previous h (from `state` at the first step, else from `outs`).
+@compute @workgroup_size(64)
+fn stage_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = gid.x + gid.y * dims.threads_x;
+    let hsz = dims.hidden;
+    let isz = dims.input;
+    let width = isz + hsz;
+    if (idx >= dims.lanes * dims.dirs * width) {
+        return;
+    }
+    let w = idx % width;
+    let ld = idx / width;
+    let dir = ld % dims.dirs;
+    let lane = ld / dims.dirs;
+    let t = step_t(dir);
+    var v = 0u;
+    if (w < isz) {
+        v = xin[(lane * dims.steps + t) * dims.x_stride + w];
+    } else if (step.s == 0u) {
+        v = state[ld * 2u * hsz + w - isz];
+    } else {
+        var t_prev = t - 1u;
+        if (((dims.rev_mask >> dir) & 1u) == 1u) {
+            t_prev = t + 1u;
+        }
+        v = outs[(lane * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz + w - isz];
+    }
+    stage_s[idx] = v;
+}
+
+fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     let hsz = dims.hidden;
     let rows = 4u * hsz;
     let isz = dims.input;
@@ -213,13 +275,16 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         t_prev = t + 1u;
     }
     let ov = (lanes * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz;
+    // Staged: the lanes' x and previous h in `stage_u`.
+    let sx = (lanes * dims.dirs + dir) * (isz + hsz);
+    let sh = sx + isz;
     if (cell.mode == 1u) {
         var si = vec4<f32>(0.0);
         var sf = vec4<f32>(0.0);
         var sg = vec4<f32>(0.0);
         var so = vec4<f32>(0.0);
         for (var k = 0u; k < isz; k++) {
-            let x = bitcast<vec4<f32>>(x4(xv, k));
+            let x = bitcast<vec4<f32>>(x4(staged, xv, sx, k));
             let wr = cell.w_off + k * rows + j;
             si = fadd4(si, fmul4(vec4<f32>(wf(wr)), x));
             sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), x));
@@ -228,7 +293,7 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         }
         if (first) {
             for (var k = 0u; k < hsz; k++) {
-                let h = bitcast<vec4<f32>>(h4(hv, k));
+                let h = bitcast<vec4<f32>>(h4(staged, hv, sh, k));
                 let wr = cell.r_off + k * rows + j;
                 si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
                 sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
@@ -237,7 +302,7 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
             }
         } else {
             for (var k = 0u; k < hsz; k++) {
-                let h = bitcast<vec4<f32>>(o4(ov, k));
+                let h = bitcast<vec4<f32>>(o4(staged, ov, sh, k));
                 let wr = cell.r_off + k * rows + j;
                 si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
                 sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
@@ -282,11 +347,11 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
                 let e = isz - 1u;
-                p = mac4(p, cell.w_off + q * rows + j, hsz, xi4(xv, k), xi4(xv, min(k + 1u, e)), xi4(xv, min(k + 2u, e)), xi4(xv, min(k + 3u, e)));
+                p = mac4(p, cell.w_off + q * rows + j, hsz, xi4(staged, xv, sx, k), xi4(staged, xv, sx, min(k + 1u, e)), xi4(staged, xv, sx, min(k + 2u, e)), xi4(staged, xv, sx, min(k + 3u, e)));
             }
         } else {
             for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.w_off + q * rows + j, hsz, xi4(xv, q));
+                p = mac1(p, cell.w_off + q * rows + j, hsz, xi4(staged, xv, sx, q));
             }
         }
         widen4(&lo_i, &hi_i, p.i);
@@ -310,20 +375,20 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         if (packed && first) {
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
-                p = mac4(p, cell.r_off + q * rows + j, hsz, hi4(hv, k), hi4(hv, min(k + 1u, e)), hi4(hv, min(k + 2u, e)), hi4(hv, min(k + 3u, e)));
+                p = mac4(p, cell.r_off + q * rows + j, hsz, hi4(staged, hv, sh, k), hi4(staged, hv, sh, min(k + 1u, e)), hi4(staged, hv, sh, min(k + 2u, e)), hi4(staged, hv, sh, min(k + 3u, e)));
             }
         } else if (packed) {
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
-                p = mac4(p, cell.r_off + q * rows + j, hsz, oi4(ov, k), oi4(ov, min(k + 1u, e)), oi4(ov, min(k + 2u, e)), oi4(ov, min(k + 3u, e)));
+                p = mac4(p, cell.r_off + q * rows + j, hsz, oi4(staged, ov, sh, k), oi4(staged, ov, sh, min(k + 1u, e)), oi4(staged, ov, sh, min(k + 2u, e)), oi4(staged, ov, sh, min(k + 3u, e)));
             }
         } else if (first) {
             for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.r_off + q * rows + j, hsz, hi4(hv, q));
+                p = mac1(p, cell.r_off + q * rows + j, hsz, hi4(staged, hv, sh, q));
             }
         } else {
             for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.r_off + q * rows + j, hsz, oi4(ov, q));
+                p = mac1(p, cell.r_off + q * rows + j, hsz, oi4(staged, ov, sh, q));
             }
         }
         int_gate_rh(cell, j, &lo_i, &hi_i, p.i);

@@ -81,6 +81,22 @@ fn three_layer_fixture_fixed_and_float() {
 }
 
 #[test]
+fn lanes_that_read_storage_instead_of_the_stage_agree_too() {
+    // Steps too large for the uniform stage read x and h from storage buffers.
+    let Some(mut ctx) = common::gpu_context() else {
+        return;
+    };
+    ctx.limit_stage(0);
+    let m = fixture("torch_lstm3.onnx");
+    let x = inputs(&m, 5, 7, 4);
+    same_bits(&ctx, &m, &x, FIXED);
+    same_bits(&ctx, &m, &x, FLOAT);
+    let m = fixture("torch_bilstm.onnx");
+    let x = inputs(&m, 3, 6, 5);
+    same_bits(&ctx, &m, &x, FIXED);
+}
+
+#[test]
 fn bidirectional_and_peephole_layers() {
     let Some(ctx) = gpu() else { return };
     for name in ["bidir.onnx", "peephole.onnx", "torch_bilstm.onnx"] {

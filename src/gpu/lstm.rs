@@ -163,10 +163,18 @@ pub(super) struct Pipelines {
     /// A whole step of config lanes (`step_lanes`): lane-blocked products over k-major weights
     /// and the cell update, one thread per (unit, block of lanes).
     pub step_lanes: wgpu::ComputePipeline,
+    /// `step_lanes` reading x and h from the uniform stage, which `stage` fills each step.
+    pub step_staged: wgpu::ComputePipeline,
+    pub stage: wgpu::ComputePipeline,
     pub cell: wgpu::ComputePipeline,
     pub select: wgpu::ComputePipeline,
     pub layout0: wgpu::BindGroupLayout,
     pub layout1: wgpu::BindGroupLayout,
+    /// Group 2: the stage as a uniform (`step_lanes*`) and as storage (`stage_lanes`).
+    pub layout2u: wgpu::BindGroupLayout,
+    pub layout2s: wgpu::BindGroupLayout,
+    /// Words of the stage (`STAGE_VEC4S` in shaders/lstm.wgsl, as built for this device).
+    pub stage_words: usize,
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -197,9 +205,15 @@ fn uniform(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
 
 impl Pipelines {
     pub(super) fn new(device: &wgpu::Device) -> Self {
+        // The stage is as large as one uniform binding may be, up to the 64 KiB of the source.
+        const STAGE: &str = "const STAGE_VEC4S: u32 = 4096u;";
+        assert!(super::LSTM_SHADER.contains(STAGE));
+        let vec4s = (device.limits().max_uniform_buffer_binding_size / 16).clamp(1, 4096);
+        let source =
+            super::LSTM_SHADER.replace(STAGE, &format!("const STAGE_VEC4S: u32 = {vec4s}u;"));
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("lstm"),
-            source: wgpu::ShaderSource::Wgsl(super::LSTM_SHADER.into()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
         });
         let layout0 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("lstm data"),
@@ -224,10 +238,26 @@ impl Pipelines {
             bind_group_layouts: &[Some(&layout0), Some(&layout1)],
             immediate_size: 0,
         });
-        let pipeline = |entry: &str| {
+        let group2 = |label: &str, entry: wgpu::BindGroupLayoutEntry| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &[entry],
+            })
+        };
+        let layout2u = group2("stage (uniform)", uniform(0, false));
+        let layout2s = group2("stage (storage)", storage(1, false));
+        let with_stage = |stage: &wgpu::BindGroupLayout| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("lstm staged"),
+                bind_group_layouts: &[Some(&layout0), Some(&layout1), Some(stage)],
+                immediate_size: 0,
+            })
+        };
+        let (layout_u, layout_s) = (with_stage(&layout2u), with_stage(&layout2s));
+        let pipeline = |entry: &str, layout: &wgpu::PipelineLayout| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
-                layout: Some(&layout),
+                layout: Some(layout),
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: Default::default(),
@@ -235,12 +265,17 @@ impl Pipelines {
             })
         };
         Pipelines {
-            gates: pipeline("gates"),
-            step_lanes: pipeline("step_lanes"),
-            cell: pipeline("cell_update"),
-            select: pipeline("select_level"),
+            gates: pipeline("gates", &layout),
+            step_lanes: pipeline("step_lanes", &layout_u),
+            step_staged: pipeline("step_lanes_staged", &layout_u),
+            stage: pipeline("stage_lanes", &layout_s),
+            cell: pipeline("cell_update", &layout),
+            select: pipeline("select_level", &layout),
             layout0,
             layout1,
+            layout2u,
+            layout2s,
+            stage_words: 4 * vec4s as usize,
         }
     }
 }

@@ -173,6 +173,9 @@ pub struct GpuContext {
     /// Largest buffer this context creates (at most the adapter's limits); see
     /// [`GpuContext::limit_buffers`].
     buffer_cap: u64,
+    /// Largest step (words of x and h of every lane) config lanes read from the uniform stage;
+    /// see [`GpuContext::limit_stage`].
+    stage_cap: usize,
     lstm: lstm::Pipelines,
     groups: groups::Pipeline,
 }
@@ -204,6 +207,7 @@ impl GpuContext {
             queue,
             adapter: summary(&adapter.get_info()),
             buffer_cap: lstm::BUFFER_CAP,
+            stage_cap: usize::MAX,
             limits,
             lstm,
             groups,
@@ -214,5 +218,12 @@ impl GpuContext {
     /// split into more chunks (or refused). For tests and for sharing a device.
     pub fn limit_buffers(&mut self, bytes: u64) {
         self.buffer_cap = bytes.min(lstm::BUFFER_CAP);
+    }
+
+    /// Lowers the largest step of config lanes read through the uniform stage (x and h of
+    /// every lane, in words; it is at most one uniform binding): larger steps read them from
+    /// storage buffers, as `limit_stage(0)` makes every step do. For tests.
+    pub fn limit_stage(&mut self, words: usize) {
+        self.stage_cap = words;
     }
 }

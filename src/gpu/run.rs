@@ -353,6 +353,27 @@ impl GpuContext {
                     entry(8, &pol),
                 ],
             });
+            // Config lanes whose x and h of one step fit the stage read them from it.
+            let stage_buf = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("stage"),
+                size: (self.lstm.stage_words * 4) as u64,
+                usage: wgpu::BufferUsages::UNIFORM | storage,
+                mapped_at_creation: false,
+            });
+            let stage_group = |layout: &wgpu::BindGroupLayout, binding: u32| {
+                dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("stage"),
+                    layout,
+                    entries: &[entry(binding, &stage_buf)],
+                })
+            };
+            let (stage_u, stage_s) = (
+                stage_group(&self.lstm.layout2u, 0),
+                stage_group(&self.lstm.layout2s, 1),
+            );
+            let staged = matches!(set, LaneSet::Configs(_))
+                && lanes * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
+            let stage_groups = groups_of(lanes * d * (layer.input_size + h));
             let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
                 let y = n.div_ceil(x_groups as u64) as u32;
                 let x = if y == 1 { n as u32 } else { x_groups };
@@ -393,8 +414,18 @@ impl GpuContext {
                             stage(&mut pass, s, 0, &self.lstm.select, select_groups);
                         }
                         match policy {
-                            // Config lanes: the whole step in one dispatch.
-                            None => stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups),
+                            // Config lanes: the whole step in one dispatch (after the
+                            // one that fills the stage).
+                            None if staged => {
+                                pass.set_bind_group(2, &stage_s, &[]);
+                                stage(&mut pass, s, 0, &self.lstm.stage, stage_groups);
+                                pass.set_bind_group(2, &stage_u, &[]);
+                                stage(&mut pass, s, 0, &self.lstm.step_staged, lane_groups);
+                            }
+                            None => {
+                                pass.set_bind_group(2, &stage_u, &[]);
+                                stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups);
+                            }
                             Some(_) => {
                                 stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
                                 stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
