@@ -1,6 +1,7 @@
-// LSTM layer kernels for the precision-trace engine, part 1 of 4: the data layout (uniforms,
+// LSTM layer kernels for the precision-trace engine, part 1 of 5: the data layout (uniforms,
 // structs, bindings, constants). The module is this file followed by numerics.wgsl,
-// lstm_step.wgsl and lstm_policy.wgsl (concatenated in src/gpu/mod.rs, `LSTM_SHADER`).
+// lstm_step.wgsl, lstm_lanes.wgsl and lstm_policy.wgsl (concatenated in src/gpu/mod.rs,
+// `LSTM_SHADER`).
 //
 // One lane = one (precision config, sequence) pair — or, in policy mode, one (precision
 // policy, sequence) pair whose level is chosen step by step by `select_level`

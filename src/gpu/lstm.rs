@@ -8,7 +8,7 @@ use crate::lstm::eval::Plan;
 use bytemuck::{Pod, Zeroable};
 
 pub(super) const WORKGROUP: u32 = 64;
-/// Lanes (sequences) one `step_lanes` thread computes (LB in shaders/lstm_step.wgsl).
+/// Lanes (sequences) one `step_lanes` thread computes (LB in shaders/lstm_lanes.wgsl).
 pub(super) const LANE_BLOCK: usize = 4;
 /// Steps encoded per submission (progress is reported between submissions).
 pub(super) const STEPS_PER_SUBMIT: usize = 128;

@@ -8,12 +8,14 @@ mod lstm;
 
 pub use lstm::HostLayout;
 
-/// The LSTM kernels' WGSL module: layout, exact numerics, the step kernels and the policy
-/// lanes, one file per concept under `shaders/`, concatenated in this order.
+/// The LSTM kernels' WGSL module: layout, exact numerics, the step kernels of policy lanes and
+/// of config lanes, and the policy lanes' level choice, one file per concept under `shaders/`,
+/// concatenated in this order.
 pub const LSTM_SHADER: &str = concat!(
     include_str!("../../shaders/lstm.wgsl"),
     include_str!("../../shaders/numerics.wgsl"),
     include_str!("../../shaders/lstm_step.wgsl"),
+    include_str!("../../shaders/lstm_lanes.wgsl"),
     include_str!("../../shaders/lstm_policy.wgsl"),
 );
 
@@ -29,6 +31,7 @@ pub fn shader_modules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> 
                 "lstm.wgsl",
                 "numerics.wgsl",
                 "lstm_step.wgsl",
+                "lstm_lanes.wgsl",
                 "lstm_policy.wgsl",
             ],
             LSTM_SHADER,
