@@ -101,7 +101,8 @@ struct Cell {
     // 0xffffffff when the weights have one format per tensor
     rs_off: u32,
     // 1: W and R hold four 8-bit codes per word along k (k-major `step_lanes` layout,
-    // `[k / 4][row]`, the code of k % 4 = m in bits 8m .. 8m + 7, rows padded with 0 codes)
+    // `[k / 4][row]`, the code of k % 4 = m in bits 8m .. 8m + 7, rows padded with 0 codes);
+    // 2: and the x and h codes fit a byte too (`stage_lanes` packs them the same way)
     packed: u32,
     pre: Fmt,
     c: Fmt,

@@ -116,6 +116,8 @@ fn step_lanes_staged(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 
 // Copies what `step_lanes_staged` reads at this step into the stage, `[lane, dir, I + H]`:
 // the x of the step, then the previous h (from `state` at the first step, else from `outs`).
+// For cells with `packed` 2 (x and h codes fit a byte), word w of x (of h) holds the codes of
+// k = 4w .. 4w + 3 as bytes, the first in the low byte, codes past the row 0.
 @compute @workgroup_size(64)
 fn stage_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
     let idx = gid.x + gid.y * dims.threads_x;
@@ -130,19 +132,54 @@ fn stage_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dir = ld % dims.dirs;
     let lane = ld / dims.dirs;
     let t = step_t(dir);
-    var v = 0u;
-    if (w < isz) {
-        v = xin[(lane * dims.steps + t) * dims.x_stride + w];
-    } else if (step.s == 0u) {
-        v = state[ld * 2u * hsz + w - isz];
-    } else {
-        var t_prev = t - 1u;
-        if (((dims.rev_mask >> dir) & 1u) == 1u) {
-            t_prev = t + 1u;
+    var t_prev = t - 1u;
+    if (((dims.rev_mask >> dir) & 1u) == 1u) {
+        t_prev = t + 1u;
+    }
+    let bytes = cells[(lane / dims.seqs) * dims.dirs + dir].packed == 2u;
+    // Words of x (of h) in this lane's stage, and the first k of word w.
+    var k = w;
+    var x = w < isz;
+    var n = 1u;
+    if (bytes) {
+        n = 4u;
+        k = 4u * w;
+        if (!x) {
+            k = 4u * (w - isz) + isz;
         }
-        v = outs[(lane * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz + w - isz];
+        if ((x && k >= isz) || (!x && k >= width)) {
+            return;
+        }
+    }
+    var v = 0u;
+    for (var m = 0u; m < n; m++) {
+        var c = 0u;
+        if (x && k + m < isz) {
+            c = xin[(lane * dims.steps + t) * dims.x_stride + k + m];
+        } else if (!x && k + m < width) {
+            let jj = k + m - isz;
+            if (step.s == 0u) {
+                c = state[ld * 2u * hsz + jj];
+            } else {
+                c = outs[(lane * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz + jj];
+            }
+        }
+        if (bytes) {
+            c = (c & 0xffu) << (8u * m);
+        }
+        v |= c;
     }
     stage_s[idx] = v;
+}
+
+// `mac4` with the x of the four lanes packed too (one word of four 8-bit codes per lane).
+fn mac4b(p: P4, wr: u32, hsz: u32, xp: vec4<u32>) -> P4 {
+    let x = bitcast<vec4<i32>>(xp);
+    let x0 = extractBits(x, 0u, 8u);
+    let x1 = extractBits(x, 8u, 8u);
+    let x2 = extractBits(x, 16u, 8u);
+    let x3 = extractBits(x, 24u, 8u);
+    return mac4(p, wr, hsz, x0, x1, x2, x3);
 }
 
 fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
@@ -229,7 +266,9 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     // i64_add). Integer sums are exact, so the grouping does not change the bits; the inner
     // loops have no branch (with 8-bit codes one chunk is longer than any row). Packed cells
     // hold four 8-bit weight codes per word (`mac4`): a quarter of the weight reads.
-    let packed = cell.packed == 1u;
+    let packed = cell.packed != 0u;
+    // Staged with packed codes: the stage holds four 8-bit x (h) codes per word too.
+    let bytes = staged && cell.packed == 2u;
     let per = select(1u, 4u, packed);
     var lo_i = vec4<u32>(0u);
     var hi_i = vec4<u32>(0u);
@@ -245,7 +284,11 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     for (var q0 = 0u; q0 < nx; q0 += cx) {
         let q1 = min(nx, q0 + cx);
         var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
-        if (packed) {
+        if (bytes) {
+            for (var q = q0; q < q1; q++) {
+                p = mac4b(p, cell.w_off + q * rows + j, hsz, s4(sx, q));
+            }
+        } else if (packed) {
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
                 let e = isz - 1u;
@@ -274,7 +317,11 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         let q1 = min(nh, q0 + ch);
         var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
         let e = hsz - 1u;
-        if (packed && first) {
+        if (bytes) {
+            for (var q = q0; q < q1; q++) {
+                p = mac4b(p, cell.r_off + q * rows + j, hsz, s4(sh, q));
+            }
+        } else if (packed && first) {
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
                 p = mac4(p, cell.r_off + q * rows + j, hsz, hi4(staged, hv, sh, k), hi4(staged, hv, sh, min(k + 1u, e)), hi4(staged, hv, sh, min(k + 2u, e)), hi4(staged, hv, sh, min(k + 3u, e)));

@@ -80,7 +80,8 @@ pub(super) struct CellGpu {
     chunk_rh: u32,
     /// Word offset of the per-row extra shifts (W·x | R·h << 16), or u32::MAX for none.
     rs_off: u32,
-    /// 1: W and R hold four 8-bit codes per word along k (see [`pack_k_major`]).
+    /// 1: W and R hold four 8-bit codes per word along k (see [`pack_k_major`]); 2: and the
+    /// x and h codes fit a byte too (a staged step packs them, shaders/lstm_lanes.wgsl).
     packed: u32,
     pre: FmtGpu,
     c: FmtGpu,
@@ -444,14 +445,16 @@ pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> Laye
     };
     for plan in plans {
         let mut init = Vec::new();
+        // The layer's x are codes of at most 8 bits: the inputs, or the previous layer's h.
+        let byte_h = |c: &CellPlan| c.int.as_ref().is_some_and(|q| q.h.bits <= 8);
+        let x_byte = layer == 0 || plan.layers[layer - 1].iter().all(byte_h);
         for cell in &plan.layers[layer] {
-            up.cells.push(upload_cell(
-                cell,
-                k_major,
-                &mut up.weights,
-                &mut up.tables,
-                &mut init,
-            ));
+            let mut gpu = upload_cell(cell, k_major, &mut up.weights, &mut up.tables, &mut init);
+            // Packed weights whose x and h codes fit a byte too: the stage packs them.
+            if gpu.packed == 1 && x_byte && byte_h(cell) && cell.int.as_ref().unwrap().x.bits <= 8 {
+                gpu.packed = 2;
+            }
+            up.cells.push(gpu);
         }
         up.init.push(init);
     }
