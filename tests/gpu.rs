@@ -110,7 +110,8 @@ fn bidirectional_and_peephole_layers() {
 #[test]
 fn shapes_around_the_workgroup_size() {
     let Some(ctx) = gpu() else { return };
-    // Hidden sizes below, at and not dividing the 64-thread workgroup; one sequence and many.
+    // Hidden sizes below, at and not dividing the 64-thread workgroup; one sequence and many;
+    // initial h and c.
     for (hidden, n) in [(1, 1), (3, 5), (16, 2), (17, 3), (65, 2)] {
         let mut m = lstm_dse::lstm::builtin::build("tiny").unwrap();
         let mut rng = SplitMix64::new(hidden as u64);
@@ -121,7 +122,7 @@ fn shapes_around_the_workgroup_size() {
             b_ih: rng.fill(4 * hidden, 0.5),
             b_hh: rng.fill(4 * hidden, 0.5),
             peephole: Some(rng.fill(3 * hidden, 0.5)),
-            h0: None,
+            h0: Some(rng.fill(hidden, 1.0)),
             c0: Some(rng.fill(hidden, 1.0)),
         };
         m.layers = vec![lstm_dse::lstm::Layer {
