@@ -310,9 +310,14 @@ impl GpuContext {
             let tables = words("tables", &up.tables, wgpu::BufferUsages::empty());
             let state = words("state", &init, wgpu::BufferUsages::empty());
             let pol = words("policy", &pol_data, wgpu::BufferUsages::COPY_SRC);
+            // Gate sums between `gates` and `cell_update`; config lanes keep theirs in registers.
+            let acc_words = match set {
+                LaneSet::Policies(_) => lanes * d * 4 * h * 2,
+                LaneSet::Configs(_) => 4,
+            };
             let acc = dev.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("acc"),
-                size: (lanes * d * 4 * h * 2 * 4) as u64,
+                size: (acc_words * 4) as u64,
                 usage: storage,
                 mapped_at_creation: false,
             });
