@@ -100,9 +100,10 @@ struct Cell {
     // word offset of per-row extra shifts (W.x in the low 16 bits, R.h in the high), or
     // 0xffffffff when the weights have one format per tensor
     rs_off: u32,
-    // 1: W and R hold four 8-bit codes per word along k (k-major `step_lanes` layout,
-    // `[k / 4][row]`, the code of k % 4 = m in bits 8m .. 8m + 7, rows padded with 0 codes);
-    // 2: and the x and h codes fit a byte too (`stage_lanes` packs them the same way)
+    // 1: W and R hold four 8-bit codes per word along k (`[k / 4][H][gate]`, a unit's four
+    // gate rows one vec4 for `weights4`, 4-word aligned; the code of k % 4 = m in bits
+    // 8m .. 8m + 7, rows padded with 0 codes); 2: and the x and h codes fit a byte too
+    // (`stage_lanes` packs them the same way)
     packed: u32,
     pre: Fmt,
     c: Fmt,
@@ -128,6 +129,9 @@ struct Cell {
 // cell state [lane, dir, H], the input at the lane's level [lane, dir, I], the state saved
 // for an oracle redo [lane, dir, 2H], and the level of every step [lane, dir, T]
 @group(0) @binding(8) var<storage, read_write> pol: array<u32>;
+// `weights` again, as vec4s: packed W and R (`Cell.packed`) are read a unit's four gate rows
+// at a time
+@group(0) @binding(9) var<storage, read> weights4: array<vec4<u32>>;
 @group(1) @binding(0) var<uniform> step: Step;
 // Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of
 // every lane `[lane, dir, I + H]`, the same buffer written as `stage_s` and then read as

@@ -92,12 +92,13 @@ fn dot4(w: i32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> v
 
 // Four k of packed weights (padding codes past the row are 0, so the clamped x they meet
 // add nothing).
-fn mac4(p: P4, wr: u32, hsz: u32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> P4 {
+fn mac4(p: P4, wq: u32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> P4 {
+    let w = bitcast<vec4<i32>>(weights4[wq]);
     var r = p;
-    r.i += dot4(wi(wr), x0, x1, x2, x3);
-    r.f += dot4(wi(wr + hsz), x0, x1, x2, x3);
-    r.g += dot4(wi(wr + 2u * hsz), x0, x1, x2, x3);
-    r.o += dot4(wi(wr + 3u * hsz), x0, x1, x2, x3);
+    r.i += dot4(w.x, x0, x1, x2, x3);
+    r.f += dot4(w.y, x0, x1, x2, x3);
+    r.g += dot4(w.z, x0, x1, x2, x3);
+    r.o += dot4(w.w, x0, x1, x2, x3);
     return r;
 }
 
@@ -174,13 +175,13 @@ fn stage_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // `mac4` with the x of the four lanes packed too (one word of four 8-bit codes per lane).
-fn mac4b(p: P4, wr: u32, hsz: u32, xp: vec4<u32>) -> P4 {
+fn mac4b(p: P4, wq: u32, xp: vec4<u32>) -> P4 {
     let x = bitcast<vec4<i32>>(xp);
     let x0 = extractBits(x, 0u, 8u);
     let x1 = extractBits(x, 8u, 8u);
     let x2 = extractBits(x, 16u, 8u);
     let x3 = extractBits(x, 24u, 8u);
-    return mac4(p, wr, hsz, x0, x1, x2, x3);
+    return mac4(p, wq, x0, x1, x2, x3);
 }
 
 fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
@@ -287,13 +288,13 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
         if (bytes) {
             for (var q = q0; q < q1; q++) {
-                p = mac4b(p, cell.w_off + q * rows + j, hsz, s4(sx, q));
+                p = mac4b(p, cell.w_off / 4u + q * hsz + j, s4(sx, q));
             }
         } else if (packed) {
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
                 let e = isz - 1u;
-                p = mac4(p, cell.w_off + q * rows + j, hsz, xi4(staged, xv, sx, k), xi4(staged, xv, sx, min(k + 1u, e)), xi4(staged, xv, sx, min(k + 2u, e)), xi4(staged, xv, sx, min(k + 3u, e)));
+                p = mac4(p, cell.w_off / 4u + q * hsz + j, xi4(staged, xv, sx, k), xi4(staged, xv, sx, min(k + 1u, e)), xi4(staged, xv, sx, min(k + 2u, e)), xi4(staged, xv, sx, min(k + 3u, e)));
             }
         } else {
             for (var q = q0; q < q1; q++) {
@@ -320,17 +321,17 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         let e = hsz - 1u;
         if (bytes) {
             for (var q = q0; q < q1; q++) {
-                p = mac4b(p, cell.r_off + q * rows + j, hsz, s4(sh, q));
+                p = mac4b(p, cell.r_off / 4u + q * hsz + j, s4(sh, q));
             }
         } else if (packed && first) {
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
-                p = mac4(p, cell.r_off + q * rows + j, hsz, hi4(staged, hv, sh, k), hi4(staged, hv, sh, min(k + 1u, e)), hi4(staged, hv, sh, min(k + 2u, e)), hi4(staged, hv, sh, min(k + 3u, e)));
+                p = mac4(p, cell.r_off / 4u + q * hsz + j, hi4(staged, hv, sh, k), hi4(staged, hv, sh, min(k + 1u, e)), hi4(staged, hv, sh, min(k + 2u, e)), hi4(staged, hv, sh, min(k + 3u, e)));
             }
         } else if (packed) {
             for (var q = q0; q < q1; q++) {
                 let k = 4u * q;
-                p = mac4(p, cell.r_off + q * rows + j, hsz, oi4(staged, ov, sh, k), oi4(staged, ov, sh, min(k + 1u, e)), oi4(staged, ov, sh, min(k + 2u, e)), oi4(staged, ov, sh, min(k + 3u, e)));
+                p = mac4(p, cell.r_off / 4u + q * hsz + j, oi4(staged, ov, sh, k), oi4(staged, ov, sh, min(k + 1u, e)), oi4(staged, ov, sh, min(k + 2u, e)), oi4(staged, ov, sh, min(k + 3u, e)));
             }
         } else if (first) {
             for (var q = q0; q < q1; q++) {

@@ -228,6 +228,7 @@ impl Pipelines {
                 storage(6, false),
                 storage(7, false),
                 storage(8, false),
+                storage(9, true),
             ],
         });
         let layout1 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -306,14 +307,17 @@ fn transpose<T: Copy>(m: &[T], rows: usize) -> Vec<T> {
         .collect()
 }
 
-/// `m` (`rows x k`, row-major codes that fit in 8 bits) as `[k / 4][rows]` words holding the
-/// codes of four consecutive k, the first in the low byte; a row's last word is padded with
-/// 0 codes.
+/// `m` (`rows x k` = `4H x k`, row-major codes that fit in 8 bits) as `[k / 4][H][gate]` words
+/// holding the codes of four consecutive k, the first in the low byte (row `gate * H + j` is
+/// `[..][j][gate]`: one vec4 per unit); a row's last word is padded with 0 codes.
 fn pack_k_major(m: &[i32], rows: usize) -> Vec<i32> {
     let k = m.len() / rows.max(1);
+    let units = rows / 4;
     (0..k.div_ceil(4))
         .flat_map(|q| {
-            (0..rows).map(move |r| {
+            // Word (q, j, g) holds row g * H + j: a unit's four gate rows are one vec4.
+            (0..rows).map(move |i| {
+                let r = (i % 4) * units + i / 4;
                 (0..4).filter(|&b| 4 * q + b < k).fold(0u32, |w, b| {
                     w | (m[r * k + 4 * q + b] as u8 as u32) << (8 * b)
                 }) as i32
@@ -358,6 +362,10 @@ fn upload_cell(
                 (false, _) => (q.w.clone(), q.r.clone()),
             };
             c.packed = u32::from(pack);
+            if pack {
+                // Packed W and R are read as vec4s: 4-word aligned (R is 4H words per q).
+                weights.resize(weights.len().next_multiple_of(4), 0);
+            }
             c.w_off = put(weights, &mut bits_i(&w));
             c.r_off = put(weights, &mut bits_i(&r));
             c.b_off = put(weights, &mut bits_i(&q.b));
@@ -458,12 +466,13 @@ pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> Laye
         }
         up.init.push(init);
     }
-    // Bindings may not be empty.
+    // Bindings may not be empty, and `weights` is also read as vec4s.
     for v in [&mut up.weights, &mut up.tables] {
         if v.is_empty() {
             v.push(0);
         }
     }
+    up.weights.resize(up.weights.len().next_multiple_of(4), 0);
     up
 }
 

@@ -357,6 +357,7 @@ impl GpuContext {
                     entry(6, &acc),
                     entry(7, &outs),
                     entry(8, &pol),
+                    entry(9, &weights),
                 ],
             });
             // Config lanes whose x and h of one step fit the stage read them from it.
