@@ -1,7 +1,8 @@
 //! Running lanes on the GPU: sizing chunks to the adapter's limits, uploading a layer at a
-//! time, encoding every step (one dispatch for config lanes, two or more for policy lanes),
-//! many steps per submission, and reading the states back once per layer. Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level
-//! is chosen per step on the device (see [`LaneSet`]).
+//! time, encoding every step (for config lanes one dispatch, after one that fills the uniform
+//! stage when the step fits it; two or more for policy lanes), many steps per submission, and
+//! reading the states back once per layer. Lanes are (precision config, sequence) pairs, or
+//! (policy, sequence) pairs whose level is chosen per step on the device (see [`LaneSet`]).
 
 use super::lstm::{
     lane_input, lane_states, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT,
