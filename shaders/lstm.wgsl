@@ -1,13 +1,14 @@
-// LSTM layer kernels for the precision-trace engine, part 1 of 4: the data layout (uniforms,
+// LSTM layer kernels for the precision-trace engine, part 1 of 5: the data layout (uniforms,
 // structs, bindings, constants). The module is this file followed by numerics.wgsl,
-// lstm_step.wgsl and lstm_policy.wgsl (concatenated in src/gpu/mod.rs, `LSTM_SHADER`).
+// lstm_step.wgsl, lstm_lanes.wgsl and lstm_policy.wgsl (concatenated in src/gpu/mod.rs,
+// `LSTM_SHADER`).
 //
 // One lane = one (precision config, sequence) pair — or, in policy mode, one (precision
 // policy, sequence) pair whose level is chosen step by step by `select_level`
 // (docs/NUMERICS.md section 11; CPU twins src/dynamic/sim.rs and src/dynamic/values.rs).
-// Every dispatch advances all lanes and both directions of one layer by one step: `gates` /
-// `gates_lanes` compute the four gate sums of every row; `cell_update` applies the activation
-// tables, updates c and h and records them. Semantics: docs/NUMERICS.md (section 6 for float
+// Every step advances all lanes and both directions of one layer: for policy lanes `gates`
+// computes the four gate sums of every row and `cell_update` applies the activation tables,
+// updates c and h and records them; for config lanes `step_lanes` does both in one dispatch. Semantics: docs/NUMERICS.md (section 6 for float
 // lanes, section 7 for integer lanes). CPU twin: src/lstm/eval/cell.rs. Any change here must
 // keep the two bit-identical (tests/gpu.rs, tests/engine.rs, tests/dynamic*.rs).
 
@@ -99,6 +100,11 @@ struct Cell {
     // word offset of per-row extra shifts (W.x in the low 16 bits, R.h in the high), or
     // 0xffffffff when the weights have one format per tensor
     rs_off: u32,
+    // 1: W and R hold four 8-bit codes per word along k (`[k / 4][H][gate]`, a unit's four
+    // gate rows one vec4 for `weights4`, 4-word aligned; the code of k % 4 = m in bits
+    // 8m .. 8m + 7, rows padded with 0 codes); 2: and the x and h codes fit a byte too
+    // (`stage_lanes` packs them the same way)
+    packed: u32,
     pre: Fmt,
     c: Fmt,
     gate: Fmt,
@@ -123,7 +129,17 @@ struct Cell {
 // cell state [lane, dir, H], the input at the lane's level [lane, dir, I], the state saved
 // for an oracle redo [lane, dir, 2H], and the level of every step [lane, dir, T]
 @group(0) @binding(8) var<storage, read_write> pol: array<u32>;
+// `weights` again, as vec4s: packed W and R (`Cell.packed`) are read a unit's four gate rows
+// at a time
+@group(0) @binding(9) var<storage, read> weights4: array<vec4<u32>>;
 @group(1) @binding(0) var<uniform> step: Step;
+// Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of
+// every lane `[lane, dir, I + H]`, the same buffer written as `stage_s` and then read as
+// `stage_u`. src/gpu/lstm.rs sets STAGE_VEC4S to the adapter's uniform binding limit (at most
+// 64 KiB) when it builds the module.
+const STAGE_VEC4S: u32 = 4096u;
+@group(2) @binding(0) var<uniform> stage_u: array<vec4<u32>, STAGE_VEC4S>;
+@group(2) @binding(1) var<storage, read_write> stage_s: array<u32>;
 
 const LOG2E: f32 = 0x1.715476p+0f;
 const LN2_HI: f32 = 0x1.63p-1f;

@@ -1,4 +1,4 @@
-// LSTM kernels, part 4 of 4 (after lstm_step.wgsl): policy lanes — choosing each lane's
+// LSTM kernels, part 5 of 5 (after lstm_lanes.wgsl): policy lanes — choosing each lane's
 // level per step from its cell-state change and moving its state between levels (codes of
 // nested fixed point, or values: docs/NUMERICS.md section 11 and 11.1). CPU twins:
 // src/dynamic/sim.rs, src/dynamic/lanes.rs, src/dynamic/values.rs.

@@ -1,4 +1,4 @@
-// LSTM kernels, part 2 of 4 (after lstm.wgsl): exact arithmetic shared by every kernel —
+// LSTM kernels, part 2 of 5 (after lstm.wgsl): exact arithmetic shared by every kernel —
 // 64-bit integers as u32 pairs, f32 operations without fusion and with flush-to-zero, the
 // number formats of docs/NUMERICS.md section 1, the reproducible exp / sigmoid / tanh of
 // section 4 and the activation tables. CPU twins: src/format/, src/lstm/eval/plan.rs.

@@ -81,6 +81,22 @@ fn three_layer_fixture_fixed_and_float() {
 }
 
 #[test]
+fn lanes_that_read_storage_instead_of_the_stage_agree_too() {
+    // Steps too large for the uniform stage read x and h from storage buffers.
+    let Some(mut ctx) = common::gpu_context() else {
+        return;
+    };
+    ctx.limit_stage(0);
+    let m = fixture("torch_lstm3.onnx");
+    let x = inputs(&m, 5, 7, 4);
+    same_bits(&ctx, &m, &x, FIXED);
+    same_bits(&ctx, &m, &x, FLOAT);
+    let m = fixture("torch_bilstm.onnx");
+    let x = inputs(&m, 3, 6, 5);
+    same_bits(&ctx, &m, &x, FIXED);
+}
+
+#[test]
 fn bidirectional_and_peephole_layers() {
     let Some(ctx) = gpu() else { return };
     for name in ["bidir.onnx", "peephole.onnx", "torch_bilstm.onnx"] {
@@ -94,7 +110,8 @@ fn bidirectional_and_peephole_layers() {
 #[test]
 fn shapes_around_the_workgroup_size() {
     let Some(ctx) = gpu() else { return };
-    // Hidden sizes below, at and not dividing the 64-thread workgroup; one sequence and many.
+    // Hidden sizes below, at and not dividing the 64-thread workgroup; one sequence and many;
+    // initial h and c.
     for (hidden, n) in [(1, 1), (3, 5), (16, 2), (17, 3), (65, 2)] {
         let mut m = lstm_dse::lstm::builtin::build("tiny").unwrap();
         let mut rng = SplitMix64::new(hidden as u64);
@@ -105,7 +122,7 @@ fn shapes_around_the_workgroup_size() {
             b_ih: rng.fill(4 * hidden, 0.5),
             b_hh: rng.fill(4 * hidden, 0.5),
             peephole: Some(rng.fill(3 * hidden, 0.5)),
-            h0: None,
+            h0: Some(rng.fill(hidden, 1.0)),
             c0: Some(rng.fill(hidden, 1.0)),
         };
         m.layers = vec![lstm_dse::lstm::Layer {

@@ -8,7 +8,7 @@ use crate::lstm::eval::Plan;
 use bytemuck::{Pod, Zeroable};
 
 pub(super) const WORKGROUP: u32 = 64;
-/// Lanes (sequences) one `gates_lanes` thread computes (LB in shaders/lstm_step.wgsl).
+/// Lanes (sequences) one `step_lanes` thread computes (LB in shaders/lstm_lanes.wgsl).
 pub(super) const LANE_BLOCK: usize = 4;
 /// Steps encoded per submission (progress is reported between submissions).
 pub(super) const STEPS_PER_SUBMIT: usize = 128;
@@ -80,6 +80,9 @@ pub(super) struct CellGpu {
     chunk_rh: u32,
     /// Word offset of the per-row extra shifts (W·x | R·h << 16), or u32::MAX for none.
     rs_off: u32,
+    /// 1: W and R hold four 8-bit codes per word along k (see [`pack_k_major`]); 2: and the
+    /// x and h codes fit a byte too (a staged step packs them, shaders/lstm_lanes.wgsl).
+    packed: u32,
     pre: FmtGpu,
     c: FmtGpu,
     gate: FmtGpu,
@@ -124,7 +127,7 @@ pub fn host_layouts() -> Vec<HostLayout> {
             [
                 mode, w_off, r_off, b_off, p_off, has_peep, sig_off, tanhp_off, tanhc_off,
                 table_mask, shift_wx, shift_rh, shift_b, shift_pc, pre_shift, shift_fc, shift_ig,
-                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, pre, c, gate, h, x
+                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, pre, c, gate, h, x
             ]
         ),
     ]
@@ -158,12 +161,21 @@ fn chunk(bits: u32) -> u32 {
 pub(super) struct Pipelines {
     /// One thread per (lane, row): policy lanes, whose lanes of one tile may differ in level.
     pub gates: wgpu::ComputePipeline,
-    /// Lane-blocked product over k-major weights for config lanes (`gates_lanes`).
-    pub gates_lanes: wgpu::ComputePipeline,
+    /// A whole step of config lanes (`step_lanes`): lane-blocked products over k-major weights
+    /// and the cell update, one thread per (unit, block of lanes).
+    pub step_lanes: wgpu::ComputePipeline,
+    /// `step_lanes` reading x and h from the uniform stage, which `stage` fills each step.
+    pub step_staged: wgpu::ComputePipeline,
+    pub stage: wgpu::ComputePipeline,
     pub cell: wgpu::ComputePipeline,
     pub select: wgpu::ComputePipeline,
     pub layout0: wgpu::BindGroupLayout,
     pub layout1: wgpu::BindGroupLayout,
+    /// Group 2: the stage as a uniform (`step_lanes*`) and as storage (`stage_lanes`).
+    pub layout2u: wgpu::BindGroupLayout,
+    pub layout2s: wgpu::BindGroupLayout,
+    /// Words of the stage (`STAGE_VEC4S` in shaders/lstm.wgsl, as built for this device).
+    pub stage_words: usize,
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -194,9 +206,15 @@ fn uniform(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
 
 impl Pipelines {
     pub(super) fn new(device: &wgpu::Device) -> Self {
+        // The stage is as large as one uniform binding may be, up to the 64 KiB of the source.
+        const STAGE: &str = "const STAGE_VEC4S: u32 = 4096u;";
+        assert!(super::LSTM_SHADER.contains(STAGE));
+        let vec4s = (device.limits().max_uniform_buffer_binding_size / 16).clamp(1, 4096);
+        let source =
+            super::LSTM_SHADER.replace(STAGE, &format!("const STAGE_VEC4S: u32 = {vec4s}u;"));
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("lstm"),
-            source: wgpu::ShaderSource::Wgsl(super::LSTM_SHADER.into()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
         });
         let layout0 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("lstm data"),
@@ -210,6 +228,7 @@ impl Pipelines {
                 storage(6, false),
                 storage(7, false),
                 storage(8, false),
+                storage(9, true),
             ],
         });
         let layout1 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -221,10 +240,26 @@ impl Pipelines {
             bind_group_layouts: &[Some(&layout0), Some(&layout1)],
             immediate_size: 0,
         });
-        let pipeline = |entry: &str| {
+        let group2 = |label: &str, entry: wgpu::BindGroupLayoutEntry| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &[entry],
+            })
+        };
+        let layout2u = group2("stage (uniform)", uniform(0, false));
+        let layout2s = group2("stage (storage)", storage(1, false));
+        let with_stage = |stage: &wgpu::BindGroupLayout| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("lstm staged"),
+                bind_group_layouts: &[Some(&layout0), Some(&layout1), Some(stage)],
+                immediate_size: 0,
+            })
+        };
+        let (layout_u, layout_s) = (with_stage(&layout2u), with_stage(&layout2s));
+        let pipeline = |entry: &str, layout: &wgpu::PipelineLayout| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
-                layout: Some(&layout),
+                layout: Some(layout),
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: Default::default(),
@@ -232,12 +267,17 @@ impl Pipelines {
             })
         };
         Pipelines {
-            gates: pipeline("gates"),
-            gates_lanes: pipeline("gates_lanes"),
-            cell: pipeline("cell_update"),
-            select: pipeline("select_level"),
+            gates: pipeline("gates", &layout),
+            step_lanes: pipeline("step_lanes", &layout_u),
+            step_staged: pipeline("step_lanes_staged", &layout_u),
+            stage: pipeline("stage_lanes", &layout_s),
+            cell: pipeline("cell_update", &layout),
+            select: pipeline("select_level", &layout),
             layout0,
             layout1,
+            layout2u,
+            layout2s,
+            stage_words: 4 * vec4s as usize,
         }
     }
 }
@@ -267,6 +307,25 @@ fn transpose<T: Copy>(m: &[T], rows: usize) -> Vec<T> {
         .collect()
 }
 
+/// `m` (`rows x k` = `4H x k`, row-major codes that fit in 8 bits) as `[k / 4][H][gate]` words
+/// holding the codes of four consecutive k, the first in the low byte (row `gate * H + j` is
+/// `[..][j][gate]`: one vec4 per unit); a row's last word is padded with 0 codes.
+fn pack_k_major(m: &[i32], rows: usize) -> Vec<i32> {
+    let k = m.len() / rows.max(1);
+    let units = rows / 4;
+    (0..k.div_ceil(4))
+        .flat_map(|q| {
+            // Word (q, j, g) holds row g * H + j: a unit's four gate rows are one vec4.
+            (0..rows).map(move |i| {
+                let r = (i % 4) * units + i / 4;
+                (0..4).filter(|&b| 4 * q + b < k).fold(0u32, |w, b| {
+                    w | (m[r * k + 4 * q + b] as u8 as u32) << (8 * b)
+                }) as i32
+            })
+        })
+        .collect()
+}
+
 fn upload_cell(
     p: &CellPlan,
     k_major: bool,
@@ -292,10 +351,21 @@ fn upload_cell(
         Some(q) => {
             c.mode = 0;
             let rows = q.b.len();
-            let (w, r) = match k_major {
-                true => (transpose(&q.w, rows), transpose(&q.r, rows)),
-                false => (q.w.clone(), q.r.clone()),
+            c.chunk_wx = chunk(q.w_fmt.bits + q.x.bits - 2);
+            c.chunk_rh = chunk(q.r_fmt.bits + q.h.bits - 2);
+            let byte = |v: &[i32]| v.iter().all(|&x| i8::try_from(x).is_ok());
+            // Packing needs chunks of whole words (any grouping of an exact sum is exact).
+            let pack = k_major && byte(&q.w) && byte(&q.r) && c.chunk_wx >= 4 && c.chunk_rh >= 4;
+            let (w, r) = match (k_major, pack) {
+                (true, true) => (pack_k_major(&q.w, rows), pack_k_major(&q.r, rows)),
+                (true, false) => (transpose(&q.w, rows), transpose(&q.r, rows)),
+                (false, _) => (q.w.clone(), q.r.clone()),
             };
+            c.packed = u32::from(pack);
+            if pack {
+                // Packed W and R are read as vec4s: 4-word aligned (R is 4H words per q).
+                weights.resize(weights.len().next_multiple_of(4), 0);
+            }
             c.w_off = put(weights, &mut bits_i(&w));
             c.r_off = put(weights, &mut bits_i(&r));
             c.b_off = put(weights, &mut bits_i(&q.b));
@@ -315,8 +385,6 @@ fn upload_cell(
                 Some(e) => put(weights, &mut e.iter().map(|&(w, r)| w | (r << 16))),
                 None => u32::MAX,
             };
-            c.chunk_wx = chunk(q.w_fmt.bits + q.x.bits - 2);
-            c.chunk_rh = chunk(q.r_fmt.bits + q.h.bits - 2);
             init.extend(bits_i(&q.h0));
             init.extend(bits_i(&q.c0));
         }
@@ -375,7 +443,7 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
 
 /// Builds one layer's upload for a chunk of plans.
 /// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed (`[k][row]`, the layout
-/// `gates_lanes` reads coalesced) instead of row-major (`gates`, policy lanes).
+/// `step_lanes` reads coalesced) instead of row-major (`gates`, policy lanes).
 pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> LayerUpload {
     let mut up = LayerUpload {
         cells: Vec::new(),
@@ -385,23 +453,26 @@ pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> Laye
     };
     for plan in plans {
         let mut init = Vec::new();
+        // The layer's x are codes of at most 8 bits: the inputs, or the previous layer's h.
+        let byte_h = |c: &CellPlan| c.int.as_ref().is_some_and(|q| q.h.bits <= 8);
+        let x_byte = layer == 0 || plan.layers[layer - 1].iter().all(byte_h);
         for cell in &plan.layers[layer] {
-            up.cells.push(upload_cell(
-                cell,
-                k_major,
-                &mut up.weights,
-                &mut up.tables,
-                &mut init,
-            ));
+            let mut gpu = upload_cell(cell, k_major, &mut up.weights, &mut up.tables, &mut init);
+            // Packed weights whose x and h codes fit a byte too: the stage packs them.
+            if gpu.packed == 1 && x_byte && byte_h(cell) && cell.int.as_ref().unwrap().x.bits <= 8 {
+                gpu.packed = 2;
+            }
+            up.cells.push(gpu);
         }
         up.init.push(init);
     }
-    // Bindings may not be empty.
+    // Bindings may not be empty, and `weights` is also read as vec4s.
     for v in [&mut up.weights, &mut up.tables] {
         if v.is_empty() {
             v.push(0);
         }
     }
+    up.weights.resize(up.weights.len().next_multiple_of(4), 0);
     up
 }
 

@@ -8,12 +8,14 @@ mod lstm;
 
 pub use lstm::HostLayout;
 
-/// The LSTM kernels' WGSL module: layout, exact numerics, the step kernels and the policy
-/// lanes, one file per concept under `shaders/`, concatenated in this order.
+/// The LSTM kernels' WGSL module: layout, exact numerics, the step kernels of policy lanes and
+/// of config lanes, and the policy lanes' level choice, one file per concept under `shaders/`,
+/// concatenated in this order.
 pub const LSTM_SHADER: &str = concat!(
     include_str!("../../shaders/lstm.wgsl"),
     include_str!("../../shaders/numerics.wgsl"),
     include_str!("../../shaders/lstm_step.wgsl"),
+    include_str!("../../shaders/lstm_lanes.wgsl"),
     include_str!("../../shaders/lstm_policy.wgsl"),
 );
 
@@ -29,6 +31,7 @@ pub fn shader_modules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> 
                 "lstm.wgsl",
                 "numerics.wgsl",
                 "lstm_step.wgsl",
+                "lstm_lanes.wgsl",
                 "lstm_policy.wgsl",
             ],
             LSTM_SHADER,
@@ -173,6 +176,9 @@ pub struct GpuContext {
     /// Largest buffer this context creates (at most the adapter's limits); see
     /// [`GpuContext::limit_buffers`].
     buffer_cap: u64,
+    /// Largest step (words of x and h of every lane) config lanes read from the uniform stage;
+    /// see [`GpuContext::limit_stage`].
+    stage_cap: usize,
     lstm: lstm::Pipelines,
     groups: groups::Pipeline,
 }
@@ -204,6 +210,7 @@ impl GpuContext {
             queue,
             adapter: summary(&adapter.get_info()),
             buffer_cap: lstm::BUFFER_CAP,
+            stage_cap: usize::MAX,
             limits,
             lstm,
             groups,
@@ -214,5 +221,12 @@ impl GpuContext {
     /// split into more chunks (or refused). For tests and for sharing a device.
     pub fn limit_buffers(&mut self, bytes: u64) {
         self.buffer_cap = bytes.min(lstm::BUFFER_CAP);
+    }
+
+    /// Lowers the largest step of config lanes read through the uniform stage (x and h of
+    /// every lane, in words; it is at most one uniform binding): larger steps read them from
+    /// storage buffers, as `limit_stage(0)` makes every step do. For tests.
+    pub fn limit_stage(&mut self, words: usize) {
+        self.stage_cap = words;
     }
 }

@@ -2,6 +2,7 @@
 //! threshold settings at once, closed-loop (the level of each step is chosen on the device
 //! from the lane's own cell-state change). The twin of `dynamic::simulate`, bit for bit.
 
+use super::lstm::Dims;
 use super::run::PolicyLanes;
 use super::{GpuContext, GpuError};
 use crate::dynamic::{
@@ -118,4 +119,70 @@ impl GpuContext {
             steps: seqs.steps,
         })
     }
+}
+
+/// Read-back words of one policy lane and layer kept as values (`[T, {h, c}, width]` f32
+/// bits) as (h, c) values `[T, width]`.
+pub(super) fn lane_values(words: &[u32], steps: usize, width: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut h, mut c) = (
+        Vec::with_capacity(steps * width),
+        Vec::with_capacity(steps * width),
+    );
+    for row in words.chunks(2 * width).take(steps) {
+        h.extend(row[..width].iter().map(|&w| f32::from_bits(w)));
+        c.extend(row[width..].iter().map(|&w| f32::from_bits(w)));
+    }
+    (h, c)
+}
+
+/// Lays out the `pol` buffer of one layer (see shaders/lstm.wgsl) and fills `dims`' offsets.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn policy_region(
+    dims: &mut Dims,
+    p: &PolicyLanes,
+    layer: usize,
+    init: &[u32],
+    lanes: usize,
+    dirs: usize,
+    hidden: usize,
+    input: usize,
+    steps: usize,
+) -> Vec<u32> {
+    let top = p.levels.len() - 1;
+    dims.policy = 1;
+    dims.levels = p.levels.len() as u32;
+    dims.values = u32::from(p.values);
+    // Layer 0 reads f32 inputs; with a state kept as values so do the later layers.
+    dims.x_f32 = u32::from(layer == 0 || p.values);
+    dims.metric = p.metric;
+    dims.start = p.start;
+    dims.above = p.above[layer];
+    let ld = lanes * dirs;
+    let mut data = Vec::new();
+    for _ in 0..ld {
+        data.extend([top as u32, 0, 0, 0]);
+    }
+    dims.off_bounds = data.len() as u32;
+    for g in &p.bounds {
+        data.extend(g[layer].iter().map(|&b| b as u32));
+    }
+    dims.off_cprev = data.len() as u32;
+    // The initial c of every lane and direction (state is [lane, dir, {h, c}, H]), as f32
+    // values for a state kept as values.
+    for k in 0..ld {
+        let c0 = &init[k * 2 * hidden + hidden..(k + 1) * 2 * hidden];
+        match (p.values, &p.levels[top].layers[layer][k % dirs].int) {
+            (true, Some(q)) => data.extend(c0.iter().map(|&w| q.c.to_f32(w as i32).to_bits())),
+            _ => data.extend_from_slice(c0),
+        }
+    }
+    dims.off_x = data.len() as u32;
+    data.extend(std::iter::repeat_n(0, ld * input));
+    if p.oracle {
+        dims.off_saved = data.len() as u32;
+        data.extend(std::iter::repeat_n(0, ld * 2 * hidden));
+    }
+    dims.off_trace = data.len() as u32;
+    data.extend(std::iter::repeat_n(0, ld * steps));
+    data
 }

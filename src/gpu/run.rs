@@ -1,12 +1,14 @@
 //! Running lanes on the GPU: sizing chunks to the adapter's limits, uploading a layer at a
-//! time, encoding every step (two dispatches, or more for policy lanes) and reading the states
-//! back. Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level
-//! is chosen per step on the device (see [`LaneSet`]).
+//! time, encoding every step (for config lanes one dispatch, after one that fills the uniform
+//! stage when the step fits it; two or more for policy lanes), many steps per submission, and
+//! reading the states back once per layer. Lanes are (precision config, sequence) pairs, or
+//! (policy, sequence) pairs whose level is chosen per step on the device (see [`LaneSet`]).
 
 use super::lstm::{
     lane_input, lane_states, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT,
     WORKGROUP,
 };
+use super::policy::{lane_values, policy_region};
 use super::{GpuContext, GpuError};
 use crate::lstm::eval::{apply_head, assemble, Plan, Run, SeqOut};
 use crate::lstm::npy::Sequences;
@@ -309,9 +311,14 @@ impl GpuContext {
             let tables = words("tables", &up.tables, wgpu::BufferUsages::empty());
             let state = words("state", &init, wgpu::BufferUsages::empty());
             let pol = words("policy", &pol_data, wgpu::BufferUsages::COPY_SRC);
+            // Gate sums between `gates` and `cell_update`; config lanes keep theirs in registers.
+            let acc_words = match set {
+                LaneSet::Policies(_) => lanes * d * 4 * h * 2,
+                LaneSet::Configs(_) => 4,
+            };
             let acc = dev.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("acc"),
-                size: (lanes * d * 4 * h * 2 * 4) as u64,
+                size: (acc_words * 4) as u64,
                 usage: storage,
                 mapped_at_creation: false,
             });
@@ -351,16 +358,40 @@ impl GpuContext {
                     entry(6, &acc),
                     entry(7, &outs),
                     entry(8, &pol),
+                    entry(9, &weights),
                 ],
             });
+            // Config lanes whose x and h of one step fit the stage read them from it.
+            let stage_buf = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("stage"),
+                size: (self.lstm.stage_words * 4) as u64,
+                usage: wgpu::BufferUsages::UNIFORM | storage,
+                mapped_at_creation: false,
+            });
+            let stage_group = |layout: &wgpu::BindGroupLayout, binding: u32| {
+                dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("stage"),
+                    layout,
+                    entries: &[entry(binding, &stage_buf)],
+                })
+            };
+            let (stage_u, stage_s) = (
+                stage_group(&self.lstm.layout2u, 0),
+                stage_group(&self.lstm.layout2s, 1),
+            );
+            let staged = matches!(set, LaneSet::Configs(_))
+                && lanes * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
+            let stage_groups = groups_of(lanes * d * (layer.input_size + h));
             let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
                 let y = n.div_ceil(x_groups as u64) as u32;
                 let x = if y == 1 { n as u32 } else { x_groups };
                 pass.dispatch_workgroups(x, y, 1);
             };
             let cell_groups = groups_of(lanes * d * h);
-            // Config lanes: one thread per (row, block of LANE_BLOCK sequences).
-            let lane_groups = groups_of(d * 4 * h * set.groups() * nseq.div_ceil(LANE_BLOCK));
+            // Config lanes: one workgroup per (tile of WORKGROUP units, block of LANE_BLOCK
+            // sequences), one thread per unit (its four gate rows) of the tile.
+            let row_tiles = h.div_ceil(WORKGROUP as usize);
+            let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
             let select_groups = groups_of(lanes * d);
             let policy = match set {
                 LaneSet::Policies(p) => Some(p.oracle),
@@ -391,10 +422,23 @@ impl GpuContext {
                             stage(&mut pass, s, 0, &self.lstm.select, select_groups);
                         }
                         match policy {
-                            None => stage(&mut pass, s, 0, &self.lstm.gates_lanes, lane_groups),
-                            Some(_) => stage(&mut pass, s, 0, &self.lstm.gates, gate_groups),
+                            // Config lanes: the whole step in one dispatch (after the
+                            // one that fills the stage).
+                            None if staged => {
+                                pass.set_bind_group(2, &stage_s, &[]);
+                                stage(&mut pass, s, 0, &self.lstm.stage, stage_groups);
+                                pass.set_bind_group(2, &stage_u, &[]);
+                                stage(&mut pass, s, 0, &self.lstm.step_staged, lane_groups);
+                            }
+                            None => {
+                                pass.set_bind_group(2, &stage_u, &[]);
+                                stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups);
+                            }
+                            Some(_) => {
+                                stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
+                                stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
+                            }
                         }
-                        stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
                         if policy == Some(true) {
                             stage(&mut pass, s, 2, &self.lstm.select, select_groups);
                             stage(&mut pass, s, 1, &self.lstm.gates, gate_groups);
@@ -480,70 +524,4 @@ impl GpuContext {
         staging.unmap();
         Ok(words)
     }
-}
-
-/// Read-back words of one policy lane and layer kept as values (`[T, {h, c}, width]` f32
-/// bits) as (h, c) values `[T, width]`.
-fn lane_values(words: &[u32], steps: usize, width: usize) -> (Vec<f32>, Vec<f32>) {
-    let (mut h, mut c) = (
-        Vec::with_capacity(steps * width),
-        Vec::with_capacity(steps * width),
-    );
-    for row in words.chunks(2 * width).take(steps) {
-        h.extend(row[..width].iter().map(|&w| f32::from_bits(w)));
-        c.extend(row[width..].iter().map(|&w| f32::from_bits(w)));
-    }
-    (h, c)
-}
-
-/// Lays out the `pol` buffer of one layer (see shaders/lstm.wgsl) and fills `dims`' offsets.
-#[allow(clippy::too_many_arguments)]
-fn policy_region(
-    dims: &mut Dims,
-    p: &PolicyLanes,
-    layer: usize,
-    init: &[u32],
-    lanes: usize,
-    dirs: usize,
-    hidden: usize,
-    input: usize,
-    steps: usize,
-) -> Vec<u32> {
-    let top = p.levels.len() - 1;
-    dims.policy = 1;
-    dims.levels = p.levels.len() as u32;
-    dims.values = u32::from(p.values);
-    // Layer 0 reads f32 inputs; with a state kept as values so do the later layers.
-    dims.x_f32 = u32::from(layer == 0 || p.values);
-    dims.metric = p.metric;
-    dims.start = p.start;
-    dims.above = p.above[layer];
-    let ld = lanes * dirs;
-    let mut data = Vec::new();
-    for _ in 0..ld {
-        data.extend([top as u32, 0, 0, 0]);
-    }
-    dims.off_bounds = data.len() as u32;
-    for g in &p.bounds {
-        data.extend(g[layer].iter().map(|&b| b as u32));
-    }
-    dims.off_cprev = data.len() as u32;
-    // The initial c of every lane and direction (state is [lane, dir, {h, c}, H]), as f32
-    // values for a state kept as values.
-    for k in 0..ld {
-        let c0 = &init[k * 2 * hidden + hidden..(k + 1) * 2 * hidden];
-        match (p.values, &p.levels[top].layers[layer][k % dirs].int) {
-            (true, Some(q)) => data.extend(c0.iter().map(|&w| q.c.to_f32(w as i32).to_bits())),
-            _ => data.extend_from_slice(c0),
-        }
-    }
-    dims.off_x = data.len() as u32;
-    data.extend(std::iter::repeat_n(0, ld * input));
-    if p.oracle {
-        dims.off_saved = data.len() as u32;
-        data.extend(std::iter::repeat_n(0, ld * 2 * hidden));
-    }
-    dims.off_trace = data.len() as u32;
-    data.extend(std::iter::repeat_n(0, ld * steps));
-    data
 }

@@ -1,0 +1,404 @@
+// LSTM kernels, part 4 of 5 (after lstm_step.wgsl): config lanes, a whole step per dispatch
+// (`step_lanes`, `step_lanes_staged`, and `stage_lanes`, which fills the uniform stage). The
+// cell update is lstm_step.wgsl's `cell_int` / `cell_float`. CPU twin: src/lstm/eval/cell.rs
+// (and the batched engine, batch.rs).
+
+// ---- one whole step of config lanes: lane-blocked gate products and the cell update ----
+//
+// One thread computes the four gate rows (i, f, g, o) of one unit j for LB lanes (sequences)
+// of one config and direction, then updates the unit's c and h of those lanes from registers
+// (one dispatch per step; no gate sums go through memory): each x or h word read serves four
+// rows, each weight word LB lanes. The h of step t - 1 is read from `outs` (from `state` at
+// the first step), and the new h goes only to `outs`, so no thread overwrites an h that
+// another thread of the same dispatch still reads. Weights are stored k-major for these lanes
+// (`weights[w_off + k * rows + row]`), so the threads of a wave, which hold consecutive
+// units, read consecutive words (coalesced). Workgroup w holds units [64 * (w % tiles), +64)
+// of one (config, direction, block of LB sequences): everything but the unit is the same
+// across the workgroup. No workgroup memory and no barriers (barriers are costly on CPU
+// Vulkan implementations). Every lane's sum still takes its terms one at a time in k order
+// (W.x, then R.h, then b): the bits of `gates` and of the CPU (docs/NUMERICS.md sections 6,
+// 7 and 10).
+
+const LB: u32 = 4u;
+
+// The x (or h) words at k of the four lanes whose first words are at `base` in `xin`
+// (`state`, `outs`), or, staged, at `sb` in `stage_u`. `staged` is a constant at every call
+// (see `step_lanes`), so compilers drop the other branch.
+fn sw(i: u32) -> u32 {
+    return stage_u[i >> 2u][i & 3u];
+}
+
+fn s4(sb: vec4<u32>, k: u32) -> vec4<u32> {
+    return vec4<u32>(sw(sb.x + k), sw(sb.y + k), sw(sb.z + k), sw(sb.w + k));
+}
+
+fn x4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+    if (staged) {
+        return s4(sb, k);
+    }
+    return vec4<u32>(xin[base.x + k], xin[base.y + k], xin[base.z + k], xin[base.w + k]);
+}
+
+fn h4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+    if (staged) {
+        return s4(sb, k);
+    }
+    return vec4<u32>(state[base.x + k], state[base.y + k], state[base.z + k], state[base.w + k]);
+}
+
+fn o4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+    if (staged) {
+        return s4(sb, k);
+    }
+    return vec4<u32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
+}
+
+fn xi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(x4(staged, base, sb, k));
+}
+
+fn hi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(h4(staged, base, sb, k));
+}
+
+fn oi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+    return bitcast<vec4<i32>>(o4(staged, base, sb, k));
+}
+
+// Partial sums of the four gate rows (i, f, g, o) of one unit, four lanes each.
+struct P4 {
+    i: vec4<i32>,
+    f: vec4<i32>,
+    g: vec4<i32>,
+    o: vec4<i32>,
+}
+
+// One k: the weights of the four gate rows (words wr, wr + H, wr + 2H, wr + 3H) times x.
+fn mac1(p: P4, wr: u32, hsz: u32, x: vec4<i32>) -> P4 {
+    var r = p;
+    r.i += vec4<i32>(wi(wr)) * x;
+    r.f += vec4<i32>(wi(wr + hsz)) * x;
+    r.g += vec4<i32>(wi(wr + 2u * hsz)) * x;
+    r.o += vec4<i32>(wi(wr + 3u * hsz)) * x;
+    return r;
+}
+
+// The four products of one packed weight word (8-bit codes of k .. k + 3, k in the low byte)
+// with the x of those k.
+fn dot4(w: i32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> vec4<i32> {
+    let a = vec4<i32>(extractBits(w, 0u, 8u)) * x0 + vec4<i32>(extractBits(w, 8u, 8u)) * x1;
+    return a + vec4<i32>(extractBits(w, 16u, 8u)) * x2 + vec4<i32>(extractBits(w, 24u, 8u)) * x3;
+}
+
+// Four k of packed weights (padding codes past the row are 0, so the clamped x they meet
+// add nothing).
+fn mac4(p: P4, wq: u32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> P4 {
+    let w = bitcast<vec4<i32>>(weights4[wq]);
+    var r = p;
+    r.i += dot4(w.x, x0, x1, x2, x3);
+    r.f += dot4(w.y, x0, x1, x2, x3);
+    r.g += dot4(w.z, x0, x1, x2, x3);
+    r.o += dot4(w.w, x0, x1, x2, x3);
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    step_body(wid, lid, false);
+}
+
+// The same, reading x and the previous h from `stage_u` (filled by `stage_lanes` just
+// before): CPU implementations read uniform buffers with branch-free gathers, whereas a
+// storage read in a loop costs llvmpipe (Mesa 22) a loop over its SIMD lanes with a branch
+// each.
+@compute @workgroup_size(64)
+fn step_lanes_staged(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    step_body(wid, lid, true);
+}
+
+// Copies what `step_lanes_staged` reads at this step into the stage, `[lane, dir, I + H]`:
+// the x of the step, then the previous h (from `state` at the first step, else from `outs`).
+// For cells with `packed` 2 (x and h codes fit a byte), word w of x (of h) holds the codes of
+// k = 4w .. 4w + 3 as bytes, the first in the low byte, codes past the row 0.
+@compute @workgroup_size(64)
+fn stage_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = gid.x + gid.y * dims.threads_x;
+    let hsz = dims.hidden;
+    let isz = dims.input;
+    let width = isz + hsz;
+    if (idx >= dims.lanes * dims.dirs * width) {
+        return;
+    }
+    let w = idx % width;
+    let ld = idx / width;
+    let dir = ld % dims.dirs;
+    let lane = ld / dims.dirs;
+    let t = step_t(dir);
+    var t_prev = t - 1u;
+    if (((dims.rev_mask >> dir) & 1u) == 1u) {
+        t_prev = t + 1u;
+    }
+    let bytes = cells[(lane / dims.seqs) * dims.dirs + dir].packed == 2u;
+    // Words of x (of h) in this lane's stage, and the first k of word w.
+    var k = w;
+    var x = w < isz;
+    var n = 1u;
+    if (bytes) {
+        n = 4u;
+        k = 4u * w;
+        if (!x) {
+            k = 4u * (w - isz) + isz;
+        }
+        if ((x && k >= isz) || (!x && k >= width)) {
+            return;
+        }
+    }
+    var v = 0u;
+    for (var m = 0u; m < n; m++) {
+        var c = 0u;
+        if (x && k + m < isz) {
+            c = xin[(lane * dims.steps + t) * dims.x_stride + k + m];
+        } else if (!x && k + m < width) {
+            let jj = k + m - isz;
+            if (step.s == 0u) {
+                c = state[ld * 2u * hsz + jj];
+            } else {
+                c = outs[(lane * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz + jj];
+            }
+        }
+        if (bytes) {
+            c = (c & 0xffu) << (8u * m);
+        }
+        v |= c;
+    }
+    stage_s[idx] = v;
+}
+
+// `mac4` with the x of the four lanes packed too (one word of four 8-bit codes per lane).
+fn mac4b(p: P4, wq: u32, xp: vec4<u32>) -> P4 {
+    let x = bitcast<vec4<i32>>(xp);
+    let x0 = extractBits(x, 0u, 8u);
+    let x1 = extractBits(x, 8u, 8u);
+    let x2 = extractBits(x, 16u, 8u);
+    let x3 = extractBits(x, 24u, 8u);
+    return mac4(p, wq, x0, x1, x2, x3);
+}
+
+fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
+    let hsz = dims.hidden;
+    let rows = 4u * hsz;
+    let isz = dims.input;
+    let tiles = (hsz + 63u) / 64u;
+    let blocks = (dims.seqs + LB - 1u) / LB;
+    let configs = dims.lanes / dims.seqs;
+    let w = wid.x + wid.y * (dims.threads_x / 64u);
+    let rest = w / tiles;
+    let j = (w % tiles) * 64u + lid.x;
+    if (rest >= blocks * dims.dirs * configs || j >= hsz) {
+        return;
+    }
+    let seq0 = (rest % blocks) * LB;
+    let cd = rest / blocks;
+    let dir = cd % dims.dirs;
+    let cfg = cd / dims.dirs;
+    let cell = cells[cfg * dims.dirs + dir];
+    let t = step_t(dir);
+    let n_here = min(LB, dims.seqs - seq0);
+    // The LB = 4 lanes are the components of vec4s (dynamically indexed private arrays are
+    // spilled to memory by CPU implementations); a short last block repeats its last lane.
+    let lanes = vec4<u32>(cfg * dims.seqs + seq0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
+    let xv = (lanes * dims.steps + t) * dims.x_stride;
+    let hv = (lanes * dims.dirs + dir) * 2u * hsz;
+    // The previous step's h in `outs` ([lane, T, {h, c}, dirs * H]); unused at the first step.
+    let first = step.s == 0u;
+    var t_prev = t - 1u;
+    if (((dims.rev_mask >> dir) & 1u) == 1u) {
+        t_prev = t + 1u;
+    }
+    let ov = (lanes * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz;
+    // Staged: the lanes' x and previous h in `stage_u`.
+    let sx = (lanes * dims.dirs + dir) * (isz + hsz);
+    let sh = sx + isz;
+    if (cell.mode == 1u) {
+        var si = vec4<f32>(0.0);
+        var sf = vec4<f32>(0.0);
+        var sg = vec4<f32>(0.0);
+        var so = vec4<f32>(0.0);
+        for (var k = 0u; k < isz; k++) {
+            let x = bitcast<vec4<f32>>(x4(staged, xv, sx, k));
+            let wr = cell.w_off + k * rows + j;
+            si = fadd4(si, fmul4(vec4<f32>(wf(wr)), x));
+            sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), x));
+            sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), x));
+            so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), x));
+        }
+        if (first) {
+            for (var k = 0u; k < hsz; k++) {
+                let h = bitcast<vec4<f32>>(h4(staged, hv, sh, k));
+                let wr = cell.r_off + k * rows + j;
+                si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
+                sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
+                sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
+                so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
+            }
+        } else {
+            for (var k = 0u; k < hsz; k++) {
+                let h = bitcast<vec4<f32>>(o4(staged, ov, sh, k));
+                let wr = cell.r_off + k * rows + j;
+                si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
+                sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
+                sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
+                so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
+            }
+        }
+        let b = cell.b_off + j;
+        si = fadd4(si, vec4<f32>(wf(b)));
+        sf = fadd4(sf, vec4<f32>(wf(b + hsz)));
+        sg = fadd4(sg, vec4<f32>(wf(b + 2u * hsz)));
+        so = fadd4(so, vec4<f32>(wf(b + 3u * hsz)));
+        for (var l = 0u; l < n_here; l++) {
+            let lane = lanes[l];
+            cell_float(cell, lane, lane * dims.dirs + dir, dir, j, si[l], sf[l], sg[l], so[l], false);
+        }
+        return;
+    }
+    // Integer lanes: per gate row, four partial sums in a vec4<i32>, summed over chunks of at
+    // most `chunk_wx` (`chunk_rh`) products, which cannot overflow, each chunk widened into
+    // four 64-bit totals kept as (lo, hi) vec4<u32> pairs (the vector form of i64_from /
+    // i64_add). Integer sums are exact, so the grouping does not change the bits; the inner
+    // loops have no branch (with 8-bit codes one chunk is longer than any row). Packed cells
+    // hold four 8-bit weight codes per word (`mac4`): a quarter of the weight reads.
+    let packed = cell.packed != 0u;
+    // Staged with packed codes: the stage holds four 8-bit x (h) codes per word too.
+    let bytes = staged && cell.packed == 2u;
+    let per = select(1u, 4u, packed);
+    var lo_i = vec4<u32>(0u);
+    var hi_i = vec4<u32>(0u);
+    var lo_f = vec4<u32>(0u);
+    var hi_f = vec4<u32>(0u);
+    var lo_g = vec4<u32>(0u);
+    var hi_g = vec4<u32>(0u);
+    var lo_o = vec4<u32>(0u);
+    var hi_o = vec4<u32>(0u);
+    // Weight words per row of W (R), and weight words per chunk.
+    let nx = (isz + per - 1u) / per;
+    let cx = cell.chunk_wx / per;
+    for (var q0 = 0u; q0 < nx; q0 += cx) {
+        let q1 = min(nx, q0 + cx);
+        var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+        if (bytes) {
+            for (var q = q0; q < q1; q++) {
+                p = mac4b(p, cell.w_off / 4u + q * hsz + j, s4(sx, q));
+            }
+        } else if (packed) {
+            for (var q = q0; q < q1; q++) {
+                let k = 4u * q;
+                let e = isz - 1u;
+                p = mac4(p, cell.w_off / 4u + q * hsz + j, xi4(staged, xv, sx, k), xi4(staged, xv, sx, min(k + 1u, e)), xi4(staged, xv, sx, min(k + 2u, e)), xi4(staged, xv, sx, min(k + 3u, e)));
+            }
+        } else {
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.w_off + q * rows + j, hsz, xi4(staged, xv, sx, q));
+            }
+        }
+        widen4(&lo_i, &hi_i, p.i);
+        widen4(&lo_f, &hi_f, p.f);
+        widen4(&lo_g, &hi_g, p.g);
+        widen4(&lo_o, &hi_o, p.o);
+    }
+    // W.x is complete: fold it (shifted) and the bias into the accumulators, then add R.h.
+    // The 64-bit sums wrap like the CPU's i64 adds, so the order of the three terms of
+    // `int_gate_sum` does not change the bits.
+    int_gate_wx(cell, j, &lo_i, &hi_i);
+    int_gate_wx(cell, j + hsz, &lo_f, &hi_f);
+    int_gate_wx(cell, j + 2u * hsz, &lo_g, &hi_g);
+    int_gate_wx(cell, j + 3u * hsz, &lo_o, &hi_o);
+    let nh = (hsz + per - 1u) / per;
+    let ch = cell.chunk_rh / per;
+    for (var q0 = 0u; q0 < nh; q0 += ch) {
+        let q1 = min(nh, q0 + ch);
+        var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+        let e = hsz - 1u;
+        if (bytes) {
+            for (var q = q0; q < q1; q++) {
+                p = mac4b(p, cell.r_off / 4u + q * hsz + j, s4(sh, q));
+            }
+        } else if (packed && first) {
+            for (var q = q0; q < q1; q++) {
+                let k = 4u * q;
+                p = mac4(p, cell.r_off / 4u + q * hsz + j, hi4(staged, hv, sh, k), hi4(staged, hv, sh, min(k + 1u, e)), hi4(staged, hv, sh, min(k + 2u, e)), hi4(staged, hv, sh, min(k + 3u, e)));
+            }
+        } else if (packed) {
+            for (var q = q0; q < q1; q++) {
+                let k = 4u * q;
+                p = mac4(p, cell.r_off / 4u + q * hsz + j, oi4(staged, ov, sh, k), oi4(staged, ov, sh, min(k + 1u, e)), oi4(staged, ov, sh, min(k + 2u, e)), oi4(staged, ov, sh, min(k + 3u, e)));
+            }
+        } else if (first) {
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.r_off + q * rows + j, hsz, hi4(staged, hv, sh, q));
+            }
+        } else {
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.r_off + q * rows + j, hsz, oi4(staged, ov, sh, q));
+            }
+        }
+        int_gate_rh(cell, j, &lo_i, &hi_i, p.i);
+        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, p.f);
+        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, p.g);
+        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, p.o);
+    }
+    for (var l = 0u; l < n_here; l++) {
+        let lane = lanes[l];
+        let ai = vec2<u32>(lo_i[l], hi_i[l]);
+        let af = vec2<u32>(lo_f[l], hi_f[l]);
+        let ag = vec2<u32>(lo_g[l], hi_g[l]);
+        let ao = vec2<u32>(lo_o[l], hi_o[l]);
+        cell_int(cell, lane, lane * dims.dirs + dir, dir, j, ai, af, ag, ao, false);
+    }
+}
+
+// Four lanes' W.x totals of gate row `row` (lo, hi) become (W.x << (shift_wx + ew)) +
+// (b << shift_b), the first two terms of `int_gate_sum`.
+fn int_gate_wx(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>) {
+    var ew = 0u;
+    if (cell.rs_off != 0xffffffffu) {
+        ew = weights[cell.rs_off + row] & 0xffffu;
+    }
+    let b = i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b);
+    var l4 = *lo;
+    var h4v = *hi;
+    for (var l = 0u; l < 4u; l++) {
+        let a = i64_add(i64_shl(vec2<u32>(l4[l], h4v[l]), cell.shift_wx + ew), b);
+        l4[l] = a.x;
+        h4v[l] = a.y;
+    }
+    *lo = l4;
+    *hi = h4v;
+}
+
+// Adds four lanes' chunk of R.h products of gate row `row`, shifted by shift_rh (plus the
+// row's extra shift), to their 64-bit accumulators.
+fn int_gate_rh(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
+    var er = 0u;
+    if (cell.rs_off != 0xffffffffu) {
+        er = weights[cell.rs_off + row] >> 16u;
+    }
+    var l4 = *lo;
+    var h4v = *hi;
+    for (var l = 0u; l < 4u; l++) {
+        let a = i64_add(vec2<u32>(l4[l], h4v[l]), i64_shl(i64_from(part[l]), cell.shift_rh + er));
+        l4[l] = a.x;
+        h4v[l] = a.y;
+    }
+    *lo = l4;
+    *hi = h4v;
+}
+
+// Adds four i32 partial sums to four 64-bit totals (lo, hi words), component-wise.
+fn widen4(lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
+    let p = bitcast<vec4<u32>>(part);
+    let sum = *lo + p;
+    let carry = select(vec4<u32>(0u), vec4<u32>(1u), sum < *lo);
+    *hi = *hi + select(vec4<u32>(0u), vec4<u32>(0xffffffffu), part < vec4<i32>(0)) + carry;
+    *lo = sum;
+}
