@@ -48,6 +48,8 @@ mod test_model;
 #[cfg(test)]
 mod test_sim;
 #[cfg(test)]
+mod test_sim_points;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod test_validation;
