@@ -385,7 +385,11 @@ fn level_sums(
     }
     s.levels = levels;
     if levels >= 2 && sh.stream > 0.0 {
-        s.step_cycles = stream_bound_pace(&steps_of[..levels], sh.stream, t, sh.switch_rate);
+        // Never below the recurrence's own mean step: each step's products and tail follow
+        // the step before, whatever the streams (the gaps the pace takes off slow runs end
+        // on that floor).
+        s.step_cycles = stream_bound_pace(&steps_of[..levels], sh.stream, t, sh.switch_rate)
+            .max(s.compute_step_cycles);
     }
     // Switches on the stream-bound path: into step T-1 (after the last stream) always paid;
     // into a middle step at level k, paid as far as it makes that step longer than a stream
