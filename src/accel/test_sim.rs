@@ -324,8 +324,12 @@ fn monotonicity_violations() {
     let mut examples: [Option<String>; 6] = Default::default();
     let mut runner = TestRunner::deterministic();
     let strategy = (small_arch(), small_workload());
-    for _ in 0..n {
-        let (a, (w, _)) = strategy.new_tree(&mut runner).expect("a point").current();
+    // The other invariants on the same points: overlap against no overlap, 8-bit against
+    // 16-bit (cycles and energy), multithreading on 2-5 cores against the stage count and,
+    // where above it, against the simulated speedup.
+    let (mut other, mut other_worst) = ([0usize; 6], [0.0f64; 6]);
+    for p in 0..n {
+        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
         let latency = |x: &Arch| evaluate(x, &w).expect("point evaluates").latency_us;
         let base = latency(&a);
         let more = more_resources(&a);
@@ -339,6 +343,68 @@ fn monotonicity_violations() {
                 }
             }
         }
+        let mut note = |k: usize, excess: f64| {
+            if excess > 1e-9 {
+                other[k] += 1;
+                other_worst[k] = other_worst[k].max(excess);
+            }
+        };
+        let per_step = with(&a, |b| b.schedule.input_product = InputProduct::PerStep);
+        let on = cycles(&with(&per_step, |b| b.schedule.overlap_tail = true), &w);
+        let off = cycles(&with(&per_step, |b| b.schedule.overlap_tail = false), &w);
+        note(0, on / off - 1.0);
+        let mut fixed = w.clone();
+        fixed.precision = PrecisionProfile::fixed(16, 16);
+        let wide = evaluate(&a, &fixed).expect("16-bit evaluates");
+        fixed.precision = PrecisionProfile::fixed(8, 8);
+        let narrow = evaluate(&a, &fixed).expect("8-bit evaluates");
+        note(1, narrow.cycles / wide.cycles - 1.0);
+        note(2, narrow.energy_uj / wide.energy_uj - 1.0);
+        let one = with(&per_step, |b| {
+            b.memory.dram_gb_per_s = 1e9;
+            b.schedule.reconfig_cycles = 0;
+            b.multicore.cores = 1;
+        });
+        let cores = 2 + (p % 4) as u32;
+        let mt = with(&one, |b| {
+            b.multicore.cores = cores;
+            b.multicore.mode = MulticoreMode::Multithreading;
+        });
+        let stages = (cores as usize).min(w.layers.len()) as f64;
+        let speedup = cycles(&one, &w) / cycles(&mt, &w);
+        note(3, speedup / stages - 1.0);
+        if speedup > stages * (1.0 + 1e-9) {
+            let sim = |x: &Arch| simulate(x, &w, &levels).expect("point simulates").cycles;
+            note(4, speedup / (sim(&one) / sim(&mt)) - 1.0);
+        }
+        let mut bidir = w.clone();
+        let mut width = bidir.layers[0].input_size;
+        for l in &mut bidir.layers {
+            l.directions = 2;
+            l.input_size = width;
+            width = 2 * l.hidden_size;
+        }
+        if let Some(h) = &mut bidir.head {
+            h.input_size = width;
+        }
+        note(5, cycles(&one, &bidir) / cycles(&mt, &bidir) - 1.0);
+    }
+    for (k, what) in [
+        "overlap slower than no overlap",
+        "8-bit slower than 16-bit",
+        "8-bit costlier than 16-bit",
+        "multithreading above the stage count",
+        "of those, above the simulated speedup",
+        "bidirectional stack sped up by multithreading",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "{what}: {} of {n} points, worst {:.3}%",
+            other[k],
+            100.0 * other_worst[k]
+        );
     }
     for i in 0..6 {
         println!(
@@ -431,8 +497,14 @@ proptest! {
         prop_assert!(on <= off * (1.0 + 1e-12), "overlap {on} > no overlap {off}");
     }
 
+    /// The stage count bounds the speedup over one core running the same interleaved
+    /// schedule; the one-core baseline runs the layers one after another, so a core holding
+    /// several layers can do better than that baseline by hiding each layer's tail latency
+    /// behind the others' products (1 of 100,000 random points, 6.2% above the stage count,
+    /// the simulator agreeing to the cycle: docs/MODEL.md section 9). Where the closed form
+    /// goes past the stage count, the simulator must show the same speedup.
     #[test]
-    fn multithreading_respects_the_dependency_bound(a in small_arch(), (mut w, _) in small_workload(), cores in 2u32..6) {
+    fn multithreading_respects_the_dependency_bound(a in small_arch(), (mut w, levels) in small_workload(), cores in 2u32..6) {
         // Loads and reconfigurations made negligible: what is left is the dependency
         // structure. (On one core a layer's first input product waits for the units to
         // reconfigure from the layer before's last recurrent product, docs/MODEL.md section
@@ -450,7 +522,14 @@ proptest! {
         });
         let stages = (cores as usize).min(w.layers.len()) as f64;
         let speedup = cycles(&one, &w) / cycles(&mt, &w);
-        prop_assert!(speedup <= stages * (1.0 + 1e-9), "speedup {speedup} on {stages} stages");
+        if speedup > stages * (1.0 + 1e-9) {
+            let sim = |x: &Arch| simulate(x, &w, &levels).expect("point simulates").cycles;
+            let simulated = sim(&one) / sim(&mt);
+            prop_assert!(
+                speedup <= simulated * (1.0 + 1e-9),
+                "speedup {speedup} on {stages} stages, simulated {simulated}"
+            );
+        }
         // All layers bidirectional: no two layers can overlap, so no speedup at all.
         let mut width = w.layers[0].input_size;
         for l in &mut w.layers {
