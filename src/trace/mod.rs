@@ -207,9 +207,13 @@ fn run_in_turns(
     let total = per_config * all.len() as u64;
     let mut results = Vec::with_capacity(all.len());
     for (i, group) in all.chunks(turn).enumerate() {
+        // Built in parallel (each plan's own steps are partly serial); the first failing
+        // config in list order is the one reported, as when built in turn.
         let plans = group
-            .iter()
+            .par_iter()
             .map(|&c| eval::Plan::new(model, c, cal.as_ref()))
+            .collect::<Vec<_>>()
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         let before = (i * turn) as u64 * per_config;
         let runs = engine.run(model, seqs, &plans, &mut |done, _| {
