@@ -66,7 +66,7 @@ impl PackedI8 {
         }
         let max_abs = codes
             .par_chunks(1 << 16)
-            .map(|c| c.iter().map(|c| c.unsigned_abs() as u64).max().unwrap_or(0))
+            .map(|c| c.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as u64)
             .max()
             .unwrap_or(0);
         let row_sums = codes
