@@ -367,3 +367,36 @@ fn per_channel_weights_differ_by_row_agree_everywhere_and_cut_the_error() {
         }
     }
 }
+
+/// The lane-wise `abs_range` (weight packing, flush decisions) gives the plain fold's
+/// (smallest non-zero |v|, largest |v|) on every length, with zeros, -0, subnormals and NaN.
+#[test]
+fn abs_range_equals_the_plain_fold() {
+    let plain = |v: &[f32]| {
+        v.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
+            let a = x.abs() as f64;
+            (if a > 0.0 { lo.min(a) } else { lo }, hi.max(a))
+        })
+    };
+    let mut rng = SplitMix64::new(3);
+    for len in 0..80 {
+        let v: Vec<f32> = (0..len)
+            .map(|i| match i % 7 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f32::from_bits(1 + i as u32),
+                3 if len % 5 == 0 => f32::NAN,
+                _ => rng.normal() * 4.0,
+            })
+            .collect();
+        let got = eval::gemm::abs_range(&v);
+        let want = plain(&v);
+        assert_eq!(
+            (got.0.to_bits(), got.1.to_bits()),
+            (want.0.to_bits(), want.1.to_bits()),
+            "len {len}"
+        );
+        let w: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        assert_eq!(eval::gemm::abs_range(&w), want, "f64, len {len}");
+    }
+}

@@ -180,6 +180,31 @@ pub fn run(
     )
 }
 
+/// Plans and runs turn `i` (configs `all[i*turn..]`, at most `turn` of them); `progress`
+/// gets the lane-steps done in this turn.
+#[allow(clippy::too_many_arguments)]
+fn run_turn(
+    engine: &Engine,
+    model: &Model,
+    seqs: &Sequences,
+    all: &[PrecisionConfig],
+    i: usize,
+    turn: usize,
+    cal: Option<&eval::Calibration>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<Run>, TraceError> {
+    let group = all.chunks(turn).nth(i).unwrap_or_default();
+    // Built in parallel (each plan's own steps are partly serial); the first failing config
+    // in list order is the one reported, as when built in turn.
+    let plans = group
+        .par_iter()
+        .map(|&c| eval::Plan::new(model, c, cal))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(engine.run(model, seqs, &plans, &mut |done, _| progress(done))?)
+}
+
 fn run_in_turns(
     engine: &Engine,
     model: &Model,
@@ -201,26 +226,42 @@ fn run_in_turns(
         }
     }
     let cal = eval::prepare_calibration(model, seqs, input_name, &all)?;
-    let reference = reference::evaluate(model, seqs);
     let turn = (budget / config_bytes(model, seqs).max(1)).max(1) as usize;
     let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
     let total = per_config * all.len() as u64;
     let mut results = Vec::with_capacity(all.len());
-    for (i, group) in all.chunks(turn).enumerate() {
-        let plans = group
-            .iter()
-            .map(|&c| eval::Plan::new(model, c, cal.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let before = (i * turn) as u64 * per_config;
-        let runs = engine.run(model, seqs, &plans, &mut |done, _| {
-            progress(before + done, total)
-        })?;
-        drop(plans);
-        let reduced: Vec<ConfigErrors> = runs
-            .into_par_iter()
+    // The reference runs beside the first turn's planning and run (its own thread, sharing
+    // rayon's pool: each fills the other's serial stretches); reductions wait for it.
+    let mut reference = None;
+    let mut first = None;
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(|| reference::evaluate(model, seqs));
+        first = (!all.is_empty()).then(|| {
+            run_turn(engine, model, seqs, &all, 0, turn, cal.as_ref(), &mut |d| {
+                progress(d, total)
+            })
+        });
+        reference = Some(
+            handle
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        );
+    });
+    let reference = reference.expect("the scope ran");
+    let reduce_all = |runs: Vec<Run>| -> Vec<ConfigErrors> {
+        runs.into_par_iter()
             .map(|r| reduce(r, &reference, model, seqs))
-            .collect();
-        results.extend(reduced);
+            .collect()
+    };
+    if let Some(first) = first {
+        results.extend(reduce_all(first?));
+    }
+    for (i, _) in all.chunks(turn).enumerate().skip(1) {
+        let before = (i * turn) as u64 * per_config;
+        let runs = run_turn(engine, model, seqs, &all, i, turn, cal.as_ref(), &mut |d| {
+            progress(before + d, total)
+        })?;
+        results.extend(reduce_all(runs));
     }
     Ok(Trace {
         reference,

@@ -64,6 +64,7 @@ impl Elem for f32 {
             self
         }
     }
+    #[inline(always)]
     fn abs_f64(self) -> f64 {
         self.abs() as f64
     }
@@ -74,6 +75,7 @@ impl Elem for f64 {
     fn ftz(self) -> Self {
         self
     }
+    #[inline(always)]
     fn abs_f64(self) -> f64 {
         self.abs()
     }
@@ -128,11 +130,32 @@ impl<T: Elem> Packed<T> {
 }
 
 /// (smallest non-zero |v|, largest |v|).
+///
+/// Eight running minima and maxima (comparisons and selects, which vectorize) folded at the
+/// end: minimum and maximum do not depend on the order they are taken in, and NaN is skipped
+/// either way, so this is the plain fold's result.
+#[inline(always)]
 pub fn abs_range<T: Elem>(v: &[T]) -> (f64, f64) {
-    v.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
-        let a = x.abs_f64();
-        (if a > 0.0 { lo.min(a) } else { lo }, hi.max(a))
-    })
+    const L: usize = 8;
+    let (mut lo, mut hi) = ([f64::INFINITY; L], [0.0f64; L]);
+    let mut chunks = v.chunks_exact(L);
+    for chunk in &mut chunks {
+        for i in 0..L {
+            let a = chunk[i].abs_f64();
+            lo[i] = if a > 0.0 && a < lo[i] { a } else { lo[i] };
+            hi[i] = if a > hi[i] { a } else { hi[i] };
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
+            let a = x.abs_f64();
+            (if a > 0.0 { lo.min(a) } else { lo }, hi.max(a))
+        });
+    lo.iter()
+        .zip(&hi)
+        .fold(tail, |(l, h), (&a, &b)| (l.min(a), h.max(b)))
 }
 
 /// Whether the unflushed kernel gives the flushed kernel's bits: true when every non-zero

@@ -44,7 +44,7 @@ impl PackedI16 {
         // The largest |code| (a maximum: any order, any thread count).
         let max_abs = codes
             .par_chunks(1 << 16)
-            .map(|c| c.iter().map(|c| c.unsigned_abs() as u64).max().unwrap_or(0))
+            .map(|c| c.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as u64)
             .max()
             .unwrap_or(0);
         // |code| <= 32768 fits i16 except +32768 itself.

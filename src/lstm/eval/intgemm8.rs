@@ -59,12 +59,14 @@ impl PackedI8 {
     /// Packs row-major `codes`; `None` when a code does not fit i8.
     pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
         debug_assert_eq!(codes.len(), rows * k);
-        if !codes.par_iter().all(|&c| i8::try_from(c).is_ok()) {
+        // Chunks of plain loops (which vectorize) rather than rayon's per-element `all`.
+        let fits = |c: &[i32]| c.iter().fold(true, |ok, &c| ok & (-128..=127).contains(&c));
+        if !codes.par_chunks(1 << 16).all(fits) {
             return None;
         }
         let max_abs = codes
             .par_chunks(1 << 16)
-            .map(|c| c.iter().map(|c| c.unsigned_abs() as u64).max().unwrap_or(0))
+            .map(|c| c.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as u64)
             .max()
             .unwrap_or(0);
         let row_sums = codes

@@ -126,22 +126,31 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
             dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
         }
         gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, false);
+        // Units are independent within a step: each updates its own lanes of h and c (the
+        // same operations as a serial loop, so the same bits), in parallel.
+        h.par_chunks_mut(lanes)
+            .zip(c.par_chunks_mut(lanes))
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(j, (h, c))| {
+                for lane in 0..io.n {
+                    let a = |g: usize| acc[(g * hsz + j) * lanes + lane] + bias[g * hsz + j];
+                    let c_prev = c[lane];
+                    let p = |g: usize, cv: f64| peep.as_ref().map_or(0.0, |p| p[g * hsz + j] * cv);
+                    let i = sigmoid(a(0) + p(0, c_prev));
+                    let f = sigmoid(a(1) + p(1, c_prev));
+                    let g = a(2).tanh();
+                    let c_new = f * c_prev + i * g;
+                    let o = sigmoid(a(3) + p(2, c_new));
+                    h[lane] = o * c_new.tanh();
+                    c[lane] = c_new;
+                }
+            });
         for j in 0..hsz {
             for lane in 0..io.n {
-                let a = |g: usize| acc[(g * hsz + j) * lanes + lane] + bias[g * hsz + j];
-                let c_prev = c[j * lanes + lane];
-                let p = |g: usize, cv: f64| peep.as_ref().map_or(0.0, |p| p[g * hsz + j] * cv);
-                let i = sigmoid(a(0) + p(0, c_prev));
-                let f = sigmoid(a(1) + p(1, c_prev));
-                let g = a(2).tanh();
-                let c_new = f * c_prev + i * g;
-                let o = sigmoid(a(3) + p(2, c_new));
-                let h_new = o * c_new.tanh();
-                h[j * lanes + lane] = h_new;
-                c[j * lanes + lane] = c_new;
                 let at = io.out_index(lane, t, j);
-                h_out[at] = h_new;
-                c_out[at] = c_new;
+                h_out[at] = h[j * lanes + lane];
+                c_out[at] = c[j * lanes + lane];
             }
         }
     }
