@@ -31,6 +31,7 @@ mod arch;
 mod energy;
 mod error;
 mod evaluate;
+mod head;
 mod layer;
 mod levels;
 mod multicore;
@@ -38,6 +39,7 @@ mod report;
 mod set;
 mod sim;
 mod spec;
+mod sums;
 mod timing;
 mod workload;
 

@@ -6,7 +6,8 @@
 //! and event counts energy needs.
 
 use super::arch::Arch;
-use super::layer::{head_cost, layer_cost, HeadCost, LayerContext, LayerCost};
+use super::head::{head_cost, HeadCost};
+use super::layer::{layer_cost, LayerContext, LayerCost};
 use super::spec::{InputProduct, MulticoreMode};
 use super::timing::{LevelRates, MAX_PRECISION_LEVELS};
 use super::workload::{LayerShape, Workload};

@@ -1,0 +1,64 @@
+//! The output head after the last layer (dense product over all B*T vectors, then
+//! softmax/sigmoid on the tail lanes), on one core's share: docs/MODEL.md section 3, "Head".
+
+use super::arch::Arch;
+use super::energy::mac_pj;
+use super::timing::{ceil_div, matvec, LevelRates};
+use super::workload::Workload;
+
+/// The output head after the last layer, on one core's share (`split` cores divide its
+/// outputs): its weights are loaded once (exposed), the dense product is batched over all
+/// B*T vectors at the widest level, then softmax/sigmoid runs on the tail lanes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct HeadCost {
+    pub cycles: f64,
+    /// Loading the head's weights (of `cycles`), after the last layer ends.
+    pub load_cycles: f64,
+    pub ideal_cycles: f64,
+    pub dram_bytes: f64,
+    pub weight_sram_bits: f64,
+    pub activation_sram_bits: f64,
+    pub mac_pj: f64,
+    pub activation_elements: f64,
+}
+
+pub(crate) fn head_cost(
+    arch: &Arch,
+    workload: &Workload,
+    rates: &LevelRates,
+    split: u64,
+    bpc: f64,
+) -> HeadCost {
+    let Some(head) = workload.head else {
+        return HeadCost::default();
+    };
+    let p = &workload.precision;
+    let widest = p.widest();
+    let rate = &rates.as_slice()[p.widest_index()];
+    let outputs = ceil_div(head.output_size as u64, split);
+    let vectors = (workload.batch * workload.seq_len) as u64;
+    let mv = matvec(arch, rate, 1, outputs, head.input_size as u64, vectors);
+    let weight_bytes = (outputs * head.input_size as u64) as f64 * f64::from(widest.weight_bits)
+        / 8.0
+        * p.dpred_weight_ratio;
+    let act_bytes = f64::from(widest.activation_bits) / 8.0 * p.dpred_activation_ratio;
+    let elements = (outputs * vectors) as f64;
+    let activation = if head.activation {
+        ceil_div(outputs * vectors, u64::from(arch.compute.tail_lanes)) as f64
+            + f64::from(arch.compute.tail_latency_cycles)
+    } else {
+        0.0
+    };
+    HeadCost {
+        // The reconfiguration from the last recurrent product overlaps the last tail and the
+        // weight load; the caller adds what they leave exposed (`reconfig_exposed`).
+        cycles: weight_bytes / bpc + mv.cycles + activation,
+        load_cycles: weight_bytes / bpc,
+        ideal_cycles: mv.ideal_cycles,
+        dram_bytes: weight_bytes + elements * act_bytes,
+        weight_sram_bits: mv.weight_sram_bits,
+        activation_sram_bits: mv.activation_sram_bits,
+        mac_pj: (outputs * head.input_size as u64 * vectors) as f64 * mac_pj(arch, rate),
+        activation_elements: if head.activation { elements } else { 0.0 },
+    }
+}
