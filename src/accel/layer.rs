@@ -237,51 +237,16 @@ pub(crate) fn layer_cost(
                 fractions
             };
             let r = rates.as_slice();
+            let plan = |plan| level_sums(arch, workload, r, fractions, first, last, &sh, plan);
             let sums = match (per_step, arch.schedule.overlap_tail) {
-                (false, _) => level_sums(
-                    arch,
-                    workload,
-                    r,
-                    fractions,
-                    first,
-                    last,
-                    &sh,
-                    Plan::Batched,
-                ),
-                (true, false) => level_sums(
-                    arch,
-                    workload,
-                    r,
-                    fractions,
-                    first,
-                    last,
-                    &sh,
-                    Plan::Sequential,
-                ),
+                (false, _) => plan(Plan::Batched),
+                (true, false) => plan(Plan::Sequential),
                 (true, true) => {
-                    let over = level_sums(
-                        arch,
-                        workload,
-                        r,
-                        fractions,
-                        first,
-                        last,
-                        &sh,
-                        Plan::Overlapped,
-                    );
+                    let over = plan(Plan::Overlapped);
                     if p.is_dynamic() {
                         // An early input product must run at the widest level; the schedule
                         // keeps it only when that is faster than waiting for the level.
-                        let wait = level_sums(
-                            arch,
-                            workload,
-                            r,
-                            fractions,
-                            first,
-                            last,
-                            &sh,
-                            Plan::Sequential,
-                        );
+                        let wait = plan(Plan::Sequential);
                         if total(&wait, 0.0, stream, t, 0.0) < total(&over, 0.0, stream, t, 0.0) {
                             wait
                         } else {
