@@ -69,6 +69,8 @@ pub(crate) struct LayerCost {
     /// layer at the steps that suit its longest path (docs/MODEL.md section 4).
     pub level_step: [f64; MAX_PRECISION_LEVELS],
     pub level_busy: [f64; MAX_PRECISION_LEVELS],
+    /// Per level: the own step without the stream floor (`level_step` is max(this, stream)).
+    pub level_compute: [f64; MAX_PRECISION_LEVELS],
     /// The mean time a step's weight stream outlasts the step, sum_k phi_k max(0, str - step_k)
     /// (0 when nothing streams): how late an input may come without delaying the stream-bound
     /// path, which the double buffer absorbs (docs/MODEL.md section 4).
@@ -123,6 +125,15 @@ fn paths(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> (f64, f64) {
     } else {
         (compute, 0.0)
     }
+}
+
+/// How much longer the layer's stream-bound path is than its compute-bound path (0 when it is
+/// not): a late input delays the compute-bound path, so a double buffer hides at most this.
+fn stream_margin(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> f64 {
+    let (longest, _) = paths(s, stream, t, switch_cycles);
+    let compute =
+        s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
+    longest - compute
 }
 
 /// Cycles and traffic of layer `index` for one core's share; `cache` carries the previous
@@ -270,6 +281,7 @@ pub(crate) fn layer_cost(
     let layer_cycles = compute_total;
     let mut level_step = sums.level_step;
     let mut level_busy = sums.level_busy;
+    let mut level_compute = sums.level_compute;
     for (k, f) in p
         .fractions_for(index)
         .iter()
@@ -279,6 +291,7 @@ pub(crate) fn layer_cost(
         if *f > 0.0 {
             level_step[k] += switch_cycles / t;
             level_busy[k] += switch_cycles / t;
+            level_compute[k] += switch_cycles / t;
         }
     }
     LayerCost {
@@ -300,7 +313,10 @@ pub(crate) fn layer_cost(
         activation_bytes_per_value: act_bytes,
         level_step,
         level_busy,
-        stream_slack: sums.stream_slack,
+        level_compute,
+        stream_slack: sums
+            .stream_slack
+            .min(stream_margin(&sums, stream, t, switch_cycles)),
         post_cycles: tail + exchange,
     }
 }

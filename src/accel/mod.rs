@@ -28,6 +28,7 @@
 //! ```
 
 mod arch;
+mod crossing;
 mod energy;
 mod error;
 mod evaluate;

@@ -57,6 +57,8 @@ pub(crate) struct LevelSums {
     /// Per level index: max(step_k, stream) and in_k + rec_k + 2 rho (0 where absent).
     pub(crate) level_step: [f64; MAX_PRECISION_LEVELS],
     pub(crate) level_busy: [f64; MAX_PRECISION_LEVELS],
+    /// Per level index: step_k without the stream (0 where absent).
+    pub(crate) level_compute: [f64; MAX_PRECISION_LEVELS],
 }
 
 /// The three schedules of one layer (docs/MODEL.md section 3).
@@ -271,6 +273,7 @@ pub(crate) fn level_sums(
         if index < MAX_PRECISION_LEVELS {
             s.level_step[index] = step.max(sh.stream);
             s.level_busy[index] = input.cycles + rec.cycles + 2.0 * rho;
+            s.level_compute[index] = step;
         }
         // Cycles of a step not spent from its stream's arrival to its products' end.
         let gap = match plan {

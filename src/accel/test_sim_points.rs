@@ -463,3 +463,100 @@ fn technology_node_scales_on_chip_energy_and_area_only() {
     assert_eq!(half.dram_uj, base.dram_uj);
     assert_eq!(half.cycles, base.cycles);
 }
+
+/// Two `SRAM x 2` violations of the 100,000-point monotonicity measurement (dynamic
+/// multithreading, two stages), reduced to their `SHOW=1` points. First: the stage after the
+/// pacer gains from crossing at a slow step by the pacer's fast steps' deficit, which counted
+/// the pacer's stream floor although its pace is its compute mean; more SRAM shortened the
+/// stream, the deficit and so the crossing cost, +0.58%. Second: the pacer absorbed a late
+/// input by its streams' slack although its layer's compute-bound path was the longer one;
+/// less slack with more SRAM, +0.53%. The pacer's level periods now count the stream floor
+/// only as far as its pace is stream-bound, and the slack only as far as its stream-bound
+/// path is the longer (docs/MODEL.md section 4).
+#[test]
+fn more_sram_never_lengthens_a_dynamic_pipeline() {
+    #[allow(clippy::type_complexity)]
+    let points: [(&[&str], &[(usize, usize)], usize, &[usize]); 2] = [
+        (
+            &[
+                "compute.units=5",
+                "compute.multipliers_per_unit=4",
+                "compute.tail_lanes=2",
+                "compute.tail_latency_cycles=11",
+                "dispatch.policy=tiled",
+                "dispatch.tile_rows=8",
+                "schedule.input_product=per-step",
+                "schedule.overlap_tail=true",
+                "schedule.reconfig_cycles=4",
+                "schedule.precision_switch_cycles=1",
+                "memory.dram_gb_per_s=53.66197878008946",
+                "multicore.cores=2",
+                "multicore.link_latency_cycles=3",
+            ],
+            &[(23, 37), (37, 25)],
+            2,
+            &[1, 0, 0, 1, 0, 0, 0, 0, 0],
+        ),
+        (
+            &[
+                "compute.units=4",
+                "compute.multipliers_per_unit=8",
+                "compute.tail_lanes=6",
+                "compute.tail_latency_cycles=24",
+                "dispatch.policy=gate-per-unit",
+                "dispatch.tile_rows=5",
+                "schedule.input_product=batched",
+                "schedule.overlap_tail=false",
+                "schedule.reconfig_cycles=0",
+                "schedule.precision_switch_cycles=5",
+                "memory.dram_gb_per_s=47.593471974810676",
+                "multicore.cores=3",
+                "multicore.link_latency_cycles=7",
+            ],
+            &[(1, 26), (26, 20)],
+            1,
+            &[1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0],
+        ),
+    ];
+    for (sets, shapes, batch, seq) in points {
+        let mut all = sets.to_vec();
+        all.extend([
+            "compute.multiplier_kind=bit-parallel",
+            "memory.sram_weight_kib=1.0",
+            "multicore.mode=multithreading",
+            "tracking.enabled=true",
+        ]);
+        let a = arch("epur", &all);
+        let t = seq.len();
+        let low = seq.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
+        let switches = seq.windows(2).filter(|w| w[0] != w[1]).count();
+        let one_hot = |k: usize| (0..2).map(|j| f64::from(u8::from(j == k))).collect();
+        let w = Workload {
+            name: "reduced".into(),
+            layers: shapes
+                .iter()
+                .map(|&(input_size, hidden_size)| LayerShape {
+                    input_size,
+                    hidden_size,
+                    directions: 1,
+                })
+                .collect(),
+            head: None,
+            seq_len: t,
+            batch,
+            precision: two_level(8, 16, low)
+                .with_switch_rate(switches as f64 / (t - 1) as f64)
+                .with_edge_steps(one_hot(seq[0]), one_hot(seq[t - 1])),
+        };
+        let more = with(&a, |b| b.memory.sram_weight_kib *= 2.0);
+        let (base, twice) = (cycles(&a, &w), cycles(&more, &w));
+        assert!(twice <= base * (1.0 + 1e-12), "SRAM x 2: {twice} > {base}");
+        let levels = vec![seq.to_vec(); shapes.len()];
+        let sim = simulate(&a, &w, &levels).expect("point simulates").cycles;
+        assert!(
+            (base - sim).abs() <= 0.05 * sim,
+            "model {base} sim {sim} ({:+.2}%)",
+            100.0 * (base / sim - 1.0)
+        );
+    }
+}
