@@ -19,6 +19,9 @@ pub const LSTM_SHADER: &str = concat!(
     include_str!("../../shaders/lstm_policy.wgsl"),
 );
 
+/// The trace's error-statistics kernel's WGSL module (needs `SHADER_F64` and `SHADER_INT64`).
+pub const REDUCE_SHADER: &str = include_str!("../../shaders/reduce.wgsl");
+
 /// The DPRed group-width kernel's WGSL module.
 pub const GROUPS_SHADER: &str = include_str!("../../shaders/groups.wgsl");
 
@@ -37,6 +40,7 @@ pub fn shader_modules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> 
             LSTM_SHADER,
         ),
         ("groups", vec!["groups.wgsl"], GROUPS_SHADER),
+        ("reduce", vec!["reduce.wgsl"], REDUCE_SHADER),
     ]
 }
 
@@ -48,10 +52,14 @@ pub fn host_layouts() -> Vec<(&'static str, HostLayout)> {
         .map(|l| ("lstm", l))
         .collect();
     v.push(("groups", groups::host_layout()));
+    v.push(("reduce", reduce::host_layout()));
     v
 }
 mod policy;
+mod reduce;
 mod run;
+
+pub use reduce::{ReduceShape, StateDecode};
 
 use std::fmt;
 
@@ -181,6 +189,8 @@ pub struct GpuContext {
     stage_cap: usize,
     lstm: lstm::Pipelines,
     groups: groups::Pipeline,
+    /// The error-statistics kernel, on devices with `SHADER_F64` and `SHADER_INT64`.
+    reduce: Option<reduce::Pipeline>,
 }
 
 impl GpuContext {
@@ -195,7 +205,9 @@ impl GpuContext {
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("lstm-dse"),
-            required_features: wgpu::Features::empty(),
+            // The trace's error statistics need f64 (and u64 bits); without them the states
+            // are reduced on the CPU.
+            required_features: adapter.features() & reduce::FEATURES,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::default(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -205,6 +217,7 @@ impl GpuContext {
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let lstm = lstm::Pipelines::new(&device);
         let groups = groups::Pipeline::new(&device);
+        let reduce = reduce::Pipeline::new(&device);
         Ok(GpuContext {
             device,
             queue,
@@ -214,6 +227,7 @@ impl GpuContext {
             limits,
             lstm,
             groups,
+            reduce,
         })
     }
 

@@ -10,7 +10,7 @@ use super::lstm::{
 };
 use super::policy::{lane_values, policy_region};
 use super::{GpuContext, GpuError};
-use crate::lstm::eval::{apply_head, assemble, Plan, Run, SeqOut};
+use crate::lstm::eval::{apply_head, assemble, Plan, Reference, Run, SeqOut};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use wgpu::util::DeviceExt;
@@ -50,10 +50,16 @@ impl LaneSet<'_> {
 }
 
 /// One lane's states per layer, and (policy lanes) the level of every step `[layer][dir][t]`.
+/// Reduced runs (a trace's, `reduce.rs`) keep instead the per-step errors of every layer
+/// `[layer][dir * T + t]` and, when the model has a head, the last layer's h (c left empty).
 pub(super) struct LaneOut {
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
     pub levels: Vec<Vec<Vec<u8>>>,
+    pub errors: Vec<Vec<[f64; 4]>>,
 }
+
+/// Where a reduced run gets the float64 reference (waited for at the first reduction).
+pub(super) type ReferenceFn<'a, 'r> = &'a dyn Fn() -> Option<&'r Reference>;
 
 impl GpuContext {
     /// Runs prepared plans (from `eval::prepare`) on the GPU: the twin of `eval::run_cpu`,
@@ -67,7 +73,7 @@ impl GpuContext {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<Run>, GpuError> {
         let refs: Vec<&Plan> = plans.iter().collect();
-        let outs = self.run_lanes(model, seqs, &refs, None, progress)?;
+        let outs = self.run_lanes(model, seqs, &refs, None, None, progress)?;
         let outs = outs
             .into_iter()
             .map(|o| SeqOut {
@@ -111,6 +117,7 @@ impl GpuContext {
         seqs: &Sequences,
         plans: &[&Plan],
         policy: Option<&PolicyLanes>,
+        reduce: Option<ReferenceFn>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<LaneOut>, GpuError> {
         let (cap, _) = self.cap();
@@ -126,6 +133,8 @@ impl GpuContext {
                 steps * 2 * d * h,
                 d * 8 * h,
                 d * (4 + 4 * h + input + steps),
+                // Reduced: the step errors (four f64 per direction and step).
+                u64::from(reduce.is_some()) * steps * 8 * d,
             ];
             lane_bytes = lane_bytes.max(4 * per_lane.iter().max().copied().unwrap_or(0));
             let units: Vec<Vec<&Plan>> = match policy {
@@ -184,7 +193,7 @@ impl GpuContext {
             };
             for s0 in (0..seqs.count).step_by(seq_chunk) {
                 let nseq = seq_chunk.min(seqs.count - s0);
-                let lanes = self.run_chunk(model, seqs, &set, s0, nseq, &mut |n| {
+                let lanes = self.run_chunk(model, seqs, &set, (s0, nseq), reduce, &mut |n| {
                     done += n;
                     progress(done, total);
                 })?;
@@ -204,8 +213,8 @@ impl GpuContext {
         model: &Model,
         seqs: &Sequences,
         set: &LaneSet,
-        s0: usize,
-        nseq: usize,
+        (s0, nseq): (usize, usize),
+        reduce: Option<ReferenceFn>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Vec<LaneOut>, GpuError> {
         let dev = &self.device;
@@ -264,6 +273,7 @@ impl GpuContext {
             .map(|_| LaneOut {
                 layers: Vec::new(),
                 levels: Vec::new(),
+                errors: Vec::new(),
             })
             .collect();
         for (l, layer) in model.layers.iter().enumerate() {
@@ -451,6 +461,13 @@ impl GpuContext {
                     .poll(wgpu::PollType::wait_indefinitely())
                     .map_err(|e| GpuError::Readback(e.to_string()))?;
                 progress(((last - first) * lanes) as u64);
+            }
+            if let Some(reference) = reduce {
+                let (chunk, shape) = ((s0, nseq), (steps, d, h));
+                self.reduce_into(&mut result, &outs, reference, set, model, l, chunk, shape)?;
+                xin = outs;
+                x_stride = 2 * d * h;
+                continue;
             }
             let words_out = self.read_back(&outs, out_size)?;
             let lane_words = steps * 2 * d * h;
