@@ -6,9 +6,11 @@
 // these four numbers per (lane, direction, step) go back to the host (and, when the model
 // has a head, the last layer's h words, gathered into `hidden`). CPU twin:
 // src/trace/stats.rs `ErrorStats::add` over one step's H units (src/trace/mod.rs `reduce`),
-// fed with the states as src/gpu/lstm.rs `lane_states` decodes them; docs/NUMERICS.md
-// section 15. Needs SHADER_F64 and SHADER_INT64 (the sum of squares is an f64 sum; its
-// products pass through u64 bits so no compiler fuses them into the adds).
+// fed with the states as src/gpu/lstm.rs `lane_states` decodes them; the definition is in
+// docs/OUTPUTS.md (errors.csv). Needs SHADER_F64 and SHADER_INT64 (the sum of squares is an
+// f64 sum; its products pass through u64 bits so no compiler fuses them into the adds). The
+// guards for NaN, f32 subnormals and fusion change nothing on lavapipe (tests/reduce.rs passes
+// without them there); they keep other compilers from changing a bit.
 
 struct ReduceDims {
     lanes: u32,

@@ -292,3 +292,19 @@ fn chunked_reduced_traces_equal_the_cpu_engine() {
         "expected 24 chunk-layers, saw {calls} submissions"
     );
 }
+
+#[test]
+fn adapters_without_f64_reduce_read_back_states_on_the_host() {
+    let Some(mut ctx) = device() else { return };
+    ctx.reduce_on_host();
+    let gpu = Engine::Gpu(Box::new(ctx));
+    assert!(!gpu.reduces_on_device());
+    let m = model(
+        8,
+        4,
+        &[3, 33],
+        &[Direction::Bidirectional, Direction::Forward],
+        true,
+    );
+    same_trace(&gpu, &m, &inputs(8, 3, 6, 4), CONFIGS);
+}

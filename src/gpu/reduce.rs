@@ -135,6 +135,12 @@ impl GpuContext {
         self.reduce.is_some()
     }
 
+    /// Drops the reduction kernel, as if the adapter had no f64: traces then read the states
+    /// back and reduce them on the CPU. For tests.
+    pub fn reduce_on_host(&mut self) {
+        self.reduce = None;
+    }
+
     /// The per-step statistics of `states` (`[lane][step][{h, c}][dir * H]` words, decoded per
     /// (group, direction) by `decode`) against `reference` (`[sequence][step][{h, c}][dir *
     /// H]`): `[lane][dir][step]` (h sum of squares, h max, c sum of squares, c max). The

@@ -1,7 +1,8 @@
 //! Running lanes on the GPU: sizing chunks to the adapter's limits, uploading a layer at a
 //! time, encoding every step (for config lanes one dispatch, after one that fills the uniform
 //! stage when the step fits it; two or more for policy lanes), many steps per submission, and
-//! reading the states back once per layer. Lanes are (precision config, sequence) pairs, or
+//! reading the states back once per layer (or, for a trace, reducing them on the device to
+//! per-step errors: `reduce.rs`). Lanes are (precision config, sequence) pairs, or
 //! (policy, sequence) pairs whose level is chosen per step on the device (see [`LaneSet`]).
 
 use super::lstm::{
@@ -242,6 +243,7 @@ impl GpuContext {
             }
         }
         let mut xin = words("xin", &xin_data, wgpu::BufferUsages::empty());
+        drop(xin_data);
         let mut x_stride = model.input_size();
         // Step uniforms: three phases per step (see shaders/lstm.wgsl `Step`).
         let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
@@ -505,40 +507,5 @@ impl GpuContext {
             x_stride = 2 * d * h;
         }
         Ok(result)
-    }
-
-    pub(super) fn read_back(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u32>, GpuError> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
-        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-        self.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let words = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| GpuError::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, u32>(&view).to_vec()
-        };
-        staging.unmap();
-        Ok(words)
     }
 }
