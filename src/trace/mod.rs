@@ -387,4 +387,25 @@ mod tests {
         assert_eq!(calls[1].len(), 1);
         assert_eq!(calls[0].last(), calls[1].last());
     }
+
+    #[test]
+    fn turns_reduced_on_the_device_give_the_rows_of_the_cpu() {
+        // Every turn waits for the one reference the first turn's thread computes.
+        let ctx = match GpuContext::new(AdapterChoice::Any) {
+            Ok(ctx) => ctx,
+            Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but {e}"),
+            Err(e) => return eprintln!("skipping: {e}"),
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let path = dir.join("torch_lstm3.onnx");
+        let model = crate::lstm::load(path.to_str().unwrap(), &Default::default()).unwrap();
+        let seqs = crate::lstm::npy::read_sequences(&dir.join("torch_lstm3.x.npy")).unwrap();
+        let configs = parse_config_list("fx8,fp16,fx16,fp32").unwrap();
+        let gpu = Engine::Gpu(Box::new(ctx));
+        let rows = |engine: &Engine, budget| {
+            let t = run_in_turns(engine, &model, &seqs, "x", &configs, &mut |_, _| {}, budget);
+            format!("{:?}", report::rows(&t.unwrap(), &model, 0.01))
+        };
+        assert_eq!(rows(&gpu, 1), rows(&Engine::Cpu, u64::MAX));
+    }
 }
