@@ -11,6 +11,11 @@
 // f64 sum; its products pass through u64 bits so no compiler fuses them into the adds). The
 // guards for NaN, f32 subnormals and fusion change nothing on lavapipe (tests/reduce.rs passes
 // without them there); they keep other compilers from changing a bit.
+//
+// Why one thread walks all H units of a step in order, not a tree across threads: that is the
+// order the CPU has always used, so no figure of any committed errors.csv or summary.csv
+// moves. A workgroup tree would read the states coalesced on a real GPU, but would change
+// the last digits of the sums (and the CPU twin with them).
 
 struct ReduceDims {
     lanes: u32,
