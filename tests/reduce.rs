@@ -263,7 +263,7 @@ fn same_trace(gpu: &Engine, m: &Model, x: &Sequences, configs: &str) -> usize {
 fn traces_reduced_on_the_device_equal_the_cpu_engine() {
     let Some(ctx) = device() else { return };
     let gpu = Engine::Gpu(Box::new(ctx));
-    assert!(gpu.reduces_on_device());
+    assert!(gpu.reduces_on_device() && gpu.reduction_notice().is_none());
     use Direction::{Bidirectional as Bi, Forward as Fw, Reverse as Rv};
     for (seed, hidden, dirs, head, n, t) in [
         (1, &[1][..], &[Fw][..], false, 1, 3),
@@ -299,6 +299,11 @@ fn adapters_without_f64_reduce_read_back_states_on_the_host() {
     ctx.reduce_on_host();
     let gpu = Engine::Gpu(Box::new(ctx));
     assert!(!gpu.reduces_on_device());
+    let notice = gpu.reduction_notice().unwrap();
+    assert!(
+        notice.contains("SHADER_F64") && notice.lines().count() == 1,
+        "{notice}"
+    );
     let m = model(
         8,
         4,

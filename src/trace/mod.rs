@@ -38,20 +38,12 @@ pub enum DeviceChoice {
 
 impl Engine {
     /// Picks the engine; the string is a one-line notice for the user when `Auto` fell back.
-    /// A GPU without f64 also gets a notice: its trace states are read back and reduced on
-    /// the CPU (same results, more host memory).
     pub fn select(choice: DeviceChoice) -> Result<(Engine, Option<String>), GpuError> {
-        let gpu = |ctx: GpuContext| {
-            let notice = (!ctx.reduces_on_device()).then(|| {
-                format!("notice: the adapter '{}' has no SHADER_F64/SHADER_INT64; trace errors are reduced on the CPU (states read back: same results, more host memory)", ctx.adapter.name)
-            });
-            (Engine::Gpu(Box::new(ctx)), notice)
-        };
         match choice {
             DeviceChoice::Cpu => Ok((Engine::Cpu, None)),
-            DeviceChoice::Gpu => Ok(gpu(GpuContext::new(AdapterChoice::Any)?)),
+            DeviceChoice::Gpu => Ok((Engine::Gpu(Box::new(GpuContext::new(AdapterChoice::Any)?)), None)),
             DeviceChoice::Auto => match GpuContext::new(AdapterChoice::HardwareOnly) {
-                Ok(ctx) => Ok(gpu(ctx)),
+                Ok(ctx) => Ok((Engine::Gpu(Box::new(ctx)), None)),
                 Err(e) => Ok((
                     Engine::Cpu,
                     Some(format!("notice: {e}; using the CPU evaluator (same results, --device gpu forces a software adapter)")),
@@ -85,6 +77,18 @@ impl Engine {
                 Ok(runs)
             }
             Engine::Gpu(ctx) => ctx.run(model, seqs, plans, true, progress),
+        }
+    }
+
+    /// For a trace on a GPU without f64: a one-line notice that its states are read back and
+    /// reduced on the CPU.
+    pub fn reduction_notice(&self) -> Option<String> {
+        match self {
+            Engine::Gpu(ctx) if !ctx.reduces_on_device() => Some(format!(
+                "notice: the adapter '{}' has no SHADER_F64/SHADER_INT64; trace errors are reduced on the CPU (states read back: same results, more host memory)",
+                ctx.adapter.name
+            )),
+            _ => None,
         }
     }
 
