@@ -18,12 +18,16 @@ fn every_shader_validates() {
     for (name, _, src) in &modules {
         let module = naga::front::wgsl::parse_str(src)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        // The reduction kernel needs f64 and u64 (SHADER_F64, SHADER_INT64).
+        let caps = match *name {
+            "reduce" => {
+                naga::valid::Capabilities::FLOAT64 | naga::valid::Capabilities::SHADER_INT64
+            }
+            _ => naga::valid::Capabilities::default(),
+        };
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
     }
     // No file is left out of the modules (it would never be compiled or checked).
     let mut count = 0;

@@ -13,6 +13,9 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
     let model = load_model(&a.model)?;
     let seqs = npy::read_sequences(&a.input)?;
     let engine = engine_for(a.device, a.quiet)?;
+    if let Some(n) = engine.reduction_notice().filter(|_| !a.quiet) {
+        eprintln!("{n}");
+    }
     let bar = progress_bar(a.quiet, "trace");
     let input_name = a.input.display().to_string();
     let t = trace::run(

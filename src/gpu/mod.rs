@@ -19,6 +19,9 @@ pub const LSTM_SHADER: &str = concat!(
     include_str!("../../shaders/lstm_policy.wgsl"),
 );
 
+/// The trace's error-statistics kernel's WGSL module (needs `SHADER_F64` and `SHADER_INT64`).
+pub const REDUCE_SHADER: &str = include_str!("../../shaders/reduce.wgsl");
+
 /// The DPRed group-width kernel's WGSL module.
 pub const GROUPS_SHADER: &str = include_str!("../../shaders/groups.wgsl");
 
@@ -37,6 +40,7 @@ pub fn shader_modules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> 
             LSTM_SHADER,
         ),
         ("groups", vec!["groups.wgsl"], GROUPS_SHADER),
+        ("reduce", vec!["reduce.wgsl"], REDUCE_SHADER),
     ]
 }
 
@@ -48,10 +52,14 @@ pub fn host_layouts() -> Vec<(&'static str, HostLayout)> {
         .map(|l| ("lstm", l))
         .collect();
     v.push(("groups", groups::host_layout()));
+    v.push(("reduce", reduce::host_layout()));
     v
 }
 mod policy;
+mod reduce;
 mod run;
+
+pub use reduce::{ReduceShape, StateDecode};
 
 use std::fmt;
 
@@ -181,6 +189,8 @@ pub struct GpuContext {
     stage_cap: usize,
     lstm: lstm::Pipelines,
     groups: groups::Pipeline,
+    /// The error-statistics kernel, on devices with `SHADER_F64` and `SHADER_INT64`.
+    reduce: Option<reduce::Pipeline>,
 }
 
 impl GpuContext {
@@ -195,7 +205,9 @@ impl GpuContext {
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("lstm-dse"),
-            required_features: wgpu::Features::empty(),
+            // The trace's error statistics need f64 (and u64 bits); without them the states
+            // are reduced on the CPU.
+            required_features: adapter.features() & reduce::FEATURES,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::default(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -205,6 +217,7 @@ impl GpuContext {
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let lstm = lstm::Pipelines::new(&device);
         let groups = groups::Pipeline::new(&device);
+        let reduce = reduce::Pipeline::new(&device);
         Ok(GpuContext {
             device,
             queue,
@@ -214,6 +227,7 @@ impl GpuContext {
             limits,
             lstm,
             groups,
+            reduce,
         })
     }
 
@@ -228,5 +242,41 @@ impl GpuContext {
     /// storage buffers, as `limit_stage(0)` makes every step do. For tests.
     pub fn limit_stage(&mut self, words: usize) {
         self.stage_cap = words;
+    }
+
+    /// Copies the first `size` bytes of `buffer` to the host, as words.
+    pub(super) fn read_back(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u32>, GpuError> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let words = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, u32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(words)
     }
 }

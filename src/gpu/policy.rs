@@ -97,7 +97,7 @@ impl GpuContext {
             above,
             oracle: spec.timing == Timing::Oracle,
         };
-        let outs = self.run_lanes(model, seqs, &[], Some(&lanes), progress)?;
+        let outs = self.run_lanes(model, seqs, &[], Some(&lanes), None, progress)?;
         let results = outs
             .into_iter()
             .enumerate()

@@ -1,7 +1,8 @@
 //! Running lanes on the GPU: sizing chunks to the adapter's limits, uploading a layer at a
 //! time, encoding every step (for config lanes one dispatch, after one that fills the uniform
 //! stage when the step fits it; two or more for policy lanes), many steps per submission, and
-//! reading the states back once per layer. Lanes are (precision config, sequence) pairs, or
+//! reading the states back once per layer (or, for a trace, reducing them on the device to
+//! per-step errors: `reduce.rs`). Lanes are (precision config, sequence) pairs, or
 //! (policy, sequence) pairs whose level is chosen per step on the device (see [`LaneSet`]).
 
 use super::lstm::{
@@ -10,7 +11,7 @@ use super::lstm::{
 };
 use super::policy::{lane_values, policy_region};
 use super::{GpuContext, GpuError};
-use crate::lstm::eval::{apply_head, assemble, Plan, Run, SeqOut};
+use crate::lstm::eval::{apply_head, assemble, Plan, Reference, Run, SeqOut};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use wgpu::util::DeviceExt;
@@ -50,10 +51,16 @@ impl LaneSet<'_> {
 }
 
 /// One lane's states per layer, and (policy lanes) the level of every step `[layer][dir][t]`.
+/// Reduced runs (a trace's, `reduce.rs`) keep instead the per-step errors of every layer
+/// `[layer][dir * T + t]` and, when the model has a head, the last layer's h (c left empty).
 pub(super) struct LaneOut {
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
     pub levels: Vec<Vec<Vec<u8>>>,
+    pub errors: Vec<Vec<[f64; 4]>>,
 }
+
+/// Where a reduced run gets the float64 reference (waited for at the first reduction).
+pub(super) type ReferenceFn<'a, 'r> = &'a dyn Fn() -> Option<&'r Reference>;
 
 impl GpuContext {
     /// Runs prepared plans (from `eval::prepare`) on the GPU: the twin of `eval::run_cpu`,
@@ -67,7 +74,7 @@ impl GpuContext {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<Run>, GpuError> {
         let refs: Vec<&Plan> = plans.iter().collect();
-        let outs = self.run_lanes(model, seqs, &refs, None, progress)?;
+        let outs = self.run_lanes(model, seqs, &refs, None, None, progress)?;
         let outs = outs
             .into_iter()
             .map(|o| SeqOut {
@@ -111,6 +118,7 @@ impl GpuContext {
         seqs: &Sequences,
         plans: &[&Plan],
         policy: Option<&PolicyLanes>,
+        reduce: Option<ReferenceFn>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<LaneOut>, GpuError> {
         let (cap, _) = self.cap();
@@ -126,6 +134,8 @@ impl GpuContext {
                 steps * 2 * d * h,
                 d * 8 * h,
                 d * (4 + 4 * h + input + steps),
+                // Reduced: the step errors (four f64 per direction and step).
+                u64::from(reduce.is_some()) * steps * 8 * d,
             ];
             lane_bytes = lane_bytes.max(4 * per_lane.iter().max().copied().unwrap_or(0));
             let units: Vec<Vec<&Plan>> = match policy {
@@ -184,7 +194,7 @@ impl GpuContext {
             };
             for s0 in (0..seqs.count).step_by(seq_chunk) {
                 let nseq = seq_chunk.min(seqs.count - s0);
-                let lanes = self.run_chunk(model, seqs, &set, s0, nseq, &mut |n| {
+                let lanes = self.run_chunk(model, seqs, &set, (s0, nseq), reduce, &mut |n| {
                     done += n;
                     progress(done, total);
                 })?;
@@ -204,8 +214,8 @@ impl GpuContext {
         model: &Model,
         seqs: &Sequences,
         set: &LaneSet,
-        s0: usize,
-        nseq: usize,
+        (s0, nseq): (usize, usize),
+        reduce: Option<ReferenceFn>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Vec<LaneOut>, GpuError> {
         let dev = &self.device;
@@ -233,6 +243,7 @@ impl GpuContext {
             }
         }
         let mut xin = words("xin", &xin_data, wgpu::BufferUsages::empty());
+        drop(xin_data);
         let mut x_stride = model.input_size();
         // Step uniforms: three phases per step (see shaders/lstm.wgsl `Step`).
         let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
@@ -264,6 +275,7 @@ impl GpuContext {
             .map(|_| LaneOut {
                 layers: Vec::new(),
                 levels: Vec::new(),
+                errors: Vec::new(),
             })
             .collect();
         for (l, layer) in model.layers.iter().enumerate() {
@@ -452,6 +464,13 @@ impl GpuContext {
                     .map_err(|e| GpuError::Readback(e.to_string()))?;
                 progress(((last - first) * lanes) as u64);
             }
+            if let Some(reference) = reduce {
+                let (chunk, shape) = ((s0, nseq), (steps, d, h));
+                self.reduce_into(&mut result, &outs, reference, set, model, l, chunk, shape)?;
+                xin = outs;
+                x_stride = 2 * d * h;
+                continue;
+            }
             let words_out = self.read_back(&outs, out_size)?;
             let lane_words = steps * 2 * d * h;
             let trace = match set {
@@ -488,40 +507,5 @@ impl GpuContext {
             x_stride = 2 * d * h;
         }
         Ok(result)
-    }
-
-    pub(super) fn read_back(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u32>, GpuError> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
-        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-        self.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let words = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| GpuError::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, u32>(&view).to_vec()
-        };
-        staging.unmap();
-        Ok(words)
     }
 }

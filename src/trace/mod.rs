@@ -2,7 +2,8 @@
 //! same sequences (on the GPU or the CPU evaluator: the same bits either way) and reduce the
 //! states to error traces — per step, per precision — and the cell-state change that dynamic
 //! precision selection keys on. Writes `errors.csv`, `cell_delta.csv` and `summary.csv`
-//! (columns documented in docs/OUTPUTS.md).
+//! (columns documented in docs/OUTPUTS.md). On a GPU with f64 the states never leave the
+//! device: a kernel reduces them to per-step statistics there (`gpu::GpuContext::run_reduced`).
 
 pub mod bench;
 mod report;
@@ -16,6 +17,7 @@ use crate::lstm::eval::{self, reference, EvalError, Reference, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// Where lanes run.
 pub enum Engine {
@@ -77,6 +79,47 @@ impl Engine {
             Engine::Gpu(ctx) => ctx.run(model, seqs, plans, true, progress),
         }
     }
+
+    /// For a trace on a GPU without f64: a one-line notice that its states are read back and
+    /// reduced on the CPU.
+    pub fn reduction_notice(&self) -> Option<String> {
+        match self {
+            Engine::Gpu(ctx) if !ctx.reduces_on_device() => Some(format!(
+                "notice: the adapter '{}' has no SHADER_F64/SHADER_INT64; trace errors are reduced on the CPU (states read back: same results, more host memory)",
+                ctx.adapter.name
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether runs reduced by [`Engine::run_reduced`] keep no states on the host.
+    pub fn reduces_on_device(&self) -> bool {
+        matches!(self, Engine::Gpu(ctx) if ctx.reduces_on_device())
+    }
+
+    /// Runs prepared plans and reduces each to its per-step errors against the reference
+    /// (`reference()` waits for it): on the device where it can, else from the states.
+    pub fn run_reduced<'r>(
+        &self,
+        model: &Model,
+        seqs: &Sequences,
+        plans: &[eval::Plan],
+        reference: &dyn Fn() -> Option<&'r Reference>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<ConfigErrors>, GpuError> {
+        if let Engine::Gpu(ctx) = self {
+            if ctx.reduces_on_device() {
+                return ctx.run_reduced(model, seqs, plans, reference, progress);
+            }
+        }
+        let runs = self.run(model, seqs, plans, progress)?;
+        let reference = reference()
+            .ok_or_else(|| GpuError::Readback("the float64 reference was not computed".into()))?;
+        Ok(runs
+            .into_par_iter()
+            .map(|r| reduce(r, reference, model, seqs))
+            .collect())
+    }
 }
 
 /// Why a trace cannot run.
@@ -116,16 +159,18 @@ pub struct Trace {
 /// run in turns.
 const TURN_BUDGET_BYTES: u64 = 1 << 30;
 
-/// Bytes one config holds while it runs: every layer's h and c (f32) over `seqs`, and its
-/// plan's weights (f32 values, i32 codes and a packed copy: 12 bytes per weight).
-fn config_bytes(model: &Model, seqs: &Sequences) -> u64 {
+/// Bytes one config holds on the host while it runs: every layer's h and c (f32) over `seqs`
+/// unless `reduced` on the device (then its step errors, 64 bytes per layer-direction-step),
+/// and its plan's weights (f32 values, i32 codes and a packed copy: 12 bytes per weight).
+fn config_bytes(model: &Model, seqs: &Sequences, reduced: bool) -> u64 {
     let lane_steps = (seqs.count * seqs.steps) as u64;
     model
         .layers
         .iter()
         .map(|l| {
             let (d, h) = (l.direction.count() as u64, l.hidden_size as u64);
-            2 * 4 * lane_steps * d * h + 12 * d * 4 * h * (l.input_size as u64 + h)
+            let states = if reduced { 64 * d } else { 2 * 4 * d * h };
+            states * lane_steps + 12 * d * 4 * h * (l.input_size as u64 + h)
         })
         .sum()
 }
@@ -180,10 +225,10 @@ pub fn run(
     )
 }
 
-/// Plans and runs turn `i` (configs `all[i*turn..]`, at most `turn` of them); `progress`
-/// gets the lane-steps done in this turn.
+/// Plans and runs turn `i` (configs `all[i*turn..]`, at most `turn` of them) and reduces it
+/// against `reference()`; `progress` gets the lane-steps done in this turn.
 #[allow(clippy::too_many_arguments)]
-fn run_turn(
+fn run_turn<'r>(
     engine: &Engine,
     model: &Model,
     seqs: &Sequences,
@@ -191,8 +236,9 @@ fn run_turn(
     i: usize,
     turn: usize,
     cal: Option<&eval::Calibration>,
+    reference: &dyn Fn() -> Option<&'r Reference>,
     progress: &mut dyn FnMut(u64),
-) -> Result<Vec<Run>, TraceError> {
+) -> Result<Vec<ConfigErrors>, TraceError> {
     let group = all.chunks(turn).nth(i).unwrap_or_default();
     // Built in parallel (each plan's own steps are partly serial); the first failing config
     // in list order is the one reported, as when built in turn.
@@ -202,7 +248,11 @@ fn run_turn(
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(engine.run(model, seqs, &plans, &mut |done, _| progress(done))?)
+    Ok(
+        engine.run_reduced(model, seqs, &plans, reference, &mut |done, _| {
+            progress(done)
+        })?,
+    )
 }
 
 fn run_in_turns(
@@ -226,43 +276,72 @@ fn run_in_turns(
         }
     }
     let cal = eval::prepare_calibration(model, seqs, input_name, &all)?;
-    let turn = (budget / config_bytes(model, seqs).max(1)).max(1) as usize;
+    let turn = (budget / config_bytes(model, seqs, engine.reduces_on_device()).max(1)).max(1);
+    let turn = turn as usize;
     let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
     let total = per_config * all.len() as u64;
     let mut results = Vec::with_capacity(all.len());
     // The reference runs beside the first turn's planning and run (its own thread, sharing
-    // rayon's pool: each fills the other's serial stretches); reductions wait for it.
-    let mut reference = None;
+    // rayon's pool: each fills the other's serial stretches); reductions wait for it (`None`
+    // if it panicked: the panic is resumed below).
+    let cell: OnceLock<Option<Reference>> = OnceLock::new();
+    let reference = || cell.wait().as_ref();
     let mut first = None;
     std::thread::scope(|scope| {
-        let handle = scope.spawn(|| reference::evaluate(model, seqs));
-        first = (!all.is_empty()).then(|| {
-            run_turn(engine, model, seqs, &all, 0, turn, cal.as_ref(), &mut |d| {
-                progress(d, total)
-            })
+        let handle = scope.spawn(|| {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                reference::evaluate(model, seqs)
+            }));
+            match r {
+                Ok(r) => {
+                    let _ = cell.set(Some(r));
+                    None
+                }
+                Err(e) => {
+                    let _ = cell.set(None);
+                    Some(e)
+                }
+            }
         });
-        reference = Some(
-            handle
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-        );
+        first = (!all.is_empty()).then(|| {
+            run_turn(
+                engine,
+                model,
+                seqs,
+                &all,
+                0,
+                turn,
+                cal.as_ref(),
+                &reference,
+                &mut |d| progress(d, total),
+            )
+        });
+        if let Some(e) = handle.join().unwrap_or_else(Some) {
+            std::panic::resume_unwind(e);
+        }
     });
-    let reference = reference.expect("the scope ran");
-    let reduce_all = |runs: Vec<Run>| -> Vec<ConfigErrors> {
-        runs.into_par_iter()
-            .map(|r| reduce(r, &reference, model, seqs))
-            .collect()
-    };
     if let Some(first) = first {
-        results.extend(reduce_all(first?));
+        results.extend(first?);
     }
     for (i, _) in all.chunks(turn).enumerate().skip(1) {
         let before = (i * turn) as u64 * per_config;
-        let runs = run_turn(engine, model, seqs, &all, i, turn, cal.as_ref(), &mut |d| {
-            progress(before + d, total)
-        })?;
-        results.extend(reduce_all(runs));
+        let cal = cal.as_ref();
+        results.extend(run_turn(
+            engine,
+            model,
+            seqs,
+            &all,
+            i,
+            turn,
+            cal,
+            &reference,
+            &mut |d| progress(before + d, total),
+        )?);
     }
+    let reference = cell
+        .into_inner()
+        .flatten()
+        .expect("the reference was computed");
     Ok(Trace {
         reference,
         results,
@@ -311,5 +390,26 @@ mod tests {
         assert_eq!(calls[0].len(), 4);
         assert_eq!(calls[1].len(), 1);
         assert_eq!(calls[0].last(), calls[1].last());
+    }
+
+    #[test]
+    fn turns_reduced_on_the_device_give_the_rows_of_the_cpu() {
+        // Every turn waits for the one reference the first turn's thread computes.
+        let ctx = match GpuContext::new(AdapterChoice::Any) {
+            Ok(ctx) => ctx,
+            Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but {e}"),
+            Err(e) => return eprintln!("skipping: {e}"),
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let path = dir.join("torch_lstm3.onnx");
+        let model = crate::lstm::load(path.to_str().unwrap(), &Default::default()).unwrap();
+        let seqs = crate::lstm::npy::read_sequences(&dir.join("torch_lstm3.x.npy")).unwrap();
+        let configs = parse_config_list("fx8,fp16,fx16,fp32").unwrap();
+        let gpu = Engine::Gpu(Box::new(ctx));
+        let rows = |engine: &Engine, budget| {
+            let t = run_in_turns(engine, &model, &seqs, "x", &configs, &mut |_, _| {}, budget);
+            format!("{:?}", report::rows(&t.unwrap(), &model, 0.01))
+        };
+        assert_eq!(rows(&gpu, 1), rows(&Engine::Cpu, u64::MAX));
     }
 }

@@ -11,7 +11,19 @@ pub struct ErrorStats {
 }
 
 impl ErrorStats {
-    /// Adds the differences of two equally long slices.
+    /// The statistics of `n` differences whose squares sum to `sum_sq` and whose largest is
+    /// `max_abs` (as the GPU reduction returns them).
+    pub fn from_parts(sum_sq: f64, max_abs: f64, n: usize) -> Self {
+        ErrorStats {
+            sq: sum_sq,
+            max: max_abs,
+            n,
+        }
+    }
+
+    /// Adds the differences of two equally long slices: in slice order, each |a − b| in f64,
+    /// its square added to the running f64 sum (never fused), the maximum kept as
+    /// `f64::max` does (a NaN difference leaves it). `shaders/reduce.wgsl` is the GPU twin.
     pub fn add(&mut self, a: &[f32], b: &[f32]) {
         for (x, y) in a.iter().zip(b) {
             let d = (*x as f64 - *y as f64).abs();
@@ -40,6 +52,16 @@ impl ErrorStats {
         } else {
             (self.sq / self.n as f64).sqrt()
         }
+    }
+
+    /// Sum of the squared differences.
+    pub fn sum_sq(&self) -> f64 {
+        self.sq
+    }
+
+    /// How many differences were added.
+    pub fn count(&self) -> usize {
+        self.n
     }
 
     /// Largest absolute difference.
