@@ -175,6 +175,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // The first-stream credit taken by each stage's (lone) layer in the current segment: it
     // holds only if that layer's own stream chain paces the segment (see below).
     let mut stage_credit = vec![0.0f64; stages];
+    // The negative edges of the layers of a core that shares its units (taken at the end).
+    let mut stage_edge_credit = vec![0.0f64; stages];
     // Per stage and precision level (dynamic precision): the slowest own step of its layers,
     // the sum of their busy cycles and the sum of their own steps (a column of the pipeline).
     const NO_LEVELS: [f64; MAX_PRECISION_LEVELS] = [0.0; MAX_PRECISION_LEVELS];
@@ -258,7 +260,19 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 stage_level_compute[j][k] = stage_level_compute[j][k].max(cost.level_compute[k]);
             }
         }
-        fill += cost.edge_cycles + cost.step_cycles;
+        // The edge is the layer's total less T own steps: negative where its own steps, paced
+        // by its stream, overstate a compute-bound total. A core that shares its units between
+        // layers runs its rounds at the sum of their busy cycles or streams, not at that pace:
+        // the credit is taken at the segment's end, as far as the core's streams set its
+        // rounds (else a shorter stream, shortening the own step more than the total, would
+        // lengthen the fill: docs/MODEL.md section 4).
+        let edge = if shares_core {
+            stage_edge_credit[j] += cost.edge_cycles.min(0.0);
+            cost.edge_cycles.max(0.0)
+        } else {
+            cost.edge_cycles
+        };
+        fill += edge + cost.step_cycles;
         // The first weight stream follows the load on the DRAM server: the time between the
         // end of the load and the layer's first product hides it.
         let prefetched = if shares_core {
@@ -267,7 +281,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             cost.first_stream_cycles.min(chain - load_end)
         };
         stage_credit[j] += prefetched;
-        chain += cost.edge_cycles - prefetched + cost.step_cycles;
+        chain += edge - prefetched + cost.step_cycles;
         stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
         tl.add_layer(&cost, 1.0);
@@ -384,7 +398,16 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                     crossing = up + best(&mut (p + 1..=j), pr.last_fractions());
                 }
             }
-            let mut end = chain + unpaced + rounds + crossing;
+            // A shared core's negative edges, on a pacing core and as far as its streams or
+            // its layers' own (stream-paced) steps, not its units, set its rounds.
+            let edges = (0..stages)
+                .filter(|&j| period(j) >= slowest)
+                .map(|j| {
+                    let over = stage_stream[j].max(stage_step[j]) - stage_busy[j];
+                    stage_edge_credit[j].max(-(t - 1.0) * over.max(0.0))
+                })
+                .fold(0.0f64, f64::min);
+            let mut end = chain + unpaced + rounds + crossing + edges;
             // A core whose layers share its DRAM share: its loads and then the streams of all
             // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
             // of its step), then the last step of the last layer that streams, the last steps
@@ -419,6 +442,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_load.iter_mut().for_each(|s| *s = 0.0);
             stage_bound.iter_mut().for_each(|s| *s = 0.0);
             stage_credit.iter_mut().for_each(|s| *s = 0.0);
+            stage_edge_credit.iter_mut().for_each(|s| *s = 0.0);
             stage_level_step.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_busy.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_column.iter_mut().for_each(|s| *s = NO_LEVELS);

@@ -481,7 +481,7 @@ pub(super) fn cycles(a: &Arch, w: &Workload) -> f64 {
 proptest! {
     // A fixed seed, as for the tolerance test above: the monotonicity of the closed form is
     // not proven, and fresh draws find rare multithreading points where one more unit or
-    // multiplier, twice the SRAM or twice the clock is up to 0.6% slower (regime changes of
+    // multiplier, twice the SRAM or twice the clock is up to 0.3% slower (regime changes of
     // the closed form, docs/MODEL.md section 9); `monotonicity_violations` measures how often.
     #![proptest_config(ProptestConfig {
         cases: 1000,
