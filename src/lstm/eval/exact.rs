@@ -175,7 +175,7 @@ fn blocks<T: Elem + Into<f64>>(
             ncols,
             &mut tmp,
             ncols,
-            false,
+            gemm::Mode::Plain,
         );
         out.par_iter_mut()
             .zip(&tmp)

@@ -26,6 +26,8 @@
 //! memory. Rows are split over rayon (small products stay on the calling thread); the thread
 //! count never changes a bit (each element is computed by one thread, in one order).
 
+pub use super::fused::Mode;
+use super::fused::{self, Span};
 #[cfg(target_arch = "x86_64")]
 use super::gemm_simd;
 use rayon::prelude::*;
@@ -50,12 +52,36 @@ const ROWS_PER_TASK: usize = 16 * MR;
 pub trait Elem:
     Copy + Default + PartialEq + Send + Sync + Add<Output = Self> + Mul<Output = Self> + 'static
 {
+    /// Significand bits, the implicit one included (24, 53).
+    const PRECISION: u32;
+    /// (smallest normal, bound every finite value stays below), as f64.
+    const NORMAL_RANGE: (f64, f64);
+    /// Whether float lanes of this type flush subnormals (f32; f64 never needs to).
+    const FLUSHES: bool;
     /// NUMERICS.md §5: a subnormal (or -0) result becomes +0. Never needed for f64.
     fn ftz(self) -> Self;
     fn abs_f64(self) -> f64;
+    /// The stored fraction bits (without the implicit one).
+    fn mantissa_field(self) -> u64;
+    /// Whether the exponent field is all ones (infinity or NaN).
+    fn exponent_all_ones(self) -> bool;
 }
 
 impl Elem for f32 {
+    const PRECISION: u32 = 24;
+    const NORMAL_RANGE: (f64, f64) = (
+        f32::MIN_POSITIVE as f64,
+        340282366920938463463374607431768211456.0,
+    );
+    const FLUSHES: bool = true;
+    #[inline(always)]
+    fn mantissa_field(self) -> u64 {
+        u64::from(self.to_bits() & 0x7f_ffff)
+    }
+    #[inline(always)]
+    fn exponent_all_ones(self) -> bool {
+        self.to_bits() & 0x7f80_0000 == 0x7f80_0000
+    }
     #[inline(always)]
     fn ftz(self) -> Self {
         if self.abs() < f32::MIN_POSITIVE {
@@ -71,6 +97,17 @@ impl Elem for f32 {
 }
 
 impl Elem for f64 {
+    const PRECISION: u32 = 53;
+    const NORMAL_RANGE: (f64, f64) = (f64::MIN_POSITIVE, f64::MAX);
+    const FLUSHES: bool = false;
+    #[inline(always)]
+    fn mantissa_field(self) -> u64 {
+        self.to_bits() & 0xf_ffff_ffff_ffff
+    }
+    #[inline(always)]
+    fn exponent_all_ones(self) -> bool {
+        self.to_bits() & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000
+    }
     #[inline(always)]
     fn ftz(self) -> Self {
         self
@@ -92,6 +129,8 @@ pub struct Packed<T> {
     pub min_nonzero: f64,
     /// The largest |a|.
     pub max_abs: f64,
+    /// What [`Mode::choose`] needs to know of A.
+    pub span: Span,
 }
 
 impl<T: Elem> Packed<T> {
@@ -110,17 +149,18 @@ impl<T: Elem> Packed<T> {
                     }
                 }
             });
-        // Minimum and maximum do not depend on the order they are taken in.
-        let (min_nonzero, max_abs) = a
+        // Minima, maxima and ors do not depend on the order they are taken in.
+        let span = a
             .par_chunks(1 << 16)
-            .map(abs_range)
-            .reduce(|| (f64::INFINITY, 0.0), |x, y| (x.0.min(y.0), x.1.max(y.1)));
+            .map(fused::span)
+            .reduce(|| Span::EMPTY, Span::join);
         Packed {
             rows,
             k,
             data,
-            min_nonzero,
-            max_abs,
+            min_nonzero: span.min_nonzero,
+            max_abs: span.max_abs,
+            span,
         }
     }
 
@@ -175,7 +215,8 @@ pub fn no_subnormals(min_a: f64, min_b: f64) -> bool {
 /// `C[r][c] = C[r][c] + Σ_{kk in k0..k1} A[r][kk]·B[kk][c]`, for rows `0..a.rows` and
 /// columns `0..ncols` (ncols a multiple of [`COL_ALIGN`]); B is `k x ncols` with row stride
 /// `ldb` (row kk of B pairs with column kk of A), C is `a.rows x ncols` with stride `ldc`.
-/// `ftz` selects the flushing kernel (float lanes whose operands may underflow).
+/// `mode` selects the kernel ([`Mode::choose`]: the flushing one for float lanes whose
+/// operands may underflow, the fused one when every product is exact).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<T: Elem>(
     a: &Packed<T>,
@@ -186,9 +227,9 @@ pub fn gemm<T: Elem>(
     ncols: usize,
     c: &mut [T],
     ldc: usize,
-    ftz: bool,
+    mode: Mode,
 ) {
-    gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, ftz)
+    gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode)
 }
 
 /// [`gemm`] on a chosen instruction set (tests run every one the machine has).
@@ -203,7 +244,7 @@ fn gemm_on<T: Elem>(
     ncols: usize,
     c: &mut [T],
     ldc: usize,
-    ftz: bool,
+    mode: Mode,
 ) {
     assert!(
         ncols.is_multiple_of(COL_ALIGN) && ncols <= ldb && ncols <= ldc && k1 <= a.k && k0 <= k1
@@ -249,7 +290,7 @@ fn gemm_on<T: Elem>(
             c: c_rows,
             ldc,
         };
-        isa.run(job, ftz);
+        isa.run(job, mode);
     };
     let c = &mut c[..(a.rows - 1) * ldc + ncols];
     let work = a.rows as u64 * ncols as u64 * (k1 - k0) as u64;
@@ -367,15 +408,22 @@ impl Isa {
     /// without flushing: every fp32, float-emulation and float64 reference product in
     /// practice); hands it back otherwise.
     #[cfg(target_arch = "x86_64")]
-    fn simd<'a, T: Elem>(self, job: Job<'a, T>, ftz: bool) -> Option<Job<'a, T>> {
-        if ftz || self == Isa::Portable {
+    fn simd<'a, T: Elem>(self, job: Job<'a, T>, mode: Mode) -> Option<Job<'a, T>> {
+        if mode == Mode::Flush || self == Isa::Portable {
             return Some(job);
         }
-        // SAFETY (the three kernels): the ISA was detected at run time.
+        let fused = mode == Mode::Fused;
+        // SAFETY (every kernel): the ISA was detected at run time; the AVX2 fused kernel also
+        // needs FMA, checked here.
         match job.cast::<f32>() {
+            Ok(job) if self == Isa::Avx512 && fused => unsafe { gemm_simd::avx512_f32_fused(job) },
             Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f32(job) },
+            Ok(job) if fused && is_x86_feature_detected!("fma") => unsafe {
+                gemm_simd::avx2_f32_fused(job)
+            },
             Ok(job) => unsafe { gemm_simd::avx2_f32(job) },
             Err(job) if self == Isa::Avx512 => match job.cast::<f64>() {
+                Ok(job) if fused => unsafe { gemm_simd::avx512_f64_fused(job) },
                 Ok(job) => unsafe { gemm_simd::avx512_f64(job) },
                 Err(job) => return Some(job),
             },
@@ -384,12 +432,15 @@ impl Isa {
         None
     }
 
-    fn run<T: Elem>(self, job: Job<'_, T>, ftz: bool) {
+    /// The fused mode falls back to the plain kernels where there is no fused one: with every
+    /// product exact, they give the same bits.
+    fn run<T: Elem>(self, job: Job<'_, T>, mode: Mode) {
         let wide = std::mem::size_of::<T>() == 4;
         #[cfg(target_arch = "x86_64")]
-        let Some(job) = self.simd(job, ftz) else {
+        let Some(job) = self.simd(job, mode) else {
             return;
         };
+        let ftz = mode == Mode::Flush;
         match (self, ftz) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
@@ -509,10 +560,10 @@ mod tests {
             let c0: Vec<f32> = (0..rows * cols).map(|_| if tiny { 0.0 } else { next() }).collect();
             let want = scalar(&a, rows, k, &b, cols, &c0);
             let packed = Packed::new(&a, rows, k);
-            let (min_b, _) = abs_range(&b);
+            let mode = Mode::choose::<f32>(&packed.span, &fused::span(&b));
             for isa in Isa::all_here() {
                 let mut got = c0.clone();
-                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, !no_subnormals(packed.min_nonzero, min_b));
+                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode);
                 let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
                 prop_assert!(same, "{:?}", isa);
             }
@@ -538,7 +589,71 @@ mod tests {
             let packed = Packed::new(&a, rows, k);
             for isa in Isa::all_here() {
                 let mut got = c0.clone();
-                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, false);
+                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, Mode::Plain);
+                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                prop_assert!(same, "{:?}", isa);
+            }
+        }
+
+        /// Operands of few significant bits (fp16-, bf16-, fp8-like): the fused kernel is
+        /// chosen and gives the scalar loop's bits; so does the plain one.
+        #[test]
+        fn fused_equals_the_scalar_loop(rows in 1usize..100, k in 0usize..600,
+                                        colblocks in 1usize..3, seed in any::<u64>(),
+                                        a_bits in 1u32..=12, b_bits in 1u32..=12) {
+            let cols = colblocks * COL_ALIGN;
+            let mut s = seed | 1;
+            let mut next = |bits: u32| {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                let v = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 8.0;
+                f32::from_bits(v.to_bits() & !((1u32 << (24 - bits)) - 1))
+            };
+            let a: Vec<f32> = (0..rows * k).map(|_| next(a_bits)).collect();
+            let b: Vec<f32> = (0..k * cols).map(|_| next(b_bits)).collect();
+            let c0: Vec<f32> = (0..rows * cols).map(|_| next(24)).collect();
+            let want = scalar(&a, rows, k, &b, cols, &c0);
+            let packed = Packed::new(&a, rows, k);
+            let (sa, sb) = (packed.span, fused::span(&b));
+            let mode = Mode::choose::<f32>(&sa, &sb);
+            // Tiny products (below 2^-101) cannot occur at these magnitudes... unless a value
+            // is very small; then the flushing kernel is the right choice.
+            if no_subnormals(sa.min_nonzero, sb.min_nonzero) {
+                prop_assert_eq!(mode, Mode::Fused);
+            }
+            for isa in Isa::all_here() {
+                for m in [mode, Mode::Flush] {
+                    let mut got = c0.clone();
+                    gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, m);
+                    let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                    prop_assert!(same, "{:?} {:?}", isa, m);
+                }
+            }
+        }
+
+        /// f32 values times f32 values in f64 (the reference's input products): fused.
+        #[test]
+        fn f64_fused_equals_the_scalar_loop(rows in 1usize..60, k in 0usize..300,
+                                            colblocks in 1usize..3, seed in any::<u64>()) {
+            let cols = colblocks * COL_ALIGN;
+            let mut s = seed | 1;
+            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32 as f64 };
+            let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
+            let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
+            let c0: Vec<f64> = (0..rows * cols).map(|_| next() / 3.0).collect();
+            let mut want = c0.clone();
+            for r in 0..rows {
+                for j in 0..cols {
+                    for kk in 0..k {
+                        want[r * cols + j] += a[r * k + kk] * b[kk * cols + j];
+                    }
+                }
+            }
+            let packed = Packed::new(&a, rows, k);
+            let mode = Mode::choose::<f64>(&packed.span, &fused::span(&b));
+            prop_assert_eq!(mode, Mode::Fused);
+            for isa in Isa::all_here() {
+                let mut got = c0.clone();
+                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode);
                 let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
                 prop_assert!(same, "{:?}", isa);
             }

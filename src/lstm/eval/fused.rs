@@ -1,0 +1,220 @@
+//! When a fused multiply-add gives the bits of a multiply then an add, and which kernel a
+//! product may therefore run.
+//!
+//! NUMERICS.md §6 sums every product term as one rounded multiply and one rounded add, never
+//! fused. But if the product `a·b` is **exactly** representable, the multiply does not round,
+//! so `add(s, mul(a, b)) = round(s + a·b) = fma(a, b, s)`: the fused instruction, one operation
+//! instead of two, gives the same bits (the sign of an exact zero sum follows the same rule
+//! for both: IEEE 754 gives an FMA's exact zero the sign an addition of `a·b` and `s` would).
+//!
+//! `a·b` is exact when it is finite, not below the smallest normal (no underflow, and with the
+//! bound of [`super::gemm::no_subnormals`] no partial sum is subnormal either, so the flushes
+//! of §5 are identities), and the significands of `a` and `b` together hold at most the
+//! type's precision (24 bits for f32, 53 for f64): a product of a p-bit and a q-bit integer has
+//! at most p + q bits. The narrow formats make this common: fp16 x fp16 is 11 + 11 bits,
+//! bf16 x bf16 8 + 8, fp8 x fp8 4 + 4, and the float64 reference's f32 inputs times f32
+//! weights 24 + 24 ≤ 53.
+//!
+//! [`Span`] measures what the decision needs from the operands themselves (so it holds for any
+//! format, whatever the config says): the smallest non-zero and the largest magnitude, the
+//! widest significand, and whether every value is finite. [`Mode::choose`] picks the kernel.
+
+use super::gemm::{no_subnormals, Elem};
+
+/// What a product's decision needs to know about one operand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    /// The smallest non-zero |v| (f64::INFINITY when all are zero).
+    pub min_nonzero: f64,
+    /// The largest |v| (NaN skipped; see `finite`).
+    pub max_abs: f64,
+    /// The most significant bits any value's significand holds (from its highest to its lowest
+    /// set bit; at most 24 for f32, 53 for f64).
+    pub sig_bits: u32,
+    /// Whether no value is infinite or NaN.
+    pub finite: bool,
+}
+
+impl Span {
+    /// The span of no values.
+    pub const EMPTY: Span = Span {
+        min_nonzero: f64::INFINITY,
+        max_abs: 0.0,
+        sig_bits: 0,
+        finite: true,
+    };
+
+    /// Both spans together (every field an order-free fold: minimum, maximum, or).
+    pub fn join(self, o: Span) -> Span {
+        Span {
+            min_nonzero: self.min_nonzero.min(o.min_nonzero),
+            max_abs: self.max_abs.max(o.max_abs),
+            sig_bits: self.sig_bits.max(o.sig_bits),
+            finite: self.finite && o.finite,
+        }
+    }
+}
+
+/// The span of `v`. Lane-wise running folds (which vectorize), folded at the end: every field
+/// is a minimum, maximum or bitwise or, so the order does not matter.
+pub fn span<T: Elem>(v: &[T]) -> Span {
+    const L: usize = 8;
+    let (mut lo, mut hi) = ([f64::INFINITY; L], [0.0f64; L]);
+    let (mut mant, mut exps) = ([0u64; L], [0u64; L]);
+    let mut chunks = v.chunks_exact(L);
+    for chunk in &mut chunks {
+        for i in 0..L {
+            let a = chunk[i].abs_f64();
+            lo[i] = if a > 0.0 && a < lo[i] { a } else { lo[i] };
+            hi[i] = if a > hi[i] { a } else { hi[i] };
+            mant[i] |= chunk[i].mantissa_field();
+            exps[i] |= u64::from(chunk[i].exponent_all_ones());
+        }
+    }
+    let mut s = Span::EMPTY;
+    let mut or = 0u64;
+    let mut bad = 0u64;
+    for x in chunks.remainder() {
+        let a = x.abs_f64();
+        if a > 0.0 {
+            s.min_nonzero = s.min_nonzero.min(a);
+        }
+        s.max_abs = s.max_abs.max(a);
+        or |= x.mantissa_field();
+        bad |= u64::from(x.exponent_all_ones());
+    }
+    for i in 0..L {
+        s.min_nonzero = s.min_nonzero.min(lo[i]);
+        s.max_abs = s.max_abs.max(hi[i]);
+        or |= mant[i];
+        bad |= exps[i];
+    }
+    s.finite = bad == 0;
+    s.sig_bits = if s.min_nonzero == f64::INFINITY {
+        // No non-zero value: no significand at all.
+        0
+    } else {
+        // A normal significand is 1.m (its top bit the implicit one): from that bit down to
+        // the lowest set bit of any m. A subnormal's 0.m holds fewer bits than that bound.
+        T::PRECISION - (or | 1 << (T::PRECISION - 1)).trailing_zeros()
+    };
+    s
+}
+
+/// Which kernel a product runs. Every mode gives the bits of the scalar loop of §6 when
+/// [`Mode::choose`] picked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A multiply and an add per term, each result flushed (subnormals possible).
+    Flush,
+    /// A multiply and an add per term, no flush needed.
+    Plain,
+    /// One fused multiply-add per term (every product exact): the plain kernel's bits.
+    Fused,
+}
+
+impl Mode {
+    /// The cheapest mode that gives the flushing scalar loop's bits for weights spanning `a`
+    /// and operands spanning `b` (the initial sums must be 0 or normal, as they always are).
+    /// For f64 (which never flushes) the choice is between the plain and the fused kernel.
+    pub fn choose<T: Elem>(a: &Span, b: &Span) -> Mode {
+        if T::FLUSHES && !no_subnormals(a.min_nonzero, b.min_nonzero) {
+            return Mode::Flush;
+        }
+        if Mode::exact::<T>(a, b) {
+            Mode::Fused
+        } else {
+            Mode::Plain
+        }
+    }
+
+    /// Whether every product of a value of `a` and a value of `b` is exact in `T` and normal
+    /// (or zero): finite operands, significands that fit `T`'s precision together, and
+    /// magnitudes whose products stay inside `T`'s normal range.
+    fn exact<T: Elem>(a: &Span, b: &Span) -> bool {
+        let (lo, hi) = T::NORMAL_RANGE;
+        a.finite
+            && b.finite
+            && a.sig_bits + b.sig_bits <= T::PRECISION
+            && a.min_nonzero * b.min_nonzero >= lo
+            && a.max_abs * b.max_abs < hi
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain_span(v: &[f32]) -> Span {
+        let mut s = Span::EMPTY;
+        for &x in v {
+            let a = x.abs() as f64;
+            if a > 0.0 {
+                s.min_nonzero = s.min_nonzero.min(a);
+            }
+            s.max_abs = s.max_abs.max(a);
+            s.finite &= x.is_finite();
+            let bits = x.to_bits();
+            let (e, m) = ((bits >> 23) & 0xff, bits & 0x7f_ffff);
+            let sig = match (e, m) {
+                (_, 0) if e != 0xff => u32::from(x != 0.0),
+                (0, m) => 32 - m.leading_zeros() - m.trailing_zeros(),
+                (0xff, _) => 0,
+                (_, m) => 24 - m.trailing_zeros(),
+            };
+            s.sig_bits = s.sig_bits.max(sig);
+        }
+        s
+    }
+
+    #[test]
+    fn span_bounds_the_plain_fold() {
+        let cases: Vec<Vec<f32>> = vec![
+            vec![],
+            vec![0.0],
+            vec![-0.0, 1.0],
+            vec![1.5, -0.75, 3.0],
+            vec![1.0 + f32::EPSILON],
+            vec![1e-40, 2.5e-41],
+            (0..37).map(|i| (i as f32 - 18.0) * 0.125).collect(),
+            (0..37).map(|i| i as f32 / 3.0).collect(),
+            vec![1.0, f32::INFINITY],
+            vec![f32::NAN, 2.0, 0.5, 0.25, 1.0, 1.0, 1.0, 1.0, 1.0],
+        ];
+        for v in cases {
+            let (got, want) = (span(&v), plain_span(&v));
+            assert_eq!(got.min_nonzero, want.min_nonzero, "{v:?}");
+            assert_eq!(got.max_abs, want.max_abs, "{v:?}");
+            assert_eq!(got.finite, want.finite, "{v:?}");
+            // The span's bound may exceed the exact count (a subnormal, all zeros) but
+            // never falls short of it.
+            assert!(got.sig_bits >= want.sig_bits, "{v:?}: {got:?} {want:?}");
+        }
+        assert_eq!(span(&[1.5f32, 1.25]).sig_bits, 3);
+        assert_eq!(span(&[1.0f32 + f32::EPSILON]).sig_bits, 24);
+        assert_eq!(span(&[3.0f64, 0.5]).sig_bits, 2);
+    }
+
+    #[test]
+    fn fused_only_for_exact_products() {
+        let s = |v: &[f32]| span(v);
+        let fp16ish = s(&[1.0 + 2f32.powi(-10), -0.5, 3.0]);
+        let full = s(&[1.0 + f32::EPSILON]);
+        assert_eq!(Mode::choose::<f32>(&fp16ish, &fp16ish), Mode::Fused);
+        assert_eq!(Mode::choose::<f32>(&fp16ish, &full), Mode::Plain);
+        assert_eq!(Mode::choose::<f64>(&full, &full), Mode::Fused);
+        assert_eq!(Mode::choose::<f32>(&s(&[1e-30]), &s(&[1e-30])), Mode::Flush);
+        let huge = s(&[1e30]);
+        assert_eq!(
+            Mode::choose::<f32>(&huge, &huge),
+            Mode::Plain,
+            "overflows f32"
+        );
+        let inf = s(&[f32::INFINITY, 1.0]);
+        assert_eq!(Mode::choose::<f32>(&inf, &fp16ish), Mode::Plain);
+        let nan = s(&[f32::NAN, 1.0]);
+        assert_eq!(Mode::choose::<f32>(&fp16ish, &nan), Mode::Plain);
+        // All zeros: no product to round.
+        assert_eq!(Mode::choose::<f32>(&s(&[0.0, 0.0]), &full), Mode::Fused);
+    }
+}
