@@ -55,51 +55,71 @@ impl Span {
     }
 }
 
-/// The span of `v`. Lane-wise running folds (which vectorize), folded at the end: every field
-/// is a minimum, maximum or bitwise or, so the order does not matter.
+/// The span of `v`: f32 or f64 ([`Elem`]).
 pub fn span<T: Elem>(v: &[T]) -> Span {
-    const L: usize = 8;
-    let (mut lo, mut hi) = ([f64::INFINITY; L], [0.0f64; L]);
-    let (mut mant, mut exps) = ([0u64; L], [0u64; L]);
-    let mut chunks = v.chunks_exact(L);
-    for chunk in &mut chunks {
-        for i in 0..L {
-            let a = chunk[i].abs_f64();
-            lo[i] = if a > 0.0 && a < lo[i] { a } else { lo[i] };
-            hi[i] = if a > hi[i] { a } else { hi[i] };
-            mant[i] |= chunk[i].mantissa_field();
-            exps[i] |= u64::from(chunk[i].exponent_all_ones());
-        }
-    }
-    let mut s = Span::EMPTY;
-    let mut or = 0u64;
-    let mut bad = 0u64;
-    for x in chunks.remainder() {
-        let a = x.abs_f64();
-        if a > 0.0 {
-            s.min_nonzero = s.min_nonzero.min(a);
-        }
-        s.max_abs = s.max_abs.max(a);
-        or |= x.mantissa_field();
-        bad |= u64::from(x.exponent_all_ones());
-    }
-    for i in 0..L {
-        s.min_nonzero = s.min_nonzero.min(lo[i]);
-        s.max_abs = s.max_abs.max(hi[i]);
-        or |= mant[i];
-        bad |= exps[i];
-    }
-    s.finite = bad == 0;
-    s.sig_bits = if s.min_nonzero == f64::INFINITY {
-        // No non-zero value: no significand at all.
-        0
-    } else {
-        // A normal significand is 1.m (its top bit the implicit one): from that bit down to
-        // the lowest set bit of any m. A subnormal's 0.m holds fewer bits than that bound.
-        T::PRECISION - (or | 1 << (T::PRECISION - 1)).trailing_zeros()
-    };
-    s
+    T::span(v)
 }
+
+/// [`span`] on the bit patterns (`$u` the unsigned type of `$f`'s width): lane-wise running
+/// folds of integer operations, which vectorize, folded at the end. Every field is a minimum,
+/// maximum or bitwise or, so the order does not matter. On magnitudes (the sign bit cleared)
+/// the integer order is the float order, infinity above every finite value and NaN above
+/// infinity; the maximum skips NaN like a float fold (`if a > m`) would.
+macro_rules! span_bits {
+    ($name:ident, $f:ty, $u:ty, $lanes:expr) => {
+        pub(super) fn $name(v: &[$f]) -> Span {
+            const L: usize = $lanes;
+            const MANT: $u = (1 << (<$f>::MANTISSA_DIGITS - 1)) - 1;
+            const INF: $u = <$f>::INFINITY.to_bits();
+            const ABS: $u = <$u>::MAX >> 1;
+            let (mut lo, mut hi) = ([<$u>::MAX; L], [0 as $u; L]);
+            let (mut or, mut bad) = ([0 as $u; L], [0 as $u; L]);
+            let mut fold = |i: usize, x: $f| {
+                let a = x.to_bits() & ABS;
+                lo[i] = lo[i].min(if a == 0 { <$u>::MAX } else { a });
+                hi[i] = hi[i].max(if a <= INF { a } else { 0 });
+                or[i] |= a & MANT;
+                bad[i] |= if a >= INF { 1 } else { 0 };
+            };
+            let mut chunks = v.chunks_exact(L);
+            for chunk in &mut chunks {
+                for (i, &x) in chunk.iter().enumerate() {
+                    fold(i, x);
+                }
+            }
+            for &x in chunks.remainder() {
+                fold(0, x);
+            }
+            let lo = lo.iter().fold(<$u>::MAX, |m, &x| m.min(x));
+            let hi = hi.iter().fold(0, |m, &x| m.max(x));
+            let or = or.iter().fold(0, |m, &x| m | x);
+            let finite = bad.iter().all(|&b| b == 0);
+            let min_nonzero = if lo == <$u>::MAX || lo > INF {
+                // No non-zero value (NaN aside).
+                f64::INFINITY
+            } else {
+                <$f>::from_bits(lo) as f64
+            };
+            let precision = <$f>::MANTISSA_DIGITS;
+            // A normal significand is 1.m (its top bit the implicit one): from that bit down
+            // to the lowest set bit of any m. A subnormal's 0.m holds fewer bits than that.
+            let sig_bits = if min_nonzero == f64::INFINITY {
+                0
+            } else {
+                precision - (or | (1 << (precision - 1))).trailing_zeros()
+            };
+            Span {
+                min_nonzero,
+                max_abs: <$f>::from_bits(hi) as f64,
+                sig_bits,
+                finite,
+            }
+        }
+    };
+}
+
+span_bits!(span_f32, f32, u32, 16);
+span_bits!(span_f64, f64, u64, 8);
 
 /// Which kernel a product runs. Every mode gives the bits of the scalar loop of §6 when
 /// [`Mode::choose`] picked it.

@@ -61,10 +61,8 @@ pub trait Elem:
     /// NUMERICS.md §5: a subnormal (or -0) result becomes +0. Never needed for f64.
     fn ftz(self) -> Self;
     fn abs_f64(self) -> f64;
-    /// The stored fraction bits (without the implicit one).
-    fn mantissa_field(self) -> u64;
-    /// Whether the exponent field is all ones (infinity or NaN).
-    fn exponent_all_ones(self) -> bool;
+    /// What [`Mode::choose`] needs to know of `v` ([`fused::span`]).
+    fn span(v: &[Self]) -> Span;
 }
 
 impl Elem for f32 {
@@ -74,13 +72,8 @@ impl Elem for f32 {
         340282366920938463463374607431768211456.0,
     );
     const FLUSHES: bool = true;
-    #[inline(always)]
-    fn mantissa_field(self) -> u64 {
-        u64::from(self.to_bits() & 0x7f_ffff)
-    }
-    #[inline(always)]
-    fn exponent_all_ones(self) -> bool {
-        self.to_bits() & 0x7f80_0000 == 0x7f80_0000
+    fn span(v: &[Self]) -> Span {
+        fused::span_f32(v)
     }
     #[inline(always)]
     fn ftz(self) -> Self {
@@ -100,13 +93,8 @@ impl Elem for f64 {
     const PRECISION: u32 = 53;
     const NORMAL_RANGE: (f64, f64) = (f64::MIN_POSITIVE, f64::MAX);
     const FLUSHES: bool = false;
-    #[inline(always)]
-    fn mantissa_field(self) -> u64 {
-        self.to_bits() & 0xf_ffff_ffff_ffff
-    }
-    #[inline(always)]
-    fn exponent_all_ones(self) -> bool {
-        self.to_bits() & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000
+    fn span(v: &[Self]) -> Span {
+        fused::span_f64(v)
     }
     #[inline(always)]
     fn ftz(self) -> Self {
@@ -136,6 +124,17 @@ pub struct Packed<T> {
 impl<T: Elem> Packed<T> {
     /// Packs a row-major `rows x k` matrix.
     pub fn new(a: &[T], rows: usize, k: usize) -> Self {
+        Packed::new_from(a, rows, k, |v| v)
+    }
+
+    /// Packs `f` of every element of a row-major `rows x k` matrix of `S` (the float64
+    /// reference packs its f32 weights as f64 without a widened copy).
+    pub fn new_from<S: Copy + Sync>(
+        a: &[S],
+        rows: usize,
+        k: usize,
+        f: impl Fn(S) -> T + Sync,
+    ) -> Self {
         debug_assert_eq!(a.len(), rows * k);
         let panels = rows.div_ceil(MR);
         let mut data = vec![T::default(); panels * MR * k];
@@ -145,12 +144,13 @@ impl<T: Elem> Packed<T> {
                 for i in 0..MR.min(rows - p * MR) {
                     let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
                     for (kk, &v) in row.iter().enumerate() {
-                        panel[kk * MR + i] = v;
+                        panel[kk * MR + i] = f(v);
                     }
                 }
             });
-        // Minima, maxima and ors do not depend on the order they are taken in.
-        let span = a
+        // The packed values are A's and zeros (which change no field of a span). Minima,
+        // maxima and ors do not depend on the order they are taken in.
+        let span = data
             .par_chunks(1 << 16)
             .map(fused::span)
             .reduce(|| Span::EMPTY, Span::join);

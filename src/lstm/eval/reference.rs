@@ -105,13 +105,13 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
     let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
     // Input products of every step, column t*lanes + n.
     let xt = io.columns(|v| v);
-    let w = Packed::new(&wide(&cell.w), rows, io.input);
+    let w = Packed::new_from(&cell.w, rows, io.input, f64::from);
     let mut xw = vec![0.0f64; rows * cols];
     // f32 inputs times f32 weights are exact in f64: the fused kernel (same bits).
     let mode = Mode::choose::<f64>(&w.span, &span(&xt));
     gemm::gemm(&w, 0, io.input, &xt, cols, cols, &mut xw, cols, mode);
     drop(xt);
-    let r = Packed::new(&wide(&cell.r), rows, hsz);
+    let r = Packed::new_from(&cell.r, rows, hsz, f64::from);
     let bias: Vec<f64> = cell
         .b_ih
         .iter()
