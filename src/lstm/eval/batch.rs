@@ -181,7 +181,7 @@ fn run_float(
     let cols = io.steps * lanes;
     let mut xw = vec![0.0f32; rows * cols];
     let mode = Mode::choose::<f32>(&w.span, &fused::span(&xq));
-    gemm::gemm(w, 0, io.input, &xq, cols, cols, &mut xw, cols, mode);
+    gemm::gemm_from_zero(w, 0, io.input, &xq, cols, cols, &mut xw, cols, mode);
     drop(xq);
     let r = p.r_packed();
     let mut states = States::new(io, &p.h0, &p.c0);

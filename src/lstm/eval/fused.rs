@@ -65,9 +65,28 @@ pub fn span<T: Elem>(v: &[T]) -> Span {
 /// maximum or bitwise or, so the order does not matter. On magnitudes (the sign bit cleared)
 /// the integer order is the float order, infinity above every finite value and NaN above
 /// infinity; the maximum skips NaN like a float fold (`if a > m`) would.
+///
+/// Built twice: for the baseline target and, where the CPU has it, for AVX-512 (64-bit
+/// minima and maxima need it to vectorize); the same integer operations either way.
 macro_rules! span_bits {
-    ($name:ident, $f:ty, $u:ty, $lanes:expr) => {
+    ($name:ident, $body:ident, $wide:ident, $f:ty, $u:ty, $lanes:expr) => {
         pub(super) fn $name(v: &[$f]) -> Span {
+            #[cfg(target_arch = "x86_64")]
+            if avx512() {
+                // SAFETY: `avx512()` checked the CPU.
+                return unsafe { $wide(v) };
+            }
+            $body(v)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        unsafe fn $wide(v: &[$f]) -> Span {
+            $body(v)
+        }
+
+        #[inline(always)]
+        fn $body(v: &[$f]) -> Span {
             const L: usize = $lanes;
             const MANT: $u = (1 << (<$f>::MANTISSA_DIGITS - 1)) - 1;
             const INF: $u = <$f>::INFINITY.to_bits();
@@ -118,8 +137,17 @@ macro_rules! span_bits {
     };
 }
 
-span_bits!(span_f32, f32, u32, 16);
-span_bits!(span_f64, f64, u64, 8);
+span_bits!(span_f32, span_f32_body, span_f32_avx512, f32, u32, 16);
+span_bits!(span_f64, span_f64_body, span_f64_avx512, f64, u64, 8);
+
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    !crate::cpu::portable()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512dq")
+        && is_x86_feature_detected!("avx512vl")
+}
 
 /// Which kernel a product runs. Every mode gives the bits of the scalar loop of §6 when
 /// [`Mode::choose`] picked it.
@@ -165,6 +193,13 @@ impl Mode {
 mod tests {
     use super::*;
 
+    impl Span {
+        fn with_sig(mut self, sig_bits: u32) -> Span {
+            self.sig_bits = sig_bits;
+            self
+        }
+    }
+
     fn plain_span(v: &[f32]) -> Span {
         let mut s = Span::EMPTY;
         for &x in v {
@@ -209,6 +244,33 @@ mod tests {
             // The span's bound may exceed the exact count (a subnormal, all zeros) but
             // never falls short of it.
             assert!(got.sig_bits >= want.sig_bits, "{v:?}: {got:?} {want:?}");
+        }
+        // The two builds (baseline, AVX-512 where the CPU has it) agree, every tail length.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let bits: Vec<u64> = (0..1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect();
+        for len in [0, 1, 7, 15, 16, 17, 33, 999] {
+            let v: Vec<f32> = bits[..len]
+                .iter()
+                .map(|&b| f32::from_bits((b >> 32) as u32))
+                .collect();
+            assert_eq!(span(&v), span_f32_body(&v), "f32, len {len}");
+            let narrow: Vec<f32> = v
+                .iter()
+                .map(|&f| (f as f64).clamp(-1e30, 1e30) as f32)
+                .collect();
+            assert_eq!(
+                span(&narrow),
+                plain_span(&narrow).with_sig(span(&narrow).sig_bits)
+            );
+            let d: Vec<f64> = bits[..len].iter().map(|&b| f64::from_bits(b)).collect();
+            assert_eq!(span(&d), span_f64_body(&d), "f64, len {len}");
         }
         assert_eq!(span(&[1.5f32, 1.25]).sig_bits, 3);
         assert_eq!(span(&[1.0f32 + f32::EPSILON]).sig_bits, 24);

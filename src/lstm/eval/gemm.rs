@@ -232,6 +232,25 @@ pub fn gemm<T: Elem>(
     gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode)
 }
 
+/// `C[r][c] = +0 + Σ_{kk in k0..k1} A[r][kk]·B[kk][c]`: [`gemm`] on a C of zeros, whatever
+/// `c` held. Each tile's rows are written (as +0) before the kernel reads them, so a freshly
+/// allocated (untouched) buffer is faulted in once, by a write, instead of being mapped to
+/// the shared zero page by the kernel's first read and copied again at its first write.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_from_zero<T: Elem>(
+    a: &Packed<T>,
+    k0: usize,
+    k1: usize,
+    b: &[T],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [T],
+    ldc: usize,
+    mode: Mode,
+) {
+    gemm_in(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode, true)
+}
+
 /// [`gemm`] on a chosen instruction set (tests run every one the machine has).
 #[allow(clippy::too_many_arguments)]
 fn gemm_on<T: Elem>(
@@ -246,12 +265,38 @@ fn gemm_on<T: Elem>(
     ldc: usize,
     mode: Mode,
 ) {
+    gemm_in(isa, a, k0, k1, b, ldb, ncols, c, ldc, mode, false)
+}
+
+/// [`gemm`] (`from_zero` false) or [`gemm_from_zero`].
+#[allow(clippy::too_many_arguments)]
+fn gemm_in<T: Elem>(
+    isa: Isa,
+    a: &Packed<T>,
+    k0: usize,
+    k1: usize,
+    b: &[T],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [T],
+    ldc: usize,
+    mode: Mode,
+    from_zero: bool,
+) {
     assert!(
         ncols.is_multiple_of(COL_ALIGN) && ncols <= ldb && ncols <= ldc && k1 <= a.k && k0 <= k1
     );
     assert!(b.len() >= (k1 - k0).saturating_sub(1) * ldb + ncols || k1 == k0);
     assert!(c.len() >= a.rows.saturating_sub(1) * ldc + ncols || a.rows == 0);
-    if a.rows == 0 || ncols == 0 || k0 == k1 {
+    if a.rows == 0 || ncols == 0 {
+        return;
+    }
+    if k0 == k1 {
+        if from_zero {
+            for row in c.chunks_mut(ldc).take(a.rows) {
+                row[..ncols].fill(T::default());
+            }
+        }
         return;
     }
     // Several column strips: B is copied once into strip-major order (`[strip][kk][16]`), so
@@ -289,6 +334,7 @@ fn gemm_on<T: Elem>(
             ncols,
             c: c_rows,
             ldc,
+            from_zero,
         };
         isa.run(job, mode);
     };
@@ -316,6 +362,9 @@ pub(super) struct Job<'a, T> {
     pub ncols: usize,
     pub c: &'a mut [T],
     pub ldc: usize,
+    /// C is to start from +0: [`Job::walk`] writes each tile's rows as +0 before its first k
+    /// block.
+    pub from_zero: bool,
 }
 
 impl<'a, T: 'static> Job<'a, T> {
@@ -351,6 +400,11 @@ impl<'a, T: 'static> Job<'a, T> {
                     });
                     let c = &mut self.c[p * MR * self.ldc + col..];
                     debug_assert!(c.len() >= (rows - 1) * self.ldc + NR);
+                    if self.from_zero && kb == self.k0 {
+                        for r in 0..rows {
+                            c[r * self.ldc..r * self.ldc + NR].fill(T::default());
+                        }
+                    }
                     tile(a, b, c, rows);
                 }
             }
@@ -543,6 +597,36 @@ mod tests {
             }
         }
         c
+    }
+
+    /// `gemm_from_zero` ignores what C held: the bits of `gemm` on a C of +0, every ISA,
+    /// shapes that do not divide the tiles, and an empty k range.
+    #[test]
+    fn from_zero_equals_gemm_on_zeros() {
+        for (rows, k, cols) in [
+            (1, 3, 16),
+            (3, 0, 16),
+            (33, 300, 32),
+            (7, 257, 48),
+            (25, 1, 16),
+        ] {
+            let a: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * cols).map(|i| (i as f32 * 0.11).cos()).collect();
+            let packed = Packed::new(&a, rows, k);
+            let mode = Mode::choose::<f32>(&packed.span, &fused::span(&b));
+            let want = scalar(&a, rows, k, &b, cols, &vec![0.0; rows * cols]);
+            for isa in Isa::all_here() {
+                let mut got = vec![f32::NAN; rows * cols];
+                gemm_in(
+                    isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode, true,
+                );
+                let same = want
+                    .iter()
+                    .zip(&got)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{isa:?} {rows}x{k}x{cols}");
+            }
+        }
     }
 
     proptest! {

@@ -109,7 +109,7 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
     let mut xw = vec![0.0f64; rows * cols];
     // f32 inputs times f32 weights are exact in f64: the fused kernel (same bits).
     let mode = Mode::choose::<f64>(&w.span, &span(&xt));
-    gemm::gemm(&w, 0, io.input, &xt, cols, cols, &mut xw, cols, mode);
+    gemm::gemm_from_zero(&w, 0, io.input, &xt, cols, cols, &mut xw, cols, mode);
     drop(xt);
     let r = Packed::new_from(&cell.r, rows, hsz, f64::from);
     let bias: Vec<f64> = cell
