@@ -60,8 +60,8 @@ pub fn span<T: Elem>(v: &[T]) -> Span {
     T::span(v)
 }
 
-/// [`span`] on the bit patterns (`$u` the unsigned type of `$f`'s width): lane-wise running
-/// folds of integer operations, which vectorize, folded at the end. Every field is a minimum,
+/// [`span`] on the bit patterns (`$u` the unsigned type of `$f`'s width): folds of integer
+/// operations, which vectorize. Every field is a minimum,
 /// maximum or bitwise or, so the order does not matter. On magnitudes (the sign bit cleared)
 /// the integer order is the float order, infinity above every finite value and NaN above
 /// infinity; the maximum skips NaN like a float fold (`if a > m`) would.
@@ -69,7 +69,7 @@ pub fn span<T: Elem>(v: &[T]) -> Span {
 /// Built twice: for the baseline target and, where the CPU has it, for AVX-512 (64-bit
 /// minima and maxima need it to vectorize); the same integer operations either way.
 macro_rules! span_bits {
-    ($name:ident, $body:ident, $wide:ident, $f:ty, $u:ty, $lanes:expr) => {
+    ($name:ident, $body:ident, $wide:ident, $f:ty, $u:ty) => {
         pub(super) fn $name(v: &[$f]) -> Span {
             #[cfg(target_arch = "x86_64")]
             if avx512() {
@@ -87,32 +87,19 @@ macro_rules! span_bits {
 
         #[inline(always)]
         fn $body(v: &[$f]) -> Span {
-            const L: usize = $lanes;
             const MANT: $u = (1 << (<$f>::MANTISSA_DIGITS - 1)) - 1;
             const INF: $u = <$f>::INFINITY.to_bits();
             const ABS: $u = <$u>::MAX >> 1;
-            let (mut lo, mut hi) = ([<$u>::MAX; L], [0 as $u; L]);
-            let (mut or, mut bad) = ([0 as $u; L], [0 as $u; L]);
-            let mut fold = |i: usize, x: $f| {
+            // Integer minima, maxima and ors are associative: LLVM vectorizes this loop.
+            let (mut lo, mut hi, mut or, mut bad) = (<$u>::MAX, 0 as $u, 0 as $u, 0 as $u);
+            for &x in v {
                 let a = x.to_bits() & ABS;
-                lo[i] = lo[i].min(if a == 0 { <$u>::MAX } else { a });
-                hi[i] = hi[i].max(if a <= INF { a } else { 0 });
-                or[i] |= a & MANT;
-                bad[i] |= if a >= INF { 1 } else { 0 };
-            };
-            let mut chunks = v.chunks_exact(L);
-            for chunk in &mut chunks {
-                for (i, &x) in chunk.iter().enumerate() {
-                    fold(i, x);
-                }
+                lo = lo.min(if a == 0 { <$u>::MAX } else { a });
+                hi = hi.max(if a <= INF { a } else { 0 });
+                or |= a & MANT;
+                bad |= <$u>::from(a >= INF);
             }
-            for &x in chunks.remainder() {
-                fold(0, x);
-            }
-            let lo = lo.iter().fold(<$u>::MAX, |m, &x| m.min(x));
-            let hi = hi.iter().fold(0, |m, &x| m.max(x));
-            let or = or.iter().fold(0, |m, &x| m | x);
-            let finite = bad.iter().all(|&b| b == 0);
+            let finite = bad == 0;
             let min_nonzero = if lo == <$u>::MAX || lo > INF {
                 // No non-zero value (NaN aside).
                 f64::INFINITY
@@ -137,8 +124,8 @@ macro_rules! span_bits {
     };
 }
 
-span_bits!(span_f32, span_f32_body, span_f32_avx512, f32, u32, 16);
-span_bits!(span_f64, span_f64_body, span_f64_avx512, f64, u64, 8);
+span_bits!(span_f32, span_f32_body, span_f32_avx512, f32, u32);
+span_bits!(span_f64, span_f64_body, span_f64_avx512, f64, u64);
 
 #[cfg(target_arch = "x86_64")]
 fn avx512() -> bool {
