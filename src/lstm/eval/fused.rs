@@ -166,12 +166,17 @@ impl Mode {
     /// Whether every product of a value of `a` and a value of `b` is exact in `T` and normal
     /// (or zero): finite operands, significands that fit `T`'s precision together, and
     /// magnitudes whose products stay inside `T`'s normal range.
+    ///
+    /// The bounds are products computed in f64: exact for f32 operands; for f64 ones rounded,
+    /// so they are checked with room to spare (rounding is monotone: a rounded product below
+    /// the largest finite value means the exact one is below it too, and one at least twice
+    /// the smallest normal means the exact one is above the smallest normal).
     fn exact<T: Elem>(a: &Span, b: &Span) -> bool {
         let (lo, hi) = T::NORMAL_RANGE;
         a.finite
             && b.finite
             && a.sig_bits + b.sig_bits <= T::PRECISION
-            && a.min_nonzero * b.min_nonzero >= lo
+            && a.min_nonzero * b.min_nonzero >= 2.0 * lo
             && a.max_abs * b.max_abs < hi
     }
 }
@@ -283,6 +288,9 @@ mod tests {
         assert_eq!(Mode::choose::<f32>(&inf, &fp16ish), Mode::Plain);
         let nan = s(&[f32::NAN, 1.0]);
         assert_eq!(Mode::choose::<f32>(&fp16ish, &nan), Mode::Plain);
+        // f64 products near the bottom of the normal range: refused.
+        let tiny = span(&[f64::MIN_POSITIVE.sqrt()]);
+        assert_eq!(Mode::choose::<f64>(&tiny, &tiny), Mode::Plain);
         // All zeros: no product to round.
         assert_eq!(Mode::choose::<f32>(&s(&[0.0, 0.0]), &full), Mode::Fused);
     }
