@@ -162,3 +162,75 @@ proptest! {
         }
     }
 }
+
+/// The fused kernels on the engine's awkward shapes: rows (4H) 1, 3, 33; k 1, 3, 33, 257;
+/// lanes 1, 7, 65 padded with zero lanes to whole strips, as the engine lays them out. f32
+/// operands of 11 significant bits (fp16-like) and f64 operands holding f32 values.
+#[test]
+fn fused_on_awkward_shapes() {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
+    };
+    let narrow = |v: f32| f32::from_bits(v.to_bits() & !((1u32 << 13) - 1));
+    for rows in [1, 3, 33] {
+        for k in [1, 3, 33, 257] {
+            for lanes in [1usize, 7, 65] {
+                let cols = lanes.div_ceil(COL_ALIGN) * COL_ALIGN;
+                let a: Vec<f32> = (0..rows * k).map(|_| narrow(next())).collect();
+                let b: Vec<f32> = (0..k * cols)
+                    .map(|i| {
+                        if i % cols < lanes {
+                            narrow(next())
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let c0: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+                let want = scalar(&a, rows, k, &b, cols, &c0);
+                let packed = Packed::new(&a, rows, k);
+                let mode = Mode::choose::<f32>(&packed.span, &fused::span(&b));
+                assert_eq!(mode, Mode::Fused, "{rows}x{k}x{lanes}");
+                // The same operands in f64: products of f32 values, exact there too.
+                let (a64, b64): (Vec<f64>, Vec<f64>) = (
+                    a.iter().map(|&v| v as f64 * 1.25).collect(),
+                    b.iter().map(|&v| v as f64).collect(),
+                );
+                let c64: Vec<f64> = c0.iter().map(|&v| v as f64).collect();
+                let mut want64 = c64.clone();
+                for r in 0..rows {
+                    for j in 0..cols {
+                        for kk in 0..k {
+                            want64[r * cols + j] += a64[r * k + kk] * b64[kk * cols + j];
+                        }
+                    }
+                }
+                let packed64 = Packed::new(&a64, rows, k);
+                let mode64 = Mode::choose::<f64>(&packed64.span, &fused::span(&b64));
+                assert_eq!(mode64, Mode::Fused);
+                for isa in Isa::all_here() {
+                    let mut got = c0.clone();
+                    gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode);
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "f32 {isa:?} {rows}x{k}x{lanes}");
+                    let mut got = c64.clone();
+                    gemm_on(
+                        isa, &packed64, 0, k, &b64, cols, cols, &mut got, cols, mode64,
+                    );
+                    let same = want64
+                        .iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "f64 {isa:?} {rows}x{k}x{lanes}");
+                }
+            }
+        }
+    }
+}
