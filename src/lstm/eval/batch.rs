@@ -25,7 +25,8 @@ use super::calib::Histogram;
 use super::cell::{self, float_unit, int_gate_sum, int_unit};
 pub(crate) use super::exact::ExactProduct;
 use super::fp32cell;
-use super::gemm::{self, abs_range, no_subnormals, COL_ALIGN};
+use super::fused::{self, Mode};
+use super::gemm::{self, COL_ALIGN};
 use super::intgemm::Layout;
 use super::narrowcell;
 use super::plan::{Act, CellPlan, CellRange, IntCell};
@@ -179,8 +180,8 @@ fn run_float(
     let w = p.w_packed();
     let cols = io.steps * lanes;
     let mut xw = vec![0.0f32; rows * cols];
-    let ftz = !no_subnormals(w.min_nonzero, abs_range(&xq).0);
-    gemm::gemm(w, 0, io.input, &xq, cols, cols, &mut xw, cols, ftz);
+    let mode = Mode::choose::<f32>(&w.span, &fused::span(&xq));
+    gemm::gemm_from_zero(w, 0, io.input, &xq, cols, cols, &mut xw, cols, mode);
     drop(xq);
     let r = p.r_packed();
     let mut states = States::new(io, &p.h0, &p.c0);
@@ -198,8 +199,8 @@ fn run_float(
     for s in 0..io.steps {
         copy_step(&xw, cols, io.time(s), lanes, &mut acc);
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
-        let ftz = !no_subnormals(r.min_nonzero, abs_range(h_prev).0);
-        gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut acc, lanes, ftz);
+        let mode = Mode::choose::<f32>(&r.span, &fused::span(h_prev));
+        gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut acc, lanes, mode);
         let acc = &acc;
         let seen = units(
             (hsz, lanes),

@@ -39,11 +39,9 @@ impl ExactProduct {
                 if p.block_pairs(b_max as u64).is_some() {
                     return ExactProduct::I16(p);
                 }
-                let hi: Vec<i32> = codes.iter().map(|&c| c >> 8).collect();
-                let lo: Vec<i32> = codes.iter().map(|&c| c & 255).collect();
-                if let (Some(hi), Some(lo)) =
-                    (PackedI16::new(&hi, rows, k), PackedI16::new(&lo, rows, k))
-                {
+                let hi = PackedI16::new_with(codes, rows, k, |c| c >> 8);
+                let lo = PackedI16::new_with(codes, rows, k, |c| c & 255);
+                if let (Some(hi), Some(lo)) = (hi, lo) {
                     if hi.block_pairs(b_max as u64).is_some()
                         && lo.block_pairs(b_max as u64).is_some()
                     {
@@ -87,12 +85,10 @@ impl ExactProduct {
             ExactProduct::Split { hi, lo } => {
                 let blocks = (hi.block_pairs(b_max as u64), lo.block_pairs(b_max as u64));
                 if let ((Some(bh), Some(bl)), true) = (blocks, fits()) {
-                    let mut low = vec![0i64; out.len()];
+                    // 256·(hi·B) + lo·B, the low half added in place (exact integers).
                     intgemm::product(hi, b, ncols, bh, out, layout);
-                    intgemm::product(lo, b, ncols, bl, &mut low, layout);
-                    out.par_iter_mut()
-                        .zip(&low)
-                        .for_each(|(h, &l)| *h = *h * 256 + l);
+                    out.par_iter_mut().for_each(|h| *h *= 256);
+                    intgemm::product_add(lo, b, ncols, bl, out, layout);
                     return;
                 }
             }
@@ -175,7 +171,7 @@ fn blocks<T: Elem + Into<f64>>(
             ncols,
             &mut tmp,
             ncols,
-            false,
+            gemm::Mode::Plain,
         );
         out.par_iter_mut()
             .zip(&tmp)

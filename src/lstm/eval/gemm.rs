@@ -26,6 +26,8 @@
 //! memory. Rows are split over rayon (small products stay on the calling thread); the thread
 //! count never changes a bit (each element is computed by one thread, in one order).
 
+pub use super::fused::Mode;
+use super::fused::{self, Span};
 #[cfg(target_arch = "x86_64")]
 use super::gemm_simd;
 use rayon::prelude::*;
@@ -50,12 +52,29 @@ const ROWS_PER_TASK: usize = 16 * MR;
 pub trait Elem:
     Copy + Default + PartialEq + Send + Sync + Add<Output = Self> + Mul<Output = Self> + 'static
 {
+    /// Significand bits, the implicit one included (24, 53).
+    const PRECISION: u32;
+    /// (smallest normal, bound every finite value stays below), as f64.
+    const NORMAL_RANGE: (f64, f64);
+    /// Whether float lanes of this type flush subnormals (f32; f64 never needs to).
+    const FLUSHES: bool;
     /// NUMERICS.md §5: a subnormal (or -0) result becomes +0. Never needed for f64.
     fn ftz(self) -> Self;
     fn abs_f64(self) -> f64;
+    /// What [`Mode::choose`] needs to know of `v` ([`fused::span`]).
+    fn span(v: &[Self]) -> Span;
 }
 
 impl Elem for f32 {
+    const PRECISION: u32 = 24;
+    const NORMAL_RANGE: (f64, f64) = (
+        f32::MIN_POSITIVE as f64,
+        340282366920938463463374607431768211456.0,
+    );
+    const FLUSHES: bool = true;
+    fn span(v: &[Self]) -> Span {
+        fused::span_f32(v)
+    }
     #[inline(always)]
     fn ftz(self) -> Self {
         if self.abs() < f32::MIN_POSITIVE {
@@ -71,6 +90,12 @@ impl Elem for f32 {
 }
 
 impl Elem for f64 {
+    const PRECISION: u32 = 53;
+    const NORMAL_RANGE: (f64, f64) = (f64::MIN_POSITIVE, f64::MAX);
+    const FLUSHES: bool = false;
+    fn span(v: &[Self]) -> Span {
+        fused::span_f64(v)
+    }
     #[inline(always)]
     fn ftz(self) -> Self {
         self
@@ -92,11 +117,24 @@ pub struct Packed<T> {
     pub min_nonzero: f64,
     /// The largest |a|.
     pub max_abs: f64,
+    /// What [`Mode::choose`] needs to know of A.
+    pub span: Span,
 }
 
 impl<T: Elem> Packed<T> {
     /// Packs a row-major `rows x k` matrix.
     pub fn new(a: &[T], rows: usize, k: usize) -> Self {
+        Packed::new_from(a, rows, k, |v| v)
+    }
+
+    /// Packs `f` of every element of a row-major `rows x k` matrix of `S` (the float64
+    /// reference packs its f32 weights as f64 without a widened copy).
+    pub fn new_from<S: Copy + Sync>(
+        a: &[S],
+        rows: usize,
+        k: usize,
+        f: impl Fn(S) -> T + Sync,
+    ) -> Self {
         debug_assert_eq!(a.len(), rows * k);
         let panels = rows.div_ceil(MR);
         let mut data = vec![T::default(); panels * MR * k];
@@ -106,21 +144,23 @@ impl<T: Elem> Packed<T> {
                 for i in 0..MR.min(rows - p * MR) {
                     let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
                     for (kk, &v) in row.iter().enumerate() {
-                        panel[kk * MR + i] = v;
+                        panel[kk * MR + i] = f(v);
                     }
                 }
             });
-        // Minimum and maximum do not depend on the order they are taken in.
-        let (min_nonzero, max_abs) = a
+        // The packed values are A's and zeros (which change no field of a span). Minima,
+        // maxima and ors do not depend on the order they are taken in.
+        let span = data
             .par_chunks(1 << 16)
-            .map(abs_range)
-            .reduce(|| (f64::INFINITY, 0.0), |x, y| (x.0.min(y.0), x.1.max(y.1)));
+            .map(fused::span)
+            .reduce(|| Span::EMPTY, Span::join);
         Packed {
             rows,
             k,
             data,
-            min_nonzero,
-            max_abs,
+            min_nonzero: span.min_nonzero,
+            max_abs: span.max_abs,
+            span,
         }
     }
 
@@ -175,7 +215,8 @@ pub fn no_subnormals(min_a: f64, min_b: f64) -> bool {
 /// `C[r][c] = C[r][c] + Σ_{kk in k0..k1} A[r][kk]·B[kk][c]`, for rows `0..a.rows` and
 /// columns `0..ncols` (ncols a multiple of [`COL_ALIGN`]); B is `k x ncols` with row stride
 /// `ldb` (row kk of B pairs with column kk of A), C is `a.rows x ncols` with stride `ldc`.
-/// `ftz` selects the flushing kernel (float lanes whose operands may underflow).
+/// `mode` selects the kernel ([`Mode::choose`]: the flushing one for float lanes whose
+/// operands may underflow, the fused one when every product is exact).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<T: Elem>(
     a: &Packed<T>,
@@ -186,9 +227,28 @@ pub fn gemm<T: Elem>(
     ncols: usize,
     c: &mut [T],
     ldc: usize,
-    ftz: bool,
+    mode: Mode,
 ) {
-    gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, ftz)
+    gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode)
+}
+
+/// `C[r][c] = +0 + Σ_{kk in k0..k1} A[r][kk]·B[kk][c]`: [`gemm`] on a C of zeros, whatever
+/// `c` held. Each tile's rows are written (as +0) before the kernel reads them, so a freshly
+/// allocated (untouched) buffer is faulted in once, by a write, instead of being mapped to
+/// the shared zero page by the kernel's first read and copied again at its first write.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_from_zero<T: Elem>(
+    a: &Packed<T>,
+    k0: usize,
+    k1: usize,
+    b: &[T],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [T],
+    ldc: usize,
+    mode: Mode,
+) {
+    gemm_in(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode, true)
 }
 
 /// [`gemm`] on a chosen instruction set (tests run every one the machine has).
@@ -203,14 +263,40 @@ fn gemm_on<T: Elem>(
     ncols: usize,
     c: &mut [T],
     ldc: usize,
-    ftz: bool,
+    mode: Mode,
+) {
+    gemm_in(isa, a, k0, k1, b, ldb, ncols, c, ldc, mode, false)
+}
+
+/// [`gemm`] (`from_zero` false) or [`gemm_from_zero`].
+#[allow(clippy::too_many_arguments)]
+fn gemm_in<T: Elem>(
+    isa: Isa,
+    a: &Packed<T>,
+    k0: usize,
+    k1: usize,
+    b: &[T],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [T],
+    ldc: usize,
+    mode: Mode,
+    from_zero: bool,
 ) {
     assert!(
         ncols.is_multiple_of(COL_ALIGN) && ncols <= ldb && ncols <= ldc && k1 <= a.k && k0 <= k1
     );
     assert!(b.len() >= (k1 - k0).saturating_sub(1) * ldb + ncols || k1 == k0);
     assert!(c.len() >= a.rows.saturating_sub(1) * ldc + ncols || a.rows == 0);
-    if a.rows == 0 || ncols == 0 || k0 == k1 {
+    if a.rows == 0 || ncols == 0 {
+        return;
+    }
+    if k0 == k1 {
+        if from_zero {
+            for row in c.chunks_mut(ldc).take(a.rows) {
+                row[..ncols].fill(T::default());
+            }
+        }
         return;
     }
     // Several column strips: B is copied once into strip-major order (`[strip][kk][16]`), so
@@ -248,8 +334,9 @@ fn gemm_on<T: Elem>(
             ncols,
             c: c_rows,
             ldc,
+            from_zero,
         };
-        isa.run(job, ftz);
+        isa.run(job, mode);
     };
     let c = &mut c[..(a.rows - 1) * ldc + ncols];
     let work = a.rows as u64 * ncols as u64 * (k1 - k0) as u64;
@@ -275,6 +362,9 @@ pub(super) struct Job<'a, T> {
     pub ncols: usize,
     pub c: &'a mut [T],
     pub ldc: usize,
+    /// C is to start from +0: [`Job::walk`] writes each tile's rows as +0 before its first k
+    /// block.
+    pub from_zero: bool,
 }
 
 impl<'a, T: 'static> Job<'a, T> {
@@ -310,6 +400,11 @@ impl<'a, T: 'static> Job<'a, T> {
                     });
                     let c = &mut self.c[p * MR * self.ldc + col..];
                     debug_assert!(c.len() >= (rows - 1) * self.ldc + NR);
+                    if self.from_zero && kb == self.k0 {
+                        for r in 0..rows {
+                            c[r * self.ldc..r * self.ldc + NR].fill(T::default());
+                        }
+                    }
                     tile(a, b, c, rows);
                 }
             }
@@ -367,15 +462,22 @@ impl Isa {
     /// without flushing: every fp32, float-emulation and float64 reference product in
     /// practice); hands it back otherwise.
     #[cfg(target_arch = "x86_64")]
-    fn simd<'a, T: Elem>(self, job: Job<'a, T>, ftz: bool) -> Option<Job<'a, T>> {
-        if ftz || self == Isa::Portable {
+    fn simd<'a, T: Elem>(self, job: Job<'a, T>, mode: Mode) -> Option<Job<'a, T>> {
+        if mode == Mode::Flush || self == Isa::Portable {
             return Some(job);
         }
-        // SAFETY (the three kernels): the ISA was detected at run time.
+        let fused = mode == Mode::Fused;
+        // SAFETY (every kernel): the ISA was detected at run time; the AVX2 fused kernel also
+        // needs FMA, checked here.
         match job.cast::<f32>() {
+            Ok(job) if self == Isa::Avx512 && fused => unsafe { gemm_simd::avx512_f32_fused(job) },
             Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f32(job) },
+            Ok(job) if fused && is_x86_feature_detected!("fma") => unsafe {
+                gemm_simd::avx2_f32_fused(job)
+            },
             Ok(job) => unsafe { gemm_simd::avx2_f32(job) },
             Err(job) if self == Isa::Avx512 => match job.cast::<f64>() {
+                Ok(job) if fused => unsafe { gemm_simd::avx512_f64_fused(job) },
                 Ok(job) => unsafe { gemm_simd::avx512_f64(job) },
                 Err(job) => return Some(job),
             },
@@ -384,12 +486,15 @@ impl Isa {
         None
     }
 
-    fn run<T: Elem>(self, job: Job<'_, T>, ftz: bool) {
+    /// The fused mode falls back to the plain kernels where there is no fused one: with every
+    /// product exact, they give the same bits.
+    fn run<T: Elem>(self, job: Job<'_, T>, mode: Mode) {
         let wide = std::mem::size_of::<T>() == 4;
         #[cfg(target_arch = "x86_64")]
-        let Some(job) = self.simd(job, ftz) else {
+        let Some(job) = self.simd(job, mode) else {
             return;
         };
+        let ftz = mode == Mode::Flush;
         match (self, ftz) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
@@ -476,72 +581,5 @@ fn micro<T: Elem, const NR: usize, const FTZ: bool>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn scalar(a: &[f32], rows: usize, k: usize, b: &[f32], cols: usize, c0: &[f32]) -> Vec<f32> {
-        let mut c = c0.to_vec();
-        for r in 0..rows {
-            for j in 0..cols {
-                let mut s = c[r * cols + j];
-                for kk in 0..k {
-                    s = (s + (a[r * k + kk] * b[kk * cols + j]).ftz()).ftz();
-                }
-                c[r * cols + j] = s;
-            }
-        }
-        c
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
-        #[test]
-        fn equals_the_scalar_loop(rows in 1usize..200, k in 0usize..600, colblocks in 1usize..3,
-                                  seed in any::<u64>(), tiny in any::<bool>()) {
-            let cols = colblocks * COL_ALIGN;
-            let mut s = seed | 1;
-            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
-            // Tiny operands make subnormal products and partial sums (the flushing kernel).
-            let scale = if tiny { 1e-19 } else { 1.0 };
-            let a: Vec<f32> = (0..rows * k).map(|_| next() * scale).collect();
-            let b: Vec<f32> = (0..k * cols).map(|_| next() * scale).collect();
-            let c0: Vec<f32> = (0..rows * cols).map(|_| if tiny { 0.0 } else { next() }).collect();
-            let want = scalar(&a, rows, k, &b, cols, &c0);
-            let packed = Packed::new(&a, rows, k);
-            let (min_b, _) = abs_range(&b);
-            for isa in Isa::all_here() {
-                let mut got = c0.clone();
-                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, !no_subnormals(packed.min_nonzero, min_b));
-                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
-                prop_assert!(same, "{:?}", isa);
-            }
-        }
-
-        #[test]
-        fn f64_equals_the_scalar_loop(rows in 1usize..200, k in 0usize..600, colblocks in 1usize..3,
-                                      seed in any::<u64>()) {
-            let cols = colblocks * COL_ALIGN;
-            let mut s = seed | 1;
-            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5 };
-            let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
-            let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
-            let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
-            let mut want = c0.clone();
-            for r in 0..rows {
-                for j in 0..cols {
-                    for kk in 0..k {
-                        want[r * cols + j] += a[r * k + kk] * b[kk * cols + j];
-                    }
-                }
-            }
-            let packed = Packed::new(&a, rows, k);
-            for isa in Isa::all_here() {
-                let mut got = c0.clone();
-                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, false);
-                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
-                prop_assert!(same, "{:?}", isa);
-            }
-        }
-    }
-}
+#[path = "gemm_tests.rs"]
+mod tests;

@@ -10,6 +10,10 @@
 //! | [`avx512_f32`] | 24 x 16 (four panels) | 24 zmm of 16 f32 |
 //! | [`avx512_f64`] | 12 x 16 (two panels) | 24 zmm of 8 f64 |
 //!
+//! Each has a fused twin (`*_fused`: one `vfmadd` per term) that [`super::gemm`] runs only
+//! when every product is exact ([`super::fused`]): then the fused and the unfused operation
+//! round the same exact value once, so the twins give the same bits.
+//!
 //! Twelve or more independent accumulators hide the add latency (4 cycles, two ports) while
 //! leaving registers for B and the broadcast weights; the AVX-512 kernels keep 24 (one load
 //! of B per 24 rows of f32, 12 of f64: the measurement is in results/bench/engine.md). None of them flushes subnormals: the caller
@@ -31,15 +35,28 @@ const NR: usize = 16;
 pub(super) unsafe fn avx2_f32(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<1, NR>(|[a], b, c, rows| {
-        avx2_f32_tile(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx2_f32_tile::<false>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+    });
+}
+
+/// [`avx2_f32`] with one `vfmadd` per term: only for products that are all exact
+/// ([`super::fused`]), where it gives the same bits.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn avx2_f32_fused(mut job: Job<'_, f32>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    job.walk::<1, NR>(|[a], b, c, rows| {
+        avx2_f32_tile::<true>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
     });
 }
 
 /// `a`: MR weights per k; `b`: a strip of 16 columns with row stride `ldb`, at least
-/// `a.len() / MR` rows; `c`: `rows` rows of 16 with stride `ldc`.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn avx2_f32_tile(
+/// `a.len() / MR` rows; `c`: `rows` rows of 16 with stride `ldc`. `FUSED` only where the
+/// caller enabled FMA (always inlined into it).
+#[inline(always)]
+unsafe fn avx2_f32_tile<const FUSED: bool>(
     a: &[f32],
     b: *const f32,
     ldb: usize,
@@ -59,8 +76,13 @@ unsafe fn avx2_f32_tile(
         let b1 = _mm256_loadu_ps(bp.add(8));
         for i in 0..MR {
             let ai = _mm256_broadcast_ss(&av[i]);
-            acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_mul_ps(ai, b0));
-            acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_mul_ps(ai, b1));
+            if FUSED {
+                acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+            } else {
+                acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_mul_ps(ai, b0));
+                acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_mul_ps(ai, b1));
+            }
         }
         bp = bp.add(ldb);
     }
@@ -78,7 +100,20 @@ unsafe fn avx2_f32_tile(
 pub(super) unsafe fn avx512_f32(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<4, NR>(|a, b, c, rows| {
-        avx512_f32_tile(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx512_f32_tile::<4, false>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+    });
+}
+
+/// [`avx512_f32`] with one `vfmadd` per term: only for products that are all exact
+/// ([`super::fused`]), where it gives the same bits.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f32_fused(mut job: Job<'_, f32>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    job.walk::<4, NR>(|a, b, c, rows| {
+        avx512_f32_tile::<4, true>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
     });
 }
 
@@ -86,7 +121,7 @@ pub(super) unsafe fn avx512_f32(mut job: Job<'_, f32>) {
 /// (at most P x MR) rows of 16 with stride `ldc`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_f32_tile<const P: usize>(
+unsafe fn avx512_f32_tile<const P: usize, const FUSED: bool>(
     a: [&[f32]; P],
     b: *const f32,
     ldb: usize,
@@ -106,7 +141,11 @@ unsafe fn avx512_f32_tile<const P: usize>(
             let av = aq.as_ptr().add(kk * MR);
             for (i, acc) in panel.iter_mut().enumerate() {
                 let ai = _mm512_set1_ps(*av.add(i));
-                *acc = _mm512_add_ps(*acc, _mm512_mul_ps(ai, bv));
+                *acc = if FUSED {
+                    _mm512_fmadd_ps(ai, bv, *acc)
+                } else {
+                    _mm512_add_ps(*acc, _mm512_mul_ps(ai, bv))
+                };
             }
         }
         bp = bp.add(ldb);
@@ -125,7 +164,21 @@ unsafe fn avx512_f32_tile<const P: usize>(
 pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<2, NR>(|a, b, c, rows| {
-        avx512_f64_tile(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx512_f64_tile::<2, false>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+    });
+}
+
+/// [`avx512_f64`] with one `vfmadd` per term: only for products that are all exact
+/// ([`super::fused`]: f32 weights times f32 inputs, 24 + 24 bits), where it gives the same
+/// bits.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f64_fused(mut job: Job<'_, f64>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    job.walk::<2, NR>(|a, b, c, rows| {
+        avx512_f64_tile::<2, true>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
     });
 }
 
@@ -133,7 +186,7 @@ pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
 /// stride `ldb`); `c`: `rows` (at most P x MR) rows of 16 with stride `ldc`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_f64_tile<const P: usize>(
+unsafe fn avx512_f64_tile<const P: usize, const FUSED: bool>(
     a: [&[f64]; P],
     b: *const f64,
     ldb: usize,
@@ -156,8 +209,13 @@ unsafe fn avx512_f64_tile<const P: usize>(
             let av = aq.as_ptr().add(kk * MR);
             for (i, row) in panel.iter_mut().enumerate() {
                 let ai = _mm512_set1_pd(*av.add(i));
-                row[0] = _mm512_add_pd(row[0], _mm512_mul_pd(ai, b0));
-                row[1] = _mm512_add_pd(row[1], _mm512_mul_pd(ai, b1));
+                if FUSED {
+                    row[0] = _mm512_fmadd_pd(ai, b0, row[0]);
+                    row[1] = _mm512_fmadd_pd(ai, b1, row[1]);
+                } else {
+                    row[0] = _mm512_add_pd(row[0], _mm512_mul_pd(ai, b0));
+                    row[1] = _mm512_add_pd(row[1], _mm512_mul_pd(ai, b1));
+                }
             }
         }
         bp = bp.add(ldb);

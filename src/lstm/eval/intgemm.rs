@@ -40,15 +40,30 @@ pub struct PackedI16 {
 impl PackedI16 {
     /// Packs row-major `codes`; `None` when a code does not fit i16.
     pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
+        Self::new_with(codes, rows, k, |c| c)
+    }
+
+    /// Packs `f` of every code of row-major `codes` (the halves of a split product, without
+    /// a copy of each); `None` when a value does not fit i16.
+    pub fn new_with(
+        codes: &[i32],
+        rows: usize,
+        k: usize,
+        f: impl Fn(i32) -> i32 + Sync,
+    ) -> Option<Self> {
         debug_assert_eq!(codes.len(), rows * k);
-        // The largest |code| (a maximum: any order, any thread count).
-        let max_abs = codes
+        // The largest |value| (a maximum: any order, any thread count), and whether +32768
+        // (the one magnitude up to 32768 that does not fit i16) occurs.
+        let (max_abs, has_32768) = codes
             .par_chunks(1 << 16)
-            .map(|c| c.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as u64)
-            .max()
-            .unwrap_or(0);
-        // |code| <= 32768 fits i16 except +32768 itself.
-        if max_abs > 32768 || max_abs == 32768 && codes.contains(&32768) {
+            .map(|c| {
+                c.iter().fold((0u64, false), |(m, p), &v| {
+                    let v = f(v);
+                    (m.max(v.unsigned_abs() as u64), p || v == 32768)
+                })
+            })
+            .reduce(|| (0, false), |a, b| (a.0.max(b.0), a.1 || b.1));
+        if max_abs > 32768 || has_32768 {
             return None;
         }
         let kp = k.div_ceil(2);
@@ -60,7 +75,7 @@ impl PackedI16 {
                 for i in 0..MR.min(rows - p * MR) {
                     let row = &codes[(p * MR + i) * k..(p * MR + i + 1) * k];
                     for (kk, &v) in row.iter().enumerate() {
-                        panel[(kk / 2) * MR * 2 + i * 2 + kk % 2] = v as i16;
+                        panel[(kk / 2) * MR * 2 + i * 2 + kk % 2] = f(v) as i16;
                     }
                 }
             });
@@ -181,6 +196,20 @@ pub fn product(
     product_on(kernel, a, b, ncols, block, out, layout)
 }
 
+/// [`product`] added to `out` instead of overwriting it: `out += A·B` (the low half of a split
+/// product, without a buffer of its own).
+pub fn product_add(
+    a: &PackedI16,
+    b: &[i32],
+    ncols: usize,
+    block: usize,
+    out: &mut [i64],
+    layout: Layout,
+) {
+    let kernel = Kernel::detect().expect("intgemm::available()");
+    product_in(kernel, a, b, ncols, block, out, layout, true)
+}
+
 fn product_on(
     kernel: Kernel,
     a: &PackedI16,
@@ -190,9 +219,26 @@ fn product_on(
     out: &mut [i64],
     layout: Layout,
 ) {
+    product_in(kernel, a, b, ncols, block, out, layout, false)
+}
+
+/// The kernel adds its blocks' sums to `out`: from zero, or (`add`) to what `out` holds.
+#[allow(clippy::too_many_arguments)]
+fn product_in(
+    kernel: Kernel,
+    a: &PackedI16,
+    b: &[i32],
+    ncols: usize,
+    block: usize,
+    out: &mut [i64],
+    layout: Layout,
+    add: bool,
+) {
     assert!(ncols.is_multiple_of(NR) && block >= 1);
     assert!(b.len() >= a.k * ncols && out.len() >= a.rows * ncols);
-    out[..a.rows * ncols].fill(0);
+    if !add {
+        out[..a.rows * ncols].fill(0);
+    }
     if a.rows == 0 || ncols == 0 || a.k == 0 {
         return;
     }

@@ -12,6 +12,7 @@ pub mod calib;
 pub mod cell;
 mod exact;
 mod fp32cell;
+pub mod fused;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_simd;

@@ -10,6 +10,7 @@
 //! vector width.
 
 use super::batch::Io;
+use super::fused::{span, Mode};
 use super::gemm::{self, Packed};
 use super::LayerStates;
 use crate::lstm::npy::Sequences;
@@ -104,11 +105,13 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
     let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
     // Input products of every step, column t*lanes + n.
     let xt = io.columns(|v| v);
-    let w = Packed::new(&wide(&cell.w), rows, io.input);
+    let w = Packed::new_from(&cell.w, rows, io.input, f64::from);
     let mut xw = vec![0.0f64; rows * cols];
-    gemm::gemm(&w, 0, io.input, &xt, cols, cols, &mut xw, cols, false);
+    // f32 inputs times f32 weights are exact in f64: the fused kernel (same bits).
+    let mode = Mode::choose::<f64>(&w.span, &span(&xt));
+    gemm::gemm_from_zero(&w, 0, io.input, &xt, cols, cols, &mut xw, cols, mode);
     drop(xt);
-    let r = Packed::new(&wide(&cell.r), rows, hsz);
+    let r = Packed::new_from(&cell.r, rows, hsz, f64::from);
     let bias: Vec<f64> = cell
         .b_ih
         .iter()
@@ -125,7 +128,8 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
         for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
             dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
         }
-        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, false);
+        let mode = Mode::choose::<f64>(&r.span, &span(&h));
+        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, mode);
         // Units are independent within a step: each updates its own lanes of h and c (the
         // same operations as a serial loop, so the same bits), in parallel.
         h.par_chunks_mut(lanes)

@@ -1,0 +1,236 @@
+//! Tests of [`super`]: every instruction set the machine has against the scalar loop (f32
+//! flushing, f32 fused on narrow operands, f64 plain and fused), and the zero-start entry.
+
+use super::*;
+use proptest::prelude::*;
+
+fn scalar(a: &[f32], rows: usize, k: usize, b: &[f32], cols: usize, c0: &[f32]) -> Vec<f32> {
+    let mut c = c0.to_vec();
+    for r in 0..rows {
+        for j in 0..cols {
+            let mut s = c[r * cols + j];
+            for kk in 0..k {
+                s = (s + (a[r * k + kk] * b[kk * cols + j]).ftz()).ftz();
+            }
+            c[r * cols + j] = s;
+        }
+    }
+    c
+}
+
+/// `gemm_from_zero` ignores what C held: the bits of `gemm` on a C of +0, every ISA,
+/// shapes that do not divide the tiles, and an empty k range.
+#[test]
+fn from_zero_equals_gemm_on_zeros() {
+    for (rows, k, cols) in [
+        (1, 3, 16),
+        (3, 0, 16),
+        (33, 300, 32),
+        (7, 257, 48),
+        (25, 1, 16),
+    ] {
+        let a: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * cols).map(|i| (i as f32 * 0.11).cos()).collect();
+        let packed = Packed::new(&a, rows, k);
+        let mode = Mode::choose::<f32>(&packed.span, &fused::span(&b));
+        let want = scalar(&a, rows, k, &b, cols, &vec![0.0; rows * cols]);
+        for isa in Isa::all_here() {
+            let mut got = vec![f32::NAN; rows * cols];
+            gemm_in(
+                isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode, true,
+            );
+            let same = want
+                .iter()
+                .zip(&got)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{isa:?} {rows}x{k}x{cols}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn equals_the_scalar_loop(rows in 1usize..200, k in 0usize..600, colblocks in 1usize..3,
+                              seed in any::<u64>(), tiny in any::<bool>()) {
+        let cols = colblocks * COL_ALIGN;
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5 };
+        // Tiny operands make subnormal products and partial sums (the flushing kernel).
+        let scale = if tiny { 1e-19 } else { 1.0 };
+        let a: Vec<f32> = (0..rows * k).map(|_| next() * scale).collect();
+        let b: Vec<f32> = (0..k * cols).map(|_| next() * scale).collect();
+        let c0: Vec<f32> = (0..rows * cols).map(|_| if tiny { 0.0 } else { next() }).collect();
+        let want = scalar(&a, rows, k, &b, cols, &c0);
+        let packed = Packed::new(&a, rows, k);
+        let mode = Mode::choose::<f32>(&packed.span, &fused::span(&b));
+        for isa in Isa::all_here() {
+            let mut got = c0.clone();
+            gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode);
+            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same, "{:?}", isa);
+        }
+    }
+
+    #[test]
+    fn f64_equals_the_scalar_loop(rows in 1usize..200, k in 0usize..600, colblocks in 1usize..3,
+                                  seed in any::<u64>()) {
+        let cols = colblocks * COL_ALIGN;
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5 };
+        let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
+        let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
+        let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
+        let mut want = c0.clone();
+        for r in 0..rows {
+            for j in 0..cols {
+                for kk in 0..k {
+                    want[r * cols + j] += a[r * k + kk] * b[kk * cols + j];
+                }
+            }
+        }
+        let packed = Packed::new(&a, rows, k);
+        for isa in Isa::all_here() {
+            let mut got = c0.clone();
+            gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, Mode::Plain);
+            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same, "{:?}", isa);
+        }
+    }
+
+    /// Operands of few significant bits (fp16-, bf16-, fp8-like): the fused kernel is
+    /// chosen and gives the scalar loop's bits; so does the plain one.
+    #[test]
+    fn fused_equals_the_scalar_loop(rows in 1usize..100, k in 0usize..600,
+                                    colblocks in 1usize..3, seed in any::<u64>(),
+                                    a_bits in 1u32..=12, b_bits in 1u32..=12) {
+        let cols = colblocks * COL_ALIGN;
+        let mut s = seed | 1;
+        let mut next = |bits: u32| {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            let v = ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 8.0;
+            f32::from_bits(v.to_bits() & !((1u32 << (24 - bits)) - 1))
+        };
+        let a: Vec<f32> = (0..rows * k).map(|_| next(a_bits)).collect();
+        let b: Vec<f32> = (0..k * cols).map(|_| next(b_bits)).collect();
+        let c0: Vec<f32> = (0..rows * cols).map(|_| next(24)).collect();
+        let want = scalar(&a, rows, k, &b, cols, &c0);
+        let packed = Packed::new(&a, rows, k);
+        let (sa, sb) = (packed.span, fused::span(&b));
+        let mode = Mode::choose::<f32>(&sa, &sb);
+        // Tiny products (below 2^-101) cannot occur at these magnitudes... unless a value
+        // is very small; then the flushing kernel is the right choice.
+        if no_subnormals(sa.min_nonzero, sb.min_nonzero) {
+            prop_assert_eq!(mode, Mode::Fused);
+        }
+        for isa in Isa::all_here() {
+            for m in [mode, Mode::Flush] {
+                let mut got = c0.clone();
+                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, m);
+                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                prop_assert!(same, "{:?} {:?}", isa, m);
+            }
+        }
+    }
+
+    /// f32 values times f32 values in f64 (the reference's input products): fused.
+    #[test]
+    fn f64_fused_equals_the_scalar_loop(rows in 1usize..60, k in 0usize..300,
+                                        colblocks in 1usize..3, seed in any::<u64>()) {
+        let cols = colblocks * COL_ALIGN;
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32 as f64 };
+        let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
+        let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
+        let c0: Vec<f64> = (0..rows * cols).map(|_| next() / 3.0).collect();
+        let mut want = c0.clone();
+        for r in 0..rows {
+            for j in 0..cols {
+                for kk in 0..k {
+                    want[r * cols + j] += a[r * k + kk] * b[kk * cols + j];
+                }
+            }
+        }
+        let packed = Packed::new(&a, rows, k);
+        let mode = Mode::choose::<f64>(&packed.span, &fused::span(&b));
+        prop_assert_eq!(mode, Mode::Fused);
+        for isa in Isa::all_here() {
+            let mut got = c0.clone();
+            gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode);
+            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same, "{:?}", isa);
+        }
+    }
+}
+
+/// The fused kernels on the engine's awkward shapes: rows (4H) 1, 3, 33; k 1, 3, 33, 257;
+/// lanes 1, 7, 65 padded with zero lanes to whole strips, as the engine lays them out. f32
+/// operands of 11 significant bits (fp16-like) and f64 operands holding f32 values.
+#[test]
+fn fused_on_awkward_shapes() {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
+    };
+    let narrow = |v: f32| f32::from_bits(v.to_bits() & !((1u32 << 13) - 1));
+    for rows in [1, 3, 33] {
+        for k in [1, 3, 33, 257] {
+            for lanes in [1usize, 7, 65] {
+                let cols = lanes.div_ceil(COL_ALIGN) * COL_ALIGN;
+                let a: Vec<f32> = (0..rows * k).map(|_| narrow(next())).collect();
+                let b: Vec<f32> = (0..k * cols)
+                    .map(|i| {
+                        if i % cols < lanes {
+                            narrow(next())
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let c0: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+                let want = scalar(&a, rows, k, &b, cols, &c0);
+                let packed = Packed::new(&a, rows, k);
+                let mode = Mode::choose::<f32>(&packed.span, &fused::span(&b));
+                assert_eq!(mode, Mode::Fused, "{rows}x{k}x{lanes}");
+                // The same operands in f64: products of f32 values, exact there too.
+                let (a64, b64): (Vec<f64>, Vec<f64>) = (
+                    a.iter().map(|&v| v as f64 * 1.25).collect(),
+                    b.iter().map(|&v| v as f64).collect(),
+                );
+                let c64: Vec<f64> = c0.iter().map(|&v| v as f64).collect();
+                let mut want64 = c64.clone();
+                for r in 0..rows {
+                    for j in 0..cols {
+                        for kk in 0..k {
+                            want64[r * cols + j] += a64[r * k + kk] * b64[kk * cols + j];
+                        }
+                    }
+                }
+                let packed64 = Packed::new(&a64, rows, k);
+                let mode64 = Mode::choose::<f64>(&packed64.span, &fused::span(&b64));
+                assert_eq!(mode64, Mode::Fused);
+                for isa in Isa::all_here() {
+                    let mut got = c0.clone();
+                    gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode);
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "f32 {isa:?} {rows}x{k}x{lanes}");
+                    let mut got = c64.clone();
+                    gemm_on(
+                        isa, &packed64, 0, k, &b64, cols, cols, &mut got, cols, mode64,
+                    );
+                    let same = want64
+                        .iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "f64 {isa:?} {rows}x{k}x{lanes}");
+                }
+            }
+        }
+    }
+}
