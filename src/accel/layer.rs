@@ -4,7 +4,7 @@
 //! In(t) and Rec(t), products run one at a time on the core's unit array, and the precision
 //! level of step t is known only when Tail(t-1) ends. Work that starts before the level is known
 //! (batched input products, an input product overlapped with the previous tail) runs at the
-//! widest level. The event-level simulator (`sim.rs`) runs the same graph operation by operation;
+//! widest level. The event-level simulator (`sim/`) runs the same graph operation by operation;
 //! `test_sim.rs` checks this closed form against it.
 
 use super::arch::Arch;

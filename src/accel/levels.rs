@@ -59,7 +59,7 @@ pub fn level_sequence(counts: &[usize], switches: usize) -> Vec<usize> {
 /// closed form and the simulator see the same steps.
 pub fn realise_levels(
     w: &Workload,
-) -> Result<(Vec<Vec<usize>>, super::workload::PrecisionProfile), AccelError> {
+) -> Result<(Vec<Vec<usize>>, super::precision::PrecisionProfile), AccelError> {
     w.validate()?;
     let p = &w.precision;
     let t = w.seq_len;

@@ -35,7 +35,9 @@ mod evaluate;
 mod head;
 mod layer;
 mod levels;
+mod measured;
 mod multicore;
+mod precision;
 mod report;
 mod set;
 mod sim;
@@ -65,6 +67,8 @@ pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint, SWEEP_COLUMNS};
 pub use levels::{level_sequence, realise_levels};
+pub use measured::{format_bits, parse_policy, read_group_ratios, read_group_widths, read_policy};
+pub use precision::{independent_switch_rate, PrecisionLevel, PrecisionProfile};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};
 pub use set::Override;
 pub use sim::{simulate, simulate_plans, simulate_with, SimPlan, SimResult};
@@ -74,10 +78,7 @@ pub use spec::{
     ScheduleSpec, TechnologySpec, TrackingSpec,
 };
 pub use timing::MAX_PRECISION_LEVELS;
-pub use workload::{
-    format_bits, independent_switch_rate, parse_policy, read_group_ratios, read_group_widths,
-    read_policy, workload_of, HeadShape, LayerShape, PrecisionLevel, PrecisionProfile, Workload,
-};
+pub use workload::{workload_of, HeadShape, LayerShape, Workload};
 
 /// Loads, applies `--set` overrides in order, and validates: the one call the CLI needs.
 pub fn load_arch_with_overrides(

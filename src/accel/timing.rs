@@ -5,8 +5,9 @@
 
 use super::arch::Arch;
 use super::error::AccelError;
+use super::precision::PrecisionLevel;
 use super::spec::{DispatchPolicy, MultiplierKind};
-use super::workload::{PrecisionLevel, Workload};
+use super::workload::Workload;
 
 /// LSTM gates per direction (input, forget, cell, output).
 pub(crate) const GATES: u64 = 4;

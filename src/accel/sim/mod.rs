@@ -8,13 +8,22 @@
 //! changes. It shares only the hardware description with the closed form (multiplier rates,
 //! `lane_rate`); the timing is computed operation by operation. docs/MODEL.md section 3
 //! describes the graph; `test_sim.rs` checks `evaluate` against it.
+//!
+//! The resources are in `servers.rs`, the choice of plans by [`simulate`] in `choose.rs`; this
+//! file builds and walks the graph.
+
+mod choose;
+mod servers;
+
+pub use choose::simulate;
 
 use super::arch::Arch;
 use super::error::AccelError;
 use super::multicore::pipelines;
-use super::spec::{DispatchPolicy, InputProduct, MulticoreMode};
-use super::timing::{lane_rate, LaneRate};
+use super::spec::MulticoreMode;
+use super::timing::lane_rate;
 use super::workload::Workload;
+use servers::{Core, Kind, LayerTimes, Sim};
 
 /// Which schedule a layer runs (the same three as the closed form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,153 +42,6 @@ pub struct SimResult {
     pub products: u64,
     pub switches: u64,
     pub dram_bytes: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Input,
-    Recurrent,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Core {
-    units_free: f64,
-    last_kind: Option<Kind>,
-    tail_free: f64,
-    dram_free: f64,
-    link_free: f64,
-    unit_free: Vec<f64>,
-    /// When this core's previous run of co-resident layers finished (weights may be replaced).
-    run_done: f64,
-}
-
-struct Sim<'a> {
-    arch: &'a Arch,
-    rates: Vec<LaneRate>,
-    widest: usize,
-    cores: Vec<Core>,
-    split: u64,
-    bpc: f64,
-    result: SimResult,
-}
-
-/// Per-layer times the dependencies refer to.
-#[derive(Debug, Clone)]
-struct LayerTimes {
-    /// End of Tail(s) (+ the h exchange in helper mode): h_s final on its core.
-    post: Vec<f64>,
-    /// End of Tail(s) alone: the level of step s+1 is known.
-    decided: Vec<f64>,
-    /// End of step s's last product (its stream buffer may be refilled).
-    products_done: Vec<f64>,
-    /// End of the products of step s (input, for overlapped plans issued early).
-    input_done: Vec<f64>,
-    last_end: f64,
-}
-
-impl Sim<'_> {
-    fn ceil(a: u64, b: u64) -> u64 {
-        a.div_ceil(b)
-    }
-
-    /// Runs `blocks` matrices of `rows` x `cols` times `vectors` vectors: start once the units
-    /// are free (plus a reconfiguration when the product kind changes) and `ready`, after a
-    /// precision switch if one is due, then tile by tile on the first free unit.
-    #[allow(clippy::too_many_arguments)]
-    fn product(
-        &mut self,
-        core: usize,
-        ready: f64,
-        kind: Kind,
-        level: usize,
-        blocks: u64,
-        rows: u64,
-        cols: u64,
-        vectors: u64,
-        switch_after: Option<f64>,
-    ) -> f64 {
-        let a = self.arch;
-        let rate = self.rates[level];
-        let c = &mut self.cores[core];
-        let reconfig = match c.last_kind {
-            Some(k) if k != kind => f64::from(a.schedule.reconfig_cycles),
-            _ => 0.0,
-        };
-        let mut start = ready.max(c.units_free + reconfig);
-        if let Some(decided) = switch_after {
-            start = start.max(decided) + f64::from(a.schedule.precision_switch_cycles);
-            self.result.switches += 1;
-        }
-        let units = a.compute.units as usize;
-        c.unit_free.clear();
-        c.unit_free.resize(units, start);
-        let cols_per_pass = u64::from(a.compute.multipliers_per_unit) * rate.weight_par;
-        let col_passes = Self::ceil(cols, cols_per_pass);
-        let reuse = vectors.min(rate.activation_par);
-        let vector_passes = Self::ceil(vectors, reuse);
-        match a.dispatch.policy {
-            DispatchPolicy::Tiled => {
-                let tile_rows = u64::from(a.dispatch.tile_rows);
-                let tiles = Self::ceil(blocks * rows, tile_rows) * col_passes;
-                let d = (tile_rows * vector_passes) as f64 * rate.serial_cycles;
-                for _ in 0..tiles {
-                    let u = first_free(&c.unit_free);
-                    c.unit_free[u] += d;
-                }
-                self.result.tiles += tiles;
-            }
-            DispatchPolicy::GatePerUnit => {
-                let d = (rows * col_passes * vector_passes) as f64 * rate.serial_cycles;
-                for g in 0..blocks as usize {
-                    c.unit_free[g % units] += d;
-                }
-                self.result.tiles += blocks;
-            }
-        }
-        let end = c.unit_free.iter().copied().fold(start, f64::max);
-        c.units_free = end;
-        c.last_kind = Some(kind);
-        self.result.products += 1;
-        end
-    }
-
-    /// Element-wise work of `elements` values on the pipelined tail lanes.
-    fn tail(&mut self, core: usize, ready: f64, elements: u64) -> f64 {
-        let a = &self.arch.compute;
-        let c = &mut self.cores[core];
-        let start = ready.max(c.tail_free);
-        let busy = Self::ceil(elements, u64::from(a.tail_lanes)) as f64;
-        c.tail_free = start + busy;
-        start + busy + f64::from(a.tail_latency_cycles)
-    }
-
-    /// A DRAM transfer on this core's share of the channel (a FIFO bandwidth server).
-    fn dram(&mut self, core: usize, ready: f64, bytes: f64) -> f64 {
-        let c = &mut self.cores[core];
-        let start = ready.max(c.dram_free);
-        c.dram_free = start + bytes / self.bpc;
-        self.result.dram_bytes += bytes;
-        c.dram_free
-    }
-
-    /// `bytes` over this core's link: serialised at the link rate, then the hop latency.
-    fn link(&mut self, core: usize, ready: f64, bytes: f64) -> f64 {
-        let m = &self.arch.multicore;
-        let c = &mut self.cores[core];
-        let start = ready.max(c.link_free);
-        c.link_free = start + bytes / self.arch.link_bytes_per_cycle();
-        c.link_free + f64::from(m.link_latency_cycles)
-    }
-}
-
-fn first_free(free: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &f) in free.iter().enumerate() {
-        if f < free[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// The processing step of layer `l - 1` after which the inputs of step `s` of layer `l` are
@@ -523,104 +385,4 @@ pub fn simulate_plans(
         sim.result.dram_bytes *= n as f64;
     }
     Ok(sim.result)
-}
-
-/// The plan the arch's schedule names (the closed form's choice between overlapping and
-/// waiting for the level is made by running both, see [`simulate`]).
-fn plans_of(arch: &Arch, dynamic: bool) -> Vec<SimPlan> {
-    // Multithreading computes input products per step (layer l+1 at step t needs h^l_t).
-    let input_product =
-        if arch.multicore.cores > 1 && arch.multicore.mode == MulticoreMode::Multithreading {
-            InputProduct::PerStep
-        } else {
-            arch.schedule.input_product
-        };
-    match (input_product, arch.schedule.overlap_tail) {
-        (InputProduct::Batched, _) => vec![SimPlan::Batched],
-        (InputProduct::PerStep, false) => vec![SimPlan::Sequential],
-        (InputProduct::PerStep, true) if dynamic => {
-            vec![SimPlan::Overlapped, SimPlan::Sequential]
-        }
-        (InputProduct::PerStep, true) => vec![SimPlan::Overlapped],
-    }
-}
-
-/// Simulates with the arch's schedule; with dynamic precision and `overlap_tail`, each layer
-/// overlaps at the widest level or waits for the level, whichever is faster, as the closed
-/// form chooses per layer: starting from the faster of all-overlapped and all-waiting, each
-/// layer in turn takes the other plan when that shortens the run (layers + 2 simulations).
-///
-/// In multithreading the layers share cores and run at once, so a whole-run search would be
-/// an optimiser over the wavefront, not the schedule's rule: there each layer takes the plan
-/// that is faster for the layer alone (simulated on one core with its core's DRAM share), and
-/// the run is the faster of that mix and waiting everywhere (docs/MODEL.md section 3).
-pub fn simulate(arch: &Arch, w: &Workload, levels: &[Vec<usize>]) -> Result<SimResult, AccelError> {
-    let candidates = plans_of(arch, w.precision.is_dynamic());
-    let cores = arch.multicore.cores;
-    if candidates.len() > 1
-        && cores > 1
-        && arch.multicore.mode == MulticoreMode::Multithreading
-        && w.layers.len() > 1
-    {
-        let stages = (cores as usize).min(w.layers.len());
-        let mut alone = arch.clone();
-        alone.multicore.cores = 1;
-        alone.memory.dram_gb_per_s /= stages as f64;
-        let mut plans = Vec::with_capacity(w.layers.len());
-        for (l, (shape, own)) in w.layers.iter().zip(levels).enumerate() {
-            let mut one = w.clone();
-            one.layers = vec![*shape];
-            one.head = None;
-            if !w.precision.layer_step_fraction.is_empty() {
-                one.precision.layer_step_fraction = vec![w.precision.fractions_for(l).to_vec()];
-            }
-            let own = std::slice::from_ref(own);
-            let mut best: Option<(f64, SimPlan)> = None;
-            for &plan in &candidates {
-                let r = simulate_with(&alone, &one, own, plan)?;
-                if best.is_none_or(|(c, _)| r.cycles < c) {
-                    best = Some((r.cycles, plan));
-                }
-            }
-            plans.push(best.map_or(candidates[0], |(_, p)| p));
-        }
-        let mixed = simulate_plans(arch, w, levels, &plans)?;
-        let waiting = simulate_plans(arch, w, levels, &vec![SimPlan::Sequential; plans.len()])?;
-        return Ok(if waiting.cycles < mixed.cycles {
-            waiting
-        } else {
-            mixed
-        });
-    }
-    let mut best: Option<(SimResult, Vec<SimPlan>)> = None;
-    for &plan in &candidates {
-        let plans = vec![plan; w.layers.len()];
-        let r = simulate_plans(arch, w, levels, &plans)?;
-        if best.as_ref().is_none_or(|(b, _)| r.cycles < b.cycles) {
-            best = Some((r, plans));
-        }
-    }
-    let Some((mut result, mut plans)) = best else {
-        return Err(AccelError::Workload {
-            workload: w.name.clone(),
-            message: "no schedule to simulate".into(),
-        });
-    };
-    if candidates.len() > 1 && w.layers.len() > 1 {
-        for l in 0..plans.len() {
-            let keep = plans[l];
-            plans[l] = if keep == candidates[0] {
-                candidates[1]
-            } else {
-                candidates[0]
-            };
-            let r = simulate_plans(arch, w, levels, &plans)?;
-            if r.cycles < result.cycles {
-                result = r;
-            } else {
-                plans[l] = keep;
-            }
-        }
-    }
-    Ok(result)
 }
