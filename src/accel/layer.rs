@@ -96,15 +96,25 @@ pub(crate) struct CacheKey {
 /// stream) + (T-2) * steady step + last. The larger of the two, plus the precision switches
 /// (on the stream-bound path only those its steps cannot hide in their wait for a stream).
 fn total(s: &LevelSums, load: f64, stream: f64, t: f64, switch_cycles: f64) -> f64 {
-    load + paths(s, stream, t, switch_cycles).0 + switch_cycles
+    load + paths(s, stream, t, switch_cycles).longest + switch_cycles
 }
 
-/// The longest path of a layer after its load, and how much of it is the wait for the first
-/// stream (it starts at the end of the load; in multithreading, other work may separate the
-/// load from the layer's first product, and the first stream arrives during it).
-/// `switch_cycles` (added by the caller) are all on the compute-bound path; the stream-bound
-/// path is credited the share its steps hide.
-fn paths(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> (f64, f64) {
+/// A layer's paths after its load ([`paths`]).
+struct Paths {
+    /// The longest path.
+    longest: f64,
+    /// How much of it is the wait for the first stream (it starts at the end of the load; in
+    /// multithreading, other work may separate the load from the layer's first product, and
+    /// the first stream arrives during it).
+    first_stream: f64,
+    /// How much longer the stream-bound path is than the compute-bound one (0 when it is not):
+    /// a late input delays the compute-bound path, so a double buffer hides at most this.
+    stream_margin: f64,
+}
+
+/// The paths of a layer after its load. `switch_cycles` (added by the caller) are all on the
+/// compute-bound path; the stream-bound path is credited the share its steps hide.
+fn paths(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> Paths {
     let compute =
         s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
     if t >= 2.0 && stream > 0.0 {
@@ -121,19 +131,18 @@ fn paths(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> (f64, f64) {
         };
         let with_first = compute.max(first + rest);
         let without = compute.max(s.first_gate + rest);
-        (with_first, with_first - without)
+        Paths {
+            longest: with_first,
+            first_stream: with_first - without,
+            stream_margin: with_first - compute,
+        }
     } else {
-        (compute, 0.0)
+        Paths {
+            longest: compute,
+            first_stream: 0.0,
+            stream_margin: 0.0,
+        }
     }
-}
-
-/// How much longer the layer's stream-bound path is than its compute-bound path (0 when it is
-/// not): a late input delays the compute-bound path, so a double buffer hides at most this.
-fn stream_margin(s: &LevelSums, stream: f64, t: f64, switch_cycles: f64) -> f64 {
-    let (longest, _) = paths(s, stream, t, switch_cycles);
-    let compute =
-        s.pre_cycles + s.compute_step_cycles + (t - 1.0) * s.compute_step_cycles + s.end_fix;
-    longest - compute
 }
 
 /// Cycles and traffic of layer `index` for one core's share; `cache` carries the previous
@@ -272,8 +281,9 @@ pub(crate) fn layer_cost(
             sums
         }
     };
-    let compute_total = total(&sums, load, stream, t, switch_cycles);
-    let first_stream_cycles = paths(&sums, stream, t, switch_cycles).1;
+    let path = paths(&sums, stream, t, switch_cycles);
+    let compute_total = load + path.longest + switch_cycles;
+    let first_stream_cycles = path.first_stream;
     let edge = compute_total - load - switch_cycles - t * sums.step_cycles;
     let dram_cycles = dram_bytes / bpc;
     // Activation traffic (inputs, outputs, spills) bounds the whole run, not each layer:
@@ -314,9 +324,7 @@ pub(crate) fn layer_cost(
         level_step,
         level_busy,
         level_compute,
-        stream_slack: sums
-            .stream_slack
-            .min(stream_margin(&sums, stream, t, switch_cycles)),
+        stream_slack: sums.stream_slack.min(path.stream_margin),
         post_cycles: tail + exchange,
     }
 }
