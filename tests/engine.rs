@@ -15,7 +15,7 @@ use lstm_dse::format::parse_config_list;
 use lstm_dse::lstm::builtin::SplitMix64;
 use lstm_dse::lstm::eval::{self, plan::CellPlan, Plan};
 use lstm_dse::lstm::npy::Sequences;
-use lstm_dse::lstm::{Cell, Direction, Layer, Model};
+use lstm_dse::lstm::{Direction, Model};
 
 /// One direction of one layer, literally as NUMERICS.md §6 (float) or §7 (integer) reads.
 fn oracle_cell(
@@ -179,47 +179,7 @@ fn model(
     peep: bool,
     init: bool,
 ) -> Model {
-    let mut rng = SplitMix64::new(seed);
-    let mut width = input;
-    let layers = hidden
-        .iter()
-        .zip(dirs)
-        .map(|(&h, &d)| {
-            let bound = 1.0 / (h as f32).sqrt();
-            let cells = (0..d.count())
-                .map(|_| Cell {
-                    w: rng.fill(4 * h * width, bound),
-                    r: rng.fill(4 * h * h, bound),
-                    b_ih: rng.fill(4 * h, bound),
-                    b_hh: rng.fill(4 * h, bound),
-                    peephole: peep.then(|| rng.fill(3 * h, 0.5)),
-                    h0: init.then(|| rng.fill(h, 0.9)),
-                    c0: init.then(|| rng.fill(h, 2.0)),
-                })
-                .collect();
-            let layer = Layer {
-                input_size: width,
-                hidden_size: h,
-                direction: d,
-                cells,
-            };
-            width = h * d.count();
-            layer
-        })
-        .collect();
-    Model {
-        name: format!("random-{seed}"),
-        layers,
-        head: None,
-    }
-}
-
-fn inputs(seed: u64, n: usize, steps: usize, width: usize, scale: f32) -> Sequences {
-    let mut rng = SplitMix64::new(seed);
-    let data = (0..n * steps * width)
-        .map(|_| rng.normal() * scale)
-        .collect();
-    Sequences::new("x", [n, steps, width], data, true).unwrap()
+    common::random_model(seed, input, hidden, dirs, peep, init, false)
 }
 
 const CONFIGS: &str =
@@ -263,16 +223,24 @@ fn batched_engine_equals_the_oracle_on_every_format_and_direction() {
         true,
     );
     for lanes in [1, 7, 65] {
-        check(&m, &inputs(lanes as u64, lanes, 6, 5, 1.5), CONFIGS);
+        check(
+            &m,
+            &common::random_inputs(lanes as u64, lanes, 6, 5, 1.5),
+            CONFIGS,
+        );
     }
 }
 
 #[test]
 fn one_unit_and_a_wide_layer() {
     let m = model(2, 3, &[1], &[Direction::Forward], false, false);
-    check(&m, &inputs(3, 7, 9, 3, 1.0), CONFIGS);
+    check(&m, &common::random_inputs(3, 7, 9, 3, 1.0), CONFIGS);
     let wide = model(4, 17, &[1000], &[Direction::Forward], false, true);
-    check(&wide, &inputs(5, 2, 3, 17, 1.0), "fp32;fx8;fx16;bf16");
+    check(
+        &wide,
+        &common::random_inputs(5, 2, 3, 17, 1.0),
+        "fp32;fx8;fx16;bf16",
+    );
 }
 
 #[test]
@@ -280,7 +248,11 @@ fn tiny_values_take_the_flushing_kernel_and_still_agree() {
     // Inputs near 1e-20 make products below the smallest normal f32: the engine must fall
     // back to the kernel that flushes every subnormal result.
     let m = model(6, 8, &[9], &[Direction::Forward], true, false);
-    check(&m, &inputs(7, 7, 5, 8, 1e-20), "fp32;e8m10;bf16");
+    check(
+        &m,
+        &common::random_inputs(7, 7, 5, 8, 1e-20),
+        "fp32;e8m10;bf16",
+    );
 }
 
 #[test]
@@ -296,7 +268,7 @@ fn gpu_lanes_equal_the_batched_engine() {
         true,
         true,
     );
-    let seqs = inputs(9, 7, 6, 5, 1.5);
+    let seqs = common::random_inputs(9, 7, 6, 5, 1.5);
     let configs = parse_config_list(CONFIGS).unwrap();
     let plans = eval::prepare(&m, &seqs, "x", &configs).unwrap();
     let cpu = eval::run_cpu(&m, &seqs, &plans, true);
@@ -332,7 +304,7 @@ fn per_channel_weights_differ_by_row_agree_everywhere_and_cut_the_error() {
                 .for_each(|v| *v *= 0.5f32.powi((r % 6) as i32));
         }
     }
-    let seqs = inputs(22, 9, 12, 12, 1.0);
+    let seqs = common::random_inputs(22, 9, 12, 12, 1.0);
     let both = "w=fx6,a=fx12,c=fx16;w=fx6,a=fx12,c=fx16,wscale=channel";
     check(&m, &seqs, both);
     let configs = parse_config_list(both).unwrap();

@@ -12,7 +12,7 @@ use lstm_dse::format::{parse_config_list, Fixed};
 use lstm_dse::gpu::{GpuContext, ReduceShape, StateDecode};
 use lstm_dse::lstm::builtin::SplitMix64;
 use lstm_dse::lstm::npy::Sequences;
-use lstm_dse::lstm::{Cell, Direction, Head, HeadActivation, Layer, Model};
+use lstm_dse::lstm::{Direction, Model};
 use lstm_dse::trace::stats::ErrorStats;
 use lstm_dse::trace::{self, Engine};
 
@@ -164,56 +164,13 @@ fn kernel_equals_the_cpu_twin_on_awkward_words() {
     }
 }
 
-/// A random stack: `hidden[l]` units per direction of layer l, `dirs[l]`, optional head.
+/// A random stack with peepholes and initial states, and a head when asked.
 fn model(seed: u64, input: usize, hidden: &[usize], dirs: &[Direction], head: bool) -> Model {
-    let mut rng = SplitMix64::new(seed);
-    let mut width = input;
-    let layers = hidden
-        .iter()
-        .zip(dirs)
-        .map(|(&h, &d)| {
-            let bound = 1.0 / (h as f32).sqrt();
-            let cells = (0..d.count())
-                .map(|_| Cell {
-                    w: rng.fill(4 * h * width, bound),
-                    r: rng.fill(4 * h * h, bound),
-                    b_ih: rng.fill(4 * h, bound),
-                    b_hh: rng.fill(4 * h, bound),
-                    peephole: Some(rng.fill(3 * h, 0.5)),
-                    h0: Some(rng.fill(h, 0.9)),
-                    c0: Some(rng.fill(h, 2.0)),
-                })
-                .collect();
-            let layer = Layer {
-                input_size: width,
-                hidden_size: h,
-                direction: d,
-                cells,
-            };
-            width = h * d.count();
-            layer
-        })
-        .collect();
-    let head = head.then(|| Head {
-        input_size: width,
-        output_size: 4,
-        weight: rng.fill(4 * width, 0.5),
-        bias: rng.fill(4, 0.5),
-        activation: HeadActivation::Softmax,
-    });
-    let m = Model {
-        name: format!("random-{seed}"),
-        layers,
-        head,
-    };
-    m.validate().unwrap();
-    m
+    common::random_model(seed, input, hidden, dirs, true, true, head)
 }
 
 fn inputs(seed: u64, n: usize, steps: usize, width: usize) -> Sequences {
-    let mut rng = SplitMix64::new(seed);
-    let data = (0..n * steps * width).map(|_| rng.normal()).collect();
-    Sequences::new("x", [n, steps, width], data, true).unwrap()
+    common::random_inputs(seed, n, steps, width, 1.0)
 }
 
 const CONFIGS: &str =

@@ -1,10 +1,13 @@
-//! Shared by the integration tests: the GPU adapter, or a visible skip — except under CI
+//! Shared by the integration tests: random models and inputs, and the GPU adapter, or a visible skip — except under CI
 //! (`CI` set), where a missing adapter is a failure, so GPU comparisons can never pass
 //! silently by comparing the CPU with itself.
 
 #![allow(dead_code)]
 
 use lstm_dse::gpu::{AdapterChoice, GpuContext};
+use lstm_dse::lstm::builtin::SplitMix64;
+use lstm_dse::lstm::npy::Sequences;
+use lstm_dse::lstm::{Cell, Direction, Head, HeadActivation, Layer, Model};
 
 /// Any adapter (lavapipe included), or `None` with a "skipping" line outside CI.
 pub fn gpu_context() -> Option<GpuContext> {
@@ -21,4 +24,70 @@ pub fn gpu_context() -> Option<GpuContext> {
             None
         }
     }
+}
+
+/// A random stack (PyTorch's init range): `hidden[l]` units per direction of layer l with
+/// direction `dirs[l]`; peepholes, initial states (h0, c0) and a 4-class softmax head when
+/// asked. Every draw comes from one `SplitMix64::new(seed)` in a fixed order, so a seed always
+/// gives the same model.
+pub fn random_model(
+    seed: u64,
+    input: usize,
+    hidden: &[usize],
+    dirs: &[Direction],
+    peep: bool,
+    init: bool,
+    head: bool,
+) -> Model {
+    let mut rng = SplitMix64::new(seed);
+    let mut width = input;
+    let layers = hidden
+        .iter()
+        .zip(dirs)
+        .map(|(&h, &d)| {
+            let bound = 1.0 / (h as f32).sqrt();
+            let cells = (0..d.count())
+                .map(|_| Cell {
+                    w: rng.fill(4 * h * width, bound),
+                    r: rng.fill(4 * h * h, bound),
+                    b_ih: rng.fill(4 * h, bound),
+                    b_hh: rng.fill(4 * h, bound),
+                    peephole: peep.then(|| rng.fill(3 * h, 0.5)),
+                    h0: init.then(|| rng.fill(h, 0.9)),
+                    c0: init.then(|| rng.fill(h, 2.0)),
+                })
+                .collect();
+            let layer = Layer {
+                input_size: width,
+                hidden_size: h,
+                direction: d,
+                cells,
+            };
+            width = h * d.count();
+            layer
+        })
+        .collect();
+    let head = head.then(|| Head {
+        input_size: width,
+        output_size: 4,
+        weight: rng.fill(4 * width, 0.5),
+        bias: rng.fill(4, 0.5),
+        activation: HeadActivation::Softmax,
+    });
+    let m = Model {
+        name: format!("random-{seed}"),
+        layers,
+        head,
+    };
+    m.validate().expect("a random model is valid");
+    m
+}
+
+/// `n` sequences of `steps` steps of `width` seeded normal values times `scale`.
+pub fn random_inputs(seed: u64, n: usize, steps: usize, width: usize, scale: f32) -> Sequences {
+    let mut rng = SplitMix64::new(seed);
+    let data = (0..n * steps * width)
+        .map(|_| rng.normal() * scale)
+        .collect();
+    Sequences::new("x", [n, steps, width], data, true).unwrap()
 }
