@@ -4,7 +4,9 @@
 use super::*;
 use proptest::prelude::*;
 
-fn scalar(a: &[f32], rows: usize, k: usize, b: &[f32], cols: usize, c0: &[f32]) -> Vec<f32> {
+/// The oracle: C + A·B in k order, one rounded multiply and one rounded add per term, never
+/// fused, each flushed as NUMERICS.md §5 says (f32; `ftz` is the identity for f64).
+fn scalar<T: Elem>(a: &[T], rows: usize, k: usize, b: &[T], cols: usize, c0: &[T]) -> Vec<T> {
     let mut c = c0.to_vec();
     for r in 0..rows {
         for j in 0..cols {
@@ -81,14 +83,7 @@ proptest! {
         let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
         let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
         let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
-        let mut want = c0.clone();
-        for r in 0..rows {
-            for j in 0..cols {
-                for kk in 0..k {
-                    want[r * cols + j] += a[r * k + kk] * b[kk * cols + j];
-                }
-            }
-        }
+        let want = scalar(&a, rows, k, &b, cols, &c0);
         let packed = Packed::new(&a, rows, k);
         for isa in Isa::all_here() {
             let mut got = c0.clone();
@@ -143,14 +138,7 @@ proptest! {
         let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
         let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
         let c0: Vec<f64> = (0..rows * cols).map(|_| next() / 3.0).collect();
-        let mut want = c0.clone();
-        for r in 0..rows {
-            for j in 0..cols {
-                for kk in 0..k {
-                    want[r * cols + j] += a[r * k + kk] * b[kk * cols + j];
-                }
-            }
-        }
+        let want = scalar(&a, rows, k, &b, cols, &c0);
         let packed = Packed::new(&a, rows, k);
         let mode = Mode::choose::<f64>(&packed.span, &fused::span(&b));
         prop_assert_eq!(mode, Mode::Fused);
@@ -201,14 +189,7 @@ fn fused_on_awkward_shapes() {
                     b.iter().map(|&v| v as f64).collect(),
                 );
                 let c64: Vec<f64> = c0.iter().map(|&v| v as f64).collect();
-                let mut want64 = c64.clone();
-                for r in 0..rows {
-                    for j in 0..cols {
-                        for kk in 0..k {
-                            want64[r * cols + j] += a64[r * k + kk] * b64[kk * cols + j];
-                        }
-                    }
-                }
+                let want64 = scalar(&a64, rows, k, &b64, cols, &c64);
                 let packed64 = Packed::new(&a64, rows, k);
                 let mode64 = Mode::choose::<f64>(&packed64.span, &fused::span(&b64));
                 assert_eq!(mode64, Mode::Fused);
