@@ -30,7 +30,7 @@ pub mod spec;
 
 pub use front_files::write_front;
 pub use merge::merge;
-pub use options::{fnv64, inputs, PrecisionOption, NUMERICS_VERSION};
+pub use options::{fnv64, inputs, load_options, PrecisionOption, NUMERICS_VERSION};
 pub use row::{columns, ACCURACY};
 pub use spec::{SpecError, SweepSpec};
 

@@ -5,7 +5,7 @@ use super::plan::{ModelPlan, PlannedOption};
 use super::prepare::Prepared;
 use super::{options, spec, Progress, SpecError};
 use crate::accel;
-use crate::lstm::{self, LoadOptions};
+use crate::lstm;
 use crate::trace::{DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -32,17 +32,7 @@ pub(super) fn model_plans(
     progress.stage("precision", w.models.len() as u64);
     let mut models = Vec::new();
     for name in &w.models {
-        let head_activation =
-            match &w.head_activation {
-                Some(s) => Some(s.parse().map_err(|e: String| {
-                    anyhow::anyhow!("{file}: workload.head_activation: {e}")
-                })?),
-                None => None,
-            };
-        let opts = LoadOptions {
-            head: w.head.clone(),
-            head_activation,
-        };
+        let opts = crate::sweep::load_options(file, w)?;
         let model = lstm::load(name, &opts).map_err(|e| SpecError {
             file: file.clone(),
             key: "workload.models".into(),

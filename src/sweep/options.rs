@@ -370,6 +370,22 @@ fn compute(
     Ok(out)
 }
 
+/// How a sweep's models load: `workload.head` and `workload.head_activation` (an error names
+/// `file` and the key).
+pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm::LoadOptions> {
+    let head_activation = match &w.head_activation {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| anyhow::anyhow!("{file}: workload.head_activation: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(crate::lstm::LoadOptions {
+        head: w.head.clone(),
+        head_activation,
+    })
+}
+
 /// Inputs for a model: the spec's file, or seeded normal sequences of the model's width.
 pub fn inputs(file: &str, w: &WorkloadSpec, model: &Model) -> anyhow::Result<(Sequences, Vec<u8>)> {
     match &w.input {

@@ -12,8 +12,8 @@ use super::svg::{Chart, PALETTE};
 use super::{SweepDir, Table, ViewError};
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
+use crate::lstm;
 use crate::lstm::npy::Sequences;
-use crate::lstm::{self, LoadOptions};
 use crate::trace::{self, DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -196,17 +196,7 @@ pub fn compute_for_sweep(
     let mut out = Vec::new();
     for (mi, name) in models.iter().enumerate() {
         progress(mi as u64, models.len() as u64);
-        let head_activation =
-            match &w.head_activation {
-                Some(s) => Some(s.parse().map_err(|e: String| {
-                    anyhow::anyhow!("{file}: workload.head_activation: {e}")
-                })?),
-                None => None,
-            };
-        let opts = LoadOptions {
-            head: w.head.clone(),
-            head_activation,
-        };
+        let opts = crate::sweep::load_options(&file, w)?;
         let model = lstm::load(name, &opts).with_context(|| format!("{file}: {name}"))?;
         let (seqs, _) = crate::sweep::inputs(&file, w, &model)?;
         if sequence >= seqs.count {
