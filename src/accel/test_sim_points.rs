@@ -130,20 +130,14 @@ fn streamed_layers_sharing_a_core_follow_the_simulator() {
         let refs: Vec<&str> = sets.iter().map(String::as_str).collect();
         arch("epur", &refs)
     }
-    let stack = |shapes: &[(usize, usize)], seq_len: usize, batch: usize| Workload {
-        name: "shared-core".into(),
-        layers: shapes
-            .iter()
-            .map(|&(input_size, hidden_size)| LayerShape {
-                input_size,
-                hidden_size,
-                directions: 1,
-            })
-            .collect(),
-        head: None,
-        seq_len,
-        batch,
-        precision: PrecisionProfile::fixed(16, 16),
+    let stack = |shapes: &[(usize, usize)], seq_len: usize, batch: usize| {
+        stack(
+            "shared-core",
+            shapes,
+            seq_len,
+            batch,
+            PrecisionProfile::fixed(16, 16),
+        )
     };
     let cases = [
         // Core 0 paced by its streams (layer 1's stream is 4,046 cycles a step).
@@ -555,23 +549,10 @@ fn more_sram_never_lengthens_a_dynamic_pipeline() {
         let low = seq.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
         let switches = seq.windows(2).filter(|w| w[0] != w[1]).count();
         let one_hot = |k: usize| (0..2).map(|j| f64::from(u8::from(j == k))).collect();
-        let w = Workload {
-            name: "reduced".into(),
-            layers: shapes
-                .iter()
-                .map(|&(input_size, hidden_size)| LayerShape {
-                    input_size,
-                    hidden_size,
-                    directions: 1,
-                })
-                .collect(),
-            head: None,
-            seq_len: t,
-            batch,
-            precision: two_level(8, 16, low)
-                .with_switch_rate(switches as f64 / (t - 1) as f64)
-                .with_edge_steps(one_hot(seq[0]), one_hot(seq[t - 1])),
-        };
+        let precision = two_level(8, 16, low)
+            .with_switch_rate(switches as f64 / (t - 1) as f64)
+            .with_edge_steps(one_hot(seq[0]), one_hot(seq[t - 1]));
+        let w = stack("reduced", shapes, t, batch, precision);
         let more = with(&a, |b| b.memory.sram_weight_kib *= 2.0);
         let (base, twice) = (cycles(&a, &w), cycles(&more, &w));
         assert!(twice <= base * (1.0 + 1e-12), "SRAM x 2: {twice} > {base}");
@@ -582,5 +563,30 @@ fn more_sram_never_lengthens_a_dynamic_pipeline() {
             "model {base} sim {sim} ({:+.2}%)",
             100.0 * (base / sim - 1.0)
         );
+    }
+}
+
+/// A stack of unidirectional layers `(input, hidden)` without a head.
+fn stack(
+    name: &str,
+    shapes: &[(usize, usize)],
+    seq_len: usize,
+    batch: usize,
+    precision: PrecisionProfile,
+) -> Workload {
+    Workload {
+        name: name.into(),
+        layers: shapes
+            .iter()
+            .map(|&(input_size, hidden_size)| LayerShape {
+                input_size,
+                hidden_size,
+                directions: 1,
+            })
+            .collect(),
+        head: None,
+        seq_len,
+        batch,
+        precision,
     }
 }
