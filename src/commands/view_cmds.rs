@@ -123,7 +123,7 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
         .map(|i| sweep.describe(i))
         .collect();
     let title = format!("{}: Pareto front", sweep.spec.name);
-    let fig = svg::FrontFigure {
+    let fig = crate::view::FrontFigure {
         title: &title,
         x: (&x, &values[0]),
         y: (&y, &values[1]),

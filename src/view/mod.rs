@@ -1,14 +1,17 @@
 //! What a finished sweep shows a person: the closing summary printed by `sweep`, the
-//! self-contained `report.html` ([`page`]), and the SVG figures ([`svg`]) of the front and of
-//! the precision stage ([`stage`]). Everything here reads the files a sweep writes
-//! (`results.csv`, `front.csv`, `spec.resolved.toml`), so it works the same on a single run, a
-//! merged sharded run or a directory copied from a cluster.
+//! self-contained `report.html` ([`page`]), and the SVG figures ([`svg`]) of the front
+//! ([`FrontFigure`]) and of the precision stage ([`stage`]). Everything here reads the files a
+//! sweep writes (`results.csv`, `front.csv`, `spec.resolved.toml`), so it works the same on a
+//! single run, a merged sharded run or a directory copied from a cluster.
 
 mod digest;
+mod front;
 pub mod page;
 mod scan;
 pub mod stage;
 pub mod svg;
+
+pub use front::FrontFigure;
 
 use crate::sweep::SweepSpec;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,8 @@
 use super::digest::digest;
 pub use super::digest::{background_stride, sample_results, Records};
 use super::stage::{error_figure, timeline_figure, StageTraces};
-use super::svg::{esc, Chart, FrontFigure, FAINT, STRONG};
+use super::svg::{esc, Chart, FAINT, STRONG};
+use super::FrontFigure;
 use super::{format_sig, SweepDir, ViewError};
 use std::fmt::Write;
 use std::path::Path;
