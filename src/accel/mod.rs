@@ -49,9 +49,15 @@ mod workload;
 #[cfg(test)]
 mod test_golden;
 #[cfg(test)]
+mod test_inputs;
+#[cfg(test)]
+mod test_measure;
+#[cfg(test)]
 mod test_model;
 #[cfg(test)]
 mod test_sim;
+#[cfg(test)]
+mod test_sim_pipeline;
 #[cfg(test)]
 mod test_sim_points;
 #[cfg(test)]

@@ -118,3 +118,8 @@ pub(crate) fn eesen_like() -> Workload {
         precision: PrecisionProfile::fixed(16, 16),
     }
 }
+
+/// The text of the shipped E-PUR architecture file.
+pub(crate) fn epur_text() -> String {
+    std::fs::read_to_string(repo_path("sweeps/arch/epur.toml")).expect("epur.toml readable")
+}

@@ -1,0 +1,221 @@
+//! The measurements behind the figures of docs/MODEL.md (ignored tests, run by hand): the worst
+//! closed-form error per class against the event-level simulator, and how often one more
+//! resource makes the closed form slower, over many random points of `test_sim.rs`.
+
+use super::spec::{InputProduct, MulticoreMode};
+use super::test_sim::*;
+use super::*;
+use proptest::prelude::*;
+
+/// The worst closed-form error per class over many random points, printed for docs/MODEL.md:
+/// `cargo test --release --lib worst_case_per_class -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement (about a minute in release), quoted in docs/MODEL.md"]
+fn worst_case_per_class() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let n: usize = std::env::var("POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut runner = TestRunner::deterministic();
+    let strategy = (small_arch(), small_workload());
+    let (mut worst, mut count) = ([0.0f64; 7], [0usize; 7]);
+    // Signed extremes: the closed form below (low) and above (high) the simulator.
+    let (mut low, mut high) = ([0.0f64; 7], [0.0f64; 7]);
+    let mut errors: [Vec<f64>; 7] = Default::default();
+    let mut exact_worst = 0.0f64;
+    let mut examples: [Option<String>; 8] = Default::default();
+    // The same points with the first and last steps' fractions left unknown (the closed form
+    // before they were used): the worst per class, and the worst point with `SHOW`.
+    let mut unknown_worst = [0.0f64; 7];
+    let mut unknown_examples: [Option<String>; 7] = Default::default();
+    for _ in 0..n {
+        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+        let point = evaluate(&a, &w).expect("point evaluates");
+        let sim = simulate(&a, &w, &levels).expect("point simulates");
+        let signed = (point.cycles - sim.cycles) / sim.cycles;
+        let rel = signed.abs();
+        let c = class(&a, &w) as usize;
+        let mut unknown = w.clone();
+        unknown.precision = unknown.precision.with_edge_steps(Vec::new(), Vec::new());
+        let before = evaluate(&a, &unknown).expect("point evaluates").cycles;
+        let rel_before = ((before - sim.cycles) / sim.cycles).abs();
+        if rel_before > unknown_worst[c] {
+            unknown_worst[c] = rel_before;
+            unknown_examples[c] = Some(format!(
+                "model {before} sim {} (first/last steps unknown)\n{a:?}\n{w:?}\n{levels:?}",
+                sim.cycles
+            ));
+        }
+        low[c] = low[c].min(signed);
+        high[c] = high[c].max(signed);
+        let show = || {
+            format!(
+                "model {} sim {}\n{a:?}\n{w:?}\n{levels:?}",
+                point.cycles, sim.cycles
+            )
+        };
+        if rel > worst[c] {
+            examples[c] = Some(show());
+        }
+        worst[c] = worst[c].max(rel);
+        count[c] += 1;
+        errors[c].push(rel);
+        if claims_exact(&a, &w, &point) && rel > exact_worst {
+            exact_worst = rel;
+            examples[7] = Some(show());
+        }
+    }
+    for (c, name) in [
+        "resident",
+        "overlapped dynamic",
+        "streamed",
+        "multithreading",
+        "multithreading, dynamic precision",
+        "multithreading, weights streamed",
+        "multithreading, weights streamed, dynamic precision",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let e = &mut errors[c];
+        e.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            100.0
+                * e.get(((e.len() as f64 * q) as usize).min(e.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(0.0)
+        };
+        println!(
+            "{name}: {} points, median {:.2}%, 99th percentile {:.2}%, worst {:.2}% ({:+.2}% .. {:+.2}%, tolerance {:.0}%; first/last steps unknown: worst {:.2}%)",
+            count[c],
+            at(0.5),
+            at(0.99),
+            100.0 * worst[c],
+            100.0 * low[c],
+            100.0 * high[c],
+            100.0 * TOLERANCE[c],
+            100.0 * unknown_worst[c]
+        );
+    }
+    println!("claimed exact: worst {exact_worst:e}");
+    if std::env::var("SHOW").is_ok() {
+        for e in examples.iter().chain(&unknown_examples).flatten() {
+            println!("---\n{e}");
+        }
+    }
+}
+
+/// How often one more resource makes the closed form slower, over many random points:
+/// `POINTS=100000 cargo test --release --lib monotonicity_violations -- --ignored --nocapture`
+/// (quoted in docs/MODEL.md section 9; `SHOW=1` prints the largest of each kind).
+#[test]
+#[ignore = "a measurement, quoted in docs/MODEL.md"]
+fn monotonicity_violations() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let n: usize = std::env::var("POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let (mut count, mut worst) = ([0usize; 6], [0.0f64; 6]);
+    let mut examples: [Option<String>; 6] = Default::default();
+    let mut runner = TestRunner::deterministic();
+    let strategy = (small_arch(), small_workload());
+    // The other invariants on the same points: overlap against no overlap, 8-bit against
+    // 16-bit (cycles and energy), multithreading on 2-5 cores against the stage count and,
+    // where above it, against the simulated speedup.
+    let (mut other, mut other_worst) = ([0usize; 6], [0.0f64; 6]);
+    for p in 0..n {
+        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+        let latency = |x: &Arch| evaluate(x, &w).expect("point evaluates").latency_us;
+        let base = latency(&a);
+        let more = more_resources(&a);
+        for (i, m) in more.iter().enumerate() {
+            let worse = latency(m) / base - 1.0;
+            if worse > 1e-9 {
+                count[i] += 1;
+                if worse > worst[i] {
+                    worst[i] = worse;
+                    examples[i] = Some(format!("{a:?}\n{w:?}"));
+                }
+            }
+        }
+        let mut note = |k: usize, excess: f64| {
+            if excess > 1e-9 {
+                other[k] += 1;
+                other_worst[k] = other_worst[k].max(excess);
+            }
+        };
+        let per_step = with(&a, |b| b.schedule.input_product = InputProduct::PerStep);
+        let on = cycles(&with(&per_step, |b| b.schedule.overlap_tail = true), &w);
+        let off = cycles(&with(&per_step, |b| b.schedule.overlap_tail = false), &w);
+        note(0, on / off - 1.0);
+        let mut fixed = w.clone();
+        fixed.precision = PrecisionProfile::fixed(16, 16);
+        let wide = evaluate(&a, &fixed).expect("16-bit evaluates");
+        fixed.precision = PrecisionProfile::fixed(8, 8);
+        let narrow = evaluate(&a, &fixed).expect("8-bit evaluates");
+        note(1, narrow.cycles / wide.cycles - 1.0);
+        note(2, narrow.energy_uj / wide.energy_uj - 1.0);
+        let one = with(&per_step, |b| {
+            b.memory.dram_gb_per_s = 1e9;
+            b.schedule.reconfig_cycles = 0;
+            b.multicore.cores = 1;
+        });
+        let cores = 2 + (p % 4) as u32;
+        let mt = with(&one, |b| {
+            b.multicore.cores = cores;
+            b.multicore.mode = MulticoreMode::Multithreading;
+        });
+        let stages = (cores as usize).min(w.layers.len()) as f64;
+        let speedup = cycles(&one, &w) / cycles(&mt, &w);
+        note(3, speedup / stages - 1.0);
+        if speedup > stages * (1.0 + 1e-9) {
+            let sim = |x: &Arch| simulate(x, &w, &levels).expect("point simulates").cycles;
+            note(4, speedup / (sim(&one) / sim(&mt)) - 1.0);
+        }
+        let mut bidir = w.clone();
+        let mut width = bidir.layers[0].input_size;
+        for l in &mut bidir.layers {
+            l.directions = 2;
+            l.input_size = width;
+            width = 2 * l.hidden_size;
+        }
+        if let Some(h) = &mut bidir.head {
+            h.input_size = width;
+        }
+        note(5, cycles(&one, &bidir) / cycles(&mt, &bidir) - 1.0);
+    }
+    for (k, what) in [
+        "overlap slower than no overlap",
+        "8-bit slower than 16-bit",
+        "8-bit costlier than 16-bit",
+        "multithreading above the stage count",
+        "of those, above the simulated speedup",
+        "bidirectional stack sped up by multithreading",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "{what}: {} of {n} points, worst {:.3}%",
+            other[k],
+            100.0 * other_worst[k]
+        );
+    }
+    for i in 0..6 {
+        println!(
+            "{}: {} of {n} points slower, worst {:.3}%",
+            MORE_RESOURCES[i],
+            count[i],
+            100.0 * worst[i]
+        );
+    }
+    if std::env::var("SHOW").is_ok() {
+        for e in examples.iter().flatten() {
+            println!("---\n{e}");
+        }
+    }
+}
