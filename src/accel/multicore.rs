@@ -201,8 +201,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // reconfigure from the last recurrent product meanwhile (as on one core).
     let mut last_post = 0.0f64;
     // The current segment's layers: (stage, the own cycles of its last step, the hop after it,
-    // whether it streams).
-    let mut seg_layers: Vec<(usize, f64, f64, bool)> = Vec::with_capacity(layers);
+    // its stream per step, 0 when nothing streams).
+    let mut seg_layers: Vec<(usize, f64, f64, f64)> = Vec::with_capacity(layers);
     // Per stage, its first layer in the segment: when its input can first start a product,
     // its step 0's products (the busy cycles of a step), its load and one stream.
     let mut stage_first = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); stages];
@@ -293,14 +293,22 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             tl.link_bytes += t * hop_bytes;
         }
         let ends_segment = i == last || !pipelines(shape, &workload.layers[i + 1]);
-        let own_last = cost.step_cycles.min(cost.busy_cycles + cost.post_cycles);
+        // The layer's last step, at the last step's levels when they are known.
+        let own_last = if dynamic && !workload.precision.last_step_fraction.is_empty() {
+            (workload.precision.last_step_fraction.iter())
+                .zip(cost.level_step.iter().zip(&cost.level_busy))
+                .map(|(f, (step, busy))| f * step.min(busy + cost.post_cycles))
+                .sum()
+        } else {
+            cost.step_cycles.min(cost.busy_cycles + cost.post_cycles)
+        };
         if crosses && !ends_segment {
             max_hop = max_hop.max(hop);
             fill += link_latency + hop;
             chain += link_latency + hop;
-            seg_layers.push((j, own_last, link_latency + hop, cost.stream_cycles > 0.0));
+            seg_layers.push((j, own_last, link_latency + hop, cost.stream_cycles));
         } else {
-            seg_layers.push((j, own_last, 0.0, cost.stream_cycles > 0.0));
+            seg_layers.push((j, own_last, 0.0, cost.stream_cycles));
         }
         if ends_segment {
             let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);
@@ -410,18 +418,26 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             let mut end = chain + unpaced + rounds + crossing + edges;
             // A core whose layers share its DRAM share: its loads and then the streams of all
             // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
-            // of its step), then the last step of the last layer that streams, the last steps
-            // of the layers after it and the hops between them.
+            // of its step), then the last step of a layer that streams (after its own last
+            // stream), the last steps of the layers after it and the hops between them.
             for j in (0..stages).filter(|&j| stage_layers[j] >= 2 && stage_stream[j] > 0.0) {
-                if let Some(m) = seg_layers.iter().rposition(|l| l.0 == j && l.3) {
+                // Stream 2 of the core's first layer waits for its step 0's products,
+                // which wait for its input: the rest of the DRAM work follows them.
+                let (input, gate, load, stream) = stage_first[j];
+                let rest = stage_load[j] - load + (t - 1.0) * stage_stream[j] - stream;
+                let streams = (core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j])
+                    .max(input.max(core_free[j] + load) + gate + rest);
+                // The last round's streams come in wavefront order: each streaming layer's
+                // last step follows its own last stream, the last steps after it follow.
+                let mut later = 0.0;
+                for m in (0..seg_layers.len()).rev() {
+                    let (core, _, _, str_m) = seg_layers[m];
+                    if core != j || str_m <= 0.0 {
+                        continue;
+                    }
                     let after: f64 = seg_layers[m..].iter().map(|l| l.1 + l.2).sum();
-                    // Stream 2 of the core's first layer waits for its step 0's products,
-                    // which wait for its input: the rest of the DRAM work follows them.
-                    let (input, gate, load, stream) = stage_first[j];
-                    let rest = stage_load[j] - load + (t - 1.0) * stage_stream[j] - stream;
-                    let streams = (core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j])
-                        .max(input.max(core_free[j] + load) + gate + rest);
-                    end = end.max(streams + after);
+                    end = end.max(streams - later + after);
+                    later += str_m;
                 }
             }
             let bound = stage_bound.iter().copied().fold(0.0f64, f64::max);

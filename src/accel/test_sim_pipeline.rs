@@ -253,6 +253,68 @@ fn more_sram_never_lengthens_a_dynamic_pipeline() {
     }
 }
 
+/// The fixed-seed tolerance test's first regression point, reduced: 2 cores, the first two
+/// layers sharing core 0 and streaming their weights, 8 fast steps then one slow (16-bit) step,
+/// which the profile's last-step fraction says for sure. The core's stream path ended with
+/// the last stream and then the last steps at the mean level, from its last streaming layer
+/// on (-7.34%). In the last round the first layer's step follows its own last stream, which
+/// comes before the second layer's, and both last steps run at the slow level: the path now
+/// runs from each streaming layer's last stream, and a layer's last step is taken at the last
+/// step's levels (+0.23%). Both fixed precisions stay exact (docs/MODEL.md section 4, "A
+/// core's streams", item 7).
+#[test]
+fn a_slow_last_round_follows_each_layers_last_stream() {
+    let a = arch(
+        "epur",
+        &[
+            "compute.units=4",
+            "compute.multipliers_per_unit=4",
+            "compute.multiplier_kind=bit-parallel",
+            "compute.tail_lanes=1",
+            "compute.tail_latency_cycles=0",
+            "dispatch.policy=gate-per-unit",
+            "dispatch.tile_rows=1",
+            "schedule.input_product=per-step",
+            "schedule.overlap_tail=false",
+            "schedule.reconfig_cycles=0",
+            "schedule.precision_switch_cycles=0",
+            "memory.sram_weight_kib=8.0",
+            "memory.dram_gb_per_s=27.17974545525541",
+            "multicore.cores=2",
+            "multicore.mode=multithreading",
+            "multicore.link_latency_cycles=0",
+            "tracking.enabled=true",
+        ],
+    );
+    let precision = two_level(8, 16, 8.0 / 9.0)
+        .with_switch_rate(0.125)
+        .with_edge_steps(vec![1.0, 0.0], vec![0.0, 1.0]);
+    let w = stack("reduced", &[(31, 36), (36, 30), (30, 1)], 9, 1, precision);
+    let mut levels = vec![0; 9];
+    levels[8] = 1;
+    let model = evaluate(&a, &w).expect("point evaluates").cycles;
+    let sim = simulate(&a, &w, &vec![levels; 3])
+        .expect("point simulates")
+        .cycles;
+    assert!(
+        (model - sim).abs() <= 0.01 * sim,
+        "model {model} sim {sim} ({:+.2}%)",
+        100.0 * (model / sim - 1.0)
+    );
+    for bits in [8, 16] {
+        let mut fixed = w.clone();
+        fixed.precision = PrecisionProfile::fixed(bits, bits);
+        let model = evaluate(&a, &fixed).expect("point evaluates").cycles;
+        let sim = simulate(&a, &fixed, &vec![vec![0; 9]; 3])
+            .expect("point simulates")
+            .cycles;
+        assert!(
+            (model - sim).abs() <= 1e-9 * sim,
+            "{bits}-bit: model {model} sim {sim}"
+        );
+    }
+}
+
 /// A stack of unidirectional layers `(input, hidden)` without a head.
 fn stack(
     name: &str,
