@@ -6,6 +6,7 @@
 //! candidate, output), rows `[4H, ...]`; importers reorder from their file's convention.
 
 pub mod builtin;
+pub mod driver;
 pub mod eval;
 pub mod npy;
 pub mod onnx;
