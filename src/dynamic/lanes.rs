@@ -10,7 +10,7 @@
 use super::sim::{Change, IntMetric, LaneResult};
 use super::{LevelPlans, Policy, PolicySpec, Timing};
 use crate::format::fixed::rescale;
-use crate::lstm::driver::{self, Backend, Chunk, Levels};
+use crate::lstm::driver::{self, Backend, Chunk, Levels, StepLevels};
 use crate::lstm::eval::batch::{ExactProduct, Io};
 use crate::lstm::eval::cell::{int_gate_sum, int_unit};
 use crate::lstm::eval::gemm::COL_ALIGN;
@@ -47,7 +47,7 @@ pub struct CpuPolicies<'a> {
 pub struct PolicyLayer {
     h: Vec<f32>,
     c: Vec<f32>,
-    steps: Vec<(Vec<Vec<u8>>, Vec<Vec<f64>>)>,
+    steps: Vec<StepLevels>,
 }
 
 impl Backend<Policy> for CpuPolicies<'_> {
@@ -89,7 +89,7 @@ impl Backend<Policy> for CpuPolicies<'_> {
         let mut out = PolicyLayer {
             h: vec![0.0f32; count * steps * stride],
             c: vec![0.0f32; count * steps * stride],
-            steps: vec![(Vec::new(), Vec::new()); count],
+            steps: vec![StepLevels::default(); count],
         };
         for k in 0..dirs {
             let cells: Vec<&IntCell> = self
@@ -117,8 +117,8 @@ impl Backend<Policy> for CpuPolicies<'_> {
             let (h, c) = (&mut out.h, &mut out.c);
             let (levels, values) = direction(&cells, &io, self.spec, &metrics, h, c);
             for ((lane, lv), v) in out.steps.iter_mut().zip(levels).zip(values) {
-                lane.0.push(lv);
-                lane.1.push(v);
+                lane.levels.push(lv);
+                lane.metrics.push(v);
             }
         }
         progress((count * steps) as u64);
@@ -152,7 +152,7 @@ impl Levels<Policy> for CpuPolicies<'_> {
         _: &Chunk<Policy>,
         _: usize,
         out: &mut PolicyLayer,
-    ) -> Result<Vec<(Vec<Vec<u8>>, Vec<Vec<f64>>)>, Infallible> {
+    ) -> Result<Vec<StepLevels>, Infallible> {
         Ok(std::mem::take(&mut out.steps))
     }
 }

@@ -2,8 +2,9 @@
 //! threshold settings at once, closed-loop (the level of each step is chosen on the device
 //! from the lane's own cell-state change). The twin of `dynamic::simulate`, bit for bit.
 
+use super::backend::GpuPolicies;
 use super::lstm::Dims;
-use super::run::{GpuPolicies, PolicyLanes};
+use super::run::PolicyLanes;
 use super::{GpuContext, GpuError};
 use crate::dynamic::{
     sim_support, LevelPlans, LevelState, Metric, Policy, PolicySpec, Simulation, Timing,

@@ -5,7 +5,8 @@
 //! is false and the trace reads the states back and reduces them on the CPU (same bits).
 //! CPU twin: `trace::stats::ErrorStats::add`, one step's H units in unit order.
 
-use super::run::{GpuConfigs, LaneSet};
+use super::backend::GpuConfigs;
+use super::run::LaneSet;
 use super::{GpuContext, GpuError};
 use crate::lstm::driver;
 use crate::lstm::eval::{apply_head, Plan, Reference};

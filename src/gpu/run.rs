@@ -1,20 +1,20 @@
-//! The wgpu backend of the [`driver`]: sizing chunks to the adapter's limits and running one
-//! layer of a chunk of lanes on the device: uploading the layer, encoding every step (for
+//! The wgpu side of the [`driver`]'s backends (`backend.rs`): sizing chunks to the adapter's
+//! limits and running one layer of a chunk of lanes on the device: uploading the layer, encoding every step (for
 //! config lanes one dispatch, after one that fills the uniform stage when the step fits it; two
 //! or more for policy lanes), many steps per submission. A layer's states stay in a device
 //! buffer that the next layer reads as its input; they are read back (or, for a trace, reduced
 //! on the device to per-step errors: `reduce.rs`) when the driver hands the layer to its sink.
-//! Lanes are (precision config, sequence) pairs ([`GpuConfigs`]), or (policy, sequence) pairs
-//! whose level is chosen per step on the device ([`GpuPolicies`]).
+//! Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level is
+//! chosen per step on the device (see [`LaneSet`]).
 
+use super::backend::{GpuConfigs, GpuLayer};
 use super::lstm::{
-    lane_input, lane_states, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT,
-    WORKGROUP,
+    lane_input, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT, WORKGROUP,
 };
-use super::policy::{lane_values, policy_region};
+use super::policy::policy_region;
 use super::{GpuContext, GpuError};
-use crate::lstm::driver::{self, Backend, Chunk, Levels};
-use crate::lstm::eval::{LayerStates, Plan, Run};
+use crate::lstm::driver;
+use crate::lstm::eval::{Plan, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use wgpu::util::DeviceExt;
@@ -99,7 +99,7 @@ impl GpuContext {
     /// The largest chunk (groups, sequences) within the limits: `groups` configs (each plan
     /// of `units` alone), or policies (`units`: all the levels, uploaded together); `reduce`
     /// for a run reduced on the device.
-    fn chunk_shape(
+    pub(super) fn chunk_shape(
         &self,
         model: &Model,
         seqs: &Sequences,
@@ -157,7 +157,7 @@ impl GpuContext {
     /// Layer `l` of one chunk: the groups of `set` x sequences `s0..s0+nseq`, on the
     /// previous layer's states (`None`: the sequences).
     #[allow(clippy::too_many_arguments)]
-    fn run_layer(
+    pub(super) fn run_layer(
         &self,
         model: &Model,
         seqs: &Sequences,
@@ -443,7 +443,11 @@ impl GpuContext {
     }
 
     /// A layer's states read back, per lane: the raw words `[T, {h, c}, D*H]`.
-    fn lane_words(&self, out: &GpuLayer, lanes: usize) -> Result<Vec<Vec<u32>>, GpuError> {
+    pub(super) fn lane_words(
+        &self,
+        out: &GpuLayer,
+        lanes: usize,
+    ) -> Result<Vec<Vec<u32>>, GpuError> {
         let words = self.read_back(&out.outs, out.out_size)?;
         let per_lane = words.len() / lanes.max(1);
         Ok(words
@@ -451,185 +455,5 @@ impl GpuContext {
             .take(lanes)
             .map(<[u32]>::to_vec)
             .collect())
-    }
-}
-
-/// One layer's states of a chunk, on the device: `[lane][T][{h, c}][D*H]` words, which the
-/// next layer reads in place; for policy lanes also the level of every step, read back
-/// (`[lane][dir][T]`).
-pub struct GpuLayer {
-    pub(super) outs: wgpu::Buffer,
-    out_size: u64,
-    x_stride: usize,
-    levels: Option<Vec<u32>>,
-}
-
-/// Per-lane (h, c) values `[T, D*H]` gathered into per-group states `[nseq, T, D*H]`.
-fn by_group(lanes: Vec<(Vec<f32>, Vec<f32>)>, nseq: usize) -> Vec<LayerStates> {
-    let mut groups = Vec::with_capacity(lanes.len() / nseq.max(1));
-    let mut lanes = lanes.into_iter();
-    while lanes.len() > 0 {
-        let mut st = LayerStates {
-            h: Vec::new(),
-            c: Vec::new(),
-        };
-        for (h, c) in lanes.by_ref().take(nseq.max(1)) {
-            st.h.extend(h);
-            st.c.extend(c);
-        }
-        groups.push(st);
-    }
-    groups
-}
-
-/// Config lanes on the GPU: a group per plan. `reduce` sizes chunks for a run whose states
-/// are reduced on the device (`GpuContext::run_reduced`).
-pub struct GpuConfigs<'a> {
-    pub ctx: &'a GpuContext,
-    pub reduce: bool,
-}
-
-impl<'p> Backend<&'p Plan> for GpuConfigs<'_> {
-    type Error = GpuError;
-    type Layer = GpuLayer;
-
-    fn chunk_shape(
-        &self,
-        model: &Model,
-        plans: &[&'p Plan],
-        seqs: &Sequences,
-    ) -> Result<(usize, usize), GpuError> {
-        let units: Vec<Vec<&Plan>> = plans.iter().map(|p| vec![*p]).collect();
-        self.ctx
-            .chunk_shape(model, seqs, plans.len(), &units, false, self.reduce)
-    }
-
-    fn layer(
-        &self,
-        model: &Model,
-        chunk: &Chunk<&'p Plan>,
-        l: usize,
-        input: Option<&GpuLayer>,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<GpuLayer, GpuError> {
-        let set = LaneSet::Configs(chunk.groups);
-        let span = (chunk.s0, chunk.nseq);
-        self.ctx
-            .run_layer(model, chunk.seqs, &set, span, l, input, progress)
-    }
-
-    fn states(
-        &self,
-        model: &Model,
-        chunk: &Chunk<&'p Plan>,
-        l: usize,
-        out: GpuLayer,
-    ) -> Result<Vec<LayerStates>, GpuError> {
-        let (steps, h) = (chunk.seqs.steps, model.layers[l].hidden_size);
-        let lanes = self.ctx.lane_words(&out, chunk.lanes())?;
-        let values = lanes
-            .iter()
-            .enumerate()
-            .map(|(lane, words)| {
-                lane_states(&chunk.groups[lane / chunk.nseq].layers[l], words, steps, h)
-            })
-            .collect();
-        Ok(by_group(values, chunk.nseq))
-    }
-}
-
-/// Policy lanes on the GPU: a group per policy, its integer thresholds
-/// (`[layer][dir * boundary]`); `lanes` holds the levels and the rest (its `bounds` unused).
-pub struct GpuPolicies<'a> {
-    pub ctx: &'a GpuContext,
-    pub lanes: &'a PolicyLanes<'a>,
-}
-
-impl GpuPolicies<'_> {
-    fn set<'c>(&'c self, chunk: &Chunk<Vec<Vec<i32>>>) -> PolicyLanes<'c> {
-        let p = self.lanes;
-        PolicyLanes {
-            levels: p.levels.clone(),
-            bounds: chunk.groups.to_vec(),
-            metric: p.metric,
-            start: p.start,
-            values: p.values,
-            above: p.above.clone(),
-            oracle: p.oracle,
-        }
-    }
-}
-
-impl Levels<Vec<Vec<i32>>> for GpuPolicies<'_> {
-    fn levels(
-        &self,
-        model: &Model,
-        chunk: &Chunk<Vec<Vec<i32>>>,
-        l: usize,
-        out: &mut GpuLayer,
-    ) -> Result<Vec<(Vec<Vec<u8>>, Vec<Vec<f64>>)>, GpuError> {
-        let (d, steps) = (model.layers[l].direction.count(), chunk.seqs.steps);
-        let trace = out.levels.take().unwrap_or_default();
-        Ok((0..chunk.lanes())
-            .map(|lane| {
-                let dir = |k: usize| {
-                    let words = &trace[(lane * d + k) * steps..(lane * d + k + 1) * steps];
-                    words.iter().map(|&v| v as u8).collect()
-                };
-                ((0..d).map(dir).collect(), Vec::new())
-            })
-            .collect())
-    }
-}
-
-impl Backend<Vec<Vec<i32>>> for GpuPolicies<'_> {
-    type Error = GpuError;
-    type Layer = GpuLayer;
-
-    fn chunk_shape(
-        &self,
-        model: &Model,
-        bounds: &[Vec<Vec<i32>>],
-        seqs: &Sequences,
-    ) -> Result<(usize, usize), GpuError> {
-        let units = [self.lanes.levels.clone()];
-        self.ctx
-            .chunk_shape(model, seqs, bounds.len(), &units, true, false)
-    }
-
-    fn layer(
-        &self,
-        model: &Model,
-        chunk: &Chunk<Vec<Vec<i32>>>,
-        l: usize,
-        input: Option<&GpuLayer>,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<GpuLayer, GpuError> {
-        let lanes = self.set(chunk);
-        let set = LaneSet::Policies(&lanes);
-        let span = (chunk.s0, chunk.nseq);
-        self.ctx
-            .run_layer(model, chunk.seqs, &set, span, l, input, progress)
-    }
-
-    fn states(
-        &self,
-        model: &Model,
-        chunk: &Chunk<Vec<Vec<i32>>>,
-        l: usize,
-        out: GpuLayer,
-    ) -> Result<Vec<LayerStates>, GpuError> {
-        let layer = &model.layers[l];
-        let (steps, h, d) = (chunk.seqs.steps, layer.hidden_size, layer.direction.count());
-        let top = &self.lanes.levels[self.lanes.levels.len() - 1];
-        let lanes = self.ctx.lane_words(&out, chunk.lanes())?;
-        let values = lanes
-            .iter()
-            .map(|words| match self.lanes.values {
-                true => lane_values(words, steps, d * h),
-                false => lane_states(&top.layers[l], words, steps, h),
-            })
-            .collect();
-        Ok(by_group(values, chunk.nseq))
     }
 }

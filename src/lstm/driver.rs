@@ -197,19 +197,25 @@ pub fn run_configs<'p, B: Backend<&'p Plan>>(
         .collect())
 }
 
+/// One policy lane's steps of one layer: the level every step ran at, `[dir][t]`, and the Δc
+/// metric of every step `[dir][t]` where the backend computes it (else empty).
+#[derive(Debug, Clone, Default)]
+pub struct StepLevels {
+    pub levels: Vec<Vec<u8>>,
+    pub metrics: Vec<Vec<f64>>,
+}
+
 /// Policy lanes: a backend whose lanes choose their level step by step also says which.
 pub trait Levels<G>: Backend<G> {
-    /// Per lane of the chunk: the level every step of layer `l` ran at, `[dir][t]`, and the
-    /// Δc metric of every step `[dir][t]` where the backend computes it (else empty); taken
-    /// out of `out` before its states are read.
-    #[allow(clippy::type_complexity)]
+    /// Per lane of the chunk, layer `l`'s steps, taken out of `out` before its states are
+    /// read.
     fn levels(
         &self,
         model: &Model,
         chunk: &Chunk<G>,
         l: usize,
         out: &mut Self::Layer,
-    ) -> Result<Vec<(Vec<Vec<u8>>, Vec<Vec<f64>>)>, Self::Error>;
+    ) -> Result<Vec<StepLevels>, Self::Error>;
 }
 
 /// Runs every (policy, sequence) lane on `backend`: one [`LaneResult`] per lane, policy-major,
@@ -246,7 +252,7 @@ pub fn run_policies<G, B: Levels<G>>(
                 let (mut h, mut c) = (st.h.chunks(width.max(1)), st.c.chunks(width.max(1)));
                 for s in 0..chunk.nseq {
                     let lane = &mut lanes[(chunk.g0 + g) * seqs.count + chunk.s0 + s];
-                    let (levels, metrics) = steps.next().unwrap_or_default();
+                    let StepLevels { levels, metrics } = steps.next().unwrap_or_default();
                     let (h, c) = (h.next().unwrap_or_default(), c.next().unwrap_or_default());
                     lane.layers.push((h.to_vec(), c.to_vec()));
                     lane.levels.push(levels);

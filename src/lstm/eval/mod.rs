@@ -7,6 +7,7 @@
 //! loop ([`cell`], [`run_cpu_scalar`]) kept as the plain reading of NUMERICS.md and as the
 //! baseline of `lstm-dse bench engine`. Both are deterministic whatever the thread count.
 
+mod backend;
 pub(crate) mod batch;
 pub mod calib;
 pub mod cell;
@@ -27,7 +28,8 @@ mod packs;
 pub mod plan;
 pub mod reference;
 
-pub use batch::{Cpu, LayerOut};
+pub use backend::Cpu;
+pub use batch::LayerOut;
 pub use plan::{CalHist, Calibration, CellFormats, CellRange, DataTensor, LayerRange, Plan};
 pub use reference::Reference;
 
