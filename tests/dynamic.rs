@@ -397,10 +397,7 @@ fn policy_lanes_of_every_backend_equal_the_scalar_simulation_bit_for_bit() {
                     let policies = dynamic::parse_thresholds(thresholds, n).unwrap();
                     let slow = dynamic::simulate_scalar(&m, &x, &spec, &lp, &policies, &|| {});
                     let what = format!("{model} {levels} {timing:?} {start} {metric}");
-                    let cpu = dynamic::CpuPolicies {
-                        spec: &spec,
-                        plans: &lp,
-                    };
+                    let cpu = dynamic::CpuPolicies::new(&spec, &lp);
                     let Ok(fast) = driver::run_policies(&cpu, &m, &x, &policies, &mut |_, _| {});
                     same_lanes(&format!("cpu {what}"), &fast, &slow.lanes);
                     if let Some(ctx) = &gpu {

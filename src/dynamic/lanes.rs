@@ -8,7 +8,8 @@
 //! [`driver`](crate::lstm::driver): one layer of a chunk of lanes.
 
 use super::sim::{Change, IntMetric, LaneResult};
-use super::{LevelPlans, Policy, PolicySpec, Timing};
+use super::values::{self, LevelColumns};
+use super::{LevelPlans, LevelState, Policy, PolicySpec, Timing};
 use crate::format::fixed::rescale;
 use crate::lstm::driver::{self, Backend, Chunk, Levels, StepLevels};
 use crate::lstm::eval::batch::{ExactProduct, Io};
@@ -35,11 +36,58 @@ fn chunk_lanes(model: &Model, steps: usize, levels: usize, total: usize) -> usiz
     lanes.min(total.max(1))
 }
 
-/// The CPU backend of the [`driver`] for policy lanes (a state kept as codes): every lane of
-/// a chunk advances together, each step's lanes grouped by level.
+/// The CPU backend of the [`driver`] for policy lanes: with a state kept as codes every lane
+/// of a chunk advances together, each step's lanes grouped by level; with a state kept as
+/// values ([`super::values`]) lane by lane, rayon over the chunk's lanes.
 pub struct CpuPolicies<'a> {
-    pub spec: &'a PolicySpec,
-    pub plans: &'a LevelPlans,
+    spec: &'a PolicySpec,
+    plans: &'a LevelPlans,
+    /// Each level's columns, for a state kept as values.
+    columns: Option<LevelColumns>,
+}
+
+impl<'a> CpuPolicies<'a> {
+    pub fn new(spec: &'a PolicySpec, plans: &'a LevelPlans) -> Self {
+        let columns = (plans.state == LevelState::Values).then(|| values::level_columns(plans));
+        CpuPolicies {
+            spec,
+            plans,
+            columns,
+        }
+    }
+
+    /// Layer `l` of a chunk of lanes whose state is kept as values, lane by lane.
+    #[allow(clippy::too_many_arguments)]
+    fn value_layer(
+        &self,
+        columns: &LevelColumns,
+        model: &Model,
+        chunk: &Chunk<Policy>,
+        l: usize,
+        x: &[f32],
+    ) -> PolicyLayer {
+        let steps = chunk.seqs.steps;
+        let per_lane = steps * model.layers[l].input_size;
+        let lanes: Vec<_> = (0..chunk.lanes())
+            .into_par_iter()
+            .map(|lane| {
+                let policy = &chunk.groups[lane / chunk.nseq];
+                let x = &x[lane * per_lane..(lane + 1) * per_lane];
+                values::lane_layer(model, self.plans, columns, self.spec, policy, l, x, steps)
+            })
+            .collect();
+        let mut out = PolicyLayer {
+            h: Vec::new(),
+            c: Vec::new(),
+            steps: Vec::with_capacity(lanes.len()),
+        };
+        for (h, c, st) in lanes {
+            out.h.extend(h);
+            out.c.extend(c);
+            out.steps.push(st);
+        }
+        out
+    }
 }
 
 /// One layer of a chunk of policy lanes: h and c `[lanes, T, D*H]` (values of the highest
@@ -83,6 +131,11 @@ impl Backend<Policy> for CpuPolicies<'_> {
                 &first
             }
         };
+        if let Some(columns) = &self.columns {
+            let out = self.value_layer(columns, model, chunk, l, x);
+            progress((count * steps) as u64);
+            return Ok(out);
+        }
         let layer = &model.layers[l];
         let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
         let stride = hsz * dirs;
@@ -312,9 +365,9 @@ fn step(
     });
 }
 
-/// Every lane of `policies` x sequences through the [`driver`] (rayon inside the products);
-/// `lane_done` is called once per finished lane.
-pub(super) fn simulate_batched(
+/// Every lane of `policies` x sequences through the [`driver`] (rayon inside the products, or
+/// over lanes); `lane_done` is called once per finished lane.
+pub(super) fn simulate_lanes(
     model: &Model,
     seqs: &Sequences,
     spec: &PolicySpec,
@@ -324,7 +377,7 @@ pub(super) fn simulate_batched(
 ) -> Vec<LaneResult> {
     let lane_steps = (seqs.steps * model.layers.len()).max(1) as u64;
     let mut reported = 0u64;
-    let backend = CpuPolicies { spec, plans };
+    let backend = CpuPolicies::new(spec, plans);
     let Ok(lanes) = driver::run_policies(&backend, model, seqs, policies, &mut |done, _| {
         while reported < done / lane_steps {
             lane_done();
