@@ -38,7 +38,7 @@ fn chunk_lanes(model: &Model, steps: usize, levels: usize, total: usize) -> usiz
 
 /// The CPU backend of the [`driver`] for policy lanes: with a state kept as codes every lane
 /// of a chunk advances together, each step's lanes grouped by level; with a state kept as
-/// values ([`super::values`]) lane by lane, rayon over the chunk's lanes.
+/// values (`values.rs`) lane by lane, rayon over the chunk's lanes.
 pub struct CpuPolicies<'a> {
     spec: &'a PolicySpec,
     plans: &'a LevelPlans,

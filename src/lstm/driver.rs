@@ -8,7 +8,7 @@
 //! (one [`LaneResult`] per lane, with the level of every step).
 //!
 //! A [`Backend`] does one thing: one layer (all its directions and steps) for one chunk of
-//! lanes. The CPU engine (`eval::batch::Cpu`, `dynamic::lanes::CpuPolicies`) and the wgpu
+//! lanes. The CPU engine (`eval::Cpu`, `dynamic::CpuPolicies`) and the wgpu
 //! runner (`gpu::GpuConfigs`, `gpu::GpuPolicies`) implement it; a layer's output stays where
 //! the backend computed it (host vectors, or a device buffer that the next layer reads in
 //! place) until the sink reads it back or reduces it.

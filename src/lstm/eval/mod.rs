@@ -3,9 +3,10 @@
 //! every format is fixed point, float emulation otherwise.
 //!
 //! Two implementations of the same arithmetic: the lane-batched engine ([`batch`], on the
-//! register-blocked products of [`gemm`]) that every command uses, and the per-sequence scalar
-//! loop ([`cell`], [`run_cpu_scalar`]) kept as the plain reading of NUMERICS.md and as the
-//! baseline of `lstm-dse bench engine`. Both are deterministic whatever the thread count.
+//! register-blocked products of [`gemm`]; [`Cpu`] runs it under the [`driver`]) that every
+//! command uses, and the per-sequence scalar loop ([`cell`], [`run_cpu_scalar`]) kept as the
+//! plain reading of NUMERICS.md and as the baseline of `lstm-dse bench engine`. Both are
+//! deterministic whatever the thread count.
 
 mod backend;
 pub(crate) mod batch;
