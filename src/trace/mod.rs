@@ -13,7 +13,6 @@ pub use report::{rows, write_csvs, CellDeltaRow, ErrorRow, SummaryRow};
 
 use crate::format::PrecisionConfig;
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
-use crate::lstm::driver;
 use crate::lstm::eval::{self, reference, EvalError, Reference, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
@@ -72,8 +71,9 @@ impl Engine {
     ) -> Result<Vec<Run>, GpuError> {
         match self {
             Engine::Cpu => {
-                let cpu = eval::Cpu { hist: false };
-                let Ok(runs) = driver::run_configs(&cpu, model, seqs, plans, true, progress);
+                let total = (plans.len() * seqs.count * seqs.steps * model.layers.len()) as u64;
+                let runs = eval::run_cpu(model, seqs, plans, true);
+                progress(total, total);
                 Ok(runs)
             }
             Engine::Gpu(ctx) => ctx.run(model, seqs, plans, true, progress),
