@@ -11,7 +11,10 @@
 //! lanes. The CPU engine (`eval::Cpu`, `dynamic::CpuPolicies`) and the wgpu
 //! runner (`gpu::GpuConfigs`, `gpu::GpuPolicies`) implement it; a layer's output stays where
 //! the backend computed it (host vectors, or a device buffer that the next layer reads in
-//! place) until the sink reads it back or reduces it.
+//! place) until the sink reads it back or reduces it (a GPU trace's sink reduces every layer
+//! to per-step errors on the device: `GpuContext::run_reduced`). `tests/engine.rs` and
+//! `tests/dynamic.rs` run the same conformance checks on every backend against the scalar
+//! oracles.
 
 use crate::dynamic::LaneResult;
 use crate::lstm::eval::{apply_head, formats_of, LayerStates, Plan, Run};
@@ -273,4 +276,136 @@ pub fn run_policies<G, B: Levels<G>>(
         lane.output = apply_head(model, last, seqs.steps);
     }
     Ok(lanes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamic::{self, CpuPolicies, LevelPlans, Metric, PolicySpec, Timing};
+    use crate::format::parse_config_list;
+    use crate::lstm::eval;
+
+    /// A backend cut into chunks of at most (groups, sequences).
+    struct Chunked<B>(B, (usize, usize));
+
+    impl<G, B: Backend<G>> Backend<G> for Chunked<B> {
+        type Error = B::Error;
+        type Layer = B::Layer;
+
+        fn chunk_shape(
+            &self,
+            _: &Model,
+            _: &[G],
+            _: &Sequences,
+        ) -> Result<(usize, usize), B::Error> {
+            Ok(self.1)
+        }
+
+        fn layer(
+            &self,
+            model: &Model,
+            chunk: &Chunk<G>,
+            l: usize,
+            input: Option<&B::Layer>,
+            progress: &mut dyn FnMut(u64),
+        ) -> Result<B::Layer, B::Error> {
+            self.0.layer(model, chunk, l, input, progress)
+        }
+
+        fn states(
+            &self,
+            model: &Model,
+            chunk: &Chunk<G>,
+            l: usize,
+            out: B::Layer,
+        ) -> Result<Vec<LayerStates>, B::Error> {
+            self.0.states(model, chunk, l, out)
+        }
+    }
+
+    impl<G, B: Levels<G>> Levels<G> for Chunked<B> {
+        fn levels(
+            &self,
+            model: &Model,
+            chunk: &Chunk<G>,
+            l: usize,
+            out: &mut B::Layer,
+        ) -> Result<Vec<StepLevels>, B::Error> {
+            self.0.levels(model, chunk, l, out)
+        }
+    }
+
+    fn fixture() -> (Model, Sequences) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let model = crate::lstm::load(
+            dir.join("torch_lstm3.onnx").to_str().unwrap(),
+            &crate::lstm::LoadOptions::default(),
+        )
+        .unwrap();
+        let seqs = crate::lstm::npy::read_sequences(&dir.join("torch_lstm3.x.npy")).unwrap();
+        (model, seqs)
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    #[test]
+    fn chunks_of_any_shape_give_the_run_of_one_chunk() {
+        let (model, seqs) = fixture();
+        assert!(seqs.count >= 3 && model.head.is_some());
+        let configs = parse_config_list("fx8;fp16;fx12;fp32").unwrap();
+        let plans = eval::prepare(&model, &seqs, "x", &configs).unwrap();
+        let whole = eval::run_cpu(&model, &seqs, &plans, true);
+        for shape in [(1, 1), (3, 2), (2, 100)] {
+            let mut last = (0, 0);
+            let cpu = Chunked(eval::Cpu { hist: false }, shape);
+            let Ok(runs) =
+                run_configs(&cpu, &model, &seqs, &plans, true, &mut |d, t| last = (d, t));
+            assert_eq!(last.0, last.1, "{shape:?}: progress ends at its total");
+            for (a, b) in whole.iter().zip(&runs) {
+                assert_eq!(bits(&a.hidden), bits(&b.hidden), "{shape:?} {}", a.config);
+                let (oa, ob) = (a.output.as_deref(), b.output.as_deref());
+                assert_eq!(oa.map(bits), ob.map(bits), "{shape:?} {}", a.config);
+                let (sa, sb) = (a.states.as_ref().unwrap(), b.states.as_ref().unwrap());
+                for (la, lb) in sa.iter().zip(sb) {
+                    assert_eq!(bits(&la.h), bits(&lb.h), "{shape:?} {}", a.config);
+                    assert_eq!(bits(&la.c), bits(&lb.c), "{shape:?} {}", a.config);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_policy_lanes_give_the_lanes_of_one_chunk() {
+        let (model, seqs) = fixture();
+        let spec = PolicySpec::new(
+            parse_config_list("fx6,fx16").unwrap(),
+            Metric::MaxAbs,
+            Timing::Causal,
+        )
+        .unwrap();
+        let plans = eval::prepare(&model, &seqs, "x", &[spec.levels[1]]).unwrap();
+        let lp = LevelPlans::new(&model, plans[0].clone(), &spec).unwrap();
+        let policies = dynamic::parse_thresholds("0,0.02,0.1,inf", 2).unwrap();
+        let whole = dynamic::simulate_scalar(&model, &seqs, &spec, &lp, &policies, &|| {});
+        for shape in [(1, 1), (3, 2)] {
+            let cpu = Chunked(CpuPolicies::new(&spec, &lp), shape);
+            let Ok(lanes) = run_policies(&cpu, &model, &seqs, &policies, &mut |_, _| {});
+            assert_eq!(lanes.len(), whole.lanes.len());
+            for (i, (a, b)) in whole.lanes.iter().zip(&lanes).enumerate() {
+                assert_eq!(a.levels, b.levels, "{shape:?} lane {i}");
+                assert_eq!(a.metrics, b.metrics, "{shape:?} lane {i}");
+                for ((ah, ac), (bh, bc)) in a.layers.iter().zip(&b.layers) {
+                    assert_eq!(
+                        (bits(ah), bits(ac)),
+                        (bits(bh), bits(bc)),
+                        "{shape:?} lane {i}"
+                    );
+                }
+                let (oa, ob) = (a.output.as_deref(), b.output.as_deref());
+                assert_eq!(oa.map(bits), ob.map(bits), "{shape:?} lane {i}");
+            }
+        }
+    }
 }
