@@ -1,4 +1,5 @@
-//! Dynamic precision policies: the fixed-level limits (all +inf = lowest level, all 0 = highest
+//! Dynamic precision policies: every backend's policy lanes against the scalar simulation
+//! (one conformance check run on the CPU and GPU backends of `lstm::driver`), the fixed-level limits (all +inf = lowest level, all 0 = highest
 //! level, bit for bit, causal and oracle), threshold monotonicity, the command's outputs, and
 //! bad input.
 
@@ -6,7 +7,7 @@ mod common;
 
 use lstm_dse::dynamic::{self, LevelPlans, Metric, PolicySpec, Timing};
 use lstm_dse::format::{parse_config_list, PrecisionConfig};
-use lstm_dse::lstm::{self, eval, npy, LoadOptions, Model};
+use lstm_dse::lstm::{self, driver, eval, npy, LoadOptions, Model};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -247,66 +248,6 @@ fn bad_policy_input() {
 }
 
 #[test]
-fn gpu_policy_lanes_equal_the_cpu_simulation_bit_for_bit() {
-    let Some(ctx) = common::gpu_context() else {
-        return;
-    };
-    for (model, input) in [
-        (
-            "tests/data/torch_lstm3.onnx",
-            "tests/data/torch_lstm3.x.npy",
-        ),
-        (
-            "tests/data/torch_bilstm.onnx",
-            "tests/data/torch_bilstm.x.npy",
-        ),
-    ] {
-        let m = lstm::load(data(model).to_str().unwrap(), &LoadOptions::default()).unwrap();
-        let x = npy::read_sequences(&data(input)).unwrap();
-        for (levels, thresholds) in [
-            ("fx6,fx16", "0,0.02,0.05,0.1,0.3,inf"),
-            ("fx4,fx8,fx12", "0/0,0.02/0.1,0.05/0.5,inf/inf"),
-        ] {
-            for (timing, start) in [
-                (Timing::Causal, "high"),
-                (Timing::Causal, "low"),
-                (Timing::Oracle, "high"),
-            ] {
-                for metric in [
-                    Metric::MaxAbs,
-                    Metric::MeanAbs,
-                    Metric::FracAbove(0.02),
-                    Metric::RelMaxAbs(0.05),
-                ] {
-                    let spec = PolicySpec::new(parse_config_list(levels).unwrap(), metric, timing)
-                        .unwrap()
-                        .starting_at(start)
-                        .unwrap();
-                    let n = spec.levels.len();
-                    let plans = eval::prepare(&m, &x, "x", &[spec.levels[n - 1]]).unwrap();
-                    let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
-                    let policies = dynamic::parse_thresholds(thresholds, n).unwrap();
-                    let cpu = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
-                    let gpu = ctx
-                        .simulate_policies(&m, &x, &spec, &lp, &policies, &mut |_, _| {})
-                        .unwrap();
-                    for (i, (c, g)) in cpu.lanes.iter().zip(&gpu.lanes).enumerate() {
-                        let what = format!("{model} {levels} {timing:?} {start} {metric} lane {i}");
-                        assert_eq!(c.levels, g.levels, "{what}: levels");
-                        for (l, ((ch, cc), (gh, gc))) in c.layers.iter().zip(&g.layers).enumerate()
-                        {
-                            assert_eq!(bits(ch), bits(gh), "{what}: layer {l} h");
-                            assert_eq!(bits(cc), bits(gc), "{what}: layer {l} c");
-                        }
-                        assert_eq!(c.metrics, g.metrics, "{what}: metrics");
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[test]
 fn groups_command_and_its_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("g");
@@ -413,10 +354,12 @@ fn gpu_group_widths_equal_the_cpu_twin() {
 }
 
 #[test]
-fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
-    // The lane-batched simulation (lanes grouped by level, one product per level per step)
-    // against the per-lane scalar one, on a stacked and a bidirectional model, with policies
-    // whose lanes switch levels at different steps.
+fn policy_lanes_of_every_backend_equal_the_scalar_simulation_bit_for_bit() {
+    // Every backend of the driver (the lane-batched CPU simulation: lanes grouped by level,
+    // one product per level per step; the GPU lanes, levels chosen on the device) against
+    // the per-lane scalar one, on a stacked and a bidirectional model, with policies whose
+    // lanes switch levels at different steps.
+    let gpu = common::gpu_context();
     for (model, input) in [
         (
             "tests/data/torch_lstm3.onnx",
@@ -452,13 +395,25 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
                     let plans = eval::prepare(&m, &x, "x", &[spec.levels[n - 1]]).unwrap();
                     let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
                     let policies = dynamic::parse_thresholds(thresholds, n).unwrap();
-                    let fast = dynamic::simulate(&m, &x, &spec, &lp, &policies, &|| {});
                     let slow = dynamic::simulate_scalar(&m, &x, &spec, &lp, &policies, &|| {});
+                    let what = format!("{model} {levels} {timing:?} {start} {metric}");
+                    let cpu = dynamic::CpuPolicies::new(&spec, &lp);
+                    let Ok(fast) = driver::run_policies(&cpu, &m, &x, &policies, &mut |_, _| {});
+                    same_lanes(&format!("cpu {what}"), &fast, &slow.lanes);
+                    if let Some(ctx) = &gpu {
+                        let on_gpu = ctx
+                            .simulate_policies(&m, &x, &spec, &lp, &policies, &mut |_, _| {})
+                            .unwrap();
+                        same_lanes(
+                            &format!("{} {what}", ctx.adapter.name),
+                            &on_gpu.lanes,
+                            &slow.lanes,
+                        );
+                    }
                     let mut switched = false;
-                    for (i, (a, b)) in fast.lanes.iter().zip(&slow.lanes).enumerate() {
-                        let what = format!("{model} {levels} {timing:?} {start} {metric} lane {i}");
-                        assert_eq!(a.levels, b.levels, "{what}: levels");
+                    for (i, a) in slow.lanes.iter().enumerate() {
                         if timing == Timing::Causal {
+                            let what = format!("{what} lane {i}");
                             causal_levels_follow_the_real_metric(
                                 &m,
                                 &policies[i / x.count],
@@ -466,16 +421,6 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
                                 &what,
                             );
                         }
-                        for (l, ((ah, ac), (bh, bc))) in a.layers.iter().zip(&b.layers).enumerate()
-                        {
-                            assert_eq!(bits(ah), bits(bh), "{what}: layer {l} h");
-                            assert_eq!(bits(ac), bits(bc), "{what}: layer {l} c");
-                        }
-                        assert_eq!(a.metrics, b.metrics, "{what}: metrics");
-                        assert_eq!(
-                            a.output.as_ref().map(|o| bits(o)),
-                            b.output.as_ref().map(|o| bits(o))
-                        );
                         switched |= a
                             .levels
                             .iter()
@@ -489,6 +434,26 @@ fn batched_policy_lanes_equal_the_scalar_simulation_bit_for_bit() {
                 }
             }
         }
+    }
+}
+
+/// A backend's lanes against the scalar simulation's: levels, states, metrics and head
+/// output, bit for bit.
+fn same_lanes(what: &str, got: &[dynamic::LaneResult], want: &[dynamic::LaneResult]) {
+    assert_eq!(got.len(), want.len(), "{what}: lanes");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let what = format!("{what} lane {i}");
+        assert_eq!(a.levels, b.levels, "{what}: levels");
+        for (l, ((ah, ac), (bh, bc))) in a.layers.iter().zip(&b.layers).enumerate() {
+            assert_eq!(bits(ah), bits(bh), "{what}: layer {l} h");
+            assert_eq!(bits(ac), bits(bc), "{what}: layer {l} c");
+        }
+        assert_eq!(a.metrics, b.metrics, "{what}: metrics");
+        assert_eq!(
+            a.output.as_ref().map(|o| bits(o)),
+            b.output.as_ref().map(|o| bits(o)),
+            "{what}: output"
+        );
     }
 }
 

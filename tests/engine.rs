@@ -1,6 +1,7 @@
-//! Engine conformance: the lane-batched CPU engine (and the per-sequence scalar evaluator, and
-//! the GPU lanes where an adapter exists) against a plain scalar implementation of
-//! docs/NUMERICS.md §6/§7 kept here as the oracle. Every format kind, peepholes, initial
+//! Engine conformance: every backend of the driver (`lstm::driver`) — the lane-batched CPU
+//! engine and the GPU lanes (any adapter, lavapipe included; a failure under CI without one) —
+//! and the per-sequence scalar evaluator, run by the same checks against a plain scalar
+//! implementation of docs/NUMERICS.md §6/§7 kept here as the oracle. Every format kind, peepholes, initial
 //! states, forward / reverse / bidirectional layers, stacked layers, and shapes that do not
 //! divide the kernels' tiles (H = 1, 3, 33, 1000; lanes = 1, 7, 65).
 
@@ -12,7 +13,9 @@ mod common;
 use lstm_dse::format::detmath::ftz;
 use lstm_dse::format::fixed::rescale;
 use lstm_dse::format::parse_config_list;
+use lstm_dse::gpu::GpuConfigs;
 use lstm_dse::lstm::builtin::SplitMix64;
+use lstm_dse::lstm::driver::{self, Backend};
 use lstm_dse::lstm::eval::{self, plan::CellPlan, Plan};
 use lstm_dse::lstm::npy::Sequences;
 use lstm_dse::lstm::{Direction, Model};
@@ -189,26 +192,62 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-/// Runs every config on the batched engine (and the scalar evaluator) and compares every
-/// layer's states with the oracle, bit for bit.
+/// Runs every config on every backend (and the scalar evaluator) and compares every layer's
+/// states with the oracle, bit for bit.
 fn check(model: &Model, seqs: &Sequences, configs: &str) {
     let configs = parse_config_list(configs).unwrap();
     let plans = eval::prepare(model, seqs, "x", &configs).unwrap();
-    let batched = eval::run_cpu(model, seqs, &plans, true);
+    let want: Vec<_> = plans.iter().map(|p| oracle(model, p, seqs)).collect();
+    conform(
+        "cpu",
+        &eval::Cpu { hist: false },
+        model,
+        seqs,
+        &plans,
+        &want,
+    );
+    if let Some(ctx) = common::shared_gpu() {
+        let gpu = GpuConfigs { ctx, reduce: false };
+        conform(&ctx.adapter.name, &gpu, model, seqs, &plans, &want);
+    }
     let scalar = eval::run_cpu_scalar(model, seqs, &plans, true);
-    for ((plan, run), slow) in plans.iter().zip(&batched).zip(&scalar) {
-        let want = oracle(model, plan, seqs);
+    for ((plan, run), want) in plans.iter().zip(&scalar).zip(&want) {
+        for (l, ((h, c), got)) in want.iter().zip(run.states.as_ref().unwrap()).enumerate() {
+            let what = format!("{} layer {l}", plan.config);
+            assert_eq!(bits(h), bits(&got.h), "scalar h: {what}");
+            assert_eq!(bits(c), bits(&got.c), "scalar c: {what}");
+        }
+    }
+}
+
+/// One backend through the driver against the oracle's states `want[plan][layer]`.
+fn conform<'p, B: Backend<&'p Plan>>(
+    name: &str,
+    backend: &B,
+    model: &Model,
+    seqs: &Sequences,
+    plans: &'p [Plan],
+    want: &[Vec<(Vec<f32>, Vec<f32>)>],
+) where
+    B::Error: std::fmt::Debug,
+{
+    let runs = driver::run_configs(backend, model, seqs, plans, true, &mut |_, _| {}).unwrap();
+    for ((plan, run), want) in plans.iter().zip(&runs).zip(want) {
         for (l, ((h, c), got)) in want.iter().zip(run.states.as_ref().unwrap()).enumerate() {
             let what = format!(
-                "{} layer {l} (H {:?}, lanes {})",
+                "{name}: {} layer {l} (H {:?}, lanes {})",
                 plan.config, model.layers[l].hidden_size, seqs.count
             );
-            assert_eq!(bits(h), bits(&got.h), "batched h: {what}");
-            assert_eq!(bits(c), bits(&got.c), "batched c: {what}");
-            let s = &slow.states.as_ref().unwrap()[l];
-            assert_eq!(bits(h), bits(&s.h), "scalar h: {what}");
+            assert_eq!(bits(h), bits(&got.h), "h: {what}");
+            assert_eq!(bits(c), bits(&got.c), "c: {what}");
         }
-        assert_eq!(bits(&run.hidden), bits(&slow.hidden));
+        let last = want.last().unwrap();
+        assert_eq!(
+            bits(&last.0),
+            bits(&run.hidden),
+            "{name}: {} hidden",
+            plan.config
+        );
     }
 }
 
@@ -256,38 +295,6 @@ fn tiny_values_take_the_flushing_kernel_and_still_agree() {
 }
 
 #[test]
-fn gpu_lanes_equal_the_batched_engine() {
-    let Some(ctx) = common::gpu_context() else {
-        return;
-    };
-    let m = model(
-        8,
-        5,
-        &[3, 33],
-        &[Direction::Bidirectional, Direction::Forward],
-        true,
-        true,
-    );
-    let seqs = common::random_inputs(9, 7, 6, 5, 1.5);
-    let configs = parse_config_list(CONFIGS).unwrap();
-    let plans = eval::prepare(&m, &seqs, "x", &configs).unwrap();
-    let cpu = eval::run_cpu(&m, &seqs, &plans, true);
-    let gpu = ctx.run(&m, &seqs, &plans, true, &mut |_, _| {}).unwrap();
-    for (a, b) in cpu.iter().zip(&gpu) {
-        for (la, lb) in a
-            .states
-            .as_ref()
-            .unwrap()
-            .iter()
-            .zip(b.states.as_ref().unwrap())
-        {
-            assert_eq!(bits(&la.h), bits(&lb.h), "{} on {}", a.config, ctx.adapter);
-            assert_eq!(bits(&la.c), bits(&lb.c), "{} on {}", a.config, ctx.adapter);
-        }
-    }
-}
-
-#[test]
 fn per_channel_weights_differ_by_row_agree_everywhere_and_cut_the_error() {
     // Rows of W and R scaled by 2^-(r mod 6): per-row formats really differ, so the per-row
     // shifts of §7 are exercised on the CPU engine, the scalar evaluator, the oracle and the
@@ -326,7 +333,7 @@ fn per_channel_weights_differ_by_row_agree_everywhere_and_cut_the_error() {
         channel < 0.8 * tensor,
         "per-channel {channel} vs per-tensor {tensor}"
     );
-    if let Some(ctx) = common::gpu_context() {
+    if let Some(ctx) = common::shared_gpu() {
         let gpu = ctx.run(&m, &seqs, &plans, true, &mut |_, _| {}).unwrap();
         for (a, b) in runs.iter().zip(&gpu) {
             assert_eq!(

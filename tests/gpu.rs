@@ -10,12 +10,6 @@ use lstm_dse::gpu::GpuContext;
 use lstm_dse::lstm::eval::{self, Run};
 use lstm_dse::lstm::{self, builtin::SplitMix64, npy::Sequences, LoadOptions, Model};
 use std::path::Path;
-use std::sync::OnceLock;
-
-fn gpu() -> Option<&'static GpuContext> {
-    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(common::gpu_context).as_ref()
-}
 
 fn fixture(name: &str) -> Model {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -73,7 +67,9 @@ const FLOAT: &str = "fp32;fp16;bf16;fp8e4m3;fp8e5m2;e3m4;w=fp16,a=fp16,p=fp32,c=
 
 #[test]
 fn three_layer_fixture_fixed_and_float() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = common::shared_gpu() else {
+        return;
+    };
     let m = fixture("torch_lstm3.onnx");
     let x = inputs(&m, 3, 9, 1);
     same_bits(ctx, &m, &x, FIXED);
@@ -98,7 +94,9 @@ fn lanes_that_read_storage_instead_of_the_stage_agree_too() {
 
 #[test]
 fn bidirectional_and_peephole_layers() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = common::shared_gpu() else {
+        return;
+    };
     for name in ["bidir.onnx", "peephole.onnx", "torch_bilstm.onnx"] {
         let m = fixture(name);
         let x = inputs(&m, 3, 6, 2);
@@ -109,7 +107,9 @@ fn bidirectional_and_peephole_layers() {
 
 #[test]
 fn shapes_around_the_workgroup_size() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = common::shared_gpu() else {
+        return;
+    };
     // Hidden sizes below, at and not dividing the 64-thread workgroup; one sequence and many;
     // initial h and c.
     for (hidden, n) in [(1, 1), (3, 5), (16, 2), (17, 3), (65, 2)] {

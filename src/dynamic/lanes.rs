@@ -4,19 +4,23 @@
 //! lanes are grouped by the level they run at, and each group's recurrent product is one
 //! matrix product on that level's weights ([`ExactProduct`]). Lanes never interact, so the
 //! result is the per-lane scalar simulation's ([`super::sim`]) bit for bit, which
-//! `tests/dynamic.rs` checks.
+//! `tests/dynamic.rs` checks. [`CpuPolicies`] is this engine's face to the
+//! [`driver`](crate::lstm::driver): one layer of a chunk of lanes.
 
 use super::sim::{Change, IntMetric, LaneResult};
-use super::{LevelPlans, Policy, PolicySpec, Timing};
+use super::values::{self, LevelColumns};
+use super::{LevelPlans, LevelState, Policy, PolicySpec, Timing};
 use crate::format::fixed::rescale;
-use crate::lstm::eval::apply_head;
+use crate::lstm::driver::{self, Backend, Chunk, Levels, StepLevels};
 use crate::lstm::eval::batch::{ExactProduct, Io};
 use crate::lstm::eval::cell::{int_gate_sum, int_unit};
 use crate::lstm::eval::gemm::COL_ALIGN;
 use crate::lstm::eval::plan::IntCell;
+use crate::lstm::eval::LayerStates;
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use rayon::prelude::*;
+use std::convert::Infallible;
 
 /// Lanes per chunk: bounded so the per-level input products (`4H x T x lanes` i64) stay
 /// near 256 MiB, at least one column tile.
@@ -32,47 +36,123 @@ fn chunk_lanes(model: &Model, steps: usize, levels: usize, total: usize) -> usiz
     lanes.min(total.max(1))
 }
 
-/// Simulates lanes `first..first + count` (lane = policy * sequences + sequence).
-pub(super) fn simulate_chunk(
-    model: &Model,
-    seqs: &Sequences,
-    spec: &PolicySpec,
-    plans: &LevelPlans,
-    policies: &[Policy],
-    first: usize,
-    count: usize,
-) -> Vec<LaneResult> {
-    let steps = seqs.steps;
-    let lane_policy = |lane: usize| &policies[(first + lane) / seqs.count];
-    // Layer input of every lane, [lanes, T, width].
-    let mut x: Vec<f32> = (0..count)
-        .flat_map(|lane| seqs.sequence((first + lane) % seqs.count).iter().copied())
-        .collect();
-    let mut results: Vec<LaneResult> = (0..count)
-        .map(|_| LaneResult {
-            layers: Vec::new(),
-            output: None,
-            levels: Vec::new(),
-            metrics: Vec::new(),
-        })
-        .collect();
-    for (l, layer) in model.layers.iter().enumerate() {
+/// The CPU backend of the [`driver`] for policy lanes: with a state kept as codes every lane
+/// of a chunk advances together, each step's lanes grouped by level; with a state kept as
+/// values (`values.rs`) lane by lane, rayon over the chunk's lanes.
+pub struct CpuPolicies<'a> {
+    spec: &'a PolicySpec,
+    plans: &'a LevelPlans,
+    /// Each level's columns, for a state kept as values.
+    columns: Option<LevelColumns>,
+}
+
+impl<'a> CpuPolicies<'a> {
+    pub fn new(spec: &'a PolicySpec, plans: &'a LevelPlans) -> Self {
+        let columns = (plans.state == LevelState::Values).then(|| values::level_columns(plans));
+        CpuPolicies {
+            spec,
+            plans,
+            columns,
+        }
+    }
+
+    /// Layer `l` of a chunk of lanes whose state is kept as values, lane by lane.
+    #[allow(clippy::too_many_arguments)]
+    fn value_layer(
+        &self,
+        columns: &LevelColumns,
+        model: &Model,
+        chunk: &Chunk<Policy>,
+        l: usize,
+        x: &[f32],
+    ) -> PolicyLayer {
+        let steps = chunk.seqs.steps;
+        let per_lane = steps * model.layers[l].input_size;
+        let lanes: Vec<_> = (0..chunk.lanes())
+            .into_par_iter()
+            .map(|lane| {
+                let policy = &chunk.groups[lane / chunk.nseq];
+                let x = &x[lane * per_lane..(lane + 1) * per_lane];
+                values::lane_layer(model, self.plans, columns, self.spec, policy, l, x, steps)
+            })
+            .collect();
+        let mut out = PolicyLayer {
+            h: Vec::new(),
+            c: Vec::new(),
+            steps: Vec::with_capacity(lanes.len()),
+        };
+        for (h, c, st) in lanes {
+            out.h.extend(h);
+            out.c.extend(c);
+            out.steps.push(st);
+        }
+        out
+    }
+}
+
+/// One layer of a chunk of policy lanes: h and c `[lanes, T, D*H]` (values of the highest
+/// level's formats), and per lane the level and Δc metric of every step, `[dir][t]`.
+pub struct PolicyLayer {
+    h: Vec<f32>,
+    c: Vec<f32>,
+    steps: Vec<StepLevels>,
+}
+
+impl Backend<Policy> for CpuPolicies<'_> {
+    type Error = Infallible;
+    type Layer = PolicyLayer;
+
+    fn chunk_shape(
+        &self,
+        model: &Model,
+        policies: &[Policy],
+        seqs: &Sequences,
+    ) -> Result<(usize, usize), Infallible> {
+        let levels = self.plans.levels.len();
+        let lanes = chunk_lanes(model, seqs.steps, levels, policies.len() * seqs.count);
+        let seq_chunk = seqs.count.min(lanes).max(1);
+        Ok(((lanes / seq_chunk).max(1), seq_chunk))
+    }
+
+    fn layer(
+        &self,
+        model: &Model,
+        chunk: &Chunk<Policy>,
+        l: usize,
+        input: Option<&PolicyLayer>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PolicyLayer, Infallible> {
+        let (steps, count) = (chunk.seqs.steps, chunk.lanes());
+        let first;
+        let x = match input {
+            Some(previous) => &previous.h,
+            None => {
+                first = chunk.input().repeat(chunk.groups.len());
+                &first
+            }
+        };
+        if let Some(columns) = &self.columns {
+            let out = self.value_layer(columns, model, chunk, l, x);
+            progress((count * steps) as u64);
+            return Ok(out);
+        }
+        let layer = &model.layers[l];
         let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
         let stride = hsz * dirs;
-        let mut h_out = vec![0.0f32; count * steps * stride];
-        let mut c_out = vec![0.0f32; count * steps * stride];
-        for r in results.iter_mut() {
-            r.levels.push(Vec::new());
-            r.metrics.push(Vec::new());
-        }
+        let mut out = PolicyLayer {
+            h: vec![0.0f32; count * steps * stride],
+            c: vec![0.0f32; count * steps * stride],
+            steps: vec![StepLevels::default(); count],
+        };
         for k in 0..dirs {
-            let cells: Vec<&IntCell> = plans
+            let cells: Vec<&IntCell> = self
+                .plans
                 .levels
                 .iter()
                 .filter_map(|p| p.layers[l][k].int.as_ref())
                 .collect();
             let io = Io {
-                x: &x,
+                x,
                 input: layer.input_size,
                 n: count,
                 steps,
@@ -80,38 +160,54 @@ pub(super) fn simulate_chunk(
                 offset: k * hsz,
                 stride,
             };
+            let frac = cells[cells.len() - 1].c.frac;
             let metrics: Vec<IntMetric> = (0..count)
                 .map(|lane| {
-                    IntMetric::new(
-                        spec.metric,
-                        lane_policy(lane),
-                        cells[cells.len() - 1].c.frac,
-                        hsz,
-                    )
+                    let policy = &chunk.groups[lane / chunk.nseq];
+                    IntMetric::new(self.spec.metric, policy, frac, hsz)
                 })
                 .collect();
-            let (levels, values) = direction(&cells, &io, spec, &metrics, &mut h_out, &mut c_out);
-            for (lane, r) in results.iter_mut().enumerate() {
-                r.levels[l].push(levels[lane].clone());
-                r.metrics[l].push(values[lane].clone());
+            let (h, c) = (&mut out.h, &mut out.c);
+            let (levels, values) = direction(&cells, &io, self.spec, &metrics, h, c);
+            for ((lane, lv), v) in out.steps.iter_mut().zip(levels).zip(values) {
+                lane.levels.push(lv);
+                lane.metrics.push(v);
             }
         }
-        for (lane, r) in results.iter_mut().enumerate() {
-            let span = lane * steps * stride..(lane + 1) * steps * stride;
-            r.layers
-                .push((h_out[span.clone()].to_vec(), c_out[span].to_vec()));
-        }
-        x = h_out;
+        progress((count * steps) as u64);
+        Ok(out)
     }
-    let width = model.hidden_output_size();
-    for (lane, r) in results.iter_mut().enumerate() {
-        r.output = apply_head(
-            model,
-            &x[lane * steps * width..(lane + 1) * steps * width],
-            steps,
-        );
+
+    fn states(
+        &self,
+        _: &Model,
+        chunk: &Chunk<Policy>,
+        _: usize,
+        out: PolicyLayer,
+    ) -> Result<Vec<LayerStates>, Infallible> {
+        let per_group = (out.h.len() / chunk.groups.len().max(1)).max(1);
+        Ok(out
+            .h
+            .chunks(per_group)
+            .zip(out.c.chunks(per_group))
+            .map(|(h, c)| LayerStates {
+                h: h.to_vec(),
+                c: c.to_vec(),
+            })
+            .collect())
     }
-    results
+}
+
+impl Levels<Policy> for CpuPolicies<'_> {
+    fn levels(
+        &self,
+        _: &Model,
+        _: &Chunk<Policy>,
+        _: usize,
+        out: &mut PolicyLayer,
+    ) -> Result<Vec<StepLevels>, Infallible> {
+        Ok(std::mem::take(&mut out.steps))
+    }
 }
 
 /// One level's precomputed products for one direction.
@@ -269,9 +365,9 @@ fn step(
     });
 }
 
-/// Every lane of `policies` x sequences, in chunks (rayon inside the products); `lane_done`
-/// is called once per finished lane.
-pub(super) fn simulate_batched(
+/// Every lane of `policies` x sequences through the [`driver`] (rayon inside the products, or
+/// over lanes); `lane_done` is called once per finished lane.
+pub(super) fn simulate_lanes(
     model: &Model,
     seqs: &Sequences,
     spec: &PolicySpec,
@@ -279,17 +375,14 @@ pub(super) fn simulate_batched(
     policies: &[Policy],
     lane_done: &(dyn Fn() + Sync),
 ) -> Vec<LaneResult> {
-    let total = policies.len() * seqs.count;
-    let chunk = chunk_lanes(model, seqs.steps, plans.levels.len(), total);
-    let mut out = Vec::with_capacity(total);
-    let mut first = 0;
-    while first < total {
-        let count = chunk.min(total - first);
-        out.extend(simulate_chunk(
-            model, seqs, spec, plans, policies, first, count,
-        ));
-        (0..count).for_each(|_| lane_done());
-        first += count;
-    }
-    out
+    let lane_steps = (seqs.steps * model.layers.len()).max(1) as u64;
+    let mut reported = 0u64;
+    let backend = CpuPolicies::new(spec, plans);
+    let Ok(lanes) = driver::run_policies(&backend, model, seqs, policies, &mut |done, _| {
+        while reported < done / lane_steps {
+            lane_done();
+            reported += 1;
+        }
+    });
+    lanes
 }

@@ -11,6 +11,7 @@ mod report;
 mod sim;
 mod values;
 
+pub use lanes::{CpuPolicies, PolicyLayer};
 pub use levels::{resolution_warnings, LevelPlans, LevelState};
 
 pub use report::{

@@ -261,9 +261,9 @@ fn lane(
     result
 }
 
-/// Simulates every policy on every sequence: on the lane-batched engine ([`super::lanes`])
-/// for a state kept as codes, one lane at a time ([`super::values`]) for a state kept as
-/// values; `lane_done` is called once per finished lane.
+/// Simulates every policy on every sequence through the driver with the CPU backend
+/// ([`super::CpuPolicies`]: the lane-batched engine for a state kept as codes, one lane at a
+/// time for a state kept as values); `lane_done` is called once per finished lane.
 pub fn simulate(
     model: &Model,
     seqs: &Sequences,
@@ -272,14 +272,7 @@ pub fn simulate(
     policies: &[Policy],
     lane_done: &(dyn Fn() + Sync),
 ) -> Simulation {
-    let lanes = match plans.state {
-        LevelState::Codes => {
-            super::lanes::simulate_batched(model, seqs, spec, plans, policies, lane_done)
-        }
-        LevelState::Values => {
-            super::values::simulate(model, seqs, spec, plans, policies, lane_done)
-        }
-    };
+    let lanes = super::lanes::simulate_lanes(model, seqs, spec, plans, policies, lane_done);
     Simulation {
         lanes,
         sequences: seqs.count,

@@ -2,20 +2,19 @@
 //! §11.1): levels may be any precision configs (float formats, mixed configs, per-channel
 //! weights, per-level calibration). A step at level q rounds the incoming h, c and x values
 //! into q's formats, runs q's own step (integer or float datapath), and hands h and c on as
-//! values; the Δc metric is computed from those values in f32. One lane at a time, rayon over
-//! lanes: the CPU twin of the GPU's value-state policy lanes, bit for bit.
+//! values; the Δc metric is computed from those values in f32. One lane at a time (a layer per
+//! call from [`super::CpuPolicies`]), rayon over lanes: the CPU twin of the GPU's value-state
+//! policy lanes, bit for bit.
 //!
 //! [`LevelState::Values`]: super::LevelState::Values
 
-use super::sim::{rel_level, rel_thresholds, Change, LaneResult};
+use super::sim::{rel_level, rel_thresholds, Change};
 use super::{LevelPlans, Metric, Policy, PolicySpec, Timing};
 use crate::format::detmath::ftz;
-use crate::lstm::eval::apply_head;
+use crate::lstm::driver::StepLevels;
 use crate::lstm::eval::cell::{add, float_unit, int_step, mul};
 use crate::lstm::eval::plan::CellPlan;
-use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
-use rayon::prelude::*;
 
 /// The smallest f32 at or above `x` (0 for x <= 0, +inf above the largest f32).
 fn ceil_f32(x: f64) -> f32 {
@@ -169,9 +168,9 @@ impl Columns {
 }
 
 /// `Columns` of every level, layer and direction: `[level][layer][dir]`.
-type LevelColumns = Vec<Vec<Vec<Columns>>>;
+pub(super) type LevelColumns = Vec<Vec<Vec<Columns>>>;
 
-fn level_columns(plans: &LevelPlans) -> LevelColumns {
+pub(super) fn level_columns(plans: &LevelPlans) -> LevelColumns {
     plans
         .levels
         .iter()
@@ -230,109 +229,70 @@ fn step_values(p: &CellPlan, cols: &Columns, x: &[f32], h: &mut [f32], c: &mut [
     }
 }
 
+/// Layer `l` of one lane at `policy`, on the lane's layer input `x` (`[T, I]`): h and c
+/// values `[T, D*H]` and the level and metric of every step. Run lane by lane, rayon over the
+/// lanes of a chunk, by [`super::CpuPolicies`].
 #[allow(clippy::too_many_arguments)]
-fn lane(
+pub(super) fn lane_layer(
     model: &Model,
     plans: &LevelPlans,
     columns: &LevelColumns,
     spec: &PolicySpec,
     policy: &Policy,
-    seq: &[f32],
+    l: usize,
+    x_vals: &[f32],
     steps: usize,
-) -> LaneResult {
+) -> (Vec<f32>, Vec<f32>, StepLevels) {
     let top = plans.levels.len() - 1;
-    let mut x_vals = seq.to_vec();
-    let mut width = model.input_size();
-    let mut result = LaneResult {
-        layers: Vec::new(),
-        output: None,
-        levels: Vec::new(),
-        metrics: Vec::new(),
-    };
-    for (l, layer) in model.layers.iter().enumerate() {
-        let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
-        let stride = hsz * dirs;
-        let (mut h_out, mut c_out) = (vec![0.0f32; steps * stride], vec![0.0f32; steps * stride]);
-        let (mut lv, mut mv) = (Vec::new(), Vec::new());
-        for k in 0..dirs {
-            let cells: Vec<&CellPlan> = plans.levels.iter().map(|p| &p.layers[l][k]).collect();
-            let cols: Vec<&Columns> = columns.iter().map(|c| &c[l][k]).collect();
-            let metric = ValueMetric::new(spec.metric, policy, hsz);
-            let (mut h, mut c) = (cells[top].h0.clone(), cells[top].c0.clone());
-            let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
-            let mut previous = Change::default();
-            for s in 0..steps {
-                let t = layer.direction.time(k, s, steps);
-                let x = &x_vals[t * width..(t + 1) * width];
-                let (mut hn, mut cn) = (h.clone(), c.clone());
-                let level = match spec.timing {
-                    Timing::Causal => {
-                        let level = match s {
-                            0 => spec.start,
-                            _ => metric.level(previous),
-                        };
+    let layer = &model.layers[l];
+    let width = layer.input_size;
+    let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
+    let stride = hsz * dirs;
+    let (mut h_out, mut c_out) = (vec![0.0f32; steps * stride], vec![0.0f32; steps * stride]);
+    let mut out = StepLevels::default();
+    for k in 0..dirs {
+        let cells: Vec<&CellPlan> = plans.levels.iter().map(|p| &p.layers[l][k]).collect();
+        let cols: Vec<&Columns> = columns.iter().map(|c| &c[l][k]).collect();
+        let metric = ValueMetric::new(spec.metric, policy, hsz);
+        let (mut h, mut c) = (cells[top].h0.clone(), cells[top].c0.clone());
+        let (mut levels, mut metrics) = (vec![0u8; steps], vec![0.0f64; steps]);
+        let mut previous = Change::default();
+        for s in 0..steps {
+            let t = layer.direction.time(k, s, steps);
+            let x = &x_vals[t * width..(t + 1) * width];
+            let (mut hn, mut cn) = (h.clone(), c.clone());
+            let level = match spec.timing {
+                Timing::Causal => {
+                    let level = match s {
+                        0 => spec.start,
+                        _ => metric.level(previous),
+                    };
+                    step_values(cells[level], cols[level], x, &mut hn, &mut cn);
+                    level
+                }
+                Timing::Oracle => {
+                    step_values(cells[top], cols[top], x, &mut hn, &mut cn);
+                    let level = metric.level(metric.eval(&cn, &c).0);
+                    if level < top {
+                        (hn, cn) = (h.clone(), c.clone());
                         step_values(cells[level], cols[level], x, &mut hn, &mut cn);
-                        level
                     }
-                    Timing::Oracle => {
-                        step_values(cells[top], cols[top], x, &mut hn, &mut cn);
-                        let level = metric.level(metric.eval(&cn, &c).0);
-                        if level < top {
-                            (hn, cn) = (h.clone(), c.clone());
-                            step_values(cells[level], cols[level], x, &mut hn, &mut cn);
-                        }
-                        level
-                    }
-                };
-                let (value, real) = metric.eval(&cn, &c);
-                previous = value;
-                (h, c) = (hn, cn);
-                levels[t] = level as u8;
-                metrics[t] = real;
-                let row = t * stride + k * hsz;
-                h_out[row..row + hsz].copy_from_slice(&h);
-                c_out[row..row + hsz].copy_from_slice(&c);
-            }
-            lv.push(levels);
-            mv.push(metrics);
+                    level
+                }
+            };
+            let (value, real) = metric.eval(&cn, &c);
+            previous = value;
+            (h, c) = (hn, cn);
+            levels[t] = level as u8;
+            metrics[t] = real;
+            let row = t * stride + k * hsz;
+            h_out[row..row + hsz].copy_from_slice(&h);
+            c_out[row..row + hsz].copy_from_slice(&c);
         }
-        result.levels.push(lv);
-        result.metrics.push(mv);
-        x_vals = h_out.clone();
-        width = stride;
-        result.layers.push((h_out, c_out));
+        out.levels.push(levels);
+        out.metrics.push(metrics);
     }
-    result.output = apply_head(model, &x_vals, steps);
-    result
-}
-
-/// Every (policy, sequence) lane, policy-major; `lane_done` is called once per finished lane.
-pub(super) fn simulate(
-    model: &Model,
-    seqs: &Sequences,
-    spec: &PolicySpec,
-    plans: &LevelPlans,
-    policies: &[Policy],
-    lane_done: &(dyn Fn() + Sync),
-) -> Vec<LaneResult> {
-    let columns = level_columns(plans);
-    (0..policies.len() * seqs.count)
-        .into_par_iter()
-        .map(|i| {
-            let (p, n) = (i / seqs.count, i % seqs.count);
-            let r = lane(
-                model,
-                plans,
-                &columns,
-                spec,
-                &policies[p],
-                seqs.sequence(n),
-                seqs.steps,
-            );
-            lane_done();
-            r
-        })
-        .collect()
+    (h_out, c_out, out)
 }
 
 /// The metric of every step of a lane, recomputed from its cell values (`[T, D*H]` per

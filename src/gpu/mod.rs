@@ -3,6 +3,7 @@
 //! once and reused for every evaluation. Getting a device is kept apart from running kernels
 //! ([`GpuContext::from_adapter`]) so tests and callers can bring their own.
 
+mod backend;
 mod groups;
 mod lstm;
 
@@ -59,6 +60,7 @@ mod policy;
 mod reduce;
 mod run;
 
+pub use backend::{GpuConfigs, GpuLayer};
 pub use reduce::{ReduceShape, StateDecode};
 
 use std::fmt;

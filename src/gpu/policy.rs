@@ -2,13 +2,14 @@
 //! threshold settings at once, closed-loop (the level of each step is chosen on the device
 //! from the lane's own cell-state change). The twin of `dynamic::simulate`, bit for bit.
 
+use super::backend::GpuPolicies;
 use super::lstm::Dims;
 use super::run::PolicyLanes;
 use super::{GpuContext, GpuError};
 use crate::dynamic::{
-    sim_support, LaneResult, LevelPlans, LevelState, Metric, Policy, PolicySpec, Simulation, Timing,
+    sim_support, LevelPlans, LevelState, Metric, Policy, PolicySpec, Simulation, Timing,
 };
-use crate::lstm::eval::apply_head;
+use crate::lstm::driver;
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 
@@ -97,22 +98,17 @@ impl GpuContext {
             above,
             oracle: spec.timing == Timing::Oracle,
         };
-        let outs = self.run_lanes(model, seqs, &[], Some(&lanes), None, progress)?;
-        let results = outs
-            .into_iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let policy = &policies[i / seqs.count];
-                let metrics =
-                    sim_support::lane_metrics(model, plans, spec, policy, &o.layers, seqs.steps);
-                LaneResult {
-                    output: apply_head(model, &o.layers[o.layers.len() - 1].0, seqs.steps),
-                    layers: o.layers,
-                    levels: o.levels,
-                    metrics,
-                }
-            })
-            .collect();
+        let backend = GpuPolicies {
+            ctx: self,
+            lanes: &lanes,
+        };
+        let mut results = driver::run_policies(&backend, model, seqs, &lanes.bounds, progress)?;
+        for (i, lane) in results.iter_mut().enumerate() {
+            let policy = &policies[i / seqs.count];
+            let steps = seqs.steps;
+            lane.metrics =
+                sim_support::lane_metrics(model, plans, spec, policy, &lane.layers, steps);
+        }
         Ok(Simulation {
             lanes: results,
             sequences: seqs.count,

@@ -5,8 +5,10 @@
 //! is false and the trace reads the states back and reduces them on the CPU (same bits).
 //! CPU twin: `trace::stats::ErrorStats::add`, one step's H units in unit order.
 
-use super::run::{LaneOut, LaneSet, ReferenceFn};
+use super::backend::GpuConfigs;
+use super::run::LaneSet;
 use super::{GpuContext, GpuError};
+use crate::lstm::driver;
 use crate::lstm::eval::{apply_head, Plan, Reference};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
@@ -19,6 +21,17 @@ use wgpu::util::DeviceExt;
 pub const FEATURES: wgpu::Features = wgpu::Features::SHADER_F64.union(wgpu::Features::SHADER_INT64);
 
 const WORKGROUP: u64 = 64;
+
+/// Where a reduced run gets the float64 reference (waited for at the first reduction).
+type ReferenceFn<'a, 'r> = &'a dyn Fn() -> Option<&'r Reference>;
+
+/// One lane of a reduced run: the per-step errors of every layer `[layer][dir * T + t]` and,
+/// when the model has a head, the last layer's h (c left empty).
+#[derive(Default)]
+pub(super) struct LaneOut {
+    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+    pub errors: Vec<Vec<[f64; 4]>>,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
@@ -175,8 +188,41 @@ impl GpuContext {
         reference: &dyn Fn() -> Option<&'r Reference>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<ConfigErrors>, GpuError> {
-        let refs: Vec<&Plan> = plans.iter().collect();
-        let outs = self.run_lanes(model, seqs, &refs, None, Some(reference), progress)?;
+        let groups: Vec<&Plan> = plans.iter().collect();
+        let backend = GpuConfigs {
+            ctx: self,
+            reduce: true,
+        };
+        let last = model.layers.len() - 1;
+        let mut outs: Vec<LaneOut> = (0..plans.len() * seqs.count)
+            .map(|_| LaneOut::default())
+            .collect();
+        // The lanes of the chunk being walked (the driver finishes a chunk before the next).
+        let mut chunk_outs: Vec<LaneOut> = Vec::new();
+        driver::walk(
+            &backend,
+            model,
+            seqs,
+            &groups,
+            progress,
+            &mut |chunk, l, out| {
+                if l == 0 {
+                    chunk_outs = (0..chunk.lanes()).map(|_| LaneOut::default()).collect();
+                }
+                let layer = &model.layers[l];
+                let (span, set) = ((chunk.s0, chunk.nseq), LaneSet::Configs(chunk.groups));
+                let shape = (seqs.steps, layer.direction.count(), layer.hidden_size);
+                let (states, lanes) = (&out.outs, &mut chunk_outs);
+                self.reduce_into(lanes, states, reference, &set, model, l, span, shape)?;
+                if l == last {
+                    for (lane, o) in chunk_outs.drain(..).enumerate() {
+                        let (g, s) = (lane / chunk.nseq, lane % chunk.nseq);
+                        outs[(chunk.g0 + g) * seqs.count + chunk.s0 + s] = o;
+                    }
+                }
+                Ok(())
+            },
+        )?;
         Ok(assemble(model, seqs, plans, outs))
     }
 

@@ -1,17 +1,20 @@
-//! Running lanes on the GPU: sizing chunks to the adapter's limits, uploading a layer at a
-//! time, encoding every step (for config lanes one dispatch, after one that fills the uniform
-//! stage when the step fits it; two or more for policy lanes), many steps per submission, and
-//! reading the states back once per layer (or, for a trace, reducing them on the device to
-//! per-step errors: `reduce.rs`). Lanes are (precision config, sequence) pairs, or
-//! (policy, sequence) pairs whose level is chosen per step on the device (see [`LaneSet`]).
+//! The wgpu side of the [`driver`]'s backends (`backend.rs`): sizing chunks to the adapter's
+//! limits and running one layer of a chunk of lanes on the device: uploading the layer, encoding every step (for
+//! config lanes one dispatch, after one that fills the uniform stage when the step fits it; two
+//! or more for policy lanes), many steps per submission. A layer's states stay in a device
+//! buffer that the next layer reads as its input; they are read back (or, for a trace, reduced
+//! on the device to per-step errors: `reduce.rs`) when the driver hands the layer to its sink.
+//! Lanes are (precision config, sequence) pairs, or (policy, sequence) pairs whose level is
+//! chosen per step on the device (see [`LaneSet`]).
 
+use super::backend::{GpuConfigs, GpuLayer};
 use super::lstm::{
-    lane_input, lane_states, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT,
-    WORKGROUP,
+    lane_input, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT, WORKGROUP,
 };
-use super::policy::{lane_values, policy_region};
+use super::policy::policy_region;
 use super::{GpuContext, GpuError};
-use crate::lstm::eval::{apply_head, assemble, Plan, Reference, Run, SeqOut};
+use crate::lstm::driver;
+use crate::lstm::eval::{Plan, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use wgpu::util::DeviceExt;
@@ -50,21 +53,9 @@ impl LaneSet<'_> {
     }
 }
 
-/// One lane's states per layer, and (policy lanes) the level of every step `[layer][dir][t]`.
-/// Reduced runs (a trace's, `reduce.rs`) keep instead the per-step errors of every layer
-/// `[layer][dir * T + t]` and, when the model has a head, the last layer's h (c left empty).
-pub(super) struct LaneOut {
-    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
-    pub levels: Vec<Vec<Vec<u8>>>,
-    pub errors: Vec<Vec<[f64; 4]>>,
-}
-
-/// Where a reduced run gets the float64 reference (waited for at the first reduction).
-pub(super) type ReferenceFn<'a, 'r> = &'a dyn Fn() -> Option<&'r Reference>;
-
 impl GpuContext {
-    /// Runs prepared plans (from `eval::prepare`) on the GPU: the twin of `eval::run_cpu`,
-    /// equal to it bit for bit. `progress(done, total)` counts lane-steps.
+    /// Runs prepared plans (from `eval::prepare`) on the GPU through the [`driver`]: the twin
+    /// of `eval::run_cpu`, equal to it bit for bit. `progress(done, total)` counts lane-steps.
     pub fn run(
         &self,
         model: &Model,
@@ -73,16 +64,11 @@ impl GpuContext {
         keep_states: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<Run>, GpuError> {
-        let refs: Vec<&Plan> = plans.iter().collect();
-        let outs = self.run_lanes(model, seqs, &refs, None, None, progress)?;
-        let outs = outs
-            .into_iter()
-            .map(|o| SeqOut {
-                output: apply_head(model, &o.layers[o.layers.len() - 1].0, seqs.steps),
-                layers: o.layers,
-            })
-            .collect();
-        Ok(assemble(model, plans, outs, seqs.count, keep_states))
+        let backend = GpuConfigs {
+            ctx: self,
+            reduce: false,
+        };
+        driver::run_configs(&backend, model, seqs, plans, keep_states, progress)
     }
 
     pub(super) fn cap(&self) -> (u64, &'static str) {
@@ -110,20 +96,20 @@ impl GpuContext {
         }
     }
 
-    /// Runs every (group, sequence) lane, group-major, in chunks that fit the limits. Groups
-    /// are the configs of `plans`, or the policies of `policy` (whose `levels` are the plans).
-    pub(super) fn run_lanes(
+    /// The largest chunk (groups, sequences) within the limits: `groups` configs (each plan
+    /// of `units` alone), or policies (`units`: all the levels, uploaded together); `reduce`
+    /// for a run reduced on the device.
+    pub(super) fn chunk_shape(
         &self,
         model: &Model,
         seqs: &Sequences,
-        plans: &[&Plan],
-        policy: Option<&PolicyLanes>,
-        reduce: Option<ReferenceFn>,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Vec<LaneOut>, GpuError> {
+        groups: usize,
+        units: &[Vec<&Plan>],
+        policy: bool,
+        reduce: bool,
+    ) -> Result<(usize, usize), GpuError> {
         let (cap, _) = self.cap();
         let steps = seqs.steps as u64;
-        let groups = policy.map_or(plans.len(), |p| p.bounds.len());
         // Bytes per lane and per group (config, or all levels) of the largest layer.
         let (mut lane_bytes, mut group_bytes) = (0u64, 0u64);
         let mut input = model.input_size() as u64;
@@ -135,15 +121,11 @@ impl GpuContext {
                 d * 8 * h,
                 d * (4 + 4 * h + input + steps),
                 // Reduced: the step errors (four f64 per direction and step).
-                u64::from(reduce.is_some()) * steps * 8 * d,
+                u64::from(reduce) * steps * 8 * d,
             ];
             lane_bytes = lane_bytes.max(4 * per_lane.iter().max().copied().unwrap_or(0));
-            let units: Vec<Vec<&Plan>> = match policy {
-                None => plans.iter().map(|p| vec![*p]).collect(),
-                Some(p) => vec![p.levels.clone()],
-            };
             for unit in units {
-                let (weights, tables) = upload_words(&unit, l);
+                let (weights, tables) = upload_words(unit, l);
                 let need = 4 * weights.max(tables).max(1) as u64;
                 if need > cap {
                     return Err(self.too_large(
@@ -159,7 +141,7 @@ impl GpuContext {
             return Err(self.too_large(format!("one sequence of {steps} steps"), lane_bytes));
         }
         let max_lanes = (cap / lane_bytes.max(1)) as usize;
-        let max_groups = if policy.is_some() {
+        let max_groups = if policy {
             usize::MAX
         } else {
             (cap / group_bytes.max(1)).max(1) as usize
@@ -169,55 +151,22 @@ impl GpuContext {
             .min(max_groups)
             .min((max_lanes / seq_chunk).max(1))
             .max(1);
-        let total = (groups * seqs.count) as u64 * steps * model.layers.len() as u64;
-        let mut done = 0u64;
-        let mut outs: Vec<Option<LaneOut>> = (0..groups * seqs.count).map(|_| None).collect();
-        for g0 in (0..groups).step_by(group_chunk) {
-            let g1 = (g0 + group_chunk).min(groups);
-            let chunk_plans: Vec<&Plan> = if policy.is_some() {
-                Vec::new()
-            } else {
-                plans[g0..g1].to_vec()
-            };
-            let chunk_policy = policy.map(|p| PolicyLanes {
-                levels: p.levels.clone(),
-                bounds: p.bounds[g0..g1].to_vec(),
-                metric: p.metric,
-                start: p.start,
-                values: p.values,
-                above: p.above.clone(),
-                oracle: p.oracle,
-            });
-            let set = match &chunk_policy {
-                Some(p) => LaneSet::Policies(p),
-                None => LaneSet::Configs(&chunk_plans),
-            };
-            for s0 in (0..seqs.count).step_by(seq_chunk) {
-                let nseq = seq_chunk.min(seqs.count - s0);
-                let lanes = self.run_chunk(model, seqs, &set, (s0, nseq), reduce, &mut |n| {
-                    done += n;
-                    progress(done, total);
-                })?;
-                for (lane, out) in lanes.into_iter().enumerate() {
-                    outs[(g0 + lane / nseq) * seqs.count + s0 + lane % nseq] = Some(out);
-                }
-            }
-        }
-        outs.into_iter()
-            .map(|o| o.ok_or_else(|| GpuError::Readback("a lane produced no result".into())))
-            .collect()
+        Ok((group_chunk, seq_chunk))
     }
 
-    /// One chunk: the groups of `set` x sequences `s0..s0+nseq`, every layer.
-    fn run_chunk(
+    /// Layer `l` of one chunk: the groups of `set` x sequences `s0..s0+nseq`, on the
+    /// previous layer's states (`None`: the sequences).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_layer(
         &self,
         model: &Model,
         seqs: &Sequences,
         set: &LaneSet,
         (s0, nseq): (usize, usize),
-        reduce: Option<ReferenceFn>,
+        l: usize,
+        input: Option<&GpuLayer>,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<Vec<LaneOut>, GpuError> {
+    ) -> Result<GpuLayer, GpuError> {
         let dev = &self.device;
         let steps = seqs.steps;
         let lanes = set.groups() * nseq;
@@ -229,22 +178,14 @@ impl GpuContext {
                 usage: storage | extra,
             })
         };
-        let mut xin_data = Vec::with_capacity(lanes * steps * model.input_size());
-        for g in 0..set.groups() {
-            for s in s0..s0 + nseq {
-                match set {
-                    LaneSet::Configs(plans) => {
-                        xin_data.extend(lane_input(plans[g], seqs.sequence(s)))
-                    }
-                    LaneSet::Policies(_) => {
-                        xin_data.extend(seqs.sequence(s).iter().map(|v| v.to_bits()))
-                    }
-                }
+        let first_input;
+        let (xin, x_stride) = match input {
+            Some(previous) => (&previous.outs, previous.x_stride),
+            None => {
+                first_input = self.first_input(model, seqs, set, (s0, nseq));
+                (&first_input, model.input_size())
             }
-        }
-        let mut xin = words("xin", &xin_data, wgpu::BufferUsages::empty());
-        drop(xin_data);
-        let mut x_stride = model.input_size();
+        };
         // Step uniforms: three phases per step (see shaders/lstm.wgsl `Step`).
         let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let mut step_words = vec![0u32; 3 * steps * align / 4];
@@ -271,241 +212,248 @@ impl GpuContext {
                 }),
             }],
         });
-        let mut result: Vec<LaneOut> = (0..lanes)
-            .map(|_| LaneOut {
-                layers: Vec::new(),
-                levels: Vec::new(),
-                errors: Vec::new(),
-            })
-            .collect();
-        for (l, layer) in model.layers.iter().enumerate() {
-            let (d, h) = (layer.direction.count(), layer.hidden_size);
-            let (unit, top) = match set {
-                LaneSet::Configs(plans) => (plans.to_vec(), 0),
-                LaneSet::Policies(p) => (p.levels.clone(), p.levels.len() - 1),
+        let layer = &model.layers[l];
+        let (d, h) = (layer.direction.count(), layer.hidden_size);
+        let (unit, top) = match set {
+            LaneSet::Configs(plans) => (plans.to_vec(), 0),
+            LaneSet::Policies(p) => (p.levels.clone(), p.levels.len() - 1),
+        };
+        let up = layer_upload(&unit, l, matches!(set, LaneSet::Configs(_)));
+        let mut init = Vec::with_capacity(lanes * d * 2 * h);
+        for g in 0..set.groups() {
+            let cfg_init = match set {
+                LaneSet::Configs(_) => &up.init[g],
+                LaneSet::Policies(_) => &up.init[top],
             };
-            let up = layer_upload(&unit, l, matches!(set, LaneSet::Configs(_)));
-            let mut init = Vec::with_capacity(lanes * d * 2 * h);
-            for g in 0..set.groups() {
-                let cfg_init = match set {
-                    LaneSet::Configs(_) => &up.init[g],
-                    LaneSet::Policies(_) => &up.init[top],
-                };
-                for _ in 0..nseq {
-                    init.extend_from_slice(cfg_init);
-                }
+            for _ in 0..nseq {
+                init.extend_from_slice(cfg_init);
             }
-            let mut dims = Dims {
-                lanes: lanes as u32,
-                dirs: d as u32,
-                input: layer.input_size as u32,
-                hidden: h as u32,
-                steps: steps as u32,
-                seqs: nseq as u32,
-                rev_mask: (0..d)
-                    .filter(|&k| layer.direction.is_reversed(k))
-                    .fold(0u32, |m, k| m | 1 << k),
-                x_stride: x_stride as u32,
-                ..Default::default()
-            };
-            let pol_data = match set {
-                LaneSet::Configs(_) => vec![0u32; 4],
-                LaneSet::Policies(p) => {
-                    policy_region(&mut dims, p, l, &init, lanes, d, h, layer.input_size, steps)
-                }
-            };
-            let cells = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("cells"),
-                contents: bytemuck::cast_slice(&up.cells),
-                usage: storage,
-            });
-            let weights = words("weights", &up.weights, wgpu::BufferUsages::empty());
-            let tables = words("tables", &up.tables, wgpu::BufferUsages::empty());
-            let state = words("state", &init, wgpu::BufferUsages::empty());
-            let pol = words("policy", &pol_data, wgpu::BufferUsages::COPY_SRC);
-            // Gate sums between `gates` and `cell_update`; config lanes keep theirs in registers.
-            let acc_words = match set {
-                LaneSet::Policies(_) => lanes * d * 4 * h * 2,
-                LaneSet::Configs(_) => 4,
-            };
-            let acc = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("acc"),
-                size: (acc_words * 4) as u64,
-                usage: storage,
-                mapped_at_creation: false,
-            });
-            let out_size = (lanes * steps * 2 * d * h * 4) as u64;
-            let outs = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("outs"),
-                size: out_size,
-                usage: storage | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let max_dim = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
-            let groups_of = |threads: usize| (threads as u64).div_ceil(WORKGROUP as u64);
-            let gate_groups = groups_of(lanes * d * 4 * h);
-            let x_groups = gate_groups.min(max_dim) as u32;
-            dims.threads_x = x_groups * WORKGROUP;
-            let dims_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("dims"),
-                contents: bytemuck::bytes_of(&dims),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-            fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-                wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                }
-            }
-            let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("lstm data"),
-                layout: &self.lstm.layout0,
-                entries: &[
-                    entry(0, &dims_buf),
-                    entry(1, &cells),
-                    entry(2, &weights),
-                    entry(3, &tables),
-                    entry(4, &xin),
-                    entry(5, &state),
-                    entry(6, &acc),
-                    entry(7, &outs),
-                    entry(8, &pol),
-                    entry(9, &weights),
-                ],
-            });
-            // Config lanes whose x and h of one step fit the stage read them from it.
-            let stage_buf = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("stage"),
-                size: (self.lstm.stage_words * 4) as u64,
-                usage: wgpu::BufferUsages::UNIFORM | storage,
-                mapped_at_creation: false,
-            });
-            let stage_group = |layout: &wgpu::BindGroupLayout, binding: u32| {
-                dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("stage"),
-                    layout,
-                    entries: &[entry(binding, &stage_buf)],
-                })
-            };
-            let (stage_u, stage_s) = (
-                stage_group(&self.lstm.layout2u, 0),
-                stage_group(&self.lstm.layout2s, 1),
-            );
-            let staged = matches!(set, LaneSet::Configs(_))
-                && lanes * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
-            let stage_groups = groups_of(lanes * d * (layer.input_size + h));
-            let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
-                let y = n.div_ceil(x_groups as u64) as u32;
-                let x = if y == 1 { n as u32 } else { x_groups };
-                pass.dispatch_workgroups(x, y, 1);
-            };
-            let cell_groups = groups_of(lanes * d * h);
-            // Config lanes: one workgroup per (tile of WORKGROUP units, block of LANE_BLOCK
-            // sequences), one thread per unit (its four gate rows) of the tile.
-            let row_tiles = h.div_ceil(WORKGROUP as usize);
-            let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
-            let select_groups = groups_of(lanes * d);
-            let policy = match set {
-                LaneSet::Policies(p) => Some(p.oracle),
-                LaneSet::Configs(_) => None,
-            };
-            for first in (0..steps).step_by(STEPS_PER_SUBMIT) {
-                let last = (first + STEPS_PER_SUBMIT).min(steps);
-                let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("steps"),
-                });
-                {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("lstm steps"),
-                        timestamp_writes: None,
-                    });
-                    pass.set_bind_group(0, &group, &[]);
-                    let stage = |pass: &mut wgpu::ComputePass,
-                                 s: usize,
-                                 phase: usize,
-                                 pipeline: &wgpu::ComputePipeline,
-                                 n: u64| {
-                        pass.set_bind_group(1, &step_group, &[((3 * s + phase) * align) as u32]);
-                        pass.set_pipeline(pipeline);
-                        dispatch(pass, n);
-                    };
-                    for s in first..last {
-                        if policy.is_some() {
-                            stage(&mut pass, s, 0, &self.lstm.select, select_groups);
-                        }
-                        match policy {
-                            // Config lanes: the whole step in one dispatch (after the
-                            // one that fills the stage).
-                            None if staged => {
-                                pass.set_bind_group(2, &stage_s, &[]);
-                                stage(&mut pass, s, 0, &self.lstm.stage, stage_groups);
-                                pass.set_bind_group(2, &stage_u, &[]);
-                                stage(&mut pass, s, 0, &self.lstm.step_staged, lane_groups);
-                            }
-                            None => {
-                                pass.set_bind_group(2, &stage_u, &[]);
-                                stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups);
-                            }
-                            Some(_) => {
-                                stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
-                                stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
-                            }
-                        }
-                        if policy == Some(true) {
-                            stage(&mut pass, s, 2, &self.lstm.select, select_groups);
-                            stage(&mut pass, s, 1, &self.lstm.gates, gate_groups);
-                            stage(&mut pass, s, 1, &self.lstm.cell, cell_groups);
-                        }
-                    }
-                }
-                self.queue.submit([enc.finish()]);
-                self.device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| GpuError::Readback(e.to_string()))?;
-                progress(((last - first) * lanes) as u64);
-            }
-            if let Some(reference) = reduce {
-                let (chunk, shape) = ((s0, nseq), (steps, d, h));
-                self.reduce_into(&mut result, &outs, reference, set, model, l, chunk, shape)?;
-                xin = outs;
-                x_stride = 2 * d * h;
-                continue;
-            }
-            let words_out = self.read_back(&outs, out_size)?;
-            let lane_words = steps * 2 * d * h;
-            let trace = match set {
-                LaneSet::Policies(_) => {
-                    let start = dims.off_trace as usize;
-                    let all = self.read_back(&pol, (pol_data.len() * 4) as u64)?;
-                    Some(all[start..start + lanes * d * steps].to_vec())
-                }
-                LaneSet::Configs(_) => None,
-            };
-            for (lane, res) in result.iter_mut().enumerate() {
-                let words = &words_out[lane * lane_words..(lane + 1) * lane_words];
-                res.layers.push(match set {
-                    LaneSet::Configs(plans) => {
-                        lane_states(&plans[lane / nseq].layers[l], words, steps, h)
-                    }
-                    LaneSet::Policies(p) if p.values => lane_values(words, steps, d * h),
-                    LaneSet::Policies(p) => lane_states(&p.levels[top].layers[l], words, steps, h),
-                });
-                if let Some(tr) = &trace {
-                    res.levels.push(
-                        (0..d)
-                            .map(|k| {
-                                tr[(lane * d + k) * steps..(lane * d + k + 1) * steps]
-                                    .iter()
-                                    .map(|&v| v as u8)
-                                    .collect()
-                            })
-                            .collect(),
-                    );
-                }
-            }
-            xin = outs;
-            x_stride = 2 * d * h;
         }
-        Ok(result)
+        let mut dims = Dims {
+            lanes: lanes as u32,
+            dirs: d as u32,
+            input: layer.input_size as u32,
+            hidden: h as u32,
+            steps: steps as u32,
+            seqs: nseq as u32,
+            rev_mask: (0..d)
+                .filter(|&k| layer.direction.is_reversed(k))
+                .fold(0u32, |m, k| m | 1 << k),
+            x_stride: x_stride as u32,
+            ..Default::default()
+        };
+        let pol_data = match set {
+            LaneSet::Configs(_) => vec![0u32; 4],
+            LaneSet::Policies(p) => {
+                policy_region(&mut dims, p, l, &init, lanes, d, h, layer.input_size, steps)
+            }
+        };
+        let cells = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("cells"),
+            contents: bytemuck::cast_slice(&up.cells),
+            usage: storage,
+        });
+        let weights = words("weights", &up.weights, wgpu::BufferUsages::empty());
+        let tables = words("tables", &up.tables, wgpu::BufferUsages::empty());
+        let state = words("state", &init, wgpu::BufferUsages::empty());
+        let pol = words("policy", &pol_data, wgpu::BufferUsages::COPY_SRC);
+        // Gate sums between `gates` and `cell_update`; config lanes keep theirs in registers.
+        let acc_words = match set {
+            LaneSet::Policies(_) => lanes * d * 4 * h * 2,
+            LaneSet::Configs(_) => 4,
+        };
+        let acc = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("acc"),
+            size: (acc_words * 4) as u64,
+            usage: storage,
+            mapped_at_creation: false,
+        });
+        let out_size = (lanes * steps * 2 * d * h * 4) as u64;
+        let outs = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("outs"),
+            size: out_size,
+            usage: storage | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let max_dim = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+        let groups_of = |threads: usize| (threads as u64).div_ceil(WORKGROUP as u64);
+        let gate_groups = groups_of(lanes * d * 4 * h);
+        let x_groups = gate_groups.min(max_dim) as u32;
+        dims.threads_x = x_groups * WORKGROUP;
+        let dims_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("dims"),
+            contents: bytemuck::bytes_of(&dims),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+            wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            }
+        }
+        let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("lstm data"),
+            layout: &self.lstm.layout0,
+            entries: &[
+                entry(0, &dims_buf),
+                entry(1, &cells),
+                entry(2, &weights),
+                entry(3, &tables),
+                entry(4, xin),
+                entry(5, &state),
+                entry(6, &acc),
+                entry(7, &outs),
+                entry(8, &pol),
+                entry(9, &weights),
+            ],
+        });
+        // Config lanes whose x and h of one step fit the stage read them from it.
+        let stage_buf = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("stage"),
+            size: (self.lstm.stage_words * 4) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | storage,
+            mapped_at_creation: false,
+        });
+        let stage_group = |layout: &wgpu::BindGroupLayout, binding: u32| {
+            dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("stage"),
+                layout,
+                entries: &[entry(binding, &stage_buf)],
+            })
+        };
+        let (stage_u, stage_s) = (
+            stage_group(&self.lstm.layout2u, 0),
+            stage_group(&self.lstm.layout2s, 1),
+        );
+        let staged = matches!(set, LaneSet::Configs(_))
+            && lanes * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
+        let stage_groups = groups_of(lanes * d * (layer.input_size + h));
+        let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
+            let y = n.div_ceil(x_groups as u64) as u32;
+            let x = if y == 1 { n as u32 } else { x_groups };
+            pass.dispatch_workgroups(x, y, 1);
+        };
+        let cell_groups = groups_of(lanes * d * h);
+        // Config lanes: one workgroup per (tile of WORKGROUP units, block of LANE_BLOCK
+        // sequences), one thread per unit (its four gate rows) of the tile.
+        let row_tiles = h.div_ceil(WORKGROUP as usize);
+        let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
+        let select_groups = groups_of(lanes * d);
+        let policy = match set {
+            LaneSet::Policies(p) => Some(p.oracle),
+            LaneSet::Configs(_) => None,
+        };
+        for first in (0..steps).step_by(STEPS_PER_SUBMIT) {
+            let last = (first + STEPS_PER_SUBMIT).min(steps);
+            let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("steps"),
+            });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("lstm steps"),
+                    timestamp_writes: None,
+                });
+                pass.set_bind_group(0, &group, &[]);
+                let stage = |pass: &mut wgpu::ComputePass,
+                             s: usize,
+                             phase: usize,
+                             pipeline: &wgpu::ComputePipeline,
+                             n: u64| {
+                    pass.set_bind_group(1, &step_group, &[((3 * s + phase) * align) as u32]);
+                    pass.set_pipeline(pipeline);
+                    dispatch(pass, n);
+                };
+                for s in first..last {
+                    if policy.is_some() {
+                        stage(&mut pass, s, 0, &self.lstm.select, select_groups);
+                    }
+                    match policy {
+                        // Config lanes: the whole step in one dispatch (after the
+                        // one that fills the stage).
+                        None if staged => {
+                            pass.set_bind_group(2, &stage_s, &[]);
+                            stage(&mut pass, s, 0, &self.lstm.stage, stage_groups);
+                            pass.set_bind_group(2, &stage_u, &[]);
+                            stage(&mut pass, s, 0, &self.lstm.step_staged, lane_groups);
+                        }
+                        None => {
+                            pass.set_bind_group(2, &stage_u, &[]);
+                            stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups);
+                        }
+                        Some(_) => {
+                            stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
+                            stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
+                        }
+                    }
+                    if policy == Some(true) {
+                        stage(&mut pass, s, 2, &self.lstm.select, select_groups);
+                        stage(&mut pass, s, 1, &self.lstm.gates, gate_groups);
+                        stage(&mut pass, s, 1, &self.lstm.cell, cell_groups);
+                    }
+                }
+            }
+            self.queue.submit([enc.finish()]);
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+            progress(((last - first) * lanes) as u64);
+        }
+        let levels = match set {
+            LaneSet::Policies(_) => {
+                let start = dims.off_trace as usize;
+                let all = self.read_back(&pol, (pol_data.len() * 4) as u64)?;
+                Some(all[start..start + lanes * d * steps].to_vec())
+            }
+            LaneSet::Configs(_) => None,
+        };
+        Ok(GpuLayer {
+            outs,
+            out_size,
+            x_stride: 2 * d * h,
+            levels,
+        })
+    }
+
+    /// The first layer's input of a chunk: every lane's sequence, as codes of its config's
+    /// input format (config lanes) or f32 words (policy lanes).
+    fn first_input(
+        &self,
+        model: &Model,
+        seqs: &Sequences,
+        set: &LaneSet,
+        (s0, nseq): (usize, usize),
+    ) -> wgpu::Buffer {
+        let mut data = Vec::with_capacity(set.groups() * nseq * seqs.steps * model.input_size());
+        for g in 0..set.groups() {
+            for s in s0..s0 + nseq {
+                match set {
+                    LaneSet::Configs(plans) => data.extend(lane_input(plans[g], seqs.sequence(s))),
+                    LaneSet::Policies(_) => {
+                        data.extend(seqs.sequence(s).iter().map(|v| v.to_bits()))
+                    }
+                }
+            }
+        }
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("xin"),
+                contents: bytemuck::cast_slice(&data),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    }
+
+    /// A layer's states read back, per lane: the raw words `[T, {h, c}, D*H]`.
+    pub(super) fn lane_words(
+        &self,
+        out: &GpuLayer,
+        lanes: usize,
+    ) -> Result<Vec<Vec<u32>>, GpuError> {
+        let words = self.read_back(&out.outs, out.out_size)?;
+        let per_lane = words.len() / lanes.max(1);
+        Ok(words
+            .chunks(per_lane.max(1))
+            .take(lanes)
+            .map(<[u32]>::to_vec)
+            .collect())
     }
 }

@@ -1,11 +1,13 @@
 //! LSTM models: the in-memory description every stage works on, loading it from ONNX,
-//! safetensors or the built-in benchmark shapes, the `.npy` input sequences, and the CPU
-//! reference evaluator that every GPU kernel is held against.
+//! safetensors or the built-in benchmark shapes, the `.npy` input sequences, the CPU
+//! reference evaluator that every GPU kernel is held against, and the [`driver`] that walks
+//! a model's layers on any backend (CPU or wgpu).
 //!
 //! Internally a cell's gates are stored in PyTorch order **i, f, g, o** (input, forget, cell
 //! candidate, output), rows `[4H, ...]`; importers reorder from their file's convention.
 
 pub mod builtin;
+pub mod driver;
 pub mod eval;
 pub mod npy;
 pub mod onnx;

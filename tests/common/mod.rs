@@ -26,6 +26,12 @@ pub fn gpu_context() -> Option<GpuContext> {
     }
 }
 
+/// One adapter shared by a test binary's tests ([`gpu_context`], made once).
+pub fn shared_gpu() -> Option<&'static GpuContext> {
+    static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
+    CTX.get_or_init(gpu_context).as_ref()
+}
+
 /// A random stack (PyTorch's init range): `hidden[l]` units per direction of layer l with
 /// direction `dirs[l]`; peepholes, initial states (h0, c0) and a 4-class softmax head when
 /// asked. Every draw comes from one `SplitMix64::new(seed)` in a fixed order, so a seed always

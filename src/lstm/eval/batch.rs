@@ -1,5 +1,6 @@
 //! The lane-batched CPU engine: all sequences of one precision config advance together, so
-//! each weight is read once per step for the whole batch instead of once per sequence.
+//! each weight is read once per step for the whole batch instead of once per sequence;
+//! [`super::backend`] runs it under the [`driver`](crate::lstm::driver).
 //!
 //! Per layer and direction: the input products W·x of **every step** are one matrix product
 //! (4H x I weights times I x (T·N) inputs) before the recurrence; each step then continues
@@ -30,11 +31,10 @@ use super::gemm::{self, COL_ALIGN};
 use super::intgemm::Layout;
 use super::narrowcell;
 use super::plan::{Act, CellPlan, CellRange, IntCell};
-use crate::lstm::Model;
 use rayon::prelude::*;
 
 /// One layer's states for every sequence: `[N, T, D*H]` each.
-pub(crate) struct LayerOut {
+pub struct LayerOut {
     pub h: Vec<f32>,
     pub c: Vec<f32>,
     /// max |h| over steps, directions and h0 (calibration).
@@ -102,70 +102,7 @@ impl<X: Copy + Sync> Io<'_, X> {
     }
 }
 
-/// Runs every layer of `model` for a batch of `n` sequences (`x`: `[N, T, I]`) at one plan.
-pub(crate) fn run_layers(
-    model: &Model,
-    plan: &super::Plan,
-    x: &[f32],
-    n: usize,
-    steps: usize,
-) -> Vec<LayerOut> {
-    run_layers_with(model, plan, x, n, steps, false)
-}
-
-/// [`run_layers`], recording every pre-activation in a histogram when `hist` is set.
-pub(crate) fn run_layers_with(
-    model: &Model,
-    plan: &super::Plan,
-    x: &[f32],
-    n: usize,
-    steps: usize,
-    hist: bool,
-) -> Vec<LayerOut> {
-    let mut outs: Vec<LayerOut> = Vec::with_capacity(model.layers.len());
-    for (layer, cells) in model.layers.iter().zip(&plan.layers) {
-        let input = outs.last().map_or(x, |o: &LayerOut| &o.h);
-        let hsz = layer.hidden_size;
-        let stride = hsz * layer.direction.count();
-        let mut h = vec![0.0f32; n * steps * stride];
-        let mut c = vec![0.0f32; n * steps * stride];
-        let mut ranges = Vec::with_capacity(cells.len());
-        let mut pre_hist = Vec::with_capacity(cells.len());
-        for (k, cp) in cells.iter().enumerate() {
-            let io = Io {
-                x: input,
-                input: layer.input_size,
-                n,
-                steps,
-                reversed: layer.direction.is_reversed(k),
-                offset: k * hsz,
-                stride,
-            };
-            let mut pre = hist.then(Histogram::default);
-            let range = match &cp.int {
-                Some(q) => run_int(q, &io, &mut h, &mut c),
-                None => run_float(cp, &io, &mut h, &mut c, pre.as_mut()),
-            };
-            ranges.push(range);
-            pre_hist.push(pre);
-        }
-        let h_max = cells
-            .iter()
-            .flat_map(|c| c.h0.iter())
-            .chain(&h)
-            .fold(0.0f32, |m, v| m.max(v.abs()));
-        outs.push(LayerOut {
-            h,
-            c,
-            h_max,
-            ranges,
-            pre_hist,
-        });
-    }
-    outs
-}
-
-fn run_float(
+pub(super) fn run_float(
     p: &CellPlan,
     io: &Io,
     h_out: &mut [f32],
@@ -406,7 +343,7 @@ fn max_range(a: CellRange, b: CellRange) -> CellRange {
     }
 }
 
-fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
     let (hsz, lanes) = (q.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let cols = io.steps * lanes;

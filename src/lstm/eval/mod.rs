@@ -3,10 +3,12 @@
 //! every format is fixed point, float emulation otherwise.
 //!
 //! Two implementations of the same arithmetic: the lane-batched engine ([`batch`], on the
-//! register-blocked products of [`gemm`]) that every command uses, and the per-sequence scalar
-//! loop ([`cell`], [`run_cpu_scalar`]) kept as the plain reading of NUMERICS.md and as the
-//! baseline of `lstm-dse bench engine`. Both are deterministic whatever the thread count.
+//! register-blocked products of [`gemm`]; [`Cpu`] runs it under the [`driver`]) that every
+//! command uses, and the per-sequence scalar loop ([`cell`], [`run_cpu_scalar`]) kept as the
+//! plain reading of NUMERICS.md and as the baseline of `lstm-dse bench engine`. Both are
+//! deterministic whatever the thread count.
 
+mod backend;
 pub(crate) mod batch;
 pub mod calib;
 pub mod cell;
@@ -27,10 +29,13 @@ mod packs;
 pub mod plan;
 pub mod reference;
 
+pub use backend::Cpu;
+pub use batch::LayerOut;
 pub use plan::{CalHist, Calibration, CellFormats, CellRange, DataTensor, LayerRange, Plan};
 pub use reference::Reference;
 
 use crate::format::{Format, PrecisionConfig};
+use crate::lstm::driver;
 use crate::lstm::npy::Sequences;
 use crate::lstm::{HeadActivation, Model};
 use rayon::prelude::*;
@@ -100,8 +105,22 @@ fn needs_calibration(c: &PrecisionConfig) -> bool {
 /// Measures the ranges of an fp32 run over the batch (see [`Calibration`]); `hist` also
 /// records their distributions (for calibration rules other than `max`).
 pub fn calibrate(model: &Model, seqs: &Sequences, hist: bool) -> Result<Calibration, EvalError> {
-    let plan = Plan::new(model, PrecisionConfig::FP32, None)?;
-    let outs = batch::run_layers_with(model, &plan, &seqs.data, seqs.count, seqs.steps, hist);
+    let plans = [Plan::new(model, PrecisionConfig::FP32, None)?];
+    let groups: Vec<&Plan> = plans.iter().collect();
+    let mut outs: Vec<LayerOut> = Vec::with_capacity(model.layers.len());
+    let cpu = Cpu { hist };
+    let walked = driver::walk(
+        &cpu,
+        model,
+        seqs,
+        &groups,
+        &mut |_, _| {},
+        &mut |_, _, out| {
+            outs.extend(out);
+            Ok(())
+        },
+    );
+    let Ok(()) = walked;
     let hist = hist.then(|| {
         let mut input = calib::Histogram::default();
         input.extend(&seqs.data);
@@ -189,38 +208,18 @@ pub fn evaluate(
     Ok(run_cpu(model, seqs, &plans, keep_states))
 }
 
-/// Runs prepared plans on the CPU with the lane-batched engine (rayon inside each product and
-/// across plans).
+/// Runs prepared plans on the CPU with the lane-batched engine through the [`driver`]
+/// (rayon inside each product and across plans).
 pub fn run_cpu(model: &Model, seqs: &Sequences, plans: &[Plan], keep_states: bool) -> Vec<Run> {
-    plans
-        .par_iter()
-        .map(|plan| {
-            let mut layers = batch::run_layers(model, plan, &seqs.data, seqs.count, seqs.steps);
-            let width = model.hidden_output_size();
-            let last = layers.last().map(|o| o.h.clone()).unwrap_or_default();
-            let output = model.head.as_ref().map(|_| {
-                (0..seqs.count)
-                    .flat_map(|n| {
-                        let seq = &last[n * seqs.steps * width..(n + 1) * seqs.steps * width];
-                        apply_head(model, seq, seqs.steps).unwrap_or_default()
-                    })
-                    .collect()
-            });
-            let states = keep_states.then(|| {
-                layers
-                    .drain(..)
-                    .map(|o| LayerStates { h: o.h, c: o.c })
-                    .collect()
-            });
-            Run {
-                config: plan.config,
-                hidden: last,
-                output,
-                states,
-                formats: formats_of(plan),
-            }
-        })
-        .collect()
+    let Ok(runs) = driver::run_configs(
+        &Cpu { hist: false },
+        model,
+        seqs,
+        plans,
+        keep_states,
+        &mut |_, _| {},
+    );
+    runs
 }
 
 /// The per-sequence scalar evaluator (the step of NUMERICS.md read literally, one sequence
@@ -242,7 +241,7 @@ pub fn run_cpu_scalar(
     assemble(model, plans, outs, seqs.count, keep_states)
 }
 
-fn formats_of(plan: &Plan) -> Vec<Vec<CellFormats>> {
+pub(crate) fn formats_of(plan: &Plan) -> Vec<Vec<CellFormats>> {
     plan.layers
         .iter()
         .map(|cells| cells.iter().map(|c| c.formats).collect())
