@@ -20,7 +20,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// The smallest allocation given its own mapping.
-pub const BIG: usize = 4 << 20;
+pub const BIG: usize = 1 << 20;
 
 /// Freed mappings kept for reuse, in bytes at most.
 pub const POOL_BYTES: usize = 1 << 30;
@@ -46,7 +46,7 @@ mod map {
     use super::{span, POOL_BYTES};
     use std::sync::Mutex;
 
-    const SLOTS: usize = 64;
+    const SLOTS: usize = 128;
 
     /// Kept mappings: (address, length); address 0 is an empty slot.
     struct Pool {

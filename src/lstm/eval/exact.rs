@@ -134,7 +134,7 @@ impl ExactProduct {
 /// The smallest and largest code (0, 0 for none), over chunks in parallel (any order gives
 /// the same extremes), each chunk's loop compiled for AVX-512 where the CPU has it (plain
 /// x86-64 has no 32-bit integer minimum, so that build's loop stays scalar).
-fn range(codes: &[i32]) -> (i64, i64) {
+pub(crate) fn range(codes: &[i32]) -> (i64, i64) {
     codes
         .par_chunks(1 << 16)
         .map(|c| {
