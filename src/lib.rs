@@ -6,6 +6,7 @@
 //! and reduced to Pareto fronts. [`cli`] holds the command-line surface and [`commands`] runs it.
 
 pub mod accel;
+pub mod bigalloc;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -20,3 +21,7 @@ pub mod report;
 pub mod sweep;
 pub mod trace;
 pub mod view;
+
+/// Big buffers in huge pages (see [`bigalloc`]).
+#[global_allocator]
+static ALLOC: bigalloc::BigAlloc = bigalloc::BigAlloc;

@@ -5,6 +5,7 @@
 //! the two builds element by element.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 14;
@@ -12,12 +13,15 @@ const CHUNK: usize = 1 << 14;
 /// `f` of every element of `src`, in order.
 pub fn map<U, F>(src: &[f32], f: F) -> Vec<U>
 where
-    U: Copy + Default + Send,
+    U: Copy + Send,
     F: Fn(f32) -> U + Sync,
 {
-    let mut out = vec![U::default(); src.len()];
+    // Written once, element by element: no zeroing first (a big buffer's zeroing is a
+    // `memset` or page faults).
+    let mut out = Vec::with_capacity(src.len());
     let wide = avx512();
-    out.par_chunks_mut(CHUNK)
+    out.spare_capacity_mut()[..src.len()]
+        .par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK))
         .for_each(|(o, s)| {
             #[cfg(target_arch = "x86_64")]
@@ -28,7 +32,41 @@ where
             let _ = wide;
             chunk(o, s, &f)
         });
+    // SAFETY: every one of the first `src.len()` elements was written above.
+    unsafe { out.set_len(src.len()) };
     out
+}
+
+/// `f` of every element of `src`, in order, as two tensors (one pass over `src` for two
+/// results of one computation: a fixed-point code and its value).
+pub fn map2<U, V, F>(src: &[f32], f: F) -> (Vec<U>, Vec<V>)
+where
+    U: Copy + Send,
+    V: Copy + Send,
+    F: Fn(f32) -> (U, V) + Sync,
+{
+    let n = src.len();
+    let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let wide = avx512();
+    a.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(b.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|((a, b), s)| {
+            #[cfg(target_arch = "x86_64")]
+            if wide {
+                // SAFETY: `avx512()` checked the CPU.
+                return unsafe { chunk2_avx512(a, b, s, &f) };
+            }
+            let _ = wide;
+            chunk2(a, b, s, &f)
+        });
+    // SAFETY: every one of the first `n` elements of both was written above.
+    unsafe {
+        a.set_len(n);
+        b.set_len(n);
+    }
+    (a, b)
 }
 
 fn avx512() -> bool {
@@ -44,16 +82,41 @@ fn avx512() -> bool {
 }
 
 #[inline(always)]
-fn chunk<U, F: Fn(f32) -> U>(out: &mut [U], src: &[f32], f: &F) {
+fn chunk<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
     for (o, &x) in out.iter_mut().zip(src) {
-        *o = f(x);
+        o.write(f(x));
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
-unsafe fn chunk_avx512<U, F: Fn(f32) -> U>(out: &mut [U], src: &[f32], f: &F) {
+unsafe fn chunk_avx512<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
     chunk(out, src, f)
+}
+
+#[inline(always)]
+fn chunk2<U, V, F: Fn(f32) -> (U, V)>(
+    a: &mut [MaybeUninit<U>],
+    b: &mut [MaybeUninit<V>],
+    src: &[f32],
+    f: &F,
+) {
+    for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(src) {
+        let (u, v) = f(x);
+        a.write(u);
+        b.write(v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+unsafe fn chunk2_avx512<U, V, F: Fn(f32) -> (U, V)>(
+    a: &mut [MaybeUninit<U>],
+    b: &mut [MaybeUninit<V>],
+    src: &[f32],
+    f: &F,
+) {
+    chunk2(a, b, src, f)
 }
 
 #[cfg(test)]
@@ -111,6 +174,15 @@ mod tests {
                 let codes = map(&v, |x| q.quantize(x));
                 for (&x, &c) in v.iter().zip(&codes) {
                     assert_eq!(c, q.quantize(x), "{f} {x:e}");
+                }
+                let (code, value) = (q.quantizer(), q.dequantizer());
+                let (codes2, values) = map2(&v, |x| {
+                    let c = code(x);
+                    (c, value(c))
+                });
+                assert_eq!(codes, codes2, "{f}");
+                for (r, w) in values.iter().zip(&rounded) {
+                    assert_eq!(r.to_bits(), w.to_bits(), "{f}");
                 }
             }
         }

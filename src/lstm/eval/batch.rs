@@ -76,14 +76,24 @@ impl<X: Copy + Sync> Io<'_, X> {
     /// mapped by `f`; padding columns are zero.
     pub fn columns<T: Copy + Default + Send>(&self, f: impl Fn(X) -> T + Sync) -> Vec<T> {
         let (lanes, cols) = (self.lanes(), self.steps * self.lanes());
+        // Blocks of 16 rows: each (n, t) reads 16 adjacent inputs (one cache line of f32)
+        // instead of one input per row pass.
+        const KB: usize = 16;
         let mut b = vec![T::default(); self.input * cols];
-        b.par_chunks_mut(cols).enumerate().for_each(|(k, row)| {
-            for t in 0..self.steps {
-                for n in 0..self.n {
-                    row[t * lanes + n] = f(self.x[(n * self.steps + t) * self.input + k]);
+        b.par_chunks_mut(KB * cols.max(1))
+            .enumerate()
+            .for_each(|(blk, rows)| {
+                let k0 = blk * KB;
+                let kb = rows.len() / cols.max(1);
+                for t in 0..self.steps {
+                    for n in 0..self.n {
+                        let at = (n * self.steps + t) * self.input + k0;
+                        for (j, &v) in self.x[at..at + kb].iter().enumerate() {
+                            rows[j * cols + t * lanes + n] = f(v);
+                        }
+                    }
                 }
-            }
-        });
+            });
         b
     }
 

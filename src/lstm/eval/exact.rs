@@ -35,9 +35,18 @@ impl ExactProduct {
             }
         }
         if intgemm::available() && b_max <= i16::MAX as f64 + 1.0 {
-            if let Some(p) = PackedI16::new(codes, rows, k) {
-                if p.block_pairs(b_max as u64).is_some() {
-                    return ExactProduct::I16(p);
+            // Decided on the codes' range before packing: they fit i16 exactly when
+            // `PackedI16::new` packs them, and one product's pairs fit i32 exactly when its
+            // `block_pairs` is `Some` (2·max|A|·b_max <= i32::MAX). Else the split, without
+            // packing the whole codes first.
+            let (min, max) = range(codes);
+            if min >= i16::MIN as i64 && max <= i16::MAX as i64 {
+                let a_max = min.unsigned_abs().max(max.unsigned_abs());
+                if 2 * a_max * (b_max as u64) <= i32::MAX as u64 {
+                    if let Some(p) = PackedI16::new(codes, rows, k) {
+                        debug_assert!(p.block_pairs(b_max as u64).is_some());
+                        return ExactProduct::I16(p);
+                    }
                 }
                 let hi = PackedI16::new_with(codes, rows, k, |c| c >> 8);
                 let lo = PackedI16::new_with(codes, rows, k, |c| c & 255);
@@ -120,6 +129,47 @@ impl ExactProduct {
             }
         }
     }
+}
+
+/// The smallest and largest code (0, 0 for none), over chunks in parallel (any order gives
+/// the same extremes), each chunk's loop compiled for AVX-512 where the CPU has it (plain
+/// x86-64 has no 32-bit integer minimum, so that build's loop stays scalar).
+pub(crate) fn range(codes: &[i32]) -> (i64, i64) {
+    codes
+        .par_chunks(1 << 16)
+        .map(|c| {
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { range_avx512(c) };
+            }
+            range_chunk(c)
+        })
+        .reduce(|| (0, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)))
+}
+
+/// Lane-wise minima and maxima (which vectorize), then the tail.
+#[inline(always)]
+fn range_chunk(c: &[i32]) -> (i64, i64) {
+    const L: usize = 16;
+    let (mut lo, mut hi) = ([0i32; L], [0i32; L]);
+    let mut lanes = c.chunks_exact(L);
+    for x in &mut lanes {
+        for i in 0..L {
+            lo[i] = lo[i].min(x[i]);
+            hi[i] = hi[i].max(x[i]);
+        }
+    }
+    let tail = lanes.remainder();
+    let lo = lo.iter().chain(tail).fold(0, |m, &v| m.min(v));
+    let hi = hi.iter().chain(tail).fold(0, |m, &v| m.max(v));
+    (lo as i64, hi as i64)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn range_avx512(c: &[i32]) -> (i64, i64) {
+    range_chunk(c)
 }
 
 /// Copies a row-major `rows x ncols` result into `out` in `layout`.

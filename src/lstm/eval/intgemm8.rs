@@ -59,16 +59,12 @@ impl PackedI8 {
     /// Packs row-major `codes`; `None` when a code does not fit i8.
     pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
         debug_assert_eq!(codes.len(), rows * k);
-        // Chunks of plain loops (which vectorize) rather than rayon's per-element `all`.
-        let fits = |c: &[i32]| c.iter().fold(true, |ok, &c| ok & (-128..=127).contains(&c));
-        if !codes.par_chunks(1 << 16).all(fits) {
+        // One vectorized min/max pass for both the fit and the largest magnitude.
+        let (min, max) = super::exact::range(codes);
+        if min < -128 || max > 127 {
             return None;
         }
-        let max_abs = codes
-            .par_chunks(1 << 16)
-            .map(|c| c.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as u64)
-            .max()
-            .unwrap_or(0);
+        let max_abs = min.unsigned_abs().max(max.unsigned_abs());
         let row_sums = codes
             .par_chunks(k.max(1))
             .map(|row| row.iter().map(|&c| c as i64).sum())

@@ -61,11 +61,13 @@ impl IntCell {
             .packed(&self.r, self.b.len(), self.h.max_code_abs())
     }
 
-    /// `None` unless every format is fixed point.
+    /// `None` unless every format is fixed point. `known`: the codes of W and R where the
+    /// plan already has them (those of `p.w` and `p.r` in their formats).
     pub(super) fn new(
         p: &CellPlan,
         input: usize,
         hidden: usize,
+        known: (Option<Vec<i32>>, Option<Vec<i32>>),
     ) -> Result<Option<IntCell>, String> {
         let f = &p.formats;
         let all = [f.x, f.h, f.gate, f.pre, f.c, f.w, f.r, f.b, f.peep].map(fixed);
@@ -173,13 +175,15 @@ impl IntCell {
             gate,
             pre,
             c,
-            w: match &row_fmts {
-                Some((rw, _)) => row_codes(rw, &p.w),
-                None => codes(w, &p.w),
+            w: match (&row_fmts, known.0) {
+                (Some((rw, _)), _) => row_codes(rw, &p.w),
+                (None, Some(c)) => c,
+                (None, None) => codes(w, &p.w),
             },
-            r: match &row_fmts {
-                Some((_, rr)) => row_codes(rr, &p.r),
-                None => codes(r, &p.r),
+            r: match (&row_fmts, known.1) {
+                (Some((_, rr)), _) => row_codes(rr, &p.r),
+                (None, Some(c)) => c,
+                (None, None) => codes(r, &p.r),
             },
             b: codes(b, &p.b),
             peep: p.peep.as_deref().map(|v| codes(pf, v)),

@@ -137,6 +137,23 @@ fn round_all(f: Resolved, v: &[f32]) -> Vec<f32> {
     }
 }
 
+/// `v` rounded to the fixed-point format `q` and its codes, in one pass (both are kept: the
+/// values for the float paths, the codes for the integer datapath). Only where every code's
+/// value `code·2^-frac` is an exact f32 (at most 24 bits) in the normal range or zero: the
+/// codes of the rounded values, which [`IntCell`] would otherwise compute from them, are
+/// then these codes.
+fn round_with_codes(q: Fixed, v: &[f32]) -> Option<(Vec<f32>, Vec<i32>)> {
+    if q.bits > 24 || q.frac > 126 || q.frac < q.bits as i32 - 127 {
+        return None;
+    }
+    let (code, value) = (q.quantizer(), q.dequantizer());
+    let (codes, values) = tensor::map2(v, |x| {
+        let c = code(x);
+        (c, value(c))
+    });
+    Some((values, codes))
+}
+
 fn fixed(f: Resolved) -> Option<Fixed> {
     match f {
         Resolved::Fixed(x) => Some(x),
@@ -244,16 +261,28 @@ impl CellPlan {
         let sigmoid = Act::new(false, f.pre, f.gate);
         let tanh_pre = Act::new(true, f.pre, f.gate);
         let tanh_c = Act::new(true, f.c, f.gate);
+        // On the integer datapath (every format fixed point, one format per tensor) the
+        // weights' codes come out of the same pass as their values.
+        let all_fixed = [f.x, f.h, f.gate, f.pre, f.c, f.w, f.r, f.b, f.peep]
+            .iter()
+            .all(|&t| fixed(t).is_some());
+        let weights = |fmt: Resolved, v: &[f32], per_row: Option<&Vec<Resolved>>| match (
+            per_row,
+            fixed(fmt).filter(|_| all_fixed),
+        ) {
+            (Some(rf), _) => (round_rows(rf, v), None),
+            (None, Some(q)) => match round_with_codes(q, v) {
+                Some((values, codes)) => (values, Some(codes)),
+                None => (round_all(fmt, v), None),
+            },
+            (None, None) => (round_all(fmt, v), None),
+        };
+        let (w, w_codes) = weights(f.w, &cell.w, rows.as_ref().map(|rf| &rf.w));
+        let (r, r_codes) = weights(f.r, &cell.r, rows.as_ref().map(|rf| &rf.r));
         let mut plan = CellPlan {
             formats: f,
-            w: match &rows {
-                Some(rf) => round_rows(&rf.w, &cell.w),
-                None => round_all(f.w, &cell.w),
-            },
-            r: match &rows {
-                Some(rf) => round_rows(&rf.r, &cell.r),
-                None => round_all(f.r, &cell.r),
-            },
+            w,
+            r,
             b: round_all(f.b, bias),
             peep: cell.peephole.as_deref().map(|p| round_all(f.peep, p)),
             h0,
@@ -265,7 +294,12 @@ impl CellPlan {
             rows,
             packs: FloatPacks::default(),
         };
-        plan.int = IntCell::new(&plan, cell.w.len() / (4 * hidden), hidden)?;
+        plan.int = IntCell::new(
+            &plan,
+            cell.w.len() / (4 * hidden),
+            hidden,
+            (w_codes, r_codes),
+        )?;
         Ok(plan)
     }
 }
