@@ -22,6 +22,6 @@ pub mod sweep;
 pub mod trace;
 pub mod view;
 
-/// Big buffers in huge pages (see [`bigalloc`]).
+/// Big buffers in mappings of their own, kept for reuse (see [`bigalloc`]).
 #[global_allocator]
 static ALLOC: bigalloc::BigAlloc = bigalloc::BigAlloc;
