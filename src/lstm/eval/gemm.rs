@@ -24,12 +24,13 @@
 //! kernel, f64 on AVX2 and the portable path are builds of the same generic kernel. A B of
 //! several column strips is first copied strip-major, so a microkernel walks consecutive
 //! memory. Rows are split over rayon (small products stay on the calling thread); the thread
-//! count never changes a bit (each element is computed by one thread, in one order).
+//! count never changes a bit (each element is computed by one thread, in one order). The
+//! dispatch and the generic kernel live in [`super::gemm_kernel`].
 
 pub use super::fused::Mode;
 use super::fused::{self, Span};
-#[cfg(target_arch = "x86_64")]
-use super::gemm_simd;
+pub use super::gemm_kernel::isa_name;
+use super::gemm_kernel::{Isa, Job};
 use rayon::prelude::*;
 use std::ops::{Add, Mul};
 
@@ -39,7 +40,7 @@ pub const MR: usize = 6;
 /// Columns of B and C are padded to a multiple of this (the widest microkernel tile).
 pub const COL_ALIGN: usize = 16;
 /// Depth of one k block (keeps a `KC x NR` strip of B in L1).
-const KC: usize = 256;
+pub(super) const KC: usize = 256;
 /// Products of fewer multiply-adds than this run on the calling thread: about 0.1 ms of work,
 /// more than rayon's hand-off costs on a busy machine (small models run their configs in
 /// parallel instead).
@@ -344,239 +345,6 @@ fn gemm_in<T: Elem>(
         c.chunks_mut(task_rows * ldc).enumerate().for_each(body);
     } else {
         c.par_chunks_mut(task_rows * ldc).enumerate().for_each(body);
-    }
-}
-
-/// One thread's share: rows `first_panel*MR ..+ rows` of C.
-pub(super) struct Job<'a, T> {
-    pub a: &'a Packed<T>,
-    pub first_panel: usize,
-    pub rows: usize,
-    pub k0: usize,
-    pub k1: usize,
-    pub b: &'a [T],
-    pub ldb: usize,
-    /// Offset from one strip of [`COL_ALIGN`] columns of B to the next: [`COL_ALIGN`] in a
-    /// row-major B, the strip's size in a strip-major one.
-    pub b_strip: usize,
-    pub ncols: usize,
-    pub c: &'a mut [T],
-    pub ldc: usize,
-    /// C is to start from +0: [`Job::walk`] writes each tile's rows as +0 before its first k
-    /// block.
-    pub from_zero: bool,
-}
-
-impl<'a, T: 'static> Job<'a, T> {
-    /// Where row kk (absolute) of column `col` of B starts.
-    pub fn b_at(&self, kk: usize, col: usize) -> usize {
-        (col / COL_ALIGN) * self.b_strip + (kk - self.k0) * self.ldb + col % COL_ALIGN
-    }
-
-    /// Calls `tile(weights of P panels for the k block, B strip at the block, C tile, rows)`
-    /// for every k block of [`KC`] (in order), strip of `NR` columns of B and group of `P` row
-    /// panels; a last group short of panels repeats the last one, whose rows past `rows` the
-    /// tile must not store. Every microkernel walks the job this way.
-    #[inline(always)]
-    pub fn walk<const P: usize, const NR: usize>(
-        &mut self,
-        mut tile: impl FnMut([&[T]; P], &[T], &mut [T], usize),
-    ) where
-        T: Elem,
-    {
-        let panels = self.rows.div_ceil(MR);
-        let mut kb = self.k0;
-        while kb < self.k1 {
-            let ke = (kb + KC).min(self.k1);
-            for col in (0..self.ncols).step_by(NR) {
-                let b = &self.b[self.b_at(kb, col)..];
-                // The last k of the strip must lie inside b.
-                debug_assert!(b.len() >= (ke - kb - 1) * self.ldb + NR);
-                for p in (0..panels).step_by(P) {
-                    let rows = (self.rows - p * MR).min(P * MR);
-                    let a: [&[T]; P] = std::array::from_fn(|q| {
-                        let panel = self.a.panel(self.first_panel + (p + q).min(panels - 1));
-                        &panel[kb * MR..ke * MR]
-                    });
-                    let c = &mut self.c[p * MR * self.ldc + col..];
-                    debug_assert!(c.len() >= (rows - 1) * self.ldc + NR);
-                    if self.from_zero && kb == self.k0 {
-                        for r in 0..rows {
-                            c[r * self.ldc..r * self.ldc + NR].fill(T::default());
-                        }
-                    }
-                    tile(a, b, c, rows);
-                }
-            }
-            kb = ke;
-        }
-    }
-
-    /// The same job typed as `U`, when `U` is `T`.
-    fn cast<U: 'static>(self) -> Result<Job<'a, U>, Self> {
-        if std::any::TypeId::of::<T>() != std::any::TypeId::of::<U>() {
-            return Err(self);
-        }
-        let job = std::mem::ManuallyDrop::new(self);
-        // SAFETY: U is T (same TypeId), so this reads the value as its own type; Job has no
-        // drop glue and the original is not used again.
-        Ok(unsafe { std::ptr::read((&*job as *const Job<'a, T>).cast::<Job<'a, U>>()) })
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Isa {
-    Avx512,
-    Avx2,
-    Portable,
-}
-
-impl Isa {
-    /// Every instruction set this machine can run, widest first.
-    #[cfg(test)]
-    fn all_here() -> Vec<Isa> {
-        let best = Isa::detect();
-        [Isa::Avx512, Isa::Avx2, Isa::Portable]
-            .into_iter()
-            .skip_while(|&i| i != best)
-            .collect()
-    }
-
-    fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::cpu::portable() {
-                return Isa::Portable;
-            }
-            if is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
-    }
-
-    /// Runs `job` on a hand-written microkernel where there is one (f32, and f64 on AVX-512,
-    /// without flushing: every fp32, float-emulation and float64 reference product in
-    /// practice); hands it back otherwise.
-    #[cfg(target_arch = "x86_64")]
-    fn simd<'a, T: Elem>(self, job: Job<'a, T>, mode: Mode) -> Option<Job<'a, T>> {
-        if mode == Mode::Flush || self == Isa::Portable {
-            return Some(job);
-        }
-        let fused = mode == Mode::Fused;
-        // SAFETY (every kernel): the ISA was detected at run time; the AVX2 fused kernel also
-        // needs FMA, checked here.
-        match job.cast::<f32>() {
-            Ok(job) if self == Isa::Avx512 && fused => unsafe { gemm_simd::avx512_f32_fused(job) },
-            Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f32(job) },
-            Ok(job) if fused && is_x86_feature_detected!("fma") => unsafe {
-                gemm_simd::avx2_f32_fused(job)
-            },
-            Ok(job) => unsafe { gemm_simd::avx2_f32(job) },
-            Err(job) if self == Isa::Avx512 => match job.cast::<f64>() {
-                Ok(job) if fused => unsafe { gemm_simd::avx512_f64_fused(job) },
-                Ok(job) => unsafe { gemm_simd::avx512_f64(job) },
-                Err(job) => return Some(job),
-            },
-            Err(job) => return Some(job),
-        }
-        None
-    }
-
-    /// The fused mode falls back to the plain kernels where there is no fused one: with every
-    /// product exact, they give the same bits.
-    fn run<T: Elem>(self, job: Job<'_, T>, mode: Mode) {
-        let wide = std::mem::size_of::<T>() == 4;
-        #[cfg(target_arch = "x86_64")]
-        let Some(job) = self.simd(job, mode) else {
-            return;
-        };
-        let ftz = mode == Mode::Flush;
-        match (self, ftz) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, true) => unsafe { avx512::<T, true>(job, wide) },
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, false) => unsafe { avx2::<T, false>(job, wide) },
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, true) => unsafe { avx2::<T, true>(job, wide) },
-            (_, false) => blocked::<T, 4, false>(job),
-            (_, true) => blocked::<T, 4, true>(job),
-        }
-    }
-}
-
-/// The ISA in use, for benchmark tables.
-pub fn isa_name() -> &'static str {
-    match Isa::detect() {
-        Isa::Avx512 => "avx512",
-        Isa::Avx2 => "avx2",
-        Isa::Portable => "portable",
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
-    if f32_sized {
-        blocked::<T, 16, FTZ>(job)
-    } else {
-        blocked::<T, 8, FTZ>(job)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn avx2<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
-    if f32_sized {
-        blocked::<T, 8, FTZ>(job)
-    } else {
-        blocked::<T, 4, FTZ>(job)
-    }
-}
-
-/// Cache blocking: k in blocks of KC (in order), then column strips of NR, then row panels.
-#[inline(always)]
-fn blocked<T: Elem, const NR: usize, const FTZ: bool>(mut job: Job<'_, T>) {
-    let (ldb, ldc) = (job.ldb, job.ldc);
-    job.walk::<1, NR>(|[a], b, c, rows| micro::<T, NR, FTZ>(a, b, ldb, c, ldc, rows));
-}
-
-/// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term.
-#[inline(always)]
-fn micro<T: Elem, const NR: usize, const FTZ: bool>(
-    a: &[T],
-    b: &[T],
-    ldb: usize,
-    c: &mut [T],
-    ldc: usize,
-    rows: usize,
-) {
-    let mut acc = [[T::default(); NR]; MR];
-    for (i, row) in acc.iter_mut().enumerate().take(rows) {
-        row.copy_from_slice(&c[i * ldc..i * ldc + NR]);
-    }
-    for (kk, av) in a.chunks_exact(MR).enumerate() {
-        let bv: &[T; NR] = b[kk * ldb..kk * ldb + NR]
-            .try_into()
-            .expect("strip of NR columns");
-        for i in 0..MR {
-            let ai = av[i];
-            for j in 0..NR {
-                if FTZ {
-                    acc[i][j] = (acc[i][j] + (ai * bv[j]).ftz()).ftz();
-                } else {
-                    acc[i][j] = acc[i][j] + ai * bv[j];
-                }
-            }
-        }
-    }
-    for (i, row) in acc.iter().enumerate().take(rows) {
-        c[i * ldc..i * ldc + NR].copy_from_slice(row);
     }
 }
 

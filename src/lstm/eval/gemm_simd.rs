@@ -21,7 +21,8 @@
 //! flush an identity. `gemm::tests` runs every instruction set the machine has (AVX-512, AVX2,
 //! portable) against a scalar loop, f32 and f64.
 
-use super::gemm::{Job, MR};
+use super::gemm::MR;
+use super::gemm_kernel::Job;
 use std::arch::x86_64::*;
 
 /// Columns per strip of B (the packing of [`super::gemm::gemm`]).

@@ -17,6 +17,7 @@ mod fp32cell;
 pub mod fused;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
+mod gemm_kernel;
 mod gemm_simd;
 #[cfg(target_arch = "x86_64")]
 mod intcell;
