@@ -275,18 +275,20 @@ fn run_in_turns(
             }
         }
     }
-    let cal = eval::prepare_calibration(model, seqs, input_name, &all)?;
+    // The input is checked before the reference starts on it.
+    eval::check_input(model, seqs, input_name)?;
     let turn = (budget / config_bytes(model, seqs, engine.reduces_on_device()).max(1)).max(1);
     let turn = turn as usize;
     let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
     let total = per_config * all.len() as u64;
     let mut results = Vec::with_capacity(all.len());
-    // The reference runs beside the first turn's planning and run (its own thread, sharing
-    // rayon's pool: each fills the other's serial stretches); reductions wait for it (`None`
-    // if it panicked: the panic is resumed below).
+    // The reference runs beside the calibration and the first turn's planning and run (its
+    // own thread, sharing rayon's pool: each fills the other's serial stretches); reductions
+    // wait for it (`None` if it panicked: the panic is resumed below).
     let cell: OnceLock<Option<Reference>> = OnceLock::new();
     let reference = || cell.wait().as_ref();
     let mut first = None;
+    let mut cal = Ok(None);
     std::thread::scope(|scope| {
         let handle = scope.spawn(|| {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -303,23 +305,27 @@ fn run_in_turns(
                 }
             }
         });
-        first = (!all.is_empty()).then(|| {
-            run_turn(
-                engine,
-                model,
-                seqs,
-                &all,
-                0,
-                turn,
-                cal.as_ref(),
-                &reference,
-                &mut |d| progress(d, total),
-            )
-        });
+        cal = eval::prepare_calibration(model, seqs, input_name, &all);
+        if let Ok(c) = &cal {
+            first = (!all.is_empty()).then(|| {
+                run_turn(
+                    engine,
+                    model,
+                    seqs,
+                    &all,
+                    0,
+                    turn,
+                    c.as_ref(),
+                    &reference,
+                    &mut |d| progress(d, total),
+                )
+            });
+        }
         if let Some(e) = handle.join().unwrap_or_else(Some) {
             std::panic::resume_unwind(e);
         }
     });
+    let cal = cal?;
     if let Some(first) = first {
         results.extend(first?);
     }

@@ -85,7 +85,11 @@ pub(crate) struct SeqOut {
     pub output: Option<Vec<f32>>,
 }
 
-fn check_input(model: &Model, seqs: &Sequences, input_name: &str) -> Result<(), EvalError> {
+pub(crate) fn check_input(
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+) -> Result<(), EvalError> {
     if seqs.width != model.input_size() {
         return Err(EvalError::InputWidth {
             input: input_name.to_string(),
