@@ -69,18 +69,25 @@ impl RuntimeDir {
         if valid {
             return RuntimeDir(None);
         }
-        let dir = std::env::temp_dir().join(format!("lstm-dse-runtime-{}", std::process::id()));
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        match builder.create(&dir) {
-            Ok(()) => {
-                std::env::set_var("XDG_RUNTIME_DIR", &dir);
-                RuntimeDir(Some(dir))
+        // A process killed before its `Drop` leaves its directory behind, and process ids are
+        // reused: a name taken already gets a new suffix (never someone else's directory).
+        for n in 0..64 {
+            let dir =
+                std::env::temp_dir().join(format!("lstm-dse-runtime-{}-{n}", std::process::id()));
+            match builder.create(&dir) {
+                Ok(()) => {
+                    std::env::set_var("XDG_RUNTIME_DIR", &dir);
+                    return RuntimeDir(Some(dir));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                // Not worth failing a run for: the message is cosmetic.
+                Err(_) => break,
             }
-            // Not worth failing a run for: the message is cosmetic.
-            Err(_) => RuntimeDir(None),
         }
+        RuntimeDir(None)
     }
 }
 
