@@ -1,16 +1,11 @@
 //! `lstm-dse model`: one design point from the command line, and its bad input (exit 2, one
 //! line naming the file or field).
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use std::path::Path;
+
+use common::run;
 
 fn fails(args: &[&str], expect: &[&str]) {
     let o = run(args);

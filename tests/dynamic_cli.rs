@@ -5,15 +5,7 @@
 
 mod common;
 
-use std::process::Command;
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::run;
 
 const BASE: [&str; 6] = [
     "dynamic",

@@ -1,14 +1,8 @@
 //! `lstm-dse pareto` through the binary, on a results file a sweep wrote.
 
-use std::process::Command;
+mod common;
 
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::run;
 
 #[test]
 fn front_of_a_results_file_and_bad_input() {

@@ -97,3 +97,12 @@ pub fn random_inputs(seed: u64, n: usize, steps: usize, width: usize, scale: f32
         .collect();
     Sequences::new("x", [n, steps, width], data, true).unwrap()
 }
+
+/// Runs the `lstm-dse` binary in the repository root and returns what it printed.
+pub fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("run lstm-dse")
+}
