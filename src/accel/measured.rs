@@ -30,15 +30,20 @@ fn read_text(path: &Path) -> Result<(String, String), AccelError> {
     Ok((shown, text))
 }
 
+/// A parse error at `line` of the file `origin` names.
+fn parse_error(origin: &str, line: usize, message: String) -> AccelError {
+    AccelError::Parse {
+        path: origin.to_string(),
+        line,
+        message,
+    }
+}
+
 /// The header and the records of a CSV text, each record with its line number.
 type Rows = (csv::StringRecord, Vec<(usize, csv::StringRecord)>);
 
 fn csv_rows(text: &str, origin: &str) -> Result<Rows, AccelError> {
-    let parse_err = |line: usize, message: String| AccelError::Parse {
-        path: origin.to_string(),
-        line,
-        message,
-    };
+    let parse_err = |line: usize, message: String| parse_error(origin, line, message);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -68,11 +73,7 @@ pub fn read_policy(path: &Path, id: u64) -> Result<PrecisionProfile, AccelError>
 
 /// [`read_policy`] on text already in memory; `origin` names it in errors.
 pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfile, AccelError> {
-    let parse_err = |line: usize, message: String| AccelError::Parse {
-        path: origin.to_string(),
-        line,
-        message,
-    };
+    let parse_err = |line: usize, message: String| parse_error(origin, line, message);
     let (headers, records) = csv_rows(text, origin)?;
     let col = |name: &str| headers.iter().position(|h| h == name);
     let policy_col = col("policy").ok_or_else(|| parse_err(1, "no 'policy' column".into()))?;
@@ -225,11 +226,7 @@ pub fn read_group_ratios(
     zero_bitmap: bool,
 ) -> Result<(f64, f64), AccelError> {
     let (shown, text) = read_text(path)?;
-    let parse_err = |line: usize, message: String| AccelError::Parse {
-        path: shown.clone(),
-        line,
-        message,
-    };
+    let parse_err = |line: usize, message: String| parse_error(&shown, line, message);
     let (headers, records) = csv_rows(&text, &shown)?;
     let col = |name: &str| {
         headers
@@ -274,11 +271,7 @@ pub fn read_group_ratios(
 /// bit-serial units (`PrecisionProfile::group_width_fractions`).
 pub fn read_group_widths(path: &Path, group_size: usize) -> Result<Vec<f64>, AccelError> {
     let (shown, text) = read_text(path)?;
-    let parse_err = |line: usize, message: String| AccelError::Parse {
-        path: shown.clone(),
-        line,
-        message,
-    };
+    let parse_err = |line: usize, message: String| parse_error(&shown, line, message);
     let (headers, records) = csv_rows(&text, &shown)?;
     let col = |name: &str| headers.iter().position(|h| h == name);
     let (tensor, size) = match (col("tensor"), col("group_size")) {
