@@ -224,7 +224,7 @@ pub fn engine_row(
         })?;
     }
     let name = match engine {
-        Engine::Cpu => format!("cpu-{}", eval::gemm::isa_name()),
+        Engine::Cpu => format!("cpu-{}", eval::kernels_name()),
         Engine::Gpu(ctx) => ctx.adapter.name.replace(',', " "),
     };
     Ok(EngineRow {

@@ -9,7 +9,8 @@
 //! keeps the k order of docs/NUMERICS.md (W·x first, then R·h, then b), so the bits equal the
 //! scalar evaluator's; `tests/engine.rs` checks that against a scalar oracle kept in the tests.
 //!
-//! Integer lanes multiply codes exactly ([`ExactProduct`]): codes of at most 16 bits on the
+//! Integer lanes multiply codes exactly ([`ExactProduct`]): codes of at most 16 bits on AMX
+//! tiles where the CPU has them ([`super::amx`]), else on the
 //! `vpmaddwd` kernel of [`super::intgemm`] (16-bit x 16-bit codes as two halves of the weights), else
 //! codes held exactly in f32 (block sums below 2^24) or f64 (below 2^53); blocks are widened to
 //! i64. Integer sums are exact, so any block split or kernel gives the same integers.

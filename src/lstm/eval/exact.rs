@@ -1,9 +1,11 @@
-//! Exact integer products of codes (the integer datapath's W·x and R·h): the `vpdpbusd`
+//! Exact integer products of codes (the integer datapath's W·x and R·h): AMX-INT8 tiles
+//! ([`amx`]) where the CPU has them and the codes fit 16 bits, else the `vpdpbusd`
 //! kernel of [`intgemm8`] where both operands are 8-bit codes, the `vpmaddwd` kernel of
 //! [`intgemm`] where the codes fit 16 bits, else codes held exactly in f32
 //! or f64 on [`gemm`], summed in blocks short enough to stay exact and widened to i64. Integer
 //! sums do not depend on their order, so every variant gives the same integers.
 
+use super::amx::{self, PackedAmx};
 use super::gemm::{self, Elem, Packed, COL_ALIGN};
 use super::intgemm::{self, Layout, PackedI16};
 use super::intgemm8::{self, PackedI8};
@@ -12,6 +14,8 @@ use rayon::prelude::*;
 /// An exact integer product on codes: f32 when block sums stay below 2^24, else f64 (below
 /// 2^53); blocks are summed in i64.
 pub(crate) enum ExactProduct {
+    /// Codes of at most 16 bits on AMX-INT8 tiles ([`amx`]).
+    Amx(PackedAmx),
     /// 8-bit codes times 8-bit codes on `vpdpbusd` ([`intgemm8`]).
     I8(PackedI8),
     /// Codes of at most 16 bits on `vpmaddwd` ([`intgemm`]).
@@ -29,6 +33,16 @@ pub(crate) enum ExactProduct {
 impl ExactProduct {
     /// Packs `codes` (`rows x k`) for products with operands of at most `b_max` in magnitude.
     pub fn new(codes: &[i32], rows: usize, k: usize, b_max: f64) -> Self {
+        Self::new_on(codes, rows, k, b_max, amx::available())
+    }
+
+    /// [`ExactProduct::new`], with the AMX tiles allowed or not (tests run both).
+    pub fn new_on(codes: &[i32], rows: usize, k: usize, b_max: f64, tiles: bool) -> Self {
+        if tiles && b_max <= i16::MAX as f64 + 1.0 {
+            if let Some(p) = PackedAmx::new(codes, rows, k) {
+                return ExactProduct::Amx(p);
+            }
+        }
         if intgemm8::available() && b_max <= 128.0 {
             if let Some(p) = PackedI8::new(codes, rows, k) {
                 return ExactProduct::I8(p);
@@ -81,6 +95,11 @@ impl ExactProduct {
         let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
         let fits = || b.iter().all(|&c| i16::try_from(c).is_ok());
         match self {
+            ExactProduct::Amx(a) => {
+                if amx::product(a, b, ncols, out, layout).is_some() {
+                    return;
+                }
+            }
             ExactProduct::I8(a) => {
                 if b.iter().all(|&c| i8::try_from(c).is_ok()) {
                     return intgemm8::product(a, b, ncols, out, layout);
@@ -109,6 +128,7 @@ impl ExactProduct {
             return relayout(rm, ncols, out, layout);
         }
         match self {
+            ExactProduct::Amx(a) => amx::product_plain(a, b, ncols, out),
             ExactProduct::I8(a) => intgemm8::product_plain(a, b, ncols, out),
             ExactProduct::I16(a) => intgemm::product_plain(a, b, ncols, out),
             ExactProduct::Split { hi, lo } => {
@@ -237,7 +257,8 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(40))]
-        /// Every variant (i16, split 16-bit, f32, f64 blocks) and both layouts equal the plain
+        /// Every variant (AMX tiles where the CPU has them, i16, split 16-bit, f32, f64
+        /// blocks) and both layouts equal the plain
         /// i64 loop, including the extreme codes of each width.
         #[test]
         fn exact_product_equals_the_plain_loop(rows in 1usize..30, k in 0usize..200,
@@ -262,14 +283,16 @@ mod tests {
                     want[r * cols + j] = (0..k).map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64).sum();
                 }
             }
-            let p = ExactProduct::new(&a, rows, k, b_max as f64);
-            let mut got = vec![3i64; rows * cols];
-            p.product(&b, cols, &mut got);
-            prop_assert_eq!(&got, &want);
-            p.product_in(&b, cols, &mut got, Layout::StripMajor);
-            for r in 0..rows {
-                for j in 0..cols {
-                    prop_assert_eq!(got[(j / 16) * rows * 16 + r * 16 + j % 16], want[r * cols + j]);
+            for tiles in [false, true] {
+                let p = ExactProduct::new_on(&a, rows, k, b_max as f64, tiles && amx::available());
+                let mut got = vec![3i64; rows * cols];
+                p.product(&b, cols, &mut got);
+                prop_assert_eq!(&got, &want);
+                p.product_in(&b, cols, &mut got, Layout::StripMajor);
+                for r in 0..rows {
+                    for j in 0..cols {
+                        prop_assert_eq!(got[(j / 16) * rows * 16 + r * 16 + j % 16], want[r * cols + j]);
+                    }
                 }
             }
         }
@@ -281,7 +304,7 @@ mod tests {
             return;
         }
         let a = vec![-32768, 32767, -1, 255, 256, -257];
-        let p = ExactProduct::new(&a, 6, 1, 32768.0);
+        let p = ExactProduct::new_on(&a, 6, 1, 32768.0, false);
         assert!(matches!(p, ExactProduct::Split { .. }));
         let b: Vec<i32> = (0..16)
             .map(|j| if j % 2 == 0 { -32768 } else { 32767 })

@@ -146,6 +146,11 @@ pub enum Mode {
     Plain,
     /// One fused multiply-add per term (every product exact): the plain kernel's bits.
     Fused,
+    /// One fused multiply-add per term whatever the products: each term's exact product
+    /// rounded once, with its sum. Not the bits of §6's loop, so never chosen by
+    /// [`Mode::choose`]: the float64 reference asks for it (docs/NUMERICS.md §14), and every
+    /// instruction set gives the same bits (a correctly rounded `fma`).
+    Fma,
 }
 
 impl Mode {

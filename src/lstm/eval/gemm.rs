@@ -61,6 +61,8 @@ pub trait Elem:
     const FLUSHES: bool;
     /// NUMERICS.md §5: a subnormal (or -0) result becomes +0. Never needed for f64.
     fn ftz(self) -> Self;
+    /// `self·b + c` rounded once ([`Mode::Fma`]).
+    fn mul_add(self, b: Self, c: Self) -> Self;
     fn abs_f64(self) -> f64;
     /// What [`Mode::choose`] needs to know of `v` ([`fused::span`]).
     fn span(v: &[Self]) -> Span;
@@ -75,6 +77,10 @@ impl Elem for f32 {
     const FLUSHES: bool = true;
     fn span(v: &[Self]) -> Span {
         fused::span_f32(v)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        f32::mul_add(self, b, c)
     }
     #[inline(always)]
     fn ftz(self) -> Self {
@@ -96,6 +102,10 @@ impl Elem for f64 {
     const FLUSHES: bool = false;
     fn span(v: &[Self]) -> Span {
         fused::span_f64(v)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        f64::mul_add(self, b, c)
     }
     #[inline(always)]
     fn ftz(self) -> Self {

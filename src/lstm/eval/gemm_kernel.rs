@@ -129,7 +129,10 @@ impl Isa {
         if mode == Mode::Flush || self == Isa::Portable {
             return Some(job);
         }
-        let fused = mode == Mode::Fused;
+        if mode == Mode::Fma && self == Isa::Avx2 && !is_x86_feature_detected!("fma") {
+            return Some(job);
+        }
+        let fused = matches!(mode, Mode::Fused | Mode::Fma);
         // SAFETY (every kernel): the ISA was detected at run time; the AVX2 fused kernel also
         // needs FMA, checked here.
         match job.cast::<f32>() {
@@ -150,25 +153,39 @@ impl Isa {
     }
 
     /// The fused mode falls back to the plain kernels where there is no fused one: with every
-    /// product exact, they give the same bits.
+    /// product exact, they give the same bits. [`Mode::Fma`] does not: without a hand-written
+    /// fused kernel it runs the generic kernel built with `mul_add` (vectorized FMA on AVX2
+    /// with FMA and on AVX-512, a correctly rounded `fma` call on the portable path).
     pub(super) fn run<T: Elem>(self, job: Job<'_, T>, mode: Mode) {
         let wide = std::mem::size_of::<T>() == 4;
         #[cfg(target_arch = "x86_64")]
         let Some(job) = self.simd(job, mode) else {
             return;
         };
-        let ftz = mode == Mode::Flush;
-        match (self, ftz) {
+        #[cfg(target_arch = "x86_64")]
+        let isa = if mode == Mode::Fma && self == Isa::Avx2 && !is_x86_feature_detected!("fma") {
+            Isa::Portable
+        } else {
+            self
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let isa = self;
+        match (isa, mode) {
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, false) => unsafe { avx512::<T, false>(job, wide) },
+            (Isa::Avx512, Mode::Flush) => unsafe { avx512::<T, true, false>(job, wide) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, true) => unsafe { avx512::<T, true>(job, wide) },
+            (Isa::Avx512, Mode::Fma) => unsafe { avx512::<T, false, true>(job, wide) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, false) => unsafe { avx2::<T, false>(job, wide) },
+            (Isa::Avx512, _) => unsafe { avx512::<T, false, false>(job, wide) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, true) => unsafe { avx2::<T, true>(job, wide) },
-            (_, false) => blocked::<T, 4, false>(job),
-            (_, true) => blocked::<T, 4, true>(job),
+            (Isa::Avx2, Mode::Flush) => unsafe { avx2::<T, true, false>(job, wide) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, Mode::Fma) => unsafe { avx2_fma::<T>(job, wide) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, _) => unsafe { avx2::<T, false, false>(job, wide) },
+            (_, Mode::Flush) => blocked::<T, 4, true, false>(job),
+            (_, Mode::Fma) => blocked::<T, 4, false, true>(job),
+            (_, _) => blocked::<T, 4, false, false>(job),
         }
     }
 }
@@ -184,34 +201,46 @@ pub fn isa_name() -> &'static str {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
+unsafe fn avx512<T: Elem, const FTZ: bool, const FMA: bool>(job: Job<'_, T>, f32_sized: bool) {
     if f32_sized {
-        blocked::<T, 16, FTZ>(job)
+        blocked::<T, 16, FTZ, FMA>(job)
     } else {
-        blocked::<T, 8, FTZ>(job)
+        blocked::<T, 8, FTZ, FMA>(job)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn avx2<T: Elem, const FTZ: bool>(job: Job<'_, T>, f32_sized: bool) {
+unsafe fn avx2<T: Elem, const FTZ: bool, const FMA: bool>(job: Job<'_, T>, f32_sized: bool) {
     if f32_sized {
-        blocked::<T, 8, FTZ>(job)
+        blocked::<T, 8, FTZ, FMA>(job)
     } else {
-        blocked::<T, 4, FTZ>(job)
+        blocked::<T, 4, FTZ, FMA>(job)
+    }
+}
+
+/// [`avx2`] for [`Mode::Fma`], with the FMA instructions enabled (the caller checked them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_fma<T: Elem>(job: Job<'_, T>, f32_sized: bool) {
+    if f32_sized {
+        blocked::<T, 8, false, true>(job)
+    } else {
+        blocked::<T, 4, false, true>(job)
     }
 }
 
 /// Cache blocking: k in blocks of KC (in order), then column strips of NR, then row panels.
 #[inline(always)]
-fn blocked<T: Elem, const NR: usize, const FTZ: bool>(mut job: Job<'_, T>) {
+fn blocked<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
-    job.walk::<1, NR>(|[a], b, c, rows| micro::<T, NR, FTZ>(a, b, ldb, c, ldc, rows));
+    job.walk::<1, NR>(|[a], b, c, rows| micro::<T, NR, FTZ, FMA>(a, b, ldb, c, ldc, rows));
 }
 
-/// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term.
+/// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term
+/// (`FMA`: one fused multiply-add).
 #[inline(always)]
-fn micro<T: Elem, const NR: usize, const FTZ: bool>(
+fn micro<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(
     a: &[T],
     b: &[T],
     ldb: usize,
@@ -230,7 +259,9 @@ fn micro<T: Elem, const NR: usize, const FTZ: bool>(
         for i in 0..MR {
             let ai = av[i];
             for j in 0..NR {
-                if FTZ {
+                if FMA {
+                    acc[i][j] = ai.mul_add(bv[j], acc[i][j]);
+                } else if FTZ {
                     acc[i][j] = (acc[i][j] + (ai * bv[j]).ftz()).ftz();
                 } else {
                     acc[i][j] = acc[i][j] + ai * bv[j];

@@ -1,5 +1,6 @@
 //! Tests of [`super`]: every instruction set the machine has against the scalar loop (f32
-//! flushing, f32 fused on narrow operands, f64 plain and fused), and the zero-start entry.
+//! flushing, f32 fused on narrow operands, f64 plain and fused), [`Mode::Fma`] against a loop
+//! of `mul_add`, and the zero-start entry.
 
 use super::*;
 use proptest::prelude::*;
@@ -90,6 +91,53 @@ proptest! {
             gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, Mode::Plain);
             let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
             prop_assert!(same, "{:?}", isa);
+        }
+    }
+
+    /// `Mode::Fma` on full-precision operands (products not exact): every instruction set
+    /// gives the bits of a scalar loop of correctly rounded `mul_add`, f64 and f32.
+    #[test]
+    fn fma_equals_the_scalar_mul_add_loop(rows in 1usize..100, k in 0usize..400,
+                                          colblocks in 1usize..3, seed in any::<u64>()) {
+        let cols = colblocks * COL_ALIGN;
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5 };
+        let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
+        let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
+        let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
+        fn fma_loop<T: Elem>(a: &[T], rows: usize, k: usize, b: &[T], cols: usize, c0: &[T]) -> Vec<T> {
+            let mut c = c0.to_vec();
+            for r in 0..rows {
+                for j in 0..cols {
+                    for kk in 0..k {
+                        c[r * cols + j] = a[r * k + kk].mul_add(b[kk * cols + j], c[r * cols + j]);
+                    }
+                }
+            }
+            c
+        }
+        let want = fma_loop(&a, rows, k, &b, cols, &c0);
+        let plain = scalar(&a, rows, k, &b, cols, &c0);
+        // Full-precision products round: the fused loop is another result (so the check
+        // below could not pass on the plain kernel).
+        prop_assume!(k < 8 || want.iter().zip(&plain).any(|(x, y)| x != y));
+        let packed = Packed::new(&a, rows, k);
+        let (a32, b32, c32): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+            a.iter().map(|&v| v as f32).collect(),
+            b.iter().map(|&v| v as f32).collect(),
+            c0.iter().map(|&v| v as f32).collect(),
+        );
+        let want32 = fma_loop(&a32, rows, k, &b32, cols, &c32);
+        let packed32 = Packed::new(&a32, rows, k);
+        for isa in Isa::all_here() {
+            let mut got = c0.clone();
+            gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, Mode::Fma);
+            let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same, "f64 {:?}", isa);
+            let mut got = c32.clone();
+            gemm_on(isa, &packed32, 0, k, &b32, cols, cols, &mut got, cols, Mode::Fma);
+            let same = want32.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same, "f32 {:?}", isa);
         }
     }
 

@@ -8,6 +8,7 @@
 //! plain reading of NUMERICS.md and as the baseline of `lstm-dse bench engine`. Both are
 //! deterministic whatever the thread count.
 
+pub mod amx;
 mod backend;
 pub(crate) mod batch;
 pub mod calib;
@@ -211,6 +212,13 @@ pub fn evaluate(
 ) -> Result<Vec<Run>, EvalError> {
     let plans = prepare(model, seqs, input_name, configs)?;
     Ok(run_cpu(model, seqs, &plans, keep_states))
+}
+
+/// The CPU kernels in use, for benchmark tables: the float products' instruction set, with
+/// `+amx` when integer products run on AMX tiles.
+pub fn kernels_name() -> String {
+    let amx = if amx::available() { "+amx" } else { "" };
+    format!("{}{amx}", gemm::isa_name())
 }
 
 /// Runs prepared plans on the CPU with the lane-batched engine through the [`driver`]

@@ -1,7 +1,9 @@
 //! The accurate reference every error figure is measured against: the model evaluated in
 //! float64 on the CPU (docs/NUMERICS.md §14). Weights, inputs and initial states are the
-//! model's f32 values taken exactly; every sum, product, `exp` and `tanh` is f64; nothing is
-//! rounded until the states are stored, once, as f32 (a relative error of at most 2^-24).
+//! model's f32 values taken exactly; every sum, product, `exp` and `tanh` is f64 (the
+//! recurrent products as fused multiply-adds: each term's exact product rounded once, with
+//! its sum); nothing is rounded to f32 until the states are stored, once (a relative error
+//! of at most 2^-24).
 //!
 //! It is not a candidate precision and has no GPU twin: it is the yardstick, computed once per
 //! trace or policy run. `fp32` stays an ordinary candidate, bit-exact as §6 specifies, and is compared with
@@ -128,8 +130,10 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
         for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
             dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
         }
-        let mode = Mode::choose::<f64>(&r.span, &span(&h));
-        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, mode);
+        // f32 weights times f64 states are not exact in f64: each term is one fused
+        // multiply-add (the exact product, rounded once with the sum), closer to the exact
+        // value than a rounded product and a rounded sum, at half the instructions.
+        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, Mode::Fma);
         // Units are independent within a step: each updates its own lanes of h and c (the
         // same operations as a serial loop, so the same bits), in parallel.
         h.par_chunks_mut(lanes)

@@ -1,0 +1,507 @@
+//! The exact integer product of codes of at most 16 bits on AMX-INT8 tiles (Intel's Advanced
+//! Matrix Extensions: `tdpb{ss,su,us,uu}d`, a 16 x 16 tile of 32-bit sums gaining 64 byte
+//! products per element in one instruction), where the CPU has them.
+//!
+//! A code wider than a byte is split into bytes: `c = 256·h + l` with `h = c >> 8` (signed,
+//! -128..=127 for any c that fits i16) and `l = c & 255` (unsigned), so
+//!
+//! ```text
+//! a·b = 65536·(h_a·h_b) + 256·(h_a·l_b + l_a·h_b) + l_a·l_b
+//! ```
+//!
+//! each a byte product the tiles take (signed x signed `ss`, signed x unsigned `su`, and so
+//! on). An operand whose codes all fit a signed byte is one plane, used as it is. The three
+//! sums (shifts 0, 8 and 16) are kept in three accumulator tiles and combined in i64.
+//!
+//! Exactness: every byte product is at most 255·255 < 2^16 and the middle tile gains at most
+//! two of them per k, 65,280; blocks of [`KB`] = 16,384 k keep every 32-bit sum below 2^31
+//! (16,384 · 65,280 < 2^30.1), and each block is widened into the i64 result. Integer sums do
+//! not depend on their order, so the result equals the plain loop over k in i64 bit for bit,
+//! whatever the tiling or the thread count (`exact::tests` and the tests below check it).
+//!
+//! Layouts: A is packed once per plan, `[row block of 16][k chunk of 64][16 rows][64]` per
+//! plane (one tile each 1 KiB, contiguous); B per product, `[strip of 16 columns][k chunk]
+//! [16 quads][16 columns][4]` (the tiles' B layout: four consecutive k per 32-bit element).
+//! Rows and k are padded with zeros. The instructions are written with `asm!` (no stable
+//! intrinsics), each a whole instruction on tile registers the compiler never uses.
+//!
+//! Linux only: a process must ask the kernel for the tile state once
+//! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); without AMX, without that permission, with
+//! `LSTM_DSE_PORTABLE_KERNELS` or `LSTM_DSE_NO_AMX` set, [`available`] is false and the
+//! products run on the AVX-512 VNNI kernels as before.
+
+use super::intgemm::{Layout, SendPtr};
+use rayon::prelude::*;
+
+/// Rows per tile.
+const TR: usize = 16;
+/// Bytes of k per tile row.
+const TK: usize = 64;
+/// Columns per strip (one tile of 32-bit sums is 16 wide).
+const NR: usize = 16;
+/// k per 32-bit block (a multiple of [`TK`]).
+const KB: usize = 16_384;
+/// Row blocks of 16 per rayon task.
+const BLOCKS_PER_TASK: usize = 4;
+
+/// Whether the tiles can run here: a Linux x86-64 CPU with AMX-TILE and AMX-INT8, the
+/// kernel's permission granted, neither `LSTM_DSE_PORTABLE_KERNELS` nor `LSTM_DSE_NO_AMX`
+/// set. Decided once per process.
+pub fn available() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        if crate::cpu::portable() || std::env::var_os("LSTM_DSE_NO_AMX").is_some() {
+            return false;
+        }
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        {
+            // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
+            let id = std::arch::x86_64::__cpuid_count(7, 0);
+            if (id.edx >> 24) & 3 != 3 {
+                return false;
+            }
+            const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+            const XFEATURE_XTILEDATA: libc::c_long = 18;
+            // SAFETY: a plain system call with integer arguments.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_arch_prctl,
+                    ARCH_REQ_XCOMP_PERM,
+                    XFEATURE_XTILEDATA,
+                )
+            };
+            r == 0
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        false
+    })
+}
+
+/// One operand's codes as byte planes: one signed plane when every code fits i8, else the
+/// high (signed) and low (unsigned) bytes.
+#[derive(Debug, Clone)]
+enum Planes {
+    Narrow(Vec<u8>),
+    Wide { hi: Vec<u8>, lo: Vec<u8> },
+}
+
+impl Planes {
+    /// Zeroed planes of `len` bytes each.
+    fn of(wide: bool, len: usize) -> Planes {
+        if wide {
+            Planes::Wide {
+                hi: vec![0; len],
+                lo: vec![0; len],
+            }
+        } else {
+            Planes::Narrow(vec![0; len])
+        }
+    }
+}
+
+/// The byte of `c` in plane `hi` (wide) or the code itself (narrow).
+#[inline(always)]
+fn byte(c: i32, wide: bool, hi: bool) -> u8 {
+    match (wide, hi) {
+        (false, _) => c as i8 as u8,
+        (true, true) => (c >> 8) as i8 as u8,
+        (true, false) => (c & 255) as u8,
+    }
+}
+
+/// A `rows x k` matrix of codes that fit i16, packed in tiles.
+#[derive(Debug, Clone)]
+pub struct PackedAmx {
+    pub rows: usize,
+    pub k: usize,
+    /// k chunks of [`TK`].
+    chunks: usize,
+    planes: Planes,
+}
+
+impl PackedAmx {
+    /// Packs row-major `codes`; `None` when a code does not fit i16.
+    pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
+        debug_assert_eq!(codes.len(), rows * k);
+        let (min, max) = super::exact::range(codes);
+        if min < i16::MIN as i64 || max > i16::MAX as i64 {
+            return None;
+        }
+        let wide = min < -128 || max > 127;
+        let chunks = k.div_ceil(TK);
+        let tile_bytes = chunks * TR * TK;
+        let mut planes = Planes::of(wide, rows.div_ceil(TR) * tile_bytes);
+        let fill = |dst: &mut [u8], hi: bool| {
+            dst.par_chunks_mut(tile_bytes.max(1))
+                .enumerate()
+                .for_each(|(rb, block)| {
+                    for i in 0..TR.min(rows - rb * TR) {
+                        let row = &codes[(rb * TR + i) * k..(rb * TR + i + 1) * k];
+                        for (kk, &c) in row.iter().enumerate() {
+                            block[(kk / TK) * TR * TK + i * TK + kk % TK] = byte(c, wide, hi);
+                        }
+                    }
+                })
+        };
+        match &mut planes {
+            Planes::Narrow(p) => fill(p, true),
+            Planes::Wide { hi, lo } => {
+                fill(hi, true);
+                fill(lo, false);
+            }
+        }
+        Some(PackedAmx {
+            rows,
+            k,
+            chunks,
+            planes,
+        })
+    }
+
+    /// `A[r][kk]`, read back from the planes.
+    pub(super) fn at(&self, r: usize, kk: usize) -> i64 {
+        let at = (r / TR) * self.chunks * TR * TK + (kk / TK) * TR * TK + (r % TR) * TK + kk % TK;
+        match &self.planes {
+            Planes::Narrow(p) => p[at] as i8 as i64,
+            Planes::Wide { hi, lo } => 256 * (hi[at] as i8 as i64) + lo[at] as i64,
+        }
+    }
+}
+
+/// `out = A·B` exactly by the plain loop in i64, row-major (the fallback of [`product`]).
+pub fn product_plain(a: &PackedAmx, b: &[i32], ncols: usize, out: &mut [i64]) {
+    out[..a.rows * ncols]
+        .par_chunks_mut(ncols.max(1))
+        .enumerate()
+        .for_each(|(r, row)| {
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = (0..a.k)
+                    .map(|kk| a.at(r, kk) * b[kk * ncols + j] as i64)
+                    .sum();
+            }
+        });
+}
+
+/// `out = A·B` exactly (`out`: `a.rows x ncols` in `layout`, overwritten). `b` is `a.k x
+/// ncols` (stride ncols, ncols a multiple of 16); `None` (and `out` untouched) when a code of
+/// `b` does not fit i16. Needs [`available`].
+pub fn product(
+    a: &PackedAmx,
+    b: &[i32],
+    ncols: usize,
+    out: &mut [i64],
+    layout: Layout,
+) -> Option<()> {
+    assert!(available() && ncols.is_multiple_of(NR));
+    assert!(b.len() >= a.k * ncols && out.len() >= a.rows * ncols);
+    let (min, max) = super::exact::range(&b[..a.k * ncols]);
+    if min < i16::MIN as i64 || max > i16::MAX as i64 {
+        return None;
+    }
+    if a.rows == 0 || ncols == 0 {
+        return Some(());
+    }
+    // B in tiles: [strip][chunk][quad][column][4].
+    let wide = min < -128 || max > 127;
+    let strips = ncols / NR;
+    let strip_bytes = a.chunks * TR * TK;
+    let mut bp = Planes::of(wide, strips * strip_bytes);
+    let fill = |dst: &mut [u8], hi: bool| {
+        dst.par_chunks_mut(strip_bytes.max(1))
+            .enumerate()
+            .for_each(|(s, strip)| {
+                for kk in 0..a.k {
+                    let row = &b[kk * ncols + s * NR..kk * ncols + (s + 1) * NR];
+                    let at = (kk / 4) * NR * 4 + kk % 4;
+                    for (j, &c) in row.iter().enumerate() {
+                        strip[at + j * 4] = byte(c, wide, hi);
+                    }
+                }
+            })
+    };
+    match &mut bp {
+        Planes::Narrow(p) => fill(p, true),
+        Planes::Wide { hi, lo } => {
+            fill(hi, true);
+            fill(lo, false);
+        }
+    }
+    let (c_strip, c_row) = match layout {
+        Layout::RowMajor => (NR, ncols),
+        Layout::StripMajor => (a.rows * NR, NR),
+    };
+    let base = SendPtr(out.as_mut_ptr());
+    let blocks = a.rows.div_ceil(TR);
+    let tasks = blocks.div_ceil(BLOCKS_PER_TASK);
+    let body = |task: usize| {
+        let b0 = task * BLOCKS_PER_TASK;
+        let b1 = (b0 + BLOCKS_PER_TASK).min(blocks);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available()` checked the CPU and the permission. Task `task` writes only
+        // rows `b0*16 .. min(b1*16, a.rows)` of `out` (of every strip), all inside `out`'s
+        // `a.rows * ncols` elements; no two tasks share a row.
+        unsafe {
+            tiles::task(&tiles::Task {
+                a,
+                b: &bp,
+                blocks: b0..b1,
+                strips,
+                strip_bytes,
+                out: base.get(),
+                c_strip,
+                c_row,
+            });
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (b0, b1, &base, &bp, c_strip, c_row, strip_bytes);
+    };
+    let work = a.rows * ncols * a.k;
+    if work < super::gemm::SERIAL_WORK as usize {
+        (0..tasks).for_each(body);
+    } else {
+        (0..tasks).into_par_iter().for_each(body);
+    }
+    Some(())
+}
+
+#[cfg(target_arch = "x86_64")]
+mod tiles {
+    use super::{PackedAmx, Planes, KB, NR, TK, TR};
+    use std::arch::asm;
+
+    /// One task: row blocks `blocks` of A against every strip of B.
+    pub(super) struct Task<'a> {
+        pub a: &'a PackedAmx,
+        pub b: &'a Planes,
+        pub blocks: std::ops::Range<usize>,
+        pub strips: usize,
+        pub strip_bytes: usize,
+        /// Element (row r, column j) of the result at `(j / 16) * c_strip + r * c_row + j % 16`.
+        pub out: *mut i64,
+        pub c_strip: usize,
+        pub c_row: usize,
+    }
+
+    /// The tile configuration: palette 1, tiles 0..8 each 16 rows of 64 bytes.
+    #[repr(C, align(64))]
+    struct Config([u8; 64]);
+
+    impl Config {
+        fn full() -> Config {
+            let mut c = [0u8; 64];
+            c[0] = 1;
+            for t in 0..8 {
+                c[16 + 2 * t] = TK as u8;
+                c[48 + t] = TR as u8;
+            }
+            Config(c)
+        }
+    }
+
+    macro_rules! load {
+        ($tmm:literal, $p:expr) => {
+            asm!(concat!("tileloadd ", $tmm, ", [{p} + {s}*1]"), p = in(reg) $p, s = in(reg) TK,
+                 options(nostack, readonly))
+        };
+    }
+    macro_rules! dp {
+        ($op:literal, $c:literal, $a:literal, $b:literal) => {
+            asm!(
+                concat!($op, " ", $c, ", ", $a, ", ", $b),
+                options(nostack, nomem)
+            )
+        };
+    }
+    macro_rules! store {
+        ($tmm:literal, $p:expr) => {
+            asm!(concat!("tilestored [{p} + {s}*1], ", $tmm), p = in(reg) $p, s = in(reg) 64usize,
+                 options(nostack))
+        };
+    }
+
+    /// Runs a task (tmm0..2: the sums at shifts 0, 8 and 16; tmm3, tmm4: A's planes; tmm5,
+    /// tmm6: B's).
+    ///
+    /// # Safety
+    /// AMX-TILE and AMX-INT8 available and permitted; `out` valid for the task's rows.
+    pub(super) unsafe fn task(t: &Task<'_>) {
+        let cfg = Config::full();
+        asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        let a = t.a;
+        let tile_bytes = a.chunks * TR * TK;
+        let (a_hi, a_lo) = match &a.planes {
+            Planes::Narrow(p) => (p.as_ptr(), None),
+            Planes::Wide { hi, lo } => (hi.as_ptr(), Some(lo.as_ptr())),
+        };
+        let (b_hi, b_lo) = match t.b {
+            Planes::Narrow(p) => (p.as_ptr(), None),
+            Planes::Wide { hi, lo } => (hi.as_ptr(), Some(lo.as_ptr())),
+        };
+        let mut sums = [[0i32; NR * TR]; 3];
+        for rb in t.blocks.clone() {
+            let rows = TR.min(a.rows - rb * TR);
+            for s in 0..t.strips {
+                let mut c0 = 0;
+                while c0 < a.chunks {
+                    let c1 = (c0 + KB / TK).min(a.chunks);
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        options(nostack, nomem)
+                    );
+                    for ch in c0..c1 {
+                        let at_a = rb * tile_bytes + ch * TR * TK;
+                        let at_b = s * t.strip_bytes + ch * TR * TK;
+                        load!("tmm3", a_hi.add(at_a));
+                        load!("tmm5", b_hi.add(at_b));
+                        match (a_lo, b_lo) {
+                            (None, None) => dp!("tdpbssd", "tmm0", "tmm3", "tmm5"),
+                            (None, Some(bl)) => {
+                                load!("tmm6", bl.add(at_b));
+                                dp!("tdpbssd", "tmm1", "tmm3", "tmm5");
+                                dp!("tdpbsud", "tmm0", "tmm3", "tmm6");
+                            }
+                            (Some(al), None) => {
+                                load!("tmm4", al.add(at_a));
+                                dp!("tdpbssd", "tmm1", "tmm3", "tmm5");
+                                dp!("tdpbusd", "tmm0", "tmm4", "tmm5");
+                            }
+                            (Some(al), Some(bl)) => {
+                                load!("tmm4", al.add(at_a));
+                                load!("tmm6", bl.add(at_b));
+                                dp!("tdpbssd", "tmm2", "tmm3", "tmm5");
+                                dp!("tdpbsud", "tmm1", "tmm3", "tmm6");
+                                dp!("tdpbusd", "tmm1", "tmm4", "tmm5");
+                                dp!("tdpbuud", "tmm0", "tmm4", "tmm6");
+                            }
+                        }
+                    }
+                    store!("tmm0", sums[0].as_mut_ptr());
+                    store!("tmm1", sums[1].as_mut_ptr());
+                    store!("tmm2", sums[2].as_mut_ptr());
+                    // Widened into i64: written at the first block, added after.
+                    let first = c0 == 0;
+                    for r in 0..rows {
+                        let dst = t.out.add(s * t.c_strip + (rb * TR + r) * t.c_row);
+                        for j in 0..NR {
+                            let e = r * NR + j;
+                            let v = sums[0][e] as i64
+                                + 256 * sums[1][e] as i64
+                                + 65536 * sums[2][e] as i64;
+                            let d = dst.add(j);
+                            *d = if first { v } else { *d + v };
+                        }
+                    }
+                    c0 = c1;
+                }
+                if a.chunks == 0 {
+                    for r in 0..rows {
+                        let dst = t.out.add(s * t.c_strip + (rb * TR + r) * t.c_row);
+                        std::ptr::write_bytes(dst, 0, NR);
+                    }
+                }
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn plain(a: &[i32], rows: usize, k: usize, b: &[i32], cols: usize) -> Vec<i64> {
+        let mut out = vec![0i64; rows * cols];
+        for r in 0..rows {
+            for j in 0..cols {
+                out[r * cols + j] = (0..k)
+                    .map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64)
+                    .sum();
+            }
+        }
+        out
+    }
+
+    fn check(rows: usize, k: usize, cols: usize, a: &[i32], b: &[i32]) {
+        let p = PackedAmx::new(a, rows, k).expect("codes fit i16");
+        let want = plain(a, rows, k, b, cols);
+        for r in 0..rows {
+            for kk in 0..k {
+                assert_eq!(p.at(r, kk), a[r * k + kk] as i64);
+            }
+        }
+        if !available() {
+            return;
+        }
+        let mut got = vec![7i64; rows * cols];
+        product(&p, b, cols, &mut got, Layout::RowMajor).expect("codes fit i16");
+        assert_eq!(got, want, "rows {rows} k {k} cols {cols}");
+        product(&p, b, cols, &mut got, Layout::StripMajor).expect("codes fit i16");
+        for r in 0..rows {
+            for j in 0..cols {
+                assert_eq!(
+                    got[(j / 16) * rows * 16 + r * 16 + j % 16],
+                    want[r * cols + j]
+                );
+            }
+        }
+    }
+
+    /// Every sign combination at the largest magnitudes of each width, on shapes that do not
+    /// divide the tiles, and one k past a 32-bit block.
+    #[test]
+    fn extreme_codes_and_awkward_shapes() {
+        let ends = [(-128, 127), (-32768, 32767), (-129, 128)];
+        for (rows, k, cols) in [
+            (1, 1, 16),
+            (17, 65, 32),
+            (16, 64, 16),
+            (3, 0, 16),
+            (5, 16_500, 16),
+        ] {
+            for &(al, ah) in &ends {
+                for &(bl, bh) in &ends {
+                    for (x, y) in [(al, bl), (al, bh), (ah, bl), (ah, bh)] {
+                        check(rows, k, cols, &vec![x; rows * k], &vec![y; k * cols]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn codes_wider_than_i16_are_refused() {
+        assert!(PackedAmx::new(&[32768], 1, 1).is_none());
+        assert!(PackedAmx::new(&[-32769], 1, 1).is_none());
+        let p = PackedAmx::new(&[1], 1, 1).unwrap();
+        if available() {
+            let mut out = vec![5i64; 16];
+            let mut b = vec![0; 16];
+            b[3] = 40_000;
+            assert!(product(&p, &b, 16, &mut out, Layout::RowMajor).is_none());
+            assert_eq!(out, vec![5; 16], "untouched");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn equals_the_plain_loop(rows in 1usize..40, k in 0usize..300, strips in 1usize..4,
+                                 a_bits in 1u32..=16, b_bits in 1u32..=16, seed in any::<u64>()) {
+            let cols = strips * NR;
+            let mut s = seed | 1;
+            let mut next = |bits: u32| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let m = 1i64 << (bits - 1);
+                ((s >> 20) % (2 * m as u64)) as i64 as i32 - m as i32
+            };
+            let a: Vec<i32> = (0..rows * k).map(|_| next(a_bits)).collect();
+            let b: Vec<i32> = (0..k * cols).map(|_| next(b_bits)).collect();
+            check(rows, k, cols, &a, &b);
+        }
+    }
+}
