@@ -389,9 +389,20 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             let rounds = (0..stages)
                 .map(stage_rounds)
                 .fold((t - 1.0) * max_hop, f64::max);
-            let mut through = chain + unpaced + rounds;
+            // A shared core's negative edges, on a pacing core and as far as its streams or
+            // its layers' own (stream-paced) steps, not its units, set its rounds; with dynamic
+            // precision, on the stage the path walks.
+            let edge_credit = |j: usize| {
+                let over = stage_stream[j].max(stage_step[j]) - stage_busy[j];
+                stage_edge_credit[j].max(-(t - 1.0) * over.max(0.0))
+            };
+            let edges = (0..stages)
+                .filter(|&j| period(j) >= slowest)
+                .map(edge_credit)
+                .fold(0.0f64, f64::min);
+            let mut end = chain + unpaced + rounds + edges;
             if dynamic && t >= 2.0 {
-                through = chain + unpaced + (t - 1.0) * max_hop;
+                end = chain + unpaced + (t - 1.0) * max_hop + edges;
                 for p in (0..stages).filter(|&p| stage_layers[p] > 0) {
                     let (mut up, mut down) = (0.0, 0.0);
                     if period(p) > max_hop {
@@ -399,19 +410,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                             stage_crossing(&levels, p, period(p), span, &workload.precision, t);
                     }
                     let path = walks.path(p, up, period(p) < slowest) + down + stage_rounds(p);
-                    through = through.max(path);
+                    end = end.max(path + edge_credit(p));
                 }
             }
-            // A shared core's negative edges, on a pacing core and as far as its streams or
-            // its layers' own (stream-paced) steps, not its units, set its rounds.
-            let edges = (0..stages)
-                .filter(|&j| period(j) >= slowest)
-                .map(|j| {
-                    let over = stage_stream[j].max(stage_step[j]) - stage_busy[j];
-                    stage_edge_credit[j].max(-(t - 1.0) * over.max(0.0))
-                })
-                .fold(0.0f64, f64::min);
-            let mut end = through + edges;
             // A core whose layers share its DRAM share: its loads and then the streams of all
             // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
             // of its step), then the last step of a layer that streams (after its own last
