@@ -1,21 +1,27 @@
 //! Where a pipeline's longest path crosses between stages under dynamic precision: the
-//! expected gain of crossing at a slow step rather than at the edge step (docs/MODEL.md
-//! section 4, "Dynamic precision").
+//! expected gain of crossing at a slow step rather than at the edge step, for the stage the
+//! path walks (docs/MODEL.md section 4, "Dynamic precision").
+
+use super::layer::LayerCost;
+use super::precision::PrecisionProfile;
+use super::timing::MAX_PRECISION_LEVELS;
+use std::cmp::Ordering;
 
 /// The expected extra length of a pipeline's longest path from choosing where it crosses a run
 /// of stages (docs/MODEL.md section 4, "Dynamic precision"). `column[k]`: the crossed stages'
-/// own steps at level k (the cost of passing them at one step of level k); `deficit[k]`: what a
-/// step at level k costs the path when it walks the stage it leaves from instead of the pacing
-/// stage. The closed form crosses at step 0 (into the pacing stage; out of it at step T-1), at
-/// the mean column. The step it crosses at (step 0 into the pacing stage, T-1 out of it) has
-/// the level mix `edge` (the profile's first or last step fractions; the step fractions when
-/// unknown): that shifts the column by sum_k (edge_k - phi_k) column_k. The path may instead
-/// walk on until the first step at the slowest column level M: D steps later, D = 0 with
-/// probability edge_M, else geometric with the per-step odds q of entering level M (the runs
-/// of level M over the other levels' steps), and it does so while the gain Delta = column_M -
-/// the edge step's mean other column exceeds D times the mean other deficit. O(levels).
+/// latencies at a step of level k (input to h; the cost of passing them there); `base[k]`:
+/// the same at the edge step, which the path passes at baseline (step 0 into the walked stage,
+/// step T-1 out of it), with the level mix `edge` (the profile's first or last step
+/// fractions; the step fractions when unknown); `deficit[k]`: what a step at level k costs the
+/// path when it walks the stage it leaves from instead of the walked stage. The path may
+/// instead walk on until the first step at the largest column's level M: D steps later, D = 0
+/// with probability edge_M, else geometric with the per-step odds q of entering level M (the
+/// runs of level M over the other levels' steps), and it does so while the gain Delta =
+/// column_M - the edge step's mean other base exceeds D times the mean other deficit.
+/// O(levels).
 pub(crate) fn crossing_gain(
     column: &[f64],
+    base: &[f64],
     deficit: &[f64],
     phi: &[f64],
     edge: &[f64],
@@ -29,19 +35,16 @@ pub(crate) fn crossing_gain(
         return 0.0;
     };
     let pm = phi[m];
-    // The chain passes the run at the mean column; the edge step's level has its own mix.
-    let mean: f64 = phi.iter().zip(column).map(|(f, c)| f * c).sum();
-    let at_edge: f64 = edge.iter().zip(column).map(|(f, c)| f * c).sum();
-    let shift = at_edge - mean;
+    let at_edge: f64 = edge.iter().zip(base).map(|(f, c)| f * c).sum();
     let em = edge[m];
     if pm >= 1.0 - 1e-12 || em >= 1.0 - 1e-12 {
-        return shift;
+        return 0.0;
     }
     let others = 1.0 - pm;
     let eothers = 1.0 - em;
-    let delta = column[m] - (at_edge - em * column[m]) / eothers;
+    let delta = column[m] - (at_edge - em * base[m]) / eothers;
     if delta <= 0.0 {
-        return shift;
+        return 0.0;
     }
     let cost = (0..phi.len())
         .filter(|&k| k != m)
@@ -61,10 +64,168 @@ pub(crate) fn crossing_gain(
         n = n.min((delta / cost).floor());
     }
     if q <= 0.0 || n < 1.0 {
-        return shift;
+        return 0.0;
     }
     // sum_{D=1}^{n} q (1-q)^(D-1) (Delta - D cost).
     let survive = (1.0 - q).powf(n);
     let expected = delta * (1.0 - survive) - cost.max(0.0) * (1.0 - survive * (1.0 + n * q)) / q;
-    shift + eothers * expected.max(0.0)
+    eothers * expected.max(0.0)
+}
+
+/// Per stage of a segment and per precision level: what [`stage_crossing`] needs of the
+/// stages' layers (docs/MODEL.md section 4, "Dynamic precision: where the path crosses").
+pub(crate) struct StageLevels<'a> {
+    /// The slowest own step of the stage's layers (stream floor included).
+    pub step: &'a [[f64; MAX_PRECISION_LEVELS]],
+    /// The sum of their busy cycles.
+    pub busy: &'a [[f64; MAX_PRECISION_LEVELS]],
+    /// The sums of their layers' step-0 latencies (input to h, no stream wait), and of a later
+    /// step's (its input product at the widest level when dynamic overlapped): what the path
+    /// pays to pass the stage at step 0, and at any later step of the level.
+    pub first: &'a [[f64; MAX_PRECISION_LEVELS]],
+    pub last: &'a [[f64; MAX_PRECISION_LEVELS]],
+    /// The slowest own step without the stream floor.
+    pub compute: &'a [[f64; MAX_PRECISION_LEVELS]],
+    /// The sum of their streams per step, and the least stream slack of their layers.
+    pub stream: &'a [f64],
+    pub slack: &'a [f64],
+}
+
+/// The expected gains of the path that walks stage `p` (period `period`) for all T steps and
+/// passes the stages `first..p` once on the way in and `p+1..=last` on the way out, from
+/// choosing the steps it crosses at (slow ones) over step 0 and step T-1: the best run of
+/// stages on each side ([`crossing_gain`]), (into p, out of p). Into a stage whose streams
+/// outlast its steps the gain is absorbed up to its stream slack (its double buffer).
+pub(crate) fn stage_crossing(
+    s: &StageLevels,
+    p: usize,
+    period: f64,
+    (first, last): (usize, usize),
+    precision: &PrecisionProfile,
+    t: f64,
+) -> (f64, f64) {
+    let phi = &precision.step_fraction;
+    let levels = phi.len().min(MAX_PRECISION_LEVELS);
+    let level_period = |j: usize, k: usize| s.step[j][k].max(s.busy[j][k]).max(s.stream[j]);
+    // The pacer's level periods as its pace sees them: a stream floor counts only as far as
+    // the pace itself is stream-bound.
+    let mut pacer = [0.0; MAX_PRECISION_LEVELS];
+    let (mut floored, mut bare) = (0.0, 0.0);
+    for k in 0..levels {
+        pacer[k] = s.compute[p][k].max(s.busy[p][k]);
+        floored += phi[k] * level_period(p, k);
+        bare += phi[k] * pacer[k];
+    }
+    let lambda = if floored - bare > 1e-12 {
+        ((period - bare) / (floored - bare)).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    for (k, pace) in pacer.iter_mut().enumerate().take(levels) {
+        *pace += lambda * (level_period(p, k) - *pace);
+    }
+    let best = |range: &mut dyn Iterator<Item = usize>,
+                at: &[[f64; MAX_PRECISION_LEVELS]],
+                edge: &[f64]| {
+        let (mut column, mut gain) = ([0.0; MAX_PRECISION_LEVELS], 0.0f64);
+        let mut base = [0.0; MAX_PRECISION_LEVELS];
+        for m in range {
+            let mut deficit = [0.0; MAX_PRECISION_LEVELS];
+            for k in 0..levels {
+                column[k] += s.last[m][k];
+                base[k] += at[m][k];
+                deficit[k] = pacer[k] - level_period(m, k);
+            }
+            gain = gain.max(crossing_gain(
+                &column[..levels],
+                &base[..levels],
+                &deficit[..levels],
+                &phi[..levels],
+                &edge[..levels],
+                t,
+                precision.switch_rate,
+            ));
+        }
+        gain
+    };
+    let up =
+        (best(&mut (first..p).rev(), s.first, precision.first_fractions()) - s.slack[p]).max(0.0);
+    (
+        up,
+        best(&mut (p + 1..=last), s.last, precision.last_fractions()),
+    )
+}
+
+/// Per stage p of a segment (dynamic precision), the chain of the path that walks p for all T
+/// steps and passes every other stage once, those before p at step 0 and those after it at
+/// step T-1, each layer at that step's levels (docs/MODEL.md section 4, "The stage the path
+/// walks"): the chain of `multicore.rs` with each layer's first or last step's latency in place
+/// of its edge and mean step outside p.
+pub(crate) struct Walks {
+    chain: Vec<f64>,
+    /// The first-stream credit p's (lone) layers took.
+    credit: Vec<f64>,
+    /// From p's first layer on, the same chain without the waits for loads: a later input
+    /// into p moves the chain's end only as far as it moves this one past it (a layer still
+    /// loading absorbs the rest).
+    free: Vec<f64>,
+}
+
+impl Walks {
+    pub(crate) fn new(stages: usize) -> Self {
+        Self::starting(stages, 0.0)
+    }
+
+    /// Every chain at `start` (the segment's begin).
+    pub(crate) fn starting(stages: usize, start: f64) -> Self {
+        Walks {
+            chain: vec![start; stages],
+            credit: vec![0.0; stages],
+            free: vec![f64::NEG_INFINITY; stages],
+        }
+    }
+
+    /// A layer on stage `j` (`first`: the stage's first in the segment) joins every chain:
+    /// after the busy cycles `ahead` of it on its core, no earlier than its `load_end`, then
+    /// `own` (its edge and mean step) on the walked stage, less the first-stream credit where
+    /// it is `alone` on its core, or its first or last step's latency elsewhere, then the hop
+    /// it `passes` to the next core.
+    pub(crate) fn pass(
+        &mut self,
+        j: usize,
+        first: bool,
+        (ahead, load_end): (f64, f64),
+        cost: &LayerCost,
+        (own, alone): (f64, bool),
+        passes: f64,
+    ) {
+        for (p, x) in self.chain.iter_mut().enumerate() {
+            let free = &mut self.free[p];
+            if p == j && first {
+                *free = *x;
+            }
+            *x = (*x + ahead).max(load_end);
+            *free += ahead;
+            let (own, credit) = match j.cmp(&p) {
+                Ordering::Less => (cost.first_latency, 0.0),
+                Ordering::Equal if alone => (own, cost.first_stream_cycles.min(*x - load_end)),
+                Ordering::Equal => (own, 0.0),
+                Ordering::Greater => (cost.last_latency, 0.0),
+            };
+            self.credit[p] += credit;
+            *x += own - credit + passes;
+            *free += own - credit + passes;
+        }
+    }
+
+    /// The chain's end when the path walks p and enters it `up` later (the crossing gain),
+    /// with p's first-stream credit given back where p does not pace the segment.
+    pub(crate) fn path(&self, p: usize, up: f64, unpaced: bool) -> f64 {
+        let end = self.chain[p].max(self.free[p] + up);
+        if unpaced {
+            end + self.credit[p]
+        } else {
+            end
+        }
+    }
 }

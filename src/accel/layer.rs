@@ -78,6 +78,14 @@ pub(crate) struct LayerCost {
     /// The last step's tail and h exchange: the cycles from the layer's last (recurrent)
     /// product to its end, which the reconfiguration into the next input product may overlap.
     pub post_cycles: f64,
+    /// From its input to its h, step 0 at the first step's levels and step T-1 at the last
+    /// step's (products, reconfigurations, tail; no stream wait, no switch): where a pipeline's
+    /// longest path passes the layer once, before or after the stage it walks (docs/MODEL.md
+    /// section 4, "Passing a stage at its edge step"); and the same per level.
+    pub first_latency: f64,
+    pub last_latency: f64,
+    pub level_first: [f64; MAX_PRECISION_LEVELS],
+    pub level_last: [f64; MAX_PRECISION_LEVELS],
 }
 
 /// What makes two layers' per-step costs identical.
@@ -326,5 +334,9 @@ pub(crate) fn layer_cost(
         level_compute,
         stream_slack: sums.stream_slack.min(path.stream_margin),
         post_cycles: tail + exchange,
+        first_latency: sums.first_gate + tail + exchange,
+        last_latency: sums.last,
+        level_first: sums.level_first,
+        level_last: sums.level_last,
     }
 }

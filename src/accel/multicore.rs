@@ -6,7 +6,7 @@
 //! and event counts energy needs.
 
 use super::arch::Arch;
-use super::crossing::crossing_gain;
+use super::crossing::{stage_crossing, StageLevels, Walks};
 use super::head::{head_cost, HeadCost};
 use super::layer::{layer_cost, LayerContext, LayerCost};
 use super::spec::{InputProduct, MulticoreMode};
@@ -182,11 +182,16 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     const NO_LEVELS: [f64; MAX_PRECISION_LEVELS] = [0.0; MAX_PRECISION_LEVELS];
     let mut stage_level_step = vec![NO_LEVELS; stages];
     let mut stage_level_busy = vec![NO_LEVELS; stages];
-    let mut stage_level_column = vec![NO_LEVELS; stages];
     let mut stage_level_compute = vec![NO_LEVELS; stages];
+    let mut stage_level_first = vec![NO_LEVELS; stages];
+    let mut stage_level_last = vec![NO_LEVELS; stages];
     let mut stage_slack = vec![f64::INFINITY; stages];
-    let phi = &workload.precision.step_fraction;
     let dynamic = workload.precision.is_dynamic();
+    let level_count = workload
+        .precision
+        .step_fraction
+        .len()
+        .min(MAX_PRECISION_LEVELS);
     let (mut fill, mut max_hop) = (0.0f64, 0.0f64);
     // When each core finished its previous segment's work: it may load its next layers'
     // weights from then on, while other cores still compute.
@@ -206,6 +211,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // Per stage, its first layer in the segment: when its input can first start a product,
     // its step 0's products (the busy cycles of a step), its load and one stream.
     let mut stage_first = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); stages];
+    // Dynamic precision: per stage, the chain of the path that walks it for all T steps.
+    let mut walks = Walks::new(stages);
     for (i, shape) in workload.layers.iter().enumerate() {
         let ctx = LayerContext {
             split: 1,
@@ -236,6 +243,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         // one step of each layer before it on the core (the round it joins), not right after
         // the step it waits for. Those steps are ready once the step it waits for is done, and
         // run while its weights still load: they delay it only past the end of its load.
+        let ahead = stage_busy[j];
         if t >= 2.0 {
             fill += stage_busy[j];
             chain += stage_busy[j];
@@ -253,11 +261,12 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         stage_last_busy[j] = cost.busy_cycles;
         stage_slack[j] = stage_slack[j].min(cost.stream_slack);
         if dynamic {
-            for k in 0..phi.len().min(MAX_PRECISION_LEVELS) {
+            for k in 0..level_count {
                 stage_level_step[j][k] = stage_level_step[j][k].max(cost.level_step[k]);
                 stage_level_busy[j][k] += cost.level_busy[k];
-                stage_level_column[j][k] += cost.level_step[k];
                 stage_level_compute[j][k] = stage_level_compute[j][k].max(cost.level_compute[k]);
+                stage_level_first[j][k] += cost.level_first[k];
+                stage_level_last[j][k] += cost.level_last[k];
             }
         }
         // The edge is the layer's total less T own steps: negative where its own steps, paced
@@ -302,6 +311,23 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         } else {
             cost.step_cycles.min(cost.busy_cycles + cost.post_cycles)
         };
+        let passes = if crosses && !ends_segment {
+            link_latency + hop
+        } else {
+            0.0
+        };
+        if dynamic {
+            let own = (edge + cost.step_cycles, !shares_core);
+            let ahead = if t >= 2.0 { ahead } else { 0.0 };
+            walks.pass(
+                j,
+                stage_layers[j] == 1,
+                (ahead, load_end),
+                &cost,
+                own,
+                passes,
+            );
+        }
         if crosses && !ends_segment {
             max_hop = max_hop.max(hop);
             fill += link_latency + hop;
@@ -313,9 +339,6 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         if ends_segment {
             let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);
             let slowest = (0..stages).map(period).fold(max_hop, f64::max);
-            // Drain: in the last round of a core that shares its units between layers, its
-            // last layer runs alone (the layers before it have finished), at its own step;
-            // the pipeline then runs at the pace of the stages after it.
             // The steady rounds less the drain: in the last round of a core that shares its
             // units between layers, its last layer runs alone (the layers before it have
             // finished), at its own step, and the pipeline then runs at the pace of the stages
@@ -323,24 +346,22 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // core's streams run ahead of its steps (double buffer), so rounds set by them end
             // with the last stream and have no drain. The longest of these paths over every
             // stage and resource: each is monotone in the resources, so their maximum is.
-            let rounds = (0..stages)
-                .map(|j| {
-                    let stream = (t - 1.0) * stage_stream[j];
-                    let steady = |pace: f64| {
-                        let mut drain = 0.0;
-                        if t >= 2.0 && stage_layers[j] >= 2 {
-                            let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                            let floor = stage_last_step[j].max(after);
-                            drain = (pace - floor)
-                                .max(0.0)
-                                .min(stage_busy[j] - stage_last_busy[j]);
-                        }
-                        (t - 1.0) * pace - drain
-                    };
-                    let stream = if stage_layers[j] >= 2 { 0.0 } else { stream };
-                    stream.max(steady(stage_step[j])).max(steady(stage_busy[j]))
-                })
-                .fold((t - 1.0) * max_hop, f64::max);
+            let stage_rounds = |j: usize| {
+                let stream = (t - 1.0) * stage_stream[j];
+                let steady = |pace: f64| {
+                    let mut drain = 0.0;
+                    if t >= 2.0 && stage_layers[j] >= 2 {
+                        let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
+                        let floor = stage_last_step[j].max(after);
+                        drain = (pace - floor)
+                            .max(0.0)
+                            .min(stage_busy[j] - stage_last_busy[j]);
+                    }
+                    (t - 1.0) * pace - drain
+                };
+                let stream = if stage_layers[j] >= 2 { 0.0 } else { stream };
+                stream.max(steady(stage_step[j])).max(steady(stage_busy[j]))
+            };
             // The credit is the layer's first stream, fetched while it waited: its stream chain
             // then runs from its first product, fg + (T-2) str + last instead of e + (T-1)
             // str. When a slower stage paces the segment, the layer's streams are fetched
@@ -350,72 +371,48 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 .filter(|&j| period(j) < slowest)
                 .map(|j| stage_credit[j])
                 .sum();
-            // Dynamic precision: the longest path crosses into and out of the pacing stage at
-            // the steps that suit it (slow ones), not at step 0 and step T-1.
-            let mut crossing = 0.0;
-            if dynamic && t >= 2.0 && slowest > max_hop {
-                if let Some(p) = (0..stages).rev().find(|&j| period(j) == slowest) {
-                    let first = stage_of(seg_start);
-                    let level_period = |j: usize, k: usize| {
-                        stage_level_step[j][k]
-                            .max(stage_level_busy[j][k])
-                            .max(stage_stream[j])
-                    };
-                    let levels = phi.len().min(MAX_PRECISION_LEVELS);
-                    // The pacer's level periods as its pace sees them: a stream floor
-                    // counts only as far as the pace itself is stream-bound.
-                    let mut pacer = NO_LEVELS;
-                    let (mut floored, mut bare) = (0.0, 0.0);
-                    for k in 0..levels {
-                        pacer[k] = stage_level_compute[p][k].max(stage_level_busy[p][k]);
-                        floored += phi[k] * level_period(p, k);
-                        bare += phi[k] * pacer[k];
-                    }
-                    let lambda = if floored - bare > 1e-12 {
-                        ((slowest - bare) / (floored - bare)).clamp(0.0, 1.0)
-                    } else {
-                        1.0
-                    };
-                    for (k, period) in pacer.iter_mut().enumerate().take(levels) {
-                        *period += lambda * (level_period(p, k) - *period);
-                    }
-                    let best = |range: &mut dyn Iterator<Item = usize>, edge: &[f64]| {
-                        let (mut column, mut gain) = (NO_LEVELS, 0.0f64);
-                        for m in range {
-                            let mut deficit = NO_LEVELS;
-                            for k in 0..levels {
-                                column[k] += stage_level_column[m][k];
-                                deficit[k] = pacer[k] - level_period(m, k);
-                            }
-                            gain = gain.max(crossing_gain(
-                                &column[..levels],
-                                &deficit[..levels],
-                                &phi[..levels],
-                                &edge[..levels],
-                                t,
-                                workload.precision.switch_rate,
-                            ));
-                        }
-                        gain
-                    };
-                    // A pacer whose streams outlast its steps absorbs a late input in its
-                    // double buffer, up to the slack of its least slack layer.
-                    let pr = &workload.precision;
-                    let up = (best(&mut (first..p).rev(), pr.first_fractions()) - stage_slack[p])
-                        .max(0.0);
-                    crossing = up + best(&mut (p + 1..=j), pr.last_fractions());
-                }
-            }
+            // Dynamic precision: the longest path walks one stage for all T steps and passes
+            // the others once, those before it at step 0 and those after it at step T-1, each
+            // at that step's levels, and it crosses into and out of the walked stage at the
+            // steps that suit it (slow ones). Every stage may be the one walked: the longest
+            // of these paths (at fixed precision, the rounds of the slowest stage).
+            let levels = StageLevels {
+                step: &stage_level_step,
+                busy: &stage_level_busy,
+                first: &stage_level_first,
+                last: &stage_level_last,
+                compute: &stage_level_compute,
+                stream: &stage_stream,
+                slack: &stage_slack,
+            };
+            let span = (stage_of(seg_start), j);
+            let rounds = (0..stages)
+                .map(stage_rounds)
+                .fold((t - 1.0) * max_hop, f64::max);
             // A shared core's negative edges, on a pacing core and as far as its streams or
-            // its layers' own (stream-paced) steps, not its units, set its rounds.
+            // its layers' own (stream-paced) steps, not its units, set its rounds; with dynamic
+            // precision, on the stage the path walks.
+            let edge_credit = |j: usize| {
+                let over = stage_stream[j].max(stage_step[j]) - stage_busy[j];
+                stage_edge_credit[j].max(-(t - 1.0) * over.max(0.0))
+            };
             let edges = (0..stages)
                 .filter(|&j| period(j) >= slowest)
-                .map(|j| {
-                    let over = stage_stream[j].max(stage_step[j]) - stage_busy[j];
-                    stage_edge_credit[j].max(-(t - 1.0) * over.max(0.0))
-                })
+                .map(edge_credit)
                 .fold(0.0f64, f64::min);
-            let mut end = chain + unpaced + rounds + crossing + edges;
+            let mut end = chain + unpaced + rounds + edges;
+            if dynamic && t >= 2.0 {
+                end = chain + unpaced + (t - 1.0) * max_hop + edges;
+                for p in (0..stages).filter(|&p| stage_layers[p] > 0) {
+                    let (mut up, mut down) = (0.0, 0.0);
+                    if period(p) > max_hop {
+                        (up, down) =
+                            stage_crossing(&levels, p, period(p), span, &workload.precision, t);
+                    }
+                    let path = walks.path(p, up, period(p) < slowest) + down + stage_rounds(p);
+                    end = end.max(path + edge_credit(p));
+                }
+            }
             // A core whose layers share its DRAM share: its loads and then the streams of all
             // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
             // of its step), then the last step of a layer that streams (after its own last
@@ -449,6 +446,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // The next segment starts when the last h of this one has crossed over.
             let barrier = if crosses { link_latency + hop } else { 0.0 };
             chain = now + barrier;
+            walks = Walks::starting(stages, chain);
             seg_start = i + 1;
             stage_step.iter_mut().for_each(|s| *s = 0.0);
             stage_busy.iter_mut().for_each(|s| *s = 0.0);
@@ -461,8 +459,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_edge_credit.iter_mut().for_each(|s| *s = 0.0);
             stage_level_step.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_busy.iter_mut().for_each(|s| *s = NO_LEVELS);
-            stage_level_column.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_compute.iter_mut().for_each(|s| *s = NO_LEVELS);
+            stage_level_first.iter_mut().for_each(|s| *s = NO_LEVELS);
+            stage_level_last.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_slack.iter_mut().for_each(|s| *s = f64::INFINITY);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;

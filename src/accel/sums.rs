@@ -59,6 +59,10 @@ pub(crate) struct LevelSums {
     pub(crate) level_busy: [f64; MAX_PRECISION_LEVELS],
     /// Per level index: step_k without the stream (0 where absent).
     pub(crate) level_compute: [f64; MAX_PRECISION_LEVELS],
+    /// Per level index: from the step's input to its h, for step 0 and for step T-1 (the
+    /// latter's input product at the widest level when dynamic overlapped); no stream wait.
+    pub(crate) level_first: [f64; MAX_PRECISION_LEVELS],
+    pub(crate) level_last: [f64; MAX_PRECISION_LEVELS],
 }
 
 /// The three schedules of one layer (docs/MODEL.md section 3).
@@ -274,6 +278,11 @@ pub(crate) fn level_sums(
             s.level_step[index] = step.max(sh.stream);
             s.level_busy[index] = input.cycles + rec.cycles + 2.0 * rho;
             s.level_compute[index] = step;
+            s.level_first[index] = first_gate + sh.post;
+            s.level_last[index] = match plan {
+                Plan::Batched => rec.cycles + sh.post,
+                _ => input.cycles + rho + rec.cycles + sh.post,
+            };
         }
         // Cycles of a step not spent from its stream's arrival to its products' end.
         let gap = match plan {
