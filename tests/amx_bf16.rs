@@ -43,7 +43,7 @@ fn tdpbf16ps_is_not_a_sequential_f32_sum() {
     for trial in 0..2000 {
         // A: 16 rows x 32 bf16; B: 16 pair rows x 16 columns x 2 bf16; C: 16 x 16 f32.
         let spread = (trial % 4) * 6 + 1;
-        let mut val = |r: u64| {
+        let val = |r: u64| {
             let e = (r % spread) as i32 - spread as i32 / 2;
             bf((((r >> 8) % 256) as f32 / 128.0 - 1.0) * 2f32.powi(e))
         };
