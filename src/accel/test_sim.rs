@@ -86,15 +86,9 @@ pub(super) fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize
                 None => (PrecisionProfile::fixed(16, 16), vec![0; t]),
                 Some(s) => {
                     let s = s[..t].to_vec();
-                    let low = s.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
-                    let switches = s.windows(2).filter(|w| w[0] != w[1]).count();
                     // Every layer runs this sequence: its first and last steps' levels are
                     // known for sure (one-hot fractions).
-                    let one_hot = |k: usize| (0..2).map(|j| f64::from(u8::from(j == k))).collect();
-                    let p = two_level(8, 16, low)
-                        .with_switch_rate(switches as f64 / (t - 1) as f64)
-                        .with_edge_steps(one_hot(s[0]), one_hot(s[t - 1]));
-                    (p, s)
+                    (sequence_profile(&s), s)
                 }
             };
             let n = layers.len();

@@ -232,13 +232,7 @@ fn more_sram_never_lengthens_a_dynamic_pipeline() {
             "tracking.enabled=true",
         ]);
         let a = arch("epur", &all);
-        let t = seq.len();
-        let low = seq.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
-        let switches = seq.windows(2).filter(|w| w[0] != w[1]).count();
-        let one_hot = |k: usize| (0..2).map(|j| f64::from(u8::from(j == k))).collect();
-        let precision = two_level(8, 16, low)
-            .with_switch_rate(switches as f64 / (t - 1) as f64)
-            .with_edge_steps(one_hot(seq[0]), one_hot(seq[t - 1]));
+        let (t, precision) = (seq.len(), sequence_profile(seq));
         let w = stack("reduced", shapes, t, batch, precision);
         let more = with(&a, |b| b.memory.sram_weight_kib *= 2.0);
         let (base, twice) = (cycles(&a, &w), cycles(&more, &w));

@@ -98,16 +98,8 @@ fn exposed_reconfiguration_before_the_head_is_exact() {
 /// switches behind stream waits are hidden, +5.86% before).
 #[test]
 fn first_and_last_steps_levels_close_the_one_core_tails() {
-    let one_hot = |k: usize| {
-        (0..2)
-            .map(|j| f64::from(u8::from(j == k)))
-            .collect::<Vec<f64>>()
-    };
     let check = |a: &Arch, layer: LayerShape, batch: usize, seq: Vec<usize>, was: f64| {
-        let t = seq.len();
-        let low = seq.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
-        let switches = seq.windows(2).filter(|w| w[0] != w[1]).count();
-        let unknown = two_level(8, 16, low).with_switch_rate(switches as f64 / (t - 1) as f64);
+        let (t, unknown) = (seq.len(), sequence_stats(&seq));
         let mut w = Workload {
             name: "tail".into(),
             layers: vec![layer],
@@ -125,7 +117,7 @@ fn first_and_last_steps_levels_close_the_one_core_tails() {
             sim.cycles,
             100.0 * before_rel
         );
-        w.precision = unknown.with_edge_steps(one_hot(seq[0]), one_hot(seq[t - 1]));
+        w.precision = sequence_profile(&seq);
         let after = evaluate(a, &w).expect("point evaluates").cycles;
         let rel = (after - sim.cycles) / sim.cycles;
         assert!(

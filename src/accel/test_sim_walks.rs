@@ -31,13 +31,7 @@ fn point(p: &Point) -> (Arch, Arch, Workload, Vec<Vec<usize>>) {
         "tracking.enabled=true",
     ]);
     let a = arch("epur", &all);
-    let t = seq.len();
-    let low = seq.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
-    let switches = seq.windows(2).filter(|w| w[0] != w[1]).count();
-    let one_hot = |k: usize| (0..2).map(|j| f64::from(u8::from(j == k))).collect();
-    let precision = two_level(8, 16, low)
-        .with_switch_rate(switches as f64 / (t - 1) as f64)
-        .with_edge_steps(one_hot(seq[0]), one_hot(seq[t - 1]));
+    let (t, precision) = (seq.len(), sequence_profile(seq));
     let w = Workload {
         name: "reduced".into(),
         layers: shapes

@@ -92,6 +92,22 @@ pub(crate) fn two_level(low_bits: u32, high_bits: u32, low_fraction: f64) -> Pre
     )
 }
 
+/// The fx8/fx16 profile the closed form sees of a level sequence (0 low, 1 high) that every
+/// layer runs: its fractions and switch rate, first and last levels unknown (the fractions).
+pub(crate) fn sequence_stats(seq: &[usize]) -> PrecisionProfile {
+    let t = seq.len();
+    let low = seq.iter().filter(|&&k| k == 0).count() as f64 / t as f64;
+    let switches = seq.windows(2).filter(|w| w[0] != w[1]).count();
+    two_level(8, 16, low).with_switch_rate(switches as f64 / (t - 1) as f64)
+}
+
+/// [`sequence_stats`] with the sequence's first and last levels known for sure (one-hot
+/// fractions).
+pub(crate) fn sequence_profile(seq: &[usize]) -> PrecisionProfile {
+    let one_hot = |k: usize| (0..2).map(|j| f64::from(u8::from(j == k))).collect();
+    sequence_stats(seq).with_edge_steps(one_hot(seq[0]), one_hot(seq[seq.len() - 1]))
+}
+
 pub(crate) fn rel_close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
 }

@@ -183,18 +183,20 @@ pub fn product_plain(a: &PackedAmx, b: &[i32], ncols: usize, out: &mut [i64]) {
 }
 
 /// `out = A·B` exactly (`out`: `a.rows x ncols` in `layout`, overwritten). `b` is `a.k x
-/// ncols` (stride ncols, ncols a multiple of 16); `None` (and `out` untouched) when a code of
-/// `b` does not fit i16. Needs [`available`].
+/// ncols` (stride ncols, ncols a multiple of 16) with its codes in `(min, max)` (the caller's
+/// [`super::exact::range`] of `b`, computed once for every variant); `None` (and `out`
+/// untouched) when they do not fit i16. Needs [`available`].
 pub fn product(
     a: &PackedAmx,
     b: &[i32],
     ncols: usize,
+    (min, max): (i64, i64),
     out: &mut [i64],
     layout: Layout,
 ) -> Option<()> {
     assert!(available() && ncols.is_multiple_of(NR));
     assert!(b.len() >= a.k * ncols && out.len() >= a.rows * ncols);
-    let (min, max) = super::exact::range(&b[..a.k * ncols]);
+    debug_assert_eq!(super::exact::range(b), (min, max));
     if min < i16::MIN as i64 || max > i16::MAX as i64 {
         return None;
     }
@@ -409,20 +411,10 @@ mod tiles {
 
 #[cfg(test)]
 mod tests {
+    use super::super::exact::plain_product as plain;
+    use super::super::exact::range;
     use super::*;
     use proptest::prelude::*;
-
-    fn plain(a: &[i32], rows: usize, k: usize, b: &[i32], cols: usize) -> Vec<i64> {
-        let mut out = vec![0i64; rows * cols];
-        for r in 0..rows {
-            for j in 0..cols {
-                out[r * cols + j] = (0..k)
-                    .map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64)
-                    .sum();
-            }
-        }
-        out
-    }
 
     fn check(rows: usize, k: usize, cols: usize, a: &[i32], b: &[i32]) {
         let p = PackedAmx::new(a, rows, k).expect("codes fit i16");
@@ -436,9 +428,9 @@ mod tests {
             return;
         }
         let mut got = vec![7i64; rows * cols];
-        product(&p, b, cols, &mut got, Layout::RowMajor).expect("codes fit i16");
+        product(&p, b, cols, range(b), &mut got, Layout::RowMajor).expect("codes fit i16");
         assert_eq!(got, want, "rows {rows} k {k} cols {cols}");
-        product(&p, b, cols, &mut got, Layout::StripMajor).expect("codes fit i16");
+        product(&p, b, cols, range(b), &mut got, Layout::StripMajor).expect("codes fit i16");
         for r in 0..rows {
             for j in 0..cols {
                 assert_eq!(
@@ -480,7 +472,7 @@ mod tests {
             let mut out = vec![5i64; 16];
             let mut b = vec![0; 16];
             b[3] = 40_000;
-            assert!(product(&p, &b, 16, &mut out, Layout::RowMajor).is_none());
+            assert!(product(&p, &b, 16, range(&b), &mut out, Layout::RowMajor).is_none());
             assert_eq!(out, vec![5; 16], "untouched");
         }
     }

@@ -92,27 +92,30 @@ impl ExactProduct {
 
     /// [`ExactProduct::product`] with the result in `layout`.
     pub fn product_in(&self, b: &[i32], ncols: usize, out: &mut [i64], layout: Layout) {
-        let b_max = b.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0) as f64;
-        let fits = || b.iter().all(|&c| i16::try_from(c).is_ok());
+        // One vectorized pass over B decides every variant's fit (and the tiles' planes).
+        let b_range = range(b);
+        let (min, max) = b_range;
+        let b_max = min.unsigned_abs().max(max.unsigned_abs()) as f64;
+        let fits = min >= i16::MIN as i64 && max <= i16::MAX as i64;
         match self {
             ExactProduct::Amx(a) => {
-                if amx::product(a, b, ncols, out, layout).is_some() {
+                if amx::product(a, b, ncols, b_range, out, layout).is_some() {
                     return;
                 }
             }
             ExactProduct::I8(a) => {
-                if b.iter().all(|&c| i8::try_from(c).is_ok()) {
+                if min >= -128 && max <= 127 {
                     return intgemm8::product(a, b, ncols, out, layout);
                 }
             }
             ExactProduct::I16(a) => {
-                if let (Some(block), true) = (a.block_pairs(b_max as u64), fits()) {
+                if let (Some(block), true) = (a.block_pairs(b_max as u64), fits) {
                     return intgemm::product(a, b, ncols, block, out, layout);
                 }
             }
             ExactProduct::Split { hi, lo } => {
                 let blocks = (hi.block_pairs(b_max as u64), lo.block_pairs(b_max as u64));
-                if let ((Some(bh), Some(bl)), true) = (blocks, fits()) {
+                if let ((Some(bh), Some(bl)), true) = (blocks, fits) {
                     // 256·(hi·B) + lo·B, the low half added in place (exact integers).
                     intgemm::product(hi, b, ncols, bh, out, layout);
                     out.par_iter_mut().for_each(|h| *h *= 256);
@@ -210,6 +213,21 @@ fn relayout(rm: Vec<i64>, ncols: usize, out: &mut [i64], layout: Layout) {
     }
 }
 
+/// The oracle of every exact-product test: the plain loop over unpacked row-major codes,
+/// `out[r][j] = Σ_k a[r][k]·b[k][j]` in i64.
+#[cfg(test)]
+pub(super) fn plain_product(a: &[i32], rows: usize, k: usize, b: &[i32], cols: usize) -> Vec<i64> {
+    let mut out = vec![0i64; rows * cols];
+    for r in 0..rows {
+        for j in 0..cols {
+            out[r * cols + j] = (0..k)
+                .map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64)
+                .sum();
+        }
+    }
+    out
+}
+
 fn f32_exact() -> f64 {
     2f64.powi(24)
 }
@@ -277,12 +295,7 @@ mod tests {
             };
             let a: Vec<i32> = (0..rows * k).map(|_| next(a_max) as i32).collect();
             let b: Vec<i32> = (0..k * cols).map(|_| next(b_max) as i32).collect();
-            let mut want = vec![0i64; rows * cols];
-            for r in 0..rows {
-                for j in 0..cols {
-                    want[r * cols + j] = (0..k).map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64).sum();
-                }
-            }
+            let want = plain_product(&a, rows, k, &b, cols);
             for tiles in [false, true] {
                 let p = ExactProduct::new_on(&a, rows, k, b_max as f64, tiles && amx::available());
                 let mut got = vec![3i64; rows * cols];

@@ -129,9 +129,6 @@ impl Isa {
         if mode == Mode::Flush || self == Isa::Portable {
             return Some(job);
         }
-        if mode == Mode::Fma && self == Isa::Avx2 && !is_x86_feature_detected!("fma") {
-            return Some(job);
-        }
         let fused = matches!(mode, Mode::Fused | Mode::Fma);
         // SAFETY (every kernel): the ISA was detected at run time; the AVX2 fused kernel also
         // needs FMA, checked here.
@@ -158,10 +155,7 @@ impl Isa {
     /// with FMA and on AVX-512, a correctly rounded `fma` call on the portable path).
     pub(super) fn run<T: Elem>(self, job: Job<'_, T>, mode: Mode) {
         let wide = std::mem::size_of::<T>() == 4;
-        #[cfg(target_arch = "x86_64")]
-        let Some(job) = self.simd(job, mode) else {
-            return;
-        };
+        // An AVX2 machine without FMA instructions runs `Mode::Fma` on the portable build.
         #[cfg(target_arch = "x86_64")]
         let isa = if mode == Mode::Fma && self == Isa::Avx2 && !is_x86_feature_detected!("fma") {
             Isa::Portable
@@ -170,6 +164,10 @@ impl Isa {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let isa = self;
+        #[cfg(target_arch = "x86_64")]
+        let Some(job) = isa.simd(job, mode) else {
+            return;
+        };
         match (isa, mode) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, Mode::Flush) => unsafe { avx512::<T, true, false>(job, wide) },

@@ -371,20 +371,9 @@ pub(super) use simd::avx512;
 
 #[cfg(test)]
 mod tests {
+    use super::super::exact::plain_product as plain;
     use super::*;
     use proptest::prelude::*;
-
-    fn plain(a: &[i32], rows: usize, k: usize, b: &[i32], cols: usize) -> Vec<i64> {
-        let mut out = vec![0i64; rows * cols];
-        for r in 0..rows {
-            for j in 0..cols {
-                out[r * cols + j] = (0..k)
-                    .map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64)
-                    .sum();
-            }
-        }
-        out
-    }
 
     fn check(rows: usize, k: usize, cols: usize, a_max: i32, b_max: i32, seed: u64, extreme: bool) {
         let mut s = seed | 1;

@@ -267,21 +267,9 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::exact::plain_product as plain;
     use super::*;
     use proptest::prelude::*;
-
-    /// The plain loop over the unpacked codes (not over the packing).
-    fn plain(a: &[i32], rows: usize, k: usize, b: &[i32], cols: usize) -> Vec<i64> {
-        let mut out = vec![0i64; rows * cols];
-        for r in 0..rows {
-            for j in 0..cols {
-                out[r * cols + j] = (0..k)
-                    .map(|kk| a[r * k + kk] as i64 * b[kk * cols + j] as i64)
-                    .sum();
-            }
-        }
-        out
-    }
 
     /// Codes in `lo..=hi` from `seed`; `extreme`: only the two ends.
     fn codes(n: usize, lo: i32, hi: i32, seed: u64, extreme: bool) -> Vec<i32> {
