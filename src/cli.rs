@@ -251,8 +251,8 @@ pub struct BenchEngineArgs {
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Lane kinds, comma-separated: precision configs (`fp32`, `fx8`, ...), `trace8`,
-    /// `policy`, `reference` (the float64 reference alone), `calibration` (the fp32
-    /// calibration run alone), or `scalar:<config>` (the per-sequence scalar evaluator).
+    /// `policy`, `reference` (the float64 reference alone, which is also the calibration run
+    /// of every trace), or `scalar:<config>` (the per-sequence scalar evaluator).
     #[arg(long, default_value = "fp32,fp16,bf16,fx16,fx8,trace8,policy")]
     pub lanes: String,
     /// Timed repetitions (the median is reported).

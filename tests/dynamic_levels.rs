@@ -13,6 +13,12 @@ use lstm_dse::format::parse_config_list;
 use lstm_dse::lstm::{self, eval, npy, LoadOptions, Model};
 use std::path::{Path, PathBuf};
 
+/// The level plans a policy run builds: calibrated on the float64 reference of `x`.
+fn prepare(m: &Model, x: &npy::Sequences, s: &PolicySpec) -> LevelPlans {
+    let cal = eval::calibrate(m, x, eval::needs_histograms(&s.levels));
+    LevelPlans::prepare(m, s, &cal).unwrap()
+}
+
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
 }
@@ -87,7 +93,7 @@ fn a_lane_held_at_one_level_equals_that_configs_own_run() {
                 for (timing, start) in [(Timing::Causal, "low"), (Timing::Oracle, "high")] {
                     let s = spec(levels, metric, timing, start);
                     let n = s.levels.len();
-                    let lp = LevelPlans::prepare(&m, &x, "x", &s).unwrap();
+                    let lp = prepare(&m, &x, &s);
                     let inf = vec!["inf"; n - 1].join("/");
                     let policies = dynamic::parse_thresholds(&inf, n).unwrap();
                     let mut cases = vec![(s.clone(), policies, 0)];
@@ -186,7 +192,7 @@ fn causal_value_lanes_follow_their_metric_and_mix_levels() {
             let mut seen = std::collections::BTreeSet::new();
             for metric in METRICS {
                 let s = spec(levels, metric, Timing::Causal, "high");
-                let lp = LevelPlans::prepare(&m, &x, "x", &s).unwrap();
+                let lp = prepare(&m, &x, &s);
                 let policies = dynamic::parse_thresholds(thresholds, n).unwrap();
                 let sim = dynamic::simulate(&m, &x, &s, &lp, &policies, &|| {});
                 let all = sim
@@ -246,7 +252,7 @@ fn gpu_value_lanes_equal_the_cpu_bit_for_bit() {
             ] {
                 for metric in METRICS {
                     let s = spec(levels, metric, timing, start);
-                    let lp = LevelPlans::prepare(&m, &x, "x", &s).unwrap();
+                    let lp = prepare(&m, &x, &s);
                     let policies = dynamic::parse_thresholds(thresholds, s.levels.len()).unwrap();
                     let cpu = dynamic::simulate(&m, &x, &s, &lp, &policies, &|| {});
                     let gpu = ctx

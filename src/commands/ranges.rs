@@ -25,9 +25,13 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
     let seqs = npy::read_sequences(&a.input)?;
     let configs = parse_config_list(&a.precisions).context("--precisions")?;
     let input_name = a.input.display().to_string();
-    // Plans resolve every config (and check the input against the model).
-    let plans = eval::prepare(&model, &seqs, &input_name, &configs)?;
-    let cal = eval::calibrate(&model, &seqs, true)?;
+    // One calibration run (with histograms) resolves every config's plan.
+    eval::check_input(&model, &seqs, &input_name)?;
+    let cal = eval::calibrate(&model, &seqs, true);
+    let plans = configs
+        .iter()
+        .map(|&c| eval::Plan::new(&model, c, Some(&cal)))
+        .collect::<Result<Vec<_>, _>>()?;
     let hist = cal.hist.as_ref().context("calibration histograms")?;
     let weight_hist = |v: &[f32]| {
         let mut h = Histogram::default();

@@ -11,8 +11,7 @@
 
 use super::{bad, Metric, Policy, PolicyError, PolicySpec};
 use crate::format::{Fixed, Format, PrecisionConfig, Resolved, WeightScale};
-use crate::lstm::eval::{self, CellFormats, Plan};
-use crate::lstm::npy::Sequences;
+use crate::lstm::eval::{self, Calibration, CellFormats, Plan};
 use crate::lstm::Model;
 
 /// How a policy lane keeps its recurrent state between steps.
@@ -75,22 +74,23 @@ pub struct LevelPlans {
 }
 
 impl LevelPlans {
-    /// Prepares the levels of `spec` on `seqs` (with the calibration `trace` would do):
-    /// nested levels derived from the highest, any others each resolved as its own config.
+    /// Prepares the levels of `spec` with the calibration `trace` would do (`cal`, from the
+    /// float64 reference on the same sequences): nested levels derived from the highest, any
+    /// others each resolved as its own config.
     pub fn prepare(
         model: &Model,
-        seqs: &Sequences,
-        input_name: &str,
         spec: &PolicySpec,
+        cal: &Calibration,
     ) -> Result<Self, PolicyError> {
+        let plan = |c: PrecisionConfig| eval::Plan::new(model, c, Some(cal));
         match spec.state {
-            LevelState::Codes => {
-                let top = spec.levels[spec.levels.len() - 1];
-                let mut plans = eval::prepare(model, seqs, input_name, &[top])?;
-                Self::new(model, plans.remove(0), spec)
-            }
+            LevelState::Codes => Self::new(model, plan(spec.levels[spec.levels.len() - 1])?, spec),
             LevelState::Values => Ok(LevelPlans {
-                levels: eval::prepare(model, seqs, input_name, &spec.levels)?,
+                levels: spec
+                    .levels
+                    .iter()
+                    .map(|&c| plan(c))
+                    .collect::<Result<_, _>>()?,
                 state: LevelState::Values,
             }),
         }

@@ -435,8 +435,15 @@ pub fn run(
             e.to_string().replacen("--thresholds: ", "", 1),
         )
     })?;
-    let levels = LevelPlans::prepare(model, seqs, input_name, spec)?;
-    let reference = reference.unwrap_or_else(|| eval::reference::evaluate(model, seqs));
+    // The reference is also the calibration of the levels' `fx<b>` formats (NUMERICS.md §3);
+    // a caller's reference serves unless the levels need histograms it did not record.
+    eval::check_input(model, seqs, input_name)?;
+    let hist = eval::needs_histograms(&spec.levels);
+    let reference = match reference {
+        Some(r) if !hist || r.calibration.hist.is_some() => r,
+        _ => eval::reference::evaluate_with(model, seqs, hist),
+    };
+    let levels = LevelPlans::prepare(model, spec, &reference.calibration)?;
     for w in resolution_warnings(model, &levels, spec, policies) {
         eprintln!("{w}");
     }

@@ -112,7 +112,7 @@ pub fn fnv_add(h: u64, bytes: &[u8]) -> u64 {
 /// to the number formats, the traced kernels or the dynamic-precision policies that changes
 /// a result (the rule is stated in docs/NUMERICS.md, "Cached results"). The cache key also
 /// hashes docs/NUMERICS.md itself, so any change to the document invalidates the cache too.
-pub const NUMERICS_VERSION: u32 = 4;
+pub const NUMERICS_VERSION: u32 = 5;
 
 /// What keys the precision cache besides the inputs and settings: tool and numerics version
 /// and the numerics document.

@@ -153,9 +153,9 @@ fn median_time<E>(reps: usize, mut run: impl FnMut() -> Result<(), E>) -> Result
 }
 
 /// Times `reps` runs (after one warm-up) of one lane kind: a precision config string (plans
-/// built outside the timing), `trace8` (the whole `trace` stage: calibration, fp32 reference
-/// and the eight precisions of [`TRACE8`]), `reference` (the float64 reference alone),
-/// `calibration` (the fp32 calibration run alone), `policy` (one closed-loop fx8/fx16 causal policy
+/// built outside the timing), `trace8` (the whole `trace` stage: the float64 reference, which
+/// is also the calibration run, and the eight precisions of [`TRACE8`]), `reference` (the
+/// float64 reference alone), `policy` (one closed-loop fx8/fx16 causal policy
 /// per sequence, reference included) or `scalar:<config>` (the per-sequence scalar evaluator,
 /// for comparison; CPU only).
 pub fn engine_row(
@@ -176,16 +176,12 @@ pub fn engine_row(
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })?;
-    } else if kind == "reference" || kind == "calibration" {
-        // The two passes a trace runs before its candidates: the float64 reference and the
-        // fp32 calibration run (max ranges), each alone.
+    } else if kind == "reference" {
+        // The pass a trace runs before its candidates: the float64 reference, which is also
+        // the calibration run (max ranges).
         configs = 1;
         median_s = median_time(reps, || {
-            if kind == "reference" {
-                drop(eval::reference::evaluate(model, seqs));
-            } else {
-                eval::calibrate(model, seqs, false).map_err(|e| e.to_string())?;
-            }
+            drop(eval::reference::evaluate(model, seqs));
             Ok::<(), String>(())
         })?;
     } else if kind == "policy" {

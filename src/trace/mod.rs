@@ -282,17 +282,24 @@ fn run_in_turns(
     let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
     let total = per_config * all.len() as u64;
     let mut results = Vec::with_capacity(all.len());
-    // The reference runs beside the calibration and the first turn's planning and run (its
-    // own thread, sharing rayon's pool: each fills the other's serial stretches); reductions
-    // wait for it (`None` if it panicked: the panic is resumed below).
+    // The float64 reference runs on its own thread (sharing rayon's pool: each fills the
+    // other's serial stretches). It is also the calibration run (docs/NUMERICS.md §3), so
+    // candidates with `fx<b>` formats wait for it; without them, the first turn's planning
+    // and run go beside it. Reductions wait for it (`None` if it panicked: the panic is
+    // resumed below).
     let cell: OnceLock<Option<Reference>> = OnceLock::new();
     let reference = || cell.wait().as_ref();
+    let calibrated = all.iter().any(eval::needs_calibration);
+    let calibration = || {
+        calibrated
+            .then(|| reference().map(|r| &r.calibration))
+            .flatten()
+    };
     let mut first = None;
-    let mut cal = Ok(None);
     std::thread::scope(|scope| {
         let handle = scope.spawn(|| {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                reference::evaluate(model, seqs)
+                reference::evaluate_with(model, seqs, eval::needs_histograms(&all))
             }));
             match r {
                 Ok(r) => {
@@ -305,33 +312,29 @@ fn run_in_turns(
                 }
             }
         });
-        cal = eval::prepare_calibration(model, seqs, input_name, &all);
-        if let Ok(c) = &cal {
-            first = (!all.is_empty()).then(|| {
-                run_turn(
-                    engine,
-                    model,
-                    seqs,
-                    &all,
-                    0,
-                    turn,
-                    c.as_ref(),
-                    &reference,
-                    &mut |d| progress(d, total),
-                )
-            });
+        let cal = calibration();
+        if !all.is_empty() && (cal.is_some() || !calibrated) {
+            first = Some(run_turn(
+                engine,
+                model,
+                seqs,
+                &all,
+                0,
+                turn,
+                cal,
+                &reference,
+                &mut |d| progress(d, total),
+            ));
         }
         if let Some(e) = handle.join().unwrap_or_else(Some) {
             std::panic::resume_unwind(e);
         }
     });
-    let cal = cal?;
     if let Some(first) = first {
         results.extend(first?);
     }
     for (i, _) in all.chunks(turn).enumerate().skip(1) {
         let before = (i * turn) as u64 * per_config;
-        let cal = cal.as_ref();
         results.extend(run_turn(
             engine,
             model,
@@ -339,7 +342,7 @@ fn run_in_turns(
             &all,
             i,
             turn,
-            cal,
+            calibration(),
             &reference,
             &mut |d| progress(before + d, total),
         )?);

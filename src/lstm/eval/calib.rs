@@ -2,8 +2,9 @@
 //! bits picks the range `m` of a tensor known only from data (the layer-0 input x, each
 //! layer's h, each direction's pre-activations and c).
 //!
-//! The fp32 calibration run records every such value in a [`Histogram`] of |v| keyed by the
-//! top 16 bits of its f32 pattern (sign dropped: 8 exponent and 8 mantissa bits, so each bin
+//! The calibration run (the float64 reference, each value rounded to f32) records every such
+//! value in a [`Histogram`] of |v| keyed by the top 16 bits of its f32 pattern (sign dropped:
+//! 8 exponent and 8 mantissa bits, so each bin
 //! spans a relative width of at most 2^-8). Counts are integers added in a fixed order, so a
 //! rule gives the same format whatever the thread count. Rules:
 //!

@@ -4,8 +4,7 @@
 //! so the bits are the scalar code's (IEEE add, subtract, multiply and round-to-integer round
 //! identically in a vector register; nothing is fused).
 //!
-//! Used by the batched engine for fp32 configs (the fp32 lane kind, the reference and
-//! calibration runs of every trace); other float formats go through the scalar unit. AVX2 at
+//! Used by the batched engine for fp32 configs; other float formats go through the scalar unit. AVX2 at
 //! run time where present; the scalar unit elsewhere.
 
 /// Whether the AVX2 unit can run here.

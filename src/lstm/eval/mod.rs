@@ -102,72 +102,24 @@ pub(crate) fn check_input(
     Ok(())
 }
 
-fn needs_calibration(c: &PrecisionConfig) -> bool {
+/// Whether a config's formats depend on the calibration run (`fx<b>` without fraction bits).
+pub fn needs_calibration(c: &PrecisionConfig) -> bool {
     [c.w, c.a, c.p, c.c]
         .iter()
         .any(|f| matches!(f, Format::Fixed { frac: None, .. }))
 }
 
-/// Measures the ranges of an fp32 run over the batch (see [`Calibration`]); `hist` also
-/// records their distributions (for calibration rules other than `max`).
-pub fn calibrate(model: &Model, seqs: &Sequences, hist: bool) -> Result<Calibration, EvalError> {
-    let plans = [Plan::new(model, PrecisionConfig::FP32, None)?];
-    let groups: Vec<&Plan> = plans.iter().collect();
-    let mut outs: Vec<LayerOut> = Vec::with_capacity(model.layers.len());
-    let cpu = Cpu { hist };
-    let walked = driver::walk(
-        &cpu,
-        model,
-        seqs,
-        &groups,
-        &mut |_, _| {},
-        &mut |_, _, out| {
-            outs.extend(out);
-            Ok(())
-        },
-    );
-    let Ok(()) = walked;
-    let hist = hist.then(|| {
-        let mut input = calib::Histogram::default();
-        input.extend(&seqs.data);
-        let layers = model
-            .layers
-            .iter()
-            .zip(&outs)
-            .map(|(layer, o)| {
-                let mut h = calib::Histogram::default();
-                h.extend(&o.h);
-                let hsz = layer.hidden_size;
-                let cells = layer
-                    .cells
-                    .iter()
-                    .enumerate()
-                    .map(|(k, cell)| {
-                        let mut c = calib::Histogram::default();
-                        for row in o.c.chunks(hsz * layer.direction.count()) {
-                            c.extend(&row[k * hsz..(k + 1) * hsz]);
-                        }
-                        c.extend(cell.c0.as_deref().unwrap_or_default());
-                        h.extend(cell.h0.as_deref().unwrap_or_default());
-                        (o.pre_hist[k].clone().unwrap_or_default(), c)
-                    })
-                    .collect();
-                (h, cells)
-            })
-            .collect();
-        CalHist { input, layers }
-    });
-    Ok(Calibration {
-        input_max: seqs.data.iter().fold(0.0f32, |m, v| m.max(v.abs())),
-        layers: outs
-            .iter()
-            .map(|o| LayerRange {
-                h_max: o.h_max,
-                cells: o.ranges.clone(),
-            })
-            .collect(),
-        hist,
-    })
+/// Measures the ranges of the float64 reference run over the batch (see [`Calibration`],
+/// docs/NUMERICS.md §3); `hist` also records their distributions (for calibration rules other
+/// than `max`). A caller that needs the reference too takes both from
+/// [`reference::evaluate_with`].
+pub fn calibrate(model: &Model, seqs: &Sequences, hist: bool) -> Calibration {
+    reference::evaluate_with(model, seqs, hist).calibration
+}
+
+/// Whether any config's calibration rule needs the histograms (rules other than `max`).
+pub fn needs_histograms(configs: &[PrecisionConfig]) -> bool {
+    configs.iter().any(|c| c.cal != crate::format::CalRule::Max)
 }
 
 /// Checks the input against the model, calibrates when a config needs it, and resolves every
@@ -197,8 +149,7 @@ pub fn prepare_calibration(
     if !configs.iter().any(needs_calibration) {
         return Ok(None);
     }
-    let rules = configs.iter().any(|c| c.cal != crate::format::CalRule::Max);
-    Ok(Some(calibrate(model, seqs, rules)?))
+    Ok(Some(calibrate(model, seqs, needs_histograms(configs))))
 }
 
 /// Evaluates `model` on `seqs` at every config in `configs` on the CPU (results in the same

@@ -5,6 +5,10 @@
 //! its sum); nothing is rounded to f32 until the states are stored, once (a relative error
 //! of at most 2^-24).
 //!
+//! It is also the calibration run (§3): the ranges of the data-derived tensors (h, c, the
+//! pre-activations) are read from it as it runs, each value rounded once to f32, so a trace
+//! needs no second float pass before its candidates.
+//!
 //! It is not a candidate precision and has no GPU twin: it is the yardstick, computed once per
 //! trace or policy run. `fp32` stays an ordinary candidate, bit-exact as §6 specifies, and is compared with
 //! this reference like any other precision. The products use the same blocked kernels as the
@@ -12,8 +16,10 @@
 //! vector width.
 
 use super::batch::Io;
+use super::calib::Histogram;
 use super::fused::{span, Mode};
 use super::gemm::{self, Packed};
+use super::plan::{CalHist, Calibration, CellRange, LayerRange};
 use super::LayerStates;
 use crate::lstm::npy::Sequences;
 use crate::lstm::{Cell, HeadActivation, Model};
@@ -28,23 +34,35 @@ pub struct Reference {
     pub output: Option<Vec<f32>>,
     /// Every layer's h and c, `[N, T, D*H]` each.
     pub states: Vec<LayerStates>,
+    /// The ranges (and, when asked for, the distributions) of every data-derived tensor:
+    /// the calibration of docs/NUMERICS.md §3.
+    pub calibration: Calibration,
 }
 
 fn sigmoid(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
 }
 
-/// Evaluates `model` on `seqs` in float64.
+/// Evaluates `model` on `seqs` in float64 (the calibration without histograms).
 pub fn evaluate(model: &Model, seqs: &Sequences) -> Reference {
+    evaluate_with(model, seqs, false)
+}
+
+/// Evaluates `model` on `seqs` in float64; `hist` also records the distribution of every
+/// data-derived tensor (for calibration rules other than `max`).
+pub fn evaluate_with(model: &Model, seqs: &Sequences, hist: bool) -> Reference {
     let (n, steps) = (seqs.count, seqs.steps);
     let mut x: Vec<f64> = seqs.data.iter().map(|&v| v as f64).collect();
     let mut width = model.input_size();
     let mut states = Vec::with_capacity(model.layers.len());
+    let mut ranges = Vec::with_capacity(model.layers.len());
+    let mut hists = Vec::with_capacity(model.layers.len());
     for layer in &model.layers {
         let hsz = layer.hidden_size;
         let stride = hsz * layer.direction.count();
         let mut h = vec![0.0f64; n * steps * stride];
         let mut c = vec![0.0f64; n * steps * stride];
+        let mut cells = Vec::with_capacity(layer.cells.len());
         for (k, cell) in layer.cells.iter().enumerate() {
             let io = Io {
                 x: &x,
@@ -55,12 +73,16 @@ pub fn evaluate(model: &Model, seqs: &Sequences) -> Reference {
                 offset: k * hsz,
                 stride,
             };
-            direction(cell, hsz, &io, &mut h, &mut c);
+            cells.push(direction(cell, hsz, &io, &mut h, &mut c, hist));
         }
-        states.push(LayerStates {
+        let layer_states = LayerStates {
             h: h.iter().map(|&v| v as f32).collect(),
             c: c.iter().map(|&v| v as f32).collect(),
-        });
+        };
+        let (range, layer_hist) = layer_ranges(layer, &layer_states, cells, hist);
+        ranges.push(range);
+        hists.push(layer_hist);
+        states.push(layer_states);
         x = h;
         width = stride;
     }
@@ -93,15 +115,102 @@ pub fn evaluate(model: &Model, seqs: &Sequences) -> Reference {
         y
     });
     let hidden = states.last().map(|s| s.h.clone()).unwrap_or_default();
+    let calibration = Calibration {
+        input_max: seqs.data.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+        layers: ranges,
+        hist: hist.then(|| {
+            let mut input = Histogram::default();
+            input.extend(&seqs.data);
+            CalHist {
+                input,
+                layers: hists.into_iter().flatten().collect(),
+            }
+        }),
+    };
     Reference {
         hidden,
         output,
         states,
+        calibration,
     }
 }
 
-/// One direction of one layer over the batch, laid out like the engine's ([`Io`]).
-fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &mut [f64]) {
+/// One layer's ranges from its stored (f32) states and its directions' pre-activation ranges:
+/// max |h| over every step, direction and h0, max |c| per direction over every step and c0;
+/// with `hist`, their histograms too.
+#[allow(clippy::type_complexity)]
+fn layer_ranges(
+    layer: &crate::lstm::Layer,
+    states: &LayerStates,
+    cells: Vec<(f32, Option<Histogram>)>,
+    hist: bool,
+) -> (LayerRange, Option<(Histogram, Vec<(Histogram, Histogram)>)>) {
+    let hsz = layer.hidden_size;
+    let stride = hsz * layer.direction.count();
+    let absmax = |v: &[f32]| v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let h0s = layer
+        .cells
+        .iter()
+        .map(|c| c.h0.as_deref().unwrap_or_default());
+    let h_max = h0s
+        .clone()
+        .fold(absmax(&states.h), |m, h0| m.max(absmax(h0)));
+    let c_of = |k: usize| {
+        states
+            .c
+            .chunks(stride)
+            .map(move |row| &row[k * hsz..(k + 1) * hsz])
+    };
+    let ranges = layer
+        .cells
+        .iter()
+        .zip(&cells)
+        .enumerate()
+        .map(|(k, (cell, &(pre_max, _)))| CellRange {
+            c_max: c_of(k).fold(absmax(cell.c0.as_deref().unwrap_or_default()), |m, c| {
+                m.max(absmax(c))
+            }),
+            pre_max,
+        })
+        .collect();
+    let hists = hist.then(|| {
+        let mut h = Histogram::default();
+        h.extend(&states.h);
+        h0s.for_each(|h0| h.extend(h0));
+        let per_cell = layer
+            .cells
+            .iter()
+            .zip(cells)
+            .enumerate()
+            .map(|(k, (cell, (_, pre)))| {
+                let mut c = Histogram::default();
+                c_of(k).for_each(|row| c.extend(row));
+                c.extend(cell.c0.as_deref().unwrap_or_default());
+                (pre.unwrap_or_default(), c)
+            })
+            .collect();
+        (h, per_cell)
+    });
+    (
+        LayerRange {
+            h_max,
+            cells: ranges,
+        },
+        hists,
+    )
+}
+
+/// One direction of one layer over the batch, laid out like the engine's ([`Io`]); returns the
+/// largest |pre-activation| (every gate and step, peephole terms included, rounded to f32)
+/// and, with `hist`, their histogram.
+fn direction(
+    cell: &Cell,
+    hsz: usize,
+    io: &Io<f64>,
+    h_out: &mut [f64],
+    c_out: &mut [f64],
+    hist: bool,
+) -> (f32, Option<Histogram>) {
     let (rows, lanes) = (4 * hsz, io.lanes());
     let cols = io.steps * lanes;
     let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
@@ -125,6 +234,12 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
     let mut h = io.initial(&wide(cell.h0.as_deref().unwrap_or(&zeros)));
     let mut c = io.initial(&wide(cell.c0.as_deref().unwrap_or(&zeros)));
     let mut acc = vec![0.0f64; rows * lanes];
+    // Per unit: the largest |pre-activation| so far; with `hist`, one step's pre-activations
+    // `[H][4 * N]` (rounded to f32), recorded after the step.
+    let mut pre_max = vec![0.0f64; hsz];
+    let mut pre = vec![0.0f32; if hist { hsz * 4 * io.n.max(1) } else { hsz }];
+    let per_unit = pre.len() / hsz;
+    let mut pre_hist = hist.then(Histogram::default);
     for s in 0..io.steps {
         let t = io.time(s);
         for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
@@ -138,22 +253,30 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
         // same operations as a serial loop, so the same bits), in parallel.
         h.par_chunks_mut(lanes)
             .zip(c.par_chunks_mut(lanes))
+            .zip(pre_max.par_iter_mut())
+            .zip(pre.par_chunks_mut(per_unit))
             .enumerate()
             .with_min_len(16)
-            .for_each(|(j, (h, c))| {
+            .for_each(|(j, (((h, c), m), pre))| {
                 for lane in 0..io.n {
                     let a = |g: usize| acc[(g * hsz + j) * lanes + lane] + bias[g * hsz + j];
                     let c_prev = c[lane];
                     let p = |g: usize, cv: f64| peep.as_ref().map_or(0.0, |p| p[g * hsz + j] * cv);
-                    let i = sigmoid(a(0) + p(0, c_prev));
-                    let f = sigmoid(a(1) + p(1, c_prev));
-                    let g = a(2).tanh();
-                    let c_new = f * c_prev + i * g;
-                    let o = sigmoid(a(3) + p(2, c_new));
-                    h[lane] = o * c_new.tanh();
+                    let (zi, zf, zg) = (a(0) + p(0, c_prev), a(1) + p(1, c_prev), a(2));
+                    let c_new = sigmoid(zf) * c_prev + sigmoid(zi) * zg.tanh();
+                    let zo = a(3) + p(2, c_new);
+                    h[lane] = sigmoid(zo) * c_new.tanh();
                     c[lane] = c_new;
+                    *m = m.max(zi.abs()).max(zf.abs()).max(zg.abs()).max(zo.abs());
+                    if hist {
+                        let at = 4 * lane;
+                        pre[at..at + 4].copy_from_slice(&[zi, zf, zg, zo].map(|v| v as f32));
+                    }
                 }
             });
+        if let Some(hg) = pre_hist.as_mut() {
+            hg.extend(&pre);
+        }
         for j in 0..hsz {
             for lane in 0..io.n {
                 let at = io.out_index(lane, t, j);
@@ -162,4 +285,7 @@ fn direction(cell: &Cell, hsz: usize, io: &Io<f64>, h_out: &mut [f64], c_out: &m
             }
         }
     }
+    // max over f64 then rounded = max of the rounded values (rounding is monotonic).
+    let pre_max = pre_max.iter().fold(0.0f64, |m, &v| m.max(v)) as f32;
+    (pre_max, pre_hist)
 }

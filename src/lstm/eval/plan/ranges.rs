@@ -1,12 +1,13 @@
 //! The calibration a plan reads: the largest magnitudes (and, for rules other than `max`, the
-//! histograms) of every data-derived tensor, measured in an fp32 run, and the range each
-//! calibration rule takes from them.
+//! histograms) of every data-derived tensor, measured in the float64 reference run (each value
+//! rounded to f32), and the range each calibration rule takes from them.
 
 use crate::format::{CalRule, Format};
 use crate::lstm::eval::calib::Histogram;
 
-/// Largest magnitudes seen in an fp32 run over the batch: they choose the fraction bits of
-/// `fx<bits>` formats for tensors whose range is only known from data. With `hist`, the whole
+/// Largest magnitudes seen in the float64 reference run over the batch (docs/NUMERICS.md §3):
+/// they choose the fraction bits of `fx<bits>` formats for tensors whose range is only known
+/// from data. With `hist`, the whole
 /// distributions too, for the calibration rules other than `max`
 /// ([`calib`](crate::lstm::eval::calib)).
 #[derive(Debug, Clone, PartialEq)]
