@@ -309,7 +309,10 @@ fn every_gate_and_both_directions_count_in_the_pre_activation_range() {
             let pre = reference::evaluate(&m, &seqs).calibration.layers[0].cells[k].pre_max;
             assert!((39.0..45.0).contains(&pre), "gate {g} dir {k}: range {pre}");
             let other = reference::evaluate(&m, &seqs).calibration.layers[0].cells[1 - k].pre_max;
-            assert!(other < 20.0, "gate {g} dir {k}: the other direction's range {other}");
+            assert!(
+                other < 20.0,
+                "gate {g} dir {k}: the other direction's range {other}"
+            );
         }
     }
 }

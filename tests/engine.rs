@@ -198,14 +198,7 @@ fn check(model: &Model, seqs: &Sequences, configs: &str) {
     let configs = parse_config_list(configs).unwrap();
     let plans = eval::prepare(model, seqs, "x", &configs).unwrap();
     let want: Vec<_> = plans.iter().map(|p| oracle(model, p, seqs)).collect();
-    conform(
-        "cpu",
-        &eval::Cpu { hist: false },
-        model,
-        seqs,
-        &plans,
-        &want,
-    );
+    conform("cpu", &eval::Cpu, model, seqs, &plans, &want);
     if let Some(ctx) = common::shared_gpu() {
         let gpu = GpuConfigs { ctx, reduce: false };
         conform(&ctx.adapter.name, &gpu, model, seqs, &plans, &want);

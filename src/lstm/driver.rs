@@ -359,7 +359,7 @@ mod tests {
         let whole = eval::run_cpu(&model, &seqs, &plans, true);
         for shape in [(1, 1), (3, 2), (2, 100)] {
             let mut last = (0, 0);
-            let cpu = Chunked(eval::Cpu { hist: false }, shape);
+            let cpu = Chunked(eval::Cpu, shape);
             let Ok(runs) =
                 run_configs(&cpu, &model, &seqs, &plans, true, &mut |d, t| last = (d, t));
             assert_eq!(last.0, last.1, "{shape:?}: progress ends at its total");

@@ -109,6 +109,28 @@ fn byte(c: i32, wide: bool, hi: bool) -> u8 {
     }
 }
 
+/// Row block `rb` of `codes` (`rows x k`, row-major) into its tiles' bytes: row by row, k in
+/// runs of [`TK`], each run one contiguous row of a tile (so the loop vectorizes).
+#[inline(always)]
+fn fill_block(
+    block: &mut [u8],
+    codes: &[i32],
+    rows: usize,
+    k: usize,
+    rb: usize,
+    byte: impl Fn(i32) -> u8,
+) {
+    for i in 0..TR.min(rows - rb * TR) {
+        let row = &codes[(rb * TR + i) * k..(rb * TR + i + 1) * k];
+        for (c, run) in row.chunks(TK).enumerate() {
+            let at = c * TR * TK + i * TK;
+            for (d, &v) in block[at..at + run.len()].iter_mut().zip(run) {
+                *d = byte(v);
+            }
+        }
+    }
+}
+
 /// A `rows x k` matrix of codes that fit i16, packed in tiles.
 #[derive(Debug, Clone)]
 pub struct PackedAmx {
@@ -131,23 +153,23 @@ impl PackedAmx {
         let chunks = k.div_ceil(TK);
         let tile_bytes = chunks * TR * TK;
         let mut planes = Planes::of(wide, rows.div_ceil(TR) * tile_bytes);
-        let fill = |dst: &mut [u8], hi: bool| {
+        // Row by row, k in runs of TK: each run is one contiguous row of a tile (vectorized).
+        let fill = |dst: &mut [u8], wide: bool, hi: bool| {
             dst.par_chunks_mut(tile_bytes.max(1))
                 .enumerate()
-                .for_each(|(rb, block)| {
-                    for i in 0..TR.min(rows - rb * TR) {
-                        let row = &codes[(rb * TR + i) * k..(rb * TR + i + 1) * k];
-                        for (kk, &c) in row.iter().enumerate() {
-                            block[(kk / TK) * TR * TK + i * TK + kk % TK] = byte(c, wide, hi);
-                        }
+                .for_each(|(rb, block)| match (wide, hi) {
+                    (false, _) => fill_block(block, codes, rows, k, rb, |c| byte(c, false, true)),
+                    (true, true) => fill_block(block, codes, rows, k, rb, |c| byte(c, true, true)),
+                    (true, false) => {
+                        fill_block(block, codes, rows, k, rb, |c| byte(c, true, false))
                     }
                 })
         };
         match &mut planes {
-            Planes::Narrow(p) => fill(p, true),
+            Planes::Narrow(p) => fill(p, false, true),
             Planes::Wide { hi, lo } => {
-                fill(hi, true);
-                fill(lo, false);
+                fill(hi, true, true);
+                fill(lo, true, false);
             }
         }
         Some(PackedAmx {

@@ -3,7 +3,6 @@
 //! at once.
 
 use super::batch::{run_float, run_int, Io, LayerOut};
-use super::calib::Histogram;
 use super::plan::CellPlan;
 use super::{LayerStates, Plan};
 use crate::lstm::driver::{Backend, Chunk};
@@ -12,11 +11,8 @@ use crate::lstm::Model;
 use rayon::prelude::*;
 
 /// The CPU backend of the driver: each config of a chunk runs its layer over all the
-/// chunk's sequences at once (configs in parallel, rayon inside each product); `hist` also
-/// records every pre-activation (calibration).
-pub struct Cpu {
-    pub hist: bool,
-}
+/// chunk's sequences at once (configs in parallel, rayon inside each product).
+pub struct Cpu;
 
 impl<'p> Backend<&'p Plan> for Cpu {
     type Error = std::convert::Infallible;
@@ -46,15 +42,7 @@ impl<'p> Backend<&'p Plan> for Cpu {
             .enumerate()
             .map(|(g, plan)| {
                 let x = input.map_or(chunk.input(), |o| &o[g].h);
-                run_layer(
-                    model,
-                    l,
-                    &plan.layers[l],
-                    x,
-                    chunk.nseq,
-                    chunk.seqs.steps,
-                    self.hist,
-                )
+                run_layer(model, l, &plan.layers[l], x, chunk.nseq, chunk.seqs.steps)
             })
             .collect();
         progress((chunk.lanes() * chunk.seqs.steps) as u64);
@@ -76,7 +64,7 @@ impl<'p> Backend<&'p Plan> for Cpu {
 }
 
 /// Layer `l` of `model` (cells `cells`, one per direction) for a batch of `n` sequences
-/// (`x`: `[N, T, I]`), recording every pre-activation in a histogram when `hist` is set.
+/// (`x`: `[N, T, I]`).
 fn run_layer(
     model: &Model,
     l: usize,
@@ -84,15 +72,12 @@ fn run_layer(
     x: &[f32],
     n: usize,
     steps: usize,
-    hist: bool,
 ) -> LayerOut {
     let layer = &model.layers[l];
     let hsz = layer.hidden_size;
     let stride = hsz * layer.direction.count();
     let mut h = vec![0.0f32; n * steps * stride];
     let mut c = vec![0.0f32; n * steps * stride];
-    let mut ranges = Vec::with_capacity(cells.len());
-    let mut pre_hist = Vec::with_capacity(cells.len());
     for (k, cp) in cells.iter().enumerate() {
         let io = Io {
             x,
@@ -103,24 +88,10 @@ fn run_layer(
             offset: k * hsz,
             stride,
         };
-        let mut pre = hist.then(Histogram::default);
-        let range = match &cp.int {
+        match &cp.int {
             Some(q) => run_int(q, &io, &mut h, &mut c),
-            None => run_float(cp, &io, &mut h, &mut c, pre.as_mut()),
-        };
-        ranges.push(range);
-        pre_hist.push(pre);
+            None => run_float(cp, &io, &mut h, &mut c),
+        }
     }
-    let h_max = cells
-        .iter()
-        .flat_map(|c| c.h0.iter())
-        .chain(&h)
-        .fold(0.0f32, |m, v| m.max(v.abs()));
-    LayerOut {
-        h,
-        c,
-        h_max,
-        ranges,
-        pre_hist,
-    }
+    LayerOut { h, c }
 }

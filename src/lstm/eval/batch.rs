@@ -23,7 +23,6 @@
 //! States are kept lane-minor (`[H][lanes]`, lanes padded to [`gemm::COL_ALIGN`]): the layout
 //! the product reads them in.
 
-use super::calib::Histogram;
 use super::cell::{self, float_unit, int_gate_sum, int_unit};
 pub(crate) use super::exact::ExactProduct;
 use super::fp32cell;
@@ -31,19 +30,13 @@ use super::fused::{self, Mode};
 use super::gemm::{self, COL_ALIGN};
 use super::intgemm::Layout;
 use super::narrowcell;
-use super::plan::{Act, CellPlan, CellRange, IntCell};
+use super::plan::{Act, CellPlan, IntCell};
 use rayon::prelude::*;
 
 /// One layer's states for every sequence: `[N, T, D*H]` each.
 pub struct LayerOut {
     pub h: Vec<f32>,
     pub c: Vec<f32>,
-    /// max |h| over steps, directions and h0 (calibration).
-    pub h_max: f32,
-    /// Per direction (calibration; float lanes only).
-    pub ranges: Vec<CellRange>,
-    /// Per direction, when asked for: every pre-activation (calibration; float lanes only).
-    pub pre_hist: Vec<Option<Histogram>>,
 }
 
 /// Where one direction of a layer reads and writes, for `n` sequences of `steps` steps. The
@@ -113,13 +106,7 @@ impl<X: Copy + Sync> Io<'_, X> {
     }
 }
 
-pub(super) fn run_float(
-    p: &CellPlan,
-    io: &Io,
-    h_out: &mut [f32],
-    c_out: &mut [f32],
-    mut hist: Option<&mut Histogram>,
-) -> CellRange {
+pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) {
     let (hsz, lanes) = (p.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let fx = p.formats.x;
@@ -134,84 +121,50 @@ pub(super) fn run_float(
     let r = p.r_packed();
     let mut states = States::new(io, &p.h0, &p.c0);
     let mut acc = vec![0.0f32; rows * lanes];
-    // Pre-activations of one step, `[H][lanes][4]`, when a histogram wants them.
-    let mut pre = hist.as_ref().map(|_| vec![0.0f32; hsz * lanes * 4]);
     // fp32 lanes: the vectorized unit (the same bits as `float_unit`).
     let fast = fp32cell::available() && plain_fp32(p);
     // Narrow-float lanes: the vectorized loop of `narrowcell` (the same bits as `float_unit`).
     let narrow = narrowcell::Narrow::of(p);
-    let mut range = CellRange {
-        c_max: p.c0.iter().fold(0.0f32, |m, v| m.max(v.abs())),
-        pre_max: 0.0,
-    };
     for s in 0..io.steps {
         copy_step(&xw, cols, io.time(s), lanes, &mut acc);
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
         let mode = Mode::choose::<f32>(&r.span, &fused::span(h_prev));
         gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut acc, lanes, mode);
         let acc = &acc;
-        let seen = units(
-            (hsz, lanes),
-            h_next,
-            c_next,
-            pre.as_deref_mut(),
-            |j, h, c, pre| {
-                let acc =
-                    [0, 1, 2, 3].map(|g| &acc[(g * hsz + j) * lanes..(g * hsz + j + 1) * lanes]);
-                let c_prev = &c_prev[j * lanes..(j + 1) * lanes];
-                if fast {
-                    let unit = fp32cell::Unit {
-                        acc,
-                        bias: [0, 1, 2, 3].map(|g| p.b[g * hsz + j]),
-                        peep: p
-                            .peep
-                            .as_ref()
-                            .map(|pp| [pp[j], pp[hsz + j], pp[2 * hsz + j]]),
-                        c_prev,
-                    };
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        // SAFETY: `fast` implies AVX2; every slice is `lanes` long, a multiple of 8.
-                        let (pre_max, c_max) =
-                            unsafe { fp32cell::unit_avx2(&unit, io.n, h, c, pre) };
-                        return CellRange { pre_max, c_max };
-                    }
+        units((hsz, lanes), h_next, c_next, |j, h, c| {
+            let acc = [0, 1, 2, 3].map(|g| &acc[(g * hsz + j) * lanes..(g * hsz + j + 1) * lanes]);
+            let c_prev = &c_prev[j * lanes..(j + 1) * lanes];
+            if fast {
+                let unit = fp32cell::Unit {
+                    acc,
+                    bias: [0, 1, 2, 3].map(|g| p.b[g * hsz + j]),
+                    peep: p
+                        .peep
+                        .as_ref()
+                        .map(|pp| [pp[j], pp[hsz + j], pp[2 * hsz + j]]),
+                    c_prev,
+                };
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: `fast` implies AVX2; every slice is `lanes` long, a multiple of 8.
+                    return unsafe { fp32cell::unit_avx2(&unit, io.n, h, c) };
                 }
-                if let (Some(nw), None) = (&narrow, &pre) {
-                    let u = narrowcell::Unit {
-                        acc,
-                        bias: [0, 1, 2, 3].map(|g| p.b[g * hsz + j]),
-                        c_prev,
-                    };
-                    return narrowcell::unit(nw, &u, &mut h[..io.n], &mut c[..io.n]);
-                }
-                let mut range = CellRange::default();
-                let mut pre = pre;
-                for n in 0..io.n {
-                    let sum = |g: usize| cell::add(acc[g][n], p.b[g * hsz + j]);
-                    let (hn, cn, a) = float_unit(p, j, [sum(0), sum(1), sum(2), sum(3)], c_prev[n]);
-                    range.pre_max = a.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
-                    range.c_max = range.c_max.max(cn.abs());
-                    h[n] = hn;
-                    c[n] = cn;
-                    if let Some(pre) = pre.as_deref_mut() {
-                        pre[n * 4..n * 4 + 4].copy_from_slice(&a);
-                    }
-                }
-                range
-            },
-        );
-        range.pre_max = range.pre_max.max(seen.pre_max);
-        range.c_max = range.c_max.max(seen.c_max);
-        if let (Some(hist), Some(pre)) = (hist.as_deref_mut(), pre.as_deref()) {
-            // A histogram is integer counts and a maximum: the order of adding is free.
-            for unit in pre.chunks_exact(lanes * 4) {
-                unit[..io.n * 4].iter().for_each(|&v| hist.add(v));
             }
-        }
+            if let Some(nw) = &narrow {
+                let u = narrowcell::Unit {
+                    acc,
+                    bias: [0, 1, 2, 3].map(|g| p.b[g * hsz + j]),
+                    c_prev,
+                };
+                return narrowcell::unit(nw, &u, &mut h[..io.n], &mut c[..io.n]);
+            }
+            for n in 0..io.n {
+                let sum = |g: usize| cell::add(acc[g][n], p.b[g * hsz + j]);
+                (h[n], c[n], _) = float_unit(p, j, [sum(0), sum(1), sum(2), sum(3)], c_prev[n]);
+            }
+        });
     }
     states.write_out(io, h_out, c_out, |v| v, |v| v);
-    range
 }
 
 /// Whether every rounding of the element-wise step is fp32's (a flush) and every activation
@@ -297,64 +250,34 @@ impl<T: Copy + Default + Send + Sync> States<T> {
     }
 }
 
-/// The element-wise part of one step, rayon-parallel over blocks of units. `unit(j, h, c,
-/// pre)` writes the new states of unit j for every lane (`h`, `c`: `lanes` long; `pre`: the
-/// four pre-activations per lane, `[lanes][4]`, when asked for) and returns the ranges it saw;
-/// `dims` is (H, lanes). The states are `[H][lanes]`, `pre` `[H][lanes][4]`. Every value is
-/// computed by one call, so the thread count changes no bit (and a maximum does not depend on
-/// the order it is taken in).
-fn units<T, U>(
-    (hsz, lanes): (usize, usize),
-    h_next: &mut [T],
-    c_next: &mut [T],
-    pre: Option<&mut [f32]>,
-    unit: U,
-) -> CellRange
+/// The element-wise part of one step, rayon-parallel over blocks of units. `unit(j, h, c)`
+/// writes the new states of unit j for every lane (`h`, `c`: `lanes` long); `dims` is (H,
+/// lanes), the states `[H][lanes]`. Every value is computed by one call, so the thread count
+/// changes no bit.
+fn units<T, U>((hsz, lanes): (usize, usize), h_next: &mut [T], c_next: &mut [T], unit: U)
 where
     T: Copy + Send + Sync,
-    U: Fn(usize, &mut [T], &mut [T], Option<&mut [f32]>) -> CellRange + Sync,
+    U: Fn(usize, &mut [T], &mut [T]) + Sync,
 {
     // Blocks of at least 8192 lane-units, at most 4 per thread; a small step stays here.
     let blocks = (hsz * lanes / 8192).clamp(1, 4 * rayon::current_num_threads());
     let jc = hsz.div_ceil(blocks).max(1);
-    let body = |(ci, (hc, cc)): (usize, (&mut [T], &mut [T])), mut pc: Option<&mut [f32]>| {
-        let mut range = CellRange::default();
-        for (jj, (h, c)) in hc
-            .chunks_exact_mut(lanes)
-            .zip(cc.chunks_exact_mut(lanes))
-            .enumerate()
-        {
-            let p = pc
-                .as_deref_mut()
-                .map(|p| &mut p[jj * lanes * 4..(jj + 1) * lanes * 4]);
-            let r = unit(ci * jc + jj, h, c, p);
-            range = max_range(range, r);
-        }
-        range
-    };
-    let states = h_next
+    h_next
         .par_chunks_mut(jc * lanes)
         .zip(c_next.par_chunks_mut(jc * lanes))
-        .enumerate();
-    match pre {
-        Some(pre) => states
-            .zip(pre.par_chunks_mut(jc * lanes * 4))
-            .map(|(s, pc)| body(s, Some(pc)))
-            .reduce(CellRange::default, max_range),
-        None => states
-            .map(|s| body(s, None))
-            .reduce(CellRange::default, max_range),
-    }
+        .enumerate()
+        .for_each(|(ci, (hc, cc))| {
+            for (jj, (h, c)) in hc
+                .chunks_exact_mut(lanes)
+                .zip(cc.chunks_exact_mut(lanes))
+                .enumerate()
+            {
+                unit(ci * jc + jj, h, c);
+            }
+        });
 }
 
-fn max_range(a: CellRange, b: CellRange) -> CellRange {
-    CellRange {
-        pre_max: a.pre_max.max(b.pre_max),
-        c_max: a.c_max.max(b.c_max),
-    }
-}
-
-pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) {
     let (hsz, lanes) = (q.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let cols = io.steps * lanes;
@@ -377,7 +300,7 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
         r.product(h_prev, lanes, &mut rh);
         let (wx, rh) = (&wx, &rh);
-        units((hsz, lanes), h_next, c_next, None, |j, h, c, _| {
+        units((hsz, lanes), h_next, c_next, |j, h, c| {
             #[cfg(target_arch = "x86_64")]
             if fast {
                 for n0 in (0..io.n).step_by(8) {
@@ -393,7 +316,7 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
                         super::intcell::unit8(q, j, &x, live, &mut h[n0..], &mut c[n0..]);
                     }
                 }
-                return CellRange::default();
+                return;
             }
             for n in 0..io.n {
                 let sum = |g: usize| {
@@ -412,9 +335,7 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
                     c_prev[j * lanes + n],
                 );
             }
-            CellRange::default()
         });
     }
     states.write_out(io, h_out, c_out, q.h.dequantizer(), q.c.dequantizer());
-    CellRange::default()
 }

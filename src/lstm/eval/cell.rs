@@ -3,7 +3,7 @@
 //! where every rounding is the identity); the integer form keeps codes and sums them exactly in
 //! 64 bits. Both evaluate in the same fixed order, which the GPU kernels repeat.
 
-use super::plan::{CellPlan, CellRange, IntCell};
+use super::plan::{CellPlan, IntCell};
 use crate::format::detmath::ftz;
 use crate::format::fixed::rescale;
 use crate::format::Fixed;
@@ -22,8 +22,8 @@ pub struct CellIo<'a> {
 }
 
 /// Runs the cell over the sequence, writing h and c (as f32 values) into `h_out` / `c_out`
-/// (`[T, stride]`), and returns the ranges seen (for calibration).
-pub fn run(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+/// (`[T, stride]`).
+pub fn run(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) {
     match &p.int {
         Some(q) => run_int(q, io, h_out, c_out),
         None => run_float(p, io, h_out, c_out),
@@ -71,38 +71,28 @@ pub(crate) fn float_unit(
     (h_new, c_new, [ai, af, ag, ao])
 }
 
-fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+fn run_float(p: &CellPlan, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) {
     let (i, h) = (io.input, io.hidden);
     let f = &p.formats;
     let mut hv = p.h0.clone();
     let mut cv = p.c0.clone();
     let mut xq = vec![0.0f32; i];
     let mut acc = vec![0.0f32; 4 * h];
-    let mut range = CellRange::default();
     for s in 0..io.steps {
         let t = if io.reversed { io.steps - 1 - s } else { s };
         for (q, &x) in xq.iter_mut().zip(&io.xs[t * i..(t + 1) * i]) {
             *q = f.x.round(x);
         }
-        float_step(p, &xq, &mut hv, &mut cv, &mut acc, &mut range);
+        float_step(p, &xq, &mut hv, &mut cv, &mut acc);
         let row = t * io.stride + io.offset;
         h_out[row..row + h].copy_from_slice(&hv);
         c_out[row..row + h].copy_from_slice(&cv);
     }
-    range
 }
 
 /// One step of the float datapath (NUMERICS.md section 6): input values `xq` (already in the
-/// x format), states `hv`, `cv` updated in place; `acc` is scratch of 4H; `range` gathers the
-/// magnitudes calibration needs.
-pub fn float_step(
-    p: &CellPlan,
-    xq: &[f32],
-    hv: &mut [f32],
-    cv: &mut [f32],
-    acc: &mut [f32],
-    range: &mut CellRange,
-) {
+/// x format), states `hv`, `cv` updated in place; `acc` is scratch of 4H.
+pub fn float_step(p: &CellPlan, xq: &[f32], hv: &mut [f32], cv: &mut [f32], acc: &mut [f32]) {
     let (i, h) = (xq.len(), hv.len());
     for (j, a) in acc.iter_mut().enumerate() {
         let mut sum = 0.0f32;
@@ -116,15 +106,13 @@ pub fn float_step(
     }
     for jj in 0..h {
         let sums = [acc[jj], acc[h + jj], acc[2 * h + jj], acc[3 * h + jj]];
-        let (h_new, c_new, pre) = float_unit(p, jj, sums, cv[jj]);
-        range.pre_max = pre.iter().fold(range.pre_max, |m, v| m.max(v.abs()));
-        range.c_max = range.c_max.max(c_new.abs()).max(cv[jj].abs());
+        let (h_new, c_new, _) = float_unit(p, jj, sums, cv[jj]);
         cv[jj] = c_new;
         hv[jj] = h_new;
     }
 }
 
-fn run_int(q: &IntCell, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> CellRange {
+fn run_int(q: &IntCell, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) {
     let (i, h) = (io.input, io.hidden);
     let mut hv = q.h0.clone();
     let mut cv = q.c0.clone();
@@ -142,7 +130,6 @@ fn run_int(q: &IntCell, io: &CellIo, h_out: &mut [f32], c_out: &mut [f32]) -> Ce
             c_out[row + jj] = q.c.to_f32(cv[jj]);
         }
     }
-    CellRange::default()
 }
 
 /// One step of the integer datapath (NUMERICS.md section 7): input codes `xq`, state codes

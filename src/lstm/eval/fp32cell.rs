@@ -29,27 +29,18 @@ pub struct Unit<'a> {
     pub c_prev: &'a [f32],
 }
 
-/// The new h and c of lanes `0..n` of one unit (padding lanes up to `h.len()` set to 0),
-/// the four pre-activations per lane into `pre` (`[lanes][4]`) when given; returns (max
-/// |pre-activation|, max |c|) over lanes `0..n`.
+/// The new h and c of lanes `0..n` of one unit (padding lanes up to `h.len()` set to 0).
 ///
 /// # Safety
 /// The CPU must have AVX2 ([`available`]); every slice must hold `h.len()` lanes, a multiple
 /// of 8, and `n <= h.len()`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub unsafe fn unit_avx2(
-    u: &Unit,
-    n: usize,
-    h: &mut [f32],
-    c: &mut [f32],
-    mut pre: Option<&mut [f32]>,
-) -> (f32, f32) {
+pub unsafe fn unit_avx2(u: &Unit, n: usize, h: &mut [f32], c: &mut [f32]) {
     use std::arch::x86_64::*;
     let lanes = h.len();
     debug_assert!(lanes.is_multiple_of(8) && n <= lanes && c.len() == lanes);
     debug_assert!(u.acc.iter().all(|a| a.len() >= lanes) && u.c_prev.len() >= lanes);
-    let (mut pre_max, mut c_max) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let splat = |v: f32| _mm256_set1_ps(v);
     let lane_ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for l0 in (0..lanes).step_by(8) {
@@ -75,7 +66,7 @@ pub unsafe fn unit_avx2(
         }
         let og = ftz(sigmoid(ftz(ao)));
         let hn = ftz(mul(og, ftz(tanh(cn))));
-        // Lanes at or past n: padding, kept at 0 and out of the ranges.
+        // Lanes at or past n: padding, kept at 0.
         let live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
             _mm256_set1_epi32((n - l0) as i32),
             lane_ids,
@@ -84,30 +75,7 @@ pub unsafe fn unit_avx2(
         let cn = _mm256_and_ps(cn, live);
         _mm256_storeu_ps(h.as_mut_ptr().add(l0), hn);
         _mm256_storeu_ps(c.as_mut_ptr().add(l0), cn);
-        // f32::max ignores NaN: `max(x, m)` returns m when x is NaN.
-        let abs = |v: __m256| _mm256_andnot_ps(splat(-0.0), v);
-        let masked = |v: __m256| _mm256_and_ps(abs(v), live);
-        for a in [ai, af, ag, ao] {
-            pre_max = _mm256_max_ps(masked(a), pre_max);
-        }
-        c_max = _mm256_max_ps(masked(cn), c_max);
-        if let Some(pre) = pre.as_deref_mut() {
-            let (mut a4, mut f4, mut g4, mut o4) = ([0f32; 8], [0f32; 8], [0f32; 8], [0f32; 8]);
-            _mm256_storeu_ps(a4.as_mut_ptr(), ai);
-            _mm256_storeu_ps(f4.as_mut_ptr(), af);
-            _mm256_storeu_ps(g4.as_mut_ptr(), ag);
-            _mm256_storeu_ps(o4.as_mut_ptr(), ao);
-            for k in 0..8 {
-                pre[(l0 + k) * 4..(l0 + k) * 4 + 4].copy_from_slice(&[a4[k], f4[k], g4[k], o4[k]]);
-            }
-        }
     }
-    let fold = |v: __m256| {
-        let mut a = [0f32; 8];
-        _mm256_storeu_ps(a.as_mut_ptr(), v);
-        a.iter().fold(0.0f32, |m, x| m.max(*x))
-    };
-    (fold(pre_max), fold(c_max))
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -175,14 +175,7 @@ pub fn kernels_name() -> String {
 /// Runs prepared plans on the CPU with the lane-batched engine through the [`driver`]
 /// (rayon inside each product and across plans).
 pub fn run_cpu(model: &Model, seqs: &Sequences, plans: &[Plan], keep_states: bool) -> Vec<Run> {
-    let Ok(runs) = driver::run_configs(
-        &Cpu { hist: false },
-        model,
-        seqs,
-        plans,
-        keep_states,
-        &mut |_, _| {},
-    );
+    let Ok(runs) = driver::run_configs(&Cpu, model, seqs, plans, keep_states, &mut |_, _| {});
     runs
 }
 

@@ -7,7 +7,7 @@
 //! the same bits: `tests::equals_float_unit` compares both with `float_unit` on random cells.
 
 use super::cell::{add, mul};
-use super::plan::{Act, CellPlan, CellRange};
+use super::plan::{Act, CellPlan};
 use crate::format::{FloatFormat, Resolved};
 
 /// A table activation over the codes of a float format.
@@ -77,9 +77,8 @@ pub(crate) struct Unit<'a> {
     pub c_prev: &'a [f32],
 }
 
-/// The new h and c of lanes `0..h.len()` of one unit; returns the largest |pre-activation|
-/// and |c| over them.
-pub(crate) fn unit(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) -> CellRange {
+/// The new h and c of lanes `0..h.len()` of one unit.
+pub(crate) fn unit(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if avx512() {
         // SAFETY: `avx512()` checked the CPU.
@@ -102,12 +101,11 @@ use super::narrowcell_avx512::unit_avx512;
 
 /// [`super::cell::float_unit`] for every lane, specialised to [`Narrow`] cells.
 #[inline(always)]
-fn lanes(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) -> CellRange {
+fn lanes(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) {
     let n = h.len().min(c.len());
     let acc = u.acc.map(|a| &a[..n]);
     let c_prev = &u.c_prev[..n];
     let (h, c) = (&mut h[..n], &mut c[..n]);
-    let (mut pre_max, mut c_max) = (0.0f32, 0.0f32);
     for i in 0..n {
         let [ai, af, ag, ao] = [0, 1, 2, 3].map(|g| add(acc[g][i], u.bias[g]));
         let ig = nw.sigmoid.apply(nw.pre.round(ai));
@@ -116,16 +114,9 @@ fn lanes(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) -> CellRange {
         let c_new = nw.c.round(add(mul(fg, c_prev[i]), mul(ig, gg)));
         let og = nw.sigmoid.apply(nw.pre.round(ao));
         let h_new = nw.h.round(mul(og, nw.tanh_c.apply(c_new)));
-        pre_max = pre_max
-            .max(ai.abs())
-            .max(af.abs())
-            .max(ag.abs())
-            .max(ao.abs());
-        c_max = c_max.max(c_new.abs());
         h[i] = h_new;
         c[i] = c_new;
     }
-    CellRange { pre_max, c_max }
 }
 
 #[cfg(test)]
@@ -162,7 +153,7 @@ mod tests {
         p.layers[0][0].clone()
     }
 
-    type UnitFn = fn(&Narrow, &Unit, &mut [f32], &mut [f32]) -> CellRange;
+    type UnitFn = fn(&Narrow, &Unit, &mut [f32], &mut [f32]);
 
     #[test]
     fn equals_float_unit() {
@@ -188,19 +179,14 @@ mod tests {
                     let paths: [UnitFn; 2] = [unit, lanes];
                     for path in paths {
                         let (mut h, mut c) = (vec![0.0f32; count], vec![0.0f32; count]);
-                        let got = path(&nw, &u, &mut h, &mut c);
-                        let mut want = CellRange::default();
+                        path(&nw, &u, &mut h, &mut c);
                         for n in 0..count {
                             let sums = [0, 1, 2, 3].map(|g| add(acc[g][n], bias[g]));
-                            let (hn, cn, a) =
+                            let (hn, cn, _) =
                                 super::super::cell::float_unit(&p, j, sums, c_prev[n]);
                             assert_eq!(h[n].to_bits(), hn.to_bits(), "{config} h lane {n}");
                             assert_eq!(c[n].to_bits(), cn.to_bits(), "{config} c lane {n}");
-                            want.pre_max = a.iter().fold(want.pre_max, |m, v| m.max(v.abs()));
-                            want.c_max = want.c_max.max(cn.abs());
                         }
-                        assert_eq!(got.pre_max.to_bits(), want.pre_max.to_bits(), "{config}");
-                        assert_eq!(got.c_max.to_bits(), want.c_max.to_bits(), "{config}");
                     }
                 }
             }

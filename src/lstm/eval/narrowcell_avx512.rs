@@ -5,7 +5,6 @@
 //! (`narrowcell::tests` checks it).
 
 use super::narrowcell::{Narrow, Unit};
-use super::plan::CellRange;
 use crate::format::float::pow2f;
 use crate::format::FloatFormat;
 use std::arch::x86_64::*;
@@ -142,7 +141,7 @@ unsafe fn lookup(k: &Encode, values: &[f32], v: __m512) -> __m512 {
 /// # Safety
 /// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn unit_avx512(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) -> CellRange {
+pub(super) unsafe fn unit_avx512(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) {
     let n = h.len().min(c.len());
     assert!(u.acc.iter().all(|a| a.len() >= n) && u.c_prev.len() >= n);
     let (pre, cf, hf) = (round_consts(nw.pre), round_consts(nw.c), round_consts(nw.h));
@@ -152,7 +151,6 @@ pub(super) unsafe fn unit_avx512(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [
         encode_consts(nw.tanh_c.input),
     );
     let bias = u.bias.map(|b| _mm512_set1_ps(b));
-    let (mut pre_max, mut c_max) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     for i in (0..n).step_by(16) {
         let live: __mmask16 = if n - i >= 16 {
             0xffff
@@ -171,18 +169,9 @@ pub(super) unsafe fn unit_avx512(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [
         let og = lookup(&sig_in, nw.sigmoid.values, round(&pre, ao));
         let tc = lookup(&tc_in, nw.tanh_c.values, c_new);
         let h_new = round(&hf, ftz(_mm512_mul_ps(og, tc)));
-        for v in [ai, af, ag, ao] {
-            // `f32::max(m, |v|)`: m when |v| is NaN, as `vmaxps` gives its second operand.
-            pre_max = _mm512_mask_max_ps(pre_max, live, _mm512_abs_ps(v), pre_max);
-        }
-        c_max = _mm512_mask_max_ps(c_max, live, _mm512_abs_ps(c_new), c_max);
         unsafe {
             _mm512_mask_storeu_ps(h.as_mut_ptr().add(i), live, h_new);
             _mm512_mask_storeu_ps(c.as_mut_ptr().add(i), live, c_new);
         }
-    }
-    CellRange {
-        pre_max: _mm512_reduce_max_ps(pre_max),
-        c_max: _mm512_reduce_max_ps(c_max),
     }
 }
