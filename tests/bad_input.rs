@@ -417,6 +417,29 @@ fn sweeps_too_large_are_refused_before_allocating() {
 }
 
 #[test]
+fn unknown_bench_lanes_are_refused_before_any_row() {
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args([
+            "bench",
+            "engine",
+            "--lanes",
+            "fp32,calibration",
+            "--reps",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--lanes 'calibration'"), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "printed before the error: {:?}",
+        o.stdout
+    );
+}
+
+#[test]
 fn flags_that_ask_for_too_much_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.npy").display().to_string();

@@ -118,6 +118,15 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
         }
         other => bail!("--device: '{other}' is not one of cpu, gpu, both"),
     }
+    let kinds: Vec<&str> = a
+        .lanes
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    for kind in &kinds {
+        trace::bench::check_lane(kind).map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
+    }
     if a.csv {
         println!("engine,lanes,configs,median_s,gmac_per_s");
     } else {
@@ -125,7 +134,7 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
         println!("|---|---|---|---|---|");
     }
     for engine in &engines {
-        for kind in a.lanes.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        for &kind in &kinds {
             if kind.starts_with("scalar:") && !matches!(engine, Engine::Cpu) {
                 continue;
             }

@@ -152,6 +152,17 @@ fn median_time<E>(reps: usize, mut run: impl FnMut() -> Result<(), E>) -> Result
     Ok(times[times.len() / 2])
 }
 
+/// Checks a lane kind of [`engine_row`] without running it (so a bad one is refused before
+/// any row is printed).
+pub fn check_lane(kind: &str) -> Result<(), String> {
+    match kind {
+        "trace8" | "reference" | "policy" => Ok(()),
+        k => parse_config_list(k.strip_prefix("scalar:").unwrap_or(k))
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    }
+}
+
 /// Times `reps` runs (after one warm-up) of one lane kind: a precision config string (plans
 /// built outside the timing), `trace8` (the whole `trace` stage: the float64 reference, which
 /// is also the calibration run, and the eight precisions of [`TRACE8`]), `reference` (the
