@@ -168,7 +168,7 @@ pub(super) enum Class {
 }
 
 /// The tolerance of each [`Class`], at or above the worst case measured over 200,000 random
-/// points by `worst_case_per_class` (2026-12-03 16:30 UTC, the random profiles carrying their
+/// points by `worst_case_per_class` (2026-12-03 16:25 UTC, the random profiles carrying their
 /// sequence's first and last levels: resident and overlapped dynamic exact to rounding,
 /// streamed 2.32%, multithreading 3.09%, multithreading with dynamic precision 3.63%,
 /// multithreading with streamed weights 3.84% at fixed precision and 4.39% with dynamic
