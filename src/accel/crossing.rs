@@ -229,3 +229,99 @@ impl Walks {
         }
     }
 }
+
+/// The expected cycles by which a shared core's units outlast its streams, over the rounds
+/// before its last (docs/MODEL.md section 4, "A shared core's slow rounds"). In a round of the
+/// wavefront the core's layers (`busy[i]`: the i-th layer's busy cycles per level) work on
+/// consecutive steps, its first layer on step s, the next on s-1, ..., so the round's units
+/// run their busy cycles at the levels of a window of consecutive steps, and a round whose
+/// units outlast the core's streams (`stream`) delays the stream path by the difference. The
+/// windows' odds follow from the profile as a chain over consecutive steps: the pairs (a, b)
+/// of consecutive levels from the fractions, the switch rate and the first and last steps
+/// (with two levels the exact counts), the next level given the previous one. The last round
+/// (the newest step at the last step's levels) is left out: the stream path ends with the
+/// last steps. 0 when the windows are too many to enumerate (levels^layers > 4096).
+pub(crate) fn slow_rounds(
+    busy: &[[f64; MAX_PRECISION_LEVELS]],
+    stream: f64,
+    precision: &PrecisionProfile,
+    t: f64,
+) -> f64 {
+    let phi = &precision.step_fraction;
+    let levels = phi.len().min(MAX_PRECISION_LEVELS);
+    let present: Vec<usize> = (0..levels).filter(|&k| phi[k] > 0.0).collect();
+    let n = busy.len();
+    if n == 0 || t < 2.0 || present.is_empty() || (present.len() as f64).powi(n as i32) > 4096.0 {
+        return 0.0;
+    }
+    let (first, last) = (precision.first_fractions(), precision.last_fractions());
+    let sumsq: f64 = phi.iter().map(|f| f * f).sum();
+    let switches = precision.switch_rate * (t - 1.0);
+    // Per level, the switches out of it and into it: its share of the switches (as for the
+    // runs of section 3), less or plus half the difference its being the first or the last
+    // step makes (a level that starts the sequence is left once more than it is entered).
+    let (mut exits, mut entries) = ([0.0; MAX_PRECISION_LEVELS], [0.0; MAX_PRECISION_LEVELS]);
+    for &a in &present {
+        let share = if 1.0 - sumsq > 1e-12 {
+            phi[a] * (1.0 - phi[a]) / (1.0 - sumsq)
+        } else {
+            0.0
+        };
+        exits[a] = (share * switches + (first[a] - last[a]) / 2.0).max(0.0);
+        entries[a] = (share * switches + (last[a] - first[a]) / 2.0).max(0.0);
+    }
+    // pair[a][b]: the expected count of steps s-1 at level a, s at level b (s = 1..T-1).
+    let mut pair = [[0.0; MAX_PRECISION_LEVELS]; MAX_PRECISION_LEVELS];
+    let mut out = [0.0; MAX_PRECISION_LEVELS];
+    for &a in &present {
+        let others: f64 = (present.iter().filter(|&&c| c != a))
+            .map(|&c| entries[c])
+            .sum();
+        for &b in present.iter().filter(|&&b| b != a) {
+            if others > 1e-12 {
+                pair[a][b] = exits[a] * entries[b] / others;
+                out[a] += pair[a][b];
+            }
+        }
+        pair[a][a] = (t * phi[a] - last[a] - out[a]).max(0.0);
+        out[a] += pair[a][a];
+    }
+    let total: f64 = present.iter().map(|&a| out[a]).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    // Windows of n consecutive steps, oldest first (the core's last layer on the oldest):
+    // the expected excess of a round, and per newest level its odds and excess.
+    let (mut excess, mut newest, mut newest_excess) = (
+        0.0,
+        [0.0; MAX_PRECISION_LEVELS],
+        [0.0; MAX_PRECISION_LEVELS],
+    );
+    let mut stack: Vec<(usize, usize, f64, f64)> = (present.iter())
+        .map(|&a| (1, a, out[a] / total, busy[n - 1][a]))
+        .collect();
+    while let Some((depth, a, odds, sum)) = stack.pop() {
+        if odds <= 0.0 {
+            continue;
+        }
+        if depth == n {
+            let over = (sum - stream).max(0.0);
+            excess += odds * over;
+            newest[a] += odds;
+            newest_excess[a] += odds * over;
+            continue;
+        }
+        if out[a] <= 0.0 {
+            continue;
+        }
+        for &b in &present {
+            let next = odds * pair[a][b] / out[a];
+            stack.push((depth + 1, b, next, sum + busy[n - 1 - depth][b]));
+        }
+    }
+    let last_round: f64 = (present.iter())
+        .filter(|&&a| newest[a] > 0.0)
+        .map(|&a| last[a] * newest_excess[a] / newest[a])
+        .sum();
+    ((t - 1.0) * excess - last_round).max(0.0)
+}

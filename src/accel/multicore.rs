@@ -6,7 +6,7 @@
 //! and event counts energy needs.
 
 use super::arch::Arch;
-use super::crossing::{stage_crossing, StageLevels, Walks};
+use super::crossing::{slow_rounds, stage_crossing, StageLevels, Walks};
 use super::head::{head_cost, HeadCost};
 use super::layer::{layer_cost, LayerContext, LayerCost};
 use super::spec::{InputProduct, MulticoreMode};
@@ -186,6 +186,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_level_first = vec![NO_LEVELS; stages];
     let mut stage_level_last = vec![NO_LEVELS; stages];
     let mut stage_slack = vec![f64::INFINITY; stages];
+    // Per stage, its layers' busy cycles per level, in the segment's order.
+    let mut stage_layer_busy: Vec<Vec<[f64; MAX_PRECISION_LEVELS]>> = vec![Vec::new(); stages];
     let dynamic = workload.precision.is_dynamic();
     let level_count = workload
         .precision
@@ -261,6 +263,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         stage_last_busy[j] = cost.busy_cycles;
         stage_slack[j] = stage_slack[j].min(cost.stream_slack);
         if dynamic {
+            stage_layer_busy[j].push(cost.level_busy);
             for k in 0..level_count {
                 stage_level_step[j][k] = stage_level_step[j][k].max(cost.level_step[k]);
                 stage_level_busy[j][k] += cost.level_busy[k];
@@ -422,8 +425,18 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 // which wait for its input: the rest of the DRAM work follows them.
                 let (input, gate, load, stream) = stage_first[j];
                 let rest = stage_load[j] - load + (t - 1.0) * stage_stream[j] - stream;
-                let streams = (core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j])
+                let mut streams = (core_free[j] + stage_load[j] + (t - 1.0) * stage_stream[j])
                     .max(input.max(core_free[j] + load) + gate + rest);
+                // With dynamic precision, the rounds whose units (at the levels of the steps
+                // the core's layers work on) outlast its streams delay them by the difference.
+                if dynamic {
+                    streams += slow_rounds(
+                        &stage_layer_busy[j],
+                        stage_stream[j],
+                        &workload.precision,
+                        t,
+                    );
+                }
                 // The last round's streams come in wavefront order: each streaming layer's
                 // last step follows its own last stream, the last steps after it follow.
                 let mut later = 0.0;
@@ -463,6 +476,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_level_first.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_last.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_slack.iter_mut().for_each(|s| *s = f64::INFINITY);
+            stage_layer_busy.iter_mut().for_each(Vec::clear);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;

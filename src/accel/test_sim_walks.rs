@@ -2,7 +2,8 @@
 //! the longest path walks for all T steps and the edge steps at which it passes the others
 //! (docs/MODEL.md section 4, "The stage the path walks, the edge steps of the others"), on the
 //! points of the monotonicity measurement (docs/MODEL.md section 9) that the previous rule
-//! made slower with more resources.
+//! made slower with more resources; and a shared core's slow rounds (section 4, "A shared
+//! core's slow rounds") on the worst points they closed.
 
 use super::test_sim::{cycles, with};
 use super::test_support::*;
@@ -267,4 +268,103 @@ fn a_walked_shared_core_keeps_its_negative_edges() {
         "model {model} sim {sim} ({:+.2}%)",
         100.0 * (model / sim - 1.0)
     );
+}
+
+/// The worst points of streamed multithreading with dynamic precision before "A shared core's
+/// slow rounds" (docs/MODEL.md section 4): 3 layers on 2 cores, the first two sharing core 0
+/// and streaming their weights from 1 KiB. The core's stream path ran every round at its
+/// streams, but in the rounds whose steps run slow the units outlast them (the core's layers
+/// work on consecutive steps, so a round's levels are a pair of consecutive steps'). Now the
+/// stream path adds the expected excess of the units over the streams in the rounds before the
+/// last, over the pairs of consecutive levels the profile's fractions, switch rate and first
+/// and last steps give. Before -> after, simulated:
+/// 1. the 1,000,000-point worst, a bidirectional third layer in a segment of its own and a
+///    head, T = 8, levels 00011111 (the last five rounds slow): 12,481.6 -> 13,702.6 cycles
+///    (-9.71% -> -0.88%), simulated 13,823.5;
+/// 2. the 200,000-point worst, T = 14, levels 11001001011111: 12,199.4 -> 12,973.5
+///    (-5.32% -> +0.69%), simulated 12,884.9.
+#[test]
+fn a_shared_cores_slow_rounds_delay_its_streams() {
+    let shape = |input_size, hidden_size, directions| LayerShape {
+        input_size,
+        hidden_size,
+        directions,
+    };
+    let points = [
+        (
+            [
+                "compute.units=6",
+                "compute.multipliers_per_unit=7",
+                "compute.tail_lanes=1",
+                "compute.tail_latency_cycles=3",
+                "dispatch.policy=gate-per-unit",
+                "dispatch.tile_rows=1",
+                "schedule.overlap_tail=true",
+                "schedule.reconfig_cycles=3",
+                "schedule.precision_switch_cycles=6",
+                "memory.dram_gb_per_s=34.976994082447014",
+                "multicore.link_latency_cycles=35",
+            ],
+            vec![shape(36, 34, 1), shape(34, 36, 1), shape(36, 6, 2)],
+            Some(HeadShape {
+                input_size: 12,
+                output_size: 23,
+                activation: true,
+            }),
+            2,
+            &[0, 0, 0, 1, 1, 1, 1, 1][..],
+            12481.559505483456,
+        ),
+        (
+            [
+                "compute.units=6",
+                "compute.multipliers_per_unit=2",
+                "compute.tail_lanes=3",
+                "compute.tail_latency_cycles=0",
+                "dispatch.policy=gate-per-unit",
+                "dispatch.tile_rows=6",
+                "schedule.overlap_tail=false",
+                "schedule.reconfig_cycles=0",
+                "schedule.precision_switch_cycles=3",
+                "memory.dram_gb_per_s=16.648958293850708",
+                "multicore.link_latency_cycles=17",
+            ],
+            vec![shape(28, 19, 1), shape(19, 24, 1), shape(24, 12, 1)],
+            None,
+            1,
+            &[1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 1, 1][..],
+            12199.365068519264,
+        ),
+    ];
+    for (i, (sets, layers, head, batch, seq, before)) in points.into_iter().enumerate() {
+        let mut all = sets.to_vec();
+        all.extend([
+            "compute.multiplier_kind=bit-parallel",
+            "schedule.input_product=per-step",
+            "memory.sram_weight_kib=1.0",
+            "multicore.cores=2",
+            "multicore.mode=multithreading",
+            "tracking.enabled=true",
+        ]);
+        let a = arch("epur", &all);
+        let n = layers.len();
+        let w = Workload {
+            name: "reduced".into(),
+            layers,
+            head,
+            seq_len: seq.len(),
+            batch,
+            precision: sequence_profile(seq),
+        };
+        let model = cycles(&a, &w);
+        let sim = simulate(&a, &w, &vec![seq.to_vec(); n])
+            .expect("point simulates")
+            .cycles;
+        assert!(
+            (model - sim).abs() <= 0.02 * sim,
+            "point {}: model {model} sim {sim} ({:+.2}%; before this rule {before})",
+            i + 1,
+            100.0 * (model / sim - 1.0)
+        );
+    }
 }
