@@ -86,6 +86,8 @@ pub(crate) struct LayerCost {
     pub last_latency: f64,
     pub level_first: [f64; MAX_PRECISION_LEVELS],
     pub level_last: [f64; MAX_PRECISION_LEVELS],
+    /// The plan issues step s+1's input product, and so its weight stream, during step s.
+    pub overlapped: bool,
 }
 
 /// What makes two layers' per-step costs identical.
@@ -338,5 +340,6 @@ pub(crate) fn layer_cost(
         last_latency: sums.last,
         level_first: sums.level_first,
         level_last: sums.level_last,
+        overlapped: sums.overlapped,
     }
 }

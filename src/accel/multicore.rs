@@ -203,6 +203,11 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // weights (a core loads its layers one after another, its DRAM share is one server, from
     // when it finished the previous segment; the layers loaded before it already compute).
     let mut chain = 0.0f64;
+    // The same chain with each layer's load queued behind the streams its core issued before
+    // it (FIFO in wavefront order), and the slowest compute-bound own step per stage.
+    let mut chain_q = 0.0f64;
+    let mut queued = false;
+    let mut stage_compute_step = vec![0.0f64; stages];
     let mut now = 0.0f64;
     // The last layer's last tail: the head's product follows it on the last core, whose units
     // reconfigure from the last recurrent product meanwhile (as on one core).
@@ -213,6 +218,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // Per stage, its first layer in the segment: when its input can first start a product,
     // its step 0's products (the busy cycles of a step), its load and one stream.
     let mut stage_first = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); stages];
+    // Per stage, its layers in the segment so far: (index, stream per step, overlapped plan).
+    let mut stage_streamers: Vec<Vec<(usize, f64, bool)>> = vec![Vec::new(); stages];
     // Dynamic precision: per stage, the chain of the path that walks it for all T steps.
     let mut walks = Walks::new(stages);
     for (i, shape) in workload.layers.iter().enumerate() {
@@ -240,7 +247,27 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         // The layer's first product waits for its own weights only: a core loads its layers
         // one after another (its DRAM share is one server), each as soon as the core finished
         // the previous segment, while the layers loaded before compute.
+        // The core's DRAM share is a FIFO in program order (wavefront order): the streams its
+        // earlier layers issued before this layer's first job (layer k's steps 1..=i-k, and
+        // step i-k+1 when its plan issues the next step's input product early) come before
+        // this layer's load. That queue is a second path (`chain_q`, compute-paced rounds
+        // after it; docs/MODEL.md section 4, "A later layer's load behind its core's
+        // streams"): the streams it holds are on the core's stream path already.
+        let issued: f64 = stage_streamers[j]
+            .iter()
+            .map(|&(k, str_k, overlapped)| {
+                let n = ((i - k) + usize::from(overlapped)).min(workload.seq_len - 1);
+                n as f64 * str_k
+            })
+            .sum();
+        stage_streamers[j].push((i, cost.stream_cycles, cost.overlapped));
         let load_end = core_free[j] + stage_load[j];
+        queued |= issued > 0.0;
+        let compute_step: f64 = (workload.precision.fractions_for(i).iter())
+            .zip(&cost.level_compute)
+            .map(|(f, c)| f * c)
+            .sum();
+        stage_compute_step[j] = stage_compute_step[j].max(compute_step);
         // A core issues its products in wavefront order: this layer's first step comes after
         // one step of each layer before it on the core (the round it joins), not right after
         // the step it waits for. Those steps are ready once the step it waits for is done, and
@@ -249,6 +276,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         if t >= 2.0 {
             fill += stage_busy[j];
             chain += stage_busy[j];
+            chain_q += stage_busy[j];
         }
         if stage_layers[j] == 1 {
             stage_first[j] = (
@@ -259,6 +287,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             );
         }
         chain = chain.max(load_end);
+        chain_q = chain_q.max(load_end + issued);
         stage_busy[j] += cost.busy_cycles;
         stage_last_busy[j] = cost.busy_cycles;
         stage_slack[j] = stage_slack[j].min(cost.stream_slack);
@@ -294,6 +323,12 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         };
         stage_credit[j] += prefetched;
         chain += edge - prefetched + cost.step_cycles;
+        let prefetched_q = if shares_core {
+            0.0
+        } else {
+            cost.first_stream_cycles.min(chain_q - load_end)
+        };
+        chain_q += edge - prefetched_q + cost.step_cycles;
         stage_bound[j] += cost.dram_bound_cycles;
         chip_dram_bytes += cost.dram_bytes;
         tl.add_layer(&cost, 1.0);
@@ -335,6 +370,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             max_hop = max_hop.max(hop);
             fill += link_latency + hop;
             chain += link_latency + hop;
+            chain_q += link_latency + hop;
             seg_layers.push((j, own_last, link_latency + hop, cost.stream_cycles));
         } else {
             seg_layers.push((j, own_last, 0.0, cost.stream_cycles));
@@ -404,6 +440,32 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 .map(edge_credit)
                 .fold(0.0f64, f64::min);
             let mut end = chain + unpaced + rounds + edges;
+            // The path through a load queued behind its core's earlier streams: from there the
+            // rounds at the units' or the layers' compute-bound pace (the streams' own path,
+            // loads and streams back to back, is the shared core's stream path below).
+            let compute_rounds = |j: usize| {
+                let steady = |pace: f64| {
+                    let mut drain = 0.0;
+                    if t >= 2.0 && stage_layers[j] >= 2 {
+                        let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
+                        let floor = stage_last_step[j].max(after);
+                        drain = (pace - floor)
+                            .max(0.0)
+                            .min(stage_busy[j] - stage_last_busy[j]);
+                    }
+                    (t - 1.0) * pace - drain
+                };
+                steady(stage_compute_step[j]).max(steady(stage_busy[j]))
+            };
+            let queued_end = if queued {
+                chain_q
+                    + unpaced
+                    + (0..stages)
+                        .map(compute_rounds)
+                        .fold((t - 1.0) * max_hop, f64::max)
+            } else {
+                0.0
+            };
             if dynamic && t >= 2.0 {
                 end = chain + unpaced + (t - 1.0) * max_hop + edges;
                 for p in (0..stages).filter(|&p| stage_layers[p] > 0) {
@@ -416,6 +478,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                     end = end.max(path + edge_credit(p));
                 }
             }
+            end = end.max(queued_end);
             // A core whose layers share its DRAM share: its loads and then the streams of all
             // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
             // of its step), then the last step of a layer that streams (after its own last
@@ -459,6 +522,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // The next segment starts when the last h of this one has crossed over.
             let barrier = if crosses { link_latency + hop } else { 0.0 };
             chain = now + barrier;
+            chain_q = chain;
+            queued = false;
+            stage_compute_step.iter_mut().for_each(|s| *s = 0.0);
             walks = Walks::starting(stages, chain);
             seg_start = i + 1;
             stage_step.iter_mut().for_each(|s| *s = 0.0);
@@ -477,6 +543,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_level_last.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_slack.iter_mut().for_each(|s| *s = f64::INFINITY);
             stage_layer_busy.iter_mut().for_each(Vec::clear);
+            stage_streamers.iter_mut().for_each(Vec::clear);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             max_hop = 0.0;

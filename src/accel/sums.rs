@@ -50,6 +50,8 @@ pub(crate) struct LevelSums {
     pub(crate) mac_pj: f64,
     pub(crate) bound_steps: f64,
     pub(crate) input_at_widest: bool,
+    /// The plan issues step s+1's input product (and its weight stream) during step s.
+    pub(crate) overlapped: bool,
     /// Levels present (with a non-zero fraction).
     pub(crate) levels: usize,
     /// sum_k phi_k max(0, stream - step_k) (0 when nothing streams).
@@ -211,6 +213,7 @@ pub(crate) fn level_sums(
     };
     let mut s = LevelSums {
         input_at_widest: early,
+        overlapped: plan == Plan::Overlapped,
         ..LevelSums::default()
     };
     // Products before step 0's recurrent one when they do not depend on the level.
