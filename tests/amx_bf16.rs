@@ -4,6 +4,10 @@
 //! differ from three candidate definitions: k in order (even element of a pair first), odd
 //! first, and each pair summed exactly before one rounding. Run with
 //! `cargo test --release --test amx_bf16 -- --ignored --nocapture` on a CPU with AMX-BF16.
+//!
+//! The second measurement shows that AVX512-BF16's `vdpbf16ps`, by contrast, does give the
+//! sequential sums when term k sits in the high half of each pair (it was tried for the bf16
+//! and fp8e4m3 lanes and not kept: slower than two FMA ports, engine.md).
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[test]
@@ -84,5 +88,76 @@ fn tdpbf16ps_is_not_a_sequential_f32_sum() {
     assert!(
         even > 0,
         "tdpbf16ps matched the sequential sums: worth using for bf16 lanes"
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+#[ignore = "a measurement on AVX512-BF16 hardware, quoted in results/bench/engine.md"]
+fn vdpbf16ps_is_the_sequential_f32_sum_with_term_k_high() {
+    use std::arch::x86_64::*;
+    if !is_x86_feature_detected!("avx512f") || !is_x86_feature_detected!("avx512bf16") {
+        return eprintln!("skipping: no AVX512-BF16 here");
+    }
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn dp(acc: __m512, a: __m512i, b: __m512i) -> __m512 {
+        let (a, b) = (
+            std::mem::transmute::<__m512i, __m512bh>(a),
+            std::mem::transmute::<__m512i, __m512bh>(b),
+        );
+        _mm512_dpbf16_ps(acc, a, b)
+    }
+    let bf = |x: f32| {
+        let b = x.to_bits();
+        (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    };
+    let f = |x: u16| f32::from_bits((x as u32) << 16);
+    let mut s = 0x1234_5678_9abc_def0u64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+    };
+    let k = 1024;
+    let (mut k_first, mut swapped, mut total) = (0, 0, 0);
+    for trial in 0..2000 {
+        let scale = if trial % 2 == 0 { 1.0 } else { 100.0 };
+        let a: Vec<u16> = (0..k).map(|_| bf(rnd() * scale)).collect();
+        let b: Vec<u16> = (0..k * 16).map(|_| bf(rnd())).collect();
+        let pair = |hi: u16, lo: u16| ((hi as u32) << 16 | lo as u32) as i32;
+        let mut got = [0f32; 16];
+        // SAFETY: the CPU was checked above; every load reads 16 i32 of a local array.
+        unsafe {
+            let mut acc = _mm512_setzero_ps();
+            for kk in (0..k).step_by(2) {
+                let bp: [i32; 16] =
+                    std::array::from_fn(|j| pair(b[kk * 16 + j], b[(kk + 1) * 16 + j]));
+                let bv = _mm512_loadu_si512(bp.as_ptr().cast());
+                acc = dp(acc, _mm512_set1_epi32(pair(a[kk], a[kk + 1])), bv);
+            }
+            _mm512_storeu_ps(got.as_mut_ptr(), acc);
+        }
+        for (j, g) in got.iter().enumerate() {
+            let (mut seq, mut other) = (0f32, 0f32);
+            for kk in (0..k).step_by(2) {
+                seq += f(a[kk]) * f(b[kk * 16 + j]);
+                seq += f(a[kk + 1]) * f(b[(kk + 1) * 16 + j]);
+                other += f(a[kk + 1]) * f(b[(kk + 1) * 16 + j]);
+                other += f(a[kk]) * f(b[kk * 16 + j]);
+            }
+            total += 1;
+            k_first += usize::from(g.to_bits() == seq.to_bits());
+            swapped += usize::from(g.to_bits() == other.to_bits());
+        }
+    }
+    eprintln!("{total} sums: equal to k order {k_first}, to the swapped pair order {swapped}");
+    assert_eq!(
+        k_first, total,
+        "vdpbf16ps is the sequential sum with term k high"
+    );
+    assert!(
+        swapped < total,
+        "the measurement tells the two orders apart"
     );
 }

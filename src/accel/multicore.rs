@@ -385,21 +385,24 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // core's streams run ahead of its steps (double buffer), so rounds set by them end
             // with the last stream and have no drain. The longest of these paths over every
             // stage and resource: each is monotone in the resources, so their maximum is.
+            // T-1 rounds of stage j at `pace`, less its drain.
+            let steady = |j: usize, pace: f64| {
+                let mut drain = 0.0;
+                if t >= 2.0 && stage_layers[j] >= 2 {
+                    let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
+                    let floor = stage_last_step[j].max(after);
+                    drain = (pace - floor)
+                        .max(0.0)
+                        .min(stage_busy[j] - stage_last_busy[j]);
+                }
+                (t - 1.0) * pace - drain
+            };
             let stage_rounds = |j: usize| {
                 let stream = (t - 1.0) * stage_stream[j];
-                let steady = |pace: f64| {
-                    let mut drain = 0.0;
-                    if t >= 2.0 && stage_layers[j] >= 2 {
-                        let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                        let floor = stage_last_step[j].max(after);
-                        drain = (pace - floor)
-                            .max(0.0)
-                            .min(stage_busy[j] - stage_last_busy[j]);
-                    }
-                    (t - 1.0) * pace - drain
-                };
                 let stream = if stage_layers[j] >= 2 { 0.0 } else { stream };
-                stream.max(steady(stage_step[j])).max(steady(stage_busy[j]))
+                stream
+                    .max(steady(j, stage_step[j]))
+                    .max(steady(j, stage_busy[j]))
             };
             // The credit is the layer's first stream, fetched while it waited: its stream chain
             // then runs from its first product, fg + (T-2) str + last instead of e + (T-1)
@@ -443,20 +446,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // The path through a load queued behind its core's earlier streams: from there the
             // rounds at the units' or the layers' compute-bound pace (the streams' own path,
             // loads and streams back to back, is the shared core's stream path below).
-            let compute_rounds = |j: usize| {
-                let steady = |pace: f64| {
-                    let mut drain = 0.0;
-                    if t >= 2.0 && stage_layers[j] >= 2 {
-                        let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                        let floor = stage_last_step[j].max(after);
-                        drain = (pace - floor)
-                            .max(0.0)
-                            .min(stage_busy[j] - stage_last_busy[j]);
-                    }
-                    (t - 1.0) * pace - drain
-                };
-                steady(stage_compute_step[j]).max(steady(stage_busy[j]))
-            };
+            let compute_rounds =
+                |j: usize| steady(j, stage_compute_step[j]).max(steady(j, stage_busy[j]));
             let queued_end = if queued {
                 chain_q
                     + unpaced

@@ -190,20 +190,6 @@ impl PackedAmx {
     }
 }
 
-/// `out = A·B` exactly by the plain loop in i64, row-major (the fallback of [`product`]).
-pub fn product_plain(a: &PackedAmx, b: &[i32], ncols: usize, out: &mut [i64]) {
-    out[..a.rows * ncols]
-        .par_chunks_mut(ncols.max(1))
-        .enumerate()
-        .for_each(|(r, row)| {
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = (0..a.k)
-                    .map(|kk| a.at(r, kk) * b[kk * ncols + j] as i64)
-                    .sum();
-            }
-        });
-}
-
 /// `out = A·B` exactly (`out`: `a.rows x ncols` in `layout`, overwritten). `b` is `a.k x
 /// ncols` (stride ncols, ncols a multiple of 16) with its codes in `(min, max)` (the caller's
 /// [`super::exact::range`] of `b`, computed once for every variant); `None` (and `out`

@@ -131,13 +131,13 @@ impl ExactProduct {
             return relayout(rm, ncols, out, layout);
         }
         match self {
-            ExactProduct::Amx(a) => amx::product_plain(a, b, ncols, out),
-            ExactProduct::I8(a) => intgemm8::product_plain(a, b, ncols, out),
-            ExactProduct::I16(a) => intgemm::product_plain(a, b, ncols, out),
+            ExactProduct::Amx(a) => plain_packed(a.rows, a.k, |r, kk| a.at(r, kk), b, ncols, out),
+            ExactProduct::I8(a) => plain_packed(a.rows, a.k, |r, kk| a.at(r, kk), b, ncols, out),
+            ExactProduct::I16(a) => plain_packed(a.rows, a.k, |r, kk| a.at(r, kk), b, ncols, out),
             ExactProduct::Split { hi, lo } => {
                 let mut low = vec![0i64; out.len()];
-                intgemm::product_plain(hi, b, ncols, out);
-                intgemm::product_plain(lo, b, ncols, &mut low);
+                plain_packed(hi.rows, hi.k, |r, kk| hi.at(r, kk), b, ncols, out);
+                plain_packed(lo.rows, lo.k, |r, kk| lo.at(r, kk), b, ncols, &mut low);
                 out.iter_mut()
                     .zip(&low)
                     .for_each(|(h, &l)| *h = *h * 256 + l);
@@ -211,6 +211,26 @@ fn relayout(rm: Vec<i64>, ncols: usize, out: &mut [i64], layout: Layout) {
                 });
         }
     }
+}
+
+/// `out = A·B` exactly by the plain loop in i64, row-major, A read back from its packing by
+/// `at(r, kk)` (the fallback of every packed kernel, whatever the operands).
+pub(super) fn plain_packed(
+    rows: usize,
+    k: usize,
+    at: impl Fn(usize, usize) -> i64 + Sync,
+    b: &[i32],
+    ncols: usize,
+    out: &mut [i64],
+) {
+    out[..rows * ncols]
+        .par_chunks_mut(ncols.max(1))
+        .enumerate()
+        .for_each(|(r, row)| {
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = (0..k).map(|kk| at(r, kk) * b[kk * ncols + j] as i64).sum();
+            }
+        });
 }
 
 /// The oracle of every exact-product test: the plain loop over unpacked row-major codes,

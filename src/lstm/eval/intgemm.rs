@@ -100,7 +100,7 @@ impl PackedI16 {
     }
 
     /// `A[r][kk]`, read back from the packing.
-    fn at(&self, r: usize, kk: usize) -> i64 {
+    pub(super) fn at(&self, r: usize, kk: usize) -> i64 {
         self.panel(r / MR)[(kk / 2) * MR * 2 + (r % MR) * 2 + kk % 2] as i64
     }
 
@@ -155,21 +155,6 @@ impl Kernel {
 /// Whether the kernel can run here (AVX2 or wider).
 pub fn available() -> bool {
     Kernel::detect().is_some()
-}
-
-/// `out = A·B` exactly by the plain loop in i64, row-major (any operands; the fallback of
-/// [`product`]).
-pub fn product_plain(a: &PackedI16, b: &[i32], ncols: usize, out: &mut [i64]) {
-    out[..a.rows * ncols]
-        .par_chunks_mut(ncols.max(1))
-        .enumerate()
-        .for_each(|(r, row)| {
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = (0..a.k)
-                    .map(|kk| a.at(r, kk) * b[kk * ncols + j] as i64)
-                    .sum();
-            }
-        });
 }
 
 /// How the result is laid out.

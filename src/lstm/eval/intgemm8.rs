@@ -101,27 +101,13 @@ impl PackedI8 {
     }
 
     /// `A[r][kk]`, read back from the packing.
-    fn at(&self, r: usize, kk: usize) -> i64 {
+    pub(super) fn at(&self, r: usize, kk: usize) -> i64 {
         self.panel(r / MR)[(kk / 4) * MR * 4 + (r % MR) * 4 + kk % 4] as i64
     }
 
     fn panel(&self, p: usize) -> &[i8] {
         &self.data[p * self.kq * MR * 4..(p + 1) * self.kq * MR * 4]
     }
-}
-
-/// `out = A·B` exactly by the plain loop in i64, row-major (the fallback of [`product`]).
-pub fn product_plain(a: &PackedI8, b: &[i32], ncols: usize, out: &mut [i64]) {
-    out[..a.rows * ncols]
-        .par_chunks_mut(ncols.max(1))
-        .enumerate()
-        .for_each(|(r, row)| {
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = (0..a.k)
-                    .map(|kk| a.at(r, kk) * b[kk * ncols + j] as i64)
-                    .sum();
-            }
-        });
 }
 
 /// `out = A·B` exactly (`out`: `a.rows x ncols` in `layout`, overwritten). `b` is `a.k x
@@ -296,7 +282,8 @@ mod tests {
         let packed = PackedI8::new(a, rows, k).expect("codes fit i8");
         let want = plain(a, rows, k, b, cols);
         let mut got = vec![0i64; rows * cols];
-        product_plain(&packed, b, cols, &mut got);
+        let at = |r, kk| packed.at(r, kk);
+        super::super::exact::plain_packed(packed.rows, packed.k, at, b, cols, &mut got);
         assert_eq!(got, want, "plain on the packing: rows {rows} k {k}");
         if !available() {
             return;

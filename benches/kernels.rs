@@ -1,0 +1,81 @@
+//! Throughput of the engine's product kernels on the 1024 layer's shapes (4H x H = 4096 x
+//! 1024 weights): the float64 reference's products (`Mode::Fma`) and the narrow floats' fused
+//! f32 products, against 16 columns (one step's recurrent product for 16 sequences) and 800
+//! (the input products of 50 steps); and the AMX packing of a 4096 x 1024 code matrix.
+//! Criterion reports elements/s = multiply-adds per second (bytes/s of weights for packing).
+//!
+//! cargo bench --bench kernels
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lstm_dse::lstm::eval::amx::PackedAmx;
+use lstm_dse::lstm::eval::gemm::{self, Mode, Packed};
+
+const ROWS: usize = 4096;
+const K: usize = 1024;
+
+fn bench(c: &mut Criterion) {
+    let a: Vec<f32> = (0..ROWS * K)
+        .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 1024.0)
+        .collect();
+    let (p64, p32) = (
+        Packed::new_from(&a, ROWS, K, f64::from),
+        Packed::new(&a, ROWS, K),
+    );
+    let mut group = c.benchmark_group("gemm");
+    group.sample_size(10);
+    for cols in [16usize, 800] {
+        group.throughput(Throughput::Elements((ROWS * K * cols) as u64));
+        let b64: Vec<f64> = (0..K * cols)
+            .map(|i| ((i * 31 % 100) as f64 - 50.0) / 64.0)
+            .collect();
+        let b32: Vec<f32> = b64.iter().map(|&v| v as f32).collect();
+        let mut c64 = vec![0.0f64; ROWS * cols];
+        let mut c32 = vec![0.0f32; ROWS * cols];
+        group.bench_function(format!("f64_fma_{cols}_cols"), |b| {
+            b.iter(|| {
+                gemm::gemm(
+                    &p64,
+                    0,
+                    K,
+                    black_box(&b64),
+                    cols,
+                    cols,
+                    &mut c64,
+                    cols,
+                    Mode::Fma,
+                )
+            })
+        });
+        group.bench_function(format!("f32_fused_{cols}_cols"), |b| {
+            b.iter(|| {
+                gemm::gemm(
+                    &p32,
+                    0,
+                    K,
+                    black_box(&b32),
+                    cols,
+                    cols,
+                    &mut c32,
+                    cols,
+                    Mode::Fused,
+                )
+            })
+        });
+    }
+    group.finish();
+    let codes: Vec<i32> = (0..ROWS * K)
+        .map(|i| (i * 7919 % 4095) as i32 - 2047)
+        .collect();
+    let mut group = c.benchmark_group("pack");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes((ROWS * K * 4) as u64));
+    group.bench_function("amx_4096x1024_12bit", |b| {
+        b.iter(|| PackedAmx::new(black_box(&codes), ROWS, K))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
