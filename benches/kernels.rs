@@ -1,7 +1,8 @@
 //! Throughput of the engine's product kernels on the 1024 layer's shapes (4H x H = 4096 x
 //! 1024 weights): the float64 reference's products (`Mode::Fma`) and the narrow floats' fused
 //! f32 products, against 16 columns (one step's recurrent product for 16 sequences) and 800
-//! (the input products of 50 steps); and the AMX packing of a 4096 x 1024 code matrix.
+//! (the input products of 50 steps); and the packing of a 4096 x 1024 matrix: AMX codes, f32
+//! panels, and f32 weights into the reference's f64 panels.
 //! Criterion reports elements/s = multiply-adds per second (bytes/s of weights for packing).
 //!
 //! cargo bench --bench kernels
@@ -73,6 +74,12 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Bytes((ROWS * K * 4) as u64));
     group.bench_function("amx_4096x1024_12bit", |b| {
         b.iter(|| PackedAmx::new(black_box(&codes), ROWS, K))
+    });
+    group.bench_function("f32_4096x1024", |b| {
+        b.iter(|| Packed::new(black_box(&a), ROWS, K))
+    });
+    group.bench_function("f64_from_f32_4096x1024", |b| {
+        b.iter(|| Packed::new_from(black_box(&a), ROWS, K, f64::from))
     });
     group.finish();
 }

@@ -28,9 +28,10 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
     // One calibration run (with histograms) resolves every config's plan.
     eval::check_input(&model, &seqs, &input_name)?;
     let cal = eval::calibrate(&model, &seqs, true);
+    let weights = eval::WeightRanges::of(&model);
     let plans = configs
         .iter()
-        .map(|&c| eval::Plan::new(&model, c, Some(&cal)))
+        .map(|&c| eval::Plan::with_ranges(&model, c, Some(&cal), &weights))
         .collect::<Result<Vec<_>, _>>()?;
     let hist = cal.hist.as_ref().context("calibration histograms")?;
     let weight_hist = |v: &[f32]| {

@@ -82,7 +82,8 @@ impl LevelPlans {
         spec: &PolicySpec,
         cal: &Calibration,
     ) -> Result<Self, PolicyError> {
-        let plan = |c: PrecisionConfig| eval::Plan::new(model, c, Some(cal));
+        let weights = eval::WeightRanges::of(model);
+        let plan = |c: PrecisionConfig| eval::Plan::with_ranges(model, c, Some(cal), &weights);
         match spec.state {
             LevelState::Codes => Self::new(model, plan(spec.levels[spec.levels.len() - 1])?, spec),
             LevelState::Values => Ok(LevelPlans {

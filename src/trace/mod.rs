@@ -225,26 +225,27 @@ pub fn run(
     )
 }
 
-/// Plans and runs turn `i` (configs `all[i*turn..]`, at most `turn` of them) and reduces it
-/// against `reference()`; `progress` gets the lane-steps done in this turn.
+/// Plans and runs `group` and reduces it against `reference()`; `progress` gets the
+/// lane-steps done in this group.
 #[allow(clippy::too_many_arguments)]
-fn run_turn<'r>(
+fn run_group<'r>(
     engine: &Engine,
     model: &Model,
     seqs: &Sequences,
-    all: &[PrecisionConfig],
-    i: usize,
-    turn: usize,
+    group: &[PrecisionConfig],
+    weights: &eval::WeightRanges,
     cal: Option<&eval::Calibration>,
     reference: &dyn Fn() -> Option<&'r Reference>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<ConfigErrors>, TraceError> {
-    let group = all.chunks(turn).nth(i).unwrap_or_default();
+    if group.is_empty() {
+        return Ok(Vec::new());
+    }
     // Built in parallel (each plan's own steps are partly serial); the first failing config
     // in list order is the one reported, as when built in turn.
     let plans = group
         .par_iter()
-        .map(|&c| eval::Plan::new(model, c, cal))
+        .map(|&c| eval::Plan::with_ranges(model, c, cal, weights))
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
@@ -284,9 +285,8 @@ fn run_in_turns(
     let mut results = Vec::with_capacity(all.len());
     // The float64 reference runs on its own thread (sharing rayon's pool: each fills the
     // other's serial stretches). It is also the calibration run (docs/NUMERICS.md §3), so
-    // candidates with `fx<b>` formats wait for it; without them, the first turn's planning
-    // and run go beside it. Reductions wait for it (`None` if it panicked: the panic is
-    // resumed below).
+    // candidates with `fx<b>` formats wait for it; the others are planned and run beside it.
+    // Reductions wait for it (`None` if it panicked: the panic is resumed below).
     let cell: OnceLock<Option<Reference>> = OnceLock::new();
     let reference = || cell.wait().as_ref();
     let calibrated = all.iter().any(eval::needs_calibration);
@@ -295,8 +295,15 @@ fn run_in_turns(
             .then(|| reference().map(|r| &r.calibration))
             .flatten()
     };
+    // The first turn in two groups: the configs without `fx<b>` formats, beside the
+    // reference, then the others. Results keep the order of `all`; a failing plan in the
+    // first group is reported before any of the second.
+    let first_turn = all.chunks(turn).next().unwrap_or_default();
+    let (free, waiting): (Vec<PrecisionConfig>, Vec<PrecisionConfig>) =
+        first_turn.iter().partition(|c| !eval::needs_calibration(c));
+    let free_steps = per_config * free.len() as u64;
     let mut first = None;
-    std::thread::scope(|scope| {
+    let weights = std::thread::scope(|scope| {
         let handle = scope.spawn(|| {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 reference::evaluate_with(model, seqs, eval::needs_histograms(&all))
@@ -312,36 +319,63 @@ fn run_in_turns(
                 }
             }
         });
+        // Measured once for every config's plan, beside the reference.
+        let weights = eval::WeightRanges::of(model);
+        let free_errors = run_group(
+            engine,
+            model,
+            seqs,
+            &free,
+            &weights,
+            None,
+            &reference,
+            &mut |d| progress(d, total),
+        );
         let cal = calibration();
-        if !all.is_empty() && (cal.is_some() || !calibrated) {
-            first = Some(run_turn(
-                engine,
-                model,
-                seqs,
-                &all,
-                0,
-                turn,
-                cal,
-                &reference,
-                &mut |d| progress(d, total),
-            ));
-        }
+        first = Some(free_errors.and_then(|free_errors| {
+            let waiting_errors = if waiting.is_empty() || cal.is_none() {
+                Vec::new()
+            } else {
+                run_group(
+                    engine,
+                    model,
+                    seqs,
+                    &waiting,
+                    &weights,
+                    cal,
+                    &reference,
+                    &mut |d| progress(free_steps + d, total),
+                )?
+            };
+            // Back into list order.
+            let (mut f, mut w) = (free_errors.into_iter(), waiting_errors.into_iter());
+            Ok(first_turn
+                .iter()
+                .filter_map(|c| {
+                    if eval::needs_calibration(c) {
+                        w.next()
+                    } else {
+                        f.next()
+                    }
+                })
+                .collect::<Vec<_>>())
+        }));
         if let Some(e) = handle.join().unwrap_or_else(Some) {
             std::panic::resume_unwind(e);
         }
+        weights
     });
     if let Some(first) = first {
         results.extend(first?);
     }
-    for (i, _) in all.chunks(turn).enumerate().skip(1) {
+    for (i, group) in all.chunks(turn).enumerate().skip(1) {
         let before = (i * turn) as u64 * per_config;
-        results.extend(run_turn(
+        results.extend(run_group(
             engine,
             model,
             seqs,
-            &all,
-            i,
-            turn,
+            group,
+            &weights,
             calibration(),
             &reference,
             &mut |d| progress(before + d, total),
@@ -395,9 +429,11 @@ mod tests {
             calls.push(seen);
         }
         assert_eq!(rows[0], rows[1]);
-        // Progress counts up to the same total, once per turn.
+        // Progress counts up to the same total, once per turn, and once per group in a first
+        // turn that mixes configs with and without calibration (fp16, fp32 beside the
+        // reference; then fx8, fx16).
         assert_eq!(calls[0].len(), 4);
-        assert_eq!(calls[1].len(), 1);
+        assert_eq!(calls[1].len(), 2);
         assert_eq!(calls[0].last(), calls[1].last());
     }
 

@@ -152,10 +152,21 @@ impl<T: Elem> Packed<T> {
         data.par_chunks_mut((MR * k).max(1))
             .enumerate()
             .for_each(|(p, panel)| {
-                for i in 0..MR.min(rows - p * MR) {
-                    let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
-                    for (kk, &v) in row.iter().enumerate() {
-                        panel[kk * MR + i] = f(v);
+                let live = MR.min(rows - p * MR);
+                if live < MR {
+                    for i in 0..live {
+                        let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
+                        for (kk, &v) in row.iter().enumerate() {
+                            panel[kk * MR + i] = f(v);
+                        }
+                    }
+                    return;
+                }
+                // A whole panel: written in order, MR rows read side by side.
+                let src: [&[S]; MR] = std::array::from_fn(|i| &a[(p * MR + i) * k..][..k]);
+                for (kk, out) in panel.chunks_exact_mut(MR).enumerate() {
+                    for (o, row) in out.iter_mut().zip(&src) {
+                        *o = f(row[kk]);
                     }
                 }
             });

@@ -33,7 +33,9 @@ pub mod reference;
 
 pub use backend::Cpu;
 pub use batch::LayerOut;
-pub use plan::{CalHist, Calibration, CellFormats, CellRange, DataTensor, LayerRange, Plan};
+pub use plan::{
+    CalHist, Calibration, CellFormats, CellRange, DataTensor, LayerRange, Plan, WeightRanges,
+};
 pub use reference::Reference;
 
 use crate::format::{Format, PrecisionConfig};
@@ -131,9 +133,10 @@ pub fn prepare(
     configs: &[PrecisionConfig],
 ) -> Result<Vec<Plan>, EvalError> {
     let cal = prepare_calibration(model, seqs, input_name, configs)?;
+    let weights = WeightRanges::of(model);
     configs
         .iter()
-        .map(|&c| Plan::new(model, c, cal.as_ref()))
+        .map(|&c| Plan::with_ranges(model, c, cal.as_ref(), &weights))
         .collect()
 }
 

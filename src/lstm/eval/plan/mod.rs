@@ -161,6 +161,30 @@ fn fixed(f: Resolved) -> Option<Fixed> {
     }
 }
 
+/// The largest magnitudes of every cell's W and R (`[layer][direction]`): the same for every
+/// config, so a caller that plans several configs measures them once
+/// ([`Plan::with_ranges`]) instead of once a config (two passes over every weight).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightRanges(Vec<Vec<[f32; 2]>>);
+
+impl WeightRanges {
+    pub fn of(model: &Model) -> WeightRanges {
+        WeightRanges(
+            model
+                .layers
+                .iter()
+                .map(|layer| {
+                    layer
+                        .cells
+                        .iter()
+                        .map(|cell| [max_abs(&cell.w), max_abs(&cell.r)])
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Plan {
     /// Resolves `config` for `model`; `cal` is needed only when some format has open fraction
     /// bits (it may be `None` otherwise).
@@ -168,6 +192,16 @@ impl Plan {
         model: &Model,
         config: PrecisionConfig,
         cal: Option<&Calibration>,
+    ) -> Result<Plan, EvalError> {
+        Plan::with_ranges(model, config, cal, &WeightRanges::of(model))
+    }
+
+    /// [`Plan::new`] with the weights' ranges measured beforehand (`WeightRanges::of(model)`).
+    pub fn with_ranges(
+        model: &Model,
+        config: PrecisionConfig,
+        cal: Option<&Calibration>,
+        weights: &WeightRanges,
     ) -> Result<Plan, EvalError> {
         let cal_for = |what: &str| {
             cal.ok_or_else(|| EvalError::Plan {
@@ -201,8 +235,8 @@ impl Plan {
                     gate,
                     pre: config.p.resolve(data(DataTensor::Pre(l, k), config.p)),
                     c: config.c.resolve(data(DataTensor::C(l, k), config.c)),
-                    w: config.w.resolve(max_abs(&cell.w)),
-                    r: config.w.resolve(max_abs(&cell.r)),
+                    w: config.w.resolve(weights.0[l][k][0]),
+                    r: config.w.resolve(weights.0[l][k][1]),
                     b: config.w.resolve(max_abs(&bias)),
                     peep: config
                         .w
