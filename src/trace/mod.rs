@@ -17,6 +17,7 @@ use crate::lstm::eval::{self, reference, EvalError, Reference, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use rayon::prelude::*;
+use stats::ErrorStats;
 use std::sync::OnceLock;
 
 /// Where lanes run.
@@ -184,14 +185,40 @@ fn reduce(run: Run, reference: &Reference, model: &Model, seqs: &Sequences) -> C
         for (l, layer) in model.layers.iter().enumerate() {
             let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
             for k in 0..dirs {
-                for t in 0..seqs.steps {
+                // Two steps at a time: four accumulators whose f64 add chains overlap.
+                let span = |t: usize| {
                     let at = (n * seqs.steps + t) * hsz * dirs + k * hsz;
-                    let span = at..at + hsz;
-                    let (mut h, mut c) =
-                        (stats::ErrorStats::default(), stats::ErrorStats::default());
-                    h.add(&states[l].h[span.clone()], &ref_states[l].h[span.clone()]);
-                    c.add(&states[l].c[span.clone()], &ref_states[l].c[span]);
-                    steps.push((h, c));
+                    at..at + hsz
+                };
+                let (h, c, rh, rc) = (
+                    &states[l].h,
+                    &states[l].c,
+                    &ref_states[l].h,
+                    &ref_states[l].c,
+                );
+                let mut t = 0;
+                while t < seqs.steps {
+                    let mut e = [ErrorStats::default(); 4];
+                    let [h0, c0, h1, c1] = &mut e;
+                    if t + 1 < seqs.steps {
+                        ErrorStats::add_each(
+                            [h0, c0, h1, c1],
+                            [
+                                (&h[span(t)], &rh[span(t)]),
+                                (&c[span(t)], &rc[span(t)]),
+                                (&h[span(t + 1)], &rh[span(t + 1)]),
+                                (&c[span(t + 1)], &rc[span(t + 1)]),
+                            ],
+                        );
+                        steps.extend([(e[0], e[1]), (e[2], e[3])]);
+                    } else {
+                        ErrorStats::add_each(
+                            [h0, c0],
+                            [(&h[span(t)], &rh[span(t)]), (&c[span(t)], &rc[span(t)])],
+                        );
+                        steps.push((e[0], e[1]));
+                    }
+                    t += 2;
                 }
             }
         }

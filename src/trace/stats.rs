@@ -33,6 +33,34 @@ impl ErrorStats {
         self.n += a.len().min(b.len());
     }
 
+    /// [`ErrorStats::add`] on `N` accumulators at once, each with its own pair of slices: the
+    /// same operations in the same order per accumulator (so the same bits), interleaved so
+    /// that their dependency chains of f64 adds overlap.
+    pub fn add_each<const N: usize>(stats: [&mut ErrorStats; N], pairs: [(&[f32], &[f32]); N]) {
+        let len = pairs[0].0.len();
+        if pairs.iter().any(|(a, b)| a.len() != len || b.len() != len) {
+            for (s, (a, b)) in stats.into_iter().zip(pairs) {
+                s.add(a, b);
+            }
+            return;
+        }
+        let (mut sq, mut max) = ([0.0f64; N], [0.0f64; N]);
+        for i in 0..N {
+            (sq[i], max[i]) = (stats[i].sq, stats[i].max);
+        }
+        for j in 0..len {
+            for i in 0..N {
+                let d = (pairs[i].0[j] as f64 - pairs[i].1[j] as f64).abs();
+                sq[i] += d * d;
+                max[i] = max[i].max(d);
+            }
+        }
+        for (i, s) in stats.into_iter().enumerate() {
+            (s.sq, s.max) = (sq[i], max[i]);
+            s.n += len;
+        }
+    }
+
     /// Adds everything another accumulator saw.
     pub fn merge(&mut self, other: &ErrorStats) {
         self.sq += other.sq;
@@ -90,4 +118,35 @@ pub fn top1_agreement(out: &[f32], reference: &[f32], classes: usize) -> f64 {
         (a + usize::from(argmax(x) == argmax(y)), n + 1)
     });
     agree as f64 / n.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_each_gives_the_bits_of_add_one_by_one() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 20) as f32 - 8.0
+        };
+        let v: Vec<Vec<f32>> = (0..8).map(|_| (0..1000).map(|_| next()).collect()).collect();
+        let bits = |e: &ErrorStats| (e.sq.to_bits(), e.max.to_bits(), e.n);
+        // Four equal lengths (interleaved), and unequal ones (one by one), on running sums.
+        for len in [[1000, 1000, 1000, 1000], [1000, 999, 1000, 3]] {
+            let mut one = [ErrorStats::from_parts(0.25, 0.5, 7); 4];
+            let mut each = one;
+            let pairs: [(&[f32], &[f32]); 4] =
+                std::array::from_fn(|i| (&v[2 * i][..len[i]], &v[2 * i + 1][..len[i]]));
+            for (e, (a, b)) in one.iter_mut().zip(pairs) {
+                e.add(a, b);
+            }
+            let [a, b, c, d] = &mut each;
+            ErrorStats::add_each([a, b, c, d], pairs);
+            assert_eq!(one.map(|e| bits(&e)), each.map(|e| bits(&e)));
+        }
+    }
 }

@@ -109,26 +109,50 @@ fn byte(c: i32, wide: bool, hi: bool) -> u8 {
     }
 }
 
-/// Row block `rb` of `codes` (`rows x k`, row-major) into its tiles' bytes: row by row, k in
-/// runs of [`TK`], each run one contiguous row of a tile (so the loop vectorizes).
+/// Row block `rb` of `codes` (`rows x k`, row-major) into its tiles' high and low bytes, row
+/// by row, k in runs of [`TK`] (each run one contiguous row of a tile, so the loop
+/// vectorizes); returns the block's smallest and largest code (0, 0 for none).
 #[inline(always)]
-fn fill_block(
-    block: &mut [u8],
+fn fill_pair(
+    hi: &mut [u8],
+    lo: &mut [u8],
     codes: &[i32],
-    rows: usize,
-    k: usize,
+    (rows, k): (usize, usize),
     rb: usize,
-    byte: impl Fn(i32) -> u8,
-) {
+) -> (i64, i64) {
+    let (mut min, mut max) = ([0i32; TK], [0i32; TK]);
     for i in 0..TR.min(rows - rb * TR) {
         let row = &codes[(rb * TR + i) * k..(rb * TR + i + 1) * k];
         for (c, run) in row.chunks(TK).enumerate() {
             let at = c * TR * TK + i * TK;
-            for (d, &v) in block[at..at + run.len()].iter_mut().zip(run) {
-                *d = byte(v);
+            let (h, l) = (&mut hi[at..at + run.len()], &mut lo[at..at + run.len()]);
+            for (j, &v) in run.iter().enumerate() {
+                h[j] = byte(v, true, true);
+                l[j] = byte(v, true, false);
+                min[j] = min[j].min(v);
+                max[j] = max[j].max(v);
             }
         }
     }
+    let min = min.iter().fold(0, |m, &v| m.min(v));
+    let max = max.iter().fold(0, |m, &v| m.max(v));
+    (min as i64, max as i64)
+}
+
+/// [`fill_pair`] compiled for AVX-512 (plain x86-64 has no 32-bit integer minimum).
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX-512BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn fill_pair_avx512(
+    hi: &mut [u8],
+    lo: &mut [u8],
+    codes: &[i32],
+    shape: (usize, usize),
+    rb: usize,
+) -> (i64, i64) {
+    fill_pair(hi, lo, codes, shape, rb)
 }
 
 /// A `rows x k` matrix of codes that fit i16, packed in tiles.
@@ -145,33 +169,37 @@ impl PackedAmx {
     /// Packs row-major `codes`; `None` when a code does not fit i16.
     pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
         debug_assert_eq!(codes.len(), rows * k);
-        let (min, max) = super::exact::range(codes);
+        let chunks = k.div_ceil(TK);
+        let tile_bytes = chunks * TR * TK;
+        let len = rows.div_ceil(TR) * tile_bytes;
+        // One pass over the codes: both byte planes and the codes' range (padding stays
+        // zero). The low byte of a code that fits i8 is the code itself as a signed byte, so
+        // the low plane is the narrow plane when every code fits i8.
+        let (mut hi, mut lo) = (vec![0u8; len], vec![0u8; len]);
+        #[cfg(target_arch = "x86_64")]
+        let wide_isa = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw");
+        let (min, max) = hi
+            .par_chunks_mut(tile_bytes.max(1))
+            .zip(lo.par_chunks_mut(tile_bytes.max(1)))
+            .enumerate()
+            .map(|(rb, (h, l))| {
+                #[cfg(target_arch = "x86_64")]
+                if wide_isa {
+                    // SAFETY: the CPU has AVX-512F and AVX-512BW.
+                    return unsafe { fill_pair_avx512(h, l, codes, (rows, k), rb) };
+                }
+                fill_pair(h, l, codes, (rows, k), rb)
+            })
+            .reduce(|| (0, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
         if min < i16::MIN as i64 || max > i16::MAX as i64 {
             return None;
         }
-        let wide = min < -128 || max > 127;
-        let chunks = k.div_ceil(TK);
-        let tile_bytes = chunks * TR * TK;
-        let mut planes = Planes::of(wide, rows.div_ceil(TR) * tile_bytes);
-        // Row by row, k in runs of TK: each run is one contiguous row of a tile (vectorized).
-        let fill = |dst: &mut [u8], wide: bool, hi: bool| {
-            dst.par_chunks_mut(tile_bytes.max(1))
-                .enumerate()
-                .for_each(|(rb, block)| match (wide, hi) {
-                    (false, _) => fill_block(block, codes, rows, k, rb, |c| byte(c, false, true)),
-                    (true, true) => fill_block(block, codes, rows, k, rb, |c| byte(c, true, true)),
-                    (true, false) => {
-                        fill_block(block, codes, rows, k, rb, |c| byte(c, true, false))
-                    }
-                })
+        let planes = if min < -128 || max > 127 {
+            Planes::Wide { hi, lo }
+        } else {
+            drop(hi);
+            Planes::Narrow(lo)
         };
-        match &mut planes {
-            Planes::Narrow(p) => fill(p, false, true),
-            Planes::Wide { hi, lo } => {
-                fill(hi, true, true);
-                fill(lo, true, false);
-            }
-        }
         Some(PackedAmx {
             rows,
             k,

@@ -32,6 +32,7 @@ use super::fused::{self, Span};
 pub use super::gemm_kernel::isa_name;
 use super::gemm_kernel::{Isa, Job};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::ops::{Add, Mul};
 
 /// Rows per packed panel (and per microkernel tile): 6 rows x 16 columns is 12 accumulator
@@ -148,34 +149,40 @@ impl<T: Elem> Packed<T> {
     ) -> Self {
         debug_assert_eq!(a.len(), rows * k);
         let panels = rows.div_ceil(MR);
-        let mut data = vec![T::default(); panels * MR * k];
-        data.par_chunks_mut((MR * k).max(1))
+        let len = panels * MR * k;
+        // Every element written once (no zeroing first), and each panel's span taken while it
+        // is still in cache. The packed values are A's and zeros (which change no field of a
+        // span); minima, maxima and ors do not depend on the order they are taken in.
+        let mut data = Vec::with_capacity(len);
+        let span = data.spare_capacity_mut()[..len]
+            .par_chunks_mut((MR * k).max(1))
             .enumerate()
-            .for_each(|(p, panel)| {
+            .map(|(p, panel)| {
                 let live = MR.min(rows - p * MR);
                 if live < MR {
+                    panel.fill(MaybeUninit::new(T::default()));
                     for i in 0..live {
                         let row = &a[(p * MR + i) * k..(p * MR + i + 1) * k];
                         for (kk, &v) in row.iter().enumerate() {
-                            panel[kk * MR + i] = f(v);
+                            panel[kk * MR + i].write(f(v));
                         }
                     }
-                    return;
-                }
-                // A whole panel: written in order, MR rows read side by side.
-                let src: [&[S]; MR] = std::array::from_fn(|i| &a[(p * MR + i) * k..][..k]);
-                for (kk, out) in panel.chunks_exact_mut(MR).enumerate() {
-                    for (o, row) in out.iter_mut().zip(&src) {
-                        *o = f(row[kk]);
+                } else {
+                    // A whole panel: written in order, MR rows read side by side.
+                    let src: [&[S]; MR] = std::array::from_fn(|i| &a[(p * MR + i) * k..][..k]);
+                    for (kk, out) in panel.chunks_exact_mut(MR).enumerate() {
+                        for (o, row) in out.iter_mut().zip(&src) {
+                            o.write(f(row[kk]));
+                        }
                     }
                 }
-            });
-        // The packed values are A's and zeros (which change no field of a span). Minima,
-        // maxima and ors do not depend on the order they are taken in.
-        let span = data
-            .par_chunks(1 << 16)
-            .map(fused::span)
+                // SAFETY: every element of the panel was written above.
+                let panel = unsafe { &*(panel as *const [MaybeUninit<T>] as *const [T]) };
+                fused::span(panel)
+            })
             .reduce(|| Span::EMPTY, Span::join);
+        // SAFETY: every one of the first `len` elements was written above.
+        unsafe { data.set_len(len) };
         Packed {
             rows,
             k,
