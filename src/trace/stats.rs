@@ -133,7 +133,9 @@ mod tests {
             s ^= s << 17;
             (s >> 40) as f32 / (1u64 << 20) as f32 - 8.0
         };
-        let v: Vec<Vec<f32>> = (0..8).map(|_| (0..1000).map(|_| next()).collect()).collect();
+        let v: Vec<Vec<f32>> = (0..8)
+            .map(|_| (0..1000).map(|_| next()).collect())
+            .collect();
         let bits = |e: &ErrorStats| (e.sq.to_bits(), e.max.to_bits(), e.n);
         // Four equal lengths (interleaved), and unequal ones (one by one), on running sums.
         for len in [[1000, 1000, 1000, 1000], [1000, 999, 1000, 3]] {

@@ -231,22 +231,32 @@ impl<T: Copy + Default + Send + Sync> States<T> {
     ) {
         let lanes = io.lanes();
         let hsz = self.hn / lanes;
-        let seq = io.steps * io.stride;
-        h_out
-            .par_chunks_mut(seq)
-            .zip(c_out.par_chunks_mut(seq))
-            .enumerate()
-            .for_each(|(n, (ho, co))| {
-                for s in 0..io.steps {
-                    let at = io.time(s) * io.stride + io.offset;
-                    let hs = &self.h[s * self.hn..(s + 1) * self.hn];
-                    let cs = &self.c[s * self.hn..(s + 1) * self.hn];
-                    for j in 0..hsz {
-                        ho[at + j] = hf(hs[j * lanes + n]);
-                        co[at + j] = cf(cs[j * lanes + n]);
-                    }
+        // The output rows `[N][T]` grouped by time, so that one task reads each step's states
+        // `[H][lanes]` in order and writes its H values into every sequence's row.
+        let mut by_time: Vec<Vec<(&mut [f32], &mut [f32])>> =
+            (0..io.steps).map(|_| Vec::with_capacity(io.n)).collect();
+        let rows = h_out
+            .chunks_exact_mut(io.stride)
+            .zip(c_out.chunks_exact_mut(io.stride));
+        for (i, (ho, co)) in rows.enumerate() {
+            let span = io.offset..io.offset + hsz;
+            by_time[i % io.steps.max(1)].push((&mut ho[span.clone()], &mut co[span]));
+        }
+        by_time.par_iter_mut().enumerate().for_each(|(t, rows)| {
+            let s = io.time(t);
+            let hs = &self.h[s * self.hn..(s + 1) * self.hn];
+            let cs = &self.c[s * self.hn..(s + 1) * self.hn];
+            for j in 0..hsz {
+                let (hv, cv) = (
+                    &hs[j * lanes..][..rows.len()],
+                    &cs[j * lanes..][..rows.len()],
+                );
+                for ((ho, co), (&h, &c)) in rows.iter_mut().zip(hv.iter().zip(cv)) {
+                    ho[j] = hf(h);
+                    co[j] = cf(c);
                 }
-            });
+            }
+        });
     }
 }
 
