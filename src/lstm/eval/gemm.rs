@@ -333,15 +333,21 @@ fn gemm_in<T: Elem>(
     let packed_b;
     let (b, ldb, b_strip) = if ncols > COL_ALIGN && ldb > COL_ALIGN {
         let depth = k1 - k0;
-        let mut v = vec![T::default(); depth * ncols];
-        v.par_chunks_mut(depth * COL_ALIGN)
+        // Written once, every element (no zeroing first).
+        let mut v = Vec::with_capacity(depth * ncols);
+        v.spare_capacity_mut()[..depth * ncols]
+            .par_chunks_mut(depth * COL_ALIGN)
             .enumerate()
             .for_each(|(strip, dst)| {
                 for (kk, row) in dst.chunks_exact_mut(COL_ALIGN).enumerate() {
                     let at = kk * ldb + strip * COL_ALIGN;
-                    row.copy_from_slice(&b[at..at + COL_ALIGN]);
+                    for (d, &x) in row.iter_mut().zip(&b[at..at + COL_ALIGN]) {
+                        d.write(x);
+                    }
                 }
             });
+        // SAFETY: the strips cover all `depth * ncols` elements, each written above.
+        unsafe { v.set_len(depth * ncols) };
         packed_b = v;
         (&packed_b[..], COL_ALIGN, depth * COL_ALIGN)
     } else {
