@@ -240,9 +240,12 @@ impl Walks {
 /// of consecutive levels from the fractions, the switch rate and the first and last steps
 /// (with two levels the exact counts), the next level given the previous one. The last round
 /// (the newest step at the last step's levels) is left out: the stream path ends with the
-/// last steps. 0 when the windows are too many to enumerate (levels^layers > 4096).
+/// last steps. `carried`: the reconfigurations a round saves where the core's jobs alternate
+/// plans (section 4, "A shared core's reconfigurations"), off every window. 0 when the
+/// windows are too many to enumerate (levels^layers > 4096).
 pub(crate) fn slow_rounds(
     busy: &[[f64; MAX_PRECISION_LEVELS]],
+    carried: f64,
     stream: f64,
     precision: &PrecisionProfile,
     t: f64,
@@ -298,7 +301,7 @@ pub(crate) fn slow_rounds(
         [0.0; MAX_PRECISION_LEVELS],
     );
     let mut stack: Vec<(usize, usize, f64, f64)> = (present.iter())
-        .map(|&a| (1, a, out[a] / total, busy[n - 1][a]))
+        .map(|&a| (1, a, out[a] / total, busy[n - 1][a] - carried))
         .collect();
     while let Some((depth, a, odds, sum)) = stack.pop() {
         if odds <= 0.0 {
