@@ -143,7 +143,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_level_compute = vec![NO_LEVELS; stages];
     let mut stage_level_first = vec![NO_LEVELS; stages];
     let mut stage_level_last = vec![NO_LEVELS; stages];
-    let mut stage_slack = vec![f64::INFINITY; stages];
+    let mut stage_slack = vec![[f64::INFINITY; MAX_PRECISION_LEVELS]; stages];
     // Per stage, its layers' busy cycles per level, in the segment's order.
     let mut stage_layer_busy: Vec<Vec<[f64; MAX_PRECISION_LEVELS]>> = vec![Vec::new(); stages];
     // Per stage, the reconfigurations its jobs' alternating plans save per round.
@@ -266,7 +266,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         chain_q = chain_q.max(load_end + issued);
         stage_busy[j] += cost.busy_cycles;
         stage_last_busy[j] = cost.busy_cycles;
-        stage_slack[j] = stage_slack[j].min(cost.stream_slack);
+        for (slack, level) in stage_slack[j].iter_mut().zip(&cost.level_slack) {
+            *slack = slack.min(*level);
+        }
         if dynamic {
             stage_layer_busy[j].push(cost.level_busy);
             for k in 0..level_count {
@@ -450,8 +452,15 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 for p in (0..stages).filter(|&p| stage_layers[p] > 0) {
                     let (mut up, mut down) = (0.0, 0.0);
                     if period(p) > max_hop {
-                        (up, down) =
-                            stage_crossing(&levels, p, period(p), span, &workload.precision, t);
+                        (up, down) = stage_crossing(
+                            &levels,
+                            walks.waits(p),
+                            p,
+                            period(p),
+                            span,
+                            &workload.precision,
+                            t,
+                        );
                     }
                     let path = walks.path(p, up, period(p) < slowest) + down + stage_rounds(p);
                     end = end.max(path + edge_credit(p));
@@ -521,7 +530,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_level_compute.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_first.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_last.iter_mut().for_each(|s| *s = NO_LEVELS);
-            stage_slack.iter_mut().for_each(|s| *s = f64::INFINITY);
+            stage_slack
+                .iter_mut()
+                .for_each(|s| *s = [f64::INFINITY; MAX_PRECISION_LEVELS]);
             stage_layer_busy.iter_mut().for_each(Vec::clear);
             stage_carried.iter_mut().for_each(|s| *s = 0.0);
             stage_streamers.iter_mut().for_each(Vec::clear);

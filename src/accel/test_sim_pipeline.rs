@@ -1,8 +1,9 @@
 //! Reduced multithreading points of the closed form against the event-level simulator: layers
 //! sharing a core while their weights stream, and dynamic pipelines that twice the weight
 //! memory once made slower, each kept with the figures it had before the fix (docs/MODEL.md
-//! section 4, "A core's streams"); and layers of alternating plans sharing a core (section 4,
-//! "A shared core's reconfigurations").
+//! section 4, "A core's streams"); layers of alternating plans sharing a core (section 4,
+//! "A shared core's reconfigurations"); and a pipeline entered at step 1 (section 4, "The
+//! crossing's stream waits").
 
 use super::test_sim::{cycles, more_resources, with, MORE_RESOURCES};
 use super::test_support::*;
@@ -402,5 +403,65 @@ fn alternating_plans_on_a_core_carry_the_product_kind_over() {
     assert!(
         (model - sim).abs() <= 0.02 * sim,
         "rho = 0: model {model} sim {sim}"
+    );
+}
+
+/// The crossing at step 1 (docs/MODEL.md section 4, "The crossing's stream waits"): the
+/// 1,000,000-point worst of streamed multithreading with dynamic precision (one layer per
+/// core, 1 KiB of weight memory, levels 010100011). The path enters the third layer through
+/// the first two layers' slow step 1: the first layer's step 1 waits 240 cycles for its stream
+/// 1, which follows its load, and the third layer, whose stream 1 came before its step 0
+/// ended, absorbs nothing of the late input. The closed form took neither and subtracted the
+/// third layer's mean stream slack (151.1): -6.33% (7,594.9 cycles against 8,108.1).
+#[test]
+fn a_crossing_at_step_one_waits_for_the_first_stream() {
+    let a = arch(
+        "epur",
+        &[
+            "compute.units=3",
+            "compute.multipliers_per_unit=8",
+            "compute.multiplier_kind=bit-parallel",
+            "compute.tail_lanes=7",
+            "compute.tail_latency_cycles=18",
+            "dispatch.policy=tiled",
+            "dispatch.tile_rows=2",
+            "schedule.input_product=per-step",
+            "schedule.overlap_tail=false",
+            "schedule.reconfig_cycles=2",
+            "schedule.precision_switch_cycles=6",
+            "memory.sram_weight_kib=1.0",
+            "memory.dram_gb_per_s=44.10085127299673",
+            "multicore.cores=3",
+            "multicore.mode=multithreading",
+            "multicore.link_latency_cycles=34",
+            "tracking.enabled=true",
+        ],
+    );
+    let shape = |input_size, hidden_size| LayerShape {
+        input_size,
+        hidden_size,
+        directions: 1,
+    };
+    let seq = [0, 1, 0, 1, 0, 0, 0, 1, 1];
+    let w = Workload {
+        name: "reduced".into(),
+        layers: vec![shape(33, 28), shape(28, 29), shape(29, 33)],
+        head: Some(HeadShape {
+            input_size: 33,
+            output_size: 11,
+            activation: true,
+        }),
+        seq_len: seq.len(),
+        batch: 2,
+        precision: sequence_profile(&seq),
+    };
+    let model = cycles(&a, &w);
+    let sim = simulate(&a, &w, &vec![seq.to_vec(); 3])
+        .expect("point simulates")
+        .cycles;
+    assert!(
+        (model - sim).abs() <= 0.045 * sim,
+        "model {model} sim {sim} ({:+.2}%; 7,594.9 before this rule)",
+        100.0 * (model / sim - 1.0)
     );
 }
