@@ -18,11 +18,15 @@ use std::cmp::Ordering;
 /// with probability edge_M, else geometric with the per-step odds q of entering level M (the
 /// runs of level M over the other levels' steps), and it does so while the gain Delta =
 /// column_M - the edge step's mean other base exceeds D times the mean other deficit.
-/// O(levels).
+/// `absorbed[k]`: what the walked stage absorbs of a late input at a step D >= 2 after a step of
+/// level k (its stream slack there), `at_one`: what D = 1 adds (the column's first layer's
+/// wait for its stream 1, less the walked stage's own). O(levels).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn crossing_gain(
     column: &[f64],
     base: &[f64],
     deficit: &[f64],
+    (absorbed, at_one): (&[f64], f64),
     phi: &[f64],
     edge: &[f64],
     t: f64,
@@ -69,7 +73,13 @@ pub(crate) fn crossing_gain(
     // sum_{D=1}^{n} q (1-q)^(D-1) (Delta - D cost).
     let survive = (1.0 - q).powf(n);
     let expected = delta * (1.0 - survive) - cost.max(0.0) * (1.0 - survive * (1.0 + n * q)) / q;
-    eothers * expected.max(0.0)
+    let slack = (0..phi.len())
+        .filter(|&k| k != m)
+        .map(|k| phi[k] * absorbed[k])
+        .sum::<f64>()
+        / others;
+    let later = (1.0 - q) * (1.0 - (1.0 - q).powf(n - 1.0));
+    (eothers * (expected + q * at_one - later * slack)).max(0.0)
 }
 
 /// Per stage of a segment and per precision level: what [`stage_crossing`] needs of the
@@ -86,18 +96,24 @@ pub(crate) struct StageLevels<'a> {
     pub last: &'a [[f64; MAX_PRECISION_LEVELS]],
     /// The slowest own step without the stream floor.
     pub compute: &'a [[f64; MAX_PRECISION_LEVELS]],
-    /// The sum of their streams per step, and the least stream slack of their layers.
+    /// The sum of their streams per step, and per level the least stream slack of their
+    /// layers (`LayerCost::level_slack`).
     pub stream: &'a [f64],
-    pub slack: &'a [f64],
+    pub slack: &'a [[f64; MAX_PRECISION_LEVELS]],
 }
 
 /// The expected gains of the path that walks stage `p` (period `period`) for all T steps and
 /// passes the stages `first..p` once on the way in and `p+1..=last` on the way out, from
 /// choosing the steps it crosses at (slow ones) over step 0 and step T-1: the best run of
 /// stages on each side ([`crossing_gain`]), (into p, out of p). Into a stage whose streams
-/// outlast its steps the gain is absorbed up to its stream slack (its double buffer).
+/// outlast its steps a late input is absorbed by the wait of its step for its stream (its
+/// double buffer): at step D >= 2 the slack after a step of another level than M, at step 1
+/// the wait for stream 1, which follows the load (`wait`: per stage on p's path, which also
+/// delays the column's first layer at step 1). docs/MODEL.md section 4, "The crossing's
+/// stream waits".
 pub(crate) fn stage_crossing(
     s: &StageLevels,
+    wait: &[f64],
     p: usize,
     period: f64,
     (first, last): (usize, usize),
@@ -124,8 +140,11 @@ pub(crate) fn stage_crossing(
     for (k, pace) in pacer.iter_mut().enumerate().take(levels) {
         *pace += lambda * (level_period(p, k) - *pace);
     }
+    let none = [0.0; MAX_PRECISION_LEVELS];
     let best = |range: &mut dyn Iterator<Item = usize>,
                 at: &[[f64; MAX_PRECISION_LEVELS]],
+                absorbed: &[f64],
+                into: bool,
                 edge: &[f64]| {
         let (mut column, mut gain) = ([0.0; MAX_PRECISION_LEVELS], 0.0f64);
         let mut base = [0.0; MAX_PRECISION_LEVELS];
@@ -140,6 +159,10 @@ pub(crate) fn stage_crossing(
                 &column[..levels],
                 &base[..levels],
                 &deficit[..levels],
+                (
+                    &absorbed[..levels],
+                    if into { wait[m] - wait[p] } else { 0.0 },
+                ),
                 &phi[..levels],
                 &edge[..levels],
                 t,
@@ -148,11 +171,21 @@ pub(crate) fn stage_crossing(
         }
         gain
     };
-    let up =
-        (best(&mut (first..p).rev(), s.first, precision.first_fractions()) - s.slack[p]).max(0.0);
     (
-        up,
-        best(&mut (p + 1..=last), s.last, precision.last_fractions()),
+        best(
+            &mut (first..p).rev(),
+            s.first,
+            &s.slack[p],
+            true,
+            precision.first_fractions(),
+        ),
+        best(
+            &mut (p + 1..=last),
+            s.last,
+            &none,
+            false,
+            precision.last_fractions(),
+        ),
     )
 }
 
@@ -169,6 +202,9 @@ pub(crate) struct Walks {
     /// into p moves the chain's end only as far as it moves this one past it (a layer still
     /// loading absorbs the rest).
     free: Vec<f64>,
+    /// Per walked stage p and stage j: how long j's (lone) layer's step 1 waits for its
+    /// stream 1, which follows its load, after its step 0 on p's path.
+    wait: Vec<Vec<f64>>,
 }
 
 impl Walks {
@@ -182,6 +218,7 @@ impl Walks {
             chain: vec![start; stages],
             credit: vec![0.0; stages],
             free: vec![f64::NEG_INFINITY; stages],
+            wait: vec![vec![0.0; stages]; stages],
         }
     }
 
@@ -206,6 +243,9 @@ impl Walks {
             }
             *x = (*x + ahead).max(load_end);
             *free += ahead;
+            if alone {
+                self.wait[p][j] = (cost.first_stream_cycles - (*x - load_end)).max(0.0);
+            }
             let (own, credit) = match j.cmp(&p) {
                 Ordering::Less => (cost.first_latency, 0.0),
                 Ordering::Equal if alone => (own, cost.first_stream_cycles.min(*x - load_end)),
@@ -216,6 +256,11 @@ impl Walks {
             *x += own - credit + passes;
             *free += own - credit + passes;
         }
+    }
+
+    /// On p's path, per stage: how long its (lone) layer's step 1 waits for its stream 1.
+    pub(crate) fn waits(&self, p: usize) -> &[f64] {
+        &self.wait[p]
     }
 
     /// The chain's end when the path walks p and enters it `up` later (the crossing gain),
@@ -240,9 +285,12 @@ impl Walks {
 /// of consecutive levels from the fractions, the switch rate and the first and last steps
 /// (with two levels the exact counts), the next level given the previous one. The last round
 /// (the newest step at the last step's levels) is left out: the stream path ends with the
-/// last steps. 0 when the windows are too many to enumerate (levels^layers > 4096).
+/// last steps. `carried`: the reconfigurations a round saves where the core's jobs alternate
+/// plans (section 4, "A shared core's reconfigurations"), off every window. 0 when the
+/// windows are too many to enumerate (levels^layers > 4096).
 pub(crate) fn slow_rounds(
     busy: &[[f64; MAX_PRECISION_LEVELS]],
+    carried: f64,
     stream: f64,
     precision: &PrecisionProfile,
     t: f64,
@@ -298,7 +346,7 @@ pub(crate) fn slow_rounds(
         [0.0; MAX_PRECISION_LEVELS],
     );
     let mut stack: Vec<(usize, usize, f64, f64)> = (present.iter())
-        .map(|&a| (1, a, out[a] / total, busy[n - 1][a]))
+        .map(|&a| (1, a, out[a] / total, busy[n - 1][a] - carried))
         .collect();
     while let Some((depth, a, odds, sum)) = stack.pop() {
         if odds <= 0.0 {

@@ -75,6 +75,10 @@ pub(crate) struct LayerCost {
     /// (0 when nothing streams): how late an input may come without delaying the stream-bound
     /// path, which the double buffer absorbs (docs/MODEL.md section 4).
     pub stream_slack: f64,
+    /// Per level: max(0, str - step_k), bounded as `stream_slack`: the wait for its stream of
+    /// the step after a late step of level k, which is what a late input at that step finds
+    /// to absorb (docs/MODEL.md section 4, "The slack at the crossing's level").
+    pub level_slack: [f64; MAX_PRECISION_LEVELS],
     /// The last step's tail and h exchange: the cycles from the layer's last (recurrent)
     /// product to its end, which the reconfiguration into the next input product may overlap.
     pub post_cycles: f64,
@@ -302,6 +306,12 @@ pub(crate) fn layer_cost(
     let mut level_step = sums.level_step;
     let mut level_busy = sums.level_busy;
     let mut level_compute = sums.level_compute;
+    let mut level_slack = [0.0; MAX_PRECISION_LEVELS];
+    if stream > 0.0 {
+        for (slack, step) in level_slack.iter_mut().zip(&sums.level_compute) {
+            *slack = (stream - step).max(0.0).min(path.stream_margin);
+        }
+    }
     for (k, f) in p
         .fractions_for(index)
         .iter()
@@ -335,6 +345,7 @@ pub(crate) fn layer_cost(
         level_busy,
         level_compute,
         stream_slack: sums.stream_slack.min(path.stream_margin),
+        level_slack,
         post_cycles: tail + exchange,
         first_latency: sums.first_gate + tail + exchange,
         last_latency: sums.last,

@@ -43,6 +43,7 @@ mod set;
 mod sim;
 mod spec;
 mod sums;
+mod timeline;
 mod timing;
 mod workload;
 

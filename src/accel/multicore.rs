@@ -7,54 +7,12 @@
 
 use super::arch::Arch;
 use super::crossing::{slow_rounds, stage_crossing, StageLevels, Walks};
-use super::head::{head_cost, HeadCost};
-use super::layer::{layer_cost, LayerContext, LayerCost};
+use super::head::head_cost;
+use super::layer::{layer_cost, LayerContext};
 use super::spec::{InputProduct, MulticoreMode};
+use super::timeline::Timeline;
 use super::timing::{LevelRates, MAX_PRECISION_LEVELS};
 use super::workload::{LayerShape, Workload};
-
-/// Whole-run totals for all cores.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Timeline {
-    pub cycles: f64,
-    pub dram_bound_cycles: f64,
-    /// Sum over cores of the cycles their multipliers would need at full use.
-    pub ideal_core_cycles: f64,
-    pub dram_bytes: f64,
-    pub link_bytes: f64,
-    pub weight_sram_bits: f64,
-    pub activation_sram_bits: f64,
-    /// Copies of the workload run (N in multiprogramming, else 1).
-    pub copies: f64,
-    /// Cores that do work; the rest idle (multithreading with fewer layers than cores).
-    pub active_cores: f64,
-    /// Multiply-accumulate energy of all cores, in pJ.
-    pub mac_pj: f64,
-    /// Precision switches, all cores.
-    pub switches: f64,
-    /// Softmax/sigmoid elements of the head, all cores.
-    pub head_elements: f64,
-}
-
-impl Timeline {
-    fn add_layer(&mut self, cost: &LayerCost, times: f64) {
-        self.ideal_core_cycles += times * cost.ideal_cycles;
-        self.dram_bytes += times * cost.dram_bytes;
-        self.weight_sram_bits += times * cost.weight_sram_bits;
-        self.activation_sram_bits += times * cost.activation_sram_bits;
-        self.mac_pj += times * cost.mac_pj;
-        self.switches += times * cost.switches;
-    }
-
-    fn add_head(&mut self, cost: &HeadCost, times: f64) {
-        self.ideal_core_cycles += times * cost.ideal_cycles;
-        self.dram_bytes += times * cost.dram_bytes;
-        self.weight_sram_bits += times * cost.weight_sram_bits;
-        self.activation_sram_bits += times * cost.activation_sram_bits;
-        self.mac_pj += times * cost.mac_pj;
-        self.head_elements += times * cost.activation_elements;
-    }
-}
 
 /// Whether layer `next` can start before layer `prev` has finished: only between two
 /// unidirectional layers (h_t of the layer below is final after its step t). A bidirectional
@@ -185,9 +143,12 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_level_compute = vec![NO_LEVELS; stages];
     let mut stage_level_first = vec![NO_LEVELS; stages];
     let mut stage_level_last = vec![NO_LEVELS; stages];
-    let mut stage_slack = vec![f64::INFINITY; stages];
+    let mut stage_slack = vec![[f64::INFINITY; MAX_PRECISION_LEVELS]; stages];
     // Per stage, its layers' busy cycles per level, in the segment's order.
     let mut stage_layer_busy: Vec<Vec<[f64; MAX_PRECISION_LEVELS]>> = vec![Vec::new(); stages];
+    // Per stage, the reconfigurations its jobs' alternating plans save per round.
+    let mut stage_carried = vec![0.0f64; stages];
+    let rho = f64::from(arch.schedule.reconfig_cycles);
     let dynamic = workload.precision.is_dynamic();
     let level_count = workload
         .precision
@@ -260,7 +221,20 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 n as f64 * str_k
             })
             .sum();
+        // A core's units reconfigure only where the product kind changes (docs/MODEL.md
+        // section 4, "A shared core's reconfigurations"): a sequential job starts with its
+        // input product and ends with its recurrent one, an overlapped job (after step 0)
+        // starts with its recurrent product and ends with the next step's input product,
+        // issued early. Where consecutive jobs on a core alternate plans the kind carries
+        // over, and the 2 rho of each layer's busy cycles count one too many.
+        let carried =
+            stage_streamers[j].last().map_or(
+                0.0,
+                |&(_, _, o)| if o == cost.overlapped { 0.0 } else { rho },
+            );
         stage_streamers[j].push((i, cost.stream_cycles, cost.overlapped));
+        stage_busy[j] -= carried;
+        stage_carried[j] += carried;
         let load_end = core_free[j] + stage_load[j];
         queued |= issued > 0.0;
         let compute_step: f64 = (workload.precision.fractions_for(i).iter())
@@ -272,11 +246,13 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         // one step of each layer before it on the core (the round it joins), not right after
         // the step it waits for. Those steps are ready once the step it waits for is done, and
         // run while its weights still load: they delay it only past the end of its load.
-        let ahead = stage_busy[j];
+        // (This layer's step 0 starts with its input product whatever its plan: after an
+        // overlapped layer's job it carries the kind over, after a sequential one it does not.)
+        let ahead = stage_busy[j] + if cost.overlapped { carried } else { 0.0 };
         if t >= 2.0 {
-            fill += stage_busy[j];
-            chain += stage_busy[j];
-            chain_q += stage_busy[j];
+            fill += ahead;
+            chain += ahead;
+            chain_q += ahead;
         }
         if stage_layers[j] == 1 {
             stage_first[j] = (
@@ -290,12 +266,14 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         chain_q = chain_q.max(load_end + issued);
         stage_busy[j] += cost.busy_cycles;
         stage_last_busy[j] = cost.busy_cycles;
-        stage_slack[j] = stage_slack[j].min(cost.stream_slack);
+        for (slack, level) in stage_slack[j].iter_mut().zip(&cost.level_slack) {
+            *slack = slack.min(*level);
+        }
         if dynamic {
             stage_layer_busy[j].push(cost.level_busy);
             for k in 0..level_count {
                 stage_level_step[j][k] = stage_level_step[j][k].max(cost.level_step[k]);
-                stage_level_busy[j][k] += cost.level_busy[k];
+                stage_level_busy[j][k] += cost.level_busy[k] - carried;
                 stage_level_compute[j][k] = stage_level_compute[j][k].max(cost.level_compute[k]);
                 stage_level_first[j][k] += cost.level_first[k];
                 stage_level_last[j][k] += cost.level_last[k];
@@ -376,6 +354,18 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             seg_layers.push((j, own_last, 0.0, cost.stream_cycles));
         }
         if ends_segment {
+            // The round is a cycle: the core's last layer's job is followed by its first
+            // layer's next one.
+            for j in (0..stages).filter(|&j| stage_layers[j] >= 2) {
+                let plans = &stage_streamers[j];
+                if plans[0].2 != plans[plans.len() - 1].2 {
+                    stage_busy[j] -= rho;
+                    stage_carried[j] += rho;
+                    for busy in &mut stage_level_busy[j][..level_count] {
+                        *busy -= rho;
+                    }
+                }
+            }
             let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);
             let slowest = (0..stages).map(period).fold(max_hop, f64::max);
             // The steady rounds less the drain: in the last round of a core that shares its
@@ -462,8 +452,15 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 for p in (0..stages).filter(|&p| stage_layers[p] > 0) {
                     let (mut up, mut down) = (0.0, 0.0);
                     if period(p) > max_hop {
-                        (up, down) =
-                            stage_crossing(&levels, p, period(p), span, &workload.precision, t);
+                        (up, down) = stage_crossing(
+                            &levels,
+                            walks.waits(p),
+                            p,
+                            period(p),
+                            span,
+                            &workload.precision,
+                            t,
+                        );
                     }
                     let path = walks.path(p, up, period(p) < slowest) + down + stage_rounds(p);
                     end = end.max(path + edge_credit(p));
@@ -486,6 +483,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 if dynamic {
                     streams += slow_rounds(
                         &stage_layer_busy[j],
+                        stage_carried[j],
                         stage_stream[j],
                         &workload.precision,
                         t,
@@ -532,8 +530,11 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_level_compute.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_first.iter_mut().for_each(|s| *s = NO_LEVELS);
             stage_level_last.iter_mut().for_each(|s| *s = NO_LEVELS);
-            stage_slack.iter_mut().for_each(|s| *s = f64::INFINITY);
+            stage_slack
+                .iter_mut()
+                .for_each(|s| *s = [f64::INFINITY; MAX_PRECISION_LEVELS]);
             stage_layer_busy.iter_mut().for_each(Vec::clear);
+            stage_carried.iter_mut().for_each(|s| *s = 0.0);
             stage_streamers.iter_mut().for_each(Vec::clear);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;

@@ -174,15 +174,17 @@ pub(super) enum Class {
 /// multithreading with streamed weights 3.84% at fixed precision and 4.02% with dynamic
 /// precision, 2026-12-03 17:36 UTC after docs/MODEL.md section 4's "A later layer's load
 /// behind its core's streams", 4.39% before: docs/MODEL.md section 3). Streamed multithreading with dynamic precision gets
-/// 7%: its worst over 1,000,000 points is 6.33% (9.71% before docs/MODEL.md section 4's "A
-/// shared core's slow rounds", when this was 10%; 11.92% before section 4 item 7), and a fresh
+/// 6%: its worst over 1,000,000 points is 5.22% (6.33% before docs/MODEL.md section 4's "The
+/// crossing's stream waits", when this was 7%; 9.71% before section 4's "A shared core's slow
+/// rounds", when this was 10%; 11.92% before section 4 item 7), and a fresh
 /// random run once found a (then one-class) streamed multithreading point at -9.38% (kept in
 /// proptest-regressions; the fixed-seed run, those seeds first, passes at 5% too). Over
 /// 1,000,000 points the one-core classes hold (streamed 3.07%) and multithreading goes
-/// further: 5.35% with dynamic precision; with streamed weights at fixed precision 3.84%
+/// further: 4.79% with dynamic precision (5.35% before docs/MODEL.md section 4's "A shared
+/// core's reconfigurations", 19:28 UTC); with streamed weights at fixed precision 3.84%
 /// (5.80% before section 4's "A later layer's load behind its core's streams", 17:45 UTC)
 /// (docs/MODEL.md section 3, "Beyond 200,000 points").
-pub(super) const TOLERANCE: [f64; 7] = [0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.07];
+pub(super) const TOLERANCE: [f64; 7] = [0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.06];
 
 pub(super) fn class(a: &Arch, w: &Workload) -> Class {
     let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;

@@ -1,7 +1,9 @@
 //! Reduced multithreading points of the closed form against the event-level simulator: layers
 //! sharing a core while their weights stream, and dynamic pipelines that twice the weight
 //! memory once made slower, each kept with the figures it had before the fix (docs/MODEL.md
-//! section 4, "A core's streams").
+//! section 4, "A core's streams"); layers of alternating plans sharing a core (section 4,
+//! "A shared core's reconfigurations"); and a pipeline entered at step 1 (section 4, "The
+//! crossing's stream waits").
 
 use super::test_sim::{cycles, more_resources, with, MORE_RESOURCES};
 use super::test_support::*;
@@ -332,4 +334,134 @@ fn stack(
         batch,
         precision,
     }
+}
+
+/// A shared core's reconfigurations (docs/MODEL.md section 4): the 1,000,000-point worst of
+/// multithreading with dynamic precision (2 cores, 3 layers, the first two sharing core 0,
+/// rho = 6). The simulator's faster schedule overlaps the first and third layers and lets the
+/// second wait; on core 0 a round's products then run Rec(0) In(0, next) In(1) Rec(1): the
+/// kind carries over twice, and the round pays 2 rho, not the 4 rho of its layers' busy
+/// cycles. The closed form charged 4 rho, put that schedule's pipeline at 1,168.3 cycles
+/// (1,059.4 simulated), and took waiting everywhere instead: +5.35%.
+#[test]
+fn alternating_plans_on_a_core_carry_the_product_kind_over() {
+    let a = arch(
+        "epur",
+        &[
+            "compute.units=6",
+            "compute.multipliers_per_unit=8",
+            "compute.multiplier_kind=bit-parallel",
+            "compute.tail_lanes=1",
+            "compute.tail_latency_cycles=5",
+            "dispatch.policy=gate-per-unit",
+            "dispatch.tile_rows=7",
+            "schedule.input_product=per-step",
+            "schedule.overlap_tail=true",
+            "schedule.reconfig_cycles=6",
+            "schedule.precision_switch_cycles=4",
+            "memory.sram_weight_kib=8192.0",
+            "memory.dram_gb_per_s=14.25973078089633",
+            "multicore.cores=2",
+            "multicore.mode=multithreading",
+            "multicore.link_latency_cycles=21",
+            "tracking.enabled=true",
+        ],
+    );
+    let shape = |input_size, hidden_size| LayerShape {
+        input_size,
+        hidden_size,
+        directions: 1,
+    };
+    let seq = [1, 1, 1, 1, 0, 0, 1, 0, 0, 1, 0];
+    let w = Workload {
+        name: "reduced".into(),
+        layers: vec![shape(20, 11), shape(11, 1), shape(1, 10)],
+        head: Some(HeadShape {
+            input_size: 10,
+            output_size: 5,
+            activation: false,
+        }),
+        seq_len: seq.len(),
+        batch: 1,
+        precision: sequence_profile(&seq),
+    };
+    let model = cycles(&a, &w);
+    let sim = simulate(&a, &w, &vec![seq.to_vec(); 3])
+        .expect("point simulates")
+        .cycles;
+    assert!(
+        (model - sim).abs() <= 0.02 * sim,
+        "model {model} sim {sim} ({:+.2}%; 1,239.3 before this rule)",
+        100.0 * (model / sim - 1.0)
+    );
+    // Without reconfigurations nothing carries over: the same point at rho = 0.
+    let free = with(&a, |b| b.schedule.reconfig_cycles = 0);
+    let sim = simulate(&free, &w, &vec![seq.to_vec(); 3])
+        .expect("point simulates")
+        .cycles;
+    let model = cycles(&free, &w);
+    assert!(
+        (model - sim).abs() <= 0.02 * sim,
+        "rho = 0: model {model} sim {sim}"
+    );
+}
+
+/// The crossing at step 1 (docs/MODEL.md section 4, "The crossing's stream waits"): the
+/// 1,000,000-point worst of streamed multithreading with dynamic precision (one layer per
+/// core, 1 KiB of weight memory, levels 010100011). The path enters the third layer through
+/// the first two layers' slow step 1: the first layer's step 1 waits 240 cycles for its stream
+/// 1, which follows its load, and the third layer, whose stream 1 came before its step 0
+/// ended, absorbs nothing of the late input. The closed form took neither and subtracted the
+/// third layer's mean stream slack (151.1): -6.33% (7,594.9 cycles against 8,108.1).
+#[test]
+fn a_crossing_at_step_one_waits_for_the_first_stream() {
+    let a = arch(
+        "epur",
+        &[
+            "compute.units=3",
+            "compute.multipliers_per_unit=8",
+            "compute.multiplier_kind=bit-parallel",
+            "compute.tail_lanes=7",
+            "compute.tail_latency_cycles=18",
+            "dispatch.policy=tiled",
+            "dispatch.tile_rows=2",
+            "schedule.input_product=per-step",
+            "schedule.overlap_tail=false",
+            "schedule.reconfig_cycles=2",
+            "schedule.precision_switch_cycles=6",
+            "memory.sram_weight_kib=1.0",
+            "memory.dram_gb_per_s=44.10085127299673",
+            "multicore.cores=3",
+            "multicore.mode=multithreading",
+            "multicore.link_latency_cycles=34",
+            "tracking.enabled=true",
+        ],
+    );
+    let shape = |input_size, hidden_size| LayerShape {
+        input_size,
+        hidden_size,
+        directions: 1,
+    };
+    let seq = [0, 1, 0, 1, 0, 0, 0, 1, 1];
+    let w = Workload {
+        name: "reduced".into(),
+        layers: vec![shape(33, 28), shape(28, 29), shape(29, 33)],
+        head: Some(HeadShape {
+            input_size: 33,
+            output_size: 11,
+            activation: true,
+        }),
+        seq_len: seq.len(),
+        batch: 2,
+        precision: sequence_profile(&seq),
+    };
+    let model = cycles(&a, &w);
+    let sim = simulate(&a, &w, &vec![seq.to_vec(); 3])
+        .expect("point simulates")
+        .cycles;
+    assert!(
+        (model - sim).abs() <= 0.045 * sim,
+        "model {model} sim {sim} ({:+.2}%; 7,594.9 before this rule)",
+        100.0 * (model / sim - 1.0)
+    );
 }
