@@ -77,7 +77,7 @@ pub(crate) struct LayerCost {
     pub stream_slack: f64,
     /// Per level: max(0, str - step_k), bounded as `stream_slack`: the wait for its stream of
     /// the step after a late step of level k, which is what a late input at that step finds
-    /// to absorb (docs/MODEL.md section 4, "The slack at the crossing's level").
+    /// to absorb (docs/MODEL.md section 4, "The crossing's stream waits").
     pub level_slack: [f64; MAX_PRECISION_LEVELS],
     /// The last step's tail and h exchange: the cycles from the layer's last (recurrent)
     /// product to its end, which the reconfiguration into the next input product may overlap.
