@@ -126,16 +126,8 @@ mod tests {
 
     #[test]
     fn add_each_gives_the_bits_of_add_one_by_one() {
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 20) as f32 - 8.0
-        };
-        let v: Vec<Vec<f32>> = (0..8)
-            .map(|_| (0..1000).map(|_| next()).collect())
-            .collect();
+        let mut rng = crate::lstm::builtin::SplitMix64::new(11);
+        let v: Vec<Vec<f32>> = (0..8).map(|_| rng.fill(1000, 8.0)).collect();
         let bits = |e: &ErrorStats| (e.sq.to_bits(), e.max.to_bits(), e.n);
         // Four equal lengths (interleaved), and unequal ones (one by one), on running sums.
         for len in [[1000, 1000, 1000, 1000], [1000, 999, 1000, 3]] {
