@@ -1,7 +1,6 @@
 //! Tests of [`super`]: the AMX tile products against the plain loop in i64.
 
-use super::super::exact::plain_product as plain;
-use super::super::exact::range;
+use super::super::exact::{plain_product as plain, range, strip_major_rows};
 use super::*;
 use proptest::prelude::*;
 
@@ -20,14 +19,8 @@ fn check(rows: usize, k: usize, cols: usize, a: &[i32], b: &[i32]) {
     product(&p, b, cols, range(b), &mut got, Layout::RowMajor).expect("codes fit i16");
     assert_eq!(got, want, "rows {rows} k {k} cols {cols}");
     product(&p, b, cols, range(b), &mut got, Layout::StripMajor).expect("codes fit i16");
-    for r in 0..rows {
-        for j in 0..cols {
-            assert_eq!(
-                got[(j / 16) * rows * 16 + r * 16 + j % 16],
-                want[r * cols + j]
-            );
-        }
-    }
+    let rows_of = strip_major_rows(&got, rows, cols);
+    assert_eq!(rows_of, want, "strip-major: rows {rows} k {k} cols {cols}");
 }
 
 /// Every sign combination at the largest magnitudes of each width, on shapes that do not

@@ -233,6 +233,18 @@ pub(super) fn plain_packed(
         });
 }
 
+/// A product in [`Layout::StripMajor`] (`[col / 16][row][col % 16]`) read back row-major, to
+/// compare with [`plain_product`].
+#[cfg(test)]
+pub(super) fn strip_major_rows(got: &[i64], rows: usize, cols: usize) -> Vec<i64> {
+    (0..rows * cols)
+        .map(|i| {
+            let (r, j) = (i / cols, i % cols);
+            got[(j / 16) * rows * 16 + r * 16 + j % 16]
+        })
+        .collect()
+}
+
 /// The oracle of every exact-product test: the plain loop over unpacked row-major codes,
 /// `out[r][j] = Σ_k a[r][k]·b[k][j]` in i64.
 #[cfg(test)]
@@ -322,11 +334,7 @@ mod tests {
                 p.product(&b, cols, &mut got);
                 prop_assert_eq!(&got, &want);
                 p.product_in(&b, cols, &mut got, Layout::StripMajor);
-                for r in 0..rows {
-                    for j in 0..cols {
-                        prop_assert_eq!(got[(j / 16) * rows * 16 + r * 16 + j % 16], want[r * cols + j]);
-                    }
-                }
+                prop_assert_eq!(strip_major_rows(&got, rows, cols), want.clone());
             }
         }
     }
