@@ -15,6 +15,7 @@ use crate::lstm::driver::{self, Backend, Chunk, Levels, StepLevels};
 use crate::lstm::eval::batch::{ExactProduct, Io};
 use crate::lstm::eval::cell::{int_gate_sum, int_unit};
 use crate::lstm::eval::gemm::COL_ALIGN;
+use crate::lstm::eval::intgemm::Layout;
 use crate::lstm::eval::plan::IntCell;
 use crate::lstm::eval::LayerStates;
 use crate::lstm::npy::Sequences;
@@ -237,11 +238,9 @@ fn direction(
         .map(|q| {
             let xq = io.columns(|v| q.x.quantize(v));
             let w = q.w_product();
-            let mut wx = vec![0i64; 4 * hsz * cols];
-            w.product(&xq, cols, &mut wx);
             Level {
                 q,
-                wx,
+                wx: w.product_new(&xq, cols, Layout::RowMajor),
                 r: q.r_product(),
             }
         })

@@ -32,6 +32,7 @@
 
 use super::intgemm::{Layout, SendPtr};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Rows per tile.
 const TR: usize = 16;
@@ -111,11 +112,13 @@ fn byte(c: i32, wide: bool, hi: bool) -> u8 {
 
 /// Row block `rb` of `codes` (`rows x k`, row-major) into its tiles' high and low bytes, row
 /// by row, k in runs of [`TK`] (each run one contiguous row of a tile, so the loop
-/// vectorizes); returns the block's smallest and largest code (0, 0 for none).
+/// vectorizes); returns the block's smallest and largest code (0, 0 for none). Writes every
+/// byte of the block's tiles that holds a code; the padding (rows past `rows`, k past `k`)
+/// is left as it is.
 #[inline(always)]
 fn fill_pair(
-    hi: &mut [u8],
-    lo: &mut [u8],
+    hi: &mut [MaybeUninit<u8>],
+    lo: &mut [MaybeUninit<u8>],
     codes: &[i32],
     (rows, k): (usize, usize),
     rb: usize,
@@ -127,8 +130,8 @@ fn fill_pair(
             let at = c * TR * TK + i * TK;
             let (h, l) = (&mut hi[at..at + run.len()], &mut lo[at..at + run.len()]);
             for (j, &v) in run.iter().enumerate() {
-                h[j] = byte(v, true, true);
-                l[j] = byte(v, true, false);
+                h[j].write(byte(v, true, true));
+                l[j].write(byte(v, true, false));
                 min[j] = min[j].min(v);
                 max[j] = max[j].max(v);
             }
@@ -146,8 +149,8 @@ fn fill_pair(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn fill_pair_avx512(
-    hi: &mut [u8],
-    lo: &mut [u8],
+    hi: &mut [MaybeUninit<u8>],
+    lo: &mut [MaybeUninit<u8>],
     codes: &[i32],
     shape: (usize, usize),
     rb: usize,
@@ -172,15 +175,24 @@ impl PackedAmx {
         let chunks = k.div_ceil(TK);
         let tile_bytes = chunks * TR * TK;
         let len = rows.div_ceil(TR) * tile_bytes;
-        // One pass over the codes: both byte planes and the codes' range (padding stays
-        // zero). The low byte of a code that fits i8 is the code itself as a signed byte, so
-        // the low plane is the narrow plane when every code fits i8.
-        let (mut hi, mut lo) = (vec![0u8; len], vec![0u8; len]);
+        // One pass over the codes: both byte planes and the codes' range. The low byte of a
+        // code that fits i8 is the code itself as a signed byte, so the low plane is the
+        // narrow plane when every code fits i8. Each byte is written once: zeros first only
+        // where there is padding (rows or k short of a whole tile), codes over them.
+        let (mut hi, mut lo) = (Vec::<u8>::with_capacity(len), Vec::<u8>::with_capacity(len));
+        let (hs, ls) = (
+            &mut hi.spare_capacity_mut()[..len],
+            &mut lo.spare_capacity_mut()[..len],
+        );
+        if !rows.is_multiple_of(TR) || !k.is_multiple_of(TK) {
+            hs.fill(MaybeUninit::new(0));
+            ls.fill(MaybeUninit::new(0));
+        }
         #[cfg(target_arch = "x86_64")]
         let wide_isa = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw");
-        let (min, max) = hi
+        let (min, max) = hs
             .par_chunks_mut(tile_bytes.max(1))
-            .zip(lo.par_chunks_mut(tile_bytes.max(1)))
+            .zip(ls.par_chunks_mut(tile_bytes.max(1)))
             .enumerate()
             .map(|(rb, (h, l))| {
                 #[cfg(target_arch = "x86_64")]
@@ -191,6 +203,13 @@ impl PackedAmx {
                 fill_pair(h, l, codes, (rows, k), rb)
             })
             .reduce(|| (0, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+        // SAFETY: every byte of both planes was written above: the codes' bytes by
+        // `fill_pair` (every row below `rows`, every k below `k`: with no padding that is all
+        // `len`), the padding as zeros.
+        unsafe {
+            hi.set_len(len);
+            lo.set_len(len);
+        }
         if min < i16::MIN as i64 || max > i16::MAX as i64 {
             return None;
         }
@@ -226,8 +245,23 @@ pub fn product(
     a: &PackedAmx,
     b: &[i32],
     ncols: usize,
-    (min, max): (i64, i64),
+    b_range: (i64, i64),
     out: &mut [i64],
+    layout: Layout,
+) -> Option<()> {
+    // SAFETY: `product_uninit` writes only initialised values (the sums) into `out`.
+    let out = unsafe { &mut *(out as *mut [i64] as *mut [MaybeUninit<i64>]) };
+    product_uninit(a, b, ncols, b_range, out, layout)
+}
+
+/// [`product`] into memory that need not be initialised: when it returns `Some`, every one of
+/// the first `a.rows * ncols` elements of `out` has been written.
+pub fn product_uninit(
+    a: &PackedAmx,
+    b: &[i32],
+    ncols: usize,
+    (min, max): (i64, i64),
+    out: &mut [MaybeUninit<i64>],
     layout: Layout,
 ) -> Option<()> {
     assert!(available() && ncols.is_multiple_of(NR));
@@ -268,7 +302,7 @@ pub fn product(
         Layout::RowMajor => (NR, ncols),
         Layout::StripMajor => (a.rows * NR, NR),
     };
-    let base = SendPtr(out.as_mut_ptr());
+    let base = SendPtr(out.as_mut_ptr().cast::<i64>());
     let blocks = a.rows.div_ceil(TR);
     let tasks = blocks.div_ceil(BLOCKS_PER_TASK);
     let body = |task: usize| {

@@ -30,7 +30,8 @@ use super::fused::{self, Mode};
 use super::gemm::{self, COL_ALIGN};
 use super::intgemm::Layout;
 use super::narrowcell;
-use super::plan::{Act, CellPlan, IntCell};
+use super::plan::{self, Act, CellPlan, IntCell};
+use crate::format::tensor;
 use rayon::prelude::*;
 
 /// One layer's states for every sequence: `[N, T, D*H]` each.
@@ -66,29 +67,44 @@ impl<X: Copy + Sync> Io<'_, X> {
         }
     }
 
-    /// The layer input transposed to `[input][T * lanes]` (column t*lanes + n), each value
-    /// mapped by `f`; padding columns are zero.
-    pub fn columns<T: Copy + Default + Send>(&self, f: impl Fn(X) -> T + Sync) -> Vec<T> {
-        let (lanes, cols) = (self.lanes(), self.steps * self.lanes());
-        // Blocks of 16 rows: each (n, t) reads 16 adjacent inputs (one cache line of f32)
-        // instead of one input per row pass.
+    /// `m` (`[N, T, input]`: the layer input, or a map of it element by element) transposed
+    /// to `[input][T * lanes]` (column t*lanes + n); padding columns are zero. Tiles of 16
+    /// inputs x 16 lanes: each read and each write a run of 16 consecutive elements; every
+    /// element written once (no zeroing first).
+    pub fn transpose<T: Copy + Default + Send + Sync>(&self, m: &[T]) -> Vec<T> {
         const KB: usize = 16;
-        let mut b = vec![T::default(); self.input * cols];
-        b.par_chunks_mut(KB * cols.max(1))
+        let (lanes, cols) = (self.lanes(), self.steps * self.lanes());
+        debug_assert_eq!(m.len(), self.n * self.steps * self.input);
+        let len = self.input * cols;
+        let mut out = Vec::with_capacity(len);
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(KB * cols.max(1))
             .enumerate()
             .for_each(|(blk, rows)| {
                 let k0 = blk * KB;
                 let kb = rows.len() / cols.max(1);
                 for t in 0..self.steps {
-                    for n in 0..self.n {
-                        let at = (n * self.steps + t) * self.input + k0;
-                        for (j, &v) in self.x[at..at + kb].iter().enumerate() {
-                            rows[j * cols + t * lanes + n] = f(v);
+                    for n0 in (0..lanes).step_by(COL_ALIGN) {
+                        let mut tile = [[T::default(); COL_ALIGN]; KB];
+                        for dn in 0..COL_ALIGN.min(self.n.saturating_sub(n0)) {
+                            let at = ((n0 + dn) * self.steps + t) * self.input + k0;
+                            for (j, &v) in m[at..at + kb].iter().enumerate() {
+                                tile[j][dn] = v;
+                            }
+                        }
+                        for (j, row) in tile.iter().enumerate().take(kb) {
+                            let at = j * cols + t * lanes + n0;
+                            for (o, &v) in rows[at..at + COL_ALIGN].iter_mut().zip(row) {
+                                o.write(v);
+                            }
                         }
                     }
                 }
             });
-        b
+        // SAFETY: each chunk holds `kb` whole rows of `cols`, and every (row, step, strip of
+        // 16 lanes) of it was written above.
+        unsafe { out.set_len(len) };
+        out
     }
 
     /// An initial state `[H]` repeated for every lane as `[H][lanes]` (padding lanes zero).
@@ -106,17 +122,24 @@ impl<X: Copy + Sync> Io<'_, X> {
     }
 }
 
+impl Io<'_, f32> {
+    /// The layer input mapped by `f` (in one vectorized pass, [`tensor::map`]) and
+    /// [transposed](Io::transpose).
+    pub fn columns<T: Copy + Default + Send + Sync>(&self, f: impl Fn(f32) -> T + Sync) -> Vec<T> {
+        self.transpose(&tensor::map(self.x, f))
+    }
+}
+
 pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) {
     let (hsz, lanes) = (p.h0.len(), io.lanes());
     let rows = 4 * hsz;
     let fx = p.formats.x;
     // Input products of every step: XW[r][t*lanes + n], summed from +0 over k in order.
-    let xq = io.columns(|v| fx.round(v));
+    let xq = io.transpose(&plan::round_all(fx, io.x));
     let w = p.w_packed();
     let cols = io.steps * lanes;
-    let mut xw = vec![0.0f32; rows * cols];
     let mode = Mode::choose::<f32>(&w.span, &fused::span(&xq));
-    gemm::gemm_from_zero(w, 0, io.input, &xq, cols, cols, &mut xw, cols, mode);
+    let xw = gemm::gemm_new(w, &xq, cols, cols, mode);
     drop(xq);
     let r = p.r_packed();
     let mut states = States::new(io, &p.h0, &p.c0);
@@ -242,18 +265,22 @@ impl<T: Copy + Default + Send + Sync> States<T> {
             let span = io.offset..io.offset + hsz;
             by_time[i % io.steps.max(1)].push((&mut ho[span.clone()], &mut co[span]));
         }
+        // Blocks of 16 units: their states (16 x lanes, a few cache lines) stay in L1 while
+        // each sequence's row takes its run of 16 values.
+        const JB: usize = 16;
         by_time.par_iter_mut().enumerate().for_each(|(t, rows)| {
             let s = io.time(t);
             let hs = &self.h[s * self.hn..(s + 1) * self.hn];
             let cs = &self.c[s * self.hn..(s + 1) * self.hn];
-            for j in 0..hsz {
-                let (hv, cv) = (
-                    &hs[j * lanes..][..rows.len()],
-                    &cs[j * lanes..][..rows.len()],
-                );
-                for ((ho, co), (&h, &c)) in rows.iter_mut().zip(hv.iter().zip(cv)) {
-                    ho[j] = hf(h);
-                    co[j] = cf(c);
+            for j0 in (0..hsz).step_by(JB) {
+                let jb = JB.min(hsz - j0);
+                for (n, (ho, co)) in rows.iter_mut().enumerate() {
+                    let (ho, co) = (&mut ho[j0..j0 + jb], &mut co[j0..j0 + jb]);
+                    for (j, (ho, co)) in ho.iter_mut().zip(co.iter_mut()).enumerate() {
+                        let at = (j0 + j) * lanes + n;
+                        *ho = hf(hs[at]);
+                        *co = cf(cs[at]);
+                    }
                 }
             }
         });
@@ -294,11 +321,10 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
     let xq = io.columns(q.x.quantizer());
     let w = q.w_product();
     // Strip-major: the sums of step t, lane n, row r at [(t*lanes + n) / 16][r][n % 16].
-    let mut wx = vec![0i64; rows * cols];
     let strip_at = |row: usize, col: usize| {
         (col / COL_ALIGN) * rows * COL_ALIGN + row * COL_ALIGN + col % COL_ALIGN
     };
-    w.product_in(&xq, cols, &mut wx, Layout::StripMajor);
+    let wx = w.product_new(&xq, cols, Layout::StripMajor);
     drop(xq);
     let r = q.r_product();
     let mut states = States::new(io, &q.h0, &q.c0);
@@ -348,4 +374,46 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
         });
     }
     states.write_out(io, h_out, c_out, q.h.dequantizer(), q.c.dequantizer());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transposition against its index formula, on shapes that do not divide the 16 x 16
+    /// tiles (and padding lanes zero).
+    #[test]
+    fn transpose_puts_every_input_in_its_column() {
+        for (n, steps, input) in [(1, 1, 1), (7, 3, 15), (16, 2, 16), (17, 5, 33), (33, 1, 40)] {
+            let x: Vec<f32> = (0..n * steps * input).map(|i| i as f32 + 0.5).collect();
+            let io = Io {
+                x: &x,
+                input,
+                n,
+                steps,
+                reversed: false,
+                offset: 0,
+                stride: input,
+            };
+            let (lanes, cols) = (io.lanes(), steps * io.lanes());
+            let got = io.transpose(&x);
+            assert_eq!(got.len(), input * cols);
+            for k in 0..input {
+                for t in 0..steps {
+                    for lane in 0..lanes {
+                        let want = if lane < n {
+                            x[(lane * steps + t) * input + k]
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(
+                            got[k * cols + t * lanes + lane],
+                            want,
+                            "{n} {steps} {input}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -90,6 +90,37 @@ impl ExactProduct {
         self.product_in(b, ncols, out, Layout::RowMajor)
     }
 
+    /// `A·B` exactly in `layout`, in a new buffer of `self.rows() * ncols` elements: on the
+    /// AMX tiles written once, without clearing it first; else [`ExactProduct::product_in`]
+    /// on zeros.
+    pub fn product_new(&self, b: &[i32], ncols: usize, layout: Layout) -> Vec<i64> {
+        let len = self.rows() * ncols;
+        if let ExactProduct::Amx(a) = self {
+            let mut out = Vec::with_capacity(len);
+            let done = amx::product_uninit(a, b, ncols, range(b), out.spare_capacity_mut(), layout);
+            if done.is_some() {
+                // SAFETY: `product_uninit` wrote every one of the `a.rows * ncols` elements.
+                unsafe { out.set_len(len) };
+                return out;
+            }
+        }
+        let mut out = vec![0i64; len];
+        self.product_in(b, ncols, &mut out, layout);
+        out
+    }
+
+    /// Rows of A.
+    pub fn rows(&self) -> usize {
+        match self {
+            ExactProduct::Amx(a) => a.rows,
+            ExactProduct::I8(a) => a.rows,
+            ExactProduct::I16(a) => a.rows,
+            ExactProduct::Split { hi, .. } => hi.rows,
+            ExactProduct::F32(a) => a.rows,
+            ExactProduct::F64(a) => a.rows,
+        }
+    }
+
     /// [`ExactProduct::product`] with the result in `layout`.
     pub fn product_in(&self, b: &[i32], ncols: usize, out: &mut [i64], layout: Layout) {
         // One vectorized pass over B decides every variant's fit (and the tiles' planes).

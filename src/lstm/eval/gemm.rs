@@ -261,6 +261,14 @@ pub fn gemm<T: Elem>(
     gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode)
 }
 
+/// C as memory the kernels may leave or find in any state they like, for a C that is
+/// initialised and only ever gets initialised values written into it (every caller here).
+fn as_uninit<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: same layout; the kernels write only initialised values, so `c` stays
+    // initialised.
+    unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }
+}
+
 /// `C[r][c] = +0 + Σ_{kk in k0..k1} A[r][kk]·B[kk][c]`: [`gemm`] on a C of zeros, whatever
 /// `c` held. Each tile's rows are written (as +0) before the kernel reads them, so a freshly
 /// allocated (untouched) buffer is faulted in once, by a write, instead of being mapped to
@@ -277,7 +285,46 @@ pub fn gemm_from_zero<T: Elem>(
     ldc: usize,
     mode: Mode,
 ) {
-    gemm_in(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode, true)
+    gemm_in(
+        Isa::detect(),
+        a,
+        k0,
+        k1,
+        b,
+        ldb,
+        ncols,
+        as_uninit(c),
+        ldc,
+        mode,
+        true,
+    )
+}
+
+/// [`gemm_from_zero`] over all of A's `k` into a new `a.rows x ncols` C (stride `ncols`),
+/// written once: each tile starts as +0 in the kernel's own pass, with no clearing of the
+/// whole buffer first.
+pub fn gemm_new<T: Elem>(a: &Packed<T>, b: &[T], ldb: usize, ncols: usize, mode: Mode) -> Vec<T> {
+    let len = a.rows * ncols;
+    let mut c = Vec::with_capacity(len);
+    let out = &mut c.spare_capacity_mut()[..len];
+    gemm_in(
+        Isa::detect(),
+        a,
+        0,
+        a.k,
+        b,
+        ldb,
+        ncols,
+        out,
+        ncols,
+        mode,
+        true,
+    );
+    // SAFETY: from +0, every element of every row (`a.rows`) and column (`ncols`) is
+    // written: each tile's rows are set to +0 before its first k block (or, with k = 0,
+    // every row is), then the kernels store whole tiles.
+    unsafe { c.set_len(len) };
+    c
 }
 
 /// [`gemm`] on a chosen instruction set (tests run every one the machine has).
@@ -294,7 +341,19 @@ fn gemm_on<T: Elem>(
     ldc: usize,
     mode: Mode,
 ) {
-    gemm_in(isa, a, k0, k1, b, ldb, ncols, c, ldc, mode, false)
+    gemm_in(
+        isa,
+        a,
+        k0,
+        k1,
+        b,
+        ldb,
+        ncols,
+        as_uninit(c),
+        ldc,
+        mode,
+        false,
+    )
 }
 
 /// [`gemm`] (`from_zero` false) or [`gemm_from_zero`].
@@ -307,7 +366,7 @@ fn gemm_in<T: Elem>(
     b: &[T],
     ldb: usize,
     ncols: usize,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
     ldc: usize,
     mode: Mode,
     from_zero: bool,
@@ -323,7 +382,7 @@ fn gemm_in<T: Elem>(
     if k0 == k1 {
         if from_zero {
             for row in c.chunks_mut(ldc).take(a.rows) {
-                row[..ncols].fill(T::default());
+                row[..ncols].fill(MaybeUninit::new(T::default()));
             }
         }
         return;
@@ -354,7 +413,7 @@ fn gemm_in<T: Elem>(
         (b, ldb, COL_ALIGN)
     };
     let task_rows = ROWS_PER_TASK;
-    let body = |(task, c_rows): (usize, &mut [T])| {
+    let body = |(task, c_rows): (usize, &mut [MaybeUninit<T>])| {
         let first_panel = task * task_rows / MR;
         let rows_here = (a.rows - task * task_rows).min(task_rows);
         let job = Job {

@@ -9,6 +9,7 @@ use super::fused::Mode;
 use super::gemm::{Elem, Packed, COL_ALIGN, KC, MR};
 #[cfg(target_arch = "x86_64")]
 use super::gemm_simd;
+use std::mem::MaybeUninit;
 
 /// One thread's share: rows `first_panel*MR ..+ rows` of C.
 pub(super) struct Job<'a, T> {
@@ -23,7 +24,9 @@ pub(super) struct Job<'a, T> {
     /// row-major B, the strip's size in a strip-major one.
     pub b_strip: usize,
     pub ncols: usize,
-    pub c: &'a mut [T],
+    /// C, initialised unless `from_zero` (then each tile is initialised by [`Job::walk`]
+    /// before its kernel reads it).
+    pub c: &'a mut [MaybeUninit<T>],
     pub ldc: usize,
     /// C is to start from +0: [`Job::walk`] writes each tile's rows as +0 before its first k
     /// block.
@@ -43,7 +46,7 @@ impl<'a, T: 'static> Job<'a, T> {
     #[inline(always)]
     pub fn walk<const P: usize, const NR: usize>(
         &mut self,
-        mut tile: impl FnMut([&[T]; P], &[T], &mut [T], usize),
+        mut tile: impl FnMut([&[T]; P], &[T], &mut [MaybeUninit<T>], usize),
     ) where
         T: Elem,
     {
@@ -65,7 +68,7 @@ impl<'a, T: 'static> Job<'a, T> {
                     debug_assert!(c.len() >= (rows - 1) * self.ldc + NR);
                     if self.from_zero && kb == self.k0 {
                         for r in 0..rows {
-                            c[r * self.ldc..r * self.ldc + NR].fill(T::default());
+                            c[r * self.ldc..r * self.ldc + NR].fill(MaybeUninit::new(T::default()));
                         }
                     }
                     tile(a, b, c, rows);
@@ -236,19 +239,22 @@ fn blocked<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(mut job: 
 }
 
 /// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term
-/// (`FMA`: one fused multiply-add).
+/// (`FMA`: one fused multiply-add). `c`: `rows` initialised rows of `NR` with stride `ldc`.
 #[inline(always)]
 fn micro<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(
     a: &[T],
     b: &[T],
     ldb: usize,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
     ldc: usize,
     rows: usize,
 ) {
     let mut acc = [[T::default(); NR]; MR];
     for (i, row) in acc.iter_mut().enumerate().take(rows) {
-        row.copy_from_slice(&c[i * ldc..i * ldc + NR]);
+        for (v, x) in row.iter_mut().zip(&c[i * ldc..i * ldc + NR]) {
+            // SAFETY: the tile's rows are initialised ([`Job::walk`]).
+            *v = unsafe { x.assume_init() };
+        }
     }
     for (kk, av) in a.chunks_exact(MR).enumerate() {
         let bv: &[T; NR] = b[kk * ldb..kk * ldb + NR]
@@ -268,6 +274,8 @@ fn micro<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(
         }
     }
     for (i, row) in acc.iter().enumerate().take(rows) {
-        c[i * ldc..i * ldc + NR].copy_from_slice(row);
+        for (x, &v) in c[i * ldc..i * ldc + NR].iter_mut().zip(row) {
+            x.write(v);
+        }
     }
 }

@@ -36,7 +36,7 @@ const NR: usize = 16;
 pub(super) unsafe fn avx2_f32(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<1, NR>(|[a], b, c, rows| {
-        avx2_f32_tile::<false>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx2_f32_tile::<false>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
 }
 
@@ -49,7 +49,7 @@ pub(super) unsafe fn avx2_f32(mut job: Job<'_, f32>) {
 pub(super) unsafe fn avx2_f32_fused(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<1, NR>(|[a], b, c, rows| {
-        avx2_f32_tile::<true>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx2_f32_tile::<true>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
 }
 
@@ -101,7 +101,7 @@ unsafe fn avx2_f32_tile<const FUSED: bool>(
 pub(super) unsafe fn avx512_f32(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<4, NR>(|a, b, c, rows| {
-        avx512_f32_tile::<4, false>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx512_f32_tile::<4, false>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
 }
 
@@ -114,7 +114,7 @@ pub(super) unsafe fn avx512_f32(mut job: Job<'_, f32>) {
 pub(super) unsafe fn avx512_f32_fused(mut job: Job<'_, f32>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<4, NR>(|a, b, c, rows| {
-        avx512_f32_tile::<4, true>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx512_f32_tile::<4, true>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
 }
 
@@ -165,7 +165,7 @@ unsafe fn avx512_f32_tile<const P: usize, const FUSED: bool>(
 pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<2, NR>(|a, b, c, rows| {
-        avx512_f64_tile::<2, false>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx512_f64_tile::<2, false>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
 }
 
@@ -179,7 +179,7 @@ pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
 pub(super) unsafe fn avx512_f64_fused(mut job: Job<'_, f64>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<2, NR>(|a, b, c, rows| {
-        avx512_f64_tile::<2, true>(a, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, rows)
+        avx512_f64_tile::<2, true>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
 }
 

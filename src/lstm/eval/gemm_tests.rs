@@ -22,7 +22,7 @@ fn scalar<T: Elem>(a: &[T], rows: usize, k: usize, b: &[T], cols: usize, c0: &[T
 }
 
 /// `gemm_from_zero` ignores what C held: the bits of `gemm` on a C of +0, every ISA,
-/// shapes that do not divide the tiles, and an empty k range.
+/// shapes that do not divide the tiles, and an empty k range; `gemm_new` too.
 #[test]
 fn from_zero_equals_gemm_on_zeros() {
     for (rows, k, cols) in [
@@ -40,7 +40,17 @@ fn from_zero_equals_gemm_on_zeros() {
         for isa in Isa::all_here() {
             let mut got = vec![f32::NAN; rows * cols];
             gemm_in(
-                isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode, true,
+                isa,
+                &packed,
+                0,
+                k,
+                &b,
+                cols,
+                cols,
+                as_uninit(&mut got),
+                cols,
+                mode,
+                true,
             );
             let same = want
                 .iter()
@@ -48,6 +58,13 @@ fn from_zero_equals_gemm_on_zeros() {
                 .all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same, "{isa:?} {rows}x{k}x{cols}");
         }
+        // Into a new buffer that is never cleared first.
+        let got = gemm_new(&packed, &b, cols, cols, mode);
+        let same = want
+            .iter()
+            .zip(&got)
+            .all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "gemm_new {rows}x{k}x{cols}");
     }
 }
 

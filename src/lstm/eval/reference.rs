@@ -215,12 +215,11 @@ fn direction(
     let cols = io.steps * lanes;
     let wide = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
     // Input products of every step, column t*lanes + n.
-    let xt = io.columns(|v| v);
+    let xt = io.transpose(io.x);
     let w = Packed::new_from(&cell.w, rows, io.input, f64::from);
-    let mut xw = vec![0.0f64; rows * cols];
     // f32 inputs times f32 weights are exact in f64: the fused kernel (same bits).
     let mode = Mode::choose::<f64>(&w.span, &span(&xt));
-    gemm::gemm_from_zero(&w, 0, io.input, &xt, cols, cols, &mut xw, cols, mode);
+    let xw = gemm::gemm_new(&w, &xt, cols, cols, mode);
     drop(xt);
     let r = Packed::new_from(&cell.r, rows, hsz, f64::from);
     let bias: Vec<f64> = cell

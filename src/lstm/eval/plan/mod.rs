@@ -126,7 +126,7 @@ fn max_abs(v: &[f32]) -> f32 {
 }
 
 /// `v` rounded to `f` (the format chosen outside the loop, so the loop vectorizes).
-fn round_all(f: Resolved, v: &[f32]) -> Vec<f32> {
+pub(crate) fn round_all(f: Resolved, v: &[f32]) -> Vec<f32> {
     match f {
         Resolved::Fp32 => tensor::map(v, detmath::ftz),
         Resolved::Fixed(q) => {
