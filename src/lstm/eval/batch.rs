@@ -85,17 +85,17 @@ impl<X: Copy + Sync> Io<'_, X> {
                 let kb = rows.len() / cols.max(1);
                 for t in 0..self.steps {
                     for n0 in (0..lanes).step_by(COL_ALIGN) {
-                        let mut tile = [[T::default(); COL_ALIGN]; KB];
-                        for dn in 0..COL_ALIGN.min(self.n.saturating_sub(n0)) {
+                        // tile[lane][k]: the 16 lanes' runs of kb inputs (zero past n).
+                        let mut tile = [[T::default(); KB]; COL_ALIGN];
+                        let live = COL_ALIGN.min(self.n.saturating_sub(n0));
+                        for (dn, lane) in tile.iter_mut().enumerate().take(live) {
                             let at = ((n0 + dn) * self.steps + t) * self.input + k0;
-                            for (j, &v) in m[at..at + kb].iter().enumerate() {
-                                tile[j][dn] = v;
-                            }
+                            lane[..kb].copy_from_slice(&m[at..at + kb]);
                         }
-                        for (j, row) in tile.iter().enumerate().take(kb) {
+                        for j in 0..kb {
                             let at = j * cols + t * lanes + n0;
-                            for (o, &v) in rows[at..at + COL_ALIGN].iter_mut().zip(row) {
-                                o.write(v);
+                            for (o, lane) in rows[at..at + COL_ALIGN].iter_mut().zip(&tile) {
+                                o.write(lane[j]);
                             }
                         }
                     }
