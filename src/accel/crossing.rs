@@ -20,13 +20,17 @@ use std::cmp::Ordering;
 /// column_M - the edge step's mean other base exceeds D times the mean other deficit.
 /// `absorbed[k]`: what the walked stage absorbs of a late input at a step D >= 2 after a step of
 /// level k (its stream slack there), `at_one`: what D = 1 adds (the column's first layer's
-/// wait for its stream 1, less the walked stage's own). O(levels).
+/// wait for its stream 1, less the walked stage's own). `lead[d][k]`: what the column's shared
+/// cores add at a crossing step of level k through the layers that run d + 1 steps ahead of a
+/// column layer on their core (their expected excess there over their mean busy cycles, at
+/// least 0; docs/MODEL.md section 4, "A shared core's lead"), for D <= T-2-d. O(levels).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn crossing_gain(
     column: &[f64],
     base: &[f64],
     deficit: &[f64],
     (absorbed, at_one): (&[f64], f64),
+    lead: &[[f64; MAX_PRECISION_LEVELS]],
     phi: &[f64],
     edge: &[f64],
     t: f64,
@@ -47,7 +51,8 @@ pub(crate) fn crossing_gain(
     let others = 1.0 - pm;
     let eothers = 1.0 - em;
     let delta = column[m] - (at_edge - em * base[m]) / eothers;
-    if delta <= 0.0 {
+    let ahead: f64 = lead.iter().map(|l| l[m]).sum();
+    if delta + ahead <= 0.0 {
         return 0.0;
     }
     let cost = (0..phi.len())
@@ -65,7 +70,7 @@ pub(crate) fn crossing_gain(
     let q = (runs / (t * others)).clamp(0.0, 1.0);
     let mut n = t - 1.0;
     if cost > 0.0 {
-        n = n.min((delta / cost).floor());
+        n = n.min(((delta + ahead) / cost).floor());
     }
     if q <= 0.0 || n < 1.0 {
         return 0.0;
@@ -73,6 +78,12 @@ pub(crate) fn crossing_gain(
     // sum_{D=1}^{n} q (1-q)^(D-1) (Delta - D cost).
     let survive = (1.0 - q).powf(n);
     let expected = delta * (1.0 - survive) - cost.max(0.0) * (1.0 - survive * (1.0 + n * q)) / q;
+    // The lead of the column's shared cores: at a crossing step D the layers ahead of a
+    // column layer on its core run step D + delta (none when past T-1).
+    let expected = expected
+        + (lead.iter().enumerate())
+            .map(|(d, l)| l[m] * (1.0 - (1.0 - q).powf(n.min(t - 2.0 - d as f64).max(0.0))))
+            .sum::<f64>();
     let slack = (0..phi.len())
         .filter(|&k| k != m)
         .map(|k| phi[k] * absorbed[k])
@@ -100,6 +111,8 @@ pub(crate) struct StageLevels<'a> {
     /// layers (`LayerCost::level_slack`).
     pub stream: &'a [f64],
     pub slack: &'a [[f64; MAX_PRECISION_LEVELS]],
+    /// Per stage, its layers' busy cycles per level, in the segment's order.
+    pub layers: &'a [Vec<[f64; MAX_PRECISION_LEVELS]>],
 }
 
 /// The expected gains of the path that walks stage `p` (period `period`) for all T steps and
@@ -110,7 +123,10 @@ pub(crate) struct StageLevels<'a> {
 /// double buffer): at step D >= 2 the slack after a step of another level than M, at step 1
 /// the wait for stream 1, which follows the load (`wait`: per stage on p's path, which also
 /// delays the column's first layer at step 1). docs/MODEL.md section 4, "The crossing's
-/// stream waits".
+/// stream waits". On a column stage that holds several layers, the round that runs a layer's
+/// crossing step also runs the layers before it on the core at the steps after it, which
+/// follow the crossing's slow level more often than the mean (section 4, "A shared core's
+/// lead").
 pub(crate) fn stage_crossing(
     s: &StageLevels,
     wait: &[f64],
@@ -141,6 +157,31 @@ pub(crate) fn stage_crossing(
         *pace += lambda * (level_period(p, k) - *pace);
     }
     let none = [0.0; MAX_PRECISION_LEVELS];
+    // The steps after a crossing step of level M: per delta = 1, 2, ..., the odds of each
+    // level delta steps later (the chain of consecutive levels of "A shared core's slow
+    // rounds", `level_pairs`).
+    let deepest = s.layers.iter().map(Vec::len).max().unwrap_or(0);
+    let mut later = Vec::new();
+    if deepest >= 2 {
+        if let Some((pair, out)) = level_pairs(precision, t) {
+            let mut odds = [[0.0; MAX_PRECISION_LEVELS]; MAX_PRECISION_LEVELS];
+            for (a, row) in odds.iter_mut().enumerate().take(levels) {
+                row[a] = 1.0;
+            }
+            for _ in 1..deepest {
+                let mut next = [[0.0; MAX_PRECISION_LEVELS]; MAX_PRECISION_LEVELS];
+                for a in 0..levels {
+                    for c in (0..levels).filter(|&c| out[c] > 0.0) {
+                        for b in 0..levels {
+                            next[a][b] += odds[a][c] * pair[c][b] / out[c];
+                        }
+                    }
+                }
+                odds = next;
+                later.push(odds);
+            }
+        }
+    }
     let best = |range: &mut dyn Iterator<Item = usize>,
                 at: &[[f64; MAX_PRECISION_LEVELS]],
                 absorbed: &[f64],
@@ -148,7 +189,41 @@ pub(crate) fn stage_crossing(
                 edge: &[f64]| {
         let (mut column, mut gain) = ([0.0; MAX_PRECISION_LEVELS], 0.0f64);
         let mut base = [0.0; MAX_PRECISION_LEVELS];
+        // Per delta: the busy cycles per level of the column's layers that run delta steps
+        // ahead of a later layer of the column on their core (in the wavefront the round that
+        // runs a core's i-th layer's step s runs its k-th layer's step s + i - k), and per level M
+        // of the crossing step their expected excess over the mean there. A crossing step
+        // whose next steps run faster than the mean is not taken at a loss: the path may
+        // cross at a later slow step instead, which the expectation over the first does not
+        // count (docs/MODEL.md section 4, "A shared core's lead").
+        let mut ahead = vec![[0.0; MAX_PRECISION_LEVELS]; later.len()];
+        let mut lead = vec![[0.0; MAX_PRECISION_LEVELS]; later.len()];
         for m in range {
+            if into {
+                let busy = &s.layers[m];
+                for (d, sum) in ahead
+                    .iter_mut()
+                    .enumerate()
+                    .take(busy.len().saturating_sub(1))
+                {
+                    for layer in &busy[..busy.len() - 1 - d] {
+                        for k in 0..levels {
+                            sum[k] += layer[k];
+                        }
+                    }
+                }
+                for (d, l) in lead.iter_mut().enumerate() {
+                    let mean: f64 = (0..levels).map(|a| phi[a] * ahead[d][a]).sum();
+                    for (k, lk) in l.iter_mut().enumerate().take(levels) {
+                        let row = &later[d][k];
+                        *lk = if row.iter().sum::<f64>() > 1e-12 {
+                            ((0..levels).map(|a| row[a] * ahead[d][a]).sum::<f64>() - mean).max(0.0)
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
             let mut deficit = [0.0; MAX_PRECISION_LEVELS];
             for k in 0..levels {
                 column[k] += s.last[m][k];
@@ -163,6 +238,7 @@ pub(crate) fn stage_crossing(
                     &absorbed[..levels],
                     if into { wait[m] - wait[p] } else { 0.0 },
                 ),
+                &lead,
                 &phi[..levels],
                 &edge[..levels],
                 t,
@@ -302,42 +378,11 @@ pub(crate) fn slow_rounds(
     if n == 0 || t < 2.0 || present.is_empty() || (present.len() as f64).powi(n as i32) > 4096.0 {
         return 0.0;
     }
-    let (first, last) = (precision.first_fractions(), precision.last_fractions());
-    let sumsq: f64 = phi.iter().map(|f| f * f).sum();
-    let switches = precision.switch_rate * (t - 1.0);
-    // Per level, the switches out of it and into it: its share of the switches (as for the
-    // runs of section 3), less or plus half the difference its being the first or the last
-    // step makes (a level that starts the sequence is left once more than it is entered).
-    let (mut exits, mut entries) = ([0.0; MAX_PRECISION_LEVELS], [0.0; MAX_PRECISION_LEVELS]);
-    for &a in &present {
-        let share = if 1.0 - sumsq > 1e-12 {
-            phi[a] * (1.0 - phi[a]) / (1.0 - sumsq)
-        } else {
-            0.0
-        };
-        exits[a] = (share * switches + (first[a] - last[a]) / 2.0).max(0.0);
-        entries[a] = (share * switches + (last[a] - first[a]) / 2.0).max(0.0);
-    }
-    // pair[a][b]: the expected count of steps s-1 at level a, s at level b (s = 1..T-1).
-    let mut pair = [[0.0; MAX_PRECISION_LEVELS]; MAX_PRECISION_LEVELS];
-    let mut out = [0.0; MAX_PRECISION_LEVELS];
-    for &a in &present {
-        let others: f64 = (present.iter().filter(|&&c| c != a))
-            .map(|&c| entries[c])
-            .sum();
-        for &b in present.iter().filter(|&&b| b != a) {
-            if others > 1e-12 {
-                pair[a][b] = exits[a] * entries[b] / others;
-                out[a] += pair[a][b];
-            }
-        }
-        pair[a][a] = (t * phi[a] - last[a] - out[a]).max(0.0);
-        out[a] += pair[a][a];
-    }
-    let total: f64 = present.iter().map(|&a| out[a]).sum();
-    if total <= 0.0 {
+    let last = precision.last_fractions();
+    let Some((pair, out)) = level_pairs(precision, t) else {
         return 0.0;
-    }
+    };
+    let total: f64 = present.iter().map(|&a| out[a]).sum();
     // Windows of n consecutive steps, oldest first (the core's last layer on the oldest):
     // the expected excess of a round, and per newest level its odds and excess.
     let (mut excess, mut newest, mut newest_excess) = (
@@ -372,4 +417,58 @@ pub(crate) fn slow_rounds(
         .map(|&a| last[a] * newest_excess[a] / newest[a])
         .sum();
     ((t - 1.0) * excess - last_round).max(0.0)
+}
+
+/// The expected counts of consecutive steps (s-1, s) at levels (a, b), s = 1..T-1, and per
+/// level a their sum over b (docs/MODEL.md section 4, "A shared core's slow rounds"): the
+/// switches out of and into each level (its share of the switches, less or plus half the
+/// difference its being the first or the last step makes), spread over the other levels by
+/// their entries; the rest of a level's steps but the last stay at it. With two levels and
+/// the first and last levels known these are the sequence's exact counts. None when the
+/// counts are all 0.
+#[allow(clippy::type_complexity)]
+pub(crate) fn level_pairs(
+    precision: &PrecisionProfile,
+    t: f64,
+) -> Option<(
+    [[f64; MAX_PRECISION_LEVELS]; MAX_PRECISION_LEVELS],
+    [f64; MAX_PRECISION_LEVELS],
+)> {
+    let phi = &precision.step_fraction;
+    let levels = phi.len().min(MAX_PRECISION_LEVELS);
+    let present: Vec<usize> = (0..levels).filter(|&k| phi[k] > 0.0).collect();
+    let (first, last) = (precision.first_fractions(), precision.last_fractions());
+    let sumsq: f64 = phi.iter().map(|f| f * f).sum();
+    let switches = precision.switch_rate * (t - 1.0);
+    // Per level, the switches out of it and into it: its share of the switches (as for the
+    // runs of section 3), less or plus half the difference its being the first or the last
+    // step makes (a level that starts the sequence is left once more than it is entered).
+    let (mut exits, mut entries) = ([0.0; MAX_PRECISION_LEVELS], [0.0; MAX_PRECISION_LEVELS]);
+    for &a in &present {
+        let share = if 1.0 - sumsq > 1e-12 {
+            phi[a] * (1.0 - phi[a]) / (1.0 - sumsq)
+        } else {
+            0.0
+        };
+        exits[a] = (share * switches + (first[a] - last[a]) / 2.0).max(0.0);
+        entries[a] = (share * switches + (last[a] - first[a]) / 2.0).max(0.0);
+    }
+    // pair[a][b]: the expected count of steps s-1 at level a, s at level b (s = 1..T-1).
+    let mut pair = [[0.0; MAX_PRECISION_LEVELS]; MAX_PRECISION_LEVELS];
+    let mut out = [0.0; MAX_PRECISION_LEVELS];
+    for &a in &present {
+        let others: f64 = (present.iter().filter(|&&c| c != a))
+            .map(|&c| entries[c])
+            .sum();
+        for &b in present.iter().filter(|&&b| b != a) {
+            if others > 1e-12 {
+                pair[a][b] = exits[a] * entries[b] / others;
+                out[a] += pair[a][b];
+            }
+        }
+        pair[a][a] = (t * phi[a] - last[a] - out[a]).max(0.0);
+        out[a] += pair[a][a];
+    }
+    let total: f64 = present.iter().map(|&a| out[a]).sum();
+    (total > 0.0).then_some((pair, out))
 }

@@ -58,6 +58,8 @@ mod test_model;
 #[cfg(test)]
 mod test_sim;
 #[cfg(test)]
+mod test_sim_leads;
+#[cfg(test)]
 mod test_sim_pipeline;
 #[cfg(test)]
 mod test_sim_points;
@@ -65,6 +67,8 @@ mod test_sim_points;
 mod test_sim_walks;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod test_tail;
 #[cfg(test)]
 mod test_validation;
 

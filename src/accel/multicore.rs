@@ -416,6 +416,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 compute: &stage_level_compute,
                 stream: &stage_stream,
                 slack: &stage_slack,
+                layers: &stage_layer_busy,
             };
             let span = (stage_of(seg_start), j);
             let rounds = (0..stages)

@@ -350,7 +350,7 @@ fn same_statistics(seq: &[usize], count: usize, seed: u64) -> Vec<Vec<usize>> {
 
 /// The simulator's mean cycles over [`same_statistics`] sequences of the point's sequence
 /// (every layer runs the same one, as in [`small_workload`]), and their min and max.
-fn sequence_mean(
+pub(super) fn sequence_mean(
     a: &Arch,
     w: &Workload,
     levels: &[Vec<usize>],
