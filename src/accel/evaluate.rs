@@ -7,6 +7,7 @@ use super::arch::Arch;
 use super::energy::{area, sram_pj_per_bit};
 use super::error::AccelError;
 use super::multicore;
+use super::spec::MulticoreMode;
 use super::timing::{LevelRates, GATES};
 use super::workload::Workload;
 
@@ -70,15 +71,18 @@ impl DesignPoint {
     }
 }
 
-/// Evaluates one design point. With dynamic precision and `overlap_tail`, the schedule may
-/// also decline to overlap: each layer already picks the faster of overlapping at the widest
-/// level and waiting for the step's level, but in a multithreading pipeline the per-layer
-/// choice can lengthen the slowest stage, so the point is the faster of that and waiting
-/// everywhere (what the simulator runs; overlap is then never slower than no overlap).
+/// Evaluates one design point. With `overlap_tail` the schedule may also decline to
+/// overlap: with dynamic precision each layer already picks the faster of overlapping at the
+/// widest level and waiting for the step's level, but in a multithreading pipeline the
+/// per-layer choice can lengthen the slowest stage, and at any precision an early input
+/// product on a core that layers share can delay the pipeline; so there the point is the
+/// faster of that and waiting everywhere (what the simulator runs; overlap is then never
+/// slower than no overlap).
 #[inline]
 pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
     let point = evaluate_schedule(arch, workload)?;
-    if !(arch.schedule.overlap_tail && workload.precision.is_dynamic()) {
+    let mt = arch.multicore.cores > 1 && arch.multicore.mode == MulticoreMode::Multithreading;
+    if !(arch.schedule.overlap_tail && (workload.precision.is_dynamic() || mt)) {
         return Ok(point);
     }
     let mut wait = arch.clone();

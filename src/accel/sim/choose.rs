@@ -1,6 +1,7 @@
-//! The plan choice of [`simulate`]: the plans the arch's schedule names and, with dynamic
-//! precision and an overlapped tail, the per-layer search between overlapping at the widest
-//! level and waiting for the level that mirrors the closed form's choice.
+//! The plan choice of [`simulate`]: the plans the arch's schedule names and, with an
+//! overlapped tail under dynamic precision or multithreading, the per-layer search between
+//! overlapping (at the widest level) and waiting (for the level) that mirrors the closed
+//! form's choice.
 
 use super::{simulate_plans, simulate_with, SimPlan, SimResult};
 use crate::accel::arch::Arch;
@@ -12,24 +13,28 @@ use crate::accel::workload::Workload;
 /// waiting for the level is made by running both, see [`simulate`]).
 fn plans_of(arch: &Arch, dynamic: bool) -> Vec<SimPlan> {
     // Multithreading computes input products per step (layer l+1 at step t needs h^l_t).
-    let input_product =
-        if arch.multicore.cores > 1 && arch.multicore.mode == MulticoreMode::Multithreading {
-            InputProduct::PerStep
-        } else {
-            arch.schedule.input_product
-        };
+    let mt = arch.multicore.cores > 1 && arch.multicore.mode == MulticoreMode::Multithreading;
+    let input_product = if mt {
+        InputProduct::PerStep
+    } else {
+        arch.schedule.input_product
+    };
     match (input_product, arch.schedule.overlap_tail) {
         (InputProduct::Batched, _) => vec![SimPlan::Batched],
         (InputProduct::PerStep, false) => vec![SimPlan::Sequential],
-        (InputProduct::PerStep, true) if dynamic => {
+        // Overlapping can lose: at the widest level against the step's own (dynamic
+        // precision), or in a pipeline whose layers share cores, where an early input product
+        // can delay another layer's step. The schedule then waits (docs/MODEL.md section 3).
+        (InputProduct::PerStep, true) if dynamic || mt => {
             vec![SimPlan::Overlapped, SimPlan::Sequential]
         }
         (InputProduct::PerStep, true) => vec![SimPlan::Overlapped],
     }
 }
 
-/// Simulates with the arch's schedule; with dynamic precision and `overlap_tail`, each layer
-/// overlaps at the widest level or waits for the level, whichever is faster, as the closed
+/// Simulates with the arch's schedule; with `overlap_tail` under dynamic precision or
+/// multithreading, each layer overlaps (at the widest level) or waits for the level,
+/// whichever is faster, as the closed
 /// form chooses per layer: starting from the faster of all-overlapped and all-waiting, each
 /// layer in turn takes the other plan when that shortens the run (layers + 2 simulations).
 ///
