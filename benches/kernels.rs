@@ -2,7 +2,9 @@
 //! 1024 weights): the float64 reference's products (`Mode::Fma`) and the narrow floats' fused
 //! f32 products, against 16 columns (one step's recurrent product for 16 sequences) and 800
 //! (the input products of 50 steps); and the packing of a 4096 x 1024 matrix: AMX codes, f32
-//! panels, and f32 weights into the reference's f64 panels.
+//! panels, and f32 weights into the reference's f64 panels; and, to read those against, the
+//! machine's peak: a loop of independent AVX-512 f32 FMAs on registers only (`peak`, one
+//! thread; run it with `RAYON_NUM_THREADS=1 taskset -c 1` beside the same for the products).
 //! Criterion reports elements/s = multiply-adds per second (bytes/s of weights for packing).
 //!
 //! cargo bench --bench kernels
@@ -84,5 +86,50 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// `iters` rounds of 12 independent 16-lane f32 FMA chains on registers (12 chains hide the
+/// FMA latency on two ports; no loads or stores in the loop).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
+    let mut c = [a, b, a, b, a, b, a, b, a, b, a, b];
+    for _ in 0..iters {
+        c[0] = _mm512_fmadd_ps(a, c[0], b);
+        c[1] = _mm512_fmadd_ps(a, c[1], b);
+        c[2] = _mm512_fmadd_ps(a, c[2], b);
+        c[3] = _mm512_fmadd_ps(a, c[3], b);
+        c[4] = _mm512_fmadd_ps(a, c[4], b);
+        c[5] = _mm512_fmadd_ps(a, c[5], b);
+        c[6] = _mm512_fmadd_ps(a, c[6], b);
+        c[7] = _mm512_fmadd_ps(a, c[7], b);
+        c[8] = _mm512_fmadd_ps(a, c[8], b);
+        c[9] = _mm512_fmadd_ps(a, c[9], b);
+        c[10] = _mm512_fmadd_ps(a, c[10], b);
+        c[11] = _mm512_fmadd_ps(a, c[11], b);
+    }
+    c.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+}
+
+/// The machine's f32 FMA peak on one thread (elements/s = multiply-adds per second).
+fn peak(c: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        const ITERS: u64 = 10_000_000;
+        let mut group = c.benchmark_group("peak");
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(ITERS * 12 * 16));
+        // SAFETY: the CPU has AVX-512F.
+        group.bench_function("f32_fma_avx512_one_thread", |b| {
+            b.iter(|| unsafe { fma_chains(black_box(ITERS)) })
+        });
+        group.finish();
+    }
+    let _ = c;
+}
+
+criterion_group!(benches, bench, peak);
 criterion_main!(benches);
