@@ -261,48 +261,18 @@ pub fn gemm<T: Elem>(
     gemm_on(Isa::detect(), a, k0, k1, b, ldb, ncols, c, ldc, mode)
 }
 
-/// C as memory the kernels may leave or find in any state they like, for a C that is
-/// initialised and only ever gets initialised values written into it (every caller here).
+/// An initialised C seen as the memory the kernels write: sound because they only ever
+/// write initialised values into it, so it stays initialised.
 fn as_uninit<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
     // SAFETY: same layout; the kernels write only initialised values, so `c` stays
     // initialised.
     unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
-/// `C[r][c] = +0 + Σ_{kk in k0..k1} A[r][kk]·B[kk][c]`: [`gemm`] on a C of zeros, whatever
-/// `c` held. Each tile's rows are written (as +0) before the kernel reads them, so a freshly
-/// allocated (untouched) buffer is faulted in once, by a write, instead of being mapped to
-/// the shared zero page by the kernel's first read and copied again at its first write.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_from_zero<T: Elem>(
-    a: &Packed<T>,
-    k0: usize,
-    k1: usize,
-    b: &[T],
-    ldb: usize,
-    ncols: usize,
-    c: &mut [T],
-    ldc: usize,
-    mode: Mode,
-) {
-    gemm_in(
-        Isa::detect(),
-        a,
-        k0,
-        k1,
-        b,
-        ldb,
-        ncols,
-        as_uninit(c),
-        ldc,
-        mode,
-        true,
-    )
-}
-
-/// [`gemm_from_zero`] over all of A's `k` into a new `a.rows x ncols` C (stride `ncols`),
-/// written once: each tile starts as +0 in the kernel's own pass, with no clearing of the
-/// whole buffer first.
+/// `C = +0 + A·B` over all of A's `k`, into a new `a.rows x ncols` C (stride `ncols`),
+/// written once: each tile's rows are set to +0 in the kernel's own pass just before its
+/// first k block, with no clearing of the whole buffer first (no `memset`, and a fresh
+/// mapping is faulted in by that write instead of by a read of the shared zero page).
 pub fn gemm_new<T: Elem>(a: &Packed<T>, b: &[T], ldb: usize, ncols: usize, mode: Mode) -> Vec<T> {
     let len = a.rows * ncols;
     let mut c = Vec::with_capacity(len);
@@ -356,7 +326,7 @@ fn gemm_on<T: Elem>(
     )
 }
 
-/// [`gemm`] (`from_zero` false) or [`gemm_from_zero`].
+/// [`gemm`] (`from_zero` false) or [`gemm_new`] (true: each tile starts as +0).
 #[allow(clippy::too_many_arguments)]
 fn gemm_in<T: Elem>(
     isa: Isa,
