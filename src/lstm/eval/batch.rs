@@ -384,7 +384,16 @@ mod tests {
     /// tiles (and padding lanes zero).
     #[test]
     fn transpose_puts_every_input_in_its_column() {
-        for (n, steps, input) in [(1, 1, 1), (7, 3, 15), (16, 2, 16), (17, 5, 33), (33, 1, 40)] {
+        for (n, steps, input) in [
+            (1, 1, 1),
+            (7, 3, 15),
+            (16, 2, 16),
+            (17, 5, 33),
+            (33, 1, 40),
+            (0, 3, 5),
+            (4, 0, 5),
+            (4, 3, 0),
+        ] {
             let x: Vec<f32> = (0..n * steps * input).map(|i| i as f32 + 0.5).collect();
             let io = Io {
                 x: &x,

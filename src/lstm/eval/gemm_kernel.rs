@@ -42,7 +42,8 @@ impl<'a, T: 'static> Job<'a, T> {
     /// Calls `tile(weights of P panels for the k block, B strip at the block, C tile, rows)`
     /// for every k block of [`KC`] (in order), strip of `NR` columns of B and group of `P` row
     /// panels; a last group short of panels repeats the last one, whose rows past `rows` the
-    /// tile must not store. Every microkernel walks the job this way.
+    /// tile must neither load nor store (C may be uninitialised there). Every microkernel
+    /// walks the job this way.
     #[inline(always)]
     pub fn walk<const P: usize, const NR: usize>(
         &mut self,

@@ -60,6 +60,7 @@ fn from_zero_equals_gemm_on_zeros() {
         }
         // Into a new buffer that is never cleared first.
         let got = gemm_new(&packed, &b, cols, cols, mode);
+        assert_eq!(got.len(), rows * cols);
         let same = want
             .iter()
             .zip(&got)
