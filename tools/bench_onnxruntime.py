@@ -5,15 +5,16 @@ Usage (from the repo root, after `cargo build --release`):
 
     pip install onnx onnxruntime numpy
     python3 tools/bench_onnxruntime.py [--bin target/release/lstm-dse] [--reps 5] \
-        [--work /tmp/lstm-dse-bench] [--out results/bench/engine.md] [--quick]
+        [--work /tmp/lstm-dse-bench] [--out FILE] [--quick]
 
 It writes three ONNX models with seeded random weights (PyTorch's init range) and their inputs
 into --work: a single LSTM layer I = H = 1024 (16 sequences x 50 steps), a GNMT-like stack of
 8 layers of 1024 (16 x 50), and a small model (40 features -> 64 -> 64, 64 x 100). For each it
 times onnxruntime (CPUExecutionProvider, intra-op threads = the machine's cores, median of
 --reps session.run calls after a warm-up), then runs `lstm-dse bench engine` on the same files
-in the same session, and writes one markdown table with the GMAC/s of every lane kind and its
-ratio to onnxruntime's fp32.
+in the same session, and prints one markdown table with the GMAC/s of every lane kind and its
+ratio to onnxruntime's fp32 (also written to --out FILE when given; a new file only: it never
+overwrites one, so results/bench/engine.md, the hand-kept history of these tables, is safe).
 """
 import argparse
 import os
@@ -84,7 +85,7 @@ def main():
     ap.add_argument("--bin", default="target/release/lstm-dse")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--work", default="/tmp/lstm-dse-bench")
-    ap.add_argument("--out", default="results/bench/engine.md")
+    ap.add_argument("--out", help="also write the table here (a new file; never overwrites)")
     ap.add_argument("--quick", action="store_true", help="tiny shapes: checks the script, not for quoting")
     ap.add_argument("--device", default="cpu", help="passed to `lstm-dse bench engine --device`")
     a = ap.parse_args()
@@ -151,9 +152,15 @@ def main():
         "|---|---|---|---|---|---|",
     ]
     text += ["| " + " | ".join(r) + " |" for r in rows]
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text("\n".join(text) + "\n")
     print("\n".join(text))
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with out.open("x") as f:
+                f.write("\n".join(text) + "\n")
+        except FileExistsError:
+            sys.exit(f"{out}: exists; the table is printed above, not written over it")
 
 
 if __name__ == "__main__":
