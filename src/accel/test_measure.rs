@@ -4,6 +4,7 @@
 
 use super::spec::{InputProduct, MulticoreMode};
 use super::test_sim::*;
+use super::test_support::{every_sequence_like, level_statistics, simulated};
 use super::*;
 use proptest::prelude::*;
 
@@ -309,14 +310,9 @@ fn sequence_spread_of_the_worst_streamed_point() {
     };
     let model = evaluate(&a, &w).expect("point evaluates").cycles;
     let mut sims = Vec::new();
-    for bits in 0u32..1 << 14 {
-        let s: Vec<usize> = (0..14).map(|i| ((bits >> i) & 1) as usize).collect();
-        let zeros = s.iter().filter(|&&k| k == 0).count();
-        let switches = s.windows(2).filter(|p| p[0] != p[1]).count();
-        if zeros == 5 && switches == 6 && s[0] == 1 && s[13] == 1 {
-            let levels = vec![s; w.layers.len()];
-            sims.push(simulate(&a, &w, &levels).expect("point simulates").cycles);
-        }
+    // The point's own sequence: 5 low steps, 6 switches, first and last high.
+    for s in every_sequence_like(&[1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 1, 1]) {
+        sims.push(simulated(&a, &w, &s));
     }
     let mean = sims.iter().sum::<f64>() / sims.len() as f64;
     let (lo, hi) = (
@@ -336,15 +332,7 @@ fn sequence_spread_of_the_worst_streamed_point() {
 /// same on every run). The closed form cannot tell them apart: it estimates their mean, and
 /// the simulator's spread over them is the sequence's part of its error against one of them.
 fn same_statistics(seq: &[usize], count: usize, seed: u64) -> Vec<Vec<usize>> {
-    let stats = |s: &[usize]| {
-        (
-            s.iter().filter(|&&k| k == 0).count(),
-            s.windows(2).filter(|w| w[0] != w[1]).count(),
-            s.first().copied(),
-            s.last().copied(),
-        )
-    };
-    let want = stats(seq);
+    let want = level_statistics(seq);
     let mut out = vec![seq.to_vec()];
     let mut x = seed | 1;
     for _ in 0..200_000 {
@@ -356,7 +344,7 @@ fn same_statistics(seq: &[usize], count: usize, seed: u64) -> Vec<Vec<usize>> {
         x ^= x >> 7;
         x ^= x << 17;
         let s: Vec<usize> = (0..seq.len()).map(|i| ((x >> i) & 1) as usize).collect();
-        if stats(&s) == want && !out.contains(&s) {
+        if level_statistics(&s) == want && !out.contains(&s) {
             out.push(s);
         }
     }
@@ -373,14 +361,7 @@ pub(super) fn sequence_mean(
     seed: u64,
 ) -> (f64, f64, f64) {
     let seqs = same_statistics(&levels[0], count, seed);
-    let sims: Vec<f64> = seqs
-        .iter()
-        .map(|s| {
-            simulate(a, w, &vec![s.clone(); levels.len()])
-                .expect("point simulates")
-                .cycles
-        })
-        .collect();
+    let sims: Vec<f64> = seqs.iter().map(|s| simulated(a, w, s)).collect();
     let mean = sims.iter().sum::<f64>() / sims.len() as f64;
     let lo = sims.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = sims.iter().copied().fold(0.0, f64::max);

@@ -406,6 +406,11 @@ fn overlap_on_a_shared_core_is_never_slower_than_waiting() {
         simulated <= simulated_wait * (1.0 + 1e-12),
         "{simulated} > {simulated_wait}"
     );
+    // And the closed form's choice against the simulator's, within the class's tolerance.
+    assert!(
+        (model - simulated).abs() <= 0.05 * simulated,
+        "{model} against {simulated}"
+    );
     // The overlapped schedule alone is still slower here: the choice is what changed.
     let overlapped = sim::simulate_with(&a, &w, &levels, sim::SimPlan::Overlapped)
         .expect("point simulates")

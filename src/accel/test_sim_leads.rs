@@ -7,24 +7,6 @@ use super::test_sim::cycles;
 use super::test_support::*;
 use super::*;
 
-/// Every two-level sequence of `seq`'s length with its statistics (steps at each level,
-/// switches, first and last level).
-fn same_statistics(seq: &[usize]) -> Vec<Vec<usize>> {
-    let stats = |s: &[usize]| {
-        (
-            s.iter().filter(|&&k| k == 0).count(),
-            s.windows(2).filter(|w| w[0] != w[1]).count(),
-            s[0],
-            s[s.len() - 1],
-        )
-    };
-    let want = stats(seq);
-    (0u32..1 << seq.len())
-        .map(|bits| (0..seq.len()).map(|i| ((bits >> i) & 1) as usize).collect())
-        .filter(|s: &Vec<usize>| stats(s) == want)
-        .collect()
-}
-
 /// 3 layers on 2 cores, the first two sharing core 0 (units-bound rounds) and streaming their
 /// weights, the third the pacer. The path walks core 0 and crosses into the pacer at the
 /// first slow step D; in the wavefront core 0's round that ends its second layer's step D
@@ -99,7 +81,6 @@ fn a_shared_cores_lead_enters_the_pacer_slower() {
             "tracking.enabled=true",
         ]);
         let a = arch("epur", &all);
-        let n = layers.len();
         let w = Workload {
             name: "reduced".into(),
             layers,
@@ -109,14 +90,9 @@ fn a_shared_cores_lead_enters_the_pacer_slower() {
             precision: sequence_profile(seq),
         };
         let model = cycles(&a, &w);
-        let sim = |s: &[usize]| {
-            simulate(&a, &w, &vec![s.to_vec(); n])
-                .expect("point simulates")
-                .cycles
-        };
-        let own = sim(seq);
-        let all = same_statistics(seq);
-        let mean = all.iter().map(|s| sim(s)).sum::<f64>() / all.len() as f64;
+        let own = simulated(&a, &w, seq);
+        let all = every_sequence_like(seq);
+        let mean = all.iter().map(|s| simulated(&a, &w, s)).sum::<f64>() / all.len() as f64;
         println!(
             "point {}: model {model:.1} (before {before:.1}) sim {own:.1} ({:+.2}%), mean over {} sequences {mean:.1} ({:+.2}%)",
             i + 1,

@@ -386,9 +386,7 @@ fn alternating_plans_on_a_core_carry_the_product_kind_over() {
         precision: sequence_profile(&seq),
     };
     let model = cycles(&a, &w);
-    let sim = simulate(&a, &w, &vec![seq.to_vec(); 3])
-        .expect("point simulates")
-        .cycles;
+    let sim = simulated(&a, &w, &seq);
     assert!(
         (model - sim).abs() <= 0.02 * sim,
         "model {model} sim {sim} ({:+.2}%; 1,239.3 before this rule)",
@@ -396,9 +394,7 @@ fn alternating_plans_on_a_core_carry_the_product_kind_over() {
     );
     // Without reconfigurations nothing carries over: the same point at rho = 0.
     let free = with(&a, |b| b.schedule.reconfig_cycles = 0);
-    let sim = simulate(&free, &w, &vec![seq.to_vec(); 3])
-        .expect("point simulates")
-        .cycles;
+    let sim = simulated(&free, &w, &seq);
     let model = cycles(&free, &w);
     assert!(
         (model - sim).abs() <= 0.02 * sim,
@@ -456,9 +452,7 @@ fn a_crossing_at_step_one_waits_for_the_first_stream() {
         precision: sequence_profile(&seq),
     };
     let model = cycles(&a, &w);
-    let sim = simulate(&a, &w, &vec![seq.to_vec(); 3])
-        .expect("point simulates")
-        .cycles;
+    let sim = simulated(&a, &w, &seq);
     assert!(
         (model - sim).abs() <= 0.045 * sim,
         "model {model} sim {sim} ({:+.2}%; 7,594.9 before this rule)",

@@ -348,7 +348,6 @@ fn a_shared_cores_slow_rounds_delay_its_streams() {
             "tracking.enabled=true",
         ]);
         let a = arch("epur", &all);
-        let n = layers.len();
         let w = Workload {
             name: "reduced".into(),
             layers,
@@ -358,9 +357,7 @@ fn a_shared_cores_slow_rounds_delay_its_streams() {
             precision: sequence_profile(seq),
         };
         let model = cycles(&a, &w);
-        let sim = simulate(&a, &w, &vec![seq.to_vec(); n])
-            .expect("point simulates")
-            .cycles;
+        let sim = simulated(&a, &w, seq);
         assert!(
             (model - sim).abs() <= 0.02 * sim,
             "point {}: model {model} sim {sim} ({:+.2}%; before this rule {before})",

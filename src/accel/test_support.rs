@@ -108,6 +108,34 @@ pub(crate) fn sequence_profile(seq: &[usize]) -> PrecisionProfile {
     sequence_stats(seq).with_edge_steps(one_hot(seq[0]), one_hot(seq[seq.len() - 1]))
 }
 
+/// What the closed form sees of a two-level sequence besides its length: the steps at the low
+/// level (0), the switches, the first and the last level.
+pub(crate) fn level_statistics(s: &[usize]) -> (usize, usize, Option<usize>, Option<usize>) {
+    (
+        s.iter().filter(|&&k| k == 0).count(),
+        s.windows(2).filter(|w| w[0] != w[1]).count(),
+        s.first().copied(),
+        s.last().copied(),
+    )
+}
+
+/// Every two-level sequence of `seq`'s length with its [`level_statistics`], in binary order
+/// (step i is bit i).
+pub(crate) fn every_sequence_like(seq: &[usize]) -> Vec<Vec<usize>> {
+    let want = level_statistics(seq);
+    (0u32..1 << seq.len())
+        .map(|bits| (0..seq.len()).map(|i| ((bits >> i) & 1) as usize).collect())
+        .filter(|s: &Vec<usize>| level_statistics(s) == want)
+        .collect()
+}
+
+/// The simulator's cycles with every layer running the level sequence `seq`.
+pub(crate) fn simulated(a: &Arch, w: &Workload, seq: &[usize]) -> f64 {
+    crate::accel::simulate(a, w, &vec![seq.to_vec(); w.layers.len()])
+        .expect("point simulates")
+        .cycles
+}
+
 pub(crate) fn rel_close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
 }
