@@ -98,18 +98,9 @@ unsafe fn fma_chains(iters: u64) -> f32 {
     let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
     let mut c = [a, b, a, b, a, b, a, b, a, b, a, b];
     for _ in 0..iters {
-        c[0] = _mm512_fmadd_ps(a, c[0], b);
-        c[1] = _mm512_fmadd_ps(a, c[1], b);
-        c[2] = _mm512_fmadd_ps(a, c[2], b);
-        c[3] = _mm512_fmadd_ps(a, c[3], b);
-        c[4] = _mm512_fmadd_ps(a, c[4], b);
-        c[5] = _mm512_fmadd_ps(a, c[5], b);
-        c[6] = _mm512_fmadd_ps(a, c[6], b);
-        c[7] = _mm512_fmadd_ps(a, c[7], b);
-        c[8] = _mm512_fmadd_ps(a, c[8], b);
-        c[9] = _mm512_fmadd_ps(a, c[9], b);
-        c[10] = _mm512_fmadd_ps(a, c[10], b);
-        c[11] = _mm512_fmadd_ps(a, c[11], b);
+        for x in &mut c {
+            *x = _mm512_fmadd_ps(a, *x, b);
+        }
     }
     c.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }
