@@ -105,6 +105,10 @@ struct Cell {
     // 8m .. 8m + 7, rows padded with 0 codes); 2: and the x and h codes fit a byte too
     // (`stage_lanes` packs them the same way)
     packed: u32,
+    // float lanes, bit 0 (W.x) and bit 1 (R.h): every product is exact and no partial sum
+    // can be subnormal, so `step_lanes` runs one fma per term (the bits of a multiply then
+    // an add, each flushed; docs/NUMERICS.md section 13)
+    fused: u32,
     pre: Fmt,
     c: Fmt,
     gate: Fmt,

@@ -102,6 +102,63 @@ fn mac4(p: P4, wq: u32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i3
     return r;
 }
 
+// Partial sums of the four gate rows (i, f, g, o) of one unit, four lanes each: float lanes.
+struct F4 {
+    i: vec4<f32>,
+    f: vec4<f32>,
+    g: vec4<f32>,
+    o: vec4<f32>,
+}
+
+// One k of float lanes: the weights of the four gate rows (words wr, wr + H, wr + 2H, wr + 3H)
+// times x, each term a multiply and an add, each flushed (NUMERICS.md sections 5 and 6), or,
+// `fused`, one fma a term: the same bits where `Cell.fused` says so (every product exact, so
+// the fma rounds the value the add rounds, and no sum subnormal, so no flush changes one).
+// One instruction a term instead of about seven on a GPU.
+fn macf(p: F4, wr: u32, hsz: u32, x: vec4<f32>, fused: bool) -> F4 {
+    var r = p;
+    if (fused) {
+        r.i = fma(vec4<f32>(wf(wr)), x, r.i);
+        r.f = fma(vec4<f32>(wf(wr + hsz)), x, r.f);
+        r.g = fma(vec4<f32>(wf(wr + 2u * hsz)), x, r.g);
+        r.o = fma(vec4<f32>(wf(wr + 3u * hsz)), x, r.o);
+    } else {
+        r.i = fadd4(r.i, fmul4(vec4<f32>(wf(wr)), x));
+        r.f = fadd4(r.f, fmul4(vec4<f32>(wf(wr + hsz)), x));
+        r.g = fadd4(r.g, fmul4(vec4<f32>(wf(wr + 2u * hsz)), x));
+        r.o = fadd4(r.o, fmul4(vec4<f32>(wf(wr + 3u * hsz)), x));
+    }
+    return r;
+}
+
+// W.x of float lanes for unit j, k in order (x of the lanes at `xv` in `xin`, or staged).
+fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: vec4<u32>, fused: bool) -> F4 {
+    let rows = 4u * dims.hidden;
+    var p = p0;
+    for (var k = 0u; k < dims.input; k++) {
+        let x = bitcast<vec4<f32>>(x4(staged, xv, sx, k));
+        p = macf(p, cell.w_off + k * rows + j, dims.hidden, x, fused);
+    }
+    return p;
+}
+
+// R.h of float lanes for unit j, k in order: the previous h from `state` at the first step
+// (at `hv`), else from `outs` (at `ov`), or staged.
+fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov: vec4<u32>, sh: vec4<u32>, fused: bool) -> F4 {
+    let rows = 4u * dims.hidden;
+    var p = p0;
+    for (var k = 0u; k < dims.hidden; k++) {
+        var h: vec4<f32>;
+        if (first) {
+            h = bitcast<vec4<f32>>(h4(staged, hv, sh, k));
+        } else {
+            h = bitcast<vec4<f32>>(o4(staged, ov, sh, k));
+        }
+        p = macf(p, cell.r_off + k * rows + j, dims.hidden, h, fused);
+    }
+    return p;
+}
+
 @compute @workgroup_size(64)
 fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     step_body(wid, lid, false);
@@ -220,37 +277,30 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     let sx = (lanes * dims.dirs + dir) * (isz + hsz);
     let sh = sx + isz;
     if (cell.mode == 1u) {
-        var si = vec4<f32>(0.0);
-        var sf = vec4<f32>(0.0);
-        var sg = vec4<f32>(0.0);
-        var so = vec4<f32>(0.0);
-        for (var k = 0u; k < isz; k++) {
-            let x = bitcast<vec4<f32>>(x4(staged, xv, sx, k));
-            let wr = cell.w_off + k * rows + j;
-            si = fadd4(si, fmul4(vec4<f32>(wf(wr)), x));
-            sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), x));
-            sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), x));
-            so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), x));
-        }
-        if (first) {
-            for (var k = 0u; k < hsz; k++) {
-                let h = bitcast<vec4<f32>>(h4(staged, hv, sh, k));
-                let wr = cell.r_off + k * rows + j;
-                si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
-                sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
-                sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
-                so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
-            }
+        // Each call is specialised by its constant `staged`, `first` and `fused` (compilers
+        // drop the other branches), so no inner loop tests them.
+        let fw = (cell.fused & 1u) != 0u;
+        let fr = (cell.fused & 2u) != 0u;
+        let z = vec4<f32>(0.0);
+        var p = F4(z, z, z, z);
+        if (fw) {
+            p = wx_f(p, cell, j, staged, xv, sx, true);
         } else {
-            for (var k = 0u; k < hsz; k++) {
-                let h = bitcast<vec4<f32>>(o4(staged, ov, sh, k));
-                let wr = cell.r_off + k * rows + j;
-                si = fadd4(si, fmul4(vec4<f32>(wf(wr)), h));
-                sf = fadd4(sf, fmul4(vec4<f32>(wf(wr + hsz)), h));
-                sg = fadd4(sg, fmul4(vec4<f32>(wf(wr + 2u * hsz)), h));
-                so = fadd4(so, fmul4(vec4<f32>(wf(wr + 3u * hsz)), h));
-            }
+            p = wx_f(p, cell, j, staged, xv, sx, false);
         }
+        if (first && fr) {
+            p = rh_f(p, cell, j, staged, true, hv, ov, sh, true);
+        } else if (first) {
+            p = rh_f(p, cell, j, staged, true, hv, ov, sh, false);
+        } else if (fr) {
+            p = rh_f(p, cell, j, staged, false, hv, ov, sh, true);
+        } else {
+            p = rh_f(p, cell, j, staged, false, hv, ov, sh, false);
+        }
+        var si = p.i;
+        var sf = p.f;
+        var sg = p.g;
+        var so = p.o;
         let b = cell.b_off + j;
         si = fadd4(si, vec4<f32>(wf(b)));
         sf = fadd4(sf, vec4<f32>(wf(b + hsz)));

@@ -35,7 +35,7 @@ case "${1:-}" in
       echo '```'
       "$bin" devices
       echo '```'
-      for w in "builtin:gnmt 64 100 fp32,fp16,fx8,fx16" "gnmt-layer 16 50 fp32,fp16,fx8,fx16,trace8" "builtin:tiny 64 100 fp32,fx8,trace8,policy"; do
+      for w in "builtin:gnmt 64 100 fp32,fp16,fx8,fx16" "gnmt-layer 16 50 fp32,fp16,fp8e4m3,bf16,fx8,fx16,trace8" "builtin:tiny 64 100 fp32,fx8,trace8,policy"; do
         set -- $w
         echo
         echo "## $1, $2 sequences x $3 steps"
@@ -47,6 +47,12 @@ case "${1:-}" in
           "$bin" bench engine --model "$1" --input "$tmp/x.npy" --device both --lanes "$4" --reps 3
         fi
       done
+      echo
+      echo "## gnmt-layer, 16 sequences x 50 steps, one fma a term turned off (LSTM_DSE_GPU_NO_FMA=1)"
+      echo
+      echo "The A/B of the fused narrow-float lanes: compare fp16 and fp8e4m3 with the table above."
+      echo
+      LSTM_DSE_GPU_NO_FMA=1 "$bin" bench engine --device gpu --lanes fp16,fp8e4m3 --reps 3
     } 2>&1 | grep -v XDG_RUNTIME_DIR | tee "$out"
     ;;
   *)

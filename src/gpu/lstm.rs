@@ -3,6 +3,7 @@
 //! layer and chunk). Running chunks is `run.rs`.
 
 use crate::format::Resolved;
+use crate::lstm::eval::fused::{format_span, span, Mode, Span};
 use crate::lstm::eval::plan::{Act, CellPlan};
 use crate::lstm::eval::Plan;
 use bytemuck::{Pod, Zeroable};
@@ -83,6 +84,10 @@ pub(super) struct CellGpu {
     /// 1: W and R hold four 8-bit codes per word along k (see [`pack_k_major`]); 2: and the
     /// x and h codes fit a byte too (a staged step packs them, shaders/lstm_lanes.wgsl).
     packed: u32,
+    /// Bit 0 (W·x) and bit 1 (R·h): every product of those weights with the values a step can
+    /// meet is exact and no partial sum can be subnormal ([`fused_bits`]), so float lanes may
+    /// run one fused multiply-add per term (shaders/lstm_lanes.wgsl). Read by `step_lanes` only.
+    fused: u32,
     pre: FmtGpu,
     c: FmtGpu,
     gate: FmtGpu,
@@ -127,7 +132,7 @@ pub fn host_layouts() -> Vec<HostLayout> {
             [
                 mode, w_off, r_off, b_off, p_off, has_peep, sig_off, tanhp_off, tanhc_off,
                 table_mask, shift_wx, shift_rh, shift_b, shift_pc, pre_shift, shift_fc, shift_ig,
-                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, pre, c, gate, h, x
+                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, fused, pre, c, gate, h, x
             ]
         ),
     ]
@@ -444,7 +449,13 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
 /// Builds one layer's upload for a chunk of plans.
 /// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed (`[k][row]`, the layout
 /// `step_lanes` reads coalesced) instead of row-major (`gates`, policy lanes).
-pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> LayerUpload {
+/// `finite_input`: every value of the sequences is finite (see [`fused_bits`]).
+pub(super) fn layer_upload(
+    plans: &[&Plan],
+    layer: usize,
+    k_major: bool,
+    finite_input: bool,
+) -> LayerUpload {
     let mut up = LayerUpload {
         cells: Vec::new(),
         weights: Vec::new(),
@@ -458,6 +469,15 @@ pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> Laye
         let x_byte = layer == 0 || plan.layers[layer - 1].iter().all(byte_h);
         for cell in &plan.layers[layer] {
             let mut gpu = upload_cell(cell, k_major, &mut up.weights, &mut up.tables, &mut init);
+            let x = match layer {
+                0 => format_span(cell.formats.x),
+                _ => plan.layers[layer - 1]
+                    .iter()
+                    .fold(format_span(cell.formats.x), |s, c| {
+                        s.join(format_span(c.formats.h))
+                    }),
+            };
+            gpu.fused = fused_bits(cell, &x, finite_input);
             // Packed weights whose x and h codes fit a byte too: the stage packs them.
             if gpu.packed == 1 && x_byte && byte_h(cell) && cell.int.as_ref().unwrap().x.bits <= 8 {
                 gpu.packed = 2;
@@ -474,6 +494,22 @@ pub(super) fn layer_upload(plans: &[&Plan], layer: usize, k_major: bool) -> Laye
     }
     up.weights.resize(up.weights.len().next_multiple_of(4), 0);
     up
+}
+
+/// [`CellGpu::fused`] of a cell whose layer input spans `x` (the layer's x format, and the
+/// previous layer's h formats, whose values the step reads as they are): [`Mode::choose`] on
+/// the weights as uploaded and on what the states can hold, so one choice holds for every
+/// step (the CPU measures each step's states instead; both give the bits of the flushing
+/// loop, docs/NUMERICS.md §13). The states' formats bound them only when the sequences are
+/// finite (a NaN stays NaN through rounding). `LSTM_DSE_GPU_NO_FMA=1` turns it off, for
+/// comparing (`tools/gpu-bench.sh`).
+fn fused_bits(cell: &CellPlan, x: &Span, finite_input: bool) -> u32 {
+    if cell.int.is_some() || !finite_input || std::env::var_os("LSTM_DSE_GPU_NO_FMA").is_some() {
+        return 0;
+    }
+    let h = format_span(cell.formats.h).join(span(&cell.h0));
+    let fused = |w: &[f32], v: &Span| Mode::choose::<f32>(&span(w), v) == Mode::Fused;
+    u32::from(fused(&cell.w, x)) | u32::from(fused(&cell.r, &h)) << 1
 }
 
 /// The layer-0 input of one lane, rounded to the lane's input format (codes or f32 bits).
@@ -515,3 +551,7 @@ pub(super) fn lane_states(
     }
     (h, c)
 }
+
+#[cfg(test)]
+#[path = "test_lstm.rs"]
+mod tests;

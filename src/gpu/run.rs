@@ -218,7 +218,8 @@ impl GpuContext {
             LaneSet::Configs(plans) => (plans.to_vec(), 0),
             LaneSet::Policies(p) => (p.levels.clone(), p.levels.len() - 1),
         };
-        let up = layer_upload(&unit, l, matches!(set, LaneSet::Configs(_)));
+        let finite = (s0..s0 + nseq).all(|s| seqs.sequence(s).iter().all(|v| v.is_finite()));
+        let up = layer_upload(&unit, l, matches!(set, LaneSet::Configs(_)), finite);
         let mut init = Vec::with_capacity(lanes * d * 2 * h);
         for g in 0..set.groups() {
             let cfg_init = match set {

@@ -20,6 +20,7 @@
 //! widest significand, and whether every value is finite. [`Mode::choose`] picks the kernel.
 
 use super::gemm::{no_subnormals, Elem};
+use crate::format::Resolved;
 
 /// What a product's decision needs to know about one operand.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +59,39 @@ impl Span {
 /// The span of `v`: f32 or f64 ([`Elem`]).
 pub fn span<T: Elem>(v: &[T]) -> Span {
     T::span(v)
+}
+
+/// A span that holds for every value rounding to `r` can give, NaN aside (`finite` says
+/// whether the values are finite whenever what was rounded was): for kernels that cannot
+/// measure their operands, such as the GPU's, which decides once per layer what every step's
+/// states allow. Fixed point: codes of at most `bits - 1` magnitude bits, steps of `2^-frac`.
+/// Floats: the smallest subnormal (no value below 2^-126 survives rounding, NUMERICS.md
+/// §1.2), the largest finite value (rounding saturates) and `1 + man_bits` significand bits.
+/// fp32 only flushes, so it bounds nothing: every f32 from the smallest normal up, and
+/// infinity.
+pub fn format_span(r: Resolved) -> Span {
+    match r {
+        Resolved::Fp32 => Span {
+            min_nonzero: f32::MIN_POSITIVE as f64,
+            max_abs: f64::INFINITY,
+            sig_bits: f32::MANTISSA_DIGITS,
+            finite: false,
+        },
+        Resolved::Fixed(f) => Span {
+            min_nonzero: 2f64.powi(-f.frac),
+            max_abs: 2f64.powi(f.bits as i32 - 1 - f.frac),
+            sig_bits: f.bits - 1,
+            finite: true,
+        },
+        Resolved::Float(f) => Span {
+            min_nonzero: 2f64
+                .powi(f.emin() - f.man_bits as i32)
+                .max(f32::MIN_POSITIVE as f64),
+            max_abs: f.max_finite(),
+            sig_bits: f.man_bits + 1,
+            finite: true,
+        },
+    }
 }
 
 /// [`span`] on the bit patterns (`$u` the unsigned type of `$f`'s width): folds of integer
@@ -298,5 +332,107 @@ mod tests {
         assert_eq!(Mode::choose::<f64>(&tiny, &tiny), Mode::Plain);
         // All zeros: no product to round.
         assert_eq!(Mode::choose::<f32>(&s(&[0.0, 0.0]), &full), Mode::Fused);
+    }
+
+    /// [`format_span`] against brute force: every value rounding to the format gives, from
+    /// inputs all over the f32 range (every exponent, subnormals, infinities and NaN among
+    /// random bit patterns), lies inside the span, and its ends are values of the format.
+    #[test]
+    fn format_span_holds_every_rounded_value() {
+        use crate::format::{Fixed, FloatFormat};
+        let float = |e, m| Resolved::Float(FloatFormat::ieee_like(e, m).unwrap());
+        let fixed = |bits, frac| Resolved::Fixed(Fixed { bits, frac });
+        let formats = [
+            Resolved::Float(FloatFormat::FP16),
+            Resolved::Float(FloatFormat::BF16),
+            Resolved::Float(FloatFormat::FP8_E4M3),
+            Resolved::Float(FloatFormat::FP8_E5M2),
+            float(3, 4),
+            float(2, 1),
+            float(8, 23),
+            fixed(4, 3),
+            fixed(8, 6),
+            fixed(16, 10),
+            fixed(12, 20),
+            fixed(8, -2),
+            Resolved::Fp32,
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let inputs: Vec<f32> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                f32::from_bits((x >> 32) as u32)
+            })
+            .chain([
+                0.0,
+                f32::MIN_POSITIVE,
+                f32::MAX,
+                f32::INFINITY,
+                1e-45,
+                448.0,
+                65504.0,
+            ])
+            .collect();
+        for r in formats {
+            let s = format_span(r);
+            for &v in &inputs {
+                let y = r.round(v);
+                if y.is_nan() {
+                    continue;
+                }
+                let a = y.abs() as f64;
+                assert!(a <= s.max_abs, "{r}: {v} rounds to {y}, above {s:?}");
+                assert!(a == 0.0 || a >= s.min_nonzero, "{r}: {v} -> {y}, {s:?}");
+                assert!(span(&[y]).sig_bits <= s.sig_bits, "{r}: {v} -> {y}, {s:?}");
+                assert!(y.is_finite() || !s.finite, "{r}: {v} -> {y}, {s:?}");
+            }
+            if r != Resolved::Fp32 {
+                // (The largest fixed-point magnitude is the most negative code's.)
+                for end in [s.min_nonzero, s.max_abs] {
+                    let got = r.round(-end as f32).abs() as f64;
+                    assert_eq!(got, end, "{r}: {s:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A looser span never fuses (or skips the flush) where a tighter one does not. The
+        /// GPU decides once per layer on its formats' spans ([`format_span`]), which hold every
+        /// span the CPU measures on the same operands: so wherever the GPU fuses, the CPU's
+        /// per-step choice fuses too, with the same bits.
+        #[test]
+        fn a_looser_span_never_chooses_a_cheaper_kernel(
+            tight in proptest::array::uniform2((-140i32..130, 0i32..40, 1u32..25, proptest::bool::ANY)),
+            loosen in proptest::array::uniform2((0i32..20, 0i32..20, 0u32..4, proptest::bool::ANY)),
+        ) {
+            let spans = |i: usize| {
+                let (lo, width, sig, finite) = tight[i];
+                let (down, up, more, lose) = loosen[i];
+                let a = Span {
+                    min_nonzero: 2f64.powi(lo),
+                    max_abs: 2f64.powi(lo + width),
+                    sig_bits: sig,
+                    finite,
+                };
+                let b = Span {
+                    min_nonzero: 2f64.powi(lo - down),
+                    max_abs: 2f64.powi(lo + width + up),
+                    sig_bits: (sig + more).min(24),
+                    finite: finite && !lose,
+                };
+                (a, b)
+            };
+            let ((wa, wb), (xa, xb)) = (spans(0), spans(1));
+            let (tight, loose) = (Mode::choose::<f32>(&wa, &xa), Mode::choose::<f32>(&wb, &xb));
+            if loose == Mode::Fused {
+                proptest::prop_assert_eq!(tight, Mode::Fused);
+            }
+            if loose != Mode::Flush {
+                proptest::prop_assert_ne!(tight, Mode::Flush);
+            }
+        }
     }
 }
