@@ -1,6 +1,6 @@
 //! Fault injection on sweeps, through the binary: kills (SIGKILL and SIGINT) at random moments,
-//! damaged and truncated checkpoint files, changed inputs, concurrent runs on one `--out`, a
-//! failing rerun and a full disk. Every case ends in the bytes of an uninterrupted run or in a
+//! damaged and truncated checkpoint files, changed inputs, runs made by another version of the
+//! accelerator model, concurrent runs on one `--out`, a failing rerun and a full disk. Every case ends in the bytes of an uninterrupted run or in a
 //! clean refusal: exit 2, one line naming the file (and line), nothing appended.
 //!
 //! The sweeps skip points (dynamic precision on architectures with and without a tracking
@@ -290,6 +290,105 @@ fn changed_inputs_are_refused_by_resume_and_merge() {
     std::fs::remove_file(c.path("plain").join("spec.resolved.toml")).unwrap();
     let o = c.run("plain", &["--resume"]);
     refused(&o, &["spec.resolved.toml"]);
+}
+
+/// Every file under `dir` with its bytes, but `.lock` (which holds the pid of the last run
+/// to take it).
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else if !p.ends_with(".lock") {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Refuses `o` as [`refused`] does and checks that it left `dir` as it was.
+fn refused_untouched(o: &Output, expect: &[&str], dir: &Path, before: &[(PathBuf, Vec<u8>)]) {
+    refused(o, expect);
+    let after = tree(dir);
+    let changed: Vec<_> = after
+        .iter()
+        .filter(|f| !before.contains(f))
+        .chain(before.iter().filter(|f| !after.contains(f)))
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    assert!(changed.is_empty(), "a refused run changed {changed:?}");
+}
+
+#[test]
+fn runs_of_another_model_version_are_refused_by_resume_and_merge() {
+    let c = Case::new("1:4:1");
+    c.ok("plain", &[]);
+    c.ok("shard0", &["--shard", "0/2"]);
+    c.ok("shard1", &["--shard", "1/2"]);
+    let resolved = |d: &str| c.path(d).join("spec.resolved.toml");
+    let text = std::fs::read_to_string(resolved("plain")).unwrap();
+    // This binary's version as it records it, so that the test outlives a bump.
+    let key = "accel_model = ";
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(key))
+        .expect("spec.resolved.toml records accel_model");
+    let version: u32 = line[key.len()..].parse().unwrap();
+    let older = text.replacen(line, &format!("{key}{}", version + 1), 1);
+    for d in ["plain", "shard1"] {
+        std::fs::write(resolved(d), &older).unwrap();
+    }
+    let (plain, before) = (c.path("plain"), tree(&c.path("plain")));
+    let o = c.run("plain", &["--resume"]);
+    refused_untouched(
+        &o,
+        &[
+            &format!(
+                "that run was made by accelerator model version {}, this binary has version {version};",
+                version + 1
+            ),
+            "rerun without --resume",
+            "(or use the binary that made it)",
+        ],
+        &plain,
+        &before,
+    );
+    let (s0, s1, m) = (c.path("shard0"), c.path("shard1"), c.path("merged"));
+    let o = lstm_dse(&[
+        "merge",
+        s0.to_str().unwrap(),
+        s1.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]);
+    refused(
+        &o,
+        &[
+            "shard1 was made by accelerator model version",
+            "merge only shards of one run",
+        ],
+    );
+    assert!(!m.exists(), "a refused merge wrote");
+    // A run made before versions were recorded: which model made its rows is unknown.
+    let start = text.find("[versions]").expect("a [versions] section");
+    let end = start + text[start..].find("\n\n").expect("a blank line after it") + 2;
+    std::fs::write(
+        resolved("plain"),
+        format!("{}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    let before = tree(&c.path("plain"));
+    let o = c.run("plain", &["--resume"]);
+    refused(
+        &o,
+        &[
+            "that run was made before versions were recorded",
+            "rerun without --resume",
+        ],
+    );
+    assert_eq!(before, tree(&c.path("plain")), "a refused resume wrote");
 }
 
 #[test]

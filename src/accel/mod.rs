@@ -93,6 +93,13 @@ pub use spec::{
 pub use timing::MAX_PRECISION_LEVELS;
 pub use workload::{workload_of, HeadShape, LayerShape, Workload};
 
+/// The version of the accelerator model behind every figure it gives. Bump it with every
+/// change to the model that changes any design point's figure (the rule is stated in
+/// docs/MODEL.md); a sweep records it in `spec.resolved.toml`, and `--resume` and `merge`
+/// refuse to combine rows of different versions. `tests/golden/accel_points.csv` records the
+/// version it was made with, and its test fails when either that or a figure differs.
+pub const MODEL_VERSION: u32 = 1;
+
 /// Loads, applies `--set` overrides in order, and validates: the one call the CLI needs.
 pub fn load_arch_with_overrides(
     path: &std::path::Path,

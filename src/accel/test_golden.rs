@@ -1,13 +1,19 @@
 //! Golden design points: a few (arch, overrides, workload) cases whose key outputs are stored
 //! in `tests/golden/accel_points.csv` and compared with a relative tolerance, so any change to
-//! the model's numbers is noticed. After a deliberate model change, regenerate with
-//! `cargo test --lib print_golden -- --ignored --nocapture` and give the reason in the commit.
+//! the model's numbers is noticed. The file's first line records the [`MODEL_VERSION`] it was
+//! made with, which ties the version rule to this test: figures that change under the same
+//! version fail it (bump the version), and so does a bumped version until the file is
+//! regenerated with `cargo test --lib print_golden -- --ignored --nocapture` (give the reason
+//! in the commit).
 
 use super::test_support::*;
 use super::*;
 
 const GOLDEN: &str = "tests/golden/accel_points.csv";
 const TOLERANCE: f64 = 1e-6;
+/// The start of the golden file's first line, before the model version it was made with.
+const VERSION_LINE: &str = "# model_version = ";
+const REGENERATE: &str = "regenerate the golden points with `cargo test --lib print_golden -- --ignored --nocapture` (the output, without the test harness's lines, is tests/golden/accel_points.csv)";
 const COLUMNS: [&str; 12] = [
     "cycles",
     "latency_us",
@@ -113,7 +119,10 @@ fn cases() -> Vec<(&'static str, Arch, Workload)> {
 }
 
 fn render() -> String {
-    let mut out = format!("case,{}\n", COLUMNS.join(","));
+    let mut out = format!(
+        "{VERSION_LINE}{MODEL_VERSION}\ncase,{}\n",
+        COLUMNS.join(",")
+    );
     for (name, a, w) in cases() {
         let p = evaluate(&a, &w).expect("golden case evaluates");
         let cells: Vec<String> = values(&p).iter().map(|v| format!("{v:e}")).collect();
@@ -131,7 +140,16 @@ fn print_golden() {
 #[test]
 fn golden_points_do_not_drift() {
     let text = std::fs::read_to_string(repo_path(GOLDEN)).expect("golden file readable");
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let (first, table) = text.split_once('\n').expect("golden file has lines");
+    let recorded = first.strip_prefix(VERSION_LINE).unwrap_or_else(|| {
+        panic!("{GOLDEN}: the first line should be '{VERSION_LINE}N'; {REGENERATE}")
+    });
+    assert_eq!(
+        recorded,
+        MODEL_VERSION.to_string(),
+        "{GOLDEN} was made with accelerator model version {recorded}, MODEL_VERSION is {MODEL_VERSION}; {REGENERATE}"
+    );
+    let mut reader = csv::Reader::from_reader(table.as_bytes());
     let header: Vec<String> = reader
         .headers()
         .expect("header")
@@ -174,7 +192,7 @@ fn golden_points_do_not_drift() {
     }
     assert!(
         drift.is_empty(),
-        "drift:\n{}\nregenerated:\n{}",
+        "the model's figures changed under MODEL_VERSION {MODEL_VERSION}:\n{}\nif deliberate, bump MODEL_VERSION in src/accel/mod.rs (sweeps made before the bump then cannot be resumed or merged with new ones) and {REGENERATE}; regenerated:\n{}",
         drift.join("\n"),
         render()
     );

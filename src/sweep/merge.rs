@@ -1,8 +1,9 @@
 //! `merge`: shard outputs combined into the results directory a single run gives, after
-//! checking that every shard comes from the same resolved spec.
+//! checking that every shard comes from the same resolved spec, made by the same versions of the
+//! accelerator model and the numerics.
 
 use super::outdir::OutDir;
-use super::resolved::same_run;
+use super::resolved::{same_run, Check};
 use super::{write_front, SweepSpec};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -23,11 +24,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let mut rows: BTreeMap<u64, (csv::ByteRecord, PathBuf)> = BTreeMap::new();
     let mut skipped: BTreeMap<u64, csv::ByteRecord> = BTreeMap::new();
     for d in dirs {
+        let (this, other) = (d.display().to_string(), first.display().to_string());
         same_run(
             &read_resolved(d)?,
             &resolved,
-            &format!("merge: {} and {}", d.display(), first.display()),
-            "merge only shards of one run",
+            &Check {
+                what: &format!("merge: {this} and {other}"),
+                sides: [&this, &other],
+                advice: "merge only shards of one run",
+                binary_advice: "made by one binary",
+            },
         )?;
         let results = d.join("results.csv");
         let mut rd = csv::Reader::from_path(&results)

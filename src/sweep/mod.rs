@@ -42,7 +42,7 @@ use models::model_plans;
 use outdir::OutDir;
 use plan::Plan;
 use prepare::{prepare, Prepared};
-use resolved::same_run;
+use resolved::{same_run, Check};
 use std::path::{Path, PathBuf};
 
 /// How to run a sweep.
@@ -74,10 +74,16 @@ fn staging(out: &OutDir, p: &Prepared, resume: bool) -> Result<PathBuf> {
     let resolved = s.join("spec.resolved.toml");
     let what = format!("--resume {}", out.dir.display());
     let advice = "rerun without --resume to start afresh";
+    let check = Check {
+        what: &what,
+        sides: ["that run", "this binary"],
+        advice,
+        binary_advice: "or use the binary that made it",
+    };
     if resume && resolved.exists() {
         let old = std::fs::read_to_string(&resolved)
             .with_context(|| format!("{}: cannot read", resolved.display()))?;
-        same_run(&old, &p.resolved, &what, advice)?;
+        same_run(&old, &p.resolved, &check)?;
         return Ok(s);
     }
     let from_published = resume && out.dir.join("results.csv").exists();
@@ -85,7 +91,7 @@ fn staging(out: &OutDir, p: &Prepared, resume: bool) -> Result<PathBuf> {
         let old = std::fs::read_to_string(out.dir.join("spec.resolved.toml")).map_err(|_| {
             anyhow::anyhow!("{what}: results.csv has no spec.resolved.toml beside it, so what produced it cannot be checked; {advice}")
         })?;
-        same_run(&old, &p.resolved, &what, advice)?;
+        same_run(&old, &p.resolved, &check)?;
     }
     let s = out.fresh_staging()?;
     if from_published {

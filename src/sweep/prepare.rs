@@ -1,7 +1,7 @@
 //! The validation stage: reads a sweep file, checks it once (models, objectives, every range
 //! value turned into a typed override) and renders what it resolved to, before any point.
 
-use super::resolved::{content_hash, Resolved};
+use super::resolved::{content_hash, Resolved, VERSIONS};
 use super::row::{self, columns, Axes, Col, TextCell};
 use super::{spec, SpecError, SweepSpec};
 use crate::accel::{self, ArchSpec, Override};
@@ -149,6 +149,7 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         }
     }
     let resolved = toml::to_string(&Resolved {
+        versions: VERSIONS,
         spec: &spec,
         inputs: &inputs,
         arch_base: &base,

@@ -1,20 +1,58 @@
-//! `spec.resolved.toml`, the record of what a run read: the spec with every default filled,
-//! a content hash of every input file and the base architecture's values; and the check that
+//! `spec.resolved.toml`, the record of what a run read and what made its rows: the versions
+//! of the accelerator model and of the numerics, the spec with every default filled, a
+//! content hash of every input file and the base architecture's values; and the check that
 //! refuses to resume or merge runs whose records differ.
 
-use super::{fnv64, SpecError, SweepSpec};
-use crate::accel::ArchSpec;
+use super::{fnv64, SpecError, SweepSpec, NUMERICS_VERSION};
+use crate::accel::{ArchSpec, MODEL_VERSION};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// What `spec.resolved.toml` holds: the spec with every default filled, a content hash of
-/// every file it reads, and the base architecture file's values.
+/// What `spec.resolved.toml` holds: the versions that made the rows, the spec with every
+/// default filled, a content hash of every file it reads, and the base architecture file's
+/// values.
 #[derive(serde::Serialize)]
 pub(super) struct Resolved<'a> {
+    pub(super) versions: Versions,
     pub(super) spec: &'a SweepSpec,
     pub(super) inputs: &'a BTreeMap<String, String>,
     pub(super) arch_base: &'a ArchSpec,
+}
+
+/// The versions of the code that make a run's rows (`[versions]`): a change to either changes
+/// figures under the same spec and inputs. Not the crate version, which changes for reasons
+/// unrelated to the rows.
+#[derive(serde::Serialize)]
+pub(super) struct Versions {
+    /// [`MODEL_VERSION`]: the accelerator model that costs every point.
+    pub(super) accel_model: u32,
+    /// [`NUMERICS_VERSION`]: the numerics behind the precision options' figures.
+    pub(super) numerics: u32,
+}
+
+/// This binary's versions.
+pub(super) const VERSIONS: Versions = Versions {
+    accel_model: MODEL_VERSION,
+    numerics: NUMERICS_VERSION,
+};
+
+/// The keys of `[versions]` as [`same_run`] names them.
+const VERSION_NAMES: [(&str, &str); 2] = [
+    ("accel_model", "accelerator model"),
+    ("numerics", "numerics"),
+];
+
+/// How [`same_run`] names the two records it compares and what to do about a difference.
+pub(super) struct Check<'a> {
+    /// The start of every message: the command and its directories.
+    pub(super) what: &'a str,
+    /// The older record and the one it is checked against, as the version messages name them.
+    pub(super) sides: [&'a str; 2],
+    /// What to do about any difference.
+    pub(super) advice: &'a str,
+    /// What else to do when different binaries made the two.
+    pub(super) binary_advice: &'a str,
 }
 
 /// Content hash of a file for `spec.resolved.toml`: `fnv64:<hex>:<bytes>`.
@@ -31,24 +69,31 @@ pub(super) fn content_hash(file: &str, key: &str, path: &str) -> Result<String> 
     Ok(format!("fnv64:{:016x}:{}", fnv64(&[&bytes]), bytes.len()))
 }
 
-/// Refuses to continue or combine runs whose resolved specs differ, naming a changed input
-/// file first, otherwise the first differing setting.
-pub(super) fn same_run(old: &str, new: &str, what: &str, advice: &str) -> Result<()> {
+/// Refuses to continue or combine runs whose resolved specs differ, naming a different
+/// version of the model or numerics first (the binaries differ, whatever else does), then a
+/// changed input file, otherwise the first differing setting.
+pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
     if old == new {
         return Ok(());
     }
-    let inputs = |text: &str| -> BTreeMap<String, String> {
-        toml::from_str::<toml::Table>(text)
-            .ok()
-            .and_then(|t| t.get("inputs").and_then(|v| v.as_table()).cloned())
+    let (what, advice) = (c.what, c.advice);
+    let (a, b) = (table(old), table(new));
+    // A text that is not TOML has no versions to name; its first differing line is named below.
+    if let (Some(a), Some(b)) = (&a, &b) {
+        same_versions(a, b, c)?;
+    }
+    let inputs = |t: &Option<toml::Table>| -> BTreeMap<String, String> {
+        t.as_ref()
+            .and_then(|t| t.get("inputs"))
+            .and_then(|v| v.as_table())
             .map(|t| {
-                t.into_iter()
-                    .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                t.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
                     .collect()
             })
             .unwrap_or_default()
     };
-    let (a, b) = (inputs(old), inputs(new));
+    let (a, b) = (inputs(&a), inputs(&b));
     for (file, hash) in &b {
         match a.get(file) {
             Some(h) if h != hash => bail!(
@@ -69,6 +114,37 @@ pub(super) fn same_run(old: &str, new: &str, what: &str, advice: &str) -> Result
     )
 }
 
+/// A resolved spec as a table (`None` when it does not parse).
+fn table(text: &str) -> Option<toml::Table> {
+    toml::from_str(text).ok()
+}
+
+/// Refuses records made by different versions of the accelerator model or the numerics, or
+/// one made before versions were recorded.
+fn same_versions(a: &toml::Table, b: &toml::Table, c: &Check) -> Result<()> {
+    let (what, advice, binary_advice) = (c.what, c.advice, c.binary_advice);
+    let mut recorded = Vec::new();
+    for (t, side) in [(a, c.sides[0]), (b, c.sides[1])] {
+        match t.get("versions").and_then(|v| v.as_table()) {
+            Some(v) => recorded.push(v),
+            None => bail!(
+                "{what}: {side} was made before versions were recorded (no [versions] in its spec.resolved.toml), so which accelerator model made its rows cannot be checked; {advice} ({binary_advice})"
+            ),
+        }
+    }
+    let [old_side, new_side] = c.sides;
+    for (key, name) in VERSION_NAMES {
+        let version = |v: &toml::Table| v.get(key).map_or("none".to_string(), |x| x.to_string());
+        let (x, y) = (version(recorded[0]), version(recorded[1]));
+        if x != y {
+            bail!(
+                "{what}: {old_side} was made by {name} version {x}, {new_side} has version {y}; {advice} ({binary_advice})"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The first setting (line) where two resolved specs differ.
 fn first_difference(a: &str, b: &str) -> String {
     let (mut section, mut n) = (String::new(), 0);
@@ -82,4 +158,55 @@ fn first_difference(a: &str, b: &str) -> String {
         }
     }
     format!("the number of settings (after line {n})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MERGE: Check = Check {
+        what: "merge: a and b",
+        sides: ["a", "b"],
+        advice: "merge only shards of one run",
+        binary_advice: "made by one binary",
+    };
+
+    fn record(versions: Option<(u32, u32)>, seq_len: u32) -> String {
+        let head = versions.map_or(String::new(), |(m, n)| {
+            format!("[versions]\naccel_model = {m}\nnumerics = {n}\n\n")
+        });
+        format!("{head}[spec]\nname = \"x\"\nseq_len = {seq_len}\n")
+    }
+
+    fn refusal(old: &str, new: &str) -> String {
+        same_run(old, new, &MERGE).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn versions_are_named_before_the_settings() {
+        let err = refusal(&record(Some((1, 5)), 20), &record(Some((1, 6)), 30));
+        assert!(
+            err.contains("a was made by numerics version 5, b has version 6;")
+                && err.ends_with("(made by one binary)"),
+            "{err}"
+        );
+        let err = refusal(&record(Some((2, 5)), 20), &record(Some((1, 5)), 20));
+        assert!(
+            err.contains("a was made by accelerator model version 2, b has version 1;"),
+            "{err}"
+        );
+        for (old, new, side) in [(None, Some((1, 5)), "a"), (Some((1, 5)), None, "b")] {
+            let err = refusal(&record(old, 20), &record(new, 20));
+            assert!(
+                err.contains(&format!("{side} was made before versions were recorded")),
+                "{err}"
+            );
+        }
+        let err = refusal(&record(Some((1, 5)), 20), &record(Some((1, 5)), 30));
+        assert!(
+            err.contains("the spec changed") && err.contains("seq_len"),
+            "{err}"
+        );
+        assert!(same_run(&record(None, 20), &record(None, 20), &MERGE).is_ok());
+    }
 }
