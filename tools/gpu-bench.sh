@@ -2,58 +2,100 @@
 # The engine benchmark on a real GPU, in one command, for a session that has the device tool
 # (see ../shared/gpu/README.md). Two halves:
 #
-#   bash tools/gpu-bench.sh prepare   # here: Vulkan loader debs into .gl/, release binary into .gpu/
+#   bash tools/gpu-bench.sh prepare   # here: Vulkan loader debs into .gl/, a stripped release
+#                                     # binary into .gpu/ (both git-ignored, under the carry limit)
 #   bash tools/gpu-bench.sh run       # there (the device tool's command, with carry [".gl", ".gpu"]):
 #                                     # writes $OUT/engine-gpu.md (or ./engine-gpu.md without $OUT)
 #
 # The run measures GPU lanes and the CPU engine side by side on the same machine (the GNMT-like
-# stack with 64 lanes x 100 steps, the 1024 layer with 16 x 50, the tiny model) and prints the
-# adapter, so the table names the card that produced it. Commit the table under results/bench/.
+# stack with 64 lanes x 100 steps, the 1024 layer with 16 x 50, the tiny model), then the
+# fused narrow-float lanes with the fma turned off (LSTM_DSE_GPU_NO_FMA=1, the A/B), and prints
+# the adapter (and nvidia-smi's name and top SM clock, for the FP32 peak), so the table names
+# the card that produced it. Every benchmark runs under a time limit (BENCH_TIMEOUT seconds,
+# default 120: the four workloads stay under the device tool's 600 s a command; give the run
+# timeout_s 600) and a failed one is reported in the table, not fatal, so one problem does not
+# cost the rest of a short device session. Commit the table under results/bench/.
+#
+# QUICK=1 bash tools/gpu-bench.sh run: the same script on small workloads, to check it here (on
+# lavapipe, in under a minute) before spending device time on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# What the device tool carries at most (64 MiB, ../shared/gpu/README.md), with room to spare.
+CARRY_MIB=60
 case "${1:-}" in
   prepare)
     bash ../shared/gpu/fetch-vulkan-debs.sh
     cargo build --release
-    mkdir -p .gpu && cp target/release/lstm-dse .gpu/
+    mkdir -p .gpu
+    # The release build keeps line tables (about 70 MB); stripped it is about 11 MB.
+    strip -o .gpu/lstm-dse target/release/lstm-dse
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+    mib=$(du -smc .gl .gpu | tail -1 | cut -f1)
+    if [ "$mib" -gt "$CARRY_MIB" ]; then
+      echo "gpu-bench: .gl and .gpu hold $mib MiB, over the $CARRY_MIB MiB the device tool carries" >&2
+      exit 2
+    fi
+    echo "gpu-bench: .gl and .gpu ready ($mib MiB); run it there with carry [\".gl\", \".gpu\"]"
     ;;
   run)
-    for f in .gl/*.deb; do dpkg -x "$f" /; done
-    ldconfig
+    bin=.gpu/lstm-dse
+    [ -x "$bin" ] || { echo "gpu-bench: no $bin: run 'bash tools/gpu-bench.sh prepare' first" >&2; exit 2; }
+    if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
+      for f in .gl/*.deb; do dpkg -x "$f" /; done
+      ldconfig
+    fi
     if [ -z "${VK_DRIVER_FILES:-}" ]; then
       icd=$(ls /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
         /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json 2>/dev/null | head -1 || true)
-      [ -n "$icd" ] && export VK_DRIVER_FILES="$icd"
+      if [ -n "$icd" ]; then export VK_DRIVER_FILES="$icd"; fi
     fi
     out="${OUT:-.}/engine-gpu.md"
-    bin=.gpu/lstm-dse
     tmp=$(mktemp -d)
+    # A benchmark under the time limit; a failure is a line of the table, not the end of the run.
+    try() {
+      local rc=0
+      timeout "${BENCH_TIMEOUT:-120}" "$@" || rc=$?
+      if [ "$rc" != 0 ]; then
+        echo
+        echo "**failed: exit $rc$([ "$rc" = 124 ] && echo ', over the time limit'):** \`$*\`"
+      fi
+    }
+    # One workload: MODEL SEQUENCES STEPS LANES (MODEL `layer-1024`: bench engine's default).
+    workload() {
+      echo
+      echo "## $1, $2 sequences x $3 steps${NO_FMA:+, one fma a term turned off (LSTM_DSE_GPU_NO_FMA=1)}"
+      echo
+      local device=both
+      [ -n "${NO_FMA:-}" ] && device=gpu
+      if [ "$1" = layer-1024 ]; then
+        try env ${NO_FMA:+LSTM_DSE_GPU_NO_FMA=1} "$bin" bench engine --device "$device" --lanes "$4" --reps 3
+      else
+        try "$bin" gen-input --model "$1" --sequences "$2" --steps "$3" --output "$tmp/x.npy"
+        try env ${NO_FMA:+LSTM_DSE_GPU_NO_FMA=1} "$bin" bench engine --model "$1" --input "$tmp/x.npy" \
+          --device "$device" --lanes "$4" --reps 3
+      fi
+    }
     {
       echo "# Engine on a real GPU ($(date -u +%F))"
       echo
       echo '```'
-      "$bin" devices
+      try "$bin" devices
+      if command -v nvidia-smi >/dev/null; then
+        try nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv
+      fi
       echo '```'
-      for w in "builtin:gnmt 64 100 fp32,fp16,fx8,fx16" "gnmt-layer 16 50 fp32,fp16,fp8e4m3,bf16,fx8,fx16,trace8" "builtin:tiny 64 100 fp32,fx8,trace8,policy"; do
-        set -- $w
-        echo
-        echo "## $1, $2 sequences x $3 steps"
-        echo
-        if [ "$1" = gnmt-layer ]; then
-          "$bin" bench engine --device both --lanes "$4" --reps 3
-        else
-          "$bin" gen-input --model "$1" --sequences "$2" --steps "$3" --output "$tmp/x.npy" >/dev/null
-          "$bin" bench engine --model "$1" --input "$tmp/x.npy" --device both --lanes "$4" --reps 3
-        fi
-      done
-      echo
-      echo "## gnmt-layer, 16 sequences x 50 steps, one fma a term turned off (LSTM_DSE_GPU_NO_FMA=1)"
-      echo
-      echo "The A/B of the fused narrow-float lanes: compare fp16 and fp8e4m3 with the table above."
-      echo
-      LSTM_DSE_GPU_NO_FMA=1 "$bin" bench engine --device gpu --lanes fp16,fp8e4m3 --reps 3
+      if [ -n "${QUICK:-}" ]; then
+        workload builtin:tiny 4 5 fp32,fp16,fx8
+        workload builtin:tiny 8 10 fp32,fx8,trace8,policy
+        NO_FMA=1 workload builtin:tiny 4 5 fp16,fp8e4m3
+      else
+        workload builtin:gnmt 64 100 fp32,fp16,fx8,fx16
+        workload layer-1024 16 50 fp32,fp16,fp8e4m3,bf16,fx8,fx16,trace8
+        workload builtin:tiny 64 100 fp32,fx8,trace8,policy
+        NO_FMA=1 workload layer-1024 16 50 fp16,fp8e4m3
+      fi
     } 2>&1 | grep -v XDG_RUNTIME_DIR | tee "$out"
+    rm -rf "$tmp"
     ;;
   *)
     echo "usage: bash tools/gpu-bench.sh prepare|run" >&2
