@@ -11,8 +11,10 @@
 // rows, each weight word LB lanes. The h of step t - 1 is read from `outs` (from `state` at
 // the first step), and the new h goes only to `outs`, so no thread overwrites an h that
 // another thread of the same dispatch still reads. Weights are stored k-major for these lanes
-// (`weights[w_off + k * rows + row]`), so the threads of a wave, which hold consecutive
-// units, read consecutive words (coalesced). Workgroup w holds units [64 * (w % tiles), +64)
+// with a unit's four gate rows side by side (`weights4[w_off / 4 + k * H + j]` holds rows
+// j, H + j, 2H + j, 3H + j at k; 8-bit codes four k a word, `Cell.packed`): one vec4 read a
+// k, and the threads of a wave, which hold consecutive units, read consecutive vec4s
+// (coalesced). Workgroup w holds units [64 * (w % tiles), +64)
 // of one (config, direction, block of LB sequences): everything but the unit is the same
 // across the workgroup. No workgroup memory and no barriers (barriers are costly on CPU
 // Vulkan implementations). Every lane's sum still takes its terms one at a time in k order
@@ -73,13 +75,14 @@ struct P4 {
     o: vec4<i32>,
 }
 
-// One k: the weights of the four gate rows (words wr, wr + H, wr + 2H, wr + 3H) times x.
-fn mac1(p: P4, wr: u32, hsz: u32, x: vec4<i32>) -> P4 {
+// One k: the weights of the four gate rows (the vec4 `weights4[wq]`) times x.
+fn mac1(p: P4, wq: u32, x: vec4<i32>) -> P4 {
+    let w = bitcast<vec4<i32>>(weights4[wq]);
     var r = p;
-    r.i += vec4<i32>(wi(wr)) * x;
-    r.f += vec4<i32>(wi(wr + hsz)) * x;
-    r.g += vec4<i32>(wi(wr + 2u * hsz)) * x;
-    r.o += vec4<i32>(wi(wr + 3u * hsz)) * x;
+    r.i += vec4<i32>(w.x) * x;
+    r.f += vec4<i32>(w.y) * x;
+    r.g += vec4<i32>(w.z) * x;
+    r.o += vec4<i32>(w.w) * x;
     return r;
 }
 
@@ -110,34 +113,34 @@ struct F4 {
     o: vec4<f32>,
 }
 
-// One k of float lanes: the weights of the four gate rows (words wr, wr + H, wr + 2H, wr + 3H)
-// times x, each term a multiply and an add, each flushed (NUMERICS.md sections 5 and 6), or,
+// One k of float lanes: the weights of the four gate rows (the vec4 `weights4[wq]`) times x,
+// each term a multiply and an add, each flushed (NUMERICS.md sections 5 and 6), or,
 // `fused`, one fma a term: the same bits where `Cell.fused` says so (every product exact, so
 // the fma rounds the value the add rounds, and no sum subnormal, so no flush changes one).
 // One instruction a term instead of about seven on a GPU.
-fn macf(p: F4, wr: u32, hsz: u32, x: vec4<f32>, fused: bool) -> F4 {
+fn macf(p: F4, wq: u32, x: vec4<f32>, fused: bool) -> F4 {
+    let w = bitcast<vec4<f32>>(weights4[wq]);
     var r = p;
     if (fused) {
-        r.i = fma(vec4<f32>(wf(wr)), x, r.i);
-        r.f = fma(vec4<f32>(wf(wr + hsz)), x, r.f);
-        r.g = fma(vec4<f32>(wf(wr + 2u * hsz)), x, r.g);
-        r.o = fma(vec4<f32>(wf(wr + 3u * hsz)), x, r.o);
+        r.i = fma(vec4<f32>(w.x), x, r.i);
+        r.f = fma(vec4<f32>(w.y), x, r.f);
+        r.g = fma(vec4<f32>(w.z), x, r.g);
+        r.o = fma(vec4<f32>(w.w), x, r.o);
     } else {
-        r.i = fadd4(r.i, fmul4(vec4<f32>(wf(wr)), x));
-        r.f = fadd4(r.f, fmul4(vec4<f32>(wf(wr + hsz)), x));
-        r.g = fadd4(r.g, fmul4(vec4<f32>(wf(wr + 2u * hsz)), x));
-        r.o = fadd4(r.o, fmul4(vec4<f32>(wf(wr + 3u * hsz)), x));
+        r.i = fadd4(r.i, fmul4(vec4<f32>(w.x), x));
+        r.f = fadd4(r.f, fmul4(vec4<f32>(w.y), x));
+        r.g = fadd4(r.g, fmul4(vec4<f32>(w.z), x));
+        r.o = fadd4(r.o, fmul4(vec4<f32>(w.w), x));
     }
     return r;
 }
 
 // W.x of float lanes for unit j, k in order (x of the lanes at `xv` in `xin`, or staged).
 fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: vec4<u32>, fused: bool) -> F4 {
-    let rows = 4u * dims.hidden;
     var p = p0;
     for (var k = 0u; k < dims.input; k++) {
         let x = bitcast<vec4<f32>>(x4(staged, xv, sx, k));
-        p = macf(p, cell.w_off + k * rows + j, dims.hidden, x, fused);
+        p = macf(p, cell.w_off / 4u + k * dims.hidden + j, x, fused);
     }
     return p;
 }
@@ -145,7 +148,6 @@ fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: vec4<u32>, 
 // R.h of float lanes for unit j, k in order: the previous h from `state` at the first step
 // (at `hv`), else from `outs` (at `ov`), or staged.
 fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov: vec4<u32>, sh: vec4<u32>, fused: bool) -> F4 {
-    let rows = 4u * dims.hidden;
     var p = p0;
     for (var k = 0u; k < dims.hidden; k++) {
         var h: vec4<f32>;
@@ -154,7 +156,7 @@ fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov
         } else {
             h = bitcast<vec4<f32>>(o4(staged, ov, sh, k));
         }
-        p = macf(p, cell.r_off + k * rows + j, dims.hidden, h, fused);
+        p = macf(p, cell.r_off / 4u + k * dims.hidden + j, h, fused);
     }
     return p;
 }
@@ -243,7 +245,6 @@ fn mac4b(p: P4, wq: u32, xp: vec4<u32>) -> P4 {
 
 fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     let hsz = dims.hidden;
-    let rows = 4u * hsz;
     let isz = dims.input;
     let tiles = (hsz + 63u) / 64u;
     let blocks = (dims.seqs + LB - 1u) / LB;
@@ -348,7 +349,7 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
             }
         } else {
             for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.w_off + q * rows + j, hsz, xi4(staged, xv, sx, q));
+                p = mac1(p, cell.w_off / 4u + q * hsz + j, xi4(staged, xv, sx, q));
             }
         }
         widen4(&lo_i, &hi_i, p.i);
@@ -385,11 +386,11 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
             }
         } else if (first) {
             for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.r_off + q * rows + j, hsz, hi4(staged, hv, sh, q));
+                p = mac1(p, cell.r_off / 4u + q * hsz + j, hi4(staged, hv, sh, q));
             }
         } else {
             for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.r_off + q * rows + j, hsz, oi4(staged, ov, sh, q));
+                p = mac1(p, cell.r_off / 4u + q * hsz + j, oi4(staged, ov, sh, q));
             }
         }
         int_gate_rh(cell, j, &lo_i, &hi_i, p.i);

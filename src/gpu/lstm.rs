@@ -304,11 +304,14 @@ fn bits_f(v: &[f32]) -> impl Iterator<Item = u32> + '_ {
     v.iter().map(|x| x.to_bits())
 }
 
-/// `m` (`rows x k`, row-major) as `[k][rows]`.
-fn transpose<T: Copy>(m: &[T], rows: usize) -> Vec<T> {
+/// `m` (`rows x k` = `4H x k`, row-major) as `[k][H][gate]`: row `gate * H + j` at
+/// `(k * H + j) * 4 + gate`, so a unit's four gate rows at one k are one vec4, and the units of
+/// a wave read consecutive vec4s.
+fn gates_k_major<T: Copy>(m: &[T], rows: usize) -> Vec<T> {
     let k = m.len() / rows.max(1);
+    let units = rows / 4;
     (0..k)
-        .flat_map(|kk| (0..rows).map(move |r| m[r * k + kk]))
+        .flat_map(|kk| (0..rows).map(move |i| m[((i % 4) * units + i / 4) * k + kk]))
         .collect()
 }
 
@@ -363,12 +366,12 @@ fn upload_cell(
             let pack = k_major && byte(&q.w) && byte(&q.r) && c.chunk_wx >= 4 && c.chunk_rh >= 4;
             let (w, r) = match (k_major, pack) {
                 (true, true) => (pack_k_major(&q.w, rows), pack_k_major(&q.r, rows)),
-                (true, false) => (transpose(&q.w, rows), transpose(&q.r, rows)),
+                (true, false) => (gates_k_major(&q.w, rows), gates_k_major(&q.r, rows)),
                 (false, _) => (q.w.clone(), q.r.clone()),
             };
             c.packed = u32::from(pack);
-            if pack {
-                // Packed W and R are read as vec4s: 4-word aligned (R is 4H words per q).
+            if k_major {
+                // W and R are read as vec4s: 4-word aligned (each is 4H words per k or q).
                 weights.resize(weights.len().next_multiple_of(4), 0);
             }
             c.w_off = put(weights, &mut bits_i(&w));
@@ -397,9 +400,12 @@ fn upload_cell(
             c.mode = 1;
             let rows = p.b.len();
             let (w, r) = match k_major {
-                true => (transpose(&p.w, rows), transpose(&p.r, rows)),
+                true => (gates_k_major(&p.w, rows), gates_k_major(&p.r, rows)),
                 false => (p.w.clone(), p.r.clone()),
             };
+            if k_major {
+                weights.resize(weights.len().next_multiple_of(4), 0);
+            }
             c.w_off = put(weights, &mut bits_f(&w));
             c.r_off = put(weights, &mut bits_f(&r));
             c.b_off = put(weights, &mut bits_f(&p.b));
@@ -447,8 +453,10 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
 }
 
 /// Builds one layer's upload for a chunk of plans.
-/// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed (`[k][row]`, the layout
-/// `step_lanes` reads coalesced) instead of row-major (`gates`, policy lanes).
+/// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed with a unit's four gate
+/// rows side by side (`[k][H][gate]`, [`gates_k_major`], or [`pack_k_major`]: the layouts
+/// `step_lanes` reads one vec4 at a time, coalesced) instead of row-major (`gates`, policy
+/// lanes).
 /// `finite_input`: every value of the sequences is finite (see [`fused_bits`]).
 pub(super) fn layer_upload(
     plans: &[&Plan],
