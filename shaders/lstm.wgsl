@@ -138,7 +138,7 @@ struct Cell {
 @group(0) @binding(9) var<storage, read> weights4: array<vec4<u32>>;
 @group(1) @binding(0) var<uniform> step: Step;
 // Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of
-// every lane `[lane, dir, I + H]`, the same buffer written as `stage_s` and then read as
+// every lane `[block of LB sequences, dir, I + H, LB]`, the same buffer written as `stage_s` and then read as
 // `stage_u`. src/gpu/lstm.rs sets STAGE_VEC4S to the adapter's uniform binding limit (at most
 // 64 KiB) when it builds the module.
 const STAGE_VEC4S: u32 = 4096u;

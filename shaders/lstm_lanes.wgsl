@@ -24,46 +24,39 @@
 const LB: u32 = 4u;
 
 // The x (or h) words at k of the four lanes whose first words are at `base` in `xin`
-// (`state`, `outs`), or, staged, at `sb` in `stage_u`. `staged` is a constant at every call
-// (see `step_lanes`), so compilers drop the other branch.
-fn sw(i: u32) -> u32 {
-    return stage_u[i >> 2u][i & 3u];
-}
-
-fn s4(sb: vec4<u32>, k: u32) -> vec4<u32> {
-    return vec4<u32>(sw(sb.x + k), sw(sb.y + k), sw(sb.z + k), sw(sb.w + k));
-}
-
-fn x4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+// (`state`, `outs`), or, staged, the vec4 at `sb + k` in `stage_u` (the stage holds a block's
+// four lanes side by side). `staged` is a constant at every call (see `step_lanes`), so
+// compilers drop the other branch.
+fn x4(staged: bool, base: vec4<u32>, sb: u32, k: u32) -> vec4<u32> {
     if (staged) {
-        return s4(sb, k);
+        return stage_u[sb + k];
     }
     return vec4<u32>(xin[base.x + k], xin[base.y + k], xin[base.z + k], xin[base.w + k]);
 }
 
-fn h4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+fn h4(staged: bool, base: vec4<u32>, sb: u32, k: u32) -> vec4<u32> {
     if (staged) {
-        return s4(sb, k);
+        return stage_u[sb + k];
     }
     return vec4<u32>(state[base.x + k], state[base.y + k], state[base.z + k], state[base.w + k]);
 }
 
-fn o4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<u32> {
+fn o4(staged: bool, base: vec4<u32>, sb: u32, k: u32) -> vec4<u32> {
     if (staged) {
-        return s4(sb, k);
+        return stage_u[sb + k];
     }
     return vec4<u32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
 }
 
-fn xi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+fn xi4(staged: bool, base: vec4<u32>, sb: u32, k: u32) -> vec4<i32> {
     return bitcast<vec4<i32>>(x4(staged, base, sb, k));
 }
 
-fn hi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+fn hi4(staged: bool, base: vec4<u32>, sb: u32, k: u32) -> vec4<i32> {
     return bitcast<vec4<i32>>(h4(staged, base, sb, k));
 }
 
-fn oi4(staged: bool, base: vec4<u32>, sb: vec4<u32>, k: u32) -> vec4<i32> {
+fn oi4(staged: bool, base: vec4<u32>, sb: u32, k: u32) -> vec4<i32> {
     return bitcast<vec4<i32>>(o4(staged, base, sb, k));
 }
 
@@ -136,7 +129,7 @@ fn macf(p: F4, wq: u32, x: vec4<f32>, fused: bool) -> F4 {
 }
 
 // W.x of float lanes for unit j, k in order (x of the lanes at `xv` in `xin`, or staged).
-fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: vec4<u32>, fused: bool) -> F4 {
+fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: u32, fused: bool) -> F4 {
     var p = p0;
     for (var k = 0u; k < dims.input; k++) {
         let x = bitcast<vec4<f32>>(x4(staged, xv, sx, k));
@@ -147,7 +140,7 @@ fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: vec4<u32>, 
 
 // R.h of float lanes for unit j, k in order: the previous h from `state` at the first step
 // (at `hv`), else from `outs` (at `ov`), or staged.
-fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov: vec4<u32>, sh: vec4<u32>, fused: bool) -> F4 {
+fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov: vec4<u32>, sh: u32, fused: bool) -> F4 {
     var p = p0;
     for (var k = 0u; k < dims.hidden; k++) {
         var h: vec4<f32>;
@@ -175,8 +168,10 @@ fn step_lanes_staged(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     step_body(wid, lid, true);
 }
 
-// Copies what `step_lanes_staged` reads at this step into the stage, `[lane, dir, I + H]`:
-// the x of the step, then the previous h (from `state` at the first step, else from `outs`).
+// Copies what `step_lanes_staged` reads at this step into the stage, `[block, dir, I + H,
+// LB]` (a block: LB consecutive sequences of one config, the last one padded): the x of the
+// step, then the previous h (from `state` at the first step, else from `outs`), the block's
+// lanes side by side.
 // For cells with `packed` 2 (x and h codes fit a byte), word w of x (of h) holds the codes of
 // k = 4w .. 4w + 3 as bytes, the first in the low byte, codes past the row 0.
 @compute @workgroup_size(64)
@@ -197,6 +192,8 @@ fn stage_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (((dims.rev_mask >> dir) & 1u) == 1u) {
         t_prev = t + 1u;
     }
+    let seq = lane % dims.seqs;
+    let block = (lane / dims.seqs) * ((dims.seqs + LB - 1u) / LB) + seq / LB;
     let bytes = cells[(lane / dims.seqs) * dims.dirs + dir].packed == 2u;
     // Words of x (of h) in this lane's stage, and the first k of word w.
     var k = w;
@@ -230,7 +227,7 @@ fn stage_lanes(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         v |= c;
     }
-    stage_s[idx] = v;
+    stage_s[((block * dims.dirs + dir) * width + w) * LB + seq % LB] = v;
 }
 
 // `mac4` with the x of the four lanes packed too (one word of four 8-bit codes per lane).
@@ -275,7 +272,8 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     }
     let ov = (lanes * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz;
     // Staged: the lanes' x and previous h in `stage_u`.
-    let sx = (lanes * dims.dirs + dir) * (isz + hsz);
+    // Staged: the block's x and previous h in `stage_u`, one vec4 (four lanes) a k.
+    let sx = ((cfg * blocks + seq0 / LB) * dims.dirs + dir) * (isz + hsz);
     let sh = sx + isz;
     if (cell.mode == 1u) {
         // Each call is specialised by its constant `staged`, `first` and `fused` (compilers
@@ -339,7 +337,7 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
         if (bytes) {
             for (var q = q0; q < q1; q++) {
-                p = mac4b(p, cell.w_off / 4u + q * hsz + j, s4(sx, q));
+                p = mac4b(p, cell.w_off / 4u + q * hsz + j, stage_u[sx + q]);
             }
         } else if (packed) {
             for (var q = q0; q < q1; q++) {
@@ -372,7 +370,7 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         let e = hsz - 1u;
         if (bytes) {
             for (var q = q0; q < q1; q++) {
-                p = mac4b(p, cell.r_off / 4u + q * hsz + j, s4(sh, q));
+                p = mac4b(p, cell.r_off / 4u + q * hsz + j, stage_u[sh + q]);
             }
         } else if (packed && first) {
             for (var q = q0; q < q1; q++) {

@@ -98,6 +98,22 @@ impl Case {
         a.extend(extra);
         lstm_dse(&a)
     }
+    /// `lstm-dse merge shard0 shard1 --out merged`.
+    fn merge_shards(&self) -> Output {
+        let (s0, s1, m) = (
+            self.path("shard0"),
+            self.path("shard1"),
+            self.path("merged"),
+        );
+        lstm_dse(&[
+            "merge",
+            s0.to_str().unwrap(),
+            s1.to_str().unwrap(),
+            "--out",
+            m.to_str().unwrap(),
+        ])
+    }
+
     fn ok(&self, name: &str, extra: &[&str]) {
         let o = self.run(name, extra);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -277,14 +293,7 @@ fn changed_inputs_are_refused_by_resume_and_merge() {
     let o = c.run("plain", &["--resume"]);
     refused(&o, &["arch.toml", "changed", "content hash"]);
     c.ok("shard1", &["--shard", "1/2"]);
-    let (s0, s1, m) = (c.path("shard0"), c.path("shard1"), c.path("merged"));
-    let o = lstm_dse(&[
-        "merge",
-        s0.to_str().unwrap(),
-        s1.to_str().unwrap(),
-        "--out",
-        m.to_str().unwrap(),
-    ]);
+    let o = c.merge_shards();
     refused(&o, &["arch.toml", "changed"]);
     // Results without the resolved spec cannot be checked: refused, not mixed.
     std::fs::remove_file(c.path("plain").join("spec.resolved.toml")).unwrap();
@@ -355,14 +364,7 @@ fn runs_of_another_model_version_are_refused_by_resume_and_merge() {
         &plain,
         &before,
     );
-    let (s0, s1, m) = (c.path("shard0"), c.path("shard1"), c.path("merged"));
-    let o = lstm_dse(&[
-        "merge",
-        s0.to_str().unwrap(),
-        s1.to_str().unwrap(),
-        "--out",
-        m.to_str().unwrap(),
-    ]);
+    let o = c.merge_shards();
     refused(
         &o,
         &[
@@ -370,7 +372,7 @@ fn runs_of_another_model_version_are_refused_by_resume_and_merge() {
             "merge only shards of one run",
         ],
     );
-    assert!(!m.exists(), "a refused merge wrote");
+    assert!(!c.path("merged").exists(), "a refused merge wrote");
     // A run made before versions were recorded: which model made its rows is unknown.
     let start = text.find("[versions]").expect("a [versions] section");
     let end = start + text[start..].find("\n\n").expect("a blank line after it") + 2;

@@ -326,8 +326,10 @@ impl GpuContext {
             stage_group(&self.lstm.layout2u, 0),
             stage_group(&self.lstm.layout2s, 1),
         );
+        // The stage holds blocks of LANE_BLOCK sequences of a config, the last one padded.
+        let padded = set.groups() * nseq.div_ceil(LANE_BLOCK) * LANE_BLOCK;
         let staged = matches!(set, LaneSet::Configs(_))
-            && lanes * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
+            && padded * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
         let stage_groups = groups_of(lanes * d * (layer.input_size + h));
         let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
             let y = n.div_ceil(x_groups as u64) as u32;
