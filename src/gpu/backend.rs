@@ -3,9 +3,9 @@
 //! a layer with `GpuContext::run_layer` (`run.rs`); its states stay on the device as
 //! [`GpuLayer`] until the driver's sink reads them back (or reduces them: `reduce.rs`).
 
-use super::lstm::lane_states;
 use super::policy::lane_values;
 use super::run::{LaneSet, PolicyLanes};
+use super::upload::lane_states;
 use super::{GpuContext, GpuError};
 use crate::lstm::driver::{Backend, Chunk, Levels, StepLevels};
 use crate::lstm::eval::{LayerStates, Plan};

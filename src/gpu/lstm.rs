@@ -1,11 +1,7 @@
-//! Host-side mirror of the LSTM kernels (`shaders/lstm*.wgsl`, `numerics.wgsl`): the uniform and cell structs, the pipelines, and
-//! the packing of a layer's quantized weights, activation tables and initial states (once per
-//! layer and chunk). Running chunks is `run.rs`.
+//! Host-side mirror of the LSTM kernels (`shaders/lstm*.wgsl`, `numerics.wgsl`): the uniform
+//! and cell structs and the pipelines. Packing a layer for them is `upload.rs`; running chunks
+//! is `run.rs`.
 
-use crate::format::Resolved;
-use crate::lstm::eval::fused::{format_span, span, Mode, Span};
-use crate::lstm::eval::plan::{Act, CellPlan};
-use crate::lstm::eval::Plan;
 use bytemuck::{Pod, Zeroable};
 
 pub(super) const WORKGROUP: u32 = 64;
@@ -47,52 +43,52 @@ pub(super) struct Dims {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct FmtGpu {
-    kind: u32,
-    bits: u32,
-    frac: i32,
-    em: u32,
-    maxf: f32,
+pub(super) struct FmtGpu {
+    pub(super) kind: u32,
+    pub(super) bits: u32,
+    pub(super) frac: i32,
+    pub(super) em: u32,
+    pub(super) maxf: f32,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
 pub(super) struct CellGpu {
-    mode: u32,
-    w_off: u32,
-    r_off: u32,
-    b_off: u32,
-    p_off: u32,
-    has_peep: u32,
-    sig_off: u32,
-    tanhp_off: u32,
-    tanhc_off: u32,
-    table_mask: u32,
-    shift_wx: u32,
-    shift_rh: u32,
-    shift_b: u32,
-    shift_pc: u32,
-    pre_shift: i32,
-    shift_fc: u32,
-    shift_ig: u32,
-    c_shift: i32,
-    h_shift: i32,
-    chunk_wx: u32,
-    chunk_rh: u32,
+    pub(super) mode: u32,
+    pub(super) w_off: u32,
+    pub(super) r_off: u32,
+    pub(super) b_off: u32,
+    pub(super) p_off: u32,
+    pub(super) has_peep: u32,
+    pub(super) sig_off: u32,
+    pub(super) tanhp_off: u32,
+    pub(super) tanhc_off: u32,
+    pub(super) table_mask: u32,
+    pub(super) shift_wx: u32,
+    pub(super) shift_rh: u32,
+    pub(super) shift_b: u32,
+    pub(super) shift_pc: u32,
+    pub(super) pre_shift: i32,
+    pub(super) shift_fc: u32,
+    pub(super) shift_ig: u32,
+    pub(super) c_shift: i32,
+    pub(super) h_shift: i32,
+    pub(super) chunk_wx: u32,
+    pub(super) chunk_rh: u32,
     /// Word offset of the per-row extra shifts (W·x | R·h << 16), or u32::MAX for none.
-    rs_off: u32,
-    /// 1: W and R hold four 8-bit codes per word along k (see [`pack_k_major`]); 2: and the
+    pub(super) rs_off: u32,
+    /// 1: W and R hold four 8-bit codes per word along k (see `upload::pack_k_major`); 2: and the
     /// x and h codes fit a byte too (a staged step packs them, shaders/lstm_lanes.wgsl).
-    packed: u32,
+    pub(super) packed: u32,
     /// Bit 0 (W·x) and bit 1 (R·h): every product of those weights with the values a step can
-    /// meet is exact and no partial sum can be subnormal ([`fused_bits`]), so float lanes may
+    /// meet is exact and no partial sum can be subnormal (`upload::fused_bits`), so float lanes may
     /// run one fused multiply-add per term (shaders/lstm_lanes.wgsl). Read by `step_lanes` only.
-    fused: u32,
-    pre: FmtGpu,
-    c: FmtGpu,
-    gate: FmtGpu,
-    h: FmtGpu,
-    x: FmtGpu,
+    pub(super) fused: u32,
+    pub(super) pre: FmtGpu,
+    pub(super) c: FmtGpu,
+    pub(super) gate: FmtGpu,
+    pub(super) h: FmtGpu,
+    pub(super) x: FmtGpu,
 }
 
 /// The host side of a struct the shaders declare: its WGSL name, size and field offsets in
@@ -136,30 +132,6 @@ pub fn host_layouts() -> Vec<HostLayout> {
             ]
         ),
     ]
-}
-
-fn fmt_gpu(r: Resolved) -> FmtGpu {
-    match r {
-        Resolved::Fp32 => FmtGpu::default(),
-        Resolved::Fixed(f) => FmtGpu {
-            kind: 1,
-            bits: f.bits,
-            frac: f.frac,
-            ..Default::default()
-        },
-        Resolved::Float(f) => FmtGpu {
-            kind: 2,
-            bits: f.bits(),
-            frac: 0,
-            em: f.exp_bits | f.man_bits << 8,
-            maxf: f.max_finite() as f32,
-        },
-    }
-}
-
-/// How many products of magnitude up to 2^bits can be summed in an i32 without overflow.
-fn chunk(bits: u32) -> u32 {
-    ((i32::MAX as u32) >> bits).max(1)
 }
 
 /// The compiled kernels and their bind-group layouts.
@@ -286,280 +258,3 @@ impl Pipelines {
         }
     }
 }
-
-/// One layer's parameters for a chunk of configs: cell structs, weights, tables, initial states.
-pub(super) struct LayerUpload {
-    pub cells: Vec<CellGpu>,
-    pub weights: Vec<u32>,
-    pub tables: Vec<u32>,
-    /// `[dir, {h, c}, H]` per config.
-    pub init: Vec<Vec<u32>>,
-}
-
-fn bits_i(v: &[i32]) -> impl Iterator<Item = u32> + '_ {
-    v.iter().map(|&x| x as u32)
-}
-
-fn bits_f(v: &[f32]) -> impl Iterator<Item = u32> + '_ {
-    v.iter().map(|x| x.to_bits())
-}
-
-/// `m` (`rows x k` = `4H x k`, row-major) as `[k][H][gate]`: row `gate * H + j` at
-/// `(k * H + j) * 4 + gate`, so a unit's four gate rows at one k are one vec4, and the units of
-/// a wave read consecutive vec4s.
-fn gates_k_major<T: Copy>(m: &[T], rows: usize) -> Vec<T> {
-    let k = m.len() / rows.max(1);
-    let units = rows / 4;
-    (0..k)
-        .flat_map(|kk| (0..rows).map(move |i| m[((i % 4) * units + i / 4) * k + kk]))
-        .collect()
-}
-
-/// `m` (`rows x k` = `4H x k`, row-major codes that fit in 8 bits) as `[k / 4][H][gate]` words
-/// holding the codes of four consecutive k, the first in the low byte (row `gate * H + j` is
-/// `[..][j][gate]`: one vec4 per unit); a row's last word is padded with 0 codes.
-fn pack_k_major(m: &[i32], rows: usize) -> Vec<i32> {
-    let k = m.len() / rows.max(1);
-    let units = rows / 4;
-    (0..k.div_ceil(4))
-        .flat_map(|q| {
-            // Word (q, j, g) holds row g * H + j: a unit's four gate rows are one vec4.
-            (0..rows).map(move |i| {
-                let r = (i % 4) * units + i / 4;
-                (0..4).filter(|&b| 4 * q + b < k).fold(0u32, |w, b| {
-                    w | (m[r * k + 4 * q + b] as u8 as u32) << (8 * b)
-                }) as i32
-            })
-        })
-        .collect()
-}
-
-fn upload_cell(
-    p: &CellPlan,
-    k_major: bool,
-    weights: &mut Vec<u32>,
-    tables: &mut Vec<u32>,
-    init: &mut Vec<u32>,
-) -> CellGpu {
-    let f = &p.formats;
-    let mut c = CellGpu {
-        pre: fmt_gpu(f.pre),
-        c: fmt_gpu(f.c),
-        gate: fmt_gpu(f.gate),
-        h: fmt_gpu(f.h),
-        x: fmt_gpu(f.x),
-        ..Default::default()
-    };
-    let put = |buf: &mut Vec<u32>, it: &mut dyn Iterator<Item = u32>| {
-        let off = buf.len() as u32;
-        buf.extend(it);
-        off
-    };
-    match &p.int {
-        Some(q) => {
-            c.mode = 0;
-            let rows = q.b.len();
-            c.chunk_wx = chunk(q.w_fmt.bits + q.x.bits - 2);
-            c.chunk_rh = chunk(q.r_fmt.bits + q.h.bits - 2);
-            let byte = |v: &[i32]| v.iter().all(|&x| i8::try_from(x).is_ok());
-            // Packing needs chunks of whole words (any grouping of an exact sum is exact).
-            let pack = k_major && byte(&q.w) && byte(&q.r) && c.chunk_wx >= 4 && c.chunk_rh >= 4;
-            let (w, r) = match (k_major, pack) {
-                (true, true) => (pack_k_major(&q.w, rows), pack_k_major(&q.r, rows)),
-                (true, false) => (gates_k_major(&q.w, rows), gates_k_major(&q.r, rows)),
-                (false, _) => (q.w.clone(), q.r.clone()),
-            };
-            c.packed = u32::from(pack);
-            if k_major {
-                // W and R are read as vec4s: 4-word aligned (each is 4H words per k or q).
-                weights.resize(weights.len().next_multiple_of(4), 0);
-            }
-            c.w_off = put(weights, &mut bits_i(&w));
-            c.r_off = put(weights, &mut bits_i(&r));
-            c.b_off = put(weights, &mut bits_i(&q.b));
-            if let Some(pp) = &q.peep {
-                c.p_off = put(weights, &mut bits_i(pp));
-                c.has_peep = 1;
-            }
-            c.sig_off = put(tables, &mut bits_i(&q.sigmoid));
-            c.tanhp_off = put(tables, &mut bits_i(&q.tanh_pre));
-            c.tanhc_off = put(tables, &mut bits_i(&q.tanh_c));
-            c.table_mask = 3;
-            (c.shift_wx, c.shift_rh, c.shift_b, c.shift_pc) =
-                (q.shift_wx, q.shift_rh, q.shift_b, q.shift_pc);
-            (c.pre_shift, c.shift_fc, c.shift_ig) = (q.pre_shift, q.shift_fc, q.shift_ig);
-            (c.c_shift, c.h_shift) = (q.c_shift, q.h_shift);
-            c.rs_off = match &q.row_extra {
-                Some(e) => put(weights, &mut e.iter().map(|&(w, r)| w | (r << 16))),
-                None => u32::MAX,
-            };
-            init.extend(bits_i(&q.h0));
-            init.extend(bits_i(&q.c0));
-        }
-        None => {
-            c.mode = 1;
-            let rows = p.b.len();
-            let (w, r) = match k_major {
-                true => (gates_k_major(&p.w, rows), gates_k_major(&p.r, rows)),
-                false => (p.w.clone(), p.r.clone()),
-            };
-            if k_major {
-                weights.resize(weights.len().next_multiple_of(4), 0);
-            }
-            c.w_off = put(weights, &mut bits_f(&w));
-            c.r_off = put(weights, &mut bits_f(&r));
-            c.b_off = put(weights, &mut bits_f(&p.b));
-            if let Some(pp) = &p.peep {
-                c.p_off = put(weights, &mut bits_f(pp));
-                c.has_peep = 1;
-            }
-            if let (Act::Table { values: s, .. }, Act::Table { values: t, .. }) =
-                (&p.sigmoid, &p.tanh_pre)
-            {
-                c.sig_off = put(tables, &mut bits_f(s.as_slice()));
-                c.tanhp_off = put(tables, &mut bits_f(t.as_slice()));
-                c.table_mask |= 1;
-            }
-            if let Act::Table { values, .. } = &p.tanh_c {
-                c.tanhc_off = put(tables, &mut bits_f(values.as_slice()));
-                c.table_mask |= 2;
-            }
-            init.extend(bits_f(&p.h0));
-            init.extend(bits_f(&p.c0));
-        }
-    }
-    c
-}
-/// Words of weights and of tables `layer_upload` would pack for `plans` (without packing).
-pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
-    let table = |a: &Act| match a {
-        Act::Table { values, .. } => values.len(),
-        Act::Direct { .. } => 0,
-    };
-    plans
-        .iter()
-        .flat_map(|p| &p.layers[layer])
-        .fold((0, 0), |(w, t), c| {
-            let rows = c
-                .int
-                .as_ref()
-                .and_then(|q| q.row_extra.as_ref())
-                .map_or(0, Vec::len);
-            let weights =
-                c.w.len() + c.r.len() + c.b.len() + c.peep.as_ref().map_or(0, Vec::len) + rows;
-            let tables = table(&c.sigmoid) + table(&c.tanh_pre) + table(&c.tanh_c);
-            (w + weights, t + tables)
-        })
-}
-
-/// Builds one layer's upload for a chunk of plans.
-/// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed with a unit's four gate
-/// rows side by side (`[k][H][gate]`, [`gates_k_major`], or [`pack_k_major`]: the layouts
-/// `step_lanes` reads one vec4 at a time, coalesced) instead of row-major (`gates`, policy
-/// lanes).
-/// `finite_input`: every value of the sequences is finite (see [`fused_bits`]).
-pub(super) fn layer_upload(
-    plans: &[&Plan],
-    layer: usize,
-    k_major: bool,
-    finite_input: bool,
-) -> LayerUpload {
-    let mut up = LayerUpload {
-        cells: Vec::new(),
-        weights: Vec::new(),
-        tables: Vec::new(),
-        init: Vec::new(),
-    };
-    for plan in plans {
-        let mut init = Vec::new();
-        // The layer's x are codes of at most 8 bits: the inputs, or the previous layer's h.
-        let byte_h = |c: &CellPlan| c.int.as_ref().is_some_and(|q| q.h.bits <= 8);
-        let x_byte = layer == 0 || plan.layers[layer - 1].iter().all(byte_h);
-        for cell in &plan.layers[layer] {
-            let mut gpu = upload_cell(cell, k_major, &mut up.weights, &mut up.tables, &mut init);
-            let x = match layer {
-                0 => format_span(cell.formats.x),
-                _ => plan.layers[layer - 1]
-                    .iter()
-                    .fold(format_span(cell.formats.x), |s, c| {
-                        s.join(format_span(c.formats.h))
-                    }),
-            };
-            gpu.fused = fused_bits(cell, &x, finite_input);
-            // Packed weights whose x and h codes fit a byte too: the stage packs them.
-            if gpu.packed == 1 && x_byte && byte_h(cell) && cell.int.as_ref().unwrap().x.bits <= 8 {
-                gpu.packed = 2;
-            }
-            up.cells.push(gpu);
-        }
-        up.init.push(init);
-    }
-    // Bindings may not be empty, and `weights` is also read as vec4s.
-    for v in [&mut up.weights, &mut up.tables] {
-        if v.is_empty() {
-            v.push(0);
-        }
-    }
-    up.weights.resize(up.weights.len().next_multiple_of(4), 0);
-    up
-}
-
-/// [`CellGpu::fused`] of a cell whose layer input spans `x` (the layer's x format, and the
-/// previous layer's h formats, whose values the step reads as they are): [`Mode::choose`] on
-/// the weights as uploaded and on what the states can hold, so one choice holds for every
-/// step (the CPU measures each step's states instead; both give the bits of the flushing
-/// loop, docs/NUMERICS.md §13). The states' formats bound them only when the sequences are
-/// finite (a NaN stays NaN through rounding). `LSTM_DSE_GPU_NO_FMA=1` turns it off, for
-/// comparing (`tools/gpu-bench.sh`).
-fn fused_bits(cell: &CellPlan, x: &Span, finite_input: bool) -> u32 {
-    if cell.int.is_some() || !finite_input || std::env::var_os("LSTM_DSE_GPU_NO_FMA").is_some() {
-        return 0;
-    }
-    let h = format_span(cell.formats.h).join(span(&cell.h0));
-    let fused = |w: &[f32], v: &Span| Mode::choose::<f32>(&span(w), v) == Mode::Fused;
-    u32::from(fused(&cell.w, x)) | u32::from(fused(&cell.r, &h)) << 1
-}
-
-/// The layer-0 input of one lane, rounded to the lane's input format (codes or f32 bits).
-pub(super) fn lane_input<'a>(plan: &'a Plan, seq: &'a [f32]) -> impl Iterator<Item = u32> + 'a {
-    let cell = &plan.layers[0][0];
-    seq.iter().map(move |&x| match &cell.int {
-        Some(q) => q.x.quantize(x) as u32,
-        None => cell.formats.x.round(x).to_bits(),
-    })
-}
-
-/// Converts read-back words of one lane and layer (`[T, {h, c}, D*H]`) into f32 values.
-pub(super) fn lane_states(
-    cells: &[CellPlan],
-    words: &[u32],
-    steps: usize,
-    hidden: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let dh = hidden * cells.len();
-    let mut h = Vec::with_capacity(steps * dh);
-    let mut c = Vec::with_capacity(steps * dh);
-    for t in 0..steps {
-        let row = &words[t * 2 * dh..(t + 1) * 2 * dh];
-        for (k, cell) in cells.iter().enumerate() {
-            for j in 0..hidden {
-                let (hw, cw) = (row[k * hidden + j], row[dh + k * hidden + j]);
-                match &cell.int {
-                    Some(q) => {
-                        h.push(q.h.to_f32(hw as i32));
-                        c.push(q.c.to_f32(cw as i32));
-                    }
-                    None => {
-                        h.push(f32::from_bits(hw));
-                        c.push(f32::from_bits(cw));
-                    }
-                }
-            }
-        }
-    }
-    (h, c)
-}
-
-#[cfg(test)]
-#[path = "test_lstm.rs"]
-mod tests;

@@ -59,6 +59,7 @@ pub fn host_layouts() -> Vec<(&'static str, HostLayout)> {
 mod policy;
 mod reduce;
 mod run;
+mod upload;
 
 pub use backend::{GpuConfigs, GpuLayer};
 pub use reduce::{ReduceShape, StateDecode};

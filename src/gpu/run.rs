@@ -8,10 +8,9 @@
 //! chosen per step on the device (see [`LaneSet`]).
 
 use super::backend::{GpuConfigs, GpuLayer};
-use super::lstm::{
-    lane_input, layer_upload, upload_words, Dims, LANE_BLOCK, STEPS_PER_SUBMIT, WORKGROUP,
-};
+use super::lstm::{Dims, LANE_BLOCK, STEPS_PER_SUBMIT, WORKGROUP};
 use super::policy::policy_region;
+use super::upload::{lane_input, layer_upload, upload_words};
 use super::{GpuContext, GpuError};
 use crate::lstm::driver;
 use crate::lstm::eval::{Plan, Run};

@@ -1,4 +1,4 @@
-//! Which float lanes `step_lanes` runs with one fma per term ([`CellGpu::fused`]): those
+//! Which float lanes `step_lanes` runs with one fma per term (`CellGpu::fused`): those
 //! whose formats make every product exact and keep every sum normal, and no others. (tests/gpu.rs
 //! checks that the lanes agree with the CPU bit for bit; lavapipe's `fma` is not fused, so
 //! there the choice itself must be checked.)
