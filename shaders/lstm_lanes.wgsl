@@ -271,7 +271,6 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         t_prev = t + 1u;
     }
     let ov = (lanes * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz;
-    // Staged: the lanes' x and previous h in `stage_u`.
     // Staged: the block's x and previous h in `stage_u`, one vec4 (four lanes) a k.
     let sx = ((cfg * blocks + seq0 / LB) * dims.dirs + dir) * (isz + hsz);
     let sh = sx + isz;

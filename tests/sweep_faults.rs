@@ -345,9 +345,9 @@ fn runs_of_another_model_version_are_refused_by_resume_and_merge() {
         .find(|l| l.starts_with(key))
         .expect("spec.resolved.toml records accel_model");
     let version: u32 = line[key.len()..].parse().unwrap();
-    let older = text.replacen(line, &format!("{key}{}", version + 1), 1);
+    let other = text.replacen(line, &format!("{key}{}", version + 1), 1);
     for d in ["plain", "shard1"] {
-        std::fs::write(resolved(d), &older).unwrap();
+        std::fs::write(resolved(d), &other).unwrap();
     }
     let (plain, before) = (c.path("plain"), tree(&c.path("plain")));
     let o = c.run("plain", &["--resume"]);

@@ -141,9 +141,12 @@ fn print_golden() {
 fn golden_points_do_not_drift() {
     let text = std::fs::read_to_string(repo_path(GOLDEN)).expect("golden file readable");
     let (first, table) = text.split_once('\n').expect("golden file has lines");
-    let recorded = first.strip_prefix(VERSION_LINE).unwrap_or_else(|| {
-        panic!("{GOLDEN}: the first line should be '{VERSION_LINE}N'; {REGENERATE}")
-    });
+    let recorded = first
+        .trim_end()
+        .strip_prefix(VERSION_LINE)
+        .unwrap_or_else(|| {
+            panic!("{GOLDEN}: the first line should be '{VERSION_LINE}N'; {REGENERATE}")
+        });
     assert_eq!(
         recorded,
         MODEL_VERSION.to_string(),

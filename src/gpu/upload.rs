@@ -177,7 +177,8 @@ fn upload_cell(
     }
     c
 }
-/// Words of weights and of tables `layer_upload` would pack for `plans` (without packing).
+/// Words of weights and of tables `layer_upload` would pack for `plans` (without packing, with
+/// the most alignment padding: 3 words before a cell's W, 3 at the end).
 pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
     let table = |a: &Act| match a {
         Act::Table { values, .. } => values.len(),
@@ -186,7 +187,7 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
     plans
         .iter()
         .flat_map(|p| &p.layers[layer])
-        .fold((0, 0), |(w, t), c| {
+        .fold((3, 0), |(w, t), c| {
             let rows = c
                 .int
                 .as_ref()
@@ -195,7 +196,7 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
             let weights =
                 c.w.len() + c.r.len() + c.b.len() + c.peep.as_ref().map_or(0, Vec::len) + rows;
             let tables = table(&c.sigmoid) + table(&c.tanh_pre) + table(&c.tanh_c);
-            (w + weights, t + tables)
+            (w + 3 + weights, t + tables)
         })
 }
 

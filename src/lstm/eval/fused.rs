@@ -203,7 +203,7 @@ impl Mode {
     }
 
     /// Whether every product of a value of `a` and a value of `b` is exact in `T` and normal
-    /// (or zero): finite operands, significands that fit `T`'s precision together, and
+    /// (or zero): finite operands (and, where lanes flush, normal ones), significands that fit `T`'s precision together, and
     /// magnitudes whose products stay inside `T`'s normal range.
     ///
     /// The bounds are products computed in f64: exact for f32 operands; for f64 ones rounded,
@@ -212,8 +212,13 @@ impl Mode {
     /// the smallest normal means the exact one is above the smallest normal).
     fn exact<T: Elem>(a: &Span, b: &Span) -> bool {
         let (lo, hi) = T::NORMAL_RANGE;
+        // Where lanes flush, no operand may be subnormal either: a device that flushes an
+        // fma's inputs (NVIDIA's `.ftz`) would drop it where the multiply kept it.
+        let normal = |s: &Span| !T::FLUSHES || s.min_nonzero >= lo;
         a.finite
             && b.finite
+            && normal(a)
+            && normal(b)
             && a.sig_bits + b.sig_bits <= T::PRECISION
             && a.min_nonzero * b.min_nonzero >= 2.0 * lo
             && a.max_abs * b.max_abs < hi
@@ -330,6 +335,12 @@ mod tests {
         // f64 products near the bottom of the normal range: refused.
         let tiny = span(&[f64::MIN_POSITIVE.sqrt()]);
         assert_eq!(Mode::choose::<f64>(&tiny, &tiny), Mode::Plain);
+        // A subnormal operand with an exact, normal product: not fused where lanes flush.
+        let sub = s(&[1e-40]);
+        assert_eq!(
+            Mode::choose::<f32>(&sub, &s(&[2f32.powi(100)])),
+            Mode::Plain
+        );
         // All zeros: no product to round.
         assert_eq!(Mode::choose::<f32>(&s(&[0.0, 0.0]), &full), Mode::Fused);
     }
