@@ -331,10 +331,22 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     // Weight words per row of W (R), and weight words per chunk.
     let nx = (isz + per - 1u) / per;
     let cx = cell.chunk_wx / per;
+    // Codes split in two bytes (`Cell.split`): the high bytes' sums are folded in times 256.
+    let split_x = (cell.split & 1u) != 0u;
+    let split_h = (cell.split & 2u) != 0u;
+    let z4 = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
     for (var q0 = 0u; q0 < nx; q0 += cx) {
         let q1 = min(nx, q0 + cx);
-        var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
-        if (bytes) {
+        var p = z4;
+        var ph = z4;
+        if (split_x) {
+            var s = P4x2(z4, z4);
+            for (var q = q0; q < q1; q++) {
+                s = mac1s(s, cell.w_off / 4u + q * hsz + j, xi4(staged, xv, sx, q));
+            }
+            p = s.l;
+            ph = s.h;
+        } else if (bytes) {
             for (var q = q0; q < q1; q++) {
                 p = mac4b(p, cell.w_off / 4u + q * hsz + j, stage_u[sx + q]);
             }
@@ -353,6 +365,12 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         widen4(&lo_f, &hi_f, p.f);
         widen4(&lo_g, &hi_g, p.g);
         widen4(&lo_o, &hi_o, p.o);
+        if (split_x) {
+            widen4_shl8(&lo_i, &hi_i, ph.i);
+            widen4_shl8(&lo_f, &hi_f, ph.f);
+            widen4_shl8(&lo_g, &hi_g, ph.g);
+            widen4_shl8(&lo_o, &hi_o, ph.o);
+        }
     }
     // W.x is complete: fold it (shifted) and the bias into the accumulators, then add R.h.
     // The 64-bit sums wrap like the CPU's i64 adds, so the order of the three terms of
@@ -365,9 +383,24 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     let ch = cell.chunk_rh / per;
     for (var q0 = 0u; q0 < nh; q0 += ch) {
         let q1 = min(nh, q0 + ch);
-        var p = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+        var p = z4;
+        var ph = z4;
         let e = hsz - 1u;
-        if (bytes) {
+        if (split_h && first) {
+            var s = P4x2(z4, z4);
+            for (var q = q0; q < q1; q++) {
+                s = mac1s(s, cell.r_off / 4u + q * hsz + j, hi4(staged, hv, sh, q));
+            }
+            p = s.l;
+            ph = s.h;
+        } else if (split_h) {
+            var s = P4x2(z4, z4);
+            for (var q = q0; q < q1; q++) {
+                s = mac1s(s, cell.r_off / 4u + q * hsz + j, oi4(staged, ov, sh, q));
+            }
+            p = s.l;
+            ph = s.h;
+        } else if (bytes) {
             for (var q = q0; q < q1; q++) {
                 p = mac4b(p, cell.r_off / 4u + q * hsz + j, stage_u[sh + q]);
             }
@@ -390,10 +423,16 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
                 p = mac1(p, cell.r_off / 4u + q * hsz + j, oi4(staged, ov, sh, q));
             }
         }
-        int_gate_rh(cell, j, &lo_i, &hi_i, p.i);
-        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, p.f);
-        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, p.g);
-        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, p.o);
+        int_gate_rh(cell, j, &lo_i, &hi_i, p.i, 0u);
+        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, p.f, 0u);
+        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, p.g, 0u);
+        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, p.o, 0u);
+        if (split_h) {
+            int_gate_rh(cell, j, &lo_i, &hi_i, ph.i, 8u);
+            int_gate_rh(cell, j + hsz, &lo_f, &hi_f, ph.f, 8u);
+            int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, ph.g, 8u);
+            int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, ph.o, 8u);
+        }
     }
     for (var l = 0u; l < n_here; l++) {
         let lane = lanes[l];
@@ -425,8 +464,9 @@ fn int_gate_wx(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<funct
 }
 
 // Adds four lanes' chunk of R.h products of gate row `row`, shifted by shift_rh (plus the
-// row's extra shift), to their 64-bit accumulators.
-fn int_gate_rh(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
+// row's extra shift, plus `extra`: 8 for the high bytes of split codes), to their 64-bit
+// accumulators.
+fn int_gate_rh(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>, extra: u32) {
     var er = 0u;
     if (cell.rs_off != 0xffffffffu) {
         er = weights[cell.rs_off + row] >> 16u;
@@ -434,12 +474,49 @@ fn int_gate_rh(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<funct
     var l4 = *lo;
     var h4v = *hi;
     for (var l = 0u; l < 4u; l++) {
-        let a = i64_add(vec2<u32>(l4[l], h4v[l]), i64_shl(i64_from(part[l]), cell.shift_rh + er));
+        let a = i64_add(vec2<u32>(l4[l], h4v[l]), i64_shl(i64_from(part[l]), cell.shift_rh + er + extra));
         l4[l] = a.x;
         h4v[l] = a.y;
     }
     *lo = l4;
     *hi = h4v;
+}
+
+// Partial sums of the four gate rows of one unit, four lanes each, of codes split in two
+// (`Cell.split`): `h` of the high bytes, `l` of the low bytes.
+struct P4x2 {
+    h: P4,
+    l: P4,
+}
+
+// One k of split codes: x = 256 xh + xl with xh = x >> 8 (signed) and xl = x & 255, so
+// w.x = 256 (w.xh) + w.xl, each product about 8 bits narrower than w.x: a chunk of thousands
+// of them fits an i32 where one product of two 16-bit codes may not.
+fn mac1s(p: P4x2, wq: u32, x: vec4<i32>) -> P4x2 {
+    let w = bitcast<vec4<i32>>(weights4[wq]);
+    let xh = x >> vec4<u32>(8u);
+    let xl = x & vec4<i32>(255);
+    var r = p;
+    r.h.i += vec4<i32>(w.x) * xh;
+    r.h.f += vec4<i32>(w.y) * xh;
+    r.h.g += vec4<i32>(w.z) * xh;
+    r.h.o += vec4<i32>(w.w) * xh;
+    r.l.i += vec4<i32>(w.x) * xl;
+    r.l.f += vec4<i32>(w.y) * xl;
+    r.l.g += vec4<i32>(w.z) * xl;
+    r.l.o += vec4<i32>(w.w) * xl;
+    return r;
+}
+
+// Adds four i32 partial sums times 256 to four 64-bit totals (lo, hi words), component-wise.
+fn widen4_shl8(lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
+    let p = bitcast<vec4<u32>>(part);
+    let ext = select(vec4<u32>(0u), vec4<u32>(0xffffffffu), part < vec4<i32>(0));
+    let plo = p << vec4<u32>(8u);
+    let sum = *lo + plo;
+    let carry = select(vec4<u32>(0u), vec4<u32>(1u), sum < *lo);
+    *hi = *hi + ((ext << vec4<u32>(8u)) | (p >> vec4<u32>(24u))) + carry;
+    *lo = sum;
 }
 
 // Adds four i32 partial sums to four 64-bit totals (lo, hi words), component-wise.

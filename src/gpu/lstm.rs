@@ -84,6 +84,10 @@ pub(super) struct CellGpu {
     /// meet is exact and no partial sum can be subnormal (`upload::fused_bits`), so float lanes may
     /// run one fused multiply-add per term (shaders/lstm_lanes.wgsl). Read by `step_lanes` only.
     pub(super) fused: u32,
+    /// Integer lanes of `step_lanes`, bit 0 (W·x) and bit 1 (R·h): x (h) codes split into a
+    /// signed high and an unsigned low byte (`upload::split_chunk`); `chunk_wx` (`chunk_rh`)
+    /// then counts products of a byte.
+    pub(super) split: u32,
     pub(super) pre: FmtGpu,
     pub(super) c: FmtGpu,
     pub(super) gate: FmtGpu,
@@ -128,7 +132,8 @@ pub fn host_layouts() -> Vec<HostLayout> {
             [
                 mode, w_off, r_off, b_off, p_off, has_peep, sig_off, tanhp_off, tanhc_off,
                 table_mask, shift_wx, shift_rh, shift_b, shift_pc, pre_shift, shift_fc, shift_ig,
-                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, fused, pre, c, gate, h, x
+                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, fused, split, pre, c, gate,
+                h, x
             ]
         ),
     ]

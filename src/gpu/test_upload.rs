@@ -43,3 +43,25 @@ fn narrow_float_lanes_fuse_and_others_do_not() {
     // refuses non-finite values, so today no run meets one.)
     assert!(fused_of("fp16;fp8e4m3", true).iter().all(|f| *f == [0, 0]));
 }
+
+#[test]
+fn wide_codes_split_into_bytes_only_where_it_pays_and_never_overflow() {
+    // fx16 x fx16: one whole product a chunk; split, 255 of each byte's products.
+    assert_eq!(split_chunk(16, 16, chunk(30)), Some(255));
+    // Chunks long enough already (fx12: 511), codes too narrow or too wide to split.
+    assert_eq!(split_chunk(12, 12, chunk(22)), None);
+    assert_eq!(split_chunk(16, 9, 1), None);
+    assert_eq!(split_chunk(16, 17, 1), None);
+    // A full chunk of the largest products of either byte stays inside an i32, for every
+    // weight width: |w| <= 2^(w_bits - 1), |x >> 8| <= 128, x & 255 <= 255.
+    for w_bits in 2..=16u32 {
+        for x_bits in 10..=16u32 {
+            let Some(n) = split_chunk(w_bits, x_bits, 1) else {
+                panic!("w {w_bits} x {x_bits}: not split");
+            };
+            let w = 1i64 << (w_bits - 1);
+            assert!(n as i64 * w * 255 <= i32::MAX as i64, "w {w_bits}: {n}");
+            assert!(n as i64 * w * 128 <= i32::MAX as i64, "w {w_bits}: {n}");
+        }
+    }
+}

@@ -29,6 +29,14 @@ fn fmt_gpu(r: Resolved) -> FmtGpu {
     }
 }
 
+/// The chunk of split products (`mac1s` in shaders/lstm_lanes.wgsl) for weight codes of
+/// `w_bits` and activation codes of `x_bits`, where splitting pays: codes of 10 to 16 bits
+/// (the high byte `x >> 8` then fits 8 signed bits, the low byte is 0..255, so each product is
+/// below 2^(w_bits + 7)) whose whole products allow chunks of fewer than 64 (fx16 x fx16: 1).
+fn split_chunk(w_bits: u32, x_bits: u32, whole: u32) -> Option<u32> {
+    ((10..=16).contains(&x_bits) && whole < 64).then(|| chunk(w_bits + 7))
+}
+
 /// How many products of magnitude up to 2^bits can be summed in an i32 without overflow.
 fn chunk(bits: u32) -> u32 {
     ((i32::MAX as u32) >> bits).max(1)
@@ -117,6 +125,22 @@ fn upload_cell(
                 (false, _) => (q.w.clone(), q.r.clone()),
             };
             c.packed = u32::from(pack);
+            if k_major && !pack {
+                let split = [
+                    split_chunk(q.w_fmt.bits, q.x.bits, c.chunk_wx),
+                    split_chunk(q.r_fmt.bits, q.h.bits, c.chunk_rh),
+                ];
+                for (bit, (n, chunk)) in split
+                    .into_iter()
+                    .zip([&mut c.chunk_wx, &mut c.chunk_rh])
+                    .enumerate()
+                {
+                    if let Some(n) = n {
+                        c.split |= 1 << bit;
+                        *chunk = n;
+                    }
+                }
+            }
             if k_major {
                 // W and R are read as vec4s: 4-word aligned (each is 4H words per k or q).
                 weights.resize(weights.len().next_multiple_of(4), 0);
