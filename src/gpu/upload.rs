@@ -110,6 +110,10 @@ fn upload_cell(
         buf.extend(it);
         off
     };
+    if k_major {
+        // W and R are read as vec4s: 4-word aligned (each is 4H words per k or q).
+        weights.resize(weights.len().next_multiple_of(4), 0);
+    }
     match &p.int {
         Some(q) => {
             c.mode = 0;
@@ -126,24 +130,13 @@ fn upload_cell(
             };
             c.packed = u32::from(pack);
             if k_major && !pack {
-                let split = [
-                    split_chunk(q.w_fmt.bits, q.x.bits, c.chunk_wx),
-                    split_chunk(q.r_fmt.bits, q.h.bits, c.chunk_rh),
-                ];
-                for (bit, (n, chunk)) in split
-                    .into_iter()
-                    .zip([&mut c.chunk_wx, &mut c.chunk_rh])
-                    .enumerate()
-                {
-                    if let Some(n) = n {
-                        c.split |= 1 << bit;
-                        *chunk = n;
-                    }
+                // Wide activation codes: split into bytes (`split_chunk`).
+                if let Some(n) = split_chunk(q.w_fmt.bits, q.x.bits, c.chunk_wx) {
+                    (c.split, c.chunk_wx) = (c.split | 1, n);
                 }
-            }
-            if k_major {
-                // W and R are read as vec4s: 4-word aligned (each is 4H words per k or q).
-                weights.resize(weights.len().next_multiple_of(4), 0);
+                if let Some(n) = split_chunk(q.r_fmt.bits, q.h.bits, c.chunk_rh) {
+                    (c.split, c.chunk_rh) = (c.split | 2, n);
+                }
             }
             c.w_off = put(weights, &mut bits_i(&w));
             c.r_off = put(weights, &mut bits_i(&r));
@@ -174,9 +167,6 @@ fn upload_cell(
                 true => (gates_k_major(&p.w, rows), gates_k_major(&p.r, rows)),
                 false => (p.w.clone(), p.r.clone()),
             };
-            if k_major {
-                weights.resize(weights.len().next_multiple_of(4), 0);
-            }
             c.w_off = put(weights, &mut bits_f(&w));
             c.r_off = put(weights, &mut bits_f(&r));
             c.b_off = put(weights, &mut bits_f(&p.b));
