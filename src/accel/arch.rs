@@ -372,6 +372,12 @@ impl Arch {
         self.memory.dram_gb_per_s * 1e3 / self.compute.clock_mhz
     }
 
+    /// Whether the layers run as a pipeline over several cores (multithreading): input
+    /// products per step, and layers that may share a core.
+    pub fn multithreading(&self) -> bool {
+        self.multicore.cores > 1 && self.multicore.mode == MulticoreMode::Multithreading
+    }
+
     /// Bytes per clock cycle of one core's inter-core link.
     pub fn link_bytes_per_cycle(&self) -> f64 {
         self.multicore.link_gb_per_s * 1e3 / self.compute.clock_mhz

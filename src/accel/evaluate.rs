@@ -7,7 +7,6 @@ use super::arch::Arch;
 use super::energy::{area, sram_pj_per_bit};
 use super::error::AccelError;
 use super::multicore;
-use super::spec::MulticoreMode;
 use super::timing::{LevelRates, GATES};
 use super::workload::Workload;
 
@@ -81,8 +80,7 @@ impl DesignPoint {
 #[inline]
 pub fn evaluate(arch: &Arch, workload: &Workload) -> Result<DesignPoint, AccelError> {
     let point = evaluate_schedule(arch, workload)?;
-    let mt = arch.multicore.cores > 1 && arch.multicore.mode == MulticoreMode::Multithreading;
-    if !(arch.schedule.overlap_tail && (workload.precision.is_dynamic() || mt)) {
+    if !(arch.schedule.overlap_tail && (workload.precision.is_dynamic() || arch.multithreading())) {
         return Ok(point);
     }
     let mut wait = arch.clone();

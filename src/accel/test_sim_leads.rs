@@ -81,14 +81,7 @@ fn a_shared_cores_lead_enters_the_pacer_slower() {
             "tracking.enabled=true",
         ]);
         let a = arch("epur", &all);
-        let w = Workload {
-            name: "reduced".into(),
-            layers,
-            head,
-            seq_len: seq.len(),
-            batch: 2,
-            precision: sequence_profile(seq),
-        };
+        let w = reduced(layers, head, 2, seq);
         let model = cycles(&a, &w);
         let own = simulated(&a, &w, seq);
         let all = every_sequence_like(seq);

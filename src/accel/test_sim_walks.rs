@@ -33,26 +33,20 @@ fn point(p: &Point) -> (Arch, Arch, Workload, Vec<Vec<usize>>) {
         "tracking.enabled=true",
     ]);
     let a = arch("epur", &all);
-    let (t, precision) = (seq.len(), sequence_profile(seq));
-    let w = Workload {
-        name: "reduced".into(),
-        layers: shapes
-            .iter()
-            .map(|&(input_size, hidden_size)| LayerShape {
-                input_size,
-                hidden_size,
-                directions: 1,
-            })
-            .collect(),
-        head: head.map(|(input_size, output_size)| HeadShape {
+    let layers = shapes
+        .iter()
+        .map(|&(input_size, hidden_size)| LayerShape {
             input_size,
-            output_size,
-            activation: true,
-        }),
-        seq_len: t,
-        batch,
-        precision,
-    };
+            hidden_size,
+            directions: 1,
+        })
+        .collect();
+    let head = head.map(|(input_size, output_size)| HeadShape {
+        input_size,
+        output_size,
+        activation: true,
+    });
+    let w = reduced(layers, head, batch, seq);
     (
         a.clone(),
         with(&a, more),
@@ -348,14 +342,7 @@ fn a_shared_cores_slow_rounds_delay_its_streams() {
             "tracking.enabled=true",
         ]);
         let a = arch("epur", &all);
-        let w = Workload {
-            name: "reduced".into(),
-            layers,
-            head,
-            seq_len: seq.len(),
-            batch,
-            precision: sequence_profile(seq),
-        };
+        let w = reduced(layers, head, batch, seq);
         let model = cycles(&a, &w);
         let sim = simulated(&a, &w, seq);
         assert!(

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::{apply_set, load_arch, Arch, LayerShape, PrecisionLevel, PrecisionProfile, Workload};
+use super::{
+    apply_set, load_arch, Arch, HeadShape, LayerShape, PrecisionLevel, PrecisionProfile, Workload,
+};
 
 pub(crate) fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -106,6 +108,24 @@ pub(crate) fn sequence_stats(seq: &[usize]) -> PrecisionProfile {
 pub(crate) fn sequence_profile(seq: &[usize]) -> PrecisionProfile {
     let one_hot = |k: usize| (0..2).map(|j| f64::from(u8::from(j == k))).collect();
     sequence_stats(seq).with_edge_steps(one_hot(seq[0]), one_hot(seq[seq.len() - 1]))
+}
+
+/// A reduced workload that runs the two-level sequence `seq` ([`sequence_profile`]): the
+/// shape of a regression point.
+pub(crate) fn reduced(
+    layers: Vec<LayerShape>,
+    head: Option<HeadShape>,
+    batch: usize,
+    seq: &[usize],
+) -> Workload {
+    Workload {
+        name: "reduced".into(),
+        layers,
+        head,
+        seq_len: seq.len(),
+        batch,
+        precision: sequence_profile(seq),
+    }
 }
 
 /// What the closed form sees of a two-level sequence besides its length: the steps at the low

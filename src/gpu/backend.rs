@@ -21,6 +21,9 @@ pub struct GpuLayer {
     /// Words per step of a lane in `outs`: the next layer's input stride.
     pub(super) x_stride: usize,
     pub(super) levels: Option<Vec<u32>>,
+    /// Every value of the chunk's sequences is finite (checked once, at its first layer), so
+    /// the formats bound every state (`upload::fused_bits`).
+    pub(super) finite_input: bool,
 }
 
 /// Per-lane (h, c) values `[T, D*H]` gathered into per-group states `[nseq, T, D*H]`.

@@ -178,11 +178,13 @@ impl GpuContext {
             })
         };
         let first_input;
-        let (xin, x_stride) = match input {
-            Some(previous) => (&previous.outs, previous.x_stride),
+        let (xin, x_stride, finite) = match input {
+            Some(previous) => (&previous.outs, previous.x_stride, previous.finite_input),
             None => {
                 first_input = self.first_input(model, seqs, set, (s0, nseq));
-                (&first_input, model.input_size())
+                let finite =
+                    (s0..s0 + nseq).all(|s| seqs.sequence(s).iter().all(|v| v.is_finite()));
+                (&first_input, model.input_size(), finite)
             }
         };
         // Step uniforms: three phases per step (see shaders/lstm.wgsl `Step`).
@@ -217,7 +219,6 @@ impl GpuContext {
             LaneSet::Configs(plans) => (plans.to_vec(), 0),
             LaneSet::Policies(p) => (p.levels.clone(), p.levels.len() - 1),
         };
-        let finite = (s0..s0 + nseq).all(|s| seqs.sequence(s).iter().all(|v| v.is_finite()));
         let up = layer_upload(&unit, l, matches!(set, LaneSet::Configs(_)), finite);
         let mut init = Vec::with_capacity(lanes * d * 2 * h);
         for g in 0..set.groups() {
@@ -413,6 +414,7 @@ impl GpuContext {
             out_size,
             x_stride: 2 * d * h,
             levels,
+            finite_input: finite,
         })
     }
 

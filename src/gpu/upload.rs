@@ -9,6 +9,7 @@ use crate::format::Resolved;
 use crate::lstm::eval::fused::{format_span, span, Mode, Span};
 use crate::lstm::eval::plan::{Act, CellPlan};
 use crate::lstm::eval::Plan;
+use std::sync::OnceLock;
 
 fn fmt_gpu(r: Resolved) -> FmtGpu {
     match r {
@@ -271,10 +272,12 @@ pub(super) fn layer_upload(
 /// the weights as uploaded and on what the states can hold, so one choice holds for every
 /// step (the CPU measures each step's states instead; both give the bits of the flushing
 /// loop, docs/NUMERICS.md §13). The states' formats bound them only when the sequences are
-/// finite (a NaN stays NaN through rounding). `LSTM_DSE_GPU_NO_FMA=1` turns it off, for
-/// comparing (`tools/gpu-bench.sh`).
+/// finite (a NaN stays NaN through rounding). `LSTM_DSE_GPU_NO_FMA=1` (read once a process)
+/// turns it off, for comparing (`tools/gpu-bench.sh`).
 fn fused_bits(cell: &CellPlan, x: &Span, finite_input: bool) -> u32 {
-    if cell.int.is_some() || !finite_input || std::env::var_os("LSTM_DSE_GPU_NO_FMA").is_some() {
+    static NO_FMA: OnceLock<bool> = OnceLock::new();
+    let no_fma = *NO_FMA.get_or_init(|| std::env::var_os("LSTM_DSE_GPU_NO_FMA").is_some());
+    if cell.int.is_some() || !finite_input || no_fma {
         return 0;
     }
     let h = format_span(cell.formats.h).join(span(&cell.h0));

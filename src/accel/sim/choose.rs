@@ -6,14 +6,14 @@
 use super::{simulate_plans, simulate_with, SimPlan, SimResult};
 use crate::accel::arch::Arch;
 use crate::accel::error::AccelError;
-use crate::accel::spec::{InputProduct, MulticoreMode};
+use crate::accel::spec::InputProduct;
 use crate::accel::workload::Workload;
 
 /// The plan the arch's schedule names (the closed form's choice between overlapping and
 /// waiting for the level is made by running both, see [`simulate`]).
 fn plans_of(arch: &Arch, dynamic: bool) -> Vec<SimPlan> {
     // Multithreading computes input products per step (layer l+1 at step t needs h^l_t).
-    let mt = arch.multicore.cores > 1 && arch.multicore.mode == MulticoreMode::Multithreading;
+    let mt = arch.multithreading();
     let input_product = if mt {
         InputProduct::PerStep
     } else {
@@ -45,11 +45,7 @@ fn plans_of(arch: &Arch, dynamic: bool) -> Vec<SimPlan> {
 pub fn simulate(arch: &Arch, w: &Workload, levels: &[Vec<usize>]) -> Result<SimResult, AccelError> {
     let candidates = plans_of(arch, w.precision.is_dynamic());
     let cores = arch.multicore.cores;
-    if candidates.len() > 1
-        && cores > 1
-        && arch.multicore.mode == MulticoreMode::Multithreading
-        && w.layers.len() > 1
-    {
+    if candidates.len() > 1 && arch.multithreading() && w.layers.len() > 1 {
         let stages = (cores as usize).min(w.layers.len());
         let mut alone = arch.clone();
         alone.multicore.cores = 1;
