@@ -4,23 +4,15 @@
 
 use super::spec::{InputProduct, MulticoreMode};
 use super::test_sim::*;
-use super::test_support::{every_sequence_like, level_statistics, simulated};
+use super::test_support::{env_count, every_sequence_like, level_statistics, simulated};
 use super::*;
-use proptest::prelude::*;
 
 /// The worst closed-form error per class over many random points, printed for docs/MODEL.md:
 /// `cargo test --release --lib worst_case_per_class -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement (about a minute in release), quoted in docs/MODEL.md"]
 fn worst_case_per_class() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let n: usize = std::env::var("POINTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let mut runner = TestRunner::deterministic();
-    let strategy = (small_arch(), small_workload());
+    let n = env_count("POINTS", 100_000);
     let (mut worst, mut count) = ([0.0f64; 7], [0usize; 7]);
     // Signed extremes: the closed form below (low) and above (high) the simulator.
     let (mut low, mut high) = ([0.0f64; 7], [0.0f64; 7]);
@@ -35,8 +27,7 @@ fn worst_case_per_class() {
     // sharing the statistics it sees (`same_statistics`), and the widest spread among them.
     let (mut mean_worst, mut spread_worst) = ([0.0f64; 7], [0.0f64; 7]);
     let mut mean_examples: [Option<String>; 7] = Default::default();
-    for i in 0..n {
-        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+    for (i, (a, w, levels)) in drawn_points(n).enumerate() {
         let point = evaluate(&a, &w).expect("point evaluates");
         let sim = simulate(&a, &w, &levels).expect("point simulates");
         let signed = (point.cycles - sim.cycles) / sim.cycles;
@@ -142,23 +133,15 @@ fn worst_case_per_class() {
 #[test]
 #[ignore = "a measurement, quoted in docs/MODEL.md"]
 fn monotonicity_violations() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let n: usize = std::env::var("POINTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = env_count("POINTS", 100_000);
     let (mut count, mut worst) = ([0usize; 6], [0.0f64; 6]);
     let mut examples: [Option<String>; 6] = Default::default();
-    let mut runner = TestRunner::deterministic();
-    let strategy = (small_arch(), small_workload());
     // The other invariants on the same points: overlap against no overlap, 8-bit against
     // 16-bit (cycles and energy), multithreading on 2-5 cores against the stage count and,
     // where above it, against the simulated speedup.
     let (mut other, mut other_worst) = ([0usize; 6], [0.0f64; 6]);
     let mut other_examples: [Option<String>; 6] = Default::default();
-    for p in 0..n {
-        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+    for (p, (a, w, levels)) in drawn_points(n).enumerate() {
         let latency = |x: &Arch| evaluate(x, &w).expect("point evaluates").latency_us;
         let base = latency(&a);
         let more = more_resources(&a);

@@ -9,6 +9,19 @@ use super::spec::{InputProduct, MulticoreMode};
 use super::test_support::*;
 use super::*;
 
+/// The first `n` points of the fixed-seed draw the measurements share
+/// (`worst_case_per_class`, `monotonicity_violations`, the tail harness of test_tail.rs): the
+/// same points in the same order on every run, so a point's index names it.
+pub(super) fn drawn_points(n: usize) -> impl Iterator<Item = (Arch, Workload, Vec<Vec<usize>>)> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = (small_arch(), small_workload());
+    (0..n).map(move |_| {
+        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+        (a, w, levels)
+    })
+}
+
 pub(super) fn small_arch() -> impl Strategy<Value = Arch> {
     (
         (1i64..7, 1i64..9, 0usize..3, 1i64..9, any::<bool>()),
@@ -118,7 +131,7 @@ pub(super) fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize
 /// point whose head slice loaded in under rho was claimed exact and missed by 1.5e-3
 /// (`exposed_reconfiguration_before_the_head_is_exact`).
 pub(super) fn claims_exact(a: &Arch, w: &Workload, point: &DesignPoint) -> bool {
-    let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
+    let mt = a.multithreading();
     let overlapped_dynamic = w.precision.is_dynamic()
         && a.schedule.overlap_tail
         && a.schedule.input_product == InputProduct::PerStep;
@@ -180,7 +193,7 @@ pub(super) enum Class {
 pub(super) const TOLERANCE: [f64; 7] = [0.05; 7];
 
 pub(super) fn class(a: &Arch, w: &Workload) -> Class {
-    let mt = a.multicore.cores > 1 && a.multicore.mode == MulticoreMode::Multithreading;
+    let mt = a.multithreading();
     // Multithreading computes input products per step whatever the arch file says.
     let overlapped_dynamic = w.precision.is_dynamic()
         && a.schedule.overlap_tail

@@ -110,6 +110,15 @@ pub(crate) fn sequence_profile(seq: &[usize]) -> PrecisionProfile {
     sequence_stats(seq).with_edge_steps(one_hot(seq[0]), one_hot(seq[seq.len() - 1]))
 }
 
+/// The environment variable `name` as a count (`POINTS`, `TOP`, ... of the ignored
+/// measurements), else `default`.
+pub(crate) fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A reduced workload that runs the two-level sequence `seq` ([`sequence_profile`]): the
 /// shape of a regression point.
 pub(crate) fn reduced(

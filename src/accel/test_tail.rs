@@ -8,16 +8,12 @@
 //! shared core's lead", was measured this way.
 
 use super::test_sim::*;
+use super::test_support::env_count;
 use super::*;
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::TestRunner;
 use std::io::{BufRead, Write};
 
 fn points() -> usize {
-    std::env::var("POINTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
+    env_count("POINTS", 1_000_000)
 }
 
 fn cache_path() -> String {
@@ -33,11 +29,8 @@ fn cache_path() -> String {
 #[ignore = "a cache for tail_recheck"]
 fn tail_cache() {
     let n = points();
-    let mut runner = TestRunner::deterministic();
-    let strategy = (small_arch(), small_workload());
     let mut out = std::io::BufWriter::new(std::fs::File::create(cache_path()).unwrap());
-    for i in 0..n {
-        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+    for (i, (a, w, levels)) in drawn_points(n).enumerate() {
         let c = class(&a, &w) as usize;
         if c < 3 {
             continue;
@@ -58,14 +51,7 @@ fn tail_cache() {
 #[ignore = "a measurement on tail_cache's file"]
 fn tail_recheck() {
     let n = points();
-    let top: usize = std::env::var("TOP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
-    let show: usize = std::env::var("CLASS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let (top, show) = (env_count("TOP", 8), env_count("CLASS", 6));
     let file = std::io::BufReader::new(std::fs::File::open(cache_path()).unwrap());
     let mut cached = std::collections::HashMap::new();
     for line in file.lines() {
@@ -77,8 +63,6 @@ fn tail_recheck() {
             (f[2].parse::<f64>().unwrap(), f[3].parse::<f64>().unwrap()),
         );
     }
-    let mut runner = TestRunner::deterministic();
-    let strategy = (small_arch(), small_workload());
     let (mut low, mut high, mut mlow, mut mhigh) =
         ([0.0f64; 7], [0.0f64; 7], [0.0f64; 7], [0.0f64; 7]);
     let mut count = [0usize; 7];
@@ -87,8 +71,7 @@ fn tail_recheck() {
     let mut dump = std::env::var("OUT")
         .ok()
         .map(|p| std::io::BufWriter::new(std::fs::File::create(p).unwrap()));
-    for i in 0..n {
-        let (a, (w, levels)) = strategy.new_tree(&mut runner).expect("a point").current();
+    for (i, (a, w, levels)) in drawn_points(n).enumerate() {
         let Some(&(sim, mean)) = cached.get(&i) else {
             continue;
         };
