@@ -21,8 +21,8 @@ fn scalar<T: Elem>(a: &[T], rows: usize, k: usize, b: &[T], cols: usize, c0: &[T
     c
 }
 
-/// Starting from +0 (`from_zero`) ignores what C held: the bits of `gemm` on a C of +0,
-/// every ISA, shapes that do not divide the tiles, and an empty k range; `gemm_new` too.
+/// Starting from +0 (`from_zero`) ignores what C held (NaN here): the scalar loop's bits from
+/// +0, every ISA, shapes that do not divide the tiles, and an empty k range; `gemm_new` too.
 #[test]
 fn from_zero_equals_gemm_on_zeros() {
     for (rows, k, cols) in [
