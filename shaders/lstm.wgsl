@@ -109,7 +109,7 @@ struct Cell {
     // can be subnormal, so `step_lanes` runs one fma per term (the bits of a multiply then
     // an add, each flushed; docs/NUMERICS.md section 13)
     fused: u32,
-    // integer lanes of `step_lanes`, bit 0 (W.x) and bit 1 (R.h): x (h) codes of 10 to 16
+    // integer lanes (`step_lanes`, `gates`), bit 0 (W.x) and bit 1 (R.h): x (h) codes of 10 to 16
     // bits split into a signed high and an unsigned low byte, so `chunk_wx` (`chunk_rh`)
     // products of each fit an i32 (see `mac1s`)
     split: u32,

@@ -1,5 +1,5 @@
 // LSTM kernels, part 3 of 5 (after numerics.wgsl): one step of policy lanes — the gate sums
-// (`gates`: one thread per (lane, row)) and the cell update (`cell_update`, whose `cell_int` /
+// (`gates`: one thread per (lane, unit), its four gate rows) and the cell update (`cell_update`, whose `cell_int` /
 // `cell_float` the config lanes of lstm_lanes.wgsl share). CPU twin: src/lstm/eval/cell.rs
 // (and the batched engine, batch.rs).
 
@@ -32,17 +32,22 @@ fn int_gate_sum(cell: Cell, row: u32, wx: vec2<u32>, rh: vec2<u32>) -> vec2<u32>
     return i64_add(a, i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b));
 }
 
+// One thread per (lane, direction, unit j): the four gate rows of the unit (i, f, g, o: rows
+// j, H + j, 2H + j, 3H + j), whose weights at one k are one vec4 (k-major, `Cell.w_off`:
+// `weights4[w_off / 4 + k * H + j]`, the threads of a wave reading consecutive vec4s), each
+// x and h word read once for the four. Lanes of one tile may differ in level, so each thread
+// reads its own cell. Every row's sum still takes its terms one at a time in k order (W.x,
+// then R.h, then b): the bits of the CPU (docs/NUMERICS.md sections 6, 7 and 10).
 @compute @workgroup_size(64)
 fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let idx = gid.x + gid.y * dims.threads_x;
     let hsz = dims.hidden;
-    let rows = 4u * hsz;
     let isz = dims.input;
-    if (idx >= dims.lanes * dims.dirs * rows) {
+    if (idx >= dims.lanes * dims.dirs * hsz) {
         return;
     }
-    let row = idx % rows;
-    let ld = idx / rows;
+    let j = idx % hsz;
+    let ld = idx / hsz;
     let dir = ld % dims.dirs;
     let lane = ld / dims.dirs;
     if (skip(ld)) {
@@ -56,49 +61,93 @@ fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
         xsrc = 1u;
     }
     let hb = ld * 2u * hsz;
-    let wb = cell.w_off + row * isz;
-    let rb = cell.r_off + row * hsz;
+    let wq = cell.w_off / 4u + j;
+    let rq = cell.r_off / 4u + j;
+    // Gate row g of this unit is row g * H + j of the lane's accumulators.
+    let ab = ld * 4u * hsz + j;
     if (cell.mode == 0u) {
-        var total = vec2<u32>(0u, 0u);
-        var part = 0;
-        var n = 0u;
-        for (var k = 0u; k < isz; k++) {
-            part += wi(wb + k) * xcode(xsrc, xb + k);
-            n += 1u;
-            if (n == cell.chunk_wx) {
-                total = i64_add(total, i64_from(part));
-                part = 0;
-                n = 0u;
-            }
+        // Each call is specialised by its constant `split` (compilers drop the other branch).
+        var wx: Sum4;
+        if ((cell.split & 1u) != 0u) {
+            wx = int_rows(wq, xsrc, xb, isz, cell.chunk_wx, true);
+        } else {
+            wx = int_rows(wq, xsrc, xb, isz, cell.chunk_wx, false);
         }
-        let wx = i64_add(total, i64_from(part));
-        total = vec2<u32>(0u, 0u);
-        part = 0;
-        n = 0u;
-        for (var k = 0u; k < hsz; k++) {
-            part += wi(rb + k) * bitcast<i32>(state[hb + k]);
-            n += 1u;
-            if (n == cell.chunk_rh) {
-                total = i64_add(total, i64_from(part));
-                part = 0;
-                n = 0u;
-            }
+        var rh: Sum4;
+        if ((cell.split & 2u) != 0u) {
+            rh = int_rows(rq, 2u, hb, hsz, cell.chunk_rh, true);
+        } else {
+            rh = int_rows(rq, 2u, hb, hsz, cell.chunk_rh, false);
         }
-        let rh = i64_add(total, i64_from(part));
-        let a = int_gate_sum(cell, row, wx, rh);
-        acc[idx * 2u] = a.x;
-        acc[idx * 2u + 1u] = a.y;
+        for (var g = 0u; g < 4u; g++) {
+            let a = int_gate_sum(cell, g * hsz + j, vec2<u32>(wx.lo[g], wx.hi[g]), vec2<u32>(rh.lo[g], rh.hi[g]));
+            acc[(ab + g * hsz) * 2u] = a.x;
+            acc[(ab + g * hsz) * 2u + 1u] = a.y;
+        }
     } else {
-        var s = 0.0;
+        var s = vec4<f32>(0.0);
         for (var k = 0u; k < isz; k++) {
-            s = fadd(s, fmul(wf(wb + k), bitcast<f32>(xcode(xsrc, xb + k))));
+            let x = bitcast<f32>(xcode(xsrc, xb + k));
+            s = fadd4(s, fmul4(bitcast<vec4<f32>>(weights4[wq + k * hsz]), vec4<f32>(x)));
         }
         for (var k = 0u; k < hsz; k++) {
-            s = fadd(s, fmul(wf(rb + k), bitcast<f32>(state[hb + k])));
+            let h = bitcast<f32>(state[hb + k]);
+            s = fadd4(s, fmul4(bitcast<vec4<f32>>(weights4[rq + k * hsz]), vec4<f32>(h)));
         }
-        s = fadd(s, wf(cell.b_off + row));
-        acc[idx * 2u] = bitcast<u32>(s);
+        for (var g = 0u; g < 4u; g++) {
+            acc[(ab + g * hsz) * 2u] = bitcast<u32>(fadd(s[g], wf(cell.b_off + g * hsz + j)));
+        }
     }
+}
+
+// Four 64-bit sums (lo, hi words), component-wise.
+struct Sum4 {
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+}
+
+// Code k of an integer lane at `base`: of x (`src` 0: in `xin`, 1: in `pol`) or of h (2: in
+// `state`).
+fn code_at(src: u32, base: u32, k: u32) -> i32 {
+    if (src == 2u) {
+        return bitcast<i32>(state[base + k]);
+    }
+    return xcode(src, base + k);
+}
+
+// The exact sums over k < n of the four gate rows' weights (`weights4[q + k * H]`) times the
+// codes at `base`: per row an i32 partial sum of at most `chunk` products, which cannot
+// overflow, widened into a 64-bit total after each chunk (integer sums are exact, so the
+// grouping does not change the bits). `split` (`Cell.split`): codes split into a signed high
+// and an unsigned low byte, as `mac1s` does, so a chunk holds many products where one product
+// of two 16-bit codes may need all 31 bits.
+fn int_rows(q: u32, src: u32, base: u32, n: u32, chunk: u32, split: bool) -> Sum4 {
+    var lo = vec4<u32>(0u);
+    var hi = vec4<u32>(0u);
+    var pl = vec4<i32>(0);
+    var ph = vec4<i32>(0);
+    var m = 0u;
+    for (var k = 0u; k < n; k++) {
+        let w = bitcast<vec4<i32>>(weights4[q + k * dims.hidden]);
+        let x = code_at(src, base, k);
+        if (split) {
+            ph += w * (x >> 8u);
+            pl += w * (x & 255);
+        } else {
+            pl += w * x;
+        }
+        m += 1u;
+        if (m == chunk) {
+            widen4(&lo, &hi, pl);
+            widen4_shl8(&lo, &hi, ph);
+            pl = vec4<i32>(0);
+            ph = vec4<i32>(0);
+            m = 0u;
+        }
+    }
+    widen4(&lo, &hi, pl);
+    widen4_shl8(&lo, &hi, ph);
+    return Sum4(lo, hi);
 }
 
 fn acc64(row: u32) -> vec2<u32> {

@@ -84,7 +84,7 @@ pub(super) struct CellGpu {
     /// meet is exact and no partial sum can be subnormal (`upload::fused_bits`), so float lanes may
     /// run one fused multiply-add per term (shaders/lstm_lanes.wgsl). Read by `step_lanes` only.
     pub(super) fused: u32,
-    /// Integer lanes of `step_lanes`, bit 0 (W·x) and bit 1 (R·h): x (h) codes split into a
+    /// Integer lanes (`step_lanes`, `gates`), bit 0 (W·x) and bit 1 (R·h): x (h) codes split into a
     /// signed high and an unsigned low byte (`upload::split_chunk`); `chunk_wx` (`chunk_rh`)
     /// then counts products of a byte.
     pub(super) split: u32,
@@ -141,7 +141,8 @@ pub fn host_layouts() -> Vec<HostLayout> {
 
 /// The compiled kernels and their bind-group layouts.
 pub(super) struct Pipelines {
-    /// One thread per (lane, row): policy lanes, whose lanes of one tile may differ in level.
+    /// One thread per (lane, unit), its four gate rows: policy lanes, whose lanes of one tile
+    /// may differ in level.
     pub gates: wgpu::ComputePipeline,
     /// A whole step of config lanes (`step_lanes`): lane-blocked products over k-major weights
     /// and the cell update, one thread per (unit, block of lanes).

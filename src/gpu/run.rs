@@ -278,8 +278,10 @@ impl GpuContext {
         });
         let max_dim = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
         let groups_of = |threads: usize| (threads as u64).div_ceil(WORKGROUP as u64);
-        let gate_groups = groups_of(lanes * d * 4 * h);
-        let x_groups = gate_groups.min(max_dim) as u32;
+        let gate_groups = groups_of(lanes * d * h);
+        // Rows of a 2-D dispatch: as wide as the largest one (the stage's), so no dispatch
+        // needs more rows than the device allows.
+        let x_groups = groups_of(lanes * d * (layer.input_size + h)).min(max_dim) as u32;
         dims.threads_x = x_groups * WORKGROUP;
         let dims_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("dims"),

@@ -1,8 +1,8 @@
 //! Packing one layer of a chunk of precision configs for the LSTM kernels: the cell structs
-//! (formats, shifts, table offsets, which products may fuse), the weights in the layouts the
-//! kernels read (row-major for `gates`, gate-interleaved k-major for `step_lanes`), the
-//! activation tables and the initial states; and each lane's input and states in the kernels'
-//! words.
+//! (formats, shifts, table offsets, which products may fuse), the weights in the layout the
+//! kernels read (gate-interleaved k-major, 8-bit codes packed four a word for `step_lanes`),
+//! the activation tables and the initial states; and each lane's input and states in the
+//! kernels' words.
 
 use super::lstm::{CellGpu, FmtGpu};
 use crate::format::Resolved;
@@ -90,9 +90,11 @@ fn pack_k_major(m: &[i32], rows: usize) -> Vec<i32> {
         .collect()
 }
 
+/// Packs one cell; `blocked`: for `step_lanes` (config lanes), which also reads 8-bit codes
+/// packed four a word (`gates`, for policy lanes, reads one code a word).
 fn upload_cell(
     p: &CellPlan,
-    k_major: bool,
+    blocked: bool,
     weights: &mut Vec<u32>,
     tables: &mut Vec<u32>,
     init: &mut Vec<u32>,
@@ -111,10 +113,8 @@ fn upload_cell(
         buf.extend(it);
         off
     };
-    if k_major {
-        // W and R are read as vec4s: 4-word aligned (each is 4H words per k or q).
-        weights.resize(weights.len().next_multiple_of(4), 0);
-    }
+    // W and R are read as vec4s: 4-word aligned (each is 4H words per k or q).
+    weights.resize(weights.len().next_multiple_of(4), 0);
     match &p.int {
         Some(q) => {
             c.mode = 0;
@@ -123,14 +123,13 @@ fn upload_cell(
             c.chunk_rh = chunk(q.r_fmt.bits + q.h.bits - 2);
             let byte = |v: &[i32]| v.iter().all(|&x| i8::try_from(x).is_ok());
             // Packing needs chunks of whole words (any grouping of an exact sum is exact).
-            let pack = k_major && byte(&q.w) && byte(&q.r) && c.chunk_wx >= 4 && c.chunk_rh >= 4;
-            let (w, r) = match (k_major, pack) {
-                (true, true) => (pack_k_major(&q.w, rows), pack_k_major(&q.r, rows)),
-                (true, false) => (gates_k_major(&q.w, rows), gates_k_major(&q.r, rows)),
-                (false, _) => (q.w.clone(), q.r.clone()),
+            let pack = blocked && byte(&q.w) && byte(&q.r) && c.chunk_wx >= 4 && c.chunk_rh >= 4;
+            let (w, r) = match pack {
+                true => (pack_k_major(&q.w, rows), pack_k_major(&q.r, rows)),
+                false => (gates_k_major(&q.w, rows), gates_k_major(&q.r, rows)),
             };
             c.packed = u32::from(pack);
-            if k_major && !pack {
+            if !pack {
                 // Wide activation codes: split into bytes (`split_chunk`).
                 if let Some(n) = split_chunk(q.w_fmt.bits, q.x.bits, c.chunk_wx) {
                     (c.split, c.chunk_wx) = (c.split | 1, n);
@@ -164,10 +163,7 @@ fn upload_cell(
         None => {
             c.mode = 1;
             let rows = p.b.len();
-            let (w, r) = match k_major {
-                true => (gates_k_major(&p.w, rows), gates_k_major(&p.r, rows)),
-                false => (p.w.clone(), p.r.clone()),
-            };
+            let (w, r) = (gates_k_major(&p.w, rows), gates_k_major(&p.r, rows));
             c.w_off = put(weights, &mut bits_f(&w));
             c.r_off = put(weights, &mut bits_f(&r));
             c.b_off = put(weights, &mut bits_f(&p.b));
@@ -216,15 +212,15 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
 }
 
 /// Builds one layer's upload for a chunk of plans.
-/// Packs `plans`' cells of `layer`; `k_major` stores W and R transposed with a unit's four gate
-/// rows side by side (`[k][H][gate]`, [`gates_k_major`], or [`pack_k_major`]: the layouts
-/// `step_lanes` reads one vec4 at a time, coalesced) instead of row-major (`gates`, policy
-/// lanes).
+/// Packs `plans`' cells of `layer`, W and R transposed with a unit's four gate rows side by
+/// side (`[k][H][gate]`, [`gates_k_major`]: the kernels read them one vec4 at a time,
+/// coalesced), wide codes split into bytes; `blocked` (config lanes, `step_lanes`): 8-bit codes
+/// four a word ([`pack_k_major`]) and float products fused where that keeps the bits.
 /// `finite_input`: every value of the sequences is finite (see [`fused_bits`]).
 pub(super) fn layer_upload(
     plans: &[&Plan],
     layer: usize,
-    k_major: bool,
+    blocked: bool,
     finite_input: bool,
 ) -> LayerUpload {
     let mut up = LayerUpload {
@@ -239,7 +235,7 @@ pub(super) fn layer_upload(
         let byte_h = |c: &CellPlan| c.int.as_ref().is_some_and(|q| q.h.bits <= 8);
         let x_byte = layer == 0 || plan.layers[layer - 1].iter().all(byte_h);
         for cell in &plan.layers[layer] {
-            let mut gpu = upload_cell(cell, k_major, &mut up.weights, &mut up.tables, &mut init);
+            let mut gpu = upload_cell(cell, blocked, &mut up.weights, &mut up.tables, &mut init);
             let x = match layer {
                 0 => format_span(cell.formats.x),
                 _ => plan.layers[layer - 1]
@@ -248,7 +244,10 @@ pub(super) fn layer_upload(
                         s.join(format_span(c.formats.h))
                     }),
             };
-            gpu.fused = fused_bits(cell, &x, finite_input);
+            gpu.fused = match blocked {
+                true => fused_bits(cell, &x, finite_input),
+                false => 0,
+            };
             // Packed weights whose x and h codes fit a byte too: the stage packs them.
             if gpu.packed == 1 && x_byte && byte_h(cell) && cell.int.as_ref().unwrap().x.bits <= 8 {
                 gpu.packed = 2;
