@@ -252,7 +252,8 @@ pub struct BenchEngineArgs {
     pub input: Option<PathBuf>,
     /// Lane kinds, comma-separated: precision configs (`fp32`, `fx8`, ...), `trace8`,
     /// `policy`, `reference` (the float64 reference alone, which is also the calibration run
-    /// of every trace), or `scalar:<config>` (the per-sequence scalar evaluator).
+    /// of every trace), `scalar:<config>` (the per-sequence scalar evaluator) or
+    /// `scalar:policy` (`policy` on the per-lane scalar simulation).
     #[arg(long, default_value = "fp32,fp16,bf16,fx16,fx8,trace8,policy")]
     pub lanes: String,
     /// Timed repetitions (the median is reported).

@@ -98,7 +98,7 @@ case "${1:-}" in
         NO_FMA=1 workload builtin:tiny 4 5 fp16,fp8e4m3
       else
         workload builtin:gnmt 64 100 fp32,fp16,fx8,fx16
-        workload layer-1024 16 50 fp32,fp16,fp8e4m3,bf16,fx8,fx16,trace8
+        workload layer-1024 16 50 fp32,fp16,fp8e4m3,bf16,fx8,fx16,trace8,policy
         workload builtin:tiny 64 100 fp32,fx8,trace8,policy
         NO_FMA=1 workload layer-1024 16 50 fp16,fp8e4m3
       fi

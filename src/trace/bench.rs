@@ -156,7 +156,7 @@ fn median_time<E>(reps: usize, mut run: impl FnMut() -> Result<(), E>) -> Result
 /// any row is printed).
 pub fn check_lane(kind: &str) -> Result<(), String> {
     match kind {
-        "trace8" | "reference" | "policy" => Ok(()),
+        "trace8" | "reference" | "policy" | "scalar:policy" => Ok(()),
         k => parse_config_list(k.strip_prefix("scalar:").unwrap_or(k))
             .map(drop)
             .map_err(|e| e.to_string()),
@@ -167,8 +167,9 @@ pub fn check_lane(kind: &str) -> Result<(), String> {
 /// built outside the timing), `trace8` (the whole `trace` stage: the float64 reference, which
 /// is also the calibration run, and the eight precisions of [`TRACE8`]), `reference` (the
 /// float64 reference alone), `policy` (one closed-loop fx8/fx16 causal policy
-/// per sequence, reference included) or `scalar:<config>` (the per-sequence scalar evaluator,
-/// for comparison; CPU only).
+/// per sequence, reference included), `scalar:<config>` (the per-sequence scalar evaluator,
+/// for comparison; CPU only) or `scalar:policy` (`policy` on the per-lane scalar simulation,
+/// reference included; CPU only).
 pub fn engine_row(
     engine: &Engine,
     model: &Model,
@@ -195,7 +196,7 @@ pub fn engine_row(
             drop(eval::reference::evaluate(model, seqs));
             Ok::<(), String>(())
         })?;
-    } else if kind == "policy" {
+    } else if kind == "policy" || kind == "scalar:policy" {
         let levels = parse_config_list("fx8,fx16").map_err(|e| e.to_string())?;
         let spec = crate::dynamic::PolicySpec::new(
             levels,
@@ -209,6 +210,16 @@ pub fn engine_row(
         // The policy lanes and the fp32 reference they are judged against.
         configs = 2;
         median_s = median_time(reps, || {
+            if kind == "scalar:policy" {
+                let reference = eval::reference::evaluate(model, seqs);
+                let levels =
+                    crate::dynamic::LevelPlans::prepare(model, &spec, &reference.calibration)
+                        .map_err(|e| e.to_string())?;
+                let sim =
+                    crate::dynamic::simulate_scalar(model, seqs, &spec, &levels, &policies, &|| {});
+                drop(sim);
+                return Ok(());
+            }
             crate::dynamic::run(
                 engine,
                 model,
