@@ -1,6 +1,6 @@
 //! The trace stage: fp32 lanes reproduce the CPU evaluator exactly, fx16 beats fx8 at every
 //! step, chunked GPU runs equal unchunked ones, output bytes are stable, and bad input is
-//! refused with exit code 2.
+//! refused with exit code 2; `bench engine` reports every lane kind.
 
 mod common;
 
@@ -240,4 +240,40 @@ fn trace_bad_input_exits_2_with_one_line() {
         err.contains("no GPU adapter found matching WGPU_ADAPTER_NAME"),
         "{err}"
     );
+}
+
+#[test]
+fn bench_engine_reports_one_row_per_lane_kind() {
+    // Every lane kind runs and reports a time, the baselines (`scalar:`) included.
+    let (m, x) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
+    let kinds = "fx8,policy,reference,scalar:fx8,scalar:policy";
+    let o = lstm_dse(&[
+        "bench",
+        "engine",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--lanes",
+        kinds,
+        "--reps",
+        "1",
+        "--csv",
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let got: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(got, kinds.split(',').collect::<Vec<_>>(), "{out}");
+    for r in &rows {
+        let (s, gmac): (f64, f64) = (r[3].parse().unwrap(), r[4].parse().unwrap());
+        assert!(s > 0.0 && gmac > 0.0, "{r:?}");
+    }
 }
