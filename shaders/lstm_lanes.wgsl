@@ -373,8 +373,8 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         }
     }
     // W.x is complete: fold it (shifted) and the bias into the accumulators, then add R.h.
-    // The 64-bit sums wrap like the CPU's i64 adds, so the order of the three terms of
-    // `int_gate_sum` does not change the bits.
+    // The 64-bit sums wrap like the CPU's i64 adds, so the order of the three terms of the
+    // CPU's `int_gate_sum` (src/lstm/eval/cell.rs) does not change the bits.
     int_gate_wx(cell, j, &lo_i, &hi_i);
     int_gate_wx(cell, j + hsz, &lo_f, &hi_f);
     int_gate_wx(cell, j + 2u * hsz, &lo_g, &hi_g);
@@ -445,7 +445,8 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
 }
 
 // Four lanes' W.x totals of gate row `row` (lo, hi) become (W.x << (shift_wx + ew)) +
-// (b << shift_b), the first two terms of `int_gate_sum`.
+// (b << shift_b), the first two terms of the accumulator (NUMERICS.md section 7, per-row
+// shifts of section 3.2; the CPU's `int_gate_sum` in src/lstm/eval/cell.rs).
 fn int_gate_wx(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>) {
     var ew = 0u;
     if (cell.rs_off != 0xffffffffu) {

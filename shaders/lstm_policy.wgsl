@@ -19,13 +19,6 @@ fn skip(ld: u32) -> bool {
     return dims.policy == 1u && step.phase == 1u && pol[ctrl(ld) + 1u] == 0u;
 }
 
-fn xcode(src: u32, k: u32) -> i32 {
-    if (src == 1u) {
-        return bitcast<i32>(pol[k]);
-    }
-    return bitcast<i32>(xin[k]);
-}
-
 // sat(RNE(code / 2^s)) on 32-bit codes (s >= 0), or an exact left shift for s < 0.
 fn rescale32(code: i32, s: i32, bits: u32) -> i32 {
     if (s <= 0) {

@@ -1,5 +1,5 @@
 // LSTM kernels, part 3 of 5 (after numerics.wgsl): one step of policy lanes — the gate sums
-// (`gates`: one thread per (lane, unit), its four gate rows) and the cell update (`cell_update`, whose `cell_int` /
+// (`gates`: one thread per (unit, block of lanes), one pass per level in the block) and the cell update (`cell_update`, whose `cell_int` /
 // `cell_float` the config lanes of lstm_lanes.wgsl share). CPU twin: src/lstm/eval/cell.rs
 // (and the batched engine, batch.rs).
 
@@ -18,136 +18,193 @@ fn wf(k: u32) -> f32 {
     return bitcast<f32>(weights[k]);
 }
 
-// The accumulator of gate row `row` from the exact sums W.x and R.h (NUMERICS.md section 7,
-// per-row shifts of section 3.2). CPU twin: `int_gate_sum` in src/lstm/eval/cell.rs.
-fn int_gate_sum(cell: Cell, row: u32, wx: vec2<u32>, rh: vec2<u32>) -> vec2<u32> {
-    var ew = 0u;
-    var er = 0u;
-    if (cell.rs_off != 0xffffffffu) {
-        let e = weights[cell.rs_off + row];
-        ew = e & 0xffffu;
-        er = e >> 16u;
+// ---- the gate sums of policy lanes: lane-blocked, one pass per level in a block ----
+//
+// One thread per (unit j, block of LB consecutive sequences of one policy, direction): the
+// four gate rows of unit j for the block's lanes (the products of `step_lanes`, over the same
+// k-major weights: one vec4 a k holds the unit's four rows, and each weight word serves the
+// block's four lanes), into `acc` for `cell_update`. The lanes of a block may be at different
+// levels, so the thread makes one pass per level present (usually one), over that level's
+// weights, and keeps the sums of the lanes at it. x is the lane's input at its level (in
+// `pol`, written by `select_level`), h the lane's state (in `state`), read four lanes a k.
+// Every lane's sum still takes its terms one at a time in k order (W.x, then R.h, then b):
+// the bits of the CPU (docs/NUMERICS.md sections 6, 7 and 10).
+@compute @workgroup_size(64)
+fn gates(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let hsz = dims.hidden;
+    let tiles = (hsz + 63u) / 64u;
+    let blocks = (dims.seqs + LB - 1u) / LB;
+    let w = wid.x + wid.y * (dims.threads_x / 64u);
+    let rest = w / tiles;
+    let j = (w % tiles) * 64u + lid.x;
+    if (rest >= blocks * dims.dirs * (dims.lanes / dims.seqs) || j >= hsz) {
+        return;
     }
-    let a = i64_add(i64_shl(wx, cell.shift_wx + ew), i64_shl(rh, cell.shift_rh + er));
-    return i64_add(a, i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b));
+    let seq0 = (rest % blocks) * LB;
+    let dir = (rest / blocks) % dims.dirs;
+    let policy = rest / blocks / dims.dirs;
+    let n_here = min(LB, dims.seqs - seq0);
+    // A short last block repeats its last lane (its sums are computed and not kept).
+    let lanes = vec4<u32>(policy * dims.seqs + seq0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
+    let lds = lanes * dims.dirs + dir;
+    // The lanes whose sums are still to be made (not padding, not skipped by an oracle redo)
+    // and their levels.
+    var todo = vec4<bool>(false);
+    var level = vec4<u32>(0u);
+    for (var l = 0u; l < n_here; l++) {
+        level[l] = pol[ctrl(lds[l])];
+        todo[l] = !skip(lds[l]);
+    }
+    let xv = dims.off_x + lds * dims.input;
+    let hv = lds * 2u * hsz;
+    while (any(todo)) {
+        // The level of the first lane still to do, and every lane at it.
+        var at_level = level.w;
+        if (todo.z) {
+            at_level = level.z;
+        }
+        if (todo.y) {
+            at_level = level.y;
+        }
+        if (todo.x) {
+            at_level = level.x;
+        }
+        let at = todo & (level == vec4<u32>(at_level));
+        let cell = cells[at_level * dims.dirs + dir];
+        if (cell.mode == 0u) {
+            block_int(cell, j, lds, xv, hv, at);
+        } else {
+            block_float(cell, j, lds, xv, hv, at);
+        }
+        todo = todo & !at;
+    }
 }
 
-// One thread per (lane, direction, unit j): the four gate rows of the unit (i, f, g, o: rows
-// j, H + j, 2H + j, 3H + j), whose weights at one k are one vec4 (k-major, `Cell.w_off`:
-// `weights4[w_off / 4 + k * H + j]`, the threads of a wave reading consecutive vec4s), each
-// x and h word read once for the four. Lanes of one tile may differ in level, so each thread
-// reads its own cell. Every row's sum still takes its terms one at a time in k order (W.x,
-// then R.h, then b): the bits of the CPU (docs/NUMERICS.md sections 6, 7 and 10).
-@compute @workgroup_size(64)
-fn gates(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = gid.x + gid.y * dims.threads_x;
+// Words k of four lanes in `pol` (x at the lane's level) and in `state` (h).
+fn pol4(base: vec4<u32>, k: u32) -> vec4<u32> {
+    return vec4<u32>(pol[base.x + k], pol[base.y + k], pol[base.z + k], pol[base.w + k]);
+}
+
+fn state4(base: vec4<u32>, k: u32) -> vec4<u32> {
+    return vec4<u32>(state[base.x + k], state[base.y + k], state[base.z + k], state[base.w + k]);
+}
+
+// Gate row g of unit j of the lanes `lds` marked in `at`: its 64-bit accumulator (lo, hi).
+fn keep_int(lds: vec4<u32>, at: vec4<bool>, row: u32, lo: vec4<u32>, hi: vec4<u32>) {
+    for (var l = 0u; l < 4u; l++) {
+        if (at[l]) {
+            let a = (lds[l] * 4u * dims.hidden + row) * 2u;
+            acc[a] = lo[l];
+            acc[a + 1u] = hi[l];
+        }
+    }
+}
+
+// The integer gate sums of one level's lanes: as `step_lanes`, per gate row four i32 partial
+// sums of at most `chunk_wx` (`chunk_rh`) products (of a byte, with `Cell.split`), which
+// cannot overflow, widened after each chunk into four 64-bit totals; W.x folded in shifted
+// with the bias, then R.h (`int_gate_wx`, `int_gate_rh`: the bits of the CPU's
+// `int_gate_sum`).
+fn block_int(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>, at: vec4<bool>) {
     let hsz = dims.hidden;
     let isz = dims.input;
-    if (idx >= dims.lanes * dims.dirs * hsz) {
-        return;
-    }
-    let j = idx % hsz;
-    let ld = idx / hsz;
-    let dir = ld % dims.dirs;
-    let lane = ld / dims.dirs;
-    if (skip(ld)) {
-        return;
-    }
-    let cell = cell_of(lane, ld, dir);
-    var xb = (lane * dims.steps + step_t(dir)) * dims.x_stride;
-    var xsrc = 0u;
-    if (dims.policy == 1u) {
-        xb = dims.off_x + ld * isz;
-        xsrc = 1u;
-    }
-    let hb = ld * 2u * hsz;
-    let wq = cell.w_off / 4u + j;
-    let rq = cell.r_off / 4u + j;
-    // Gate row g of this unit is row g * H + j of the lane's accumulators.
-    let ab = ld * 4u * hsz + j;
-    if (cell.mode == 0u) {
-        // Each call is specialised by its constant `split` (compilers drop the other branch).
-        var wx: Sum4;
-        if ((cell.split & 1u) != 0u) {
-            wx = int_rows(wq, xsrc, xb, isz, cell.chunk_wx, true);
+    var lo_i = vec4<u32>(0u);
+    var hi_i = vec4<u32>(0u);
+    var lo_f = vec4<u32>(0u);
+    var hi_f = vec4<u32>(0u);
+    var lo_g = vec4<u32>(0u);
+    var hi_g = vec4<u32>(0u);
+    var lo_o = vec4<u32>(0u);
+    var hi_o = vec4<u32>(0u);
+    let z4 = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+    let split_x = (cell.split & 1u) != 0u;
+    for (var q0 = 0u; q0 < isz; q0 += cell.chunk_wx) {
+        let q1 = min(isz, q0 + cell.chunk_wx);
+        var p = z4;
+        var ph = z4;
+        if (split_x) {
+            var s = P4x2(z4, z4);
+            for (var q = q0; q < q1; q++) {
+                s = mac1s(s, cell.w_off / 4u + q * hsz + j, bitcast<vec4<i32>>(pol4(xv, q)));
+            }
+            p = s.l;
+            ph = s.h;
         } else {
-            wx = int_rows(wq, xsrc, xb, isz, cell.chunk_wx, false);
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.w_off / 4u + q * hsz + j, bitcast<vec4<i32>>(pol4(xv, q)));
+            }
         }
-        var rh: Sum4;
-        if ((cell.split & 2u) != 0u) {
-            rh = int_rows(rq, 2u, hb, hsz, cell.chunk_rh, true);
-        } else {
-            rh = int_rows(rq, 2u, hb, hsz, cell.chunk_rh, false);
-        }
-        for (var g = 0u; g < 4u; g++) {
-            let a = int_gate_sum(cell, g * hsz + j, vec2<u32>(wx.lo[g], wx.hi[g]), vec2<u32>(rh.lo[g], rh.hi[g]));
-            acc[(ab + g * hsz) * 2u] = a.x;
-            acc[(ab + g * hsz) * 2u + 1u] = a.y;
-        }
-    } else {
-        var s = vec4<f32>(0.0);
-        for (var k = 0u; k < isz; k++) {
-            let x = bitcast<f32>(xcode(xsrc, xb + k));
-            s = fadd4(s, fmul4(bitcast<vec4<f32>>(weights4[wq + k * hsz]), vec4<f32>(x)));
-        }
-        for (var k = 0u; k < hsz; k++) {
-            let h = bitcast<f32>(state[hb + k]);
-            s = fadd4(s, fmul4(bitcast<vec4<f32>>(weights4[rq + k * hsz]), vec4<f32>(h)));
-        }
-        for (var g = 0u; g < 4u; g++) {
-            acc[(ab + g * hsz) * 2u] = bitcast<u32>(fadd(s[g], wf(cell.b_off + g * hsz + j)));
-        }
+        widen4(&lo_i, &hi_i, p.i);
+        widen4(&lo_f, &hi_f, p.f);
+        widen4(&lo_g, &hi_g, p.g);
+        widen4(&lo_o, &hi_o, p.o);
+        widen4_shl8(&lo_i, &hi_i, ph.i);
+        widen4_shl8(&lo_f, &hi_f, ph.f);
+        widen4_shl8(&lo_g, &hi_g, ph.g);
+        widen4_shl8(&lo_o, &hi_o, ph.o);
     }
+    int_gate_wx(cell, j, &lo_i, &hi_i);
+    int_gate_wx(cell, j + hsz, &lo_f, &hi_f);
+    int_gate_wx(cell, j + 2u * hsz, &lo_g, &hi_g);
+    int_gate_wx(cell, j + 3u * hsz, &lo_o, &hi_o);
+    let split_h = (cell.split & 2u) != 0u;
+    for (var q0 = 0u; q0 < hsz; q0 += cell.chunk_rh) {
+        let q1 = min(hsz, q0 + cell.chunk_rh);
+        var p = z4;
+        var ph = z4;
+        if (split_h) {
+            var s = P4x2(z4, z4);
+            for (var q = q0; q < q1; q++) {
+                s = mac1s(s, cell.r_off / 4u + q * hsz + j, bitcast<vec4<i32>>(state4(hv, q)));
+            }
+            p = s.l;
+            ph = s.h;
+        } else {
+            for (var q = q0; q < q1; q++) {
+                p = mac1(p, cell.r_off / 4u + q * hsz + j, bitcast<vec4<i32>>(state4(hv, q)));
+            }
+        }
+        int_gate_rh(cell, j, &lo_i, &hi_i, p.i, 0u);
+        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, p.f, 0u);
+        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, p.g, 0u);
+        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, p.o, 0u);
+        int_gate_rh(cell, j, &lo_i, &hi_i, ph.i, 8u);
+        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, ph.f, 8u);
+        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, ph.g, 8u);
+        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, ph.o, 8u);
+    }
+    keep_int(lds, at, j, lo_i, hi_i);
+    keep_int(lds, at, j + hsz, lo_f, hi_f);
+    keep_int(lds, at, j + 2u * hsz, lo_g, hi_g);
+    keep_int(lds, at, j + 3u * hsz, lo_o, hi_o);
 }
 
-// Four 64-bit sums (lo, hi words), component-wise.
-struct Sum4 {
-    lo: vec4<u32>,
-    hi: vec4<u32>,
-}
-
-// Code k of an integer lane at `base`: of x (`src` 0: in `xin`, 1: in `pol`) or of h (2: in
-// `state`).
-fn code_at(src: u32, base: u32, k: u32) -> i32 {
-    if (src == 2u) {
-        return bitcast<i32>(state[base + k]);
+// The float gate sums of one level's lanes: each term a multiply and an add, each flushed
+// (`macf` unfused), then the bias; the sums go to `acc` as f32 bits.
+fn block_float(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>, at: vec4<bool>) {
+    let hsz = dims.hidden;
+    let z = vec4<f32>(0.0);
+    var p = F4(z, z, z, z);
+    for (var k = 0u; k < dims.input; k++) {
+        p = macf(p, cell.w_off / 4u + k * hsz + j, bitcast<vec4<f32>>(pol4(xv, k)), false);
     }
-    return xcode(src, base + k);
-}
-
-// The exact sums over k < n of the four gate rows' weights (`weights4[q + k * H]`) times the
-// codes at `base`: per row an i32 partial sum of at most `chunk` products, which cannot
-// overflow, widened into a 64-bit total after each chunk (integer sums are exact, so the
-// grouping does not change the bits). `split` (`Cell.split`): codes split into a signed high
-// and an unsigned low byte, as `mac1s` does, so a chunk holds many products where one product
-// of two 16-bit codes may need all 31 bits.
-fn int_rows(q: u32, src: u32, base: u32, n: u32, chunk: u32, split: bool) -> Sum4 {
-    var lo = vec4<u32>(0u);
-    var hi = vec4<u32>(0u);
-    var pl = vec4<i32>(0);
-    var ph = vec4<i32>(0);
-    var m = 0u;
-    for (var k = 0u; k < n; k++) {
-        let w = bitcast<vec4<i32>>(weights4[q + k * dims.hidden]);
-        let x = code_at(src, base, k);
-        if (split) {
-            ph += w * (x >> 8u);
-            pl += w * (x & 255);
-        } else {
-            pl += w * x;
-        }
-        m += 1u;
-        if (m == chunk) {
-            widen4(&lo, &hi, pl);
-            widen4_shl8(&lo, &hi, ph);
-            pl = vec4<i32>(0);
-            ph = vec4<i32>(0);
-            m = 0u;
+    for (var k = 0u; k < hsz; k++) {
+        p = macf(p, cell.r_off / 4u + k * hsz + j, bitcast<vec4<f32>>(state4(hv, k)), false);
+    }
+    let b = cell.b_off + j;
+    let si = fadd4(p.i, vec4<f32>(wf(b)));
+    let sf = fadd4(p.f, vec4<f32>(wf(b + hsz)));
+    let sg = fadd4(p.g, vec4<f32>(wf(b + 2u * hsz)));
+    let so = fadd4(p.o, vec4<f32>(wf(b + 3u * hsz)));
+    for (var l = 0u; l < 4u; l++) {
+        if (at[l]) {
+            let a = (lds[l] * 4u * hsz + j) * 2u;
+            acc[a] = bitcast<u32>(si[l]);
+            acc[a + 2u * hsz] = bitcast<u32>(sf[l]);
+            acc[a + 4u * hsz] = bitcast<u32>(sg[l]);
+            acc[a + 6u * hsz] = bitcast<u32>(so[l]);
         }
     }
-    widen4(&lo, &hi, pl);
-    widen4_shl8(&lo, &hi, ph);
-    return Sum4(lo, hi);
 }
 
 fn acc64(row: u32) -> vec2<u32> {

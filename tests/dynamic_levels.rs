@@ -4,7 +4,7 @@
 //! implementations: a lane held at one level equals that config's ordinary run on the batched
 //! engine; on nested fixed-point levels the value state equals the code state (the batched
 //! integer simulation) bit for bit, metrics included; GPU lanes equal the CPU; causal levels
-//! follow the reported metric.
+//! follow the reported metric; GPU policy lanes on shapes that do not divide the kernels' tiles.
 
 mod common;
 
@@ -314,4 +314,51 @@ fn levels_that_cannot_be_ordered_are_refused_naming_them() {
         }
         assert_eq!(e.lines().count(), 1, "{e}");
     }
+}
+
+#[test]
+fn gpu_policy_lanes_on_shapes_that_do_not_divide_the_tiles() {
+    // The GPU's policy gate sums run one thread per (unit, block of four sequences of one
+    // policy), one pass per level present in the block. Hidden sizes across the 64-unit tile
+    // (70: a second, short tile; 33), 9 sequences (a short last block), peepholes, initial
+    // states, a bidirectional layer and several policies, against the scalar simulation
+    // (code state) and the CPU (value state), with lanes of one block at different levels.
+    let Some(ctx) = common::gpu_context() else {
+        return;
+    };
+    let dirs = [lstm::Direction::Forward, lstm::Direction::Bidirectional];
+    let m = common::random_model(11, 5, &[70, 33], &dirs, true, true, false);
+    let x = common::random_inputs(12, 9, 6, 5, 1.5);
+    let mut mixed = 0;
+    for (levels, thresholds) in [
+        ("fx6;fx16", "0,0.02,0.1,inf"),
+        ("fp8e4m3;fp16", "0,0.005,0.02,inf"),
+        ("fx8;bf16;fp32", "0/0,0.01/0.05,0.05/0.3,inf/inf"),
+    ] {
+        for (timing, start) in [(Timing::Causal, "low"), (Timing::Oracle, "high")] {
+            let s = spec(levels, Metric::MaxAbs, timing, start);
+            let lp = prepare(&m, &x, &s);
+            let policies = dynamic::parse_thresholds(thresholds, s.levels.len()).unwrap();
+            let want = dynamic::simulate_scalar(&m, &x, &s, &lp, &policies, &|| {});
+            let got = ctx
+                .simulate_policies(&m, &x, &s, &lp, &policies, &mut |_, _| {})
+                .unwrap();
+            for (i, (c, g)) in want.lanes.iter().zip(&got.lanes).enumerate() {
+                let what = format!("{levels} {timing:?} lane {i}");
+                assert_eq!(c.levels, g.levels, "{what}: levels");
+                for (l, ((ch, cc), (gh, gc))) in c.layers.iter().zip(&g.layers).enumerate() {
+                    assert_eq!(bits(ch), bits(gh), "{what}: h{l}");
+                    assert_eq!(bits(cc), bits(gc), "{what}: c{l}");
+                }
+                assert_eq!(c.metrics, g.metrics, "{what}: metrics");
+            }
+            // Blocks (four consecutive sequences of one policy) whose lanes differ in level
+            // at some step of some layer and direction.
+            for block in want.lanes.chunks(x.count).flat_map(|p| p.chunks(4)) {
+                let first = &block[0].levels;
+                mixed += usize::from(block.iter().any(|lane| lane.levels != *first));
+            }
+        }
+    }
+    assert!(mixed > 0, "no block ever held lanes at different levels");
 }

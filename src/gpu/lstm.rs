@@ -141,8 +141,8 @@ pub fn host_layouts() -> Vec<HostLayout> {
 
 /// The compiled kernels and their bind-group layouts.
 pub(super) struct Pipelines {
-    /// One thread per (lane, unit), its four gate rows: policy lanes, whose lanes of one tile
-    /// may differ in level.
+    /// The gate sums of policy lanes: one thread per (unit, block of lanes of one policy), one
+    /// pass per level present in the block (lanes of a block may differ in level).
     pub gates: wgpu::ComputePipeline,
     /// A whole step of config lanes (`step_lanes`): lane-blocked products over k-major weights
     /// and the cell update, one thread per (unit, block of lanes).

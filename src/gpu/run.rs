@@ -278,7 +278,6 @@ impl GpuContext {
         });
         let max_dim = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
         let groups_of = |threads: usize| (threads as u64).div_ceil(WORKGROUP as u64);
-        let gate_groups = groups_of(lanes * d * h);
         // Rows of a 2-D dispatch: as wide as the largest one (the stage's), so no dispatch
         // needs more rows than the device allows.
         let x_groups = groups_of(lanes * d * (layer.input_size + h)).min(max_dim) as u32;
@@ -339,8 +338,9 @@ impl GpuContext {
             pass.dispatch_workgroups(x, y, 1);
         };
         let cell_groups = groups_of(lanes * d * h);
-        // Config lanes: one workgroup per (tile of WORKGROUP units, block of LANE_BLOCK
-        // sequences), one thread per unit (its four gate rows) of the tile.
+        // Config lanes (`step_lanes`) and policy lanes' gate sums (`gates`): one workgroup per
+        // (tile of WORKGROUP units, block of LANE_BLOCK sequences), one thread per unit (its
+        // four gate rows) of the tile.
         let row_tiles = h.div_ceil(WORKGROUP as usize);
         let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
         let select_groups = groups_of(lanes * d);
@@ -386,13 +386,13 @@ impl GpuContext {
                             stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups);
                         }
                         Some(_) => {
-                            stage(&mut pass, s, 0, &self.lstm.gates, gate_groups);
+                            stage(&mut pass, s, 0, &self.lstm.gates, lane_groups);
                             stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
                         }
                     }
                     if policy == Some(true) {
                         stage(&mut pass, s, 2, &self.lstm.select, select_groups);
-                        stage(&mut pass, s, 1, &self.lstm.gates, gate_groups);
+                        stage(&mut pass, s, 1, &self.lstm.gates, lane_groups);
                         stage(&mut pass, s, 1, &self.lstm.cell, cell_groups);
                     }
                 }
