@@ -137,8 +137,8 @@ struct Cell {
 // cell state [lane, dir, H], the input at the lane's level [lane, dir, I], the state saved
 // for an oracle redo [lane, dir, 2H], and the level of every step [lane, dir, T]
 @group(0) @binding(8) var<storage, read_write> pol: array<u32>;
-// `weights` again, as vec4s: packed W and R (`Cell.packed`) are read a unit's four gate rows
-// at a time
+// `weights` again, as vec4s: W and R (k-major, `[k][H][gate]`) are read a unit's four gate
+// rows at a time
 @group(0) @binding(9) var<storage, read> weights4: array<vec4<u32>>;
 @group(1) @binding(0) var<uniform> step: Step;
 // Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of

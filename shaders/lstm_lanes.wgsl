@@ -10,8 +10,8 @@
 // (one dispatch per step; no gate sums go through memory): each x or h word read serves four
 // rows, each weight word LB lanes. The h of step t - 1 is read from `outs` (from `state` at
 // the first step), and the new h goes only to `outs`, so no thread overwrites an h that
-// another thread of the same dispatch still reads. Weights are stored k-major for these lanes
-// with a unit's four gate rows side by side (`weights4[w_off / 4 + k * H + j]` holds rows
+// another thread of the same dispatch still reads. Weights are stored k-major (for every
+// lane kind) with a unit's four gate rows side by side (`weights4[w_off / 4 + k * H + j]` holds rows
 // j, H + j, 2H + j, 3H + j at k; 8-bit codes four k a word, `Cell.packed`): one vec4 read a
 // k, and the threads of a wave, which hold consecutive units, read consecutive vec4s
 // (coalesced). Workgroup w holds units [64 * (w % tiles), +64)
@@ -320,17 +320,11 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     // Staged with packed codes: the stage holds four 8-bit x (h) codes per word too.
     let bytes = staged && cell.packed == 2u;
     let per = select(1u, 4u, packed);
-    var lo_i = vec4<u32>(0u);
-    var hi_i = vec4<u32>(0u);
-    var lo_f = vec4<u32>(0u);
-    var hi_f = vec4<u32>(0u);
-    var lo_g = vec4<u32>(0u);
-    var hi_g = vec4<u32>(0u);
-    var lo_o = vec4<u32>(0u);
-    var hi_o = vec4<u32>(0u);
+    var tot = t4_zero();
     // Weight words per row of W (R), and weight words per chunk.
     let nx = (isz + per - 1u) / per;
-    let cx = cell.chunk_wx / per;
+    // (At least 1: a zero chunk, which no valid cell has, would never end the loop.)
+    let cx = max(cell.chunk_wx / per, 1u);
     // Codes split in two bytes (`Cell.split`): the high bytes' sums are folded in times 256.
     let split_x = (cell.split & 1u) != 0u;
     let split_h = (cell.split & 2u) != 0u;
@@ -361,26 +355,12 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
                 p = mac1(p, cell.w_off / 4u + q * hsz + j, xi4(staged, xv, sx, q));
             }
         }
-        widen4(&lo_i, &hi_i, p.i);
-        widen4(&lo_f, &hi_f, p.f);
-        widen4(&lo_g, &hi_g, p.g);
-        widen4(&lo_o, &hi_o, p.o);
-        if (split_x) {
-            widen4_shl8(&lo_i, &hi_i, ph.i);
-            widen4_shl8(&lo_f, &hi_f, ph.f);
-            widen4_shl8(&lo_g, &hi_g, ph.g);
-            widen4_shl8(&lo_o, &hi_o, ph.o);
-        }
+        tot = widen_chunk(tot, p, ph, split_x);
     }
     // W.x is complete: fold it (shifted) and the bias into the accumulators, then add R.h.
-    // The 64-bit sums wrap like the CPU's i64 adds, so the order of the three terms of the
-    // CPU's `int_gate_sum` (src/lstm/eval/cell.rs) does not change the bits.
-    int_gate_wx(cell, j, &lo_i, &hi_i);
-    int_gate_wx(cell, j + hsz, &lo_f, &hi_f);
-    int_gate_wx(cell, j + 2u * hsz, &lo_g, &hi_g);
-    int_gate_wx(cell, j + 3u * hsz, &lo_o, &hi_o);
+    tot = fold_wx(cell, j, tot);
     let nh = (hsz + per - 1u) / per;
-    let ch = cell.chunk_rh / per;
+    let ch = max(cell.chunk_rh / per, 1u);
     for (var q0 = 0u; q0 < nh; q0 += ch) {
         let q1 = min(nh, q0 + ch);
         var p = z4;
@@ -423,64 +403,100 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
                 p = mac1(p, cell.r_off / 4u + q * hsz + j, oi4(staged, ov, sh, q));
             }
         }
-        int_gate_rh(cell, j, &lo_i, &hi_i, p.i, 0u);
-        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, p.f, 0u);
-        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, p.g, 0u);
-        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, p.o, 0u);
-        if (split_h) {
-            int_gate_rh(cell, j, &lo_i, &hi_i, ph.i, 8u);
-            int_gate_rh(cell, j + hsz, &lo_f, &hi_f, ph.f, 8u);
-            int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, ph.g, 8u);
-            int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, ph.o, 8u);
-        }
+        tot = add_rh(cell, j, tot, p, ph, split_h);
     }
     for (var l = 0u; l < n_here; l++) {
         let lane = lanes[l];
-        let ai = vec2<u32>(lo_i[l], hi_i[l]);
-        let af = vec2<u32>(lo_f[l], hi_f[l]);
-        let ag = vec2<u32>(lo_g[l], hi_g[l]);
-        let ao = vec2<u32>(lo_o[l], hi_o[l]);
+        let ai = vec2<u32>(tot.i.lo[l], tot.i.hi[l]);
+        let af = vec2<u32>(tot.f.lo[l], tot.f.hi[l]);
+        let ag = vec2<u32>(tot.g.lo[l], tot.g.hi[l]);
+        let ao = vec2<u32>(tot.o.lo[l], tot.o.hi[l]);
         cell_int(cell, lane, lane * dims.dirs + dir, dir, j, ai, af, ag, ao, false);
     }
 }
 
-// Four lanes' W.x totals of gate row `row` (lo, hi) become (W.x << (shift_wx + ew)) +
+// Four 64-bit totals (lo, hi words), component-wise: one gate row of four lanes.
+struct W64 {
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+}
+
+// The 64-bit totals of the four gate rows (i, f, g, o) of one unit, four lanes each.
+struct T4 {
+    i: W64,
+    f: W64,
+    g: W64,
+    o: W64,
+}
+
+fn t4_zero() -> T4 {
+    let z = W64(vec4<u32>(0u), vec4<u32>(0u));
+    return T4(z, z, z, z);
+}
+
+// Adds one chunk's i32 partial sums of W.x to the totals: `p`, and with `split` (codes split
+// into bytes) `ph`, the high bytes' sums, times 256.
+fn widen_chunk(t: T4, p: P4, ph: P4, split: bool) -> T4 {
+    let r = T4(widen(t.i, p.i), widen(t.f, p.f), widen(t.g, p.g), widen(t.o, p.o));
+    if (split) {
+        return T4(widen_shl8(r.i, ph.i), widen_shl8(r.f, ph.f), widen_shl8(r.g, ph.g), widen_shl8(r.o, ph.o));
+    }
+    return r;
+}
+
+// W.x of unit j is complete: its totals become the accumulators' first two terms
+// (`gate_wx`), to which `add_rh` adds R.h. The 64-bit sums wrap like the CPU's i64 adds, so
+// the order of the three terms of the CPU's `int_gate_sum` (src/lstm/eval/cell.rs) does not
+// change the bits.
+fn fold_wx(cell: Cell, j: u32, t: T4) -> T4 {
+    let hsz = dims.hidden;
+    return T4(gate_wx(cell, j, t.i), gate_wx(cell, j + hsz, t.f), gate_wx(cell, j + 2u * hsz, t.g), gate_wx(cell, j + 3u * hsz, t.o));
+}
+
+// Adds one chunk of R.h partial sums of unit j to its accumulators (`gate_rh`): `p`, and with
+// `split` `ph`, the high bytes' sums, shifted 8 more.
+fn add_rh(cell: Cell, j: u32, t: T4, p: P4, ph: P4, split: bool) -> T4 {
+    let hsz = dims.hidden;
+    let r = T4(gate_rh(cell, j, t.i, p.i, 0u), gate_rh(cell, j + hsz, t.f, p.f, 0u), gate_rh(cell, j + 2u * hsz, t.g, p.g, 0u), gate_rh(cell, j + 3u * hsz, t.o, p.o, 0u));
+    if (split) {
+        return T4(gate_rh(cell, j, r.i, ph.i, 8u), gate_rh(cell, j + hsz, r.f, ph.f, 8u), gate_rh(cell, j + 2u * hsz, r.g, ph.g, 8u), gate_rh(cell, j + 3u * hsz, r.o, ph.o, 8u));
+    }
+    return r;
+}
+
+// Four lanes' W.x totals `w` of gate row `row` become (W.x << (shift_wx + ew)) +
 // (b << shift_b), the first two terms of the accumulator (NUMERICS.md section 7, per-row
 // shifts of section 3.2; the CPU's `int_gate_sum` in src/lstm/eval/cell.rs).
-fn int_gate_wx(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>) {
+fn gate_wx(cell: Cell, row: u32, w: W64) -> W64 {
     var ew = 0u;
     if (cell.rs_off != 0xffffffffu) {
         ew = weights[cell.rs_off + row] & 0xffffu;
     }
     let b = i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b);
-    var l4 = *lo;
-    var h4v = *hi;
+    var r = w;
     for (var l = 0u; l < 4u; l++) {
-        let a = i64_add(i64_shl(vec2<u32>(l4[l], h4v[l]), cell.shift_wx + ew), b);
-        l4[l] = a.x;
-        h4v[l] = a.y;
+        let a = i64_add(i64_shl(vec2<u32>(w.lo[l], w.hi[l]), cell.shift_wx + ew), b);
+        r.lo[l] = a.x;
+        r.hi[l] = a.y;
     }
-    *lo = l4;
-    *hi = h4v;
+    return r;
 }
 
 // Adds four lanes' chunk of R.h products of gate row `row`, shifted by shift_rh (plus the
 // row's extra shift, plus `extra`: 8 for the high bytes of split codes), to their 64-bit
-// accumulators.
-fn int_gate_rh(cell: Cell, row: u32, lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>, extra: u32) {
+// accumulators `w`.
+fn gate_rh(cell: Cell, row: u32, w: W64, part: vec4<i32>, extra: u32) -> W64 {
     var er = 0u;
     if (cell.rs_off != 0xffffffffu) {
         er = weights[cell.rs_off + row] >> 16u;
     }
-    var l4 = *lo;
-    var h4v = *hi;
+    var r = w;
     for (var l = 0u; l < 4u; l++) {
-        let a = i64_add(vec2<u32>(l4[l], h4v[l]), i64_shl(i64_from(part[l]), cell.shift_rh + er + extra));
-        l4[l] = a.x;
-        h4v[l] = a.y;
+        let a = i64_add(vec2<u32>(w.lo[l], w.hi[l]), i64_shl(i64_from(part[l]), cell.shift_rh + er + extra));
+        r.lo[l] = a.x;
+        r.hi[l] = a.y;
     }
-    *lo = l4;
-    *hi = h4v;
+    return r;
 }
 
 // Partial sums of the four gate rows of one unit, four lanes each, of codes split in two
@@ -509,22 +525,18 @@ fn mac1s(p: P4x2, wq: u32, x: vec4<i32>) -> P4x2 {
     return r;
 }
 
-// Adds four i32 partial sums times 256 to four 64-bit totals (lo, hi words), component-wise.
-fn widen4_shl8(lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
+// Adds four i32 partial sums times 256 to four 64-bit totals, component-wise.
+fn widen_shl8(w: W64, part: vec4<i32>) -> W64 {
     let p = bitcast<vec4<u32>>(part);
     let ext = select(vec4<u32>(0u), vec4<u32>(0xffffffffu), part < vec4<i32>(0));
-    let plo = p << vec4<u32>(8u);
-    let sum = *lo + plo;
-    let carry = select(vec4<u32>(0u), vec4<u32>(1u), sum < *lo);
-    *hi = *hi + ((ext << vec4<u32>(8u)) | (p >> vec4<u32>(24u))) + carry;
-    *lo = sum;
+    let sum = w.lo + (p << vec4<u32>(8u));
+    let carry = select(vec4<u32>(0u), vec4<u32>(1u), sum < w.lo);
+    return W64(sum, w.hi + ((ext << vec4<u32>(8u)) | (p >> vec4<u32>(24u))) + carry);
 }
 
-// Adds four i32 partial sums to four 64-bit totals (lo, hi words), component-wise.
-fn widen4(lo: ptr<function, vec4<u32>>, hi: ptr<function, vec4<u32>>, part: vec4<i32>) {
-    let p = bitcast<vec4<u32>>(part);
-    let sum = *lo + p;
-    let carry = select(vec4<u32>(0u), vec4<u32>(1u), sum < *lo);
-    *hi = *hi + select(vec4<u32>(0u), vec4<u32>(0xffffffffu), part < vec4<i32>(0)) + carry;
-    *lo = sum;
+// Adds four i32 partial sums to four 64-bit totals, component-wise.
+fn widen(w: W64, part: vec4<i32>) -> W64 {
+    let sum = w.lo + bitcast<vec4<u32>>(part);
+    let carry = select(vec4<u32>(0u), vec4<u32>(1u), sum < w.lo);
+    return W64(sum, w.hi + select(vec4<u32>(0u), vec4<u32>(0xffffffffu), part < vec4<i32>(0)) + carry);
 }

@@ -1,6 +1,7 @@
 // LSTM kernels, part 3 of 5 (after numerics.wgsl): one step of policy lanes — the gate sums
-// (`gates`: one thread per (unit, block of lanes), one pass per level in the block) and the cell update (`cell_update`, whose `cell_int` /
-// `cell_float` the config lanes of lstm_lanes.wgsl share). CPU twin: src/lstm/eval/cell.rs
+// (`gates`: one thread per (unit, block of lanes), one pass per level in the block) and the
+// cell update (`cell_update`, whose `cell_int` / `cell_float` the config lanes of
+// lstm_lanes.wgsl share). CPU twin: src/lstm/eval/cell.rs
 // (and the batched engine, batch.rs).
 
 fn step_t(dir: u32) -> u32 {
@@ -89,37 +90,32 @@ fn state4(base: vec4<u32>, k: u32) -> vec4<u32> {
     return vec4<u32>(state[base.x + k], state[base.y + k], state[base.z + k], state[base.w + k]);
 }
 
-// Gate row g of unit j of the lanes `lds` marked in `at`: its 64-bit accumulator (lo, hi).
-fn keep_int(lds: vec4<u32>, at: vec4<bool>, row: u32, lo: vec4<u32>, hi: vec4<u32>) {
+// Gate row `row` of the lanes `lds` marked in `at`: its 64-bit accumulators, into `acc`.
+fn keep_int(lds: vec4<u32>, at: vec4<bool>, row: u32, w: W64) {
     for (var l = 0u; l < 4u; l++) {
         if (at[l]) {
             let a = (lds[l] * 4u * dims.hidden + row) * 2u;
-            acc[a] = lo[l];
-            acc[a + 1u] = hi[l];
+            acc[a] = w.lo[l];
+            acc[a + 1u] = w.hi[l];
         }
     }
 }
 
 // The integer gate sums of one level's lanes: as `step_lanes`, per gate row four i32 partial
 // sums of at most `chunk_wx` (`chunk_rh`) products (of a byte, with `Cell.split`), which
-// cannot overflow, widened after each chunk into four 64-bit totals; W.x folded in shifted
-// with the bias, then R.h (`int_gate_wx`, `int_gate_rh`: the bits of the CPU's
-// `int_gate_sum`).
+// cannot overflow, widened after each chunk into four 64-bit totals (`widen_chunk`); W.x
+// folded in shifted with the bias (`fold_wx`), then R.h (`add_rh`): the bits of the CPU's
+// `int_gate_sum`.
 fn block_int(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>, at: vec4<bool>) {
     let hsz = dims.hidden;
     let isz = dims.input;
-    var lo_i = vec4<u32>(0u);
-    var hi_i = vec4<u32>(0u);
-    var lo_f = vec4<u32>(0u);
-    var hi_f = vec4<u32>(0u);
-    var lo_g = vec4<u32>(0u);
-    var hi_g = vec4<u32>(0u);
-    var lo_o = vec4<u32>(0u);
-    var hi_o = vec4<u32>(0u);
+    var tot = t4_zero();
     let z4 = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
     let split_x = (cell.split & 1u) != 0u;
-    for (var q0 = 0u; q0 < isz; q0 += cell.chunk_wx) {
-        let q1 = min(isz, q0 + cell.chunk_wx);
+    // Chunks of at least 1: a zero chunk, which no valid cell has, would never end the loop.
+    let cx = max(cell.chunk_wx, 1u);
+    for (var q0 = 0u; q0 < isz; q0 += cx) {
+        let q1 = min(isz, q0 + cx);
         var p = z4;
         var ph = z4;
         if (split_x) {
@@ -134,22 +130,13 @@ fn block_int(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>, a
                 p = mac1(p, cell.w_off / 4u + q * hsz + j, bitcast<vec4<i32>>(pol4(xv, q)));
             }
         }
-        widen4(&lo_i, &hi_i, p.i);
-        widen4(&lo_f, &hi_f, p.f);
-        widen4(&lo_g, &hi_g, p.g);
-        widen4(&lo_o, &hi_o, p.o);
-        widen4_shl8(&lo_i, &hi_i, ph.i);
-        widen4_shl8(&lo_f, &hi_f, ph.f);
-        widen4_shl8(&lo_g, &hi_g, ph.g);
-        widen4_shl8(&lo_o, &hi_o, ph.o);
+        tot = widen_chunk(tot, p, ph, split_x);
     }
-    int_gate_wx(cell, j, &lo_i, &hi_i);
-    int_gate_wx(cell, j + hsz, &lo_f, &hi_f);
-    int_gate_wx(cell, j + 2u * hsz, &lo_g, &hi_g);
-    int_gate_wx(cell, j + 3u * hsz, &lo_o, &hi_o);
+    tot = fold_wx(cell, j, tot);
     let split_h = (cell.split & 2u) != 0u;
-    for (var q0 = 0u; q0 < hsz; q0 += cell.chunk_rh) {
-        let q1 = min(hsz, q0 + cell.chunk_rh);
+    let ch = max(cell.chunk_rh, 1u);
+    for (var q0 = 0u; q0 < hsz; q0 += ch) {
+        let q1 = min(hsz, q0 + ch);
         var p = z4;
         var ph = z4;
         if (split_h) {
@@ -164,19 +151,12 @@ fn block_int(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>, a
                 p = mac1(p, cell.r_off / 4u + q * hsz + j, bitcast<vec4<i32>>(state4(hv, q)));
             }
         }
-        int_gate_rh(cell, j, &lo_i, &hi_i, p.i, 0u);
-        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, p.f, 0u);
-        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, p.g, 0u);
-        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, p.o, 0u);
-        int_gate_rh(cell, j, &lo_i, &hi_i, ph.i, 8u);
-        int_gate_rh(cell, j + hsz, &lo_f, &hi_f, ph.f, 8u);
-        int_gate_rh(cell, j + 2u * hsz, &lo_g, &hi_g, ph.g, 8u);
-        int_gate_rh(cell, j + 3u * hsz, &lo_o, &hi_o, ph.o, 8u);
+        tot = add_rh(cell, j, tot, p, ph, split_h);
     }
-    keep_int(lds, at, j, lo_i, hi_i);
-    keep_int(lds, at, j + hsz, lo_f, hi_f);
-    keep_int(lds, at, j + 2u * hsz, lo_g, hi_g);
-    keep_int(lds, at, j + 3u * hsz, lo_o, hi_o);
+    keep_int(lds, at, j, tot.i);
+    keep_int(lds, at, j + hsz, tot.f);
+    keep_int(lds, at, j + 2u * hsz, tot.g);
+    keep_int(lds, at, j + 3u * hsz, tot.o);
 }
 
 // The float gate sums of one level's lanes: each term a multiply and an add, each flushed

@@ -321,27 +321,36 @@ fn gpu_policy_lanes_on_shapes_that_do_not_divide_the_tiles() {
     // The GPU's policy gate sums run one thread per (unit, block of four sequences of one
     // policy), one pass per level present in the block. Hidden sizes across the 64-unit tile
     // (70: a second, short tile; 33), 9 sequences (a short last block), peepholes, initial
-    // states, a bidirectional layer and several policies, against the scalar simulation
-    // (code state) and the CPU (value state), with lanes of one block at different levels.
+    // states, a bidirectional layer and several policies; and a wide layer (I = 260, H = 600)
+    // whose fx16 sums of split codes take several chunks of 255 products. Against the scalar
+    // simulation (which runs value-state levels on the batched CPU simulation), with lanes of
+    // one block at different levels.
     let Some(ctx) = common::gpu_context() else {
         return;
     };
     let dirs = [lstm::Direction::Forward, lstm::Direction::Bidirectional];
-    let m = common::random_model(11, 5, &[70, 33], &dirs, true, true, false);
-    let x = common::random_inputs(12, 9, 6, 5, 1.5);
+    let small = common::random_model(11, 5, &[70, 33], &dirs, true, true, false);
+    let mut wide = common::random_model(13, 260, &[600], &dirs[..1], false, false, false);
+    // Every weight the same positive value, so the units of a step are all alike and an R.h
+    // sum has 600 products of one sign: more than an i32 holds unless it is chunked.
+    let cell = &mut wide.layers[0].cells[0];
+    cell.w.iter_mut().for_each(|v| *v = 0.01);
+    cell.r.iter_mut().for_each(|v| *v = 0.05);
     let mut mixed = 0;
-    for (levels, thresholds) in [
-        ("fx6;fx16", "0,0.02,0.1,inf"),
-        ("fp8e4m3;fp16", "0,0.005,0.02,inf"),
-        ("fx8;bf16;fp32", "0/0,0.01/0.05,0.05/0.3,inf/inf"),
+    for (m, levels, thresholds) in [
+        (&small, "fx6;fx16", "0,0.02,0.1,inf"),
+        (&small, "fp8e4m3;fp16", "0,0.005,0.02,inf"),
+        (&small, "fx8;bf16;fp32", "0/0,0.01/0.05,0.05/0.3,inf/inf"),
+        (&wide, "fx8;fx16", "0,0.005,0.02,inf"),
     ] {
+        let x = common::random_inputs(12, 9, 6, m.input_size(), 1.5);
         for (timing, start) in [(Timing::Causal, "low"), (Timing::Oracle, "high")] {
             let s = spec(levels, Metric::MaxAbs, timing, start);
-            let lp = prepare(&m, &x, &s);
+            let lp = prepare(m, &x, &s);
             let policies = dynamic::parse_thresholds(thresholds, s.levels.len()).unwrap();
-            let want = dynamic::simulate_scalar(&m, &x, &s, &lp, &policies, &|| {});
+            let want = dynamic::simulate_scalar(m, &x, &s, &lp, &policies, &|| {});
             let got = ctx
-                .simulate_policies(&m, &x, &s, &lp, &policies, &mut |_, _| {})
+                .simulate_policies(m, &x, &s, &lp, &policies, &mut |_, _| {})
                 .unwrap();
             for (i, (c, g)) in want.lanes.iter().zip(&got.lanes).enumerate() {
                 let what = format!("{levels} {timing:?} lane {i}");

@@ -244,7 +244,9 @@ fn trace_bad_input_exits_2_with_one_line() {
 
 #[test]
 fn bench_engine_reports_one_row_per_lane_kind() {
-    // Every lane kind runs and reports a time, the baselines (`scalar:`) included.
+    // Every lane kind runs and reports a time, the baselines (`scalar:`) included. (A smoke
+    // test: it cannot tell which evaluator a row ran; their bits are compared in engine.rs
+    // and dynamic.rs.)
     let (m, x) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
     let kinds = "fx8,policy,reference,scalar:fx8,scalar:policy";
     let o = lstm_dse(&[

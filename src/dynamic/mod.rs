@@ -404,6 +404,26 @@ pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
     per_step * steps as u128
 }
 
+/// The level plans of a policy run and the float64 reference they are calibrated on (the
+/// reference is also the calibration of the levels' `fx<b>` formats, NUMERICS.md §3); a
+/// caller's reference serves unless the levels need histograms it did not record.
+pub fn prepare_levels(
+    model: &Model,
+    seqs: &Sequences,
+    input_name: &str,
+    spec: &PolicySpec,
+    reference: Option<Reference>,
+) -> Result<(LevelPlans, Reference), PolicyError> {
+    eval::check_input(model, seqs, input_name)?;
+    let hist = eval::needs_histograms(&spec.levels);
+    let reference = match reference {
+        Some(r) if !hist || r.calibration.hist.is_some() => r,
+        _ => eval::reference::evaluate_with(model, seqs, hist),
+    };
+    let levels = LevelPlans::prepare(model, spec, &reference.calibration)?;
+    Ok((levels, reference))
+}
+
 /// Simulates `policies` on `engine` (GPU policy lanes or the CPU simulation: the same bits),
 /// and returns them with the float64 reference they are judged against: `reference` when the
 /// caller already evaluated it on the same `seqs` (a sweep's trace did), else computed here.
@@ -435,15 +455,7 @@ pub fn run(
             e.to_string().replacen("--thresholds: ", "", 1),
         )
     })?;
-    // The reference is also the calibration of the levels' `fx<b>` formats (NUMERICS.md §3);
-    // a caller's reference serves unless the levels need histograms it did not record.
-    eval::check_input(model, seqs, input_name)?;
-    let hist = eval::needs_histograms(&spec.levels);
-    let reference = match reference {
-        Some(r) if !hist || r.calibration.hist.is_some() => r,
-        _ => eval::reference::evaluate_with(model, seqs, hist),
-    };
-    let levels = LevelPlans::prepare(model, spec, &reference.calibration)?;
+    let (levels, reference) = prepare_levels(model, seqs, input_name, spec, reference)?;
     for w in resolution_warnings(model, &levels, spec, policies) {
         eprintln!("{w}");
     }

@@ -278,9 +278,18 @@ impl GpuContext {
         });
         let max_dim = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
         let groups_of = |threads: usize| (threads as u64).div_ceil(WORKGROUP as u64);
-        // Rows of a 2-D dispatch: as wide as the largest one (the stage's), so no dispatch
-        // needs more rows than the device allows.
-        let x_groups = groups_of(lanes * d * (layer.input_size + h)).min(max_dim) as u32;
+        // Workgroups of each kernel: the stage (a thread a word of x and h), the cell update
+        // and the level choice (a thread a unit, a lane), and the lane-blocked kernels (config
+        // lanes' `step_lanes`, policy lanes' `gates`: a workgroup per tile of WORKGROUP units
+        // and block of LANE_BLOCK sequences, a thread per unit, its four gate rows).
+        let stage_groups = groups_of(lanes * d * (layer.input_size + h));
+        let cell_groups = groups_of(lanes * d * h);
+        let select_groups = groups_of(lanes * d);
+        let row_tiles = h.div_ceil(WORKGROUP as usize);
+        let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
+        // Rows of a 2-D dispatch: as wide as the largest one, so no dispatch needs more rows
+        // than the device allows.
+        let x_groups = stage_groups.max(lane_groups).min(max_dim) as u32;
         dims.threads_x = x_groups * WORKGROUP;
         let dims_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("dims"),
@@ -331,19 +340,11 @@ impl GpuContext {
         let padded = set.groups() * nseq.div_ceil(LANE_BLOCK) * LANE_BLOCK;
         let staged = matches!(set, LaneSet::Configs(_))
             && padded * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
-        let stage_groups = groups_of(lanes * d * (layer.input_size + h));
         let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
             let y = n.div_ceil(x_groups as u64) as u32;
             let x = if y == 1 { n as u32 } else { x_groups };
             pass.dispatch_workgroups(x, y, 1);
         };
-        let cell_groups = groups_of(lanes * d * h);
-        // Config lanes (`step_lanes`) and policy lanes' gate sums (`gates`): one workgroup per
-        // (tile of WORKGROUP units, block of LANE_BLOCK sequences), one thread per unit (its
-        // four gate rows) of the tile.
-        let row_tiles = h.div_ceil(WORKGROUP as usize);
-        let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
-        let select_groups = groups_of(lanes * d);
         let policy = match set {
             LaneSet::Policies(p) => Some(p.oracle),
             LaneSet::Configs(_) => None,

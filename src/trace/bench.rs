@@ -211,10 +211,8 @@ pub fn engine_row(
         configs = 2;
         median_s = median_time(reps, || {
             if kind == "scalar:policy" {
-                let reference = eval::reference::evaluate(model, seqs);
-                let levels =
-                    crate::dynamic::LevelPlans::prepare(model, &spec, &reference.calibration)
-                        .map_err(|e| e.to_string())?;
+                let (levels, _) = crate::dynamic::prepare_levels(model, seqs, "input", &spec, None)
+                    .map_err(|e| e.to_string())?;
                 let sim =
                     crate::dynamic::simulate_scalar(model, seqs, &spec, &levels, &policies, &|| {});
                 drop(sim);
