@@ -276,6 +276,21 @@ fn one_unit_and_a_wide_layer() {
 }
 
 #[test]
+fn integer_sums_too_long_for_one_i32_chunk_agree() {
+    // Codes near full scale in sums of one sign that still land in the activations' sensitive
+    // range: every input and W weight 0.0624 (just below 2^-4, so fx16 codes are 32715 and
+    // fx12 codes 2044), every R weight 0.0066, 600 inputs and 1000 units. W.x and R.h then
+    // overflow an i32 unless the kernels cut them into chunks (fx16 codes split into bytes:
+    // 255 products a chunk; fx12 and fx16 x fx8: 511), and wrong chunking shows in the bits.
+    let mut m = model(8, 600, &[1000], &[Direction::Forward], false, false);
+    let cell = &mut m.layers[0].cells[0];
+    cell.w.iter_mut().for_each(|v| *v = 0.0624);
+    cell.r.iter_mut().for_each(|v| *v = 0.0066);
+    let x = Sequences::new("x", [3, 3, 600], vec![0.0624; 3 * 3 * 600], true).unwrap();
+    check(&m, &x, "fx16;fx12;w=fx16,a=fx8");
+}
+
+#[test]
 fn tiny_values_take_the_flushing_kernel_and_still_agree() {
     // Inputs near 1e-20 make products below the smallest normal f32: the engine must fall
     // back to the kernel that flushes every subnormal result.
