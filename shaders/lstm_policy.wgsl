@@ -48,22 +48,26 @@ fn value_word(c: Cell, f: Fmt, v: f32) -> u32 {
     return bitcast<u32>(fmt_round(f, v));
 }
 
+// Threads of the level choice's workgroup (one workgroup a lane and direction).
+const SEL: u32 = 32u;
+
 // Moves the lane's state from `src_level` to `dst_level` and writes its input for step `t`
-// at `dst_level` into the scratch region.
-fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: u32) {
+// at `dst_level` into the scratch region: thread `tid` of the lane's workgroup takes units
+// j = tid, tid + SEL, ... (both h and c of a unit) and inputs k = tid, tid + SEL, ...
+fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: u32, tid: u32) {
     let hsz = dims.hidden;
     let a = cells[src_level * dims.dirs + dir];
     let b = cells[dst_level * dims.dirs + dir];
     let sb = ld * 2u * hsz;
     if (src_level != dst_level && dims.values == 1u) {
-        for (var j = 0u; j < hsz; j++) {
+        for (var j = tid; j < hsz; j += SEL) {
             let h = word_value(a, a.h, state[sb + j]);
             let c = word_value(a, a.c, state[sb + hsz + j]);
             state[sb + j] = value_word(b, b.h, h);
             state[sb + hsz + j] = value_word(b, b.c, c);
         }
     } else if (src_level != dst_level) {
-        for (var j = 0u; j < hsz; j++) {
+        for (var j = tid; j < hsz; j += SEL) {
             let h = bitcast<i32>(state[sb + j]);
             let c = bitcast<i32>(state[sb + hsz + j]);
             state[sb + j] = bitcast<u32>(rescale32(h, a.h.frac - b.h.frac, b.h.bits));
@@ -72,7 +76,7 @@ fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: 
     }
     let hi = cells[(dims.levels - 1u) * dims.dirs + dir];
     let xb = (lane * dims.steps + t) * dims.x_stride;
-    for (var k = 0u; k < dims.input; k++) {
+    for (var k = tid; k < dims.input; k += SEL) {
         var code: i32;
         if (dims.x_f32 == 1u) {
             code = bitcast<i32>(value_word(b, b.x, bitcast<f32>(xin[xb + k])));
@@ -81,7 +85,6 @@ fn enter_level(lane: u32, ld: u32, dir: u32, src_level: u32, dst_level: u32, t: 
         }
         pol[dims.off_x + ld * dims.input + k] = bitcast<u32>(code);
     }
-    pol[ctrl(ld)] = dst_level;
 }
 
 fn above_of(dir: u32) -> i32 {
@@ -91,9 +94,17 @@ fn above_of(dir: u32) -> i32 {
     return dims.above0;
 }
 
+// Partial metrics of the lane's workgroup (`metric_of`): value and base of each thread.
+var<workgroup> part_v: array<i32, SEL>;
+var<workgroup> part_b: array<i32, SEL>;
+
 // The metric of c_t (in `outs`, highest formats) against the previous cell state, as an
-// integer (NUMERICS.md section 11): (value, max |c_prev| for rel_max_abs).
-fn metric_of(lane: u32, ld: u32, dir: u32, t: u32) -> vec2<i32> {
+// integer (NUMERICS.md section 11): (value, max |c_prev| for rel_max_abs). Thread `tid` of the
+// lane's workgroup folds units j = tid, tid + SEL, ..., and every thread then folds the SEL
+// partials: maxima, counts and integer sums do not depend on the order. An f32 mean (state
+// kept as values) is an in-order sum, so there every thread sums all H in order itself. Must
+// be called in uniform control flow (it has barriers); every thread gets the result.
+fn metric_of(lane: u32, ld: u32, dir: u32, t: u32, tid: u32) -> vec2<i32> {
     let hsz = dims.hidden;
     let dh = dims.dirs * hsz;
     let cb = (lane * dims.steps + t) * 2u * dh + dh + dir * hsz;
@@ -106,7 +117,13 @@ fn metric_of(lane: u32, ld: u32, dir: u32, t: u32) -> vec2<i32> {
         var vf = 0.0;
         var bf = 0.0;
         let e = bitcast<f32>(above);
-        for (var j = 0u; j < hsz; j++) {
+        var j0 = tid;
+        var stride = SEL;
+        if (dims.metric == 1u) {
+            j0 = 0u;
+            stride = 1u;
+        }
+        for (var j = j0; j < hsz; j += stride) {
             let old = bitcast<f32>(pol[dims.off_cprev + ld * hsz + j]);
             let d = abs(fadd(bitcast<f32>(outs[cb + j]), -old));
             if (dims.metric == 0u || dims.metric == 3u) {
@@ -121,21 +138,41 @@ fn metric_of(lane: u32, ld: u32, dir: u32, t: u32) -> vec2<i32> {
         if (dims.metric != 2u) {
             v = bitcast<i32>(vf);
         }
-        return vec2<i32>(v, bitcast<i32>(bf));
-    }
-    for (var j = 0u; j < hsz; j++) {
-        let old = bitcast<i32>(pol[dims.off_cprev + ld * hsz + j]);
-        let d = abs(bitcast<i32>(outs[cb + j]) - old);
-        if (dims.metric == 0u || dims.metric == 3u) {
-            v = max(v, d);
-            base = max(base, abs(old));
-        } else if (dims.metric == 1u) {
-            v += d;
-        } else if (d > above) {
-            v += 1;
+        base = bitcast<i32>(bf);
+    } else {
+        for (var j = tid; j < hsz; j += SEL) {
+            let old = bitcast<i32>(pol[dims.off_cprev + ld * hsz + j]);
+            let d = abs(bitcast<i32>(outs[cb + j]) - old);
+            if (dims.metric == 0u || dims.metric == 3u) {
+                v = max(v, d);
+                base = max(base, abs(old));
+            } else if (dims.metric == 1u) {
+                v += d;
+            } else if (d > above) {
+                v += 1;
+            }
         }
     }
-    return vec2<i32>(v, base);
+    part_v[tid] = v;
+    part_b[tid] = base;
+    workgroupBarrier();
+    // Non-negative values (f32 bits of non-negative floats order like integers): the fold is
+    // a max, or for counts and integer sums a sum. (An f32 mean's partials are all the whole
+    // in-order sum, so their max is that sum.)
+    let sum = dims.metric == 2u || (dims.metric == 1u && dims.values == 0u);
+    var rv = 0;
+    var rb = 0;
+    for (var i = 0u; i < SEL; i++) {
+        if (sum) {
+            rv += part_v[i];
+        } else {
+            rv = max(rv, part_v[i]);
+        }
+        rb = max(rb, part_b[i]);
+    }
+    // The partials are read before any thread writes them again.
+    workgroupBarrier();
+    return vec2<i32>(rv, rb);
 }
 
 fn level_for(lane: u32, dir: u32, m: vec2<i32>) -> u32 {
@@ -167,12 +204,13 @@ fn level_for(lane: u32, dir: u32, m: vec2<i32>) -> u32 {
     return level;
 }
 
-// Remembers c_t (highest formats) as the previous cell state.
-fn keep_c(lane: u32, ld: u32, dir: u32, t: u32) {
+// Remembers c_t (highest formats) as the previous cell state (thread `tid`: units tid,
+// tid + SEL, ...).
+fn keep_c(lane: u32, ld: u32, dir: u32, t: u32, tid: u32) {
     let hsz = dims.hidden;
     let dh = dims.dirs * hsz;
     let cb = (lane * dims.steps + t) * 2u * dh + dh + dir * hsz;
-    for (var j = 0u; j < hsz; j++) {
+    for (var j = tid; j < hsz; j += SEL) {
         pol[dims.off_cprev + ld * hsz + j] = outs[cb + j];
     }
 }
@@ -184,16 +222,19 @@ fn prev_t(dir: u32) -> u32 {
     return step.s - 1u;
 }
 
-// One thread per (lane, dir). Phase 0, before step s: causal lanes pick the level of step s
-// from the change of step s - 1 (`dims.start` at the first step); oracle lanes go to the highest
-// level, saving their state and its level first. Phase 2, after step s (oracle): pick the level
-// from step s's own change and, if lower, move the saved state to that level for the redo.
-@compute @workgroup_size(64)
-fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let ld = gid.x + gid.y * dims.threads_x;
+// One workgroup per (lane, dir), its SEL threads sharing the lane's units and inputs. Phase 0,
+// before step s: causal lanes pick the level of step s from the change of step s - 1
+// (`dims.start` at the first step); oracle lanes go to the highest level, saving their state
+// and its level first. Phase 2, after step s (oracle): pick the level from step s's own change
+// and, if lower, move the saved state to that level for the redo. Thread 0 writes the lane's
+// control words once every thread has read them.
+@compute @workgroup_size(SEL)
+fn select_level(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let ld = wid.x + wid.y * (dims.threads_x / 64u);
     if (ld >= dims.lanes * dims.dirs) {
         return;
     }
+    let tid = lid.x;
     let dir = ld % dims.dirs;
     let lane = ld / dims.dirs;
     let t = step_t(dir);
@@ -202,38 +243,54 @@ fn select_level(@builtin(global_invocation_id) gid: vec3<u32>) {
     let sb = ld * 2u * hsz;
     let trace = dims.off_trace + ld * dims.steps + t;
     let oracle = dims.off_saved != 0u;
+    let current = pol[ctrl(ld)];
     if (step.phase == 0u) {
         var metric = vec2<i32>(0, 0);
         if (step.s > 0u) {
-            metric = metric_of(lane, ld, dir, prev_t(dir));
-            keep_c(lane, ld, dir, prev_t(dir));
+            metric = metric_of(lane, ld, dir, prev_t(dir), tid);
+            // Every thread's reads of the previous cell state (all of it, for an f32 mean)
+            // come before any thread overwrites it.
+            storageBarrier();
+            keep_c(lane, ld, dir, prev_t(dir), tid);
         }
+        var level = top;
         if (oracle) {
-            // Save the state as it is (in its level's words) and that level: a redo starts
-            // from it, not from its rounding to the top level (which may not hold it exactly).
-            for (var j = 0u; j < 2u * hsz; j++) {
+            // Save the state as it is (in its level's words): a redo starts from it, not from
+            // its rounding to the top level (which may not hold it exactly).
+            for (var j = tid; j < hsz; j += SEL) {
                 pol[dims.off_saved + ld * 2u * hsz + j] = state[sb + j];
+                pol[dims.off_saved + ld * 2u * hsz + hsz + j] = state[sb + hsz + j];
             }
-            pol[ctrl(ld) + 2u] = pol[ctrl(ld)];
-            enter_level(lane, ld, dir, pol[ctrl(ld)], top, t);
-            pol[trace] = top;
+        } else if (step.s > 0u) {
+            level = level_for(lane, dir, metric);
         } else {
-            var level = dims.start;
-            if (step.s > 0u) {
-                level = level_for(lane, dir, metric);
-            }
-            enter_level(lane, ld, dir, pol[ctrl(ld)], level, t);
-            pol[trace] = level;
+            level = dims.start;
         }
-        pol[ctrl(ld) + 1u] = 0u;
+        enter_level(lane, ld, dir, current, level, t, tid);
+        // Every thread has read the control words (`current`) before thread 0 writes them.
+        storageBarrier();
+        if (tid == 0u) {
+            if (oracle) {
+                pol[ctrl(ld) + 2u] = current;
+            }
+            pol[ctrl(ld)] = level;
+            pol[trace] = level;
+            pol[ctrl(ld) + 1u] = 0u;
+        }
         return;
     }
-    let level = level_for(lane, dir, metric_of(lane, ld, dir, t));
+    let level = level_for(lane, dir, metric_of(lane, ld, dir, t, tid));
+    let saved = pol[ctrl(ld) + 2u];
     if (level < top) {
-        for (var j = 0u; j < 2u * hsz; j++) {
+        for (var j = tid; j < hsz; j += SEL) {
             state[sb + j] = pol[dims.off_saved + ld * 2u * hsz + j];
+            state[sb + hsz + j] = pol[dims.off_saved + ld * 2u * hsz + hsz + j];
         }
-        enter_level(lane, ld, dir, pol[ctrl(ld) + 2u], level, t);
+        enter_level(lane, ld, dir, saved, level, t, tid);
+    }
+    storageBarrier();
+    if (tid == 0u && level < top) {
+        pol[ctrl(ld)] = level;
         pol[ctrl(ld) + 1u] = 1u;
         pol[trace] = level;
     }

@@ -279,17 +279,18 @@ impl GpuContext {
         let max_dim = self.limits.max_compute_workgroups_per_dimension.max(1) as u64;
         let groups_of = |threads: usize| (threads as u64).div_ceil(WORKGROUP as u64);
         // Workgroups of each kernel: the stage (a thread a word of x and h), the cell update
-        // and the level choice (a thread a unit, a lane), and the lane-blocked kernels (config
+        // (a thread a unit), and the lane-blocked kernels (config
         // lanes' `step_lanes`, policy lanes' `gates`: a workgroup per tile of WORKGROUP units
         // and block of LANE_BLOCK sequences, a thread per unit, its four gate rows).
         let stage_groups = groups_of(lanes * d * (layer.input_size + h));
         let cell_groups = groups_of(lanes * d * h);
-        let select_groups = groups_of(lanes * d);
+        // The level choice: a workgroup per (lane, direction).
+        let select_groups = (lanes * d) as u64;
         let row_tiles = h.div_ceil(WORKGROUP as usize);
         let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
         // Rows of a 2-D dispatch: as wide as the largest one, so no dispatch needs more rows
         // than the device allows.
-        let x_groups = stage_groups.max(lane_groups).min(max_dim) as u32;
+        let x_groups = stage_groups.max(lane_groups).max(select_groups).min(max_dim) as u32;
         dims.threads_x = x_groups * WORKGROUP;
         let dims_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("dims"),
