@@ -290,7 +290,10 @@ impl GpuContext {
         let lane_groups = (row_tiles * d * set.groups() * nseq.div_ceil(LANE_BLOCK)) as u64;
         // Rows of a 2-D dispatch: as wide as the largest one, so no dispatch needs more rows
         // than the device allows.
-        let x_groups = stage_groups.max(lane_groups).max(select_groups).min(max_dim) as u32;
+        let x_groups = stage_groups
+            .max(lane_groups)
+            .max(select_groups)
+            .min(max_dim) as u32;
         dims.threads_x = x_groups * WORKGROUP;
         let dims_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("dims"),
