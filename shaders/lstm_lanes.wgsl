@@ -128,6 +128,14 @@ fn macf(p: F4, wq: u32, x: vec4<f32>, fused: bool) -> F4 {
     return r;
 }
 
+// The bias of unit j's four gate rows added to their sums, four lanes each (the last term,
+// NUMERICS.md section 6).
+fn add_bias(cell: Cell, j: u32, p: F4) -> F4 {
+    let b = cell.b_off + j;
+    let hsz = dims.hidden;
+    return F4(fadd4(p.i, vec4<f32>(wf(b))), fadd4(p.f, vec4<f32>(wf(b + hsz))), fadd4(p.g, vec4<f32>(wf(b + 2u * hsz))), fadd4(p.o, vec4<f32>(wf(b + 3u * hsz))));
+}
+
 // W.x of float lanes for unit j, k in order (x of the lanes at `xv` in `xin`, or staged).
 fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: u32, fused: bool) -> F4 {
     var p = p0;
@@ -240,28 +248,52 @@ fn mac4b(p: P4, wq: u32, xp: vec4<u32>) -> P4 {
     return mac4(p, wq, x0, x1, x2, x3);
 }
 
-fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
-    let hsz = dims.hidden;
-    let isz = dims.input;
-    let tiles = (hsz + 63u) / 64u;
+// A thread of the lane-blocked kernels (`step_lanes*`, and `gates` for policy lanes): workgroup
+// w holds units [64 * (w % tiles), +64) of one block (LB consecutive sequences of one group,
+// config or policy, and one direction), thread `lid` one unit j of them. `ok` is false past
+// the last unit or block. The LB = 4 lanes are the components of vec4s (dynamically indexed
+// private arrays are spilled to memory by CPU implementations); a short last block repeats
+// its last lane (`n_here` lanes are real).
+struct Block {
+    ok: bool,
+    j: u32,
+    dir: u32,
+    group: u32,
+    // the block's index among its group's blocks
+    index: u32,
+    n_here: u32,
+    lanes: vec4<u32>,
+}
+
+fn block_of(wid: vec3<u32>, lid: vec3<u32>) -> Block {
+    let tiles = (dims.hidden + 63u) / 64u;
     let blocks = (dims.seqs + LB - 1u) / LB;
-    let configs = dims.lanes / dims.seqs;
     let w = wid.x + wid.y * (dims.threads_x / 64u);
     let rest = w / tiles;
     let j = (w % tiles) * 64u + lid.x;
-    if (rest >= blocks * dims.dirs * configs || j >= hsz) {
+    let ok = rest < blocks * dims.dirs * (dims.lanes / dims.seqs) && j < dims.hidden;
+    let index = rest % blocks;
+    let dir = (rest / blocks) % dims.dirs;
+    let group = rest / blocks / dims.dirs;
+    let n_here = min(LB, dims.seqs - index * LB);
+    let lanes = vec4<u32>(group * dims.seqs + index * LB) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
+    return Block(ok, j, dir, group, index, n_here, lanes);
+}
+
+fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
+    let hsz = dims.hidden;
+    let isz = dims.input;
+    let blk = block_of(wid, lid);
+    if (!blk.ok) {
         return;
     }
-    let seq0 = (rest % blocks) * LB;
-    let cd = rest / blocks;
-    let dir = cd % dims.dirs;
-    let cfg = cd / dims.dirs;
+    let j = blk.j;
+    let dir = blk.dir;
+    let cfg = blk.group;
     let cell = cells[cfg * dims.dirs + dir];
     let t = step_t(dir);
-    let n_here = min(LB, dims.seqs - seq0);
-    // The LB = 4 lanes are the components of vec4s (dynamically indexed private arrays are
-    // spilled to memory by CPU implementations); a short last block repeats its last lane.
-    let lanes = vec4<u32>(cfg * dims.seqs + seq0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
+    let n_here = blk.n_here;
+    let lanes = blk.lanes;
     let xv = (lanes * dims.steps + t) * dims.x_stride;
     let hv = (lanes * dims.dirs + dir) * 2u * hsz;
     // The previous step's h in `outs` ([lane, T, {h, c}, dirs * H]); unused at the first step.
@@ -272,7 +304,7 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     }
     let ov = (lanes * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz;
     // Staged: the block's x and previous h in `stage_u`, one vec4 (four lanes) a k.
-    let sx = ((cfg * blocks + seq0 / LB) * dims.dirs + dir) * (isz + hsz);
+    let sx = ((cfg * ((dims.seqs + LB - 1u) / LB) + blk.index) * dims.dirs + dir) * (isz + hsz);
     let sh = sx + isz;
     if (cell.mode == 1u) {
         // Each call is specialised by its constant `staged`, `first` and `fused` (compilers
@@ -295,18 +327,10 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         } else {
             p = rh_f(p, cell, j, staged, false, hv, ov, sh, false);
         }
-        var si = p.i;
-        var sf = p.f;
-        var sg = p.g;
-        var so = p.o;
-        let b = cell.b_off + j;
-        si = fadd4(si, vec4<f32>(wf(b)));
-        sf = fadd4(sf, vec4<f32>(wf(b + hsz)));
-        sg = fadd4(sg, vec4<f32>(wf(b + 2u * hsz)));
-        so = fadd4(so, vec4<f32>(wf(b + 3u * hsz)));
+        let g = add_bias(cell, j, p);
         for (var l = 0u; l < n_here; l++) {
             let lane = lanes[l];
-            cell_float(cell, lane, lane * dims.dirs + dir, dir, j, si[l], sf[l], sg[l], so[l], false);
+            cell_float(cell, lane, lane * dims.dirs + dir, dir, j, g.i[l], g.f[l], g.g[l], g.o[l], false);
         }
         return;
     }

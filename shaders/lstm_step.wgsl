@@ -33,21 +33,14 @@ fn wf(k: u32) -> f32 {
 @compute @workgroup_size(64)
 fn gates(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let hsz = dims.hidden;
-    let tiles = (hsz + 63u) / 64u;
-    let blocks = (dims.seqs + LB - 1u) / LB;
-    let w = wid.x + wid.y * (dims.threads_x / 64u);
-    let rest = w / tiles;
-    let j = (w % tiles) * 64u + lid.x;
-    if (rest >= blocks * dims.dirs * (dims.lanes / dims.seqs) || j >= hsz) {
+    let blk = block_of(wid, lid);
+    if (!blk.ok) {
         return;
     }
-    let seq0 = (rest % blocks) * LB;
-    let dir = (rest / blocks) % dims.dirs;
-    let policy = rest / blocks / dims.dirs;
-    let n_here = min(LB, dims.seqs - seq0);
-    // A short last block repeats its last lane (its sums are computed and not kept).
-    let lanes = vec4<u32>(policy * dims.seqs + seq0) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
-    let lds = lanes * dims.dirs + dir;
+    let j = blk.j;
+    let dir = blk.dir;
+    let n_here = blk.n_here;
+    let lds = blk.lanes * dims.dirs + dir;
     // The lanes whose sums are still to be made (not padding, not skipped by an oracle redo)
     // and their levels.
     var todo = vec4<bool>(false);
@@ -110,53 +103,63 @@ fn block_int(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>, a
     let hsz = dims.hidden;
     let isz = dims.input;
     var tot = t4_zero();
-    let z4 = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+    // Each call of `block_chunk` is specialised by its constants (compilers drop the other
+    // branches), so no inner loop tests them. Chunks are at least 1: a zero chunk, which no
+    // valid cell has, would never end the loop.
     let split_x = (cell.split & 1u) != 0u;
-    // Chunks of at least 1: a zero chunk, which no valid cell has, would never end the loop.
+    let wq = cell.w_off / 4u + j;
     let cx = max(cell.chunk_wx, 1u);
     for (var q0 = 0u; q0 < isz; q0 += cx) {
         let q1 = min(isz, q0 + cx);
-        var p = z4;
-        var ph = z4;
+        var s: P4x2;
         if (split_x) {
-            var s = P4x2(z4, z4);
-            for (var q = q0; q < q1; q++) {
-                s = mac1s(s, cell.w_off / 4u + q * hsz + j, bitcast<vec4<i32>>(pol4(xv, q)));
-            }
-            p = s.l;
-            ph = s.h;
+            s = block_chunk(wq, false, xv, q0, q1, true);
         } else {
-            for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.w_off / 4u + q * hsz + j, bitcast<vec4<i32>>(pol4(xv, q)));
-            }
+            s = block_chunk(wq, false, xv, q0, q1, false);
         }
-        tot = widen_chunk(tot, p, ph, split_x);
+        tot = widen_chunk(tot, s.l, s.h, split_x);
     }
     tot = fold_wx(cell, j, tot);
     let split_h = (cell.split & 2u) != 0u;
+    let rq = cell.r_off / 4u + j;
     let ch = max(cell.chunk_rh, 1u);
     for (var q0 = 0u; q0 < hsz; q0 += ch) {
         let q1 = min(hsz, q0 + ch);
-        var p = z4;
-        var ph = z4;
+        var s: P4x2;
         if (split_h) {
-            var s = P4x2(z4, z4);
-            for (var q = q0; q < q1; q++) {
-                s = mac1s(s, cell.r_off / 4u + q * hsz + j, bitcast<vec4<i32>>(state4(hv, q)));
-            }
-            p = s.l;
-            ph = s.h;
+            s = block_chunk(rq, true, hv, q0, q1, true);
         } else {
-            for (var q = q0; q < q1; q++) {
-                p = mac1(p, cell.r_off / 4u + q * hsz + j, bitcast<vec4<i32>>(state4(hv, q)));
-            }
+            s = block_chunk(rq, true, hv, q0, q1, false);
         }
-        tot = add_rh(cell, j, tot, p, ph, split_h);
+        tot = add_rh(cell, j, tot, s.l, s.h, split_h);
     }
     keep_int(lds, at, j, tot.i);
     keep_int(lds, at, j + hsz, tot.f);
     keep_int(lds, at, j + 2u * hsz, tot.g);
     keep_int(lds, at, j + 3u * hsz, tot.o);
+}
+
+// One chunk, k in [q0, q1), of a unit's products, four lanes each: weights
+// `weights4[wq + k * H]`, codes at `base` in `pol` (x at the lanes' level) or, `from_state`,
+// in `state` (h). Whole codes' sums in `l`; with `split`, the low bytes' in `l` and the high
+// bytes' in `h` (`mac1s`).
+fn block_chunk(wq: u32, from_state: bool, base: vec4<u32>, q0: u32, q1: u32, split: bool) -> P4x2 {
+    let z4 = P4(vec4<i32>(0), vec4<i32>(0), vec4<i32>(0), vec4<i32>(0));
+    var s = P4x2(z4, z4);
+    for (var q = q0; q < q1; q++) {
+        var x: vec4<i32>;
+        if (from_state) {
+            x = bitcast<vec4<i32>>(state4(base, q));
+        } else {
+            x = bitcast<vec4<i32>>(pol4(base, q));
+        }
+        if (split) {
+            s = mac1s(s, wq + q * dims.hidden, x);
+        } else {
+            s.l = mac1(s.l, wq + q * dims.hidden, x);
+        }
+    }
+    return s;
 }
 
 // The float gate sums of one level's lanes: each term a multiply and an add, each flushed
@@ -171,18 +174,14 @@ fn block_float(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>,
     for (var k = 0u; k < hsz; k++) {
         p = macf(p, cell.r_off / 4u + k * hsz + j, bitcast<vec4<f32>>(state4(hv, k)), false);
     }
-    let b = cell.b_off + j;
-    let si = fadd4(p.i, vec4<f32>(wf(b)));
-    let sf = fadd4(p.f, vec4<f32>(wf(b + hsz)));
-    let sg = fadd4(p.g, vec4<f32>(wf(b + 2u * hsz)));
-    let so = fadd4(p.o, vec4<f32>(wf(b + 3u * hsz)));
+    let g = add_bias(cell, j, p);
     for (var l = 0u; l < 4u; l++) {
         if (at[l]) {
             let a = (lds[l] * 4u * hsz + j) * 2u;
-            acc[a] = bitcast<u32>(si[l]);
-            acc[a + 2u * hsz] = bitcast<u32>(sf[l]);
-            acc[a + 4u * hsz] = bitcast<u32>(sg[l]);
-            acc[a + 6u * hsz] = bitcast<u32>(so[l]);
+            acc[a] = bitcast<u32>(g.i[l]);
+            acc[a + 2u * hsz] = bitcast<u32>(g.f[l]);
+            acc[a + 4u * hsz] = bitcast<u32>(g.g[l]);
+            acc[a + 6u * hsz] = bitcast<u32>(g.o[l]);
         }
     }
 }

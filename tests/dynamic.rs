@@ -205,12 +205,12 @@ fn policy_lanes_of_every_backend_equal_the_scalar_simulation_bit_for_bit() {
                     let what = format!("{model} {levels} {timing:?} {start} {metric}");
                     let cpu = dynamic::CpuPolicies::new(&spec, &lp);
                     let Ok(fast) = driver::run_policies(&cpu, &m, &x, &policies, &mut |_, _| {});
-                    same_lanes(&format!("cpu {what}"), &fast, &slow.lanes);
+                    common::same_lanes(&format!("cpu {what}"), &fast, &slow.lanes);
                     if let Some(ctx) = &gpu {
                         let on_gpu = ctx
                             .simulate_policies(&m, &x, &spec, &lp, &policies, &mut |_, _| {})
                             .unwrap();
-                        same_lanes(
+                        common::same_lanes(
                             &format!("{} {what}", ctx.adapter.name),
                             &on_gpu.lanes,
                             &slow.lanes,
@@ -240,26 +240,6 @@ fn policy_lanes_of_every_backend_equal_the_scalar_simulation_bit_for_bit() {
                 }
             }
         }
-    }
-}
-
-/// A backend's lanes against the scalar simulation's: levels, states, metrics and head
-/// output, bit for bit.
-fn same_lanes(what: &str, got: &[dynamic::LaneResult], want: &[dynamic::LaneResult]) {
-    assert_eq!(got.len(), want.len(), "{what}: lanes");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        let what = format!("{what} lane {i}");
-        assert_eq!(a.levels, b.levels, "{what}: levels");
-        for (l, ((ah, ac), (bh, bc))) in a.layers.iter().zip(&b.layers).enumerate() {
-            assert_eq!(bits(ah), bits(bh), "{what}: layer {l} h");
-            assert_eq!(bits(ac), bits(bc), "{what}: layer {l} c");
-        }
-        assert_eq!(a.metrics, b.metrics, "{what}: metrics");
-        assert_eq!(
-            a.output.as_ref().map(|o| bits(o)),
-            b.output.as_ref().map(|o| bits(o)),
-            "{what}: output"
-        );
     }
 }
 

@@ -258,16 +258,8 @@ fn gpu_value_lanes_equal_the_cpu_bit_for_bit() {
                     let gpu = ctx
                         .simulate_policies(&m, &x, &s, &lp, &policies, &mut |_, _| {})
                         .unwrap();
-                    for (i, (c, g)) in cpu.lanes.iter().zip(&gpu.lanes).enumerate() {
-                        let what = format!("{levels} {timing:?} {start} {metric} lane {i}");
-                        assert_eq!(c.levels, g.levels, "{what}: levels");
-                        for (l, ((ch, cc), (gh, gc))) in c.layers.iter().zip(&g.layers).enumerate()
-                        {
-                            assert_eq!(bits(ch), bits(gh), "{what}: h{l}");
-                            assert_eq!(bits(cc), bits(gc), "{what}: c{l}");
-                        }
-                        assert_eq!(c.metrics, g.metrics, "{what}: metrics");
-                    }
+                    let what = format!("{levels} {timing:?} {start} {metric}");
+                    common::same_lanes(&what, &gpu.lanes, &cpu.lanes);
                 }
             }
         }
@@ -352,15 +344,7 @@ fn gpu_policy_lanes_on_shapes_that_do_not_divide_the_tiles() {
             let got = ctx
                 .simulate_policies(m, &x, &s, &lp, &policies, &mut |_, _| {})
                 .unwrap();
-            for (i, (c, g)) in want.lanes.iter().zip(&got.lanes).enumerate() {
-                let what = format!("{levels} {timing:?} lane {i}");
-                assert_eq!(c.levels, g.levels, "{what}: levels");
-                for (l, ((ch, cc), (gh, gc))) in c.layers.iter().zip(&g.layers).enumerate() {
-                    assert_eq!(bits(ch), bits(gh), "{what}: h{l}");
-                    assert_eq!(bits(cc), bits(gc), "{what}: c{l}");
-                }
-                assert_eq!(c.metrics, g.metrics, "{what}: metrics");
-            }
+            common::same_lanes(&format!("{levels} {timing:?}"), &got.lanes, &want.lanes);
             // Blocks (four consecutive sequences of one policy) whose lanes differ in level
             // at some step of some layer and direction.
             for block in want.lanes.chunks(x.count).flat_map(|p| p.chunks(4)) {

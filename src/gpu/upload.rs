@@ -236,18 +236,18 @@ pub(super) fn layer_upload(
         let x_byte = layer == 0 || plan.layers[layer - 1].iter().all(byte_h);
         for cell in &plan.layers[layer] {
             let mut gpu = upload_cell(cell, blocked, &mut up.weights, &mut up.tables, &mut init);
-            let x = match layer {
-                0 => format_span(cell.formats.x),
-                _ => plan.layers[layer - 1]
-                    .iter()
-                    .fold(format_span(cell.formats.x), |s, c| {
-                        s.join(format_span(c.formats.h))
-                    }),
-            };
-            gpu.fused = match blocked {
-                true => fused_bits(cell, &x, finite_input),
-                false => 0,
-            };
+            // Config lanes only (`gates` runs every term unfused).
+            if blocked {
+                let x = match layer {
+                    0 => format_span(cell.formats.x),
+                    _ => plan.layers[layer - 1]
+                        .iter()
+                        .fold(format_span(cell.formats.x), |s, c| {
+                            s.join(format_span(c.formats.h))
+                        }),
+                };
+                gpu.fused = fused_bits(cell, &x, finite_input);
+            }
             // Packed weights whose x and h codes fit a byte too: the stage packs them.
             if gpu.packed == 1 && x_byte && byte_h(cell) && cell.int.as_ref().unwrap().x.bits <= 8 {
                 gpu.packed = 2;

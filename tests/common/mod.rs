@@ -106,3 +106,32 @@ pub fn run(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run lstm-dse")
 }
+
+/// The bit patterns of `v`.
+pub fn f32_bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Two runs' policy lanes (a backend's against the scalar simulation's, or the GPU's against
+/// the CPU's): levels, states, metrics and head output, bit for bit.
+pub fn same_lanes(
+    what: &str,
+    got: &[lstm_dse::dynamic::LaneResult],
+    want: &[lstm_dse::dynamic::LaneResult],
+) {
+    assert_eq!(got.len(), want.len(), "{what}: lanes");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let what = format!("{what} lane {i}");
+        assert_eq!(a.levels, b.levels, "{what}: levels");
+        for (l, ((ah, ac), (bh, bc))) in a.layers.iter().zip(&b.layers).enumerate() {
+            assert_eq!(f32_bits(ah), f32_bits(bh), "{what}: layer {l} h");
+            assert_eq!(f32_bits(ac), f32_bits(bc), "{what}: layer {l} c");
+        }
+        assert_eq!(a.metrics, b.metrics, "{what}: metrics");
+        assert_eq!(
+            a.output.as_ref().map(|o| f32_bits(o)),
+            b.output.as_ref().map(|o| f32_bits(o)),
+            "{what}: output"
+        );
+    }
+}
