@@ -174,20 +174,20 @@ impl Isa {
         };
         match (isa, mode) {
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, Mode::Flush) => unsafe { avx512::<T, true, false>(job, wide) },
+            (Isa::Avx512, Mode::Flush) => unsafe { avx512::<T, true, false>(job) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, Mode::Fma) => unsafe { avx512::<T, false, true>(job, wide) },
+            (Isa::Avx512, Mode::Fma) => unsafe { avx512::<T, false, true>(job) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, _) => unsafe { avx512::<T, false, false>(job, wide) },
+            (Isa::Avx512, _) => unsafe { avx512::<T, false, false>(job) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, Mode::Flush) => unsafe { avx2::<T, true, false>(job, wide) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, Mode::Fma) => unsafe { avx2_fma::<T>(job, wide) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, _) => unsafe { avx2::<T, false, false>(job, wide) },
-            (_, Mode::Flush) => blocked::<T, 4, true, false>(job),
-            (_, Mode::Fma) => blocked::<T, 4, false, true>(job),
-            (_, _) => blocked::<T, 4, false, false>(job),
+            (_, Mode::Flush) => portable::<T, true, false>(job),
+            (_, Mode::Fma) => portable::<T, false, true>(job),
+            (_, _) => portable::<T, false, false>(job),
         }
     }
 }
@@ -201,42 +201,49 @@ pub fn isa_name() -> &'static str {
     }
 }
 
+/// The generic kernel's walk, written out where it is used: the closure must be defined
+/// inside the `#[target_feature]` function to be compiled with its features (a closure
+/// defined in an always-inlined helper is not, and its `mul_add` becomes a call to libm's
+/// `fma`).
+macro_rules! blocked {
+    ($job:ident, $t:ty, $nr:literal, $ftz:expr, $fma:expr) => {{
+        let (ldb, ldc) = ($job.ldb, $job.ldc);
+        $job.walk::<1, $nr>(|[a], b, c, rows| micro::<$t, $nr, $ftz, $fma>(a, b, ldb, c, ldc, rows))
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512<T: Elem, const FTZ: bool, const FMA: bool>(job: Job<'_, T>, f32_sized: bool) {
-    if f32_sized {
-        blocked::<T, 16, FTZ, FMA>(job)
-    } else {
-        blocked::<T, 8, FTZ, FMA>(job)
-    }
+unsafe fn avx512<T: Elem, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>) {
+    // 16 columns: one zmm of f32 or two of f64 a row, 6 or 12 accumulators.
+    blocked!(job, T, 16, FTZ, FMA)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn avx2<T: Elem, const FTZ: bool, const FMA: bool>(job: Job<'_, T>, f32_sized: bool) {
+unsafe fn avx2<T: Elem, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>, f32_sized: bool) {
+    // Two ymm a row (16 f32 or 8 f64): 12 accumulators.
     if f32_sized {
-        blocked::<T, 8, FTZ, FMA>(job)
+        blocked!(job, T, 16, FTZ, FMA)
     } else {
-        blocked::<T, 4, FTZ, FMA>(job)
+        blocked!(job, T, 8, FTZ, FMA)
     }
 }
 
 /// [`avx2`] for [`Mode::Fma`], with the FMA instructions enabled (the caller checked them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_fma<T: Elem>(job: Job<'_, T>, f32_sized: bool) {
+unsafe fn avx2_fma<T: Elem>(mut job: Job<'_, T>, f32_sized: bool) {
     if f32_sized {
-        blocked::<T, 8, false, true>(job)
+        blocked!(job, T, 16, false, true)
     } else {
-        blocked::<T, 4, false, true>(job)
+        blocked!(job, T, 8, false, true)
     }
 }
 
-/// Cache blocking: k in blocks of KC (in order), then column strips of NR, then row panels.
-#[inline(always)]
-fn blocked<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>) {
-    let (ldb, ldc) = (job.ldb, job.ldc);
-    job.walk::<1, NR>(|[a], b, c, rows| micro::<T, NR, FTZ, FMA>(a, b, ldb, c, ldc, rows));
+/// The portable build of the generic kernel.
+fn portable<T: Elem, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>) {
+    blocked!(job, T, 4, FTZ, FMA)
 }
 
 /// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term
