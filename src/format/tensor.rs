@@ -1,6 +1,6 @@
 //! Rounding whole tensors: a per-element function of this module's formats applied over a
-//! slice, in parallel chunks, each chunk's loop compiled a second time for AVX-512 (where the
-//! CPU has it) so that LLVM vectorizes it. The element function is the scalar one, inlined,
+//! slice, in parallel chunks, each chunk's loop compiled again for AVX-512 and for AVX2 (the
+//! widest the CPU has runs) so that LLVM vectorizes it. The element function is the scalar one, inlined,
 //! so every element gets the scalar function's bits whichever build runs; the tests compare
 //! the two builds element by element.
 
@@ -10,8 +10,87 @@ use std::mem::MaybeUninit;
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 14;
 
+/// Which build of the element loop runs: compiled for AVX-512, for AVX2, or for the baseline
+/// target. The element function is the same scalar code in each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Build {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+impl Build {
+    /// Whether this machine runs the build.
+    fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let wide = !crate::cpu::portable();
+            match self {
+                Build::Avx512 => {
+                    wide && is_x86_feature_detected!("avx512f")
+                        && is_x86_feature_detected!("avx512dq")
+                        && is_x86_feature_detected!("avx512vl")
+                        && is_x86_feature_detected!("avx512bw")
+                }
+                Build::Avx2 => {
+                    wide && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+                }
+                Build::Baseline => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Build::Baseline
+        }
+    }
+
+    /// The widest build this machine runs.
+    fn best() -> Build {
+        [Build::Avx512, Build::Avx2]
+            .into_iter()
+            .find(|b| b.runs_here())
+            .unwrap_or(Build::Baseline)
+    }
+
+    fn chunk<U, F: Fn(f32) -> U>(self, out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
+        match self {
+            // SAFETY (both): `runs_here` checked the CPU before this build was chosen.
+            #[cfg(target_arch = "x86_64")]
+            Build::Avx512 => unsafe { chunk_avx512(out, src, f) },
+            #[cfg(target_arch = "x86_64")]
+            Build::Avx2 => unsafe { chunk_avx2(out, src, f) },
+            _ => chunk(out, src, f),
+        }
+    }
+
+    fn chunk2<U, V, F: Fn(f32) -> (U, V)>(
+        self,
+        a: &mut [MaybeUninit<U>],
+        b: &mut [MaybeUninit<V>],
+        src: &[f32],
+        f: &F,
+    ) {
+        match self {
+            // SAFETY (both): as in `chunk`.
+            #[cfg(target_arch = "x86_64")]
+            Build::Avx512 => unsafe { chunk2_avx512(a, b, src, f) },
+            #[cfg(target_arch = "x86_64")]
+            Build::Avx2 => unsafe { chunk2_avx2(a, b, src, f) },
+            _ => chunk2(a, b, src, f),
+        }
+    }
+}
+
 /// `f` of every element of `src`, in order.
 pub fn map<U, F>(src: &[f32], f: F) -> Vec<U>
+where
+    U: Copy + Send,
+    F: Fn(f32) -> U + Sync,
+{
+    map_on(Build::best(), src, f)
+}
+
+fn map_on<U, F>(build: Build, src: &[f32], f: F) -> Vec<U>
 where
     U: Copy + Send,
     F: Fn(f32) -> U + Sync,
@@ -19,19 +98,10 @@ where
     // Written once, element by element: no zeroing first (a big buffer's zeroing is a
     // `memset` or page faults).
     let mut out = Vec::with_capacity(src.len());
-    let wide = avx512();
     out.spare_capacity_mut()[..src.len()]
         .par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK))
-        .for_each(|(o, s)| {
-            #[cfg(target_arch = "x86_64")]
-            if wide {
-                // SAFETY: `avx512()` checked the CPU.
-                return unsafe { chunk_avx512(o, s, &f) };
-            }
-            let _ = wide;
-            chunk(o, s, &f)
-        });
+        .for_each(|(o, s)| build.chunk(o, s, &f));
     // SAFETY: every one of the first `src.len()` elements was written above.
     unsafe { out.set_len(src.len()) };
     out
@@ -45,40 +115,28 @@ where
     V: Copy + Send,
     F: Fn(f32) -> (U, V) + Sync,
 {
+    map2_on(Build::best(), src, f)
+}
+
+fn map2_on<U, V, F>(build: Build, src: &[f32], f: F) -> (Vec<U>, Vec<V>)
+where
+    U: Copy + Send,
+    V: Copy + Send,
+    F: Fn(f32) -> (U, V) + Sync,
+{
     let n = src.len();
     let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let wide = avx512();
     a.spare_capacity_mut()[..n]
         .par_chunks_mut(CHUNK)
         .zip(b.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
         .zip(src.par_chunks(CHUNK))
-        .for_each(|((a, b), s)| {
-            #[cfg(target_arch = "x86_64")]
-            if wide {
-                // SAFETY: `avx512()` checked the CPU.
-                return unsafe { chunk2_avx512(a, b, s, &f) };
-            }
-            let _ = wide;
-            chunk2(a, b, s, &f)
-        });
+        .for_each(|((a, b), s)| build.chunk2(a, b, s, &f));
     // SAFETY: every one of the first `n` elements of both was written above.
     unsafe {
         a.set_len(n);
         b.set_len(n);
     }
     (a, b)
-}
-
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        !crate::cpu::portable()
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512dq")
-            && is_x86_feature_detected!("avx512vl")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 #[inline(always)]
@@ -91,6 +149,12 @@ fn chunk<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
 unsafe fn chunk_avx512<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
+    chunk(out, src, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_avx2<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
     chunk(out, src, f)
 }
 
@@ -111,6 +175,17 @@ fn chunk2<U, V, F: Fn(f32) -> (U, V)>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
 unsafe fn chunk2_avx512<U, V, F: Fn(f32) -> (U, V)>(
+    a: &mut [MaybeUninit<U>],
+    b: &mut [MaybeUninit<V>],
+    src: &[f32],
+    f: &F,
+) {
+    chunk2(a, b, src, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk2_avx2<U, V, F: Fn(f32) -> (U, V)>(
     a: &mut [MaybeUninit<U>],
     b: &mut [MaybeUninit<V>],
     src: &[f32],
@@ -148,7 +223,14 @@ mod tests {
     }
 
     #[test]
-    fn the_vector_build_gives_the_scalar_bits() {
+    fn every_vector_build_gives_the_scalar_bits() {
+        let builds = [Build::Avx512, Build::Avx2, Build::Baseline];
+        for build in builds.into_iter().filter(|b| b.runs_here()) {
+            build_gives_the_scalar_bits(build);
+        }
+    }
+
+    fn build_gives_the_scalar_bits(build: Build) {
         let v = values();
         let mut formats = vec![
             Resolved::Fp32,
@@ -162,27 +244,27 @@ mod tests {
             formats.push(Resolved::Fixed(Fixed { bits, frac }));
         }
         for f in formats {
-            let rounded = map(&v, |x| f.round(x));
+            let rounded = map_on(build, &v, |x| f.round(x));
             for (&x, r) in v.iter().zip(&rounded) {
                 let want = f.round(x);
                 assert!(
                     r.to_bits() == want.to_bits() || (r.is_nan() && want.is_nan()),
-                    "{f} {x:e}: {r:e} vs {want:e}"
+                    "{build:?} {f} {x:e}: {r:e} vs {want:e}"
                 );
             }
             if let Resolved::Fixed(q) = f {
-                let codes = map(&v, |x| q.quantize(x));
+                let codes = map_on(build, &v, |x| q.quantize(x));
                 for (&x, &c) in v.iter().zip(&codes) {
-                    assert_eq!(c, q.quantize(x), "{f} {x:e}");
+                    assert_eq!(c, q.quantize(x), "{build:?} {f} {x:e}");
                 }
                 let (code, value) = (q.quantizer(), q.dequantizer());
-                let (codes2, values) = map2(&v, |x| {
+                let (codes2, values) = map2_on(build, &v, |x| {
                     let c = code(x);
                     (c, value(c))
                 });
-                assert_eq!(codes, codes2, "{f}");
+                assert_eq!(codes, codes2, "{build:?} {f}");
                 for (r, w) in values.iter().zip(&rounded) {
-                    assert_eq!(r.to_bits(), w.to_bits(), "{f}");
+                    assert_eq!(r.to_bits(), w.to_bits(), "{build:?} {f}");
                 }
             }
         }

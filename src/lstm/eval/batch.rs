@@ -330,7 +330,7 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
     let mut states = States::new(io, &q.h0, &q.c0);
     let mut rh = vec![0i64; rows * lanes];
     #[cfg(target_arch = "x86_64")]
-    let fast = super::intcell::available() && super::intcell::supports(q);
+    let fast = super::intcell::kernel(q);
     for s in 0..io.steps {
         let t = io.time(s);
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
@@ -338,7 +338,7 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
         let (wx, rh) = (&wx, &rh);
         units((hsz, lanes), h_next, c_next, |j, h, c| {
             #[cfg(target_arch = "x86_64")]
-            if fast {
+            if let Some(unit8) = fast {
                 for n0 in (0..io.n).step_by(8) {
                     let x = super::intcell::Lanes {
                         wx: [0, 1, 2, 3].map(|g| &wx[strip_at(g * hsz + j, t * lanes + n0)..][..8]),
@@ -346,10 +346,10 @@ pub(super) fn run_int(q: &IntCell, io: &Io, h_out: &mut [f32], c_out: &mut [f32]
                         c_prev: &c_prev[j * lanes + n0..][..8],
                     };
                     let live = (io.n - n0).min(8);
-                    // SAFETY: `fast` checked the CPU and the cell; lanes are padded to a
+                    // SAFETY: `kernel` checked the CPU and the cell; lanes are padded to a
                     // multiple of 16, so each slice holds 8 elements and h, c hold `live`.
                     unsafe {
-                        super::intcell::unit8(q, j, &x, live, &mut h[n0..], &mut c[n0..]);
+                        unit8(q, j, &x, live, &mut h[n0..], &mut c[n0..]);
                     }
                 }
                 return;

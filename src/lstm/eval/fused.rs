@@ -100,15 +100,21 @@ pub fn format_span(r: Resolved) -> Span {
 /// the integer order is the float order, infinity above every finite value and NaN above
 /// infinity; the maximum skips NaN like a float fold (`if a > m`) would.
 ///
-/// Built twice: for the baseline target and, where the CPU has it, for AVX-512 (64-bit
-/// minima and maxima need it to vectorize); the same integer operations either way.
+/// Built three times: for the baseline target and, where the CPU has them, for AVX-512 (64-bit
+/// minima and maxima need it to vectorize fully) and AVX2; the same integer operations in
+/// every build.
 macro_rules! span_bits {
-    ($name:ident, $body:ident, $wide:ident, $f:ty, $u:ty) => {
+    ($name:ident, $body:ident, $wide:ident, $avx2:ident, $f:ty, $u:ty) => {
         pub(super) fn $name(v: &[$f]) -> Span {
             #[cfg(target_arch = "x86_64")]
             if avx512() {
                 // SAFETY: `avx512()` checked the CPU.
                 return unsafe { $wide(v) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if !crate::cpu::portable() && is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                return unsafe { $avx2(v) };
             }
             $body(v)
         }
@@ -116,6 +122,12 @@ macro_rules! span_bits {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
         unsafe fn $wide(v: &[$f]) -> Span {
+            $body(v)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2(v: &[$f]) -> Span {
             $body(v)
         }
 
@@ -158,8 +170,22 @@ macro_rules! span_bits {
     };
 }
 
-span_bits!(span_f32, span_f32_body, span_f32_avx512, f32, u32);
-span_bits!(span_f64, span_f64_body, span_f64_avx512, f64, u64);
+span_bits!(
+    span_f32,
+    span_f32_body,
+    span_f32_avx512,
+    span_f32_avx2,
+    f32,
+    u32
+);
+span_bits!(
+    span_f64,
+    span_f64_body,
+    span_f64_avx512,
+    span_f64_avx2,
+    f64,
+    u64
+);
 
 #[cfg(target_arch = "x86_64")]
 fn avx512() -> bool {

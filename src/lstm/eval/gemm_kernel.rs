@@ -153,8 +153,9 @@ impl Isa {
         None
     }
 
-    /// The fused mode falls back to the plain kernels where there is no fused one: with every
-    /// product exact, they give the same bits. [`Mode::Fma`] does not: without a hand-written
+    /// The fused mode runs a fused kernel where there is one (hand-written, or the generic
+    /// kernel's FMA build on AVX2), else the plain kernels: with every product exact, they
+    /// give the same bits. [`Mode::Fma`] does not: without a hand-written
     /// fused kernel it runs the generic kernel built with `mul_add` (vectorized FMA on AVX2
     /// with FMA and on AVX-512, a correctly rounded `fma` call on the portable path).
     pub(super) fn run<T: Elem>(self, job: Job<'_, T>, mode: Mode) {
@@ -181,8 +182,15 @@ impl Isa {
             (Isa::Avx512, _) => unsafe { avx512::<T, false, false>(job) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, Mode::Flush) => unsafe { avx2::<T, true, false>(job, wide) },
+            // With every product exact (`Mode::Fused`), one FMA a term gives the plain
+            // kernel's bits (f64 on AVX2 has no hand-written fused kernel: the reference's
+            // W.x products).
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, Mode::Fma) => unsafe { avx2_fma::<T>(job, wide) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, Mode::Fused) if is_x86_feature_detected!("fma") => unsafe {
+                avx2_fma::<T>(job, wide)
+            },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, _) => unsafe { avx2::<T, false, false>(job, wide) },
             (_, Mode::Flush) => portable::<T, true, false>(job),

@@ -1,25 +1,51 @@
-//! The integer element-wise step ([`super::cell::int_unit`]) for eight lanes at once on AVX-512: the
-//! same integer operations in the same order (64-bit gate sums, round-half-to-even rescales,
-//! saturation, table look-ups by gather), so the same codes. Lanes are independent, and every
-//! shift, bias and table of a unit is the same for all its lanes, so the scalar code maps
-//! one-to-one onto 8 x i64 vectors.
+//! The integer element-wise step ([`super::cell::int_unit`]) for eight lanes at once on
+//! AVX-512 (here) or AVX2 ([`super::intcell_avx2`]): the same integer operations in the same
+//! order (64-bit gate sums, round-half-to-even rescales, saturation, table look-ups by
+//! gather), so the same codes. Lanes are independent, and every shift, bias and table of a
+//! unit is the same for all its lanes, so the scalar code maps one-to-one onto vectors of i64.
 //!
 //! Covered: cells without peepholes or per-row weight scales, and rescales by right shifts of
-//! 0..63 (the fx8 cells of the engine benchmark qualify); [`supports`] says whether a cell
-//! qualifies, and the caller runs the scalar unit otherwise. Tested against
-//! [`super::cell::int_unit`] on random cells and sums (this module's tests), and end to end by
-//! `tests/engine.rs` against the scalar oracle of NUMERICS.md.
+//! 0..63 (the fx8 cells of the engine benchmark qualify); [`kernel`] says whether a cell
+//! qualifies on this machine, and the caller runs the scalar unit otherwise. Tested against
+//! [`super::cell::int_unit`] on random cells and sums (this module's tests, every kernel the
+//! machine has), and end to end by `tests/engine.rs` against the scalar oracle of
+//! NUMERICS.md.
 
 use super::plan::IntCell;
 use crate::format::Fixed;
 use std::arch::x86_64::*;
 
-/// Whether this machine runs the vector unit (AVX-512F/BW/DQ, and not forced portable).
-pub fn available() -> bool {
-    !crate::cpu::portable()
-        && is_x86_feature_detected!("avx512f")
+/// An eight-lane step: `(q, j, x, live, h, c)` writes the new h and c codes of the first
+/// `live` (1..=8) of eight lanes of unit `j` into `h[..live]`, `c[..live]`.
+///
+/// # Safety
+/// Only as returned by [`kernel`] (which checked the CPU and `q`); every slice of `x` has at
+/// least 8 elements, `h` and `c` at least `live`.
+pub type Unit8 = unsafe fn(&IntCell, usize, &Lanes<'_>, usize, &mut [i32], &mut [i32]);
+
+/// The vector step for `q` on this machine: AVX-512 (F, BW, DQ), else AVX2; `None` where
+/// neither runs (or `LSTM_DSE_PORTABLE_KERNELS` is set), or `q` is not covered.
+pub fn kernel(q: &IntCell) -> Option<Unit8> {
+    let all = kernels_here();
+    all.first().filter(|_| supports(q)).map(|&(_, k)| k)
+}
+
+/// Every vector step this machine can run, widest first, with its name.
+fn kernels_here() -> Vec<(&'static str, Unit8)> {
+    let mut all: Vec<(&'static str, Unit8)> = Vec::new();
+    if crate::cpu::portable() {
+        return all;
+    }
+    if is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512dq")
+    {
+        all.push(("avx512", unit8));
+    }
+    if is_x86_feature_detected!("avx2") {
+        all.push(("avx2", super::intcell_avx2::unit8));
+    }
+    all
 }
 
 /// Whether the vector unit computes `q`'s step (else the scalar [`super::cell::int_unit`]
@@ -44,21 +70,12 @@ pub struct Lanes<'a> {
     pub c_prev: &'a [i32],
 }
 
-/// [`super::cell::int_unit`] for the first `live` (1..=8) of eight lanes of unit `j`: writes their
-/// new h and c codes into `h[..live]`, `c[..live]`.
+/// [`Unit8`] on AVX-512.
 ///
 /// # Safety
-/// [`available`] and [`supports`]`(q)` must hold; every slice of `x` has at least 8 elements,
-/// `h` and `c` at least `live`.
+/// As [`Unit8`]; the CPU must have AVX-512F, BW and DQ.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
-pub unsafe fn unit8(
-    q: &IntCell,
-    j: usize,
-    x: &Lanes<'_>,
-    live: usize,
-    h: &mut [i32],
-    c: &mut [i32],
-) {
+unsafe fn unit8(q: &IntCell, j: usize, x: &Lanes<'_>, live: usize, h: &mut [i32], c: &mut [i32]) {
     debug_assert!((1..=8).contains(&live) && h.len() >= live && c.len() >= live);
     let hsz = q.h0.len();
     let load = |v: &[i64]| _mm512_loadu_si512(v.as_ptr().cast());
@@ -176,9 +193,12 @@ mod tests {
 
     #[test]
     fn eight_lanes_equal_the_scalar_unit() {
-        if !available() {
-            return;
+        for (name, unit8) in kernels_here() {
+            eight_lanes_of(name, unit8);
         }
+    }
+
+    fn eight_lanes_of(name: &str, unit8: Unit8) {
         let mut s = 0x2545_f491_4f6c_dd1du64;
         for round in 0..400 {
             let bits = [4, 6, 8, 10, 12, 16][round % 6];
@@ -213,17 +233,25 @@ mod tests {
                     rh: [0, 1, 2, 3].map(|g| &rh[g][..]),
                     c_prev: &c_prev,
                 };
-                // SAFETY: available() checked above; supports(q) asserted; 8-long slices.
+                // SAFETY: kernels_here() checked the CPU; supports(q) asserted; 8-long slices.
                 unsafe { unit8(&q, j, &lanes, live, &mut h, &mut c) };
                 for n in 0..8 {
                     if n >= live {
-                        assert_eq!((h[n], c[n]), (-7, -7), "lane {n} past the live ones");
+                        assert_eq!(
+                            (h[n], c[n]),
+                            (-7, -7),
+                            "{name}: lane {n} past the live ones"
+                        );
                         continue;
                     }
                     let sum =
                         |g: usize| cell::int_gate_sum(&q, g * q.h0.len() + j, wx[g][n], rh[g][n]);
                     let want = cell::int_unit(&q, j, [sum(0), sum(1), sum(2), sum(3)], c_prev[n]);
-                    assert_eq!((h[n], c[n]), want, "round {round} unit {j} lane {n}");
+                    assert_eq!(
+                        (h[n], c[n]),
+                        want,
+                        "{name}: round {round} unit {j} lane {n}"
+                    );
                 }
             }
         }

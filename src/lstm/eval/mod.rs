@@ -17,14 +17,18 @@ mod exact;
 mod fp32cell;
 pub mod fused;
 pub mod gemm;
-#[cfg(target_arch = "x86_64")]
 mod gemm_kernel;
+#[cfg(target_arch = "x86_64")]
 mod gemm_simd;
 #[cfg(target_arch = "x86_64")]
 mod intcell;
+#[cfg(target_arch = "x86_64")]
+mod intcell_avx2;
 pub mod intgemm;
 pub mod intgemm8;
 mod narrowcell;
+#[cfg(target_arch = "x86_64")]
+mod narrowcell_avx2;
 #[cfg(target_arch = "x86_64")]
 mod narrowcell_avx512;
 mod packs;
