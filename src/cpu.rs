@@ -5,6 +5,16 @@
 
 use std::sync::OnceLock;
 
+/// Whether the AVX2 builds may run: the CPU has AVX2 and the portable build is not forced.
+pub fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !portable() && is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// True when `LSTM_DSE_PORTABLE_KERNELS` is set.
 pub fn portable() -> bool {
     static PORTABLE: OnceLock<bool> = OnceLock::new();

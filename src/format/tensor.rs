@@ -22,25 +22,19 @@ enum Build {
 impl Build {
     /// Whether this machine runs the build.
     fn runs_here(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let wide = !crate::cpu::portable();
-            match self {
-                Build::Avx512 => {
-                    wide && is_x86_feature_detected!("avx512f")
-                        && is_x86_feature_detected!("avx512dq")
-                        && is_x86_feature_detected!("avx512vl")
-                        && is_x86_feature_detected!("avx512bw")
-                }
-                Build::Avx2 => {
-                    wide && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-                }
-                Build::Baseline => true,
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Build::Avx512 => {
+                !crate::cpu::portable()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512dq")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512bw")
             }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            self == Build::Baseline
+            Build::Avx2 => crate::cpu::avx2(),
+            Build::Baseline => true,
+            #[cfg(not(target_arch = "x86_64"))]
+            Build::Avx512 => false,
         }
     }
 
@@ -52,18 +46,7 @@ impl Build {
             .unwrap_or(Build::Baseline)
     }
 
-    fn chunk<U, F: Fn(f32) -> U>(self, out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
-        match self {
-            // SAFETY (both): `runs_here` checked the CPU before this build was chosen.
-            #[cfg(target_arch = "x86_64")]
-            Build::Avx512 => unsafe { chunk_avx512(out, src, f) },
-            #[cfg(target_arch = "x86_64")]
-            Build::Avx2 => unsafe { chunk_avx2(out, src, f) },
-            _ => chunk(out, src, f),
-        }
-    }
-
-    fn chunk2<U, V, F: Fn(f32) -> (U, V)>(
+    fn chunk<U, V, F: Fn(f32) -> (U, V)>(
         self,
         a: &mut [MaybeUninit<U>],
         b: &mut [MaybeUninit<V>],
@@ -71,12 +54,12 @@ impl Build {
         f: &F,
     ) {
         match self {
-            // SAFETY (both): as in `chunk`.
+            // SAFETY (both): `runs_here` checked the CPU before this build was chosen.
             #[cfg(target_arch = "x86_64")]
-            Build::Avx512 => unsafe { chunk2_avx512(a, b, src, f) },
+            Build::Avx512 => unsafe { chunk_avx512(a, b, src, f) },
             #[cfg(target_arch = "x86_64")]
-            Build::Avx2 => unsafe { chunk2_avx2(a, b, src, f) },
-            _ => chunk2(a, b, src, f),
+            Build::Avx2 => unsafe { chunk_avx2(a, b, src, f) },
+            _ => chunk(a, b, src, f),
         }
     }
 }
@@ -87,24 +70,8 @@ where
     U: Copy + Send,
     F: Fn(f32) -> U + Sync,
 {
-    map_on(Build::best(), src, f)
-}
-
-fn map_on<U, F>(build: Build, src: &[f32], f: F) -> Vec<U>
-where
-    U: Copy + Send,
-    F: Fn(f32) -> U + Sync,
-{
-    // Written once, element by element: no zeroing first (a big buffer's zeroing is a
-    // `memset` or page faults).
-    let mut out = Vec::with_capacity(src.len());
-    out.spare_capacity_mut()[..src.len()]
-        .par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
-        .for_each(|(o, s)| build.chunk(o, s, &f));
-    // SAFETY: every one of the first `src.len()` elements was written above.
-    unsafe { out.set_len(src.len()) };
-    out
+    // The second tensor is of `()`: no memory, nothing written.
+    map2_on(Build::best(), src, |x| (f(x), ())).0
 }
 
 /// `f` of every element of `src`, in order, as two tensors (one pass over `src` for two
@@ -124,13 +91,15 @@ where
     V: Copy + Send,
     F: Fn(f32) -> (U, V) + Sync,
 {
+    // Written once, element by element: no zeroing first (a big buffer's zeroing is a
+    // `memset` or page faults).
     let n = src.len();
     let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
     a.spare_capacity_mut()[..n]
         .par_chunks_mut(CHUNK)
         .zip(b.spare_capacity_mut()[..n].par_chunks_mut(CHUNK))
         .zip(src.par_chunks(CHUNK))
-        .for_each(|((a, b), s)| build.chunk2(a, b, s, &f));
+        .for_each(|((a, b), s)| build.chunk(a, b, s, &f));
     // SAFETY: every one of the first `n` elements of both was written above.
     unsafe {
         a.set_len(n);
@@ -140,26 +109,7 @@ where
 }
 
 #[inline(always)]
-fn chunk<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
-    for (o, &x) in out.iter_mut().zip(src) {
-        o.write(f(x));
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
-unsafe fn chunk_avx512<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
-    chunk(out, src, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn chunk_avx2<U, F: Fn(f32) -> U>(out: &mut [MaybeUninit<U>], src: &[f32], f: &F) {
-    chunk(out, src, f)
-}
-
-#[inline(always)]
-fn chunk2<U, V, F: Fn(f32) -> (U, V)>(
+fn chunk<U, V, F: Fn(f32) -> (U, V)>(
     a: &mut [MaybeUninit<U>],
     b: &mut [MaybeUninit<V>],
     src: &[f32],
@@ -174,24 +124,24 @@ fn chunk2<U, V, F: Fn(f32) -> (U, V)>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
-unsafe fn chunk2_avx512<U, V, F: Fn(f32) -> (U, V)>(
+unsafe fn chunk_avx512<U, V, F: Fn(f32) -> (U, V)>(
     a: &mut [MaybeUninit<U>],
     b: &mut [MaybeUninit<V>],
     src: &[f32],
     f: &F,
 ) {
-    chunk2(a, b, src, f)
+    chunk(a, b, src, f)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn chunk2_avx2<U, V, F: Fn(f32) -> (U, V)>(
+#[target_feature(enable = "avx2")]
+unsafe fn chunk_avx2<U, V, F: Fn(f32) -> (U, V)>(
     a: &mut [MaybeUninit<U>],
     b: &mut [MaybeUninit<V>],
     src: &[f32],
     f: &F,
 ) {
-    chunk2(a, b, src, f)
+    chunk(a, b, src, f)
 }
 
 #[cfg(test)]
@@ -244,7 +194,7 @@ mod tests {
             formats.push(Resolved::Fixed(Fixed { bits, frac }));
         }
         for f in formats {
-            let rounded = map_on(build, &v, |x| f.round(x));
+            let rounded = map2_on(build, &v, |x| (f.round(x), ())).0;
             for (&x, r) in v.iter().zip(&rounded) {
                 let want = f.round(x);
                 assert!(
@@ -253,7 +203,7 @@ mod tests {
                 );
             }
             if let Resolved::Fixed(q) = f {
-                let codes = map_on(build, &v, |x| q.quantize(x));
+                let codes = map2_on(build, &v, |x| (q.quantize(x), ())).0;
                 for (&x, &c) in v.iter().zip(&codes) {
                     assert_eq!(c, q.quantize(x), "{build:?} {f} {x:e}");
                 }

@@ -198,7 +198,7 @@ pub(crate) fn range(codes: &[i32]) -> (i64, i64) {
                 return unsafe { range_avx512(c) };
             }
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") {
+            if crate::cpu::avx2() {
                 // SAFETY: the CPU has AVX2.
                 return unsafe { range_avx2(c) };
             }

@@ -9,14 +9,7 @@
 
 /// Whether the AVX2 unit can run here.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        !crate::cpu::portable() && is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::avx2()
 }
 
 /// One unit's operands for `lanes` lanes (a multiple of 8): the four gate sums before the

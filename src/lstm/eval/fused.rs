@@ -112,7 +112,7 @@ macro_rules! span_bits {
                 return unsafe { $wide(v) };
             }
             #[cfg(target_arch = "x86_64")]
-            if !crate::cpu::portable() && is_x86_feature_detected!("avx2") {
+            if crate::cpu::avx2() {
                 // SAFETY: the CPU has AVX2.
                 return unsafe { $avx2(v) };
             }
@@ -307,7 +307,8 @@ mod tests {
             // never falls short of it.
             assert!(got.sig_bits >= want.sig_bits, "{v:?}: {got:?} {want:?}");
         }
-        // The two builds (baseline, AVX-512 where the CPU has it) agree, every tail length.
+        // Every build this machine has (baseline; AVX-512, AVX2 where the CPU has them)
+        // agrees with the baseline, every tail length.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let bits: Vec<u64> = (0..1000)
             .map(|_| {
@@ -323,6 +324,19 @@ mod tests {
                 .map(|&b| f32::from_bits((b >> 32) as u32))
                 .collect();
             assert_eq!(span(&v), span_f32_body(&v), "f32, len {len}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY (all four): each build runs only where the CPU has its features.
+                let d: Vec<f64> = bits[..len].iter().map(|&b| f64::from_bits(b)).collect();
+                if avx512() {
+                    assert_eq!(unsafe { span_f32_avx512(&v) }, span_f32_body(&v), "{len}");
+                    assert_eq!(unsafe { span_f64_avx512(&d) }, span_f64_body(&d), "{len}");
+                }
+                if crate::cpu::avx2() {
+                    assert_eq!(unsafe { span_f32_avx2(&v) }, span_f32_body(&v), "{len}");
+                    assert_eq!(unsafe { span_f64_avx2(&d) }, span_f64_body(&d), "{len}");
+                }
+            }
             let narrow: Vec<f32> = v
                 .iter()
                 .map(|&f| (f as f64).clamp(-1e30, 1e30) as f32)

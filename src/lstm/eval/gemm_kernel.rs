@@ -181,18 +181,18 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, _) => unsafe { avx512::<T, false, false>(job) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, Mode::Flush) => unsafe { avx2::<T, true, false>(job, wide) },
+            (Isa::Avx2, Mode::Flush) => unsafe { avx2::<T, true>(job, wide) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, Mode::Fma) => unsafe { avx2_fma::<T>(job, wide) },
             // With every product exact (`Mode::Fused`), one FMA a term gives the plain
             // kernel's bits (f64 on AVX2 has no hand-written fused kernel: the reference's
             // W.x products).
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, Mode::Fma) => unsafe { avx2_fma::<T>(job, wide) },
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, Mode::Fused) if is_x86_feature_detected!("fma") => unsafe {
                 avx2_fma::<T>(job, wide)
             },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, _) => unsafe { avx2::<T, false, false>(job, wide) },
+            (Isa::Avx2, _) => unsafe { avx2::<T, false>(job, wide) },
             (_, Mode::Flush) => portable::<T, true, false>(job),
             (_, Mode::Fma) => portable::<T, false, true>(job),
             (_, _) => portable::<T, false, false>(job),
@@ -229,12 +229,12 @@ unsafe fn avx512<T: Elem, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>)
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn avx2<T: Elem, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>, f32_sized: bool) {
-    // Two ymm a row (16 f32 or 8 f64): 12 accumulators.
+unsafe fn avx2<T: Elem, const FTZ: bool>(mut job: Job<'_, T>, f32_sized: bool) {
+    // Two ymm a row (16 f32 or 8 f64): 12 accumulators. FMA: `avx2_fma`.
     if f32_sized {
-        blocked!(job, T, 16, FTZ, FMA)
+        blocked!(job, T, 16, FTZ, false)
     } else {
-        blocked!(job, T, 8, FTZ, FMA)
+        blocked!(job, T, 8, FTZ, false)
     }
 }
 

@@ -42,7 +42,7 @@ fn kernels_here() -> Vec<(&'static str, Unit8)> {
     {
         all.push(("avx512", unit8));
     }
-    if is_x86_feature_detected!("avx2") {
+    if crate::cpu::avx2() {
         all.push(("avx2", super::intcell_avx2::unit8));
     }
     all

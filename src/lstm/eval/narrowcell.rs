@@ -86,8 +86,8 @@ pub(crate) fn unit(nw: &Narrow, u: &Unit, h: &mut [f32], c: &mut [f32]) {
         return unsafe { unit_avx512(nw, u, h, c) };
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: `avx2()` checked the CPU.
+    if crate::cpu::avx2() {
+        // SAFETY: `cpu::avx2()` checked the CPU.
         return unsafe { unit_avx2(nw, u, h, c) };
     }
     lanes(nw, u, h, c)
@@ -100,11 +100,6 @@ fn avx512() -> bool {
         && is_x86_feature_detected!("avx512dq")
         && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512bw")
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
-    !crate::cpu::portable() && is_x86_feature_detected!("avx2")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -179,8 +174,8 @@ mod tests {
                 // SAFETY: `avx512()` checked the CPU.
                 v.push(("avx512", |nw, u, h, c| unsafe { unit_avx512(nw, u, h, c) }));
             }
-            if avx2() {
-                // SAFETY: `avx2()` checked the CPU.
+            if crate::cpu::avx2() {
+                // SAFETY: `cpu::avx2()` checked the CPU.
                 v.push(("avx2", |nw, u, h, c| unsafe { unit_avx2(nw, u, h, c) }));
             }
         }
