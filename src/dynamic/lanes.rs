@@ -236,7 +236,7 @@ fn direction(
     let levels: Vec<Level> = cells
         .iter()
         .map(|q| {
-            let xq = io.columns(|v| q.x.quantize(v));
+            let xq = io.columns(q.x.quantizer());
             let w = q.w_product();
             Level {
                 q,

@@ -65,22 +65,28 @@ impl Build {
 }
 
 /// `f` of every element of `src`, in order.
+///
+/// `f` is `'static`: it owns the format's parameters (a `move` closure) rather than borrowing
+/// them. Parameters read through a borrowed reference are loaded again for every element, and
+/// the loop stays scalar (fp16, bf16 and fp8 weights rounded that way were 8% of a trace of
+/// eight precisions on an AVX2 machine).
 pub fn map<U, F>(src: &[f32], f: F) -> Vec<U>
 where
     U: Copy + Send,
-    F: Fn(f32) -> U + Sync,
+    F: Fn(f32) -> U + Sync + 'static,
 {
     // The second tensor is of `()`: no memory, nothing written.
-    map2_on(Build::best(), src, |x| (f(x), ())).0
+    map2_on(Build::best(), src, move |x| (f(x), ())).0
 }
 
 /// `f` of every element of `src`, in order, as two tensors (one pass over `src` for two
-/// results of one computation: a fixed-point code and its value).
+/// results of one computation: a fixed-point code and its value). `f` is `'static` as in
+/// [`map`].
 pub fn map2<U, V, F>(src: &[f32], f: F) -> (Vec<U>, Vec<V>)
 where
     U: Copy + Send,
     V: Copy + Send,
-    F: Fn(f32) -> (U, V) + Sync,
+    F: Fn(f32) -> (U, V) + Sync + 'static,
 {
     map2_on(Build::best(), src, f)
 }

@@ -125,7 +125,10 @@ impl<X: Copy + Sync> Io<'_, X> {
 impl Io<'_, f32> {
     /// The layer input mapped by `f` (in one vectorized pass, [`tensor::map`]) and
     /// [transposed](Io::transpose).
-    pub fn columns<T: Copy + Default + Send + Sync>(&self, f: impl Fn(f32) -> T + Sync) -> Vec<T> {
+    pub fn columns<T: Copy + Default + Send + Sync>(
+        &self,
+        f: impl Fn(f32) -> T + Sync + 'static,
+    ) -> Vec<T> {
         self.transpose(&tensor::map(self.x, f))
     }
 }

@@ -131,9 +131,9 @@ pub(crate) fn round_all(f: Resolved, v: &[f32]) -> Vec<f32> {
         Resolved::Fp32 => tensor::map(v, detmath::ftz),
         Resolved::Fixed(q) => {
             let (code, value) = (q.quantizer(), q.dequantizer());
-            tensor::map(v, |x| value(code(x)))
+            tensor::map(v, move |x| value(code(x)))
         }
-        Resolved::Float(ff) => tensor::map(v, |x| ff.round(x)),
+        Resolved::Float(ff) => tensor::map(v, move |x| ff.round(x)),
     }
 }
 
@@ -147,7 +147,7 @@ fn round_with_codes(q: Fixed, v: &[f32]) -> Option<(Vec<f32>, Vec<i32>)> {
         return None;
     }
     let (code, value) = (q.quantizer(), q.dequantizer());
-    let (codes, values) = tensor::map2(v, |x| {
+    let (codes, values) = tensor::map2(v, move |x| {
         let c = code(x);
         (c, value(c))
     });
