@@ -57,8 +57,11 @@ struct Step {
     s: u32,
     // 0: the step; 1: oracle redo (only lanes whose level dropped); 2: oracle decision
     phase: u32,
-    pad1: u32,
-    pad2: u32,
+    // Config lanes: the first slab (block of LB sequences of one config, one direction) of
+    // this dispatch (a stage window, see `step_lanes_staged`); 0 otherwise.
+    slab0: u32,
+    // Staged: the vec4 of the whole stage at which `stage_u` starts (its binding's offset).
+    stage_base: u32,
 }
 
 // A resolved number format: kind 0 = fp32, 1 = fixed point, 2 = narrow float.
@@ -143,8 +146,9 @@ struct Cell {
 @group(1) @binding(0) var<uniform> step: Step;
 // Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of
 // every lane `[block of LB sequences, dir, I + H, LB]`, the same buffer written as `stage_s` and then read as
-// `stage_u`. src/gpu/lstm.rs sets STAGE_VEC4S to the adapter's uniform binding limit (at most
-// 64 KiB) when it builds the module.
+// `stage_u`, a window of it at a time (from `step.stage_base`). src/gpu/lstm.rs sets
+// STAGE_VEC4S to the adapter's uniform binding limit (at most 64 KiB) when it builds the
+// module.
 const STAGE_VEC4S: u32 = 4096u;
 @group(2) @binding(0) var<uniform> stage_u: array<vec4<u32>, STAGE_VEC4S>;
 @group(2) @binding(1) var<storage, read_write> stage_s: array<u32>;

@@ -170,7 +170,8 @@ fn step_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 // The same, reading x and the previous h from `stage_u` (filled by `stage_lanes` just
 // before): CPU implementations read uniform buffers with branch-free gathers, whereas a
 // storage read in a loop costs llvmpipe (Mesa 22) a loop over its SIMD lanes with a branch
-// each.
+// each. A stage larger than one uniform binding is read in windows of whole slabs, one
+// dispatch a window (`step.slab0`, `step.stage_base`).
 @compute @workgroup_size(64)
 fn step_lanes_staged(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     step_body(wid, lid, true);
@@ -249,8 +250,9 @@ fn mac4b(p: P4, wq: u32, xp: vec4<u32>) -> P4 {
 }
 
 // A thread of the lane-blocked kernels (`step_lanes*`, and `gates` for policy lanes): workgroup
-// w holds units [64 * (w % tiles), +64) of one block (LB consecutive sequences of one group,
-// config or policy, and one direction), thread `lid` one unit j of them. `ok` is false past
+// w holds units [64 * (w % tiles), +64) of one slab, slab `step.slab0 + w / tiles` (a block of
+// LB consecutive sequences of one group, config or policy, in one direction; slabs in the
+// order of the stage: group, block, direction), thread `lid` one unit j of them. `ok` is false past
 // the last unit or block. The LB = 4 lanes are the components of vec4s (dynamically indexed
 // private arrays are spilled to memory by CPU implementations); a short last block repeats
 // its last lane (`n_here` lanes are real).
@@ -269,12 +271,12 @@ fn block_of(wid: vec3<u32>, lid: vec3<u32>) -> Block {
     let tiles = (dims.hidden + 63u) / 64u;
     let blocks = (dims.seqs + LB - 1u) / LB;
     let w = wid.x + wid.y * (dims.threads_x / 64u);
-    let rest = w / tiles;
+    let slab = step.slab0 + w / tiles;
     let j = (w % tiles) * 64u + lid.x;
-    let ok = rest < blocks * dims.dirs * (dims.lanes / dims.seqs) && j < dims.hidden;
-    let index = rest % blocks;
-    let dir = (rest / blocks) % dims.dirs;
-    let group = rest / blocks / dims.dirs;
+    let ok = slab < blocks * dims.dirs * (dims.lanes / dims.seqs) && j < dims.hidden;
+    let dir = slab % dims.dirs;
+    let index = (slab / dims.dirs) % blocks;
+    let group = slab / dims.dirs / blocks;
     let n_here = min(LB, dims.seqs - index * LB);
     let lanes = vec4<u32>(group * dims.seqs + index * LB) + min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(n_here - 1u));
     return Block(ok, j, dir, group, index, n_here, lanes);
@@ -303,8 +305,9 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         t_prev = t + 1u;
     }
     let ov = (lanes * dims.steps + t_prev) * 2u * dims.dirs * hsz + dir * hsz;
-    // Staged: the block's x and previous h in `stage_u`, one vec4 (four lanes) a k.
-    let sx = ((cfg * ((dims.seqs + LB - 1u) / LB) + blk.index) * dims.dirs + dir) * (isz + hsz);
+    // Staged: the block's x and previous h in `stage_u`, one vec4 (four lanes) a k (the
+    // binding starts at vec4 `step.stage_base` of the stage).
+    let sx = ((cfg * ((dims.seqs + LB - 1u) / LB) + blk.index) * dims.dirs + dir) * (isz + hsz) - step.stage_base;
     let sh = sx + isz;
     if (cell.mode == 1u) {
         // Each call is specialised by its constant `staged`, `first` and `fused` (compilers

@@ -93,6 +93,27 @@ fn lanes_that_read_storage_instead_of_the_stage_agree_too() {
 }
 
 #[test]
+fn lanes_that_read_the_stage_in_windows_agree_too() {
+    // A stage larger than one uniform binding is read a window of slabs at a time: bindings
+    // of 32 vec4s hold one slab (24 or 32 vec4s: I + H of the layers below), of 100 vec4s up
+    // to four; slabs of both directions; the last window short.
+    for words in [4 * 32, 4 * 100] {
+        let Some(mut ctx) = common::gpu_context() else {
+            return;
+        };
+        ctx.limit_stage(words);
+        let m = fixture("torch_lstm3.onnx");
+        let x = inputs(&m, 5, 7, 4);
+        same_bits(&ctx, &m, &x, FIXED);
+        same_bits(&ctx, &m, &x, FLOAT);
+        let m = fixture("torch_bilstm.onnx");
+        let x = inputs(&m, 7, 6, 5);
+        same_bits(&ctx, &m, &x, FIXED);
+        same_bits(&ctx, &m, &x, FLOAT);
+    }
+}
+
+#[test]
 fn bidirectional_and_peephole_layers() {
     let Some(ctx) = common::shared_gpu() else {
         return;

@@ -229,7 +229,8 @@ impl Pipelines {
                 entries: &[entry],
             })
         };
-        let layout2u = group2("stage (uniform)", uniform(0, false));
+        // The uniform stage at a dynamic offset: one window of it (`stage.rs`).
+        let layout2u = group2("stage (uniform)", uniform(0, true));
         let layout2s = group2("stage (storage)", storage(1, false));
         let with_stage = |stage: &wgpu::BindGroupLayout| {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

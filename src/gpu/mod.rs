@@ -59,6 +59,7 @@ pub fn host_layouts() -> Vec<(&'static str, HostLayout)> {
 mod policy;
 mod reduce;
 mod run;
+mod stage;
 mod upload;
 
 pub use backend::{GpuConfigs, GpuLayer};
@@ -190,6 +191,10 @@ pub struct GpuContext {
     /// Largest step (words of x and h of every lane) config lanes read from the uniform stage;
     /// see [`GpuContext::limit_stage`].
     stage_cap: usize,
+    /// A stage larger than one uniform binding is read in windows, a dispatch each
+    /// (`stage.rs`): on CPU implementations, where uniform reads are the cheap ones. GPUs read
+    /// such steps from storage in one dispatch.
+    windowed_stage: bool,
     lstm: lstm::Pipelines,
     groups: groups::Pipeline,
     /// The error-statistics kernel, on devices with `SHADER_F64` and `SHADER_INT64`.
@@ -227,6 +232,7 @@ impl GpuContext {
             adapter: summary(&adapter.get_info()),
             buffer_cap: lstm::BUFFER_CAP,
             stage_cap: usize::MAX,
+            windowed_stage: adapter.get_info().device_type == wgpu::DeviceType::Cpu,
             limits,
             lstm,
             groups,

@@ -10,6 +10,7 @@
 use super::backend::{GpuConfigs, GpuLayer};
 use super::lstm::{Dims, LANE_BLOCK, STEPS_PER_SUBMIT, WORKGROUP};
 use super::policy::policy_region;
+use super::stage::Windows;
 use super::upload::{lane_input, layer_upload, upload_words};
 use super::{GpuContext, GpuError};
 use crate::lstm::driver;
@@ -187,32 +188,6 @@ impl GpuContext {
                 (&first_input, model.input_size(), finite)
             }
         };
-        // Step uniforms: three phases per step (see shaders/lstm.wgsl `Step`).
-        let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
-        let mut step_words = vec![0u32; 3 * steps * align / 4];
-        for s in 0..steps {
-            for phase in 0..3 {
-                step_words[(3 * s + phase) * align / 4] = s as u32;
-                step_words[(3 * s + phase) * align / 4 + 1] = phase as u32;
-            }
-        }
-        let step_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("steps"),
-            contents: bytemuck::cast_slice(&step_words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let step_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("step"),
-            layout: &self.lstm.layout1,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &step_buf,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(16),
-                }),
-            }],
-        });
         let layer = &model.layers[l];
         let (d, h) = (layer.direction.count(), layer.hidden_size);
         let (unit, top) = match set {
@@ -243,6 +218,58 @@ impl GpuContext {
             x_stride: x_stride as u32,
             ..Default::default()
         };
+        // Config lanes whose slabs (LANE_BLOCK sequences of a config, one direction) fit the
+        // uniform stage read x and h from it, a window of slabs a dispatch (`stage.rs`).
+        let align = self.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let slabs = set.groups() * nseq.div_ceil(LANE_BLOCK) * d;
+        let binding_words = self.lstm.stage_words.min(self.stage_cap);
+        let windows = match set {
+            LaneSet::Configs(_) => Windows::new(
+                slabs,
+                layer.input_size + h,
+                binding_words / LANE_BLOCK,
+                align,
+            ),
+            LaneSet::Policies(_) => None,
+        }
+        .filter(|w| {
+            // Windows only where they pay (`GpuContext::windowed_stage`), and a step buffer
+            // (an entry a window and step) of bounded size.
+            w.count() == 1 || (self.windowed_stage && w.count() * steps * align <= 1 << 24)
+        });
+        // Step uniforms (shaders/lstm.wgsl `Step`): per step, one entry a phase (policy lanes)
+        // or a stage window (config lanes).
+        let entries = windows.map_or(1, |w| w.count()).max(3);
+        let mut step_words = vec![0u32; entries * steps * align / 4];
+        for s in 0..steps {
+            for e in 0..entries {
+                let at = (entries * s + e) * align / 4;
+                let (slab0, base) = match windows {
+                    Some(w) if e < w.count() => (w.first(e), w.base(e)),
+                    _ => (0, 0),
+                };
+                // (Config lanes read no phase.)
+                let phase = if windows.is_some() { 0 } else { e };
+                step_words[at..at + 4].copy_from_slice(&[s, phase, slab0, base].map(|v| v as u32));
+            }
+        }
+        let step_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("steps"),
+            contents: bytemuck::cast_slice(&step_words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let step_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("step"),
+            layout: &self.lstm.layout1,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &step_buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(16),
+                }),
+            }],
+        });
         let pol_data = match set {
             LaneSet::Configs(_) => vec![0u32; 4],
             LaneSet::Policies(p) => {
@@ -322,28 +349,31 @@ impl GpuContext {
                 entry(9, &weights),
             ],
         });
-        // Config lanes whose x and h of one step fit the stage read them from it.
+        let binding_bytes = self.lstm.stage_words * 4;
         let stage_buf = dev.create_buffer(&wgpu::BufferDescriptor {
             label: Some("stage"),
-            size: (self.lstm.stage_words * 4) as u64,
+            size: windows.map_or(binding_bytes, |w| w.buffer_bytes(binding_bytes)) as u64,
             usage: wgpu::BufferUsages::UNIFORM | storage,
             mapped_at_creation: false,
         });
-        let stage_group = |layout: &wgpu::BindGroupLayout, binding: u32| {
+        let stage_group = |layout: &wgpu::BindGroupLayout, binding: u32, size: Option<usize>| {
             dev.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("stage"),
                 layout,
-                entries: &[entry(binding, &stage_buf)],
+                entries: &[wgpu::BindGroupEntry {
+                    binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &stage_buf,
+                        offset: 0,
+                        size: size.and_then(|b| wgpu::BufferSize::new(b as u64)),
+                    }),
+                }],
             })
         };
         let (stage_u, stage_s) = (
-            stage_group(&self.lstm.layout2u, 0),
-            stage_group(&self.lstm.layout2s, 1),
+            stage_group(&self.lstm.layout2u, 0, Some(binding_bytes)),
+            stage_group(&self.lstm.layout2s, 1, None),
         );
-        // The stage holds blocks of LANE_BLOCK sequences of a config, the last one padded.
-        let padded = set.groups() * nseq.div_ceil(LANE_BLOCK) * LANE_BLOCK;
-        let staged = matches!(set, LaneSet::Configs(_))
-            && padded * d * (layer.input_size + h) <= self.lstm.stage_words.min(self.stage_cap);
         let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
             let y = n.div_ceil(x_groups as u64) as u32;
             let x = if y == 1 { n as u32 } else { x_groups };
@@ -369,7 +399,7 @@ impl GpuContext {
                              phase: usize,
                              pipeline: &wgpu::ComputePipeline,
                              n: u64| {
-                    pass.set_bind_group(1, &step_group, &[((3 * s + phase) * align) as u32]);
+                    pass.set_bind_group(1, &step_group, &[((entries * s + phase) * align) as u32]);
                     pass.set_pipeline(pipeline);
                     dispatch(pass, n);
                 };
@@ -380,16 +410,22 @@ impl GpuContext {
                     match policy {
                         // Config lanes: the whole step in one dispatch (after the
                         // one that fills the stage).
-                        None if staged => {
-                            pass.set_bind_group(2, &stage_s, &[]);
-                            stage(&mut pass, s, 0, &self.lstm.stage, stage_groups);
-                            pass.set_bind_group(2, &stage_u, &[]);
-                            stage(&mut pass, s, 0, &self.lstm.step_staged, lane_groups);
-                        }
-                        None => {
-                            pass.set_bind_group(2, &stage_u, &[]);
-                            stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups);
-                        }
+                        None => match windows {
+                            Some(w) => {
+                                pass.set_bind_group(2, &stage_s, &[]);
+                                stage(&mut pass, s, 0, &self.lstm.stage, stage_groups);
+                                for e in 0..w.count() {
+                                    let offset = (w.base(e) * 16) as u32;
+                                    pass.set_bind_group(2, &stage_u, &[offset]);
+                                    let groups = (row_tiles * w.len(e)) as u64;
+                                    stage(&mut pass, s, e, &self.lstm.step_staged, groups);
+                                }
+                            }
+                            None => {
+                                pass.set_bind_group(2, &stage_u, &[0]);
+                                stage(&mut pass, s, 0, &self.lstm.step_lanes, lane_groups);
+                            }
+                        },
                         Some(_) => {
                             stage(&mut pass, s, 0, &self.lstm.gates, lane_groups);
                             stage(&mut pass, s, 0, &self.lstm.cell, cell_groups);
