@@ -143,6 +143,21 @@ struct Cell {
 // `weights` again, as vec4s: W and R (k-major, `[k][H][gate]`) are read a unit's four gate
 // rows at a time
 @group(0) @binding(9) var<storage, read> weights4: array<vec4<u32>>;
+// The same vec4s once more, as a texture of WEIGHT_ROW_TEXELS texels a row (its rows padded
+// with zeros), where `WEIGHTS_IN_TEXTURE` (src/gpu/lstm.rs: on CPU implementations, where a
+// texel fetch is a gather but a storage read in a loop is a loop over the SIMD lanes, a branch
+// and a stall each); a 1 x 1 texture otherwise. `w4` reads one vec4 either way: the same
+// words, the same bits.
+@group(0) @binding(10) var weights_t: texture_2d<u32>;
+override WEIGHTS_IN_TEXTURE: bool = false;
+const WEIGHT_ROW_LOG2: u32 = 11u;
+
+fn w4(i: u32) -> vec4<u32> {
+    if (WEIGHTS_IN_TEXTURE) {
+        return textureLoad(weights_t, vec2<u32>(i & ((1u << WEIGHT_ROW_LOG2) - 1u), i >> WEIGHT_ROW_LOG2), 0);
+    }
+    return weights4[i];
+}
 @group(1) @binding(0) var<uniform> step: Step;
 // Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of
 // every lane `[block of LB sequences, dir, I + H, LB]`, the same buffer written as `stage_s` and then read as

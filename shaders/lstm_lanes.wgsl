@@ -70,7 +70,7 @@ struct P4 {
 
 // One k: the weights of the four gate rows (the vec4 `weights4[wq]`) times x.
 fn mac1(p: P4, wq: u32, x: vec4<i32>) -> P4 {
-    let w = bitcast<vec4<i32>>(weights4[wq]);
+    let w = bitcast<vec4<i32>>(w4(wq));
     var r = p;
     r.i += vec4<i32>(w.x) * x;
     r.f += vec4<i32>(w.y) * x;
@@ -89,7 +89,7 @@ fn dot4(w: i32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> v
 // Four k of packed weights (padding codes past the row are 0, so the clamped x they meet
 // add nothing).
 fn mac4(p: P4, wq: u32, x0: vec4<i32>, x1: vec4<i32>, x2: vec4<i32>, x3: vec4<i32>) -> P4 {
-    let w = bitcast<vec4<i32>>(weights4[wq]);
+    let w = bitcast<vec4<i32>>(w4(wq));
     var r = p;
     r.i += dot4(w.x, x0, x1, x2, x3);
     r.f += dot4(w.y, x0, x1, x2, x3);
@@ -112,7 +112,7 @@ struct F4 {
 // the fma rounds the value the add rounds, and no sum subnormal, so no flush changes one).
 // One instruction a term instead of about seven on a GPU.
 fn macf(p: F4, wq: u32, x: vec4<f32>, fused: bool) -> F4 {
-    let w = bitcast<vec4<f32>>(weights4[wq]);
+    let w = bitcast<vec4<f32>>(w4(wq));
     var r = p;
     if (fused) {
         r.i = fma(vec4<f32>(w.x), x, r.i);
@@ -537,7 +537,7 @@ struct P4x2 {
 // w.x = 256 (w.xh) + w.xl, each product about 8 bits narrower than w.x: a chunk of thousands
 // of them fits an i32 where one product of two 16-bit codes may not.
 fn mac1s(p: P4x2, wq: u32, x: vec4<i32>) -> P4x2 {
-    let w = bitcast<vec4<i32>>(weights4[wq]);
+    let w = bitcast<vec4<i32>>(w4(wq));
     let xh = x >> vec4<u32>(8u);
     let xl = x & vec4<i32>(255);
     var r = p;

@@ -93,6 +93,21 @@ fn lanes_that_read_storage_instead_of_the_stage_agree_too() {
 }
 
 #[test]
+fn weights_read_from_storage_as_on_a_gpu_agree_too() {
+    // CPU implementations read the weights from a texture; GPUs from storage buffers.
+    let Some(mut ctx) = common::gpu_context() else {
+        return;
+    };
+    ctx.weights_from_storage();
+    for name in ["torch_lstm3.onnx", "torch_bilstm.onnx", "peephole.onnx"] {
+        let m = fixture(name);
+        let x = inputs(&m, 5, 7, 4);
+        same_bits(&ctx, &m, &x, FIXED);
+        same_bits(&ctx, &m, &x, FLOAT);
+    }
+}
+
+#[test]
 fn lanes_that_read_the_stage_in_windows_agree_too() {
     // A stage larger than one uniform binding is read a window of slabs at a time: bindings
     // of 32 vec4s hold one slab (24 or 32 vec4s: I + H of the layers below), of 100 vec4s up

@@ -11,6 +11,9 @@ pub(super) const LANE_BLOCK: usize = 4;
 pub(super) const STEPS_PER_SUBMIT: usize = 128;
 /// Upper bound on one buffer, whatever the adapter allows (keeps host memory sane).
 pub(super) const BUFFER_CAP: u64 = 1 << 30;
+/// Texels (vec4s of weight words) a row of the weight texture (`WEIGHT_ROW_LOG2` in
+/// shaders/lstm.wgsl).
+pub(super) const WEIGHT_ROW_LOG2: u32 = 11;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
@@ -188,10 +191,13 @@ fn uniform(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
 }
 
 impl Pipelines {
-    pub(super) fn new(device: &wgpu::Device) -> Self {
+    /// The pipelines, reading weights from the texture where `texture_weights`.
+    pub(super) fn new(device: &wgpu::Device, texture_weights: bool) -> Self {
         // The stage is as large as one uniform binding may be, up to the 64 KiB of the source.
         const STAGE: &str = "const STAGE_VEC4S: u32 = 4096u;";
         assert!(super::LSTM_SHADER.contains(STAGE));
+        assert!(super::LSTM_SHADER
+            .contains(&format!("const WEIGHT_ROW_LOG2: u32 = {WEIGHT_ROW_LOG2}u;")));
         let vec4s = (device.limits().max_uniform_buffer_binding_size / 16).clamp(1, 4096);
         let source =
             super::LSTM_SHADER.replace(STAGE, &format!("const STAGE_VEC4S: u32 = {vec4s}u;"));
@@ -212,6 +218,16 @@ impl Pipelines {
                 storage(7, false),
                 storage(8, false),
                 storage(9, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 10,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Uint,
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
             ],
         });
         let layout1 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -246,7 +262,10 @@ impl Pipelines {
                 layout: Some(layout),
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[("WEIGHTS_IN_TEXTURE", f64::from(u8::from(texture_weights)))],
+                    ..Default::default()
+                },
                 cache: None,
             })
         };

@@ -191,10 +191,13 @@ pub struct GpuContext {
     /// Largest step (words of x and h of every lane) config lanes read from the uniform stage;
     /// see [`GpuContext::limit_stage`].
     stage_cap: usize,
-    /// A stage larger than one uniform binding is read in windows, a dispatch each
-    /// (`stage.rs`): on CPU implementations, where uniform reads are the cheap ones. GPUs read
-    /// such steps from storage in one dispatch.
-    windowed_stage: bool,
+    /// A CPU implementation (llvmpipe): it reads uniform buffers and textures with gathers but
+    /// storage buffers, in a loop, a SIMD lane at a time. There a stage larger than one uniform
+    /// binding is read in windows, a dispatch each (`stage.rs`; GPUs read such steps from
+    /// storage in one dispatch), and the weights from a texture (GPUs: from storage).
+    cpu_device: bool,
+    /// Kernels read the weights from a texture (`shaders/lstm.wgsl` `w4`).
+    texture_weights: bool,
     lstm: lstm::Pipelines,
     groups: groups::Pipeline,
     /// The error-statistics kernel, on devices with `SHADER_F64` and `SHADER_INT64`.
@@ -223,7 +226,14 @@ impl GpuContext {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| GpuError::Device(e.to_string()))?;
-        let lstm = lstm::Pipelines::new(&device);
+        let cpu_device = adapter.get_info().device_type == wgpu::DeviceType::Cpu;
+        // Weights through a texture where its rows hold the largest weight buffer a chunk may
+        // have (`plan_chunks`).
+        let texture_bytes =
+            (16u64 << lstm::WEIGHT_ROW_LOG2) * u64::from(limits.max_texture_dimension_2d);
+        let cap = limits.max_storage_buffer_binding_size.min(lstm::BUFFER_CAP);
+        let texture_weights = cpu_device && texture_bytes >= cap;
+        let lstm = lstm::Pipelines::new(&device, texture_weights);
         let groups = groups::Pipeline::new(&device);
         let reduce = reduce::Pipeline::new(&device);
         Ok(GpuContext {
@@ -232,7 +242,8 @@ impl GpuContext {
             adapter: summary(&adapter.get_info()),
             buffer_cap: lstm::BUFFER_CAP,
             stage_cap: usize::MAX,
-            windowed_stage: adapter.get_info().device_type == wgpu::DeviceType::Cpu,
+            cpu_device,
+            texture_weights,
             limits,
             lstm,
             groups,
@@ -251,6 +262,15 @@ impl GpuContext {
     /// storage buffers, as `limit_stage(0)` makes every step do. For tests.
     pub fn limit_stage(&mut self, words: usize) {
         self.stage_cap = words;
+    }
+
+    /// Makes the kernels read the weights from storage buffers, as they do on GPUs, where this
+    /// context reads them from a texture (CPU implementations). For tests.
+    pub fn weights_from_storage(&mut self) {
+        if self.texture_weights {
+            self.lstm = lstm::Pipelines::new(&self.device, false);
+            self.texture_weights = false;
+        }
     }
 
     /// Copies the first `size` bytes of `buffer` to the host, as words.

@@ -10,8 +10,8 @@
 use super::backend::{GpuConfigs, GpuLayer};
 use super::lstm::{Dims, LANE_BLOCK, STEPS_PER_SUBMIT, WORKGROUP};
 use super::policy::policy_region;
-use super::stage::Windows;
-use super::upload::{lane_input, layer_upload, upload_words};
+use super::stage::{step_words, Windows};
+use super::upload::{lane_input, layer_upload, upload_words, weight_texture};
 use super::{GpuContext, GpuError};
 use crate::lstm::driver;
 use crate::lstm::eval::{Plan, Run};
@@ -233,26 +233,11 @@ impl GpuContext {
             LaneSet::Policies(_) => None,
         }
         .filter(|w| {
-            // Windows only where they pay (`GpuContext::windowed_stage`), and a step buffer
+            // Windows only where they pay (`GpuContext::cpu_device`), and a step buffer
             // (an entry a window and step) of bounded size.
-            w.count() == 1 || (self.windowed_stage && w.count() * steps * align <= 1 << 24)
+            w.count() == 1 || (self.cpu_device && w.count() * steps * align <= 1 << 24)
         });
-        // Step uniforms (shaders/lstm.wgsl `Step`): per step, one entry a phase (policy lanes)
-        // or a stage window (config lanes).
-        let entries = windows.map_or(1, |w| w.count()).max(3);
-        let mut step_words = vec![0u32; entries * steps * align / 4];
-        for s in 0..steps {
-            for e in 0..entries {
-                let at = (entries * s + e) * align / 4;
-                let (slab0, base) = match windows {
-                    Some(w) if e < w.count() => (w.first(e), w.base(e)),
-                    _ => (0, 0),
-                };
-                // (Config lanes read no phase.)
-                let phase = if windows.is_some() { 0 } else { e };
-                step_words[at..at + 4].copy_from_slice(&[s, phase, slab0, base].map(|v| v as u32));
-            }
-        }
+        let (entries, step_words) = step_words(steps, align, windows);
         let step_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("steps"),
             contents: bytemuck::cast_slice(&step_words),
@@ -333,6 +318,7 @@ impl GpuContext {
                 resource: buffer.as_entire_binding(),
             }
         }
+        let weights_t = weight_texture(dev, &self.queue, &up.weights, self.texture_weights);
         let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("lstm data"),
             layout: &self.lstm.layout0,
@@ -347,6 +333,10 @@ impl GpuContext {
                 entry(7, &outs),
                 entry(8, &pol),
                 entry(9, &weights),
+                wgpu::BindGroupEntry {
+                    binding: 10,
+                    resource: wgpu::BindingResource::TextureView(&weights_t),
+                },
             ],
         });
         let binding_bytes = self.lstm.stage_words * 4;

@@ -84,6 +84,30 @@ impl Windows {
     }
 }
 
+/// The step uniforms (shaders/lstm.wgsl `Step`): `entries` of `align` bytes a step, and their
+/// words. Config lanes read in `windows`: entry w of step s is window w's (first slab, and the
+/// vec4 where its binding starts), phase 0. Otherwise entry e is phase e (policy lanes).
+pub(super) fn step_words(
+    steps: usize,
+    align: usize,
+    windows: Option<Windows>,
+) -> (usize, Vec<u32>) {
+    let entries = windows.map_or(1, |w| w.count()).max(3);
+    let mut words = vec![0u32; entries * steps * align / 4];
+    for s in 0..steps {
+        for e in 0..entries {
+            let at = (entries * s + e) * align / 4;
+            let (phase, slab0, base) = match windows {
+                Some(w) if e < w.count() => (0, w.first(e), w.base(e)),
+                Some(_) => (0, 0, 0),
+                None => (e, 0, 0),
+            };
+            words[at..at + 4].copy_from_slice(&[s, phase, slab0, base].map(|v| v as u32));
+        }
+    }
+    (entries, words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,10 @@
 //! Packing one layer of a chunk of precision configs for the LSTM kernels: the cell structs
 //! (formats, shifts, table offsets, which products may fuse), the weights in the layout the
 //! kernels read (gate-interleaved k-major, 8-bit codes packed four a word for `step_lanes`),
-//! the activation tables and the initial states; and each lane's input and states in the
-//! kernels' words.
+//! the activation tables and the initial states; each lane's input and states in the
+//! kernels' words; and the weights as a texture where the kernels read them from one.
 
-use super::lstm::{CellGpu, FmtGpu};
+use super::lstm::{CellGpu, FmtGpu, WEIGHT_ROW_LOG2};
 use crate::format::Resolved;
 use crate::lstm::eval::fused::{format_span, span, Mode, Span};
 use crate::lstm::eval::plan::{Act, CellPlan};
@@ -322,6 +322,74 @@ pub(super) fn lane_states(
         }
     }
     (h, c)
+}
+
+/// The layer's weight words as the kernels' texture (`weights_t` in shaders/lstm.wgsl): vec4s
+/// in rows of 2^[`WEIGHT_ROW_LOG2`] texels, the last row padded with zeros; without
+/// `texture`, a 1 x 1 texture that no kernel reads.
+pub(super) fn weight_texture(
+    dev: &wgpu::Device,
+    queue: &wgpu::Queue,
+    words: &[u32],
+    texture: bool,
+) -> wgpu::TextureView {
+    let row_words = 4usize << WEIGHT_ROW_LOG2;
+    let (width, rows) = if texture {
+        (
+            1usize << WEIGHT_ROW_LOG2,
+            words.len().div_ceil(row_words).max(1),
+        )
+    } else {
+        (1, 1)
+    };
+    let size = wgpu::Extent3d {
+        width: width as u32,
+        height: rows as u32,
+        depth_or_array_layers: 1,
+    };
+    let tex = dev.create_texture(&wgpu::TextureDescriptor {
+        label: Some("weights"),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Uint,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    if texture {
+        // Whole rows straight from the words, then the last row padded.
+        let full = words.len() / row_words;
+        let at = |row: usize| wgpu::TexelCopyTextureInfo {
+            texture: &tex,
+            mip_level: 0,
+            origin: wgpu::Origin3d {
+                x: 0,
+                y: row as u32,
+                z: 0,
+            },
+            aspect: wgpu::TextureAspect::All,
+        };
+        let layout = |rows: usize| wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some((row_words * 4) as u32),
+            rows_per_image: Some(rows as u32),
+        };
+        let extent = |rows: usize| wgpu::Extent3d {
+            height: rows as u32,
+            ..size
+        };
+        if full > 0 {
+            let data = bytemuck::cast_slice(&words[..full * row_words]);
+            queue.write_texture(at(0), data, layout(full), extent(full));
+        }
+        if full < rows {
+            let mut last = words[full * row_words..].to_vec();
+            last.resize(row_words, 0);
+            queue.write_texture(at(full), bytemuck::cast_slice(&last), layout(1), extent(1));
+        }
+    }
+    tex.create_view(&wgpu::TextureViewDescriptor::default())
 }
 
 #[cfg(test)]
