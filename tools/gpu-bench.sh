@@ -9,7 +9,9 @@
 #
 # The run measures GPU lanes and the CPU engine side by side on the same machine (the GNMT-like
 # stack with 64 lanes x 100 steps, the 1024 layer with 16 x 50, the tiny model), then the
-# fused narrow-float lanes with the fma turned off (LSTM_DSE_GPU_NO_FMA=1, the A/B), and prints
+# fused narrow-float lanes with the fma turned off (LSTM_DSE_GPU_NO_FMA=1, the A/B) and the
+# 1024 layer with its weights read from a texture (LSTM_DSE_GPU_WEIGHTS=texture, as on
+# lavapipe; GPUs read them from storage buffers), and prints
 # the adapter (and nvidia-smi's name and top SM clock, for the FP32 peak), so the table names
 # the card that produced it. Every benchmark runs under a time limit (BENCH_TIMEOUT seconds,
 # default 120) and the whole run under BENCH_DEADLINE (default 500 s: under the device tool's
@@ -71,15 +73,16 @@ case "${1:-}" in
     # One workload: MODEL SEQUENCES STEPS LANES (MODEL `layer-1024`: bench engine's default).
     workload() {
       echo
-      echo "## $1, $2 sequences x $3 steps${NO_FMA:+, one fma a term turned off (LSTM_DSE_GPU_NO_FMA=1)}"
+      echo "## $1, $2 sequences x $3 steps${NO_FMA:+, one fma a term turned off (LSTM_DSE_GPU_NO_FMA=1)}${WEIGHTS:+, weights read from $WEIGHTS (LSTM_DSE_GPU_WEIGHTS=$WEIGHTS)}"
       echo
       local device=both
-      [ -n "${NO_FMA:-}" ] && device=gpu
+      [ -n "${NO_FMA:-}${WEIGHTS:-}" ] && device=gpu
+      local vars=(${NO_FMA:+LSTM_DSE_GPU_NO_FMA=1} ${WEIGHTS:+LSTM_DSE_GPU_WEIGHTS=$WEIGHTS})
       if [ "$1" = layer-1024 ]; then
-        try env ${NO_FMA:+LSTM_DSE_GPU_NO_FMA=1} "$bin" bench engine --device "$device" --lanes "$4" --reps 3
+        try env ${vars[@]+"${vars[@]}"} "$bin" bench engine --device "$device" --lanes "$4" --reps 3
       else
         try "$bin" gen-input --model "$1" --sequences "$2" --steps "$3" --output "$tmp/x.npy"
-        try env ${NO_FMA:+LSTM_DSE_GPU_NO_FMA=1} "$bin" bench engine --model "$1" --input "$tmp/x.npy" \
+        try env ${vars[@]+"${vars[@]}"} "$bin" bench engine --model "$1" --input "$tmp/x.npy" \
           --device "$device" --lanes "$4" --reps 3
       fi
     }
@@ -96,11 +99,13 @@ case "${1:-}" in
         workload builtin:tiny 4 5 fp32,fp16,fx8
         workload builtin:tiny 8 10 fp32,fx8,trace8,policy
         NO_FMA=1 workload builtin:tiny 4 5 fp16,fp8e4m3
+        WEIGHTS=storage workload builtin:tiny 4 5 fp32,fx8
       else
         workload builtin:gnmt 64 100 fp32,fp16,fx8,fx16
         workload layer-1024 16 50 fp32,fp16,fp8e4m3,bf16,fx8,fx16,trace8,policy
         workload builtin:tiny 64 100 fp32,fx8,trace8,policy
         NO_FMA=1 workload layer-1024 16 50 fp16,fp8e4m3
+        WEIGHTS=texture workload layer-1024 16 50 fp32,fp16,fx8,fx16,trace8
       fi
     } 2>&1 | grep -v XDG_RUNTIME_DIR | tee "$out"
     rm -rf "$tmp"

@@ -227,12 +227,23 @@ impl GpuContext {
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let cpu_device = adapter.get_info().device_type == wgpu::DeviceType::Cpu;
-        // Weights through a texture where its rows hold the largest weight buffer a chunk may
-        // have (`plan_chunks`).
+        // Weights through a texture on CPU implementations, where its rows hold the largest
+        // weight buffer a chunk may have (`plan_chunks`); `LSTM_DSE_GPU_WEIGHTS=texture` or
+        // `=storage` chooses (an A/B for benchmarks: tools/gpu-bench.sh).
         let texture_bytes =
             (16u64 << lstm::WEIGHT_ROW_LOG2) * u64::from(limits.max_texture_dimension_2d);
-        let cap = limits.max_storage_buffer_binding_size.min(lstm::BUFFER_CAP);
-        let texture_weights = cpu_device && texture_bytes >= cap;
+        let fits = texture_bytes >= limits.max_storage_buffer_binding_size.min(lstm::BUFFER_CAP);
+        let texture_weights = match std::env::var("LSTM_DSE_GPU_WEIGHTS").as_deref() {
+            Err(_) => cpu_device && fits,
+            Ok("storage") => false,
+            Ok("texture") if fits => true,
+            Ok(v) => {
+                return Err(GpuError::Device(format!(
+                    "LSTM_DSE_GPU_WEIGHTS={v}: expected `texture` (where the adapter's \
+                     textures hold the weights) or `storage`"
+                )))
+            }
+        };
         let lstm = lstm::Pipelines::new(&device, texture_weights);
         let groups = groups::Pipeline::new(&device);
         let reduce = reduce::Pipeline::new(&device);
