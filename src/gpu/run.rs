@@ -19,6 +19,10 @@ use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use wgpu::util::DeviceExt;
 
+/// The largest step-uniform buffer (an entry a stage window and step) for which a stage is
+/// read in windows; past it the step reads x and h from storage.
+const STEP_BUFFER_CAP: usize = 16 << 20;
+
 /// What the lanes of a chunk are.
 pub(super) enum LaneSet<'a> {
     /// One lane per (config, sequence); cells `[config][dir]`.
@@ -235,7 +239,7 @@ impl GpuContext {
         .filter(|w| {
             // Windows only where they pay (`GpuContext::cpu_device`), and a step buffer
             // (an entry a window and step) of bounded size.
-            w.count() == 1 || (self.cpu_device && w.count() * steps * align <= 1 << 24)
+            w.count() == 1 || (self.cpu_device && w.count() * steps * align <= STEP_BUFFER_CAP)
         });
         let (entries, step_words) = step_words(steps, align, windows);
         let step_buf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -346,24 +350,25 @@ impl GpuContext {
             usage: wgpu::BufferUsages::UNIFORM | storage,
             mapped_at_creation: false,
         });
-        let stage_group = |layout: &wgpu::BindGroupLayout, binding: u32, size: Option<usize>| {
-            dev.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("stage"),
-                layout,
-                entries: &[wgpu::BindGroupEntry {
-                    binding,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &stage_buf,
-                        offset: 0,
-                        size: size.and_then(|b| wgpu::BufferSize::new(b as u64)),
-                    }),
-                }],
-            })
-        };
-        let (stage_u, stage_s) = (
-            stage_group(&self.lstm.layout2u, 0, Some(binding_bytes)),
-            stage_group(&self.lstm.layout2s, 1, None),
-        );
+        // The stage as storage (all of it) and as a uniform window of `binding_bytes` (its
+        // offset given at each dispatch).
+        let stage_s = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("stage (storage)"),
+            layout: &self.lstm.layout2s,
+            entries: &[entry(1, &stage_buf)],
+        });
+        let stage_u = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("stage (uniform)"),
+            layout: &self.lstm.layout2u,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &stage_buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(binding_bytes as u64),
+                }),
+            }],
+        });
         let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
             let y = n.div_ceil(x_groups as u64) as u32;
             let x = if y == 1 { n as u32 } else { x_groups };

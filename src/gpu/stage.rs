@@ -4,7 +4,8 @@
 //! `step_lanes_staged` reads it as a uniform binding, which holds at most 64 KiB. A stage
 //! larger than that is read a window of whole slabs at a time, one step dispatch a window,
 //! each window's binding at an offset the device accepts (a multiple of
-//! `min_uniform_buffer_offset_alignment`). A slab larger than the binding is not staged.
+//! `min_uniform_buffer_offset_alignment`), as many slabs a window as fit. A step whose slabs
+//! do not fit a binding that way is not staged.
 //!
 //! [`LANE_BLOCK`]: super::lstm::LANE_BLOCK
 
@@ -23,7 +24,7 @@ pub(super) struct Windows {
 
 impl Windows {
     /// Windows of `slabs` slabs of `slab_vec4s` vec4s each, for a binding of `binding_vec4s`
-    /// vec4s whose offset is a multiple of `align_bytes`; `None` when one slab does not fit.
+    /// vec4s whose offset is a multiple of `align_bytes`; `None` when no windows fit.
     pub fn new(
         slabs: usize,
         slab_vec4s: usize,
@@ -34,20 +35,19 @@ impl Windows {
         if slabs == 0 || slab_vec4s == 0 {
             return None;
         }
-        let per = if slabs * slab_vec4s <= binding_vec4s {
-            // One window, from offset 0.
-            slabs
-        } else {
-            // A window may start up to `align_vec4s - 1` vec4s past its binding's offset,
-            // unless every slab starts on an aligned vec4.
-            let slack = if slab_vec4s.is_multiple_of(align_vec4s) {
-                0
-            } else {
-                align_vec4s - 1
-            };
-            binding_vec4s.saturating_sub(slack) / slab_vec4s
+        // The most slabs a window such that every window, its binding at the aligned offset at
+        // or before its first slab, ends inside the binding (a window whose first slab starts
+        // past an aligned vec4 has that much less room).
+        let fits = |per: usize| {
+            (0..slabs).step_by(per).all(|first| {
+                let start = first * slab_vec4s;
+                let end = (first + per).min(slabs) * slab_vec4s;
+                end - (start - start % align_vec4s) <= binding_vec4s
+            })
         };
-        (per > 0).then_some(Windows {
+        let most = slabs.min(binding_vec4s / slab_vec4s);
+        let per = (1..=most).rev().find(|&per| fits(per))?;
+        Some(Windows {
             slabs,
             slab_vec4s,
             per,
@@ -115,7 +115,8 @@ mod tests {
 
     proptest! {
         /// Every slab lies in exactly one window, in order, and every window's slabs lie
-        /// inside its binding, which starts at an aligned offset inside the buffer.
+        /// inside its binding, which starts at an aligned offset inside the buffer; windows
+        /// are as large as any that fit, and refused only where none does.
         #[test]
         fn windows_cover_every_slab_inside_their_bindings(
             slabs in 1usize..200,
@@ -124,17 +125,27 @@ mod tests {
             align_log2 in 4u32..9,
         ) {
             let align = 1usize << align_log2;
+            // The oracle, from the definition: uniform windows of `per` slabs, each with its
+            // binding at the largest aligned vec4 at or before its first slab, all inside it.
+            let a = align / 16;
+            let valid = |per: usize| {
+                let mut first = 0;
+                while first < slabs {
+                    let base = (first * slab_vec4s) / a * a;
+                    let last_end = (first + per).min(slabs) * slab_vec4s;
+                    if last_end > base + binding_vec4s {
+                        return false;
+                    }
+                    first += per;
+                }
+                true
+            };
             let Some(w) = Windows::new(slabs, slab_vec4s, binding_vec4s, align) else {
-                // Refused only when the stage does not fit whole and a slab may not fit a
-                // binding at an aligned offset before it.
-                let a = align / 16;
-                prop_assert!(slabs * slab_vec4s > binding_vec4s);
-                prop_assert!(
-                    slab_vec4s > binding_vec4s
-                        || (!slab_vec4s.is_multiple_of(a) && slab_vec4s + a - 1 > binding_vec4s)
-                );
+                prop_assert!((1..=slabs).all(|per| !valid(per)), "refused, but windows fit");
                 return Ok(());
             };
+            // No larger window size works.
+            prop_assert!((w.len(0) + 1..=slabs).all(|per| !valid(per)));
             let mut next = 0;
             for k in 0..w.count() {
                 prop_assert_eq!(w.first(k), next);
@@ -173,6 +184,10 @@ mod tests {
         assert_eq!(w.len(0), 4);
         // Window 1 starts at vec4 4004; its binding at the aligned 4000.
         assert_eq!(w.base(1), 4000);
+        // Slabs of 4088 vec4s start 8 vec4s past an aligned offset at worst, so each fits a
+        // binding of 4096 alone (the first version allowed for 15 and refused them).
+        let w = Windows::new(3, 4088, 4096, 256).unwrap();
+        assert_eq!((w.count(), w.base(1)), (3, 4080));
         // A slab larger than the binding: not staged.
         assert_eq!(Windows::new(2, 4097, 4096, 256), None);
     }
