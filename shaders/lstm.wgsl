@@ -112,6 +112,12 @@ struct Cell {
     // can be subnormal, so `step_lanes` runs one fma per term (the bits of a multiply then
     // an add, each flushed; docs/NUMERICS.md section 13)
     fused: u32,
+    // float lanes not fused (W.x, R.h): the smallest biased exponent every non-zero x (h)
+    // word of a step's block of lanes must have for the sums to run unflushed, a multiply
+    // and an add per term (no product or partial sum can then be subnormal: the flushing
+    // loop's bits, docs/NUMERICS.md section 13); 255: never
+    plain_x: u32,
+    plain_h: u32,
     // integer lanes (`step_lanes`, `gates`), bit 0 (W.x) and bit 1 (R.h): x (h) codes of 10 to 16
     // bits split into a signed high and an unsigned low byte, so `chunk_wx` (`chunk_rh`)
     // products of each fit an i32 (see `mac1s`)

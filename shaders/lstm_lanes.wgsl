@@ -106,19 +106,38 @@ struct F4 {
     o: vec4<f32>,
 }
 
+// How a float lane's term joins its sum (a constant at every call, so compilers drop the
+// other branches): FLUSHED, a multiply and an add, each flushed (NUMERICS.md sections 5 and
+// 6); FUSED, one fma (`Cell.fused`: every product exact and no sum subnormal, so the fma
+// rounds the value the add rounds and no flush changes one); PLAIN, a multiply and an add
+// unflushed (`Cell.plain_x` / `plain_h`: no product or partial sum can be subnormal, so the
+// flushes change nothing). The same bits all three; on a GPU one, three and about seven
+// instructions a term.
+const FLUSHED: u32 = 0u;
+const FUSED: u32 = 1u;
+const PLAIN: u32 = 2u;
+
+// The product a * b, rounded, never contracted into an add (the XOR with `dims.zero`, which is
+// 0, hides it from the compiler) and not flushed.
+fn mul_kept(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return bitcast<vec4<f32>>(bitcast<vec4<u32>>(a * b) ^ vec4<u32>(dims.zero));
+}
+
 // One k of float lanes: the weights of the four gate rows (the vec4 `weights4[wq]`) times x,
-// each term a multiply and an add, each flushed (NUMERICS.md sections 5 and 6), or,
-// `fused`, one fma a term: the same bits where `Cell.fused` says so (every product exact, so
-// the fma rounds the value the add rounds, and no sum subnormal, so no flush changes one).
-// One instruction a term instead of about seven on a GPU.
-fn macf(p: F4, wq: u32, x: vec4<f32>, fused: bool) -> F4 {
+// each term joining its sum as `how` says.
+fn macf(p: F4, wq: u32, x: vec4<f32>, how: u32) -> F4 {
     let w = bitcast<vec4<f32>>(w4(wq));
     var r = p;
-    if (fused) {
+    if (how == FUSED) {
         r.i = fma(vec4<f32>(w.x), x, r.i);
         r.f = fma(vec4<f32>(w.y), x, r.f);
         r.g = fma(vec4<f32>(w.z), x, r.g);
         r.o = fma(vec4<f32>(w.w), x, r.o);
+    } else if (how == PLAIN) {
+        r.i = r.i + mul_kept(vec4<f32>(w.x), x);
+        r.f = r.f + mul_kept(vec4<f32>(w.y), x);
+        r.g = r.g + mul_kept(vec4<f32>(w.z), x);
+        r.o = r.o + mul_kept(vec4<f32>(w.w), x);
     } else {
         r.i = fadd4(r.i, fmul4(vec4<f32>(w.x), x));
         r.f = fadd4(r.f, fmul4(vec4<f32>(w.y), x));
@@ -126,6 +145,48 @@ fn macf(p: F4, wq: u32, x: vec4<f32>, fused: bool) -> F4 {
         r.o = fadd4(r.o, fmul4(vec4<f32>(w.w), x));
     }
     return r;
+}
+
+// The biased exponents (the f32 bits' 8-bit field) of four words, 255 for a zero of either
+// sign (which meets every bound); a subnormal's is 0.
+fn exp4(v: vec4<u32>) -> vec4<u32> {
+    let a = v & vec4<u32>(0x7fffffffu);
+    return select(a >> vec4<u32>(23u), vec4<u32>(255u), a == vec4<u32>(0u));
+}
+
+fn min4(m: vec4<u32>) -> u32 {
+    return min(min(m.x, m.y), min(m.z, m.w));
+}
+
+// Whether every non-zero x of the four lanes at this step has an exponent of at least
+// `cell.plain_x` (W.x may then run PLAIN).
+// (No pass over x where the cell never runs unflushed: `plain_x` 256, as on CPU
+// implementations, where the pass costs more than it saves.)
+fn x_plain(cell: Cell, staged: bool, xv: vec4<u32>, sx: u32) -> bool {
+    if (cell.plain_x > 255u) {
+        return false;
+    }
+    var m = vec4<u32>(255u);
+    for (var k = 0u; k < dims.input; k++) {
+        m = min(m, exp4(x4(staged, xv, sx, k)));
+    }
+    return min4(m) >= cell.plain_x;
+}
+
+// The same for the previous h (R.h), read as `rh_f` reads it.
+fn h_plain(cell: Cell, staged: bool, first: bool, hv: vec4<u32>, ov: vec4<u32>, sh: u32) -> bool {
+    if (cell.plain_h > 255u) {
+        return false;
+    }
+    var m = vec4<u32>(255u);
+    for (var k = 0u; k < dims.hidden; k++) {
+        if (first) {
+            m = min(m, exp4(h4(staged, hv, sh, k)));
+        } else {
+            m = min(m, exp4(o4(staged, ov, sh, k)));
+        }
+    }
+    return min4(m) >= cell.plain_h;
 }
 
 // The bias of unit j's four gate rows added to their sums, four lanes each (the last term,
@@ -137,18 +198,18 @@ fn add_bias(cell: Cell, j: u32, p: F4) -> F4 {
 }
 
 // W.x of float lanes for unit j, k in order (x of the lanes at `xv` in `xin`, or staged).
-fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: u32, fused: bool) -> F4 {
+fn wx_f(p0: F4, cell: Cell, j: u32, staged: bool, xv: vec4<u32>, sx: u32, how: u32) -> F4 {
     var p = p0;
     for (var k = 0u; k < dims.input; k++) {
         let x = bitcast<vec4<f32>>(x4(staged, xv, sx, k));
-        p = macf(p, cell.w_off / 4u + k * dims.hidden + j, x, fused);
+        p = macf(p, cell.w_off / 4u + k * dims.hidden + j, x, how);
     }
     return p;
 }
 
 // R.h of float lanes for unit j, k in order: the previous h from `state` at the first step
 // (at `hv`), else from `outs` (at `ov`), or staged.
-fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov: vec4<u32>, sh: u32, fused: bool) -> F4 {
+fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov: vec4<u32>, sh: u32, how: u32) -> F4 {
     var p = p0;
     for (var k = 0u; k < dims.hidden; k++) {
         var h: vec4<f32>;
@@ -157,7 +218,7 @@ fn rh_f(p0: F4, cell: Cell, j: u32, staged: bool, first: bool, hv: vec4<u32>, ov
         } else {
             h = bitcast<vec4<f32>>(o4(staged, ov, sh, k));
         }
-        p = macf(p, cell.r_off / 4u + k * dims.hidden + j, h, fused);
+        p = macf(p, cell.r_off / 4u + k * dims.hidden + j, h, how);
     }
     return p;
 }
@@ -310,25 +371,33 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
     let sx = ((cfg * ((dims.seqs + LB - 1u) / LB) + blk.index) * dims.dirs + dir) * (isz + hsz) - step.stage_base;
     let sh = sx + isz;
     if (cell.mode == 1u) {
-        // Each call is specialised by its constant `staged`, `first` and `fused` (compilers
+        // Each call is specialised by its constant `staged`, `first` and `how` (compilers
         // drop the other branches), so no inner loop tests them.
         let fw = (cell.fused & 1u) != 0u;
         let fr = (cell.fused & 2u) != 0u;
         let z = vec4<f32>(0.0);
         var p = F4(z, z, z, z);
         if (fw) {
-            p = wx_f(p, cell, j, staged, xv, sx, true);
+            p = wx_f(p, cell, j, staged, xv, sx, FUSED);
+        } else if (x_plain(cell, staged, xv, sx)) {
+            p = wx_f(p, cell, j, staged, xv, sx, PLAIN);
         } else {
-            p = wx_f(p, cell, j, staged, xv, sx, false);
+            p = wx_f(p, cell, j, staged, xv, sx, FLUSHED);
         }
+        // (Unfused and unflushed, the sums of W.x are still 0 or normal: R.h continues them.)
+        let pr = !fr && h_plain(cell, staged, first, hv, ov, sh);
         if (first && fr) {
-            p = rh_f(p, cell, j, staged, true, hv, ov, sh, true);
+            p = rh_f(p, cell, j, staged, true, hv, ov, sh, FUSED);
+        } else if (first && pr) {
+            p = rh_f(p, cell, j, staged, true, hv, ov, sh, PLAIN);
         } else if (first) {
-            p = rh_f(p, cell, j, staged, true, hv, ov, sh, false);
+            p = rh_f(p, cell, j, staged, true, hv, ov, sh, FLUSHED);
         } else if (fr) {
-            p = rh_f(p, cell, j, staged, false, hv, ov, sh, true);
+            p = rh_f(p, cell, j, staged, false, hv, ov, sh, FUSED);
+        } else if (pr) {
+            p = rh_f(p, cell, j, staged, false, hv, ov, sh, PLAIN);
         } else {
-            p = rh_f(p, cell, j, staged, false, hv, ov, sh, false);
+            p = rh_f(p, cell, j, staged, false, hv, ov, sh, FLUSHED);
         }
         let g = add_bias(cell, j, p);
         for (var l = 0u; l < n_here; l++) {

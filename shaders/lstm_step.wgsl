@@ -169,10 +169,10 @@ fn block_float(cell: Cell, j: u32, lds: vec4<u32>, xv: vec4<u32>, hv: vec4<u32>,
     let z = vec4<f32>(0.0);
     var p = F4(z, z, z, z);
     for (var k = 0u; k < dims.input; k++) {
-        p = macf(p, cell.w_off / 4u + k * hsz + j, bitcast<vec4<f32>>(pol4(xv, k)), false);
+        p = macf(p, cell.w_off / 4u + k * hsz + j, bitcast<vec4<f32>>(pol4(xv, k)), FLUSHED);
     }
     for (var k = 0u; k < hsz; k++) {
-        p = macf(p, cell.r_off / 4u + k * hsz + j, bitcast<vec4<f32>>(state4(hv, k)), false);
+        p = macf(p, cell.r_off / 4u + k * hsz + j, bitcast<vec4<f32>>(state4(hv, k)), FLUSHED);
     }
     let g = add_bias(cell, j, p);
     for (var l = 0u; l < 4u; l++) {

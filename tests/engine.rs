@@ -199,9 +199,20 @@ fn check(model: &Model, seqs: &Sequences, configs: &str) {
     let plans = eval::prepare(model, seqs, "x", &configs).unwrap();
     let want: Vec<_> = plans.iter().map(|p| oracle(model, p, seqs)).collect();
     conform("cpu", &eval::Cpu, model, seqs, &plans, &want);
-    if let Some(ctx) = common::shared_gpu() {
+    // The GPU lanes as this adapter runs them, and as a GPU would (on lavapipe: weights from
+    // storage, unflushed float sums).
+    let gpus = [common::shared_gpu(), common::shared_gpu_as_on_a_gpu()];
+    for (ctx, how) in gpus.into_iter().zip(["", " as on a GPU"]) {
+        let Some(ctx) = ctx else { continue };
         let gpu = GpuConfigs { ctx, reduce: false };
-        conform(&ctx.adapter.name, &gpu, model, seqs, &plans, &want);
+        conform(
+            &format!("{}{how}", ctx.adapter.name),
+            &gpu,
+            model,
+            seqs,
+            &plans,
+            &want,
+        );
     }
     let scalar = eval::run_cpu_scalar(model, seqs, &plans, true);
     for ((plan, run), want) in plans.iter().zip(&scalar).zip(&want) {
@@ -300,6 +311,39 @@ fn tiny_values_take_the_flushing_kernel_and_still_agree() {
         &common::random_inputs(7, 7, 5, 8, 1e-20),
         "fp32;e8m10;bf16",
     );
+}
+
+#[test]
+fn a_subnormal_product_in_a_tiny_sum_is_flushed_on_every_backend() {
+    // One term of each gate sum is 1e-15 x 1e-25 = 1e-40, subnormal, and the other 2^-115,
+    // so the sum is small enough (its ulp 2^-138) to keep the 1e-40 unless it is flushed
+    // (§5): a kernel that skipped the flush here, such as the GPU's unflushed sums run where
+    // their bound does not hold, gives other bits. tanh and the cell keep such tiny values
+    // (tanh(s) = s, c = s/2, h = s/4, all normal). Case "x": the term in W.x (x = [1e-25,
+    // 2^-115] every step); case "h": in R.h at the first step (h0 = [1e-25, 2^-115], x = 0).
+    let tiny = 2f32.powi(-115);
+    for case in ["x", "h"] {
+        let mut m = model(31, 2, &[2], &[Direction::Forward], false, true);
+        let cell = &mut m.layers[0].cells[0];
+        let rows = |k: usize| (0..8).flat_map(|_| [1e-15f32, 1.0]).take(8 * k).collect();
+        (cell.w, cell.r) = match case {
+            "x" => (rows(2), vec![0.0; 16]),
+            _ => (vec![0.0; 16], rows(2)),
+        };
+        cell.b_ih.fill(0.0);
+        cell.b_hh.fill(0.0);
+        cell.c0 = Some(vec![0.0; 2]);
+        cell.h0 = Some(match case {
+            "x" => vec![0.0; 2],
+            _ => vec![1e-25, tiny],
+        });
+        let x = match case {
+            "x" => [1e-25, tiny].repeat(2 * 3),
+            _ => vec![0.0; 2 * 3 * 2],
+        };
+        let seqs = Sequences::new("x", [2, 3, 2], x, true).unwrap();
+        check(&m, &seqs, "fp32");
+    }
 }
 
 #[test]

@@ -9,7 +9,8 @@
 #
 # The run measures GPU lanes and the CPU engine side by side on the same machine (the GNMT-like
 # stack with 64 lanes x 100 steps, the 1024 layer with 16 x 50, the tiny model), then the
-# fused narrow-float lanes with the fma turned off (LSTM_DSE_GPU_NO_FMA=1, the A/B) and the
+# float lanes with the fma and the unflushed sums turned off (LSTM_DSE_GPU_NO_FMA=1, the A/B:
+# fused fp16 and fp8, unflushed fp32) and the
 # 1024 layer with its weights read from a texture (LSTM_DSE_GPU_WEIGHTS=texture, as on
 # lavapipe; GPUs read them from storage buffers), and prints
 # the adapter (and nvidia-smi's name and top SM clock, for the FP32 peak), so the table names
@@ -73,7 +74,7 @@ case "${1:-}" in
     # One workload: MODEL SEQUENCES STEPS LANES (MODEL `layer-1024`: bench engine's default).
     workload() {
       echo
-      echo "## $1, $2 sequences x $3 steps${NO_FMA:+, one fma a term turned off (LSTM_DSE_GPU_NO_FMA=1)}${WEIGHTS:+, weights read from $WEIGHTS (LSTM_DSE_GPU_WEIGHTS=$WEIGHTS)}"
+      echo "## $1, $2 sequences x $3 steps${NO_FMA:+, the flushing loop for every float term: no fma, no unflushed sums (LSTM_DSE_GPU_NO_FMA=1)}${WEIGHTS:+, weights read from $WEIGHTS (LSTM_DSE_GPU_WEIGHTS=$WEIGHTS)}"
       echo
       local device=both
       [ -n "${NO_FMA:-}${WEIGHTS:-}" ] && device=gpu
@@ -98,13 +99,13 @@ case "${1:-}" in
       if [ -n "${QUICK:-}" ]; then
         workload builtin:tiny 4 5 fp32,fp16,fx8
         workload builtin:tiny 8 10 fp32,fx8,trace8,policy
-        NO_FMA=1 workload builtin:tiny 4 5 fp16,fp8e4m3
+        NO_FMA=1 workload builtin:tiny 4 5 fp32,fp16,fp8e4m3
         WEIGHTS=storage workload builtin:tiny 4 5 fp32,fx8
       else
         workload builtin:gnmt 64 100 fp32,fp16,fx8,fx16
         workload layer-1024 16 50 fp32,fp16,fp8e4m3,bf16,fx8,fx16,trace8,policy
         workload builtin:tiny 64 100 fp32,fx8,trace8,policy
-        NO_FMA=1 workload layer-1024 16 50 fp16,fp8e4m3
+        NO_FMA=1 workload layer-1024 16 50 fp32,fp16,fp8e4m3
         WEIGHTS=texture workload layer-1024 16 50 fp32,fp16,fx8,fx16,trace8
       fi
     } 2>&1 | grep -v XDG_RUNTIME_DIR | tee "$out"

@@ -87,6 +87,13 @@ pub(super) struct CellGpu {
     /// meet is exact and no partial sum can be subnormal (`upload::fused_bits`), so float lanes may
     /// run one fused multiply-add per term (shaders/lstm_lanes.wgsl). Read by `step_lanes` only.
     pub(super) fused: u32,
+    /// Float lanes not fused: the smallest biased exponent (the f32 bits' 8-bit field) that
+    /// every non-zero x (h) word of a step's block of lanes must have for W·x (R·h) to run
+    /// unflushed, one multiply and one add per term (the flushing loop's bits,
+    /// `upload::plain_exponent`, decided on the device each step); 255: never. Read by
+    /// `step_lanes` only.
+    pub(super) plain_x: u32,
+    pub(super) plain_h: u32,
     /// Integer lanes (`step_lanes`, `gates`), bit 0 (W·x) and bit 1 (R·h): x (h) codes split into a
     /// signed high and an unsigned low byte (`upload::split_chunk`); `chunk_wx` (`chunk_rh`)
     /// then counts products of a byte.
@@ -135,8 +142,8 @@ pub fn host_layouts() -> Vec<HostLayout> {
             [
                 mode, w_off, r_off, b_off, p_off, has_peep, sig_off, tanhp_off, tanhc_off,
                 table_mask, shift_wx, shift_rh, shift_b, shift_pc, pre_shift, shift_fc, shift_ig,
-                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, fused, split, pre, c, gate,
-                h, x
+                c_shift, h_shift, chunk_wx, chunk_rh, rs_off, packed, fused, plain_x, plain_h,
+                split, pre, c, gate, h, x
             ]
         ),
     ]

@@ -198,6 +198,10 @@ pub struct GpuContext {
     cpu_device: bool,
     /// Kernels read the weights from a texture (`shaders/lstm.wgsl` `w4`).
     texture_weights: bool,
+    /// Float sums not fused run unflushed where a step's states allow (`upload::plain_exponent`;
+    /// GPUs only: on CPU implementations the pass over the states that decides it costs more
+    /// than the flushes it saves).
+    unflushed_sums: bool,
     lstm: lstm::Pipelines,
     groups: groups::Pipeline,
     /// The error-statistics kernel, on devices with `SHADER_F64` and `SHADER_INT64`.
@@ -255,6 +259,7 @@ impl GpuContext {
             stage_cap: usize::MAX,
             cpu_device,
             texture_weights,
+            unflushed_sums: !cpu_device,
             limits,
             lstm,
             groups,
@@ -275,13 +280,16 @@ impl GpuContext {
         self.stage_cap = words;
     }
 
-    /// Makes the kernels read the weights from storage buffers, as they do on GPUs, where this
-    /// context reads them from a texture (CPU implementations). For tests.
-    pub fn weights_from_storage(&mut self) {
+    /// Makes the kernels take the paths they take on GPUs where this context, on a CPU
+    /// implementation, takes others: the weights read from storage buffers instead of a
+    /// texture, and float sums unflushed where a step's states allow. (Stage windows stay: a
+    /// GPU reads such steps from storage, which `limit_stage` tests.) For tests.
+    pub fn as_on_a_gpu(&mut self) {
         if self.texture_weights {
             self.lstm = lstm::Pipelines::new(&self.device, false);
             self.texture_weights = false;
         }
+        self.unflushed_sums = true;
     }
 
     /// Copies the first `size` bytes of `buffer` to the host, as words.

@@ -198,7 +198,13 @@ impl GpuContext {
             LaneSet::Configs(plans) => (plans.to_vec(), 0),
             LaneSet::Policies(p) => (p.levels.clone(), p.levels.len() - 1),
         };
-        let up = layer_upload(&unit, l, matches!(set, LaneSet::Configs(_)), finite);
+        let up = layer_upload(
+            &unit,
+            l,
+            matches!(set, LaneSet::Configs(_)),
+            finite,
+            self.unflushed_sums,
+        );
         let mut init = Vec::with_capacity(lanes * d * 2 * h);
         for g in 0..set.groups() {
             let cfg_init = match set {

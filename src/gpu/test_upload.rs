@@ -1,5 +1,6 @@
 //! Which float lanes `step_lanes` runs with one fma per term (`CellGpu::fused`): those
-//! whose formats make every product exact and keep every sum normal, and no others. (tests/gpu.rs
+//! whose formats make every product exact and keep every sum normal, and no others; and the
+//! exponent bound above which it runs them unflushed (`plain_exponent`). (tests/gpu.rs
 //! checks that the lanes agree with the CPU bit for bit; lavapipe's `fma` is not fused, so
 //! there the choice itself must be checked.)
 
@@ -25,7 +26,7 @@ fn fused_of(configs: &str, nan: bool) -> Vec<[u32; 2]> {
     let finite = x.data.iter().all(|v| v.is_finite());
     plans
         .iter()
-        .map(|p| [0, 1].map(|l| layer_upload(&[p], l, true, finite).cells[0].fused))
+        .map(|p| [0, 1].map(|l| layer_upload(&[p], l, true, finite, true).cells[0].fused))
         .collect()
 }
 
@@ -64,4 +65,40 @@ fn wide_codes_split_into_bytes_only_where_it_pays_and_never_overflow() {
             assert!(n as i64 * w * 128 <= i32::MAX as i64, "w {w_bits}: {n}");
         }
     }
+}
+
+#[test]
+fn unflushed_sums_only_where_every_product_stays_above_the_bound() {
+    // Against the definition: with the smallest non-zero |w| = m, a step runs unflushed when
+    // every non-zero word's exponent field e is at least `plain_exponent`; the smallest such
+    // word, 2^(e - 127), times m must then be at least 2^-101 (exact in f64), and one exponent
+    // lower the bound from exponents alone (2^(e - 127) x 2^(ew - 127)) must fail: sound, and
+    // conservative by less than one binade of the weight. Every weight exponent, several
+    // significands, subnormal and zero weights.
+    let bound = 2f64.powi(-101);
+    for ew in 1..=254u32 {
+        for mant in [0u32, 1, 0x40_0000, 0x7f_ffff] {
+            let m = f32::from_bits(ew << 23 | mant);
+            let w = [0.0, -m, 2.0 * m.min(f32::MAX / 2.0), 0.0];
+            let need = plain_exponent(&w);
+            assert!((1..=255).contains(&need), "m {m:e}: {need}");
+            for e in need..=254 {
+                let x = 2f64.powi(e as i32 - 127);
+                assert!(
+                    x * m as f64 >= bound,
+                    "m {m:e}, e {e}: product below 2^-101"
+                );
+            }
+            if need > 1 {
+                let below = (need - 1) as i32 - 127 + ew as i32 - 127;
+                assert!(below < -101, "m {m:e}: {need} is more than one binade late");
+            }
+        }
+    }
+    // A subnormal weight: never (no word bounds its products); no non-zero weight: any
+    // normal word (every product is 0), never a subnormal one (exponent field 0).
+    assert_eq!(plain_exponent(&[1.0, f32::from_bits(1)]), NEVER_PLAIN);
+    const { assert!(NEVER_PLAIN > 255) };
+    assert_eq!(plain_exponent(&[0.0, -0.0]), 1);
+    assert_eq!(plain_exponent(&[]), 1);
 }

@@ -106,6 +106,8 @@ fn upload_cell(
         gate: fmt_gpu(f.gate),
         h: fmt_gpu(f.h),
         x: fmt_gpu(f.x),
+        plain_x: NEVER_PLAIN,
+        plain_h: NEVER_PLAIN,
         ..Default::default()
     };
     let put = |buf: &mut Vec<u32>, it: &mut dyn Iterator<Item = u32>| {
@@ -216,12 +218,15 @@ pub(super) fn upload_words(plans: &[&Plan], layer: usize) -> (usize, usize) {
 /// side (`[k][H][gate]`, [`gates_k_major`]: the kernels read them one vec4 at a time,
 /// coalesced), wide codes split into bytes; `blocked` (config lanes, `step_lanes`): 8-bit codes
 /// four a word ([`pack_k_major`]) and float products fused where that keeps the bits.
-/// `finite_input`: every value of the sequences is finite (see [`fused_bits`]).
+/// `finite_input`: every value of the sequences is finite (see [`fused_bits`]); `unflushed`:
+/// float sums not fused may run unflushed where a step's states allow ([`plain_exponent`];
+/// GPUs, see `GpuContext::unflushed_sums`).
 pub(super) fn layer_upload(
     plans: &[&Plan],
     layer: usize,
     blocked: bool,
     finite_input: bool,
+    unflushed: bool,
 ) -> LayerUpload {
     let mut up = LayerUpload {
         cells: Vec::new(),
@@ -247,6 +252,9 @@ pub(super) fn layer_upload(
                         }),
                 };
                 gpu.fused = fused_bits(cell, &x, finite_input);
+                if unflushed && cell.int.is_none() && !no_fma() {
+                    (gpu.plain_x, gpu.plain_h) = (plain_exponent(&cell.w), plain_exponent(&cell.r));
+                }
             }
             // Packed weights whose x and h codes fit a byte too: the stage packs them.
             if gpu.packed == 1 && x_byte && byte_h(cell) && cell.int.as_ref().unwrap().x.bits <= 8 {
@@ -271,17 +279,48 @@ pub(super) fn layer_upload(
 /// the weights as uploaded and on what the states can hold, so one choice holds for every
 /// step (the CPU measures each step's states instead; both give the bits of the flushing
 /// loop, docs/NUMERICS.md §13). The states' formats bound them only when the sequences are
-/// finite (a NaN stays NaN through rounding). `LSTM_DSE_GPU_NO_FMA=1` (read once a process)
-/// turns it off, for comparing (`tools/gpu-bench.sh`).
+/// finite (a NaN stays NaN through rounding). Off under [`no_fma`].
 fn fused_bits(cell: &CellPlan, x: &Span, finite_input: bool) -> u32 {
-    static NO_FMA: OnceLock<bool> = OnceLock::new();
-    let no_fma = *NO_FMA.get_or_init(|| std::env::var_os("LSTM_DSE_GPU_NO_FMA").is_some());
-    if cell.int.is_some() || !finite_input || no_fma {
+    if cell.int.is_some() || !finite_input || no_fma() {
         return 0;
     }
     let h = format_span(cell.formats.h).join(span(&cell.h0));
     let fused = |w: &[f32], v: &Span| Mode::choose::<f32>(&span(w), v) == Mode::Fused;
     u32::from(fused(&cell.w, x)) | u32::from(fused(&cell.r, &h)) << 1
+}
+
+/// `LSTM_DSE_GPU_NO_FMA=1` (read once a process): float lanes run the flushing loop for every
+/// term, neither fused ([`fused_bits`]) nor unflushed ([`plain_exponent`]), for comparing
+/// (`tools/gpu-bench.sh`).
+fn no_fma() -> bool {
+    static NO_FMA: OnceLock<bool> = OnceLock::new();
+    *NO_FMA.get_or_init(|| std::env::var_os("LSTM_DSE_GPU_NO_FMA").is_some())
+}
+
+/// [`CellGpu::plain_x`] / [`CellGpu::plain_h`] when a step may never run unflushed: above any
+/// exponent field (255 is infinity and NaN).
+const NEVER_PLAIN: u32 = 256;
+
+/// [`CellGpu::plain_x`] (`plain_h`) of float weights `w`: the smallest biased exponent that
+/// every non-zero x (h) word of a step must have for the unflushed sum (a multiply and an add
+/// per term) to give the flushing loop's bits. Each product with a weight is then 0 or at
+/// least 2^-101 in magnitude, and by the argument of [`gemm::no_subnormals`] no partial sum is
+/// subnormal, so the flushes of docs/NUMERICS.md §5 are identities (§13). A normal f32 of
+/// biased exponent e is at least 2^(e - 127), so with the smallest non-zero |w| at least
+/// 2^(ew - 127), e >= 153 - ew suffices. At least 1: a subnormal word (exponent field 0) never
+/// qualifies. A subnormal weight: never. No non-zero weight: every product is 0.
+///
+/// [`gemm::no_subnormals`]: crate::lstm::eval::gemm::no_subnormals
+pub(super) fn plain_exponent(w: &[f32]) -> u32 {
+    let m = span(w).min_nonzero;
+    if m == f64::INFINITY {
+        return 1;
+    }
+    if m < f32::MIN_POSITIVE as f64 {
+        return NEVER_PLAIN;
+    }
+    let ew = ((m as f32).to_bits() >> 23) as i32;
+    (153 - ew).clamp(1, 255) as u32
 }
 
 /// The layer-0 input of one lane, rounded to the lane's input format (codes or f32 bits).

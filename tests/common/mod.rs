@@ -32,6 +32,18 @@ pub fn shared_gpu() -> Option<&'static GpuContext> {
     CTX.get_or_init(gpu_context).as_ref()
 }
 
+/// A second context on the same adapter, made once, whose kernels take the paths they take
+/// on GPUs ([`GpuContext::as_on_a_gpu`]), so lavapipe tests them too.
+pub fn shared_gpu_as_on_a_gpu() -> Option<&'static GpuContext> {
+    static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| {
+        let mut ctx = gpu_context()?;
+        ctx.as_on_a_gpu();
+        Some(ctx)
+    })
+    .as_ref()
+}
+
 /// A random stack (PyTorch's init range): `hidden[l]` units per direction of layer l with
 /// direction `dirs[l]`; peepholes, initial states (h0, c0) and a 4-class softmax head when
 /// asked. Every draw comes from one `SplitMix64::new(seed)` in a fixed order, so a seed always
