@@ -115,7 +115,7 @@ struct Cell {
     // float lanes not fused (W.x, R.h): the smallest biased exponent every non-zero x (h)
     // word of a step's block of lanes must have for the sums to run unflushed, a multiply
     // and an add per term (no product or partial sum can then be subnormal: the flushing
-    // loop's bits, docs/NUMERICS.md section 13); 255: never
+    // loop's bits, docs/NUMERICS.md section 13); 256, above any exponent field: never
     plain_x: u32,
     plain_h: u32,
     // integer lanes (`step_lanes`, `gates`), bit 0 (W.x) and bit 1 (R.h): x (h) codes of 10 to 16

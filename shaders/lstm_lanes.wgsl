@@ -316,7 +316,8 @@ fn mac4b(p: P4, wq: u32, xp: vec4<u32>) -> P4 {
 // order of the stage: group, block, direction), thread `lid` one unit j of them. `ok` is false past
 // the last unit or block. The LB = 4 lanes are the components of vec4s (dynamically indexed
 // private arrays are spilled to memory by CPU implementations); a short last block repeats
-// its last lane (`n_here` lanes are real).
+// its last lane where x and h are read from storage, and reads unwritten stage words where
+// staged (`n_here` lanes are real; the rest are computed and dropped).
 struct Block {
     ok: bool,
     j: u32,
@@ -384,7 +385,7 @@ fn step_body(wid: vec3<u32>, lid: vec3<u32>, staged: bool) {
         } else {
             p = wx_f(p, cell, j, staged, xv, sx, FLUSHED);
         }
-        // (Unfused and unflushed, the sums of W.x are still 0 or normal: R.h continues them.)
+        // (Whichever way W.x ran, its sums are +0 or normal, never -0: R.h continues them.)
         let pr = !fr && h_plain(cell, staged, first, hv, ov, sh);
         if (first && fr) {
             p = rh_f(p, cell, j, staged, true, hv, ov, sh, FUSED);

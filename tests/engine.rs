@@ -199,11 +199,8 @@ fn check(model: &Model, seqs: &Sequences, configs: &str) {
     let plans = eval::prepare(model, seqs, "x", &configs).unwrap();
     let want: Vec<_> = plans.iter().map(|p| oracle(model, p, seqs)).collect();
     conform("cpu", &eval::Cpu, model, seqs, &plans, &want);
-    // The GPU lanes as this adapter runs them, and as a GPU would (on lavapipe: weights from
-    // storage, unflushed float sums).
-    let gpus = [common::shared_gpu(), common::shared_gpu_as_on_a_gpu()];
-    for (ctx, how) in gpus.into_iter().zip(["", " as on a GPU"]) {
-        let Some(ctx) = ctx else { continue };
+    // The GPU lanes as this adapter runs them, and on lavapipe as a GPU would.
+    for (ctx, how) in common::shared_gpus() {
         let gpu = GpuConfigs { ctx, reduce: false };
         conform(
             &format!("{}{how}", ctx.adapter.name),
@@ -315,33 +312,57 @@ fn tiny_values_take_the_flushing_kernel_and_still_agree() {
 
 #[test]
 fn a_subnormal_product_in_a_tiny_sum_is_flushed_on_every_backend() {
-    // One term of each gate sum is 1e-15 x 1e-25 = 1e-40, subnormal, and the other 2^-115,
-    // so the sum is small enough (its ulp 2^-138) to keep the 1e-40 unless it is flushed
-    // (§5): a kernel that skipped the flush here, such as the GPU's unflushed sums run where
-    // their bound does not hold, gives other bits. tanh and the cell keep such tiny values
-    // (tanh(s) = s, c = s/2, h = s/4, all normal). Case "x": the term in W.x (x = [1e-25,
-    // 2^-115] every step); case "h": in R.h at the first step (h0 = [1e-25, 2^-115], x = 0).
+    // One term of a gate sum is 1e-15 x 1e-25 = 1e-40, subnormal, and the other 2^-115, so the
+    // sum is small enough (its ulp 2^-138) to keep the 1e-40 unless it is flushed (§5): a
+    // kernel that skipped the flush here, such as the GPU's unflushed sums run where their
+    // bound does not hold, gives other bits. The cell keeps such tiny values: with gate sums
+    // s that small, i = f = o = 1/2, g = tanh(s) = s, c = s/2, h = s/4, all normal.
+    // Case "x": the term in W.x (x = [1e-25, 2^-115] every step, R = 0). Case "h0": in R.h at
+    // the first step (h0 = [1e-25, 2^-115], x = 0). Case "h": in R.h at a later step: the g
+    // rows of W are 4x the unit's own input, so the first step of each direction (x = [1e-25,
+    // 2^-115] at t = 0 and at the last t) leaves h = [1e-25, 2^-115], which the next step
+    // (x = 0) meets through R; forward, reverse and both directions.
     let tiny = 2f32.powi(-115);
-    for case in ["x", "h"] {
-        let mut m = model(31, 2, &[2], &[Direction::Forward], false, true);
-        let cell = &mut m.layers[0].cells[0];
-        let rows = |k: usize| (0..8).flat_map(|_| [1e-15f32, 1.0]).take(8 * k).collect();
-        (cell.w, cell.r) = match case {
-            "x" => (rows(2), vec![0.0; 16]),
-            _ => (vec![0.0; 16], rows(2)),
-        };
-        cell.b_ih.fill(0.0);
-        cell.b_hh.fill(0.0);
-        cell.c0 = Some(vec![0.0; 2]);
-        cell.h0 = Some(match case {
-            "x" => vec![0.0; 2],
-            _ => vec![1e-25, tiny],
-        });
-        let x = match case {
-            "x" => [1e-25, tiny].repeat(2 * 3),
-            _ => vec![0.0; 2 * 3 * 2],
-        };
-        let seqs = Sequences::new("x", [2, 3, 2], x, true).unwrap();
+    let pair = [1e-25, tiny];
+    let rows = || (0..8).flat_map(|_| [1e-15f32, 1.0]).collect::<Vec<f32>>();
+    let cases = [
+        ("x", Direction::Forward),
+        ("h0", Direction::Forward),
+        ("h", Direction::Forward),
+        ("h", Direction::Reverse),
+        ("h", Direction::Bidirectional),
+    ];
+    for (case, dir) in cases {
+        let mut m = model(31, 2, &[2], &[dir], false, true);
+        for cell in &mut m.layers[0].cells {
+            (cell.w, cell.r) = match case {
+                "x" => (rows(), vec![0.0; 16]),
+                "h0" => (vec![0.0; 16], rows()),
+                // W's g rows (4 and 5): 4 times input j for unit j.
+                _ => {
+                    let mut w = vec![0.0; 16];
+                    (w[4 * 2], w[5 * 2 + 1]) = (4.0, 4.0);
+                    (w, rows())
+                }
+            };
+            cell.b_ih.fill(0.0);
+            cell.b_hh.fill(0.0);
+            cell.c0 = Some(vec![0.0; 2]);
+            cell.h0 = Some(if case == "h0" {
+                pair.to_vec()
+            } else {
+                vec![0.0; 2]
+            });
+        }
+        let steps = 3;
+        let x: Vec<f32> = (0..2 * steps)
+            .flat_map(|i| match (case, i % steps) {
+                ("x", _) | ("h", 0) => pair,
+                ("h", t) if t == steps - 1 => pair,
+                _ => [0.0; 2],
+            })
+            .collect();
+        let seqs = Sequences::new("x", [2, steps, 2], x, true).unwrap();
         check(&m, &seqs, "fp32");
     }
 }

@@ -96,14 +96,13 @@ fn lanes_that_read_storage_instead_of_the_stage_agree_too() {
 fn lanes_run_as_on_a_gpu_agree_too() {
     // CPU implementations read the weights from a texture, GPUs from storage buffers; GPUs
     // run float sums unflushed where a step's states allow.
-    let Some(ctx) = common::shared_gpu_as_on_a_gpu() else {
-        return;
-    };
-    for name in ["torch_lstm3.onnx", "torch_bilstm.onnx", "peephole.onnx"] {
-        let m = fixture(name);
-        let x = inputs(&m, 5, 7, 4);
-        same_bits(ctx, &m, &x, FIXED);
-        same_bits(ctx, &m, &x, FLOAT);
+    for (ctx, _) in common::shared_gpus() {
+        for name in ["torch_lstm3.onnx", "torch_bilstm.onnx", "peephole.onnx"] {
+            let m = fixture(name);
+            let x = inputs(&m, 5, 7, 4);
+            same_bits(ctx, &m, &x, FIXED);
+            same_bits(ctx, &m, &x, FLOAT);
+        }
     }
 }
 

@@ -90,8 +90,8 @@ pub(super) struct CellGpu {
     /// Float lanes not fused: the smallest biased exponent (the f32 bits' 8-bit field) that
     /// every non-zero x (h) word of a step's block of lanes must have for W·x (R·h) to run
     /// unflushed, one multiply and one add per term (the flushing loop's bits,
-    /// `upload::plain_exponent`, decided on the device each step); 255: never. Read by
-    /// `step_lanes` only.
+    /// `upload::plain_exponent`, decided on the device each step); 256, above any exponent
+    /// field: never. Read by `step_lanes` only.
     pub(super) plain_x: u32,
     pub(super) plain_h: u32,
     /// Integer lanes (`step_lanes`, `gates`), bit 0 (W·x) and bit 1 (R·h): x (h) codes split into a

@@ -32,16 +32,34 @@ pub fn shared_gpu() -> Option<&'static GpuContext> {
     CTX.get_or_init(gpu_context).as_ref()
 }
 
-/// A second context on the same adapter, made once, whose kernels take the paths they take
-/// on GPUs ([`GpuContext::as_on_a_gpu`]), so lavapipe tests them too.
-pub fn shared_gpu_as_on_a_gpu() -> Option<&'static GpuContext> {
-    static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
-    CTX.get_or_init(|| {
-        let mut ctx = gpu_context()?;
-        ctx.as_on_a_gpu();
-        Some(ctx)
-    })
-    .as_ref()
+/// The contexts a conformance check runs the GPU lanes through, each made once: the adapter
+/// as it runs, and, where it is a CPU implementation (lavapipe), two more whose kernels take
+/// the paths they take on GPUs ([`GpuContext::as_on_a_gpu`]: weights from storage, unflushed
+/// float sums), reading x and h from the uniform stage and from storage (as a GPU reads a
+/// step too large for the stage). Named for failure messages.
+pub fn shared_gpus() -> Vec<(&'static GpuContext, &'static str)> {
+    type Slot = std::sync::OnceLock<Option<GpuContext>>;
+    static STAGED: Slot = Slot::new();
+    static STORAGE: Slot = Slot::new();
+    let Some(ctx) = shared_gpu() else {
+        return Vec::new();
+    };
+    if ctx.adapter.device_type != "Cpu" {
+        return vec![(ctx, "")];
+    }
+    let as_gpu = |slot: &'static Slot, stage: usize| {
+        slot.get_or_init(|| {
+            let mut ctx = gpu_context()?;
+            ctx.as_on_a_gpu();
+            ctx.limit_stage(stage);
+            Some(ctx)
+        })
+        .as_ref()
+    };
+    let mut all = vec![(ctx, "")];
+    all.extend(as_gpu(&STAGED, usize::MAX).map(|c| (c, " as on a GPU")));
+    all.extend(as_gpu(&STORAGE, 0).map(|c| (c, " as on a GPU, x and h from storage")));
+    all
 }
 
 /// A random stack (PyTorch's init range): `hidden[l]` units per direction of layer l with
