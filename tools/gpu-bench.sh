@@ -3,11 +3,16 @@
 # (see ../shared/gpu/README.md). Two halves:
 #
 #   bash tools/gpu-bench.sh prepare   # here: Vulkan loader debs into .gl/, a stripped release
-#                                     # binary into .gpu/ (both git-ignored, under the carry limit)
+#                                     # binary and the GPU conformance tests' binaries into .gpu/
+#                                     # (both git-ignored, under the carry limit)
 #   bash tools/gpu-bench.sh run       # there (the device tool's command, with carry [".gl", ".gpu"]):
 #                                     # writes $OUT/engine-gpu.md (or ./engine-gpu.md without $OUT)
 #
-# The run measures GPU lanes and the CPU engine side by side on the same machine (the GNMT-like
+# The run first checks the GPU's bits: the conformance tests that compare the GPU lanes with
+# the CPU engine and with the scalar oracle (tests/engine.rs, gpu.rs, dynamic.rs, reduce.rs,
+# trace.rs, built here with `cargo test --no-run`, run there under CI=true so a missing adapter
+# fails), so a figure never stands without the proof that the device computes the same bits.
+# Then it measures GPU lanes and the CPU engine side by side on the same machine (the GNMT-like
 # stack with 64 lanes x 100 steps, the 1024 layer with 16 x 50, the tiny model), then the
 # float lanes with the fma and the unflushed sums turned off (LSTM_DSE_GPU_NO_FMA=1, the A/B:
 # fused fp16 and fp8, unflushed fp32) and the
@@ -33,6 +38,18 @@ case "${1:-}" in
     mkdir -p .gpu
     # The release build keeps line tables (about 70 MB); stripped it is about 11 MB.
     strip -o .gpu/lstm-dse target/release/lstm-dse
+    # The conformance tests, stripped (about 8 MB each). They find their fixtures and the CLI
+    # through paths fixed when they were built (this checkout's), which `run` recreates.
+    rm -rf .gpu/tests && mkdir -p .gpu/tests
+    cargo test --release --no-run --message-format=json \
+      --test engine --test gpu --test dynamic --test reduce --test trace |
+      python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])' |
+      while read -r name exe; do strip -o ".gpu/tests/$name" "$exe"; done
+    pwd > .gpu/tests/built-in
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
     mib=$(du -smc .gl .gpu | tail -1 | cut -f1)
     if [ "$mib" -gt "$CARRY_MIB" ]; then
@@ -87,6 +104,30 @@ case "${1:-}" in
           --device "$device" --lanes "$4" --reps 3
       fi
     }
+    # The conformance tests: their fixtures (tests/data, models) and the CLI
+    # (target/release/lstm-dse) are found under the checkout they were built in; here that path
+    # is made to lead to this one.
+    conformance() {
+      local built
+      built=$(cat .gpu/tests/built-in)
+      if [ "$built" != "$PWD" ] && [ ! -e "$built" ]; then
+        mkdir -p "$(dirname "$built")" && ln -s "$PWD" "$built"
+      fi
+      mkdir -p target/release
+      [ -x target/release/lstm-dse ] || cp "$bin" target/release/lstm-dse
+      echo
+      echo "## Conformance: GPU lanes against the CPU engine and the scalar oracle, bit for bit"
+      echo
+      echo '```'
+      for t in .gpu/tests/*; do
+        [ -x "$t" ] || continue
+        echo "$(basename "$t"):"
+        # (A test binary's own lines: the adapter, its results, what failed; and try's.)
+        { try env CI=true "$t" --nocapture 2>&1 | grep -E '^adapter:|^test result|FAILED|panicked|^\*\*(failed|skipped)' ||
+          true; } | sort | uniq -c
+      done
+      echo '```'
+    }
     {
       echo "# Engine on a real GPU ($(date -u +%F))"
       echo
@@ -96,6 +137,11 @@ case "${1:-}" in
         try nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv
       fi
       echo '```'
+      if [ -d .gpu/tests ]; then
+        conformance
+      else
+        echo "**no conformance tests in .gpu/tests: run 'bash tools/gpu-bench.sh prepare' again**"
+      fi
       if [ -n "${QUICK:-}" ]; then
         workload builtin:tiny 4 5 fp32,fp16,fx8
         workload builtin:tiny 8 10 fp32,fx8,trace8,policy
