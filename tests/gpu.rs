@@ -1,7 +1,8 @@
 //! GPU kernels against their CPU twin: identical bits for every lane, fixed point (4 to 16
 //! bits, several fraction splits) and float formats alike, on shapes smaller than a workgroup,
 //! not divisible by it, bidirectional and peephole layers, batches of sequences. Runs on any
-//! adapter, lavapipe included (CI installs it); without one it says so and passes.
+//! adapter, lavapipe included (CI installs it), through each context of `common::shared_gpus`;
+//! without one it says so and passes, except under CI, where that is a failure.
 
 mod common;
 
@@ -65,15 +66,18 @@ fn same_bits(ctx: &GpuContext, model: &Model, x: &Sequences, configs: &str) {
 const FIXED: &str = "fx4;fx6;fx8;fx12;fx16;fx8.6;fx16.10;w=fx8,a=fx8,c=fx16;w=fx6.5,a=fx8.7,p=fx10.6,c=fx12.9;w=fx16,a=fx8";
 const FLOAT: &str = "fp32;fp16;bf16;fp8e4m3;fp8e5m2;e3m4;w=fp16,a=fp16,p=fp32,c=fp32;w=fx8,a=fp16";
 
+// Each check below runs through every context of `common::shared_gpus`: the adapter's own
+// paths and, on lavapipe, those of a GPU (weights from storage, unflushed float sums, x and h
+// from the stage and from storage).
+
 #[test]
 fn three_layer_fixture_fixed_and_float() {
-    let Some(ctx) = common::shared_gpu() else {
-        return;
-    };
-    let m = fixture("torch_lstm3.onnx");
-    let x = inputs(&m, 3, 9, 1);
-    same_bits(ctx, &m, &x, FIXED);
-    same_bits(ctx, &m, &x, FLOAT);
+    for (ctx, _) in common::shared_gpus() {
+        let m = fixture("torch_lstm3.onnx");
+        let x = inputs(&m, 3, 9, 1);
+        same_bits(ctx, &m, &x, FIXED);
+        same_bits(ctx, &m, &x, FLOAT);
+    }
 }
 
 #[test]
@@ -90,20 +94,6 @@ fn lanes_that_read_storage_instead_of_the_stage_agree_too() {
     let m = fixture("torch_bilstm.onnx");
     let x = inputs(&m, 3, 6, 5);
     same_bits(&ctx, &m, &x, FIXED);
-}
-
-#[test]
-fn lanes_run_as_on_a_gpu_agree_too() {
-    // CPU implementations read the weights from a texture, GPUs from storage buffers; GPUs
-    // run float sums unflushed where a step's states allow.
-    for (ctx, _) in common::shared_gpus() {
-        for name in ["torch_lstm3.onnx", "torch_bilstm.onnx", "peephole.onnx"] {
-            let m = fixture(name);
-            let x = inputs(&m, 5, 7, 4);
-            same_bits(ctx, &m, &x, FIXED);
-            same_bits(ctx, &m, &x, FLOAT);
-        }
-    }
 }
 
 #[test]
@@ -129,22 +119,19 @@ fn lanes_that_read_the_stage_in_windows_agree_too() {
 
 #[test]
 fn bidirectional_and_peephole_layers() {
-    let Some(ctx) = common::shared_gpu() else {
-        return;
-    };
-    for name in ["bidir.onnx", "peephole.onnx", "torch_bilstm.onnx"] {
-        let m = fixture(name);
-        let x = inputs(&m, 3, 6, 2);
-        same_bits(ctx, &m, &x, FIXED);
-        same_bits(ctx, &m, &x, FLOAT);
+    for (ctx, _) in common::shared_gpus() {
+        for name in ["bidir.onnx", "peephole.onnx", "torch_bilstm.onnx"] {
+            let m = fixture(name);
+            let x = inputs(&m, 3, 6, 2);
+            same_bits(ctx, &m, &x, FIXED);
+            same_bits(ctx, &m, &x, FLOAT);
+        }
     }
 }
 
 #[test]
 fn shapes_around_the_workgroup_size() {
-    let Some(ctx) = common::shared_gpu() else {
-        return;
-    };
+    let gpus = common::shared_gpus();
     // Hidden sizes below, at and not dividing the 64-thread workgroup; one sequence and many;
     // initial h and c.
     for (hidden, n) in [(1, 1), (3, 5), (16, 2), (17, 3), (65, 2)] {
@@ -169,6 +156,8 @@ fn shapes_around_the_workgroup_size() {
         m.head = None;
         m.validate().unwrap();
         let x = inputs(&m, n, 4, 3);
-        same_bits(ctx, &m, &x, "fx8;fx16;w=fx4,a=fx6,c=fx10;fp16;fp32");
+        for &(ctx, _) in &gpus {
+            same_bits(ctx, &m, &x, "fx8;fx16;w=fx4,a=fx6,c=fx10;fp16;fp32");
+        }
     }
 }
