@@ -165,7 +165,7 @@ fn policy_lanes_of_every_backend_equal_the_scalar_simulation_bit_for_bit() {
     // one product per level per step; the GPU lanes, levels chosen on the device) against
     // the per-lane scalar one, on a stacked and a bidirectional model, with policies whose
     // lanes switch levels at different steps.
-    let gpu = common::gpu_context();
+    let gpus = common::shared_gpus();
     for (model, input) in [
         (
             "tests/data/torch_lstm3.onnx",
@@ -206,12 +206,12 @@ fn policy_lanes_of_every_backend_equal_the_scalar_simulation_bit_for_bit() {
                     let cpu = dynamic::CpuPolicies::new(&spec, &lp);
                     let Ok(fast) = driver::run_policies(&cpu, &m, &x, &policies, &mut |_, _| {});
                     common::same_lanes(&format!("cpu {what}"), &fast, &slow.lanes);
-                    if let Some(ctx) = &gpu {
+                    for (ctx, how) in &gpus {
                         let on_gpu = ctx
                             .simulate_policies(&m, &x, &spec, &lp, &policies, &mut |_, _| {})
                             .unwrap();
                         common::same_lanes(
-                            &format!("{} {what}", ctx.adapter.name),
+                            &format!("{}{how} {what}", ctx.adapter.name),
                             &on_gpu.lanes,
                             &slow.lanes,
                         );

@@ -233,9 +233,10 @@ fn causal_value_lanes_follow_their_metric_and_mix_levels() {
 
 #[test]
 fn gpu_value_lanes_equal_the_cpu_bit_for_bit() {
-    let Some(ctx) = common::gpu_context() else {
+    let gpus = common::shared_gpus();
+    if gpus.is_empty() {
         return;
-    };
+    }
     for (m, x) in fixtures() {
         for (levels, thresholds) in [
             ("fp8e4m3;fp16", "0,0.005,0.02,0.1,inf"),
@@ -255,11 +256,13 @@ fn gpu_value_lanes_equal_the_cpu_bit_for_bit() {
                     let lp = prepare(&m, &x, &s);
                     let policies = dynamic::parse_thresholds(thresholds, s.levels.len()).unwrap();
                     let cpu = dynamic::simulate(&m, &x, &s, &lp, &policies, &|| {});
-                    let gpu = ctx
-                        .simulate_policies(&m, &x, &s, &lp, &policies, &mut |_, _| {})
-                        .unwrap();
-                    let what = format!("{levels} {timing:?} {start} {metric}");
-                    common::same_lanes(&what, &gpu.lanes, &cpu.lanes);
+                    for (ctx, how) in &gpus {
+                        let gpu = ctx
+                            .simulate_policies(&m, &x, &s, &lp, &policies, &mut |_, _| {})
+                            .unwrap();
+                        let what = format!("{levels} {timing:?} {start} {metric}{how}");
+                        common::same_lanes(&what, &gpu.lanes, &cpu.lanes);
+                    }
                 }
             }
         }
@@ -274,13 +277,15 @@ fn gpu_value_lanes_equal_the_cpu_bit_for_bit() {
     let lp = LevelPlans::new(&m, top[0].clone(), &s).unwrap();
     let policies = dynamic::parse_thresholds("0.001/0.01,0.01/0.1", 3).unwrap();
     let cpu = dynamic::simulate(&m, &x, &s, &lp, &policies, &|| {});
-    let gpu = ctx
-        .simulate_policies(&m, &x, &s, &lp, &policies, &mut |_, _| {})
-        .unwrap();
-    for (c, g) in cpu.lanes.iter().zip(&gpu.lanes) {
-        assert_eq!(c.levels, g.levels);
-        for ((ch, cc), (gh, gc)) in c.layers.iter().zip(&g.layers) {
-            assert_eq!((bits(ch), bits(cc)), (bits(gh), bits(gc)));
+    for (ctx, how) in &gpus {
+        let gpu = ctx
+            .simulate_policies(&m, &x, &s, &lp, &policies, &mut |_, _| {})
+            .unwrap();
+        for (c, g) in cpu.lanes.iter().zip(&gpu.lanes) {
+            assert_eq!(c.levels, g.levels, "{how}");
+            for ((ch, cc), (gh, gc)) in c.layers.iter().zip(&g.layers) {
+                assert_eq!((bits(ch), bits(cc)), (bits(gh), bits(gc)), "{how}");
+            }
         }
     }
 }
@@ -317,9 +322,10 @@ fn gpu_policy_lanes_on_shapes_that_do_not_divide_the_tiles() {
     // whose fx16 sums of split codes take several chunks of 255 products. Against the scalar
     // simulation (which runs value-state levels on the batched CPU simulation), with lanes of
     // one block at different levels.
-    let Some(ctx) = common::gpu_context() else {
+    let gpus = common::shared_gpus();
+    if gpus.is_empty() {
         return;
-    };
+    }
     let dirs = [lstm::Direction::Forward, lstm::Direction::Bidirectional];
     let small = common::random_model(11, 5, &[70, 33], &dirs, true, true, false);
     let mut wide = common::random_model(13, 260, &[600], &dirs[..1], false, false, false);
@@ -341,10 +347,13 @@ fn gpu_policy_lanes_on_shapes_that_do_not_divide_the_tiles() {
             let lp = prepare(m, &x, &s);
             let policies = dynamic::parse_thresholds(thresholds, s.levels.len()).unwrap();
             let want = dynamic::simulate_scalar(m, &x, &s, &lp, &policies, &|| {});
-            let got = ctx
-                .simulate_policies(m, &x, &s, &lp, &policies, &mut |_, _| {})
-                .unwrap();
-            common::same_lanes(&format!("{levels} {timing:?}"), &got.lanes, &want.lanes);
+            for (ctx, how) in &gpus {
+                let got = ctx
+                    .simulate_policies(m, &x, &s, &lp, &policies, &mut |_, _| {})
+                    .unwrap();
+                let what = format!("{levels} {timing:?}{how}");
+                common::same_lanes(&what, &got.lanes, &want.lanes);
+            }
             // Blocks (four consecutive sequences of one policy) whose lanes differ in level
             // at some step of some layer and direction.
             for block in want.lanes.chunks(x.count).flat_map(|p| p.chunks(4)) {
