@@ -45,6 +45,7 @@ case "${1:-}" in
     # The conformance tests, stripped (about 8 MB each, which share most of their code: 5 MB
     # together in an xz tar). They find their fixtures and the CLI through paths fixed when
     # they were built (this checkout's), which `run` recreates.
+    rm -f .gpu/tests.tar.xz .gpu/built-in
     tests=$(mktemp -d)
     cargo test --release --no-run --message-format=json \
       --test engine --test gpu --test dynamic --test dynamic_levels --test reduce --test trace |
@@ -54,9 +55,14 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         print(m["target"]["name"], m["executable"])' |
       while read -r name exe; do strip -o "$tests/$name" "$exe"; done
+    if [ "$(ls "$tests" | wc -l)" -ne 6 ]; then
+      echo "gpu-bench: expected six conformance test binaries, built: $(ls "$tests" | tr '\n' ' ')" >&2
+      exit 2
+    fi
     tar -C "$tests" -cJf .gpu/tests.tar.xz .
     rm -rf "$tests" .gpu/tests
-    pwd > .gpu/built-in
+    # (cargo's CARGO_MANIFEST_DIR is the physical path.)
+    pwd -P > .gpu/built-in
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
     # Everything that travels: what git does not ignore, and the two carried folders.
     bytes=$( { git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null;
@@ -70,18 +76,28 @@ for line in sys.stdin:
     ;;
   run)
     bin=.gpu/lstm-dse
-    [ -x "$bin" ] || { echo "gpu-bench: no $bin: run 'bash tools/gpu-bench.sh prepare' first" >&2; exit 2; }
-    if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
-      for f in .gl/*.deb; do dpkg -x "$f" /; done
-      ldconfig
+    [ -f "$bin" ] || { echo "gpu-bench: no $bin: run 'bash tools/gpu-bench.sh prepare' first" >&2; exit 2; }
+    # (A copy that lost its modes still runs.)
+    chmod +x "$bin" 2>/dev/null || true
+    tmp=$(mktemp -d)
+    # The Vulkan loader: unpacked into / where we may (root), else beside the run and found
+    # through LD_LIBRARY_PATH; a failure here is reported by the first command that needs it.
+    if ! ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1 ' >/dev/null; then
+      for f in .gl/*.deb; do
+        [ -f "$f" ] || continue
+        dpkg -x "$f" / 2>/dev/null || dpkg -x "$f" "$tmp/gl" || echo "gpu-bench: could not unpack $f" >&2
+      done
+      ldconfig 2>/dev/null || true
+      if [ -d "$tmp/gl" ]; then
+        export LD_LIBRARY_PATH="$tmp/gl/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      fi
     fi
     if [ -z "${VK_DRIVER_FILES:-}" ]; then
-      icd=$(ls /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
-        /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json 2>/dev/null | head -1 || true)
+      icd=$(ls /usr/share/vulkan/icd.d/nvidia*.json /etc/vulkan/icd.d/nvidia*.json \
+        /usr/local/nvidia/share/vulkan/icd.d/nvidia*.json 2>/dev/null | head -1 || true)
       if [ -n "$icd" ]; then export VK_DRIVER_FILES="$icd"; fi
     fi
     out="${OUT:-.}/engine-gpu.md"
-    tmp=$(mktemp -d)
     # A benchmark under the time limit (its own, and what is left of the whole run's); a failure
     # is a line of the table (on stderr, which the table takes too), not the end of the run.
     deadline=${BENCH_DEADLINE:-500}
@@ -92,11 +108,13 @@ for line in sys.stdin:
         return
       fi
       [ "$left" -lt "$limit" ] && limit=$left
-      timeout "$limit" "$@" || rc=$?
+      # (KILL 10 s after TERM: a process stuck in a driver call may ignore TERM.)
+      timeout -k 10 "$limit" "$@" || rc=$?
       if [ "$rc" != 0 ]; then
         echo >&2
-        echo "**failed: exit $rc$([ "$rc" = 124 ] && echo ', over the time limit'):** \`$*\`" >&2
+        echo "**failed: exit $rc$([ "$rc" = 124 ] || [ "$rc" = 137 ] && echo ', over the time limit'):** \`$*\`" >&2
       fi
+      return "$rc"
     }
     # One workload: MODEL SEQUENCES STEPS LANES (MODEL `layer-1024`: bench engine's default).
     workload() {
@@ -109,23 +127,29 @@ for line in sys.stdin:
       if [ "$1" = layer-1024 ]; then
         try env ${vars[@]+"${vars[@]}"} "$bin" bench engine --device "$device" --lanes "$4" --reps 3
       else
-        try "$bin" gen-input --model "$1" --sequences "$2" --steps "$3" --output "$tmp/x.npy"
-        try env ${vars[@]+"${vars[@]}"} "$bin" bench engine --model "$1" --input "$tmp/x.npy" \
-          --device "$device" --lanes "$4" --reps 3
+        rm -f "$tmp/x.npy"
+        try "$bin" gen-input --model "$1" --sequences "$2" --steps "$3" --output "$tmp/x.npy" &&
+          try env ${vars[@]+"${vars[@]}"} "$bin" bench engine --model "$1" --input "$tmp/x.npy" \
+            --device "$device" --lanes "$4" --reps 3
       fi
     }
     # The conformance tests: their fixtures (tests/data, models) and the CLI
     # (target/release/lstm-dse) are found under the checkout they were built in; here that path
-    # is made to lead to this one.
+    # is made to lead to this one. At most CONF_TIME seconds (default 240) of the run, CONF_TIMEOUT
+    # (default 90) a test binary, so the benchmarks keep their time whatever the tests do.
     conformance() {
       local built tests
+      local deadline=$((SECONDS + ${CONF_TIME:-240} < deadline ? SECONDS + ${CONF_TIME:-240} : deadline))
+      local BENCH_TIMEOUT=${CONF_TIMEOUT:-90}
       built=$(cat .gpu/built-in)
-      if [ "$built" != "$PWD" ] && [ ! -e "$built" ]; then
-        { mkdir -p "$(dirname "$built")" && ln -s "$PWD" "$built"; } ||
-          echo "**could not link $built to this checkout: tests that read fixtures will fail**"
+      if ! [ "$built" -ef "$PWD" ]; then
+        if [ -e "$built" ] || ! { mkdir -p "$(dirname "$built")" && ln -sfn "$PWD" "$built"; }; then
+          echo "**$built (where the tests were built) is not this checkout and cannot be made to lead to it: no conformance run**"
+          return
+        fi
       fi
-      mkdir -p target/release
-      [ -x target/release/lstm-dse ] || cp "$bin" target/release/lstm-dse
+      mkdir -p target/release && { [ -x target/release/lstm-dse ] || cp "$bin" target/release/lstm-dse; } ||
+        echo "**could not put the CLI in target/release: the tests that run it will fail**"
       # Unpacked outside the working tree (python3's tarfile where there is no xz).
       tests=$(mktemp -d)
       if ! tar -C "$tests" -xJf .gpu/tests.tar.xz 2>/dev/null &&
@@ -139,16 +163,22 @@ for line in sys.stdin:
       echo
       echo '```'
       for t in "$tests"/*; do
-        [ -x "$t" ] || continue
+        [ -f "$t" ] || continue
+        chmod +x "$t" 2>/dev/null || true
         echo "$(basename "$t"):"
-        # (A test binary's own lines: the adapter, its results, what failed; and try's.)
-        { try env CI=true "$t" --nocapture 2>&1 | grep -E '^adapter:|^test result|FAILED|panicked|^\*\*(failed|skipped)' ||
-          true; } | sort | uniq -c
+        # (A test binary's own lines: the adapter, its results, what failed or was skipped;
+        # and try's.)
+        { try env CI=true "$t" --nocapture 2>&1 |
+          grep -E '^adapter:|^test result|FAILED|panicked|^skipping|^\*\*(failed|skipped)' || true; } |
+          sort | uniq -c
       done
       echo '```'
       rm -rf "$tests"
     }
     {
+      # Every step below reports its own failure; none ends the run (try, and the checks in
+      # conformance).
+      set +e
       echo "# Engine on a real GPU ($(date -u +%F))"
       echo
       echo '```'
@@ -174,7 +204,7 @@ for line in sys.stdin:
         NO_FMA=1 workload layer-1024 16 50 fp32,fp16,fp8e4m3
         WEIGHTS=texture workload layer-1024 16 50 fp32,fp16,fx8,fx16,trace8
       fi
-    } 2>&1 | grep -v XDG_RUNTIME_DIR | tee "$out"
+    } 2>&1 | grep --line-buffered -v XDG_RUNTIME_DIR | tee "$out"
     rm -rf "$tmp"
     ;;
   *)
