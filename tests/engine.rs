@@ -321,11 +321,16 @@ fn a_subnormal_product_in_a_tiny_sum_is_flushed_on_every_backend() {
     // the first step (h0 = [1e-25, 2^-115], x = 0). Case "h": in R.h at a later step: the g
     // rows of W are 4x the unit's own input, so the first step of each direction (x = [1e-25,
     // 2^-115] at t = 0 and at the last t) leaves h = [1e-25, 2^-115], which the next step
-    // (x = 0) meets through R; forward, reverse and both directions.
+    // (x = 0) meets through R; forward, reverse and both directions. Case "edge": close to
+    // the GPU's bound, W = [2^-30, 2^-10] and x = [2^-99, 2^-99] (exponent field 28, the bound
+    // 153 - 97 = 56): the terms 2^-129 (subnormal) and 2^-109, so a bound off by a factor of
+    // two (the exponent read one bit low) would run this sum unflushed.
     let tiny = 2f32.powi(-115);
     let pair = [1e-25, tiny];
     let rows = || (0..8).flat_map(|_| [1e-15f32, 1.0]).collect::<Vec<f32>>();
+    let edge = [2f32.powi(-99); 2];
     let cases = [
+        ("edge", Direction::Forward),
         ("x", Direction::Forward),
         ("h0", Direction::Forward),
         ("h", Direction::Forward),
@@ -337,6 +342,7 @@ fn a_subnormal_product_in_a_tiny_sum_is_flushed_on_every_backend() {
         for cell in &mut m.layers[0].cells {
             (cell.w, cell.r) = match case {
                 "x" => (rows(), vec![0.0; 16]),
+                "edge" => ([2f32.powi(-30), 2f32.powi(-10)].repeat(8), vec![0.0; 16]),
                 "h0" => (vec![0.0; 16], rows()),
                 // W's g rows (4 and 5): 4 times input j for unit j.
                 _ => {
@@ -357,6 +363,7 @@ fn a_subnormal_product_in_a_tiny_sum_is_flushed_on_every_backend() {
         let steps = 3;
         let x: Vec<f32> = (0..2 * steps)
             .flat_map(|i| match (case, i % steps) {
+                ("edge", _) => edge,
                 ("x", _) | ("h", 0) => pair,
                 ("h", t) if t == steps - 1 => pair,
                 _ => [0.0; 2],
