@@ -149,11 +149,11 @@ struct Cell {
 // `weights` again, as vec4s: W and R (k-major, `[k][H][gate]`) are read a unit's four gate
 // rows at a time
 @group(0) @binding(9) var<storage, read> weights4: array<vec4<u32>>;
-// The same vec4s once more, as a texture of WEIGHT_ROW_TEXELS texels a row (its rows padded
-// with zeros), where `WEIGHTS_IN_TEXTURE` (src/gpu/lstm.rs: on CPU implementations, where a
-// texel fetch is a gather but a storage read in a loop is a loop over the SIMD lanes, a branch
-// and a stall each); a 1 x 1 texture otherwise. `w4` reads one vec4 either way: the same
-// words, the same bits.
+// The same vec4s as a texture instead, of 2^WEIGHT_ROW_LOG2 texels a row (the last row
+// padded with zeros), where `WEIGHTS_IN_TEXTURE` (src/gpu/lstm.rs: on CPU implementations,
+// where a texel fetch is a gather but a storage read in a loop is a loop over the SIMD lanes,
+// a branch and a stall each); then `weights` holds a placeholder and every weight read goes
+// through the texture (`w4`, `w1`). A 1 x 1 texture otherwise. The same words, the same bits.
 @group(0) @binding(10) var weights_t: texture_2d<u32>;
 override WEIGHTS_IN_TEXTURE: bool = false;
 const WEIGHT_ROW_LOG2: u32 = 11u;
@@ -163,6 +163,15 @@ fn w4(i: u32) -> vec4<u32> {
         return textureLoad(weights_t, vec2<u32>(i & ((1u << WEIGHT_ROW_LOG2) - 1u), i >> WEIGHT_ROW_LOG2), 0);
     }
     return weights4[i];
+}
+
+// Weight word k (biases, peepholes, per-row shifts) from wherever `w4` reads: where the
+// weights are in the texture, the storage buffers hold no copy of them.
+fn w1(k: u32) -> u32 {
+    if (WEIGHTS_IN_TEXTURE) {
+        return w4(k >> 2u)[k & 3u];
+    }
+    return weights[k];
 }
 @group(1) @binding(0) var<uniform> step: Step;
 // Config lanes, staged (`stage_lanes`, `step_lanes_staged`): one step's x and previous h of

@@ -571,7 +571,7 @@ fn add_rh(cell: Cell, j: u32, t: T4, p: P4, ph: P4, split: bool) -> T4 {
 fn gate_wx(cell: Cell, row: u32, w: W64) -> W64 {
     var ew = 0u;
     if (cell.rs_off != 0xffffffffu) {
-        ew = weights[cell.rs_off + row] & 0xffffu;
+        ew = w1(cell.rs_off + row) & 0xffffu;
     }
     let b = i64_shl(i64_from(wi(cell.b_off + row)), cell.shift_b);
     var r = w;
@@ -589,7 +589,7 @@ fn gate_wx(cell: Cell, row: u32, w: W64) -> W64 {
 fn gate_rh(cell: Cell, row: u32, w: W64, part: vec4<i32>, extra: u32) -> W64 {
     var er = 0u;
     if (cell.rs_off != 0xffffffffu) {
-        er = weights[cell.rs_off + row] >> 16u;
+        er = w1(cell.rs_off + row) >> 16u;
     }
     var r = w;
     for (var l = 0u; l < 4u; l++) {

@@ -12,11 +12,11 @@ fn step_t(dir: u32) -> u32 {
 }
 
 fn wi(k: u32) -> i32 {
-    return bitcast<i32>(weights[k]);
+    return bitcast<i32>(w1(k));
 }
 
 fn wf(k: u32) -> f32 {
-    return bitcast<f32>(weights[k]);
+    return bitcast<f32>(w1(k));
 }
 
 // ---- the gate sums of policy lanes: lane-blocked, one pass per level in a block ----

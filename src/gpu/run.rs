@@ -23,6 +23,27 @@ use wgpu::util::DeviceExt;
 /// read in windows; past it the step reads x and h from storage.
 const STEP_BUFFER_CAP: usize = 16 << 20;
 
+/// A bind-group entry of the whole of `buffer`.
+fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// A bind-group entry of the first `bytes` of `buffer` (a uniform binding whose offset each
+/// dispatch gives).
+fn entry_sized(binding: u32, buffer: &wgpu::Buffer, bytes: usize) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer,
+            offset: 0,
+            size: wgpu::BufferSize::new(bytes as u64),
+        }),
+    }
+}
+
 /// What the lanes of a chunk are.
 pub(super) enum LaneSet<'a> {
     /// One lane per (config, sequence); cells `[config][dir]`.
@@ -256,14 +277,7 @@ impl GpuContext {
         let step_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("step"),
             layout: &self.lstm.layout1,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &step_buf,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(16),
-                }),
-            }],
+            entries: &[entry_sized(0, &step_buf, 16)],
         });
         let pol_data = match set {
             LaneSet::Configs(_) => vec![0u32; 4],
@@ -276,7 +290,13 @@ impl GpuContext {
             contents: bytemuck::cast_slice(&up.cells),
             usage: storage,
         });
-        let weights = words("weights", &up.weights, wgpu::BufferUsages::empty());
+        // The weights go once to where the kernels read them (`w4`, `w1`): the texture, or
+        // storage; the other gets a placeholder.
+        let in_storage: &[u32] = match self.texture_weights {
+            true => &[0; 4],
+            false => &up.weights,
+        };
+        let weights = words("weights", in_storage, wgpu::BufferUsages::empty());
         let tables = words("tables", &up.tables, wgpu::BufferUsages::empty());
         let state = words("state", &init, wgpu::BufferUsages::empty());
         let pol = words("policy", &pol_data, wgpu::BufferUsages::COPY_SRC);
@@ -322,12 +342,6 @@ impl GpuContext {
             contents: bytemuck::bytes_of(&dims),
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            }
-        }
         let weights_t = weight_texture(dev, &self.queue, &up.weights, self.texture_weights);
         let group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("lstm data"),
@@ -366,14 +380,7 @@ impl GpuContext {
         let stage_u = dev.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("stage (uniform)"),
             layout: &self.lstm.layout2u,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &stage_buf,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(binding_bytes as u64),
-                }),
-            }],
+            entries: &[entry_sized(0, &stage_buf, binding_bytes)],
         });
         let dispatch = |pass: &mut wgpu::ComputePass, n: u64| {
             let y = n.div_ceil(x_groups as u64) as u32;
