@@ -267,6 +267,12 @@ impl GpuContext {
         })
     }
 
+    /// Whether the adapter is a CPU implementation (llvmpipe), which takes its own paths
+    /// (weights from a texture, stage windows, flushed sums) where a GPU takes others.
+    pub fn is_cpu(&self) -> bool {
+        self.cpu_device
+    }
+
     /// Lowers the per-buffer cap, as if the adapter were smaller: large problems are then
     /// split into more chunks (or refused). For tests and for sharing a device.
     pub fn limit_buffers(&mut self, bytes: u64) {

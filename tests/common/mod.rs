@@ -44,7 +44,7 @@ pub fn shared_gpus() -> Vec<(&'static GpuContext, &'static str)> {
     let Some(ctx) = shared_gpu() else {
         return Vec::new();
     };
-    if ctx.adapter.device_type != "Cpu" {
+    if !ctx.is_cpu() {
         return vec![(ctx, "")];
     }
     let as_gpu = |slot: &'static Slot, stage: usize| {
