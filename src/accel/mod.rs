@@ -64,6 +64,8 @@ mod test_sim_pipeline;
 #[cfg(test)]
 mod test_sim_points;
 #[cfg(test)]
+mod test_sim_segments;
+#[cfg(test)]
 mod test_sim_walks;
 #[cfg(test)]
 mod test_support;

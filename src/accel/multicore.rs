@@ -285,7 +285,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         // the credit is taken at the segment's end, as far as the core's streams set its
         // rounds (else a shorter stream, shortening the own step more than the total, would
         // lengthen the fill: docs/MODEL.md section 4).
-        let edge = if shares_core {
+        // With one step there are no rounds: the layer takes its total.
+        let edge = if shares_core && t >= 2.0 {
             stage_edge_credit[j] += cost.edge_cycles.min(0.0);
             cost.edge_cycles.max(0.0)
         } else {
@@ -472,7 +473,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // its layers' steps 1.. run back to back on it (each stream double-buffered ahead
             // of its step), then the last step of a layer that streams (after its own last
             // stream), the last steps of the layers after it and the hops between them.
-            for j in (0..stages).filter(|&j| stage_layers[j] >= 2 && stage_stream[j] > 0.0) {
+            // (With one step nothing streams: step 0 runs on the loads, which the chain has.)
+            let streamed = |j: &usize| stage_layers[*j] >= 2 && stage_stream[*j] > 0.0;
+            for j in (0..stages).filter(streamed).filter(|_| t >= 2.0) {
                 // Stream 2 of the core's first layer waits for its step 0's products,
                 // which wait for its input: the rest of the DRAM work follows them.
                 let (input, gate, load, stream) = stage_first[j];
@@ -539,7 +542,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_streamers.iter_mut().for_each(Vec::clear);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
-            max_hop = 0.0;
+            // Every step's h crosses to the next segment's first layer over one link, a FIFO:
+            // when the hop outlasts a step, the link paces that segment like one inside it.
+            max_hop = if crosses { hop } else { 0.0 };
             seg_layers.clear();
         }
     }
