@@ -20,12 +20,21 @@ fn main() -> ExitCode {
             e.exit()
         }
         Err(e) => {
-            // clap's usage errors say what is wrong on their first line; the rest is hints.
+            // clap's usage errors say what is wrong on their first line; the rest is hints,
+            // except the missing arguments, listed on the lines after it.
             let text = e.render().to_string();
-            eprintln!(
-                "{}",
-                text.lines().next().unwrap_or("error: bad command line")
-            );
+            let mut lines = text.lines();
+            let mut line = lines
+                .next()
+                .unwrap_or("error: bad command line")
+                .to_string();
+            if e.kind() == ErrorKind::MissingRequiredArgument {
+                for arg in lines.take_while(|l| !l.trim().is_empty()) {
+                    line.push(' ');
+                    line.push_str(arg.trim());
+                }
+            }
+            eprintln!("{line}");
             return ExitCode::from(2);
         }
     };

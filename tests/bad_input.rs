@@ -584,3 +584,72 @@ fn calibration_options_name_the_bad_token() {
     infer_fails(&m, &x, "fx8,cal=median", &["'median'", "calibration rule"]);
     infer_fails(&m, &x, "fx8,wscale=rows", &["'rows'", "weight scale"]);
 }
+
+/// A run of the engine over an input too large for `--max-memory` is refused before it
+/// starts, naming the input, for every command that runs it; nothing is written.
+#[test]
+fn engine_runs_over_the_memory_limit_are_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    let x = x.to_str().unwrap();
+    // 40 x 50 positions of builtin:tiny (two layers of 32): about 8 MiB by the estimate,
+    // a 128 KiB file.
+    let gen = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(["gen-input", "--model", "builtin:tiny", "--sequences", "40"])
+        .args(["--steps", "50", "--output", x])
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{gen:?}");
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let y = dir.path().join("y.npy");
+    let y = y.to_str().unwrap();
+    let model = ["--model", "builtin:tiny", "--input", x];
+    let commands: [&[&str]; 4] = [
+        &["infer", "--precision", "fx8", "--output", y],
+        &["ranges"],
+        &[
+            "groups",
+            "--group-sizes",
+            "16",
+            "--base",
+            "fx16",
+            "--out",
+            out,
+        ],
+        &[
+            "trace",
+            "--precisions",
+            "fx8;fp16",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        ],
+    ];
+    for args in commands {
+        let mut all = vec!["--max-memory", "2M", args[0]];
+        all.extend(model);
+        all.extend(&args[1..]);
+        fails(&all, &[x, "40 sequence(s) x 50 steps", "--max-memory"]);
+        assert!(
+            !Path::new(y).exists() && !Path::new(out).exists(),
+            "{all:?}"
+        );
+        // The same run within the limit goes through.
+        all[1] = "64M";
+        let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(&all)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{all:?}: {o:?}");
+        let _ = (std::fs::remove_dir_all(out), std::fs::remove_file(y));
+    }
+}
+
+/// A command line without a required argument names the argument on its one line.
+#[test]
+fn missing_arguments_are_named() {
+    fails(&["trace"], &["--model", "--input", "--precisions", "--out"]);
+    fails(&["merge", "--out", "m"], &["<DIR>"]);
+}

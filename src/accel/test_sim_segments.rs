@@ -34,7 +34,11 @@ fn fixed(layers: Vec<LayerShape>, seq_len: usize, batch: usize) -> Workload {
 /// with no weight memory, 961 with 8 MiB, against the simulator's 961 for every size (+53%).
 #[test]
 fn one_step_on_a_shared_streaming_core_is_its_loads_and_products() {
-    let w = fixed(vec![layer(16, 40, 1), layer(40, 2, 1), layer(2, 5, 1)], 1, 1);
+    let w = fixed(
+        vec![layer(16, 40, 1), layer(40, 2, 1), layer(2, 5, 1)],
+        1,
+        1,
+    );
     for sram in ["0.0", "1.0", "4.0", "8.0", "8192.0"] {
         let a = arch(
             "multicore",
@@ -44,7 +48,10 @@ fn one_step_on_a_shared_streaming_core_is_its_loads_and_products() {
             ],
         );
         let (model, sim) = (cycles(&a, &w), simulated(&a, &w, &[0]));
-        assert!(rel_close(model, sim, 1e-9), "{sram} KiB: {model} against {sim}");
+        assert!(
+            rel_close(model, sim, 1e-9),
+            "{sram} KiB: {model} against {sim}"
+        );
         assert_eq!(model, 961.125, "{sram} KiB");
     }
 }

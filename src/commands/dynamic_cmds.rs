@@ -64,6 +64,8 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         .map(|p| read_labels(p, &model, &seqs))
         .transpose()?;
     let input_name = a.input.display().to_string();
+    // The input's width and memory before the device is chosen (which may print notices).
+    lstm::eval::check_input(&model, &seqs, &input_name)?;
     let engine = engine_for(a.device, a.quiet)?;
     let bar = progress_bar(a.quiet, "policies");
     let (sim, reference) = dynamic::run(
@@ -159,8 +161,9 @@ pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
     }
     let model = load_model(&a.model)?;
     let seqs = npy::read_sequences(&a.input)?;
-    let engine = engine_for(a.device, a.quiet)?;
     let input_name = a.input.display().to_string();
+    lstm::eval::check_input(&model, &seqs, &input_name)?;
+    let engine = engine_for(a.device, a.quiet)?;
     let stats = dynamic::groups::measure(&engine, &model, &seqs, &input_name, base, &sizes)?;
     let (header, rows) = dynamic::groups::rows(&stats);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;

@@ -77,7 +77,8 @@ pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
         bail!("--sequences and --steps must be at least 1");
     }
     let width = model.input_size();
-    let need = crate::limits::product(&[4, a.sequences as u128, a.steps as u128, width as u128]);
+    // The values, and the file's bytes written from them.
+    let need = crate::limits::product(&[8, a.sequences as u128, a.steps as u128, width as u128]);
     crate::limits::check_memory(
         &format!(
             "--sequences {} --steps {}: {width} features each",

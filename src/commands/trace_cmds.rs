@@ -12,6 +12,8 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
     }
     let model = load_model(&a.model)?;
     let seqs = npy::read_sequences(&a.input)?;
+    // The input's width and memory before the device is chosen (which may print notices).
+    lstm::eval::check_input(&model, &seqs, &a.input.display().to_string())?;
     let engine = engine_for(a.device, a.quiet)?;
     if let Some(n) = engine.reduction_notice().filter(|_| !a.quiet) {
         eprintln!("{n}");

@@ -62,6 +62,8 @@ pub enum EvalError {
         got: usize,
         want: usize,
     },
+    #[error(transparent)]
+    Memory(#[from] crate::limits::LimitError),
 }
 
 /// The hidden and cell states of one layer for every sequence and step: `[N, T, D*H]` each,
@@ -105,7 +107,31 @@ pub(crate) fn check_input(
             want: model.input_size(),
         });
     }
+    crate::limits::check_memory(
+        &format!(
+            "{input_name}: {} sequence(s) x {} steps through '{}'",
+            seqs.count, seqs.steps, model.name
+        ),
+        run_bytes(model, seqs.count, seqs.steps),
+    )?;
     Ok(())
+}
+
+/// An estimate of the largest buffers of one run over `count` sequences of `steps` (checked
+/// against `--max-memory` before anything runs, docs/FUZZING.md): per position, every layer
+/// direction's input products of all steps, the float64 reference's and the lane's (4H
+/// values of 8 bytes each), with their states, and the input with its quantized copy. A
+/// conservative figure: `lstm-dse infer` on `builtin:tiny` (two layers of 32) with 1,000 x 400
+/// steps peaks at 1.1 GB of resident memory, this says 1.7 GB; `None` when it overflows.
+pub fn run_bytes(model: &Model, count: usize, steps: usize) -> Option<u128> {
+    let per_position = model
+        .layers
+        .iter()
+        .try_fold(8 * model.input_size() as u128, |sum, l| {
+            let units = (l.direction.count() as u128).checked_mul(l.hidden_size as u128)?;
+            sum.checked_add(units.checked_mul(64)?)
+        })?;
+    crate::limits::product(&[per_position, count as u128, steps as u128])
 }
 
 /// Whether a config's formats depend on the calibration run (`fx<b>` without fraction bits).
