@@ -554,3 +554,54 @@ fn kills_at_random_moments_end_in_the_plain_bytes() {
         same_outputs(&plain, &out);
     }
 }
+
+/// A run killed in the middle of moving its files into place: the next run completes the move
+/// and keeps the files already moved (it once took them for an older run's and deleted them,
+/// then started from point 0), and the page of an older run never stays beside new results.
+#[test]
+fn an_interrupted_publication_is_completed_without_losing_moved_files() {
+    let c = Case::new("1:8:1");
+    c.ok("plain", &[]);
+    let plain = c.path("plain");
+    let published: Vec<&str> = ["results.csv", "skipped.csv", "front.csv", "front.svg"]
+        .into_iter()
+        .chain(["spec.resolved.toml"])
+        .filter(|f| plain.join(f).exists())
+        .collect();
+    // Killed after its first `moved` renames: those files are in place, the rest still in
+    // staging with the mark listing every file the run publishes; an older page beside them.
+    for moved in 1..published.len() {
+        let out = c.path(&format!("crashed{moved}"));
+        let staging = out.join(".incomplete");
+        std::fs::create_dir_all(&staging).unwrap();
+        for (i, f) in published.iter().enumerate() {
+            let to = if i < moved { &out } else { &staging };
+            std::fs::copy(plain.join(f), to.join(f)).unwrap();
+        }
+        let listed: String = published.iter().map(|f| format!("{f}\n")).collect();
+        std::fs::write(staging.join("PUBLISH"), listed).unwrap();
+        std::fs::write(out.join("report.html"), "an older run's page").unwrap();
+        // The next run on the directory completes the move, then is refused (its spec
+        // changed): the finished run is whole in place, and the older page gone.
+        let spec = std::fs::read_to_string(&c.spec).unwrap();
+        std::fs::write(&c.spec, spec.replace("1:8:1", "1:9:1")).unwrap();
+        let o = c.run(&format!("crashed{moved}"), &["--resume"]);
+        std::fs::write(&c.spec, &spec).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{o:?}");
+        same_outputs(&plain, &out);
+        for f in &published {
+            assert!(out.join(f).exists(), "moved {moved}: {f} lost");
+        }
+        assert!(!out.join("report.html").exists(), "moved {moved}");
+        let report = c.run(&format!("crashed{moved}"), &["--resume"]);
+        assert!(report.status.success(), "{report:?}");
+        same_outputs(&plain, &out);
+        let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(!page.contains("an older run's page"), "moved {moved}");
+    }
+    // A rerun over a finished directory draws the page it drew the first time (its list of
+    // files once gained `report.html` itself).
+    let first = std::fs::read(plain.join("report.html")).unwrap();
+    c.ok("plain", &[]);
+    assert_eq!(std::fs::read(plain.join("report.html")).unwrap(), first);
+}

@@ -7,7 +7,11 @@
 //! - **finished results are never destroyed by a run that fails**: a run works in
 //!   `OUT/.incomplete/` and only a finished run replaces the published files in `OUT/`. Files
 //!   are moved one by one; `.incomplete/PUBLISH` marks a finished run whose move was
-//!   interrupted, and the next run on the directory completes it before anything else.
+//!   interrupted and lists the files that run publishes, and the next run on the directory
+//!   completes the move before anything else (a listed file no longer in staging was moved
+//!   already and stays; an unlisted one is an older run's and goes). An older run's
+//!   `report.html` goes at every publication: the page is drawn from the published files
+//!   after the move, so a directory never shows one run's page beside another's results.
 
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -26,6 +30,8 @@ pub const PUBLISHED: [&str; 5] = [
 
 const STAGING: &str = ".incomplete";
 const PUBLISH_MARK: &str = "PUBLISH";
+/// Drawn after publication from the published files (`lstm-dse report` redraws it).
+const PAGE: &str = "report.html";
 
 /// A locked output directory.
 pub struct OutDir {
@@ -110,9 +116,18 @@ impl OutDir {
                 sync(&s.join(name))?;
             }
         }
+        // The files this run publishes, listed before any moves: a recovery must tell a file
+        // already moved from an older run's.
+        let listed: String = (PUBLISHED.iter())
+            .filter(|name| s.join(name).exists())
+            .map(|name| format!("{name}\n"))
+            .collect();
         let mark = s.join(PUBLISH_MARK);
         File::create(&mark)
-            .and_then(|f| f.sync_all())
+            .and_then(|mut f| {
+                f.write_all(listed.as_bytes())?;
+                f.sync_all()
+            })
             .with_context(|| format!("{}: cannot write", mark.display()))?;
         sync_dir(&s);
         self.move_published()
@@ -120,12 +135,18 @@ impl OutDir {
 
     fn move_published(&self) -> Result<()> {
         let s = self.staging();
-        for name in PUBLISHED {
+        let mark = s.join(PUBLISH_MARK);
+        let listed = std::fs::read_to_string(&mark)
+            .with_context(|| format!("{}: cannot read", mark.display()))?;
+        // A mark without a list (written by a version before the list): which files were
+        // moved already is unknown, so none is removed.
+        let known = !listed.is_empty();
+        for name in PUBLISHED.into_iter().chain([PAGE]) {
             let (from, to) = (s.join(name), self.dir.join(name));
             if from.exists() {
                 std::fs::rename(&from, &to)
                     .with_context(|| format!("{}: cannot move into place", to.display()))?;
-            } else if to.exists() {
+            } else if known && !listed.lines().any(|l| l == name) && to.exists() {
                 std::fs::remove_file(&to)
                     .with_context(|| format!("{}: cannot remove the old file", to.display()))?;
             }

@@ -214,6 +214,16 @@ impl SweepDir {
     /// The closing summary of a sweep: points, front size, the best design per objective with
     /// its key parameters, and where the files are.
     pub fn summary(&self) -> String {
+        self.summary_listing(true)
+    }
+
+    /// [`SweepDir::summary`] as `report.html` shows it: without the page itself among the
+    /// files, so that its bytes do not depend on whether an older page was there.
+    pub fn page_summary(&self) -> String {
+        self.summary_listing(false)
+    }
+
+    fn summary_listing(&self, with_page: bool) -> String {
         let mut s = format!(
             "{}: {} design points, {} on the Pareto front ({} objectives)\n",
             self.spec.name,
@@ -234,7 +244,7 @@ impl SweepDir {
             ));
         }
         let mut files: Vec<&str> = vec!["results.csv", "front.csv", "front.svg", "report.html"];
-        files.retain(|f| self.dir.join(f).exists());
+        files.retain(|f| (with_page || *f != "report.html") && self.dir.join(f).exists());
         s.push_str(&format!(
             "files: {} in {}\n",
             files.join(", "),

@@ -97,7 +97,7 @@ pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; overflow: auto; }}
 <h1>Sweep report: {name}</h1>
 <pre>{}</pre>
 "#,
-        esc(&sweep.summary())
+        esc(&sweep.page_summary())
     );
 
     // The front in every pair of objectives: a lower-triangular scatter matrix.
