@@ -605,3 +605,76 @@ fn an_interrupted_publication_is_completed_without_losing_moved_files() {
     c.ok("plain", &[]);
     assert_eq!(std::fs::read(plain.join("report.html")).unwrap(), first);
 }
+
+/// `merge` refuses a set of shards that does not cover every point of the run: a shard
+/// missing, shards of different counts, a shard emptied or cut short, a row of a point past
+/// the run. Once all of these were merged with exit 0 into results with gaps.
+#[test]
+fn merge_refuses_shards_that_miss_points() {
+    let c = Case::new("1:8:1");
+    c.ok("plain", &[]);
+    for i in 0..3 {
+        c.ok(&format!("s{i}"), &["--shard", &format!("{i}/3")]);
+    }
+    c.ok("h0", &["--shard", "0/2"]);
+    let merge = |dirs: &[&str]| {
+        let mut args = vec!["merge".to_string()];
+        args.extend(dirs.iter().map(|d| c.path(d).display().to_string()));
+        args.extend(["--out".into(), c.path("m").display().to_string()]);
+        lstm_dse(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    refused(
+        &merge(&["s0", "s2"]),
+        &["shard 1/3 is missing", "given: 0/3, 2/3"],
+    );
+    refused(&merge(&["s0", "s1", "s1"]), &["shard 2/3 is missing"]);
+    refused(&merge(&["h0", "s1", "s2"]), &["shard.toml", "1/3", "0/2"]);
+    assert!(!c.path("m").exists(), "a refused merge wrote its output");
+    // A shard emptied to its header, or cut short.
+    let copy = |from: &str, to: &str, edit: &dyn Fn(&str) -> String| {
+        let (a, b) = (c.path(from), c.path(to));
+        std::fs::create_dir_all(&b).unwrap();
+        for e in std::fs::read_dir(&a).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), b.join(e.file_name())).unwrap();
+            }
+        }
+        let text = std::fs::read_to_string(a.join("results.csv")).unwrap();
+        std::fs::write(b.join("results.csv"), edit(&text)).unwrap();
+    };
+    let header = |t: &str| t.lines().next().unwrap().to_string() + "\n";
+    copy("s1", "s1-empty", &header);
+    refused(
+        &merge(&["s0", "s1-empty", "s2"]),
+        &["s1-empty", "shard 1/3", "rerun that shard"],
+    );
+    let short = |t: &str| {
+        let lines: Vec<&str> = t.lines().collect();
+        lines[..lines.len() - 1].join("\n") + "\n"
+    };
+    copy("s1", "s1-short", &short);
+    refused(
+        &merge(&["s0", "s1-short", "s2"]),
+        &["s1-short", "rerun that shard"],
+    );
+    // A row of a point past the run.
+    let past = |t: &str| {
+        let last = t.lines().last().unwrap();
+        let rest = last.split_once(',').unwrap().1;
+        format!("{t}999999,{rest}\n")
+    };
+    copy("s2", "s2-past", &past);
+    refused(
+        &merge(&["s0", "s1", "s2-past"]),
+        &["s2-past", "point 999999", "beyond"],
+    );
+    // Every shard: the single run's bytes; the merged directory is a whole run.
+    let o = merge(&["s2", "s0", "s1"]);
+    assert!(o.status.success(), "{o:?}");
+    same_outputs(&c.path("plain"), &c.path("m"));
+    assert!(!c.path("m").join("shard.toml").exists());
+    // A whole run over a shard's directory leaves no shard.toml behind.
+    c.ok("s1", &[]);
+    assert!(!c.path("s1").join("shard.toml").exists());
+}

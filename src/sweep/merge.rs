@@ -2,7 +2,7 @@
 //! checking that every shard comes from the same resolved spec, made by the same versions of the
 //! accelerator model and the numerics.
 
-use super::outdir::OutDir;
+use super::outdir::{OutDir, SHARD_FILE};
 use super::resolved::{same_run, Check};
 use super::{write_front, SweepSpec};
 use anyhow::{bail, Context, Result};
@@ -20,6 +20,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             .with_context(|| format!("merge: {}: no spec.resolved.toml", d.display()))
     };
     let resolved = read_resolved(first)?;
+    // The shards given, when every directory is one: (N, points) and the indices seen.
+    let mut shards: Option<(ShardFile, BTreeMap<u64, PathBuf>)> = Some((
+        ShardFile {
+            shard: 0,
+            shards: 0,
+            points: 0,
+        },
+        BTreeMap::new(),
+    ));
     let mut header: Option<csv::ByteRecord> = None;
     let mut rows: BTreeMap<u64, (csv::ByteRecord, PathBuf)> = BTreeMap::new();
     let mut skipped: BTreeMap<u64, csv::ByteRecord> = BTreeMap::new();
@@ -35,6 +44,23 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
                 binary_advice: "made by one binary",
             },
         )?;
+        match (read_shard_file(d)?, shards.as_mut()) {
+            // A whole run covers every point by itself.
+            (None, _) => shards = None,
+            (Some(f), Some((first, seen))) => {
+                if seen.is_empty() {
+                    *first = f;
+                } else if (f.shards, f.points) != (first.shards, first.points) {
+                    let (a, b) = (seen.values().next().map(|p| p.display()), d.display());
+                    bail!(
+                        "merge: {b}/{SHARD_FILE}: shard {}/{} of {} points, but {}/{SHARD_FILE} is shard {}/{} of {} points; merge the shards of one run",
+                        f.shard, f.shards, f.points, a.unwrap(), first.shard, first.shards, first.points
+                    );
+                }
+                seen.insert(f.shard, d.clone());
+            }
+            (Some(_), None) => {}
+        }
         let results = d.join("results.csv");
         let mut rd = csv::Reader::from_path(&results)
             .with_context(|| format!("merge: {}: cannot read", results.display()))?;
@@ -79,6 +105,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             }
         }
     }
+    if let Some((f, seen)) = &shards {
+        covers_every_point(f, seen, &rows, &skipped)?;
+    }
     let out = OutDir::lock(out)?;
     let s = out.fresh_staging()?;
     crate::report::write_atomic(&s.join("spec.resolved.toml"), |w| {
@@ -103,4 +132,110 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let back: Back = toml::from_str(&resolved)?;
     write_front(&s, &back.spec)?;
     out.publish()
+}
+
+/// What a shard's `shard.toml` says.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShardFile {
+    /// Which shard (from 0).
+    shard: u64,
+    /// Of how many.
+    shards: u64,
+    /// The run's design points, every shard's together.
+    points: u64,
+}
+
+/// Writes `shard.toml` into a shard's staging directory `dir`.
+pub(super) fn write_shard_file(
+    dir: &Path,
+    shard: usize,
+    shards: usize,
+    points: usize,
+) -> Result<()> {
+    let f = ShardFile {
+        shard: shard as u64,
+        shards: shards as u64,
+        points: points as u64,
+    };
+    let text = format!(
+        "# One shard of a sweep: `lstm-dse merge` checks that the shards it is given cover every point.\n{}",
+        toml::to_string(&f)?
+    );
+    let path = dir.join(SHARD_FILE);
+    crate::report::write_atomic(&path, |w| w.write_all(text.as_bytes()))
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// A directory's `shard.toml`, `None` for a whole run.
+fn read_shard_file(d: &Path) -> Result<Option<ShardFile>> {
+    let path = d.join(SHARD_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("merge: {}: cannot read", path.display()))?;
+    let f: ShardFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("merge: {}: {}", path.display(), e.message()))?;
+    if f.shards == 0 || f.shard >= f.shards {
+        bail!(
+            "merge: {}: shard {} of {} is not a shard",
+            path.display(),
+            f.shard,
+            f.shards
+        );
+    }
+    Ok(Some(f))
+}
+
+/// Every shard of the run is among `seen`, and every point below its count is in exactly one
+/// of the merged results.csv and skipped.csv (a shard cut short or emptied by hand, a row of
+/// another run, are refused).
+fn covers_every_point(
+    f: &ShardFile,
+    seen: &BTreeMap<u64, PathBuf>,
+    rows: &BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
+    skipped: &BTreeMap<u64, csv::ByteRecord>,
+) -> Result<()> {
+    if let Some(i) = (0..f.shards).find(|i| !seen.contains_key(i)) {
+        bail!(
+            "merge: shard {i}/{} is missing (given: {}); merge every shard of the run",
+            f.shards,
+            seen.keys()
+                .map(|k| format!("{k}/{}", f.shards))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some((idx, (_, from))) = rows.range(f.points..).next() {
+        bail!(
+            "merge: {}: point {idx} is beyond the run's {} points",
+            from.display(),
+            f.points
+        );
+    }
+    if let Some(idx) = skipped
+        .keys()
+        .find(|&&i| i >= f.points || rows.contains_key(&i))
+    {
+        bail!(
+            "merge: point {idx} of skipped.csv is beyond the run's {} points or has a row too",
+            f.points
+        );
+    }
+    let covered = (rows.len() + skipped.len()) as u64;
+    if covered != f.points {
+        let missing = (0..f.points)
+            .find(|i| !rows.contains_key(i) && !skipped.contains_key(i))
+            .unwrap_or(0);
+        let shard = seen.get(&(missing % f.shards)).map(|p| p.display());
+        bail!(
+            "merge: point {missing} is in neither results.csv nor skipped.csv of {} (shard {}/{}): {covered} of {} points; rerun that shard",
+            shard.unwrap(),
+            missing % f.shards,
+            f.shards,
+            f.points
+        );
+    }
+    Ok(())
 }

@@ -218,6 +218,9 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     if with_front {
         write_front_of(&dir, &p.spec, &plan, &fspec, &front, &header)?;
     }
+    if let Some((i, n)) = o.shard {
+        merge::write_shard_file(&dir, i, n, plan.total)?;
+    }
     out.publish()?;
     // Said only once the results are in place, so a failing run prints one line.
     if skipped_points > 0 {

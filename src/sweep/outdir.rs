@@ -20,13 +20,18 @@ use std::path::{Path, PathBuf};
 
 /// The files a finished sweep publishes, in the order they are moved (results first, the
 /// resolved spec that vouches for them last).
-pub const PUBLISHED: [&str; 5] = [
+pub const PUBLISHED: [&str; 6] = [
     "results.csv",
     "skipped.csv",
     "front.csv",
     "front.svg",
+    SHARD_FILE,
     "spec.resolved.toml",
 ];
+
+/// Written by a shard (`--shard i/N`): which one, of how many, over how many points; `merge`
+/// checks with it that its shards cover every point.
+pub const SHARD_FILE: &str = "shard.toml";
 
 const STAGING: &str = ".incomplete";
 const PUBLISH_MARK: &str = "PUBLISH";
