@@ -278,8 +278,8 @@ fn sweep_fails(edits: &[(&str, &str)], expect: &[&str]) -> String {
         expect,
     );
     assert!(
-        !dir.path().join("out/results.csv").exists(),
-        "a sweep refused before it runs writes no results"
+        !dir.path().join("out").exists(),
+        "a sweep refused before its first point leaves no output directory"
     );
     err
 }
@@ -652,4 +652,82 @@ fn engine_runs_over_the_memory_limit_are_refused_before_running() {
 fn missing_arguments_are_named() {
     fails(&["trace"], &["--model", "--input", "--precisions", "--out"]);
     fails(&["merge", "--out", "m"], &["<DIR>"]);
+}
+
+/// A sweep's name (a directory under results/), its batch, its tolerance and its labels are
+/// checked before it runs, as the commands that take them check them.
+#[test]
+fn sweep_names_batches_tolerances_and_labels_are_checked() {
+    sweep_fails(
+        &[(r#"name = "bad""#, r#"name = "../../escaped""#)],
+        &[
+            "bad.toml",
+            "name",
+            "'../../escaped'",
+            "not a directory name",
+        ],
+    );
+    sweep_fails(
+        &[(r#"name = "bad""#, r#"name = """#)],
+        &["name", "not a directory name"],
+    );
+    sweep_fails(
+        &[("steps = 4", "steps = 4\nbatch = 0")],
+        &["workload.batch", "at least 1"],
+    );
+    for t in ["nan", "-1.0", "0.0"] {
+        sweep_fails(
+            &[(
+                r#"device = "cpu""#,
+                &format!("device = \"cpu\"\ntolerance = {t}"),
+            )],
+            &["precision.tolerance", "> 0"],
+        );
+    }
+    // The digits test set with the keyword spotter's labels (100 of them, for 500 sequences).
+    sweep_fails(
+        &[(
+            r#"models = ["builtin:tiny"]"#,
+            "models = [\"models/digits_lstm.onnx\"]\ninput = \"models/digits_test.x.npy\"\n\
+             labels = \"models/kws_test.labels.npy\"",
+        )],
+        &[
+            "workload.labels",
+            "kws_test.labels.npy",
+            "do not match the input",
+        ],
+    );
+}
+
+/// A safetensors state dict with layers 0 and 2 but not 1: refused, naming the gap (layer 2
+/// was dropped without a word).
+#[test]
+fn safetensors_layers_after_a_gap_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gap.safetensors");
+    let names = [
+        "weight_ih_l0",
+        "weight_hh_l0",
+        "weight_ih_l2",
+        "weight_hh_l2",
+    ];
+    let mut header = String::from("{");
+    for (i, n) in names.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        header += &format!(
+            "{sep}\"lstm.{n}\":{{\"dtype\":\"F32\",\"shape\":[4,1],\"data_offsets\":[{},{}]}}",
+            16 * i,
+            16 * (i + 1)
+        );
+    }
+    header += "}";
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, 16 * names.len()));
+    std::fs::write(&path, bytes).unwrap();
+    let p = path.display().to_string();
+    fails(
+        &["inspect", "--model", &p],
+        &[&p, "lstm.weight_", "layer 2", "no 'lstm.weight_ih_l1'"],
+    );
 }

@@ -2,39 +2,6 @@
 
 use super::*;
 
-/// Reads class labels for `seqs` and checks them against the model's head.
-pub(super) fn read_labels(
-    path: &std::path::Path,
-    model: &Model,
-    seqs: &npy::Sequences,
-) -> Result<Vec<f32>> {
-    let name = path.display();
-    let (shape, labels) = npy::read_f32(path)?;
-    let want_n = [seqs.count];
-    let want_nt = [seqs.count, seqs.steps];
-    if shape[..] != want_n[..] && shape[..] != want_nt[..] {
-        bail!(
-            "{name}: labels of shape {shape:?} do not match the input: expected [{}] or [{}, {}]",
-            seqs.count,
-            seqs.count,
-            seqs.steps
-        );
-    }
-    let Some(head) = &model.head else {
-        bail!("{name}: labels need a model with a classification head");
-    };
-    if let Some(bad) = labels
-        .iter()
-        .find(|&&v| v.fract() != 0.0 || v < 0.0 || v >= head.output_size as f32)
-    {
-        bail!(
-            "{name}: label {bad} is not a class index 0..{}",
-            head.output_size - 1
-        );
-    }
-    Ok(labels)
-}
-
 pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
     let levels = parse_config_list(&a.levels)?;
     let metric: Metric = a.metric.parse()?;
@@ -61,7 +28,7 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
     let labels = a
         .labels
         .as_ref()
-        .map(|p| read_labels(p, &model, &seqs))
+        .map(|p| dynamic::read_labels(p, &model, &seqs))
         .transpose()?;
     let input_name = a.input.display().to_string();
     // The input's width and memory before the device is chosen (which may print notices).

@@ -311,3 +311,36 @@ mod tests {
         assert_eq!(task_bits(&out, 2, 2, &[7.0]), 100.0);
     }
 }
+
+/// Reads class labels for `seqs` and checks them against the model's head.
+pub fn read_labels(
+    path: &std::path::Path,
+    model: &Model,
+    seqs: &crate::lstm::npy::Sequences,
+) -> anyhow::Result<Vec<f32>> {
+    let name = path.display();
+    let (shape, labels) = crate::lstm::npy::read_f32(path)?;
+    let want_n = [seqs.count];
+    let want_nt = [seqs.count, seqs.steps];
+    if shape[..] != want_n[..] && shape[..] != want_nt[..] {
+        anyhow::bail!(
+            "{name}: labels of shape {shape:?} do not match the input: expected [{}] or [{}, {}]",
+            seqs.count,
+            seqs.count,
+            seqs.steps
+        );
+    }
+    let Some(head) = &model.head else {
+        anyhow::bail!("{name}: labels need a model with a classification head");
+    };
+    if let Some(bad) = labels
+        .iter()
+        .find(|&&v| v.fract() != 0.0 || v < 0.0 || v >= head.output_size as f32)
+    {
+        anyhow::bail!(
+            "{name}: label {bad} is not a class index 0..{}",
+            head.output_size - 1
+        );
+    }
+    Ok(labels)
+}

@@ -153,6 +153,19 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         });
         expected_input = Some(hidden * direction.count());
     }
+    // A layer after a gap (l0 and l2 without l1) would be dropped without a word.
+    let found = layers.len();
+    let stray = st.names().iter().find_map(|n| {
+        let rest = n.strip_prefix(prefix.as_str())?;
+        let k = rest.split('_').find_map(|part| part.strip_prefix('l'))?;
+        let k: usize = k.parse().ok()?;
+        (k >= found && rest.starts_with("weight_")).then(|| (n.to_string(), k))
+    });
+    if let Some((n, k)) = stray {
+        return Err(err(format!(
+            "tensor '{n}' is of layer {k}, but there is no '{prefix}weight_ih_l{found}'"
+        )));
+    }
     let head = match &opts.head {
         None => None,
         Some(name) => {

@@ -42,7 +42,15 @@ pub(super) fn model_plans(
         let (seqs, input_id) = options::inputs(file, w, &model)?;
         let labels = match &w.labels {
             None => None,
-            Some(l) => Some(crate::lstm::npy::read_f32(Path::new(l))?.1),
+            Some(l) => Some(
+                crate::dynamic::read_labels(Path::new(l), &model, &seqs).map_err(|e| {
+                    SpecError {
+                        file: file.clone(),
+                        key: "workload.labels".into(),
+                        problem: format!("{e:#}"),
+                    }
+                })?,
+            ),
         };
         let mut identity = input_id;
         if !name.starts_with("builtin:") {

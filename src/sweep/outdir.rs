@@ -43,6 +43,31 @@ pub struct OutDir {
     pub dir: PathBuf,
     /// Held open for the lock's lifetime.
     _lock: File,
+    /// This run made the directory: if it ends with nothing there but the lock (a run that
+    /// failed before its first point), the directory goes again.
+    created: bool,
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if !self.created {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+        let staging = self.staging();
+        let empty_staging = std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_none());
+        let only_lock = names
+            .iter()
+            .all(|n| n == ".lock" || (n == STAGING && empty_staging));
+        if only_lock {
+            let _ = std::fs::remove_dir(&staging);
+            let _ = std::fs::remove_file(self.dir.join(".lock"));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 impl OutDir {
@@ -51,6 +76,7 @@ impl OutDir {
         if dir.exists() && !dir.is_dir() {
             bail!("--out {}: exists and is not a directory", dir.display());
         }
+        let created = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
         let path = dir.join(".lock");
@@ -89,6 +115,7 @@ impl OutDir {
         let out = OutDir {
             dir: dir.to_path_buf(),
             _lock: file,
+            created,
         };
         if out.staging().join(PUBLISH_MARK).exists() {
             out.move_published()?;

@@ -28,6 +28,29 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         key: key.into(),
         problem,
     };
+    let name = &spec.name;
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        return Err(bad(
+            "name",
+            format!("'{name}' is not a directory name (results go to results/<name>): give a name without '/', not empty, '.' or '..'"),
+        )
+        .into());
+    }
+    if spec.workload.batch == 0 {
+        return Err(bad(
+            "workload.batch",
+            "0: give at least 1 sequence in flight".into(),
+        )
+        .into());
+    }
+    let tolerance = spec.precision.tolerance;
+    if tolerance.is_nan() || tolerance <= 0.0 {
+        return Err(bad(
+            "precision.tolerance",
+            format!("{tolerance}: give a number > 0"),
+        )
+        .into());
+    }
     if spec.workload.models.is_empty() {
         return Err(bad("workload.models", "no model given".into()).into());
     }
