@@ -295,23 +295,6 @@ pub fn write_policies(path: &Path, header: &[String], rows: &[Vec<String>]) -> s
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::task_bits;
-
-    #[test]
-    fn bits_per_label_by_hand() {
-        // One sequence, two steps, two classes.
-        let out = [0.5, 0.5, 0.25, 0.75];
-        let per_step = task_bits(&out, 2, 2, &[0.0, 1.0]);
-        assert!((per_step - (1.0 + (4.0f64 / 3.0).log2()) / 2.0).abs() < 1e-12);
-        let last = task_bits(&out, 2, 2, &[1.0]);
-        assert!((last - -(0.75f64).log2()).abs() < 1e-12);
-        // A label the head cannot give costs the floor, 100 bits.
-        assert_eq!(task_bits(&out, 2, 2, &[7.0]), 100.0);
-    }
-}
-
 /// Reads class labels for `seqs` and checks them against the model's head.
 pub fn read_labels(
     path: &std::path::Path,
@@ -343,4 +326,21 @@ pub fn read_labels(
         );
     }
     Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_bits;
+
+    #[test]
+    fn bits_per_label_by_hand() {
+        // One sequence, two steps, two classes.
+        let out = [0.5, 0.5, 0.25, 0.75];
+        let per_step = task_bits(&out, 2, 2, &[0.0, 1.0]);
+        assert!((per_step - (1.0 + (4.0f64 / 3.0).log2()) / 2.0).abs() < 1e-12);
+        let last = task_bits(&out, 2, 2, &[1.0]);
+        assert!((last - -(0.75f64).log2()).abs() < 1e-12);
+        // A label the head cannot give costs the floor, 100 bits.
+        assert_eq!(task_bits(&out, 2, 2, &[7.0]), 100.0);
+    }
 }
