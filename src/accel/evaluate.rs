@@ -160,7 +160,7 @@ fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, Ac
     let energy_uj = compute_uj + sram_uj + dram_uj + link_uj + tracking_uj + static_uj;
     let sequences = copies * batch;
     let total_macs = copies * macs;
-    Ok(DesignPoint {
+    let point = DesignPoint {
         cycles: tl.cycles,
         latency_us,
         sequences,
@@ -187,5 +187,31 @@ fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, Ac
         macs: total_macs,
         // 2 flops per MAC; uJ x 1e3 = nJ, and flops / nJ = Gflop/J = Gflop/s per W.
         gflops_per_w: 2.0 * total_macs / (energy_uj * 1e3),
-    })
+    };
+    // Every value passed its own check, but together extreme ones (1e300 pJ, a 1e-300 MHz
+    // clock) can leave f64: said, not written as inf or NaN.
+    let p = &point;
+    let outputs = [
+        ("cycles", p.cycles),
+        ("latency_us", p.latency_us),
+        ("throughput_seq_per_s", p.throughput_seq_per_s),
+        ("energy_uj", p.energy_uj),
+        ("static_uj", p.static_uj),
+        ("energy_per_seq_uj", p.energy_per_seq_uj),
+        ("power_mw", p.power_mw),
+        ("area_mm2", p.area_mm2),
+        ("utilization", p.utilization),
+        ("dram_bound_fraction", p.dram_bound_fraction),
+        ("gflops_per_w", p.gflops_per_w),
+    ];
+    if let Some((name, v)) = outputs.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(AccelError::Workload {
+            workload: workload.name.clone(),
+            message: format!(
+                "on arch '{}' its {name} is {v}: some architecture value is too extreme for the model (values like 1e300 or 1e-300)",
+                arch.name
+            ),
+        });
+    }
+    Ok(point)
 }

@@ -290,3 +290,25 @@ fn bad_workloads_are_rejected() {
         .to_string()
         .contains("dpred_weight_ratio"));
 }
+
+/// Values each within its own check that together leave f64 are refused naming the output,
+/// never reported as inf or NaN (they were, with exit 0); huge but finite outputs stand.
+#[test]
+fn outputs_beyond_f64_are_refused_naming_the_output() {
+    let w = uniform("u", 2, 16, 32, 10);
+    for (set, output) in [
+        ("technology.node_nm=1e300", "energy_uj"),
+        ("energy.dram_pj_per_byte=1e308", "energy_uj"),
+        ("energy.sram_size_exponent=1e300", "energy_uj"),
+    ] {
+        let e = evaluate(&arch("epur", &[set]), &w)
+            .expect_err(set)
+            .to_string();
+        assert!(
+            e.contains(output) && e.contains("too extreme"),
+            "{set}: {e}"
+        );
+    }
+    let p = evaluate(&arch("epur", &["memory.dram_gb_per_s=1e-300"]), &w).expect("finite");
+    assert!(p.cycles.is_finite() && p.energy_uj.is_finite());
+}
