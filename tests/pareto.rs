@@ -73,3 +73,36 @@ fn front_of_a_results_file_and_bad_input() {
         assert!(err.contains(expect), "{err}");
     }
 }
+
+/// Outputs that cannot both be written are refused before either is: the figure over the
+/// front (it once replaced the CSV with exit 0), a directory, the input itself.
+#[test]
+fn outputs_that_clash_are_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::create_dir(dir.path().join("adir")).unwrap();
+    let input = p("results.csv");
+    std::fs::copy("results/quick/results.csv", &input).unwrap();
+    for (out, plot, expect) in [
+        (p("f.csv"), Some(p("f.csv")), "the same file as --out"),
+        (p("f.csv"), Some(p("adir")), "--plot"),
+        (p("adir"), None, "--out"),
+        (input.clone(), None, "is the input"),
+        (p("f.csv"), Some(p("no/such/f.svg")), "is not a directory"),
+    ] {
+        let mut a = vec!["pareto", &input, "--minimize", "latency_us", "--out", &out];
+        if let Some(plot) = &plot {
+            a.extend(["--plot", plot]);
+        }
+        let o = run(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{a:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{a:?}: {err}");
+        assert!(!dir.path().join("f.csv").exists(), "{a:?} wrote the front");
+    }
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        std::fs::read("results/quick/results.csv").unwrap()
+    );
+}

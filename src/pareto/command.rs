@@ -31,6 +31,37 @@ pub struct ParetoArgs {
 /// Runs `lstm-dse pareto`: reads, filters, writes the front, plots it if asked, and prints
 /// "N rows, M pass the filter, K on the front" to stderr.
 pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
+    // Both outputs are checked before either is written, so a refusal writes nothing.
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a == b || (a.canonicalize().ok()).is_some_and(|a| b.canonicalize().ok() == Some(a))
+    };
+    if same(&args.out, &args.input) {
+        anyhow::bail!(
+            "--out {}: is the input; write the front elsewhere",
+            args.out.display()
+        );
+    }
+    for (flag, path) in [("--out", Some(&args.out)), ("--plot", args.plot.as_ref())] {
+        let Some(path) = path else { continue };
+        if path.is_dir() {
+            anyhow::bail!("{flag} {}: is a directory", path.display());
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                anyhow::bail!(
+                    "{flag} {}: {} is not a directory",
+                    path.display(),
+                    parent.display()
+                );
+            }
+        }
+    }
+    if let Some(plot) = args.plot.as_ref().filter(|p| same(p, &args.out)) {
+        anyhow::bail!(
+            "--plot {}: the same file as --out; give the figure its own name",
+            plot.display()
+        );
+    }
     // The errors name the file, line, column or expression themselves.
     let result = front_of_csv(
         &args.input,
