@@ -63,5 +63,3 @@ pub enum ParetoError {
     #[error("{}: plot: {message}", path.display())]
     Plot { path: PathBuf, message: String },
 }
-
-use crate::report::partial_path;

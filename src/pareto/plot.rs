@@ -7,7 +7,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{partial_path, ParetoError};
+use super::ParetoError;
 
 /// Dominated points beyond this many are thinned by a fixed stride: an SVG of millions of
 /// circles helps nobody, and the front itself is always drawn whole.
@@ -41,19 +41,13 @@ pub fn plot_front_svg(
         )));
     }
     let svg = render(title, x, y, on_front, true).map_err(fail)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| ParetoError::Io {
+    // Whole or not at all, the temporary file removed on error (crate::report::write_atomic).
+    crate::report::write_atomic(path, |w| w.write_all(svg.as_bytes())).map_err(|source| {
+        ParetoError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-    }
-    let tmp = partial_path(path);
-    let io = |source| ParetoError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::write(&tmp, svg).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+        }
+    })
 }
 
 /// The SVG text of [`plot_front_svg`]. Plotters spends microseconds on each circle, so with
@@ -239,7 +233,7 @@ mod tests {
         }
         assert!(svg.contains("<polyline"));
         assert!(svg.matches("<circle").count() >= 5);
-        assert!(!partial_path(&a).exists());
+        assert!(!crate::report::partial_path(&a).exists());
     }
 
     #[test]
