@@ -46,8 +46,9 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
         if path.is_dir() {
             anyhow::bail!("{flag} {}: is a directory", path.display());
         }
+        // A missing parent is made; one that is a file cannot be.
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
+            if parent.exists() && !parent.is_dir() {
                 anyhow::bail!(
                     "{flag} {}: {} is not a directory",
                     path.display(),
