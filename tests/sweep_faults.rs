@@ -678,3 +678,29 @@ fn merge_refuses_shards_that_miss_points() {
     c.ok("s1", &[]);
     assert!(!c.path("s1").join("shard.toml").exists());
 }
+
+/// A precision-cache entry cut short at an option (disk damage, an edit) is recomputed, not
+/// taken: once the sweep costed only the options left, with exit 0.
+#[test]
+fn a_damaged_cache_entry_is_recomputed() {
+    let c = Case::new("1:8:1");
+    c.ok("plain", &[]);
+    let entries: Vec<PathBuf> = std::fs::read_dir(c.path("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    assert!(!entries.is_empty());
+    for e in &entries {
+        let text = std::fs::read_to_string(e).unwrap();
+        let cut = text.match_indices("[[option]]").nth(1).map(|(i, _)| i);
+        std::fs::write(e, &text[..cut.expect("two options at least")]).unwrap();
+    }
+    let o = c.run("again", &[]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("damaged"),
+        "{o:?}"
+    );
+    same_outputs(&c.path("plain"), &c.path("again"));
+}

@@ -87,7 +87,20 @@ impl PrecisionOption {
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
+    /// [`fnv64`] of the options as TOML (`CacheOptions`): an entry cut short or edited by
+    /// hand is a miss, recomputed, not a sweep with options missing.
+    checksum: String,
     option: Vec<PrecisionOption>,
+}
+
+#[derive(Serialize)]
+struct CacheOptions<'a> {
+    option: &'a [PrecisionOption],
+}
+
+fn options_checksum(option: &[PrecisionOption]) -> anyhow::Result<String> {
+    let text = toml::to_string(&CacheOptions { option })?;
+    Ok(format!("{:016x}", fnv64(&[text.as_bytes()])))
 }
 
 /// FNV-1a, 64 bits: a stable content hash (the same on every platform and run). Each part is
@@ -165,11 +178,18 @@ pub fn options(
     let path = cache_dir.join(format!("{key:016x}.toml"));
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Ok(c) = toml::from_str::<CacheFile>(&text) {
-            return Ok(c.option);
+            if options_checksum(&c.option)? == c.checksum {
+                return Ok(c.option);
+            }
+            eprintln!(
+                "note: {}: damaged (its options do not match their checksum); recomputing it",
+                path.display()
+            );
         }
     }
     let opts = compute(file, engine, model, seqs, labels, p)?;
     let text = toml::to_string(&CacheFile {
+        checksum: options_checksum(&opts)?,
         option: opts.clone(),
     })?;
     crate::report::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()))
