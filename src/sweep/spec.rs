@@ -210,6 +210,9 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
     let show = |v: &Value| match v {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
+        // Whole floats beyond i64 as exponents ("1e19"): written out, they read as an
+        // integer too large for the field.
+        Value::Float(f) if f.fract() == 0.0 && f.abs() >= 1e15 => format!("{f:e}"),
         Value::Float(f) => format!("{f}"),
         Value::Text(s) => s.clone(),
     };
@@ -263,7 +266,7 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                             };
                             let v: f64 =
                                 format!("{:.11e}", a * (b / a).powf(f)).parse().unwrap_or(a);
-                            format!("{v}")
+                            show(&Value::Float(v))
                         })
                         .collect()
                 }
@@ -280,7 +283,11 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                     let count = ((b - a) / step + 1e-9).floor() + 1.0;
                     within_limit(count)?;
                     let n = count as usize;
-                    let int = [a, b, step].iter().all(|v| v.fract() == 0.0);
+                    // Whole numbers as integers while they are exact (beyond 2^53, `as i64`
+                    // would saturate: 1e19 became 9223372036854775807).
+                    let int = [a, b, step, a + step * (n as f64 - 1.0)]
+                        .iter()
+                        .all(|v| v.fract() == 0.0 && v.abs() < 9e15);
                     (0..n)
                         .map(|k| {
                             let v = a + step * k as f64;
@@ -288,7 +295,7 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                                 format!("{}", v as i64)
                             } else {
                                 let v: f64 = format!("{v:.11e}").parse().unwrap_or(v);
-                                format!("{v}")
+                                show(&Value::Float(v))
                             }
                         })
                         .collect()
@@ -404,6 +411,18 @@ mod tests {
             .contains("empty range"));
         let l = RangeSpec::List(vec![Value::Int(2), Value::Text("tiled".into())]);
         assert_eq!(expand("f", "k", &l).unwrap(), ["2", "tiled"]);
+        // Whole floats beyond i64 stay floats (they were an integer too large for the field,
+        // or saturated to 9223372036854775807).
+        let l = RangeSpec::List(vec![Value::Float(1e19), Value::Float(1.0)]);
+        assert_eq!(expand("f", "k", &l).unwrap(), ["1e19", "1"]);
+        assert_eq!(
+            expand("f", "k", &t("1e19:2e19:1e19")).unwrap(),
+            ["1e19", "2e19"]
+        );
+        assert_eq!(
+            expand("f", "k", &t("log:1e18:1e20:3")).unwrap(),
+            ["1e18", "1e19", "1e20"]
+        );
     }
 
     #[test]
