@@ -21,6 +21,12 @@ pub fn write_atomic(
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if dir.exists() && !dir.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is a file, not a directory", dir.display()),
+            ));
+        }
         std::fs::create_dir_all(dir)?;
     }
     let tmp = partial_path(path);

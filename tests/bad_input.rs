@@ -147,6 +147,19 @@ fn shapes_that_disagree_inside_the_model() {
         "fp32",
         &["bad_shapes.onnx", "R has shape [1, 16, 5]"],
     );
+    // Negative ONNX integers are shown as they are, not wrapped to 2^64 - 3 or cut to 0.
+    infer_fails(
+        &data("negative_hidden_size.onnx"),
+        &data("peephole.x.npy"),
+        "fx8",
+        &["negative_hidden_size.onnx", "hidden_size is -3"],
+    );
+    infer_fails(
+        &data("negative_dim.onnx"),
+        &data("peephole.x.npy"),
+        "fx8",
+        &["negative_dim.onnx", "negative dimension (-12)"],
+    );
 }
 
 #[test]
@@ -729,5 +742,38 @@ fn safetensors_layers_after_a_gap_are_refused() {
     fails(
         &["inspect", "--model", &p],
         &[&p, "lstm.weight_", "layer 2", "no 'lstm.weight_ih_l1'"],
+    );
+}
+
+/// A threshold grid's count in any notation of a whole number; an output under a file names
+/// the file (the message was "File exists").
+#[test]
+fn grid_counts_and_outputs_under_a_file() {
+    let grid = |t: &str| lstm_dse::dynamic::parse_thresholds(t, 2);
+    assert_eq!(grid("0:1:1e1").unwrap().len(), 10);
+    assert_eq!(grid("0:1:10").unwrap().len(), 10);
+    for bad in ["0:1:1.5", "0:1:0", "0:1:-2", "0:1:1e30"] {
+        let e = grid(bad).unwrap_err().to_string();
+        assert!(e.contains("whole number"), "{bad}: {e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("y.npy");
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    let out = out.to_str().unwrap();
+    fails(
+        &[
+            "infer",
+            "--model",
+            &m,
+            "--input",
+            &x,
+            "--precision",
+            "fx8",
+            "--output",
+            out,
+        ],
+        &["afile is a file, not a directory"],
     );
 }

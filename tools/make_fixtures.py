@@ -305,6 +305,23 @@ def fixture_bad_inputs():
     (OUT / "not_a_model.onnx").write_text("hello\n")
 
 
+def fixture_negative_ints():
+    """ONNX integers that must not wrap: hidden_size -3, and W with a dimension of -12."""
+    I, H = 4, 3
+    rng = np.random.default_rng(6)
+    W, R, B = lstm_weights(rng, 1, I, H)
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=-3)
+    m = make_model([node], "negative_hidden_size", [tensor_vi("X", ["T", "N", I])],
+                   [tensor_vi("Y", ["T", 1, "N", H])], dict(W=W, R=R, B=B))
+    save_onnx("negative_hidden_size.onnx", m, check=False)
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], name="lstm", hidden_size=H)
+    m = make_model([node], "negative_dim", [tensor_vi("X", ["T", "N", I])],
+                   [tensor_vi("Y", ["T", 1, "N", H])], dict(W=W, R=R, B=B))
+    w = next(t for t in m.graph.initializer if t.name == "W")
+    w.dims[1] = -12
+    save_onnx("negative_dim.onnx", m, check=False)
+
+
 def main():
     global OUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -328,6 +345,7 @@ def main():
     torch.manual_seed(0)
     torch_fixture("torch_bilstm", BiLSTM().eval(), 6, 14, has_head=False)
     fixture_bad_inputs()
+    fixture_negative_ints()
 
     print("\nfiles:")
     for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):

@@ -265,7 +265,11 @@ impl Range {
             }
             [a, b, n] => {
                 let (a, b) = (num(a)?, num(b)?);
-                let count: u64 = n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                // A whole number in any notation ("1e3" too).
+                let count = (n.trim().parse::<f64>().ok())
+                    .filter(|c| c.fract() == 0.0 && *c >= 1.0 && *c < 1.8e19)
+                    .map(|c| c as u64);
+                let count: u64 = count.ok_or_else(|| {
                     bad(
                         "--thresholds",
                         format!("'{tok}': the count must be a whole number >= 1"),

@@ -40,6 +40,12 @@ pub(super) fn model_plans(
         })?;
         spec::check_input_memory(file, w, model.input_size())?;
         let (seqs, input_id) = options::inputs(file, w, &model)?;
+        // The input's width and the engine's memory, naming the spec and the input.
+        let input_name = match &w.input {
+            Some(x) => format!("{file}: workload.input {x}"),
+            None => format!("{file}: generated inputs"),
+        };
+        crate::lstm::eval::check_input(&model, &seqs, &input_name)?;
         let labels = match &w.labels {
             None => None,
             Some(l) => Some(

@@ -78,6 +78,15 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
     }
     let (what, advice) = (c.what, c.advice);
     let (a, b) = (table(old), table(new));
+    for (text, side) in [(old, c.sides[0]), (new, c.sides[1])] {
+        if text.trim().is_empty() {
+            bail!("{what}: {side}'s spec.resolved.toml is empty; {advice}");
+        }
+        if let Err(e) = toml::from_str::<toml::Table>(text) {
+            let e = e.message().replace('\n', " ");
+            bail!("{what}: {side}'s spec.resolved.toml is not valid TOML ({e}); {advice}");
+        }
+    }
     // A text that is not TOML has no versions to name; its first differing line is named below.
     if let (Some(a), Some(b)) = (&a, &b) {
         same_versions(a, b, c)?;

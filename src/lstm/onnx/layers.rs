@@ -48,9 +48,13 @@ impl Builder {
         let d = direction.count();
         let (wd, w) = self.floats(node, 1, "W")?.ok_or("W is missing")?;
         let (rd, r) = self.floats(node, 2, "R")?.ok_or("R is missing")?;
-        let hidden = attr(node, "hidden_size")
-            .map(|a| a.i as usize)
-            .unwrap_or(rd.get(2).copied().unwrap_or(0));
+        let hidden = match attr(node, "hidden_size") {
+            Some(a) if a.i < 1 => return Err(format!("hidden_size is {}, must be >= 1", a.i)),
+            Some(a) => {
+                usize::try_from(a.i).map_err(|_| format!("hidden_size {} is too large", a.i))?
+            }
+            None => rd.get(2).copied().unwrap_or(0),
+        };
         let input_size = wd.get(2).copied().unwrap_or(0);
         if wd != [d, 4 * hidden, input_size] || hidden == 0 || input_size == 0 {
             return Err(format!(

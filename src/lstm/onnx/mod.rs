@@ -179,7 +179,13 @@ fn tensor_val(t: &TensorProto) -> Result<Val, String> {
     if t.data_location == 1 {
         return Err("external data is not supported; save the model with weights inside".into());
     }
-    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    if let Some(d) = t.dims.iter().find(|&&d| d < 0) {
+        return Err(format!(
+            "has a negative dimension ({d}) in its shape {:?}",
+            t.dims
+        ));
+    }
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
     let n = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
