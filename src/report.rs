@@ -1,6 +1,7 @@
 //! Output files that appear whole or not at all: each is written to `<name>.partial`, synced
 //! to disk and renamed over its final name, so an interrupted or failed run never leaves half
-//! a file behind. Every writer of results (CSV, .npy, SVG) goes through here.
+//! a file behind. Every writer of results (CSV, .npy, SVG) goes through here. A link is
+//! written through; a pipe or a device (`--output /dev/null`) is written to in place.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,32 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    // A link is written through (the file it names is replaced, the link stays); a pipe or a
+    // device is written to in place (renaming over it would replace the node itself, and
+    // whole-or-nothing means nothing there); a directory is refused.
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("a link to nowhere ({e})")))?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        if !m.is_file() {
+            let mut out =
+                std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
+            fill(&mut out)?;
+            return out.flush();
+        }
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if dir.exists() && !dir.is_dir() {
             return Err(std::io::Error::new(

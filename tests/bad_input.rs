@@ -777,3 +777,49 @@ fn grid_counts_and_outputs_under_a_file() {
         &["afile is a file, not a directory"],
     );
 }
+
+/// Outputs that are not plain files: a link is written through (the link stays), a device is
+/// written to in place (renaming over it replaced /dev/null itself when run as root), a
+/// directory is refused.
+#[cfg(unix)]
+#[test]
+fn outputs_through_links_and_devices() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    let target = dir.path().join("target.npy");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.path().join("link.npy");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let infer = |out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(["infer", "--model", &m, "--input", &x, "--precision", "fx8"])
+            .args(["--output", out])
+            .output()
+            .unwrap()
+    };
+    assert!(infer(link.to_str().unwrap()).status.success());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read(&target).unwrap().starts_with(b"\x93NUMPY"));
+    assert!(infer("/dev/null").status.success());
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+    let d = dir.path().display().to_string();
+    fails(
+        &[
+            "infer",
+            "--model",
+            &m,
+            "--input",
+            &x,
+            "--precision",
+            "fx8",
+            "--output",
+            &d,
+        ],
+        &["is a directory"],
+    );
+}
