@@ -312,3 +312,28 @@ fn outputs_beyond_f64_are_refused_naming_the_output() {
     let p = evaluate(&arch("epur", &["memory.dram_gb_per_s=1e-300"]), &w).expect("finite");
     assert!(p.cycles.is_finite() && p.energy_uj.is_finite());
 }
+
+/// A profile whose first and last steps outnumber its level's steps at this seq_len (a policy
+/// measured on longer sequences) is refused naming the level; the model reported more than
+/// 100% utilization for it.
+#[test]
+fn edge_steps_that_outnumber_their_level_are_refused() {
+    let a = arch("epur", &["tracking.enabled=true"]);
+    let mut w = uniform("u", 1, 8, 33, 2);
+    w.precision = two_level(8, 16, 0.25);
+    w.precision.first_step_fraction = vec![1.0, 0.0];
+    w.precision.last_step_fraction = vec![0.0, 1.0];
+    let e = evaluate(&a, &w).expect_err("T = 2").to_string();
+    assert!(
+        e.contains("precision level 0") && e.contains("at least 4"),
+        "{e}"
+    );
+    w.seq_len = 4;
+    let p = evaluate(&a, &w).expect("T = 4");
+    assert!(p.utilization <= 1.0, "{}", p.utilization);
+    // At one step, first and last are the same step.
+    w.seq_len = 1;
+    w.precision.last_step_fraction = vec![1.0, 0.0];
+    w.precision.step_fraction = vec![1.0, 0.0];
+    evaluate(&a, &w).expect("T = 1, the one step at level 0");
+}

@@ -54,6 +54,29 @@ impl Workload {
                 self.seq_len, self.batch
             )));
         }
+        // A profile's first and last steps are steps of the sequence: at level k they cannot
+        // outnumber the T phi_k steps the level holds (they do when a policy measured on long
+        // sequences is costed at a shorter seq_len, and the model then reported more than
+        // 100% utilization).
+        let p = &self.precision;
+        let t = self.seq_len as f64;
+        for (k, &phi) in p.step_fraction.iter().enumerate() {
+            let first = p.first_step_fraction.get(k).copied().unwrap_or(0.0);
+            let last = p.last_step_fraction.get(k).copied().unwrap_or(0.0);
+            let edges = if self.seq_len == 1 {
+                first.max(last)
+            } else {
+                first + last
+            };
+            if t * phi < edges - 1e-9 {
+                return Err(fail(format!(
+                    "precision level {k}: {:.4} of {} steps, fewer than its first and last steps                      ({first} + {last}): the policy was measured on longer sequences; cost it at                      a seq_len of at least {}",
+                    t * phi,
+                    self.seq_len,
+                    (edges / phi.max(1e-300)).ceil()
+                )));
+            }
+        }
         if let Some(h) = self.head {
             if h.input_size == 0 || h.output_size == 0 {
                 return Err(fail(format!(
