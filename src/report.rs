@@ -21,18 +21,10 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    // A link is written through (the file it names is replaced, the link stays); a pipe or a
-    // device is written to in place (renaming over it would replace the node itself, and
-    // whole-or-nothing means nothing there); a directory is refused.
-    let resolved;
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            resolved = std::fs::canonicalize(path)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("a link to nowhere ({e})")))?;
-            resolved.as_path()
-        }
-        _ => path,
-    };
+    // A link is written through (the file it names is replaced, the link stays; a dangling
+    // one makes its target); a pipe or a device (`/dev/stdout`, `/dev/null`) is written to in
+    // place (renaming over it would replace the node itself, and whole-or-nothing means
+    // nothing there); a directory is refused.
     if let Ok(m) = std::fs::metadata(path) {
         if m.is_dir() {
             return Err(std::io::Error::new(
@@ -47,6 +39,20 @@ pub fn write_atomic(
             return out.flush();
         }
     }
+    let target;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        target = match std::fs::canonicalize(path) {
+            Ok(t) => t,
+            // Dangling: the file the link names, relative to the link's folder.
+            Err(_) => {
+                let to = std::fs::read_link(path)?;
+                path.parent().map_or(to.clone(), |d| d.join(&to))
+            }
+        };
+        target.as_path()
+    } else {
+        path
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if dir.exists() && !dir.is_dir() {
             return Err(std::io::Error::new(

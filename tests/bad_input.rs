@@ -671,19 +671,23 @@ fn missing_arguments_are_named() {
 /// checked before it runs, as the commands that take them check them.
 #[test]
 fn sweep_names_batches_tolerances_and_labels_are_checked() {
-    sweep_fails(
-        &[(r#"name = "bad""#, r#"name = "../../escaped""#)],
-        &[
-            "bad.toml",
-            "name",
-            "'../../escaped'",
-            "not a directory name",
-        ],
-    );
-    sweep_fails(
-        &[(r#"name = "bad""#, r#"name = """#)],
-        &["name", "not a directory name"],
-    );
+    // Without --out the name is a folder under results/ (run from the repository root, as the
+    // README's commands are): it must stay there. With --out it is a title only.
+    for name in ["../../escaped", "", "/tmp/abs"] {
+        let (_dir, spec) = sweep_file(&[(r#"name = "bad""#, &format!("name = {name:?}"))]);
+        fails(
+            &["sweep", &spec, "--quiet"],
+            &[
+                "bad.toml",
+                "name",
+                &format!("'{name}'"),
+                "not a folder inside results/",
+            ],
+        );
+    }
+    assert!(!Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../escaped")
+        .exists());
     sweep_fails(
         &[("steps = 4", "steps = 4\nbatch = 0")],
         &["workload.batch", "at least 1"],

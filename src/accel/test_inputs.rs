@@ -314,26 +314,50 @@ fn outputs_beyond_f64_are_refused_naming_the_output() {
 }
 
 /// A profile whose first and last steps outnumber its level's steps at this seq_len (a policy
-/// measured on longer sequences) is refused naming the level; the model reported more than
-/// 100% utilization for it.
+/// measured on longer sequences) is costed with its first and last steps unknown: it was
+/// costed as it came, and the model reported more than 100% utilization.
 #[test]
-fn edge_steps_that_outnumber_their_level_are_refused() {
+fn edge_steps_that_outnumber_their_level_are_taken_as_unknown() {
     let a = arch("epur", &["tracking.enabled=true"]);
     let mut w = uniform("u", 1, 8, 33, 2);
     w.precision = two_level(8, 16, 0.25);
     w.precision.first_step_fraction = vec![1.0, 0.0];
     w.precision.last_step_fraction = vec![0.0, 1.0];
-    let e = evaluate(&a, &w).expect_err("T = 2").to_string();
-    assert!(
-        e.contains("precision level 0") && e.contains("at least 4"),
-        "{e}"
-    );
-    w.seq_len = 4;
-    let p = evaluate(&a, &w).expect("T = 4");
+    let fitted = w.with_edges_that_fit().expect("does not fit at T = 2");
+    assert!(fitted.precision.first_step_fraction.is_empty());
+    let mut unknown = w.clone();
+    unknown.precision.first_step_fraction.clear();
+    unknown.precision.last_step_fraction.clear();
+    let p = evaluate(&a, &w).expect("T = 2");
+    assert_eq!(p.cycles, evaluate(&a, &unknown).unwrap().cycles);
     assert!(p.utilization <= 1.0, "{}", p.utilization);
+    // At T = 4 they fit (4 x 0.25 >= 1 + 0) and are kept.
+    w.seq_len = 4;
+    assert!(w.with_edges_that_fit().is_none());
     // At one step, first and last are the same step.
     w.seq_len = 1;
     w.precision.last_step_fraction = vec![1.0, 0.0];
     w.precision.step_fraction = vec![1.0, 0.0];
-    evaluate(&a, &w).expect("T = 1, the one step at level 0");
+    assert!(w.with_edges_that_fit().is_none());
+}
+
+/// With every energy at 0 (a latency and area study) the efficiency is inf by definition; the
+/// point stands.
+#[test]
+fn a_zeroed_energy_model_still_costs_points() {
+    let sets: Vec<String> = [
+        "energy.mult_pj_8bit",
+        "energy.add_pj_32bit",
+        "energy.sram_pj_per_bit_8kib",
+        "energy.dram_pj_per_byte",
+        "energy.tail_pj_per_element",
+        "energy.static_mw_per_mm2",
+        "multicore.link_pj_per_byte",
+    ]
+    .iter()
+    .map(|k| format!("{k}=0"))
+    .collect();
+    let refs: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let p = evaluate(&arch("epur", &refs), &uniform("u", 2, 16, 32, 10)).expect("costs");
+    assert!(p.cycles > 0.0 && p.cycles.is_finite());
 }

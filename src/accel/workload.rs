@@ -40,6 +40,37 @@ pub struct Workload {
 
 impl Workload {
     /// Checks shapes and precision; `evaluate` calls it on every point (it is cheap).
+    /// The profile's first and last steps are steps of the run: at level k they cannot
+    /// outnumber the T phi_k steps the level holds. They do when a policy measured on longer
+    /// sequences is costed at a shorter `seq_len` (the model then reported more than 100%
+    /// utilization); such a workload is costed with its first and last steps unknown
+    /// (phi0 = phi1 = phi, docs/MODEL.md "Inputs"). `None` when the profile fits as it is.
+    pub fn with_edges_that_fit(&self) -> Option<Workload> {
+        let p = &self.precision;
+        let t = self.seq_len as f64;
+        let fits = |k: usize, phi: f64| {
+            let first = p.first_step_fraction.get(k).copied().unwrap_or(0.0);
+            let last = p.last_step_fraction.get(k).copied().unwrap_or(0.0);
+            let edges = if self.seq_len == 1 {
+                first.max(last)
+            } else {
+                first + last
+            };
+            t * phi >= edges - 1e-9
+        };
+        if p.step_fraction
+            .iter()
+            .enumerate()
+            .all(|(k, &phi)| fits(k, phi))
+        {
+            return None;
+        }
+        let mut w = self.clone();
+        w.precision.first_step_fraction.clear();
+        w.precision.last_step_fraction.clear();
+        Some(w)
+    }
+
     pub fn validate(&self) -> Result<(), AccelError> {
         let fail = |message: String| AccelError::Workload {
             workload: self.name.clone(),
@@ -53,29 +84,6 @@ impl Workload {
                 "seq_len and batch must be >= 1, got seq_len {} batch {}",
                 self.seq_len, self.batch
             )));
-        }
-        // A profile's first and last steps are steps of the sequence: at level k they cannot
-        // outnumber the T phi_k steps the level holds (they do when a policy measured on long
-        // sequences is costed at a shorter seq_len, and the model then reported more than
-        // 100% utilization).
-        let p = &self.precision;
-        let t = self.seq_len as f64;
-        for (k, &phi) in p.step_fraction.iter().enumerate() {
-            let first = p.first_step_fraction.get(k).copied().unwrap_or(0.0);
-            let last = p.last_step_fraction.get(k).copied().unwrap_or(0.0);
-            let edges = if self.seq_len == 1 {
-                first.max(last)
-            } else {
-                first + last
-            };
-            if t * phi < edges - 1e-9 {
-                return Err(fail(format!(
-                    "precision level {k}: {:.4} of {} steps, fewer than its first and last steps                      ({first} + {last}): the policy was measured on longer sequences; cost it at                      a seq_len of at least {}",
-                    t * phi,
-                    self.seq_len,
-                    (edges / phi.max(1e-300)).ceil()
-                )));
-            }
         }
         if let Some(h) = self.head {
             if h.input_size == 0 || h.output_size == 0 {

@@ -32,8 +32,17 @@ pub struct ParetoArgs {
 /// "N rows, M pass the filter, K on the front" to stderr.
 pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
     // Both outputs are checked before either is written, so a refusal writes nothing.
+    // The same file, whether or not it exists yet: the canonical folder and the name.
+    let place = |p: &std::path::Path| {
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = parent
+            .unwrap_or(std::path::Path::new("."))
+            .canonicalize()
+            .ok();
+        (dir, p.file_name().map(|n| n.to_os_string()))
+    };
     let same = |a: &std::path::Path, b: &std::path::Path| {
-        a == b || (a.canonicalize().ok()).is_some_and(|a| b.canonicalize().ok() == Some(a))
+        a == b || (place(a).0.is_some() && place(a) == place(b))
     };
     if same(&args.out, &args.input) {
         anyhow::bail!(

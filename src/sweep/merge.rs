@@ -51,7 +51,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
                 if seen.is_empty() {
                     *first = f;
                 } else if (f.shards, f.points) != (first.shards, first.points) {
-                    let (a, b) = (seen.values().next().map(|p| p.display()), d.display());
+                    let (a, b) = (seen.get(&first.shard).map(|p| p.display()), d.display());
                     bail!(
                         "merge: {b}/{SHARD_FILE}: shard {}/{} of {} points, but {}/{SHARD_FILE} is shard {}/{} of {} points; merge the shards of one run",
                         f.shard, f.shards, f.points, a.unwrap(), first.shard, first.shards, first.points

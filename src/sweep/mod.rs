@@ -126,10 +126,10 @@ pub struct Finished {
 /// [`run`], also returning what the run knows of results.csv.
 pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<Finished> {
     let p = prepare(path, o.smoke)?;
-    let out_path = o
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("results").join(&p.spec.name));
+    let out_path = match &o.out {
+        Some(out) => out.clone(),
+        None => results_dir(&p.file, &p.spec.name)?,
+    };
     let out = OutDir::lock(&out_path)?;
     let models = model_plans(&p, &o.cache_dir, progress)?;
     if o.precision_only {
@@ -255,4 +255,25 @@ fn count_done(done: &Done, points: Points) -> usize {
     done.through
         .map_or(0, |t| (t - points.start) / points.step + 1)
         + done.beyond.len()
+}
+
+/// `results/<name>` for a run without `--out`: the name must stay inside `results/` (not
+/// empty, not absolute, no `..`; a name with `/` makes a folder of runs).
+fn results_dir(file: &str, name: &str) -> Result<PathBuf> {
+    use std::path::Component;
+    let inside = !name.is_empty()
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    if !inside {
+        return Err(SpecError {
+            file: file.to_string(),
+            key: "name".into(),
+            problem: format!(
+                "'{name}' is not a folder inside results/ (the output without --out): give a name that is not empty, not absolute and without '..', or give --out"
+            ),
+        }
+        .into());
+    }
+    Ok(Path::new("results").join(name))
 }

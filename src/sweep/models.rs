@@ -46,7 +46,9 @@ pub(super) fn model_plans(
             None => format!("{file}: generated inputs"),
         };
         crate::lstm::eval::check_input(&model, &seqs, &input_name)?;
+        // A model without a classification head has no task accuracy: its labels go unused.
         let labels = match &w.labels {
+            Some(_) if model.head.is_none() => None,
             None => None,
             Some(l) => Some(
                 crate::dynamic::read_labels(Path::new(l), &model, &seqs).map_err(|e| {

@@ -43,8 +43,8 @@ pub struct OutDir {
     pub dir: PathBuf,
     /// Held open for the lock's lifetime.
     _lock: File,
-    /// This run made the directory: if it ends with nothing there but the lock (a run that
-    /// failed before its first point), the directory goes again.
+    /// This run made the directory: if it ends with nothing there but the lock and an empty
+    /// staging folder (a run that failed before it wrote anything), the directory goes again.
     created: bool,
 }
 

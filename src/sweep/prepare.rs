@@ -28,14 +28,6 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         key: key.into(),
         problem,
     };
-    let name = &spec.name;
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-        return Err(bad(
-            "name",
-            format!("'{name}' is not a directory name (results go to results/<name>): give a name without '/', not empty, '.' or '..'"),
-        )
-        .into());
-    }
     if spec.workload.batch == 0 {
         return Err(bad(
             "workload.batch",

@@ -87,7 +87,7 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
             bail!("{what}: {side}'s spec.resolved.toml is not valid TOML ({e}); {advice}");
         }
     }
-    // A text that is not TOML has no versions to name; its first differing line is named below.
+    // Both texts are TOML from here on (an empty or unparsable one was refused above).
     if let (Some(a), Some(b)) = (&a, &b) {
         same_versions(a, b, c)?;
     }

@@ -200,6 +200,9 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
     })
 }
 
+/// Whole numbers below this are written as integers (exact in f64 up to 2^53).
+const WHOLE: f64 = 9e15;
+
 /// Expands one range into its values (as strings for `--set`).
 pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecError> {
     let bad = |problem: String| SpecError {
@@ -210,9 +213,9 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
     let show = |v: &Value| match v {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        // Whole floats beyond i64 as exponents ("1e19"): written out, they read as an
-        // integer too large for the field.
-        Value::Float(f) if f.fract() == 0.0 && f.abs() >= 1e15 => format!("{f:e}"),
+        // Whole floats past 2^53 as exponents ("1e19"): written out, they would read as an
+        // integer, too large for the field beyond i64 (the same bound as linear ranges).
+        Value::Float(f) if f.fract() == 0.0 && f.abs() >= WHOLE => format!("{f:e}"),
         Value::Float(f) => format!("{f}"),
         Value::Text(s) => s.clone(),
     };
@@ -287,7 +290,7 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                     // would saturate: 1e19 became 9223372036854775807).
                     let int = [a, b, step, a + step * (n as f64 - 1.0)]
                         .iter()
-                        .all(|v| v.fract() == 0.0 && v.abs() < 9e15);
+                        .all(|v| v.fract() == 0.0 && v.abs() < WHOLE);
                     (0..n)
                         .map(|k| {
                             let v = a + step * k as f64;
