@@ -16,6 +16,30 @@ pub fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Whether [`write_atomic`] can write `path`, without writing: not a directory, and no file
+/// where its folder would be (a missing folder is made). For commands that check every output
+/// before writing any.
+pub fn writable(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        ));
+    }
+    let file_above = path
+        .ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+        .find(|d| d.exists());
+    match file_above {
+        Some(d) if !d.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is a file, not a directory", d.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Writes a file atomically (creating its directory): `fill` writes the contents.
 pub fn write_atomic(
     path: &Path,
@@ -25,13 +49,8 @@ pub fn write_atomic(
     // one makes its target); a pipe or a device (`/dev/stdout`, `/dev/null`) is written to in
     // place (renaming over it would replace the node itself, and whole-or-nothing means
     // nothing there); a directory is refused.
+    writable(path)?;
     if let Ok(m) = std::fs::metadata(path) {
-        if m.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "is a directory",
-            ));
-        }
         if !m.is_file() {
             let mut out =
                 std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
@@ -54,12 +73,6 @@ pub fn write_atomic(
         path
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if dir.exists() && !dir.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotADirectory,
-                format!("{} is a file, not a directory", dir.display()),
-            ));
-        }
         std::fs::create_dir_all(dir)?;
     }
     let tmp = partial_path(path);

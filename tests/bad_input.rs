@@ -764,22 +764,7 @@ fn grid_counts_and_outputs_under_a_file() {
     let file = dir.path().join("afile");
     std::fs::write(&file, "x").unwrap();
     let out = file.join("y.npy");
-    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
-    let out = out.to_str().unwrap();
-    fails(
-        &[
-            "infer",
-            "--model",
-            &m,
-            "--input",
-            &x,
-            "--precision",
-            "fx8",
-            "--output",
-            out,
-        ],
-        &["afile is a file, not a directory"],
-    );
+    infer_to_fails(out.to_str().unwrap(), &["afile is a file, not a directory"]);
 }
 
 /// Outputs that are not plain files: a link is written through (the link stays), a device is
@@ -811,19 +796,22 @@ fn outputs_through_links_and_devices() {
     assert!(infer("/dev/null").status.success());
     let null = std::fs::symlink_metadata("/dev/null").unwrap();
     assert!(null.file_type().is_char_device(), "/dev/null was replaced");
-    let d = dir.path().display().to_string();
-    fails(
-        &[
-            "infer",
-            "--model",
-            &m,
-            "--input",
-            &x,
-            "--precision",
-            "fx8",
-            "--output",
-            &d,
-        ],
-        &["is a directory"],
-    );
+    infer_to_fails(&dir.path().display().to_string(), &["is a directory"]);
+}
+
+/// `infer` of the peephole fixture into `out` fails with one line mentioning `expect`.
+fn infer_to_fails(out: &str, expect: &[&str]) {
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    let args = [
+        "infer",
+        "--model",
+        &m,
+        "--input",
+        &x,
+        "--precision",
+        "fx8",
+        "--output",
+        out,
+    ];
+    fails(&args, expect);
 }

@@ -92,7 +92,7 @@ fn outputs_that_clash_are_refused_before_writing() {
         (
             p("f.csv"),
             Some(format!("{input}/f.svg")),
-            "is not a directory",
+            "is a file, not a directory",
         ),
     ] {
         let mut a = vec!["pareto", &input, "--minimize", "latency_us", "--out", &out];

@@ -39,7 +39,6 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Checks shapes and precision; `evaluate` calls it on every point (it is cheap).
     /// The profile's first and last steps are steps of the run: at level k they cannot
     /// outnumber the T phi_k steps the level holds. They do when a policy measured on longer
     /// sequences is costed at a shorter `seq_len` (the model then reported more than 100%
@@ -71,6 +70,7 @@ impl Workload {
         Some(w)
     }
 
+    /// Checks shapes and precision; `evaluate` calls it on every point (it is cheap).
     pub fn validate(&self) -> Result<(), AccelError> {
         let fail = |message: String| AccelError::Workload {
             workload: self.name.clone(),
@@ -188,7 +188,7 @@ pub fn workload_of(
     batch: usize,
     precision: PrecisionProfile,
 ) -> Workload {
-    Workload {
+    let w = Workload {
         name: model.name.clone(),
         layers: model
             .layers
@@ -207,5 +207,7 @@ pub fn workload_of(
         seq_len,
         batch,
         precision,
-    }
+    };
+    // Fitted once here, so that `evaluate` (which fits any workload) does not copy it per point.
+    w.with_edges_that_fit().unwrap_or(w)
 }

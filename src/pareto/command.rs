@@ -51,19 +51,9 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
         );
     }
     for (flag, path) in [("--out", Some(&args.out)), ("--plot", args.plot.as_ref())] {
-        let Some(path) = path else { continue };
-        if path.is_dir() {
-            anyhow::bail!("{flag} {}: is a directory", path.display());
-        }
-        // A missing parent is made; one that is a file cannot be.
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if parent.exists() && !parent.is_dir() {
-                anyhow::bail!(
-                    "{flag} {}: {} is not a directory",
-                    path.display(),
-                    parent.display()
-                );
-            }
+        if let Some(path) = path {
+            crate::report::writable(path)
+                .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
         }
     }
     if let Some(plot) = args.plot.as_ref().filter(|p| same(p, &args.out)) {

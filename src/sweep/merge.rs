@@ -20,15 +20,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             .with_context(|| format!("merge: {}: no spec.resolved.toml", d.display()))
     };
     let resolved = read_resolved(first)?;
-    // The shards given, when every directory is one: (N, points) and the indices seen.
-    let mut shards: Option<(ShardFile, BTreeMap<u64, PathBuf>)> = Some((
-        ShardFile {
-            shard: 0,
-            shards: 0,
-            points: 0,
-        },
-        BTreeMap::new(),
-    ));
+    // Each directory's shard.toml (`None`: a whole run, which covers every point itself).
+    let mut shard_files = Vec::with_capacity(dirs.len());
     let mut header: Option<csv::ByteRecord> = None;
     let mut rows: BTreeMap<u64, (csv::ByteRecord, PathBuf)> = BTreeMap::new();
     let mut skipped: BTreeMap<u64, csv::ByteRecord> = BTreeMap::new();
@@ -44,23 +37,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
                 binary_advice: "made by one binary",
             },
         )?;
-        match (read_shard_file(d)?, shards.as_mut()) {
-            // A whole run covers every point by itself.
-            (None, _) => shards = None,
-            (Some(f), Some((first, seen))) => {
-                if seen.is_empty() {
-                    *first = f;
-                } else if (f.shards, f.points) != (first.shards, first.points) {
-                    let (a, b) = (seen.get(&first.shard).map(|p| p.display()), d.display());
-                    bail!(
-                        "merge: {b}/{SHARD_FILE}: shard {}/{} of {} points, but {}/{SHARD_FILE} is shard {}/{} of {} points; merge the shards of one run",
-                        f.shard, f.shards, f.points, a.unwrap(), first.shard, first.shards, first.points
-                    );
-                }
-                seen.insert(f.shard, d.clone());
-            }
-            (Some(_), None) => {}
-        }
+        shard_files.push(read_shard_file(d)?.map(|f| (f, d.as_path())));
         let results = d.join("results.csv");
         let mut rd = csv::Reader::from_path(&results)
             .with_context(|| format!("merge: {}: cannot read", results.display()))?;
@@ -105,8 +82,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             }
         }
     }
-    if let Some((f, seen)) = &shards {
-        covers_every_point(f, seen, &rows, &skipped)?;
+    if let Some(shards) = shard_files.into_iter().collect::<Option<Vec<_>>>() {
+        covers_every_point(&shards, &rows, &skipped)?;
     }
     let out = OutDir::lock(out)?;
     let s = out.fresh_staging()?;
@@ -188,15 +165,25 @@ fn read_shard_file(d: &Path) -> Result<Option<ShardFile>> {
     Ok(Some(f))
 }
 
-/// Every shard of the run is among `seen`, and every point below its count is in exactly one
-/// of the merged results.csv and skipped.csv (a shard cut short or emptied by hand, a row of
-/// another run, are refused).
+/// The shards given are of one run (one N, one count of points) and every one of its shards is
+/// among them, and every point below its count is in exactly one of the merged results.csv and
+/// skipped.csv (a shard cut short or emptied by hand, a row of another run, are refused).
 fn covers_every_point(
-    f: &ShardFile,
-    seen: &BTreeMap<u64, PathBuf>,
+    shards: &[(ShardFile, &Path)],
     rows: &BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
     skipped: &BTreeMap<u64, csv::ByteRecord>,
 ) -> Result<()> {
+    let (f, first) = shards[0];
+    if let Some((g, d)) = shards
+        .iter()
+        .find(|(g, _)| (g.shards, g.points) != (f.shards, f.points))
+    {
+        bail!(
+            "merge: {}/{SHARD_FILE}: shard {}/{} of {} points, but {}/{SHARD_FILE} is shard {}/{} of {} points; merge the shards of one run",
+            d.display(), g.shard, g.shards, g.points, first.display(), f.shard, f.shards, f.points
+        );
+    }
+    let seen: BTreeMap<u64, &Path> = shards.iter().map(|(g, d)| (g.shard, *d)).collect();
     if let Some(i) = (0..f.shards).find(|i| !seen.contains_key(i)) {
         bail!(
             "merge: shard {i}/{} is missing (given: {}); merge every shard of the run",

@@ -77,23 +77,19 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
         return Ok(());
     }
     let (what, advice) = (c.what, c.advice);
-    let (a, b) = (table(old), table(new));
-    for (text, side) in [(old, c.sides[0]), (new, c.sides[1])] {
+    let table = |text: &str, side: &str| -> Result<toml::Table> {
         if text.trim().is_empty() {
             bail!("{what}: {side}'s spec.resolved.toml is empty; {advice}");
         }
-        if let Err(e) = toml::from_str::<toml::Table>(text) {
+        toml::from_str(text).map_err(|e| {
             let e = e.message().replace('\n', " ");
-            bail!("{what}: {side}'s spec.resolved.toml is not valid TOML ({e}); {advice}");
-        }
-    }
-    // Both texts are TOML from here on (an empty or unparsable one was refused above).
-    if let (Some(a), Some(b)) = (&a, &b) {
-        same_versions(a, b, c)?;
-    }
-    let inputs = |t: &Option<toml::Table>| -> BTreeMap<String, String> {
-        t.as_ref()
-            .and_then(|t| t.get("inputs"))
+            anyhow::anyhow!("{what}: {side}'s spec.resolved.toml is not valid TOML ({e}); {advice}")
+        })
+    };
+    let (a, b) = (table(old, c.sides[0])?, table(new, c.sides[1])?);
+    same_versions(&a, &b, c)?;
+    let inputs = |t: &toml::Table| -> BTreeMap<String, String> {
+        t.get("inputs")
             .and_then(|v| v.as_table())
             .map(|t| {
                 t.iter()
@@ -121,11 +117,6 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
         "{what}: the spec changed since then ({}); {advice}",
         first_difference(old, new)
     )
-}
-
-/// A resolved spec as a table (`None` when it does not parse).
-fn table(text: &str) -> Option<toml::Table> {
-    toml::from_str(text).ok()
 }
 
 /// Refuses records made by different versions of the accelerator model or the numerics, or
