@@ -56,6 +56,7 @@ fn model(seed: u64, input: usize) -> Model {
             bias: rng.fill(classes, 0.5),
             activation: HeadActivation::Softmax,
         }),
+        fixed: Default::default(),
     }
 }
 

@@ -26,6 +26,7 @@ fn worked_example() -> (Model, npy::Sequences) {
             cells: vec![cell],
         }],
         head: None,
+        fixed: Default::default(),
     };
     let x = npy::Sequences::new("x", [1, 1, 2], vec![0.3, -0.6], false).unwrap();
     (model, x)

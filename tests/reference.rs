@@ -73,6 +73,39 @@ fn torch_exported_bidirectional() {
 }
 
 #[test]
+fn static_export_runs_on_its_sizes_and_refuses_others() {
+    // Literal sizes in Reshapes and initial states, a strided Slice, a Gemm bias of [1, O].
+    check(
+        "static_shapes.onnx",
+        "static_shapes",
+        LoadOptions::default(),
+    );
+    let m = lstm::load(
+        data("static_shapes.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(m.fixed.steps, Some((7, "merge_dirs".to_string())));
+    assert_eq!(m.fixed.batch.as_ref().map(|b| b.0), Some(3));
+    let x = npy::read_sequences(&data("static_shapes.x.npy")).unwrap();
+    // Fewer steps, or fewer sequences: onnxruntime refuses both; so does the evaluation.
+    let mut short = x.clone();
+    short.steps = 6;
+    short.data = (0..x.count)
+        .flat_map(|n| x.sequence(n)[..6 * x.width].to_vec())
+        .collect();
+    let mut fewer = x.clone();
+    fewer.count = 2;
+    fewer.data.truncate(2 * x.steps * x.width);
+    for (seqs, what) in [(short, "6 steps"), (fewer, "2 sequences")] {
+        let err = eval::evaluate(&m, &seqs, "in.npy", &[PrecisionConfig::FP32], false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(what) && err.contains("fixes them to"), "{err}");
+    }
+}
+
+#[test]
 fn same_weights_as_safetensors() {
     let opts = LoadOptions {
         head: Some("fc".into()),

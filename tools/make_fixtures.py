@@ -219,6 +219,51 @@ def fixture_reshape_gemm():
     print(describe(OUT / "reshape_gemm.onnx"))
 
 
+def fixture_static_shapes():
+    """A bidirectional LSTM exported with literal sizes (T = 7, N = 3 written in): initial_h a
+    strided Slice of a ConstantOfShape, initial_c an initializer [2, N, H], the directions
+    merged by Transpose [0, 2, 1, 3] and a Reshape to the literal [T, N, 2H], rows flattened,
+    Gemm with C of shape [1, O], a Reshape back to the literal [T, N, -1] and Softmax with the
+    opset's default axis. The literal sizes fix the input's steps and batch."""
+    I, H, O = 4, 5, 3
+    rng = np.random.default_rng(21)
+    W, R, B = lstm_weights(rng, 2, I, H)
+    c0 = np.repeat(rng.uniform(-0.5, 0.5, (2, 1, H)).astype(np.float32), N, axis=1)
+    Wd = rng.uniform(-0.8, 0.8, (O, 2 * H)).astype(np.float32)
+    bd = rng.uniform(-0.3, 0.3, (1, O)).astype(np.float32)
+    fill = numpy_helper.from_array(np.array([0.25], np.float32), "fill")
+    nodes = [
+        helper.make_node("ConstantOfShape", ["h0_full_shape"], ["h0_full"], name="h0_full", value=fill),
+        helper.make_node("Slice", ["h0_full", "s_start", "s_end", "s_axis", "s_step"], ["h0"], name="h0_every_other"),
+        helper.make_node("LSTM", ["X", "W", "R", "B", "", "h0", "c0"], ["Y"], name="lstm",
+                         hidden_size=H, direction="bidirectional"),
+        helper.make_node("Transpose", ["Y"], ["Yt"], name="dirs_inner", perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["Yt", "merged_shape"], ["Ym"], name="merge_dirs"),
+        helper.make_node("Reshape", ["Ym", "rows_shape"], ["rows"], name="flatten"),
+        helper.make_node("Gemm", ["rows", "Wd", "bd"], ["logits2d"], name="dense", transB=1),
+        helper.make_node("Reshape", ["logits2d", "out_shape"], ["logits"], name="unflatten"),
+        helper.make_node("Softmax", ["logits"], ["Z"], name="softmax"),
+    ]
+    inits = dict(W=W, R=R, B=B, c0=c0, Wd=Wd, bd=bd,
+                 h0_full_shape=np.array([2, N, 2 * H], np.int64),
+                 s_start=np.array([0], np.int64), s_end=np.array([2 * H], np.int64),
+                 s_axis=np.array([2], np.int64), s_step=np.array([2], np.int64),
+                 merged_shape=np.array([T, N, 2 * H], np.int64),
+                 rows_shape=np.array([-1, 2 * H], np.int64),
+                 out_shape=np.array([T, N, -1], np.int64))
+    m = make_model(nodes, "static_shapes", [tensor_vi("X", [T, N, I])], [tensor_vi("Z", [T, N, O])], inits)
+    save_onnx("static_shapes.onnx", m)
+    x = make_x(22, I)
+    res = ort_run(OUT / "static_shapes.onnx", x, "Y")
+    save_npy("static_shapes.x.npy", x)
+    save_npy("static_shapes.hidden.npy", y_to_ours(res["Y"]))
+    save_npy("static_shapes.output.npy", tnc_to_ours(res["Z"]))
+    h0 = np.full((2, N, H), 0.25)
+    ref = np_lstm(x.transpose(1, 0, 2).astype(np.float64), W, R, B, h0, c0)
+    print(f"static_shapes: max|numpy - ORT| Y = {maxdiff(ref, res['Y']):.3g}")
+    print(describe(OUT / "static_shapes.onnx"))
+
+
 # ---------------------------------------------------------------- torch fixtures
 class LSTMHead(nn.Module):
     def __init__(self):
@@ -346,6 +391,7 @@ def main():
     torch_fixture("torch_bilstm", BiLSTM().eval(), 6, 14, has_head=False)
     fixture_bad_inputs()
     fixture_negative_ints()
+    fixture_static_shapes()
 
     print("\nfiles:")
     for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):

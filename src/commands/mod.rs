@@ -55,6 +55,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let m = load_model(&a)?;
             print!("{}\n{}", m.name, m.describe());
             println!("  {} multiply-accumulates per step", m.macs_per_step());
+            let fixed = [("steps", &m.fixed.steps), ("sequences", &m.fixed.batch)];
+            for (what, fixed) in fixed {
+                if let Some((n, by)) = fixed {
+                    println!("  inputs must have {n} {what} (fixed by '{by}')");
+                }
+            }
             Ok(())
         }
         Command::GenInput(a) => gen_input(&a),

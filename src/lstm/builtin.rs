@@ -162,6 +162,7 @@ pub fn build(name: &str) -> Result<Model, ModelError> {
         name: format!("builtin:{name}"),
         layers,
         head,
+        fixed: Default::default(),
     })
 }
 

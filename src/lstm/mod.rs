@@ -161,6 +161,19 @@ pub struct Model {
     pub name: String,
     pub layers: Vec<Layer>,
     pub head: Option<Head>,
+    /// The input sizes an exported graph was built for, if it fixes any.
+    pub fixed: FixedSizes,
+}
+
+/// The steps and batch size a graph fixes with literal sizes (a static export: a Reshape to
+/// `[6, 3, -1]`, an initial state of `[1, 3, H]`). The evaluation itself is the same for any
+/// size, but the graph is not: onnxruntime refuses such a model on other sizes, or regroups
+/// its rows differently, so inputs must match. Each is `(size, the node or tensor that fixes
+/// it)`; `None` where the graph takes any size.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FixedSizes {
+    pub steps: Option<(usize, String)>,
+    pub batch: Option<(usize, String)>,
 }
 
 impl Model {

@@ -41,6 +41,39 @@ pub struct GraphProto {
 pub struct ValueInfoProto {
     #[prost(string, tag = "1")]
     pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub r#type: Option<TypeProto>,
+}
+
+/// `TypeProto`, of which only the tensor type is read (`tensor_type`, field 1 of its oneof).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    pub tensor_type: Option<TensorTypeProto>,
+}
+
+/// `TypeProto.Tensor`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorTypeProto {
+    #[prost(int32, tag = "1")]
+    pub elem_type: i32,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<TensorShapeProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    pub dim: Vec<DimensionProto>,
+}
+
+/// `TensorShapeProto.Dimension`: a size or a symbolic name (a oneof).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DimensionProto {
+    #[prost(int64, optional, tag = "1")]
+    pub dim_value: Option<i64>,
+    #[prost(string, optional, tag = "2")]
+    pub dim_param: Option<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -103,8 +136,53 @@ pub struct TensorProto {
     pub data_location: i32,
 }
 
+/// AttributeProto.AttributeType values.
+pub const ATTR_FLOAT: i32 = 1;
+pub const ATTR_INT: i32 = 2;
+pub const ATTR_STRING: i32 = 3;
+pub const ATTR_TENSOR: i32 = 4;
+pub const ATTR_FLOATS: i32 = 6;
+pub const ATTR_INTS: i32 = 7;
+pub const ATTR_STRINGS: i32 = 8;
+
 /// TensorProto.DataType values used here.
 pub const FLOAT: i32 = 1;
 pub const INT32: i32 = 6;
 pub const INT64: i32 = 7;
 pub const DOUBLE: i32 = 11;
+
+/// A TensorProto.DataType's name, for messages.
+pub fn type_name(t: i32) -> &'static str {
+    match t {
+        1 => "float32",
+        2 => "uint8",
+        3 => "int8",
+        4 => "uint16",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        8 => "string",
+        9 => "bool",
+        10 => "float16",
+        11 => "float64",
+        12 => "uint32",
+        13 => "uint64",
+        16 => "bfloat16",
+        _ => "another type",
+    }
+}
+
+/// An AttributeProto.AttributeType's name, for messages.
+pub fn attr_type_name(t: i32) -> &'static str {
+    match t {
+        ATTR_FLOAT => "a FLOAT",
+        ATTR_INT => "an INT",
+        ATTR_STRING => "a STRING",
+        ATTR_TENSOR => "a TENSOR",
+        5 => "a GRAPH",
+        ATTR_FLOATS => "FLOATS",
+        ATTR_INTS => "INTS",
+        ATTR_STRINGS => "STRINGS",
+        _ => "of another type",
+    }
+}

@@ -196,5 +196,6 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         name: file.to_string(),
         layers,
         head,
+        fixed: Default::default(),
     })
 }

@@ -59,6 +59,7 @@ fn gnmt_layer() -> Model {
             cells: vec![cell],
         }],
         head: None,
+        fixed: Default::default(),
     }
 }
 

@@ -114,6 +114,7 @@ pub fn random_model(
         name: format!("random-{seed}"),
         layers,
         head,
+        fixed: Default::default(),
     };
     m.validate().expect("a random model is valid");
     m

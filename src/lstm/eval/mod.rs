@@ -62,6 +62,15 @@ pub enum EvalError {
         got: usize,
         want: usize,
     },
+    #[error("{input}: {got} {what}, but '{model}' fixes them to {want} (its node '{by}' has that size written in; export the model with dynamic axes to run other sizes)")]
+    FixedSize {
+        input: String,
+        model: String,
+        what: &'static str,
+        got: usize,
+        want: usize,
+        by: String,
+    },
     #[error(transparent)]
     Memory(#[from] crate::limits::LimitError),
 }
@@ -106,6 +115,24 @@ pub(crate) fn check_input(
             got: seqs.width,
             want: model.input_size(),
         });
+    }
+    let fixed = [
+        ("steps", seqs.steps, &model.fixed.steps),
+        ("sequences", seqs.count, &model.fixed.batch),
+    ];
+    for (what, got, fixed) in fixed {
+        if let Some((want, by)) = fixed {
+            if got != *want {
+                return Err(EvalError::FixedSize {
+                    input: input_name.to_string(),
+                    model: model.name.clone(),
+                    what,
+                    got,
+                    want: *want,
+                    by: by.clone(),
+                });
+            }
+        }
     }
     crate::limits::check_memory(
         &format!(

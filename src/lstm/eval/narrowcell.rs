@@ -156,6 +156,7 @@ mod tests {
                 cells: vec![cell],
             }],
             head: None,
+            fixed: Default::default(),
         };
         let config: PrecisionConfig = config.parse().expect("a config");
         let p = crate::lstm::eval::Plan::new(&model, config, None).expect("a plan");

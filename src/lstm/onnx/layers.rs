@@ -72,7 +72,8 @@ impl Builder {
             [Axis::Steps, Axis::Batch, Axis::Feat(w)] if w.is_none() || w == Some(input_size) => {}
             _ => {
                 return Err(format!(
-                    "X has axes {axes:?}; expected [steps, batch, {input_size} features]"
+                    "X has axes {}; expected [steps, batch, features ({input_size})]",
+                    show(&axes)
                 ))
             }
         }
@@ -154,32 +155,38 @@ impl Builder {
     }
 
     /// An initial state `[D, batch, H]`: one vector per direction, the same for every sequence.
+    /// A literal batch size fixes the input's ([`FixedSizes`]): onnxruntime refuses other
+    /// batch sizes.
     fn initial_state(
-        &self,
+        &mut self,
         node: &NodeProto,
         k: usize,
         what: &str,
         d: usize,
         h: usize,
     ) -> Result<Option<Vec<Vec<f32>>>, String> {
-        match self.input(node, k)? {
-            None => Ok(None),
+        let expected = format!("expected [{d}, batch, {h}]");
+        let state = match self.input(node, k)? {
+            None => return Ok(None),
             Some(Val::Filled { value, dims }) => {
                 if dims.len() != 3
                     || dims[0] != Dim::Known(d as i64)
                     || !matches!(dims[2], Dim::Known(x) if x == h as i64)
                 {
-                    return Err(format!(
-                        "{what} has shape {dims:?}, expected [{d}, batch, {h}]"
-                    ));
+                    return Err(format!("{what} has shape {}, {expected}", show(dims)));
                 }
-                Ok(Some(vec![vec![*value; h]; d]))
+                let batch = match dims[1] {
+                    Dim::Known(n) if n < 1 => {
+                        return Err(format!("{what} has shape {}, {expected}", show(dims)))
+                    }
+                    Dim::Known(n) => Some(n as usize),
+                    _ => None,
+                };
+                (vec![vec![*value; h]; d], batch)
             }
             Some(Val::Floats { dims, data }) => {
                 if dims.len() != 3 || dims[0] != d || dims[2] != h || dims[1] == 0 {
-                    return Err(format!(
-                        "{what} has shape {dims:?}, expected [{d}, batch, {h}]"
-                    ));
+                    return Err(format!("{what} has shape {}, {expected}", show(dims)));
                 }
                 let n = dims[1];
                 let rows: Vec<Vec<f32>> = (0..d)
@@ -192,10 +199,14 @@ impl Builder {
                         }
                     }
                 }
-                Ok(Some(rows))
+                (rows, Some(n))
             }
-            Some(_) => Err(format!("{what} must be a constant or a filled tensor")),
+            Some(_) => return Err(format!("{what} must be a constant or a filled tensor")),
+        };
+        if let Some(n) = state.1 {
+            self.fix(Axis::Batch, n)?;
         }
+        Ok(Some(state.0))
     }
 
     /// Features of a sequence value: the last axis, with steps and batch (or rows) before it.
@@ -205,7 +216,8 @@ impl Builder {
             | [Axis::Batch, Axis::Steps, Axis::Feat(Some(w))]
             | [Axis::Rows { .. }, Axis::Feat(Some(w))] => Ok(*w),
             _ => Err(format!(
-                "the dense head needs [steps, batch, features]; the value has axes {axes:?}"
+                "the dense head needs [steps, batch, features]; the value has axes {}",
+                show(axes)
             )),
         }
     }
@@ -216,6 +228,12 @@ impl Builder {
             return Err("only one dense layer is supported in the head".into());
         }
         let fin = Self::features(&axes)?;
+        if node.op_type == "Gemm" && axes.len() != 2 {
+            return Err(format!(
+                "Gemm takes a matrix (rows x features); the value has axes {} (flatten it with a Reshape to [-1, {fin}], or use MatMul)",
+                show(&axes)
+            ));
+        }
         let (wd, w) = self
             .floats(node, 1, "the weight")?
             .ok_or("weight is missing")?;
@@ -252,9 +270,7 @@ impl Builder {
         self.head.linear = Some((fin, out, weight));
         if node.op_type == "Gemm" {
             if let Some((cd, c)) = self.floats(node, 2, "the bias")? {
-                if c.len() != out {
-                    return Err(format!("bias has shape {cd:?}, expected [{out}]"));
-                }
+                check_bias(&cd, out, 2)?;
                 self.head.bias = Some(c);
             }
         }
@@ -284,9 +300,7 @@ impl Builder {
         let (bd, bv) = self
             .floats(node, const_at, "the bias")?
             .ok_or("bias is missing")?;
-        if bv.len() != out {
-            return Err(format!("bias has shape {bd:?}, expected [{out}]"));
-        }
+        check_bias(&bd, out, axes.len())?;
         self.head.bias = Some(bv);
         self.advance(node, axes);
         Ok(())
@@ -299,10 +313,26 @@ impl Builder {
             return Err("an activation is supported only once, after the dense head".into());
         }
         if node.op_type == "Softmax" {
-            let axis = attr_i(node, "axis", -1);
-            if axis != -1 && axis != axes.len() as i64 - 1 {
+            // Opsets before 13 default to axis 1 and normalize over every axis from `axis`
+            // on (the value flattened to 2-D); from 13 over `axis` alone, default -1. Both
+            // are the per-feature softmax only when `axis` is the last axis.
+            let rank = axes.len() as i64;
+            let default = if self.opset < 13 { 1 } else { -1 };
+            let axis = attr_i(node, "axis", default);
+            if axis.rem_euclid(rank.max(1)) != rank - 1 || !(-rank..rank).contains(&axis) {
+                let given = if attr(node, "axis").is_some() {
+                    ""
+                } else {
+                    " (the default in opset"
+                };
+                let tail = if given.is_empty() {
+                    String::new()
+                } else {
+                    format!("{given} {})", self.opset)
+                };
                 return Err(format!(
-                    "softmax over axis {axis}; only the feature (last) axis is supported"
+                    "softmax over axis {axis}{tail} of {}; only the feature (last) axis is supported",
+                    show(&axes)
                 ));
             }
             self.head.activation = Some(HeadActivation::Softmax);
@@ -311,5 +341,20 @@ impl Builder {
         }
         self.advance(node, axes);
         Ok(())
+    }
+}
+
+/// A bias for `out` features added to a value of `rank` axes: `[out]`, or with leading axes of
+/// size 1 (`[1, out]`, `[1, 1, out]`). Any other shape broadcasts over steps or batch.
+fn check_bias(dims: &[usize], out: usize, rank: usize) -> Result<(), String> {
+    let fits = dims.len() <= rank.max(1)
+        && dims.last() == Some(&out)
+        && dims[..dims.len() - 1].iter().all(|&d| d == 1);
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "bias has shape {dims:?}, expected [{out}] (or [1, {out}]): one value per output feature"
+        ))
     }
 }

@@ -9,11 +9,15 @@
 //! Transpose/Squeeze/Reshape. Any other op, or an op used in a way the model description cannot
 //! express, is an error naming the node.
 
+mod checks;
 mod layers;
 mod shapes;
+#[cfg(test)]
+mod tests;
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
-use super::{Cell, Direction, Head, HeadActivation, Layer, Model, ModelError, Tensor};
+use super::{Cell, Direction, FixedSizes, Head, HeadActivation, Layer, Model, ModelError, Tensor};
+use checks::{check_attributes, declared_width, live_nodes};
 use prost::Message;
 use std::collections::HashMap;
 
@@ -39,6 +43,37 @@ enum Axis {
     Dirs(usize),
     /// Features; `None` for the graph input before the first LSTM fixes its width.
     Feat(Option<usize>),
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Known(v) => write!(f, "{v}"),
+            Dim::Steps => f.write_str("steps"),
+            Dim::Batch => f.write_str("batch"),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+impl std::fmt::Display for Axis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Axis::Steps => f.write_str("steps"),
+            Axis::Batch => f.write_str("batch"),
+            Axis::Rows { steps_first: true } => f.write_str("steps x batch rows"),
+            Axis::Rows { steps_first: false } => f.write_str("batch x steps rows"),
+            Axis::Dirs(d) => write!(f, "directions ({d})"),
+            Axis::Feat(Some(w)) => write!(f, "features ({w})"),
+            Axis::Feat(None) => f.write_str("features"),
+        }
+    }
+}
+
+/// A list of dims or axes as `[a, b, c]`, for messages.
+fn show<T: std::fmt::Display>(items: &[T]) -> String {
+    let parts: Vec<String> = items.iter().map(T::to_string).collect();
+    format!("[{}]", parts.join(", "))
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +114,13 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
             format!("not an ONNX model (protobuf decode failed: {e})"),
         )
     })?;
+    // The default domain's opset (some defaults depend on it); a model without one is
+    // read by the oldest rules.
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(1, |o| o.version);
     let graph = proto
         .graph
         .ok_or_else(|| ModelError::invalid(file, "not an ONNX model (no graph)"))?;
@@ -90,25 +132,26 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
                 .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))?,
         );
     }
-    let inputs: Vec<&str> = graph
+    let inputs: Vec<&pb::ValueInfoProto> = graph
         .input
         .iter()
-        .map(|v| v.name.as_str())
-        .filter(|n| !vals.contains_key(*n))
+        .filter(|v| !vals.contains_key(&v.name))
         .collect();
     let [input] = inputs[..] else {
+        let names: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
         return Err(ModelError::invalid(
             file,
             format!(
-                "expected exactly one graph input (the sequence), found {}: {inputs:?}",
+                "expected exactly one graph input (the sequence), found {}: {names:?}",
                 inputs.len()
             ),
         ));
     };
+    let width = declared_width(input).map_err(|p| ModelError::invalid(file, p))?;
     vals.insert(
-        input.to_string(),
+        input.name.clone(),
         Val::Seq {
-            axes: vec![Axis::Steps, Axis::Batch, Axis::Feat(None)],
+            axes: vec![Axis::Steps, Axis::Batch, Axis::Feat(width)],
             stage: 0,
         },
     );
@@ -117,15 +160,23 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         layers: Vec::new(),
         head: HeadParts::default(),
         stage: 0,
+        opset,
+        fixed: FixedSizes::default(),
+        label: String::new(),
     };
+    let live = live_nodes(&graph);
     for (idx, node) in graph.node.iter().enumerate() {
-        let label = if node.name.is_empty() {
+        if !live[idx] {
+            continue;
+        }
+        b.label = if node.name.is_empty() {
             format!("#{idx}")
         } else {
             node.name.clone()
         };
-        b.node(node).map_err(|p| {
-            ModelError::invalid(file, format!("node '{label}' ({}): {p}", node.op_type))
+        let checked = check_attributes(node, opset).and_then(|()| b.node(node));
+        checked.map_err(|p| {
+            ModelError::invalid(file, format!("node '{}' ({}): {p}", b.label, node.op_type))
         })?;
     }
     let out = graph
@@ -172,6 +223,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         name: file.to_string(),
         layers: b.layers,
         head,
+        fixed: b.fixed,
     })
 }
 
@@ -237,7 +289,6 @@ fn tensor_val(t: &TensorProto) -> Result<Val, String> {
         )),
     }
 }
-
 fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
@@ -251,9 +302,33 @@ struct Builder {
     layers: Vec<Layer>,
     head: HeadParts,
     stage: usize,
+    /// The default domain's opset.
+    opset: i64,
+    fixed: FixedSizes,
+    /// The node being read, as errors name it.
+    label: String,
 }
 
 impl Builder {
+    /// Records that the current node fixes the input's steps (`axis` Steps) or batch size.
+    fn fix(&mut self, axis: Axis, size: usize) -> Result<(), String> {
+        let (slot, what) = match axis {
+            Axis::Steps => (&mut self.fixed.steps, "steps"),
+            Axis::Batch => (&mut self.fixed.batch, "batch"),
+            _ => return Ok(()),
+        };
+        match slot {
+            Some((had, by)) if *had != size => Err(format!(
+                "fixes the {what} to {size}, but '{by}' fixed them to {had}"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                *slot = Some((size, self.label.clone()));
+                Ok(())
+            }
+        }
+    }
+
     fn input(&self, node: &NodeProto, k: usize) -> Result<Option<&Val>, String> {
         match node.input.get(k).map(String::as_str) {
             None | Some("") => Ok(None),

@@ -135,21 +135,41 @@ impl Builder {
                             .into(),
                     );
                 };
-                let (starts, ends) = (self.ints(node, 1)?, self.ints(node, 2)?);
-                let axes = if self.input(node, 3)?.is_some() {
-                    self.ints(node, 3)?
+                let (starts, ends, axes, steps) = if self.opset < 10 {
+                    // Slice-1: starts, ends and axes are attributes.
+                    let list = |name: &str| attr(node, name).map(|a| a.ints.clone());
+                    let starts = list("starts").ok_or("attribute 'starts' is missing")?;
+                    let ends = list("ends").ok_or("attribute 'ends' is missing")?;
+                    (starts, ends, list("axes"), None)
                 } else {
-                    (0..starts.len() as i64).collect()
+                    let optional = |k: usize| -> Result<Option<Vec<i64>>, String> {
+                        match self.input(node, k)? {
+                            Some(_) => self.ints(node, k).map(Some),
+                            None => Ok(None),
+                        }
+                    };
+                    let (starts, ends) = (self.ints(node, 1)?, self.ints(node, 2)?);
+                    (starts, ends, optional(3)?, optional(4)?)
                 };
+                let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+                if ends.len() != starts.len()
+                    || axes.len() != starts.len()
+                    || steps.len() != starts.len()
+                {
+                    return Err("starts, ends, axes and steps differ in length".into());
+                }
                 let mut dims = dims;
-                for ((&s, &e), &a) in starts.iter().zip(&ends).zip(&axes) {
-                    let a = a.rem_euclid(dims.len().max(1) as i64) as usize;
-                    if let Some(Dim::Known(n)) = dims.get(a).copied() {
-                        let clamp = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
-                        dims[a] = Dim::Known((clamp(e) - clamp(s)).max(0));
-                    } else if a < dims.len() {
-                        dims[a] = Dim::Unknown;
+                let rank = dims.len() as i64;
+                for (((&s, &e), &a), &step) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+                    if !(-rank..rank).contains(&a) {
+                        return Err(format!("axis {a} is out of range for rank {rank}"));
                     }
+                    let a = a.rem_euclid(rank) as usize;
+                    dims[a] = match dims[a] {
+                        Dim::Known(n) => Dim::Known(slice_len(n, s, e, step)?),
+                        _ => Dim::Unknown,
+                    };
                 }
                 self.set(node, 0, Val::Filled { value, dims });
             }
@@ -197,7 +217,9 @@ impl Builder {
                 for &a in which.iter().rev() {
                     if axes[a] != Axis::Dirs(1) {
                         return Err(format!(
-                            "squeezes axis {a}, which is not the size-1 direction axis"
+                            "squeezes axis {a} ({}) of {}; only the size-1 direction axis can be squeezed",
+                            axes[a],
+                            show(&axes)
                         ));
                     }
                     axes.remove(a);
@@ -211,10 +233,13 @@ impl Builder {
                     Some(a) => a.ints.iter().map(|&p| p as usize).collect(),
                     None => (0..axes.len()).rev().collect(),
                 };
-                if perm.len() != axes.len() || perm.iter().any(|&p| p >= axes.len()) {
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                if sorted != (0..axes.len()).collect::<Vec<_>>() {
                     return Err(format!(
-                        "perm {perm:?} does not fit a rank-{} value",
-                        axes.len()
+                        "perm {perm:?} is not a permutation of the {} axes {}",
+                        axes.len(),
+                        show(&axes)
                     ));
                 }
                 let axes = perm.iter().map(|&p| axes[p]).collect();
@@ -224,7 +249,16 @@ impl Builder {
             "Reshape" => {
                 let axes = self.seq(node, 0)?;
                 let shape = self.dims(node, 1)?;
-                let axes = reshape(&axes, &shape)?;
+                if attr_i(node, "allowzero", 0) != 0 && shape.contains(&Dim::Known(0)) {
+                    return Err(format!(
+                        "allowzero=1 with a 0 in the target shape {} (an empty axis) is not supported",
+                        show(&shape)
+                    ));
+                }
+                let (axes, fixes) = reshape(&axes, &shape)?;
+                for (axis, size) in fixes {
+                    self.fix(axis, size)?;
+                }
                 let stage = self.stage;
                 self.set(node, 0, Val::Seq { axes, stage });
             }
@@ -254,111 +288,158 @@ fn slice_dims(vals: Vec<Dim>, start: i64, end: Option<i64>) -> Vec<Dim> {
         .unwrap_or_default()
 }
 
-/// Whether a target dimension keeps the sequence axis `a` in place: 0 (copy), -1 (inferred),
-/// or the axis' own symbolic size.
-fn keeps(d: Dim, a: Axis) -> bool {
-    matches!(
-        (d, a),
-        (Dim::Known(0 | -1), _) | (Dim::Steps, Axis::Steps) | (Dim::Batch, Axis::Batch)
-    )
+/// The length of `start..end` by `step` on an axis of `n` (ONNX Slice: negative positions
+/// count from the end, then clamp).
+pub(super) fn slice_len(n: i64, start: i64, end: i64, step: i64) -> Result<i64, String> {
+    let at = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
+    let (s, e) = (at(start), at(end));
+    Ok(match step {
+        _ if n <= 0 => 0,
+        0 => return Err("a slice step of 0".into()),
+        st if st > 0 => {
+            let (s, e) = (s.clamp(0, n), e.clamp(0, n));
+            ((e - s).max(0) as u64).div_ceil(st.unsigned_abs()) as i64
+        }
+        st => {
+            let (s, e) = (s.clamp(0, n - 1), e.clamp(-1, n - 1));
+            ((s - e).max(0) as u64).div_ceil(st.unsigned_abs()) as i64
+        }
+    })
+}
+
+/// Literal sizes a Reshape gives the steps or batch axis.
+type Fixes = Vec<(Axis, usize)>;
+
+/// How a target size keeps a sequence axis: copied (0 or its own symbolic size), inferred
+/// (-1), or given as a literal size (which fixes that axis' size for every input).
+#[derive(Clone, Copy, PartialEq)]
+enum Keep {
+    Copy,
+    Infer,
+    Literal(usize),
+}
+
+fn keep(d: Dim, a: Axis, zero_copies: bool) -> Option<Keep> {
+    match d {
+        Dim::Known(0) if zero_copies => Some(Keep::Copy),
+        Dim::Known(-1) => Some(Keep::Infer),
+        Dim::Known(v) if v > 0 => usize::try_from(v).ok().map(Keep::Literal),
+        Dim::Steps if a == Axis::Steps => Some(Keep::Copy),
+        Dim::Batch if a == Axis::Batch => Some(Keep::Copy),
+        _ => None,
+    }
+}
+
+/// The width of `rest` (directions and features) merged into features. The layer's output
+/// concatenates its directions (forward units, then reverse), so directions must come before
+/// features; the other order would interleave them.
+fn merged_width(rest: &[Axis]) -> Result<usize, String> {
+    let mut width = 1usize;
+    let mut features = false;
+    for a in rest {
+        match a {
+            Axis::Dirs(d) if features && *d > 1 => {
+                return Err(format!(
+                    "merging {} puts the directions after the features, which interleaves the two directions' units; only [directions, features] can be merged (Transpose perm [0, 2, 1, 3])",
+                    show(rest)
+                ))
+            }
+            Axis::Dirs(d) => width *= d,
+            Axis::Feat(Some(w)) => {
+                features = true;
+                width *= w
+            }
+            _ => return Err(format!("{} cannot be merged into features", show(rest))),
+        }
+    }
+    Ok(width)
 }
 
 /// Reshapes the exporters emit: merging directions and hidden into features (rank 3, first two
 /// axes kept), flattening steps and batch into rows (rank 2, before a Gemm), and restoring
 /// them after it (rank 3 from rows). Target sizes may be symbolic (computed with Shape/Gather
-/// from the sequence); a constant size for steps or batch is taken to be that axis (the model
-/// description is shape-polymorphic, so it cannot be checked against one input).
-fn reshape(axes: &[Axis], shape: &[Dim]) -> Result<Vec<Axis>, String> {
-    let shown: Vec<String> = shape
-        .iter()
-        .map(|d| match d {
-            Dim::Known(v) => v.to_string(),
-            Dim::Steps => "steps".into(),
-            Dim::Batch => "batch".into(),
-            Dim::Unknown => "?".into(),
-        })
-        .collect();
-    let shape_str = format!("[{}]", shown.join(", "));
+/// from the sequence) or literal: a literal size for steps or batch is returned with its axis,
+/// since it fixes that size for every input ([`FixedSizes`]).
+fn reshape(axes: &[Axis], shape: &[Dim]) -> Result<(Vec<Axis>, Fixes), String> {
+    let target = show(shape);
+    let fixes = |kept: &[(Keep, Axis)]| -> Fixes {
+        kept.iter()
+            .filter_map(|&(k, a)| match k {
+                Keep::Literal(v) => Some((a, v)),
+                _ => None,
+            })
+            .collect()
+    };
     if let [Axis::Rows { steps_first }, Axis::Feat(Some(w))] = axes {
         let (first, second) = if *steps_first {
             (Axis::Steps, Axis::Batch)
         } else {
             (Axis::Batch, Axis::Steps)
         };
-        let lead = |d: Dim, a: Axis| match d {
-            Dim::Known(0) => false,
-            Dim::Known(v) if v > 0 => true,
-            d => keeps(d, a),
+        let order = if *steps_first {
+            "steps, batch"
+        } else {
+            "batch, steps"
+        };
+        let refuse = || {
+            format!(
+                "Reshape of {w} features per row to {target} is not supported: expected [{order}, {w}] (or -1 for one of them)"
+            )
+        };
+        let [a, b, c] = shape else {
+            return Err(refuse());
+        };
+        let (Some(ka), Some(kb)) = (keep(*a, first, false), keep(*b, second, false)) else {
+            return Err(refuse());
         };
         let inferred = shape.iter().filter(|d| **d == Dim::Known(-1)).count();
-        return match shape {
-            [a, b, c]
-                if lead(*a, first)
-                    && lead(*b, second)
-                    && inferred <= 1
-                    && matches!(c, Dim::Known(v) if *v == -1 || *v == *w as i64) =>
-            {
-                Ok(vec![first, second, Axis::Feat(Some(*w))])
-            }
-            _ => Err(format!(
-                "Reshape of {w} features per row to {shape_str} is not supported: expected [{}, {}, {w}] (or -1 for one of them)",
-                if *steps_first { "steps" } else { "batch" },
-                if *steps_first { "batch" } else { "steps" },
-            )),
-        };
+        if inferred > 1 || !matches!(c, Dim::Known(v) if *v == -1 || *v == *w as i64) {
+            return Err(refuse());
+        }
+        let kept = fixes(&[(ka, first), (kb, second)]);
+        return Ok((vec![first, second, Axis::Feat(Some(*w))], kept));
     }
-    let shape: Vec<i64> = shape
-        .iter()
-        .enumerate()
-        .map(|(k, d)| match (d, axes.get(k)) {
-            (Dim::Known(v), _) => Ok(*v),
-            (d, Some(a)) if keeps(*d, *a) => Ok(0),
-            _ => Err(format!(
-                "Reshape to {shape_str}: a symbolic size that does not keep its axis"
-            )),
-        })
-        .collect::<Result<_, _>>()?;
-    let shape = &shape[..];
-    let width = |rest: &[Axis]| -> Option<usize> {
-        rest.iter().try_fold(1usize, |acc, a| match a {
-            Axis::Dirs(d) => Some(acc * d),
-            Axis::Feat(Some(w)) => Some(acc * w),
-            _ => None,
-        })
-    };
     let lead_ok = |i: usize| matches!(axes.get(i), Some(Axis::Steps | Axis::Batch));
+    let refuse = || {
+        format!(
+            "Reshape of {} to {target} is not supported (see docs/MODELS.md)",
+            show(axes)
+        )
+    };
     match shape {
-        [a, b, c]
-            if lead_ok(0)
-                && lead_ok(1)
-                && matches!(*a, 0 | -1)
-                && matches!(*b, 0 | -1)
-                && !(*a == -1 && *b == -1) =>
-        {
-            let w = width(&axes[2..]).ok_or_else(|| format!("cannot reshape axes {axes:?}"))?;
-            if *c != -1 && *c != w as i64 || (*c == -1 && (*a == -1 || *b == -1)) {
+        [a, b, c] if lead_ok(0) && lead_ok(1) => {
+            let (Some(ka), Some(kb)) = (keep(*a, axes[0], true), keep(*b, axes[1], true)) else {
+                return Err(refuse());
+            };
+            let w = merged_width(&axes[2..])?;
+            let infers = [ka, kb].iter().filter(|k| **k == Keep::Infer).count();
+            let c_ok = match c {
+                Dim::Known(-1) => infers == 0,
+                Dim::Known(v) => *v == w as i64 && infers <= 1,
+                _ => false,
+            };
+            if !c_ok {
                 return Err(format!(
-                    "Reshape to {shape:?} does not keep {w} features per step"
+                    "Reshape of {} to {target} does not keep {w} features per step",
+                    show(axes)
                 ));
             }
-            Ok(vec![axes[0], axes[1], Axis::Feat(Some(w))])
+            let kept = fixes(&[(ka, axes[0]), (kb, axes[1])]);
+            Ok((vec![axes[0], axes[1], Axis::Feat(Some(w))], kept))
         }
-        [-1, c] if lead_ok(0) && lead_ok(1) => {
-            let w = width(&axes[2..]).ok_or_else(|| format!("cannot reshape axes {axes:?}"))?;
-            if *c != w as i64 {
+        [Dim::Known(-1), c] if lead_ok(0) && lead_ok(1) => {
+            let w = merged_width(&axes[2..])?;
+            if *c != Dim::Known(w as i64) {
                 return Err(format!(
-                    "Reshape to {shape:?} does not keep {w} features per row"
+                    "Reshape of {} to {target} does not keep {w} features per row",
+                    show(axes)
                 ));
             }
-            Ok(vec![
-                Axis::Rows {
-                    steps_first: axes[0] == Axis::Steps,
-                },
-                Axis::Feat(Some(w)),
-            ])
+            let rows = Axis::Rows {
+                steps_first: axes[0] == Axis::Steps,
+            };
+            Ok((vec![rows, Axis::Feat(Some(w))], Vec::new()))
         }
-        _ => Err(format!(
-            "Reshape of axes {axes:?} to {shape:?} is not supported"
-        )),
+        _ => Err(refuse()),
     }
 }

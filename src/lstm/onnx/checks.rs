@@ -1,0 +1,107 @@
+//! What the importer checks before it reads a node: the graph input's declared type, which
+//! nodes feed an output at all, and every attribute of the ops it reads (defined by ONNX for
+//! that op, given once, of its type).
+
+use super::pb::{self, NodeProto};
+
+/// The feature width the graph input declares, if any; refuses a declared element type other
+/// than float32 or a rank other than 3 (`[steps, batch, features]`).
+pub(super) fn declared_width(input: &pb::ValueInfoProto) -> Result<Option<usize>, String> {
+    let Some(t) = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()) else {
+        return Ok(None);
+    };
+    let name = &input.name;
+    if t.elem_type != 0 && t.elem_type != pb::FLOAT {
+        return Err(format!(
+            "graph input '{name}' has element type {} ({}); the sequence must be float32",
+            t.elem_type,
+            pb::type_name(t.elem_type)
+        ));
+    }
+    let Some(shape) = &t.shape else {
+        return Ok(None);
+    };
+    if shape.dim.len() != 3 {
+        return Err(format!(
+            "graph input '{name}' has rank {}; the sequence must be [steps, batch, features]",
+            shape.dim.len()
+        ));
+    }
+    Ok(shape.dim[2]
+        .dim_value
+        .filter(|&w| w > 0)
+        .map(|w| w as usize))
+}
+
+/// Which nodes feed a graph output (the others are skipped: an exporter's dead ends).
+pub(super) fn live_nodes(graph: &pb::GraphProto) -> Vec<bool> {
+    let mut needed: std::collections::HashSet<&str> =
+        graph.output.iter().map(|o| o.name.as_str()).collect();
+    let mut live = vec![false; graph.node.len()];
+    for (idx, node) in graph.node.iter().enumerate().rev() {
+        if node.output.iter().any(|o| needed.contains(o.as_str())) {
+            live[idx] = true;
+            needed.extend(node.input.iter().map(String::as_str));
+        }
+    }
+    live
+}
+
+/// The attributes ONNX defines for the ops the importer reads, with their types (`None`:
+/// an op whose attributes the importer does not check here).
+fn known_attributes(op: &str, opset: i64) -> Option<&'static [(&'static str, i32)]> {
+    use pb::{ATTR_FLOAT as F, ATTR_FLOATS as FS, ATTR_INT as I, ATTR_INTS as IS};
+    use pb::{ATTR_STRING as S, ATTR_STRINGS as SS, ATTR_TENSOR as T};
+    Some(match op {
+        "LSTM" => &[
+            ("activation_alpha", FS),
+            ("activation_beta", FS),
+            ("activations", SS),
+            ("clip", F),
+            ("direction", S),
+            ("hidden_size", I),
+            ("input_forget", I),
+            ("layout", I),
+        ],
+        "Gemm" => &[("alpha", F), ("beta", F), ("transA", I), ("transB", I)],
+        "Softmax" | "Gather" | "Concat" => &[("axis", I)],
+        "MatMul" | "Add" | "Sigmoid" | "Identity" | "Expand" => &[],
+        "Transpose" => &[("perm", IS)],
+        "Squeeze" | "Unsqueeze" => &[("axes", IS)],
+        "Reshape" => &[("allowzero", I)],
+        "Shape" => &[("start", I), ("end", I)],
+        "ConstantOfShape" => &[("value", T)],
+        "Slice" if opset < 10 => &[("starts", IS), ("ends", IS), ("axes", IS)],
+        "Slice" => &[],
+        _ => return None,
+    })
+}
+
+/// Refuses an attribute that ONNX does not define on the op, one given twice, or one of the
+/// wrong type (a type left unset, as very old exporters do, is taken as written).
+pub(super) fn check_attributes(node: &NodeProto, opset: i64) -> Result<(), String> {
+    let Some(known) = known_attributes(&node.op_type, opset) else {
+        return Ok(());
+    };
+    for (k, a) in node.attribute.iter().enumerate() {
+        if node.attribute[..k].iter().any(|b| b.name == a.name) {
+            return Err(format!("attribute '{}' is given twice", a.name));
+        }
+        let Some(&(_, want)) = known.iter().find(|(name, _)| *name == a.name) else {
+            return Err(format!(
+                "attribute '{}' is not an attribute of {} (opset {opset})",
+                a.name, node.op_type
+            ));
+        };
+        if a.r#type != 0 && a.r#type != want {
+            return Err(format!(
+                "attribute '{}' is {}, but {} defines it as {}",
+                a.name,
+                pb::attr_type_name(a.r#type),
+                node.op_type,
+                pb::attr_type_name(want)
+            ));
+        }
+    }
+    Ok(())
+}
