@@ -10,6 +10,7 @@ pub mod bigalloc;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod console;
 pub mod cpu;
 pub mod dynamic;
 pub mod format;

@@ -34,13 +34,22 @@ fn main() -> ExitCode {
                     line.push_str(arg.trim());
                 }
             }
-            eprintln!("{line}");
+            lstm_dse::note!("{line}");
             return ExitCode::from(2);
         }
     };
     let _runtime_dir = RuntimeDir::ensure();
     match lstm_dse::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`lstm-dse models | head -1`): nothing to report.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<lstm_dse::console::StdoutError>()
+                    .is_some_and(|s| s.reader_left())
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // The context chain on one line, each cause once (an error that already shows
             // its source would otherwise print it twice), whatever line breaks a library's
@@ -55,7 +64,7 @@ fn main() -> ExitCode {
                     msg.push_str(&text);
                 }
             }
-            eprintln!(
+            lstm_dse::note!(
                 "error: {}",
                 msg.split_whitespace().collect::<Vec<_>>().join(" ")
             );
@@ -68,7 +77,7 @@ fn main() -> ExitCode {
 /// a container, ssh without a login session). The Vulkan loader probes the window systems
 /// while wgpu lists adapters, and libwayland then prints "error: XDG_RUNTIME_DIR is invalid
 /// or not set" on every run although nothing failed. Set before any thread starts; removed
-/// when `main` returns.
+/// when `main` returns, or by a later run when a signal ended this one.
 struct RuntimeDir(Option<PathBuf>);
 
 impl RuntimeDir {
@@ -81,22 +90,55 @@ impl RuntimeDir {
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        // A process killed before its `Drop` leaves its directory behind, and process ids are
-        // reused: a name taken already gets a new suffix (never someone else's directory).
-        for n in 0..64 {
-            let dir =
-                std::env::temp_dir().join(format!("lstm-dse-runtime-{}-{n}", std::process::id()));
-            match builder.create(&dir) {
-                Ok(()) => {
-                    std::env::set_var("XDG_RUNTIME_DIR", &dir);
-                    return RuntimeDir(Some(dir));
+        // `TMPDIR` may name a missing or read-only folder: /tmp then.
+        let mut parents = vec![std::env::temp_dir()];
+        if parents[0] != std::path::Path::new("/tmp") {
+            parents.push(PathBuf::from("/tmp"));
+        }
+        for parent in parents {
+            remove_orphans(&parent);
+            // Process ids are reused: a name taken already gets a new suffix (never someone
+            // else's directory).
+            for n in 0..64 {
+                let dir = parent.join(format!("lstm-dse-runtime-{}-{n}", std::process::id()));
+                match builder.create(&dir) {
+                    Ok(()) => {
+                        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+                        return RuntimeDir(Some(dir));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    // Not worth failing a run for: the message is cosmetic.
+                    Err(_) => break,
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                // Not worth failing a run for: the message is cosmetic.
-                Err(_) => break,
             }
         }
         RuntimeDir(None)
+    }
+}
+
+/// Removes the empty runtime directories that processes killed before their `Drop` (by a
+/// signal) left in `parent`, where no process of that id runs any more (Linux: `/proc`).
+fn remove_orphans(parent: &std::path::Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("lstm-dse-runtime-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // Only an empty directory goes: `remove_dir` refuses any other.
+            let _ = std::fs::remove_dir(entry.path());
+        }
     }
 }
 

@@ -815,3 +815,21 @@ fn infer_to_fails(out: &str, expect: &[&str]) {
     ];
     fails(&args, expect);
 }
+
+#[test]
+fn a_wgpu_backend_that_names_nothing_is_named() {
+    // `WGPU_BACKEND=bogus` leaves no backend to search; the message said to install drivers.
+    let out = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(["trace", "--model", &data("peephole.onnx")])
+        .args(["--input", &data("peephole.x.npy"), "--precisions", "fx8"])
+        .args(["--device", "gpu", "--out", "unused"])
+        .env("WGPU_BACKEND", "bogus")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("WGPU_BACKEND='bogus' names no backend"),
+        "{err}"
+    );
+}

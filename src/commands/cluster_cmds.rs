@@ -41,9 +41,9 @@ pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
     let dir = plan.slurm_dir();
     if a.dry_run {
         for (name, text) in plan.scripts() {
-            println!("# ---- {} ----\n{text}", dir.join(name).display());
+            crate::out!("# ---- {} ----\n{text}", dir.join(name).display())?;
         }
-        eprintln!(
+        crate::note!(
             "wrote the scripts to {}; submit them with {}",
             dir.display(),
             dir.join("submit.sh").display()
@@ -52,7 +52,7 @@ pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
     }
     let jobs = cluster::submit(&plan)?;
     if !a.quiet {
-        println!(
+        crate::out!(
             "submitted {}: precision job {}, shards array {} ({} tasks), merge job {}\nprogress: lstm-dse status {}",
             plan.name,
             jobs.precision,
@@ -60,25 +60,25 @@ pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
             jobs.shards,
             jobs.merge,
             plan.out.display()
-        );
+        )?;
     }
     Ok(())
 }
 
 pub(super) fn status_cmd(a: &StatusArgs) -> Result<()> {
     let st = cluster::status(&a.dir)?;
-    print!("{}", st.describe(&a.dir));
+    crate::out_part!("{}", st.describe(&a.dir))?;
     if a.resubmit {
         if !st.needs_resubmit() {
-            println!("nothing to resubmit");
+            crate::out!("nothing to resubmit")?;
             return Ok(());
         }
         let jobs = cluster::resubmit(&a.dir, &st)?;
-        println!(
+        crate::out!(
             "resubmitted: shards array {}, merge job {}",
             jobs.shard_arrays.last().map_or("-", String::as_str),
             jobs.merge
-        );
+        )?;
     }
     Ok(())
 }

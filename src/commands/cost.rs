@@ -56,10 +56,10 @@ pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
         w.serialize(point.csv_row(&arch_name, &workload.name, base_ref))?;
         w.flush()?;
     } else {
-        print!(
+        crate::out_part!(
             "{}",
             accel::format_summary(&point, &arch, &workload, base_ref)
-        );
+        )?;
     }
     Ok(())
 }
@@ -77,8 +77,8 @@ pub(super) fn simulate_cmd(a: &ModelCostArgs) -> Result<()> {
     let point = accel::evaluate(&arch, &workload)?;
     let diff = (point.cycles - sim.cycles) / sim.cycles;
     if a.csv {
-        println!("arch,workload,sim_cycles,model_cycles,model_minus_sim_rel,tiles,products,switches,sim_dram_bytes,model_dram_bytes");
-        println!(
+        crate::out!("arch,workload,sim_cycles,model_cycles,model_minus_sim_rel,tiles,products,switches,sim_dram_bytes,model_dram_bytes")?;
+        crate::out!(
             "{},{},{},{},{:.6},{},{},{},{},{}",
             a.arch.display(),
             workload.name,
@@ -90,26 +90,32 @@ pub(super) fn simulate_cmd(a: &ModelCostArgs) -> Result<()> {
             sim.switches,
             sim.dram_bytes,
             point.dram_bytes
-        );
+        )?;
     } else {
-        println!(
+        crate::out!(
             "{} on {} (T = {}, batch {})",
-            workload.name, arch.name, workload.seq_len, workload.batch
-        );
-        println!("  simulated cycles    {:.0}", sim.cycles);
-        println!(
+            workload.name,
+            arch.name,
+            workload.seq_len,
+            workload.batch
+        )?;
+        crate::out!("  simulated cycles    {:.0}", sim.cycles)?;
+        crate::out!(
             "  closed-form cycles  {:.0} ({:+.3}%)",
             point.cycles,
             100.0 * diff
-        );
-        println!(
+        )?;
+        crate::out!(
             "  events              {} products, {} tiles, {} precision switches",
-            sim.products, sim.tiles, sim.switches
-        );
-        println!(
+            sim.products,
+            sim.tiles,
+            sim.switches
+        )?;
+        crate::out!(
             "  DRAM bytes          {:.0} simulated, {:.0} closed form",
-            sim.dram_bytes, point.dram_bytes
-        );
+            sim.dram_bytes,
+            point.dram_bytes
+        )?;
     }
     Ok(())
 }

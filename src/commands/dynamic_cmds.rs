@@ -83,23 +83,23 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
             "task_accuracy",
         ];
         let idx: Vec<usize> = pick.iter().filter_map(|n| col(n)).collect();
-        println!(
+        crate::out!(
             "{}",
             idx.iter()
                 .map(|&i| header[i].as_str())
                 .collect::<Vec<_>>()
                 .join("  ")
-        );
+        )?;
         for r in &rows {
-            println!(
+            crate::out!(
                 "{}",
                 idx.iter()
                     .map(|&i| r[i].as_str())
                     .collect::<Vec<_>>()
                     .join("  ")
-            );
+            )?;
         }
-        eprintln!("wrote {} policies to {}", rows.len(), path.display());
+        crate::note!("wrote {} policies to {}", rows.len(), path.display());
     }
     Ok(())
 }
@@ -138,18 +138,18 @@ pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
     dynamic::write_policies(&path, &header, &rows)
         .with_context(|| format!("writing {}", path.display()))?;
     if !a.quiet {
-        println!("tensor       group  mean_width  footprint  with_zero_bitmap");
+        crate::out!("tensor       group  mean_width  footprint  with_zero_bitmap")?;
         for s in &stats {
-            println!(
+            crate::out!(
                 "{:<12} {:>5} {:>11.3} {:>10.3} {:>17.3}",
                 s.kind,
                 s.group_size,
                 s.mean_width(),
                 s.ratio(false),
                 s.ratio(true)
-            );
+            )?;
         }
-        eprintln!("wrote {}", path.display());
+        crate::note!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ pub(super) fn infer(a: &InferArgs) -> Result<()> {
     };
     npy::write_f32(&a.output, &shape, data)?;
     if !a.quiet {
-        eprintln!(
+        crate::note!(
             "{}: {} sequence(s) x {} steps at {} -> {} {:?}",
             model.name,
             seqs.count,
@@ -42,11 +42,14 @@ pub(super) fn infer(a: &InferArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn models() {
-    println!(
+pub(super) fn models() -> Result<()> {
+    crate::out!(
         "{:<16} {:>7} {:>12} {:>14}  description",
-        "name", "layers", "parameters", "MACs/step"
-    );
+        "name",
+        "layers",
+        "parameters",
+        "MACs/step"
+    )?;
     for b in builtin::BUILTINS {
         let mut input = b.input;
         let (mut params, mut macs) = (0u64, 0u64);
@@ -59,16 +62,17 @@ pub(super) fn models() {
         if let Some((o, _)) = b.head {
             params += (o * (input + 1)) as u64;
         }
-        println!(
+        crate::out!(
             "{:<16} {:>7} {:>12} {:>14}  {}",
             format!("builtin:{}", b.name),
             b.layers.len(),
             params,
             macs,
             b.summary
-        );
+        )?;
     }
-    println!("\nShapes follow the papers named in docs/MODELS.md; weights are seeded random, NOT trained.");
+    crate::out!("\nShapes follow the papers named in docs/MODELS.md; weights are seeded random, NOT trained.")?;
+    Ok(())
 }
 
 pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
@@ -94,7 +98,7 @@ pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
         &[a.sequences, a.steps, model.input_size()],
         &data,
     )?;
-    eprintln!(
+    crate::note!(
         "{}: wrote {} sequence(s) x {} steps x {} features to {}",
         model.name,
         a.sequences,

@@ -47,18 +47,15 @@ pub fn run(cli: Cli) -> Result<()> {
     });
     match cli.command {
         Command::Infer(a) => infer(&a),
-        Command::Models => {
-            models();
-            Ok(())
-        }
+        Command::Models => models(),
         Command::Inspect(a) => {
             let m = load_model(&a)?;
-            print!("{}\n{}", m.name, m.describe());
-            println!("  {} multiply-accumulates per step", m.macs_per_step());
+            crate::out_part!("{}\n{}", m.name, m.describe())?;
+            crate::out!("  {} multiply-accumulates per step", m.macs_per_step())?;
             let fixed = [("steps", &m.fixed.steps), ("sequences", &m.fixed.batch)];
             for (what, fixed) in fixed {
                 if let Some((n, by)) = fixed {
-                    println!("  inputs must have {n} {what} (fixed by '{by}')");
+                    crate::out!("  inputs must have {n} {what} (fixed by '{by}')")?;
                 }
             }
             Ok(())
@@ -82,10 +79,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {
-                println!("no GPU adapter found (install mesa-vulkan-drivers for lavapipe)");
+                crate::out!(
+                    "no GPU adapter found{} (install mesa-vulkan-drivers for lavapipe)",
+                    crate::gpu::backend_filter()
+                )?;
             }
             for a in adapters {
-                println!("{} ({}, {}) {}", a.name, a.backend, a.device_type, a.driver);
+                crate::out!("{} ({}, {}) {}", a.name, a.backend, a.device_type, a.driver)?;
             }
             Ok(())
         }
@@ -118,9 +118,9 @@ fn engine_for(device: Device, quiet: bool) -> Result<Engine> {
     let (engine, notice) = Engine::select(choice)?;
     if !quiet {
         if let Some(n) = notice {
-            eprintln!("{n}");
+            crate::note!("{n}");
         }
-        eprintln!("device: {}", engine.name());
+        crate::note!("device: {}", engine.name());
     }
     Ok(engine)
 }

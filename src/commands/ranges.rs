@@ -82,25 +82,7 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
         }
     }
     let names: Vec<String> = configs.iter().map(|c| c.to_string()).collect();
-    print!(
-        "{:>5} {:>3} {:<6} {:>12} {:>12} {:>12}",
-        "layer", "dir", "tensor", "max|v|", "p99.9", "p99.99"
-    );
-    for n in &names {
-        print!("  {n:>14}");
-    }
-    println!();
-    for r in &rows {
-        print!(
-            "{:>5} {:>3} {:<6} {:>12.6e} {:>12.6e} {:>12.6e}",
-            r.layer, r.direction, r.tensor, r.max, r.p99_9, r.p99_99
-        );
-        for f in &r.formats {
-            print!("  {f:>14}");
-        }
-        println!();
-    }
-    println!("(formats: fx<bits>.<fraction bits> as each config resolves the tensor; floats and explicit fraction bits do not depend on the data)");
+    // The file first: a reader of stdout that leaves early does not cost it.
     if let Some(path) = &a.csv {
         crate::report::write_csv_atomic(path, |w| {
             let mut header = vec![
@@ -132,5 +114,34 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
         })
         .with_context(|| path.display().to_string())?;
     }
+    crate::out_part!(
+        "{:>5} {:>3} {:<6} {:>12} {:>12} {:>12}",
+        "layer",
+        "dir",
+        "tensor",
+        "max|v|",
+        "p99.9",
+        "p99.99"
+    )?;
+    for n in &names {
+        crate::out_part!("  {n:>14}")?;
+    }
+    crate::out!()?;
+    for r in &rows {
+        crate::out_part!(
+            "{:>5} {:>3} {:<6} {:>12.6e} {:>12.6e} {:>12.6e}",
+            r.layer,
+            r.direction,
+            r.tensor,
+            r.max,
+            r.p99_9,
+            r.p99_99
+        )?;
+        for f in &r.formats {
+            crate::out_part!("  {f:>14}")?;
+        }
+        crate::out!()?;
+    }
+    crate::out!("(formats: fx<bits>.<fraction bits> as each config resolves the tensor; floats and explicit fraction bits do not depend on the data)")?;
     Ok(())
 }

@@ -99,21 +99,21 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         );
         bar.finish_and_clear();
         if let Err(e) = written {
-            eprintln!("warning: report.html not written: {e:#}");
+            crate::note!("warning: report.html not written: {e:#}");
         }
     }
     if !a.quiet && a.precision_only {
-        eprintln!("precision stage cached in {}", a.cache.display());
+        crate::note!("precision stage cached in {}", a.cache.display());
     } else if !a.quiet {
         match shard {
-            Some((i, n)) => eprintln!(
+            Some((i, n)) => crate::note!(
                 "shard {i}/{n}: wrote {} (combine the shards with `lstm-dse merge`)",
                 out.display()
             ),
-            None => print!(
+            None => crate::out_part!(
                 "{}",
                 crate::view::SweepDir::open_with_rows(out, rows)?.summary()
-            ),
+            )?,
         }
     }
     Ok(())

@@ -16,7 +16,7 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
     lstm::eval::check_input(&model, &seqs, &a.input.display().to_string())?;
     let engine = engine_for(a.device, a.quiet)?;
     if let Some(n) = engine.reduction_notice().filter(|_| !a.quiet) {
-        eprintln!("{n}");
+        crate::note!("{n}");
     }
     let bar = progress_bar(a.quiet, "trace");
     let input_name = a.input.display().to_string();
@@ -35,20 +35,28 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
     let summary = trace::write_csvs(&t, &model, a.tolerance, &a.out)
         .with_context(|| format!("writing into {}", a.out.display()))?;
     if !a.quiet {
-        println!(
+        crate::out!(
             "{:<28} {:>12} {:>14} {:>10} {:>8}",
-            "precision", "hidden_rmse", "hidden_max_abs", "within_tol", "top1"
-        );
+            "precision",
+            "hidden_rmse",
+            "hidden_max_abs",
+            "within_tol",
+            "top1"
+        )?;
         for r in summary {
             let top1 = r
                 .top1_agreement
                 .map_or("-".to_string(), |v| format!("{v:.4}"));
-            println!(
+            crate::out!(
                 "{:<28} {:>12.3e} {:>14.3e} {:>10.4} {:>8}",
-                r.precision, r.hidden_rmse, r.hidden_max_abs, r.steps_within_tolerance, top1
-            );
+                r.precision,
+                r.hidden_rmse,
+                r.hidden_max_abs,
+                r.steps_within_tolerance,
+                top1
+            )?;
         }
-        eprintln!(
+        crate::note!(
             "wrote errors.csv, cell_delta.csv, summary.csv to {}",
             a.out.display()
         );
@@ -63,18 +71,18 @@ pub(super) fn bench_trace(a: &BenchTraceArgs) -> Result<()> {
     let gpu = match Engine::select(DeviceChoice::Gpu) {
         Ok((e, _)) => Some(e),
         Err(e) => {
-            println!("no GPU adapter ({e}): measuring the CPU evaluator only");
+            crate::out!("no GPU adapter ({e}): measuring the CPU evaluator only")?;
             None
         }
     };
     let cpu = Engine::Cpu;
-    println!("| workload | engine | lanes | steps | median s | lane-steps/s | GMAC/s |");
-    println!("|---|---|---|---|---|---|---|");
+    crate::out!("| workload | engine | lanes | steps | median s | lane-steps/s | GMAC/s |")?;
+    crate::out!("|---|---|---|---|---|---|---|")?;
     for w in trace::bench::workloads(a.quick) {
         let mut medians = Vec::new();
         for engine in gpu.iter().chain([&cpu]) {
             let m = trace::bench::measure(engine, &w, a.reps)?;
-            println!(
+            crate::out!(
                 "| {} | {} | {} | {} | {:.4} | {:.0} | {:.2} |",
                 m.workload,
                 m.engine,
@@ -83,15 +91,15 @@ pub(super) fn bench_trace(a: &BenchTraceArgs) -> Result<()> {
                 m.median_s,
                 m.lane_steps_per_s,
                 m.gmac_per_s
-            );
+            )?;
             medians.push(m.median_s);
         }
         if let [g, c] = medians[..] {
-            println!(
+            crate::out!(
                 "| {} | GPU/CPU speed ratio | | | | {:.2}x | |",
                 w.name,
                 c / g
-            );
+            )?;
         }
     }
     Ok(())
@@ -130,10 +138,10 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
         trace::bench::check_lane(kind).map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
     }
     if a.csv {
-        println!("engine,lanes,configs,median_s,gmac_per_s");
+        crate::out!("engine,lanes,configs,median_s,gmac_per_s")?;
     } else {
-        println!("| engine | lanes | configs | median s | GMAC/s |");
-        println!("|---|---|---|---|---|");
+        crate::out!("| engine | lanes | configs | median s | GMAC/s |")?;
+        crate::out!("|---|---|---|---|---|")?;
     }
     for engine in &engines {
         for &kind in &kinds {
@@ -143,15 +151,23 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
             let r = trace::bench::engine_row(engine, &model, &seqs, kind, a.reps)
                 .map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
             if a.csv {
-                println!(
+                crate::out!(
                     "{},{},{},{:.6},{:.3}",
-                    r.engine, r.kind, r.configs, r.median_s, r.gmac_per_s
-                );
+                    r.engine,
+                    r.kind,
+                    r.configs,
+                    r.median_s,
+                    r.gmac_per_s
+                )?;
             } else {
-                println!(
+                crate::out!(
                     "| {} | {} | {} | {:.4} | {:.2} |",
-                    r.engine, r.kind, r.configs, r.median_s, r.gmac_per_s
-                );
+                    r.engine,
+                    r.kind,
+                    r.configs,
+                    r.median_s,
+                    r.gmac_per_s
+                )?;
             }
         }
     }

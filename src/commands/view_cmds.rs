@@ -38,7 +38,7 @@ pub(super) fn write_report(
 pub(super) fn report_cmd(a: &ReportArgs) -> Result<()> {
     let path = write_report(&a.dir, a.sequence, None, a.quiet)?;
     if !a.quiet {
-        eprintln!("wrote {}", path.display());
+        crate::note!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -80,7 +80,7 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
         .unwrap_or_else(|| a.dir.join(format!("trace_seq{}.svg", a.sequence)));
     write_svg(&out, &svg::stack(&parts, W))?;
     if !a.quiet {
-        eprintln!("wrote {} ({} figures)", out.display(), parts.len());
+        crate::note!("wrote {} ({} figures)", out.display(), parts.len());
     }
     Ok(())
 }
@@ -140,7 +140,7 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
         .unwrap_or_else(|| a.dir.join("front_objectives.svg"));
     write_svg(&out, &fig.render(900.0, 560.0))?;
     if !a.quiet {
-        eprintln!("wrote {}", out.display());
+        crate::note!("wrote {}", out.display());
     }
     Ok(())
 }

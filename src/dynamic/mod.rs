@@ -461,7 +461,7 @@ pub fn run(
     })?;
     let (levels, reference) = prepare_levels(model, seqs, input_name, spec, reference)?;
     for w in resolution_warnings(model, &levels, spec, policies) {
-        eprintln!("{w}");
+        crate::note!("{w}");
     }
     let sim = match engine {
         Engine::Gpu(ctx) => {

@@ -134,6 +134,18 @@ fn adapters() -> Vec<wgpu::Adapter> {
     pollster::block_on(instance.enumerate_adapters(backends))
 }
 
+/// What `WGPU_BACKEND` narrows the search to, for messages when no adapter is found: empty
+/// when it is unset.
+pub fn backend_filter() -> String {
+    match std::env::var("WGPU_BACKEND") {
+        Err(_) => String::new(),
+        Ok(v) if wgpu::Backends::from_env().is_none_or(|b| b.is_empty()) => format!(
+            " (WGPU_BACKEND='{v}' names no backend: use vulkan, gl, metal or dx12, or unset it)"
+        ),
+        Ok(v) => format!(" with WGPU_BACKEND='{v}'"),
+    }
+}
+
 /// Every adapter of the backends allowed by `WGPU_BACKEND` (all by default).
 pub fn list_adapters() -> Vec<AdapterSummary> {
     adapters().iter().map(|a| summary(&a.get_info())).collect()
@@ -168,7 +180,7 @@ pub fn choose_adapter(choice: AdapterChoice) -> Result<wgpu::Adapter, GpuError> 
         .collect();
     found.sort_by_key(|a| rank(&a.get_info()));
     found.into_iter().next().ok_or_else(|| {
-        let mut why = String::new();
+        let mut why = backend_filter();
         if let Some(w) = &wanted {
             why += &format!(" matching WGPU_ADAPTER_NAME='{w}'");
         }

@@ -109,7 +109,7 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    eprintln!(
+    crate::note!(
         "{} rows, {} pass the filter, {} on the front",
         result.total_rows,
         result.rows.len(),

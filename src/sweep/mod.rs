@@ -224,7 +224,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     out.publish()?;
     // Said only once the results are in place, so a failing run prints one line.
     if skipped_points > 0 {
-        eprintln!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
+        crate::note!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
     }
     // A fresh run appended every point to results.csv or skipped.csv (a resumed one is
     // left to be counted from the files).

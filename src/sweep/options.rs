@@ -181,7 +181,7 @@ pub fn options(
             if options_checksum(&c.option)? == c.checksum {
                 return Ok(c.option);
             }
-            eprintln!(
+            crate::note!(
                 "note: {}: damaged (its options do not match their checksum); recomputing it",
                 path.display()
             );

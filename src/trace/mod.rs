@@ -470,7 +470,7 @@ mod tests {
         let ctx = match GpuContext::new(AdapterChoice::Any) {
             Ok(ctx) => ctx,
             Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set but {e}"),
-            Err(e) => return eprintln!("skipping: {e}"),
+            Err(e) => return crate::note!("skipping: {e}"),
         };
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
         let path = dir.join("torch_lstm3.onnx");
