@@ -52,6 +52,11 @@ pub(super) fn live_nodes(graph: &pb::GraphProto) -> Vec<bool> {
 fn known_attributes(op: &str, opset: i64) -> Option<&'static [(&'static str, i32)]> {
     use pb::{ATTR_FLOAT as F, ATTR_FLOATS as FS, ATTR_INT as I, ATTR_INTS as IS};
     use pb::{ATTR_STRING as S, ATTR_STRINGS as SS, ATTR_TENSOR as T};
+    // Opsets before 7 had attributes since removed (`consumed_inputs`, `broadcast`,
+    // LSTM's `output_sequence`): not checked there.
+    if opset < 7 {
+        return None;
+    }
     Some(match op {
         "LSTM" => &[
             ("activation_alpha", FS),
