@@ -1,19 +1,51 @@
-//! Output files that appear whole or not at all: each is written to `<name>.partial`, synced
-//! to disk and renamed over its final name, so an interrupted or failed run never leaves half
-//! a file behind. Every writer of results (CSV, .npy, SVG) goes through here. A link is
-//! written through; a pipe or a device (`--output /dev/null`) is written to in place.
+//! Output files that appear whole or not at all: each is written to a temporary file in its
+//! folder (`<name>.partial`, or a short hidden `.<hash>.partial` when that name would pass the
+//! file-name limit), synced to disk and renamed over its final name, so an interrupted or
+//! failed run never leaves half a file behind. Every writer of results (CSV, .npy, SVG) goes
+//! through here. A link is written through; a pipe or a device (`--output /dev/null`) is
+//! written to in place.
+//!
+//! A command that writes several files (`trace`, `dynamic`, `pareto --plot`, the slurm
+//! scripts) stages them as one [`Staged`] set: every file is written to its temporary name
+//! first, and only when all are written are they renamed into place, so a failure (a full
+//! disk) leaves the previous run's set as it was instead of one new file beside old ones.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// `path` with `.partial` appended to its file name.
+/// Longest file name most file systems take (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// The temporary file [`write_atomic`] writes before renaming it to `path`: `path` with
+/// `.partial` appended to its file name, or, when that name would be longer than a file name
+/// may be, a short hidden name derived from the file name (the same each time, so the next
+/// run overwrites one a killed run left).
 pub fn partial_path(path: &Path) -> PathBuf {
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
     name.push(".partial");
-    path.with_file_name(name)
+    if name.len() <= NAME_MAX {
+        return path.with_file_name(name);
+    }
+    let hash = crate::sweep::fnv64(&[name.as_encoded_bytes()]);
+    path.with_file_name(format!(".{hash:016x}.partial"))
+}
+
+/// A write that failed, naming the file it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+fn named(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+    move |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Whether [`write_atomic`] can write `path`, without writing: not a directory, and no file
@@ -45,6 +77,21 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    match stage(path, fill)? {
+        Some((tmp, to)) => std::fs::rename(&tmp, &to).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Writes `path`'s contents to its temporary file, synced, and returns it with the file it
+/// is to replace; `None` when `path` was written in place (a pipe or a device). A failure
+/// leaves no temporary file.
+fn stage(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
     // A link is written through (the file it names is replaced, the link stays; a dangling
     // one makes its target); a pipe or a device (`/dev/stdout`, `/dev/null`) is written to in
     // place (renaming over it would replace the node itself, and whole-or-nothing means
@@ -55,39 +102,125 @@ pub fn write_atomic(
             let mut out =
                 std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
             fill(&mut out)?;
-            return out.flush();
+            out.flush()?;
+            return Ok(None);
         }
     }
-    let target;
     let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        target = match std::fs::canonicalize(path) {
+        match std::fs::canonicalize(path) {
             Ok(t) => t,
             // Dangling: the file the link names, relative to the link's folder.
             Err(_) => {
                 let to = std::fs::read_link(path)?;
                 path.parent().map_or(to.clone(), |d| d.join(&to))
             }
-        };
-        target.as_path()
+        }
     } else {
-        path
+        path.to_path_buf()
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = partial_path(path);
+    let tmp = partial_path(&path);
     let written = (|| {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         fill(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        file.sync_all()
     })();
-    if written.is_err() {
+    if let Err(e) = written {
         // A full disk or a failing `fill` must not leave the temporary file behind.
         let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    written
+    Ok(Some((tmp, path)))
+}
+
+/// A set of output files that replace the previous ones together or not at all: each
+/// [`write`](Staged::write) leaves its file under its temporary name, [`commit`](Staged::commit)
+/// renames them all into place. Dropped uncommitted (an error on the way), it removes the
+/// temporary files and the previous files stay as they were. Errors name the file.
+///
+/// The renames themselves are not one step: a crash between two of them (not a full disk: a
+/// rename within a folder needs no space) can still leave a mixed set.
+#[derive(Default)]
+pub struct Staged {
+    /// (temporary file, the file it replaces), in the order written.
+    files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Staged {
+    pub fn new() -> Staged {
+        Staged::default()
+    }
+
+    /// Stages `path` (creating its folder): `fill` writes the contents.
+    pub fn write(
+        &mut self,
+        path: &Path,
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), WriteError> {
+        if let Some(f) = stage(path, fill).map_err(named(path))? {
+            self.files.push(f);
+        }
+        Ok(())
+    }
+
+    /// Stages a CSV file: `fill` writes the records.
+    pub fn write_csv(
+        &mut self,
+        path: &Path,
+        fill: impl FnOnce(&mut csv::Writer<&mut dyn Write>) -> csv::Result<()>,
+    ) -> Result<(), WriteError> {
+        self.write(path, csv_fill(fill))
+    }
+
+    /// Renames every staged file over its final name, in the order written.
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        let files = std::mem::take(&mut self.files);
+        let mut left = files.iter();
+        for (tmp, to) in left.by_ref() {
+            if let Err(e) = std::fs::rename(tmp, to) {
+                let _ = std::fs::remove_file(tmp);
+                left.for_each(|(t, _)| {
+                    let _ = std::fs::remove_file(t);
+                });
+                return Err(named(to)(e));
+            }
+        }
+        // Makes the renames durable (best effort: not every platform opens a folder).
+        let mut dirs: Vec<&Path> = files.iter().filter_map(|(_, to)| to.parent()).collect();
+        dirs.dedup();
+        for d in dirs {
+            let d = if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            };
+            if let Ok(f) = std::fs::File::open(d) {
+                let _ = f.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.files {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+fn csv_fill(
+    fill: impl FnOnce(&mut csv::Writer<&mut dyn Write>) -> csv::Result<()>,
+) -> impl FnOnce(&mut dyn Write) -> std::io::Result<()> {
+    |out| {
+        let mut w = csv::Writer::from_writer(out);
+        fill(&mut w).map_err(std::io::Error::other)?;
+        w.flush()
+    }
 }
 
 /// Writes a CSV file atomically: `fill` writes the records.
@@ -95,11 +228,7 @@ pub fn write_csv_atomic(
     path: &Path,
     fill: impl FnOnce(&mut csv::Writer<&mut dyn Write>) -> csv::Result<()>,
 ) -> std::io::Result<()> {
-    write_atomic(path, |out| {
-        let mut w = csv::Writer::from_writer(out);
-        fill(&mut w).map_err(std::io::Error::other)?;
-        w.flush()
-    })
+    write_atomic(path, csv_fill(fill))
 }
 
 #[cfg(test)]
@@ -120,5 +249,48 @@ mod tests {
             "a failed write keeps the old file"
         );
         assert!(!partial_path(&p).exists(), "the temporary file is removed");
+    }
+
+    /// The files of `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_staged_set_is_replaced_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        let mut s = Staged::new();
+        s.write(&a, |w| w.write_all(b"old a")).unwrap();
+        s.write(&b, |w| w.write_all(b"old b")).unwrap();
+        assert!(!a.exists(), "nothing is in place before the commit");
+        s.commit().unwrap();
+        // The second file fails: the first, already written, does not replace the old one.
+        let mut s = Staged::new();
+        s.write(&a, |w| w.write_all(b"new a")).unwrap();
+        let err = s
+            .write(&b, |_| Err(std::io::Error::other("disk full")))
+            .unwrap_err();
+        assert_eq!(err.to_string(), format!("{}: disk full", b.display()));
+        drop(s);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old b");
+        assert_eq!(names(dir.path()), ["a.csv", "b.csv"], "no temporary file");
+    }
+
+    #[test]
+    fn a_name_near_the_limit_gets_a_short_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(format!("{}.npy", "m".repeat(250)));
+        assert!(partial_path(&p).file_name().unwrap().len() <= NAME_MAX);
+        write_atomic(&p, |w| w.write_all(b"x")).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "x");
+        assert!(write_atomic(&p, |_| Err(std::io::Error::other("boom"))).is_err());
+        assert_eq!(names(dir.path()).len(), 1, "no temporary file");
     }
 }

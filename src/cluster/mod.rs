@@ -237,16 +237,20 @@ impl Plan {
         for sub in ["logs", "state"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| file_error(&dir.join(sub), e))?;
         }
-        for (name, text) in self.scripts() {
+        // The scripts call each other: a previous run's set is replaced whole or kept.
+        let scripts = self.scripts();
+        let mut set = crate::report::Staged::new();
+        for (name, text) in &scripts {
+            set.write(&dir.join(name), |w| w.write_all(text.as_bytes()))
+                .map_err(|e| file_error(&e.path, e.source))?;
+        }
+        set.commit().map_err(|e| file_error(&e.path, e.source))?;
+        #[cfg(unix)]
+        for (name, _) in &scripts {
+            use std::os::unix::fs::PermissionsExt;
             let path = dir.join(name);
-            crate::report::write_atomic(&path, |w| w.write_all(text.as_bytes()))
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                 .map_err(|e| file_error(&path, e))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                    .map_err(|e| file_error(&path, e))?;
-            }
         }
         Ok(())
     }

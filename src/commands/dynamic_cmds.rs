@@ -58,19 +58,19 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         &reference,
         labels.as_deref(),
     );
+    // policies.csv and the policy's trace replace a previous run's together or not at all;
+    // the errors name the file.
+    let mut staged = crate::report::Staged::new();
     let path = a.out.join("policies.csv");
-    dynamic::write_policies(&path, &header, &rows)
-        .with_context(|| format!("writing {}", path.display()))?;
+    dynamic::write_policies(&mut staged, &path, &header, &rows)?;
     if let Some(k) = a.trace_policy {
-        let path = a.out.join(format!("policy_{k}_trace.csv"));
+        let trace_path = a.out.join(format!("policy_{k}_trace.csv"));
         let trace = dynamic::trace_rows(&model, &spec, &sim, &reference, k);
-        let mut w =
-            csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
-        for r in trace {
-            w.serialize(r)?;
-        }
-        w.flush()?;
+        staged.write_csv(&trace_path, |w| {
+            trace.iter().try_for_each(|r| w.serialize(r))
+        })?;
     }
+    staged.commit()?;
     if !a.quiet {
         let col = |name: &str| header.iter().position(|h| h == name);
         let pick = [
@@ -135,8 +135,9 @@ pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
     let (header, rows) = dynamic::groups::rows(&stats);
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let path = a.out.join("groups.csv");
-    dynamic::write_policies(&path, &header, &rows)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut staged = crate::report::Staged::new();
+    dynamic::write_policies(&mut staged, &path, &header, &rows)?;
+    staged.commit()?;
     if !a.quiet {
         crate::out!("tensor       group  mean_width  footprint  with_zero_bitmap")?;
         for s in &stats {

@@ -82,6 +82,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
     if let Ok(bar) = bars.bar.lock() {
         bar.finish_and_clear();
     }
+    // finished.lock is held until the page is drawn: another run cannot replace the files
+    // it is drawn from.
     let (out, rows) = (&finished.out, finished.rows);
     if shard.is_none() && !a.precision_only {
         // The results are complete at this point: a page that cannot be drawn is worth a

@@ -32,8 +32,8 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
-    let summary = trace::write_csvs(&t, &model, a.tolerance, &a.out)
-        .with_context(|| format!("writing into {}", a.out.display()))?;
+    // The error names the file.
+    let summary = trace::write_csvs(&t, &model, a.tolerance, &a.out)?;
     if !a.quiet {
         crate::out!(
             "{:<28} {:>12} {:>14} {:>10} {:>8}",

@@ -36,11 +36,29 @@ pub(super) fn write_report(
 }
 
 pub(super) fn report_cmd(a: &ReportArgs) -> Result<()> {
+    // Not while a sweep publishes into the directory: the page would be drawn from files
+    // being replaced.
+    let _lock = crate::sweep::OutDir::lock_results(&a.dir)?;
     let path = write_report(&a.dir, a.sequence, None, a.quiet)?;
     if !a.quiet {
         crate::note!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The sweep directory's lock when the figure goes into it (by default, or `--out` there);
+/// a figure written elsewhere only reads the directory.
+fn lock_if_inside(dir: &Path, out: Option<&Path>) -> Result<Option<crate::sweep::OutDir>> {
+    let inside = out.is_none_or(|o| {
+        let parent = o.parent().filter(|p| !p.as_os_str().is_empty());
+        let parent = parent.unwrap_or(Path::new("."));
+        parent.canonicalize().ok() == dir.canonicalize().ok()
+    });
+    if inside {
+        crate::sweep::OutDir::lock_results(dir)
+    } else {
+        Ok(None)
+    }
 }
 
 fn write_svg(path: &Path, svg: &str) -> Result<()> {
@@ -52,6 +70,7 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
     if !a.dir.is_dir() {
         bail!("{}: not a directory", a.dir.display());
     }
+    let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
     let traces = if a.dir.join("spec.resolved.toml").exists() {
         let sweep = SweepDir::open(&a.dir)?;
         let bar = stage_bar(a.quiet);
@@ -86,6 +105,7 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
 }
 
 pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
+    let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
     let sweep = SweepDir::open(&a.dir)?;
     if sweep.front.rows.is_empty() {
         bail!(

@@ -287,9 +287,14 @@ pub fn trace_rows(
     rows
 }
 
-/// Writes a header and rows to `path` whole or not at all.
-pub fn write_policies(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
-    crate::report::write_csv_atomic(path, |w| {
+/// Stages a header and rows as `path` in `set` (in place when the set is committed).
+pub fn write_policies(
+    set: &mut crate::report::Staged,
+    path: &Path,
+    header: &[String],
+    rows: &[Vec<String>],
+) -> Result<(), crate::report::WriteError> {
+    set.write_csv(path, |w| {
         w.write_record(header)?;
         rows.iter().try_for_each(|r| w.write_record(r))
     })

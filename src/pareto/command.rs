@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{front_of_csv, plot_front_svg, write_front_csv};
+use super::{front_of_csv, front_svg, stage_front_csv};
 
 /// The non-dominated rows of a results CSV for the chosen objective columns.
 #[derive(Debug, clap::Args)]
@@ -69,7 +69,9 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
         &args.maximize,
         args.filter.as_deref(),
     )?;
-    write_front_csv(&args.out, &result)?;
+    // The front and its figure replace a previous run's together or not at all.
+    let mut staged = crate::report::Staged::new();
+    stage_front_csv(&mut staged, &args.out, &result)?;
     if let Some(plot) = &args.plot {
         let name = args
             .input
@@ -89,26 +91,28 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
             }
         };
         let first = result.objective_values(0);
-        if d >= 2 {
+        let svg = if d >= 2 {
             let second = result.objective_values(1);
-            plot_front_svg(
+            front_svg(
                 plot,
                 &title,
                 (&label(0), &first),
                 (&label(1), &second),
                 &result.on_front,
-            )?;
+            )?
         } else {
             let rows: Vec<f64> = (0..first.len()).map(|i| i as f64).collect();
-            plot_front_svg(
+            front_svg(
                 plot,
                 &title,
                 ("row (after filtering)", &rows),
                 (&label(0), &first),
                 &result.on_front,
-            )?;
-        }
+            )?
+        };
+        staged.write(plot, |w| w.write_all(svg.as_bytes()))?;
     }
+    staged.commit()?;
     crate::note!(
         "{} rows, {} pass the filter, {} on the front",
         result.total_rows,

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 pub use command::{run, ParetoArgs};
 pub use filter::{CmpOp, Filter};
 pub use front::{dominates, front};
-pub use plot::plot_front_svg;
-pub use table::{front_of_csv, write_front_csv, FrontResult, Objective, Sense};
+pub use plot::{front_svg, plot_front_svg};
+pub use table::{front_of_csv, stage_front_csv, write_front_csv, FrontResult, Objective, Sense};
 
 /// Why a front could not be computed, read or written; `Display` is one line.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,25 @@ pub fn plot_front_svg(
     y: (&str, &[f64]),
     on_front: &[bool],
 ) -> Result<(), ParetoError> {
+    let svg = front_svg(path, title, x, y, on_front)?;
+    // Whole or not at all, the temporary file removed on error (crate::report::write_atomic).
+    crate::report::write_atomic(path, |w| w.write_all(svg.as_bytes())).map_err(|source| {
+        ParetoError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// The text of [`plot_front_svg`] (`path` only names the file in errors), for a caller that
+/// writes it with other files.
+pub fn front_svg(
+    path: &Path,
+    title: &str,
+    x: (&str, &[f64]),
+    y: (&str, &[f64]),
+    on_front: &[bool],
+) -> Result<String, ParetoError> {
     let fail = |message: String| ParetoError::Plot {
         path: path.to_path_buf(),
         message,
@@ -40,14 +59,7 @@ pub fn plot_front_svg(
             on_front.len()
         )));
     }
-    let svg = render(title, x, y, on_front, true).map_err(fail)?;
-    // Whole or not at all, the temporary file removed on error (crate::report::write_atomic).
-    crate::report::write_atomic(path, |w| w.write_all(svg.as_bytes())).map_err(|source| {
-        ParetoError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
+    render(title, x, y, on_front, true).map_err(fail)
 }
 
 /// The SVG text of [`plot_front_svg`]. Plotters spends microseconds on each circle, so with

@@ -183,15 +183,25 @@ pub fn front_of_csv(
 /// Writes the header and the front rows (input order) of `result` to `path` as CSV, creating
 /// the parent directory if needed. The file appears whole or not at all.
 pub fn write_front_csv(path: &Path, result: &FrontResult) -> Result<(), ParetoError> {
-    let io_err = |source| ParetoError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    crate::report::write_csv_atomic(path, |w| {
+    let mut set = crate::report::Staged::new();
+    stage_front_csv(&mut set, path, result)
+        .and_then(|()| set.commit())
+        .map_err(|e| ParetoError::Io {
+            path: e.path,
+            source: e.source,
+        })
+}
+
+/// [`write_front_csv`] as one file of a set that is replaced together.
+pub fn stage_front_csv(
+    set: &mut crate::report::Staged,
+    path: &Path,
+    result: &FrontResult,
+) -> Result<(), crate::report::WriteError> {
+    set.write_csv(path, |w| {
         w.write_record(&result.header)?;
         result.front_rows().try_for_each(|r| w.write_record(r))
     })
-    .map_err(io_err)
 }
 
 #[cfg(test)]

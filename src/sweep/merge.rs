@@ -87,21 +87,24 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     }
     let out = OutDir::lock(out)?;
     let s = out.fresh_staging()?;
-    crate::report::write_atomic(&s.join("spec.resolved.toml"), |w| {
+    // Published whole by `out.publish`; the set names the file a write fails on.
+    let mut set = crate::report::Staged::new();
+    set.write(&s.join("spec.resolved.toml"), |w| {
         w.write_all(resolved.as_bytes())
     })?;
-    crate::report::write_csv_atomic(&s.join("results.csv"), |w| {
+    set.write_csv(&s.join("results.csv"), |w| {
         if let Some(h) = &header {
             w.write_byte_record(h)?;
         }
         rows.values().try_for_each(|(r, _)| w.write_byte_record(r))
     })?;
     if !skipped.is_empty() {
-        crate::report::write_csv_atomic(&s.join("skipped.csv"), |w| {
+        set.write_csv(&s.join("skipped.csv"), |w| {
             w.write_record(["point", "reason"])?;
             skipped.values().try_for_each(|r| w.write_byte_record(r))
         })?;
     }
+    set.commit()?;
     #[derive(serde::Deserialize)]
     struct Back {
         spec: SweepSpec,

@@ -31,6 +31,7 @@ pub mod spec;
 pub use front_files::write_front;
 pub use merge::merge;
 pub use options::{fnv64, inputs, load_options, PrecisionOption, NUMERICS_VERSION};
+pub use outdir::OutDir;
 pub use row::{columns, ACCURACY};
 pub use spec::{SpecError, SweepSpec};
 
@@ -39,7 +40,6 @@ use checkpoint::{Done, Points};
 use front::{FrontPart, FrontSpec};
 use front_files::write_front_of;
 use models::model_plans;
-use outdir::OutDir;
 use plan::Plan;
 use prepare::{prepare, Prepared};
 use resolved::{same_run, Check};
@@ -115,6 +115,8 @@ pub fn run(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Result<PathB
 /// What a run tells the binary beside its output directory.
 pub struct Finished {
     pub out: PathBuf,
+    /// The output directory's lock, held until the binary has drawn the page.
+    pub lock: OutDir,
     /// The number of rows in results.csv when this run wrote all of them (`None` for
     /// `--resume` and `--precision-only`).
     pub rows: Option<usize>,
@@ -135,6 +137,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     if o.precision_only {
         return Ok(Finished {
             out: out_path,
+            lock: out,
             rows: None,
             records: None,
         });
@@ -238,6 +241,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
         });
     Ok(Finished {
         out: out_path,
+        lock: out,
         rows,
         records,
     })

@@ -3,7 +3,9 @@
 //! - **one run at a time**: `OUT/.lock` is held with an advisory lock (`flock`) for the whole
 //!   run and holds the holder's process id; a second run on the same directory stops with
 //!   exit 2 naming that pid. The kernel drops the lock when its holder dies, so a lock left by
-//!   a killed run is simply taken over.
+//!   a killed run is simply taken over. `report` and `plot` into the directory take the same
+//!   lock ([`OutDir::lock_results`]), and a sweep holds it until its page is drawn, so a page
+//!   is never drawn from files another run is replacing.
 //! - **finished results are never destroyed by a run that fails**: a run works in
 //!   `OUT/.incomplete/` and only a finished run replaces the published files in `OUT/`. Files
 //!   are moved one by one; `.incomplete/PUBLISH` marks a finished run whose move was
@@ -79,42 +81,37 @@ impl OutDir {
         let created = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
-        let path = dir.join(".lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
-                let holder = if pid.is_empty() {
-                    "another process".to_string()
-                } else {
-                    format!("process {pid}")
-                };
-                bail!(
-                    "--out {}: another sweep is writing there ({holder} holds {}); wait for it or choose another --out",
-                    dir.display(),
-                    path.display()
-                );
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("{}: cannot lock", path.display()))
-            }
+        let lock = take_lock(dir, |holder, path| {
+            anyhow::anyhow!(
+                "--out {}: another sweep is writing there ({holder} holds {}); wait for it or choose another --out",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        OutDir::locked(dir, lock, created)
+    }
+
+    /// Locks the results directory `dir` of an earlier run for `report` or `plot`, which
+    /// draw from its files and write beside them: `None` when `dir` is no sweep's directory
+    /// (no `.lock`, no `spec.resolved.toml`), refused while a run holds it.
+    pub fn lock_results(dir: &Path) -> Result<Option<OutDir>> {
+        if !dir.join(".lock").is_file() && !dir.join("spec.resolved.toml").is_file() {
+            return Ok(None);
         }
-        // The pid is for the message above only; the lock itself is the kernel's.
-        file.set_len(0)?;
-        file.seek(std::io::SeekFrom::Start(0))?;
-        writeln!(file, "{}", std::process::id())?;
+        let lock = take_lock(dir, |holder, path| {
+            anyhow::anyhow!(
+                "{}: another run (a sweep, merge or report) is using it ({holder} holds {}); wait for it to finish",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        OutDir::locked(dir, lock, false).map(Some)
+    }
+
+    fn locked(dir: &Path, lock: File, created: bool) -> Result<OutDir> {
         let out = OutDir {
             dir: dir.to_path_buf(),
-            _lock: file,
+            _lock: lock,
             created,
         };
         if out.staging().join(PUBLISH_MARK).exists() {
@@ -199,4 +196,40 @@ fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// Opens and locks `dir/.lock` and writes this process's id into it; `busy` makes the error
+/// when another process holds it (given that process, as far as the file says, and the path).
+fn take_lock(dir: &Path, busy: impl Fn(&str, &Path) -> anyhow::Error) -> Result<File> {
+    let path = dir.join(".lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let holder = if pid.is_empty() {
+                "another process".to_string()
+            } else {
+                format!("process {pid}")
+            };
+            return Err(busy(&holder, &path));
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("{}: cannot lock", path.display()))
+        }
+    }
+    // The pid is for the message above only; the lock itself is the kernel's.
+    file.set_len(0)
+        .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
+        .and_then(|_| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(file)
 }

@@ -5,6 +5,7 @@
 use super::stats::{top1_agreement, ErrorStats as Acc};
 use super::Trace;
 use crate::lstm::Model;
+use crate::report::{Staged, WriteError};
 use serde::Serialize;
 use std::path::Path;
 
@@ -176,22 +177,24 @@ pub fn rows(
     (errors, deltas, summary)
 }
 
-fn write_csv<R: Serialize>(path: &Path, rows: &[R]) -> std::io::Result<()> {
-    crate::report::write_csv_atomic(path, |w| rows.iter().try_for_each(|r| w.serialize(r)))
-}
-
-/// Writes `errors.csv`, `cell_delta.csv` and `summary.csv` into `dir` (created if needed);
-/// each file appears whole or not at all. Returns the summary rows.
+/// Writes `errors.csv`, `cell_delta.csv` and `summary.csv` into `dir` (created if needed):
+/// the three replace a previous run's together or not at all (a [`Staged`] set). Returns the
+/// summary rows.
 pub fn write_csvs(
     trace: &Trace,
     model: &Model,
     tolerance: f32,
     dir: &Path,
-) -> std::io::Result<Vec<SummaryRow>> {
-    std::fs::create_dir_all(dir)?;
+) -> Result<Vec<SummaryRow>, WriteError> {
     let (errors, deltas, summary) = rows(trace, model, tolerance);
-    write_csv(&dir.join("errors.csv"), &errors)?;
-    write_csv(&dir.join("cell_delta.csv"), &deltas)?;
-    write_csv(&dir.join("summary.csv"), &summary)?;
+    let mut staged = Staged::new();
+    stage_csv(&mut staged, &dir.join("errors.csv"), &errors)?;
+    stage_csv(&mut staged, &dir.join("cell_delta.csv"), &deltas)?;
+    stage_csv(&mut staged, &dir.join("summary.csv"), &summary)?;
+    staged.commit()?;
     Ok(summary)
+}
+
+fn stage_csv<R: Serialize>(s: &mut Staged, path: &Path, rows: &[R]) -> Result<(), WriteError> {
+    s.write_csv(path, |w| rows.iter().try_for_each(|r| w.serialize(r)))
 }

@@ -175,6 +175,16 @@ pub fn from_csv_dir(dir: &Path, sequence: usize) -> Result<StageTraces, ViewErro
     Ok(st)
 }
 
+/// For a relative path of a spec.resolved.toml that is not there: where it is looked for.
+fn cwd_hint(path: &str) -> &'static str {
+    let p = Path::new(path);
+    if path.starts_with("builtin:") || p.is_absolute() || p.exists() {
+        ""
+    } else {
+        " (paths in spec.resolved.toml are relative to the directory the sweep ran from: run this from there)"
+    }
+}
+
 /// Runs the precision stage of every model of a sweep (at most `max_models`) on `sequence`
 /// of its input. `progress(done, total)` counts models.
 pub fn compute_for_sweep(
@@ -197,8 +207,13 @@ pub fn compute_for_sweep(
     for (mi, name) in models.iter().enumerate() {
         progress(mi as u64, models.len() as u64);
         let opts = crate::sweep::load_options(&file, w)?;
-        let model = lstm::load(name, &opts).with_context(|| format!("{file}: {name}"))?;
-        let (seqs, _) = crate::sweep::inputs(&file, w, &model)?;
+        // The loader's and reader's errors name the model or input themselves.
+        let model = lstm::load(name, &opts)
+            .map_err(|e| anyhow::anyhow!("{file}: {e}{}", cwd_hint(name)))?;
+        let (seqs, _) = crate::sweep::inputs(&file, w, &model).map_err(|e| {
+            let hint = w.input.as_deref().map_or("", cwd_hint);
+            anyhow::anyhow!("{e:#}{hint}")
+        })?;
         if sequence >= seqs.count {
             bail!(
                 "--sequence {sequence}: the input of {name} has {} sequences (0..{})",
