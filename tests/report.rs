@@ -401,3 +401,51 @@ fn plots_of_trace_dynamic_and_sweep_directories() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_static_export_gets_its_page_on_the_sizes_it_fixes() {
+    // The page re-runs one sequence of the input; a graph that fixes its batch at 3 refused
+    // that one-sequence run, so the sweep had no report.html (a warning, exit 0).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("static.toml");
+    let body = r#"
+name = "static"
+[workload]
+models = ["tests/data/static_shapes.onnx"]
+sequences = SEQS
+steps = 7
+seq_len = 7
+[precision]
+fixed = ["fx8"]
+levels = ["fx8", "fx16"]
+thresholds = "0,inf"
+[arch]
+base = "sweeps/arch/epur.toml"
+[pareto]
+minimize = ["latency_us"]
+"#;
+    std::fs::write(&spec, body.replace("SEQS", "3")).unwrap();
+    let out = dir.path().join("out");
+    let (_, err) = ok(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!err.contains("warning"), "{err}");
+    assert!(out.join("report.html").is_file(), "{err}");
+    // Other sizes are refused up front, naming the node that fixes them.
+    std::fs::write(&spec, body.replace("SEQS", "4")).unwrap();
+    let o = lstm_dse(&[
+        "sweep",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("fixes them to 3") && err.contains("'lstm'"),
+        "{err}"
+    );
+}

@@ -221,6 +221,11 @@ pub fn compute_for_sweep(
                 seqs.count - 1
             );
         }
+        // One sequence of the input the sweep ran whole: a batch size the graph fixes holds
+        // for that input, and each sequence's result does not depend on it.
+        lstm::eval::check_input(&model, &seqs, &file)?;
+        let mut model = model;
+        model.fixed.batch = None;
         let one = Sequences::new(
             "sweep input",
             [1, seqs.steps, seqs.width],
