@@ -62,6 +62,30 @@ fn needed_step(w: &Workload, l: usize, s: usize) -> usize {
         .unwrap_or(s)
 }
 
+/// `times[step]` of layer `layer` (`what` names the time), which the walk must have set
+/// already: it visits the graph in a topological order of its dependencies, so a time still
+/// unknown is read before it exists. That is an error in the walk's order, not a time: read as
+/// 0 (the times started at 0 until 2026-12-05), it started an operation at the beginning of
+/// the run unnoticed.
+fn known(
+    w: &Workload,
+    times: &[f64],
+    layer: usize,
+    step: usize,
+    what: &str,
+) -> Result<f64, AccelError> {
+    let time = times[step];
+    if time.is_nan() {
+        return Err(AccelError::Workload {
+            workload: w.name.clone(),
+            message: format!(
+                "simulator: {what} of layer {layer} at step {step} read before it exists (the walk does not follow the dependencies)"
+            ),
+        });
+    }
+    Ok(time)
+}
+
 /// Simulates `workload` on `arch` with the level sequence `levels[layer][step]` (indices into
 /// the workload's precision levels) and one plan for every layer.
 pub fn simulate_with(
@@ -122,15 +146,7 @@ pub fn simulate_plans(
     };
     let core_of = |l: usize| l * stages / layers;
     let t_len = w.seq_len;
-    let mut times: Vec<LayerTimes> = (0..layers)
-        .map(|_| LayerTimes {
-            post: vec![0.0; t_len],
-            decided: vec![0.0; t_len],
-            products_done: vec![0.0; t_len],
-            input_done: vec![f64::NAN; t_len],
-            last_end: 0.0,
-        })
-        .collect();
+    let mut times: Vec<LayerTimes> = (0..layers).map(|_| LayerTimes::new(t_len)).collect();
 
     // Program order: layer by layer on one core; in multithreading, by wavefront index
     // d(l, s) = max(d(l, s-1), d(l-1, needed step)) + 1, a topological order of the graph.
@@ -218,56 +234,64 @@ pub fn simulate_plans(
         }
         // The step's weight stream (steps 1..; step 0 uses the load): double-buffered, so it
         // may start once step s-2 is done.
-        let stream_of = |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> f64 {
-            if stream_bytes[l] <= 0.0 || step == 0 {
-                return 0.0;
-            }
-            let free = if step >= 2 {
-                times[l].products_done[step - 2]
-            } else {
-                0.0
+        let stream_of =
+            |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> Result<f64, AccelError> {
+                if stream_bytes[l] <= 0.0 || step == 0 {
+                    return Ok(0.0);
+                }
+                let free = if step >= 2 {
+                    known(w, &times[l].products_done, l, step - 2, "products")?
+                } else {
+                    0.0
+                };
+                Ok(sim.dram(core, free, stream_bytes[l]))
             };
-            sim.dram(core, free, stream_bytes[l])
-        };
         // Inputs of step `step` from the layer below (plus its hop when on another core).
-        let input_ready = |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> f64 {
-            if l == 0 {
-                return 0.0;
-            }
-            let below = l - 1;
-            let need = if p == SimPlan::Batched {
-                t_len - 1
-            } else {
-                needed_step(w, l, step)
+        let input_ready =
+            |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> Result<f64, AccelError> {
+                if l == 0 {
+                    return Ok(0.0);
+                }
+                let below = l - 1;
+                let need = if p == SimPlan::Batched {
+                    t_len - 1
+                } else {
+                    needed_step(w, l, step)
+                };
+                let done = known(w, &times[below].post, below, need, "h")?;
+                if stages > 1 && core_of(below) != core {
+                    let bytes = (b
+                        * w.layers[below].hidden_size as u64
+                        * w.layers[below].directions as u64) as f64
+                        * act_bytes;
+                    // One hop per produced step; the link is a FIFO server.
+                    Ok(sim.link(core_of(below), done, bytes))
+                } else {
+                    Ok(done)
+                }
             };
-            let done = times[below].post[need];
-            if stages > 1 && core_of(below) != core {
-                let bytes = (b
-                    * w.layers[below].hidden_size as u64
-                    * w.layers[below].directions as u64) as f64
-                    * act_bytes;
-                // One hop per produced step; the link is a FIFO server.
-                sim.link(core_of(below), done, bytes)
-            } else {
-                done
-            }
-        };
         let level = levels[l][s];
         let switch = dynamic && s > 0 && levels[l][s - 1] != level;
-        let decided = if s > 0 { times[l].decided[s - 1] } else { 0.0 };
-        let prev_post = if s > 0 { times[l].post[s - 1] } else { 0.0 };
+        let (decided, prev_post) = if s > 0 {
+            (
+                known(w, &times[l].decided, l, s - 1, "level decision")?,
+                known(w, &times[l].post, l, s - 1, "h")?,
+            )
+        } else {
+            (0.0, 0.0)
+        };
         let stream = if p == SimPlan::Overlapped && s > 0 {
             // Fetched when In(s) was issued early.
             0.0
         } else {
-            stream_of(&mut sim, &times, s)
+            stream_of(&mut sim, &times, s)?
         };
         let load_done = loaded[l];
         let in_end = match p {
             SimPlan::Batched => {
                 if s == 0 {
                     let lv = if dynamic { sim.widest } else { 0 };
-                    let ready = input_ready(&mut sim, &times, 0).max(load_done);
+                    let ready = input_ready(&mut sim, &times, 0)?.max(load_done);
                     sim.product(
                         core,
                         ready,
@@ -284,7 +308,7 @@ pub fn simulate_plans(
                 }
             }
             SimPlan::Sequential => {
-                let ready = input_ready(&mut sim, &times, s)
+                let ready = input_ready(&mut sim, &times, s)?
                     .max(load_done)
                     .max(stream)
                     .max(prev_post);
@@ -293,7 +317,7 @@ pub fn simulate_plans(
             }
             SimPlan::Overlapped => {
                 if s == 0 {
-                    let ready = input_ready(&mut sim, &times, 0).max(load_done).max(stream);
+                    let ready = input_ready(&mut sim, &times, 0)?.max(load_done).max(stream);
                     sim.product(
                         core,
                         ready,
@@ -306,7 +330,7 @@ pub fn simulate_plans(
                         None,
                     )
                 } else {
-                    times[l].input_done[s]
+                    known(w, &times[l].input_done, l, s, "input product")?
                 }
             }
         };
@@ -327,8 +351,8 @@ pub fn simulate_plans(
         let products_end = rec_end.max(in_end);
         if p == SimPlan::Overlapped && s + 1 < t_len {
             // The next step's input product, issued before step s+1's level is known.
-            let next_stream = stream_of(&mut sim, &times, s + 1);
-            let ready = input_ready(&mut sim, &times, s + 1).max(next_stream);
+            let next_stream = stream_of(&mut sim, &times, s + 1)?;
+            let ready = input_ready(&mut sim, &times, s + 1)?.max(next_stream);
             let lv = if dynamic {
                 sim.widest
             } else {
@@ -385,4 +409,43 @@ pub fn simulate_plans(
         sim.result.dram_bytes *= n as f64;
     }
     Ok(sim.result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accel::test_support::{arch, uniform};
+
+    /// A time the walk has not set is refused, not read as 0 (the start of the run).
+    #[test]
+    fn an_unknown_time_is_refused() {
+        let w = uniform("unknown", 1, 4, 4, 3);
+        let mut times = LayerTimes::new(3);
+        let err = known(&w, &times.post, 0, 1, "h").expect_err("unknown");
+        assert!(err
+            .to_string()
+            .contains("h of layer 0 at step 1 read before it exists"));
+        times.post[1] = 42.0;
+        assert_eq!(known(&w, &times.post, 0, 1, "h"), Ok(42.0));
+    }
+
+    /// Batched plans under multithreading (`simulate_plans` only: the schedule computes input
+    /// products per step there): a batched layer's one input product needs the layer below's
+    /// h of step T-1, which the wavefront order, one step behind the layer below, has not run
+    /// by then. It read 0 and the layer started at the beginning of the run.
+    #[test]
+    fn a_batched_layer_in_a_pipeline_is_not_started_on_an_unknown_input() {
+        let a = arch(
+            "sharp",
+            &[
+                "multicore.mode=multithreading",
+                "multicore.cores=2",
+                "schedule.input_product=batched",
+            ],
+        );
+        let w = uniform("batched pipeline", 2, 8, 8, 6);
+        let err = simulate_plans(&a, &w, &vec![vec![0; 6]; 2], &[SimPlan::Batched; 2])
+            .expect_err("reads an unknown time");
+        assert!(err.to_string().contains("read before it exists"), "{err}");
+    }
 }
