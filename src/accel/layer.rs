@@ -92,6 +92,8 @@ pub(crate) struct LayerCost {
     pub level_last: [f64; MAX_PRECISION_LEVELS],
     /// The plan issues step s+1's input product, and so its weight stream, during step s.
     pub overlapped: bool,
+    /// One step's input product, as the plan issues it (part of `busy_cycles`).
+    pub input_cycles: f64,
 }
 
 /// What makes two layers' per-step costs identical.
@@ -352,5 +354,6 @@ pub(crate) fn layer_cost(
         level_first: sums.level_first,
         level_last: sums.level_last,
         overlapped: sums.overlapped,
+        input_cycles: sums.input_cycles,
     }
 }

@@ -9,6 +9,7 @@ use super::arch::Arch;
 use super::crossing::{slow_rounds, stage_crossing, StageLevels, Walks};
 use super::head::head_cost;
 use super::layer::{layer_cost, LayerContext};
+use super::shared::{self, CoreLayer};
 use super::spec::{InputProduct, MulticoreMode};
 use super::timeline::Timeline;
 use super::timing::{LevelRates, MAX_PRECISION_LEVELS};
@@ -181,6 +182,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     let mut stage_first = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); stages];
     // Per stage, its layers in the segment so far: (index, stream per step, overlapped plan).
     let mut stage_streamers: Vec<Vec<(usize, f64, bool)>> = vec![Vec::new(); stages];
+    // Per stage, what its units run of each of its layers in the segment so far (the jobs
+    // that are not steady ones: ahead of a layer's first job, a layer's last).
+    let mut stage_core_layers: Vec<Vec<CoreLayer>> = vec![Vec::new(); stages];
     // Dynamic precision: per stage, the chain of the path that walks it for all T steps.
     let mut walks = Walks::new(stages);
     for (i, shape) in workload.layers.iter().enumerate() {
@@ -243,12 +247,13 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             .sum();
         stage_compute_step[j] = stage_compute_step[j].max(compute_step);
         // A core issues its products in wavefront order: this layer's first step comes after
-        // one step of each layer before it on the core (the round it joins), not right after
-        // the step it waits for. Those steps are ready once the step it waits for is done, and
-        // run while its weights still load: they delay it only past the end of its load.
-        // (This layer's step 0 starts with its input product whatever its plan: after an
-        // overlapped layer's job it carries the kind over, after a sequential one it does not.)
-        let ahead = stage_busy[j] + if cost.overlapped { carried } else { 0.0 };
+        // one step of each layer before it on the core (the round it joins, where the layer
+        // has that step), not right after the step it waits for. Those steps are ready once
+        // the step it waits for is done, and run while its weights still load: they delay it
+        // only past the end of its load. Each as it is: a layer's last step has no next input
+        // product, and this layer's step 0 starts with its input product whatever its plan
+        // (docs/MODEL.md section 4, "A shared core's last jobs").
+        let ahead = shared::ahead(&stage_core_layers[j], rho, workload.seq_len);
         if t >= 2.0 {
             fill += ahead;
             chain += ahead;
@@ -293,6 +298,13 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             cost.edge_cycles
         };
         fill += edge + cost.step_cycles;
+        stage_core_layers[j].push(CoreLayer {
+            input_cycles: cost.input_cycles,
+            busy_cycles: cost.busy_cycles,
+            post_cycles: cost.post_cycles,
+            clamp_cycles: edge - cost.edge_cycles,
+            overlapped: cost.overlapped,
+        });
         // The first weight stream follows the load on the DRAM server: the time between the
         // end of the load and the layer's first product hides it.
         let prefetched = if shares_core {
@@ -376,24 +388,37 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // core's streams run ahead of its steps (double buffer), so rounds set by them end
             // with the last stream and have no drain. The longest of these paths over every
             // stage and resource: each is monotone in the resources, so their maximum is.
+            // The least the last round of stage j takes: its last layer's own step, the
+            // stages after it.
+            let floor = |j: usize| {
+                let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
+                stage_last_step[j].max(after)
+            };
             // T-1 rounds of stage j at `pace`, less its drain.
             let steady = |j: usize, pace: f64| {
                 let mut drain = 0.0;
                 if t >= 2.0 && stage_layers[j] >= 2 {
-                    let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                    let floor = stage_last_step[j].max(after);
-                    drain = (pace - floor)
+                    drain = (pace - floor(j))
                         .max(0.0)
                         .min(stage_busy[j] - stage_last_busy[j]);
                 }
                 (t - 1.0) * pace - drain
             };
+            // The rounds at the units' pace, job by job where they are not steady: a layer's
+            // last job and the rounds after it (docs/MODEL.md section 4, "A shared core's last
+            // jobs").
+            let steady_units = |j: usize| {
+                if t >= 2.0 && stage_layers[j] >= 2 {
+                    let core = &stage_core_layers[j];
+                    shared::units_rounds(core, stage_busy[j], floor(j), rho, workload.seq_len)
+                } else {
+                    steady(j, stage_busy[j])
+                }
+            };
             let stage_rounds = |j: usize| {
                 let stream = (t - 1.0) * stage_stream[j];
                 let stream = if stage_layers[j] >= 2 { 0.0 } else { stream };
-                stream
-                    .max(steady(j, stage_step[j]))
-                    .max(steady(j, stage_busy[j]))
+                stream.max(steady(j, stage_step[j])).max(steady_units(j))
             };
             // The credit is the layer's first stream, fetched while it waited: its stream chain
             // then runs from its first product, fg + (T-2) str + last instead of e + (T-1)
@@ -438,8 +463,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // The path through a load queued behind its core's earlier streams: from there the
             // rounds at the units' or the layers' compute-bound pace (the streams' own path,
             // loads and streams back to back, is the shared core's stream path below).
-            let compute_rounds =
-                |j: usize| steady(j, stage_compute_step[j]).max(steady(j, stage_busy[j]));
+            let compute_rounds = |j: usize| steady(j, stage_compute_step[j]).max(steady_units(j));
             let queued_end = if queued {
                 chain_q
                     + unpaced
@@ -540,6 +564,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_layer_busy.iter_mut().for_each(Vec::clear);
             stage_carried.iter_mut().for_each(|s| *s = 0.0);
             stage_streamers.iter_mut().for_each(Vec::clear);
+            stage_core_layers.iter_mut().for_each(Vec::clear);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             // Every step's h crosses to the next segment's first layer over one link, a FIFO:

@@ -41,6 +41,9 @@ pub(crate) struct LevelSums {
     pub(crate) last: f64,
     /// sum_k phi_k rec_k.
     pub(crate) rec_cycles: f64,
+    /// sum_k phi_k in_k: a step's input product as the plan issues it (at the widest level when
+    /// issued early; 0 when batched).
+    pub(crate) input_cycles: f64,
     /// sum_k phi_k (in_k + rec_k + 2 rho): the units' busy cycles per step (the input and
     /// recurrent products and the reconfigurations into and out of them).
     pub(crate) busy_cycles: f64,
@@ -260,6 +263,9 @@ pub(crate) fn level_sums(
             s.pre_cycles += f0 * (first.cycles + rho);
         }
         s.rec_cycles += frac * rec.cycles;
+        if plan != Plan::Batched {
+            s.input_cycles += frac * input.cycles;
+        }
         first_rec += f0 * rec.cycles;
         last_rec += f1 * rec.cycles;
         let first_gate = rec.cycles

@@ -184,8 +184,9 @@ pub(super) enum Class {
 /// `worst_case_per_class` (2026-12-03, 22:43-22:54 UTC, the random profiles carrying their
 /// sequence's first and last levels; docs/MODEL.md section 3, "Beyond 200,000 points"):
 /// over 200,000 points resident and overlapped dynamic exact to rounding, streamed 2.32%,
-/// multithreading 1.17%, with dynamic precision 3.63%, with streamed weights 3.84% at fixed
-/// precision and 4.02% with dynamic precision; over 1,000,000 points streamed 3.07%,
+/// multithreading 0.83% (1.17% before docs/MODEL.md section 4's "A shared core's last jobs",
+/// 2026-12-05), with dynamic precision 3.63%, with streamed weights 3.84% at fixed precision
+/// and 4.02% with dynamic precision; over 1,000,000 points (before the last jobs) streamed 3.07%,
 /// multithreading 2.64%, with dynamic precision 4.79%, with streamed weights 3.84% and 4.71%.
 /// The last class had 6% until docs/MODEL.md section 4's "A shared core's lead" (5.22%
 /// before), and a fresh random run once found a (then one-class) streamed multithreading point

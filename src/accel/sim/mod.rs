@@ -44,11 +44,15 @@ pub struct SimResult {
     pub dram_bytes: f64,
 }
 
-/// The processing step of layer `l - 1` after which the inputs of step `s` of layer `l` are
-/// final (a bidirectional layer's step s covers positions s and T-1-s; a bidirectional
-/// layer's output at position p is final after step max(p, T-1-p)).
-fn needed_step(w: &Workload, l: usize, s: usize) -> usize {
+/// The processing step of layer `l - 1` after which the inputs of step `s` of layer `l`, run
+/// with `plan`, are final (a bidirectional layer's step s covers positions s and T-1-s; a
+/// bidirectional layer's output at position p is final after step max(p, T-1-p)); the last
+/// for a batched plan, whose one input product at step 0 takes every position.
+fn needed_step(w: &Workload, plan: SimPlan, l: usize, s: usize) -> usize {
     let last = w.seq_len - 1;
+    if plan == SimPlan::Batched {
+        return last;
+    }
     let below_bidir = w.layers[l - 1].directions == 2;
     let positions: &[usize] = if w.layers[l].directions == 2 {
         &[s, last - s]
@@ -60,6 +64,30 @@ fn needed_step(w: &Workload, l: usize, s: usize) -> usize {
         .map(|&p| if below_bidir { p.max(last - p) } else { p })
         .max()
         .unwrap_or(s)
+}
+
+/// `times[step]` of layer `layer` (`what` names the time), which the walk must have set
+/// already: it visits the graph in a topological order of its dependencies, so a time still
+/// unknown is read before it exists. That is an error in the walk's order, not a time: read as
+/// 0 (the times started at 0 until 2026-12-05), it started an operation at the beginning of
+/// the run unnoticed.
+fn known(
+    w: &Workload,
+    times: &[f64],
+    layer: usize,
+    step: usize,
+    what: &str,
+) -> Result<f64, AccelError> {
+    let time = times[step];
+    if time.is_nan() {
+        return Err(AccelError::Workload {
+            workload: w.name.clone(),
+            message: format!(
+                "simulator: {what} of layer {layer} at step {step} read before it exists (the walk does not follow the dependencies)"
+            ),
+        });
+    }
+    Ok(time)
 }
 
 /// Simulates `workload` on `arch` with the level sequence `levels[layer][step]` (indices into
@@ -122,18 +150,11 @@ pub fn simulate_plans(
     };
     let core_of = |l: usize| l * stages / layers;
     let t_len = w.seq_len;
-    let mut times: Vec<LayerTimes> = (0..layers)
-        .map(|_| LayerTimes {
-            post: vec![0.0; t_len],
-            decided: vec![0.0; t_len],
-            products_done: vec![0.0; t_len],
-            input_done: vec![f64::NAN; t_len],
-            last_end: 0.0,
-        })
-        .collect();
+    let mut times: Vec<LayerTimes> = (0..layers).map(|_| LayerTimes::new(t_len)).collect();
 
     // Program order: layer by layer on one core; in multithreading, by wavefront index
-    // d(l, s) = max(d(l, s-1), d(l-1, needed step)) + 1, a topological order of the graph.
+    // d(l, s) = max(d(l, s-1), d(l-1, needed step)) + 1, a topological order of the graph (a
+    // batched layer's step 0 after the layer below's last).
     let mut order: Vec<(usize, usize, usize)> = Vec::with_capacity(layers * t_len);
     if mode == MulticoreMode::Multithreading {
         let mut d = vec![vec![0usize; t_len]; layers];
@@ -141,7 +162,7 @@ pub fn simulate_plans(
             for s in 0..t_len {
                 let mut v = if s > 0 { d[l][s - 1] + 1 } else { 0 };
                 if l > 0 {
-                    v = v.max(d[l - 1][needed_step(w, l, s)] + 1);
+                    v = v.max(d[l - 1][needed_step(w, plans[l], l, s)] + 1);
                 }
                 d[l][s] = v;
                 order.push((v, l, s));
@@ -218,56 +239,60 @@ pub fn simulate_plans(
         }
         // The step's weight stream (steps 1..; step 0 uses the load): double-buffered, so it
         // may start once step s-2 is done.
-        let stream_of = |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> f64 {
-            if stream_bytes[l] <= 0.0 || step == 0 {
-                return 0.0;
-            }
-            let free = if step >= 2 {
-                times[l].products_done[step - 2]
-            } else {
-                0.0
+        let stream_of =
+            |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> Result<f64, AccelError> {
+                if stream_bytes[l] <= 0.0 || step == 0 {
+                    return Ok(0.0);
+                }
+                let free = if step >= 2 {
+                    known(w, &times[l].products_done, l, step - 2, "products")?
+                } else {
+                    0.0
+                };
+                Ok(sim.dram(core, free, stream_bytes[l]))
             };
-            sim.dram(core, free, stream_bytes[l])
-        };
         // Inputs of step `step` from the layer below (plus its hop when on another core).
-        let input_ready = |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> f64 {
-            if l == 0 {
-                return 0.0;
-            }
-            let below = l - 1;
-            let need = if p == SimPlan::Batched {
-                t_len - 1
-            } else {
-                needed_step(w, l, step)
+        let input_ready =
+            |sim: &mut Sim, times: &Vec<LayerTimes>, step: usize| -> Result<f64, AccelError> {
+                if l == 0 {
+                    return Ok(0.0);
+                }
+                let below = l - 1;
+                let need = needed_step(w, p, l, step);
+                let done = known(w, &times[below].post, below, need, "h")?;
+                if stages > 1 && core_of(below) != core {
+                    let bytes = (b
+                        * w.layers[below].hidden_size as u64
+                        * w.layers[below].directions as u64) as f64
+                        * act_bytes;
+                    // One hop per produced step; the link is a FIFO server.
+                    Ok(sim.link(core_of(below), done, bytes))
+                } else {
+                    Ok(done)
+                }
             };
-            let done = times[below].post[need];
-            if stages > 1 && core_of(below) != core {
-                let bytes = (b
-                    * w.layers[below].hidden_size as u64
-                    * w.layers[below].directions as u64) as f64
-                    * act_bytes;
-                // One hop per produced step; the link is a FIFO server.
-                sim.link(core_of(below), done, bytes)
-            } else {
-                done
-            }
-        };
         let level = levels[l][s];
         let switch = dynamic && s > 0 && levels[l][s - 1] != level;
-        let decided = if s > 0 { times[l].decided[s - 1] } else { 0.0 };
-        let prev_post = if s > 0 { times[l].post[s - 1] } else { 0.0 };
+        let (decided, prev_post) = if s > 0 {
+            (
+                known(w, &times[l].decided, l, s - 1, "level decision")?,
+                known(w, &times[l].post, l, s - 1, "h")?,
+            )
+        } else {
+            (0.0, 0.0)
+        };
         let stream = if p == SimPlan::Overlapped && s > 0 {
             // Fetched when In(s) was issued early.
             0.0
         } else {
-            stream_of(&mut sim, &times, s)
+            stream_of(&mut sim, &times, s)?
         };
         let load_done = loaded[l];
         let in_end = match p {
             SimPlan::Batched => {
                 if s == 0 {
                     let lv = if dynamic { sim.widest } else { 0 };
-                    let ready = input_ready(&mut sim, &times, 0).max(load_done);
+                    let ready = input_ready(&mut sim, &times, 0)?.max(load_done);
                     sim.product(
                         core,
                         ready,
@@ -284,7 +309,7 @@ pub fn simulate_plans(
                 }
             }
             SimPlan::Sequential => {
-                let ready = input_ready(&mut sim, &times, s)
+                let ready = input_ready(&mut sim, &times, s)?
                     .max(load_done)
                     .max(stream)
                     .max(prev_post);
@@ -293,7 +318,7 @@ pub fn simulate_plans(
             }
             SimPlan::Overlapped => {
                 if s == 0 {
-                    let ready = input_ready(&mut sim, &times, 0).max(load_done).max(stream);
+                    let ready = input_ready(&mut sim, &times, 0)?.max(load_done).max(stream);
                     sim.product(
                         core,
                         ready,
@@ -306,7 +331,7 @@ pub fn simulate_plans(
                         None,
                     )
                 } else {
-                    times[l].input_done[s]
+                    known(w, &times[l].input_done, l, s, "input product")?
                 }
             }
         };
@@ -327,8 +352,8 @@ pub fn simulate_plans(
         let products_end = rec_end.max(in_end);
         if p == SimPlan::Overlapped && s + 1 < t_len {
             // The next step's input product, issued before step s+1's level is known.
-            let next_stream = stream_of(&mut sim, &times, s + 1);
-            let ready = input_ready(&mut sim, &times, s + 1).max(next_stream);
+            let next_stream = stream_of(&mut sim, &times, s + 1)?;
+            let ready = input_ready(&mut sim, &times, s + 1)?.max(next_stream);
             let lv = if dynamic {
                 sim.widest
             } else {
@@ -385,4 +410,68 @@ pub fn simulate_plans(
         sim.result.dram_bytes *= n as f64;
     }
     Ok(sim.result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accel::test_support::{arch, uniform};
+
+    /// A time the walk has not set is refused, not read as 0 (the start of the run).
+    #[test]
+    fn an_unknown_time_is_refused() {
+        let w = uniform("unknown", 1, 4, 4, 3);
+        let mut times = LayerTimes::new(3);
+        let err = known(&w, &times.post, 0, 1, "h").expect_err("unknown");
+        assert!(err
+            .to_string()
+            .contains("h of layer 0 at step 1 read before it exists"));
+        times.post[1] = 42.0;
+        assert_eq!(known(&w, &times.post, 0, 1, "h"), Ok(42.0));
+    }
+
+    /// Batched plans under multithreading (`simulate_plans` only: the schedule computes input
+    /// products per step there): a batched layer's one input product needs the layer below's
+    /// h of step T-1, and the wavefront order put its step 0 one step behind the layer below's
+    /// step 0. The time was read before it existed: as 0 until 2026-12-05 (the layer started
+    /// at the beginning of the run), then refused. Now its step 0 comes after the layer
+    /// below's last, and with free loads, links and reconfigurations the pipeline runs as one
+    /// core does: the second layer after the whole first.
+    #[test]
+    fn a_batched_layer_in_a_pipeline_waits_for_the_whole_layer_below() {
+        let free = [
+            "schedule.input_product=batched",
+            "schedule.reconfig_cycles=0",
+            "memory.dram_gb_per_s=1e9",
+            "multicore.link_gb_per_s=1e9",
+            "multicore.link_latency_cycles=0",
+        ];
+        let on = |cores: &str| {
+            let mut sets = free.to_vec();
+            sets.extend(["multicore.mode=multithreading", cores]);
+            arch("sharp", &sets)
+        };
+        let w = uniform("batched pipeline", 2, 8, 8, 6);
+        let levels = vec![vec![0; 6]; 2];
+        let run = |a: &Arch| {
+            simulate_plans(a, &w, &levels, &[SimPlan::Batched; 2])
+                .expect("simulates")
+                .cycles
+        };
+        let (two, one) = (run(&on("multicore.cores=2")), run(&on("multicore.cores=1")));
+        assert!(
+            (two - one).abs() <= 1e-6 * one,
+            "{two} on two cores, {one} on one"
+        );
+        // The layers do pipeline with per-step plans.
+        let per_step = simulate_plans(
+            &on("multicore.cores=2"),
+            &w,
+            &levels,
+            &[SimPlan::Sequential; 2],
+        )
+        .expect("simulates")
+        .cycles;
+        assert!(per_step < two, "{per_step} per step, {two} batched");
+    }
 }

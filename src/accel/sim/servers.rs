@@ -35,7 +35,8 @@ pub(super) struct Sim<'a> {
     pub(super) result: SimResult,
 }
 
-/// Per-layer times the dependencies refer to.
+/// Per-layer times the dependencies refer to. A per-step time is unknown (NaN) until the walk
+/// sets it, and is read through `known` (sim/mod.rs), which refuses an unknown one.
 #[derive(Debug, Clone)]
 pub(super) struct LayerTimes {
     /// End of Tail(s) (+ the h exchange in helper mode): h_s final on its core.
@@ -47,6 +48,19 @@ pub(super) struct LayerTimes {
     /// End of the products of step s (input, for overlapped plans issued early).
     pub(super) input_done: Vec<f64>,
     pub(super) last_end: f64,
+}
+
+impl LayerTimes {
+    /// The times of a layer of `steps` steps before any of them has run: all unknown.
+    pub(super) fn new(steps: usize) -> Self {
+        Self {
+            post: vec![f64::NAN; steps],
+            decided: vec![f64::NAN; steps],
+            products_done: vec![f64::NAN; steps],
+            input_done: vec![f64::NAN; steps],
+            last_end: 0.0,
+        }
+    }
 }
 
 impl Sim<'_> {

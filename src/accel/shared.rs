@@ -1,0 +1,262 @@
+//! A core that holds two or more of a segment's layers (multithreading): what the jobs the
+//! wavefront puts on its units really hold where the rounds are not steady ones. Job (l, s) is
+//! layer l's step s: In(s), rho, Rec(s) in a sequential plan; In(0), rho, Rec(0), rho, In(1) at
+//! step 0 of an overlapped one and Rec(s), rho, In(s+1) after it, the next step's input product
+//! issued early, but Rec(T-1) alone at its last step, which has no In(T) to issue. The units
+//! reconfigure (rho) only where the product kind changes. The steady rounds count every
+//! layer's busy cycles b_l = in + rec + 2 rho; here are the jobs ahead of a layer's first
+//! job, the saving of the rounds that hold a layer's last job, and the last round's wait for
+//! the last h of the layer before (docs/MODEL.md section 4, "A shared core's last jobs").
+
+/// What the units of a shared core need of one of its layers (mean cycles, as `LayerCost`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CoreLayer {
+    /// One input product, as the plan issues it (at the widest level when a dynamic overlapped
+    /// plan issues it early).
+    pub input_cycles: f64,
+    /// The units' busy cycles of a steady step, b_l = in + rec + 2 rho (+ switches).
+    pub busy_cycles: f64,
+    /// From the end of the recurrent product to h: the tail (and exchange).
+    pub post_cycles: f64,
+    /// How far past its h the chain puts the end of the layer's step 0: the negative edge the
+    /// fill of a shared core takes as 0 (docs/MODEL.md section 4, item 6).
+    pub clamp_cycles: f64,
+    pub overlapped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Input,
+    Recurrent,
+}
+
+/// The reconfiguration from a product of kind `from` into one of kind `to`.
+fn reconfig(from: Kind, to: Kind, rho: f64) -> f64 {
+    if from == to {
+        0.0
+    } else {
+        rho
+    }
+}
+
+/// The cycles from the chain's end of the layer below's step 0 (the core's previous layer,
+/// `before` its layers so far in order) until the units can start this layer's first
+/// product, In(0), in a run of `steps` >= 2. In wavefront order the core runs, after the
+/// layer below's step 0 job, one job of each layer before (layer k_i's step h - i, for the
+/// h-th layer, where that step exists), the layer below's step 1 last, which waits for the h
+/// of its step 0 (the chain's point); the others are ready, but for an overlapped job's
+/// In(T-1), which waits for the h of the layer below's last job when that ran just before.
+/// The units finish the layer below's step 0 job past the chain's point by its overlapped
+/// In(1) less its tail (a sequential one's tail runs past its products), and each job is as
+/// it is: Rec(T-1) alone at a layer's last step, a reconfiguration only where the product
+/// kind changes, In(0) last.
+pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
+    let Some((below, others)) = before.split_last() else {
+        return 0.0;
+    };
+    let (mut kind, free) = if below.overlapped {
+        (Kind::Input, rho + below.input_cycles - below.post_cycles)
+    } else {
+        (Kind::Recurrent, -below.post_cycles)
+    };
+    let mut now = free - below.clamp_cycles;
+    // The h of the job just run when it was a layer's last (an overlapped Rec(T-1)).
+    let mut last_h = f64::NEG_INFINITY;
+    let jobs = (others.iter().enumerate())
+        .map(|(i, l)| (l, before.len() - i))
+        .chain(std::iter::once((below, 1)));
+    for (l, step) in jobs.filter(|&(_, step)| step < steps) {
+        let ready = if step == 1 { 0.0 } else { f64::NEG_INFINITY };
+        let rec = l.busy_cycles - l.input_cycles - 2.0 * rho;
+        if !l.overlapped {
+            let start = (now + reconfig(kind, Kind::Input, rho)).max(ready);
+            (now, kind, last_h) = (
+                start + l.input_cycles + rho + rec,
+                Kind::Recurrent,
+                f64::NEG_INFINITY,
+            );
+        } else if step + 1 < steps {
+            // Rec(s), then In(s+1), which needs the h of the layer below's step s+1: at
+            // s+1 = T-1 the job just run, that layer's last.
+            let start = (now + reconfig(kind, Kind::Recurrent, rho)).max(ready);
+            let wait = if step + 2 == steps {
+                last_h
+            } else {
+                f64::NEG_INFINITY
+            };
+            let input = (start + rec + rho).max(wait);
+            (now, kind, last_h) = (input + l.input_cycles, Kind::Input, f64::NEG_INFINITY);
+        } else {
+            let start = (now + reconfig(kind, Kind::Recurrent, rho)).max(ready);
+            (now, kind, last_h) = (start + rec, Kind::Recurrent, start + rec + l.post_cycles);
+        }
+    }
+    (now + reconfig(kind, Kind::Input, rho)).max(0.0)
+}
+
+/// What the round that holds layer `i`'s last job (of a core's `layers` in order, `i` not the
+/// last) saves on the units against a steady round: an overlapped layer's last job, Rec(T-1),
+/// has no In(T) and no reconfiguration into it, and the next job (the next layer's, a step
+/// behind) then starts with the kind the units have: a recurrent product (overlapped) needs no
+/// reconfiguration, an input product (sequential) one where the kind carried over before. So
+/// in + 2 rho or in; 0 for a sequential layer, whose last job is a steady one.
+fn last_job_saving(layers: &[CoreLayer], i: usize, rho: f64) -> f64 {
+    if !layers[i].overlapped {
+        return 0.0;
+    }
+    let next = if layers[i + 1].overlapped {
+        2.0 * rho
+    } else {
+        0.0
+    };
+    layers[i].input_cycles + next
+}
+
+/// How long the next layer's In(T-1) waits for the h of layer `i`'s last job: the units run
+/// the next layer's Rec(T-2) right after that job's Rec(T-1) (no reconfiguration between
+/// them, both overlapped), then a reconfiguration, and the h comes post cycles after Rec(T-1).
+fn last_input_wait(layers: &[CoreLayer], i: usize, rho: f64) -> f64 {
+    let (l, next) = (&layers[i], &layers[i + 1]);
+    if !(l.overlapped && next.overlapped) {
+        return 0.0;
+    }
+    let next_rec = next.busy_cycles - next.input_cycles - 2.0 * rho;
+    (l.post_cycles - next_rec - rho).max(0.0)
+}
+
+/// The last round's wait for the last h of the layer before: when the core's last layer is
+/// overlapped, its In(T-1), issued right after its Rec(T-2), waits for the h of the layer
+/// before's last job, a recurrent product the units ran just before Rec(T-2): from the end of
+/// Rec(T-2)'s h (the round's start) that is post of the layer before + in + rho (into the last
+/// Rec), against the last layer's own step. 0 when it does not apply.
+fn last_input_floor(layers: &[CoreLayer], rho: f64, steps: usize) -> f64 {
+    match layers {
+        [.., before, last] if last.overlapped && steps >= 3 => {
+            before.post_cycles + last.input_cycles + rho
+        }
+        _ => 0.0,
+    }
+}
+
+/// The T-1 rounds of a core's units after its last layer's step 0 (`layers` its n layers in
+/// the segment in order, `busy` the sum of their busy cycles a steady round takes), against
+/// T-1 steady rounds: layer k_i's last job falls in round T-1-(n-i) (the earlier ones are in
+/// the fill, [`ahead`]), which it shortens ([`last_job_saving`]), and the rounds after it lack
+/// the layer: the last n-1 rounds hold fewer layers, the last one the last layer alone. A round
+/// that lacks layers takes at least `floor` (the last layer's own step, the stages after; the
+/// last round also its wait for the layer before's last h) or `busy`, whichever is less: the
+/// drain of docs/MODEL.md section 4, which took off the last round alone.
+pub(crate) fn units_rounds(
+    layers: &[CoreLayer],
+    busy: f64,
+    floor: f64,
+    rho: f64,
+    steps: usize,
+) -> f64 {
+    let n = layers.len();
+    let rounds = steps.saturating_sub(1);
+    let special = rounds.min(n);
+    let mut total = (rounds - special) as f64 * busy;
+    // q rounds from the end, layers k_{n-q}.. (index n-1-q on) hold a job there, the first of
+    // them its last (q = n-1: every layer, the first one's last job).
+    for q in 0..special {
+        let first = n - 1 - q;
+        let present: f64 = layers[first..].iter().map(|l| l.busy_cycles).sum();
+        let (saving, wait) = if first + 1 < n {
+            (
+                last_job_saving(layers, first, rho),
+                last_input_wait(layers, first, rho),
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        // The next layer's wait for this last h delays the last layer's Rec of this round,
+        // unless the next layer is the last one: then it is the last round's (`least`).
+        let wait = if first + 2 < n { wait } else { 0.0 };
+        let round = busy - (busy - present).max(0.0) - saving + wait;
+        total += if first > 0 {
+            let least = if q == 0 {
+                floor.max(last_input_floor(layers, rho, steps))
+            } else {
+                floor
+            };
+            round.max(least.min(busy))
+        } else {
+            round
+        };
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sharp.toml's 8-cell layers: in = rec = 16, rho = 4, a tail of 22.
+    fn eight_cells(overlapped: bool) -> CoreLayer {
+        CoreLayer {
+            input_cycles: 16.0,
+            busy_cycles: 40.0,
+            post_cycles: 22.0,
+            clamp_cycles: 0.0,
+            overlapped,
+        }
+    }
+
+    #[test]
+    fn the_jobs_ahead_are_the_ones_that_exist() {
+        let (o, s) = (eight_cells(true), eight_cells(false));
+        // Overlapped layer below: its In(1) ends 2 cycles before its h, the reconfiguration
+        // into Rec(1) 2 after it; then Rec(1), rho, In(2), and In(0) follows In(2) with no
+        // reconfiguration.
+        assert_eq!(ahead(&[o], 4.0, 3), 2.0 + 16.0 + 4.0 + 16.0);
+        // Two steps: its step 1 is its last job, Rec(1) alone, then rho into In(0).
+        assert_eq!(ahead(&[o], 4.0, 2), 2.0 + 16.0 + 4.0);
+        // Sequential below: In(1) waits for h, then rho, Rec(1), rho into In(0): b.
+        assert_eq!(ahead(&[s], 4.0, 2), 40.0);
+        // Three layers, two steps: the first layer has no step 2 to run ahead of the third.
+        assert_eq!(ahead(&[o, o], 4.0, 2), ahead(&[o], 4.0, 2));
+        // Three steps: the first's step 2 is its last job, Rec(2) alone, during the second's
+        // tail: the second's In(1) ends 2 before its h, then rho and Rec(2) end at 18, its h
+        // at 40; the second's Rec(1) follows (no reconfiguration) and ends at 34, and its
+        // In(2) waits for that h.
+        assert_eq!(ahead(&[o, o], 4.0, 3), 40.0 + 16.0);
+    }
+
+    #[test]
+    fn the_rounds_lose_a_last_jobs_input_product_and_the_finished_layers() {
+        let (o, s) = (eight_cells(true), eight_cells(false));
+        // Two overlapped layers (busy 80 a round), 10 steps: round 8 holds the first layer's
+        // last job (-16 - 8), round 9 the second layer alone, at least its own step (40) and
+        // the wait for the first layer's last h, 22 + 16 + 4.
+        assert_eq!(
+            units_rounds(&[o, o], 80.0, 40.0, 4.0, 10),
+            8.0 * 80.0 - 24.0 + 42.0
+        );
+        // The next layer sequential: its first product, an input one, needs the reconfiguration
+        // the steady round carried over; no wait for the last h (it waits for its own anyway).
+        assert_eq!(
+            units_rounds(&[o, s], 76.0, 40.0, 4.0, 10),
+            8.0 * 76.0 - 16.0 + 40.0
+        );
+        // A sequential layer's last job is a steady one.
+        assert_eq!(
+            units_rounds(&[s, s], 80.0, 40.0, 4.0, 10),
+            8.0 * 80.0 + 40.0
+        );
+        // Two steps: the last job is in the fill, the one round is the last layer's.
+        assert_eq!(units_rounds(&[o, o], 80.0, 40.0, 4.0, 2), 40.0);
+        // Three layers: the round before the last lacks the first layer and holds the second's
+        // last job; the one before that the first's last job, and the second layer's In(9)
+        // waits 2 cycles for its h (22 against the second's Rec(8) and rho, 20).
+        assert_eq!(
+            units_rounds(&[o, o, o], 120.0, 40.0, 4.0, 10),
+            6.0 * 120.0 + (120.0 - 24.0 + 2.0) + (80.0 - 24.0) + 42.0
+        );
+        // Three steps: the first layer's last job is in the fill.
+        assert_eq!(
+            units_rounds(&[o, o, o], 120.0, 40.0, 4.0, 3),
+            (80.0 - 24.0) + 42.0
+        );
+    }
+}
