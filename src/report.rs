@@ -147,6 +147,8 @@ fn stage(
 pub struct Staged {
     /// (temporary file, the file it replaces), in the order written.
     files: Vec<(PathBuf, PathBuf)>,
+    /// Files of an earlier set that this one does not replace, removed at commit.
+    stale: Vec<PathBuf>,
 }
 
 impl Staged {
@@ -175,7 +177,14 @@ impl Staged {
         self.write(path, csv_fill(fill))
     }
 
-    /// Renames every staged file over its final name, in the order written.
+    /// Removes `path` at commit, after the renames: a file of an earlier set that this set
+    /// does not replace and must not be read beside it.
+    pub fn remove(&mut self, path: &Path) {
+        self.stale.push(path.to_path_buf());
+    }
+
+    /// Renames every staged file over its final name, in the order written, then removes the
+    /// files marked [`remove`](Staged::remove).
     pub fn commit(mut self) -> Result<(), WriteError> {
         let files = std::mem::take(&mut self.files);
         let mut left = files.iter();
@@ -186,6 +195,12 @@ impl Staged {
                     let _ = std::fs::remove_file(t);
                 });
                 return Err(named(to)(e));
+            }
+        }
+        for path in std::mem::take(&mut self.stale) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(named(&path)(e)),
+                _ => {}
             }
         }
         // Makes the renames durable (best effort: not every platform opens a folder).

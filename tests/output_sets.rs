@@ -128,6 +128,40 @@ fn dynamic_on_a_full_disk_keeps_the_previous_policies_and_trace() {
 }
 
 #[test]
+fn a_rerun_of_dynamic_removes_the_previous_runs_policy_traces() {
+    // A policy trace belongs to the policies.csv of its run: left beside a new one (other
+    // thresholds), `plot trace` drew the old timeline under the new policies.
+    let dir = tempfile::tempdir().unwrap();
+    let (x, out) = (dir.path().join("x.npy"), dir.path().join("dyn"));
+    ok(&[
+        "gen-input",
+        "--model",
+        "builtin:tiny",
+        "--sequences",
+        "2",
+        "--steps",
+        "8",
+        "--output",
+        s(&x),
+    ]);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["dynamic", "--model", "builtin:tiny", "--input", s(&x)];
+        args.extend(["--levels", "fx8,fx16", "--thresholds", "0:1:2"]);
+        args.extend(["--out", s(&out), "--device", "cpu", "-q"]);
+        args.extend(extra);
+        ok(&args);
+    };
+    run(&["--trace-policy", "1"]);
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    run(&["--trace-policy", "0"]);
+    assert!(out.join("policy_0_trace.csv").is_file());
+    assert!(!out.join("policy_1_trace.csv").exists());
+    run(&[]);
+    assert!(!out.join("policy_0_trace.csv").exists());
+    assert!(out.join("policies.csv").is_file() && out.join("notes.txt").is_file());
+}
+
+#[test]
 fn trace_failing_mid_set_keeps_the_previous_files_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tr");

@@ -63,12 +63,20 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
     let mut staged = crate::report::Staged::new();
     let path = a.out.join("policies.csv");
     dynamic::write_policies(&mut staged, &path, &header, &rows)?;
-    if let Some(k) = a.trace_policy {
-        let trace_path = a.out.join(format!("policy_{k}_trace.csv"));
+    let traced = a.trace_policy.map(|k| format!("policy_{k}_trace.csv"));
+    if let (Some(k), Some(name)) = (a.trace_policy, &traced) {
         let trace = dynamic::trace_rows(&model, &spec, &sim, &reference, k);
-        staged.write_csv(&trace_path, |w| {
+        staged.write_csv(&a.out.join(name), |w| {
             trace.iter().try_for_each(|r| w.serialize(r))
         })?;
+    }
+    // A previous run's policy traces belong to its policies.csv (other thresholds): they go.
+    for entry in std::fs::read_dir(&a.out).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_trace = name.starts_with("policy_") && name.ends_with("_trace.csv");
+        if is_trace && traced.as_deref() != Some(name.as_str()) {
+            staged.remove(&entry.path());
+        }
     }
     staged.commit()?;
     if !a.quiet {
