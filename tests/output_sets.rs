@@ -73,21 +73,27 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[test]
-fn dynamic_on_a_full_disk_keeps_the_previous_policies_and_trace() {
-    let dir = tempfile::tempdir().unwrap();
-    let (x, out) = (dir.path().join("x.npy"), dir.path().join("dyn"));
+/// Writes `sequences` x `steps` seeded inputs for `builtin:tiny` to `path`.
+fn gen_input(path: &Path, sequences: usize, steps: usize) {
+    let (n, t) = (sequences.to_string(), steps.to_string());
     ok(&[
         "gen-input",
         "--model",
         "builtin:tiny",
         "--sequences",
-        "4",
+        &n,
         "--steps",
-        "64",
+        &t,
         "--output",
-        s(&x),
+        s(path),
     ]);
+}
+
+#[test]
+fn dynamic_on_a_full_disk_keeps_the_previous_policies_and_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, out) = (dir.path().join("x.npy"), dir.path().join("dyn"));
+    gen_input(&x, 4, 64);
     let run = |thresholds: &str| {
         [
             "dynamic",
@@ -133,17 +139,7 @@ fn a_rerun_of_dynamic_removes_the_previous_runs_policy_traces() {
     // thresholds), `plot trace` drew the old timeline under the new policies.
     let dir = tempfile::tempdir().unwrap();
     let (x, out) = (dir.path().join("x.npy"), dir.path().join("dyn"));
-    ok(&[
-        "gen-input",
-        "--model",
-        "builtin:tiny",
-        "--sequences",
-        "2",
-        "--steps",
-        "8",
-        "--output",
-        s(&x),
-    ]);
+    gen_input(&x, 2, 8);
     let run = |extra: &[&str]| {
         let mut args = vec!["dynamic", "--model", "builtin:tiny", "--input", s(&x)];
         args.extend(["--levels", "fx8,fx16", "--thresholds", "0:1:2"]);
