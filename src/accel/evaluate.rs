@@ -193,20 +193,14 @@ fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, Ac
     // Every value passed its own check, but together extreme ones (1e300 pJ, a 1e-300 MHz
     // clock) can leave f64: said, not written as inf or NaN. (gflops_per_w is left out: with
     // every energy at 0, a latency and area study, it is inf by definition.)
-    let p = &point;
-    let outputs = [
-        ("cycles", p.cycles),
-        ("latency_us", p.latency_us),
-        ("throughput_seq_per_s", p.throughput_seq_per_s),
-        ("energy_uj", p.energy_uj),
-        ("static_uj", p.static_uj),
-        ("energy_per_seq_uj", p.energy_per_seq_uj),
-        ("power_mw", p.power_mw),
-        ("area_mm2", p.area_mm2),
-        ("utilization", p.utilization),
-        ("dram_bound_fraction", p.dram_bound_fraction),
+    let extra = [
+        ("power_mw", point.power_mw),
+        ("dram_bound_fraction", point.dram_bound_fraction),
     ];
-    if let Some((name, v)) = outputs.iter().find(|(_, v)| !v.is_finite()) {
+    let mut outputs = (point.sweep_columns().into_iter())
+        .filter(|(name, _)| *name != "gflops_per_w")
+        .chain(extra);
+    if let Some((name, v)) = outputs.find(|(_, v)| !v.is_finite()) {
         return Err(AccelError::Workload {
             workload: workload.name.clone(),
             message: format!(

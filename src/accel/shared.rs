@@ -68,8 +68,14 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
     for (l, step) in jobs.filter(|&(_, step)| step < steps) {
         let ready = if step == 1 { 0.0 } else { f64::NEG_INFINITY };
         let rec = l.busy_cycles - l.input_cycles - 2.0 * rho;
+        // A sequential job starts with its input product, an overlapped one with Rec(s).
+        let first = if l.overlapped {
+            Kind::Recurrent
+        } else {
+            Kind::Input
+        };
+        let start = (now + reconfig(kind, first, rho)).max(ready);
         if !l.overlapped {
-            let start = (now + reconfig(kind, Kind::Input, rho)).max(ready);
             (now, kind, last_h) = (
                 start + l.input_cycles + rho + rec,
                 Kind::Recurrent,
@@ -78,7 +84,6 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
         } else if step + 1 < steps {
             // Rec(s), then In(s+1), which needs the h of the layer below's step s+1: at
             // s+1 = T-1 the job just run, that layer's last.
-            let start = (now + reconfig(kind, Kind::Recurrent, rho)).max(ready);
             let wait = if step + 2 == steps {
                 last_h
             } else {
@@ -87,7 +92,6 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
             let input = (start + rec + rho).max(wait);
             (now, kind, last_h) = (input + l.input_cycles, Kind::Input, f64::NEG_INFINITY);
         } else {
-            let start = (now + reconfig(kind, Kind::Recurrent, rho)).max(ready);
             (now, kind, last_h) = (start + rec, Kind::Recurrent, start + rec + l.post_cycles);
         }
     }
@@ -215,7 +219,7 @@ mod tests {
         // Sequential below: In(1) waits for h, then rho, Rec(1), rho into In(0): b.
         assert_eq!(ahead(&[s], 4.0, 2), 40.0);
         // Three layers, two steps: the first layer has no step 2 to run ahead of the third.
-        assert_eq!(ahead(&[o, o], 4.0, 2), ahead(&[o], 4.0, 2));
+        assert_eq!(ahead(&[o, o], 4.0, 2), 2.0 + 16.0 + 4.0);
         // Three steps: the first's step 2 is its last job, Rec(2) alone, during the second's
         // tail: the second's In(1) ends 2 before its h, then rho and Rec(2) end at 18, its h
         // at 40; the second's Rec(1) follows (no reconfiguration) and ends at 34, and its

@@ -106,11 +106,11 @@ fn sharp_pipeline(overlap: bool) -> Arch {
 /// both exact, the simulator's figures those given (the sequential schedule the slower, so
 /// the overlapped figure is the overlapped plans').
 fn both_plans_exact(w: impl Fn(usize) -> Workload, t: usize, overlapped: f64, sequential: f64) {
-    let mut models = Vec::new();
+    let (w, mut models) = (w(t), Vec::new());
     for (overlap, expected) in [(true, overlapped), (false, sequential)] {
         let a = sharp_pipeline(overlap);
-        assert_eq!(class(&a, &w(t)), Class::Multithreading);
-        let (model, sim) = (cycles(&a, &w(t)), simulated(&a, &w(t), &vec![0; t]));
+        assert_eq!(class(&a, &w), Class::Multithreading);
+        let (model, sim) = (cycles(&a, &w), simulated(&a, &w, &vec![0; t]));
         assert!(
             rel_close(model, sim, 1e-9),
             "overlap {overlap}, T = {t}: {model} against {sim}"
@@ -133,12 +133,16 @@ fn both_plans_exact(w: impl Fn(usize) -> Workload, t: usize, overlapped: f64, se
 #[test]
 fn a_shared_cores_last_jobs_follow_the_simulator() {
     let w = |t| fixed(vec![layer(16, 8, 1), layer(8, 8, 1), layer(8, 8, 1)], t, 1);
-    both_plans_exact(w, 1, 244.5, 244.5);
-    both_plans_exact(w, 2, 306.5, 342.5);
-    both_plans_exact(w, 3, 380.5, 422.5);
-    both_plans_exact(w, 4, 460.5, 502.5);
-    both_plans_exact(w, 10, 940.5, 982.5);
-    both_plans_exact(w, 50, 4_140.5, 4_182.5);
+    for (t, overlapped, sequential) in [
+        (1, 244.5, 244.5),
+        (2, 306.5, 342.5),
+        (3, 380.5, 422.5),
+        (4, 460.5, 502.5),
+        (10, 940.5, 982.5),
+        (50, 4_140.5, 4_182.5),
+    ] {
+        both_plans_exact(w, t, overlapped, sequential);
+    }
 }
 
 /// Three layers sharing a core: 5 layers of 8 cells on sharp.toml's 2 cores, the first three
@@ -164,10 +168,14 @@ fn three_layers_on_a_core_follow_the_simulator() {
             1,
         )
     };
-    both_plans_exact(w, 1, 484.5, 484.5);
-    both_plans_exact(w, 2, 648.5, 742.5);
-    both_plans_exact(w, 3, 836.5, 964.5);
-    both_plans_exact(w, 4, 1_036.5, 1_204.5);
-    both_plans_exact(w, 10, 2_236.5, 2_644.5);
-    both_plans_exact(w, 50, 10_236.5, 12_244.5);
+    for (t, overlapped, sequential) in [
+        (1, 484.5, 484.5),
+        (2, 648.5, 742.5),
+        (3, 836.5, 964.5),
+        (4, 1_036.5, 1_204.5),
+        (10, 2_236.5, 2_644.5),
+        (50, 10_236.5, 12_244.5),
+    ] {
+        both_plans_exact(w, t, overlapped, sequential);
+    }
 }
