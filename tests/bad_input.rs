@@ -716,39 +716,6 @@ fn sweep_names_batches_tolerances_and_labels_are_checked() {
     );
 }
 
-/// A safetensors state dict with layers 0 and 2 but not 1: refused, naming the gap (layer 2
-/// was dropped without a word).
-#[test]
-fn safetensors_layers_after_a_gap_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gap.safetensors");
-    let names = [
-        "weight_ih_l0",
-        "weight_hh_l0",
-        "weight_ih_l2",
-        "weight_hh_l2",
-    ];
-    let mut header = String::from("{");
-    for (i, n) in names.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        header += &format!(
-            "{sep}\"lstm.{n}\":{{\"dtype\":\"F32\",\"shape\":[4,1],\"data_offsets\":[{},{}]}}",
-            16 * i,
-            16 * (i + 1)
-        );
-    }
-    header += "}";
-    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(header.as_bytes());
-    bytes.extend(std::iter::repeat_n(0u8, 16 * names.len()));
-    std::fs::write(&path, bytes).unwrap();
-    let p = path.display().to_string();
-    fails(
-        &["inspect", "--model", &p],
-        &[&p, "lstm.weight_", "layer 2", "no 'lstm.weight_ih_l1'"],
-    );
-}
-
 /// A threshold grid's count in any notation of a whole number; an output under a file names
 /// the file (the message was "File exists").
 #[test]

@@ -271,8 +271,10 @@ impl Model {
                     head.input_size
                 ));
             }
-            if head.output_size == 0
-                || head.weight.len() != head.input_size * head.output_size
+            if head.output_size == 0 {
+                return bad("head: it has no outputs (a weight of shape [0, in])".into());
+            }
+            if head.weight.len() != head.input_size * head.output_size
                 || head.bias.len() != head.output_size
             {
                 return bad(format!(

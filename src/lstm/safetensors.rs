@@ -2,9 +2,11 @@
 //! `<prefix>weight_hh_l<k>`, `<prefix>bias_ih_l<k>`, `<prefix>bias_hh_l<k>`, with `_reverse`
 //! for the second direction of a bidirectional layer (gate order i, f, g, o, as stored
 //! internally). The prefix is found from the `weight_ih_l0` key; a dense head is named with
-//! `--head NAME` (`NAME.weight [O, In]`, `NAME.bias [O]`).
+//! `--head NAME` (`NAME.weight [O, In]`, `NAME.bias [O]`). float32, float16 and bfloat16
+//! tensors are read exactly, float64 rounded to the nearest float32.
 
 use super::{Cell, Direction, Head, HeadActivation, Layer, LoadOptions, Model, ModelError, Tensor};
+use crate::format::FloatFormat;
 use safetensors::{Dtype, SafeTensors};
 
 /// Parses a safetensors file; `file` names it in errors.
@@ -34,26 +36,10 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
     let get = |name: &str| -> Result<Option<Tensor>, ModelError> {
         match st.tensor(name) {
             Err(_) => Ok(None),
-            Ok(view) => {
-                let data = match view.dtype() {
-                    Dtype::F32 => view
-                        .data()
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                    Dtype::F64 => view
-                        .data()
-                        .chunks_exact(8)
-                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
-                        .collect(),
-                    other => {
-                        return Err(err(format!(
-                        "tensor '{name}': dtype {other:?} is not supported (float32 or float64)"
-                    )))
-                    }
-                };
-                Ok(Some((view.shape().to_vec(), data)))
-            }
+            Ok(view) => Ok(Some((
+                view.shape().to_vec(),
+                values(name, &view).map_err(err)?,
+            ))),
         }
     };
     if st
@@ -118,10 +104,16 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
                     )));
                 }
             }
-            let bias = |what: &str| -> Result<Vec<f32>, ModelError> {
+            if cells.len() == 1 && i != input_size {
+                return Err(err(format!(
+                    "'{}' has {i} inputs, but '{prefix}weight_ih_l{k}' has {input_size}",
+                    name("weight_ih")
+                )));
+            }
+            let bias = |what: &str| -> Result<Option<Vec<f32>>, ModelError> {
                 match get(&name(what))? {
-                    None => Ok(vec![0.0; 4 * h]),
-                    Some((bd, b)) if bd == [4 * h] => Ok(b),
+                    None => Ok(None),
+                    Some((bd, b)) if bd == [4 * h] => Ok(Some(b)),
                     Some((bd, _)) => Err(err(format!(
                         "'{}' has shape {bd:?}, expected [{}]",
                         name(what),
@@ -129,11 +121,22 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
                     ))),
                 }
             };
+            let (b_ih, b_hh) = match (bias("bias_ih")?, bias("bias_hh")?) {
+                (Some(a), Some(b)) => (a, b),
+                (None, None) => (vec![0.0; 4 * h], vec![0.0; 4 * h]),
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(err(format!(
+                        "'{}' and '{}': one is missing (nn.LSTM has both biases, or neither with bias=False)",
+                        name("bias_ih"),
+                        name("bias_hh")
+                    )))
+                }
+            };
             cells.push(Cell {
                 w,
                 r,
-                b_ih: bias("bias_ih")?,
-                b_hh: bias("bias_hh")?,
+                b_ih,
+                b_hh,
                 peephole: None,
                 h0: None,
                 c0: None,
@@ -153,18 +156,11 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         });
         expected_input = Some(hidden * direction.count());
     }
-    // A layer after a gap (l0 and l2 without l1) would be dropped without a word.
-    let found = layers.len();
-    let stray = st.names().iter().find_map(|n| {
-        let rest = n.strip_prefix(prefix.as_str())?;
-        let k = rest.split('_').find_map(|part| part.strip_prefix('l'))?;
-        let k: usize = k.parse().ok()?;
-        (k >= found && rest.starts_with("weight_")).then(|| (n.to_string(), k))
-    });
-    if let Some((n, k)) = stray {
-        return Err(err(format!(
-            "tensor '{n}' is of layer {k}, but there is no '{prefix}weight_ih_l{found}'"
-        )));
+    // Every tensor directly under the module must be one of the parameters read: a layer
+    // after a gap (l0 and l2 without l1), a reverse tensor beside a one-way layer or a
+    // misspelt name would otherwise be dropped without a word.
+    if let Some(problem) = stray(&st.names(), &prefix, &layers) {
+        return Err(err(problem));
     }
     let head = match &opts.head {
         None => None,
@@ -178,7 +174,12 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
             };
             let bias = match get(&format!("{name}.bias"))? {
                 None => vec![0.0; out],
-                Some((_, b)) => b,
+                Some((bd, b)) if bd == [out] => b,
+                Some((bd, _)) => {
+                    return Err(err(format!(
+                        "'{name}.bias' has shape {bd:?}, expected [{out}]"
+                    )))
+                }
             };
             Some(Head {
                 input_size: input,
@@ -198,4 +199,83 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         head,
         fixed: Default::default(),
     })
+}
+
+/// A tensor's values as f32: float32 as stored, float16 and bfloat16 widened (exactly),
+/// float64 rounded to the nearest float32 (a finite value beyond float32's range is refused).
+fn values(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>, String> {
+    let data = view.data();
+    let halves = |format: FloatFormat| {
+        data.chunks_exact(2)
+            .map(|c| format.decode(u16::from_le_bytes([c[0], c[1]]) as u32))
+            .collect()
+    };
+    match view.dtype() {
+        Dtype::F32 => Ok(data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        Dtype::F16 => Ok(halves(FloatFormat::FP16)),
+        Dtype::BF16 => Ok(halves(FloatFormat::BF16)),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .enumerate()
+            .map(|(at, c)| {
+                let v = f64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+                let narrow = v as f32;
+                if v.is_finite() && !narrow.is_finite() {
+                    Err(format!(
+                        "tensor '{name}': {v:e} at index {at} is beyond float32's range"
+                    ))
+                } else {
+                    Ok(narrow)
+                }
+            })
+            .collect(),
+        other => Err(format!(
+            "tensor '{name}': dtype {other:?} is not supported (float32, float16, bfloat16 or float64)"
+        )),
+    }
+}
+
+/// The first tensor directly under the LSTM module (`<prefix>NAME`, no further `.`) that is
+/// not one of the parameters of `layers`, with what is wrong with it.
+fn stray(names: &[&str], prefix: &str, layers: &[Layer]) -> Option<String> {
+    let mut names = names.to_vec();
+    names.sort_unstable();
+    names.into_iter().find_map(|n| {
+        let rest = n.strip_prefix(prefix).filter(|r| !r.contains('.'))?;
+        let Some((k, reverse)) = parameter_layer(rest) else {
+            return Some(format!(
+                "tensor '{n}' is not an nn.LSTM parameter (weight_ih_l<k>, weight_hh_l<k>, \
+                 bias_ih_l<k>, bias_hh_l<k>, each with _reverse in a bidirectional layer)"
+            ));
+        };
+        match layers.get(k) {
+            None => Some(format!(
+                "tensor '{n}' is of layer {k}, but there is no '{prefix}weight_ih_l{}'",
+                layers.len()
+            )),
+            Some(l) if reverse && l.direction != Direction::Bidirectional => Some(format!(
+                "tensor '{n}' is of a reverse direction, but layer {k} has no \
+                 '{prefix}weight_ih_l{k}_reverse'"
+            )),
+            Some(_) => None,
+        }
+    })
+}
+
+/// For `weight_ih_l3_reverse` and the like: (layer, reverse); `None` for any other name.
+fn parameter_layer(name: &str) -> Option<(usize, bool)> {
+    let rest = ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))?;
+    let (digits, reverse) = match rest.strip_suffix("_reverse") {
+        Some(d) => (d, true),
+        None => (rest, false),
+    };
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    Some((digits.parse().ok().filter(|_| canonical)?, reverse))
 }
