@@ -94,6 +94,14 @@ pub(crate) struct LayerCost {
     pub overlapped: bool,
     /// One step's input product, as the plan issues it (part of `busy_cycles`).
     pub input_cycles: f64,
+    /// One step's recurrent product with the precision switches at their mean rate (a switch
+    /// runs on the units before the first product at the step's level; part of
+    /// `busy_cycles`, which is in + this + 2 rho).
+    pub recurrent_cycles: f64,
+    /// The edge of the compute-bound path alone, pre + end fix (no stream): how far the h of
+    /// a layer's step 0 is from its own step, whatever its weight streams
+    /// (docs/MODEL.md section 4, "A shared core's negative edges").
+    pub compute_edge_cycles: f64,
 }
 
 /// What makes two layers' per-step costs identical.
@@ -355,5 +363,7 @@ pub(crate) fn layer_cost(
         level_last: sums.level_last,
         overlapped: sums.overlapped,
         input_cycles: sums.input_cycles,
+        recurrent_cycles: sums.rec_cycles + switch_cycles / t,
+        compute_edge_cycles: sums.pre_cycles + sums.end_fix,
     }
 }

@@ -225,20 +225,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 n as f64 * str_k
             })
             .sum();
-        // A core's units reconfigure only where the product kind changes (docs/MODEL.md
-        // section 4, "A shared core's reconfigurations"): a sequential job starts with its
-        // input product and ends with its recurrent one, an overlapped job (after step 0)
-        // starts with its recurrent product and ends with the next step's input product,
-        // issued early. Where consecutive jobs on a core alternate plans the kind carries
-        // over, and the 2 rho of each layer's busy cycles count one too many.
-        let carried =
-            stage_streamers[j].last().map_or(
-                0.0,
-                |&(_, _, o)| if o == cost.overlapped { 0.0 } else { rho },
-            );
         stage_streamers[j].push((i, cost.stream_cycles, cost.overlapped));
-        stage_busy[j] -= carried;
-        stage_carried[j] += carried;
         let load_end = core_free[j] + stage_load[j];
         queued |= issued > 0.0;
         let compute_step: f64 = (workload.precision.fractions_for(i).iter())
@@ -278,7 +265,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_layer_busy[j].push(cost.level_busy);
             for k in 0..level_count {
                 stage_level_step[j][k] = stage_level_step[j][k].max(cost.level_step[k]);
-                stage_level_busy[j][k] += cost.level_busy[k] - carried;
+                stage_level_busy[j][k] += cost.level_busy[k];
                 stage_level_compute[j][k] = stage_level_compute[j][k].max(cost.level_compute[k]);
                 stage_level_first[j][k] += cost.level_first[k];
                 stage_level_last[j][k] += cost.level_last[k];
@@ -291,15 +278,19 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         // rounds (else a shorter stream, shortening the own step more than the total, would
         // lengthen the fill: docs/MODEL.md section 4).
         // With one step there are no rounds: the layer takes its total.
+        // The compute-bound path's own negative edge (a tail shorter than a reconfiguration)
+        // is no stream's: the h of step 0 does come that early, and is kept.
         let edge = if shares_core && t >= 2.0 {
-            stage_edge_credit[j] += cost.edge_cycles.min(0.0);
-            cost.edge_cycles.max(0.0)
+            let kept = cost.edge_cycles.max(cost.compute_edge_cycles.min(0.0));
+            stage_edge_credit[j] += cost.edge_cycles - kept;
+            kept
         } else {
             cost.edge_cycles
         };
         fill += edge + cost.step_cycles;
         stage_core_layers[j].push(CoreLayer {
             input_cycles: cost.input_cycles,
+            recurrent_cycles: cost.recurrent_cycles,
             busy_cycles: cost.busy_cycles,
             post_cycles: cost.post_cycles,
             clamp_cycles: edge - cost.edge_cycles,
@@ -367,16 +358,16 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             seg_layers.push((j, own_last, 0.0, cost.stream_cycles));
         }
         if ends_segment {
-            // The round is a cycle: the core's last layer's job is followed by its first
-            // layer's next one.
+            // A shared core's round, job by job: the reconfigurations its alternating plans
+            // save, and its wait for an h made in it (docs/MODEL.md section 4, "A shared
+            // core's reconfigurations" and "A shared core's last jobs").
             for j in (0..stages).filter(|&j| stage_layers[j] >= 2) {
-                let plans = &stage_streamers[j];
-                if plans[0].2 != plans[plans.len() - 1].2 {
-                    stage_busy[j] -= rho;
-                    stage_carried[j] += rho;
-                    for busy in &mut stage_level_busy[j][..level_count] {
-                        *busy -= rho;
-                    }
+                let core = &stage_core_layers[j];
+                let (carried, wait) = (shared::carried(core, rho), shared::steady_wait(core, rho));
+                stage_busy[j] += wait - carried;
+                stage_carried[j] = carried;
+                for busy in &mut stage_level_busy[j][..level_count] {
+                    *busy += wait - carried;
                 }
             }
             let period = |j: usize| stage_step[j].max(stage_busy[j]).max(stage_stream[j]);

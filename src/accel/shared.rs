@@ -4,9 +4,11 @@
 //! step 0 of an overlapped one and Rec(s), rho, In(s+1) after it, the next step's input product
 //! issued early, but Rec(T-1) alone at its last step, which has no In(T) to issue. The units
 //! reconfigure (rho) only where the product kind changes. The steady rounds count every
-//! layer's busy cycles b_l = in + rec + 2 rho; here are the jobs ahead of a layer's first
-//! job, the saving of the rounds that hold a layer's last job, and the last round's wait for
-//! the last h of the layer before (docs/MODEL.md section 4, "A shared core's last jobs").
+//! layer's busy cycles b_l = in + rec + 2 rho, less the reconfigurations alternating plans
+//! save, plus the wait for an h made in the round; here are those, the jobs ahead of a layer's
+//! first job, the saving of the rounds that hold a layer's last job, and the last round's wait
+//! for the last h of the layer before (docs/MODEL.md section 4, "A shared core's
+//! reconfigurations" and "A shared core's last jobs").
 
 /// What the units of a shared core need of one of its layers (mean cycles, as `LayerCost`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,6 +16,10 @@ pub(crate) struct CoreLayer {
     /// One input product, as the plan issues it (at the widest level when a dynamic overlapped
     /// plan issues it early).
     pub input_cycles: f64,
+    /// One recurrent product, with the precision switches at their mean rate (a switch runs
+    /// on the units right before the step's first product at its level: Rec(s) in an
+    /// overlapped plan, In(s) in a sequential one, in the same job either way).
+    pub recurrent_cycles: f64,
     /// The units' busy cycles of a steady step, b_l = in + rec + 2 rho (+ switches).
     pub busy_cycles: f64,
     /// From the end of the recurrent product to h: the tail (and exchange).
@@ -37,6 +43,24 @@ fn reconfig(from: Kind, to: Kind, rho: f64) -> f64 {
     } else {
         rho
     }
+}
+
+/// The reconfigurations a steady round of the core's jobs (`layers` in order) saves against
+/// their busy cycles, which count 2 rho each: the units reconfigure only where the product
+/// kind changes, and a sequential job starts with its input product and ends with its
+/// recurrent one, an overlapped job (after step 0) the other way round (Rec(s), then In(s+1)
+/// issued early). Where consecutive jobs alternate plans the kind carries over, one rho each;
+/// the round is a cycle (the last layer's job is followed by the first's next one).
+/// docs/MODEL.md section 4, "A shared core's reconfigurations".
+pub(crate) fn carried(layers: &[CoreLayer], rho: f64) -> f64 {
+    let n = layers.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let changes = (0..n)
+        .filter(|&i| layers[i].overlapped != layers[(i + 1) % n].overlapped)
+        .count();
+    changes as f64 * rho
 }
 
 /// The cycles from the chain's end of the layer below's step 0 (the core's previous layer,
@@ -67,7 +91,7 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
         .chain(std::iter::once((below, 1)));
     for (l, step) in jobs.filter(|&(_, step)| step < steps) {
         let ready = if step == 1 { 0.0 } else { f64::NEG_INFINITY };
-        let rec = l.busy_cycles - l.input_cycles - 2.0 * rho;
+        let rec = l.recurrent_cycles;
         // A sequential job starts with its input product, an overlapped one with Rec(s).
         let first = if l.overlapped {
             Kind::Recurrent
@@ -124,8 +148,33 @@ fn last_input_wait(layers: &[CoreLayer], i: usize, rho: f64) -> f64 {
     if !(l.overlapped && next.overlapped) {
         return 0.0;
     }
-    let next_rec = next.busy_cycles - next.input_cycles - 2.0 * rho;
-    (l.post_cycles - next_rec - rho).max(0.0)
+    (l.post_cycles - next.recurrent_cycles - rho).max(0.0)
+}
+
+/// What a steady round waits on the units for an h produced in it: in wavefront order the
+/// core runs layer k's job for step s (Rec(s), then In(s+1) when overlapped) and then the next
+/// layer's job for step s-1, whose early input product In(s) (overlapped) needs the h of that
+/// Rec(s). Between the end of Rec(s) and In(s) the units run k's In(s+1) and the next layer's
+/// Rec(s-1) with the reconfigurations (3 rho + in_k + rec_next when k is overlapped, rho +
+/// rec_next when sequential): when k's tail is longer, In(s) waits for the rest, every round,
+/// and the round is that much longer than the units' busy cycles (the longest such wait over
+/// the core's consecutive layers; 0 for a sequential next layer, whose In(s-1) needs the h of
+/// the round before). docs/MODEL.md section 4, "A shared core's last jobs", item 5.
+pub(crate) fn steady_wait(layers: &[CoreLayer], rho: f64) -> f64 {
+    (layers.windows(2))
+        .map(|pair| {
+            let (l, next) = (&pair[0], &pair[1]);
+            if !next.overlapped {
+                return 0.0;
+            }
+            let between = if l.overlapped {
+                3.0 * rho + l.input_cycles
+            } else {
+                rho
+            };
+            (l.post_cycles - between - next.recurrent_cycles).max(0.0)
+        })
+        .fold(0.0, f64::max)
 }
 
 /// The last round's wait for the last h of the layer before: when the core's last layer is
@@ -143,13 +192,16 @@ fn last_input_floor(layers: &[CoreLayer], rho: f64, steps: usize) -> f64 {
 }
 
 /// The T-1 rounds of a core's units after its last layer's step 0 (`layers` its n layers in
-/// the segment in order, `busy` the sum of their busy cycles a steady round takes), against
+/// the segment in order, `busy` what a steady round takes: the sum of their busy cycles and
+/// its [`steady_wait`]), against
 /// T-1 steady rounds: layer k_i's last job falls in round T-1-(n-i) (the earlier ones are in
 /// the fill, [`ahead`]), which it shortens ([`last_job_saving`]), and the rounds after it lack
 /// the layer: the last n-1 rounds hold fewer layers, the last one the last layer alone. A round
 /// that lacks layers takes at least `floor` (the last layer's own step, the stages after; the
 /// last round also its wait for the layer before's last h) or `busy`, whichever is less: the
-/// drain of docs/MODEL.md section 4, which took off the last round alone.
+/// drain of docs/MODEL.md section 4, which took off the last round alone. The rounds from the
+/// first layer's last job on hold the last-job waits only, not the steady wait: what the
+/// simulator shows for two layers on a core (three or more: docs/MODEL.md section 4, item 5).
 pub(crate) fn units_rounds(
     layers: &[CoreLayer],
     busy: f64,
@@ -200,6 +252,7 @@ mod tests {
     fn eight_cells(overlapped: bool) -> CoreLayer {
         CoreLayer {
             input_cycles: 16.0,
+            recurrent_cycles: 16.0,
             busy_cycles: 40.0,
             post_cycles: 22.0,
             clamp_cycles: 0.0,
@@ -225,6 +278,38 @@ mod tests {
         // at 40; the second's Rec(1) follows (no reconfiguration) and ends at 34, and its
         // In(2) waits for that h.
         assert_eq!(ahead(&[o, o], 4.0, 3), 40.0 + 16.0);
+    }
+
+    #[test]
+    fn alternating_plans_carry_the_product_kind_over() {
+        let (o, s) = (eight_cells(true), eight_cells(false));
+        assert_eq!(carried(&[o], 4.0), 0.0);
+        assert_eq!(carried(&[o, o, o], 4.0), 0.0);
+        // Sequential then overlapped: Rec then Rec, and (the next round) In then In.
+        assert_eq!(carried(&[s, o], 4.0), 8.0);
+        assert_eq!(carried(&[o, o, s], 4.0), 8.0);
+    }
+
+    #[test]
+    fn a_tail_longer_than_the_work_between_waits_every_round() {
+        let (o, s) = (eight_cells(true), eight_cells(false));
+        // With rho = 4 the units run In(s+1), Rec(s-1) and three reconfigurations (44) between
+        // a layer's Rec(s) and the next layer's In(s): a tail of 22 is hidden.
+        assert_eq!(steady_wait(&[o, o], 4.0), 0.0);
+        let long = CoreLayer {
+            post_cycles: 42.0,
+            ..o
+        };
+        // A tail of 42 without reconfigurations: 42 - 16 - 16.
+        assert_eq!(steady_wait(&[long, o], 0.0), 10.0);
+        // A sequential layer first: only the next layer's Rec(s-1) and rho, 42 - 16 - 4.
+        let long_s = CoreLayer {
+            post_cycles: 42.0,
+            ..s
+        };
+        assert_eq!(steady_wait(&[long_s, o], 4.0), 22.0);
+        // A sequential next layer issues In(s-1), whose h came the round before.
+        assert_eq!(steady_wait(&[long, s], 0.0), 0.0);
     }
 
     #[test]
