@@ -34,6 +34,8 @@ pub enum ParetoError {
         column: String,
         available: String,
     },
+    #[error("{}: column `{column}` appears more than once in the header (rename one to use it)", path.display())]
+    AmbiguousColumn { path: PathBuf, column: String },
     #[error("expression `{text}` names column `{column}`, which is not one of: {available}")]
     FilterColumn {
         column: String,

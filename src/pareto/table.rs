@@ -89,6 +89,12 @@ pub fn front_of_csv(
         .map_err(csv_err)?;
     let header = reader.headers().map_err(csv_err)?.clone();
     let columns: Vec<String> = header.iter().map(str::to_string).collect();
+    // A name the header holds twice cannot say which column it means.
+    let twice = |name: &str| columns.iter().filter(|c| *c == name).count() > 1;
+    let ambiguous = |name: &str| ParetoError::AmbiguousColumn {
+        path: input.to_path_buf(),
+        column: name.to_string(),
+    };
 
     let mut objectives: Vec<Objective> = Vec::new();
     let named = minimize
@@ -99,6 +105,9 @@ pub fn front_of_csv(
         let name = name.trim();
         if objectives.iter().any(|o| o.name == name) {
             return Err(ParetoError::DuplicateObjective(name.to_string()));
+        }
+        if twice(name) {
+            return Err(ambiguous(name));
         }
         let column =
             columns
@@ -115,7 +124,17 @@ pub fn front_of_csv(
             sense,
         });
     }
-    let filter = filter.map(|f| Filter::parse(f, &columns)).transpose()?;
+    // The filter sees a name the header holds twice as no column, then reported as such.
+    let unique: Vec<String> = columns
+        .iter()
+        .map(|c| if twice(c) { String::new() } else { c.clone() })
+        .collect();
+    let filter = match filter.map(|f| Filter::parse(f, &unique)).transpose() {
+        Err(ParetoError::FilterColumn { column, .. }) if twice(&column) => {
+            return Err(ambiguous(&column))
+        }
+        f => f?,
+    };
 
     let cell = |record: &csv::StringRecord, c: usize, nan_ok: bool| {
         let text = record.get(c).unwrap_or("").trim();
@@ -305,6 +324,25 @@ f,30,1,0.999
         let input = write(dir.path(), "x,y\n1,2\n3\n");
         let e = front_of_csv(&input, &names(&["y"]), &[], None).expect_err("short row");
         assert!(matches!(e, ParetoError::Csv { .. }), "{e}");
+    }
+
+    /// A column name the header holds twice was read from the first column of that name.
+    #[test]
+    fn a_name_the_header_holds_twice_is_refused_where_it_is_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = write(dir.path(), "id,a,b,a\nx,1,2,3\ny,2,1,0\n");
+        let e = front_of_csv(&input, &names(&["a"]), &[], None).expect_err("ambiguous");
+        assert!(
+            e.to_string().contains("column `a` appears more than once"),
+            "{e}"
+        );
+        let e = front_of_csv(&input, &names(&["b"]), &[], Some("a > 1")).expect_err("ambiguous");
+        assert!(
+            e.to_string().contains("column `a` appears more than once"),
+            "{e}"
+        );
+        let front = front_of_csv(&input, &names(&["b"]), &[], Some("b > 0")).expect("unused twice");
+        assert_eq!((front.rows.len(), front.front_len()), (2, 1));
     }
 
     #[test]
