@@ -381,3 +381,32 @@ fn messages_show_shapes_not_rust_values() {
         assert!(!err.contains(leak), "{err}");
     }
 }
+
+/// float64 weights are rounded to float32; one beyond float32's range was reported as a
+/// non-finite value of the model ("NaN or Inf"), though the file holds none.
+#[test]
+fn float64_weights_are_rounded_and_their_range_checked() {
+    let (l, mut inits) = lstm(1, vec![]);
+    let wide = |name: &str, v: Vec<f64>| TensorProto {
+        name: name.into(),
+        dims: vec![1, 4 * H as i64, I as i64],
+        data_type: pb::DOUBLE,
+        double_data: v,
+        ..Default::default()
+    };
+    let third = vec![1.0 / 3.0; 4 * H * I];
+    inits[0] = wide("W", third.clone());
+    let m = parse_graph(7, vec![l.clone()], inits.clone(), None, "Y").unwrap();
+    assert!(m.layers[0].cells[0]
+        .w
+        .iter()
+        .all(|&w| w == (1.0f64 / 3.0) as f32));
+    let mut far = third;
+    far[2] = -1e39;
+    inits[0] = wide("W", far);
+    let e = parse_graph(7, vec![l], inits, None, "Y").unwrap_err();
+    assert!(
+        e.contains("initializer 'W'") && e.contains("-1e39 at index 2 is beyond float32's range"),
+        "{e}"
+    );
+}
