@@ -109,7 +109,7 @@ fn a_threshold_grid_spans_all_high_to_all_low() {
 /// docs/NUMERICS.md §12: a bidirectional layer's h_t is one vector of both directions' states
 /// (forward first, 2H values: the next layer's input), cut into groups as a whole; weights
 /// are cut along each row of W and R of each direction. (The doc said "each h_t", which an
-/// outside oracle read as one vector per direction: 24 groups against its 30 at G = 5.)
+/// outside oracle read as one vector per direction.)
 #[test]
 fn group_vectors_of_a_bidirectional_layer_hold_both_directions() {
     use lstm_dse::dynamic::groups;
