@@ -375,6 +375,153 @@ fn sweep_levels_that_cannot_be_ordered_name_the_field_and_both_levels() {
     }
 }
 
+/// The sweep-file hunt of 2026-12-05 (docs/FUZZING.md): each of these ran. Lists that repeat
+/// an entry costed the same points twice (under equal config hashes); a value its field
+/// refuses, or a workload the cost model refuses, skipped every point and exited 0; an
+/// objective on a column the models leave empty failed after the whole run, naming neither
+/// the file nor the key; a baseline file's error did not name the spec.
+#[test]
+fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
+    let units = r#""compute.units" = [2, 4]"#;
+    let device = r#"device = "cpu""#;
+    let minimize = r#"minimize = ["latency_us", "energy_uj"]"#;
+    let models = r#"models = ["builtin:tiny"]"#;
+    // A model without a dense head (generated inputs of its width).
+    let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 18] = [
+        (
+            &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
+            &["workload.models", "'builtin:tiny' is listed twice"],
+        ),
+        (
+            &[(r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", "w=fx8"]"#)],
+            &["precision.fixed", "fx8 is listed twice"],
+        ),
+        (
+            &[(r#"thresholds = "0,inf""#, r#"thresholds = "0:1:3,0.5""#)],
+            &["precision.thresholds", "0.5 is listed twice"],
+        ),
+        (
+            &[(device, "device = \"cpu\"\ndpred_group_sizes = [0, 16, 16]")],
+            &["precision.dpred_group_sizes", "16 is listed twice"],
+        ),
+        (
+            &[(device, "device = \"cpu\"\ndpred_group_sizes = []")],
+            &["precision.dpred_group_sizes", "empty list"],
+        ),
+        (
+            &[(device, "device = \"cpu\"\ntolerance = inf")],
+            &["precision.tolerance", "finite"],
+        ),
+        (
+            &[(units, r#""compute.units" = [2, 2.0]"#)],
+            &["arch.ranges.\"compute.units\"", "2 is listed twice"],
+        ),
+        (
+            &[(units, r#""compute.units" = "log:4:4:3""#)],
+            &["arch.ranges.\"compute.units\"", "4 is listed twice"],
+        ),
+        (
+            &[(units, r#""compute.units" = [0, 4]"#)],
+            &[
+                "arch.ranges.\"compute.units\"",
+                "must be >= 1",
+                "the value 0",
+            ],
+        ),
+        (
+            &[(units, r#""memory.dram_gb_per_s" = [1, -1]"#)],
+            &[
+                "arch.ranges.\"memory.dram_gb_per_s\"",
+                "must be > 0",
+                "the value -1",
+            ],
+        ),
+        (
+            &[(
+                minimize,
+                "minimize = [\"latency_us\", \"energy_uj\"]\nmaximize = [\"latency_us\"]",
+            )],
+            &[
+                "pareto.maximize",
+                "'latency_us' is already an objective in pareto.minimize",
+            ],
+        ),
+        (
+            &[("steps = 4", "steps = 4\nseq_len = 1000000000000000")],
+            &["workload.seq_len", "too large for the cost model"],
+        ),
+        (
+            &[("steps = 4", "steps = 4\nbatch = 1000000000000000")],
+            &["workload.seq_len x batch", "too large for the cost model"],
+        ),
+        (
+            &[(
+                minimize,
+                "minimize = [\"latency_us\"]\nwhere = \"task_accuracy >= 0.5\"",
+            )],
+            &[
+                "pareto.where",
+                "'task_accuracy' would be empty",
+                "no workload.labels",
+            ],
+        ),
+        (
+            &[(
+                minimize,
+                "minimize = [\"latency_us\"]\nmaximize = [\"task_accuracy\"]",
+            )],
+            &["pareto.maximize", "'task_accuracy' would be empty"],
+        ),
+        (
+            &[
+                (models, headless),
+                (minimize, r#"minimize = ["output_rmse"]"#),
+            ],
+            &[
+                "pareto.minimize",
+                "'output_rmse' would be empty",
+                "no dense head",
+            ],
+        ),
+        (
+            &[
+                (models, headless),
+                (minimize, r#"maximize = ["top1_agreement"]"#),
+            ],
+            &["pareto.maximize", "'top1_agreement' would be empty"],
+        ),
+        (
+            &[("[arch]", "[arch]\nbaseline = \"sweeps/quick.toml\"")],
+            &["arch.baseline", "sweeps/quick.toml", "unknown field"],
+        ),
+    ];
+    for (edits, expect) in cases {
+        let mut e = vec!["bad.toml"];
+        e.extend(expect);
+        sweep_fails(edits, &e);
+    }
+    // A value refused only beside another field's (min_precision_bits above the multiplier
+    // width) is a combination: its points are skipped and listed, the run goes on, and the
+    // note quotes the first reason.
+    let (dir, spec) = sweep_file(&[(units, r#""compute.min_precision_bits" = [4, 32]"#)]);
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(["sweep", &spec, "--out", out.to_str().unwrap(), "--quiet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("(the first: ") && err.contains("compute.min_precision_bits"),
+        "{err}"
+    );
+    let skipped = std::fs::read_to_string(out.join("skipped.csv")).unwrap();
+    assert!(skipped.lines().count() > 1, "{skipped}");
+}
+
 #[test]
 fn sweeps_too_large_are_refused_before_allocating() {
     sweep_fails(

@@ -106,6 +106,43 @@ fn a_threshold_grid_spans_all_high_to_all_low() {
     assert!(fracs.iter().any(|&f| f > 0.0 && f < 1.0), "{fracs:?}");
 }
 
+/// docs/NUMERICS.md §12: a bidirectional layer's h_t is one vector of both directions' states
+/// (forward first, 2H values: the next layer's input), cut into groups as a whole; weights
+/// are cut along each row of W and R of each direction. (The doc said "each h_t", which an
+/// outside oracle read as one vector per direction.)
+#[test]
+fn group_vectors_of_a_bidirectional_layer_hold_both_directions() {
+    use lstm_dse::dynamic::groups;
+    use lstm_dse::trace::Engine;
+    let m = lstm::load(
+        data("tests/data/bidir.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let x = npy::read_sequences(&data("tests/data/bidir.x.npy")).unwrap();
+    let base: PrecisionConfig = "fx8".parse().unwrap();
+    let (w, a) = groups::collect(&Engine::Cpu, &m, &x, "x", base).unwrap();
+    // Layers 4 -> 6 and 12 -> 6, both bidirectional: per direction 24 rows of W, 24 of R.
+    let mut rows = Vec::new();
+    for input in [4, 12] {
+        for _ in 0..2 {
+            rows.extend([input; 24]);
+            rows.extend([6; 24]);
+        }
+    }
+    assert_eq!(w.lens, rows);
+    // Per sequence and step: x_t (4) with layer 0's h_t (12), then layer 1's h_t (12).
+    let (n, t) = (x.count, x.steps);
+    let mut vectors = Vec::new();
+    for _ in 0..n * t {
+        vectors.extend([4, 12]);
+    }
+    vectors.extend(std::iter::repeat_n(12, n * t));
+    assert_eq!(a.lens, vectors);
+    let s = a.stats("activations", 5, 8);
+    assert_eq!(s.hist.iter().sum::<u64>() as usize, n * t * (1 + 3 + 3));
+}
+
 #[test]
 fn gpu_group_widths_equal_the_cpu_twin() {
     use lstm_dse::dynamic::groups;

@@ -173,6 +173,8 @@ fn groups_command_and_its_bad_input() {
         ("16,0", "fx8", "'0' is not a group size"),
         ("x", "fx8", "'x'"),
         ("16", "fp16", "fixed-point base"),
+        // Twice the same size gave two identical rows under one key.
+        ("16,64,16", "fx8", "16 is listed twice"),
     ] {
         let mut a = base.to_vec();
         let o2 = dir.path().join("bad");

@@ -184,6 +184,15 @@ fn scale(ratio: f64, exponent: f64) -> f64 {
     }
 }
 
+/// The fields whose valid values depend on other fields (the checks of [`Arch::from_spec`]
+/// between fields). Every other field is accepted or refused by its own value alone, so a
+/// sweep can refuse such a value once instead of skipping every point that has it.
+pub const CROSS_CHECKED_FIELDS: [&str; 3] = [
+    "compute.min_precision_bits",
+    "compute.multiplier_bits",
+    "compute.multiplier_kind",
+];
+
 impl Arch {
     /// Checks every field of `spec`; `origin` (usually the file path) names it in errors.
     pub fn from_spec(spec: &ArchSpec, origin: &str) -> Result<Arch, AccelError> {

@@ -77,7 +77,7 @@ mod test_validation;
 
 pub use arch::{
     Arch, Area, Compute, Dispatch, Energy, Memory, Multicore, Schedule, Technology, Tracking,
-    REFERENCE_NODE_NM,
+    CROSS_CHECKED_FIELDS, REFERENCE_NODE_NM,
 };
 pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;

@@ -124,6 +124,12 @@ pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
             )),
         })
         .collect::<Result<Vec<_>>>()?;
+    // A size given twice would give two identical rows under one key.
+    for (k, g) in sizes.iter().enumerate() {
+        if sizes[..k].contains(g) {
+            bail!("--group-sizes: {g} is listed twice");
+        }
+    }
     let base: PrecisionConfig = a.base.parse()?;
     if !base.is_integer() {
         bail!(

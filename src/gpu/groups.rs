@@ -71,15 +71,8 @@ impl GpuContext {
             }
         }
         let (cap, _) = self.cap();
-        let max_codes = ((cap / 4) as usize).max(group_size);
         let mut out = Vec::with_capacity(bounds.len() - 1);
-        let mut first = 0;
-        while first + 1 < bounds.len() {
-            // As many groups as fit one buffer (a group is never split).
-            let mut last = first + 1;
-            while last + 1 < bounds.len() && bounds[last + 1] - bounds[first] <= max_codes {
-                last += 1;
-            }
+        for (first, last) in batches(&bounds, (cap / 4) as usize) {
             let (lo, hi) = (bounds[first], bounds[last]);
             let starts: Vec<u32> = bounds[first..=last]
                 .iter()
@@ -90,7 +83,6 @@ impl GpuContext {
                 let len = (starts[g + 1] - starts[g]) as usize;
                 out.push((widths[2 * g], len, widths[2 * g + 1] as usize));
             }
-            first = last;
         }
         Ok(out)
     }
@@ -179,5 +171,40 @@ impl GpuContext {
         }
         self.queue.submit([enc.finish()]);
         self.read_back(&out, out_size)
+    }
+}
+
+/// The dispatches of the groups whose bounds are `bounds` (group g covers codes
+/// `bounds[g]..bounds[g + 1]`): ranges `(first, last)` of group bounds, each as many whole
+/// groups as fit `max_codes` codes, and at least one group (so a group longer than that gets a
+/// buffer of its own). The bound was once the group size, not the longest group: with a group
+/// size past the cap (`--group-sizes 1000000000`, groups as long as their vectors), every group
+/// of the call went into one buffer, however large.
+fn batches(bounds: &[usize], max_codes: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut first = 0;
+    while first + 1 < bounds.len() {
+        let mut last = first + 1;
+        while last + 1 < bounds.len() && bounds[last + 1] - bounds[first] <= max_codes {
+            last += 1;
+        }
+        out.push((first, last));
+        first = last;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+
+    #[test]
+    fn batches_hold_whole_groups_within_the_cap() {
+        // Vectors of 10, 10 and 25 codes in groups of at most 1e9: one group each.
+        let bounds = [0, 10, 20, 45];
+        assert_eq!(batches(&bounds, 16), [(0, 1), (1, 2), (2, 3)]);
+        assert_eq!(batches(&bounds, 20), [(0, 2), (2, 3)]);
+        assert_eq!(batches(&bounds, 1 << 20), [(0, 3)]);
+        assert!(batches(&[0], 16).is_empty());
     }
 }

@@ -208,15 +208,24 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     } = batches::cost_and_write(
         todo, &plan, &fspec, with_front, keep, front, finished, &sink,
     )?;
-    let mut skipped_points = 0;
+    let (mut skipped_points, mut first_reason) = (0, String::new());
     if std::fs::metadata(&skipped).map(|m| m.len()).unwrap_or(0)
         == checkpoint::SKIPPED_HEADER.len() as u64
     {
         std::fs::remove_file(&skipped).map_err(|e| kept(e, &skipped, finished))?;
     } else {
-        skipped_points = std::fs::read(&skipped)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1))
-            .unwrap_or(0);
+        let bytes = std::fs::read(&skipped).unwrap_or_default();
+        skipped_points = bytes
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count()
+            .saturating_sub(1);
+        first_reason = csv::Reader::from_reader(&bytes[..])
+            .records()
+            .next()
+            .and_then(|r| r.ok())
+            .and_then(|r| r.get(1).map(str::to_string))
+            .unwrap_or_default();
     }
     if with_front {
         write_front_of(&dir, &p.spec, &plan, &fspec, &front, &header)?;
@@ -227,7 +236,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     out.publish()?;
     // Said only once the results are in place, so a failing run prints one line.
     if skipped_points > 0 {
-        crate::note!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (e.g. dynamic precision without tracking.enabled)");
+        crate::note!("note: {skipped_points} point(s) skipped, listed with the reason in skipped.csv (the first: {first_reason})");
     }
     // A fresh run appended every point to results.csv or skipped.csv (a resumed one is
     // left to be counted from the files).

@@ -25,10 +25,7 @@ pub(super) fn model_plans(
     };
     let (engine, _) = Engine::select(choice)?;
     let w = &p.spec.workload;
-    let baseline_arch = match &p.spec.arch.baseline {
-        Some(b) => accel::Arch::from_spec(&accel::load_arch(Path::new(b))?, b)?,
-        None => accel::Arch::from_spec(&p.base, &p.spec.arch.base)?,
-    };
+    let baseline_arch = &p.baseline;
     progress.stage("precision", w.models.len() as u64);
     let mut models = Vec::new();
     for name in &w.models {
@@ -60,6 +57,7 @@ pub(super) fn model_plans(
                 })?,
             ),
         };
+        always_empty(p, name, &model, labels.is_some())?;
         let mut identity = input_id;
         if !name.starts_with("builtin:") {
             identity.extend(
@@ -88,6 +86,12 @@ pub(super) fn model_plans(
             w.batch.max(1),
             accel::PrecisionProfile::fixed(16, 16),
         );
+        // A workload the cost model refuses would skip every point: said now, once.
+        workload.validate().map_err(|e| SpecError {
+            file: file.clone(),
+            key: "workload.seq_len x batch".into(),
+            problem: e.to_string(),
+        })?;
         // Baseline: the baseline (or base) architecture at the widest fixed option.
         let widest = opts
             .iter()
@@ -97,7 +101,23 @@ pub(super) fn model_plans(
             .unwrap_or((16, 16));
         let mut wl = workload.clone();
         wl.precision = accel::PrecisionProfile::fixed(widest.0, widest.1);
-        let baseline = accel::evaluate(&baseline_arch, &wl).ok();
+        let baseline = accel::evaluate(baseline_arch, &wl).ok();
+        if baseline.is_none() {
+            for (key, c) in &p.uses {
+                if c == "speedup" || c == "energy_saving" {
+                    let e = accel::evaluate(baseline_arch, &wl).err();
+                    return Err(SpecError {
+                        file: file.clone(),
+                        key: (*key).into(),
+                        problem: format!(
+                            "column '{c}' would be empty for {name}: the baseline cannot run it ({})",
+                            e.map_or_else(String::new, |e| e.to_string())
+                        ),
+                    }
+                    .into());
+                }
+            }
+        }
         let options = opts
             .iter()
             .map(|o| {
@@ -110,4 +130,28 @@ pub(super) fn model_plans(
         progress.advance(1);
     }
     Ok(models)
+}
+
+/// Refuses, before the model's precision stage, an objective or `where` column this model
+/// leaves empty in every row (the front could only fail on it after the whole run).
+fn always_empty(p: &Prepared, name: &str, model: &lstm::Model, labels: bool) -> Result<()> {
+    let head = model.head.as_ref().map(|h| h.output_size);
+    for (key, c) in &p.uses {
+        let why = match c.as_str() {
+            "output_rmse" | "output_max_abs" if head.is_none() => "the model has no dense head",
+            "top1_agreement" if head.is_none_or(|o| o < 2) => {
+                "the model has no dense head with 2 or more outputs"
+            }
+            "task_accuracy" if !labels && head.is_none() => "the model has no dense head",
+            "task_accuracy" if !labels => "the spec gives no workload.labels",
+            _ => continue,
+        };
+        return Err(SpecError {
+            file: p.file.clone(),
+            key: (*key).into(),
+            problem: format!("column '{c}' would be empty for {name}: {why}"),
+        }
+        .into());
+    }
+    Ok(())
 }

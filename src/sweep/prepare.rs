@@ -15,9 +15,14 @@ pub(super) struct Prepared {
     pub(super) file: String,
     pub(super) axes: Axes,
     pub(super) base: ArchSpec,
+    /// The architecture `speedup` and `energy_saving` compare with (`arch.baseline`, or the
+    /// base).
+    pub(super) baseline: accel::Arch,
     pub(super) resolved: String,
     pub(super) columns: Vec<String>,
     pub(super) kinds: Vec<Col>,
+    /// Every column the front reads, with the key naming it (`pareto.minimize`, ...).
+    pub(super) uses: Vec<(&'static str, String)>,
 }
 
 pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
@@ -36,10 +41,10 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         .into());
     }
     let tolerance = spec.precision.tolerance;
-    if tolerance.is_nan() || tolerance <= 0.0 {
+    if !tolerance.is_finite() || tolerance <= 0.0 {
         return Err(bad(
             "precision.tolerance",
-            format!("{tolerance}: give a number > 0"),
+            format!("{tolerance}: give a finite number > 0"),
         )
         .into());
     }
@@ -60,6 +65,7 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         )
         .into());
     }
+    check_lists(&spec).map_err(|(key, problem)| bad(key, problem))?;
     if spec.arch.ranges.len() > row::MAX_KEYS {
         return Err(bad("arch.ranges", format!("more than {} keys", row::MAX_KEYS)).into());
     }
@@ -92,11 +98,25 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
     );
     let base = accel::load_arch(Path::new(&spec.arch.base))
         .map_err(|e| bad("arch.base", e.to_string()))?;
+    let baseline = match &spec.arch.baseline {
+        Some(b) => accel::load_arch(Path::new(b))
+            .and_then(|a| accel::Arch::from_spec(&a, b))
+            .map_err(|e| bad("arch.baseline", e.to_string()))?,
+        None => accel::Arch::from_spec(&base, &spec.arch.base)
+            .map_err(|e| bad("arch.base", e.to_string()))?,
+    };
     // Every value of every range, checked once and turned into a typed override.
     let keys: Vec<String> = spec.arch.ranges.keys().cloned().collect();
     let mut raw = Vec::with_capacity(keys.len());
     for k in &keys {
         let mut v = spec::expand(&file, k, &spec.arch.ranges[k])?;
+        if let Some(d) = first_repeat(v.iter()) {
+            return Err(bad(
+                &format!("arch.ranges.\"{k}\""),
+                format!("the value {d} is listed twice (every point would be costed twice)"),
+            )
+            .into());
+        }
         if smoke {
             v.truncate(2);
         }
@@ -110,6 +130,25 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             .map(|v| Override::parse(&base, k, v))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
+        // A value its field refuses by itself would only skip every point that has it.
+        if !accel::CROSS_CHECKED_FIELDS.contains(&k.trim()) {
+            for (o, text) in o.iter().zip(&v) {
+                let mut probe = base.clone();
+                o.apply(&mut probe)
+                    .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
+                if let Err(accel::AccelError::Invalid { field, message, .. }) =
+                    accel::Arch::from_spec(&probe, &spec.arch.base)
+                {
+                    if field == k.trim() {
+                        return Err(bad(
+                            &format!("arch.ranges.\"{k}\""),
+                            format!("{message} (the value {text})"),
+                        )
+                        .into());
+                    }
+                }
+            }
+        }
         values.push(v.into_iter().map(TextCell::new).collect::<Vec<_>>());
         overrides.push(o);
     }
@@ -132,11 +171,19 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             _ => None,
         }
     };
+    let mut uses: Vec<(&'static str, String)> = Vec::new();
     for (key, names) in [
         ("pareto.minimize", &spec.pareto.minimize),
         ("pareto.maximize", &spec.pareto.maximize),
     ] {
         for c in names {
+            if let Some((other, _)) = uses.iter().find(|(_, u)| u == c.trim()) {
+                return Err(bad(
+                    key,
+                    format!("objective '{c}' is already an objective in {other}"),
+                )
+                .into());
+            }
             let Some(i) = columns.iter().position(|x| x == c.trim()) else {
                 return Err(bad(
                     key,
@@ -150,6 +197,7 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             if let Some(problem) = text_column(i) {
                 return Err(bad(key, format!("column '{c}' {problem}")).into());
             }
+            uses.push((key, columns[i].clone()));
         }
     }
     if let Some(f) = &spec.pareto.filter {
@@ -161,6 +209,7 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
                     bad("pareto.where", format!("column '{}' {problem}", columns[i])).into(),
                 );
             }
+            uses.push(("pareto.where", columns[i].clone()));
         }
     }
     let resolved = toml::to_string(&Resolved {
@@ -174,8 +223,78 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         file,
         axes,
         base,
+        baseline,
         resolved,
         columns,
         kinds,
+        uses,
     })
+}
+
+/// The first value of `values` that an earlier one equals.
+fn first_repeat<T: Ord + std::fmt::Display>(values: impl Iterator<Item = T>) -> Option<T> {
+    let mut seen = std::collections::BTreeSet::new();
+    for v in values {
+        if seen.contains(&v) {
+            return Some(v);
+        }
+        seen.insert(v);
+    }
+    None
+}
+
+/// The lists of the spec that make points: each entry once (a repeated model, precision
+/// config, group size or policy would cost the same points twice, under equal
+/// `config_hash`es), and no empty `dpred_group_sizes`. Returns the key and the problem.
+fn check_lists(spec: &SweepSpec) -> Result<(), (&'static str, String)> {
+    let w = &spec.workload;
+    if let Some(m) = first_repeat(w.models.iter()) {
+        return Err(("workload.models", format!("'{m}' is listed twice")));
+    }
+    let p = &spec.precision;
+    if !p.fixed.is_empty() {
+        let configs = crate::format::parse_config_list(&p.fixed.join(";"))
+            .map_err(|e| ("precision.fixed", e.to_string()))?;
+        if let Some(c) = first_repeat(configs.iter().map(|c| c.to_string())) {
+            return Err((
+                "precision.fixed",
+                format!("the config {c} is listed twice (spellings of one config count as one)"),
+            ));
+        }
+    }
+    if !p.levels.is_empty() {
+        let policies = crate::dynamic::parse_thresholds(&p.thresholds, p.levels.len())
+            .map_err(|e| ("precision.thresholds", e.to_string()))?;
+        // Sorted indices (a grid may hold millions of policies), -0 as 0: equal policies end
+        // up side by side.
+        let key = |k: usize| policies[k].thresholds.iter().map(|t| t + 0.0);
+        let mut order: Vec<usize> = (0..policies.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            key(a)
+                .zip(key(b))
+                .map(|(x, y)| x.total_cmp(&y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        if let Some(w) = order.windows(2).find(|w| key(w[0]).eq(key(w[1]))) {
+            let t: Vec<String> = key(w[0]).map(|v| v.to_string()).collect();
+            return Err((
+                "precision.thresholds",
+                format!("the policy {} is listed twice", t.join("/")),
+            ));
+        }
+    }
+    if p.dpred_group_sizes.is_empty() {
+        return Err((
+            "precision.dpred_group_sizes",
+            "empty list: give [0] for no compression, or group sizes".into(),
+        ));
+    }
+    if let Some(g) = first_repeat(p.dpred_group_sizes.iter()) {
+        return Err((
+            "precision.dpred_group_sizes",
+            format!("the group size {g} is listed twice"),
+        ));
+    }
+    Ok(())
 }
