@@ -309,7 +309,7 @@ pub struct DynamicArgs {
     #[arg(long, default_value = "high")]
     pub start: String,
     /// Policies, comma-separated; each has one threshold per level boundary, '/'-separated.
-    /// A threshold may be a number (inf allowed), start:stop:count or log:start:stop:count
+    /// A threshold may be a number >= 0 (inf allowed), start:stop:count or log:start:stop:count
     /// (ranges expand to a grid). A step runs at the level = number of thresholds its
     /// metric reaches.
     #[arg(long, value_name = "LIST", allow_hyphen_values = true)]

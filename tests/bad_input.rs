@@ -874,6 +874,14 @@ fn grid_counts_and_outputs_under_a_file() {
         let e = grid(bad).unwrap_err().to_string();
         assert!(e.contains("whole number"), "{bad}: {e}");
     }
+    // A negative threshold acted as 0 (the metrics are magnitudes of change).
+    for bad in ["-1", "0,-0.5", "-1:1:5", "0.1/-0.2"] {
+        let e = lstm_dse::dynamic::parse_thresholds(bad, if bad.contains('/') { 3 } else { 2 })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is negative"), "{bad}: {e}");
+    }
+    assert!(grid("0,0:1:3,inf").is_ok());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("afile");
     std::fs::write(&file, "x").unwrap();

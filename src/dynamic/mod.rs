@@ -368,6 +368,14 @@ pub fn parse_thresholds(s: &str, levels: usize) -> Result<Vec<Policy>, PolicyErr
             .iter()
             .map(Range::values)
             .collect();
+        // The metrics are magnitudes of change (at least 0): a negative threshold would act
+        // as 0 under another name.
+        if let Some(v) = lists.iter().flatten().find(|v| **v < 0.0) {
+            return Err(bad(
+                "--thresholds",
+                format!("'{item}': {v} is negative (a threshold is a change of the cell state, at least 0)"),
+            ));
+        }
         let single = lists.iter().all(|l| l.len() == 1);
         let mut tuples: Vec<Vec<f64>> = vec![Vec::new()];
         for list in &lists {
