@@ -389,7 +389,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 18] = [
+    let cases: [Case; 21] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -496,12 +496,45 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
             &[("[arch]", "[arch]\nbaseline = \"sweeps/quick.toml\"")],
             &["arch.baseline", "sweeps/quick.toml", "unknown field"],
         ),
+        // Fields compared with others still have bounds of their own.
+        (
+            &[(units, r#""compute.multiplier_bits" = [0, 16]"#)],
+            &[
+                "arch.ranges.\"compute.multiplier_bits\"",
+                "must be >= 1",
+                "the value 0",
+            ],
+        ),
+        (
+            &[(units, r#""compute.min_precision_bits" = [4, 0]"#)],
+            &[
+                "arch.ranges.\"compute.min_precision_bits\"",
+                "must be >= 1",
+                "the value 0",
+            ],
+        ),
+        (
+            &[(r#"thresholds = "0,inf""#, r#"thresholds = "0,-0.5""#)],
+            &["precision.thresholds: '-0.5': -0.5 is negative"],
+        ),
     ];
     for (edits, expect) in cases {
         let mut e = vec!["bad.toml"];
         e.extend(expect);
-        sweep_fails(edits, &e);
+        let err = sweep_fails(edits, &e);
+        assert!(
+            !err.contains("--thresholds"),
+            "a sweep file has no flags: {err}"
+        );
     }
+    // A smoke run (the first two values of each range) checks every value: it passed a file
+    // whose third value the real run refuses.
+    let (dir, spec) = sweep_file(&[(units, r#""compute.units" = [2, 4, 0]"#)]);
+    let out = dir.path().join("out").display().to_string();
+    fails(
+        &["sweep", &spec, "--smoke", "--out", &out, "--quiet"],
+        &["bad.toml", "compute.units", "the value 0"],
+    );
     // A value refused only beside another field's (min_precision_bits above the multiplier
     // width) is a combination: its points are skipped and listed, the run goes on, and the
     // note quotes the first reason.

@@ -143,7 +143,8 @@ fn refused(entries: &[Entry], expect: &[&str]) {
 }
 
 /// Tensors the model would have dropped without a word (a layer after a gap, a reverse tensor
-/// beside a one-way layer, a misspelt or zero-padded name, one bias of two) or misread (a
+/// beside a one-way layer, a misspelt or zero-padded name, one bias of two, biases in one
+/// direction only) or misread (a
 /// head bias of another shape, read as its values; a reverse direction with another input
 /// width, blamed on the forward one; a float64 beyond float32's range, reported as NaN/Inf).
 #[test]
@@ -193,22 +194,29 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
         &with(vec![], &["lstm.bias_hh_l0"]),
         &["'lstm.bias_ih_l0' and 'lstm.bias_hh_l0'", "one is missing"],
     );
-    let bidir = |input_reverse: usize| -> Vec<Entry> {
-        with(
-            vec![
-                t("lstm.weight_ih_l0_reverse", vec![8, input_reverse]),
-                t("lstm.weight_hh_l0_reverse", vec![8, 2]),
-            ],
-            &[],
-        )
+    let bidir = |input_reverse: usize, biases: bool| -> Vec<Entry> {
+        let mut extra = vec![
+            t("lstm.weight_ih_l0_reverse", vec![8, input_reverse]),
+            t("lstm.weight_hh_l0_reverse", vec![8, 2]),
+        ];
+        if biases {
+            extra.push(t("lstm.bias_ih_l0_reverse", vec![8]));
+            extra.push(t("lstm.bias_hh_l0_reverse", vec![8]));
+        }
+        with(extra, &[])
     };
-    assert!(parse(&file(&bidir(3))).is_ok());
+    assert!(parse(&file(&bidir(3, true))).is_ok());
     refused(
-        &bidir(5),
+        &bidir(5, true),
         &[
             "'lstm.weight_ih_l0_reverse' has 5 inputs",
             "'lstm.weight_ih_l0' has 3",
         ],
+    );
+    // The reverse direction without the biases the forward one has ran with zeros.
+    refused(
+        &bidir(3, false),
+        &["'lstm.bias_ih_l0' is there but 'lstm.bias_ih_l0_reverse' is not"],
     );
     let head = |bias: Vec<usize>| -> Vec<Entry> {
         with(vec![t("fc.weight", vec![4, 2]), t("fc.bias", bias)], &[])

@@ -184,14 +184,25 @@ fn scale(ratio: f64, exponent: f64) -> f64 {
     }
 }
 
-/// The fields whose valid values depend on other fields (the checks of [`Arch::from_spec`]
-/// between fields). Every other field is accepted or refused by its own value alone, so a
-/// sweep can refuse such a value once instead of skipping every point that has it.
-pub const CROSS_CHECKED_FIELDS: [&str; 3] = [
-    "compute.min_precision_bits",
-    "compute.multiplier_bits",
-    "compute.multiplier_kind",
-];
+/// `spec` with the fields that `key`'s checks compare it with (the checks of
+/// [`Arch::from_spec`] between fields) set to values that pass every such comparison, so that
+/// a value of `key` applied to the result is refused only by its own bounds: a sweep refuses
+/// such a value once instead of skipping every point that has it.
+pub fn loosened_for(spec: &ArchSpec, key: &str) -> ArchSpec {
+    let mut s = spec.clone();
+    match key {
+        "compute.multiplier_bits" => {
+            s.compute.min_precision_bits = 1;
+            s.compute.multiplier_kind = MultiplierKind::Fixed;
+        }
+        "compute.min_precision_bits" => {
+            s.compute.multiplier_bits = u32::MAX as i64;
+            s.compute.multiplier_kind = MultiplierKind::Fixed;
+        }
+        _ => {}
+    }
+    s
+}
 
 impl Arch {
     /// Checks every field of `spec`; `origin` (usually the file path) names it in errors.

@@ -76,8 +76,8 @@ mod test_tail;
 mod test_validation;
 
 pub use arch::{
-    Arch, Area, Compute, Dispatch, Energy, Memory, Multicore, Schedule, Technology, Tracking,
-    CROSS_CHECKED_FIELDS, REFERENCE_NODE_NM,
+    loosened_for, Arch, Area, Compute, Dispatch, Energy, Memory, Multicore, Schedule, Technology,
+    Tracking, REFERENCE_NODE_NM,
 };
 pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;

@@ -193,7 +193,7 @@ fn last_input_floor(layers: &[CoreLayer], rho: f64, steps: usize) -> f64 {
 
 /// The T-1 rounds of a core's units after its last layer's step 0 (`layers` its n layers in
 /// the segment in order, `busy` what a steady round takes: the sum of their busy cycles and
-/// its [`steady_wait`]), against
+/// its [`steady_wait`], less what [`carried`] saves), against
 /// T-1 steady rounds: layer k_i's last job falls in round T-1-(n-i) (the earlier ones are in
 /// the fill, [`ahead`]), which it shortens ([`last_job_saving`]), and the rounds after it lack
 /// the layer: the last n-1 rounds hold fewer layers, the last one the last layer alone. A round

@@ -39,6 +39,21 @@ impl ModelError {
 /// A dense float tensor as read from a file: (shape, row-major data).
 pub(crate) type Tensor = (Vec<usize>, Vec<f32>);
 
+/// float64 values (a file's weights) rounded to the nearest float32; a finite value beyond
+/// float32's range is refused, naming its index (it would become an infinity, reported as a
+/// non-finite value the file does not hold).
+pub(crate) fn narrow_f64(values: impl Iterator<Item = f64>) -> Result<Vec<f32>, String> {
+    values
+        .enumerate()
+        .map(|(at, v)| match v as f32 {
+            n if v.is_finite() && !n.is_finite() => Err(format!(
+                "{v:e} at index {at} is beyond float32's range (float64 weights are rounded to float32)"
+            )),
+            n => Ok(n),
+        })
+        .collect()
+}
+
 /// Which way a layer runs over the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

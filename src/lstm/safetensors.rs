@@ -53,6 +53,9 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
     }
     let mut layers = Vec::new();
     let mut expected_input: Option<usize> = None;
+    // Whether the module has biases (nn.LSTM: in every layer and direction, or nowhere), and
+    // the first tensor that says so.
+    let mut biased: Option<(bool, String)> = None;
     for k in 0.. {
         let base = format!("{prefix}weight_ih_l{k}");
         if get(&base)?.is_none() {
@@ -132,6 +135,21 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
                     )))
                 }
             };
+            let has = st.names().contains(&name("bias_ih").as_str());
+            match &biased {
+                None => biased = Some((has, name("bias_ih"))),
+                Some((first, seen)) if *first != has => {
+                    let (with, without) = if has {
+                        (name("bias_ih"), seen.clone())
+                    } else {
+                        (seen.clone(), name("bias_ih"))
+                    };
+                    return Err(err(format!(
+                        "'{with}' is there but '{without}' is not (nn.LSTM has biases in every layer and direction, or none with bias=False)"
+                    )));
+                }
+                Some(_) => {}
+            }
             cells.push(Cell {
                 w,
                 r,
@@ -217,21 +235,11 @@ fn values(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<
             .collect()),
         Dtype::F16 => Ok(halves(FloatFormat::FP16)),
         Dtype::BF16 => Ok(halves(FloatFormat::BF16)),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .enumerate()
-            .map(|(at, c)| {
-                let v = f64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-                let narrow = v as f32;
-                if v.is_finite() && !narrow.is_finite() {
-                    Err(format!(
-                        "tensor '{name}': {v:e} at index {at} is beyond float32's range"
-                    ))
-                } else {
-                    Ok(narrow)
-                }
-            })
-            .collect(),
+        Dtype::F64 => super::narrow_f64(
+            data.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+        )
+        .map_err(|e| format!("tensor '{name}': {e}")),
         other => Err(format!(
             "tensor '{name}': dtype {other:?} is not supported (float32, float16, bfloat16 or float64)"
         )),

@@ -133,6 +133,14 @@ pub fn front_of_csv(
         Err(ParetoError::FilterColumn { column, .. }) if twice(&column) => {
             return Err(ambiguous(&column))
         }
+        // The list of columns as the file has them, not with the blanks put in above.
+        Err(ParetoError::FilterColumn { column, text, .. }) => {
+            return Err(ParetoError::FilterColumn {
+                column,
+                text,
+                available: columns.join(", "),
+            })
+        }
         f => f?,
     };
 

@@ -101,23 +101,24 @@ pub(super) fn model_plans(
             .unwrap_or((16, 16));
         let mut wl = workload.clone();
         wl.precision = accel::PrecisionProfile::fixed(widest.0, widest.1);
-        let baseline = accel::evaluate(baseline_arch, &wl).ok();
-        if baseline.is_none() {
-            for (key, c) in &p.uses {
-                if c == "speedup" || c == "energy_saving" {
-                    let e = accel::evaluate(baseline_arch, &wl).err();
+        let baseline = match accel::evaluate(baseline_arch, &wl) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                if let Some((key, c)) =
+                    (p.uses.iter()).find(|(_, c)| c == "speedup" || c == "energy_saving")
+                {
                     return Err(SpecError {
                         file: file.clone(),
                         key: (*key).into(),
                         problem: format!(
-                            "column '{c}' would be empty for {name}: the baseline cannot run it ({})",
-                            e.map_or_else(String::new, |e| e.to_string())
+                            "column '{c}' would be empty for {name}: the baseline cannot run it ({e})"
                         ),
                     }
                     .into());
                 }
+                None
             }
-        }
+        };
         let options = opts
             .iter()
             .map(|o| {

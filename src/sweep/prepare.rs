@@ -109,7 +109,7 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
     let keys: Vec<String> = spec.arch.ranges.keys().cloned().collect();
     let mut raw = Vec::with_capacity(keys.len());
     for k in &keys {
-        let mut v = spec::expand(&file, k, &spec.arch.ranges[k])?;
+        let v = spec::expand(&file, k, &spec.arch.ranges[k])?;
         if let Some(d) = first_repeat(v.iter()) {
             return Err(bad(
                 &format!("arch.ranges.\"{k}\""),
@@ -117,37 +117,50 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             )
             .into());
         }
-        if smoke {
-            v.truncate(2);
-        }
         raw.push(v);
     }
-    spec::check_size(&file, &spec, &raw)?;
+    // A smoke run checks every value but runs the first two of each range.
+    let smoke_size: Vec<Vec<String>>;
+    spec::check_size(
+        &file,
+        &spec,
+        if smoke {
+            smoke_size = raw.iter().map(|v| v[..v.len().min(2)].to_vec()).collect();
+            &smoke_size
+        } else {
+            &raw
+        },
+    )?;
     let (mut values, mut overrides) = (Vec::new(), Vec::new());
-    for (k, v) in keys.iter().zip(raw) {
-        let o = v
+    for (k, mut v) in keys.iter().zip(raw) {
+        let mut o = v
             .iter()
             .map(|v| Override::parse(&base, k, v))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
-        // A value its field refuses by itself would only skip every point that has it.
-        if !accel::CROSS_CHECKED_FIELDS.contains(&k.trim()) {
-            for (o, text) in o.iter().zip(&v) {
-                let mut probe = base.clone();
-                o.apply(&mut probe)
-                    .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
-                if let Err(accel::AccelError::Invalid { field, message, .. }) =
-                    accel::Arch::from_spec(&probe, &spec.arch.base)
-                {
-                    if field == k.trim() {
-                        return Err(bad(
-                            &format!("arch.ranges.\"{k}\""),
-                            format!("{message} (the value {text})"),
-                        )
-                        .into());
-                    }
+        // A value its field refuses by itself would only skip every point that has it (the
+        // fields it is compared with are set to values that pass, so only its own bounds
+        // speak).
+        let loose = accel::loosened_for(&base, k.trim());
+        for (o, text) in o.iter().zip(&v) {
+            let mut probe = loose.clone();
+            o.apply(&mut probe)
+                .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
+            if let Err(accel::AccelError::Invalid { field, message, .. }) =
+                accel::Arch::from_spec(&probe, &spec.arch.base)
+            {
+                if field == k.trim() {
+                    return Err(bad(
+                        &format!("arch.ranges.\"{k}\""),
+                        format!("{message} (the value {text})"),
+                    )
+                    .into());
                 }
             }
+        }
+        if smoke {
+            v.truncate(2);
+            o.truncate(2);
         }
         values.push(v.into_iter().map(TextCell::new).collect::<Vec<_>>());
         overrides.push(o);
@@ -263,8 +276,15 @@ fn check_lists(spec: &SweepSpec) -> Result<(), (&'static str, String)> {
         }
     }
     if !p.levels.is_empty() {
-        let policies = crate::dynamic::parse_thresholds(&p.thresholds, p.levels.len())
-            .map_err(|e| ("precision.thresholds", e.to_string()))?;
+        // The problem without the command-line flag it would name in `dynamic`.
+        let policies = crate::dynamic::parse_thresholds(&p.thresholds, p.levels.len()).map_err(
+            |e| match e {
+                crate::dynamic::PolicyError::Bad { problem, .. } => {
+                    ("precision.thresholds", problem)
+                }
+                e => ("precision.thresholds", e.to_string()),
+            },
+        )?;
         // Sorted indices (a grid may hold millions of policies), -0 as 0: equal policies end
         // up side by side.
         let key = |k: usize| policies[k].thresholds.iter().map(|t| t + 0.0);

@@ -227,20 +227,6 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
     })
 }
 
-/// float64 values rounded to the nearest float32; a finite value beyond float32's range is
-/// refused (it would round to infinity and be reported as a NaN or Inf of the model).
-fn narrow(values: impl Iterator<Item = f64>) -> Result<Vec<f32>, String> {
-    values
-        .enumerate()
-        .map(|(at, v)| match v as f32 {
-            n if v.is_finite() && !n.is_finite() => Err(format!(
-                "{v:e} at index {at} is beyond float32's range (float64 weights are rounded to float32)"
-            )),
-            n => Ok(n),
-        })
-        .collect()
-}
-
 fn tensor_val(t: &TensorProto) -> Result<Val, String> {
     if t.data_location == 1 {
         return Err("external data is not supported; save the model with weights inside".into());
@@ -264,14 +250,14 @@ fn tensor_val(t: &TensorProto) -> Result<Val, String> {
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect()
             } else if t.data_type == pb::DOUBLE && !raw.is_empty() {
-                narrow(
+                crate::lstm::narrow_f64(
                     raw.chunks_exact(8)
                         .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
                 )?
             } else if t.data_type == pb::FLOAT {
                 t.float_data.clone()
             } else {
-                narrow(t.double_data.iter().copied())?
+                crate::lstm::narrow_f64(t.double_data.iter().copied())?
             };
             if data.len() != n {
                 return Err(format!("has {} values for shape {dims:?}", data.len()));
