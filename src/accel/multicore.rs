@@ -192,6 +192,9 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // Per stage whose first layer's input comes from another core in the segment: each
     // walked stage's chain at that input's step 0 and the rounds of the core before it.
     let mut stage_arrival: Vec<Option<(Vec<f64>, shared::Rounds)>> = vec![None; stages];
+    // Per such stage, the chains of the paths that cross into it r steps later: its first
+    // layer's step r starts at its input's arrival, and the core's wavefront from there.
+    let mut stage_cross: Vec<Vec<(usize, f64)>> = vec![Vec::new(); stages];
     // Dynamic precision: per stage, the chain of the path that walks it for all T steps.
     let mut walks = Walks::new(stages);
     for (i, shape) in workload.layers.iter().enumerate() {
@@ -218,6 +221,16 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             let pace = max_hop.max(stage_step[p]).max(stage_stream[p]);
             let rounds =
                 shared::Rounds::of(core, busy, stage_last_step[p], pace, rho, workload.seq_len);
+            // The crossings that may be the longest: near the end, where the rounds of either
+            // core change (its last rounds, and the steps the jobs ahead wait for). Resident
+            // weights only: a core's streams have their own path (its DRAM share's FIFO).
+            let width = stage_layers[p] + 2 * stages + 2;
+            let last = workload.seq_len - 1;
+            if stage_stream[p] <= 0.0 {
+                stage_cross[j] = (last.saturating_sub(width).max(1)..=last)
+                    .map(|r| (r, chain_at[j] + rounds.until(r)))
+                    .collect();
+            }
             stage_arrival[j] = Some((chain_at.clone(), rounds));
         }
         stage_offset[j] = stage_offset[j].min(fill);
@@ -276,6 +289,23 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                     _ => ahead,
                 };
             }
+            // On the crossed core, a later layer's job at step r >= 1 starts with its recurrent
+            // product when overlapped (its input product ran in its job before).
+            let later = cost.overlapped && stage_layers[j] >= 2;
+            for k in 0..stages {
+                for (r, x) in &mut stage_cross[k] {
+                    *x += match &stage_arrival[j] {
+                        Some((bases, rounds)) if k == j => {
+                            let arrival = |s: usize| bases[k] + rounds.until(s + *r) - *x;
+                            let steps = workload.seq_len - *r;
+                            let core = &stage_core_layers[j];
+                            shared::ahead_later(core, rho, steps, &arrival, later)
+                                - if later { cost.input_cycles + rho } else { 0.0 }
+                        }
+                        _ => ahead,
+                    };
+                }
+            }
         }
         if stage_layers[j] == 1 {
             stage_first[j] = (
@@ -287,6 +317,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         }
         chain = chain.max(load_end);
         chain_at.iter_mut().for_each(|at| *at = at.max(load_end));
+        (stage_cross.iter_mut().flatten()).for_each(|(_, x)| *x = x.max(load_end));
         chain_q = chain_q.max(load_end + issued);
         stage_busy[j] += cost.busy_cycles;
         stage_last_busy[j] = cost.busy_cycles;
@@ -339,6 +370,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         chain += edge - prefetched + cost.step_cycles;
         chain_at
             .iter_mut()
+            .chain(stage_cross.iter_mut().flatten().map(|(_, x)| x))
             .for_each(|at| *at += edge - prefetched + cost.step_cycles);
         let prefetched_q = if shares_core {
             0.0
@@ -388,7 +420,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             fill += link_latency + hop;
             chain += link_latency + hop;
             chain_q += link_latency + hop;
-            chain_at.iter_mut().for_each(|at| *at += link_latency + hop);
+            chain_at
+                .iter_mut()
+                .chain(stage_cross.iter_mut().flatten().map(|(_, x)| x))
+                .for_each(|at| *at += link_latency + hop);
             seg_layers.push((j, own_last, link_latency + hop, cost.stream_cycles));
         } else {
             seg_layers.push((j, own_last, 0.0, cost.stream_cycles));
@@ -487,9 +522,19 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             };
             let span = (stage_of(seg_start), j);
             // Each stage's rounds after the chain of the path that walks it.
-            let walked = (0..stages)
+            let mut walked = (0..stages)
                 .map(|j| chain_at[j] + stage_rounds(j))
                 .fold(chain + (t - 1.0) * max_hop, f64::max);
+            // The paths that walk the core before a shared one for r more steps and cross
+            // into it there: the core's rounds after its step r, at its units' pace.
+            for k in (0..stages).filter(|&k| stage_layers[k] >= 2 && stage_stream[k] <= 0.0) {
+                let core = &stage_core_layers[k];
+                let rounds =
+                    shared::Rounds::of(core, stage_busy[k], floors[k], 0.0, rho, workload.seq_len);
+                for &(r, x) in &stage_cross[k] {
+                    walked = walked.max(x + rounds.after(r));
+                }
+            }
             // A shared core's negative edges, on a pacing core and as far as its streams or
             // its layers' own (stream-paced) steps, not its units, set its rounds; with dynamic
             // precision, on the stage the path walks.
@@ -610,6 +655,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_streamers.iter_mut().for_each(Vec::clear);
             stage_core_layers.iter_mut().for_each(Vec::clear);
             stage_arrival.iter_mut().for_each(|a| *a = None);
+            stage_cross.iter_mut().for_each(Vec::clear);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             // Every step's h crosses to the next segment's first layer over one link, a FIFO:

@@ -86,6 +86,34 @@ pub(crate) fn ahead(
     steps: usize,
     arrival: &dyn Fn(usize) -> f64,
 ) -> f64 {
+    ahead_of(before, rho, steps, arrival, Kind::Input)
+}
+
+/// As [`ahead`], until the units can start the layer's job at a later step (for a path that
+/// crosses into the core then): a recurrent product when the layer is `overlapped` (its input
+/// product was issued in its job before), else its input product.
+pub(crate) fn ahead_later(
+    before: &[CoreLayer],
+    rho: f64,
+    steps: usize,
+    arrival: &dyn Fn(usize) -> f64,
+    overlapped: bool,
+) -> f64 {
+    let first = if overlapped {
+        Kind::Recurrent
+    } else {
+        Kind::Input
+    };
+    ahead_of(before, rho, steps, arrival, first)
+}
+
+fn ahead_of(
+    before: &[CoreLayer],
+    rho: f64,
+    steps: usize,
+    arrival: &dyn Fn(usize) -> f64,
+    next: Kind,
+) -> f64 {
     let Some((below, others)) = before.split_last() else {
         return 0.0;
     };
@@ -150,7 +178,7 @@ pub(crate) fn ahead(
             (now, kind, last_h) = (start + rec, Kind::Recurrent, start + rec + l.post_cycles);
         }
     }
-    (now + reconfig(kind, Kind::Input, rho)).max(0.0)
+    (now + reconfig(kind, next, rho)).max(0.0)
 }
 
 /// When the h of each step of a core's last layer comes, past that of its step 0: the
@@ -190,6 +218,13 @@ impl Rounds {
             steady: steps.saturating_sub(1) - last.len(),
             last,
         }
+    }
+
+    /// From the h of step `s` to that of the last step, at the units' pace alone.
+    pub(crate) fn after(&self, s: usize) -> f64 {
+        let steady = self.steady.saturating_sub(s) as f64 * self.busy;
+        let from = s.saturating_sub(self.steady).min(self.last.len());
+        steady + self.last[from..].iter().sum::<f64>()
     }
 
     /// From the h of step 0 to that of step `s`.
