@@ -168,6 +168,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // The same chain with each layer's load queued behind the streams its core issued before
     // it (FIFO in wavefront order), and the slowest compute-bound own step per stage.
     let mut chain_q = 0.0f64;
+    // Per stage p, the chain of the path that walks p's rounds: the jobs ahead of a layer's
+    // first on a core up to p wait for their inputs from the core before (which it reaches
+    // at that core's pace); after p the path passes the cores at their own pace (`chain`).
+    let mut chain_at = vec![0.0f64; stages];
     let mut queued = false;
     let mut stage_compute_step = vec![0.0f64; stages];
     let mut now = 0.0f64;
@@ -185,6 +189,12 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     // Per stage, what its units run of each of its layers in the segment so far (the jobs
     // that are not steady ones: ahead of a layer's first job, a layer's last).
     let mut stage_core_layers: Vec<Vec<CoreLayer>> = vec![Vec::new(); stages];
+    // Per stage whose first layer's input comes from another core in the segment: each
+    // walked stage's chain at that input's step 0 and the rounds of the core before it.
+    let mut stage_arrival: Vec<Option<(Vec<f64>, shared::Rounds)>> = vec![None; stages];
+    // Per such stage, the chains of the paths that cross into it r steps later: its first
+    // layer's step r starts at its input's arrival, and the core's wavefront from there.
+    let mut stage_cross: Vec<Vec<(usize, f64)>> = vec![Vec::new(); stages];
     // Dynamic precision: per stage, the chain of the path that walks it for all T steps.
     let mut walks = Walks::new(stages);
     for (i, shape) in workload.layers.iter().enumerate() {
@@ -199,6 +209,30 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         let cost = layer_cost(arch, workload, rates, i, shape, &ctx, &mut cache);
         last_post = cost.post_cycles;
         let j = stage_of(i);
+        // The first layer of a core after another in the segment: its inputs come at the
+        // pace of the core before (the h of that core's last layer, step by step, past the
+        // chain's point here, which is its step 0's h and the hop). The jobs ahead of the
+        // core's later layers wait for them (docs/MODEL.md section 4, "Two shared cores in a
+        // row").
+        if stage_layers[j] == 0 && i > seg_start {
+            let p = stage_of(i - 1);
+            let core = &stage_core_layers[p];
+            let busy = stage_busy[p] + shared::steady_wait(core, rho) - shared::carried(core, rho);
+            let pace = max_hop.max(stage_step[p]).max(stage_stream[p]);
+            let rounds =
+                shared::Rounds::of(core, busy, stage_last_step[p], pace, rho, workload.seq_len);
+            // The crossings that may be the longest: near the end, where the rounds of either
+            // core change (its last rounds, and the steps the jobs ahead wait for). Resident
+            // weights only: a core's streams have their own path (its DRAM share's FIFO).
+            let width = stage_layers[p] + 2 * stages + 2;
+            let last = workload.seq_len - 1;
+            if stage_stream[p] <= 0.0 {
+                stage_cross[j] = (last.saturating_sub(width).max(1)..=last)
+                    .map(|r| (r, chain_at[j] + rounds.until(r)))
+                    .collect();
+            }
+            stage_arrival[j] = Some((chain_at.clone(), rounds));
+        }
         stage_offset[j] = stage_offset[j].min(fill);
         stage_step[j] = stage_step[j].max(cost.step_cycles);
         stage_last_step[j] = cost.step_cycles;
@@ -240,11 +274,38 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         // only past the end of its load. Each as it is: a layer's last step has no next input
         // product, and this layer's step 0 starts with its input product whatever its plan
         // (docs/MODEL.md section 4, "A shared core's last jobs").
-        let ahead = shared::ahead(&stage_core_layers[j], rho, workload.seq_len);
+        let none = |_: usize| f64::NEG_INFINITY;
+        let ahead = shared::ahead(&stage_core_layers[j], rho, workload.seq_len, &none);
         if t >= 2.0 {
             fill += ahead;
             chain += ahead;
             chain_q += ahead;
+            for (p, at) in chain_at.iter_mut().enumerate() {
+                *at += match &stage_arrival[j] {
+                    Some((bases, rounds)) if p >= j => {
+                        let arrival = |s: usize| bases[p] + rounds.until(s) - *at;
+                        shared::ahead(&stage_core_layers[j], rho, workload.seq_len, &arrival)
+                    }
+                    _ => ahead,
+                };
+            }
+            // On the crossed core, a later layer's job at step r >= 1 starts with its recurrent
+            // product when overlapped (its input product ran in its job before).
+            let later = cost.overlapped && stage_layers[j] >= 2;
+            for k in 0..stages {
+                for (r, x) in &mut stage_cross[k] {
+                    *x += match &stage_arrival[j] {
+                        Some((bases, rounds)) if k == j => {
+                            let arrival = |s: usize| bases[k] + rounds.until(s + *r) - *x;
+                            let steps = workload.seq_len - *r;
+                            let core = &stage_core_layers[j];
+                            shared::ahead_later(core, rho, steps, &arrival, later)
+                                - if later { cost.input_cycles + rho } else { 0.0 }
+                        }
+                        _ => ahead,
+                    };
+                }
+            }
         }
         if stage_layers[j] == 1 {
             stage_first[j] = (
@@ -255,6 +316,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             );
         }
         chain = chain.max(load_end);
+        chain_at.iter_mut().for_each(|at| *at = at.max(load_end));
+        (stage_cross.iter_mut().flatten()).for_each(|(_, x)| *x = x.max(load_end));
         chain_q = chain_q.max(load_end + issued);
         stage_busy[j] += cost.busy_cycles;
         stage_last_busy[j] = cost.busy_cycles;
@@ -305,6 +368,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
         };
         stage_credit[j] += prefetched;
         chain += edge - prefetched + cost.step_cycles;
+        chain_at
+            .iter_mut()
+            .chain(stage_cross.iter_mut().flatten().map(|(_, x)| x))
+            .for_each(|at| *at += edge - prefetched + cost.step_cycles);
         let prefetched_q = if shares_core {
             0.0
         } else {
@@ -353,6 +420,10 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             fill += link_latency + hop;
             chain += link_latency + hop;
             chain_q += link_latency + hop;
+            chain_at
+                .iter_mut()
+                .chain(stage_cross.iter_mut().flatten().map(|(_, x)| x))
+                .for_each(|at| *at += link_latency + hop);
             seg_layers.push((j, own_last, link_latency + hop, cost.stream_cycles));
         } else {
             seg_layers.push((j, own_last, 0.0, cost.stream_cycles));
@@ -381,10 +452,24 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             // stage and resource: each is monotone in the resources, so their maximum is.
             // The least the last round of stage j takes: its last layer's own step, the
             // stages after it.
-            let floor = |j: usize| {
-                let after = (j + 1..stages).map(period).fold(max_hop, f64::max);
-                stage_last_step[j].max(after)
-            };
+            // A later core that shares its units: its last round (its last layer alone, job
+            // by job) rather than its full period (docs/MODEL.md section 4, "Two shared cores
+            // in a row").
+            let mut floors = vec![0.0f64; stages];
+            let mut after = max_hop;
+            for k in (0..stages).rev() {
+                floors[k] = stage_last_step[k].max(after);
+                let own = if stage_layers[k] >= 2 && t >= 2.0 {
+                    let core = &stage_core_layers[k];
+                    let last =
+                        shared::last_rounds(core, stage_busy[k], floors[k], rho, workload.seq_len);
+                    last.last().copied().unwrap_or(0.0).max(stage_stream[k])
+                } else {
+                    period(k)
+                };
+                after = after.max(own);
+            }
+            let floor = |j: usize| floors[j];
             // T-1 rounds of stage j at `pace`, less its drain.
             let steady = |j: usize, pace: f64| {
                 let mut drain = 0.0;
@@ -436,9 +521,20 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 layers: &stage_layer_busy,
             };
             let span = (stage_of(seg_start), j);
-            let rounds = (0..stages)
-                .map(stage_rounds)
-                .fold((t - 1.0) * max_hop, f64::max);
+            // Each stage's rounds after the chain of the path that walks it.
+            let mut walked = (0..stages)
+                .map(|j| chain_at[j] + stage_rounds(j))
+                .fold(chain + (t - 1.0) * max_hop, f64::max);
+            // The paths that walk the core before a shared one for r more steps and cross
+            // into it there: the core's rounds after its step r, at its units' pace.
+            for k in (0..stages).filter(|&k| stage_layers[k] >= 2 && stage_stream[k] <= 0.0) {
+                let core = &stage_core_layers[k];
+                let rounds =
+                    shared::Rounds::of(core, stage_busy[k], floors[k], 0.0, rho, workload.seq_len);
+                for &(r, x) in &stage_cross[k] {
+                    walked = walked.max(x + rounds.after(r));
+                }
+            }
             // A shared core's negative edges, on a pacing core and as far as its streams or
             // its layers' own (stream-paced) steps, not its units, set its rounds; with dynamic
             // precision, on the stage the path walks.
@@ -450,7 +546,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 .filter(|&j| period(j) >= slowest)
                 .map(edge_credit)
                 .fold(0.0f64, f64::min);
-            let mut end = chain + unpaced + rounds + edges;
+            let mut end = walked + unpaced + edges;
+
             // The path through a load queued behind its core's earlier streams: from there the
             // rounds at the units' or the layers' compute-bound pace (the streams' own path,
             // loads and streams back to back, is the shared core's stream path below).
@@ -531,6 +628,7 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             let barrier = if crosses { link_latency + hop } else { 0.0 };
             chain = now + barrier;
             chain_q = chain;
+            chain_at.iter_mut().for_each(|at| *at = chain);
             queued = false;
             stage_compute_step.iter_mut().for_each(|s| *s = 0.0);
             walks = Walks::starting(stages, chain);
@@ -556,6 +654,8 @@ fn multithreading(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
             stage_carried.iter_mut().for_each(|s| *s = 0.0);
             stage_streamers.iter_mut().for_each(Vec::clear);
             stage_core_layers.iter_mut().for_each(Vec::clear);
+            stage_arrival.iter_mut().for_each(|a| *a = None);
+            stage_cross.iter_mut().for_each(Vec::clear);
             stage_offset.iter_mut().for_each(|s| *s = f64::INFINITY);
             fill = 0.0;
             // Every step's h crosses to the next segment's first layer over one link, a FIFO:

@@ -74,7 +74,46 @@ pub(crate) fn carried(layers: &[CoreLayer], rho: f64) -> f64 {
 /// In(1) less its tail (a sequential one's tail runs past its products), and each job is as
 /// it is: Rec(T-1) alone at a layer's last step, a reconfiguration only where the product
 /// kind changes, In(0) last.
-pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
+///
+/// `arrival(s)` is when the input of step s reaches the core's first layer (`before[0]`) from
+/// the core before it, past the chain's point (`NEG_INFINITY` where nothing arrives: a core
+/// that starts its segment): that layer's input products wait for it. The chain reaches its
+/// layers through their step 0, but their jobs ahead of a later layer's first need the later
+/// steps' inputs, which come at the previous core's pace.
+pub(crate) fn ahead(
+    before: &[CoreLayer],
+    rho: f64,
+    steps: usize,
+    arrival: &dyn Fn(usize) -> f64,
+) -> f64 {
+    ahead_of(before, rho, steps, arrival, Kind::Input)
+}
+
+/// As [`ahead`], until the units can start the layer's job at a later step (for a path that
+/// crosses into the core then): a recurrent product when the layer is `overlapped` (its input
+/// product was issued in its job before), else its input product.
+pub(crate) fn ahead_later(
+    before: &[CoreLayer],
+    rho: f64,
+    steps: usize,
+    arrival: &dyn Fn(usize) -> f64,
+    overlapped: bool,
+) -> f64 {
+    let first = if overlapped {
+        Kind::Recurrent
+    } else {
+        Kind::Input
+    };
+    ahead_of(before, rho, steps, arrival, first)
+}
+
+fn ahead_of(
+    before: &[CoreLayer],
+    rho: f64,
+    steps: usize,
+    arrival: &dyn Fn(usize) -> f64,
+    next: Kind,
+) -> f64 {
     let Some((below, others)) = before.split_last() else {
         return 0.0;
     };
@@ -84,6 +123,10 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
         (Kind::Recurrent, -below.post_cycles)
     };
     let mut now = free - below.clamp_cycles;
+    // The layer below is the core's first: its In(1), issued early, waits for its input.
+    if below.overlapped && others.is_empty() && steps >= 2 {
+        now = now.max(arrival(1) + below.input_cycles);
+    }
     // The h of the job just run when it was a layer's last (an overlapped Rec(T-1)).
     let mut last_h = f64::NEG_INFINITY;
     let jobs = (others.iter().enumerate())
@@ -91,6 +134,15 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
         .chain(std::iter::once((below, 1)));
     for (l, step) in jobs.filter(|&(_, step)| step < steps) {
         let ready = if step == 1 { 0.0 } else { f64::NEG_INFINITY };
+        // The core's first layer waits for its inputs from the core before.
+        let first_layer = std::ptr::eq(l, &before[0]);
+        let arrives = |s: usize| {
+            if first_layer {
+                arrival(s)
+            } else {
+                f64::NEG_INFINITY
+            }
+        };
         let rec = l.recurrent_cycles;
         // A sequential job starts with its input product, an overlapped one with Rec(s).
         let first = if l.overlapped {
@@ -98,7 +150,14 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
         } else {
             Kind::Input
         };
-        let start = (now + reconfig(kind, first, rho)).max(ready);
+        let mut start = (now + reconfig(kind, first, rho)).max(ready);
+        if !l.overlapped {
+            start = start.max(arrives(step));
+        } else if step + 1 == steps && step >= 2 {
+            // Rec(T-1) alone follows its In(T-1), issued early in an earlier job, which
+            // waited for its input.
+            start = start.max(arrives(step) + l.input_cycles + rho);
+        }
         if !l.overlapped {
             (now, kind, last_h) = (
                 start + l.input_cycles + rho + rec,
@@ -113,13 +172,69 @@ pub(crate) fn ahead(before: &[CoreLayer], rho: f64, steps: usize) -> f64 {
             } else {
                 f64::NEG_INFINITY
             };
-            let input = (start + rec + rho).max(wait);
+            let input = (start + rec + rho).max(wait).max(arrives(step + 1));
             (now, kind, last_h) = (input + l.input_cycles, Kind::Input, f64::NEG_INFINITY);
         } else {
             (now, kind, last_h) = (start + rec, Kind::Recurrent, start + rec + l.post_cycles);
         }
     }
-    (now + reconfig(kind, Kind::Input, rho)).max(0.0)
+    (now + reconfig(kind, next, rho)).max(0.0)
+}
+
+/// When the h of each step of a core's last layer comes, past that of its step 0: the
+/// core's rounds, steady ones at `busy` (its units' pace) and its [`last_rounds`] job by job,
+/// each no shorter than `pace` (what else paces it: its layers' own steps and streams, the
+/// stages before it). The core after it receives its inputs at that pace (docs/MODEL.md
+/// section 4, "Two shared cores in a row").
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rounds {
+    pub busy: f64,
+    pub pace: f64,
+    /// How many steady rounds come before the last ones.
+    pub steady: usize,
+    pub last: Vec<f64>,
+}
+
+impl Rounds {
+    /// The rounds of a core of `layers` (in order) after its last layer's step 0, in a run of
+    /// `steps`: at its units' pace `busy` and its own last round at least `floor` (the last
+    /// layer's own step) where it holds two or more layers, each at least `pace`.
+    pub(crate) fn of(
+        layers: &[CoreLayer],
+        busy: f64,
+        floor: f64,
+        pace: f64,
+        rho: f64,
+        steps: usize,
+    ) -> Self {
+        let last = if layers.len() >= 2 {
+            last_rounds(layers, busy, floor, rho, steps)
+        } else {
+            Vec::new()
+        };
+        Self {
+            busy,
+            pace,
+            steady: steps.saturating_sub(1) - last.len(),
+            last,
+        }
+    }
+
+    /// From the h of step `s` to that of the last step, at the units' pace alone.
+    pub(crate) fn after(&self, s: usize) -> f64 {
+        let steady = self.steady.saturating_sub(s) as f64 * self.busy;
+        let from = s.saturating_sub(self.steady).min(self.last.len());
+        steady + self.last[from..].iter().sum::<f64>()
+    }
+
+    /// From the h of step 0 to that of step `s`.
+    pub(crate) fn until(&self, s: usize) -> f64 {
+        let steady = s.min(self.steady) as f64 * self.busy;
+        let last: f64 = self.last[..s.saturating_sub(self.steady).min(self.last.len())]
+            .iter()
+            .sum();
+        (steady + last).max(s as f64 * self.pace)
+    }
 }
 
 /// What the round that holds layer `i`'s last job (of a core's `layers` in order, `i` not the
@@ -209,10 +324,24 @@ pub(crate) fn units_rounds(
     rho: f64,
     steps: usize,
 ) -> f64 {
+    let rounds = steps.saturating_sub(1);
+    let last = last_rounds(layers, busy, floor, rho, steps);
+    (rounds - last.len()) as f64 * busy + last.iter().sum::<f64>()
+}
+
+/// The rounds of [`units_rounds`] that are not steady ones, the last min(n, T-1), each as long
+/// as it is, in time order (the last round last).
+pub(crate) fn last_rounds(
+    layers: &[CoreLayer],
+    busy: f64,
+    floor: f64,
+    rho: f64,
+    steps: usize,
+) -> Vec<f64> {
     let n = layers.len();
     let rounds = steps.saturating_sub(1);
     let special = rounds.min(n);
-    let mut total = (rounds - special) as f64 * busy;
+    let mut out = Vec::with_capacity(special);
     // q rounds from the end, layers k_{n-q}.. (index n-1-q on) hold a job there, the first of
     // them its last (q = n-1: every layer, the first one's last job).
     for q in 0..special {
@@ -230,7 +359,7 @@ pub(crate) fn units_rounds(
         // unless the next layer is the last one: then it is the last round's (`least`).
         let wait = if first + 2 < n { wait } else { 0.0 };
         let round = busy - (busy - present).max(0.0) - saving + wait;
-        total += if first > 0 {
+        out.push(if first > 0 {
             let least = if q == 0 {
                 floor.max(last_input_floor(layers, rho, steps))
             } else {
@@ -239,9 +368,10 @@ pub(crate) fn units_rounds(
             round.max(least.min(busy))
         } else {
             round
-        };
+        });
     }
-    total
+    out.reverse();
+    out
 }
 
 #[cfg(test)]
@@ -263,21 +393,22 @@ mod tests {
     #[test]
     fn the_jobs_ahead_are_the_ones_that_exist() {
         let (o, s) = (eight_cells(true), eight_cells(false));
+        let none = |_: usize| f64::NEG_INFINITY;
         // Overlapped layer below: its In(1) ends 2 cycles before its h, the reconfiguration
         // into Rec(1) 2 after it; then Rec(1), rho, In(2), and In(0) follows In(2) with no
         // reconfiguration.
-        assert_eq!(ahead(&[o], 4.0, 3), 2.0 + 16.0 + 4.0 + 16.0);
+        assert_eq!(ahead(&[o], 4.0, 3, &none), 2.0 + 16.0 + 4.0 + 16.0);
         // Two steps: its step 1 is its last job, Rec(1) alone, then rho into In(0).
-        assert_eq!(ahead(&[o], 4.0, 2), 2.0 + 16.0 + 4.0);
+        assert_eq!(ahead(&[o], 4.0, 2, &none), 2.0 + 16.0 + 4.0);
         // Sequential below: In(1) waits for h, then rho, Rec(1), rho into In(0): b.
-        assert_eq!(ahead(&[s], 4.0, 2), 40.0);
+        assert_eq!(ahead(&[s], 4.0, 2, &none), 40.0);
         // Three layers, two steps: the first layer has no step 2 to run ahead of the third.
-        assert_eq!(ahead(&[o, o], 4.0, 2), 2.0 + 16.0 + 4.0);
+        assert_eq!(ahead(&[o, o], 4.0, 2, &none), 2.0 + 16.0 + 4.0);
         // Three steps: the first's step 2 is its last job, Rec(2) alone, during the second's
         // tail: the second's In(1) ends 2 before its h, then rho and Rec(2) end at 18, its h
         // at 40; the second's Rec(1) follows (no reconfiguration) and ends at 34, and its
         // In(2) waits for that h.
-        assert_eq!(ahead(&[o, o], 4.0, 3), 40.0 + 16.0);
+        assert_eq!(ahead(&[o, o], 4.0, 3, &none), 40.0 + 16.0);
     }
 
     #[test]
