@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::process::Command;
+
 use lstm_dse::gpu::{AdapterChoice, GpuContext};
 use lstm_dse::lstm::builtin::SplitMix64;
 use lstm_dse::lstm::npy::Sequences;
@@ -165,4 +167,77 @@ pub fn same_lanes(
             "{what}: output"
         );
     }
+}
+
+/// Runs the binary (from the repository root) and checks it fails with one line mentioning
+/// every string of `expect`; returns stderr.
+pub fn fails(args: &[&str], expect: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{args:?}: expected exit 2, stderr: {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line, got: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    for e in expect {
+        assert!(err.contains(e), "stderr {err:?} should mention {e:?}");
+    }
+    err
+}
+
+/// A small sweep file (builtin model, generated inputs, CPU lanes) with `edit` applied as
+/// (original line, replacement) pairs; returns (its directory, its path).
+pub fn sweep_file(edits: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let mut text = r#"name = "bad"
+[workload]
+models = ["builtin:tiny"]
+sequences = 2
+steps = 4
+[precision]
+fixed = ["fx8"]
+levels = ["fx8", "fx16"]
+thresholds = "0,inf"
+device = "cpu"
+[arch]
+base = "sweeps/arch/epur.toml"
+[arch.ranges]
+"compute.units" = [2, 4]
+[pareto]
+minimize = ["latency_us", "energy_uj"]
+"#
+    .to_string();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, text).unwrap();
+    let s = p.display().to_string();
+    (dir, s)
+}
+
+pub fn sweep_fails(edits: &[(&str, &str)], expect: &[&str]) -> String {
+    let (dir, spec) = sweep_file(edits);
+    let out = dir.path().join("out").display().to_string();
+    let cache = dir.path().join("cache").display().to_string();
+    let err = fails(
+        &["sweep", &spec, "--out", &out, "--cache", &cache, "--quiet"],
+        expect,
+    );
+    assert!(
+        !dir.path().join("out").exists(),
+        "a sweep refused before its first point leaves no output directory"
+    );
+    err
 }
