@@ -8,6 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{ok, refused};
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lstm-dse"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -16,15 +20,6 @@ fn bin() -> Command {
 
 fn lstm_dse(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) {
-    let o = lstm_dse(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// The binary with files limited to `kib` KiB (`ulimit -f`, SIGXFSZ ignored): a write past
@@ -38,17 +33,6 @@ fn limited(kib: u64, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-/// Exit 2 with one line containing every `expect`.
-fn refused(o: &Output, expect: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(2), "expected a refusal: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for e in expect {
-        assert!(err.contains(e), "{err:?} should mention {e:?}");
-    }
-    err
 }
 
 /// Every file under `dir` with a hash of its bytes, sorted.

@@ -5,21 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::ok;
+
 fn lstm_dse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(args: &[&str]) {
-    let o = lstm_dse(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 const SPEC: &str = r#"

@@ -9,6 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
+use common::refused;
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lstm-dse"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -17,17 +21,6 @@ fn bin() -> Command {
 
 fn lstm_dse(args: &[&str]) -> Output {
     bin().args(args).output().unwrap()
-}
-
-/// Exit 2 with one line containing every `expect`.
-fn refused(o: &Output, expect: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(2), "expected a refusal: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    for e in expect {
-        assert!(err.contains(e), "{err:?} should mention {e:?}");
-    }
-    err
 }
 
 /// Half the architecture points have no tracking unit, so every dynamic option skips there.

@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::process::Command;
-
 use lstm_dse::gpu::{AdapterChoice, GpuContext};
 use lstm_dse::lstm::builtin::SplitMix64;
 use lstm_dse::lstm::npy::Sequences;
@@ -169,30 +167,33 @@ pub fn same_lanes(
     }
 }
 
-/// Runs the binary (from the repository root) and checks it fails with one line mentioning
-/// every string of `expect`; returns stderr.
-pub fn fails(args: &[&str], expect: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+/// Checks a run failed with exit 2 and one line, no panic, mentioning every string of
+/// `expect`; returns stderr.
+pub fn refused(o: &std::process::Output, expect: &[&str]) -> String {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{args:?}: expected exit 2, stderr: {err}"
-    );
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "{args:?}: one line, got: {err}"
-    );
+    assert_eq!(o.status.code(), Some(2), "expected a refusal: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     assert!(!err.contains("panicked"), "{err}");
     for e in expect {
-        assert!(err.contains(e), "stderr {err:?} should mention {e:?}");
+        assert!(err.contains(e), "{err:?} should mention {e:?}");
     }
     err
+}
+
+/// Runs the binary (from the repository root) and checks it is [`refused`].
+pub fn fails(args: &[&str], expect: &[&str]) -> String {
+    eprintln!("lstm-dse {args:?}");
+    refused(&run(args), expect)
+}
+
+/// Runs the binary (from the repository root) and checks it succeeds.
+pub fn ok(args: &[&str]) {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A small sweep file (builtin model, generated inputs, CPU lanes) with `edit` applied as
