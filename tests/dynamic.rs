@@ -175,23 +175,25 @@ fn gpu_group_widths_equal_the_cpu_twin() {
                 assert_eq!(cpu, gpu, "{base} group size {g}");
             }
         }
-        // Small buffers: the groups are split over several dispatches, with the same result.
+        // Small buffers: the groups are split over several dispatches, with the same result,
+        // and no buffer past the cap (one is refused): groups of one code (their output is the
+        // larger buffer) and a group size past the cap (each vector one group).
         ctx.limit_buffers(4096);
-        let cpu = a.stats("t", 16, base.a.bits());
-        let mut gpu = groups::GroupStats {
-            hist: vec![0; base.a.bits() as usize],
-            values: 0,
-            bits_plain: 0,
-            bits_best: 0,
-            ..cpu.clone()
-        };
-        for (width, len, nonzero) in ctx
-            .group_widths(&a.codes, &a.lens, 16, base.a.bits())
-            .unwrap()
-        {
-            gpu.add_group(width, len, nonzero);
+        for g in [1, 16, 1_000_000_000] {
+            let cpu = a.stats("t", g, base.a.bits());
+            let mut gpu = groups::GroupStats {
+                hist: vec![0; base.a.bits() as usize],
+                values: 0,
+                bits_plain: 0,
+                bits_best: 0,
+                ..cpu.clone()
+            };
+            let widths = ctx.group_widths(&a.codes, &a.lens, g, base.a.bits());
+            for (width, len, nonzero) in widths.unwrap() {
+                gpu.add_group(width, len, nonzero);
+            }
+            assert_eq!(cpu, gpu, "{base} group size {g} in buffers of 4096 bytes");
         }
-        assert_eq!(cpu, gpu);
         ctx.limit_buffers(u64::MAX);
     }
 }

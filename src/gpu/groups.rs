@@ -95,6 +95,12 @@ impl GpuContext {
     ) -> Result<Vec<u32>, GpuError> {
         let dev = &self.device;
         let groups = starts.len() - 1;
+        // `batches` keeps every buffer within the cap unless one group alone is longer.
+        let bytes = (words(codes.len(), groups) * 4) as u64;
+        if bytes > self.cap().0 {
+            let what = format!("{groups} DPRed groups of {} codes", codes.len());
+            return Err(self.too_large(what, bytes));
+        }
         let total = (groups as u64).div_ceil(64);
         let x = total.min(self.limits.max_compute_workgroups_per_dimension.max(1) as u64) as u32;
         let y = total.div_ceil(x.max(1) as u64) as u32;
@@ -174,18 +180,26 @@ impl GpuContext {
     }
 }
 
+/// The largest buffer of one dispatch, in 4-byte words: its codes, or its output (a width and
+/// a count per group); the starts buffer (one word a group, and one more) is never larger.
+fn words(codes: usize, groups: usize) -> usize {
+    codes.max(2 * groups)
+}
+
 /// The dispatches of the groups whose bounds are `bounds` (group g covers codes
 /// `bounds[g]..bounds[g + 1]`): ranges `(first, last)` of group bounds, each as many whole
-/// groups as fit `max_codes` codes, and at least one group (so a group longer than that gets a
-/// buffer of its own). The bound was once the group size, not the longest group: with a group
-/// size past the cap (`--group-sizes 1000000000`, groups as long as their vectors), every group
-/// of the call went into one buffer, however large.
-fn batches(bounds: &[usize], max_codes: usize) -> Vec<(usize, usize)> {
+/// groups as keep every buffer within `max_words` words ([`words`]), and at least one group (so
+/// a group longer than that gets a buffer of its own). The bound was once the group size, not
+/// the longest group: with a group size past the cap (`--group-sizes 1000000000`, groups as
+/// long as their vectors), every group of the call went into one buffer, however large.
+fn batches(bounds: &[usize], max_words: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut first = 0;
     while first + 1 < bounds.len() {
         let mut last = first + 1;
-        while last + 1 < bounds.len() && bounds[last + 1] - bounds[first] <= max_codes {
+        while last + 1 < bounds.len()
+            && words(bounds[last + 1] - bounds[first], last + 1 - first) <= max_words
+        {
             last += 1;
         }
         out.push((first, last));
@@ -206,5 +220,7 @@ mod tests {
         assert_eq!(batches(&bounds, 20), [(0, 2), (2, 3)]);
         assert_eq!(batches(&bounds, 1 << 20), [(0, 3)]);
         assert!(batches(&[0], 16).is_empty());
+        // Groups of one code: the output (two words a group) is the larger buffer.
+        assert_eq!(batches(&[0, 1, 2, 3, 4, 5], 4), [(0, 2), (2, 4), (4, 5)]);
     }
 }

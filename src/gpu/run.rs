@@ -110,7 +110,7 @@ impl GpuContext {
         (have, name)
     }
 
-    fn too_large(&self, what: String, need: u64) -> GpuError {
+    pub(super) fn too_large(&self, what: String, need: u64) -> GpuError {
         let (have, limit) = self.cap();
         GpuError::TooLarge {
             adapter: self.adapter.name.clone(),
