@@ -210,6 +210,10 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             if let Some(problem) = text_column(i) {
                 return Err(bad(key, format!("column '{c}' {problem}")).into());
             }
+            if kinds[i] == Col::Point {
+                let problem = "numbers the rows, it is not a result to optimize";
+                return Err(bad(key, format!("column '{c}' {problem}")).into());
+            }
             uses.push((key, columns[i].clone()));
         }
     }
