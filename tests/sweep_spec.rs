@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 22] = [
+    let cases: [Case; 23] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -102,6 +102,13 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
                 "pareto.maximize",
                 "'latency_us' is already an objective in pareto.minimize",
             ],
+        ),
+        (
+            &[(
+                models,
+                r#"models = ["tests/data/torch_lstm3.safetensors", "./tests/data/torch_lstm3.safetensors"]"#,
+            )],
+            &["workload.models", "are the same file, listed twice"],
         ),
         (
             &[(minimize, r#"minimize = ["latency_us", "point"]"#)],

@@ -7,7 +7,7 @@ use super::{spec, SpecError, SweepSpec};
 use crate::accel::{self, ArchSpec, Override};
 use anyhow::Result;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Everything decided before the first point.
 pub(super) struct Prepared {
@@ -80,8 +80,16 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
     // Every file the run reads, with its content hash (provenance, checked by resume/merge).
     let mut inputs = BTreeMap::new();
     let w = &spec.workload;
+    let mut files: BTreeMap<PathBuf, &String> = BTreeMap::new();
     for m in w.models.iter().filter(|m| !m.starts_with("builtin:")) {
         inputs.insert(m.clone(), content_hash(&file, "workload.models", m)?);
+        // One file under two spellings (`m.onnx`, `./m.onnx`, a link) is listed twice too.
+        if let Ok(real) = std::fs::canonicalize(spec::resolve_path(m)) {
+            if let Some(first) = files.insert(real, m) {
+                let problem = format!("'{first}' and '{m}' are the same file, listed twice");
+                return Err(bad("workload.models", problem).into());
+            }
+        }
     }
     for (key, p) in [
         ("workload.input", &w.input),
