@@ -179,21 +179,27 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
             ModelError::invalid(file, format!("node '{}' ({}): {p}", b.label, node.op_type))
         })?;
     }
-    let out = graph
-        .output
-        .iter()
-        .find(|o| matches!(b.vals.get(&o.name), Some(Val::Seq { .. })))
-        .ok_or_else(|| ModelError::invalid(file, "no graph output carries the LSTM sequence"))?;
-    if let Some(Val::Seq { stage, .. }) = b.vals.get(&out.name) {
-        if *stage != b.stage {
-            return Err(ModelError::invalid(
-                file,
-                format!(
-                    "graph output '{}' is not the result of the last layer",
-                    out.name
-                ),
-            ));
-        }
+    // The model's result is the graph output that carries the last layer's sequence (or its
+    // head); others (an LSTM's Y_h and Y_c, as a bare `nn.LSTM` exports them, an earlier
+    // layer's sequence) are not computed.
+    let stage_of = |o: &pb::ValueInfoProto| match b.vals.get(&o.name) {
+        Some(Val::Seq { stage, .. }) => Some(*stage),
+        _ => None,
+    };
+    if !graph.output.iter().any(|o| stage_of(o) == Some(b.stage)) {
+        let problem = if let Some(o) = graph.output.iter().find(|o| stage_of(o).is_some()) {
+            format!(
+                "graph output '{}' is not the result of the last layer",
+                o.name
+            )
+        } else if let Some(o) =
+            (graph.output.iter()).find(|o| matches!(b.vals.get(&o.name), Some(Val::State)))
+        {
+            format!("graph output '{}' is an LSTM's last state (Y_h / Y_c), which is not supported: export the sequence Y", o.name)
+        } else {
+            "no graph output carries the LSTM sequence".into()
+        };
+        return Err(ModelError::invalid(file, problem));
     }
     let head = match b.head {
         HeadParts {

@@ -102,6 +102,17 @@ fn parse_graph(
     input_type: Option<pb::TypeProto>,
     out: &str,
 ) -> Result<Model, String> {
+    parse_outputs(opset, nodes, inits, input_type, &[out])
+}
+
+/// [`parse_graph`] with the graph outputs `outs`, in order.
+fn parse_outputs(
+    opset: i64,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    input_type: Option<pb::TypeProto>,
+    outs: &[&str],
+) -> Result<Model, String> {
     let model = pb::ModelProto {
         ir_version: 8,
         graph: Some(pb::GraphProto {
@@ -111,10 +122,12 @@ fn parse_graph(
                 name: "X".into(),
                 r#type: input_type,
             }],
-            output: vec![pb::ValueInfoProto {
-                name: out.into(),
-                r#type: None,
-            }],
+            output: (outs.iter())
+                .map(|&name| pb::ValueInfoProto {
+                    name: name.into(),
+                    r#type: None,
+                })
+                .collect(),
             ..Default::default()
         }),
         opset_import: vec![pb::OperatorSetIdProto {
@@ -368,6 +381,44 @@ fn nodes_that_feed_no_output_are_skipped() {
     let (l, inits) = lstm(1, vec![]);
     let dead = node("Relu", "unused", &["Y"], "R", vec![]);
     assert!(parse_graph(17, vec![l, dead], inits, None, "Y").is_ok());
+}
+
+#[test]
+fn the_last_layers_sequence_is_the_result_among_the_graph_outputs() {
+    // Two layers whose LSTM nodes also give Y_h and Y_c, as `torch.onnx.export` of a bare
+    // `nn.LSTM` does: the result is the second layer's Y wherever it stands among the graph
+    // outputs; the others are not computed. Only states, or only the first layer: refused.
+    let (mut l1, mut inits) = lstm(1, vec![]);
+    l1.output = vec!["Y".into(), "Yh".into(), "Yc".into()];
+    inits.push(int64s("one", &[1]));
+    let squeeze = node("Squeeze", "sq", &["Y", "one"], "S", vec![]);
+    let (mut l2, _) = lstm(1, vec![]);
+    l2.name = "lstm2".into();
+    l2.input = vec!["S".into(), "W2".into(), "R2".into()];
+    l2.output = vec!["Y2".into(), "Yh2".into(), "Yc2".into()];
+    inits.push(floats("W2", &[1, 4 * H, H]));
+    inits.push(floats("R2", &[1, 4 * H, H]));
+    let nodes = vec![l1, squeeze, l2];
+    let graph = |outs: &[&str]| parse_outputs(17, nodes.clone(), inits.clone(), None, outs);
+    for outs in [
+        &["Y2", "Yh2", "Yc2"][..],
+        &["Yh2", "Yc2", "Y2"],
+        &["Y", "Y2"],
+        &["Yh", "Y2", "Y"],
+    ] {
+        let m = graph(outs).unwrap_or_else(|e| panic!("{outs:?}: {e}"));
+        assert_eq!(m.layers.len(), 2, "{outs:?}");
+    }
+    let err = graph(&["Y", "Yh2"]).unwrap_err();
+    assert!(
+        err.contains("graph output 'Y' is not the result of the last layer"),
+        "{err}"
+    );
+    let err = graph(&["Yh2", "Yc2"]).unwrap_err();
+    assert!(
+        err.contains("'Yh2' is an LSTM's last state (Y_h / Y_c)"),
+        "{err}"
+    );
 }
 
 #[test]
