@@ -662,6 +662,19 @@ fn merge_refuses_shards_that_miss_points() {
         &merge(&["s0", "s1", "s2-past"]),
         &["s2-past", "point 999999", "beyond"],
     );
+    // Into one of the shards (spelt otherwise): refused, the shard left as it was (once it
+    // was replaced by the merge, its shard.toml gone).
+    let before = tree(&c.path("s0"));
+    let (s0, s1, s2) = (c.path("s0"), c.path("s1"), c.path("s2"));
+    let into = format!("{}/.", s0.display());
+    let args = ["merge", s0.to_str().unwrap(), s1.to_str().unwrap()];
+    let o = lstm_dse(&[&args[..], &[s2.to_str().unwrap(), "--out", &into]].concat());
+    refused_untouched(
+        &o,
+        &["--out", "is one of the directories merged"],
+        &s0,
+        &before,
+    );
     // Every shard: the single run's bytes; the merged directory is a whole run.
     let o = merge(&["s2", "s0", "s1"]);
     assert!(o.status.success(), "{o:?}");

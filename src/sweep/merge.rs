@@ -15,6 +15,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let Some(first) = dirs.first() else {
         bail!("merge: give at least one directory")
     };
+    // Publishing into a shard would replace the shard (its shard.toml gone) with the merge.
+    if let Ok(o) = std::fs::canonicalize(out) {
+        if let Some(d) = dirs
+            .iter()
+            .find(|d| std::fs::canonicalize(d).is_ok_and(|d| d == o))
+        {
+            bail!(
+                "merge: --out {} is one of the directories merged ({}); give a new directory",
+                out.display(),
+                d.display()
+            );
+        }
+    }
     let read_resolved = |d: &Path| {
         std::fs::read_to_string(d.join("spec.resolved.toml"))
             .with_context(|| format!("merge: {}: no spec.resolved.toml", d.display()))
