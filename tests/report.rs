@@ -449,3 +449,63 @@ minimize = ["latency_us"]
         "{err}"
     );
 }
+
+/// Exit 2 with one line holding every `expect`, no panic.
+fn refused(o: &Output, expect: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for e in expect {
+        assert!(err.contains(e), "{err:?} should mention {e:?}");
+    }
+}
+
+/// `report` draws only what a whole run wrote: a shard (a part of the points, no front) is
+/// refused with advice, and so is a results.csv whose columns are not the ones its
+/// spec.resolved.toml's sweep writes (once both were drawn with exit 0, an empty front and
+/// axes of NaN). Nothing is written.
+#[test]
+fn report_refuses_a_shard_and_results_of_other_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (shard, _, _) = sweep_into(dir.path(), &["--quiet", "--shard", "0/2"]);
+    let o = lstm_dse(&["report", shard.to_str().expect("utf-8")]);
+    refused(
+        &o,
+        &[
+            "shard.toml",
+            "one shard of a sweep",
+            "merge the shards first",
+        ],
+    );
+    assert!(!shard.join("report.html").exists());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    let results = out.join("results.csv");
+    let text = std::fs::read_to_string(&results).expect("results.csv");
+    for (from, to, expect) in [
+        (
+            "latency_us,",
+            "latency_s,",
+            "is 'latency_s', expected 'latency_us'",
+        ),
+        (",tool_version", "", "column 'tool_version' is missing"),
+        (
+            ",tool_version",
+            ",tool_version,extra",
+            "an extra column 'extra'",
+        ),
+    ] {
+        let (header, rest) = text.split_once('\n').expect("a header");
+        std::fs::write(
+            &results,
+            format!("{}\n{rest}", header.replacen(from, to, 1)),
+        )
+        .expect("edit");
+        let o = lstm_dse(&["report", out.to_str().expect("utf-8")]);
+        refused(&o, &["results.csv", expect]);
+        assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    }
+}

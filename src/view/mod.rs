@@ -119,12 +119,30 @@ impl SweepDir {
             .spec;
         let results = dir.join("results.csv");
         let mut rd = csv::Reader::from_path(&results).map_err(|e| file_error(&results, e))?;
-        let columns = rd
+        let columns: Vec<String> = rd
             .headers()
             .map_err(|e| file_error(&results, e))?
             .iter()
             .map(String::from)
             .collect();
+        // The columns this spec's run writes (a results.csv of another spec, another version or
+        // edited by hand would be drawn with empty or wrong objectives).
+        let keys: Vec<String> = spec.arch.ranges.keys().cloned().collect();
+        let want = crate::sweep::columns(&keys);
+        if columns != want {
+            let at = (columns.iter().zip(&want)).position(|(a, b)| a != b);
+            let at = at.unwrap_or(columns.len().min(want.len()));
+            let problem = match (columns.get(at), want.get(at)) {
+                (Some(have), Some(w)) => format!("column {} is '{have}', expected '{w}'", at + 1),
+                (None, Some(w)) => format!("column '{w}' is missing"),
+                (Some(have), None) => format!("an extra column '{have}'"),
+                (None, None) => "the header differs".into(),
+            };
+            return Err(file_error(
+                &results,
+                format!("{problem}: not the columns spec.resolved.toml's sweep writes"),
+            ));
+        }
         let points = match rows {
             Some(n) => n,
             None => scan::count_rows(&results).map_err(|e| file_error(&results, e))?,
