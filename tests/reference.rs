@@ -72,6 +72,18 @@ fn torch_exported_bidirectional() {
     check("torch_bilstm.onnx", "torch_bilstm", LoadOptions::default());
 }
 
+/// `nn.LSTM(batch_first = True)` as torch exports it (a batch-major graph input, Transposes
+/// before the first layer and after the last), returning `h_n` too (a Concat of the layers'
+/// last states, not computed): once refused twice over.
+#[test]
+fn torch_exported_batch_first_returning_its_last_state() {
+    check(
+        "torch_batch_first.onnx",
+        "torch_batch_first",
+        LoadOptions::default(),
+    );
+}
+
 #[test]
 fn static_export_runs_on_its_sizes_and_refuses_others() {
     // Literal sizes in Reshapes and initial states, a strided Slice, a Gemm bias of [1, O].

@@ -319,6 +319,51 @@ def torch_fixture(name, module, i, seed_x, has_head, static_variant=False):
     save_file(sd, str(OUT / f"{name}.safetensors"), metadata={"format": "pt"})
 
 
+class BatchFirst(nn.Module):
+    """`batch_first = True`, as most PyTorch code writes it: the export puts a Transpose before the
+    first layer and after the last, so the graph input is [N, T, I]. It also returns the last
+    hidden state h_n, an extra graph output."""
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size=6, hidden_size=9, num_layers=2, bidirectional=True,
+                            batch_first=True)
+        self.fc = nn.Linear(18, 4)
+
+    def forward(self, x):
+        y, (h_n, _) = self.lstm(x)
+        return torch.sigmoid(self.fc(y)), h_n
+
+
+def fixture_torch_batch_first():
+    torch.manual_seed(0)
+    module = BatchFirst().eval()
+    name = "torch_batch_first"
+    x = make_x(16, 6)  # [N, T, I]: the graph's own layout
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        hid_t = module.lstm(xt)[0].numpy()
+        out_t = module(xt)[0].numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=False, opset_version=OPSET,
+                          input_names=["x"], output_names=["y", "h_n"], do_constant_folding=True,
+                          dynamic_axes={"x": {0: "N", 1: "T"}, "y": {0: "N", 1: "T"}, "h_n": {1: "N"}})
+    onnx.checker.check_model(onnx.load(str(OUT / f"{name}.onnx")))
+    yname = last_lstm_y(OUT / f"{name}.onnx")
+    m = onnx.load(str(OUT / f"{name}.onnx"))
+    m.graph.output.append(helper.make_tensor_value_info(yname, TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
+    hid, out = y_to_ours(res[yname]), res["y"]
+    print(f"{name}: max|torch - ORT| hidden = {maxdiff(hid_t, hid):.3g}, output = {maxdiff(out_t, out):.3g}")
+    save_npy(f"{name}.x.npy", x)
+    save_npy(f"{name}.hidden.npy", hid)
+    save_npy(f"{name}.output.npy", out)
+    print(describe(OUT / f"{name}.onnx"))
+
+
 # ---------------------------------------------------------------- bad inputs
 def fixture_bad_inputs():
     I, H = 3, 4
@@ -392,6 +437,7 @@ def main():
     fixture_bad_inputs()
     fixture_negative_ints()
     fixture_static_shapes()
+    fixture_torch_batch_first()
 
     print("\nfiles:")
     for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):

@@ -23,7 +23,7 @@ pub(super) fn declared_width(input: &pb::ValueInfoProto) -> Result<Option<usize>
     };
     if shape.dim.len() != 3 {
         return Err(format!(
-            "graph input '{name}' has rank {}; the sequence must be [steps, batch, features]",
+            "graph input '{name}' has rank {}; the sequence must be [steps, batch, features] or [batch, steps, features]",
             shape.dim.len()
         ));
     }

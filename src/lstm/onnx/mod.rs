@@ -124,12 +124,47 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
     let graph = proto
         .graph
         .ok_or_else(|| ModelError::invalid(file, "not an ONNX model (no graph)"))?;
+    // The graph input is the sequence: time-major as ONNX's LSTM reads it, or batch-major
+    // with a Transpose before the first layer, as `torch.onnx.export` writes a
+    // `batch_first = True` LSTM. The reading that gets further through the graph is taken
+    // (the first LSTM accepts only one), time-major on a tie.
+    match build(file, &graph, opset, Layout::TimeMajor) {
+        Ok(model) => Ok(model),
+        Err(time) => match build(file, &graph, opset, Layout::BatchMajor) {
+            Ok(model) => Ok(model),
+            Err(batch) if batch.reached > time.reached => Err(batch.error),
+            Err(_) => Err(time.error),
+        },
+    }
+}
+
+/// The axis order of the graph input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `[steps, batch, features]`.
+    TimeMajor,
+    /// `[batch, steps, features]`.
+    BatchMajor,
+}
+
+/// Why one reading of a graph failed, and how far it got (nodes read before the failure; past
+/// every node for a failure after the last).
+struct Failed {
+    reached: usize,
+    error: ModelError,
+}
+
+/// Reads `graph` with its input in `layout`.
+fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Result<Model, Failed> {
+    let at = |reached: usize| move |error: ModelError| Failed { reached, error };
+    let end = graph.node.len() + 1;
     let mut vals: HashMap<String, Val> = HashMap::new();
     for t in &graph.initializer {
         vals.insert(
             t.name.clone(),
             tensor_val(t)
-                .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))?,
+                .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))
+                .map_err(at(0))?,
         );
     }
     let inputs: Vec<&pb::ValueInfoProto> = graph
@@ -139,22 +174,20 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         .collect();
     let [input] = inputs[..] else {
         let names: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
-        return Err(ModelError::invalid(
+        return Err(at(0)(ModelError::invalid(
             file,
             format!(
                 "expected exactly one graph input (the sequence), found {}: {names:?}",
                 inputs.len()
             ),
-        ));
+        )));
     };
-    let width = declared_width(input).map_err(|p| ModelError::invalid(file, p))?;
-    vals.insert(
-        input.name.clone(),
-        Val::Seq {
-            axes: vec![Axis::Steps, Axis::Batch, Axis::Feat(width)],
-            stage: 0,
-        },
-    );
+    let width = declared_width(input).map_err(|p| at(0)(ModelError::invalid(file, p)))?;
+    let axes = match layout {
+        Layout::TimeMajor => vec![Axis::Steps, Axis::Batch, Axis::Feat(width)],
+        Layout::BatchMajor => vec![Axis::Batch, Axis::Steps, Axis::Feat(width)],
+    };
+    vals.insert(input.name.clone(), Val::Seq { axes, stage: 0 });
     let mut b = Builder {
         vals,
         layers: Vec::new(),
@@ -164,7 +197,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         fixed: FixedSizes::default(),
         label: String::new(),
     };
-    let live = live_nodes(&graph);
+    let live = live_nodes(graph);
     for (idx, node) in graph.node.iter().enumerate() {
         if !live[idx] {
             continue;
@@ -176,7 +209,9 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         };
         let checked = check_attributes(node, opset).and_then(|()| b.node(node));
         checked.map_err(|p| {
-            ModelError::invalid(file, format!("node '{}' ({}): {p}", b.label, node.op_type))
+            let e =
+                ModelError::invalid(file, format!("node '{}' ({}): {p}", b.label, node.op_type));
+            at(idx)(e)
         })?;
     }
     // The model's result is the graph output that carries the last layer's sequence (or its
@@ -199,7 +234,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         } else {
             "no graph output carries the LSTM sequence".into()
         };
-        return Err(ModelError::invalid(file, problem));
+        return Err(at(end)(ModelError::invalid(file, problem)));
     }
     let head = match b.head {
         HeadParts {
@@ -219,10 +254,10 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
             activation: activation.unwrap_or(HeadActivation::None),
         }),
         HeadParts { linear: None, .. } => {
-            return Err(ModelError::invalid(
+            return Err(at(end)(ModelError::invalid(
                 file,
                 "an output activation without a dense layer before it",
-            ))
+            )))
         }
     };
     Ok(Model {
@@ -416,6 +451,16 @@ impl Builder {
         }
         let any_seq =
             (0..node.input.len()).any(|k| matches!(self.input(node, k), Ok(Some(Val::Seq { .. }))));
+        // Ops on an LSTM's last states and constants alone (`h_n` of every layer concatenated,
+        // as `torch.onnx.export` writes a module that returns it) compute an output the model
+        // does not give: their results stay states, refused wherever the data path uses them.
+        let any_state = (node.input.iter()).any(|n| matches!(self.vals.get(n), Some(Val::State)));
+        if any_state && !any_seq && node.op_type != "LSTM" {
+            for k in 0..node.output.len() {
+                self.set(node, k, Val::State);
+            }
+            return Ok(());
+        }
         if self.constant_op(node, any_seq)? || self.layout_op(node)? {
             return Ok(());
         }

@@ -422,6 +422,84 @@ fn the_last_layers_sequence_is_the_result_among_the_graph_outputs() {
 }
 
 #[test]
+fn a_batch_major_input_is_read_through_its_transpose() {
+    // torch's `batch_first = True` export: X [N, T, I] -> Transpose -> LSTM -> Squeeze ->
+    // Transpose back. Read as batch-major; its failures further on are its own.
+    let graph = |after: Vec<NodeProto>, out: &str| {
+        let (mut l, mut inits) = lstm(1, vec![]);
+        l.input[0] = "Xt".into();
+        inits.push(int64s("one", &[1]));
+        let mut nodes = vec![
+            node(
+                "Transpose",
+                "to_tni",
+                &["X"],
+                "Xt",
+                vec![ints("perm", &[1, 0, 2])],
+            ),
+            l,
+            node("Squeeze", "sq", &["Y", "one"], "S", vec![]),
+            node(
+                "Transpose",
+                "to_nti",
+                &["S"],
+                "Z",
+                vec![ints("perm", &[1, 0, 2])],
+            ),
+        ];
+        nodes.extend(after);
+        parse_graph(17, nodes, inits, None, out)
+    };
+    let m = graph(vec![], "Z").unwrap();
+    assert_eq!((m.layers.len(), m.layers[0].input_size), (1, I));
+    let relu = node("Relu", "relu_after", &["Z"], "R", vec![]);
+    let err = graph(vec![relu], "R").unwrap_err();
+    assert!(err.contains("node 'relu_after' (Relu)"), "{err}");
+    // A time-major graph that fails at its LSTM keeps its own message.
+    let (l, mut inits) = lstm(1, vec![]);
+    inits[1] = floats("R", &[1, 4 * H, H + 1]);
+    let err = parse_graph(17, vec![l], inits, None, "Y").unwrap_err();
+    assert!(err.contains("node 'lstm'") && err.contains("R has shape"), "{err}");
+}
+
+#[test]
+fn ops_on_last_states_alone_are_not_computed_and_the_data_path_may_not_use_them() {
+    // h_n = Concat(Y_h of both layers), as torch exports a module that returns it: skipped.
+    // Y_h added to the sequence, or fed as the next layer's initial state: refused.
+    let (mut l1, mut inits) = lstm(1, vec![]);
+    l1.output = vec!["Y".into(), "Yh".into()];
+    inits.push(int64s("one", &[1]));
+    let (mut l2, _) = lstm(1, vec![]);
+    l2.name = "lstm2".into();
+    l2.input = vec!["S".into(), "W2".into(), "R2".into()];
+    l2.output = vec!["Y2".into(), "Yh2".into()];
+    inits.push(floats("W2", &[1, 4 * H, H]));
+    inits.push(floats("R2", &[1, 4 * H, H]));
+    let base = vec![l1, node("Squeeze", "sq", &["Y", "one"], "S", vec![]), l2];
+    let with = |extra: Vec<NodeProto>, outs: &[&str]| {
+        let nodes = [base.clone(), extra].concat();
+        parse_outputs(17, nodes, inits.clone(), None, outs)
+    };
+    let concat = node("Concat", "h_n", &["Yh", "Yh2"], "Hn", vec![int("axis", 0)]);
+    let relu = node("Relu", "relu_h", &["Hn"], "Hr", vec![]);
+    let m = with(vec![concat.clone(), relu], &["Y2", "Hr"]).unwrap();
+    assert_eq!(m.layers.len(), 2);
+    let add = node("Add", "mix", &["Y2", "Hn"], "Z", vec![]);
+    let err = with(vec![concat, add], &["Z"]).unwrap_err();
+    assert!(
+        err.contains("node 'mix' (Add)") && err.contains("'Hn'"),
+        "{err}"
+    );
+    let mut carried = base.clone();
+    carried[2].input.extend(["".into(), "".into(), "Yh".into()]);
+    let err = parse_outputs(17, carried, inits.clone(), None, &["Y2"]).unwrap_err();
+    assert!(
+        err.contains("node 'lstm2'") && err.contains("Y_h / Y_c"),
+        "{err}"
+    );
+}
+
+#[test]
 fn messages_show_shapes_not_rust_values() {
     let err = merged(&[0, 2, 1, 3], &[5, 0, 7]).unwrap_err();
     assert!(
