@@ -469,6 +469,10 @@ impl Builder {
             "MatMul" | "Gemm" => self.dense(node),
             "Add" => self.bias(node),
             "Sigmoid" | "Softmax" => self.activation(node),
+            "Gather" | "Slice" if any_seq => Err(format!(
+                "operator {} takes part of the sequence, which is not supported: for a head on the last step (`fc(y[:, -1])` in PyTorch), export it on every step, `fc(y)` (lstm-dse reads a per-sequence label from the last step)",
+                node.op_type
+            )),
             op => {
                 let how = if any_seq {
                     "on the LSTM data path"

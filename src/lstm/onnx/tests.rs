@@ -459,7 +459,30 @@ fn a_batch_major_input_is_read_through_its_transpose() {
     let (l, mut inits) = lstm(1, vec![]);
     inits[1] = floats("R", &[1, 4 * H, H + 1]);
     let err = parse_graph(17, vec![l], inits, None, "Y").unwrap_err();
-    assert!(err.contains("node 'lstm'") && err.contains("R has shape"), "{err}");
+    assert!(
+        err.contains("node 'lstm'") && err.contains("R has shape"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_head_on_one_step_is_refused_with_the_export_that_works() {
+    // `fc(y[-1])`: a Gather of the last step before the head.
+    let (l, mut inits) = lstm(1, vec![]);
+    inits.push(int64s("last", &[-1]));
+    let gather = node(
+        "Gather",
+        "last_step",
+        &["Y", "last"],
+        "L",
+        vec![int("axis", 0)],
+    );
+    let err = parse_graph(17, vec![l, gather], inits, None, "L").unwrap_err();
+    assert!(
+        err.contains("node 'last_step' (Gather): operator Gather takes part of the sequence"),
+        "{err}"
+    );
+    assert!(err.contains("export it on every step, `fc(y)`"), "{err}");
 }
 
 #[test]
