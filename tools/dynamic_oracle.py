@@ -50,6 +50,7 @@ from groups_oracle import write_safetensors  # noqa: E402 (the same file format)
 
 TINY = 2.0**-126
 MUTATE = ""
+STATS = {}
 
 
 # ---------------------------------------------------------------- formats (§1, §2)
@@ -281,7 +282,7 @@ def reference(layers, x):
         cal[("h", l)] = float(f32(hmax))
         states.append(lay)
         inp = np.concatenate(outs, axis=2)
-    return states, cal
+    return states, cal, inp
 
 
 # ---------------------------------------------------------------- levels
@@ -559,13 +560,56 @@ def simulate(levels, nested, metric, timing, start, thresholds, x, Ls):
     return out
 
 
+def head_f32(head, h):
+    """§8 and §15: y[o] = (Σ_k W[o,k]·h[k]) + bias[o] in plain f32, k order, no flush, then
+    §4's f32 sigmoid or a softmax with the row maximum subtracted."""
+    Wh, bh, kind = head
+    y = np.zeros(h.shape[:2] + (Wh.shape[0],), np.float32)
+    for k in range(Wh.shape[1]):
+        y = (y + (Wh[:, k] * h[..., k:k + 1]).astype(np.float32)).astype(np.float32)
+    y = (y + bh).astype(np.float32)
+    if kind == "sigmoid":
+        y = sigmoid_det(y)
+    elif kind == "softmax":
+        e = np.exp((y - y.max(axis=-1, keepdims=True)).astype(np.float32)).astype(np.float32)
+        tot = np.zeros(y.shape[:2] + (1,), np.float32)
+        for k in range(y.shape[-1]):
+            tot = (tot + e[..., k:k + 1]).astype(np.float32)
+        y = (e / tot).astype(np.float32)
+    return y
+
+
+def head_f64(head, h):
+    Wh, bh, kind = head
+    y = h @ Wh.astype(np.float64).T + bh.astype(np.float64)
+    if kind == "sigmoid":
+        return 1 / (1 + np.exp(-y))
+    if kind == "softmax":
+        e = np.exp(y - y.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    return y
+
+
+def task(y, labels):
+    """Accuracy (arg-max equals the label) and mean -log2 p(label), p floored at 2^-100, over
+    the labelled steps: the last step for labels [N], every step for [N, T]."""
+    if labels.ndim == 1:
+        y = y[:, -1:]
+        labels = labels[:, None]
+    lab = labels.astype(np.int64)
+    acc = float((y.argmax(axis=-1) == lab).mean())
+    p = np.take_along_axis(y.astype(np.float64), lab[..., None], axis=-1)[..., 0]
+    bits = float(np.mean(-np.log2(np.maximum(p, 2.0**-100))))
+    return acc, bits
+
+
 def errors(a, b):
     """OUTPUTS.md: per row the sum of d² and the max of d, d = |a - b| in f64."""
     d = np.abs(a.astype(np.float64) - b.astype(np.float64))
     return (d * d).sum(axis=-1), d.max(axis=-1)
 
 
-def expected(sim, ref, K):
+def expected(sim, ref, K, head=None, ref_out=None, labels=None):
     """Every policies.csv column this oracle computes, and the trace rows."""
     rows, trace = {}, []
     levels_all, per_layer = [], {}
@@ -604,6 +648,21 @@ def expected(sim, ref, K):
     rows["hidden_max_abs"] = hmax
     rows["cell_rmse"] = math.sqrt(csum / nvals)
     rows["cell_max_abs"] = cmax
+    if head is not None:
+        y = head_f32(head, np.concatenate([hs for (_, _, hs, _) in sim[-1]], axis=2))
+        yr = head_f64(head, ref_out)
+        # OUTPUTS.md: against the reference's output as f32, as the states are.
+        d = np.abs(y.astype(np.float64) - f32(yr).astype(np.float64))
+        rows["output_rmse"] = math.sqrt((d * d).sum() / d.size)
+        rows["output_max_abs"] = d.max()
+        # The reference's head sums in an order the docs leave open: a few f32 ulps of the
+        # outputs' magnitude.
+        rows["output_tolerance"] = 4e-7 * max(1.0, float(np.abs(yr).max()))
+        if y.shape[-1] >= 2:
+            rows["top1_agreement"] = float((y.argmax(-1) == yr.argmax(-1)).mean())
+        if labels is not None:
+            rows["reference_task_accuracy"], rows["reference_task_bits"] = task(yr, labels)
+            rows["task_accuracy"], rows["task_bits"] = task(y, labels)
     return rows, sorted(trace)
 
 
@@ -625,7 +684,8 @@ LEVEL_SETS = [
     ("w=fx6,a=fx8;w=fx8,a=fx10,p=fx12,c=fx14", True),
     ("fp8e4m3,fp16", False), ("fx8;bf16;fp32", False), ("fx8.5;fx16", False),
     ("fp8e5m2;e5m6;fp32", False), ("fx8;w=fx8,a=fp16,c=fp32", False), ("bf16;fp32", False),
-    ("fx6;fx12.8", True), ("e4m3;fp16", False),
+    ("fx6;fx12.8", True), ("e4m3;fp16", False), ("fx4,fx12.2", True), ("fx2,fx16.0", True),
+    ("fx3,fx8.10", True), ("fx2,fx3", True), ("fx5.4;fx9", False), ("fp8e4m3;fx12", False),
 ]
 METRICS = ["max_abs", "mean_abs", "frac_above:0.01", "frac_above:0", "rel_max_abs:0.01",
            "rel_max_abs:1e-6", "mean_abs", "max_abs"]
@@ -650,28 +710,41 @@ def model(rng, g):
             dirs.append(L_)
         layers.append(dirs)
         width = H * D
-    return I, H, L, D, tensors, layers
+    head = None
+    if rng.random() < 0.5:
+        O = rng.choice([1, 2, 3, 4])
+        kind = rng.choice(["none", "sigmoid", "softmax"] if O > 1 else ["none", "sigmoid"])
+        head = ((g.standard_normal((O, width)) * 0.8).astype(np.float32),
+                (g.standard_normal(O) * 0.2).astype(np.float32), kind)
+        tensors["fc.weight"], tensors["fc.bias"] = head[0], head[1]
+    return I, H, L, D, tensors, layers, head
 
 
 def fmt_num(v):
     return "inf" if v == math.inf else repr(float(v))
 
 
-def run_dynamic(binary, tmp, mp, xp, levels, metric, timing, start, ths, device, trace):
+def run_dynamic(binary, tmp, mp, xp, levels, metric, timing, start, ths, device, trace, extra):
     """One `dynamic` run over every policy, tracing policy `trace`."""
     out = tmp / "out"
     cmd = [binary, "dynamic", "--model", str(mp), "--input", str(xp), "--levels", levels,
            "--metric", metric, "--timing", timing, "--start", start,
            "--thresholds", ",".join("/".join(fmt_num(t) for t in th) for th in ths),
-           "--out", str(out), "--quiet", "--device", device, "--trace-policy", str(trace)]
+           "--out", str(out), "--quiet", "--device", device, "--trace-policy", str(trace)] + extra
     return subprocess.run(cmd, capture_output=True, text=True), out
 
 
 def case(rng, tmp, binary, device):
     g = np.random.default_rng(rng.randrange(2**32))
-    I, H, L, D, tensors, layers = model(rng, g)
+    I, H, L, D, tensors, layers, head = model(rng, g)
     N, T = rng.choice([1, 2, 3]), rng.choice([1, 4, 7, 10])
     x = (g.standard_normal((N, T, I)) * rng.choice([0.5, 1.0, 3.0])).astype(np.float32)
+    if rng.random() < 0.3:
+        # Just off the midpoints of a coarse grid: rounding once and rounding through a finer
+        # format first differ here.
+        q = 2.0 ** rng.randrange(2, 8)
+        off = g.choice([-1, 1], x.shape) * 2.0**-rng.randrange(9, 13)
+        x = ((np.floor(x * q) + 0.5 + off) / q).astype(np.float32)
     spec, nested = rng.choice(LEVEL_SETS)
     metric = Metric(rng.choice(METRICS))
     timing = rng.choice(["causal", "oracle"])
@@ -680,10 +753,21 @@ def case(rng, tmp, binary, device):
     K = len(configs)
     start = rng.choice(["high", "low", str(rng.randrange(K))])
     what = f"I={I} H={H} L={L} D={D} N={N} T={T} {spec} {metric.spec} {timing} start={start}"
+    if head is not None:
+        what += f" head {head[0].shape[0]} {head[2]}"
     mp, xp = tmp / "m.safetensors", tmp / "x.npy"
     write_safetensors(mp, tensors)
     np.save(xp, x)
-    ref, cal = reference(layers, x)
+    ref, cal, ref_out = reference(layers, x)
+    extra, labels = [], None
+    if head is not None:
+        extra = ["--head", "fc", "--head-activation", head[2]]
+        if head[2] == "softmax":
+            O = head[0].shape[0]
+            shape = (N,) if rng.random() < 0.5 else (N, T)
+            labels = g.integers(0, O, shape).astype(np.float32)
+            np.save(tmp / "y.npy", labels)
+            extra += ["--labels", str(tmp / "y.npy")]
     if nested != is_nested(configs):
         return what, [f"the oracle's table says nested={nested}"]
     if nested:
@@ -704,7 +788,8 @@ def case(rng, tmp, binary, device):
         ths.append([tie] * (K - 1))
     got, traces = None, []
     for k in range(len(ths)):
-        p, out = run_dynamic(binary, tmp, mp, xp, spec, metric.spec, timing, start, ths, device, k)
+        p, out = run_dynamic(binary, tmp, mp, xp, spec, metric.spec, timing, start, ths, device, k,
+                             extra)
         if p.returncode:
             return what, [f"dynamic exit {p.returncode}: {p.stderr.strip()}"]
         text = (out / "policies.csv").read_text()
@@ -718,17 +803,23 @@ def case(rng, tmp, binary, device):
         return what, [f"{len(got)} policies, {len(ths)} threshold lists"]
     for k, th in enumerate(ths):
         sim = simulate(levels, nested, metric, timing, start, th, x, L)
-        want, trace = expected(sim, ref, K)
+        want, trace = expected(sim, ref, K, head, ref_out, labels)
         row = got[k]
         gth = [float(v) for v in row["thresholds"].split("|")]
         if gth != [float(v) for v in th]:
             problems.append(f"policy {k}: thresholds {row['thresholds']}, given {th}")
+        tol = want.pop("output_tolerance", None)
         for col, v in want.items():
+            if col.startswith("output_") and col in row and abs(float(row[col]) - v) <= tol:
+                continue
             if col not in row:
                 problems.append(f"policy {k}: no column {col}")
             elif not close(float(row[col]), v, col.startswith(EXACT)):
                 problems.append(f"policy {k} {th}: {col} = {row[col]}, the oracle says {v}")
         rows = traces[k]
+        STATS["policies"] += 1
+        STATS["mixed"] += sum(0 < v < 1 for c, v in want.items() if c.startswith("frac_level"))> 0
+        STATS["rows"] += len(rows)
         keyed = sorted((tuple(int(r[c]) for c in ["sequence", "layer", "direction", "step"]), r)
                        for r in rows)
         if len(keyed) != len(trace):
@@ -763,13 +854,15 @@ def main():
     a = ap.parse_args()
     MUTATE = a.mutate
     rng, bad = random.Random(a.seed), 0
+    STATS.update(policies=0, mixed=0, rows=0)
     with tempfile.TemporaryDirectory() as t:
         for k in range(a.cases):
             what, problems = case(rng, Path(t), a.bin, a.device)
             if problems:
                 bad += 1
                 print(f"case {k} ({what}):", *problems[:4], sep="\n  ")
-    print(f"{a.cases - bad} of {a.cases} cases agree")
+    print(f"{a.cases - bad} of {a.cases} cases agree ({STATS['policies']} policies, "
+          f"{STATS['mixed']} of them running more than one level; {STATS['rows']} trace rows)")
     sys.exit(1 if bad else 0)
 
 
