@@ -138,6 +138,15 @@ fn bad_policy_input() {
         ],
         "--trace-policy 4",
     );
+    // An empty model path said ": No such file or directory", naming neither flag nor file.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let mut a = BASE.to_vec();
+    a[2] = "";
+    a.extend(["--levels", "fx8,fx16", "--thresholds", "0.1"]);
+    a.extend(["--out", out.to_str().unwrap()]);
+    common::fails(&a, &["--model"]);
+    assert!(!out.exists());
 }
 
 #[test]

@@ -47,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from groups_oracle import write_safetensors  # noqa: E402 (the same file format)
+from ranges_oracle import percentile  # noqa: E402 (§3.1's histogram rule)
 
 TINY = 2.0**-126
 MUTATE = ""
@@ -97,10 +98,14 @@ def parse_format(s):
 def parse_config(s):
     """§2: one format for all roles or role=format pairs; w <- a, a <- w, p <- c else a,
     c <- p else a."""
-    roles = {}
+    roles, wscale, rule = {}, "tensor", "max"
     for part in s.split(","):
         k, eq, v = part.partition("=")
-        if eq:
+        if k.strip() == "wscale":
+            wscale = v.strip()
+        elif k.strip() == "cal":
+            rule = v.strip()
+        elif eq:
             roles[k.strip()] = parse_format(v)
         else:
             roles = {r: parse_format(k) for r in "wapc"}
@@ -108,6 +113,7 @@ def parse_config(s):
     roles.setdefault("a", roles["w"])
     roles.setdefault("p", roles.get("c", roles["a"]))
     roles.setdefault("c", roles.get("p", roles["a"]))
+    roles["wscale"], roles["cal"] = wscale, rule
     return roles
 
 
@@ -258,6 +264,7 @@ def reference(layers, x):
     sig = lambda v: 1.0 / (1.0 + np.exp(-np.clip(v, -700, 700)))
     inp = x.astype(np.float64)
     states, cal = [], {"x": float(f32(np.abs(x).max()))}
+    vals = {"x": x.ravel()}
     N, T, _ = x.shape
     for l, dirs in enumerate(layers):
         outs, lay, hmax = [], [], 0.0
@@ -267,21 +274,26 @@ def reference(layers, x):
             H = R.shape[1]
             h, c = np.zeros((N, H)), np.zeros((N, H))
             hs, cs = np.zeros((N, T, H)), np.zeros((N, T, H))
-            pmax, cmax = 0.0, 0.0
+            pmax, cmax, pv, cv = 0.0, 0.0, [], []
             for t in range(T) if d == 0 else range(T - 1, -1, -1):
                 a = inp[:, t] @ W.T + h @ R.T + b
                 pmax = max(pmax, np.abs(a).max())
+                pv.append(f32(a).ravel())
                 i, f, g, o = np.split(a, 4, axis=1)
                 c = sig(f) * c + sig(i) * np.tanh(g)
                 h = sig(o) * np.tanh(c)
                 hs[:, t], cs[:, t] = h, c
+                cv.append(f32(c).ravel())
                 cmax, hmax = max(cmax, np.abs(c).max()), max(hmax, np.abs(h).max())
             cal[("p", l, d)], cal[("c", l, d)] = float(f32(pmax)), float(f32(cmax))
+            vals[("p", l, d)], vals[("c", l, d)] = np.concatenate(pv), np.concatenate(cv)
             outs.append(hs)
             lay.append((f32(hs), f32(cs)))
         cal[("h", l)] = float(f32(hmax))
+        vals[("h", l)] = np.concatenate([f32(o).ravel() for o in outs])
         states.append(lay)
         inp = np.concatenate(outs, axis=2)
+    cal["values"] = vals
     return states, cal, inp
 
 
@@ -300,14 +312,26 @@ def resolve(roles, layers, cal):
             fm = {}
             for name, arr in T.items():
                 fm[name] = res(roles["w"], float(np.abs(arr).max()))
-            fm["x"] = res(roles["a"], cal["x"]) if l == 0 else res(roles["a"], cal[("h", l - 1)])
-            fm["h"] = res(roles["a"], cal[("h", l)])
+                if roles["wscale"] == "channel" and name != "b":
+                    # §3.2: every row of W and R its own format from its own largest magnitude.
+                    rows = [frac_bits(float(np.abs(r).max()), roles["w"].b) for r in arr]
+                    fm[name] = roles["w"].with_f(np.array(rows)[:, None])
+            m = lambda key: data_range(cal, key, roles["cal"])
+            fm["x"] = res(roles["a"], m("x")) if l == 0 else res(roles["a"], m(("h", l - 1)))
+            fm["h"] = res(roles["a"], m(("h", l)))
             fm["g"] = res(roles["a"], 1.0)
-            fm["p"] = res(roles["p"], cal[("p", l, d)])
-            fm["c"] = res(roles["c"], cal[("c", l, d)])
+            fm["p"] = res(roles["p"], m(("p", l, d)))
+            fm["c"] = res(roles["c"], m(("c", l, d)))
             lay.append({"fmt": fm, "src": T})
         out.append(lay)
     return out
+
+
+def data_range(cal, key, rule):
+    """§3.1: m of a data-derived tensor under the calibration rule (max or p<q>)."""
+    if rule == "max":
+        return cal[key]
+    return percentile(cal["values"][key], float(rule[1:]))
 
 
 def res(fmt, m):
@@ -354,7 +378,9 @@ def nested_levels(configs, layers, cal):
 def is_nested(configs):
     """§11: every level fixed point, only the highest may give fraction bits."""
     for k, roles in enumerate(configs):
-        for f in roles.values():
+        if roles["wscale"] != "tensor" or roles["cal"] != configs[-1]["cal"]:
+            return False
+        for f in (roles[r] for r in "wapc"):
             if f.kind != "fx" or (f.f is not None and k < len(configs) - 1):
                 return False
     return True
@@ -375,7 +401,9 @@ def step(ld, x, h, c):
 def step_int(fm, w, x, h, c):
     xc, hc, cc = to_code(x, fm["x"]), to_code(h, fm["h"]), to_code(c, fm["c"])
     fW, fR, fb, fx, fh = fm["W"].f, fm["R"].f, fm["b"].f, fm["x"].f, fm["h"].f
-    F = max(fW + fx, fR + fh, fb)
+    # §3.2: per-channel rows shift to the finest row; per tensor these are scalars.
+    fW, fR = np.ravel(fW), np.ravel(fR)
+    F = int(max(fW.max() + fx, fR.max() + fh, fb))
     A = ((w["W"] @ xc) << (F - fW - fx)) + ((w["R"] @ hc) << (F - fR - fh)) + (w["b"] << (F - fb))
     fp, fg, fc = fm["p"], fm["g"], fm["c"]
     p = rescale(A, F - fp.f, fp.b)
@@ -686,6 +714,10 @@ LEVEL_SETS = [
     ("fp8e5m2;e5m6;fp32", False), ("fx8;w=fx8,a=fp16,c=fp32", False), ("bf16;fp32", False),
     ("fx6;fx12.8", True), ("e4m3;fp16", False), ("fx4,fx12.2", True), ("fx2,fx16.0", True),
     ("fx3,fx8.10", True), ("fx2,fx3", True), ("fx5.4;fx9", False), ("fp8e4m3;fx12", False),
+    ("fx8,wscale=channel;fx16", False), ("fx6,wscale=channel;fx10,wscale=channel;fp32", False),
+    ("fp8e4m3;fx12,wscale=channel", False), ("fx4;w=fx8,a=fx8,wscale=channel", False),
+    ("fx8,cal=p99;fx16,cal=p99", True), ("fx6,cal=p90;fx8,cal=p90;fx12,cal=p90", True),
+    ("fx8,cal=p99;fx16", False), ("fp16;fx12,cal=p95", False),
 ]
 METRICS = ["max_abs", "mean_abs", "frac_above:0.01", "frac_above:0", "rel_max_abs:0.01",
            "rel_max_abs:1e-6", "mean_abs", "max_abs"]
@@ -851,7 +883,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--mutate", default="", choices=["", "lt", "prevstep"])
+    ap.add_argument("--only", default="", help="level sets containing this text only")
     a = ap.parse_args()
+    LEVEL_SETS[:] = [ls for ls in LEVEL_SETS if a.only in ls[0]]
     MUTATE = a.mutate
     rng, bad = random.Random(a.seed), 0
     STATS.update(policies=0, mixed=0, rows=0)
