@@ -97,6 +97,12 @@ fn bad_policy_input() {
         &["--levels", "fx8", "--thresholds", "0.1"],
         "at least two levels",
     );
+    // A level the config parser refuses named the token but not the flag.
+    fails(&["--levels", "", "--thresholds", "0.1"], "--levels: ");
+    fails(
+        &["--levels", "fx8,fx0", "--thresholds", "0.1"],
+        "--levels: ",
+    );
     fails(
         &["--levels", "fp16,fx16", "--thresholds", "0.1"],
         "cannot be ordered",
