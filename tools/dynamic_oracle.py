@@ -75,6 +75,7 @@ def f32_up(v):
 
 
 def f32_down(v):
+    """⌊v⌋₃₂: the largest f32 <= v."""
     r = np.float32(v)
     if float(r) > v:
         r = np.nextafter(r, np.float32(-np.inf))
@@ -82,6 +83,9 @@ def f32_down(v):
 
 
 class Metric:
+    """One `--metric` (max_abs, mean_abs, frac_above:e, rel_max_abs:eps) on one step's change:
+    its reported value and whether it reaches a threshold."""
+
     def __init__(self, spec):
         self.spec = spec
         self.name, _, arg = spec.partition(":")
