@@ -221,22 +221,23 @@ def act(kind, v, fin, fout):
 # ---------------------------------------------------------------- reference (§14)
 
 
-def reference(layers, x):
+def reference(layers, x, dt=np.float64):
     """float64 evaluation; per layer direction the f32 states [N, T, H] and the calibration
-    maxima of §3 (x0, h per layer, pre and c per layer direction)."""
+    maxima of §3 (x0, h per layer, pre and c per layer direction). `dt=np.longdouble` runs it
+    wider, to measure how far the summation order (which §14 leaves open) can move it."""
     sig = lambda v: 1.0 / (1.0 + np.exp(-np.clip(v, -700, 700)))
-    inp = x.astype(np.float64)
+    inp = x.astype(dt)
     states, cal = [], {"x": float(f32(np.abs(x).max()))}
     vals = {"x": x.ravel()}
     N, T, _ = x.shape
     for l, dirs in enumerate(layers):
         outs, lay, hmax = [], [], 0.0
         for d, L in enumerate(dirs):
-            W, R = L["W"].astype(np.float64), L["R"].astype(np.float64)
-            b = L["bih"].astype(np.float64) + L["bhh"].astype(np.float64)
+            W, R = L["W"].astype(dt), L["R"].astype(dt)
+            b = L["bih"].astype(dt) + L["bhh"].astype(dt)
             H = R.shape[1]
-            h, c = np.zeros((N, H)), np.zeros((N, H))
-            hs, cs = np.zeros((N, T, H)), np.zeros((N, T, H))
+            h, c = np.zeros((N, H), dt), np.zeros((N, H), dt)
+            hs, cs = np.zeros((N, T, H), dt), np.zeros((N, T, H), dt)
             pmax, cmax, pv, cv = 0.0, 0.0, [], []
             for t in range(T) if d == 0 else range(T - 1, -1, -1):
                 a = inp[:, t] @ W.T + h @ R.T + b
