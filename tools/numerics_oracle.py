@@ -8,6 +8,8 @@ the calibration run. `tools/dynamic_oracle.py` builds on it; it is no command it
 Values are NumPy float32 arrays; fixed-point tensors are int64 codes with their `Fmt`. Every
 f32 operation of the float datapath is one NumPy float32 operation followed by `ftz`.
 """
+import ctypes
+import ctypes.util
 import math
 
 import numpy as np
@@ -421,12 +423,23 @@ def head_f32(head, h):
     if kind == "sigmoid":
         y = sigmoid_det(y)
     elif kind == "softmax":
-        e = np.exp((y - y.max(axis=-1, keepdims=True)).astype(np.float32)).astype(np.float32)
+        e = expf((y - y.max(axis=-1, keepdims=True)).astype(np.float32))
         tot = np.zeros(y.shape[:2] + (1,), np.float32)
         for k in range(y.shape[-1]):
             tot = (tot + e[..., k:k + 1]).astype(np.float32)
         y = (e / tot).astype(np.float32)
     return y
+
+
+def expf(v):
+    """§15: the platform's f32 `exp` (libm's `expf`, as Rust's `f32::exp`), not NumPy's own."""
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        fn = libm.expf
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+    except (OSError, AttributeError):
+        return np.exp(v).astype(np.float32)
+    return np.array([fn(float(t)) for t in v.ravel()], np.float32).reshape(v.shape)
 
 
 def head_f64(head, h):
