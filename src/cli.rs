@@ -77,7 +77,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Model: a .onnx file, a .safetensors file (PyTorch nn.LSTM naming) or builtin:NAME.
-    #[arg(long, value_name = "FILE|builtin:NAME")]
+    /// (Not empty: an empty path would fail later without naming the flag.)
+    #[arg(long, value_name = "FILE|builtin:NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub model: String,
     /// safetensors only: name of a dense head after the LSTM (`fc` reads fc.weight, fc.bias).
     #[arg(long, value_name = "NAME")]
@@ -245,7 +246,7 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct BenchEngineArgs {
     /// Model (default: one seeded 1024 -> 1024 LSTM layer).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub model: Option<String>,
     /// Input `.npy` (default: 16 seeded sequences x 50 steps).
     #[arg(long)]

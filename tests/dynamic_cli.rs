@@ -97,6 +97,12 @@ fn bad_policy_input() {
         &["--levels", "fx8", "--thresholds", "0.1"],
         "at least two levels",
     );
+    // A level the config parser refuses named the token but not the flag.
+    fails(&["--levels", "", "--thresholds", "0.1"], "--levels: ");
+    fails(
+        &["--levels", "fx8,fx0", "--thresholds", "0.1"],
+        "--levels: ",
+    );
     fails(
         &["--levels", "fp16,fx16", "--thresholds", "0.1"],
         "cannot be ordered",
@@ -138,6 +144,15 @@ fn bad_policy_input() {
         ],
         "--trace-policy 4",
     );
+    // An empty model path said ": No such file or directory", naming neither flag nor file.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let mut a = BASE.to_vec();
+    a[2] = "";
+    a.extend(["--levels", "fx8,fx16", "--thresholds", "0.1"]);
+    a.extend(["--out", out.to_str().unwrap()]);
+    common::fails(&a, &["--model"]);
+    assert!(!out.exists());
 }
 
 #[test]
