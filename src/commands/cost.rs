@@ -5,7 +5,7 @@ use super::*;
 
 /// The arch, the workload and the fixed-precision profile a `model`/`simulate` line names.
 fn design_point(a: &ModelCostArgs) -> Result<(accel::Arch, accel::Workload, Model)> {
-    let config: PrecisionConfig = a.precision.parse()?;
+    let config: PrecisionConfig = a.precision.parse().context("--precision")?;
     let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
     let model = load_model(&a.model)?;
     let mut precision = match (&a.policies, a.policy) {
@@ -41,7 +41,7 @@ pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
     let base = match &a.baseline {
         None => None,
         Some(path) => {
-            let config: PrecisionConfig = a.precision.parse()?;
+            let config: PrecisionConfig = a.precision.parse().context("--precision")?;
             let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
             let barch = accel::load_arch_with_overrides(path, &[])?;
             let bw = accel::workload_of(&model, a.seq_len, a.batch, fixed);

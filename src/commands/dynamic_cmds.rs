@@ -130,7 +130,7 @@ pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
             bail!("--group-sizes: {g} is listed twice");
         }
     }
-    let base: PrecisionConfig = a.base.parse()?;
+    let base: PrecisionConfig = a.base.parse().context("--base")?;
     if !base.is_integer() {
         bail!(
             "--base '{}': DPRed groups compress a fixed-point base format (e.g. fx16, fx8)",

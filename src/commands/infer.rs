@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn infer(a: &InferArgs) -> Result<()> {
-    let config: PrecisionConfig = a.precision.parse()?;
+    let config: PrecisionConfig = a.precision.parse().context("--precision")?;
     let model = load_model(&a.model)?;
     let seqs = npy::read_sequences(&a.input)?;
     if a.what == What::Output && model.head.is_none() {

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
-    let configs = parse_config_list(&a.precisions)?;
+    let configs = parse_config_list(&a.precisions).context("--precisions")?;
     if a.tolerance.is_nan() || a.tolerance <= 0.0 {
         return Err(trace::TraceError::Tolerance(a.tolerance).into());
     }
