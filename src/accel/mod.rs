@@ -37,6 +37,7 @@ mod layer;
 mod levels;
 mod measured;
 mod multicore;
+mod multithread;
 mod precision;
 mod report;
 mod set;
