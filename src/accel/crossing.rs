@@ -268,8 +268,8 @@ pub(crate) fn stage_crossing(
 /// Per stage p of a segment (dynamic precision), the chain of the path that walks p for all T
 /// steps and passes every other stage once, those before p at step 0 and those after it at
 /// step T-1, each layer at that step's levels (docs/MODEL.md section 4, "The stage the path
-/// walks"): the chain of `multicore.rs` with each layer's first or last step's latency in place
-/// of its edge and mean step outside p.
+/// walks"): the chain of `multithread/fill.rs` with each layer's first or last step's latency
+/// in place of its edge and mean step outside p.
 pub(crate) struct Walks {
     chain: Vec<f64>,
     /// The first-stream credit p's (lone) layers took.
@@ -284,10 +284,6 @@ pub(crate) struct Walks {
 }
 
 impl Walks {
-    pub(crate) fn new(stages: usize) -> Self {
-        Self::starting(stages, 0.0)
-    }
-
     /// Every chain at `start` (the segment's begin).
     pub(crate) fn starting(stages: usize, start: f64) -> Self {
         Walks {

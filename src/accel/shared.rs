@@ -192,6 +192,8 @@ pub(crate) struct Rounds {
     pub pace: f64,
     /// How many steady rounds come before the last ones.
     pub steady: usize,
+    /// What the first of them takes less than `busy` ([`first_round_saving`]).
+    pub first_saving: f64,
     pub last: Vec<f64>,
 }
 
@@ -212,24 +214,33 @@ impl Rounds {
         } else {
             Vec::new()
         };
+        let steady = steps.saturating_sub(1) - last.len();
+        let first_saving = if steady > 0 {
+            first_round_saving(layers, busy, floor, rho)
+        } else {
+            0.0
+        };
         Self {
             busy,
             pace,
-            steady: steps.saturating_sub(1) - last.len(),
+            steady,
+            first_saving,
             last,
         }
     }
 
     /// From the h of step `s` to that of the last step, at the units' pace alone.
     pub(crate) fn after(&self, s: usize) -> f64 {
-        let steady = self.steady.saturating_sub(s) as f64 * self.busy;
+        let saving = if s == 0 { self.first_saving } else { 0.0 };
+        let steady = self.steady.saturating_sub(s) as f64 * self.busy - saving;
         let from = s.saturating_sub(self.steady).min(self.last.len());
         steady + self.last[from..].iter().sum::<f64>()
     }
 
     /// From the h of step 0 to that of step `s`.
     pub(crate) fn until(&self, s: usize) -> f64 {
-        let steady = s.min(self.steady) as f64 * self.busy;
+        let saving = if s > 0 { self.first_saving } else { 0.0 };
+        let steady = s.min(self.steady) as f64 * self.busy - saving;
         let last: f64 = self.last[..s.saturating_sub(self.steady).min(self.last.len())]
             .iter()
             .sum();
@@ -326,7 +337,26 @@ pub(crate) fn units_rounds(
 ) -> f64 {
     let rounds = steps.saturating_sub(1);
     let last = last_rounds(layers, busy, floor, rho, steps);
-    (rounds - last.len()) as f64 * busy + last.iter().sum::<f64>()
+    let steady = rounds - last.len();
+    let saving = if steady > 0 {
+        first_round_saving(layers, busy, floor, rho)
+    } else {
+        0.0
+    };
+    steady as f64 * busy - saving + last.iter().sum::<f64>()
+}
+
+/// What the first round after the last layer's step 0 (a steady one) takes less than `busy`
+/// on a core of two layers: its steady wait (the last layer's early In(1) waiting for the h of
+/// the first layer's Rec(1)) fell in the fill, in the last layer's step-0 job, so the round
+/// takes its units' work or its last layer's own step (`floor`), whichever is longer; the
+/// round of the first layer's last job takes the wait instead (docs/MODEL.md section 4, "A
+/// shared core's last jobs", item 7). 0 without a steady wait.
+fn first_round_saving(layers: &[CoreLayer], busy: f64, floor: f64, rho: f64) -> f64 {
+    if layers.len() != 2 {
+        return 0.0;
+    }
+    busy - (busy - steady_wait(layers, rho)).max(floor.min(busy))
 }
 
 /// The rounds of [`units_rounds`] that are not steady ones, the last min(n, T-1), each as long
@@ -366,6 +396,11 @@ pub(crate) fn last_rounds(
                 floor
             };
             round.max(least.min(busy))
+        } else if n == 2 && rounds > n {
+            // After steady rounds, the round of the first layer's last job keeps the steady
+            // wait: the last layer's In(T-1) waits for that job's h (docs/MODEL.md section 4,
+            // "A shared core's last jobs", item 7).
+            round + steady_wait(layers, rho)
         } else {
             round
         });
