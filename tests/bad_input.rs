@@ -169,7 +169,12 @@ fn shapes_that_disagree_inside_the_model() {
 #[test]
 fn malformed_precision_strings_name_the_token() {
     let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
-    infer_fails(&m, &x, "fx0.0", &["--precision: ", "'fx0.0'", "2..=16 bits"]);
+    infer_fails(
+        &m,
+        &x,
+        "fx0.0",
+        &["--precision: ", "'fx0.0'", "2..=16 bits"],
+    );
     infer_fails(&m, &x, "fx40", &["'fx40'", "2..=16 bits"]);
     infer_fails(&m, &x, "e0m3", &["'e0m3'", "exponent width"]);
     infer_fails(&m, &x, "w=fx8,a=", &["''", "unknown format"]);
