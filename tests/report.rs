@@ -1,6 +1,8 @@
 //! What a person sees after a sweep, through the binary: a clean terminal (no `error:` lines on
 //! success, a closing summary that `--quiet` silences), and the report page and plots.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -450,17 +452,6 @@ minimize = ["latency_us"]
     );
 }
 
-/// Exit 2 with one line holding every `expect`, no panic.
-fn refused(o: &Output, expect: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for e in expect {
-        assert!(err.contains(e), "{err:?} should mention {e:?}");
-    }
-}
-
 /// `report` draws only what a whole run wrote: a shard (a part of the points, no front) is
 /// refused with advice, and so is a results.csv whose columns are not the ones its
 /// spec.resolved.toml's sweep writes (once both were drawn with exit 0, an empty front and
@@ -470,7 +461,7 @@ fn report_refuses_a_shard_and_results_of_other_columns() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (shard, _, _) = sweep_into(dir.path(), &["--quiet", "--shard", "0/2"]);
     let o = lstm_dse(&["report", shard.to_str().expect("utf-8")]);
-    refused(
+    common::refused(
         &o,
         &[
             "shard.toml",
@@ -505,7 +496,7 @@ fn report_refuses_a_shard_and_results_of_other_columns() {
         )
         .expect("edit");
         let o = lstm_dse(&["report", out.to_str().expect("utf-8")]);
-        refused(&o, &["results.csv", expect]);
+        common::refused(&o, &["results.csv", expect]);
         assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
     }
 }

@@ -31,7 +31,7 @@ pub mod spec;
 pub use front_files::write_front;
 pub use merge::merge;
 pub use options::{fnv64, inputs, load_options, PrecisionOption, NUMERICS_VERSION};
-pub use outdir::OutDir;
+pub use outdir::{OutDir, SHARD_FILE};
 pub use row::{columns, ACCURACY};
 pub use spec::{SpecError, SweepSpec};
 

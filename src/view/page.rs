@@ -293,7 +293,7 @@ pub fn report_dir_with(
     progress: &dyn Fn(u64, u64),
 ) -> anyhow::Result<std::path::PathBuf> {
     let rows = kept.map(|k| k.rows).or(rows);
-    let shard = dir.join("shard.toml");
+    let shard = dir.join(crate::sweep::SHARD_FILE);
     if shard.exists() {
         anyhow::bail!(
             "{}: this directory is one shard of a sweep (a part of its points, no front): merge the shards first (lstm-dse merge), then report the merged directory",

@@ -14,7 +14,7 @@ use crate::accel::crossing::{slow_rounds, stage_crossing, StageLevels};
 use crate::accel::shared;
 
 /// The segment's stages as its steady rounds see them: their periods and their last rounds.
-struct Rounds<'a> {
+struct SegmentRounds<'a> {
     pipe: &'a Pipeline<'a>,
     stages: &'a [Stage],
     /// The slowest period of a stage or of a hop: the pace of the steady rounds.
@@ -26,7 +26,7 @@ struct Rounds<'a> {
     floors: Vec<f64>,
 }
 
-impl<'a> Rounds<'a> {
+impl<'a> SegmentRounds<'a> {
     fn of(pipe: &'a Pipeline<'a>, stages: &'a [Stage], max_hop: f64) -> Self {
         let (t, rho, seq_len) = (pipe.t, pipe.rho, pipe.seq_len());
         let slowest = stages.iter().map(Stage::period).fold(max_hop, f64::max);
@@ -43,7 +43,7 @@ impl<'a> Rounds<'a> {
             };
             after = after.max(own);
         }
-        Rounds {
+        SegmentRounds {
             pipe,
             stages,
             slowest,
@@ -126,7 +126,7 @@ impl Segment {
     pub(super) fn end(&self, pipe: &Pipeline, last_stage: usize, core_free: &[f64]) -> f64 {
         let (t, stages) = (pipe.t, &self.stages[..]);
         let max_hop = self.max_hop_cycles;
-        let rounds = Rounds::of(pipe, stages, max_hop);
+        let rounds = SegmentRounds::of(pipe, stages, max_hop);
         let slowest = rounds.slowest;
         // The credit is the layer's first stream, fetched while it waited: its stream chain
         // then runs from its first product, fg + (T-2) str + last instead of e + (T-1)
@@ -174,7 +174,7 @@ impl Segment {
     /// chain of the path that walks it, and the paths that walk the core before a shared one
     /// for r more steps and cross into it there (the core's rounds after its step r, at its
     /// units' pace).
-    fn walked(&self, pipe: &Pipeline, rounds: &Rounds) -> f64 {
+    fn walked(&self, pipe: &Pipeline, rounds: &SegmentRounds) -> f64 {
         let (t, rho, seq_len) = (pipe.t, pipe.rho, pipe.seq_len());
         let mut walked = (0..self.stages.len())
             .map(|j| self.chain_at[j] + rounds.stage(j))
@@ -201,7 +201,7 @@ impl Segment {
     fn walked_dynamic(
         &self,
         pipe: &Pipeline,
-        rounds: &Rounds,
+        rounds: &SegmentRounds,
         last_stage: usize,
         (unpaced, edges): (f64, f64),
     ) -> f64 {

@@ -77,6 +77,7 @@ impl Builder {
                 ))
             }
         }
+        self.x_accepted += 1;
         if self.input(node, 4)?.is_some() {
             return Err(
                 "sequence_lens is not supported: every sequence runs for all its steps".into(),

@@ -147,16 +147,18 @@ enum Layout {
     BatchMajor,
 }
 
-/// Why one reading of a graph failed, and how far it got (nodes read before the failure; past
-/// every node for a failure after the last).
+/// Why one reading of a graph failed, and how far it got: the node it failed at (past every
+/// node for a failure after the last), then how many LSTM nodes took its sequence's axes (so a
+/// reading whose first LSTM accepts X and fails on a later input, B or an initial state, beats
+/// one that fails on X at the same node).
 struct Failed {
-    reached: usize,
+    reached: (usize, usize),
     error: ModelError,
 }
 
 /// Reads `graph` with its input in `layout`.
 fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Result<Model, Failed> {
-    let at = |reached: usize| move |error: ModelError| Failed { reached, error };
+    let at = |reached: (usize, usize)| move |error: ModelError| Failed { reached, error };
     let end = graph.node.len() + 1;
     let mut vals: HashMap<String, Val> = HashMap::new();
     for t in &graph.initializer {
@@ -164,7 +166,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
             t.name.clone(),
             tensor_val(t)
                 .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))
-                .map_err(at(0))?,
+                .map_err(at((0, 0)))?,
         );
     }
     let inputs: Vec<&pb::ValueInfoProto> = graph
@@ -174,7 +176,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
         .collect();
     let [input] = inputs[..] else {
         let names: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
-        return Err(at(0)(ModelError::invalid(
+        return Err(at((0, 0))(ModelError::invalid(
             file,
             format!(
                 "expected exactly one graph input (the sequence), found {}: {names:?}",
@@ -182,7 +184,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
             ),
         )));
     };
-    let width = declared_width(input).map_err(|p| at(0)(ModelError::invalid(file, p)))?;
+    let width = declared_width(input).map_err(|p| at((0, 0))(ModelError::invalid(file, p)))?;
     let axes = match layout {
         Layout::TimeMajor => vec![Axis::Steps, Axis::Batch, Axis::Feat(width)],
         Layout::BatchMajor => vec![Axis::Batch, Axis::Steps, Axis::Feat(width)],
@@ -196,6 +198,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
         opset,
         fixed: FixedSizes::default(),
         label: String::new(),
+        x_accepted: 0,
     };
     let live = live_nodes(graph);
     for (idx, node) in graph.node.iter().enumerate() {
@@ -211,7 +214,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
         checked.map_err(|p| {
             let e =
                 ModelError::invalid(file, format!("node '{}' ({}): {p}", b.label, node.op_type));
-            at(idx)(e)
+            at((idx, b.x_accepted))(e)
         })?;
     }
     // The model's result is the graph output that carries the last layer's sequence (or its
@@ -234,7 +237,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
         } else {
             "no graph output carries the LSTM sequence".into()
         };
-        return Err(at(end)(ModelError::invalid(file, problem)));
+        return Err(at((end, b.x_accepted))(ModelError::invalid(file, problem)));
     }
     let head = match b.head {
         HeadParts {
@@ -254,7 +257,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
             activation: activation.unwrap_or(HeadActivation::None),
         }),
         HeadParts { linear: None, .. } => {
-            return Err(at(end)(ModelError::invalid(
+            return Err(at((end, b.x_accepted))(ModelError::invalid(
                 file,
                 "an output activation without a dense layer before it",
             )))
@@ -349,6 +352,8 @@ struct Builder {
     fixed: FixedSizes,
     /// The node being read, as errors name it.
     label: String,
+    /// LSTM nodes whose sequence input had the axes they read (a reading's progress).
+    x_accepted: usize,
 }
 
 impl Builder {
@@ -454,8 +459,20 @@ impl Builder {
         // Ops on an LSTM's last states and constants alone (`h_n` of every layer concatenated,
         // as `torch.onnx.export` writes a module that returns it) compute an output the model
         // does not give: their results stay states, refused wherever the data path uses them.
+        // A head on them (`fc(h_n[-1])`) is refused here, naming its node.
         let any_state = (node.input.iter()).any(|n| matches!(self.vals.get(n), Some(Val::State)));
         if any_state && !any_seq && node.op_type != "LSTM" {
+            if let Some(n) =
+                (node.input.iter()).find(|n| !n.is_empty() && !self.vals.contains_key(*n))
+            {
+                return Err(format!("input '{n}' is not produced by any earlier node"));
+            }
+            if matches!(
+                node.op_type.as_str(),
+                "MatMul" | "Gemm" | "Add" | "Sigmoid" | "Softmax"
+            ) {
+                return Err("a head on an LSTM's last state (`fc(h_n[-1])` in PyTorch) is not supported: export the head on every step, `fc(y)` (lstm-dse reads a per-sequence label from the last step)".into());
+            }
             for k in 0..node.output.len() {
                 self.set(node, k, Val::State);
             }

@@ -455,14 +455,31 @@ fn a_batch_major_input_is_read_through_its_transpose() {
     let relu = node("Relu", "relu_after", &["Z"], "R", vec![]);
     let err = graph(vec![relu], "R").unwrap_err();
     assert!(err.contains("node 'relu_after' (Relu)"), "{err}");
-    // A time-major graph that fails at its LSTM keeps its own message.
-    let (l, mut inits) = lstm(1, vec![]);
-    inits[1] = floats("R", &[1, 4 * H, H + 1]);
-    let err = parse_graph(17, vec![l], inits, None, "Y").unwrap_err();
-    assert!(
-        err.contains("node 'lstm'") && err.contains("R has shape"),
-        "{err}"
-    );
+    // A failure on an LSTM input checked after X (here B) is the reading's own, in either
+    // layout: the reading whose LSTM took X got further.
+    let bad_b = |batch_major: bool| {
+        let (mut l, mut inits) = lstm(1, vec![]);
+        inits[2] = floats("B", &[1, 8 * H + 1]);
+        let mut nodes = vec![];
+        if batch_major {
+            l.input[0] = "Xt".into();
+            let perm = vec![ints("perm", &[1, 0, 2])];
+            nodes.push(node("Transpose", "to_tni", &["X"], "Xt", perm));
+        }
+        nodes.push(l);
+        parse_graph(17, nodes, inits, None, "Y").unwrap_err()
+    };
+    for batch_major in [false, true] {
+        let err = bad_b(batch_major);
+        assert!(
+            err.contains("node 'lstm'") && err.contains("B has shape"),
+            "{err}"
+        );
+    }
+    // Both readings fail at the same node with the same progress: the time-major one speaks.
+    let squeeze = node("Squeeze", "sq", &["X", "two"], "S", vec![]);
+    let err = parse_graph(17, vec![squeeze], vec![int64s("two", &[2])], None, "S").unwrap_err();
+    assert!(err.contains("[steps, batch"), "{err}");
 }
 
 #[test]
@@ -511,6 +528,29 @@ fn ops_on_last_states_alone_are_not_computed_and_the_data_path_may_not_use_them(
     let err = with(vec![concat, add], &["Z"]).unwrap_err();
     assert!(
         err.contains("node 'mix' (Add)") && err.contains("'Hn'"),
+        "{err}"
+    );
+    // A head on h_n, beside the sequence or alone: refused, naming its node.
+    for outs in [&["Y2", "Z"][..], &["Z"]] {
+        let gather = node("Gather", "last", &["Hn", "one"], "L", vec![int("axis", 0)]);
+        let fc = node("MatMul", "fc", &["L", "W2"], "Z", vec![]);
+        let concat = node("Concat", "h_n", &["Yh", "Yh2"], "Hn", vec![int("axis", 0)]);
+        let err = with(vec![concat, gather, fc], outs).unwrap_err();
+        assert!(
+            err.contains("node 'fc' (MatMul)") && err.contains("export the head on every step"),
+            "{err}"
+        );
+    }
+    let stray = node(
+        "Concat",
+        "h_n",
+        &["Yh", "nowhere"],
+        "Hn",
+        vec![int("axis", 0)],
+    );
+    let err = with(vec![stray], &["Y2", "Hn"]).unwrap_err();
+    assert!(
+        err.contains("'nowhere' is not produced by any earlier node"),
         "{err}"
     );
     let mut carried = base.clone();
