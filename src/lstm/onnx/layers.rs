@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Builder {
+impl Builder<'_> {
     pub(super) fn lstm(&mut self, node: &NodeProto) -> Result<(), String> {
         let axes = self.seq(node, 0)?;
         if self.head.linear.is_some() {

@@ -124,13 +124,45 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
     let graph = proto
         .graph
         .ok_or_else(|| ModelError::invalid(file, "not an ONNX model (no graph)"))?;
+    let mut inits: HashMap<String, Val> = HashMap::new();
+    for t in &graph.initializer {
+        inits.insert(
+            t.name.clone(),
+            tensor_val(t)
+                .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))?,
+        );
+    }
+    let inputs: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|v| !inits.contains_key(&v.name))
+        .collect();
+    let [input] = inputs[..] else {
+        let names: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
+        return Err(ModelError::invalid(
+            file,
+            format!(
+                "expected exactly one graph input (the sequence), found {}: {names:?}",
+                inputs.len()
+            ),
+        ));
+    };
+    let width = declared_width(input).map_err(|p| ModelError::invalid(file, p))?;
+    let graph = Graph {
+        file,
+        proto: &graph,
+        opset,
+        inits: &inits,
+        input: &input.name,
+        width,
+    };
     // The graph input is the sequence: time-major as ONNX's LSTM reads it, or batch-major
     // with a Transpose before the first layer, as `torch.onnx.export` writes a
     // `batch_first = True` LSTM. The reading that gets further through the graph is taken
     // (the first LSTM accepts only one), time-major on a tie.
-    match build(file, &graph, opset, Layout::TimeMajor) {
+    match build(&graph, Layout::TimeMajor) {
         Ok(model) => Ok(model),
-        Err(time) => match build(file, &graph, opset, Layout::BatchMajor) {
+        Err(time) => match build(&graph, Layout::BatchMajor) {
             Ok(model) => Ok(model),
             Err(batch) if batch.reached > time.reached => Err(batch.error),
             Err(_) => Err(time.error),
@@ -156,42 +188,32 @@ struct Failed {
     error: ModelError,
 }
 
-/// Reads `graph` with its input in `layout`.
-fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Result<Model, Failed> {
+/// What both readings of a graph share, read once: its initializers (decoded) and its input.
+struct Graph<'a> {
+    file: &'a str,
+    proto: &'a pb::GraphProto,
+    /// The default domain's opset.
+    opset: i64,
+    inits: &'a HashMap<String, Val>,
+    /// The graph input's name and its declared feature width.
+    input: &'a str,
+    width: Option<usize>,
+}
+
+/// Reads the graph with its input in `layout`.
+fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
+    let (file, graph, opset) = (g.file, g.proto, g.opset);
     let at = |reached: (usize, usize)| move |error: ModelError| Failed { reached, error };
     let end = graph.node.len() + 1;
-    let mut vals: HashMap<String, Val> = HashMap::new();
-    for t in &graph.initializer {
-        vals.insert(
-            t.name.clone(),
-            tensor_val(t)
-                .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))
-                .map_err(at((0, 0)))?,
-        );
-    }
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|v| !vals.contains_key(&v.name))
-        .collect();
-    let [input] = inputs[..] else {
-        let names: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
-        return Err(at((0, 0))(ModelError::invalid(
-            file,
-            format!(
-                "expected exactly one graph input (the sequence), found {}: {names:?}",
-                inputs.len()
-            ),
-        )));
-    };
-    let width = declared_width(input).map_err(|p| at((0, 0))(ModelError::invalid(file, p)))?;
     let axes = match layout {
-        Layout::TimeMajor => vec![Axis::Steps, Axis::Batch, Axis::Feat(width)],
-        Layout::BatchMajor => vec![Axis::Batch, Axis::Steps, Axis::Feat(width)],
+        Layout::TimeMajor => vec![Axis::Steps, Axis::Batch, Axis::Feat(g.width)],
+        Layout::BatchMajor => vec![Axis::Batch, Axis::Steps, Axis::Feat(g.width)],
     };
-    vals.insert(input.name.clone(), Val::Seq { axes, stage: 0 });
+    let mut vals = HashMap::new();
+    vals.insert(g.input.to_string(), Val::Seq { axes, stage: 0 });
     let mut b = Builder {
         vals,
+        inits: g.inits,
         layers: Vec::new(),
         head: HeadParts::default(),
         stage: 0,
@@ -220,7 +242,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
     // The model's result is the graph output that carries the last layer's sequence (or its
     // head); others (an LSTM's Y_h and Y_c, as a bare `nn.LSTM` exports them, an earlier
     // layer's sequence) are not computed.
-    let stage_of = |o: &pb::ValueInfoProto| match b.vals.get(&o.name) {
+    let stage_of = |o: &pb::ValueInfoProto| match b.val(&o.name) {
         Some(Val::Seq { stage, .. }) => Some(*stage),
         _ => None,
     };
@@ -231,7 +253,7 @@ fn build(file: &str, graph: &pb::GraphProto, opset: i64, layout: Layout) -> Resu
                 o.name
             )
         } else if let Some(o) =
-            (graph.output.iter()).find(|o| matches!(b.vals.get(&o.name), Some(Val::State)))
+            (graph.output.iter()).find(|o| matches!(b.val(&o.name), Some(Val::State)))
         {
             format!("graph output '{}' is an LSTM's last state (Y_h / Y_c), which is not supported: export the sequence Y", o.name)
         } else {
@@ -342,8 +364,11 @@ fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
     attr(node, name).map_or(default, |a| a.i)
 }
 
-struct Builder {
+struct Builder<'a> {
+    /// The values the nodes read so far have made (and the graph input).
     vals: HashMap<String, Val>,
+    /// The graph's initializers, shared by both readings.
+    inits: &'a HashMap<String, Val>,
     layers: Vec<Layer>,
     head: HeadParts,
     stage: usize,
@@ -356,7 +381,7 @@ struct Builder {
     x_accepted: usize,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// Records that the current node fixes the input's steps (`axis` Steps) or batch size.
     fn fix(&mut self, axis: Axis, size: usize) -> Result<(), String> {
         let (slot, what) = match axis {
@@ -376,10 +401,15 @@ impl Builder {
         }
     }
 
+    /// The value named `name`: made by a node, the graph input, or an initializer.
+    fn val(&self, name: &str) -> Option<&Val> {
+        self.vals.get(name).or_else(|| self.inits.get(name))
+    }
+
     fn input(&self, node: &NodeProto, k: usize) -> Result<Option<&Val>, String> {
         match node.input.get(k).map(String::as_str) {
             None | Some("") => Ok(None),
-            Some(name) => match self.vals.get(name) {
+            Some(name) => match self.val(name) {
                 Some(Val::State) => Err(format!("uses '{name}', an LSTM's last-state output (Y_h / Y_c), which is not supported")),
                 Some(v) => Ok(Some(v)),
                 None => Err(format!("input '{name}' is not produced by any earlier node")),
@@ -460,11 +490,9 @@ impl Builder {
         // as `torch.onnx.export` writes a module that returns it) compute an output the model
         // does not give: their results stay states, refused wherever the data path uses them.
         // A head on them (`fc(h_n[-1])`) is refused here, naming its node.
-        let any_state = (node.input.iter()).any(|n| matches!(self.vals.get(n), Some(Val::State)));
+        let any_state = (node.input.iter()).any(|n| matches!(self.val(n), Some(Val::State)));
         if any_state && !any_seq && node.op_type != "LSTM" {
-            if let Some(n) =
-                (node.input.iter()).find(|n| !n.is_empty() && !self.vals.contains_key(*n))
-            {
+            if let Some(n) = (node.input.iter()).find(|n| !n.is_empty() && self.val(n).is_none()) {
                 return Err(format!("input '{n}' is not produced by any earlier node"));
             }
             if matches!(

@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl Builder {
+impl Builder<'_> {
     /// Handles a constant or shape op; false when `node` is not one.
     pub(super) fn constant_op(&mut self, node: &NodeProto, any_seq: bool) -> Result<bool, String> {
         match node.op_type.as_str() {
