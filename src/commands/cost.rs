@@ -3,8 +3,18 @@
 
 use super::*;
 
-/// The arch, the workload and the fixed-precision profile a `model`/`simulate` line names.
-fn design_point(a: &ModelCostArgs) -> Result<(accel::Arch, accel::Workload, Model)> {
+/// What a `model`/`simulate` line names, read.
+struct PointArgs {
+    arch: accel::Arch,
+    workload: accel::Workload,
+    model: Model,
+    /// The workload at `--precision` throughout (what a `--baseline` runs).
+    fixed: accel::PrecisionProfile,
+}
+
+/// The arch, the workload (with its policy or DPRed groups) and the fixed-precision profile a
+/// `model`/`simulate` line names.
+fn design_point(a: &ModelCostArgs) -> Result<PointArgs> {
     let config: PrecisionConfig = a.precision.parse().context("--precision")?;
     let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
     let model = load_model(&a.model)?;
@@ -32,17 +42,25 @@ fn design_point(a: &ModelCostArgs) -> Result<(accel::Arch, accel::Workload, Mode
     }
     let arch = accel::load_arch_with_overrides(&a.arch, &a.set)?;
     let workload = accel::workload_of(&model, a.seq_len, a.batch, precision);
-    Ok((arch, workload, model))
+    Ok(PointArgs {
+        arch,
+        workload,
+        model,
+        fixed,
+    })
 }
 
 pub(super) fn model_cost(a: &ModelCostArgs) -> Result<()> {
-    let (arch, workload, model) = design_point(a)?;
+    let PointArgs {
+        arch,
+        workload,
+        model,
+        fixed,
+    } = design_point(a)?;
     let point = accel::evaluate(&arch, &workload)?;
     let base = match &a.baseline {
         None => None,
         Some(path) => {
-            let config: PrecisionConfig = a.precision.parse().context("--precision")?;
-            let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
             let barch = accel::load_arch_with_overrides(path, &[])?;
             let bw = accel::workload_of(&model, a.seq_len, a.batch, fixed);
             let bp = accel::evaluate(&barch, &bw)?;
@@ -68,7 +86,9 @@ pub(super) fn simulate_cmd(a: &ModelCostArgs) -> Result<()> {
     if a.baseline.is_some() {
         bail!("--baseline: not used by simulate (use `lstm-dse model`)");
     }
-    let (arch, mut workload, _) = design_point(a)?;
+    let PointArgs {
+        arch, mut workload, ..
+    } = design_point(a)?;
     // The simulator runs a concrete level sequence: the measured fractions rounded to whole
     // steps, with the measured switch rate; the closed form is evaluated on that same sequence.
     let (levels, realised) = accel::realise_levels(&workload)?;
