@@ -13,6 +13,8 @@ mod checks;
 mod layers;
 mod shapes;
 #[cfg(test)]
+mod test_outputs;
+#[cfg(test)]
 mod tests;
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
