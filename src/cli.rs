@@ -86,6 +86,11 @@ pub struct ModelArgs {
     /// safetensors only: activation after the head.
     #[arg(long, value_name = "none|sigmoid|softmax")]
     pub head_activation: Option<String>,
+    /// safetensors only: which hidden vectors the head reads: every step (`fc(y)`, the
+    /// default), the last step (`fc(y[:, -1])`) or each direction's final state
+    /// (`fc(h_n[-1])`, `fc(cat(h_n[-2], h_n[-1]))`).
+    #[arg(long, value_name = "every-step|last-step|final-state")]
+    pub head_input: Option<String>,
 }
 
 /// What `infer` writes.
@@ -93,7 +98,8 @@ pub struct ModelArgs {
 pub enum What {
     /// The last LSTM layer's hidden sequence, [T, H*directions] or [N, T, H*directions].
     Hidden,
-    /// The dense head's output, [T, O] or [N, T, O].
+    /// The dense head's output, [T, O] or [N, T, O]; [O] or [N, O] for a head on the last
+    /// step or the final states.
     Output,
 }
 

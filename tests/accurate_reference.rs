@@ -55,6 +55,7 @@ fn model(seed: u64, input: usize) -> Model {
             weight: rng.fill(classes * width, 1.0),
             bias: rng.fill(classes, 0.5),
             activation: HeadActivation::Softmax,
+            input: Default::default(),
         }),
         fixed: Default::default(),
     }

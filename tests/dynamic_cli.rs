@@ -290,3 +290,72 @@ fn bits_per_character_of_the_language_model_match_onnxruntime() {
         "fx16 {fx16}"
     );
 }
+
+/// A classifier whose head reads the last step (`fc(y[:, -1])`, one output per sequence):
+/// `[N]` labels score each sequence, against onnxruntime's classes (the fixture's output);
+/// `[N, T]` labels are refused, nothing written.
+#[test]
+fn a_head_on_the_last_step_scores_one_label_per_sequence() {
+    use lstm_dse::lstm::npy;
+    let (shape, out) = npy::read_f32(std::path::Path::new(
+        "tests/data/torch_last_step.output.npy",
+    ))
+    .unwrap();
+    let (n, classes) = (shape[0], shape[1]);
+    let argmax = |r: &[f32]| (0..r.len()).fold(0, |b, k| if r[k] > r[b] { k } else { b });
+    // onnxruntime's class for every sequence but the last, which gets another one.
+    let labels: Vec<f32> = (0..n)
+        .map(|s| {
+            let c = argmax(&out[s * classes..(s + 1) * classes]);
+            (if s + 1 == n { (c + 1) % classes } else { c }) as f32
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = dir.path().join("labels.npy");
+    npy::write_f32(&lab, &[n], &labels).unwrap();
+    let per_step = dir.path().join("per_step.npy");
+    npy::write_f32(&per_step, &[n, 7], &vec![0.0; n * 7]).unwrap();
+    let out_dir = dir.path().join("out");
+    let args = |labels: &std::path::Path| {
+        [
+            "dynamic",
+            "--model",
+            "tests/data/torch_last_step.onnx",
+            "--input",
+            "tests/data/torch_last_step.x.npy",
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            "0",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--labels",
+            labels.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]
+        .map(String::from)
+    };
+    let a = args(&per_step);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    common::fails(
+        &a,
+        &[
+            "per_step.npy",
+            "one output per sequence (last-step)",
+            "expected [3]",
+        ],
+    );
+    assert!(!out_dir.exists());
+    let a = args(&lab);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    common::ok(&a);
+    let mut rd = csv::Reader::from_path(out_dir.join("policies.csv")).unwrap();
+    let h = rd.headers().unwrap().clone();
+    let row = rd.records().next().unwrap().unwrap();
+    let get = |c: &str| -> f64 { row[h.iter().position(|x| x == c).unwrap()].parse().unwrap() };
+    let want = (n - 1) as f64 / n as f64;
+    assert_eq!(get("reference_task_accuracy"), want);
+    assert_eq!(get("top1_agreement"), 1.0);
+}

@@ -181,6 +181,7 @@ fn safetensors_law(bytes: &[u8]) {
         let opts = LoadOptions {
             head,
             head_activation: None,
+            head_input: None,
         };
         if let Ok(m) = safetensors::parse("fuzz.safetensors", bytes, &opts) {
             accepted_model_runs(&m);

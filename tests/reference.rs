@@ -84,6 +84,21 @@ fn torch_exported_batch_first_returning_its_last_state() {
     );
 }
 
+/// The usual PyTorch classifiers, one output per sequence: `softmax(fc(y[:, -1]))` and
+/// `sigmoid(fc(cat(h_n[-2], h_n[-1])))` of a bidirectional stack (their reverse halves differ:
+/// the last step's is that direction's first), and a reverse LSTM's `Y_h` squeezed into a
+/// MatMul head (its state at time 0). Refused before, with the advice to export `fc(y)`.
+#[test]
+fn heads_on_the_last_step_or_the_final_states() {
+    for name in [
+        "torch_last_step",
+        "torch_final_state",
+        "reverse_final_state",
+    ] {
+        check(&format!("{name}.onnx"), name, LoadOptions::default());
+    }
+}
+
 #[test]
 fn static_export_runs_on_its_sizes_and_refuses_others() {
     // Literal sizes in Reshapes and initial states, a strided Slice, a Gemm bias of [1, O].
@@ -122,6 +137,7 @@ fn same_weights_as_safetensors() {
     let opts = LoadOptions {
         head: Some("fc".into()),
         head_activation: Some(HeadActivation::Softmax),
+        head_input: None,
     };
     check("torch_lstm3.safetensors", "torch_lstm3", opts);
     check(
@@ -140,6 +156,7 @@ fn same_weights_as_safetensors() {
         &LoadOptions {
             head: Some("fc".into()),
             head_activation: Some(HeadActivation::Softmax),
+            head_input: None,
         },
     )
     .unwrap();
@@ -156,23 +173,26 @@ fn same_weights_as_safetensors() {
 #[test]
 fn infer_command_writes_what_onnxruntime_computes() {
     let dir = tempfile::tempdir().unwrap();
-    for (what, reference) in [
-        ("hidden", "torch_lstm3.hidden.npy"),
-        ("output", "torch_lstm3.output.npy"),
+    // A head on the last step writes `[N, O]`, as onnxruntime does.
+    for (fixture, what) in [
+        ("torch_lstm3", "hidden"),
+        ("torch_lstm3", "output"),
+        ("torch_last_step", "output"),
     ] {
-        let out = dir.path().join(format!("{what}.npy"));
+        let reference = format!("{fixture}.{what}.npy");
+        let out = dir.path().join(format!("{fixture}.{what}.npy"));
         let status = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
             .args(["infer", "--quiet", "--model"])
-            .arg(data("torch_lstm3.onnx"))
+            .arg(data(&format!("{fixture}.onnx")))
             .arg("--input")
-            .arg(data("torch_lstm3.x.npy"))
+            .arg(data(&format!("{fixture}.x.npy")))
             .args(["--precision", "fp32", "--what", what, "--output"])
             .arg(&out)
             .status()
             .unwrap();
         assert!(status.success());
         let (shape, got) = npy::read_f32(&out).unwrap();
-        let (want_shape, want) = npy::read_f32(&data(reference)).unwrap();
+        let (want_shape, want) = npy::read_f32(&data(&reference)).unwrap();
         assert_eq!(shape, want_shape);
         let (d, at) = max_abs_diff(&got, &want);
         assert!(d <= TOL, "infer --what {what}: {d} at {at}");
@@ -184,4 +204,35 @@ fn onnx_reshape_gemm_reshape_head() {
     // LSTM -> Squeeze -> Reshape [-1, H] -> Gemm -> Reshape [T, N, -1] (T, N from Shape/Gather)
     // -> Softmax: the 2-D dense pattern exporters write around a head.
     check("reshape_gemm.onnx", "reshape_gemm", LoadOptions::default());
+}
+
+/// A safetensors model says where its head reads with `--head-input`: on the last step, the
+/// output is onnxruntime's every-step output at the last step, `[N, O]`; without `--head`, or
+/// on an ONNX file (whose graph says it), the flag is refused.
+#[test]
+fn safetensors_head_on_the_last_step() {
+    let opts = |head: Option<&str>| LoadOptions {
+        head: head.map(String::from),
+        head_activation: head.map(|_| HeadActivation::Softmax),
+        head_input: Some(lstm::HeadInput::LastStep),
+    };
+    let file = data("torch_lstm3.safetensors");
+    let m = lstm::load(file.to_str().unwrap(), &opts(Some("fc"))).unwrap();
+    let x = npy::read_sequences(&data("torch_lstm3.x.npy")).unwrap();
+    let run = &eval::evaluate(&m, &x, "x", &[PrecisionConfig::FP32], false).unwrap()[0];
+    let (shape, every) = npy::read_f32(&data("torch_lstm3.output.npy")).unwrap();
+    let (n, t, o) = (shape[0], shape[1], shape[2]);
+    let want: Vec<f32> = (0..n)
+        .flat_map(|s| every[(s * t + t - 1) * o..(s * t + t) * o].to_vec())
+        .collect();
+    let (d, at) = max_abs_diff(run.output.as_ref().expect("a head"), &want);
+    assert!(d <= TOL, "last-step head: {d} at {at}");
+    let err = lstm::load(file.to_str().unwrap(), &opts(None)).unwrap_err();
+    assert!(
+        err.to_string().contains("--head-input needs --head"),
+        "{err}"
+    );
+    let onnx = data("torch_lstm3.onnx");
+    let err = lstm::load(onnx.to_str().unwrap(), &opts(Some("fc"))).unwrap_err();
+    assert!(err.to_string().contains("safetensors models only"), "{err}");
 }

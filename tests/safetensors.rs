@@ -221,6 +221,7 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
     let opts = lstm_dse::lstm::LoadOptions {
         head: Some("fc".into()),
         head_activation: None,
+        head_input: None,
     };
     let parse_head = |e: &[Entry]| {
         lstm_dse::lstm::safetensors::parse("m.safetensors", &file(e), &opts)

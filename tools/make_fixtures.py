@@ -6,7 +6,8 @@ Usage:  pip install -r tools/requirements-fixtures.txt && python3 tools/make_fix
 Deterministic: every random value comes from a fixed seed. Conventions:
   <name>.x.npy       float32 [N, T, I]     batch-first model input
   <name>.hidden.npy  float32 [N, T, D*H]   last LSTM layer's full hidden sequence (forward half first)
-  <name>.output.npy  float32 [N, T, O]     head output at every step
+  <name>.output.npy  float32 [N, T, O]     head output at every step ([N, O] for a head on
+                                           the last step or the final states)
 All references come from onnxruntime (CPUExecutionProvider) run on the written .onnx file; to read
 the last LSTM layer's Y, an in-memory copy of the graph gets that value as an extra output.
 Hand-built graphs are cross-checked against a small numpy LSTM, torch graphs against torch itself.
@@ -364,6 +365,87 @@ def fixture_torch_batch_first():
     print(describe(OUT / f"{name}.onnx"))
 
 
+class LastStep(nn.Module):
+    """The usual PyTorch sequence classifier: the head on the last step, `fc(y[:, -1])` (a Gather
+    along the steps in the export), bidirectional so that the last step's reverse half is that
+    direction's first step."""
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size=6, hidden_size=9, num_layers=2, bidirectional=True,
+                            batch_first=True)
+        self.fc = nn.Linear(18, 4)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return torch.softmax(self.fc(y[:, -1]), dim=-1)
+
+
+class FinalState(LastStep):
+    """The head on each direction's final state, `fc(cat(h_n[-2], h_n[-1]))`: the reverse half is
+    that direction's state after its last step (time 0), not y[:, -1]'s."""
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x)
+        return torch.sigmoid(self.fc(torch.cat([h_n[-2], h_n[-1]], dim=1)))
+
+
+def fixture_torch_heads():
+    """Heads that give one output per sequence: `.output.npy` is [N, O]."""
+    for name, cls, seed in [("torch_last_step", LastStep, 17), ("torch_final_state", FinalState, 18)]:
+        torch.manual_seed(0)
+        module = cls().eval()
+        x = make_x(seed, 6)
+        xt = torch.from_numpy(x)
+        with torch.no_grad():
+            hid_t = module.lstm(xt)[0].numpy()
+            out_t = module(xt).numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=False, opset_version=OPSET,
+                              input_names=["x"], output_names=["out"], do_constant_folding=True,
+                              dynamic_axes={"x": {0: "N", 1: "T"}, "out": {0: "N"}})
+        onnx.checker.check_model(onnx.load(str(OUT / f"{name}.onnx")))
+        yname = last_lstm_y(OUT / f"{name}.onnx")
+        m = onnx.load(str(OUT / f"{name}.onnx"))
+        m.graph.output.append(helper.make_tensor_value_info(yname, TensorProto.FLOAT, None))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
+        hid, out = y_to_ours(res[yname]), res["out"]
+        print(f"{name}: max|torch - ORT| hidden = {maxdiff(hid_t, hid):.3g}, output = {maxdiff(out_t, out):.3g}")
+        save_npy(f"{name}.x.npy", x)
+        save_npy(f"{name}.hidden.npy", hid)
+        save_npy(f"{name}.output.npy", out)
+        print(describe(OUT / f"{name}.onnx"))
+
+
+def fixture_reverse_final_state():
+    """Built by hand: a reverse LSTM whose Y_h (its state at time 0), squeezed, feeds the head."""
+    I, H, O = 4, 5, 3
+    rng = np.random.default_rng(19)
+    W, R, B = lstm_weights(rng, 1, I, H)
+    Wd = rng.uniform(-0.5, 0.5, (H, O)).astype(np.float32)
+    bd = rng.uniform(-0.5, 0.5, (O,)).astype(np.float32)
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Y_h"], name="lstm", hidden_size=H,
+                              direction="reverse"),
+             helper.make_node("Squeeze", ["Y_h", "zero"], ["h"], name="h_n_squeeze"),
+             helper.make_node("MatMul", ["h", "Wd"], ["z"], name="fc"),
+             helper.make_node("Add", ["z", "bd"], ["out"], name="fc_bias")]
+    m = make_model(nodes, "reverse_final_state", [tensor_vi("X", ["T", "N", I])],
+                   [tensor_vi("out", ["N", O])],
+                   dict(W=W, R=R, B=B, Wd=Wd, bd=bd, zero=np.array([0], dtype=np.int64)))
+    save_onnx("reverse_final_state.onnx", m)
+    x = make_x(20, I)
+    res = ort_run(OUT / "reverse_final_state.onnx", x, "Y")
+    xs = x.transpose(1, 0, 2).astype(np.float64)[::-1]  # [T, N, I], last step first
+    y = np_lstm(xs, W, R, B)[::-1]  # a reverse LSTM: the forward one on the reversed steps
+    ref = y[0, 0] @ Wd + bd  # the reverse direction's state after its last step, time 0
+    print(f"reverse_final_state: max|numpy - ORT| Y = {maxdiff(y, res['Y']):.3g}, out = {maxdiff(ref, res['out']):.3g}")
+    save_npy("reverse_final_state.x.npy", x)
+    save_npy("reverse_final_state.hidden.npy", y_to_ours(res["Y"]))
+    save_npy("reverse_final_state.output.npy", res["out"])
+
+
 # ---------------------------------------------------------------- bad inputs
 def fixture_bad_inputs():
     I, H = 3, 4
@@ -438,6 +520,8 @@ def main():
     fixture_negative_ints()
     fixture_static_shapes()
     fixture_torch_batch_first()
+    fixture_torch_heads()
+    fixture_reverse_final_state()
 
     print("\nfiles:")
     for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):

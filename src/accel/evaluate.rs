@@ -125,7 +125,8 @@ fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, Ac
         cell_updates += t * batch * hidden * dirs;
     }
     if let Some(h) = workload.head {
-        macs += t * batch * (h.input_size * h.output_size) as f64;
+        let vectors = h.vectors(workload.batch, workload.seq_len) as f64;
+        macs += vectors * (h.input_size * h.output_size) as f64;
     }
     let copies = tl.copies;
     let e = &arch.energy;

@@ -1,5 +1,6 @@
-//! The output head after the last layer (dense product over all B*T vectors, then
-//! softmax/sigmoid on the tail lanes), on one core's share: docs/MODEL.md section 3, "Head".
+//! The output head after the last layer (dense product over all B*T vectors, or B for a head
+//! on one vector per sequence, then softmax/sigmoid on the tail lanes), on one core's share:
+//! docs/MODEL.md section 3, "Head".
 
 use super::arch::Arch;
 use super::energy::mac_pj;
@@ -8,7 +9,7 @@ use super::workload::Workload;
 
 /// The output head after the last layer, on one core's share (`split` cores divide its
 /// outputs): its weights are loaded once (exposed), the dense product is batched over all
-/// B*T vectors at the widest level, then softmax/sigmoid runs on the tail lanes.
+/// its vectors (B*T, or B) at the widest level, then softmax/sigmoid runs on the tail lanes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct HeadCost {
     pub cycles: f64,
@@ -36,7 +37,7 @@ pub(crate) fn head_cost(
     let widest = p.widest();
     let rate = &rates.as_slice()[p.widest_index()];
     let outputs = ceil_div(head.output_size as u64, split);
-    let vectors = (workload.batch * workload.seq_len) as u64;
+    let vectors = head.vectors(workload.batch, workload.seq_len);
     let mv = matvec(arch, rate, 1, outputs, head.input_size as u64, vectors);
     let weight_bytes = (outputs * head.input_size as u64) as f64 * f64::from(widest.weight_bits)
         / 8.0

@@ -291,3 +291,37 @@ fn multithreading_counts_concurrent_dram_bound_cycles_once() {
         "multithreading {mt_bound} DRAM-bound cycles, one layer's load {mp_bound}"
     );
 }
+
+/// A head on one vector per sequence (a classifier's `fc(y[:, -1])` or `fc(h_n[-1])`)
+/// multiplies B vectors, not B*T: its multiply-accumulates counted by hand, its cycles the
+/// event-level simulator's (within the class tolerance) and fewer than a head on every step.
+#[test]
+fn a_head_on_one_vector_per_sequence_runs_once_per_sequence() {
+    let a = arch("epur", &[]);
+    let (t, batch, hidden, classes) = (20usize, 3usize, 64usize, 1000usize);
+    let mut w = uniform("u", 1, hidden, hidden, t);
+    w.batch = batch;
+    w.head = Some(HeadShape {
+        input_size: hidden,
+        output_size: classes,
+        activation: true,
+        per_sequence: false,
+    });
+    let every = evaluate(&a, &w).expect("every step");
+    let every_sim = simulated(&a, &w, &vec![0; t]);
+    w.head = w.head.map(|h| HeadShape {
+        per_sequence: true,
+        ..h
+    });
+    let once = evaluate(&a, &w).expect("once per sequence");
+    let once_sim = simulated(&a, &w, &vec![0; t]);
+    let lstm = (t * batch * 4 * hidden * 2 * hidden) as f64;
+    let head = (hidden * classes) as f64;
+    assert_eq!(every.macs, lstm + (t * batch) as f64 * head);
+    assert_eq!(once.macs, lstm + batch as f64 * head);
+    assert!(once.cycles < every.cycles && once.energy_uj < every.energy_uj);
+    assert!(once_sim < every_sim, "{once_sim} {every_sim}");
+    for (model, sim) in [(every.cycles, every_sim), (once.cycles, once_sim)] {
+        assert!(rel_close(model, sim, 0.05), "model {model} simulator {sim}");
+    }
+}

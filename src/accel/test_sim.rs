@@ -81,7 +81,7 @@ pub(super) fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize
         1usize..40,
         8usize..17,
         1usize..3,
-        prop::option::of((1usize..40, any::<bool>())),
+        prop::option::of((1usize..40, any::<bool>(), any::<bool>())),
         prop::option::of(prop::collection::vec(0usize..2, 16)),
     )
         .prop_map(|(shapes, input, t, batch, head, seq)| {
@@ -108,10 +108,11 @@ pub(super) fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize
             let w = Workload {
                 name: "random".into(),
                 layers,
-                head: head.map(|(outputs, activation)| HeadShape {
+                head: head.map(|(outputs, activation, per_sequence)| HeadShape {
                     input_size: width,
                     output_size: outputs,
                     activation,
+                    per_sequence,
                 }),
                 seq_len: t,
                 batch,

@@ -65,6 +65,7 @@ fn a_shared_cores_lead_enters_the_pacer_slower() {
                 input_size: 32,
                 output_size: 19,
                 activation: false,
+                per_sequence: false,
             }),
             &[0, 0, 1, 1, 0, 0, 0, 0, 1][..],
             8368.840863263158,

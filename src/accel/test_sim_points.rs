@@ -47,6 +47,7 @@ fn exposed_reconfiguration_before_the_head_is_exact() {
             input_size: 4,
             output_size: 26,
             activation: true,
+            per_sequence: false,
         }),
         seq_len: 15,
         batch: 1,

@@ -45,6 +45,7 @@ fn point(p: &Point) -> (Arch, Arch, Workload, Vec<Vec<usize>>) {
         input_size,
         output_size,
         activation: true,
+        per_sequence: false,
     });
     let w = reduced(layers, head, batch, seq);
     (
@@ -305,6 +306,7 @@ fn a_shared_cores_slow_rounds_delay_its_streams() {
                 input_size: 12,
                 output_size: 23,
                 activation: true,
+                per_sequence: false,
             }),
             2,
             &[0, 0, 0, 1, 1, 1, 1, 1][..],
@@ -414,6 +416,7 @@ fn a_later_layers_load_waits_behind_its_cores_streams() {
                 input_size: 6,
                 output_size: 21,
                 activation: true,
+                per_sequence: false,
             }),
             1,
             15,

@@ -16,14 +16,25 @@ pub struct LayerShape {
     pub directions: usize,
 }
 
-/// The dense output layer applied to every step's last hidden output (a classifier or a
-/// language model's vocabulary projection), with its activation.
+/// The dense output layer after the last layer (a classifier or a language model's
+/// vocabulary projection), with its activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadShape {
     pub input_size: usize,
     pub output_size: usize,
     /// Softmax (exponent, sum and divide per output) or sigmoid on every output.
     pub activation: bool,
+    /// One vector per sequence (a head on the last step or the final states, as a sequence
+    /// classifier has), not one per step.
+    pub per_sequence: bool,
+}
+
+impl HeadShape {
+    /// The vectors the head multiplies in a run of `batch` sequences of `seq_len` steps.
+    pub fn vectors(&self, batch: usize, seq_len: usize) -> u64 {
+        let per = if self.per_sequence { 1 } else { seq_len };
+        (batch * per) as u64
+    }
 }
 
 /// A model's shapes plus how it is run.
@@ -203,6 +214,7 @@ pub fn workload_of(
             input_size: h.input_size,
             output_size: h.output_size,
             activation: h.activation != crate::lstm::HeadActivation::None,
+            per_sequence: h.input != crate::lstm::HeadInput::EveryStep,
         }),
         seq_len,
         batch,

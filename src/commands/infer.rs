@@ -15,17 +15,23 @@ pub(super) fn infer(a: &InferArgs) -> Result<()> {
     let input_name = a.input.display().to_string();
     let runs = eval::evaluate(&model, &seqs, &input_name, &[config], false)?;
     let run = &runs[0];
-    let (data, width) = match a.what {
-        What::Hidden => (&run.hidden, model.hidden_output_size()),
+    // Rows per sequence: every step, or one for a head on the last step or the final states
+    // (`[N, O]` then, as onnxruntime gives it).
+    let (data, width, rows) = match a.what {
+        What::Hidden => (&run.hidden, model.hidden_output_size(), Some(seqs.steps)),
         What::Output => match (&run.output, &model.head) {
-            (Some(o), Some(h)) => (o, h.output_size),
+            (Some(o), Some(h)) if h.input == crate::lstm::HeadInput::EveryStep => {
+                (o, h.output_size, Some(seqs.steps))
+            }
+            (Some(o), Some(h)) => (o, h.output_size, None),
             _ => bail!("{}: the model has no head", model.name),
         },
     };
-    let shape: Vec<usize> = if seqs.batched {
-        vec![seqs.count, seqs.steps, width]
-    } else {
-        vec![seqs.steps, width]
+    let shape: Vec<usize> = match (seqs.batched, rows) {
+        (true, Some(t)) => vec![seqs.count, t, width],
+        (false, Some(t)) => vec![t, width],
+        (true, None) => vec![seqs.count, width],
+        (false, None) => vec![width],
     };
     npy::write_f32(&a.output, &shape, data)?;
     if !a.quiet {

@@ -101,9 +101,17 @@ pub fn load_model(a: &ModelArgs) -> Result<Model> {
                 .map_err(|e: String| anyhow::anyhow!("--head-activation: {e}"))?,
         ),
     };
+    let head_input = match &a.head_input {
+        None => None,
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| anyhow::anyhow!("--head-input: {e}"))?,
+        ),
+    };
     let opts = LoadOptions {
         head: a.head.clone(),
         head_activation,
+        head_input,
     };
     Ok(lstm::load(&a.model, &opts)?)
 }

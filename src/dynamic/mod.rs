@@ -411,9 +411,9 @@ pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
         .layers
         .iter()
         .map(|l| l.direction.count() as u128 * (8 * l.hidden_size as u128 + 9))
-        .sum::<u128>()
-        + model.head.as_ref().map_or(0, |h| 4 * h.output_size as u128);
-    per_step * steps as u128
+        .sum::<u128>();
+    let head = (model.head.as_ref()).map_or(0, |h| 4 * (h.output_size * h.rows(steps)) as u128);
+    per_step * steps as u128 + head
 }
 
 /// The level plans of a policy run and the float64 reference they are calibrated on (the

@@ -10,37 +10,38 @@ use crate::trace::stats::{argmax, top1_agreement, ErrorStats};
 use serde::Serialize;
 use std::path::Path;
 
-/// The (output row, label) pairs labels are scored on: `[N]` labels pair with the last step
-/// of each sequence, `[N, T]` labels with every step.
+/// The (output row, label) pairs labels are scored on, for an output of `per_seq` rows per
+/// sequence (the steps, or 1 for a head on the last step: [`Model::head_rows`]): `[N]` labels
+/// pair with the last row of each sequence, `[N, T]` labels with every row.
 fn labelled<'a>(
     output: &'a [f32],
     classes: usize,
-    steps: usize,
+    per_seq: usize,
     labels: &'a [f32],
 ) -> Vec<(&'a [f32], f32)> {
     let rows: Vec<&[f32]> = output.chunks(classes.max(1)).collect();
-    let n = rows.len() / steps.max(1);
+    let n = rows.len() / per_seq.max(1);
     if labels.len() == n {
         (0..n)
-            .map(|s| (rows[s * steps + steps - 1], labels[s]))
+            .map(|s| (rows[s * per_seq + per_seq - 1], labels[s]))
             .collect()
     } else {
         rows.into_iter().zip(labels.iter().copied()).collect()
     }
 }
 
-/// Task accuracy of `output` (`[N, T, O]`) against labels: `[N]` (class of the last step) or
-/// `[N, T]` (a class per step).
-pub fn task_accuracy(output: &[f32], classes: usize, steps: usize, labels: &[f32]) -> f64 {
-    let picks = labelled(output, classes, steps, labels);
+/// Task accuracy of `output` (`[N, per_seq, O]`) against labels: `[N]` (class of the last
+/// row) or `[N, T]` (a class per step).
+pub fn task_accuracy(output: &[f32], classes: usize, per_seq: usize, labels: &[f32]) -> f64 {
+    let picks = labelled(output, classes, per_seq, labels);
     picks.iter().filter(|(r, l)| argmax(r) as f32 == *l).count() as f64 / picks.len().max(1) as f64
 }
 
 /// Cross-entropy of softmax `output` (`[N, T, O]`) against the same labels, in bits per label:
 /// the mean of −log2 p(label), p floored at 2^-100 (a label outside the classes counts as that
 /// floor). For a character model: bits per character.
-pub fn task_bits(output: &[f32], classes: usize, steps: usize, labels: &[f32]) -> f64 {
-    let picks = labelled(output, classes, steps, labels);
+pub fn task_bits(output: &[f32], classes: usize, per_seq: usize, labels: &[f32]) -> f64 {
+    let picks = labelled(output, classes, per_seq, labels);
     let bits = |r: &[f32], l: f32| {
         let p = if l >= 0.0 && l.fract() == 0.0 && (l as usize) < r.len() {
             r[l as usize] as f64
@@ -108,19 +109,20 @@ pub fn policy_rows(
         .collect::<Vec<_>>()
         .join("|");
     let ref_states = &reference.states;
-    let (n_seq, steps) = (sim.sequences, sim.steps);
+    let n_seq = sim.sequences;
+    let per_seq = model.head_rows(sim.steps);
     let classes = model.head.as_ref().map_or(0, |h| h.output_size);
     let ref_task = labels.and_then(|lab| {
         reference
             .output
             .as_ref()
-            .map(|o| task_accuracy(o, classes, steps, lab))
+            .map(|o| task_accuracy(o, classes, per_seq, lab))
     });
     let ref_bits = labels.filter(|_| softmax).and_then(|lab| {
         reference
             .output
             .as_ref()
-            .map(|o| task_bits(o, classes, steps, lab))
+            .map(|o| task_bits(o, classes, per_seq, lab))
     });
     let mut rows = Vec::with_capacity(policies.len());
     for (p, policy) in policies.iter().enumerate() {
@@ -208,13 +210,13 @@ pub fn policy_rows(
         if let Some(lab) = labels {
             row.push(ref_task.map_or(String::new(), fmt));
             row.push(if classes > 0 {
-                fmt(task_accuracy(&out, classes, steps, lab))
+                fmt(task_accuracy(&out, classes, per_seq, lab))
             } else {
                 String::new()
             });
             if softmax {
                 row.push(ref_bits.map_or(String::new(), fmt));
-                row.push(fmt(task_bits(&out, classes, steps, lab)));
+                row.push(fmt(task_bits(&out, classes, per_seq, lab)));
             }
         }
         rows.push(row);
@@ -321,6 +323,13 @@ pub fn read_labels(
     let Some(head) = &model.head else {
         anyhow::bail!("{name}: labels need a model with a classification head");
     };
+    if shape.len() == 2 && seqs.steps > 1 && head.rows(seqs.steps) == 1 {
+        anyhow::bail!(
+            "{name}: labels of shape {shape:?} give a class per step, but the model's head gives one output per sequence ({}): expected [{}]",
+            head.input.name(),
+            seqs.count
+        );
+    }
     if let Some(bad) = labels
         .iter()
         .find(|&&v| v.fract() != 0.0 || v < 0.0 || v >= head.output_size as f32)

@@ -156,6 +156,7 @@ pub fn build(name: &str) -> Result<Model, ModelError> {
             weight: rng.fill(out * input, bound),
             bias: rng.fill(out, bound),
             activation,
+            input: Default::default(),
         }
     });
     Ok(Model {

@@ -157,7 +157,47 @@ impl std::str::FromStr for HeadActivation {
     }
 }
 
-/// A dense layer applied to the last LSTM layer's hidden state at every step.
+/// Which of the last layer's hidden vectors the dense head reads (docs/NUMERICS.md section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadInput {
+    /// Every step, `fc(y)`: `[T, O]` per sequence (a tagger, a language model).
+    #[default]
+    EveryStep,
+    /// The last time step alone, `fc(y[:, -1])`: `[1, O]` per sequence. A reverse
+    /// direction's part of it is the first step that direction computes.
+    LastStep,
+    /// Each direction's final state (ONNX `Y_h`: forward at the last step, reverse at the
+    /// first), in direction order: `fc(h_n[-1])` of a one-direction model,
+    /// `fc(cat(h_n[-2], h_n[-1]))` of a bidirectional one. `[1, O]` per sequence.
+    FinalState,
+}
+
+impl HeadInput {
+    /// The name `--head-input` and sweep files spell.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadInput::EveryStep => "every-step",
+            HeadInput::LastStep => "last-step",
+            HeadInput::FinalState => "final-state",
+        }
+    }
+}
+
+impl std::str::FromStr for HeadInput {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            HeadInput::EveryStep,
+            HeadInput::LastStep,
+            HeadInput::FinalState,
+        ]
+        .into_iter()
+        .find(|h| h.name() == s)
+        .ok_or_else(|| format!("unknown head input '{s}' (every-step, last-step, final-state)"))
+    }
+}
+
+/// A dense layer on the last LSTM layer's hidden states (every step's, or one per sequence).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
     pub input_size: usize,
@@ -167,6 +207,18 @@ pub struct Head {
     /// `[O]`.
     pub bias: Vec<f32>,
     pub activation: HeadActivation,
+    /// Which hidden vectors it reads.
+    pub input: HeadInput,
+}
+
+impl Head {
+    /// Output rows per sequence of `steps` steps: `steps`, or 1 for a head on one vector.
+    pub fn rows(&self, steps: usize) -> usize {
+        match self.input {
+            HeadInput::EveryStep => steps,
+            HeadInput::LastStep | HeadInput::FinalState => 1,
+        }
+    }
 }
 
 /// A stack of LSTM layers with an optional dense head.
@@ -200,6 +252,11 @@ impl Model {
     /// Width of the last layer's hidden output (hidden size times directions).
     pub fn hidden_output_size(&self) -> usize {
         self.layers.last().map_or(0, Layer::output_size)
+    }
+
+    /// Rows of head output per sequence of `steps` steps (`steps` without a head).
+    pub fn head_rows(&self, steps: usize) -> usize {
+        self.head.as_ref().map_or(steps, |h| h.rows(steps))
     }
 
     /// Multiply-accumulates of the LSTM layers for one time step of one sequence.
@@ -331,8 +388,13 @@ impl Model {
             );
         }
         if let Some(h) = &self.head {
+            let on = match h.input {
+                HeadInput::EveryStep => "",
+                HeadInput::LastStep => ", on the last step",
+                HeadInput::FinalState => ", on the final states",
+            };
             s += &format!(
-                "  head: dense {} -> {} ({:?})\n",
+                "  head: dense {} -> {} ({:?}{on})\n",
                 h.input_size, h.output_size, h.activation
             );
         }
@@ -347,6 +409,8 @@ pub struct LoadOptions {
     pub head: Option<String>,
     /// For safetensors: the activation after that head.
     pub head_activation: Option<HeadActivation>,
+    /// For safetensors: which hidden vectors that head reads.
+    pub head_input: Option<HeadInput>,
 }
 
 /// Loads a model from `builtin:NAME`, a `.onnx` file or a `.safetensors` file, and validates it.
@@ -385,10 +449,12 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
             }
         }
     };
-    if (opts.head.is_some() || opts.head_activation.is_some()) && !spec.ends_with(".safetensors") {
+    if (opts.head.is_some() || opts.head_activation.is_some() || opts.head_input.is_some())
+        && !spec.ends_with(".safetensors")
+    {
         return Err(ModelError::invalid(
             spec,
-            "--head and --head-activation apply to safetensors models only",
+            "--head, --head-activation and --head-input apply to safetensors models only",
         ));
     }
     model.validate()?;

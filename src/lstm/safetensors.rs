@@ -205,11 +205,15 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
                 weight,
                 bias,
                 activation: opts.head_activation.unwrap_or(HeadActivation::None),
+                input: opts.head_input.unwrap_or_default(),
             })
         }
     };
     if head.is_none() && opts.head_activation.is_some() {
         return Err(err("--head-activation needs --head".into()));
+    }
+    if head.is_none() && opts.head_input.is_some() {
+        return Err(err("--head-input needs --head".into()));
     }
     Ok(Model {
         name: file.to_string(),

@@ -219,7 +219,7 @@ fn compute(
             let run = &t.results[t.listed[k]];
             let task = labels
                 .zip(run.output.as_ref())
-                .map(|(l, o)| dynamic::task_accuracy(o, classes, seqs.steps, l));
+                .map(|(l, o)| dynamic::task_accuracy(o, classes, model.head_rows(seqs.steps), l));
             base.push(PrecisionOption {
                 precision: c.to_string(),
                 thresholds: String::new(),
@@ -390,8 +390,8 @@ fn compute(
     Ok(out)
 }
 
-/// How a sweep's models load: `workload.head` and `workload.head_activation` (an error names
-/// `file` and the key).
+/// How a sweep's models load: `workload.head`, `workload.head_activation` and
+/// `workload.head_input` (an error names `file` and the key).
 pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm::LoadOptions> {
     let head_activation = match &w.head_activation {
         Some(s) => Some(
@@ -400,9 +400,17 @@ pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm:
         ),
         None => None,
     };
+    let head_input = match &w.head_input {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| anyhow::anyhow!("{file}: workload.head_input: {e}"))?,
+        ),
+        None => None,
+    };
     Ok(crate::lstm::LoadOptions {
         head: w.head.clone(),
         head_activation,
+        head_input,
     })
 }
 

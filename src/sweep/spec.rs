@@ -33,11 +33,14 @@ pub struct WorkloadSpec {
     /// `builtin:NAME`, `.onnx` or `.safetensors` paths (relative to the sweep file's directory's
     /// parent, i.e. the repository root, or absolute).
     pub models: Vec<String>,
-    /// safetensors: dense head name and activation.
+    /// safetensors: dense head name, activation and input (`every-step`, `last-step`,
+    /// `final-state`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_activation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_input: Option<String>,
     /// Input sequences (.npy); when absent, seeded standard-normal inputs of the model's width.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,

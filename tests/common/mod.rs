@@ -109,6 +109,7 @@ pub fn random_model(
         weight: rng.fill(4 * width, 0.5),
         bias: rng.fill(4, 0.5),
         activation: HeadActivation::Softmax,
+        input: Default::default(),
     });
     let m = Model {
         name: format!("random-{seed}"),

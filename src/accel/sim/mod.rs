@@ -379,6 +379,7 @@ pub fn simulate_plans(
     }
     let mut end = times.iter().map(|x| x.last_end).fold(0.0, f64::max);
     if let Some(head) = w.head {
+        let vectors = head.vectors(w.batch, w.seq_len);
         let core = sim.cores.len() - 1;
         let outputs = (head.output_size as u64).div_ceil(sim.split);
         let bytes = (outputs * head.input_size as u64) as f64 * weight_bytes;
@@ -392,15 +393,15 @@ pub fn simulate_plans(
             1,
             outputs,
             head.input_size as u64,
-            b * t,
+            vectors,
             None,
         );
         end = if head.activation {
-            sim.tail(core, mv_end, outputs * b * t)
+            sim.tail(core, mv_end, outputs * vectors)
         } else {
             mv_end
         };
-        dram_extra += (outputs * b * t) as f64 * act_bytes;
+        dram_extra += (outputs * vectors) as f64 * act_bytes;
     }
     sim.result.dram_bytes += dram_extra;
     // Activation traffic (inputs, outputs, spills) is a throughput bound only.

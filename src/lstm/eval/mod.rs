@@ -45,7 +45,7 @@ pub use reference::Reference;
 use crate::format::{Format, PrecisionConfig};
 use crate::lstm::driver;
 use crate::lstm::npy::Sequences;
-use crate::lstm::{HeadActivation, Model};
+use crate::lstm::{HeadActivation, HeadInput, Model};
 use rayon::prelude::*;
 
 /// Why an evaluation cannot run; `Display` is one line.
@@ -341,14 +341,17 @@ fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut
     SeqOut { layers, output }
 }
 
-/// The dense head over a `[T, W]` hidden sequence of the last layer: `[T, O]` (plain f32,
-/// NUMERICS.md section 8), or `None` without a head.
+/// The dense head over a `[T, W]` hidden sequence of the last layer: `[T, O]` for a head on
+/// every step, `[1, O]` for one on the last step or the final states (plain f32, NUMERICS.md
+/// section 8), or `None` without a head.
 pub(crate) fn apply_head(model: &Model, x: &[f32], steps: usize) -> Option<Vec<f32>> {
     let width = model.hidden_output_size();
     model.head.as_ref().map(|head| {
-        let mut y = vec![0.0f32; steps * head.output_size];
-        for t in 0..steps {
-            let h = &x[t * width..(t + 1) * width];
+        let picked = head_rows(model, head.input, x, steps);
+        let rows = picked.len() / width.max(1);
+        let mut y = vec![0.0f32; rows * head.output_size];
+        for t in 0..rows {
+            let h = &picked[t * width..(t + 1) * width];
             let row = &mut y[t * head.output_size..(t + 1) * head.output_size];
             for (o, out) in row.iter_mut().enumerate() {
                 let w = &head.weight[o * width..(o + 1) * width];
@@ -369,4 +372,41 @@ pub(crate) fn apply_head(model: &Model, x: &[f32], steps: usize) -> Option<Vec<f
         }
         y
     })
+}
+
+/// The hidden vectors a head reads from a `[T, W]` sequence, as rows of `W`: every step, the
+/// last step, or each direction's final state (forward at step T-1, reverse at step 0).
+pub(crate) fn head_rows<'a, T: Copy>(
+    model: &Model,
+    input: HeadInput,
+    x: &'a [T],
+    steps: usize,
+) -> std::borrow::Cow<'a, [T]> {
+    use std::borrow::Cow;
+    let width = model.hidden_output_size();
+    if steps == 0 || x.len() < steps * width {
+        return Cow::Borrowed(&[]);
+    }
+    let row = |t: usize| &x[t * width..(t + 1) * width];
+    match input {
+        HeadInput::EveryStep => Cow::Borrowed(&x[..steps * width]),
+        HeadInput::LastStep => Cow::Borrowed(row(steps - 1)),
+        HeadInput::FinalState => {
+            let Some(layer) = model.layers.last() else {
+                return Cow::Borrowed(&[]);
+            };
+            let h = layer.hidden_size;
+            let picked = (0..layer.direction.count())
+                .flat_map(|k| {
+                    let t = if layer.direction.is_reversed(k) {
+                        0
+                    } else {
+                        steps - 1
+                    };
+                    row(t)[k * h..(k + 1) * h].iter().copied()
+                })
+                .collect();
+            Cow::Owned(picked)
+        }
+    }
 }

@@ -22,7 +22,7 @@ use super::gemm::{self, Packed};
 use super::plan::{CalHist, Calibration, CellRange, LayerRange};
 use super::LayerStates;
 use crate::lstm::npy::Sequences;
-use crate::lstm::{Cell, HeadActivation, Model};
+use crate::lstm::{Cell, HeadActivation, HeadInput, Model};
 use rayon::prelude::*;
 
 /// The reference evaluation of a batch: the same shapes as a [`super::Run`].
@@ -87,9 +87,19 @@ pub fn evaluate_with(model: &Model, seqs: &Sequences, hist: bool) -> Reference {
         width = stride;
     }
     let output = model.head.as_ref().map(|head| {
-        let mut y = vec![0.0f32; n * steps * head.output_size];
+        // The rows the head reads: every step's, or one per sequence.
+        let rows: std::borrow::Cow<[f64]> = match head.input {
+            HeadInput::EveryStep => std::borrow::Cow::Borrowed(&x),
+            _ => (0..n)
+                .flat_map(|s| {
+                    let seq = &x[s * steps * width..(s + 1) * steps * width];
+                    super::head_rows(model, head.input, seq, steps).into_owned()
+                })
+                .collect(),
+        };
+        let mut y = vec![0.0f32; rows.len() / width.max(1) * head.output_size];
         y.par_chunks_mut(head.output_size)
-            .zip(x.par_chunks(width))
+            .zip(rows.par_chunks(width))
             .for_each(|(out, h)| {
                 let mut row: Vec<f64> = (0..head.output_size)
                     .map(|o| {

@@ -9,6 +9,9 @@ impl Builder<'_> {
         if self.head.linear.is_some() {
             return Err("an LSTM after the dense head is not supported".into());
         }
+        if self.head.input != crate::lstm::HeadInput::EveryStep {
+            return Err("an LSTM after the last step was taken is not supported".into());
+        }
         for unsupported in ["clip", "activation_alpha", "activation_beta"] {
             if attr(node, unsupported).is_some() {
                 return Err(format!("attribute '{unsupported}' is not supported"));
@@ -150,7 +153,16 @@ impl Builder<'_> {
                 Axis::Feat(Some(hidden)),
             ],
         );
-        self.set(node, 1, Val::State);
+        let layer = self.layers.len() - 1;
+        let parts = (0..d).map(|k| (layer, k)).collect();
+        self.set(
+            node,
+            1,
+            Val::Final {
+                parts,
+                stacked: true,
+            },
+        );
         self.set(node, 2, Val::State);
         Ok(())
     }
@@ -215,7 +227,8 @@ impl Builder<'_> {
         match axes {
             [Axis::Steps, Axis::Batch, Axis::Feat(Some(w))]
             | [Axis::Batch, Axis::Steps, Axis::Feat(Some(w))]
-            | [Axis::Rows { .. }, Axis::Feat(Some(w))] => Ok(*w),
+            | [Axis::Rows { .. }, Axis::Feat(Some(w))]
+            | [Axis::Batch, Axis::Feat(Some(w))] => Ok(*w),
             _ => Err(format!(
                 "the dense head needs [steps, batch, features]; the value has axes {}",
                 show(axes)
@@ -224,10 +237,13 @@ impl Builder<'_> {
     }
 
     pub(super) fn dense(&mut self, node: &NodeProto) -> Result<(), String> {
-        let axes = self.seq(node, 0)?;
         if self.head.linear.is_some() {
             return Err("only one dense layer is supported in the head".into());
         }
+        let axes = match node.input.first().and_then(|n| self.val(n)) {
+            Some(Val::State | Val::Final { .. }) => self.final_head(node)?,
+            _ => self.seq(node, 0)?,
+        };
         let fin = Self::features(&axes)?;
         if node.op_type == "Gemm" && axes.len() != 2 {
             return Err(format!(

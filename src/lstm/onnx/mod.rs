@@ -12,16 +12,21 @@
 mod checks;
 mod layers;
 mod shapes;
+mod states;
+mod tensor;
 #[cfg(test)]
 mod test_outputs;
 #[cfg(test)]
 mod tests;
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
-use super::{Cell, Direction, FixedSizes, Head, HeadActivation, Layer, Model, ModelError, Tensor};
+use super::{
+    Cell, Direction, FixedSizes, Head, HeadActivation, HeadInput, Layer, Model, ModelError, Tensor,
+};
 use checks::{check_attributes, declared_width, live_nodes};
 use prost::Message;
 use std::collections::HashMap;
+use tensor::tensor_val;
 
 /// One dimension of a shape value: known, or the symbolic sequence length / batch size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,8 +102,15 @@ enum Val {
         axes: Vec<Axis>,
         stage: usize,
     },
-    /// An LSTM's Y_h / Y_c: not representable.
+    /// An LSTM's Y_c, or an op on last states: not representable.
     State,
+    /// Final hidden states (`Y_h`) of (layer, direction) pairs: `stacked` on axis 0
+    /// (`[pairs, batch, H]`, an LSTM's Y_h, torch's `h_n`) or one after another on features
+    /// (`[batch, pairs * H]`, `h_n[-1]`, `cat(h_n[-2], h_n[-1])`).
+    Final {
+        parts: Vec<(usize, usize)>,
+        stacked: bool,
+    },
 }
 
 #[derive(Default)]
@@ -106,6 +118,7 @@ struct HeadParts {
     linear: Option<(usize, usize, Vec<f32>)>, // (in, out, weight [out, in])
     bias: Option<Vec<f32>>,
     activation: Option<HeadActivation>,
+    input: HeadInput,
 }
 
 /// Parses an ONNX model; `file` names it in errors.
@@ -254,8 +267,8 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
                 "graph output '{}' is not the result of the last layer",
                 o.name
             )
-        } else if let Some(o) =
-            (graph.output.iter()).find(|o| matches!(b.val(&o.name), Some(Val::State)))
+        } else if let Some(o) = (graph.output.iter())
+            .find(|o| matches!(b.val(&o.name), Some(Val::State | Val::Final { .. })))
         {
             format!("graph output '{}' is an LSTM's last state (Y_h / Y_c), which is not supported: export the sequence Y", o.name)
         } else {
@@ -266,6 +279,16 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
     let head = match b.head {
         HeadParts {
             linear: None,
+            input: HeadInput::LastStep | HeadInput::FinalState,
+            ..
+        } => {
+            return Err(at((end, b.x_accepted))(ModelError::invalid(
+                file,
+                "the last step is taken without a dense head after it: lstm-dse runs the whole sequence (export `y`)",
+            )))
+        }
+        HeadParts {
+            linear: None,
             activation: None,
             ..
         } => None,
@@ -273,12 +296,14 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
             linear: Some((i, o, weight)),
             bias,
             activation,
+            input,
         } => Some(Head {
             input_size: i,
             output_size: o,
             weight,
             bias: bias.unwrap_or_else(|| vec![0.0; o]),
             activation: activation.unwrap_or(HeadActivation::None),
+            input,
         }),
         HeadParts { linear: None, .. } => {
             return Err(at((end, b.x_accepted))(ModelError::invalid(
@@ -295,69 +320,6 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
     })
 }
 
-fn tensor_val(t: &TensorProto) -> Result<Val, String> {
-    if t.data_location == 1 {
-        return Err("external data is not supported; save the model with weights inside".into());
-    }
-    if let Some(d) = t.dims.iter().find(|&&d| d < 0) {
-        return Err(format!(
-            "has a negative dimension ({d}) in its shape {:?}",
-            t.dims
-        ));
-    }
-    let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-    let n = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or("has an impossibly large shape")?;
-    let raw = &t.raw_data;
-    match t.data_type {
-        pb::FLOAT | pb::DOUBLE => {
-            let data: Vec<f32> = if t.data_type == pb::FLOAT && !raw.is_empty() {
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()
-            } else if t.data_type == pb::DOUBLE && !raw.is_empty() {
-                crate::lstm::narrow_f64(
-                    raw.chunks_exact(8)
-                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
-                )?
-            } else if t.data_type == pb::FLOAT {
-                t.float_data.clone()
-            } else {
-                crate::lstm::narrow_f64(t.double_data.iter().copied())?
-            };
-            if data.len() != n {
-                return Err(format!("has {} values for shape {dims:?}", data.len()));
-            }
-            Ok(Val::Floats { dims, data })
-        }
-        pb::INT64 | pb::INT32 => {
-            let vals: Vec<i64> = match (t.data_type, raw.is_empty()) {
-                (pb::INT64, false) => raw
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                    .collect(),
-                (pb::INT64, true) => t.int64_data.clone(),
-                (_, false) => raw
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                    .collect(),
-                (_, true) => t.int32_data.iter().map(|&v| v as i64).collect(),
-            };
-            if vals.len() != n {
-                return Err(format!("has {} values for shape {dims:?}", vals.len()));
-            }
-            Ok(Val::Ints {
-                vals: vals.into_iter().map(Dim::Known).collect(),
-                scalar: dims.is_empty(),
-            })
-        }
-        other => Err(format!(
-            "tensor element type {other} is not supported (float32, float64, int32, int64)"
-        )),
-    }
-}
 fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
@@ -412,7 +374,7 @@ impl Builder<'_> {
         match node.input.get(k).map(String::as_str) {
             None | Some("") => Ok(None),
             Some(name) => match self.val(name) {
-                Some(Val::State) => Err(format!("uses '{name}', an LSTM's last-state output (Y_h / Y_c), which is not supported")),
+                Some(Val::State | Val::Final { .. }) => Err(format!("uses '{name}', an LSTM's last-state output (Y_h / Y_c), which is not supported here")),
                 Some(v) => Ok(Some(v)),
                 None => Err(format!("input '{name}' is not produced by any earlier node")),
             },
@@ -488,24 +450,9 @@ impl Builder<'_> {
         }
         let any_seq =
             (0..node.input.len()).any(|k| matches!(self.input(node, k), Ok(Some(Val::Seq { .. }))));
-        // Ops on an LSTM's last states and constants alone (`h_n` of every layer concatenated,
-        // as `torch.onnx.export` writes a module that returns it) compute an output the model
-        // does not give: their results stay states, refused wherever the data path uses them.
-        // A head on them (`fc(h_n[-1])`) is refused here, naming its node.
-        let any_state = (node.input.iter()).any(|n| matches!(self.val(n), Some(Val::State)));
-        if any_state && !any_seq && node.op_type != "LSTM" {
-            if let Some(n) = (node.input.iter()).find(|n| !n.is_empty() && self.val(n).is_none()) {
-                return Err(format!("input '{n}' is not produced by any earlier node"));
-            }
-            if matches!(
-                node.op_type.as_str(),
-                "MatMul" | "Gemm" | "Add" | "Sigmoid" | "Softmax"
-            ) {
-                return Err("a head on an LSTM's last state (`fc(h_n[-1])` in PyTorch) is not supported: export the head on every step, `fc(y)` (lstm-dse reads a per-sequence label from the last step)".into());
-            }
-            for k in 0..node.output.len() {
-                self.set(node, k, Val::State);
-            }
+        // Ops on an LSTM's last states and constants alone (docs/MODELS.md): `h_n` and a head
+        // on the final states.
+        if self.state_op(node, any_seq)? {
             return Ok(());
         }
         if self.constant_op(node, any_seq)? || self.layout_op(node)? {
@@ -516,10 +463,10 @@ impl Builder<'_> {
             "MatMul" | "Gemm" => self.dense(node),
             "Add" => self.bias(node),
             "Sigmoid" | "Softmax" => self.activation(node),
-            "Gather" | "Slice" if any_seq => Err(format!(
-                "operator {} takes part of the sequence, which is not supported: for a head on the last step (`fc(y[:, -1])` in PyTorch), export it on every step, `fc(y)` (lstm-dse reads a per-sequence label from the last step)",
-                node.op_type
-            )),
+            "Gather" if any_seq => self.last_step(node),
+            "Slice" if any_seq => Err(
+                "operator Slice takes part of the sequence, which is not supported: take the last step with `y[:, -1]` (a Gather) or export the head on every step, `fc(y)`".into(),
+            ),
             op => {
                 let how = if any_seq {
                     "on the LSTM data path"

@@ -3,6 +3,7 @@
 
 use super::tests::{floats, int, int64s, ints, lstm, node, parse_graph, parse_outputs, H, I};
 use super::*;
+use crate::lstm::HeadInput;
 
 #[test]
 fn nodes_that_feed_no_output_are_skipped() {
@@ -110,24 +111,188 @@ fn a_batch_major_input_is_read_through_its_transpose() {
     assert!(err.contains("[steps, batch"), "{err}");
 }
 
+/// A rank-0 int64 initializer (a Gather index as torch writes `y[:, -1]`).
+fn scalar(name: &str, v: i64) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![],
+        data_type: pb::INT64,
+        int64_data: vec![v],
+        ..Default::default()
+    }
+}
+
 #[test]
-fn a_head_on_one_step_is_refused_with_the_export_that_works() {
-    // `fc(y[-1])`: a Gather of the last step before the head.
-    let (l, mut inits) = lstm(1, vec![]);
-    inits.push(int64s("last", &[-1]));
-    let gather = node(
-        "Gather",
-        "last_step",
-        &["Y", "last"],
-        "L",
-        vec![int("axis", 0)],
-    );
+fn the_last_step_is_a_gather_along_the_steps() {
+    // LSTM -> Squeeze -> [`before`] -> Gather(index `at`, axis `axis`) -> [`after`]; `fc` is a
+    // MatMul [H, 3].
+    let graph = |at: TensorProto, axis: i64, before: Vec<NodeProto>, after: Vec<NodeProto>| {
+        let (l, mut inits) = lstm(1, vec![]);
+        inits.extend([int64s("one", &[1]), at, floats("Wd", &[H, 3])]);
+        let src = before
+            .last()
+            .map_or("S", |n| n.output[0].as_str())
+            .to_string();
+        let gather = node(
+            "Gather",
+            "last",
+            &[&src, "at"],
+            "L",
+            vec![int("axis", axis)],
+        );
+        let out = after
+            .last()
+            .map_or("L", |n| n.output[0].as_str())
+            .to_string();
+        let nodes = [
+            vec![l, node("Squeeze", "sq", &["Y", "one"], "S", vec![])],
+            before,
+            vec![gather],
+            after,
+        ]
+        .concat();
+        parse_graph(17, nodes, inits, None, &out)
+    };
+    let fc = |from: &str| node("MatMul", "fc", &[from, "Wd"], "Z", vec![]);
+    let m = graph(scalar("at", -1), 0, vec![], vec![fc("L")]).unwrap();
+    let head = m.head.expect("a head");
+    assert_eq!((head.input, head.output_size), (HeadInput::LastStep, 3));
+    // After the dense layer (`fc(y)[-1]`, the same rows): the head's input is the last step.
+    let before = vec![fc("S")];
+    let m = graph(scalar("at", -1), 0, before, vec![]).unwrap();
+    assert_eq!(m.head.map(|h| h.input), Some(HeadInput::LastStep));
+    for (at, axis, after, want) in [
+        (
+            scalar("at", 0),
+            0,
+            vec![fc("L")],
+            "takes step 0; only the last step (index -1)",
+        ),
+        (
+            int64s("at", &[-1]),
+            0,
+            vec![fc("L")],
+            "not a constant scalar",
+        ),
+        (
+            scalar("at", -1),
+            1,
+            vec![fc("L")],
+            "gathers along axis 1 (batch)",
+        ),
+        (scalar("at", -1), 3, vec![fc("L")], "axis 3 is out of range"),
+        (scalar("at", -1), 0, vec![], "without a dense head after it"),
+    ] {
+        let err = graph(at, axis, vec![], after).unwrap_err();
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    // The directions not merged yet (Y is [steps, directions, batch, features]).
+    let (l, mut inits) = lstm(2, vec![]);
+    inits.push(scalar("at", -1));
+    let gather = node("Gather", "last", &["Y", "at"], "L", vec![int("axis", 0)]);
     let err = parse_graph(17, vec![l, gather], inits, None, "L").unwrap_err();
     assert!(
-        err.contains("node 'last_step' (Gather): operator Gather takes part of the sequence"),
+        err.contains("node 'last' (Gather)") && err.contains("only [batch, features]"),
         "{err}"
     );
-    assert!(err.contains("export it on every step, `fc(y)`"), "{err}");
+    // Part of the sequence by Slice: refused, pointing at the Gather that works.
+    let (l, mut inits) = lstm(1, vec![]);
+    inits.extend([int64s("s", &[-1]), int64s("e", &[i64::MAX])]);
+    let slice = node("Slice", "tail", &["Y", "s", "e"], "L", vec![]);
+    let err = parse_graph(17, vec![l, slice], inits, None, "L").unwrap_err();
+    assert!(err.contains("`y[:, -1]` (a Gather)"), "{err}");
+}
+
+#[test]
+fn a_head_on_the_final_states() {
+    // Two layers of `dirs` directions, h_n = Concat(Y_h, Y_h2) -> `tail` -> the head's input
+    // "F" -> MatMul [width, 3].
+    let graph = |dirs: usize, width: usize, tail: Vec<NodeProto>| {
+        let (mut l1, mut inits) = lstm(dirs, vec![]);
+        l1.output = vec!["Y".into(), "Yh".into()];
+        let merge = if dirs == 1 {
+            inits.push(int64s("one", &[1]));
+            vec![node("Squeeze", "sq", &["Y", "one"], "S", vec![])]
+        } else {
+            inits.push(int64s("shape", &[0, 0, -1]));
+            vec![
+                node(
+                    "Transpose",
+                    "tr",
+                    &["Y"],
+                    "Yt",
+                    vec![ints("perm", &[0, 2, 1, 3])],
+                ),
+                node("Reshape", "rs", &["Yt", "shape"], "S", vec![]),
+            ]
+        };
+        let (mut l2, _) = lstm(dirs, vec![]);
+        l2.name = "lstm2".into();
+        l2.input = vec!["S".into(), "W2".into(), "R2".into()];
+        l2.output = vec!["Y2".into(), "Yh2".into()];
+        inits.extend([
+            floats("W2", &[dirs, 4 * H, dirs * H]),
+            floats("R2", &[dirs, 4 * H, H]),
+            floats("Wd", &[width, 3]),
+            scalar("m1", -1),
+            scalar("m2", -2),
+            scalar("m3", -3),
+            int64s("zero", &[0]),
+        ]);
+        let concat = node("Concat", "h_n", &["Yh", "Yh2"], "Hn", vec![int("axis", 0)]);
+        let fc = node("MatMul", "fc", &["F", "Wd"], "Z", vec![]);
+        let nodes = [vec![l1], merge, vec![l2, concat], tail, vec![fc]].concat();
+        parse_outputs(17, nodes, inits, None, &["Z"])
+    };
+    let gather = |at: &str, out: &str| {
+        let from = if at == "zero" { "Yh2" } else { "Hn" };
+        node(
+            "Gather",
+            &format!("g{out}"),
+            &[from, at],
+            out,
+            vec![int("axis", 0)],
+        )
+    };
+    let cat =
+        |a: &str, b: &str, axis: i64| node("Concat", "cat", &[a, b], "F", vec![int("axis", axis)]);
+    let final_state = |m: Result<Model, String>| m.map(|m| m.head.map(|h| h.input));
+    let want = Ok(Some(HeadInput::FinalState));
+    // `fc(h_n[-1])` of one direction; a layer's Y_h squeezed (`h_n.squeeze(0)`).
+    assert_eq!(final_state(graph(1, H, vec![gather("m1", "F")])), want);
+    let squeeze = node("Squeeze", "sq0", &["Yh2", "zero"], "F", vec![]);
+    assert_eq!(final_state(graph(1, H, vec![squeeze])), want);
+    // `fc(cat(h_n[-2], h_n[-1]))` of two directions.
+    let both = vec![gather("m2", "A"), gather("m1", "B"), cat("A", "B", 1)];
+    assert_eq!(final_state(graph(2, 2 * H, both)), want);
+    for (dirs, width, tail, what) in [
+        (1, H, vec![gather("m2", "F")], "of layer 0 direction 0"),
+        (2, H, vec![gather("m1", "F")], "of layer 1 direction 1"),
+        (
+            2,
+            2 * H,
+            vec![gather("m1", "A"), gather("m2", "B"), cat("A", "B", 1)],
+            "of layer 1 direction 1, layer 1 direction 0",
+        ),
+        (
+            2,
+            2 * H,
+            vec![gather("m2", "A"), gather("m1", "B"), cat("A", "B", 0)],
+            "another part of the states",
+        ),
+        (
+            1,
+            H,
+            vec![gather("zero", "F")],
+            "another part of the states",
+        ),
+    ] {
+        let err = graph(dirs, width, tail).unwrap_err();
+        assert!(
+            err.contains("node 'fc' (MatMul)") && err.contains(what) && err.contains("fc(h_n[-1])"),
+            "{what}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -165,7 +330,8 @@ fn ops_on_last_states_alone_are_not_computed_and_the_data_path_may_not_use_them(
         let concat = node("Concat", "h_n", &["Yh", "Yh2"], "Hn", vec![int("axis", 0)]);
         let err = with(vec![concat, gather, fc], outs).unwrap_err();
         assert!(
-            err.contains("node 'fc' (MatMul)") && err.contains("export the head on every step"),
+            err.contains("node 'fc' (MatMul)")
+                && err.contains("a head on an LSTM's last state is supported as"),
             "{err}"
         );
     }
