@@ -44,10 +44,18 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 23] = [
+    let cases: [Case; 25] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
+        ),
+        (
+            &[(models, "models = [\"tests/data/torch_lstm3.safetensors\"]\nhead = \"fc\"\nhead_input = \"last\"")],
+            &["workload.head_input", "unknown head input 'last'"],
+        ),
+        (
+            &[(models, "models = [\"builtin:tiny\"]\nhead_input = \"last-step\"")],
+            &["builtin:tiny", "apply to safetensors models only"],
         ),
         (
             &[(r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", "w=fx8"]"#)],
