@@ -99,6 +99,14 @@ fn heads_on_the_last_step_or_the_final_states() {
     }
 }
 
+/// torch's default exporter since 2.9 (`dynamo=True`): weights in `torch_dynamo.onnx.data`
+/// beside the model (external data; refused before), initial states from `Expand`, the
+/// directions merged by a shape computed with Slice / Mul / Reshape of shape vectors.
+#[test]
+fn torch_dynamo_export_with_external_data() {
+    check("torch_dynamo.onnx", "torch_dynamo", LoadOptions::default());
+}
+
 #[test]
 fn static_export_runs_on_its_sizes_and_refuses_others() {
     // Literal sizes in Reshapes and initial states, a strided Slice, a Gemm bias of [1, O].

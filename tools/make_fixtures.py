@@ -419,6 +419,47 @@ def fixture_torch_heads():
         print(describe(OUT / f"{name}.onnx"))
 
 
+def fixture_torch_dynamo():
+    """`LastStep` exported by torch's default exporter since 2.9 (`dynamo=True`, onnxscript):
+    opset 18+, the large weights in `torch_dynamo.onnx.data` beside the model (external data),
+    initial states from `Expand`, and the merge of directions computed by Slice/Mul/Reshape of
+    shape vectors."""
+    import contextlib
+    import io
+    import logging
+    name = "torch_dynamo"
+    torch.manual_seed(0)
+    module = LastStep().eval()
+    x = make_x(21, 6)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        hid_t = module.lstm(xt)[0].numpy()
+        out_t = module(xt).numpy()
+    for old in OUT.glob(f"{name}.onnx*"):
+        old.unlink()
+    logging.disable(logging.WARNING)
+    dims = {0: torch.export.Dim("N"), 1: torch.export.Dim("T")}
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=True, input_names=["x"],
+                          output_names=["out"], dynamic_shapes={"x": dims}, external_data=True)
+    logging.disable(logging.NOTSET)
+    onnx.checker.check_model(str(OUT / f"{name}.onnx"))
+    yname = last_lstm_y(OUT / f"{name}.onnx")
+    m = onnx.load(str(OUT / f"{name}.onnx"))
+    m.graph.output.append(helper.make_tensor_value_info(yname, TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
+    hid, out = y_to_ours(res[yname]), res["out"]
+    print(f"{name}: max|torch - ORT| hidden = {maxdiff(hid_t, hid):.3g}, output = {maxdiff(out_t, out):.3g}")
+    save_npy(f"{name}.x.npy", x)
+    save_npy(f"{name}.hidden.npy", hid)
+    save_npy(f"{name}.output.npy", out)
+    print(describe(OUT / f"{name}.onnx"))
+
+
 def fixture_reverse_final_state():
     """Built by hand: a reverse LSTM whose Y_h (its state at time 0), squeezed, feeds the head."""
     I, H, O = 4, 5, 3
@@ -522,6 +563,7 @@ def main():
     fixture_torch_batch_first()
     fixture_torch_heads()
     fixture_reverse_final_state()
+    fixture_torch_dynamo()
 
     print("\nfiles:")
     for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):

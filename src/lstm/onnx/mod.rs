@@ -17,6 +17,8 @@ mod tensor;
 #[cfg(test)]
 mod test_outputs;
 #[cfg(test)]
+mod test_tensor;
+#[cfg(test)]
 mod tests;
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
@@ -26,7 +28,7 @@ use super::{
 use checks::{check_attributes, declared_width, live_nodes};
 use prost::Message;
 use std::collections::HashMap;
-use tensor::tensor_val;
+use tensor::{tensor_val, with_external};
 
 /// One dimension of a shape value: known, or the symbolic sequence length / batch size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -143,7 +145,8 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
     for t in &graph.initializer {
         inits.insert(
             t.name.clone(),
-            tensor_val(t)
+            with_external(file, t)
+                .and_then(|t| tensor_val(&t))
                 .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))?,
         );
     }
