@@ -104,7 +104,7 @@ pub use workload::{workload_of, HeadShape, LayerShape, Workload};
 /// docs/MODEL.md); a sweep records it in `spec.resolved.toml`, and `--resume` and `merge`
 /// refuse to combine rows of different versions. `tests/golden/accel_points.csv` records the
 /// version it was made with, and its test fails when either that or a figure differs.
-pub const MODEL_VERSION: u32 = 6;
+pub const MODEL_VERSION: u32 = 7;
 
 /// Loads, applies `--set` overrides in order, and validates: the one call the CLI needs.
 pub fn load_arch_with_overrides(

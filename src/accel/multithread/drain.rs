@@ -24,6 +24,10 @@ struct SegmentRounds<'a> {
     /// job by job, rather than its full period; docs/MODEL.md section 4, "Two shared cores in
     /// a row").
     floors: Vec<f64>,
+    /// Per stage, the least a round of the lone layers after it and of the hops takes: a path
+    /// may leave a shared core's wavefront at any step and walk the stages after it from there
+    /// (docs/MODEL.md section 4, "A shared core's last rounds, crossed").
+    crossed: Vec<f64>,
 }
 
 impl<'a> SegmentRounds<'a> {
@@ -31,9 +35,17 @@ impl<'a> SegmentRounds<'a> {
         let (t, rho, seq_len) = (pipe.t, pipe.rho, pipe.seq_len());
         let slowest = stages.iter().map(Stage::period).fold(max_hop, f64::max);
         let mut floors = vec![0.0f64; stages.len()];
+        let mut crossed = vec![0.0f64; stages.len()];
         let mut after = max_hop;
+        let mut lone_after = max_hop;
         for (k, stage) in stages.iter().enumerate().rev() {
             floors[k] = stage.last_step_cycles.max(after);
+            crossed[k] = lone_after;
+            if stage.layers == 1 {
+                // Its compute-bound rounds: its streams run ahead of its steps (the double
+                // buffer), so they need not pace a path that enters it late.
+                lone_after = lone_after.max(stage.compute_step_cycles.max(stage.busy_cycles));
+            }
             let own = if stage.layers >= 2 && t >= 2.0 {
                 let last =
                     shared::last_rounds(&stage.jobs, stage.busy_cycles, floors[k], rho, seq_len);
@@ -48,6 +60,7 @@ impl<'a> SegmentRounds<'a> {
             stages,
             slowest,
             floors,
+            crossed,
         }
     }
 
@@ -71,11 +84,33 @@ impl<'a> SegmentRounds<'a> {
 
     /// The rounds at the units' pace, job by job where they are not steady: a layer's last
     /// job and the rounds after it (docs/MODEL.md section 4, "A shared core's last jobs").
+    /// Those rounds shrink as the core's layers finish; where they fall below the rounds of
+    /// the lone layers after the core, the longest path leaves the core at the step r where
+    /// they do: its rounds up to r, then T-1-r rounds of the stages after it. At fixed
+    /// precision only: with dynamic precision the walks' crossing gain out of the walked
+    /// stage takes such a path (docs/MODEL.md section 4, "A shared core's last rounds,
+    /// crossed").
     fn units(&self, j: usize) -> f64 {
         let stage = &self.stages[j];
         if self.shared(j) {
             let (rho, seq_len) = (self.pipe.rho, self.pipe.seq_len());
-            shared::units_rounds(&stage.jobs, stage.busy_cycles, self.floors[j], rho, seq_len)
+            let (jobs, busy, floor) = (&stage.jobs, stage.busy_cycles, self.floors[j]);
+            let all = shared::units_rounds(jobs, busy, floor, rho, seq_len);
+            if self.pipe.dynamic {
+                return all;
+            }
+            // Its own rounds (when its last layer's h comes), each at least that layer's own
+            // step: `floor` holds the stages after it too, the path that leaves it in its
+            // last round.
+            let own = stage.last_step_cycles;
+            let rounds = shared::Rounds::of(jobs, busy, own, 0.0, rho, seq_len);
+            // The steady rounds are alike: between r = 1 and the last ones the path is a
+            // straight line in r, longest at an end.
+            let last = seq_len - 1;
+            let steps = [0, 1].into_iter().chain(rounds.steady.max(1)..last);
+            (steps.filter(|&r| r < last))
+                .map(|r| rounds.until(r) + (last - r) as f64 * self.crossed[j])
+                .fold(all, f64::max)
         } else {
             self.steady(j, stage.busy_cycles)
         }

@@ -77,7 +77,12 @@ impl Segment {
             };
         }
         self.chain = self.chain.max(load_end);
-        self.paths_mut().for_each(|at| *at = at.max(load_end));
+        // The load delays the layer's step 0, and so the paths that walk its stage or a later
+        // one; a path that walks an earlier stage passes the layer at its last step, when the
+        // load is long done (that stage's rounds run while the layer's weights load, and the
+        // load's own path walks this stage or a later one; docs/MODEL.md section 4, "A later
+        // core's load").
+        self.paths_from_mut(j).for_each(|at| *at = at.max(load_end));
         self.queued_chain = self.queued_chain.max(load_end + issued);
         let stage = &mut self.stages[j];
         stage.busy_cycles += cost.busy_cycles;

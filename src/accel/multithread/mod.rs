@@ -260,8 +260,17 @@ impl Segment {
 
     /// Every chain of a path whose stage is still to come: `chain_at` and the crossings'.
     fn paths_mut(&mut self) -> impl Iterator<Item = &mut f64> {
-        let crossings = self.stages.iter_mut().flat_map(|s| s.crossings.iter_mut());
-        (self.chain_at.iter_mut()).chain(crossings.map(|c| &mut c.chain_cycles))
+        self.paths_from_mut(0)
+    }
+
+    /// The chains of the paths that walk stage `j` or a later one (`chain_at[j..]` and the
+    /// crossings into those stages): they pass a layer of stage j at its step 0. A path that
+    /// walks an earlier stage passes it at its last step.
+    fn paths_from_mut(&mut self, j: usize) -> impl Iterator<Item = &mut f64> {
+        let crossings = self.stages[j..]
+            .iter_mut()
+            .flat_map(|s| s.crossings.iter_mut());
+        (self.chain_at[j..].iter_mut()).chain(crossings.map(|c| &mut c.chain_cycles))
     }
 }
 
