@@ -67,15 +67,20 @@ impl Builder<'_> {
         fits.then_some(Val::Final { parts, stacked })
     }
 
+    /// The (layer, direction) pairs of input 0 when it is stacked final states.
+    fn stacked(&self, node: &NodeProto) -> Option<&[(usize, usize)]> {
+        match self.val(node.input.first()?)? {
+            Val::Final {
+                parts,
+                stacked: true,
+            } => Some(parts),
+            _ => None,
+        }
+    }
+
     /// One layer-direction of stacked final states, by a constant scalar index on axis 0.
     fn gather_final(&self, node: &NodeProto) -> Option<Val> {
-        let Some(Val::Final {
-            parts,
-            stacked: true,
-        }) = self.val(node.input.first()?)
-        else {
-            return None;
-        };
+        let parts = self.stacked(node)?;
         let Some(Val::Ints { vals, scalar: true }) = self.val(node.input.get(1)?) else {
             return None;
         };
@@ -93,13 +98,7 @@ impl Builder<'_> {
 
     /// Stacked final states of one layer-direction with axis 0 squeezed (`h_n.squeeze(0)`).
     fn squeeze_final(&self, node: &NodeProto) -> Option<Val> {
-        let Some(Val::Final {
-            parts,
-            stacked: true,
-        }) = self.val(node.input.first()?)
-        else {
-            return None;
-        };
+        let parts = self.stacked(node)?;
         let axes = match node.input.get(1).filter(|n| !n.is_empty()) {
             Some(n) => match self.val(n)? {
                 Val::Ints { vals, .. } => vals.clone(),
@@ -111,7 +110,7 @@ impl Builder<'_> {
         };
         let zero = matches!(axes[..], [Dim::Known(0)] | [Dim::Known(-3)]);
         (parts.len() == 1 && zero).then(|| Val::Final {
-            parts: parts.clone(),
+            parts: parts.to_vec(),
             stacked: false,
         })
     }
