@@ -30,6 +30,7 @@ impl Builder<'_> {
             "Add" | "Sigmoid" | "Softmax" => {
                 return Err(format!("a head on an LSTM's last state is supported as {FINAL_FORMS}, with its bias and activation after the dense layer"));
             }
+            "Identity" => node.input.first().and_then(|n| self.val(n)).cloned(),
             "Concat" => self.concat_finals(node),
             "Gather" => self.gather_final(node),
             "Squeeze" => self.squeeze_final(node),

@@ -262,6 +262,9 @@ fn a_head_on_the_final_states() {
     assert_eq!(final_state(graph(1, H, vec![gather("m1", "F")])), want);
     let squeeze = node("Squeeze", "sq0", &["Yh2", "zero"], "F", vec![]);
     assert_eq!(final_state(graph(1, H, vec![squeeze])), want);
+    let same = node("Identity", "id", &["Hn"], "Hi", vec![]);
+    let last = node("Gather", "g", &["Hi", "m1"], "F", vec![int("axis", 0)]);
+    assert_eq!(final_state(graph(1, H, vec![same, last])), want);
     // `fc(cat(h_n[-2], h_n[-1]))` of two directions.
     let both = vec![gather("m2", "A"), gather("m1", "B"), cat("A", "B", 1)];
     assert_eq!(final_state(graph(2, 2 * H, both)), want);
