@@ -352,3 +352,51 @@ fn killed_with_sigkill_then_resumed_equals_the_plain_run() {
         read(killed.join("front.csv"))
     );
 }
+
+/// A model whose weights are ONNX external data (torch's default export): the data file is an
+/// input of the run like the model file. Changed weights were served from the precision cache
+/// (keyed by the `.onnx` bytes alone) and `spec.resolved.toml` did not list the data file.
+#[test]
+fn external_weights_are_inputs_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    for f in ["torch_dynamo.onnx", "torch_dynamo.onnx.data"] {
+        std::fs::copy(Path::new("tests/data").join(f), m.join(f)).unwrap();
+    }
+    let model = m.join("torch_dynamo.onnx").display().to_string();
+    let (_spec_dir, spec) = common::sweep_file(&[(
+        r#"models = ["builtin:tiny"]"#,
+        &format!("models = [{model:?}]"),
+    )]);
+    let cache = dir.path().join("cache");
+    let run = |out: &str| {
+        let out = dir.path().join(out);
+        ok(&[
+            "sweep",
+            &spec,
+            "--out",
+            out.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let resolved = std::fs::read_to_string(out.join("spec.resolved.toml")).unwrap();
+        let results = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        (resolved, results)
+    };
+    let (resolved, before) = run("a");
+    assert!(resolved.contains("torch_dynamo.onnx.data"), "{resolved}");
+    // Other weights in the data file: a second cache entry, other accuracy figures.
+    let data = m.join("torch_dynamo.onnx.data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let floats: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| 1.5 * f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    bytes = floats.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&data, bytes).unwrap();
+    let (_, after) = run("b");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+    assert_ne!(before, after);
+}

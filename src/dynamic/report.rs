@@ -20,13 +20,20 @@ fn labelled<'a>(
     labels: &'a [f32],
 ) -> Vec<(&'a [f32], f32)> {
     let rows: Vec<&[f32]> = output.chunks(classes.max(1)).collect();
-    let n = rows.len() / per_seq.max(1);
-    if labels.len() == n {
+    let per_seq = per_seq.max(1);
+    let n = rows.len() / per_seq;
+    // `read_labels` checked the labels' shape against the input; an output of another shape
+    // scores nothing rather than pairing rows and labels by position.
+    if !rows.len().is_multiple_of(per_seq) {
+        Vec::new()
+    } else if labels.len() == n {
         (0..n)
             .map(|s| (rows[s * per_seq + per_seq - 1], labels[s]))
             .collect()
-    } else {
+    } else if labels.len() == rows.len() {
         rows.into_iter().zip(labels.iter().copied()).collect()
+    } else {
+        Vec::new()
     }
 }
 
@@ -37,7 +44,7 @@ pub fn task_accuracy(output: &[f32], classes: usize, per_seq: usize, labels: &[f
     picks.iter().filter(|(r, l)| argmax(r) as f32 == *l).count() as f64 / picks.len().max(1) as f64
 }
 
-/// Cross-entropy of softmax `output` (`[N, T, O]`) against the same labels, in bits per label:
+/// Cross-entropy of softmax `output` (`[N, per_seq, O]`) against the same labels, in bits per label:
 /// the mean of −log2 p(label), p floored at 2^-100 (a label outside the classes counts as that
 /// floor). For a character model: bits per character.
 pub fn task_bits(output: &[f32], classes: usize, per_seq: usize, labels: &[f32]) -> f64 {

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 pub struct LaneResult {
     /// Per layer: (h, c) values as `[T, D*H]` (exact values of the highest level's formats).
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
-    /// Head output `[T, O]`.
+    /// Head output `[T, O]` (`[O]` for a head on one vector per sequence).
     pub output: Option<Vec<f32>>,
     /// `levels[layer][direction][t]`: the level step t ran at.
     pub levels: Vec<Vec<Vec<u8>>>,

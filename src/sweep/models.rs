@@ -63,6 +63,11 @@ pub(super) fn model_plans(
             identity.extend(
                 std::fs::read(name).with_context(|| format!("{file}: workload.models: {name}"))?,
             );
+            // An ONNX model's weights may live in files beside it (external data).
+            for data in model_data_files(name) {
+                let what = format!("{file}: workload.models: {name}: {}", data.display());
+                identity.extend(std::fs::read(&data).with_context(|| what)?);
+            }
         }
         if let Some(l) = &labels {
             identity.extend(l.iter().flat_map(|v| v.to_le_bytes()));
@@ -131,6 +136,15 @@ pub(super) fn model_plans(
         progress.advance(1);
     }
     Ok(models)
+}
+
+/// The files besides `model` itself that hold its weights (an ONNX model's external data).
+pub(super) fn model_data_files(model: &str) -> Vec<std::path::PathBuf> {
+    if model.to_ascii_lowercase().ends_with(".onnx") {
+        crate::lstm::onnx::external_files(model).unwrap_or_default()
+    } else {
+        Vec::new()
+    }
 }
 
 /// Refuses, before the model's precision stage, an objective or `where` column this model

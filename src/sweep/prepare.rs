@@ -83,6 +83,11 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
     let mut files: BTreeMap<PathBuf, &String> = BTreeMap::new();
     for m in w.models.iter().filter(|m| !m.starts_with("builtin:")) {
         inputs.insert(m.clone(), content_hash(&file, "workload.models", m)?);
+        for data in super::models::model_data_files(m) {
+            let data = data.display().to_string();
+            let hash = content_hash(&file, "workload.models", &data)?;
+            inputs.insert(data, hash);
+        }
         // One file under two spellings (`m.onnx`, `./m.onnx`, a link) is listed twice too.
         if let Ok(real) = std::fs::canonicalize(spec::resolve_path(m)) {
             if let Some(first) = files.insert(real, m) {

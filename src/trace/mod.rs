@@ -138,7 +138,8 @@ pub enum TraceError {
 /// trace holds the states of only a few configs at a time).
 pub struct ConfigErrors {
     pub config: PrecisionConfig,
-    /// Head output `[N, T, O]` (for task accuracy), when the model has a head.
+    /// Head output `[N, T, O]` (`[N, O]` for a head on one vector per sequence), when the
+    /// model has a head.
     pub output: Option<Vec<f32>>,
     /// Hidden and cell error over one direction's H units, per (sequence, layer, direction,
     /// step) in that order (the rows of `errors.csv`).

@@ -89,7 +89,8 @@ pub struct Run {
     pub config: PrecisionConfig,
     /// The last layer's hidden sequence, `[N, T, D*H]`.
     pub hidden: Vec<f32>,
-    /// The head's output, `[N, T, O]`, when the model has a head.
+    /// The head's output, `[N, T, O]` (`[N, O]` for a head on one vector per sequence), when
+    /// the model has a head.
     pub output: Option<Vec<f32>>,
     /// Every layer's h and c, when asked for.
     pub states: Option<Vec<LayerStates>>,
@@ -97,7 +98,8 @@ pub struct Run {
     pub formats: Vec<Vec<CellFormats>>,
 }
 
-/// One sequence's result: per layer (h, c) as `[T, D*H]`, and the head output `[T, O]`.
+/// One sequence's result: per layer (h, c) as `[T, D*H]`, and the head output `[T, O]` (or
+/// `[O]`).
 pub(crate) struct SeqOut {
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
     pub output: Option<Vec<f32>>,

@@ -30,7 +30,8 @@ use rayon::prelude::*;
 pub struct Reference {
     /// The last layer's hidden sequence, `[N, T, D*H]`.
     pub hidden: Vec<f32>,
-    /// The head's output, `[N, T, O]`, when the model has a head.
+    /// The head's output, `[N, T, O]` (`[N, O]` for a head on one vector per sequence), when
+    /// the model has a head.
     pub output: Option<Vec<f32>>,
     /// Every layer's h and c, `[N, T, D*H]` each.
     pub states: Vec<LayerStates>,

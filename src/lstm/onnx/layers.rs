@@ -236,6 +236,17 @@ impl Builder<'_> {
         }
     }
 
+    /// The head's bias and activation act on the features, which must be the last axis.
+    fn features_last(axes: &[Axis]) -> Result<(), String> {
+        match axes.last() {
+            Some(Axis::Feat(Some(_))) => Ok(()),
+            _ => Err(format!(
+                "the value has axes {}; the head's ops need the features last",
+                show(axes)
+            )),
+        }
+    }
+
     pub(super) fn dense(&mut self, node: &NodeProto) -> Result<(), String> {
         if self.head.linear.is_some() {
             return Err("only one dense layer is supported in the head".into());
@@ -317,6 +328,7 @@ impl Builder<'_> {
         let (bd, bv) = self
             .floats(node, const_at, "the bias")?
             .ok_or("bias is missing")?;
+        Self::features_last(&axes)?;
         check_bias(&bd, out, axes.len())?;
         self.head.bias = Some(bv);
         self.advance(node, axes);
@@ -329,6 +341,7 @@ impl Builder<'_> {
         if self.head.linear.is_none() || self.head.activation.is_some() {
             return Err("an activation is supported only once, after the dense head".into());
         }
+        Self::features_last(&axes)?;
         if node.op_type == "Softmax" {
             // Opsets before 13 default to axis 1 and normalize over every axis from `axis`
             // on (the value flattened to 2-D); from 13 over `axis` alone, default -1. Both

@@ -11,6 +11,7 @@
 
 mod checks;
 mod layers;
+mod shape_vectors;
 mod shapes;
 mod states;
 mod tensor;
@@ -28,6 +29,7 @@ use super::{
 use checks::{check_attributes, declared_width, live_nodes};
 use prost::Message;
 use std::collections::HashMap;
+pub use tensor::external_files;
 use tensor::{tensor_val, with_external};
 
 /// One dimension of a shape value: known, or the symbolic sequence length / batch size.
@@ -142,10 +144,11 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         .graph
         .ok_or_else(|| ModelError::invalid(file, "not an ONNX model (no graph)"))?;
     let mut inits: HashMap<String, Val> = HashMap::new();
+    let mut read = 0u128;
     for t in &graph.initializer {
         inits.insert(
             t.name.clone(),
-            with_external(file, t)
+            with_external(file, t, &mut read)
                 .and_then(|t| tensor_val(&t))
                 .map_err(|p| ModelError::invalid(file, format!("initializer '{}': {p}", t.name)))?,
         );
@@ -264,7 +267,20 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
         Some(Val::Seq { stage, .. }) => Some(*stage),
         _ => None,
     };
-    if !graph.output.iter().any(|o| stage_of(o) == Some(b.stage)) {
+    // The result is written features last ([N, T, F], [N, F]): a graph whose result moves
+    // them (a Transpose after the head) would give onnxruntime's values in another order.
+    let result = (graph.output.iter()).find(|o| stage_of(o) == Some(b.stage));
+    if let Some(Val::Seq { axes, .. }) = result.and_then(|o| b.val(&o.name)) {
+        if !matches!(axes.last(), Some(Axis::Feat(_))) {
+            let problem = format!(
+                "graph output '{}' has axes {}; only a result with the features last is supported",
+                result.map_or("", |o| o.name.as_str()),
+                show(axes)
+            );
+            return Err(at((end, b.x_accepted))(ModelError::invalid(file, problem)));
+        }
+    }
+    if result.is_none() {
         let problem = if let Some(o) = graph.output.iter().find(|o| stage_of(o).is_some()) {
             format!(
                 "graph output '{}' is not the result of the last layer",

@@ -290,107 +290,6 @@ impl Builder<'_> {
     }
 }
 
-impl Builder<'_> {
-    /// Whether every input of `node` is an integer (shape) value.
-    fn all_ints(&self, node: &NodeProto) -> bool {
-        (node.input.iter()).all(|n| matches!(self.val(n), Some(Val::Ints { .. })))
-    }
-
-    /// Mul / Add / Sub of shape values, element by element (a one-value operand broadcast):
-    /// known sizes give known sizes, anything symbolic an unknown one (1 * x and 0 + x keep x).
-    fn arithmetic(&mut self, node: &NodeProto) -> Result<(), String> {
-        let get = |k: usize| match self.req(node, k) {
-            Ok(Val::Ints { vals, scalar }) => Ok((vals.clone(), *scalar)),
-            Ok(_) => Err(format!("input {k} must be an integer vector")),
-            Err(e) => Err(e),
-        };
-        let ((a, sa), (b, sb)) = (get(0)?, get(1)?);
-        let n = a.len().max(b.len());
-        if (a.len() != n && a.len() != 1) || (b.len() != n && b.len() != 1) {
-            return Err(format!(
-                "operands of {} and {} values do not broadcast",
-                a.len(),
-                b.len()
-            ));
-        }
-        let op = node.op_type.as_str();
-        let vals = (0..n)
-            .map(|i| {
-                let (x, y) = (a[i.min(a.len() - 1)], b[i.min(b.len() - 1)]);
-                match (op, x, y) {
-                    ("Mul", Dim::Known(p), Dim::Known(q)) => {
-                        p.checked_mul(q).map_or(Dim::Unknown, Dim::Known)
-                    }
-                    ("Add", Dim::Known(p), Dim::Known(q)) => {
-                        p.checked_add(q).map_or(Dim::Unknown, Dim::Known)
-                    }
-                    ("Sub", Dim::Known(p), Dim::Known(q)) => {
-                        p.checked_sub(q).map_or(Dim::Unknown, Dim::Known)
-                    }
-                    ("Mul", Dim::Known(1), d) | ("Mul", d, Dim::Known(1)) => d,
-                    ("Add", Dim::Known(0), d) | ("Add" | "Sub", d, Dim::Known(0)) => d,
-                    _ => Dim::Unknown,
-                }
-            })
-            .collect();
-        self.set(
-            node,
-            0,
-            Val::Ints {
-                vals,
-                scalar: sa && sb,
-            },
-        );
-        Ok(())
-    }
-
-    /// Slice of a shape vector (axis 0), by ONNX's rules (negative positions from the end,
-    /// clamped; any step but 0).
-    fn slice_ints(&mut self, node: &NodeProto) -> Result<(), String> {
-        let Val::Ints { vals, .. } = self.req(node, 0)?.clone() else {
-            return Err("input 0 must be an integer vector".into());
-        };
-        let one = |k: usize, default: i64| -> Result<i64, String> {
-            match self.input(node, k)? {
-                None => Ok(default),
-                Some(_) => match self.ints(node, k)?[..] {
-                    [v] => Ok(v),
-                    _ => Err(format!(
-                        "input {k} of a shape-vector slice must have one value"
-                    )),
-                },
-            }
-        };
-        if self.opset < 10 {
-            return Err("slicing a shape vector needs opset 10 or later".into());
-        }
-        let (start, end, axis, step) = (one(1, 0)?, one(2, i64::MAX)?, one(3, 0)?, one(4, 1)?);
-        if axis != 0 && axis != -1 {
-            return Err(format!("axis {axis} of a shape vector (one axis)"));
-        }
-        let n = vals.len() as i64;
-        let count = slice_len(n, start, end, step)?;
-        let at = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
-        let first = if step > 0 {
-            at(start).clamp(0, n)
-        } else {
-            at(start).clamp(0, n - 1)
-        };
-        let vals = (0..count)
-            .map(|i| vals[(first + i * step) as usize])
-            .collect();
-        self.set(
-            node,
-            0,
-            Val::Ints {
-                vals,
-                scalar: false,
-            },
-        );
-        Ok(())
-    }
-}
-
 fn axis_dim(a: &Axis) -> Dim {
     match a {
         Axis::Steps => Dim::Steps,
@@ -414,18 +313,31 @@ fn slice_dims(vals: Vec<Dim>, start: i64, end: Option<i64>) -> Vec<Dim> {
 /// The length of `start..end` by `step` on an axis of `n` (ONNX Slice: negative positions
 /// count from the end, then clamp).
 pub(super) fn slice_len(n: i64, start: i64, end: i64, step: i64) -> Result<i64, String> {
+    slice_span(n, start, end, step).map(|(_, count)| count)
+}
+
+/// The first position and the length of `start..end` by `step` on an axis of `n` (ONNX
+/// Slice: negative positions count from the end, then clamp); the first is 0 when the slice
+/// is empty.
+pub(super) fn slice_span(n: i64, start: i64, end: i64, step: i64) -> Result<(i64, i64), String> {
     let at = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
     let (s, e) = (at(start), at(end));
     Ok(match step {
-        _ if n <= 0 => 0,
         0 => return Err("a slice step of 0".into()),
+        _ if n <= 0 => (0, 0),
         st if st > 0 => {
             let (s, e) = (s.clamp(0, n), e.clamp(0, n));
-            ((e - s).max(0) as u64).div_ceil(st.unsigned_abs()) as i64
+            (
+                s,
+                ((e - s).max(0) as u64).div_ceil(st.unsigned_abs()) as i64,
+            )
         }
         st => {
             let (s, e) = (s.clamp(0, n - 1), e.clamp(-1, n - 1));
-            ((s - e).max(0) as u64).div_ceil(st.unsigned_abs()) as i64
+            (
+                s,
+                ((s - e).max(0) as u64).div_ceil(st.unsigned_abs()) as i64,
+            )
         }
     })
 }

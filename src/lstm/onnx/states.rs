@@ -126,7 +126,7 @@ impl Builder<'_> {
         }) = self.val(name)
         else {
             return Err(format!(
-                "a head on an LSTM's last state is supported as {FINAL_FORMS}; '{name}' is another part of the states"
+                "a head on an LSTM's last state is supported as {FINAL_FORMS}; '{name}' is another part of the states, or made by an op the importer does not follow on states (only Concat, Gather of one index, Squeeze of axis 0 and Identity)"
             ));
         };
         let last = self.layers.len() - 1;

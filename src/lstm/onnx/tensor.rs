@@ -6,14 +6,17 @@
 use super::*;
 use std::borrow::Cow;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// `t` with its external data read into `raw_data` (`t` itself when it has none). `file` is
-/// the model's path: the data file must lie in its directory or below, as the ONNX checker
-/// requires, and hold the tensor's bytes exactly where `offset` and `length` say.
+/// the model's path: the data file must be a regular file in its directory or below (no
+/// symbolic link, none on the way out of it, as the ONNX checker requires) and hold the
+/// tensor's bytes exactly where `offset` and `length` say. `read` counts the bytes read so far
+/// for the model: their total is bounded by `--max-memory`.
 pub(super) fn with_external<'a>(
     file: &str,
     t: &'a TensorProto,
+    read: &mut u128,
 ) -> Result<Cow<'a, TensorProto>, String> {
     if t.data_location != 1 {
         return Ok(Cow::Borrowed(t));
@@ -24,15 +27,6 @@ pub(super) fn with_external<'a>(
             .map(|e| e.value.as_str())
     };
     let location = entry("location").ok_or("external data without a 'location'")?;
-    let inside = !location.is_empty()
-        && Path::new(location)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-    if !inside {
-        return Err(format!(
-            "external data location '{location}' must be a file in the model's directory"
-        ));
-    }
     let number = |key: &str| -> Result<Option<u64>, String> {
         entry(key)
             .map(|v| {
@@ -45,11 +39,7 @@ pub(super) fn with_external<'a>(
     let size: u64 = match t.data_type {
         pb::FLOAT | pb::INT32 => 4,
         pb::DOUBLE | pb::INT64 => 8,
-        other => {
-            return Err(format!(
-                "tensor element type {other} is not supported (float32, float64, int32, int64)"
-            ))
-        }
+        other => return Err(unsupported_type(other)),
     };
     let bytes = (t.dims.iter())
         .try_fold(size, |a, &d| {
@@ -64,10 +54,10 @@ pub(super) fn with_external<'a>(
             ));
         }
     }
-    crate::limits::check_memory("an initializer's external data", Some(u128::from(bytes)))
+    *read += u128::from(bytes);
+    crate::limits::check_memory("the model's external data", Some(*read))
         .map_err(|e| e.to_string())?;
-    let dir = Path::new(file).parent().unwrap_or(Path::new(""));
-    let path = dir.join(location);
+    let path = data_path(file, location)?;
     let cannot = |e: std::io::Error| format!("external data '{}': {e}", path.display());
     let mut f = std::fs::File::open(&path).map_err(cannot)?;
     let len = f.metadata().map_err(cannot)?.len();
@@ -86,6 +76,77 @@ pub(super) fn with_external<'a>(
         external_data: Vec::new(),
         ..t.clone()
     }))
+}
+
+/// The external data file `location` names beside the model `file`: a relative path that
+/// stays in the model's directory, to a regular file that is not a symbolic link (a link, a
+/// directory or a pipe is refused, as the ONNX checker refuses them).
+fn data_path(file: &str, location: &str) -> Result<PathBuf, String> {
+    let outside =
+        || format!("external data location '{location}' must be a file in the model's directory");
+    let relative = !location.is_empty()
+        && Path::new(location)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !relative {
+        return Err(outside());
+    }
+    let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+    let path = dir.join(location);
+    let cannot = |e: std::io::Error| format!("external data '{}': {e}", path.display());
+    let meta = std::fs::symlink_metadata(&path).map_err(cannot)?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "external data '{}' is a symbolic link; keep the data file itself beside the model",
+            path.display()
+        ));
+    }
+    if !meta.is_file() {
+        return Err(format!(
+            "external data '{}' is not a regular file",
+            path.display()
+        ));
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let real = std::fs::canonicalize(&path).map_err(cannot)?;
+    let home = std::fs::canonicalize(dir).map_err(cannot)?;
+    if !real.starts_with(&home) {
+        return Err(outside());
+    }
+    Ok(path)
+}
+
+/// The external data files the initializers of the ONNX model `file` name, each once, in the
+/// order first named: a run that records or hashes a model's inputs must include them (the
+/// weights live there). Locations the import would refuse are left out (the import says why).
+pub fn external_files(file: &str) -> Result<Vec<PathBuf>, ModelError> {
+    let bytes = std::fs::read(file).map_err(|cause| ModelError::Io {
+        file: file.to_string(),
+        cause,
+    })?;
+    let Ok(proto) = pb::ModelProto::decode(&bytes[..]) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for t in proto.graph.iter().flat_map(|g| &g.initializer) {
+        let location = (t.external_data.iter()).find(|e| e.key == "location");
+        if let (1, Some(l)) = (t.data_location, location) {
+            if let Ok(p) = data_path(file, &l.value) {
+                if !files.contains(&p) {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn unsupported_type(t: i32) -> String {
+    format!("tensor element type {t} is not supported (float32, float64, int32, int64)")
 }
 
 pub(super) fn tensor_val(t: &TensorProto) -> Result<Val, String> {
@@ -146,8 +207,6 @@ pub(super) fn tensor_val(t: &TensorProto) -> Result<Val, String> {
                 scalar: dims.is_empty(),
             })
         }
-        other => Err(format!(
-            "tensor element type {other} is not supported (float32, float64, int32, int64)"
-        )),
+        other => Err(unsupported_type(other)),
     }
 }

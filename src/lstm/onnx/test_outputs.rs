@@ -358,3 +358,63 @@ fn ops_on_last_states_alone_are_not_computed_and_the_data_path_may_not_use_them(
         "{err}"
     );
 }
+
+#[test]
+fn the_heads_ops_and_the_result_keep_the_features_last() {
+    // LSTM -> Squeeze -> [Gather of the last step] -> MatMul -> Transpose (`perm`) -> `tail`:
+    // a softmax or bias after the Transpose acts on another axis in onnxruntime (it was read as
+    // the per-feature one, 0.12 and 2.0 off), and a result transposed last is written in
+    // another order.
+    let graph = |last: bool, perm: &[i64], tail: &str| {
+        let (l, mut inits) = lstm(1, vec![]);
+        inits.extend([
+            int64s("one", &[1]),
+            floats("Wd", &[H, 3]),
+            floats("bd", &[3]),
+        ]);
+        inits.push(TensorProto {
+            name: "at".into(),
+            data_type: pb::INT64,
+            int64_data: vec![-1],
+            ..Default::default()
+        });
+        let mut nodes = vec![l, node("Squeeze", "sq", &["Y", "one"], "S", vec![])];
+        let from = if last {
+            let gather = node("Gather", "last", &["S", "at"], "L", vec![int("axis", 0)]);
+            nodes.push(gather);
+            "L"
+        } else {
+            "S"
+        };
+        nodes.push(node("MatMul", "fc", &[from, "Wd"], "Z", vec![]));
+        nodes.push(node(
+            "Transpose",
+            "tr",
+            &["Z"],
+            "Zt",
+            vec![ints("perm", perm)],
+        ));
+        let out = match tail {
+            "Softmax" => node("Softmax", "tail", &["Zt"], "O", vec![]),
+            "Add" => node("Add", "tail", &["Zt", "bd"], "O", vec![]),
+            _ => return parse_graph(17, nodes, inits, None, "Zt"),
+        };
+        nodes.push(out);
+        parse_graph(17, nodes, inits, None, "O")
+    };
+    for (last, perm) in [(true, &[1, 0][..]), (false, &[0, 2, 1])] {
+        for tail in ["Softmax", "Add"] {
+            let err = graph(last, perm, tail).unwrap_err();
+            assert!(
+                err.contains(&format!("node 'tail' ({tail})")) && err.contains("features last"),
+                "{err}"
+            );
+        }
+        let err = graph(last, perm, "").unwrap_err();
+        assert!(
+            err.contains("graph output 'Zt' has axes") && err.contains("features last"),
+            "{err}"
+        );
+    }
+    assert!(graph(true, &[0, 1], "Softmax").is_ok());
+}

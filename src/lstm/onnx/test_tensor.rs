@@ -7,11 +7,16 @@ use super::*;
 use pb::StringStringEntryProto;
 
 /// An LSTM graph whose `W` lives in `data` (the file `w.bin` beside `m.onnx` in a temporary
-/// directory) at `offset`, with the external-data entries `entries` (location, offset, length
-/// as given); parsed from that directory.
+/// directory), with the external-data entries `entries` (location, offset, length as given);
+/// parsed from that directory.
 fn external(data: &[u8], entries: &[(&str, &str)]) -> Result<Model, String> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("w.bin"), data).unwrap();
+    external_in(dir.path(), entries)
+}
+
+/// The graph of [`external`], its model file in `dir`.
+fn external_in(dir: &std::path::Path, entries: &[(&str, &str)]) -> Result<Model, String> {
     let (l, mut inits) = lstm(1, vec![]);
     inits[0] = TensorProto {
         float_data: Vec::new(),
@@ -45,7 +50,7 @@ fn external(data: &[u8], entries: &[(&str, &str)]) -> Result<Model, String> {
         }],
         ..Default::default()
     };
-    let file = dir.path().join("m.onnx");
+    let file = dir.join("m.onnx");
     parse(file.to_str().unwrap(), &model.encode_to_vec()).map_err(|e| e.to_string())
 }
 
@@ -112,7 +117,7 @@ fn shape_vectors_slice_multiply_and_reshape_by_onnx_rules() {
     // LSTM -> Squeeze -> S [steps, batch, H]; Shape(S) sliced by (start, end, step), then
     // Mul by `times` (a one-value vector), Reshape to a one-value vector, Concat'ed after
     // `lead` (Shape(S) sliced to its first two), the target of Reshape(S).
-    let graph = |start: i64, end: i64, step: i64, times: i64, lead: bool| {
+    let graph = |start: i64, end: i64, step: i64, op: &str, times: i64, lead: bool| {
         let (l, mut inits) = lstm(1, vec![]);
         inits.extend([
             int64s("one", &[1]),
@@ -130,7 +135,7 @@ fn shape_vectors_slice_multiply_and_reshape_by_onnx_rules() {
             node("Squeeze", "sq", &["Y", "one"], "S", vec![]),
             node("Shape", "shape", &["S"], "D", vec![]),
             node("Slice", "cut", &["D", "s", "e", "ax", "st"], "C", vec![]),
-            node("Mul", "mul", &["C", "times"], "P", vec![]),
+            node(op, "op", &["C", "times"], "P", vec![]),
         ];
         let target = if lead {
             nodes.push(node("Reshape", "flat", &["P", "minus1"], "F", vec![]));
@@ -145,24 +150,91 @@ fn shape_vectors_slice_multiply_and_reshape_by_onnx_rules() {
         parse_outputs(17, nodes, inits, None, &["Z"])
     };
     // The last size (H) by a negative start, times 1: [steps, batch, H] again.
-    assert!(graph(-1, i64::MAX, 1, 1, true).is_ok());
+    assert!(graph(-1, i64::MAX, 1, "Mul", 1, true).is_ok());
     // Every other size from the first: [steps, H].
-    let err = graph(0, i64::MAX, 2, 1, false).unwrap_err();
+    let err = graph(0, i64::MAX, 2, "Mul", 1, false).unwrap_err();
     assert!(err.contains(&format!("to [steps, {H}]")), "{err}");
     // Backwards from the last: [H, batch, steps].
-    let err = graph(-1, i64::MIN, -1, 1, false).unwrap_err();
+    let err = graph(-1, i64::MIN, -1, "Mul", 1, false).unwrap_err();
     assert!(err.contains(&format!("to [{H}, batch, steps]")), "{err}");
     // H times 3 is a known size; steps times 3 is not.
-    let err = graph(2, 3, 1, 3, true).unwrap_err();
+    let err = graph(2, 3, 1, "Mul", 3, true).unwrap_err();
     assert!(
         err.contains(&format!("to [steps, batch, {}]", 3 * H)),
         "{err}"
     );
-    let err = graph(0, 1, 1, 3, true).unwrap_err();
+    let err = graph(0, 1, 1, "Mul", 3, true).unwrap_err();
     assert!(err.contains("to [steps, batch, ?]"), "{err}");
-    let err = graph(0, i64::MAX, 0, 1, false).unwrap_err();
+    // H + 2 and H - 2 are known; steps - 0 and steps + 0 stay the steps, steps - 1 is unknown.
+    let err = graph(2, 3, 1, "Add", 2, true).unwrap_err();
+    assert!(
+        err.contains(&format!("to [steps, batch, {}]", H + 2)),
+        "{err}"
+    );
+    let err = graph(2, 3, 1, "Sub", 2, true).unwrap_err();
+    assert!(
+        err.contains(&format!("to [steps, batch, {}]", H - 2)),
+        "{err}"
+    );
+    for op in ["Add", "Sub"] {
+        let err = graph(0, 1, 1, op, 0, true).unwrap_err();
+        assert!(err.contains("to [steps, batch, steps]"), "{op}: {err}");
+    }
+    let err = graph(0, 1, 1, "Sub", 1, true).unwrap_err();
+    assert!(err.contains("to [steps, batch, ?]"), "{err}");
+    let err = graph(0, i64::MAX, 0, "Mul", 1, false).unwrap_err();
     assert!(
         err.contains("node 'cut' (Slice): a slice step of 0"),
         "{err}"
     );
+}
+
+#[test]
+fn an_empty_shape_vector_slices_to_an_empty_one() {
+    // Shape(S) [steps, batch, H] ++ (its empty slice [0:0], sliced again backwards): the
+    // target [steps, batch, H]. Slicing the empty vector with a negative step panicked.
+    let (l, mut inits) = lstm(1, vec![]);
+    inits.extend([
+        int64s("one", &[1]),
+        int64s("zero", &[0]),
+        int64s("m1", &[-1]),
+        int64s("m10", &[-10]),
+    ]);
+    let nodes = vec![
+        l,
+        node("Squeeze", "sq", &["Y", "one"], "S", vec![]),
+        node("Shape", "shape", &["S"], "D", vec![]),
+        node("Slice", "none", &["D", "zero", "zero"], "E", vec![]),
+        node(
+            "Slice",
+            "back",
+            &["E", "m1", "m10", "zero", "m1"],
+            "F",
+            vec![],
+        ),
+        node("Concat", "cat", &["D", "F"], "T", vec![int("axis", 0)]),
+        node("Reshape", "to", &["S", "T"], "Z", vec![]),
+    ];
+    assert!(parse_outputs(17, nodes, inits, None, &["Z"]).is_ok());
+}
+
+#[test]
+fn external_data_that_is_a_link_or_not_a_file_is_refused() {
+    #[cfg(unix)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.bin");
+        std::fs::write(&outside, vec![0u8; 4 * 4 * H * I]).unwrap();
+        let model = dir.path().join("m");
+        std::fs::create_dir(&model).unwrap();
+        std::os::unix::fs::symlink(&outside, model.join("w.bin")).unwrap();
+        std::fs::create_dir(model.join("d.bin")).unwrap();
+        for (location, want) in [
+            ("w.bin", "is a symbolic link"),
+            ("d.bin", "is not a regular file"),
+        ] {
+            let err = external_in(&model, &[("location", location)]).unwrap_err();
+            assert!(err.contains(want), "{location}: {err}");
+        }
+    }
 }
