@@ -373,16 +373,10 @@ def fixture_torch_batch_first():
     save_batch_major(name, x, hid_t, out_t, "y")
 
 
-class LastStep(nn.Module):
+class LastStep(BatchFirst):
     """The usual PyTorch sequence classifier: the head on the last step, `fc(y[:, -1])` (a Gather
     along the steps in the export), bidirectional so that the last step's reverse half is that
-    direction's first step."""
-    def __init__(self):
-        super().__init__()
-        self.lstm = nn.LSTM(input_size=6, hidden_size=9, num_layers=2, bidirectional=True,
-                            batch_first=True)
-        self.fc = nn.Linear(18, 4)
-
+    direction's first step (`BatchFirst`'s layers)."""
     def forward(self, x):
         y, _ = self.lstm(x)
         return torch.softmax(self.fc(y[:, -1]), dim=-1)

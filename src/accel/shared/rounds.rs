@@ -128,7 +128,7 @@ fn last_input_floor(layers: &[CoreLayer], rho: f64, steps: usize) -> f64 {
 /// less: the drain of docs/MODEL.md section 4, which took off the last round alone. The
 /// rounds from the first layer's last job on hold the last-job waits only, not the steady
 /// wait: what the simulator shows for two layers on a core (three or more: docs/MODEL.md
-/// section 4, item 5).
+/// section 4, item 5). [`Rounds::after`] step 0 of a core of two or more layers.
 pub(crate) fn units_rounds(
     layers: &[CoreLayer],
     busy: f64,
@@ -136,15 +136,7 @@ pub(crate) fn units_rounds(
     rho: f64,
     steps: usize,
 ) -> f64 {
-    let rounds = steps.saturating_sub(1);
-    let last = last_rounds(layers, busy, floor, rho, steps);
-    let steady = rounds - last.len();
-    let saving = if steady > 0 {
-        first_round_saving(layers, busy, floor, rho)
-    } else {
-        0.0
-    };
-    steady as f64 * busy - saving + last.iter().sum::<f64>()
+    Rounds::of(layers, busy, floor, 0.0, rho, steps).after(0)
 }
 
 /// What the first round after the last layer's step 0 (a steady one) takes less than `busy`

@@ -176,6 +176,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
         inits: &inits,
         input: &input.name,
         width,
+        live: live_nodes(&graph),
     };
     // The graph input is the sequence: time-major as ONNX's LSTM reads it, or batch-major
     // with a Transpose before the first layer, as `torch.onnx.export` writes a
@@ -219,6 +220,8 @@ struct Graph<'a> {
     /// The graph input's name and its declared feature width.
     input: &'a str,
     width: Option<usize>,
+    /// Per node: whether it feeds a graph output (the others are not read).
+    live: Vec<bool>,
 }
 
 /// Reads the graph with its input in `layout`.
@@ -243,9 +246,8 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
         label: String::new(),
         x_accepted: 0,
     };
-    let live = live_nodes(graph);
     for (idx, node) in graph.node.iter().enumerate() {
-        if !live[idx] {
+        if !g.live[idx] {
             continue;
         }
         b.label = if node.name.is_empty() {
