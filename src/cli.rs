@@ -80,11 +80,13 @@ pub struct ModelArgs {
     /// (Not empty: an empty path would fail later without naming the flag.)
     #[arg(long, value_name = "FILE|builtin:NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub model: String,
-    /// safetensors only: name of a dense head after the LSTM (`fc` reads fc.weight, fc.bias).
-    #[arg(long, value_name = "NAME")]
+    /// safetensors only: name of a dense head after the LSTM (`fc` reads fc.weight, fc.bias),
+    /// or its layers in order (`fc1,fc2`).
+    #[arg(long, value_name = "NAME[,NAME...]")]
     pub head: Option<String>,
-    /// safetensors only: activation after the head.
-    #[arg(long, value_name = "none|sigmoid|softmax")]
+    /// safetensors only: activation after the head, or after each of its layers in order
+    /// (`relu,softmax`): none, relu, tanh, sigmoid, softmax.
+    #[arg(long, value_name = "ACTIVATION[,...]")]
     pub head_activation: Option<String>,
     /// safetensors only: which hidden vectors the head reads: every step (`fc(y)`, the
     /// default), the last step (`fc(y[:, -1])`) or each direction's final state

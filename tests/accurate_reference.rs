@@ -11,7 +11,7 @@
 use lstm_dse::lstm::builtin::SplitMix64;
 use lstm_dse::lstm::eval::{self, reference};
 use lstm_dse::lstm::npy::Sequences;
-use lstm_dse::lstm::{Cell, Direction, Head, HeadActivation, Layer, Model};
+use lstm_dse::lstm::{Cell, Dense, Direction, Head, HeadActivation, Layer, Model};
 
 fn model(seed: u64, input: usize) -> Model {
     let mut rng = SplitMix64::new(seed);
@@ -49,17 +49,32 @@ fn model(seed: u64, input: usize) -> Model {
     Model {
         name: format!("random-{seed}"),
         layers,
+        // fc2(tanh(fc1(y))): tanh, not relu, so that every hidden unit counts.
         head: Some(Head {
-            input_size: width,
-            output_size: classes,
-            weight: rng.fill(classes * width, 1.0),
-            bias: rng.fill(classes, 0.5),
-            activation: HeadActivation::Softmax,
+            layers: vec![
+                Dense {
+                    input_size: width,
+                    output_size: HIDDEN_UNITS,
+                    weight: rng.fill(HIDDEN_UNITS * width, 1.0),
+                    bias: rng.fill(HIDDEN_UNITS, 0.5),
+                    activation: HeadActivation::Tanh,
+                },
+                Dense {
+                    input_size: HIDDEN_UNITS,
+                    output_size: classes,
+                    weight: rng.fill(classes * HIDDEN_UNITS, 1.0),
+                    bias: rng.fill(classes, 0.5),
+                    activation: HeadActivation::Softmax,
+                },
+            ],
             input: Default::default(),
         }),
         fixed: Default::default(),
     }
 }
+
+/// Units of the head's first dense layer.
+const HIDDEN_UNITS: usize = 9;
 
 fn sig(v: f64) -> f64 {
     1.0 / (1.0 + (-v).exp())
@@ -137,16 +152,20 @@ fn float64(m: &Model, seqs: &Sequences) -> (States, Vec<f64>) {
         layers.push((ho, co, pre_max));
     }
     let head = m.head.as_ref().unwrap();
+    let dense = |d: &Dense, h: &[f64]| -> Vec<f64> {
+        (0..d.output_size)
+            .map(|o| {
+                (0..d.input_size)
+                    .map(|k| d.weight[o * d.input_size + k] as f64 * h[k])
+                    .sum::<f64>()
+                    + d.bias[o] as f64
+            })
+            .collect()
+    };
     let mut out = Vec::new();
     for h in x.chunks(width) {
-        let y: Vec<f64> = (0..head.output_size)
-            .map(|o| {
-                (0..width)
-                    .map(|k| head.weight[o * width + k] as f64 * h[k])
-                    .sum::<f64>()
-                    + head.bias[o] as f64
-            })
-            .collect();
+        let hidden: Vec<f64> = dense(&head.layers[0], h).iter().map(|v| v.tanh()).collect();
+        let y = dense(&head.layers[1], &hidden);
         let mx = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let e: Vec<f64> = y.iter().map(|v| (v - mx).exp()).collect();
         let sum: f64 = e.iter().sum();

@@ -177,10 +177,10 @@ fn onnx_mutations() {
 }
 
 fn safetensors_law(bytes: &[u8]) {
-    for head in [None, Some("fc".to_string())] {
+    for head in [vec![], vec!["fc".to_string()]] {
         let opts = LoadOptions {
             head,
-            head_activation: None,
+            head_activation: Vec::new(),
             head_input: None,
         };
         if let Ok(m) = safetensors::parse("fuzz.safetensors", bytes, &opts) {

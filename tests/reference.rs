@@ -99,6 +99,41 @@ fn heads_on_the_last_step_or_the_final_states() {
     }
 }
 
+/// Heads of two dense layers, `fc2(relu(fc1(y[:, -1])))` with a softmax (the TorchScript
+/// exporter) and `fc2(tanh(fc1(cat(h_n[-2], h_n[-1]))))` (the dynamo exporter, external data),
+/// dropout dropped in eval mode; refused before ("only one dense layer"). The same weights
+/// as a safetensors state dict, with the layers and activations named on the command line.
+#[test]
+fn heads_of_more_than_one_dense_layer() {
+    for name in ["torch_mlp_head", "torch_mlp_head_dynamo"] {
+        check(&format!("{name}.onnx"), name, LoadOptions::default());
+    }
+    let opts = |activation| {
+        LoadOptions::parse(Some("fc1, fc2"), Some(activation), Some("last-step")).unwrap()
+    };
+    check(
+        "torch_mlp_head.safetensors",
+        "torch_mlp_head",
+        opts("relu,softmax"),
+    );
+    // One activation for two layers is ambiguous: refused, not applied to one of them.
+    let file = data("torch_mlp_head.safetensors");
+    let err = lstm::load(file.to_str().unwrap(), &opts("softmax")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("1 head activations given for 2 head layers (give one per layer, in order)"),
+        "{err}"
+    );
+    // The layers in the wrong order do not chain.
+    let swapped = LoadOptions::parse(Some("fc2,fc1"), None, Some("last-step")).unwrap();
+    let err = lstm::load(file.to_str().unwrap(), &swapped).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("head layer 0: input size 11 does not match the last layer's output 18"),
+        "{err}"
+    );
+}
+
 /// torch's default exporter since 2.9 (`dynamo=True`): weights in `torch_dynamo.onnx.data`
 /// beside the model (external data; refused before), initial states from `Expand`, the
 /// directions merged by a shape computed with Slice / Mul / Reshape of shape vectors.
@@ -143,8 +178,8 @@ fn static_export_runs_on_its_sizes_and_refuses_others() {
 #[test]
 fn same_weights_as_safetensors() {
     let opts = LoadOptions {
-        head: Some("fc".into()),
-        head_activation: Some(HeadActivation::Softmax),
+        head: vec!["fc".into()],
+        head_activation: vec![HeadActivation::Softmax],
         head_input: None,
     };
     check("torch_lstm3.safetensors", "torch_lstm3", opts);
@@ -162,8 +197,8 @@ fn same_weights_as_safetensors() {
     let b = lstm::load(
         data("torch_lstm3.safetensors").to_str().unwrap(),
         &LoadOptions {
-            head: Some("fc".into()),
-            head_activation: Some(HeadActivation::Softmax),
+            head: vec!["fc".into()],
+            head_activation: vec![HeadActivation::Softmax],
             head_input: None,
         },
     )
@@ -186,6 +221,7 @@ fn infer_command_writes_what_onnxruntime_computes() {
         ("torch_lstm3", "hidden"),
         ("torch_lstm3", "output"),
         ("torch_last_step", "output"),
+        ("torch_mlp_head", "output"),
     ] {
         let reference = format!("{fixture}.{what}.npy");
         let out = dir.path().join(format!("{fixture}.{what}.npy"));
@@ -220,8 +256,8 @@ fn onnx_reshape_gemm_reshape_head() {
 #[test]
 fn safetensors_head_on_the_last_step() {
     let opts = |head: Option<&str>| LoadOptions {
-        head: head.map(String::from),
-        head_activation: head.map(|_| HeadActivation::Softmax),
+        head: head.map(String::from).into_iter().collect(),
+        head_activation: head.map(|_| HeadActivation::Softmax).into_iter().collect(),
         head_input: Some(lstm::HeadInput::LastStep),
     };
     let file = data("torch_lstm3.safetensors");

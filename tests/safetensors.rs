@@ -219,8 +219,8 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
         with(vec![t("fc.weight", vec![4, 2]), t("fc.bias", bias)], &[])
     };
     let opts = lstm_dse::lstm::LoadOptions {
-        head: Some("fc".into()),
-        head_activation: None,
+        head: vec!["fc".into()],
+        head_activation: Vec::new(),
         head_input: None,
     };
     let parse_head = |e: &[Entry]| {

@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 25] = [
+    let cases: [Case; 26] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -52,6 +52,10 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
         (
             &[(models, "models = [\"tests/data/torch_lstm3.safetensors\"]\nhead = \"fc\"\nhead_input = \"last\"")],
             &["workload.head_input", "unknown head input 'last'"],
+        ),
+        (
+            &[(models, "models = [\"tests/data/torch_mlp_head.safetensors\"]\nhead = \"fc1,,fc2\"")],
+            &["workload.head", "'fc1,,fc2' has an empty name in its list"],
         ),
         (
             &[(models, "models = [\"builtin:tiny\"]\nhead_input = \"last-step\"")],

@@ -408,6 +408,73 @@ def fixture_torch_heads():
         save_batch_major(name, x, hid_t, out_t, "out")
 
 
+class MlpHead(nn.Module):
+    """A classifier whose head is more than one dense layer: `fc2(act(fc1(..)))`, with dropout
+    (dropped in eval mode). `on` picks the vector it reads: the last step (ReLU between the
+    layers, a softmax after) or the final states (tanh between, no activation after)."""
+    def __init__(self, on):
+        super().__init__()
+        self.on = on
+        self.lstm = nn.LSTM(input_size=6, hidden_size=9, num_layers=2, bidirectional=True,
+                            batch_first=True)
+        self.fc1 = nn.Linear(18, 11)
+        self.drop = nn.Dropout(0.3)
+        self.fc2 = nn.Linear(11, 4)
+
+    def forward(self, x):
+        y, (h_n, _) = self.lstm(x)
+        if self.on == "last_step":
+            return torch.softmax(self.fc2(self.drop(torch.relu(self.fc1(y[:, -1])))), dim=-1)
+        return self.fc2(self.drop(torch.tanh(self.fc1(torch.cat([h_n[-2], h_n[-1]], dim=1)))))
+
+
+def fixture_torch_mlp_head():
+    """Two-layer heads, one from each torch exporter: `torch_mlp_head` (the TorchScript
+    exporter, last step, ReLU and softmax) and `torch_mlp_head_dynamo` (the default dynamo
+    exporter, final states, tanh; its weights in `torch_mlp_head_dynamo.onnx.data`), and the
+    first as a safetensors state dict."""
+    import contextlib
+    import io
+    import logging
+    for name, on, seed, dynamo in [("torch_mlp_head", "last_step", 23, False),
+                                   ("torch_mlp_head_dynamo", "final_state", 24, True)]:
+        torch.manual_seed(0)
+        module = MlpHead(on).eval()
+        x = make_x(seed, 6)
+        xt = torch.from_numpy(x)
+        with torch.no_grad():
+            hid_t = module.lstm(xt)[0].numpy()
+            out_t = module(xt).numpy()
+        for old in OUT.glob(f"{name}.onnx*"):
+            old.unlink()
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if dynamo:
+                logging.disable(logging.WARNING)
+                dims = {0: torch.export.Dim("N"), 1: torch.export.Dim("T")}
+                torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=True,
+                                  input_names=["x"], output_names=["out"],
+                                  dynamic_shapes={"x": dims}, external_data=True)
+                logging.disable(logging.NOTSET)
+                # Node metadata holds machine paths (see fixture_torch_dynamo): dropped.
+                m = onnx.load(str(OUT / f"{name}.onnx"), load_external_data=False)
+                for n in m.graph.node:
+                    del n.metadata_props[:]
+                del m.metadata_props[:]
+                onnx.save(m, str(OUT / f"{name}.onnx"))
+            else:
+                torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=False,
+                                  opset_version=OPSET, input_names=["x"], output_names=["out"],
+                                  do_constant_folding=True,
+                                  dynamic_axes={"x": {0: "N", 1: "T"}, "out": {0: "N"}})
+        save_batch_major(name, x, hid_t, out_t, "out")
+        if not dynamo:
+            # The same module as a state dict: `--head fc1,fc2 --head-activation relu,softmax
+            # --head-input last-step` must give onnxruntime's output.
+            sd = {k: v.detach().to(torch.float32).contiguous() for k, v in module.state_dict().items()}
+            save_file(sd, str(OUT / f"{name}.safetensors"), metadata={"format": "pt"})
+
+
 def fixture_torch_dynamo():
     """`LastStep` exported by torch's default exporter since 2.9 (`dynamo=True`, onnxscript):
     opset 18+, the large weights in `torch_dynamo.onnx.data` beside the model (external data),
@@ -548,6 +615,7 @@ def main():
     fixture_torch_heads()
     fixture_reverse_final_state()
     fixture_torch_dynamo()
+    fixture_torch_mlp_head()
 
     print("\nfiles:")
     for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):

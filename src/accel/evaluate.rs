@@ -124,7 +124,7 @@ fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, Ac
         macs += t * batch * GATES as f64 * dirs * hidden * (l.input_size as f64 + hidden);
         cell_updates += t * batch * hidden * dirs;
     }
-    if let Some(h) = workload.head {
+    for h in &workload.head {
         let vectors = h.vectors(workload.batch, workload.seq_len) as f64;
         macs += vectors * (h.input_size * h.output_size) as f64;
     }

@@ -1,19 +1,20 @@
-//! The output head after the last layer (dense product over all B*T vectors, or B for a head
-//! on one vector per sequence, then softmax/sigmoid on the tail lanes), on one core's share:
-//! docs/MODEL.md section 3, "Head".
+//! The output head after the last layer: each of its dense layers in turn (weights loaded,
+//! a product over all B*T vectors, or B for a head on one vector per sequence, then its
+//! activation on the tail lanes), on one core's share: docs/MODEL.md section 3, "Head".
 
 use super::arch::Arch;
 use super::energy::mac_pj;
 use super::timing::{ceil_div, matvec, LevelRates};
-use super::workload::Workload;
+use super::workload::{HeadShape, Workload};
 
-/// The output head after the last layer, on one core's share (`split` cores divide its
-/// outputs): its weights are loaded once (exposed), the dense product is batched over all
-/// its vectors (B*T, or B) at the widest level, then softmax/sigmoid runs on the tail lanes.
+/// The output head after the last layer, on one core's share (`split` cores divide each dense
+/// layer's outputs): per layer, its weights are loaded once (exposed), the dense product is
+/// batched over all its vectors (B*T, or B) at the widest level, then its activation runs on
+/// the tail lanes. Layer after layer, with no overlap between them.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct HeadCost {
     pub cycles: f64,
-    /// Loading the head's weights (of `cycles`), after the last layer ends.
+    /// Loading the first dense layer's weights (of `cycles`), after the last layer ends.
     pub load_cycles: f64,
     pub ideal_cycles: f64,
     pub dram_bytes: f64,
@@ -23,6 +24,7 @@ pub(crate) struct HeadCost {
     pub activation_elements: f64,
 }
 
+/// All of the head's dense layers, one after another (zero without a head).
 pub(crate) fn head_cost(
     arch: &Arch,
     workload: &Workload,
@@ -30,9 +32,34 @@ pub(crate) fn head_cost(
     split: u64,
     bpc: f64,
 ) -> HeadCost {
-    let Some(head) = workload.head else {
-        return HeadCost::default();
-    };
+    let mut total = HeadCost::default();
+    for (i, head) in workload.head.iter().enumerate() {
+        let one = dense_cost(arch, workload, rates, head, split, bpc);
+        total.cycles += one.cycles;
+        if i == 0 {
+            // What the reconfiguration out of the last recurrent product may overlap.
+            total.load_cycles = one.load_cycles;
+        }
+        total.ideal_cycles += one.ideal_cycles;
+        total.dram_bytes += one.dram_bytes;
+        total.weight_sram_bits += one.weight_sram_bits;
+        total.activation_sram_bits += one.activation_sram_bits;
+        total.mac_pj += one.mac_pj;
+        total.activation_elements += one.activation_elements;
+    }
+    total
+}
+
+/// One dense layer of the head, after the previous one (or the last layer) ends: its weights
+/// loaded, its product, its activation.
+fn dense_cost(
+    arch: &Arch,
+    workload: &Workload,
+    rates: &LevelRates,
+    head: &HeadShape,
+    split: u64,
+    bpc: f64,
+) -> HeadCost {
     let p = &workload.precision;
     let widest = p.widest();
     let rate = &rates.as_slice()[p.widest_index()];

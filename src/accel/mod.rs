@@ -17,7 +17,7 @@
 //! let workload = Workload {
 //!     name: "toy".into(),
 //!     layers: vec![LayerShape { input_size: 256, hidden_size: 256, directions: 1 }],
-//!     head: None,
+//!     head: Vec::new(),
 //!     seq_len: 50,
 //!     batch: 1,
 //!     precision: PrecisionProfile::fixed(16, 16),

@@ -301,18 +301,15 @@ fn a_head_on_one_vector_per_sequence_runs_once_per_sequence() {
     let (t, batch, hidden, classes) = (20usize, 3usize, 64usize, 1000usize);
     let mut w = uniform("u", 1, hidden, hidden, t);
     w.batch = batch;
-    w.head = Some(HeadShape {
+    w.head = vec![HeadShape {
         input_size: hidden,
         output_size: classes,
         activation: true,
         per_sequence: false,
-    });
+    }];
     let every = evaluate(&a, &w).expect("every step");
     let every_sim = simulated(&a, &w, &vec![0; t]);
-    w.head = w.head.map(|h| HeadShape {
-        per_sequence: true,
-        ..h
-    });
+    w.head[0].per_sequence = true;
     let once = evaluate(&a, &w).expect("once per sequence");
     let once_sim = simulated(&a, &w, &vec![0; t]);
     let lstm = (t * batch * 4 * hidden * 2 * hidden) as f64;
@@ -324,4 +321,48 @@ fn a_head_on_one_vector_per_sequence_runs_once_per_sequence() {
     for (model, sim) in [(every.cycles, every_sim), (once.cycles, once_sim)] {
         assert!(rel_close(model, sim, 0.05), "model {model} simulator {sim}");
     }
+}
+
+/// A head of two dense layers (`fc2(relu(fc1(..)))`) runs them one after the other: its
+/// multiply-accumulates are both layers' (counted by hand), its cycles the simulator's, and
+/// what the second layer adds the simulator's too.
+#[test]
+fn a_head_of_two_dense_layers_costs_both() {
+    let a = arch("epur", &[]);
+    let (t, batch, hidden, mid, classes) = (12usize, 2usize, 48usize, 300usize, 40usize);
+    let mut w = uniform("u", 1, hidden, hidden, t);
+    w.batch = batch;
+    let dense = |input_size, output_size| HeadShape {
+        input_size,
+        output_size,
+        activation: true,
+        per_sequence: false,
+    };
+    w.head = vec![dense(hidden, mid)];
+    let one = evaluate(&a, &w).expect("one layer");
+    let one_sim = simulated(&a, &w, &vec![0; t]);
+    w.head.push(dense(mid, classes));
+    let two = evaluate(&a, &w).expect("two layers");
+    let two_sim = simulated(&a, &w, &vec![0; t]);
+    let vectors = (t * batch) as f64;
+    let lstm = (t * batch * 4 * hidden * 2 * hidden) as f64;
+    assert_eq!(one.macs, lstm + vectors * (hidden * mid) as f64);
+    assert_eq!(
+        two.macs,
+        lstm + vectors * (hidden * mid + mid * classes) as f64
+    );
+    assert!(two.cycles > one.cycles && two.energy_uj > one.energy_uj);
+    // What the second layer adds, in the closed form and in the simulator.
+    let (added, added_sim) = (two.cycles - one.cycles, two_sim - one_sim);
+    assert!(
+        added_sim > 0.0 && rel_close(added, added_sim, 0.05),
+        "{added} {added_sim}"
+    );
+    for (model, sim) in [(one.cycles, one_sim), (two.cycles, two_sim)] {
+        assert!(rel_close(model, sim, 0.05), "model {model} simulator {sim}");
+    }
+    // An inconsistent chain is refused, naming the layer.
+    w.head[1].input_size = mid + 1;
+    let err = evaluate(&a, &w).unwrap_err().to_string();
+    assert!(err.contains("head layer 1: input_size 301"), "{err}");
 }

@@ -81,7 +81,11 @@ pub(super) fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize
         1usize..40,
         8usize..17,
         1usize..3,
-        prop::option::of((1usize..40, any::<bool>(), any::<bool>())),
+        // One or two dense layers of (outputs, activation), and per_sequence.
+        prop::option::of((
+            prop::collection::vec((1usize..40, any::<bool>()), 1..3),
+            any::<bool>(),
+        )),
         prop::option::of(prop::collection::vec(0usize..2, 16)),
     )
         .prop_map(|(shapes, input, t, batch, head, seq)| {
@@ -108,11 +112,21 @@ pub(super) fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize
             let w = Workload {
                 name: "random".into(),
                 layers,
-                head: head.map(|(outputs, activation, per_sequence)| HeadShape {
-                    input_size: width,
-                    output_size: outputs,
-                    activation,
-                    per_sequence,
+                head: head.map_or_else(Vec::new, |(dense, per_sequence)| {
+                    let mut input_size = width;
+                    dense
+                        .into_iter()
+                        .map(|(output_size, activation)| {
+                            let shape = HeadShape {
+                                input_size,
+                                output_size,
+                                activation,
+                                per_sequence,
+                            };
+                            input_size = output_size;
+                            shape
+                        })
+                        .collect()
                 }),
                 seq_len: t,
                 batch,
@@ -333,7 +347,7 @@ proptest! {
             l.input_size = width;
             width = 2 * l.hidden_size;
         }
-        if let Some(h) = &mut w.head {
+        if let Some(h) = w.head.first_mut() {
             h.input_size = width;
         }
         let speedup = cycles(&one, &w) / cycles(&mt, &w);
@@ -401,7 +415,7 @@ fn overlap_on_a_shared_core_is_never_slower_than_waiting() {
     let w = Workload {
         name: "shared core".into(),
         layers: vec![shape(30, 7, 1), shape(7, 5, 1), shape(5, 1, 2)],
-        head: None,
+        head: Vec::new(),
         seq_len: 11,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

@@ -437,7 +437,7 @@ fn a_later_layers_load_waits_behind_its_cores_streams() {
         let w = Workload {
             name: "reduced".into(),
             layers,
-            head,
+            head: head.into_iter().collect(),
             seq_len: t,
             batch,
             precision: PrecisionProfile::fixed(16, 16),

@@ -41,7 +41,7 @@ pub(crate) fn uniform(
     Workload {
         name: name.to_string(),
         layers: shapes,
-        head: None,
+        head: Vec::new(),
         seq_len,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),
@@ -70,7 +70,7 @@ pub(crate) fn gnmt_like() -> Workload {
     Workload {
         name: "gnmt-like".to_string(),
         layers,
-        head: None,
+        head: Vec::new(),
         seq_len: 50,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),
@@ -130,7 +130,7 @@ pub(crate) fn reduced(
     Workload {
         name: "reduced".into(),
         layers,
-        head,
+        head: head.into_iter().collect(),
         seq_len: seq.len(),
         batch,
         precision: sequence_profile(seq),
@@ -185,7 +185,7 @@ pub(crate) fn eesen_like() -> Workload {
     Workload {
         name: "eesen-like".to_string(),
         layers,
-        head: None,
+        head: Vec::new(),
         seq_len: 100,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

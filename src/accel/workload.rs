@@ -16,13 +16,14 @@ pub struct LayerShape {
     pub directions: usize,
 }
 
-/// The dense output layer after the last layer (a classifier or a language model's
-/// vocabulary projection), with its activation.
+/// One dense layer of the output head after the last layer (a classifier or a language
+/// model's vocabulary projection; `fc2(relu(fc1(..)))` has two), with its activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadShape {
     pub input_size: usize,
     pub output_size: usize,
-    /// Softmax (exponent, sum and divide per output) or sigmoid on every output.
+    /// An activation on every output (softmax, sigmoid, tanh or relu, each costed as a
+    /// softmax element: docs/MODEL.md section 3, "Head").
     pub activation: bool,
     /// One vector per sequence (a head on the last step or the final states, as a sequence
     /// classifier has), not one per step.
@@ -42,8 +43,9 @@ impl HeadShape {
 pub struct Workload {
     pub name: String,
     pub layers: Vec<LayerShape>,
-    /// The output head, costed after the last layer (None: the LSTM stack only).
-    pub head: Option<HeadShape>,
+    /// The output head's dense layers in order, costed after the last layer (empty: the LSTM
+    /// stack only).
+    pub head: Vec<HeadShape>,
     pub seq_len: usize,
     pub batch: usize,
     pub precision: PrecisionProfile,
@@ -96,11 +98,19 @@ impl Workload {
                 self.seq_len, self.batch
             )));
         }
-        if let Some(h) = self.head {
+        for (i, h) in self.head.iter().enumerate() {
             if h.input_size == 0 || h.output_size == 0 {
                 return Err(fail(format!(
-                    "head: input_size and output_size must be >= 1, got {} and {}",
+                    "head layer {i}: input_size and output_size must be >= 1, got {} and {}",
                     h.input_size, h.output_size
+                )));
+            }
+            if i > 0 && h.input_size != self.head[i - 1].output_size {
+                return Err(fail(format!(
+                    "head layer {i}: input_size {} is not head layer {}'s output_size {}",
+                    h.input_size,
+                    i - 1,
+                    self.head[i - 1].output_size
                 )));
             }
         }
@@ -210,11 +220,16 @@ pub fn workload_of(
                 directions: l.direction.count(),
             })
             .collect(),
-        head: model.head.as_ref().map(|h| HeadShape {
-            input_size: h.input_size,
-            output_size: h.output_size,
-            activation: h.activation != crate::lstm::HeadActivation::None,
-            per_sequence: h.input != crate::lstm::HeadInput::EveryStep,
+        head: model.head.as_ref().map_or_else(Vec::new, |h| {
+            h.layers
+                .iter()
+                .map(|d| HeadShape {
+                    input_size: d.input_size,
+                    output_size: d.output_size,
+                    activation: d.activation != crate::lstm::HeadActivation::None,
+                    per_sequence: h.input != crate::lstm::HeadInput::EveryStep,
+                })
+                .collect()
         }),
         seq_len,
         batch,

@@ -21,9 +21,9 @@ pub(super) fn infer(a: &InferArgs) -> Result<()> {
         What::Hidden => (&run.hidden, model.hidden_output_size(), Some(seqs.steps)),
         What::Output => match (&run.output, &model.head) {
             (Some(o), Some(h)) if h.input == crate::lstm::HeadInput::EveryStep => {
-                (o, h.output_size, Some(h.rows(seqs.steps)))
+                (o, h.output_size(), Some(h.rows(seqs.steps)))
             }
-            (Some(o), Some(h)) => (o, h.output_size, None),
+            (Some(o), Some(h)) => (o, h.output_size(), None),
             _ => bail!("{}: the model has no head", model.name),
         },
     };

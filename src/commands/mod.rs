@@ -30,7 +30,7 @@ use crate::cli::{
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
 use crate::format::PrecisionConfig;
-use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
+use crate::lstm::{self, builtin, eval, npy, HeadSetting, LoadOptions, Model};
 use crate::trace::{self, DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
 
@@ -94,25 +94,19 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Loads and validates the model named on the command line.
 pub fn load_model(a: &ModelArgs) -> Result<Model> {
-    let head_activation = match &a.head_activation {
-        None => None,
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: String| anyhow::anyhow!("--head-activation: {e}"))?,
-        ),
-    };
-    let head_input = match &a.head_input {
-        None => None,
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: String| anyhow::anyhow!("--head-input: {e}"))?,
-        ),
-    };
-    let opts = LoadOptions {
-        head: a.head.clone(),
-        head_activation,
-        head_input,
-    };
+    let opts = LoadOptions::parse(
+        a.head.as_deref(),
+        a.head_activation.as_deref(),
+        a.head_input.as_deref(),
+    )
+    .map_err(|(which, e)| {
+        let flag = match which {
+            HeadSetting::Head => "--head",
+            HeadSetting::Activation => "--head-activation",
+            HeadSetting::Input => "--head-input",
+        };
+        anyhow::anyhow!("{flag}: {e}")
+    })?;
     Ok(lstm::load(&a.model, &opts)?)
 }
 

@@ -412,7 +412,7 @@ pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
         .iter()
         .map(|l| l.direction.count() as u128 * (8 * l.hidden_size as u128 + 9))
         .sum::<u128>();
-    let head = (model.head.as_ref()).map_or(0, |h| 4 * (h.output_size * h.rows(steps)) as u128);
+    let head = (model.head.as_ref()).map_or(0, |h| 4 * (h.output_size() * h.rows(steps)) as u128);
     per_step * steps as u128 + head
 }
 

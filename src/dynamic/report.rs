@@ -100,7 +100,7 @@ pub fn policy_rows(
         .map(String::from),
     );
     let softmax = matches!(
-        model.head.as_ref().map(|h| h.activation),
+        model.head.as_ref().map(|h| h.output_activation()),
         Some(crate::lstm::HeadActivation::Softmax)
     );
     if labels.is_some() {
@@ -118,7 +118,7 @@ pub fn policy_rows(
     let ref_states = &reference.states;
     let n_seq = sim.sequences;
     let per_seq = model.head_rows(sim.steps);
-    let classes = model.head.as_ref().map_or(0, |h| h.output_size);
+    let classes = model.head.as_ref().map_or(0, |h| h.output_size());
     let ref_task = labels.and_then(|lab| {
         reference
             .output
@@ -339,11 +339,11 @@ pub fn read_labels(
     }
     if let Some(bad) = labels
         .iter()
-        .find(|&&v| v.fract() != 0.0 || v < 0.0 || v >= head.output_size as f32)
+        .find(|&&v| v.fract() != 0.0 || v < 0.0 || v >= head.output_size() as f32)
     {
         anyhow::bail!(
             "{name}: label {bad} is not a class index 0..{}",
-            head.output_size - 1
+            head.output_size() - 1
         );
     }
     Ok(labels)

@@ -4,7 +4,7 @@
 //! NOT trained: use these models for shape-driven cost studies, not for accuracy claims.
 //! Shapes and sources are documented in docs/MODELS.md.
 
-use super::{Cell, Direction, Head, HeadActivation, Layer, Model, ModelError};
+use super::{Cell, Dense, Direction, Head, HeadActivation, Layer, Model, ModelError};
 
 /// One built-in model's shape.
 pub struct Builtin {
@@ -151,11 +151,13 @@ pub fn build(name: &str) -> Result<Model, ModelError> {
     let head = spec.head.map(|(out, activation)| {
         let bound = 1.0 / (input as f32).sqrt();
         Head {
-            input_size: input,
-            output_size: out,
-            weight: rng.fill(out * input, bound),
-            bias: rng.fill(out, bound),
-            activation,
+            layers: vec![Dense {
+                input_size: input,
+                output_size: out,
+                weight: rng.fill(out * input, bound),
+                bias: rng.fill(out, bound),
+                activation,
+            }],
             input: Default::default(),
         }
     });

@@ -9,10 +9,13 @@
 pub mod builtin;
 pub mod driver;
 pub mod eval;
+mod head;
 pub mod npy;
 pub mod onnx;
 mod onnx_proto;
 pub mod safetensors;
+
+pub use head::{Dense, Head, HeadActivation, HeadInput, HeadSetting};
 
 use std::path::Path;
 
@@ -135,92 +138,6 @@ impl Layer {
     }
 }
 
-/// The activation after the dense head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadActivation {
-    None,
-    Sigmoid,
-    Softmax,
-}
-
-impl std::str::FromStr for HeadActivation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(HeadActivation::None),
-            "sigmoid" => Ok(HeadActivation::Sigmoid),
-            "softmax" => Ok(HeadActivation::Softmax),
-            _ => Err(format!(
-                "unknown head activation '{s}' (none, sigmoid, softmax)"
-            )),
-        }
-    }
-}
-
-/// Which of the last layer's hidden vectors the dense head reads (docs/NUMERICS.md section 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HeadInput {
-    /// Every step, `fc(y)`: `[T, O]` per sequence (a tagger, a language model).
-    #[default]
-    EveryStep,
-    /// The last time step alone, `fc(y[:, -1])`: `[1, O]` per sequence. A reverse
-    /// direction's part of it is the first step that direction computes.
-    LastStep,
-    /// Each direction's final state (ONNX `Y_h`: forward at the last step, reverse at the
-    /// first), in direction order: `fc(h_n[-1])` of a one-direction model,
-    /// `fc(cat(h_n[-2], h_n[-1]))` of a bidirectional one. `[1, O]` per sequence.
-    FinalState,
-}
-
-impl HeadInput {
-    /// The name `--head-input` and sweep files spell.
-    pub fn name(self) -> &'static str {
-        match self {
-            HeadInput::EveryStep => "every-step",
-            HeadInput::LastStep => "last-step",
-            HeadInput::FinalState => "final-state",
-        }
-    }
-}
-
-impl std::str::FromStr for HeadInput {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            HeadInput::EveryStep,
-            HeadInput::LastStep,
-            HeadInput::FinalState,
-        ]
-        .into_iter()
-        .find(|h| h.name() == s)
-        .ok_or_else(|| format!("unknown head input '{s}' (every-step, last-step, final-state)"))
-    }
-}
-
-/// A dense layer on the last LSTM layer's hidden states (every step's, or one per sequence).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Head {
-    pub input_size: usize,
-    pub output_size: usize,
-    /// `[O, In]`, row-major.
-    pub weight: Vec<f32>,
-    /// `[O]`.
-    pub bias: Vec<f32>,
-    pub activation: HeadActivation,
-    /// Which hidden vectors it reads.
-    pub input: HeadInput,
-}
-
-impl Head {
-    /// Output rows per sequence of `steps` steps: `steps`, or 1 for a head on one vector.
-    pub fn rows(&self, steps: usize) -> usize {
-        match self.input {
-            HeadInput::EveryStep => steps,
-            HeadInput::LastStep | HeadInput::FinalState => 1,
-        }
-    }
-}
-
 /// A stack of LSTM layers with an optional dense head.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -337,36 +254,8 @@ impl Model {
             expected_input = layer.output_size();
         }
         if let Some(head) = &self.head {
-            if head.input_size != expected_input {
-                return bad(format!(
-                    "head: input size {} does not match the last layer's output {expected_input}",
-                    head.input_size
-                ));
-            }
-            if head.output_size == 0 {
-                return bad("head: it has no outputs (a weight of shape [0, in])".into());
-            }
-            if head.weight.len() != head.input_size * head.output_size
-                || head.bias.len() != head.output_size
-            {
-                return bad(format!(
-                    "head: weight has {} values and bias {} for a {}x{} layer",
-                    head.weight.len(),
-                    head.bias.len(),
-                    head.output_size,
-                    head.input_size
-                ));
-            }
-            if let Some(pos) = head
-                .weight
-                .iter()
-                .chain(&head.bias)
-                .position(|v| !v.is_finite())
-            {
-                return bad(format!(
-                    "head: non-finite value (NaN or Inf) at index {pos}"
-                ));
-            }
+            head.validate(expected_input)
+                .map_err(|e| ModelError::invalid(&self.name, e))?;
         }
         Ok(())
     }
@@ -393,10 +282,12 @@ impl Model {
                 HeadInput::LastStep => ", on the last step",
                 HeadInput::FinalState => ", on the final states",
             };
-            s += &format!(
-                "  head: dense {} -> {} ({:?}{on})\n",
-                h.input_size, h.output_size, h.activation
-            );
+            s += &format!("  head: dense {}", h.input_size());
+            for (i, d) in h.layers.iter().enumerate() {
+                let on = if i + 1 == h.layers.len() { on } else { "" };
+                s += &format!(" -> {} ({:?}{on})", d.output_size, d.activation);
+            }
+            s += "\n";
         }
         s
     }
@@ -405,10 +296,12 @@ impl Model {
 /// How a model file is named on the command line: a path or `builtin:NAME`.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// For safetensors: the name prefix of a dense head (`fc` → `fc.weight`, `fc.bias`).
-    pub head: Option<String>,
-    /// For safetensors: the activation after that head.
-    pub head_activation: Option<HeadActivation>,
+    /// For safetensors: the name prefixes of the head's dense layers, in order (`fc` →
+    /// `fc.weight`, `fc.bias`); empty for no head.
+    pub head: Vec<String>,
+    /// For safetensors: the activation after each of those layers (one per layer; one
+    /// alone for a one-layer head). Empty: none after any.
+    pub head_activation: Vec<HeadActivation>,
     /// For safetensors: which hidden vectors that head reads.
     pub head_input: Option<HeadInput>,
 }
@@ -449,7 +342,7 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
             }
         }
     };
-    if (opts.head.is_some() || opts.head_activation.is_some() || opts.head_input.is_some())
+    if (!opts.head.is_empty() || !opts.head_activation.is_empty() || opts.head_input.is_some())
         && !spec.ends_with(".safetensors")
     {
         return Err(ModelError::invalid(

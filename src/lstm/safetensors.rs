@@ -2,10 +2,13 @@
 //! `<prefix>weight_hh_l<k>`, `<prefix>bias_ih_l<k>`, `<prefix>bias_hh_l<k>`, with `_reverse`
 //! for the second direction of a bidirectional layer (gate order i, f, g, o, as stored
 //! internally). The prefix is found from the `weight_ih_l0` key; a dense head is named with
-//! `--head NAME` (`NAME.weight [O, In]`, `NAME.bias [O]`). float32, float16 and bfloat16
+//! `--head NAME` (`NAME.weight [O, In]`, `NAME.bias [O]`), a multi-layer one with
+//! `--head fc1,fc2` (in order). float32, float16 and bfloat16
 //! tensors are read exactly, float64 rounded to the nearest float32.
 
-use super::{Cell, Direction, Head, HeadActivation, Layer, LoadOptions, Model, ModelError, Tensor};
+use super::{
+    Cell, Dense, Direction, Head, HeadActivation, Layer, LoadOptions, Model, ModelError, Tensor,
+};
 use crate::format::FloatFormat;
 use safetensors::{Dtype, SafeTensors};
 
@@ -180,41 +183,50 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
     if let Some(problem) = stray(&st.names(), &prefix, &layers) {
         return Err(err(problem));
     }
-    let head = match &opts.head {
-        None => None,
-        Some(name) => {
-            let (wd, weight) = get(&format!("{name}.weight"))?
-                .ok_or_else(|| err(format!("--head {name}: no tensor '{name}.weight'")))?;
-            let [out, input] = wd[..] else {
-                return Err(err(format!(
-                    "'{name}.weight' has shape {wd:?}, expected [out, in]"
-                )));
-            };
-            let bias = match get(&format!("{name}.bias"))? {
-                None => vec![0.0; out],
-                Some((bd, b)) if bd == [out] => b,
-                Some((bd, _)) => {
-                    return Err(err(format!(
-                        "'{name}.bias' has shape {bd:?}, expected [{out}]"
-                    )))
-                }
-            };
-            Some(Head {
-                input_size: input,
-                output_size: out,
-                weight,
-                bias,
-                activation: opts.head_activation.unwrap_or(HeadActivation::None),
-                input: opts.head_input.unwrap_or_default(),
-            })
-        }
-    };
-    if head.is_none() && opts.head_activation.is_some() {
+    if !opts.head_activation.is_empty() && opts.head.is_empty() {
         return Err(err("--head-activation needs --head".into()));
     }
-    if head.is_none() && opts.head_input.is_some() {
+    if opts.head.is_empty() && opts.head_input.is_some() {
         return Err(err("--head-input needs --head".into()));
     }
+    let activations = &opts.head_activation;
+    if !activations.is_empty() && activations.len() != opts.head.len() {
+        return Err(err(format!(
+            "{} head activations given for {} head layers (give one per layer, in order)",
+            activations.len(),
+            opts.head.len()
+        )));
+    }
+    let mut dense = Vec::with_capacity(opts.head.len());
+    for (i, name) in opts.head.iter().enumerate() {
+        let (wd, weight) = get(&format!("{name}.weight"))?
+            .ok_or_else(|| err(format!("--head {name}: no tensor '{name}.weight'")))?;
+        let [out, input] = wd[..] else {
+            return Err(err(format!(
+                "'{name}.weight' has shape {wd:?}, expected [out, in]"
+            )));
+        };
+        let bias = match get(&format!("{name}.bias"))? {
+            None => vec![0.0; out],
+            Some((bd, b)) if bd == [out] => b,
+            Some((bd, _)) => {
+                return Err(err(format!(
+                    "'{name}.bias' has shape {bd:?}, expected [{out}]"
+                )))
+            }
+        };
+        dense.push(Dense {
+            input_size: input,
+            output_size: out,
+            weight,
+            bias,
+            activation: activations.get(i).copied().unwrap_or(HeadActivation::None),
+        });
+    }
+    let head = (!dense.is_empty()).then(|| Head {
+        layers: dense,
+        input: opts.head_input.unwrap_or_default(),
+    });
     Ok(Model {
         name: file.to_string(),
         layers,

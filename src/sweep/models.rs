@@ -150,7 +150,7 @@ pub(super) fn model_data_files(model: &str) -> Vec<std::path::PathBuf> {
 /// Refuses, before the model's precision stage, an objective or `where` column this model
 /// leaves empty in every row (the front could only fail on it after the whole run).
 fn always_empty(p: &Prepared, name: &str, model: &lstm::Model, labels: bool) -> Result<()> {
-    let head = model.head.as_ref().map(|h| h.output_size);
+    let head = model.head.as_ref().map(|h| h.output_size());
     for (key, c) in &p.uses {
         let why = match c.as_str() {
             "output_rmse" | "output_max_abs" if head.is_none() => "the model has no dense head",

@@ -217,7 +217,7 @@ fn compute(
     labels: Option<&[f32]>,
     p: &PrecisionSpec,
 ) -> anyhow::Result<Vec<PrecisionOption>> {
-    let classes = model.head.as_ref().map_or(0, |h| h.output_size);
+    let classes = model.head.as_ref().map_or(0, |h| h.output_size());
     let mut base: Vec<PrecisionOption> = Vec::new();
     let mut bases: Vec<PrecisionConfig> = Vec::new();
     // The float64 reference of the fixed options' trace, reused by the dynamic options.
@@ -405,24 +405,18 @@ fn compute(
 /// How a sweep's models load: `workload.head`, `workload.head_activation` and
 /// `workload.head_input` (an error names `file` and the key).
 pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm::LoadOptions> {
-    let head_activation = match &w.head_activation {
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: String| anyhow::anyhow!("{file}: workload.head_activation: {e}"))?,
-        ),
-        None => None,
-    };
-    let head_input = match &w.head_input {
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: String| anyhow::anyhow!("{file}: workload.head_input: {e}"))?,
-        ),
-        None => None,
-    };
-    Ok(crate::lstm::LoadOptions {
-        head: w.head.clone(),
-        head_activation,
-        head_input,
+    crate::lstm::LoadOptions::parse(
+        w.head.as_deref(),
+        w.head_activation.as_deref(),
+        w.head_input.as_deref(),
+    )
+    .map_err(|(which, e)| {
+        let key = match which {
+            crate::lstm::HeadSetting::Head => "head",
+            crate::lstm::HeadSetting::Activation => "head_activation",
+            crate::lstm::HeadSetting::Input => "head_input",
+        };
+        anyhow::anyhow!("{file}: workload.{key}: {e}")
     })
 }
 

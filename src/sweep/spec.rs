@@ -33,8 +33,8 @@ pub struct WorkloadSpec {
     /// `builtin:NAME`, `.onnx` or `.safetensors` paths (relative to the sweep file's directory's
     /// parent, i.e. the repository root, or absolute).
     pub models: Vec<String>,
-    /// safetensors: dense head name, activation and input (`every-step`, `last-step`,
-    /// `final-state`).
+    /// safetensors: dense head name (or names in order, `fc1,fc2`), activation (or one per
+    /// layer, `relu,softmax`) and input (`every-step`, `last-step`, `final-state`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

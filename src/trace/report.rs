@@ -111,8 +111,8 @@ pub fn rows(
             acc.add(o, r);
             out_rmse = Some(acc.rmse());
             out_max = Some(acc.max_abs());
-            if head.output_size > 1 {
-                top1 = Some(top1_agreement(o, r, head.output_size));
+            if head.output_size() > 1 {
+                top1 = Some(top1_agreement(o, r, head.output_size()));
             }
         }
         summary.push(SummaryRow {

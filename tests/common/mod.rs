@@ -7,7 +7,7 @@
 use lstm_dse::gpu::{AdapterChoice, GpuContext};
 use lstm_dse::lstm::builtin::SplitMix64;
 use lstm_dse::lstm::npy::Sequences;
-use lstm_dse::lstm::{Cell, Direction, Head, HeadActivation, Layer, Model};
+use lstm_dse::lstm::{Cell, Dense, Direction, Head, HeadActivation, Layer, Model};
 
 /// Any adapter (lavapipe included), or `None` with a "skipping" line outside CI.
 pub fn gpu_context() -> Option<GpuContext> {
@@ -103,12 +103,24 @@ pub fn random_model(
             layer
         })
         .collect();
+    // Two dense layers, as `fc2(relu(fc1(y)))`.
     let head = head.then(|| Head {
-        input_size: width,
-        output_size: 4,
-        weight: rng.fill(4 * width, 0.5),
-        bias: rng.fill(4, 0.5),
-        activation: HeadActivation::Softmax,
+        layers: vec![
+            Dense {
+                input_size: width,
+                output_size: 5,
+                weight: rng.fill(5 * width, 0.5),
+                bias: rng.fill(5, 0.5),
+                activation: HeadActivation::Relu,
+            },
+            Dense {
+                input_size: 5,
+                output_size: 4,
+                weight: rng.fill(4 * 5, 0.5),
+                bias: rng.fill(4, 0.5),
+                activation: HeadActivation::Softmax,
+            },
+        ],
         input: Default::default(),
     });
     let m = Model {

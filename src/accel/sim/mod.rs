@@ -378,7 +378,8 @@ pub fn simulate_plans(
         c.run_done = c.run_done.max(post).max(products_end);
     }
     let mut end = times.iter().map(|x| x.last_end).fold(0.0, f64::max);
-    if let Some(head) = w.head {
+    // The head's dense layers, one after another on the last core.
+    for head in &w.head {
         let vectors = head.vectors(w.batch, w.seq_len);
         let core = sim.cores.len() - 1;
         let outputs = (head.output_size as u64).div_ceil(sim.split);

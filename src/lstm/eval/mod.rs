@@ -345,35 +345,46 @@ fn run_sequence(model: &Model, plan: &Plan, seq: &[f32], steps: usize) -> SeqOut
 
 /// The dense head over a `[T, W]` hidden sequence of the last layer: `[T, O]` for a head on
 /// every step, `[1, O]` for one on the last step or the final states (plain f32, NUMERICS.md
-/// section 8), or `None` without a head.
+/// section 8, layer after layer), or `None` without a head.
 pub(crate) fn apply_head(model: &Model, x: &[f32], steps: usize) -> Option<Vec<f32>> {
-    let width = model.hidden_output_size();
     model.head.as_ref().map(|head| {
-        let picked = head_rows(model, head.input, x, steps);
-        let rows = picked.len() / width.max(1);
-        let mut y = vec![0.0f32; rows * head.output_size];
-        for t in 0..rows {
-            let h = &picked[t * width..(t + 1) * width];
-            let row = &mut y[t * head.output_size..(t + 1) * head.output_size];
-            for (o, out) in row.iter_mut().enumerate() {
-                let w = &head.weight[o * width..(o + 1) * width];
-                *out = w.iter().zip(h).fold(0.0f32, |s, (a, b)| s + a * b) + head.bias[o];
-            }
-            match head.activation {
-                HeadActivation::None => {}
-                HeadActivation::Sigmoid => row
-                    .iter_mut()
-                    .for_each(|v| *v = crate::format::detmath::sigmoid(*v)),
-                HeadActivation::Softmax => {
-                    let m = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-                    row.iter_mut().for_each(|v| *v = (*v - m).exp());
-                    let s: f32 = row.iter().sum();
-                    row.iter_mut().for_each(|v| *v /= s);
-                }
+        let mut v = head_rows(model, head.input, x, steps).into_owned();
+        for d in &head.layers {
+            v = dense_f32(d, &v);
+        }
+        v
+    })
+}
+
+/// One dense layer over rows of `d.input_size`: `activation(W x + bias)` per row, each sum in
+/// k order, then the bias (NUMERICS.md section 8).
+fn dense_f32(d: &crate::lstm::Dense, x: &[f32]) -> Vec<f32> {
+    let width = d.input_size;
+    let rows = x.len() / width.max(1);
+    let mut y = vec![0.0f32; rows * d.output_size];
+    for (h, row) in x.chunks(width).zip(y.chunks_mut(d.output_size)) {
+        for (o, out) in row.iter_mut().enumerate() {
+            let w = &d.weight[o * width..(o + 1) * width];
+            *out = w.iter().zip(h).fold(0.0f32, |s, (a, b)| s + a * b) + d.bias[o];
+        }
+        match d.activation {
+            HeadActivation::None => {}
+            HeadActivation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+            HeadActivation::Tanh => row
+                .iter_mut()
+                .for_each(|v| *v = crate::format::detmath::tanh(*v)),
+            HeadActivation::Sigmoid => row
+                .iter_mut()
+                .for_each(|v| *v = crate::format::detmath::sigmoid(*v)),
+            HeadActivation::Softmax => {
+                let m = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                row.iter_mut().for_each(|v| *v = (*v - m).exp());
+                let s: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
             }
         }
-        y
-    })
+    }
+    y
 }
 
 /// The hidden vectors a head reads from a `[T, W]` sequence, as rows of `W`: every step, the

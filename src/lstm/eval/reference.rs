@@ -98,31 +98,12 @@ pub fn evaluate_with(model: &Model, seqs: &Sequences, hist: bool) -> Reference {
                 })
                 .collect(),
         };
-        let mut y = vec![0.0f32; rows.len() / width.max(1) * head.output_size];
-        y.par_chunks_mut(head.output_size)
-            .zip(rows.par_chunks(width))
-            .for_each(|(out, h)| {
-                let mut row: Vec<f64> = (0..head.output_size)
-                    .map(|o| {
-                        let w = &head.weight[o * width..(o + 1) * width];
-                        w.iter().zip(h).map(|(&a, &b)| a as f64 * b).sum::<f64>()
-                            + head.bias[o] as f64
-                    })
-                    .collect();
-                match head.activation {
-                    HeadActivation::None => {}
-                    HeadActivation::Sigmoid => row.iter_mut().for_each(|v| *v = sigmoid(*v)),
-                    HeadActivation::Softmax => {
-                        let m = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
-                        row.iter_mut().for_each(|v| *v = (*v - m).exp());
-                        let s: f64 = row.iter().sum();
-                        row.iter_mut().for_each(|v| *v /= s);
-                    }
-                }
-                for (o, v) in out.iter_mut().zip(row) {
-                    *o = v as f32;
-                }
-            });
+        // Layer after layer in f64, rounded to f32 once at the end.
+        let mut v = rows;
+        for d in &head.layers {
+            v = std::borrow::Cow::Owned(dense_f64(d, &v));
+        }
+        let y: Vec<f32> = v.iter().map(|&x| x as f32).collect();
         y
     });
     let hidden = states.last().map(|s| s.h.clone()).unwrap_or_default();
@@ -298,4 +279,31 @@ fn direction(
     // max over f64 then rounded = max of the rounded values (rounding is monotonic).
     let pre_max = pre_max.iter().fold(0.0f64, |m, &v| m.max(v)) as f32;
     (pre_max, pre_hist)
+}
+
+/// One dense layer of the head in f64 over rows of `d.input_size` (rows in parallel).
+fn dense_f64(d: &crate::lstm::Dense, x: &[f64]) -> Vec<f64> {
+    let width = d.input_size;
+    let mut y = vec![0.0f64; x.len() / width.max(1) * d.output_size];
+    y.par_chunks_mut(d.output_size)
+        .zip(x.par_chunks(width))
+        .for_each(|(row, h)| {
+            for (o, out) in row.iter_mut().enumerate() {
+                let w = &d.weight[o * width..(o + 1) * width];
+                *out = w.iter().zip(h).map(|(&a, &b)| a as f64 * b).sum::<f64>() + d.bias[o] as f64;
+            }
+            match d.activation {
+                HeadActivation::None => {}
+                HeadActivation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+                HeadActivation::Tanh => row.iter_mut().for_each(|v| *v = v.tanh()),
+                HeadActivation::Sigmoid => row.iter_mut().for_each(|v| *v = sigmoid(*v)),
+                HeadActivation::Softmax => {
+                    let m = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+                    row.iter_mut().for_each(|v| *v = (*v - m).exp());
+                    let s: f64 = row.iter().sum();
+                    row.iter_mut().for_each(|v| *v /= s);
+                }
+            }
+        });
+    y
 }

@@ -70,7 +70,7 @@ fn known_attributes(op: &str, opset: i64) -> Option<&'static [(&'static str, i32
         ],
         "Gemm" => &[("alpha", F), ("beta", F), ("transA", I), ("transB", I)],
         "Softmax" | "Gather" | "Concat" => &[("axis", I)],
-        "MatMul" | "Add" | "Sigmoid" | "Identity" | "Expand" => &[],
+        "MatMul" | "Add" | "Sigmoid" | "Relu" | "Tanh" | "Identity" | "Expand" => &[],
         "Transpose" => &[("perm", IS)],
         "Squeeze" | "Unsqueeze" => &[("axes", IS)],
         "Reshape" => &[("allowzero", I)],

@@ -1,12 +1,13 @@
 //! The model-bearing nodes: ONNX `LSTM` layers (gate order i, o, f, c, reordered to the
-//! internal i, f, g, o) and the dense head (MatMul / Gemm, Add, Sigmoid / Softmax).
+//! internal i, f, g, o) and the dense head: one or more layers of MatMul / Gemm, Add, and
+//! Relu / Tanh / Sigmoid / Softmax.
 
 use super::*;
 
 impl Builder<'_> {
     pub(super) fn lstm(&mut self, node: &NodeProto) -> Result<(), String> {
         let axes = self.seq(node, 0)?;
-        if self.head.linear.is_some() {
+        if !self.head.layers.is_empty() {
             return Err("an LSTM after the dense head is not supported".into());
         }
         if self.head.input != crate::lstm::HeadInput::EveryStep {
@@ -248,9 +249,6 @@ impl Builder<'_> {
     }
 
     pub(super) fn dense(&mut self, node: &NodeProto) -> Result<(), String> {
-        if self.head.linear.is_some() {
-            return Err("only one dense layer is supported in the head".into());
-        }
         let axes = match node.input.first().and_then(|n| self.val(n)) {
             Some(Val::State | Val::Final { .. }) => self.final_head(node)?,
             _ => self.seq(node, 0)?,
@@ -295,13 +293,20 @@ impl Builder<'_> {
                 .map(|(o, i)| w[i * out + o])
                 .collect()
         };
-        self.head.linear = Some((fin, out, weight));
+        let mut bias = None;
         if node.op_type == "Gemm" {
             if let Some((cd, c)) = self.floats(node, 2, "the bias")? {
                 check_bias(&cd, out, 2)?;
-                self.head.bias = Some(c);
+                bias = Some(c);
             }
         }
+        self.head.layers.push(DenseParts {
+            input_size: fin,
+            output_size: out,
+            weight,
+            bias,
+            activation: None,
+        });
         let mut axes = axes;
         let last = axes.len() - 1;
         axes[last] = Axis::Feat(Some(out));
@@ -316,30 +321,47 @@ impl Builder<'_> {
             _ => return Err("only adding a bias to the dense head's output is supported".into()),
         };
         let axes = self.seq(node, seq_at)?;
-        let Some((_, out, _)) = self.head.linear else {
+        let Some(dense) = self.head.layers.last() else {
             return Err(
                 "adding to the LSTM output is not supported (only a bias after the dense layer)"
                     .into(),
             );
         };
-        if self.head.bias.is_some() || self.head.activation.is_some() {
-            return Err("a second bias in the head is not supported".into());
+        if dense.bias.is_some() || dense.activation.is_some() {
+            return Err(
+                "a second bias on a dense layer, or one after its activation, is not supported"
+                    .into(),
+            );
         }
+        let out = dense.output_size;
         let (bd, bv) = self
             .floats(node, const_at, "the bias")?
             .ok_or("bias is missing")?;
         Self::features_last(&axes)?;
         check_bias(&bd, out, axes.len())?;
-        self.head.bias = Some(bv);
+        if let Some(dense) = self.head.layers.last_mut() {
+            dense.bias = Some(bv);
+        }
         self.advance(node, axes);
         Ok(())
     }
 
-    /// Sigmoid or Softmax after the dense head.
+    /// Relu, Tanh, Sigmoid or Softmax after a dense layer of the head (and its bias).
     pub(super) fn activation(&mut self, node: &NodeProto) -> Result<(), String> {
         let axes = self.seq(node, 0)?;
-        if self.head.linear.is_none() || self.head.activation.is_some() {
-            return Err("an activation is supported only once, after the dense head".into());
+        match self.head.layers.last() {
+            None => {
+                return Err(
+                    "an activation on the LSTM output is not supported (only after a dense layer of the head)"
+                        .into(),
+                )
+            }
+            Some(d) if d.activation.is_some() => {
+                return Err(
+                    "a second activation after a dense layer of the head is not supported".into(),
+                )
+            }
+            Some(_) => {}
         }
         Self::features_last(&axes)?;
         if node.op_type == "Softmax" {
@@ -365,9 +387,15 @@ impl Builder<'_> {
                     show(&axes)
                 ));
             }
-            self.head.activation = Some(HeadActivation::Softmax);
-        } else {
-            self.head.activation = Some(HeadActivation::Sigmoid);
+        }
+        let activation = match node.op_type.as_str() {
+            "Softmax" => HeadActivation::Softmax,
+            "Relu" => HeadActivation::Relu,
+            "Tanh" => HeadActivation::Tanh,
+            _ => HeadActivation::Sigmoid,
+        };
+        if let Some(dense) = self.head.layers.last_mut() {
+            dense.activation = Some(activation);
         }
         self.advance(node, axes);
         Ok(())

@@ -24,7 +24,8 @@ mod tests;
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
 use super::{
-    Cell, Direction, FixedSizes, Head, HeadActivation, HeadInput, Layer, Model, ModelError, Tensor,
+    Cell, Dense, Direction, FixedSizes, Head, HeadActivation, HeadInput, Layer, Model, ModelError,
+    Tensor,
 };
 use checks::{check_attributes, declared_width, live_nodes};
 use prost::Message;
@@ -119,10 +120,20 @@ enum Val {
 
 #[derive(Default)]
 struct HeadParts {
-    linear: Option<(usize, usize, Vec<f32>)>, // (in, out, weight [out, in])
+    /// The dense layers read so far, in order; bias and activation fill in as their nodes
+    /// are read.
+    layers: Vec<DenseParts>,
+    input: HeadInput,
+}
+
+/// One dense layer of the head as read: `(in, out, weight [out, in])`, then its bias and
+/// activation if nodes give them.
+struct DenseParts {
+    input_size: usize,
+    output_size: usize,
+    weight: Vec<f32>,
     bias: Option<Vec<f32>>,
     activation: Option<HeadActivation>,
-    input: HeadInput,
 }
 
 /// Parses an ONNX model; `file` names it in errors.
@@ -299,39 +310,27 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
     }
     let head = match b.head {
         HeadParts {
-            linear: None,
+            layers,
             input: HeadInput::LastStep | HeadInput::FinalState,
-            ..
-        } => {
+        } if layers.is_empty() => {
             return Err(at((end, b.x_accepted))(ModelError::invalid(
                 file,
                 "the last step is taken without a dense head after it: lstm-dse runs the whole sequence (export `y`)",
             )))
         }
-        HeadParts {
-            linear: None,
-            activation: None,
-            ..
-        } => None,
-        HeadParts {
-            linear: Some((i, o, weight)),
-            bias,
-            activation,
-            input,
-        } => Some(Head {
-            input_size: i,
-            output_size: o,
-            weight,
-            bias: bias.unwrap_or_else(|| vec![0.0; o]),
-            activation: activation.unwrap_or(HeadActivation::None),
+        HeadParts { layers, input } => (!layers.is_empty()).then(|| Head {
+            layers: layers
+                .into_iter()
+                .map(|d| Dense {
+                    input_size: d.input_size,
+                    bias: d.bias.unwrap_or_else(|| vec![0.0; d.output_size]),
+                    output_size: d.output_size,
+                    weight: d.weight,
+                    activation: d.activation.unwrap_or(HeadActivation::None),
+                })
+                .collect(),
             input,
         }),
-        HeadParts { linear: None, .. } => {
-            return Err(at((end, b.x_accepted))(ModelError::invalid(
-                file,
-                "an output activation without a dense layer before it",
-            )))
-        }
     };
     Ok(Model {
         name: file.to_string(),
@@ -483,7 +482,7 @@ impl Builder<'_> {
             "LSTM" => self.lstm(node),
             "MatMul" | "Gemm" => self.dense(node),
             "Add" => self.bias(node),
-            "Sigmoid" | "Softmax" => self.activation(node),
+            "Sigmoid" | "Softmax" | "Relu" | "Tanh" => self.activation(node),
             "Gather" if any_seq => self.last_step(node),
             "Slice" if any_seq => Err(
                 "operator Slice takes part of the sequence, which is not supported: take the last step with `y[:, -1]` (a Gather) or export the head on every step, `fc(y)`".into(),

@@ -156,7 +156,7 @@ fn the_last_step_is_a_gather_along_the_steps() {
     let fc = |from: &str| node("MatMul", "fc", &[from, "Wd"], "Z", vec![]);
     let m = graph(scalar("at", -1), 0, vec![], vec![fc("L")]).unwrap();
     let head = m.head.expect("a head");
-    assert_eq!((head.input, head.output_size), (HeadInput::LastStep, 3));
+    assert_eq!((head.input, head.output_size()), (HeadInput::LastStep, 3));
     // After the dense layer (`fc(y)[-1]`, the same rows): the head's input is the last step.
     let before = vec![fc("S")];
     let m = graph(scalar("at", -1), 0, before, vec![]).unwrap();

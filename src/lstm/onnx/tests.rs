@@ -194,6 +194,75 @@ fn a_bias_must_have_one_value_per_output_feature() {
     }
 }
 
+/// Dense layers chain: `fc2(relu(fc1 + b1) + b2)` is read as two layers with their biases and
+/// activations; an activation before any dense layer, twice after one, or a bias after an
+/// activation is refused, naming the node.
+#[test]
+fn a_head_may_have_several_dense_layers() {
+    let two = |mid: &str, extra: Vec<NodeProto>| {
+        let mut tail = vec![
+            node("Add", "b1", &["Z", "bd"], "Zb", vec![]),
+            node(mid, "act1", &["Zb"], "A", vec![]),
+            node("MatMul", "fc2", &["A", "W2"], "Z2", vec![]),
+        ];
+        tail.extend(extra);
+        let inits = vec![
+            floats("bd", &[3]),
+            floats("W2", &[3, 2]),
+            floats("b2", &[2]),
+        ];
+        head_graph(17, tail, inits)
+    };
+    let bias2 = || vec![node("Add", "b2", &["Z2", "b2"], "O", vec![])];
+    for (op, act) in [
+        ("Relu", HeadActivation::Relu),
+        ("Tanh", HeadActivation::Tanh),
+    ] {
+        let head = two(op, bias2()).unwrap().head.unwrap();
+        let shapes: Vec<_> = (head.layers.iter())
+            .map(|d| (d.input_size, d.output_size, d.activation, d.bias.len()))
+            .collect();
+        assert_eq!(
+            shapes,
+            [(H, 3, act, 3), (3, 2, HeadActivation::None, 2)],
+            "{op}"
+        );
+        assert_eq!(head.layers[1].bias, floats("b2", &[2]).float_data);
+    }
+    let refused = |tail: Vec<NodeProto>, at: &str, why: &str| {
+        let err = two("Relu", tail).unwrap_err();
+        assert!(err.contains(at) && err.contains(why), "{err}");
+    };
+    refused(
+        vec![
+            node("Sigmoid", "s1", &["Z2"], "S", vec![]),
+            node("Relu", "s2", &["S"], "O", vec![]),
+        ],
+        "node 's2' (Relu)",
+        "a second activation after a dense layer",
+    );
+    refused(
+        vec![
+            node("Tanh", "t", &["Z2"], "T", vec![]),
+            node("Add", "late", &["T", "b2"], "O", vec![]),
+        ],
+        "node 'late' (Add)",
+        "one after its activation",
+    );
+    let (l, mut inits) = lstm(1, vec![]);
+    inits.push(int64s("one", &[1]));
+    let nodes = vec![
+        l,
+        node("Squeeze", "sq", &["Y", "one"], "Ys", vec![]),
+        node("Relu", "early", &["Ys"], "R", vec![]),
+    ];
+    let err = parse_graph(17, nodes, inits, None, "R").unwrap_err();
+    assert!(
+        err.contains("node 'early' (Relu)") && err.contains("only after a dense layer"),
+        "{err}"
+    );
+}
+
 /// A bidirectional LSTM, its Y transposed by `perm` and reshaped to `shape`.
 fn merged(perm: &[i64], shape: &[i64]) -> Result<Model, String> {
     let (l, mut inits) = lstm(2, vec![]);
