@@ -41,7 +41,7 @@ case "${1:-}" in
     cargo build --release
     mkdir -p .gpu
     # The release build keeps line tables (about 70 MB); stripped it is about 11 MB.
-    strip -o .gpu/lstm-dse target/release/lstm-dse
+    strip -o .gpu/lstm-dse "${CARGO_TARGET_DIR:-target}/release/lstm-dse"
     # The conformance tests, stripped (about 8 MB each, which share most of their code: 5 MB
     # together in an xz tar). They find their fixtures and the CLI through paths fixed when
     # they were built (this checkout's), which `run` recreates.

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=target/release/lstm-dse
+# The binary cargo just built, wherever CARGO_TARGET_DIR puts it (a relative one is the
+# repository's, as cargo reads it).
+bin="${CARGO_TARGET_DIR:-target}/release/lstm-dse"
 m=models/digits_lstm.onnx
 x=models/digits_test.x.npy
 y=models/digits_test.labels.npy

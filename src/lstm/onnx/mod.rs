@@ -390,13 +390,18 @@ impl Builder<'_> {
         self.vals.get(name).or_else(|| self.inits.get(name))
     }
 
+    /// The value named `name`, or the error for a name no earlier node makes.
+    fn produced(&self, name: &str) -> Result<&Val, String> {
+        self.val(name)
+            .ok_or_else(|| format!("input '{name}' is not produced by any earlier node"))
+    }
+
     fn input(&self, node: &NodeProto, k: usize) -> Result<Option<&Val>, String> {
         match node.input.get(k).map(String::as_str) {
             None | Some("") => Ok(None),
-            Some(name) => match self.val(name) {
-                Some(Val::State | Val::Final { .. }) => Err(format!("uses '{name}', an LSTM's last-state output (Y_h / Y_c), which is not supported here")),
-                Some(v) => Ok(Some(v)),
-                None => Err(format!("input '{name}' is not produced by any earlier node")),
+            Some(name) => match self.produced(name)? {
+                Val::State | Val::Final { .. } => Err(format!("uses '{name}', an LSTM's last-state output (Y_h / Y_c), which is not supported here")),
+                v => Ok(Some(v)),
             },
         }
     }

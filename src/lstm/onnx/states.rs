@@ -19,8 +19,8 @@ impl Builder<'_> {
         if !any_state || any_seq || node.op_type == "LSTM" {
             return Ok(false);
         }
-        if let Some(n) = (node.input.iter()).find(|n| !n.is_empty() && self.val(n).is_none()) {
-            return Err(format!("input '{n}' is not produced by any earlier node"));
+        for name in node.input.iter().filter(|n| !n.is_empty()) {
+            self.produced(name)?;
         }
         let out = match node.op_type.as_str() {
             "MatMul" | "Gemm" => {
