@@ -7,7 +7,8 @@ Usage:  python3 tools/dynamic_oracle.py [--bin target/release/lstm-dse] [--cases
 
 Each case writes a random safetensors LSTM (1-2 layers, some bidirectional, H from 1 to 33 and
 I from 1 to 19, mostly not powers of two, half with a dense head: none, sigmoid or softmax with
-labels), a random input (some just off a coarse grid's midpoints), and runs `dynamic` once per
+labels, some of two dense layers with relu, tanh, none or sigmoid between, on every step, the
+last step or the final states), a random input (some just off a coarse grid's midpoints), and runs `dynamic` once per
 policy (each run traces one, `--trace-policy K`) with a random level set (nested fixed point:
 `fx8,fx16`, `fx4,fx8,fx12`, role configs, `fx2,fx16.0`, a shared `cal=p99`; any other set:
 float formats, mixed configs, fp32, explicit fraction bits at a lower level, per-channel
@@ -23,7 +24,8 @@ policy itself:
   state in the highest formats, metric compared on integers; other sets: every level its own
   config, state as f32 values, metric in f32 (§11.1);
 * causal / oracle timing, the starting level, levels per layer and direction, closed loop;
-* the head of §8 / §15 in f32 on the last layer's h, task accuracy and bits from the labels.
+* the head of §8 / §15 in f32 on the last layer's h (every step, the last step or the final
+  states; one or two dense layers), task accuracy and bits from the labels.
 
 Levels, level fractions, switches and the trace's levels and metrics are compared exactly;
 the error columns (against a float64 reference whose summation order the docs leave open)
@@ -56,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from groups_oracle import write_safetensors  # noqa: E402 (the same file format)
 from numerics_oracle import (  # noqa: E402 (NUMERICS.md §1-8, §14)
     TINY, f32, ftz, head_f32, head_f64, is_nested, nested_levels, parse_config, reference,
-    resolve, step, to_code, weights_own)
+    resolve, step, tanh_det, to_code, weights_own)
 
 MUTATE = ""
 STATS = {}
@@ -271,8 +273,8 @@ def expected(sim, ref, K, slack, head=None, ref_out=None, labels=None):
     rows["slack_hidden"] = max(float(sl[0].max()) for lay in slack for sl in lay)
     rows["slack_cell"] = max(float(sl[1].max()) for lay in slack for sl in lay)
     if head is not None:
-        y = head_f32(head, np.concatenate([hs for (_, _, hs, _) in sim[-1]], axis=2))
-        yr = head_f64(head, ref_out)
+        y = run_head(dense_f32, head, np.concatenate([hs for (_, _, hs, _) in sim[-1]], axis=2))
+        yr = run_head(dense_f64, head, ref_out)
         # OUTPUTS.md: against the reference's output as f32, as the states are.
         d = np.abs(y.astype(np.float64) - f32(yr).astype(np.float64))
         rows["output_rmse"] = math.sqrt((d * d).sum() / d.size)
@@ -294,7 +296,7 @@ def slack_out(head, ref_out, slack):
     if not slack or "out" not in slack[-1][0][2]:
         return 0.0
     other = slack[-1][0][2]["out"]
-    return float(np.abs(head_f64(head, ref_out) - head_f64(head, other)).max())
+    return float(np.abs(run_head(dense_f64, head, ref_out) - run_head(dense_f64, head, other)).max())
 
 
 EXACT = ("frac_", "switches")
@@ -351,10 +353,56 @@ def model(rng, g):
     if rng.random() < 0.5:
         O = rng.choice([1, 2, 3, 4])
         kind = rng.choice(["none", "sigmoid", "softmax"] if O > 1 else ["none", "sigmoid"])
-        head = ((g.standard_normal((O, width)) * 0.8).astype(np.float32),
-                (g.standard_normal(O) * 0.2).astype(np.float32), kind)
-        tensors["fc.weight"], tensors["fc.bias"] = head[0], head[1]
+        # Sometimes two dense layers, `fc2(act(fc1(..)))`.
+        sizes = [width] + ([rng.choice([1, 2, 5, 9])] if rng.random() < 0.4 else []) + [O]
+        kinds = [rng.choice(["relu", "tanh", "none", "sigmoid"]) for _ in sizes[2:]] + [kind]
+        head = {"layers": [], "names": [],
+                "input": rng.choice(["every-step", "every-step", "last-step", "final-state"]),
+                "directions": D}
+        for i, (fin, fout, k) in enumerate(zip(sizes, sizes[1:], kinds)):
+            name = "fc" if len(kinds) == 1 else f"fc{i + 1}"
+            Wh = (g.standard_normal((fout, fin)) * 0.8).astype(np.float32)
+            bh = (g.standard_normal(fout) * 0.2).astype(np.float32)
+            tensors[f"{name}.weight"], tensors[f"{name}.bias"] = Wh, bh
+            head["layers"].append((Wh, bh, k))
+            head["names"].append(name)
     return I, H, L, D, tensors, layers, head
+
+
+def head_rows(h, mode, D):
+    """§8: the rows a head reads from the last layer's [N, T, D*H] output, as [N, rows, D*H]:
+    every step, the last step, or each direction's final state (forward at T-1, reverse at 0)."""
+    if mode == "every-step":
+        return h
+    if mode == "last-step":
+        return h[:, -1:]
+    H = h.shape[-1] // D
+    return np.concatenate([h[:, -1:, :H]] + ([h[:, :1, H:]] if D == 2 else []), axis=2)
+
+
+def dense_f32(layer, h):
+    """One dense layer of §8 in f32: relu is max(y, 0), tanh §4's reproducible f32 tanh."""
+    Wh, bh, kind = layer
+    if kind in ("relu", "tanh"):
+        y = head_f32((Wh, bh, "none"), h)
+        return np.maximum(y, np.float32(0)) if kind == "relu" else tanh_det(y).astype(np.float32)
+    return head_f32(layer, h)
+
+
+def dense_f64(layer, h):
+    Wh, bh, kind = layer
+    if kind in ("relu", "tanh"):
+        y = head_f64((Wh, bh, "none"), h)
+        return np.maximum(y, 0.0) if kind == "relu" else np.tanh(y)
+    return head_f64(layer, h)
+
+
+def run_head(dense, head, h):
+    """The head's layers in turn over the rows it reads of `h` ([N, T, D*H])."""
+    y = head_rows(h, head["input"], head["directions"])
+    for layer in head["layers"]:
+        y = dense(layer, y)
+    return y
 
 
 def fmt_num(v):
@@ -391,7 +439,9 @@ def case(rng, tmp, binary, device):
     start = rng.choice(["high", "low", str(rng.randrange(K))])
     what = f"I={I} H={H} L={L} D={D} N={N} T={T} {spec} {metric.spec} {timing} start={start}"
     if head is not None:
-        what += f" head {head[0].shape[0]} {head[2]}"
+        dims = [Wh.shape[0] for (Wh, _, _) in head["layers"]]
+        kinds = [k for (_, _, k) in head["layers"]]
+        what += f" head {dims} {kinds} {head['input']}"
     mp, xp = tmp / "m.safetensors", tmp / "x.npy"
     write_safetensors(mp, tensors)
     np.save(xp, x)
@@ -403,10 +453,14 @@ def case(rng, tmp, binary, device):
     slack[-1][0][2]["out"] = wide_out.astype(np.float64)
     extra, labels = [], None
     if head is not None:
-        extra = ["--head", "fc", "--head-activation", head[2]]
-        if head[2] == "softmax":
-            O = head[0].shape[0]
-            shape = (N,) if rng.random() < 0.5 else (N, T)
+        kinds = [k for (_, _, k) in head["layers"]]
+        extra = ["--head", ",".join(head["names"]), "--head-activation", ",".join(kinds),
+                 "--head-input", head["input"]]
+        if kinds[-1] == "softmax":
+            O = head["layers"][-1][0].shape[0]
+            # A head on one vector per sequence takes one label per sequence only.
+            per_step = head["input"] == "every-step" and rng.random() >= 0.5
+            shape = (N, T) if per_step else (N,)
             labels = g.integers(0, O, shape).astype(np.float32)
             np.save(tmp / "y.npy", labels)
             extra += ["--labels", str(tmp / "y.npy")]
