@@ -24,10 +24,11 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
         .fold((0.0, 0), |m, d| if d.0 > m.0 { d } else { m })
 }
 
-/// Loads `model`, runs `fixture.x.npy` at fp32 and checks hidden (and output) references.
+/// Loads `model`, runs `fixture.x.npy` (float sequences, or token ids for a model with an
+/// embedding) at fp32 and checks hidden (and output) references.
 fn check(model: &str, fixture: &str, opts: LoadOptions) {
     let m = lstm::load(data(model).to_str().unwrap(), &opts).unwrap();
-    let x = npy::read_sequences(&data(&format!("{fixture}.x.npy"))).unwrap();
+    let x = npy::read_inputs(&data(&format!("{fixture}.x.npy")), &m).unwrap();
     let run = &eval::evaluate(&m, &x, fixture, &[PrecisionConfig::FP32], false).unwrap()[0];
     let (shape, want) = npy::read_f32(&data(&format!("{fixture}.hidden.npy"))).unwrap();
     assert_eq!(shape, vec![x.count, x.steps, m.hidden_output_size()]);
@@ -105,6 +106,25 @@ fn heads_on_the_last_step_or_the_final_states() {
 #[test]
 fn torch_dynamo_export_with_external_data() {
     check("torch_dynamo.onnx", "torch_dynamo", LoadOptions::default());
+}
+
+/// `nn.Embedding -> nn.LSTM(batch_first) -> fc(h_n[-1])` / `fc(y[:, -1])`, int64 token ids
+/// with padding (id 0, a row of zeros) as the graph input: a Gather of the table by the ids,
+/// from either exporter (the dynamo one also takes the ids' Shape for the initial states).
+/// Refused before (an int64 graph input).
+#[test]
+fn torch_embedding_front_end_from_either_exporter() {
+    for name in ["torch_embedding", "torch_embedding_dynamo"] {
+        check(&format!("{name}.onnx"), name, LoadOptions::default());
+        let m = lstm::load(
+            data(&format!("{name}.onnx")).to_str().unwrap(),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let e = m.embedding.as_ref().expect("an embedding");
+        assert_eq!((e.vocab, e.dim, m.input_size()), (50, 12, 12), "{name}");
+        assert!(e.table[..12].iter().all(|&v| v == 0.0), "padding row");
+    }
 }
 
 #[test]
@@ -186,6 +206,8 @@ fn infer_command_writes_what_onnxruntime_computes() {
         ("torch_lstm3", "hidden"),
         ("torch_lstm3", "output"),
         ("torch_last_step", "output"),
+        ("torch_embedding", "output"),
+        ("torch_embedding", "hidden"),
     ] {
         let reference = format!("{fixture}.{what}.npy");
         let out = dir.path().join(format!("{fixture}.{what}.npy"));

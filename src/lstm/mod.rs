@@ -8,12 +8,14 @@
 
 pub mod builtin;
 pub mod driver;
+pub mod embedding;
 pub mod eval;
 pub mod npy;
 pub mod onnx;
 mod onnx_proto;
 pub mod safetensors;
 
+pub use embedding::{Embedding, NegativeIds};
 use std::path::Path;
 
 /// Why a model or an input could not be used. `Display` is one line naming the file (or
@@ -221,11 +223,13 @@ impl Head {
     }
 }
 
-/// A stack of LSTM layers with an optional dense head.
+/// A stack of LSTM layers with an optional embedding before it and an optional dense head.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     /// Where it came from: a file name or `builtin:NAME`.
     pub name: String,
+    /// Token ids looked up into the first layer's float inputs, if the model takes ids.
+    pub embedding: Option<Embedding>,
     pub layers: Vec<Layer>,
     pub head: Option<Head>,
     /// The input sizes an exported graph was built for, if it fixes any.
@@ -289,6 +293,9 @@ impl Model {
                 return bad(format!(
                     "layer {l}: input size {i} does not match the previous layer's output {expected_input}"
                 ));
+            }
+            if let Some(e) = self.embedding.as_ref().filter(|_| l == 0) {
+                e.validate(i).or_else(bad)?;
             }
             if layer.cells.len() != layer.direction.count() {
                 return bad(format!(
@@ -374,6 +381,12 @@ impl Model {
     /// One line per layer, for `--help`-style listings and logs.
     pub fn describe(&self) -> String {
         let mut s = String::new();
+        if let Some(e) = &self.embedding {
+            s += &format!(
+                "  embedding: {} token ids -> {} (token-id inputs, int64 or int32 .npy)\n",
+                e.vocab, e.dim
+            );
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             let peep = if layer.cells.iter().any(|c| c.peephole.is_some()) {
                 ", peepholes"

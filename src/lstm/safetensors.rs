@@ -220,6 +220,7 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         layers,
         head,
         fixed: Default::default(),
+        embedding: None,
     })
 }
 

@@ -10,11 +10,14 @@
 //! express, is an error naming the node.
 
 mod checks;
+mod embedding;
 mod layers;
 mod shape_vectors;
 mod shapes;
 mod states;
 mod tensor;
+#[cfg(test)]
+mod test_embedding;
 #[cfg(test)]
 mod test_outputs;
 #[cfg(test)]
@@ -24,9 +27,10 @@ mod tests;
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
 use super::{
-    Cell, Direction, FixedSizes, Head, HeadActivation, HeadInput, Layer, Model, ModelError, Tensor,
+    Cell, Direction, Embedding, FixedSizes, Head, HeadActivation, HeadInput, Layer, Model,
+    ModelError, Tensor,
 };
-use checks::{check_attributes, declared_width, live_nodes};
+use checks::{check_attributes, declared_input, live_nodes, Declared};
 use prost::Message;
 use std::collections::HashMap;
 pub use tensor::external_files;
@@ -106,6 +110,11 @@ enum Val {
         axes: Vec<Axis>,
         stage: usize,
     },
+    /// Integer token ids (the graph input of a model with an embedding), with their axes
+    /// (steps and batch in the graph's order).
+    Ids {
+        axes: Vec<Axis>,
+    },
     /// An LSTM's Y_c, or an op on last states: not representable.
     State,
     /// Final hidden states (`Y_h`) of (layer, direction) pairs: `stacked` on axis 0
@@ -168,14 +177,14 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
             ),
         ));
     };
-    let width = declared_width(input).map_err(|p| ModelError::invalid(file, p))?;
+    let declared = declared_input(input).map_err(|p| ModelError::invalid(file, p))?;
     let graph = Graph {
         file,
         proto: &graph,
         opset,
         inits: &inits,
         input: &input.name,
-        width,
+        declared,
         live: live_nodes(&graph),
     };
     // The graph input is the sequence: time-major as ONNX's LSTM reads it, or batch-major
@@ -217,9 +226,9 @@ struct Graph<'a> {
     /// The default domain's opset.
     opset: i64,
     inits: &'a HashMap<String, Val>,
-    /// The graph input's name and its declared feature width.
+    /// The graph input's name and what it declares (token ids or a sequence, its width).
     input: &'a str,
-    width: Option<usize>,
+    declared: Declared,
     /// Per node: whether it feeds a graph output (the others are not read).
     live: Vec<bool>,
 }
@@ -229,12 +238,18 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
     let (file, graph, opset) = (g.file, g.proto, g.opset);
     let at = |reached: (usize, usize)| move |error: ModelError| Failed { reached, error };
     let end = graph.node.len() + 1;
-    let axes = match layout {
-        Layout::TimeMajor => vec![Axis::Steps, Axis::Batch, Axis::Feat(g.width)],
-        Layout::BatchMajor => vec![Axis::Batch, Axis::Steps, Axis::Feat(g.width)],
+    let mut axes = match layout {
+        Layout::TimeMajor => vec![Axis::Steps, Axis::Batch],
+        Layout::BatchMajor => vec![Axis::Batch, Axis::Steps],
     };
     let mut vals = HashMap::new();
-    vals.insert(g.input.to_string(), Val::Seq { axes, stage: 0 });
+    let input = if g.declared.ids {
+        Val::Ids { axes }
+    } else {
+        axes.push(Axis::Feat(g.declared.width));
+        Val::Seq { axes, stage: 0 }
+    };
+    vals.insert(g.input.to_string(), input);
     let mut b = Builder {
         vals,
         inits: g.inits,
@@ -243,6 +258,7 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
         stage: 0,
         opset,
         fixed: FixedSizes::default(),
+        embedding: None,
         label: String::new(),
         x_accepted: 0,
     };
@@ -335,6 +351,7 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
     };
     Ok(Model {
         name: file.to_string(),
+        embedding: b.embedding,
         layers: b.layers,
         head,
         fixed: b.fixed,
@@ -360,6 +377,8 @@ struct Builder<'a> {
     /// The default domain's opset.
     opset: i64,
     fixed: FixedSizes,
+    /// The token-embedding table the graph input indexes, once its Gather is read.
+    embedding: Option<Embedding>,
     /// The node being read, as errors name it.
     label: String,
     /// LSTM nodes whose sequence input had the axes they read (a reading's progress).
@@ -473,7 +492,7 @@ impl Builder<'_> {
             (0..node.input.len()).any(|k| matches!(self.input(node, k), Ok(Some(Val::Seq { .. }))));
         // Ops on an LSTM's last states and constants alone (docs/MODELS.md): `h_n` and a head
         // on the final states.
-        if self.state_op(node, any_seq)? {
+        if self.state_op(node, any_seq)? || self.ids_op(node)? {
             return Ok(());
         }
         if self.constant_op(node, any_seq)? || self.layout_op(node)? {
