@@ -95,7 +95,10 @@ fn wrong_inputs_are_refused_naming_the_file() {
         (
             model.clone(),
             npy_file(d, "big.npy", "<i8", "(3, 6)", &with(8, 50)),
-            vec!["big.npy: sequence 1, step 2: token id 50", "vocabulary of 50"],
+            vec![
+                "big.npy: sequence 1, step 2: token id 50",
+                "vocabulary of 50",
+            ],
         ),
         (
             model.clone(),
@@ -105,7 +108,11 @@ fn wrong_inputs_are_refused_naming_the_file() {
         (
             model.clone(),
             data("torch_lstm3.x.npy"),
-            vec!["torch_lstm3.x.npy", "embedding of 50 tokens", "int64 or int32"],
+            vec![
+                "torch_lstm3.x.npy",
+                "embedding of 50 tokens",
+                "int64 or int32",
+            ],
         ),
         (
             data("torch_lstm3.onnx"),
@@ -153,6 +160,65 @@ fn wrong_inputs_are_refused_naming_the_file() {
     }
 }
 
+/// The safetensors twin with `--embedding emb`: onnxruntime's output for the fixture's ids;
+/// a negative id refused as torch refuses it; the flag on an ONNX model refused.
+#[test]
+fn safetensors_with_the_embedding_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = data("torch_embedding.safetensors");
+    let flags = [
+        "--embedding",
+        "emb",
+        "--head",
+        "fc",
+        "--head-input",
+        "final-state",
+    ];
+    let out = dir.path().join("y.npy");
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(["infer", "--quiet", "--model", &st])
+        .args(flags)
+        .args(["--input", &data("torch_embedding.x.npy")])
+        .args(["--precision", "fp32", "--what", "output", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (shape, got) = npy::read_f32(&out).unwrap();
+    let (_, want) = npy::read_f32(Path::new(&data("torch_embedding.output.npy"))).unwrap();
+    assert_eq!(shape, [3, 5]);
+    let worst = (got.iter().zip(&want)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst <= 1e-5, "{worst}");
+    let neg: Vec<u8> = [3i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let xn = npy_file(dir.path(), "neg.npy", "<i8", "(2,)", &neg);
+    let out = dir.path().join("z.npy").display().to_string();
+    let mut args = vec!["infer", "--model", &st];
+    args.extend(flags);
+    args.extend(["--input", &xn, "--precision", "fp32", "--output", &out]);
+    fails(
+        &args,
+        &["neg.npy: sequence 0, step 1: token id -1", "ids 0..49"],
+    );
+    let onnx = data(MODEL);
+    fails(
+        &[
+            "infer",
+            "--model",
+            &onnx,
+            "--embedding",
+            "emb",
+            "--input",
+            &xn,
+            "--precision",
+            "fp32",
+            "--output",
+            &out,
+        ],
+        &["--embedding apply to safetensors models only"],
+    );
+    assert!(!Path::new(&out).exists());
+}
+
 /// `gen-input` writes token ids for an embedding model, which `trace` then runs.
 #[test]
 fn gen_input_and_trace_on_token_ids() {
@@ -192,20 +258,26 @@ fn gen_input_and_trace_on_token_ids() {
     assert!(Path::new(&out).join("summary.csv").exists());
 }
 
-/// A sweep on the embedding model, with the fixture's ids as input and with generated ids:
-/// the workload's input width is the embedding's (12), and the run completes.
+/// A sweep on the embedding model, with the fixture's ids as input and with generated ids,
+/// and on its safetensors twin (`workload.embedding`): the workload's input width is the
+/// embedding's (12), and the run completes.
 #[test]
 fn sweep_runs_an_embedding_model_on_ids() {
-    for input in [Some(data("torch_embedding.x.npy")), None] {
-        let model_line = format!("models = [\"{}\"]", data(MODEL));
-        let (from, to) = match &input {
-            Some(x) => (
-                "models = [\"builtin:tiny\"]\nsequences = 2\nsteps = 4",
-                format!("{model_line}\ninput = \"{x}\""),
-            ),
-            None => ("models = [\"builtin:tiny\"]", model_line.clone()),
-        };
-        let (dir, spec) = common::sweep_file(&[(from, &to)]);
+    let ids = format!("input = \"{}\"", data("torch_embedding.x.npy"));
+    let onnx = format!("models = [\"{}\"]", data(MODEL));
+    let st = format!(
+        "models = [\"{}\"]\nembedding = \"emb\"\nhead = \"fc\"\nhead_input = \"final-state\"",
+        data("torch_embedding.safetensors")
+    );
+    let tiny = "models = [\"builtin:tiny\"]";
+    let sizes = "sequences = 2\nsteps = 4";
+    for edits in [
+        vec![(tiny, onnx.clone()), (sizes, ids.clone())],
+        vec![(tiny, onnx)],
+        vec![(tiny, st), (sizes, ids)],
+    ] {
+        let edits: Vec<(&str, &str)> = edits.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        let (dir, spec) = common::sweep_file(&edits);
         let out = dir.path().join("out").display().to_string();
         let cache = dir.path().join("cache").display().to_string();
         ok(&[

@@ -182,6 +182,7 @@ fn safetensors_law(bytes: &[u8]) {
             head,
             head_activation: None,
             head_input: None,
+            embedding: None,
         };
         if let Ok(m) = safetensors::parse("fuzz.safetensors", bytes, &opts) {
             accepted_model_runs(&m);

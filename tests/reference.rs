@@ -127,6 +127,48 @@ fn torch_embedding_front_end_from_either_exporter() {
     }
 }
 
+/// The same weights as a state dict, named on the command line (`--embedding emb --head fc
+/// --head-input final-state`): onnxruntime's output, and the ONNX model's table; negative ids
+/// are torch's error there, not ONNX Gather's count from the end.
+#[test]
+fn safetensors_embedding_named_by_flag() {
+    let opts = LoadOptions {
+        head: Some("fc".into()),
+        head_activation: None,
+        head_input: Some(lstm::HeadInput::FinalState),
+        embedding: Some("emb".into()),
+    };
+    check(
+        "torch_embedding.safetensors",
+        "torch_embedding",
+        opts.clone(),
+    );
+    let st = lstm::load(data("torch_embedding.safetensors").to_str().unwrap(), &opts).unwrap();
+    let onnx = lstm::load(
+        data("torch_embedding.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let (a, b) = (st.embedding.unwrap(), onnx.embedding.unwrap());
+    assert_eq!((a.vocab, a.dim, &a.table), (b.vocab, b.dim, &b.table));
+    assert_eq!(a.negative, lstm::NegativeIds::Refused);
+    assert_eq!(b.negative, lstm::NegativeIds::FromEnd);
+    let missing = LoadOptions {
+        embedding: Some("embed".into()),
+        ..opts
+    };
+    let e = lstm::load(
+        data("torch_embedding.safetensors").to_str().unwrap(),
+        &missing,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("--embedding embed: no tensor 'embed.weight'"),
+        "{e}"
+    );
+}
+
 #[test]
 fn static_export_runs_on_its_sizes_and_refuses_others() {
     // Literal sizes in Reshapes and initial states, a strided Slice, a Gemm bias of [1, O].
@@ -166,6 +208,7 @@ fn same_weights_as_safetensors() {
         head: Some("fc".into()),
         head_activation: Some(HeadActivation::Softmax),
         head_input: None,
+        embedding: None,
     };
     check("torch_lstm3.safetensors", "torch_lstm3", opts);
     check(
@@ -185,6 +228,7 @@ fn same_weights_as_safetensors() {
             head: Some("fc".into()),
             head_activation: Some(HeadActivation::Softmax),
             head_input: None,
+            embedding: None,
         },
     )
     .unwrap();
@@ -245,6 +289,7 @@ fn safetensors_head_on_the_last_step() {
         head: head.map(String::from),
         head_activation: head.map(|_| HeadActivation::Softmax),
         head_input: Some(lstm::HeadInput::LastStep),
+        embedding: None,
     };
     let file = data("torch_lstm3.safetensors");
     let m = lstm::load(file.to_str().unwrap(), &opts(Some("fc"))).unwrap();

@@ -222,6 +222,7 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
         head: Some("fc".into()),
         head_activation: None,
         head_input: None,
+        embedding: None,
     };
     let parse_head = |e: &[Entry]| {
         lstm_dse::lstm::safetensors::parse("m.safetensors", &file(e), &opts)

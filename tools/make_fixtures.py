@@ -488,6 +488,9 @@ def fixture_torch_embedding():
                           input_names=["x"], output_names=["out"], do_constant_folding=True,
                           dynamic_axes={"x": {0: "N", 1: "T"}, "out": {0: "N"}})
     save_batch_major(name, x, hid_t, out_t, "out", x_dtype=np.int64)
+    # The same weights as a state dict: `--embedding emb --head fc --head-input final-state`.
+    sd = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    save_file(sd, str(OUT / f"{name}.safetensors"), metadata={"format": "pt"})
 
 
 def fixture_torch_embedding_dynamo():

@@ -112,6 +112,7 @@ pub fn load_model(a: &ModelArgs) -> Result<Model> {
         head: a.head.clone(),
         head_activation,
         head_input,
+        embedding: a.embedding.clone(),
     };
     Ok(lstm::load(&a.model, &opts)?)
 }

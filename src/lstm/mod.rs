@@ -424,6 +424,9 @@ pub struct LoadOptions {
     pub head_activation: Option<HeadActivation>,
     /// For safetensors: which hidden vectors that head reads.
     pub head_input: Option<HeadInput>,
+    /// For safetensors: the name prefix of an `nn.Embedding` before the LSTM (`emb` →
+    /// `emb.weight [vocab, dim]`); the model then takes token ids.
+    pub embedding: Option<String>,
 }
 
 /// Loads a model from `builtin:NAME`, a `.onnx` file or a `.safetensors` file, and validates it.
@@ -462,12 +465,15 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
             }
         }
     };
-    if (opts.head.is_some() || opts.head_activation.is_some() || opts.head_input.is_some())
+    if (opts.head.is_some()
+        || opts.head_activation.is_some()
+        || opts.head_input.is_some()
+        || opts.embedding.is_some())
         && !spec.ends_with(".safetensors")
     {
         return Err(ModelError::invalid(
             spec,
-            "--head, --head-activation and --head-input apply to safetensors models only",
+            "--head, --head-activation, --head-input and --embedding apply to safetensors models only",
         ));
     }
     model.validate()?;

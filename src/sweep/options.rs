@@ -402,8 +402,8 @@ fn compute(
     Ok(out)
 }
 
-/// How a sweep's models load: `workload.head`, `workload.head_activation` and
-/// `workload.head_input` (an error names `file` and the key).
+/// How a sweep's models load: `workload.head`, `workload.head_activation`,
+/// `workload.head_input` and `workload.embedding` (an error names `file` and the key).
 pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm::LoadOptions> {
     let head_activation = match &w.head_activation {
         Some(s) => Some(
@@ -423,6 +423,7 @@ pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm:
         head: w.head.clone(),
         head_activation,
         head_input,
+        embedding: w.embedding.clone(),
     })
 }
 
