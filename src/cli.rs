@@ -91,8 +91,7 @@ pub struct ModelArgs {
     /// (`fc(h_n[-1])`, `fc(cat(h_n[-2], h_n[-1]))`).
     #[arg(long, value_name = "every-step|last-step|final-state")]
     pub head_input: Option<String>,
-    /// safetensors only: name of an nn.Embedding before the LSTM (`emb` reads emb.weight
-    /// [vocab, dim]); the inputs are then token ids (int64 or int32 .npy, [T] or [N, T]).
+    /// safetensors only: an nn.Embedding before the LSTM (`emb` reads emb.weight); inputs are ids.
     #[arg(long, value_name = "NAME")]
     pub embedding: Option<String>,
 }

@@ -287,3 +287,37 @@ fn sweep_runs_an_embedding_model_on_ids() {
         assert!(rows.lines().count() > 1, "{rows}");
     }
 }
+
+/// The GPU lanes equal the CPU evaluator on looked-up inputs as on any input: `trace` on
+/// the fixture's ids writes the same bytes on either device (every precision's per-step
+/// errors and cell-state changes).
+#[test]
+fn trace_on_ids_is_the_same_on_gpu_and_cpu() {
+    if common::shared_gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = data(MODEL);
+    let x = data("torch_embedding.x.npy");
+    let mut files = Vec::new();
+    for device in ["cpu", "gpu"] {
+        let out = dir.path().join(device).display().to_string();
+        ok(&[
+            "trace",
+            "--quiet",
+            "--model",
+            &model,
+            "--input",
+            &x,
+            "--precisions",
+            "fp32;fx8;fx12;fp16;w=fx6,a=fx8,c=fx16",
+            "--device",
+            device,
+            "--out",
+            &out,
+        ]);
+        let read = |f: &str| std::fs::read(Path::new(&out).join(f)).unwrap();
+        files.push((read("errors.csv"), read("cell_delta.csv")));
+    }
+    assert!(files[0] == files[1], "GPU trace differs from the CPU's");
+}
