@@ -34,8 +34,8 @@ impl Builder<'_> {
         if node.op_type != "Gather" {
             return Ok(());
         }
-        let table =
-            matches!(self.val(&node.input[0]), Some(Val::Floats { dims, .. }) if dims.len() == 2);
+        let first = node.input.first().and_then(|n| self.val(n));
+        let table = matches!(first, Some(Val::Floats { dims, .. }) if dims.len() == 2);
         let by = match node.input.get(1).and_then(|n| self.val(n)) {
             _ if !table => return Ok(()),
             Some(Val::Seq { .. }) => "float values (the sequence)",

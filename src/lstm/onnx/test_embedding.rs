@@ -156,3 +156,19 @@ fn a_table_that_is_not_an_initializer_or_not_at_the_input_is_refused() {
         "{e}"
     );
 }
+
+/// A Gather without inputs (a hostile file) is an error naming it, not an index panic.
+#[test]
+fn a_gather_without_inputs_is_an_error() {
+    let (mut l, inits) = lstm(1, vec![]);
+    l.input[0] = "E".into();
+    let e = parse_graph(
+        17,
+        vec![gather(&[], vec![]), l],
+        inits,
+        declared(pb::INT64, 2),
+        "Y",
+    )
+    .unwrap_err();
+    assert!(e.contains("node 'embed' (Gather)"), "{e}");
+}
