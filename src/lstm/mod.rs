@@ -1,5 +1,6 @@
 //! LSTM models: the in-memory description every stage works on, loading it from ONNX,
-//! safetensors or the built-in benchmark shapes, the `.npy` input sequences, the CPU
+//! safetensors or the built-in benchmark shapes, the `.npy` input sequences (or token ids
+//! for a model with an [`embedding`] front end), the CPU
 //! reference evaluator that every GPU kernel is held against, and the [`driver`] that walks
 //! a model's layers on any backend (CPU or wgpu).
 //!

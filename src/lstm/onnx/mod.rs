@@ -1,6 +1,7 @@
 //! ONNX import: graphs whose recurrent layers are ONNX `LSTM` nodes (gate order i, o, f, c),
 //! joined by the shape plumbing exporters emit, with an optional head of MatMul/Gemm, Add and
-//! Sigmoid/Softmax.
+//! Sigmoid/Softmax, and an optional embedding before them (a Gather of a table by integer token
+//! ids, [`embedding`]).
 //!
 //! The importer walks the nodes in order and gives every value a meaning: a constant, a small
 //! integer vector (shapes), a tensor filled with one value (the zero initial states that
