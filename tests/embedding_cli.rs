@@ -160,6 +160,42 @@ fn wrong_inputs_are_refused_naming_the_file() {
     }
 }
 
+/// A small file of ids can ask for a large batch of floats (8 bytes an id, 48 a looked-up row
+/// here): the lookup's size is checked against `--max-memory` before it is allocated.
+#[test]
+fn the_lookup_is_checked_against_max_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<u8> = (0..600 * 6)
+        .flat_map(|k| (k % 50i64).to_le_bytes())
+        .collect();
+    let x = npy_file(dir.path(), "ids.npy", "<i8", "(600, 6)", &ids);
+    let out = dir.path().join("y.npy").display().to_string();
+    let model = data(MODEL);
+    let args = |limit: &'static str| {
+        let mut a = vec![
+            "--max-memory",
+            limit,
+            "infer",
+            "--model",
+            &model,
+            "--input",
+            &x,
+        ];
+        a.extend(["--precision", "fp32", "--output", &out]);
+        a
+    };
+    let err = fails(
+        &args("40K"),
+        &[
+            "ids.npy: 600 x 6 token ids looked up into 12 features each",
+            "--max-memory",
+        ],
+    );
+    assert_eq!(err.matches("ids.npy").count(), 1, "{err}");
+    assert!(!Path::new(&out).exists());
+    ok(&args("8M"));
+}
+
 /// The safetensors twin with `--embedding emb`: onnxruntime's output for the fixture's ids;
 /// a negative id refused as torch refuses it; the flag on an ONNX model refused.
 #[test]

@@ -109,7 +109,7 @@ fn look_up(
     let need = crate::limits::product(&[4, dims[0] as u128, dims[1] as u128, e.dim as u128]);
     crate::limits::check_memory(
         &format!(
-            "{name}: {} x {} token ids of {} features",
+            "{} x {} token ids looked up into {} features each",
             dims[0], dims[1], e.dim
         ),
         need,
