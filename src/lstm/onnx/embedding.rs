@@ -21,6 +21,12 @@ impl Builder<'_> {
         match node.op_type.as_str() {
             "Shape" | "Identity" => Ok(false),
             "Gather" if k == 1 => self.embedding(node).map(|()| true),
+            // torch's dynamo exporter writes `nn.Embedding(max_norm=...)` as Unique of the ids,
+            // then the renormalisation of the rows they pick (ReduceL2, ..., ScatterND).
+            "Unique" => Err(format!(
+                "uses the token ids '{}' as input {k} of Unique, as torch's dynamo exporter writes nn.Embedding(max_norm=...): renormalising the looked-up rows is not supported",
+                node.input[k]
+            )),
             op => Err(format!(
                 "uses the token ids '{}' as input {k} of {op}; {ACCEPTED}",
                 node.input[k]

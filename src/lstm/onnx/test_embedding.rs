@@ -129,6 +129,20 @@ fn a_table_that_is_not_an_initializer_or_not_at_the_input_is_refused() {
     ];
     let e = parse_graph(17, nodes, inits, ids(), "Y").unwrap_err();
     assert!(e.contains("node 'cast' (Cast): uses the token ids"), "{e}");
+    // nn.Embedding(max_norm=...) by the dynamo exporter: Unique of the ids first.
+    let (mut l, mut inits) = lstm(1, vec![]);
+    l.input[0] = "E".into();
+    inits.push(floats("table", &[9, I]));
+    let nodes = vec![
+        node("Unique", "unique", &["X"], "U", vec![]),
+        gather(&["table", "U"], vec![]),
+        l,
+    ];
+    let e = parse_graph(17, nodes, inits, ids(), "Y").unwrap_err();
+    assert!(
+        e.contains("node 'unique' (Unique)") && e.contains("max_norm"),
+        "{e}"
+    );
     // A table indexed by constant indices (an embedding inside the graph).
     let (mut l, mut inits) = lstm(1, vec![]);
     l.input[0] = "E".into();
