@@ -93,6 +93,9 @@ pub struct ModelArgs {
     /// (`fc(h_n[-1])`, `fc(cat(h_n[-2], h_n[-1]))`).
     #[arg(long, value_name = "every-step|last-step|final-state")]
     pub head_input: Option<String>,
+    /// safetensors only: an nn.Embedding before the LSTM (`emb` reads emb.weight); inputs are ids.
+    #[arg(long, value_name = "NAME")]
+    pub embedding: Option<String>,
 }
 
 /// What `infer` writes.

@@ -70,6 +70,7 @@ fn model(seed: u64, input: usize) -> Model {
             input: Default::default(),
         }),
         fixed: Default::default(),
+        embedding: None,
     }
 }
 

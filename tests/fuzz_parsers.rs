@@ -70,6 +70,19 @@ fn npy_law(bytes: &[u8]) {
     if let Ok((shape, data)) = npy::parse_f32("fuzz.npy", bytes) {
         assert_eq!(shape.iter().product::<usize>(), data.len());
     }
+    if let Ok((shape, ids)) = npy::parse_ids("fuzz.npy", bytes) {
+        assert_eq!(shape.iter().product::<usize>(), ids.len());
+    }
+    // Token ids looked up by a model with an embedding: every accepted file gives finite
+    // rows of its width.
+    static EMBEDDED: std::sync::OnceLock<lstm_dse::lstm::Model> = std::sync::OnceLock::new();
+    let m = EMBEDDED.get_or_init(|| {
+        lstm_dse::lstm::load("tests/data/torch_embedding.onnx", &LoadOptions::default()).unwrap()
+    });
+    if let Ok(x) = npy::parse_inputs("fuzz.npy", bytes, m) {
+        assert_eq!(x.data.len(), x.count * x.steps * 12);
+        assert!(x.data.iter().all(|v| v.is_finite()));
+    }
 }
 
 #[test]
@@ -81,6 +94,8 @@ fn npy_mutations() {
         "(4294967296, 4294967296, 8)",
         "'shape': (",
         "'descr': '<f8'",
+        "'descr': '<i8'",
+        "'descr': '>i4'",
         "True",
         "[",
         "{",
@@ -182,6 +197,7 @@ fn safetensors_law(bytes: &[u8]) {
             head,
             head_activation: Vec::new(),
             head_input: None,
+            embedding: None,
         };
         if let Ok(m) = safetensors::parse("fuzz.safetensors", bytes, &opts) {
             accepted_model_runs(&m);

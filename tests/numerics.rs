@@ -27,6 +27,7 @@ fn worked_example() -> (Model, npy::Sequences) {
         }],
         head: None,
         fixed: Default::default(),
+        embedding: None,
     };
     let x = npy::Sequences::new("x", [1, 1, 2], vec![0.3, -0.6], false).unwrap();
     (model, x)

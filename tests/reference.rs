@@ -24,10 +24,11 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
         .fold((0.0, 0), |m, d| if d.0 > m.0 { d } else { m })
 }
 
-/// Loads `model`, runs `fixture.x.npy` at fp32 and checks hidden (and output) references.
+/// Loads `model`, runs `fixture.x.npy` (float sequences, or token ids for a model with an
+/// embedding) at fp32 and checks hidden (and output) references.
 fn check(model: &str, fixture: &str, opts: LoadOptions) {
     let m = lstm::load(data(model).to_str().unwrap(), &opts).unwrap();
-    let x = npy::read_sequences(&data(&format!("{fixture}.x.npy"))).unwrap();
+    let x = npy::read_inputs(&data(&format!("{fixture}.x.npy")), &m).unwrap();
     let run = &eval::evaluate(&m, &x, fixture, &[PrecisionConfig::FP32], false).unwrap()[0];
     let (shape, want) = npy::read_f32(&data(&format!("{fixture}.hidden.npy"))).unwrap();
     assert_eq!(shape, vec![x.count, x.steps, m.hidden_output_size()]);
@@ -142,6 +143,67 @@ fn torch_dynamo_export_with_external_data() {
     check("torch_dynamo.onnx", "torch_dynamo", LoadOptions::default());
 }
 
+/// `nn.Embedding -> nn.LSTM(batch_first) -> fc(h_n[-1])` / `fc(y[:, -1])`, int64 token ids
+/// with padding (id 0, a row of zeros) as the graph input: a Gather of the table by the ids,
+/// from either exporter (the dynamo one also takes the ids' Shape for the initial states).
+/// Refused before (an int64 graph input).
+#[test]
+fn torch_embedding_front_end_from_either_exporter() {
+    for name in ["torch_embedding", "torch_embedding_dynamo"] {
+        check(&format!("{name}.onnx"), name, LoadOptions::default());
+        let m = lstm::load(
+            data(&format!("{name}.onnx")).to_str().unwrap(),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let e = m.embedding.as_ref().expect("an embedding");
+        assert_eq!((e.vocab, e.dim, m.input_size()), (50, 12, 12), "{name}");
+        assert!(e.table[..12].iter().all(|&v| v == 0.0), "padding row");
+    }
+}
+
+/// The same weights as a state dict, named on the command line (`--embedding emb --head fc
+/// --head-input final-state`): onnxruntime's output, and the ONNX model's table; negative ids
+/// are torch's error there, not ONNX Gather's count from the end.
+#[test]
+fn safetensors_embedding_named_by_flag() {
+    let opts = LoadOptions {
+        head: vec!["fc".into()],
+        head_activation: Vec::new(),
+        head_input: Some(lstm::HeadInput::FinalState),
+        embedding: Some("emb".into()),
+    };
+    check(
+        "torch_embedding.safetensors",
+        "torch_embedding",
+        opts.clone(),
+    );
+    let st = lstm::load(data("torch_embedding.safetensors").to_str().unwrap(), &opts).unwrap();
+    let onnx = lstm::load(
+        data("torch_embedding.onnx").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let (a, b) = (st.embedding.unwrap(), onnx.embedding.unwrap());
+    assert_eq!((a.vocab, a.dim, &a.table), (b.vocab, b.dim, &b.table));
+    assert_eq!(a.negative, lstm::NegativeIds::Refused);
+    assert_eq!(b.negative, lstm::NegativeIds::FromEnd);
+    let missing = LoadOptions {
+        embedding: Some("embed".into()),
+        ..opts
+    };
+    let e = lstm::load(
+        data("torch_embedding.safetensors").to_str().unwrap(),
+        &missing,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("--embedding embed: no tensor 'embed.weight'"),
+        "{e}"
+    );
+}
+
 #[test]
 fn static_export_runs_on_its_sizes_and_refuses_others() {
     // Literal sizes in Reshapes and initial states, a strided Slice, a Gemm bias of [1, O].
@@ -181,6 +243,7 @@ fn same_weights_as_safetensors() {
         head: vec!["fc".into()],
         head_activation: vec![HeadActivation::Softmax],
         head_input: None,
+        embedding: None,
     };
     check("torch_lstm3.safetensors", "torch_lstm3", opts);
     check(
@@ -200,6 +263,7 @@ fn same_weights_as_safetensors() {
             head: vec!["fc".into()],
             head_activation: vec![HeadActivation::Softmax],
             head_input: None,
+            embedding: None,
         },
     )
     .unwrap();
@@ -222,6 +286,8 @@ fn infer_command_writes_what_onnxruntime_computes() {
         ("torch_lstm3", "output"),
         ("torch_last_step", "output"),
         ("torch_mlp_head", "output"),
+        ("torch_embedding", "output"),
+        ("torch_embedding", "hidden"),
     ] {
         let reference = format!("{fixture}.{what}.npy");
         let out = dir.path().join(format!("{fixture}.{what}.npy"));
@@ -259,6 +325,7 @@ fn safetensors_head_on_the_last_step() {
         head: head.map(String::from).into_iter().collect(),
         head_activation: head.map(|_| HeadActivation::Softmax).into_iter().collect(),
         head_input: Some(lstm::HeadInput::LastStep),
+        embedding: None,
     };
     let file = data("torch_lstm3.safetensors");
     let m = lstm::load(file.to_str().unwrap(), &opts(Some("fc"))).unwrap();

@@ -222,6 +222,7 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
         head: vec!["fc".into()],
         head_activation: Vec::new(),
         head_input: None,
+        embedding: None,
     };
     let parse_head = |e: &[Entry]| {
         lstm_dse::lstm::safetensors::parse("m.safetensors", &file(e), &opts)

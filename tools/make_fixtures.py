@@ -320,7 +320,7 @@ def torch_fixture(name, module, i, seed_x, has_head, static_variant=False):
     save_file(sd, str(OUT / f"{name}.safetensors"), metadata={"format": "pt"})
 
 
-def save_batch_major(name, x, hid_t, out_t, output):
+def save_batch_major(name, x, hid_t, out_t, output, x_dtype=np.float32):
     """Checks `<name>.onnx` (a batch-major graph input `x`) with onnxruntime against torch's
     hidden and `output` values and saves the fixture's x, hidden (the last LSTM's Y, added as an
     extra output of an in-memory copy) and output from onnxruntime."""
@@ -335,7 +335,7 @@ def save_batch_major(name, x, hid_t, out_t, output):
     res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})))
     hid, out = y_to_ours(res[yname]), res[output]
     print(f"{name}: max|torch - ORT| hidden = {maxdiff(hid_t, hid):.3g}, output = {maxdiff(out_t, out):.3g}")
-    save_npy(f"{name}.x.npy", x)
+    save_npy(f"{name}.x.npy", x, dtype=x_dtype)
     save_npy(f"{name}.hidden.npy", hid)
     save_npy(f"{name}.output.npy", out)
     print(describe(path))
@@ -511,6 +511,87 @@ def fixture_torch_dynamo():
     save_batch_major(name, x, hid_t, out_t, "out")
 
 
+class Embedded(nn.Module):
+    """The usual PyTorch text classifier: `nn.Embedding` (vocabulary 50, 12 wide, padding id 0,
+    whose row is zeros) -> a 2-layer batch-first LSTM of 16 -> a dense head on the last layer's
+    final state, `fc(h_n[-1])`, or on the last step, `fc(y[:, -1])`. Its graph input is the
+    int64 token ids [N, T]."""
+    def __init__(self, last_step=False):
+        super().__init__()
+        self.last_step = last_step
+        self.emb = nn.Embedding(50, 12, padding_idx=0)
+        self.lstm = nn.LSTM(12, 16, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, ids):
+        y, (h_n, _) = self.lstm(self.emb(ids))
+        return self.fc(y[:, -1] if self.last_step else h_n[-1])
+
+
+def embedding_ids(seed):
+    """int64 token ids [3, 6]: the whole vocabulary's range, with padding (id 0) at the start
+    of the first sequence (left-padded) and inside the third."""
+    ids = np.random.default_rng(seed).integers(1, 50, (3, 6)).astype(np.int64)
+    ids[0, :2] = 0
+    ids[2, 3] = 0
+    ids[1, 5] = 49
+    return ids
+
+
+def fixture_torch_embedding():
+    """`Embedded` (head on `h_n[-1]`) by the TorchScript exporter: Gather(emb.weight, x) on the
+    int64 graph input, then the Transpose of a batch-first LSTM."""
+    name = "torch_embedding"
+    torch.manual_seed(0)
+    module = Embedded().eval()
+    x = embedding_ids(22)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        hid_t = module.lstm(module.emb(xt))[0].numpy()
+        out_t = module(xt).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=False, opset_version=OPSET,
+                          input_names=["x"], output_names=["out"], do_constant_folding=True,
+                          dynamic_axes={"x": {0: "N", 1: "T"}, "out": {0: "N"}})
+    save_batch_major(name, x, hid_t, out_t, "out", x_dtype=np.int64)
+    # The same weights as a state dict: `--embedding emb --head fc --head-input final-state`.
+    sd = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    save_file(sd, str(OUT / f"{name}.safetensors"), metadata={"format": "pt"})
+
+
+def fixture_torch_embedding_dynamo():
+    """`Embedded` (head on `y[:, -1]`) by the default (dynamo) exporter: the same Gather, and a
+    Shape of the token ids sizing the initial states; weights in external data. Node metadata
+    is dropped as in `fixture_torch_dynamo`."""
+    import contextlib
+    import io
+    import logging
+    name = "torch_embedding_dynamo"
+    torch.manual_seed(1)
+    module = Embedded(last_step=True).eval()
+    x = embedding_ids(23)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        hid_t = module.lstm(module.emb(xt))[0].numpy()
+        out_t = module(xt).numpy()
+    for old in OUT.glob(f"{name}.onnx*"):
+        old.unlink()
+    logging.disable(logging.WARNING)
+    dims = {0: torch.export.Dim("N"), 1: torch.export.Dim("T")}
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=True, input_names=["x"],
+                          output_names=["out"], dynamic_shapes={"ids": dims}, external_data=True)
+    logging.disable(logging.NOTSET)
+    m = onnx.load(str(OUT / f"{name}.onnx"), load_external_data=False)
+    for n in m.graph.node:
+        del n.metadata_props[:]
+    del m.metadata_props[:]
+    onnx.save(m, str(OUT / f"{name}.onnx"))
+    save_batch_major(name, x, hid_t, out_t, "out", x_dtype=np.int64)
+
+
 def fixture_reverse_final_state():
     """Built by hand: a reverse LSTM whose Y_h (its state at time 0), squeezed, feeds the head."""
     I, H, O = 4, 5, 3
@@ -616,6 +697,8 @@ def main():
     fixture_reverse_final_state()
     fixture_torch_dynamo()
     fixture_torch_mlp_head()
+    fixture_torch_embedding()
+    fixture_torch_embedding_dynamo()
 
     print("\nfiles:")
     for f in sorted(p for p in OUT.iterdir() if p.suffix != ".md"):

@@ -238,3 +238,26 @@ pub fn workload_of(
     // Fitted once here, so that `evaluate` (which fits any workload) does not copy it per point.
     w.with_edges_that_fit().unwrap_or(w)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An embedding front end is not costed (docs/MODEL.md section 9): the workload of a model
+    /// with one is that of its LSTM and head alone, the first layer's input being the
+    /// embedding's width E.
+    #[test]
+    fn an_embedding_is_not_costed() {
+        let mut m = crate::lstm::builtin::build("tiny").unwrap();
+        let plain = workload_of(&m, 10, 2, PrecisionProfile::fixed(8, 8));
+        m.embedding = Some(crate::lstm::Embedding {
+            vocab: 1000,
+            dim: m.input_size(),
+            table: vec![0.0; 1000 * m.input_size()],
+            negative: crate::lstm::NegativeIds::FromEnd,
+        });
+        let embedded = workload_of(&m, 10, 2, PrecisionProfile::fixed(8, 8));
+        assert_eq!(embedded.layers[0].input_size, 16);
+        assert_eq!(format!("{embedded:?}"), format!("{plain:?}"));
+    }
+}

@@ -24,7 +24,7 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         bail!("--out {}: exists and is not a directory", a.out.display());
     }
     let model = load_model(&a.model)?;
-    let seqs = npy::read_sequences(&a.input)?;
+    let seqs = npy::read_inputs(&a.input, &model)?;
     let labels = a
         .labels
         .as_ref()
@@ -141,7 +141,7 @@ pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
         bail!("--out {}: exists and is not a directory", a.out.display());
     }
     let model = load_model(&a.model)?;
-    let seqs = npy::read_sequences(&a.input)?;
+    let seqs = npy::read_inputs(&a.input, &model)?;
     let input_name = a.input.display().to_string();
     lstm::eval::check_input(&model, &seqs, &input_name)?;
     let engine = engine_for(a.device, a.quiet)?;

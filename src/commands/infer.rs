@@ -5,7 +5,7 @@ use super::*;
 pub(super) fn infer(a: &InferArgs) -> Result<()> {
     let config: PrecisionConfig = a.precision.parse().context("--precision")?;
     let model = load_model(&a.model)?;
-    let seqs = npy::read_sequences(&a.input)?;
+    let seqs = npy::read_inputs(&a.input, &model)?;
     if a.what == What::Output && model.head.is_none() {
         bail!(
             "{}: --what output needs a model with a dense head",
@@ -98,6 +98,20 @@ pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
     )?;
     let mut rng = builtin::SplitMix64::new(a.seed);
     let n = a.sequences * a.steps * width;
+    if let Some(e) = &model.embedding {
+        // Token ids, uniform over the vocabulary.
+        let ids = crate::lstm::embedding::random_ids(&mut rng, e, a.sequences * a.steps);
+        npy::write_i64(&a.output, &[a.sequences, a.steps], &ids)?;
+        crate::note!(
+            "{}: wrote {} sequence(s) x {} token ids (vocabulary {}) to {}",
+            model.name,
+            a.sequences,
+            a.steps,
+            e.vocab,
+            a.output.display()
+        );
+        return Ok(());
+    }
     let data: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
     npy::write_f32(
         &a.output,

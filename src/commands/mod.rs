@@ -107,6 +107,10 @@ pub fn load_model(a: &ModelArgs) -> Result<Model> {
         };
         anyhow::anyhow!("{flag}: {e}")
     })?;
+    let opts = LoadOptions {
+        embedding: a.embedding.clone(),
+        ..opts
+    };
     Ok(lstm::load(&a.model, &opts)?)
 }
 

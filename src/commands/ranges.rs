@@ -22,7 +22,7 @@ struct Row {
 
 pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
     let model = load_model(&a.model)?;
-    let seqs = npy::read_sequences(&a.input)?;
+    let seqs = npy::read_inputs(&a.input, &model)?;
     let configs = parse_config_list(&a.precisions).context("--precisions")?;
     let input_name = a.input.display().to_string();
     // One calibration run (with histograms) resolves every config's plan.

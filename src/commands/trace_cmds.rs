@@ -11,7 +11,7 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
         bail!("--out {}: exists and is not a directory", a.out.display());
     }
     let model = load_model(&a.model)?;
-    let seqs = npy::read_sequences(&a.input)?;
+    let seqs = npy::read_inputs(&a.input, &model)?;
     // The input's width and memory before the device is chosen (which may print notices).
     lstm::eval::check_input(&model, &seqs, &a.input.display().to_string())?;
     let engine = engine_for(a.device, a.quiet)?;
@@ -110,10 +110,11 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
         bail!("--reps must be at least 1");
     }
     let (model, seqs) = match (&a.model, &a.input) {
-        (Some(m), Some(x)) => (
-            lstm::load(m, &LoadOptions::default())?,
-            lstm::npy::read_sequences(x)?,
-        ),
+        (Some(m), Some(x)) => {
+            let model = lstm::load(m, &LoadOptions::default())?;
+            let seqs = lstm::npy::read_inputs(x, &model)?;
+            (model, seqs)
+        }
         (None, None) => trace::bench::default_engine_workload(),
         _ => bail!("--model and --input go together (or give neither for the built-in workload)"),
     };

@@ -166,6 +166,7 @@ pub fn build(name: &str) -> Result<Model, ModelError> {
         layers,
         head,
         fixed: Default::default(),
+        embedding: None,
     })
 }
 

@@ -197,7 +197,7 @@ pub enum HeadSetting {
 
 impl LoadOptions {
     /// The head settings as spelt on the command line and in sweep files: `fc` or `fc1,fc2`,
-    /// one activation or one per layer (`relu,softmax`), and the input.
+    /// one activation or one per layer (`relu,softmax`), and the input (no embedding).
     pub fn parse(
         head: Option<&str>,
         activation: Option<&str>,
@@ -223,6 +223,7 @@ impl LoadOptions {
             head,
             head_activation,
             head_input,
+            embedding: None,
         })
     }
 }

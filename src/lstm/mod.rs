@@ -1,5 +1,6 @@
 //! LSTM models: the in-memory description every stage works on, loading it from ONNX,
-//! safetensors or the built-in benchmark shapes, the `.npy` input sequences, the CPU
+//! safetensors or the built-in benchmark shapes, the `.npy` input sequences (or token ids
+//! for a model with an [`embedding`] front end), the CPU
 //! reference evaluator that every GPU kernel is held against, and the [`driver`] that walks
 //! a model's layers on any backend (CPU or wgpu).
 //!
@@ -8,6 +9,7 @@
 
 pub mod builtin;
 pub mod driver;
+pub mod embedding;
 pub mod eval;
 mod head;
 pub mod npy;
@@ -15,8 +17,8 @@ pub mod onnx;
 mod onnx_proto;
 pub mod safetensors;
 
+pub use embedding::{Embedding, NegativeIds};
 pub use head::{Dense, Head, HeadActivation, HeadInput, HeadSetting};
-
 use std::path::Path;
 
 /// Why a model or an input could not be used. `Display` is one line naming the file (or
@@ -138,11 +140,13 @@ impl Layer {
     }
 }
 
-/// A stack of LSTM layers with an optional dense head.
+/// A stack of LSTM layers with an optional embedding before it and an optional dense head.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     /// Where it came from: a file name or `builtin:NAME`.
     pub name: String,
+    /// Token ids looked up into the first layer's float inputs, if the model takes ids.
+    pub embedding: Option<Embedding>,
     pub layers: Vec<Layer>,
     pub head: Option<Head>,
     /// The input sizes an exported graph was built for, if it fixes any.
@@ -207,6 +211,9 @@ impl Model {
                     "layer {l}: input size {i} does not match the previous layer's output {expected_input}"
                 ));
             }
+            if let Some(e) = self.embedding.as_ref().filter(|_| l == 0) {
+                e.validate(i).or_else(bad)?;
+            }
             if layer.cells.len() != layer.direction.count() {
                 return bad(format!(
                     "layer {l}: {} direction needs {} cell(s), found {}",
@@ -263,6 +270,12 @@ impl Model {
     /// One line per layer, for `--help`-style listings and logs.
     pub fn describe(&self) -> String {
         let mut s = String::new();
+        if let Some(e) = &self.embedding {
+            s += &format!(
+                "  embedding: {} token ids -> {} (token-id inputs, int64 or int32 .npy)\n",
+                e.vocab, e.dim
+            );
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             let peep = if layer.cells.iter().any(|c| c.peephole.is_some()) {
                 ", peepholes"
@@ -304,6 +317,9 @@ pub struct LoadOptions {
     pub head_activation: Vec<HeadActivation>,
     /// For safetensors: which hidden vectors that head reads.
     pub head_input: Option<HeadInput>,
+    /// For safetensors: the name prefix of an `nn.Embedding` before the LSTM (`emb` →
+    /// `emb.weight [vocab, dim]`); the model then takes token ids.
+    pub embedding: Option<String>,
 }
 
 /// Loads a model from `builtin:NAME`, a `.onnx` file or a `.safetensors` file, and validates it.
@@ -342,12 +358,15 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
             }
         }
     };
-    if (!opts.head.is_empty() || !opts.head_activation.is_empty() || opts.head_input.is_some())
+    if (!opts.head.is_empty()
+        || !opts.head_activation.is_empty()
+        || opts.head_input.is_some()
+        || opts.embedding.is_some())
         && !spec.ends_with(".safetensors")
     {
         return Err(ModelError::invalid(
             spec,
-            "--head, --head-activation and --head-input apply to safetensors models only",
+            "--head, --head-activation, --head-input and --embedding apply to safetensors models only",
         ));
     }
     model.validate()?;

@@ -3,11 +3,13 @@
 //! for the second direction of a bidirectional layer (gate order i, f, g, o, as stored
 //! internally). The prefix is found from the `weight_ih_l0` key; a dense head is named with
 //! `--head NAME` (`NAME.weight [O, In]`, `NAME.bias [O]`), a multi-layer one with
-//! `--head fc1,fc2` (in order). float32, float16 and bfloat16
-//! tensors are read exactly, float64 rounded to the nearest float32.
+//! `--head fc1,fc2` (in order), an `nn.Embedding` before it with `--embedding NAME`
+//! (`NAME.weight [vocab, dim]`). float32, float16 and bfloat16 tensors are read exactly,
+//! float64 rounded to the nearest float32.
 
 use super::{
-    Cell, Dense, Direction, Head, HeadActivation, Layer, LoadOptions, Model, ModelError, Tensor,
+    Cell, Dense, Direction, Embedding, Head, HeadActivation, Layer, LoadOptions, Model, ModelError,
+    NegativeIds, Tensor,
 };
 use crate::format::FloatFormat;
 use safetensors::{Dtype, SafeTensors};
@@ -183,6 +185,10 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
     if let Some(problem) = stray(&st.names(), &prefix, &layers) {
         return Err(err(problem));
     }
+    let embedding = match &opts.embedding {
+        None => None,
+        Some(name) => Some(embedding(name, get(&format!("{name}.weight"))?).map_err(err)?),
+    };
     if !opts.head_activation.is_empty() && opts.head.is_empty() {
         return Err(err("--head-activation needs --head".into()));
     }
@@ -232,6 +238,25 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         layers,
         head,
         fixed: Default::default(),
+        embedding,
+    })
+}
+
+/// `--embedding NAME`: `NAME.weight [vocab, dim]` of an `nn.Embedding`, which refuses
+/// negative ids (torch raises on them).
+fn embedding(name: &str, weight: Option<Tensor>) -> Result<Embedding, String> {
+    let (dims, table) =
+        weight.ok_or_else(|| format!("--embedding {name}: no tensor '{name}.weight'"))?;
+    let [vocab, dim] = dims[..] else {
+        return Err(format!(
+            "'{name}.weight' has shape {dims:?}, expected [vocab, dim]"
+        ));
+    };
+    Ok(Embedding {
+        vocab,
+        dim,
+        table,
+        negative: NegativeIds::Refused,
     })
 }
 

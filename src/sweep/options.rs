@@ -402,14 +402,18 @@ fn compute(
     Ok(out)
 }
 
-/// How a sweep's models load: `workload.head`, `workload.head_activation` and
-/// `workload.head_input` (an error names `file` and the key).
+/// How a sweep's models load: `workload.head`, `workload.head_activation`,
+/// `workload.head_input` and `workload.embedding` (an error names `file` and the key).
 pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm::LoadOptions> {
     crate::lstm::LoadOptions::parse(
         w.head.as_deref(),
         w.head_activation.as_deref(),
         w.head_input.as_deref(),
     )
+    .map(|opts| crate::lstm::LoadOptions {
+        embedding: w.embedding.clone(),
+        ..opts
+    })
     .map_err(|(which, e)| {
         let key = match which {
             crate::lstm::HeadSetting::Head => "head",
@@ -420,14 +424,16 @@ pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm:
     })
 }
 
-/// Inputs for a model: the spec's file, or seeded normal sequences of the model's width.
+/// Inputs for a model: the spec's file, or seeded normal sequences of the model's width (for a
+/// model with an embedding, seeded token ids, uniform over its vocabulary, looked up).
 pub fn inputs(file: &str, w: &WorkloadSpec, model: &Model) -> anyhow::Result<(Sequences, Vec<u8>)> {
     match &w.input {
         Some(p) => {
             let path = super::spec::resolve_path(p);
             let bytes = std::fs::read(&path)
                 .map_err(|e| bad(file, "workload.input", format!("{p}: {e}")))?;
-            Ok((crate::lstm::npy::read_sequences(&path)?, bytes))
+            let name = path.display().to_string();
+            Ok((crate::lstm::npy::parse_inputs(&name, &bytes, model)?, bytes))
         }
         None => {
             if w.sequences == 0 || w.steps == 0 {
@@ -439,6 +445,12 @@ pub fn inputs(file: &str, w: &WorkloadSpec, model: &Model) -> anyhow::Result<(Se
                 .into());
             }
             let mut rng = crate::lstm::builtin::SplitMix64::new(w.seed);
+            if let Some(e) = &model.embedding {
+                let ids = crate::lstm::embedding::random_ids(&mut rng, e, w.sequences * w.steps);
+                let seqs = e.lookup("generated input", [w.sequences, w.steps], &ids, true)?;
+                let key = format!("generated ids {} {} {}", w.sequences, w.steps, w.seed);
+                return Ok((seqs, key.into_bytes()));
+            }
             let width = model.input_size();
             let data = (0..w.sequences * w.steps * width)
                 .map(|_| rng.normal())

@@ -41,6 +41,10 @@ pub struct WorkloadSpec {
     pub head_activation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_input: Option<String>,
+    /// safetensors: the name of an `nn.Embedding` before the LSTM (`emb.weight`); the
+    /// inputs are then token ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<String>,
     /// Input sequences (.npy); when absent, seeded standard-normal inputs of the model's width.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,

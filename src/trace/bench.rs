@@ -60,6 +60,7 @@ fn gnmt_layer() -> Model {
         }],
         head: None,
         fixed: Default::default(),
+        embedding: None,
     }
 }
 

@@ -128,6 +128,7 @@ pub fn random_model(
         layers,
         head,
         fixed: Default::default(),
+        embedding: None,
     };
     m.validate().expect("a random model is valid");
     m

@@ -157,6 +157,7 @@ mod tests {
             }],
             head: None,
             fixed: Default::default(),
+            embedding: None,
         };
         let config: PrecisionConfig = config.parse().expect("a config");
         let p = crate::lstm::eval::Plan::new(&model, config, None).expect("a plan");

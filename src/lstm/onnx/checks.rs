@@ -4,33 +4,60 @@
 
 use super::pb::{self, NodeProto};
 
-/// The feature width the graph input declares, if any; refuses a declared element type other
-/// than float32 or a rank other than 3 (`[steps, batch, features]`).
-pub(super) fn declared_width(input: &pb::ValueInfoProto) -> Result<Option<usize>, String> {
+/// What the graph input declares: token ids or a float sequence, and its feature width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Declared {
+    /// Integer token ids (`[steps, batch]` or `[batch, steps]`) for an embedding to look up.
+    pub ids: bool,
+    /// The feature width of a float sequence, if declared.
+    pub width: Option<usize>,
+}
+
+/// What the graph input declares. A float sequence must be float32 of rank 3 (`[steps, batch,
+/// features]` or `[batch, steps, features]`); token ids int64 or int32 (the index types of
+/// ONNX `Gather`) of rank 2. An input without a declared type is a float sequence unless it
+/// declares rank 2.
+pub(super) fn declared_input(input: &pb::ValueInfoProto) -> Result<Declared, String> {
+    let float = Declared {
+        ids: false,
+        width: None,
+    };
     let Some(t) = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()) else {
-        return Ok(None);
+        return Ok(float);
     };
     let name = &input.name;
-    if t.elem_type != 0 && t.elem_type != pb::FLOAT {
-        return Err(format!(
-            "graph input '{name}' has element type {} ({}); the sequence must be float32",
-            t.elem_type,
-            pb::type_name(t.elem_type)
-        ));
-    }
-    let Some(shape) = &t.shape else {
-        return Ok(None);
+    let rank = t.shape.as_ref().map(|s| s.dim.len());
+    let ids = match t.elem_type {
+        pb::INT64 | pb::INT32 => true,
+        0 => rank == Some(2),
+        pb::FLOAT => false,
+        e => {
+            return Err(format!(
+                "graph input '{name}' has element type {e} ({}); the input must be a float32 sequence or int64 / int32 token ids",
+                pb::type_name(e)
+            ))
+        }
     };
-    if shape.dim.len() != 3 {
-        return Err(format!(
-            "graph input '{name}' has rank {}; the sequence must be [steps, batch, features] or [batch, steps, features]",
+    match (ids, t.shape.as_ref()) {
+        (_, None) => Ok(Declared { ids, width: None }),
+        (true, Some(shape)) if shape.dim.len() != 2 => Err(format!(
+            "graph input '{name}' holds token ids ({}) of rank {}; token ids must be [steps, batch] or [batch, steps]",
+            pb::type_name(t.elem_type),
             shape.dim.len()
-        ));
+        )),
+        (true, Some(_)) => Ok(Declared { ids, width: None }),
+        (false, Some(shape)) if shape.dim.len() != 3 => Err(format!(
+            "graph input '{name}' has rank {}; the sequence must be float32 [steps, batch, features] or [batch, steps, features] (token ids: int64 or int32 [steps, batch] or [batch, steps])",
+            shape.dim.len()
+        )),
+        (false, Some(shape)) => Ok(Declared {
+            ids,
+            width: shape.dim[2]
+                .dim_value
+                .filter(|&w| w > 0)
+                .map(|w| w as usize),
+        }),
     }
-    Ok(shape.dim[2]
-        .dim_value
-        .filter(|&w| w > 0)
-        .map(|w| w as usize))
 }
 
 /// Which nodes feed a graph output (the others are skipped: an exporter's dead ends).

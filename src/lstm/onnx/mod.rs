@@ -1,6 +1,7 @@
 //! ONNX import: graphs whose recurrent layers are ONNX `LSTM` nodes (gate order i, o, f, c),
 //! joined by the shape plumbing exporters emit, with an optional head of MatMul/Gemm, Add and
-//! Sigmoid/Softmax.
+//! Sigmoid/Softmax, and an optional embedding before them (a Gather of a table by integer token
+//! ids, [`embedding`]).
 //!
 //! The importer walks the nodes in order and gives every value a meaning: a constant, a small
 //! integer vector (shapes), a tensor filled with one value (the zero initial states that
@@ -9,12 +10,16 @@
 //! Transpose/Squeeze/Reshape. Any other op, or an op used in a way the model description cannot
 //! express, is an error naming the node.
 
+mod axes;
 mod checks;
+mod embedding;
 mod layers;
 mod shape_vectors;
 mod shapes;
 mod states;
 mod tensor;
+#[cfg(test)]
+mod test_embedding;
 #[cfg(test)]
 mod test_outputs;
 #[cfg(test)]
@@ -24,69 +29,15 @@ mod tests;
 
 use super::onnx_proto::{self as pb, AttributeProto, NodeProto, TensorProto};
 use super::{
-    Cell, Dense, Direction, FixedSizes, Head, HeadActivation, HeadInput, Layer, Model, ModelError,
-    Tensor,
+    Cell, Dense, Direction, Embedding, FixedSizes, Head, HeadActivation, HeadInput, Layer, Model,
+    ModelError, Tensor,
 };
-use checks::{check_attributes, declared_width, live_nodes};
+use axes::{show, Axis, Dim};
+use checks::{check_attributes, declared_input, live_nodes, Declared};
 use prost::Message;
 use std::collections::HashMap;
 pub use tensor::external_files;
 use tensor::{tensor_val, with_external};
-
-/// One dimension of a shape value: known, or the symbolic sequence length / batch size.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Dim {
-    Known(i64),
-    Steps,
-    Batch,
-    Unknown,
-}
-
-/// An axis of the sequence value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Axis {
-    Steps,
-    Batch,
-    /// Steps and batch flattened into rows (around a 2-D Gemm head); `steps_first` records
-    /// their order so a Reshape can restore them.
-    Rows {
-        steps_first: bool,
-    },
-    Dirs(usize),
-    /// Features; `None` for the graph input before the first LSTM fixes its width.
-    Feat(Option<usize>),
-}
-
-impl std::fmt::Display for Dim {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Dim::Known(v) => write!(f, "{v}"),
-            Dim::Steps => f.write_str("steps"),
-            Dim::Batch => f.write_str("batch"),
-            Dim::Unknown => f.write_str("?"),
-        }
-    }
-}
-
-impl std::fmt::Display for Axis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Axis::Steps => f.write_str("steps"),
-            Axis::Batch => f.write_str("batch"),
-            Axis::Rows { steps_first: true } => f.write_str("steps x batch rows"),
-            Axis::Rows { steps_first: false } => f.write_str("batch x steps rows"),
-            Axis::Dirs(d) => write!(f, "directions ({d})"),
-            Axis::Feat(Some(w)) => write!(f, "features ({w})"),
-            Axis::Feat(None) => f.write_str("features"),
-        }
-    }
-}
-
-/// A list of dims or axes as `[a, b, c]`, for messages.
-fn show<T: std::fmt::Display>(items: &[T]) -> String {
-    let parts: Vec<String> = items.iter().map(T::to_string).collect();
-    format!("[{}]", parts.join(", "))
-}
 
 #[derive(Debug, Clone)]
 enum Val {
@@ -106,6 +57,11 @@ enum Val {
     Seq {
         axes: Vec<Axis>,
         stage: usize,
+    },
+    /// Integer token ids (the graph input of a model with an embedding), with their axes
+    /// (steps and batch in the graph's order).
+    Ids {
+        axes: Vec<Axis>,
     },
     /// An LSTM's Y_c, or an op on last states: not representable.
     State,
@@ -179,14 +135,14 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Model, ModelError> {
             ),
         ));
     };
-    let width = declared_width(input).map_err(|p| ModelError::invalid(file, p))?;
+    let declared = declared_input(input).map_err(|p| ModelError::invalid(file, p))?;
     let graph = Graph {
         file,
         proto: &graph,
         opset,
         inits: &inits,
         input: &input.name,
-        width,
+        declared,
         live: live_nodes(&graph),
     };
     // The graph input is the sequence: time-major as ONNX's LSTM reads it, or batch-major
@@ -228,9 +184,9 @@ struct Graph<'a> {
     /// The default domain's opset.
     opset: i64,
     inits: &'a HashMap<String, Val>,
-    /// The graph input's name and its declared feature width.
+    /// The graph input's name and what it declares (token ids or a sequence, its width).
     input: &'a str,
-    width: Option<usize>,
+    declared: Declared,
     /// Per node: whether it feeds a graph output (the others are not read).
     live: Vec<bool>,
 }
@@ -240,12 +196,18 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
     let (file, graph, opset) = (g.file, g.proto, g.opset);
     let at = |reached: (usize, usize)| move |error: ModelError| Failed { reached, error };
     let end = graph.node.len() + 1;
-    let axes = match layout {
-        Layout::TimeMajor => vec![Axis::Steps, Axis::Batch, Axis::Feat(g.width)],
-        Layout::BatchMajor => vec![Axis::Batch, Axis::Steps, Axis::Feat(g.width)],
+    let mut axes = match layout {
+        Layout::TimeMajor => vec![Axis::Steps, Axis::Batch],
+        Layout::BatchMajor => vec![Axis::Batch, Axis::Steps],
     };
     let mut vals = HashMap::new();
-    vals.insert(g.input.to_string(), Val::Seq { axes, stage: 0 });
+    let input = if g.declared.ids {
+        Val::Ids { axes }
+    } else {
+        axes.push(Axis::Feat(g.declared.width));
+        Val::Seq { axes, stage: 0 }
+    };
+    vals.insert(g.input.to_string(), input);
     let mut b = Builder {
         vals,
         inits: g.inits,
@@ -254,6 +216,7 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
         stage: 0,
         opset,
         fixed: FixedSizes::default(),
+        embedding: None,
         label: String::new(),
         x_accepted: 0,
     };
@@ -334,6 +297,7 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
     };
     Ok(Model {
         name: file.to_string(),
+        embedding: b.embedding,
         layers: b.layers,
         head,
         fixed: b.fixed,
@@ -359,6 +323,8 @@ struct Builder<'a> {
     /// The default domain's opset.
     opset: i64,
     fixed: FixedSizes,
+    /// The token-embedding table the graph input indexes, once its Gather is read.
+    embedding: Option<Embedding>,
     /// The node being read, as errors name it.
     label: String,
     /// LSTM nodes whose sequence input had the axes they read (a reading's progress).
@@ -477,7 +443,7 @@ impl Builder<'_> {
             (0..node.input.len()).any(|k| matches!(self.input(node, k), Ok(Some(Val::Seq { .. }))));
         // Ops on an LSTM's last states and constants alone (docs/MODELS.md): `h_n` and a head
         // on the final states.
-        if self.state_op(node, any_seq)? {
+        if self.state_op(node, any_seq)? || self.ids_op(node)? {
             return Ok(());
         }
         if self.constant_op(node, any_seq)? || self.layout_op(node)? {

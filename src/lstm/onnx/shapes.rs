@@ -40,7 +40,9 @@ impl Builder<'_> {
             }
             "Shape" => {
                 let vals = match self.req(node, 0)? {
-                    Val::Seq { axes, .. } => axes.iter().map(axis_dim).collect(),
+                    Val::Seq { axes, .. } | Val::Ids { axes } => {
+                        axes.iter().map(axis_dim).collect()
+                    }
                     Val::Floats { dims, .. } => {
                         dims.iter().map(|&d| Dim::Known(d as i64)).collect()
                     }

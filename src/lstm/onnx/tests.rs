@@ -426,7 +426,11 @@ fn the_declared_input_is_checked() {
     for (t, want) in [
         (
             typed(pb::INT32, &[None, None, Some(4)]),
-            Some("element type 6 (int32)"),
+            Some("token ids (int32) of rank 3"),
+        ),
+        (
+            typed(pb::INT32 - 1, &[None, None, Some(4)]),
+            Some("element type 5 (int16)"),
         ),
         (typed(pb::FLOAT, &[None, Some(4)]), Some("has rank 2")),
         (

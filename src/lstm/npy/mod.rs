@@ -1,5 +1,6 @@
 //! Input sequences and output arrays as NumPy `.npy` files: float32 `[T, I]` (one sequence) or
-//! `[N, T, I]` (a batch of sequences of one length) in, float32 arrays out. Outputs are
+//! `[N, T, I]` (a batch of sequences of one length) in, or integer token ids for a model with
+//! an embedding ([`ids`]: `[T]`, `[N, T]`), float32 arrays out. Outputs are
 //! written to a temporary file and renamed, so a failed run never leaves half a file.
 //!
 //! The reader is our own (a few dozen lines of header parsing): every size in a header is
@@ -70,21 +71,27 @@ impl Sequences {
     }
 }
 
-/// Reads a float32 `.npy` of shape `[T, I]` or `[N, T, I]`.
+/// Reads a float32 `.npy` of shape `[T, I]` or `[N, T, I]` (the inputs of a model without an
+/// embedding; commands read a model's inputs with [`read_inputs`]).
 pub fn read_sequences(path: &Path) -> Result<Sequences, ModelError> {
     let name = path.display().to_string();
-    let (shape, data) = read_f32(path)?;
+    read_sequences_from(&name, &read_bytes(path)?)
+}
+
+/// [`read_sequences`] on bytes already in memory; `name` is used in errors.
+fn read_sequences_from(name: &str, bytes: &[u8]) -> Result<Sequences, ModelError> {
+    let (shape, data) = parse_f32(name, bytes)?;
     let (dims, batched) = match shape[..] {
         [t, i] => ([1, t, i], false),
         [n, t, i] => ([n, t, i], true),
         _ => {
             return Err(ModelError::invalid(
-                &name,
+                name,
                 format!("shape {shape:?}: expected [T, I] or [N, T, I]"),
             ))
         }
     };
-    Sequences::new(&name, dims, data, batched)
+    Sequences::new(name, dims, data, batched)
 }
 
 /// Reads any float32 `.npy` (C order) as (shape, data). The header is checked before anything
@@ -92,6 +99,12 @@ pub fn read_sequences(path: &Path) -> Result<Sequences, ModelError> {
 /// claims more data than the file has (or a shape whose product overflows) is an error, not
 /// an allocation.
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+    let name = path.display().to_string();
+    parse_f32(&name, &read_bytes(path)?)
+}
+
+/// A file's bytes, after checking it is a file and that it fits `--max-memory`.
+fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelError> {
     let name = path.display().to_string();
     let io = |cause| ModelError::Io {
         file: name.clone(),
@@ -106,23 +119,55 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
     }
     crate::limits::check_memory("the file", Some(meta.len() as u128))
         .map_err(|e| ModelError::invalid(&name, e.to_string()))?;
-    let bytes = std::fs::read(path).map_err(io)?;
-    parse_f32(&name, &bytes)
+    std::fs::read(path).map_err(io)
 }
 
 /// [`read_f32`] on bytes already in memory; `name` is used in errors.
 pub fn parse_f32(name: &str, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
-    let bad = |p: String| ModelError::invalid(name, p);
-    let header = header::parse(bytes).map_err(|p| bad(format!("not a .npy file ({p})")))?;
+    let header = header_of(name, bytes)?;
     let big_endian = match header.descr.as_str() {
         "<f4" => false,
         ">f4" => true,
         d => {
-            return Err(bad(format!(
-                "dtype is '{d}', expected float32 ('<f4'); convert with x.astype(numpy.float32)"
-            )))
+            return Err(ModelError::invalid(
+                name,
+                format!(
+                    "dtype is '{d}', expected float32 ('<f4'); convert with x.astype(numpy.float32)"
+                ),
+            ))
         }
     };
+    let (shape, data) = body(name, bytes, &header, 4, "float32")?;
+    let values = data
+        .chunks_exact(4)
+        .map(|c| {
+            let b = [c[0], c[1], c[2], c[3]];
+            if big_endian {
+                f32::from_be_bytes(b)
+            } else {
+                f32::from_le_bytes(b)
+            }
+        })
+        .collect();
+    Ok((shape, values))
+}
+
+/// The header of a `.npy` in memory; `name` is used in errors.
+fn header_of(name: &str, bytes: &[u8]) -> Result<header::Header, ModelError> {
+    header::parse(bytes).map_err(|p| ModelError::invalid(name, format!("not a .npy file ({p})")))
+}
+
+/// The shape and the data bytes of a C-order `.npy` of `size`-byte values (`dtype` names
+/// them), checked before anything is allocated: the data must be exactly what the shape
+/// needs, with no product that overflows.
+fn body<'a>(
+    name: &str,
+    bytes: &'a [u8],
+    header: &header::Header,
+    size: u128,
+    dtype: &str,
+) -> Result<(Vec<usize>, &'a [u8]), ModelError> {
+    let bad = |p: String| ModelError::invalid(name, p);
     if header.fortran_order {
         return Err(bad(
             "Fortran-order arrays are not supported; save a C-order array".into(),
@@ -132,12 +177,12 @@ pub fn parse_f32(name: &str, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), Mod
     let need = header
         .shape
         .iter()
-        .try_fold(4u128, |a, &d| a.checked_mul(d as u128));
+        .try_fold(size, |a, &d| a.checked_mul(d as u128));
     match need {
         Some(n) if n == data.len() as u128 => {}
         Some(n) => {
             return Err(bad(format!(
-                "shape {:?} needs {n} bytes of float32 data, the file has {}{}",
+                "shape {:?} needs {n} bytes of {dtype} data, the file has {}{}",
                 header.shape,
                 data.len(),
                 if n > data.len() as u128 {
@@ -165,213 +210,22 @@ pub fn parse_f32(name: &str, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), Mod
                 header.shape
             ))
         })?;
-    let values = data
-        .chunks_exact(4)
-        .map(|c| {
-            let b = [c[0], c[1], c[2], c[3]];
-            if big_endian {
-                f32::from_be_bytes(b)
-            } else {
-                f32::from_le_bytes(b)
-            }
-        })
-        .collect();
-    Ok((shape, values))
+    Ok((shape, data))
 }
 
-/// The `.npy` header: magic, version, then a Python dict literal with `descr`,
-/// `fortran_order` and `shape` (numpy's `lib/format.py`).
-mod header {
-    /// What the header says, and where the data starts.
-    pub struct Header {
-        pub descr: String,
-        pub fortran_order: bool,
-        pub shape: Vec<u64>,
-        pub data_start: usize,
-    }
+mod header;
+mod ids;
 
-    /// Longest header accepted (numpy itself refuses more than 10,000 bytes by default).
-    const MAX_HEADER: usize = 1 << 16;
-    /// Deepest nesting of the dict literal.
-    const MAX_DEPTH: usize = 4;
-
-    pub fn parse(bytes: &[u8]) -> Result<Header, String> {
-        if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-            return Err("no \\x93NUMPY magic at the start".into());
-        }
-        let (len, start) = match bytes[6] {
-            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-            2 | 3 if bytes.len() >= 12 => (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            ),
-            v => return Err(format!("format version {v}.{} is not supported", bytes[7])),
-        };
-        if len > MAX_HEADER {
-            return Err(format!("a header of {len} bytes (at most {MAX_HEADER})"));
-        }
-        let end = start + len;
-        if end > bytes.len() {
-            return Err(format!(
-                "the header of {len} bytes runs past the end of the file ({} bytes)",
-                bytes.len()
-            ));
-        }
-        let text = std::str::from_utf8(&bytes[start..end])
-            .map_err(|_| "the header is not text".to_string())?;
-        let mut p = Parser {
-            s: text.as_bytes(),
-            at: 0,
-        };
-        let Lit::Dict(items) = p.value(0)? else {
-            return Err("the header is not a dict".into());
-        };
-        p.ws();
-        if p.at != p.s.len() {
-            return Err(format!(
-                "unexpected text after the header dict at byte {}",
-                p.at
-            ));
-        }
-        let get = |key: &str| {
-            items
-                .iter()
-                .find(|(k, _)| matches!(k, Lit::Str(s) if s == key))
-                .map(|(_, v)| v)
-                .ok_or_else(|| format!("the header has no '{key}'"))
-        };
-        let Lit::Str(descr) = get("descr")? else {
-            return Err("'descr' is not a string (structured dtypes are not supported)".into());
-        };
-        let Lit::Bool(fortran_order) = get("fortran_order")? else {
-            return Err("'fortran_order' is not True or False".into());
-        };
-        let Lit::Seq(dims) = get("shape")? else {
-            return Err("'shape' is not a tuple".into());
-        };
-        let shape = dims
-            .iter()
-            .map(|d| match d {
-                Lit::Int(n) => Ok(*n),
-                _ => Err("'shape' holds something other than whole numbers".to_string()),
-            })
-            .collect::<Result<Vec<u64>, String>>()?;
-        Ok(Header {
-            descr: descr.clone(),
-            fortran_order: *fortran_order,
-            shape,
-            data_start: end,
-        })
-    }
-
-    enum Lit {
-        Str(String),
-        Bool(bool),
-        Int(u64),
-        Seq(Vec<Lit>),
-        Dict(Vec<(Lit, Lit)>),
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        at: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.s.get(self.at).is_some_and(|c| c.is_ascii_whitespace()) {
-                self.at += 1;
-            }
-        }
-
-        fn eat(&mut self, c: u8) -> bool {
-            self.ws();
-            if self.s.get(self.at) == Some(&c) {
-                self.at += 1;
-                true
-            } else {
-                false
-            }
-        }
-
-        fn value(&mut self, depth: usize) -> Result<Lit, String> {
-            if depth > MAX_DEPTH {
-                return Err("the header is nested too deeply".into());
-            }
-            self.ws();
-            let at = self.at;
-            match self.s.get(at) {
-                Some(b'{') => {
-                    self.at += 1;
-                    let mut items = Vec::new();
-                    while !self.eat(b'}') {
-                        let k = self.value(depth + 1)?;
-                        if !self.eat(b':') {
-                            return Err(format!("expected ':' at byte {}", self.at));
-                        }
-                        items.push((k, self.value(depth + 1)?));
-                        if !self.eat(b',') && !self.eat(b'}') {
-                            return Err(format!("expected ',' or '}}' at byte {}", self.at));
-                        } else if self.s.get(self.at - 1) == Some(&b'}') {
-                            break;
-                        }
-                    }
-                    Ok(Lit::Dict(items))
-                }
-                Some(&open @ (b'(' | b'[')) => {
-                    let close = if open == b'(' { b')' } else { b']' };
-                    self.at += 1;
-                    let mut items = Vec::new();
-                    while !self.eat(close) {
-                        items.push(self.value(depth + 1)?);
-                        if !self.eat(b',') && !self.eat(close) {
-                            return Err(format!("expected ',' at byte {}", self.at));
-                        } else if self.s.get(self.at - 1) == Some(&close) {
-                            break;
-                        }
-                    }
-                    Ok(Lit::Seq(items))
-                }
-                Some(&q @ (b'\'' | b'"')) => {
-                    let rest = &self.s[at + 1..];
-                    let n = rest
-                        .iter()
-                        .position(|&c| c == q)
-                        .ok_or_else(|| format!("unterminated string at byte {at}"))?;
-                    self.at = at + 1 + n + 1;
-                    Ok(Lit::Str(String::from_utf8_lossy(&rest[..n]).into_owned()))
-                }
-                Some(c) if c.is_ascii_digit() => {
-                    let n = self.s[at..]
-                        .iter()
-                        .take_while(|c| c.is_ascii_digit())
-                        .count();
-                    self.at = at + n;
-                    if self.s.get(self.at) == Some(&b'L') {
-                        self.at += 1;
-                    }
-                    let digits = std::str::from_utf8(&self.s[at..at + n]).unwrap_or("");
-                    digits
-                        .parse()
-                        .map(Lit::Int)
-                        .map_err(|_| format!("the number {digits} is too large"))
-                }
-                _ if self.s[at..].starts_with(b"True") => {
-                    self.at += 4;
-                    Ok(Lit::Bool(true))
-                }
-                _ if self.s[at..].starts_with(b"False") => {
-                    self.at += 5;
-                    Ok(Lit::Bool(false))
-                }
-                _ => Err(format!("unexpected text at byte {at}")),
-            }
-        }
-    }
-}
+pub use ids::{parse_ids, parse_inputs, read_inputs, write_i64};
 
 /// Writes a float32 C-order `.npy` (format 1.0) atomically.
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), ModelError> {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_raw(path, "<f4", shape, &bytes)
+}
+
+/// Writes a C-order `.npy` (format 1.0) of `data`, values of dtype `descr`, atomically.
+fn write_raw(path: &Path, descr: &str, shape: &[usize], data: &[u8]) -> Result<(), ModelError> {
     let name = path.display().to_string();
     let io = |cause| ModelError::Io {
         file: name.clone(),
@@ -383,18 +237,16 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Model
     } else {
         dims.join(", ")
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
     let pad = (64 - (10 + header.len() + 1) % 64) % 64;
     header.push_str(&" ".repeat(pad));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len());
     bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
+    bytes.extend_from_slice(data);
     crate::report::write_atomic(path, |out| out.write_all(&bytes)).map_err(io)
 }
 
