@@ -108,6 +108,20 @@ fn heads_on_the_last_step_or_the_final_states() {
 fn heads_of_more_than_one_dense_layer() {
     for name in ["torch_mlp_head", "torch_mlp_head_dynamo"] {
         check(&format!("{name}.onnx"), name, LoadOptions::default());
+        // The float64 reference every error is measured against runs the same layers.
+        let m = lstm::load(
+            data(&format!("{name}.onnx")).to_str().unwrap(),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let x = npy::read_sequences(&data(&format!("{name}.x.npy"))).unwrap();
+        let (_, want) = npy::read_f32(&data(&format!("{name}.output.npy"))).unwrap();
+        let got = eval::reference::evaluate(&m, &x).output.expect("a head");
+        let (d, at) = max_abs_diff(&got, &want);
+        assert!(
+            d <= TOL,
+            "{name}: the float64 reference's output is {d} off at {at}"
+        );
     }
     let opts = |activation| {
         LoadOptions::parse(Some("fc1, fc2"), Some(activation), Some("last-step")).unwrap()
@@ -117,9 +131,17 @@ fn heads_of_more_than_one_dense_layer() {
         "torch_mlp_head",
         opts("relu,softmax"),
     );
-    // One activation for two layers is ambiguous: refused, not applied to one of them.
+    // One activation for two layers is ambiguous: refused, not applied to one of them, where
+    // the flags are read and by the loader.
     let file = data("torch_mlp_head.safetensors");
-    let err = lstm::load(file.to_str().unwrap(), &opts("softmax")).unwrap_err();
+    let (which, err) = LoadOptions::parse(Some("fc1,fc2"), Some("softmax"), None).unwrap_err();
+    assert_eq!(which.flag(), "--head-activation");
+    assert!(err.contains("1 activations for 2 head layers"), "{err}");
+    let one = LoadOptions {
+        head_activation: vec![HeadActivation::Softmax],
+        ..opts("relu,softmax")
+    };
+    let err = lstm::load(file.to_str().unwrap(), &one).unwrap_err();
     assert!(
         err.to_string()
             .contains("1 head activations given for 2 head layers (give one per layer, in order)"),

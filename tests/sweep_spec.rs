@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 26] = [
+    let cases: [Case; 27] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -56,6 +56,10 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
         (
             &[(models, "models = [\"tests/data/torch_mlp_head.safetensors\"]\nhead = \"fc1,,fc2\"")],
             &["workload.head", "'fc1,,fc2' has an empty name in its list"],
+        ),
+        (
+            &[(models, "models = [\"tests/data/torch_mlp_head.safetensors\"]\nhead = \"fc1,fc2\"\nhead_activation = \"relu\"")],
+            &["workload.head_activation", "1 activations for 2 head layers"],
         ),
         (
             &[(models, "models = [\"builtin:tiny\"]\nhead_input = \"last-step\"")],

@@ -8,7 +8,8 @@ Usage:  python3 tools/dynamic_oracle.py [--bin target/release/lstm-dse] [--cases
 Each case writes a random safetensors LSTM (1-2 layers, some bidirectional, H from 1 to 33 and
 I from 1 to 19, mostly not powers of two, half with a dense head: none, sigmoid or softmax with
 labels, some of two dense layers with relu, tanh, none or sigmoid between, on every step, the
-last step or the final states), a random input (some just off a coarse grid's midpoints), and runs `dynamic` once per
+last step or the final states; a quarter with an nn.Embedding, the input then int64 or int32
+token ids), a random input (some just off a coarse grid's midpoints), and runs `dynamic` once per
 policy (each run traces one, `--trace-policy K`) with a random level set (nested fixed point:
 `fx8,fx16`, `fx4,fx8,fx12`, role configs, `fx2,fx16.0`, a shared `cal=p99`; any other set:
 float formats, mixed configs, fp32, explicit fraction bits at a lower level, per-channel
@@ -423,13 +424,22 @@ def case(rng, tmp, binary, device):
     g = np.random.default_rng(rng.randrange(2**32))
     I, H, L, D, tensors, layers, head = model(rng, g)
     N, T = rng.choice([1, 2, 3]), rng.choice([1, 4, 7, 10, 10, 25])
-    x = (g.standard_normal((N, T, I)) * rng.choice([1e-3, 0.5, 1.0, 3.0, 60.0])).astype(np.float32)
+    # Sometimes an nn.Embedding before the LSTM: the input is token ids, the rows below its
+    # table (`--embedding emb`, MODELS.md).
+    vocab = rng.choice([2, 5, 17, 40]) if rng.random() < 0.25 else None
+    rows = (vocab, I) if vocab else (N, T, I)
+    x = (g.standard_normal(rows) * rng.choice([1e-3, 0.5, 1.0, 3.0, 60.0])).astype(np.float32)
     if rng.random() < 0.3:
         # Just off the midpoints of a coarse grid: rounding once and rounding through a finer
         # format first differ here.
         q = 2.0 ** rng.randrange(2, 8)
         off = g.choice([-1, 1], x.shape) * 2.0**-rng.randrange(9, 13)
         x = ((np.floor(x * q) + 0.5 + off) / q).astype(np.float32)
+    ids = None
+    if vocab:
+        tensors["emb.weight"] = x
+        ids = g.integers(0, vocab, (N, T)).astype(rng.choice([np.int64, np.int32]))
+        x = x[ids]
     spec, nested = rng.choice(LEVEL_SETS)
     metric = Metric(rng.choice(METRICS))
     timing = rng.choice(["causal", "oracle"])
@@ -438,13 +448,15 @@ def case(rng, tmp, binary, device):
     K = len(configs)
     start = rng.choice(["high", "low", str(rng.randrange(K))])
     what = f"I={I} H={H} L={L} D={D} N={N} T={T} {spec} {metric.spec} {timing} start={start}"
+    if vocab:
+        what += f" ids {ids.dtype} of {vocab}"
     if head is not None:
         dims = [Wh.shape[0] for (Wh, _, _) in head["layers"]]
         kinds = [k for (_, _, k) in head["layers"]]
         what += f" head {dims} {kinds} {head['input']}"
     mp, xp = tmp / "m.safetensors", tmp / "x.npy"
     write_safetensors(mp, tensors)
-    np.save(xp, x)
+    np.save(xp, x if ids is None else ids)
     ref, cal, ref_out = reference(layers, x)
     wide, _, wide_out = reference(layers, x, np.longdouble)
     slack = [[(np.abs(r[0].astype(np.float64) - w[0]).max(axis=-1),
@@ -464,6 +476,8 @@ def case(rng, tmp, binary, device):
             labels = g.integers(0, O, shape).astype(np.float32)
             np.save(tmp / "y.npy", labels)
             extra += ["--labels", str(tmp / "y.npy")]
+    if vocab:
+        extra += ["--embedding", "emb"]
     if nested != is_nested(configs):
         return what, [f"the oracle's table says nested={nested}"]
     if nested:

@@ -126,7 +126,7 @@ fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, Ac
     }
     for h in &workload.head {
         let vectors = h.vectors(workload.batch, workload.seq_len) as f64;
-        macs += vectors * (h.input_size * h.output_size) as f64;
+        macs += vectors * h.input_size as f64 * h.output_size as f64;
     }
     let copies = tl.copies;
     let e = &arch.energy;

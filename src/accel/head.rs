@@ -33,8 +33,9 @@ pub(crate) fn head_cost(
     bpc: f64,
 ) -> HeadCost {
     let mut total = HeadCost::default();
+    let layers = workload.head.len();
     for (i, head) in workload.head.iter().enumerate() {
-        let one = dense_cost(arch, workload, rates, head, split, bpc);
+        let one = dense_cost(arch, workload, rates, head, split, bpc, i + 1 == layers);
         total.cycles += one.cycles;
         if i == 0 {
             // What the reconfiguration out of the last recurrent product may overlap.
@@ -51,7 +52,8 @@ pub(crate) fn head_cost(
 }
 
 /// One dense layer of the head, after the previous one (or the last layer) ends: its weights
-/// loaded, its product, its activation.
+/// loaded, its product, its activation. Only the `last` layer's outputs go to DRAM; the
+/// others stay on chip for the next layer (an assumption, docs/MODEL.md section 3, "Head").
 fn dense_cost(
     arch: &Arch,
     workload: &Workload,
@@ -59,6 +61,7 @@ fn dense_cost(
     head: &HeadShape,
     split: u64,
     bpc: f64,
+    last: bool,
 ) -> HeadCost {
     let p = &workload.precision;
     let widest = p.widest();
@@ -83,7 +86,7 @@ fn dense_cost(
         cycles: weight_bytes / bpc + mv.cycles + activation,
         load_cycles: weight_bytes / bpc,
         ideal_cycles: mv.ideal_cycles,
-        dram_bytes: weight_bytes + elements * act_bytes,
+        dram_bytes: weight_bytes + if last { elements * act_bytes } else { 0.0 },
         weight_sram_bits: mv.weight_sram_bits,
         activation_sram_bits: mv.activation_sram_bits,
         mac_pj: (outputs * head.input_size as u64 * vectors) as f64 * mac_pj(arch, rate),

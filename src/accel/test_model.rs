@@ -361,8 +361,55 @@ fn a_head_of_two_dense_layers_costs_both() {
     for (model, sim) in [(one.cycles, one_sim), (two.cycles, two_sim)] {
         assert!(rel_close(model, sim, 0.05), "model {model} simulator {sim}");
     }
-    // An inconsistent chain is refused, naming the layer.
-    w.head[1].input_size = mid + 1;
-    let err = evaluate(&a, &w).unwrap_err().to_string();
-    assert!(err.contains("head layer 1: input_size 301"), "{err}");
+    // The first layer's activation: its elements' energy (and tail cycles), nothing else.
+    w.head[0].activation = false;
+    let plain = evaluate(&a, &w).expect("no activation between");
+    let elements = vectors * mid as f64;
+    let pj = a.energy.softmax_pj_per_element;
+    assert!(
+        rel_close(
+            two.compute_uj - plain.compute_uj,
+            elements * pj * 1e-6,
+            1e-9
+        ),
+        "{} {} {elements} {pj}",
+        two.compute_uj,
+        plain.compute_uj
+    );
+    assert!(plain.cycles < two.cycles);
+    // fc1's outputs stay on chip: only fc2's reach DRAM, in the closed form and the simulator.
+    assert_eq!(
+        two.dram_bytes - one.dram_bytes,
+        2.0 * ((mid * classes) as f64 + vectors * (classes as f64 - mid as f64)),
+        "16-bit weights and activations: fc2's weights and outputs in, fc1's outputs out"
+    );
+    w.head[0].activation = true;
+    // An inconsistent head is refused, naming the layer: a chain that does not join, a first
+    // layer that does not read the last layer's width, vectors that differ, a product beyond
+    // the cost model's range.
+    let refused = |edit: &dyn Fn(&mut Workload), want: &str| {
+        let mut bad = w.clone();
+        edit(&mut bad);
+        let err = evaluate(&a, &bad).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    };
+    refused(
+        &|w| w.head[1].input_size = mid + 1,
+        "head layer 1: input_size 301",
+    );
+    refused(
+        &|w| w.head[0].input_size = 999,
+        "head layer 0: input_size 999 is not the last layer's output 48",
+    );
+    refused(
+        &|w| w.head[1].per_sequence = true,
+        "head layer 1: per_sequence differs",
+    );
+    refused(
+        &|w| {
+            w.head[0].output_size = 1 << 50;
+            w.head[1].input_size = 1 << 50;
+        },
+        "head layer 0: 1125899906842624 x 48 over 24 vectors is too large",
+    );
 }

@@ -98,22 +98,6 @@ impl Workload {
                 self.seq_len, self.batch
             )));
         }
-        for (i, h) in self.head.iter().enumerate() {
-            if h.input_size == 0 || h.output_size == 0 {
-                return Err(fail(format!(
-                    "head layer {i}: input_size and output_size must be >= 1, got {} and {}",
-                    h.input_size, h.output_size
-                )));
-            }
-            if i > 0 && h.input_size != self.head[i - 1].output_size {
-                return Err(fail(format!(
-                    "head layer {i}: input_size {} is not head layer {}'s output_size {}",
-                    h.input_size,
-                    i - 1,
-                    self.head[i - 1].output_size
-                )));
-            }
-        }
         for (i, l) in self.layers.iter().enumerate() {
             if l.input_size == 0 || l.hidden_size == 0 {
                 return Err(fail(format!(
@@ -142,6 +126,47 @@ impl Workload {
                 return Err(fail(format!(
                     "layer {i}: seq_len {} x batch {} is too large for the cost model (more than 2^60 multiply-accumulates)",
                     self.seq_len, self.batch
+                )));
+            }
+        }
+        // The head's layers chain from the last layer's output, all on the same vectors.
+        let last = self
+            .layers
+            .last()
+            .map_or(0, |l| l.hidden_size * l.directions);
+        for (i, h) in self.head.iter().enumerate() {
+            if h.input_size == 0 || h.output_size == 0 {
+                return Err(fail(format!(
+                    "head layer {i}: input_size and output_size must be >= 1, got {} and {}",
+                    h.input_size, h.output_size
+                )));
+            }
+            let (from, width) = match i {
+                0 => ("the last layer's output".to_string(), last),
+                _ => (
+                    format!("head layer {}'s output_size", i - 1),
+                    self.head[i - 1].output_size,
+                ),
+            };
+            if h.input_size != width {
+                return Err(fail(format!(
+                    "head layer {i}: input_size {} is not {from} {width}",
+                    h.input_size
+                )));
+            }
+            if h.per_sequence != self.head[0].per_sequence {
+                return Err(fail(format!(
+                    "head layer {i}: per_sequence differs from head layer 0's (a head reads one set of vectors)"
+                )));
+            }
+            let vectors = h.vectors(self.batch, self.seq_len);
+            let macs = [h.input_size as u128, h.output_size as u128, vectors as u128]
+                .iter()
+                .try_fold(1u128, |a, &b| a.checked_mul(b));
+            if macs.is_none_or(|m| m > 1 << 60) {
+                return Err(fail(format!(
+                    "head layer {i}: {} x {} over {vectors} vectors is too large for the cost model (more than 2^60 multiply-accumulates)",
+                    h.output_size, h.input_size
                 )));
             }
         }

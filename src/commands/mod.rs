@@ -30,7 +30,7 @@ use crate::cli::{
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
 use crate::format::PrecisionConfig;
-use crate::lstm::{self, builtin, eval, npy, HeadSetting, LoadOptions, Model};
+use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
 use crate::trace::{self, DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
 
@@ -99,14 +99,7 @@ pub fn load_model(a: &ModelArgs) -> Result<Model> {
         a.head_activation.as_deref(),
         a.head_input.as_deref(),
     )
-    .map_err(|(which, e)| {
-        let flag = match which {
-            HeadSetting::Head => "--head",
-            HeadSetting::Activation => "--head-activation",
-            HeadSetting::Input => "--head-input",
-        };
-        anyhow::anyhow!("{flag}: {e}")
-    })?;
+    .map_err(|(which, e)| anyhow::anyhow!("{}: {e}", which.flag()))?;
     let opts = LoadOptions {
         embedding: a.embedding.clone(),
         ..opts

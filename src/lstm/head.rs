@@ -195,6 +195,26 @@ pub enum HeadSetting {
     Input,
 }
 
+impl HeadSetting {
+    /// Its command-line flag.
+    pub fn flag(self) -> &'static str {
+        match self {
+            HeadSetting::Head => "--head",
+            HeadSetting::Activation => "--head-activation",
+            HeadSetting::Input => "--head-input",
+        }
+    }
+
+    /// Its key in a sweep file's `[workload]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            HeadSetting::Head => "workload.head",
+            HeadSetting::Activation => "workload.head_activation",
+            HeadSetting::Input => "workload.head_input",
+        }
+    }
+}
+
 impl LoadOptions {
     /// The head settings as spelt on the command line and in sweep files: `fc` or `fc1,fc2`,
     /// one activation or one per layer (`relu,softmax`), and the input (no embedding).
@@ -212,10 +232,20 @@ impl LoadOptions {
             Ok(parts)
         };
         let head = list(head, HeadSetting::Head)?;
-        let head_activation = list(activation, HeadSetting::Activation)?
+        let head_activation: Vec<HeadActivation> = list(activation, HeadSetting::Activation)?
             .iter()
             .map(|a| a.parse().map_err(|e| (HeadSetting::Activation, e)))
             .collect::<Result<_, _>>()?;
+        if !head_activation.is_empty() && !head.is_empty() && head_activation.len() != head.len() {
+            return Err((
+                HeadSetting::Activation,
+                format!(
+                    "{} activations for {} head layers (give one per layer, in order)",
+                    head_activation.len(),
+                    head.len()
+                ),
+            ));
+        }
         let head_input = input
             .map(|s| s.parse().map_err(|e| (HeadSetting::Input, e)))
             .transpose()?;

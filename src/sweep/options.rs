@@ -414,14 +414,7 @@ pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm:
         embedding: w.embedding.clone(),
         ..opts
     })
-    .map_err(|(which, e)| {
-        let key = match which {
-            crate::lstm::HeadSetting::Head => "head",
-            crate::lstm::HeadSetting::Activation => "head_activation",
-            crate::lstm::HeadSetting::Input => "head_input",
-        };
-        anyhow::anyhow!("{file}: workload.{key}: {e}")
-    })
+    .map_err(|(which, e)| anyhow::anyhow!("{file}: {}: {e}", which.key()))
 }
 
 /// Inputs for a model: the spec's file, or seeded normal sequences of the model's width (for a

@@ -378,8 +378,9 @@ pub fn simulate_plans(
         c.run_done = c.run_done.max(post).max(products_end);
     }
     let mut end = times.iter().map(|x| x.last_end).fold(0.0, f64::max);
-    // The head's dense layers, one after another on the last core.
-    for head in &w.head {
+    // The head's dense layers, one after another on the last core; the last one's outputs
+    // go to DRAM.
+    for (i, head) in w.head.iter().enumerate() {
         let vectors = head.vectors(w.batch, w.seq_len);
         let core = sim.cores.len() - 1;
         let outputs = (head.output_size as u64).div_ceil(sim.split);
@@ -402,7 +403,9 @@ pub fn simulate_plans(
         } else {
             mv_end
         };
-        dram_extra += (outputs * vectors) as f64 * act_bytes;
+        if i + 1 == w.head.len() {
+            dram_extra += (outputs * vectors) as f64 * act_bytes;
+        }
     }
     sim.result.dram_bytes += dram_extra;
     // Activation traffic (inputs, outputs, spills) is a throughput bound only.

@@ -52,12 +52,17 @@ pub fn parse(bytes: &[u8]) -> Result<Header, String> {
             p.at
         ));
     }
+    // A key given twice is refused: numpy reads the last, and guessing wrong reshapes the data.
     let get = |key: &str| {
-        items
+        let mut found = items
             .iter()
-            .find(|(k, _)| matches!(k, Lit::Str(s) if s == key))
-            .map(|(_, v)| v)
-            .ok_or_else(|| format!("the header has no '{key}'"))
+            .filter(|(k, _)| matches!(k, Lit::Str(s) if s == key))
+            .map(|(_, v)| v);
+        match (found.next(), found.next()) {
+            (Some(v), None) => Ok(v),
+            (None, _) => Err(format!("the header has no '{key}'")),
+            (Some(_), Some(_)) => Err(format!("the header gives '{key}' more than once")),
+        }
     };
     let Lit::Str(descr) = get("descr")? else {
         return Err("'descr' is not a string (structured dtypes are not supported)".into());

@@ -288,6 +288,16 @@ mod tests {
         }
     }
 
+    /// numpy reads the last of two equal keys; taking the first read `[1, 6]` data as `[6, 1]`.
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 6), 'shape': (6, 1), }";
+        let e = parse_f32("x.npy", &with_header(dict, 24))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the header gives 'shape' more than once"), "{e}");
+    }
+
     #[test]
     fn header_variants_numpy_writes_are_read() {
         // Lists, 'L' suffixes, no trailing comma, double quotes, other key order, v2.0.

@@ -1,6 +1,6 @@
 //! ONNX import: graphs whose recurrent layers are ONNX `LSTM` nodes (gate order i, o, f, c),
-//! joined by the shape plumbing exporters emit, with an optional head of MatMul/Gemm, Add and
-//! Sigmoid/Softmax, and an optional embedding before them (a Gather of a table by integer token
+//! joined by the shape plumbing exporters emit, with an optional head of one or more dense
+//! layers (MatMul/Gemm, Add, Relu/Tanh/Sigmoid/Softmax), and an optional embedding before them (a Gather of a table by integer token
 //! ids, [`embedding`]).
 //!
 //! The importer walks the nodes in order and gives every value a meaning: a constant, a small
