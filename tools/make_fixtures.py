@@ -433,9 +433,6 @@ def fixture_torch_mlp_head():
     exporter, last step, ReLU and softmax) and `torch_mlp_head_dynamo` (the default dynamo
     exporter, final states, tanh; its weights in `torch_mlp_head_dynamo.onnx.data`), and the
     first as a safetensors state dict."""
-    import contextlib
-    import io
-    import logging
     for name, on, seed, dynamo in [("torch_mlp_head", "last_step", 23, False),
                                    ("torch_mlp_head_dynamo", "final_state", 24, True)]:
         torch.manual_seed(0)
@@ -445,24 +442,11 @@ def fixture_torch_mlp_head():
         with torch.no_grad():
             hid_t = module.lstm(xt)[0].numpy()
             out_t = module(xt).numpy()
-        for old in OUT.glob(f"{name}.onnx*"):
-            old.unlink()
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if dynamo:
-                logging.disable(logging.WARNING)
-                dims = {0: torch.export.Dim("N"), 1: torch.export.Dim("T")}
-                torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=True,
-                                  input_names=["x"], output_names=["out"],
-                                  dynamic_shapes={"x": dims}, external_data=True)
-                logging.disable(logging.NOTSET)
-                # Node metadata holds machine paths (see fixture_torch_dynamo): dropped.
-                m = onnx.load(str(OUT / f"{name}.onnx"), load_external_data=False)
-                for n in m.graph.node:
-                    del n.metadata_props[:]
-                del m.metadata_props[:]
-                onnx.save(m, str(OUT / f"{name}.onnx"))
-            else:
+        if dynamo:
+            export_dynamo(module, xt, name)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=False,
                                   opset_version=OPSET, input_names=["x"], output_names=["out"],
                                   do_constant_folding=True,
@@ -475,14 +459,35 @@ def fixture_torch_mlp_head():
             save_file(sd, str(OUT / f"{name}.safetensors"), metadata={"format": "pt"})
 
 
+def export_dynamo(module, xt, name, input_key="x"):
+    """`module` exported by torch's default exporter (`dynamo=True`, onnxscript) to
+    `<name>.onnx` with its weights in `<name>.onnx.data`, batch and steps dynamic. The exporter
+    records each node's Python stack (machine paths, this script's line numbers) as metadata:
+    dropped, so the file depends on the module alone."""
+    import contextlib
+    import io
+    import logging
+    for old in OUT.glob(f"{name}.onnx*"):
+        old.unlink()
+    logging.disable(logging.WARNING)
+    dims = {0: torch.export.Dim("N"), 1: torch.export.Dim("T")}
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=True, input_names=["x"],
+                          output_names=["out"], dynamic_shapes={input_key: dims}, external_data=True)
+    logging.disable(logging.NOTSET)
+    m = onnx.load(str(OUT / f"{name}.onnx"), load_external_data=False)
+    for n in m.graph.node:
+        del n.metadata_props[:]
+    del m.metadata_props[:]
+    onnx.save(m, str(OUT / f"{name}.onnx"))
+
+
 def fixture_torch_dynamo():
     """`LastStep` exported by torch's default exporter since 2.9 (`dynamo=True`, onnxscript):
     opset 18+, the large weights in `torch_dynamo.onnx.data` beside the model (external data),
     initial states from `Expand`, and the merge of directions computed by Slice/Mul/Reshape of
     shape vectors."""
-    import contextlib
-    import io
-    import logging
     name = "torch_dynamo"
     torch.manual_seed(0)
     module = LastStep().eval()
@@ -491,23 +496,7 @@ def fixture_torch_dynamo():
     with torch.no_grad():
         hid_t = module.lstm(xt)[0].numpy()
         out_t = module(xt).numpy()
-    for old in OUT.glob(f"{name}.onnx*"):
-        old.unlink()
-    logging.disable(logging.WARNING)
-    dims = {0: torch.export.Dim("N"), 1: torch.export.Dim("T")}
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=True, input_names=["x"],
-                          output_names=["out"], dynamic_shapes={"x": dims}, external_data=True)
-    logging.disable(logging.NOTSET)
-    # The exporter records each node's Python stack (machine paths, this script's line
-    # numbers) as metadata: dropped, so the file depends on the module alone. The weights stay
-    # in the external data file the export wrote.
-    m = onnx.load(str(OUT / f"{name}.onnx"), load_external_data=False)
-    for n in m.graph.node:
-        del n.metadata_props[:]
-    del m.metadata_props[:]
-    onnx.save(m, str(OUT / f"{name}.onnx"))
+    export_dynamo(module, xt, name)
     save_batch_major(name, x, hid_t, out_t, "out")
 
 
@@ -564,9 +553,6 @@ def fixture_torch_embedding_dynamo():
     """`Embedded` (head on `y[:, -1]`) by the default (dynamo) exporter: the same Gather, and a
     Shape of the token ids sizing the initial states; weights in external data. Node metadata
     is dropped as in `fixture_torch_dynamo`."""
-    import contextlib
-    import io
-    import logging
     name = "torch_embedding_dynamo"
     torch.manual_seed(1)
     module = Embedded(last_step=True).eval()
@@ -575,20 +561,7 @@ def fixture_torch_embedding_dynamo():
     with torch.no_grad():
         hid_t = module.lstm(module.emb(xt))[0].numpy()
         out_t = module(xt).numpy()
-    for old in OUT.glob(f"{name}.onnx*"):
-        old.unlink()
-    logging.disable(logging.WARNING)
-    dims = {0: torch.export.Dim("N"), 1: torch.export.Dim("T")}
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (xt,), str(OUT / f"{name}.onnx"), dynamo=True, input_names=["x"],
-                          output_names=["out"], dynamic_shapes={"ids": dims}, external_data=True)
-    logging.disable(logging.NOTSET)
-    m = onnx.load(str(OUT / f"{name}.onnx"), load_external_data=False)
-    for n in m.graph.node:
-        del n.metadata_props[:]
-    del m.metadata_props[:]
-    onnx.save(m, str(OUT / f"{name}.onnx"))
+    export_dynamo(module, xt, name, input_key="ids")
     save_batch_major(name, x, hid_t, out_t, "out", x_dtype=np.int64)
 
 
