@@ -6,15 +6,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{fails, sweep_file};
-
-fn data(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-        .display()
-        .to_string()
-}
+use common::{data, fails, sweep_file};
 
 /// Runs `infer` and checks the failure; returns stderr.
 fn infer_fails(model: &str, input: &str, precision: &str, expect: &[&str]) -> String {

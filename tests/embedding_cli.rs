@@ -9,15 +9,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{fails, ok};
-
-fn data(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-        .display()
-        .to_string()
-}
+use common::{data, fails, ok};
 
 const MODEL: &str = "torch_embedding.onnx";
 

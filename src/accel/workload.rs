@@ -113,15 +113,13 @@ impl Workload {
             }
             // The cost model counts in u64: a run's multiply-accumulates per layer must fit
             // with room to spare (every integer product in timing is a factor of it).
-            let macs = [
+            let macs = crate::limits::product(&[
                 4 * l.directions as u128,
                 l.hidden_size as u128,
                 l.input_size as u128 + l.hidden_size as u128,
                 self.batch as u128,
                 self.seq_len as u128,
-            ]
-            .iter()
-            .try_fold(1u128, |a, &b| a.checked_mul(b));
+            ]);
             if macs.is_none_or(|m| m > 1 << 60) {
                 return Err(fail(format!(
                     "layer {i}: seq_len {} x batch {} is too large for the cost model (more than 2^60 multiply-accumulates)",
@@ -160,9 +158,11 @@ impl Workload {
                 )));
             }
             let vectors = h.vectors(self.batch, self.seq_len);
-            let macs = [h.input_size as u128, h.output_size as u128, vectors as u128]
-                .iter()
-                .try_fold(1u128, |a, &b| a.checked_mul(b));
+            let macs = crate::limits::product(&[
+                h.input_size as u128,
+                h.output_size as u128,
+                vectors as u128,
+            ]);
             if macs.is_none_or(|m| m > 1 << 60) {
                 return Err(fail(format!(
                     "head layer {i}: {} x {} over {vectors} vectors is too large for the cost model (more than 2^60 multiply-accumulates)",

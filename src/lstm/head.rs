@@ -30,22 +30,39 @@ impl HeadActivation {
     }
 }
 
+impl HeadActivation {
+    const ALL: [HeadActivation; 5] = [
+        HeadActivation::None,
+        HeadActivation::Relu,
+        HeadActivation::Tanh,
+        HeadActivation::Sigmoid,
+        HeadActivation::Softmax,
+    ];
+}
+
 impl std::str::FromStr for HeadActivation {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [
-            HeadActivation::None,
-            HeadActivation::Relu,
-            HeadActivation::Tanh,
-            HeadActivation::Sigmoid,
-            HeadActivation::Softmax,
-        ]
-        .into_iter()
-        .find(|a| a.name() == s)
-        .ok_or_else(|| {
-            format!("unknown head activation '{s}' (none, relu, tanh, sigmoid, softmax)")
-        })
+        by_name(
+            s,
+            &HeadActivation::ALL,
+            HeadActivation::name,
+            "head activation",
+        )
     }
+}
+
+/// The one of `all` that `name` spells `s`, or an error listing them (`what` names the kind).
+fn by_name<T: Copy>(
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, String> {
+    all.iter().copied().find(|&v| name(v) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|&v| name(v)).collect();
+        format!("unknown {what} '{s}' ({})", names.join(", "))
+    })
 }
 
 /// Which of the last layer's hidden vectors the dense head reads (docs/NUMERICS.md section 8).
@@ -77,14 +94,12 @@ impl HeadInput {
 impl std::str::FromStr for HeadInput {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [
+        let all = [
             HeadInput::EveryStep,
             HeadInput::LastStep,
             HeadInput::FinalState,
-        ]
-        .into_iter()
-        .find(|h| h.name() == s)
-        .ok_or_else(|| format!("unknown head input '{s}' (every-step, last-step, final-state)"))
+        ];
+        by_name(s, &all, HeadInput::name, "head input")
     }
 }
 

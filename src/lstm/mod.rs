@@ -322,26 +322,37 @@ pub struct LoadOptions {
     pub embedding: Option<String>,
 }
 
+/// A file's bytes, after checking that it is not a directory (`expected` says what it should
+/// be) and that it fits `--max-memory` (`what` names it there); errors name `name`.
+pub(crate) fn read_file(
+    path: &Path,
+    name: &str,
+    expected: &str,
+    what: &str,
+) -> Result<Vec<u8>, ModelError> {
+    let io = |cause| ModelError::Io {
+        file: name.to_string(),
+        cause,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(ModelError::invalid(
+            name,
+            format!("is a directory, expected {expected}"),
+        ));
+    }
+    crate::limits::check_memory(what, Some(meta.len() as u128))
+        .map_err(|e| ModelError::invalid(name, e.to_string()))?;
+    std::fs::read(path).map_err(io)
+}
+
 /// Loads a model from `builtin:NAME`, a `.onnx` file or a `.safetensors` file, and validates it.
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
     let model = if let Some(name) = spec.strip_prefix("builtin:") {
         builtin::build(name)?
     } else {
         let path = Path::new(spec);
-        let io = |cause| ModelError::Io {
-            file: spec.to_string(),
-            cause,
-        };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if meta.is_dir() {
-            return Err(ModelError::invalid(
-                spec,
-                "is a directory, expected a .onnx or .safetensors file",
-            ));
-        }
-        crate::limits::check_memory("model file", Some(meta.len() as u128))
-            .map_err(|e| ModelError::invalid(spec, e.to_string()))?;
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = read_file(path, spec, "a .onnx or .safetensors file", "model file")?;
         let ext = path
             .extension()
             .and_then(|e| e.to_str())

@@ -143,6 +143,15 @@ pub fn random_inputs(seed: u64, n: usize, steps: usize, width: usize, scale: f32
     Sequences::new("x", [n, steps, width], data, true).unwrap()
 }
 
+/// A fixture under `tests/data`, as a path string for the command line.
+pub fn data(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 /// Runs the `lstm-dse` binary in the repository root and returns what it printed.
 pub fn run(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))

@@ -106,20 +106,7 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
 /// A file's bytes, after checking it is a file and that it fits `--max-memory`.
 fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelError> {
     let name = path.display().to_string();
-    let io = |cause| ModelError::Io {
-        file: name.clone(),
-        cause,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        return Err(ModelError::invalid(
-            &name,
-            "is a directory, expected a .npy file",
-        ));
-    }
-    crate::limits::check_memory("the file", Some(meta.len() as u128))
-        .map_err(|e| ModelError::invalid(&name, e.to_string()))?;
-    std::fs::read(path).map_err(io)
+    crate::lstm::read_file(path, &name, "a .npy file", "the file")
 }
 
 /// [`read_f32`] on bytes already in memory; `name` is used in errors.
