@@ -3,7 +3,8 @@
 number formats and their roundings (§1, §2), fraction bits per tensor with the calibration
 rules and per-channel weights (§3), activation units (§4), one step on the float and the
 integer datapath (§5-7), the dense head (§8, §15) and a float64 reference (§14) that is also
-the calibration run. `tools/dynamic_oracle.py` builds on it; it is no command itself.
+the calibration run. `tools/dynamic_oracle.py` (the package `tools/oracle/`) builds on it; it
+is no command itself.
 
 Values are NumPy float32 arrays; fixed-point tensors are int64 codes with their `Fmt`. Every
 f32 operation of the float datapath is one NumPy float32 operation followed by `ftz`.
