@@ -75,7 +75,7 @@ fn eesen_dynamic() -> Workload {
     Workload {
         name: "eesen-like-dynamic".into(),
         layers,
-        head: Vec::new(),
+        head: Default::default(),
         seq_len: 100,
         batch: 1,
         precision: PrecisionProfile::dynamic(vec![level(8), level(16)], vec![0.72, 0.28]),
@@ -93,7 +93,7 @@ fn two_layer_fixed() -> Workload {
             };
             2
         ],
-        head: Vec::new(),
+        head: Default::default(),
         seq_len: 50,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

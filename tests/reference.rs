@@ -239,7 +239,7 @@ fn static_export_runs_on_its_sizes_and_refuses_others() {
         &LoadOptions::default(),
     )
     .unwrap();
-    assert_eq!(m.fixed.steps, Some((7, "merge_dirs".to_string())));
+    assert_eq!(m.fixed.steps, Some((7, "graph input 'X'".to_string())));
     assert_eq!(m.fixed.batch.as_ref().map(|b| b.0), Some(3));
     let x = npy::read_sequences(&data("static_shapes.x.npy")).unwrap();
     // Fewer steps, or fewer sequences: onnxruntime refuses both; so does the evaluation.

@@ -436,7 +436,7 @@ minimize = ["latency_us"]
     ]);
     assert!(!err.contains("warning"), "{err}");
     assert!(out.join("report.html").is_file(), "{err}");
-    // Other sizes are refused up front, naming the node that fixes them.
+    // Other sizes are refused up front, naming what fixes them (the declared graph input).
     std::fs::write(&spec, body.replace("SEQS", "4")).unwrap();
     let o = lstm_dse(&[
         "sweep",
@@ -447,9 +447,17 @@ minimize = ["latency_us"]
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("fixes them to 3") && err.contains("'lstm'"),
+        err.contains("fixes them to 3") && err.contains("graph input 'X'"),
         "{err}"
     );
+    // `inspect` says the same.
+    let (out, _) = ok(&["inspect", "--model", "tests/data/static_shapes.onnx"]);
+    for want in [
+        "inputs must have 7 steps (fixed by graph input 'X')",
+        "inputs must have 3 sequences (fixed by graph input 'X')",
+    ] {
+        assert!(out.contains(want), "{out}");
+    }
 }
 
 /// `report` draws only what a whole run wrote: a shard (a part of the points, no front) is

@@ -247,3 +247,50 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
         ],
     );
 }
+
+/// A wide head's outputs count against `--max-memory` (they did not: a 20,000-way head on
+/// 40 x 50 steps was estimated at 0.3 MB, and `infer` then used 470 MB). Every step's
+/// vectors go through it, or one per sequence with `--head-input last-step`.
+#[test]
+fn a_wide_heads_outputs_count_against_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (m, x, y) = (path("m.safetensors"), path("x.npy"), path("y.npy"));
+    let mut entries = lstm("F32");
+    let classes = 20_000;
+    entries.push((
+        "fc.weight".into(),
+        "F32",
+        vec![classes, 2],
+        vec![0; classes * 8],
+    ));
+    entries.push(("fc.bias".into(), "F32", vec![classes], vec![0; classes * 4]));
+    std::fs::write(&m, file(&entries)).unwrap();
+    let model = ["--model", m.as_str(), "--head", "fc"];
+    let mut gen = vec![
+        "gen-input",
+        "--sequences",
+        "40",
+        "--steps",
+        "50",
+        "--output",
+        &x,
+    ];
+    gen.extend(model);
+    common::ok(&gen);
+    let infer = |input: &str| {
+        let mut args = vec!["--max-memory", "40M", "infer", "--precision", "fx8"];
+        args.extend(model);
+        args.extend(["--head-input", input, "--input", &x, "--output", &y]);
+        common::run(&args)
+    };
+    // 2,000 vectors x 20,000 outputs, in float64 and float32: about 610 MiB.
+    common::refused(
+        &infer("every-step"),
+        &["40 sequence(s) x 50 steps", "--max-memory"],
+    );
+    assert!(!std::path::Path::new(&y).exists());
+    // 40 vectors: about 12 MiB.
+    let o = infer("last-step");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

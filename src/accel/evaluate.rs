@@ -124,8 +124,8 @@ fn evaluate_schedule(arch: &Arch, workload: &Workload) -> Result<DesignPoint, Ac
         macs += t * batch * GATES as f64 * dirs * hidden * (l.input_size as f64 + hidden);
         cell_updates += t * batch * hidden * dirs;
     }
-    for h in &workload.head {
-        let vectors = h.vectors(workload.batch, workload.seq_len) as f64;
+    let vectors = workload.head.vectors(workload.batch, workload.seq_len) as f64;
+    for h in &workload.head.layers {
         macs += vectors * h.input_size as f64 * h.output_size as f64;
     }
     let copies = tl.copies;

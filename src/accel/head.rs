@@ -5,7 +5,7 @@
 use super::arch::Arch;
 use super::energy::mac_pj;
 use super::timing::{ceil_div, matvec, LevelRates};
-use super::workload::{HeadShape, Workload};
+use super::workload::{DenseShape, Workload};
 
 /// The output head after the last layer, on one core's share (`split` cores divide each dense
 /// layer's outputs): per layer, its weights are loaded once (exposed), the dense product is
@@ -33,9 +33,9 @@ pub(crate) fn head_cost(
     bpc: f64,
 ) -> HeadCost {
     let mut total = HeadCost::default();
-    let layers = workload.head.len();
-    for (i, head) in workload.head.iter().enumerate() {
-        let one = dense_cost(arch, workload, rates, head, split, bpc, i + 1 == layers);
+    let layers = workload.head.layers.len();
+    for (i, dense) in workload.head.layers.iter().enumerate() {
+        let one = dense_cost(arch, workload, rates, dense, split, bpc, i + 1 == layers);
         total.cycles += one.cycles;
         if i == 0 {
             // What the reconfiguration out of the last recurrent product may overlap.
@@ -58,7 +58,7 @@ fn dense_cost(
     arch: &Arch,
     workload: &Workload,
     rates: &LevelRates,
-    head: &HeadShape,
+    dense: &DenseShape,
     split: u64,
     bpc: f64,
     last: bool,
@@ -66,15 +66,15 @@ fn dense_cost(
     let p = &workload.precision;
     let widest = p.widest();
     let rate = &rates.as_slice()[p.widest_index()];
-    let outputs = ceil_div(head.output_size as u64, split);
-    let vectors = head.vectors(workload.batch, workload.seq_len);
-    let mv = matvec(arch, rate, 1, outputs, head.input_size as u64, vectors);
-    let weight_bytes = (outputs * head.input_size as u64) as f64 * f64::from(widest.weight_bits)
+    let outputs = ceil_div(dense.output_size as u64, split);
+    let vectors = workload.head.vectors(workload.batch, workload.seq_len);
+    let mv = matvec(arch, rate, 1, outputs, dense.input_size as u64, vectors);
+    let weight_bytes = (outputs * dense.input_size as u64) as f64 * f64::from(widest.weight_bits)
         / 8.0
         * p.dpred_weight_ratio;
     let act_bytes = f64::from(widest.activation_bits) / 8.0 * p.dpred_activation_ratio;
     let elements = (outputs * vectors) as f64;
-    let activation = if head.activation {
+    let activation = if dense.activation {
         ceil_div(outputs * vectors, u64::from(arch.compute.tail_lanes)) as f64
             + f64::from(arch.compute.tail_latency_cycles)
     } else {
@@ -89,7 +89,7 @@ fn dense_cost(
         dram_bytes: weight_bytes + if last { elements * act_bytes } else { 0.0 },
         weight_sram_bits: mv.weight_sram_bits,
         activation_sram_bits: mv.activation_sram_bits,
-        mac_pj: (outputs * head.input_size as u64 * vectors) as f64 * mac_pj(arch, rate),
-        activation_elements: if head.activation { elements } else { 0.0 },
+        mac_pj: (outputs * dense.input_size as u64 * vectors) as f64 * mac_pj(arch, rate),
+        activation_elements: if dense.activation { elements } else { 0.0 },
     }
 }

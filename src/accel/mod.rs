@@ -17,7 +17,7 @@
 //! let workload = Workload {
 //!     name: "toy".into(),
 //!     layers: vec![LayerShape { input_size: 256, hidden_size: 256, directions: 1 }],
-//!     head: Vec::new(),
+//!     head: Default::default(),
 //!     seq_len: 50,
 //!     batch: 1,
 //!     precision: PrecisionProfile::fixed(16, 16),
@@ -97,7 +97,7 @@ pub use spec::{
     ScheduleSpec, TechnologySpec, TrackingSpec,
 };
 pub use timing::MAX_PRECISION_LEVELS;
-pub use workload::{workload_of, HeadShape, LayerShape, Workload};
+pub use workload::{workload_of, DenseShape, HeadShape, LayerShape, Workload};
 
 /// The version of the accelerator model behind every figure it gives. Bump it with every
 /// change to the model that changes any design point's figure (the rule is stated in

@@ -68,7 +68,7 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates) -> Timel
                 }
             }
             let head = head_cost(arch, workload, rates, if helper { cores } else { 1 }, bpc);
-            if !workload.head.is_empty() {
+            if !workload.head.layers.is_empty() {
                 tl.cycles += head.cycles + reconfig_exposed(rho, prev_post, head.load_cycles);
             }
             tl.add_head(&head, cores as f64);

@@ -210,7 +210,7 @@ fn monotonicity_violations() {
             l.input_size = width;
             width = 2 * l.hidden_size;
         }
-        if let Some(h) = bidir.head.first_mut() {
+        if let Some(h) = bidir.head.layers.first_mut() {
             h.input_size = width;
         }
         note(5, cycles(&one, &bidir) / cycles(&mt, &bidir) - 1.0);
@@ -284,7 +284,7 @@ fn sequence_spread_of_the_worst_streamed_point() {
     let w = Workload {
         name: "worst streamed".into(),
         layers: vec![shape(28, 19), shape(19, 24), shape(24, 12)],
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len: 14,
         batch: 1,
         precision: super::test_support::two_level(8, 16, 5.0 / 14.0)

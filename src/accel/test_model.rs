@@ -301,15 +301,14 @@ fn a_head_on_one_vector_per_sequence_runs_once_per_sequence() {
     let (t, batch, hidden, classes) = (20usize, 3usize, 64usize, 1000usize);
     let mut w = uniform("u", 1, hidden, hidden, t);
     w.batch = batch;
-    w.head = vec![HeadShape {
+    w.head.layers = vec![DenseShape {
         input_size: hidden,
         output_size: classes,
         activation: true,
-        per_sequence: false,
     }];
     let every = evaluate(&a, &w).expect("every step");
     let every_sim = simulated(&a, &w, &vec![0; t]);
-    w.head[0].per_sequence = true;
+    w.head.per_sequence = true;
     let once = evaluate(&a, &w).expect("once per sequence");
     let once_sim = simulated(&a, &w, &vec![0; t]);
     let lstm = (t * batch * 4 * hidden * 2 * hidden) as f64;
@@ -332,16 +331,15 @@ fn a_head_of_two_dense_layers_costs_both() {
     let (t, batch, hidden, mid, classes) = (12usize, 2usize, 48usize, 300usize, 40usize);
     let mut w = uniform("u", 1, hidden, hidden, t);
     w.batch = batch;
-    let dense = |input_size, output_size| HeadShape {
+    let dense = |input_size, output_size| DenseShape {
         input_size,
         output_size,
         activation: true,
-        per_sequence: false,
     };
-    w.head = vec![dense(hidden, mid)];
+    w.head.layers = vec![dense(hidden, mid)];
     let one = evaluate(&a, &w).expect("one layer");
     let one_sim = simulated(&a, &w, &vec![0; t]);
-    w.head.push(dense(mid, classes));
+    w.head.layers.push(dense(mid, classes));
     let two = evaluate(&a, &w).expect("two layers");
     let two_sim = simulated(&a, &w, &vec![0; t]);
     let vectors = (t * batch) as f64;
@@ -362,7 +360,7 @@ fn a_head_of_two_dense_layers_costs_both() {
         assert!(rel_close(model, sim, 0.05), "model {model} simulator {sim}");
     }
     // The first layer's activation: its elements' energy (and tail cycles), nothing else.
-    w.head[0].activation = false;
+    w.head.layers[0].activation = false;
     let plain = evaluate(&a, &w).expect("no activation between");
     let elements = vectors * mid as f64;
     let pj = a.energy.softmax_pj_per_element;
@@ -383,7 +381,7 @@ fn a_head_of_two_dense_layers_costs_both() {
         2.0 * ((mid * classes) as f64 + vectors * (classes as f64 - mid as f64)),
         "16-bit weights and activations: fc2's weights and outputs in, fc1's outputs out"
     );
-    w.head[0].activation = true;
+    w.head.layers[0].activation = true;
     // An inconsistent head is refused, naming the layer: a chain that does not join, a first
     // layer that does not read the last layer's width, vectors that differ, a product beyond
     // the cost model's range.
@@ -394,21 +392,17 @@ fn a_head_of_two_dense_layers_costs_both() {
         assert!(err.contains(want), "{err}");
     };
     refused(
-        &|w| w.head[1].input_size = mid + 1,
+        &|w| w.head.layers[1].input_size = mid + 1,
         "head layer 1: input_size 301",
     );
     refused(
-        &|w| w.head[0].input_size = 999,
+        &|w| w.head.layers[0].input_size = 999,
         "head layer 0: input_size 999 is not the last layer's output 48",
     );
     refused(
-        &|w| w.head[1].per_sequence = true,
-        "head layer 1: per_sequence differs",
-    );
-    refused(
         &|w| {
-            w.head[0].output_size = 1 << 50;
-            w.head[1].input_size = 1 << 50;
+            w.head.layers[0].output_size = 1 << 50;
+            w.head.layers[1].input_size = 1 << 50;
         },
         "head layer 0: 1125899906842624 x 48 over 24 vectors is too large",
     );

@@ -112,21 +112,23 @@ pub(super) fn small_workload() -> impl Strategy<Value = (Workload, Vec<Vec<usize
             let w = Workload {
                 name: "random".into(),
                 layers,
-                head: head.map_or_else(Vec::new, |(dense, per_sequence)| {
+                head: head.map_or_else(HeadShape::default, |(dense, per_sequence)| {
                     let mut input_size = width;
-                    dense
-                        .into_iter()
+                    let layers = (dense.into_iter())
                         .map(|(output_size, activation)| {
-                            let shape = HeadShape {
+                            let shape = DenseShape {
                                 input_size,
                                 output_size,
                                 activation,
-                                per_sequence,
                             };
                             input_size = output_size;
                             shape
                         })
-                        .collect()
+                        .collect();
+                    HeadShape {
+                        layers,
+                        per_sequence,
+                    }
                 }),
                 seq_len: t,
                 batch,
@@ -347,7 +349,7 @@ proptest! {
             l.input_size = width;
             width = 2 * l.hidden_size;
         }
-        if let Some(h) = w.head.first_mut() {
+        if let Some(h) = w.head.layers.first_mut() {
             h.input_size = width;
         }
         let speedup = cycles(&one, &w) / cycles(&mt, &w);
@@ -415,7 +417,7 @@ fn overlap_on_a_shared_core_is_never_slower_than_waiting() {
     let w = Workload {
         name: "shared core".into(),
         layers: vec![shape(30, 7, 1), shape(7, 5, 1), shape(5, 1, 2)],
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len: 11,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

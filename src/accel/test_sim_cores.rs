@@ -26,7 +26,7 @@ fn stack(hidden: &[usize], t: usize) -> Workload {
     Workload {
         name: "cores".into(),
         layers,
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len: t,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

@@ -61,11 +61,10 @@ fn a_shared_cores_lead_enters_the_pacer_slower() {
                 "multicore.link_latency_cycles=22",
             ],
             vec![shape(29, 20), shape(20, 10), shape(10, 32)],
-            Some(HeadShape {
+            Some(DenseShape {
                 input_size: 32,
                 output_size: 19,
                 activation: false,
-                per_sequence: false,
             }),
             &[0, 0, 1, 1, 0, 0, 0, 0, 1][..],
             8368.840863263158,

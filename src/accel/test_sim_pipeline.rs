@@ -329,7 +329,7 @@ fn stack(
                 directions: 1,
             })
             .collect(),
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len,
         batch,
         precision,
@@ -376,12 +376,14 @@ fn alternating_plans_on_a_core_carry_the_product_kind_over() {
     let w = Workload {
         name: "reduced".into(),
         layers: vec![shape(20, 11), shape(11, 1), shape(1, 10)],
-        head: vec![HeadShape {
-            input_size: 10,
-            output_size: 5,
-            activation: false,
+        head: HeadShape {
+            layers: vec![DenseShape {
+                input_size: 10,
+                output_size: 5,
+                activation: false,
+            }],
             per_sequence: false,
-        }],
+        },
         seq_len: seq.len(),
         batch: 1,
         precision: sequence_profile(&seq),
@@ -443,12 +445,14 @@ fn a_crossing_at_step_one_waits_for_the_first_stream() {
     let w = Workload {
         name: "reduced".into(),
         layers: vec![shape(33, 28), shape(28, 29), shape(29, 33)],
-        head: vec![HeadShape {
-            input_size: 33,
-            output_size: 11,
-            activation: true,
+        head: HeadShape {
+            layers: vec![DenseShape {
+                input_size: 33,
+                output_size: 11,
+                activation: true,
+            }],
             per_sequence: false,
-        }],
+        },
         seq_len: seq.len(),
         batch: 2,
         precision: sequence_profile(&seq),

@@ -43,12 +43,14 @@ fn exposed_reconfiguration_before_the_head_is_exact() {
             hidden_size: 4,
             directions: 1,
         }],
-        head: vec![HeadShape {
-            input_size: 4,
-            output_size: 26,
-            activation: true,
+        head: HeadShape {
+            layers: vec![DenseShape {
+                input_size: 4,
+                output_size: 26,
+                activation: true,
+            }],
             per_sequence: false,
-        }],
+        },
         seq_len: 15,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),
@@ -71,7 +73,7 @@ fn exposed_reconfiguration_before_the_head_is_exact() {
         b.memory.dram_gb_per_s = 64.0;
     });
     let mut w = w;
-    w.head = Vec::new();
+    w.head = HeadShape::default();
     w.layers.push(LayerShape {
         input_size: 4,
         hidden_size: 1,
@@ -104,7 +106,7 @@ fn first_and_last_steps_levels_close_the_one_core_tails() {
         let mut w = Workload {
             name: "tail".into(),
             layers: vec![layer],
-            head: Vec::new(),
+            head: HeadShape::default(),
             seq_len: t,
             batch,
             precision: unknown.clone(),
@@ -161,7 +163,7 @@ fn first_and_last_steps_levels_close_the_one_core_tails() {
     let w = Workload {
         name: "tail".into(),
         layers: vec![layer],
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len: 8,
         batch: 2,
         precision: two_level(8, 16, 0.25),
@@ -249,7 +251,7 @@ fn switches_behind_stream_waits_are_hidden() {
             hidden_size: 14,
             directions: 2,
         }],
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len: t,
         batch: 1,
         precision: two_level(8, 16, 6.0 / 13.0)

@@ -22,7 +22,7 @@ fn fixed(layers: Vec<LayerShape>, seq_len: usize, batch: usize) -> Workload {
     Workload {
         name: "segments".into(),
         layers,
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len,
         batch,
         precision: PrecisionProfile::fixed(16, 16),

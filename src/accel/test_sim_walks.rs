@@ -41,11 +41,10 @@ fn point(p: &Point) -> (Arch, Arch, Workload, Vec<Vec<usize>>) {
             directions: 1,
         })
         .collect();
-    let head = head.map(|(input_size, output_size)| HeadShape {
+    let head = head.map(|(input_size, output_size)| DenseShape {
         input_size,
         output_size,
         activation: true,
-        per_sequence: false,
     });
     let w = reduced(layers, head, batch, seq);
     (
@@ -302,11 +301,10 @@ fn a_shared_cores_slow_rounds_delay_its_streams() {
                 "multicore.link_latency_cycles=35",
             ],
             vec![shape(36, 34, 1), shape(34, 36, 1), shape(36, 6, 2)],
-            Some(HeadShape {
+            Some(DenseShape {
                 input_size: 12,
                 output_size: 23,
                 activation: true,
-                per_sequence: false,
             }),
             2,
             &[0, 0, 0, 1, 1, 1, 1, 1][..],
@@ -412,11 +410,10 @@ fn a_later_layers_load_waits_behind_its_cores_streams() {
                 "multicore.link_latency_cycles=37",
             ],
             vec![shape(29, 34, 1), shape(34, 2, 1), shape(2, 3, 2)],
-            Some(HeadShape {
+            Some(DenseShape {
                 input_size: 6,
                 output_size: 21,
                 activation: true,
-                per_sequence: false,
             }),
             1,
             15,
@@ -437,7 +434,10 @@ fn a_later_layers_load_waits_behind_its_cores_streams() {
         let w = Workload {
             name: "reduced".into(),
             layers,
-            head: head.into_iter().collect(),
+            head: HeadShape {
+                layers: head.into_iter().collect(),
+                per_sequence: false,
+            },
             seq_len: t,
             batch,
             precision: PrecisionProfile::fixed(16, 16),

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use super::{
-    apply_set, load_arch, Arch, HeadShape, LayerShape, PrecisionLevel, PrecisionProfile, Workload,
+    apply_set, load_arch, Arch, DenseShape, HeadShape, LayerShape, PrecisionLevel,
+    PrecisionProfile, Workload,
 };
 
 pub(crate) fn repo_path(rel: &str) -> PathBuf {
@@ -41,7 +42,7 @@ pub(crate) fn uniform(
     Workload {
         name: name.to_string(),
         layers: shapes,
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),
@@ -70,7 +71,7 @@ pub(crate) fn gnmt_like() -> Workload {
     Workload {
         name: "gnmt-like".to_string(),
         layers,
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len: 50,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),
@@ -120,17 +121,20 @@ pub(crate) fn env_count(name: &str, default: usize) -> usize {
 }
 
 /// A reduced workload that runs the two-level sequence `seq` ([`sequence_profile`]): the
-/// shape of a regression point.
+/// shape of a regression point, with at most one dense layer on every step.
 pub(crate) fn reduced(
     layers: Vec<LayerShape>,
-    head: Option<HeadShape>,
+    head: Option<DenseShape>,
     batch: usize,
     seq: &[usize],
 ) -> Workload {
     Workload {
         name: "reduced".into(),
         layers,
-        head: head.into_iter().collect(),
+        head: HeadShape {
+            layers: head.into_iter().collect(),
+            per_sequence: false,
+        },
         seq_len: seq.len(),
         batch,
         precision: sequence_profile(seq),
@@ -185,7 +189,7 @@ pub(crate) fn eesen_like() -> Workload {
     Workload {
         name: "eesen-like".to_string(),
         layers,
-        head: Vec::new(),
+        head: HeadShape::default(),
         seq_len: 100,
         batch: 1,
         precision: PrecisionProfile::fixed(16, 16),

@@ -16,15 +16,12 @@ pub struct LayerShape {
     pub directions: usize,
 }
 
-/// One dense layer of the output head after the last layer (a classifier or a language
-/// model's vocabulary projection; `fc2(relu(fc1(..)))` has two), with its activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The output head after the last layer (a classifier or a language model's vocabulary
+/// projection): dense layers in order, all on the same vectors (`fc2(relu(fc1(..)))` has
+/// two). No layers: the LSTM stack only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeadShape {
-    pub input_size: usize,
-    pub output_size: usize,
-    /// An activation on every output (softmax, sigmoid, tanh or relu, each costed as a
-    /// softmax element: docs/MODEL.md section 3, "Head").
-    pub activation: bool,
+    pub layers: Vec<DenseShape>,
     /// One vector per sequence (a head on the last step or the final states, as a sequence
     /// classifier has), not one per step.
     pub per_sequence: bool,
@@ -38,14 +35,23 @@ impl HeadShape {
     }
 }
 
+/// One dense layer of the head, with its activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenseShape {
+    pub input_size: usize,
+    pub output_size: usize,
+    /// An activation on every output (softmax, sigmoid, tanh or relu, each costed as a
+    /// softmax element: docs/MODEL.md section 3, "Head").
+    pub activation: bool,
+}
+
 /// A model's shapes plus how it is run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     pub name: String,
     pub layers: Vec<LayerShape>,
-    /// The output head's dense layers in order, costed after the last layer (empty: the LSTM
-    /// stack only).
-    pub head: Vec<HeadShape>,
+    /// The output head, costed after the last layer.
+    pub head: HeadShape,
     pub seq_len: usize,
     pub batch: usize,
     pub precision: PrecisionProfile,
@@ -132,7 +138,8 @@ impl Workload {
             .layers
             .last()
             .map_or(0, |l| l.hidden_size * l.directions);
-        for (i, h) in self.head.iter().enumerate() {
+        let vectors = self.head.vectors(self.batch, self.seq_len);
+        for (i, h) in self.head.layers.iter().enumerate() {
             if h.input_size == 0 || h.output_size == 0 {
                 return Err(fail(format!(
                     "head layer {i}: input_size and output_size must be >= 1, got {} and {}",
@@ -143,7 +150,7 @@ impl Workload {
                 0 => ("the last layer's output".to_string(), last),
                 _ => (
                     format!("head layer {}'s output_size", i - 1),
-                    self.head[i - 1].output_size,
+                    self.head.layers[i - 1].output_size,
                 ),
             };
             if h.input_size != width {
@@ -152,12 +159,6 @@ impl Workload {
                     h.input_size
                 )));
             }
-            if h.per_sequence != self.head[0].per_sequence {
-                return Err(fail(format!(
-                    "head layer {i}: per_sequence differs from head layer 0's (a head reads one set of vectors)"
-                )));
-            }
-            let vectors = h.vectors(self.batch, self.seq_len);
             let macs = crate::limits::product(&[
                 h.input_size as u128,
                 h.output_size as u128,
@@ -245,17 +246,19 @@ pub fn workload_of(
                 directions: l.direction.count(),
             })
             .collect(),
-        head: model.head.as_ref().map_or_else(Vec::new, |h| {
-            h.layers
-                .iter()
-                .map(|d| HeadShape {
-                    input_size: d.input_size,
-                    output_size: d.output_size,
-                    activation: d.activation != crate::lstm::HeadActivation::None,
-                    per_sequence: h.input != crate::lstm::HeadInput::EveryStep,
-                })
-                .collect()
-        }),
+        head: model
+            .head
+            .as_ref()
+            .map_or_else(HeadShape::default, |h| HeadShape {
+                layers: (h.layers.iter())
+                    .map(|d| DenseShape {
+                        input_size: d.input_size,
+                        output_size: d.output_size,
+                        activation: d.activation != crate::lstm::HeadActivation::None,
+                    })
+                    .collect(),
+                per_sequence: h.input != crate::lstm::HeadInput::EveryStep,
+            }),
         seq_len,
         batch,
         precision,

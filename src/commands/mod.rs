@@ -55,7 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let fixed = [("steps", &m.fixed.steps), ("sequences", &m.fixed.batch)];
             for (what, fixed) in fixed {
                 if let Some((n, by)) = fixed {
-                    crate::out!("  inputs must have {n} {what} (fixed by '{by}')")?;
+                    crate::out!("  inputs must have {n} {what} (fixed by {by})")?;
                 }
             }
             Ok(())

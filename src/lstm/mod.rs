@@ -153,11 +153,12 @@ pub struct Model {
     pub fixed: FixedSizes,
 }
 
-/// The steps and batch size a graph fixes with literal sizes (a static export: a Reshape to
-/// `[6, 3, -1]`, an initial state of `[1, 3, H]`). The evaluation itself is the same for any
+/// The steps and batch size a graph fixes with literal sizes (a static export: a graph input
+/// declared `[6, 3, 40]`, a Reshape to `[6, 3, -1]`, an initial state of `[1, 3, H]`). The evaluation itself is the same for any
 /// size, but the graph is not: onnxruntime refuses such a model on other sizes, or regroups
-/// its rows differently, so inputs must match. Each is `(size, the node or tensor that fixes
-/// it)`; `None` where the graph takes any size.
+/// its rows differently, so inputs must match. Each is `(size, what fixes it)`, a node or the
+/// graph input as errors name it (`node 'merge'`, `graph input 'x'`); `None` where the graph
+/// takes any size.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FixedSizes {
     pub steps: Option<(usize, String)>,

@@ -373,7 +373,7 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
     debug_assert_eq!(segment.start, layers);
     tl.cycles = now;
     let head = head_cost(arch, workload, rates, 1, bpc);
-    if !workload.head.is_empty() {
+    if !workload.head.layers.is_empty() {
         tl.cycles += head.cycles + reconfig_exposed(pipe.rho, Some(last_post), head.load_cycles);
     }
     tl.add_head(&head, 1.0);

@@ -54,7 +54,7 @@ pub fn simulate(arch: &Arch, w: &Workload, levels: &[Vec<usize>]) -> Result<SimR
         for (l, (shape, own)) in w.layers.iter().zip(levels).enumerate() {
             let mut one = w.clone();
             one.layers = vec![*shape];
-            one.head = Vec::new();
+            one.head = Default::default();
             if !w.precision.layer_step_fraction.is_empty() {
                 one.precision.layer_step_fraction = vec![w.precision.fractions_for(l).to_vec()];
             }

@@ -380,11 +380,11 @@ pub fn simulate_plans(
     let mut end = times.iter().map(|x| x.last_end).fold(0.0, f64::max);
     // The head's dense layers, one after another on the last core; the last one's outputs
     // go to DRAM.
-    for (i, head) in w.head.iter().enumerate() {
-        let vectors = head.vectors(w.batch, w.seq_len);
+    let vectors = w.head.vectors(w.batch, w.seq_len);
+    for (i, dense) in w.head.layers.iter().enumerate() {
         let core = sim.cores.len() - 1;
-        let outputs = (head.output_size as u64).div_ceil(sim.split);
-        let bytes = (outputs * head.input_size as u64) as f64 * weight_bytes;
+        let outputs = (dense.output_size as u64).div_ceil(sim.split);
+        let bytes = (outputs * dense.input_size as u64) as f64 * weight_bytes;
         let loaded = sim.dram(core, end, bytes);
         let widest = sim.widest;
         let mv_end = sim.product(
@@ -394,16 +394,16 @@ pub fn simulate_plans(
             widest,
             1,
             outputs,
-            head.input_size as u64,
+            dense.input_size as u64,
             vectors,
             None,
         );
-        end = if head.activation {
+        end = if dense.activation {
             sim.tail(core, mv_end, outputs * vectors)
         } else {
             mv_end
         };
-        if i + 1 == w.head.len() {
+        if i + 1 == w.head.layers.len() {
             dram_extra += (outputs * vectors) as f64 * act_bytes;
         }
     }

@@ -62,7 +62,7 @@ pub enum EvalError {
         got: usize,
         want: usize,
     },
-    #[error("{input}: {got} {what}, but '{model}' fixes them to {want} (its node '{by}' has that size written in; export the model with dynamic axes to run other sizes)")]
+    #[error("{input}: {got} {what}, but '{model}' fixes them to {want} (its {by} has that size written in; export the model with dynamic axes to run other sizes)")]
     FixedSize {
         input: String,
         model: String,
@@ -149,9 +149,11 @@ pub(crate) fn check_input(
 /// An estimate of the largest buffers of one run over `count` sequences of `steps` (checked
 /// against `--max-memory` before anything runs, docs/FUZZING.md): per position, every layer
 /// direction's input products of all steps, the float64 reference's and the lane's (4H
-/// values of 8 bytes each), with their states, and the input with its quantized copy. A
-/// conservative figure: `lstm-dse infer` on `builtin:tiny` (two layers of 32) with 1,000 x 400
-/// steps peaks at 1.1 GB of resident memory, this says 1.7 GB; `None` when it overflows.
+/// values of 8 bytes each), with their states, and the input with its quantized copy; and per
+/// vector the head reads (every position, or one per sequence), each dense layer's outputs in
+/// float64 and float32. A conservative figure: `lstm-dse infer` on `builtin:tiny` (two layers
+/// of 32) with 1,000 x 400 steps peaks at 1.1 GB of resident memory, this says 1.7 GB; `None`
+/// when it overflows.
 pub fn run_bytes(model: &Model, count: usize, steps: usize) -> Option<u128> {
     let per_position = model
         .layers
@@ -160,7 +162,17 @@ pub fn run_bytes(model: &Model, count: usize, steps: usize) -> Option<u128> {
             let units = (l.direction.count() as u128).checked_mul(l.hidden_size as u128)?;
             sum.checked_add(units.checked_mul(64)?)
         })?;
-    crate::limits::product(&[per_position, count as u128, steps as u128])
+    let stack = crate::limits::product(&[per_position, count as u128, steps as u128])?;
+    let Some(head) = &model.head else {
+        return Some(stack);
+    };
+    let per_vector = (head.layers.iter())
+        .try_fold(0u128, |sum, d| sum.checked_add(16 * d.output_size as u128))?;
+    let vectors = match head.input {
+        HeadInput::EveryStep => crate::limits::product(&[count as u128, steps as u128])?,
+        HeadInput::LastStep | HeadInput::FinalState => count as u128,
+    };
+    stack.checked_add(per_vector.checked_mul(vectors)?)
 }
 
 /// Whether a config's formats depend on the calibration run (`fx<b>` without fraction bits).

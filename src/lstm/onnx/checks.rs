@@ -11,6 +11,9 @@ pub(super) struct Declared {
     pub ids: bool,
     /// The feature width of a float sequence, if declared.
     pub width: Option<usize>,
+    /// The sizes declared for the first two axes (steps and batch in the graph's order), where
+    /// they are literal: onnxruntime refuses an input of any other size.
+    pub lead: [Option<usize>; 2],
 }
 
 /// What the graph input declares. A float sequence must be float32 of rank 3 (`[steps, batch,
@@ -21,6 +24,7 @@ pub(super) fn declared_input(input: &pb::ValueInfoProto) -> Result<Declared, Str
     let float = Declared {
         ids: false,
         width: None,
+        lead: [None; 2],
     };
     let Some(t) = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()) else {
         return Ok(float);
@@ -38,24 +42,32 @@ pub(super) fn declared_input(input: &pb::ValueInfoProto) -> Result<Declared, Str
             ))
         }
     };
+    let literal = |d: &pb::DimensionProto| d.dim_value.filter(|&n| n > 0).map(|n| n as usize);
+    let lead = |shape: &pb::TensorShapeProto| [literal(&shape.dim[0]), literal(&shape.dim[1])];
     match (ids, t.shape.as_ref()) {
-        (_, None) => Ok(Declared { ids, width: None }),
+        (_, None) => Ok(Declared {
+            ids,
+            width: None,
+            lead: [None; 2],
+        }),
         (true, Some(shape)) if shape.dim.len() != 2 => Err(format!(
             "graph input '{name}' holds token ids ({}) of rank {}; token ids must be [steps, batch] or [batch, steps]",
             pb::type_name(t.elem_type),
             shape.dim.len()
         )),
-        (true, Some(_)) => Ok(Declared { ids, width: None }),
+        (true, Some(shape)) => Ok(Declared {
+            ids,
+            width: None,
+            lead: lead(shape),
+        }),
         (false, Some(shape)) if shape.dim.len() != 3 => Err(format!(
             "graph input '{name}' has rank {}; the sequence must be float32 [steps, batch, features] or [batch, steps, features] (token ids: int64 or int32 [steps, batch] or [batch, steps])",
             shape.dim.len()
         )),
         (false, Some(shape)) => Ok(Declared {
             ids,
-            width: shape.dim[2]
-                .dim_value
-                .filter(|&w| w > 0)
-                .map(|w| w as usize),
+            width: literal(&shape.dim[2]),
+            lead: lead(shape),
         }),
     }
 }

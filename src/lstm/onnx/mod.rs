@@ -201,6 +201,9 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
         Layout::BatchMajor => vec![Axis::Batch, Axis::Steps],
     };
     let mut vals = HashMap::new();
+    let lead: Vec<(Axis, usize)> = (axes.iter().zip(g.declared.lead))
+        .filter_map(|(&axis, size)| Some((axis, size?)))
+        .collect();
     let input = if g.declared.ids {
         Val::Ids { axes }
     } else {
@@ -220,6 +223,11 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
         label: String::new(),
         x_accepted: 0,
     };
+    for (axis, size) in lead {
+        // Two literal sizes on one axis cannot disagree yet: the input is the first to fix.
+        b.fix_by(axis, size, format!("graph input '{}'", g.input))
+            .map_err(|p| at((0, 0))(ModelError::invalid(file, p)))?;
+    }
     for (idx, node) in graph.node.iter().enumerate() {
         if !g.live[idx] {
             continue;
@@ -334,6 +342,13 @@ struct Builder<'a> {
 impl Builder<'_> {
     /// Records that the current node fixes the input's steps (`axis` Steps) or batch size.
     fn fix(&mut self, axis: Axis, size: usize) -> Result<(), String> {
+        let by = format!("node '{}'", self.label);
+        self.fix_by(axis, size, by)
+    }
+
+    /// Records that `by` (a node or the graph input, as errors name it) fixes the input's steps
+    /// or batch size.
+    fn fix_by(&mut self, axis: Axis, size: usize, by: String) -> Result<(), String> {
         let (slot, what) = match axis {
             Axis::Steps => (&mut self.fixed.steps, "steps"),
             Axis::Batch => (&mut self.fixed.batch, "batch"),
@@ -341,11 +356,11 @@ impl Builder<'_> {
         };
         match slot {
             Some((had, by)) if *had != size => Err(format!(
-                "fixes the {what} to {size}, but '{by}' fixed them to {had}"
+                "fixes the {what} to {size}, but {by} fixed them to {had}"
             )),
             Some(_) => Ok(()),
             None => {
-                *slot = Some((size, self.label.clone()));
+                *slot = Some((size, by));
                 Ok(())
             }
         }
