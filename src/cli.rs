@@ -155,16 +155,16 @@ pub struct RangesArgs {
 pub struct GenInputArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Number of sequences N.
-    #[arg(long, default_value_t = 4)]
-    pub sequences: usize,
-    /// Steps per sequence T.
-    #[arg(long, default_value_t = 32)]
-    pub steps: usize,
+    /// Number of sequences N [default: the model's, if it fixes them; else 4].
+    #[arg(long)]
+    pub sequences: Option<usize>,
+    /// Steps per sequence T [default: the model's, if it fixes them; else 32].
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Output file, float32 [N, T, I].
+    /// Output file, float32 [N, T, I] (int64 token ids [N, T] for a model with an embedding).
     #[arg(long, value_name = "X.npy")]
     pub output: PathBuf,
 }

@@ -349,3 +349,25 @@ fn trace_on_ids_is_the_same_on_gpu_and_cpu() {
     }
     assert!(files[0] == files[1], "GPU trace differs from the CPU's");
 }
+
+/// `gen-input` counts what it writes for an embedding model, token ids (8 bytes each, and the
+/// file's), not looked-up rows of 12 features: 600 x 6 ids fit 60 KiB; 40 KiB is refused.
+#[test]
+fn gen_input_counts_token_ids_against_max_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ids.npy").display().to_string();
+    let model = data(MODEL);
+    let args = |limit: &'static str| {
+        let mut a = vec!["--max-memory", limit, "gen-input", "--model", &model];
+        a.extend(["--sequences", "600", "--steps", "6", "--output", &out]);
+        a
+    };
+    fails(
+        &args("40K"),
+        &["--sequences 600 --steps 6: token ids", "--max-memory"],
+    );
+    assert!(!Path::new(&out).exists());
+    ok(&args("60K"));
+    let (shape, _) = npy::parse_ids("ids", &std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(shape, [600, 6]);
+}

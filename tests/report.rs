@@ -508,3 +508,33 @@ fn report_refuses_a_shard_and_results_of_other_columns() {
         assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
     }
 }
+
+/// `gen-input` writes the sizes a static export fixes unless told otherwise, and refuses
+/// others (it wrote them, and every command then refused the file).
+#[test]
+fn gen_input_takes_the_sizes_a_static_export_fixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let x = dir.path().join("x.npy");
+    let model = ["--model", "tests/data/static_shapes.onnx"];
+    let mut args = vec!["gen-input", "--output", x.to_str().unwrap()];
+    args.extend(model);
+    ok(&args);
+    let (shape, _) = lstm_dse::lstm::npy::read_f32(&x).expect("x.npy");
+    assert_eq!(shape, [3, 7, 4]);
+    std::fs::remove_file(&x).unwrap();
+    for (flag, n, want) in [("--steps", "6", "7"), ("--sequences", "1", "3")] {
+        let mut bad = args.clone();
+        bad.extend([flag, n]);
+        let o = lstm_dse(&bad);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        let says = format!(
+            "{flag} {n}: 'tests/data/static_shapes.onnx' fixes it to {want} (its graph input 'X'"
+        );
+        assert!(err.contains(&says), "{err}");
+        assert!(!x.exists());
+    }
+    // The sizes it fixes may be given.
+    args.extend(["--steps", "7", "--sequences", "3"]);
+    ok(&args);
+}

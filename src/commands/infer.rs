@@ -83,47 +83,53 @@ pub(super) fn models() -> Result<()> {
 
 pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
     let model = load_model(&a.model)?;
-    if a.sequences == 0 || a.steps == 0 {
-        bail!("--sequences and --steps must be at least 1");
-    }
+    // The sizes asked for, or the ones the model fixes (a static export), or 4 x 32.
+    let size = |flag: &str, given: Option<usize>, fixed: &Option<(usize, String)>, default| {
+        match (given, fixed) {
+            (Some(0), _) => bail!("{flag} 0: must be at least 1"),
+            (Some(n), Some((want, by))) if n != *want => bail!(
+                "{flag} {n}: '{}' fixes it to {want} (its {by} has that size written in; export the model with dynamic axes to run other sizes)",
+                model.name
+            ),
+            (Some(n), _) => Ok(n),
+            (None, Some((want, _))) => Ok(*want),
+            (None, None) => Ok(default),
+        }
+    };
+    let sequences = size("--sequences", a.sequences, &model.fixed.batch, 4)?;
+    let steps = size("--steps", a.steps, &model.fixed.steps, 32)?;
     let width = model.input_size();
-    // The values, and the file's bytes written from them.
-    let need = crate::limits::product(&[8, a.sequences as u128, a.steps as u128, width as u128]);
+    // The values, and the file's bytes written from them: token ids (8 bytes each) for a
+    // model with an embedding, else `width` features.
+    let (per_position, what) = match &model.embedding {
+        Some(_) => (16, "token ids".to_string()),
+        None => (8 * width as u128, format!("{width} features each")),
+    };
+    let need = crate::limits::product(&[per_position, sequences as u128, steps as u128]);
     crate::limits::check_memory(
-        &format!(
-            "--sequences {} --steps {}: {width} features each",
-            a.sequences, a.steps
-        ),
+        &format!("--sequences {sequences} --steps {steps}: {what}"),
         need,
     )?;
     let mut rng = builtin::SplitMix64::new(a.seed);
-    let n = a.sequences * a.steps * width;
     if let Some(e) = &model.embedding {
         // Token ids, uniform over the vocabulary.
-        let ids = crate::lstm::embedding::random_ids(&mut rng, e, a.sequences * a.steps);
-        npy::write_i64(&a.output, &[a.sequences, a.steps], &ids)?;
+        let ids = crate::lstm::embedding::random_ids(&mut rng, e, sequences * steps);
+        npy::write_i64(&a.output, &[sequences, steps], &ids)?;
         crate::note!(
-            "{}: wrote {} sequence(s) x {} token ids (vocabulary {}) to {}",
+            "{}: wrote {sequences} sequence(s) x {steps} token ids (vocabulary {}) to {}",
             model.name,
-            a.sequences,
-            a.steps,
             e.vocab,
             a.output.display()
         );
         return Ok(());
     }
-    let data: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
-    npy::write_f32(
-        &a.output,
-        &[a.sequences, a.steps, model.input_size()],
-        &data,
-    )?;
+    let data: Vec<f32> = (0..sequences * steps * width)
+        .map(|_| rng.normal())
+        .collect();
+    npy::write_f32(&a.output, &[sequences, steps, width], &data)?;
     crate::note!(
-        "{}: wrote {} sequence(s) x {} steps x {} features to {}",
+        "{}: wrote {sequences} sequence(s) x {steps} steps x {width} features to {}",
         model.name,
-        a.sequences,
-        a.steps,
-        model.input_size(),
         a.output.display()
     );
     Ok(())
