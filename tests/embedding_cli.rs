@@ -242,7 +242,7 @@ fn safetensors_with_the_embedding_flag() {
             "--output",
             &out,
         ],
-        &["--embedding apply to safetensors models only"],
+        &["--embedding: applies to safetensors models only"],
     );
     assert!(!Path::new(&out).exists());
 }

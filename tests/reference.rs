@@ -124,7 +124,7 @@ fn heads_of_more_than_one_dense_layer() {
         );
     }
     let opts = |activation| {
-        LoadOptions::parse(Some("fc1, fc2"), Some(activation), Some("last-step")).unwrap()
+        LoadOptions::parse(Some("fc1, fc2"), Some(activation), Some("last-step"), None).unwrap()
     };
     check(
         "torch_mlp_head.safetensors",
@@ -134,7 +134,9 @@ fn heads_of_more_than_one_dense_layer() {
     // One activation for two layers is ambiguous: refused, not applied to one of them, where
     // the flags are read and by the loader.
     let file = data("torch_mlp_head.safetensors");
-    let (which, err) = LoadOptions::parse(Some("fc1,fc2"), Some("softmax"), None).unwrap_err();
+    let (which, err) = LoadOptions::parse(Some("fc1,fc2"), Some("softmax"), None, None)
+        .and_then(|o| o.check("m.safetensors"))
+        .unwrap_err();
     assert_eq!(which.flag(), "--head-activation");
     assert!(err.contains("1 activations for 2 head layers"), "{err}");
     let one = LoadOptions {
@@ -143,12 +145,13 @@ fn heads_of_more_than_one_dense_layer() {
     };
     let err = lstm::load(file.to_str().unwrap(), &one).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("1 head activations given for 2 head layers (give one per layer, in order)"),
+        err.to_string().contains(
+            "--head-activation: 1 activations for 2 head layers (give one per layer, in order)"
+        ),
         "{err}"
     );
     // The layers in the wrong order do not chain.
-    let swapped = LoadOptions::parse(Some("fc2,fc1"), None, Some("last-step")).unwrap();
+    let swapped = LoadOptions::parse(Some("fc2,fc1"), None, Some("last-step"), None).unwrap();
     let err = lstm::load(file.to_str().unwrap(), &swapped).unwrap_err();
     assert!(
         err.to_string()
@@ -221,7 +224,7 @@ fn safetensors_embedding_named_by_flag() {
     .unwrap_err();
     assert!(
         e.to_string()
-            .contains("--embedding embed: no tensor 'embed.weight'"),
+            .contains("embedding 'embed': no tensor 'embed.weight'"),
         "{e}"
     );
 }
@@ -362,7 +365,7 @@ fn safetensors_head_on_the_last_step() {
     assert!(d <= TOL, "last-step head: {d} at {at}");
     let err = lstm::load(file.to_str().unwrap(), &opts(None)).unwrap_err();
     assert!(
-        err.to_string().contains("--head-input needs --head"),
+        err.to_string().contains("--head-input: needs a head"),
         "{err}"
     );
     let onnx = data("torch_lstm3.onnx");

@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 27] = [
+    let cases: [Case; 30] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -62,8 +62,21 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
             &["workload.head_activation", "1 activations for 2 head layers"],
         ),
         (
+            &[(models, "models = [\"tests/data/torch_mlp_head.safetensors\"]\nhead_activation = \"relu\"")],
+            &["workload.head_activation: tests/data/torch_mlp_head.safetensors: needs a head: name its dense layers too"],
+        ),
+        (
+            &[(models, "models = [\"tests/data/torch_embedding.safetensors\"]\nembedding = \"\"")],
+            &["workload.embedding: the name is empty"],
+        ),
+        (
             &[(models, "models = [\"builtin:tiny\"]\nhead_input = \"last-step\"")],
-            &["builtin:tiny", "apply to safetensors models only"],
+            &["workload.head_input: builtin:tiny: applies to safetensors models only"],
+        ),
+        (
+            // The input's own errors name the spec and the key too (they named the input only).
+            &[(models, "models = [\"builtin:tiny\"]\ninput = \"tests/data/torch_embedding.x.npy\"")],
+            &["bad.toml: workload.input: tests/data/torch_embedding.x.npy: holds integers"],
         ),
         (
             &[(r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", "w=fx8"]"#)],
@@ -404,4 +417,34 @@ fn sweep_names_batches_tolerances_and_labels_are_checked() {
             "do not match the input",
         ],
     );
+}
+
+/// A head's layers and activations may be a TOML list, as well as the command line's
+/// comma-separated string: the same points, the same bytes; anything else names the key.
+#[test]
+fn head_names_may_be_a_list() {
+    let models = r#"models = ["builtin:tiny"]"#;
+    let mlp = r#"models = ["tests/data/torch_mlp_head.safetensors"]"#;
+    let run = |head: &str, activation: &str| {
+        let (dir, spec) = sweep_file(&[(
+            models,
+            &format!(
+                "{mlp}\nhead = {head}\nhead_activation = {activation}\nhead_input = \"last-step\""
+            ),
+        )]);
+        let out = dir.path().join("out");
+        common::ok(&["sweep", &spec, "--out", out.to_str().unwrap(), "--quiet"]);
+        std::fs::read(out.join("results.csv")).unwrap()
+    };
+    let string = run(r#""fc1,fc2""#, r#""relu,softmax""#);
+    assert_eq!(run(r#"["fc1", "fc2"]"#, r#"["relu", "softmax"]"#), string);
+    for (head, want) in [
+        ("[]", "workload.head: an empty list; give at least one name"),
+        (
+            "3",
+            "workload.head: expected a name, comma-separated names or a list of names",
+        ),
+    ] {
+        sweep_fails(&[(models, &format!("{mlp}\nhead = {head}"))], &[want]);
+    }
 }

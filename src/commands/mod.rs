@@ -98,12 +98,10 @@ pub fn load_model(a: &ModelArgs) -> Result<Model> {
         a.head.as_deref(),
         a.head_activation.as_deref(),
         a.head_input.as_deref(),
+        a.embedding.as_deref(),
     )
+    .and_then(|opts| opts.check(&a.model).map(|()| opts))
     .map_err(|(which, e)| anyhow::anyhow!("{}: {e}", which.flag()))?;
-    let opts = LoadOptions {
-        embedding: a.embedding.clone(),
-        ..opts
-    };
     Ok(lstm::load(&a.model, &opts)?)
 }
 

@@ -1,9 +1,6 @@
 //! The dense head after the last LSTM layer: its layers (`fc`, or `fc2(relu(fc1(..)))`), their
-//! activations, which hidden vectors it reads, and how the command line and sweep files name
-//! a safetensors model's head. It runs in f32 on the host for every engine (`eval::apply_head`,
+//! activations and which hidden vectors it reads. It runs in f32 on the host for every engine (`eval::apply_head`,
 //! docs/NUMERICS.md section 8).
-
-use super::LoadOptions;
 
 /// The activation after one dense layer of the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,76 +196,5 @@ impl Head {
             width = d.output_size;
         }
         Ok(())
-    }
-}
-
-/// Which of a head's three settings a [`LoadOptions::parse`] error is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadSetting {
-    Head,
-    Activation,
-    Input,
-}
-
-impl HeadSetting {
-    /// Its command-line flag.
-    pub fn flag(self) -> &'static str {
-        match self {
-            HeadSetting::Head => "--head",
-            HeadSetting::Activation => "--head-activation",
-            HeadSetting::Input => "--head-input",
-        }
-    }
-
-    /// Its key in a sweep file's `[workload]`.
-    pub fn key(self) -> &'static str {
-        match self {
-            HeadSetting::Head => "workload.head",
-            HeadSetting::Activation => "workload.head_activation",
-            HeadSetting::Input => "workload.head_input",
-        }
-    }
-}
-
-impl LoadOptions {
-    /// The head settings as spelt on the command line and in sweep files: `fc` or `fc1,fc2`,
-    /// one activation or one per layer (`relu,softmax`), and the input (no embedding).
-    pub fn parse(
-        head: Option<&str>,
-        activation: Option<&str>,
-        input: Option<&str>,
-    ) -> Result<LoadOptions, (HeadSetting, String)> {
-        let list = |s: Option<&str>, what: HeadSetting| -> Result<Vec<String>, _> {
-            let Some(s) = s else { return Ok(Vec::new()) };
-            let parts: Vec<String> = s.split(',').map(|p| p.trim().to_string()).collect();
-            if parts.iter().any(String::is_empty) {
-                return Err((what, format!("'{s}' has an empty name in its list")));
-            }
-            Ok(parts)
-        };
-        let head = list(head, HeadSetting::Head)?;
-        let head_activation: Vec<HeadActivation> = list(activation, HeadSetting::Activation)?
-            .iter()
-            .map(|a| a.parse().map_err(|e| (HeadSetting::Activation, e)))
-            .collect::<Result<_, _>>()?;
-        if !head_activation.is_empty() && !head.is_empty() && head_activation.len() != head.len() {
-            return Err((
-                HeadSetting::Activation,
-                format!(
-                    "{} activations for {} head layers (give one per layer, in order)",
-                    head_activation.len(),
-                    head.len()
-                ),
-            ));
-        }
-        let head_input = input
-            .map(|s| s.parse().map_err(|e| (HeadSetting::Input, e)))
-            .transpose()?;
-        Ok(LoadOptions {
-            head,
-            head_activation,
-            head_input,
-            embedding: None,
-        })
     }
 }

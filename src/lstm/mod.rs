@@ -12,13 +12,15 @@ pub mod driver;
 pub mod embedding;
 pub mod eval;
 mod head;
+mod load_options;
 pub mod npy;
 pub mod onnx;
 mod onnx_proto;
 pub mod safetensors;
 
 pub use embedding::{Embedding, NegativeIds};
-pub use head::{Dense, Head, HeadActivation, HeadInput, HeadSetting};
+pub use head::{Dense, Head, HeadActivation, HeadInput};
+pub use load_options::{LoadOptions, LoadSetting};
 use std::path::Path;
 
 /// Why a model or an input could not be used. `Display` is one line naming the file (or
@@ -307,22 +309,6 @@ impl Model {
     }
 }
 
-/// How a model file is named on the command line: a path or `builtin:NAME`.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// For safetensors: the name prefixes of the head's dense layers, in order (`fc` →
-    /// `fc.weight`, `fc.bias`); empty for no head.
-    pub head: Vec<String>,
-    /// For safetensors: the activation after each of those layers (one per layer; one
-    /// alone for a one-layer head). Empty: none after any.
-    pub head_activation: Vec<HeadActivation>,
-    /// For safetensors: which hidden vectors that head reads.
-    pub head_input: Option<HeadInput>,
-    /// For safetensors: the name prefix of an `nn.Embedding` before the LSTM (`emb` →
-    /// `emb.weight [vocab, dim]`); the model then takes token ids.
-    pub embedding: Option<String>,
-}
-
 /// A file's bytes, after checking that it is not a directory (`expected` says what it should
 /// be) and that it fits `--max-memory` (`what` names it there); errors name `name`.
 pub(crate) fn read_file(
@@ -348,7 +334,10 @@ pub(crate) fn read_file(
 }
 
 /// Loads a model from `builtin:NAME`, a `.onnx` file or a `.safetensors` file, and validates it.
+/// `opts` are checked first ([`LoadOptions::check`]; errors name the settings as flags).
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
+    opts.check(spec)
+        .map_err(|(which, e)| ModelError::invalid(spec, format!("{}: {e}", which.flag())))?;
     let model = if let Some(name) = spec.strip_prefix("builtin:") {
         builtin::build(name)?
     } else {
@@ -370,17 +359,6 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Model, ModelError> {
             }
         }
     };
-    if (!opts.head.is_empty()
-        || !opts.head_activation.is_empty()
-        || opts.head_input.is_some()
-        || opts.embedding.is_some())
-        && !spec.ends_with(".safetensors")
-    {
-        return Err(ModelError::invalid(
-            spec,
-            "--head, --head-activation, --head-input and --embedding apply to safetensors models only",
-        ));
-    }
     model.validate()?;
     Ok(model)
 }

@@ -189,24 +189,13 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         None => None,
         Some(name) => Some(embedding(name, get(&format!("{name}.weight"))?).map_err(err)?),
     };
-    if !opts.head_activation.is_empty() && opts.head.is_empty() {
-        return Err(err("--head-activation needs --head".into()));
-    }
-    if opts.head.is_empty() && opts.head_input.is_some() {
-        return Err(err("--head-input needs --head".into()));
-    }
+    opts.consistent()
+        .map_err(|(which, e)| err(format!("{}: {e}", which.flag())))?;
     let activations = &opts.head_activation;
-    if !activations.is_empty() && activations.len() != opts.head.len() {
-        return Err(err(format!(
-            "{} head activations given for {} head layers (give one per layer, in order)",
-            activations.len(),
-            opts.head.len()
-        )));
-    }
     let mut dense = Vec::with_capacity(opts.head.len());
     for (i, name) in opts.head.iter().enumerate() {
         let (wd, weight) = get(&format!("{name}.weight"))?
-            .ok_or_else(|| err(format!("--head {name}: no tensor '{name}.weight'")))?;
+            .ok_or_else(|| err(format!("head layer '{name}': no tensor '{name}.weight'")))?;
         let [out, input] = wd[..] else {
             return Err(err(format!(
                 "'{name}.weight' has shape {wd:?}, expected [out, in]"
@@ -242,11 +231,11 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
     })
 }
 
-/// `--embedding NAME`: `NAME.weight [vocab, dim]` of an `nn.Embedding`, which refuses
+/// The embedding `NAME`: `NAME.weight [vocab, dim]` of an `nn.Embedding`, which refuses
 /// negative ids (torch raises on them).
 fn embedding(name: &str, weight: Option<Tensor>) -> Result<Embedding, String> {
     let (dims, table) =
-        weight.ok_or_else(|| format!("--embedding {name}: no tensor '{name}.weight'"))?;
+        weight.ok_or_else(|| format!("embedding '{name}': no tensor '{name}.weight'"))?;
     let [vocab, dim] = dims[..] else {
         return Err(format!(
             "'{name}.weight' has shape {dims:?}, expected [vocab, dim]"

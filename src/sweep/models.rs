@@ -29,7 +29,7 @@ pub(super) fn model_plans(
     progress.stage("precision", w.models.len() as u64);
     let mut models = Vec::new();
     for name in &w.models {
-        let opts = crate::sweep::load_options(file, w)?;
+        let opts = crate::sweep::load_options(file, w, name)?;
         let model = lstm::load(name, &opts).map_err(|e| SpecError {
             file: file.clone(),
             key: "workload.models".into(),

@@ -402,19 +402,23 @@ fn compute(
     Ok(out)
 }
 
-/// How a sweep's models load: `workload.head`, `workload.head_activation`,
-/// `workload.head_input` and `workload.embedding` (an error names `file` and the key).
-pub fn load_options(file: &str, w: &WorkloadSpec) -> anyhow::Result<crate::lstm::LoadOptions> {
-    crate::lstm::LoadOptions::parse(
+/// How a sweep's `model` loads: `workload.head`, `workload.head_activation`,
+/// `workload.head_input` and `workload.embedding` (an error names `file`, the key and the model).
+pub fn load_options(
+    file: &str,
+    w: &WorkloadSpec,
+    model: &str,
+) -> anyhow::Result<crate::lstm::LoadOptions> {
+    let opts = crate::lstm::LoadOptions::parse(
         w.head.as_deref(),
         w.head_activation.as_deref(),
         w.head_input.as_deref(),
+        w.embedding.as_deref(),
     )
-    .map(|opts| crate::lstm::LoadOptions {
-        embedding: w.embedding.clone(),
-        ..opts
-    })
-    .map_err(|(which, e)| anyhow::anyhow!("{file}: {}: {e}", which.key()))
+    .map_err(|(which, e)| anyhow::anyhow!("{file}: {}: {e}", which.key()))?;
+    opts.check(model)
+        .map_err(|(which, e)| anyhow::anyhow!("{file}: {}: {model}: {e}", which.key()))?;
+    Ok(opts)
 }
 
 /// Inputs for a model: the spec's file, or seeded normal sequences of the model's width (for a
@@ -426,7 +430,9 @@ pub fn inputs(file: &str, w: &WorkloadSpec, model: &Model) -> anyhow::Result<(Se
             let bytes = std::fs::read(&path)
                 .map_err(|e| bad(file, "workload.input", format!("{p}: {e}")))?;
             let name = path.display().to_string();
-            Ok((crate::lstm::npy::parse_inputs(&name, &bytes, model)?, bytes))
+            let seqs = crate::lstm::npy::parse_inputs(&name, &bytes, model)
+                .map_err(|e| bad(file, "workload.input", e.to_string()))?;
+            Ok((seqs, bytes))
         }
         None => {
             if w.sequences == 0 || w.steps == 0 {

@@ -33,11 +33,20 @@ pub struct WorkloadSpec {
     /// `builtin:NAME`, `.onnx` or `.safetensors` paths (relative to the sweep file's directory's
     /// parent, i.e. the repository root, or absolute).
     pub models: Vec<String>,
-    /// safetensors: dense head name (or names in order, `fc1,fc2`), activation (or one per
-    /// layer, `relu,softmax`) and input (`every-step`, `last-step`, `final-state`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// safetensors: dense head name (or names in order, `"fc1,fc2"` or `["fc1", "fc2"]`),
+    /// activation (or one per layer, `"relu,softmax"` or a list) and input (`every-step`,
+    /// `last-step`, `final-state`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "head"
+    )]
     pub head: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "head_activation"
+    )]
     pub head_activation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_input: Option<String>,
@@ -322,6 +331,35 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
         return Err(bad("empty range".into()));
     }
     Ok(values)
+}
+
+fn head<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    names(d, "workload.head")
+}
+
+fn head_activation<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    names(d, "workload.head_activation")
+}
+
+/// A list of names written as one comma-separated string or as a TOML array of strings (kept
+/// as the string, the form the command line takes); errors name `key`.
+fn names<'de, D: serde::Deserializer<'de>>(d: D, key: &str) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        One(String),
+        List(Vec<String>),
+    }
+    match Names::deserialize(d) {
+        Ok(Names::One(s)) => Ok(Some(s)),
+        Ok(Names::List(l)) if l.is_empty() => Err(serde::de::Error::custom(format!(
+            "{key}: an empty list; give at least one name"
+        ))),
+        Ok(Names::List(l)) => Ok(Some(l.join(","))),
+        Err(_) => Err(serde::de::Error::custom(format!(
+            "{key}: expected a name, comma-separated names or a list of names (strings)"
+        ))),
+    }
 }
 
 /// Checks the memory generated inputs need (`sequences x steps x width` float32 values)

@@ -206,7 +206,7 @@ pub fn compute_for_sweep(
     let mut out = Vec::new();
     for (mi, name) in models.iter().enumerate() {
         progress(mi as u64, models.len() as u64);
-        let opts = crate::sweep::load_options(&file, w)?;
+        let opts = crate::sweep::load_options(&file, w, name)?;
         // The loader's and reader's errors name the model or input themselves.
         let model = lstm::load(name, &opts)
             .map_err(|e| anyhow::anyhow!("{file}: {e}{}", cwd_hint(name)))?;
