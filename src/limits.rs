@@ -98,7 +98,9 @@ impl std::fmt::Display for Bytes {
             v /= 1024.0;
             u += 1;
         }
-        if u == 0 {
+        if n == 1 {
+            write!(f, "1 byte")
+        } else if u == 0 {
             write!(f, "{n} bytes")
         } else {
             write!(f, "{v:.1} {}", units[u])
@@ -158,14 +160,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
             ))
         }
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}': expected a size such as 8G, 512M or a number of bytes"))?;
-    let bytes = v * (1u64 << shift) as f64;
-    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
-        return Err(format!("'{s}': the size must be between 1 byte and 16 EiB"));
+    let expected = || format!("'{s}': expected a size such as 8G, 512M or a number of bytes");
+    // Whole numbers exactly (a float64 rounds 2^64 - 1 up to 2^64), fractions to the byte.
+    let bytes: Option<u128> = if num.contains('.') {
+        let v: f64 = num.parse().map_err(|_| expected())?;
+        let b = v * (1u64 << shift) as f64;
+        (b < 2f64.powi(64)).then_some(b as u128)
+    } else {
+        let v: u128 = num.parse().map_err(|_| expected())?;
+        v.checked_mul(1 << shift)
+    };
+    match bytes {
+        Some(b) if (1..=u64::MAX as u128).contains(&b) => Ok(b as u64),
+        _ => Err(format!(
+            "'{s}': the size must be at least 1 byte and less than 16 EiB"
+        )),
     }
-    Ok(bytes as u64)
 }
 
 #[cfg(test)]
@@ -178,7 +188,24 @@ mod tests {
         assert_eq!(parse_size("512MiB"), Ok(512 << 20));
         assert_eq!(parse_size("1000"), Ok(1000));
         assert_eq!(parse_size("1.5k"), Ok(1536));
-        for bad in ["", "G", "-1G", "8Q", "0", "1e30", "99999999999T"] {
+        assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(
+            parse_size("0.5"),
+            Err("'0.5': the size must be at least 1 byte and less than 16 EiB".into())
+        );
+        assert_eq!(Bytes(Some(1)).to_string(), "1 byte");
+        for bad in [
+            "",
+            "G",
+            "-1G",
+            "8Q",
+            "0",
+            "1e30",
+            "99999999999T",
+            "18446744073709551616",
+            "16E",
+            ".",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

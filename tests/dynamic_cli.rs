@@ -348,6 +348,19 @@ fn a_head_on_the_last_step_scores_one_label_per_sequence() {
         ],
     );
     assert!(!out_dir.exists());
+    // Another shape is told the one that fits (it offered [N, T] as well).
+    let wrong = dir.path().join("wrong.npy");
+    npy::write_f32(&wrong, &[n, 5], &vec![0.0; n * 5]).unwrap();
+    let a = args(&wrong);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let err = common::fails(
+        &a,
+        &[
+            "wrong.npy",
+            "expected [3] (the head gives one output per sequence, last-step)",
+        ],
+    );
+    assert!(!err.contains("[3, 7]"), "{err}");
     let a = args(&lab);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     common::ok(&a);

@@ -294,3 +294,46 @@ fn a_wide_heads_outputs_count_against_the_memory_limit() {
     let o = infer("last-step");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Labels index a head's outputs as classes: a head of one output (a binary score) has none to
+/// index, and says so (it said "label 1 is not a class index 0..0").
+#[test]
+fn labels_on_a_one_output_head_are_refused_naming_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (m, x, labels) = (path("m.safetensors"), path("x.npy"), path("labels.npy"));
+    let mut entries = lstm("F32");
+    let half = 0.5f32.to_le_bytes().to_vec();
+    entries.push(("fc.weight".into(), "F32", vec![1, 2], half.repeat(2)));
+    std::fs::write(&m, file(&entries)).unwrap();
+    let model = [
+        "--model",
+        m.as_str(),
+        "--head",
+        "fc",
+        "--head-activation",
+        "sigmoid",
+    ];
+    let mut gen = vec![
+        "gen-input",
+        "--sequences",
+        "2",
+        "--steps",
+        "3",
+        "--output",
+        &x,
+    ];
+    gen.extend(model);
+    common::ok(&gen);
+    lstm_dse::lstm::npy::write_f32(std::path::Path::new(&labels), &[2], &[0.0, 1.0]).unwrap();
+    let out = path("out");
+    let mut args = vec!["dynamic", "--input", &x, "--levels", "fx8,fx16"];
+    args.extend(["--thresholds", "0", "--device", "cpu", "--labels", &labels]);
+    args.extend(["--out", &out]);
+    args.extend(model);
+    common::refused(
+        &common::run(&args),
+        &["labels.npy: labels need a head of 2 or more outputs to index"],
+    );
+    assert!(!std::path::Path::new(&out).exists());
+}

@@ -317,24 +317,32 @@ pub fn read_labels(
 ) -> anyhow::Result<Vec<f32>> {
     let name = path.display();
     let (shape, labels) = crate::lstm::npy::read_f32(path)?;
-    let want_n = [seqs.count];
-    let want_nt = [seqs.count, seqs.steps];
-    if shape[..] != want_n[..] && shape[..] != want_nt[..] {
-        anyhow::bail!(
-            "{name}: labels of shape {shape:?} do not match the input: expected [{}] or [{}, {}]",
-            seqs.count,
-            seqs.count,
-            seqs.steps
-        );
-    }
     let Some(head) = &model.head else {
         anyhow::bail!("{name}: labels need a model with a classification head");
     };
-    if shape.len() == 2 && seqs.steps > 1 && head.rows(seqs.steps) == 1 {
+    if head.output_size() < 2 {
         anyhow::bail!(
-            "{name}: labels of shape {shape:?} give a class per step, but the model's head gives one output per sequence ({}): expected [{}]",
+            "{name}: labels need a head of 2 or more outputs to index (this head gives one score; export a 2-way softmax for a binary task)"
+        );
+    }
+    let (n, t) = (seqs.count, seqs.steps);
+    let per_step = [n, t];
+    if shape[..] != [n] && shape[..] != per_step[..] {
+        let expected = match head.rows(t) {
+            1 => format!(
+                "[{n}] (the head gives one output per sequence, {})",
+                head.input.name()
+            ),
+            _ => format!("[{n}] or [{n}, {t}]"),
+        };
+        anyhow::bail!(
+            "{name}: labels of shape {shape:?} do not match the input: expected {expected}"
+        );
+    }
+    if shape[..] == per_step[..] && t > 1 && head.rows(t) == 1 {
+        anyhow::bail!(
+            "{name}: labels of shape {shape:?} give a class per step, but the model's head gives one output per sequence ({}): expected [{n}]",
             head.input.name(),
-            seqs.count
         );
     }
     if let Some(bad) = labels
