@@ -33,6 +33,10 @@ pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
         smoke: a.smoke,
     };
     plan.check()?;
+    let scripts: Vec<Output> = (plan.scripts().into_iter())
+        .map(|(name, _)| Output::inside("--out", &out, plan.slurm_dir().join(name)))
+        .collect();
+    refuse_overwriting_inputs(&crate::sweep::spec_inputs(&a.spec, &spec), &scripts)?;
     if !a.dry_run {
         // Before anything is written: a run that cannot be submitted leaves nothing behind.
         cluster::preflight(&plan)?;

@@ -24,6 +24,29 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         bail!("--out {}: exists and is not a directory", a.out.display());
     }
     let model = load_model(&a.model)?;
+    let mut inputs = model_and_input(&a.model, &a.input);
+    inputs.extend(
+        a.labels
+            .iter()
+            .map(|p| Input::new("the labels (--labels)", p)),
+    );
+    // policies.csv and the trace are written; a previous run's policy traces are removed.
+    let mut outputs = vec![Output::inside("--out", &a.out, a.out.join("policies.csv"))];
+    let traces = std::fs::read_dir(&a.out).into_iter().flatten().flatten();
+    let traces = traces.map(|e| e.path()).filter(|p| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        name.starts_with("policy_") && name.ends_with("_trace.csv")
+    });
+    let traced = a
+        .trace_policy
+        .map(|k| a.out.join(format!("policy_{k}_trace.csv")));
+    outputs.extend(
+        traced
+            .into_iter()
+            .chain(traces)
+            .map(|p| Output::inside("--out", &a.out, p)),
+    );
+    refuse_overwriting_inputs(&inputs, &outputs)?;
     let seqs = npy::read_inputs(&a.input, &model)?;
     let labels = a
         .labels
@@ -141,6 +164,10 @@ pub(super) fn groups_cmd(a: &GroupsArgs) -> Result<()> {
         bail!("--out {}: exists and is not a directory", a.out.display());
     }
     let model = load_model(&a.model)?;
+    refuse_overwriting_inputs(
+        &model_and_input(&a.model, &a.input),
+        &[Output::inside("--out", &a.out, a.out.join("groups.csv"))],
+    )?;
     let seqs = npy::read_inputs(&a.input, &model)?;
     let input_name = a.input.display().to_string();
     lstm::eval::check_input(&model, &seqs, &input_name)?;

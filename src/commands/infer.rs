@@ -5,6 +5,10 @@ use super::*;
 pub(super) fn infer(a: &InferArgs) -> Result<()> {
     let config: PrecisionConfig = a.precision.parse().context("--precision")?;
     let model = load_model(&a.model)?;
+    refuse_overwriting_inputs(
+        &model_and_input(&a.model, &a.input),
+        &[Output::file("--output", &a.output)],
+    )?;
     let seqs = npy::read_inputs(&a.input, &model)?;
     if a.what == What::Output && model.head.is_none() {
         bail!(
@@ -83,6 +87,10 @@ pub(super) fn models() -> Result<()> {
 
 pub(super) fn gen_input(a: &GenInputArgs) -> Result<()> {
     let model = load_model(&a.model)?;
+    refuse_overwriting_inputs(
+        &Input::model("--model", &a.model.model),
+        &[Output::file("--output", &a.output)],
+    )?;
     // The sizes asked for, or the ones the model fixes (a static export), or 4 x 32.
     let size = |flag: &str, given: Option<usize>, fixed: &Option<(usize, String)>, default| {
         match (given, fixed) {

@@ -31,6 +31,7 @@ use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
 use crate::format::PrecisionConfig;
 use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
+use crate::report::{refuse_overwriting_inputs, Input, Output};
 use crate::trace::{self, DeviceChoice, Engine};
 use anyhow::{bail, Context, Result};
 
@@ -103,6 +104,13 @@ pub fn load_model(a: &ModelArgs) -> Result<Model> {
     .and_then(|opts| opts.check(&a.model).map(|()| opts))
     .map_err(|(which, e)| anyhow::anyhow!("{}: {e}", which.flag()))?;
     Ok(lstm::load(&a.model, &opts)?)
+}
+
+/// The files a command that loads `--model` and reads `--input` reads.
+fn model_and_input(a: &ModelArgs, input: &std::path::Path) -> Vec<Input> {
+    let mut files = Input::model("--model", &a.model);
+    files.push(Input::new("the input (--input)", input));
+    files
 }
 
 /// Chooses where lanes run, telling the user unless `quiet`.

@@ -22,6 +22,8 @@ struct Row {
 
 pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
     let model = load_model(&a.model)?;
+    let csv: Vec<Output> = a.csv.iter().map(|p| Output::file("--csv", p)).collect();
+    refuse_overwriting_inputs(&model_and_input(&a.model, &a.input), &csv)?;
     let seqs = npy::read_inputs(&a.input, &model)?;
     let configs = parse_config_list(&a.precisions).context("--precisions")?;
     let input_name = a.input.display().to_string();

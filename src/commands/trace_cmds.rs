@@ -11,6 +11,11 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
         bail!("--out {}: exists and is not a directory", a.out.display());
     }
     let model = load_model(&a.model)?;
+    let outputs: Vec<Output> = ["errors.csv", "cell_delta.csv", "summary.csv"]
+        .into_iter()
+        .map(|name| Output::inside("--out", &a.out, a.out.join(name)))
+        .collect();
+    refuse_overwriting_inputs(&model_and_input(&a.model, &a.input), &outputs)?;
     let seqs = npy::read_inputs(&a.input, &model)?;
     // The input's width and memory before the device is chosen (which may print notices).
     lstm::eval::check_input(&model, &seqs, &a.input.display().to_string())?;

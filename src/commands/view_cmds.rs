@@ -36,6 +36,12 @@ pub(super) fn write_report(
 }
 
 pub(super) fn report_cmd(a: &ReportArgs) -> Result<()> {
+    // report.html may be a link to a file the page is drawn from.
+    let page = a.dir.join("report.html");
+    refuse_overwriting_inputs(
+        &crate::sweep::results_inputs(&a.dir),
+        &[Output::inside("DIR", &a.dir, page)],
+    )?;
     // Not while a sweep publishes into the directory: the page would be drawn from files
     // being replaced.
     let _lock = crate::sweep::OutDir::lock_results(&a.dir)?;
@@ -61,6 +67,32 @@ fn lock_if_inside(dir: &Path, out: Option<&Path>) -> Result<Option<crate::sweep:
     }
 }
 
+/// The files `plot trace` reads from `dir`: a sweep directory's, or a trace or dynamic
+/// directory's CSV files.
+fn plot_inputs(dir: &Path) -> Vec<Input> {
+    if dir.join("spec.resolved.toml").exists() {
+        return crate::sweep::results_inputs(dir);
+    }
+    let names = [
+        "errors.csv",
+        "cell_delta.csv",
+        "summary.csv",
+        "policies.csv",
+    ];
+    let traces = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let traces = traces.map(|e| e.path()).filter(|p| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        name.starts_with("policy_") && name.ends_with("_trace.csv")
+    });
+    (names.into_iter().map(|n| dir.join(n)))
+        .chain(traces)
+        .map(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            Input::new(format!("{name} of {}", dir.display()), &p)
+        })
+        .collect()
+}
+
 fn write_svg(path: &Path, svg: &str) -> Result<()> {
     crate::report::write_atomic(path, |w| w.write_all(svg.as_bytes()))
         .with_context(|| format!("writing {}", path.display()))
@@ -70,6 +102,11 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
     if !a.dir.is_dir() {
         bail!("{}: not a directory", a.dir.display());
     }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.dir.join(format!("trace_seq{}.svg", a.sequence)));
+    refuse_overwriting_inputs(&plot_inputs(&a.dir), &[Output::file("--out", &out)])?;
     let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
     let traces = if a.dir.join("spec.resolved.toml").exists() {
         let sweep = SweepDir::open(&a.dir)?;
@@ -93,10 +130,6 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
             parts.push((stage::timeline_figure(st, tl, W, 260.0), 260.0));
         }
     }
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| a.dir.join(format!("trace_seq{}.svg", a.sequence)));
     write_svg(&out, &svg::stack(&parts, W))?;
     if !a.quiet {
         crate::note!("wrote {} ({} figures)", out.display(), parts.len());
@@ -105,6 +138,14 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
 }
 
 pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.dir.join("front_objectives.svg"));
+    refuse_overwriting_inputs(
+        &crate::sweep::results_inputs(&a.dir),
+        &[Output::file("--out", &out)],
+    )?;
     let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
     let sweep = SweepDir::open(&a.dir)?;
     if sweep.front.rows.is_empty() {
@@ -154,10 +195,6 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
         tips: &tips,
         background: &background,
     };
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| a.dir.join("front_objectives.svg"));
     write_svg(&out, &fig.render(900.0, 560.0))?;
     if !a.quiet {
         crate::note!("wrote {}", out.display());

@@ -32,31 +32,17 @@ pub struct ParetoArgs {
 /// "N rows, M pass the filter, K on the front" to stderr.
 pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
     // Both outputs are checked before either is written, so a refusal writes nothing.
-    // The same file, whether or not it exists yet: the canonical folder and the name.
-    let place = |p: &std::path::Path| {
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = parent
-            .unwrap_or(std::path::Path::new("."))
-            .canonicalize()
-            .ok();
-        (dir, p.file_name().map(|n| n.to_os_string()))
-    };
-    let same = |a: &std::path::Path, b: &std::path::Path| {
-        a == b || (place(a).0.is_some() && place(a) == place(b))
-    };
-    if same(&args.out, &args.input) {
-        anyhow::bail!(
-            "--out {}: is the input; write the front elsewhere",
-            args.out.display()
-        );
-    }
+    use crate::report::{refuse_overwriting_inputs, same_file, Input, Output};
+    let mut outputs = vec![Output::file("--out", &args.out)];
+    outputs.extend(args.plot.iter().map(|p| Output::file("--plot", p)));
+    refuse_overwriting_inputs(&[Input::new("the input", &args.input)], &outputs)?;
     for (flag, path) in [("--out", Some(&args.out)), ("--plot", args.plot.as_ref())] {
         if let Some(path) = path {
             crate::report::writable(path)
                 .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
         }
     }
-    if let Some(plot) = args.plot.as_ref().filter(|p| same(p, &args.out)) {
+    if let Some(plot) = args.plot.as_ref().filter(|p| same_file(p, &args.out)) {
         anyhow::bail!(
             "--plot {}: the same file as --out; give the figure its own name",
             plot.display()

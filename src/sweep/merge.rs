@@ -28,6 +28,28 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             );
         }
     }
+    // Nothing written may replace a merged file, and nothing deleted may hold a shard.
+    let mut inputs = Vec::new();
+    for d in dirs {
+        let what = format!("a file merged from {}", d.display());
+        inputs.push(crate::report::Input::new(
+            format!("a directory merged from {}", d.display()),
+            d,
+        ));
+        for name in [
+            "results.csv",
+            "skipped.csv",
+            "spec.resolved.toml",
+            SHARD_FILE,
+        ] {
+            inputs.push(crate::report::Input::new(what.clone(), d.join(name)));
+        }
+    }
+    super::outdir::refuse_foreign("merge: --out", out, &[], false)?;
+    crate::report::refuse_overwriting_inputs(
+        &inputs,
+        &super::outdir::outputs("merge: --out", out),
+    )?;
     let read_resolved = |d: &Path| {
         std::fs::read_to_string(d.join("spec.resolved.toml"))
             .with_context(|| format!("merge: {}: no spec.resolved.toml", d.display()))

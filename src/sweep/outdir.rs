@@ -185,6 +185,128 @@ impl OutDir {
     }
 }
 
+/// Whether `dir` holds a sweep's output (published or staged): its `spec.resolved.toml`, or
+/// an interrupted run's staging (with its spec or its publication mark, or beside the lock
+/// file that run took before it made its staging: a run killed while it emptied the staging
+/// folder leaves neither).
+fn is_sweep_output(dir: &Path) -> bool {
+    let staging = dir.join(STAGING);
+    dir.join("spec.resolved.toml").is_file()
+        || staging.join("spec.resolved.toml").is_file()
+        || staging.join(PUBLISH_MARK).is_file()
+        || (staging.is_dir() && dir.join(".lock").is_file())
+}
+
+/// Refuses `dir` as the output of a sweep (`any`: any entry counts) or a merge (only the
+/// files a run replaces or deletes count: a cluster run's folder holds its scripts and
+/// shards before the merge publishes) when it exists, holds something and is no sweep's
+/// output: a run there would replace results.csv, report.html and the like and delete
+/// `.incomplete/` without asking. A lock file alone (a run that stopped before it wrote
+/// anything), an empty staging folder and the run's own `inputs` (a sweep file kept in its
+/// output folder) do not count. Checked before the directory is locked, so a refusal leaves
+/// it untouched.
+pub fn refuse_foreign(
+    flag: &str,
+    dir: &Path,
+    inputs: &[crate::report::Input],
+    any: bool,
+) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    if is_sweep_output(dir) {
+        return Ok(());
+    }
+    let empty_staging = std::fs::read_dir(dir.join(STAGING)).is_ok_and(|mut d| d.next().is_none());
+    let replaced = |n: &std::ffi::OsStr| {
+        (PUBLISHED.into_iter().chain([PAGE])).any(|p| n == p) || (n == STAGING && !empty_staging)
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".lock" && !(n == STAGING && empty_staging))
+        .filter(|n| any || replaced(n))
+        .filter(|n| {
+            let p = dir.join(n);
+            !inputs.iter().any(|i| crate::report::same_file(&p, &i.path))
+        })
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 3 { ", ..." } else { "" };
+    bail!(
+        "{flag} {}: holds {shown}{more} but is not a sweep's output (no spec.resolved.toml); a run there would replace or delete them: give an empty or new folder",
+        dir.display()
+    )
+}
+
+/// What a sweep or merge into `dir` writes: the published files, the page, the lock, and the
+/// staging folder it deletes.
+pub fn outputs(flag: &str, dir: &Path) -> Vec<crate::report::Output> {
+    use crate::report::Output;
+    let files = PUBLISHED.into_iter().chain([PAGE, ".lock"]);
+    let mut out: Vec<Output> = files
+        .map(|name| Output::inside(flag, dir, dir.join(name)))
+        .collect();
+    out.push(Output::tree(flag, dir, dir.join(STAGING)));
+    out
+}
+
+/// The files a sweep file's run reads: the models (with their external data), the input,
+/// the labels and the architecture files, each named by its key in `file`.
+pub fn spec_inputs(file: &Path, spec: &super::SweepSpec) -> Vec<crate::report::Input> {
+    use super::spec::resolve_path;
+    use crate::report::Input;
+    let name = file.display();
+    let key = |k: &str| format!("{k} in {name}");
+    let mut inputs = vec![Input::new(format!("the sweep file ({name})"), file)];
+    let w = &spec.workload;
+    for m in &w.models {
+        inputs.extend(Input::model(&key("workload.models"), m));
+    }
+    let files = [
+        ("the input", "workload.input", w.input.as_ref()),
+        ("the labels", "workload.labels", w.labels.as_ref()),
+        ("the architecture", "arch.base", Some(&spec.arch.base)),
+        ("the baseline", "arch.baseline", spec.arch.baseline.as_ref()),
+    ];
+    for (what, k, p) in files {
+        if let Some(p) = p {
+            inputs.push(Input::new(format!("{what} ({})", key(k)), resolve_path(p)));
+        }
+    }
+    inputs
+}
+
+/// The files `report` and `plot` read from the sweep directory `dir` (and, when its
+/// spec.resolved.toml reads, the models and inputs its precision stage is rerun on).
+pub fn results_inputs(dir: &Path) -> Vec<crate::report::Input> {
+    use crate::report::Input;
+    let resolved = dir.join("spec.resolved.toml");
+    let names = ["results.csv", "skipped.csv", "front.csv", SHARD_FILE];
+    let mut inputs: Vec<Input> = names
+        .into_iter()
+        .chain(["spec.resolved.toml"])
+        .map(|n| Input::new(format!("{n} of {}", dir.display()), dir.join(n)))
+        .collect();
+    #[derive(serde::Deserialize)]
+    struct Back {
+        spec: super::SweepSpec,
+    }
+    let small = std::fs::metadata(&resolved).is_ok_and(|m| m.is_file() && m.len() <= 1 << 24);
+    let text = small
+        .then(|| std::fs::read_to_string(&resolved).ok())
+        .flatten();
+    if let Some(back) = text.and_then(|t| toml::from_str::<Back>(&t).ok()) {
+        inputs.extend(spec_inputs(&resolved, &back.spec));
+    }
+    inputs
+}
+
 fn sync(path: &Path) -> Result<()> {
     File::open(path)
         .and_then(|f| f.sync_all())
