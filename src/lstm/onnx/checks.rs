@@ -97,6 +97,16 @@ fn known_attributes(op: &str, opset: i64) -> Option<&'static [(&'static str, i32
         return None;
     }
     Some(match op {
+        // `layout` from opset 14.
+        "LSTM" if opset < 14 => &[
+            ("activation_alpha", FS),
+            ("activation_beta", FS),
+            ("activations", SS),
+            ("clip", F),
+            ("direction", S),
+            ("hidden_size", I),
+            ("input_forget", I),
+        ],
         "LSTM" => &[
             ("activation_alpha", FS),
             ("activation_beta", FS),
@@ -111,8 +121,12 @@ fn known_attributes(op: &str, opset: i64) -> Option<&'static [(&'static str, i32
         "Softmax" | "Gather" | "Concat" => &[("axis", I)],
         "MatMul" | "Add" | "Sigmoid" | "Relu" | "Tanh" | "Identity" | "Expand" => &[],
         "Transpose" => &[("perm", IS)],
-        "Squeeze" | "Unsqueeze" => &[("axes", IS)],
+        // The axes are an attribute before opset 13, input 1 from 13 (`axes_form`).
+        "Squeeze" | "Unsqueeze" if opset < 13 => &[("axes", IS)],
+        "Squeeze" | "Unsqueeze" => &[],
+        "Reshape" if opset < 14 => &[],
         "Reshape" => &[("allowzero", I)],
+        "Shape" if opset < 15 => &[],
         "Shape" => &[("start", I), ("end", I)],
         "ConstantOfShape" => &[("value", T)],
         "Slice" if opset < 10 => &[("starts", IS), ("ends", IS), ("axes", IS)],
@@ -121,19 +135,26 @@ fn known_attributes(op: &str, opset: i64) -> Option<&'static [(&'static str, i32
     })
 }
 
-/// Refuses an attribute that ONNX does not define on the op, one given twice, or one of the
-/// wrong type (a type left unset, as very old exporters do, is taken as written).
+/// Refuses an attribute that ONNX does not define on the op at `opset`, one given twice, or
+/// one of the wrong type (a type left unset, as very old exporters do, is taken as written),
+/// and axes given another opset's way ([`axes_form`]).
 pub(super) fn check_attributes(node: &NodeProto, opset: i64) -> Result<(), String> {
     let Some(known) = known_attributes(&node.op_type, opset) else {
-        return Ok(());
+        return axes_form(node, opset);
     };
     for (k, a) in node.attribute.iter().enumerate() {
         if node.attribute[..k].iter().any(|b| b.name == a.name) {
             return Err(format!("attribute '{}' is given twice", a.name));
         }
         let Some(&(_, want)) = known.iter().find(|(name, _)| *name == a.name) else {
+            let since = match (node.op_type.as_str(), a.name.as_str()) {
+                ("Squeeze" | "Unsqueeze", "axes") => "; from opset 13 the axes are input 1",
+                ("LSTM", "layout") | ("Reshape", "allowzero") => "; it is defined from opset 14",
+                ("Shape", "start" | "end") => "; it is defined from opset 15",
+                _ => "",
+            };
             return Err(format!(
-                "attribute '{}' is not an attribute of {} (opset {opset})",
+                "attribute '{}' is not an attribute of {} (opset {opset}){since}",
                 a.name, node.op_type
             ));
         };
@@ -147,5 +168,30 @@ pub(super) fn check_attributes(node: &NodeProto, opset: i64) -> Result<(), Strin
             ));
         }
     }
-    Ok(())
+    axes_form(node, opset)
+}
+
+/// Refuses a Squeeze or Unsqueeze whose axes are given the other opset's way (an attribute
+/// before opset 13, input 1 from 13), an Unsqueeze without axes, and a Concat without its
+/// axis: onnxruntime refuses each.
+fn axes_form(node: &NodeProto, opset: i64) -> Result<(), String> {
+    let op = node.op_type.as_str();
+    let has_attr = |name: &str| node.attribute.iter().any(|a| a.name == name);
+    let input_axes = node.input.get(1).is_some_and(|n| !n.is_empty());
+    match op {
+        "Squeeze" | "Unsqueeze" if opset < 13 && node.input.len() > 1 => Err(format!(
+            "takes its axes as input 1 ('{}'), but before opset 13 {op} has one input and the axes are its attribute (opset {opset})",
+            node.input[1]
+        )),
+        "Unsqueeze" if opset < 13 && !has_attr("axes") => Err(format!(
+            "has no attribute 'axes', which Unsqueeze requires before opset 13 (opset {opset})"
+        )),
+        "Unsqueeze" if opset >= 13 && !input_axes => Err(format!(
+            "has no axes input (input 1), which Unsqueeze requires from opset 13 (opset {opset})"
+        )),
+        "Concat" if opset >= 4 && !has_attr("axis") => {
+            Err("has no attribute 'axis', which Concat requires".into())
+        }
+        _ => Ok(()),
+    }
 }

@@ -59,12 +59,6 @@ impl Builder<'_> {
             return Err(format!("input 1 must be the token ids; {ACCEPTED}"));
         };
         let mut axes = axes.clone();
-        let axis = attr_i(node, "axis", 0);
-        if axis != 0 {
-            return Err(format!(
-                "gathers the table along axis {axis}; an embedding looks up rows, a Gather along axis 0"
-            ));
-        }
         let (vocab, dim, table) = match self.input(node, 0)? {
             Some(Val::Floats { dims, data }) => match dims[..] {
                 [vocab, dim] => (vocab, dim, data.clone()),
@@ -86,6 +80,14 @@ impl Builder<'_> {
                     .into(),
             ),
         };
+        // A negative axis counts from the end, as in ONNX: -2 is axis 0 of the [vocab, dim]
+        // table.
+        let axis = attr_i(node, "axis", 0);
+        if axis != 0 && axis != -2 {
+            return Err(format!(
+                "gathers the table along axis {axis}; an embedding looks up rows, a Gather along axis 0 (or -2)"
+            ));
+        }
         if self.embedding.is_some() {
             return Err("looks up the token ids a second time; one embedding is supported".into());
         }
@@ -95,6 +97,10 @@ impl Builder<'_> {
             table,
             negative: NegativeIds::FromEnd,
         });
+        self.embedding_by = Some(format!(
+            "table '{}' looked up by Gather '{}'",
+            node.input[0], self.label
+        ));
         axes.push(Axis::Feat(Some(dim)));
         let stage = self.stage;
         self.set(node, 0, Val::Seq { axes, stage });

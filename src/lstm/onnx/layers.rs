@@ -72,16 +72,26 @@ impl Builder<'_> {
                 4 * hidden
             ));
         }
-        match axes[..] {
-            [Axis::Steps, Axis::Batch, Axis::Feat(w)] if w.is_none() || w == Some(input_size) => {}
-            _ => {
-                return Err(format!(
+        let [Axis::Steps, Axis::Batch, Axis::Feat(width)] = axes[..] else {
+            return Err(format!(
+                "X has axes {}; expected [steps, batch, features ({input_size})]",
+                show(&axes)
+            ));
+        };
+        // The axes are in order: a reading that gets here beats one that fails on them, so a
+        // width that does not match is blamed on the width, not on the axes.
+        self.x_accepted += 1;
+        if let Some(w) = width.filter(|&w| w != input_size) {
+            return Err(match &self.embedding_by {
+                Some(by) if self.layers.is_empty() => format!(
+                    "the embedding ({by}) gives rows of {w} features, but the LSTM's input size (the last axis of W) is {input_size}"
+                ),
+                _ => format!(
                     "X has axes {}; expected [steps, batch, features ({input_size})]",
                     show(&axes)
-                ))
-            }
+                ),
+            });
         }
-        self.x_accepted += 1;
         if self.input(node, 4)?.is_some() {
             return Err(
                 "sequence_lens is not supported: every sequence runs for all its steps".into(),
@@ -263,10 +273,14 @@ impl Builder<'_> {
         let (wd, w) = self
             .floats(node, 1, "the weight")?
             .ok_or("weight is missing")?;
-        let trans_b = node.op_type == "Gemm" && attr_i(node, "transB", 0) == 1;
+        // ONNX's transA / transB are booleans: onnxruntime transposes for any nonzero value.
+        let trans_b = node.op_type == "Gemm" && attr_i(node, "transB", 0) != 0;
         if node.op_type == "Gemm" {
-            if attr_i(node, "transA", 0) != 0 {
-                return Err("transA=1 is not supported".into());
+            let trans_a = attr_i(node, "transA", 0);
+            if trans_a != 0 {
+                return Err(format!(
+                    "transA={trans_a} (a transposed input) is not supported"
+                ));
             }
             for a in ["alpha", "beta"] {
                 if attr(node, a).is_some_and(|x| x.f != 1.0) {
@@ -296,8 +310,7 @@ impl Builder<'_> {
         let mut bias = None;
         if node.op_type == "Gemm" {
             if let Some((cd, c)) = self.floats(node, 2, "the bias")? {
-                check_bias(&cd, out, 2)?;
-                bias = Some(c);
+                bias = Some(bias_values(&cd, &c, out, 2)?);
             }
         }
         self.head.layers.push(DenseParts {
@@ -338,7 +351,7 @@ impl Builder<'_> {
             .floats(node, const_at, "the bias")?
             .ok_or("bias is missing")?;
         Self::features_last(&axes)?;
-        check_bias(&bd, out, axes.len())?;
+        let bv = bias_values(&bd, &bv, out, axes.len())?;
         if let Some(dense) = self.head.layers.last_mut() {
             dense.bias = Some(bv);
         }
@@ -402,17 +415,21 @@ impl Builder<'_> {
     }
 }
 
-/// A bias for `out` features added to a value of `rank` axes: `[out]`, or with leading axes of
-/// size 1 (`[1, out]`, `[1, 1, out]`). Any other shape broadcasts over steps or batch.
-fn check_bias(dims: &[usize], out: usize, rank: usize) -> Result<(), String> {
+/// The `out` bias values of a constant added to a value of `rank` axes with the features
+/// last, as ONNX broadcasts it: `[out]`, or one value for every feature (`[1]`, a 0-d
+/// scalar), either with leading axes of size 1 (`[1, out]`, `[1, 1, 1]`). Any other shape
+/// broadcasts over steps or batch, or adds axes.
+fn bias_values(dims: &[usize], data: &[f32], out: usize, rank: usize) -> Result<Vec<f32>, String> {
+    let last = dims.last().copied().unwrap_or(1);
     let fits = dims.len() <= rank.max(1)
-        && dims.last() == Some(&out)
-        && dims[..dims.len() - 1].iter().all(|&d| d == 1);
-    if fits {
-        Ok(())
-    } else {
-        Err(format!(
-            "bias has shape {dims:?}, expected [{out}] (or [1, {out}]): one value per output feature"
-        ))
+        && (last == out || last == 1)
+        && dims.iter().rev().skip(1).all(|&d| d == 1);
+    match data {
+        _ if !fits => Err(format!(
+            "bias has shape {}, expected [{out}] (or [1, {out}], or one value for all, [1] or a scalar): one value per output feature",
+            show(dims)
+        )),
+        [one] => Ok(vec![*one; out]),
+        _ => Ok(data.to_vec()),
     }
 }

@@ -23,6 +23,8 @@ mod test_embedding;
 #[cfg(test)]
 mod test_outputs;
 #[cfg(test)]
+mod test_rules;
+#[cfg(test)]
 mod test_tensor;
 #[cfg(test)]
 mod tests;
@@ -220,6 +222,7 @@ fn build(g: &Graph, layout: Layout) -> Result<Model, Failed> {
         opset,
         fixed: FixedSizes::default(),
         embedding: None,
+        embedding_by: None,
         label: String::new(),
         x_accepted: 0,
     };
@@ -333,9 +336,12 @@ struct Builder<'a> {
     fixed: FixedSizes,
     /// The token-embedding table the graph input indexes, once its Gather is read.
     embedding: Option<Embedding>,
+    /// The embedding's table and Gather, as errors name them, once read.
+    embedding_by: Option<String>,
     /// The node being read, as errors name it.
     label: String,
-    /// LSTM nodes whose sequence input had the axes they read (a reading's progress).
+    /// LSTM nodes whose sequence input had its axes in the order they read (a reading's
+    /// progress).
     x_accepted: usize,
 }
 

@@ -1,6 +1,6 @@
 //! Arithmetic on shape vectors (the integer values `Shape` gives, with symbolic steps and
 //! batch): Mul / Add / Sub element by element and Slice, as torch's dynamo exporter computes
-//! the target of a Reshape.
+//! the target of a Reshape, and the Unsqueeze and Concat that build them.
 
 use super::shapes::slice_span;
 use super::*;
@@ -95,6 +95,47 @@ impl Builder<'_> {
                 scalar: false,
             },
         );
+        Ok(())
+    }
+
+    /// Unsqueeze of a scalar shape value (`Gather` of one size) into a one-value vector: its
+    /// one new axis is 0 (or -1), given as the opset defines (an attribute before 13).
+    pub(super) fn unsqueeze_scalar(&mut self, node: &NodeProto) -> Result<(), String> {
+        let Val::Ints { vals, scalar: true } = self.req(node, 0)?.clone() else {
+            return Err("only scalar shape values can be unsqueezed".into());
+        };
+        let axes = if self.opset < 13 {
+            attr(node, "axes").map_or_else(Vec::new, |a| a.ints.clone())
+        } else {
+            self.ints(node, 1)?
+        };
+        if axes != [0] && axes != [-1] {
+            return Err(format!(
+                "unsqueezes a scalar at axes {axes:?}; its result has one axis (0 or -1)"
+            ));
+        }
+        let scalar = false;
+        self.set(node, 0, Val::Ints { vals, scalar });
+        Ok(())
+    }
+
+    /// Concat of shape vectors, along their one axis (0 or -1).
+    pub(super) fn concat_ints(&mut self, node: &NodeProto) -> Result<(), String> {
+        let axis = attr_i(node, "axis", 0);
+        if axis != 0 && axis != -1 {
+            return Err(format!(
+                "concatenates shape vectors along axis {axis}; they have one axis (0 or -1)"
+            ));
+        }
+        let mut vals = Vec::new();
+        for k in 0..node.input.len() {
+            match self.req(node, k)? {
+                Val::Ints { vals: v, .. } => vals.extend_from_slice(v),
+                _ => return Err("only shape vectors can be concatenated".into()),
+            }
+        }
+        let scalar = false;
+        self.set(node, 0, Val::Ints { vals, scalar });
         Ok(())
     }
 }

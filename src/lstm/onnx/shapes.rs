@@ -70,8 +70,12 @@ impl Builder<'_> {
                 let Val::Ints { vals: idx, scalar } = self.req(node, 1)? else {
                     return Err("indices must be integers".into());
                 };
-                if attr_i(node, "axis", 0) != 0 {
-                    return Err("only axis 0 is supported".into());
+                // A shape vector has one axis: 0, or -1 counted from the end.
+                let axis = attr_i(node, "axis", 0);
+                if axis != 0 && axis != -1 {
+                    return Err(format!(
+                        "gathers a shape vector along axis {axis}; it has one axis (0 or -1)"
+                    ));
                 }
                 let n = vals.len() as i64;
                 let out = idx
@@ -84,34 +88,8 @@ impl Builder<'_> {
                 let scalar = *scalar;
                 self.set(node, 0, Val::Ints { vals: out, scalar });
             }
-            "Unsqueeze" if !any_seq => match self.req(node, 0)?.clone() {
-                Val::Ints { vals, scalar: true } => self.set(
-                    node,
-                    0,
-                    Val::Ints {
-                        vals,
-                        scalar: false,
-                    },
-                ),
-                _ => return Err("only scalar shape values can be unsqueezed".into()),
-            },
-            "Concat" if !any_seq => {
-                let mut out = Vec::new();
-                for k in 0..node.input.len() {
-                    match self.req(node, k)? {
-                        Val::Ints { vals, .. } => out.extend_from_slice(vals),
-                        _ => return Err("only shape vectors can be concatenated".into()),
-                    }
-                }
-                self.set(
-                    node,
-                    0,
-                    Val::Ints {
-                        vals: out,
-                        scalar: false,
-                    },
-                );
-            }
+            "Unsqueeze" if !any_seq => self.unsqueeze_scalar(node)?,
+            "Concat" if !any_seq => self.concat_ints(node)?,
             "ConstantOfShape" => {
                 let Val::Ints { vals, .. } = self.req(node, 0)?.clone() else {
                     return Err("shape must be an integer vector".into());
@@ -235,9 +213,15 @@ impl Builder<'_> {
                         .unwrap_or_default()
                 };
                 let rank = axes.len() as i64;
+                if let Some(a) = which.iter().find(|a| !(-rank..rank).contains(*a)) {
+                    return Err(format!("axis {a} is out of range for {}", show(&axes)));
+                }
                 let mut which: Vec<usize> =
                     which.iter().map(|a| a.rem_euclid(rank) as usize).collect();
                 which.sort_unstable();
+                if which.windows(2).any(|w| w[0] == w[1]) {
+                    return Err("squeezes an axis twice".into());
+                }
                 for &a in which.iter().rev() {
                     if axes[a] != Axis::Dirs(1) {
                         return Err(format!(
@@ -273,7 +257,9 @@ impl Builder<'_> {
             "Reshape" => {
                 let axes = self.seq(node, 0)?;
                 let shape = self.dims(node, 1)?;
-                if attr_i(node, "allowzero", 0) != 0 && shape.contains(&Dim::Known(0)) {
+                // onnxruntime reads allowzero as `== 1`: any other value copies the input's
+                // size for a 0, as allowzero=0 does.
+                if attr_i(node, "allowzero", 0) == 1 && shape.contains(&Dim::Known(0)) {
                     return Err(format!(
                         "allowzero=1 with a 0 in the target shape {} (an empty axis) is not supported",
                         show(&shape)

@@ -87,7 +87,10 @@ impl Builder<'_> {
         };
         let n = parts.len() as i64;
         match vals[..] {
-            [Dim::Known(i)] if attr_i(node, "axis", 0) == 0 && (-n..n).contains(&i) => {
+            // Axis 0 of `[pairs, batch, H]`, or -3 counted from the end.
+            [Dim::Known(i)]
+                if matches!(attr_i(node, "axis", 0), 0 | -3) && (-n..n).contains(&i) =>
+            {
                 Some(Val::Final {
                     parts: vec![parts[i.rem_euclid(n) as usize]],
                     stacked: false,

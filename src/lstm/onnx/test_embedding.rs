@@ -3,7 +3,7 @@
 //! naming the node (the numbers of torch's exports are checked against onnxruntime by
 //! `tests/reference.rs`).
 
-use super::tests::{floats, int, int64s, lstm, node, parse_graph, I};
+use super::tests::{floats, int, int64s, ints, lstm, node, parse_graph, I};
 use super::*;
 
 /// A declared graph input of element type `elem` and `rank` symbolic dims.
@@ -93,6 +93,58 @@ fn other_embeddings_are_refused_naming_the_node() {
         let e = got.unwrap_err();
         assert!(e.contains(want) && !e.contains('\n'), "want '{want}': {e}");
     }
+}
+
+#[test]
+fn the_tables_axis_may_count_from_the_end() {
+    // Axis -2 of the [vocab, dim] table is axis 0: the embedding (it was refused).
+    for axis in [0, -2] {
+        let g = gather(&["table", "X"], vec![int("axis", axis)]);
+        let m = embedded(g, &[9, I], declared(pb::INT64, 2)).unwrap();
+        assert_eq!(
+            m.embedding.map(|e| (e.vocab, e.dim)),
+            Some((9, I)),
+            "{axis}"
+        );
+    }
+    for axis in [1, -1, 2, -3] {
+        let g = gather(&["table", "X"], vec![int("axis", axis)]);
+        let err = embedded(g, &[9, I], declared(pb::INT64, 2)).unwrap_err();
+        assert!(err.contains(&format!("along axis {axis};")), "{err}");
+    }
+}
+
+#[test]
+fn a_table_of_another_width_than_the_lstms_input_is_named() {
+    // Time-major ids, and batch-major ones transposed before the LSTM (torch's batch_first
+    // export): the table's width was blamed on the axes of one reading or the other.
+    let want = format!(
+        "node 'lstm' (LSTM): the embedding (table 'table' looked up by Gather 'embed') gives rows of {} features, but the LSTM's input size (the last axis of W) is {I}",
+        I + 2
+    );
+    let err = embedded(
+        gather(&["table", "X"], vec![]),
+        &[9, I + 2],
+        declared(pb::INT64, 2),
+    );
+    let err = err.unwrap_err();
+    assert!(err.contains(&want), "{err}");
+    let (mut l, mut inits) = lstm(1, vec![]);
+    l.input[0] = "Et".into();
+    inits.push(floats("table", &[9, I + 2]));
+    let nodes = vec![
+        gather(&["table", "X"], vec![]),
+        node(
+            "Transpose",
+            "tr",
+            &["E"],
+            "Et",
+            vec![ints("perm", &[1, 0, 2])],
+        ),
+        l,
+    ];
+    let err = parse_graph(17, nodes, inits, declared(pb::INT64, 2), "Y").unwrap_err();
+    assert!(err.contains(&want), "{err}");
 }
 
 #[test]
