@@ -80,6 +80,13 @@ pub struct ModelArgs {
     /// (Not empty: an empty path would fail later without naming the flag.)
     #[arg(long, value_name = "FILE|builtin:NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub model: String,
+    #[command(flatten)]
+    pub settings: LoadArgs,
+}
+
+/// What a safetensors model needs named beside its file (an ONNX graph carries its own).
+#[derive(Debug, Args)]
+pub struct LoadArgs {
     /// safetensors only: name of a dense head after the LSTM (`fc` reads fc.weight, fc.bias),
     /// or its layers in order (`fc1,fc2`).
     #[arg(long, value_name = "NAME[,NAME...]")]
@@ -259,6 +266,8 @@ pub struct BenchEngineArgs {
     /// Model (default: one seeded 1024 -> 1024 LSTM layer).
     #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub model: Option<String>,
+    #[command(flatten)]
+    pub settings: LoadArgs,
     /// Input `.npy` (default: 16 seeded sequences x 50 steps).
     #[arg(long)]
     pub input: Option<PathBuf>,

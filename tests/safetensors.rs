@@ -337,3 +337,25 @@ fn labels_on_a_one_output_head_are_refused_naming_why() {
     );
     assert!(!std::path::Path::new(&out).exists());
 }
+
+/// A header that names a tensor twice (same offsets, so the file is otherwise valid) is
+/// refused: the safetensors crate kept the last entry without a word.
+#[test]
+fn a_tensor_named_twice_in_the_header_is_refused() {
+    let bytes = file(&lstm("F32"));
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    // The first entry, `"lstm.weight_ih_l0":{...}`, given again second (not last: a reader
+    // that stopped at the repeat missed it).
+    let first = &header[1..=header.find('}').unwrap()];
+    let twice = format!("{{{first},{}", &header[1..]);
+    let mut out = (twice.len() as u64).to_le_bytes().to_vec();
+    out.extend(twice.as_bytes());
+    out.extend(&bytes[8 + n..]);
+    assert!(parse(&bytes).is_ok());
+    let err = parse(&out).unwrap_err();
+    assert!(
+        err.contains("the header lists 'lstm.weight_ih_l0' twice"),
+        "{err}"
+    );
+}

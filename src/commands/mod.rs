@@ -24,8 +24,8 @@ use view_cmds::{plot_front, plot_trace, report_cmd};
 use crate::accel;
 use crate::cli::{
     BenchCommand, BenchEngineArgs, BenchTraceArgs, Cli, Command, Device, DynamicArgs, GenInputArgs,
-    GroupsArgs, InferArgs, ModelArgs, ModelCostArgs, RangesArgs, SweepArgs, TimingArg, TraceArgs,
-    What,
+    GroupsArgs, InferArgs, LoadArgs, ModelArgs, ModelCostArgs, RangesArgs, SweepArgs, TimingArg,
+    TraceArgs, What,
 };
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
@@ -95,15 +95,20 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Loads and validates the model named on the command line.
 pub fn load_model(a: &ModelArgs) -> Result<Model> {
+    load_with(&a.model, &a.settings)
+}
+
+/// Loads and validates `model` with the settings given beside it.
+pub fn load_with(model: &str, s: &LoadArgs) -> Result<Model> {
     let opts = LoadOptions::parse(
-        a.head.as_deref(),
-        a.head_activation.as_deref(),
-        a.head_input.as_deref(),
-        a.embedding.as_deref(),
+        s.head.as_deref(),
+        s.head_activation.as_deref(),
+        s.head_input.as_deref(),
+        s.embedding.as_deref(),
     )
-    .and_then(|opts| opts.check(&a.model).map(|()| opts))
+    .and_then(|opts| opts.check(model).map(|()| opts))
     .map_err(|(which, e)| anyhow::anyhow!("{}: {e}", which.flag()))?;
-    Ok(lstm::load(&a.model, &opts)?)
+    Ok(lstm::load(model, &opts)?)
 }
 
 /// The files a command that loads `--model` and reads `--input` reads.

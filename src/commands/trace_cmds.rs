@@ -116,7 +116,7 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
     }
     let (model, seqs) = match (&a.model, &a.input) {
         (Some(m), Some(x)) => {
-            let model = lstm::load(m, &LoadOptions::default())?;
+            let model = super::load_with(m, &a.settings)?;
             let seqs = lstm::npy::read_inputs(x, &model)?;
             (model, seqs)
         }

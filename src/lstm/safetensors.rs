@@ -19,6 +19,11 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
     let err = |p: String| ModelError::invalid(file, p);
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| err(format!("not a safetensors file ({e})")))?;
+    if let Some(name) = repeated_name(bytes) {
+        return Err(err(format!(
+            "the header lists '{name}' twice (the file is ambiguous: readers keep one or the other)"
+        )));
+    }
     let mut prefixes: Vec<String> = st
         .names()
         .iter()
@@ -229,6 +234,38 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
         fixed: Default::default(),
         embedding,
     })
+}
+
+/// A name the header of a file that `SafeTensors::deserialize` accepted gives twice (its JSON
+/// object is read into a map, the last entry kept).
+fn repeated_name(bytes: &[u8]) -> Option<String> {
+    struct Names;
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            // Read to the end (the deserializer refuses a map left half read).
+            let (mut seen, mut twice) = (std::collections::HashSet::new(), None);
+            while let Some(name) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if !seen.insert(name.clone()) {
+                    twice = twice.or(Some(name));
+                }
+            }
+            Ok(twice)
+        }
+    }
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(n).ok()?)?)?;
+    let mut de = serde_json::Deserializer::from_slice(header);
+    serde::Deserializer::deserialize_map(&mut de, Names)
+        .ok()
+        .flatten()
 }
 
 /// The embedding `NAME`: `NAME.weight [vocab, dim]` of an `nn.Embedding`, which refuses
