@@ -397,7 +397,8 @@ pub struct SweepArgs {
     /// Cache of precision results, keyed by a content hash of model, input and settings.
     #[arg(long, default_value = ".lstm-dse-cache", value_name = "DIR")]
     pub cache: PathBuf,
-    /// A reduced run (two values per range, few sequences, one policy): to check a sweep file.
+    /// A reduced run (two values per range, generated inputs of few sequences, one policy): to
+    /// check a sweep file (a workload.input file runs whole).
     #[arg(long)]
     pub smoke: bool,
     /// No progress bars.

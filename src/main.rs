@@ -38,6 +38,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Past a file-size limit (`ulimit -f`) a write fails (EFBIG) and is reported and cleaned
+    // up as a full disk is, instead of SIGXFSZ killing the process over a `.partial` file.
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any other thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let _runtime_dir = RuntimeDir::ensure();
     match lstm_dse::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,3 +140,26 @@ fn runtime_directories_of_ended_processes_are_removed() {
     }
     assert!(alive.exists());
 }
+
+/// A file-size limit (`ulimit -f`): the write past it fails with one line naming the file, exit
+/// 2, and leaves nothing behind (SIGXFSZ killed the process and left `x.npy.partial`).
+#[test]
+fn a_file_size_limit_is_an_error_that_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    // 100 x 100 steps of builtin:tiny's inputs: far past 64 KiB.
+    let script = format!(
+        "ulimit -f 64; exec \"$0\" gen-input --model builtin:tiny --sequences 100 --steps 100 --output '{}'",
+        x.display()
+    );
+    let o = Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_lstm-dse")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("x.npy"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
