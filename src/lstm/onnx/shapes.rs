@@ -207,10 +207,15 @@ impl Builder<'_> {
                 let mut axes = self.seq(node, 0)?;
                 let which = if self.input(node, 1)?.is_some() {
                     self.ints(node, 1)?
+                } else if let Some(a) = attr(node, "axes") {
+                    a.ints.clone()
                 } else {
-                    attr(node, "axes")
-                        .map(|a| a.ints.clone())
-                        .unwrap_or_default()
+                    // onnxruntime then removes every axis of size 1: the direction axis, and
+                    // the steps or the batch of an input where either is 1.
+                    return Err(format!(
+                        "squeezes every axis of size 1 of {} (no axes given), the steps or the batch too where the input has one: give the axes",
+                        show(&axes)
+                    ));
                 };
                 let rank = axes.len() as i64;
                 if let Some(a) = which.iter().find(|a| !(-rank..rank).contains(*a)) {

@@ -200,6 +200,18 @@ fn squeeze_and_unsqueeze_take_their_axes_as_the_opset_defines() {
     let cat = node("Concat", "cat", &["L", "hv"], "T", vec![]);
     let err = checks::check_attributes(&cat, 17).unwrap_err();
     assert!(err.contains("has no attribute 'axis'"), "{err}");
+    // A Squeeze without axes removes every axis of size 1 (onnxruntime), steps or batch too
+    // where the input has one: refused, naming why (it squeezed nothing, and a later node
+    // failed on the direction axis left in).
+    for opset in [11, 17] {
+        let (l, inits) = lstm(1, vec![]);
+        let nodes = vec![l, node("Squeeze", "sq", &["Y"], "S", vec![])];
+        let err = parse_graph(opset, nodes, inits, None, "S").unwrap_err();
+        assert!(
+            err.contains("node 'sq' (Squeeze): squeezes every axis of size 1 of [steps, directions (1), batch, features (5)] (no axes given)"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
