@@ -1,9 +1,10 @@
 //! ONNX's rules for the attributes and constants of the ops the importer reads, on graphs
 //! built here: boolean ints (any nonzero value is true), broadcasting of a head's bias, negative
-//! axes, and the opset that moved Squeeze's and Unsqueeze's axes from an attribute to an input.
-//! Each was read otherwise than onnxruntime does (docs/FUZZING.md, "ONNX graphs").
+//! axes, the opset that moved Squeeze's and Unsqueeze's axes from an attribute to an input, and
+//! literal sizes a graph input declares. Each was read otherwise than onnxruntime does
+//! (docs/FUZZING.md, "ONNX graphs").
 
-use super::tests::{floats, int, int64s, ints, lstm, node, parse_graph, H};
+use super::tests::{floats, int, int64s, ints, lstm, node, parse_graph, H, I};
 use super::*;
 
 /// LSTM -> its Y_h squeezed on axis 0 (`h_n[0]`, "F" [batch, H]) -> `head` (giving "Z").
@@ -249,4 +250,60 @@ fn reshape_allows_zero_only_for_allowzero_one() {
         let got = parse_graph(17, nodes, inits, None, "Z");
         assert_eq!(got.is_ok(), ok, "allowzero={allowzero}: {got:?}");
     }
+}
+
+/// A float32 graph input declared with `dims` (`None`: a symbolic size).
+fn declared_float(dims: &[Option<i64>]) -> pb::TypeProto {
+    pb::TypeProto {
+        tensor_type: Some(pb::TensorTypeProto {
+            elem_type: pb::FLOAT,
+            shape: Some(pb::TensorShapeProto {
+                dim: (dims.iter())
+                    .map(|d| pb::DimensionProto {
+                        dim_value: *d,
+                        dim_param: d.is_none().then(|| "N".to_string()),
+                    })
+                    .collect(),
+            }),
+        }),
+    }
+}
+
+#[test]
+fn a_graph_input_declared_with_literal_sizes_fixes_them() {
+    // onnxruntime refuses an input of other sizes than a graph input declares
+    // ("Got invalid dimensions for input"), with no node fixing them.
+    let parse = |dims: &[Option<i64>], nodes: Vec<NodeProto>, inits, out: &str| {
+        parse_graph(17, nodes, inits, Some(declared_float(dims)), out)
+    };
+    let (l, w) = lstm(1, vec![]);
+    let m = parse(&[Some(5), Some(2), Some(I as i64)], vec![l], w, "Y").unwrap();
+    let by = "graph input 'X'".to_string();
+    assert_eq!(m.fixed.steps, Some((5, by.clone())));
+    assert_eq!(m.fixed.batch, Some((2, by.clone())));
+    // One axis literal, the other symbolic.
+    let (l, w) = lstm(1, vec![]);
+    let m = parse(&[None, Some(2), Some(I as i64)], vec![l], w, "Y").unwrap();
+    assert_eq!((m.fixed.steps, m.fixed.batch), (None, Some((2, by))));
+    // A node that fixes another size contradicts the declaration.
+    let (l, mut inits) = lstm(2, vec![]);
+    inits.push(int64s("shape", &[6, 2, -1]));
+    let nodes = vec![
+        l,
+        node(
+            "Transpose",
+            "t",
+            &["Y"],
+            "Yt",
+            vec![ints("perm", &[0, 2, 1, 3])],
+        ),
+        node("Reshape", "merge", &["Yt", "shape"], "Ym", vec![]),
+    ];
+    let err = parse(&[Some(5), None, Some(I as i64)], nodes, inits, "Ym").unwrap_err();
+    assert!(
+        err.contains(
+            "node 'merge' (Reshape): fixes the steps to 6, but graph input 'X' fixed them to 5"
+        ),
+        "{err}"
+    );
 }
