@@ -148,33 +148,44 @@ impl Output {
     }
 }
 
-/// Where `p` is, links resolved: the file itself when it exists, else its canonical folder
-/// and its name (the same file whether or not it exists yet).
-fn place(p: &Path) -> Option<PathBuf> {
-    if let Ok(c) = p.canonicalize() {
-        return Some(c);
-    }
-    let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-    let dir = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
-    Some(dir.join(p.file_name()?))
-}
-
-/// Whether writing `out` would replace the file `input`: the same path, the same canonical
-/// folder and name, or (both existing regular files) the same device and inode, which
-/// catches hard links and symbolic links. A pipe or a device (written in place, never
-/// replaced) is no input's file.
-pub fn same_file(out: &Path, input: &Path) -> bool {
-    if let (Ok(a), Ok(b)) = (std::fs::metadata(out), std::fs::metadata(input)) {
-        if !a.is_file() || !b.is_file() {
-            return false;
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
-                return true;
+/// Where `p` is, as an absolute path with links resolved as far as it exists; past the first
+/// component that does not exist yet, `..` and `.` are taken as written (a folder made there
+/// can be no link: `new/../x.npy` is `x.npy`, which a write creating `new/` replaces).
+pub fn place(p: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(p)
+    };
+    let (mut at, mut exists) = (PathBuf::new(), true);
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                at.pop();
+            }
+            c => {
+                at.push(c);
+                if exists {
+                    match at.canonicalize() {
+                        Ok(real) => at = real,
+                        Err(_) => exists = false,
+                    }
+                }
             }
         }
+    }
+    Some(at)
+}
+
+/// Whether writing `out` would replace the file `input`: the same path, or the same place
+/// ([`place`]: through `..`, `.` and symbolic links, which a write follows). A hard link is
+/// another name (the write replaces that name only), and a pipe or a device is written in
+/// place, never replaced: neither is the input's file.
+pub fn same_file(out: &Path, input: &Path) -> bool {
+    if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
+        return false;
     }
     out == input || place(out).is_some_and(|o| Some(o) == place(input))
 }
@@ -200,7 +211,7 @@ pub fn refuse_overwriting_inputs(inputs: &[Input], outputs: &[Output]) -> anyhow
                     );
                 }
                 Target::Tree(t) => {
-                    let (Ok(tc), Some(p)) = (t.canonicalize(), place(&i.path)) else {
+                    let (Some(tc), Some(p)) = (place(t), place(&i.path)) else {
                         continue;
                     };
                     if p.starts_with(&tc) {

@@ -1,6 +1,6 @@
 //! No output replaces or deletes one of the command's own inputs: an output path naming an
-//! input (directly, through `./`, a hard link or a symbolic link), or an input inside a folder
-//! the command empties, is refused with exit 2 and one line naming the flag, and every input
+//! input (directly, through `./` or `new/..`, or a symbolic link; a hard link is another name,
+//! which the write replaces), or an input inside a folder the command empties, is refused with exit 2 and one line naming the flag, and every input
 //! keeps its bytes. `sweep --out` into a folder of the user's own files is refused too.
 
 use std::path::{Path, PathBuf};
@@ -108,15 +108,23 @@ fn infer_output_naming_the_model_or_the_input_is_refused() {
     // The same file by another spelling.
     let dotted = format!("{}/./x.npy", s.dir.path().display());
     infer(&dotted, &["--output", "is the input (--input)"]);
-    // A hard link to the model and a symbolic link to the input are the same files.
-    std::fs::hard_link(s.path("m.onnx"), s.path("hard.npy")).unwrap();
-    infer(&s.p("hard.npy"), &["--output", "the model (--model)"]);
+    // Through a folder that does not exist yet (the write would make it, then land on x.npy).
+    infer(
+        &s.p("new/../x.npy"),
+        &["--output", "is the input (--input)"],
+    );
+    // A symbolic link to the input is written through: the same file.
     std::os::unix::fs::symlink(s.path("x.npy"), s.path("soft.npy")).unwrap();
     infer(&s.p("soft.npy"), &["--output", "the input (--input)"]);
-    // An output elsewhere is written.
-    let y = s.p("y.npy");
-    let o = run(&["infer", "--model", &m, "--input", &x, "--output", &y]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // An output elsewhere is written; so is a hard link to the model, another name of it that
+    // the write replaces (the model keeps its bytes).
+    let model = std::fs::read(&m).unwrap();
+    std::fs::hard_link(s.path("m.onnx"), s.path("hard.npy")).unwrap();
+    for y in [s.p("y.npy"), s.p("hard.npy")] {
+        let o = run(&["infer", "--model", &m, "--input", &x, "--output", &y]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&m).unwrap(), model);
 }
 
 #[test]
@@ -181,8 +189,7 @@ fn pareto_plot_naming_the_input_is_refused() {
     let a = pareto(&r);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     s.refused(&a, &["--plot", "is the input"]);
-    std::fs::hard_link(s.path("r.csv"), s.path("link.svg")).unwrap();
-    let a = pareto(&s.p("link.svg"));
+    let a = pareto(&s.p("new/../r.csv"));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     s.refused(&a, &["--plot", "is the input"]);
 }
@@ -213,7 +220,7 @@ fn trace_groups_dynamic_out_files_linked_to_inputs_are_refused() {
         &["--out", "errors.csv", "the model (--model)"],
     );
     std::fs::remove_file(s.path("out/errors.csv")).unwrap();
-    std::fs::hard_link(s.path("x.npy"), s.path("out/groups.csv")).unwrap();
+    std::os::unix::fs::symlink(s.path("x.npy"), s.path("out/groups.csv")).unwrap();
     s.refused(
         &[
             "groups", "--model", &m, "--input", &x, "--device", "cpu", "--out", &out,
@@ -368,13 +375,52 @@ fn sweep_into_a_folder_that_is_not_a_sweeps_output_is_refused() {
         [".incomplete", "report.html", "results.csv"],
         "no lock left"
     );
-    // --resume too.
+    // --resume too, and the folder named through one that does not exist yet.
     fails(
         &[
             "sweep", &spec, "--out", &u, "--cache", &cache, "--quiet", "--resume",
         ],
         &["--out", "not a sweep's output"],
     );
+    // A cluster run is refused when it is submitted, not at the merge after it ran.
+    fails(
+        &[
+            "sweep",
+            &spec,
+            "--slurm",
+            "--dry-run",
+            "--shards",
+            "2",
+            "--out",
+            &u,
+            "--cache",
+            &cache,
+        ],
+        &["--out", "not a sweep's output"],
+    );
+    assert!(!user.join("slurm").exists());
+    let around = format!("{u}/new/..");
+    fails(
+        &[
+            "sweep", &spec, "--out", &around, "--cache", &cache, "--quiet",
+        ],
+        &["--out", "not a sweep's output"],
+    );
+    assert!(!user.join("new").exists());
+    // Files a run neither replaces nor deletes are no reason to refuse a folder: a log, a
+    // cache kept inside it, the folder of another run named `<name>/...`.
+    let logged = tmp.path().join("logged");
+    std::fs::create_dir_all(logged.join("other-run")).unwrap();
+    std::fs::write(logged.join("run.log"), "log").unwrap();
+    let (l, lc) = (
+        logged.display().to_string(),
+        logged.join("cache").display().to_string(),
+    );
+    for _ in 0..2 {
+        let o = run(&["sweep", &spec, "--out", &l, "--cache", &lc, "--quiet"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(logged.join("run.log")).unwrap(), b"log");
     // An empty existing folder, and then the sweep's own output again, are fine.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

@@ -432,8 +432,9 @@ fn head_names_may_be_a_list() {
                 "{mlp}\nhead = {head}\nhead_activation = {activation}\nhead_input = \"last-step\""
             ),
         )]);
-        let out = dir.path().join("out");
-        common::ok(&["sweep", &spec, "--out", out.to_str().unwrap(), "--quiet"]);
+        let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
+        let (o, c) = (out.to_str().unwrap(), cache.to_str().unwrap());
+        common::ok(&["sweep", &spec, "--out", o, "--cache", c, "--quiet"]);
         std::fs::read(out.join("results.csv")).unwrap()
     };
     let string = run(r#""fc1,fc2""#, r#""relu,softmax""#);

@@ -36,7 +36,11 @@ pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
     let scripts: Vec<Output> = (plan.scripts().into_iter())
         .map(|(name, _)| Output::inside("--out", &out, plan.slurm_dir().join(name)))
         .collect();
-    refuse_overwriting_inputs(&crate::sweep::spec_inputs(&a.spec, &spec), &scripts)?;
+    let inputs = crate::sweep::spec_inputs(&a.spec, &spec);
+    // The merge at the end would refuse a folder of other results: refused now, before the
+    // cluster runs anything.
+    crate::sweep::refuse_foreign("--out", &out, &inputs)?;
+    refuse_overwriting_inputs(&inputs, &scripts)?;
     if !a.dry_run {
         // Before anything is written: a run that cannot be submitted leaves nothing behind.
         cluster::preflight(&plan)?;

@@ -120,7 +120,21 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
             let seqs = lstm::npy::read_inputs(x, &model)?;
             (model, seqs)
         }
-        (None, None) => trace::bench::default_engine_workload(),
+        (None, None) => {
+            let s = &a.settings;
+            let given = [
+                ("--head", s.head.is_some()),
+                ("--head-activation", s.head_activation.is_some()),
+                ("--head-input", s.head_input.is_some()),
+                ("--embedding", s.embedding.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+                bail!(
+                    "{flag}: applies to a --model (the built-in workload has no head or embedding)"
+                );
+            }
+            trace::bench::default_engine_workload()
+        }
         _ => bail!("--model and --input go together (or give neither for the built-in workload)"),
     };
     let mut engines = Vec::new();

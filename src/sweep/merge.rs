@@ -45,7 +45,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             inputs.push(crate::report::Input::new(what.clone(), d.join(name)));
         }
     }
-    super::outdir::refuse_foreign("merge: --out", out, &[], false)?;
+    super::outdir::refuse_foreign("merge: --out", out, &[])?;
     crate::report::refuse_overwriting_inputs(
         &inputs,
         &super::outdir::outputs("merge: --out", out),

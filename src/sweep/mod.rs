@@ -31,7 +31,7 @@ pub mod spec;
 pub use front_files::write_front;
 pub use merge::merge;
 pub use options::{fnv64, inputs, load_options, PrecisionOption, NUMERICS_VERSION};
-pub use outdir::{results_inputs, spec_inputs};
+pub use outdir::{refuse_foreign, results_inputs, spec_inputs};
 pub use outdir::{OutDir, SHARD_FILE};
 pub use row::{columns, ACCURACY};
 pub use spec::{SpecError, SweepSpec};
@@ -137,7 +137,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     // whole, and no output may replace or delete one of the run's inputs.
     let inputs = outdir::spec_inputs(path, &p.spec);
     if !o.precision_only {
-        outdir::refuse_foreign("--out", &out_path, &inputs, true)?;
+        outdir::refuse_foreign("--out", &out_path, &inputs)?;
     }
     crate::report::refuse_overwriting_inputs(&inputs, &outdir::outputs("--out", &out_path))?;
     let out = OutDir::lock(&out_path)?;

@@ -197,23 +197,21 @@ fn is_sweep_output(dir: &Path) -> bool {
         || (staging.is_dir() && dir.join(".lock").is_file())
 }
 
-/// Refuses `dir` as the output of a sweep (`any`: any entry counts) or a merge (only the
-/// files a run replaces or deletes count: a cluster run's folder holds its scripts and
-/// shards before the merge publishes) when it exists, holds something and is no sweep's
-/// output: a run there would replace results.csv, report.html and the like and delete
-/// `.incomplete/` without asking. A lock file alone (a run that stopped before it wrote
-/// anything), an empty staging folder and the run's own `inputs` (a sweep file kept in its
-/// output folder) do not count. Checked before the directory is locked, so a refusal leaves
-/// it untouched.
-pub fn refuse_foreign(
-    flag: &str,
-    dir: &Path,
-    inputs: &[crate::report::Input],
-    any: bool,
-) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Refuses `dir` as the output of a sweep or a merge when it is no sweep's output and holds
+/// files a run there would replace (results.csv, report.html and the like) or delete (a
+/// non-empty `.incomplete/`) without asking. Other files (a log, a cache folder, a cluster
+/// run's scripts and shards, the folders of runs named `dir/...`) are left alone, and so
+/// are the run's own `inputs` (a sweep file kept in its output folder). Checked before the
+/// directory is locked, so a refusal leaves it untouched; `dir` is taken where a write goes
+/// (`new/..` is the folder above `new`).
+pub fn refuse_foreign(flag: &str, dir: &Path, inputs: &[crate::report::Input]) -> Result<()> {
+    let Some(at) = crate::report::place(dir) else {
         return Ok(());
     };
+    let Ok(entries) = std::fs::read_dir(&at) else {
+        return Ok(());
+    };
+    let (given, dir) = (dir, at.as_path());
     if is_sweep_output(dir) {
         return Ok(());
     }
@@ -224,8 +222,7 @@ pub fn refuse_foreign(
     let mut names: Vec<String> = entries
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n != ".lock" && !(n == STAGING && empty_staging))
-        .filter(|n| any || replaced(n))
+        .filter(|n| replaced(n))
         .filter(|n| {
             let p = dir.join(n);
             !inputs.iter().any(|i| crate::report::same_file(&p, &i.path))
@@ -240,7 +237,7 @@ pub fn refuse_foreign(
     let more = if names.len() > 3 { ", ..." } else { "" };
     bail!(
         "{flag} {}: holds {shown}{more} but is not a sweep's output (no spec.resolved.toml); a run there would replace or delete them: give an empty or new folder",
-        dir.display()
+        given.display()
     )
 }
 
