@@ -128,6 +128,11 @@ pub fn external_files(file: &str) -> Result<Vec<PathBuf>, ModelError> {
         file: file.to_string(),
         cause,
     })?;
+    // A model whose weights are in the file names no external data: one pass over the bytes
+    // for the key every reference holds spares decoding (and copying) all of its weights.
+    if !bytes.windows(8).any(|w| w == b"location") {
+        return Ok(Vec::new());
+    }
     let Ok(proto) = pb::ModelProto::decode(&bytes[..]) else {
         return Ok(Vec::new());
     };
