@@ -96,27 +96,20 @@ fn known_attributes(op: &str, opset: i64) -> Option<&'static [(&'static str, i32
     if opset < 7 {
         return None;
     }
+    const LSTM: &[(&str, i32)] = &[
+        ("activation_alpha", FS),
+        ("activation_beta", FS),
+        ("activations", SS),
+        ("clip", F),
+        ("direction", S),
+        ("hidden_size", I),
+        ("input_forget", I),
+        ("layout", I),
+    ];
     Some(match op {
-        // `layout` from opset 14.
-        "LSTM" if opset < 14 => &[
-            ("activation_alpha", FS),
-            ("activation_beta", FS),
-            ("activations", SS),
-            ("clip", F),
-            ("direction", S),
-            ("hidden_size", I),
-            ("input_forget", I),
-        ],
-        "LSTM" => &[
-            ("activation_alpha", FS),
-            ("activation_beta", FS),
-            ("activations", SS),
-            ("clip", F),
-            ("direction", S),
-            ("hidden_size", I),
-            ("input_forget", I),
-            ("layout", I),
-        ],
+        // `layout` (the last) from opset 14.
+        "LSTM" if opset < 14 => &LSTM[..LSTM.len() - 1],
+        "LSTM" => LSTM,
         "Gemm" => &[("alpha", F), ("beta", F), ("transA", I), ("transB", I)],
         "Softmax" | "Gather" | "Concat" => &[("axis", I)],
         "MatMul" | "Add" | "Sigmoid" | "Relu" | "Tanh" | "Identity" | "Expand" => &[],

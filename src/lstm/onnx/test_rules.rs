@@ -4,7 +4,7 @@
 //! literal sizes a graph input declares. Each was read otherwise than onnxruntime does
 //! (docs/FUZZING.md, "ONNX graphs").
 
-use super::tests::{floats, int, int64s, ints, lstm, node, parse_graph, H, I};
+use super::tests::{floats, int, int64s, ints, lstm, merged_from, node, parse_graph, H, I};
 use super::*;
 
 /// LSTM -> its Y_h squeezed on axis 0 (`h_n[0]`, "F" [batch, H]) -> `head` (giving "Z").
@@ -286,20 +286,8 @@ fn a_graph_input_declared_with_literal_sizes_fixes_them() {
     let m = parse(&[None, Some(2), Some(I as i64)], vec![l], w, "Y").unwrap();
     assert_eq!((m.fixed.steps, m.fixed.batch), (None, Some((2, by))));
     // A node that fixes another size contradicts the declaration.
-    let (l, mut inits) = lstm(2, vec![]);
-    inits.push(int64s("shape", &[6, 2, -1]));
-    let nodes = vec![
-        l,
-        node(
-            "Transpose",
-            "t",
-            &["Y"],
-            "Yt",
-            vec![ints("perm", &[0, 2, 1, 3])],
-        ),
-        node("Reshape", "merge", &["Yt", "shape"], "Ym", vec![]),
-    ];
-    let err = parse(&[Some(5), None, Some(I as i64)], nodes, inits, "Ym").unwrap_err();
+    let declared = declared_float(&[Some(5), None, Some(I as i64)]);
+    let err = merged_from(&[0, 2, 1, 3], &[6, 2, -1], Some(declared)).unwrap_err();
     assert!(
         err.contains(
             "node 'merge' (Reshape): fixes the steps to 6, but graph input 'X' fixed them to 5"

@@ -265,6 +265,15 @@ fn a_head_may_have_several_dense_layers() {
 
 /// A bidirectional LSTM, its Y transposed by `perm` and reshaped to `shape`.
 fn merged(perm: &[i64], shape: &[i64]) -> Result<Model, String> {
+    merged_from(perm, shape, None)
+}
+
+/// [`merged`] with the graph input declared as `input_type`.
+pub(super) fn merged_from(
+    perm: &[i64],
+    shape: &[i64],
+    input_type: Option<pb::TypeProto>,
+) -> Result<Model, String> {
     let (l, mut inits) = lstm(2, vec![]);
     inits.push(int64s("shape", shape));
     let nodes = vec![
@@ -272,7 +281,7 @@ fn merged(perm: &[i64], shape: &[i64]) -> Result<Model, String> {
         node("Transpose", "t", &["Y"], "Yt", vec![ints("perm", perm)]),
         node("Reshape", "merge", &["Yt", "shape"], "Ym", vec![]),
     ];
-    parse_graph(17, nodes, inits, None, "Ym")
+    parse_graph(17, nodes, inits, input_type, "Ym")
 }
 
 #[test]
