@@ -341,6 +341,13 @@ fn onnx_reshape_gemm_reshape_head() {
     check("reshape_gemm.onnx", "reshape_gemm", LoadOptions::default());
 }
 
+/// The same head as ONNX also allows it: `transB = 2` (any nonzero value transposes) and a
+/// 0-d bias added to every output. It was read untransposed (wrong numbers) and refused.
+#[test]
+fn onnx_gemm_rules_as_onnxruntime_reads_them() {
+    check("gemm_rules.onnx", "gemm_rules", LoadOptions::default());
+}
+
 /// A safetensors model says where its head reads with `--head-input`: on the last step, the
 /// output is onnxruntime's every-step output at the last step, `[N, O]`; without `--head`, or
 /// on an ONNX file (whose graph says it), the flag is refused.

@@ -249,8 +249,9 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
 }
 
 /// A wide head's outputs count against `--max-memory` (they did not: a 20,000-way head on
-/// 40 x 50 steps was estimated at 0.3 MB, and `infer` then used 470 MB). Every step's
-/// vectors go through it, or one per sequence with `--head-input last-step`.
+/// 40 x 50 steps was estimated at 0.3 MB, though its outputs alone are 2,000 vectors x 20,000
+/// x 12 bytes, float64 and float32). Every step's vectors go through it, or one per sequence
+/// with `--head-input last-step`.
 #[test]
 fn a_wide_heads_outputs_count_against_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();

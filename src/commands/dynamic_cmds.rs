@@ -31,21 +31,13 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
             .map(|p| Input::new("the labels (--labels)", p)),
     );
     // policies.csv and the trace are written; a previous run's policy traces are removed.
-    let mut outputs = vec![Output::inside("--out", &a.out, a.out.join("policies.csv"))];
-    let traces = std::fs::read_dir(&a.out).into_iter().flatten().flatten();
-    let traces = traces.map(|e| e.path()).filter(|p| {
-        let name = p.file_name().unwrap_or_default().to_string_lossy();
-        name.starts_with("policy_") && name.ends_with("_trace.csv")
-    });
-    let traced = a
-        .trace_policy
-        .map(|k| a.out.join(format!("policy_{k}_trace.csv")));
-    outputs.extend(
-        traced
-            .into_iter()
-            .chain(traces)
-            .map(|p| Output::inside("--out", &a.out, p)),
-    );
+    let old = dynamic::trace_files(&a.out).unwrap_or_default();
+    let traced = a.trace_policy.map(|k| a.out.join(dynamic::trace_file(k)));
+    let outputs: Vec<Output> = (std::iter::once(a.out.join("policies.csv")))
+        .chain(traced)
+        .chain(old.into_iter().map(|(_, p)| p))
+        .map(|p| Output::inside("--out", &a.out, p))
+        .collect();
     refuse_overwriting_inputs(&inputs, &outputs)?;
     let seqs = npy::read_inputs(&a.input, &model)?;
     let labels = a
@@ -86,19 +78,16 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
     let mut staged = crate::report::Staged::new();
     let path = a.out.join("policies.csv");
     dynamic::write_policies(&mut staged, &path, &header, &rows)?;
-    let traced = a.trace_policy.map(|k| format!("policy_{k}_trace.csv"));
-    if let (Some(k), Some(name)) = (a.trace_policy, &traced) {
+    if let Some(k) = a.trace_policy {
         let trace = dynamic::trace_rows(&model, &spec, &sim, &reference, k);
-        staged.write_csv(&a.out.join(name), |w| {
+        staged.write_csv(&a.out.join(dynamic::trace_file(k)), |w| {
             trace.iter().try_for_each(|r| w.serialize(r))
         })?;
     }
     // A previous run's policy traces belong to its policies.csv (other thresholds): they go.
-    for entry in std::fs::read_dir(&a.out).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_trace = name.starts_with("policy_") && name.ends_with("_trace.csv");
-        if is_trace && traced.as_deref() != Some(name.as_str()) {
-            staged.remove(&entry.path());
+    for (k, path) in dynamic::trace_files(&a.out).unwrap_or_default() {
+        if a.trace_policy != Some(k) {
+            staged.remove(&path);
         }
     }
     staged.commit()?;

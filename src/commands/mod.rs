@@ -100,15 +100,21 @@ pub fn load_model(a: &ModelArgs) -> Result<Model> {
 
 /// Loads and validates `model` with the settings given beside it.
 pub fn load_with(model: &str, s: &LoadArgs) -> Result<Model> {
-    let opts = LoadOptions::parse(
+    let opts = load_options(s)?;
+    opts.check(model)
+        .map_err(|(which, e)| anyhow::anyhow!("{}: {e}", which.flag()))?;
+    Ok(lstm::load(model, &opts)?)
+}
+
+/// The settings given beside a model, parsed (errors name the flag).
+fn load_options(s: &LoadArgs) -> Result<LoadOptions> {
+    LoadOptions::parse(
         s.head.as_deref(),
         s.head_activation.as_deref(),
         s.head_input.as_deref(),
         s.embedding.as_deref(),
     )
-    .and_then(|opts| opts.check(model).map(|()| opts))
-    .map_err(|(which, e)| anyhow::anyhow!("{}: {e}", which.flag()))?;
-    Ok(lstm::load(model, &opts)?)
+    .map_err(|(which, e)| anyhow::anyhow!("{}: {e}", which.flag()))
 }
 
 /// The files a command that loads `--model` and reads `--input` reads.

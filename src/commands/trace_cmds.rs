@@ -121,16 +121,10 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
             (model, seqs)
         }
         (None, None) => {
-            let s = &a.settings;
-            let given = [
-                ("--head", s.head.is_some()),
-                ("--head-activation", s.head_activation.is_some()),
-                ("--head-input", s.head_input.is_some()),
-                ("--embedding", s.embedding.is_some()),
-            ];
-            if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+            if let Some(which) = super::load_options(&a.settings)?.given().first() {
                 bail!(
-                    "{flag}: applies to a --model (the built-in workload has no head or embedding)"
+                    "{}: applies to a --model (the built-in workload has no head or embedding)",
+                    which.flag()
                 );
             }
             trace::bench::default_engine_workload()

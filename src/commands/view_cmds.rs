@@ -79,13 +79,9 @@ fn plot_inputs(dir: &Path) -> Vec<Input> {
         "summary.csv",
         "policies.csv",
     ];
-    let traces = std::fs::read_dir(dir).into_iter().flatten().flatten();
-    let traces = traces.map(|e| e.path()).filter(|p| {
-        let name = p.file_name().unwrap_or_default().to_string_lossy();
-        name.starts_with("policy_") && name.ends_with("_trace.csv")
-    });
+    let traces = crate::dynamic::trace_files(dir).unwrap_or_default();
     (names.into_iter().map(|n| dir.join(n)))
-        .chain(traces)
+        .chain(traces.into_iter().map(|(_, p)| p))
         .map(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             Input::new(format!("{name} of {}", dir.display()), &p)

@@ -15,7 +15,8 @@ pub use lanes::{CpuPolicies, PolicyLayer};
 pub use levels::{resolution_warnings, LevelPlans, LevelState};
 
 pub use report::{
-    policy_rows, read_labels, task_accuracy, task_bits, trace_rows, write_policies, PolicyTraceRow,
+    policy_rows, read_labels, task_accuracy, task_bits, trace_file, trace_files, trace_rows,
+    write_policies, PolicyTraceRow,
 };
 pub use sim::{simulate, simulate_scalar, LaneResult, Simulation};
 

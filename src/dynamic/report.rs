@@ -246,6 +246,24 @@ pub struct PolicyTraceRow {
     pub cell_max_abs: f64,
 }
 
+/// The file name of policy `k`'s per-step trace (`dynamic --trace-policy K`).
+pub fn trace_file(k: usize) -> String {
+    format!("policy_{k}_trace.csv")
+}
+
+/// The policy traces in `dir` ([`trace_file`] names), with their policy, in policy order.
+pub fn trace_files(dir: &std::path::Path) -> std::io::Result<Vec<(usize, std::path::PathBuf)>> {
+    let mut traces: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let k = name.strip_prefix("policy_")?.strip_suffix("_trace.csv")?;
+            Some((k.parse().ok()?, dir.join(&name)))
+        })
+        .collect();
+    traces.sort();
+    Ok(traces)
+}
+
 /// The per-step trace of policy `p`.
 pub fn trace_rows(
     model: &Model,

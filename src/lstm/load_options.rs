@@ -106,30 +106,35 @@ impl LoadOptions {
     /// Checks the settings against each other ([`LoadOptions::consistent`]) and the model they
     /// load: any of them needs a safetensors file.
     pub fn check(&self, model: &str) -> Result<(), (LoadSetting, String)> {
-        let given = [
-            (LoadSetting::Head, !self.head.is_empty()),
-            (LoadSetting::Activation, !self.head_activation.is_empty()),
-            (LoadSetting::Input, self.head_input.is_some()),
-            (LoadSetting::Embedding, self.embedding.is_some()),
-        ];
-        if let Some(&(which, _)) = given.iter().find(|(_, on)| *on) {
+        if let Some(which) = self.given().first() {
             if !is_safetensors(model) {
                 let problem = "applies to safetensors models only (an ONNX graph carries its own head and embedding)";
-                return Err((which, problem.into()));
+                return Err((*which, problem.into()));
             }
         }
         self.consistent()
     }
 
-    /// An activation or an input needs a head, and a head's activations are one per layer.
-    pub fn consistent(&self) -> Result<(), (LoadSetting, String)> {
-        let given = [
+    /// The settings given, in [`LoadSetting`] order.
+    pub fn given(&self) -> Vec<LoadSetting> {
+        let on = [
+            (LoadSetting::Head, !self.head.is_empty()),
             (LoadSetting::Activation, !self.head_activation.is_empty()),
             (LoadSetting::Input, self.head_input.is_some()),
+            (LoadSetting::Embedding, self.embedding.is_some()),
         ];
-        for (which, on) in &given {
-            if *on && self.head.is_empty() {
-                return Err((*which, "needs a head: name its dense layers too".into()));
+        on.into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    /// An activation or an input needs a head, and a head's activations are one per layer.
+    pub fn consistent(&self) -> Result<(), (LoadSetting, String)> {
+        for which in self.given() {
+            if matches!(which, LoadSetting::Activation | LoadSetting::Input) && self.head.is_empty()
+            {
+                return Err((which, "needs a head: name its dense layers too".into()));
             }
         }
         let (activations, layers) = (self.head_activation.len(), self.head.len());

@@ -4,7 +4,7 @@
 
 use super::outdir::{OutDir, SHARD_FILE};
 use super::resolved::{same_run, Check};
-use super::{write_front, SweepSpec};
+use super::write_front;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,12 +140,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         })?;
     }
     set.commit()?;
-    #[derive(serde::Deserialize)]
-    struct Back {
-        spec: SweepSpec,
-    }
-    let back: Back = toml::from_str(&resolved)?;
-    write_front(&s, &back.spec)?;
+    write_front(&s, &super::resolved::spec_of(&resolved)?)?;
     out.publish()
 }
 

@@ -33,6 +33,7 @@ pub use merge::merge;
 pub use options::{fnv64, inputs, load_options, PrecisionOption, NUMERICS_VERSION};
 pub use outdir::{refuse_foreign, results_inputs, spec_inputs};
 pub use outdir::{OutDir, SHARD_FILE};
+pub use resolved::spec_of;
 pub use row::{columns, ACCURACY};
 pub use spec::{SpecError, SweepSpec};
 
@@ -133,12 +134,10 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
         Some(out) => out.clone(),
         None => results_dir(&p.file, &p.spec.name)?,
     };
-    // Nothing is written before these checks: a folder of the user's own files is refused
-    // whole, and no output may replace or delete one of the run's inputs.
+    // Nothing is written before these checks: no user file a run would replace or delete in
+    // a folder that is no sweep's output, and no input of the run.
     let inputs = outdir::spec_inputs(path, &p.spec);
-    if !o.precision_only {
-        outdir::refuse_foreign("--out", &out_path, &inputs)?;
-    }
+    outdir::refuse_foreign("--out", &out_path, &inputs)?;
     crate::report::refuse_overwriting_inputs(&inputs, &outdir::outputs("--out", &out_path))?;
     let out = OutDir::lock(&out_path)?;
     let models = model_plans(&p, &o.cache_dir, progress)?;

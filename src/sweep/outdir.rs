@@ -290,16 +290,12 @@ pub fn results_inputs(dir: &Path) -> Vec<crate::report::Input> {
         .chain(["spec.resolved.toml"])
         .map(|n| Input::new(format!("{n} of {}", dir.display()), dir.join(n)))
         .collect();
-    #[derive(serde::Deserialize)]
-    struct Back {
-        spec: super::SweepSpec,
-    }
     let small = std::fs::metadata(&resolved).is_ok_and(|m| m.is_file() && m.len() <= 1 << 24);
     let text = small
         .then(|| std::fs::read_to_string(&resolved).ok())
         .flatten();
-    if let Some(back) = text.and_then(|t| toml::from_str::<Back>(&t).ok()) {
-        inputs.extend(spec_inputs(&resolved, &back.spec));
+    if let Some(spec) = text.and_then(|t| super::resolved::spec_of(&t).ok()) {
+        inputs.extend(spec_inputs(&resolved, &spec));
     }
     inputs
 }

@@ -9,6 +9,15 @@ use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The spec a `spec.resolved.toml` (its `text`) records.
+pub fn spec_of(text: &str) -> Result<SweepSpec, toml::de::Error> {
+    #[derive(serde::Deserialize)]
+    struct Back {
+        spec: SweepSpec,
+    }
+    toml::from_str::<Back>(text).map(|b| b.spec)
+}
+
 /// What `spec.resolved.toml` holds: the versions that made the rows, the spec with every
 /// default filled, a content hash of every file it reads, and the base architecture file's
 /// values.

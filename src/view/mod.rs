@@ -110,13 +110,8 @@ impl SweepDir {
                 format!("{e} (is this a sweep output directory?)"),
             )
         })?;
-        #[derive(serde::Deserialize)]
-        struct Back {
-            spec: SweepSpec,
-        }
-        let spec = toml::from_str::<Back>(&resolved)
-            .map_err(|e| file_error(&resolved_path, e.message()))?
-            .spec;
+        let spec = crate::sweep::spec_of(&resolved)
+            .map_err(|e| file_error(&resolved_path, e.message()))?;
         let results = dir.join("results.csv");
         let mut rd = csv::Reader::from_path(&results).map_err(|e| file_error(&results, e))?;
         let columns: Vec<String> = rd

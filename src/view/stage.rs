@@ -104,15 +104,7 @@ pub fn from_csv_dir(dir: &Path, sequence: usize) -> Result<StageTraces, ViewErro
         .exists()
         .then(|| Table::read(&policies))
         .transpose()?;
-    let mut traces: Vec<(usize, std::path::PathBuf)> = std::fs::read_dir(dir)
-        .map_err(|e| super::file_error(dir, e))?
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            let k = name.strip_prefix("policy_")?.strip_suffix("_trace.csv")?;
-            Some((k.parse().ok()?, dir.join(&name)))
-        })
-        .collect();
-    traces.sort();
+    let traces = crate::dynamic::trace_files(dir).map_err(|e| super::file_error(dir, e))?;
     for (k, path) in traces {
         let t = Table::read(&path)?;
         let mut tl = Timeline::default();

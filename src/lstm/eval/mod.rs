@@ -168,10 +168,7 @@ pub fn run_bytes(model: &Model, count: usize, steps: usize) -> Option<u128> {
     };
     let per_vector = (head.layers.iter())
         .try_fold(0u128, |sum, d| sum.checked_add(16 * d.output_size as u128))?;
-    let vectors = match head.input {
-        HeadInput::EveryStep => crate::limits::product(&[count as u128, steps as u128])?,
-        HeadInput::LastStep | HeadInput::FinalState => count as u128,
-    };
+    let vectors = crate::limits::product(&[count as u128, head.rows(steps) as u128])?;
     stack.checked_add(per_vector.checked_mul(vectors)?)
 }
 
