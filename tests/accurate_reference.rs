@@ -264,6 +264,41 @@ fn reference_is_within_1e_6_of_float64_on_long_wide_sequences() {
     );
 }
 
+/// Sequences run apart in blocks (`driver::lane_block`, here 16 + 16 + 16 + 1 lanes on four
+/// threads) give the whole batch's bits, ranges and histograms: each block's directions are
+/// the same operations, and the blocks' ranges and histograms join order-free.
+#[test]
+fn the_reference_in_blocks_equals_it_on_one_thread() {
+    let m = model(5, 16);
+    let mut rng = SplitMix64::new(21);
+    let (n, steps) = (49, 6);
+    let data = (0..n * steps * 16).map(|_| rng.normal()).collect();
+    let seqs = Sequences::new("x", [n, steps, 16], data, true).unwrap();
+    let run_with = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let block = lstm_dse::lstm::driver::lane_block(m.layers[0].hidden_size, 1, n);
+            (block, reference::evaluate_with(&m, &seqs, true))
+        })
+    };
+    let ((whole, one), (block, four)) = (run_with(1), run_with(4));
+    assert_eq!((whole, block), (n, 16), "blocks of the four-thread run");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (a, b) in one.states.iter().zip(&four.states) {
+        assert_eq!(bits(&a.h), bits(&b.h));
+        assert_eq!(bits(&a.c), bits(&b.c));
+    }
+    assert_eq!(one.calibration.layers, four.calibration.layers);
+    let (ha, hb) = (
+        one.calibration.hist.unwrap(),
+        four.calibration.hist.unwrap(),
+    );
+    assert!(ha.layers == hb.layers, "the blocks' histograms differ");
+}
+
 #[test]
 fn calibration_histograms_count_every_value_and_p100_is_the_maximum() {
     use lstm_dse::format::{parse_config_list, CalRule};

@@ -282,6 +282,38 @@ fn policy_lanes_of_every_backend_equal_the_scalar_simulation_bit_for_bit() {
     }
 }
 
+/// The batched policy lanes run apart in blocks (`driver::lane_block`: 21 lanes on three
+/// threads in blocks of 16 + 5) equal the per-lane scalar simulation, causal and oracle.
+#[test]
+fn policy_lanes_in_blocks_equal_the_scalar_simulation() {
+    let (m, x) = fixture();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let thresholds = "0,0.02,0.05,0.1,0.3,1,inf";
+    for timing in [Timing::Causal, Timing::Oracle] {
+        let spec = PolicySpec::new(
+            parse_config_list("fx6,fx16").unwrap(),
+            Metric::MaxAbs,
+            timing,
+        )
+        .unwrap();
+        let plans = eval::prepare(&m, &x, "x", &[spec.levels[1]]).unwrap();
+        let lp = LevelPlans::new(&m, plans[0].clone(), &spec).unwrap();
+        let policies = dynamic::parse_thresholds(thresholds, 2).unwrap();
+        let slow = dynamic::simulate_scalar(&m, &x, &spec, &lp, &policies, &|| {});
+        let lanes = policies.len() * x.count;
+        pool.install(|| {
+            let hidden = m.layers[0].hidden_size;
+            assert_eq!(driver::lane_block(hidden, 1, lanes), 16, "not split");
+            let cpu = dynamic::CpuPolicies::new(&spec, &lp);
+            let Ok(fast) = driver::run_policies(&cpu, &m, &x, &policies, &mut |_, _| {});
+            common::same_lanes(&format!("cpu in blocks {timing:?}"), &fast, &slow.lanes);
+        });
+    }
+}
+
 /// Causal decisions against the metric's real value computed in f64: in every direction the
 /// level of step s + 1 is the number of thresholds the real metric of step s reaches, except
 /// within 1e-5 (relative) of a threshold, where the integer or f32 comparison may round.

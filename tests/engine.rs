@@ -271,6 +271,36 @@ fn batched_engine_equals_the_oracle_on_every_format_and_direction() {
     }
 }
 
+/// One config at a time (so the configs leave threads idle) on a small layer with 65 lanes, in
+/// a pool of four threads: the CPU engine runs the lanes in blocks through all their steps
+/// apart (`driver::lane_block`: 32 + 32 + 1 lanes here), and every block still equals the
+/// oracle bit for bit.
+#[test]
+fn lanes_run_apart_in_blocks_equal_the_oracle() {
+    let m = model(
+        6,
+        5,
+        &[3, 33],
+        &[Direction::Bidirectional, Direction::Forward],
+        true,
+        true,
+    );
+    let seqs = common::random_inputs(11, 65, 6, 5, 1.5);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        assert_eq!(driver::lane_block(33, 1, 65), 32, "the lanes are not split");
+        for config in CONFIGS.split(';') {
+            let configs = parse_config_list(config).unwrap();
+            let plans = eval::prepare(&m, &seqs, "x", &configs).unwrap();
+            let want: Vec<_> = plans.iter().map(|p| oracle(&m, p, &seqs)).collect();
+            conform("cpu in blocks", &eval::Cpu, &m, &seqs, &plans, &want);
+        }
+    });
+}
+
 #[test]
 fn one_unit_and_a_wide_layer() {
     let m = model(2, 3, &[1], &[Direction::Forward], false, false);

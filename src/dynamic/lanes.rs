@@ -140,41 +140,52 @@ impl Backend<Policy> for CpuPolicies<'_> {
         let layer = &model.layers[l];
         let (hsz, dirs) = (layer.hidden_size, layer.direction.count());
         let stride = hsz * dirs;
+        let (row, x_row) = (steps * stride, steps * layer.input_size);
         let mut out = PolicyLayer {
-            h: vec![0.0f32; count * steps * stride],
-            c: vec![0.0f32; count * steps * stride],
+            h: vec![0.0f32; count * row],
+            c: vec![0.0f32; count * row],
             steps: vec![StepLevels::default(); count],
         };
-        for k in 0..dirs {
-            let cells: Vec<&IntCell> = self
-                .plans
-                .levels
-                .iter()
-                .filter_map(|p| p.layers[l][k].int.as_ref())
-                .collect();
-            let io = Io {
-                x,
-                input: layer.input_size,
-                n: count,
-                steps,
-                reversed: layer.direction.is_reversed(k),
-                offset: k * hsz,
-                stride,
-            };
-            let frac = cells[cells.len() - 1].c.frac;
-            let metrics: Vec<IntMetric> = (0..count)
-                .map(|lane| {
-                    let policy = &chunk.groups[lane / chunk.nseq];
-                    IntMetric::new(self.spec.metric, policy, frac, hsz)
-                })
-                .collect();
-            let (h, c) = (&mut out.h, &mut out.c);
-            let (levels, values) = direction(&cells, &io, self.spec, &metrics, h, c);
-            for ((lane, lv), v) in out.steps.iter_mut().zip(levels).zip(values) {
-                lane.levels.push(lv);
-                lane.metrics.push(v);
-            }
-        }
+        // Blocks of lanes run apart when a step is too small to split (`lane_block`), all
+        // in the pool (a product that splits inside a block does not wake the caller).
+        let block = driver::lane_block(hsz, 1, count);
+        let blocks = out.h.par_chunks_mut(block * row);
+        let blocks = blocks.zip(out.c.par_chunks_mut(block * row));
+        let blocks = blocks.zip(out.steps.par_chunks_mut(block)).enumerate();
+        rayon::scope(|_| {
+            blocks.for_each(|(b, ((h, c), lane_steps))| {
+                let (first, n) = (b * block, lane_steps.len());
+                for k in 0..dirs {
+                    let cells: Vec<&IntCell> = self
+                        .plans
+                        .levels
+                        .iter()
+                        .filter_map(|p| p.layers[l][k].int.as_ref())
+                        .collect();
+                    let io = Io {
+                        x: &x[first * x_row..(first + n) * x_row],
+                        input: layer.input_size,
+                        n,
+                        steps,
+                        reversed: layer.direction.is_reversed(k),
+                        offset: k * hsz,
+                        stride,
+                    };
+                    let frac = cells[cells.len() - 1].c.frac;
+                    let metrics: Vec<IntMetric> = (first..first + n)
+                        .map(|lane| {
+                            let policy = &chunk.groups[lane / chunk.nseq];
+                            IntMetric::new(self.spec.metric, policy, frac, hsz)
+                        })
+                        .collect();
+                    let (levels, values) = direction(&cells, &io, self.spec, &metrics, h, c);
+                    for ((lane, lv), v) in lane_steps.iter_mut().zip(levels).zip(values) {
+                        lane.levels.push(lv);
+                        lane.metrics.push(v);
+                    }
+                }
+            })
+        });
         progress((count * steps) as u64);
         Ok(out)
     }

@@ -17,6 +17,7 @@
 //! oracles.
 
 use crate::dynamic::LaneResult;
+use crate::lstm::eval::gemm::{self, COL_ALIGN};
 use crate::lstm::eval::{apply_head, formats_of, LayerStates, Plan, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
@@ -82,6 +83,24 @@ pub trait Backend<G> {
 
 /// What the driver does with each finished layer: `sink(chunk, l, output)`.
 pub type Sink<'s, G, L, E> = &'s mut dyn FnMut(&Chunk<G>, usize, L) -> Result<(), E>;
+
+/// Lanes per task for one layer of `hidden` units over `lanes` lanes, when `tasks` such tasks
+/// (configs) already run side by side: all of them, unless a step's recurrent product
+/// (`4H x H x lanes`) is too small to split by rows (below [`gemm::SERIAL_WORK`] it runs on
+/// one thread) and the tasks leave threads idle; then blocks of whole [`COL_ALIGN`] columns
+/// (so padding adds no work), enough to keep every thread busy. A CPU backend runs each block
+/// through all its steps apart: lanes never interact, so the split changes no bit
+/// (`tests/engine.rs` and `tests/dynamic.rs` run the same lanes on one thread and on several).
+pub fn lane_block(hidden: usize, tasks: usize, lanes: usize) -> usize {
+    let padded = lanes.div_ceil(COL_ALIGN) * COL_ALIGN;
+    let step_work = 4 * (hidden as u64).pow(2) * padded as u64;
+    let threads = rayon::current_num_threads();
+    if step_work >= gemm::SERIAL_WORK || tasks >= threads || lanes <= COL_ALIGN {
+        return lanes.max(1);
+    }
+    let blocks = threads.div_ceil(tasks.max(1)).min(padded / COL_ALIGN);
+    (padded / COL_ALIGN).div_ceil(blocks) * COL_ALIGN
+}
 
 /// Walks every layer of `model` for every (group, sequence) lane, chunk by chunk, and gives
 /// each layer's output to `sink` once the next layer has read it. `progress(done, total)`

@@ -5,7 +5,7 @@
 use super::batch::{run_float, run_int, Io, LayerOut};
 use super::plan::CellPlan;
 use super::{LayerStates, Plan};
-use crate::lstm::driver::{Backend, Chunk};
+use crate::lstm::driver::{self, Backend, Chunk};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use rayon::prelude::*;
@@ -36,15 +36,38 @@ impl<'p> Backend<&'p Plan> for Cpu {
         input: Option<&Self::Layer>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Self::Layer, Self::Error> {
-        let outs = chunk
+        let (nseq, steps) = (chunk.nseq, chunk.seqs.steps);
+        let layer = &model.layers[l];
+        let row = steps * layer.hidden_size * layer.direction.count();
+        let block = driver::lane_block(layer.hidden_size, chunk.groups.len(), nseq);
+        let mut outs: Vec<LayerOut> = chunk
             .groups
-            .par_iter()
-            .enumerate()
-            .map(|(g, plan)| {
-                let x = input.map_or(chunk.input(), |o| &o[g].h);
-                run_layer(model, l, &plan.layers[l], x, chunk.nseq, chunk.seqs.steps)
+            .iter()
+            .map(|_| LayerOut {
+                h: vec![0.0; nseq * row],
+                c: vec![0.0; nseq * row],
             })
             .collect();
+        // In the pool from the start: a product or element-wise step that splits inside a
+        // task then hands work to the other threads without waking the caller.
+        rayon::scope(|_| {
+            outs.par_iter_mut()
+                .enumerate()
+                .flat_map(|(g, o)| {
+                    let blocks =
+                        o.h.par_chunks_mut(block * row)
+                            .zip(o.c.par_chunks_mut(block * row));
+                    blocks.enumerate().map(move |(b, hc)| (g, b, hc))
+                })
+                .for_each(|(g, b, (h, c))| {
+                    let plan = chunk.groups[g];
+                    let x = input.map_or(chunk.input(), |o| &o[g].h);
+                    let width = x.len() / nseq.max(1);
+                    let n = h.len() / row.max(1);
+                    let x = &x[b * block * width..(b * block + n) * width];
+                    run_layer(model, l, &plan.layers[l], x, n, steps, h, c);
+                });
+        });
         progress((chunk.lanes() * chunk.seqs.steps) as u64);
         Ok(outs)
     }
@@ -64,7 +87,8 @@ impl<'p> Backend<&'p Plan> for Cpu {
 }
 
 /// Layer `l` of `model` (cells `cells`, one per direction) for a batch of `n` sequences
-/// (`x`: `[N, T, I]`).
+/// (`x`: `[N, T, I]`), into `h`, `c` (`[N, T, D*H]`).
+#[allow(clippy::too_many_arguments)]
 fn run_layer(
     model: &Model,
     l: usize,
@@ -72,12 +96,12 @@ fn run_layer(
     x: &[f32],
     n: usize,
     steps: usize,
-) -> LayerOut {
+    h: &mut [f32],
+    c: &mut [f32],
+) {
     let layer = &model.layers[l];
     let hsz = layer.hidden_size;
     let stride = hsz * layer.direction.count();
-    let mut h = vec![0.0f32; n * steps * stride];
-    let mut c = vec![0.0f32; n * steps * stride];
     for (k, cp) in cells.iter().enumerate() {
         let io = Io {
             x,
@@ -89,9 +113,8 @@ fn run_layer(
             stride,
         };
         match &cp.int {
-            Some(q) => run_int(q, &io, &mut h, &mut c),
-            None => run_float(cp, &io, &mut h, &mut c),
+            Some(q) => run_int(q, &io, h, c),
+            None => run_float(cp, &io, h, c),
         }
     }
-    LayerOut { h, c }
 }

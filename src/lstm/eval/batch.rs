@@ -135,30 +135,29 @@ impl Io<'_, f32> {
 
 pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f32]) {
     let (hsz, lanes) = (p.h0.len(), io.lanes());
-    let rows = 4 * hsz;
     let fx = p.formats.x;
     // Input products of every step: XW[r][t*lanes + n], summed from +0 over k in order.
     let xq = io.transpose(&plan::round_all(fx, io.x));
     let w = p.w_packed();
     let cols = io.steps * lanes;
     let mode = Mode::choose::<f32>(&w.span, &fused::span(&xq));
-    let xw = gemm::gemm_new(w, &xq, cols, cols, mode);
+    let mut xw = gemm::gemm_new(w, &xq, cols, cols, mode);
     drop(xq);
     let r = p.r_packed();
     let mut states = States::new(io, &p.h0, &p.c0);
-    let mut acc = vec![0.0f32; rows * lanes];
     // fp32 lanes: the vectorized unit (the same bits as `float_unit`).
     let fast = fp32cell::available() && plain_fp32(p);
     // Narrow-float lanes: the vectorized loop of `narrowcell` (the same bits as `float_unit`).
     let narrow = narrowcell::Narrow::of(p);
     for s in 0..io.steps {
-        copy_step(&xw, cols, io.time(s), lanes, &mut acc);
+        // Step t's sums continue in place in its columns of the input products.
+        let at = io.time(s) * lanes;
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
         let mode = Mode::choose::<f32>(&r.span, &fused::span(h_prev));
-        gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut acc, lanes, mode);
-        let acc = &acc;
+        gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut xw[at..], cols, mode);
+        let xw = &xw;
         units((hsz, lanes), h_next, c_next, |j, h, c| {
-            let acc = [0, 1, 2, 3].map(|g| &acc[(g * hsz + j) * lanes..(g * hsz + j + 1) * lanes]);
+            let acc = [0, 1, 2, 3].map(|g| &xw[(g * hsz + j) * cols + at..][..lanes]);
             let c_prev = &c_prev[j * lanes..(j + 1) * lanes];
             if fast {
                 let unit = fp32cell::Unit {
@@ -172,8 +171,9 @@ pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f
                 };
                 #[cfg(target_arch = "x86_64")]
                 {
-                    // SAFETY: `fast` implies AVX2; every slice is `lanes` long, a multiple of 8.
-                    return unsafe { fp32cell::unit_avx2(&unit, io.n, h, c) };
+                    // SAFETY: `fast` implies `available`; every slice is `lanes` long, a
+                    // multiple of 16.
+                    return unsafe { fp32cell::unit(&unit, io.n, h, c) };
                 }
             }
             if let Some(nw) = &narrow {
@@ -202,13 +202,6 @@ fn plain_fp32(p: &CellPlan) -> bool {
         && direct(&p.sigmoid)
         && direct(&p.tanh_pre)
         && direct(&p.tanh_c)
-}
-
-/// Rows `[row][t*lanes .. (t+1)*lanes]` of the input products: the starting sums of a step.
-fn copy_step<T: Copy>(xw: &[T], cols: usize, t: usize, lanes: usize, acc: &mut [T]) {
-    for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
-        dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
-    }
 }
 
 /// The states of every step of one direction, `[step][H][lanes]` in step order (the states

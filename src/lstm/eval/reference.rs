@@ -63,19 +63,46 @@ pub fn evaluate_with(model: &Model, seqs: &Sequences, hist: bool) -> Reference {
         let stride = hsz * layer.direction.count();
         let mut h = vec![0.0f64; n * steps * stride];
         let mut c = vec![0.0f64; n * steps * stride];
-        let mut cells = Vec::with_capacity(layer.cells.len());
-        for (k, cell) in layer.cells.iter().enumerate() {
-            let io = Io {
-                x: &x,
-                input: width,
-                n,
-                steps,
-                reversed: layer.direction.is_reversed(k),
-                offset: k * hsz,
-                stride,
-            };
-            cells.push(direction(cell, hsz, &io, &mut h, &mut c, hist));
-        }
+        // Blocks of sequences run apart when a step is too small to split by rows
+        // (`driver::lane_block`), all in the pool; per direction, the blocks' ranges joined.
+        let block = crate::lstm::driver::lane_block(hsz, 1, n);
+        let (row, x_row) = (steps * stride, steps * width);
+        let blocks: Vec<Vec<(f32, Option<Histogram>)>> = rayon::scope(|_| {
+            h.par_chunks_mut((block * row).max(1))
+                .zip(c.par_chunks_mut((block * row).max(1)))
+                .enumerate()
+                .map(|(b, (h, c))| {
+                    let (first, count) = (b * block, h.len() / row.max(1));
+                    let x = &x[first * x_row..(first + count) * x_row];
+                    let dirs = layer.cells.iter().enumerate();
+                    dirs.map(|(k, cell)| {
+                        let io = Io {
+                            x,
+                            input: width,
+                            n: count,
+                            steps,
+                            reversed: layer.direction.is_reversed(k),
+                            offset: k * hsz,
+                            stride,
+                        };
+                        direction(cell, hsz, &io, h, c, hist)
+                    })
+                    .collect()
+                })
+                .collect()
+        });
+        let cells = (0..layer.cells.len())
+            .map(|k| {
+                let mut joined = (0.0f32, hist.then(Histogram::default));
+                for (pre_max, pre_hist) in blocks.iter().map(|b| &b[k]) {
+                    joined.0 = joined.0.max(*pre_max);
+                    if let (Some(all), Some(one)) = (joined.1.as_mut(), pre_hist) {
+                        all.merge(one);
+                    }
+                }
+                joined
+            })
+            .collect();
         let layer_states = LayerStates {
             h: h.iter().map(|&v| v as f32).collect(),
             c: c.iter().map(|&v| v as f32).collect(),
