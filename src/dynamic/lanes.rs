@@ -149,8 +149,8 @@ impl Backend<Policy> for CpuPolicies<'_> {
         // Blocks of lanes run apart when a step is too small to split (`lane_block`), all
         // in the pool (a product that splits inside a block does not wake the caller).
         let block = driver::lane_block(hsz, 1, count);
-        let blocks = out.h.par_chunks_mut(block * row);
-        let blocks = blocks.zip(out.c.par_chunks_mut(block * row));
+        let blocks = out.h.par_chunks_mut((block * row).max(1));
+        let blocks = blocks.zip(out.c.par_chunks_mut((block * row).max(1)));
         let blocks = blocks.zip(out.steps.par_chunks_mut(block)).enumerate();
         rayon::scope(|_| {
             blocks.for_each(|(b, ((h, c), lane_steps))| {

@@ -55,8 +55,8 @@ impl<'p> Backend<&'p Plan> for Cpu {
                 .enumerate()
                 .flat_map(|(g, o)| {
                     let blocks =
-                        o.h.par_chunks_mut(block * row)
-                            .zip(o.c.par_chunks_mut(block * row));
+                        o.h.par_chunks_mut((block * row).max(1))
+                            .zip(o.c.par_chunks_mut((block * row).max(1)));
                     blocks.enumerate().map(move |(b, hc)| (g, b, hc))
                 })
                 .for_each(|(g, b, (h, c))| {
