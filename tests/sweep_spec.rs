@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 30] = [
+    let cases: [Case; 32] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -89,6 +89,21 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
         (
             &[(device, "device = \"cpu\"\ndpred_group_sizes = [0, 16, 16]")],
             &["precision.dpred_group_sizes", "16 is listed twice"],
+        ),
+        (
+            // A float config has no DPRed variant: refused, not silently left without one.
+            &[
+                (r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", "bf16"]"#),
+                (device, "device = \"cpu\"\ndpred_group_sizes = [0, 16]"),
+            ],
+            &["precision.dpred_group_sizes", "group size 16", "precision.fixed holds bf16"],
+        ),
+        (
+            &[
+                (r#"levels = ["fx8", "fx16"]"#, r#"levels = ["fp8e4m3", "fp16"]"#),
+                (device, "device = \"cpu\"\ndpred_group_sizes = [16]"),
+            ],
+            &["precision.dpred_group_sizes", "precision.levels holds fp8e4m3"],
         ),
         (
             &[(device, "device = \"cpu\"\ndpred_group_sizes = []")],

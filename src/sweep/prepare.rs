@@ -333,5 +333,25 @@ fn check_lists(spec: &SweepSpec) -> Result<(), (&'static str, String)> {
             format!("the group size {g} is listed twice"),
         ));
     }
+    // DPRed reduces fixed-point codes per group: a float config has no DPRed variant, and a
+    // group size would silently cost nothing for it.
+    if let Some(&g) = p.dpred_group_sizes.iter().find(|&&g| g > 0) {
+        for (key, list) in [
+            ("precision.fixed", &p.fixed),
+            ("precision.levels", &p.levels),
+        ] {
+            let configs = crate::format::parse_config_list(&list.join(";")).unwrap_or_default();
+            if let Some(c) = configs.iter().find(|c| !c.is_integer()) {
+                return Err((
+                    "precision.dpred_group_sizes",
+                    format!(
+                        "group size {g} needs fixed-point configs, and {key} holds {c} (DPRed \
+                         reduces fixed-point codes per group): sweep float configs in a spec \
+                         with dpred_group_sizes = [0]"
+                    ),
+                ));
+            }
+        }
+    }
     Ok(())
 }
