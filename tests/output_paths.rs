@@ -1,7 +1,7 @@
 //! No output replaces or deletes one of the command's own inputs: an output path naming an
 //! input (directly, through `./` or `new/..`, or a symbolic link; a hard link is another name,
 //! which the write replaces), or an input inside a folder the command empties, is refused with exit 2 and one line naming the flag, and every input
-//! keeps its bytes. `sweep --out` into a folder of the user's own files is refused too.
+//! keeps its bytes; so are two outputs naming one file (`pareto --out f --plot f`). `sweep --out` into a folder of the user's own files is refused too.
 
 use std::path::{Path, PathBuf};
 
@@ -192,6 +192,57 @@ fn pareto_plot_naming_the_input_is_refused() {
     let a = pareto(&s.p("new/../r.csv"));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     s.refused(&a, &["--plot", "is the input"]);
+}
+
+/// Two outputs naming one file are refused before either is written (they were written one
+/// after the other into it, CSV and SVG interleaved, exit 0): the same path, another spelling
+/// of it, a link to it, and one pipe under two names (`/dev/stdout`, `/dev/fd/1`); the one
+/// line names both flags. `/dev/null` takes both.
+#[test]
+fn pareto_out_and_plot_naming_one_file_are_refused() {
+    let s = Scratch::new();
+    let r = s.copy("results/quick/results.csv", "r.csv");
+    std::os::unix::fs::symlink(s.path("f.csv"), s.path("link.svg")).unwrap();
+    let pareto = |out: &str, plot: &str| -> Vec<String> {
+        ["pareto", &r, "--minimize", "latency_us,energy_uj"]
+            .into_iter()
+            .chain(["--out", out, "--plot", plot])
+            .map(String::from)
+            .collect()
+    };
+    let f = s.p("f.csv");
+    for plot in [
+        f.clone(),
+        s.p("./f.csv"),
+        s.p("new/../f.csv"),
+        s.p("link.svg"),
+    ] {
+        let a = pareto(&f, &plot);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        s.refused(&a, &["--out", "--plot", "name the same file"]);
+    }
+    // A link to a front written before.
+    let g = s.copy("results/quick/front.csv", "g.csv");
+    std::os::unix::fs::symlink(s.path("g.csv"), s.path("glink.svg")).unwrap();
+    let a = pareto(&g, &s.p("glink.svg"));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    s.refused(&a, &["--out", "--plot", "name the same file"]);
+    for (out, plot) in [("/dev/stdout", "/dev/stdout"), ("/dev/stdout", "/dev/fd/1")] {
+        let a = pareto(out, plot);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = run(&a);
+        common::refused(
+            &o,
+            &[&format!(
+                "--out {out} and --plot {plot}: name the same file"
+            )],
+        );
+        assert!(o.stdout.is_empty(), "{a:?} wrote to stdout");
+    }
+    let a = pareto("/dev/null", "/dev/null");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = run(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
