@@ -494,3 +494,97 @@ fn sweep_into_a_folder_that_is_not_a_sweeps_output_is_refused() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(own.join("results.csv").exists());
 }
+
+/// `lstm-dse` with PATH emptied: no scheduler tool can be found, so nothing is submitted
+/// whatever the checks say.
+fn without_slurm(args: &[&str]) -> std::process::Output {
+    let empty = tempfile::tempdir().unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PATH", empty.path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `sweep --slurm` writes OUT/slurm/jobs.toml once the jobs are submitted: a sweep file kept
+/// there is refused before anything is submitted or written (it was replaced by the job
+/// list after submission; on a machine without sbatch the refusal named sbatch). `--dry-run`
+/// submits nothing and writes no job list: accepted.
+#[test]
+fn sweep_slurm_job_list_naming_the_sweep_file_is_refused() {
+    let s = Scratch::new();
+    let spec = s.copy("sweeps/quick.toml", "out/slurm/jobs.toml");
+    let out = s.p("out");
+    let o = without_slurm(&["sweep", &spec, "--slurm", "--shards", "2", "--out", &out]);
+    common::refused(
+        &o,
+        &[
+            &format!("--out {out}: would overwrite {spec}"),
+            "which is the sweep file",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&spec).unwrap(),
+        std::fs::read("sweeps/quick.toml").unwrap()
+    );
+    assert!(
+        !s.path("out/slurm/precision.sh").exists(),
+        "scripts written"
+    );
+    let o = without_slurm(&[
+        "sweep",
+        &spec,
+        "--slurm",
+        "--shards",
+        "2",
+        "--out",
+        &out,
+        "--dry-run",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(&spec).unwrap(),
+        std::fs::read("sweeps/quick.toml").unwrap()
+    );
+}
+
+/// `status --resubmit` rewrites DIR/slurm/jobs.toml: one that would replace an input of the
+/// run it resubmits (the sweep file recorded in it, or a file that sweep file names) is
+/// refused before anything is submitted (it was written with no check).
+#[test]
+fn status_resubmit_job_list_naming_a_run_input_is_refused() {
+    let s = Scratch::new();
+    let list = s.path("out/slurm/jobs.toml");
+    std::fs::create_dir_all(list.parent().unwrap()).unwrap();
+    // The sweep file recorded is the job list itself (moved there after submission).
+    let jobs = |spec: &Path| {
+        format!(
+            "shards = 1\nprecision = \"1\"\nshard_arrays = [\"2\"]\nmerge = \"3\"\nspec = {:?}\n",
+            spec.display().to_string()
+        )
+    };
+    std::fs::write(&list, jobs(&list)).unwrap();
+    let out = s.p("out");
+    let listed = list.display().to_string();
+    let o = without_slurm(&["status", &out, "--resubmit"]);
+    common::refused(
+        &o,
+        &[&format!(
+            "DIR {out}: would overwrite {listed}, which is the sweep file"
+        )],
+    );
+    // A sweep file whose architecture is the job list.
+    let spec = s.path("spec.toml");
+    let text = std::fs::read_to_string("sweeps/quick.toml").unwrap();
+    let base = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("base ="))
+        .expect("quick.toml names arch.base")
+        .to_string();
+    std::fs::write(&spec, text.replace(&base, &format!("base = {listed:?}"))).unwrap();
+    std::fs::write(&list, jobs(&spec)).unwrap();
+    let o = without_slurm(&["status", &out, "--resubmit"]);
+    common::refused(&o, &["would overwrite", "the architecture (arch.base in"]);
+    assert_eq!(std::fs::read_to_string(&list).unwrap(), jobs(&spec));
+}
