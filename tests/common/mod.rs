@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod report_sweep;
 pub mod sweep_case;
 
 use lstm_dse::gpu::{AdapterChoice, GpuContext};
