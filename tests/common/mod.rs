@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod report_sweep;
+pub mod scratch;
 pub mod sweep_case;
 
 use lstm_dse::gpu::{AdapterChoice, GpuContext};
