@@ -1,95 +1,14 @@
 //! No output replaces or deletes one of the command's own inputs: an output path naming an
 //! input (directly, through `./` or `new/..`, or a symbolic link; a hard link is another name,
-//! which the write replaces), or an input inside a folder the command empties, is refused with exit 2 and one line naming the flag, and every input
-//! keeps its bytes. `sweep --out` into a folder of the user's own files is refused too.
-
-use std::path::{Path, PathBuf};
+//! which the write replaces), or an input inside a folder the command empties, is refused
+//! with exit 2 and one line naming the flag, and every input keeps its bytes; so are two
+//! outputs naming one file (`pareto --out f --plot f`). A sweep's folders and job lists:
+//! `sweep_outputs.rs`.
 
 mod common;
 
-use common::{data, fails, run, sweep_file};
-
-/// A temporary folder with copies of test files.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `p(name)` as a string argument.
-    fn p(&self, name: &str) -> String {
-        self.path(name).display().to_string()
-    }
-
-    /// Copies `tests/data/<from>` (or any path) to `<to>` here.
-    fn copy(&self, from: &str, to: &str) -> String {
-        let src = if Path::new(from).exists() {
-            from.to_string()
-        } else {
-            data(from)
-        };
-        if let Some(parent) = self.path(to).parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::copy(src, self.path(to)).unwrap();
-        self.p(to)
-    }
-
-    /// Every file under the folder with its bytes, to compare before and after.
-    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-            let mut entries: Vec<_> = std::fs::read_dir(d).unwrap().flatten().collect();
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let p = e.path();
-                let t = std::fs::symlink_metadata(&p).unwrap().file_type();
-                if t.is_dir() {
-                    walk(&p, out);
-                } else if t.is_symlink() {
-                    out.push((
-                        p.clone(),
-                        std::fs::read_link(&p)
-                            .unwrap()
-                            .into_os_string()
-                            .into_encoded_bytes(),
-                    ));
-                } else {
-                    out.push((p.clone(), std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(self.dir.path(), &mut out);
-        out
-    }
-
-    /// Runs `args`, checks the refusal names `expect`, and that nothing here changed (no
-    /// file replaced, added or removed).
-    fn refused(&self, args: &[&str], expect: &[&str]) -> String {
-        let before = self.snapshot();
-        let err = fails(args, expect);
-        let after = self.snapshot();
-        let names = |s: &[(PathBuf, Vec<u8>)]| s.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
-        assert_eq!(
-            names(&after),
-            names(&before),
-            "{args:?} added or removed files"
-        );
-        for ((p, a), (_, b)) in before.iter().zip(&after) {
-            assert!(a == b, "{args:?} changed {}", p.display());
-        }
-        err
-    }
-}
+use common::run;
+use common::scratch::Scratch;
 
 #[test]
 fn infer_output_naming_the_model_or_the_input_is_refused() {
@@ -192,6 +111,57 @@ fn pareto_plot_naming_the_input_is_refused() {
     let a = pareto(&s.p("new/../r.csv"));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     s.refused(&a, &["--plot", "is the input"]);
+}
+
+/// Two outputs naming one file are refused before either is written (they were written one
+/// after the other into it, CSV and SVG interleaved, exit 0): the same path, another spelling
+/// of it, a link to it, and one pipe under two names (`/dev/stdout`, `/dev/fd/1`); the one
+/// line names both flags. `/dev/null` takes both.
+#[test]
+fn pareto_out_and_plot_naming_one_file_are_refused() {
+    let s = Scratch::new();
+    let r = s.copy("results/quick/results.csv", "r.csv");
+    std::os::unix::fs::symlink(s.path("f.csv"), s.path("link.svg")).unwrap();
+    let pareto = |out: &str, plot: &str| -> Vec<String> {
+        ["pareto", &r, "--minimize", "latency_us,energy_uj"]
+            .into_iter()
+            .chain(["--out", out, "--plot", plot])
+            .map(String::from)
+            .collect()
+    };
+    let f = s.p("f.csv");
+    for plot in [
+        f.clone(),
+        s.p("./f.csv"),
+        s.p("new/../f.csv"),
+        s.p("link.svg"),
+    ] {
+        let a = pareto(&f, &plot);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        s.refused(&a, &["--out", "--plot", "name the same file"]);
+    }
+    // A link to a front written before.
+    let g = s.copy("results/quick/front.csv", "g.csv");
+    std::os::unix::fs::symlink(s.path("g.csv"), s.path("glink.svg")).unwrap();
+    let a = pareto(&g, &s.p("glink.svg"));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    s.refused(&a, &["--out", "--plot", "name the same file"]);
+    for (out, plot) in [("/dev/stdout", "/dev/stdout"), ("/dev/stdout", "/dev/fd/1")] {
+        let a = pareto(out, plot);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = run(&a);
+        common::refused(
+            &o,
+            &[&format!(
+                "--out {out} and --plot {plot}: name the same file"
+            )],
+        );
+        assert!(o.stdout.is_empty(), "{a:?} wrote to stdout");
+    }
+    let a = pareto("/dev/null", "/dev/null");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = run(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
@@ -297,149 +267,4 @@ fn report_and_plot_outputs_naming_their_inputs_are_refused() {
         &["plot", "trace", &s.p("tr"), "--out", &s.p("tr/errors.csv")],
         &["--out", "errors.csv of"],
     );
-}
-
-/// The run's staging folder is deleted: a sweep file or a merged shard inside it is refused.
-#[test]
-fn sweep_and_merge_inputs_inside_the_staging_folder_are_refused() {
-    let (tmp, spec) = sweep_file(&[]);
-    let out = tmp.path().join("out");
-    std::fs::create_dir_all(out.join(".incomplete")).unwrap();
-    std::fs::copy(
-        "results/quick/spec.resolved.toml",
-        out.join("spec.resolved.toml"),
-    )
-    .unwrap();
-    let inner = out.join(".incomplete/bad.toml");
-    std::fs::copy(&spec, &inner).unwrap();
-    let before = std::fs::read(&inner).unwrap();
-    let cache = tmp.path().join("cache").display().to_string();
-    let (o, inner_s) = (out.display().to_string(), inner.display().to_string());
-    fails(
-        &["sweep", &inner_s, "--out", &o, "--cache", &cache, "--quiet"],
-        &["--out", "would delete", "the sweep file"],
-    );
-    assert_eq!(std::fs::read(&inner).unwrap(), before);
-    // A shard kept in the merge's staging folder.
-    let shard = out.join(".incomplete/shard");
-    std::fs::create_dir(&shard).unwrap();
-    for f in ["results.csv", "spec.resolved.toml"] {
-        std::fs::copy(format!("results/quick/{f}"), shard.join(f)).unwrap();
-    }
-    let shard_s = shard.display().to_string();
-    fails(
-        &["merge", &shard_s, "--out", &o],
-        &["--out", "would delete", "merged from"],
-    );
-    assert!(shard.join("results.csv").exists());
-}
-
-/// `sweep --out` into a folder that was never a sweep's output (the user's own results.csv,
-/// report.html and an .incomplete/ folder) is refused whole; an empty folder, or one holding
-/// only the sweep file, is used.
-#[test]
-fn sweep_into_a_folder_that_is_not_a_sweeps_output_is_refused() {
-    let (tmp, spec) = sweep_file(&[]);
-    let user = tmp.path().join("userdir");
-    std::fs::create_dir_all(user.join(".incomplete")).unwrap();
-    std::fs::write(user.join("results.csv"), "mine\n1\n").unwrap();
-    std::fs::write(user.join("report.html"), "<p>mine</p>").unwrap();
-    std::fs::write(user.join(".incomplete/draft.txt"), "draft").unwrap();
-    let cache = tmp.path().join("cache").display().to_string();
-    let u = user.display().to_string();
-    let err = fails(
-        &["sweep", &spec, "--out", &u, "--cache", &cache, "--quiet"],
-        &["--out", "not a sweep's output", "empty or new folder"],
-    );
-    assert!(err.contains("results.csv"), "{err}");
-    assert_eq!(
-        std::fs::read(user.join("results.csv")).unwrap(),
-        b"mine\n1\n"
-    );
-    assert_eq!(
-        std::fs::read(user.join("report.html")).unwrap(),
-        b"<p>mine</p>"
-    );
-    assert_eq!(
-        std::fs::read(user.join(".incomplete/draft.txt")).unwrap(),
-        b"draft"
-    );
-    let mut names: Vec<_> = std::fs::read_dir(&user)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [".incomplete", "report.html", "results.csv"],
-        "no lock left"
-    );
-    // --resume too, and the folder named through one that does not exist yet.
-    fails(
-        &[
-            "sweep", &spec, "--out", &u, "--cache", &cache, "--quiet", "--resume",
-        ],
-        &["--out", "not a sweep's output"],
-    );
-    // A cluster run is refused when it is submitted, not at the merge after it ran.
-    fails(
-        &[
-            "sweep",
-            &spec,
-            "--slurm",
-            "--dry-run",
-            "--shards",
-            "2",
-            "--out",
-            &u,
-            "--cache",
-            &cache,
-        ],
-        &["--out", "not a sweep's output"],
-    );
-    assert!(!user.join("slurm").exists());
-    let around = format!("{u}/new/..");
-    fails(
-        &[
-            "sweep", &spec, "--out", &around, "--cache", &cache, "--quiet",
-        ],
-        &["--out", "not a sweep's output"],
-    );
-    assert!(!user.join("new").exists());
-    // Files a run neither replaces nor deletes are no reason to refuse a folder: a log, a
-    // cache kept inside it, the folder of another run named `<name>/...`.
-    let logged = tmp.path().join("logged");
-    std::fs::create_dir_all(logged.join("other-run")).unwrap();
-    std::fs::write(logged.join("run.log"), "log").unwrap();
-    let (l, lc) = (
-        logged.display().to_string(),
-        logged.join("cache").display().to_string(),
-    );
-    for _ in 0..2 {
-        let o = run(&["sweep", &spec, "--out", &l, "--cache", &lc, "--quiet"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    assert_eq!(std::fs::read(logged.join("run.log")).unwrap(), b"log");
-    // An empty existing folder, and then the sweep's own output again, are fine.
-    let empty = tmp.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
-    let e = empty.display().to_string();
-    for _ in 0..2 {
-        let o = run(&["sweep", &spec, "--out", &e, "--cache", &cache, "--quiet"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    // A folder holding only the sweep file.
-    let own = tmp.path().join("own");
-    std::fs::create_dir(&own).unwrap();
-    std::fs::copy(&spec, own.join("bad.toml")).unwrap();
-    let (own_spec, own_s) = (
-        own.join("bad.toml").display().to_string(),
-        own.display().to_string(),
-    );
-    let o = run(&[
-        "sweep", &own_spec, "--out", &own_s, "--cache", &cache, "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(own.join("results.csv").exists());
 }

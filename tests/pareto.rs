@@ -84,8 +84,8 @@ fn outputs_that_clash_are_refused_before_writing() {
     let input = p("results.csv");
     std::fs::copy("results/quick/results.csv", &input).unwrap();
     for (out, plot, expect) in [
-        (p("f.csv"), Some(p("f.csv")), "the same file as --out"),
-        (p("f.csv"), Some(p("./f.csv")), "the same file as --out"),
+        (p("f.csv"), Some(p("f.csv")), "name the same file"),
+        (p("f.csv"), Some(p("./f.csv")), "name the same file"),
         (p("f.csv"), Some(p("adir")), "--plot"),
         (p("adir"), None, "--out"),
         (input.clone(), None, "is the input"),

@@ -348,6 +348,13 @@ fn onnx_gemm_rules_as_onnxruntime_reads_them() {
     check("gemm_rules.onnx", "gemm_rules", LoadOptions::default());
 }
 
+/// The head's rows transposed before the Gemm (`Transpose` perm [1, 0]) and read back by
+/// `transA = 1`: onnxruntime's product of the untransposed rows. transA was refused.
+#[test]
+fn onnx_gemm_trans_a_reads_transposed_rows() {
+    check("gemm_trans_a.onnx", "gemm_trans_a", LoadOptions::default());
+}
+
 /// A safetensors model says where its head reads with `--head-input`: on the last step, the
 /// output is onnxruntime's every-step output at the last step, `[N, O]`; without `--head`, or
 /// on an ONNX file (whose graph says it), the flag is refused.

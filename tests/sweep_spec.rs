@@ -1,6 +1,6 @@
 //! Sweep files that are refused before the run (exit 2, one line naming the file, the key and
 //! what is wrong, no output directory), and the checks of their values, levels, sizes, names
-//! and columns. The command-line and file-format cases are in `bad_input.rs`.
+//! and columns. The command-line and file-format cases are in `bad_flags.rs` and `bad_input.rs`.
 
 use std::path::Path;
 use std::process::Command;

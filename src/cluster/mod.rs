@@ -264,10 +264,15 @@ pub struct Jobs {
     /// Job ids of the shard arrays: the first submission, then each resubmission.
     pub shard_arrays: Vec<String>,
     pub merge: String,
+    /// The sweep file the scripts run (absolute), so that a resubmission can check its write
+    /// of this file against the run's inputs; a list written before it was recorded has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<PathBuf>,
 }
 
 impl Jobs {
-    fn path(out: &Path) -> PathBuf {
+    /// Where a run's job list is (written at submission and by every resubmission).
+    pub fn path(out: &Path) -> PathBuf {
         out.join("slurm").join("jobs.toml")
     }
 
@@ -362,6 +367,7 @@ pub fn submit(plan: &Plan) -> Result<Jobs, ClusterError> {
         precision: p,
         shard_arrays: vec![s],
         merge: m,
+        spec: Some(plan.spec.clone()),
     };
     jobs.save(&plan.out)?;
     Ok(jobs)

@@ -33,9 +33,17 @@ pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
         smoke: a.smoke,
     };
     plan.check()?;
-    let scripts: Vec<Output> = (plan.scripts().into_iter())
+    let mut scripts: Vec<Output> = (plan.scripts().into_iter())
         .map(|(name, _)| Output::inside("--out", &out, plan.slurm_dir().join(name)))
         .collect();
+    if !a.dry_run {
+        // Written after the jobs are submitted: checked now, when a refusal submits nothing.
+        scripts.push(Output::inside(
+            "--out",
+            &out,
+            cluster::Jobs::path(&plan.out),
+        ));
+    }
     let inputs = crate::sweep::spec_inputs(&a.spec, &spec);
     // The merge at the end would refuse a folder of other results: refused now, before the
     // cluster runs anything.
@@ -81,6 +89,7 @@ pub(super) fn status_cmd(a: &StatusArgs) -> Result<()> {
             crate::out!("nothing to resubmit")?;
             return Ok(());
         }
+        refuse_overwriting_inputs(&run_inputs(&st.jobs), &[job_list(&a.dir)])?;
         let jobs = cluster::resubmit(&a.dir, &st)?;
         crate::out!(
             "resubmitted: shards array {}, merge job {}",
@@ -89,4 +98,25 @@ pub(super) fn status_cmd(a: &StatusArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The job list `status --resubmit` rewrites, as an output of `DIR`.
+fn job_list(dir: &std::path::Path) -> Output {
+    Output::inside("DIR", dir, cluster::Jobs::path(dir))
+}
+
+/// What the resubmitted jobs read: the sweep file recorded at submission, with the models,
+/// input and architecture files it names (only the file itself when it no longer reads as a
+/// sweep file); nothing for a job list written before the sweep file was recorded.
+fn run_inputs(jobs: &cluster::Jobs) -> Vec<Input> {
+    let Some(spec) = &jobs.spec else {
+        return Vec::new();
+    };
+    match crate::sweep::spec::load(spec) {
+        Ok(s) => crate::sweep::spec_inputs(spec, &s),
+        Err(_) => vec![Input::new(
+            format!("the sweep file ({})", spec.display()),
+            spec,
+        )],
+    }
 }

@@ -31,8 +31,9 @@ pub struct ParetoArgs {
 /// Runs `lstm-dse pareto`: reads, filters, writes the front, plots it if asked, and prints
 /// "N rows, M pass the filter, K on the front" to stderr.
 pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
-    // Both outputs are checked before either is written, so a refusal writes nothing.
-    use crate::report::{refuse_overwriting_inputs, same_file, Input, Output};
+    // Both outputs are checked (against the input and each other) before either is written,
+    // so a refusal writes nothing.
+    use crate::report::{refuse_overwriting_inputs, Input, Output};
     let mut outputs = vec![Output::file("--out", &args.out)];
     outputs.extend(args.plot.iter().map(|p| Output::file("--plot", p)));
     refuse_overwriting_inputs(&[Input::new("the input", &args.input)], &outputs)?;
@@ -41,12 +42,6 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
             crate::report::writable(path)
                 .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
         }
-    }
-    if let Some(plot) = args.plot.as_ref().filter(|p| same_file(p, &args.out)) {
-        anyhow::bail!(
-            "--plot {}: the same file as --out; give the figure its own name",
-            plot.display()
-        );
     }
     // The errors name the file, line, column or expression themselves.
     let result = front_of_csv(

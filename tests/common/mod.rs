@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod report_sweep;
+pub mod scratch;
+pub mod sweep_case;
+
 use lstm_dse::gpu::{AdapterChoice, GpuContext};
 use lstm_dse::lstm::builtin::SplitMix64;
 use lstm_dse::lstm::npy::Sequences;

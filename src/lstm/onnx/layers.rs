@@ -259,11 +259,48 @@ impl Builder<'_> {
     }
 
     pub(super) fn dense(&mut self, node: &NodeProto) -> Result<(), String> {
+        // ONNX's transA / transB are booleans: onnxruntime transposes for any nonzero value.
+        let trans_a = (node.op_type == "Gemm")
+            .then(|| attr_i(node, "transA", 0))
+            .filter(|&t| t != 0);
         let axes = match node.input.first().and_then(|n| self.val(n)) {
-            Some(Val::State | Val::Final { .. }) => self.final_head(node)?,
+            Some(Val::State | Val::Final { .. }) => {
+                if let (Some(t), Some(Val::Final { .. })) =
+                    (trans_a, node.input.first().and_then(|n| self.val(n)))
+                {
+                    // A is [batch, features]: read transposed, its batch would be summed as
+                    // features. A final state reaches a Gemm only as [batch, features] (the
+                    // importer follows no Transpose of states: that is refused as the
+                    // untracked state it makes), so transA never fits here.
+                    return Err(format!(
+                        "transA={t} reads the LSTM's last state, [batch, features], transposed, as [features, batch] (each output would mix sequences); a dense head needs [batch, features]: drop transA"
+                    ));
+                }
+                self.final_head(node)?
+            }
             _ => self.seq(node, 0)?,
         };
-        let fin = Self::features(&axes)?;
+        // transA reads A = [features, rows] (a Transpose of the head's input, perm [1, 0])
+        // as [rows, features]: the same product as on the untransposed value.
+        let axes = match (trans_a, &axes[..]) {
+            (None, _) => axes,
+            (Some(_), [a, b]) => vec![*b, *a],
+            (Some(t), _) => {
+                return Err(format!(
+                    "Gemm takes a matrix; the value has axes {} (transA={t})",
+                    show(&axes)
+                ))
+            }
+        };
+        let fin = match (trans_a, Self::features(&axes)) {
+            (Some(t), Err(_)) => {
+                return Err(format!(
+                    "transA={t} reads the value transposed, as {}; the dense head needs [rows or batch, features] after it: give A as [features, rows] (a Transpose perm [1, 0] of the head's input) or drop transA",
+                    show(&axes)
+                ))
+            }
+            (_, fin) => fin?,
+        };
         if node.op_type == "Gemm" && axes.len() != 2 {
             return Err(format!(
                 "Gemm takes a matrix (rows x features); the value has axes {} (flatten it with a Reshape to [-1, {fin}], or use MatMul)",
@@ -273,15 +310,8 @@ impl Builder<'_> {
         let (wd, w) = self
             .floats(node, 1, "the weight")?
             .ok_or("weight is missing")?;
-        // ONNX's transA / transB are booleans: onnxruntime transposes for any nonzero value.
         let trans_b = node.op_type == "Gemm" && attr_i(node, "transB", 0) != 0;
         if node.op_type == "Gemm" {
-            let trans_a = attr_i(node, "transA", 0);
-            if trans_a != 0 {
-                return Err(format!(
-                    "transA={trans_a} (a transposed input) is not supported"
-                ));
-            }
             for a in ["alpha", "beta"] {
                 if attr(node, a).is_some_and(|x| x.f != 1.0) {
                     return Err(format!("{a} other than 1 is not supported"));

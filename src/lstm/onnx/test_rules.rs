@@ -54,9 +54,60 @@ fn gemm_transposes_b_for_any_nonzero_trans_b() {
     let gemm = node("Gemm", "fc", &["F", "B3"], "Z", vec![int("transB", 0)]);
     let err = on_final(vec![gemm], vec![b]).unwrap_err();
     assert!(err.contains("weight has shape [3, 5]"), "{err}");
+}
+
+/// transA reads A transposed: a [features, batch] value (a Transpose of the last step) is
+/// read as [batch, features], the same product (onnxruntime's numbers on rows:
+/// tests/reference.rs, gemm_trans_a). It was refused for every A. On [batch, features]
+/// itself, the last step or the final state, it would sum sequences as features: refused,
+/// saying so; a Transpose of a final state is not followed (refused as any other op on it).
+#[test]
+fn gemm_reads_a_transposed_input_for_any_nonzero_trans_a() {
+    let b = floats("B3", &[H, 3]);
+    // LSTM -> Squeeze -> the last step L [batch, H] -> `head`.
+    let on_last = |head: Vec<NodeProto>| {
+        let (l, mut inits) = lstm(1, vec![]);
+        let mut last = int64s("last", &[-1]);
+        last.dims.clear();
+        inits.extend([int64s("axis1", &[1]), last, b.clone()]);
+        let mut nodes = vec![
+            l,
+            node("Squeeze", "sq", &["Y", "axis1"], "S", vec![]),
+            node("Gather", "g", &["S", "last"], "L", vec![int("axis", 0)]),
+        ];
+        nodes.extend(head);
+        parse_graph(17, nodes, inits, None, "Z")
+    };
+    let transpose = |from: &str| node("Transpose", "t", &[from], "T", vec![ints("perm", &[1, 0])]);
+    for trans_a in [1, 2, -1] {
+        let gemm = node(
+            "Gemm",
+            "fc",
+            &["T", "B3"],
+            "Z",
+            vec![int("transA", trans_a)],
+        );
+        let d = dense(on_last(vec![transpose("L"), gemm]).unwrap());
+        assert_eq!((d.input_size, d.output_size), (H, 3), "transA={trans_a}");
+    }
+    let gemm = node("Gemm", "fc", &["L", "B3"], "Z", vec![int("transA", 1)]);
+    let err = on_last(vec![gemm]).unwrap_err();
+    assert!(
+        err.contains("transA=1 reads the value transposed, as [features (5), batch]"),
+        "{err}"
+    );
     let gemm = node("Gemm", "fc", &["F", "B3"], "Z", vec![int("transA", 2)]);
-    let err = on_final(vec![gemm], vec![floats("B3", &[H, 3])]).unwrap_err();
-    assert!(err.contains("transA=2 (a transposed input)"), "{err}");
+    let err = on_final(vec![gemm], vec![b.clone()]).unwrap_err();
+    assert!(
+        err.contains("transA=2 reads the LSTM's last state, [batch, features], transposed"),
+        "{err}"
+    );
+    let gemm = node("Gemm", "fc", &["T", "B3"], "Z", vec![int("transA", 1)]);
+    let err = on_final(vec![transpose("F"), gemm], vec![b]).unwrap_err();
+    assert!(
+        err.contains("an op the importer does not follow on states"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,0 +1,268 @@
+//! Bad command lines never panic: each case exits with code 2, prints exactly one line naming
+//! the flag or argument and the problem, and writes no output file. Here: flags that ask for
+//! too much (threshold grids, `--jobs`, runs over `--max-memory`), missing arguments, unknown
+//! bench lanes and wgpu backends, and outputs that cannot be written as asked (under a file,
+//! through links and devices). Bad files and values: `bad_input.rs`.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+
+use common::{data, fails, sweep_file};
+
+#[test]
+fn unknown_bench_lanes_are_refused_before_any_row() {
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args([
+            "bench",
+            "engine",
+            "--lanes",
+            "fp32,calibration",
+            "--reps",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--lanes 'calibration'"), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "printed before the error: {:?}",
+        o.stdout
+    );
+}
+
+#[test]
+fn flags_that_ask_for_too_much_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.npy").display().to_string();
+    fails(
+        &[
+            "gen-input",
+            "--model",
+            "builtin:tiny",
+            "--sequences",
+            "1000000000000",
+            "--output",
+            &out,
+        ],
+        &["--sequences 1000000000000", "--max-memory"],
+    );
+    fails(
+        &[
+            "gen-input",
+            "--model",
+            "builtin:tiny",
+            "--steps",
+            "1000000000000",
+            "--output",
+            &out,
+        ],
+        &["--max-memory"],
+    );
+    fails(
+        &[
+            "dynamic",
+            "--model",
+            "builtin:tiny",
+            "--input",
+            "tests/data/peephole.x.npy",
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            "0:1:1000000000000",
+            "--out",
+            &out,
+        ],
+        &["--thresholds", "1000000000000", "--max-points"],
+    );
+    let (d, spec) = sweep_file(&[]);
+    let o = d.path().join("o").display().to_string();
+    fails(
+        &["sweep", &spec, "--jobs", "5000", "--out", &o],
+        &["--jobs 5000", "1 to 256"],
+    );
+    fails(
+        &["sweep", &spec, "--jobs", "1000000", "--out", &o],
+        &["--jobs 1000000"],
+    );
+    fails(
+        &["sweep", &spec, "--max-memory", "lots", "--out", &o],
+        &["--max-memory", "'lots'"],
+    );
+    fails(
+        &["sweep", &spec, "--max-points", "0", "--out", &o],
+        &["--max-points"],
+    );
+    // The limits are flags: a small one refuses what the default allows.
+    fails(
+        &["sweep", &spec, "--max-points", "3", "--out", &o],
+        &["bad.toml", "design points", "more than the limit of 3"],
+    );
+    // clap's own usage errors are one line too.
+    fails(&["gen-input", "--sequences", "-1"], &["error:"]);
+}
+
+/// A run of the engine over an input too large for `--max-memory` is refused before it
+/// starts, naming the input, for every command that runs it; nothing is written.
+#[test]
+fn engine_runs_over_the_memory_limit_are_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    let x = x.to_str().unwrap();
+    // 40 x 50 positions of builtin:tiny (two layers of 32): about 8 MiB by the estimate,
+    // a 128 KiB file.
+    let gen = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(["gen-input", "--model", "builtin:tiny", "--sequences", "40"])
+        .args(["--steps", "50", "--output", x])
+        .output()
+        .unwrap();
+    assert!(gen.status.success(), "{gen:?}");
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let y = dir.path().join("y.npy");
+    let y = y.to_str().unwrap();
+    let model = ["--model", "builtin:tiny", "--input", x];
+    let commands: [&[&str]; 4] = [
+        &["infer", "--precision", "fx8", "--output", y],
+        &["ranges"],
+        &[
+            "groups",
+            "--group-sizes",
+            "16",
+            "--base",
+            "fx16",
+            "--out",
+            out,
+        ],
+        &[
+            "trace",
+            "--precisions",
+            "fx8;fp16",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        ],
+    ];
+    for args in commands {
+        let mut all = vec!["--max-memory", "2M", args[0]];
+        all.extend(model);
+        all.extend(&args[1..]);
+        fails(&all, &[x, "40 sequence(s) x 50 steps", "--max-memory"]);
+        assert!(
+            !Path::new(y).exists() && !Path::new(out).exists(),
+            "{all:?}"
+        );
+        // The same run within the limit goes through.
+        all[1] = "64M";
+        let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(&all)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{all:?}: {o:?}");
+        let _ = (std::fs::remove_dir_all(out), std::fs::remove_file(y));
+    }
+}
+
+/// A command line without a required argument names the argument on its one line.
+#[test]
+fn missing_arguments_are_named() {
+    fails(&["trace"], &["--model", "--input", "--precisions", "--out"]);
+    fails(&["merge", "--out", "m"], &["<DIR>"]);
+}
+
+/// A threshold grid's count in any notation of a whole number; an output under a file names
+/// the file (the message was "File exists").
+#[test]
+fn grid_counts_and_outputs_under_a_file() {
+    let grid = |t: &str| lstm_dse::dynamic::parse_thresholds(t, 2);
+    assert_eq!(grid("0:1:1e1").unwrap().len(), 10);
+    assert_eq!(grid("0:1:10").unwrap().len(), 10);
+    for bad in ["0:1:1.5", "0:1:0", "0:1:-2", "0:1:1e30"] {
+        let e = grid(bad).unwrap_err().to_string();
+        assert!(e.contains("whole number"), "{bad}: {e}");
+    }
+    // A negative threshold acted as 0 (the metrics are magnitudes of change).
+    for bad in ["-1", "0,-0.5", "-1:1:5", "0.1/-0.2"] {
+        let e = lstm_dse::dynamic::parse_thresholds(bad, if bad.contains('/') { 3 } else { 2 })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is negative"), "{bad}: {e}");
+    }
+    assert!(grid("0,0:1:3,inf").is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("y.npy");
+    infer_to_fails(out.to_str().unwrap(), &["afile is a file, not a directory"]);
+}
+
+/// Outputs that are not plain files: a link is written through (the link stays), a device is
+/// written to in place (renaming over it replaced /dev/null itself when run as root), a
+/// directory is refused.
+#[cfg(unix)]
+#[test]
+fn outputs_through_links_and_devices() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    let target = dir.path().join("target.npy");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.path().join("link.npy");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let infer = |out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(["infer", "--model", &m, "--input", &x, "--precision", "fx8"])
+            .args(["--output", out])
+            .output()
+            .unwrap()
+    };
+    assert!(infer(link.to_str().unwrap()).status.success());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read(&target).unwrap().starts_with(b"\x93NUMPY"));
+    assert!(infer("/dev/null").status.success());
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+    infer_to_fails(&dir.path().display().to_string(), &["is a directory"]);
+}
+
+/// `infer` of the peephole fixture into `out` fails with one line mentioning `expect`.
+fn infer_to_fails(out: &str, expect: &[&str]) {
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    let args = [
+        "infer",
+        "--model",
+        &m,
+        "--input",
+        &x,
+        "--precision",
+        "fx8",
+        "--output",
+        out,
+    ];
+    fails(&args, expect);
+}
+
+#[test]
+fn a_wgpu_backend_that_names_nothing_is_named() {
+    // `WGPU_BACKEND=bogus` leaves no backend to search; the message said to install drivers.
+    let out = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(["trace", "--model", &data("peephole.onnx")])
+        .args(["--input", &data("peephole.x.npy"), "--precisions", "fx8"])
+        .args(["--device", "gpu", "--out", "unused"])
+        .env("WGPU_BACKEND", "bogus")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("WGPU_BACKEND='bogus' names no backend"),
+        "{err}"
+    );
+}
