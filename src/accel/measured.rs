@@ -112,6 +112,24 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
             };
             levels.push(level);
         }
+        // Lowest first, each level wider than the one before (as `dynamic` writes them): a
+        // level out of order or repeated would cost steps at the wrong width.
+        let bits = |l: &PrecisionLevel| (l.weight_bits, l.activation_bits);
+        if let Some(k) = (1..levels.len()).find(|&k| {
+            let ((w0, a0), (w1, a1)) = (bits(&levels[k - 1]), bits(&levels[k]));
+            w1 < w0 || a1 < a0 || (w1, a1) == (w0, a0)
+        }) {
+            let names: Vec<&str> = record.get(levels_col).unwrap_or("").split('|').collect();
+            return Err(parse_err(
+                line,
+                format!(
+                    "column 'levels': '{}' is not narrower than '{}': give the levels lowest \
+                     first, each wider than the one before",
+                    names[k - 1].trim(),
+                    names[k].trim()
+                ),
+            ));
+        }
         let value = |name: &str| -> Result<Option<f64>, AccelError> {
             match col(name)
                 .and_then(|c| record.get(c))
@@ -311,6 +329,17 @@ pub fn read_group_widths(path: &Path, group_size: usize) -> Result<Vec<f64>, Acc
         let sum: f64 = widths.iter().sum();
         if sum <= 0.0 {
             return Err(parse_err(line, "group widths sum to 0".into()));
+        }
+        // Fractions of the groups (`groups` writes them from counts): they sum to 1 but for
+        // the rounding of their digits; anything else is not a histogram of widths.
+        if (sum - 1.0).abs() > 1e-6 {
+            return Err(parse_err(
+                line,
+                format!(
+                    "columns 'frac_groups_width_<w>': the fractions sum to {sum}, not 1 (each \
+                     is the share of groups of that width)"
+                ),
+            ));
         }
         widths.iter_mut().for_each(|f| *f /= sum);
         return Ok(widths);

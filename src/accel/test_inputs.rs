@@ -361,3 +361,62 @@ fn a_zeroed_energy_model_still_costs_points() {
     let p = evaluate(&arch("epur", &refs), &uniform("u", 2, 16, 32, 10)).expect("costs");
     assert!(p.cycles > 0.0 && p.cycles.is_finite());
 }
+
+/// A policy's levels run lowest first, each wider than the one before (as `dynamic` writes
+/// them): a row out of order or with a level twice is refused, naming the file, line and pair.
+#[test]
+fn policy_levels_out_of_order_or_repeated_are_refused() {
+    let head = "policy,levels,frac_level_0,frac_level_1\n";
+    for (levels, pair) in [
+        ("fx16|fx8", "'fx16' is not narrower than 'fx8'"),
+        ("fx8|fx8", "'fx8' is not narrower than 'fx8'"),
+        (
+            "w=fx8,a=fx16|fx12",
+            "'w=fx8,a=fx16' is not narrower than 'fx12'",
+        ),
+    ] {
+        let e = parse_policy(&format!("{head}3,\"{levels}\",0.5,0.5\n"), "p.csv", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("p.csv:2:") && e.contains(pair),
+            "{levels}: {e}"
+        );
+    }
+    for levels in ["fx8|fx16", "w=fx8,a=fx8|w=fx8,a=fx16", "fp8e4m3|fp16"] {
+        parse_policy(&format!("{head}3,\"{levels}\",0.5,0.5\n"), "p.csv", 3)
+            .unwrap_or_else(|e| panic!("{levels}: {e}"));
+    }
+}
+
+/// `groups.csv`'s width fractions are shares of the groups: a row whose shares do not sum to 1
+/// is refused (it was rescaled and costed), while the rounding of written digits passes.
+#[test]
+fn group_width_fractions_must_sum_to_one() {
+    let dir = std::env::temp_dir().join(format!("lstm-dse-widths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("groups.csv");
+    let head =
+        "tensor,group_size,base_bits,frac_groups_width_1,frac_groups_width_2,frac_groups_width_3\n";
+    for (row, ok) in [
+        ("activations,4,3,0.2,0.3,0.5", true),
+        ("activations,4,3,0.1,0.2,0.7000000000000001", true),
+        ("activations,4,3,0.2,0.3,5", false),
+        ("activations,4,3,0.1,0.1,0.1", false),
+    ] {
+        std::fs::write(&file, format!("{head}{row}\n")).unwrap();
+        let got = read_group_widths(&file, 4);
+        match (got, ok) {
+            (Ok(w), true) => assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{row}"),
+            (Err(e), false) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("groups.csv:2:") && e.contains("not 1"),
+                    "{row}: {e}"
+                );
+            }
+            (got, _) => panic!("{row}: {got:?}"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
