@@ -293,3 +293,106 @@ fn calibration_options_name_the_bad_token() {
     infer_fails(&m, &x, "fx8,cal=median", &["'median'", "calibration rule"]);
     infer_fails(&m, &x, "fx8,wscale=rows", &["'rows'", "weight scale"]);
 }
+
+/// Runs the binary with `args` in `dir`, killing it after 60 s (a FIFO read would block
+/// forever, a device never end): exit 2, one line naming `name` and what it is.
+fn refused_in_time(dir: &std::path::Path, args: &[&str], name: &str, what: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{args:?}: still running after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(name) && err.contains(what), "{args:?}: {err}");
+}
+
+/// Inputs that are not regular files are refused before they are opened (a FIFO blocked the
+/// run before its first byte; `/dev/zero` as a model, input or architecture was read until
+/// memory ran out), and a CSV line longer than 16 MiB is refused where the parser grew one
+/// record until the allocator aborted.
+#[cfg(unix)]
+#[test]
+fn pipes_devices_and_endless_lines_are_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(Command::new("mkfifo")
+        .arg(d.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.onnx")).unwrap();
+    // 20 MiB of one line, sparse: cheap to make.
+    let long = std::fs::File::create(d.join("long.csv")).unwrap();
+    long.set_len(20 << 20).unwrap();
+    let not_regular = "not a regular file";
+    let arch = common::data("sweeps/arch/epur.toml");
+    let spec = |from: &str, to: &str| {
+        let (_kept, path) = common::sweep_file(&[(from, to)]);
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = text.replace("sweeps/arch/epur.toml", &arch);
+        std::fs::write(d.join("s.toml"), text).unwrap();
+    };
+    for (from, to, name) in [
+        (
+            "base = \"sweeps/arch/epur.toml\"",
+            "base = \"fifo\"",
+            "arch.base: fifo",
+        ),
+        (
+            "models = [\"builtin:tiny\"]",
+            "models = [\"/dev/zero\"]",
+            "workload.models: /dev/zero",
+        ),
+        (
+            "models = [\"builtin:tiny\"]",
+            "models = [\"zero.onnx\"]",
+            "workload.models: zero.onnx",
+        ),
+        (
+            "steps = 4",
+            "steps = 4\ninput = \"fifo\"",
+            "workload.input: fifo",
+        ),
+    ] {
+        spec(from, to);
+        refused_in_time(
+            d,
+            &["sweep", "s.toml", "--out", "o", "--quiet"],
+            name,
+            not_regular,
+        );
+        assert!(!d.join("o").exists());
+    }
+    for csv in ["fifo", "/dev/zero"] {
+        let args = ["pareto", csv, "--minimize", "a", "--out", "f.csv"];
+        refused_in_time(d, &args, csv, not_regular);
+    }
+    let args = ["pareto", "long.csv", "--minimize", "a", "--out", "f.csv"];
+    refused_in_time(d, &args, "long.csv", "a line longer than 16 MiB");
+    let args = ["model", "--arch", "fifo", "--model", "builtin:tiny"];
+    refused_in_time(d, &args, "fifo", not_regular);
+    let args = [
+        "infer",
+        "--model",
+        "zero.onnx",
+        "--input",
+        "fifo",
+        "--output",
+        "y.npy",
+    ];
+    refused_in_time(d, &args, "zero.onnx", not_regular);
+    assert!(!d.join("f.csv").exists() && !d.join("y.npy").exists());
+}

@@ -23,7 +23,7 @@ pub fn format_bits(name: &str) -> Option<u32> {
 /// A measurement file (policies.csv, groups.csv) read whole: (name for errors, text).
 fn read_text(path: &Path) -> Result<(String, String), AccelError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| AccelError::Io {
+    let text = crate::inputs::read_text(path).map_err(|e| AccelError::Io {
         path: shown.clone(),
         message: one_line(&e.to_string()),
     })?;

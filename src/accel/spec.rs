@@ -226,7 +226,7 @@ fn default_softmax_pj_per_element() -> f64 {
 /// Reads and parses one architecture file. Range checks happen in [`super::Arch::from_spec`].
 pub fn load_arch(path: &Path) -> Result<ArchSpec, AccelError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| AccelError::Io {
+    let text = crate::inputs::read_text(path).map_err(|e| AccelError::Io {
         path: shown.clone(),
         message: one_line(&e.to_string()),
     })?;

@@ -328,6 +328,8 @@ pub(crate) fn read_file(
             format!("is a directory, expected {expected}"),
         ));
     }
+    // A FIFO or device: refused before opening (it could block, or never end).
+    crate::inputs::regular(path).map_err(io)?;
     crate::limits::check_memory(what, Some(meta.len() as u128))
         .map_err(|e| ModelError::invalid(name, e.to_string()))?;
     std::fs::read(path).map_err(io)

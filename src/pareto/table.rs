@@ -83,10 +83,10 @@ pub fn front_of_csv(
         path: input.to_path_buf(),
         source,
     };
+    let file = crate::inputs::open_csv(input).map_err(|e| csv_err(e.into()))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_path(input)
-        .map_err(csv_err)?;
+        .from_reader(file);
     let header = reader.headers().map_err(csv_err)?.clone();
     let columns: Vec<String> = header.iter().map(str::to_string).collect();
     // A name the header holds twice cannot say which column it means.

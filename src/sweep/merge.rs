@@ -51,7 +51,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         &super::outdir::outputs("merge: --out", out),
     )?;
     let read_resolved = |d: &Path| {
-        std::fs::read_to_string(d.join("spec.resolved.toml"))
+        crate::inputs::read_text(&d.join("spec.resolved.toml"))
             .with_context(|| format!("merge: {}: no spec.resolved.toml", d.display()))
     };
     let resolved = read_resolved(first)?;
@@ -74,7 +74,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         )?;
         shard_files.push(read_shard_file(d)?.map(|f| (f, d.as_path())));
         let results = d.join("results.csv");
-        let mut rd = csv::Reader::from_path(&results)
+        let mut rd = crate::inputs::open_csv(&results)
+            .map(csv::Reader::from_reader)
             .with_context(|| format!("merge: {}: cannot read", results.display()))?;
         let h = rd.byte_headers()?.clone();
         if header.as_ref().is_some_and(|x| *x != h) {
@@ -103,7 +104,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         }
         let sk = d.join("skipped.csv");
         if sk.exists() {
-            let mut rd = csv::Reader::from_path(&sk)
+            let mut rd = crate::inputs::open_csv(&sk)
+                .map(csv::Reader::from_reader)
                 .with_context(|| format!("merge: {}: cannot read", sk.display()))?;
             for rec in rd.byte_records() {
                 let rec = rec.with_context(|| format!("merge: {}", sk.display()))?;
@@ -183,7 +185,7 @@ fn read_shard_file(d: &Path) -> Result<Option<ShardFile>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path)
+    let text = crate::inputs::read_text(&path)
         .with_context(|| format!("merge: {}: cannot read", path.display()))?;
     let f: ShardFile = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("merge: {}: {}", path.display(), e.message()))?;

@@ -61,12 +61,13 @@ pub(super) fn model_plans(
         let mut identity = input_id;
         if !name.starts_with("builtin:") {
             identity.extend(
-                std::fs::read(name).with_context(|| format!("{file}: workload.models: {name}"))?,
+                crate::inputs::read(Path::new(name))
+                    .with_context(|| format!("{file}: workload.models: {name}"))?,
             );
             // An ONNX model's weights may live in files beside it (external data).
             for data in model_data_files(name) {
                 let what = format!("{file}: workload.models: {name}: {}", data.display());
-                identity.extend(std::fs::read(&data).with_context(|| what)?);
+                identity.extend(crate::inputs::read(&data).with_context(|| what)?);
             }
         }
         if let Some(l) = &labels {

@@ -74,7 +74,7 @@ pub(super) fn content_hash(file: &str, key: &str, path: &str) -> Result<String> 
     if Path::new(path).is_dir() {
         return Err(bad(format!("{path}: is a directory, expected a file")).into());
     }
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("{path}: {e}")))?;
+    let bytes = crate::inputs::read(Path::new(path)).map_err(|e| bad(format!("{path}: {e}")))?;
     Ok(format!("fnv64:{:016x}:{}", fnv64(&[&bytes]), bytes.len()))
 }
 

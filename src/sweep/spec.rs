@@ -192,7 +192,7 @@ pub struct ParetoSpec {
 /// Parses a sweep file; unknown keys are errors naming the key.
 pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+    let text = crate::inputs::read_text(path).map_err(|e| SpecError {
         file: file.clone(),
         key: "file".into(),
         problem: e.to_string(),

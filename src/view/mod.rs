@@ -40,7 +40,8 @@ pub struct Table {
 impl Table {
     /// Reads a whole CSV file with a header.
     pub fn read(path: &Path) -> Result<Table, ViewError> {
-        let mut rd = csv::Reader::from_path(path).map_err(|e| file_error(path, e))?;
+        let file = crate::inputs::open_csv(path).map_err(|e| file_error(path, e))?;
+        let mut rd = csv::Reader::from_reader(file);
         let header = rd
             .headers()
             .map_err(|e| file_error(path, e))?
@@ -113,7 +114,8 @@ impl SweepDir {
         let spec = crate::sweep::spec_of(&resolved)
             .map_err(|e| file_error(&resolved_path, e.message()))?;
         let results = dir.join("results.csv");
-        let mut rd = csv::Reader::from_path(&results).map_err(|e| file_error(&results, e))?;
+        let file = crate::inputs::open_csv(&results).map_err(|e| file_error(&results, e))?;
+        let mut rd = csv::Reader::from_reader(file);
         let columns: Vec<String> = rd
             .headers()
             .map_err(|e| file_error(&results, e))?

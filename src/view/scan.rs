@@ -19,7 +19,7 @@ pub fn for_each_record(
     path: &Path,
     mut f: impl FnMut(&[u8]) -> std::io::Result<bool>,
 ) -> std::io::Result<()> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::inputs::open_csv(path)?;
     let mut buf = vec![0u8; 1 << 20];
     // `buf[..filled]` holds unread bytes; `start` is where the current record begins,
     // `scan` how far it has been scanned and `quoted` the quote state at `scan`.

@@ -124,7 +124,7 @@ fn data_path(file: &str, location: &str) -> Result<PathBuf, String> {
 /// order first named: a run that records or hashes a model's inputs must include them (the
 /// weights live there). Locations the import would refuse are left out (the import says why).
 pub fn external_files(file: &str) -> Result<Vec<PathBuf>, ModelError> {
-    let bytes = std::fs::read(file).map_err(|cause| ModelError::Io {
+    let bytes = crate::inputs::read(Path::new(file)).map_err(|cause| ModelError::Io {
         file: file.to_string(),
         cause,
     })?;

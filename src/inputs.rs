@@ -1,0 +1,125 @@
+//! Reading the files a command is given: regular files only, and no more than the limits allow.
+//!
+//! A FIFO would block the run before its first byte (opening one waits for a writer) and a
+//! device such as `/dev/zero` never ends, so every input is checked to be a regular file
+//! (after following links) before it is opened. A file read whole is counted against
+//! `--max-memory` by its size first ([`crate::limits::check_memory`]). A CSV file is read as a
+//! stream, so its size is no bound: [`open_csv`] refuses a line longer than [`MAX_LINE`]
+//! instead (a results row is a few hundred bytes), where the parser would otherwise grow one
+//! record until memory runs out.
+//!
+//! Errors are `std::io::Error`s of kind `InvalidInput` with a one-line reason, so each caller
+//! names the file as it names any read error.
+
+use std::io::{self, Read};
+use std::path::Path;
+
+/// The longest line a CSV input may hold: 16 MiB.
+pub const MAX_LINE: usize = 16 << 20;
+
+fn refuse(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, reason)
+}
+
+/// Checks that `path` names a regular file (links followed); returns its size.
+pub fn regular(path: &Path) -> io::Result<u64> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(refuse("is a folder, not a file".into()));
+    }
+    if !meta.is_file() {
+        return Err(refuse(
+            "is not a regular file (a pipe or a device could block or never end): give a file"
+                .into(),
+        ));
+    }
+    Ok(meta.len())
+}
+
+/// A regular file's bytes, after counting its size against `--max-memory`.
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let len = regular(path)?;
+    crate::limits::check_memory(&path.display().to_string(), Some(len as u128))
+        .map_err(|e| refuse(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::fs::File::open(path)?
+        .take(len.saturating_add(1 << 20))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`read`] as UTF-8 text.
+pub fn read_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read(path)?).map_err(|_| refuse("is not UTF-8 text".into()))
+}
+
+/// A regular file opened for a CSV reader: every line at most [`MAX_LINE`] bytes.
+pub fn open_csv(path: &Path) -> io::Result<LineBound<std::fs::File>> {
+    regular(path)?;
+    Ok(LineBound::new(std::fs::File::open(path)?, MAX_LINE))
+}
+
+/// A reader that fails once a line (bytes between newlines) grows past `max` bytes.
+pub struct LineBound<R> {
+    inner: R,
+    max: usize,
+    /// Bytes since the last newline.
+    run: usize,
+}
+
+impl<R> LineBound<R> {
+    pub fn new(inner: R, max: usize) -> Self {
+        LineBound { inner, max, run: 0 }
+    }
+}
+
+impl<R: Read> Read for LineBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            self.run = if b == b'\n' { 0 } else { self.run + 1 };
+            if self.run > self.max {
+                return Err(refuse(format!(
+                    "holds a line longer than {} MiB: not a CSV table",
+                    self.max >> 20
+                )));
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_past_the_bound_fails_and_shorter_ones_pass() {
+        let text = b"a,b\n1,2\n".repeat(3);
+        let mut ok = String::new();
+        LineBound::new(&text[..], 4)
+            .read_to_string(&mut ok)
+            .unwrap();
+        assert_eq!(ok.as_bytes(), &text[..]);
+        let long = [b"a,b\n".as_slice(), &[b'x'; 100]].concat();
+        assert!(LineBound::new(&long[..], 100)
+            .read_to_end(&mut Vec::new())
+            .is_ok());
+        let e = LineBound::new(&long[..], 99)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn folders_and_devices_are_not_inputs() {
+        let e = read(Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains("is a folder"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = read(Path::new("/dev/zero")).unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+            assert!(open_csv(Path::new("/dev/zero")).is_err());
+        }
+    }
+}
