@@ -146,19 +146,30 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
     )?;
     let (mut values, mut overrides) = (Vec::new(), Vec::new());
     for (k, mut v) in keys.iter().zip(raw) {
+        // A range value's error names the spec's key and the value (not `--set`, the flag that
+        // shares the parser); a TOML nan reaches here as the text NaN.
+        let value_error = |text: &str, e: accel::AccelError| {
+            let problem = match e {
+                _ if text == "NaN" => "not a number".to_string(),
+                accel::AccelError::Set { message, .. } => message,
+                e => e.to_string(),
+            };
+            bad(
+                &format!("arch.ranges.\"{k}\""),
+                format!("the value {text}: {problem}"),
+            )
+        };
         let mut o = v
             .iter()
-            .map(|v| Override::parse(&base, k, v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
+            .map(|v| Override::parse(&base, k, v).map_err(|e| value_error(v, e)))
+            .collect::<Result<Vec<_>, _>>()?;
         // A value its field refuses by itself would only skip every point that has it (the
         // fields it is compared with are set to values that pass, so only its own bounds
         // speak).
         let loose = accel::loosened_for(&base, k.trim());
         for (o, text) in o.iter().zip(&v) {
             let mut probe = loose.clone();
-            o.apply(&mut probe)
-                .map_err(|e| bad(&format!("arch.ranges.\"{k}\""), e.to_string()))?;
+            o.apply(&mut probe).map_err(|e| value_error(text, e))?;
             if let Err(accel::AccelError::Invalid { field, message, .. }) =
                 accel::Arch::from_spec(&probe, &spec.arch.base)
             {
