@@ -211,6 +211,34 @@ fn every_shipped_sweep_runs_in_smoke_mode() {
     assert!(n >= 5, "expected quick + four paper sweeps, found {n}");
 }
 
+/// A smoke run without `--out` writes `results/<name>-smoke`, never the real results, and its
+/// `spec.resolved.toml` lists the range values it ran (it recorded the whole ranges).
+#[test]
+fn a_smoke_run_records_what_it_ran_and_leaves_the_real_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/arch/epur.toml");
+    let spec = SPEC.replace("sweeps/arch/epur.toml", arch.to_str().unwrap());
+    std::fs::write(dir.path().join("s.toml"), spec).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(dir.path())
+        .args(["sweep", "s.toml", "--smoke", "--quiet", "--cache", "c"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("results/test-smoke");
+    assert!(
+        !dir.path().join("results/test").exists(),
+        "the real results"
+    );
+    let resolved = std::fs::read_to_string(out.join("spec.resolved.toml")).unwrap();
+    assert!(
+        resolved.contains(r#""compute.units" = [4, 8]"#)
+            && resolved.contains(r#""compute.multipliers_per_unit" = [8, 16]"#)
+            && resolved.contains(r#""dispatch.policy" = ["gate-per-unit", "tiled"]"#),
+        "{resolved}"
+    );
+}
+
 #[test]
 fn bad_sweeps_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

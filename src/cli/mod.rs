@@ -282,7 +282,8 @@ pub struct SweepArgs {
     /// The sweep file.
     #[arg(default_value = "sweeps/quick.toml", value_name = "SWEEP.toml")]
     pub spec: PathBuf,
-    /// Output directory (default: results/<name of the sweep>).
+    /// Output directory (default: results/<name of the sweep>; results/<name>-smoke with
+    /// --smoke, so a smoke run never replaces the real results).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Finish an interrupted run (refused when the spec changed).

@@ -50,7 +50,8 @@ use std::path::{Path, PathBuf};
 /// How to run a sweep.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Output directory (default: `results/<name of the sweep>`).
+    /// Output directory (default: `results/<name of the sweep>`, `results/<name>-smoke` for a
+    /// smoke run).
     pub out: Option<PathBuf>,
     pub resume: bool,
     /// `(i, n)`: this run takes points with index % n == i.
@@ -132,6 +133,8 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     let p = prepare(path, o.smoke)?;
     let out_path = match &o.out {
         Some(out) => out.clone(),
+        // A smoke run never replaces the real results: `results/<name>-smoke`.
+        None if o.smoke => results_dir(&p.file, &format!("{}-smoke", p.spec.name))?,
         None => results_dir(&p.file, &p.spec.name)?,
     };
     // Nothing is written before these checks: no user file a run would replace or delete in

@@ -149,6 +149,21 @@ pub enum Value {
     Text(String),
 }
 
+impl Value {
+    /// The value a range's text stands for (the inverse of how [`expand`] shows values).
+    pub fn from_text(t: &str) -> Value {
+        if let Ok(i) = t.parse::<i64>() {
+            Value::Int(i)
+        } else if let Ok(f) = t.parse::<f64>() {
+            Value::Float(f)
+        } else if let Ok(b) = t.parse::<bool>() {
+            Value::Bool(b)
+        } else {
+            Value::Text(t.to_string())
+        }
+    }
+}
+
 /// A range: a list of values, or a string `start:stop:step` / `log:start:stop:count`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
