@@ -5,10 +5,12 @@
 //! beyond it.
 //!
 //! [`verify`] reads them back before anything is appended: the header must be this plan's;
-//! every line must be exactly the row (or the skip reason) this plan gives for its point,
-//! in increasing point order, without a gap, a duplicate, a point of another shard, a NUL
-//! byte or a CR. A cut last line is removed; anything else is refused naming the file and
-//! line. What it returns is the set of points done, so the run goes on from there.
+//! every record (a line, or more where a quoted field holds a newline) must be exactly the
+//! row (or the skip reason) this plan gives for its point, in increasing point order, without
+//! a gap, a duplicate, a point of another shard, a NUL byte or a CR line end. A cut last
+//! record is removed; anything else is refused naming the file and line. A finished run's
+//! missing skipped.csv is rebuilt from the plan. What it returns is the set of points done, so
+//! the run goes on from there.
 
 use super::plan::{Cursor, Outcome, Plan};
 use super::row::Row;

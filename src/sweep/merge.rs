@@ -1,6 +1,7 @@
 //! `merge`: shard outputs combined into the results directory a single run gives, after
 //! checking that every shard comes from the same resolved spec, made by the same versions of the
-//! accelerator model and the numerics.
+//! accelerator model and the numerics, and that together they hold each of the run's points
+//! (the count spec.resolved.toml records) exactly once, as a row or a skip line.
 
 use super::outdir::{OutDir, SHARD_FILE};
 use super::resolved::{same_run, Check};
