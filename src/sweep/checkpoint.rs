@@ -5,10 +5,12 @@
 //! beyond it.
 //!
 //! [`verify`] reads them back before anything is appended: the header must be this plan's;
-//! every line must be exactly the row (or the skip reason) this plan gives for its point,
-//! in increasing point order, without a gap, a duplicate, a point of another shard, a NUL
-//! byte or a CR. A cut last line is removed; anything else is refused naming the file and
-//! line. What it returns is the set of points done, so the run goes on from there.
+//! every record (a line, or more where a quoted field holds a newline) must be exactly the
+//! row (or the skip reason) this plan gives for its point, in increasing point order, without
+//! a gap, a duplicate, a point of another shard, a NUL byte or a CR line end. A cut last
+//! record is removed; anything else is refused naming the file and line. A finished run's
+//! missing skipped.csv is rebuilt from the plan. What it returns is the set of points done, so
+//! the run goes on from there.
 
 use super::plan::{Cursor, Outcome, Plan};
 use super::row::Row;
@@ -42,20 +44,42 @@ pub struct Done {
     pub rows: u64,
 }
 
-/// One line of a checkpoint file, with its point.
+/// One record of a checkpoint file (a quoted field may hold newlines), with its point.
 struct Line<'a> {
+    /// The line the record starts on.
     number: usize,
     point: usize,
     text: &'a [u8],
 }
 
-/// Reads a checkpoint file: checks the header, cuts a partial last line (rewriting the file),
-/// and returns the lines with their point index.
-fn lines<'a>(path: &Path, bytes: &'a mut Vec<u8>, header: &[u8]) -> Result<Vec<Line<'a>>> {
-    let name = path.display();
-    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+/// The end of every record in `bytes` (the index just past its newline): newlines inside a
+/// quoted field (`"a\nb"`, a model path or a range value with a newline) are part of it.
+fn record_ends(bytes: &[u8]) -> Vec<usize> {
+    let (mut quoted, mut ends) = (false, Vec::new());
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => ends.push(i + 1),
+            _ => {}
+        }
+    }
+    ends
+}
+
+/// Reads a checkpoint file: checks the header, cuts a partial last record (rewriting the
+/// file), and returns the records with their point index. `shown` names the file in messages
+/// (the published file a finished run's checkpoint was copied from).
+fn lines<'a>(
+    path: &Path,
+    shown: &Path,
+    bytes: &'a mut Vec<u8>,
+    header: &[u8],
+) -> Result<Vec<Line<'a>>> {
+    let name = shown.display();
+    let ends = record_ends(bytes);
+    let keep = ends.last().copied().unwrap_or(0);
     if keep < bytes.len() {
-        // A line cut by a kill while appending: drop it (it is recomputed).
+        // A record cut by a kill while appending: drop it (it is recomputed).
         let f = std::fs::OpenOptions::new().write(true).open(path)?;
         f.set_len(keep as u64)?;
         bytes.truncate(keep);
@@ -64,21 +88,22 @@ fn lines<'a>(path: &Path, bytes: &'a mut Vec<u8>, header: &[u8]) -> Result<Vec<L
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
-    if !bytes.starts_with(header) {
+    if !bytes.starts_with(header) || ends[0] != header.len() {
         bail!("{name}: line 1: the header is not this sweep's columns (a file from another spec or tool version, or edited)");
     }
     let mut out = Vec::new();
     let mut prev: Option<usize> = None;
-    for (k, text) in bytes[header.len()..]
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .take_while(|(_, t)| !t.is_empty())
-    {
-        let number = k + 2;
+    let mut number = 2;
+    for w in ends.windows(2) {
+        // Without its newline.
+        let text = &bytes[w[0]..w[1] - 1];
+        if text.is_empty() {
+            bail!("{name}: line {number}: an empty line");
+        }
         if text.contains(&0) {
             bail!("{name}: line {number}: NUL bytes (the file was damaged, e.g. by a crash of the machine)");
         }
-        if text.contains(&b'\r') {
+        if text.ends_with(b"\r") {
             bail!("{name}: line {number}: a carriage return (CRLF line ends: the file was edited or converted)");
         }
         let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -98,15 +123,7 @@ fn lines<'a>(path: &Path, bytes: &'a mut Vec<u8>, header: &[u8]) -> Result<Vec<L
             point,
             text,
         });
-    }
-    if out.len()
-        != bytes[header.len()..]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-    {
-        let n = out.len() + 2;
-        bail!("{name}: line {n}: an empty line");
+        number += 1 + text.iter().filter(|&&b| b == b'\n').count();
     }
     Ok(out)
 }
@@ -123,21 +140,37 @@ fn first_difference(columns: &[String], got: &[u8], want: &[u8]) -> String {
     "the number of columns differs".to_string()
 }
 
-/// Verifies the checkpoint files in `dir` against `plan` (see the module doc) and returns what
+/// Where [`verify`]'s files come from.
+pub struct Source<'a> {
+    /// The staging directory that holds them.
+    pub dir: &'a Path,
+    /// The directory messages name: `dir`, or the output directory whose published files a
+    /// finished run's checkpoint was copied from.
+    pub shown: &'a Path,
+    /// A finished run's skipped.csv was not there (deleted, or no point was skipped): every
+    /// skipped point up to the last row is written afresh rather than refused as missing.
+    pub rebuild_skipped: bool,
+}
+
+/// Verifies the checkpoint files of `src` against `plan` (see the module doc) and returns what
 /// is done. Every verified row is handed to `row` in order (the front is built from them).
 pub fn verify(
-    dir: &Path,
+    src: &Source,
     plan: &Plan,
     points: Points,
     columns: &[String],
     header: &[u8],
     row: &mut dyn FnMut(&Row) -> Result<()>,
 ) -> Result<Done> {
-    let (rpath, spath) = (dir.join("results.csv"), dir.join("skipped.csv"));
-    let mut rbytes = std::fs::read(&rpath).unwrap_or_default();
-    let mut sbytes = std::fs::read(&spath).unwrap_or_default();
-    let rows = lines(&rpath, &mut rbytes, header)?;
-    let skips = lines(&spath, &mut sbytes, SKIPPED_HEADER)?;
+    let (dir, shown) = (src.dir, src.shown);
+    let (spath_real, rpath_real) = (dir.join("skipped.csv"), dir.join("results.csv"));
+    let (rpath, spath) = (shown.join("results.csv"), shown.join("skipped.csv"));
+    let mut rbytes = std::fs::read(&rpath_real).unwrap_or_default();
+    let mut sbytes = std::fs::read(&spath_real).unwrap_or_default();
+    let rows = lines(&rpath_real, &rpath, &mut rbytes, header)?;
+    let skips = lines(&spath_real, &spath, &mut sbytes, SKIPPED_HEADER)?;
+    // The skip lines of a finished run whose skipped.csv is gone, written once all is verified.
+    let mut rebuilt = Vec::new();
     for (file, ls) in [(&rpath, &rows), (&spath, &skips)] {
         if let Some(l) = ls.iter().find(|l| !points.contains(l.point)) {
             bail!(
@@ -223,6 +256,9 @@ pub fn verify(
                     rpath.display()
                 );
             }
+            (Outcome::Skipped(why), false, false) if src.rebuild_skipped => {
+                skipped_line(&mut rebuilt, i, &why);
+            }
             (outcome, false, false) => {
                 // Not done: fine only past the last row, and only for a point with a row
                 // (a chunk's skipped points are written before its rows).
@@ -248,6 +284,10 @@ pub fn verify(
             done.beyond.insert(i);
         }
         i += points.step;
+    }
+    if !rebuilt.is_empty() {
+        append(&spath_real, SKIPPED_HEADER, &rebuilt)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", spath_real.display()))?;
     }
     Ok(done)
 }

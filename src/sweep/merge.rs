@@ -1,6 +1,7 @@
 //! `merge`: shard outputs combined into the results directory a single run gives, after
 //! checking that every shard comes from the same resolved spec, made by the same versions of the
-//! accelerator model and the numerics.
+//! accelerator model and the numerics, and that together they hold each of the run's points
+//! (the count spec.resolved.toml records) exactly once, as a row or a skip line.
 
 use super::outdir::{OutDir, SHARD_FILE};
 use super::resolved::{same_run, Check};
@@ -59,11 +60,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let mut shard_files = Vec::with_capacity(dirs.len());
     let mut header: Option<csv::ByteRecord> = None;
     let mut rows: BTreeMap<u64, (csv::ByteRecord, PathBuf)> = BTreeMap::new();
-    let mut skipped: BTreeMap<u64, csv::ByteRecord> = BTreeMap::new();
+    let mut skipped: BTreeMap<u64, (csv::ByteRecord, PathBuf)> = BTreeMap::new();
+    // The run's number of points, from the first spec.resolved.toml that records it.
+    let mut total: Option<(u64, PathBuf)> = None;
     for d in dirs {
         let (this, other) = (d.display().to_string(), first.display().to_string());
+        let text = read_resolved(d)?;
         same_run(
-            &read_resolved(d)?,
+            &text,
             &resolved,
             &Check {
                 what: &format!("merge: {this} and {other}"),
@@ -72,6 +76,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
                 binary_advice: "made by one binary",
             },
         )?;
+        if let (None, Some(n)) = (&total, super::resolved::recorded_points(&text)) {
+            total = Some((n, d.join("spec.resolved.toml")));
+        }
         shard_files.push(read_shard_file(d)?.map(|f| (f, d.as_path())));
         let results = d.join("results.csv");
         let mut rd = crate::inputs::open_csv(&results)
@@ -109,19 +116,55 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
                 .with_context(|| format!("merge: {}: cannot read", sk.display()))?;
             for rec in rd.byte_records() {
                 let rec = rec.with_context(|| format!("merge: {}", sk.display()))?;
+                let line = rec.position().map_or(0, |p| p.line());
                 let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| {
-                        anyhow::anyhow!("merge: {}: a line without a point index", sk.display())
+                        anyhow::anyhow!("merge: {}: line {line}: no point index", sk.display())
                     })?;
-                skipped.insert(idx, rec);
+                if let Some((other, from)) = skipped.get(&idx) {
+                    if *other != rec {
+                        bail!(
+                            "merge: {}: line {line}: point {idx} differs from its line in {}",
+                            sk.display(),
+                            from.display()
+                        );
+                    }
+                }
+                skipped.insert(idx, (rec, sk.clone()));
             }
         }
     }
-    if let Some(shards) = shard_files.into_iter().collect::<Option<Vec<_>>>() {
-        covers_every_point(&shards, &rows, &skipped)?;
+    // Every merge, whole runs and shards alike: the count comes from spec.resolved.toml (or,
+    // for runs of a binary that did not record it there, from a shard.toml).
+    let given: Vec<(ShardFile, &Path)> = shard_files.iter().flatten().copied().collect();
+    let total = match (total, given.first()) {
+        (Some((n, from)), _) => {
+            if let Some((g, d)) = given.iter().find(|(g, _)| g.points != n) {
+                bail!(
+                    "merge: {}/{SHARD_FILE}: a run of {} points, but {} records {n}",
+                    d.display(),
+                    g.points,
+                    from.display()
+                );
+            }
+            n
+        }
+        (None, Some((g, _))) => g.points,
+        (None, None) => bail!(
+            "merge: {}/spec.resolved.toml records no number of points (made by an older lstm-dse) and no shard.toml gives it, so whether every point is there cannot be checked; rerun the sweep",
+            first.display()
+        ),
+    };
+    if given.len() == dirs.len() {
+        every_shard(&given)?;
     }
+    covers_every_point(total, &given, dirs.len(), &rows, &skipped)?;
+    let resolved = match super::resolved::recorded_points(&resolved) {
+        Some(_) => resolved,
+        None => super::resolved::with_points(&resolved, total as usize),
+    };
     let out = OutDir::lock(out)?;
     let s = out.fresh_staging()?;
     // Published whole by `out.publish`; the set names the file a write fails on.
@@ -138,7 +181,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     if !skipped.is_empty() {
         set.write_csv(&s.join("skipped.csv"), |w| {
             w.write_record(["point", "reason"])?;
-            skipped.values().try_for_each(|r| w.write_byte_record(r))
+            skipped
+                .values()
+                .try_for_each(|(r, _)| w.write_byte_record(r))
         })?;
     }
     set.commit()?;
@@ -201,13 +246,8 @@ fn read_shard_file(d: &Path) -> Result<Option<ShardFile>> {
 }
 
 /// The shards given are of one run (one N, one count of points) and every one of its shards is
-/// among them, and every point below its count is in exactly one of the merged results.csv and
-/// skipped.csv (a shard cut short or emptied by hand, a row of another run, are refused).
-fn covers_every_point(
-    shards: &[(ShardFile, &Path)],
-    rows: &BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
-    skipped: &BTreeMap<u64, csv::ByteRecord>,
-) -> Result<()> {
+/// among them.
+fn every_shard(shards: &[(ShardFile, &Path)]) -> Result<()> {
     let (f, first) = shards[0];
     if let Some((g, d)) = shards
         .iter()
@@ -229,35 +269,61 @@ fn covers_every_point(
                 .join(", ")
         );
     }
-    if let Some((idx, (_, from))) = rows.range(f.points..).next() {
+    Ok(())
+}
+
+/// Every point below `total` is in exactly one of the merged results.csv and skipped.csv (a
+/// run or shard cut short or emptied by hand, a row of another run, a point listed both with
+/// a row and as skipped, are refused), whatever shard.toml the directories have. `shards` are
+/// the shard.toml files given, `dirs` the number of directories: when every directory is a
+/// shard, a missing point names its shard.
+fn covers_every_point(
+    total: u64,
+    shards: &[(ShardFile, &Path)],
+    dirs: usize,
+    rows: &BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
+    skipped: &BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
+) -> Result<()> {
+    if let Some((idx, (_, from))) = rows.range(total..).next() {
         bail!(
-            "merge: {}: point {idx} is beyond the run's {} points",
-            from.display(),
-            f.points
+            "merge: {}: point {idx} is beyond the run's {total} points",
+            from.display()
         );
     }
-    if let Some(idx) = skipped
-        .keys()
-        .find(|&&i| i >= f.points || rows.contains_key(&i))
-    {
+    if let Some((idx, (_, from))) = skipped.range(total..).next() {
         bail!(
-            "merge: point {idx} of skipped.csv is beyond the run's {} points or has a row too",
-            f.points
+            "merge: {}: point {idx} is beyond the run's {total} points",
+            from.display()
+        );
+    }
+    if let Some((idx, (_, from))) = skipped.iter().find(|(i, _)| rows.contains_key(i)) {
+        bail!(
+            "merge: {}: point {idx} is listed as skipped, but has a row in {}; a point is in one of the two",
+            from.display(),
+            rows[idx].1.display()
         );
     }
     let covered = (rows.len() + skipped.len()) as u64;
-    if covered != f.points {
-        let missing = (0..f.points)
-            .find(|i| !rows.contains_key(i) && !skipped.contains_key(i))
-            .unwrap_or(0);
-        let shard = seen.get(&(missing % f.shards)).map(|p| p.display());
-        bail!(
-            "merge: point {missing} is in neither results.csv nor skipped.csv of {} (shard {}/{}): {covered} of {} points; rerun that shard",
-            shard.unwrap(),
-            missing % f.shards,
-            f.shards,
-            f.points
-        );
+    if covered == total {
+        return Ok(());
     }
-    Ok(())
+    let missing = (0..total)
+        .find(|i| !rows.contains_key(i) && !skipped.contains_key(i))
+        .unwrap_or(0);
+    match shards.first() {
+        Some((f, _)) if shards.len() == dirs => {
+            let shard = missing % f.shards;
+            let dir = shards
+                .iter()
+                .find(|(g, _)| g.shard == shard)
+                .map_or(String::new(), |(_, d)| format!(" of {}", d.display()));
+            bail!(
+                "merge: point {missing} is in neither results.csv nor skipped.csv{dir} (shard {shard}/{}): {covered} of {total} points; rerun that shard",
+                f.shards
+            )
+        }
+        _ => bail!(
+            "merge: point {missing} is in neither results.csv nor skipped.csv of the directories merged: {covered} of {total} points; rerun the sweep or merge every shard"
+        ),
+    }
 }

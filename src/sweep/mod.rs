@@ -43,7 +43,7 @@ use front::{FrontPart, FrontSpec};
 use front_files::write_front_of;
 use models::model_plans;
 use plan::Plan;
-use prepare::{prepare, Prepared};
+use prepare::prepare;
 use resolved::{same_run, Check};
 use std::path::{Path, PathBuf};
 
@@ -70,9 +70,20 @@ pub trait Progress: Sync {
     fn advance(&self, n: u64);
 }
 
+/// The staging directory a run works in, and where its checkpoint files came from.
+struct Staging {
+    dir: PathBuf,
+    /// A finished run's files were copied there to be verified (`--resume` on a finished
+    /// directory): messages name the published files, and a refusal leaves no staging behind.
+    from_published: bool,
+    /// That finished run had no skipped.csv: its skipped points are written afresh.
+    no_skipped: bool,
+}
+
 /// Picks the staging directory of this run: fresh, or (with `--resume`) the interrupted run's,
-/// or a finished run's files copied there to be verified and completed.
-fn staging(out: &OutDir, p: &Prepared, resume: bool) -> Result<PathBuf> {
+/// or a finished run's files copied there to be verified and completed. `resolved` is this
+/// run's `spec.resolved.toml`.
+fn staging(out: &OutDir, resolved_text: &str, resume: bool) -> Result<Staging> {
     let s = out.staging();
     let resolved = s.join("spec.resolved.toml");
     let what = format!("--resume {}", out.dir.display());
@@ -86,28 +97,44 @@ fn staging(out: &OutDir, p: &Prepared, resume: bool) -> Result<PathBuf> {
     if resume && resolved.exists() {
         let old = std::fs::read_to_string(&resolved)
             .with_context(|| format!("{}: cannot read", resolved.display()))?;
-        same_run(&old, &p.resolved, &check)?;
-        return Ok(s);
+        same_run(&old, resolved_text, &check)?;
+        if old != resolved_text {
+            // Made by a binary that did not record the number of points: recorded now.
+            crate::report::write_atomic(&resolved, |w| w.write_all(resolved_text.as_bytes()))
+                .with_context(|| format!("{}: cannot write", resolved.display()))?;
+        }
+        return Ok(Staging {
+            dir: s,
+            from_published: false,
+            no_skipped: false,
+        });
     }
     let from_published = resume && out.dir.join("results.csv").exists();
     if from_published {
         let old = std::fs::read_to_string(out.dir.join("spec.resolved.toml")).map_err(|_| {
             anyhow::anyhow!("{what}: results.csv has no spec.resolved.toml beside it, so what produced it cannot be checked; {advice}")
         })?;
-        same_run(&old, &p.resolved, &check)?;
+        same_run(&old, resolved_text, &check)?;
     }
     let s = out.fresh_staging()?;
+    let mut no_skipped = false;
     if from_published {
         for f in ["results.csv", "skipped.csv"] {
             if out.dir.join(f).exists() {
                 std::fs::copy(out.dir.join(f), s.join(f))
                     .with_context(|| format!("{}: cannot copy", s.join(f).display()))?;
+            } else if f == "skipped.csv" {
+                no_skipped = true;
             }
         }
     }
-    crate::report::write_atomic(&resolved, |w| w.write_all(p.resolved.as_bytes()))
+    crate::report::write_atomic(&resolved, |w| w.write_all(resolved_text.as_bytes()))
         .with_context(|| format!("{}: cannot write", resolved.display()))?;
-    Ok(s)
+    Ok(Staging {
+        dir: s,
+        from_published,
+        no_skipped,
+    })
 }
 
 /// Runs a sweep file; returns the output directory.
@@ -152,9 +179,14 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
             records: None,
         });
     }
-    let dir = staging(&out, &p, o.resume)?;
     let plan = Plan::new(p.axes, models, p.base, &p.spec.arch.base)
         .ok_or_else(|| anyhow::anyhow!("{}: the number of points overflows", p.file))?;
+    let staged = staging(
+        &out,
+        &resolved::with_points(&p.resolved, plan.total),
+        o.resume,
+    )?;
+    let dir = staged.dir.clone();
     let header = {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(&p.columns)?;
@@ -171,12 +203,30 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
         .map_err(|e| anyhow::anyhow!("{}: pareto: {e}", p.file))?;
     let mut front = FrontPart::default();
     let mut scratch = Vec::new();
-    let done = checkpoint::verify(&dir, &plan, points, &p.columns, &header, &mut |r| {
+    let source = checkpoint::Source {
+        dir: &dir,
+        shown: if staged.from_published {
+            &out.dir
+        } else {
+            &dir
+        },
+        rebuild_skipped: staged.no_skipped,
+    };
+    let verified = checkpoint::verify(&source, &plan, points, &p.columns, &header, &mut |r| {
         if with_front {
             fspec.add(&mut front, r, &mut scratch)?;
         }
         Ok(())
-    })?;
+    });
+    let done = match verified {
+        Ok(done) => done,
+        // Only a copy of the published files: the refusal leaves the directory as it was.
+        Err(e) if staged.from_published => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let mine = plan.total.saturating_sub(shard_i).div_ceil(shard_n);
     progress.stage("design points", mine as u64);
     let (results, skipped) = (dir.join("results.csv"), dir.join("skipped.csv"));
@@ -225,11 +275,8 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
         std::fs::remove_file(&skipped).map_err(|e| kept(e, &skipped, finished))?;
     } else {
         let bytes = std::fs::read(&skipped).unwrap_or_default();
-        skipped_points = bytes
-            .iter()
-            .filter(|&&c| c == b'\n')
-            .count()
-            .saturating_sub(1);
+        // Records, not lines: a reason may quote a value that holds a newline.
+        skipped_points = csv::Reader::from_reader(&bytes[..]).byte_records().count();
         first_reason = csv::Reader::from_reader(&bytes[..])
             .records()
             .next()

@@ -86,6 +86,18 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
         return Ok(());
     }
     let (what, advice) = (c.what, c.advice);
+    match (recorded_points(old), recorded_points(new)) {
+        // A record made before the count was kept is the same run when all else is.
+        (Some(_), None) | (None, Some(_)) if without_points(old) == without_points(new) => {
+            return Ok(())
+        }
+        (Some(x), Some(y)) if x != y && without_points(old) == without_points(new) => bail!(
+            "{what}: {} has {x} points, {} has {y} (a --smoke run beside a full one?); {advice}",
+            c.sides[0],
+            c.sides[1]
+        ),
+        _ => {}
+    }
     let table = |text: &str, side: &str| -> Result<toml::Table> {
         if text.trim().is_empty() {
             bail!("{what}: {side}'s spec.resolved.toml is empty; {advice}");
@@ -126,6 +138,26 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
         "{what}: the spec changed since then ({}); {advice}",
         first_difference(old, new)
     )
+}
+
+/// How [`with_points`] records the number of points: the last table of the file.
+const POINTS_TABLE: &str = "\n[plan]\npoints = ";
+
+/// `spec.resolved.toml`'s text with the run's number of points (every shard's together)
+/// appended, so that `merge` can tell whether the directories it is given cover every point.
+pub(super) fn with_points(text: &str, points: usize) -> String {
+    format!("{text}{POINTS_TABLE}{points}\n")
+}
+
+/// The number of points a `spec.resolved.toml` records (`None` before it was recorded).
+pub(super) fn recorded_points(text: &str) -> Option<u64> {
+    let i = text.rfind(POINTS_TABLE)?;
+    text[i + POINTS_TABLE.len()..].trim_end().parse().ok()
+}
+
+/// The text without the record of [`with_points`].
+fn without_points(text: &str) -> &str {
+    text.rfind(POINTS_TABLE).map_or(text, |i| &text[..i])
 }
 
 /// Refuses records made by different versions of the accelerator model or the numerics, or
@@ -217,5 +249,21 @@ mod tests {
             "{err}"
         );
         assert!(same_run(&record(None, 20), &record(None, 20), &MERGE).is_ok());
+    }
+
+    #[test]
+    fn the_point_count_is_recorded_and_compared() {
+        let plain = record(Some((1, 5)), 20);
+        let (a, b) = (with_points(&plain, 12), with_points(&plain, 4));
+        assert_eq!(recorded_points(&a), Some(12));
+        assert_eq!(recorded_points(&plain), None);
+        assert!(toml::from_str::<toml::Table>(&a).is_ok(), "{a}");
+        // A record of an older binary, without the count, is the same run.
+        assert!(same_run(&plain, &a, &MERGE).is_ok());
+        assert!(same_run(&a, &plain, &MERGE).is_ok());
+        let err = refusal(&a, &b);
+        assert!(err.contains("a has 12 points, b has 4"), "{err}");
+        let err = refusal(&a, &with_points(&record(Some((1, 5)), 30), 12));
+        assert!(err.contains("seq_len"), "{err}");
     }
 }
