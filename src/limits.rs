@@ -178,6 +178,24 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Why `value` (a name or path from a file or a flag) cannot be written into a file name or a
+/// generated script: the first control character in it (newline, carriage return, tab, other
+/// C0 or C1 controls, DEL), which would end a script line or a comment and start a command.
+/// `None` when it has none. The message shows the value escaped, so it stays one line.
+pub fn control_character(value: &std::ffi::OsStr) -> Option<String> {
+    let text = value.to_string_lossy();
+    let c = text.chars().find(|c| c.is_control())?;
+    let what = match c {
+        '\n' => "a newline".to_string(),
+        '\r' => "a carriage return".to_string(),
+        '\t' => "a tab".to_string(),
+        c => format!("the control character U+{:04X}", u32::from(c)),
+    };
+    Some(format!(
+        "{text:?} contains {what}; names and paths may not hold control characters"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +255,27 @@ mod tests {
         }
         .to_string();
         assert!(e.contains("more than 2^128 points") && e.contains("--max-points"));
+    }
+
+    #[test]
+    fn control_characters_are_named_on_one_line() {
+        use std::ffi::OsStr;
+        assert_eq!(control_character(OsStr::new("results/a b'$(x)#%")), None);
+        assert_eq!(control_character(OsStr::new("caf\u{e9}")), None);
+        let m = control_character(OsStr::new("s\ntouch /tmp/x #")).expect("newline");
+        assert_eq!(
+            m,
+            r#""s\ntouch /tmp/x #" contains a newline; names and paths may not hold control characters"#
+        );
+        for (bad, what) in [
+            ("a\rb", "carriage return"),
+            ("a\tb", "tab"),
+            ("a\u{1}b", "U+0001"),
+            ("a\u{7f}", "U+007F"),
+            ("a\u{85}", "U+0085"),
+        ] {
+            let m = control_character(OsStr::new(bad)).expect(bad);
+            assert!(m.contains(what) && !m.contains('\n'), "{m}");
+        }
     }
 }

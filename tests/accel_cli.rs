@@ -164,3 +164,33 @@ fn measured_group_widths_shrink_dram_traffic() {
         &["groups.csv", "group size 7"],
     );
 }
+
+/// `simulate` keeps a few numbers per step of every layer: a huge `--seq-len` is refused
+/// against `--max-memory` before they are allocated (it aborted allocating 8 TB), and zero
+/// steps or sequences name their flag.
+#[test]
+fn simulate_counts_its_step_buffers_and_names_its_flags() {
+    let sim = [
+        "simulate",
+        "--arch",
+        "sweeps/arch/epur.toml",
+        "--model",
+        "builtin:tiny",
+    ];
+    let with = |extra: &[&'static str]| [&sim[..], extra].concat();
+    fails(
+        &with(&["--seq-len", "1000000000000"]),
+        &["--seq-len 1000000000000", "simulator", "--max-memory"],
+    );
+    fails(
+        &[&["--max-memory", "1M"][..], &with(&["--seq-len", "100000"])].concat(),
+        &["--seq-len 100000", "--max-memory"],
+    );
+    fails(&with(&["--seq-len", "0"]), &["--seq-len 0"]);
+    fails(&with(&["--batch", "0"]), &["--batch 0"]);
+    let mut model = BASE.to_vec();
+    model.extend(["--seq-len", "0"]);
+    fails(&model, &["--seq-len 0"]);
+    let o = run(&with(&["--seq-len", "1000"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -111,3 +111,51 @@ fn outputs_that_clash_are_refused_before_writing() {
         std::fs::read("results/quick/results.csv").unwrap()
     );
 }
+
+/// Objective values across the whole f64 range (0 and 1.79e308 on one axis; f64::MAX twice):
+/// the plot's 5% margins made an infinite axis and plotters' tick loop never ended, leaving
+/// `--out`'s `.partial` behind. Each run is killed after 60 s so a regression fails here.
+#[test]
+fn plots_of_values_at_the_ends_of_f64_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        "a,b\n1.79e308,1\n0,2\n",
+        "a,b\n1.7976931348623157e308,1\n1.7976931348623157e308,2\n",
+        "a,b\n-1.7e308,1\n1.7e308,2\n",
+        "a,b\n5e-324,1\n0,2\n",
+    ];
+    for (k, csv) in cases.iter().enumerate() {
+        let input = dir.path().join(format!("in{k}.csv"));
+        std::fs::write(&input, csv).unwrap();
+        let (front, plot) = (dir.path().join("f.csv"), dir.path().join("f.svg"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args([
+                "pareto",
+                input.to_str().unwrap(),
+                "--minimize",
+                "a,b",
+                "--out",
+            ])
+            .args([front.to_str().unwrap(), "--plot", plot.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{csv:?}: pareto --plot still running after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(status.success(), "{csv:?}: {status}");
+        let svg = std::fs::read_to_string(&plot).unwrap();
+        assert!(svg.contains("<circle") && !svg.contains("NaN"), "{csv:?}");
+        let partial = dir.path().join("f.csv.partial");
+        assert!(!partial.exists(), "{csv:?}: {} left", partial.display());
+    }
+}

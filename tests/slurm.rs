@@ -302,3 +302,86 @@ fn dry_run_writes_readable_scripts_and_bad_flags_exit_2_with_one_line() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("jobs.toml"));
 }
+
+/// A newline in the sweep's name, `--out`, `--cache` or the sweep file's path put a command
+/// of its own into the scripts (`touch /tmp/INJECTED #` as a line of shards.sh, run by
+/// merge.sh): refused, exit 2, one line naming the key or flag, nothing written. Other
+/// characters (quotes, `$( )`, `#`, `%`, spaces) are quoted: running the generated merge.sh
+/// runs no command of theirs.
+#[test]
+fn control_characters_are_refused_and_other_characters_quoted_in_slurm_scripts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let spec = d.join("spec.toml");
+    std::fs::write(&spec, SPEC).expect("spec");
+    let injected = SPEC.replace("name = \"onslurm\"", "name = \"s\\ntouch /tmp/INJECTED #\"");
+    let bad_spec = d.join("bad.toml");
+    std::fs::write(&bad_spec, injected).expect("spec");
+    let odd_spec = d.join("odd\nname.toml");
+    std::fs::write(&odd_spec, SPEC).expect("spec");
+    let fresh = d.join("fresh");
+    let evil = "x\ntouch /tmp/INJECTED; #";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![s(&bad_spec), "--out", s(&fresh)], "name: "),
+        (vec![s(&spec), "--out", evil], "--out: "),
+        (
+            vec![s(&spec), "--out", s(&fresh), "--cache", evil],
+            "--cache: ",
+        ),
+        (vec![s(&odd_spec), "--out", s(&fresh)], "the sweep file: "),
+        (vec![s(&spec), "--out", "a\rb"], "carriage return"),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["sweep"];
+        all.extend(args);
+        all.extend(["--slurm", "--shards", "2", "--dry-run"]);
+        let o = lstm_dse(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{all:?}: {err}");
+        assert!(
+            err.contains(want) && err.contains("control"),
+            "{all:?}: {err}"
+        );
+        assert!(!fresh.exists(), "{all:?} wrote {}", fresh.display());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert!(!root.join("x\ntouch /tmp/INJECTED; #").exists(), "{all:?}");
+        assert!(!root.join("a\rb").exists(), "{all:?}");
+    }
+    // Legal but hostile: the generated merge.sh, run by hand, fails at the merge of shards
+    // that never ran, and never runs the `touch` in the folder's name.
+    let marker = "lstm-dse-slurm-injected";
+    let out = d.join(format!("o ut'$(touch {marker})#%a;\"q\"`touch {marker}`"));
+    ok(&[
+        "sweep",
+        s(&spec),
+        "--slurm",
+        "--shards",
+        "2",
+        "--dry-run",
+        "--out",
+        s(&out),
+    ]);
+    let merge = out.join("slurm").join("merge.sh");
+    let text = std::fs::read_to_string(&merge).expect("merge.sh");
+    assert!(text.contains("o\\ ut\\'"), "{text}");
+    let o = Command::new("bash")
+        .arg(&merge)
+        .env_remove("SLURM_JOB_ID")
+        .output()
+        .expect("bash");
+    assert!(!o.status.success(), "the merge of missing shards succeeded");
+    assert!(
+        out.join("slurm/state/merge.started").exists(),
+        "merge.sh did not start"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        !root.join(marker).exists(),
+        "merge.sh ran a command from --out"
+    );
+    assert!(
+        !d.join(marker).exists(),
+        "merge.sh ran a command from --out"
+    );
+}

@@ -52,6 +52,21 @@ pub fn level_sequence(counts: &[usize], switches: usize) -> Vec<usize> {
     out
 }
 
+/// Bytes per step of every layer that `lstm-dse simulate` holds at once: the level sequence
+/// (8), the four step times of `sim::servers::LayerTimes` (32), the program order's
+/// (wavefront, layer, step) entry (24) and the multithreading wavefront index (8).
+pub const SIM_BYTES_PER_LAYER_STEP: u128 = 72;
+
+/// The estimated peak memory of [`realise_levels`] and the simulator on `w` (checked against
+/// `--max-memory` before either allocates); `None` when it overflows.
+pub fn sim_bytes(w: &Workload) -> Option<u128> {
+    crate::limits::product(&[
+        w.layers.len() as u128,
+        w.seq_len as u128,
+        SIM_BYTES_PER_LAYER_STEP,
+    ])
+}
+
 /// A concrete level sequence per layer for `w`'s precision profile (fractions rounded to whole
 /// steps by largest remainder, switches at the profile's rate), and the profile those
 /// sequences realise exactly (per-layer fractions, the mean switch rate, the first and last

@@ -85,7 +85,7 @@ pub use arch::{
 pub use energy::{area, AreaBreakdown};
 pub use error::AccelError;
 pub use evaluate::{evaluate, DesignPoint, SWEEP_COLUMNS};
-pub use levels::{level_sequence, realise_levels};
+pub use levels::{level_sequence, realise_levels, sim_bytes, SIM_BYTES_PER_LAYER_STEP};
 pub use measured::{format_bits, parse_policy, read_group_ratios, read_group_widths, read_policy};
 pub use precision::{independent_switch_rate, PrecisionLevel, PrecisionProfile};
 pub use report::{compare, format_summary, AccelCsvRow, Comparison};

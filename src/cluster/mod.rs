@@ -33,6 +33,10 @@ pub enum ClusterError {
     Scheduler { command: String, message: String },
     #[error("{}: {problem}", path.display())]
     File { path: PathBuf, problem: String },
+    /// A name or path the scripts would hold with a control character (a newline would end
+    /// a comment or an `#SBATCH` line and start a command).
+    #[error("{what}: {problem}")]
+    Control { what: &'static str, problem: String },
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> ClusterError {
@@ -84,6 +88,26 @@ pub fn check_partition(p: &str) -> Result<(), ClusterError> {
     }
 }
 
+/// Quotes a word for an `#SBATCH` line, which sbatch splits itself: a backslash before
+/// every character but letters, digits and `/._-:,+@=%`, so that spaces, quotes and `#` (a
+/// comment there) are taken as they are. Control characters never get here
+/// ([`Plan::check`]).
+fn sbatch_word(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if !(c.is_ascii_alphanumeric() || "/._-:,+@=%".contains(c)) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    // sbatch blanks every "packjob" of a line before it splits it (an old option's name):
+    // one written "pack\job" is not matched and reads back the same.
+    while let Some(at) = out.to_ascii_lowercase().find("packjob") {
+        out.insert(at + 4, '\\');
+    }
+    out
+}
+
 /// Quotes a word for bash.
 fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -126,6 +150,19 @@ impl Plan {
         if let Some(p) = &self.partition {
             check_partition(p)?;
         }
+        let words = [
+            ("the sweep's name", self.name.as_ref()),
+            ("the sweep file", self.spec.as_os_str()),
+            ("--out", self.out.as_os_str()),
+            ("--cache", self.cache.as_os_str()),
+            ("the working directory", self.workdir.as_os_str()),
+            ("the lstm-dse binary's path", self.binary.as_os_str()),
+        ];
+        for (what, value) in words {
+            if let Some(problem) = crate::limits::control_character(value) {
+                return Err(ClusterError::Control { what, problem });
+            }
+        }
         Ok(())
     }
 
@@ -134,20 +171,22 @@ impl Plan {
     }
 
     fn header(&self, phase: &str, log: &str, extra: &[String]) -> String {
+        // The log path is a SLURM file pattern: a '%' of the folder is written '%%'.
+        let logs = self.slurm_dir().join("logs").display().to_string();
         let mut s = format!(
-            "#!/usr/bin/env bash\n# lstm-dse sweep '{}' on SLURM, {phase}.\n# Written by `lstm-dse sweep --slurm`; submit all phases with submit.sh.\n#SBATCH --job-name=lstm-dse-{}\n#SBATCH --output={}\n",
-            self.name,
-            self.name,
-            self.slurm_dir().join("logs").join(log).display()
+            "#!/usr/bin/env bash\n# lstm-dse sweep {} on SLURM, {phase}.\n# Written by `lstm-dse sweep --slurm`; submit all phases with submit.sh.\n#SBATCH --job-name={}\n#SBATCH --output={}\n",
+            sh(&self.name),
+            sbatch_word(&format!("lstm-dse-{}", self.name)),
+            sbatch_word(&format!("{}/{log}", logs.replace('%', "%%")))
         );
         for e in extra {
             s.push_str(&format!("#SBATCH {e}\n"));
         }
         if let Some(p) = &self.partition {
-            s.push_str(&format!("#SBATCH --partition={p}\n"));
+            s.push_str(&format!("#SBATCH --partition={}\n", sbatch_word(p)));
         }
         if let Some(t) = &self.time {
-            s.push_str(&format!("#SBATCH --time={t}\n"));
+            s.push_str(&format!("#SBATCH --time={}\n", sbatch_word(t)));
         }
         if let Some(j) = self.jobs {
             s.push_str(&format!("#SBATCH --cpus-per-task={j}\n"));
@@ -217,8 +256,8 @@ impl Plan {
             shp(&self.out)
         ));
         let submit = format!(
-            "#!/usr/bin/env bash\n# Submits the three phases of sweep '{}' in order, each after the previous one\n# succeeded (what `lstm-dse sweep --slurm` does). Progress: lstm-dse status {}\nset -euo pipefail\ncd {}\np=$(sbatch --parsable precision.sh | cut -d';' -f1)\ns=$(sbatch --parsable --dependency=afterok:$p shards.sh | cut -d';' -f1)\nm=$(sbatch --parsable --dependency=afterok:$s merge.sh | cut -d';' -f1)\necho \"submitted: precision $p, shards $s (array of {}), merge $m\"\n",
-            self.name,
+            "#!/usr/bin/env bash\n# Submits the three phases of sweep {} in order, each after the previous one\n# succeeded (what `lstm-dse sweep --slurm` does). Progress: lstm-dse status {}\nset -euo pipefail\ncd {}\np=$(sbatch --parsable precision.sh | cut -d';' -f1)\ns=$(sbatch --parsable --dependency=afterok:$p shards.sh | cut -d';' -f1)\nm=$(sbatch --parsable --dependency=afterok:$s merge.sh | cut -d';' -f1)\necho \"submitted: precision $p, shards $s (array of {}), merge $m\"\n",
+            sh(&self.name),
             shp(&self.out),
             shp(&self.slurm_dir()),
             self.shards
@@ -374,45 +413,4 @@ pub fn submit(plan: &Plan) -> Result<Jobs, ClusterError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slurm_time_limits() {
-        for ok in [
-            "30",
-            "30:00",
-            "1:00:00",
-            "2-0",
-            "2-12:00",
-            "2-12:00:00",
-            "UNLIMITED",
-        ] {
-            assert!(check_time(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "abc",
-            "1h",
-            "1:2:3:4",
-            "-1",
-            "0",
-            "0:00",
-            "1-",
-            "2-1:2:3:4",
-            "1.5",
-        ] {
-            assert!(check_time(bad).is_err(), "{bad}");
-        }
-        assert!(check_partition("gpu-a100").is_ok());
-        for bad in ["", "a b", "x;rm", "p\n"] {
-            assert!(check_partition(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn quoting_survives_spaces_and_quotes() {
-        assert_eq!(sh("a b"), "'a b'");
-        assert_eq!(sh("it's"), r"'it'\''s'");
-    }
-}
+mod tests;

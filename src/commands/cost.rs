@@ -15,6 +15,12 @@ struct PointArgs {
 /// The arch, the workload (with its policy or DPRed groups) and the fixed-precision profile a
 /// `model`/`simulate` line names.
 fn design_point(a: &ModelCostArgs) -> Result<PointArgs> {
+    if a.seq_len == 0 {
+        bail!("--seq-len 0: give at least 1 step per sequence");
+    }
+    if a.batch == 0 {
+        bail!("--batch 0: give at least 1 sequence");
+    }
     let config: PrecisionConfig = a.precision.parse().context("--precision")?;
     let fixed = accel::PrecisionProfile::fixed(config.w.bits(), config.a.bits());
     let model = load_model(&a.model)?;
@@ -89,6 +95,18 @@ pub(super) fn simulate_cmd(a: &ModelCostArgs) -> Result<()> {
     let PointArgs {
         arch, mut workload, ..
     } = design_point(a)?;
+    // The simulator keeps a few numbers per step of every layer: counted before they are
+    // allocated (a typo of --seq-len 1e12 is an error, not an out-of-memory abort).
+    crate::limits::check_memory(
+        &format!(
+            "--seq-len {}: the simulator's per-step buffers ({} layer(s) x {} steps x {} bytes)",
+            workload.seq_len,
+            workload.layers.len(),
+            workload.seq_len,
+            accel::SIM_BYTES_PER_LAYER_STEP
+        ),
+        accel::sim_bytes(&workload),
+    )?;
     // The simulator runs a concrete level sequence: the measured fractions rounded to whole
     // steps, with the measured switch rate; the closed form is evaluated on that same sequence.
     let (levels, realised) = accel::realise_levels(&workload)?;

@@ -199,19 +199,16 @@ fn render(
     Ok(page)
 }
 
-/// The span of `values` with 5% margins; a single value gets a unit-sized span around it.
+/// The span of the finite `values` with 5% margins (`crate::view::svg::padded_span`: finite
+/// and not empty for any finite data; plotters' tick loop never ends on an infinite span).
 fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
     match lo.partial_cmp(&hi) {
-        Some(Ordering::Less) => {
-            let pad = (hi - lo) * 0.05;
-            (lo - pad)..(hi + pad)
-        }
-        Some(Ordering::Equal) => {
-            let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.05 };
-            (lo - pad)..(hi + pad)
+        Some(Ordering::Less | Ordering::Equal) => {
+            let (lo, hi) = crate::view::svg::padded_span(lo, hi);
+            lo..hi
         }
         _ => 0.0..1.0,
     }
@@ -285,5 +282,46 @@ mod tests {
         assert_eq!(padded_range([0.0, 10.0].into_iter()), -0.5..10.5);
         assert_eq!(padded_range([2.0].into_iter()), 1.9..2.1);
         assert_eq!(padded_range(std::iter::empty()), 0.0..1.0);
+    }
+
+    /// Axes from the ends of f64 (plotters looped forever on the infinite span that 5%
+    /// margins made of 0 and 1.79e308): each plot finishes, run on a thread so that a
+    /// regression fails the test instead of hanging it.
+    #[test]
+    fn extreme_values_plot_in_finite_time() {
+        let ends = [
+            f64::MAX,
+            -f64::MAX,
+            1.79e308,
+            0.0,
+            5e-324,
+            -5e-324,
+            f64::MIN_POSITIVE,
+            1e300,
+            1e300 * (1.0 + f64::EPSILON),
+        ];
+        let mut cases = Vec::new();
+        for &a in &ends {
+            for &b in &ends {
+                cases.push(vec![a, b]);
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for xs in cases {
+                let ys = [1.0, 2.0];
+                let r = render("t", ("x", &xs), ("y", &ys), &[true, true], true)
+                    .and_then(|_| render("t", ("x", &ys), ("y", &xs), &[true, false], false));
+                if tx.send((xs, r.map(|_| ()))).is_err() {
+                    return;
+                }
+            }
+        });
+        for _ in 0..ends.len() * ends.len() {
+            let (xs, r) = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("a plot of extreme values did not finish within 20 s");
+            assert!(r.is_ok(), "{xs:?}: {r:?}");
+        }
     }
 }

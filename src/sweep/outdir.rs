@@ -279,6 +279,39 @@ pub fn spec_inputs(file: &Path, spec: &super::SweepSpec) -> Vec<crate::report::I
     inputs
 }
 
+/// Refuses a control character (a newline above all) in the sweep's name, which becomes
+/// folder, file and job names, and in the paths it reads, which `--slurm` writes into batch
+/// scripts: there a newline would end a comment or an `#SBATCH` line and start a command.
+pub fn refuse_control_characters(
+    file: &str,
+    spec: &super::SweepSpec,
+) -> std::result::Result<(), super::spec::SpecError> {
+    let w = &spec.workload;
+    let a = &spec.arch;
+    let models = w.models.iter().map(|m| ("workload.models", m));
+    let single = [
+        ("name", Some(&spec.name)),
+        ("workload.input", w.input.as_ref()),
+        ("workload.labels", w.labels.as_ref()),
+        ("arch.base", Some(&a.base)),
+        ("arch.baseline", a.baseline.as_ref()),
+    ];
+    let all = single
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .chain(models);
+    for (key, value) in all {
+        if let Some(problem) = crate::limits::control_character(value.as_str().as_ref()) {
+            return Err(super::spec::SpecError {
+                file: file.to_string(),
+                key: key.to_string(),
+                problem,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The files `report` and `plot` read from the sweep directory `dir` (and, when its
 /// spec.resolved.toml reads, the models and inputs its precision stage is rerun on).
 pub fn results_inputs(dir: &Path) -> Vec<crate::report::Input> {

@@ -212,7 +212,7 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
         key: "file".into(),
         problem: e.to_string(),
     })?;
-    toml::from_str(&text).map_err(|e| {
+    let spec: SweepSpec = toml::from_str(&text).map_err(|e| {
         let msg = e.message().replace('\n', " ");
         let key = e.span().map_or_else(
             || "toml".to_string(),
@@ -224,11 +224,13 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
             },
         );
         SpecError {
-            file,
+            file: file.clone(),
             key,
             problem: msg,
         }
-    })
+    })?;
+    super::outdir::refuse_control_characters(&file, &spec)?;
+    Ok(spec)
 }
 
 /// Whole numbers below this are written as integers (exact in f64 up to 2^53).

@@ -54,6 +54,44 @@ pub fn num(v: f64) -> String {
     super::format_sig(v)
 }
 
+/// The axis span of data from `lo` to `hi` (finite, `lo <= hi`) with a 5% margin each side;
+/// one value (or values a few ulps apart) gets 5% of itself each side (1 around 0). Finite,
+/// with `hi - lo` finite and positive, for any finite data: margins stop at ±f64::MAX, a span
+/// that would pass f64::MAX (data from near -MAX to near +MAX) is the widest finite one about
+/// the data's middle, and subnormal data gets at least the smallest normal number each side.
+/// Shared by the report's figures and `pareto --plot`, whose tick loops assume all this.
+pub fn padded_span(lo: f64, hi: f64) -> (f64, f64) {
+    // Ordinary data: the plain sums (the figures' bytes as they always were).
+    let pad = (hi - lo) * 0.05;
+    let (a, b) = (lo - pad, hi + pad);
+    let wide = hi - lo > (lo / 2.0 + hi / 2.0).abs() * (4.0 * f64::EPSILON);
+    if wide && (b - a).is_finite() && b - a >= 2.0 * f64::MIN_POSITIVE {
+        return (a, b);
+    }
+    // Middle and half-width in halves: `hi - lo` overflows for data spanning over f64::MAX.
+    let mid = lo / 2.0 + hi / 2.0;
+    let half = hi / 2.0 - lo / 2.0;
+    let padded = if half <= mid.abs() * (4.0 * f64::EPSILON) {
+        if mid == 0.0 {
+            1.0
+        } else {
+            mid.abs() * 0.05
+        }
+    } else {
+        half * 1.1
+    };
+    let ends = |h: f64| ((mid - h).max(-f64::MAX), (mid + h).min(f64::MAX));
+    // Margins cut at ±f64::MAX; then, for data spanning about f64::MAX, no margins; then, for
+    // data wider still, the widest span whose width does not round past f64::MAX.
+    for h in [padded, half.min(f64::MAX / 2.0), f64::MAX * 0.499] {
+        let (a, b) = ends(h.max(f64::MIN_POSITIVE));
+        if (b - a).is_finite() {
+            return (a, b);
+        }
+    }
+    ends(f64::MAX * 0.499)
+}
+
 /// A linear or logarithmic mapping of data values onto pixels.
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
@@ -77,12 +115,13 @@ impl Scale {
         }
         if lo > hi {
             (lo, hi) = (0.0, 1.0);
-        } else if lo == hi {
-            let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.05 };
-            (lo, hi) = (lo - pad, hi + pad);
         } else {
-            let pad = (hi - lo) * 0.05;
-            (lo, hi) = (lo - pad, hi + pad);
+            (lo, hi) = padded_span(lo, hi);
+        }
+        if log {
+            // Margins past the ends of f64 would give ticks of 0 or inf.
+            lo = lo.max(5e-324f64.log10());
+            hi = hi.min(f64::MAX.log10());
         }
         Scale {
             lo,
@@ -104,8 +143,12 @@ impl Scale {
         } else {
             v
         };
+        // In halves: `v - lo` overflows for values across most of the f64 range (scaling by
+        // 2 is exact, so the ratio is the one of the whole numbers). A value outside the
+        // span (data wider than f64::MAX, see `padded_span`) stays near the frame.
+        let f = (v / 2.0 - self.lo / 2.0) / (self.hi / 2.0 - self.lo / 2.0);
         v.is_finite()
-            .then(|| self.px0 + (v - self.lo) / (self.hi - self.lo) * (self.px1 - self.px0))
+            .then(|| self.px0 + f.clamp(-1.0, 2.0) * (self.px1 - self.px0))
     }
 
     /// About `n` round tick values inside the span.
@@ -138,6 +181,13 @@ impl Scale {
             .unwrap_or(mag);
         let first = (self.lo / step).ceil() as i64;
         let last = (self.hi / step).floor() as i64;
+        // A finite span of at least a few ulps gives about n ticks; anything else (a step
+        // that did not come out finite and positive) gets the two ends, never a long loop.
+        let count = (last as i128 - first as i128).saturating_add(1);
+        let few = (1..=4 * n.max(1) as i128 + 4).contains(&count);
+        if !(step > 0.0 && step.is_finite() && few) {
+            return vec![self.lo, self.hi];
+        }
         (first..=last).map(|k| k as f64 * step).collect()
     }
 }
@@ -351,37 +401,4 @@ pub fn stack(parts: &[(String, f64)], width: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scales_map_ends_and_ticks_are_round_and_inside() {
-        let s = Scale::fit(&[0.0, 10.0], 0.0, 100.0, false);
-        let (a, b) = (s.px(0.0).expect("in"), s.px(10.0).expect("in"));
-        assert!(a > 0.0 && b < 100.0 && a < b);
-        let t = s.ticks(5);
-        assert_eq!(t, vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
-        let l = Scale::fit(&[1e-5, 0.0, 1e-1], 100.0, 0.0, true);
-        assert!(l.px(0.0).is_none());
-        assert_eq!(l.ticks(10), vec![1e-5, 1e-4, 1e-3, 1e-2, 1e-1]);
-        assert_eq!(l.ticks(2), vec![1e-5, 1e-3, 1e-1]);
-        // Inside one decade: 1-2-5 ticks, or the two ends.
-        let d = Scale::fit(&[1.1e-6, 6e-6], 100.0, 0.0, true);
-        let t = d.ticks(5);
-        assert_eq!(t.len(), 2);
-        assert!((t[0] / 2e-6 - 1.0).abs() < 1e-12 && (t[1] / 5e-6 - 1.0).abs() < 1e-12);
-        let e = Scale::fit(&[1.1e-6, 1.3e-6], 100.0, 0.0, true);
-        let t = e.ticks(5);
-        assert_eq!(t.len(), 2);
-        assert!(t[0] >= 1.09e-6 && t[1] <= 1.31e-6 && t[0] < t[1], "{t:?}");
-        let one = Scale::fit(&[3.0], 0.0, 10.0, false);
-        assert!(one.px(3.0).is_some_and(|p| (p - 5.0).abs() < 1e-9));
-    }
-
-    #[test]
-    fn colours_run_from_dark_to_light() {
-        assert_eq!(sequential(0.0), "#440154");
-        assert_eq!(sequential(1.0), "#fde725");
-        assert_eq!(sequential(f64::NAN), "#440154");
-    }
-}
+mod tests;

@@ -1,0 +1,167 @@
+//! The scripts' quoting against sbatch's own reading of `#SBATCH` lines and bash's, and the
+//! checks of the words they hold.
+
+use super::*;
+
+#[test]
+fn slurm_time_limits() {
+    for ok in [
+        "30",
+        "30:00",
+        "1:00:00",
+        "2-0",
+        "2-12:00",
+        "2-12:00:00",
+        "UNLIMITED",
+    ] {
+        assert!(check_time(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "abc",
+        "1h",
+        "1:2:3:4",
+        "-1",
+        "0",
+        "0:00",
+        "1-",
+        "2-1:2:3:4",
+        "1.5",
+    ] {
+        assert!(check_time(bad).is_err(), "{bad}");
+    }
+    assert!(check_partition("gpu-a100").is_ok());
+    for bad in ["", "a b", "x;rm", "p\n"] {
+        assert!(check_partition(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// One argument of an `#SBATCH` line as sbatch reads it (`_get_argument` in SLURM's
+/// src/sbatch/opt.c): the "packjob" blanking, backslash escapes, quotes, `#` comments.
+fn sbatch_reads(line: &str) -> Vec<String> {
+    let line = line.replace("packjob", "       ");
+    let (mut args, mut cur, mut has) = (Vec::new(), String::new(), false);
+    let (mut esc, mut quote) = (false, None);
+    for c in line.chars() {
+        if esc {
+            esc = false;
+        } else if c == '\\' {
+            (esc, has) = (true, true);
+            continue;
+        } else if let Some(q) = quote {
+            if c == q {
+                quote = None;
+                continue;
+            }
+        } else if c == '"' || c == '\'' {
+            (quote, has) = (Some(c), true);
+            continue;
+        } else if c == '#' {
+            break;
+        } else if c.is_whitespace() {
+            if has {
+                args.push(std::mem::take(&mut cur));
+            }
+            has = false;
+            continue;
+        }
+        cur.push(c);
+        has = true;
+    }
+    if has {
+        args.push(cur);
+    }
+    args
+}
+
+fn plan(name: &str, out: &str) -> Plan {
+    Plan {
+        name: name.into(),
+        spec: "/w/s.toml".into(),
+        out: out.into(),
+        workdir: "/w".into(),
+        binary: "/w/lstm-dse".into(),
+        cache: "/w/cache".into(),
+        shards: 2,
+        partition: Some("batch".into()),
+        time: Some("1:00:00".into()),
+        jobs: Some(2),
+        smoke: false,
+    }
+}
+
+#[test]
+fn scripts_quote_hostile_names_and_paths_everywhere() {
+    let name = "a b'c\"d#e$(touch x)`y`%j;packjob\\z";
+    let out = "/r/o ut'#%a$(touch x);\"q\"";
+    let p = plan(name, out);
+    p.check().expect("no control characters");
+    for (file, text) in p.scripts() {
+        for line in text.lines() {
+            if let Some(args) = line.strip_prefix("#SBATCH ") {
+                let read = sbatch_reads(args);
+                assert_eq!(read.len(), 1, "{file}: {line} reads as {read:?}");
+                if let Some(v) = read[0].strip_prefix("--job-name=") {
+                    assert_eq!(v, format!("lstm-dse-{name}"), "{file}");
+                }
+                if let Some(v) = read[0].strip_prefix("--output=") {
+                    let logs = format!("{out}/slurm/logs/").replace('%', "%%");
+                    assert!(v.starts_with(&logs), "{file}: {v}");
+                }
+            }
+        }
+        // bash sees the hostile text only inside quotes: no command substitution runs
+        // and every comment stays one line.
+        let check = std::process::Command::new("bash")
+            .args(["-n", "-c", &text])
+            .output()
+            .expect("bash");
+        assert!(check.status.success(), "{file}: {text}");
+        let starts = [
+            "#",
+            "set ",
+            "cd ",
+            "state=",
+            "mkdir ",
+            "echo ",
+            "'/w/lstm-dse' ",
+            "touch ",
+            "i=",
+            "p=",
+            "s=",
+            "m=",
+        ];
+        for line in text.lines() {
+            assert!(starts.iter().any(|s| line.starts_with(s)), "{file}: {line}");
+        }
+    }
+    let header = &p.scripts()[0].1;
+    assert!(header.contains(&format!("# lstm-dse sweep {} on SLURM", sh(name))));
+}
+
+#[test]
+fn control_characters_in_script_words_are_refused_naming_them() {
+    let bad = "s\ntouch /tmp/INJECTED #";
+    type Set = fn(&mut Plan, &str);
+    let cases: [(&str, Set); 5] = [
+        ("the sweep's name", |p, v| p.name = v.into()),
+        ("--out", |p, v| p.out = v.into()),
+        ("--cache", |p, v| p.cache = v.into()),
+        ("the sweep file", |p, v| p.spec = v.into()),
+        ("the working directory", |p, v| p.workdir = v.into()),
+    ];
+    for (what, set) in cases {
+        for v in [bad, "a\rb", "a\u{1b}[2J"] {
+            let mut p = plan("s", "/r/o");
+            set(&mut p, v);
+            let e = p.check().expect_err(what).to_string();
+            assert!(e.starts_with(what) && !e.contains('\n'), "{e}");
+        }
+    }
+}
+
+#[test]
+fn quoting_survives_spaces_and_quotes() {
+    assert_eq!(sh("a b"), "'a b'");
+    assert_eq!(sh("it's"), r"'it'\''s'");
+}
