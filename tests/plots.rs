@@ -182,4 +182,26 @@ fn plots_of_trace_dynamic_and_sweep_directories() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
+    // A text column on an axis drew an empty chart with exit 0: refused, naming the flag.
+    for (flag, column) in [
+        ("--x", "precision"),
+        ("--colour", "compute.multiplier_kind"),
+    ] {
+        let args = [
+            "plot",
+            "front",
+            &s(&out),
+            flag,
+            column,
+            "--out",
+            "/dev/null",
+        ];
+        let o = lstm_dse(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{flag} {column}")) && err.contains("not a number"),
+            "{err}"
+        );
+    }
 }

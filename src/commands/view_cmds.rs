@@ -170,6 +170,24 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
         }
     }
     let values: Vec<Vec<f64>> = named.iter().map(|c| sweep.front.numbers(c)).collect();
+    // Every axis needs a number in every row: a text column (precision, dispatch.policy) or an
+    // empty one drew an empty chart with exit 0.
+    let flags = ["--x", "--y"]
+        .into_iter()
+        .chain(colour.as_ref().map(|_| "--colour"))
+        .chain(size.as_ref().map(|_| "--size"));
+    for ((flag, c), v) in flags.zip(&named).zip(&values) {
+        if let Some(row) = v.iter().position(|v| v.is_nan()) {
+            let raw = sweep.front.rows[row]
+                .get(sweep.front.col(c).unwrap_or(usize::MAX))
+                .map_or("", String::as_str);
+            bail!(
+                "{flag} {c}: {}: row {} holds '{raw}', not a number: give a numeric column",
+                a.dir.join("front.csv").display(),
+                row + 1
+            );
+        }
+    }
     let sample = view::page::sample_results(&sweep, &named[..2])?;
     let background: Vec<(f64, f64)> = sample[0]
         .iter()
