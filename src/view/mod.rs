@@ -105,7 +105,7 @@ impl SweepDir {
     /// that has just written it), which saves reading the file once more.
     pub fn open_with_rows(dir: &Path, rows: Option<usize>) -> Result<SweepDir, ViewError> {
         let resolved_path = dir.join("spec.resolved.toml");
-        let resolved = std::fs::read_to_string(&resolved_path).map_err(|e| {
+        let resolved = crate::inputs::read_text(&resolved_path).map_err(|e| {
             file_error(
                 &resolved_path,
                 format!("{e} (is this a sweep output directory?)"),
