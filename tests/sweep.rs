@@ -226,6 +226,30 @@ fn a_smoke_run_records_what_it_ran_and_leaves_the_real_results() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = dir.path().join("results/test-smoke");
+    // The cluster's smoke run takes the same default (it wrote its scripts, and would have
+    // merged, into results/test).
+    let slurm = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(dir.path())
+        .args([
+            "sweep",
+            "s.toml",
+            "--smoke",
+            "--slurm",
+            "--dry-run",
+            "--shards",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        slurm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&slurm.stderr)
+    );
+    assert!(
+        out.join("slurm").is_dir(),
+        "no scripts in results/test-smoke/slurm"
+    );
     assert!(
         !dir.path().join("results/test").exists(),
         "the real results"

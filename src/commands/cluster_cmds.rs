@@ -15,10 +15,10 @@ fn absolute(p: &std::path::Path) -> Result<std::path::PathBuf> {
 /// Writes the batch scripts of a cluster run and submits them (or prints them with --dry-run).
 pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
     let spec = crate::sweep::spec::load(&a.spec)?;
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| std::path::Path::new("results").join(&spec.name));
+    let out = match &a.out {
+        Some(out) => out.clone(),
+        None => crate::sweep::default_out(&a.spec.display().to_string(), &spec.name, a.smoke)?,
+    };
     let plan = Plan {
         name: spec.name.clone(),
         spec: absolute(&a.spec)?,

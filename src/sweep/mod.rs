@@ -160,9 +160,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     let p = prepare(path, o.smoke)?;
     let out_path = match &o.out {
         Some(out) => out.clone(),
-        // A smoke run never replaces the real results: `results/<name>-smoke`.
-        None if o.smoke => results_dir(&p.file, &format!("{}-smoke", p.spec.name))?,
-        None => results_dir(&p.file, &p.spec.name)?,
+        None => default_out(&p.file, &p.spec.name, o.smoke)?,
     };
     // Nothing is written before these checks: no user file a run would replace or delete in
     // a folder that is no sweep's output, and no input of the run.
@@ -325,6 +323,16 @@ fn count_done(done: &Done, points: Points) -> usize {
     done.through
         .map_or(0, |t| (t - points.start) / points.step + 1)
         + done.beyond.len()
+}
+
+/// The output of a run without `--out`: `results/<name>`, or `results/<name>-smoke` for a
+/// smoke run (which never replaces the real results); the cluster's runs use it too.
+pub fn default_out(file: &str, name: &str, smoke: bool) -> Result<PathBuf> {
+    if smoke {
+        results_dir(file, &format!("{name}-smoke"))
+    } else {
+        results_dir(file, name)
+    }
 }
 
 /// `results/<name>` for a run without `--out`: the name must stay inside `results/` (not
