@@ -89,15 +89,18 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
             continue;
         }
         let mut levels = Vec::new();
+        // The configs each level names (None for a name read by its digits, `int4`).
+        let mut configs = Vec::new();
         for name in record.get(levels_col).unwrap_or("").split('|') {
             // A precision config (`fx8`, `w=fx8,a=fx8,c=fx16`): weights and activations
             // widths; anything else by its trailing digits (`int4`).
-            let level = match name.trim().parse::<crate::format::PrecisionConfig>() {
-                Ok(c) => PrecisionLevel {
+            let config = name.trim().parse::<crate::format::PrecisionConfig>().ok();
+            let level = match &config {
+                Some(c) => PrecisionLevel {
                     weight_bits: c.w.bits(),
                     activation_bits: c.a.bits(),
                 },
-                Err(_) => {
+                None => {
                     let bits = format_bits(name.trim()).ok_or_else(|| {
                         parse_err(
                             line,
@@ -111,20 +114,27 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
                 }
             };
             levels.push(level);
+            configs.push(config);
         }
-        // Lowest first, each level wider than the one before (as `dynamic` writes them): a
-        // level out of order or repeated would cost steps at the wrong width.
-        let bits = |l: &PrecisionLevel| (l.weight_bits, l.activation_bits);
-        if let Some(k) = (1..levels.len()).find(|&k| {
-            let ((w0, a0), (w1, a1)) = (bits(&levels[k - 1]), bits(&levels[k]));
-            w1 < w0 || a1 < a0 || (w1, a1) == (w0, a0)
-        }) {
-            let names: Vec<&str> = record.get(levels_col).unwrap_or("").split('|').collect();
+        // Lowest first, each a step up from the one before (`dynamic`'s order): a level out
+        // of order or repeated would cost steps at the wrong width. Names that are no config
+        // by their bits alone.
+        let names: Vec<&str> = record.get(levels_col).unwrap_or("").split('|').collect();
+        let step_up = |k: usize| match (&configs[k - 1], &configs[k]) {
+            (Some(a), Some(b)) => crate::dynamic::step_up(a, b),
+            _ => {
+                let (a, b) = (&levels[k - 1], &levels[k]);
+                b.weight_bits >= a.weight_bits
+                    && b.activation_bits >= a.activation_bits
+                    && b.weight_bits + b.activation_bits > a.weight_bits + a.activation_bits
+            }
+        };
+        if let Some(k) = (1..levels.len()).find(|&k| !step_up(k)) {
             return Err(parse_err(
                 line,
                 format!(
-                    "column 'levels': '{}' is not narrower than '{}': give the levels lowest \
-                     first, each wider than the one before",
+                    "column 'levels': '{}' cannot come before '{}': give the levels lowest \
+                     first, each role at least as wide as before and the total wider",
                     names[k - 1].trim(),
                     names[k].trim()
                 ),

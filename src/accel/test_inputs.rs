@@ -362,18 +362,19 @@ fn a_zeroed_energy_model_still_costs_points() {
     assert!(p.cycles > 0.0 && p.cycles.is_finite());
 }
 
-/// A policy's levels run lowest first, each wider than the one before (as `dynamic` writes
-/// them): a row out of order or with a level twice is refused, naming the file, line and pair.
+/// A policy's levels run lowest first, each a step up from the one before (as `dynamic`
+/// orders them): a row out of order or with a level twice is refused, naming the file, line and pair.
 #[test]
 fn policy_levels_out_of_order_or_repeated_are_refused() {
     let head = "policy,levels,frac_level_0,frac_level_1\n";
     for (levels, pair) in [
-        ("fx16|fx8", "'fx16' is not narrower than 'fx8'"),
-        ("fx8|fx8", "'fx8' is not narrower than 'fx8'"),
+        ("fx16|fx8", "'fx16' cannot come before 'fx8'"),
+        ("fx8|fx8", "'fx8' cannot come before 'fx8'"),
         (
             "w=fx8,a=fx16|fx12",
-            "'w=fx8,a=fx16' is not narrower than 'fx12'",
+            "'w=fx8,a=fx16' cannot come before 'fx12'",
         ),
+        ("int8|int4", "'int8' cannot come before 'int4'"),
     ] {
         let e = parse_policy(&format!("{head}3,\"{levels}\",0.5,0.5\n"), "p.csv", 3)
             .unwrap_err()
@@ -383,7 +384,14 @@ fn policy_levels_out_of_order_or_repeated_are_refused() {
             "{levels}: {e}"
         );
     }
-    for levels in ["fx8|fx16", "w=fx8,a=fx8|w=fx8,a=fx16", "fp8e4m3|fp16"] {
+    // What `dynamic` writes for levels that differ in the cell's roles only passes too.
+    for levels in [
+        "fx8|fx16",
+        "w=fx8,a=fx8|w=fx8,a=fx16",
+        "fp8e4m3|fp16",
+        "w=fx8,a=fx8,p=fx12,c=fx12|w=fx8,a=fx8,p=fx16,c=fx16",
+        "int4|int8",
+    ] {
         parse_policy(&format!("{head}3,\"{levels}\",0.5,0.5\n"), "p.csv", 3)
             .unwrap_or_else(|e| panic!("{levels}: {e}"));
     }

@@ -44,10 +44,7 @@ pub(super) fn nested(levels: &[PrecisionConfig]) -> bool {
 pub(super) fn check_order(levels: &[PrecisionConfig]) -> Result<(), PolicyError> {
     for pair in levels.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        let narrower = [(a.w, b.w), (a.a, b.a), (a.p, b.p), (a.c, b.c)]
-            .iter()
-            .any(|(x, y)| x.bits() > y.bits());
-        if narrower || a.total_bits() >= b.total_bits() {
+        if !step_up(a, b) {
             return Err(bad(
                 "--levels",
                 format!("levels cannot be ordered by width: '{a}' comes before '{b}' (every role must be at least as wide as in the level before, and the total wider)"),
@@ -55,6 +52,13 @@ pub(super) fn check_order(levels: &[PrecisionConfig]) -> Result<(), PolicyError>
         }
     }
     Ok(())
+}
+
+/// Whether level `b` may follow level `a`: every role at least as wide, the total wider (the
+/// order `dynamic` checks, and `model --policies` reads back).
+pub fn step_up(a: &PrecisionConfig, b: &PrecisionConfig) -> bool {
+    let roles = [(a.w, b.w), (a.a, b.a), (a.p, b.p), (a.c, b.c)];
+    roles.iter().all(|(x, y)| x.bits() <= y.bits()) && a.total_bits() < b.total_bits()
 }
 
 fn drop_to(f: Resolved, bits: u32) -> Resolved {

@@ -12,7 +12,7 @@ mod sim;
 mod values;
 
 pub use lanes::{CpuPolicies, PolicyLayer};
-pub use levels::{resolution_warnings, LevelPlans, LevelState};
+pub use levels::{resolution_warnings, step_up, LevelPlans, LevelState};
 
 pub use report::{
     policy_rows, read_labels, task_accuracy, task_bits, trace_file, trace_files, trace_rows,
