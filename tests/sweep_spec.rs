@@ -91,19 +91,24 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
             &["precision.dpred_group_sizes", "16 is listed twice"],
         ),
         (
-            // A float config has no DPRed variant: refused, not silently left without one.
+            // A float config has no DPRed variant: without 0 among the sizes it would make no
+            // point (a float-only spec made none, exit 0); refused.
             &[
                 (r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", "bf16"]"#),
-                (device, "device = \"cpu\"\ndpred_group_sizes = [0, 16]"),
+                (device, "device = \"cpu\"\ndpred_group_sizes = [16]"),
             ],
-            &["precision.dpred_group_sizes", "group size 16", "precision.fixed holds bf16"],
+            &[
+                "precision.dpred_group_sizes",
+                "group size 16",
+                "precision.fixed holds bf16",
+            ],
         ),
         (
             &[
                 (r#"levels = ["fx8", "fx16"]"#, r#"levels = ["fp8e4m3", "fp16"]"#),
                 (device, "device = \"cpu\"\ndpred_group_sizes = [16]"),
             ],
-            &["precision.dpred_group_sizes", "precision.levels holds fp8e4m3"],
+            &["precision.dpred_group_sizes", "precision.levels holds fp16"],
         ),
         (
             &[(device, "device = \"cpu\"\ndpred_group_sizes = []")],

@@ -358,21 +358,23 @@ fn check_lists(spec: &SweepSpec) -> Result<(), (&'static str, String)> {
             format!("the group size {g} is listed twice"),
         ));
     }
-    // DPRed reduces fixed-point codes per group: a float config has no DPRed variant, and a
-    // group size would silently cost nothing for it.
-    if let Some(&g) = p.dpred_group_sizes.iter().find(|&&g| g > 0) {
-        for (key, list) in [
-            ("precision.fixed", &p.fixed),
-            ("precision.levels", &p.levels),
-        ] {
-            let configs = crate::format::parse_config_list(&list.join(";")).unwrap_or_default();
-            if let Some(c) = configs.iter().find(|c| !c.is_integer()) {
+    // DPRed reduces fixed-point codes per group: an option whose config (a fixed config, or a
+    // policy's widest level) is not fixed point has no DPRed variant. With 0 among the sizes it
+    // keeps its uncompressed rows; without, it would make no point at all.
+    if !p.dpred_group_sizes.contains(&0) {
+        let g = p.dpred_group_sizes[0];
+        let fixed = crate::format::parse_config_list(&p.fixed.join(";")).unwrap_or_default();
+        let top = crate::format::parse_config_list(&p.levels.join(";")).unwrap_or_default();
+        let options = (fixed.iter().map(|c| ("precision.fixed", c)))
+            .chain(top.last().map(|c| ("precision.levels", c)));
+        for (key, c) in options {
+            if !c.is_integer() {
                 return Err((
                     "precision.dpred_group_sizes",
                     format!(
-                        "group size {g} needs fixed-point configs, and {key} holds {c} (DPRed \
-                         reduces fixed-point codes per group): sweep float configs in a spec \
-                         with dpred_group_sizes = [0]"
+                        "group size {g} needs fixed-point configs, and {key} holds {c}, which \
+                         would make no point (DPRed reduces fixed-point codes per group): add 0 \
+                         to the sizes to keep its uncompressed points"
                     ),
                 ));
             }
