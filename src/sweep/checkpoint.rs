@@ -66,6 +66,28 @@ fn record_ends(bytes: &[u8]) -> Vec<usize> {
     ends
 }
 
+/// Whether an unterminated tail (`bytes` past the last whole record) holds, after its first
+/// line, a line that is a whole row by itself (a point index and `fields` fields): then the
+/// tail is no record cut by a kill (whose later lines continue one quoted value) but rows
+/// after a stray quote. Returns that line's offset from the tail's first line.
+fn whole_row_inside(tail: &[u8], fields: usize) -> Option<usize> {
+    tail.split(|&b| b == b'\n')
+        .skip(1)
+        .position(|line| {
+            let mut rd = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(line);
+            let mut rec = csv::ByteRecord::new();
+            matches!(rd.read_byte_record(&mut rec), Ok(true))
+                && rec.len() == fields
+                && rec
+                    .get(0)
+                    .is_some_and(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+        })
+        .map(|k| k + 1)
+}
+
 /// Reads a checkpoint file: checks the header, cuts a partial last record (rewriting the
 /// file), and returns the records with their point index. `shown` names the file in messages
 /// (the published file a finished run's checkpoint was copied from).
@@ -78,6 +100,16 @@ fn lines<'a>(
     let name = shown.display();
     let ends = record_ends(bytes);
     let keep = ends.last().copied().unwrap_or(0);
+    let fields = header.iter().filter(|&&b| b == b',').count() + 1;
+    if let Some(k) = whole_row_inside(&bytes[keep..], fields) {
+        // Not a record cut by a kill: a quote that never closes swallowed whole rows.
+        let line = 1 + bytes[..keep].iter().filter(|&&b| b == b'\n').count();
+        bail!(
+            "{name}: line {line}: a quote opened on this line never closes, and line {} after \
+             it is a whole row (the file was edited or damaged)",
+            line + k
+        );
+    }
     if keep < bytes.len() {
         // A record cut by a kill while appending: drop it (it is recomputed).
         let f = std::fs::OpenOptions::new().write(true).open(path)?;
@@ -310,4 +342,22 @@ pub fn append(path: &Path, header: &[u8], bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(header)?;
     }
     f.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tail whose later lines continue one quoted value is a cut record; one whose later
+    /// lines are rows of their own is damage.
+    #[test]
+    fn a_stray_quote_is_damage_and_a_cut_value_is_not() {
+        // Header of three fields; a cut record whose value holds a newline.
+        assert_eq!(whole_row_inside(b"7,\"a\nb", 3), None);
+        assert_eq!(whole_row_inside(b"7,\"a\nb\",", 3), None);
+        assert_eq!(whole_row_inside(b"7,x", 3), None);
+        // A quote inserted into row 7: rows 8 and 9 follow whole.
+        assert_eq!(whole_row_inside(b"\"7,x,1\n8,y,2\n9,z,3\n", 3), Some(1));
+        assert_eq!(whole_row_inside(b"7,\"x,1\n\n8,y,2\n", 3), Some(2));
+    }
 }
