@@ -1,8 +1,9 @@
 //! Reading the files a command is given: regular files only, and no more than the limits allow.
 //!
 //! A FIFO would block the run before its first byte (opening one waits for a writer) and a
-//! device such as `/dev/zero` never ends, so every input is checked to be a regular file
-//! (after following links) before it is opened. A file read whole is counted against
+//! device such as `/dev/zero` never ends, so every input read whole is checked to be a
+//! regular file (after following links) before it is opened; a CSV read as a stream may also
+//! be a pipe ([`open_csv`]). A file read whole is counted against
 //! `--max-memory` by its size first ([`crate::limits::check_memory`]). A CSV file is read as a
 //! stream, so its size is no bound: [`open_csv`] refuses a line longer than [`MAX_LINE`]
 //! instead (a results row is a few hundred bytes), where the parser would otherwise grow one
@@ -53,8 +54,31 @@ pub fn read_text(path: &Path) -> io::Result<String> {
     String::from_utf8(read(path)?).map_err(|_| refuse("is not UTF-8 text".into()))
 }
 
-/// A regular file opened for a CSV reader: every line at most [`MAX_LINE`] bytes.
+/// A file opened for a CSV reader, every line at most [`MAX_LINE`] bytes: a regular file, or
+/// a pipe (`pareto /dev/stdin`, `<(...)`: a stream, bounded by its lines). A pipe is opened
+/// without waiting for a writer, so a named FIFO that nobody writes reads as empty instead of
+/// blocking; devices are refused (they may never end).
 pub fn open_csv(path: &Path) -> io::Result<LineBound<std::fs::File>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        if std::fs::metadata(path)?.file_type().is_fifo() {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)?;
+            // Reads wait for data again once open.
+            use std::os::fd::AsRawFd;
+            let fd = file.as_raw_fd();
+            // SAFETY: fcntl on a descriptor this function owns.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok(LineBound::new(file, MAX_LINE));
+        }
+    }
     regular(path)?;
     Ok(LineBound::new(std::fs::File::open(path)?, MAX_LINE))
 }
@@ -77,7 +101,12 @@ impl<R: Read> Read for LineBound<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         for &b in &buf[..n] {
-            self.run = if b == b'\n' { 0 } else { self.run + 1 };
+            // A CR alone ends a record too (the CSV reader takes CR, LF and CRLF).
+            self.run = if b == b'\n' || b == b'\r' {
+                0
+            } else {
+                self.run + 1
+            };
             if self.run > self.max {
                 return Err(refuse(format!(
                     "holds a line longer than {} MiB: not a CSV table",

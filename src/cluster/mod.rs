@@ -317,7 +317,7 @@ impl Jobs {
 
     pub fn load(out: &Path) -> Result<Jobs, ClusterError> {
         let path = Jobs::path(out);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = crate::inputs::read_text(&path).map_err(|e| {
             file_error(
                 &path,
                 format!("{e} (was this directory run with sweep --slurm?)"),

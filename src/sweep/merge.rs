@@ -153,7 +153,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         }
         (None, Some((g, _))) => g.points,
         (None, None) => bail!(
-            "merge: {}/spec.resolved.toml records no number of points (made by an older lstm-dse) and no shard.toml gives it, so whether every point is there cannot be checked; rerun the sweep",
+            "merge: {}/spec.resolved.toml records no number of points (made by an older lstm-dse) and no shard.toml gives it, so whether every point is there cannot be checked; `lstm-dse sweep SWEEP.toml --resume --out DIR` on it records the count (and recomputes nothing)",
             first.display()
         ),
     };

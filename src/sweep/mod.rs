@@ -95,7 +95,7 @@ fn staging(out: &OutDir, resolved_text: &str, resume: bool) -> Result<Staging> {
         binary_advice: "or use the binary that made it",
     };
     if resume && resolved.exists() {
-        let old = std::fs::read_to_string(&resolved)
+        let old = crate::inputs::read_text(&resolved)
             .with_context(|| format!("{}: cannot read", resolved.display()))?;
         same_run(&old, resolved_text, &check)?;
         if old != resolved_text {
@@ -111,7 +111,7 @@ fn staging(out: &OutDir, resolved_text: &str, resume: bool) -> Result<Staging> {
     }
     let from_published = resume && out.dir.join("results.csv").exists();
     if from_published {
-        let old = std::fs::read_to_string(out.dir.join("spec.resolved.toml")).map_err(|_| {
+        let old = crate::inputs::read_text(&out.dir.join("spec.resolved.toml")).map_err(|_| {
             anyhow::anyhow!("{what}: results.csv has no spec.resolved.toml beside it, so what produced it cannot be checked; {advice}")
         })?;
         same_run(&old, resolved_text, &check)?;
