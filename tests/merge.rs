@@ -4,12 +4,13 @@
 //! row deleted, merged with exit 0 into results with gaps; a point with a row and a skip line
 //! was taken, and skip lines of one point were never compared across directories.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 mod common;
 
 use common::refused;
+use common::sweep_case::Case;
 
 /// 3 options (fx8 and two policies) x 2 tracking x 3 units = 18 points; the policies skip the
 /// 6 points without a tracking unit.
@@ -36,71 +37,6 @@ minimize = ["latency_us", "energy_uj"]
 "#;
 
 const POINTS: usize = 18;
-
-struct Case {
-    dir: tempfile::TempDir,
-    spec: PathBuf,
-}
-
-impl Case {
-    fn new() -> Case {
-        let dir = tempfile::tempdir().unwrap();
-        let arch = dir.path().join("arch.toml");
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/arch/epur.toml"),
-            &arch,
-        )
-        .unwrap();
-        let spec = dir.path().join("spec.toml");
-        std::fs::write(&spec, SPEC.replace("ARCH", arch.to_str().unwrap())).unwrap();
-        Case { dir, spec }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn sweep(&self, name: &str, extra: &[&str]) {
-        let (out, cache) = (self.path(name), self.path("cache"));
-        let mut args = vec![
-            "sweep",
-            self.spec.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--cache",
-            cache.to_str().unwrap(),
-            "--quiet",
-        ];
-        args.extend(extra);
-        let o = lstm_dse(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    /// `merge DIRS... --out out`.
-    fn merge(&self, dirs: &[&str], out: &str) -> Output {
-        let mut args = vec!["merge".to_string()];
-        args.extend(dirs.iter().map(|d| self.path(d).display().to_string()));
-        args.extend(["--out".into(), self.path(out).display().to_string()]);
-        lstm_dse(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    }
-    /// A copy of directory `from` (its files) as `to`, then `edit` on it.
-    fn copy(&self, from: &str, to: &str, edit: &dyn Fn(&Path)) {
-        let (a, b) = (self.path(from), self.path(to));
-        std::fs::create_dir_all(&b).unwrap();
-        for e in std::fs::read_dir(&a).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_file() {
-                std::fs::copy(e.path(), b.join(e.file_name())).unwrap();
-            }
-        }
-        edit(&b);
-    }
-}
-
-fn lstm_dse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// Rewrites file `name` in `dir` line by line.
 fn edit_lines(dir: &Path, name: &str, f: &dyn Fn(Vec<String>) -> Vec<String>) {
@@ -138,10 +74,10 @@ fn refused_nothing_written(c: &Case, o: &Output, out: &str, expect: &[&str]) {
 
 #[test]
 fn every_merge_covers_every_point_exactly_once() {
-    let c = Case::new();
-    c.sweep("plain", &[]);
+    let c = Case::with_spec(SPEC);
+    c.ok("plain", &[]);
     for i in 0..3 {
-        c.sweep(&format!("s{i}"), &["--shard", &format!("{i}/3")]);
+        c.ok(&format!("s{i}"), &["--shard", &format!("{i}/3")]);
     }
     let skips = std::fs::read_to_string(c.path("plain/skipped.csv")).unwrap();
     let rows = std::fs::read_to_string(c.path("plain/results.csv")).unwrap();
@@ -249,10 +185,10 @@ fn every_merge_covers_every_point_exactly_once() {
 
 #[test]
 fn what_a_single_run_gives_still_merges() {
-    let c = Case::new();
-    c.sweep("plain", &[]);
+    let c = Case::with_spec(SPEC);
+    c.ok("plain", &[]);
     for i in 0..3 {
-        c.sweep(&format!("s{i}"), &["--shard", &format!("{i}/3")]);
+        c.ok(&format!("s{i}"), &["--shard", &format!("{i}/3")]);
     }
     let ok = |dirs: &[&str], out: &str| {
         let o = c.merge(dirs, out);

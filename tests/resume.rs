@@ -6,11 +6,11 @@
 //! published file, and a refusal leaves no .incomplete/ behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod common;
 
 use common::refused;
+use common::sweep_case::{same_outputs, Case, OUTPUTS};
 
 /// 2 options (fx8, one policy) x 2 tracking x 2 names x 2 units = 16 points; the policy skips
 /// the 4 without a tracking unit; half the rows have a name with a newline.
@@ -37,76 +37,6 @@ base = "ARCH"
 minimize = ["latency_us", "energy_uj"]
 "#;
 
-const OUTPUTS: [&str; 4] = [
-    "results.csv",
-    "skipped.csv",
-    "front.csv",
-    "spec.resolved.toml",
-];
-
-struct Case {
-    dir: tempfile::TempDir,
-    spec: PathBuf,
-}
-
-impl Case {
-    fn new() -> Case {
-        let dir = tempfile::tempdir().unwrap();
-        let arch = dir.path().join("arch.toml");
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/arch/epur.toml"),
-            &arch,
-        )
-        .unwrap();
-        let spec = dir.path().join("spec.toml");
-        std::fs::write(&spec, SPEC.replace("ARCH", arch.to_str().unwrap())).unwrap();
-        Case { dir, spec }
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn sweep(&self, name: &str, extra: &[&str]) -> Output {
-        let (out, cache) = (self.path(name), self.path("cache"));
-        let mut args = vec![
-            "sweep",
-            self.spec.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--cache",
-            cache.to_str().unwrap(),
-            "--quiet",
-        ];
-        args.extend(extra);
-        Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(&args)
-            .output()
-            .unwrap()
-    }
-    fn ok(&self, name: &str, extra: &[&str]) {
-        let o = self.sweep(name, extra);
-        assert!(
-            o.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-}
-
-/// The published files of `a` and `b` are the same bytes, and `b` has no staging left.
-fn same_outputs(a: &Path, b: &Path) {
-    for f in OUTPUTS {
-        assert_eq!(
-            std::fs::read(a.join(f)).ok(),
-            std::fs::read(b.join(f)).ok(),
-            "{f} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
-    assert!(!b.join(".incomplete").exists(), "staging left behind");
-}
-
 /// Writes `files` (name, bytes) into `dir` (created).
 fn put(dir: &Path, files: &[(&str, &[u8])]) {
     std::fs::create_dir_all(dir).unwrap();
@@ -117,7 +47,7 @@ fn put(dir: &Path, files: &[(&str, &[u8])]) {
 
 #[test]
 fn rows_with_newlines_resume_to_the_same_bytes() {
-    let c = Case::new();
+    let c = Case::with_spec(SPEC);
     c.ok("plain", &[]);
     let plain = c.path("plain");
     let read = |f: &str| std::fs::read(plain.join(f)).unwrap();
@@ -163,7 +93,7 @@ fn rows_with_newlines_resume_to_the_same_bytes() {
 
 #[test]
 fn a_finished_run_is_rebuilt_or_refused_naming_its_published_files() {
-    let c = Case::new();
+    let c = Case::with_spec(SPEC);
     c.ok("plain", &[]);
     let plain = c.path("plain");
     let copy = |name: &str, edit: &dyn Fn(&Path)| -> PathBuf {
@@ -209,7 +139,7 @@ fn a_finished_run_is_rebuilt_or_refused_naming_its_published_files() {
             std::fs::write(d.join(file), edit(&text)).unwrap();
         });
         let before = std::fs::read(d.join(file)).unwrap();
-        let o = c.sweep(name, &["--resume"]);
+        let o = c.run(name, &["--resume"]);
         let published = d.join(file).display().to_string();
         let err = refused(&o, &[&[published.as_str()][..], expect].concat());
         assert!(!err.contains(".incomplete"), "{err}");

@@ -1,5 +1,5 @@
 //! A small sweep for the fault-injection tests (`tests/sweep_faults.rs`,
-//! `tests/sweep_resume.rs`): its file (dynamic precision on architectures with and without a
+//! `tests/sweep_resume.rs`; `tests/merge.rs` and `tests/resume.rs` give files of their own): its file (dynamic precision on architectures with and without a
 //! tracking unit, so points are skipped), runs of it and merges of its shards through the
 //! binary, and byte comparisons of two runs' outputs.
 
@@ -50,7 +50,13 @@ pub struct Case {
 }
 
 impl Case {
+    /// The sweep of [`spec_text`] with `units`.
     pub fn new(units: &str) -> Case {
+        Case::with_spec(&spec_text(units, "ARCH"))
+    }
+    /// A sweep file from `template`, whose `ARCH` names a copy of `sweeps/arch/epur.toml`
+    /// in the case's own folder.
+    pub fn with_spec(template: &str) -> Case {
         let dir = tempfile::tempdir().unwrap();
         let arch = dir.path().join("arch.toml");
         std::fs::copy(
@@ -59,8 +65,27 @@ impl Case {
         )
         .unwrap();
         let spec = dir.path().join("spec.toml");
-        std::fs::write(&spec, spec_text(units, arch.to_str().unwrap())).unwrap();
+        std::fs::write(&spec, template.replace("ARCH", arch.to_str().unwrap())).unwrap();
         Case { dir, spec }
+    }
+    /// `merge DIRS... --out out`, each named inside the case's folder.
+    pub fn merge(&self, dirs: &[&str], out: &str) -> Output {
+        let mut args = vec!["merge".to_string()];
+        args.extend(dirs.iter().map(|d| self.path(d).display().to_string()));
+        args.extend(["--out".into(), self.path(out).display().to_string()]);
+        lstm_dse(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+    /// A copy of directory `from` (its files) as `to`, then `edit` on it.
+    pub fn copy(&self, from: &str, to: &str, edit: &dyn Fn(&Path)) {
+        let (a, b) = (self.path(from), self.path(to));
+        std::fs::create_dir_all(&b).unwrap();
+        for e in std::fs::read_dir(&a).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), b.join(e.file_name())).unwrap();
+            }
+        }
+        edit(&b);
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -102,7 +127,11 @@ impl Case {
 
     pub fn ok(&self, name: &str, extra: &[&str]) {
         let o = self.run(name, extra);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
