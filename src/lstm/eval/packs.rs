@@ -13,8 +13,18 @@ use std::sync::OnceLock;
 pub(crate) struct Lazy<T>(OnceLock<T>);
 
 impl<T> Lazy<T> {
+    /// The value, made by `make` if no one has made it yet. `make` runs outside the cell's
+    /// lock: packing runs rayon tasks, and a thread waiting on them steals other tasks, which
+    /// may be blocks of lanes of the same plan asking for the same packing. Inside
+    /// `OnceLock::get_or_init` that thread would wait on a lock its own stack holds (a
+    /// deadlock seen in the debug test build). Two threads may both pack; the packing is a
+    /// pure function of the weights, so either result is the same, and one is kept.
     pub fn get_or(&self, make: impl FnOnce() -> T) -> &T {
-        self.0.get_or_init(make)
+        if let Some(v) = self.0.get() {
+            return v;
+        }
+        let _ = self.0.set(make());
+        self.0.get().expect("set above or by another thread")
     }
 }
 
