@@ -81,59 +81,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         }
         shard_files.push(read_shard_file(d)?.map(|f| (f, d.as_path())));
         let results = d.join("results.csv");
-        let mut rd = crate::inputs::open_csv(&results)
-            .map(csv::Reader::from_reader)
-            .with_context(|| format!("merge: {}: cannot read", results.display()))?;
-        let h = rd.byte_headers()?.clone();
+        let h = gather(&results, &mut rows, "row")?;
         if header.as_ref().is_some_and(|x| *x != h) {
             bail!("merge: {} has different columns", results.display());
         }
         header = Some(h);
-        for rec in rd.byte_records() {
-            let rec = rec.with_context(|| format!("merge: {}", results.display()))?;
-            let line = rec.position().map_or(0, |p| p.line());
-            let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| {
-                    anyhow::anyhow!("merge: {}: line {line}: no point index", results.display())
-                })?;
-            if let Some((other, from)) = rows.get(&idx) {
-                if *other != rec {
-                    bail!(
-                        "merge: {}: line {line}: point {idx} differs from its row in {}",
-                        results.display(),
-                        from.display()
-                    );
-                }
-            }
-            rows.insert(idx, (rec, results.clone()));
-        }
         let sk = d.join("skipped.csv");
         if sk.exists() {
-            let mut rd = crate::inputs::open_csv(&sk)
-                .map(csv::Reader::from_reader)
-                .with_context(|| format!("merge: {}: cannot read", sk.display()))?;
-            for rec in rd.byte_records() {
-                let rec = rec.with_context(|| format!("merge: {}", sk.display()))?;
-                let line = rec.position().map_or(0, |p| p.line());
-                let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("merge: {}: line {line}: no point index", sk.display())
-                    })?;
-                if let Some((other, from)) = skipped.get(&idx) {
-                    if *other != rec {
-                        bail!(
-                            "merge: {}: line {line}: point {idx} differs from its line in {}",
-                            sk.display(),
-                            from.display()
-                        );
-                    }
-                }
-                skipped.insert(idx, (rec, sk.clone()));
-            }
+            gather(&sk, &mut skipped, "line")?;
         }
     }
     // Every merge, whole runs and shards alike: the count comes from spec.resolved.toml (or,
@@ -222,6 +177,41 @@ pub(super) fn write_shard_file(
     let path = dir.join(SHARD_FILE);
     crate::report::write_atomic(&path, |w| w.write_all(text.as_bytes()))
         .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// The records of `path` (results.csv or skipped.csv) into `into` by point index: a point
+/// already there from another directory must have the same record (`kind`, "row" or "line",
+/// names it in the error). Returns the file's header.
+fn gather(
+    path: &Path,
+    into: &mut BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
+    kind: &str,
+) -> Result<csv::ByteRecord> {
+    let mut rd = crate::inputs::open_csv(path)
+        .map(csv::Reader::from_reader)
+        .with_context(|| format!("merge: {}: cannot read", path.display()))?;
+    let header = rd.byte_headers()?.clone();
+    for rec in rd.byte_records() {
+        let rec = rec.with_context(|| format!("merge: {}", path.display()))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!("merge: {}: line {line}: no point index", path.display())
+            })?;
+        if let Some((other, from)) = into.get(&idx) {
+            if *other != rec {
+                bail!(
+                    "merge: {}: line {line}: point {idx} differs from its {kind} in {}",
+                    path.display(),
+                    from.display()
+                );
+            }
+        }
+        into.insert(idx, (rec, path.to_path_buf()));
+    }
+    Ok(header)
 }
 
 /// A directory's `shard.toml`, `None` for a whole run.
