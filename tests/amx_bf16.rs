@@ -6,8 +6,9 @@
 //! `cargo test --release --test amx_bf16 -- --ignored --nocapture` on a CPU with AMX-BF16.
 //!
 //! The second measurement shows that AVX512-BF16's `vdpbf16ps`, by contrast, does give the
-//! sequential sums when term k sits in the high half of each pair (it was tried for the bf16
-//! and fp8e4m3 lanes and not kept: slower than two FMA ports, engine.md).
+//! sequential sums when term k sits in the high half of each pair. The engine runs bf16 and
+//! fp8e4m3 lanes on it on AMD CPUs only (`eval::pairs`): on the Intel machine measured here it
+//! was slower than two full FMA ports, on a Zen 4 a third faster (engine.md).
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[test]

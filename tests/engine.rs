@@ -313,6 +313,27 @@ fn one_unit_and_a_wide_layer() {
     );
 }
 
+/// Even input and hidden sizes, so on an AMD CPU with AVX512-BF16 the bf16 and fp8 lanes run
+/// both products on `vdpbf16ps` pairs (`eval::pairs`); the oracle's bits all the same.
+#[test]
+fn bf16_pairs_equal_the_oracle() {
+    let m = model(
+        12,
+        16,
+        &[32, 8],
+        &[Direction::Bidirectional, Direction::Forward],
+        true,
+        true,
+    );
+    for lanes in [1, 7, 65] {
+        check(
+            &m,
+            &common::random_inputs(lanes as u64 + 40, lanes, 6, 16, 1.5),
+            "bf16;fp8e4m3;fp8e5m2;w=bf16,a=fp8e4m3,c=fp16",
+        );
+    }
+}
+
 #[test]
 fn integer_sums_too_long_for_one_i32_chunk_agree() {
     // Codes near full scale in sums of one sign that still land in the activations' sensitive

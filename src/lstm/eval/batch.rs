@@ -15,6 +15,9 @@
 //! codes held exactly in f32 (block sums below 2^24) or f64 (below 2^53); blocks are widened to
 //! i64. Integer sums are exact, so any block split or kernel gives the same integers.
 //!
+//! Float lanes whose weights and operands all fit bf16 (bf16, fp8) run their products on
+//! `vdpbf16ps` pairs where the CPU has them ([`super::pairs`]), with the same bits.
+//!
 //! The element-wise step runs rayon-parallel over blocks of units; fp32 lanes use the
 //! vectorized unit of [`fp32cell`], narrow-float lanes that of [`narrowcell`]. Each step's
 //! states are kept (`[step][H][lanes]`) and scattered into the `[N, T, D*H]` outputs once at
@@ -30,6 +33,7 @@ use super::fused::{self, Mode};
 use super::gemm::{self, COL_ALIGN};
 use super::intgemm::Layout;
 use super::narrowcell;
+use super::pairs;
 use super::plan::{self, Act, CellPlan, IntCell};
 use crate::format::tensor;
 use rayon::prelude::*;
@@ -138,12 +142,20 @@ pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f
     let fx = p.formats.x;
     // Input products of every step: XW[r][t*lanes + n], summed from +0 over k in order.
     let xq = io.transpose(&plan::round_all(fx, io.x));
-    let w = p.w_packed();
     let cols = io.steps * lanes;
-    let mode = Mode::choose::<f32>(&w.span, &fused::span(&xq));
-    let mut xw = gemm::gemm_new(w, &xq, cols, cols, mode);
+    // bf16 and fp8 operands on the pair kernel where it runs ([`pairs`]), else the f32
+    // kernels; the same bits either way.
+    let x_span = fused::span(&xq);
+    let mut xw = match p.w_pairs() {
+        Some(w) if pairs::fits(&w.span, &x_span) => pairs::product_new(w, &xq, cols, cols),
+        _ => {
+            let w = p.w_packed();
+            let mode = Mode::choose::<f32>(&w.span, &x_span);
+            gemm::gemm_new(w, &xq, cols, cols, mode)
+        }
+    };
     drop(xq);
-    let r = p.r_packed();
+    let r_pairs = p.r_pairs();
     let mut states = States::new(io, &p.h0, &p.c0);
     // fp32 lanes: the vectorized unit (the same bits as `float_unit`).
     let fast = fp32cell::available() && plain_fp32(p);
@@ -153,8 +165,18 @@ pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f
         // Step t's sums continue in place in its columns of the input products.
         let at = io.time(s) * lanes;
         let (h_prev, c_prev, h_next, c_next) = states.step(s);
-        let mode = Mode::choose::<f32>(&r.span, &fused::span(h_prev));
-        gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut xw[at..], cols, mode);
+        let h_span = fused::span(h_prev);
+        match r_pairs {
+            Some(r) if pairs::fits(&r.span, &h_span) => {
+                let c = gemm::as_uninit(&mut xw[at..]);
+                pairs::product(r, h_prev, lanes, lanes, c, cols, false);
+            }
+            _ => {
+                let r = p.r_packed();
+                let mode = Mode::choose::<f32>(&r.span, &h_span);
+                gemm::gemm(r, 0, hsz, h_prev, lanes, lanes, &mut xw[at..], cols, mode);
+            }
+        }
         let xw = &xw;
         units((hsz, lanes), h_next, c_next, |j, h, c| {
             let acc = [0, 1, 2, 3].map(|g| &xw[(g * hsz + j) * cols + at..][..lanes]);

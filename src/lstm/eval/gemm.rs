@@ -20,7 +20,9 @@
 //!
 //! Run-time dispatch: products without flushing (every fp32, float-emulation and float64
 //! reference product in practice) run hand-written microkernels ([`super::gemm_simd`]: AVX2
-//! f32, AVX-512 f32 and f64; each a multiply then an add per term, never fused); the flushing
+//! f32, AVX-512 f32 and f64; each a multiply then an add per term, never fused); A may be f32
+//! weights of an f64 product ([`Weight`]: the reference's R, widened exactly as read, half the
+//! bytes streamed per step); the flushing
 //! kernel, f64 on AVX2 and the portable path are builds of the same generic kernel. A B of
 //! several column strips is first copied strip-major, so a microkernel walks consecutive
 //! memory. Rows are split over rayon (small products stay on the calling thread); the thread
@@ -115,6 +117,29 @@ impl Elem for f64 {
     #[inline(always)]
     fn abs_f64(self) -> f64 {
         self.abs()
+    }
+}
+
+/// The element type of A in a product over `T`: `T` itself, or f32 weights read by an f64
+/// product (the float64 reference's recurrent product: the weights are f32 values, widened
+/// exactly as they are read, so the bits are those of the same weights packed as f64, at half
+/// the bytes streamed per step).
+pub trait Weight<T>: Elem {
+    /// The value as a `T`, exactly.
+    fn widen(self) -> T;
+}
+
+impl<T: Elem> Weight<T> for T {
+    #[inline(always)]
+    fn widen(self) -> T {
+        self
+    }
+}
+
+impl Weight<f64> for f32 {
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        self as f64
     }
 }
 
@@ -247,8 +272,8 @@ pub fn no_subnormals(min_a: f64, min_b: f64) -> bool {
 /// `mode` selects the kernel ([`Mode::choose`]: the flushing one for float lanes whose
 /// operands may underflow, the fused one when every product is exact).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm<T: Elem>(
-    a: &Packed<T>,
+pub fn gemm<T: Elem, W: Weight<T>>(
+    a: &Packed<W>,
     k0: usize,
     k1: usize,
     b: &[T],
@@ -263,7 +288,7 @@ pub fn gemm<T: Elem>(
 
 /// An initialised C seen as the memory the kernels write: sound because they only ever
 /// write initialised values into it, so it stays initialised.
-fn as_uninit<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
+pub(super) fn as_uninit<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
     // SAFETY: same layout; the kernels write only initialised values, so `c` stays
     // initialised.
     unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }
@@ -273,7 +298,13 @@ fn as_uninit<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
 /// written once: each tile's rows are set to +0 in the kernel's own pass just before its
 /// first k block, with no clearing of the whole buffer first (no `memset`, and a fresh
 /// mapping is faulted in by that write instead of by a read of the shared zero page).
-pub fn gemm_new<T: Elem>(a: &Packed<T>, b: &[T], ldb: usize, ncols: usize, mode: Mode) -> Vec<T> {
+pub fn gemm_new<T: Elem, W: Weight<T>>(
+    a: &Packed<W>,
+    b: &[T],
+    ldb: usize,
+    ncols: usize,
+    mode: Mode,
+) -> Vec<T> {
     let len = a.rows * ncols;
     let mut c = Vec::with_capacity(len);
     let out = &mut c.spare_capacity_mut()[..len];
@@ -299,9 +330,9 @@ pub fn gemm_new<T: Elem>(a: &Packed<T>, b: &[T], ldb: usize, ncols: usize, mode:
 
 /// [`gemm`] on a chosen instruction set (tests run every one the machine has).
 #[allow(clippy::too_many_arguments)]
-fn gemm_on<T: Elem>(
+fn gemm_on<T: Elem, W: Weight<T>>(
     isa: Isa,
-    a: &Packed<T>,
+    a: &Packed<W>,
     k0: usize,
     k1: usize,
     b: &[T],
@@ -328,9 +359,9 @@ fn gemm_on<T: Elem>(
 
 /// [`gemm`] (`from_zero` false) or [`gemm_new`] (true: each tile starts as +0).
 #[allow(clippy::too_many_arguments)]
-fn gemm_in<T: Elem>(
+fn gemm_in<T: Elem, W: Weight<T>>(
     isa: Isa,
-    a: &Packed<T>,
+    a: &Packed<W>,
     k0: usize,
     k1: usize,
     b: &[T],

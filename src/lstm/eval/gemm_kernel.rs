@@ -6,14 +6,15 @@
 //! keeps each element's terms in k order, one multiply and one add per term.
 
 use super::fused::Mode;
-use super::gemm::{Elem, Packed, COL_ALIGN, KC, MR};
+use super::gemm::{Elem, Packed, Weight, COL_ALIGN, KC, MR};
 #[cfg(target_arch = "x86_64")]
 use super::gemm_simd;
 use std::mem::MaybeUninit;
 
-/// One thread's share: rows `first_panel*MR ..+ rows` of C.
-pub(super) struct Job<'a, T> {
-    pub a: &'a Packed<T>,
+/// One thread's share: rows `first_panel*MR ..+ rows` of C; A's elements are `W` (`T`, or
+/// f32 weights of an f64 product, [`Weight`]).
+pub(super) struct Job<'a, T, W = T> {
+    pub a: &'a Packed<W>,
     pub first_panel: usize,
     pub rows: usize,
     pub k0: usize,
@@ -33,7 +34,7 @@ pub(super) struct Job<'a, T> {
     pub from_zero: bool,
 }
 
-impl<'a, T: 'static> Job<'a, T> {
+impl<'a, T: 'static, W: 'static> Job<'a, T, W> {
     /// Where row kk (absolute) of column `col` of B starts.
     pub fn b_at(&self, kk: usize, col: usize) -> usize {
         (col / COL_ALIGN) * self.b_strip + (kk - self.k0) * self.ldb + col % COL_ALIGN
@@ -47,9 +48,10 @@ impl<'a, T: 'static> Job<'a, T> {
     #[inline(always)]
     pub fn walk<const P: usize, const NR: usize>(
         &mut self,
-        mut tile: impl FnMut([&[T]; P], &[T], &mut [MaybeUninit<T>], usize),
+        mut tile: impl FnMut([&[W]; P], &[T], &mut [MaybeUninit<T>], usize),
     ) where
         T: Elem,
+        W: Elem,
     {
         let panels = self.rows.div_ceil(MR);
         let mut kb = self.k0;
@@ -61,7 +63,7 @@ impl<'a, T: 'static> Job<'a, T> {
                 debug_assert!(b.len() >= (ke - kb - 1) * self.ldb + NR);
                 for p in (0..panels).step_by(P) {
                     let rows = (self.rows - p * MR).min(P * MR);
-                    let a: [&[T]; P] = std::array::from_fn(|q| {
+                    let a: [&[W]; P] = std::array::from_fn(|q| {
                         let panel = self.a.panel(self.first_panel + (p + q).min(panels - 1));
                         &panel[kb * MR..ke * MR]
                     });
@@ -79,15 +81,16 @@ impl<'a, T: 'static> Job<'a, T> {
         }
     }
 
-    /// The same job typed as `U`, when `U` is `T`.
-    fn cast<U: 'static>(self) -> Result<Job<'a, U>, Self> {
-        if std::any::TypeId::of::<T>() != std::any::TypeId::of::<U>() {
+    /// The same job typed as `Job<U, V>`, when `U` is `T` and `V` is `W`.
+    fn cast<U: 'static, V: 'static>(self) -> Result<Job<'a, U, V>, Self> {
+        use std::any::TypeId;
+        if TypeId::of::<T>() != TypeId::of::<U>() || TypeId::of::<W>() != TypeId::of::<V>() {
             return Err(self);
         }
         let job = std::mem::ManuallyDrop::new(self);
-        // SAFETY: U is T (same TypeId), so this reads the value as its own type; Job has no
-        // drop glue and the original is not used again.
-        Ok(unsafe { std::ptr::read((&*job as *const Job<'a, T>).cast::<Job<'a, U>>()) })
+        // SAFETY: U is T and V is W (same TypeIds), so this reads the value as its own type;
+        // Job has no drop glue and the original is not used again.
+        Ok(unsafe { std::ptr::read((&*job as *const Job<'a, T, W>).cast::<Job<'a, U, V>>()) })
     }
 }
 
@@ -125,30 +128,46 @@ impl Isa {
         Isa::Portable
     }
 
-    /// Runs `job` on a hand-written microkernel where there is one (f32, and f64 on AVX-512,
-    /// without flushing: every fp32, float-emulation and float64 reference product in
-    /// practice); hands it back otherwise.
+    /// Runs `job` on a hand-written microkernel where there is one (f32, and f64 on AVX-512
+    /// with f64 or f32 weights, without flushing: every fp32, float-emulation and float64
+    /// reference product in practice); hands it back otherwise.
     #[cfg(target_arch = "x86_64")]
-    fn simd<'a, T: Elem>(self, job: Job<'a, T>, mode: Mode) -> Option<Job<'a, T>> {
+    fn simd<'a, T: Elem, W: Weight<T>>(
+        self,
+        job: Job<'a, T, W>,
+        mode: Mode,
+    ) -> Option<Job<'a, T, W>> {
         if mode == Mode::Flush || self == Isa::Portable {
             return Some(job);
         }
         let fused = matches!(mode, Mode::Fused | Mode::Fma);
+        let avx512 = self == Isa::Avx512;
         // SAFETY (every kernel): the ISA was detected at run time; the AVX2 fused kernel also
         // needs FMA, checked here.
-        match job.cast::<f32>() {
-            Ok(job) if self == Isa::Avx512 && fused => unsafe { gemm_simd::avx512_f32_fused(job) },
-            Ok(job) if self == Isa::Avx512 => unsafe { gemm_simd::avx512_f32(job) },
-            Ok(job) if fused && is_x86_feature_detected!("fma") => unsafe {
-                gemm_simd::avx2_f32_fused(job)
-            },
-            Ok(job) => unsafe { gemm_simd::avx2_f32(job) },
-            Err(job) if self == Isa::Avx512 => match job.cast::<f64>() {
-                Ok(job) if fused => unsafe { gemm_simd::avx512_f64_fused(job) },
-                Ok(job) => unsafe { gemm_simd::avx512_f64(job) },
+        let job = match job.cast::<f32, f32>() {
+            Ok(job) => {
+                if avx512 && fused {
+                    unsafe { gemm_simd::avx512_f32_fused(job) }
+                } else if avx512 {
+                    unsafe { gemm_simd::avx512_f32(job) }
+                } else if fused && is_x86_feature_detected!("fma") {
+                    unsafe { gemm_simd::avx2_f32_fused(job) }
+                } else {
+                    unsafe { gemm_simd::avx2_f32(job) }
+                }
+                return None;
+            }
+            Err(job) if avx512 => job,
+            Err(job) => return Some(job),
+        };
+        match job.cast::<f64, f64>() {
+            Ok(job) if fused => unsafe { gemm_simd::avx512_f64_fused(job) },
+            Ok(job) => unsafe { gemm_simd::avx512_f64(job) },
+            Err(job) => match job.cast::<f64, f32>() {
+                Ok(job) if fused => unsafe { gemm_simd::avx512_f64_wide_fused(job) },
+                Ok(job) => unsafe { gemm_simd::avx512_f64_wide(job) },
                 Err(job) => return Some(job),
             },
-            Err(job) => return Some(job),
         }
         None
     }
@@ -158,7 +177,7 @@ impl Isa {
     /// give the same bits. [`Mode::Fma`] does not: without a hand-written
     /// fused kernel it runs the generic kernel built with `mul_add` (vectorized FMA on AVX2
     /// with FMA and on AVX-512, a correctly rounded `fma` call on the portable path).
-    pub(super) fn run<T: Elem>(self, job: Job<'_, T>, mode: Mode) {
+    pub(super) fn run<T: Elem, W: Weight<T>>(self, job: Job<'_, T, W>, mode: Mode) {
         let wide = std::mem::size_of::<T>() == 4;
         // An AVX2 machine without FMA instructions runs `Mode::Fma` on the portable build.
         #[cfg(target_arch = "x86_64")]
@@ -175,27 +194,27 @@ impl Isa {
         };
         match (isa, mode) {
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, Mode::Flush) => unsafe { avx512::<T, true, false>(job) },
+            (Isa::Avx512, Mode::Flush) => unsafe { avx512::<T, W, true, false>(job) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, Mode::Fma) => unsafe { avx512::<T, false, true>(job) },
+            (Isa::Avx512, Mode::Fma) => unsafe { avx512::<T, W, false, true>(job) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, _) => unsafe { avx512::<T, false, false>(job) },
+            (Isa::Avx512, _) => unsafe { avx512::<T, W, false, false>(job) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, Mode::Flush) => unsafe { avx2::<T, true>(job, wide) },
+            (Isa::Avx2, Mode::Flush) => unsafe { avx2::<T, W, true>(job, wide) },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, Mode::Fma) => unsafe { avx2_fma::<T>(job, wide) },
+            (Isa::Avx2, Mode::Fma) => unsafe { avx2_fma::<T, W>(job, wide) },
             // With every product exact (`Mode::Fused`), one FMA a term gives the plain
             // kernel's bits (f64 on AVX2 has no hand-written fused kernel: the reference's
             // W.x products).
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, Mode::Fused) if is_x86_feature_detected!("fma") => unsafe {
-                avx2_fma::<T>(job, wide)
+                avx2_fma::<T, W>(job, wide)
             },
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, _) => unsafe { avx2::<T, false>(job, wide) },
-            (_, Mode::Flush) => portable::<T, true, false>(job),
-            (_, Mode::Fma) => portable::<T, false, true>(job),
-            (_, _) => portable::<T, false, false>(job),
+            (Isa::Avx2, _) => unsafe { avx2::<T, W, false>(job, wide) },
+            (_, Mode::Flush) => portable::<T, W, true, false>(job),
+            (_, Mode::Fma) => portable::<T, W, false, true>(job),
+            (_, _) => portable::<T, W, false, false>(job),
         }
     }
 }
@@ -216,20 +235,22 @@ pub fn isa_name() -> &'static str {
 macro_rules! blocked {
     ($job:ident, $t:ty, $nr:literal, $ftz:expr, $fma:expr) => {{
         let (ldb, ldc) = ($job.ldb, $job.ldc);
-        $job.walk::<1, $nr>(|[a], b, c, rows| micro::<$t, $nr, $ftz, $fma>(a, b, ldb, c, ldc, rows))
+        $job.walk::<1, $nr>(|[a], b, c, rows| {
+            micro::<$t, _, $nr, $ftz, $fma>(a, b, ldb, c, ldc, rows)
+        })
     }};
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512<T: Elem, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>) {
+unsafe fn avx512<T: Elem, W: Weight<T>, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T, W>) {
     // 16 columns: one zmm of f32 or two of f64 a row, 6 or 12 accumulators.
     blocked!(job, T, 16, FTZ, FMA)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn avx2<T: Elem, const FTZ: bool>(mut job: Job<'_, T>, f32_sized: bool) {
+unsafe fn avx2<T: Elem, W: Weight<T>, const FTZ: bool>(mut job: Job<'_, T, W>, f32_sized: bool) {
     // Two ymm a row (16 f32 or 8 f64): 12 accumulators. FMA: `avx2_fma`.
     if f32_sized {
         blocked!(job, T, 16, FTZ, false)
@@ -241,7 +262,7 @@ unsafe fn avx2<T: Elem, const FTZ: bool>(mut job: Job<'_, T>, f32_sized: bool) {
 /// [`avx2`] for [`Mode::Fma`], with the FMA instructions enabled (the caller checked them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_fma<T: Elem>(mut job: Job<'_, T>, f32_sized: bool) {
+unsafe fn avx2_fma<T: Elem, W: Weight<T>>(mut job: Job<'_, T, W>, f32_sized: bool) {
     if f32_sized {
         blocked!(job, T, 16, false, true)
     } else {
@@ -250,15 +271,15 @@ unsafe fn avx2_fma<T: Elem>(mut job: Job<'_, T>, f32_sized: bool) {
 }
 
 /// The portable build of the generic kernel.
-fn portable<T: Elem, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T>) {
+fn portable<T: Elem, W: Weight<T>, const FTZ: bool, const FMA: bool>(mut job: Job<'_, T, W>) {
     blocked!(job, T, 4, FTZ, FMA)
 }
 
 /// The register tile: `MR x NR` accumulators, k in order, one multiply and one add per term
 /// (`FMA`: one fused multiply-add). `c`: `rows` initialised rows of `NR` with stride `ldc`.
 #[inline(always)]
-fn micro<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(
-    a: &[T],
+fn micro<T: Elem, W: Weight<T>, const NR: usize, const FTZ: bool, const FMA: bool>(
+    a: &[W],
     b: &[T],
     ldb: usize,
     c: &mut [MaybeUninit<T>],
@@ -277,7 +298,7 @@ fn micro<T: Elem, const NR: usize, const FTZ: bool, const FMA: bool>(
             .try_into()
             .expect("strip of NR columns");
         for i in 0..MR {
-            let ai = av[i];
+            let ai = av[i].widen();
             for j in 0..NR {
                 if FMA {
                     acc[i][j] = ai.mul_add(bv[j], acc[i][j]);

@@ -9,6 +9,7 @@
 //! | [`avx2_f32`] | 6 x 16 (one panel) | 12 ymm of 8 f32 |
 //! | [`avx512_f32`] | 24 x 16 (four panels) | 24 zmm of 16 f32 |
 //! | [`avx512_f64`] | 12 x 16 (two panels) | 24 zmm of 8 f64 |
+//! | [`avx512_f64_wide`] | 12 x 16, f32 weights widened as read | 24 zmm of 8 f64 |
 //!
 //! Each has a fused twin (`*_fused`: one `vfmadd` per term) that [`super::gemm`] runs only
 //! when every product is exact ([`super::fused`]): then the fused and the unfused operation
@@ -165,13 +166,13 @@ unsafe fn avx512_f32_tile<const P: usize, const FUSED: bool>(
 pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<2, NR>(|a, b, c, rows| {
-        avx512_f64_tile::<2, false>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
+        avx512_f64_tile::<f64, 2, false>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
 }
 
 /// [`avx512_f64`] with one `vfmadd` per term: only for products that are all exact
-/// ([`super::fused`]: f32 weights times f32 inputs, 24 + 24 bits), where it gives the same
-/// bits.
+/// ([`super::fused`]: f32 weights times f32 inputs, 24 + 24 bits), or [`super::fused::Mode::Fma`]
+/// (the reference's recurrent product), where it gives the bits asked for.
 ///
 /// # Safety
 /// The CPU must have AVX-512F.
@@ -179,16 +180,62 @@ pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
 pub(super) unsafe fn avx512_f64_fused(mut job: Job<'_, f64>) {
     let (ldb, ldc) = (job.ldb, job.ldc);
     job.walk::<2, NR>(|a, b, c, rows| {
-        avx512_f64_tile::<2, true>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
+        avx512_f64_tile::<f64, 2, true>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
     });
+}
+
+/// [`avx512_f64`] on f32 weights, each widened exactly as it is broadcast: the bits of the
+/// same weights packed as f64, with half the bytes of A streamed.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f64_wide(mut job: Job<'_, f64, f32>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    job.walk::<2, NR>(|a, b, c, rows| {
+        avx512_f64_tile::<f32, 2, false>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
+    });
+}
+
+/// [`avx512_f64_fused`] on f32 weights ([`avx512_f64_wide`]).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn avx512_f64_wide_fused(mut job: Job<'_, f64, f32>) {
+    let (ldb, ldc) = (job.ldb, job.ldc);
+    job.walk::<2, NR>(|a, b, c, rows| {
+        avx512_f64_tile::<f32, 2, true>(a, b.as_ptr(), ldb, c.as_mut_ptr().cast(), ldc, rows)
+    });
+}
+
+/// A weight of an f64 tile: broadcast to eight f64 lanes (f32 widened exactly on the way).
+trait SplatF64: Copy {
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    unsafe fn splat(self) -> __m512d;
+}
+
+impl SplatF64 for f64 {
+    #[inline(always)]
+    unsafe fn splat(self) -> __m512d {
+        _mm512_set1_pd(self)
+    }
+}
+
+impl SplatF64 for f32 {
+    #[inline(always)]
+    unsafe fn splat(self) -> __m512d {
+        _mm512_cvtps_pd(_mm256_set1_ps(self))
+    }
 }
 
 /// `P` panels (`a[q]`: MR weights per k each) against a strip of 16 columns of B (row
 /// stride `ldb`); `c`: `rows` (at most P x MR) rows of 16 with stride `ldc`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_f64_tile<const P: usize, const FUSED: bool>(
-    a: [&[f64]; P],
+unsafe fn avx512_f64_tile<W: SplatF64, const P: usize, const FUSED: bool>(
+    a: [&[W]; P],
     b: *const f64,
     ldb: usize,
     c: *mut f64,
@@ -209,7 +256,7 @@ unsafe fn avx512_f64_tile<const P: usize, const FUSED: bool>(
         for (panel, aq) in acc.iter_mut().zip(a) {
             let av = aq.as_ptr().add(kk * MR);
             for (i, row) in panel.iter_mut().enumerate() {
-                let ai = _mm512_set1_pd(*av.add(i));
+                let ai = (*av.add(i)).splat();
                 if FUSED {
                     row[0] = _mm512_fmadd_pd(ai, b0, row[0]);
                     row[1] = _mm512_fmadd_pd(ai, b1, row[1]);

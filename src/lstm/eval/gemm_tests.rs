@@ -1,6 +1,6 @@
 //! Tests of [`super`]: every instruction set the machine has against the scalar loop (f32
-//! flushing, f32 fused on narrow operands, f64 plain and fused), [`Mode::Fma`] against a loop
-//! of `mul_add`, and the zero-start entry.
+//! flushing, f32 fused on narrow operands, f64 plain and fused, f32 weights in f64),
+//! [`Mode::Fma`] against a loop of `mul_add`, and the zero-start entry.
 
 use super::*;
 use proptest::prelude::*;
@@ -156,6 +156,39 @@ proptest! {
             gemm_on(isa, &packed32, 0, k, &b32, cols, cols, &mut got, cols, Mode::Fma);
             let same = want32.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
             prop_assert!(same, "f32 {:?}", isa);
+        }
+    }
+
+    /// f32 weights in an f64 product (the reference's recurrent product), widened exactly as
+    /// they are read: every instruction set gives the bits of the scalar loops on the widened
+    /// weights, plain (a multiply, then an add) and [`Mode::Fma`] (one `mul_add` a term).
+    #[test]
+    fn f32_weights_in_f64_equal_the_scalar_loops(rows in 1usize..100, k in 0usize..400,
+                                                 colblocks in 1usize..3, seed in any::<u64>()) {
+        let cols = colblocks * COL_ALIGN;
+        let mut s = seed | 1;
+        let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5 };
+        let a32: Vec<f32> = (0..rows * k).map(|_| next() as f32).collect();
+        let a: Vec<f64> = a32.iter().map(|&v| v as f64).collect();
+        let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
+        let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
+        let plain = scalar(&a, rows, k, &b, cols, &c0);
+        let mut fma = c0.clone();
+        for r in 0..rows {
+            for j in 0..cols {
+                for kk in 0..k {
+                    fma[r * cols + j] = a[r * k + kk].mul_add(b[kk * cols + j], fma[r * cols + j]);
+                }
+            }
+        }
+        let packed = Packed::new(&a32, rows, k);
+        for isa in Isa::all_here() {
+            for (mode, want) in [(Mode::Plain, &plain), (Mode::Fma, &fma)] {
+                let mut got = c0.clone();
+                gemm_on(isa, &packed, 0, k, &b, cols, cols, &mut got, cols, mode);
+                let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
+                prop_assert!(same, "{:?} {:?}", isa, mode);
+            }
         }
     }
 

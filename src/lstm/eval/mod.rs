@@ -32,6 +32,7 @@ mod narrowcell_avx2;
 #[cfg(target_arch = "x86_64")]
 mod narrowcell_avx512;
 mod packs;
+mod pairs;
 pub mod plan;
 pub mod reference;
 

@@ -5,7 +5,9 @@
 //! cached packing is the packing a fresh run would make.
 
 use super::exact::ExactProduct;
+use super::fused;
 use super::gemm::Packed;
+use super::pairs::PackedPairs;
 use std::sync::OnceLock;
 
 /// A value computed on first use. Cloning gives an empty cache (the clone packs again when
@@ -58,6 +60,15 @@ impl Lazy<Packed<f32>> {
     }
 }
 
+impl Lazy<Option<PackedPairs>> {
+    /// `v` (`rows x k`, row-major) packed as bf16 pairs, on first use; `None` where the pair
+    /// kernel cannot run it ([`PackedPairs::new`]).
+    pub fn packed(&self, v: &[f32], rows: usize) -> Option<&PackedPairs> {
+        self.get_or(|| PackedPairs::new(v, rows, v.len() / rows.max(1), &fused::span(v)))
+            .as_ref()
+    }
+}
+
 impl Lazy<ExactProduct> {
     /// `codes` (`rows x k`, row-major) packed for exact products with operands of at most
     /// `b_max` in magnitude, on first use.
@@ -66,11 +77,14 @@ impl Lazy<ExactProduct> {
     }
 }
 
-/// The packed W (`4H x input`) and R (`4H x H`) of a float cell.
+/// The packed W (`4H x input`) and R (`4H x H`) of a float cell: for the f32 kernels, and as
+/// bf16 pairs where every weight fits bf16 ([`super::pairs`]; each packed only when used).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FloatPacks {
     pub w: Lazy<Packed<f32>>,
     pub r: Lazy<Packed<f32>>,
+    pub w_pairs: Lazy<Option<PackedPairs>>,
+    pub r_pairs: Lazy<Option<PackedPairs>>,
 }
 
 /// The packed W and R codes of an integer cell.

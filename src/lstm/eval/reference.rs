@@ -13,7 +13,8 @@
 //! trace or policy run. `fp32` stays an ordinary candidate, bit-exact as §6 specifies, and is compared with
 //! this reference like any other precision. The products use the same blocked kernels as the
 //! engine ([`gemm`] over f64), so the reference costs about one extra fp32 pass at half the
-//! vector width.
+//! vector width; R stays f32 in memory and is widened as it is read (exact: the same bits as
+//! an f64 copy, half the bytes streamed per step).
 
 use super::batch::Io;
 use super::calib::Histogram;
@@ -240,7 +241,7 @@ fn direction(
     let mode = Mode::choose::<f64>(&w.span, &span(&xt));
     let xw = gemm::gemm_new(&w, &xt, cols, cols, mode);
     drop(xt);
-    let r = Packed::new_from(&cell.r, rows, hsz, f64::from);
+    let r = Packed::new(&cell.r, rows, hsz);
     let bias: Vec<f64> = cell
         .b_ih
         .iter()

@@ -16,6 +16,7 @@ pub use ranges::{CalHist, Calibration, CellRange, DataTensor, LayerRange};
 
 use super::gemm::Packed;
 use super::packs::FloatPacks;
+use super::pairs::PackedPairs;
 use super::EvalError;
 use crate::format::{detmath, tensor, Fixed, Format, PrecisionConfig, Resolved, WeightScale};
 use crate::lstm::{Cell, Model};
@@ -347,5 +348,15 @@ impl CellPlan {
     /// R (`4H x H`) packed for the float kernels, on first use.
     pub(crate) fn r_packed(&self) -> &Packed<f32> {
         self.packs.r.packed(&self.r, self.b.len())
+    }
+
+    /// W as bf16 pairs, on first use; `None` where the pair kernel cannot run it.
+    pub(crate) fn w_pairs(&self) -> Option<&PackedPairs> {
+        self.packs.w_pairs.packed(&self.w, self.b.len())
+    }
+
+    /// R as bf16 pairs, on first use; `None` where the pair kernel cannot run it.
+    pub(crate) fn r_pairs(&self) -> Option<&PackedPairs> {
+        self.packs.r_pairs.packed(&self.r, self.b.len())
     }
 }
