@@ -74,6 +74,42 @@ fn front_of_a_results_file_and_bad_input() {
     }
 }
 
+/// An objective that is no column, or named twice, is refused naming the flag that named it
+/// and the value (the errors once said only "objective `x` is named twice").
+#[test]
+fn objective_errors_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let front = dir.path().join("front.csv").display().to_string();
+    for (args, expect) in [
+        (
+            ["--minimize", "latency_us", "--maximize", "latency_us"],
+            "--maximize latency_us: also named by --minimize",
+        ),
+        (
+            [
+                "--minimize",
+                "latency_us,energy_uj",
+                "--minimize",
+                "energy_uj",
+            ],
+            "--minimize energy_uj: named twice",
+        ),
+        (
+            ["--minimize", "latnecy", "--maximize", "task_accuracy"],
+            "--minimize latnecy: not a column of results/quick/results.csv (columns: point,",
+        ),
+        (
+            ["--minimize", "latency_us", "--maximize", "accuracy"],
+            "--maximize accuracy: not a column of",
+        ),
+    ] {
+        let mut a = vec!["pareto", "results/quick/results.csv", "--out", &front];
+        a.extend(args);
+        common::fails(&a, &[expect]);
+        assert!(!dir.path().join("front.csv").exists());
+    }
+}
+
 /// Outputs that cannot both be written are refused before either is: the figure over the
 /// front (it once replaced the CSV with exit 0), a directory, the input itself.
 #[test]
