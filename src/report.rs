@@ -11,13 +11,16 @@
 //! disk) leaves the previous run's set as it was instead of one new file beside old ones.
 //!
 //! Before any of that, a command checks what it writes against what it reads (`paths`:
-//! [`refuse_overwriting_inputs`]).
+//! [`refuse_overwriting_inputs`]). A command that turns on [`remove_partials_on_signal`]
+//! (`interrupt`) also removes its temporary files when a signal (Ctrl-C, `kill`) ends it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod interrupt;
 mod paths;
 
+pub use interrupt::remove_partials_on_signal;
 pub use paths::{
     place, refuse_overwriting_inputs, refuse_shared_outputs, same_file, Input, Output, Target,
 };
@@ -87,9 +90,14 @@ pub fn write_atomic(
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     match stage(path, fill)? {
-        Some((tmp, to)) => std::fs::rename(&tmp, &to).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        }),
+        Some((tmp, to)) => {
+            let mut partials = interrupt::partials();
+            let renamed = std::fs::rename(&tmp, &to).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            });
+            interrupt::forget(&mut partials, &tmp);
+            renamed
+        }
         None => Ok(()),
     }
 }
@@ -131,6 +139,7 @@ fn stage(
         std::fs::create_dir_all(dir)?;
     }
     let tmp = partial_path(&path);
+    interrupt::track(&tmp);
     let written = (|| {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         fill(&mut out)?;
@@ -139,7 +148,9 @@ fn stage(
     })();
     if let Err(e) = written {
         // A full disk or a failing `fill` must not leave the temporary file behind.
+        let mut partials = interrupt::partials();
         let _ = std::fs::remove_file(&tmp);
+        interrupt::forget(&mut partials, &tmp);
         return Err(e);
     }
     Ok(Some((tmp, path)))
@@ -196,6 +207,11 @@ impl Staged {
     /// files marked [`remove`](Staged::remove).
     pub fn commit(mut self) -> Result<(), WriteError> {
         let files = std::mem::take(&mut self.files);
+        // One lock over all the renames: an interruption finds the set renamed or not.
+        let mut partials = interrupt::partials();
+        for (tmp, _) in &files {
+            interrupt::forget(&mut partials, tmp);
+        }
         let mut left = files.iter();
         for (tmp, to) in left.by_ref() {
             if let Err(e) = std::fs::rename(tmp, to) {
@@ -206,6 +222,7 @@ impl Staged {
                 return Err(named(to)(e));
             }
         }
+        drop(partials);
         for path in std::mem::take(&mut self.stale) {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(named(&path)(e)),
@@ -231,8 +248,10 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
+        let mut partials = interrupt::partials();
         for (tmp, _) in &self.files {
             let _ = std::fs::remove_file(tmp);
+            interrupt::forget(&mut partials, tmp);
         }
     }
 }

@@ -74,6 +74,42 @@ fn front_of_a_results_file_and_bad_input() {
     }
 }
 
+/// An objective that is no column, or named twice, is refused naming the flag that named it
+/// and the value (the errors once said only "objective `x` is named twice").
+#[test]
+fn objective_errors_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let front = dir.path().join("front.csv").display().to_string();
+    for (args, expect) in [
+        (
+            ["--minimize", "latency_us", "--maximize", "latency_us"],
+            "--maximize latency_us: also named by --minimize",
+        ),
+        (
+            [
+                "--minimize",
+                "latency_us,energy_uj",
+                "--minimize",
+                "energy_uj",
+            ],
+            "--minimize energy_uj: named twice",
+        ),
+        (
+            ["--minimize", "latnecy", "--maximize", "task_accuracy"],
+            "--minimize latnecy: not a column of results/quick/results.csv (columns: point,",
+        ),
+        (
+            ["--minimize", "latency_us", "--maximize", "accuracy"],
+            "--maximize accuracy: not a column of",
+        ),
+    ] {
+        let mut a = vec!["pareto", "results/quick/results.csv", "--out", &front];
+        a.extend(args);
+        common::fails(&a, &[expect]);
+        assert!(!dir.path().join("front.csv").exists());
+    }
+}
+
 /// Outputs that cannot both be written are refused before either is: the figure over the
 /// front (it once replaced the CSV with exit 0), a directory, the input itself.
 #[test]
@@ -157,5 +193,65 @@ fn plots_of_values_at_the_ends_of_f64_finish() {
         assert!(svg.contains("<circle") && !svg.contains("NaN"), "{csv:?}");
         let partial = dir.path().join("f.csv.partial");
         assert!(!partial.exists(), "{csv:?}: {} left", partial.display());
+    }
+}
+
+/// A signal (Ctrl-C, `kill`) while `pareto` writes removes its temporary files before the
+/// process ends by that signal: a killed run once left `front.csv.partial` behind. The run is
+/// caught at a known point: `--plot` is a FIFO, written in place, whose open waits for a
+/// reader, after front.csv's temporary file is written whole.
+#[cfg(unix)]
+#[test]
+fn a_signal_while_writing_leaves_no_partial_file() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("front.svg");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let (out, partial) = (
+            dir.path().join("front.csv"),
+            dir.path().join("front.csv.partial"),
+        );
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["pareto", "results/quick/results.csv", "--minimize"])
+            .args(["latency_us,energy_uj", "--out", out.to_str().unwrap()])
+            .args(["--plot", fifo.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !partial.exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+                panic!("ended before writing ({status}): {err}");
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("no {partial:?} after 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // SAFETY: a signal to the child this test started and has not waited for.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("signal {sig}: still running after 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(status.signal(), Some(sig), "{status}");
+        assert!(!partial.exists(), "signal {sig}: {partial:?} left behind");
+        assert!(!out.exists(), "signal {sig}: front.csv written");
     }
 }

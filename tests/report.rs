@@ -273,6 +273,59 @@ fn report_refuses_a_shard_and_results_of_other_columns() {
     }
 }
 
+/// Rewrites the CSV file `path` with `value` in data row `row` (from 0), column `column`.
+fn edit_cell(path: &Path, row: usize, column: &str, value: &str) {
+    let mut rd = csv::Reader::from_path(path).expect("read csv");
+    let header = rd.headers().expect("header").clone();
+    let c = header.iter().position(|h| h == column).expect("column");
+    let mut rows: Vec<Vec<String>> = rd
+        .records()
+        .map(|r| r.expect("record").iter().map(String::from).collect())
+        .collect();
+    rows[row][c] = value.to_string();
+    let mut w = csv::Writer::from_path(path).expect("write csv");
+    w.write_record(&header).expect("header");
+    for r in &rows {
+        w.write_record(r).expect("row");
+    }
+    w.flush().expect("flush");
+}
+
+/// An objective cell that is not a number (results.csv or front.csv edited by hand) is
+/// refused naming the file, the line, the column and the text: its row was once left off the
+/// page with exit 0. An empty cell in results.csv (a value the run did not have, which a
+/// sweep writes in rows its filter leaves out) is drawn as nothing, and said.
+#[test]
+fn report_refuses_an_objective_that_is_not_a_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    let dir_arg = out.to_str().expect("utf-8");
+    for (file, line) in [("results.csv", "line 2:"), ("front.csv", "line 3:")] {
+        let path = out.join(file);
+        let before = std::fs::read(&path).expect("read");
+        edit_cell(
+            &path,
+            if file == "front.csv" { 1 } else { 0 },
+            "energy_uj",
+            "12.5uJ",
+        );
+        let o = lstm_dse(&["report", dir_arg]);
+        common::refused(
+            &o,
+            &[file, line, "column `energy_uj`", "`12.5uJ` is not a number"],
+        );
+        assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+        std::fs::write(&path, before).expect("restore");
+    }
+    edit_cell(&out.join("results.csv"), 0, "top1_agreement", "");
+    let (_, err) = ok(&["report", dir_arg]);
+    assert!(
+        err.contains("results.csv: 1 of the rows sampled") && err.contains("empty objective cell"),
+        "{err}"
+    );
+}
+
 /// `gen-input` writes the sizes a static export fixes unless told otherwise, and refuses
 /// others (it wrote them, and every command then refused the file).
 #[test]

@@ -3,7 +3,7 @@
 //! precisions the multiplier can run) and converts to domain types with units in their names,
 //! so the hot path never re-checks a field.
 
-use super::error::{invalid, AccelError};
+use super::error::{compact, invalid, AccelError};
 use super::spec::{ArchSpec, DispatchPolicy, InputProduct, MulticoreMode, MultiplierKind};
 
 /// Compute resources of one core.
@@ -170,7 +170,11 @@ impl Checker<'_> {
     #[cold]
     #[inline(never)]
     fn bad(&self, field: &str, bound: &str, v: f64) -> AccelError {
-        invalid(self.origin, field, format!("must be {bound}, got {v}"))
+        invalid(
+            self.origin,
+            field,
+            format!("must be {bound}, got {}", compact(v)),
+        )
     }
 }
 
@@ -332,7 +336,7 @@ impl Arch {
             return Err(invalid(
                 origin,
                 "energy.sram_access_share",
-                format!("must be <= 1, got {}", energy.sram_access_share),
+                format!("must be <= 1, got {}", compact(energy.sram_access_share)),
             ));
         }
         let a = &spec.area;

@@ -47,6 +47,17 @@ pub(crate) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A number for an error message: as `{}` prints it for everyday magnitudes, in exponent
+/// form (`1e300`, `-2.5e-30`) beyond, where `{}` would print hundreds of digits.
+pub(crate) fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || !a.is_finite() || (1e-6..1e16).contains(&a) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 #[cold]
 #[inline(never)]
 pub(crate) fn invalid(origin: &str, field: &str, message: impl Into<String>) -> AccelError {

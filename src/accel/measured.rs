@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::error::{one_line, AccelError};
+use super::error::{compact, one_line, AccelError};
 use super::precision::{
     check_edge_fractions, check_fractions, independent_switch_rate, PrecisionLevel,
     PrecisionProfile,
@@ -217,7 +217,10 @@ pub fn parse_policy(text: &str, origin: &str, id: u64) -> Result<PrecisionProfil
             Some(v) => {
                 return Err(parse_err(
                     line,
-                    format!("column 'switches_per_1000_steps': must be in [0, 1000], got {v}"),
+                    format!(
+                        "column 'switches_per_1000_steps': must be in [0, 1000], got {}",
+                        compact(v)
+                    ),
                 ))
             }
             None => independent_switch_rate(&step_fraction),
@@ -346,8 +349,9 @@ pub fn read_group_widths(path: &Path, group_size: usize) -> Result<Vec<f64>, Acc
             return Err(parse_err(
                 line,
                 format!(
-                    "columns 'frac_groups_width_<w>': the fractions sum to {sum}, not 1 (each \
-                     is the share of groups of that width)"
+                    "columns 'frac_groups_width_<w>': the fractions sum to {}, not 1 (each \
+                     is the share of groups of that width)",
+                    compact(sum)
                 ),
             ));
         }

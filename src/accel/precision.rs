@@ -2,6 +2,8 @@
 //! steps over them (overall, per layer, at the first and last step), the switch rate, and
 //! DPRed footprint ratios and group widths; with the checks of those fractions.
 
+use super::error::compact;
+
 /// Operand widths of one precision level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrecisionLevel {
@@ -167,16 +169,22 @@ pub fn independent_switch_rate(f: &[f64]) -> f64 {
     (1.0 - f.iter().map(|x| x * x).sum::<f64>()).max(0.0)
 }
 
+/// `[a, b, ...]` with each number [`compact`].
+fn compact_list(f: &[f64]) -> String {
+    let items: Vec<String> = f.iter().map(|&x| compact(x)).collect();
+    format!("[{}]", items.join(", "))
+}
+
 pub(super) fn check_fractions(f: &[f64], levels: usize) -> Result<(), String> {
     if f.len() != levels {
         return Err(format!("{} fractions for {levels} levels", f.len()));
     }
     if f.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
-        return Err(format!("fractions must be >= 0, got {f:?}"));
+        return Err(format!("fractions must be >= 0, got {}", compact_list(f)));
     }
     let sum: f64 = f.iter().sum();
     if (sum - 1.0).abs() > 1e-3 {
-        return Err(format!("fractions must sum to 1, got {sum}"));
+        return Err(format!("fractions must sum to 1, got {}", compact(sum)));
     }
     Ok(())
 }
@@ -191,11 +199,14 @@ pub(super) fn check_edge_fractions(f: &[f64], levels: usize) -> Result<(), Strin
         return Err(format!("{} fractions for {levels} levels", f.len()));
     }
     if f.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
-        return Err(format!("fractions must be >= 0, got {f:?}"));
+        return Err(format!("fractions must be >= 0, got {}", compact_list(f)));
     }
     let sum: f64 = f.iter().sum();
     if (sum - 1.0).abs() > 1e-9 {
-        return Err(format!("fractions must sum to 1 (within 1e-9), got {sum}"));
+        return Err(format!(
+            "fractions must sum to 1 (within 1e-9), got {}",
+            compact(sum)
+        ));
     }
     Ok(())
 }

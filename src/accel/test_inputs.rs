@@ -48,6 +48,9 @@ fn zero_and_negative_sizes_are_rejected() {
     assert!(err_of_set(&["memory.dram_gb_per_s=0"]).contains("'memory.dram_gb_per_s': must be > 0"));
     assert!(err_of_set(&["memory.sram_weight_kib=-1"]).contains("'memory.sram_weight_kib'"));
     assert!(err_of_set(&["compute.clock_mhz=-500"]).contains("'compute.clock_mhz'"));
+    // Shown as an exponent, not the 301 digits `{}` prints.
+    assert!(err_of_set(&["memory.dram_gb_per_s=-1e300"]).ends_with("must be > 0, got -1e300"));
+    assert!(err_of_set(&["energy.sram_access_share=1e300"]).ends_with("got 1e300"));
 }
 
 #[test]
@@ -395,6 +398,39 @@ fn policy_levels_out_of_order_or_repeated_are_refused() {
         parse_policy(&format!("{head}3,\"{levels}\",0.5,0.5\n"), "p.csv", 3)
             .unwrap_or_else(|e| panic!("{levels}: {e}"));
     }
+}
+
+/// A huge value in policies.csv is shown as an exponent in the error, not as the hundreds of
+/// digits `{}` prints for 1e300.
+#[test]
+fn huge_values_are_shown_compactly_in_errors() {
+    let head = "policy,levels,frac_level_0,frac_level_1,switches_per_1000_steps,frac_first_level_0,frac_first_level_1\n";
+    for (row, want) in [
+        (
+            "3,fx8|fx16,0.5,0.5,1e300,,",
+            "must be in [0, 1000], got 1e300",
+        ),
+        ("3,fx8|fx16,0.5,0.5,-1e-300,,", "got -1e-300"),
+        (
+            "3,fx8|fx16,1e300,0.5,,,",
+            "fractions must sum to 1, got 1e300",
+        ),
+        ("3,fx8|fx16,0.5,0.5,,2e200,0", "(within 1e-9), got 2e200"),
+        (
+            "3,fx8|fx16,0.5,0.5,,-1e300,1",
+            "fractions must be >= 0, got [-1e300, 1]",
+        ),
+    ] {
+        let e = parse_policy(&format!("{head}{row}\n"), "p.csv", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.csv:2:") && e.contains(want), "{row}: {e}");
+        assert!(e.len() < 200, "{row}: {e}");
+    }
+    use super::error::compact;
+    assert_eq!(compact(1000.0), "1000");
+    assert_eq!(compact(0.25), "0.25");
+    assert_eq!(compact(f64::INFINITY), "inf");
 }
 
 /// `groups.csv`'s width fractions are shares of the groups: a row whose shares do not sum to 1

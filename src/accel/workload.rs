@@ -3,7 +3,7 @@
 //! measurements by `measured.rs`). The main crate fills a `Workload` from a built-in or
 //! imported model (`workload_of`); `Workload::validate` checks it before every evaluation.
 
-use super::error::AccelError;
+use super::error::{compact, AccelError};
 use super::precision::{check_edge_fractions, check_fractions, PrecisionProfile};
 
 /// One LSTM layer. `input_size` is the width of x_t as this layer sees it (for a layer after
@@ -204,13 +204,16 @@ impl Workload {
             ("dpred_activation_ratio", p.dpred_activation_ratio),
         ] {
             if !(r > 0.0 && r <= 1.0) {
-                return Err(fail(format!("{name} must be in (0, 1], got {r}")));
+                return Err(fail(format!(
+                    "{name} must be in (0, 1], got {}",
+                    compact(r)
+                )));
             }
         }
         if !(p.switch_rate.is_finite() && (0.0..=1.0).contains(&p.switch_rate)) {
             return Err(fail(format!(
                 "switch_rate must be in [0, 1], got {}",
-                p.switch_rate
+                compact(p.switch_rate)
             )));
         }
         if !p.group_width_fractions.is_empty() {

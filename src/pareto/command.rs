@@ -204,7 +204,7 @@ mod tests {
             |extra: &[&str]| format!("{:#}", run(&parse(dir.path(), extra)).expect_err("fails"));
         assert!(err(&[]).contains("no objectives"));
         let e = err(&["--minimize", "latency"]);
-        assert!(e.contains("objective `latency` is not a column"), "{e}");
+        assert!(e.contains("--minimize latency: not a column of "), "{e}");
         let e = err(&["--minimize", "latency_us", "--where", "power_mw < 3"]);
         assert!(e.contains("`power_mw`"), "{e}");
         let e = err(&["--minimize", "latency_us", "--where", "latency_us <"]);

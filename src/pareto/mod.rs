@@ -19,20 +19,34 @@ pub use command::{run, ParetoArgs};
 pub use filter::{CmpOp, Filter};
 pub use front::{dominates, front};
 pub use plot::{front_svg, plot_front_svg};
-pub use table::{front_of_csv, stage_front_csv, write_front_csv, FrontResult, Objective, Sense};
+pub use table::{
+    front_of_csv, front_of_csv_by, stage_front_csv, write_front_csv, FrontResult, Objective, Sense,
+};
 
 /// Why a front could not be computed, read or written; `Display` is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ParetoError {
     #[error("no objectives: name at least one column with --minimize or --maximize")]
     NoObjectives,
-    #[error("objective `{0}` is named twice")]
-    DuplicateObjective(String),
-    #[error("{}: objective `{column}` is not a column (columns: {available})", path.display())]
+    /// `by` and `first`: the flags (or spec keys) that named it, this time and the first.
+    #[error("{by} {column}: {}", if by == first { "named twice".to_string() } else { format!("also named by {first}") })]
+    DuplicateObjective {
+        by: String,
+        first: String,
+        column: String,
+    },
+    #[error("{by} {column}: not a column of {} (columns: {available})", path.display())]
     ObjectiveColumn {
+        by: String,
         path: PathBuf,
         column: String,
         available: String,
+    },
+    #[error("{by} {column}: {}: the header has this column more than once (rename one to use it)", path.display())]
+    AmbiguousObjective {
+        by: String,
+        path: PathBuf,
+        column: String,
     },
     #[error("{}: column `{column}` appears more than once in the header (rename one to use it)", path.display())]
     AmbiguousColumn { path: PathBuf, column: String },

@@ -64,7 +64,9 @@ impl FrontResult {
 }
 
 /// Reads the CSV `input` (with a header), keeps the rows that pass `filter`, and finds which of
-/// them are non-dominated for the objectives `minimize` then `maximize` (column names).
+/// them are non-dominated for the objectives `minimize` then `maximize` (column names), as
+/// `lstm-dse pareto` gives them: errors about an objective name its flag (`--minimize`,
+/// `--maximize`). [`front_of_csv_by`] names other sources.
 ///
 /// Filter columns must hold a number (NaN and `inf` allowed) in every row; objective columns
 /// must hold a number other than NaN in every row that passes the filter. Anything else is an
@@ -74,6 +76,22 @@ pub fn front_of_csv(
     input: &Path,
     minimize: &[String],
     maximize: &[String],
+    filter: Option<&str>,
+) -> Result<FrontResult, ParetoError> {
+    front_of_csv_by(
+        input,
+        ("--minimize", minimize),
+        ("--maximize", maximize),
+        filter,
+    )
+}
+
+/// [`front_of_csv`], each list of objectives with the name of what gave it (a flag, a spec
+/// key such as `pareto.minimize`), which the errors about one of its objectives name.
+pub fn front_of_csv_by(
+    input: &Path,
+    (min_by, minimize): (&str, &[String]),
+    (max_by, maximize): (&str, &[String]),
     filter: Option<&str>,
 ) -> Result<FrontResult, ParetoError> {
     if minimize.is_empty() && maximize.is_empty() {
@@ -97,23 +115,36 @@ pub fn front_of_csv(
     };
 
     let mut objectives: Vec<Objective> = Vec::new();
+    let by = |sense| match sense {
+        Sense::Minimize => min_by.to_string(),
+        Sense::Maximize => max_by.to_string(),
+    };
     let named = minimize
         .iter()
         .map(|n| (n, Sense::Minimize))
         .chain(maximize.iter().map(|n| (n, Sense::Maximize)));
     for (name, sense) in named {
         let name = name.trim();
-        if objectives.iter().any(|o| o.name == name) {
-            return Err(ParetoError::DuplicateObjective(name.to_string()));
+        if let Some(first) = objectives.iter().find(|o| o.name == name) {
+            return Err(ParetoError::DuplicateObjective {
+                by: by(sense),
+                first: by(first.sense),
+                column: name.to_string(),
+            });
         }
         if twice(name) {
-            return Err(ambiguous(name));
+            return Err(ParetoError::AmbiguousObjective {
+                by: by(sense),
+                path: input.to_path_buf(),
+                column: name.to_string(),
+            });
         }
         let column =
             columns
                 .iter()
                 .position(|c| c == name)
                 .ok_or_else(|| ParetoError::ObjectiveColumn {
+                    by: by(sense),
                     path: input.to_path_buf(),
                     column: name.to_string(),
                     available: columns.join(", "),
@@ -341,7 +372,9 @@ f,30,1,0.999
         let input = write(dir.path(), "id,a,b,a\nx,1,2,3\ny,2,1,0\n");
         let e = front_of_csv(&input, &names(&["a"]), &[], None).expect_err("ambiguous");
         assert!(
-            e.to_string().contains("column `a` appears more than once"),
+            e.to_string().starts_with("--minimize a: ")
+                && e.to_string()
+                    .contains("the header has this column more than once"),
             "{e}"
         );
         let e = front_of_csv(&input, &names(&["b"]), &[], Some("a > 1")).expect_err("ambiguous");
@@ -362,7 +395,10 @@ f,30,1,0.999
         let e = front_of_csv(&input, &names(&["latency"]), &[], None)
             .expect_err("unknown")
             .to_string();
-        assert!(e.contains("objective `latency` is not a column") && e.contains("latency_us"));
+        assert!(
+            e.starts_with("--minimize latency: not a column of ") && e.contains("latency_us"),
+            "{e}"
+        );
         let e = front_of_csv(
             &input,
             &names(&["latency_us"]),
@@ -371,7 +407,23 @@ f,30,1,0.999
         )
         .expect_err("twice")
         .to_string();
-        assert!(e.contains("`latency_us` is named twice"), "{e}");
+        assert_eq!(e, "--maximize latency_us: also named by --minimize");
+        let e = front_of_csv(&input, &names(&["latency_us", "latency_us"]), &[], None)
+            .expect_err("twice")
+            .to_string();
+        assert_eq!(e, "--minimize latency_us: named twice");
+        let e = front_of_csv_by(
+            &input,
+            ("pareto.minimize", &[]),
+            ("pareto.maximize", &names(&["latency"])),
+            None,
+        )
+        .expect_err("unknown")
+        .to_string();
+        assert!(
+            e.starts_with("pareto.maximize latency: not a column of "),
+            "{e}"
+        );
         let e = front_of_csv(&input, &names(&["latency_us"]), &[], Some("area_mm2 < 3"))
             .expect_err("filter column")
             .to_string();

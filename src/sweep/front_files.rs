@@ -63,10 +63,10 @@ fn plot_title(spec: &SweepSpec, objectives: usize) -> String {
 /// front.csv and front.svg of a results directory, for the spec's objectives (read back from
 /// `results.csv`; a sweep itself gathers its front as it goes).
 pub fn write_front(out: &Path, spec: &SweepSpec) -> Result<()> {
-    let front = crate::pareto::front_of_csv(
+    let front = crate::pareto::front_of_csv_by(
         &out.join("results.csv"),
-        &spec.pareto.minimize,
-        &spec.pareto.maximize,
+        ("pareto.minimize", &spec.pareto.minimize),
+        ("pareto.maximize", &spec.pareto.maximize),
         spec.pareto.filter.as_deref(),
     )?;
     crate::pareto::write_front_csv(&out.join("front.csv"), &front)?;

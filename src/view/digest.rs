@@ -17,6 +17,8 @@ pub(super) struct ResultsDigest {
     /// Header and rows of the distinct precision options (first occurrence, point order).
     pub options_header: Vec<String>,
     pub options: Vec<Vec<String>>,
+    /// Sampled rows with an empty objective cell (drawn as NaN, that is not at all).
+    pub empty_cells: usize,
 }
 
 /// The columns that name a precision option; its accuracy columns
@@ -48,7 +50,16 @@ pub(super) fn digest(
     columns: &[String],
     kept: Option<&Records>,
 ) -> Result<ResultsDigest, ViewError> {
-    digest_of(&sweep.dir.join("results.csv"), sweep.points, columns, kept)
+    let path = sweep.dir.join("results.csv");
+    let digest = digest_of(&path, sweep.points, columns, kept)?;
+    if digest.empty_cells > 0 {
+        crate::note!(
+            "{}: {} of the rows sampled for the figures have an empty objective cell (a value the run did not have, in a row the pareto filter left out): not drawn",
+            path.display(),
+            digest.empty_cells
+        );
+    }
+    Ok(digest)
 }
 
 /// [`digest`] of the file `path` of `rows` rows.
@@ -63,21 +74,22 @@ fn digest_of(
     match kept {
         Some(r) => {
             d.header(&r.header).map_err(|e| bad(&e))?;
+            // The sweep wrote one line per row after the header.
             for (n, line) in &r.lines {
-                if !d.record(*n, line) {
+                if !d.record(*n, *n as u64 + 2, line) {
                     break;
                 }
             }
         }
         None => {
             let mut n = 0usize;
-            super::scan::for_each_record(path, |raw| {
+            super::scan::for_each_record(path, |line, raw| {
                 if d.header.is_none() {
                     d.header(raw)?;
                     return Ok(true);
                 }
                 n += 1;
-                Ok(d.record(n - 1, raw))
+                Ok(d.record(n - 1, line, raw))
             })
             .map_err(|e| bad(&e))?;
         }
@@ -97,6 +109,7 @@ struct Digester<'a> {
     seen: std::collections::HashSet<String>,
     options: Vec<Vec<String>>,
     last_key: Vec<u8>,
+    empty_cells: usize,
     failed: Option<String>,
 }
 
@@ -113,6 +126,7 @@ impl<'a> Digester<'a> {
             seen: std::collections::HashSet::new(),
             options: Vec::new(),
             last_key: Vec::new(),
+            empty_cells: 0,
             failed: None,
         }
     }
@@ -136,12 +150,13 @@ impl<'a> Digester<'a> {
         Ok(())
     }
 
-    /// Row `n` (from 0); `false` stops the digest on a bad record.
+    /// Row `n` (from 0), which starts on line `line` of the file; `false` stops the digest
+    /// on a bad record.
     ///
     /// Rows come grouped by option, so a row whose option cells are byte for byte those of
     /// the row before is neither parsed nor looked up (a million-point file is read at
     /// memory speed); the rest are parsed by the csv crate.
-    fn record(&mut self, n: usize, raw: &[u8]) -> bool {
+    fn record(&mut self, n: usize, line: u64, raw: &[u8]) -> bool {
         let Some(h) = &self.header else {
             return false;
         };
@@ -168,11 +183,31 @@ impl<'a> Digester<'a> {
             }
         };
         if sampled {
-            for (k, o) in self.objectives.iter().enumerate() {
-                let v = o
-                    .and_then(|i| rec.get(i))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(f64::NAN);
+            // An empty cell is a value the run did not have (no baseline, no task labels),
+            // which a sweep writes in rows its filter leaves out; any other text is not
+            // something a sweep writes (an edit by hand) and is refused rather than left off
+            // the page unsaid.
+            let mut row = Vec::with_capacity(self.objectives.len());
+            let mut empty = false;
+            for (o, name) in self.objectives.iter().zip(self.columns) {
+                let text = o.and_then(|i| rec.get(i)).map_or("", |t| t.trim());
+                if text.is_empty() {
+                    empty = true;
+                    row.push(f64::NAN);
+                    continue;
+                }
+                match text.parse::<f64>() {
+                    Ok(v) => row.push(v),
+                    Err(_) => {
+                        self.failed = Some(format!(
+                            "line {line}: column `{name}`: `{text}` is not a number"
+                        ));
+                        return false;
+                    }
+                }
+            }
+            self.empty_cells += usize::from(empty);
+            for (k, v) in row.into_iter().enumerate() {
                 self.background[k].push(v);
             }
         }
@@ -205,6 +240,7 @@ impl<'a> Digester<'a> {
             background: self.background,
             options_header: self.opt_cols.iter().map(|(_, n)| n.to_string()).collect(),
             options: self.options,
+            empty_cells: self.empty_cells,
         })
     }
 }
@@ -267,6 +303,26 @@ mod tests {
         format!("{bits:?} {:?} {:?}", d.options_header, d.options)
     }
 
+    /// A sampled row's objective cell that is text (an edit by hand) is an error naming the
+    /// line and the column; an empty one (a value the run did not have) is counted.
+    #[test]
+    fn text_in_an_objective_is_refused_and_empty_cells_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let columns = vec!["latency_us".to_string(), "energy_uj".to_string()];
+        let head = "point,model,precision,latency_us,energy_uj\n";
+        std::fs::write(&path, format!("{head}0,m,\"a\nb\",1,2\n1,m,fx8,,3\n")).unwrap();
+        let d = digest_of(&path, 2, &columns, None).unwrap();
+        assert_eq!(d.empty_cells, 1);
+        assert!(d.background[0][1].is_nan() && d.background[1][1] == 3.0);
+        std::fs::write(&path, format!("{head}0,m,\"a\nb\",1,2\n1,m,fx8,4,abc\n")).unwrap();
+        let e = digest_of(&path, 2, &columns, None).unwrap_err().to_string();
+        assert!(
+            e.ends_with("results.csv: line 4: column `energy_uj`: `abc` is not a number"),
+            "{e}"
+        );
+    }
+
     proptest! {
         /// The digest of the rows a sweep keeps (every sampled row, every row whose option
         /// differs from the row before, and any others) is the digest of the whole file:
@@ -280,7 +336,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("results.csv");
             let names = ["fx8", "a,b", "q\"x", "fx8", " 5", ""];
-            let values = ["1.5", "", "-0", "2e3", "x", "7"];
+            let values = ["1.5", "", "-0", "2e3", "NaN", "7"];
             let mut text = String::from("point,model,precision,thresholds,dpred_group_size,latency_us,energy_uj,hidden_rmse,task_accuracy\n");
             let header = text.trim_end().as_bytes().to_vec();
             let mut lines = Vec::new();

@@ -35,6 +35,8 @@ fn file_error(path: &Path, problem: impl std::fmt::Display) -> ViewError {
 pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// The line of the file each row starts on.
+    pub lines: Vec<u64>,
 }
 
 impl Table {
@@ -48,12 +50,29 @@ impl Table {
             .iter()
             .map(String::from)
             .collect();
-        let mut rows = Vec::new();
+        let (mut rows, mut lines) = (Vec::new(), Vec::new());
         for rec in rd.records() {
             let rec = rec.map_err(|e| file_error(path, e))?;
+            lines.push(rec.position().map_or(0, |p| p.line()));
             rows.push(rec.iter().map(String::from).collect());
         }
-        Ok(Table { header, rows })
+        Ok(Table {
+            header,
+            rows,
+            lines,
+        })
+    }
+
+    /// The first row whose cell in column `name` is not a number (an empty cell and `NaN`
+    /// included): its line and the cell. `None` when every row holds one, or there is no
+    /// such column.
+    pub fn first_non_number(&self, name: &str) -> Option<(u64, &str)> {
+        let i = self.col(name)?;
+        self.rows.iter().zip(&self.lines).find_map(|(r, line)| {
+            let cell = r.get(i).map_or("", String::as_str);
+            let number = cell.trim().parse::<f64>().is_ok_and(|v| !v.is_nan());
+            (!number).then_some((*line, cell))
+        })
     }
 
     /// The index of a column.

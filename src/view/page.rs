@@ -68,6 +68,21 @@ pub fn render_with(
     kept: Option<&Records>,
 ) -> Result<String, ViewError> {
     let objectives = sweep.objectives();
+    // Every front row is drawn: the sweep writes a number in each of its objective cells, so
+    // anything else is an edit by hand, refused rather than left off the page unsaid.
+    for o in &objectives {
+        if let Some((line, cell)) = sweep.front.first_non_number(&o.column) {
+            let problem = if cell.trim().is_empty() {
+                "empty cell, expected a number".to_string()
+            } else {
+                format!("`{cell}` is not a number")
+            };
+            return Err(super::file_error(
+                &sweep.dir.join("front.csv"),
+                format!("line {line}: column `{}`: {problem}", o.column),
+            ));
+        }
+    }
     let names: Vec<String> = objectives.iter().map(|o| o.column.clone()).collect();
     let d = digest(sweep, &names, kept)?;
     let front: Vec<Vec<f64>> = objectives
