@@ -144,9 +144,11 @@ pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f
     let xq = io.transpose(&plan::round_all(fx, io.x));
     let cols = io.steps * lanes;
     // bf16 and fp8 operands on the pair kernel where it runs ([`pairs`]), else the f32
-    // kernels; the same bits either way.
+    // kernels; the same bits either way. Weights are packed as pairs only where the
+    // operands' format can fit bf16 too (else they would be packed twice).
+    let may_pair = |f| fused::format_span(f).sig_bits <= 8;
     let x_span = fused::span(&xq);
-    let mut xw = match p.w_pairs() {
+    let mut xw = match may_pair(fx).then(|| p.w_pairs()).flatten() {
         Some(w) if pairs::fits(&w.span, &x_span) => pairs::product_new(w, &xq, cols, cols),
         _ => {
             let w = p.w_packed();
@@ -155,7 +157,7 @@ pub(super) fn run_float(p: &CellPlan, io: &Io, h_out: &mut [f32], c_out: &mut [f
         }
     };
     drop(xq);
-    let r_pairs = p.r_pairs();
+    let r_pairs = may_pair(p.formats.h).then(|| p.r_pairs()).flatten();
     let mut states = States::new(io, &p.h0, &p.c0);
     // fp32 lanes: the vectorized unit (the same bits as `float_unit`).
     let fast = fp32cell::available() && plain_fp32(p);

@@ -143,6 +143,14 @@ impl Weight<f64> for f32 {
     }
 }
 
+/// Whether f32 weights in an f64 product ([`Weight`]) run a hand-written kernel here
+/// (AVX-512). Elsewhere the generic kernel widens each weight on its own, slower than reading
+/// f64 panels (an AVX2 Zen 3, under load: 0.94-1.10 s against 0.77-0.80 s for the reference of the 1024
+/// layer, results/bench/engine.md), so the float64 reference packs R as f64 there.
+pub fn widens_in_kernel() -> bool {
+    Isa::detect() == Isa::Avx512
+}
+
 /// A `rows x k` matrix packed in panels of [`MR`] rows (zero rows pad the last panel): panel
 /// p holds, for each kk, `A[p*MR + i][kk]` for i in 0..MR.
 #[derive(Debug, Clone)]

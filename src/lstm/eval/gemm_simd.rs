@@ -172,7 +172,7 @@ pub(super) unsafe fn avx512_f64(mut job: Job<'_, f64>) {
 
 /// [`avx512_f64`] with one `vfmadd` per term: only for products that are all exact
 /// ([`super::fused`]: f32 weights times f32 inputs, 24 + 24 bits), or [`super::fused::Mode::Fma`]
-/// (the reference's recurrent product), where it gives the bits asked for.
+/// (one rounding a term, asked for), where it gives the bits asked for.
 ///
 /// # Safety
 /// The CPU must have AVX-512F.
@@ -197,7 +197,8 @@ pub(super) unsafe fn avx512_f64_wide(mut job: Job<'_, f64, f32>) {
     });
 }
 
-/// [`avx512_f64_fused`] on f32 weights ([`avx512_f64_wide`]).
+/// [`avx512_f64_fused`] on f32 weights ([`avx512_f64_wide`]): the float64 reference's
+/// recurrent product ([`super::fused::Mode::Fma`]).
 ///
 /// # Safety
 /// The CPU must have AVX-512F.

@@ -64,8 +64,13 @@ impl Lazy<Option<PackedPairs>> {
     /// `v` (`rows x k`, row-major) packed as bf16 pairs, on first use; `None` where the pair
     /// kernel cannot run it ([`PackedPairs::new`]).
     pub fn packed(&self, v: &[f32], rows: usize) -> Option<&PackedPairs> {
-        self.get_or(|| PackedPairs::new(v, rows, v.len() / rows.max(1), &fused::span(v)))
-            .as_ref()
+        self.get_or(|| {
+            let k = v.len() / rows.max(1);
+            super::pairs::available()
+                .then(|| PackedPairs::new(v, rows, k, &fused::span(v)))
+                .flatten()
+        })
+        .as_ref()
     }
 }
 

@@ -1,7 +1,8 @@
 //! Products whose operands all fit bf16 — the bf16 and fp8 lanes: at most 8 significant bits,
 //! f32's exponent range — on AVX512-BF16's `vdpbf16ps`, which multiplies pairs of bf16 values
 //! and adds them to f32 sums: 32 multiply-adds an instruction against the 16 of
-//! `vfmadd231ps`, so those lanes' products take about half the time.
+//! `vfmadd231ps` (on a Zen 4, whose FMA runs 512 bits as two halves, the bf16 and fp8 lanes
+//! of the 1024 layer took about a third less time, results/bench/engine.md).
 //!
 //! Why the bits are the scalar loop's (docs/NUMERICS.md §6: k in order, one rounded multiply and
 //! one rounded add a term): per f32 lane the instruction computes
@@ -11,10 +12,11 @@
 //! product exact and normal — [`Mode::Fused`]'s conditions ([`super::fused`]) — each fma is the
 //! multiply (exact) then the add, and neither flush can happen, so packing terms k and k + 1 as
 //! the high and low halves of a pair gives every sum its terms in k order: the scalar loop.
-//! A probe ([`available`]) checks once per process that this CPU's instruction does that (the
+//! A probe ([`runs`]) checks once per process that this CPU's instruction does that (the
 //! order and the ties of round-to-nearest-even); where it does not, or the CPU lacks the
-//! instruction or is not an AMD one (where it is no faster, [`available`]), or k is odd, the
-//! lanes run the fused f32 kernel of [`super::gemm`].
+//! instruction or is not an AMD one (where it is no faster, [`available`]), or k is odd, or an
+//! operand does not fit, the lanes run [`super::gemm`] in the mode
+//! [`Mode::choose`] picks.
 //!
 //! Layouts: A (weights, fixed for a run) is packed once per plan in panels of [`PR`] rows
 //! (`[pair][row]` dwords); B is repacked per product into 16-column strips of pairs
@@ -37,13 +39,17 @@ const ROWS_PER_TASK: usize = 4 * PR;
 /// A `rows x k` matrix of bf16-representable f32 values (k even) packed as pairs: panel p
 /// holds, for each pair q, `pair(A[p*PR + i][2q], A[p*PR + i][2q + 1])` for i in 0..PR (zero
 /// rows pad the last panel).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PackedPairs {
     pub rows: usize,
     pub k: usize,
     data: Vec<u32>,
     /// What [`fits`] needs to know of A.
     pub span: Span,
+    /// Products run on this packing (tests check the engine takes the pair kernel: the
+    /// fallback gives the same bits, so nothing else would show it did not).
+    #[cfg(test)]
+    pub uses: std::sync::atomic::AtomicUsize,
 }
 
 /// Two bf16-representable f32 values as one dword: `first` in the high half (the term the
@@ -63,7 +69,15 @@ impl PackedPairs {
     /// Packs a row-major `rows x k` matrix whose values span `span`: `None` unless the pair
     /// kernel runs here, `k` is even and every value fits bf16.
     pub fn new(a: &[f32], rows: usize, k: usize, span: &Span) -> Option<Self> {
-        if !available() || !k.is_multiple_of(2) || k == 0 || !fits_bf16(span) {
+        if !available() {
+            return None;
+        }
+        Self::new_here(a, rows, k, span)
+    }
+
+    /// [`PackedPairs::new`] where the instruction runs ([`runs`]), AMD or not (tests).
+    fn new_here(a: &[f32], rows: usize, k: usize, span: &Span) -> Option<Self> {
+        if !runs() || !k.is_multiple_of(2) || k == 0 || !fits_bf16(span) {
             return None;
         }
         let pairs = k / 2;
@@ -84,6 +98,8 @@ impl PackedPairs {
             k,
             data,
             span: *span,
+            #[cfg(test)]
+            uses: Default::default(),
         })
     }
 
@@ -101,7 +117,9 @@ pub fn fits(a: &Span, b: &Span) -> bool {
 
 /// `C = C + A·B` (`from_zero`: `C = +0 + A·B`, C's old contents never read) for A's rows and
 /// `ncols` columns (a multiple of [`COL_ALIGN`]); B is `A.k x ncols` bf16-representable values
-/// with row stride `ldb`, C has row stride `ldc`. The caller checked [`fits`].
+/// with row stride `ldb`, C has row stride `ldc` and holds +0 or normal values (the instruction
+/// reads a subnormal sum as zero; the engine's sums are never subnormal, §5). The caller
+/// checked [`fits`].
 pub fn product(
     a: &PackedPairs,
     b: &[f32],
@@ -117,6 +135,8 @@ pub fn product(
     if a.rows == 0 || ncols == 0 {
         return;
     }
+    #[cfg(test)]
+    a.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bp = strips(b, a.k / 2, ldb, ncols);
     let c = &mut c[..(a.rows - 1) * ldc + ncols];
     let body = |(task, rows_c): (usize, &mut [MaybeUninit<f32>])| {
@@ -128,7 +148,10 @@ pub fn product(
             task_avx512(a, first, rows, &bp, ncols, rows_c, ldc, from_zero)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (first, rows, rows_c, from_zero);
+        unreachable!(
+            "pairs are packed only where the instruction runs: {first} {rows} {} {from_zero}",
+            rows_c.len()
+        );
     };
     let work = a.rows as u64 * ncols as u64 * a.k as u64;
     if work < SERIAL_WORK {
@@ -247,6 +270,15 @@ unsafe fn tile_avx512(panel: &[u32], b: &[u32], c: *mut f32, ldc: usize, live: u
 /// 0.100 s), as the instruction adds no throughput there and B is repacked for every product
 /// (results/bench/engine.md). The bits are the same either way.
 pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return amd() && runs();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether the pair kernel can run here, AMD or not: AVX512-BF16, the portable build not
+/// forced, and the probe passed.
+pub fn runs() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
@@ -254,7 +286,6 @@ pub fn available() -> bool {
             !crate::cpu::portable()
                 && is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bf16")
-                && amd()
                 && probe()
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -313,6 +344,8 @@ fn probe() -> bool {
         rows: 4,
         k: 4,
         span,
+        #[cfg(test)]
+        uses: Default::default(),
         data: {
             let mut d = vec![0u32; PR * 2];
             for r in 0..4 {

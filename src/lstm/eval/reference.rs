@@ -13,8 +13,8 @@
 //! trace or policy run. `fp32` stays an ordinary candidate, bit-exact as §6 specifies, and is compared with
 //! this reference like any other precision. The products use the same blocked kernels as the
 //! engine ([`gemm`] over f64), so the reference costs about one extra fp32 pass at half the
-//! vector width; R stays f32 in memory and is widened as it is read (exact: the same bits as
-//! an f64 copy, half the bytes streamed per step).
+//! vector width; on AVX-512, R stays f32 in memory and is widened as it is read (exact: the
+//! same bits as an f64 copy, half the bytes streamed per step).
 
 use super::batch::Io;
 use super::calib::Histogram;
@@ -241,7 +241,7 @@ fn direction(
     let mode = Mode::choose::<f64>(&w.span, &span(&xt));
     let xw = gemm::gemm_new(&w, &xt, cols, cols, mode);
     drop(xt);
-    let r = Packed::new(&cell.r, rows, hsz);
+    let r = Recurrent::pack(&cell.r, rows, hsz);
     let bias: Vec<f64> = cell
         .b_ih
         .iter()
@@ -267,7 +267,7 @@ fn direction(
         // f32 weights times f64 states are not exact in f64: each term is one fused
         // multiply-add (the exact product, rounded once with the sum), closer to the exact
         // value than a rounded product and a rounded sum, at half the instructions.
-        gemm::gemm(&r, 0, hsz, &h, lanes, lanes, &mut acc, lanes, Mode::Fma);
+        r.product(&h, lanes, &mut acc);
         // Units are independent within a step: each updates its own lanes of h and c (the
         // same operations as a serial loop, so the same bits), in parallel.
         h.par_chunks_mut(lanes)
@@ -307,6 +307,32 @@ fn direction(
     // max over f64 then rounded = max of the rounded values (rounding is monotonic).
     let pre_max = pre_max.iter().fold(0.0f64, |m, &v| m.max(v)) as f32;
     (pre_max, pre_hist)
+}
+
+/// R of one direction: f32 weights widened as the kernel reads them where it has a kernel
+/// for that ([`gemm::widens_in_kernel`]: half the bytes streamed per step), else f64 panels.
+/// The same values either way, so the same bits.
+enum Recurrent {
+    F32(Packed<f32>),
+    F64(Packed<f64>),
+}
+
+impl Recurrent {
+    fn pack(r: &[f32], rows: usize, hsz: usize) -> Self {
+        if gemm::widens_in_kernel() {
+            Recurrent::F32(Packed::new(r, rows, hsz))
+        } else {
+            Recurrent::F64(Packed::new_from(r, rows, hsz, f64::from))
+        }
+    }
+
+    /// `acc = acc + R·h`, one fused multiply-add a term (`h`: `[H][lanes]`).
+    fn product(&self, h: &[f64], lanes: usize, acc: &mut [f64]) {
+        match self {
+            Recurrent::F32(r) => gemm::gemm(r, 0, r.k, h, lanes, lanes, acc, lanes, Mode::Fma),
+            Recurrent::F64(r) => gemm::gemm(r, 0, r.k, h, lanes, lanes, acc, lanes, Mode::Fma),
+        }
+    }
 }
 
 /// One dense layer of the head in f64 over rows of `d.input_size` (rows in parallel).
