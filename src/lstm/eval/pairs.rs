@@ -143,7 +143,7 @@ pub fn product(
         let first = task * ROWS_PER_TASK;
         let rows = (a.rows - first).min(ROWS_PER_TASK);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available()` (checked when A was packed) means AVX512-BF16 and AVX-512F.
+        // SAFETY: `runs()` (checked when A was packed) means AVX512-BF16 and AVX-512F.
         unsafe {
             task_avx512(a, first, rows, &bp, ncols, rows_c, ldc, from_zero)
         };
