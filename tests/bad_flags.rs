@@ -266,3 +266,49 @@ fn a_wgpu_backend_that_names_nothing_is_named() {
         "{err}"
     );
 }
+
+/// Values that would be read as something else are refused as given: a tolerance that f32
+/// reads as 0, a list where `infer` takes one config, an empty lane list.
+#[test]
+fn values_read_as_something_else_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t").display().to_string();
+    let x = data("peephole.x.npy");
+    let m = data("peephole.onnx");
+    fails(
+        &[
+            "trace",
+            "--model",
+            &m,
+            "--input",
+            &x,
+            "--precisions",
+            "fx8",
+            "--out",
+            &out,
+            "--tolerance",
+            "1e-50",
+        ],
+        &["--tolerance", "got 1e-50"],
+    );
+    let y = dir.path().join("y.npy").display().to_string();
+    fails(
+        &[
+            "infer",
+            "--model",
+            &m,
+            "--input",
+            &x,
+            "--output",
+            &y,
+            "--precision",
+            "fx8,bf16",
+        ],
+        &["--precision", "one precision config expected"],
+    );
+    fails(
+        &["bench", "engine", "--lanes", " ; ", "--reps", "1"],
+        &["--lanes: empty"],
+    );
+    assert!(!Path::new(&out).exists() && !Path::new(&y).exists());
+}

@@ -207,8 +207,8 @@ fn trace_bad_input_exits_2_with_one_line() {
     };
     for (o, expect) in [
         (base("fp32,fx99", "0.01", &out, "cpu"), "'fx99'"),
-        (base("fx8", "0", &out, "cpu"), "--tolerance must be > 0"),
-        (base("fx8", "-1e-3", &out, "cpu"), "--tolerance must be > 0"),
+        (base("fx8", "0", &out, "cpu"), "must be a positive number"),
+        (base("fx8", "-1e-3", &out, "cpu"), "must be a positive number"),
         (
             base("fx8", "0.01", &file, "cpu"),
             "exists and is not a directory",
@@ -240,6 +240,34 @@ fn trace_bad_input_exits_2_with_one_line() {
         err.contains("no GPU adapter found matching WGPU_ADAPTER_NAME"),
         "{err}"
     );
+}
+
+/// Lane kinds split as `trace --precisions` splits configs: a config with roles (commas
+/// inside) is one lane, quoted in the CSV, and so is a calibrated one.
+#[test]
+fn bench_engine_lanes_with_roles_are_one_lane_each() {
+    let (m, x) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
+    let o = lstm_dse(&[
+        "bench",
+        "engine",
+        "--model",
+        m.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--lanes",
+        "w=bf16,a=fp8e4m3;fx8,cal=mse",
+        "--reps",
+        "1",
+        "--csv",
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    let mut rows = csv::Reader::from_reader(out.as_bytes());
+    let kinds: Vec<String> = rows.records().map(|r| r.unwrap()[1].to_string()).collect();
+    assert_eq!(kinds, ["w=bf16,a=fp8e4m3", "fx8,cal=mse"], "{out}");
 }
 
 #[test]

@@ -145,7 +145,7 @@ pub struct TraceArgs {
     pub device: Device,
     /// Largest per-step hidden error (max abs, unitless) a precision may make and still count
     /// as sufficient for that step.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = positive_f32)]
     pub tolerance: f32,
     /// No progress bar, no summary.
     #[arg(long, short)]
@@ -171,7 +171,9 @@ pub struct BenchEngineArgs {
     /// Input `.npy` (default: 16 seeded sequences x 50 steps).
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Lane kinds, comma-separated: precision configs (`fp32`, `fx8`, ...), `trace8`,
+    /// Lane kinds, separated as `trace --precisions` separates configs (by `;` or spaces, or by
+    /// commas when no kind names a role: `fp32,fx8,trace8`; `w=bf16,a=fp8e4m3;fx8`): precision
+    /// configs (`fp32`, `fx8`, `fx8,cal=mse`, ...), `trace8`,
     /// `policy`, `reference` (the float64 reference alone, which is also the calibration run
     /// of every trace), `scalar:<config>` (the per-sequence scalar evaluator) or
     /// `scalar:policy` (`policy` on the per-lane scalar simulation).
@@ -410,4 +412,20 @@ pub struct PlotFrontArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// A positive number that f32 holds as a normal value: `1e-50` would read as 0 and `1e40` as
+/// infinity, so both are refused with the text given.
+fn positive_f32(s: &str) -> Result<f32, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    let (lo, hi) = (f32::MIN_POSITIVE, f32::MAX);
+    if !(lo as f64..=hi as f64).contains(&v) {
+        return Err(format!(
+            "must be a positive number from {lo:e} to {hi:e}, got {s}"
+        ));
+    }
+    Ok(v as f32)
 }

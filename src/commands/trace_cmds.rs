@@ -142,12 +142,11 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
         }
         other => bail!("--device: '{other}' is not one of cpu, gpu, both"),
     }
-    let kinds: Vec<&str> = a
-        .lanes
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .collect();
+    // Split as `trace --precisions` splits its configs, so a config with roles is one lane.
+    let kinds = crate::format::split_config_list(&a.lanes);
+    if kinds.is_empty() {
+        bail!("--lanes: empty (give lane kinds such as fp32,fx8,trace8)");
+    }
     for kind in &kinds {
         trace::bench::check_lane(kind).map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
     }
@@ -165,10 +164,16 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
             let r = trace::bench::engine_row(engine, &model, &seqs, kind, a.reps)
                 .map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
             if a.csv {
+                // A config with roles holds commas: quoted as CSV quotes a field.
+                let kind = if r.kind.contains([',', '"']) {
+                    format!("\"{}\"", r.kind.replace('"', "\"\""))
+                } else {
+                    r.kind.clone()
+                };
                 crate::out!(
                     "{},{},{},{:.6},{:.3}",
                     r.engine,
-                    r.kind,
+                    kind,
                     r.configs,
                     r.median_s,
                     r.gmac_per_s

@@ -155,6 +155,12 @@ impl FromStr for PrecisionConfig {
     fn from_str(s: &str) -> Result<Self, FormatError> {
         let s = s.trim();
         if !s.contains('=') {
+            if s.contains([',', ';']) || s.split_whitespace().nth(1).is_some() {
+                return Err(bad(
+                    s,
+                    "one precision config expected, not a list (roles are written w=fx8,a=fx8; several configs go to `trace --precisions`)",
+                ));
+            }
             return s.parse::<Format>().map(PrecisionConfig::uniform);
         }
         let (mut w, mut a, mut p, mut c) = (None, None, None, None);
@@ -232,25 +238,44 @@ impl FromStr for PrecisionConfig {
 /// Parses a list of precision configs. Configs are separated by `;` or whitespace; when no
 /// config names a role (`fp32,fx16,fx8`), commas separate configs too.
 pub fn parse_config_list(s: &str) -> Result<Vec<PrecisionConfig>, FormatError> {
-    let items: Vec<&str> = if s.contains('=') {
-        s.split(|c: char| c == ';' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .collect()
-    } else {
-        s.split(|c: char| c == ';' || c == ',' || c.is_whitespace())
-            .filter(|t| !t.is_empty())
-            .collect()
-    };
+    let items = split_config_list(s);
     if items.is_empty() {
         return Err(bad(s, "empty precision list"));
     }
     items.into_iter().map(str::parse).collect()
 }
 
+/// The items of a list of configs: separated by `;` or whitespace, and also by commas when no
+/// item names a role (`fp32,fx16,fx8`; `w=fx8,a=fx8;fx16`). Empty items are dropped.
+pub fn split_config_list(s: &str) -> Vec<&str> {
+    let roles = s.contains('=');
+    s.split(|c: char| c == ';' || c.is_whitespace() || (c == ',' && !roles))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::FloatFormat;
+
+    #[test]
+    fn a_list_where_one_config_belongs_is_named_as_such() {
+        for list in ["fx8,bf16", "fx8;fx16", "fx8 fx16"] {
+            let e = list.parse::<PrecisionConfig>().unwrap_err().to_string();
+            assert!(e.contains("one precision config expected"), "{list}: {e}");
+        }
+        assert_eq!(
+            split_config_list("w=bf16,a=fp8e4m3;fx8"),
+            ["w=bf16,a=fp8e4m3", "fx8"]
+        );
+        assert_eq!(
+            split_config_list("fp32, fx8 trace8"),
+            ["fp32", "fx8", "trace8"]
+        );
+        assert_eq!(split_config_list("fx8,cal=mse"), ["fx8,cal=mse"]);
+        assert!(split_config_list(" ; ,").is_empty());
+    }
 
     #[test]
     fn config_roles_and_defaults() {

@@ -14,7 +14,9 @@ pub mod fixed;
 pub mod float;
 pub mod tensor;
 
-pub use config::{parse_config_list, CalRule, Percent, PrecisionConfig, WeightScale};
+pub use config::{
+    parse_config_list, split_config_list, CalRule, Percent, PrecisionConfig, WeightScale,
+};
 
 pub use fixed::Fixed;
 pub use float::FloatFormat;
