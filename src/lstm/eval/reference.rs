@@ -239,7 +239,7 @@ fn direction(
     let w = Packed::new_from(&cell.w, rows, io.input, f64::from);
     // f32 inputs times f32 weights are exact in f64: the fused kernel (same bits).
     let mode = Mode::choose::<f64>(&w.span, &span(&xt));
-    let xw = gemm::gemm_new(&w, &xt, cols, cols, mode);
+    let mut xw = gemm::gemm_new(&w, &xt, cols, cols, mode);
     drop(xt);
     let r = Recurrent::pack(&cell.r, rows, hsz);
     let bias: Vec<f64> = cell
@@ -252,7 +252,6 @@ fn direction(
     let zeros = vec![0.0f32; hsz];
     let mut h = io.initial(&wide(cell.h0.as_deref().unwrap_or(&zeros)));
     let mut c = io.initial(&wide(cell.c0.as_deref().unwrap_or(&zeros)));
-    let mut acc = vec![0.0f64; rows * lanes];
     // Per unit: the largest |pre-activation| so far; with `hist`, one step's pre-activations
     // `[H][4 * N]` (rounded to f32), recorded after the step.
     let mut pre_max = vec![0.0f64; hsz];
@@ -261,13 +260,13 @@ fn direction(
     let mut pre_hist = hist.then(Histogram::default);
     for s in 0..io.steps {
         let t = io.time(s);
-        for (row, dst) in acc.chunks_exact_mut(lanes).enumerate() {
-            dst.copy_from_slice(&xw[row * cols + t * lanes..row * cols + (t + 1) * lanes]);
-        }
-        // f32 weights times f64 states are not exact in f64: each term is one fused
-        // multiply-add (the exact product, rounded once with the sum), closer to the exact
-        // value than a rounded product and a rounded sum, at half the instructions.
-        r.product(&h, lanes, &mut acc);
+        // Step t's sums continue in place in its columns of the input products. f32 weights
+        // times f64 states are not exact in f64: each term is one fused multiply-add (the
+        // exact product, rounded once with the sum), closer to the exact value than a rounded
+        // product and a rounded sum, at half the instructions.
+        let at = t * lanes;
+        r.product(&h, lanes, &mut xw[at..], cols);
+        let acc = &xw[at..];
         // Units are independent within a step: each updates its own lanes of h and c (the
         // same operations as a serial loop, so the same bits), in parallel.
         h.par_chunks_mut(lanes)
@@ -278,7 +277,7 @@ fn direction(
             .with_min_len(16)
             .for_each(|(j, (((h, c), m), pre))| {
                 for lane in 0..io.n {
-                    let a = |g: usize| acc[(g * hsz + j) * lanes + lane] + bias[g * hsz + j];
+                    let a = |g: usize| acc[(g * hsz + j) * cols + lane] + bias[g * hsz + j];
                     let c_prev = c[lane];
                     let p = |g: usize, cv: f64| peep.as_ref().map_or(0.0, |p| p[g * hsz + j] * cv);
                     let (zi, zf, zg) = (a(0) + p(0, c_prev), a(1) + p(1, c_prev), a(2));
@@ -326,11 +325,12 @@ impl Recurrent {
         }
     }
 
-    /// `acc = acc + R·h`, one fused multiply-add a term (`h`: `[H][lanes]`).
-    fn product(&self, h: &[f64], lanes: usize, acc: &mut [f64]) {
+    /// `acc = acc + R·h`, one fused multiply-add a term (`h`: `[H][lanes]`; `acc`: rows of
+    /// `lanes` with stride `ldc`).
+    fn product(&self, h: &[f64], lanes: usize, acc: &mut [f64], ldc: usize) {
         match self {
-            Recurrent::F32(r) => gemm::gemm(r, 0, r.k, h, lanes, lanes, acc, lanes, Mode::Fma),
-            Recurrent::F64(r) => gemm::gemm(r, 0, r.k, h, lanes, lanes, acc, lanes, Mode::Fma),
+            Recurrent::F32(r) => gemm::gemm(r, 0, r.k, h, lanes, lanes, acc, ldc, Mode::Fma),
+            Recurrent::F64(r) => gemm::gemm(r, 0, r.k, h, lanes, lanes, acc, ldc, Mode::Fma),
         }
     }
 }
