@@ -40,16 +40,28 @@ pub struct Table {
 }
 
 impl Table {
-    /// Reads a whole CSV file with a header.
+    /// Reads a whole CSV file with a header. A header that names a column twice is refused:
+    /// [`Table::col`] would take the first, which may not be the column meant.
     pub fn read(path: &Path) -> Result<Table, ViewError> {
         let file = crate::inputs::open_csv(path).map_err(|e| file_error(path, e))?;
         let mut rd = csv::Reader::from_reader(file);
-        let header = rd
+        let header: Vec<String> = rd
             .headers()
             .map_err(|e| file_error(path, e))?
             .iter()
             .map(String::from)
             .collect();
+        if let Some((first, second)) = repeated(&header) {
+            return Err(file_error(
+                path,
+                format!(
+                    "column `{}` appears more than once in the header (columns {} and {}; rename one)",
+                    header[first],
+                    first + 1,
+                    second + 1
+                ),
+            ));
+        }
         let (mut rows, mut lines) = (Vec::new(), Vec::new());
         for rec in rd.records() {
             let rec = rec.map_err(|e| file_error(path, e))?;
@@ -90,6 +102,14 @@ impl Table {
             .map(|r| r.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
             .collect()
     }
+}
+
+/// The first column name a header holds twice: the indices of its first two places.
+fn repeated(header: &[String]) -> Option<(usize, usize)> {
+    (1..header.len()).find_map(|j| {
+        let first = header[..j].iter().position(|h| *h == header[j])?;
+        Some((first, j))
+    })
 }
 
 /// One objective of the sweep and its direction.
