@@ -307,6 +307,22 @@ fn report_and_plot_front_refuse_a_header_that_repeats_a_column() {
     assert!(!figure.exists());
 }
 
+/// An empty front.csv (zero bytes: a sweep writes the header even for an empty front) is
+/// refused by `report` as by `plot front`; it was drawn as an empty front with exit 0.
+#[test]
+fn report_refuses_an_empty_front_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    let dir_arg = out.to_str().expect("utf-8");
+    std::fs::write(out.join("front.csv"), "").expect("empty front.csv");
+    for args in [vec!["report", dir_arg], vec!["plot", "front", dir_arg]] {
+        common::refused(&lstm_dse(&args), &["front.csv", "empty"]);
+    }
+    assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    assert!(!out.join("front_objectives.svg").exists());
+}
+
 /// Rewrites the CSV file `path` with `value` in data row `row` (from 0), column `column`.
 fn edit_cell(path: &Path, row: usize, column: &str, value: &str) {
     let mut rd = csv::Reader::from_path(path).expect("read csv");

@@ -189,6 +189,14 @@ impl SweepDir {
         } else {
             Table::default()
         };
+        // A sweep writes the header even when no point is on the front: an empty file is
+        // damage (a full disk, a copy cut short), not an empty front.
+        if front_path.exists() && front.header.is_empty() {
+            return Err(file_error(
+                &front_path,
+                "empty, not even a header (a sweep writes one even for an empty front): write it again with `lstm-dse sweep SWEEP.toml --resume --out DIR`",
+            ));
+        }
         Ok(SweepDir {
             dir: dir.to_path_buf(),
             spec,
