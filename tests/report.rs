@@ -323,6 +323,41 @@ fn report_refuses_an_empty_front_csv() {
     assert!(!out.join("front_objectives.svg").exists());
 }
 
+/// A results.csv cut short (or with rows deleted or added) no longer covers, with
+/// skipped.csv, the points spec.resolved.toml's plan records: `report` refuses it with
+/// advice instead of drawing "all N design points" of a smaller sweep whose front names
+/// points that are not there.
+#[test]
+fn report_refuses_results_that_do_not_cover_the_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    let dir_arg = out.to_str().expect("utf-8");
+    let results = out.join("results.csv");
+    let text = std::fs::read_to_string(&results).expect("results.csv");
+    let lines: Vec<&str> = text.lines().collect();
+    let total = lines.len() - 1;
+    assert!(total > 4, "{total} rows");
+    let cut = lines[..4].join("\n") + "\n";
+    let added = format!("{text}{}\n", lines[1]);
+    for (edited, rows) in [(cut, 3), (added, total + 1)] {
+        std::fs::write(&results, edited).expect("edit");
+        let o = lstm_dse(&["report", dir_arg]);
+        common::refused(
+            &o,
+            &[
+                "results.csv",
+                &format!("{rows} rows and 0 in skipped.csv"),
+                &format!("plan has {total} points"),
+                "--resume",
+            ],
+        );
+        assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    }
+    std::fs::write(&results, &text).expect("restore");
+    ok(&["report", dir_arg]);
+}
+
 /// Rewrites the CSV file `path` with `value` in data row `row` (from 0), column `column`.
 fn edit_cell(path: &Path, row: usize, column: &str, value: &str) {
     let mut rd = csv::Reader::from_path(path).expect("read csv");

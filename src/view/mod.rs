@@ -104,6 +104,38 @@ impl Table {
     }
 }
 
+/// A published run has every point of its plan in results.csv or skipped.csv (a run in
+/// progress works in `.incomplete/`): a results.csv cut short or rows deleted by hand would be
+/// drawn as a smaller sweep, and its front.csv would name points that are not there. Checked
+/// by count where spec.resolved.toml records the plan's points (`[plan] points`, written since
+/// merge needs it); `merge` checks point by point.
+fn covers_the_plan(dir: &Path, resolved: &str, rows: usize) -> Result<(), ViewError> {
+    let Some(total) = crate::sweep::recorded_points(resolved) else {
+        return Ok(());
+    };
+    let skipped_path = dir.join("skipped.csv");
+    let skipped = if skipped_path.exists() {
+        scan::count_rows(&skipped_path).map_err(|e| file_error(&skipped_path, e))?
+    } else {
+        0
+    };
+    let covered = (rows + skipped) as u64;
+    if covered == total {
+        return Ok(());
+    }
+    let how = if covered < total {
+        "cut short or rows deleted"
+    } else {
+        "rows added"
+    };
+    Err(file_error(
+        &dir.join("results.csv"),
+        format!(
+            "{rows} rows and {skipped} in skipped.csv, but spec.resolved.toml's plan has {total} points ({how}?): `lstm-dse sweep SWEEP.toml --resume --out DIR` completes a results.csv cut short (and names any other damage)"
+        ),
+    ))
+}
+
 /// The first column name a header holds twice: the indices of its first two places.
 fn repeated(header: &[String]) -> Option<(usize, usize)> {
     (1..header.len()).find_map(|j| {
@@ -183,6 +215,7 @@ impl SweepDir {
             Some(n) => n,
             None => scan::count_rows(&results).map_err(|e| file_error(&results, e))?,
         };
+        covers_the_plan(dir, &resolved, points)?;
         let front_path = dir.join("front.csv");
         let front = if front_path.exists() {
             Table::read(&front_path)?
