@@ -289,3 +289,37 @@ fn a_reader_of_out_that_left_is_not_a_failure() {
     );
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
 }
+
+/// The figure is SVG only: `--plot front.png` (SVG under a PNG name, exit 0) is refused
+/// naming --plot, and nothing is written.
+#[test]
+fn a_plot_name_that_is_not_svg_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (front, plot) = (dir.path().join("front.csv"), dir.path().join("p4.png"));
+    let o = run(&[
+        "pareto",
+        "results/quick/results.csv",
+        "--minimize",
+        "latency_us,energy_uj",
+        "--out",
+        front.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    common::refused(&o, &["--plot", "p4.png", "SVG", ".svg"]);
+    assert!(!front.exists() && !plot.exists());
+    // Any case of .svg is an SVG name.
+    let upper = dir.path().join("P4.SVG");
+    let o = run(&[
+        "pareto",
+        "results/quick/results.csv",
+        "--minimize",
+        "latency_us,energy_uj",
+        "--out",
+        front.to_str().unwrap(),
+        "--plot",
+        upper.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(upper.exists());
+}
