@@ -118,9 +118,13 @@ fn stage(
         if !m.is_file() {
             let mut out =
                 std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).open(path)?);
-            fill(&mut out)?;
-            out.flush()?;
-            return Ok(None);
+            let written = fill(&mut out).and_then(|()| out.flush());
+            return match written {
+                // The reader of a pipe went away (`--out /dev/stdout | head -2`): as for
+                // stdout (`console`), not a failure of the command.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
+                r => r.map(|()| None),
+            };
         }
     }
     let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {

@@ -194,3 +194,36 @@ fn simulate_counts_its_step_buffers_and_names_its_flags() {
     let o = run(&with(&["--seq-len", "1000"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A `--set` value out of range is that override's error, not the file's (it said
+/// `sweeps/arch/epur.toml: field 'compute.units'`), and a float given for an integer field is
+/// quoted compactly (`1e300` was printed with all its 301 digits).
+#[test]
+fn set_errors_name_the_override_and_print_numbers_compactly() {
+    let with = |set: &'static str| {
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--set", set]);
+        a
+    };
+    let o = run(&with("compute.units=-1"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    fails(
+        &with("compute.units=-1"),
+        &["--set 'compute.units=-1'", "must be >= 1, got -1"],
+    );
+    assert!(!err.contains("epur.toml"), "{err}");
+    // The last override of a key is the one at fault; another key's value stays the file's.
+    fails(
+        &[
+            BASE.as_slice(),
+            &["--set", "compute.units=-2", "--set", "compute.units=0"],
+        ]
+        .concat(),
+        &["--set 'compute.units=0'", "got 0"],
+    );
+    let o = run(&with("compute.units=1e300"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    fails(&with("compute.units=1e300"), &["compute.units", "1e300"]);
+    assert!(!err.contains("0000000000"), "{err}");
+    assert!(err.len() < 200, "{err}");
+}

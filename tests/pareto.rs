@@ -255,3 +255,71 @@ fn a_signal_while_writing_leaves_no_partial_file() {
         assert!(!out.exists(), "signal {sig}: front.csv written");
     }
 }
+
+/// `--out /dev/stdout` whose reader went away (`| head -2`) ends as stdout's does elsewhere:
+/// exit 0, no "Broken pipe" (it was exit 2), and the figure is still written.
+#[test]
+fn a_reader_of_out_that_left_is_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("front.svg");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "pareto",
+            "results/quick/results.csv",
+            "--minimize",
+            "latency_us,energy_uj",
+            "--out",
+            "/dev/stdout",
+            "--plot",
+            plot.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader leaves before anything is written.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !err.contains("Broken pipe") && !err.contains("error"),
+        "{err}"
+    );
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+}
+
+/// The figure is SVG only: `--plot front.png` (SVG under a PNG name, exit 0) is refused
+/// naming --plot, and nothing is written.
+#[test]
+fn a_plot_name_that_is_not_svg_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (front, plot) = (dir.path().join("front.csv"), dir.path().join("p4.png"));
+    let o = run(&[
+        "pareto",
+        "results/quick/results.csv",
+        "--minimize",
+        "latency_us,energy_uj",
+        "--out",
+        front.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    common::refused(&o, &["--plot", "p4.png", "SVG", ".svg"]);
+    assert!(!front.exists() && !plot.exists());
+    // Any case of .svg is an SVG name.
+    let upper = dir.path().join("P4.SVG");
+    let o = run(&[
+        "pareto",
+        "results/quick/results.csv",
+        "--minimize",
+        "latency_us,energy_uj",
+        "--out",
+        front.to_str().unwrap(),
+        "--plot",
+        upper.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(upper.exists());
+}

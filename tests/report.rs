@@ -273,6 +273,91 @@ fn report_refuses_a_shard_and_results_of_other_columns() {
     }
 }
 
+/// A front.csv whose header names a column twice is refused by `report` and `plot front`,
+/// naming the file and the column (both took the first of the two: point indices were drawn
+/// as latency with exit 0); so is a results.csv header that repeats one. Nothing is written.
+#[test]
+fn report_and_plot_front_refuse_a_header_that_repeats_a_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    let dir_arg = out.to_str().expect("utf-8");
+    let front = out.join("front.csv");
+    let text = std::fs::read_to_string(&front).expect("front.csv");
+    assert!(text.starts_with("point,"), "{text}");
+    std::fs::write(&front, text.replacen("point,", "latency_us,", 1)).expect("edit");
+    let expect = [
+        "front.csv",
+        "column `latency_us` appears more than once in the header",
+    ];
+    common::refused(&lstm_dse(&["report", dir_arg]), &expect);
+    assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    let figure = out.join("front_objectives.svg");
+    common::refused(&lstm_dse(&["plot", "front", dir_arg]), &expect);
+    assert!(!figure.exists());
+    std::fs::write(&front, &text).expect("restore");
+
+    let results = out.join("results.csv");
+    let rtext = std::fs::read_to_string(&results).expect("results.csv");
+    std::fs::write(&results, rtext.replacen("point,", "latency_us,", 1)).expect("edit");
+    for args in [vec!["report", dir_arg], vec!["plot", "front", dir_arg]] {
+        common::refused(&lstm_dse(&args), &["results.csv", "'latency_us'"]);
+    }
+    assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    assert!(!figure.exists());
+}
+
+/// An empty front.csv (zero bytes: a sweep writes the header even for an empty front) is
+/// refused by `report` as by `plot front`; it was drawn as an empty front with exit 0.
+#[test]
+fn report_refuses_an_empty_front_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    let dir_arg = out.to_str().expect("utf-8");
+    std::fs::write(out.join("front.csv"), "").expect("empty front.csv");
+    for args in [vec!["report", dir_arg], vec!["plot", "front", dir_arg]] {
+        common::refused(&lstm_dse(&args), &["front.csv", "empty"]);
+    }
+    assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    assert!(!out.join("front_objectives.svg").exists());
+}
+
+/// A results.csv cut short (or with rows deleted or added) no longer covers, with
+/// skipped.csv, the points spec.resolved.toml's plan records: `report` refuses it with
+/// advice instead of drawing "all N design points" of a smaller sweep whose front names
+/// points that are not there.
+#[test]
+fn report_refuses_results_that_do_not_cover_the_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _, _) = sweep_into(dir.path(), &["--quiet"]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    let dir_arg = out.to_str().expect("utf-8");
+    let results = out.join("results.csv");
+    let text = std::fs::read_to_string(&results).expect("results.csv");
+    let lines: Vec<&str> = text.lines().collect();
+    let total = lines.len() - 1;
+    assert!(total > 4, "{total} rows");
+    let cut = lines[..4].join("\n") + "\n";
+    let added = format!("{text}{}\n", lines[1]);
+    for (edited, rows) in [(cut, 3), (added, total + 1)] {
+        std::fs::write(&results, edited).expect("edit");
+        let o = lstm_dse(&["report", dir_arg]);
+        common::refused(
+            &o,
+            &[
+                "results.csv",
+                &format!("{rows} rows and 0 in skipped.csv"),
+                &format!("plan has {total} points"),
+                "--resume",
+            ],
+        );
+        assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    }
+    std::fs::write(&results, &text).expect("restore");
+    ok(&["report", dir_arg]);
+}
+
 /// Rewrites the CSV file `path` with `value` in data row `row` (from 0), column `column`.
 fn edit_cell(path: &Path, row: usize, column: &str, value: &str) {
     let mut rd = csv::Reader::from_path(path).expect("read csv");

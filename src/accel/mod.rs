@@ -115,5 +115,24 @@ pub fn load_arch_with_overrides(
     for assignment in overrides {
         apply_set(&mut spec, assignment)?;
     }
-    Arch::from_spec(&spec, &path.display().to_string())
+    Arch::from_spec(&spec, &path.display().to_string()).map_err(|e| blame_set(e, overrides))
+}
+
+/// A field out of range that the last `--set` of its key gave is that override's error, not
+/// the file's: `--set 'compute.units=-1': must be >= 1, got -1`.
+fn blame_set(e: AccelError, overrides: &[String]) -> AccelError {
+    let AccelError::Invalid { field, message, .. } = &e else {
+        return e;
+    };
+    let set = overrides.iter().rev().find(|a| {
+        a.split_once('=')
+            .is_some_and(|(key, _)| key.trim() == field.as_str())
+    });
+    match set {
+        Some(assignment) => AccelError::Set {
+            assignment: assignment.clone(),
+            message: message.clone(),
+        },
+        None => e,
+    }
 }

@@ -277,13 +277,25 @@ pub fn apply_set(spec: &mut ArchSpec, assignment: &str) -> Result<(), AccelError
         return Err(fail(format!("'{key}' is a section, not a field")));
     }
     // An integer given for a float field is fine (`clock_mhz=1000`).
+    let float = value.as_float();
     *slot = match (&*slot, value) {
         (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
         (_, v) => v,
     };
-    *spec = root
-        .try_into()
-        .map_err(|e: toml::de::Error| fail(one_line(e.message())))?;
+    *spec = root.try_into().map_err(|e: toml::de::Error| {
+        let mut message = one_line(e.message());
+        // A float where an integer is expected: the message would quote it with every
+        // digit (`1e300` as 301 of them).
+        if let Some(v) = float {
+            let short = super::error::compact(v);
+            if short != format!("{v}") {
+                for long in [format!("{v}.0"), format!("{v}")] {
+                    message = message.replace(&long, &short);
+                }
+            }
+        }
+        fail(message)
+    })?;
     Ok(())
 }
 

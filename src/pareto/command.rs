@@ -43,6 +43,17 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
         }
     }
+    // The figure is SVG only: `--plot front.png` would be SVG under a PNG name. A name
+    // without an extension (`/dev/stdout`) is taken.
+    if let Some(plot) = &args.plot {
+        if let Some(ext) = plot.extension().filter(|e| !e.eq_ignore_ascii_case("svg")) {
+            anyhow::bail!(
+                "--plot {}: the figure is SVG, not .{}: give a name ending in .svg",
+                plot.display(),
+                ext.to_string_lossy()
+            );
+        }
+    }
     // The errors name the file, line, column or expression themselves.
     let result = front_of_csv(
         &args.input,

@@ -150,7 +150,7 @@ pub(super) fn with_points(text: &str, points: usize) -> String {
 }
 
 /// The number of points a `spec.resolved.toml` records (`None` before it was recorded).
-pub(super) fn recorded_points(text: &str) -> Option<u64> {
+pub fn recorded_points(text: &str) -> Option<u64> {
     let i = text.rfind(POINTS_TABLE)?;
     text[i + POINTS_TABLE.len()..].trim_end().parse().ok()
 }

@@ -40,16 +40,28 @@ pub struct Table {
 }
 
 impl Table {
-    /// Reads a whole CSV file with a header.
+    /// Reads a whole CSV file with a header. A header that names a column twice is refused:
+    /// [`Table::col`] would take the first, which may not be the column meant.
     pub fn read(path: &Path) -> Result<Table, ViewError> {
         let file = crate::inputs::open_csv(path).map_err(|e| file_error(path, e))?;
         let mut rd = csv::Reader::from_reader(file);
-        let header = rd
+        let header: Vec<String> = rd
             .headers()
             .map_err(|e| file_error(path, e))?
             .iter()
             .map(String::from)
             .collect();
+        if let Some((first, second)) = repeated(&header) {
+            return Err(file_error(
+                path,
+                format!(
+                    "column `{}` appears more than once in the header (columns {} and {}; rename one)",
+                    header[first],
+                    first + 1,
+                    second + 1
+                ),
+            ));
+        }
         let (mut rows, mut lines) = (Vec::new(), Vec::new());
         for rec in rd.records() {
             let rec = rec.map_err(|e| file_error(path, e))?;
@@ -90,6 +102,46 @@ impl Table {
             .map(|r| r.get(i).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
             .collect()
     }
+}
+
+/// A published run has every point of its plan in results.csv or skipped.csv (a run in
+/// progress works in `.incomplete/`): a results.csv cut short or rows deleted by hand would be
+/// drawn as a smaller sweep, and its front.csv would name points that are not there. Checked
+/// by count where spec.resolved.toml records the plan's points (`[plan] points`, written since
+/// merge needs it); `merge` checks point by point.
+fn covers_the_plan(dir: &Path, resolved: &str, rows: usize) -> Result<(), ViewError> {
+    let Some(total) = crate::sweep::recorded_points(resolved) else {
+        return Ok(());
+    };
+    let skipped_path = dir.join("skipped.csv");
+    let skipped = if skipped_path.exists() {
+        scan::count_rows(&skipped_path).map_err(|e| file_error(&skipped_path, e))?
+    } else {
+        0
+    };
+    let covered = (rows + skipped) as u64;
+    if covered == total {
+        return Ok(());
+    }
+    let how = if covered < total {
+        "cut short or rows deleted"
+    } else {
+        "rows added"
+    };
+    Err(file_error(
+        &dir.join("results.csv"),
+        format!(
+            "{rows} rows and {skipped} in skipped.csv, but spec.resolved.toml's plan has {total} points ({how}?): `lstm-dse sweep SWEEP.toml --resume --out DIR` completes a results.csv cut short (and names any other damage)"
+        ),
+    ))
+}
+
+/// The first column name a header holds twice: the indices of its first two places.
+fn repeated(header: &[String]) -> Option<(usize, usize)> {
+    (1..header.len()).find_map(|j| {
+        let first = header[..j].iter().position(|h| *h == header[j])?;
+        Some((first, j))
+    })
 }
 
 /// One objective of the sweep and its direction.
@@ -163,12 +215,21 @@ impl SweepDir {
             Some(n) => n,
             None => scan::count_rows(&results).map_err(|e| file_error(&results, e))?,
         };
+        covers_the_plan(dir, &resolved, points)?;
         let front_path = dir.join("front.csv");
         let front = if front_path.exists() {
             Table::read(&front_path)?
         } else {
             Table::default()
         };
+        // A sweep writes the header even when no point is on the front: an empty file is
+        // damage (a full disk, a copy cut short), not an empty front.
+        if front_path.exists() && front.header.is_empty() {
+            return Err(file_error(
+                &front_path,
+                "empty, not even a header (a sweep writes one even for an empty front): write it again with `lstm-dse sweep SWEEP.toml --resume --out DIR`",
+            ));
+        }
         Ok(SweepDir {
             dir: dir.to_path_buf(),
             spec,
