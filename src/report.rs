@@ -22,7 +22,8 @@ mod paths;
 
 pub use interrupt::remove_partials_on_signal;
 pub use paths::{
-    place, refuse_overwriting_inputs, refuse_shared_outputs, same_file, Input, Output, Target,
+    place, refuse_non_svg, refuse_overwriting_inputs, refuse_shared_outputs, same_file, Input,
+    Output, Target,
 };
 
 /// Longest file name most file systems take (`NAME_MAX`).

@@ -127,6 +127,15 @@ fn plots_of_trace_dynamic_and_sweep_directories() {
         "-q",
     ]);
     ok(&["plot", "trace", &s(&tr), "--sequence", "1", "-q"]);
+    // The figures are SVG: another extension is refused before anything is written.
+    for (kind, dir) in [("trace", &tr), ("front", &out)] {
+        let png = d.join(format!("{kind}.png"));
+        common::fails(
+            &["plot", kind, &s(dir), "--out", &s(&png)],
+            &["--out", "the figure is SVG, not .png"],
+        );
+        assert!(!png.exists());
+    }
     let svg = std::fs::read_to_string(tr.join("trace_seq1.svg")).expect("trace plot");
     // The error plot and one timeline; one line per precision and policy.
     assert!(svg.contains("fx6") && svg.contains("fx16") && svg.contains("policy 0"));

@@ -208,7 +208,10 @@ fn trace_bad_input_exits_2_with_one_line() {
     for (o, expect) in [
         (base("fp32,fx99", "0.01", &out, "cpu"), "'fx99'"),
         (base("fx8", "0", &out, "cpu"), "must be a positive number"),
-        (base("fx8", "-1e-3", &out, "cpu"), "must be a positive number"),
+        (
+            base("fx8", "-1e-3", &out, "cpu"),
+            "must be a positive number",
+        ),
         (
             base("fx8", "0.01", &file, "cpu"),
             "exists and is not a directory",

@@ -98,6 +98,9 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
     if !a.dir.is_dir() {
         bail!("{}: not a directory", a.dir.display());
     }
+    if let Some(out) = &a.out {
+        crate::report::refuse_non_svg("--out", out)?;
+    }
     let out = a
         .out
         .clone()
@@ -134,6 +137,9 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
 }
 
 pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
+    if let Some(out) = &a.out {
+        crate::report::refuse_non_svg("--out", out)?;
+    }
     let out = a
         .out
         .clone()

@@ -10,10 +10,10 @@ pub struct ParetoArgs {
     /// CSV file with a header row, e.g. a sweep's results.csv.
     pub input: PathBuf,
     /// Columns to minimise, comma-separated (e.g. latency_us,energy_uj).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = column_name)]
     pub minimize: Vec<String>,
     /// Columns to maximise, comma-separated (e.g. top1_agreement).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = column_name)]
     pub maximize: Vec<String>,
     /// Keep only rows matching this expression before finding the front, e.g.
     /// "top1_agreement >= 0.99 and latency_us < 100" (< <= > >= == !=, and, or, not, parentheses).
@@ -26,6 +26,14 @@ pub struct ParetoArgs {
     /// on y; with a single objective, the objective against row number.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+/// One name of an objective list: not empty (`--minimize a,` has a comma too many).
+fn column_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("an empty column name in the list (a comma too many?)".into());
+    }
+    Ok(s.to_string())
 }
 
 /// Runs `lstm-dse pareto`: reads, filters, writes the front, plots it if asked, and prints
@@ -43,16 +51,8 @@ pub fn run(args: &ParetoArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
         }
     }
-    // The figure is SVG only: `--plot front.png` would be SVG under a PNG name. A name
-    // without an extension (`/dev/stdout`) is taken.
     if let Some(plot) = &args.plot {
-        if let Some(ext) = plot.extension().filter(|e| !e.eq_ignore_ascii_case("svg")) {
-            anyhow::bail!(
-                "--plot {}: the figure is SVG, not .{}: give a name ending in .svg",
-                plot.display(),
-                ext.to_string_lossy()
-            );
-        }
+        crate::report::refuse_non_svg("--plot", plot)?;
     }
     // The errors name the file, line, column or expression themselves.
     let result = front_of_csv(
@@ -216,6 +216,22 @@ mod tests {
         assert!(err(&[]).contains("no objectives"));
         let e = err(&["--minimize", "latency"]);
         assert!(e.contains("--minimize latency: not a column of "), "{e}");
+        let parsed = Cli::try_parse_from([
+            "pareto",
+            "in.csv",
+            "--out",
+            "o.csv",
+            "--minimize",
+            "latency_us,",
+        ]);
+        let Err(e) = parsed else {
+            panic!("an empty name was accepted")
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("--minimize") && e.contains("an empty column name"),
+            "{e}"
+        );
         let e = err(&["--minimize", "latency_us", "--where", "power_mw < 3"]);
         assert!(e.contains("`power_mw`"), "{e}");
         let e = err(&["--minimize", "latency_us", "--where", "latency_us <"]);

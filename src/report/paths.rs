@@ -227,3 +227,17 @@ pub fn refuse_overwriting_inputs(inputs: &[Input], outputs: &[Output]) -> anyhow
     }
     Ok(())
 }
+
+/// Figures are SVG only: a `flag` path with another extension (`front.png`) would be SVG
+/// under another format's name, so it is refused; a name without an extension
+/// (`/dev/stdout`) is taken.
+pub fn refuse_non_svg(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if let Some(ext) = path.extension().filter(|e| !e.eq_ignore_ascii_case("svg")) {
+        anyhow::bail!(
+            "{flag} {}: the figure is SVG, not .{}: give a name ending in .svg",
+            path.display(),
+            ext.to_string_lossy()
+        );
+    }
+    Ok(())
+}
