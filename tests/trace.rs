@@ -245,10 +245,8 @@ fn trace_bad_input_exits_2_with_one_line() {
     );
 }
 
-/// Lane kinds split as `trace --precisions` splits configs: a config with roles (commas
-/// inside) is one lane, quoted in the CSV, and so is a calibrated one.
-#[test]
-fn bench_engine_lanes_with_roles_are_one_lane_each() {
+/// `bench engine --lanes LANES --reps 1 --csv` on a small ONNX model: its CSV rows.
+fn bench_engine_rows(lanes: &str) -> Vec<csv::StringRecord> {
     let (m, x) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
     let o = lstm_dse(&[
         "bench",
@@ -258,19 +256,23 @@ fn bench_engine_lanes_with_roles_are_one_lane_each() {
         "--input",
         x.to_str().unwrap(),
         "--lanes",
-        "w=bf16,a=fp8e4m3;fx8,cal=mse",
+        lanes,
         "--reps",
         "1",
         "--csv",
     ]);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "{err}");
-    let mut rows = csv::Reader::from_reader(out.as_bytes());
-    let kinds: Vec<String> = rows.records().map(|r| r.unwrap()[1].to_string()).collect();
-    assert_eq!(kinds, ["w=bf16,a=fp8e4m3", "fx8,cal=mse"], "{out}");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut rows = csv::Reader::from_reader(&o.stdout[..]);
+    rows.records().map(|r| r.unwrap()).collect()
+}
+
+/// Lane kinds split as `trace --precisions` splits configs: a config with roles (commas
+/// inside) is one lane, quoted in the CSV, and so is a calibrated one.
+#[test]
+fn bench_engine_lanes_with_roles_are_one_lane_each() {
+    let rows = bench_engine_rows("w=bf16,a=fp8e4m3;fx8,cal=mse");
+    let kinds: Vec<&str> = rows.iter().map(|r| &r[1]).collect();
+    assert_eq!(kinds, ["w=bf16,a=fp8e4m3", "fx8,cal=mse"]);
 }
 
 #[test]
@@ -278,33 +280,10 @@ fn bench_engine_reports_one_row_per_lane_kind() {
     // Every lane kind runs and reports a time, the baselines (`scalar:`) included. (A smoke
     // test: it cannot tell which evaluator a row ran; their bits are compared in engine.rs
     // and dynamic.rs.)
-    let (m, x) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
     let kinds = "fx8,policy,reference,scalar:fx8,scalar:policy";
-    let o = lstm_dse(&[
-        "bench",
-        "engine",
-        "--model",
-        m.to_str().unwrap(),
-        "--input",
-        x.to_str().unwrap(),
-        "--lanes",
-        kinds,
-        "--reps",
-        "1",
-        "--csv",
-    ]);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "{err}");
-    let rows: Vec<Vec<&str>> = out
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
-    let got: Vec<&str> = rows.iter().map(|r| r[1]).collect();
-    assert_eq!(got, kinds.split(',').collect::<Vec<_>>(), "{out}");
+    let rows = bench_engine_rows(kinds);
+    let got: Vec<&str> = rows.iter().map(|r| &r[1]).collect();
+    assert_eq!(got, kinds.split(',').collect::<Vec<_>>());
     for r in &rows {
         let (s, gmac): (f64, f64) = (r[3].parse().unwrap(), r[4].parse().unwrap());
         assert!(s > 0.0 && gmac > 0.0, "{r:?}");
