@@ -98,14 +98,12 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
     if !a.dir.is_dir() {
         bail!("{}: not a directory", a.dir.display());
     }
-    if let Some(out) = &a.out {
-        crate::report::refuse_non_svg("--out", out)?;
-    }
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| a.dir.join(format!("trace_seq{}.svg", a.sequence)));
     refuse_overwriting_inputs(&plot_inputs(&a.dir), &[Output::file("--out", &out)])?;
+    crate::report::refuse_non_svg("--out", &out)?;
     let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
     let traces = if a.dir.join("spec.resolved.toml").exists() {
         let sweep = SweepDir::open(&a.dir)?;
@@ -137,9 +135,6 @@ pub(super) fn plot_trace(a: &PlotTraceArgs) -> Result<()> {
 }
 
 pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
-    if let Some(out) = &a.out {
-        crate::report::refuse_non_svg("--out", out)?;
-    }
     let out = a
         .out
         .clone()
@@ -148,6 +143,7 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
         &crate::sweep::results_inputs(&a.dir),
         &[Output::file("--out", &out)],
     )?;
+    crate::report::refuse_non_svg("--out", &out)?;
     let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
     let sweep = SweepDir::open(&a.dir)?;
     if sweep.front.rows.is_empty() {
