@@ -319,6 +319,11 @@ fn report_refuses_an_empty_front_csv() {
     for args in [vec!["report", dir_arg], vec!["plot", "front", dir_arg]] {
         common::refused(&lstm_dse(&args), &["front.csv", "empty"]);
     }
+    // A front.csv deleted: refused too (it was drawn as an empty front).
+    std::fs::remove_file(out.join("front.csv")).expect("rm front.csv");
+    for args in [vec!["report", dir_arg], vec!["plot", "front", dir_arg]] {
+        common::refused(&lstm_dse(&args), &["front.csv", "missing", "--resume"]);
+    }
     assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
     assert!(!out.join("front_objectives.svg").exists());
 }
