@@ -21,6 +21,19 @@ fn scalar<T: Elem>(a: &[T], rows: usize, k: usize, b: &[T], cols: usize, c0: &[T
     c
 }
 
+/// The [`Mode::Fma`] oracle: C + A·B in k order, one correctly rounded `mul_add` a term.
+fn fma_loop<T: Elem>(a: &[T], rows: usize, k: usize, b: &[T], cols: usize, c0: &[T]) -> Vec<T> {
+    let mut c = c0.to_vec();
+    for r in 0..rows {
+        for j in 0..cols {
+            for kk in 0..k {
+                c[r * cols + j] = a[r * k + kk].mul_add(b[kk * cols + j], c[r * cols + j]);
+            }
+        }
+    }
+    c
+}
+
 /// Starting from +0 (`from_zero`) ignores what C held (NaN here): the scalar loop's bits from
 /// +0, every ISA, shapes that do not divide the tiles, and an empty k range; `gemm_new` too.
 #[test]
@@ -123,17 +136,6 @@ proptest! {
         let a: Vec<f64> = (0..rows * k).map(|_| next()).collect();
         let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
         let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
-        fn fma_loop<T: Elem>(a: &[T], rows: usize, k: usize, b: &[T], cols: usize, c0: &[T]) -> Vec<T> {
-            let mut c = c0.to_vec();
-            for r in 0..rows {
-                for j in 0..cols {
-                    for kk in 0..k {
-                        c[r * cols + j] = a[r * k + kk].mul_add(b[kk * cols + j], c[r * cols + j]);
-                    }
-                }
-            }
-            c
-        }
         let want = fma_loop(&a, rows, k, &b, cols, &c0);
         let plain = scalar(&a, rows, k, &b, cols, &c0);
         // Full-precision products round: the fused loop is another result (so the check
@@ -173,14 +175,7 @@ proptest! {
         let b: Vec<f64> = (0..k * cols).map(|_| next()).collect();
         let c0: Vec<f64> = (0..rows * cols).map(|_| next()).collect();
         let plain = scalar(&a, rows, k, &b, cols, &c0);
-        let mut fma = c0.clone();
-        for r in 0..rows {
-            for j in 0..cols {
-                for kk in 0..k {
-                    fma[r * cols + j] = a[r * k + kk].mul_add(b[kk * cols + j], fma[r * cols + j]);
-                }
-            }
-        }
+        let fma = fma_loop(&a, rows, k, &b, cols, &c0);
         let packed = Packed::new(&a32, rows, k);
         for isa in Isa::all_here() {
             for (mode, want) in [(Mode::Plain, &plain), (Mode::Fma, &fma)] {

@@ -80,6 +80,11 @@ impl PackedPairs {
         if !runs() || !k.is_multiple_of(2) || k == 0 || !fits_bf16(span) {
             return None;
         }
+        Some(Self::pack(a, rows, k, span))
+    }
+
+    /// The packing itself, unchecked (the probe packs before [`runs`] is known).
+    fn pack(a: &[f32], rows: usize, k: usize, span: &Span) -> Self {
         let pairs = k / 2;
         let panels = rows.div_ceil(PR);
         let mut data = vec![0u32; panels * PR * pairs];
@@ -93,14 +98,14 @@ impl PackedPairs {
                     }
                 }
             });
-        Some(PackedPairs {
+        PackedPairs {
             rows,
             k,
             data,
             span: *span,
             #[cfg(test)]
             uses: Default::default(),
-        })
+        }
     }
 
     fn panel(&self, p: usize) -> &[u32] {
@@ -340,23 +345,8 @@ fn probe() -> bool {
         }
     }
     let span = super::fused::span(&a);
-    let packed = PackedPairs {
-        rows: 4,
-        k: 4,
-        span,
-        #[cfg(test)]
-        uses: Default::default(),
-        data: {
-            let mut d = vec![0u32; PR * 2];
-            for r in 0..4 {
-                for q in 0..2 {
-                    d[q * PR + r] = pair(a[r * 4 + 2 * q], a[r * 4 + 2 * q + 1]);
-                }
-            }
-            d
-        },
-    };
     debug_assert!(fits_bf16(&span));
+    let packed = PackedPairs::pack(&a, 4, 4, &span);
     let mut got: Vec<MaybeUninit<f32>> = c0.iter().map(|&v| MaybeUninit::new(v)).collect();
     let bp = strips(&b, 2, COL_ALIGN, COL_ALIGN);
     // SAFETY: the caller checked AVX512-BF16 and AVX-512F.
