@@ -164,20 +164,15 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
             let r = trace::bench::engine_row(engine, &model, &seqs, kind, a.reps)
                 .map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
             if a.csv {
-                // A config with roles holds commas: quoted as CSV quotes a field.
-                let kind = if r.kind.contains([',', '"']) {
-                    format!("\"{}\"", r.kind.replace('"', "\"\""))
-                } else {
-                    r.kind.clone()
-                };
-                crate::out!(
-                    "{},{},{},{:.6},{:.3}",
-                    r.engine,
-                    kind,
-                    r.configs,
-                    r.median_s,
-                    r.gmac_per_s
-                )?;
+                // A config with roles holds commas: the csv crate quotes the row's fields.
+                let mut w = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::Any(b'\n'))
+                    .from_writer(Vec::new());
+                let (s, g) = (format!("{:.6}", r.median_s), format!("{:.3}", r.gmac_per_s));
+                let configs = r.configs.to_string();
+                w.write_record([r.engine.as_str(), &r.kind, &configs, &s, &g])?;
+                let row = String::from_utf8(w.into_inner()?)?;
+                crate::out!("{}", row.trim_end())?;
             } else {
                 crate::out!(
                     "| {} | {} | {} | {:.4} | {:.2} |",
