@@ -17,6 +17,7 @@ ratio to onnxruntime's fp32 (also written to --out FILE when given; a new file o
 overwrites one, so results/bench/engine.md, the hand-kept history of these tables, is safe).
 """
 import argparse
+import csv
 import os
 import platform
 import statistics
@@ -116,8 +117,7 @@ def main():
                "--lanes", lanes, "--reps", str(a.reps), "--device", a.device, "--csv"]
         print("+", " ".join(cmd), file=sys.stderr)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        for line in out.strip().splitlines()[1:]:
-            engine, kind, configs, median_s, gmac_s = line.split(",")
+        for engine, kind, configs, median_s, gmac_s in list(csv.reader(out.strip().splitlines()))[1:]:
             ratio = float(gmac_s) / (gmac / ort_s)
             rows.append((name, f"{engine} {kind}", configs, f"{float(median_s):.4f}", f"{float(gmac_s):.1f}", f"{ratio:.2f}"))
             print("| " + " | ".join(rows[-1]) + " |", file=sys.stderr, flush=True)
