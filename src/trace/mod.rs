@@ -253,37 +253,6 @@ pub fn run(
     )
 }
 
-/// Plans and runs `group` and reduces it against `reference()`; `progress` gets the
-/// lane-steps done in this group.
-#[allow(clippy::too_many_arguments)]
-fn run_group<'r>(
-    engine: &Engine,
-    model: &Model,
-    seqs: &Sequences,
-    group: &[PrecisionConfig],
-    weights: &eval::WeightRanges,
-    cal: Option<&eval::Calibration>,
-    reference: &dyn Fn() -> Option<&'r Reference>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<Vec<ConfigErrors>, TraceError> {
-    if group.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Built in parallel (each plan's own steps are partly serial); the first failing config
-    // in list order is the one reported, as when built in turn.
-    let plans = group
-        .par_iter()
-        .map(|&c| eval::Plan::with_ranges(model, c, cal, weights))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(
-        engine.run_reduced(model, seqs, &plans, reference, &mut |done, _| {
-            progress(done)
-        })?,
-    )
-}
-
 fn run_in_turns(
     engine: &Engine,
     model: &Model,
@@ -309,110 +278,31 @@ fn run_in_turns(
     let turn = (budget / config_bytes(model, seqs, engine.reduces_on_device()).max(1)).max(1);
     let turn = turn as usize;
     let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
-    let total = per_config * all.len() as u64;
-    let mut results = Vec::with_capacity(all.len());
-    // The float64 reference runs on its own thread (sharing rayon's pool: each fills the
-    // other's serial stretches). It is also the calibration run (docs/NUMERICS.md §3), so
-    // candidates with `fx<b>` formats wait for it; the others are planned and run beside it.
-    // Reductions wait for it (`None` if it panicked: the panic is resumed below).
-    let cell: OnceLock<Option<Reference>> = OnceLock::new();
-    let reference = || cell.wait().as_ref();
-    let calibrated = all.iter().any(eval::needs_calibration);
-    let calibration = || {
-        calibrated
-            .then(|| reference().map(|r| &r.calibration))
-            .flatten()
+    let ctx = Turns {
+        model,
+        seqs,
+        histograms: eval::needs_histograms(&all),
+        weights: eval::WeightRanges::of(model),
+        per_config,
+        total: per_config * all.len() as u64,
     };
-    // The first turn in two groups: the configs without `fx<b>` formats, beside the
-    // reference, then the others. Results keep the order of `all`; a failing plan in the
-    // first group is reported before any of the second.
-    let first_turn = all.chunks(turn).next().unwrap_or_default();
-    let (free, waiting): (Vec<PrecisionConfig>, Vec<PrecisionConfig>) =
-        first_turn.iter().partition(|c| !eval::needs_calibration(c));
-    let free_steps = per_config * free.len() as u64;
-    let mut first = None;
-    let weights = std::thread::scope(|scope| {
-        let handle = scope.spawn(|| {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                reference::evaluate_with(model, seqs, eval::needs_histograms(&all))
-            }));
-            match r {
-                Ok(r) => {
-                    let _ = cell.set(Some(r));
-                    None
-                }
-                Err(e) => {
-                    let _ = cell.set(None);
-                    Some(e)
-                }
-            }
-        });
-        // Measured once for every config's plan, beside the reference.
-        let weights = eval::WeightRanges::of(model);
-        let free_errors = run_group(
-            engine,
-            model,
-            seqs,
-            &free,
-            &weights,
-            None,
-            &reference,
-            &mut |d| progress(d, total),
-        );
-        let cal = calibration();
-        first = Some(free_errors.and_then(|free_errors| {
-            let waiting_errors = if waiting.is_empty() || cal.is_none() {
-                Vec::new()
-            } else {
-                run_group(
-                    engine,
-                    model,
-                    seqs,
-                    &waiting,
-                    &weights,
-                    cal,
-                    &reference,
-                    &mut |d| progress(free_steps + d, total),
-                )?
-            };
-            // Back into list order.
-            let (mut f, mut w) = (free_errors.into_iter(), waiting_errors.into_iter());
-            Ok(first_turn
-                .iter()
-                .filter_map(|c| {
-                    if eval::needs_calibration(c) {
-                        w.next()
-                    } else {
-                        f.next()
-                    }
-                })
-                .collect::<Vec<_>>())
-        }));
-        if let Some(e) = handle.join().unwrap_or_else(Some) {
-            std::panic::resume_unwind(e);
-        }
-        weights
-    });
-    if let Some(first) = first {
-        results.extend(first?);
-    }
+    let first = all.chunks(turn).next().unwrap_or_default();
+    let (reference, mut results) = match engine {
+        Engine::Cpu => ctx.first_on_cpu(first, progress)?,
+        Engine::Gpu(_) => ctx.first_beside(engine, first, progress)?,
+    };
+    let calibration = all
+        .iter()
+        .any(eval::needs_calibration)
+        .then_some(&reference.calibration);
     for (i, group) in all.chunks(turn).enumerate().skip(1) {
         let before = (i * turn) as u64 * per_config;
-        results.extend(run_group(
-            engine,
-            model,
-            seqs,
-            group,
-            &weights,
-            calibration(),
-            &reference,
-            &mut |d| progress(before + d, total),
-        )?);
+        results.extend(
+            ctx.run(engine, group, calibration, &|| Some(&reference), &mut |d| {
+                progress(before + d, ctx.total)
+            })?,
+        );
     }
-    let reference = cell
-        .into_inner()
-        .flatten()
-        .expect("the reference was computed");
     Ok(Trace {
         reference,
         results,
@@ -420,6 +310,178 @@ fn run_in_turns(
         sequences: seqs.count,
         steps: seqs.steps,
     })
+}
+
+/// What every turn of a trace shares. The first turn runs the float64 reference, which is
+/// also the calibration run (docs/NUMERICS.md §3), beside its configs without `fx<b>`
+/// formats (`free`); the others wait for its calibration. Results keep the order of the
+/// configs; a failing plan among the free ones is reported before any of the others.
+struct Turns<'a> {
+    model: &'a Model,
+    seqs: &'a Sequences,
+    /// Whether the reference records histograms (some config calibrates on them).
+    histograms: bool,
+    /// Measured once for every config's plan.
+    weights: eval::WeightRanges,
+    /// Lane-steps of one config, and of the whole trace (for `progress`).
+    per_config: u64,
+    total: u64,
+}
+
+impl Turns<'_> {
+    /// Plans and runs `group` and reduces it against `reference()`; `progress` gets the
+    /// lane-steps done in this group.
+    fn run<'r>(
+        &self,
+        engine: &Engine,
+        group: &[PrecisionConfig],
+        cal: Option<&eval::Calibration>,
+        reference: &dyn Fn() -> Option<&'r Reference>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<ConfigErrors>, TraceError> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plans = self.plan(group, cal)?;
+        let (model, seqs) = (self.model, self.seqs);
+        Ok(engine.run_reduced(model, seqs, &plans, reference, &mut |d, _| progress(d))?)
+    }
+
+    /// Plans `group` in parallel (each plan's own steps are partly serial); the first
+    /// failing config in list order is the one reported, as when planned in turn.
+    fn plan(
+        &self,
+        group: &[PrecisionConfig],
+        cal: Option<&eval::Calibration>,
+    ) -> Result<Vec<eval::Plan>, EvalError> {
+        group
+            .par_iter()
+            .map(|&c| eval::Plan::with_ranges(self.model, c, cal, &self.weights))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// `configs` without `fx<b>` formats (free), and with (waiting for calibration).
+    fn split(configs: &[PrecisionConfig]) -> (Vec<PrecisionConfig>, Vec<PrecisionConfig>) {
+        configs.iter().partition(|c| !eval::needs_calibration(c))
+    }
+
+    /// Back into the order of `configs`.
+    fn in_order<T>(configs: &[PrecisionConfig], free: Vec<T>, waiting: Vec<T>) -> Vec<T> {
+        let (mut f, mut w) = (free.into_iter(), waiting.into_iter());
+        configs
+            .iter()
+            .filter_map(|c| {
+                if eval::needs_calibration(c) {
+                    w.next()
+                } else {
+                    f.next()
+                }
+            })
+            .collect()
+    }
+
+    /// On the CPU engine: the reference and the free configs share rayon's pool as the two
+    /// halves of one `rayon::join` (each fills the other's serial stretches; neither waits
+    /// for the other inside the pool, so one thread is enough; two threads that each handed
+    /// work to the pool from outside would not share it: rayon's workers take their own and
+    /// each other's tasks before any newly handed in, so the second waited for the first),
+    /// the waiting configs are planned as soon as the reference is there, then run.
+    fn first_on_cpu(
+        &self,
+        configs: &[PrecisionConfig],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Reference, Vec<ConfigErrors>), TraceError> {
+        let (free, waiting) = Self::split(configs);
+        let (model, seqs) = (self.model, self.seqs);
+        let ((reference, waiting_plans), free_runs) = rayon::join(
+            || {
+                let r = reference::evaluate_with(model, seqs, self.histograms);
+                let plans = match waiting.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => self.plan(&waiting, Some(&r.calibration)),
+                };
+                (r, plans)
+            },
+            || {
+                self.plan(&free, None)
+                    .map(|plans| eval::run_cpu(model, seqs, &plans, true))
+            },
+        );
+        // Each group reduced as soon as it ran (a trace holds the states of one group).
+        let reduced = |runs: Vec<Run>| -> Vec<ConfigErrors> {
+            runs.into_par_iter()
+                .map(|r| reduce(r, &reference, model, seqs))
+                .collect()
+        };
+        let free_errors = reduced(free_runs?);
+        let free_steps = self.per_config * free.len() as u64;
+        if !free.is_empty() {
+            progress(free_steps, self.total);
+        }
+        let waiting_errors = reduced(eval::run_cpu(model, seqs, &waiting_plans?, true));
+        if !waiting.is_empty() {
+            let done = free_steps + self.per_config * waiting.len() as u64;
+            progress(done, self.total);
+        }
+        let errors = Self::in_order(configs, free_errors, waiting_errors);
+        Ok((reference, errors))
+    }
+
+    /// On a GPU: the reference runs on its own thread (on the CPU, in rayon's pool) while
+    /// the free configs run on the device, which reduces them as soon as the reference is
+    /// there (`None` if it panicked: the panic is resumed after).
+    fn first_beside(
+        &self,
+        engine: &Engine,
+        configs: &[PrecisionConfig],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Reference, Vec<ConfigErrors>), TraceError> {
+        let (free, waiting) = Self::split(configs);
+        let (model, seqs) = (self.model, self.seqs);
+        let cell: OnceLock<Option<Reference>> = OnceLock::new();
+        let reference = || cell.wait().as_ref();
+        let errors = std::thread::scope(|scope| {
+            let handle = scope.spawn(|| {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    reference::evaluate_with(model, seqs, self.histograms)
+                }));
+                let (value, panic) = match r {
+                    Ok(r) => (Some(r), None),
+                    Err(e) => (None, Some(e)),
+                };
+                let _ = cell.set(value);
+                panic
+            });
+            let free_steps = self.per_config * free.len() as u64;
+            let errors = (|| -> Result<_, TraceError> {
+                let free_errors = self.run(engine, &free, None, &reference, &mut |d| {
+                    progress(d, self.total)
+                })?;
+                let waiting_errors = match reference() {
+                    Some(r) => self.run(
+                        engine,
+                        &waiting,
+                        Some(&r.calibration),
+                        &reference,
+                        &mut |d| progress(free_steps + d, self.total),
+                    )?,
+                    None => Vec::new(),
+                };
+                Ok(Self::in_order(configs, free_errors, waiting_errors))
+            })();
+            if let Some(e) = handle.join().unwrap_or_else(Some) {
+                std::panic::resume_unwind(e);
+            }
+            errors
+        })?;
+        let reference = cell
+            .into_inner()
+            .flatten()
+            .expect("the reference was computed");
+        Ok((reference, errors))
+    }
 }
 
 #[cfg(test)]
@@ -463,6 +525,28 @@ mod tests {
         assert_eq!(calls[0].len(), 4);
         assert_eq!(calls[1].len(), 2);
         assert_eq!(calls[0].last(), calls[1].last());
+    }
+
+    #[test]
+    fn a_trace_on_one_thread_gives_the_rows_of_many() {
+        // On the CPU the reference and the configs without calibration share the pool
+        // (`rayon::join`): with one thread nothing may wait inside the pool for the other
+        // half (this would hang), and the rows do not depend on the thread count.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let path = dir.join("torch_lstm3.onnx");
+        let model = crate::lstm::load(path.to_str().unwrap(), &Default::default()).unwrap();
+        let seqs = crate::lstm::npy::read_sequences(&dir.join("torch_lstm3.x.npy")).unwrap();
+        let configs = parse_config_list("fx8,fp16,fx16,bf16").unwrap();
+        let rows = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let t =
+                pool.install(|| run(&Engine::Cpu, &model, &seqs, "x", &configs, &mut |_, _| {}));
+            format!("{:?}", report::rows(&t.unwrap(), &model, 0.01))
+        };
+        assert_eq!(rows(1), rows(3));
     }
 
     #[test]
