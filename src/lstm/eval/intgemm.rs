@@ -34,39 +34,55 @@ pub struct PackedI16 {
     /// Pairs of k (k rounded up to even, halved).
     kp: usize,
     data: Vec<i16>,
-    /// Largest |code|.
+    /// Largest |code| (255 for the low half of a split: a bound, not looked for).
     pub max_abs: u64,
 }
 
 impl PackedI16 {
     /// Packs row-major `codes`; `None` when a code does not fit i16.
     pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
-        Self::new_with(codes, rows, k, |c| c)
+        Self::with_range(codes, rows, k, super::exact::range(codes))
     }
 
-    /// Packs `f` of every code of row-major `codes` (the halves of a split product, without
-    /// a copy of each); `None` when a value does not fit i16.
-    pub fn new_with(
+    /// [`PackedI16::new`] given `range`, the smallest and largest code
+    /// ([`super::exact::range`]).
+    pub(super) fn with_range(
         codes: &[i32],
         rows: usize,
         k: usize,
-        f: impl Fn(i32) -> i32 + Sync,
+        range: (i64, i64),
     ) -> Option<Self> {
+        fits_i16(range).then(|| Self::pack(codes, rows, k, |c| c as i16, max_abs(range)))
+    }
+
+    /// The halves `hi = A >> 8` and `lo = A & 255` of codes that fit i16 (`range` as in
+    /// [`PackedI16::with_range`]): `A = 256·hi + lo`, each half a narrow product's operand.
+    /// `None` when a code does not fit i16.
+    pub(super) fn split(
+        codes: &[i32],
+        rows: usize,
+        k: usize,
+        range: (i64, i64),
+    ) -> Option<(Self, Self)> {
+        let hi_range = (range.0 >> 8, range.1 >> 8);
+        fits_i16(range).then(|| {
+            (
+                Self::pack(codes, rows, k, |c| (c >> 8) as i16, max_abs(hi_range)),
+                // 255 bounds every low half (the largest one is not looked for).
+                Self::pack(codes, rows, k, |c| (c & 255) as i16, 255),
+            )
+        })
+    }
+
+    /// Packs `f` of every code (each in i16), `max_abs` bounding every |f(code)|.
+    fn pack(
+        codes: &[i32],
+        rows: usize,
+        k: usize,
+        f: impl Fn(i32) -> i16 + Sync,
+        max_abs: u64,
+    ) -> Self {
         debug_assert_eq!(codes.len(), rows * k);
-        // The largest |value| (a maximum: any order, any thread count), and whether +32768
-        // (the one magnitude up to 32768 that does not fit i16) occurs.
-        let (max_abs, has_32768) = codes
-            .par_chunks(1 << 16)
-            .map(|c| {
-                c.iter().fold((0u64, false), |(m, p), &v| {
-                    let v = f(v);
-                    (m.max(v.unsigned_abs() as u64), p || v == 32768)
-                })
-            })
-            .reduce(|| (0, false), |a, b| (a.0.max(b.0), a.1 || b.1));
-        if max_abs > 32768 || has_32768 {
-            return None;
-        }
         let kp = k.div_ceil(2);
         let panels = rows.div_ceil(MR);
         let mut data = vec![0i16; panels * kp * MR * 2];
@@ -76,17 +92,17 @@ impl PackedI16 {
                 for i in 0..MR.min(rows - p * MR) {
                     let row = &codes[(p * MR + i) * k..(p * MR + i + 1) * k];
                     for (kk, &v) in row.iter().enumerate() {
-                        panel[(kk / 2) * MR * 2 + i * 2 + kk % 2] = f(v) as i16;
+                        panel[(kk / 2) * MR * 2 + i * 2 + kk % 2] = f(v);
                     }
                 }
             });
-        Some(PackedI16 {
+        PackedI16 {
             rows,
             k,
             kp,
             data,
             max_abs,
-        })
+        }
     }
 
     /// Pairs per 32-bit block for operands B of at most `b_max` in magnitude: `None` when
@@ -107,6 +123,16 @@ impl PackedI16 {
     fn panel(&self, p: usize) -> &[i16] {
         &self.data[p * self.kp * MR * 2..(p + 1) * self.kp * MR * 2]
     }
+}
+
+/// Whether codes in `range` (smallest, largest) fit i16.
+fn fits_i16(range: (i64, i64)) -> bool {
+    range.0 >= i16::MIN as i64 && range.1 <= i16::MAX as i64
+}
+
+/// The largest magnitude of codes in `range` (smallest, largest).
+pub(super) fn max_abs(range: (i64, i64)) -> u64 {
+    range.0.unsigned_abs().max(range.1.unsigned_abs())
 }
 
 /// The instruction sets the kernel is built for, widest first.

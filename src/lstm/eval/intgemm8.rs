@@ -58,29 +58,36 @@ pub fn available() -> bool {
 impl PackedI8 {
     /// Packs row-major `codes`; `None` when a code does not fit i8.
     pub fn new(codes: &[i32], rows: usize, k: usize) -> Option<Self> {
+        Self::with_range(codes, rows, k, super::exact::range(codes))
+    }
+
+    /// [`PackedI8::new`] given `range`, the smallest and largest code
+    /// ([`super::exact::range`]).
+    pub(super) fn with_range(
+        codes: &[i32],
+        rows: usize,
+        k: usize,
+        range: (i64, i64),
+    ) -> Option<Self> {
         debug_assert_eq!(codes.len(), rows * k);
-        // One vectorized min/max pass for both the fit and the largest magnitude.
-        let (min, max) = super::exact::range(codes);
-        if min < -128 || max > 127 {
+        if range.0 < -128 || range.1 > 127 {
             return None;
         }
-        let max_abs = min.unsigned_abs().max(max.unsigned_abs());
-        let row_sums = codes
-            .par_chunks(k.max(1))
-            .map(|row| row.iter().map(|&c| c as i64).sum())
-            .collect::<Vec<i64>>();
-        let row_sums = if k == 0 { vec![0; rows] } else { row_sums };
         let kq = k.div_ceil(4);
         let panels = rows.div_ceil(MR);
         let mut data = vec![0i8; panels * kq * MR * 4];
+        let mut row_sums = vec![0i64; rows];
+        // Each panel's rows packed and summed in one pass.
         data.par_chunks_mut((kq * MR * 4).max(1))
+            .zip(row_sums.par_chunks_mut(MR))
             .enumerate()
-            .for_each(|(p, panel)| {
-                for i in 0..MR.min(rows - p * MR) {
+            .for_each(|(p, (panel, sums))| {
+                for (i, sum) in sums.iter_mut().enumerate() {
                     let row = &codes[(p * MR + i) * k..(p * MR + i + 1) * k];
                     for (kk, &v) in row.iter().enumerate() {
                         panel[(kk / 4) * MR * 4 + i * 4 + kk % 4] = v as i8;
                     }
+                    *sum = row.iter().map(|&c| c as i64).sum();
                 }
             });
         Some(PackedI8 {
@@ -89,7 +96,7 @@ impl PackedI8 {
             kq,
             data,
             row_sums,
-            max_abs,
+            max_abs: super::intgemm::max_abs(range),
         })
     }
 
