@@ -2,7 +2,8 @@
 //! 1024 weights): the float64 reference's products (`Mode::Fma`) and the narrow floats' fused
 //! f32 products, against 16 columns (one step's recurrent product for 16 sequences) and 800
 //! (the input products of 50 steps); and the packing of a 4096 x 1024 matrix: AMX codes, f32
-//! panels, and f32 weights into the reference's f64 panels; and, to read those against, the
+//! panels, f32 weights into the reference's f64 panels, 12-bit codes for `vpdpwssd` and 8-bit
+//! codes for `vpdpbusd`; and, to read those against, the
 //! machine's peak: a loop of independent AVX-512 f32 FMAs on registers only (`peak`, one
 //! thread; run it with `RAYON_NUM_THREADS=1 taskset -c 1` beside the same for the products).
 //! Criterion reports elements/s = multiply-adds per second (bytes/s of weights for packing).
@@ -14,6 +15,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lstm_dse::lstm::eval::amx::PackedAmx;
 use lstm_dse::lstm::eval::gemm::{self, Mode, Packed};
+use lstm_dse::lstm::eval::intgemm::PackedI16;
+use lstm_dse::lstm::eval::intgemm8::PackedI8;
 
 const ROWS: usize = 4096;
 const K: usize = 1024;
@@ -82,6 +85,14 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("f64_from_f32_4096x1024", |b| {
         b.iter(|| Packed::new_from(black_box(&a), ROWS, K, f64::from))
+    });
+    // The integer lanes' packings (each measures the codes' range first).
+    group.bench_function("i16_4096x1024_12bit", |b| {
+        b.iter(|| PackedI16::new(black_box(&codes), ROWS, K))
+    });
+    let bytes: Vec<i32> = codes.iter().map(|&c| c >> 4).collect();
+    group.bench_function("i8_4096x1024_8bit", |b| {
+        b.iter(|| PackedI8::new(black_box(&bytes), ROWS, K))
     });
     group.finish();
 }
