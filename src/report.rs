@@ -5,6 +5,12 @@
 //! through here. A link is written through; a pipe or a device (`--output /dev/null`) is
 //! written to in place.
 //!
+//! A run holds a lock on each temporary file (`flock`, released when the run ends, however it
+//! ends) from before it empties it until it has renamed or removed it: a second run writing
+//! the same output meanwhile is refused ("another run is writing it") instead of writing into
+//! the same temporary file, which could have renamed a mix of both into place. A file left by
+//! a killed run holds no lock and is simply written over.
+//!
 //! A command that writes several files (`trace`, `dynamic`, `pareto --plot`, the slurm
 //! scripts) stages them as one [`Staged`] set: every file is written to its temporary name
 //! first, and only when all are written are they renamed into place, so a failure (a full
@@ -91,25 +97,66 @@ pub fn write_atomic(
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     match stage(path, fill)? {
-        Some((tmp, to)) => {
+        Some(p) => {
             let mut partials = interrupt::partials();
-            let renamed = std::fs::rename(&tmp, &to).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
+            let renamed = std::fs::rename(&p.tmp, &p.to).inspect_err(|_| {
+                let _ = std::fs::remove_file(&p.tmp);
             });
-            interrupt::forget(&mut partials, &tmp);
+            interrupt::forget(&mut partials, &p.tmp);
             renamed
         }
         None => Ok(()),
     }
 }
 
-/// Writes `path`'s contents to its temporary file, synced, and returns it with the file it
-/// is to replace; `None` when `path` was written in place (a pipe or a device). A failure
-/// leaves no temporary file.
+/// A written temporary file, the file it is to replace, and the lock held on it until it is
+/// renamed or removed (dropping the file releases it).
+struct Partial {
+    tmp: PathBuf,
+    to: PathBuf,
+    _lock: std::fs::File,
+}
+
+/// Opens `tmp` (made if missing) locked for this run and emptied; refused while another run
+/// holds it. Where the file system cannot lock (`Unsupported`), unlocked.
+fn open_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(tmp)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ResourceBusy,
+                    format!(
+                        "another run is writing it now (its temporary file {} is locked); run again when that one has finished",
+                        tmp.display()
+                    ),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        // The file locked must still be the one under that name: the run that held it may
+        // have renamed it into place between our open and our lock (then it is that run's
+        // output, not ours to empty); then open the new one.
+        if same_inode(&file.metadata()?, &std::fs::metadata(tmp)?) {
+            file.set_len(0)?;
+            return Ok(file);
+        }
+    }
+}
+
+/// Writes `path`'s contents to its temporary file (locked: [`open_locked`]), synced, and
+/// returns it; `None` when `path` was written in place (a pipe or a device). A failure leaves
+/// no temporary file of this run (another run's, which refused it, stays that run's).
 fn stage(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
+) -> std::io::Result<Option<Partial>> {
     // A link is written through (the file it names is replaced, the link stays; a dangling
     // one makes its target); a pipe or a device (`/dev/stdout`, `/dev/null`) is written to in
     // place (renaming over it would replace the node itself, and whole-or-nothing means
@@ -145,10 +192,21 @@ fn stage(
     }
     let tmp = partial_path(&path);
     interrupt::track(&tmp);
+    let file = match open_locked(&tmp) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut partials = interrupt::partials();
+            if e.kind() != std::io::ErrorKind::ResourceBusy {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            interrupt::forget(&mut partials, &tmp);
+            return Err(e);
+        }
+    };
     let written = (|| {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut out = std::io::BufWriter::new(&file);
         fill(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
     })();
     if let Err(e) = written {
@@ -158,7 +216,26 @@ fn stage(
         interrupt::forget(&mut partials, &tmp);
         return Err(e);
     }
-    Ok(Some((tmp, path)))
+    Ok(Some(Partial {
+        tmp,
+        to: path,
+        _lock: file,
+    }))
+}
+
+/// Whether two metadata name the same file (device and inode; always true off Unix, where
+/// the lock is all there is).
+fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
 }
 
 /// A set of output files that replace the previous ones together or not at all: each
@@ -170,8 +247,8 @@ fn stage(
 /// rename within a folder needs no space) can still leave a mixed set.
 #[derive(Default)]
 pub struct Staged {
-    /// (temporary file, the file it replaces), in the order written.
-    files: Vec<(PathBuf, PathBuf)>,
+    /// The temporary files with the files they replace, in the order written.
+    files: Vec<Partial>,
     /// Files of an earlier set that this one does not replace, removed at commit.
     stale: Vec<PathBuf>,
 }
@@ -214,17 +291,17 @@ impl Staged {
         let files = std::mem::take(&mut self.files);
         // One lock over all the renames: an interruption finds the set renamed or not.
         let mut partials = interrupt::partials();
-        for (tmp, _) in &files {
-            interrupt::forget(&mut partials, tmp);
+        for p in &files {
+            interrupt::forget(&mut partials, &p.tmp);
         }
         let mut left = files.iter();
-        for (tmp, to) in left.by_ref() {
-            if let Err(e) = std::fs::rename(tmp, to) {
-                let _ = std::fs::remove_file(tmp);
-                left.for_each(|(t, _)| {
-                    let _ = std::fs::remove_file(t);
+        for p in left.by_ref() {
+            if let Err(e) = std::fs::rename(&p.tmp, &p.to) {
+                let _ = std::fs::remove_file(&p.tmp);
+                left.for_each(|q| {
+                    let _ = std::fs::remove_file(&q.tmp);
                 });
-                return Err(named(to)(e));
+                return Err(named(&p.to)(e));
             }
         }
         drop(partials);
@@ -235,7 +312,7 @@ impl Staged {
             }
         }
         // Makes the renames durable (best effort: not every platform opens a folder).
-        let mut dirs: Vec<&Path> = files.iter().filter_map(|(_, to)| to.parent()).collect();
+        let mut dirs: Vec<&Path> = files.iter().filter_map(|p| p.to.parent()).collect();
         dirs.dedup();
         for d in dirs {
             let d = if d.as_os_str().is_empty() {
@@ -254,9 +331,9 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         let mut partials = interrupt::partials();
-        for (tmp, _) in &self.files {
-            let _ = std::fs::remove_file(tmp);
-            interrupt::forget(&mut partials, tmp);
+        for p in &self.files {
+            let _ = std::fs::remove_file(&p.tmp);
+            interrupt::forget(&mut partials, &p.tmp);
         }
     }
 }
@@ -297,6 +374,44 @@ mod tests {
             "a failed write keeps the old file"
         );
         assert!(!partial_path(&p).exists(), "the temporary file is removed");
+    }
+
+    #[test]
+    fn a_second_run_writing_the_same_file_is_refused_and_a_killed_runs_file_is_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, q) = (dir.path().join("x.csv"), dir.path().join("y.csv"));
+        write_atomic(&p, |w| w.write_all(b"old")).unwrap();
+        // Another run is writing x.csv: its temporary file is open and locked.
+        let other = std::fs::File::create(partial_path(&p)).unwrap();
+        other.lock().unwrap();
+        std::fs::write(partial_path(&p), b"the other run's half").unwrap();
+        let err = write_atomic(&p, |w| w.write_all(b"new")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ResourceBusy);
+        assert!(
+            err.to_string().contains("another run is writing it"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(partial_path(&p)).unwrap(),
+            "the other run's half",
+            "the other run's file is left to it"
+        );
+        // A set whose second file is being written by another run is not put in place.
+        let mut s = Staged::new();
+        s.write(&q, |w| w.write_all(b"new y")).unwrap();
+        let err = s.write(&p, |w| w.write_all(b"new")).unwrap_err();
+        assert!(
+            err.to_string().contains("another run is writing it"),
+            "{err}"
+        );
+        drop(s);
+        assert!(!q.exists() && !partial_path(&q).exists());
+        // That run was killed: its file holds no lock and is written over.
+        drop(other);
+        write_atomic(&p, |w| w.write_all(b"new")).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        assert!(!partial_path(&p).exists());
     }
 
     /// The files of `dir`, sorted.
