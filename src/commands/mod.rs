@@ -46,6 +46,12 @@ pub fn run(cli: Cli) -> Result<()> {
         max_points: cli.limits.max_points,
         max_memory_bytes,
     });
+    // A signal that ends a command removes the temporary files it is writing; not in those
+    // that start child processes (sbatch, squeue), which would inherit the blocked signals.
+    // No thread has started yet.
+    if !matches!(cli.command, Command::Sweep(_) | Command::Status(_)) {
+        crate::report::remove_partials_on_signal();
+    }
     match cli.command {
         Command::Infer(a) => infer(&a),
         Command::Models => models(),
@@ -70,12 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Groups(a) => groups_cmd(&a),
         Command::Sweep(a) => sweep_cmd(&a),
         Command::Merge(a) => crate::sweep::merge(&a.dirs, &a.out),
-        Command::Pareto(a) => {
-            // Its files can take a while to write (a front of millions of rows); it starts no
-            // child process, and no thread has started yet.
-            crate::report::remove_partials_on_signal();
-            crate::pareto::run(&a)
-        }
+        Command::Pareto(a) => crate::pareto::run(&a),
         Command::Bench(BenchCommand::Trace(a)) => bench_trace(&a),
         Command::Bench(BenchCommand::Engine(a)) => bench_engine(&a),
         Command::Report(a) => report_cmd(&a),
