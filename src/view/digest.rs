@@ -184,9 +184,9 @@ impl<'a> Digester<'a> {
         };
         if sampled {
             // An empty cell is a value the run did not have (no baseline, no task labels),
-            // which a sweep writes in rows its filter leaves out; any other text is not
-            // something a sweep writes (an edit by hand) and is refused rather than left off
-            // the page unsaid.
+            // which a sweep writes in rows its filter leaves out; any other text, `NaN`
+            // included, is not something a sweep writes (an edit by hand) and is refused
+            // rather than left off the page unsaid.
             let mut row = Vec::with_capacity(self.objectives.len());
             let mut empty = false;
             for (o, name) in self.objectives.iter().zip(self.columns) {
@@ -197,6 +197,13 @@ impl<'a> Digester<'a> {
                     continue;
                 }
                 match text.parse::<f64>() {
+                    // As a sweep's front refuses it (`sweep::front`): no sweep writes one.
+                    Ok(v) if v.is_nan() => {
+                        self.failed = Some(format!(
+                            "line {line}: column `{name}`: NaN is not a usable objective value"
+                        ));
+                        return false;
+                    }
                     Ok(v) => row.push(v),
                     Err(_) => {
                         self.failed = Some(format!(
@@ -303,8 +310,8 @@ mod tests {
         format!("{bits:?} {:?} {:?}", d.options_header, d.options)
     }
 
-    /// A sampled row's objective cell that is text (an edit by hand) is an error naming the
-    /// line and the column; an empty one (a value the run did not have) is counted.
+    /// A sampled row's objective cell that is text or NaN (an edit by hand) is an error naming
+    /// the line and the column; an empty one (a value the run did not have) is counted.
     #[test]
     fn text_in_an_objective_is_refused_and_empty_cells_counted() {
         let dir = tempfile::tempdir().unwrap();
@@ -319,6 +326,12 @@ mod tests {
         let e = digest_of(&path, 2, &columns, None).unwrap_err().to_string();
         assert!(
             e.ends_with("results.csv: line 4: column `energy_uj`: `abc` is not a number"),
+            "{e}"
+        );
+        std::fs::write(&path, format!("{head}0,m,fx8,NaN,2\n1,m,fx8,4,3\n")).unwrap();
+        let e = digest_of(&path, 2, &columns, None).unwrap_err().to_string();
+        assert!(
+            e.ends_with("line 2: column `latency_us`: NaN is not a usable objective value"),
             "{e}"
         );
     }
@@ -336,7 +349,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("results.csv");
             let names = ["fx8", "a,b", "q\"x", "fx8", " 5", ""];
-            let values = ["1.5", "", "-0", "2e3", "NaN", "7"];
+            let values = ["1.5", "", "-0", "2e3", "-inf", "7"];
             let mut text = String::from("point,model,precision,thresholds,dpred_group_size,latency_us,energy_uj,hidden_rmse,task_accuracy\n");
             let header = text.trim_end().as_bytes().to_vec();
             let mut lines = Vec::new();
