@@ -204,52 +204,26 @@ fn plots_of_values_at_the_ends_of_f64_finish() {
 #[test]
 fn a_signal_while_writing_leaves_no_partial_file() {
     use std::os::unix::process::ExitStatusExt;
-    use std::time::{Duration, Instant};
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("front.svg");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo on a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        common::mkfifo(&fifo);
         let (out, partial) = (
             dir.path().join("front.csv"),
             dir.path().join("front.csv.partial"),
         );
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["pareto", "results/quick/results.csv", "--minimize"])
-            .args(["latency_us,energy_uj", "--out", out.to_str().unwrap()])
-            .args(["--plot", fifo.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !partial.exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-                panic!("ended before writing ({status}): {err}");
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                panic!("no {partial:?} after 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        // SAFETY: a signal to the child this test started and has not waited for.
-        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                panic!("signal {sig}: still running after 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let args = ["pareto", "results/quick/results.csv", "--minimize"]
+            .map(std::ffi::OsStr::new)
+            .into_iter()
+            .chain([
+                "latency_us,energy_uj".as_ref(),
+                "--out".as_ref(),
+                out.as_os_str(),
+                "--plot".as_ref(),
+                fifo.as_os_str(),
+            ])
+            .collect::<Vec<_>>();
+        let status = common::signal_while_writing(&args, &partial, sig);
         assert_eq!(status.signal(), Some(sig), "{status}");
         assert!(!partial.exists(), "signal {sig}: {partial:?} left behind");
         assert!(!out.exists(), "signal {sig}: front.csv written");

@@ -298,53 +298,28 @@ fn bench_engine_reports_one_row_per_lane_kind() {
 #[test]
 fn a_signal_while_writing_leaves_no_partial_file() {
     use std::os::unix::process::ExitStatusExt;
-    use std::time::{Duration, Instant};
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (model, input) = (
+        data.join("torch_lstm3.onnx"),
+        data.join("torch_lstm3.x.npy"),
+    );
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("cell_delta.csv");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo on a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        common::mkfifo(&dir.path().join("cell_delta.csv"));
         let partial = dir.path().join("errors.csv.partial");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-            .args(["trace", "--quiet", "--device", "cpu", "--precisions", "fx8"])
-            .arg("--model")
-            .arg(data.join("torch_lstm3.onnx"))
-            .arg("--input")
-            .arg(data.join("torch_lstm3.x.npy"))
-            .arg("--out")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !partial.exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-                panic!("ended before writing ({status}): {err}");
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                panic!("no {partial:?} after 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        // SAFETY: a signal to the child this test started and has not waited for.
-        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                panic!("signal {sig}: still running after 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let args = ["trace", "--quiet", "--device", "cpu", "--precisions", "fx8"]
+            .map(std::ffi::OsStr::new)
+            .into_iter()
+            .chain([
+                "--model".as_ref(),
+                model.as_os_str(),
+                "--input".as_ref(),
+                input.as_os_str(),
+                "--out".as_ref(),
+                dir.path().as_os_str(),
+            ])
+            .collect::<Vec<_>>();
+        let status = common::signal_while_writing(&args, &partial, sig);
         assert_eq!(status.signal(), Some(sig), "{status}");
         assert!(!partial.exists(), "signal {sig}: {partial:?} left behind");
         assert!(

@@ -165,6 +165,60 @@ pub fn run(args: &[&str]) -> std::process::Output {
         .expect("run lstm-dse")
 }
 
+/// Starts `lstm-dse args` in the repository root, waits until the temporary file `partial`
+/// exists (catch the run while it writes: make one of its later outputs a FIFO, written in
+/// place, whose open waits for a reader), sends it `sig` and returns how it ended (each wait
+/// at most 60 s).
+#[cfg(unix)]
+pub fn signal_while_writing(
+    args: &[&std::ffi::OsStr],
+    partial: &std::path::Path,
+    sig: libc::c_int,
+) -> std::process::ExitStatus {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !partial.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+            panic!("ended before writing ({status}): {err}");
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("no {partial:?} after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: a signal to the child this function started and has not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("signal {sig}: still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Makes a FIFO at `path`.
+#[cfg(unix)]
+pub fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
 /// The bit patterns of `v`.
 pub fn f32_bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
