@@ -118,7 +118,9 @@ struct Partial {
 }
 
 /// Opens `tmp` (made if missing) locked for this run and emptied; refused while another run
-/// holds it. Where the file system cannot lock (`Unsupported`), unlocked.
+/// holds it. Where the file system cannot lock (`flock` unsupported, or no lock manager:
+/// ENOLCK on some NFS mounts), unlocked, as before locks. An error leaves no file of this run
+/// and never touches another run's.
 fn open_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
     loop {
         let file = std::fs::OpenOptions::new()
@@ -126,6 +128,8 @@ fn open_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
             .create(true)
             .truncate(false)
             .open(tmp)?;
+        #[cfg(test)]
+        tests::pause_before_lock();
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -137,17 +141,33 @@ fn open_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
                     ),
                 ))
             }
-            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
+            Err(std::fs::TryLockError::Error(e)) if cannot_lock(&e) => {}
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
         // The file locked must still be the one under that name: the run that held it may
-        // have renamed it into place between our open and our lock (then it is that run's
-        // output, not ours to empty); then open the new one.
-        if same_inode(&file.metadata()?, &std::fs::metadata(tmp)?) {
-            file.set_len(0)?;
-            return Ok(file);
+        // have renamed it into place or removed it between our open and our lock (then it is
+        // not ours to empty); then open again.
+        match std::fs::metadata(tmp) {
+            Ok(now) if same_inode(&file.metadata()?, &now) => {}
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         }
+        if let Err(e) = file.set_len(0) {
+            let _ = std::fs::remove_file(tmp);
+            return Err(e);
+        }
+        return Ok(file);
     }
+}
+
+/// Whether a lock error means this file system cannot lock at all (rather than a failure).
+fn cannot_lock(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ENOLCK) {
+        return true;
+    }
+    e.kind() == std::io::ErrorKind::Unsupported
 }
 
 /// Writes `path`'s contents to its temporary file (locked: [`open_locked`]), synced, and
@@ -191,18 +211,9 @@ fn stage(
         std::fs::create_dir_all(dir)?;
     }
     let tmp = partial_path(&path);
+    // Listed once it is ours (locked): a signal must not remove another run's.
+    let file = open_locked(&tmp)?;
     interrupt::track(&tmp);
-    let file = match open_locked(&tmp) {
-        Ok(f) => f,
-        Err(e) => {
-            let mut partials = interrupt::partials();
-            if e.kind() != std::io::ErrorKind::ResourceBusy {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            interrupt::forget(&mut partials, &tmp);
-            return Err(e);
-        }
-    };
     let written = (|| {
         let mut out = std::io::BufWriter::new(&file);
         fill(&mut out)?;
@@ -223,8 +234,9 @@ fn stage(
     }))
 }
 
-/// Whether two metadata name the same file (device and inode; always true off Unix, where
-/// the lock is all there is).
+/// Whether two metadata name the same file (device and inode). Off Unix (not a target of
+/// this tool) always true: there the lock is all there is, and a run that loses the race
+/// above could empty another's finished output.
 fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     #[cfg(unix)]
     {
@@ -411,6 +423,50 @@ mod tests {
         drop(other);
         write_atomic(&p, |w| w.write_all(b"new")).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        assert!(!partial_path(&p).exists());
+    }
+
+    /// Microseconds [`open_locked`] waits between opening and locking, in this thread (a
+    /// run descheduled there: the race that test is about).
+    static PAUSE_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    thread_local! {
+        static PAUSING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub(super) fn pause_before_lock() {
+        if PAUSING.with(|p| p.get()) {
+            let us = PAUSE_US.load(std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+    }
+
+    #[test]
+    fn two_runs_racing_on_one_file_never_mix_and_only_refuse_as_busy() {
+        // Two writers (two open file descriptions, as two processes have) write the same
+        // file over and over, one pausing between its open and its lock (so that the other
+        // often renames or removes the file it opened meanwhile): each write succeeds or is
+        // refused as busy, and the file is always one writer's whole contents.
+        PAUSE_US.store(50, std::sync::atomic::Ordering::Relaxed);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        let contents = |w: u8| vec![b'a' + w; 1 << 16];
+        std::thread::scope(|s| {
+            for w in 0..2u8 {
+                let p = &p;
+                s.spawn(move || {
+                    PAUSING.with(|p| p.set(w == 1));
+                    for _ in 0..300 {
+                        match write_atomic(p, |out| out.write_all(&contents(w))) {
+                            Ok(()) => {}
+                            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ResourceBusy, "{e}"),
+                        }
+                        if let Ok(now) = std::fs::read(p) {
+                            assert!(now == contents(0) || now == contents(1), "a mixed file");
+                        }
+                    }
+                });
+            }
+        });
         assert!(!partial_path(&p).exists());
     }
 

@@ -411,7 +411,8 @@ fn report_refuses_an_objective_that_is_not_a_number() {
     edit_cell(&out.join("results.csv"), 0, "top1_agreement", "");
     let (_, err) = ok(&["report", dir_arg]);
     assert!(
-        err.contains("results.csv: 1 of the rows sampled") && err.contains("empty objective cell"),
+        err.contains("results.csv: 1 of the rows sampled")
+            && err.contains("empty or NaN objective cell"),
         "{err}"
     );
 }

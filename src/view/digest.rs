@@ -17,7 +17,7 @@ pub(super) struct ResultsDigest {
     /// Header and rows of the distinct precision options (first occurrence, point order).
     pub options_header: Vec<String>,
     pub options: Vec<Vec<String>>,
-    /// Sampled rows with an empty objective cell (drawn as NaN, that is not at all).
+    /// Sampled rows with an empty or NaN objective cell (drawn as NaN, that is not at all).
     pub empty_cells: usize,
 }
 
@@ -54,7 +54,7 @@ pub(super) fn digest(
     let digest = digest_of(&path, sweep.points, columns, kept)?;
     if digest.empty_cells > 0 {
         crate::note!(
-            "{}: {} of the rows sampled for the figures have an empty objective cell (a value the run did not have, in a row the pareto filter left out): not drawn",
+            "{}: {} of the rows sampled for the figures have an empty or NaN objective cell (a value the run did not have or could not compute, in a row the pareto filter left out): not drawn",
             path.display(),
             digest.empty_cells
         );
@@ -184,9 +184,9 @@ impl<'a> Digester<'a> {
         };
         if sampled {
             // An empty cell is a value the run did not have (no baseline, no task labels),
-            // which a sweep writes in rows its filter leaves out; any other text, `NaN`
-            // included, is not something a sweep writes (an edit by hand) and is refused
-            // rather than left off the page unsaid.
+            // which a sweep writes in rows its filter leaves out; text that is not a number
+            // is not something a sweep writes (an edit by hand) and is refused rather than
+            // left off the page unsaid.
             let mut row = Vec::with_capacity(self.objectives.len());
             let mut empty = false;
             for (o, name) in self.objectives.iter().zip(self.columns) {
@@ -197,12 +197,12 @@ impl<'a> Digester<'a> {
                     continue;
                 }
                 match text.parse::<f64>() {
-                    // As a sweep's front refuses it (`sweep::front`): no sweep writes one.
+                    // A value the run could not compute (an overflowed narrow format's
+                    // error), which a sweep can write in rows its filter leaves out (its
+                    // front refuses NaN only in the rows it keeps): counted with the empty.
                     Ok(v) if v.is_nan() => {
-                        self.failed = Some(format!(
-                            "line {line}: column `{name}`: NaN is not a usable objective value"
-                        ));
-                        return false;
+                        empty = true;
+                        row.push(f64::NAN);
                     }
                     Ok(v) => row.push(v),
                     Err(_) => {
@@ -310,8 +310,9 @@ mod tests {
         format!("{bits:?} {:?} {:?}", d.options_header, d.options)
     }
 
-    /// A sampled row's objective cell that is text or NaN (an edit by hand) is an error naming
-    /// the line and the column; an empty one (a value the run did not have) is counted.
+    /// A sampled row's objective cell that is text (an edit by hand) is an error naming the
+    /// line and the column; an empty or NaN one (a value the run did not have or could not
+    /// compute) is counted.
     #[test]
     fn text_in_an_objective_is_refused_and_empty_cells_counted() {
         let dir = tempfile::tempdir().unwrap();
@@ -328,12 +329,9 @@ mod tests {
             e.ends_with("results.csv: line 4: column `energy_uj`: `abc` is not a number"),
             "{e}"
         );
-        std::fs::write(&path, format!("{head}0,m,fx8,NaN,2\n1,m,fx8,4,3\n")).unwrap();
-        let e = digest_of(&path, 2, &columns, None).unwrap_err().to_string();
-        assert!(
-            e.ends_with("line 2: column `latency_us`: NaN is not a usable objective value"),
-            "{e}"
-        );
+        std::fs::write(&path, format!("{head}0,m,fx8,NaN,2\n1,m,fx8,4,\n")).unwrap();
+        let d = digest_of(&path, 2, &columns, None).unwrap();
+        assert_eq!(d.empty_cells, 2, "a NaN is counted as an empty cell is");
     }
 
     proptest! {
@@ -343,13 +341,13 @@ mod tests {
         #[test]
         fn kept_records_digest_like_the_file(
             groups in proptest::collection::vec((0usize..4, 1usize..9000), 1..5),
-            cells in proptest::collection::vec(0usize..6, 1..64),
+            cells in proptest::collection::vec(0usize..7, 1..64),
             extra in proptest::collection::vec(0usize..40000, 0..20),
         ) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("results.csv");
             let names = ["fx8", "a,b", "q\"x", "fx8", " 5", ""];
-            let values = ["1.5", "", "-0", "2e3", "-inf", "7"];
+            let values = ["1.5", "", "-0", "2e3", "NaN", "-inf", "7"];
             let mut text = String::from("point,model,precision,thresholds,dpred_group_size,latency_us,energy_uj,hidden_rmse,task_accuracy\n");
             let header = text.trim_end().as_bytes().to_vec();
             let mut lines = Vec::new();
