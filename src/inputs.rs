@@ -12,7 +12,7 @@
 //! Errors are `std::io::Error`s of kind `InvalidInput` with a one-line reason, so each caller
 //! names the file as it names any read error.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 
 /// The longest line a CSV input may hold: 16 MiB.
@@ -83,6 +83,40 @@ pub fn open_csv(path: &Path) -> io::Result<LineBound<std::fs::File>> {
     Ok(LineBound::new(std::fs::File::open(path)?, MAX_LINE))
 }
 
+/// The line (from 1) a CSV record of the file at `path` starts on, from its position. The csv
+/// crate's own position of a record after blank lines is that of the first blank line (the
+/// reader skips them as part of the record), so its line is too small. Counts the line ends
+/// (LF, CRLF or a CR alone, as the CSV reader takes them) before the record's first byte:
+/// those before its position and the blank lines after it, reading the file again (for an
+/// error message only); a file that cannot be read again (a pipe) gets the csv crate's line.
+/// 0 without a position.
+pub fn csv_line(path: &Path, pos: Option<&csv::Position>) -> u64 {
+    let Some(pos) = pos else { return 0 };
+    let count = || -> io::Result<u64> {
+        regular(path)?;
+        let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+        let (mut at, mut ends, mut after_cr) = (0u64, 0u64, false);
+        loop {
+            let buf = file.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(ends + 1);
+            }
+            for (i, &b) in buf.iter().enumerate() {
+                let end = b == b'\r' || b == b'\n';
+                if at + i as u64 >= pos.byte() && !end {
+                    return Ok(ends + 1);
+                }
+                ends += u64::from(b == b'\r' || (b == b'\n' && !after_cr));
+                after_cr = b == b'\r';
+            }
+            let n = buf.len();
+            at += n as u64;
+            file.consume(n);
+        }
+    };
+    count().unwrap_or(pos.line())
+}
+
 /// A reader that fails once a line (bytes between newlines) grows past `max` bytes.
 pub struct LineBound<R> {
     inner: R,
@@ -121,6 +155,26 @@ impl<R: Read> Read for LineBound<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_lines_count_blank_lines_and_every_line_end() {
+        // The record `3,x` starts on line 4 (after a blank line), 5 after two, and CR or CRLF
+        // ends count as LF ends do.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        for (text, want) in [
+            ("a,b\n1,2\n\n3,x\n", 4),
+            ("a,b\n1,2\n\n\n3,x\n", 5),
+            ("a,b\r\n1,2\r\n\r\n3,x\r\n", 4),
+            ("a,b\r1,2\r\r3,x\r", 4),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let mut rd = csv::Reader::from_reader(open_csv(&path).unwrap());
+            let rec = rd.records().map(Result::unwrap).last().unwrap();
+            assert_eq!(&rec[1], "x");
+            assert_eq!(csv_line(&path, rec.position()), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn a_line_past_the_bound_fails_and_shorter_ones_pass() {

@@ -128,8 +128,6 @@ fn open_locked(tmp: &Path) -> std::io::Result<std::fs::File> {
             .create(true)
             .truncate(false)
             .open(tmp)?;
-        #[cfg(test)]
-        tests::pause_before_lock();
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -211,9 +209,15 @@ fn stage(
         std::fs::create_dir_all(dir)?;
     }
     let tmp = partial_path(&path);
-    // Listed once it is ours (locked): a signal must not remove another run's.
-    let file = open_locked(&tmp)?;
-    interrupt::track(&tmp);
+    // Made, locked and listed under the list's lock, which a signal's clean-up takes too:
+    // it finds the file listed (and removes it) or not made yet, never made but unlisted, and
+    // never lists another run's file (refused here).
+    let file = {
+        let mut partials = interrupt::partials();
+        let file = open_locked(&tmp)?;
+        partials.push(tmp.clone());
+        file
+    };
     let written = (|| {
         let mut out = std::io::BufWriter::new(&file);
         fill(&mut out)?;
@@ -426,27 +430,13 @@ mod tests {
         assert!(!partial_path(&p).exists());
     }
 
-    /// Microseconds [`open_locked`] waits between opening and locking, in this thread (a
-    /// run descheduled there: the race that test is about).
-    static PAUSE_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    thread_local! {
-        static PAUSING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-
-    pub(super) fn pause_before_lock() {
-        if PAUSING.with(|p| p.get()) {
-            let us = PAUSE_US.load(std::sync::atomic::Ordering::Relaxed);
-            std::thread::sleep(std::time::Duration::from_micros(us));
-        }
-    }
-
     #[test]
     fn two_runs_racing_on_one_file_never_mix_and_only_refuse_as_busy() {
         // Two writers (two open file descriptions, as two processes have) write the same
-        // file over and over, one pausing between its open and its lock (so that the other
-        // often renames or removes the file it opened meanwhile): each write succeeds or is
-        // refused as busy, and the file is always one writer's whole contents.
-        PAUSE_US.store(50, std::sync::atomic::Ordering::Relaxed);
+        // file over and over: each write succeeds or is refused as busy, and the file is
+        // always one writer's whole contents (without the lock both wrote into one temporary
+        // file). In one process the list's lock orders the opens, so the window between
+        // another run's open and lock (a rename meanwhile: open again) is not reached here.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.csv");
         let contents = |w: u8| vec![b'a' + w; 1 << 16];
@@ -454,7 +444,6 @@ mod tests {
             for w in 0..2u8 {
                 let p = &p;
                 s.spawn(move || {
-                    PAUSING.with(|p| p.set(w == 1));
                     for _ in 0..300 {
                         match write_atomic(p, |out| out.write_all(&contents(w))) {
                             Ok(()) => {}

@@ -188,7 +188,7 @@ pub fn front_of_csv_by(
         };
         Err(ParetoError::BadCell {
             path: input.to_path_buf(),
-            line: record.position().map_or(0, |p| p.line()),
+            line: crate::inputs::csv_line(input, record.position()),
             column: columns[c].clone(),
             problem,
         })

@@ -5,8 +5,8 @@
 //! person or a script looking at the folder meanwhile would see it).
 //!
 //! Every temporary file [`super::write_atomic`] and [`super::Staged`] write is listed here
-//! from when it is this run's (created and locked) until it is renamed or removed; a signal
-//! in between leaves at most an empty one, which the next run overwrites. The signals are blocked in
+//! from its creation (made, locked as this run's and listed while holding the list's lock)
+//! until it is renamed or removed. The signals are blocked in
 //! every thread and taken by one thread with `sigwait`, which may then take the list's lock
 //! and remove files (neither is allowed in a signal handler). It ends the process holding
 //! that lock, and renames are done under it, so a temporary file is either renamed into
@@ -27,11 +27,6 @@ static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 pub(super) fn partials() -> MutexGuard<'static, Vec<PathBuf>> {
     // A thread that panicked while holding the lock left the list as it was: still usable.
     PARTIALS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Lists a temporary file this run has created and locked.
-pub(super) fn track(path: &Path) {
-    partials().push(path.to_path_buf());
 }
 
 /// Takes a temporary file (renamed or removed) off the `list` held.

@@ -193,18 +193,20 @@ fn gather(
     let header = rd.byte_headers()?.clone();
     for rec in rd.byte_records() {
         let rec = rec.with_context(|| format!("merge: {}", path.display()))?;
-        let line = rec.position().map_or(0, |p| p.line());
+        // Counted only for a message (it reads the file again).
+        let line = || crate::inputs::csv_line(path, rec.position());
         let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
             .ok()
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| {
-                anyhow::anyhow!("merge: {}: line {line}: no point index", path.display())
+                anyhow::anyhow!("merge: {}: line {}: no point index", path.display(), line())
             })?;
         if let Some((other, from)) = into.get(&idx) {
             if *other != rec {
                 bail!(
-                    "merge: {}: line {line}: point {idx} differs from its {kind} in {}",
+                    "merge: {}: line {}: point {idx} differs from its {kind} in {}",
                     path.display(),
+                    line(),
                     from.display()
                 );
             }

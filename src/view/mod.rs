@@ -35,8 +35,10 @@ fn file_error(path: &Path, problem: impl std::fmt::Display) -> ViewError {
 pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
-    /// The line of the file each row starts on.
-    pub lines: Vec<u64>,
+    /// Where in the file each row starts (its line: [`crate::inputs::csv_line`]).
+    pub positions: Vec<Option<csv::Position>>,
+    /// The file read.
+    pub path: std::path::PathBuf,
 }
 
 impl Table {
@@ -62,16 +64,17 @@ impl Table {
                 ),
             ));
         }
-        let (mut rows, mut lines) = (Vec::new(), Vec::new());
+        let (mut rows, mut positions) = (Vec::new(), Vec::new());
         for rec in rd.records() {
             let rec = rec.map_err(|e| file_error(path, e))?;
-            lines.push(rec.position().map_or(0, |p| p.line()));
+            positions.push(rec.position().cloned());
             rows.push(rec.iter().map(String::from).collect());
         }
         Ok(Table {
             header,
             rows,
-            lines,
+            positions,
+            path: path.to_path_buf(),
         })
     }
 
@@ -80,10 +83,10 @@ impl Table {
     /// such column.
     pub fn first_non_number(&self, name: &str) -> Option<(u64, &str)> {
         let i = self.col(name)?;
-        self.rows.iter().zip(&self.lines).find_map(|(r, line)| {
+        self.rows.iter().zip(&self.positions).find_map(|(r, pos)| {
             let cell = r.get(i).map_or("", String::as_str);
             let number = cell.trim().parse::<f64>().is_ok_and(|v| !v.is_nan());
-            (!number).then_some((*line, cell))
+            (!number).then(|| (crate::inputs::csv_line(&self.path, pos.as_ref()), cell))
         })
     }
 
