@@ -96,25 +96,27 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    match stage(path, fill)? {
-        Some(p) => {
-            let mut partials = interrupt::partials();
-            let renamed = std::fs::rename(&p.tmp, &p.to).inspect_err(|_| {
-                let _ = std::fs::remove_file(&p.tmp);
-            });
-            interrupt::forget(&mut partials, &p.tmp);
-            renamed
-        }
-        None => Ok(()),
-    }
+    // A set of one (the caller names the file in its errors).
+    let mut set = Staged::new();
+    set.write(path, fill).map_err(|e| e.source)?;
+    set.commit().map_err(|e| e.source)
 }
 
-/// A written temporary file, the file it is to replace, and the lock held on it until it is
-/// renamed or removed (dropping the file releases it).
+/// A temporary file, the file it is to replace, and the file open on it, which holds the
+/// lock until it is renamed or removed (dropping the file releases it).
 struct Partial {
     tmp: PathBuf,
     to: PathBuf,
-    _lock: std::fs::File,
+    file: std::fs::File,
+}
+
+impl Partial {
+    /// Removes the temporary file (its lock released after) and takes it off the list.
+    fn discard(self) {
+        let mut partials = interrupt::partials();
+        let _ = std::fs::remove_file(&self.tmp);
+        interrupt::forget(&mut partials, &self.tmp);
+    }
 }
 
 /// Opens `tmp` (made if missing) locked for this run and emptied; refused while another run
@@ -212,30 +214,30 @@ fn stage(
     // Made, locked and listed under the list's lock, which a signal's clean-up takes too:
     // it finds the file listed (and removes it) or not made yet, never made but unlisted, and
     // never lists another run's file (refused here).
-    let file = {
+    let partial = {
         let mut partials = interrupt::partials();
         let file = open_locked(&tmp)?;
         partials.push(tmp.clone());
-        file
+        Partial {
+            tmp,
+            to: path,
+            file,
+        }
     };
     let written = (|| {
-        let mut out = std::io::BufWriter::new(&file);
+        let mut out = std::io::BufWriter::new(&partial.file);
         fill(&mut out)?;
         out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
+        partial.file.sync_all()
     })();
-    if let Err(e) = written {
+    match written {
+        Ok(()) => Ok(Some(partial)),
         // A full disk or a failing `fill` must not leave the temporary file behind.
-        let mut partials = interrupt::partials();
-        let _ = std::fs::remove_file(&tmp);
-        interrupt::forget(&mut partials, &tmp);
-        return Err(e);
+        Err(e) => {
+            partial.discard();
+            Err(e)
+        }
     }
-    Ok(Some(Partial {
-        tmp,
-        to: path,
-        _lock: file,
-    }))
 }
 
 /// Whether two metadata name the same file (device and inode). Off Unix (not a target of
@@ -346,11 +348,7 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        let mut partials = interrupt::partials();
-        for p in &self.files {
-            let _ = std::fs::remove_file(&p.tmp);
-            interrupt::forget(&mut partials, &p.tmp);
-        }
+        self.files.drain(..).for_each(Partial::discard);
     }
 }
 

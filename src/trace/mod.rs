@@ -116,10 +116,7 @@ impl Engine {
         let runs = self.run(model, seqs, plans, progress)?;
         let reference = reference()
             .ok_or_else(|| GpuError::Readback("the float64 reference was not computed".into()))?;
-        Ok(runs
-            .into_par_iter()
-            .map(|r| reduce(r, reference, model, seqs))
-            .collect())
+        Ok(reduce_all(runs, reference, model, seqs))
     }
 }
 
@@ -175,6 +172,18 @@ fn config_bytes(model: &Model, seqs: &Sequences, reduced: bool) -> u64 {
             states * lane_steps + 12 * d * 4 * h * (l.input_size as u64 + h)
         })
         .sum()
+}
+
+/// Reduces every run (in parallel, in order) to its per-step errors against `reference`.
+fn reduce_all(
+    runs: Vec<Run>,
+    reference: &Reference,
+    model: &Model,
+    seqs: &Sequences,
+) -> Vec<ConfigErrors> {
+    runs.into_par_iter()
+        .map(|r| reduce(r, reference, model, seqs))
+        .collect()
 }
 
 /// Reduces one run to its per-step errors against `reference` (and drops its states).
@@ -410,21 +419,22 @@ impl Turns<'_> {
             },
         );
         // Each group reduced as soon as it ran (a trace holds the states of one group).
-        let reduced = |runs: Vec<Run>| -> Vec<ConfigErrors> {
-            runs.into_par_iter()
-                .map(|r| reduce(r, &reference, model, seqs))
-                .collect()
-        };
-        let free_errors = reduced(free_runs?);
+        let free_errors = reduce_all(free_runs?, &reference, model, seqs);
         let free_steps = self.per_config * free.len() as u64;
         if !free.is_empty() {
             progress(free_steps, self.total);
         }
-        let waiting_errors = reduced(eval::run_cpu(model, seqs, &waiting_plans?, true));
-        if !waiting.is_empty() {
-            let done = free_steps + self.per_config * waiting.len() as u64;
-            progress(done, self.total);
-        }
+        let waiting_plans = waiting_plans?;
+        let waiting_errors = match waiting.is_empty() {
+            true => Vec::new(),
+            false => Engine::Cpu.run_reduced(
+                model,
+                seqs,
+                &waiting_plans,
+                &|| Some(&reference),
+                &mut |d, _| progress(free_steps + d, self.total),
+            )?,
+        };
         let errors = Self::in_order(configs, free_errors, waiting_errors);
         Ok((reference, errors))
     }

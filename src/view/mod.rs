@@ -221,7 +221,7 @@ impl SweepDir {
         covers_the_plan(dir, &resolved, points)?;
         let front_path = dir.join("front.csv");
         // A whole run always writes front.csv; only a shard's folder (shard.toml) has none.
-        if !front_path.exists() && !dir.join("shard.toml").exists() {
+        if !front_path.exists() && !dir.join(crate::sweep::SHARD_FILE).exists() {
             return Err(file_error(
                 &front_path,
                 "missing (a sweep writes it, even for an empty front): write it again with `lstm-dse sweep SWEEP.toml --resume --out DIR`",

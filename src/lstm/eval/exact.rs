@@ -120,7 +120,7 @@ impl ExactProduct {
         // One vectorized pass over B decides every variant's fit (and the tiles' planes).
         let b_range = range(b);
         let (min, max) = b_range;
-        let b_max = min.unsigned_abs().max(max.unsigned_abs()) as f64;
+        let b_max = intgemm::max_abs(b_range) as f64;
         let fits = min >= i16::MIN as i64 && max <= i16::MAX as i64;
         match self {
             ExactProduct::Amx(a) => {
