@@ -212,17 +212,16 @@ fn a_signal_while_writing_leaves_no_partial_file() {
             dir.path().join("front.csv"),
             dir.path().join("front.csv.partial"),
         );
-        let args = ["pareto", "results/quick/results.csv", "--minimize"]
-            .map(std::ffi::OsStr::new)
-            .into_iter()
-            .chain([
-                "latency_us,energy_uj".as_ref(),
-                "--out".as_ref(),
-                out.as_os_str(),
-                "--plot".as_ref(),
-                fifo.as_os_str(),
-            ])
-            .collect::<Vec<_>>();
+        let args = [
+            "pareto",
+            "results/quick/results.csv",
+            "--minimize",
+            "latency_us,energy_uj",
+            "--out",
+            out.to_str().unwrap(),
+            "--plot",
+            fifo.to_str().unwrap(),
+        ];
         let status = common::signal_while_writing(&args, &partial, sig);
         assert_eq!(status.signal(), Some(sig), "{status}");
         assert!(!partial.exists(), "signal {sig}: {partial:?} left behind");
@@ -269,31 +268,25 @@ fn a_reader_of_out_that_left_is_not_a_failure() {
 #[test]
 fn a_plot_name_that_is_not_svg_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (front, plot) = (dir.path().join("front.csv"), dir.path().join("p4.png"));
-    let o = run(&[
-        "pareto",
-        "results/quick/results.csv",
-        "--minimize",
-        "latency_us,energy_uj",
-        "--out",
-        front.to_str().unwrap(),
-        "--plot",
-        plot.to_str().unwrap(),
-    ]);
-    common::refused(&o, &["--plot", "p4.png", "SVG", ".svg"]);
+    let front = dir.path().join("front.csv");
+    let with_plot = |plot: &std::path::Path| {
+        run(&[
+            "pareto",
+            "results/quick/results.csv",
+            "--minimize",
+            "latency_us,energy_uj",
+            "--out",
+            front.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ])
+    };
+    let plot = dir.path().join("p4.png");
+    common::refused(&with_plot(&plot), &["--plot", "p4.png", "SVG", ".svg"]);
     assert!(!front.exists() && !plot.exists());
     // Any case of .svg is an SVG name.
     let upper = dir.path().join("P4.SVG");
-    let o = run(&[
-        "pareto",
-        "results/quick/results.csv",
-        "--minimize",
-        "latency_us,energy_uj",
-        "--out",
-        front.to_str().unwrap(),
-        "--plot",
-        upper.to_str().unwrap(),
-    ]);
+    let o = with_plot(&upper);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(upper.exists());
 }

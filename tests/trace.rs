@@ -298,27 +298,25 @@ fn bench_engine_reports_one_row_per_lane_kind() {
 #[test]
 fn a_signal_while_writing_leaves_no_partial_file() {
     use std::os::unix::process::ExitStatusExt;
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let (model, input) = (
-        data.join("torch_lstm3.onnx"),
-        data.join("torch_lstm3.x.npy"),
-    );
+    let (model, input) = (data("torch_lstm3.onnx"), data("torch_lstm3.x.npy"));
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let dir = tempfile::tempdir().unwrap();
         common::mkfifo(&dir.path().join("cell_delta.csv"));
         let partial = dir.path().join("errors.csv.partial");
-        let args = ["trace", "--quiet", "--device", "cpu", "--precisions", "fx8"]
-            .map(std::ffi::OsStr::new)
-            .into_iter()
-            .chain([
-                "--model".as_ref(),
-                model.as_os_str(),
-                "--input".as_ref(),
-                input.as_os_str(),
-                "--out".as_ref(),
-                dir.path().as_os_str(),
-            ])
-            .collect::<Vec<_>>();
+        let args = [
+            "trace",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--precisions",
+            "fx8",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ];
         let status = common::signal_while_writing(&args, &partial, sig);
         assert_eq!(status.signal(), Some(sig), "{status}");
         assert!(!partial.exists(), "signal {sig}: {partial:?} left behind");

@@ -171,7 +171,7 @@ pub fn run(args: &[&str]) -> std::process::Output {
 /// at most 60 s).
 #[cfg(unix)]
 pub fn signal_while_writing(
-    args: &[&std::ffi::OsStr],
+    args: &[&str],
     partial: &std::path::Path,
     sig: libc::c_int,
 ) -> std::process::ExitStatus {
