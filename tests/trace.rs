@@ -4,25 +4,16 @@
 
 mod common;
 
+use common::data;
 use lstm_dse::format::{parse_config_list, PrecisionConfig};
 use lstm_dse::lstm::{self, eval, npy, LoadOptions, Model};
 use lstm_dse::trace::{self, Engine};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
 fn fixture() -> (Model, npy::Sequences) {
-    let m = lstm::load(
-        data("torch_lstm3.onnx").to_str().unwrap(),
-        &LoadOptions::default(),
-    )
-    .unwrap();
-    let x = npy::read_sequences(&data("torch_lstm3.x.npy")).unwrap();
+    let m = lstm::load(&data("torch_lstm3.onnx"), &LoadOptions::default()).unwrap();
+    let x = npy::read_sequences(Path::new(&data("torch_lstm3.x.npy"))).unwrap();
     (m, x)
 }
 
@@ -157,9 +148,9 @@ fn trace_command_writes_identical_bytes_on_every_run_and_device() {
             "trace",
             "--quiet",
             "--model",
-            m.to_str().unwrap(),
+            m.as_str(),
             "--input",
-            x.to_str().unwrap(),
+            x.as_str(),
             "--precisions",
             "fp32,fx16,fx8,fp16",
             "--device",
@@ -193,9 +184,9 @@ fn trace_bad_input_exits_2_with_one_line() {
         lstm_dse(&[
             "trace",
             "--model",
-            m.to_str().unwrap(),
+            m.as_str(),
             "--input",
-            x.to_str().unwrap(),
+            x.as_str(),
             "--precisions",
             prec,
             &format!("--tolerance={tol}"),
@@ -227,9 +218,9 @@ fn trace_bad_input_exits_2_with_one_line() {
         .args([
             "trace",
             "--model",
-            m.to_str().unwrap(),
+            m.as_str(),
             "--input",
-            x.to_str().unwrap(),
+            x.as_str(),
             "--precisions",
             "fx8",
         ])
@@ -252,9 +243,9 @@ fn bench_engine_rows(lanes: &str) -> Vec<csv::StringRecord> {
         "bench",
         "engine",
         "--model",
-        m.to_str().unwrap(),
+        m.as_str(),
         "--input",
-        x.to_str().unwrap(),
+        x.as_str(),
         "--lanes",
         lanes,
         "--reps",
@@ -311,9 +302,9 @@ fn a_signal_while_writing_leaves_no_partial_file() {
             "--precisions",
             "fx8",
             "--model",
-            model.to_str().unwrap(),
+            model.as_str(),
             "--input",
-            input.to_str().unwrap(),
+            input.as_str(),
             "--out",
             dir.path().to_str().unwrap(),
         ];
