@@ -129,6 +129,39 @@ fn non_finite_weights_or_inputs() {
 }
 
 #[test]
+fn inputs_that_could_overflow_a_float32_gate_sum() {
+    // Finite, but a gate sum could leave float32's range (docs/NUMERICS.md §15): refused for
+    // every precision, naming where the input's largest value is; 1e30 stays well inside.
+    let (shape, mut x) = lstm_dse::lstm::npy::read_f32(data("peephole.x.npy").as_ref()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let at = shape[shape.len() - 1] + 2; // step 1, feature 2 of the first sequence
+    for (value, refused) in [(1e30f32, false), (-3e37, true)] {
+        x[at] = value;
+        let big = dir.path().join("big.x.npy");
+        lstm_dse::lstm::npy::write_f32(&big, &shape, &x).unwrap();
+        let big = big.display().to_string();
+        for precision in ["fp32", "fx8"] {
+            if refused {
+                let want = [
+                    "big.x.npy",
+                    "could reach",
+                    "step 1, feature 2",
+                    "scale the input",
+                ];
+                infer_fails(&data("peephole.onnx"), &big, precision, &want);
+            } else {
+                let out = dir.path().join("y.npy").display().to_string();
+                let model = data("peephole.onnx");
+                let args = [
+                    "infer", "--model", &model, "--input", &big, "--output", &out,
+                ];
+                common::ok(&[&args[..], &["--precision", precision]].concat());
+            }
+        }
+    }
+}
+
+#[test]
 fn unsupported_onnx_op_names_op_and_node() {
     infer_fails(
         &data("unsupported_op.onnx"),

@@ -11,6 +11,7 @@
 pub mod amx;
 mod backend;
 pub(crate) mod batch;
+mod bound;
 pub mod calib;
 pub mod cell;
 mod exact;
@@ -74,6 +75,12 @@ pub enum EvalError {
     },
     #[error(transparent)]
     Memory(#[from] crate::limits::LimitError),
+    #[error("{input}: through '{model}', {problem}")]
+    Overflow {
+        input: String,
+        model: String,
+        problem: String,
+    },
 }
 
 /// The hidden and cell states of one layer for every sequence and step: `[N, T, D*H]` each,
@@ -106,6 +113,9 @@ pub(crate) struct SeqOut {
     pub output: Option<Vec<f32>>,
 }
 
+/// Checks `seqs` against `model` before anything runs: the input width, the sizes a static
+/// export fixes, the memory the run plans, and that no gate sum of the float lanes can
+/// overflow ([`bound`]).
 pub(crate) fn check_input(
     model: &Model,
     seqs: &Sequences,
@@ -144,7 +154,7 @@ pub(crate) fn check_input(
         ),
         run_bytes(model, seqs.count, seqs.steps),
     )?;
-    Ok(())
+    bound::check_gate_sums(model, seqs, input_name)
 }
 
 /// An estimate of the largest buffers of one run over `count` sequences of `steps` (checked
