@@ -24,18 +24,6 @@ impl Builder<'_> {
         if attr_i(node, "layout", 0) != 0 {
             return Err("layout=1 (batch-first LSTM) is not supported".into());
         }
-        if let Some(a) = attr(node, "activations") {
-            let names: Vec<String> = a
-                .strings
-                .iter()
-                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
-                .collect();
-            if names.chunks(3).any(|c| c != ["sigmoid", "tanh", "tanh"]) {
-                return Err(format!(
-                    "activations {names:?}: only the default Sigmoid, Tanh, Tanh are supported"
-                ));
-            }
-        }
         let direction = match attr(node, "direction")
             .map(|a| String::from_utf8_lossy(&a.s).to_string())
             .as_deref()
@@ -50,6 +38,28 @@ impl Builder<'_> {
             }
         };
         let d = direction.count();
+        if let Some(a) = attr(node, "activations") {
+            let names: Vec<String> = a
+                .strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+                .collect();
+            // Three per direction, as onnxruntime checks (a bidirectional node lists six).
+            if names.len() != 3 * d {
+                return Err(format!(
+                    "activations {names:?}: {} entries, expected 3 per direction ({}) for a \
+                     {} LSTM",
+                    names.len(),
+                    3 * d,
+                    direction.name()
+                ));
+            }
+            if names.chunks(3).any(|c| c != ["sigmoid", "tanh", "tanh"]) {
+                return Err(format!(
+                    "activations {names:?}: only the default Sigmoid, Tanh, Tanh are supported"
+                ));
+            }
+        }
         let (wd, w) = self.floats(node, 1, "W")?.ok_or("W is missing")?;
         let (rd, r) = self.floats(node, 2, "R")?.ok_or("R is missing")?;
         let hidden = match attr(node, "hidden_size") {
@@ -202,6 +212,14 @@ impl Builder<'_> {
                 let batch = match dims[1] {
                     Dim::Known(n) if n < 1 => {
                         return Err(format!("{what} has shape {}, {expected}", show(dims)))
+                    }
+                    // onnxruntime checks it against the batch: it runs only when T = N.
+                    Dim::Steps => {
+                        return Err(format!(
+                            "{what} has shape {}, {expected}: its second size is the input's \
+                             steps, not its batch",
+                            show(dims)
+                        ))
                     }
                     Dim::Known(n) => Some(n as usize),
                     _ => None,

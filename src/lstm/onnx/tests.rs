@@ -348,6 +348,82 @@ fn malformed_or_unknown_attributes_are_refused() {
 }
 
 #[test]
+fn activations_are_three_per_direction() {
+    // onnxruntime refuses any other count ("activation_func_names.size() ==
+    // num_directions*3"), defaults included.
+    let acts = |n: usize| AttributeProto {
+        name: "activations".into(),
+        strings: (0..n)
+            .map(|k| ["Sigmoid", "Tanh", "Tanh"][k % 3].as_bytes().to_vec())
+            .collect(),
+        r#type: pb::ATTR_STRINGS,
+        ..Default::default()
+    };
+    for (dirs, n, ok) in [
+        (1, 3, true),
+        (2, 6, true),
+        (1, 6, false),
+        (1, 9, false),
+        (2, 3, false),
+    ] {
+        let (l, inits) = lstm(dirs, vec![acts(n)]);
+        match parse_graph(17, vec![l], inits, None, "Y") {
+            Ok(_) => assert!(ok, "{dirs} direction(s), {n} activations accepted"),
+            Err(e) => {
+                assert!(!ok, "{e}");
+                let want = format!("{n} entries, expected 3 per direction ({})", 3 * dirs);
+                assert!(e.contains(&want), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_initial_state_sized_by_the_steps_is_refused() {
+    // ConstantOfShape([1, Shape(X)[axis], H]): the batch (axis 1) is what onnxruntime checks
+    // the state against; the steps (axis 0) run only when T = N there.
+    for (axis, ok) in [(1, true), (0, false)] {
+        let (mut l, mut inits) = lstm(1, vec![]);
+        l.input.extend(["".into(), "h0".into(), "h0".into()]);
+        let index = TensorProto {
+            name: "axis".into(),
+            dims: vec![],
+            data_type: pb::INT64,
+            int64_data: vec![axis],
+            ..Default::default()
+        };
+        inits.extend([
+            index,
+            int64s("ax0", &[0]),
+            int64s("one", &[1]),
+            int64s("h", &[H as i64]),
+        ]);
+        let nodes = vec![
+            node("Shape", "shape", &["X"], "sx", vec![]),
+            node("Gather", "size", &["sx", "axis"], "n", vec![int("axis", 0)]),
+            node("Unsqueeze", "u", &["n", "ax0"], "n1", vec![]),
+            node(
+                "Concat",
+                "dims",
+                &["one", "n1", "h"],
+                "shp",
+                vec![int("axis", 0)],
+            ),
+            node("ConstantOfShape", "zeros", &["shp"], "h0", vec![]),
+            l,
+        ];
+        match parse_graph(17, nodes, inits, None, "Y") {
+            Ok(_) => assert!(ok, "a state sized by axis {axis} accepted"),
+            Err(e) => {
+                assert!(!ok, "{e}");
+                assert!(e.contains("initial_h"), "{e}");
+                assert!(e.contains("the input's steps, not its batch"), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn initial_states_from_strided_and_attribute_slices() {
     // initial_h [1, 3, H] from a [1, 3, 2H] tensor filled with 0.5: every other entry
     // (Slice-10's steps input), or the first H (Slice-1's attributes).
