@@ -98,8 +98,9 @@ impl ExactProduct {
                 return out;
             }
         }
+        // Zeroed by the allocator: the 16-bit kernels add to it instead of clearing it again.
         let mut out = vec![0i64; len];
-        self.product_in(b, ncols, &mut out, layout);
+        self.product_into(b, ncols, &mut out, layout, true);
         out
     }
 
@@ -117,6 +118,16 @@ impl ExactProduct {
 
     /// [`ExactProduct::product`] with the result in `layout`.
     pub fn product_in(&self, b: &[i32], ncols: usize, out: &mut [i64], layout: Layout) {
+        self.product_into(b, ncols, out, layout, false)
+    }
+
+    /// [`ExactProduct::product_in`], told whether `out` holds zeros already (`zeroed`).
+    fn product_into(&self, b: &[i32], ncols: usize, out: &mut [i64], layout: Layout, zeroed: bool) {
+        // The 16-bit kernels overwrite `out`, or add to zeros without clearing them first.
+        let product16 = match zeroed {
+            true => intgemm::product_add,
+            false => intgemm::product,
+        };
         // One vectorized pass over B decides every variant's fit (and the tiles' planes).
         let b_range = range(b);
         let (min, max) = b_range;
@@ -135,14 +146,14 @@ impl ExactProduct {
             }
             ExactProduct::I16(a) => {
                 if let (Some(block), true) = (a.block_pairs(b_max as u64), fits) {
-                    return intgemm::product(a, b, ncols, block, out, layout);
+                    return product16(a, b, ncols, block, out, layout);
                 }
             }
             ExactProduct::Split { hi, lo } => {
                 let blocks = (hi.block_pairs(b_max as u64), lo.block_pairs(b_max as u64));
                 if let ((Some(bh), Some(bl)), true) = (blocks, fits) {
                     // 256·(hi·B) + lo·B, the low half added in place (exact integers).
-                    intgemm::product(hi, b, ncols, bh, out, layout);
+                    product16(hi, b, ncols, bh, out, layout);
                     out.par_iter_mut().for_each(|h| *h *= 256);
                     intgemm::product_add(lo, b, ncols, bl, out, layout);
                     return;
@@ -339,8 +350,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(40))]
         /// Every variant (AMX tiles where the CPU has them, i16, split 16-bit, f32, f64
-        /// blocks) and both layouts equal the plain
-        /// i64 loop, including the extreme codes of each width.
+        /// blocks), both layouts, into a buffer or a new one, equal the plain i64 loop,
+        /// including the extreme codes of each width.
         #[test]
         fn exact_product_equals_the_plain_loop(rows in 1usize..30, k in 0usize..200,
                                                strips in 1usize..3, a_bits in 2u32..=24,
@@ -366,6 +377,10 @@ mod tests {
                 prop_assert_eq!(&got, &want);
                 p.product_in(&b, cols, &mut got, Layout::StripMajor);
                 prop_assert_eq!(strip_major_rows(&got, rows, cols), want.clone());
+                // In a new buffer (zeroed by the allocator, or written once on the tiles).
+                prop_assert_eq!(&p.product_new(&b, cols, Layout::RowMajor), &want);
+                let new = p.product_new(&b, cols, Layout::StripMajor);
+                prop_assert_eq!(strip_major_rows(&new, rows, cols), want.clone());
             }
         }
     }
