@@ -96,3 +96,43 @@ fn ranges_command_reports_every_tensor_and_writes_csv() {
         .iter()
         .any(|l| l.starts_with("0,0,c,") && l.contains(",fx8.")));
 }
+
+#[test]
+fn ranges_shows_the_span_of_per_channel_weight_formats() {
+    // With wscale=channel every row of W and R has its own format: the column spans them,
+    // from the widest-range row (the per-tensor format) to the finest row.
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args([
+            "ranges",
+            "--model",
+            &root("models/digits_lstm.onnx"),
+            "--input",
+        ])
+        .arg(root("models/digits_test.x.npy"))
+        .args(["--precisions", "fx8;fx8,wscale=channel"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let frac = |f: &str| f.strip_prefix("fx8.").unwrap().parse::<i32>().unwrap();
+    let mut spans = 0;
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() != 8 || !["W", "R"].contains(&cols[2]) {
+            continue;
+        }
+        let (tensor, span) = (cols[6], cols[7]);
+        match span.split_once("..") {
+            Some((lo, hi)) => {
+                assert_eq!(lo, tensor, "{line}");
+                assert!(frac(hi) > frac(lo), "{line}");
+                spans += 1;
+            }
+            None => assert_eq!(span, tensor, "{line}"),
+        }
+    }
+    assert!(
+        spans > 0,
+        "no weight tensor with rows of different formats:\n{text}"
+    );
+}

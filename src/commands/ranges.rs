@@ -3,11 +3,31 @@
 //! running a study: a cell state reaching |c| ~ 900 leaves `fx16` six fraction bits.
 
 use super::*;
+use crate::format::Resolved;
 use crate::lstm::eval::calib::Histogram;
-use crate::lstm::eval::CellFormats;
+use crate::lstm::eval::plan::CellPlan;
 
-/// A tensor's name, its values' histogram and how to print its format from a cell's formats.
-type Tensor = (&'static str, Histogram, fn(&CellFormats) -> String);
+/// A tensor's name, its values' histogram and how to print its format from a cell's plan.
+type Tensor = (&'static str, Histogram, fn(&CellPlan) -> String);
+
+/// A weight tensor's format: its own, or with `wscale=channel` the span of its rows' formats
+/// (`fx8.6..fx8.9`: the widest-range row's to the finest row's).
+fn weight_format(tensor: Resolved, rows: Option<&Vec<Resolved>>) -> String {
+    let fracs = rows.map(|r| r.iter().filter_map(|f| f.frac()).collect::<Vec<_>>());
+    match (
+        fracs.as_ref().and_then(|f| f.iter().min()),
+        fracs.as_ref().and_then(|f| f.iter().max()),
+    ) {
+        (Some(lo), Some(hi)) if lo != hi => {
+            let finest = rows.and_then(|r| r.iter().find(|f| f.frac() == Some(*hi)));
+            format!(
+                "{tensor}..{}",
+                finest.map_or(String::new(), |f| f.to_string())
+            )
+        }
+        _ => tensor.to_string(),
+    }
+}
 
 /// One row: a tensor of one layer direction, its magnitudes and the formats it gets.
 struct Row {
@@ -58,18 +78,26 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
                     } else {
                         hist.layers[l - 1].0.clone()
                     },
-                    |f| f.x.to_string(),
+                    |p| p.formats.x.to_string(),
                 ),
-                ("W", weight_hist(&cell.w), |f| f.w.to_string()),
-                ("R", weight_hist(&cell.r), |f| f.r.to_string()),
-                ("b", weight_hist(&bias), |f| f.b.to_string()),
+                ("W", weight_hist(&cell.w), |p| {
+                    weight_format(p.formats.w, p.rows.as_ref().map(|r| &r.w))
+                }),
+                ("R", weight_hist(&cell.r), |p| {
+                    weight_format(p.formats.r, p.rows.as_ref().map(|r| &r.r))
+                }),
+                ("b", weight_hist(&bias), |p| p.formats.b.to_string()),
             ];
             if let Some(p) = &cell.peephole {
-                tensors.push(("P", weight_hist(p), |f| f.peep.to_string()));
+                tensors.push(("P", weight_hist(p), |p| p.formats.peep.to_string()));
             }
-            tensors.push(("pre", hist.layers[l].1[k].0.clone(), |f| f.pre.to_string()));
-            tensors.push(("c", hist.layers[l].1[k].1.clone(), |f| f.c.to_string()));
-            tensors.push(("h", hist.layers[l].0.clone(), |f| f.h.to_string()));
+            tensors.push(("pre", hist.layers[l].1[k].0.clone(), |p| {
+                p.formats.pre.to_string()
+            }));
+            tensors.push(("c", hist.layers[l].1[k].1.clone(), |p| {
+                p.formats.c.to_string()
+            }));
+            tensors.push(("h", hist.layers[l].0.clone(), |p| p.formats.h.to_string()));
             for (name, h, fmt) in tensors {
                 rows.push(Row {
                     layer: l,
@@ -78,7 +106,7 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
                     max: h.max,
                     p99_9: h.percentile(99.9),
                     p99_99: h.percentile(99.99),
-                    formats: plans.iter().map(|p| fmt(&p.layers[l][k].formats)).collect(),
+                    formats: plans.iter().map(|p| fmt(&p.layers[l][k])).collect(),
                 });
             }
         }
@@ -144,6 +172,6 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
         }
         crate::out!()?;
     }
-    crate::out!("(formats: fx<bits>.<fraction bits> as each config resolves the tensor; floats and explicit fraction bits do not depend on the data)")?;
+    crate::out!("(formats: fx<bits>.<fraction bits> as each config resolves the tensor; floats and explicit fraction bits do not depend on the data; with wscale=channel, W and R show their rows' span: the widest-range row's format..the finest row's)")?;
     Ok(())
 }
