@@ -64,6 +64,8 @@ mod test_sim_cores;
 #[cfg(test)]
 mod test_sim_leads;
 #[cfg(test)]
+mod test_sim_mix;
+#[cfg(test)]
 mod test_sim_pipeline;
 #[cfg(test)]
 mod test_sim_points;

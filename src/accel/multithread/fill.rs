@@ -50,7 +50,8 @@ impl Segment {
         });
         let load_end = joining.core_free + stage.load_cycles;
         self.queued |= issued > 0.0;
-        let compute_step: f64 = (pipe.workload.precision.fractions_for(i).iter())
+        // The layer's per-level figures are on the common levels (`levels.rs`).
+        let compute_step: f64 = (pipe.workload.precision.step_fraction.iter())
             .zip(&cost.level_compute)
             .map(|(f, c)| f * c)
             .sum();

@@ -21,6 +21,7 @@
 
 mod drain;
 mod fill;
+mod levels;
 
 use super::arch::Arch;
 use super::crossing::Walks;
@@ -341,7 +342,13 @@ pub(crate) fn run(arch: &Arch, workload: &Workload, rates: &LevelRates, tl: &mut
                 && pipelines(shape, &workload.layers[i + 1]),
             passes_hop_cycles: (crosses && !ends_segment).then_some(hop),
         };
-        segment.add(&pipe, &joining, &cost);
+        let on_steps = if pipe.dynamic {
+            let precision = &workload.precision;
+            levels::on_common_levels(&cost, &precision.step_fraction, precision.fractions_for(i))
+        } else {
+            cost
+        };
+        segment.add(&pipe, &joining, &on_steps);
         chip_dram_bytes += cost.dram_bytes;
         tl.add_layer(&cost, 1.0);
         if crosses {
