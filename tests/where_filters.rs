@@ -1,6 +1,7 @@
 //! `where` filters through the binary on swept architecture fields, whose columns are dotted
 //! (`compute.units`): `lstm-dse pareto --where` and a sweep file's `where` (both refused them,
-//! "`.units` is not a number").
+//! "`.units` is not a number"), and `plot front` of a sweep whose `where` kept no row (or of a
+//! shard).
 
 mod common;
 
@@ -97,4 +98,62 @@ fn a_sweep_where_reads_dotted_columns() {
     let front = cells(&out.join("front.csv"), &["compute.units"]);
     assert!(!front.is_empty());
     assert!(front.iter().all(|r| r[0] >= 4.0), "{front:?}");
+}
+
+/// A sweep whose `where` passes no row has an empty front: `plot front` says so, quoting the
+/// filter (it said "a shard? merge the shards first"), and draws nothing; a shard is named as
+/// one (it was refused as a results.csv cut short).
+#[test]
+fn plot_front_of_an_empty_front_names_the_filter() {
+    let (dir, spec) = sweep_file(&[(
+        r#"minimize = ["latency_us", "energy_uj"]"#,
+        "minimize = [\"latency_us\", \"energy_uj\"]\nwhere = \"latency_us < 0\"",
+    )]);
+    let out = dir.path().join("out");
+    let cache = dir.path().join("cache");
+    let o = run(&[
+        "sweep",
+        &spec,
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--cache",
+        cache.to_str().expect("utf-8"),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = fails(
+        &["plot", "front", out.to_str().expect("utf-8")],
+        &[
+            "front.csv",
+            "the front is empty",
+            "2 rows",
+            r#"where = "latency_us < 0""#,
+        ],
+    );
+    assert!(!err.contains("shard"), "{err}");
+    assert!(!out.join("front_objectives.svg").exists());
+    // A shard's folder (a part of the points, no front.csv) is said as such, not as a
+    // results.csv cut short.
+    let shard = dir.path().join("shard");
+    let o = run(&[
+        "sweep",
+        &spec,
+        "--out",
+        shard.to_str().expect("utf-8"),
+        "--cache",
+        cache.to_str().expect("utf-8"),
+        "--quiet",
+        "--shard",
+        "0/2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = fails(
+        &["plot", "front", shard.to_str().expect("utf-8")],
+        &[
+            "shard.toml",
+            "one shard of a sweep",
+            "merge the shards first",
+        ],
+    );
+    assert!(!err.contains("cut short"), "{err}");
 }
