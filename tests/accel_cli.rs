@@ -185,6 +185,38 @@ fn simulate_counts_its_step_buffers_and_names_its_flags() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// `simulate` keeps no time per compute unit: the units of a core are interchangeable, so
+/// the busiest one's time is computed from a count (it allocated 8 bytes per unit and
+/// aborted with "memory allocation of 32000000000 bytes failed" for 4e9 units, and took 7 s
+/// for 1e7). Billions of units now simulate at once, in a small address space, with the
+/// cycles of a handful of units that already hold one tile each.
+#[cfg(unix)]
+#[test]
+fn simulate_keeps_no_time_per_unit() {
+    let simulate = |units: &str| {
+        let start = std::time::Instant::now();
+        let o = std::process::Command::new("sh")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-c", r#"ulimit -v 2000000 && exec "$0" "$@""#])
+            .arg(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(["simulate", "--arch", "sweeps/arch/sharp.toml"])
+            .args(["--model", "builtin:tiny", "--seq-len", "3", "--csv"])
+            .args(["--set", &format!("compute.units={units}")])
+            .output()
+            .expect("run lstm-dse");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{units} units: {err}");
+        assert!(start.elapsed().as_secs() < 20, "{units} units: slow");
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        let row = out.lines().nth(1).expect("a CSV row").to_string();
+        // arch,workload,sim_cycles,...: the cycles and what follows them.
+        row.splitn(3, ',').nth(2).expect("sim_cycles").to_string()
+    };
+    let huge = simulate("4000000000");
+    assert_eq!(huge, simulate("100000000"));
+    assert_eq!(huge, simulate("4096"));
+}
+
 /// A `--set` value out of range is that override's error, not the file's (it said
 /// `sweeps/arch/epur.toml: field 'compute.units'`), and a float given for an integer field is
 /// quoted compactly (`1e300` was printed with all its 301 digits).

@@ -478,7 +478,7 @@ proptest! {
     #[test]
     fn sizes_and_filters_never_panic(s in "[ -~]{0,24}") {
         let _ = lstm_dse::limits::parse_size(&s);
-        let cols = vec!["a".to_string(), "b".to_string()];
+        let cols = vec!["a".to_string(), "b".to_string(), "c.d".to_string()];
         let _ = lstm_dse::pareto::Filter::parse(&s, &cols);
         let mut spec = lstm_dse::accel::load_arch(&fuzz_support::root().join("sweeps/arch/epur.toml"))
             .expect("epur.toml");

@@ -145,12 +145,18 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
     )?;
     crate::report::refuse_non_svg("--out", &out)?;
     let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
+    // A shard's results.csv holds a part of the plan's points: said as such, not as a
+    // results.csv cut short.
+    let shard = a.dir.join(crate::sweep::SHARD_FILE);
+    if shard.exists() {
+        bail!(
+            "{}: this directory is one shard of a sweep (a part of its points, no front): merge the shards first (lstm-dse merge), then plot the merged directory",
+            shard.display()
+        );
+    }
     let sweep = SweepDir::open(&a.dir)?;
     if sweep.front.rows.is_empty() {
-        bail!(
-            "{}: no front.csv rows (a shard? merge the shards first)",
-            a.dir.join("front.csv").display()
-        );
+        bail!("{}", empty_front(&sweep));
     }
     let objectives: Vec<String> = sweep.objectives().into_iter().map(|o| o.column).collect();
     let pick =
@@ -216,4 +222,27 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
         crate::note!("wrote {}", out.display());
     }
     Ok(())
+}
+
+/// Why `sweep` (a whole run) has no front rows to plot, in one line: a run whose points were
+/// all skipped has no rows; otherwise the `where` filter kept none (a run without one has a
+/// front whenever it has rows).
+fn empty_front(sweep: &SweepDir) -> String {
+    let front = sweep.dir.join("front.csv");
+    let front = front.display();
+    if sweep.points == 0 {
+        return format!(
+            "{front}: the front is empty: results.csv has no rows (every point was skipped, see skipped.csv)"
+        );
+    }
+    match &sweep.spec.pareto.filter {
+        Some(f) => format!(
+            "{front}: the front is empty: no row of results.csv ({} rows) passes the sweep's where = \"{f}\"",
+            sweep.points
+        ),
+        None => format!(
+            "{front}: no rows, though results.csv has {} and the sweep has no where filter (damaged? write it again with `lstm-dse sweep SWEEP.toml --resume --out DIR`)",
+            sweep.points
+        ),
+    }
 }

@@ -16,7 +16,8 @@ pub struct ParetoArgs {
     #[arg(long, value_delimiter = ',', value_parser = column_name)]
     pub maximize: Vec<String>,
     /// Keep only rows matching this expression before finding the front, e.g.
-    /// "top1_agreement >= 0.99 and latency_us < 100" (< <= > >= == !=, and, or, not, parentheses).
+    /// "top1_agreement >= 0.99 and latency_us < 100" (< <= > >= == !=, and, or, not, parentheses;
+    /// a swept field is a column by its dotted name: "compute.units >= 8").
     #[arg(long = "where")]
     pub filter: Option<String>,
     /// Where to write the front rows (the input's header and columns, input order).

@@ -10,7 +10,8 @@
 //! unary      := "not" unary | "(" expr ")" | comparison
 //! comparison := operand ("<" | "<=" | ">" | ">=" | "==" | "=" | "!=") operand
 //! operand    := column | ["-" | "+"] number
-//! column     := [A-Za-z_][A-Za-z0-9_]*
+//! column     := name ("." name)*      e.g. latency_us, compute.units
+//! name       := [A-Za-z_][A-Za-z0-9_]*
 //! number     := 12 | 0.5 | .5 | 1e-3 | inf | infinity
 //! ```
 //!
@@ -18,6 +19,7 @@
 
 use std::fmt;
 
+use super::lex::{lex, Tok, Token};
 use super::ParetoError;
 
 /// A parsed, column-checked row filter; see the module documentation for the syntax.
@@ -125,107 +127,6 @@ fn eval(e: &Expr, row: &[f64]) -> bool {
         Expr::Not(a) => !eval(a, row),
         Expr::Cmp(a, op, b) => op.apply(value(a), value(b)),
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Number(f64),
-    Op(CmpOp),
-    Sign(f64),
-    Open,
-    Close,
-    And,
-    Or,
-    Not,
-}
-
-struct Token {
-    tok: Tok,
-    /// 1-based character position in the text.
-    pos: usize,
-    lexeme: String,
-}
-
-fn lex(text: &str) -> Result<Vec<Token>, ParetoError> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let start = i;
-        let tok = if c.is_whitespace() {
-            i += 1;
-            continue;
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            match word.to_ascii_lowercase().as_str() {
-                "and" => Tok::And,
-                "or" => Tok::Or,
-                "not" => Tok::Not,
-                "inf" | "infinity" => Tok::Number(f64::INFINITY),
-                _ => Tok::Ident(word),
-            }
-        } else if c.is_ascii_digit() || c == '.' {
-            while i < chars.len() {
-                let d = chars[i];
-                let exp_sign =
-                    (d == '+' || d == '-') && matches!(chars[i - 1], 'e' | 'E') && i - 1 > start;
-                if d.is_ascii_alphanumeric() || d == '.' || d == '_' || exp_sign {
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-            let word: String = chars[start..i].iter().collect();
-            match word.parse::<f64>() {
-                Ok(v) => Tok::Number(v),
-                Err(_) => {
-                    return Err(ParetoError::FilterSyntax {
-                        text: text.to_string(),
-                        pos: start + 1,
-                        message: format!("`{word}` is not a number"),
-                    })
-                }
-            }
-        } else {
-            let next = chars.get(i + 1).copied();
-            let (tok, len) = match (c, next) {
-                ('<', Some('=')) => (Tok::Op(CmpOp::Le), 2),
-                ('>', Some('=')) => (Tok::Op(CmpOp::Ge), 2),
-                ('=', Some('=')) => (Tok::Op(CmpOp::Eq), 2),
-                ('!', Some('=')) => (Tok::Op(CmpOp::Ne), 2),
-                ('&', Some('&')) => (Tok::And, 2),
-                ('|', Some('|')) => (Tok::Or, 2),
-                ('<', _) => (Tok::Op(CmpOp::Lt), 1),
-                ('>', _) => (Tok::Op(CmpOp::Gt), 1),
-                ('=', _) => (Tok::Op(CmpOp::Eq), 1),
-                ('!', _) => (Tok::Not, 1),
-                ('(', _) => (Tok::Open, 1),
-                (')', _) => (Tok::Close, 1),
-                ('-', _) => (Tok::Sign(-1.0), 1),
-                ('+', _) => (Tok::Sign(1.0), 1),
-                _ => {
-                    return Err(ParetoError::FilterSyntax {
-                        text: text.to_string(),
-                        pos: start + 1,
-                        message: format!("unexpected character `{c}`"),
-                    })
-                }
-            };
-            i += len;
-            tok
-        };
-        out.push(Token {
-            tok,
-            pos: start + 1,
-            lexeme: chars[start..i].iter().collect(),
-        });
-    }
-    Ok(out)
 }
 
 /// Nesting deeper than this is surely a mistake, and recursion must stay bounded.
@@ -432,6 +333,54 @@ mod tests {
         let f = Filter::parse("area_mm2 < 1 or latency_us > area_mm2", &cols()).expect("parses");
         assert_eq!(f.columns(), &[1, 3]);
         assert_eq!(f.to_string(), "area_mm2 < 1 or latency_us > area_mm2");
+    }
+
+    /// Swept architecture fields are dotted columns (`compute.units`): a dot after a name joins
+    /// the next name (`compute.units >= 4` was lexed as `compute` and the number `.units`);
+    /// numbers keep their dots.
+    #[test]
+    fn dotted_column_names() {
+        let cols: Vec<String> = [
+            "latency_us",
+            "compute.units",
+            "memory.sram_weight_kib",
+            "a.b_2.c",
+        ]
+        .map(String::from)
+        .to_vec();
+        let row = [5.0, 8.0, 0.5, 1.0];
+        let passes = |t: &str| Filter::parse(t, &cols).expect(t).eval(&row);
+        let err = |t: &str| Filter::parse(t, &cols).expect_err(t).to_string();
+        assert!(passes("compute.units >= 4"));
+        assert!(!passes("compute.units < 4"));
+        assert!(passes("compute.units>=4 and memory.sram_weight_kib<.75"));
+        assert!(passes("(compute.units==8)&&a.b_2.c=1.0"));
+        assert!(passes("compute.units > 7.5e0 or latency_us < 1e-3"));
+        assert!(passes("not compute.units < memory.sram_weight_kib"));
+        assert!(passes("-1.5 < a.b_2.c"));
+        let f = Filter::parse("latency_us < compute.units", &cols).expect("parses");
+        assert_eq!(f.columns(), &[0, 1]);
+        // A dotted name is one column: neither a prefix nor a near miss is taken.
+        let e = err("compute < 1");
+        assert!(
+            e.contains("`compute`") && e.contains("compute.units"),
+            "{e}"
+        );
+        let e = err("compute.unit < 1");
+        assert!(e.contains("`compute.unit`"), "{e}");
+        // A dot not followed by a name is said at the dot.
+        for (t, at, word) in [
+            ("compute. units < 1", 8, "`compute.`"),
+            ("compute.4 < 1", 8, "`compute.`"),
+            ("latency_us < 1 or compute.units.", 32, "`compute.units.`"),
+        ] {
+            let e = err(t);
+            assert!(
+                e.contains(&format!("character {at}")) && e.contains(word),
+                "{t}: {e}"
+            );
+            assert!(e.contains("not a column name") && !e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

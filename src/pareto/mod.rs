@@ -9,6 +9,7 @@
 mod command;
 mod filter;
 mod front;
+mod lex;
 mod plot;
 mod table;
 mod tree;

@@ -20,7 +20,6 @@ pub(super) struct Core {
     pub(super) tail_free: f64,
     pub(super) dram_free: f64,
     pub(super) link_free: f64,
-    pub(super) unit_free: Vec<f64>,
     /// When this core's previous run of co-resident layers finished (weights may be replaced).
     pub(super) run_done: f64,
 }
@@ -96,33 +95,25 @@ impl Sim<'_> {
             start = start.max(decided) + f64::from(a.schedule.precision_switch_cycles);
             self.result.switches += 1;
         }
-        let units = a.compute.units as usize;
-        c.unit_free.clear();
-        c.unit_free.resize(units, start);
+        let units = a.compute.units as u64;
         let cols_per_pass = u64::from(a.compute.multipliers_per_unit) * rate.weight_par;
         let col_passes = Self::ceil(cols, cols_per_pass);
         let reuse = vectors.min(rate.activation_par);
         let vector_passes = Self::ceil(vectors, reuse);
-        match a.dispatch.policy {
+        let end = match a.dispatch.policy {
             DispatchPolicy::Tiled => {
                 let tile_rows = u64::from(a.dispatch.tile_rows);
                 let tiles = Self::ceil(blocks * rows, tile_rows) * col_passes;
                 let d = (tile_rows * vector_passes) as f64 * rate.serial_cycles;
-                for _ in 0..tiles {
-                    let u = first_free(&c.unit_free);
-                    c.unit_free[u] += d;
-                }
                 self.result.tiles += tiles;
+                busiest_end(start, d, tiles, units)
             }
             DispatchPolicy::GatePerUnit => {
                 let d = (rows * col_passes * vector_passes) as f64 * rate.serial_cycles;
-                for g in 0..blocks as usize {
-                    c.unit_free[g % units] += d;
-                }
                 self.result.tiles += blocks;
+                busiest_end(start, d, blocks, units)
             }
-        }
-        let end = c.unit_free.iter().copied().fold(start, f64::max);
+        };
         c.units_free = end;
         c.last_kind = Some(kind);
         self.result.products += 1;
@@ -158,12 +149,119 @@ impl Sim<'_> {
     }
 }
 
-fn first_free(free: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &f) in free.iter().enumerate() {
-        if f < free[best] {
-            best = i;
+/// Below this every whole number is an f64.
+const EXACT_INTEGERS: f64 = (1u64 << 53) as f64;
+
+/// When the last of `units` identical units, all free at `start`, is done with `jobs` jobs of
+/// `d` cycles each, handed out one by one to the first free unit (the lowest index among the
+/// earliest free), or job g to unit g mod `units`: both give the busiest unit
+/// ceil(jobs / units) jobs, and every unit's time is `start` plus `d` added once per job, in
+/// that order. So the busiest unit's time is that sum for ceil(jobs / units) jobs, without a
+/// time per unit (`compute.units` may be in the billions) or a search for the first free.
+/// When an addition no longer changes the sum it never will, and the first-free dispatch then
+/// piles the rest onto one unit at that same time. The result is the simulated time to the
+/// bit: `first_free_end` in the tests is the dispatch unit by unit.
+fn busiest_end(start: f64, d: f64, jobs: u64, units: u64) -> f64 {
+    let jobs = jobs.div_ceil(units);
+    // Whole numbers add exactly while the sum stays below 2^53 (a rounded product or sum
+    // below it means the exact one is too): then the additions are one multiplication.
+    if start >= 0.0 && d >= 0.0 && start.fract() == 0.0 && d.fract() == 0.0 {
+        let end = start + jobs as f64 * d;
+        if end < EXACT_INTEGERS {
+            return end;
         }
     }
-    best
+    let mut end = start;
+    for _ in 0..jobs {
+        let next = end + d;
+        if next == end {
+            break;
+        }
+        end = next;
+    }
+    start.max(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::busiest_end;
+
+    /// The dispatch as the simulator did it until 2026-12-06 (it aborted allocating a time per
+    /// unit for `compute.units = 4e9`): a free time per unit, each job on the first free.
+    fn first_free_end(start: f64, d: f64, jobs: u64, units: usize) -> f64 {
+        let mut free = vec![start; units];
+        for _ in 0..jobs {
+            let mut best = 0;
+            for (i, &f) in free.iter().enumerate() {
+                if f < free[best] {
+                    best = i;
+                }
+            }
+            free[best] += d;
+        }
+        free.iter().copied().fold(start, f64::max)
+    }
+
+    /// ... and job g on unit g mod units (gate per unit).
+    fn modulo_end(start: f64, d: f64, jobs: u64, units: usize) -> f64 {
+        let mut free = vec![start; units];
+        for g in 0..jobs as usize {
+            free[g % units] += d;
+        }
+        free.iter().copied().fold(start, f64::max)
+    }
+
+    fn start_time() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            0.0..1e6,
+            // Large enough that adding a short job is lost to rounding (the sum stops moving).
+            1e15..1e17,
+            (0u64..1 << 40).prop_map(|n| n as f64),
+            // Whole numbers about 2^53, where whole-number sums stop being exact.
+            ((1u64 << 53) - 4096..(1u64 << 53) + 4096).prop_map(|n| n as f64),
+        ]
+    }
+
+    fn job_cycles() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            (1u64..64).prop_map(|n| n as f64),
+            (1u64..64, 1u64..7).prop_map(|(n, k)| n as f64 / k as f64),
+            0.0..10.0,
+            Just(f64::INFINITY),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 4000,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0011),
+            ..ProptestConfig::default()
+        })]
+
+        /// The busiest unit's time is that of either dispatch, to the bit.
+        #[test]
+        fn busiest_end_is_the_dispatch_unit_by_unit(
+            start in start_time(), d in job_cycles(), jobs in 0u64..300, units in 1usize..40
+        ) {
+            let end = busiest_end(start, d, jobs, units as u64);
+            prop_assert_eq!(end.to_bits(), first_free_end(start, d, jobs, units).to_bits());
+            prop_assert_eq!(end.to_bits(), modulo_end(start, d, jobs, units).to_bits());
+        }
+    }
+
+    /// Billions of units cost nothing: one job each at most.
+    #[test]
+    fn billions_of_units_are_a_count() {
+        assert_eq!(busiest_end(10.0, 2.5, 3, 4_000_000_000), 12.5);
+        assert_eq!(busiest_end(10.0, 2.5, 0, 4_000_000_000), 10.0);
+        assert_eq!(busiest_end(10.0, 2.5, 9, 4), 17.5);
+        assert_eq!(
+            busiest_end(10.0, 3.0, 1 << 40, 1),
+            10.0 + 3.0 * (1u64 << 40) as f64
+        );
+    }
 }
