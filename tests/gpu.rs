@@ -161,3 +161,40 @@ fn shapes_around_the_workgroup_size() {
         }
     }
 }
+
+#[test]
+fn inputs_just_under_the_overflow_bound_stay_finite_and_equal() {
+    // The largest input scale the overflow check lets through (found by bisection on the
+    // refusal, docs/NUMERICS.md §15): every float lane's states stay finite there, peepholes
+    // and coarse formats included, and the GPU computes the CPU's bits.
+    let m = fixture("peephole.onnx");
+    let unit = inputs(&m, 3, 9, 5);
+    let scaled = |s: f64| {
+        let data = unit.data.iter().map(|&v| (v as f64 * s) as f32).collect();
+        Sequences::new("x", [3, 9, m.input_size()], data, true).unwrap()
+    };
+    let configs = parse_config_list(FLOAT).unwrap();
+    let accepted = |s: f64| eval::prepare(&m, &scaled(s), "x", &configs[..1]).is_ok();
+    let (mut lo, mut hi) = (1.0f64, 1e38f64);
+    assert!(accepted(lo) && !accepted(hi));
+    for _ in 0..200 {
+        let mid = (lo * hi).sqrt();
+        if accepted(mid) {
+            lo = mid
+        } else {
+            hi = mid
+        }
+    }
+    assert!(lo > 1e30, "the bound refuses inputs of {hi:e}");
+    let x = scaled(lo);
+    let plans = eval::prepare(&m, &x, "x", &configs).unwrap();
+    for run in eval::run_cpu(&m, &x, &plans, true) {
+        for (l, s) in run.states.as_ref().unwrap().iter().enumerate() {
+            let finite = s.h.iter().chain(&s.c).all(|v| v.is_finite());
+            assert!(finite, "{}: layer {l} has a non-finite state", run.config);
+        }
+    }
+    for (ctx, _) in common::shared_gpus() {
+        same_bits(ctx, &m, &x, FLOAT);
+    }
+}
