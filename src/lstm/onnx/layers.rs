@@ -44,8 +44,9 @@ impl Builder<'_> {
                 .iter()
                 .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
                 .collect();
-            // Three per direction, as onnxruntime checks (a bidirectional node lists six).
-            if names.len() != 3 * d {
+            // Three per direction, as onnxruntime checks (a bidirectional node lists six);
+            // an empty list is the defaults there.
+            if !names.is_empty() && names.len() != 3 * d {
                 return Err(format!(
                     "activations {names:?}: {} entries, expected 3 per direction ({}) for a \
                      {} LSTM",

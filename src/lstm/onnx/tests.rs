@@ -350,7 +350,7 @@ fn malformed_or_unknown_attributes_are_refused() {
 #[test]
 fn activations_are_three_per_direction() {
     // onnxruntime refuses any other count ("activation_func_names.size() ==
-    // num_directions*3"), defaults included.
+    // num_directions*3"), defaults included; an empty list is the defaults there.
     let acts = |n: usize| AttributeProto {
         name: "activations".into(),
         strings: (0..n)
@@ -362,6 +362,8 @@ fn activations_are_three_per_direction() {
     for (dirs, n, ok) in [
         (1, 3, true),
         (2, 6, true),
+        (1, 0, true),
+        (2, 0, true),
         (1, 6, false),
         (1, 9, false),
         (2, 3, false),
