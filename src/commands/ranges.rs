@@ -11,20 +11,13 @@ use crate::lstm::eval::plan::CellPlan;
 type Tensor = (&'static str, Histogram, fn(&CellPlan) -> String);
 
 /// A weight tensor's format: its own, or with `wscale=channel` the span of its rows' formats
-/// (`fx8.6..fx8.9`: the widest-range row's to the finest row's).
+/// (`fx8.6..fx8.9`: the coarsest row's to the finest row's; an all-zero row counts, with the
+/// format NUMERICS.md §3 gives it).
 fn weight_format(tensor: Resolved, rows: Option<&Vec<Resolved>>) -> String {
-    let fracs = rows.map(|r| r.iter().filter_map(|f| f.frac()).collect::<Vec<_>>());
-    match (
-        fracs.as_ref().and_then(|f| f.iter().min()),
-        fracs.as_ref().and_then(|f| f.iter().max()),
-    ) {
-        (Some(lo), Some(hi)) if lo != hi => {
-            let finest = rows.and_then(|r| r.iter().find(|f| f.frac() == Some(*hi)));
-            format!(
-                "{tensor}..{}",
-                finest.map_or(String::new(), |f| f.to_string())
-            )
-        }
+    let by_frac = |r: &&Resolved| r.frac();
+    match rows.map(|r| (r.iter().min_by_key(by_frac), r.iter().max_by_key(by_frac))) {
+        Some((Some(lo), Some(hi))) if lo.frac() != hi.frac() => format!("{lo}..{hi}"),
+        Some((Some(one), _)) => one.to_string(),
         _ => tensor.to_string(),
     }
 }
@@ -172,6 +165,22 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
         }
         crate::out!()?;
     }
-    crate::out!("(formats: fx<bits>.<fraction bits> as each config resolves the tensor; floats and explicit fraction bits do not depend on the data; with wscale=channel, W and R show their rows' span: the widest-range row's format..the finest row's)")?;
+    crate::out!("(formats: fx<bits>.<fraction bits> as each config resolves the tensor; floats and explicit fraction bits do not depend on the data; with wscale=channel, W and R show their rows' span: the coarsest row's format..the finest row's)")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Fixed;
+
+    #[test]
+    fn a_weight_span_runs_from_the_coarsest_row_to_the_finest() {
+        let fx8 = |frac| Resolved::Fixed(Fixed { bits: 8, frac });
+        // The tensor's format is its widest-range row's (fx8.8); an all-zero row has fx8.7.
+        let rows = vec![fx8(8), fx8(7), fx8(9), fx8(8)];
+        assert_eq!(weight_format(fx8(8), Some(&rows)), "fx8.7..fx8.9");
+        assert_eq!(weight_format(fx8(8), Some(&vec![fx8(8); 3])), "fx8.8");
+        assert_eq!(weight_format(fx8(8), None), "fx8.8");
+    }
 }
