@@ -266,3 +266,45 @@ fn first_round_saving_point() {
         100.0 * (model - sim) / sim
     );
 }
+
+/// A later shared core is passed at step 0's jobs ahead (docs/MODEL.md section 9, not fixed):
+/// an outside tester's 4-layer stack, 2 -> 33 -> 17 -> 65 -> 3 with a 7-output head on
+/// epur.toml's 2 cores (layers 0 and 1 on core 0, 2 and 3 on core 1), batch 5. The path that
+/// walks core 0 passes layer 3 behind a job of layer 2, as at its step 0, where at its last
+/// step the wavefront puts other jobs ahead of it. Prints the closed form against the
+/// simulator at 4 and 1,024 KiB of weight memory, T = 2, 3, 4 (at T = 2 +13.6% and +4.9%,
+/// T = 3 and 4 exact); asserts nothing but that every point simulates. `cargo test --release
+/// --lib a_later_shared_core_passed_at_step_0s_jobs_ahead -- --ignored --nocapture`.
+#[test]
+#[ignore = "a known deviation, quoted in docs/MODEL.md"]
+fn a_later_shared_core_passed_at_step_0s_jobs_ahead() {
+    let w = |t: usize| Workload {
+        name: "e".into(),
+        layers: vec![layer(2, 33), layer(33, 17), layer(17, 65), layer(65, 3)],
+        head: HeadShape {
+            layers: vec![DenseShape {
+                input_size: 3,
+                output_size: 7,
+                activation: false,
+            }],
+            per_sequence: true,
+        },
+        seq_len: t,
+        batch: 5,
+        precision: PrecisionProfile::fixed(16, 16),
+    };
+    for kib in ["4", "1024"] {
+        let sram = format!("memory.sram_weight_kib={kib}");
+        let sets = [
+            sram.as_str(),
+            "multicore.cores=2",
+            "multicore.mode=multithreading",
+        ];
+        let a = arch("epur", &sets);
+        for t in [2, 3, 4] {
+            let (model, sim) = (cycles(&a, &w(t)), simulated(&a, &w(t), &vec![0; t]));
+            let dev = 100.0 * (model - sim) / sim;
+            println!("{kib} KiB, T = {t}: {model} against {sim} ({dev:+.2}%)");
+        }
+    }
+}
