@@ -69,6 +69,23 @@ fn pareto_where_reads_dotted_columns() {
     );
 }
 
+/// Runs the sweep file `spec` into `dir`/out (its cache in `dir`/cache); returns out.
+fn swept(dir: &std::path::Path, spec: &str) -> std::path::PathBuf {
+    let (out, cache) = (dir.join("out"), dir.join("cache"));
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let o = run(&[
+        "sweep",
+        spec,
+        "--out",
+        &path(&out),
+        "--cache",
+        &path(&cache),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
 #[test]
 fn a_sweep_where_reads_dotted_columns() {
     let (dir, spec) = sweep_file(&[
@@ -81,18 +98,7 @@ fn a_sweep_where_reads_dotted_columns() {
             "minimize = [\"latency_us\", \"energy_uj\"]\nwhere = \"compute.units >= 4\"",
         ),
     ]);
-    let out = dir.path().join("out");
-    let cache = dir.path().join("cache");
-    let o = run(&[
-        "sweep",
-        &spec,
-        "--out",
-        out.to_str().expect("utf-8"),
-        "--cache",
-        cache.to_str().expect("utf-8"),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = swept(dir.path(), &spec);
     let all = cells(&out.join("results.csv"), &["compute.units"]);
     assert!(all.iter().any(|r| r[0] == 2.0), "{all:?}");
     let front = cells(&out.join("front.csv"), &["compute.units"]);
@@ -109,18 +115,7 @@ fn plot_front_of_an_empty_front_names_the_filter() {
         r#"minimize = ["latency_us", "energy_uj"]"#,
         "minimize = [\"latency_us\", \"energy_uj\"]\nwhere = \"latency_us < 0\"",
     )]);
-    let out = dir.path().join("out");
-    let cache = dir.path().join("cache");
-    let o = run(&[
-        "sweep",
-        &spec,
-        "--out",
-        out.to_str().expect("utf-8"),
-        "--cache",
-        cache.to_str().expect("utf-8"),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = swept(dir.path(), &spec);
     let err = fails(
         &["plot", "front", out.to_str().expect("utf-8")],
         &[
@@ -141,7 +136,7 @@ fn plot_front_of_an_empty_front_names_the_filter() {
         "--out",
         shard.to_str().expect("utf-8"),
         "--cache",
-        cache.to_str().expect("utf-8"),
+        dir.path().join("cache").to_str().expect("utf-8"),
         "--quiet",
         "--shard",
         "0/2",
