@@ -67,10 +67,9 @@ fn percentile_calibration_resolves_like_the_sorted_values_say() {
     assert_eq!(same[0].layers[1][0].formats, same[1].layers[1][0].formats);
 }
 
-#[test]
-fn ranges_command_reports_every_tensor_and_writes_csv() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("ranges.csv");
+/// `lstm-dse ranges` on the digits model and its test input, `--precisions` and the rest from
+/// `args`; checks it succeeds and returns its stdout.
+fn ranges_of_digits(args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
         .args([
             "ranges",
@@ -79,11 +78,19 @@ fn ranges_command_reports_every_tensor_and_writes_csv() {
             "--input",
         ])
         .arg(root("models/digits_test.x.npy"))
-        .args(["--precisions", "fx8;fx16,cal=mse", "--csv"])
-        .arg(&csv)
+        .arg("--precisions")
+        .args(args)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn ranges_command_reports_every_tensor_and_writes_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("ranges.csv");
+    ranges_of_digits(&["fx8;fx16,cal=mse", "--csv", csv.to_str().unwrap()]);
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -102,19 +109,7 @@ fn ranges_shows_the_span_of_per_channel_weight_formats() {
     // With wscale=channel every row of W and R has its own format: the column spans them,
     // from the coarsest row to the finest; the widest-range row's (the per-tensor format,
     // the fx8 column) lies between.
-    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
-        .args([
-            "ranges",
-            "--model",
-            &root("models/digits_lstm.onnx"),
-            "--input",
-        ])
-        .arg(root("models/digits_test.x.npy"))
-        .args(["--precisions", "fx8;fx8,wscale=channel"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = ranges_of_digits(&["fx8;fx8,wscale=channel"]);
     let frac = |f: &str| f.strip_prefix("fx8.").unwrap().parse::<i32>().unwrap();
     let mut spans = 0;
     for line in text.lines() {
