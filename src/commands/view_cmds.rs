@@ -147,13 +147,7 @@ pub(super) fn plot_front(a: &PlotFrontArgs) -> Result<()> {
     let _lock = lock_if_inside(&a.dir, a.out.as_deref())?;
     // A shard's results.csv holds a part of the plan's points: said as such, not as a
     // results.csv cut short.
-    let shard = a.dir.join(crate::sweep::SHARD_FILE);
-    if shard.exists() {
-        bail!(
-            "{}: this directory is one shard of a sweep (a part of its points, no front): merge the shards first (lstm-dse merge), then plot the merged directory",
-            shard.display()
-        );
-    }
+    crate::view::refuse_shard(&a.dir, "plot")?;
     let sweep = SweepDir::open(&a.dir)?;
     if sweep.front.rows.is_empty() {
         bail!("{}", empty_front(&sweep));

@@ -359,6 +359,19 @@ impl SweepDir {
     }
 }
 
+/// Refuses a shard's folder (a part of a sweep's points, no front), naming its `shard.toml`
+/// and what to do: merge, then `verb` (report, plot) the merged folder.
+pub fn refuse_shard(dir: &Path, verb: &str) -> anyhow::Result<()> {
+    let shard = dir.join(crate::sweep::SHARD_FILE);
+    if shard.exists() {
+        anyhow::bail!(
+            "{}: this directory is one shard of a sweep (a part of its points, no front): merge the shards first (lstm-dse merge), then {verb} the merged directory",
+            shard.display()
+        );
+    }
+    Ok(())
+}
+
 /// A number cell shortened to 4 significant digits for people (files keep every digit).
 pub fn short_number(cell: &str) -> String {
     match cell.parse::<f64>() {

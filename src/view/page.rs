@@ -308,13 +308,7 @@ pub fn report_dir_with(
     progress: &dyn Fn(u64, u64),
 ) -> anyhow::Result<std::path::PathBuf> {
     let rows = kept.map(|k| k.rows).or(rows);
-    let shard = dir.join(crate::sweep::SHARD_FILE);
-    if shard.exists() {
-        anyhow::bail!(
-            "{}: this directory is one shard of a sweep (a part of its points, no front): merge the shards first (lstm-dse merge), then report the merged directory",
-            shard.display()
-        );
-    }
+    super::refuse_shard(dir, "report")?;
     let sweep = SweepDir::open_with_rows(dir, rows)?;
     let stage = super::stage::compute_for_sweep(&sweep, sequence, 3, progress)?;
     Ok(write_report_with(&sweep, &stage, kept)?)
