@@ -131,9 +131,15 @@ unsafe fn avx512_f32_tile<const P: usize, const FUSED: bool>(
     ldc: usize,
     rows: usize,
 ) {
+    // Indexed by constants only (the loops unroll), so the accumulators live in registers:
+    // an index computed from `rows` kept them in a stack array, cleared by `memset` per tile.
     let mut acc = [[_mm512_setzero_ps(); MR]; P];
-    for r in 0..rows {
-        acc[r / MR][r % MR] = _mm512_loadu_ps(c.add(r * ldc));
+    for (q, panel) in acc.iter_mut().enumerate() {
+        for (i, v) in panel.iter_mut().enumerate() {
+            if q * MR + i < rows {
+                *v = _mm512_loadu_ps(c.add((q * MR + i) * ldc));
+            }
+        }
     }
     let depth = a[0].len() / MR;
     let mut bp = b;
@@ -152,8 +158,12 @@ unsafe fn avx512_f32_tile<const P: usize, const FUSED: bool>(
         }
         bp = bp.add(ldb);
     }
-    for r in 0..rows {
-        _mm512_storeu_ps(c.add(r * ldc), acc[r / MR][r % MR]);
+    for (q, panel) in acc.iter().enumerate() {
+        for (i, v) in panel.iter().enumerate() {
+            if q * MR + i < rows {
+                _mm512_storeu_ps(c.add((q * MR + i) * ldc), *v);
+            }
+        }
     }
 }
 
@@ -243,11 +253,16 @@ unsafe fn avx512_f64_tile<W: SplatF64, const P: usize, const FUSED: bool>(
     ldc: usize,
     rows: usize,
 ) {
+    // Indexed by constants only, as in [`avx512_f32_tile`].
     let mut acc = [[[_mm512_setzero_pd(); 2]; MR]; P];
-    for r in 0..rows {
-        let row = &mut acc[r / MR][r % MR];
-        row[0] = _mm512_loadu_pd(c.add(r * ldc));
-        row[1] = _mm512_loadu_pd(c.add(r * ldc + 8));
+    for (q, panel) in acc.iter_mut().enumerate() {
+        for (i, row) in panel.iter_mut().enumerate() {
+            if q * MR + i < rows {
+                let r = q * MR + i;
+                row[0] = _mm512_loadu_pd(c.add(r * ldc));
+                row[1] = _mm512_loadu_pd(c.add(r * ldc + 8));
+            }
+        }
     }
     let depth = a[0].len() / MR;
     let mut bp = b;
@@ -269,9 +284,13 @@ unsafe fn avx512_f64_tile<W: SplatF64, const P: usize, const FUSED: bool>(
         }
         bp = bp.add(ldb);
     }
-    for r in 0..rows {
-        let row = &acc[r / MR][r % MR];
-        _mm512_storeu_pd(c.add(r * ldc), row[0]);
-        _mm512_storeu_pd(c.add(r * ldc + 8), row[1]);
+    for (q, panel) in acc.iter().enumerate() {
+        for (i, row) in panel.iter().enumerate() {
+            if q * MR + i < rows {
+                let r = q * MR + i;
+                _mm512_storeu_pd(c.add(r * ldc), row[0]);
+                _mm512_storeu_pd(c.add(r * ldc + 8), row[1]);
+            }
+        }
     }
 }

@@ -246,10 +246,14 @@ unsafe fn task_avx512(
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile_avx512(panel: &[u32], b: &[u32], c: *mut f32, ldc: usize, live: usize, zero: bool) {
     use std::arch::x86_64::*;
+    // Indexed by constants only (the loops unroll), so the accumulators stay in registers
+    // (`take(live)` kept them in a stack array, cleared by `memset` per tile).
     let mut acc = [_mm512_setzero_ps(); PR];
     if !zero {
-        for (r, v) in acc.iter_mut().enumerate().take(live) {
-            *v = _mm512_loadu_ps(c.add(r * ldc));
+        for (r, v) in acc.iter_mut().enumerate() {
+            if r < live {
+                *v = _mm512_loadu_ps(c.add(r * ldc));
+            }
         }
     }
     for (bq, aq) in b.chunks_exact(COL_ALIGN).zip(panel.chunks_exact(PR)) {
@@ -259,8 +263,10 @@ unsafe fn tile_avx512(panel: &[u32], b: &[u32], c: *mut f32, ldc: usize, live: u
             *v = _mm512_dpbf16_ps(*v, wv, bv);
         }
     }
-    for (r, v) in acc.iter().enumerate().take(live) {
-        _mm512_storeu_ps(c.add(r * ldc), *v);
+    for (r, v) in acc.iter().enumerate() {
+        if r < live {
+            _mm512_storeu_ps(c.add(r * ldc), *v);
+        }
     }
 }
 
