@@ -61,9 +61,12 @@ enum Operand {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// A chain of `or`s or `and`s is one node with its operands in order (not a left-leaning
+/// pair of pairs), so the tree is only as deep as the brackets and `not`s ([`MAX_DEPTH`]):
+/// evaluating and dropping it recurse that deep, however long a chain is.
 enum Expr {
-    Or(Box<Expr>, Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
+    Or(Vec<Expr>),
+    And(Vec<Expr>),
     Not(Box<Expr>),
     Cmp(Operand, CmpOp, Operand),
 }
@@ -122,10 +125,19 @@ fn eval(e: &Expr, row: &[f64]) -> bool {
         Operand::Value(v) => v,
     };
     match e {
-        Expr::Or(a, b) => eval(a, row) || eval(b, row),
-        Expr::And(a, b) => eval(a, row) && eval(b, row),
+        Expr::Or(terms) => terms.iter().any(|t| eval(t, row)),
+        Expr::And(terms) => terms.iter().all(|t| eval(t, row)),
         Expr::Not(a) => !eval(a, row),
         Expr::Cmp(a, op, b) => op.apply(value(a), value(b)),
+    }
+}
+
+/// One term as itself, several as `node` of them.
+fn chain(mut terms: Vec<Expr>, node: fn(Vec<Expr>) -> Expr) -> Expr {
+    if terms.len() == 1 {
+        terms.pop().expect("one term")
+    } else {
+        node(terms)
     }
 }
 
@@ -170,22 +182,22 @@ impl Parser<'_> {
         if self.depth > MAX_DEPTH {
             return Err(self.error_here("expression nested too deeply"));
         }
-        let mut e = self.conj()?;
+        let mut terms = vec![self.conj()?];
         while self.peek() == Some(&Tok::Or) {
             self.at += 1;
-            e = Expr::Or(Box::new(e), Box::new(self.conj()?));
+            terms.push(self.conj()?);
         }
         self.depth -= 1;
-        Ok(e)
+        Ok(chain(terms, Expr::Or))
     }
 
     fn conj(&mut self) -> Result<Expr, ParetoError> {
-        let mut e = self.unary()?;
+        let mut terms = vec![self.unary()?];
         while self.peek() == Some(&Tok::And) {
             self.at += 1;
-            e = Expr::And(Box::new(e), Box::new(self.unary()?));
+            terms.push(self.unary()?);
         }
-        Ok(e)
+        Ok(chain(terms, Expr::And))
     }
 
     fn unary(&mut self) -> Result<Expr, ParetoError> {
@@ -381,6 +393,31 @@ mod tests {
             );
             assert!(e.contains("not a column name") && !e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn long_chains_need_no_deep_recursion() {
+        // 200,000 terms a chain: a pair-of-pairs tree of them overflowed the main thread's
+        // 8 MiB stack when evaluated or dropped (exit 134). Here on a 1 MiB stack.
+        let run = || {
+            let n = 200_000;
+            let and = vec!["latency_us > 0"; n].join(" and ");
+            assert!(passes(&and, [0.0, 1.0, 0.0, 0.0]));
+            assert!(!passes(&and, [0.0, 0.0, 0.0, 0.0]));
+            let or = vec!["latency_us < 0"; n].join(" or ") + " or area_mm2 > 1";
+            assert!(passes(&or, [0.0, 1.0, 0.0, 2.0]));
+            assert!(!passes(&or, [0.0, 1.0, 0.0, 0.0]));
+            // `and` binds tighter than `or` along a long mixed chain too.
+            let mixed = vec!["latency_us > 0 and area_mm2 > 0"; n].join(" or ");
+            assert!(passes(&mixed, [0.0, 1.0, 0.0, 1.0]));
+            assert!(!passes(&mixed, [0.0, 1.0, 0.0, 0.0]));
+        };
+        std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(run)
+            .expect("thread")
+            .join()
+            .expect("long chains evaluate");
     }
 
     #[test]
