@@ -372,3 +372,41 @@ fn a_head_on_the_last_step_scores_one_label_per_sequence() {
     assert_eq!(get("reference_task_accuracy"), want);
     assert_eq!(get("top1_agreement"), 1.0);
 }
+
+#[test]
+fn a_sweep_warns_of_a_threshold_below_resolution_once() {
+    // The precision stage warns; the report's rerun of the policies on one sequence used to
+    // warn again (and alone, on a cached precision stage).
+    let (dir, spec) = common::sweep_file(&[
+        (
+            "levels = [\"fx8\", \"fx16\"]",
+            "levels = [\"fx6\", \"fx16\"]",
+        ),
+        ("thresholds = \"0,inf\"", "thresholds = \"1e-6,0.5\""),
+        (
+            "\"compute.units\" = [2, 4]",
+            "\"compute.units\" = [2, 4]\n\"tracking.enabled\" = [true]",
+        ),
+    ]);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (cache, first, second) = (path("cache"), path("o1"), path("o2"));
+    let warnings = |out: &str| {
+        let o = run(&["sweep", &spec, "--out", out, "--cache", &cache, "--quiet"]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{err}");
+        let lines: Vec<String> = err
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .map(str::to_string)
+            .collect();
+        (lines, err)
+    };
+    let (lines, err) = warnings(&first);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("1 of 2 policies") && lines[0].contains("'fx6'"),
+        "{err}"
+    );
+    let (lines, err) = warnings(&second);
+    assert!(lines.is_empty(), "a cached precision stage: {err}");
+}

@@ -64,6 +64,9 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    for w in &sim.warnings {
+        crate::note!("{w}");
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let (header, rows) = dynamic::policy_rows(
         &model,

@@ -440,7 +440,8 @@ pub fn prepare_levels(
 /// Simulates `policies` on `engine` (GPU policy lanes or the CPU simulation: the same bits),
 /// and returns them with the float64 reference they are judged against: `reference` when the
 /// caller already evaluated it on the same `seqs` (a sweep's trace did), else computed here.
-/// `progress(done, total)` counts lanes on the CPU, lane-steps on the GPU.
+/// `progress(done, total)` counts lanes on the CPU, lane-steps on the GPU. The simulation's
+/// `warnings` are for the caller to show.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &Engine,
@@ -469,10 +470,8 @@ pub fn run(
         )
     })?;
     let (levels, reference) = prepare_levels(model, seqs, input_name, spec, reference)?;
-    for w in resolution_warnings(model, &levels, spec, policies) {
-        crate::note!("{w}");
-    }
-    let sim = match engine {
+    let warnings = resolution_warnings(model, &levels, spec, policies);
+    let mut sim = match engine {
         Engine::Gpu(ctx) => {
             ctx.simulate_policies(model, seqs, spec, &levels, policies, &mut |d, t| {
                 progress(d, t)
@@ -489,5 +488,6 @@ pub fn run(
             })
         }
     };
+    sim.warnings = warnings;
     Ok((sim, reference))
 }

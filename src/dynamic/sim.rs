@@ -33,6 +33,9 @@ pub struct Simulation {
     pub lanes: Vec<LaneResult>,
     pub sequences: usize,
     pub steps: usize,
+    /// Thresholds below a level's resolution ([`super::resolution_warnings`]), for the caller
+    /// to show: [`super::run`] fills them; a rerun for a report need not repeat them.
+    pub warnings: Vec<String>,
 }
 
 /// A metric as integer comparisons on codes of the highest cell format (frac `f`).
@@ -277,6 +280,7 @@ pub fn simulate(
         lanes,
         sequences: seqs.count,
         steps: seqs.steps,
+        warnings: Vec::new(),
     }
 }
 
@@ -314,6 +318,7 @@ pub fn simulate_scalar(
         lanes,
         sequences: seqs.count,
         steps: seqs.steps,
+        warnings: Vec::new(),
     }
 }
 

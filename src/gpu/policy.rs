@@ -113,6 +113,7 @@ impl GpuContext {
             lanes: results,
             sequences: seqs.count,
             steps: seqs.steps,
+            warnings: Vec::new(),
         })
     }
 }

@@ -294,6 +294,9 @@ fn compute(
             reference.take(),
             &|_, _| {},
         )?;
+        for w in &sim.warnings {
+            crate::note!("{w}");
+        }
         let (header, rows) =
             dynamic::policy_rows(model, &spec, &policies, &sim, &reference, labels);
         let col = |row: &[String], name: &str| -> Option<f64> {
