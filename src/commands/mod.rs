@@ -147,16 +147,29 @@ fn engine_for(device: Device, quiet: bool) -> Result<Engine> {
     Ok(engine)
 }
 
+/// A bar of lane-steps.
 fn progress_bar(quiet: bool, what: &str) -> indicatif::ProgressBar {
+    progress_bar_with(
+        quiet,
+        what,
+        0,
+        "{msg} [{bar:40}] {pos}/{len} lane-steps ({eta})",
+    )
+}
+
+/// A bar of `len` items (0: set later) drawn with `template` from its first frame (a style or
+/// length set after the message showed a frame of the old ones first).
+fn progress_bar_with(quiet: bool, what: &str, len: u64, template: &str) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
     }
     // Draws only when stderr is a terminal.
-    let bar =
-        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
-    let style =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} lane-steps ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let style = indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar

@@ -10,14 +10,14 @@ struct Bars {
 
 impl crate::sweep::Progress for Bars {
     fn stage(&self, name: &str, total: u64) {
-        let bar = progress_bar(self.quiet, name);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:40}] {pos}/{len} ({elapsed}, {eta} left)",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_length(total);
+        // A few long items (the precision stage counts models) give no useful estimate of
+        // the time left: "0/1 (11s, 0s left)" while the only model runs.
+        let template = if total < MIN_FOR_ETA {
+            "{spinner} {msg} [{bar:40}] {pos}/{len} ({elapsed})"
+        } else {
+            "{spinner} {msg} [{bar:40}] {pos}/{len} ({elapsed}, {eta} left)"
+        };
+        let bar = progress_bar_with(self.quiet, name, total, template);
         // The precision stage reports once per model: keep the spinner moving in between.
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         if let Ok(mut slot) = self.bar.lock() {
@@ -30,6 +30,9 @@ impl crate::sweep::Progress for Bars {
         }
     }
 }
+
+/// Fewest items of a stage for which its bar shows the time left.
+const MIN_FOR_ETA: u64 = 10;
 
 /// Most threads `--jobs` may ask for: each rayon thread reserves a stack, and thousands of
 /// them exhaust memory without making the sweep faster.

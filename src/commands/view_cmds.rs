@@ -7,12 +7,11 @@ use std::path::Path;
 
 /// A bar over the models whose precision stage is rerun for the plots.
 pub(super) fn stage_bar(quiet: bool) -> indicatif::ProgressBar {
-    let bar = progress_bar(quiet, "precision stage (plots)");
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {pos}/{len} models ({elapsed})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = progress_bar_with(
+        quiet,
+        "precision stage (plots)",
+        0,
+        "{spinner} {msg} [{bar:40}] {pos}/{len} models ({elapsed})",
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
