@@ -168,6 +168,19 @@ fn torch_dynamo_export_with_external_data() {
     check("torch_dynamo.onnx", "torch_dynamo", LoadOptions::default());
 }
 
+/// The dynamo exporter from `nn.LSTM(8, 48)` on leaves the gate reorder of the weights (torch's
+/// i, f, g, o to ONNX's i, o, f, c) in the graph: Slice / Concat / Unsqueeze of initializers,
+/// both directions, then Concat of the directions (refused before: torch 2.15's default export
+/// of any realistic model).
+#[test]
+fn torch_dynamo_export_with_the_gate_reorder_in_the_graph() {
+    check(
+        "torch_dynamo_unfolded.onnx",
+        "torch_dynamo_unfolded",
+        LoadOptions::default(),
+    );
+}
+
 /// `nn.Embedding -> nn.LSTM(batch_first) -> fc(h_n[-1])` / `fc(y[:, -1])`, int64 token ids
 /// with padding (id 0, a row of zeros) as the graph input: a Gather of the table by the ids,
 /// from either exporter (the dynamo one also takes the ids' Shape for the initial states).

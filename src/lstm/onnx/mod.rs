@@ -13,6 +13,7 @@
 mod axes;
 mod checks;
 mod embedding;
+mod float_consts;
 mod layers;
 mod shape_vectors;
 mod shapes;

@@ -88,6 +88,16 @@ impl Builder<'_> {
                 let scalar = *scalar;
                 self.set(node, 0, Val::Ints { vals: out, scalar });
             }
+            // Initializers reshaped at import (torch's dynamo export of the gate order).
+            "Slice" if !any_seq && matches!(self.req(node, 0)?, Val::Floats { .. }) => {
+                self.slice_floats(node)?
+            }
+            "Concat" if !any_seq && matches!(self.req(node, 0)?, Val::Floats { .. }) => {
+                self.concat_floats(node)?
+            }
+            "Unsqueeze" if !any_seq && matches!(self.req(node, 0)?, Val::Floats { .. }) => {
+                self.unsqueeze_floats(node)?
+            }
             "Unsqueeze" if !any_seq => self.unsqueeze_scalar(node)?,
             "Concat" if !any_seq => self.concat_ints(node)?,
             "ConstantOfShape" => {
@@ -133,7 +143,7 @@ impl Builder<'_> {
             "Slice" if !any_seq => {
                 let Val::Filled { value, dims } = self.req(node, 0)?.clone() else {
                     return Err(
-                        "only slicing of constant-filled tensors (initial states) and shape vectors is supported"
+                        "only slicing of initializers, constant-filled tensors (initial states) and shape vectors is supported"
                             .into(),
                     );
                 };
