@@ -14,6 +14,7 @@
 //! interruptions and resumes, or on `--shard i/N` + `merge`.
 
 mod batches;
+mod cache;
 mod checkpoint;
 mod front;
 mod front_files;
