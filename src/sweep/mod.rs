@@ -18,6 +18,7 @@ mod cache;
 mod checkpoint;
 mod front;
 mod front_files;
+mod memory;
 mod merge;
 mod models;
 mod number;

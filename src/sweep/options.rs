@@ -160,6 +160,9 @@ pub fn options(
         settings.as_bytes(),
     ]);
     let path = cache_dir.join(format!("{key:016x}.toml"));
+    // The options are held to the end of the run, read from the cache or computed.
+    let models = w.models.len();
+    super::memory::check(file, p, model, models, 0)?;
     if let Entry::Hit(opts) = cache::read(&path)? {
         return Ok(opts);
     }
@@ -173,6 +176,14 @@ pub fn options(
         ),
         Entry::Missing => {}
     }
+    let policies = match p.levels.len() {
+        0 => 0,
+        n => dynamic::count_policies(&p.thresholds, n).unwrap_or(0),
+    };
+    let lanes = policies
+        .saturating_mul(seqs.count as u128)
+        .saturating_mul(dynamic::lane_bytes(model, seqs.steps));
+    super::memory::check(file, p, model, models, lanes)?;
     let opts = compute(file, engine, model, seqs, labels, p)?;
     cache::write(&path, &opts)?;
     Ok(opts)
