@@ -1,6 +1,7 @@
 //! What `sweep` and `merge` say about the folders they are given, and what they leave there:
 //! a bad cell named in the shard merged (and nothing left in `--out`), a shard's folder resumed
-//! without its `--shard` or with another, an unfinished shard merged, and `--out` paths through folders that do not exist.
+//! without its `--shard` or with another, an unfinished shard merged, lines cut off a finished
+//! run's files, and `--out` paths through folders that do not exist.
 
 mod common;
 
@@ -107,6 +108,32 @@ fn an_unfinished_shard_says_so() {
     assert!(o.status.success(), "{}", err(&o));
     c.ok("plain", &[]);
     same_outputs(&c.path("plain"), &c.path("m"));
+}
+
+/// `--resume` on a finished run refuses lines cut off the end of results.csv, as it refuses
+/// them cut off skipped.csv (once the rows were recomputed and appended silently).
+#[test]
+fn lines_cut_off_a_finished_results_csv_are_refused() {
+    let c = Case::new("1:8:1");
+    c.ok("plain", &[]);
+    for f in ["results.csv", "skipped.csv"] {
+        let path = c.path("plain").join(f);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let before = text.clone();
+        let keep: Vec<&str> = text.lines().take(4).collect();
+        std::fs::write(&path, keep.join("\n") + "\n").unwrap();
+        let cut = std::fs::read(&path).unwrap();
+        let o = c.run("plain", &["--resume"]);
+        refused(&o, &[&path.display().to_string(), "lines were removed"]);
+        assert_eq!(std::fs::read(&path).unwrap(), cut, "{f} changed");
+        assert!(!c.path("plain/.incomplete").exists());
+        std::fs::write(&path, before).unwrap();
+    }
+    // Deleted, it is rebuilt.
+    std::fs::remove_file(c.path("plain/skipped.csv")).unwrap();
+    c.ok("plain", &["--resume"]);
+    c.ok("again", &[]);
+    same_outputs(&c.path("plain"), &c.path("again"));
 }
 
 /// `--out DIR/new/..` and `DIR/a/b/c/../../..` write to DIR and make no other folder, for

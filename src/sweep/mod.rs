@@ -216,6 +216,7 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
             &dir
         },
         rebuild_skipped: staged.no_skipped,
+        finished: staged.from_published,
     };
     if let Some((i, n)) = o.shard {
         // Recorded from the start, so that an interrupted shard says which it is.
