@@ -2,8 +2,9 @@
 //! value or a model path with one), which once made every resume of such a run fail with
 //! "does not start with a point index". And a finished run's published files: a deleted
 //! skipped.csv is rebuilt (once it was "lines were removed" from a file under .incomplete/,
-//! every time), lines removed from it or an edited results.csv are refused naming the
-//! published file, and a refusal leaves no .incomplete/ behind.
+//! every time), lines removed from either file (its last lines too: a results.csv cut short
+//! was once completed silently) or an edited results.csv are refused naming the published
+//! file, and a refusal leaves no .incomplete/ behind.
 
 use std::path::{Path, PathBuf};
 
@@ -84,10 +85,20 @@ fn rows_with_newlines_resume_to_the_same_bytes() {
         put(&c.path(&killed).join(".incomplete"), &files);
         c.ok(&killed, &["--resume"]);
         same_outputs(&plain, &c.path(&killed));
+        // A finished run's results.csv cut short is refused like its skipped.csv (lines
+        // removed from a file that is there), and left as it was.
         let cut_short = format!("short{k}");
         put(&c.path(&cut_short), &files);
-        c.ok(&cut_short, &["--resume"]);
-        same_outputs(&plain, &c.path(&cut_short));
+        let o = c.run(&cut_short, &["--resume"]);
+        if cut == rows.len() {
+            assert!(o.status.success(), "{o:?}");
+            same_outputs(&plain, &c.path(&cut_short));
+        } else {
+            refused(&o, &["results.csv", "lines were removed"]);
+            let now = std::fs::read(c.path(&cut_short).join("results.csv")).unwrap();
+            assert_eq!(now, &rows[..cut], "{cut_short}");
+            assert!(!c.path(&cut_short).join(".incomplete").exists());
+        }
     }
 }
 
@@ -116,7 +127,8 @@ fn a_finished_run_is_rebuilt_or_refused_naming_its_published_files() {
     });
     c.ok("no-results", &["--resume"]);
     same_outputs(&plain, &d);
-    // Both deleted, and results.csv cut short with skipped.csv deleted.
+    // Both deleted; results.csv cut short with skipped.csv deleted is refused (lines removed
+    // from a finished run's file that is there).
     let d = copy("neither", &|d| {
         std::fs::remove_file(d.join("skipped.csv")).unwrap();
         std::fs::remove_file(d.join("results.csv")).unwrap();
@@ -128,8 +140,10 @@ fn a_finished_run_is_rebuilt_or_refused_naming_its_published_files() {
         let rows = std::fs::read(d.join("results.csv")).unwrap();
         std::fs::write(d.join("results.csv"), &rows[..rows.len() * 2 / 3]).unwrap();
     });
-    c.ok("cut-no-skipped", &["--resume"]);
-    same_outputs(&plain, &d);
+    let o = c.run("cut-no-skipped", &["--resume"]);
+    let published = d.join("results.csv").display().to_string();
+    refused(&o, &[published.as_str(), "lines were removed"]);
+    assert!(!d.join(".incomplete").exists());
 
     // Refused, naming the published file (not .incomplete/), which is left as it was, and no
     // staging left behind.

@@ -183,11 +183,25 @@ fn a_three_shard_slurm_run_gives_the_bytes_of_one_process_and_resumes_a_lost_sha
     };
     assert!(mtime(&entries[0]) <= mtime(&cluster.join("slurm/state/precision.done")));
 
-    // A pre-empted shard: its marker gone, its results cut mid-row, the merge not run.
-    let shard1 = cluster.join("shards/1/results.csv");
-    let text = std::fs::read_to_string(&shard1).expect("shard 1");
+    // A pre-empted shard: its marker gone, its work still in its staging folder (it never
+    // published) with its results cut mid-row, the merge not run. (A finished shard's
+    // published results.csv cut short is refused by --resume, as lines removed.)
+    let shard1 = cluster.join("shards/1");
+    let staging = shard1.join(".incomplete");
+    std::fs::create_dir_all(&staging).expect("staging");
+    for f in [
+        "results.csv",
+        "skipped.csv",
+        "shard.toml",
+        "spec.resolved.toml",
+    ] {
+        if shard1.join(f).exists() {
+            std::fs::rename(shard1.join(f), staging.join(f)).expect("move");
+        }
+    }
+    let text = std::fs::read_to_string(staging.join("results.csv")).expect("shard 1");
     let cut = text.len() / 2;
-    std::fs::write(&shard1, &text.as_bytes()[..cut]).expect("cut");
+    std::fs::write(staging.join("results.csv"), &text.as_bytes()[..cut]).expect("cut");
     for f in [
         "slurm/state/shard-1.done",
         "slurm/state/merge.done",

@@ -101,13 +101,14 @@ fn results_are_identical_across_jobs_resume_and_shards() {
         "2",
     ]);
     assert_eq!(plain, read(out("jobs2").join("results.csv")));
-    // Interrupted mid-row (as after kill -9), then resumed.
-    std::fs::create_dir_all(out("resumed")).unwrap();
+    // Interrupted mid-row (as after kill -9: the work in the staging folder), then resumed.
+    let staging = out("resumed").join(".incomplete");
+    std::fs::create_dir_all(&staging).unwrap();
     let cut = plain.len() * 2 / 3 + 7;
-    std::fs::write(out("resumed").join("results.csv"), &plain[..cut]).unwrap();
+    std::fs::write(staging.join("results.csv"), &plain[..cut]).unwrap();
     std::fs::copy(
         out("plain").join("spec.resolved.toml"),
-        out("resumed").join("spec.resolved.toml"),
+        staging.join("spec.resolved.toml"),
     )
     .unwrap();
     ok(&[

@@ -50,7 +50,9 @@ fn skipped_points_are_recorded_and_resume_by_point() {
     all.sort_unstable();
     assert_eq!(all, (0..all.len() as u64).collect::<Vec<_>>());
 
-    // Truncated checkpoints (any byte, either file): identical bytes or a clean refusal.
+    // Truncated checkpoints (any byte, either file) in a killed run's staging folder:
+    // identical bytes or a clean refusal. (A finished run's published files cut short are
+    // refused: tests/resume.rs, tests/sweep_dirs.rs.)
     let (rbytes, sbytes) = (
         std::fs::read(plain.join("results.csv")).unwrap(),
         std::fs::read(plain.join("skipped.csv")).unwrap(),
@@ -60,10 +62,11 @@ fn skipped_points_are_recorded_and_resume_by_point() {
     for k in 0..8 {
         let name = format!("cut{k}");
         let d = c.path(&name);
-        std::fs::create_dir_all(&d).unwrap();
+        let st = d.join(".incomplete");
+        std::fs::create_dir_all(&st).unwrap();
         std::fs::copy(
             plain.join("spec.resolved.toml"),
-            d.join("spec.resolved.toml"),
+            st.join("spec.resolved.toml"),
         )
         .unwrap();
         let rc = rng.below(rbytes.len() as u64) as usize;
@@ -73,8 +76,8 @@ fn skipped_points_are_recorded_and_resume_by_point() {
         } else {
             rng.below(sbytes.len() as u64) as usize
         };
-        std::fs::write(d.join("results.csv"), &rbytes[..rc]).unwrap();
-        std::fs::write(d.join("skipped.csv"), &sbytes[..sc]).unwrap();
+        std::fs::write(st.join("results.csv"), &rbytes[..rc]).unwrap();
+        std::fs::write(st.join("skipped.csv"), &sbytes[..sc]).unwrap();
         let o = c.run(&name, &["--resume"]);
         if o.status.success() {
             same_outputs(&plain, &d);

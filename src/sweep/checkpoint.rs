@@ -182,6 +182,9 @@ pub struct Source<'a> {
     /// A finished run's skipped.csv was not there (deleted, or no point was skipped): every
     /// skipped point up to the last row is written afresh rather than refused as missing.
     pub rebuild_skipped: bool,
+    /// The files are a finished run's (published): every point of the run must be in them,
+    /// so a point missing from either file, past its last line too, is refused.
+    pub finished: bool,
 }
 
 /// Verifies the checkpoint files of `src` against `plan` (see the module doc) and returns what
@@ -220,7 +223,11 @@ pub fn verify(
         }
     }
     let last_row = rows.last().map(|l| l.point);
-    let last = last_row.max(skips.last().map(|l| l.point));
+    let mut last = last_row.max(skips.last().map(|l| l.point));
+    if src.finished && points.total > points.start {
+        // A finished run's last point: lines cut off its end are missing too.
+        last = Some(points.start + (points.total - 1 - points.start) / points.step * points.step);
+    }
     let mut done = Done::default();
     let Some(last) = last else {
         return Ok(done);
@@ -297,8 +304,15 @@ pub fn verify(
                 let missing = match (outcome, last_row) {
                     (Outcome::Skipped(_), _) => Some(&spath),
                     (_, Some(lr)) if i < lr => Some(&rpath),
+                    _ if src.finished => Some(&rpath),
                     _ => None,
                 };
+                if let (Some(file), true) = (missing, src.finished) {
+                    bail!(
+                        "{}: point {i} is missing: lines were removed from a finished run's file (delete the file to have it rebuilt, or rerun without --resume)",
+                        file.display()
+                    );
+                }
                 if let Some(file) = missing {
                     bail!(
                         "{}: point {i} is missing (before point {last}): lines were removed",

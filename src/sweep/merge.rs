@@ -16,6 +16,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let Some(first) = dirs.first() else {
         bail!("merge: give at least one directory")
     };
+    let out = &super::outdir::where_written(out);
     // Publishing into a shard would replace the shard (its shard.toml gone) with the merge.
     if let Ok(o) = std::fs::canonicalize(out) {
         if let Some(d) = dirs
@@ -52,8 +53,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         &super::outdir::outputs("merge: --out", out),
     )?;
     let read_resolved = |d: &Path| {
-        crate::inputs::read_text(&d.join("spec.resolved.toml"))
-            .with_context(|| format!("merge: {}: no spec.resolved.toml", d.display()))
+        crate::inputs::read_text(&d.join("spec.resolved.toml")).map_err(|_| unfinished(d))
     };
     let resolved = read_resolved(first)?;
     // Each directory's shard.toml (`None`: a whole run, which covers every point itself).
@@ -120,7 +120,39 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         Some(_) => resolved,
         None => super::resolved::with_points(&resolved, total as usize),
     };
+    // The cells the front reads, checked in each directory's own files (an error names the
+    // file merged and its line, not the merged copy), before --out is touched.
+    let spec = super::resolved::spec_of(&resolved)?;
+    for d in dirs {
+        crate::pareto::front_of_csv_by(
+            &d.join("results.csv"),
+            ("pareto.minimize", &spec.pareto.minimize),
+            ("pareto.maximize", &spec.pareto.maximize),
+            spec.pareto.filter.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!("merge: {e}"))?;
+    }
     let out = OutDir::lock(out)?;
+    let written = publish(&out, &resolved, &spec, header.as_ref(), &rows, &skipped);
+    if written.is_err() {
+        // Nothing half-written is left: the staging folder goes (and the lock with the
+        // folder, when this merge made it).
+        let _ = std::fs::remove_dir_all(out.staging());
+    }
+    written
+}
+
+type Records = BTreeMap<u64, (csv::ByteRecord, PathBuf)>;
+
+/// Writes the merged files into `out`'s staging folder and publishes them.
+fn publish(
+    out: &OutDir,
+    resolved: &str,
+    spec: &super::SweepSpec,
+    header: Option<&csv::ByteRecord>,
+    rows: &Records,
+    skipped: &Records,
+) -> Result<()> {
     let s = out.fresh_staging()?;
     // Published whole by `out.publish`; the set names the file a write fails on.
     let mut set = crate::report::Staged::new();
@@ -128,7 +160,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         w.write_all(resolved.as_bytes())
     })?;
     set.write_csv(&s.join("results.csv"), |w| {
-        if let Some(h) = &header {
+        if let Some(h) = header {
             w.write_byte_record(h)?;
         }
         rows.values().try_for_each(|(r, _)| w.write_byte_record(r))
@@ -142,8 +174,38 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         })?;
     }
     set.commit()?;
-    write_front(&s, &super::resolved::spec_of(&resolved)?)?;
+    write_front(&s, spec)?;
     out.publish()
+}
+
+/// The refusal of a directory without `spec.resolved.toml`: a run that did not finish (its
+/// work in `.incomplete/`, with the shard it runs where it recorded it) or no sweep's output.
+fn unfinished(d: &Path) -> anyhow::Error {
+    let staging = d.join(".incomplete");
+    if !staging.join("spec.resolved.toml").is_file() {
+        return anyhow::anyhow!("merge: {}: no spec.resolved.toml", d.display());
+    }
+    let shard = read_shard_file(&staging)
+        .ok()
+        .flatten()
+        .map_or(" --shard i/N".to_string(), |f| {
+            format!(" --shard {}/{}", f.shard, f.shards)
+        });
+    anyhow::anyhow!(
+        "merge: {}: its run did not finish (no spec.resolved.toml; its work is in {}): finish it with `lstm-dse sweep SWEEP.toml --resume{shard} --out {}`, then merge",
+        d.display(),
+        staging.display(),
+        d.display()
+    )
+}
+
+/// The shard `dir` (a results or staging folder) holds, as its `shard.toml` says: `(i, N)`;
+/// `None` for a whole run (no `shard.toml`), or one that cannot be read.
+pub(super) fn shard_of(dir: &Path) -> Option<(usize, usize)> {
+    read_shard_file(dir)
+        .ok()
+        .flatten()
+        .map(|f| (f.shard as usize, f.shards as usize))
 }
 
 /// What a shard's `shard.toml` says.

@@ -14,9 +14,11 @@
 //! interruptions and resumes, or on `--shard i/N` + `merge`.
 
 mod batches;
+mod cache;
 mod checkpoint;
 mod front;
 mod front_files;
+mod memory;
 mod merge;
 mod models;
 mod number;
@@ -162,6 +164,8 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
         Some(out) => out.clone(),
         None => default_out(&p.file, &p.spec.name, o.smoke)?,
     };
+    // Where the writes go: no folder is made for a `..` to cancel.
+    let out_path = outdir::where_written(&out_path);
     // Nothing is written before these checks: no user file a run would replace or delete in
     // a folder that is no sweep's output, and no input of the run.
     let inputs = outdir::spec_inputs(path, &p.spec);
@@ -179,6 +183,9 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
     }
     let plan = Plan::new(p.axes, models, p.base, &p.spec.arch.base)
         .ok_or_else(|| anyhow::anyhow!("{}: the number of points overflows", p.file))?;
+    if o.resume {
+        same_shard(&out, o.shard)?;
+    }
     let staged = staging(
         &out,
         &resolved::with_points(&p.resolved, plan.total),
@@ -209,7 +216,12 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
             &dir
         },
         rebuild_skipped: staged.no_skipped,
+        finished: staged.from_published,
     };
+    if let Some((i, n)) = o.shard {
+        // Recorded from the start, so that an interrupted shard says which it is.
+        merge::write_shard_file(&dir, i, n, plan.total)?;
+    }
     let verified = checkpoint::verify(&source, &plan, points, &p.columns, &header, &mut |r| {
         if with_front {
             fspec.add(&mut front, r, &mut scratch)?;
@@ -309,6 +321,32 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
         rows,
         records,
     })
+}
+
+/// `--resume` continues the shard the folder holds (its `shard.toml`, written from a shard's
+/// start), or a whole run where it holds none: another `--shard` (or none) is refused, naming
+/// the shard to give.
+fn same_shard(out: &OutDir, shard: Option<(usize, usize)>) -> Result<()> {
+    let staging = out.staging();
+    let at = if staging.join("spec.resolved.toml").exists() {
+        staging
+    } else {
+        out.dir.clone()
+    };
+    let held = merge::shard_of(&at);
+    let dir = out.dir.display();
+    match (held, shard) {
+        (Some(h), Some(s)) if h == s => Ok(()),
+        (Some((i, n)), Some((si, sn))) => anyhow::bail!(
+            "--resume {dir}: the folder holds shard {i}/{n} ({}/{SHARD_FILE}), not {si}/{sn}: resume it with --shard {i}/{n}",
+            at.display()
+        ),
+        (Some((i, n)), None) => anyhow::bail!(
+            "--resume {dir}: the folder holds shard {i}/{n} of a run ({}/{SHARD_FILE}): add --shard {i}/{n}",
+            at.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The points of `points` not in `done`, in order.

@@ -4,6 +4,7 @@
 //! input, precision settings) and cached on disk under a content hash, so a sweep over new
 //! architectures reuses it.
 
+use super::cache::{self, Entry};
 use super::spec::{PrecisionSpec, SpecError, WorkloadSpec};
 use crate::accel::{PrecisionLevel, PrecisionProfile};
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
@@ -85,24 +86,6 @@ impl PrecisionOption {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct CacheFile {
-    /// [`fnv64`] of the options as TOML (`CacheOptions`): an entry cut short or edited by
-    /// hand is a miss, recomputed, not a sweep with options missing.
-    checksum: String,
-    option: Vec<PrecisionOption>,
-}
-
-#[derive(Serialize)]
-struct CacheOptions<'a> {
-    option: &'a [PrecisionOption],
-}
-
-fn options_checksum(option: &[PrecisionOption]) -> anyhow::Result<String> {
-    let text = toml::to_string(&CacheOptions { option })?;
-    Ok(format!("{:016x}", fnv64(&[text.as_bytes()])))
-}
-
 /// FNV-1a, 64 bits: a stable content hash (the same on every platform and run). Each part is
 /// followed by a 0xff byte, so `["ab", "c"]` and `["a", "bc"]` differ.
 pub fn fnv64(parts: &[&[u8]]) -> u64 {
@@ -131,10 +114,11 @@ pub const NUMERICS_VERSION: u32 = 5;
 /// and the numerics document.
 fn numerics_identity() -> String {
     format!(
-        "{} numerics {} doc {:016x}",
+        "{} numerics {} doc {:016x} {}",
         env!("CARGO_PKG_VERSION"),
         NUMERICS_VERSION,
-        fnv64(&[include_str!("../../docs/NUMERICS.md").as_bytes()])
+        fnv64(&[include_str!("../../docs/NUMERICS.md").as_bytes()]),
+        super::cache::FORMAT
     )
 }
 
@@ -176,36 +160,32 @@ pub fn options(
         settings.as_bytes(),
     ]);
     let path = cache_dir.join(format!("{key:016x}.toml"));
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Ok(c) = toml::from_str::<CacheFile>(&text) {
-            if options_checksum(&c.option)? == c.checksum {
-                return Ok(c.option);
-            }
-            crate::note!(
-                "note: {}: damaged (its options do not match their checksum); recomputing it",
-                path.display()
-            );
-        }
+    // The options are held to the end of the run, read from the cache or computed.
+    let models = w.models.len();
+    super::memory::check(file, p, model, models, 0)?;
+    if let Entry::Hit(opts) = cache::read(&path)? {
+        return Ok(opts);
     }
+    // Another run computing this entry now is waited for, and its entry taken.
+    let _computing = cache::lock(&path);
+    match cache::read(&path)? {
+        Entry::Hit(opts) => return Ok(opts),
+        Entry::Damaged => crate::note!(
+            "note: {}: damaged (its options do not match their checksum); recomputing it",
+            path.display()
+        ),
+        Entry::Missing => {}
+    }
+    let policies = match p.levels.len() {
+        0 => 0,
+        n => dynamic::count_policies(&p.thresholds, n).unwrap_or(0),
+    };
+    let lanes = policies
+        .saturating_mul(seqs.count as u128)
+        .saturating_mul(dynamic::lane_bytes(model, seqs.steps));
+    super::memory::check(file, p, model, models, lanes)?;
     let opts = compute(file, engine, model, seqs, labels, p)?;
-    let text = toml::to_string(&CacheFile {
-        checksum: options_checksum(&opts)?,
-        option: opts.clone(),
-    })?;
-    let written =
-        crate::report::write_atomic(&path, |w| std::io::Write::write_all(w, text.as_bytes()));
-    if let Err(e) = written {
-        // Runs sharing the cache (shards, tests) may write one entry at once, through the
-        // same temporary name: the one renamed first takes it from the other, whose rename
-        // fails. An entry in place with its checksum is the same result.
-        let cached = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| toml::from_str::<CacheFile>(&t).ok())
-            .is_some_and(|c| options_checksum(&c.option).is_ok_and(|k| k == c.checksum));
-        if !cached {
-            anyhow::bail!("{}: {e}", path.display());
-        }
-    }
+    cache::write(&path, &opts)?;
     Ok(opts)
 }
 

@@ -75,6 +75,7 @@ impl Drop for OutDir {
 impl OutDir {
     /// Creates (if needed) and locks `dir`; completes an interrupted publication.
     pub fn lock(dir: &Path) -> Result<OutDir> {
+        let dir = &where_written(dir);
         if dir.exists() && !dir.is_dir() {
             bail!("--out {}: exists and is not a directory", dir.display());
         }
@@ -344,6 +345,30 @@ fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+}
+
+/// `dir` as the folder it names once made: a `..` after a folder that does not exist yet
+/// cancels it (`OUT/new/..` is `OUT`, and `OUT/new` is never made); a `..` after one that
+/// exists is left to the file system (it may be a link), and `.` goes.
+pub fn where_written(dir: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in dir.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_)))
+                    && !out.exists() =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// Opens and locks `dir/.lock` and writes this process's id into it; `busy` makes the error

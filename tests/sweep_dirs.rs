@@ -1,0 +1,165 @@
+//! What `sweep` and `merge` say about the folders they are given, and what they leave there:
+//! a bad cell named in the shard merged (and nothing left in `--out`), a shard's folder resumed
+//! without its `--shard` or with another, an unfinished shard merged, lines cut off a finished
+//! run's files, and `--out` paths through folders that do not exist.
+
+mod common;
+
+use common::sweep_case::{same_outputs, Case};
+use std::path::Path;
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn refused(o: &std::process::Output, expect: &[&str]) {
+    let e = err(o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    for x in expect {
+        assert!(e.contains(x), "{x:?} not in {e}");
+    }
+}
+
+/// Replaces cell `col` of data line `line` (1 = the first row) of `dir/results.csv`.
+fn set_cell(dir: &Path, line: usize, col: usize, to: &str) {
+    let f = dir.join("results.csv");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut cells: Vec<&str> = lines[line].split(',').collect();
+    cells[col] = to;
+    lines[line] = cells.join(",");
+    std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+}
+
+/// A cell the front reads that is no number is named in the shard's own file and line, and
+/// the merge leaves nothing in a new `--out` (once: the merged copy was named, and
+/// `.incomplete/` and `.lock` stayed).
+#[test]
+fn a_bad_cell_is_named_in_its_shard_and_nothing_is_left() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    let header = std::fs::read_to_string(c.path("s1/results.csv")).unwrap();
+    let col = header
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h == "energy_uj")
+        .unwrap();
+    set_cell(&c.path("s1"), 3, col, "abc");
+    let o = c.merge(&["s0", "s1"], "m");
+    let shard = c.path("s1/results.csv");
+    refused(
+        &o,
+        &[&format!("{}:4", shard.display()), "energy_uj", "`abc`"],
+    );
+    assert!(!c.path("m").exists(), "--out made");
+    // Into an existing folder: its staging and the merge's work go.
+    std::fs::create_dir(c.path("m")).unwrap();
+    let o = c.merge(&["s0", "s1"], "m");
+    refused(&o, &[&format!("{}:4", shard.display())]);
+    assert!(!c.path("m/.incomplete").exists());
+    assert!(!c.path("m/results.csv").exists());
+}
+
+/// A shard's folder resumed without `--shard`, or with another, names the shard it holds.
+#[test]
+fn resuming_a_shards_folder_names_its_shard() {
+    let c = Case::new("1:4:1");
+    c.ok("s1", &["--shard", "1/2"]);
+    let o = c.run("s1", &["--resume"]);
+    refused(&o, &["shard 1/2", "add --shard 1/2"]);
+    let o = c.run("s1", &["--resume", "--shard", "0/2"]);
+    refused(&o, &["holds shard 1/2", "not 0/2", "--shard 1/2"]);
+    c.ok("s1", &["--resume", "--shard", "1/2"]);
+}
+
+/// An interrupted shard (its work in `.incomplete/`) merged is named as unfinished, with the
+/// command that finishes it; resumed without `--shard` it names its shard too.
+#[test]
+fn an_unfinished_shard_says_so() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    // s1 as a run killed before it published: its files back in staging.
+    let (s1, st) = (c.path("s1"), c.path("s1/.incomplete"));
+    std::fs::create_dir(&st).unwrap();
+    for f in [
+        "results.csv",
+        "skipped.csv",
+        "shard.toml",
+        "spec.resolved.toml",
+    ] {
+        if s1.join(f).exists() {
+            std::fs::rename(s1.join(f), st.join(f)).unwrap();
+        }
+    }
+    for f in ["front.csv", "front.svg", "report.html"] {
+        let _ = std::fs::remove_file(s1.join(f));
+    }
+    let o = c.merge(&["s0", "s1"], "m");
+    refused(&o, &["did not finish", "--resume --shard 1/2"]);
+    let o = c.run("s1", &["--resume"]);
+    refused(&o, &["add --shard 1/2"]);
+    c.ok("s1", &["--resume", "--shard", "1/2"]);
+    let o = c.merge(&["s0", "s1"], "m");
+    assert!(o.status.success(), "{}", err(&o));
+    c.ok("plain", &[]);
+    same_outputs(&c.path("plain"), &c.path("m"));
+}
+
+/// `--resume` on a finished run refuses lines cut off the end of results.csv, as it refuses
+/// them cut off skipped.csv (once the rows were recomputed and appended silently).
+#[test]
+fn lines_cut_off_a_finished_results_csv_are_refused() {
+    let c = Case::new("1:8:1");
+    c.ok("plain", &[]);
+    for f in ["results.csv", "skipped.csv"] {
+        let path = c.path("plain").join(f);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let before = text.clone();
+        let keep: Vec<&str> = text.lines().take(4).collect();
+        std::fs::write(&path, keep.join("\n") + "\n").unwrap();
+        let cut = std::fs::read(&path).unwrap();
+        let o = c.run("plain", &["--resume"]);
+        refused(&o, &[&path.display().to_string(), "lines were removed"]);
+        assert_eq!(std::fs::read(&path).unwrap(), cut, "{f} changed");
+        assert!(!c.path("plain/.incomplete").exists());
+        std::fs::write(&path, before).unwrap();
+    }
+    // Deleted, it is rebuilt.
+    std::fs::remove_file(c.path("plain/skipped.csv")).unwrap();
+    c.ok("plain", &["--resume"]);
+    c.ok("again", &[]);
+    same_outputs(&c.path("plain"), &c.path("again"));
+}
+
+/// `--out DIR/new/..` and `DIR/a/b/c/../../..` write to DIR and make no other folder, for
+/// `sweep` and for `merge`.
+#[test]
+fn out_through_missing_folders_makes_none_of_them() {
+    let c = Case::new("1:4:1");
+    std::fs::create_dir(c.path("oo")).unwrap();
+    for out in ["oo/new/..", "oo/a/b/c/../../.."] {
+        c.ok(out, &[]);
+        assert!(c.path("oo/results.csv").exists());
+        let names: Vec<_> = std::fs::read_dir(c.path("oo"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "new" || n == "a"),
+            "{out}: {names:?}"
+        );
+    }
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    std::fs::create_dir(c.path("mm")).unwrap();
+    let o = c.merge(&["s0", "s1"], "mm/x/..");
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(c.path("mm/results.csv").exists());
+    assert!(!c.path("mm/x").exists());
+    same_outputs(&c.path("oo"), &c.path("mm"));
+}
