@@ -56,42 +56,59 @@ pub struct SummaryRow {
     pub top1_agreement: Option<f64>,
 }
 
-/// Builds the rows of the three files.
+/// Builds the rows of the three files (all in memory: [`write_csvs`] streams them instead).
 pub fn rows(
     trace: &Trace,
     model: &Model,
     tolerance: f32,
 ) -> (Vec<ErrorRow>, Vec<CellDeltaRow>, Vec<SummaryRow>) {
-    let reference = &trace.reference;
-    let (n_seq, steps) = (trace.sequences, trace.steps);
+    let mut errors = Vec::new();
+    for_each_error(trace, model, |r| {
+        errors.push(r);
+        Ok::<(), ()>(())
+    })
+    .expect("pushing never fails");
+    let (summary, within) = summaries(trace, model, tolerance);
+    let mut deltas = Vec::new();
+    for_each_delta(trace, model, &within, |r| {
+        deltas.push(r);
+        Ok::<(), ()>(())
+    })
+    .expect("pushing never fails");
+    (errors, deltas, summary)
+}
+
+/// Each distinct config once, in the order listed.
+fn listed(trace: &Trace) -> Vec<usize> {
     let mut listed: Vec<usize> = Vec::new();
     for &i in &trace.listed {
         if !listed.contains(&i) {
             listed.push(i);
         }
     }
-    let ref_states = &reference.states;
-    let mut errors = Vec::new();
-    // within[p][row]: whether precision p meets the tolerance at that (seq, layer, dir, step).
-    let mut within: Vec<Vec<bool>> = Vec::new();
-    let mut summary = Vec::new();
-    for &p in &listed {
+    listed
+}
+
+/// Calls `f` on the rows of `errors.csv` in order, one at a time (a trace of many precisions
+/// over long inputs has more rows than fit in memory as rows; its reduced errors do).
+fn for_each_error<E>(
+    trace: &Trace,
+    model: &Model,
+    mut f: impl FnMut(ErrorRow) -> Result<(), E>,
+) -> Result<(), E> {
+    for p in listed(trace) {
         let run = &trace.results[p];
+        let precision = run.config.to_string();
         let mut reduced = run.steps.iter();
-        let (mut h_all, mut c_all) = (Acc::default(), Acc::default());
-        let mut ok = Vec::new();
-        for n in 0..n_seq {
+        for n in 0..trace.sequences {
             for (l, layer) in model.layers.iter().enumerate() {
                 for k in 0..layer.direction.count() {
-                    for t in 0..steps {
+                    for t in 0..trace.steps {
                         let Some((h, c)) = reduced.next() else {
                             continue;
                         };
-                        h_all.merge(h);
-                        c_all.merge(c);
-                        ok.push(h.max_abs() <= tolerance as f64);
-                        errors.push(ErrorRow {
-                            precision: run.config.to_string(),
+                        f(ErrorRow {
+                            precision: precision.clone(),
                             sequence: n,
                             layer: l,
                             direction: k,
@@ -100,10 +117,29 @@ pub fn rows(
                             hidden_max_abs: h.max_abs(),
                             cell_rmse: c.rmse(),
                             cell_max_abs: c.max_abs(),
-                        });
+                        })?;
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// The summary rows, and per listed config whether it meets `tolerance` at each row of
+/// `errors.csv` (sequence, layer, direction, step).
+fn summaries(trace: &Trace, model: &Model, tolerance: f32) -> (Vec<SummaryRow>, Vec<Vec<bool>>) {
+    let reference = &trace.reference;
+    let mut within: Vec<Vec<bool>> = Vec::new();
+    let mut summary = Vec::new();
+    for p in listed(trace) {
+        let run = &trace.results[p];
+        let (mut h_all, mut c_all) = (Acc::default(), Acc::default());
+        let mut ok = Vec::with_capacity(run.steps.len());
+        for (h, c) in &run.steps {
+            h_all.merge(h);
+            c_all.merge(c);
+            ok.push(h.max_abs() <= tolerance as f64);
         }
         let (mut out_rmse, mut out_max, mut top1) = (None, None, None);
         if let (Some(head), Some(o), Some(r)) = (&model.head, &run.output, &reference.output) {
@@ -130,10 +166,22 @@ pub fn rows(
         });
         within.push(ok);
     }
+    (summary, within)
+}
+
+/// Calls `f` on the rows of `cell_delta.csv` in order (`within` from [`summaries`]).
+fn for_each_delta<E>(
+    trace: &Trace,
+    model: &Model,
+    within: &[Vec<bool>],
+    mut f: impl FnMut(CellDeltaRow) -> Result<(), E>,
+) -> Result<(), E> {
+    let (n_seq, steps) = (trace.sequences, trace.steps);
+    let ref_states = &trace.reference.states;
+    let listed = listed(trace);
     // Narrowest first; ties keep the listed order.
     let mut by_width: Vec<usize> = (0..listed.len()).collect();
     by_width.sort_by_key(|&i| trace.results[listed[i]].config.total_bits());
-    let mut deltas = Vec::new();
     let mut row = 0;
     for n in 0..n_seq {
         for (l, layer) in model.layers.iter().enumerate() {
@@ -160,7 +208,7 @@ pub fn rows(
                         || "reference".to_string(),
                         |&i| trace.results[listed[i]].config.to_string(),
                     );
-                    deltas.push(CellDeltaRow {
+                    f(CellDeltaRow {
                         sequence: n,
                         layer: l,
                         direction: k,
@@ -168,13 +216,13 @@ pub fn rows(
                         delta_c_max_abs: d.iter().copied().fold(0.0, f64::max),
                         delta_c_mean_abs: d.iter().sum::<f64>() / hsz as f64,
                         required_precision: required,
-                    });
+                    })?;
                     row += 1;
                 }
             }
         }
     }
-    (errors, deltas, summary)
+    Ok(())
 }
 
 /// Writes `errors.csv`, `cell_delta.csv` and `summary.csv` into `dir` (created if needed):
@@ -186,15 +234,17 @@ pub fn write_csvs(
     tolerance: f32,
     dir: &Path,
 ) -> Result<Vec<SummaryRow>, WriteError> {
-    let (errors, deltas, summary) = rows(trace, model, tolerance);
+    let (summary, within) = summaries(trace, model, tolerance);
     let mut staged = Staged::new();
-    stage_csv(&mut staged, &dir.join("errors.csv"), &errors)?;
-    stage_csv(&mut staged, &dir.join("cell_delta.csv"), &deltas)?;
-    stage_csv(&mut staged, &dir.join("summary.csv"), &summary)?;
+    staged.write_csv(&dir.join("errors.csv"), |w| {
+        for_each_error(trace, model, |r| w.serialize(r))
+    })?;
+    staged.write_csv(&dir.join("cell_delta.csv"), |w| {
+        for_each_delta(trace, model, &within, |r| w.serialize(r))
+    })?;
+    staged.write_csv(&dir.join("summary.csv"), |w| {
+        summary.iter().try_for_each(|r| w.serialize(r))
+    })?;
     staged.commit()?;
     Ok(summary)
-}
-
-fn stage_csv<R: Serialize>(s: &mut Staged, path: &Path, rows: &[R]) -> Result<(), WriteError> {
-    s.write_csv(path, |w| rows.iter().try_for_each(|r| w.serialize(r)))
 }

@@ -31,6 +31,42 @@ fn config_bytes(model: &Model, seqs: &Sequences, reduced: bool) -> u64 {
         .sum()
 }
 
+/// An estimate of a trace's largest memory: the run's own buffers ([`eval::run_bytes`]), the
+/// configs of one turn while they run, and what every config keeps to the end (its errors per
+/// sequence, layer, direction and step, and its head output), which grows with the number of
+/// precisions however they are grouped in turns.
+fn trace_bytes(
+    model: &Model,
+    seqs: &Sequences,
+    configs: usize,
+    reduced: bool,
+    budget: u64,
+) -> Option<u128> {
+    let run = eval::run_bytes(model, seqs.count, seqs.steps)?;
+    let one = config_bytes(model, seqs, reduced) as u128;
+    let turn = one
+        .checked_mul(configs as u128)?
+        .min(one.max(budget as u128));
+    let rows: u128 = (model.layers.iter())
+        .map(|l| l.direction.count() as u128)
+        .sum::<u128>()
+        .checked_mul(seqs.count as u128)?
+        .checked_mul(seqs.steps as u128)?;
+    // Two error accumulators a row, and the report's one flag a row.
+    let per_row = 2 * std::mem::size_of::<super::stats::ErrorStats>() as u128 + 1;
+    let output = model.head.as_ref().map_or(Some(0), |h| {
+        crate::limits::product(&[
+            4,
+            h.output_size() as u128,
+            h.rows(seqs.steps) as u128,
+            seqs.count as u128,
+        ])
+    })?;
+    let kept = rows.checked_mul(per_row)?.checked_add(output)?;
+    run.checked_add(turn)?
+        .checked_add(kept.checked_mul(configs as u128)?)
+}
+
 pub(super) fn run_in_turns(
     engine: &Engine,
     model: &Model,
@@ -53,6 +89,18 @@ pub(super) fn run_in_turns(
     }
     // The input is checked before the reference starts on it.
     eval::check_input(model, seqs, input_name)?;
+    let reduced = engine.reduces_on_device();
+    crate::limits::check_memory(
+        &format!(
+            "{input_name}: {} sequence(s) x {} steps through '{}' at {} precision(s)",
+            seqs.count,
+            seqs.steps,
+            model.name,
+            all.len()
+        ),
+        trace_bytes(model, seqs, all.len(), reduced, budget),
+    )
+    .map_err(EvalError::from)?;
     let turn = (budget / config_bytes(model, seqs, engine.reduces_on_device()).max(1)).max(1);
     let turn = turn as usize;
     let per_config = (seqs.count * seqs.steps * model.layers.len()) as u64;
