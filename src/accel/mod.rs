@@ -28,6 +28,7 @@
 //! ```
 
 mod arch;
+mod buffered_rounds;
 mod crossing;
 mod energy;
 mod error;
@@ -71,6 +72,8 @@ mod test_sim_pipeline;
 mod test_sim_points;
 #[cfg(test)]
 mod test_sim_segments;
+#[cfg(test)]
+mod test_sim_streams;
 #[cfg(test)]
 mod test_sim_walks;
 #[cfg(test)]
