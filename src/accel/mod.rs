@@ -28,7 +28,6 @@
 //! ```
 
 mod arch;
-mod buffered_rounds;
 mod crossing;
 mod energy;
 mod error;

@@ -10,7 +10,6 @@
 //! the resources, so their maximum is.
 
 use super::{Pipeline, Segment, Stage};
-use crate::accel::buffered_rounds::buffered_slow_rounds;
 use crate::accel::crossing::{slow_rounds, stage_crossing, StageLevels};
 use crate::accel::shared;
 
@@ -295,9 +294,6 @@ impl Segment {
         let first = &stage.first;
         let rest = stage.load_cycles - first.load_cycles + (t - 1.0) * stage.stream_cycles
             - first.stream_cycles;
-        // What the path to the core's last layer's last step adds, where it may stay on the
-        // units after the last slow run.
-        let mut ending = 0.0;
         let mut streams = (core_free + stage.load_cycles + (t - 1.0) * stage.stream_cycles)
             .max(first.input_at.max(core_free + first.load_cycles) + first.busy_cycles + rest);
         // With dynamic precision, the rounds whose units (at the levels of the steps the
@@ -305,17 +301,7 @@ impl Segment {
         if pipe.dynamic {
             let precision = &pipe.workload.precision;
             let (busy, carried) = (&stage.layer_level_busy, stage.carried_cycles);
-            // Where every layer streams, each layer's double buffer lets the core's DRAM
-            // share run ahead of a run of slow rounds (docs/MODEL.md section 4, "A shared
-            // core's slow runs").
-            let own: Vec<f64> = stage.streamers.iter().map(|s| s.stream_cycles).collect();
-            if own.iter().all(|&s| s > 0.0) {
-                let runs = buffered_slow_rounds(busy, carried, &own, precision, t);
-                streams += runs.returned_cycles;
-                ending = runs.ending_cycles - runs.returned_cycles;
-            } else {
-                streams += slow_rounds(busy, carried, stage.stream_cycles, precision, t);
-            }
+            streams += slow_rounds(busy, carried, stage.stream_cycles, precision, t);
         }
         // The last round's streams come in wavefront order: each streaming layer's last step
         // follows its own last stream, the last steps after it follow.
@@ -329,8 +315,7 @@ impl Segment {
             let after: f64 = (self.layers[m..].iter())
                 .map(|l| l.last_step_cycles + l.hop_cycles)
                 .sum();
-            let units = if later == 0.0 { ending } else { 0.0 };
-            end = end.max(streams + units - later + after);
+            end = end.max(streams - later + after);
             later += layer.stream_cycles;
         }
         end
