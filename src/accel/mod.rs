@@ -72,6 +72,8 @@ mod test_sim_points;
 #[cfg(test)]
 mod test_sim_segments;
 #[cfg(test)]
+mod test_sim_streams;
+#[cfg(test)]
 mod test_sim_walks;
 #[cfg(test)]
 mod test_support;
