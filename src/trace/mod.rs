@@ -71,12 +71,7 @@ impl Engine {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Vec<Run>, GpuError> {
         match self {
-            Engine::Cpu => {
-                let total = (plans.len() * seqs.count * seqs.steps * model.layers.len()) as u64;
-                let runs = eval::run_cpu(model, seqs, plans, true);
-                progress(total, total);
-                Ok(runs)
-            }
+            Engine::Cpu => Ok(eval::run_cpu_with(model, seqs, plans, true, progress)),
             Engine::Gpu(ctx) => ctx.run(model, seqs, plans, true, progress),
         }
     }

@@ -257,7 +257,19 @@ pub fn kernels_name() -> String {
 /// Runs prepared plans on the CPU with the lane-batched engine through the [`driver`]
 /// (rayon inside each product and across plans).
 pub fn run_cpu(model: &Model, seqs: &Sequences, plans: &[Plan], keep_states: bool) -> Vec<Run> {
-    let Ok(runs) = driver::run_configs(&Cpu, model, seqs, plans, keep_states, &mut |_, _| {});
+    run_cpu_with(model, seqs, plans, keep_states, &mut |_, _| {})
+}
+
+/// [`run_cpu`] telling `progress(done, total)` the lane-steps done after each layer of each
+/// chunk of lanes.
+pub fn run_cpu_with(
+    model: &Model,
+    seqs: &Sequences,
+    plans: &[Plan],
+    keep_states: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Vec<Run> {
+    let Ok(runs) = driver::run_configs(&Cpu, model, seqs, plans, keep_states, progress);
     runs
 }
 
