@@ -24,6 +24,7 @@ mod options;
 mod outdir;
 mod plan;
 mod prepare;
+mod ranges;
 mod resolved;
 mod row;
 pub mod spec;
