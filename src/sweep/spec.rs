@@ -266,17 +266,28 @@ fn names<'de, D: serde::Deserializer<'de>>(d: D, key: &str) -> Result<Option<Str
 }
 
 /// Checks the memory generated inputs need (`sequences x steps x width` float32 values)
-/// against `--max-memory`; `width` is the model's input width (1 when not yet known).
-pub fn check_input_memory(file: &str, w: &WorkloadSpec, width: usize) -> Result<(), SpecError> {
+/// against `--max-memory`; `width` is the model's input width, `None` before a model is loaded
+/// (1 feature is then a lower bound, and the message says so rather than naming a width).
+pub fn check_input_memory(
+    file: &str,
+    w: &WorkloadSpec,
+    width: Option<usize>,
+) -> Result<(), SpecError> {
     if w.input.is_some() {
         return Ok(());
     }
-    let need = crate::limits::product(&[4, w.sequences as u128, w.steps as u128, width as u128]);
+    let features = match width {
+        Some(n) => format!("{n} features"),
+        None => "at least 1 feature (before the models are loaded)".to_string(),
+    };
+    let need = crate::limits::product(&[
+        4,
+        w.sequences as u128,
+        w.steps as u128,
+        width.unwrap_or(1) as u128,
+    ]);
     crate::limits::check_memory(
-        &format!(
-            "{} sequences x {} steps x {width} features",
-            w.sequences, w.steps
-        ),
+        &format!("{} sequences x {} steps x {features}", w.sequences, w.steps),
         need,
     )
     .map_err(|e| SpecError {
@@ -296,7 +307,7 @@ pub fn check_size(file: &str, spec: &SweepSpec, values: &[Vec<String>]) -> Resul
         key: key.to_string(),
         problem,
     };
-    check_input_memory(file, &spec.workload, 1)?;
+    check_input_memory(file, &spec.workload, None)?;
     let p = &spec.precision;
     let policies = if p.levels.is_empty() {
         0
