@@ -142,7 +142,7 @@ fn a_sweep_whose_every_point_would_be_skipped_is_refused() {
         &[
             "bad.toml",
             "precision.levels",
-            "dynamic policy",
+            "the dynamic policies of fx8|fx16 need a precision-tracking unit",
             "sweeps/arch/epur.toml has tracking.enabled = false",
             "every point would be skipped",
         ],
@@ -153,6 +153,31 @@ fn a_sweep_whose_every_point_would_be_skipped_is_refused() {
             "bad.toml",
             "precision.levels",
             "\"tracking.enabled\" is swept to false only",
+        ],
+    );
+    // Options whose widths no multiplier takes, at every architecture point.
+    sweep_fails(
+        &[
+            (fixed, r#"fixed = ["fx16"]"#),
+            (UNITS, r#""compute.multiplier_bits" = 8"#),
+        ],
+        &[
+            "bad.toml",
+            "precision:",
+            "every point would be skipped",
+            "the config fx16: its widths are wider than compute.multiplier_bits (8 at the most)",
+            "the dynamic policies of fx8|fx16 need a precision-tracking unit",
+        ],
+    );
+    sweep_fails(
+        &[
+            (fixed, r#"fixed = ["fx6"]"#),
+            (UNITS, r#""compute.min_precision_bits" = [8, 12]"#),
+        ],
+        &[
+            "bad.toml",
+            "the config fx6: weight precision 6 bits is narrower than \
+             compute.min_precision_bits (8 at the least)",
         ],
     );
     // One architecture point with a tracking unit runs them.

@@ -27,6 +27,7 @@ mod prepare;
 mod ranges;
 mod resolved;
 mod row;
+mod skips;
 pub mod spec;
 
 pub use front_files::write_front;

@@ -248,8 +248,8 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         values,
         overrides,
     };
-    if let Some(problem) = no_tracking_unit(&spec, &base, &axes) {
-        return Err(bad("precision.levels", problem).into());
+    if let Some((key, problem)) = super::skips::every_point_skipped(&spec, &base, &axes) {
+        return Err(bad(key, problem).into());
     }
     let columns = columns(&axes.keys);
     let kinds = row::kinds(axes.keys.len());
@@ -326,38 +326,6 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         columns,
         kinds,
         uses,
-    })
-}
-
-/// Why every point would be skipped when every precision option is a dynamic policy and no
-/// architecture point has a precision-tracking unit (the cost model refuses dynamic precision
-/// without one); `None` when some point has one, or some option is fixed.
-fn no_tracking_unit(spec: &SweepSpec, base: &ArchSpec, axes: &Axes) -> Option<String> {
-    let p = &spec.precision;
-    if !p.fixed.is_empty() || p.levels.is_empty() {
-        return None;
-    }
-    let (how, tracked) = match axes.keys.iter().position(|k| k == "tracking.enabled") {
-        Some(i) => (
-            "\"tracking.enabled\" is swept to false only".to_string(),
-            axes.overrides[i]
-                .iter()
-                .any(|o| matches!(o, Override::Bool(_, true))),
-        ),
-        None => (
-            format!(
-                "arch.base {} has tracking.enabled = {} and it is not swept",
-                spec.arch.base, base.tracking.enabled
-            ),
-            base.tracking.enabled,
-        ),
-    };
-    (!tracked).then(|| {
-        format!(
-            "every precision option is a dynamic policy, which needs a precision-tracking unit, \
-             and {how}: every point would be skipped (set tracking.enabled = true in the base, \
-             sweep it, or add precision.fixed configs)"
-        )
     })
 }
 
