@@ -26,8 +26,10 @@ mod options;
 mod outdir;
 mod plan;
 mod prepare;
+mod ranges;
 mod resolved;
 mod row;
+mod skips;
 pub mod spec;
 
 pub use front_files::write_front;

@@ -35,7 +35,7 @@ pub(super) fn model_plans(
             key: "workload.models".into(),
             problem: e.to_string(),
         })?;
-        spec::check_input_memory(file, w, model.input_size())?;
+        spec::check_input_memory(file, w, Some(model.input_size()))?;
         let (seqs, input_id) = options::inputs(file, w, &model)?;
         // The input's width and the engine's memory, naming the spec and the input.
         let input_name = match &w.input {

@@ -418,13 +418,13 @@ pub fn inputs(file: &str, w: &WorkloadSpec, model: &Model) -> anyhow::Result<(Se
             Ok((seqs, bytes))
         }
         None => {
-            if w.sequences == 0 || w.steps == 0 {
-                return Err(bad(
-                    file,
-                    "workload.sequences",
-                    "sequences and steps must be >= 1",
-                )
-                .into());
+            for (key, n) in [
+                ("workload.sequences", w.sequences),
+                ("workload.steps", w.steps),
+            ] {
+                if n == 0 {
+                    return Err(bad(file, key, "0: generated inputs need at least 1").into());
+                }
             }
             let mut rng = crate::lstm::builtin::SplitMix64::new(w.seed);
             if let Some(e) = &model.embedding {

@@ -3,7 +3,7 @@
 
 use super::resolved::{content_hash, Resolved, VERSIONS};
 use super::row::{self, columns, Axes, Col, TextCell};
-use super::{spec, SpecError, SweepSpec};
+use super::{ranges, spec, SpecError, SweepSpec};
 use crate::accel::{self, ArchSpec, Override};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -39,6 +39,18 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             "0: give at least 1 sequence in flight".into(),
         )
         .into());
+    }
+    // Generated inputs need a sequence and a step (an input file brings its own).
+    if spec.workload.input.is_none() {
+        for (key, n) in [
+            ("workload.sequences", spec.workload.sequences),
+            ("workload.steps", spec.workload.steps),
+        ] {
+            if n == 0 {
+                let problem = "0: generated inputs need at least 1 (or give workload.input)";
+                return Err(bad(key, problem.into()).into());
+            }
+        }
     }
     let tolerance = spec.precision.tolerance;
     if !tolerance.is_finite() || tolerance <= 0.0 {
@@ -122,7 +134,19 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
     let keys: Vec<String> = spec.arch.ranges.keys().cloned().collect();
     let mut raw = Vec::with_capacity(keys.len());
     for k in &keys {
-        let v = spec::expand(&file, k, &spec.arch.ranges[k])?;
+        // A key is a field's name exactly: `" compute.units"` beside `"compute.units"` swept
+        // the field twice, under a column named with the space.
+        if k.trim() != k {
+            return Err(bad(
+                &format!("arch.ranges.\"{k}\""),
+                format!(
+                    "'{k}' is not a field name: it has leading or trailing whitespace (write '{}')",
+                    k.trim()
+                ),
+            )
+            .into());
+        }
+        let v = super::ranges::expand(&file, k, &spec.arch.ranges[k])?;
         if let Some(d) = first_repeat(v.iter()) {
             return Err(bad(
                 &format!("arch.ranges.\"{k}\""),
@@ -131,20 +155,6 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
             .into());
         }
         raw.push(v);
-    }
-    if smoke {
-        // The resolved spec records what a smoke run runs: each range's first two values
-        // (it recorded the whole ranges, so it did not reproduce the run).
-        for (k, v) in keys.iter().zip(&raw) {
-            let first = v
-                .iter()
-                .take(2)
-                .map(|t| spec::Value::from_text(t))
-                .collect();
-            spec.arch
-                .ranges
-                .insert(k.clone(), spec::RangeSpec::List(first));
-        }
     }
     // A smoke run checks every value but runs the first two of each range.
     let smoke_size: Vec<Vec<String>>;
@@ -159,7 +169,7 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         },
     )?;
     let (mut values, mut overrides) = (Vec::new(), Vec::new());
-    for (k, mut v) in keys.iter().zip(raw) {
+    for (k, texts) in keys.iter().zip(raw) {
         // A range value's error names the spec's key and the value (not `--set`, the flag that
         // shares the parser); a TOML nan reaches here as the text NaN.
         let value_error = |text: &str, e: accel::AccelError| {
@@ -173,21 +183,21 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
                 format!("the value {text}: {problem}"),
             )
         };
-        let mut o = v
+        let mut o = texts
             .iter()
             .map(|v| Override::parse(&base, k, v).map_err(|e| value_error(v, e)))
             .collect::<Result<Vec<_>, _>>()?;
         // A value its field refuses by itself would only skip every point that has it (the
         // fields it is compared with are set to values that pass, so only its own bounds
         // speak).
-        let loose = accel::loosened_for(&base, k.trim());
-        for (o, text) in o.iter().zip(&v) {
+        let loose = accel::loosened_for(&base, k);
+        for (o, text) in o.iter().zip(&texts) {
             let mut probe = loose.clone();
             o.apply(&mut probe).map_err(|e| value_error(text, e))?;
             if let Err(accel::AccelError::Invalid { field, message, .. }) =
                 accel::Arch::from_spec(&probe, &spec.arch.base)
             {
-                if field == k.trim() {
+                if field == *k {
                     return Err(bad(
                         &format!("arch.ranges.\"{k}\""),
                         format!("{message} (the value {text})"),
@@ -196,9 +206,39 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
                 }
             }
         }
+        // Values are compared, written and recorded as the field reads them (`"0x4"` is 4,
+        // `"tiled "` is tiled): two spellings of one value would cost its points twice.
+        let mut v: Vec<String> = o
+            .iter()
+            .zip(&texts)
+            .map(|(o, t)| ranges::canonical(o, t))
+            .collect();
+        let mut seen = BTreeMap::new();
+        for (text, c) in texts.iter().zip(&v) {
+            if let Some(first) = seen.insert(c, text) {
+                let spelled = if first == text {
+                    c.to_string()
+                } else {
+                    format!("{c} (as '{first}' and '{text}')")
+                };
+                return Err(bad(
+                    &format!("arch.ranges.\"{k}\""),
+                    format!(
+                        "the value {spelled} is listed twice (every point would be costed twice)"
+                    ),
+                )
+                .into());
+            }
+        }
         if smoke {
             v.truncate(2);
             o.truncate(2);
+            // The resolved spec records what a smoke run runs: each range's first two values
+            // (it recorded the whole ranges, so it did not reproduce the run).
+            let first = v.iter().map(|t| spec::Value::from_text(t)).collect();
+            spec.arch
+                .ranges
+                .insert(k.clone(), spec::RangeSpec::List(first));
         }
         values.push(v.into_iter().map(TextCell::new).collect::<Vec<_>>());
         overrides.push(o);
@@ -208,6 +248,9 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         values,
         overrides,
     };
+    if let Some((key, problem)) = super::skips::every_point_skipped(&spec, &base, &axes) {
+        return Err(bad(key, problem).into());
+    }
     let columns = columns(&axes.keys);
     let kinds = row::kinds(axes.keys.len());
     // Objectives and constraints must name numeric columns: said now, not after the run.
@@ -228,14 +271,14 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         ("pareto.maximize", &spec.pareto.maximize),
     ] {
         for c in names {
-            if let Some((other, _)) = uses.iter().find(|(_, u)| u == c.trim()) {
+            if let Some((other, _)) = uses.iter().find(|(_, u)| u == c) {
                 return Err(bad(
                     key,
                     format!("objective '{c}' is already an objective in {other}"),
                 )
                 .into());
             }
-            let Some(i) = columns.iter().position(|x| x == c.trim()) else {
+            let Some(i) = columns.iter().position(|x| x == c) else {
                 return Err(bad(
                     key,
                     format!(

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use super::ranges::expand;
+
 /// A bad sweep file or flag; `Display` is one line naming the file and the key.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {key}: {problem}")]
@@ -150,7 +152,8 @@ pub enum Value {
 }
 
 impl Value {
-    /// The value a range's text stands for (the inverse of how [`expand`] shows values).
+    /// The value a range's text stands for (the inverse of how [`super::ranges::expand`] shows
+    /// values).
     pub fn from_text(t: &str) -> Value {
         if let Ok(i) = t.parse::<i64>() {
             Value::Int(i)
@@ -233,123 +236,6 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
     Ok(spec)
 }
 
-/// Whole numbers below this are written as integers (exact in f64 up to 2^53).
-const WHOLE: f64 = 9e15;
-
-/// Expands one range into its values (as strings for `--set`).
-pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecError> {
-    let bad = |problem: String| SpecError {
-        file: file.to_string(),
-        key: format!("arch.ranges.\"{key}\""),
-        problem,
-    };
-    let show = |v: &Value| match v {
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        // Whole floats past 2^53 as exponents ("1e19"): written out, they would read as an
-        // integer, too large for the field beyond i64 (the same bound as linear ranges).
-        Value::Float(f) if f.fract() == 0.0 && f.abs() >= WHOLE => format!("{f:e}"),
-        Value::Float(f) => format!("{f}"),
-        Value::Text(s) => s.clone(),
-    };
-    let values = match r {
-        RangeSpec::List(v) => v.iter().map(show).collect::<Vec<_>>(),
-        RangeSpec::One(v) => vec![show(v)],
-        RangeSpec::Text(t) => {
-            let parts: Vec<&str> = t.split(':').collect();
-            let num = |s: &str| {
-                s.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| !v.is_nan())
-                    .ok_or_else(|| bad(format!("'{s}' in '{t}' is not a number")))
-            };
-            let unbounded = |a: f64, b: f64| {
-                (!a.is_finite() || !b.is_finite()).then(|| {
-                    bad(format!(
-                        "'{t}': unbounded range (start and stop must be finite numbers)"
-                    ))
-                })
-            };
-            let within_limit = |count: f64| {
-                let n = (count.is_finite() && count < 1e38).then_some(count as u128);
-                crate::limits::check_points(&format!("'{t}'"), n, "values")
-                    .map_err(|e| bad(e.to_string()))
-            };
-            match parts[..] {
-                ["log", a, b, n] => {
-                    let (a, b) = (num(a)?, num(b)?);
-                    if let Some(e) = unbounded(a, b) {
-                        return Err(e);
-                    }
-                    let n: u64 = n
-                        .trim()
-                        .parse()
-                        .map_err(|_| bad(format!("'{n}' in '{t}' is not a count")))?;
-                    if n == 0 || a <= 0.0 || b <= 0.0 {
-                        return Err(bad(format!(
-                            "'{t}': log ranges need start, stop > 0 and a count >= 1"
-                        )));
-                    }
-                    within_limit(n as f64)?;
-                    let n = n as usize;
-                    (0..n)
-                        .map(|k| {
-                            let f = if n == 1 {
-                                0.0
-                            } else {
-                                k as f64 / (n - 1) as f64
-                            };
-                            let v: f64 =
-                                format!("{:.11e}", a * (b / a).powf(f)).parse().unwrap_or(a);
-                            show(&Value::Float(v))
-                        })
-                        .collect()
-                }
-                [a, b, step] => {
-                    let (a, b, step) = (num(a)?, num(b)?, num(step)?);
-                    if let Some(e) = unbounded(a, b) {
-                        return Err(e);
-                    }
-                    if step == 0.0 || !step.is_finite() || (b - a) * step < 0.0 {
-                        return Err(bad(format!(
-                            "'{t}': the step {step} goes the wrong way (or is 0) from {a} to {b}"
-                        )));
-                    }
-                    let count = ((b - a) / step + 1e-9).floor() + 1.0;
-                    within_limit(count)?;
-                    let n = count as usize;
-                    // Whole numbers as integers while they are exact (beyond 2^53, `as i64`
-                    // would saturate: 1e19 became 9223372036854775807).
-                    let int = [a, b, step, a + step * (n as f64 - 1.0)]
-                        .iter()
-                        .all(|v| v.fract() == 0.0 && v.abs() < WHOLE);
-                    (0..n)
-                        .map(|k| {
-                            let v = a + step * k as f64;
-                            if int {
-                                format!("{}", v as i64)
-                            } else {
-                                let v: f64 = format!("{v:.11e}").parse().unwrap_or(v);
-                                show(&Value::Float(v))
-                            }
-                        })
-                        .collect()
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "'{t}': expected a list, start:stop:step or log:start:stop:count"
-                    )))
-                }
-            }
-        }
-    };
-    if values.is_empty() {
-        return Err(bad("empty range".into()));
-    }
-    Ok(values)
-}
-
 fn head<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     names(d, "workload.head")
 }
@@ -380,17 +266,28 @@ fn names<'de, D: serde::Deserializer<'de>>(d: D, key: &str) -> Result<Option<Str
 }
 
 /// Checks the memory generated inputs need (`sequences x steps x width` float32 values)
-/// against `--max-memory`; `width` is the model's input width (1 when not yet known).
-pub fn check_input_memory(file: &str, w: &WorkloadSpec, width: usize) -> Result<(), SpecError> {
+/// against `--max-memory`; `width` is the model's input width, `None` before a model is loaded
+/// (1 feature is then a lower bound, and the message says so rather than naming a width).
+pub fn check_input_memory(
+    file: &str,
+    w: &WorkloadSpec,
+    width: Option<usize>,
+) -> Result<(), SpecError> {
     if w.input.is_some() {
         return Ok(());
     }
-    let need = crate::limits::product(&[4, w.sequences as u128, w.steps as u128, width as u128]);
+    let features = match width {
+        Some(n) => format!("{n} features"),
+        None => "at least 1 feature (before the models are loaded)".to_string(),
+    };
+    let need = crate::limits::product(&[
+        4,
+        w.sequences as u128,
+        w.steps as u128,
+        width.unwrap_or(1) as u128,
+    ]);
     crate::limits::check_memory(
-        &format!(
-            "{} sequences x {} steps x {width} features",
-            w.sequences, w.steps
-        ),
+        &format!("{} sequences x {} steps x {features}", w.sequences, w.steps),
         need,
     )
     .map_err(|e| SpecError {
@@ -410,7 +307,7 @@ pub fn check_size(file: &str, spec: &SweepSpec, values: &[Vec<String>]) -> Resul
         key: key.to_string(),
         problem,
     };
-    check_input_memory(file, &spec.workload, 1)?;
+    check_input_memory(file, &spec.workload, None)?;
     let p = &spec.precision;
     let policies = if p.levels.is_empty() {
         0
@@ -443,76 +340,4 @@ pub fn check_size(file: &str, spec: &SweepSpec, values: &[Vec<String>]) -> Resul
 /// Resolves a path in the spec: relative paths are relative to the current directory.
 pub fn resolve_path(p: &str) -> PathBuf {
     PathBuf::from(p)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_expand() {
-        let t = |s: &str| RangeSpec::Text(s.into());
-        assert_eq!(
-            expand("f", "k", &t("4:16:4")).unwrap(),
-            ["4", "8", "12", "16"]
-        );
-        assert_eq!(
-            expand("f", "k", &t("0.5:1.5:0.5")).unwrap(),
-            ["0.5", "1", "1.5"]
-        );
-        assert_eq!(
-            expand("f", "k", &t("log:1:100:3")).unwrap(),
-            ["1", "10", "100"]
-        );
-        assert_eq!(
-            expand("f", "k", &t("16:4:-4")).unwrap(),
-            ["16", "12", "8", "4"]
-        );
-        let e = expand("f", "k", &t("4:16:-4")).unwrap_err().to_string();
-        assert!(e.contains("wrong way"), "{e}");
-        assert!(expand("f", "k", &RangeSpec::List(vec![]))
-            .unwrap_err()
-            .to_string()
-            .contains("empty range"));
-        let l = RangeSpec::List(vec![Value::Int(2), Value::Text("tiled".into())]);
-        assert_eq!(expand("f", "k", &l).unwrap(), ["2", "tiled"]);
-        // Whole floats beyond i64 stay floats (they were an integer too large for the field,
-        // or saturated to 9223372036854775807).
-        let l = RangeSpec::List(vec![Value::Float(1e19), Value::Float(1.0)]);
-        assert_eq!(expand("f", "k", &l).unwrap(), ["1e19", "1"]);
-        assert_eq!(
-            expand("f", "k", &t("1e19:2e19:1e19")).unwrap(),
-            ["1e19", "2e19"]
-        );
-        assert_eq!(
-            expand("f", "k", &t("log:1e18:1e20:3")).unwrap(),
-            ["1e18", "1e19", "1e20"]
-        );
-    }
-
-    #[test]
-    fn huge_and_unbounded_ranges_are_refused_before_expanding() {
-        let t = |s: &str| {
-            expand("f", "k", &RangeSpec::Text(s.into()))
-                .unwrap_err()
-                .to_string()
-        };
-        for (range, want) in [
-            ("0:inf:1", "unbounded range"),
-            ("-inf:0:1", "unbounded range"),
-            ("log:1:inf:3", "unbounded range"),
-            (
-                "1:1e12:1",
-                "1000000000000 values, more than the limit of 10000000",
-            ),
-            ("log:1:10:1000000000000", "1000000000000 values"),
-            ("0:1e300:1e-300", "more than 2^128 values"),
-            ("0:1:nan", "is not a number"),
-            ("log:1:10:99999999999999999999999", "is not a count"),
-        ] {
-            let e = t(range);
-            assert!(e.contains(want) && !e.contains('\n'), "{range}: {e}");
-            assert!(e.starts_with("f: arch.ranges.\"k\": "), "{e}");
-        }
-    }
 }
