@@ -291,6 +291,23 @@ fn values_read_as_something_else_are_refused() {
         ],
         &["--tolerance", "got 1e-50"],
     );
+    // A negative tolerance is refused as a value (clap read `-1` as an unknown flag).
+    fails(
+        &[
+            "trace",
+            "--model",
+            &m,
+            "--input",
+            &x,
+            "--precisions",
+            "fx8",
+            "--out",
+            &out,
+            "--tolerance",
+            "-1",
+        ],
+        &["--tolerance", "must be a positive number", "got -1"],
+    );
     let y = dir.path().join("y.npy").display().to_string();
     fails(
         &[

@@ -145,7 +145,8 @@ pub struct TraceArgs {
     pub device: Device,
     /// Largest per-step hidden error (max abs, unitless) a precision may make and still count
     /// as sufficient for that step.
-    #[arg(long, default_value_t = 0.01, value_parser = positive_f32)]
+    // A negative value is read as a value, so that it is refused as one.
+    #[arg(long, default_value_t = 0.01, value_parser = positive_f32, allow_negative_numbers = true)]
     pub tolerance: f32,
     /// No progress bar, no summary.
     #[arg(long, short)]

@@ -13,11 +13,10 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
     let policies = dynamic::parse_thresholds(&a.thresholds, spec.levels.len())?;
     if let Some(k) = a.trace_policy {
         if k >= policies.len() {
-            bail!(
-                "--trace-policy {k}: there are {} policies (0..{})",
-                policies.len(),
-                policies.len() - 1
-            );
+            match policies.len() {
+                1 => bail!("--trace-policy {k}: there is one policy (0)"),
+                n => bail!("--trace-policy {k}: there are {n} policies (0..{})", n - 1),
+            }
         }
     }
     if a.out.exists() && !a.out.is_dir() {
