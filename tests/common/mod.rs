@@ -175,14 +175,25 @@ pub fn signal_while_writing(
     partial: &std::path::Path,
     sig: libc::c_int,
 ) -> std::process::ExitStatus {
+    use std::os::unix::process::CommandExt;
     use std::time::{Duration, Instant};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"));
+    command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::piped());
+    // The signal's default action in the child, however the tests were started: a shell
+    // starts a background job (`cargo test &`) with SIGINT ignored, and the tool rightly keeps
+    // a signal ignored at its start, so SIGINT would never end it.
+    // SAFETY: `signal` is async-signal-safe, as `pre_exec` requires.
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(sig, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
     let start = Instant::now();
     while !partial.exists() {
         if let Some(status) = child.try_wait().unwrap() {
