@@ -16,7 +16,7 @@
 use super::options::{fnv_add, PrecisionOption, FNV_INIT};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// One option as its own TOML table (`[[option]]` and its keys): an entry is its checksum
@@ -171,13 +171,9 @@ pub fn lock(entry: &Path) -> Option<Computing> {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 if !said {
-                    let mut pid = String::new();
-                    let _ = file.read_to_string(&mut pid);
-                    let pid = pid.trim();
-                    let holder = if pid.is_empty() {
-                        "another run".to_string()
-                    } else {
-                        format!("another run (process {pid})")
+                    let holder = match super::outdir::holder_pid(&mut file) {
+                        None => "another run".to_string(),
+                        Some(pid) => format!("another run (process {pid})"),
                     };
                     crate::note!(
                         "note: {}: {holder} is computing this precision stage; waiting for it to take its result (it holds {})",

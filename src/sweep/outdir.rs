@@ -385,13 +385,9 @@ fn take_lock(dir: &Path, busy: impl Fn(&str, &Path) -> anyhow::Error) -> Result<
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
-            let holder = if pid.is_empty() {
-                "another process".to_string()
-            } else {
-                format!("process {pid}")
+            let holder = match holder_pid(&mut file) {
+                None => "another process".to_string(),
+                Some(pid) => format!("process {pid}"),
             };
             return Err(busy(&holder, &path));
         }
@@ -405,4 +401,12 @@ fn take_lock(dir: &Path, busy: impl Fn(&str, &Path) -> anyhow::Error) -> Result<
         .and_then(|_| writeln!(file, "{}", std::process::id()))
         .with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(file)
+}
+
+/// The process id a lock file's holder wrote into it, if any.
+pub(super) fn holder_pid(file: &mut std::fs::File) -> Option<String> {
+    let mut pid = String::new();
+    let _ = file.read_to_string(&mut pid);
+    let pid = pid.trim();
+    (!pid.is_empty()).then(|| pid.to_string())
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod peak;
 pub mod report_sweep;
 pub mod scratch;
 pub mod sweep_case;

@@ -21,38 +21,9 @@ impl Builder<'_> {
     /// rules: negative positions count from the end, positions are clamped, any step but 0).
     pub(super) fn slice_floats(&mut self, node: &NodeProto) -> Result<(), String> {
         let (dims, data) = self.float_input(node, 0)?;
-        let (starts, ends, axes, steps) = if self.opset < 10 {
-            let list = |name: &str| attr(node, name).map(|a| a.ints.clone());
-            let starts = list("starts").ok_or("attribute 'starts' is missing")?;
-            let ends = list("ends").ok_or("attribute 'ends' is missing")?;
-            (starts, ends, list("axes"), None)
-        } else {
-            let optional = |k: usize| -> Result<Option<Vec<i64>>, String> {
-                match self.input(node, k)? {
-                    Some(_) => self.ints(node, k).map(Some),
-                    None => Ok(None),
-                }
-            };
-            let (starts, ends) = (self.ints(node, 1)?, self.ints(node, 2)?);
-            (starts, ends, optional(3)?, optional(4)?)
-        };
-        let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-        let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-            return Err("starts, ends, axes and steps differ in length".into());
-        }
         // The positions read along each axis: all of them unless sliced.
         let mut picks: Vec<Vec<usize>> = dims.iter().map(|&n| (0..n).collect()).collect();
-        let mut sliced = vec![false; dims.len()];
-        let rank = dims.len() as i64;
-        for (((&s, &e), &a), &step) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
-            if !(-rank..rank).contains(&a) {
-                return Err(format!("axis {a} is out of range for rank {rank}"));
-            }
-            let a = a.rem_euclid(rank) as usize;
-            if std::mem::replace(&mut sliced[a], true) {
-                return Err(format!("axis {a} is sliced twice"));
-            }
+        for (a, s, e, step) in self.slice_args(node, dims.len())? {
             let (first, count) = slice_span(dims[a] as i64, s, e, step)?;
             picks[a] = (0..count).map(|i| (first + i * step) as usize).collect();
         }

@@ -147,37 +147,8 @@ impl Builder<'_> {
                             .into(),
                     );
                 };
-                let (starts, ends, axes, steps) = if self.opset < 10 {
-                    // Slice-1: starts, ends and axes are attributes.
-                    let list = |name: &str| attr(node, name).map(|a| a.ints.clone());
-                    let starts = list("starts").ok_or("attribute 'starts' is missing")?;
-                    let ends = list("ends").ok_or("attribute 'ends' is missing")?;
-                    (starts, ends, list("axes"), None)
-                } else {
-                    let optional = |k: usize| -> Result<Option<Vec<i64>>, String> {
-                        match self.input(node, k)? {
-                            Some(_) => self.ints(node, k).map(Some),
-                            None => Ok(None),
-                        }
-                    };
-                    let (starts, ends) = (self.ints(node, 1)?, self.ints(node, 2)?);
-                    (starts, ends, optional(3)?, optional(4)?)
-                };
-                let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-                let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-                if ends.len() != starts.len()
-                    || axes.len() != starts.len()
-                    || steps.len() != starts.len()
-                {
-                    return Err("starts, ends, axes and steps differ in length".into());
-                }
                 let mut dims = dims;
-                let rank = dims.len() as i64;
-                for (((&s, &e), &a), &step) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
-                    if !(-rank..rank).contains(&a) {
-                        return Err(format!("axis {a} is out of range for rank {rank}"));
-                    }
-                    let a = a.rem_euclid(rank) as usize;
+                for (a, s, e, step) in self.slice_args(node, dims.len())? {
                     dims[a] = match dims[a] {
                         Dim::Known(n) => Dim::Known(slice_len(n, s, e, step)?),
                         _ => Dim::Unknown,
@@ -343,6 +314,53 @@ pub(super) fn slice_span(n: i64, start: i64, end: i64, step: i64) -> Result<(i64
             )
         }
     })
+}
+
+impl Builder<'_> {
+    /// A `Slice`'s (axis, start, end, step) per sliced axis of a rank-`rank` input: its
+    /// attributes before opset 10, else its constant inputs (axes default to 0.., steps to
+    /// 1); axes counted from the end resolved, each at most once.
+    pub(super) fn slice_args(
+        &self,
+        node: &NodeProto,
+        rank: usize,
+    ) -> Result<Vec<(usize, i64, i64, i64)>, String> {
+        let (starts, ends, axes, steps) = if self.opset < 10 {
+            // Slice-1: starts, ends and axes are attributes.
+            let list = |name: &str| attr(node, name).map(|a| a.ints.clone());
+            let starts = list("starts").ok_or("attribute 'starts' is missing")?;
+            let ends = list("ends").ok_or("attribute 'ends' is missing")?;
+            (starts, ends, list("axes"), None)
+        } else {
+            let optional = |k: usize| -> Result<Option<Vec<i64>>, String> {
+                match self.input(node, k)? {
+                    Some(_) => self.ints(node, k).map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (starts, ends) = (self.ints(node, 1)?, self.ints(node, 2)?);
+            (starts, ends, optional(3)?, optional(4)?)
+        };
+        let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            return Err("starts, ends, axes and steps differ in length".into());
+        }
+        let rank = rank as i64;
+        let mut seen = vec![false; rank as usize];
+        let mut args = Vec::with_capacity(starts.len());
+        for (((&s, &e), &a), &step) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+            if !(-rank..rank).contains(&a) {
+                return Err(format!("axis {a} is out of range for rank {rank}"));
+            }
+            let a = a.rem_euclid(rank) as usize;
+            if std::mem::replace(&mut seen[a], true) {
+                return Err(format!("axis {a} is sliced twice"));
+            }
+            args.push((a, s, e, step));
+        }
+        Ok(args)
+    }
 }
 
 /// Literal sizes a Reshape gives the steps or batch axis.
