@@ -12,6 +12,9 @@
 //! (Huge pages were tried instead: the kernel then clears every 2 MiB page in full on its
 //! first touch, and that cost more than the faults it saved on this machine.)
 //!
+//! A phase whose buffers will not come back calls [`trim`] at its end (the policy
+//! simulation, once its chunks are walked), so the pool does not hold them beside what follows.
+//!
 //! Allocations with an alignment above one page, and every allocation off Linux, go to
 //! [`System`]. A block is ours exactly when its layout is [`mapped`], which `dealloc` and
 //! `realloc` see too (Rust passes the allocation's layout back). Contents never depend on
@@ -99,6 +102,25 @@ mod map {
         (raw as *mut u8, false)
     }
 
+    /// Bytes kept now.
+    pub fn kept() -> usize {
+        pool().bytes
+    }
+
+    /// Returns every kept mapping to the kernel.
+    pub fn trim() {
+        let kept: Vec<(usize, usize)> = {
+            let mut pool = pool();
+            pool.bytes = 0;
+            let kept = pool.slots.iter().copied().filter(|s| s.0 != 0).collect();
+            pool.slots = [(0, 0); SLOTS];
+            kept
+        };
+        for (at, len) in kept {
+            unsafe { libc::munmap(at as *mut libc::c_void, len) };
+        }
+    }
+
     /// Keeps the mapping of a freed block of `size` bytes, or unmaps it when the pool is full.
     pub unsafe fn unmap(p: *mut u8, size: usize) {
         let len = span(size);
@@ -114,6 +136,22 @@ mod map {
         }
         libc::munmap(p as *mut libc::c_void, len);
     }
+}
+
+/// Returns the freed mappings kept for reuse to the kernel: for the end of a phase whose
+/// buffers will not come back (a run's chunks walked), so that what follows is not measured
+/// (or held) beside them.
+pub fn trim() {
+    #[cfg(target_os = "linux")]
+    map::trim();
+}
+
+/// Bytes of freed mappings kept for reuse now (0 off Linux).
+pub fn kept_bytes() -> usize {
+    #[cfg(target_os = "linux")]
+    return map::kept();
+    #[cfg(not(target_os = "linux"))]
+    0
 }
 
 unsafe impl GlobalAlloc for BigAlloc {
@@ -195,4 +233,5 @@ mod tests {
             w.fill(round + 1);
         }
     }
+
 }

@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod dynamic;
 pub mod format;
 pub mod gpu;
+pub mod grid;
 pub mod inputs;
 pub mod limits;
 pub mod lstm;

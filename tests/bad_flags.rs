@@ -193,6 +193,13 @@ fn grid_counts_and_outputs_under_a_file() {
         assert!(e.contains("is negative"), "{bad}: {e}");
     }
     assert!(grid("0,0:1:3,inf").is_ok());
+    // A log grid whose stop/start ratio overflows: every threshold past the first was inf.
+    let wide: Vec<f64> = grid("log:1e-200:1e200:5")
+        .unwrap()
+        .iter()
+        .map(|p| p.thresholds[0])
+        .collect();
+    assert_eq!(wide, [1e-200, 1e-100, 1.0, 1e100, 1e200]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("afile");
     std::fs::write(&file, "x").unwrap();

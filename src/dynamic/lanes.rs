@@ -25,7 +25,7 @@ use std::convert::Infallible;
 
 /// Lanes per chunk: bounded so the per-level input products (`4H x T x lanes` i64) stay
 /// near 256 MiB, at least one column tile.
-fn chunk_lanes(model: &Model, steps: usize, levels: usize, total: usize) -> usize {
+pub(super) fn chunk_lanes(model: &Model, steps: usize, levels: usize, total: usize) -> usize {
     let widest = model
         .layers
         .iter()
@@ -77,9 +77,10 @@ impl<'a> CpuPolicies<'a> {
                 values::lane_layer(model, self.plans, columns, self.spec, policy, l, x, steps)
             })
             .collect();
+        let values = lanes.iter().map(|(h, _, _)| h.len()).sum();
         let mut out = PolicyLayer {
-            h: Vec::new(),
-            c: Vec::new(),
+            h: Vec::with_capacity(values),
+            c: Vec::with_capacity(values),
             steps: Vec::with_capacity(lanes.len()),
         };
         for (h, c, st) in lanes {

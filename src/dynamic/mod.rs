@@ -7,12 +7,14 @@
 pub mod groups;
 pub(crate) mod lanes;
 mod levels;
+mod memory;
 mod report;
 mod sim;
 mod values;
 
 pub use lanes::{CpuPolicies, PolicyLayer};
 pub use levels::{resolution_warnings, step_up, LevelPlans, LevelState};
+pub use memory::{lane_bytes, sim_bytes};
 
 pub use report::{
     policy_rows, read_labels, task_accuracy, task_bits, trace_file, trace_files, trace_rows,
@@ -303,18 +305,16 @@ impl Range {
         if n == 1 && a == b {
             return vec![a];
         }
+        if self.log {
+            return crate::grid::log_points(a, b, n);
+        }
         (0..n)
             .map(|k| {
-                let f = if n == 1 {
-                    0.0
-                } else {
-                    k as f64 / (n - 1) as f64
+                let f = match n {
+                    1 => 0.0,
+                    n => k as f64 / (n - 1) as f64,
                 };
-                let v = if self.log {
-                    a * (b / a).powf(f)
-                } else {
-                    a + (b - a) * f
-                };
+                let v = a + (b - a) * f;
                 // 12 significant digits: 0.45, not 0.44999999999999996, in the CSV.
                 format!("{v:.11e}").parse().unwrap_or(v)
             })
@@ -404,19 +404,6 @@ pub fn parse_thresholds(s: &str, levels: usize) -> Result<Vec<Policy>, PolicyErr
     Ok(out)
 }
 
-/// Bytes one simulated lane (a policy on a sequence of `steps` steps) keeps: per layer and
-/// direction the hidden and cell values (f32), the level (u8) and the metric (f64) of every
-/// step, and the head output. Used to refuse a grid too large for memory before running it.
-pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
-    let per_step: u128 = model
-        .layers
-        .iter()
-        .map(|l| l.direction.count() as u128 * (8 * l.hidden_size as u128 + 9))
-        .sum::<u128>();
-    let head = (model.head.as_ref()).map_or(0, |h| 4 * (h.output_size() * h.rows(steps)) as u128);
-    per_step * steps as u128 + head
-}
-
 /// The level plans of a policy run and the float64 reference they are calibrated on (the
 /// reference is also the calibration of the levels' `fx<b>` formats, NUMERICS.md §3); a
 /// caller's reference serves unless the levels need histograms it did not record.
@@ -453,8 +440,12 @@ pub fn run(
     reference: Option<Reference>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Simulation, Reference), PolicyError> {
-    let lanes = (policies.len() as u128).checked_mul(seqs.count as u128);
-    let need = lanes.and_then(|n| n.checked_mul(lane_bytes(model, seqs.steps)));
+    // The float64 reference the lanes are judged against lives beside them.
+    let lanes = (policies.len() as u128).saturating_mul(seqs.count as u128);
+    let gpu = matches!(engine, Engine::Gpu(_));
+    let need = sim_bytes(model, seqs.steps, spec.levels.len(), lanes, gpu)
+        .zip(eval::run_bytes(model, seqs.count, seqs.steps))
+        .and_then(|(sim, reference)| sim.checked_add(reference));
     crate::limits::check_memory(
         &format!(
             "--thresholds: {} policies x {} sequences",

@@ -286,6 +286,8 @@ pub fn run_policies<G, B: Levels<G>>(
             Ok(())
         },
     )?;
+    // The chunks' buffers are not needed again: what follows keeps only the lanes.
+    crate::bigalloc::trim();
     for lane in &mut lanes {
         let last = lane
             .layers

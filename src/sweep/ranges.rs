@@ -68,29 +68,9 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                         )));
                     }
                     within_limit(n as f64)?;
-                    let n = n as usize;
-                    // The ratio of two finite numbers can overflow (1e200 / 1e-200 is inf, and
-                    // every value past the first was inf) or underflow to 0: such ranges are
-                    // stepped through the logarithms (the others as before, value for value).
-                    let ratio = b / a;
-                    let (ln_a, ln_b) = (a.ln(), b.ln());
-                    let at = |f: f64| {
-                        if ratio.is_normal() {
-                            a * ratio.powf(f)
-                        } else {
-                            (ln_a + (ln_b - ln_a) * f).exp()
-                        }
-                    };
-                    (0..n)
-                        .map(|k| {
-                            let f = if n == 1 {
-                                0.0
-                            } else {
-                                k as f64 / (n - 1) as f64
-                            };
-                            let v: f64 = format!("{:.11e}", at(f)).parse().unwrap_or(a);
-                            show(&Value::Float(v))
-                        })
+                    crate::grid::log_points(a, b, n as usize)
+                        .into_iter()
+                        .map(|v| show(&Value::Float(v)))
                         .collect()
                 }
                 [a, b, step] => {

@@ -1,0 +1,116 @@
+//! What a policy simulation holds in memory, estimated before it runs (checked against
+//! `--max-memory`): every lane's result to the end, and one chunk of lanes' working buffers
+//! while a layer runs. Once only the results were counted, and a run peaked at twice its
+//! estimate (`tests/dynamic_memory.rs` holds the estimate above a measured peak).
+
+use super::lanes::chunk_lanes;
+use crate::lstm::eval::gemm::COL_ALIGN;
+use crate::lstm::Model;
+
+/// What the allocator adds to each allocation of a lane's result, in bytes: its header and
+/// its rounding to 16 bytes (an assumption, glibc's malloc on 64-bit Linux: 8 bytes of header,
+/// rounding up to 16).
+const PER_ALLOCATION: u128 = 32;
+
+/// Bytes one simulated lane (a policy on a sequence of `steps` steps) keeps: per layer and
+/// direction the hidden and cell values (f32), the level (u8) and the metric (f64) of every
+/// step, and the head output; with the vectors that hold them ([`super::LaneResult`]) and
+/// what the allocator adds to each.
+pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
+    let per_step: u128 = model
+        .layers
+        .iter()
+        .map(|l| l.direction.count() as u128 * (8 * l.hidden_size as u128 + 9))
+        .sum::<u128>();
+    let head = (model.head.as_ref()).map_or(0, |h| 4 * (h.output_size() * h.rows(steps)) as u128);
+    // The lane's vectors: of layers (h, c), of levels and of metrics, each grown by pushes
+    // (capacity at most twice the layers); per layer h, c and a vector of directions for the
+    // levels and one for the metrics; per layer direction the levels and the metrics.
+    let layers = model.layers.len() as u128;
+    let dirs: u128 = model
+        .layers
+        .iter()
+        .map(|l| l.direction.count() as u128)
+        .sum();
+    let vec = std::mem::size_of::<Vec<u8>>() as u128;
+    let headers = std::mem::size_of::<super::LaneResult>() as u128
+        + 2 * layers.max(2) * (2 * vec + 2 * vec)
+        + 2 * dirs * vec;
+    let allocations = 4 + 4 * layers + 2 * dirs;
+    per_step * steps as u128 + head + headers + allocations * PER_ALLOCATION
+}
+
+/// Bytes one lane takes in a chunk's working buffers while a layer runs on the CPU
+/// ([`super::CpuPolicies`]), the largest layer's: per level the input products of every step
+/// (4H i64, `lanes.rs`), the input quantized (i32, and its transposed copy), the h and c
+/// outputs (f32) of the layer running and of the one it reads, the first layer's input
+/// repeated per policy, and (a state kept as values) each lane's h and c before they are
+/// gathered.
+fn cpu_workspace_per_lane(model: &Model, steps: usize, levels: usize) -> u128 {
+    let mut input = model.input_size() as u128;
+    let mut widest = 0u128;
+    for l in &model.layers {
+        let units = l.direction.count() as u128 * l.hidden_size as u128;
+        let products = levels as u128 * 4 * l.hidden_size as u128 * 8;
+        widest = widest.max(products + 8 * input + 3 * 8 * units);
+        input = l.output_size() as u128;
+    }
+    steps as u128 * (widest + 4 * model.input_size() as u128)
+}
+
+/// Bytes the host holds for one lane of a chunk on the GPU: a layer's h and c words read back
+/// and the values they decode to.
+fn gpu_workspace_per_lane(model: &Model, steps: usize) -> u128 {
+    let widest = (model.layers.iter())
+        .map(|l| l.direction.count() as u128 * l.hidden_size as u128)
+        .max()
+        .unwrap_or(0);
+    steps as u128 * 16 * widest
+}
+
+/// The most a GPU chunk's host buffers reach: a chunk is cut so that each of its device
+/// buffers fits the per-buffer cap (1 GiB at most), and the host holds about two of them.
+const GPU_CHUNK_HOST: u128 = 2 << 30;
+
+/// The program's own resident memory before it allocates anything of a run: code, libraries,
+/// the allocator's arenas (a one-policy run of `builtin:tiny` over 256 x 10 peaks at 22 MB).
+const PROGRAM: u128 = 32 << 20;
+
+/// Bytes of the model's weights as floats and, per level, as codes and packed for the
+/// products (8 bytes a weight a level, an upper bound of `plan::IntCell` and `ExactProduct`).
+fn weights_bytes(model: &Model, levels: usize) -> u128 {
+    let mut input = model.input_size() as u128;
+    let mut weights = 0u128;
+    for l in &model.layers {
+        let h = l.hidden_size as u128;
+        weights += l.direction.count() as u128 * 4 * h * (input + h);
+        input = l.output_size() as u128;
+    }
+    weights.saturating_mul(4 + 8 * levels as u128)
+}
+
+/// The memory a simulation of `lanes` lanes (policies x sequences) of `steps` steps at
+/// `levels` levels takes at its peak: every lane's result ([`lane_bytes`]) and one chunk of
+/// lanes' working buffers, with the program and the model's weights at every level; `gpu`
+/// for the GPU backend. `None` when it overflows.
+pub fn sim_bytes(
+    model: &Model,
+    steps: usize,
+    levels: usize,
+    lanes: u128,
+    gpu: bool,
+) -> Option<u128> {
+    let kept = lanes.checked_mul(lane_bytes(model, steps))?;
+    let workspace = if gpu {
+        lanes
+            .saturating_mul(gpu_workspace_per_lane(model, steps))
+            .min(GPU_CHUNK_HOST)
+    } else {
+        let total = usize::try_from(lanes).unwrap_or(usize::MAX);
+        // Lanes run in columns of 16 (`COL_ALIGN`): a chunk's buffers are padded to them.
+        let chunk = chunk_lanes(model, steps, levels, total).div_ceil(COL_ALIGN) * COL_ALIGN;
+        (chunk as u128).checked_mul(cpu_workspace_per_lane(model, steps, levels))?
+    };
+    kept.checked_add(workspace)?
+        .checked_add(PROGRAM + weights_bytes(model, levels))
+}

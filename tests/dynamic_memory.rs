@@ -1,0 +1,79 @@
+//! `--max-memory` on a policy grid: the simulation keeps every lane's result to the end and,
+//! while a layer runs, a chunk of lanes' input products at every level (up to 256 MiB). Once
+//! only the results were counted and a grid ran at twice its estimate (a 2 x 65 model with a
+//! head, 256 x 10, 200 policies: estimate 536 MiB, peak 1.08 GB). The estimate a refusal
+//! prints must be above the peak the run then takes (the peak resident memory of children,
+//! `getrusage`: one test in this binary, so the children are its own).
+
+mod common;
+
+use common::peak::{children_peak, needs};
+use common::run;
+
+#[test]
+fn a_policy_grid_is_held_to_max_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let input = path("x.npy");
+    let made = run(&[
+        "gen-input",
+        "--model",
+        "builtin:tiny",
+        "--sequences",
+        "256",
+        "--steps",
+        "10",
+        "--output",
+        &input,
+    ]);
+    assert!(made.status.success());
+    let dynamic = |policies: usize, limit: &str, out: &str| {
+        run(&[
+            "--max-memory",
+            limit,
+            "dynamic",
+            "--quiet",
+            "--model",
+            "builtin:tiny",
+            "--input",
+            &input,
+            "--levels",
+            "fx8,fx16",
+            "--thresholds",
+            &format!("log:0.001:1:{policies}"),
+            "--out",
+            out,
+            "--device",
+            "cpu",
+        ])
+    };
+    // The grid's own estimate: raise the limit past the checks before it (the input, the
+    // reference run) until the refusal names the policies.
+    let estimate = |policies: usize| {
+        let mut limit = 1u64 << 20;
+        for _ in 0..5 {
+            let o = dynamic(policies, &format!("{limit}"), &path("refused"));
+            let err = String::from_utf8_lossy(&o.stderr).to_string();
+            assert_eq!(o.status.code(), Some(2), "{err}");
+            if err.contains("policies x 256 sequences") {
+                assert_eq!(err.lines().count(), 1, "{err}");
+                assert!(err.starts_with("error: --thresholds: "), "{err}");
+                assert!(!dir.path().join("refused").exists(), "{err}");
+                return needs(&err);
+            }
+            limit = needs(&err) + (1 << 20);
+        }
+        panic!("no estimate names the policies");
+    };
+    let (few, many) = (estimate(2), estimate(10));
+    assert!(many > few, "10 policies: {many} bytes, 2: {few}");
+    // What two policies may use refuses ten.
+    let o = dynamic(10, &format!("{few}"), &path("o"));
+    assert_eq!(o.status.code(), Some(2));
+    // Under its own estimate the grid runs, and its peak stays below it.
+    let o = dynamic(10, &format!("{many}"), &path("o"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.path().join("o/policies.csv").exists());
+    let peak = children_peak();
+    assert!(peak < many, "peak {peak} bytes above the estimate {many}");
+}
