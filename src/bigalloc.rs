@@ -233,5 +233,4 @@ mod tests {
             w.fill(round + 1);
         }
     }
-
 }

@@ -7,7 +7,10 @@ fn trim_returns_the_kept_mappings_to_the_kernel() {
     use lstm_dse::bigalloc::{kept_bytes, trim, BIG};
     let before = kept_bytes();
     drop(std::hint::black_box(vec![1u8; 3 * BIG]));
-    assert!(kept_bytes() >= before + 3 * BIG, "a freed big block is kept");
+    assert!(
+        kept_bytes() >= before + 3 * BIG,
+        "a freed big block is kept"
+    );
     trim();
     assert_eq!(kept_bytes(), 0);
     // A big block after the trim is a fresh mapping: zeroed.

@@ -6,6 +6,7 @@
 use super::lanes::chunk_lanes;
 use crate::lstm::eval::gemm::COL_ALIGN;
 use crate::lstm::Model;
+use crate::trace::Engine;
 
 /// What the allocator adds to each allocation of a lane's result, in bytes: its header and
 /// its rounding to 16 bytes (an assumption, glibc's malloc on 64-bit Linux: 8 bytes of header,
@@ -68,6 +69,21 @@ fn gpu_workspace_per_lane(model: &Model, steps: usize) -> u128 {
     steps as u128 * 16 * widest
 }
 
+/// Bytes one lane takes in a GPU chunk's device buffers: its input, and the h and c of every
+/// layer's steps (a layer's output stays on the device for the next one), twice: the staging
+/// copies they are read back through.
+fn gpu_device_per_lane(model: &Model, steps: usize) -> u128 {
+    let states: u128 = (model.layers.iter())
+        .map(|l| 2 * l.direction.count() as u128 * l.hidden_size as u128)
+        .sum();
+    8 * steps as u128 * (model.input_size() as u128 + states)
+}
+
+/// What a CPU implementation of the GPU (llvmpipe) holds beside the program: its compiler and
+/// its pipelines (a one-policy run of `builtin:tiny` over 256 x 10 peaks at 166 MB on
+/// lavapipe, 22 MB on the CPU backend).
+const CPU_ADAPTER: u128 = 192 << 20;
+
 /// The most a GPU chunk's host buffers reach: a chunk is cut so that each of its device
 /// buffers fits the per-buffer cap (1 GiB at most), and the host holds about two of them.
 const GPU_CHUNK_HOST: u128 = 2 << 30;
@@ -90,26 +106,38 @@ fn weights_bytes(model: &Model, levels: usize) -> u128 {
 }
 
 /// The memory a simulation of `lanes` lanes (policies x sequences) of `steps` steps at
-/// `levels` levels takes at its peak: every lane's result ([`lane_bytes`]) and one chunk of
-/// lanes' working buffers, with the program and the model's weights at every level; `gpu`
-/// for the GPU backend. `None` when it overflows.
+/// `levels` levels takes at its peak on `engine`: every lane's result ([`lane_bytes`]) and one
+/// chunk of lanes' working buffers, with the program and the model's weights at every level;
+/// on a CPU adapter (lavapipe) the device's buffers too, which are the host's memory there.
+/// `None` when it overflows.
 pub fn sim_bytes(
     model: &Model,
     steps: usize,
     levels: usize,
     lanes: u128,
-    gpu: bool,
+    engine: &Engine,
 ) -> Option<u128> {
     let kept = lanes.checked_mul(lane_bytes(model, steps))?;
-    let workspace = if gpu {
-        lanes
-            .saturating_mul(gpu_workspace_per_lane(model, steps))
-            .min(GPU_CHUNK_HOST)
-    } else {
-        let total = usize::try_from(lanes).unwrap_or(usize::MAX);
-        // Lanes run in columns of 16 (`COL_ALIGN`): a chunk's buffers are padded to them.
-        let chunk = chunk_lanes(model, steps, levels, total).div_ceil(COL_ALIGN) * COL_ALIGN;
-        (chunk as u128).checked_mul(cpu_workspace_per_lane(model, steps, levels))?
+    let workspace = match engine {
+        Engine::Gpu(ctx) => {
+            let host = lanes
+                .saturating_mul(gpu_workspace_per_lane(model, steps))
+                .min(GPU_CHUNK_HOST);
+            let device = match ctx.is_cpu() {
+                true => lanes
+                    .saturating_mul(gpu_device_per_lane(model, steps))
+                    .min(GPU_CHUNK_HOST)
+                    .saturating_add(CPU_ADAPTER),
+                false => 0,
+            };
+            host.saturating_add(device)
+        }
+        Engine::Cpu => {
+            let total = usize::try_from(lanes).unwrap_or(usize::MAX);
+            // Lanes run in columns of 16 (`COL_ALIGN`): a chunk's buffers are padded to them.
+            let chunk = chunk_lanes(model, steps, levels, total).div_ceil(COL_ALIGN) * COL_ALIGN;
+            (chunk as u128).checked_mul(cpu_workspace_per_lane(model, steps, levels))?
+        }
     };
     kept.checked_add(workspace)?
         .checked_add(PROGRAM + weights_bytes(model, levels))

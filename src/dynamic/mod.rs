@@ -442,8 +442,7 @@ pub fn run(
 ) -> Result<(Simulation, Reference), PolicyError> {
     // The float64 reference the lanes are judged against lives beside them.
     let lanes = (policies.len() as u128).saturating_mul(seqs.count as u128);
-    let gpu = matches!(engine, Engine::Gpu(_));
-    let need = sim_bytes(model, seqs.steps, spec.levels.len(), lanes, gpu)
+    let need = sim_bytes(model, seqs.steps, spec.levels.len(), lanes, engine)
         .zip(eval::run_bytes(model, seqs.count, seqs.steps))
         .and_then(|(sim, reference)| sim.checked_add(reference));
     crate::limits::check_memory(

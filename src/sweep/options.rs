@@ -180,11 +180,10 @@ pub fn options(
         0 => 0,
         n => dynamic::count_policies(&p.thresholds, n).unwrap_or(0),
     };
-    let gpu = matches!(engine, Engine::Gpu(_));
     let lanes = policies.saturating_mul(seqs.count as u128);
     let lanes = match lanes {
         0 => 0,
-        n => dynamic::sim_bytes(model, seqs.steps, p.levels.len(), n, gpu).unwrap_or(u128::MAX),
+        n => dynamic::sim_bytes(model, seqs.steps, p.levels.len(), n, engine).unwrap_or(u128::MAX),
     };
     super::memory::check(file, p, model, models, lanes)?;
     let opts = compute(file, engine, model, seqs, labels, p)?;
