@@ -329,3 +329,30 @@ fn values_read_as_something_else_are_refused() {
     );
     assert!(!Path::new(&out).exists() && !Path::new(&y).exists());
 }
+
+/// `--reps` asked for a slot per timed repetition up front: 2^64 - 1 panicked (capacity
+/// overflow, exit 101) and 2^32 aborted (exit 134), both after the table's header. Refused
+/// before anything is printed, in `bench engine` and `bench trace`; so is an input of the
+/// wrong width, which each lane refused after the header.
+#[test]
+fn bench_reps_and_inputs_are_checked_before_the_table() {
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    for reps in ["18446744073709551615", "4294967296", "1000001", "0"] {
+        let args = [
+            "bench", "engine", "--model", &m, "--input", &x, "--lanes", "fp32", "--reps", reps,
+        ];
+        let o = common::run(&args);
+        common::refused(&o, &[&format!("--reps {reps}"), "1 to 1000000"]);
+        assert!(o.stdout.is_empty(), "{reps}: printed {:?}", o.stdout);
+    }
+    let o = common::run(&["bench", "trace", "--quick", "--reps", "4294967296"]);
+    common::refused(&o, &["--reps 4294967296", "1 to 1000000"]);
+    assert!(o.stdout.is_empty(), "printed {:?}", o.stdout);
+    let wide = data("torch_lstm3.x.npy");
+    let args = [
+        "bench", "engine", "--model", &m, "--input", &wide, "--lanes", "fp32", "--reps", "1",
+    ];
+    let o = common::run(&args);
+    common::refused(&o, &["torch_lstm3.x.npy", "features per step"]);
+    assert!(o.stdout.is_empty(), "printed {:?}", o.stdout);
+}

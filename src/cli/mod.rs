@@ -181,7 +181,7 @@ pub struct BenchEngineArgs {
     /// `scalar:policy` (`policy` on the per-lane scalar simulation).
     #[arg(long, default_value = "fp32,fp16,bf16,fx16,fx8,trace8,policy")]
     pub lanes: String,
-    /// Timed repetitions (the median is reported).
+    /// Timed repetitions (the median is reported), 1 to 1,000,000.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     /// Engines to measure: cpu, gpu (any adapter, lavapipe included) or both.
@@ -194,7 +194,7 @@ pub struct BenchEngineArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchTraceArgs {
-    /// Timed repetitions per workload and device (the median is reported).
+    /// Timed repetitions per workload and device (the median is reported), 1 to 1,000,000.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     /// Smaller workloads (a smoke run, not for quoting).
