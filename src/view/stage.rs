@@ -76,8 +76,10 @@ pub fn compute_for_sweep(
         "cpu" => DeviceChoice::Cpu,
         _ => DeviceChoice::Auto,
     };
-    let (engine, _) = Engine::select(choice)?;
     let models: Vec<&String> = w.models.iter().take(max_models).collect();
+    // Drawn from the files the sweep read, or not at all.
+    crate::sweep::unchanged_inputs(&file, &sweep.resolved, &sweep.spec, &models)?;
+    let (engine, _) = Engine::select(choice)?;
     let mut out = Vec::new();
     for (mi, name) in models.iter().enumerate() {
         progress(mi as u64, models.len() as u64);
