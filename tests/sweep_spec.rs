@@ -486,3 +486,25 @@ fn head_names_may_be_a_list() {
         sweep_fails(&[(models, &format!("{mlp}\nhead = {head}"))], &[want]);
     }
 }
+
+/// `lstm-dse sweep` with no sweep file runs sweeps/quick.toml from the current directory;
+/// outside the repository root it said "sweeps/quick.toml: file: No such file or directory".
+/// It says that no sweep file was given and the default is not in the current directory.
+#[test]
+fn sweep_without_a_file_outside_the_repository_says_where_the_default_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(dir.path())
+        .arg("sweep")
+        .output()
+        .unwrap();
+    common::refused(
+        &o,
+        &[
+            "no sweep file given",
+            "the default sweeps/quick.toml is not in the current directory",
+            "run from the repository root, or name a sweep file",
+        ],
+    );
+    assert!(!dir.path().join("results").exists());
+}
