@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 35] = [
+    let cases: [Case; 37] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -80,7 +80,18 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
         ),
         (
             &[(r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", "w=fx8"]"#)],
-            &["precision.fixed", "fx8 is listed twice"],
+            &["precision.fixed", "fx8 is listed twice", "'fx8' and 'w=fx8'"],
+        ),
+        (
+            &[(r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", ""]"#)],
+            &["precision.fixed", "an empty entry"],
+        ),
+        (
+            &[(
+                r#"levels = ["fx8", "fx16"]"#,
+                r#"levels = ["fx8", "w=fx8", "fx16"]"#,
+            )],
+            &["precision.levels", "fx8 is listed twice", "'fx8' and 'w=fx8'"],
         ),
         (
             &[(r#"thresholds = "0,inf""#, r#"thresholds = "0:1:3,0.5""#)],

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
-    let configs = parse_config_list(&a.precisions).context("--precisions")?;
+    let configs = parse_config_set(&a.precisions).context("--precisions")?;
     if a.tolerance.is_nan() || a.tolerance <= 0.0 {
         return Err(trace::TraceError::Tolerance(a.tolerance).into());
     }
@@ -146,6 +146,7 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
     if kinds.is_empty() {
         bail!("--lanes: empty (give lane kinds such as fp32,fx8,trace8)");
     }
+    crate::format::config_items(&a.lanes).context("--lanes")?;
     for kind in &kinds {
         trace::bench::check_lane(kind).map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
     }
