@@ -245,3 +245,59 @@ fn set_errors_name_the_override_and_print_numbers_compactly() {
     assert!(!err.contains("0000000000"), "{err}");
     assert!(err.len() < 200, "{err}");
 }
+
+/// A number past TOML's 64-bit integers (or a float past f64) read as a bare word, and the
+/// refusal said `invalid type: string "18446744073709551615", expected i64`: it says the
+/// number is out of range for the field. A bad width fraction of `--groups` named the column
+/// by its position (`column 9`): it names it by its header.
+#[test]
+fn out_of_range_numbers_and_bad_group_fractions_name_the_field() {
+    for (set, expect) in [
+        (
+            "compute.units=18446744073709551615",
+            "18446744073709551615 is out of range for compute.units: too large",
+        ),
+        (
+            "compute.units=-9223372036854775809",
+            "out of range for compute.units: too small",
+        ),
+        (
+            "memory.dram_gb_per_s=1e999",
+            "1e999 is out of range for memory.dram_gb_per_s",
+        ),
+    ] {
+        let mut a = BASE.to_vec();
+        a.extend(["--set", set]);
+        let err = fails(&a, &[&format!("--set '{set}'"), expect]);
+        assert!(!err.contains("invalid type"), "{err}");
+    }
+    // An integer for a float field is fine, however large.
+    let mut a = BASE.to_vec();
+    a.extend(["--set", "memory.dram_gb_per_s=18446744073709551615"]);
+    assert!(run(&a).status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let groups = dir.path().join("gz.csv");
+    let text = std::fs::read_to_string("results/groups/digits_fx16/groups.csv").unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let row = lines
+        .iter()
+        .position(|l| l.starts_with("activations,16,"))
+        .expect("an activations row of group size 16");
+    let mut cells: Vec<String> = lines[row].split(',').map(String::from).collect();
+    cells[8] = "abc".into();
+    lines[row] = cells.join(",");
+    std::fs::write(&groups, lines.join("\n") + "\n").unwrap();
+    let g = groups.display().to_string();
+    let mut a = BASE.to_vec();
+    a.extend(["--groups", &g, "--group-size", "16"]);
+    let err = fails(
+        &a,
+        &[
+            &format!("{g}:{}", row + 1),
+            "column 'frac_groups_width_1'",
+            "'abc' is not a fraction",
+        ],
+    );
+    assert!(!err.contains("column 9"), "{err}");
+}

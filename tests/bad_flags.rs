@@ -336,3 +336,93 @@ fn values_read_as_something_else_are_refused() {
     );
     assert!(!Path::new(&out).exists() && !Path::new(&y).exists());
 }
+
+/// `--reps` asked for a slot per timed repetition up front: 2^64 - 1 panicked (capacity
+/// overflow, exit 101) and 2^32 aborted (exit 134), both after the table's header. Refused
+/// before anything is printed, in `bench engine` and `bench trace`; so is an input of the
+/// wrong width, which each lane refused after the header.
+#[test]
+fn bench_reps_and_inputs_are_checked_before_the_table() {
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    for reps in ["18446744073709551615", "4294967296", "1000001", "0"] {
+        let args = [
+            "bench", "engine", "--model", &m, "--input", &x, "--lanes", "fp32", "--reps", reps,
+        ];
+        let o = common::run(&args);
+        common::refused(&o, &[&format!("--reps {reps}"), "1 to 1000000"]);
+        assert!(o.stdout.is_empty(), "{reps}: printed {:?}", o.stdout);
+    }
+    let o = common::run(&["bench", "trace", "--quick", "--reps", "4294967296"]);
+    common::refused(&o, &["--reps 4294967296", "1 to 1000000"]);
+    assert!(o.stdout.is_empty(), "printed {:?}", o.stdout);
+    let wide = data("torch_lstm3.x.npy");
+    let args = [
+        "bench", "engine", "--model", &m, "--input", &wide, "--lanes", "fp32", "--reps", "1",
+    ];
+    let o = common::run(&args);
+    common::refused(&o, &["torch_lstm3.x.npy", "features per step"]);
+    assert!(o.stdout.is_empty(), "printed {:?}", o.stdout);
+}
+
+/// Lists of precision configs: an empty entry between separators (`fx8;;fx16`) was dropped,
+/// and a config listed under two spellings (`fx8;w=fx8`) gave `ranges` two columns `fx8` and
+/// `trace` one silently. Both are refused, naming the flag, by every command that takes such
+/// a list, as a sweep's `precision.fixed` refuses a repeated config; nothing is written.
+#[test]
+fn precision_lists_refuse_empty_entries_and_repeated_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let o = out.display().to_string();
+    let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
+    let cases: [(&str, &str, &[&str]); 10] = [
+        ("fx8;;fx16", "--precisions", &["empty entry", "entry 2"]),
+        ("fx8,,fx16", "--precisions", &["empty entry", "entry 2"]),
+        ("fx8;", "--precisions", &["empty entry after the last"]),
+        (";fx8", "--precisions", &["empty entry before the first"]),
+        ("fx8; ;fx16", "--precisions", &["empty entry"]),
+        (
+            "fx8;w=fx8",
+            "--precisions",
+            &["fx8 is listed twice", "'fx8' and 'w=fx8'"],
+        ),
+        ("fx8,fx16,fx8", "--precisions", &["fx8 is listed twice"]),
+        ("fx8;;fx16", "--levels", &["empty entry"]),
+        ("fx8;w=fx8;fx16", "--levels", &["'fx8' and 'w=fx8'"]),
+        ("fx8 fx8", "--levels", &["fx8 is listed twice"]),
+    ];
+    for (list, flag, expect) in cases {
+        let commands: Vec<Vec<&str>> = if flag == "--levels" {
+            vec![vec![
+                "dynamic",
+                "--thresholds",
+                "0.1",
+                "--device",
+                "cpu",
+                "--out",
+                &o,
+            ]]
+        } else {
+            vec![
+                vec!["ranges", "--csv", &o],
+                vec!["trace", "--device", "cpu", "--out", &o],
+            ]
+        };
+        for mut args in commands {
+            args.extend(["--model", &m, "--input", &x, flag, list]);
+            let mut want = vec![flag];
+            want.extend(expect);
+            fails(&args, &want);
+            assert!(!out.exists(), "{args:?} wrote {o}");
+        }
+    }
+    // Spaces beside a separator are not an entry.
+    common::ok(&[
+        "ranges",
+        "--model",
+        &m,
+        "--input",
+        &x,
+        "--precisions",
+        "fx8, fx16 ; fx12",
+    ]);
+}

@@ -214,3 +214,184 @@ fn plots_of_trace_dynamic_and_sweep_directories() {
         );
     }
 }
+
+/// Rewrites a CSV file that holds no quoted fields, row by row (header included).
+fn edit_csv(path: &Path, edit: impl Fn(&mut Vec<Vec<String>>)) {
+    let text = std::fs::read_to_string(path).expect("csv");
+    let mut rows: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    edit(&mut rows);
+    let lines: Vec<String> = rows.iter().map(|r| r.join(",")).collect();
+    std::fs::write(path, lines.join("\n") + "\n").expect("write csv");
+}
+
+/// The index of column `name` in a header row.
+fn col(rows: &[Vec<String>], name: &str) -> usize {
+    rows[0].iter().position(|h| h == name).expect(name)
+}
+
+/// The row of `precision` at `step` of sequence 0 in the last layer's forward direction.
+fn shown(rows: &[Vec<String>], precision: &str, step: &str) -> usize {
+    let layer = col(rows, "layer");
+    let last = rows[1..].iter().map(|r| r[layer].clone()).max();
+    (1..rows.len())
+        .find(|&i| {
+            let r = &rows[i];
+            r[0] == precision
+                && r[col(rows, "sequence")] == "0"
+                && Some(&r[layer]) == last.as_ref()
+                && r[col(rows, "direction")] == "0"
+                && r[col(rows, "step")] == step
+        })
+        .expect("a shown row")
+}
+
+/// `plot trace` on a `trace` directory read errors.csv loosely: a renamed value column drew a
+/// blank figure and a renamed `step` a single point (exit 0), a cell that is not a number was
+/// dropped, a renamed `sequence` or `layer` and an empty file were reported as no traces at
+/// all, and `--sequence` past the trace's sequences did not say how many there are. Each is
+/// refused naming the file, the column (and the line of a bad cell), exit 2, no figure. The
+/// error figure's axis says what it plots: the error against the float64 reference.
+#[test]
+fn plot_trace_refuses_trace_files_it_cannot_draw() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let (input, tr, dy) = (d.join("x.npy"), d.join("tr"), d.join("dy"));
+    ok(&[
+        "gen-input",
+        "--model",
+        "builtin:tiny",
+        "--sequences",
+        "2",
+        "--steps",
+        "6",
+        "--output",
+        &s(&input),
+    ]);
+    let run = |command: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            command,
+            "--model",
+            "builtin:tiny",
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--device",
+            "cpu",
+            "-q",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
+        ok(&args);
+    };
+    run("trace", &tr, &["--precisions", "fp32,fx8,fx16"]);
+    run(
+        "dynamic",
+        &dy,
+        &[
+            "--levels",
+            "fx6,fx16",
+            "--thresholds",
+            "0.05",
+            "--trace-policy",
+            "0",
+        ],
+    );
+    ok(&["plot", "trace", &s(&tr), "-q"]);
+    let svg = std::fs::read_to_string(tr.join("trace_seq0.svg")).expect("figure");
+    assert!(
+        svg.contains("max |h - h_ref| (float64 reference, log)") && !svg.contains("h_fp32"),
+        "the y axis names the reference"
+    );
+
+    let figure = d.join("figure.svg");
+    let plot = |dir: &Path, extra: &[&str], expect: &[&str]| {
+        let mut args = vec!["plot", "trace", dir.to_str().expect("utf-8")];
+        args.extend(["--out", figure.to_str().expect("utf-8")]);
+        args.extend(extra);
+        common::refused(&lstm_dse(&args), expect);
+        assert!(!figure.exists(), "{args:?} wrote the figure");
+    };
+    plot(
+        &tr,
+        &["--sequence", "5"],
+        &["errors.csv", "--sequence 5", "2 sequences (0..1)"],
+    );
+
+    let errors = tr.join("errors.csv");
+    let original = std::fs::read(&errors).expect("errors.csv");
+    type Edit = Box<dyn Fn(&mut Vec<Vec<String>>)>;
+    let rename = |from: &'static str| -> Edit {
+        Box::new(move |rows: &mut Vec<Vec<String>>| {
+            let c = col(rows, from);
+            rows[0][c] = "renamed".into();
+        })
+    };
+    let cases: Vec<(Edit, Vec<&str>)> = vec![
+        (rename("hidden_max_abs"), vec!["no column `hidden_max_abs`"]),
+        (rename("step"), vec!["no column `step`"]),
+        (rename("sequence"), vec!["no column `sequence`"]),
+        (rename("layer"), vec!["no column `layer`"]),
+        (
+            Box::new(|rows| {
+                let c = col(rows, "hidden_max_abs");
+                rows[4][c] = "abc".into();
+            }),
+            vec!["line 5", "column `hidden_max_abs`", "`abc` is not a number"],
+        ),
+        (
+            Box::new(|rows| {
+                let c = col(rows, "step");
+                rows[2][c] = "x".into();
+            }),
+            vec!["line 3", "column `step`", "`x` is not an index"],
+        ),
+        (Box::new(|rows| rows.truncate(1)), vec!["no rows"]),
+        (
+            Box::new(|rows| {
+                let i = shown(rows, "fx8", "2");
+                let row = rows[i].clone();
+                rows.insert(i, row);
+            }),
+            vec!["column `step`", "step 2 of fx8, sequence 0 appears twice"],
+        ),
+        (
+            Box::new(|rows| {
+                rows.remove(shown(rows, "fp32", "1"));
+            }),
+            vec!["column `step`", "fp32, sequence 0 has no step 1"],
+        ),
+        (
+            Box::new(|rows| {
+                rows.remove(shown(rows, "fx16", "5"));
+            }),
+            vec!["precision fx16 has 5 steps of sequence 0, fp32 has 6"],
+        ),
+    ];
+    for (edit, expect) in cases {
+        std::fs::write(&errors, &original).expect("restore");
+        edit_csv(&errors, edit);
+        let mut want = vec!["errors.csv"];
+        want.extend(expect);
+        plot(&tr, &[], &want);
+    }
+    std::fs::write(&errors, "").expect("empty");
+    plot(&tr, &[], &["errors.csv", "empty, not even a header"]);
+
+    // A policy trace's level past the policy's levels (policies.csv: two).
+    let trace = dy.join("policy_0_trace.csv");
+    edit_csv(&trace, |rows| {
+        let c = col(rows, "level");
+        for r in &mut rows[1..] {
+            r[c] = "300".into();
+        }
+    });
+    plot(
+        &dy,
+        &[],
+        &["policy_0_trace.csv", "line 2", "column `level`", "`300`"],
+    );
+}

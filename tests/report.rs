@@ -446,3 +446,55 @@ fn gen_input_takes_the_sizes_a_static_export_fixes() {
     args.extend(["--steps", "7", "--sequences", "3"]);
     ok(&args);
 }
+
+/// `report` reran the precision stage of its page from the model file as it is now: a model
+/// replaced since the sweep (`[inputs]` of spec.resolved.toml records its content hash) drew
+/// another model's per-step errors beside the sweep's results, exit 0. Refused as `--resume`
+/// and `merge` refuse a changed input, naming the file and both hashes; the old page stays,
+/// and `plot trace` on the directory is refused the same way. The file restored, it draws.
+#[test]
+fn report_refuses_a_model_changed_since_the_sweep() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let model = d.join("m.onnx");
+    std::fs::copy("tests/data/gemm_rules.onnx", &model).expect("model");
+    let spec = d.join("changed.toml");
+    let text = common::report_sweep::SPEC.replace(
+        r#"models = ["builtin:tiny"]"#,
+        &format!("models = [{:?}]", model.display().to_string()),
+    );
+    assert!(text.contains("m.onnx"));
+    std::fs::write(&spec, text).expect("spec");
+    let out = d.join("out");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    ok(&[
+        "sweep",
+        &s(&spec),
+        "--out",
+        &s(&out),
+        "--cache",
+        &s(&d.join("cache")),
+        "--quiet",
+    ]);
+    let page = std::fs::read(out.join("report.html")).expect("the sweep's page");
+    // Another model of the same shape: it loads and runs, with other weights.
+    std::fs::copy("tests/data/reshape_gemm.onnx", &model).expect("replace");
+    let expect = [
+        "spec.resolved.toml",
+        "input",
+        "m.onnx changed since the sweep",
+        "content hash was fnv64:",
+        ", now fnv64:",
+    ];
+    common::refused(&lstm_dse(&["report", &s(&out)]), &expect);
+    assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+    let figure = d.join("t.svg");
+    common::refused(
+        &lstm_dse(&["plot", "trace", &s(&out), "--out", &s(&figure)]),
+        &expect,
+    );
+    assert!(!figure.exists());
+    std::fs::copy("tests/data/gemm_rules.onnx", &model).expect("restore");
+    ok(&["report", &s(&out), "--quiet"]);
+    assert_eq!(std::fs::read(out.join("report.html")).expect("page"), page);
+}

@@ -399,3 +399,80 @@ fn control_characters_are_refused_and_other_characters_quoted_in_slurm_scripts()
         "merge.sh ran a command from --out"
     );
 }
+
+/// `status` read `jobs.toml` as written: `shards = 100000000000` aborted allocating a state per
+/// shard (exit 134), and `shards = 0` printed "failed or pre-empted shards: []" with advice to
+/// resubmit. The job list is checked as `sweep --slurm` writes it (1 to 10,000 shards, job ids
+/// of digits, at least one shard array): anything else exits 2 naming the file and the key,
+/// before anything is printed. `sweep --slurm --shards` past 10,000 is refused likewise.
+#[test]
+fn status_refuses_a_job_list_it_cannot_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("slurm/state")).expect("state");
+    let list = d.join("slurm/jobs.toml");
+    let good = "shards = 2\nprecision = \"1\"\nshard_arrays = [\"2\"]\nmerge = \"3\"\n";
+    let no_queue = d.join("empty-path");
+    std::fs::create_dir(&no_queue).expect("dir");
+    let status = || {
+        Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(["status", s(d)])
+            .env("PATH", &no_queue)
+            .output()
+            .expect("run")
+    };
+    for (from, to, want) in [
+        (
+            "shards = 2",
+            "shards = 100000000000",
+            "shards = 100000000000",
+        ),
+        ("shards = 2", "shards = 0", "shards = 0"),
+        ("shards = 2", "shards = 10001", "1 to 10000 shards"),
+        ("shards = 2", "shards = -1", "line 1"),
+        ("[\"2\"]", "[]", "shard_arrays = []"),
+        ("[\"2\"]", "[\"2\", \"x; rm\"]", "shard_arrays: \"x; rm\""),
+        (
+            "precision = \"1\"",
+            "precision = \"1,2\"",
+            "precision: \"1,2\"",
+        ),
+        ("merge = \"3\"", "merge = \"\"", "merge: \"\""),
+    ] {
+        std::fs::write(&list, good.replace(from, to)).expect("jobs.toml");
+        let o = status();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{to}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{to}: {err}");
+        assert!(
+            err.contains("jobs.toml") && err.contains(want),
+            "{to}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "{to}: printed {:?}", o.stdout);
+    }
+    std::fs::write(&list, good).expect("jobs.toml");
+    let o = status();
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && shown.contains("(of 2; arrays 2)"),
+        "{shown}"
+    );
+
+    let spec = d.join("spec.toml");
+    std::fs::write(&spec, SPEC).expect("spec");
+    let fresh = d.join("fresh");
+    let o = lstm_dse(&[
+        "sweep",
+        s(&spec),
+        "--slurm",
+        "--shards",
+        "10001",
+        "--dry-run",
+        "--out",
+        s(&fresh),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--shards 10001: give 1 to 10000"), "{err}");
+    assert!(!fresh.exists());
+}

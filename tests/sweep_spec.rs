@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 35] = [
+    let cases: [Case; 37] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -80,7 +80,18 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
         ),
         (
             &[(r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", "w=fx8"]"#)],
-            &["precision.fixed", "fx8 is listed twice"],
+            &["precision.fixed", "fx8 is listed twice", "'fx8' and 'w=fx8'"],
+        ),
+        (
+            &[(r#"fixed = ["fx8"]"#, r#"fixed = ["fx8", ""]"#)],
+            &["precision.fixed", "an empty entry"],
+        ),
+        (
+            &[(
+                r#"levels = ["fx8", "fx16"]"#,
+                r#"levels = ["fx8", "w=fx8", "fx16"]"#,
+            )],
+            &["precision.levels", "fx8 is listed twice", "'fx8' and 'w=fx8'"],
         ),
         (
             &[(r#"thresholds = "0,inf""#, r#"thresholds = "0:1:3,0.5""#)],
@@ -485,4 +496,26 @@ fn head_names_may_be_a_list() {
     ] {
         sweep_fails(&[(models, &format!("{mlp}\nhead = {head}"))], &[want]);
     }
+}
+
+/// `lstm-dse sweep` with no sweep file runs sweeps/quick.toml from the current directory;
+/// outside the repository root it said "sweeps/quick.toml: file: No such file or directory".
+/// It says that no sweep file was given and the default is not in the current directory.
+#[test]
+fn sweep_without_a_file_outside_the_repository_says_where_the_default_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .current_dir(dir.path())
+        .arg("sweep")
+        .output()
+        .unwrap();
+    common::refused(
+        &o,
+        &[
+            "no sweep file given",
+            "the default sweeps/quick.toml is not in the current directory",
+            "run from the repository root, or name a sweep file",
+        ],
+    );
+    assert!(!dir.path().join("results").exists());
 }

@@ -324,11 +324,16 @@ pub fn read_group_widths(path: &Path, group_size: usize) -> Result<Vec<f64>, Acc
         let widths = width_cols
             .iter()
             .map(|&c| {
-                record
-                    .get(c)
-                    .and_then(|s| s.parse::<f64>().ok())
+                let cell = record.get(c).unwrap_or("");
+                cell.parse::<f64>()
+                    .ok()
                     .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| parse_err(line, format!("column {}: not a fraction", c + 1)))
+                    .ok_or_else(|| {
+                        parse_err(
+                            line,
+                            format!("column '{}': '{cell}' is not a fraction", &headers[c]),
+                        )
+                    })
             })
             .collect::<Result<Vec<f64>, _>>()?;
         // The histogram's widths run up to the base precision; drop the unused top.

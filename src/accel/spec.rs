@@ -261,7 +261,7 @@ pub fn apply_set(spec: &mut ArchSpec, assignment: &str) -> Result<(), AccelError
         .split_once('=')
         .ok_or_else(|| fail("expected key=value".to_string()))?;
     let (key, raw) = (key.trim(), raw.trim());
-    let value = parse_value(raw);
+    let mut value = parse_value(raw);
 
     let mut root = toml::Value::try_from(&*spec).map_err(|e| fail(one_line(&e.to_string())))?;
     let mut slot = &mut root;
@@ -275,6 +275,29 @@ pub fn apply_set(spec: &mut ArchSpec, assignment: &str) -> Result<(), AccelError
     }
     if slot.is_table() {
         return Err(fail(format!("'{key}' is a section, not a field")));
+    }
+    // A number beyond TOML's (a 64-bit integer, a finite float) reads as a bare word: said as
+    // a number out of range for the field, not as a string of the wrong type.
+    if value.is_str() && (slot.is_integer() || slot.is_float()) && looks_numeric(raw) {
+        let v = raw.replace('_', "").parse::<f64>().ok();
+        match v {
+            Some(v) if slot.is_float() && v.is_finite() => value = toml::Value::Float(v),
+            _ => {
+                let side = if raw.starts_with('-') {
+                    "small"
+                } else {
+                    "large"
+                };
+                let kind = if slot.is_float() {
+                    "a float"
+                } else {
+                    "an integer"
+                };
+                return Err(fail(format!(
+                    "{raw} is out of range for {key}: too {side} for {kind} field"
+                )));
+            }
+        }
     }
     // An integer given for a float field is fine (`clock_mhz=1000`).
     let float = value.as_float();
@@ -297,6 +320,14 @@ pub fn apply_set(spec: &mut ArchSpec, assignment: &str) -> Result<(), AccelError
         fail(message)
     })?;
     Ok(())
+}
+
+/// Whether `raw` is written as a decimal number (`-12`, `1_000`, `2.5e3`), whatever its size.
+fn looks_numeric(raw: &str) -> bool {
+    let t = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+    t.starts_with(|c: char| c.is_ascii_digit())
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || "_.eE+-".contains(c))
 }
 
 fn parse_value(raw: &str) -> toml::Value {

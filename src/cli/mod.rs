@@ -181,7 +181,7 @@ pub struct BenchEngineArgs {
     /// `scalar:policy` (`policy` on the per-lane scalar simulation).
     #[arg(long, default_value = "fp32,fp16,bf16,fx16,fx8,trace8,policy")]
     pub lanes: String,
-    /// Timed repetitions (the median is reported).
+    /// Timed repetitions (the median is reported), 1 to 1,000,000.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     /// Engines to measure: cpu, gpu (any adapter, lavapipe included) or both.
@@ -194,7 +194,7 @@ pub struct BenchEngineArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchTraceArgs {
-    /// Timed repetitions per workload and device (the median is reported).
+    /// Timed repetitions per workload and device (the median is reported), 1 to 1,000,000.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     /// Smaller workloads (a smoke run, not for quoting).
@@ -281,11 +281,16 @@ pub struct GroupsArgs {
     pub quiet: bool,
 }
 
+/// The sweep file `lstm-dse sweep` runs when none is named, read relative to the current
+/// directory (the repository root: it names files under models/ and sweeps/arch/).
+pub const DEFAULT_SWEEP: &str = "sweeps/quick.toml";
+
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// The sweep file.
-    #[arg(default_value = "sweeps/quick.toml", value_name = "SWEEP.toml")]
-    pub spec: PathBuf,
+    /// The sweep file [default: sweeps/quick.toml, read relative to the current directory:
+    /// run from the repository root].
+    #[arg(value_name = "SWEEP.toml")]
+    pub spec: Option<PathBuf>,
     /// Output directory (default: results/<name of the sweep>; results/<name>-smoke with
     /// --smoke, so a smoke run never replaces the real results).
     #[arg(long, value_name = "DIR")]
@@ -329,6 +334,15 @@ pub struct SweepArgs {
     /// With --slurm: write and print the scripts, submit nothing.
     #[arg(long, requires = "slurm")]
     pub dry_run: bool,
+}
+
+impl SweepArgs {
+    /// The sweep file named, or [`DEFAULT_SWEEP`].
+    pub fn spec_file(&self) -> &std::path::Path {
+        self.spec
+            .as_deref()
+            .unwrap_or(std::path::Path::new(DEFAULT_SWEEP))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -25,7 +25,7 @@ pub enum ClusterError {
     PartitionName(String),
     #[error("--partition '{name}': no such partition (sinfo lists: {known})")]
     NoPartition { name: String, known: String },
-    #[error("--shards {0}: give at least 1")]
+    #[error("--shards {0}: give 1 to {MAX_SHARDS}")]
     Shards(usize),
     #[error("--slurm: `{0}` not found on PATH (install the SLURM client tools, or use --dry-run to write the scripts only)")]
     Missing(&'static str),
@@ -117,6 +117,15 @@ fn shp(p: &Path) -> String {
     sh(&p.display().to_string())
 }
 
+/// Most shards a cluster run may have. SLURM's own default caps a job array at 1001 tasks
+/// (`MaxArraySize`), and the merge job names every shard's folder on one command line, which
+/// the kernel limits to a few MiB; a run of 10,000 shards of a 10-million-point sweep still
+/// gives each 1,000 points.
+pub const MAX_SHARDS: usize = 10_000;
+
+/// Most shard arrays a job list may record: the first submission and each resubmission.
+const MAX_SHARD_ARRAYS: usize = 1_000;
+
 /// Everything the batch scripts need; every path absolute.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -141,8 +150,8 @@ pub struct Plan {
 impl Plan {
     /// Checks the flags.
     pub fn check(&self) -> Result<(), ClusterError> {
-        if self.shards == 0 {
-            return Err(ClusterError::Shards(0));
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return Err(ClusterError::Shards(self.shards));
         }
         if let Some(t) = &self.time {
             check_time(t)?;
@@ -323,7 +332,52 @@ impl Jobs {
                 format!("{e} (was this directory run with sweep --slurm?)"),
             )
         })?;
-        toml::from_str(&text).map_err(|e| file_error(&path, e.message()))
+        let jobs: Jobs = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map_or(0, |s| {
+                1 + text[..s.start.min(text.len())].matches('\n').count()
+            });
+            let message = e.message().replace('\n', " ");
+            match line {
+                0 => file_error(&path, message),
+                n => file_error(&path, format!("line {n}: {message}")),
+            }
+        })?;
+        jobs.check().map_err(|problem| file_error(&path, problem))?;
+        Ok(jobs)
+    }
+
+    /// What `sweep --slurm` records, and nothing `status` cannot hold or hand to `squeue` and
+    /// `sbatch`: 1 to [`MAX_SHARDS`] shards, job ids of digits, at least one shard array.
+    fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return Err(format!(
+                "shards = {}: a run has 1 to {MAX_SHARDS} shards (sweep --slurm --shards N)",
+                self.shards
+            ));
+        }
+        if self.shard_arrays.is_empty() {
+            return Err(
+                "shard_arrays = []: no job array recorded (sweep --slurm records the first)".into(),
+            );
+        }
+        if self.shard_arrays.len() > MAX_SHARD_ARRAYS {
+            return Err(format!(
+                "shard_arrays: {} job ids, more than the {MAX_SHARD_ARRAYS} a run records (one per submission)",
+                self.shard_arrays.len()
+            ));
+        }
+        let ids = [("precision", &self.precision), ("merge", &self.merge)]
+            .into_iter()
+            .chain(self.shard_arrays.iter().map(|id| ("shard_arrays", id)));
+        for (key, id) in ids {
+            let digits = !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit());
+            if !digits {
+                return Err(format!(
+                    "{key}: {id:?} is not a SLURM job id (digits, as sbatch --parsable prints)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn save(&self, out: &Path) -> Result<(), ClusterError> {

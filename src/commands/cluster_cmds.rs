@@ -14,14 +14,16 @@ fn absolute(p: &std::path::Path) -> Result<std::path::PathBuf> {
 
 /// Writes the batch scripts of a cluster run and submits them (or prints them with --dry-run).
 pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
-    let spec = crate::sweep::spec::load(&a.spec)?;
+    let spec = crate::sweep::spec::load(a.spec_file())?;
     let out = match &a.out {
         Some(out) => out.clone(),
-        None => crate::sweep::default_out(&a.spec.display().to_string(), &spec.name, a.smoke)?,
+        None => {
+            crate::sweep::default_out(&a.spec_file().display().to_string(), &spec.name, a.smoke)?
+        }
     };
     let plan = Plan {
         name: spec.name.clone(),
-        spec: absolute(&a.spec)?,
+        spec: absolute(a.spec_file())?,
         out: absolute(&out)?,
         workdir: std::env::current_dir()?,
         binary: std::env::current_exe()?,
@@ -44,7 +46,7 @@ pub(super) fn slurm_sweep(a: &SweepArgs) -> Result<()> {
             cluster::Jobs::path(&plan.out),
         ));
     }
-    let inputs = crate::sweep::spec_inputs(&a.spec, &spec);
+    let inputs = crate::sweep::spec_inputs(a.spec_file(), &spec);
     // The merge at the end would refuse a folder of other results: refused now, before the
     // cluster runs anything.
     crate::sweep::refuse_foreign("--out", &out, &inputs)?;

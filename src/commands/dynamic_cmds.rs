@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
-    let levels = parse_config_list(&a.levels).context("--levels")?;
+    let levels = parse_config_set(&a.levels).context("--levels")?;
     let metric: Metric = a.metric.parse()?;
     let timing = match a.timing {
         TimingArg::Causal => Timing::Causal,

@@ -28,7 +28,7 @@ use crate::cli::{
     TraceArgs, What,
 };
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
-use crate::format::parse_config_list;
+use crate::format::parse_config_set;
 use crate::format::PrecisionConfig;
 use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
 use crate::report::{refuse_overwriting_inputs, Input, Output};

@@ -38,7 +38,7 @@ pub(super) fn ranges_cmd(a: &RangesArgs) -> Result<()> {
     let csv: Vec<Output> = a.csv.iter().map(|p| Output::file("--csv", p)).collect();
     refuse_overwriting_inputs(&model_and_input(&a.model, &a.input), &csv)?;
     let seqs = npy::read_inputs(&a.input, &model)?;
-    let configs = parse_config_list(&a.precisions).context("--precisions")?;
+    let configs = parse_config_set(&a.precisions).context("--precisions")?;
     let input_name = a.input.display().to_string();
     // One calibration run (with histograms) resolves every config's plan.
     eval::check_input(&model, &seqs, &input_name)?;

@@ -39,6 +39,13 @@ const MIN_FOR_ETA: u64 = 10;
 const MAX_JOBS: usize = 256;
 
 pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
+    let default = crate::cli::DEFAULT_SWEEP;
+    if a.spec.is_none() && !std::path::Path::new(default).exists() {
+        let here = std::env::current_dir().map_or(String::new(), |d| format!(" ({})", d.display()));
+        bail!(
+            "no sweep file given, and the default {default} is not in the current directory{here}: run from the repository root, or name a sweep file (lstm-dse sweep SWEEP.toml)"
+        );
+    }
     if a.slurm {
         return super::cluster_cmds::slurm_sweep(a);
     }
@@ -69,7 +76,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<()> {
         quiet: a.quiet,
         bar: std::sync::Mutex::new(indicatif::ProgressBar::hidden()),
     };
-    let go = || crate::sweep::run_counted(&a.spec, &opts, &bars);
+    let go = || crate::sweep::run_counted(a.spec_file(), &opts, &bars);
     let finished = match a.jobs {
         Some(j) if j == 0 || j > MAX_JOBS => {
             bail!(

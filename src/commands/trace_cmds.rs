@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
-    let configs = parse_config_list(&a.precisions).context("--precisions")?;
+    let configs = parse_config_set(&a.precisions).context("--precisions")?;
     if a.tolerance.is_nan() || a.tolerance <= 0.0 {
         return Err(trace::TraceError::Tolerance(a.tolerance).into());
     }
@@ -70,9 +70,7 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
 }
 
 pub(super) fn bench_trace(a: &BenchTraceArgs) -> Result<()> {
-    if a.reps == 0 {
-        bail!("--reps must be at least 1");
-    }
+    trace::bench::check_reps(a.reps).map_err(anyhow::Error::msg)?;
     let gpu = match Engine::select(DeviceChoice::Gpu) {
         Ok((e, _)) => Some(e),
         Err(e) => {
@@ -111,13 +109,14 @@ pub(super) fn bench_trace(a: &BenchTraceArgs) -> Result<()> {
 }
 
 pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
-    if a.reps == 0 {
-        bail!("--reps must be at least 1");
-    }
+    trace::bench::check_reps(a.reps).map_err(anyhow::Error::msg)?;
     let (model, seqs) = match (&a.model, &a.input) {
         (Some(m), Some(x)) => {
             let model = super::load_with(m, &a.settings)?;
             let seqs = lstm::npy::read_inputs(x, &model)?;
+            // The width, fixed sizes and memory before the table's header is printed (each
+            // lane's run refused them after it).
+            lstm::eval::check_input(&model, &seqs, &x.display().to_string())?;
             (model, seqs)
         }
         (None, None) => {
@@ -147,6 +146,7 @@ pub(super) fn bench_engine(a: &BenchEngineArgs) -> Result<()> {
     if kinds.is_empty() {
         bail!("--lanes: empty (give lane kinds such as fp32,fx8,trace8)");
     }
+    crate::format::config_items(&a.lanes).context("--lanes")?;
     for kind in &kinds {
         trace::bench::check_lane(kind).map_err(|e| anyhow::anyhow!("--lanes '{kind}': {e}"))?;
     }

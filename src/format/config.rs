@@ -236,22 +236,68 @@ impl FromStr for PrecisionConfig {
 }
 
 /// Parses a list of precision configs. Configs are separated by `;` or whitespace; when no
-/// config names a role (`fp32,fx16,fx8`), commas separate configs too.
+/// config names a role (`fp32,fx16,fx8`), commas separate configs too. An empty entry
+/// (`fx8;;fx16`, `fx8,`) is refused, as an empty list is.
 pub fn parse_config_list(s: &str) -> Result<Vec<PrecisionConfig>, FormatError> {
-    let items = split_config_list(s);
-    if items.is_empty() {
+    if split_config_list(s).is_empty() {
         return Err(bad(s, "empty precision list"));
     }
-    items.into_iter().map(str::parse).collect()
+    config_items(s)?.into_iter().map(str::parse).collect()
+}
+
+/// [`parse_config_list`] for a set of configs that each run once (`trace --precisions`,
+/// `ranges --precisions`, `dynamic --levels`, a sweep's `precision.fixed`): a config listed
+/// twice, under one spelling or two (`fx8` and `w=fx8`), is refused naming both.
+pub fn parse_config_set(s: &str) -> Result<Vec<PrecisionConfig>, FormatError> {
+    let configs = parse_config_list(s)?;
+    let items = config_items(s)?;
+    for (j, c) in configs.iter().enumerate() {
+        if let Some(i) = configs[..j].iter().position(|d| d == c) {
+            let spellings = if items[i] == items[j] {
+                String::new()
+            } else {
+                format!(
+                    " ('{}' and '{}': spellings of one config count as one)",
+                    items[i], items[j]
+                )
+            };
+            return Err(bad(s, format!("the config {c} is listed twice{spellings}")));
+        }
+    }
+    Ok(configs)
 }
 
 /// The items of a list of configs: separated by `;` or whitespace, and also by commas when no
-/// item names a role (`fp32,fx16,fx8`; `w=fx8,a=fx8;fx16`). Empty items are dropped.
+/// item names a role (`fp32,fx16,fx8`; `w=fx8,a=fx8;fx16`). Runs of whitespace, and whitespace
+/// beside a `;` or `,`, separate once; empty and blank lists have no items.
 pub fn split_config_list(s: &str) -> Vec<&str> {
     let roles = s.contains('=');
     s.split(|c: char| c == ';' || c.is_whitespace() || (c == ',' && !roles))
         .filter(|t| !t.is_empty())
         .collect()
+}
+
+/// [`split_config_list`], refusing an empty entry: nothing (or only whitespace) between two
+/// `;` or `,` separators, or before the first or after the last.
+pub fn config_items(s: &str) -> Result<Vec<&str>, FormatError> {
+    let roles = s.contains('=');
+    let pieces: Vec<&str> = s
+        .split(|c: char| c == ';' || (c == ',' && !roles))
+        .collect();
+    if pieces.len() > 1 {
+        if let Some(k) = pieces.iter().position(|p| p.trim().is_empty()) {
+            let at = match k {
+                0 => "before the first separator".to_string(),
+                k if k == pieces.len() - 1 => "after the last separator".to_string(),
+                k => format!("between separators (entry {})", k + 1),
+            };
+            return Err(bad(
+                s,
+                format!("an empty entry {at}: give each config once, separated by ';' (or ',' when none names a role)"),
+            ));
+        }
+    }
+    Ok(split_config_list(s))
 }
 
 #[cfg(test)]
@@ -275,6 +321,38 @@ mod tests {
         );
         assert_eq!(split_config_list("fx8,cal=mse"), ["fx8,cal=mse"]);
         assert!(split_config_list(" ; ,").is_empty());
+    }
+
+    #[test]
+    fn lists_refuse_empty_entries_and_sets_refuse_repeats() {
+        for (list, at) in [
+            ("fx8;;fx16", "entry 2"),
+            ("fx8,,fx16", "entry 2"),
+            ("fx8; ;fx16", "entry 2"),
+            ("fx8;", "after the last"),
+            (",fx8", "before the first"),
+            ("w=fx8,a=fx8;;fx16", "entry 2"),
+        ] {
+            let e = parse_config_list(list).unwrap_err().to_string();
+            assert!(
+                e.contains("an empty entry") && e.contains(at),
+                "{list}: {e}"
+            );
+        }
+        for list in ["", " ", " ; ,"] {
+            let e = parse_config_list(list).unwrap_err().to_string();
+            assert!(e.contains("empty precision list"), "{list:?}: {e}");
+        }
+        assert_eq!(parse_config_list("fx8, fx16 ;fx12").unwrap().len(), 3);
+        assert_eq!(parse_config_list("fx8,fx8").unwrap().len(), 2);
+        let e = parse_config_set("fx8;fx16;w=fx8").unwrap_err().to_string();
+        assert!(
+            e.contains("the config fx8 is listed twice ('fx8' and 'w=fx8': spellings"),
+            "{e}"
+        );
+        let e = parse_config_set("fx8 fx8").unwrap_err().to_string();
+        assert!(e.ends_with("the config fx8 is listed twice"), "{e}");
+        assert_eq!(parse_config_set("fx8;fx8,cal=mse").unwrap().len(), 2);
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub mod float;
 pub mod tensor;
 
 pub use config::{
-    parse_config_list, split_config_list, CalRule, Percent, PrecisionConfig, WeightScale,
+    config_items, parse_config_list, parse_config_set, split_config_list, CalRule, Percent,
+    PrecisionConfig, WeightScale,
 };
 
 pub use fixed::Fixed;

@@ -37,7 +37,7 @@ pub use merge::merge;
 pub use options::{fnv64, inputs, load_options, PrecisionOption, NUMERICS_VERSION};
 pub use outdir::{refuse_foreign, results_inputs, spec_inputs};
 pub use outdir::{OutDir, SHARD_FILE};
-pub use resolved::{recorded_points, spec_of};
+pub use resolved::{recorded_points, spec_of, unchanged_inputs};
 pub use row::{columns, ACCURACY};
 pub use spec::{SpecError, SweepSpec};
 

@@ -1,8 +1,8 @@
 //! The precision stage of a sweep: for each model, every precision option (fixed configs,
-//! dynamic policies, each with optional DPRed compression) with its accuracy against fp32 and
-//! the precision profile the accelerator model costs. Computed once per distinct (model,
-//! input, precision settings) and cached on disk under a content hash, so a sweep over new
-//! architectures reuses it.
+//! dynamic policies, each with optional DPRed compression) with its accuracy against the
+//! float64 reference and the precision profile the accelerator model costs. Computed once per
+//! distinct (model, input, precision settings) and cached on disk under a content hash, so a
+//! sweep over new architectures reuses it.
 
 use super::cache::{self, Entry};
 use super::spec::{PrecisionSpec, SpecError, WorkloadSpec};

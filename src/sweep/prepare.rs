@@ -351,16 +351,13 @@ fn check_lists(spec: &SweepSpec) -> Result<(), (&'static str, String)> {
     }
     let p = &spec.precision;
     if !p.fixed.is_empty() {
-        let configs = crate::format::parse_config_list(&p.fixed.join(";"))
+        // A config listed twice is named with both spellings (`fx8` and `w=fx8`).
+        crate::format::parse_config_set(&p.fixed.join(";"))
             .map_err(|e| ("precision.fixed", e.to_string()))?;
-        if let Some(c) = first_repeat(configs.iter().map(|c| c.to_string())) {
-            return Err((
-                "precision.fixed",
-                format!("the config {c} is listed twice (spellings of one config count as one)"),
-            ));
-        }
     }
     if !p.levels.is_empty() {
+        crate::format::parse_config_set(&p.levels.join(";"))
+            .map_err(|e| ("precision.levels", e.to_string()))?;
         // The problem without the command-line flag it would name in `dynamic`.
         let policies = crate::dynamic::parse_thresholds(&p.thresholds, p.levels.len()).map_err(
             |e| match e {

@@ -109,22 +109,10 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
     };
     let (a, b) = (table(old, c.sides[0])?, table(new, c.sides[1])?);
     same_versions(&a, &b, c)?;
-    let inputs = |t: &toml::Table| -> BTreeMap<String, String> {
-        t.get("inputs")
-            .and_then(|v| v.as_table())
-            .map(|t| {
-                t.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (a, b) = (inputs(&a), inputs(&b));
+    let (a, b) = (recorded_inputs(&a), recorded_inputs(&b));
     for (file, hash) in &b {
         match a.get(file) {
-            Some(h) if h != hash => bail!(
-                "{what}: input {file} changed since then (content hash was {h}, now {hash}); {advice}"
-            ),
+            Some(h) if h != hash => bail!("{}", changed_input(what, file, h, hash, "then", advice)),
             None if !a.is_empty() => {
                 bail!("{what}: input {file} was not read by that run; {advice}")
             }
@@ -138,6 +126,86 @@ pub(super) fn same_run(old: &str, new: &str, c: &Check) -> Result<()> {
         "{what}: the spec changed since then ({}); {advice}",
         first_difference(old, new)
     )
+}
+
+/// The content hashes under `[inputs]` of a resolved spec, by path.
+fn recorded_inputs(t: &toml::Table) -> BTreeMap<String, String> {
+    t.get("inputs")
+        .and_then(|v| v.as_table())
+        .map(|t| {
+            t.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The refusal of an input whose content hash changed `since` a run.
+fn changed_input(
+    what: &str,
+    file: &str,
+    was: &str,
+    now: &str,
+    since: &str,
+    advice: &str,
+) -> String {
+    format!(
+        "{what}: input {file} changed since {since} (content hash was {was}, now {now}); {advice}"
+    )
+}
+
+/// Refuses to rerun a finished sweep's precision stage (`report` and `plot trace` do, for
+/// the one sequence they show) on inputs that changed since the sweep: every file it reads for
+/// `models` (each model and its external data, the input and the labels) that `[inputs]` of
+/// the run's `spec.resolved.toml` (`resolved`, read from `file`) records is hashed again and
+/// compared, as `--resume` and `merge` compare them ([`same_run`]). A file that is not there
+/// is left to its reader, which names it.
+pub fn unchanged_inputs(
+    file: &str,
+    resolved: &str,
+    spec: &SweepSpec,
+    models: &[&String],
+) -> Result<()> {
+    let table: toml::Table = toml::from_str(resolved)
+        .map_err(|e| anyhow::anyhow!("{file}: {}", e.message().replace('\n', " ")))?;
+    let recorded = recorded_inputs(&table);
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let w = &spec.workload;
+    let mut paths: Vec<String> = Vec::new();
+    for m in models.iter().filter(|m| !m.starts_with("builtin:")) {
+        paths.push(m.to_string());
+        paths.extend(
+            super::models::model_data_files(m)
+                .iter()
+                .map(|d| d.display().to_string()),
+        );
+    }
+    paths.extend(w.input.iter().chain(&w.labels).cloned());
+    for path in paths {
+        let Some(was) = recorded.get(&path) else {
+            continue;
+        };
+        if !Path::new(&path).exists() {
+            continue;
+        }
+        let now = content_hash(file, "inputs", &path)?;
+        if now != *was {
+            bail!(
+                "{}",
+                changed_input(
+                    file,
+                    &path,
+                    was,
+                    &now,
+                    "the sweep",
+                    "its precision stage would be drawn from other contents than the run's results: restore the file, or run the sweep again"
+                )
+            );
+        }
+    }
+    Ok(())
 }
 
 /// How [`with_points`] records the number of points: the last table of the file.

@@ -141,10 +141,27 @@ pub struct EngineRow {
 /// The precisions of the 8-precision trace of the engine benchmark.
 pub const TRACE8: &str = "fx16;fx12;fx10;fx8;fx6;fp16;bf16;fp8e4m3";
 
+/// Most timed repetitions `bench` takes (`--reps`): a median of a million runs is as good as
+/// any more, and each run keeps one time.
+pub const MAX_REPS: usize = 1_000_000;
+
+/// Checks `--reps` before anything is printed or allocated: 1 to [`MAX_REPS`].
+pub fn check_reps(reps: usize) -> Result<(), String> {
+    if (1..=MAX_REPS).contains(&reps) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--reps {reps}: give 1 to {MAX_REPS} timed repetitions"
+        ))
+    }
+}
+
 /// The median of `reps` timed calls of `run`, after one untimed warm-up call.
 fn median_time<E>(reps: usize, mut run: impl FnMut() -> Result<(), E>) -> Result<f64, E> {
+    let reps = reps.max(1);
     run()?;
-    let mut times = Vec::with_capacity(reps);
+    // Grown as runs finish: `reps` is checked by the command, not trusted here.
+    let mut times = Vec::with_capacity(reps.min(1024));
     for _ in 0..reps {
         let start = Instant::now();
         run()?;

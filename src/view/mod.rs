@@ -10,6 +10,7 @@ pub mod page;
 mod scan;
 pub mod stage;
 pub mod svg;
+mod trace_dir;
 
 pub use front::FrontFigure;
 

@@ -230,7 +230,7 @@ pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; overflow: auto; }}
     // The precision stage.
     let _ = write!(
         h,
-        r#"<h2>Precision stage</h2><p class="note">Every precision option of the sweep with its accuracy against fp32 over the whole input (frac_low_precision: share of steps at the lowest level).</p><div class="scroll"><table><tr>"#
+        r#"<h2>Precision stage</h2><p class="note">Every precision option of the sweep with its accuracy against the float64 reference over the whole input (frac_low_precision: share of steps at the lowest level).</p><div class="scroll"><table><tr>"#
     );
     for c in &d.options_header {
         let _ = write!(h, "<th>{}</th>", esc(c));

@@ -1,15 +1,18 @@
 //! The precision stage over time, for one chosen sequence: the per-step hidden error of every
-//! precision against fp32, and for dynamic policies the cell-state change Δc with the level
-//! each step ran at (a timeline). Read from the files `lstm-dse trace` (errors.csv) and
-//! `lstm-dse dynamic --trace-policy` (policy_<K>_trace.csv) write, or computed for a sweep
-//! directory from its `spec.resolved.toml`: the sweep's cache keeps whole-run figures only, so
-//! the one sequence shown is rerun here (on the device the spec names; CPU and GPU lanes give
-//! the same bits) rather than storing every step of every sequence in the cache.
+//! precision against the float64 reference, and for dynamic policies the cell-state change Δc
+//! with the level each step ran at (a timeline). Read from the files `lstm-dse trace`
+//! (errors.csv) and `lstm-dse dynamic --trace-policy` (policy_<K>_trace.csv) write
+//! ([`from_csv_dir`], checked in `trace_dir`), or computed for a sweep directory from its
+//! `spec.resolved.toml`: the sweep's cache keeps whole-run figures only, so the one sequence
+//! shown is rerun here (on the device the spec names; CPU and GPU lanes give the same bits)
+//! rather than storing every step of every sequence in the cache.
 //!
 //! Shown: the last layer's forward direction (the states the head reads).
 
+pub use super::trace_dir::from_csv_dir;
+
 use super::svg::{Chart, PALETTE};
-use super::{SweepDir, Table, ViewError};
+use super::SweepDir;
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_list;
 use crate::lstm;
@@ -24,7 +27,8 @@ pub struct StageTraces {
     /// What is shown: model, sequence, layer.
     pub title: String,
     pub steps: usize,
-    /// Per precision: the hidden error (max |h − h_fp32| over the units, unitless) per step.
+    /// Per precision: the hidden error (max |h − h_ref| over the units against the float64
+    /// reference, unitless) per step.
     pub errors: Vec<(String, Vec<f64>)>,
     pub policies: Vec<Timeline>,
 }
@@ -42,129 +46,8 @@ pub struct Timeline {
     pub level: Vec<usize>,
     /// The precision of each level, lowest first.
     pub level_names: Vec<String>,
-    /// Hidden error of the policy against fp32 per step (unitless).
+    /// Hidden error of the policy against the float64 reference per step (unitless).
     pub hidden_max_abs: Vec<f64>,
-}
-
-fn cell<'a>(t: &'a Table, row: &'a [String], name: &str) -> Option<&'a str> {
-    row.get(t.col(name)?).map(String::as_str)
-}
-
-fn usize_cell(t: &Table, row: &[String], name: &str) -> Option<usize> {
-    cell(t, row, name)?.parse().ok()
-}
-
-fn f64_cell(t: &Table, row: &[String], name: &str) -> f64 {
-    cell(t, row, name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-/// The rows of `t` for `sequence`, the last layer and direction 0, in step order.
-fn shown_rows(t: &Table, sequence: usize) -> Vec<&Vec<String>> {
-    let last = t
-        .rows
-        .iter()
-        .filter_map(|r| usize_cell(t, r, "layer"))
-        .max()
-        .unwrap_or(0);
-    let mut rows: Vec<&Vec<String>> = t
-        .rows
-        .iter()
-        .filter(|r| {
-            usize_cell(t, r, "sequence") == Some(sequence)
-                && usize_cell(t, r, "layer") == Some(last)
-                && usize_cell(t, r, "direction") == Some(0)
-        })
-        .collect();
-    rows.sort_by_key(|r| usize_cell(t, r, "step"));
-    rows
-}
-
-/// Reads the traces of `sequence` from a `trace` and/or `dynamic --trace-policy` directory.
-pub fn from_csv_dir(dir: &Path, sequence: usize) -> Result<StageTraces, ViewError> {
-    let mut st = StageTraces {
-        title: format!("{}, sequence {sequence}", dir.display()),
-        ..StageTraces::default()
-    };
-    let errors = dir.join("errors.csv");
-    if errors.exists() {
-        let t = Table::read(&errors)?;
-        for r in shown_rows(&t, sequence) {
-            let p = cell(&t, r, "precision").unwrap_or("?").to_string();
-            let v = f64_cell(&t, r, "hidden_max_abs");
-            match st.errors.iter_mut().find(|(name, _)| *name == p) {
-                Some((_, vs)) => vs.push(v),
-                None => st.errors.push((p, vec![v])),
-            }
-        }
-    }
-    let policies = dir.join("policies.csv");
-    let policies = policies
-        .exists()
-        .then(|| Table::read(&policies))
-        .transpose()?;
-    let traces = crate::dynamic::trace_files(dir).map_err(|e| super::file_error(dir, e))?;
-    for (k, path) in traces {
-        let t = Table::read(&path)?;
-        let mut tl = Timeline::default();
-        let prow = policies.as_ref().and_then(|p| {
-            p.rows
-                .iter()
-                .find(|r| usize_cell(p, r, "policy") == Some(k))
-                .map(|r| (p, r))
-        });
-        if let Some((p, r)) = prow {
-            let split = |s: Option<&str>| -> Vec<String> {
-                s.unwrap_or("").split('|').map(String::from).collect()
-            };
-            tl.level_names = split(cell(p, r, "levels"));
-            tl.thresholds = split(cell(p, r, "thresholds"))
-                .iter()
-                .filter_map(|v| v.parse().ok())
-                .collect();
-        }
-        for r in shown_rows(&t, sequence) {
-            let level = usize_cell(&t, r, "level").unwrap_or(0);
-            if let Some(name) = cell(&t, r, "level_precision") {
-                while tl.level_names.len() <= level {
-                    tl.level_names.push(String::new());
-                }
-                tl.level_names[level] = name.to_string();
-            }
-            tl.metric.push(f64_cell(&t, r, "delta_c_metric"));
-            tl.level.push(level);
-            tl.hidden_max_abs.push(f64_cell(&t, r, "hidden_max_abs"));
-        }
-        tl.label = format!("policy {k}: {}", tl.level_names.join("|"));
-        if !tl.thresholds.is_empty() {
-            tl.label.push_str(&format!(
-                " at {}",
-                tl.thresholds
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            ));
-        }
-        st.policies.push(tl);
-    }
-    st.steps = st
-        .errors
-        .iter()
-        .map(|(_, v)| v.len())
-        .chain(st.policies.iter().map(|p| p.level.len()))
-        .max()
-        .unwrap_or(0);
-    if st.steps == 0 {
-        return Err(super::file_error(
-            dir,
-            format!(
-                "no per-step traces of sequence {sequence} (expected errors.csv from `lstm-dse trace` or policy_<K>_trace.csv from `lstm-dse dynamic --trace-policy K`, or a sweep directory)"
-            ),
-        ));
-    }
-    Ok(st)
 }
 
 /// For a relative path of a spec.resolved.toml that is not there: where it is looked for.
@@ -193,8 +76,10 @@ pub fn compute_for_sweep(
         "cpu" => DeviceChoice::Cpu,
         _ => DeviceChoice::Auto,
     };
-    let (engine, _) = Engine::select(choice)?;
     let models: Vec<&String> = w.models.iter().take(max_models).collect();
+    // Drawn from the files the sweep read, or not at all.
+    crate::sweep::unchanged_inputs(&file, &sweep.resolved, &sweep.spec, &models)?;
+    let (engine, _) = Engine::select(choice)?;
     let mut out = Vec::new();
     for (mi, name) in models.iter().enumerate() {
         progress(mi as u64, models.len() as u64);
@@ -324,7 +209,7 @@ pub fn error_figure(st: &StageTraces, width: f64, height: f64) -> String {
         200.0,
         &format!("hidden error per step: {}", st.title),
         ("step", &steps, false),
-        ("max |h - h_fp32| (log)", &all, true),
+        ("max |h - h_ref| (float64 reference, log)", &all, true),
     );
     let mut legend = Vec::new();
     for (i, (name, v)) in st.errors.iter().enumerate() {
