@@ -16,18 +16,7 @@ fn a_policy_grid_is_held_to_max_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).display().to_string();
     let input = path("x.npy");
-    let made = run(&[
-        "gen-input",
-        "--model",
-        "builtin:tiny",
-        "--sequences",
-        "256",
-        "--steps",
-        "10",
-        "--output",
-        &input,
-    ]);
-    assert!(made.status.success());
+    common::gen_input("builtin:tiny", 256, 10, std::path::Path::new(&input));
     let dynamic = |device: &str, policies: usize, limit: &str, out: &str| {
         run(&[
             "--max-memory",

@@ -82,17 +82,7 @@ fn plots_of_trace_dynamic_and_sweep_directories() {
     let (out, _, _) = sweep_into(d, &["--quiet"]);
     let input = d.join("x.npy");
     let s = |p: &Path| p.to_str().expect("utf-8").to_string();
-    ok(&[
-        "gen-input",
-        "--model",
-        "builtin:tiny",
-        "--sequences",
-        "2",
-        "--steps",
-        "6",
-        "--output",
-        &s(&input),
-    ]);
+    common::gen_input("builtin:tiny", 2, 6, &input);
     let tr = d.join("tr");
     ok(&[
         "trace",
@@ -260,17 +250,7 @@ fn plot_trace_refuses_trace_files_it_cannot_draw() {
     let d = dir.path();
     let s = |p: &Path| p.to_str().expect("utf-8").to_string();
     let (input, tr, dy) = (d.join("x.npy"), d.join("tr"), d.join("dy"));
-    ok(&[
-        "gen-input",
-        "--model",
-        "builtin:tiny",
-        "--sequences",
-        "2",
-        "--steps",
-        "6",
-        "--output",
-        &s(&input),
-    ]);
+    common::gen_input("builtin:tiny", 2, 6, &input);
     let run = |command: &str, out: &Path, extra: &[&str]| {
         let mut args = vec![
             command,

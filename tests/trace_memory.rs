@@ -16,18 +16,7 @@ fn a_trace_of_many_precisions_is_held_to_max_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).display().to_string();
     let input = path("x.npy");
-    let made = run(&[
-        "gen-input",
-        "--model",
-        "builtin:tiny",
-        "--sequences",
-        "300",
-        "--steps",
-        "60",
-        "--output",
-        &input,
-    ]);
-    assert!(made.status.success());
+    common::gen_input("builtin:tiny", 300, 60, std::path::Path::new(&input));
     let many: Vec<String> = (4..=16)
         .flat_map(|b| [format!("fx{b}"), format!("fx{b},cal=mse")])
         .chain(["fp16", "bf16", "fp8e4m3", "e5m2"].map(String::from))

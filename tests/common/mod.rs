@@ -166,6 +166,24 @@ pub fn run(args: &[&str]) -> std::process::Output {
         .expect("run lstm-dse")
 }
 
+/// Writes `sequences` x `steps` seeded random inputs for `model` to `path` (`gen-input`).
+pub fn gen_input(model: &str, sequences: usize, steps: usize, path: &std::path::Path) {
+    let (n, t) = (sequences.to_string(), steps.to_string());
+    let path = path.to_str().expect("utf-8 path");
+    let o = run(&[
+        "gen-input",
+        "--model",
+        model,
+        "--sequences",
+        &n,
+        "--steps",
+        &t,
+        "--output",
+        path,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Starts `lstm-dse args` in the repository root, waits until the temporary file `partial`
 /// exists (catch the run while it writes: make one of its later outputs a FIFO, written in
 /// place, whose open waits for a reader), sends it `sig` and returns how it ended (each wait
