@@ -170,11 +170,11 @@ impl Checker<'_> {
     #[cold]
     #[inline(never)]
     fn bad(&self, field: &str, bound: &str, v: f64) -> AccelError {
-        invalid(
-            self.origin,
-            field,
-            format!("must be {bound}, got {}", compact(v)),
-        )
+        let problem = match v.is_finite() {
+            true => format!("must be {bound}, got {}", compact(v)),
+            false => format!("must be a finite number {bound}, got {}", compact(v)),
+        };
+        invalid(self.origin, field, problem)
     }
 }
 

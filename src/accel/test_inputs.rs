@@ -50,6 +50,14 @@ fn zero_and_negative_sizes_are_rejected() {
     assert!(err_of_set(&["compute.clock_mhz=-500"]).contains("'compute.clock_mhz'"));
     // Shown as an exponent, not the 301 digits `{}` prints.
     assert!(err_of_set(&["memory.dram_gb_per_s=-1e300"]).ends_with("must be > 0, got -1e300"));
+    // inf is above 0: what it lacks is being finite.
+    for v in ["inf", "-inf", "nan"] {
+        let e = err_of_set(&[&format!("compute.clock_mhz={v}")]);
+        assert!(
+            e.contains("'compute.clock_mhz': must be a finite number > 0"),
+            "{v}: {e}"
+        );
+    }
     assert!(err_of_set(&["energy.sram_access_share=1e300"]).ends_with("got 1e300"));
 }
 

@@ -73,8 +73,7 @@ pub fn status(out: &Path) -> Result<Status, ClusterError> {
             .map_or(State::Failed, |(_, _, st)| queued_state(st))
     };
     let precision = single(&jobs.precision, "precision");
-    let merge = single(&jobs.merge, "merge");
-    let shards = (0..jobs.shards)
+    let shards: Vec<State> = (0..jobs.shards)
         .map(|i| {
             if done(&format!("shard-{i}")) {
                 return State::Done;
@@ -84,6 +83,17 @@ pub fn status(out: &Path) -> Result<Status, ClusterError> {
                 .map_or(State::Failed, |(_, _, st)| queued_state(st))
         })
         .collect();
+    // A merge is done when it ran after every shard and its results are there: its marker
+    // alone may be older than a shard redone since (or the results removed), and then the
+    // merge is the queued one, or failed.
+    let merged = shards.iter().all(|s| *s == State::Done) && out.join("results.csv").exists();
+    let merge = match single(&jobs.merge, "merge") {
+        State::Done if !merged => q
+            .iter()
+            .find(|(j, _, _)| *j == jobs.merge)
+            .map_or(State::Failed, |(_, _, st)| queued_state(st)),
+        st => st,
+    };
     Ok(Status {
         jobs,
         precision,
@@ -94,8 +104,8 @@ pub fn status(out: &Path) -> Result<Status, ClusterError> {
 }
 
 /// Resubmits what failed: the precision job if it did, the failed shards as a new array (they
-/// continue with --resume), and a new merge job after them (the old one is cancelled: its
-/// dependency can no longer be met).
+/// continue with --resume), and a new merge job after them unless the merge is done (the old
+/// one is cancelled: its dependency can no longer be met; a marker it left is removed).
 pub fn resubmit(out: &Path, st: &Status) -> Result<Jobs, ClusterError> {
     need("sbatch")?;
     let dir = out.join("slurm");
@@ -130,6 +140,11 @@ pub fn resubmit(out: &Path, st: &Status) -> Result<Jobs, ClusterError> {
     if st.merge != State::Done {
         if matches!(st.merge, State::Pending | State::Running) {
             let _ = run_tool(Command::new("scancel").arg(&st.jobs.merge));
+        }
+        // A marker of a merge before the shards redone now is not this merge's.
+        let stale = dir.join("state").join("merge.done");
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| super::file_error(&stale, e))?;
         }
         let dep: Vec<String> = merge_after
             .iter()

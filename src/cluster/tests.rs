@@ -165,3 +165,44 @@ fn quoting_survives_spaces_and_quotes() {
     assert_eq!(sh("a b"), "'a b'");
     assert_eq!(sh("it's"), r"'it'\''s'");
 }
+
+/// A merge's marker older than a shard redone since (or with its results gone) is not a
+/// finished run: `status` said "finished" and `--resubmit` merged nothing.
+#[test]
+fn a_merge_marker_is_done_only_after_every_shard_with_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let state = out.join("slurm").join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // Job ids no queue holds (above SLURM's default MaxJobId): not done means failed.
+    let jobs = Jobs {
+        shards: 2,
+        precision: "90000001".into(),
+        shard_arrays: vec!["90000002".into()],
+        merge: "90000003".into(),
+        spec: None,
+    };
+    jobs.save(out).unwrap();
+    let mark = |name: &str| std::fs::write(state.join(format!("{name}.done")), "").unwrap();
+    for name in ["precision", "shard-0", "shard-1", "merge"] {
+        mark(name);
+    }
+    let results = out.join("results.csv");
+    std::fs::write(&results, "a\n1\n").unwrap();
+    let st = status::status(out).unwrap();
+    assert_eq!(st.merge, status::State::Done);
+    assert!(!st.needs_resubmit());
+    assert!(st.describe(out).contains("finished"));
+    // A shard redone since the merge.
+    std::fs::remove_file(state.join("shard-1.done")).unwrap();
+    let st = status::status(out).unwrap();
+    assert_eq!(st.merge, status::State::Failed);
+    assert!(st.needs_resubmit());
+    assert!(!st.describe(out).contains("finished"));
+    // Every shard done, the merged results removed.
+    mark("shard-1");
+    std::fs::remove_file(&results).unwrap();
+    let st = status::status(out).unwrap();
+    assert_eq!(st.merge, status::State::Failed);
+    assert!(!st.describe(out).contains("finished"));
+}
