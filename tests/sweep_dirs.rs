@@ -64,6 +64,103 @@ fn a_bad_cell_is_named_in_its_shard_and_nothing_is_left() {
     assert!(!c.path("m/results.csv").exists());
 }
 
+/// Every cell of a shard's rows is checked against what its column may hold for the run, not
+/// only the cells the front reads: a precision, model, group size, swept value or threshold
+/// list the run does not have, text in a number's column, a config hash that is not the row's,
+/// a header of other columns. The refusal names the shard's own file, line and column, and
+/// nothing is left in `--out`.
+#[test]
+fn every_cell_of_a_shard_is_checked_and_named_in_its_file() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    // Shard 0 holds the policies' rows (shard 1 only architectures without a tracking unit).
+    let rows = common::sweep_case::lines(&c.path("s0/results.csv"));
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let first = |precision: &str| {
+        (1..rows.len())
+            .find(|&i| rows[i].split(',').nth(col("precision")) == Some(precision))
+            .unwrap()
+    };
+    let (fixed, policy) = (first("fx8"), first("fx6|fx16"));
+    for (column, line, to, expect) in [
+        (
+            "precision",
+            fixed,
+            "fx7",
+            &["`fx7` is not a precision of this run (fx8, fx6|fx16)"][..],
+        ),
+        ("cycles", fixed, "abc", &["`abc` is not a number"]),
+        ("area_mm2", policy, "", &["empty cell, expected a number"]),
+        (
+            "model",
+            fixed,
+            "builtin:small",
+            &["`builtin:small` is not a model of this run (builtin:tiny)"],
+        ),
+        (
+            "dpred_group_size",
+            fixed,
+            "16",
+            &["`16` is not a DPRed group size of this run (0)"],
+        ),
+        (
+            "compute.units",
+            policy,
+            "9",
+            &["`9` is not a value of this run (1, 2, 3, 4)"],
+        ),
+        (
+            "thresholds",
+            policy,
+            "0.7",
+            &["`0.7` is not a threshold list of this run (0, 0.5, inf)"],
+        ),
+        (
+            "thresholds",
+            fixed,
+            "0.5",
+            &["the fixed precision fx8 has no thresholds"],
+        ),
+        (
+            "config_hash",
+            fixed,
+            "0123456789abcdef",
+            &["`0123456789abcdef` is not the row's config hash"],
+        ),
+        ("tool_version", policy, "v1", &["`v1` is not a version"]),
+    ] {
+        let dir = format!("e-{column}-{line}");
+        c.copy("s0", &dir, &|d| set_cell(d, line, col(column), to));
+        let o = c.merge(&[&dir, "s1"], "m");
+        let file = c.path(&dir).join("results.csv");
+        let at = format!("{}:{}: column `{column}`: ", file.display(), line + 1);
+        refused(&o, &[&at]);
+        refused(&o, expect);
+        assert!(!c.path("m").exists(), "{column}: --out made");
+    }
+    // A header of other columns is named at its line.
+    c.copy("s0", "renamed", &|d| {
+        let f = d.join("results.csv");
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, text.replacen("cycles", "cycle_count", 1)).unwrap();
+    });
+    let o = c.merge(&["renamed", "s1"], "m");
+    let file = c.path("renamed/results.csv");
+    refused(
+        &o,
+        &[
+            &format!("{}:1: ", file.display()),
+            "`cycle_count`",
+            "`cycles`",
+        ],
+    );
+    // The shards as written merge.
+    let o = c.merge(&["s0", "s1"], "m");
+    assert!(o.status.success(), "{}", err(&o));
+}
+
 /// A shard's folder resumed without `--shard`, or with another, names the shard it holds.
 #[test]
 fn resuming_a_shards_folder_names_its_shard() {

@@ -15,6 +15,7 @@
 
 mod batches;
 mod cache;
+mod cells;
 mod checkpoint;
 mod front;
 mod front_files;
