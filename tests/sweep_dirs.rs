@@ -1,7 +1,8 @@
 //! What `sweep` and `merge` say about the folders they are given, and what they leave there:
 //! a bad cell named in the shard merged (and nothing left in `--out`), a shard's folder resumed
-//! without its `--shard` or with another, an unfinished shard merged, lines cut off a finished
-//! run's files, and `--out` paths through folders that do not exist.
+//! without its `--shard` or with another, a whole run's folder resumed as a shard, an
+//! unfinished shard merged, lines cut off a finished run's files, and `--out` paths through
+//! folders that do not exist.
 
 mod common;
 
@@ -161,13 +162,50 @@ fn every_cell_of_a_shard_is_checked_and_named_in_its_file() {
     assert!(o.status.success(), "{}", err(&o));
 }
 
+/// `--resume --shard i/N` on a whole (unsharded) run's folder says that it holds one and what
+/// to do (once it refused the whole run's first row as "not a point of this run"), and
+/// leaves the run as it was, finished or interrupted.
+#[test]
+fn resuming_a_whole_run_as_a_shard_says_it_is_unsharded() {
+    let c = Case::new("1:4:1");
+    c.ok("whole", &[]);
+    let results = std::fs::read(c.path("whole/results.csv")).unwrap();
+    for shard in ["0/2", "1/2"] {
+        let o = c.run("whole", &["--resume", "--shard", shard]);
+        refused(
+            &o,
+            &[
+                &format!("--shard {shard}"),
+                "holds an unsharded (whole) run",
+                "resume it without --shard, or give another --out",
+            ],
+        );
+        assert_eq!(std::fs::read(c.path("whole/results.csv")).unwrap(), results);
+        assert!(!c.path("whole/.incomplete").exists());
+    }
+    // Interrupted: its rows in staging.
+    let (w, st) = (c.path("whole"), c.path("whole/.incomplete"));
+    std::fs::create_dir(&st).unwrap();
+    for f in ["results.csv", "skipped.csv", "spec.resolved.toml"] {
+        std::fs::rename(w.join(f), st.join(f)).unwrap();
+    }
+    let o = c.run("whole", &["--resume", "--shard", "0/2"]);
+    refused(
+        &o,
+        &["holds an unsharded (whole) run", &st.display().to_string()],
+    );
+    c.ok("whole", &["--resume"]);
+    c.ok("again", &[]);
+    same_outputs(&c.path("again"), &c.path("whole"));
+}
+
 /// A shard's folder resumed without `--shard`, or with another, names the shard it holds.
 #[test]
 fn resuming_a_shards_folder_names_its_shard() {
     let c = Case::new("1:4:1");
     c.ok("s1", &["--shard", "1/2"]);
     let o = c.run("s1", &["--resume"]);
-    refused(&o, &["shard 1/2", "add --shard 1/2"]);
+    refused(&o, &["shard 1/2", "not a whole run", "add --shard 1/2"]);
     let o = c.run("s1", &["--resume", "--shard", "0/2"]);
     refused(&o, &["holds shard 1/2", "not 0/2", "--shard 1/2"]);
     c.ok("s1", &["--resume", "--shard", "1/2"]);
