@@ -169,7 +169,10 @@ fn gpu_group_widths_equal_the_cpu_twin() {
                     bits_best: 0,
                     ..cpu.clone()
                 };
-                for (width, len, nonzero) in ctx.group_widths(&v.codes, &v.lens, g, bits).unwrap() {
+                for (width, len, nonzero) in ctx
+                    .group_widths(&m.name, &v.codes, &v.lens, g, bits)
+                    .unwrap()
+                {
                     gpu.add_group(width, len, nonzero);
                 }
                 assert_eq!(cpu, gpu, "{base} group size {g}");
@@ -188,7 +191,7 @@ fn gpu_group_widths_equal_the_cpu_twin() {
                 bits_best: 0,
                 ..cpu.clone()
             };
-            let widths = ctx.group_widths(&a.codes, &a.lens, g, base.a.bits());
+            let widths = ctx.group_widths(&m.name, &a.codes, &a.lens, g, base.a.bits());
             for (width, len, nonzero) in widths.unwrap() {
                 gpu.add_group(width, len, nonzero);
             }

@@ -198,3 +198,53 @@ fn inputs_just_under_the_overflow_bound_stay_finite_and_equal() {
         same_bits(ctx, &m, &x, FLOAT);
     }
 }
+
+/// A buffer the adapter cannot hold is refused in one line naming the model's file, what
+/// needs the buffer, its size and the limit, and what to do instead (chunks already split the
+/// lanes down to one, so fewer lanes would not help).
+#[test]
+fn a_buffer_too_large_names_the_model_the_size_and_the_limit() {
+    let Some(mut ctx) = common::gpu_context() else {
+        return;
+    };
+    let m = fixture("torch_lstm3.onnx");
+    assert!(
+        m.name.ends_with("tests/data/torch_lstm3.onnx"),
+        "{}",
+        m.name
+    );
+    let configs = parse_config_list("fx8").unwrap();
+    let refusal = |ctx: &GpuContext, x: &Sequences| {
+        let plans = eval::prepare(&m, x, "x", &configs).unwrap();
+        let e = ctx
+            .run(&m, x, &plans, false, &mut |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        e
+    };
+    let model = format!("{}: too large for the adapter", m.name);
+    ctx.limit_buffers(1024);
+    let e = refusal(&ctx, &inputs(&m, 2, 5, 1));
+    for want in [
+        &model,
+        "layer 0's weights at fx8 needs a buffer of",
+        "lstm-dse's per-buffer cap allows 1024",
+        "never split",
+        "--device cpu",
+    ] {
+        assert!(e.contains(want), "{want:?} not in {e}");
+    }
+    // Room for the weights (16 units), not for one sequence's 8000 steps of states.
+    ctx.limit_buffers(800_000);
+    let e = refusal(&ctx, &inputs(&m, 1, 8000, 2));
+    for want in [
+        &model,
+        "one sequence of 8000 steps needs a buffer of",
+        "allows 800000",
+        "fewer steps",
+        "--device cpu",
+    ] {
+        assert!(e.contains(want), "{want:?} not in {e}");
+    }
+}

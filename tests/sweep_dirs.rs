@@ -1,7 +1,8 @@
 //! What `sweep` and `merge` say about the folders they are given, and what they leave there:
 //! a bad cell named in the shard merged (and nothing left in `--out`), a shard's folder resumed
-//! without its `--shard` or with another, an unfinished shard merged, lines cut off a finished
-//! run's files, and `--out` paths through folders that do not exist.
+//! without its `--shard` or with another, a whole run's folder resumed as a shard, an
+//! unfinished shard merged, lines cut off a finished run's files, and `--out` paths through
+//! folders that do not exist.
 
 mod common;
 
@@ -64,13 +65,147 @@ fn a_bad_cell_is_named_in_its_shard_and_nothing_is_left() {
     assert!(!c.path("m/results.csv").exists());
 }
 
+/// Every cell of a shard's rows is checked against what its column may hold for the run, not
+/// only the cells the front reads: a precision, model, group size, swept value or threshold
+/// list the run does not have, text in a number's column, a config hash that is not the row's,
+/// a header of other columns. The refusal names the shard's own file, line and column, and
+/// nothing is left in `--out`.
+#[test]
+fn every_cell_of_a_shard_is_checked_and_named_in_its_file() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    // Shard 0 holds the policies' rows (shard 1 only architectures without a tracking unit).
+    let rows = common::sweep_case::lines(&c.path("s0/results.csv"));
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let first = |precision: &str| {
+        (1..rows.len())
+            .find(|&i| rows[i].split(',').nth(col("precision")) == Some(precision))
+            .unwrap()
+    };
+    let (fixed, policy) = (first("fx8"), first("fx6|fx16"));
+    for (column, line, to, expect) in [
+        (
+            "precision",
+            fixed,
+            "fx7",
+            &["`fx7` is not a precision of this run (fx8, fx6|fx16)"][..],
+        ),
+        ("cycles", fixed, "abc", &["`abc` is not a number"]),
+        ("area_mm2", policy, "", &["empty cell, expected a number"]),
+        (
+            "model",
+            fixed,
+            "builtin:small",
+            &["`builtin:small` is not a model of this run (builtin:tiny)"],
+        ),
+        (
+            "dpred_group_size",
+            fixed,
+            "16",
+            &["`16` is not a DPRed group size of this run (0)"],
+        ),
+        (
+            "compute.units",
+            policy,
+            "9",
+            &["`9` is not a value of this run (1, 2, 3, 4)"],
+        ),
+        (
+            "thresholds",
+            policy,
+            "0.7",
+            &["`0.7` is not a threshold list of this run (0, 0.5, inf)"],
+        ),
+        (
+            "thresholds",
+            fixed,
+            "0.5",
+            &["the fixed precision fx8 has no thresholds"],
+        ),
+        (
+            "config_hash",
+            fixed,
+            "0123456789abcdef",
+            &["`0123456789abcdef` is not the row's config hash"],
+        ),
+        ("tool_version", policy, "v1", &["`v1` is not a version"]),
+    ] {
+        let dir = format!("e-{column}-{line}");
+        c.copy("s0", &dir, &|d| set_cell(d, line, col(column), to));
+        let o = c.merge(&[&dir, "s1"], "m");
+        let file = c.path(&dir).join("results.csv");
+        let at = format!("{}:{}: column `{column}`: ", file.display(), line + 1);
+        refused(&o, &[&at]);
+        refused(&o, expect);
+        assert!(!c.path("m").exists(), "{column}: --out made");
+    }
+    // A header of other columns is named at its line.
+    c.copy("s0", "renamed", &|d| {
+        let f = d.join("results.csv");
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, text.replacen("cycles", "cycle_count", 1)).unwrap();
+    });
+    let o = c.merge(&["renamed", "s1"], "m");
+    let file = c.path("renamed/results.csv");
+    refused(
+        &o,
+        &[
+            &format!("{}:1: ", file.display()),
+            "`cycle_count`",
+            "`cycles`",
+        ],
+    );
+    // The shards as written merge.
+    let o = c.merge(&["s0", "s1"], "m");
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+/// `--resume --shard i/N` on a whole (unsharded) run's folder says that it holds one and what
+/// to do (once it refused the whole run's first row as "not a point of this run"), and
+/// leaves the run as it was, finished or interrupted.
+#[test]
+fn resuming_a_whole_run_as_a_shard_says_it_is_unsharded() {
+    let c = Case::new("1:4:1");
+    c.ok("whole", &[]);
+    let results = std::fs::read(c.path("whole/results.csv")).unwrap();
+    for shard in ["0/2", "1/2"] {
+        let o = c.run("whole", &["--resume", "--shard", shard]);
+        refused(
+            &o,
+            &[
+                &format!("--shard {shard}"),
+                "holds an unsharded (whole) run",
+                "resume it without --shard, or give another --out",
+            ],
+        );
+        assert_eq!(std::fs::read(c.path("whole/results.csv")).unwrap(), results);
+        assert!(!c.path("whole/.incomplete").exists());
+    }
+    // Interrupted: its rows in staging.
+    let (w, st) = (c.path("whole"), c.path("whole/.incomplete"));
+    std::fs::create_dir(&st).unwrap();
+    for f in ["results.csv", "skipped.csv", "spec.resolved.toml"] {
+        std::fs::rename(w.join(f), st.join(f)).unwrap();
+    }
+    let o = c.run("whole", &["--resume", "--shard", "0/2"]);
+    refused(
+        &o,
+        &["holds an unsharded (whole) run", &st.display().to_string()],
+    );
+    c.ok("whole", &["--resume"]);
+    c.ok("again", &[]);
+    same_outputs(&c.path("again"), &c.path("whole"));
+}
+
 /// A shard's folder resumed without `--shard`, or with another, names the shard it holds.
 #[test]
 fn resuming_a_shards_folder_names_its_shard() {
     let c = Case::new("1:4:1");
     c.ok("s1", &["--shard", "1/2"]);
     let o = c.run("s1", &["--resume"]);
-    refused(&o, &["shard 1/2", "add --shard 1/2"]);
+    refused(&o, &["shard 1/2", "not a whole run", "add --shard 1/2"]);
     let o = c.run("s1", &["--resume", "--shard", "0/2"]);
     refused(&o, &["holds shard 1/2", "not 0/2", "--shard 1/2"]);
     c.ok("s1", &["--resume", "--shard", "1/2"]);

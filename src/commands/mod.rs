@@ -172,5 +172,7 @@ fn progress_bar_with(quiet: bool, what: &str, len: u64, template: &str) -> indic
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(what.to_string());
+    // Notices printed while it is drawn (warnings of a stage, a wait for a lock) go above it.
+    crate::console::notes_above(&bar);
     bar
 }

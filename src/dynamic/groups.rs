@@ -188,7 +188,9 @@ pub fn measure(
             out.push(match engine {
                 Engine::Gpu(ctx) => {
                     let mut s = GroupStats::new(kind, g, bits);
-                    for (width, len, nonzero) in ctx.group_widths(&v.codes, &v.lens, g, bits)? {
+                    for (width, len, nonzero) in
+                        ctx.group_widths(&model.name, &v.codes, &v.lens, g, bits)?
+                    {
                         s.add_group(width, len, nonzero);
                     }
                     s

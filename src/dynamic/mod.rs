@@ -17,8 +17,8 @@ pub use levels::{resolution_warnings, step_up, LevelPlans, LevelState};
 pub use memory::{lane_bytes, sim_bytes};
 
 pub use report::{
-    policy_rows, read_labels, task_accuracy, task_bits, trace_file, trace_files, trace_rows,
-    write_policies, PolicyTraceRow,
+    levels_text, policy_rows, read_labels, task_accuracy, task_bits, thresholds_text, trace_file,
+    trace_files, trace_rows, write_policies, PolicyTraceRow,
 };
 pub use sim::{simulate, simulate_scalar, LaneResult, Simulation};
 

@@ -60,6 +60,19 @@ pub fn task_bits(output: &[f32], classes: usize, per_seq: usize, labels: &[f32])
     picks.iter().map(|&(r, l)| bits(r, l)).sum::<f64>() / picks.len().max(1) as f64
 }
 
+/// A policy's levels as policies.csv and a sweep's `precision` column write them: `fx8|fx16`.
+pub fn levels_text(levels: &[crate::format::PrecisionConfig]) -> String {
+    let texts: Vec<String> = levels.iter().map(|c| c.to_string()).collect();
+    texts.join("|")
+}
+
+/// A policy's thresholds as policies.csv and a sweep's `thresholds` column write them:
+/// `0.5|inf`.
+pub fn thresholds_text(thresholds: &[f64]) -> String {
+    let texts: Vec<String> = thresholds.iter().map(|t| t.to_string()).collect();
+    texts.join("|")
+}
+
 fn fmt(v: f64) -> String {
     format!("{v}")
 }
@@ -109,12 +122,7 @@ pub fn policy_rows(
             header.extend(["reference_task_bits", "task_bits"].map(String::from));
         }
     }
-    let levels = spec
-        .levels
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join("|");
+    let levels = levels_text(&spec.levels);
     let ref_states = &reference.states;
     let n_seq = sim.sequences;
     let per_seq = model.head_rows(sim.steps);
@@ -165,12 +173,7 @@ pub fn policy_rows(
             levels.clone(),
             spec.metric.to_string(),
             format!("{:?}", spec.timing).to_lowercase(),
-            policy
-                .thresholds
-                .iter()
-                .map(|t| t.to_string())
-                .collect::<Vec<_>>()
-                .join("|"),
+            thresholds_text(&policy.thresholds),
         ];
         for k in 0..nl {
             row.push(fmt(

@@ -51,11 +51,12 @@ impl Pipeline {
 }
 
 impl GpuContext {
-    /// For vectors `lens` of the concatenated `codes`, cut into groups of `group_size` (the
-    /// last group of a vector may be shorter): (width, length, non-zero count) of every group,
-    /// in order. Widths are at most `base_bits`.
+    /// For vectors `lens` of the concatenated `codes` (of `model`, which a refusal names),
+    /// cut into groups of `group_size` (the last group of a vector may be shorter): (width,
+    /// length, non-zero count) of every group, in order. Widths are at most `base_bits`.
     pub fn group_widths(
         &self,
+        model: &str,
         codes: &[i32],
         lens: &[usize],
         group_size: usize,
@@ -78,7 +79,7 @@ impl GpuContext {
                 .iter()
                 .map(|&b| (b - lo) as u32)
                 .collect();
-            let widths = self.run_groups(&codes[lo..hi], &starts, base_bits)?;
+            let widths = self.run_groups(model, &codes[lo..hi], &starts, base_bits)?;
             for g in 0..last - first {
                 let len = (starts[g + 1] - starts[g]) as usize;
                 out.push((widths[2 * g], len, widths[2 * g + 1] as usize));
@@ -89,6 +90,7 @@ impl GpuContext {
 
     fn run_groups(
         &self,
+        model: &str,
         codes: &[i32],
         starts: &[u32],
         base_bits: u32,
@@ -99,7 +101,8 @@ impl GpuContext {
         let bytes = (words(codes.len(), groups) * 4) as u64;
         if bytes > self.cap().0 {
             let what = format!("{groups} DPRed groups of {} codes", codes.len());
-            return Err(self.too_large(what, bytes));
+            let hint = "one DPRed group is never split: give a smaller group size, or ";
+            return Err(self.too_large(model, what, bytes, hint));
         }
         let total = (groups as u64).div_ceil(64);
         let x = total.min(self.limits.max_compute_workgroups_per_dimension.max(1) as u64) as u32;

@@ -74,18 +74,32 @@ pub enum GpuError {
     NoAdapter(String),
     #[error("GPU device request failed: {0}")]
     Device(String),
-    #[error("model too large for the adapter '{adapter}': {what} needs {need} bytes, but {limit} allows {have}")]
-    TooLarge {
-        adapter: String,
-        what: String,
-        need: u64,
-        limit: &'static str,
-        have: u64,
-    },
+    /// Boxed: the refusal's fields would make every `Result` of the GPU stage large.
+    #[error(transparent)]
+    TooLarge(Box<TooLarge>),
     #[error("GPU readback failed: {0}")]
     Readback(String),
     #[error("not supported on the GPU: {0} (use --device cpu)")]
     Unsupported(String),
+}
+
+/// A buffer the adapter cannot hold, of one that chunks cannot split further (a layer's weights
+/// at one config, one sequence's states, one DPRed group); `Display` is one line naming the
+/// model, the buffer, its size, the limit and what to do instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{model}: too large for the adapter '{adapter}': {what} needs a buffer of {need} bytes, but {limit} allows {have}; {hint}run it on the CPU (--device cpu, or device = \"cpu\" under a sweep's [precision])")]
+pub struct TooLarge {
+    /// The model's file or `builtin:NAME` ([`crate::lstm::Model::name`]).
+    pub model: String,
+    pub adapter: String,
+    /// What the buffer would hold.
+    pub what: String,
+    pub need: u64,
+    /// The adapter limit (or lstm-dse's own cap) that refuses it, and its value.
+    pub limit: &'static str,
+    pub have: u64,
+    /// Why fewer lanes would not help, and what else would (before "run it on the CPU").
+    pub hint: &'static str,
 }
 
 /// Which adapters a caller accepts.

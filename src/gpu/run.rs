@@ -23,6 +23,15 @@ use wgpu::util::DeviceExt;
 /// read in windows; past it the step reads x and h from storage.
 const STEP_BUFFER_CAP: usize = 16 << 20;
 
+/// The hint of a refusal of one layer's weights at one config (all the levels of a policy):
+/// chunks already hold one config each.
+const TOO_LARGE_WEIGHTS: &str =
+    "one layer's weights at one config (every level of a policy) are never split, so ";
+
+/// The hint of a refusal of one sequence's states: chunks already hold one lane each.
+const TOO_LARGE_SEQUENCE: &str =
+    "one sequence's states are never split (chunks already run one lane at a time): give fewer steps, or ";
+
 /// A bind-group entry of the whole of `buffer`.
 fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
@@ -110,15 +119,25 @@ impl GpuContext {
         (have, name)
     }
 
-    pub(super) fn too_large(&self, what: String, need: u64) -> GpuError {
+    /// The refusal of a buffer of `need` bytes holding `what` of `model` (its file or
+    /// `builtin:NAME`), which cannot be split further, with what to do (`hint`).
+    pub(super) fn too_large(
+        &self,
+        model: &str,
+        what: String,
+        need: u64,
+        hint: &'static str,
+    ) -> GpuError {
         let (have, limit) = self.cap();
-        GpuError::TooLarge {
+        GpuError::TooLarge(Box::new(super::TooLarge {
+            model: model.to_string(),
             adapter: self.adapter.name.clone(),
             what,
             need,
             limit,
             have,
-        }
+            hint,
+        }))
     }
 
     /// The largest chunk (groups, sequences) within the limits: `groups` configs (each plan
@@ -154,8 +173,10 @@ impl GpuContext {
                 let need = 4 * weights.max(tables).max(1) as u64;
                 if need > cap {
                     return Err(self.too_large(
+                        &model.name,
                         format!("layer {l}'s weights at {}", unit[unit.len() - 1].config),
                         need,
+                        TOO_LARGE_WEIGHTS,
                     ));
                 }
                 group_bytes = group_bytes.max(need);
@@ -163,7 +184,12 @@ impl GpuContext {
             input = layer.output_size() as u64;
         }
         if lane_bytes > cap {
-            return Err(self.too_large(format!("one sequence of {steps} steps"), lane_bytes));
+            return Err(self.too_large(
+                &model.name,
+                format!("one sequence of {steps} steps"),
+                lane_bytes,
+                TOO_LARGE_SEQUENCE,
+            ));
         }
         let max_lanes = (cap / lane_bytes.max(1)) as usize;
         let max_groups = if policy {

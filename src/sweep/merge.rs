@@ -1,8 +1,10 @@
 //! `merge`: shard outputs combined into the results directory a single run gives, after
 //! checking that every shard comes from the same resolved spec, made by the same versions of the
 //! accelerator model and the numerics, and that together they hold each of the run's points
-//! (the count spec.resolved.toml records) exactly once, as a row or a skip line.
+//! (the count spec.resolved.toml records) exactly once, as a row or a skip line, and that
+//! every cell of every row is what its column may hold for that run ([`super::cells`]).
 
+use super::cells::CellCheck;
 use super::outdir::{OutDir, SHARD_FILE};
 use super::resolved::{same_run, Check};
 use super::write_front;
@@ -56,6 +58,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         crate::inputs::read_text(&d.join("spec.resolved.toml")).map_err(|_| unfinished(d))
     };
     let resolved = read_resolved(first)?;
+    // What every cell may hold, from the first directory's record (`same_run` below makes it
+    // every directory's): headers are checked as each file is read, rows once all are in.
+    let recorded = first.join("spec.resolved.toml");
+    let shown = recorded.display().to_string();
+    let spec = super::resolved::spec_of(&resolved)
+        .map_err(|e| anyhow::anyhow!("merge: {shown}: {}", e.message()))?;
+    let base = super::resolved::arch_base_of(&resolved)
+        .map_err(|e| anyhow::anyhow!("merge: {shown}: arch_base: {}", e.message()))?;
+    let cells = CellCheck::new(&shown, &spec, &base).map_err(|e| anyhow::anyhow!("merge: {e}"))?;
     // Each directory's shard.toml (`None`: a whole run, which covers every point itself).
     let mut shard_files = Vec::with_capacity(dirs.len());
     let mut header: Option<csv::ByteRecord> = None;
@@ -81,14 +92,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         }
         shard_files.push(read_shard_file(d)?.map(|f| (f, d.as_path())));
         let results = d.join("results.csv");
-        let h = gather(&results, &mut rows, "row")?;
+        let h = gather(&results, &mut rows, "row", Some(&cells))?;
         if header.as_ref().is_some_and(|x| *x != h) {
             bail!("merge: {} has different columns", results.display());
         }
         header = Some(h);
         let sk = d.join("skipped.csv");
         if sk.exists() {
-            gather(&sk, &mut skipped, "line")?;
+            gather(&sk, &mut skipped, "line", None)?;
         }
     }
     // Every merge, whole runs and shards alike: the count comes from spec.resolved.toml (or,
@@ -115,14 +126,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     if given.len() == dirs.len() {
         every_shard(&given)?;
     }
+    check_cells(&cells, &rows)?;
     covers_every_point(total, &given, dirs.len(), &rows, &skipped)?;
     let resolved = match super::resolved::recorded_points(&resolved) {
         Some(_) => resolved,
         None => super::resolved::with_points(&resolved, total as usize),
     };
-    // The cells the front reads, checked in each directory's own files (an error names the
-    // file merged and its line, not the merged copy), before --out is touched.
-    let spec = super::resolved::spec_of(&resolved)?;
+    // The cells the front reads (NaN objectives, the `where` filter), checked in each
+    // directory's own files (an error names the file merged and its line, not the merged
+    // copy), before --out is touched.
     for d in dirs {
         crate::pareto::front_of_csv_by(
             &d.join("results.csv"),
@@ -243,16 +255,24 @@ pub(super) fn write_shard_file(
 
 /// The records of `path` (results.csv or skipped.csv) into `into` by point index: a point
 /// already there from another directory must have the same record (`kind`, "row" or "line",
-/// names it in the error). Returns the file's header.
+/// names it in the error), and with `cells` (results.csv) the header must be the run's
+/// columns ([`check_cells`] checks the rows' cells). Returns the file's header.
 fn gather(
     path: &Path,
     into: &mut BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
     kind: &str,
+    cells: Option<&CellCheck>,
 ) -> Result<csv::ByteRecord> {
     let mut rd = crate::inputs::open_csv(path)
         .map(csv::Reader::from_reader)
         .with_context(|| format!("merge: {}: cannot read", path.display()))?;
-    let header = rd.byte_headers()?.clone();
+    let header = rd
+        .byte_headers()
+        .with_context(|| format!("merge: {}", path.display()))?
+        .clone();
+    if let Some(Err(problem)) = cells.map(|c| c.header(&header)) {
+        bail!("merge: {}:1: {problem}", path.display());
+    }
     for rec in rd.byte_records() {
         let rec = rec.with_context(|| format!("merge: {}", path.display()))?;
         // Counted only for a message (it reads the file again).
@@ -276,6 +296,31 @@ fn gather(
         into.insert(idx, (rec, path.to_path_buf()));
     }
     Ok(header)
+}
+
+/// Every cell of every row gathered is what its column may hold: refused naming the file the
+/// row came from, its line and the column (the lowest point's first bad cell). A point in
+/// several directories has one record, as they are equal. One pass in point order, so that a
+/// row is spared the cells it shares with the row before it.
+fn check_cells(cells: &CellCheck, rows: &Records) -> Result<()> {
+    let mut prev = None;
+    let bad = rows
+        .values()
+        .find_map(|(rec, from)| match cells.row(rec, prev) {
+            Ok(()) => {
+                prev = Some(rec);
+                None
+            }
+            Err(e) => Some((rec, from, e)),
+        });
+    if let Some((rec, from, (column, problem))) = bad {
+        bail!(
+            "merge: {}:{}: column `{column}`: {problem}",
+            from.display(),
+            crate::inputs::csv_line(from, rec.position())
+        );
+    }
+    Ok(())
 }
 
 /// A directory's `shard.toml`, `None` for a whole run.

@@ -15,6 +15,7 @@
 
 mod batches;
 mod cache;
+mod cells;
 mod checkpoint;
 mod front;
 mod front_files;
@@ -327,7 +328,8 @@ pub fn run_counted(path: &Path, o: &RunOptions, progress: &dyn Progress) -> Resu
 
 /// `--resume` continues the shard the folder holds (its `shard.toml`, written from a shard's
 /// start), or a whole run where it holds none: another `--shard` (or none) is refused, naming
-/// the shard to give.
+/// the shard to give, and so is a `--shard` on a whole run's rows (a run with rows and no
+/// `shard.toml`: a shard records it before its first row).
 fn same_shard(out: &OutDir, shard: Option<(usize, usize)>) -> Result<()> {
     let staging = out.staging();
     let at = if staging.join("spec.resolved.toml").exists() {
@@ -344,8 +346,12 @@ fn same_shard(out: &OutDir, shard: Option<(usize, usize)>) -> Result<()> {
             at.display()
         ),
         (Some((i, n)), None) => anyhow::bail!(
-            "--resume {dir}: the folder holds shard {i}/{n} of a run ({}/{SHARD_FILE}): add --shard {i}/{n}",
+            "--resume {dir}: the folder holds shard {i}/{n} of a sharded run ({}/{SHARD_FILE}), not a whole run: add --shard {i}/{n} to resume that shard, or give another --out for a whole run",
             at.display()
+        ),
+        (None, Some((si, sn))) if at.join("results.csv").exists() => anyhow::bail!(
+            "--resume {dir} --shard {si}/{sn}: the folder holds an unsharded (whole) run (rows in {}, no {SHARD_FILE}), not a shard: resume it without --shard, or give another --out for shard {si}/{sn}",
+            at.join("results.csv").display()
         ),
         _ => Ok(()),
     }

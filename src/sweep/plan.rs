@@ -31,9 +31,7 @@ impl PlannedOption {
             TextCell::new(o.thresholds.clone()),
             TextCell::new(o.dpred_group_size.to_string()),
         ];
-        let hash_prefix = lead
-            .iter()
-            .fold(FNV_INIT, |h, c| fnv_add(fnv_add(h, c.raw.as_bytes()), b"|"));
+        let hash_prefix = lead_hash(lead.iter().map(|c| c.raw.as_bytes()));
         PlannedOption {
             workload,
             text: OptionText::new(
@@ -50,6 +48,31 @@ impl PlannedOption {
             ),
         }
     }
+}
+
+/// The FNV state after an option's lead cells, each followed by `|`:
+/// `model|precision|thresholds|dpred_group_size|` (the config hash goes on with the swept
+/// values).
+fn lead_hash<'a>(lead: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    lead.into_iter()
+        .fold(FNV_INIT, |h, c| fnv_add(fnv_add(h, c), b"|"))
+}
+
+/// A row's config hash from its text in one pass: FNV over
+/// `model|precision|thresholds|dpred_group_size|v1|...|vn` and `0xff`, what
+/// [`Plan::outcome`] computes incrementally (`merge` checks every row's with it).
+pub(super) fn config_hash_of<'a>(
+    lead: impl IntoIterator<Item = &'a [u8]>,
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> u64 {
+    let mut h = lead_hash(lead);
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            h = fnv_add(h, b"|");
+        }
+        h = fnv_add(h, v);
+    }
+    fnv_add(h, &[0xff])
 }
 
 /// Every point of a sweep, by index.
@@ -405,7 +428,9 @@ mod tests {
             for (ai, option) in walk {
                 plan.seek(ai, &mut cursor);
                 // An option's prefix is the FNV state of its text.
-                let prefix = fnv_add(FNV_INIT, &[option as u8]);
+                let precision = format!("fx{}", option + 4);
+                let lead: [&[u8]; 4] = [b"builtin:tiny", precision.as_bytes(), b"", b"0"];
+                let prefix = lead_hash(lead);
                 let got = plan.config_hash(prefix, (0, option), &mut cursor);
                 let n = plan.axes.keys.len();
                 let text: Vec<&str> = plan
@@ -415,6 +440,9 @@ mod tests {
                     .collect();
                 let want = fnv_add(fnv_add(prefix, text.join("|").as_bytes()), &[0xff]);
                 proptest::prop_assert_eq!(got, want);
+                // The one-pass hash `merge` checks rows with is the same.
+                let once = config_hash_of(lead, text.iter().map(|t| t.as_bytes()));
+                proptest::prop_assert_eq!(got, once);
             }
         }
     }

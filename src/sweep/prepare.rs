@@ -170,66 +170,7 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
     )?;
     let (mut values, mut overrides) = (Vec::new(), Vec::new());
     for (k, texts) in keys.iter().zip(raw) {
-        // A range value's error names the spec's key and the value (not `--set`, the flag that
-        // shares the parser); a TOML nan reaches here as the text NaN.
-        let value_error = |text: &str, e: accel::AccelError| {
-            let problem = match e {
-                _ if text == "NaN" => "not a number".to_string(),
-                accel::AccelError::Set { message, .. } => message,
-                e => e.to_string(),
-            };
-            bad(
-                &format!("arch.ranges.\"{k}\""),
-                format!("the value {text}: {problem}"),
-            )
-        };
-        let mut o = texts
-            .iter()
-            .map(|v| Override::parse(&base, k, v).map_err(|e| value_error(v, e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        // A value its field refuses by itself would only skip every point that has it (the
-        // fields it is compared with are set to values that pass, so only its own bounds
-        // speak).
-        let loose = accel::loosened_for(&base, k);
-        for (o, text) in o.iter().zip(&texts) {
-            let mut probe = loose.clone();
-            o.apply(&mut probe).map_err(|e| value_error(text, e))?;
-            if let Err(accel::AccelError::Invalid { field, message, .. }) =
-                accel::Arch::from_spec(&probe, &spec.arch.base)
-            {
-                if field == *k {
-                    return Err(bad(
-                        &format!("arch.ranges.\"{k}\""),
-                        format!("{message} (the value {text})"),
-                    )
-                    .into());
-                }
-            }
-        }
-        // Values are compared, written and recorded as the field reads them (`"0x4"` is 4,
-        // `"tiled "` is tiled): two spellings of one value would cost its points twice.
-        let mut v: Vec<String> = o
-            .iter()
-            .zip(&texts)
-            .map(|(o, t)| ranges::canonical(o, t))
-            .collect();
-        let mut seen = BTreeMap::new();
-        for (text, c) in texts.iter().zip(&v) {
-            if let Some(first) = seen.insert(c, text) {
-                let spelled = if first == text {
-                    c.to_string()
-                } else {
-                    format!("{c} (as '{first}' and '{text}')")
-                };
-                return Err(bad(
-                    &format!("arch.ranges.\"{k}\""),
-                    format!(
-                        "the value {spelled} is listed twice (every point would be costed twice)"
-                    ),
-                )
-                .into());
-            }
-        }
+        let (mut v, mut o) = typed_values(&file, &spec.arch.base, &base, k, &texts)?;
         if smoke {
             v.truncate(2);
             o.truncate(2);
@@ -327,6 +268,80 @@ pub(super) fn prepare(path: &Path, smoke: bool) -> Result<Prepared> {
         kinds,
         uses,
     })
+}
+
+/// The values of range `k` (its expanded `texts`) read by the field: each value's canonical
+/// text (what `results.csv` holds) and its typed override. A value the field refuses, by its
+/// own bounds too, or two spellings of one value are refused, naming `file` and the key.
+pub(super) fn typed_values(
+    file: &str,
+    base_origin: &str,
+    base: &ArchSpec,
+    k: &str,
+    texts: &[String],
+) -> Result<(Vec<String>, Vec<Override>), SpecError> {
+    let bad = |key: &str, problem: String| SpecError {
+        file: file.to_string(),
+        key: key.into(),
+        problem,
+    };
+    // A range value's error names the spec's key and the value (not `--set`, the flag that
+    // shares the parser); a TOML nan reaches here as the text NaN.
+    let value_error = |text: &str, e: accel::AccelError| {
+        let problem = match e {
+            _ if text == "NaN" => "not a number".to_string(),
+            accel::AccelError::Set { message, .. } => message,
+            e => e.to_string(),
+        };
+        bad(
+            &format!("arch.ranges.\"{k}\""),
+            format!("the value {text}: {problem}"),
+        )
+    };
+    let o = texts
+        .iter()
+        .map(|v| Override::parse(base, k, v).map_err(|e| value_error(v, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A value its field refuses by itself would only skip every point that has it (the
+    // fields it is compared with are set to values that pass, so only its own bounds
+    // speak).
+    let loose = accel::loosened_for(base, k);
+    for (o, text) in o.iter().zip(texts) {
+        let mut probe = loose.clone();
+        o.apply(&mut probe).map_err(|e| value_error(text, e))?;
+        if let Err(accel::AccelError::Invalid { field, message, .. }) =
+            accel::Arch::from_spec(&probe, base_origin)
+        {
+            if field == *k {
+                return Err(bad(
+                    &format!("arch.ranges.\"{k}\""),
+                    format!("{message} (the value {text})"),
+                ));
+            }
+        }
+    }
+    // Values are compared, written and recorded as the field reads them (`"0x4"` is 4,
+    // `"tiled "` is tiled): two spellings of one value would cost its points twice.
+    let v: Vec<String> = o
+        .iter()
+        .zip(texts)
+        .map(|(o, t)| ranges::canonical(o, t))
+        .collect();
+    let mut seen = BTreeMap::new();
+    for (text, c) in texts.iter().zip(&v) {
+        if let Some(first) = seen.insert(c, text) {
+            let spelled = if first == text {
+                c.to_string()
+            } else {
+                format!("{c} (as '{first}' and '{text}')")
+            };
+            return Err(bad(
+                &format!("arch.ranges.\"{k}\""),
+                format!("the value {spelled} is listed twice (every point would be costed twice)"),
+            ));
+        }
+    }
+    Ok((v, o))
 }
 
 /// The first value of `values` that an earlier one equals.

@@ -18,6 +18,15 @@ pub fn spec_of(text: &str) -> Result<SweepSpec, toml::de::Error> {
     toml::from_str::<Back>(text).map(|b| b.spec)
 }
 
+/// The base architecture's values a `spec.resolved.toml` (its `text`) records.
+pub(super) fn arch_base_of(text: &str) -> Result<ArchSpec, toml::de::Error> {
+    #[derive(serde::Deserialize)]
+    struct Back {
+        arch_base: ArchSpec,
+    }
+    toml::from_str::<Back>(text).map(|b| b.arch_base)
+}
+
 /// What `spec.resolved.toml` holds: the versions that made the rows, the spec with every
 /// default filled, a content hash of every file it reads, and the base architecture file's
 /// values.

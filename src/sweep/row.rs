@@ -278,10 +278,17 @@ pub fn push_u64(out: &mut Vec<u8>, v: u64) {
 }
 
 fn push_hex16(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&hex16(v));
+}
+
+/// `v` as 16 lowercase hex digits (how rows write the config hash).
+pub(super) fn hex16(v: u64) -> [u8; 16] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for k in (0..16).rev() {
-        out.push(HEX[((v >> (4 * k)) & 0xf) as usize]);
+    let mut out = [0; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
     }
+    out
 }
 
 #[cfg(test)]
