@@ -426,3 +426,64 @@ fn precision_lists_refuse_empty_entries_and_repeated_configs() {
         "fx8, fx16 ; fx12",
     ]);
 }
+
+/// A config refused once it is planned for the model (its gate accumulator would pass 64
+/// bits) names the flag that gave it, as a config refused when parsed does.
+#[test]
+fn a_config_refused_for_the_model_names_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    common::gen_input("builtin:tiny", 2, 3, &x);
+    let (x, out) = (x.to_str().unwrap(), dir.path().join("o"));
+    let out = out.to_str().unwrap();
+    let wide = "w=fx16.0,a=fx16.0,p=fx16.30,c=fx16.0";
+    let levels = format!("fx8;{wide}");
+    let model = ["--model", "builtin:tiny", "--input", x];
+    let cases: [(&str, Vec<&str>); 3] = [
+        (
+            "--precision",
+            vec!["infer", "--precision", wide, "--output", out],
+        ),
+        (
+            "--precisions",
+            vec![
+                "trace",
+                "--quiet",
+                "--precisions",
+                &levels,
+                "--out",
+                out,
+                "--device",
+                "cpu",
+            ],
+        ),
+        (
+            "--levels",
+            vec![
+                "dynamic",
+                "--quiet",
+                "--levels",
+                &levels,
+                "--thresholds",
+                "0",
+                "--out",
+                out,
+                "--device",
+                "cpu",
+            ],
+        ),
+    ];
+    for (flag, args) in cases {
+        let args: Vec<&str> = args[..1]
+            .iter()
+            .chain(&model)
+            .chain(&args[1..])
+            .copied()
+            .collect();
+        let err = fails(&args, &["would exceed 64 bits"]);
+        assert!(
+            err.starts_with(&format!("error: {flag}: precision '")),
+            "{err}"
+        );
+    }
+}

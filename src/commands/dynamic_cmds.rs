@@ -61,7 +61,8 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
             bar.set_length(total);
             bar.set_position(done);
         },
-    )?;
+    )
+    .map_err(|e| naming_flag("--levels")(e.into()))?;
     bar.finish_and_clear();
     for w in &sim.warnings {
         crate::note!("{w}");

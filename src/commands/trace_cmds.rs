@@ -35,7 +35,8 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
             bar.set_length(total);
             bar.set_position(done);
         },
-    )?;
+    )
+    .map_err(|e| naming_flag("--precisions")(e.into()))?;
     bar.finish_and_clear();
     // The error names the file.
     let summary = trace::write_csvs(&t, &model, a.tolerance, &a.out)?;
