@@ -84,10 +84,6 @@ fn gpu_device_per_lane(model: &Model, steps: usize) -> u128 {
 /// lavapipe, 22 MB on the CPU backend).
 const CPU_ADAPTER: u128 = 192 << 20;
 
-/// The most a GPU chunk's host buffers reach: a chunk is cut so that each of its device
-/// buffers fits the per-buffer cap (1 GiB at most), and the host holds about two of them.
-const GPU_CHUNK_HOST: u128 = 2 << 30;
-
 /// The program's own resident memory before it allocates anything of a run: code, libraries,
 /// the allocator's arenas (a one-policy run of `builtin:tiny` over 256 x 10 peaks at 22 MB).
 const PROGRAM: u128 = 32 << 20;
@@ -120,13 +116,11 @@ pub fn sim_bytes(
     let kept = lanes.checked_mul(lane_bytes(model, steps))?;
     let workspace = match engine {
         Engine::Gpu(ctx) => {
-            let host = lanes
-                .saturating_mul(gpu_workspace_per_lane(model, steps))
-                .min(GPU_CHUNK_HOST);
+            // A chunk's lanes: as many as its largest buffer per lane allows under the cap.
+            let chunk = lanes.min(crate::gpu::policy_chunk_lanes(model, steps) as u128);
+            let host = chunk.saturating_mul(gpu_workspace_per_lane(model, steps));
             let device = match ctx.is_cpu() {
-                true => lanes
-                    .saturating_mul(gpu_device_per_lane(model, steps))
-                    .min(GPU_CHUNK_HOST)
+                true => (chunk.saturating_mul(gpu_device_per_lane(model, steps)))
                     .saturating_add(CPU_ADAPTER),
                 false => 0,
             };

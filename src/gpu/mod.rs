@@ -59,11 +59,13 @@ pub fn host_layouts() -> Vec<(&'static str, HostLayout)> {
 mod policy;
 mod reduce;
 mod run;
+mod sizing;
 mod stage;
 mod upload;
 
 pub use backend::{GpuConfigs, GpuLayer};
 pub use reduce::{ReduceShape, StateDecode};
+pub use sizing::policy_chunk_lanes;
 
 use std::fmt;
 

@@ -1,5 +1,4 @@
-//! The wgpu side of the [`driver`]'s backends (`backend.rs`): sizing chunks to the adapter's
-//! limits and running one layer of a chunk of lanes on the device: uploading the layer, encoding every step (for
+//! The wgpu side of the [`driver`]'s backends (`backend.rs`): running one layer of a chunk of lanes on the device: uploading the layer, encoding every step (for
 //! config lanes one dispatch, after one that fills the uniform stage when the step fits it; two
 //! or more for policy lanes), many steps per submission. A layer's states stay in a device
 //! buffer that the next layer reads as its input; they are read back (or, for a trace, reduced
@@ -11,7 +10,7 @@ use super::backend::{GpuConfigs, GpuLayer};
 use super::lstm::{Dims, LANE_BLOCK, STEPS_PER_SUBMIT, WORKGROUP};
 use super::policy::policy_region;
 use super::stage::{step_words, Windows};
-use super::upload::{lane_input, layer_upload, upload_words, weight_texture};
+use super::upload::{lane_input, layer_upload, weight_texture};
 use super::{GpuContext, GpuError};
 use crate::lstm::driver;
 use crate::lstm::eval::{Plan, Run};
@@ -22,15 +21,6 @@ use wgpu::util::DeviceExt;
 /// The largest step-uniform buffer (an entry a stage window and step) for which a stage is
 /// read in windows; past it the step reads x and h from storage.
 const STEP_BUFFER_CAP: usize = 16 << 20;
-
-/// The hint of a refusal of one layer's weights at one config (all the levels of a policy):
-/// chunks already hold one config each.
-const TOO_LARGE_WEIGHTS: &str =
-    "one layer's weights at one config (every level of a policy) are never split, so ";
-
-/// The hint of a refusal of one sequence's states: chunks already hold one lane each.
-const TOO_LARGE_SEQUENCE: &str =
-    "one sequence's states are never split (chunks already run one lane at a time): give fewer steps, or ";
 
 /// A bind-group entry of the whole of `buffer`.
 fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
@@ -103,106 +93,6 @@ impl GpuContext {
             reduce: false,
         };
         driver::run_configs(&backend, model, seqs, plans, keep_states, progress)
-    }
-
-    pub(super) fn cap(&self) -> (u64, &'static str) {
-        let binding = self.limits.max_storage_buffer_binding_size;
-        let buffer = self.limits.max_buffer_size;
-        let have = binding.min(buffer).min(self.buffer_cap);
-        let name = if have == self.buffer_cap && self.buffer_cap < binding.min(buffer) {
-            "lstm-dse's per-buffer cap"
-        } else if binding <= buffer {
-            "max_storage_buffer_binding_size"
-        } else {
-            "max_buffer_size"
-        };
-        (have, name)
-    }
-
-    /// The refusal of a buffer of `need` bytes holding `what` of `model` (its file or
-    /// `builtin:NAME`), which cannot be split further, with what to do (`hint`).
-    pub(super) fn too_large(
-        &self,
-        model: &str,
-        what: String,
-        need: u64,
-        hint: &'static str,
-    ) -> GpuError {
-        let (have, limit) = self.cap();
-        GpuError::TooLarge(Box::new(super::TooLarge {
-            model: model.to_string(),
-            adapter: self.adapter.name.clone(),
-            what,
-            need,
-            limit,
-            have,
-            hint,
-        }))
-    }
-
-    /// The largest chunk (groups, sequences) within the limits: `groups` configs (each plan
-    /// of `units` alone), or policies (`units`: all the levels, uploaded together); `reduce`
-    /// for a run reduced on the device.
-    pub(super) fn chunk_shape(
-        &self,
-        model: &Model,
-        seqs: &Sequences,
-        groups: usize,
-        units: &[Vec<&Plan>],
-        policy: bool,
-        reduce: bool,
-    ) -> Result<(usize, usize), GpuError> {
-        let (cap, _) = self.cap();
-        let steps = seqs.steps as u64;
-        // Bytes per lane and per group (config, or all levels) of the largest layer.
-        let (mut lane_bytes, mut group_bytes) = (0u64, 0u64);
-        let mut input = model.input_size() as u64;
-        for (l, layer) in model.layers.iter().enumerate() {
-            let (d, h) = (layer.direction.count() as u64, layer.hidden_size as u64);
-            let per_lane = [
-                steps * input.max(2 * d * h),
-                steps * 2 * d * h,
-                d * 8 * h,
-                d * (4 + 4 * h + input + steps),
-                // Reduced: the step errors (four f64 per direction and step).
-                u64::from(reduce) * steps * 8 * d,
-            ];
-            lane_bytes = lane_bytes.max(4 * per_lane.iter().max().copied().unwrap_or(0));
-            for unit in units {
-                let (weights, tables) = upload_words(unit, l);
-                let need = 4 * weights.max(tables).max(1) as u64;
-                if need > cap {
-                    return Err(self.too_large(
-                        &model.name,
-                        format!("layer {l}'s weights at {}", unit[unit.len() - 1].config),
-                        need,
-                        TOO_LARGE_WEIGHTS,
-                    ));
-                }
-                group_bytes = group_bytes.max(need);
-            }
-            input = layer.output_size() as u64;
-        }
-        if lane_bytes > cap {
-            return Err(self.too_large(
-                &model.name,
-                format!("one sequence of {steps} steps"),
-                lane_bytes,
-                TOO_LARGE_SEQUENCE,
-            ));
-        }
-        let max_lanes = (cap / lane_bytes.max(1)) as usize;
-        let max_groups = if policy {
-            usize::MAX
-        } else {
-            (cap / group_bytes.max(1)).max(1) as usize
-        };
-        let seq_chunk = seqs.count.min(max_lanes).max(1);
-        let group_chunk = groups
-            .min(max_groups)
-            .min((max_lanes / seq_chunk).max(1))
-            .max(1);
-        Ok((group_chunk, seq_chunk))
     }
 
     /// Layer `l` of one chunk: the groups of `set` x sequences `s0..s0+nseq`, on the
