@@ -271,6 +271,17 @@ fn out_of_range_numbers_and_bad_group_fractions_name_the_field() {
         let err = fails(&a, &[&format!("--set '{set}'"), expect]);
         assert!(!err.contains("invalid type"), "{err}");
     }
+    // What is not a number is not out of range: the field's type is named instead.
+    for set in [
+        "compute.units=1-4",
+        "compute.units=1.2.3",
+        "compute.units=1__0",
+    ] {
+        let mut a = BASE.to_vec();
+        a.extend(["--set", set]);
+        let err = fails(&a, &[&format!("--set '{set}'"), "expected i64"]);
+        assert!(!err.contains("out of range"), "{err}");
+    }
     // An integer for a float field is fine, however large.
     let mut a = BASE.to_vec();
     a.extend(["--set", "memory.dram_gb_per_s=18446744073709551615"]);

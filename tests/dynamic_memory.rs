@@ -9,7 +9,6 @@
 mod common;
 
 use common::peak::{children_peak, needs};
-use common::run;
 
 #[test]
 fn a_policy_grid_is_held_to_max_memory() {
@@ -18,24 +17,31 @@ fn a_policy_grid_is_held_to_max_memory() {
     let input = path("x.npy");
     common::gen_input("builtin:tiny", 256, 10, std::path::Path::new(&input));
     let dynamic = |device: &str, policies: usize, limit: &str, out: &str| {
-        run(&[
-            "--max-memory",
-            limit,
-            "dynamic",
-            "--quiet",
-            "--model",
-            "builtin:tiny",
-            "--input",
-            &input,
-            "--levels",
-            "fx8,fx16",
-            "--thresholds",
-            &format!("log:0.001:1:{policies}"),
-            "--out",
-            out,
-            "--device",
-            device,
-        ])
+        // Thread counts pinned: the fixed parts of the estimate (the program, lavapipe's own)
+        // were measured with two threads.
+        std::process::Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args([
+                "--max-memory",
+                limit,
+                "dynamic",
+                "--quiet",
+                "--model",
+                "builtin:tiny",
+                "--input",
+                &input,
+                "--levels",
+                "fx8,fx16",
+                "--thresholds",
+                &format!("log:0.001:1:{policies}"),
+                "--out",
+                out,
+                "--device",
+                device,
+            ])
+            .env("RAYON_NUM_THREADS", "2")
+            .env("LP_NUM_THREADS", "2")
+            .output()
+            .expect("run lstm-dse")
     };
     // The grid's own estimate: raise the limit past the checks before it (the input, the
     // reference run) until the refusal names the policies.

@@ -476,3 +476,40 @@ fn status_refuses_a_job_list_it_cannot_hold() {
     assert!(err.contains("--shards 10001: give 1 to 10000"), "{err}");
     assert!(!fresh.exists());
 }
+
+/// `status --resubmit` recorded whatever sbatch printed as a job id (`Submitted batch job
+/// 4242` went into jobs.toml and into the merge's `--dependency`, and the next `status` refused
+/// the file): anything but an id is an error, and jobs.toml stays as it was.
+#[test]
+fn resubmit_refuses_what_is_not_a_job_id() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("slurm/state")).expect("state");
+    let list = d.join("slurm/jobs.toml");
+    let jobs = "shards = 2\nprecision = \"90000001\"\nshard_arrays = [\"90000002\"]\nmerge = \"90000003\"\n";
+    std::fs::write(&list, jobs).expect("jobs.toml");
+    std::fs::write(d.join("slurm/state/precision.done"), "").expect("marker");
+    std::fs::write(d.join("slurm/state/shard-0.done"), "").expect("marker");
+    // A scheduler whose sbatch prints a sentence, and whose queue is empty.
+    let bin = d.join("fake-bin");
+    std::fs::create_dir(&bin).expect("dir");
+    for (tool, body) in [
+        ("sbatch", "echo 'Submitted batch job 4242'"),
+        ("squeue", "true"),
+    ] {
+        let path = bin.join(tool);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("tool");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+        .args(["status", s(d), "--resubmit"])
+        .env("PATH", path)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a job id"), "{err}");
+    assert_eq!(std::fs::read_to_string(&list).expect("jobs.toml"), jobs);
+}

@@ -278,25 +278,26 @@ pub fn apply_set(spec: &mut ArchSpec, assignment: &str) -> Result<(), AccelError
     }
     // A number beyond TOML's (a 64-bit integer, a finite float) reads as a bare word: said as
     // a number out of range for the field, not as a string of the wrong type.
-    if value.is_str() && (slot.is_integer() || slot.is_float()) && looks_numeric(raw) {
-        let v = raw.replace('_', "").parse::<f64>().ok();
-        match v {
-            Some(v) if slot.is_float() && v.is_finite() => value = toml::Value::Float(v),
-            _ => {
-                let side = if raw.starts_with('-') {
-                    "small"
-                } else {
-                    "large"
-                };
-                let kind = if slot.is_float() {
-                    "a float"
-                } else {
-                    "an integer"
-                };
-                return Err(fail(format!(
-                    "{raw} is out of range for {key}: too {side} for {kind} field"
-                )));
+    if value.is_str() && (slot.is_integer() || slot.is_float()) {
+        let side = if raw.starts_with('-') {
+            "small"
+        } else {
+            "large"
+        };
+        let range = |kind: &str| {
+            fail(format!(
+                "{raw} is out of range for {key}: too {side} for {kind} field"
+            ))
+        };
+        match decimal(raw) {
+            Some((v, _)) if slot.is_float() && v.is_finite() => value = toml::Value::Float(v),
+            Some(_) if slot.is_float() => return Err(range("a float")),
+            Some((_, true)) if raw.replace('_', "").parse::<i64>().is_err() => {
+                return Err(range("an integer"))
             }
+            // Not a number (`1-4`, `1.2.3`, `1__0`), or one TOML spells otherwise (`08`):
+            // the type error below says what the field takes.
+            _ => {}
         }
     }
     // An integer given for a float field is fine (`clock_mhz=1000`).
@@ -322,12 +323,35 @@ pub fn apply_set(spec: &mut ArchSpec, assignment: &str) -> Result<(), AccelError
     Ok(())
 }
 
-/// Whether `raw` is written as a decimal number (`-12`, `1_000`, `2.5e3`), whatever its size.
-fn looks_numeric(raw: &str) -> bool {
+/// `raw` as a decimal number (`-12`, `1_000`, `2.5e3`, digits between single underscores)
+/// whatever its size, with whether it is written as an integer; `None` when it is not one.
+fn decimal(raw: &str) -> Option<(f64, bool)> {
     let t = raw.strip_prefix(['+', '-']).unwrap_or(raw);
-    t.starts_with(|c: char| c.is_ascii_digit())
-        && t.chars()
-            .all(|c| c.is_ascii_digit() || "_.eE+-".contains(c))
+    let digits_between = |part: &str| {
+        !part.is_empty()
+            && part
+                .split('_')
+                .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let (mantissa, exponent) = match t.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
+        None => (t, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (mantissa, None),
+    };
+    let ok = digits_between(whole)
+        && fraction.is_none_or(digits_between)
+        && exponent.is_none_or(digits_between);
+    let integer = fraction.is_none() && exponent.is_none();
+    ok.then(|| {
+        raw.replace('_', "")
+            .parse::<f64>()
+            .ok()
+            .map(|v| (v, integer))
+    })
+    .flatten()
 }
 
 fn parse_value(raw: &str) -> toml::Value {

@@ -428,7 +428,19 @@ fn sbatch(dir: &Path, args: &[String], script: &str) -> Result<String, ClusterEr
             .args(args)
             .arg(script),
     )?;
-    Ok(out.split(';').next().unwrap_or("").trim().to_string())
+    // `--parsable` prints `id` or `id;cluster`: anything else is not an id to depend on or
+    // to record in jobs.toml.
+    let id = out.split(';').next().unwrap_or("").trim().to_string();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ClusterError::Scheduler {
+            command: format!("sbatch {script}"),
+            message: format!(
+                "printed {:?}, not a job id (sbatch --parsable prints the id)",
+                out.trim()
+            ),
+        });
+    }
+    Ok(id)
 }
 
 /// Checks that the scheduler can take the jobs: sbatch on PATH, the partition known.

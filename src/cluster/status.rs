@@ -86,7 +86,16 @@ pub fn status(out: &Path) -> Result<Status, ClusterError> {
     // A merge is done when it ran after every shard and its results are there: its marker
     // alone may be older than a shard redone since (or the results removed), and then the
     // merge is the queued one, or failed.
-    let merged = shards.iter().all(|s| *s == State::Done) && out.join("results.csv").exists();
+    let results = out.join("results.csv");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let merged_at = modified(&state.join("merge.done"));
+    let after_every_shard = (0..jobs.shards).all(|i| {
+        let shard = modified(&state.join(format!("shard-{i}.done")));
+        matches!((merged_at, shard), (Some(m), Some(s)) if m >= s)
+    });
+    let merged = shards.iter().all(|s| *s == State::Done)
+        && after_every_shard
+        && std::fs::metadata(&results).is_ok_and(|m| m.len() > 0);
     let merge = match single(&jobs.merge, "merge") {
         State::Done if !merged => q
             .iter()
@@ -201,9 +210,16 @@ impl Status {
         }
         if self.needs_resubmit() {
             let failed: Vec<String> = self.failed().iter().map(|i| i.to_string()).collect();
+            let what = match (failed.is_empty(), self.precision == State::Failed) {
+                (false, _) => format!("failed or pre-empted shards: [{}]", failed.join(", ")),
+                (true, true) => "the precision job failed".to_string(),
+                (true, false) => {
+                    "the merge is to run (again): it failed, or its results are older than a shard or gone"
+                        .to_string()
+                }
+            };
             s.push_str(&format!(
-                "failed or pre-empted shards: [{}]; resubmit with: lstm-dse status {} --resubmit\n",
-                failed.join(", "),
+                "{what}; resubmit with: lstm-dse status {} --resubmit\n",
                 out.display()
             ));
         } else if self.merge == State::Done {

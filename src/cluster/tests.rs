@@ -193,7 +193,32 @@ fn a_merge_marker_is_done_only_after_every_shard_with_its_results() {
     assert_eq!(st.merge, status::State::Done);
     assert!(!st.needs_resubmit());
     assert!(st.describe(out).contains("finished"));
-    // A shard redone since the merge.
+    // A shard redone by hand since the merge, its marker back: newer than the merge's.
+    let merged = std::fs::metadata(state.join("merge.done"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let shard0 = std::fs::File::options()
+        .write(true)
+        .open(state.join("shard-0.done"))
+        .unwrap();
+    shard0
+        .set_modified(merged + std::time::Duration::from_secs(10))
+        .unwrap();
+    let st = status::status(out).unwrap();
+    assert_eq!(st.merge, status::State::Failed);
+    assert!(
+        st.describe(out).contains("the merge is to run"),
+        "{}",
+        st.describe(out)
+    );
+    shard0.set_modified(merged).unwrap();
+    assert_eq!(status::status(out).unwrap().merge, status::State::Done);
+    // An empty results.csv is no merged results.
+    std::fs::write(&results, "").unwrap();
+    assert_eq!(status::status(out).unwrap().merge, status::State::Failed);
+    std::fs::write(&results, "a\n1\n").unwrap();
+    // A shard being redone since the merge.
     std::fs::remove_file(state.join("shard-1.done")).unwrap();
     let st = status::status(out).unwrap();
     assert_eq!(st.merge, status::State::Failed);

@@ -4,6 +4,7 @@
 //! estimate (`tests/dynamic_memory.rs` holds the estimate above a measured peak).
 
 use super::lanes::chunk_lanes;
+use crate::lstm::eval;
 use crate::lstm::eval::gemm::COL_ALIGN;
 use crate::lstm::Model;
 use crate::trace::Engine;
@@ -18,15 +19,25 @@ const PER_ALLOCATION: u128 = 32;
 /// step, and the head output; with the vectors that hold them ([`super::LaneResult`]) and
 /// what the allocator adds to each.
 pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
+    // h and c of a layer are one vector each: one of a megabyte or more is a mapping of its
+    // own, whole megabytes (`bigalloc`).
+    let vector = |bytes: u128| match bytes >= crate::bigalloc::BIG as u128 {
+        true => bytes.div_ceil(1 << 20) << 20,
+        false => bytes,
+    };
+    let states: u128 = (model.layers.iter())
+        .map(|l| 2 * vector(4 * (steps * l.direction.count() * l.hidden_size) as u128))
+        .sum();
     let per_step: u128 = model
         .layers
         .iter()
-        .map(|l| l.direction.count() as u128 * (8 * l.hidden_size as u128 + 9))
+        .map(|l| l.direction.count() as u128 * 9)
         .sum::<u128>();
     let head = (model.head.as_ref()).map_or(0, |h| 4 * (h.output_size() * h.rows(steps)) as u128);
     // The lane's vectors: of layers (h, c), of levels and of metrics, each grown by pushes
     // (capacity at most twice the layers); per layer h, c and a vector of directions for the
-    // levels and one for the metrics; per layer direction the levels and the metrics.
+    // levels and one for the metrics (grown by pushes: capacity 4); per layer direction the
+    // levels and the metrics.
     let layers = model.layers.len() as u128;
     let dirs: u128 = model
         .layers
@@ -36,14 +47,15 @@ pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
     let vec = std::mem::size_of::<Vec<u8>>() as u128;
     let headers = std::mem::size_of::<super::LaneResult>() as u128
         + 2 * layers.max(2) * (2 * vec + 2 * vec)
-        + 2 * dirs * vec;
+        + 2 * layers * 4 * vec;
     let allocations = 4 + 4 * layers + 2 * dirs;
-    per_step * steps as u128 + head + headers + allocations * PER_ALLOCATION
+    states + per_step * steps as u128 + head + headers + allocations * PER_ALLOCATION
 }
 
 /// Bytes one lane takes in a chunk's working buffers while a layer runs on the CPU
 /// ([`super::CpuPolicies`]), the largest layer's: per level the input products of every step
-/// (4H i64, `lanes.rs`), the input quantized (i32, and its transposed copy), the h and c
+/// (4H i64, `lanes.rs`; one level more: the second product of codes wider than 16 bits,
+/// `exact.rs`), the input quantized (i32, and its transposed copy, or a float copy), the h and c
 /// outputs (f32) of the layer running and of the one it reads, the first layer's input
 /// repeated per policy, and (a state kept as values) each lane's h and c before they are
 /// gathered.
@@ -52,7 +64,7 @@ fn cpu_workspace_per_lane(model: &Model, steps: usize, levels: usize) -> u128 {
     let mut widest = 0u128;
     for l in &model.layers {
         let units = l.direction.count() as u128 * l.hidden_size as u128;
-        let products = levels as u128 * 4 * l.hidden_size as u128 * 8;
+        let products = (levels as u128 + 1) * 4 * l.hidden_size as u128 * 8;
         widest = widest.max(products + 8 * input + 3 * 8 * units);
         input = l.output_size() as u128;
     }
@@ -60,13 +72,14 @@ fn cpu_workspace_per_lane(model: &Model, steps: usize, levels: usize) -> u128 {
 }
 
 /// Bytes the host holds for one lane of a chunk on the GPU: a layer's h and c words read back
-/// and the values they decode to.
+/// (through a host-visible staging copy), each lane's copy of them, the values they decode to
+/// and those gathered per group: four times a layer's output.
 fn gpu_workspace_per_lane(model: &Model, steps: usize) -> u128 {
     let widest = (model.layers.iter())
         .map(|l| l.direction.count() as u128 * l.hidden_size as u128)
         .max()
         .unwrap_or(0);
-    steps as u128 * 16 * widest
+    steps as u128 * 32 * widest
 }
 
 /// Bytes one lane takes in a GPU chunk's device buffers: its input, and the h and c of every
@@ -88,8 +101,8 @@ const CPU_ADAPTER: u128 = 192 << 20;
 /// the allocator's arenas (a one-policy run of `builtin:tiny` over 256 x 10 peaks at 22 MB).
 const PROGRAM: u128 = 32 << 20;
 
-/// Bytes of the model's weights as floats and, per level, as codes and packed for the
-/// products (8 bytes a weight a level, an upper bound of `plan::IntCell` and `ExactProduct`).
+/// Bytes of the model's weights as floats and its plans at every level
+/// ([`eval::plan_bytes`]: codes, packs and activation tables).
 fn weights_bytes(model: &Model, levels: usize) -> u128 {
     let mut input = model.input_size() as u128;
     let mut weights = 0u128;
@@ -98,7 +111,8 @@ fn weights_bytes(model: &Model, levels: usize) -> u128 {
         weights += l.direction.count() as u128 * 4 * h * (input + h);
         input = l.output_size() as u128;
     }
-    weights.saturating_mul(4 + 8 * levels as u128)
+    let plans = eval::plan_bytes(model, levels).unwrap_or(u128::MAX);
+    weights.saturating_mul(4).saturating_add(plans)
 }
 
 /// The memory a simulation of `lanes` lanes (policies x sequences) of `steps` steps at

@@ -31,11 +31,15 @@ fn by_group(lanes: Vec<(Vec<f32>, Vec<f32>)>, nseq: usize) -> Vec<LayerStates> {
     let mut groups = Vec::with_capacity(lanes.len() / nseq.max(1));
     let mut lanes = lanes.into_iter();
     while lanes.len() > 0 {
+        let group: Vec<(Vec<f32>, Vec<f32>)> = lanes.by_ref().take(nseq.max(1)).collect();
+        let (h, c) = (group.iter()).fold((0, 0), |(h, c), l| (h + l.0.len(), c + l.1.len()));
+        // Sized once: grown by doubling, each smaller buffer would stay in the allocator's
+        // pool beside it (`bigalloc`).
         let mut st = LayerStates {
-            h: Vec::new(),
-            c: Vec::new(),
+            h: Vec::with_capacity(h),
+            c: Vec::with_capacity(c),
         };
-        for (h, c) in lanes.by_ref().take(nseq.max(1)) {
+        for (h, c) in group {
             st.h.extend(h);
             st.c.extend(c);
         }
@@ -188,11 +192,12 @@ impl Backend<Vec<Vec<i32>>> for GpuPolicies<'_> {
         let (steps, h, d) = (chunk.seqs.steps, layer.hidden_size, layer.direction.count());
         let top = &self.lanes.levels[self.lanes.levels.len() - 1];
         let lanes = self.ctx.lane_words(&out, chunk.lanes())?;
+        // Each lane's words go once decoded.
         let values = lanes
-            .iter()
+            .into_iter()
             .map(|words| match self.lanes.values {
-                true => lane_values(words, steps, d * h),
-                false => lane_states(&top.layers[l], words, steps, h),
+                true => lane_values(&words, steps, d * h),
+                false => lane_states(&top.layers[l], &words, steps, h),
             })
             .collect();
         Ok(by_group(values, chunk.nseq))

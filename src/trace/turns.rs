@@ -64,7 +64,8 @@ fn trace_bytes(
     })?;
     let kept = rows.checked_mul(per_row)?.checked_add(output)?;
     run.checked_add(turn)?
-        .checked_add(kept.checked_mul(configs as u128)?)
+        .checked_add(kept.checked_mul(configs as u128)?)?
+        .checked_add(eval::plan_bytes(model, configs)?)
 }
 
 pub(super) fn run_in_turns(

@@ -152,7 +152,9 @@ pub(crate) fn check_input(
             "{input_name}: {} sequence(s) x {} steps through '{}'",
             seqs.count, seqs.steps, model.name
         ),
-        run_bytes(model, seqs.count, seqs.steps),
+        run_bytes(model, seqs.count, seqs.steps)
+            .zip(plan_bytes(model, 1))
+            .and_then(|(run, plan)| run.checked_add(plan)),
     )?;
     bound::check_gate_sums(model, seqs, input_name)
 }
@@ -181,6 +183,26 @@ pub fn run_bytes(model: &Model, count: usize, steps: usize) -> Option<u128> {
         .try_fold(0u128, |sum, d| sum.checked_add(16 * d.output_size as u128))?;
     let vectors = crate::limits::product(&[count as u128, head.rows(steps) as u128])?;
     stack.checked_add(per_vector.checked_mul(vectors)?)
+}
+
+/// An upper bound of the bytes `configs` precision configs' plans of `model` hold
+/// ([`Plan`]): per layer direction and config, the weights rounded (f32), as codes (i32) and
+/// packed for the products (up to 8 bytes), and three activation tables of up to 2^16 entries
+/// (f32 values and i32 codes: 1.5 MiB). A deep model's tables dominate (100 bidirectional
+/// layers of 4 units: 300 MiB at one config; they were not counted, and a run peaked at 8
+/// times its estimate).
+pub fn plan_bytes(model: &Model, configs: usize) -> Option<u128> {
+    const TABLES: u128 = 3 * (1 << 16) * 8;
+    let mut input = model.input_size() as u128;
+    let mut per_config = 0u128;
+    for l in &model.layers {
+        let h = l.hidden_size as u128;
+        let weights = 4 * h * (input.checked_add(h)?);
+        let cell = weights.checked_mul(16)?.checked_add(TABLES)?;
+        per_config = per_config.checked_add(cell.checked_mul(l.direction.count() as u128)?)?;
+        input = l.output_size() as u128;
+    }
+    per_config.checked_mul(configs as u128)
 }
 
 /// Whether a config's formats depend on the calibration run (`fx<b>` without fraction bits).
