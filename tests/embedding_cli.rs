@@ -185,7 +185,7 @@ fn the_lookup_is_checked_against_max_memory() {
     );
     assert_eq!(err.matches("ids.npy").count(), 1, "{err}");
     assert!(!Path::new(&out).exists());
-    ok(&args("8M"));
+    ok(&args("16M"));
 }
 
 /// The safetensors twin with `--embedding emb`: onnxruntime's output for the fixture's ids;
