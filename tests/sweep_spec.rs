@@ -44,7 +44,7 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
     // A model without a dense head (generated inputs of its width).
     let headless = r#"models = ["tests/data/torch_lstm3.safetensors"]"#;
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 37] = [
+    let cases: [Case; 39] = [
         (
             &[(models, r#"models = ["builtin:tiny", "builtin:tiny"]"#)],
             &["workload.models", "'builtin:tiny' is listed twice"],
@@ -92,6 +92,16 @@ fn sweep_values_that_would_repeat_or_skip_every_point_are_refused_first() {
                 r#"levels = ["fx8", "w=fx8", "fx16"]"#,
             )],
             &["precision.levels", "fx8 is listed twice", "'fx8' and 'w=fx8'"],
+        ),
+        // One level named `thresholds` (it was "'0' has 1 threshold(s); 1 levels need 0"),
+        // and an entry of two configs counted as one level.
+        (
+            &[(r#"levels = ["fx8", "fx16"]"#, r#"levels = ["fx8"]"#)],
+            &["precision.levels", "at least two levels"],
+        ),
+        (
+            &[(r#"levels = ["fx8", "fx16"]"#, r#"levels = ["fx8;fx16"]"#)],
+            &["precision.levels", "'fx8;fx16' holds several configs"],
         ),
         (
             &[(r#"thresholds = "0,inf""#, r#"thresholds = "0:1:3,0.5""#)],

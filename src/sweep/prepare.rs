@@ -371,8 +371,25 @@ fn check_lists(spec: &SweepSpec) -> Result<(), (&'static str, String)> {
             .map_err(|e| ("precision.fixed", e.to_string()))?;
     }
     if !p.levels.is_empty() {
-        crate::format::parse_config_set(&p.levels.join(";"))
+        let configs = crate::format::parse_config_set(&p.levels.join(";"))
             .map_err(|e| ("precision.levels", e.to_string()))?;
+        // One level an entry: the thresholds are counted by entries.
+        if let Some(entry) = p
+            .levels
+            .iter()
+            .find(|l| crate::format::parse_config_list(l).is_ok_and(|c| c.len() > 1))
+        {
+            return Err((
+                "precision.levels",
+                format!("'{entry}' holds several configs: give one level an entry"),
+            ));
+        }
+        if configs.len() < 2 {
+            return Err((
+                "precision.levels",
+                "give at least two levels, lowest first (e.g. [\"fx8\", \"fx16\"]), or none".into(),
+            ));
+        }
         // The problem without the command-line flag it would name in `dynamic`.
         let policies = crate::dynamic::parse_thresholds(&p.thresholds, p.levels.len()).map_err(
             |e| match e {
