@@ -324,6 +324,17 @@ fn plot_trace_refuses_trace_files_it_cannot_draw() {
         ),
         (
             Box::new(|rows| {
+                let c = col(rows, "hidden_max_abs");
+                rows[4][c] = "-1".into();
+            }),
+            vec![
+                "line 5",
+                "column `hidden_max_abs`",
+                "`-1` is not a magnitude",
+            ],
+        ),
+        (
+            Box::new(|rows| {
                 let c = col(rows, "step");
                 rows[2][c] = "x".into();
             }),
@@ -374,4 +385,18 @@ fn plot_trace_refuses_trace_files_it_cannot_draw() {
         &[],
         &["policy_0_trace.csv", "line 2", "column `level`", "`300`"],
     );
+    // A threshold that is no threshold (NaN was drawn as "at NaN"), and a policies.csv of
+    // no policies (it said "a row per step").
+    let policies = dy.join("policies.csv");
+    edit_csv(&policies, |rows| {
+        let c = col(rows, "thresholds");
+        rows[1][c] = "NaN".into();
+    });
+    plot(
+        &dy,
+        &[],
+        &["policies.csv", "line 2", "column `thresholds`", "`NaN`"],
+    );
+    edit_csv(&policies, |rows| rows.truncate(1));
+    plot(&dy, &[], &["policies.csv", "no rows", "a row per policy"]);
 }

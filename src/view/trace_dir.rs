@@ -40,7 +40,13 @@ const POLICY_TRACE_COLUMNS: [&str; 8] = [
 const POLICY_COLUMNS: [&str; 3] = ["policy", "levels", "thresholds"];
 
 /// A CSV file with a header and at least one row, and the indices of `names` in it.
-fn open(path: &Path, names: &[&str], writer: &str) -> Result<(Table, Vec<usize>), ViewError> {
+/// `writer` names the command that writes the file, `rows` what its rows are.
+fn open(
+    path: &Path,
+    names: &[&str],
+    writer: &str,
+    rows: &str,
+) -> Result<(Table, Vec<usize>), ViewError> {
     let t = Table::read(path)?;
     if t.header.is_empty() {
         return Err(file_error(
@@ -65,7 +71,7 @@ fn open(path: &Path, names: &[&str], writer: &str) -> Result<(Table, Vec<usize>)
     if t.rows.is_empty() {
         return Err(file_error(
             path,
-            format!("a header and no rows (written by {writer}, which writes a row per step)"),
+            format!("a header and no rows (written by {writer}, which writes {rows})"),
         ));
     }
     Ok((t, cols))
@@ -108,6 +114,22 @@ fn number(t: &Table, i: usize, col: usize, name: &str) -> Result<f64, ViewError>
     let cell = text(t, i, col);
     cell.parse::<f64>()
         .map_err(|_| bad_cell(t, i, name, cell, "a number"))
+}
+
+/// Row `i`'s cell of column `col` as a magnitude: a number at least 0 (`inf` and `NaN` as
+/// the writers spell an error past every format's range), as errors and metrics are.
+fn magnitude(t: &Table, i: usize, col: usize, name: &str) -> Result<f64, ViewError> {
+    let v = number(t, i, col, name)?;
+    match v < 0.0 {
+        true => Err(bad_cell(
+            t,
+            i,
+            name,
+            text(t, i, col),
+            "a magnitude (at least 0)",
+        )),
+        false => Ok(v),
+    }
 }
 
 /// Where a row is: sequence, layer, direction, step.
@@ -186,14 +208,14 @@ fn in_step_order(t: &Table, at: &[At], rows: &mut [usize], what: &str) -> Result
 
 /// The hidden error of every precision of `errors.csv` on `sequence`, in the order listed.
 fn errors(path: &Path, sequence: usize) -> Result<Vec<(String, Vec<f64>)>, ViewError> {
-    let (t, cols) = open(path, &ERROR_COLUMNS, "`lstm-dse trace`")?;
+    let (t, cols) = open(path, &ERROR_COLUMNS, "`lstm-dse trace`", "a row per step")?;
     let at = positions(&t, &cols[1..5])?;
     let mut values = Vec::with_capacity(t.rows.len());
     for i in 0..t.rows.len() {
         if text(&t, i, cols[0]).is_empty() {
             return Err(bad_cell(&t, i, "precision", "", "a precision config"));
         }
-        values.push(number(&t, i, cols[5], "hidden_max_abs")?);
+        values.push(magnitude(&t, i, cols[5], "hidden_max_abs")?);
     }
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for i in shown(&t, &at, sequence)? {
@@ -233,7 +255,12 @@ struct Named {
 
 /// Level names and thresholds by policy, from `policies.csv`.
 fn policy_table(path: &Path) -> Result<Vec<Named>, ViewError> {
-    let (t, cols) = open(path, &POLICY_COLUMNS, "`lstm-dse dynamic`")?;
+    let (t, cols) = open(
+        path,
+        &POLICY_COLUMNS,
+        "`lstm-dse dynamic`",
+        "a row per policy",
+    )?;
     (0..t.rows.len())
         .map(|i| {
             let policy = index(&t, i, cols[0], "policy")?;
@@ -241,9 +268,12 @@ fn policy_table(path: &Path) -> Result<Vec<Named>, ViewError> {
             let cell = text(&t, i, cols[2]);
             let thresholds = cell
                 .split('|')
-                .map(|v| v.parse::<f64>())
-                .collect::<Result<Vec<f64>, _>>()
-                .map_err(|_| bad_cell(&t, i, "thresholds", cell, "numbers separated by '|'"))?;
+                .map(|v| v.parse::<f64>().ok().filter(|v| *v >= 0.0))
+                .collect::<Option<Vec<f64>>>()
+                .ok_or_else(|| {
+                    let want = "thresholds of at least 0 (inf allowed) separated by '|'";
+                    bad_cell(&t, i, "thresholds", cell, want)
+                })?;
             Ok(Named {
                 policy,
                 levels,
@@ -264,6 +294,7 @@ fn timeline(
         path,
         &POLICY_TRACE_COLUMNS,
         "`lstm-dse dynamic --trace-policy`",
+        "a row per step",
     )?;
     let at = positions(&t, &cols[..4])?;
     let mut tl = Timeline::default();
@@ -274,7 +305,7 @@ fn timeline(
     let levels = named.map_or(MAX_LEVELS, |n| n.levels.len());
     let mut cells = Vec::with_capacity(t.rows.len());
     for i in 0..t.rows.len() {
-        let metric = number(&t, i, cols[4], "delta_c_metric")?;
+        let metric = magnitude(&t, i, cols[4], "delta_c_metric")?;
         let level = index(&t, i, cols[5], "level")?;
         if level >= levels {
             let want = match named {
@@ -283,7 +314,7 @@ fn timeline(
             };
             return Err(bad_cell(&t, i, "level", text(&t, i, cols[5]), &want));
         }
-        let hidden = number(&t, i, cols[7], "hidden_max_abs")?;
+        let hidden = magnitude(&t, i, cols[7], "hidden_max_abs")?;
         cells.push((metric, level, hidden));
     }
     let mut rows = shown(&t, &at, sequence)?;
