@@ -83,6 +83,17 @@ pub fn open_csv(path: &Path) -> io::Result<LineBound<std::fs::File>> {
     Ok(LineBound::new(std::fs::File::open(path)?, MAX_LINE))
 }
 
+/// Collapses multi-line library messages (toml, csv) so every error stays one line.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The line (from 1) a TOML parse error of `text` points at, if it points anywhere.
+pub fn toml_line(text: &str, e: &toml::de::Error) -> Option<usize> {
+    e.span()
+        .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count())
+}
+
 /// The line (from 1) a CSV record of the file at `path` starts on, from its position. The csv
 /// crate's own position of a record after blank lines is that of the first blank line (the
 /// reader skips them as part of the record), so its line is too small. Counts the line ends
@@ -155,6 +166,17 @@ impl<R: Read> Read for LineBound<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line of a TOML error at the start of a line is that line (counting the lines
+    /// before the error's position said the one before).
+    #[test]
+    fn toml_errors_name_their_line() {
+        for (text, line) in [("a = 1\nb = \n", 2), ("x = [\n1,\n2,\n=]", 4), ("= 1", 1)] {
+            let e = toml::from_str::<toml::Table>(text).unwrap_err();
+            assert_eq!(super::toml_line(text, &e), Some(line), "{text:?}: {e}");
+        }
+        assert_eq!(super::one_line("a\n  b\tc"), "a b c");
+    }
 
     #[test]
     fn csv_lines_count_blank_lines_and_every_line_end() {

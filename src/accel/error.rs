@@ -42,10 +42,7 @@ pub enum AccelError {
     Workload { workload: String, message: String },
 }
 
-/// Collapses multi-line library messages (toml, csv) so every error stays one line.
-pub(crate) fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub(crate) use crate::inputs::one_line;
 
 /// A number for an error message: as `{}` prints it for everyday magnitudes, in exponent
 /// form (`1e300`, `-2.5e-30`) beyond, where `{}` would print hundreds of digits.

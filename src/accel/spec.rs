@@ -238,10 +238,7 @@ impl ArchSpec {
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, AccelError> {
         toml::from_str(text).map_err(|e| AccelError::Parse {
             path: origin.to_string(),
-            line: e
-                .span()
-                .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count())
-                .unwrap_or(0),
+            line: crate::inputs::toml_line(text, &e).unwrap_or(0),
             message: one_line(e.message()),
         })
     }

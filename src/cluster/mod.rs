@@ -333,13 +333,10 @@ impl Jobs {
             )
         })?;
         let jobs: Jobs = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map_or(0, |s| {
-                1 + text[..s.start.min(text.len())].matches('\n').count()
-            });
-            let message = e.message().replace('\n', " ");
-            match line {
-                0 => file_error(&path, message),
-                n => file_error(&path, format!("line {n}: {message}")),
+            let message = crate::inputs::one_line(e.message());
+            match crate::inputs::toml_line(&text, &e) {
+                None => file_error(&path, message),
+                Some(n) => file_error(&path, format!("line {n}: {message}")),
             }
         })?;
         jobs.check().map_err(|problem| file_error(&path, problem))?;

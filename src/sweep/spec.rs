@@ -217,15 +217,8 @@ pub fn load(path: &Path) -> Result<SweepSpec, SpecError> {
     })?;
     let spec: SweepSpec = toml::from_str(&text).map_err(|e| {
         let msg = e.message().replace('\n', " ");
-        let key = e.span().map_or_else(
-            || "toml".to_string(),
-            |s| {
-                format!(
-                    "line {}",
-                    text[..s.start.min(text.len())].lines().count().max(1)
-                )
-            },
-        );
+        let key = crate::inputs::toml_line(&text, &e)
+            .map_or_else(|| "toml".to_string(), |n| format!("line {n}"));
         SpecError {
             file: file.clone(),
             key,
