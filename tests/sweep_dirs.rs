@@ -162,6 +162,265 @@ fn every_cell_of_a_shard_is_checked_and_named_in_its_file() {
     assert!(o.status.success(), "{}", err(&o));
 }
 
+/// Cell `col` of data line `line` of `dir/results.csv`.
+fn get_cell(dir: &Path, line: usize, col: usize) -> String {
+    let text = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    text.lines()
+        .nth(line)
+        .unwrap()
+        .split(',')
+        .nth(col)
+        .unwrap()
+        .to_string()
+}
+
+/// Every cell is a number as the sweep writes it (no other spelling of the same value), in
+/// the range of its quantity; a figure the run cannot
+/// have is empty and one every option has is there; every row has the run's tool version; a
+/// point index is written as the sweep writes it.
+#[test]
+fn a_shards_numbers_are_the_sweeps_own_spelling_and_range() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    let rows = common::sweep_case::lines(&c.path("s0/results.csv"));
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    // Line 3: point 4 (the row before it checked, so no cell is spared by it).
+    let line = 3;
+    let s0 = c.path("s0");
+    let cycles = get_cell(&s0, line, col("cycles"));
+    let cycles_e = format!("{:e}", cycles.parse::<f64>().unwrap());
+    let point = get_cell(&s0, line, col("point"));
+    let version = get_cell(&s0, line, col("tool_version"));
+    for (column, to, expect) in [
+        ("point", format!("0{point}"), "is not a point index"),
+        ("point", format!("+{point}"), "is not a point index"),
+        ("point", format!("{point}.0"), "is not a point index"),
+        ("cycles", format!(" {cycles}"), "is not a number"),
+        (
+            "cycles",
+            format!("{cycles}0"),
+            "is not how the sweep writes this number",
+        ),
+        (
+            "cycles",
+            cycles_e,
+            "is not how the sweep writes this number",
+        ),
+        ("latency_us", "-5".into(), "`-5` is negative"),
+        ("latency_us", "inf".into(), "`inf` is not a finite number"),
+        (
+            "latency_us",
+            "1e999".into(),
+            "is not how the sweep writes this number",
+        ),
+        ("latency_us", "NaN".into(), "`NaN` is not a finite number"),
+        (
+            "energy_uj",
+            "-1e-300".into(),
+            "is not how the sweep writes this number",
+        ),
+        ("dram_bytes", "-3".into(), "`-3` is negative"),
+        (
+            "dram_bytes",
+            "1e3".into(),
+            "is not how the sweep writes this number",
+        ),
+        ("frac_low_precision", "2".into(), "`2` is more than 1"),
+        (
+            "frac_low_precision",
+            "".into(),
+            "empty cell, expected a number",
+        ),
+        ("hidden_rmse", "-0.5".into(), "`-0.5` is negative"),
+        ("top1_agreement", "7".into(), "`7` is more than 1"),
+        (
+            "top1_agreement",
+            "".into(),
+            "the same model and precision option has `1`",
+        ),
+        (
+            "task_accuracy",
+            "0.5".into(),
+            "this run gives no workload.labels",
+        ),
+        ("speedup", "-1".into(), "`-1` is negative"),
+        ("energy_saving", "2".into(), "`2` is more than 1"),
+        (
+            "tool_version",
+            format!("{version}.1"),
+            "the run's other rows were made by lstm-dse",
+        ),
+    ] {
+        let dir = format!("n-{column}-{}", to.len());
+        let _ = std::fs::remove_dir_all(c.path(&dir));
+        c.copy("s0", &dir, &|d| set_cell(d, line, col(column), &to));
+        let o = c.merge(&[&dir, "s1"], "m");
+        let file = c.path(&dir).join("results.csv");
+        let at = format!("{}:{}: column `{column}`: ", file.display(), line + 1);
+        refused(&o, &[&at, expect]);
+        assert!(!c.path("m").exists(), "{column}: --out made");
+    }
+    let o = c.merge(&["s0", "s1"], "m");
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+/// A row's model, precision option and swept values are those of its point index (the
+/// plan's order): two rows whose point numbers are swapped are refused, each row's config
+/// hash its own text's notwithstanding.
+#[test]
+fn a_rows_configuration_is_its_points() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    // Two rows of one option (other swept values), and rows of two options at one
+    // architecture point (the fixed config's first row and a policy's).
+    let rows = common::sweep_case::lines(&c.path("s0/results.csv"));
+    let policy = (1..rows.len())
+        .find(|&i| rows[i].contains(",fx6|fx16,"))
+        .unwrap();
+    let ai = |i: usize| rows[i].split_once(',').unwrap().0.parse::<u64>().unwrap() % 256;
+    let same_ai = (1..rows.len())
+        .find(|&i| ai(i) == ai(policy) && i != policy)
+        .unwrap();
+    for (a, b, column) in [(1, 2, "compute.units"), (same_ai, policy, "precision")] {
+        let dir = format!("swap-{a}-{b}");
+        c.copy("s0", &dir, &|d| {
+            let f = d.join("results.csv");
+            let mut lines = common::sweep_case::lines(&f);
+            let (pa, ra) = lines[a]
+                .split_once(',')
+                .map(|(p, r)| (p.to_string(), r.to_string()))
+                .unwrap();
+            let (pb, rb) = lines[b]
+                .split_once(',')
+                .map(|(p, r)| (p.to_string(), r.to_string()))
+                .unwrap();
+            lines[a] = format!("{pa},{rb}");
+            lines[b] = format!("{pb},{ra}");
+            std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+        });
+        let o = c.merge(&[&dir, "s1"], "m");
+        let file = c.path(&dir).join("results.csv");
+        refused(
+            &o,
+            &[
+                &format!("{}:{}: column `{column}`: ", file.display(), a.min(b) + 1),
+                "a row's configuration is its point's",
+            ],
+        );
+        assert!(!c.path("m").exists());
+    }
+}
+
+/// A run of two models and DPRed group sizes merges into the bytes of the whole run (the
+/// point order the check follows is the sweep's).
+#[test]
+fn shards_of_several_models_and_group_sizes_merge_as_the_whole_run() {
+    let spec = common::sweep_case::spec_text("1:2:1", "ARCH")
+        .replace(
+            r#"["builtin:tiny"]"#,
+            r#"["builtin:tiny", "builtin:captioning"]"#,
+        )
+        .replace(
+            r#"fixed = ["fx8"]"#,
+            "fixed = [\"fx8\", \"fx16\"]\ndpred_group_sizes = [0, 4]",
+        )
+        .replace("4:128:4", "4:16:4");
+    let c = Case::with_spec(&spec);
+    c.ok("whole", &[]);
+    c.ok("s0", &["--shard", "0/3"]);
+    c.ok("s1", &["--shard", "1/3"]);
+    c.ok("s2", &["--shard", "2/3"]);
+    let o = c.merge(&["s2", "s0", "s1"], "m");
+    assert!(o.status.success(), "{}", err(&o));
+    same_outputs(&c.path("whole"), &c.path("m"));
+    // The point order is checked in such a run too: the last two rows' point numbers swapped
+    // (another model, option or architecture point).
+    c.copy("s0", "swapped", &|d| {
+        let f = d.join("results.csv");
+        let mut lines = common::sweep_case::lines(&f);
+        let n = lines.len();
+        let point = |l: &str| l.split_once(',').unwrap().0.to_string();
+        let (a, b) = (point(&lines[n - 2]), point(&lines[n - 1]));
+        lines[n - 2] = lines[n - 2].replacen(&a, &b, 1);
+        lines[n - 1] = lines[n - 1].replacen(&b, &a, 1);
+        std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+    });
+    let o = c.merge(&["s2", "swapped", "s1"], "m2");
+    refused(&o, &["a row's configuration is its point's"]);
+}
+
+/// `skipped.csv` is checked too: its header, each point index as the sweep writes it, a
+/// reason on every line.
+#[test]
+fn skipped_lines_are_checked() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    let file = |d: &str| c.path(d).join("skipped.csv");
+    for (dir, edit, at, expect) in [
+        (
+            "header",
+            ("point,reason", "pt,reason"),
+            1,
+            "the header is `pt,reason`",
+        ),
+        (
+            "zero",
+            ("\n257,", "\n0257,"),
+            2,
+            "column `point`: `0257` is not a point index",
+        ),
+        (
+            "empty",
+            ("\n257,workload", "\n257,\"\"\nx,workload"),
+            2,
+            "column `reason`: empty",
+        ),
+    ] {
+        c.copy("s1", dir, &|d| {
+            let f = d.join("skipped.csv");
+            let text = std::fs::read_to_string(&f).unwrap();
+            assert!(text.contains(edit.0));
+            std::fs::write(&f, text.replacen(edit.0, edit.1, 1)).unwrap();
+        });
+        let o = c.merge(&["s0", dir], "m");
+        refused(&o, &[&format!("{}:{at}: ", file(dir).display()), expect]);
+        assert!(!c.path("m").exists());
+    }
+}
+
+/// Refusals of a row: a ragged row in the common format, a cell quoted at most 60
+/// characters long and its control characters escaped.
+#[test]
+fn refusals_quote_cells_briefly_and_name_ragged_rows() {
+    let c = Case::new("1:4:1");
+    c.ok("s0", &["--shard", "0/2"]);
+    c.ok("s1", &["--shard", "1/2"]);
+    let rows = common::sweep_case::lines(&c.path("s1/results.csv"));
+    let n = rows[0].split(',').count();
+    c.copy("s1", "ragged", &|d| set_cell(d, 1, 3, "a,b"));
+    let o = c.merge(&["s0", "ragged"], "m");
+    let f = c.path("ragged/results.csv");
+    refused(
+        &o,
+        &[&format!(
+            "{}:2: {} fields, the header has {n}",
+            f.display(),
+            n + 1
+        )],
+    );
+    let long = format!("\u{1b}[31m\0{}", "x".repeat(1 << 20));
+    c.copy("s1", "long", &|d| set_cell(d, 1, 1, &long));
+    let o = c.merge(&["s0", "long"], "m");
+    let e = err(&o);
+    refused(&o, &["column `model`: `\\u{1b}[31m\\u{0}xxx", "x…`"]);
+    assert!(e.len() < 400, "{e}");
+    assert!(!e.contains('\u{1b}') && !e.contains('\0'), "{e}");
+}
+
 /// `--resume --shard i/N` on a whole (unsharded) run's folder says that it holds one and what
 /// to do (once it refused the whole run's first row as "not a point of this run"), and
 /// leaves the run as it was, finished or interrupted.

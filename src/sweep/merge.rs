@@ -4,7 +4,7 @@
 //! (the count spec.resolved.toml records) exactly once, as a row or a skip line, and that
 //! every cell of every row is what its column may hold for that run ([`super::cells`]).
 
-use super::cells::CellCheck;
+use super::cells::{shown, CellCheck};
 use super::outdir::{OutDir, SHARD_FILE};
 use super::resolved::{same_run, Check};
 use super::write_front;
@@ -66,7 +66,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("merge: {shown}: {}", e.message()))?;
     let base = super::resolved::arch_base_of(&resolved)
         .map_err(|e| anyhow::anyhow!("merge: {shown}: arch_base: {}", e.message()))?;
-    let cells = CellCheck::new(&shown, &spec, &base).map_err(|e| anyhow::anyhow!("merge: {e}"))?;
+    let mut cells =
+        CellCheck::new(&shown, &spec, &base).map_err(|e| anyhow::anyhow!("merge: {e}"))?;
     // Each directory's shard.toml (`None`: a whole run, which covers every point itself).
     let mut shard_files = Vec::with_capacity(dirs.len());
     let mut header: Option<csv::ByteRecord> = None;
@@ -126,6 +127,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     if given.len() == dirs.len() {
         every_shard(&given)?;
     }
+    cells.points(total);
+    cells.versions(
+        rows.values()
+            .map(|(r, _)| r.get(r.len().saturating_sub(1)).unwrap_or(b"")),
+    );
     check_cells(&cells, &rows)?;
     covers_every_point(total, &given, dirs.len(), &rows, &skipped)?;
     let resolved = match super::resolved::recorded_points(&resolved) {
@@ -264,25 +270,52 @@ fn gather(
     cells: Option<&CellCheck>,
 ) -> Result<csv::ByteRecord> {
     let mut rd = crate::inputs::open_csv(path)
-        .map(csv::Reader::from_reader)
+        .map(|f| csv::ReaderBuilder::new().flexible(true).from_reader(f))
         .with_context(|| format!("merge: {}: cannot read", path.display()))?;
     let header = rd
         .byte_headers()
         .with_context(|| format!("merge: {}", path.display()))?
         .clone();
-    if let Some(Err(problem)) = cells.map(|c| c.header(&header)) {
-        bail!("merge: {}:1: {problem}", path.display());
+    match cells {
+        Some(c) => {
+            if let Err(problem) = c.header(&header) {
+                bail!("merge: {}:1: {problem}", path.display());
+            }
+        }
+        None if !header.iter().eq([&b"point"[..], b"reason"]) => bail!(
+            "merge: {}:1: the header is `{}`, but skipped.csv's is `point,reason`",
+            path.display(),
+            header.iter().map(shown).collect::<Vec<_>>().join(",")
+        ),
+        None => {}
     }
     for rec in rd.byte_records() {
         let rec = rec.with_context(|| format!("merge: {}", path.display()))?;
         // Counted only for a message (it reads the file again).
         let line = || crate::inputs::csv_line(path, rec.position());
-        let idx: u64 = std::str::from_utf8(rec.get(0).unwrap_or(b""))
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                anyhow::anyhow!("merge: {}: line {}: no point index", path.display(), line())
-            })?;
+        if rec.len() != header.len() {
+            bail!(
+                "merge: {}:{}: {} fields, the header has {}",
+                path.display(),
+                line(),
+                rec.len(),
+                header.len()
+            );
+        }
+        let idx = point_index(rec.get(0).unwrap_or(b"")).map_err(|problem| {
+            anyhow::anyhow!(
+                "merge: {}:{}: column `point`: {problem}",
+                path.display(),
+                line()
+            )
+        })?;
+        if cells.is_none() && rec.get(1).is_none_or(|r| r.trim_ascii().is_empty()) {
+            bail!(
+                "merge: {}:{}: column `reason`: empty, but a skipped point says why",
+                path.display(),
+                line()
+            );
+        }
         if let Some((other, from)) = into.get(&idx) {
             if *other != rec {
                 bail!(
@@ -298,6 +331,19 @@ fn gather(
     Ok(header)
 }
 
+/// A point index as the sweep writes one (digits, no sign, no leading zero).
+fn point_index(c: &[u8]) -> std::result::Result<u64, String> {
+    let canonical =
+        !c.is_empty() && c.iter().all(u8::is_ascii_digit) && (c[0] != b'0' || c.len() == 1);
+    match std::str::from_utf8(c).ok().and_then(|v| v.parse().ok()) {
+        Some(i) if canonical => Ok(i),
+        _ => Err(format!(
+            "`{}` is not a point index (a whole number as the sweep writes it)",
+            shown(c)
+        )),
+    }
+}
+
 /// Every cell of every row gathered is what its column may hold: refused naming the file the
 /// row came from, its line and the column (the lowest point's first bad cell). A point in
 /// several directories has one record, as they are equal. One pass in point order, so that a
@@ -305,10 +351,10 @@ fn gather(
 fn check_cells(cells: &CellCheck, rows: &Records) -> Result<()> {
     let mut prev = None;
     let bad = rows
-        .values()
-        .find_map(|(rec, from)| match cells.row(rec, prev) {
+        .iter()
+        .find_map(|(&idx, (rec, from))| match cells.row(idx, rec, prev) {
             Ok(()) => {
-                prev = Some(rec);
+                prev = Some((idx, rec));
                 None
             }
             Err(e) => Some((rec, from, e)),
