@@ -101,14 +101,19 @@ struct Order {
 
 impl Order {
     /// (model, option, architecture point) of point `idx`.
-    fn locate(&self, idx: u64) -> (usize, usize, u64) {
-        let per_model = self.options.len() as u64 * self.arch_points;
+    /// `None` past the run's points (a row another check refuses, naming its point).
+    fn locate(&self, idx: u64) -> Option<(usize, usize, u64)> {
+        let per_model = (self.options.len() as u64).checked_mul(self.arch_points)?;
+        let model = idx.checked_div(per_model)?;
+        if model >= self.models.len() as u64 {
+            return None;
+        }
         let rest = idx % per_model;
-        (
-            (idx / per_model) as usize,
+        Some((
+            model as usize,
             (rest / self.arch_points) as usize,
             rest % self.arch_points,
-        )
+        ))
     }
 
     /// The value cell of key `k` at architecture point `ai` (last key fastest).
@@ -282,13 +287,13 @@ impl CellCheck {
         let passed = |i: usize| prev.is_some_and(|(_, p)| p.get(i) == rec.get(i));
         let keys = self.values.len();
         let o = &self.order;
-        let at = o.known.then(|| o.locate(idx));
+        let at = o.known.then(|| o.locate(idx)).flatten();
         // The previous row's point: of the same model, of the same option.
         let (same_model, same_option) = match (at, prev) {
-            (Some((m, opt, _)), Some((p, _))) => {
-                let (pm, popt, _) = o.locate(p);
-                (pm == m, pm == m && popt == opt)
-            }
+            (Some((m, opt, _)), Some((p, _))) => match o.locate(p) {
+                Some((pm, popt, _)) => (pm == m, pm == m && popt == opt),
+                None => (false, false),
+            },
             _ => (false, false),
         };
         let prev_cell = |i: usize| prev.and_then(|(_, p)| p.get(i)).unwrap_or(b"");
