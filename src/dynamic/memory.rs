@@ -18,7 +18,7 @@ const PER_ALLOCATION: u128 = 32;
 /// direction the hidden and cell values (f32), the level (u8) and the metric (f64) of every
 /// step, and the head output; with the vectors that hold them ([`super::LaneResult`]) and
 /// what the allocator adds to each.
-pub fn lane_bytes(model: &Model, steps: usize) -> u128 {
+fn lane_bytes(model: &Model, steps: usize) -> u128 {
     // h and c of a layer are one vector each: one of a megabyte or more is a mapping of its
     // own, whole megabytes (`bigalloc`).
     let vector = |bytes: u128| match bytes >= crate::bigalloc::BIG as u128 {

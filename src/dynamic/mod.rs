@@ -14,7 +14,7 @@ mod values;
 
 pub use lanes::{CpuPolicies, PolicyLayer};
 pub use levels::{resolution_warnings, step_up, LevelPlans, LevelState};
-pub use memory::{lane_bytes, sim_bytes};
+pub use memory::sim_bytes;
 
 pub use report::{
     levels_text, policy_rows, read_labels, task_accuracy, task_bits, thresholds_text, trace_file,

@@ -15,8 +15,7 @@
 
 use super::options::{fnv_add, PrecisionOption, FNV_INIT};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Seek, Write};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 /// One option as its own TOML table (`[[option]]` and its keys): an entry is its checksum
@@ -160,13 +159,7 @@ pub fn lock(entry: &Path) -> Option<Computing> {
     }
     let mut said = false;
     loop {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .ok()?;
+        let mut file = super::outdir::open_lock_file(&path).ok()?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -197,10 +190,7 @@ pub fn lock(entry: &Path) -> Option<Computing> {
             _ => continue,
         }
         // The pid is for the note above only.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
-            .and_then(|_| writeln!(file, "{}", std::process::id()));
+        let _ = super::outdir::write_holder_pid(&mut file);
         return Some(Computing { path, _file: file });
     }
 }

@@ -375,12 +375,7 @@ pub fn where_written(dir: &Path) -> PathBuf {
 /// when another process holds it (given that process, as far as the file says, and the path).
 fn take_lock(dir: &Path, busy: impl Fn(&str, &Path) -> anyhow::Error) -> Result<File> {
     let path = dir.join(".lock");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
+    let mut file = open_lock_file(&path)
         .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
     match file.try_lock() {
         Ok(()) => {}
@@ -396,11 +391,25 @@ fn take_lock(dir: &Path, busy: impl Fn(&str, &Path) -> anyhow::Error) -> Result<
         }
     }
     // The pid is for the message above only; the lock itself is the kernel's.
-    file.set_len(0)
-        .and_then(|()| file.seek(std::io::SeekFrom::Start(0)))
-        .and_then(|_| writeln!(file, "{}", std::process::id()))
-        .with_context(|| format!("{}: cannot write", path.display()))?;
+    write_holder_pid(&mut file).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(file)
+}
+
+/// A lock file opened to be locked (created if missing, its contents kept: a holder's pid).
+pub(super) fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// Writes this process's id into a lock file it holds, for [`holder_pid`] of a waiting run.
+pub(super) fn write_holder_pid(file: &mut File) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    writeln!(file, "{}", std::process::id())
 }
 
 /// The process id a lock file's holder wrote into it, if any.
