@@ -282,26 +282,15 @@ fn values_read_as_something_else_are_refused() {
     let out = dir.path().join("t").display().to_string();
     let x = data("peephole.x.npy");
     let m = data("peephole.onnx");
-    fails(
-        &[
-            "trace",
-            "--model",
-            &m,
-            "--input",
-            &x,
-            "--precisions",
-            "fx8",
-            "--out",
-            &out,
-            "--tolerance",
-            "1e-50",
-        ],
-        &["--tolerance", "got 1e-50"],
-    );
     // A negative tolerance is refused as a value (clap read `-1` as an unknown flag).
-    fails(
-        &[
-            "trace",
+    for (tolerance, expect) in [
+        ("1e-50", &["--tolerance", "got 1e-50"][..]),
+        (
+            "-1",
+            &["--tolerance", "must be a positive number", "got -1"][..],
+        ),
+    ] {
+        let args = [
             "--model",
             &m,
             "--input",
@@ -310,11 +299,13 @@ fn values_read_as_something_else_are_refused() {
             "fx8",
             "--out",
             &out,
-            "--tolerance",
-            "-1",
-        ],
-        &["--tolerance", "must be a positive number", "got -1"],
-    );
+        ];
+        let args: Vec<&str> = std::iter::once("trace")
+            .chain(args)
+            .chain(["--tolerance", tolerance])
+            .collect();
+        fails(&args, expect);
+    }
     let y = dir.path().join("y.npy").display().to_string();
     fails(
         &[
