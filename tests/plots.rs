@@ -374,6 +374,86 @@ fn plot_trace_refuses_trace_files_it_cannot_draw() {
 
     // A policy trace's level past the policy's levels (policies.csv: two).
     let trace = dy.join("policy_0_trace.csv");
+    let policies = dy.join("policies.csv");
+    let (trace_bytes, policies_bytes) = (
+        std::fs::read(&trace).expect("trace"),
+        std::fs::read(&policies).expect("policies"),
+    );
+    let restore = || {
+        std::fs::write(&trace, &trace_bytes).expect("restore trace");
+        std::fs::write(&policies, &policies_bytes).expect("restore policies");
+    };
+    // A level whose precision is not the one policies.csv lists for it, or (without
+    // policies.csv) not the one an earlier row gave it: the timeline named the level by the
+    // last row read.
+    let rename_level = |row: usize| {
+        move |rows: &mut Vec<Vec<String>>| {
+            let c = col(rows, "level_precision");
+            rows[row][c] = "fx12".into();
+        }
+    };
+    edit_csv(&trace, rename_level(1));
+    plot(
+        &dy,
+        &[],
+        &[
+            "policy_0_trace.csv",
+            "line 2",
+            "column `level_precision`",
+            "`fx12`",
+            "policies.csv",
+        ],
+    );
+    restore();
+    std::fs::remove_file(&policies).expect("remove policies.csv");
+    edit_csv(&trace, rename_level(3));
+    plot(
+        &dy,
+        &[],
+        &["policy_0_trace.csv", "line 4", "`fx12`", "an earlier row"],
+    );
+    // policies.csv: thresholds that are not one per level boundary, a policy listed twice, an
+    // empty level, and no row for the traced policy (a trace of another run).
+    type PolicyEdit = Box<dyn Fn(&mut Vec<Vec<String>>)>;
+    let set = |name: &'static str, value: &'static str| -> PolicyEdit {
+        Box::new(move |rows: &mut Vec<Vec<String>>| {
+            let c = col(rows, name);
+            rows[1][c] = value.into();
+        })
+    };
+    let policy_cases: Vec<(PolicyEdit, Vec<&str>)> = vec![
+        (
+            set("thresholds", "0.05|0.1"),
+            vec![
+                "line 2",
+                "column `thresholds`",
+                "one threshold per boundary of the 2 levels",
+            ],
+        ),
+        (
+            set("levels", "fx6|"),
+            vec!["line 2", "column `levels`", "`fx6|`"],
+        ),
+        (
+            Box::new(|rows| {
+                let row = rows[1].clone();
+                rows.push(row);
+            }),
+            vec!["line 3", "column `policy`", "not listed before"],
+        ),
+        (
+            set("policy", "7"),
+            vec!["no row for policy 0", "policy_0_trace.csv"],
+        ),
+    ];
+    for (edit, expect) in policy_cases {
+        restore();
+        edit_csv(&policies, edit);
+        let mut want = vec!["policies.csv"];
+        want.extend(expect);
+        plot(&dy, &[], &want);
+    }
+    restore();
     edit_csv(&trace, |rows| {
         let c = col(rows, "level");
         for r in &mut rows[1..] {
@@ -387,7 +467,6 @@ fn plot_trace_refuses_trace_files_it_cannot_draw() {
     );
     // A threshold that is no threshold (NaN was drawn as "at NaN"), and a policies.csv of
     // no policies (it said "a row per step").
-    let policies = dy.join("policies.csv");
     edit_csv(&policies, |rows| {
         let c = col(rows, "thresholds");
         rows[1][c] = "NaN".into();

@@ -2,7 +2,9 @@
 //! (`policy_<K>_trace.csv`, with `policies.csv` for the level names and thresholds), read for
 //! `plot trace` and checked as they are read: every column drawn must be there, every cell
 //! read must hold what its writer puts there (an index, a number), and the shown rows of each
-//! precision must be the steps 0, 1, ... once each. A file edited by hand or cut short is
+//! precision must be the steps 0, 1, ... once each; a policy's trace and its row of
+//! `policies.csv` must agree on every level's precision (one threshold per level boundary, one
+//! row per policy, a row for every traced policy). A file edited by hand or cut short is
 //! refused naming the file, the line and the column, instead of drawn as a blank figure, a
 //! single point or a line with a step left out.
 
@@ -261,26 +263,40 @@ fn policy_table(path: &Path) -> Result<Vec<Named>, ViewError> {
         "`lstm-dse dynamic`",
         "a row per policy",
     )?;
-    (0..t.rows.len())
-        .map(|i| {
-            let policy = index(&t, i, cols[0], "policy")?;
-            let levels = text(&t, i, cols[1]).split('|').map(String::from).collect();
-            let cell = text(&t, i, cols[2]);
-            let thresholds = cell
+    let mut table: Vec<Named> = Vec::with_capacity(t.rows.len());
+    for i in 0..t.rows.len() {
+        let policy = index(&t, i, cols[0], "policy")?;
+        if table.iter().any(|n| n.policy == policy) {
+            let want = "a policy not listed before (each has one row)";
+            return Err(bad_cell(&t, i, "policy", text(&t, i, cols[0]), want));
+        }
+        let cell = text(&t, i, cols[1]);
+        let levels: Vec<String> = cell.split('|').map(String::from).collect();
+        if levels.iter().any(String::is_empty) {
+            let want = "level configs separated by '|'";
+            return Err(bad_cell(&t, i, "levels", cell, want));
+        }
+        let cell = text(&t, i, cols[2]);
+        let thresholds = cell
                 .split('|')
                 .map(|v| v.parse::<f64>().ok().filter(|v| *v >= 0.0))
                 .collect::<Option<Vec<f64>>>()
+                .filter(|t| t.len() + 1 == levels.len())
                 .ok_or_else(|| {
-                    let want = "thresholds of at least 0 (inf allowed) separated by '|'";
-                    bad_cell(&t, i, "thresholds", cell, want)
+                    let want = format!(
+                        "one threshold per boundary of the {} levels ({}), each at least 0 (inf allowed), separated by '|'",
+                        levels.len(),
+                        levels.len() - 1
+                    );
+                    bad_cell(&t, i, "thresholds", cell, &want)
                 })?;
-            Ok(Named {
-                policy,
-                levels,
-                thresholds,
-            })
-        })
-        .collect()
+        table.push(Named {
+            policy,
+            levels,
+            thresholds,
+        });
+    }
+    Ok(table)
 }
 
 /// Policy `k`'s timeline on `sequence` from its trace file.
@@ -316,18 +332,28 @@ fn timeline(
         }
         let hidden = magnitude(&t, i, cols[7], "hidden_max_abs")?;
         cells.push((metric, level, hidden));
-    }
-    let mut rows = shown(&t, &at, sequence)?;
-    in_step_order(&t, &at, &mut rows, &format!("sequence {sequence}"))?;
-    for i in rows {
-        let (metric, level, hidden) = cells[i];
         let name = text(&t, i, cols[6]);
         if !name.is_empty() {
             if tl.level_names.len() <= level {
                 tl.level_names.resize(level + 1, String::new());
             }
+            // A level has one precision: the one policies.csv lists, or the first row's.
+            let known = &tl.level_names[level];
+            if !known.is_empty() && known != name {
+                let source = match named {
+                    Some(_) => "policies.csv",
+                    None => "an earlier row",
+                };
+                let want = format!("level {level}'s precision ({known}, {source})");
+                return Err(bad_cell(&t, i, "level_precision", name, &want));
+            }
             tl.level_names[level] = name.to_string();
         }
+    }
+    let mut rows = shown(&t, &at, sequence)?;
+    in_step_order(&t, &at, &mut rows, &format!("sequence {sequence}"))?;
+    for i in rows {
+        let (metric, level, hidden) = cells[i];
         tl.metric.push(metric);
         tl.level.push(level);
         tl.hidden_max_abs.push(hidden);
@@ -360,6 +386,15 @@ pub fn from_csv_dir(dir: &Path, sequence: usize) -> Result<StageTraces, ViewErro
         };
         for (k, path) in traces {
             let row = named.iter().find(|n| n.policy == k);
+            if row.is_none() && !named.is_empty() {
+                return Err(file_error(
+                    &policies,
+                    format!(
+                        "no row for policy {k}, whose trace is {} (written together by `lstm-dse dynamic --trace-policy`: from different runs?)",
+                        path.display()
+                    ),
+                ));
+            }
             st.policies.push(timeline(&path, k, sequence, row)?);
         }
     }
