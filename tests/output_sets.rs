@@ -110,6 +110,8 @@ fn dynamic_on_a_full_disk_keeps_the_previous_policies_and_trace() {
     let second = run("0:0.5:2");
     let o = limited(kib, &second.iter().map(String::as_str).collect::<Vec<_>>());
     refused(&o, &["policy_1_trace.csv"]);
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(!text.contains("name the same file"), "{text}");
     assert_eq!(
         tree(&out),
         before,
@@ -136,6 +138,14 @@ fn a_rerun_of_dynamic_removes_the_previous_runs_policy_traces() {
     run(&["--trace-policy", "0"]);
     assert!(out.join("policy_0_trace.csv").is_file());
     assert!(!out.join("policy_1_trace.csv").exists());
+    // The same command again replaces its trace (it was refused as two outputs naming the
+    // trace: the new one and the previous run's, to be removed).
+    let first = std::fs::read(out.join("policy_0_trace.csv")).unwrap();
+    run(&["--trace-policy", "0"]);
+    assert_eq!(
+        std::fs::read(out.join("policy_0_trace.csv")).unwrap(),
+        first
+    );
     run(&[]);
     assert!(!out.join("policy_0_trace.csv").exists());
     assert!(out.join("policies.csv").is_file() && out.join("notes.txt").is_file());

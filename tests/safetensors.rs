@@ -179,6 +179,14 @@ fn tensors_the_model_would_drop_or_misread_are_refused() {
             "no 'lstm.weight_ih_l0_reverse'",
         ],
     );
+    // No hidden units: 0 rows is a multiple of four, which the message said it was not.
+    refused(
+        &[
+            t("lstm.weight_ih_l0", vec![0, 3]),
+            t("lstm.weight_hh_l0", vec![0, 0]),
+        ],
+        &["'lstm.weight_ih_l0' has 0 rows", "a hidden size of 0"],
+    );
     refused(
         &with(vec![t("lstm.weight_ih_l0x", vec![8, 3])], &[]),
         &["'lstm.weight_ih_l0x' is not an nn.LSTM parameter"],

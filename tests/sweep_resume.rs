@@ -150,8 +150,27 @@ fn a_full_disk_leaves_no_temporary_files_and_resumes() {
     same_files(&plain, &c.path("full"));
     // A run stopped by the full disk resumes to the same bytes once there is room.
     let o = run_limited(&c, "fresh", size / 1024 / 2);
-    refused(&o, &["results.csv", "--resume"]);
+    let err = refused(&o, &["results.csv", "--resume"]);
     no_partial_files(&c.path("fresh"));
+    // The count it names is the rows written whole and the points skipped (it said 0 for a
+    // first batch cut short).
+    let whole = ["results.csv", "skipped.csv"]
+        .map(|f| {
+            let path = c.path("fresh").join(".incomplete").join(f);
+            let bytes = std::fs::read(path).unwrap_or_default();
+            bytes
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                .saturating_sub(1)
+        })
+        .iter()
+        .sum::<usize>();
+    assert!(whole > 0, "half the rows fit");
+    assert!(
+        err.contains(&format!("the {whole} points finished so far are kept")),
+        "{whole} rows written whole: {err}"
+    );
     c.ok("fresh", &["--resume"]);
     same_outputs(&plain, &c.path("fresh"));
     full_tmpfs(&c, &plain, size);
@@ -266,4 +285,26 @@ fn an_interrupted_publication_is_completed_without_losing_moved_files() {
     let first = std::fs::read(plain.join("report.html")).unwrap();
     c.ok("plain", &[]);
     assert_eq!(std::fs::read(plain.join("report.html")).unwrap(), first);
+}
+
+/// A publication that stops after its first moves (here a move fails: `front.csv` in OUT is a
+/// folder) leaves no page: the older run's `report.html` goes before the first file moves. It
+/// went after the last, so a kill in between left the old page beside the new results.
+#[test]
+fn a_publication_cut_short_leaves_no_older_page() {
+    let c = Case::new("1:8:1");
+    c.ok("out", &[]);
+    let out = c.path("out");
+    std::fs::remove_file(out.join("front.csv")).unwrap();
+    std::fs::create_dir_all(out.join("front.csv").join("blocker")).unwrap();
+    std::fs::write(out.join("report.html"), "an older run's page").unwrap();
+    let spec = std::fs::read_to_string(&c.spec).unwrap();
+    std::fs::write(&c.spec, spec.replace("1:8:1", "1:9:1")).unwrap();
+    let o = c.run("out", &[]);
+    refused(&o, &["front.csv", "cannot move into place"]);
+    assert!(
+        out.join(".incomplete").join("PUBLISH").is_file(),
+        "the move stopped part way"
+    );
+    assert!(!out.join("report.html").exists(), "the older page stayed");
 }

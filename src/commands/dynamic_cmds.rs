@@ -29,12 +29,17 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
             .iter()
             .map(|p| Input::new("the labels (--labels)", p)),
     );
-    // policies.csv and the trace are written; a previous run's policy traces are removed.
+    // policies.csv and the trace are written; a previous run's other policy traces are
+    // removed (its trace of the same policy is the one written, listed once).
     let old = dynamic::trace_files(&a.out).unwrap_or_default();
     let traced = a.trace_policy.map(|k| a.out.join(dynamic::trace_file(k)));
     let outputs: Vec<Output> = (std::iter::once(a.out.join("policies.csv")))
         .chain(traced)
-        .chain(old.into_iter().map(|(_, p)| p))
+        .chain(
+            old.into_iter()
+                .filter(|&(k, _)| a.trace_policy != Some(k))
+                .map(|(_, p)| p),
+        )
         .map(|p| Output::inside("--out", &a.out, p))
         .collect();
     refuse_overwriting_inputs(&inputs, &outputs)?;

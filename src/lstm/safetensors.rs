@@ -95,7 +95,13 @@ pub fn parse(file: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Model, Mode
                     name("weight_ih")
                 )));
             };
-            if g4 == 0 || g4 % 4 != 0 {
+            if g4 == 0 {
+                return Err(err(format!(
+                    "'{}' has 0 rows: a hidden size of 0 (4H rows, H at least 1)",
+                    name("weight_ih")
+                )));
+            }
+            if g4 % 4 != 0 {
                 return Err(err(format!(
                     "'{}' has {g4} rows, not a multiple of 4 (four gates)",
                     name("weight_ih")

@@ -118,9 +118,14 @@ pub fn cost_and_write(
                     .collect();
                 checkpoint::append(sink.skipped, checkpoint::SKIPPED_HEADER, &skips)
                     .map_err(|e| kept_error(e, sink.skipped, w.finished))?;
+                let before = w.finished;
+                w.finished += pieces.iter().map(|p| p.skipped).sum::<usize>();
                 for p in pieces {
-                    f.write_all(&p.rows)
-                        .map_err(|e| kept_error(e, sink.results, w.finished))?;
+                    // A failed write keeps the rows written whole before it (a resume
+                    // verifies them): the count the error gives includes them.
+                    write_rows(&mut f, &p.rows, &p.row_ends)
+                        .map_err(|(e, whole)| kept_error(e, sink.results, w.finished + whole))?;
+                    w.finished += p.row_ends.len();
                     pool.give(p.rows);
                     w.front.join(p.front);
                     if let Some(all) = &mut w.kept {
@@ -131,7 +136,7 @@ pub fn cost_and_write(
                         w.kept = None;
                     }
                 }
-                w.finished += n;
+                debug_assert_eq!(w.finished, before + n, "every point of the batch counted");
                 sink.progress.advance(n as u64);
             }
             Ok(w)
@@ -170,10 +175,35 @@ impl Pool {
     }
 }
 
-/// A piece of a batch: its rows, its skipped-point lines, its front and its kept rows.
+/// Writes `rows` (whose rows end at `row_ends`) to `f`; on an error, the error and how many
+/// rows were written whole before it.
+fn write_rows(
+    f: &mut std::fs::File,
+    rows: &[u8],
+    row_ends: &[usize],
+) -> std::result::Result<(), (std::io::Error, usize)> {
+    let mut written = 0;
+    while written < rows.len() {
+        match f.write(&rows[written..]) {
+            Ok(0) => {
+                let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                return Err((e, row_ends.partition_point(|&end| end <= written)));
+            }
+            Ok(k) => written += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, row_ends.partition_point(|&end| end <= written))),
+        }
+    }
+    Ok(())
+}
+
+/// A piece of a batch: its rows (each one's end in `row_ends`), its skipped-point lines and
+/// how many, its front and its kept rows.
 struct Piece {
     rows: Vec<u8>,
+    row_ends: Vec<usize>,
     skips: Vec<u8>,
+    skipped: usize,
     front: FrontPart,
     kept: Vec<(usize, Vec<u8>)>,
 }
@@ -202,6 +232,7 @@ fn cost_batches(
                 // Rows are about 420 bytes; room for more avoids copying as the buffer grows.
                 let mut rows = pool.take(piece.len() * 640);
                 let (mut skips, mut kept) = (Vec::new(), Vec::new());
+                let (mut row_ends, mut skipped) = (Vec::with_capacity(piece.len()), 0);
                 let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
                 let (mut cursor, mut recent) = (Cursor::default(), Recent::default());
                 let mut walk = keep.map(|k| KeepWalk::new(k, piece.first().copied().unwrap_or(0)));
@@ -210,6 +241,7 @@ fn cost_batches(
                         Outcome::Row(r) => {
                             let start = rows.len();
                             r.write_with(&mut rows, &mut recent);
+                            row_ends.push(rows.len());
                             if walk.as_mut().is_some_and(|w| w.keeps(i)) {
                                 kept.push((i, rows[start..rows.len() - 1].to_vec()));
                             }
@@ -217,13 +249,18 @@ fn cost_batches(
                                 fspec.add(&mut part, &r, &mut scratch)?;
                             }
                         }
-                        Outcome::Skipped(why) => checkpoint::skipped_line(&mut skips, i, &why),
+                        Outcome::Skipped(why) => {
+                            checkpoint::skipped_line(&mut skips, i, &why);
+                            skipped += 1;
+                        }
                     }
                 }
                 fspec.thin(&mut part);
                 Ok(Piece {
                     rows,
+                    row_ends,
                     skips,
+                    skipped,
                     front: part,
                     kept,
                 })

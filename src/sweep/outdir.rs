@@ -171,6 +171,14 @@ impl OutDir {
         // A mark without a list (written by a version before the list): which files were
         // moved already is unknown, so none is removed.
         let known = !listed.is_empty();
+        // The older run's page goes before the first file moves: a kill during the moves
+        // leaves no page rather than the old one beside the new results.
+        let page = self.dir.join(PAGE);
+        if !s.join(PAGE).exists() && page.exists() {
+            std::fs::remove_file(&page)
+                .with_context(|| format!("{}: cannot remove the old page", page.display()))?;
+            sync_dir(&self.dir);
+        }
         for name in PUBLISHED.into_iter().chain([PAGE]) {
             let (from, to) = (s.join(name), self.dir.join(name));
             if from.exists() {
