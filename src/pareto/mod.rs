@@ -3,14 +3,16 @@
 //! This module owns the last stage of the pipeline. [`front`] finds the non-dominated rows of a
 //! numeric table (every objective minimised); [`Filter`] parses the `--where` expressions and
 //! sweep-spec constraints that select rows first; [`front_of_csv`] and [`write_front_csv`] do
-//! both on any CSV with a header; [`plot_front_svg`] draws a front; and [`ParetoArgs`] with
-//! [`run`] is the `lstm-dse pareto` command.
+//! both on any CSV with a header, with the rules of [`FrontRules`] for the cells they read;
+//! [`plot_front_svg`] draws a front; and [`ParetoArgs`] with [`run`] is the `lstm-dse pareto`
+//! command.
 
 mod command;
 mod filter;
 mod front;
 mod lex;
 mod plot;
+mod rules;
 mod table;
 mod tree;
 
@@ -20,6 +22,7 @@ pub use command::{run, ParetoArgs};
 pub use filter::{CmpOp, Filter};
 pub use front::{dominates, front};
 pub use plot::{front_svg, plot_front_svg};
+pub use rules::FrontRules;
 pub use table::{
     front_of_csv, front_of_csv_by, stage_front_csv, write_front_csv, FrontResult, Objective, Sense,
 };

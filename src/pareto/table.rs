@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{front, Filter, ParetoError};
+use super::{front, FrontRules, ParetoError};
 
 /// Whether an objective is to be made small or large.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,7 @@ pub fn front_of_csv_by(
     (max_by, maximize): (&str, &[String]),
     filter: Option<&str>,
 ) -> Result<FrontResult, ParetoError> {
+    // Before the file is opened ([`FrontRules::new`] refuses it too, for tables read elsewhere).
     if minimize.is_empty() && maximize.is_empty() {
         return Err(ParetoError::NoObjectives);
     }
@@ -106,114 +107,35 @@ pub fn front_of_csv_by(
         .has_headers(true)
         .from_reader(file);
     let header = reader.headers().map_err(csv_err)?.clone();
-    let columns: Vec<String> = header.iter().map(str::to_string).collect();
-    // A name the header holds twice cannot say which column it means.
-    let twice = |name: &str| columns.iter().filter(|c| *c == name).count() > 1;
-    let ambiguous = |name: &str| ParetoError::AmbiguousColumn {
-        path: input.to_path_buf(),
-        column: name.to_string(),
-    };
-
-    let mut objectives: Vec<Objective> = Vec::new();
-    let by = |sense| match sense {
-        Sense::Minimize => min_by.to_string(),
-        Sense::Maximize => max_by.to_string(),
-    };
-    let named = minimize
-        .iter()
-        .map(|n| (n, Sense::Minimize))
-        .chain(maximize.iter().map(|n| (n, Sense::Maximize)));
-    for (name, sense) in named {
-        let name = name.trim();
-        if let Some(first) = objectives.iter().find(|o| o.name == name) {
-            return Err(ParetoError::DuplicateObjective {
-                by: by(sense),
-                first: by(first.sense),
-                column: name.to_string(),
-            });
-        }
-        if twice(name) {
-            return Err(ParetoError::AmbiguousObjective {
-                by: by(sense),
-                path: input.to_path_buf(),
-                column: name.to_string(),
-            });
-        }
-        let column =
-            columns
-                .iter()
-                .position(|c| c == name)
-                .ok_or_else(|| ParetoError::ObjectiveColumn {
-                    by: by(sense),
-                    path: input.to_path_buf(),
-                    column: name.to_string(),
-                    available: columns.join(", "),
-                })?;
-        objectives.push(Objective {
-            name: name.to_string(),
-            column,
-            sense,
-        });
-    }
-    // The filter sees a name the header holds twice as no column, then reported as such.
-    let unique: Vec<String> = columns
-        .iter()
-        .map(|c| if twice(c) { String::new() } else { c.clone() })
-        .collect();
-    let filter = match filter.map(|f| Filter::parse(f, &unique)).transpose() {
-        Err(ParetoError::FilterColumn { column, .. }) if twice(&column) => {
-            return Err(ambiguous(&column))
-        }
-        // The list of columns as the file has them, not with the blanks put in above.
-        Err(ParetoError::FilterColumn { column, text, .. }) => {
-            return Err(ParetoError::FilterColumn {
-                column,
-                text,
-                available: columns.join(", "),
-            })
-        }
-        f => f?,
-    };
-
-    let cell = |record: &csv::StringRecord, c: usize, nan_ok: bool| {
-        let text = record.get(c).unwrap_or("").trim();
-        let problem = if text.is_empty() {
-            "empty cell, expected a number".to_string()
-        } else {
-            match text.parse::<f64>() {
-                Ok(v) if nan_ok || !v.is_nan() => return Ok(v),
-                Ok(_) => "NaN is not a usable objective value".to_string(),
-                Err(_) => format!("`{text}` is not a number"),
-            }
-        };
-        Err(ParetoError::BadCell {
-            path: input.to_path_buf(),
-            line: crate::inputs::csv_line(input, record.position()),
-            column: columns[c].clone(),
-            problem,
-        })
-    };
-
+    let rules = FrontRules::new(
+        input,
+        header.iter().map(str::to_string).collect(),
+        (min_by, minimize),
+        (max_by, maximize),
+        filter,
+    )?;
     let mut total_rows = 0;
     let mut rows = Vec::new();
     let mut values = Vec::new();
-    let mut scratch = vec![f64::NAN; columns.len()];
+    let mut scratch = Vec::new();
     for record in reader.records() {
         let record = record.map_err(csv_err)?;
         total_rows += 1;
-        if let Some(f) = &filter {
-            for &c in f.columns() {
-                scratch[c] = cell(&record, c, true)?;
-            }
-            if !f.eval(&scratch) {
-                continue;
+        let cell = |c: usize| record.get(c).unwrap_or("");
+        match rules.row(cell, &mut scratch, &mut values) {
+            Ok(true) => rows.push(record),
+            Ok(false) => {}
+            Err((c, problem)) => {
+                return Err(ParetoError::BadCell {
+                    path: input.to_path_buf(),
+                    line: crate::inputs::csv_line(input, record.position()),
+                    column: rules.columns[c].clone(),
+                    problem,
+                })
             }
         }
-        for o in &objectives {
-            values.push(cell(&record, o.column, false)?);
-        }
-        rows.push(record);
     }
+    let objectives = rules.objectives;
 
     let minimised: Vec<f64> = values
         .chunks_exact(objectives.len())

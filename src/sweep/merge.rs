@@ -2,9 +2,11 @@
 //! checking that every shard comes from the same resolved spec, made by the same versions of the
 //! accelerator model and the numerics, and that together they hold each of the run's points
 //! (the count spec.resolved.toml records) exactly once, as a row or a skip line, and that
-//! every cell of every row is what its column may hold for that run ([`super::cells`]).
+//! every cell of every row is what its column may hold for that run ([`super::cells`]) and
+//! what the front can read ([`super::front_cells`]), reading each file once.
 
 use super::cells::{shown, CellCheck};
+use super::front_cells::FrontCells;
 use super::outdir::{OutDir, SHARD_FILE};
 use super::resolved::{same_run, Check};
 use super::write_front;
@@ -68,6 +70,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("merge: {shown}: arch_base: {}", e.message()))?;
     let mut cells =
         CellCheck::new(&shown, &spec, &base).map_err(|e| anyhow::anyhow!("merge: {e}"))?;
+    // The cells the front reads (NaN objectives, the `where` filter), checked in each
+    // directory's own rows as they are read (an error names the file merged and its line, not
+    // the merged copy) and refused after every other check, before --out is touched.
+    let mut front = FrontCells::new(&spec);
     // Each directory's shard.toml (`None`: a whole run, which covers every point itself).
     let mut shard_files = Vec::with_capacity(dirs.len());
     let mut header: Option<csv::ByteRecord> = None;
@@ -93,7 +99,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         }
         shard_files.push(read_shard_file(d)?.map(|f| (f, d.as_path())));
         let results = d.join("results.csv");
-        let h = gather(&results, &mut rows, "row", Some(&cells))?;
+        let h = gather(&results, &mut rows, "row", Some((&cells, &mut front)))?;
         if header.as_ref().is_some_and(|x| *x != h) {
             bail!("merge: {} has different columns", results.display());
         }
@@ -138,18 +144,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
         Some(_) => resolved,
         None => super::resolved::with_points(&resolved, total as usize),
     };
-    // The cells the front reads (NaN objectives, the `where` filter), checked in each
-    // directory's own files (an error names the file merged and its line, not the merged
-    // copy), before --out is touched.
-    for d in dirs {
-        crate::pareto::front_of_csv_by(
-            &d.join("results.csv"),
-            ("pareto.minimize", &spec.pareto.minimize),
-            ("pareto.maximize", &spec.pareto.maximize),
-            spec.pareto.filter.as_deref(),
-        )
-        .map_err(|e| anyhow::anyhow!("merge: {e}"))?;
-    }
+    front.result().map_err(|e| anyhow::anyhow!("merge: {e}"))?;
     let out = OutDir::lock(out)?;
     let written = publish(&out, &resolved, &spec, header.as_ref(), &rows, &skipped);
     if written.is_err() {
@@ -262,12 +257,13 @@ pub(super) fn write_shard_file(
 /// The records of `path` (results.csv or skipped.csv) into `into` by point index: a point
 /// already there from another directory must have the same record (`kind`, "row" or "line",
 /// names it in the error), and with `cells` (results.csv) the header must be the run's
-/// columns ([`check_cells`] checks the rows' cells). Returns the file's header.
+/// columns ([`check_cells`] checks the rows' cells) and each row goes to the front's check.
+/// Returns the file's header.
 fn gather(
     path: &Path,
     into: &mut BTreeMap<u64, (csv::ByteRecord, PathBuf)>,
     kind: &str,
-    cells: Option<&CellCheck>,
+    mut cells: Option<(&CellCheck, &mut FrontCells)>,
 ) -> Result<csv::ByteRecord> {
     let mut rd = crate::inputs::open_csv(path)
         .map(|f| csv::ReaderBuilder::new().flexible(true).from_reader(f))
@@ -276,11 +272,12 @@ fn gather(
         .byte_headers()
         .with_context(|| format!("merge: {}", path.display()))?
         .clone();
-    match cells {
-        Some(c) => {
+    match &mut cells {
+        Some((c, front)) => {
             if let Err(problem) = c.header(&header) {
                 bail!("merge: {}:1: {problem}", path.display());
             }
+            front.header(path, &header);
         }
         None if !header.iter().eq([&b"point"[..], b"reason"]) => bail!(
             "merge: {}:1: the header is `{}`, but skipped.csv's is `point,reason`",
@@ -315,6 +312,9 @@ fn gather(
                 path.display(),
                 line()
             );
+        }
+        if let Some((_, front)) = &mut cells {
+            front.row(path, &rec);
         }
         if let Some((other, from)) = into.get(&idx) {
             if *other != rec {

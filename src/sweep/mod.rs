@@ -18,6 +18,7 @@ mod cache;
 mod cells;
 mod checkpoint;
 mod front;
+mod front_cells;
 mod front_files;
 mod memory;
 mod merge;
