@@ -83,6 +83,20 @@ pub enum EvalError {
     },
 }
 
+/// An error that may be a precision config refused when it was planned for the model
+/// ([`EvalError::Plan`]: its sizes known, e.g. a gate accumulator past 64 bits), which the
+/// commands name by the flag that gave the config; the errors of the stages that plan
+/// configs (evaluation, trace, policies) say whether they are one.
+pub trait PlanRefusal {
+    fn is_plan_refusal(&self) -> bool;
+}
+
+impl PlanRefusal for EvalError {
+    fn is_plan_refusal(&self) -> bool {
+        matches!(self, EvalError::Plan { .. })
+    }
+}
+
 /// The hidden and cell states of one layer for every sequence and step: `[N, T, D*H]` each,
 /// forward direction first.
 #[derive(Debug, Clone, PartialEq)]
