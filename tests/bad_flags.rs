@@ -357,15 +357,16 @@ fn bench_reps_and_inputs_are_checked_before_the_table() {
 
 /// Lists of precision configs: an empty entry between separators (`fx8;;fx16`) was dropped,
 /// and a config listed under two spellings (`fx8;w=fx8`) gave `ranges` two columns `fx8` and
-/// `trace` one silently. Both are refused, naming the flag, by every command that takes such
-/// a list, as a sweep's `precision.fixed` refuses a repeated config; nothing is written.
+/// `trace` one silently. Both are refused (two spellings of one format too: `fp32;e8m23`),
+/// naming the flag, by every command that takes such a list, as a sweep's `precision.fixed`
+/// refuses a repeated config; nothing is written.
 #[test]
 fn precision_lists_refuse_empty_entries_and_repeated_configs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o");
     let o = out.display().to_string();
     let (m, x) = (data("peephole.onnx"), data("peephole.x.npy"));
-    let cases: [(&str, &str, &[&str]); 10] = [
+    let cases: [(&str, &str, &[&str]); 11] = [
         ("fx8;;fx16", "--precisions", &["empty entry", "entry 2"]),
         ("fx8,,fx16", "--precisions", &["empty entry", "entry 2"]),
         ("fx8;", "--precisions", &["empty entry after the last"]),
@@ -377,6 +378,11 @@ fn precision_lists_refuse_empty_entries_and_repeated_configs() {
             &["fx8 is listed twice", "'fx8' and 'w=fx8'"],
         ),
         ("fx8,fx16,fx8", "--precisions", &["fx8 is listed twice"]),
+        (
+            "fp32;e8m23",
+            "--precisions",
+            &["fp32 is listed twice", "'fp32' and 'e8m23'"],
+        ),
         ("fx8;;fx16", "--levels", &["empty entry"]),
         ("fx8;w=fx8;fx16", "--levels", &["'fx8' and 'w=fx8'"]),
         ("fx8 fx8", "--levels", &["fx8 is listed twice"]),

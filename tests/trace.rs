@@ -5,7 +5,7 @@
 mod common;
 
 use common::data;
-use lstm_dse::format::{parse_config_list, PrecisionConfig};
+use lstm_dse::format::{parse_config_list, FloatFormat, Format, PrecisionConfig};
 use lstm_dse::lstm::{self, eval, npy, LoadOptions, Model};
 use lstm_dse::trace::{self, Engine};
 use std::path::Path;
@@ -121,6 +121,105 @@ fn chunked_gpu_runs_equal_the_cpu_and_oversized_models_are_refused() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1);
+}
+
+/// `e8m23` is IEEE binary32: the parser makes it `fp32` (one config, so `fp32;e8m23` is refused
+/// as listed twice; `tests/bad_flags.rs`). That is sound only if §1.2's rounding with E = 8,
+/// M = 23 gives fp32's bits wherever a lane runs it: here the format as §1.2 reads it (a
+/// `Format::Float` built directly, as the parser no longer does) runs beside fp32, alone and as
+/// one role of mixed configs, on peephole and stacked models, and every state, output and trace
+/// row must be the same bits, on the CPU engine and on the GPU lanes (float kind 2 against
+/// kind 0 there) where there is an adapter.
+#[test]
+fn e8m23_as_section_1_2_reads_it_gives_the_fp32_lanes_bits() {
+    let binary32 = Format::Float(FloatFormat::ieee_like(8, 23).unwrap());
+    assert_eq!("e8m23".parse::<Format>().unwrap(), Format::Fp32);
+    let fp32 =
+        parse_config_list("fp32;w=fx8,a=fp32;w=bf16,a=fp16,p=fp32,c=fp32;w=fp32,a=fx8,c=fx16")
+            .unwrap();
+    let spelled: Vec<PrecisionConfig> = fp32
+        .iter()
+        .map(|c| {
+            let f = |r: Format| if r == Format::Fp32 { binary32 } else { r };
+            PrecisionConfig {
+                w: f(c.w),
+                a: f(c.a),
+                p: f(c.p),
+                c: f(c.c),
+                ..*c
+            }
+        })
+        .collect();
+    assert!(fp32.iter().zip(&spelled).all(|(a, b)| a != b));
+    let all: Vec<PrecisionConfig> = fp32.iter().chain(&spelled).copied().collect();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let same_runs = |runs: &[eval::Run], what: &str| {
+        let (a, b) = runs.split_at(fp32.len());
+        for (a, b) in a.iter().zip(b) {
+            for (sa, sb) in a
+                .states
+                .as_ref()
+                .unwrap()
+                .iter()
+                .zip(b.states.as_ref().unwrap())
+            {
+                assert_eq!(bits(&sa.h), bits(&sb.h), "{what} {}: h", a.config);
+                assert_eq!(bits(&sa.c), bits(&sb.c), "{what} {}: c", a.config);
+            }
+            assert_eq!(bits(&a.hidden), bits(&b.hidden), "{what} {}", a.config);
+            let out = |r: &eval::Run| r.output.as_deref().map(bits);
+            assert_eq!(out(a), out(b), "{what} {}: head", a.config);
+        }
+    };
+    for (model, input) in [
+        ("torch_lstm3.onnx", "torch_lstm3.x.npy"),
+        ("peephole.onnx", "peephole.x.npy"),
+    ] {
+        let m = lstm::load(&data(model), &LoadOptions::default()).unwrap();
+        let x = npy::read_sequences(Path::new(&data(input))).unwrap();
+        let plans = eval::prepare(&m, &x, "x", &all).unwrap();
+        same_runs(&eval::run_cpu(&m, &x, &plans, true), model);
+        for engine in engines() {
+            if let Engine::Gpu(ctx) = &engine {
+                same_runs(
+                    &ctx.run(&m, &x, &plans, true, &mut |_, _| {}).unwrap(),
+                    model,
+                );
+            }
+            let t = trace::run(&engine, &m, &x, "x", &all, &mut |_, _| {}).unwrap();
+            let (errors, _, summary) = trace::rows(&t, &m, 0.01);
+            let key = |r: &trace::ErrorRow| {
+                let f = [r.hidden_rmse, r.hidden_max_abs, r.cell_rmse, r.cell_max_abs];
+                (
+                    r.sequence,
+                    r.layer,
+                    r.direction,
+                    r.step,
+                    f.map(f64::to_bits),
+                )
+            };
+            let (a, b) = errors.split_at(errors.len() / 2);
+            assert!(
+                a.iter().map(key).eq(b.iter().map(key)),
+                "{model} {}",
+                engine.name()
+            );
+            let key = |r: &trace::SummaryRow| {
+                let f = [r.hidden_rmse, r.hidden_max_abs, r.cell_rmse, r.cell_max_abs];
+                (
+                    r.total_bits,
+                    f.map(f64::to_bits),
+                    r.output_rmse.map(f64::to_bits),
+                )
+            };
+            let (a, b) = summary.split_at(fp32.len());
+            assert!(
+                a.iter().map(key).eq(b.iter().map(key)),
+                "{model} {}",
+                engine.name()
+            );
+        }
+    }
 }
 
 fn lstm_dse(args: &[&str]) -> std::process::Output {

@@ -67,7 +67,7 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
             bar.set_position(done);
         },
     )
-    .map_err(|e| naming_flag("--levels")(e.into()))?;
+    .map_err(naming_flag("--levels"))?;
     bar.finish_and_clear();
     for w in &sim.warnings {
         crate::note!("{w}");

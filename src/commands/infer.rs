@@ -18,7 +18,7 @@ pub(super) fn infer(a: &InferArgs) -> Result<()> {
     }
     let input_name = a.input.display().to_string();
     let runs = eval::evaluate(&model, &seqs, &input_name, &[config], false)
-        .map_err(|e| naming_flag("--precision")(e.into()))?;
+        .map_err(naming_flag("--precision"))?;
     let run = &runs[0];
     // Rows per sequence: every step, or one for a head on the last step or the final states
     // (`[N, O]` then, as onnxruntime gives it).

@@ -30,7 +30,7 @@ use crate::cli::{
 use crate::dynamic::{self, Metric, PolicySpec, Timing};
 use crate::format::parse_config_set;
 use crate::format::PrecisionConfig;
-use crate::lstm::eval::EvalError;
+use crate::lstm::eval::PlanRefusal;
 use crate::lstm::{self, builtin, eval, npy, LoadOptions, Model};
 use crate::report::{refuse_overwriting_inputs, Input, Output};
 use crate::trace::{self, DeviceChoice, Engine};
@@ -131,21 +131,16 @@ fn model_and_input(a: &ModelArgs, input: &std::path::Path) -> Vec<Input> {
     files
 }
 
-/// An error of a precision config refused when it is planned for the model (its sizes known:
-/// `EvalError::Plan`, e.g. a gate accumulator past 64 bits) names the flag that gave the
-/// config, as a config refused when it is parsed does; other errors pass as they are.
-fn naming_flag(flag: &'static str) -> impl FnOnce(anyhow::Error) -> anyhow::Error {
-    move |e| {
-        let plan = |err: &EvalError| matches!(err, EvalError::Plan { .. });
-        let planned = e.chain().any(|c| {
-            c.downcast_ref::<EvalError>().is_some_and(plan)
-                || matches!(c.downcast_ref::<trace::TraceError>(), Some(trace::TraceError::Eval(err)) if plan(err))
-                || matches!(c.downcast_ref::<dynamic::PolicyError>(), Some(dynamic::PolicyError::Eval(err)) if plan(err))
-        });
-        match planned {
-            true => e.context(flag),
-            false => e,
-        }
+/// An error of a precision config refused when it is planned for the model (its sizes known,
+/// e.g. a gate accumulator past 64 bits: [`PlanRefusal`]) names the flag that gave the config,
+/// as a config refused when it is parsed does; other errors pass as they are.
+fn naming_flag<E>(flag: &'static str) -> impl FnOnce(E) -> anyhow::Error
+where
+    E: PlanRefusal + Into<anyhow::Error>,
+{
+    move |e| match e.is_plan_refusal() {
+        true => e.into().context(flag),
+        false => e.into(),
     }
 }
 

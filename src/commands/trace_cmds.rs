@@ -36,7 +36,7 @@ pub(super) fn trace_cmd(a: &TraceArgs) -> Result<()> {
             bar.set_position(done);
         },
     )
-    .map_err(|e| naming_flag("--precisions")(e.into()))?;
+    .map_err(naming_flag("--precisions"))?;
     bar.finish_and_clear();
     // The error names the file.
     let summary = trace::write_csvs(&t, &model, a.tolerance, &a.out)?;

@@ -101,18 +101,13 @@ const CPU_ADAPTER: u128 = 192 << 20;
 /// the allocator's arenas (a one-policy run of `builtin:tiny` over 256 x 10 peaks at 22 MB).
 const PROGRAM: u128 = 32 << 20;
 
-/// Bytes of the model's weights as floats and its plans at every level
-/// ([`eval::plan_bytes`]: codes, packs and activation tables).
+/// Bytes of the model's weights as floats ([`Model::lstm_weights`]) and its plans at every
+/// level ([`eval::plan_bytes`]: codes, packs and activation tables).
 fn weights_bytes(model: &Model, levels: usize) -> u128 {
-    let mut input = model.input_size() as u128;
-    let mut weights = 0u128;
-    for l in &model.layers {
-        let h = l.hidden_size as u128;
-        weights += l.direction.count() as u128 * 4 * h * (input + h);
-        input = l.output_size() as u128;
-    }
-    let plans = eval::plan_bytes(model, levels).unwrap_or(u128::MAX);
-    weights.saturating_mul(4).saturating_add(plans)
+    let floats = model
+        .lstm_weights()
+        .map_or(u128::MAX, |w| w.saturating_mul(4));
+    floats.saturating_add(eval::plan_bytes(model, levels).unwrap_or(u128::MAX))
 }
 
 /// The memory a simulation of `lanes` lanes (policies x sequences) of `steps` steps at

@@ -70,7 +70,7 @@ pub(crate) mod sim_support {
 }
 
 use crate::format::PrecisionConfig;
-use crate::lstm::eval::{self, EvalError, Reference};
+use crate::lstm::eval::{self, EvalError, PlanRefusal, Reference};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use crate::trace::Engine;
@@ -84,6 +84,12 @@ pub enum PolicyError {
     Eval(#[from] EvalError),
     #[error(transparent)]
     Gpu(#[from] crate::gpu::GpuError),
+}
+
+impl PlanRefusal for PolicyError {
+    fn is_plan_refusal(&self) -> bool {
+        matches!(self, PolicyError::Eval(e) if e.is_plan_refusal())
+    }
 }
 
 fn bad(flag: &'static str, problem: impl Into<String>) -> PolicyError {

@@ -248,6 +248,13 @@ pub fn parse_config_list(s: &str) -> Result<Vec<PrecisionConfig>, FormatError> {
 /// [`parse_config_list`] for a set of configs that each run once (`trace --precisions`,
 /// `ranges --precisions`, `dynamic --levels`, a sweep's `precision.fixed`): a config listed
 /// twice, under one spelling or two (`fx8` and `w=fx8`), is refused naming both.
+///
+/// Configs are compared as parsed values, so spellings of one format are one config: `e5m10`
+/// is `fp16`, `e8m7` `bf16`, `e5m2` `fp8e5m2`, and `e8m23` and `f32` are `fp32` (the parser
+/// makes binary32 [`Format::Fp32`](super::Format::Fp32): on every value a lane can hold,
+/// NUMERICS.md §1.2's rounding with E = 8, M = 23 is fp32's flush, and both compute their
+/// activations; they would part only on ±inf, which no lane holds, §15). `e4m3` and `fp8e4m3`
+/// are two formats (IEEE-like, largest 240; OCP, largest 448), so both may be listed.
 pub fn parse_config_set(s: &str) -> Result<Vec<PrecisionConfig>, FormatError> {
     let configs = parse_config_list(s)?;
     let items = config_items(s)?;
@@ -353,6 +360,24 @@ mod tests {
         let e = parse_config_set("fx8 fx8").unwrap_err().to_string();
         assert!(e.ends_with("the config fx8 is listed twice"), "{e}");
         assert_eq!(parse_config_set("fx8;fx8,cal=mse").unwrap().len(), 2);
+        for (list, named) in [
+            (
+                "fp32;e8m23",
+                "the config fp32 is listed twice ('fp32' and 'e8m23'",
+            ),
+            (
+                "f32,fp32",
+                "the config fp32 is listed twice ('f32' and 'fp32'",
+            ),
+            ("fp16;e5m10", "the config fp16 is listed twice"),
+            ("bf16;e8m7", "the config bf16 is listed twice"),
+            ("e5m2;fp8e5m2", "the config fp8e5m2 is listed twice"),
+            ("w=fx8,a=fp32;w=fx8,a=e8m23", "is listed twice"),
+        ] {
+            let e = parse_config_set(list).unwrap_err().to_string();
+            assert!(e.contains(named), "{list}: {e}");
+        }
+        assert_eq!(parse_config_set("e4m3;fp8e4m3").unwrap().len(), 2);
     }
 
     #[test]

@@ -23,6 +23,9 @@ impl FloatFormat {
     pub const BF16: FloatFormat = FloatFormat::new(8, 7, false);
     pub const FP8_E4M3: FloatFormat = FloatFormat::new(4, 3, true);
     pub const FP8_E5M2: FloatFormat = FloatFormat::new(5, 2, false);
+    /// `e8m23`, IEEE binary32: never a [`Format::Float`](super::Format::Float), the parser
+    /// makes it [`Format::Fp32`](super::Format::Fp32) ([`Format::float`](super::Format::float)).
+    pub const BINARY32: FloatFormat = FloatFormat::new(8, 23, false);
 
     const fn new(exp_bits: u32, man_bits: u32, finite_only: bool) -> Self {
         FloatFormat {
@@ -284,6 +287,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `e8m23` rounds as fp32 flushes (`detmath::ftz`) on every finite f32: nothing dropped,
+    /// zeros and subnormals to +0, no finite value above the largest. The rules part only on
+    /// ±inf (saturated here, kept by the flush), which no lane ever holds (NUMERICS.md §1, §15):
+    /// why the parser may make `e8m23` `fp32`.
+    #[test]
+    fn binary32_rounds_as_the_fp32_flush_on_every_finite_value() {
+        let f = FloatFormat::BINARY32;
+        assert_eq!(f.max_f32(), f32::MAX);
+        let check = |b: u32| {
+            let x = f32::from_bits(b);
+            let (a, z) = (f.round(x), crate::format::detmath::ftz(x));
+            if x.is_finite() {
+                assert_eq!(a.to_bits(), z.to_bits(), "{x:e} ({b:#x})");
+            }
+        };
+        for b in (0..=u32::MAX).step_by(97) {
+            check(b);
+        }
+        for e in 0..=255u32 {
+            for d in 0..64u32 {
+                for sign in [0, 1u32 << 31] {
+                    check(sign | (e << 23) | d);
+                    check(sign | (e << 23) | (0x7f_ffff - d));
+                }
+            }
+        }
+        for x in [f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(
+                (f.round(x), crate::format::detmath::ftz(x)),
+                (x.signum() * f32::MAX, x)
+            );
+        }
+        assert!(f.round(f32::NAN).is_nan());
     }
 
     /// Every f32 bit pattern, for the named formats: `cargo test --release --lib

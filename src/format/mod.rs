@@ -85,6 +85,19 @@ impl Format {
         }
     }
 
+    /// The format `f`, where `e8m23` is [`Format::Fp32`]: one format, one value, however it is
+    /// spelled (as `e5m10` is [`FloatFormat::FP16`]). NUMERICS.md §1 gives the argument: on
+    /// every value a lane can hold, §1.2's rounding with E = 8, M = 23 is fp32's flush, and
+    /// both compute their activations (§4); `tests/trace.rs` runs the format as §1.2 reads it
+    /// beside fp32 and demands the same bits.
+    pub fn float(f: FloatFormat) -> Format {
+        if f == FloatFormat::BINARY32 {
+            Format::Fp32
+        } else {
+            Format::Float(f)
+        }
+    }
+
     /// True for fixed-point formats.
     pub fn is_fixed(self) -> bool {
         matches!(self, Format::Fixed { .. })
@@ -158,9 +171,8 @@ impl FromStr for Format {
             if let Some((e_s, m_s)) = rest.split_once('m') {
                 let exp_bits = parse_u32(token, e_s, "the exponent width")?;
                 let man_bits = parse_u32(token, m_s, "the mantissa width")?;
-                return FloatFormat::ieee_like(exp_bits, man_bits)
-                    .map(Format::Float)
-                    .map_err(|p| bad(token, p));
+                let f = FloatFormat::ieee_like(exp_bits, man_bits).map_err(|p| bad(token, p))?;
+                return Ok(Format::float(f));
             }
         }
         Err(bad(
@@ -255,6 +267,30 @@ mod tests {
             assert_eq!(f.to_string(), s);
         }
         assert_eq!("e5m10".parse::<Format>().unwrap().to_string(), "fp16");
+    }
+
+    #[test]
+    fn spellings_of_one_format_parse_to_one_value_named_the_short_way() {
+        for (alias, name) in [
+            ("e8m23", "fp32"),
+            ("f32", "fp32"),
+            ("E8M23", "fp32"),
+            ("e5m10", "fp16"),
+            ("f16", "fp16"),
+            ("e8m7", "bf16"),
+            ("e5m2", "fp8e5m2"),
+        ] {
+            let (a, n) = (
+                alias.parse::<Format>().unwrap(),
+                name.parse::<Format>().unwrap(),
+            );
+            assert_eq!(a, n, "{alias}");
+            assert_eq!(a.to_string(), name);
+        }
+        assert_eq!("e8m23".parse::<Format>().unwrap(), Format::Fp32);
+        // e4m3 is the IEEE-like format (largest 240), not OCP's fp8e4m3 (largest 448).
+        assert_ne!("e4m3".parse::<Format>(), "fp8e4m3".parse::<Format>());
+        assert_eq!("e8m22".parse::<Format>().unwrap().to_string(), "e8m22");
     }
 
     #[test]

@@ -194,6 +194,17 @@ mod tests {
     }
 
     #[test]
+    fn weight_counts_and_plan_bytes_of_tiny() {
+        let m = build("tiny").unwrap();
+        // W and R: 4·32·(16 + 32) + 4·32·(32 + 32), one multiply-accumulate each a step.
+        assert_eq!(m.lstm_weights(), Some(14336));
+        assert_eq!(m.lstm_weights(), Some(m.macs_per_step() as u128));
+        // Per config: 16 bytes a weight, and per layer direction three tables of 2^16 x 8 bytes.
+        let per_config = 16 * 14336 + 2 * 3 * 65536 * 8;
+        assert_eq!(crate::lstm::eval::plan_bytes(&m, 3), Some(3 * per_config));
+    }
+
+    #[test]
     fn weights_follow_pytorch_bounds() {
         let m = build("tiny").unwrap();
         let bound = 1.0 / 32f32.sqrt();

@@ -173,6 +173,21 @@ impl Model {
         self.layers.first().map_or(0, |l| l.input_size)
     }
 
+    /// The weights of the LSTM layers, W and R of every layer direction: 4H·(I + H) each, I
+    /// the width of what the layer reads (the plans of each config hold them, and a policy
+    /// simulation the model's own; `eval::plan_bytes`, `dynamic::sim_bytes`). `None` past u128.
+    pub fn lstm_weights(&self) -> Option<u128> {
+        let mut input = self.input_size() as u128;
+        let mut sum = 0u128;
+        for l in &self.layers {
+            let h = l.hidden_size as u128;
+            let cell = input.checked_add(h)?.checked_mul(4 * h)?;
+            sum = sum.checked_add(cell.checked_mul(l.direction.count() as u128)?)?;
+            input = l.output_size() as u128;
+        }
+        Some(sum)
+    }
+
     /// Width of the last layer's hidden output (hidden size times directions).
     pub fn hidden_output_size(&self) -> usize {
         self.layers.last().map_or(0, Layer::output_size)

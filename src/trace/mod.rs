@@ -14,7 +14,7 @@ pub use report::{rows, write_csvs, CellDeltaRow, ErrorRow, SummaryRow};
 
 use crate::format::PrecisionConfig;
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
-use crate::lstm::eval::{self, EvalError, Reference, Run};
+use crate::lstm::eval::{self, EvalError, PlanRefusal, Reference, Run};
 use crate::lstm::npy::Sequences;
 use crate::lstm::Model;
 use rayon::prelude::*;
@@ -124,6 +124,12 @@ pub enum TraceError {
     Gpu(#[from] GpuError),
     #[error("--tolerance must be > 0, got {0}")]
     Tolerance(f32),
+}
+
+impl PlanRefusal for TraceError {
+    fn is_plan_refusal(&self) -> bool {
+        matches!(self, TraceError::Eval(e) if e.is_plan_refusal())
+    }
 }
 
 /// One config's errors against the reference, reduced as soon as its run finished (so a

@@ -83,6 +83,20 @@ pub enum EvalError {
     },
 }
 
+/// An error that may be a precision config refused when it was planned for the model
+/// ([`EvalError::Plan`]: its sizes known, e.g. a gate accumulator past 64 bits), which the
+/// commands name by the flag that gave the config; the errors of the stages that plan
+/// configs (evaluation, trace, policies) say whether they are one.
+pub trait PlanRefusal {
+    fn is_plan_refusal(&self) -> bool;
+}
+
+impl PlanRefusal for EvalError {
+    fn is_plan_refusal(&self) -> bool {
+        matches!(self, EvalError::Plan { .. })
+    }
+}
+
 /// The hidden and cell states of one layer for every sequence and step: `[N, T, D*H]` each,
 /// forward direction first.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,15 +207,10 @@ pub fn run_bytes(model: &Model, count: usize, steps: usize) -> Option<u128> {
 /// times its estimate).
 pub fn plan_bytes(model: &Model, configs: usize) -> Option<u128> {
     const TABLES: u128 = 3 * (1 << 16) * 8;
-    let mut input = model.input_size() as u128;
-    let mut per_config = 0u128;
-    for l in &model.layers {
-        let h = l.hidden_size as u128;
-        let weights = 4 * h * (input.checked_add(h)?);
-        let cell = weights.checked_mul(16)?.checked_add(TABLES)?;
-        per_config = per_config.checked_add(cell.checked_mul(l.direction.count() as u128)?)?;
-        input = l.output_size() as u128;
-    }
+    let cells: u128 = (model.layers.iter())
+        .map(|l| l.direction.count() as u128)
+        .sum();
+    let per_config = (model.lstm_weights()?.checked_mul(16)?).checked_add(cells * TABLES)?;
     per_config.checked_mul(configs as u128)
 }
 
