@@ -62,8 +62,8 @@ def parse_format(s):
 
 
 def parse_config(s):
-    """§2: one format for all roles or role=format pairs; w <- a, a <- w, p <- c else a,
-    c <- p else a."""
+    """§2: one format for all roles or role=format pairs (a bare format first is the a
+    role); a <- w else p else c, w <- a, p <- c else a, c <- p else a."""
     roles, wscale, rule = {}, "tensor", "max"
     for part in s.split(","):
         k, eq, v = part.partition("=")
@@ -74,11 +74,11 @@ def parse_config(s):
         elif eq:
             roles[k.strip()] = parse_format(v)
         else:
-            roles = {r: parse_format(k) for r in "wapc"}
-    roles.setdefault("w", roles.get("a"))
-    roles.setdefault("a", roles["w"])
+            roles["a"] = parse_format(k)
+    roles.setdefault("a", roles.get("w", roles.get("p", roles.get("c"))))
+    roles.setdefault("w", roles["a"])
     roles.setdefault("p", roles.get("c", roles["a"]))
-    roles.setdefault("c", roles.get("p", roles["a"]))
+    roles.setdefault("c", roles["p"])
     roles["wscale"], roles["cal"] = wscale, rule
     return roles
 

@@ -154,14 +154,27 @@ impl FromStr for PrecisionConfig {
     /// first (`fx8,cal=mse`) is the `a` role, so alone it gives every role.
     fn from_str(s: &str) -> Result<Self, FormatError> {
         let s = s.trim();
+        let list = || {
+            bad(
+                s,
+                "one precision config expected, not a list (roles are written w=fx8,a=fx8; several configs go to `trace --precisions`)",
+            )
+        };
         if !s.contains('=') {
             if s.contains([',', ';']) || s.split_whitespace().nth(1).is_some() {
-                return Err(bad(
-                    s,
-                    "one precision config expected, not a list (roles are written w=fx8,a=fx8; several configs go to `trace --precisions`)",
-                ));
+                return Err(list());
             }
             return s.parse::<Format>().map(PrecisionConfig::uniform);
+        }
+        // `w=fx8;a=fx8` and `w=fx8 a=fx8` are two configs (a role's format has no ';' or
+        // space inside): said so, not blamed on the format `fx8;a=fx8`.
+        let spaced = |t: &str| t.trim().contains(char::is_whitespace);
+        let inner_space = |part: &str| match part.split_once('=') {
+            Some((key, value)) => spaced(key) || spaced(value),
+            None => spaced(part),
+        };
+        if s.contains(';') || s.split(',').any(inner_space) {
+            return Err(list());
         }
         let (mut w, mut a, mut p, mut c) = (None, None, None, None);
         let (mut cal, mut wscale) = (None, None);
@@ -314,10 +327,20 @@ mod tests {
 
     #[test]
     fn a_list_where_one_config_belongs_is_named_as_such() {
-        for list in ["fx8,bf16", "fx8;fx16", "fx8 fx16"] {
+        for list in [
+            "fx8,bf16",
+            "fx8;fx16",
+            "fx8 fx16",
+            "w=fx8;a=fx8",
+            "w=fx8 a=fx8",
+            "fx8 w=fx4,a=fx8",
+        ] {
             let e = list.parse::<PrecisionConfig>().unwrap_err().to_string();
             assert!(e.contains("one precision config expected"), "{list}: {e}");
         }
+        // Spaces around a role's parts are no list.
+        let spaced: PrecisionConfig = " w = fx4 , a=fx8 ".parse().unwrap();
+        assert_eq!(spaced, "w=fx4,a=fx8".parse().unwrap());
         assert_eq!(
             split_config_list("w=bf16,a=fp8e4m3;fx8"),
             ["w=bf16,a=fp8e4m3", "fx8"]
