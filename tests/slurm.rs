@@ -281,6 +281,54 @@ fn dry_run_writes_readable_scripts_and_bad_flags_exit_2_with_one_line() {
         !slurm.join("jobs.toml").exists(),
         "--dry-run submitted something"
     );
+    // submit.sh run by hand records the job ids as `sweep --slurm` does, so `status` follows
+    // the run (it found no jobs.toml). A stand-in sbatch numbers its jobs 7001, 7002, 7003.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = d.join("fake-sbatch");
+        std::fs::create_dir(&bin).expect("dir");
+        let counter = d.join("jobs-submitted");
+        let sbatch = format!(
+            "#!/bin/sh\nn=$(cat '{0}' 2>/dev/null || echo 7000)\nn=$((n + 1))\necho $n > '{0}'\necho \"$n;cluster\"\n",
+            counter.display()
+        );
+        for (tool, body) in [("sbatch", sbatch.as_str()), ("squeue", "#!/bin/sh\ntrue\n")] {
+            let path = bin.join(tool);
+            std::fs::write(&path, body).expect("tool");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let run = Command::new("bash")
+            .arg(slurm.join("submit.sh"))
+            .env("PATH", &path)
+            .output()
+            .expect("submit.sh");
+        assert!(run.status.success(), "{run:?}");
+        let jobs = std::fs::read_to_string(slurm.join("jobs.toml")).expect("jobs.toml");
+        for want in [
+            "shards = 4",
+            "precision = \"7001\"",
+            "shard_arrays = [\"7002\"]",
+            "merge = \"7003\"",
+        ] {
+            assert!(jobs.contains(want), "{want}: {jobs}");
+        }
+        let status = Command::new(env!("CARGO_BIN_EXE_lstm-dse"))
+            .args(["status", s(&out)])
+            .env("PATH", &path)
+            .output()
+            .expect("status");
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            !String::from_utf8_lossy(&status.stderr).contains("jobs.toml"),
+            "{status:?}"
+        );
+        assert!(
+            text.contains("7002"),
+            "status names the shard array: {text}"
+        );
+        std::fs::remove_file(slurm.join("jobs.toml")).expect("back to the dry run");
+    }
 
     // Bad flags, and a machine without sbatch: exit 2, one line, nothing written.
     let empty = d.join("empty-path");

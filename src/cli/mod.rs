@@ -131,7 +131,8 @@ pub enum Device {
 pub struct TraceArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I]; for a model with an
+    /// embedding, int64 or int32 token ids of shape [T] or [N, T].
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
     /// Candidate precision configs: "fp32,fx16,fx12,fx8" or, with roles, separated by ';'
@@ -215,7 +216,8 @@ pub enum TimingArg {
 pub struct DynamicArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I]; for a model with an
+    /// embedding, int64 or int32 token ids of shape [T] or [N, T].
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
     /// Precision levels, lowest first, ordered by width: any configs, e.g. "fx8,fx16",
@@ -261,7 +263,8 @@ pub struct DynamicArgs {
 pub struct GroupsArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I]; for a model with an
+    /// embedding, int64 or int32 token ids of shape [T] or [N, T].
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
     /// Group sizes (values per group), comma-separated.

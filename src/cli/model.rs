@@ -50,7 +50,8 @@ pub enum What {
 pub struct InferArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I].
+    /// Input sequences: float32 .npy of shape [T, I] or [N, T, I]; for a model with an
+    /// embedding, int64 or int32 token ids of shape [T] or [N, T].
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
     /// Precision config: one format for everything (fp32, fx8, fx16.12, fp16, bf16, fp8e4m3,
@@ -73,7 +74,8 @@ pub struct InferArgs {
 pub struct RangesArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Calibration sequences: float32 .npy of shape [T, I] or [N, T, I].
+    /// Calibration sequences: float32 .npy of shape [T, I] or [N, T, I]; for a model with an
+    /// embedding, int64 or int32 token ids of shape [T] or [N, T].
     #[arg(long, value_name = "X.npy")]
     pub input: PathBuf,
     /// Precision configs whose resolved formats to show (NUMERICS.md §3: `cal=max|mse|p<q>`,

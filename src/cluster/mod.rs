@@ -264,11 +264,15 @@ impl Plan {
             shp(&self.out),
             shp(&self.out)
         ));
+        // The job list `status` reads, as `sweep --slurm` records it (the spec's path as a
+        // TOML string, in a quoted here-document: nothing in it is expanded).
+        let spec_line = toml::Value::String(self.spec.to_string_lossy().into_owned());
         let submit = format!(
-            "#!/usr/bin/env bash\n# Submits the three phases of sweep {} in order, each after the previous one\n# succeeded (what `lstm-dse sweep --slurm` does). Progress: lstm-dse status {}\nset -euo pipefail\ncd {}\np=$(sbatch --parsable precision.sh | cut -d';' -f1)\ns=$(sbatch --parsable --dependency=afterok:$p shards.sh | cut -d';' -f1)\nm=$(sbatch --parsable --dependency=afterok:$s merge.sh | cut -d';' -f1)\necho \"submitted: precision $p, shards $s (array of {}), merge $m\"\n",
+            "#!/usr/bin/env bash\n# Submits the three phases of sweep {} in order, each after the previous one\n# succeeded, and records their job ids in jobs.toml (what `lstm-dse sweep --slurm` does).\n# Progress: lstm-dse status {}\nset -euo pipefail\ncd {}\np=$(sbatch --parsable precision.sh | cut -d';' -f1)\ns=$(sbatch --parsable --dependency=afterok:$p shards.sh | cut -d';' -f1)\nm=$(sbatch --parsable --dependency=afterok:$s merge.sh | cut -d';' -f1)\nprintf 'shards = {}\\nprecision = \"%s\"\\nshard_arrays = [\"%s\"]\\nmerge = \"%s\"\\n' \"$p\" \"$s\" \"$m\" > jobs.toml.tmp\ncat >> jobs.toml.tmp <<'SPEC'\nspec = {spec_line}\nSPEC\nmv jobs.toml.tmp jobs.toml\necho \"submitted: precision $p, shards $s (array of {}), merge $m\"\n",
             sh(&self.name),
             shp(&self.out),
             shp(&self.slurm_dir()),
+            self.shards,
             self.shards
         );
         vec![
