@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
 """The arithmetic of docs/NUMERICS.md in NumPy, written from the text alone (not from src/): the
 number formats and their roundings (§1, §2), fraction bits per tensor with the calibration
-rules and per-channel weights (§3), activation units (§4), one step on the float and the
-integer datapath (§5-7), the dense head (§8, §15) and a float64 reference (§14) that is also
-the calibration run. `tools/dynamic_oracle.py` (the package `tools/oracle/`) builds on it; it
-is no command itself.
+rules (max, p<q>, mse) and per-channel weights (§3), activation units (§4), one step on the
+float and the integer datapath (§5-7) with ONNX peepholes, whole layers with initial states and
+either direction, the 64-bit accumulator bound (§15), the dense head (§8, §15) and a float64
+reference (§14) that is also the calibration run. `tools/dynamic_oracle.py` (the package
+`tools/oracle/`) and `tools/numerics_fuzz.py` build on it; it is no command itself.
+
+A model is a list of layers, each a list of directions; a direction is a dict of f32 arrays in
+PyTorch's gate order i, f, g, o: `W` [4H, I], `R` [4H, H], `bih`, `bhh` [4H], and optionally
+`P` [3H] (peepholes P_i, P_f, P_o: ONNX's i, o, f reordered), `h0`, `c0` [H] (one initial
+state for every sequence; zeros if absent) and `rev` (the direction runs t = T-1 .. 0; if
+absent, direction 1 of a layer is the reverse one, so a reverse-only layer is one direction
+with `rev` True).
 
 Values are NumPy float32 arrays; fixed-point tensors are int64 codes with their `Fmt`. Every
 f32 operation of the float datapath is one NumPy float32 operation followed by `ftz`.
@@ -224,40 +232,56 @@ def act(kind, v, fin, fout):
 # ---------------------------------------------------------------- reference (§14)
 
 
+def initial(L, key):
+    """A direction's initial state h0 or c0 as [H] f32 (zeros if the model has none)."""
+    v = L.get(key)
+    return np.zeros(L["R"].shape[1], np.float32) if v is None else f32(v)
+
+
+def reverse(L, d):
+    return L.get("rev", d == 1)
+
+
 def reference(layers, x, dt=np.float64):
     """float64 evaluation; per layer direction the f32 states [N, T, H] and the calibration
-    maxima of §3 (x0, h per layer, pre and c per layer direction). `dt=np.longdouble` runs it
-    wider, to measure how far the summation order (which §14 leaves open) can move it."""
+    maxima of §3 (x0, h per layer with h0, pre-activations with their peephole terms and c with
+    c0 per layer direction) and, under `values`, every value §3.1's histograms count (the
+    initial state once per direction). `dt=np.longdouble` runs it wider, to measure how far the
+    summation order (which §14 leaves open) can move it."""
     sig = lambda v: 1.0 / (1.0 + np.exp(-np.clip(v, -700, 700)))
     inp = x.astype(dt)
     states, cal = [], {"x": float(f32(np.abs(x).max()))}
     vals = {"x": x.ravel()}
     N, T, _ = x.shape
     for l, dirs in enumerate(layers):
-        outs, lay, hmax = [], [], 0.0
+        outs, lay, hv = [], [], []
         for d, L in enumerate(dirs):
             W, R = L["W"].astype(dt), L["R"].astype(dt)
             b = L["bih"].astype(dt) + L["bhh"].astype(dt)
             H = R.shape[1]
-            h, c = np.zeros((N, H), dt), np.zeros((N, H), dt)
+            P = np.zeros(3 * H, dt) if L.get("P") is None else L["P"].astype(dt)
+            h0, c0 = initial(L, "h0"), initial(L, "c0")
+            h, c = np.tile(h0.astype(dt), (N, 1)), np.tile(c0.astype(dt), (N, 1))
             hs, cs = np.zeros((N, T, H), dt), np.zeros((N, T, H), dt)
-            pmax, cmax, pv, cv = 0.0, 0.0, [], []
-            for t in range(T) if d == 0 else range(T - 1, -1, -1):
+            pv, cv = [], [c0]
+            for t in range(T - 1, -1, -1) if reverse(L, d) else range(T):
                 a = inp[:, t] @ W.T + h @ R.T + b
-                pmax = max(pmax, np.abs(a).max())
-                pv.append(f32(a).ravel())
-                i, f, g, o = np.split(a, 4, axis=1)
-                c = sig(f) * c + sig(i) * np.tanh(g)
-                h = sig(o) * np.tanh(c)
+                # §6: i and f see c_{t-1} through their peepholes, o sees c_t.
+                a[:, :2 * H] += P[:2 * H] * np.tile(c, 2)
+                c = sig(a[:, H:2 * H]) * c + sig(a[:, :H]) * np.tanh(a[:, 2 * H:3 * H])
+                a[:, 3 * H:] += P[2 * H:] * c
+                h = sig(a[:, 3 * H:]) * np.tanh(c)
                 hs[:, t], cs[:, t] = h, c
+                pv.append(f32(a).ravel())
                 cv.append(f32(c).ravel())
-                cmax, hmax = max(cmax, np.abs(c).max()), max(hmax, np.abs(h).max())
-            cal[("p", l, d)], cal[("c", l, d)] = float(f32(pmax)), float(f32(cmax))
             vals[("p", l, d)], vals[("c", l, d)] = np.concatenate(pv), np.concatenate(cv)
+            for k in "pc":
+                cal[(k, l, d)] = float(np.abs(vals[(k, l, d)]).max())
             outs.append(hs)
+            hv += [h0, f32(hs).ravel()]
             lay.append((f32(hs), f32(cs)))
-        cal[("h", l)] = float(f32(hmax))
-        vals[("h", l)] = np.concatenate([f32(o).ravel() for o in outs])
+        vals[("h", l)] = np.concatenate(hv)
+        cal[("h", l)] = float(np.abs(vals[("h", l)]).max())
         states.append(lay)
         inp = np.concatenate(outs, axis=2)
     cal["values"] = vals
@@ -268,37 +292,70 @@ def reference(layers, x, dt=np.float64):
 
 
 def resolve(roles, layers, cal):
-    """§3 for one config: per layer direction the formats of every tensor and the weights
-    rounded to them (codes for fixed point, else f32 values)."""
+    """§3 for one config: per layer direction the formats of every tensor (`fmt`), the model's
+    tensors (`src`), its initial state and direction; `weights_own` rounds the weights."""
     out = []
     for l, dirs in enumerate(layers):
         lay = []
         for d, L in enumerate(dirs):
             b32 = f32(L["bih"]) + f32(L["bhh"])
             T = {"W": L["W"], "R": L["R"], "b": b32}
+            if L.get("P") is not None:
+                T["P"] = L["P"]  # §2: peepholes are weights, resolved per tensor (§3, §3.2)
             fm = {}
             for name, arr in T.items():
                 fm[name] = res(roles["w"], float(np.abs(arr).max()))
-                if roles["wscale"] == "channel" and name != "b":
-                    # §3.2: every row of W and R its own format from its own largest magnitude.
+                if roles["wscale"] == "channel" and name in ("W", "R"):
+                    # §3.2: every row of W and R its own format from its own largest magnitude;
+                    # b and P stay per tensor.
                     rows = [frac_bits(float(np.abs(r).max()), roles["w"].b) for r in arr]
                     fm[name] = roles["w"].with_f(np.array(rows)[:, None])
-            m = lambda key: data_range(cal, key, roles["cal"])
-            fm["x"] = res(roles["a"], m("x")) if l == 0 else res(roles["a"], m(("h", l - 1)))
-            fm["h"] = res(roles["a"], m(("h", l)))
+            m = lambda fmt, key: data_fmt(fmt, cal, key, roles["cal"])
+            fm["x"] = m(roles["a"], "x" if l == 0 else ("h", l - 1))
+            fm["h"] = m(roles["a"], ("h", l))
             fm["g"] = res(roles["a"], 1.0)
-            fm["p"] = res(roles["p"], m(("p", l, d)))
-            fm["c"] = res(roles["c"], m(("c", l, d)))
-            lay.append({"fmt": fm, "src": T})
+            fm["p"] = m(roles["p"], ("p", l, d))
+            fm["c"] = m(roles["c"], ("c", l, d))
+            lay.append({"fmt": fm, "src": T, "h0": initial(L, "h0"), "c0": initial(L, "c0"),
+                        "rev": reverse(L, d)})
         out.append(lay)
     return out
 
 
 def data_range(cal, key, rule):
-    """§3.1: m of a data-derived tensor under the calibration rule (max or p<q>)."""
+    """§3.1: m of a data-derived tensor under the calibration rule max or p<q>."""
     if rule == "max":
         return cal[key]
     return percentile(cal["values"][key], float(rule[1:]))
+
+
+def data_fmt(fmt, cal, key, rule):
+    """§3, §3.1: the format of a data-derived tensor; `mse` picks the fraction bits itself."""
+    if fmt.kind == "fx" and fmt.f is None and rule == "mse":
+        return fmt.with_f(mse_frac(cal["values"][key], fmt.b, cal[key]))
+    return res(fmt, data_range(cal, key, "max" if rule == "mse" else rule))
+
+
+def mse_frac(values, b, mx):
+    """§3.1 `cal=mse`: over the histogram of |v| (bin 0 left out), each bin at its midpoint
+    capped at the maximum, the f in f_max ..= min(f_max + 8, 30) with the least Σ count ·
+    (q_f(v) - v)^2, summed in bin order in f64; ties keep the smaller f."""
+    a = np.abs(np.asarray(values, np.float64)).astype(np.float32)
+    keys = (a.view(np.uint32) >> 15).astype(np.int64) & 0xFFFF
+    counts = np.bincount(keys[keys > 0], minlength=65536)
+    fmax = frac_bits(mx, b)
+    bins = np.nonzero(counts)[0]
+    mids = ((bins << 15) | (1 << 14)).astype(np.uint32).view(np.float32).astype(np.float64)
+    mids = np.minimum(mids, float(np.float32(mx)))
+    best, best_f = None, fmax
+    for f in range(fmax, min(fmax + 8, 30) + 1):
+        q = np.minimum(np.rint(mids * 2.0**f), 2 ** (b - 1) - 1) * 2.0**-f
+        err = 0.0
+        for n, e in zip(counts[bins], (q - mids) ** 2):
+            err += float(n) * float(e)
+        if best is None or err < best:
+            best, best_f = err, f
+    return best_f
 
 
 def res(fmt, m):
@@ -329,14 +386,14 @@ def nested_levels(configs, layers, cal):
         for l, lay in enumerate(top):
             ll = []
             for d, ld in enumerate(lay):
-                role = {"W": "w", "R": "w", "b": "w", "x": "a", "h": "a", "g": "a", "p": "p",
-                        "c": "c"}
+                role = {"W": "w", "R": "w", "b": "w", "P": "w", "x": "a", "h": "a", "g": "a",
+                        "p": "p", "c": "c"}
                 fm = {}
                 for k, F in ld["fmt"].items():
                     b = roles[role[k]].b
                     fm[k] = Fmt("fx", b, F.f - (F.b - b))
                 w = {k: rescale(v, ld["fmt"][k].b - fm[k].b, fm[k].b) for k, v in ld["w"].items()}
-                ll.append({"fmt": fm, "w": w})
+                ll.append({"fmt": fm, "w": w, "rev": ld["rev"]})
             lv.append(ll)
         levels.append(lv)
     return levels + [top]
@@ -370,19 +427,23 @@ def step_int(fm, w, x, h, c):
     fW, fR, fb, fx, fh = fm["W"].f, fm["R"].f, fm["b"].f, fm["x"].f, fm["h"].f
     # §3.2: per-channel rows shift to the finest row; per tensor these are scalars.
     fW, fR = np.ravel(fW), np.ravel(fR)
-    F = int(max(fW.max() + fx, fR.max() + fh, fb))
-    A = ((w["W"] @ xc) << (F - fW - fx)) + ((w["R"] @ hc) << (F - fR - fh)) + (w["b"] << (F - fb))
     fp, fg, fc = fm["p"], fm["g"], fm["c"]
-    p = rescale(A, F - fp.f, fp.b)
-    pv = code_value(p, fp)
+    peep = "P" in w
+    F = int(max([fW.max() + fx, fR.max() + fh, fb] + ([fm["P"].f + fc.f] if peep else [])))
+    A = ((w["W"] @ xc) << (F - fW - fx)) + ((w["R"] @ hc) << (F - fR - fh)) + (w["b"] << (F - fb))
     H = len(hc)
+    if peep:  # §7: A_i, A_f += P·c_{t-1} · 2^(F - f_P - f_c); A_o below with c_t
+        sP = F - fm["P"].f - fc.f
+        A[:2 * H] += (w["P"][:2 * H] * np.tile(cc, 2)) << sP
+    pv = code_value(rescale(A[:3 * H], F - fp.f, fp.b), fp)
     i = to_code(act("sig", pv[:H], fp, fg), fg)
     f = to_code(act("sig", pv[H:2 * H], fp, fg), fg)
     g = to_code(act("tanh", pv[2 * H:3 * H], fp, fg), fg)
-    o = to_code(act("sig", pv[3 * H:], fp, fg), fg)
     Fu = max(fg.f + fc.f, 2 * fg.f)
     U = ((f * cc) << (Fu - fg.f - fc.f)) + ((i * g) << (Fu - 2 * fg.f))
     cn = rescale(U, Fu - fc.f, fc.b)
+    Ao = A[3 * H:] + (((w["P"][2 * H:] * cn) << sP) if peep else 0)
+    o = to_code(act("sig", code_value(rescale(Ao, F - fp.f, fp.b), fp), fp, fg), fg)
     tc = to_code(act("tanh", code_value(cn, fc), fc, fg), fg)
     hn = rescale(o * tc, 2 * fg.f - fh, fm["h"].b)
     return code_value(hn, fm["h"]), code_value(cn, fc)
@@ -403,14 +464,70 @@ def step_float(fm, w, x, h, c):
     s = ftz(s + b)
     H = len(hq)
     fp, fg, fc = fm["p"], fm["g"], fm["c"]
-    pv = round_to(s, fp)
+    P = wval(w["P"], fm["P"]) if "P" in w else None
+    if P is not None:  # §6: a_i, a_f += P·c_{t-1} (one f32 product, one sum, each flushed)
+        s[:2 * H] = ftz(s[:2 * H] + ftz(P[:2 * H] * np.tile(cq, 2)))
+    pv = round_to(s[:3 * H], fp)
     i = act("sig", pv[:H], fp, fg)
     f = act("sig", pv[H:2 * H], fp, fg)
     g = act("tanh", pv[2 * H:3 * H], fp, fg)
-    o = act("sig", pv[3 * H:], fp, fg)
     cn = round_to(ftz(ftz(f * cq) + ftz(i * g)), fc)
+    ao = s[3 * H:] if P is None else ftz(s[3 * H:] + ftz(P[2 * H:] * cn))  # o sees c_t
+    o = act("sig", round_to(ao, fp), fp, fg)
     hn = round_to(ftz(o * act("tanh", cn, fc, fg)), fm["h"])
     return hn, cn
+
+
+def evaluate(level, x):
+    """A whole model at one resolved level (`resolve` + `weights_own`) over x [N, T, I]: each
+    direction from its initial state rounded to the h and c formats (§3), t backwards for a
+    reverse direction (§6), layer l + 1 reading layer l's directions side by side. Returns per
+    layer direction (hs, cs) [N, T, H] and the last layer's output [N, T, D·H]."""
+    N, T, _ = x.shape
+    inp = x.astype(np.float32)
+    states = []
+    for lay in level:
+        st = []
+        for ld in lay:
+            H = len(ld["h0"])
+            hs, cs = np.zeros((N, T, H), np.float32), np.zeros((N, T, H), np.float32)
+            for n in range(N):
+                h, c = round_to(ld["h0"], ld["fmt"]["h"]), round_to(ld["c0"], ld["fmt"]["c"])
+                for t in range(T - 1, -1, -1) if ld["rev"] else range(T):
+                    h, c = step(ld, inp[n, t], h, c)
+                    hs[n, t], cs[n, t] = h, c
+            st.append((hs, cs))
+        states.append(st)
+        inp = np.concatenate([hs for hs, _ in st], axis=2)
+    return states, inp
+
+
+def accumulator_refused(level):
+    """§15: whether the 64-bit bound of §7 refuses this level (integer layer directions only):
+    the gate sums' worst case with the largest per-row extra of §3.2, or the cell update's,
+    not below 2^62 (in f64)."""
+    for lay in level:
+        for ld in lay:
+            fm, w = ld["fmt"], ld["w"]
+            if not all(f.kind == "fx" for f in fm.values()):
+                continue
+            I, H = w["W"].shape[1], w["R"].shape[1]
+            fW, fR = np.ravel(fm["W"].f), np.ravel(fm["R"].f)
+            fx, fh, fb, fc, fp, fg = (fm[k].f for k in "xhbcpg")
+            peep = "P" in w
+            F = int(max([fW.max() + fx, fR.max() + fh, fb] + ([fm["P"].f + fc] if peep else [])))
+            wd = max(fp - F, 0)
+            tot = (I * 2.0 ** (fm["W"].b + fm["x"].b - 2 + F - int(fW.min()) - fx + wd)
+                   + H * 2.0 ** (fm["R"].b + fm["h"].b - 2 + F - int(fR.min()) - fh + wd)
+                   + 2.0 ** (fm["b"].b - 1 + F - fb + wd))
+            if peep:
+                tot += 2.0 ** (fm["P"].b + fm["c"].b - 2 + F - fm["P"].f - fc + wd)
+            Fu = max(fg + fc, 2 * fg)
+            cell = (2.0 ** (fm["g"].b + fm["c"].b - 2 + Fu - fg - fc)
+                    + 2.0 ** (2 * fm["g"].b - 2 + Fu - 2 * fg))
+            if not (tot < 2.0**62 and cell < 2.0**62):
+                return True
+    return False
 
 
 def head_f32(head, h):

@@ -50,4 +50,5 @@ Modules:
   draw      the random models, level sets and metrics a case draws from
   cases     one case: write the model and input, run the binary, compare
   cli       the command line (tools/dynamic_oracle.py)
+  models    random safetensors and ONNX models and inputs for tools/numerics_fuzz.py
 """

@@ -4,7 +4,7 @@ thresholds; and `MUTATE`, the deliberately wrong copy `--mutate` asks for."""
 import math
 
 import numpy as np
-from numerics_oracle import step
+from numerics_oracle import round_to, step
 
 # `--mutate`: "" (the oracle as written), "lt" or "prevstep"; set by `cli.main`.
 MUTATE = ""
@@ -33,14 +33,16 @@ def simulate(levels, nested, metric, timing, start, thresholds, x, Ls):
         lay, outs = [], []
         D = len(levels[-1][l])
         for d in range(D):
-            H = levels[-1][l][d]["w"]["R"].shape[1]
-            fc_top = levels[-1][l][d]["fmt"]["c"]
+            top = levels[-1][l][d]
+            H = top["w"]["R"].shape[1]
+            fc_top = top["fmt"]["c"]
             lv = np.zeros((N, T), int)
             mv = np.zeros((N, T))
             hs, cs = np.zeros((N, T, H), np.float32), np.zeros((N, T, H), np.float32)
-            order = list(range(T)) if d == 0 else list(range(T - 1, -1, -1))
+            order = list(range(T - 1, -1, -1)) if top["rev"] else list(range(T))
             for n in range(N):
-                h, c = np.zeros(H, np.float32), np.zeros(H, np.float32)
+                # §11, §11.1: every lane starts from the highest level's initial state.
+                h, c = round_to(top["h0"], top["fmt"]["h"]), round_to(top["c0"], fc_top)
                 nxt = {"high": K - 1, "low": 0}.get(start, None)
                 nxt = int(start) if nxt is None else nxt
                 prev_metric = None
