@@ -116,6 +116,21 @@ def reference_h_max(layers, x):
     return maxes
 
 
+def overflow_refused(layers, x):
+    """§15 ("No lane overflows"): refused when some gate row's bound
+    B_r = sum|W_r|*X + sum|R_r|*Hm + |b_ih[r]| + |b_hh[r]| reaches float32's largest value / 16
+    (X = max|input| in layer 0, 1 after; Hm = 1 with zero initial states; no peepholes here).
+    The combined bias stands for |b_ih| + |b_hh|: the two are drawn at 0.1, far below the limit."""
+    limit = float(np.finfo(np.float32).max) / 16
+    for l, dirs in enumerate(layers):
+        X = float(np.abs(x).max()) if l == 0 else 1.0
+        for W, R, b in dirs:
+            B = np.abs(W.astype(np.float64)).sum(1) * X + np.abs(R.astype(np.float64)).sum(1)
+            if (B + np.abs(b)).max() >= limit:
+                return True
+    return False
+
+
 def case(rng, tmp, binary, device):
     I, H = rng.choice([1, 2, 3, 5, 8, 13]), rng.choice([1, 2, 3, 7, 16])
     L, D = rng.choice([1, 1, 2, 3]), 2 if rng.random() < 0.4 else 1
@@ -161,6 +176,10 @@ def case(rng, tmp, binary, device):
            "--group-sizes", ",".join(map(str, sizes)), "--base", f"fx{bits}", "--out", str(out),
            "--device", device]
     p = subprocess.run(run, capture_output=True, text=True)
+    if overflow_refused(layers, x):
+        # §15: refused before anything runs, exit 2, one line saying why.
+        ok = p.returncode == 2 and "could overflow" in p.stderr and len(p.stderr.splitlines()) == 1
+        return what, [] if ok else [f"§15 refusal expected, got exit {p.returncode}: {p.stderr.strip()}"]
     if p.returncode:
         return what, [f"groups exit {p.returncode}: {p.stderr.strip()}"]
     got = list(csv.DictReader(open(out / "groups.csv")))
