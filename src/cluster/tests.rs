@@ -94,7 +94,9 @@ fn plan(name: &str, out: &str) -> Plan {
 fn scripts_quote_hostile_names_and_paths_everywhere() {
     let name = "a b'c\"d#e$(touch x)`y`%j;packjob\\z";
     let out = "/r/o ut'#%a$(touch x);\"q\"";
-    let p = plan(name, out);
+    let mut p = plan(name, out);
+    // A spec path with quotes, a backslash and the here-document's end word in it.
+    p.spec = format!("{out}/s\"p\\ec' SPEC").into();
     p.check().expect("no control characters");
     for (file, text) in p.scripts() {
         for line in text.lines() {
@@ -130,11 +132,23 @@ fn scripts_quote_hostile_names_and_paths_everywhere() {
             "p=",
             "s=",
             "m=",
+            "printf ",
+            "cat >> ",
+            "spec = ",
+            "SPEC",
+            "mv ",
         ];
         for line in text.lines() {
             assert!(starts.iter().any(|s| line.starts_with(s)), "{file}: {line}");
         }
+        // The job list's spec line (in a quoted here-document) reads back as the spec's path.
+        if let Some(line) = text.lines().find(|l| l.starts_with("spec = ")) {
+            let read: toml::Table = toml::from_str(line).expect("one TOML line");
+            assert_eq!(read["spec"].as_str(), p.spec.to_str(), "{file}");
+        }
     }
+    let submit = &p.scripts()[3].1;
+    assert!(submit.contains("cat >> jobs.toml.tmp <<'SPEC'\nspec = "));
     let header = &p.scripts()[0].1;
     assert!(header.contains(&format!("# lstm-dse sweep {} on SLURM", sh(name))));
 }

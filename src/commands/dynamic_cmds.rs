@@ -34,11 +34,11 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
     let old = dynamic::trace_files(&a.out).unwrap_or_default();
     let traced = a.trace_policy.map(|k| a.out.join(dynamic::trace_file(k)));
     let outputs: Vec<Output> = (std::iter::once(a.out.join("policies.csv")))
-        .chain(traced)
+        .chain(traced.clone())
         .chain(
             old.into_iter()
-                .filter(|&(k, _)| a.trace_policy != Some(k))
-                .map(|(_, p)| p),
+                .map(|(_, p)| p)
+                .filter(|p| Some(p) != traced.as_ref()),
         )
         .map(|p| Output::inside("--out", &a.out, p))
         .collect();
@@ -93,8 +93,9 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         })?;
     }
     // A previous run's policy traces belong to its policies.csv (other thresholds): they go.
-    for (k, path) in dynamic::trace_files(&a.out).unwrap_or_default() {
-        if a.trace_policy != Some(k) {
+    // (By name: `policy_00_trace.csv` is no trace this run writes, though it reads as 0.)
+    for (_, path) in dynamic::trace_files(&a.out).unwrap_or_default() {
+        if Some(&path) != traced.as_ref() {
             staged.remove(&path);
         }
     }

@@ -107,22 +107,29 @@ pub fn cost_and_write(
             };
             let kept_error = sink.kept_error;
             let mut kept_bytes = 0;
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .open(sink.results)
-                .map_err(|e| kept_error(e, sink.results, w.finished))?;
+            // Both files exist with their headers (made before the first batch).
+            let open = |path: &Path| {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| kept_error(e, path, w.finished))
+            };
+            let (mut f, mut skipped) = (open(sink.results)?, open(sink.skipped)?);
             for (n, pieces) in rx {
-                let skips: Vec<u8> = pieces
-                    .iter()
-                    .flat_map(|p| p.skips.iter().copied())
-                    .collect();
-                checkpoint::append(sink.skipped, checkpoint::SKIPPED_HEADER, &skips)
-                    .map_err(|e| kept_error(e, sink.skipped, w.finished))?;
+                // A failed write keeps the lines written whole before it (a resume verifies
+                // them): the count the error gives includes them. A batch's skipped points
+                // are written before its rows.
+                let (mut skips, mut skip_ends) = (Vec::new(), Vec::new());
+                for p in &pieces {
+                    let at = skips.len();
+                    skips.extend_from_slice(&p.skips);
+                    skip_ends.extend(p.skip_ends.iter().map(|end| at + end));
+                }
                 let before = w.finished;
-                w.finished += pieces.iter().map(|p| p.skipped).sum::<usize>();
+                write_rows(&mut skipped, &skips, &skip_ends)
+                    .map_err(|(e, whole)| kept_error(e, sink.skipped, before + whole))?;
+                w.finished += skip_ends.len();
                 for p in pieces {
-                    // A failed write keeps the rows written whole before it (a resume
-                    // verifies them): the count the error gives includes them.
                     write_rows(&mut f, &p.rows, &p.row_ends)
                         .map_err(|(e, whole)| kept_error(e, sink.results, w.finished + whole))?;
                     w.finished += p.row_ends.len();
@@ -175,8 +182,8 @@ impl Pool {
     }
 }
 
-/// Writes `rows` (whose rows end at `row_ends`) to `f`; on an error, the error and how many
-/// rows were written whole before it.
+/// Writes `rows` (whose lines end at `row_ends`) to `f`; on an error, the error and how many
+/// lines were written whole before it.
 fn write_rows(
     f: &mut std::fs::File,
     rows: &[u8],
@@ -197,13 +204,13 @@ fn write_rows(
     Ok(())
 }
 
-/// A piece of a batch: its rows (each one's end in `row_ends`), its skipped-point lines and
-/// how many, its front and its kept rows.
+/// A piece of a batch: its rows and skipped-point lines (each one's end in `row_ends` and
+/// `skip_ends`), its front and its kept rows.
 struct Piece {
     rows: Vec<u8>,
     row_ends: Vec<usize>,
     skips: Vec<u8>,
-    skipped: usize,
+    skip_ends: Vec<usize>,
     front: FrontPart,
     kept: Vec<(usize, Vec<u8>)>,
 }
@@ -232,7 +239,7 @@ fn cost_batches(
                 // Rows are about 420 bytes; room for more avoids copying as the buffer grows.
                 let mut rows = pool.take(piece.len() * 640);
                 let (mut skips, mut kept) = (Vec::new(), Vec::new());
-                let (mut row_ends, mut skipped) = (Vec::with_capacity(piece.len()), 0);
+                let (mut row_ends, mut skip_ends) = (Vec::with_capacity(piece.len()), Vec::new());
                 let (mut part, mut scratch) = (FrontPart::default(), Vec::new());
                 let (mut cursor, mut recent) = (Cursor::default(), Recent::default());
                 let mut walk = keep.map(|k| KeepWalk::new(k, piece.first().copied().unwrap_or(0)));
@@ -251,7 +258,7 @@ fn cost_batches(
                         }
                         Outcome::Skipped(why) => {
                             checkpoint::skipped_line(&mut skips, i, &why);
-                            skipped += 1;
+                            skip_ends.push(skips.len());
                         }
                     }
                 }
@@ -260,7 +267,7 @@ fn cost_batches(
                     rows,
                     row_ends,
                     skips,
-                    skipped,
+                    skip_ends,
                     front: part,
                     kept,
                 })

@@ -264,9 +264,10 @@ fn policy_table(path: &Path) -> Result<Vec<Named>, ViewError> {
         "a row per policy",
     )?;
     let mut table: Vec<Named> = Vec::with_capacity(t.rows.len());
+    let mut seen = std::collections::HashSet::with_capacity(t.rows.len());
     for i in 0..t.rows.len() {
         let policy = index(&t, i, cols[0], "policy")?;
-        if table.iter().any(|n| n.policy == policy) {
+        if !seen.insert(policy) {
             let want = "a policy not listed before (each has one row)";
             return Err(bad_cell(&t, i, "policy", text(&t, i, cols[0]), want));
         }
@@ -384,8 +385,10 @@ pub fn from_csv_dir(dir: &Path, sequence: usize) -> Result<StageTraces, ViewErro
         } else {
             Vec::new()
         };
+        let by_policy: std::collections::HashMap<usize, &Named> =
+            named.iter().map(|n| (n.policy, n)).collect();
         for (k, path) in traces {
-            let row = named.iter().find(|n| n.policy == k);
+            let row = by_policy.get(&k).copied();
             if row.is_none() && !named.is_empty() {
                 return Err(file_error(
                     &policies,
