@@ -141,14 +141,17 @@ fn a_rerun_of_dynamic_removes_the_previous_runs_policy_traces() {
     // The same command again replaces its trace (it was refused as two outputs naming the
     // trace: the new one and the previous run's, to be removed).
     let first = std::fs::read(out.join("policy_0_trace.csv")).unwrap();
-    // A stray trace whose name reads as policy 0 too is another file: it goes.
-    std::fs::write(out.join("policy_00_trace.csv"), "stray").unwrap();
+    // A file whose name reads as policy 0 too is no trace this tool writes: left alone.
+    std::fs::write(out.join("policy_00_trace.csv"), "mine").unwrap();
     run(&["--trace-policy", "0"]);
     assert_eq!(
         std::fs::read(out.join("policy_0_trace.csv")).unwrap(),
         first
     );
-    assert!(!out.join("policy_00_trace.csv").exists());
+    assert_eq!(
+        std::fs::read(out.join("policy_00_trace.csv")).unwrap(),
+        b"mine"
+    );
     run(&[]);
     assert!(!out.join("policy_0_trace.csv").exists());
     assert!(out.join("policies.csv").is_file() && out.join("notes.txt").is_file());

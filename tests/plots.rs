@@ -454,6 +454,25 @@ fn plot_trace_refuses_trace_files_it_cannot_draw() {
         plot(&dy, &[], &want);
     }
     restore();
+    // A file whose name reads as policy 0 but is no name `dynamic` writes is not read: it
+    // was drawn as a second timeline of policy 0.
+    let drawn = |name: &str| {
+        let svg = d.join(name);
+        let to = svg.to_str().expect("utf-8");
+        ok(&[
+            "plot",
+            "trace",
+            dy.to_str().expect("utf-8"),
+            "--out",
+            to,
+            "-q",
+        ]);
+        std::fs::read_to_string(&svg).expect("figure")
+    };
+    let alone = drawn("alone.svg");
+    std::fs::copy(&trace, dy.join("policy_00_trace.csv")).expect("copy");
+    assert_eq!(drawn("beside.svg"), alone, "policy_00_trace.csv was drawn");
+    std::fs::remove_file(dy.join("policy_00_trace.csv")).expect("remove");
     edit_csv(&trace, |rows| {
         let c = col(rows, "level");
         for r in &mut rows[1..] {

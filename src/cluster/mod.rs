@@ -34,7 +34,8 @@ pub enum ClusterError {
     #[error("{}: {problem}", path.display())]
     File { path: PathBuf, problem: String },
     /// A name or path the scripts would hold with a control character (a newline would end
-    /// a comment or an `#SBATCH` line and start a command).
+    /// a comment or an `#SBATCH` line and start a command), or that is not UTF-8 (the job
+    /// list, `jobs.toml`, records the sweep file's path as text).
     #[error("{what}: {problem}")]
     Control { what: &'static str, problem: String },
 }
@@ -88,17 +89,27 @@ pub fn check_partition(p: &str) -> Result<(), ClusterError> {
     }
 }
 
-/// Quotes a word for an `#SBATCH` line, which sbatch splits itself: a backslash before
-/// every character but letters, digits and `/._-:,+@=%`, so that spaces, quotes and `#` (a
-/// comment there) are taken as they are. Control characters never get here
-/// ([`Plan::check`]).
+/// Quotes a word for an `#SBATCH` line, which sbatch splits itself (`_get_argument` in
+/// SLURM's src/sbatch/opt.c): as it is when it holds only letters, digits and `/._-:,+@=%`,
+/// else in double quotes, since a space ends a word even after a
+/// backslash (the loop tests for white space before it reads the escaped character), with a
+/// backslash before `\`, `"` and `#` (a comment even inside quotes in older versions).
+/// Control characters never get here ([`Plan::check`]).
 fn sbatch_word(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let bare = |c: char| c.is_ascii_alphanumeric() || "/._-:,+@=%".contains(c);
+    let mut out = String::with_capacity(s.len() + 2);
+    let quoted = !s.chars().all(bare);
+    if quoted {
+        out.push('"');
+    }
     for c in s.chars() {
-        if !(c.is_ascii_alphanumeric() || "/._-:,+@=%".contains(c)) {
+        if matches!(c, '\\' | '"' | '#') {
             out.push('\\');
         }
         out.push(c);
+    }
+    if quoted {
+        out.push('"');
     }
     // sbatch blanks every "packjob" of a line before it splits it (an old option's name):
     // one written "pack\job" is not matched and reads back the same.
@@ -169,6 +180,13 @@ impl Plan {
         ];
         for (what, value) in words {
             if let Some(problem) = crate::limits::control_character(value) {
+                return Err(ClusterError::Control { what, problem });
+            }
+            if value.to_str().is_none() {
+                let problem = format!(
+                    "{} is not valid UTF-8 (the scripts and the job list hold it as text)",
+                    value.to_string_lossy()
+                );
                 return Err(ClusterError::Control { what, problem });
             }
         }

@@ -37,12 +37,21 @@ fn slurm_time_limits() {
 }
 
 /// One argument of an `#SBATCH` line as sbatch reads it (`_get_argument` in SLURM's
-/// src/sbatch/opt.c): the "packjob" blanking, backslash escapes, quotes, `#` comments.
+/// src/sbatch/opt.c): the "packjob" blanking, backslash escapes, quotes, `#` comments, and a
+/// white space outside quotes ending a word even after a backslash (the loop's condition
+/// reads it before the escape is taken: SLURM 22.05 refused `--output=/a\ b/x`).
 fn sbatch_reads(line: &str) -> Vec<String> {
     let line = line.replace("packjob", "       ");
     let (mut args, mut cur, mut has) = (Vec::new(), String::new(), false);
     let (mut esc, mut quote) = (false, None);
     for c in line.chars() {
+        if quote.is_none() && c.is_whitespace() {
+            if has {
+                args.push(std::mem::take(&mut cur));
+            }
+            (has, esc) = (false, false);
+            continue;
+        }
         if esc {
             esc = false;
         } else if c == '\\' {
@@ -58,12 +67,6 @@ fn sbatch_reads(line: &str) -> Vec<String> {
             continue;
         } else if c == '#' {
             break;
-        } else if c.is_whitespace() {
-            if has {
-                args.push(std::mem::take(&mut cur));
-            }
-            has = false;
-            continue;
         }
         cur.push(c);
         has = true;
@@ -171,6 +174,19 @@ fn control_characters_in_script_words_are_refused_naming_them() {
             let e = p.check().expect_err(what).to_string();
             assert!(e.starts_with(what) && !e.contains('\n'), "{e}");
         }
+    }
+    // A path that is not UTF-8: the job list could not record it, after the jobs were
+    // submitted (sweep --slurm), or recorded another (submit.sh).
+    use std::os::unix::ffi::OsStrExt;
+    let odd = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b"/w/bad\xffx/s.toml"));
+    for set in [
+        |p: &mut Plan, v: &std::path::Path| p.spec = v.into(),
+        |p: &mut Plan, v: &std::path::Path| p.out = v.into(),
+    ] {
+        let mut p = plan("s", "/r/o");
+        set(&mut p, &odd);
+        let e = p.check().expect_err("not UTF-8").to_string();
+        assert!(e.contains("not valid UTF-8") && !e.contains('\n'), "{e}");
     }
 }
 

@@ -93,7 +93,6 @@ pub(super) fn dynamic_cmd(a: &DynamicArgs) -> Result<()> {
         })?;
     }
     // A previous run's policy traces belong to its policies.csv (other thresholds): they go.
-    // (By name: `policy_00_trace.csv` is no trace this run writes, though it reads as 0.)
     for (_, path) in dynamic::trace_files(&a.out).unwrap_or_default() {
         if Some(&path) != traced.as_ref() {
             staged.remove(&path);

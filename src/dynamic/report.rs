@@ -255,12 +255,15 @@ pub fn trace_file(k: usize) -> String {
 }
 
 /// The policy traces in `dir` ([`trace_file`] names), with their policy, in policy order.
+/// Only the names [`trace_file`] writes count: `policy_01_trace.csv` or `policy_+1_trace.csv`
+/// is some other file (it was read as policy 1's trace, drawn twice beside the real one).
 pub fn trace_files(dir: &std::path::Path) -> std::io::Result<Vec<(usize, std::path::PathBuf)>> {
     let mut traces: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| {
             let name = e.ok()?.file_name().into_string().ok()?;
             let k = name.strip_prefix("policy_")?.strip_suffix("_trace.csv")?;
-            Some((k.parse().ok()?, dir.join(&name)))
+            let k: usize = k.parse().ok()?;
+            (trace_file(k) == name).then(|| (k, dir.join(&name)))
         })
         .collect();
     traces.sort();

@@ -149,7 +149,8 @@ impl FromStr for PrecisionConfig {
     type Err = FormatError;
 
     /// `fx8` (all roles) or `w=fx8,a=fx8,p=fx16,c=fx16`. Roles left out take a neighbour's
-    /// format: `w` and `a` each other's, `p` and `c` each other's, and failing that `a`'s.
+    /// format (NUMERICS.md §2): `a` takes `w`'s, else `p`'s, else `c`'s; `w` takes `a`'s; `p`
+    /// and `c` each other's, and failing that `a`'s.
     /// Options follow as `cal=max|mse|p<percent>` and `wscale=tensor|channel`; a bare format
     /// first (`fx8,cal=mse`) is the `a` role, so alone it gives every role.
     fn from_str(s: &str) -> Result<Self, FormatError> {
@@ -166,14 +167,12 @@ impl FromStr for PrecisionConfig {
             }
             return s.parse::<Format>().map(PrecisionConfig::uniform);
         }
-        // `w=fx8;a=fx8` and `w=fx8 a=fx8` are two configs (a role's format has no ';' or
-        // space inside): said so, not blamed on the format `fx8;a=fx8`.
-        let spaced = |t: &str| t.trim().contains(char::is_whitespace);
-        let inner_space = |part: &str| match part.split_once('=') {
-            Some((key, value)) => spaced(key) || spaced(value),
-            None => spaced(part),
-        };
-        if s.contains(';') || s.split(',').any(inner_space) {
+        // `w=fx8;a=fx8` and `w=fx8 a=fx8` are two configs: said so, not blamed on the format
+        // `fx8;a=fx8` or `fx8 a`. (A typo with a space, `w=fx 8`, is left to the format's
+        // own message.)
+        let two_roles =
+            |part: &str| part.split_whitespace().filter(|t| t.contains('=')).count() > 1;
+        if s.contains(';') || s.split(',').any(two_roles) {
             return Err(list());
         }
         let (mut w, mut a, mut p, mut c) = (None, None, None, None);
@@ -333,14 +332,19 @@ mod tests {
             "fx8 fx16",
             "w=fx8;a=fx8",
             "w=fx8 a=fx8",
-            "fx8 w=fx4,a=fx8",
+            "w=fx8, a=fx8 c=fx16",
         ] {
             let e = list.parse::<PrecisionConfig>().unwrap_err().to_string();
             assert!(e.contains("one precision config expected"), "{list}: {e}");
         }
-        // Spaces around a role's parts are no list.
+        // Spaces around a role's parts are no list, and a typo with a space in it is named
+        // as what it is.
         let spaced: PrecisionConfig = " w = fx4 , a=fx8 ".parse().unwrap();
         assert_eq!(spaced, "w=fx4,a=fx8".parse().unwrap());
+        for typo in ["w=fx 8", "fx8,cal=p 99.9", "w x=fx8"] {
+            let e = typo.parse::<PrecisionConfig>().unwrap_err().to_string();
+            assert!(!e.contains("not a list"), "{typo}: {e}");
+        }
         assert_eq!(
             split_config_list("w=bf16,a=fp8e4m3;fx8"),
             ["w=bf16,a=fp8e4m3", "fx8"]
