@@ -44,6 +44,15 @@ fn span(size: usize) -> usize {
     size.div_ceil(GRAIN) * GRAIN
 }
 
+/// The bytes a block of `size` bytes takes: a mapping of whole grains from [`BIG`] on (on
+/// Linux), else `size` (the system allocator's own rounding aside). For memory estimates.
+pub fn footprint(size: u128) -> u128 {
+    match cfg!(target_os = "linux") && size >= BIG as u128 {
+        true => size.div_ceil(GRAIN as u128) * GRAIN as u128,
+        false => size,
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod map {
     use super::{span, POOL_BYTES};

@@ -1,9 +1,29 @@
-//! Points of a `log:start:stop:count` range, shared by sweep ranges (`sweep::ranges`) and
-//! policy threshold grids (`dynamic`): one formula, so both agree value for value and both
-//! survive ratios that overflow.
+//! Points of `start:stop:count` and `log:start:stop:count` ranges, shared by sweep ranges
+//! (`sweep::ranges`) and policy threshold grids (`dynamic`): one formula, so both agree value
+//! for value and both survive ratios that overflow; and the rounding they share.
+
+/// `v` rounded to 12 significant digits: 0.45, not 0.44999999999999996, in a CSV.
+pub fn round12(v: f64) -> f64 {
+    format!("{v:.11e}").parse().unwrap_or(v)
+}
+
+/// The fraction of the way point `k` of `count` stands (0 for a single point).
+fn fraction(k: usize, count: usize) -> f64 {
+    match count {
+        1 => 0.0,
+        n => k as f64 / (n - 1) as f64,
+    }
+}
+
+/// `count` points from `start` to `stop` evenly spaced, each rounded ([`round12`]).
+pub fn linear_points(start: f64, stop: f64, count: usize) -> Vec<f64> {
+    (0..count)
+        .map(|k| round12(start + (stop - start) * fraction(k, count)))
+        .collect()
+}
 
 /// `count` points from `start` to `stop` (both > 0) evenly spaced in their logarithms, each
-/// rounded to 12 significant digits (0.45, not 0.44999999999999996, in a CSV). The ratio of
+/// rounded ([`round12`]). The ratio of
 /// two finite numbers can overflow (1e200 / 1e-200 is inf, and every point past the first
 /// would be inf) or underflow to 0: such ranges are stepped through the logarithms instead.
 pub fn log_points(start: f64, stop: f64, count: usize) -> Vec<f64> {
@@ -17,14 +37,7 @@ pub fn log_points(start: f64, stop: f64, count: usize) -> Vec<f64> {
         }
     };
     (0..count)
-        .map(|k| {
-            let f = match count {
-                1 => 0.0,
-                n => k as f64 / (n - 1) as f64,
-            };
-            let v = at(f);
-            format!("{v:.11e}").parse().unwrap_or(v)
-        })
+        .map(|k| round12(at(fraction(k, count))))
         .collect()
 }
 

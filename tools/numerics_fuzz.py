@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from numerics_oracle import (accumulator_refused, evaluate, parse_config,  # noqa: E402
                              reference, resolve, weights_own)
 from oracle import models  # noqa: E402
+from oracle.cli import keep_case  # noqa: E402
 from oracle.head import dense_f32, run_head  # noqa: E402
 
 EXTREME = ["e2m1", "e8m23", "e2m23", "e8m1", "e3m12", "e4m11", "e5m10", "e4m12", "e5m11",
@@ -242,12 +243,7 @@ def main():
             if problems:
                 bad += 1
                 print(f"case {k} (seed {seed}: {what}):", *problems[:4], sep="\n  ")
-                if a.keep:
-                    keep = Path(a.keep) / f"case_{k}"
-                    keep.mkdir(parents=True, exist_ok=True)
-                    for f in Path(t).iterdir():
-                        if f.is_file():
-                            shutil.copy(f, keep / f.name)
+                keep_case(a.keep, k, t)
     print(f"{a.cases - bad} of {a.cases} cases agree ({STATS['infer']} infer runs bit for bit, "
           f"{STATS['heads']} head outputs, {STATS['refused']} refusals as predicted; "
           f"{STATS['traces']} traces, {STATS['rows']} errors.csv rows"

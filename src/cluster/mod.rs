@@ -389,8 +389,7 @@ impl Jobs {
             .into_iter()
             .chain(self.shard_arrays.iter().map(|id| ("shard_arrays", id)));
         for (key, id) in ids {
-            let digits = !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit());
-            if !digits {
+            if !is_job_id(id) {
                 return Err(format!(
                     "{key}: {id:?} is not a SLURM job id (digits, as sbatch --parsable prints)"
                 ));
@@ -405,6 +404,12 @@ impl Jobs {
         crate::report::write_atomic(&path, |w| w.write_all(text.as_bytes()))
             .map_err(|e| file_error(&path, e))
     }
+}
+
+/// A SLURM job id as `sbatch --parsable` prints it and `jobs.toml` records it: 1 to 20
+/// digits (a u64).
+fn is_job_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn need(tool: &'static str) -> Result<(), ClusterError> {
@@ -450,7 +455,7 @@ fn sbatch(dir: &Path, args: &[String], script: &str) -> Result<String, ClusterEr
     // `--parsable` prints `id` or `id;cluster`: anything else is not an id to depend on or
     // to record in jobs.toml.
     let id = out.split(';').next().unwrap_or("").trim().to_string();
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_job_id(&id) {
         return Err(ClusterError::Scheduler {
             command: format!("sbatch {script}"),
             message: format!(

@@ -21,18 +21,12 @@ const PER_ALLOCATION: u128 = 32;
 fn lane_bytes(model: &Model, steps: usize) -> u128 {
     // h and c of a layer are one vector each: one of a megabyte or more is a mapping of its
     // own, whole megabytes (`bigalloc`).
-    let vector = |bytes: u128| match bytes >= crate::bigalloc::BIG as u128 {
-        true => bytes.div_ceil(1 << 20) << 20,
-        false => bytes,
-    };
     let states: u128 = (model.layers.iter())
-        .map(|l| 2 * vector(4 * (steps * l.direction.count() * l.hidden_size) as u128))
+        .map(|l| {
+            let bytes = 4 * (steps * l.direction.count() * l.hidden_size) as u128;
+            2 * crate::bigalloc::footprint(bytes)
+        })
         .sum();
-    let per_step: u128 = model
-        .layers
-        .iter()
-        .map(|l| l.direction.count() as u128 * 9)
-        .sum::<u128>();
     let head = (model.head.as_ref()).map_or(0, |h| 4 * (h.output_size() * h.rows(steps)) as u128);
     // The lane's vectors: of layers (h, c), of levels and of metrics, each grown by pushes
     // (capacity at most twice the layers); per layer h, c and a vector of directions for the
@@ -49,7 +43,8 @@ fn lane_bytes(model: &Model, steps: usize) -> u128 {
         + 2 * layers.max(2) * (2 * vec + 2 * vec)
         + 2 * layers * 4 * vec;
     let allocations = 4 + 4 * layers + 2 * dirs;
-    states + per_step * steps as u128 + head + headers + allocations * PER_ALLOCATION
+    // Per layer direction and step: the level (1 byte) and the metric (8).
+    states + 9 * dirs * steps as u128 + head + headers + allocations * PER_ALLOCATION
 }
 
 /// Bytes one lane takes in a chunk's working buffers while a layer runs on the CPU
@@ -102,12 +97,10 @@ const CPU_ADAPTER: u128 = 192 << 20;
 const PROGRAM: u128 = 32 << 20;
 
 /// Bytes of the model's weights as floats ([`Model::lstm_weights`]) and its plans at every
-/// level ([`eval::plan_bytes`]: codes, packs and activation tables).
-fn weights_bytes(model: &Model, levels: usize) -> u128 {
-    let floats = model
-        .lstm_weights()
-        .map_or(u128::MAX, |w| w.saturating_mul(4));
-    floats.saturating_add(eval::plan_bytes(model, levels).unwrap_or(u128::MAX))
+/// level ([`eval::plan_bytes`]: codes, packs and activation tables); `None` past u128.
+fn weights_bytes(model: &Model, levels: usize) -> Option<u128> {
+    let floats = model.lstm_weights()?.checked_mul(4)?;
+    floats.checked_add(eval::plan_bytes(model, levels)?)
 }
 
 /// The memory a simulation of `lanes` lanes (policies x sequences) of `steps` steps at
@@ -115,7 +108,7 @@ fn weights_bytes(model: &Model, levels: usize) -> u128 {
 /// chunk of lanes' working buffers, with the program and the model's weights at every level;
 /// on a CPU adapter (lavapipe) the device's buffers too, which are the host's memory there.
 /// `None` when it overflows.
-pub fn sim_bytes(
+fn sim_bytes(
     model: &Model,
     steps: usize,
     levels: usize,
@@ -143,5 +136,23 @@ pub fn sim_bytes(
         }
     };
     kept.checked_add(workspace)?
-        .checked_add(PROGRAM + weights_bytes(model, levels))
+        .checked_add(PROGRAM)?
+        .checked_add(weights_bytes(model, levels)?)
+}
+
+/// What `dynamic::run` holds at its peak: the simulation ([`sim_bytes`]) of `policies` x
+/// `sequences` lanes and the float64 reference they are judged against
+/// ([`eval::run_bytes`]). The sweep's check of a policy option counts it the same way, so
+/// that the run's own check never refuses what the sweep let pass. `None` when it overflows.
+pub fn policy_run_bytes(
+    model: &Model,
+    sequences: usize,
+    steps: usize,
+    levels: usize,
+    policies: u128,
+    engine: &Engine,
+) -> Option<u128> {
+    let lanes = policies.saturating_mul(sequences as u128);
+    let sim = sim_bytes(model, steps, levels, lanes, engine)?;
+    sim.checked_add(eval::run_bytes(model, sequences, steps)?)
 }

@@ -14,7 +14,7 @@ mod values;
 
 pub use lanes::{CpuPolicies, PolicyLayer};
 pub use levels::{resolution_warnings, step_up, LevelPlans, LevelState};
-pub use memory::sim_bytes;
+pub use memory::policy_run_bytes;
 
 pub use report::{
     levels_text, policy_rows, read_labels, task_accuracy, task_bits, thresholds_text, trace_file,
@@ -314,17 +314,7 @@ impl Range {
         if self.log {
             return crate::grid::log_points(a, b, n);
         }
-        (0..n)
-            .map(|k| {
-                let f = match n {
-                    1 => 0.0,
-                    n => k as f64 / (n - 1) as f64,
-                };
-                let v = a + (b - a) * f;
-                // 12 significant digits: 0.45, not 0.44999999999999996, in the CSV.
-                format!("{v:.11e}").parse().unwrap_or(v)
-            })
-            .collect()
+        crate::grid::linear_points(a, b, n)
     }
 }
 
@@ -447,10 +437,14 @@ pub fn run(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Simulation, Reference), PolicyError> {
     // The float64 reference the lanes are judged against lives beside them.
-    let lanes = (policies.len() as u128).saturating_mul(seqs.count as u128);
-    let need = sim_bytes(model, seqs.steps, spec.levels.len(), lanes, engine)
-        .zip(eval::run_bytes(model, seqs.count, seqs.steps))
-        .and_then(|(sim, reference)| sim.checked_add(reference));
+    let need = policy_run_bytes(
+        model,
+        seqs.count,
+        seqs.steps,
+        spec.levels.len(),
+        policies.len() as u128,
+        engine,
+    );
     crate::limits::check_memory(
         &format!(
             "--thresholds: {} policies x {} sequences",

@@ -202,6 +202,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// f32 bit patterns to round: every `step`-th, and at every exponent of either sign the
+    /// 64 smallest and largest significands and those around the middle (rounding ties).
+    fn patterns(step: usize) -> impl Iterator<Item = u32> {
+        let edges = (0..=255u32).flat_map(|e| {
+            (0..64u32).flat_map(move |d| {
+                [0, 1u32 << 31].into_iter().flat_map(move |sign| {
+                    let at = sign | (e << 23);
+                    [at | d, at | (0x7f_ffff - d), at | (0x40_0000 ^ d)]
+                })
+            })
+        });
+        (0..=u32::MAX).step_by(step).chain(edges)
+    }
+
     /// The rounding read literally (the previous implementation, in i128 and f64): the oracle
     /// of the fast `round`.
     fn round_reference(f: FloatFormat, x: f32) -> f32 {
@@ -274,18 +288,7 @@ mod tests {
                     "{f} {x:e} ({b:#x}): {a:e} vs {r:e}"
                 );
             };
-            for b in (0..=u32::MAX).step_by(251) {
-                check(b);
-            }
-            for e in 0..=255u32 {
-                for d in 0..64u32 {
-                    for sign in [0, 1u32 << 31] {
-                        check(sign | (e << 23) | d);
-                        check(sign | (e << 23) | (0x7f_ffff - d));
-                        check(sign | (e << 23) | (0x40_0000 ^ d));
-                    }
-                }
-            }
+            patterns(251).for_each(check);
         }
     }
 
@@ -304,17 +307,7 @@ mod tests {
                 assert_eq!(a.to_bits(), z.to_bits(), "{x:e} ({b:#x})");
             }
         };
-        for b in (0..=u32::MAX).step_by(97) {
-            check(b);
-        }
-        for e in 0..=255u32 {
-            for d in 0..64u32 {
-                for sign in [0, 1u32 << 31] {
-                    check(sign | (e << 23) | d);
-                    check(sign | (e << 23) | (0x7f_ffff - d));
-                }
-            }
-        }
+        patterns(97).for_each(check);
         for x in [f32::INFINITY, f32::NEG_INFINITY] {
             assert_eq!(
                 (f.round(x), crate::format::detmath::ftz(x)),

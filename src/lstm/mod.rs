@@ -175,7 +175,7 @@ impl Model {
 
     /// The weights of the LSTM layers, W and R of every layer direction: 4H·(I + H) each, I
     /// the width of what the layer reads (the plans of each config hold them, and a policy
-    /// simulation the model's own; `eval::plan_bytes`, `dynamic::sim_bytes`). `None` past u128.
+    /// simulation the model's own; `eval::plan_bytes`, `dynamic::policy_run_bytes`). `None` past u128.
     pub fn lstm_weights(&self) -> Option<u128> {
         let mut input = self.input_size() as u128;
         let mut sum = 0u128;
@@ -198,15 +198,11 @@ impl Model {
         self.head.as_ref().map_or(steps, |h| h.rows(steps))
     }
 
-    /// Multiply-accumulates of the LSTM layers for one time step of one sequence.
+    /// Multiply-accumulates of the LSTM layers for one time step of one sequence: one per
+    /// weight ([`Model::lstm_weights`]; `u64::MAX` past it).
     pub fn macs_per_step(&self) -> u64 {
-        self.layers
-            .iter()
-            .map(|l| {
-                let h = l.hidden_size as u64;
-                (4 * h * (l.input_size as u64 + h)) * l.direction.count() as u64
-            })
-            .sum()
+        self.lstm_weights()
+            .map_or(u64::MAX, |w| u64::try_from(w).unwrap_or(u64::MAX))
     }
 
     /// Checks every shape against the sizes it must agree with, and that all weights are

@@ -163,9 +163,7 @@ impl CellCheck {
             Some((text, OneOf::new(thresholds)))
         };
         // DPRed variants after them, as `options::options` adds them.
-        let sizes: Vec<usize> = (p.dpred_group_sizes.iter().copied())
-            .filter(|&g| g > 0)
-            .collect();
+        let (plain, sizes) = p.dpred_sizes();
         let mut options: Vec<[Vec<u8>; 3]> = Vec::new();
         let option = |(p, t, _): &(String, String, bool), g: usize| {
             [
@@ -174,7 +172,7 @@ impl CellCheck {
                 g.to_string().into_bytes(),
             ]
         };
-        if p.dpred_group_sizes.contains(&0) || sizes.is_empty() {
+        if plain {
             options.extend(base_options.iter().map(|o| option(o, 0)));
         }
         for o in base_options.iter().filter(|o| o.2) {
@@ -229,19 +227,8 @@ impl CellCheck {
     /// numerics' versions, not the crate's).
     pub(super) fn versions<'a>(&mut self, cells: impl Iterator<Item = &'a [u8]>) {
         let mut counts: std::collections::HashMap<&[u8], usize> = Default::default();
-        let mut run: Option<(&[u8], usize)> = None;
         for c in cells {
-            match &mut run {
-                Some((v, n)) if *v == c => *n += 1,
-                _ => {
-                    if let Some((v, n)) = run.replace((c, 1)) {
-                        *counts.entry(v).or_default() += n;
-                    }
-                }
-            }
-        }
-        if let Some((v, n)) = run {
-            *counts.entry(v).or_default() += n;
+            *counts.entry(c).or_default() += 1;
         }
         self.version = (counts.into_iter())
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
@@ -250,10 +237,11 @@ impl CellCheck {
 
     /// Refuses a header that is not this run's columns: the problem.
     pub(super) fn header(&self, header: &csv::ByteRecord) -> Result<(), String> {
-        let got: Vec<String> = header.iter().map(shown).collect();
-        if got == self.columns {
+        if header.iter().eq(self.columns.iter().map(String::as_bytes)) {
             return Ok(());
         }
+        // (Escaped and cut for the message only: a long or odd name is compared whole.)
+        let got: Vec<String> = header.iter().map(shown).collect();
         match got.iter().zip(&self.columns).position(|(a, b)| a != b) {
             Some(i) => Err(format!(
                 "column {} is `{}`, but this run's column {} is `{}`",

@@ -26,8 +26,8 @@ pub fn option_count(p: &super::spec::PrecisionSpec) -> Option<u128> {
     } else {
         crate::dynamic::count_policies(&p.thresholds, p.levels.len()).ok()?
     };
-    let sizes = p.dpred_group_sizes.iter().filter(|&&g| g > 0).count() as u128;
-    let variants = sizes + u128::from(sizes == 0 || p.dpred_group_sizes.contains(&0));
+    let (plain, sizes) = p.dpred_sizes();
+    let variants = sizes.len() as u128 + u128::from(plain);
     (p.fixed.len() as u128 + policies).checked_mul(variants)
 }
 

@@ -180,14 +180,10 @@ pub fn options(
         0 => 0,
         n => dynamic::count_policies(&p.thresholds, n).unwrap_or(0),
     };
-    let lanes = policies.saturating_mul(seqs.count as u128);
-    // The simulation, beside the float64 reference its lanes are judged against (as
-    // `dynamic::run` counts it, so that its own check never refuses what this one let pass).
-    let lanes = match lanes {
+    // The simulation with its reference, as `dynamic::run` counts it.
+    let lanes = match policies {
         0 => 0,
-        n => dynamic::sim_bytes(model, seqs.steps, p.levels.len(), n, engine)
-            .zip(crate::lstm::eval::run_bytes(model, seqs.count, seqs.steps))
-            .and_then(|(sim, reference)| sim.checked_add(reference))
+        n => dynamic::policy_run_bytes(model, seqs.count, seqs.steps, p.levels.len(), n, engine)
             .unwrap_or(u128::MAX),
     };
     super::memory::check(file, p, model, models, lanes)?;
@@ -337,14 +333,9 @@ fn compute(
     }
     // DPRed variants: every option again per group size, with ratios measured at its (highest)
     // precision.
-    let sizes: Vec<usize> = p
-        .dpred_group_sizes
-        .iter()
-        .copied()
-        .filter(|&g| g > 0)
-        .collect();
+    let (plain, sizes) = p.dpred_sizes();
     let mut out = Vec::new();
-    if p.dpred_group_sizes.contains(&0) || sizes.is_empty() {
+    if plain {
         out.extend(base.iter().cloned());
     }
     if !sizes.is_empty() {

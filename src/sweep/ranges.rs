@@ -97,8 +97,7 @@ pub fn expand(file: &str, key: &str, r: &RangeSpec) -> Result<Vec<String>, SpecE
                             if int {
                                 format!("{}", v as i64)
                             } else {
-                                let v: f64 = format!("{v:.11e}").parse().unwrap_or(v);
-                                show(&Value::Float(v))
+                                show(&Value::Float(crate::grid::round12(v)))
                             }
                         })
                         .collect()

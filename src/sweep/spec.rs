@@ -122,6 +122,20 @@ pub struct PrecisionSpec {
     pub device: String,
 }
 
+impl PrecisionSpec {
+    /// The DPRed variants every option gets: whether it runs ungrouped (0 listed, or no size
+    /// at all), and the group sizes above 0 in the listed order (docs/SWEEPS.md).
+    pub fn dpred_sizes(&self) -> (bool, Vec<usize>) {
+        let sizes: Vec<usize> = (self.dpred_group_sizes.iter().copied())
+            .filter(|&g| g > 0)
+            .collect();
+        (
+            self.dpred_group_sizes.contains(&0) || sizes.is_empty(),
+            sizes,
+        )
+    }
+}
+
 fn default_metric() -> String {
     "max_abs".into()
 }
@@ -308,8 +322,8 @@ pub fn check_size(file: &str, spec: &SweepSpec, values: &[Vec<String>]) -> Resul
         crate::dynamic::count_policies(&p.thresholds, p.levels.len())
             .map_err(|e| bad("precision.thresholds", e.to_string()))?
     };
-    let sizes = p.dpred_group_sizes.iter().filter(|&&g| g > 0).count() as u128;
-    let variants = sizes + u128::from(sizes == 0 || p.dpred_group_sizes.contains(&0));
+    let (plain, sizes) = p.dpred_sizes();
+    let variants = sizes.len() as u128 + u128::from(plain);
     let options = (p.fixed.len() as u128 + policies).checked_mul(variants);
     let lens: Vec<u128> = values.iter().map(|v| v.len() as u128).collect();
     let arch_points = crate::limits::product(&lens);

@@ -169,12 +169,8 @@ pub fn compute_for_sweep(
                 };
                 tl.label = format!(
                     "{} at {}",
-                    tl.level_names.join("|"),
-                    tl.thresholds
-                        .iter()
-                        .map(|v| v.to_string())
-                        .collect::<Vec<_>>()
-                        .join("|")
+                    dynamic::levels_text(&spec.levels),
+                    dynamic::thresholds_text(&tl.thresholds)
                 );
                 for r in rows.iter().filter(|r| forward(r.layer, r.direction)) {
                     tl.metric.push(r.delta_c_metric);

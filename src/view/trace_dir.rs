@@ -361,8 +361,8 @@ fn timeline(
     }
     tl.label = format!("policy {k}: {}", tl.level_names.join("|"));
     if !tl.thresholds.is_empty() {
-        let shown: Vec<String> = tl.thresholds.iter().map(|v| v.to_string()).collect();
-        tl.label.push_str(&format!(" at {}", shown.join("|")));
+        let shown = crate::dynamic::thresholds_text(&tl.thresholds);
+        tl.label.push_str(&format!(" at {shown}"));
     }
     Ok(tl)
 }

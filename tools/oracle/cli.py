@@ -14,6 +14,18 @@ from .cases import STATS, case
 from .draw import LEVEL_SETS
 
 
+def keep_case(keep, k, tmp):
+    """Copies the files of disagreeing case `k` (its model and input in `tmp`) to
+    `keep`/case_<k>/, when `--keep` names a folder."""
+    if not keep:
+        return
+    to = Path(keep) / f"case_{k}"
+    to.mkdir(parents=True, exist_ok=True)
+    for f in Path(tmp).iterdir():
+        if f.is_file():
+            shutil.copy(f, to / f.name)
+
+
 def main():
     ap = argparse.ArgumentParser(description=PACKAGE_DOC.split("\n")[0])
     ap.add_argument("--bin", default="target/release/lstm-dse")
@@ -34,12 +46,7 @@ def main():
             if problems:
                 bad += 1
                 print(f"case {k} ({what}):", *problems[:4], sep="\n  ")
-                if a.keep:
-                    keep = Path(a.keep) / f"case_{k}"
-                    keep.mkdir(parents=True, exist_ok=True)
-                    for f in Path(t).iterdir():
-                        if f.is_file():
-                            shutil.copy(f, keep / f.name)
+                keep_case(a.keep, k, t)
     print(f"{a.cases - bad} of {a.cases} cases agree ({STATS['policies']} policies, "
           f"{STATS['mixed']} of them running more than one level; {STATS['rows']} trace rows)")
     sys.exit(1 if bad else 0)
